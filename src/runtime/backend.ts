@@ -1,0 +1,260 @@
+import type { RawArray } from './dtype.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * The contract between the op front-end (`ops.ts`) and a device. The front-end validates arguments,
+ * computes output shapes, allocates outputs and then calls a kernel in destination-passing style:
+ * `kernel(out, ...inputs, descriptor)`. Kernels may assume valid, contiguous inputs (each tensor starts at
+ * `tensor.offset` elements into its storage) and must not allocate outputs themselves. Nothing here
+ * assumes host memory: a kernel may enqueue work and return; only `download` waits.
+ *
+ * Precision rules for every backend (DESIGN §4): accumulate in f32; softmax, norm statistics, SSD
+ * cumulative sums, SSM states and dt are f32; bf16/f16 are storage formats.
+ */
+export type DeviceName = 'cpu' | 'cuda' | 'webgpu';
+
+/** Backend-owned memory. Its fields are the backend's business. */
+export interface Storage {
+  readonly bytes: number;
+}
+
+export interface MemoryStats {
+  /** Bytes held by live tensors. */
+  current: number;
+  /** High-water mark of `current` since the last `resetPeak`. */
+  peak: number;
+  /** Bytes reserved from the device (caching allocators), ≥ current. */
+  reserved: number;
+}
+
+export type UnaryOp =
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'abs'
+  | 'sigmoid'
+  | 'tanh'
+  | 'relu'
+  | 'relu2' // relu(x)²  (Nemotron-H MLP)
+  | 'silu' // x·σ(x)
+  | 'gelu' // exact: x·Φ(x) with erf
+  | 'gelu_tanh' // tanh approximation
+  | 'quick_gelu' // x·σ(1.702x)  (Qwen2-VL vision MLP)
+  | 'softplus'; // log(1+eˣ), x when x > 20 (as torch and mamba_ssm)
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min';
+
+/** out[i] = op(a[ia], b[ib]) where ia/ib come from broadcast strides (0 on broadcast axes). */
+export interface BroadcastDesc {
+  outShape: readonly number[];
+  aStrides: readonly number[];
+  bStrides: readonly number[];
+}
+
+/**
+ * out[batch, m, n] = alpha · Σ_k A[batch, m, k]·B[batch?, k, n] (+ bias[n]).
+ * A is stored [batch, m, k] (or [batch, k, m] when transA); B is [batch, k, n] (or [batch, n, k] when
+ * transB); `bBatched` false means one B is shared by every batch (a weight).
+ */
+export interface MatmulDesc {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  bBatched: boolean;
+  alpha: number;
+}
+
+export interface NormDesc {
+  /** Rows are the leading dims flattened; each row has `dim` values. */
+  rows: number;
+  dim: number;
+  eps: number;
+  /** Statistics over groups of this many values within a row (grouped RMSNorm); = dim when not grouped. */
+  groupSize: number;
+  /** Gated RMSNorm: false → rms(x·silu(g))·w (mamba_ssm default); true → rms(x)·w·silu(g). */
+  normBeforeGate: boolean;
+}
+
+/** Rotate-half rotary embedding on x [batch, seq, heads, headDim] with cos/sin [batch or 1, seq, rotDim]. */
+export interface RotaryDesc {
+  batch: number;
+  seq: number;
+  heads: number;
+  headDim: number;
+  /** Leading dims of each head that rotate (= headDim for every model so far). */
+  rotaryDim: number;
+  /** cos/sin are shared by all batches. */
+  tableShared: boolean;
+}
+
+/**
+ * Scaled dot-product attention. q [batch, sq, hq, d], k/v [batch, skv, hkv, d] with hq % hkv == 0 (GQA:
+ * query head h reads kv head ⌊h·hkv/hq⌋), out [batch, sq, hq, dv].
+ * - causal: query i (absolute position queryOffset + i) sees keys j ≤ queryOffset + i.
+ * - kvLength: only the first kvLength keys are valid (pre-allocated KV caches).
+ * - segments: cumulative boundaries [0, …, sq] (batch 1, sq == skv); a query sees only keys of its segment
+ *   (Qwen2-VL vision attention per 2-frame group).
+ * - mask: additive f32 mask [batch or 1, sq, kvLength].
+ * - weights: when given, receives the softmax probabilities [batch, hq, sq, kvLength] in f32.
+ */
+export interface AttentionDesc {
+  batch: number;
+  sq: number;
+  skv: number;
+  kvLength: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  scale: number;
+  causal: boolean;
+  queryOffset: number;
+  segments: Int32Array | null;
+}
+
+/** Causal depthwise conv1d over x [batch, len, channels] with kernel width `width`. */
+export interface Conv1dDesc {
+  batch: number;
+  len: number;
+  channels: number;
+  width: number;
+  silu: boolean;
+}
+
+/**
+ * Mamba-2 SSD over x [batch, len, heads, headDim] with dt [batch, len, heads] (already softplus'ed, f32),
+ * A [heads] (negative, f32), B/C [batch, len, groups, dState], D [heads] optional skip:
+ *   s_t = exp(dt_t·A)·s_{t−1} + dt_t·x_t ⊗ B_t;   y_t = s_t·C_t + D·x_t.
+ * Head h uses group ⌊h / (heads/groups)⌋. State [batch, heads, headDim, dState] f32.
+ */
+export interface SsdDesc {
+  batch: number;
+  len: number;
+  heads: number;
+  headDim: number;
+  groups: number;
+  dState: number;
+  chunkSize: number;
+}
+
+export interface SampleDesc {
+  rows: number;
+  vocab: number;
+  /** ≤ 0 means greedy (argmax). */
+  temperature: number;
+  /** 0 disables. */
+  topK: number;
+  /** 1 disables. */
+  topP: number;
+  /** HF semantics on previously seen ids: logit/p when positive, logit·p when negative. 1 disables. */
+  repetitionPenalty: number;
+}
+
+export interface Backend {
+  readonly name: DeviceName;
+
+  // ---- memory -------------------------------------------------------------------------------
+  allocate(bytes: number): Storage;
+  release(storage: Storage): void;
+  /** Copies host elements (raw elements of `dst.dtype`, `dst.size` of them) into dst. */
+  upload(dst: Tensor, src: RawArray): void;
+  /** Reads dst's elements back to the host, waiting for pending work. */
+  download(src: Tensor): Promise<RawArray>;
+  memory(): MemoryStats;
+  resetPeak(): void;
+  /** Waits until all queued work is done. */
+  synchronize(): Promise<void>;
+
+  // ---- kernels (destination first) ------------------------------------------------------------
+  /** out = x (same element count), converting dtype. Also used for plain copies. */
+  cast(out: Tensor, x: Tensor): void;
+  fill(out: Tensor, value: number): void;
+  unary(out: Tensor, op: UnaryOp, x: Tensor): void;
+  binary(out: Tensor, op: BinaryOp, a: Tensor, b: Tensor, desc: BroadcastDesc): void;
+  /** out = x·scale + shift. */
+  affine(out: Tensor, x: Tensor, scale: number, shift: number): void;
+  matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, desc: MatmulDesc): void;
+  rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, gate: Tensor | null, desc: NormDesc): void;
+  layerNorm(out: Tensor, x: Tensor, weight: Tensor | null, bias: Tensor | null, desc: NormDesc): void;
+  /** Softmax over the last axis (rows × dim), computed in f32. */
+  softmax(out: Tensor, x: Tensor, rows: number, dim: number): void;
+  rotary(out: Tensor, x: Tensor, cos: Tensor, sin: Tensor, desc: RotaryDesc): void;
+  attention(
+    out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | null,
+    weights: Tensor | null,
+    desc: AttentionDesc,
+  ): void;
+  /**
+   * y = conv(x) (+ bias) (then SiLU), weight [channels, width]. `state` [batch, width−1, channels] holds the
+   * inputs before x (zeros when null); `stateOut` receives the last width−1 inputs of [state; x].
+   */
+  conv1d(
+    y: Tensor,
+    stateOut: Tensor | null,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | null,
+    state: Tensor | null,
+    desc: Conv1dDesc,
+  ): void;
+  /** Chunked SSD scan. `state` is the initial state (zeros when null); `stateOut` receives the final state. */
+  ssdScan(
+    y: Tensor,
+    stateOut: Tensor | null,
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | null,
+    state: Tensor | null,
+    desc: SsdDesc,
+  ): void;
+  /** One-token recurrent update (len = 1): updates `state` in place and writes y [batch, heads, headDim]. */
+  ssmStep(
+    y: Tensor,
+    state: Tensor,
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | null,
+    desc: SsdDesc,
+  ): void;
+  /** out[i, :] = table[ids[i], :]. */
+  embedding(out: Tensor, table: Tensor, ids: Tensor): void;
+  /** Copies `x` into `out` viewed as [outer, outDim, inner] at positions [start, start+xDim) of the middle axis. */
+  writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void;
+  /** out = x[:, start:start+outDim, :] with x viewed as [outer, xDim, inner]. */
+  readSlice(out: Tensor, x: Tensor, outer: number, xDim: number, inner: number, start: number): void;
+  /** out = x permuted: out axis i is x axis perm[i]. */
+  permute(out: Tensor, x: Tensor, perm: readonly number[]): void;
+  /** Reverses x viewed as [outer, dim, inner] along the middle axis (bidirectional scans). */
+  flip(out: Tensor, x: Tensor, outer: number, dim: number, inner: number): void;
+  /** Reduces x viewed as [outer, dim, inner] over the middle axis. */
+  reduce(out: Tensor, op: 'sum' | 'mean' | 'max', x: Tensor, outer: number, dim: number, inner: number): void;
+  /** out (i32 [rows]) = index of the max over each row of x [rows, dim] (first on ties). */
+  argmax(out: Tensor, x: Tensor, rows: number, dim: number): void;
+  /**
+   * Samples one id per row of logits [rows, vocab] into out (i32 [rows]). `uniforms` holds one U[0,1) draw
+   * per row, supplied by the caller's seeded RNG so every backend samples identically. `previous` (i32) holds
+   * the ids seen so far per row for the repetition penalty ([rows, n], -1 = padding) or is null.
+   */
+  sample(
+    out: Tensor,
+    logits: Tensor,
+    uniforms: Float32Array,
+    previous: Tensor | null,
+    desc: SampleDesc,
+  ): void;
+}

@@ -1,0 +1,7 @@
+export * from './backend.js';
+export * from './device.js';
+export * from './dtype.js';
+export * as ops from './ops.js';
+export { disposeAll, isTensor, keep, tidy } from './scope.js';
+export * from './shape.js';
+export { Buffer, Tensor } from './tensor.js';
