@@ -200,8 +200,8 @@ test('Vamba config: the five extras, mixer defaults from mamba_ssm, Python Infin
   // json.dumps writes float('inf') as a bare Infinity; the file reader accepts it.
   const text = JSON.stringify({
     ...vamba,
-    vision_mamba_mixer_config: { enable: true, dt_limit: [0.0, 1e999] },
-  }).replace('null]', 'Infinity]');
+    vision_mamba_mixer_config: { enable: true, dt_limit: [0.0, 'PY_INF'] },
+  }).replace('"PY_INF"', 'Infinity');
   await writeFile(join(dir, 'config.json'), text);
   const fromFile = await readQwen2VLConfig(dir);
   assert.deepEqual(fromFile.vision_mamba_mixer_config.dt_limit, [0, Number.POSITIVE_INFINITY]);
