@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import traceback
 
 import torch
 from safetensors.torch import save_file
@@ -116,6 +117,35 @@ def not_zero_or_one(t):
     return torch.where(bad, t + 1e-3, t)
 
 
+def vision_shapes(c):
+    v = c["vision_config"]
+    E, ms, ps = v["embed_dim"], v["spatial_merge_size"], v["patch_size"]
+    hid = int(E * v["mlp_ratio"])
+    sh = {
+        "patch_embed.proj.weight": [E, v["in_channels"], v["temporal_patch_size"], ps, ps],
+        "merger.ln_q.weight": [E],
+        "merger.ln_q.bias": [E],
+        "merger.mlp.0.weight": [E * ms * ms, E * ms * ms],
+        "merger.mlp.0.bias": [E * ms * ms],
+        "merger.mlp.2.weight": [c["hidden_size"], E * ms * ms],
+        "merger.mlp.2.bias": [c["hidden_size"]],
+    }
+    for b in range(v["depth"]):
+        p = f"blocks.{b}."
+        for n in ("norm1", "norm2"):
+            sh[p + n + ".weight"] = [E]
+            sh[p + n + ".bias"] = [E]
+        sh[p + "attn.qkv.weight"] = [3 * E, E]
+        sh[p + "attn.qkv.bias"] = [3 * E]
+        sh[p + "attn.proj.weight"] = [E, E]
+        sh[p + "attn.proj.bias"] = [E]
+        sh[p + "mlp.fc1.weight"] = [hid, E]
+        sh[p + "mlp.fc1.bias"] = [hid]
+        sh[p + "mlp.fc2.weight"] = [E, hid]
+        sh[p + "mlp.fc2.bias"] = [E]
+    return sh
+
+
 def make_weights(c, visual_template, g):
     """Random weights under the official names. Vision names come from transformers' own module (checked
     against the official list), so the tower loads strictly."""
@@ -136,13 +166,21 @@ def make_weights(c, visual_template, g):
         f"{m}.{k}" for m in ("merger.ln_q", "merger.mlp.0", "merger.mlp.2") for k in ("weight", "bias")
     }
     for b in range(c["vision_config"]["depth"]):
-        for m in ("norm1", "norm2", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"):
-            official |= {f"blocks.{b}.{m}.weight", f"blocks.{b}.{m}.bias"}
-    names = set(visual_template.state_dict().keys())
-    if names != official:
-        print(f"WARNING: transformers' vision tower names differ from the official layout: "
-              f"extra {sorted(names - official)}, missing {sorted(official - names)}")
-    for name, t in visual_template.state_dict().items():
+        for mod in ("norm1", "norm2", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"):
+            official |= {f"blocks.{b}.{mod}.weight", f"blocks.{b}.{mod}.bias"}
+    shapes = vision_shapes(c)
+    if visual_template is not None:
+        names = set(visual_template.state_dict().keys())
+        if names != official:
+            print(
+                "WARNING: transformers' vision tower names differ from the official layout: "
+                f"extra {sorted(names - official)}, missing {sorted(official - names)}"
+            )
+        for name, t in visual_template.state_dict().items():
+            if tuple(t.shape) != tuple(shapes[name]):
+                print(f"WARNING: vision {name}: transformers {tuple(t.shape)}, expected {shapes[name]}")
+    for name in sorted(official):
+        t = torch.empty(shapes[name])
         if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name.endswith("ln_q.weight"):
             sd["visual." + name] = vec(t.shape[0], 1.0, 0.1)
         elif t.dim() == 1:
@@ -212,7 +250,11 @@ def build_model(name, s, out_dir, seed):
     c["_alphas"] = s["alphas"]
     c["max_position_embeddings"] = 4096
     g = torch.Generator().manual_seed(seed)
-    visual_template = ref.hq.Qwen2VisionTransformerPretrainedModel(ref.vision_config(c))
+    try:
+        visual_template = ref.hq.Qwen2VisionTransformerPretrainedModel(ref.vision_config(c))
+    except Exception as e:  # noqa: BLE001
+        print(f"WARNING: transformers' vision tower unavailable ({e!r})")
+        visual_template = None
     sd = make_weights(c, visual_template, g)
     model = ref.Vamba(c, sd)
     t, h, w = s["grid"]
@@ -241,7 +283,7 @@ def write_model(name, s, root):
     os.makedirs(out_dir, exist_ok=True)
     for seed in range(1, 40):
         c, sd, outs, model, margin = build_model(name, s, out_dir, seed)
-        if margin > 2e-3:
+        if margin > 5e-3:
             break
         print(f"{name}: seed {seed} has a near-tie in greedy decoding (margin {margin:.2e}); next seed")
     del c["_alphas"]
@@ -279,10 +321,7 @@ def write_mixers(root):
         m = dict(d_model=32, d_inner=64, d_state=8, d_conv=4, ngroups=ng, nheads=8, chunk_size=cs)
         params = {k: not_zero_or_one(v.float()) for k, v in mixer_weights(m, g).items()}
         u = torch.randn(1, L, 32, generator=g)
-        mixer, note = ref.hf_mamba2_mixer(m, params)
-        y = ref.run_mixer(mixer, u)
-        eq = ref.mamba2_mixer_equations(params, u[0], m)
-        err = ref.rel_err(y[0], eq)
+        y, note, err = ref.mixer_reference(m, params, u)
         meta = {"config": json.dumps(m), "note": note, "equations_rel_err": f"{err:.3e}"}
         save_file(
             {**{"mixer." + k: v.contiguous() for k, v in params.items()}, "input": u, "output": y.contiguous()},
@@ -299,12 +338,23 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(8)
-    import transformers
+    try:
+        import transformers
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}")
-    write_mixers(args.out)
-    for name, s in CONFIGS.items():
-        write_model(name, s, args.out)
+        print(f"torch {torch.__version__}, transformers {transformers.__version__}")
+    except ImportError:
+        print(f"torch {torch.__version__}, no transformers: equations only (not for committed fixtures)")
+    failed = False
+    for what, fn in [("mamba2", lambda: write_mixers(args.out))] + [
+        (name, lambda name=name, s=s: write_model(name, s, args.out)) for name, s in CONFIGS.items()
+    ]:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - report every fixture's failure, not just the first
+            failed = True
+            print(f"FAILED: {what}")
+            traceback.print_exc()
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,20 @@ from a wrong configuration: `Vamba.report` lists which path produced each piece 
 Runs on CPU in float32 (no CUDA kernels involved).
 """
 
+import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.models.mamba2 import modeling_mamba2 as hm
-from transformers.models.mamba2.configuration_mamba2 import Mamba2Config
-from transformers.models.qwen2_vl import configuration_qwen2_vl as cq
-from transformers.models.qwen2_vl import modeling_qwen2_vl as hq
+
+try:
+    from transformers.models.mamba2 import modeling_mamba2 as hm
+    from transformers.models.mamba2.configuration_mamba2 import Mamba2Config
+    from transformers.models.qwen2_vl import configuration_qwen2_vl as cq
+    from transformers.models.qwen2_vl import modeling_qwen2_vl as hq
+except ImportError:  # only to exercise the equation paths without transformers; fixtures need it
+    hm = Mamba2Config = cq = hq = None
 
 
 def rel_err(a, b):
@@ -159,9 +164,72 @@ def hf_mamba2_mixer(m, params):
 
 
 def run_mixer(mixer, u):
-    """u [1, L, d] float32 → [1, L, d] through transformers' torch path (no CUDA kernels)."""
+    """u [1, L, d] float32 → [1, L, d] through transformers' torch path (CPU tensors: no CUDA kernels)."""
     with torch.no_grad():
-        return mixer.torch_forward(u)
+        if hasattr(mixer, "torch_forward"):
+            return mixer.torch_forward(u)
+        out = mixer(u)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def mixer_reference(m, params, u):
+    """(output [1, L, d], note, rel err vs the recurrence): transformers' mixer when it runs, else the recurrence."""
+    eq = mamba2_mixer_equations(params, u[0], m)[None]
+    try:
+        mixer, note = hf_mamba2_mixer(m, params)
+        y = run_mixer(mixer, u)
+        err = rel_err(y, eq)
+        if err > 1e-3:
+            return eq.float(), f"{note}; transformers DISAGREES (rel err {err:.2e}): the recurrence is the reference", err
+        return y.float(), note, err
+    except Exception as e:  # noqa: BLE001
+        sig = ""
+        if hm is not None:
+            try:
+                sig = f"; Mamba2Mixer methods {[k for k in dir(hm.Mamba2Mixer) if 'forward' in k]}"
+                sig += f", forward{inspect.signature(hm.Mamba2Mixer.forward)}"
+            except Exception:  # noqa: BLE001
+                pass
+        return eq.float(), f"transformers Mamba2Mixer failed ({e!r}{sig}): the recurrence is the reference", 0.0
+
+
+def vision_equations(sd, c, pixel_values, grid_thw):
+    """The Qwen2-VL vision tower + merger (research/vamba.md §1.1) in float64."""
+    v = c["vision_config"]
+    E, nh, ms = v["embed_dim"], v["num_heads"], v["spatial_merge_size"]
+    hd = E // nh
+    g = lambda n: sd["visual." + n].double()  # noqa: E731
+    x = pixel_values.double() @ g("patch_embed.proj.weight").reshape(E, -1).T
+    t, h, w = [int(a) for a in grid_thw[0]]
+    hpos = torch.arange(h)[:, None].expand(h, w)
+    wpos = torch.arange(w)[None, :].expand(h, w)
+    order = lambda p: p.reshape(h // ms, ms, w // ms, ms).permute(0, 2, 1, 3).flatten()  # noqa: E731
+    pos = torch.stack([order(hpos), order(wpos)], -1).repeat(t, 1).double()  # [N, 2]
+    inv = 1.0 / (10000 ** (torch.arange(0, hd // 2, 2, dtype=torch.float64) / (hd // 2)))
+    freqs = (pos[:, :, None] * inv).reshape(pos.shape[0], -1)
+    emb = torch.cat([freqs, freqs], -1)
+    cos, sin = emb.cos()[:, None], emb.sin()[:, None]
+    N = x.shape[0]
+    seg = h * w
+    ln = lambda y, n: F.layer_norm(y, (E,), g(n + ".weight"), g(n + ".bias"), 1e-6)  # noqa: E731
+    for b in range(v["depth"]):
+        p = f"blocks.{b}."
+        y = ln(x, p + "norm1")
+        qkv = (y @ g(p + "attn.qkv.weight").T + g(p + "attn.qkv.bias")).reshape(N, 3, nh, hd)
+        q, k, vv = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        outs = []
+        for s0 in range(0, N, seg):
+            qs, ks, vs = (a[s0 : s0 + seg].transpose(0, 1) for a in (q, k, vv))
+            outs.append(attention_equations(qs, ks, vs, causal=False))
+        x = x + torch.cat(outs) @ g(p + "attn.proj.weight").T + g(p + "attn.proj.bias")
+        y = ln(x, p + "norm2") @ g(p + "mlp.fc1.weight").T + g(p + "mlp.fc1.bias")
+        y = y * torch.sigmoid(1.702 * y)
+        x = x + y @ g(p + "mlp.fc2.weight").T + g(p + "mlp.fc2.bias")
+    y = ln(x, "merger.ln_q").reshape(-1, E * ms * ms)
+    y = F.gelu(y @ g("merger.mlp.0.weight").T + g("merger.mlp.0.bias"))
+    return y @ g("merger.mlp.2.weight").T + g("merger.mlp.2.bias")
 
 
 # ---- the Vamba model ----------------------------------------------------------------------------------
@@ -241,13 +309,15 @@ def vision_outputs(out, n_tokens, hidden):
 
 
 class Vamba:
-    """Holds the weights (official names) and runs the reference forward."""
+    """Holds the weights (official names) and runs the reference forward. Each piece is computed by the
+    transformers module when it runs and checked against the equations (`worst`); when a transformers
+    module cannot be built or called, the equations stand in and `report` says so."""
 
     def __init__(self, config, state_dict):
-        self.c = config
+        self.c = c = config
         self.sd = {k: v.float() for k, v in state_dict.items()}
         self.report = {}
-        c = config
+        self.worst = {}
         self.H = c["hidden_size"]
         self.nh = c["num_attention_heads"]
         self.nkv = c["num_key_value_heads"]
@@ -260,129 +330,167 @@ class Vamba:
         self.use_pos = c["cross_attn_use_position_embeddings"]
         self.use_ln = c["cross_attn_use_layer_norm"]
         self.m = mixer_dims(c)
+        self.visual = self._build("vision tower", self._build_visual)
+        tc = self._build("text config", lambda: text_config(c))
+        self.rotary = self._build("rotary", lambda: hq.Qwen2VLRotaryEmbedding(config=tc))
+        self.layers = [
+            {k: self._build(f"{k}", lambda k=k, i=i: self._build_piece(k, i, tc)) for k in ("attn", "mlp", "ln_in", "ln_post", "vnorm", "mixer")}
+            for i in range(self.n_layers)
+        ]
 
-        self.visual = hq.Qwen2VisionTransformerPretrainedModel(vision_config(c))
-        self.visual.load_state_dict(sub(self.sd, "visual."), strict=True)
-        self.visual.eval()
+    def _build(self, what, fn):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001
+            self.report[what] = f"transformers module unavailable ({e!r}): equations used"
+            return None
 
-        tc = text_config(c)
-        self.rotary = hq.Qwen2VLRotaryEmbedding(config=tc)
-        mlp_cls = getattr(hq, "Qwen2MLP", None)
-        if mlp_cls is None:
-            from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP as mlp_cls
-        self.layers = []
-        for i in range(self.n_layers):
-            p = f"model.layers.{i}."
-            attn = hq.Qwen2VLAttention(tc, layer_idx=i)
-            loaded = attn.load_state_dict(sub(self.sd, p + "self_attn."), strict=False)
-            if loaded.missing_keys or loaded.unexpected_keys:
-                raise RuntimeError(f"Qwen2VLAttention weights do not fit: {loaded}")
-            mlp = mlp_cls(tc)
-            mlp.load_state_dict(sub(self.sd, p + "mlp."), strict=True)
-            ln_in = hq.Qwen2RMSNorm(self.H, eps=self.eps)
-            ln_in.load_state_dict(sub(self.sd, p + "input_layernorm."), strict=True)
-            ln_post = hq.Qwen2RMSNorm(self.H, eps=self.eps)
-            ln_post.load_state_dict(sub(self.sd, p + "post_attention_layernorm."), strict=True)
-            vnorm = hq.Qwen2RMSNorm(self.H, eps=1e-5)  # mamba_ssm RMSNorm: default eps 1e-5
-            vnorm.load_state_dict(sub(self.sd, p + "vision_mixer.norm."), strict=True)
-            mixer, note = hf_mamba2_mixer(self.m, sub(self.sd, p + "vision_mixer.mixer."))
-            self.report["mixer_norm"] = note
-            for mod in (attn, mlp, ln_in, ln_post, vnorm):
-                mod.eval()
-            self.layers.append(dict(attn=attn, mlp=mlp, ln_in=ln_in, ln_post=ln_post, vnorm=vnorm, mixer=mixer))
-        self.worst = {}
+    def _build_visual(self):
+        vis = hq.Qwen2VisionTransformerPretrainedModel(vision_config(self.c))
+        vis.load_state_dict(sub(self.sd, "visual."), strict=True)
+        return vis.eval()
 
-    def _note(self, what, err):
-        self.worst[what] = max(self.worst.get(what, 0.0), err)
+    def _build_piece(self, kind, i, tc):
+        p = f"model.layers.{i}."
 
-    # -- pieces, each computed by transformers and checked against the equations ----------------------
+        def loaded(mod, prefix):
+            r = mod.load_state_dict(sub(self.sd, p + prefix), strict=False)
+            if r.missing_keys or r.unexpected_keys:
+                raise RuntimeError(f"{type(mod).__name__} weights do not fit: {r}")
+            return mod.eval()
+
+        if kind == "attn":
+            return loaded(hq.Qwen2VLAttention(tc, layer_idx=i), "self_attn.")
+        if kind == "mlp":
+            mlp_cls = getattr(hq, "Qwen2MLP", None)
+            if mlp_cls is None:
+                from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP as mlp_cls
+            return loaded(mlp_cls(tc), "mlp.")
+        # transformers 5.17 no longer defines Qwen2RMSNorm in the Qwen2-VL module (the committed fixtures used
+        # the equations for the RMSNorms); take it from Qwen2, its origin.
+        rms_cls = getattr(hq, "Qwen2RMSNorm", None)
+        if rms_cls is None:
+            from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm as rms_cls
+        if kind == "ln_in":
+            return loaded(rms_cls(self.H, eps=self.eps), "input_layernorm.")
+        if kind == "ln_post":
+            return loaded(rms_cls(self.H, eps=self.eps), "post_attention_layernorm.")
+        if kind == "vnorm":  # mamba_ssm RMSNorm: the same math, default eps 1e-5
+            return loaded(rms_cls(self.H, eps=1e-5), "vision_mixer.norm.")
+        mixer, note = hf_mamba2_mixer(self.m, sub(self.sd, p + "vision_mixer.mixer."))
+        self.report["mixer_norm"] = note
+        return mixer
+
+    def _pick(self, what, eq, hf_fn):
+        """The transformers result (checked against eq) when it runs, else eq."""
+        if hf_fn is not None:
+            try:
+                with torch.no_grad():
+                    out = hf_fn()
+                out = out.reshape(eq.shape)
+                err = rel_err(out, eq)
+                self.worst[what] = max(self.worst.get(what, 0.0), err)
+                if err <= 1e-3:
+                    return out.float()
+                self.report[what] = f"transformers DISAGREES with the equations (rel err {err:.2e}): equations used"
+            except Exception as e:  # noqa: BLE001
+                self.report[what] = f"transformers call failed ({e!r}): equations used"
+        return eq.float()
+
+    def _hf(self, mod, fn):
+        return None if mod is None else fn
+
+    # -- pieces ------------------------------------------------------------------------------------------
 
     def tables(self, positions3):
-        """cos/sin [L, hd] (float32) for positions3 [3, L]: transformers' rotary + M-RoPE section pick."""
+        """(transformers' raw cos/sin or None, cos [L, hd], sin [L, hd]) for positions3 [3, L]."""
         cos_e, sin_e = rope_tables(positions3, self.hd, self.theta, self.sec)
-        try:
-            x = torch.zeros(1, positions3.shape[1], self.H)
-            cos, sin = self.rotary(x, positions3[:, None, :])
-            if cos.dim() == 4:  # [3, 1, L, D]: pick the sections as apply_multimodal_rotary_pos_emb does
-                parts_c = cos[:, 0].split(list(self.sec) * 2, dim=-1)
-                parts_s = sin[:, 0].split(list(self.sec) * 2, dim=-1)
-                cos = torch.cat([q[i % 3] for i, q in enumerate(parts_c)], -1)
-                sin = torch.cat([q[i % 3] for i, q in enumerate(parts_s)], -1)
-            else:
-                cos, sin = cos.reshape(-1, self.hd), sin.reshape(-1, self.hd)
-            self._note("rotary", max(rel_err(cos, cos_e), rel_err(sin, sin_e)))
-            hf = (self.rotary(x, positions3[:, None, :]), cos.float(), sin.float())
-        except Exception as e:  # noqa: BLE001
-            self.report["rotary"] = f"transformers rotary failed ({e!r}): equations used"
-            hf = (None, cos_e.float(), sin_e.float())
-        return hf
+        raw = None
+        if self.rotary is not None:
+            try:
+                x = torch.zeros(1, positions3.shape[1], self.H)
+                raw = self.rotary(x, positions3[:, None, :])
+            except Exception as e:  # noqa: BLE001
+                self.report["rotary"] = f"transformers rotary failed ({e!r}): equations used"
 
-    def self_attention(self, i, x, raw_tables, cos, sin):
+        def picked(t):
+            if t.dim() == 4:  # [3, 1, L, D]: pick the sections as apply_multimodal_rotary_pos_emb does
+                parts = t[:, 0].split(list(self.sec) * 2, dim=-1)
+                return torch.cat([q[i % 3] for i, q in enumerate(parts)], -1)
+            return t.reshape(-1, self.hd)
+
+        cos = self._pick("rotary", cos_e, None if raw is None else lambda: picked(raw[0]))
+        sin = self._pick("rotary", sin_e, None if raw is None else lambda: picked(raw[1]))
+        return raw, cos, sin
+
+    def rms(self, mod, x, weight_name, eps):
+        eq = rms_norm_equations(x, self.sd[weight_name], eps)
+        return self._pick("rms_norm", eq, self._hf(mod, lambda: mod(x)))
+
+    def proj(self, x, p):
+        w = self.sd[p + ".weight"].double()
+        b = self.sd.get(p + ".bias")
+        y = x.double() @ w.T
+        return y if b is None else y + b.double()
+
+    def self_attention(self, i, x, raw, cos, sin):
         """x [L, H] → [L, H]; causal, RoPE on text positions 0..L-1."""
-        s = self.sd
         p = f"model.layers.{i}.self_attn."
         L = x.shape[0]
-        q = (x.double() @ s[p + "q_proj.weight"].double().T + s[p + "q_proj.bias"].double()).view(L, self.nh, self.hd).transpose(0, 1)
-        k = (x.double() @ s[p + "k_proj.weight"].double().T + s[p + "k_proj.bias"].double()).view(L, self.nkv, self.hd).transpose(0, 1)
-        v = (x.double() @ s[p + "v_proj.weight"].double().T + s[p + "v_proj.bias"].double()).view(L, self.nkv, self.hd).transpose(0, 1)
+        q = self.proj(x, p + "q_proj").view(L, self.nh, self.hd).transpose(0, 1)
+        k = self.proj(x, p + "k_proj").view(L, self.nkv, self.hd).transpose(0, 1)
+        v = self.proj(x, p + "v_proj").view(L, self.nkv, self.hd).transpose(0, 1)
         q, k = apply_rope(q, cos.double(), sin.double()), apply_rope(k, cos.double(), sin.double())
-        eq = attention_equations(q, k, v, causal=True) @ s[p + "o_proj.weight"].double().T
-        try:
-            mask = torch.triu(torch.full((L, L), float("-inf")), 1)[None, None]
-            with torch.no_grad():
-                out = self.layers[i]["attn"](hidden_states=x[None], attention_mask=mask, position_embeddings=raw_tables)
-            out = (out[0] if isinstance(out, tuple) else out)[0]
-            self._note("self_attn", rel_err(out, eq))
-            return out.float()
-        except Exception as e:  # noqa: BLE001
-            self.report["self_attn"] = f"transformers Qwen2VLAttention failed ({e!r}): equations used"
-            return eq.float()
+        eq = self.proj(attention_equations(q, k, v, causal=True), p + "o_proj")
+        attn = self.layers[i]["attn"]
+        mask = torch.triu(torch.full((L, L), float("-inf")), 1)[None, None]
 
-    def cross_k_v(self, i, V, k_tables):
-        """The layer's cross-attention K/V from the video tokens V [N, H] (RoPE on K when configured)."""
-        s = self.sd
-        p = f"model.layers.{i}.cross_attn."
-        N = V.shape[0]
-        k = (V.double() @ s[p + "k_proj.weight"].double().T + s[p + "k_proj.bias"].double()).view(N, self.nkv, self.hd).transpose(0, 1)
-        v = (V.double() @ s[p + "v_proj.weight"].double().T + s[p + "v_proj.bias"].double()).view(N, self.nkv, self.hd).transpose(0, 1)
-        if k_tables is not None:
-            k = apply_rope(k, *k_tables)
-        return k, v
+        def hf():
+            out = attn(hidden_states=x[None], attention_mask=mask, position_embeddings=raw)
+            return (out[0] if isinstance(out, tuple) else out)[0]
+
+        return self._pick("self_attn", eq, None if attn is None or raw is None else hf)
 
     def cross_attention(self, i, x, V, q_tables, k_tables):
-        """Vamba's cross-attention: queries from the normalised text x [L, H], keys/values from V [N, H]."""
-        s = self.sd
+        """Vamba's cross-attention (equations): queries from the normalised text x [L, H], keys/values from
+        V [N, H], no mask, GQA, RoPE on q and k only when configured."""
         p = f"model.layers.{i}.cross_attn."
-        L = x.shape[0]
-        q = (x.double() @ s[p + "q_proj.weight"].double().T + s[p + "q_proj.bias"].double()).view(L, self.nh, self.hd).transpose(0, 1)
+        L, N = x.shape[0], V.shape[0]
+        q = self.proj(x, p + "q_proj").view(L, self.nh, self.hd).transpose(0, 1)
+        k = self.proj(V, p + "k_proj").view(N, self.nkv, self.hd).transpose(0, 1)
+        v = self.proj(V, p + "v_proj").view(N, self.nkv, self.hd).transpose(0, 1)
         if q_tables is not None:
             q = apply_rope(q, *q_tables)
-        k, v = self.cross_k_v(i, V, k_tables)
-        return (attention_equations(q, k, v, causal=False) @ s[p + "o_proj.weight"].double().T).float()
+            k = apply_rope(k, *k_tables)
+        return self.proj(attention_equations(q, k, v, causal=False), p + "o_proj").float()
+
+    def mlp(self, i, x):
+        p = f"model.layers.{i}.mlp."
+        eq = self.proj(F.silu(self.proj(x, p + "gate_proj")) * self.proj(x, p + "up_proj"), p + "down_proj")
+        mod = self.layers[i]["mlp"]
+        return self._pick("mlp", eq, self._hf(mod, lambda: mod(x)))
 
     def mamba_block(self, i, V):
-        """V + Mixer(RMSNorm_1e-5(V)), transformers' modules, checked against the recurrence."""
+        """V + Mixer(RMSNorm_1e-5(V)): transformers' modules, checked against the recurrence."""
         lay = self.layers[i]
-        with torch.no_grad():
-            normed = lay["vnorm"](V)
-        eq = mamba2_mixer_equations(sub(self.sd, f"model.layers.{i}.vision_mixer.mixer."), normed, self.m)
-        try:
-            out = run_mixer(lay["mixer"], normed[None])[0]
-            self._note("mamba2_mixer", rel_err(out, eq))
-        except Exception as e:  # noqa: BLE001
-            self.report["mamba2_mixer"] = f"transformers Mamba2Mixer failed ({e!r}): equations used"
-            out = eq.float()
-        self._note("vision_norm", rel_err(normed, rms_norm_equations(V, self.sd[f"model.layers.{i}.vision_mixer.norm.weight"], 1e-5)))
-        return V + out
+        p = f"model.layers.{i}.vision_mixer."
+        normed = self.rms(lay["vnorm"], V, p + "norm.weight", 1e-5)
+        eq = mamba2_mixer_equations(sub(self.sd, p + "mixer."), normed, self.m)
+        mixer = lay["mixer"]
+        return V + self._pick("mamba2_mixer", eq, self._hf(mixer, lambda: run_mixer(mixer, normed[None])[0]))
 
-    # -- the model -------------------------------------------------------------------------------------
+    # -- the model ---------------------------------------------------------------------------------------
 
     def encode_video(self, pixel_values, grid_thw):
-        with torch.no_grad():
-            out = self.visual(pixel_values.float(), grid_thw=grid_thw)
         t, h, w = [int(v) for v in grid_thw[0]]
         ms = self.c["vision_config"]["spatial_merge_size"]
-        return vision_outputs(out, t * (h // ms) * (w // ms), self.H).float()
+        eq = vision_equations(self.sd, self.c, pixel_values, grid_thw)
+        vis = self.visual
+        return self._pick(
+            "vision_tower",
+            eq,
+            self._hf(vis, lambda: vision_outputs(vis(pixel_values.float(), grid_thw=grid_thw), t * (h // ms) * (w // ms), self.H)),
+        )
 
     def video_positions(self, grid_thw):
         """(t, h/2, w/2) grid indices of each video token, from 0 (get_encoder_position_ids)."""
@@ -400,32 +508,27 @@ class Vamba:
         L = input_ids.shape[0]
         Hs = s["model.embed_tokens.weight"][input_ids].float()
         V = video_embeds.float()
-        pos = torch.arange(L).view(1, -1).expand(3, -1)
-        raw, cos, sin = self.tables(pos)
+        raw, cos, sin = self.tables(torch.arange(L).view(1, -1).expand(3, -1))
         q_tables = k_tables = None
         if self.use_pos:
             q_tables = (cos.double(), sin.double())
             _, kc, ks = self.tables(self.video_positions(grid_thw))
             k_tables = (kc.double(), ks.double())
         for i, lay in enumerate(self.layers):
-            with torch.no_grad():
-                x = lay["ln_in"](Hs)
-            self._note("rms_norm", rel_err(x, rms_norm_equations(Hs, s[f"model.layers.{i}.input_layernorm.weight"], self.eps)))
+            p = f"model.layers.{i}."
+            x = self.rms(lay["ln_in"], Hs, p + "input_layernorm.weight", self.eps)
             sa = self.self_attention(i, x, raw, cos, sin)
-            if self.use_ln:
-                with torch.no_grad():
-                    V = lay["ln_in"](V)  # the same module and weights as the text: replaces V
+            if self.use_ln:  # the same module and weights as the text; replaces V
+                V = self.rms(lay["ln_in"], V, p + "input_layernorm.weight", self.eps)
             ca = self.cross_attention(i, x, V, q_tables, k_tables)
             if self.use_alpha:
-                a = float(s[f"model.layers.{i}.alpha"].clamp(0, 1))
+                a = float(s[p + "alpha"].clamp(0, 1))
                 Hs = Hs + a * sa + (1 - a) * ca
             else:
                 Hs = Hs + sa + ca
             V = self.mamba_block(i, V)
-            with torch.no_grad():
-                Hs = Hs + lay["mlp"](lay["ln_post"](Hs))
-        with torch.no_grad():
-            Hs = rms_norm_equations(Hs, s["model.norm.weight"], self.eps).float()
+            Hs = Hs + self.mlp(i, self.rms(lay["ln_post"], Hs, p + "post_attention_layernorm.weight", self.eps))
+        Hs = rms_norm_equations(Hs, s["model.norm.weight"], self.eps).float()
         return Hs @ s["lm_head.weight"].T
 
     def greedy(self, input_ids, video_embeds, grid_thw, n):
