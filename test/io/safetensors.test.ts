@@ -174,6 +174,14 @@ test('writes every dtype and runtime tensors, streaming; the bytes follow the fo
     saveSafetensors(join(dir, 'bad.safetensors'), { x: { dtype: 'F32', shape: [3], data: F32 } }),
     /"x": 16 bytes of data for shape \[3\] of F32 \(needs 12\)/,
   );
+  const u8 = { dtype: 'U8', shape: [3], data: U8 } as const;
+  await assert.rejects(
+    saveSafetensors(join(dir, 'dup.safetensors'), [
+      ['a', u8],
+      ['a', u8],
+    ]),
+    /duplicate or reserved tensor name "a"/,
+  );
 });
 
 test('reads a tensor past the 4 GiB mark of a (sparse) 5 GB file without reading the rest', async () => {
