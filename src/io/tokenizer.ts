@@ -43,7 +43,7 @@ export class Tokenizer {
   private readonly hf: HFTokenizer;
   private readonly specialIds: ReadonlySet<number>;
   private compiled: Template | null = null;
-  #vocabSize: number | undefined;
+  #vocabSize?: number;
   readonly special: SpecialTokens;
 
   constructor(
@@ -88,7 +88,9 @@ export class Tokenizer {
 
   /** Number of tokens including added ones (the model's embedding may be padded larger). */
   get vocabSize(): number {
-    return (this.#vocabSize ??= this.hf.get_vocab(true).size);
+    const n = this.#vocabSize ?? this.hf.get_vocab(true).size;
+    this.#vocabSize = n;
+    return n;
   }
 
   get bosTokenId(): number | null {
