@@ -2,9 +2,8 @@
  * `generation_config.json`: the checkpoint's default decoding settings. Absent keys take the Hugging Face
  * `GenerationConfig` defaults; an absent file means all defaults (it is optional on the hub).
  */
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Fields, type JsonObject, readJsonFile } from './json-fields.js';
+import { Fields, fileExists, type JsonObject, readJsonFile } from './json-fields.js';
 
 export interface GenerationConfig {
   bos_token_id: number | null;
@@ -48,9 +47,5 @@ export function parseGenerationConfig(json: unknown, source = 'generation_config
 /** Reads `<dir>/generation_config.json`, or the defaults when the checkpoint has none. */
 export async function readGenerationConfig(dir: string): Promise<GenerationConfig> {
   const path = join(dir, 'generation_config.json');
-  const exists = await access(path).then(
-    () => true,
-    () => false,
-  );
-  return parseGenerationConfig(exists ? await readJsonFile(path) : {}, path);
+  return parseGenerationConfig((await fileExists(path)) ? await readJsonFile(path) : {}, path);
 }

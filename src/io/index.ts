@@ -8,13 +8,22 @@ export {
   toRuntime,
 } from './convert.js';
 export { type GenerationConfig, parseGenerationConfig, readGenerationConfig } from './generation-config.js';
-export { Fields, isObject, type JsonObject, parsePythonJson, readJsonFile } from './json-fields.js';
+export { hubCacheDir, type ResolveOptions, resolveModelDir } from './hub-cache.js';
+export {
+  Fields,
+  fileExists,
+  isObject,
+  type JsonObject,
+  parsePythonJson,
+  readJsonFile,
+} from './json-fields.js';
 export {
   type PreprocessorConfig,
   parsePreprocessorConfig,
   QWEN2VL_PREPROCESSOR,
   readPreprocessorConfig,
 } from './preprocessor-config.js';
+export { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER, type VambaPromptOptions, vambaPrompt } from './prompt.js';
 export {
   MAMBA2_DEFAULTS,
   parseQwen2VLConfig,
@@ -37,3 +46,11 @@ export {
   type TensorInfo,
 } from './safetensors-format.js';
 export { type SaveEntry, type SaveOptions, type SaveTensors, saveSafetensors } from './safetensors-write.js';
+export { type Decodes, StreamDecoder, type StreamDecoderOptions } from './stream-decoder.js';
+export {
+  type ChatMessage,
+  type ChatTemplateOptions,
+  type ContentPart,
+  type SpecialTokens,
+  Tokenizer,
+} from './tokenizer.js';

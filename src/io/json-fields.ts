@@ -3,7 +3,7 @@
  * default when the key is absent (or null, which HF writes for "unset"), and remembers the key so the
  * keys nobody read can be kept as extras. Errors name the file and the key.
  */
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { ModelError } from '../errors.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -150,3 +150,9 @@ export async function readJsonFile(path: string): Promise<unknown> {
     throw new ModelError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
+
+export const fileExists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
