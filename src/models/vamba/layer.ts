@@ -26,6 +26,7 @@ import type { ParamSpec, ParamStore } from '../../nn/params.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { textAttentionConfig } from '../qwen2vl/weights.js';
 import { VIDEO_NORM_EPS } from './config.js';
 import { CrossAttention, type CrossKV, type Rope } from './cross-attention.js';
 
@@ -77,14 +78,7 @@ export class VambaDecoderLayer implements Disposable {
 
   static async load(p: ParamStore, prefix: string, config: Qwen2VLConfig, mixer: Mamba2Config | null) {
     const t = config.text;
-    const attn = {
-      hiddenSize: t.hidden_size,
-      numHeads: t.num_attention_heads,
-      numKvHeads: t.num_key_value_heads,
-      headDim: t.head_dim,
-      qkvBias: true,
-      oBias: false,
-    };
+    const attn = textAttentionConfig(config);
     const m = `${prefix}.vision_mixer.mixer`;
     const block = mixer
       ? new Mamba2Block(
