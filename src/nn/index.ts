@@ -5,4 +5,4 @@ export { Linear } from './linear.js';
 export { GatedMLP, MLP } from './mlp.js';
 export { LayerNorm, RMSNorm } from './norm.js';
 export { countParams, diffParams, numelOf, type ParamSpec, ParamStore } from './params.js';
-export { mrope, type RotaryTable, ropeInvFreq, rope1d, rotaryTensors, visionRope2d } from './rotary.js';
+export { mrope, type RotaryTable, rope1d, ropeInvFreq, rotaryTensors, visionRope2d } from './rotary.js';

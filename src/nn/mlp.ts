@@ -36,7 +36,9 @@ export class GatedMLP implements Disposable {
   }
 
   forward(x: Tensor): Tensor {
-    return tidy(() => this.down_proj.forward(ops.mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x))));
+    return tidy(() =>
+      this.down_proj.forward(ops.mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x))),
+    );
   }
 
   [Symbol.dispose](): void {
@@ -71,7 +73,11 @@ export class MLP implements Disposable {
   }
 
   static load(p: ParamStore, prefix: string, act: string, names = ['fc1', 'fc2'], bias = true): MLP {
-    return new MLP(Linear.load(p, `${prefix}.${names[0]}`, bias), Linear.load(p, `${prefix}.${names[1]}`, bias), act);
+    return new MLP(
+      Linear.load(p, `${prefix}.${names[0]}`, bias),
+      Linear.load(p, `${prefix}.${names[1]}`, bias),
+      act,
+    );
   }
 
   forward(x: Tensor): Tensor {

@@ -49,7 +49,8 @@ export function diffParams(
     .filter(([n, s]) => found.has(n) && !sameShape(found.get(n)!, s))
     .map(([n, s]) => `${n} is [${found.get(n)!.join(', ')}], expected [${s.join(', ')}]`);
   if (!missing.length && !unexpected.length && !wrong.length) return null;
-  const list = (xs: string[]) => xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
+  const list = (xs: string[]) =>
+    xs.slice(0, 20).join(', ') + (xs.length > 20 ? `, … (${xs.length} in all)` : '');
   const parts: string[] = [];
   if (missing.length) parts.push(`${missing.length} missing: ${list(missing)}`);
   if (unexpected.length) parts.push(`${unexpected.length} unexpected: ${list(unexpected)}`);

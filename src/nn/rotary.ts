@@ -8,8 +8,9 @@
  *    half by the patch column, each with dim/4 frequencies of a (dim/2)-dim rotary.
  * Angles are formed in f32 as PyTorch does (inv_freq and positions f32, product f32), then cos/sin.
  */
-import * as ops from '../runtime/ops.js';
+
 import type { Backend } from '../runtime/backend.js';
+import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
 export interface RotaryTable {
@@ -29,7 +30,11 @@ export function ropeInvFreq(dim: number, theta: number): Float32Array {
 }
 
 /** Builds a table from the position that drives each (token, frequency) pair. */
-function table(seq: number, invFreq: Float32Array, positionOf: (p: number, j: number) => number): RotaryTable {
+function table(
+  seq: number,
+  invFreq: Float32Array,
+  positionOf: (p: number, j: number) => number,
+): RotaryTable {
   const half = invFreq.length;
   const dim = 2 * half;
   const cos = new Float32Array(seq * dim);

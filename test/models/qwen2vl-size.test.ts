@@ -25,7 +25,18 @@ const QWEN2VL_7B = {
   vision_token_id: 151654,
   image_token_id: 151655,
   video_token_id: 151656,
-  vision_config: { depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 3584, patch_size: 14, spatial_merge_size: 2, spatial_patch_size: 14, temporal_patch_size: 2 },
+  vision_config: {
+    depth: 32,
+    embed_dim: 1280,
+    mlp_ratio: 4,
+    num_heads: 16,
+    in_chans: 3,
+    hidden_size: 3584,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    spatial_patch_size: 14,
+    temporal_patch_size: 2,
+  },
 };
 
 test('parameter count: Qwen2-VL-7B has 8,291,375,616; the tiny fixtures match transformers', async () => {

@@ -46,7 +46,11 @@ for (const name of ['tiny-a', 'tiny-b']) {
 
         const { positions, ropeDelta } = model.ropeIndex(inputs);
         const refPos = ref.get(`${prompt}.position_ids`)!.data;
-        assert.deepEqual([...positions[0], ...positions[1], ...positions[2]], [...refPos], `${prompt} positions`);
+        assert.deepEqual(
+          [...positions[0], ...positions[1], ...positions[2]],
+          [...refPos],
+          `${prompt} positions`,
+        );
         assert.equal(ropeDelta, r.rope_deltas);
 
         for (const kind of ['video', 'image'] as const) {
@@ -65,7 +69,9 @@ for (const name of ['tiny-a', 'tiny-b']) {
         const ms = performance.now() - t0;
         const err = relErr(await logits.data(), ref.get(`${prompt}.logits`)!.data);
         logits.dispose();
-        t.diagnostic(`${prompt}: ${r.input_ids.length} tokens, forward ${ms.toFixed(1)} ms, logits max rel err ${err.toExponential(2)}`);
+        t.diagnostic(
+          `${prompt}: ${r.input_ids.length} tokens, forward ${ms.toFixed(1)} ms, logits max rel err ${err.toExponential(2)}`,
+        );
         assert.ok(err <= TOL, `${prompt} logits: relative error ${err}`);
 
         // Greedy decoding through the KV-cache session, with the checkpoint's stop tokens.

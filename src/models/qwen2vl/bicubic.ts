@@ -68,7 +68,7 @@ function taps(inSize: number, outSize: number, precision: BicubicPrecision): Tap
   return { start, size, weights, stride, bits };
 }
 
-const clamp8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+const clamp8 = (v: number) => Math.min(Math.max(v, 0), 255);
 
 /** Σ px·w over a window, rounded back from fixed point (the shift floors, as C's >> on the sum does). */
 function dot(src: Uint8Array, at: number, step: number, t: Taps, o: number): number {

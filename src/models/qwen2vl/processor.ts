@@ -8,8 +8,12 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../errors.js';
-import { type PreprocessorConfig, parsePreprocessorConfig, readPreprocessorConfig } from '../../io/preprocessor-config.js';
 import { readJsonFile } from '../../io/json-fields.js';
+import {
+  type PreprocessorConfig,
+  parsePreprocessorConfig,
+  readPreprocessorConfig,
+} from '../../io/preprocessor-config.js';
 import { roundHalfEven } from '../../media/sampling.js';
 import { type BicubicPrecision, resizeBicubic } from './bicubic.js';
 import type { GridTHW } from './vision.js';
@@ -48,7 +52,9 @@ export function smartResize(height: number, width: number, opts: SmartResizeOpti
     w = Math.ceil((width * beta) / factor) * factor;
   }
   if (h < factor || w < factor)
-    throw new InputError(`smart_resize: ${width}x${height} cannot fit a ${factor}-pixel grid within the pixel bounds`);
+    throw new InputError(
+      `smart_resize: ${width}x${height} cannot fit a ${factor}-pixel grid within the pixel bounds`,
+    );
   return [h, w];
 }
 
@@ -102,7 +108,8 @@ export class Qwen2VLProcessor {
     return concat(
       videos.map((frames) => {
         const t = this.video.temporal_patch_size;
-        if (frames.length % t && this.options.oddFrames === 'drop') frames = frames.slice(0, frames.length - (frames.length % t));
+        if (frames.length % t && this.options.oddFrames === 'drop')
+          frames = frames.slice(0, frames.length - (frames.length % t));
         if (!frames.length) throw new InputError('a video needs at least one frame');
         return this.preprocess(frames, this.video);
       }),
@@ -110,13 +117,20 @@ export class Qwen2VLProcessor {
   }
 
   /** One image or video → patch rows and grid. */
-  preprocess(frames: readonly RgbImage[], c: PreprocessorConfig): { pixelValues: Float32Array; grid: GridTHW } {
+  preprocess(
+    frames: readonly RgbImage[],
+    c: PreprocessorConfig,
+  ): { pixelValues: Float32Array; grid: GridTHW } {
     const { width, height } = frames[0];
     for (const fr of frames) {
       if (fr.width !== width || fr.height !== height)
-        throw new InputError(`frames differ in size (${fr.width}x${fr.height} vs ${width}x${height}); resize them to one size first`);
+        throw new InputError(
+          `frames differ in size (${fr.width}x${fr.height} vs ${width}x${height}); resize them to one size first`,
+        );
       if (fr.data.length !== fr.width * fr.height * 3)
-        throw new InputError(`a ${fr.width}x${fr.height} RGB frame needs ${fr.width * fr.height * 3} bytes, got ${fr.data.length}`);
+        throw new InputError(
+          `a ${fr.width}x${fr.height} RGB frame needs ${fr.width * fr.height * 3} bytes, got ${fr.data.length}`,
+        );
     }
     const factor = c.patch_size * c.merge_size;
     const [rh, rw] = c.do_resize
@@ -125,7 +139,12 @@ export class Qwen2VLProcessor {
     if (rh % factor || rw % factor)
       throw new InputError(`${rw}x${rh} frames are not multiples of ${factor} pixels; enable do_resize`);
     const planes = frames.map((fr) =>
-      normalize(rh !== height || rw !== width ? resizeBicubic(fr.data, width, height, rw, rh, this.options.resample) : fr.data, c),
+      normalize(
+        rh !== height || rw !== width
+          ? resizeBicubic(fr.data, width, height, rw, rh, this.options.resample)
+          : fr.data,
+        c,
+      ),
     );
     const tp = c.temporal_patch_size;
     while (planes.length % tp) planes.push(planes[planes.length - 1]);
@@ -141,7 +160,9 @@ export class Qwen2VLProcessor {
     const expand = (s: string, pad: string, list: readonly GridTHW[], merge: number, kind: string) => {
       const parts = s.split(pad);
       if (parts.length - 1 !== list.length)
-        throw new InputError(`the prompt has ${parts.length - 1} ${pad} but ${list.length} ${kind}(s) were given`);
+        throw new InputError(
+          `the prompt has ${parts.length - 1} ${pad} but ${list.length} ${kind}(s) were given`,
+        );
       return parts.reduce((acc, part, i) => acc + pad.repeat(tokenCount(list[i - 1], merge)) + part);
     };
     const withImages = expand(text, IMAGE_PAD, grids.image ?? [], this.image.merge_size, 'image');
@@ -166,7 +187,12 @@ function normalize(rgb: Uint8Array, c: PreprocessorConfig): Float32Array {
 }
 
 /** CHW planes (time-padded) → rows [C][T][ph][pw] in token order [t][h/m][w/m][m][m]. */
-function patchify(planes: Float32Array[], [gt, gh, gw]: GridTHW, width: number, c: PreprocessorConfig): Float32Array {
+function patchify(
+  planes: Float32Array[],
+  [gt, gh, gw]: GridTHW,
+  width: number,
+  c: PreprocessorConfig,
+): Float32Array {
   const { patch_size: p, temporal_patch_size: tp, merge_size: m } = c;
   const plane = planes[0].length / 3;
   const rowLen = 3 * tp * p * p;
