@@ -65,7 +65,8 @@ export async function* generate<Input>(
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1)
     throw new InputError(`maxNewTokens must be a positive integer (got ${maxNewTokens})`);
   const temperature = opts.doSample ? (opts.temperature ?? 1) : 0;
-  if (opts.doSample && !(temperature > 0)) throw new InputError(`temperature must be > 0 when sampling (got ${temperature})`);
+  if (opts.doSample && !(temperature > 0))
+    throw new InputError(`temperature must be > 0 when sampling (got ${temperature})`);
   const topP = opts.topP ?? 1;
   if (!(topP > 0 && topP <= 1)) throw new InputError(`topP must be in (0, 1] (got ${topP})`);
   const penalty = opts.repetitionPenalty ?? 1;
@@ -75,7 +76,9 @@ export async function* generate<Input>(
   const seen = penalty !== 1 ? Array.from(opts.promptIds ?? [], Number) : [];
 
   const pick = async (logits: Tensor): Promise<number> => {
-    const previous = seen.length ? ops.tensor(logits.backend, Int32Array.from(seen), [1, seen.length], 'i32') : null;
+    const previous = seen.length
+      ? ops.tensor(logits.backend, Int32Array.from(seen), [1, seen.length], 'i32')
+      : null;
     const rows = logits.reshape([1, logits.size]);
     const f32 = rows.dtype === 'f32' ? rows : ops.cast(rows, 'f32');
     const out = ops.sample(f32, Float32Array.of(uniform()), {

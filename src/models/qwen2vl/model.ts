@@ -3,7 +3,8 @@
  * replaced by the merged vision tokens (in order), positions come from M-RoPE (`getRopeIndex`), and decoding
  * continues at position n + ropeDelta.
  */
-import { ModelError, InputError } from '../../errors.js';
+import { InputError, ModelError } from '../../errors.js';
+import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../../io/qwen2vl-config.js';
@@ -16,7 +17,6 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { CausalLM } from '../../generate/types.js';
 import { getRopeIndex } from './rope-index.js';
 import { Qwen2Decoder } from './text.js';
 import { type GridTHW, Qwen2VisionTransformer } from './vision.js';
@@ -91,7 +91,8 @@ export class Qwen2VL implements Disposable {
     const ids = Int32Array.from(inputs.inputIds);
     const vocab = this.config.text.vocab_size;
     for (const id of ids)
-      if (id < 0 || id >= vocab) throw new InputError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
+      if (id < 0 || id >= vocab)
+        throw new InputError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
     return tidy(() => {
       const x = this.model.embed(ops.tensor(this.backend, ids, [ids.length], 'i32'));
       const kinds = [
@@ -101,7 +102,8 @@ export class Qwen2VL implements Disposable {
       for (const [kind, token, pixels, grids] of kinds) {
         const pads = ids.reduce((n, id) => n + (id === token ? 1 : 0), 0);
         if (!grids?.length || !pixels) {
-          if (pads) throw new InputError(`the prompt has ${pads} ${kind} pad tokens but no ${kind} was given`);
+          if (pads)
+            throw new InputError(`the prompt has ${pads} ${kind} pad tokens but no ${kind} was given`);
           continue;
         }
         const feats = this.encodeVision(pixels, grids);
@@ -132,7 +134,10 @@ export class Qwen2VL implements Disposable {
     if (pixels.length % rowLen)
       throw new InputError(`pixel values: ${pixels.length} values are not rows of ${rowLen}`);
     return tidy(() =>
-      this.visual.forward(ops.tensor(this.backend, pixels, [pixels.length / rowLen, rowLen], this.dtype), grids),
+      this.visual.forward(
+        ops.tensor(this.backend, pixels, [pixels.length / rowLen, rowLen], this.dtype),
+        grids,
+      ),
     );
   }
 
@@ -193,7 +198,8 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
 
   /** Runs the prompt; returns the logits [1, vocab] of its last position. */
   prefill(inputs: Qwen2VLInputs): Tensor {
-    if (this.cache.length) throw new InputError('prefill: this session already holds a prompt; start a new session');
+    if (this.cache.length)
+      throw new InputError('prefill: this session already holds a prompt; start a new session');
     const n = inputs.inputIds.length;
     if (!n) throw new InputError('prefill: the prompt is empty');
     this.cache.reserve(n);

@@ -27,7 +27,11 @@ export function getRopeIndex(
   mergeSize: number,
 ): RopeIndex {
   const n = inputIds.length;
-  const rows: [Int32Array, Int32Array, Int32Array] = [new Int32Array(n), new Int32Array(n), new Int32Array(n)];
+  const rows: [Int32Array, Int32Array, Int32Array] = [
+    new Int32Array(n),
+    new Int32Array(n),
+    new Int32Array(n),
+  ];
   let next = 0; // one past the largest position so far
   let image = 0;
   let video = 0;

@@ -26,7 +26,10 @@ class Qwen2DecoderLayer implements Disposable {
 
   forward(x: Tensor, rope: Rope, cache: { cache: KVCache; layer: number } | null): Tensor {
     return tidy(() => {
-      const h = ops.add(x, this.self_attn.forward(this.input_layernorm.forward(x), { rope, cache, causal: true }));
+      const h = ops.add(
+        x,
+        this.self_attn.forward(this.input_layernorm.forward(x), { rope, cache, causal: true }),
+      );
       return ops.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
     });
   }

@@ -3,6 +3,7 @@
  * C·T·P·P pixel values, pre-norm blocks (LayerNorm 1e-6, fused qkv, quick-GELU MLP) with 2-D rotary
  * embedding, attention confined to each temporal group of patches, and the 2×2 patch merger.
  */
+import { InputError } from '../../errors.js';
 import type { Qwen2VLVisionConfig } from '../../io/qwen2vl-config.js';
 import { Linear } from '../../nn/linear.js';
 import { MLP } from '../../nn/mlp.js';
@@ -160,7 +161,7 @@ export class Qwen2VisionTransformer implements Disposable {
     const c = this.config;
     const { rows, cols, segments } = visionLayout(grids, c.spatial_merge_size);
     if (pixels.rank !== 2 || pixels.shape[0] !== rows.length || pixels.shape[1] !== this.patchDim)
-      throw new RangeError(
+      throw new InputError(
         `vision: pixel values [${pixels.shape.join(', ')}] do not match the grids (${rows.length} patches of ${this.patchDim} values)`,
       );
     const headDim = c.embed_dim / c.num_heads;

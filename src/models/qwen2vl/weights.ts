@@ -104,7 +104,9 @@ export async function loadQwen2VLParams(
     const canon = canonicalName(name);
     if (canon === 'lm_head.weight' && config.text.tie_word_embeddings) continue;
     if (original.has(canon))
-      throw new ModelError(`${where}: tensor "${canon}" is stored twice (as "${original.get(canon)}" and "${name}")`);
+      throw new ModelError(
+        `${where}: tensor "${canon}" is stored twice (as "${original.get(canon)}" and "${name}")`,
+      );
     original.set(canon, name);
     found.set(canon, source.info(name).shape);
   }
