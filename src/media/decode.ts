@@ -35,7 +35,10 @@ export interface SkippedFrame {
 }
 
 export interface DecodePlanOptions {
-  /** Start a new ffmpeg run (seek) when at least this many frames can be skipped (default 16). */
+  /**
+   * Start a new ffmpeg run (seek) when that skips decoding at least this many frames (default 16; an
+   * ffmpeg start costs a few milliseconds, about what decoding that many 720p frames costs).
+   */
   seekGainFrames?: number;
   /** Most frames one run selects (the `select` expression grows with it; default 256). */
   maxFramesPerRun?: number;
@@ -81,20 +84,31 @@ export function nearestKeyframes(index: FrameIndex, frames: number[]): number[] 
   });
 }
 
-/** Splits the chosen frames (non-decreasing) into ffmpeg runs. */
-export function planRuns(index: FrameIndex, chosen: number[], options: DecodePlanOptions = {}): Run[] {
-  const { seekGainFrames = 16, maxFramesPerRun = 256 } = options;
+/**
+ * Splits the chosen frames (non-decreasing) into ffmpeg runs. With `keyframesOnly` the decoder skips
+ * everything but keyframes, so only the keyframes a run passes over count as work saved by a seek.
+ */
+export function planRuns(
+  index: FrameIndex,
+  chosen: number[],
+  options: DecodePlanOptions & { keyframesOnly?: boolean } = {},
+): Run[] {
+  const { seekGainFrames = 16, maxFramesPerRun = 256, keyframesOnly = false } = options;
   const unique = [...new Set(chosen)].sort((a, b) => a - b);
   if (unique.length === index.count) return [{ seekFrame: 0, frames: unique, everyFrame: true }];
   // Without timestamps frames are addressed by number from the start, so there is a single run.
   if (!index.hasTimestamps) return [{ seekFrame: 0, frames: unique, everyFrame: false }];
   const before = keyframeBefore(index);
+  // work[i]: frames the decoder must decode to pass over frames 0..i−1.
+  const work = new Float64Array(index.count + 1);
+  for (let i = 0; i < index.count; i++) work[i + 1] = work[i] + (keyframesOnly ? index.keyframe[i] : 1);
   const runs: Run[] = [];
   let current: Run | undefined;
   for (const f of unique) {
     const key = before[f];
     const last = current?.frames[current.frames.length - 1] ?? -1;
-    if (!current || current.frames.length >= maxFramesPerRun || key - last - 1 >= seekGainFrames) {
+    const saved = key > last ? work[key] - work[last + 1] : 0;
+    if (!current || current.frames.length >= maxFramesPerRun || saved >= seekGainFrames) {
       current = { seekFrame: key, frames: [], everyFrame: false };
       runs.push(current);
     }
