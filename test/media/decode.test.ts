@@ -12,7 +12,7 @@ const dir = scratch();
 const FPS = 10;
 const videos = {
   mp4: { file: join(dir, 'h264.mp4'), width: 64, height: 48, encode: [...H264, '-g', '12'] },
-  webm: { file: join(dir, 'vp9.webm'), width: 97, height: 61, encode: VP9 },
+  webm: { file: join(dir, 'vp9.webm'), width: 97, height: 61, encode: [...VP9, '-g', '12'] },
   avi: { file: join(dir, 'mjpeg.avi'), width: 75, height: 43, encode: MJPEG },
 };
 const FRAMES = 40;
@@ -101,6 +101,32 @@ for (const [name, v] of Object.entries(videos)) {
     assert.equal(liveProcessCount(), 0);
   });
 }
+
+test('seeking lands on the exact frames in every container', async () => {
+  const chosen = [1, 13, 14, 26, 39];
+  for (const v of Object.values(videos)) {
+    const video = await openVideo(v.file);
+    try {
+      const index = await video.index();
+      const stream = video.frames({ kind: 'indices', indices: chosen }, { seekGainFrames: 1 });
+      const { frames } = await collect(stream);
+      assert.deepEqual(
+        frames.map((f) => [f.index, readFrame(f, v.width, v.height).index]),
+        chosen.map((i) => [i, i]),
+        v.file,
+      );
+      // A seek wherever a keyframe lies past the frame after the previous chosen one (it saves decoding).
+      const seeks = planRuns(index, chosen, { seekGainFrames: 1 }).length - 1;
+      const keyframesBetween = chosen
+        .slice(1)
+        .filter((f, k) => index.keyframe.slice(chosen[k] + 2, f + 1).includes(1));
+      assert.equal(seeks, keyframesBetween.length, v.file);
+      assert.ok(seeks > 0, v.file);
+    } finally {
+      await video.close();
+    }
+  }
+});
 
 test('resize to an exact target size and with a function of the source size', async () => {
   const { frames } = await collect(
