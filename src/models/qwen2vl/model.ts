@@ -33,7 +33,7 @@ export interface Qwen2VLInputs {
   videoGridThw?: readonly GridTHW[] | null;
 }
 
-export interface LoadOptions {
+export interface Qwen2VLLoadOptions {
   /** A backend instance, or a device name (default 'cpu'). */
   backend?: Backend;
   device?: DeviceName;
@@ -52,7 +52,7 @@ export class Qwen2VL implements Disposable {
   ) {}
 
   /** Loads a Hugging Face checkpoint directory (config.json, safetensors single or sharded). */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<Qwen2VL> {
+  static async load(dir: string, opts: Qwen2VLLoadOptions = {}): Promise<Qwen2VL> {
     const backend = opts.backend ?? (await getBackend(opts.device ?? 'cpu'));
     const dtype = opts.dtype ?? (backend.name === 'cpu' ? 'f32' : 'bf16');
     const config = await readQwen2VLConfig(dir);
