@@ -1,5 +1,5 @@
 export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
-export { type LoadOptions, Qwen2VL, type Qwen2VLInputs, Qwen2VLSession } from './model.js';
+export { Qwen2VL, type Qwen2VLInputs, type Qwen2VLLoadOptions, Qwen2VLSession } from './model.js';
 export {
   IMAGE_PAD,
   type ProcessorOptions,

@@ -33,7 +33,7 @@ export interface Qwen2VLInputs {
   videoGridThw?: readonly GridTHW[] | null;
 }
 
-export interface LoadOptions {
+export interface Qwen2VLLoadOptions {
   /** A backend instance, or a device name (default 'cpu'). */
   backend?: Backend;
   device?: DeviceName;
@@ -52,7 +52,7 @@ export class Qwen2VL implements Disposable {
   ) {}
 
   /** Loads a Hugging Face checkpoint directory (config.json, safetensors single or sharded). */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<Qwen2VL> {
+  static async load(dir: string, opts: Qwen2VLLoadOptions = {}): Promise<Qwen2VL> {
     const backend = opts.backend ?? (await getBackend(opts.device ?? 'cpu'));
     const dtype = opts.dtype ?? (backend.name === 'cpu' ? 'f32' : 'bf16');
     const config = await readQwen2VLConfig(dir);
@@ -128,17 +128,45 @@ export class Qwen2VL implements Disposable {
     });
   }
 
-  /** Vision tokens [Σ t·h·w / merge², hidden] of processed pixels. */
-  encodeVision(pixels: Float32Array, grids: readonly GridTHW[]): Tensor {
+  /**
+   * Vision tokens [Σ t·h·w / merge², hidden] of processed pixels. Temporal groups never attend to each other,
+   * so the encoder runs over chunks of whole groups (at most `maxPatchesPerChunk` patches, unless one group
+   * is larger): the result is the same and memory stays bounded for long videos.
+   */
+  encodeVision(pixels: Float32Array, grids: readonly GridTHW[], maxPatchesPerChunk = 16384): Tensor {
     const rowLen = this.visual.patchDim;
-    if (pixels.length % rowLen)
-      throw new InputError(`pixel values: ${pixels.length} values are not rows of ${rowLen}`);
-    return tidy(() =>
-      this.visual.forward(
-        ops.tensor(this.backend, pixels, [pixels.length / rowLen, rowLen], this.dtype),
-        grids,
-      ),
-    );
+    const patches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
+    if (pixels.length !== patches * rowLen)
+      throw new InputError(
+        `pixel values: ${pixels.length} values, but the grids [${grids.map((g) => g.join('x')).join(', ')}] need ${patches} rows of ${rowLen}`,
+      );
+    const unit = this.config.vision.spatial_merge_size ** 2;
+    const out = ops.empty(this.backend, [patches / unit, this.config.vision.hidden_size], this.dtype);
+    let row = 0;
+    let chunk: GridTHW[] = [];
+    let chunkRows = 0;
+    const flush = () => {
+      if (!chunkRows) return;
+      tidy(() => {
+        const px = pixels.subarray(row * rowLen, (row + chunkRows) * rowLen);
+        const feats = this.visual.forward(
+          ops.tensor(this.backend, px, [chunkRows, rowLen], this.dtype),
+          chunk,
+        );
+        ops.writeSlice(out, feats, 0, row / unit);
+      });
+      row += chunkRows;
+      chunk = [];
+      chunkRows = 0;
+    };
+    for (const [t, h, w] of grids)
+      for (let g = 0; g < t; g++) {
+        if (chunkRows && chunkRows + h * w > maxPatchesPerChunk) flush();
+        chunk.push([1, h, w]);
+        chunkRows += h * w;
+      }
+    flush();
+    return out;
   }
 
   /** M-RoPE positions of a prompt. */

@@ -84,7 +84,9 @@ export class Qwen2Decoder implements Disposable {
     return tidy(() => {
       let h = x;
       this.layers.forEach((layer, i) => {
-        h = layer.forward(h, rope, cache ? { cache, layer: i } : null);
+        const next = layer.forward(h, rope, cache ? { cache, layer: i } : null);
+        if (h !== x) h.dispose(); // keep one layer's activations alive, not all of them
+        h = next;
       });
       cache?.commit(x.shape[0]);
       const n = h.shape[0];

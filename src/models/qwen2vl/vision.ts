@@ -168,7 +168,11 @@ export class Qwen2VisionTransformer implements Disposable {
     return tidy(() => {
       const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim));
       let x = this.patch_embed.forward(pixels);
-      for (const block of this.blocks) x = block.forward(x, rope, segments);
+      for (const block of this.blocks) {
+        const next = block.forward(x, rope, segments);
+        x.dispose();
+        x = next;
+      }
       return this.merger.forward(x);
     });
   }
