@@ -3,10 +3,8 @@ import './backends/cpu/index.js';
 export * from './errors.js';
 export * from './generate/index.js';
 export * from './io/index.js';
-<<<<<<< HEAD
 export * from './media/index.js';
-=======
 export * from './models/qwen2vl/index.js';
+export * from './models/vamba/index.js';
 export * as nn from './nn/index.js';
->>>>>>> main
 export * from './runtime/index.js';
