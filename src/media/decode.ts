@@ -154,7 +154,7 @@ export interface RunContext {
 
 export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
   const { info, index, size } = ctx;
-  const args = ['-hide_banner', '-nostdin', '-loglevel', 'info'];
+  const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info'];
   if (ctx.keyframesOnly) args.push('-skip_frame', 'nokey');
   if (run.work < SHORT_RUN_FRAMES) args.push('-threads', '1');
   if (run.seekFrame > 0) {
@@ -279,7 +279,7 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
         if (filled < frameBytes) continue;
         const pts = await stderr.nextPts();
         const which = matchFrame(index, run, pts, order++);
-        if (which !== undefined && pending.delete(which)) {
+        if (pending.delete(which)) {
           delivered++;
           yield { frame: which, data: frame };
         }
@@ -304,18 +304,9 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
   }
 }
 
-/** Which chosen frame of the run an output frame is, from its pts (or its order when there is none). */
-function matchFrame(
-  index: FrameIndex,
-  run: Run,
-  pts: number | null | undefined,
-  order: number,
-): number | undefined {
-  if (pts === null || pts === undefined || !index.hasTimestamps || run.frames.length === 1) {
-    if (run.everyFrame || !index.hasTimestamps || run.frames.length === 1) return run.frames[order];
-    return undefined;
-  }
-  // Binary search for the frame whose pts window holds this pts.
+/** Which frame an output frame is: the one nearest its pts, or by order when there are no timestamps. */
+function matchFrame(index: FrameIndex, run: Run, pts: number | null | undefined, order: number): number {
+  if (pts === null || pts === undefined || !index.hasTimestamps) return run.frames[order];
   let lo = 0;
   let hi = index.count - 1;
   while (lo < hi) {
@@ -323,10 +314,8 @@ function matchFrame(
     if (index.pts[mid] <= pts) lo = mid;
     else hi = mid - 1;
   }
-  const candidates = [lo, lo + 1].filter((i) => i < index.count);
-  let best = candidates[0];
-  for (const c of candidates) if (Math.abs(index.pts[c] - pts) < Math.abs(index.pts[best] - pts)) best = c;
-  return best;
+  const after = Math.min(lo + 1, index.count - 1);
+  return Math.abs(index.pts[after] - pts) < Math.abs(index.pts[lo] - pts) ? after : lo;
 }
 
 /** What the problems ffmpeg reported say, for messages about frames it did not deliver. */

@@ -280,7 +280,24 @@ test('images (PNG, JPEG, WebP) from a path, bytes and a data: URL', async () => 
   }
 });
 
-test('early break and abort leave no ffmpeg behind; memory stays bounded by batches', async () => {
+test('backpressure: ffmpeg waits while the consumer holds a batch', async () => {
+  // 640×480 RGB frames (0.9 MB) do not fit in a pipe buffer, so ffmpeg can only run ahead by about one.
+  let seen = 0;
+  for await (const batch of decodeFrames(
+    videos.mp4.file,
+    { kind: 'all' },
+    { batchSize: 1, size: { width: 640, height: 480 } },
+  )) {
+    seen += batch.length;
+    await new Promise((r) => setTimeout(r, 400));
+    // Were frames not held back, ffmpeg would have written all 40 and exited by now.
+    assert.equal(liveProcessCount(), 1);
+    if (seen === 3) break;
+  }
+  assert.equal(liveProcessCount(), 0);
+});
+
+test('early break and abort leave no ffmpeg behind', async () => {
   for await (const batch of decodeFrames(videos.mp4.file, { kind: 'all' }, { batchSize: 2 })) {
     assert.equal(batch.length, 2);
     assert.equal(liveProcessCount(), 1);

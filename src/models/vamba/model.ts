@@ -25,7 +25,7 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { LoadOptions } from '../qwen2vl/model.js';
+import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
 import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
 import { type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
