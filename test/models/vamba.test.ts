@@ -75,9 +75,9 @@ for (const name of ['tiny-a', 'tiny-b'])
     it('chunked encoding (video tokens and vision groups) equals one-shot encoding', async () => {
       using once = model.encodeVideo(ref.pixelValues, ref.grid, {
         chunkLen: 1 << 20,
-        groupsPerChunk: 1 << 10,
+        maxPatchesPerChunk: 1 << 20,
       });
-      using chunked = model.encodeVideo(ref.pixelValues, ref.grid, { chunkLen: 5, groupsPerChunk: 1 });
+      using chunked = model.encodeVideo(ref.pixelValues, ref.grid, { chunkLen: 5, maxPatchesPerChunk: 1 });
       assert.ok(once.tokens >= 32);
       for (let i = 0; i < once.kvs.length; i++)
         for (const part of ['k', 'v'] as const) {

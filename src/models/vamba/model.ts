@@ -22,12 +22,10 @@ import type { ParamStore } from '../../nn/params.js';
 import type { Backend } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
-import * as ops from '../../runtime/ops.js';
-import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
 import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
-import { type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
+import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
 import { encodeVideoInput, type VambaVideoOptions } from './video.js';
@@ -39,8 +37,8 @@ export interface EncodeOptions {
   key?: Partial<VideoKey>;
   /** Video tokens per Mamba chunk (default 4096): bounds transient memory, not the result. */
   chunkLen?: number;
-  /** Temporal patch groups per vision-tower call (default 8); vision attention never crosses groups. */
-  groupsPerChunk?: number;
+  /** Patches per vision-tower call (default 16384, whole temporal groups); the result does not depend on it. */
+  maxPatchesPerChunk?: number;
 }
 
 export class Vamba implements Disposable {
@@ -130,35 +128,10 @@ export class Vamba implements Disposable {
 
   /**
    * Merger output [t·h·w/4, hidden] for processed pixels (rows of C·T·P·P values in the processor's order)
-   * of one video with patch grid [t, h, w]. Runs `groupsPerChunk` temporal groups per call, which is exact
-   * because vision attention stays inside each group.
+   * of one video with patch grid [t, h, w], whole temporal groups at a time (see encodeVisionChunked).
    */
-  embedVideo(pixels: Float32Array, grid: GridTHW, opts: { groupsPerChunk?: number } = {}): Tensor {
-    const [t, h, w] = grid;
-    const rowLen = this.visual.patchDim;
-    const perGroup = h * w;
-    if (pixels.length !== t * perGroup * rowLen)
-      throw new InputError(
-        `pixel values: ${pixels.length} values do not fill the grid ${t}×${h}×${w} of ${rowLen}-value patches (${t * perGroup * rowLen})`,
-      );
-    const merge = this.config.vision.spatial_merge_size ** 2;
-    const tokensPerGroup = perGroup / merge;
-    const out = ops.empty(this.backend, [t * tokensPerGroup, this.config.text.hidden_size], this.dtype);
-    const step = Math.max(1, opts.groupsPerChunk ?? 8);
-    try {
-      for (let g0 = 0; g0 < t; g0 += step) {
-        const g = Math.min(step, t - g0);
-        tidy(() => {
-          const rows = pixels.subarray(g0 * perGroup * rowLen, (g0 + g) * perGroup * rowLen);
-          const x = ops.tensor(this.backend, rows, [g * perGroup, rowLen], this.dtype);
-          ops.writeSlice(out, this.visual.forward(x, [[g, h, w]]), 0, g0 * tokensPerGroup);
-        });
-      }
-    } catch (e) {
-      out.dispose();
-      throw e;
-    }
-    return out;
+  embedVideo(pixels: Float32Array, grid: GridTHW, opts: { maxPatchesPerChunk?: number } = {}): Tensor {
+    return encodeVisionChunked(this.visual, pixels, [grid], this.dtype, opts.maxPatchesPerChunk);
   }
 
   /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VideoHandle). */
