@@ -143,6 +143,21 @@ describe('encode once, ask many', () => {
     assert.throws(() => model.session(foreign), InputError);
   });
 
+  it('ask() needs a tokenizer: a checkpoint without tokenizer.json says so', async () => {
+    using fresh = model.encodeVideo(ref.pixelValues, ref.grid);
+    await assert.rejects(
+      model.ask(fresh, 'What happens?').next(),
+      (e: unknown) => e instanceof ModelError && /tokenizer/.test(e.message),
+    );
+  });
+
+  it('out-of-vocabulary ids are an InputError, not a wrong answer', () => {
+    using fresh = model.encodeVideo(ref.pixelValues, ref.grid);
+    using session = model.session(fresh);
+    assert.throws(() => session.prefill([1, 2, ref.vocab]), InputError);
+    assert.throws(() => session.step(1), InputError);
+  });
+
   it('the pixel hash keys a video when no content hash is given', () => {
     using a = model.encodeVideo(ref.pixelValues, ref.grid);
     const changed = ref.pixelValues.slice();
