@@ -1,0 +1,4 @@
+import './backends/cpu/index.js';
+
+export * from './errors.js';
+export * from './runtime/index.js';
