@@ -57,7 +57,10 @@ async function build(nvcc, nodeHeaders) {
   mkdirSync(out, { recursive: true });
 
   const objects = sources.map((f) => {
-    const hash = createHash('sha256').update(commonHash).update(f).update(readFileSync(join(src, f)));
+    const hash = createHash('sha256')
+      .update(commonHash)
+      .update(f)
+      .update(readFileSync(join(src, f)));
     return { f, obj: join(out, `${f.replace(/\.\w+$/, '')}.${hash.digest('hex').slice(0, 16)}.o`) };
   });
   const linkHash = createHash('sha256')
@@ -110,12 +113,15 @@ async function build(nvcc, nodeHeaders) {
 
 const nvcc = findNvcc();
 if (!nvcc) {
-  console.log('longshot: nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin); skipping the CUDA addon — the cpu backend works without it.');
+  console.log(
+    'longshot: nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin); skipping the CUDA addon — the cpu backend works without it.',
+  );
   process.exit(0);
 }
 const nodeHeaders = findNodeHeaders();
 if (!nodeHeaders) {
-  const msg = 'longshot: Node headers (node_api.h) not found; set npm_config_nodedir to a Node install with include/node.';
+  const msg =
+    'longshot: Node headers (node_api.h) not found; set npm_config_nodedir to a Node install with include/node.';
   console.log(optional ? `${msg} Skipping the CUDA addon.` : msg);
   process.exit(optional ? 0 : 1);
 }
@@ -123,5 +129,7 @@ try {
   await build(nvcc, nodeHeaders);
 } catch (e) {
   if (!optional) throw e;
-  console.log(`longshot: the CUDA addon failed to build (${e.message}); the cpu backend still works. Run "npm run build:native" to see why.`);
+  console.log(
+    `longshot: the CUDA addon failed to build (${e.message}); the cpu backend still works. Run "npm run build:native" to see why.`,
+  );
 }

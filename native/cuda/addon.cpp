@@ -373,7 +373,7 @@ LS_FN(sample) {
                    static_cast<float>(a.num(11)), a.i64(5)};
     size_t ub;
     const void *uniforms = a.bytes(3, &ub);
-    Scratch u(ub), scratch(size_t(p.rows) * p.vocab * sizeof(float));
+    Scratch u(ub), scratch(size_t(p.rows) * p.vocab * 2 * sizeof(float));
     dev().staging->upload(static_cast<char *>(u.p), static_cast<const char *>(uniforms), ub, dev().stream);
     launch_sample(static_cast<int32_t *>(a.ptr(0)), a.ptr(1), a.et(2), static_cast<const float *>(u.p),
                   static_cast<const int32_t *>(a.ptr(4)), static_cast<float *>(scratch.p), p, dev().stream);
@@ -381,7 +381,7 @@ LS_FN(sample) {
 }
 
 #ifdef LS_HAVE_ATTENTION
-LS_FN(attention) {
+LS_FN(attention_) {
   // attention(out, q, k, v, mask, maskBatch, weights, et, desc, segments: Int32Array | null)
   LS_BODY({
     size_t segBytes;
@@ -417,7 +417,7 @@ SsdDims ssd_dims(const Args &a, size_t i) {
           static_cast<int>(a.field(i, "groups")),  static_cast<int>(a.field(i, "dState")),
           static_cast<int>(a.field(i, "chunkSize"))};
 }
-LS_FN(ssdScan) {
+LS_FN(ssdScan_) {
   // ssdScan(y, stateOut, x, dt, A, B, C, D, dEt, state, et, desc)
   LS_BODY({
     const SsdDims d = ssd_dims(a, 11);
@@ -430,7 +430,7 @@ LS_FN(ssdScan) {
              static_cast<const float *>(a.ptr(9)), d, dt, ws.p, wsBytes, dev().stream);
   });
 }
-LS_FN(ssmStep) {
+LS_FN(ssmStep_) {
   // ssmStep(y, state, x, dt, A, B, C, D, dEt, et, desc)
   LS_BODY({
     const SsdDims d = ssd_dims(a, 10);
@@ -442,9 +442,24 @@ LS_FN(ssmStep) {
 }
 #endif
 
+#ifdef LS_HAVE_CONV1D
+LS_FN(conv1d_) {
+  // conv1d(y, stateOut, x, weight, bias, state, et, wEt, desc)
+  LS_BODY({
+    const Conv1dDims d{static_cast<int>(a.field(8, "batch")), static_cast<int>(a.field(8, "len")),
+                       static_cast<int>(a.field(8, "channels")), static_cast<int>(a.field(8, "width")),
+                       a.fieldFlag(8, "silu")};
+    conv1d(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), d, dt_of(a.et(6)), dt_of(a.et(7)),
+             dev().stream);
+  });
+}
+#endif
+
 }  // namespace
 
 #define LS_EXPORT(fn) {#fn, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
+// Bindings named like the launch functions they call carry a trailing underscore.
+#define LS_EXPORT_AS(fn) {#fn, nullptr, fn##_, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
 
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
@@ -456,10 +471,13 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
       LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
 #ifdef LS_HAVE_ATTENTION
-      LS_EXPORT(attention),
+      LS_EXPORT_AS(attention),
 #endif
 #ifdef LS_HAVE_SSD
-      LS_EXPORT(ssdScan),    LS_EXPORT(ssmStep),
+      LS_EXPORT_AS(ssdScan), LS_EXPORT_AS(ssmStep),
+#endif
+#ifdef LS_HAVE_CONV1D
+      LS_EXPORT_AS(conv1d),
 #endif
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -1,32 +1,28 @@
-// Token sampling on the GPU, one block per row: repetition penalty, temperature, top-k, top-p, then an
-// inverse-CDF draw with the caller's uniform. Top-k/top-p thresholds come from binary searches over the
-// order-preserving bit patterns of the scaled logits, so no sort of the 150k-entry vocabulary is needed.
-#include <climits>
-
+// Token sampling on the GPU, one block per row, with the CPU backend's rules (src/backends/cpu/sample.ts):
+// repetition penalty, temperature, top-k, top-p, then the first candidate (in descending-logit order, ties
+// to the lower id) whose cumulative probability exceeds u·total. Candidates are ranked by a unique 64-bit
+// key (logit order bits, then the complemented id); every cut is a binary search over that key, so no sort
+// of the 150k-entry vocabulary is needed.
 #include "device_util.cuh"
 
 namespace {
 
 constexpr unsigned kThreads = 1024;
 
-/** Order-preserving map from floats to unsigned keys. */
-__device__ __forceinline__ uint32_t order_key(float v) {
+/** Unique rank key: larger = earlier candidate. */
+__device__ __forceinline__ uint64_t rank_key(float v, int64_t id) {
   const uint32_t b = __float_as_uint(v);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  const uint32_t ordered = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  return (uint64_t(ordered) << 32) | (0xffffffffu - static_cast<uint32_t>(id));
 }
 
-__device__ __forceinline__ unsigned block_count(unsigned v) {
-  return static_cast<unsigned>(block_sum(static_cast<float>(v)) + 0.5f);
-}
-
-/** Largest key t with count(key ≥ t) ≥ k: the k-th largest value (ties at the threshold are all kept). */
-__device__ uint32_t kth_largest_key(const float *z, int64_t vocab, int64_t k) {
-  uint32_t lo = 0, hi = 0xffffffffu;  // invariant: count(≥ lo) ≥ k
+/** Largest T with pred(T) (pred is monotone: true up to some key). pred(0) must hold. */
+template <typename Pred>
+__device__ uint64_t largest_key(Pred pred) {
+  uint64_t lo = 0, hi = ~uint64_t(0);
   while (lo < hi) {
-    const uint32_t mid = lo + (hi - lo + 1) / 2;
-    unsigned c = 0;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) c += order_key(z[i]) >= mid;
-    if (block_count(c) >= k) lo = mid;
+    const uint64_t mid = lo + (hi - lo) / 2 + 1;
+    if (pred(mid)) lo = mid;
     else hi = mid - 1;
   }
   return lo;
@@ -38,7 +34,8 @@ __global__ void sample_kernel(int32_t *__restrict__ out, const T *__restrict__ l
                               float *__restrict__ scratch, SampleParams p) {
   const int64_t row = blockIdx.x, vocab = p.vocab;
   const T *x = logits + row * vocab;
-  float *z = scratch + row * vocab;
+  float *z = scratch + row * vocab * 2;  // penalised logits
+  float *e = z + vocab;                  // exp((z − max) / temperature)
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) z[i] = to_f32(x[i]);
   __syncthreads();
   if (p.repetitionPenalty != 1.f && previous) {
@@ -52,89 +49,67 @@ __global__ void sample_kernel(int32_t *__restrict__ out, const T *__restrict__ l
     __syncthreads();
   }
 
-  __shared__ int32_t pick;
-  if (p.temperature <= 0.f) {  // greedy: first index of the maximum
-    float best = -INFINITY;
-    int64_t at = LLONG_MAX;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
-      if (z[i] > best) best = z[i], at = i;
-    const float m = block_max(best);
-    if (best != m) at = LLONG_MAX;
-    __shared__ unsigned long long first;
-    if (threadIdx.x == 0) first = ULLONG_MAX;
-    __syncthreads();
-    if (at != LLONG_MAX) atomicMin(&first, static_cast<unsigned long long>(at));
-    __syncthreads();
-    if (threadIdx.x == 0) out[row] = first == ULLONG_MAX ? 0 : static_cast<int32_t>(first);
+  // The first candidate: the maximum (lowest id among equals). Greedy decoding stops here.
+  __shared__ unsigned long long best;
+  if (threadIdx.x == 0) best = 0;
+  __syncthreads();
+  uint64_t mine = 0;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
+    if (!isnan(z[i])) mine = max(mine, rank_key(z[i], i));
+  atomicMax(&best, static_cast<unsigned long long>(mine));
+  __syncthreads();
+  if (p.temperature <= 0.f) {
+    if (threadIdx.x == 0) out[row] = best ? static_cast<int32_t>(0xffffffffu - uint32_t(best)) : 0;
     return;
   }
+  const float m = z[0xffffffffu - uint32_t(best)];
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) e[i] = expf((z[i] - m) / p.temperature);
+  __syncthreads();
 
-  float m = -INFINITY;
-  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-    z[i] /= p.temperature;
-    m = fmaxf(m, z[i]);
-  }
-  m = block_max(m);
-
-  uint32_t cut = 0;  // keep keys ≥ cut
-  if (p.topK > 0 && p.topK < vocab) cut = kth_largest_key(z, vocab, p.topK);
-  if (p.topP < 1.f) {
-    // Keep tokens whose strictly-larger mass is below topP (the rule of HF's TopPLogitsWarper):
-    // the smallest key t with mass(key > t) < topP·total.
-    float total = 0.f;
+  auto count_from = [&](uint64_t t) {
+    float c = 0.f;
+    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) c += rank_key(z[i], i) >= t;
+    return block_sum(c);
+  };
+  auto mass_from = [&](uint64_t t) {
+    float s = 0.f;
     for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x)
-      if (order_key(z[i]) >= cut) total += expf(z[i] - m);
-    const float limit = p.topP * block_sum(total);
-    uint32_t lo = cut, hi = 0xffffffffu;
-    while (lo < hi) {
-      const uint32_t mid = lo + (hi - lo) / 2;
-      float above = 0.f;
-      for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const uint32_t k = order_key(z[i]);
-        if (k >= cut && k > mid) above += expf(z[i] - m);
-      }
-      if (block_sum(above) < limit) hi = mid;
-      else lo = mid + 1;
-    }
-    cut = lo;
-  }
+      if (rank_key(z[i], i) >= t) s += e[i];
+    return block_sum(s);
+  };
 
-  // Inverse CDF in vocabulary order: each thread owns a contiguous chunk; a block scan finds the owner.
-  const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
-  const int64_t begin = threadIdx.x * chunk, end = begin + chunk < vocab ? begin + chunk : vocab;
-  float own = 0.f;
-  int64_t lastKept = -1;
-  for (int64_t i = begin; i < end; i++)
-    if (order_key(z[i]) >= cut) own += expf(z[i] - m), lastKept = i;
-  __shared__ float prefix[kThreads + 1];
-  prefix[threadIdx.x + 1] = own;
-  if (threadIdx.x == 0) {
-    prefix[0] = 0.f;
-    pick = -1;
+  uint64_t cut = 0;  // candidates with key ≥ cut are kept
+  if (p.topK > 0 && p.topK < vocab) {
+    const float k = static_cast<float>(p.topK);
+    cut = largest_key([&](uint64_t t) { return count_from(t) >= k; });
   }
-  __syncthreads();
-  if (threadIdx.x == 0)
-    for (unsigned t = 1; t <= blockDim.x; t++) prefix[t] += prefix[t - 1];
-  __syncthreads();
-  const float target = uniforms[row] * prefix[blockDim.x];
-  const float start = prefix[threadIdx.x];
-  if (own > 0.f && target >= start && target < start + own) {
-    float acc = start;
-    int64_t chosen = lastKept;
-    for (int64_t i = begin; i < end; i++) {
-      if (order_key(z[i]) < cut) continue;
-      acc += expf(z[i] - m);
-      if (target < acc) {
-        chosen = i;
-        break;
-      }
-    }
-    pick = static_cast<int32_t>(chosen);
+  float total = mass_from(cut);
+  if (p.topP < 1.f) {
+    // The shortest prefix whose probability reaches topP: the largest key whose prefix mass does.
+    const float need = p.topP * total;
+    const uint64_t topK = cut;
+    cut = largest_key([&](uint64_t t) { return mass_from(t > topK ? t : topK) >= need; });
+    total = mass_from(cut);
   }
+  const float target = uniforms[row] * total;
+  uint64_t pick;
+  if (target < total) {
+    pick = largest_key([&](uint64_t t) { return mass_from(t > cut ? t : cut) > target; });
+  } else {
+    pick = cut;  // rounding left the target at the very end: the last kept candidate
+  }
+  // `pick` is a key bound; the chosen candidate is the kept one with the smallest key ≥ pick.
+  __shared__ unsigned long long chosen;
+  if (threadIdx.x == 0) chosen = ~0ull;
   __syncthreads();
-  // Rounding can leave the target at the very end: take the last kept token.
-  const float lastIdx = block_max(static_cast<float>(lastKept));
-  if (threadIdx.x == 0) out[row] = pick >= 0 ? pick : static_cast<int32_t>(lastIdx);
+  unsigned long long low = ~0ull;
+  for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const uint64_t k = rank_key(z[i], i);
+    if (k >= pick && k >= cut && k < low) low = k;
+  }
+  atomicMin(&chosen, low);
+  __syncthreads();
+  if (threadIdx.x == 0) out[row] = static_cast<int32_t>(0xffffffffu - uint32_t(chosen));
 }
 
 }  // namespace
