@@ -220,7 +220,8 @@ void launch_permute(void *out, const void *x, size_t elementBytes, int rank, con
                     cudaStream_t s) {
   LS_REQUIRE(rank <= kMaxRank, "permute: rank above 8");
   int64_t xStride[kMaxRank];
-  for (int d = rank - 1, acc = 1; d >= 0; d--) xStride[d] = acc, acc *= static_cast<int>(shape[d]);
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; d--) xStride[d] = acc, acc *= shape[d];
   // Output axes in order, merged when they are also adjacent (and in order) in x; size-1 axes dropped.
   Gather g{};
   int lastAxis = -2;
