@@ -74,6 +74,12 @@ test('binary ops with broadcasting and unaligned views', async () => {
       [3, 1, 7],
     ],
     [[4099], [1]],
+    [[5, 64], [64]],
+    [
+      [6, 4, 64],
+      [4, 1],
+    ],
+    [[64], [3, 1]],
   ];
   const OPS: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'max', 'min'];
   for (const dtype of FLOATS)

@@ -46,7 +46,7 @@ test('conv1d and SSD scan/step through the binding', async () => {
   if (!built(() => ops.ssdScan({ x, dt, A, B, C, D }, 16))) return;
   const g = ops.ssdScan({ x, dt, A, B, C, D }, 16);
   const c = ops.ssdScan({ x: cX, dt: cdt, A: cA, B: cB, C: cC, D: cD }, 16);
-  await assertParity(g.y, c.y, TOL.bf16 * 3, 'ssd y');
+  await assertParity(g.y, c.y, TOL.bf16 * 3, 'ssd y', 3e-2);
   await assertParity(g.state, c.state, 1e-3, 'ssd state');
   assert.equal(gpu.name, 'cuda');
 });

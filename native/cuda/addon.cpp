@@ -373,10 +373,10 @@ LS_FN(sample) {
                    static_cast<float>(a.num(11)), a.i64(5)};
     size_t ub;
     const void *uniforms = a.bytes(3, &ub);
-    Scratch u(ub), scratch(size_t(p.rows) * p.vocab * 2 * sizeof(float));
+    Scratch u(ub), scratch(size_t(p.rows) * p.vocab * kSampleScratchBytes);
     dev().staging->upload(static_cast<char *>(u.p), static_cast<const char *>(uniforms), ub, dev().stream);
     launch_sample(static_cast<int32_t *>(a.ptr(0)), a.ptr(1), a.et(2), static_cast<const float *>(u.p),
-                  static_cast<const int32_t *>(a.ptr(4)), static_cast<float *>(scratch.p), p, dev().stream);
+                  static_cast<const int32_t *>(a.ptr(4)), scratch.p, p, dev().stream);
   });
 }
 

@@ -26,15 +26,32 @@ __device__ __forceinline__ uint8_t from_f32<uint8_t>(float x) {
   return static_cast<uint8_t>(static_cast<int32_t>(truncf(x)));
 }
 
-/** V elements of T moved as one aligned access (16 bytes when V·sizeof(T) = 16). */
+/** V elements of T moved with aligned accesses of up to 16 bytes (two for 8 f32 next to 8 bf16). */
 template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
+struct alignas(sizeof(T) * V > 16 ? 16 : sizeof(T) * V) Pack {
   T v[V];
 };
 
 /** Elements per 16-byte access. */
 template <typename T>
 constexpr int kVec = 16 / sizeof(T);
+
+/** p[i, i+V) as f32 (p + i must be aligned to the pack). */
+template <typename T, int V>
+__device__ __forceinline__ void load_pack(const T *p, int64_t i, float (&v)[V]) {
+  const Pack<T, V> a = *reinterpret_cast<const Pack<T, V> *>(p + i);
+#pragma unroll
+  for (int j = 0; j < V; j++) v[j] = to_f32(a.v[j]);
+}
+
+/** p[i, i+V) = v rounded to T. */
+template <typename T, int V>
+__device__ __forceinline__ void store_pack(T *p, int64_t i, const float (&v)[V]) {
+  Pack<T, V> a;
+#pragma unroll
+  for (int j = 0; j < V; j++) a.v[j] = from_f32<T>(v[j]);
+  *reinterpret_cast<Pack<T, V> *>(p + i) = a;
+}
 
 inline bool aligned_to(const void *p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 

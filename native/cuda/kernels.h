@@ -65,6 +65,7 @@ struct SampleParams {
   float repetitionPenalty;
   int64_t nPrevious;  // ids per row in `previous` (−1 = padding)
 };
-/** `uniforms` is a device array of rows floats; `scratch` holds 2·rows·vocab floats. */
+/** `uniforms` is a device array of rows floats; `scratch` holds kSampleScratchBytes · rows · vocab bytes. */
+constexpr size_t kSampleScratchBytes = 16;
 void launch_sample(int32_t *out, const void *logits, ET t, const float *uniforms, const int32_t *previous,
-                   float *scratch, const SampleParams &p, cudaStream_t s);
+                   void *scratch, const SampleParams &p, cudaStream_t s);

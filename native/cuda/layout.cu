@@ -7,23 +7,29 @@ namespace {
 
 constexpr unsigned kBlock = 256;
 
-template <typename T>
+/**
+ * One thread per rotated pair (i, i + rotaryDim/2) of a head, or per pass-through element beyond rotaryDim:
+ * consecutive threads touch consecutive elements. I is uint32_t whenever the index space allows.
+ */
+template <typename T, typename I>
 __global__ void rotary_kernel(T *__restrict__ out, const T *__restrict__ x, const float *__restrict__ cos,
-                              const float *__restrict__ sin, size_t n, int64_t seq, int64_t heads, int64_t headDim,
-                              int64_t rotaryDim, bool tableShared) {
-  const int64_t half = rotaryDim / 2;
-  for (size_t idx = size_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < n; idx += size_t(gridDim.x) * blockDim.x) {
-    const int64_t i = idx % headDim;
-    const float v = to_f32(x[idx]);
-    if (i >= rotaryDim) {
-      out[idx] = x[idx];
-      continue;
+                              const float *__restrict__ sin, I total, I heads, I seq, I headDim, I rotaryDim,
+                              bool tableShared) {
+  const I half = rotaryDim / 2, per = headDim - half;  // work items per head
+  for (I w = I(blockIdx.x) * blockDim.x + threadIdx.x; w < total; w += I(gridDim.x) * blockDim.x) {
+    const I head = w / per, j = w - head * per;
+    const size_t base = size_t(head) * headDim;
+    if (j < half) {
+      const I pos = head / heads;  // batch·seq + position
+      const size_t t = size_t(tableShared ? pos % seq : pos) * rotaryDim + j;
+      const float x1 = to_f32(x[base + j]), x2 = to_f32(x[base + j + half]);
+      // rotate_half: [x1, x2] → [−x2, x1]
+      out[base + j] = from_f32<T>(x1 * cos[t] - x2 * sin[t]);
+      out[base + j + half] = from_f32<T>(x2 * cos[t + half] + x1 * sin[t + half]);
+    } else {
+      const size_t k = base + rotaryDim + (j - half);
+      out[k] = x[k];
     }
-    const int64_t bs = idx / (headDim * heads);  // batch·seq + position
-    const int64_t t = (tableShared ? bs % seq : bs) * rotaryDim + i;
-    // rotate_half: [x1, x2] → [−x2, x1]
-    const float other = i < half ? -to_f32(x[idx + half]) : to_f32(x[idx - half]);
-    out[idx] = from_f32<T>(v * cos[t] + other * sin[t]);
   }
 }
 
@@ -160,11 +166,19 @@ __global__ void argmax_kernel(int32_t *__restrict__ out, const T *__restrict__ x
 
 void launch_rotary(void *out, const void *x, ET t, const float *cos, const float *sin, int64_t batch, int64_t seq,
                    int64_t heads, int64_t headDim, int64_t rotaryDim, bool tableShared, cudaStream_t s) {
-  const size_t n = size_t(batch) * seq * heads * headDim;
-  if (n == 0) return;
+  const size_t total = size_t(batch) * seq * heads * (headDim - rotaryDim / 2);
+  if (total == 0) return;
   LS_DISPATCH_FLOAT(t, T, {
-    rotary_kernel<T><<<grid_for(n, kBlock), kBlock, 0, s>>>(static_cast<T *>(out), static_cast<const T *>(x), cos,
-                                                             sin, n, seq, heads, headDim, rotaryDim, tableShared);
+    auto o = static_cast<T *>(out);
+    auto i = static_cast<const T *>(x);
+    if (size_t(batch) * seq * heads * headDim < (size_t(1) << 32))
+      rotary_kernel<T, uint32_t><<<grid_for(total, kBlock), kBlock, 0, s>>>(
+          o, i, cos, sin, uint32_t(total), uint32_t(heads), uint32_t(seq), uint32_t(headDim), uint32_t(rotaryDim),
+          tableShared);
+    else
+      rotary_kernel<T, uint64_t><<<grid_for(total, kBlock), kBlock, 0, s>>>(
+          o, i, cos, sin, uint64_t(total), uint64_t(heads), uint64_t(seq), uint64_t(headDim), uint64_t(rotaryDim),
+          tableShared);
   });
   LS_CHECK_LAUNCH();
 }
