@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
+import { ShapeError } from '../src/runtime/shape.js';
 import { assertParity, pair, random, randomPair, TOL } from './helpers.js';
 
 const DTYPES: DType[] = ['f32', 'bf16', 'i32'];
@@ -14,6 +15,18 @@ test('embedding gathers rows (dims that do and do not fill 16-byte units)', asyn
       const [gi, ci] = pair(ids, [2, 13], 'i32');
       await assertParity(ops.embedding(gt, gi), ops.embedding(ct, ci), 0, `embedding ${dtype} ${dim}`);
     }
+});
+
+test('an embedding id outside the vocabulary is reported at the next download, like the CPU backend', async () => {
+  const [gt] = randomPair([10, 8], 'bf16');
+  const [gi] = pair([3, 10, 4], [3], 'i32');
+  const out = ops.embedding(gt, gi);
+  await assert.rejects(
+    out.data(),
+    (e: unknown) => e instanceof ShapeError && /id 10 is outside/.test(e.message),
+  );
+  const ok = ops.embedding(gt, ops.slice(gi, 0, 0, 1));
+  assert.equal((await ok.data()).length, 8, 'the error is reported once and the device keeps working');
 });
 
 test('slice, split, writeSlice and concat along every axis', async () => {

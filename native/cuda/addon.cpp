@@ -1,7 +1,8 @@
 // Node-API binding of the CUDA backend. Device pointers travel to JS as numbers (GPU virtual addresses are
 // below 2^53); each exported function takes the pointers and dims that src/backends/cuda/backend.ts passes,
 // enqueues work on the one stream and returns. Errors become JS exceptions: `code` is ERR_LONGSHOT_OOM for
-// exhausted memory (with requested/free/held byte counts), ERR_LONGSHOT_CUDA otherwise.
+// exhausted memory (with requested/free/held byte counts), ERR_LONGSHOT_ARGUMENT for bad arguments (e.g. an
+// embedding id outside the vocabulary), ERR_LONGSHOT_CUDA otherwise.
 #include <node_api.h>
 
 #include <cstring>
@@ -203,6 +204,8 @@ napi_value guarded(napi_env env, F body) {
     set(env, err, "free", number(env, static_cast<double>(e.freeBytes)));
     set(env, err, "held", number(env, static_cast<double>(e.heldBytes)));
     napi_throw(env, err);
+  } catch (const std::invalid_argument &e) {
+    throw_error(env, "ERR_LONGSHOT_ARGUMENT", e.what());
   } catch (const std::exception &e) {
     throw_error(env, "ERR_LONGSHOT_CUDA", e.what());
   }
@@ -278,9 +281,10 @@ LS_FN(download) {
     size_t n;
     void *dst = a.bytes(1, &n);
     dev().staging->download(static_cast<char *>(dst), static_cast<const char *>(a.ptr(0)), n, dev().stream);
+    take_embedding_error(dev().stream);  // errors found on the device surface where the host waits
   });
 }
-LS_FN(synchronize) { LS_BODY({ LS_CUDA_CHECK(cudaStreamSynchronize(dev().stream)); }); }
+LS_FN(synchronize) { LS_BODY({ take_embedding_error(dev().stream); }); }
 
 // ---- kernels ------------------------------------------------------------------------------------------
 

@@ -41,8 +41,11 @@ void launch_softmax(void *out, const void *x, ET t, int64_t rows, int64_t dim, c
 // layout.cu
 void launch_rotary(void *out, const void *x, ET t, const float *cos, const float *sin, int64_t batch, int64_t seq,
                    int64_t heads, int64_t headDim, int64_t rotaryDim, bool tableShared, cudaStream_t s);
+/** Ids outside [0, vocab) give zero rows and are reported by take_embedding_error. */
 void launch_embedding(void *out, const void *table, ET t, const int32_t *ids, int64_t nIds, int64_t vocab,
                       int64_t dim, cudaStream_t s);
+/** Waits for the stream; throws std::invalid_argument naming the first bad embedding id since the last call. */
+void take_embedding_error(cudaStream_t s);
 /** out[o, :, :] = x[o, start:start+outDim, :] with rows of inner·elementBytes (a strided 2-D copy). */
 void launch_read_slice(void *out, const void *x, size_t elementBytes, int64_t outer, int64_t xDim, int64_t outDim,
                        int64_t inner, int64_t start, cudaStream_t s);

@@ -100,14 +100,23 @@ void run_gather(void *out, const void *x, size_t elementBytes, Gather g, bool in
   LS_CHECK_LAUNCH();
 }
 
+/** The first out-of-range embedding id as (id << 32 | vocab), 0 when none; read by take_embedding_error. */
+__device__ unsigned long long g_badEmbedding = 0;
+
 template <typename U>
 __global__ void embedding_kernel(U *__restrict__ out, const U *__restrict__ table, const int32_t *__restrict__ ids,
                                  size_t n, int64_t rowUnits, int64_t vocab) {
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     const int64_t row = i / rowUnits, c = i % rowUnits;
     const int32_t id = ids[row];
-    // Out-of-range ids give zero rows rather than reading outside the table.
-    out[i] = (id >= 0 && id < vocab) ? table[int64_t(id) * rowUnits + c] : U{};
+    if (id >= 0 && id < vocab) {
+      out[i] = table[int64_t(id) * rowUnits + c];
+    } else {  // never read outside the table; the host reports the id at the next download
+      out[i] = U{};
+      if (c == 0)
+        atomicCAS(&g_badEmbedding, 0ull, (static_cast<unsigned long long>(static_cast<uint32_t>(id)) << 32) |
+                                             static_cast<uint32_t>(vocab));
+    }
   }
 }
 
@@ -213,6 +222,18 @@ void launch_embedding(void *out, const void *table, ET t, const int32_t *ids, in
                                                       static_cast<const uint16_t *>(table), ids, n, rowUnits, vocab);
   }
   LS_CHECK_LAUNCH();
+}
+
+void take_embedding_error(cudaStream_t s) {
+  unsigned long long bad = 0;
+  LS_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&bad, g_badEmbedding, sizeof bad, 0, cudaMemcpyDeviceToHost, s));
+  LS_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (!bad) return;
+  const unsigned long long none = 0;
+  LS_CUDA_CHECK(cudaMemcpyToSymbolAsync(g_badEmbedding, &none, sizeof none, 0, cudaMemcpyHostToDevice, s));
+  LS_CUDA_CHECK(cudaStreamSynchronize(s));
+  throw std::invalid_argument("embedding: id " + std::to_string(static_cast<int32_t>(bad >> 32)) +
+                              " is outside the vocabulary of " + std::to_string(static_cast<uint32_t>(bad)));
 }
 
 void launch_read_slice(void *out, const void *x, size_t elementBytes, int64_t outer, int64_t xDim, int64_t outDim,

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
 import type { AttentionDesc, SsdDesc } from '../../runtime/backend.js';
+import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
 export type Ptr = number;
@@ -184,10 +185,14 @@ export function addonPath(): string | null {
   return null;
 }
 
-/** Turns the addon's errors into the project's: exhausted memory becomes an OutOfMemoryError. */
+/**
+ * Turns the addon's errors into the project's: exhausted memory becomes an OutOfMemoryError, a bad argument
+ * found on the device (an embedding id outside the vocabulary) a ShapeError, as the CPU backend raises.
+ */
 function translate(e: unknown): unknown {
-  if (e instanceof Error && (e as { code?: string }).code === 'ERR_LONGSHOT_OOM')
-    return new OutOfMemoryError(e.message, { cause: e });
+  const code = e instanceof Error ? (e as { code?: string }).code : undefined;
+  if (code === 'ERR_LONGSHOT_OOM') return new OutOfMemoryError((e as Error).message, { cause: e });
+  if (code === 'ERR_LONGSHOT_ARGUMENT') return new ShapeError((e as Error).message, { cause: e });
   return e;
 }
 
