@@ -1,4 +1,5 @@
 import './backends/cpu/index.js';
+import './backends/cuda/index.js';
 
 export * from './errors.js';
 export * from './generate/index.js';
