@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "mma_util.cuh"
 
@@ -277,13 +278,13 @@ __global__ void __launch_bounds__(W * 32) flash_fwd(FlashParams p) {
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float mnew = fmaxf(m[h], mx);
       const float muse = mnew == -INFINITY ? 0.f : mnew;
-      const float alpha = exp2f(m[h] - muse);
+      const float alpha = fast_exp2(m[h] - muse);
       m[h] = mnew;
       float rs = 0.f;
 #pragma unroll
       for (int n = 0; n < kBc / 8; ++n) {
-        s[n][2 * h] = exp2f(s[n][2 * h] - muse);
-        s[n][2 * h + 1] = exp2f(s[n][2 * h + 1] - muse);
+        s[n][2 * h] = fast_exp2(s[n][2 * h] - muse);
+        s[n][2 * h + 1] = fast_exp2(s[n][2 * h + 1] - muse);
         rs += s[n][2 * h] + s[n][2 * h + 1];
       }
       l[h] = l[h] * alpha + rs;
@@ -352,14 +353,31 @@ __global__ void flash_combine(const float *opart, const float *lse, __nv_bfloat1
 
 struct Plan {
   bool flash;
-  int rowsPerCta, qTiles, splits;
+  int warps, qTiles, splits;
   size_t segBytes, opartBytes, lseBytes;
 };
 
-constexpr int kWarps = 4;
-
 bool flash_eligible(const AttentionDims &a, DT dt) {
   return dt == DT::BF16 && a.d == a.dv && (a.d == 64 || a.d == 80 || a.d == 96 || a.d == 128) && !a.weights;
+}
+
+template <int D, int W>
+int flash_blocks_per_sm() {
+  int n = 0;
+  constexpr size_t smem = flash_smem_bytes<D, W>();
+  LS_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd<D, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  LS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_fwd<D, W>, W * 32, smem));
+  return std::max(n, 1);
+}
+
+template <int W>
+int flash_blocks_per_sm(int d) {
+  switch (d) {
+    case 64: return flash_blocks_per_sm<64, W>();
+    case 80: return flash_blocks_per_sm<80, W>();
+    case 96: return flash_blocks_per_sm<96, W>();
+    default: return flash_blocks_per_sm<128, W>();
+  }
 }
 
 Plan make_plan(const AttentionDims &a, DT dt) {
@@ -368,15 +386,27 @@ Plan make_plan(const AttentionDims &a, DT dt) {
   p.flash = flash_eligible(a, dt);
   p.splits = 1;
   if (!p.flash) return p;
-  const int G = a.hq / a.hkv;
-  p.rowsPerCta = 16 * kWarps;
-  p.qTiles = ceil_div(a.sq * G, p.rowsPerCta);
-  const long long ctas = static_cast<long long>(p.qTiles) * a.batch * a.hkv;
+  const long long rows = static_cast<long long>(a.sq) * (a.hq / a.hkv);
   const int sms = current_sm_count();
+  // 128-row CTAs halve the K/V traffic per query; small problems keep 64 rows for more CTAs.
+  p.warps = rows * a.batch * a.hkv >= 128LL * 2 * sms ? 8 : 4;
+  if (const char *w = std::getenv("LONGSHOT_ATTN_WARPS")) p.warps = std::atoi(w) == 8 ? 8 : 4;
+  p.qTiles = static_cast<int>(ceil_div<long long>(rows, 16LL * p.warps));
+  const long long ctas = static_cast<long long>(p.qTiles) * a.batch * a.hkv;
+  const long long slots = static_cast<long long>(sms) *
+                          (p.warps == 8 ? flash_blocks_per_sm<8>(a.d) : flash_blocks_per_sm<4>(a.d));
   const int keyTiles = ceil_div(a.kvLength, kBc);
-  if (a.numSegments == 0 && ctas < 2LL * sms && keyTiles >= 16) {
-    const long long want = ceil_div(4LL * sms, ctas);
-    p.splits = static_cast<int>(std::min<long long>({want, static_cast<long long>(keyTiles / 8), 256LL}));
+  if (a.numSegments == 0 && ctas < 2 * slots && keyTiles >= 16) {
+    // Split the keys so that the grid covers ≥ 2 waves with the least idle tail.
+    const long long lo = ceil_div(2 * slots, ctas), hi = std::min<long long>({2 * lo, keyTiles / 8, 256});
+    double bestEff = 0;
+    for (long long s = std::min(lo, hi); s <= hi; ++s) {
+      const double waves = static_cast<double>(ctas * s) / slots, eff = waves / std::ceil(waves);
+      if (eff > bestEff + 1e-9) {
+        bestEff = eff;
+        p.splits = static_cast<int>(s);
+      }
+    }
     if (p.splits < 2) p.splits = 1;
   }
   if (p.splits > 1) {
@@ -387,14 +417,20 @@ Plan make_plan(const AttentionDims &a, DT dt) {
   return p;
 }
 
-template <int D>
+template <int D, int W>
 void launch_flash(const FlashParams &fp, const Plan &plan, cudaStream_t stream) {
-  constexpr size_t smem = flash_smem_bytes<D, kWarps>();
-  LS_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd<D, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  constexpr size_t smem = flash_smem_bytes<D, W>();
+  LS_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd<D, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      static_cast<int>(smem)));
   const dim3 grid(plan.qTiles, fp.batch * fp.hkv, plan.splits);
-  flash_fwd<D, kWarps><<<grid, kWarps * 32, smem, stream>>>(fp);
+  flash_fwd<D, W><<<grid, W * 32, smem, stream>>>(fp);
   LS_CHECK_LAUNCH();
+}
+
+template <int D>
+void launch_flash(const FlashParams &fp, const Plan &plan, cudaStream_t stream) {
+  if (plan.warps == 8) launch_flash<D, 8>(fp, plan, stream);
+  else launch_flash<D, 4>(fp, plan, stream);
 }
 
 bool aligned16(const void *p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }

@@ -45,6 +45,13 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   return *reinterpret_cast<uint32_t *>(&v);
 }
 
+/** 2^x with the SFU (ex2.approx.ftz): ~2 ulp, 2^−∞ = 0. */
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /** Device multiprocessor count of the current device (split-K planning). */
 inline int current_sm_count() {
   int dev = 0, n = 0;

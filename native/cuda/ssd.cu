@@ -23,7 +23,6 @@ constexpr int kThreads = 128;
 constexpr int kTok = 64;  // tokens per tile
 constexpr size_t kRunBudget = size_t(256) << 20;
 
-__host__ __device__ constexpr int round16(int n) { return (n + 15) & ~15; }
 __host__ __device__ constexpr size_t round128(size_t n) { return (n + 127) & ~size_t(127); }
 
 __device__ __forceinline__ float load_param(const void *p, DT t, int i) {
@@ -70,12 +69,12 @@ struct SsdParams {
   DT dDt;
   void *y;
   const float *dt, *A;
-  float *dAcs;    // [batch, heads, runChunks, Q]
-  float *states;  // [batch, runChunks, heads, P, N]
+  float *dAcs;    // [batch, heads, run, Q]
+  float *states;  // [batch, run, heads, P, N]
+  float *cb;      // [batch, run, groups, Q, Q] (only the s ≤ t blocks are written)
   const float *init;
   float *fin;
   int batch, L, H, P, G, N, Q, run, c0, nc;
-  int P16, N16;
 };
 
 /** Inclusive prefix sum of v[0..n) in shared memory by warp 0 (n ≤ 256, a multiple of 32). */
@@ -95,12 +94,24 @@ __device__ void warp_scan_inplace(float *v, int n) {
   for (int e = 0; e < per; ++e) v[lane * per + e] += excl;
 }
 
-template <typename T>
+/**
+ * dst[r][c] = T(src(r, c)) for a 64-row tile with COLS (a power of two) padded columns: `get(r, c)` is only
+ * called for r < rows and c < cols; the rest is zero.
+ */
+template <typename T, int COLS, typename Get>
+__device__ __forceinline__ void fill_tile(T *dst, int ld, int rows, int cols, Get get) {
+  for (int i = threadIdx.x; i < kTok * COLS; i += kThreads) {
+    const int r = i / COLS, c = i % COLS;
+    dst[r * ld + c] = from_f32<T>(r < rows && c < cols ? get(r, c) : 0.f);
+  }
+}
+
+template <typename T, int PT, int NT>
 __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
   extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int ldx = PT + 8, ldb = NT + 8, ldacc = NT + 4;
   const int cc = blockIdx.x, h = blockIdx.y, b = blockIdx.z, c = p.c0 + cc;
   const int t0 = c * p.Q, Lc = min(p.Q, p.L - t0), grp = h / (p.H / p.G);
-  const int ldx = p.P16 + 8, ldb = p.N16 + 8, ldacc = p.N16 + 4;
   float *sdt = reinterpret_cast<float *>(smem);
   float *sdA = sdt + 256;
   T *sX = reinterpret_cast<T *>(smem + 2048);
@@ -113,7 +124,7 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
     sdt[t] = d;
     sdA[t] = d * Ah;
   }
-  for (int i = threadIdx.x; i < p.P16 * ldacc; i += kThreads) sAcc[i] = 0.f;
+  for (int i = threadIdx.x; i < PT * ldacc; i += kThreads) sAcc[i] = 0.f;
   __syncthreads();
   if (threadIdx.x < 32) warp_scan_inplace(sdA, p.Q);
   __syncthreads();
@@ -121,30 +132,50 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
   for (int t = threadIdx.x; t < p.Q; t += kThreads) dAcs[t] = sdA[t];
   const float last = sdA[Lc - 1];
 
-  const T *x = static_cast<const T *>(p.x);
-  const T *Bm = static_cast<const T *>(p.B);
+  const T *x = static_cast<const T *>(p.x) + (static_cast<size_t>(b) * p.L + t0) * p.H * p.P + h * p.P;
+  const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * p.G * p.N + grp * p.N;
+  const size_t xs = static_cast<size_t>(p.H) * p.P, bs = static_cast<size_t>(p.G) * p.N;
   for (int tb = 0; tb < Lc; tb += kTok) {
-    for (int i = threadIdx.x; i < kTok * p.P16; i += kThreads) {
-      const int r = i / p.P16, q = i % p.P16, t = tb + r;
-      float v = 0.f;
-      if (t < Lc && q < p.P) {
-        const float w = __expf(fminf(last - sdA[t], 0.f)) * sdt[t];
-        v = to_f32(x[((static_cast<size_t>(b) * p.L + t0 + t) * p.H + h) * p.P + q]) * w;
-      }
-      sX[r * ldx + q] = from_f32<T>(v);
-    }
-    for (int i = threadIdx.x; i < kTok * p.N16; i += kThreads) {
-      const int r = i / p.N16, n = i % p.N16, t = tb + r;
-      const float v =
-          t < Lc && n < p.N ? to_f32(Bm[((static_cast<size_t>(b) * p.L + t0 + t) * p.G + grp) * p.N + n]) : 0.f;
-      sB[r * ldb + n] = from_f32<T>(v);
-    }
+    const int rows = min(kTok, Lc - tb);
+    fill_tile<T, PT>(sX, ldx, rows, p.P, [&](int r, int q) {
+      const int t = tb + r;
+      return to_f32(x[t * xs + q]) * (__expf(fminf(last - sdA[t], 0.f)) * sdt[t]);
+    });
+    fill_tile<T, NT>(sB, ldb, rows, p.N, [&](int r, int n) { return to_f32(Bm[(tb + r) * bs + n]); });
     __syncthreads();
-    tile_mm<true, false>(sX, ldx, sB, ldb, sAcc, ldacc, p.P16, p.N16, kTok);
+    tile_mm<true, false>(sX, ldx, sB, ldb, sAcc, ldacc, PT, NT, kTok);
     __syncthreads();
   }
   float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
   for (int i = threadIdx.x; i < p.P * p.N; i += kThreads) st[i] = sAcc[(i / p.N) * ldacc + i % p.N];
+}
+
+/** CB[t, s] = C_t·B_s for one 64×64 block (s-block ≤ t-block) of one chunk and group: shared by its heads. */
+template <typename T, int NT>
+__global__ void __launch_bounds__(kThreads) ssd_bmm(SsdParams p) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int ld = NT + 8, ldcb = kTok + 4;
+  const int nTb = p.Q / kTok, pairs = nTb * (nTb + 1) / 2;
+  const int cc = blockIdx.x / pairs, g = blockIdx.y, b = blockIdx.z;
+  int pr = blockIdx.x % pairs, tb = 0;
+  while (pr > tb) pr -= ++tb;  // pairs enumerate (tb, sb) with sb ≤ tb
+  const int sb = pr;
+  const int t0 = (p.c0 + cc) * p.Q, Lc = min(p.Q, p.L - t0);
+  if (tb * kTok >= Lc) return;
+  T *sC = reinterpret_cast<T *>(smem);
+  T *sB = reinterpret_cast<T *>(smem + round128(sizeof(T) * kTok * ld));
+  float *sCB = reinterpret_cast<float *>(smem + 2 * round128(sizeof(T) * kTok * ld));
+  const size_t bs = static_cast<size_t>(p.G) * p.N;
+  const T *Cm = static_cast<const T *>(p.C) + (static_cast<size_t>(b) * p.L + t0) * bs + g * p.N;
+  const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * bs + g * p.N;
+  fill_tile<T, NT>(sC, ld, min(kTok, Lc - tb * kTok), p.N, [&](int r, int n) { return to_f32(Cm[(tb * kTok + r) * bs + n]); });
+  fill_tile<T, NT>(sB, ld, min(kTok, Lc - sb * kTok), p.N, [&](int r, int n) { return to_f32(Bm[(sb * kTok + r) * bs + n]); });
+  for (int i = threadIdx.x; i < kTok * ldcb; i += kThreads) sCB[i] = 0.f;
+  __syncthreads();
+  tile_mm<false, true>(sC, ld, sB, ld, sCB, ldcb, kTok, kTok, NT);
+  __syncthreads();
+  float *cb = p.cb + (((static_cast<size_t>(b) * p.run + cc) * p.G + g) * p.Q + tb * kTok) * p.Q + sb * kTok;
+  for (int i = threadIdx.x; i < kTok * kTok; i += kThreads) cb[(i / kTok) * p.Q + i % kTok] = sCB[(i / kTok) * ldcb + i % kTok];
 }
 
 __global__ void ssd_state_pass(SsdParams p) {
@@ -165,87 +196,123 @@ __global__ void ssd_state_pass(SsdParams p) {
   p.fin[e] = s;
 }
 
-template <typename T>
+/**
+ * Accumulator of a 64×PT output tile. bf16: WMMA fragments in registers, warp w owning rows 16w..16w+15;
+ * f32: the shared tile `sY` itself (SIMT products).
+ */
+template <typename T, int PT>
+struct TileAcc {
+  float *sY;
+  int ldy;
+  __device__ void zero() {
+    for (int i = threadIdx.x; i < kTok * ldy; i += kThreads) sY[i] = 0.f;
+  }
+  template <bool BCol, int K>
+  __device__ void mma(const T *A, int lda, const T *B, int ldb) {
+    tile_mm<false, BCol>(A, lda, B, ldb, sY, ldy, kTok, PT, K);
+  }
+  __device__ void finish() {}
+};
+
+template <int PT>
+struct TileAcc<__nv_bfloat16, PT> {
+  float *sY;
+  int ldy;
+  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[PT / 16];
+  __device__ void zero() {
+#pragma unroll
+    for (int j = 0; j < PT / 16; ++j) nvcuda::wmma::fill_fragment(acc[j], 0.f);
+  }
+  // acc += A[rows of this warp, 0..K) · B[0..K, 0..PT)
+  template <bool BCol, int K>
+  __device__ void mma(const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb) {
+    using namespace nvcuda;
+    using LB = std::conditional_t<BCol, wmma::col_major, wmma::row_major>;
+    const int m0 = (threadIdx.x >> 5) * 16;
+#pragma unroll 4
+    for (int k = 0; k < K; k += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+      wmma::load_matrix_sync(a, A + m0 * lda + k, lda);
+#pragma unroll
+      for (int j = 0; j < PT / 16; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LB> bf;
+        wmma::load_matrix_sync(bf, BCol ? B + j * 16 * ldb + k : B + k * ldb + j * 16, ldb);
+        wmma::mma_sync(acc[j], a, bf, acc[j]);
+      }
+    }
+  }
+  __device__ void finish() {
+    const int m0 = (threadIdx.x >> 5) * 16;
+#pragma unroll
+    for (int j = 0; j < PT / 16; ++j)
+      nvcuda::wmma::store_matrix_sync(sY + m0 * ldy + j * 16, acc[j], ldy, nvcuda::wmma::mem_row_major);
+  }
+};
+
+template <typename T, int PT, int NT>
 __global__ void __launch_bounds__(kThreads) ssd_chunk_scan(SsdParams p) {
   extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int ldc = NT + 8, ldx = PT + 8, ldy = PT + 4, ldm = kTok + 8;
   const int nTb = p.Q / kTok;
   const int cc = blockIdx.x / nTb, tb = (blockIdx.x % nTb) * kTok, h = blockIdx.y, b = blockIdx.z;
   const int c = p.c0 + cc, t0 = c * p.Q, Lc = min(p.Q, p.L - t0), grp = h / (p.H / p.G);
   if (tb >= Lc) return;
-  const int ldc = p.N16 + 8, ldx = p.P16 + 8, ldy = p.P16 + 4, ldcb = kTok + 4, ldm = kTok + 8;
   unsigned char *q = smem;
   float *sdt = reinterpret_cast<float *>(q);
   float *sdA = sdt + 256;
   q += 2048;
   T *sC = reinterpret_cast<T *>(q);
   q += round128(sizeof(T) * kTok * ldc);
-  T *sBk = reinterpret_cast<T *>(q);  // also holds the chunk-start state [P16][ldc] before the B tiles
-  q += round128(sizeof(T) * max(kTok, p.P16) * ldc);
-  float *sY = reinterpret_cast<float *>(q);
-  q += round128(sizeof(float) * kTok * ldy);
-  float *sCB = reinterpret_cast<float *>(q);
-  q += round128(sizeof(float) * kTok * ldcb);
+  T *sS = reinterpret_cast<T *>(q);
+  q += round128(sizeof(T) * PT * ldc);
   T *sM = reinterpret_cast<T *>(q);
   q += round128(sizeof(T) * kTok * ldm);
   T *sX = reinterpret_cast<T *>(q);
+  q += round128(sizeof(T) * kTok * ldx);
+  float *sY = reinterpret_cast<float *>(q);
 
-  const T *x = static_cast<const T *>(p.x);
-  const T *Bm = static_cast<const T *>(p.B);
-  const T *Cm = static_cast<const T *>(p.C);
+  const size_t xs = static_cast<size_t>(p.H) * p.P, bs = static_cast<size_t>(p.G) * p.N;
+  const T *x = static_cast<const T *>(p.x) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
+  const T *Cm = static_cast<const T *>(p.C) + (static_cast<size_t>(b) * p.L + t0) * bs + grp * p.N;
   const float *dAcs = p.dAcs + ((static_cast<size_t>(b) * p.H + h) * p.run + cc) * p.Q;
   for (int t = threadIdx.x; t < p.Q; t += kThreads) {
     sdA[t] = dAcs[t];
     sdt[t] = t < Lc ? p.dt[(static_cast<size_t>(b) * p.L + t0 + t) * p.H + h] : 0.f;
   }
-  auto row_of = [&](int t) { return (static_cast<size_t>(b) * p.L + t0 + t); };
-  for (int i = threadIdx.x; i < kTok * p.N16; i += kThreads) {
-    const int r = i / p.N16, n = i % p.N16, t = tb + r;
-    sC[r * ldc + n] = from_f32<T>(t < Lc && n < p.N ? to_f32(Cm[(row_of(t) * p.G + grp) * p.N + n]) : 0.f);
-  }
+  __syncthreads();
+  const int rows = min(kTok, Lc - tb);
+  // The state entering the chunk reaches token t decayed by exp(dA_t): fold that into C's rows.
+  fill_tile<T, NT>(sC, ldc, rows, p.N, [&](int r, int n) { return to_f32(Cm[(tb + r) * bs + n]) * __expf(sdA[tb + r]); });
   const float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
-  for (int i = threadIdx.x; i < p.P16 * p.N16; i += kThreads) {
-    const int r = i / p.N16, n = i % p.N16;
-    sBk[r * ldc + n] = from_f32<T>(r < p.P && n < p.N ? st[r * p.N + n] : 0.f);
+  for (int i = threadIdx.x; i < PT * NT; i += kThreads) {
+    const int r = i / NT, n = i % NT;
+    sS[r * ldc + n] = from_f32<T>(r < p.P && n < p.N ? st[r * p.N + n] : 0.f);
   }
-  for (int i = threadIdx.x; i < kTok * ldy; i += kThreads) sY[i] = 0.f;
+  TileAcc<T, PT> acc{sY, ldy};
+  acc.zero();
   __syncthreads();
-  // Contribution of the state entering the chunk: (C·Sᵀ)[t, p]·exp(dA_t).
-  tile_mm<false, true>(sC, ldc, sBk, ldc, sY, ldy, kTok, p.P16, p.N16);
-  __syncthreads();
-  for (int i = threadIdx.x; i < kTok * p.P16; i += kThreads) {
-    const int r = i / p.P16, t = min(tb + r, p.Q - 1);
-    sY[r * ldy + i % p.P16] *= __expf(sdA[t]);
-  }
+  acc.template mma<true, NT>(sC, ldc, sS, ldc);  // (C·exp(dA))·Sᵀ
+  const float *cb = p.cb + (((static_cast<size_t>(b) * p.run + cc) * p.G + grp) * p.Q + tb) * p.Q;
   for (int sb = 0; sb <= tb; sb += kTok) {
-    for (int i = threadIdx.x; i < kTok * p.N16; i += kThreads) {
-      const int r = i / p.N16, n = i % p.N16, s = sb + r;
-      sBk[r * ldc + n] = from_f32<T>(s < Lc && n < p.N ? to_f32(Bm[(row_of(s) * p.G + grp) * p.N + n]) : 0.f);
-    }
-    for (int i = threadIdx.x; i < kTok * p.P16; i += kThreads) {
-      const int r = i / p.P16, pp = i % p.P16, s = sb + r;
-      sX[r * ldx + pp] = from_f32<T>(s < Lc && pp < p.P ? to_f32(x[(row_of(s) * p.H + h) * p.P + pp]) : 0.f);
-    }
-    for (int i = threadIdx.x; i < kTok * ldcb; i += kThreads) sCB[i] = 0.f;
-    __syncthreads();
-    tile_mm<false, true>(sC, ldc, sBk, ldc, sCB, ldcb, kTok, kTok, p.N16);
-    __syncthreads();
+    __syncthreads();  // previous products are done with sM / sX
+    fill_tile<T, PT>(sX, ldx, min(kTok, Lc - sb), p.P, [&](int r, int pp) { return to_f32(x[(sb + r) * xs + pp]); });
     for (int i = threadIdx.x; i < kTok * kTok; i += kThreads) {
       const int r = i / kTok, cidx = i % kTok, t = tb + r, s = sb + cidx;
       float v = 0.f;
-      if (s <= t && t < Lc) v = sCB[r * ldcb + cidx] * __expf(fminf(sdA[t] - sdA[s], 0.f)) * sdt[s];
+      if (s <= t && t < Lc) v = cb[r * p.Q + s] * __expf(fminf(sdA[t] - sdA[s], 0.f)) * sdt[s];
       sM[r * ldm + cidx] = from_f32<T>(v);
     }
     __syncthreads();
-    tile_mm<false, false>(sM, ldm, sX, ldx, sY, ldy, kTok, p.P16, kTok);
-    __syncthreads();
+    acc.template mma<false, kTok>(sM, ldm, sX, ldx);
   }
+  acc.finish();
+  __syncthreads();
   const float Dh = p.D ? load_param(p.D, p.dDt, h) : 0.f;
-  T *y = static_cast<T *>(p.y);
-  for (int i = threadIdx.x; i < kTok * p.P; i += kThreads) {
-    const int r = i / p.P, pp = i % p.P, t = tb + r;
-    if (t >= Lc) continue;
-    const size_t o = (row_of(t) * p.H + h) * p.P + pp;
-    store_f32(y, o, sY[r * ldy + pp] + Dh * to_f32(x[o]));
+  T *y = static_cast<T *>(p.y) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
+  for (int i = threadIdx.x; i < kTok * PT; i += kThreads) {
+    const int r = i / PT, pp = i % PT, t = tb + r;
+    if (t >= Lc || pp >= p.P) continue;
+    store_f32(y, t * xs + pp, sY[r * ldy + pp] + Dh * to_f32(x[t * xs + pp]));
   }
 }
 
@@ -277,31 +344,74 @@ __global__ void ssm_step_kernel(SsdParams p) {
 
 struct SsdPlan {
   int Q, nChunks, run;
-  size_t dAcsBytes, statesBytes, carryBytes;
+  size_t dAcsBytes, statesBytes, cbBytes, carryBytes;
+  size_t total() const { return dAcsBytes + statesBytes + cbBytes + carryBytes; }
 };
 
 SsdPlan make_plan(const SsdDims &d, bool needCarry, size_t budget) {
   SsdPlan p{};
   p.Q = std::clamp((d.chunkSize + 32) / 64 * 64, 64, 256);
   p.nChunks = ceil_div(d.len, p.Q);
-  const size_t perChunk = sizeof(float) * static_cast<size_t>(d.batch) * d.heads *
-                          (static_cast<size_t>(d.headDim) * d.dState + p.Q);
-  p.carryBytes = needCarry ? align256(sizeof(float) * static_cast<size_t>(d.batch) * d.heads * d.headDim * d.dState) : 0;
-  const size_t room = budget > p.carryBytes + 512 ? budget - p.carryBytes - 512 : 0;
-  p.run = static_cast<int>(std::max<size_t>(1, std::min<size_t>(p.nChunks, room / std::max<size_t>(perChunk, 1))));
-  p.dAcsBytes = align256(sizeof(float) * static_cast<size_t>(d.batch) * d.heads * p.run * p.Q);
-  p.statesBytes = align256(sizeof(float) * static_cast<size_t>(d.batch) * p.run * d.heads * d.headDim * d.dState);
+  const size_t B = d.batch, H = d.heads, PN = static_cast<size_t>(d.headDim) * d.dState, Q = p.Q;
+  const size_t perChunk = sizeof(float) * B * (H * (PN + Q) + d.groups * Q * Q);
+  p.carryBytes = needCarry ? align256(sizeof(float) * B * H * PN) : 0;
+  const size_t room = budget > p.carryBytes + 768 ? budget - p.carryBytes - 768 : 0;
+  p.run = static_cast<int>(std::max<size_t>(1, std::min<size_t>(p.nChunks, room / perChunk)));
+  p.dAcsBytes = align256(sizeof(float) * B * H * p.run * Q);
+  p.statesBytes = align256(sizeof(float) * B * p.run * H * PN);
+  p.cbBytes = align256(sizeof(float) * B * p.run * d.groups * Q * Q);
   return p;
 }
 
-size_t state_smem(int P16, int N16, size_t tb) {
-  return 2048 + round128(tb * kTok * (P16 + 8)) + round128(tb * kTok * (N16 + 8)) +
-         round128(sizeof(float) * P16 * (N16 + 4));
+template <typename T, int PT, int NT>
+constexpr size_t state_smem() {
+  return 2048 + round128(sizeof(T) * kTok * (PT + 8)) + round128(sizeof(T) * kTok * (NT + 8)) +
+         round128(sizeof(float) * PT * (NT + 4));
 }
-size_t scan_smem(int P16, int N16, size_t tb) {
-  return 2048 + round128(tb * kTok * (N16 + 8)) + round128(tb * std::max(kTok, P16) * (N16 + 8)) +
-         round128(sizeof(float) * kTok * (P16 + 4)) + round128(sizeof(float) * kTok * (kTok + 4)) +
-         round128(tb * kTok * (kTok + 8)) + round128(tb * kTok * (P16 + 8));
+template <typename T, int NT>
+constexpr size_t bmm_smem() {
+  return 2 * round128(sizeof(T) * kTok * (NT + 8)) + round128(sizeof(float) * kTok * (kTok + 4));
+}
+template <typename T, int PT, int NT>
+constexpr size_t scan_smem() {
+  return 2048 + round128(sizeof(T) * kTok * (NT + 8)) + round128(sizeof(T) * PT * (NT + 8)) +
+         round128(sizeof(T) * kTok * (kTok + 8)) + round128(sizeof(T) * kTok * (PT + 8)) +
+         round128(sizeof(float) * kTok * (PT + 4));
+}
+
+template <typename T, int PT, int NT>
+void launch_scan(SsdParams p, const SsdPlan &plan, const float *stateIn, cudaStream_t stream) {
+  constexpr size_t s1 = state_smem<T, PT, NT>(), s2 = bmm_smem<T, NT>(), s3 = scan_smem<T, PT, NT>();
+  if constexpr (std::max({s1, s2, s3}) > 227 * 1024) {
+    throw std::invalid_argument("ssd_scan: headDim/dState too large for shared memory in f32; use bf16");
+  } else {
+  LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_chunk_state<T, PT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s1)));
+  LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_bmm<T, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s2)));
+  LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_chunk_scan<T, PT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s3)));
+  const int nTb = p.Q / kTok;
+  const size_t stateElems = static_cast<size_t>(p.batch) * p.H * p.P * p.N;
+  for (int c0 = 0; c0 < plan.nChunks; c0 += plan.run) {
+    p.c0 = c0;
+    p.nc = std::min(plan.run, plan.nChunks - c0);
+    p.init = c0 == 0 ? stateIn : p.fin;
+    ssd_chunk_state<T, PT, NT><<<dim3(p.nc, p.H, p.batch), kThreads, s1, stream>>>(p);
+    LS_CHECK_LAUNCH();
+    ssd_bmm<T, NT><<<dim3(p.nc * nTb * (nTb + 1) / 2, p.G, p.batch), kThreads, s2, stream>>>(p);
+    LS_CHECK_LAUNCH();
+    ssd_state_pass<<<static_cast<unsigned>(ceil_div<size_t>(stateElems, 256)), 256, 0, stream>>>(p);
+    LS_CHECK_LAUNCH();
+    ssd_chunk_scan<T, PT, NT><<<dim3(p.nc * nTb, p.H, p.batch), kThreads, s3, stream>>>(p);
+    LS_CHECK_LAUNCH();
+  }
+  }
+}
+
+template <typename T>
+void dispatch_dims(const SsdParams &p, const SsdPlan &plan, const float *stateIn, cudaStream_t stream) {
+  const bool smallP = p.P <= 64;
+  if (p.N <= 64) smallP ? launch_scan<T, 64, 64>(p, plan, stateIn, stream) : launch_scan<T, 128, 64>(p, plan, stateIn, stream);
+  else if (p.N <= 128) smallP ? launch_scan<T, 64, 128>(p, plan, stateIn, stream) : launch_scan<T, 128, 128>(p, plan, stateIn, stream);
+  else smallP ? launch_scan<T, 64, 256>(p, plan, stateIn, stream) : launch_scan<T, 128, 256>(p, plan, stateIn, stream);
 }
 
 void check_dims(const SsdDims &d) {
@@ -315,7 +425,7 @@ void check_dims(const SsdDims &d) {
 size_t ssd_scan_workspace_bytes(const SsdDims &d, DT) {
   // The carry buffer is always counted so that a null stateOut never needs more than this.
   const SsdPlan p = make_plan(d, true, kRunBudget);
-  return p.dAcsBytes + p.statesBytes + p.carryBytes;
+  return p.total();
 }
 
 void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const float *A, const void *B,
@@ -330,7 +440,7 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
   }
   // A smaller workspace than preferred only shortens the runs of chunks (down to one chunk per run).
   const SsdPlan plan = make_plan(d, stateOut == nullptr, std::min(workspaceBytes, kRunBudget));
-  LS_REQUIRE(workspaceBytes >= plan.dAcsBytes + plan.statesBytes + plan.carryBytes,
+  LS_REQUIRE(workspaceBytes >= plan.total(),
              "ssd_scan: workspace smaller than ssd_scan_workspace_bytes()");
   unsigned char *ws = static_cast<unsigned char *>(workspace);
   SsdParams p{};
@@ -344,7 +454,8 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
   p.A = A;
   p.dAcs = reinterpret_cast<float *>(ws);
   p.states = reinterpret_cast<float *>(ws + plan.dAcsBytes);
-  p.fin = stateOut ? stateOut : reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes);
+  p.cb = reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes);
+  p.fin = stateOut ? stateOut : reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes + plan.cbBytes);
   p.batch = d.batch;
   p.L = d.len;
   p.H = d.heads;
@@ -353,25 +464,7 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
   p.N = d.dState;
   p.Q = plan.Q;
   p.run = plan.run;
-  p.P16 = round16(d.headDim);
-  p.N16 = round16(d.dState);
-  LS_DISPATCH_DT(dtype, T, {
-    const size_t s1 = state_smem(p.P16, p.N16, sizeof(T)), s3 = scan_smem(p.P16, p.N16, sizeof(T));
-    LS_REQUIRE(std::max(s1, s3) <= 227 * 1024, "ssd_scan: headDim/dState too large for shared memory");
-    LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_chunk_state<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s1)));
-    LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_chunk_scan<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s3)));
-    for (int c0 = 0; c0 < plan.nChunks; c0 += plan.run) {
-      p.c0 = c0;
-      p.nc = std::min(plan.run, plan.nChunks - c0);
-      p.init = c0 == 0 ? stateIn : p.fin;
-      ssd_chunk_state<T><<<dim3(p.nc, d.heads, d.batch), kThreads, s1, stream>>>(p);
-      LS_CHECK_LAUNCH();
-      ssd_state_pass<<<static_cast<unsigned>(ceil_div<size_t>(stateElems, 256)), 256, 0, stream>>>(p);
-      LS_CHECK_LAUNCH();
-      ssd_chunk_scan<T><<<dim3(p.nc * (p.Q / kTok), d.heads, d.batch), kThreads, s3, stream>>>(p);
-      LS_CHECK_LAUNCH();
-    }
-  });
+  LS_DISPATCH_DT(dtype, T, { dispatch_dims<T>(p, plan, stateIn, stream); });
 }
 
 void ssm_step(void *y, float *state, const void *x, const float *dt, const float *A, const void *B, const void *C,

@@ -1,6 +1,6 @@
 // Standalone harness for the attention / SSD / conv1d kernels (runs only on a GPU machine):
 //   kernels_test test            correctness against float64 CPU loops; exit code 1 on any failure
-//   kernels_test bench [out.json] timings at the model shapes, one JSON record per case
+//   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
 // Build: nvcc -std=c++17 -O3 -arch=sm_90 -I native/cuda native/cuda/test/kernels_test.cu
 //        native/cuda/{attention,ssd,conv1d}.cu -o kernels_test
 #include <cuda_bf16.h>
@@ -437,6 +437,7 @@ double time_ms(const std::function<void()> &fn) {
 
 FILE *jsonOut = nullptr;
 bool firstRecord = true;
+std::string benchFilter;  // run only the cases whose name contains it
 void record(const std::string &kind, const std::string &name, double ms, double flops, double bytes) {
   std::printf("%-10s %-48s %10.3f ms %8.1f TFLOP/s %8.1f GB/s\n", kind.c_str(), name.c_str(), ms,
               flops / ms / 1e9, bytes / ms / 1e6);
@@ -450,6 +451,7 @@ void record(const std::string &kind, const std::string &name, double ms, double 
 
 void bench_attention(const std::string &name, int batch, int sq, int skv, int hq, int hkv, int d, bool causal,
                      int queryOffset, int nseg, int segLen) {
+  if (name.find(benchFilter) == std::string::npos) return;
   const size_t nq = static_cast<size_t>(batch) * sq * hq * d, nk = static_cast<size_t>(batch) * skv * hkv * d;
   Dev q(nq * 2), k(nk * 2), v(nk * 2), out(nq * 2);
   std::vector<int> seg;
@@ -477,6 +479,7 @@ void bench_attention(const std::string &name, int batch, int sq, int skv, int hq
 }
 
 void bench_ssd(const std::string &name, int len) {
+  if (name.find(benchFilter) == std::string::npos) return;
   const int H = 112, P = 64, N = 128, G = 1;
   const size_t nx = static_cast<size_t>(len) * H * P, nb = static_cast<size_t>(len) * G * N;
   Dev x(nx * 2), y(nx * 2), B(nb * 2), C(nb * 2), dt(static_cast<size_t>(len) * H * 4), A(H * 4), D(H * 4),
@@ -498,6 +501,7 @@ void bench_ssd(const std::string &name, int len) {
 }
 
 void bench_conv1d(const std::string &name, int len, int ch) {
+  if (name.find(benchFilter) == std::string::npos) return;
   const size_t n = static_cast<size_t>(len) * ch;
   Dev x(n * 2), y(n * 2), w(static_cast<size_t>(ch) * 4 * 2), b(ch * 2), so(3 * ch * 2);
   const double ms = time_ms([&] {
@@ -533,7 +537,8 @@ int main(int argc, char **argv) {
   const std::string mode = argc > 1 ? argv[1] : "test";
   try {
     if (mode == "bench") {
-      bench(argc > 2 ? argv[2] : nullptr);
+      if (argc > 3) benchFilter = argv[3];
+      bench(argc > 2 && std::strcmp(argv[2], "-") != 0 ? argv[2] : nullptr);
       return 0;
     }
     test_attention();
