@@ -1,5 +1,6 @@
-// Causal depthwise conv1d: one thread per output element, consecutive threads on consecutive channels so
-// every load and store is coalesced; the width−1 reuses of each input hit L1. Memory-bound by design.
+// Causal depthwise conv1d: one thread per output element on a (token, channel block, batch) grid, consecutive
+// threads on consecutive channels so every load and store is coalesced; the width−1 reuses of each input hit
+// L1. Memory-bound by design.
 #include "conv1d.h"
 
 namespace {
@@ -14,11 +15,9 @@ __device__ __forceinline__ float input_at(const T *x, const T *state, int b, int
 
 template <typename T, typename W>
 __global__ void conv1d_kernel(T *y, const T *x, const W *weight, const W *bias, const T *state, Conv1dDims d) {
-  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= static_cast<size_t>(d.batch) * d.len * d.channels) return;
-  const int c = static_cast<int>(i % d.channels);
-  const int t = static_cast<int>((i / d.channels) % d.len);
-  const int b = static_cast<int>(i / (static_cast<size_t>(d.channels) * d.len));
+  const int t = blockIdx.x, b = blockIdx.z, c = blockIdx.y * blockDim.x + threadIdx.x;
+  if (c >= d.channels) return;
+  const size_t i = (static_cast<size_t>(b) * d.len + t) * d.channels + c;
   float acc = bias ? to_f32(bias[c]) : 0.f;
   const W *w = weight + static_cast<size_t>(c) * d.width;
   for (int k = 0; k < d.width; ++k) acc += to_f32(w[k]) * input_at<T, W>(x, state, b, t - (d.width - 1) + k, c, d);
@@ -48,7 +47,8 @@ void conv1d(void *y, void *stateOut, const void *x, const void *weight, const vo
   LS_DISPATCH_DT(dtype, T, {
     if (n > 0) {
       LS_DISPATCH_DT(wDtype, W, {
-        conv1d_kernel<T, W><<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(
+        const dim3 grid(d.len, ceil_div(d.channels, 256), d.batch);
+        conv1d_kernel<T, W><<<grid, 256, 0, stream>>>(
             static_cast<T *>(y), static_cast<const T *>(x), static_cast<const W *>(weight),
             static_cast<const W *>(bias), static_cast<const T *>(state), d);
         LS_CHECK_LAUNCH();

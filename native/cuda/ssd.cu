@@ -95,15 +95,32 @@ __device__ void warp_scan_inplace(float *v, int n) {
 }
 
 /**
- * dst[r][c] = T(src(r, c)) for a 64-row tile with COLS (a power of two) padded columns: `get(r, c)` is only
- * called for r < rows and c < cols; the rest is zero.
+ * For every i in [0, TOTAL) (a multiple of kThreads, split over the block): store(i, load(i)). Loads are
+ * issued 8 at a time before their stores so that each thread keeps several global reads in flight (these
+ * kernels are otherwise latency-bound on their tile loads).
  */
+template <int TOTAL, typename Load, typename Store>
+__device__ __forceinline__ void batched(Load load, Store store) {
+  static_assert(TOTAL % (8 * kThreads) == 0, "tile size");
+#pragma unroll 1
+  for (int it0 = 0; it0 < TOTAL / kThreads; it0 += 8) {
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = load((it0 + u) * kThreads + static_cast<int>(threadIdx.x));
+#pragma unroll
+    for (int u = 0; u < 8; ++u) store((it0 + u) * kThreads + static_cast<int>(threadIdx.x), v[u]);
+  }
+}
+
+/** dst[r][c] = T(get(r, c)) over a 64×COLS tile; zero outside r < rows, c < cols. */
 template <typename T, int COLS, typename Get>
 __device__ __forceinline__ void fill_tile(T *dst, int ld, int rows, int cols, Get get) {
-  for (int i = threadIdx.x; i < kTok * COLS; i += kThreads) {
-    const int r = i / COLS, c = i % COLS;
-    dst[r * ld + c] = from_f32<T>(r < rows && c < cols ? get(r, c) : 0.f);
-  }
+  batched<kTok * COLS>(
+      [&](int i) {
+        const int r = i / COLS, c = i % COLS;
+        return r < rows && c < cols ? get(r, c) : 0.f;
+      },
+      [&](int i, float v) { dst[(i / COLS) * ld + i % COLS] = from_f32<T>(v); });
 }
 
 template <typename T, int PT, int NT>
@@ -139,15 +156,18 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
     const int rows = min(kTok, Lc - tb);
     fill_tile<T, PT>(sX, ldx, rows, p.P, [&](int r, int q) {
       const int t = tb + r;
-      return to_f32(x[t * xs + q]) * (__expf(fminf(last - sdA[t], 0.f)) * sdt[t]);
+      return to_f32(__ldg(&x[t * xs + q])) * (__expf(fminf(last - sdA[t], 0.f)) * sdt[t]);
     });
-    fill_tile<T, NT>(sB, ldb, rows, p.N, [&](int r, int n) { return to_f32(Bm[(tb + r) * bs + n]); });
+    fill_tile<T, NT>(sB, ldb, rows, p.N, [&](int r, int n) { return to_f32(__ldg(&Bm[(tb + r) * bs + n])); });
     __syncthreads();
     tile_mm<true, false>(sX, ldx, sB, ldb, sAcc, ldacc, PT, NT, kTok);
     __syncthreads();
   }
   float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
-  for (int i = threadIdx.x; i < p.P * p.N; i += kThreads) st[i] = sAcc[(i / p.N) * ldacc + i % p.N];
+  batched<PT * NT>([&](int i) { return sAcc[(i / NT) * ldacc + i % NT]; },
+                   [&](int i, float v) {
+                     if (i / NT < p.P && i % NT < p.N) st[(i / NT) * p.N + i % NT] = v;
+                   });
 }
 
 /** CB[t, s] = C_t·B_s for one 64×64 block (s-block ≤ t-block) of one chunk and group: shared by its heads. */
@@ -168,14 +188,15 @@ __global__ void __launch_bounds__(kThreads) ssd_bmm(SsdParams p) {
   const size_t bs = static_cast<size_t>(p.G) * p.N;
   const T *Cm = static_cast<const T *>(p.C) + (static_cast<size_t>(b) * p.L + t0) * bs + g * p.N;
   const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * bs + g * p.N;
-  fill_tile<T, NT>(sC, ld, min(kTok, Lc - tb * kTok), p.N, [&](int r, int n) { return to_f32(Cm[(tb * kTok + r) * bs + n]); });
-  fill_tile<T, NT>(sB, ld, min(kTok, Lc - sb * kTok), p.N, [&](int r, int n) { return to_f32(Bm[(sb * kTok + r) * bs + n]); });
+  fill_tile<T, NT>(sC, ld, min(kTok, Lc - tb * kTok), p.N, [&](int r, int n) { return to_f32(__ldg(&Cm[(tb * kTok + r) * bs + n])); });
+  fill_tile<T, NT>(sB, ld, min(kTok, Lc - sb * kTok), p.N, [&](int r, int n) { return to_f32(__ldg(&Bm[(sb * kTok + r) * bs + n])); });
   for (int i = threadIdx.x; i < kTok * ldcb; i += kThreads) sCB[i] = 0.f;
   __syncthreads();
   tile_mm<false, true>(sC, ld, sB, ld, sCB, ldcb, kTok, kTok, NT);
   __syncthreads();
   float *cb = p.cb + (((static_cast<size_t>(b) * p.run + cc) * p.G + g) * p.Q + tb * kTok) * p.Q + sb * kTok;
-  for (int i = threadIdx.x; i < kTok * kTok; i += kThreads) cb[(i / kTok) * p.Q + i % kTok] = sCB[(i / kTok) * ldcb + i % kTok];
+  batched<kTok * kTok>([&](int i) { return sCB[(i / kTok) * ldcb + i % kTok]; },
+                       [&](int i, float v) { cb[(i / kTok) * p.Q + i % kTok] = v; });
 }
 
 __global__ void ssd_state_pass(SsdParams p) {
@@ -282,12 +303,14 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_scan(SsdParams p) {
   __syncthreads();
   const int rows = min(kTok, Lc - tb);
   // The state entering the chunk reaches token t decayed by exp(dA_t): fold that into C's rows.
-  fill_tile<T, NT>(sC, ldc, rows, p.N, [&](int r, int n) { return to_f32(Cm[(tb + r) * bs + n]) * __expf(sdA[tb + r]); });
+  fill_tile<T, NT>(sC, ldc, rows, p.N, [&](int r, int n) { return to_f32(__ldg(&Cm[(tb + r) * bs + n])) * __expf(sdA[tb + r]); });
   const float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
-  for (int i = threadIdx.x; i < PT * NT; i += kThreads) {
-    const int r = i / NT, n = i % NT;
-    sS[r * ldc + n] = from_f32<T>(r < p.P && n < p.N ? st[r * p.N + n] : 0.f);
-  }
+  batched<PT * NT>(
+      [&](int i) {
+        const int r = i / NT, n = i % NT;
+        return r < p.P && n < p.N ? __ldg(&st[r * p.N + n]) : 0.f;
+      },
+      [&](int i, float v) { sS[(i / NT) * ldc + i % NT] = from_f32<T>(v); });
   TileAcc<T, PT> acc{sY, ldy};
   acc.zero();
   __syncthreads();
@@ -295,13 +318,13 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_scan(SsdParams p) {
   const float *cb = p.cb + (((static_cast<size_t>(b) * p.run + cc) * p.G + grp) * p.Q + tb) * p.Q;
   for (int sb = 0; sb <= tb; sb += kTok) {
     __syncthreads();  // previous products are done with sM / sX
-    fill_tile<T, PT>(sX, ldx, min(kTok, Lc - sb), p.P, [&](int r, int pp) { return to_f32(x[(sb + r) * xs + pp]); });
-    for (int i = threadIdx.x; i < kTok * kTok; i += kThreads) {
-      const int r = i / kTok, cidx = i % kTok, t = tb + r, s = sb + cidx;
-      float v = 0.f;
-      if (s <= t && t < Lc) v = cb[r * p.Q + s] * __expf(fminf(sdA[t] - sdA[s], 0.f)) * sdt[s];
-      sM[r * ldm + cidx] = from_f32<T>(v);
-    }
+    fill_tile<T, PT>(sX, ldx, min(kTok, Lc - sb), p.P, [&](int r, int pp) { return to_f32(__ldg(&x[(sb + r) * xs + pp])); });
+    batched<kTok * kTok>(
+        [&](int i) {
+          const int r = i / kTok, t = tb + r, s = sb + i % kTok;
+          return s <= t && t < Lc ? __ldg(&cb[r * p.Q + s]) * __expf(fminf(sdA[t] - sdA[s], 0.f)) * sdt[s] : 0.f;
+        },
+        [&](int i, float v) { sM[(i / kTok) * ldm + i % kTok] = from_f32<T>(v); });
     __syncthreads();
     acc.template mma<false, kTok>(sM, ldm, sX, ldx);
   }
@@ -309,11 +332,15 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_scan(SsdParams p) {
   __syncthreads();
   const float Dh = p.D ? load_param(p.D, p.dDt, h) : 0.f;
   T *y = static_cast<T *>(p.y) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
-  for (int i = threadIdx.x; i < kTok * PT; i += kThreads) {
-    const int r = i / PT, pp = i % PT, t = tb + r;
-    if (t >= Lc || pp >= p.P) continue;
-    store_f32(y, t * xs + pp, sY[r * ldy + pp] + Dh * to_f32(x[t * xs + pp]));
-  }
+  batched<kTok * PT>(
+      [&](int i) {
+        const int r = i / PT, pp = i % PT, t = tb + r;
+        return t < Lc && pp < p.P ? sY[r * ldy + pp] + Dh * to_f32(__ldg(&x[t * xs + pp])) : 0.f;
+      },
+      [&](int i, float v) {
+        const int r = i / PT, pp = i % PT, t = tb + r;
+        if (t < Lc && pp < p.P) store_f32(y, t * xs + pp, v);
+      });
 }
 
 template <typename T>
