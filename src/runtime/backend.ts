@@ -249,6 +249,10 @@ export interface Backend {
    * Samples one id per row of logits [rows, vocab] into out (i32 [rows]). `uniforms` holds one U[0,1) draw
    * per row, supplied by the caller's seeded RNG so every backend samples identically. `previous` (i32) holds
    * the ids seen so far per row for the repetition penalty ([rows, n], -1 = padding) or is null.
+   * Rules every backend follows (so one seed gives one answer): repetition penalty, then temperature, top-k,
+   * top-p; candidates ordered by descending logit (ties: lower id first); top-k keeps the first k; top-p keeps
+   * the shortest prefix whose probability reaches p (at least one); the pick is the first candidate whose
+   * cumulative probability exceeds u · (sum of kept probabilities). temperature ≤ 0 is argmax.
    */
   sample(
     out: Tensor,

@@ -1,0 +1,120 @@
+import { ShapeError, stridesOf } from '../../runtime/shape.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { f32Of, f32Out, rawOf } from './memory.js';
+
+/** Copies between [outer, ·, inner] views; dtype-agnostic (raw elements). */
+export function readSlice(
+  out: Tensor,
+  x: Tensor,
+  outer: number,
+  xDim: number,
+  inner: number,
+  start: number,
+): void {
+  const src = rawOf(x);
+  const dst = rawOf(out);
+  const outDim = out.size / (outer * inner || 1);
+  const run = outDim * inner;
+  for (let o = 0; o < outer; o++) {
+    const from = (o * xDim + start) * inner;
+    dst.set(src.subarray(from, from + run), o * run);
+  }
+}
+
+export function writeSlice(
+  out: Tensor,
+  x: Tensor,
+  outer: number,
+  outDim: number,
+  inner: number,
+  start: number,
+): void {
+  const src = rawOf(x);
+  const dst = rawOf(out);
+  const run = x.size / (outer || 1);
+  for (let o = 0; o < outer; o++) dst.set(src.subarray(o * run, (o + 1) * run), (o * outDim + start) * inner);
+}
+
+export function permute(out: Tensor, x: Tensor, perm: readonly number[]): void {
+  const src = rawOf(x);
+  const dst = rawOf(out);
+  const inStrides = stridesOf(x.shape);
+  const outShape = out.shape;
+  const rank = outShape.length;
+  const step = perm.map((p) => inStrides[p]);
+  const idx = new Array<number>(rank).fill(0);
+  let from = 0;
+  for (let i = 0; i < out.size; i++) {
+    dst[i] = src[from];
+    for (let ax = rank - 1; ax >= 0; ax--) {
+      idx[ax]++;
+      from += step[ax];
+      if (idx[ax] < outShape[ax]) break;
+      from -= step[ax] * outShape[ax];
+      idx[ax] = 0;
+    }
+  }
+}
+
+export function flip(out: Tensor, x: Tensor, outer: number, dim: number, inner: number): void {
+  const src = rawOf(x);
+  const dst = rawOf(out);
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < dim; i++) {
+      const from = (o * dim + i) * inner;
+      dst.set(src.subarray(from, from + inner), (o * dim + dim - 1 - i) * inner);
+    }
+}
+
+export function reduce(
+  out: Tensor,
+  op: 'sum' | 'mean' | 'max',
+  x: Tensor,
+  outer: number,
+  dim: number,
+  inner: number,
+): void {
+  const src = f32Of(x);
+  const o = f32Out(out);
+  for (let a = 0; a < outer; a++)
+    for (let c = 0; c < inner; c++) {
+      let acc = op === 'max' ? Number.NEGATIVE_INFINITY : 0;
+      for (let i = 0; i < dim; i++) {
+        const v = src[(a * dim + i) * inner + c];
+        acc = op === 'max' ? (v > acc ? v : acc) : acc + v;
+      }
+      o.data[a * inner + c] = op === 'mean' ? acc / dim : acc;
+    }
+  o.commit();
+}
+
+export function argmax(out: Tensor, x: Tensor, rows: number, dim: number): void {
+  const src = f32Of(x);
+  const dst = rawOf(out) as Int32Array;
+  for (let r = 0; r < rows; r++) dst[r] = argmaxRow(src, r * dim, dim);
+}
+
+/** First index of the maximum of src[off, off+dim) (NaN never wins). */
+export function argmaxRow(src: ArrayLike<number>, off: number, dim: number): number {
+  let best = 0;
+  let bv = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < dim; i++)
+    if (src[off + i] > bv) {
+      bv = src[off + i];
+      best = i;
+    }
+  return best;
+}
+
+export function embedding(out: Tensor, table: Tensor, ids: Tensor): void {
+  const src = rawOf(table);
+  const dst = rawOf(out);
+  const idv = rawOf(ids) as Int32Array;
+  const [vocab, dim] = table.shape;
+  for (let i = 0; i < idv.length; i++) {
+    const id = idv[i];
+    if (id < 0 || id >= vocab)
+      throw new ShapeError(`embedding: id ${id} is outside the vocabulary of ${vocab}`);
+    dst.set(src.subarray(id * dim, (id + 1) * dim), i * dim);
+  }
+}

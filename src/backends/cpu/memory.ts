@@ -1,0 +1,30 @@
+import type { Storage } from '../../runtime/backend.js';
+import { BYTES_PER_ELEMENT, fromF32, type RawArray, rawArrayFor, toF32 } from '../../runtime/dtype.js';
+import type { Tensor } from '../../runtime/tensor.js';
+
+/** CPU storage: shared memory, so worker threads can compute on it without copies. */
+export interface CpuStorage extends Storage {
+  readonly buf: SharedArrayBuffer;
+}
+
+/** A tensor's raw elements (a view, no copy). */
+export function rawOf(t: Tensor): RawArray {
+  return rawArrayFor(t.dtype, (t.storage as CpuStorage).buf, t.offset * BYTES_PER_ELEMENT[t.dtype], t.size);
+}
+
+/** A tensor's values as f32: a view for f32 tensors, a converted copy otherwise. */
+export function f32Of(t: Tensor): Float32Array {
+  const r = rawOf(t);
+  return t.dtype === 'f32' ? (r as Float32Array) : toF32(t.dtype, r);
+}
+
+/**
+ * Where a kernel writes its f32 results for `out`: the tensor itself when it is f32, otherwise a scratch
+ * array that `commit` rounds into the tensor's dtype.
+ */
+export function f32Out(out: Tensor): { data: Float32Array; commit: () => void } {
+  const r = rawOf(out);
+  if (out.dtype === 'f32') return { data: r as Float32Array, commit: () => {} };
+  const data = new Float32Array(out.size);
+  return { data, commit: () => r.set(fromF32(out.dtype, data)) };
+}
