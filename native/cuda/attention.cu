@@ -366,11 +366,14 @@ bool flash_eligible(const AttentionDims &a, DT dt) {
 
 template <int D, int W>
 int flash_blocks_per_sm() {
-  int n = 0;
-  constexpr size_t smem = flash_smem_bytes<D, W>();
-  LS_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd<D, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  LS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, flash_fwd<D, W>, W * 32, smem));
-  return std::max(n, 1);
+  static const int n = [] {
+    int blocks = 0;
+    constexpr size_t smem = flash_smem_bytes<D, W>();
+    allow_smem_once<flash_fwd<D, W>>(smem);
+    LS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, flash_fwd<D, W>, W * 32, smem));
+    return std::max(blocks, 1);
+  }();
+  return n;
 }
 
 template <int W>
@@ -420,8 +423,7 @@ Plan make_plan(const AttentionDims &a, DT dt) {
 template <int D, int W>
 void launch_flash(const FlashParams &fp, const Plan &plan, cudaStream_t stream) {
   constexpr size_t smem = flash_smem_bytes<D, W>();
-  LS_CUDA_CHECK(cudaFuncSetAttribute(flash_fwd<D, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     static_cast<int>(smem)));
+  allow_smem_once<flash_fwd<D, W>>(smem);
   const dim3 grid(plan.qTiles, fp.batch * fp.hkv, plan.splits);
   flash_fwd<D, W><<<grid, W * 32, smem, stream>>>(fp);
   LS_CHECK_LAUNCH();

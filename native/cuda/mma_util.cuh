@@ -52,12 +52,25 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-/** Device multiprocessor count of the current device (split-K planning). */
+/** Multiprocessor count of the current device (split-K planning); queried once per process. */
 inline int current_sm_count() {
-  int dev = 0, n = 0;
-  LS_CUDA_CHECK(cudaGetDevice(&dev));
-  LS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+  static const int n = [] {
+    int dev = 0, count = 0;
+    LS_CUDA_CHECK(cudaGetDevice(&dev));
+    LS_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
+    return count;
+  }();
   return n;
+}
+
+/** Raises kernel K's dynamic shared-memory limit to `bytes`, once per kernel and process. */
+template <auto K>
+void allow_smem_once(size_t bytes) {
+  static const bool done = [&] {
+    LS_CUDA_CHECK(cudaFuncSetAttribute(K, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    return true;
+  }();
+  (void)done;
 }
 
 /** Rounds a byte count up so that consecutive workspace regions stay 256-byte aligned. */

@@ -412,9 +412,9 @@ void launch_scan(SsdParams p, const SsdPlan &plan, const float *stateIn, cudaStr
   if constexpr (std::max({s1, s2, s3}) > 227 * 1024) {
     throw std::invalid_argument("ssd_scan: headDim/dState too large for shared memory in f32; use bf16");
   } else {
-  LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_chunk_state<T, PT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s1)));
-  LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_bmm<T, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s2)));
-  LS_CUDA_CHECK(cudaFuncSetAttribute(ssd_chunk_scan<T, PT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(s3)));
+  allow_smem_once<ssd_chunk_state<T, PT, NT>>(s1);
+  allow_smem_once<ssd_bmm<T, NT>>(s2);
+  allow_smem_once<ssd_chunk_scan<T, PT, NT>>(s3);
   const int nTb = p.Q / kTok;
   const size_t stateElems = static_cast<size_t>(p.batch) * p.H * p.P * p.N;
   for (int c0 = 0; c0 < plan.nChunks; c0 += plan.run) {
