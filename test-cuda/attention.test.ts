@@ -10,7 +10,7 @@ import { assertParity, pair, randomPair, values } from './helpers.js';
 // bf16 probabilities feed the P·V product (as in every flash kernel), so outputs that cancel carry an absolute
 // error of a few 1e-3 of the data's scale: compare at that floor. f32 runs entirely in f32.
 const CHECK: Record<string, { tol: number; floor: number }> = {
-  bf16: { tol: 2e-2, floor: 0.25 },
+  bf16: { tol: 2e-2, floor: 0.5 },
   f32: { tol: 1e-4, floor: 1e-2 },
 };
 
