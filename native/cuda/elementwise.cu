@@ -156,7 +156,9 @@ __global__ void binary_strided(T *__restrict__ out, const T *__restrict__ a, con
                                Strides g, BinaryOp op) {
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     uint32_t r = i, ia = 0, ib = 0;
-    for (int d = g.rank - 1; d >= 0; d--) {
+#pragma unroll
+    for (int d = kMaxRank - 1; d >= 0; d--) {
+      if (d >= g.rank) continue;
       const uint32_t c = r % g.shape[d];
       r /= g.shape[d];
       ia += c * g.a[d];
@@ -177,19 +179,29 @@ __global__ void binary_rows(T *__restrict__ out, const T *__restrict__ a, const 
     const uint32_t row = i / packsPerRow, c = (i - row * packsPerRow) * V;
     uint32_t r = row;
     size_t ia = 0, ib = 0;
-    for (int d = g.rank - 1; d >= 0; d--) {
+    // Unrolled with constant indices so the stride tables stay in the parameter bank (a runtime index would
+    // copy them to local memory).
+#pragma unroll
+    for (int d = kMaxRank - 1; d >= 0; d--) {
+      if (d >= g.rank) continue;
       const uint32_t k = r % g.shape[d];
       r /= g.shape[d];
       ia += size_t(k) * g.a[d];
       ib += size_t(k) * g.b[d];
     }
     float x[V], y[V];
-    if (aInner) load_pack<T, V>(a, ia + c, x);
-    else
+    if (aInner) {
+      load_pack<T, V>(a, ia + c, x);
+    } else {
+#pragma unroll
       for (int j = 0; j < V; j++) x[j] = to_f32(a[ia]);
-    if (bInner) load_pack<T, V>(b, ib + c, y);
-    else
+    }
+    if (bInner) {
+      load_pack<T, V>(b, ib + c, y);
+    } else {
+#pragma unroll
       for (int j = 0; j < V; j++) y[j] = to_f32(b[ib]);
+    }
 #pragma unroll
     for (int j = 0; j < V; j++) x[j] = apply_binary(op, x[j], y[j]);
     store_pack<T, V>(out, size_t(i) * V, x);

@@ -45,7 +45,10 @@ __global__ void gather_kernel(U *__restrict__ out, const U *__restrict__ x, uint
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
     uint32_t r = i;
     int64_t src = 0;
-    for (int d = g.rank - 1; d >= 0; d--) {
+    // Constant indices keep the tables in the parameter bank (see binary_rows).
+#pragma unroll
+    for (int d = kMaxRank - 1; d >= 0; d--) {
+      if (d >= g.rank) continue;
       const uint32_t c = r % g.shape[d];
       r /= g.shape[d];
       src += int64_t(c) * g.stride[d];
