@@ -1,6 +1,8 @@
 import type { Conv1dDesc, SsdDesc } from '../../runtime/backend.js';
+import { fromF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { f32Of, f32Out } from './memory.js';
+import { f32Of, f32Out, rawOf, sharedF32Of, sharedF32Out } from './memory.js';
+import { parallelFor } from './pool.js';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
@@ -21,29 +23,49 @@ export function conv1d(
   const sv = state ? f32Of(state) : null;
   const o = f32Out(y);
   const past = W - 1;
-  // Input at time t (t < 0 reads the carried state).
-  const input = (b: number, t: number, c: number) =>
-    t >= 0 ? xv[(b * len + t) * C + c] : sv ? sv[(b * past + past + t) * C + c] : 0;
-  for (let b = 0; b < batch; b++)
-    for (let t = 0; t < len; t++)
-      for (let c = 0; c < C; c++) {
-        let s = bv ? bv[c] : 0;
-        for (let j = 0; j < W; j++) s += w[c * W + j] * input(b, t - past + j, c);
-        o.data[(b * len + t) * C + c] = act ? silu(s) : s;
+  // Per batch, the input with the carried state in front: [past + len, C] (zeros when there is no state).
+  const padded = new Float32Array((past + len) * C);
+  const acc = new Float64Array(C);
+  for (let b = 0; b < batch; b++) {
+    if (sv) padded.set(sv.subarray(b * past * C, (b + 1) * past * C));
+    else padded.fill(0, 0, past * C);
+    padded.set(xv.subarray(b * len * C, (b + 1) * len * C), past * C);
+    for (let t = 0; t < len; t++) {
+      for (let c = 0; c < C; c++) acc[c] = bv ? bv[c] : 0;
+      for (let j = 0; j < W; j++) {
+        const row = (t + j) * C;
+        for (let c = 0; c < C; c++) acc[c] += w[c * W + j] * padded[row + c];
       }
-  o.commit();
-  if (stateOut) {
-    const so = f32Out(stateOut);
-    for (let b = 0; b < batch; b++)
-      for (let r = 0; r < past; r++)
-        for (let c = 0; c < C; c++) so.data[(b * past + r) * C + c] = input(b, len - past + r, c);
-    so.commit();
+      const ob = (b * len + t) * C;
+      for (let c = 0; c < C; c++) o.data[ob + c] = act ? silu(acc[c]) : acc[c];
+    }
+    if (stateOut) {
+      const so = rawOf(stateOut);
+      const last = fromF32(stateOut.dtype, padded.subarray(len * C, (len + past) * C));
+      so.set(last, b * past * C);
+    }
   }
+  o.commit();
+}
+
+export interface SsdArgs {
+  x: Float32Array;
+  dt: Float32Array;
+  A: Float32Array;
+  B: Float32Array;
+  C: Float32Array;
+  D: Float32Array | null;
+  y: Float32Array;
+  s0: Float32Array | null;
+  sOut: Float32Array | null;
+  desc: SsdDesc;
 }
 
 /**
- * Chunked SSD (the mamba_ssm algorithm): within a chunk, y_t = exp(a_t)·C_t·S₀ + Σ_{s≤t} (C_t·B_s)·exp(a_t − a_s)·dt_s·x_s
- * with a the inclusive cumulative sum of dt·A inside the chunk; then S ← exp(a_last)·S₀ + Σ_s exp(a_last − a_s)·dt_s·x_s⊗B_s.
+ * Chunked SSD (the mamba_ssm algorithm). With a the inclusive cumulative sum of dt·A inside a chunk:
+ *   y_t = exp(a_t)·C_t·S₀ + Σ_{s≤t} (C_t·B_s)·exp(a_t − a_s)·dt_s·x_s + D·x_t,
+ *   S ← exp(a_last)·S₀ + Σ_s exp(a_last − a_s)·dt_s·x_s ⊗ B_s.
+ * C_t·B_s is computed once per (chunk, group) and shared by the group's heads. Parallel over (batch, head).
  */
 export function ssdScan(
   y: Tensor,
@@ -57,74 +79,104 @@ export function ssdScan(
   state: Tensor | null,
   d: SsdDesc,
 ): void {
-  const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = d;
-  const xv = f32Of(x);
-  const dtv = f32Of(dt);
-  const Av = f32Of(A);
-  const Bv = f32Of(B);
-  const Cv = f32Of(C);
-  const Dv = D ? f32Of(D) : null;
-  const o = f32Out(y);
-  const S = new Float64Array(batch * H * P * N);
-  if (state) S.set(f32Of(state));
+  const o = sharedF32Out(y);
+  const args: SsdArgs = {
+    x: sharedF32Of(x),
+    dt: sharedF32Of(dt),
+    A: sharedF32Of(A),
+    B: sharedF32Of(B),
+    C: sharedF32Of(C),
+    D: D ? sharedF32Of(D) : null,
+    y: o.data,
+    s0: state ? sharedF32Of(state) : null,
+    sOut: stateOut ? sharedF32Of(stateOut) : null,
+    desc: d,
+  };
+  const units = d.batch * d.heads;
+  const work = d.batch * d.len * d.heads * d.headDim * (d.dState + Math.min(d.chunkSize, d.len));
+  if (work < PARALLEL_WORK) ssdTask(args, 0, units);
+  else parallelFor('ssd', args, units, 1, ssdTask);
+  o.commit();
+}
+
+const PARALLEL_WORK = 1 << 20;
+
+/** Runs the (batch, head) pairs [lo, hi). */
+export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
+  const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
+  const { x, dt, A, B, C, D, y } = a;
   const perGroup = H / G;
-  const cs = new Float64Array(chunkSize);
-  const CB = new Float64Array(chunkSize * chunkSize);
-  for (let b = 0; b < batch; b++)
+  const L = Math.min(chunkSize, len);
+  const CB = new Float64Array(L * L);
+  const cs = new Float64Array(L);
+  const acc = new Float64Array(P);
+  for (let b = 0; b < batch; b++) {
+    const h0 = Math.max(lo - b * H, 0);
+    const h1 = Math.min(hi - b * H, H);
+    if (h0 >= h1) continue;
+    // States of this batch's heads [h0, h1), in f64.
+    const S = new Float64Array((h1 - h0) * P * N);
+    if (a.s0) for (let i = 0; i < S.length; i++) S[i] = a.s0[(b * H + h0) * P * N + i];
     for (let t0 = 0; t0 < len; t0 += chunkSize) {
       const T = Math.min(chunkSize, len - t0);
-      for (let g = 0; g < G; g++) {
-        // CB[t, s] = C_t · B_s for this chunk and group, shared by the group's heads.
-        for (let t = 0; t < T; t++)
+      const row0 = b * len + t0; // global time index of the chunk's first token
+      for (let g = Math.floor(h0 / perGroup); g * perGroup < h1; g++) {
+        for (let t = 0; t < T; t++) {
+          const cb = ((row0 + t) * G + g) * N;
           for (let s = 0; s <= t; s++) {
-            const cb = ((b * len + t0 + t) * G + g) * N;
-            const bb = ((b * len + t0 + s) * G + g) * N;
-            let acc = 0;
-            for (let n = 0; n < N; n++) acc += Cv[cb + n] * Bv[bb + n];
-            CB[t * chunkSize + s] = acc;
+            const bb = ((row0 + s) * G + g) * N;
+            let v = 0;
+            for (let n = 0; n < N; n++) v += C[cb + n] * B[bb + n];
+            CB[t * L + s] = v;
           }
-        for (let h = g * perGroup; h < (g + 1) * perGroup; h++) {
-          let a = 0;
+        }
+        for (let h = Math.max(h0, g * perGroup); h < Math.min(h1, (g + 1) * perGroup); h++) {
+          const sb = (h - h0) * P * N;
+          let cum = 0;
           for (let t = 0; t < T; t++) {
-            a += dtv[(b * len + t0 + t) * H + h] * Av[h];
-            cs[t] = a;
+            cum += dt[(row0 + t) * H + h] * A[h];
+            cs[t] = cum;
           }
-          const sBase = (b * H + h) * P * N;
           for (let t = 0; t < T; t++) {
-            const cRow = ((b * len + t0 + t) * G + g) * N;
+            // Inter-chunk: the carried state read through C_t, decayed to t.
+            const cRow = ((row0 + t) * G + g) * N;
             const decay = Math.exp(cs[t]);
-            const yBase = ((b * len + t0 + t) * H + h) * P;
             for (let p = 0; p < P; p++) {
-              let acc = 0;
-              for (let n = 0; n < N; n++) acc += Cv[cRow + n] * S[sBase + p * N + n];
-              acc *= decay;
-              for (let s = 0; s <= t; s++) {
-                const ts = (b * len + t0 + s) * H + h;
-                acc +=
-                  CB[t * chunkSize + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dtv[ts] * xv[ts * P + p];
-              }
-              if (Dv) acc += Dv[h] * xv[yBase + p];
-              o.data[yBase + p] = acc;
+              let v = 0;
+              const sp = sb + p * N;
+              for (let n = 0; n < N; n++) v += C[cRow + n] * S[sp + n];
+              acc[p] = v * decay;
             }
+            // Intra-chunk: the tokens s ≤ t of this chunk.
+            for (let s = 0; s <= t; s++) {
+              const ts = (row0 + s) * H + h;
+              const w = CB[t * L + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dt[ts];
+              const xs = ts * P;
+              for (let p = 0; p < P; p++) acc[p] += w * x[xs + p];
+            }
+            const yb = ((row0 + t) * H + h) * P;
+            const dh = D ? D[h] : 0;
+            for (let p = 0; p < P; p++) y[yb + p] = acc[p] + dh * x[yb + p];
           }
           // State passing to the next chunk.
           const last = cs[T - 1];
           const total = Math.exp(last);
-          for (let i = 0; i < P * N; i++) S[sBase + i] *= total;
+          for (let i = sb; i < sb + P * N; i++) S[i] *= total;
           for (let s = 0; s < T; s++) {
-            const ts = (b * len + t0 + s) * H + h;
-            const wgt = Math.exp(Math.min(last - cs[s], 0)) * dtv[ts];
-            const bRow = ((b * len + t0 + s) * G + g) * N;
+            const ts = (row0 + s) * H + h;
+            const w = Math.exp(Math.min(last - cs[s], 0)) * dt[ts];
+            const bRow = ((row0 + s) * G + g) * N;
             for (let p = 0; p < P; p++) {
-              const xs = wgt * xv[ts * P + p];
-              for (let n = 0; n < N; n++) S[sBase + p * N + n] += xs * Bv[bRow + n];
+              const xw = w * x[ts * P + p];
+              const sp = sb + p * N;
+              for (let n = 0; n < N; n++) S[sp + n] += xw * B[bRow + n];
             }
           }
         }
       }
     }
-  o.commit();
-  if (stateOut) f32Out(stateOut).data.set(S);
+    if (a.sOut) for (let i = 0; i < S.length; i++) a.sOut[(b * H + h0) * P * N + i] = S[i];
+  }
 }
 
 /** One recurrent step; `state` is updated in place. */
