@@ -27,6 +27,10 @@ const ERROR_BYTES = 4096;
 let pool: Pool | null = null;
 /** Set while a call runs, so a kernel that calls parallelFor again (never expected) runs inline. */
 let busy = false;
+let splitCalls = 0;
+
+/** How many calls so far were split across threads (tests check that the worker path really ran). */
+export const parallelCalls = (): number => splitCalls;
 
 /**
  * The built worker.js runs as it is. Under tsx (this module is pool.ts) the worker thread does not get the
@@ -105,6 +109,7 @@ export function parallelFor<A>(
     return;
   }
   const bounds = (i: number) => Math.round((total * i) / parts);
+  splitCalls++;
   Atomics.store(p.ctl, 0, 0);
   Atomics.store(p.ctl, 1, 0);
   for (let i = 1; i < parts; i++)
