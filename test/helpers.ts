@@ -19,7 +19,9 @@ export function rng(seed = (Math.random() * 2 ** 32) >>> 0): () => number {
  */
 export function seeded(fn: (r: () => number) => void | Promise<void>): () => Promise<void> {
   return async () => {
-    const seed = process.env.LONGSHOT_SEED ? Number(process.env.LONGSHOT_SEED) : (Math.random() * 2 ** 32) >>> 0;
+    const seed = process.env.LONGSHOT_SEED
+      ? Number(process.env.LONGSHOT_SEED)
+      : (Math.random() * 2 ** 32) >>> 0;
     try {
       await fn(rng(seed));
     } catch (e) {
@@ -41,7 +43,8 @@ export function randn(n: number, r: () => number, lo = -1, hi = 1): Float32Array
 }
 
 /** A random integer in [lo, hi]. */
-export const randint = (r: () => number, lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
+export const randint = (r: () => number, lo: number, hi: number): number =>
+  lo + Math.floor(r() * (hi - lo + 1));
 
 /** Max |a−b| / max(|b|, floor) over all elements. */
 export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-3): number {

@@ -64,13 +64,21 @@ test('unary: softplus switches to x above 20 and stays accurate far below 0', as
   assertClose([y[2], y[3]], [Math.exp(-30), Math.LN2], 1e-6, 'softplus tails');
   // GELU variants differ where they should: exact vs tanh approximation at x = 1.
   const x = ops.tensor(cpu, [1], [1]);
-  const [g, gt, qg] = await Promise.all([ops.gelu(x), ops.geluTanh(x), ops.quickGelu(x)].map((t) => t.item()));
+  const [g, gt, qg] = await Promise.all(
+    [ops.gelu(x), ops.geluTanh(x), ops.quickGelu(x)].map((t) => t.item()),
+  );
   assertClose([g, gt, qg], [0.8413447460685429, 0.8411919906082768, 1 * sig(1.702)], 1e-6, 'gelu family');
   assert.ok(Math.abs(g - gt) > 1e-4);
 });
 
 /** Numpy broadcasting, written directly: the output index mapped back to each operand. */
-function broadcastRef(op: (a: number, b: number) => number, a: Float32Array, as: number[], b: Float32Array, bs: number[]) {
+function broadcastRef(
+  op: (a: number, b: number) => number,
+  a: Float32Array,
+  as: number[],
+  b: Float32Array,
+  bs: number[],
+) {
   const rank = Math.max(as.length, bs.length);
   const pa = [...Array(rank - as.length).fill(1), ...as];
   const pb = [...Array(rank - bs.length).fill(1), ...bs];
@@ -109,19 +117,44 @@ test(
   'binary: every op over several broadcasting patterns',
   seeded(async (r) => {
     const patterns: [number[], number[]][] = [
-      [[3, 5], [3, 5]],
+      [
+        [3, 5],
+        [3, 5],
+      ],
       [[2, 3, 7], [7]],
-      [[2, 1, 7], [3, 1]],
-      [[5, 1], [1, 6]],
-      [[2, 3, 4], [2, 3, 1]],
+      [
+        [2, 1, 7],
+        [3, 1],
+      ],
+      [
+        [5, 1],
+        [1, 6],
+      ],
+      [
+        [2, 3, 4],
+        [2, 3, 1],
+      ],
       [[1], [4, 3]],
       [[], [2, 3]],
-      [[2, 1, 3, 1], [1, 4, 1, 5]],
+      [
+        [2, 1, 3, 1],
+        [1, 4, 1, 5],
+      ],
     ];
     for (const [as, bs] of patterns)
       for (const op of Object.keys(BINARY_REF) as BinaryOp[]) {
-        const av = randn(as.reduce((x, y) => x * y, 1), r, 0.1, 2);
-        const bv = randn(bs.reduce((x, y) => x * y, 1), r, -2, -0.1);
+        const av = randn(
+          as.reduce((x, y) => x * y, 1),
+          r,
+          0.1,
+          2,
+        );
+        const bv = randn(
+          bs.reduce((x, y) => x * y, 1),
+          r,
+          -2,
+          -0.1,
+        );
         if (r() < 0.5) bv.forEach((v, i) => (bv[i] = -v));
         const ref = broadcastRef(BINARY_REF[op], av, as, bv, bs);
         const y = ops.binary(op, ops.tensor(cpu, av, as), ops.tensor(cpu, bv, bs));

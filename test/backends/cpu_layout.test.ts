@@ -27,11 +27,24 @@ test(
   'permute, transpose and flip move every element where the index map says',
   seeded(async (r) => {
     const shape = [randint(r, 1, 4), randint(r, 2, 5), randint(r, 1, 3), randint(r, 2, 4)];
-    const xv = randn(shape.reduce((a, b) => a * b, 1), r);
+    const xv = randn(
+      shape.reduce((a, b) => a * b, 1),
+      r,
+    );
     for (const dtype of ['f32', 'bf16', 'u8'] as const) {
-      const vals = dtype === 'u8' ? xv.map((_, i) => i % 251) : dtype === 'bf16' ? await ops.tensor(cpu, xv, shape, 'bf16').toArray() : xv;
+      const vals =
+        dtype === 'u8'
+          ? xv.map((_, i) => i % 251)
+          : dtype === 'bf16'
+            ? await ops.tensor(cpu, xv, shape, 'bf16').toArray()
+            : xv;
       const x = ops.tensor(cpu, vals, shape, dtype);
-      for (const perm of [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2], [0, 2, 1, 3]]) {
+      for (const perm of [
+        [0, 1, 2, 3],
+        [3, 2, 1, 0],
+        [1, 3, 0, 2],
+        [0, 2, 1, 3],
+      ]) {
         const y = ops.permute(x, perm);
         const ys = perm.map((p) => shape[p]);
         assert.deepEqual(y.shape, ys);
@@ -157,7 +170,10 @@ test(
       );
     }
     const table = ops.tensor(cpu, tv, [vocab, dim]);
-    assert.throws(() => ops.embedding(table, ops.tensor(cpu, new Int32Array([3, vocab]), [2], 'i32')), /id 11 is outside the vocabulary of 11/);
+    assert.throws(
+      () => ops.embedding(table, ops.tensor(cpu, new Int32Array([3, vocab]), [2], 'i32')),
+      /id 11 is outside the vocabulary of 11/,
+    );
     assert.throws(() => ops.embedding(table, ops.tensor(cpu, [-1], [1], 'i32')), /outside the vocabulary/);
     assert.throws(() => ops.embedding(table, ops.tensor(cpu, [1], [1])), /ids must be i32/);
   }),

@@ -89,7 +89,18 @@ test(
     for (const dtype of ['bf16', 'f16'] as const)
       for (const transB of [false, true])
         await check(
-          { batch: 2, m: 9, n: 11, k: 37, transA: false, transB, bBatched: false, bias: true, alpha: 1, dtype },
+          {
+            batch: 2,
+            m: 9,
+            n: 11,
+            k: 37,
+            transA: false,
+            transB,
+            bBatched: false,
+            bias: true,
+            alpha: 1,
+            dtype,
+          },
           r,
         );
   }),
@@ -102,20 +113,64 @@ test(
     const before = parallelCalls();
     // k > 256 (two K blocks), m > 128 (two M blocks), n not a multiple of 8; a batched case; decode rows.
     await check(
-      { batch: 1, m: 133, n: 75, k: 300, transA: false, transB: true, bBatched: false, bias: true, alpha: 1, dtype: 'f32' },
+      {
+        batch: 1,
+        m: 133,
+        n: 75,
+        k: 300,
+        transA: false,
+        transB: true,
+        bBatched: false,
+        bias: true,
+        alpha: 1,
+        dtype: 'f32',
+      },
       r,
     );
     await check(
-      { batch: 1, m: 61, n: 203, k: 270, transA: true, transB: false, bBatched: false, bias: false, alpha: 0.5, dtype: 'f32' },
+      {
+        batch: 1,
+        m: 61,
+        n: 203,
+        k: 270,
+        transA: true,
+        transB: false,
+        bBatched: false,
+        bias: false,
+        alpha: 0.5,
+        dtype: 'f32',
+      },
       r,
     );
     await check(
-      { batch: 5, m: 37, n: 29, k: 411, transA: false, transB: false, bBatched: true, bias: true, alpha: 1, dtype: 'f32' },
+      {
+        batch: 5,
+        m: 37,
+        n: 29,
+        k: 411,
+        transA: false,
+        transB: false,
+        bBatched: true,
+        bias: true,
+        alpha: 1,
+        dtype: 'f32',
+      },
       r,
     );
     for (const transB of [false, true])
       await check(
-        { batch: 1, m: 1, n: 1030, k: 2100, transA: false, transB, bBatched: false, bias: true, alpha: 1, dtype: 'f32' },
+        {
+          batch: 1,
+          m: 1,
+          n: 1030,
+          k: 2100,
+          transA: false,
+          transB,
+          bBatched: false,
+          bias: true,
+          alpha: 1,
+          dtype: 'f32',
+        },
         r,
       );
     if (threads > 1) assert.ok(parallelCalls() >= before + 5, 'the large GEMMs ran on the worker pool');

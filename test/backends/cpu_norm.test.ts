@@ -45,7 +45,10 @@ test(
       return v / Math.sqrt(ss / dim + 1e-5);
     });
     assertClose(plain, ref, 1e-5, 'no weight');
-    assert.throws(() => ops.rmsNorm(ops.zeros(cpu, [2, 6]), null, { eps: 1e-5, groupSize: 4 }), /does not divide/);
+    assert.throws(
+      () => ops.rmsNorm(ops.zeros(cpu, [2, 6]), null, { eps: 1e-5, groupSize: 4 }),
+      /does not divide/,
+    );
     assert.throws(() => ops.rmsNorm(ops.zeros(cpu, [2, 6]), ops.zeros(cpu, [5]), { eps: 1e-5 }), /weight/);
   }),
 );
@@ -154,7 +157,12 @@ test(
         ops.tensor(cpu, cos, [batch, seq, rot]),
         ops.tensor(cpu, sin, [batch, seq, rot]),
       );
-      assertClose(await y.toArray(), rotaryRef(xv, cos, sin, [batch, seq, heads, dim], rot, true), 1e-5, `rot ${rot}`);
+      assertClose(
+        await y.toArray(),
+        rotaryRef(xv, cos, sin, [batch, seq, heads, dim], rot, true),
+        1e-5,
+        `rot ${rot}`,
+      );
     }
     assert.throws(
       () => ops.rotary(ops.zeros(cpu, [1, 4, 2, 8]), ops.zeros(cpu, [3, 8]), ops.zeros(cpu, [3, 8])),
@@ -188,13 +196,18 @@ test(
         sin[s * dim + i] = Math.sin(ang);
       }
     const xv = randn(seq * heads * dim, r);
-    const y = ops.rotary(ops.tensor(cpu, xv, [seq, heads, dim]), ops.tensor(cpu, cos, [seq, dim]), ops.tensor(cpu, sin, [seq, dim]));
+    const y = ops.rotary(
+      ops.tensor(cpu, xv, [seq, heads, dim]),
+      ops.tensor(cpu, cos, [seq, dim]),
+      ops.tensor(cpu, sin, [seq, dim]),
+    );
     assert.deepEqual(y.shape, [seq, heads, dim]);
     const ref = rotaryRef(xv, cos, sin, [1, seq, heads, dim], dim, false);
     assertClose(await y.toArray(), ref, 1e-5, 'mrope');
     // For text tokens (t = h = w) M-RoPE equals plain 1-D RoPE.
     const plain = new Float64Array(3 * dim);
-    for (let s = 0; s < 3; s++) for (let i = 0; i < dim; i++) plain[s * dim + i] = Math.cos(s * freqs[i % (dim / 2)]);
+    for (let s = 0; s < 3; s++)
+      for (let i = 0; i < dim; i++) plain[s * dim + i] = Math.cos(s * freqs[i % (dim / 2)]);
     assertClose(cos.subarray(0, 3 * dim), plain, 1e-12, 'text positions');
   }),
 );
@@ -217,7 +230,16 @@ test(
       }
     }
     const xv = randn(seq * heads * dim, r);
-    const y = ops.rotary(ops.tensor(cpu, xv, [1, seq, heads, dim]), ops.tensor(cpu, cos, [seq, dim]), ops.tensor(cpu, sin, [seq, dim]));
-    assertClose(await y.toArray(), rotaryRef(xv, cos, sin, [1, seq, heads, dim], dim, false), 1e-5, 'vision 2-D');
+    const y = ops.rotary(
+      ops.tensor(cpu, xv, [1, seq, heads, dim]),
+      ops.tensor(cpu, cos, [seq, dim]),
+      ops.tensor(cpu, sin, [seq, dim]),
+    );
+    assertClose(
+      await y.toArray(),
+      rotaryRef(xv, cos, sin, [1, seq, heads, dim], dim, false),
+      1e-5,
+      'vision 2-D',
+    );
   }),
 );
