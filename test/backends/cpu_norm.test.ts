@@ -77,7 +77,8 @@ test(
     );
     assertClose(await ops.layerNorm(x, null, null, 1e-6).toArray(), ref(false), 1e-5, 'plain');
     const xb = ops.tensor(cpu, xv, [rows, dim], 'bf16');
-    assertClose(await ops.layerNorm(xb, null, null, 1e-6).toArray(), ref(false), 4e-2, 'bf16');
+    // Normalised values are O(1): bf16 input and output rounding stay within 2e-2 of that scale.
+    assertClose(await ops.layerNorm(xb, null, null, 1e-6).toArray(), ref(false), 2e-2, 'bf16', 1);
   }),
 );
 
