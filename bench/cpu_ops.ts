@@ -1,0 +1,110 @@
+// CPU backend throughput: GEMM GFLOP/s (1 thread and all threads), SSD scan and attention tokens/s.
+// Run: npm run bench:cpu  (LONGSHOT_CPU_THREADS caps the pool; BENCH_SECONDS sets the time per case).
+// Prints a table and writes bench/results/cpu_ops.json.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { cpuBackend } from '../src/backends/cpu/index.js';
+import { cpuThreads, warmUp } from '../src/backends/cpu/pool.js';
+import * as ops from '../src/runtime/ops.js';
+import type { Tensor } from '../src/runtime/tensor.js';
+
+const cpu = cpuBackend();
+const seconds = Number(process.env.BENCH_SECONDS ?? 1.5);
+const rand = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * Math.random());
+
+/** Mean seconds per call of fn (disposing what it returns), after one warm-up call. */
+function time(fn: () => Tensor | Tensor[]): number {
+  const run = () => {
+    const r = fn();
+    for (const t of Array.isArray(r) ? r : [r]) t.dispose();
+  };
+  run();
+  let n = 0;
+  const t0 = performance.now();
+  do {
+    run();
+    n++;
+  } while (performance.now() - t0 < seconds * 1000);
+  return (performance.now() - t0) / 1000 / n;
+}
+
+interface Row {
+  case: string;
+  threads: number;
+  seconds: number;
+  value: number;
+  unit: string;
+}
+
+/** Runs this file again with LONGSHOT_CPU_THREADS=1 for the single-thread column. */
+function singleThreadRows(): Row[] {
+  const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child'], {
+    env: { ...process.env, LONGSHOT_CPU_THREADS: '1' },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.slice(out.indexOf('[')));
+}
+
+async function measure(): Promise<Row[]> {
+  const threads = await warmUp();
+  const rows: Row[] = [];
+  for (const n of [512, 1024, 2048]) {
+    const a = ops.tensor(cpu, rand(n * n), [n, n]);
+    const w = ops.tensor(cpu, rand(n * n), [n, n]);
+    const s = time(() => ops.matmul(a, w, { transB: true }));
+    rows.push({ case: `gemm ${n}³ (x·Wᵀ)`, threads, seconds: s, value: (2 * n ** 3) / s / 1e9, unit: 'GFLOP/s' });
+    a.dispose();
+    w.dispose();
+  }
+  {
+    const [L, H, P, N] = [4096, 8, 64, 64];
+    const inputs = {
+      x: ops.tensor(cpu, rand(L * H * P), [1, L, H, P]),
+      dt: ops.tensor(cpu, rand(L * H, 0.01, 0.2), [1, L, H]),
+      A: ops.tensor(cpu, rand(H, -2, -0.1), [H]),
+      B: ops.tensor(cpu, rand(L * N), [1, L, 1, N]),
+      C: ops.tensor(cpu, rand(L * N), [1, L, 1, N]),
+      D: ops.tensor(cpu, rand(H), [H]),
+    };
+    const s = time(() => {
+      const { y, state } = ops.ssdScan(inputs, 256);
+      return [y, state];
+    });
+    rows.push({ case: `ssd scan L${L} H${H} P${P} N${N} chunk 256`, threads, seconds: s, value: L / s, unit: 'tokens/s' });
+  }
+  {
+    const [L, hq, hkv, d] = [1024, 16, 2, 128];
+    const q = ops.tensor(cpu, rand(L * hq * d), [1, L, hq, d]);
+    const k = ops.tensor(cpu, rand(L * hkv * d), [1, L, hkv, d]);
+    const s = time(() => ops.attention(q, k, k, { causal: true }).out);
+    rows.push({ case: `attention causal L${L} hq${hq} hkv${hkv} d${d}`, threads, seconds: s, value: L / s, unit: 'tokens/s' });
+    const cacheLen = 4096;
+    const kc = ops.tensor(cpu, rand(cacheLen * hkv * d), [1, cacheLen, hkv, d]);
+    const q1 = ops.tensor(cpu, rand(hq * d), [1, 1, hq, d]);
+    const s1 = time(() => ops.attention(q1, kc, kc, { causal: true, queryOffset: cacheLen - 1 }).out);
+    rows.push({ case: `attention decode 1 query, ${cacheLen} cached keys`, threads, seconds: s1, value: 1 / s1, unit: 'tokens/s' });
+  }
+  return rows;
+}
+
+if (process.argv.includes('--child')) {
+  console.log(JSON.stringify(await measure()));
+} else {
+  const multi = await measure();
+  const single = cpuThreads() > 1 ? singleThreadRows() : [];
+  const all = [...single, ...multi];
+  console.log(`CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpuThreads()} threads, Node ${process.version}\n`);
+  console.log(`${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)}  unit`);
+  for (const r of all)
+    console.log(
+      `${r.case.padEnd(48)} ${String(r.threads).padStart(7)} ${(r.seconds * 1000).toFixed(2).padStart(10)} ${r.value.toFixed(2).padStart(10)}  ${r.unit}`,
+    );
+  const dir = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    `${dir}cpu_ops.json`,
+    `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, node: process.version, rows: all }, null, 2)}\n`,
+  );
+}
