@@ -12,7 +12,8 @@ import type { Tensor } from '../src/runtime/tensor.js';
 
 const cpu = cpuBackend();
 const seconds = Number(process.env.BENCH_SECONDS ?? 1.5);
-const rand = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * Math.random());
+const rand = (n: number, lo = -1, hi = 1) =>
+  Float32Array.from({ length: n }, () => lo + (hi - lo) * Math.random());
 
 /** Mean seconds per call of fn (disposing what it returns), after one warm-up call. */
 function time(fn: () => Tensor | Tensor[]): number {
@@ -40,10 +41,14 @@ interface Row {
 
 /** Runs this file again with LONGSHOT_CPU_THREADS=1 for the single-thread column. */
 function singleThreadRows(): Row[] {
-  const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child'], {
-    env: { ...process.env, LONGSHOT_CPU_THREADS: '1' },
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), '--child'],
+    {
+      env: { ...process.env, LONGSHOT_CPU_THREADS: '1' },
+      encoding: 'utf8',
+    },
+  );
   return JSON.parse(out.slice(out.indexOf('[')));
 }
 
@@ -54,7 +59,13 @@ async function measure(): Promise<Row[]> {
     const a = ops.tensor(cpu, rand(n * n), [n, n]);
     const w = ops.tensor(cpu, rand(n * n), [n, n]);
     const s = time(() => ops.matmul(a, w, { transB: true }));
-    rows.push({ case: `gemm ${n}³ (x·Wᵀ)`, threads, seconds: s, value: (2 * n ** 3) / s / 1e9, unit: 'GFLOP/s' });
+    rows.push({
+      case: `gemm ${n}³ (x·Wᵀ)`,
+      threads,
+      seconds: s,
+      value: (2 * n ** 3) / s / 1e9,
+      unit: 'GFLOP/s',
+    });
     a.dispose();
     w.dispose();
   }
@@ -72,19 +83,37 @@ async function measure(): Promise<Row[]> {
       const { y, state } = ops.ssdScan(inputs, 256);
       return [y, state];
     });
-    rows.push({ case: `ssd scan L${L} H${H} P${P} N${N} chunk 256`, threads, seconds: s, value: L / s, unit: 'tokens/s' });
+    rows.push({
+      case: `ssd scan L${L} H${H} P${P} N${N} chunk 256`,
+      threads,
+      seconds: s,
+      value: L / s,
+      unit: 'tokens/s',
+    });
   }
   {
     const [L, hq, hkv, d] = [1024, 16, 2, 128];
     const q = ops.tensor(cpu, rand(L * hq * d), [1, L, hq, d]);
     const k = ops.tensor(cpu, rand(L * hkv * d), [1, L, hkv, d]);
     const s = time(() => ops.attention(q, k, k, { causal: true }).out);
-    rows.push({ case: `attention causal L${L} hq${hq} hkv${hkv} d${d}`, threads, seconds: s, value: L / s, unit: 'tokens/s' });
+    rows.push({
+      case: `attention causal L${L} hq${hq} hkv${hkv} d${d}`,
+      threads,
+      seconds: s,
+      value: L / s,
+      unit: 'tokens/s',
+    });
     const cacheLen = 4096;
     const kc = ops.tensor(cpu, rand(cacheLen * hkv * d), [1, cacheLen, hkv, d]);
     const q1 = ops.tensor(cpu, rand(hq * d), [1, 1, hq, d]);
     const s1 = time(() => ops.attention(q1, kc, kc, { causal: true, queryOffset: cacheLen - 1 }).out);
-    rows.push({ case: `attention decode 1 query, ${cacheLen} cached keys`, threads, seconds: s1, value: 1 / s1, unit: 'tokens/s' });
+    rows.push({
+      case: `attention decode 1 query, ${cacheLen} cached keys`,
+      threads,
+      seconds: s1,
+      value: 1 / s1,
+      unit: 'tokens/s',
+    });
   }
   return rows;
 }
@@ -95,8 +124,12 @@ if (process.argv.includes('--child')) {
   const multi = await measure();
   const single = cpuThreads() > 1 ? singleThreadRows() : [];
   const all = [...single, ...multi];
-  console.log(`CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpuThreads()} threads, Node ${process.version}\n`);
-  console.log(`${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)}  unit`);
+  console.log(
+    `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpuThreads()} threads, Node ${process.version}\n`,
+  );
+  console.log(
+    `${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)}  unit`,
+  );
   for (const r of all)
     console.log(
       `${r.case.padEnd(48)} ${String(r.threads).padStart(7)} ${(r.seconds * 1000).toFixed(2).padStart(10)} ${r.value.toFixed(2).padStart(10)}  ${r.unit}`,

@@ -65,7 +65,13 @@ export function assertClose(
   floor = 1e-3,
 ): void {
   const e = maxRelErr(actual, expected, floor);
-  assert.ok(e <= tol, `${what} max relative error ${e.toExponential(2)} > ${tol}`);
+  if (e <= tol) return;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++)
+    if (Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor) >= e) worst = i;
+  assert.fail(
+    `${what} max relative error ${e.toExponential(2)} > ${tol} at [${worst}]: ${actual[worst]} vs ${expected[worst]}`,
+  );
 }
 
 /** Like assertClose, relative to the largest |expected| (for values that cancel to near zero). */

@@ -83,6 +83,17 @@ test(
   }),
 );
 
+test('matmul: an empty inner dimension gives alpha·0 + bias', async () => {
+  const bias = ops.tensor(cpu, [1, 2, 3], [3]);
+  for (const m of [2, 6]) {
+    const y = ops.matmul(ops.zeros(cpu, [m, 0]), ops.zeros(cpu, [0, 3]), { bias });
+    assert.deepEqual(
+      await y.toArray(),
+      Array.from({ length: m * 3 }, (_, i) => (i % 3) + 1),
+    );
+  }
+});
+
 test(
   'matmul: bf16 and f16 storage round like torch (f32 accumulation)',
   seeded(async (r) => {

@@ -1,10 +1,11 @@
 import type { AttentionDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { gemm } from './gemm.js';
 import { sharedF32Of, sharedF32Out } from './memory.js';
 import { parallelFor } from './pool.js';
 
-/** Queries handled together: each key and value row is read once per block instead of once per query. */
-const QB = 8;
+/** Queries per block: the block's scores and its output are two strided GEMMs. */
+const QB = 64;
 const PARALLEL_WORK = 1 << 18;
 
 export interface AttentionArgs {
@@ -21,10 +22,9 @@ export interface AttentionArgs {
 }
 
 /**
- * Two-pass attention per block of QB queries of one (batch, head): the f64 scores of every query over the
- * keys it may see, an exact softmax per query, then the value rows weighted into QB accumulators. Keys
- * outside a query's range get probability 0; a query that sees no key (or only −∞ mask) outputs zeros.
- * Parallel over (batch, head, query block).
+ * Attention per block of QB queries of one (batch, head), as two GEMMs around an exact softmax (see
+ * attentionTask). Keys outside a query's range get probability 0; a query that sees no key (or only −∞ mask)
+ * outputs zeros. Parallel over (batch, head, query block).
  */
 export function attention(
   out: Tensor,
@@ -54,32 +54,31 @@ export function attention(
   o.commit();
 }
 
+/** f64 scores, then probabilities, of the current block: [nq, span]. */
 let scores = new Float64Array(0);
-let acc = new Float64Array(0);
-let qs = new Float64Array(0);
 const lo = new Int32Array(QB);
 const hi = new Int32Array(QB);
 
-/** Query blocks [unitLo, unitHi) in (batch, head, block) order. */
+/**
+ * Query blocks [unitLo, unitHi) in (batch, head, block) order. For one block of nq queries of head h:
+ * S = scale·Q·Kᵀ over the union of the keys they may see (a GEMM on the strided head views), an f64 softmax
+ * per query with every key outside that query's range at probability 0, then O = P·V (a second GEMM).
+ */
 export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number): void {
   const { sq, skv, kvLength, hq, hkv, d: dim, dv, scale, causal, queryOffset, segments } = a.desc;
-  const { q, k, v, out, mask, weights, segOf } = a;
+  const { mask, weights, segOf } = a;
   const blocks = Math.ceil(sq / QB);
   const group = hq / hkv;
   if (scores.length < QB * kvLength) scores = new Float64Array(QB * kvLength);
-  if (acc.length < QB * dv) acc = new Float64Array(QB * dv);
-  if (qs.length < QB * dim) qs = new Float64Array(QB * dim);
-  const kStride = hkv * dim;
-  const vStride = hkv * dv;
   for (let u = unitLo; u < unitHi; u++) {
     const b = Math.floor(u / (hq * blocks));
     const h = Math.floor(u / blocks) % hq;
     const i0 = (u % blocks) * QB;
     const nq = Math.min(QB, sq - i0);
     const kh = Math.floor(h / group);
-    // Each query's key range and its scaled row.
-    let jMin = kvLength;
-    let jMax = 0;
+    // Each query's key range [lo, hi) and their union [j0, j1).
+    let j0 = kvLength;
+    let j1 = 0;
     for (let r = 0; r < nq; r++) {
       const i = i0 + r;
       let l = 0;
@@ -90,74 +89,94 @@ export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number):
         e = Math.min(e, segments![segOf[i] + 1]);
       }
       lo[r] = l;
-      hi[r] = e;
-      if (l < jMin) jMin = l;
-      if (e > jMax) jMax = e;
-      const qBase = ((b * sq + i) * hq + h) * dim;
-      for (let t = 0; t < dim; t++) qs[r * dim + t] = q[qBase + t] * scale;
+      hi[r] = Math.max(e, l);
+      j0 = Math.min(j0, l);
+      j1 = Math.max(j1, e);
     }
-    // Pass 1: scores, one key row at a time for the whole block.
-    const kBase0 = (b * skv * hkv + kh) * dim;
-    for (let j = jMin; j < jMax; j++) {
-      const kb = kBase0 + j * kStride;
-      for (let r = 0; r < nq; r++) {
-        if (j < lo[r] || j >= hi[r]) continue;
-        const qb = r * dim;
-        let s0 = 0;
-        let s1 = 0;
-        let t = 0;
-        for (; t + 1 < dim; t += 2) {
-          s0 += qs[qb + t] * k[kb + t];
-          s1 += qs[qb + t + 1] * k[kb + t + 1];
-        }
-        if (t < dim) s0 += qs[qb + t] * k[kb + t];
-        scores[r * kvLength + j] = s0 + s1;
-      }
+    const span = Math.max(j1 - j0, 0);
+    const oOff = ((b * sq + i0) * hq + h) * dv;
+    if (span === 0) {
+      for (let r = 0; r < nq; r++) a.out.fill(0, oOff + r * hq * dv, oOff + r * hq * dv + dv);
+      if (weights)
+        for (let r = 0; r < nq; r++)
+          weights.fill(0, rowOf(a, b, h, i0 + r), rowOf(a, b, h, i0 + r) + kvLength);
+      continue;
     }
-    // Softmax per query (masks added here), probabilities left in `scores`.
+    gemm({
+      a: a.q,
+      aOff: ((b * sq + i0) * hq + h) * dim,
+      aRow: hq * dim,
+      aCol: 1,
+      b: a.k,
+      bOff: ((b * skv + j0) * hkv + kh) * dim,
+      bRow: 1,
+      bCol: hkv * dim,
+      c: scores,
+      cOff: 0,
+      ldc: span,
+      m: nq,
+      n: span,
+      k: dim,
+      alpha: scale,
+      bias: null,
+      biasOff: 0,
+      accumulate: false,
+    });
     for (let r = 0; r < nq; r++) {
       const i = i0 + r;
-      const sr = r * kvLength;
+      const sr = r * span - j0; // scores[sr + j] is key j of query r
+      const l = lo[r];
+      const e = hi[r];
       if (mask) {
         const mb = ((a.maskBatched ? b : 0) * sq + i) * kvLength;
-        for (let j = lo[r]; j < hi[r]; j++) scores[sr + j] += mask[mb + j];
+        for (let j = l; j < e; j++) scores[sr + j] += mask[mb + j];
       }
       let max = Number.NEGATIVE_INFINITY;
-      for (let j = lo[r]; j < hi[r]; j++) if (scores[sr + j] > max) max = scores[sr + j];
+      for (let j = l; j < e; j++) if (scores[sr + j] > max) max = scores[sr + j];
       let sum = 0;
       if (max !== Number.NEGATIVE_INFINITY)
-        for (let j = lo[r]; j < hi[r]; j++) {
-          const e = Math.exp(scores[sr + j] - max);
-          scores[sr + j] = e;
-          sum += e;
+        for (let j = l; j < e; j++) {
+          const p = Math.exp(scores[sr + j] - max);
+          scores[sr + j] = p;
+          sum += p;
         }
-      if (sum === 0) hi[r] = lo[r]; // sees nothing: zeros
-      const inv = sum === 0 ? 0 : 1 / sum;
-      for (let j = lo[r]; j < hi[r]; j++) scores[sr + j] *= inv;
+      // A query that sees nothing (or only −∞) gets all-zero probabilities, hence a zero output.
+      if (sum === 0) scores.fill(0, sr + l, sr + e);
+      else for (let j = l; j < e; j++) scores[sr + j] /= sum;
+      scores.fill(0, sr + j0, sr + l);
+      scores.fill(0, sr + e, sr + j1);
       if (weights) {
-        const wb = ((b * hq + h) * sq + i) * kvLength;
+        const wb = rowOf(a, b, h, i);
         weights.fill(0, wb, wb + kvLength);
-        for (let j = lo[r]; j < hi[r]; j++) weights[wb + j] = scores[sr + j];
+        for (let j = l; j < e; j++) weights[wb + j] = scores[sr + j];
       }
     }
-    // Pass 2: weighted values, one value row at a time for the whole block.
-    acc.fill(0, 0, nq * dv);
-    const vBase0 = (b * skv * hkv + kh) * dv;
-    for (let j = jMin; j < jMax; j++) {
-      const vb = vBase0 + j * vStride;
-      for (let r = 0; r < nq; r++) {
-        if (j < lo[r] || j >= hi[r]) continue;
-        const p = scores[r * kvLength + j];
-        const ab = r * dv;
-        for (let t = 0; t < dv; t++) acc[ab + t] += p * v[vb + t];
-      }
-    }
-    for (let r = 0; r < nq; r++) {
-      const oBase = ((b * sq + i0 + r) * hq + h) * dv;
-      for (let t = 0; t < dv; t++) out[oBase + t] = acc[r * dv + t];
-    }
+    gemm({
+      a: scores,
+      aOff: 0,
+      aRow: span,
+      aCol: 1,
+      b: a.v,
+      bOff: ((b * skv + j0) * hkv + kh) * dv,
+      bRow: hkv * dv,
+      bCol: 1,
+      c: a.out,
+      cOff: oOff,
+      ldc: hq * dv,
+      m: nq,
+      n: dv,
+      k: span,
+      alpha: 1,
+      bias: null,
+      biasOff: 0,
+      accumulate: false,
+    });
   }
 }
+
+/** Offset of query i's row of weights [batch, hq, sq, kvLength]. */
+const rowOf = (a: AttentionArgs, b: number, h: number, i: number) =>
+  ((b * a.desc.hq + h) * a.desc.sq + i) * a.desc.kvLength;
 
 /** For each position, the index of the segment [seg[s], seg[s+1]) holding it. */
 function segmentIndex(seg: Int32Array, n: number): Int32Array {

@@ -1,6 +1,7 @@
 import type { Conv1dDesc, SsdDesc } from '../../runtime/backend.js';
 import { fromF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { type Gemm, gemm } from './gemm.js';
 import { f32Of, f32Out, rawOf, sharedF32Of, sharedF32Out } from './memory.js';
 import { parallelFor } from './pool.js';
 
@@ -101,77 +102,122 @@ export function ssdScan(
 
 const PARALLEL_WORK = 1 << 20;
 
-/** Runs the (batch, head) pairs [lo, hi). */
+/**
+ * Runs the (batch, head) pairs [lo, hi). Per chunk of T tokens and head, with L[t, s] = (C_t·B_s)·exp(a_t − a_s)·dt_s
+ * for s ≤ t (0 above the diagonal), four GEMMs on strided views:
+ *   CB = C·Bᵀ (once per group),  Y = diag(exp(a))·C·Sᵀ + L·X + D·X,  S ← exp(a_last)·S + (w ∘ X)ᵀ·B
+ * with w_s = exp(a_last − a_s)·dt_s. States stay in f64.
+ */
 export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
   const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
   const { x, dt, A, B, C, D, y } = a;
   const perGroup = H / G;
-  const L = Math.min(chunkSize, len);
-  const CB = new Float64Array(L * L);
-  const cs = new Float64Array(L);
-  const acc = new Float64Array(P);
+  const Lc = Math.min(chunkSize, len);
+  const CB = new Float64Array(Lc * Lc);
+  const Lm = new Float64Array(Lc * Lc);
+  const Cd = new Float64Array(Lc * N);
+  const Xw = new Float64Array(Lc * P);
+  const Yc = new Float64Array(Lc * P);
+  const cs = new Float64Array(Lc);
+  const step = (g: Partial<Gemm> & Pick<Gemm, 'a' | 'b' | 'c' | 'm' | 'n' | 'k'>) =>
+    gemm({
+      aOff: 0,
+      aRow: g.k,
+      aCol: 1,
+      bOff: 0,
+      bRow: g.n,
+      bCol: 1,
+      cOff: 0,
+      ldc: g.n,
+      alpha: 1,
+      bias: null,
+      biasOff: 0,
+      accumulate: false,
+      ...g,
+    });
   for (let b = 0; b < batch; b++) {
     const h0 = Math.max(lo - b * H, 0);
     const h1 = Math.min(hi - b * H, H);
     if (h0 >= h1) continue;
-    // States of this batch's heads [h0, h1), in f64.
+    // States of this batch's heads [h0, h1): [head][P][N] in f64.
     const S = new Float64Array((h1 - h0) * P * N);
     if (a.s0) for (let i = 0; i < S.length; i++) S[i] = a.s0[(b * H + h0) * P * N + i];
     for (let t0 = 0; t0 < len; t0 += chunkSize) {
       const T = Math.min(chunkSize, len - t0);
-      const row0 = b * len + t0; // global time index of the chunk's first token
+      const row0 = b * len + t0; // global token index of the chunk's first token
       for (let g = Math.floor(h0 / perGroup); g * perGroup < h1; g++) {
-        for (let t = 0; t < T; t++) {
-          const cb = ((row0 + t) * G + g) * N;
-          for (let s = 0; s <= t; s++) {
-            const bb = ((row0 + s) * G + g) * N;
-            let v = 0;
-            for (let n = 0; n < N; n++) v += C[cb + n] * B[bb + n];
-            CB[t * L + s] = v;
-          }
-        }
+        const bcOff = (row0 * G + g) * N; // B_t / C_t rows of this group, stride G·N
+        step({
+          a: C,
+          aOff: bcOff,
+          aRow: G * N,
+          b: B,
+          bOff: bcOff,
+          bRow: 1,
+          bCol: G * N,
+          c: CB,
+          ldc: T,
+          m: T,
+          n: T,
+          k: N,
+        });
         for (let h = Math.max(h0, g * perGroup); h < Math.min(h1, (g + 1) * perGroup); h++) {
-          const sb = (h - h0) * P * N;
+          const sOff = (h - h0) * P * N;
+          const xOff = (row0 * H + h) * P; // x_t / y_t rows of this head, stride H·P
           let cum = 0;
           for (let t = 0; t < T; t++) {
             cum += dt[(row0 + t) * H + h] * A[h];
             cs[t] = cum;
           }
           for (let t = 0; t < T; t++) {
-            // Inter-chunk: the carried state read through C_t, decayed to t.
-            const cRow = ((row0 + t) * G + g) * N;
-            const decay = Math.exp(cs[t]);
-            for (let p = 0; p < P; p++) {
-              let v = 0;
-              const sp = sb + p * N;
-              for (let n = 0; n < N; n++) v += C[cRow + n] * S[sp + n];
-              acc[p] = v * decay;
-            }
-            // Intra-chunk: the tokens s ≤ t of this chunk.
-            for (let s = 0; s <= t; s++) {
-              const ts = (row0 + s) * H + h;
-              const w = CB[t * L + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dt[ts];
-              const xs = ts * P;
-              for (let p = 0; p < P; p++) acc[p] += w * x[xs + p];
-            }
-            const yb = ((row0 + t) * H + h) * P;
-            const dh = D ? D[h] : 0;
-            for (let p = 0; p < P; p++) y[yb + p] = acc[p] + dh * x[yb + p];
+            const e = Math.exp(cs[t]);
+            for (let n = 0; n < N; n++) Cd[t * N + n] = C[bcOff + t * G * N + n] * e;
+            for (let s = 0; s <= t; s++)
+              Lm[t * T + s] = CB[t * T + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dt[(row0 + s) * H + h];
+            Lm.fill(0, t * T + t + 1, (t + 1) * T);
           }
-          // State passing to the next chunk.
+          // Y = diag(exp(a))·C·Sᵀ (the carried state) + L·X (this chunk's tokens) + D·X, summed in f64.
+          step({ a: Cd, aRow: N, b: S, bOff: sOff, bRow: 1, bCol: N, c: Yc, ldc: P, m: T, n: P, k: N });
+          step({
+            a: Lm,
+            aRow: T,
+            b: x,
+            bOff: xOff,
+            bRow: H * P,
+            c: Yc,
+            ldc: P,
+            m: T,
+            n: P,
+            k: T,
+            accumulate: true,
+          });
+          const dh = D ? D[h] : 0;
+          for (let t = 0; t < T; t++)
+            for (let p = 0; p < P; p++)
+              y[xOff + t * H * P + p] = Yc[t * P + p] + dh * x[xOff + t * H * P + p];
+          // S ← exp(a_last)·S + (w ∘ X)ᵀ·B.
           const last = cs[T - 1];
           const total = Math.exp(last);
-          for (let i = sb; i < sb + P * N; i++) S[i] *= total;
+          for (let i = sOff; i < sOff + P * N; i++) S[i] *= total;
           for (let s = 0; s < T; s++) {
-            const ts = (row0 + s) * H + h;
-            const w = Math.exp(Math.min(last - cs[s], 0)) * dt[ts];
-            const bRow = ((row0 + s) * G + g) * N;
-            for (let p = 0; p < P; p++) {
-              const xw = w * x[ts * P + p];
-              const sp = sb + p * N;
-              for (let n = 0; n < N; n++) S[sp + n] += xw * B[bRow + n];
-            }
+            const w = Math.exp(Math.min(last - cs[s], 0)) * dt[(row0 + s) * H + h];
+            for (let p = 0; p < P; p++) Xw[s * P + p] = w * x[xOff + s * H * P + p];
           }
+          step({
+            a: Xw,
+            aRow: 1,
+            aCol: P,
+            b: B,
+            bOff: bcOff,
+            bRow: G * N,
+            c: S,
+            cOff: sOff,
+            ldc: N,
+            m: P,
+            n: N,
+            k: T,
+            accumulate: true,
+          });
         }
       }
     }
