@@ -85,6 +85,27 @@ test('use after dispose is an error naming the op and tensor', async () => {
   assert.throws(() => ops.add(t, t), /add: tensor \[2, 3\] f32 was already disposed/);
   assert.throws(() => t.reshape([6]), /already disposed/);
   await assert.rejects(t.toArray(), /read: tensor \[2, 3\] f32 was already disposed/);
+  for (const use of [
+    () => ops.sum(t),
+    () => ops.argmax(t),
+    () => ops.flip(t, 0),
+    () => ops.sample(t, new Float32Array(2)),
+  ])
+    assert.throws(use, /already disposed/);
+  const ids = ops.tensor(cpu, new Int32Array([0]), [1], 'i32');
+  ids.dispose();
+  assert.throws(
+    () => ops.embedding(ops.zeros(cpu, [2, 2]), ids),
+    /embedding: tensor \[1\] i32 was already disposed/,
+  );
+});
+
+test('a kernel error (embedding id out of range) does not leak the output', () => {
+  const table = ops.zeros(cpu, [4, 3]);
+  const ids = ops.tensor(cpu, new Int32Array([1, 9]), [2], 'i32');
+  const start = live();
+  assert.throws(() => ops.embedding(table, ids), /id 9 is outside the vocabulary of 4/);
+  assert.equal(live(), start);
 });
 
 test('shape errors name the op and the shapes', () => {
