@@ -3,7 +3,7 @@
 // Prints a table and writes bench/results/cpu_ops.json.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { cpuBackend } from '../src/backends/cpu/index.js';
 import { cpuThreads, warmUp } from '../src/backends/cpu/pool.js';
@@ -124,8 +124,10 @@ if (process.argv.includes('--child')) {
   const multi = await measure();
   const single = cpuThreads() > 1 ? singleThreadRows() : [];
   const all = [...single, ...multi];
+  // Other work on the machine skews every number: the 1-minute load average is recorded with them.
+  const load = loadavg()[0];
   console.log(
-    `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpuThreads()} threads, Node ${process.version}\n`,
+    `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs, load ${load.toFixed(1)}), ${cpuThreads()} threads, Node ${process.version}\n`,
   );
   console.log(
     `${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)}  unit`,
@@ -138,6 +140,6 @@ if (process.argv.includes('--child')) {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     `${dir}cpu_ops.json`,
-    `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, node: process.version, rows: all }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cpus: cpus().length, load, node: process.version, rows: all }, null, 2)}\n`,
   );
 }
