@@ -1,5 +1,8 @@
 import './backends/cpu/index.js';
 
 export * from './errors.js';
+export * from './generate/index.js';
 export * from './io/index.js';
+export * from './models/qwen2vl/index.js';
+export * as nn from './nn/index.js';
 export * from './runtime/index.js';
