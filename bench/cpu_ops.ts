@@ -15,8 +15,12 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 1.5);
 const rand = (n: number, lo = -1, hi = 1) =>
   Float32Array.from({ length: n }, () => lo + (hi - lo) * Math.random());
 
-/** Mean seconds per call of fn (disposing what it returns), after one warm-up call. */
-function time(fn: () => Tensor | Tensor[]): number {
+/**
+ * Mean wall and process-CPU seconds per call of fn (disposing what it returns), after one warm-up call. On a
+ * busy machine the wall time includes waiting for a core; with one thread the CPU time does not, so its rate
+ * estimates an idle core.
+ */
+function time(fn: () => Tensor | Tensor[]): { wall: number; cpu: number } {
   const run = () => {
     const r = fn();
     for (const t of Array.isArray(r) ? r : [r]) t.dispose();
@@ -24,19 +28,35 @@ function time(fn: () => Tensor | Tensor[]): number {
   run();
   let n = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   do {
     run();
     n++;
   } while (performance.now() - t0 < seconds * 1000);
-  return (performance.now() - t0) / 1000 / n;
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000 / n, cpu: (c.user + c.system) / 1e6 / n };
 }
 
 interface Row {
   case: string;
   threads: number;
+  /** Wall seconds per call. */
   seconds: number;
+  /** Work per wall second. */
   value: number;
+  /** Work per CPU second (all threads together). */
+  perCpuSecond: number;
   unit: string;
+}
+
+function row(
+  name: string,
+  threads: number,
+  t: { wall: number; cpu: number },
+  work: number,
+  unit: string,
+): Row {
+  return { case: name, threads, seconds: t.wall, value: work / t.wall, perCpuSecond: work / t.cpu, unit };
 }
 
 /** Runs this file again with LONGSHOT_CPU_THREADS=1 for the single-thread column. */
@@ -58,14 +78,8 @@ async function measure(): Promise<Row[]> {
   for (const n of [512, 1024, 2048]) {
     const a = ops.tensor(cpu, rand(n * n), [n, n]);
     const w = ops.tensor(cpu, rand(n * n), [n, n]);
-    const s = time(() => ops.matmul(a, w, { transB: true }));
-    rows.push({
-      case: `gemm ${n}³ (x·Wᵀ)`,
-      threads,
-      seconds: s,
-      value: (2 * n ** 3) / s / 1e9,
-      unit: 'GFLOP/s',
-    });
+    const t = time(() => ops.matmul(a, w, { transB: true }));
+    rows.push(row(`gemm ${n}³ (x·Wᵀ)`, threads, t, (2 * n ** 3) / 1e9, 'GFLOP/s'));
     a.dispose();
     w.dispose();
   }
@@ -79,41 +93,23 @@ async function measure(): Promise<Row[]> {
       C: ops.tensor(cpu, rand(L * N), [1, L, 1, N]),
       D: ops.tensor(cpu, rand(H), [H]),
     };
-    const s = time(() => {
+    const t = time(() => {
       const { y, state } = ops.ssdScan(inputs, 256);
       return [y, state];
     });
-    rows.push({
-      case: `ssd scan L${L} H${H} P${P} N${N} chunk 256`,
-      threads,
-      seconds: s,
-      value: L / s,
-      unit: 'tokens/s',
-    });
+    rows.push(row(`ssd scan L${L} H${H} P${P} N${N} chunk 256`, threads, t, L, 'tokens/s'));
   }
   {
     const [L, hq, hkv, d] = [1024, 16, 2, 128];
     const q = ops.tensor(cpu, rand(L * hq * d), [1, L, hq, d]);
     const k = ops.tensor(cpu, rand(L * hkv * d), [1, L, hkv, d]);
-    const s = time(() => ops.attention(q, k, k, { causal: true }).out);
-    rows.push({
-      case: `attention causal L${L} hq${hq} hkv${hkv} d${d}`,
-      threads,
-      seconds: s,
-      value: L / s,
-      unit: 'tokens/s',
-    });
+    const t = time(() => ops.attention(q, k, k, { causal: true }).out);
+    rows.push(row(`attention causal L${L} hq${hq} hkv${hkv} d${d}`, threads, t, L, 'tokens/s'));
     const cacheLen = 4096;
     const kc = ops.tensor(cpu, rand(cacheLen * hkv * d), [1, cacheLen, hkv, d]);
     const q1 = ops.tensor(cpu, rand(hq * d), [1, 1, hq, d]);
-    const s1 = time(() => ops.attention(q1, kc, kc, { causal: true, queryOffset: cacheLen - 1 }).out);
-    rows.push({
-      case: `attention decode 1 query, ${cacheLen} cached keys`,
-      threads,
-      seconds: s1,
-      value: 1 / s1,
-      unit: 'tokens/s',
-    });
+    const t1 = time(() => ops.attention(q1, kc, kc, { causal: true, queryOffset: cacheLen - 1 }).out);
+    rows.push(row(`attention decode 1 query, ${cacheLen} cached keys`, threads, t1, 1, 'tokens/s'));
   }
   return rows;
 }
@@ -130,11 +126,11 @@ if (process.argv.includes('--child')) {
     `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs, load ${load.toFixed(1)}), ${cpuThreads()} threads, Node ${process.version}\n`,
   );
   console.log(
-    `${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)}  unit`,
+    `${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)} ${'per CPU-s'.padStart(10)}  unit`,
   );
   for (const r of all)
     console.log(
-      `${r.case.padEnd(48)} ${String(r.threads).padStart(7)} ${(r.seconds * 1000).toFixed(2).padStart(10)} ${r.value.toFixed(2).padStart(10)}  ${r.unit}`,
+      `${r.case.padEnd(48)} ${String(r.threads).padStart(7)} ${(r.seconds * 1000).toFixed(2).padStart(10)} ${r.value.toFixed(2).padStart(10)} ${r.perCpuSecond.toFixed(2).padStart(10)}  ${r.unit}`,
     );
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
