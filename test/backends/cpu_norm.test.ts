@@ -175,9 +175,9 @@ test(
 test(
   'rotary: Qwen2-VL M-RoPE — sections of the frequencies read the t, h or w position row',
   seeded(async (r) => {
-    // mrope_section [2, 3, 3] over headDim 16 (8 frequencies), like [16, 24, 24] over 128.
-    const section = [2, 3, 3];
-    const [seq, heads, dim] = [9, 2, 16];
+    // Qwen2-VL-7B: mrope_section [16, 24, 24] over headDim 128 (64 frequencies: 16 t, 24 h, 24 w).
+    const section = [16, 24, 24];
+    const [seq, heads, dim] = [9, 2, 128];
     const freqs = invFreq(dim, 1e6);
     // Position rows (t, h, w): 3 text tokens, then a 2×3 image grid at t = 3.
     const pos = [
