@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { parallelCalls, warmUp } from '../../src/backends/cpu/pool.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/runtime/dtype.js';
 import * as ops from '../../src/runtime/ops.js';
 import { assertClose, randint, randn, seeded } from '../helpers.js';
 
@@ -22,6 +23,8 @@ interface Opts {
   segments?: number[];
   mask?: Float32Array | null;
   maskBatched?: boolean;
+  /** Storage of q/k/v/out (the reference uses the rounded inputs). */
+  dtype?: 'f32' | 'bf16';
 }
 
 function reference(q: Float32Array, k: Float32Array, v: Float32Array, o: Opts) {
@@ -67,15 +70,17 @@ function reference(q: Float32Array, k: Float32Array, v: Float32Array, o: Opts) {
 
 async function check(o: Opts, r: () => number, what: string) {
   const { batch, sq, skv, hq, hkv, d, dv } = o;
-  const q = randn(batch * sq * hq * d, r, -2, 2);
-  const k = randn(batch * skv * hkv * d, r, -2, 2);
-  const v = randn(batch * skv * hkv * dv, r);
+  const dtype = o.dtype ?? 'f32';
+  const stored = (x: Float32Array) => (dtype === 'bf16' ? x.map((z) => bf16ToF32(f32ToBf16(z))) : x);
+  const q = stored(randn(batch * sq * hq * d, r, -2, 2));
+  const k = stored(randn(batch * skv * hkv * d, r, -2, 2));
+  const v = stored(randn(batch * skv * hkv * dv, r));
   const kvLength = o.kvLength ?? skv;
   const mask = o.mask ? ops.tensor(cpu, o.mask, [o.maskBatched ? batch : 1, sq, kvLength]) : null;
   const { out, weights } = ops.attention(
-    ops.tensor(cpu, q, [batch, sq, hq, d]),
-    ops.tensor(cpu, k, [batch, skv, hkv, d]),
-    ops.tensor(cpu, v, [batch, skv, hkv, dv]),
+    ops.tensor(cpu, q, [batch, sq, hq, d], dtype),
+    ops.tensor(cpu, k, [batch, skv, hkv, d], dtype),
+    ops.tensor(cpu, v, [batch, skv, hkv, dv], dtype),
     {
       causal: o.causal,
       queryOffset: o.queryOffset,
@@ -86,7 +91,8 @@ async function check(o: Opts, r: () => number, what: string) {
     },
   );
   const ref = reference(q, k, v, o);
-  assertClose(await out.toArray(), ref.out, 1e-5, `${what} out`);
+  // bf16 output: one rounding to 8 significant bits.
+  assertClose(await out.toArray(), ref.out, dtype === 'bf16' ? 4e-3 : 1e-5, `${what} out`);
   assertClose(await weights!.toArray(), ref.w, 1e-5, `${what} weights`);
   return ref;
 }
@@ -203,6 +209,17 @@ test(
           { segments: [0, 3] },
         ),
       /segments/,
+    );
+  }),
+);
+
+test(
+  'attention: bf16 storage (f32 softmax, weights in f32)',
+  seeded(async (r) => {
+    await check(
+      { batch: 2, sq: 11, skv: 11, hq: 6, hkv: 2, d: 16, dv: 8, causal: true, dtype: 'bf16' },
+      r,
+      'bf16',
     );
   }),
 );

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { parallelCalls, warmUp } from '../../src/backends/cpu/pool.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/runtime/dtype.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { assertClose, assertCloseScaled, randint, randn, seeded } from '../helpers.js';
@@ -192,6 +193,22 @@ test(
     // The step keeps its state in f32 storage: compare against the scale of the values.
     assertCloseScaled(ys, ref.y, 1e-5, 'split + steps');
     assertCloseScaled(await state!.toArray(), ref.S, 1e-5, 'final state');
+  }),
+);
+
+test(
+  'SSD: bf16 x/B/C storage with f32 dt, A and state',
+  seeded(async (r) => {
+    const s = inputs(r, 45, 4, 8, 2, 6);
+    const round = (v: Float32Array) => v.map((z) => bf16ToF32(f32ToBf16(z)));
+    [s.x, s.B, s.C] = [round(s.x), round(s.B), round(s.C)];
+    const ref = naive(s);
+    const t = piece(s, 0, s.L);
+    const bf = (x: Tensor) => ops.cast(x, 'bf16');
+    const { y, state } = ops.ssdScan({ ...t, x: bf(t.x), B: bf(t.B), C: bf(t.C) }, 16);
+    assert.equal(y.dtype, 'bf16');
+    assertClose(await y.toArray(), ref.y, 4e-3, 'bf16 y');
+    assertClose(await state.toArray(), ref.S, 1e-5, 'f32 state');
   }),
 );
 
