@@ -61,12 +61,20 @@ function start(threads: number): Pool {
   return { workers, ctl, error };
 }
 
+/** Set when workers cannot be started here (e.g. no tsx to bootstrap them): everything runs inline. */
+let unavailable = false;
+
 function getPool(): Pool | null {
-  if (!isMainThread) return null;
+  if (!isMainThread || unavailable) return null;
   if (!pool) {
     const threads = cpuThreads();
     if (threads < 2) return null;
-    pool = start(threads);
+    try {
+      pool = start(threads);
+    } catch {
+      unavailable = true;
+      return null;
+    }
   }
   return pool;
 }
