@@ -113,7 +113,9 @@ export function makeSample(seed: number, id: string, o: SampleOptions): NeedleSa
       const target = randomItem(r, 'shape');
       const k = r.int(1, 4);
       const distractors: Item[] = [];
-      for (let i = r.int(0, 2); i > 0; i--) {
+      // A short video holds fewer needles: drop distractors rather than fail to place them.
+      const room = Math.floor(o.frames / (o.needleFrames + 1)) - k;
+      for (let i = Math.min(r.int(0, 2), room); i > 0; i--) {
         let d = randomItem(r, 'shape');
         while (sameItem(d, target)) d = randomItem(r, 'shape');
         distractors.push(d);
