@@ -1,7 +1,10 @@
+import '../../backends/cpu/index.js';
+import '../../backends/cuda/index.js';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { findTools } from '../../media/index.js';
 import { generateDataset } from '../../needle/dataset.js';
+import { evaluateNeedle, formatReport } from '../../needle/eval.js';
 import { TASKS, type Task } from '../../needle/tasks.js';
 
 const intList = (v: string): number[] => {
@@ -69,5 +72,32 @@ export function register(program: Command): void {
       if (!o.json && process.stderr.isTTY) process.stderr.write('\n');
       const summary = { out: o.out, questions: jsonl, count };
       process.stdout.write(o.json ? `${JSON.stringify(summary)}\n` : `wrote ${count} videos and ${jsonl}\n`);
+    });
+  needle
+    .command('eval')
+    .description(
+      'Answer every question of a generated set with a model (our TypeScript stack, greedy) and report accuracy by task and length',
+    )
+    .requiredOption('--model <dir>', 'checkpoint directory (Vamba or Qwen2-VL)')
+    .requiredOption('--data <dir>', "directory written by 'needle generate' (questions.jsonl + MP4s)")
+    .option('--limit <n>', 'evaluate only the first n videos')
+    .option('--device <name>', 'cpu or cuda', 'cpu')
+    .option('--json', 'print the full report (every answer) as JSON')
+    .addHelpText(
+      'after',
+      '\nExample:\n  longshot needle eval --model models/needle-vamba-tiny --data data/needle-test',
+    )
+    .action(async (o) => {
+      const limit = o.limit === undefined ? undefined : intList(o.limit)[0];
+      const progress = !o.json && process.stderr.isTTY;
+      const report = await evaluateNeedle({
+        model: o.model,
+        data: o.data,
+        limit,
+        device: o.device,
+        onVideo: progress ? (d, n) => process.stderr.write(`\revaluating ${d}/${n}`) : undefined,
+      });
+      if (progress) process.stderr.write('\n');
+      process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
     });
 }

@@ -1,0 +1,276 @@
+/**
+ * Needle evaluation through the TypeScript stack: each video of a generated set (questions.jsonl + MP4s) is
+ * decoded (src/media, every frame at its own size), preprocessed by the checkpoint's processor and run through
+ * our Vamba or Qwen2-VL; each video is asked twice, for the short answer (exact match) and for the option
+ * letter (lmms-eval's letter extraction), greedily.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { InputError } from '../errors.js';
+import { exactMatch, extractChoice } from '../eval/answers.js';
+import { generateAll } from '../generate/generate.js';
+import { vambaPrompt } from '../io/prompt.js';
+import { readQwen2VLConfig } from '../io/qwen2vl-config.js';
+import { Tokenizer } from '../io/tokenizer.js';
+import type { Frame } from '../media/index.js';
+import { decodeFrames } from '../media/index.js';
+import { Qwen2VL } from '../models/qwen2vl/model.js';
+import { Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
+import { isVambaConfig } from '../models/vamba/config.js';
+import { Vamba } from '../models/vamba/model.js';
+import type { DeviceName } from '../runtime/backend.js';
+import { mcqPrompt, type NeedleSample, TASKS } from './tasks.js';
+
+export type AnswerForm = 'short' | 'mcq';
+
+export interface NeedleQuestion extends NeedleSample {
+  /** The MP4, relative to questions.jsonl. */
+  video: string;
+}
+
+export interface EvalItem {
+  id: string;
+  task: string;
+  frames: number;
+  form: AnswerForm;
+  expected: string;
+  output: string;
+  correct: boolean;
+}
+
+export interface Tally {
+  correct: number;
+  total: number;
+  accuracy: number;
+}
+
+export interface LengthRow extends Tally {
+  videos: number;
+  /** Wall time per video: decoding, vision, both questions. */
+  secondsPerVideo: number;
+  /** Largest resident set size seen after a video of this length (MiB, whole process). */
+  peakRssMiB: number;
+}
+
+export interface EvalReport {
+  model: string;
+  architecture: 'vamba' | 'qwen2vl';
+  data: string;
+  accuracy: number;
+  correct: number;
+  total: number;
+  byTask: Record<string, Tally>;
+  byForm: Record<AnswerForm, Tally>;
+  byLength: Record<string, LengthRow>;
+  items: EvalItem[];
+}
+
+/** The records of a questions.jsonl file, checked for the fields the evaluation reads. */
+export async function readQuestions(path: string): Promise<NeedleQuestion[]> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new InputError(`cannot read ${path}; pass the directory written by 'longshot needle generate'`);
+  });
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line, i) => {
+      let q: NeedleQuestion;
+      try {
+        q = JSON.parse(line);
+      } catch {
+        throw new InputError(`${path}:${i + 1}: not valid JSON`);
+      }
+      if (
+        typeof q.video !== 'string' ||
+        typeof q.question !== 'string' ||
+        typeof q.answer !== 'string' ||
+        !Array.isArray(q.options) ||
+        !TASKS.includes(q.task)
+      )
+        throw new InputError(
+          `${path}:${i + 1}: not a needle question (needs video, task, question, answer, options)`,
+        );
+      return q;
+    });
+}
+
+/** Every frame of a video, at its own size. */
+export async function readAllFrames(path: string): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  for await (const batch of decodeFrames(path, { kind: 'all' })) frames.push(...batch);
+  return frames;
+}
+
+/** A loaded model that encodes a video once and answers questions about it. */
+interface Answerer extends Disposable {
+  architecture: EvalReport['architecture'];
+  /** Returns a function answering questions about these frames (and releases what it holds when disposed). */
+  open(frames: readonly Frame[]): { ask(question: string): Promise<string> } & Disposable;
+}
+
+const MAX_NEW_TOKENS = 8;
+
+/** Loads a checkpoint directory as Vamba or Qwen2-VL, whichever its config.json describes. */
+export async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
+  const config = await readQwen2VLConfig(dir);
+  if (isVambaConfig(config)) {
+    const m = await Vamba.load(dir, { device });
+    return {
+      architecture: 'vamba',
+      open(frames) {
+        const { pixelValues, grid } = m.processor.preprocess(evenFrames(frames), m.processor.video);
+        const handle = m.encodeVideo(pixelValues, grid);
+        return {
+          async ask(question) {
+            let text = '';
+            for await (const t of m.ask(handle, question, { maxNewTokens: MAX_NEW_TOKENS })) text += t.text;
+            return text;
+          },
+          [Symbol.dispose]: () => handle[Symbol.dispose](),
+        };
+      },
+      [Symbol.dispose]: () => m[Symbol.dispose](),
+    };
+  }
+  const m = await Qwen2VL.load(dir, { device });
+  const processor = await Qwen2VLProcessor.load(dir, { oddFrames: 'drop' });
+  const tok = await Tokenizer.fromDir(dir);
+  const stop = m.generationConfig?.eos_token_id ?? m.config.eos_token_id;
+  return {
+    architecture: 'qwen2vl',
+    open(frames) {
+      const { pixelValues, grid } = processor.preprocess(evenFrames(frames), processor.video);
+      const merge = m.config.vision.spatial_merge_size;
+      const pads = (grid[0] * grid[1] * grid[2]) / (merge * merge);
+      return {
+        async ask(question) {
+          // The prompt the baseline was trained on: Vamba's, with the video pads expanded in the sequence.
+          const ids = tok.encode(vambaPrompt(question), { addSpecialTokens: false });
+          const at = ids.indexOf(m.config.vision_start_token_id) + 1;
+          const inputIds = [
+            ...ids.slice(0, at),
+            ...Array(pads).fill(m.config.video_token_id),
+            ...ids.slice(at),
+          ];
+          using session = m.session({ capacity: inputIds.length + MAX_NEW_TOKENS });
+          const r = await generateAll(
+            session,
+            { inputIds, pixelValuesVideos: pixelValues, videoGridThw: [grid] },
+            {
+              maxNewTokens: MAX_NEW_TOKENS,
+              stopTokens: stop,
+              decoder: tok.streamDecoder({ skipSpecialTokens: true }),
+            },
+          );
+          return r.text;
+        },
+        [Symbol.dispose]: () => {},
+      };
+    },
+    [Symbol.dispose]: () => m[Symbol.dispose](),
+  };
+}
+
+/** Both models take frames in pairs: an odd last frame is dropped, as Vamba's processor does. */
+const evenFrames = (frames: readonly Frame[]): Frame[] => {
+  if (frames.length < 2) throw new InputError('a video needs at least 2 frames');
+  return frames.slice(0, frames.length - (frames.length % 2));
+};
+
+const tally = (items: readonly EvalItem[]): Tally => {
+  const correct = items.filter((i) => i.correct).length;
+  return { correct, total: items.length, accuracy: items.length ? correct / items.length : 0 };
+};
+
+function groupBy<K extends string>(items: readonly EvalItem[], key: (i: EvalItem) => K): Record<K, Tally> {
+  const groups = new Map<K, EvalItem[]>();
+  for (const i of items) groups.set(key(i), [...(groups.get(key(i)) ?? []), i]);
+  return Object.fromEntries([...groups].map(([k, v]) => [k, tally(v)])) as Record<K, Tally>;
+}
+
+export interface EvalOptions {
+  model: string;
+  /** A directory holding questions.jsonl, or the file itself. */
+  data: string;
+  /** Evaluate only the first n videos. */
+  limit?: number;
+  device?: DeviceName;
+  onVideo?: (done: number, total: number, items: readonly EvalItem[]) => void;
+}
+
+export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
+  const jsonl = o.data.endsWith('.jsonl') ? o.data : join(o.data, 'questions.jsonl');
+  const questions = (await readQuestions(jsonl)).slice(0, o.limit ?? Number.POSITIVE_INFINITY);
+  if (!questions.length) throw new InputError(`${jsonl} holds no questions`);
+  using model = await loadAnswerer(o.model, o.device);
+  const items: EvalItem[] = [];
+  const perLength = new Map<number, { videos: number; seconds: number; rss: number }>();
+  for (const [n, q] of questions.entries()) {
+    const t0 = performance.now();
+    const frames = await readAllFrames(join(dirname(jsonl), q.video));
+    using video = model.open(frames);
+    const short = await video.ask(q.question);
+    const mcq = await video.ask(mcqPrompt(q));
+    const base = { id: q.id, task: q.task, frames: q.frames };
+    const done = [
+      {
+        ...base,
+        form: 'short' as const,
+        expected: q.answer,
+        output: short,
+        correct: exactMatch(short, q.answer),
+      },
+      {
+        ...base,
+        form: 'mcq' as const,
+        expected: q.answerLetter,
+        output: mcq,
+        correct: extractChoice(mcq) === q.answerLetter,
+      },
+    ];
+    items.push(...done);
+    const row = perLength.get(q.frames) ?? { videos: 0, seconds: 0, rss: 0 };
+    row.videos++;
+    row.seconds += (performance.now() - t0) / 1000;
+    row.rss = Math.max(row.rss, process.memoryUsage().rss / 2 ** 20);
+    perLength.set(q.frames, row);
+    o.onVideo?.(n + 1, questions.length, done);
+  }
+  const lengths = groupBy(items, (i) => String(i.frames));
+  const all = tally(items);
+  return {
+    model: o.model,
+    architecture: model.architecture,
+    data: jsonl,
+    ...all,
+    byTask: groupBy(items, (i) => i.task),
+    byForm: groupBy(items, (i) => i.form),
+    byLength: Object.fromEntries(
+      [...perLength].map(([frames, r]) => [
+        String(frames),
+        {
+          ...lengths[String(frames)],
+          videos: r.videos,
+          secondsPerVideo: r.seconds / r.videos,
+          peakRssMiB: Math.round(r.rss),
+        },
+      ]),
+    ),
+    items,
+  };
+}
+
+/** A plain-text table of a report. */
+export function formatReport(r: EvalReport): string {
+  const pct = (t: Tally) => `${(100 * t.accuracy).toFixed(1)}% (${t.correct}/${t.total})`;
+  const lines = [`${r.architecture} ${r.model} on ${r.data}: ${pct(r)}`, '', 'by length:'];
+  for (const [frames, row] of Object.entries(r.byLength).sort((a, b) => Number(a[0]) - Number(b[0])))
+    lines.push(
+      `  ${frames.padStart(5)} frames  ${pct(row).padEnd(18)} ${row.secondsPerVideo.toFixed(2)} s/video  peak RSS ${row.peakRssMiB} MiB`,
+    );
+  lines.push('by task:');
+  for (const [task, t] of Object.entries(r.byTask)) lines.push(`  ${task.padEnd(6)} ${pct(t)}`);
+  lines.push('by answer form:');
+  for (const [form, t] of Object.entries(r.byForm)) lines.push(`  ${form.padEnd(6)} ${pct(t)}`);
+  return lines.join('\n');
+}

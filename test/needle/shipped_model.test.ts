@@ -1,0 +1,52 @@
+import '../../src/backends/cpu/index.js';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { evaluateNeedle, readQuestions } from '../../src/needle/eval.js';
+
+const VAMBA = 'models/needle-vamba-tiny';
+const QWEN = 'models/needle-qwen2vl-tiny';
+const EXAMPLES = 'examples/needle';
+const FILES = [
+  'config.json',
+  'model.safetensors',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'generation_config.json',
+  'preprocessor_config.json',
+];
+
+test('the shipped models are ordinary Hugging Face model directories within the size budget', () => {
+  let bytes = 0;
+  for (const dir of [VAMBA, QWEN]) {
+    assert.deepEqual(readdirSync(dir).sort(), [...FILES].sort());
+    for (const f of FILES) bytes += statSync(join(dir, f)).size;
+  }
+  assert.ok(bytes <= 20 * 2 ** 20, `${bytes} bytes`);
+  const vamba = JSON.parse(readFileSync(join(VAMBA, 'config.json'), 'utf8'));
+  assert.equal(vamba.vision_mamba_mixer_config.enable, true);
+  assert.equal(vamba.use_alpha_balancing, true);
+  assert.equal(
+    JSON.parse(readFileSync(join(QWEN, 'config.json'), 'utf8')).vision_mamba_mixer_config,
+    undefined,
+  );
+});
+
+test('the shipped tiny Vamba answers the example videos correctly through the TypeScript stack', async () => {
+  // Expected answers come from the generator (questions.jsonl), not from the model.
+  const questions = await readQuestions(join(EXAMPLES, 'questions.jsonl'));
+  const report = await evaluateNeedle({ model: VAMBA, data: EXAMPLES });
+  assert.equal(report.architecture, 'vamba');
+  assert.equal(report.total, 2 * questions.length);
+  for (const item of report.items)
+    assert.ok(
+      item.correct,
+      `${item.id} (${item.task}, ${item.form}): expected ${item.expected}, got '${item.output}'`,
+    );
+  const short = report.items.filter((i) => i.form === 'short').map((i) => i.output.trim());
+  assert.deepEqual(
+    short,
+    questions.map((q) => q.answer),
+  );
+});
