@@ -16,10 +16,10 @@ for i in $(seq 0 13); do
   export_data --out "$D/train$i" --count 860 --frames 16,24,32,48,64 --seed $((1000 + i)) 2>/dev/null &
 done
 # Held-out videos: the trained lengths, 4× and 16× longer (other seeds).
-export_data --out "$D/eval_in" --count 240 --frames 16,32,64 --seed 9001 2>/dev/null &
-export_data --out "$D/eval_4x" --count 60 --frames 256 --seed 9002 --per-shard 32 2>/dev/null &
-export_data --out "$D/eval_16xa" --count 12 --frames 1024 --seed 9003 --per-shard 4 2>/dev/null &
-export_data --out "$D/eval_16xb" --count 12 --frames 1024 --seed 9004 --per-shard 4 2>/dev/null &
+export_data --out "$D/eval_in" --count 150 --frames 16,32,64 --seed 9001 2>/dev/null &
+export_data --out "$D/eval_4x" --count 40 --frames 256 --seed 9002 --per-shard 32 2>/dev/null &
+export_data --out "$D/eval_16xa" --count 8 --frames 1024 --seed 9003 --per-shard 4 2>/dev/null &
+export_data --out "$D/eval_16xb" --count 8 --frames 1024 --seed 9004 --per-shard 4 2>/dev/null &
 wait
 echo "data generated in $(($(date +%s) - t0))s; $(du -sh "$D" | cut -f1)"
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
