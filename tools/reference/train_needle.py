@@ -578,7 +578,9 @@ def train(kind, c, data, a, log):
     t0 = time.time()
     step, ema = 0, None
     for step in range(1, a.steps + 1):
-        lr = a.lr * min(1.0, step / a.warmup) * (0.5 * (1 + math.cos(math.pi * min(1.0, step / a.steps))) * 0.95 + 0.05)
+        # Cosine decay over the steps, or over --max-seconds when that runs out first.
+        progress = min(1.0, max(step / a.steps, (time.time() - t0) / a.max_seconds))
+        lr = a.lr * min(1.0, step / a.warmup) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
         for g in opt.param_groups:
             g["lr"] = lr
         T = rng.choices(lengths, weights)[0]
