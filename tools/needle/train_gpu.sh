@@ -2,7 +2,7 @@
 # Generates the training and held-out data and trains both tiny needle models, in one go on a GPU machine
 # (16 cores: the renderer runs in parallel processes). Writes the models, a log and report.json under $1.
 #
-#   bash tools/needle/train_gpu.sh /tmp/out [max seconds per model]
+#   bash tools/needle/train_gpu.sh /tmp/out [max seconds per model] [more train_needle.py options]
 set -euo pipefail
 OUT=${1:?output dir}
 CAP=${2:-120}
@@ -25,4 +25,4 @@ echo "data generated in $(($(date +%s) - t0))s; $(du -sh "$D" | cut -f1)"
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
 EVAL="$D/eval_in,$D/eval_4x,$D/eval_16xa,$D/eval_16xb"
 PYTHONUNBUFFERED=1 python3 tools/reference/train_needle.py --data "$TRAIN" --eval "$EVAL" --out "$OUT" \
-  --tokenizer-dir "$D/tok" --model vamba,qwen2vl --steps 3000 --max-seconds "$CAP" --seed 0 --check
+  --tokenizer-dir "$D/tok" --model vamba,qwen2vl --steps 3000 --max-seconds "$CAP" --seed 0 --check "${@:3}"
