@@ -576,7 +576,7 @@ def train(kind, c, data, a, log):
     per_batch = {T: max(4, int(a.batch * a.base_frames / T)) for T in lengths}
     weights = [sizes[T] for T in lengths]
     t0 = time.time()
-    step, ema = 0, None
+    step, ema, skipped = 0, None, 0
     for step in range(1, a.steps + 1):
         # Cosine decay over the steps, or over --max-seconds when that runs out first.
         progress = min(1.0, max(step / a.steps, (time.time() - t0) / a.max_seconds))
@@ -592,7 +592,10 @@ def train(kind, c, data, a, log):
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if not torch.isfinite(norm):  # one bad batch must not poison the weights (a 150 s run diverged at step 850)
+            skipped += 1
+            continue
         opt.step()
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         if step % 100 == 0 or step == 1:
@@ -600,7 +603,7 @@ def train(kind, c, data, a, log):
         if time.time() - t0 > a.max_seconds:
             log(f"[{kind}] time cap reached at step {step}")
             break
-    log(f"[{kind}] trained {step} steps in {time.time() - t0:.1f}s")
+    log(f"[{kind}] trained {step} steps in {time.time() - t0:.1f}s ({skipped} skipped: non-finite gradients)")
     return model, {"steps": step, "seconds": round(time.time() - t0, 1), "params": n_params}
 
 
