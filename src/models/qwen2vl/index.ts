@@ -16,3 +16,4 @@ export { countParameters, estimateMemory, type MemoryEstimate, type MemoryEstima
 export { Qwen2Decoder } from './text.js';
 export { type GridTHW, Qwen2VisionTransformer, visionLayout } from './vision.js';
 export { canonicalName, loadQwen2VLParams, qwen2vlSpecs, textSpecs, visionSpecs } from './weights.js';
+export { encodeVisionStream, type PixelBatch } from './vision.js';

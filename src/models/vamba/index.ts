@@ -13,3 +13,4 @@ export {
 } from './video.js';
 export { keyDifferences, keyDigest, VideoHandle, type VideoKey } from './video-handle.js';
 export { loadVambaParams, vambaParamCount, vambaSpecs } from './weights.js';
+export { estimateVambaMemory, type VambaMemoryEstimate, type VambaMemoryOptions } from './size.js';

@@ -1,0 +1,337 @@
+/**
+ * The long-video benchmark (issue 9): prefill time (vision / LLM), peak memory, decoding speed and the time
+ * to first token of a second question, against the number of frames, for longshot-Vamba, longshot-Qwen2-VL
+ * and the PyTorch peer (transformers Qwen2-VL-7B, SDPA, bf16; bench/long_video_peer.py), on one GPU.
+ *
+ * Models are full size with random bf16 weights made on the device (RandomWeights), loaded through the same
+ * loaders and modules as a real checkpoint. Frames are synthetic 640×360 frames after smart_resize (644×364,
+ * 1196 patches and 299 tokens per two frames), streamed through the vision tower a batch at a time.
+ * Each series runs in its own process (its own allocator and peak), stops at its first out-of-memory (found
+ * before starting, by the memory estimate, or by the device) and skips sizes that would overrun its time.
+ *
+ *   npm run bench:long-video                       # on the GPU machine: all three series
+ *   npx tsx bench/long_video.ts --tiny             # same code, tiny configs on the CPU (smoke test)
+ *   options: --frames 16,64,... --series vamba,qwen2vl,peer --budget 150 (s per series) --decode 256
+ *            --out docs/benchmarks/long_video (writes .json and .png)
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import '../src/backends/cuda/index.js';
+import { cpuBackend } from '../src/backends/cpu/index.js';
+import { OutOfMemoryError } from '../src/errors.js';
+import { generate } from '../src/generate/generate.js';
+import type { CausalLM } from '../src/generate/types.js';
+import { RandomWeights } from '../src/io/random-weights.js';
+import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/io/qwen2vl-config.js';
+import { assertFits } from '../src/models/fit.js';
+import { Qwen2VL } from '../src/models/qwen2vl/model.js';
+import { estimateMemory } from '../src/models/qwen2vl/size.js';
+import { encodeVisionStream, type GridTHW, type PixelBatch } from '../src/models/qwen2vl/vision.js';
+import { loadQwen2VLParams, qwen2vlSpecs } from '../src/models/qwen2vl/weights.js';
+import { MambaInit, vambaConfigJson } from '../src/models/vamba/convert.js';
+import { Vamba } from '../src/models/vamba/model.js';
+import { estimateVambaMemory } from '../src/models/vamba/size.js';
+import { loadVambaParams, vambaSpecs } from '../src/models/vamba/weights.js';
+import type { Backend } from '../src/runtime/backend.js';
+import { getBackend } from '../src/runtime/device.js';
+import { Random } from '../src/util/random.js';
+import { drawFigure } from './plot.js';
+
+const { values: args } = parseArgs({
+  options: {
+    tiny: { type: 'boolean', default: false },
+    frames: { type: 'string' },
+    series: { type: 'string' },
+    budget: { type: 'string' },
+    decode: { type: 'string' },
+    out: { type: 'string' },
+    child: { type: 'string' },
+  },
+});
+const TINY = args.tiny;
+const FRAMES = (args.frames ?? (TINY ? '4,8,16' : '16,64,256,512,1024,2048,3600')).split(',').map(Number);
+const BUDGET_S = Number(args.budget ?? (TINY ? 60 : 150));
+const DECODE = Number(args.decode ?? (TINY ? 16 : 256));
+const OUT = args.out ?? (TINY ? 'bench/results/long_video_tiny' : 'docs/benchmarks/long_video');
+const ROOT = join(import.meta.dirname, '..');
+/** Frame size after smart_resize: 640×360 → 644×364 (tiny: 40×24 with the fixtures' 4-pixel patches). */
+const [HEIGHT, WIDTH] = TINY ? [24, 40] : [364, 644];
+
+export interface Row {
+  frames: number;
+  videoTokens: number;
+  status: 'ok' | 'oom' | 'skipped';
+  note?: string;
+  visionS?: number;
+  llmS?: number;
+  prefillS?: number;
+  /** Live-tensor peak (torch: max_memory_allocated) and what the allocator held (torch: max_memory_reserved). */
+  peakGiB?: number;
+  reservedGiB?: number;
+  estimateGiB?: number;
+  decodeTokS?: number;
+  ttft2S?: number;
+}
+
+export interface Series {
+  name: string;
+  device: string;
+  setupS: number;
+  rows: Row[];
+}
+
+const GiB = 2 ** 30;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function configs(): { vamba: Qwen2VLConfig; qwen2vl: Qwen2VLConfig } {
+  if (TINY) {
+    // The tiny Vamba fixture's config, and the same Qwen2-VL without the Vamba fields.
+    const json = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/vamba/tiny-a/config.json'), 'utf8'));
+    const plain = Object.fromEntries(
+      Object.entries(json).filter(([k]) => !/^(use_alpha|cross_attn_|distill|vision_mamba)/.test(k)),
+    );
+    return { vamba: parseQwen2VLConfig(json), qwen2vl: parseQwen2VLConfig(plain) };
+  }
+  // Absent keys take Qwen2-VL-7B's values; Vamba adds its fields as the conversion does.
+  return {
+    vamba: parseQwen2VLConfig(vambaConfigJson({ model_type: 'qwen2_vl' })),
+    qwen2vl: parseQwen2VLConfig({ model_type: 'qwen2_vl' }),
+  };
+}
+
+/** Synthetic preprocessed pixels: a few random temporal groups, cycled, a batch of groups at a time. */
+function* pixelBatches(groups: number, patchesPerGroup: number, rowLen: number): Generator<PixelBatch> {
+  const perBatch = 8; // 16 frames, as encodeVideoFile decodes them
+  const groupLen = patchesPerGroup * rowLen;
+  const rng = new Random(7);
+  const pool = Array.from({ length: 3 }, () => {
+    const g = new Float32Array(groupLen);
+    for (let i = 0; i < groupLen; i++) g[i] = rng.uniform(-1.8, 2.1); // CLIP-normalised range
+    return g;
+  });
+  const buf = new Float32Array(perBatch * groupLen);
+  for (let g0 = 0; g0 < groups; g0 += perBatch) {
+    const n = Math.min(perBatch, groups - g0);
+    for (let i = 0; i < n; i++) buf.set(pool[(g0 + i) % pool.length], i * groupLen);
+    yield { pixels: buf.subarray(0, n * groupLen), groups: n };
+  }
+}
+
+/** Ordinary text ids (below every special token) of a prompt. */
+const textIds = (n: number, seed: number, vocab: number) => {
+  const rng = new Random(seed);
+  return Array.from({ length: n }, () => rng.int(1, Math.floor(vocab * 0.9)));
+};
+
+/** Runs `generate` for DECODE tokens; returns the time to the first token and the decoding rate after it. */
+async function timedGenerate<I>(lm: CausalLM<I>, input: I): Promise<{ ttft: number; tokS: number }> {
+  const t0 = performance.now();
+  let first = 0;
+  let n = 0;
+  for await (const _ of generate(lm, input, { maxNewTokens: DECODE })) {
+    if (++n === 1) first = performance.now();
+  }
+  const end = performance.now();
+  return { ttft: (first - t0) / 1000, tokS: n > 1 ? ((n - 1) * 1000) / (end - first) : 0 };
+}
+
+async function ttftOnly<I>(lm: CausalLM<I>, input: I): Promise<number> {
+  const t0 = performance.now();
+  for await (const _ of generate(lm, input, { maxNewTokens: 1 })) break;
+  return (performance.now() - t0) / 1000;
+}
+
+/** Time a size would take, from the last measured one: `power` 1 (Vamba) or 2 (attention over the video). */
+const predict = (last: Row | undefined, frames: number, power: number) =>
+  last?.prefillS ? (last.prefillS + DECODE / (last.decodeTokS || 1)) * (frames / last.frames) ** power : 0;
+
+async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
+  const backend: Backend = TINY ? cpuBackend() : await getBackend('cuda');
+  const dtype = TINY ? 'f32' : 'bf16';
+  const config = configs()[which];
+  const t0 = performance.now();
+  const special =
+    which === 'vamba'
+      ? (() => {
+          const init = new MambaInit(config, 0, 0.5);
+          return (name: string, shape: readonly number[]) =>
+            /layers\.\d+\.(alpha|vision_mixer\.mixer\.(D|A_log|dt_bias|conv1d\.weight|conv1d\.bias))$/.test(name)
+              ? (init.make(name, shape, 'F32').data as Float32Array)
+              : null;
+        })()
+      : undefined;
+  const specs = which === 'vamba' ? vambaSpecs(config) : qwen2vlSpecs(config);
+  const source = new RandomWeights(specs, { seed: 1, special });
+  const params =
+    which === 'vamba'
+      ? await loadVambaParams(source, config, backend, dtype, 'random')
+      : await loadQwen2VLParams(source, config, backend, dtype, 'random');
+  source[Symbol.dispose]();
+  const model =
+    which === 'vamba'
+      ? await Vamba.fromParams(config, params, backend, dtype, `random:${which}`)
+      : Qwen2VL.fromParams(config, params, backend, dtype);
+  await backend.synchronize();
+  const setupS = (performance.now() - t0) / 1000;
+  const v = config.vision;
+  const grid: (frames: number) => GridTHW = (f) => [f / 2, HEIGHT / v.patch_size, WIDTH / v.patch_size];
+  const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
+  const unit = v.spatial_merge_size ** 2;
+  const started = performance.now();
+  const rows: Row[] = [];
+  const device = 'device' in backend ? (backend as { device: { name: string } }).device.name : 'cpu';
+  for (const frames of FRAMES) {
+    const g = grid(frames);
+    const videoTokens = (g[0] * g[1] * g[2]) / unit;
+    const row: Row = { frames, videoTokens, status: 'ok' };
+    rows.push(row);
+    const spent = (performance.now() - started) / 1000;
+    const guess = predict(rows.at(-2), frames, which === 'vamba' ? 1 : 2);
+    if (spent + guess > BUDGET_S) {
+      Object.assign(row, { status: 'skipped', note: `~${guess.toFixed(0)} s would pass the ${BUDGET_S} s budget` });
+      break;
+    }
+    const batches = () => pixelBatches(g[0], g[1] * g[2], rowLen);
+    const sync = () => backend.synchronize();
+    try {
+      await sync();
+      backend.resetPeak();
+      const question = textIds(24, frames, config.text.vocab_size);
+      const question2 = textIds(24, frames + 1, config.text.vocab_size);
+      if (model instanceof Vamba) {
+        const e = estimateVambaMemory(config, { frames, grid: g, dtype });
+        row.estimateGiB = r3(e.totalBytes / GiB);
+        model.assertVideoFits(g);
+        const t1 = performance.now();
+        const V = model.embedVideoStream(batches(), g);
+        await sync();
+        const t2 = performance.now();
+        using handle = model.encodeVideoTokens(V, [g[0], g[1] / 2, g[2] / 2], {
+          model: model.modelId,
+          video: `synthetic:${frames}`,
+          sampling: 'all',
+          size: `${WIDTH}x${HEIGHT}`,
+          dtype,
+        });
+        await sync();
+        const t3 = performance.now();
+        Object.assign(row, { visionS: r3((t2 - t1) / 1000), llmS: r3((t3 - t2) / 1000) });
+        {
+          using s = model.session(handle, { capacity: question.length + DECODE + 1 });
+          row.decodeTokS = r3((await timedGenerate(s, question)).tokS);
+        }
+        using s2 = model.session(handle, { capacity: question2.length + 2 });
+        row.ttft2S = r3(await ttftOnly(s2, question2));
+      } else {
+        const e = estimateMemory(config, { frames, height: HEIGHT, width: WIDTH, newTokens: DECODE, dtype });
+        row.estimateGiB = r3(e.totalBytes / GiB);
+        assertFits(backend, e.totalBytes, `Qwen2-VL on ${frames} frames`, {
+          weights: e.weightBytes,
+          'KV cache': e.kvCacheBytes,
+          activations: e.activationBytes,
+        });
+        const t1 = performance.now();
+        const V = encodeVisionStream(model.visual, batches(), g, dtype);
+        await sync();
+        const t2 = performance.now();
+        try {
+          const ids = (q: number[]) => [
+            ...textIds(12, 3, config.text.vocab_size),
+            config.vision_start_token_id,
+            ...new Array(videoTokens).fill(config.video_token_id),
+            config.vision_end_token_id,
+            ...q,
+          ];
+          const inputs = (q: number[]) => ({ inputIds: ids(q), videoGridThw: [g], videoEmbeds: V });
+          {
+            using s = model.session({ capacity: videoTokens + 40 + DECODE });
+            const r = await timedGenerate(s, inputs(question));
+            Object.assign(row, { visionS: r3((t2 - t1) / 1000), llmS: r3(r.ttft), decodeTokS: r3(r.tokS) });
+          }
+          // A second question reuses the vision tokens but must prefill the whole sequence again.
+          using s2 = model.session({ capacity: videoTokens + 42 });
+          row.ttft2S = r3(await ttftOnly(s2, inputs(question2)));
+        } finally {
+          V.dispose();
+        }
+      }
+      row.prefillS = r3(row.visionS! + row.llmS!);
+      await sync();
+      const m = backend.memory();
+      Object.assign(row, { peakGiB: r3(m.peak / GiB), reservedGiB: r3(m.reserved / GiB) });
+    } catch (e) {
+      if (!(e instanceof OutOfMemoryError)) throw e;
+      Object.assign(row, { status: 'oom', note: e.message });
+      break;
+    }
+    console.error(`${which} ${JSON.stringify(row)}`);
+  }
+  return { name: `longshot-${which === 'vamba' ? 'Vamba' : 'Qwen2-VL'}`, device, setupS: r3(setupS), rows };
+}
+
+/** Runs a series in a child process and returns what it printed last (one JSON line). */
+function child(cmd: string, argv: string[]): Series | null {
+  const r = spawnSync(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  const last = r.stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(last) as Series;
+  } catch {
+    console.error(`${cmd} ${argv.join(' ')} failed (exit ${r.status}): ${r.stdout.slice(-2000)}`);
+    return null;
+  }
+}
+
+function table(all: Series[]): string {
+  const cols = ['frames', 'tokens', 'vision s', 'LLM s', 'prefill s', 'peak GiB', 'est GiB', 'dec tok/s', 'TTFT2 s'];
+  const lines = [];
+  for (const s of all) {
+    lines.push(`\n${s.name} (${s.device}; weights made in ${s.setupS} s)`);
+    lines.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+    for (const r of s.rows) {
+      const f = (x: number | undefined, d = 2) => (x === undefined ? '' : x.toFixed(d));
+      lines.push(
+        r.status === 'ok'
+          ? `| ${r.frames} | ${r.videoTokens} | ${f(r.visionS)} | ${f(r.llmS)} | ${f(r.prefillS)} | ${f(r.peakGiB, 1)} | ${f(r.estimateGiB, 1)} | ${f(r.decodeTokS, 1)} | ${f(r.ttft2S, 3)} |`
+          : `| ${r.frames} | ${r.videoTokens} | ${r.status}: ${r.note?.slice(0, 160)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  if (args.child === 'vamba' || args.child === 'qwen2vl') {
+    process.stdout.write(`${JSON.stringify(await runSeries(args.child))}\n`);
+    return;
+  }
+  const wanted = (args.series ?? (TINY ? 'vamba,qwen2vl' : 'vamba,qwen2vl,peer')).split(',');
+  const common = ['--frames', FRAMES.join(','), '--budget', String(BUDGET_S), '--decode', String(DECODE)];
+  const all: Series[] = [];
+  for (const name of wanted) {
+    const s =
+      name === 'peer'
+        ? child('python3', ['bench/long_video_peer.py', ...common, ...(TINY ? ['--tiny'] : [])])
+        : child(process.execPath, [
+            '--import',
+            'tsx',
+            'bench/long_video.ts',
+            '--child',
+            name,
+            ...common,
+            ...(TINY ? ['--tiny'] : []),
+          ]);
+    if (s) all.push(s);
+  }
+  const text = table(all);
+  console.log(text);
+  await mkdir(dirname(resolve(ROOT, OUT)), { recursive: true });
+  const result = { frameSize: `${WIDTH}x${HEIGHT}`, decodeTokens: DECODE, budgetS: BUDGET_S, series: all };
+  await writeFile(resolve(ROOT, `${OUT}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(resolve(ROOT, `${OUT}.png`), drawFigure(all));
+  console.log(`\nwrote ${OUT}.json and ${OUT}.png`);
+}
+
+await main();
