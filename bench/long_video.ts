@@ -74,6 +74,9 @@ export interface Row {
   estimateGiB?: number;
   decodeTokS?: number;
   ttft2S?: number;
+  /** Matmul TFLOP/s reached by each phase (prefillFlops / time). */
+  visionTFs?: number;
+  llmTFs?: number;
 }
 
 export interface Series {
@@ -144,9 +147,51 @@ async function ttftOnly<I>(lm: CausalLM<I>, input: I): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-/** Time a size would take, from the last measured one: `power` 1 (Vamba) or 2 (attention over the video). */
-const predict = (last: Row | undefined, frames: number, power: number) =>
-  last?.prefillS ? (last.prefillS + DECODE / (last.decodeTokS || 1)) * (frames / last.frames) ** power : 0;
+/**
+ * Time a size would take, from the last measured one: prefill (and a second prefill for Qwen2-VL's second
+ * question) scaled by frames^power (1 for Vamba, 1.5 for attention over the video: between its linear and
+ * quadratic terms), plus the decoding at the last rate.
+ */
+function predict(last: Row | undefined, frames: number, power: number): number {
+  if (!last?.prefillS) return 0;
+  const grow = (frames / last.frames) ** power;
+  return (last.prefillS + (last.ttft2S ?? 0)) * grow + DECODE / (last.decodeTokS || 1);
+}
+
+/**
+ * Matmul FLOPs of a prefill (multiply-adds × 2), to set each phase against the GEMM peak: the vision tower
+ * (its Linear layers and the attention inside each temporal group) and the LLM part (Vamba: the Mamba
+ * projections of every layer but the last, whose video update nothing reads, and the K/V projections;
+ * Qwen2-VL: every decoder Linear over the whole sequence and causal attention).
+ */
+export function prefillFlops(c: Qwen2VLConfig, groups: number, perGroup: number, vamba: boolean) {
+  const v = c.vision;
+  const e = v.embed_dim;
+  const patches = groups * perGroup;
+  const tokens = patches / v.spatial_merge_size ** 2;
+  const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
+  const block = 3 * e * e + e * e + 2 * v.mlp_ratio * e * e;
+  const merged = e * v.spatial_merge_size ** 2;
+  const vision =
+    2 * patches * (rowLen * e + v.depth * block) +
+    2 * tokens * (merged * merged + merged * v.hidden_size) +
+    v.depth * 4 * patches * perGroup * e;
+  const t = c.text;
+  const L = t.num_hidden_layers;
+  const kv = 2 * t.num_key_value_heads * t.head_dim;
+  let llm: number;
+  if (vamba) {
+    const m = c.vision_mamba_mixer_config;
+    const dInner = m.d_ssm ?? m.expand * t.hidden_size;
+    const dInProj = 2 * dInner + 2 * m.ngroups * m.d_state + dInner / m.headdim;
+    llm = 2 * tokens * ((L - 1) * (t.hidden_size * dInProj + dInner * t.hidden_size) + L * t.hidden_size * kv);
+  } else {
+    const q = t.num_attention_heads * t.head_dim;
+    const linear = t.hidden_size * (2 * q + kv) + 3 * t.hidden_size * t.intermediate_size;
+    llm = 2 * tokens * L * linear + L * 2 * tokens * tokens * q; // causal: half of 4·n²·d
+  }
+  return { vision, llm };
+}
 
 async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
   const backend: Backend = TINY ? cpuBackend() : await getBackend('cuda');
@@ -259,6 +304,9 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
         }
       }
       row.prefillS = r3(row.visionS! + row.llmS!);
+      const fl = prefillFlops(config, g[0], g[1] * g[2], which === 'vamba');
+      row.visionTFs = r3(fl.vision / row.visionS! / 1e12);
+      row.llmTFs = r3(fl.llm / row.llmS! / 1e12);
       await sync();
       const m = backend.memory();
       Object.assign(row, { peakGiB: r3(m.peak / GiB), reservedGiB: r3(m.reserved / GiB) });
@@ -285,7 +333,19 @@ function child(cmd: string, argv: string[]): Series | null {
 }
 
 function table(all: Series[]): string {
-  const cols = ['frames', 'tokens', 'vision s', 'LLM s', 'prefill s', 'peak GiB', 'est GiB', 'dec tok/s', 'TTFT2 s'];
+  const cols = [
+    'frames',
+    'tokens',
+    'vision s',
+    'LLM s',
+    'prefill s',
+    'vision TF/s',
+    'LLM TF/s',
+    'peak GiB',
+    'est GiB',
+    'dec tok/s',
+    'TTFT2 s',
+  ];
   const lines = [];
   for (const s of all) {
     lines.push(`\n${s.name} (${s.device}; weights made in ${s.setupS} s)`);
@@ -294,7 +354,7 @@ function table(all: Series[]): string {
       const f = (x: number | undefined, d = 2) => (x === undefined ? '' : x.toFixed(d));
       lines.push(
         r.status === 'ok'
-          ? `| ${r.frames} | ${r.videoTokens} | ${f(r.visionS)} | ${f(r.llmS)} | ${f(r.prefillS)} | ${f(r.peakGiB, 1)} | ${f(r.estimateGiB, 1)} | ${f(r.decodeTokS, 1)} | ${f(r.ttft2S, 3)} |`
+          ? `| ${r.frames} | ${r.videoTokens} | ${f(r.visionS)} | ${f(r.llmS)} | ${f(r.prefillS)} | ${f(r.visionTFs, 0)} | ${f(r.llmTFs, 0)} | ${f(r.peakGiB, 1)} | ${f(r.estimateGiB, 1)} | ${f(r.decodeTokS, 1)} | ${f(r.ttft2S, 3)} |`
           : `| ${r.frames} | ${r.videoTokens} | ${r.status}: ${r.note?.slice(0, 160)} |`,
       );
     }

@@ -57,8 +57,20 @@ sync()
 setup = time.perf_counter() - t0
 visual = getattr(model, "visual", None) or model.model.visual
 spans = []
-visual.register_forward_pre_hook(lambda *_: (sync(), spans.append([time.perf_counter()])))
-visual.register_forward_hook(lambda *_: (sync(), spans[-1].append(time.perf_counter())))
+
+
+def vision_started(*_):
+    sync()
+    spans.append([time.perf_counter()])
+
+
+def vision_ended(*_):
+    sync()
+    spans[-1].append(time.perf_counter())
+
+
+visual.register_forward_pre_hook(vision_started)
+visual.register_forward_hook(vision_ended)
 
 
 class Clock(BaseStreamer):
@@ -93,7 +105,7 @@ for frames in [int(f) for f in a.frames.split(",")]:
     last = rows[-2] if len(rows) > 1 else None
     guess = 0
     if last and last.get("prefillS"):
-        guess = (last["prefillS"] + a.decode / max(last["decodeTokS"], 1)) * (frames / last["frames"]) ** 2
+        guess = last["prefillS"] * (frames / last["frames"]) ** 1.5 + a.decode / max(last["decodeTokS"], 1)
     spent = time.perf_counter() - started
     if spent + guess > a.budget:
         row.update(status="skipped", note=f"~{guess:.0f} s would pass the {a.budget:.0f} s budget")
