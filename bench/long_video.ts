@@ -24,8 +24,8 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../src/errors.js';
 import { generate } from '../src/generate/generate.js';
 import type { CausalLM } from '../src/generate/types.js';
-import { RandomWeights } from '../src/io/random-weights.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/io/qwen2vl-config.js';
+import { RandomWeights } from '../src/io/random-weights.js';
 import { assertFits } from '../src/models/fit.js';
 import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { estimateMemory } from '../src/models/qwen2vl/size.js';
@@ -49,8 +49,14 @@ const { values: args } = parseArgs({
     decode: { type: 'string' },
     out: { type: 'string' },
     child: { type: 'string' },
+    // Tuning knobs (defaults are the library's): Mamba tokens per chunk, vision patches per call, SSD chunk.
+    chunk: { type: 'string' },
+    'vision-chunk': { type: 'string' },
+    'ssd-chunk': { type: 'string' },
   },
 });
+const CHUNK = args.chunk ? Number(args.chunk) : undefined;
+const VISION_CHUNK = args['vision-chunk'] ? Number(args['vision-chunk']) : undefined;
 const TINY = args.tiny;
 const FRAMES = (args.frames ?? (TINY ? '4,8,16' : '16,64,256,512,1024,2048,3600')).split(',').map(Number);
 const BUDGET_S = Number(args.budget ?? (TINY ? 60 : 150));
@@ -99,8 +105,11 @@ function configs(): { vamba: Qwen2VLConfig; qwen2vl: Qwen2VLConfig } {
     return { vamba: parseQwen2VLConfig(json), qwen2vl: parseQwen2VLConfig(plain) };
   }
   // Absent keys take Qwen2-VL-7B's values; Vamba adds its fields as the conversion does.
+  const vamba = vambaConfigJson({ model_type: 'qwen2_vl' });
+  if (args['ssd-chunk'])
+    Object.assign(vamba.vision_mamba_mixer_config as object, { chunk_size: Number(args['ssd-chunk']) });
   return {
-    vamba: parseQwen2VLConfig(vambaConfigJson({ model_type: 'qwen2_vl' })),
+    vamba: parseQwen2VLConfig(vamba),
     qwen2vl: parseQwen2VLConfig({ model_type: 'qwen2_vl' }),
   };
 }
@@ -184,7 +193,8 @@ export function prefillFlops(c: Qwen2VLConfig, groups: number, perGroup: number,
     const m = c.vision_mamba_mixer_config;
     const dInner = m.d_ssm ?? m.expand * t.hidden_size;
     const dInProj = 2 * dInner + 2 * m.ngroups * m.d_state + dInner / m.headdim;
-    llm = 2 * tokens * ((L - 1) * (t.hidden_size * dInProj + dInner * t.hidden_size) + L * t.hidden_size * kv);
+    llm =
+      2 * tokens * ((L - 1) * (t.hidden_size * dInProj + dInner * t.hidden_size) + L * t.hidden_size * kv);
   } else {
     const q = t.num_attention_heads * t.head_dim;
     const linear = t.hidden_size * (2 * q + kv) + 3 * t.hidden_size * t.intermediate_size;
@@ -203,7 +213,9 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
       ? (() => {
           const init = new MambaInit(config, 0, 0.5);
           return (name: string, shape: readonly number[]) =>
-            /layers\.\d+\.(alpha|vision_mixer\.mixer\.(D|A_log|dt_bias|conv1d\.weight|conv1d\.bias))$/.test(name)
+            /layers\.\d+\.(alpha|vision_mixer\.mixer\.(D|A_log|dt_bias|conv1d\.weight|conv1d\.bias))$/.test(
+              name,
+            )
               ? (init.make(name, shape, 'F32').data as Float32Array)
               : null;
         })()
@@ -236,7 +248,10 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
     const spent = (performance.now() - started) / 1000;
     const guess = predict(rows.at(-2), frames, which === 'vamba' ? 1 : 2);
     if (spent + guess > BUDGET_S) {
-      Object.assign(row, { status: 'skipped', note: `~${guess.toFixed(0)} s would pass the ${BUDGET_S} s budget` });
+      Object.assign(row, {
+        status: 'skipped',
+        note: `~${guess.toFixed(0)} s would pass the ${BUDGET_S} s budget`,
+      });
       break;
     }
     const batches = () => pixelBatches(g[0], g[1] * g[2], rowLen);
@@ -247,20 +262,26 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
       const question = textIds(24, frames, config.text.vocab_size);
       const question2 = textIds(24, frames + 1, config.text.vocab_size);
       if (model instanceof Vamba) {
-        const e = estimateVambaMemory(config, { frames, grid: g, dtype });
+        const knobs = { chunkLen: CHUNK, maxPatchesPerChunk: VISION_CHUNK };
+        const e = estimateVambaMemory(config, { frames, grid: g, dtype, ...knobs });
         row.estimateGiB = r3(e.totalBytes / GiB);
-        model.assertVideoFits(g);
+        model.assertVideoFits(g, knobs);
         const t1 = performance.now();
-        const V = model.embedVideoStream(batches(), g);
+        const V = model.embedVideoStream(batches(), g, knobs);
         await sync();
         const t2 = performance.now();
-        using handle = model.encodeVideoTokens(V, [g[0], g[1] / 2, g[2] / 2], {
-          model: model.modelId,
-          video: `synthetic:${frames}`,
-          sampling: 'all',
-          size: `${WIDTH}x${HEIGHT}`,
-          dtype,
-        });
+        using handle = model.encodeVideoTokens(
+          V,
+          [g[0], g[1] / 2, g[2] / 2],
+          {
+            model: model.modelId,
+            video: `synthetic:${frames}`,
+            sampling: 'all',
+            size: `${WIDTH}x${HEIGHT}`,
+            dtype,
+          },
+          CHUNK,
+        );
         await sync();
         const t3 = performance.now();
         Object.assign(row, { visionS: r3((t2 - t1) / 1000), llmS: r3((t3 - t2) / 1000) });
@@ -279,7 +300,7 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
           activations: e.activationBytes,
         });
         const t1 = performance.now();
-        const V = encodeVisionStream(model.visual, batches(), g, dtype);
+        const V = encodeVisionStream(model.visual, batches(), g, dtype, VISION_CHUNK);
         await sync();
         const t2 = performance.now();
         try {
@@ -369,6 +390,8 @@ async function main() {
   }
   const wanted = (args.series ?? (TINY ? 'vamba,qwen2vl' : 'vamba,qwen2vl,peer')).split(',');
   const common = ['--frames', FRAMES.join(','), '--budget', String(BUDGET_S), '--decode', String(DECODE)];
+  for (const k of ['chunk', 'vision-chunk', 'ssd-chunk'] as const)
+    if (args[k]) common.push(`--${k}`, args[k]);
   const all: Series[] = [];
   for (const name of wanted) {
     const s =

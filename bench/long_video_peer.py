@@ -19,7 +19,7 @@ p.add_argument("--frames", default="16,64,256,512,1024,2048,3600")
 p.add_argument("--budget", type=float, default=150)
 p.add_argument("--decode", type=int, default=256)
 p.add_argument("--tiny", action="store_true")
-a = p.parse_args()
+a, _ = p.parse_known_args()  # the TS runner passes its tuning knobs to every series
 
 from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402

@@ -20,7 +20,10 @@ const GRID: RGB = [225, 225, 225];
 /** Text in the font's alphabet (capitals, digits, space); other characters become spaces. */
 function label(canvas: Canvas, s: string, x: number, y: number, scale: number, c: RGB): void {
   let cx = x;
-  for (const word of s.toUpperCase().replace(/[^A-Z0-9]/g, ' ').split(' ')) {
+  for (const word of s
+    .toUpperCase()
+    .replace(/[^A-Z0-9]/g, ' ')
+    .split(' ')) {
     if (word) drawText(canvas, word, cx, y, scale, c);
     cx += textWidth(`${word} `, scale) + scale;
   }

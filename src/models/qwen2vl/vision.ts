@@ -264,7 +264,8 @@ export function encodeVisionStream(
       feats.dispose();
       group += groups;
     }
-    if (group !== t) throw new InputError(`vision stream: ${group} of the grid's ${t} temporal groups arrived`);
+    if (group !== t)
+      throw new InputError(`vision stream: ${group} of the grid's ${t} temporal groups arrived`);
   } catch (e) {
     out.dispose();
     throw e;

@@ -4,6 +4,7 @@ export { CrossAttention, type CrossKV } from './cross-attention.js';
 export { VambaLanguageModel } from './language-model.js';
 export { VambaDecoderLayer, type VambaSwitches } from './layer.js';
 export { type EncodeOptions, Vamba, VambaSession } from './model.js';
+export { estimateVambaMemory, type VambaMemoryEstimate, type VambaMemoryOptions } from './size.js';
 export {
   VAMBA_EVAL_SETTINGS,
   VAMBA_HOUR_SETTINGS,
@@ -13,4 +14,3 @@ export {
 } from './video.js';
 export { keyDifferences, keyDigest, VideoHandle, type VideoKey } from './video-handle.js';
 export { loadVambaParams, vambaParamCount, vambaSpecs } from './weights.js';
-export { estimateVambaMemory, type VambaMemoryEstimate, type VambaMemoryOptions } from './size.js';

@@ -23,9 +23,9 @@ import type { Backend } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { assertFits } from '../fit.js';
 import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
 import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
-import { assertFits } from '../fit.js';
 import {
   encodeVisionChunked,
   encodeVisionStream,
@@ -35,9 +35,9 @@ import {
 } from '../qwen2vl/vision.js';
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
+import { estimateVambaMemory } from './size.js';
 import { encodeVideoInput, type VambaVideoOptions } from './video.js';
 import { VideoHandle, type VideoKey } from './video-handle.js';
-import { estimateVambaMemory } from './size.js';
 import { loadVambaParams, vambaParamCount } from './weights.js';
 
 export interface EncodeOptions {
