@@ -53,6 +53,8 @@ const { values: args } = parseArgs({
     chunk: { type: 'string' },
     'vision-chunk': { type: 'string' },
     'ssd-chunk': { type: 'string' },
+    /** Time every kernel (synchronising after each: slower overall) and print where the time goes. */
+    profile: { type: 'boolean', default: false },
   },
 });
 const CHUNK = args.chunk ? Number(args.chunk) : undefined;
@@ -233,6 +235,7 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
       : Qwen2VL.fromParams(config, params, backend, dtype);
   await backend.synchronize();
   const setupS = (performance.now() - t0) / 1000;
+  const profile = args.profile ? profileKernels(backend) : null;
   const v = config.vision;
   const grid: (frames: number) => GridTHW = (f) => [f / 2, HEIGHT / v.patch_size, WIDTH / v.patch_size];
   const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
@@ -337,8 +340,54 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
       break;
     }
     console.error(`${which} ${JSON.stringify(row)}`);
+    if (profile) console.error(profile.report());
   }
   return { name: `longshot-${which === 'vamba' ? 'Vamba' : 'Qwen2-VL'}`, device, setupS: r3(setupS), rows };
+}
+
+/**
+ * Wraps every kernel of a CUDA backend so that it waits for the GPU and adds its wall time to a per-kernel
+ * (per-shape for GEMMs) account. `report` prints and clears the accounts.
+ */
+function profileKernels(backend: Backend) {
+  const addon = (backend as unknown as { addon: { synchronize(): void } }).addon;
+  const acc = new Map<string, { ms: number; n: number }>();
+  const kernels = ['cast', 'fill', 'unary', 'binary', 'affine', 'matmul', 'rmsNorm', 'layerNorm', 'softmax'];
+  kernels.push('rotary', 'attention', 'conv1d', 'ssdScan', 'embedding', 'writeSlice', 'readSlice', 'permute');
+  const b = backend as unknown as Record<string, (...a: unknown[]) => void>;
+  for (const k of kernels) {
+    const orig = b[k].bind(backend);
+    b[k] = (...a: unknown[]) => {
+      addon.synchronize();
+      const t = performance.now();
+      orig(...a);
+      addon.synchronize();
+      const d = a.at(-1) as { m?: number; n?: number; k?: number; sq?: number; skv?: number; len?: number };
+      const key =
+        k === 'matmul'
+          ? `matmul ${d.m}x${d.n}x${d.k}`
+          : k === 'attention'
+            ? `attention ${d.sq}x${d.skv}`
+            : k === 'unary' || k === 'binary'
+              ? `${k} ${a[1]}`
+              : k;
+      const e = acc.get(key) ?? { ms: 0, n: 0 };
+      e.ms += performance.now() - t;
+      e.n++;
+      acc.set(key, e);
+    };
+  }
+  return {
+    report(): string {
+      const total = [...acc.values()].reduce((s, e) => s + e.ms, 0);
+      const lines = [...acc.entries()]
+        .sort((x, y) => y[1].ms - x[1].ms)
+        .slice(0, 24)
+        .map(([k, e]) => `  ${k.padEnd(34)} ${e.ms.toFixed(1).padStart(9)} ms ${String(e.n).padStart(7)}×`);
+      acc.clear();
+      return `kernels ${total.toFixed(0)} ms:\n${lines.join('\n')}`;
+    },
+  };
 }
 
 /** Runs a series in a child process and returns what it printed last (one JSON line). */
