@@ -13,6 +13,8 @@
  *   npx tsx bench/long_video.ts --tiny             # same code, tiny configs on the CPU (smoke test)
  *   options: --frames 16,64,... --series vamba,qwen2vl,peer --budget 150 (s per series) --decode 256
  *            --out docs/benchmarks/long_video (writes .json and .png)
+ *            --chunk / --vision-chunk / --ssd-chunk (tuning), --profile (per-kernel times, CUDA only)
+ *            --replot docs/benchmarks/long_video.json (redraw the PNG from a results file)
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -55,6 +57,8 @@ const { values: args } = parseArgs({
     'ssd-chunk': { type: 'string' },
     /** Time every kernel (synchronising after each: slower overall) and print where the time goes. */
     profile: { type: 'boolean', default: false },
+    /** Redraw the figure of a results JSON (no measuring). */
+    replot: { type: 'string' },
   },
 });
 const CHUNK = args.chunk ? Number(args.chunk) : undefined;
@@ -438,6 +442,12 @@ function table(all: Series[]): string {
 }
 
 async function main() {
+  if (args.replot) {
+    const { series } = JSON.parse(readFileSync(args.replot, 'utf8')) as { series: Series[] };
+    console.log(table(series));
+    await writeFile(args.replot.replace(/\.json$/, '.png'), drawFigure(series));
+    return;
+  }
   if (args.child === 'vamba' || args.child === 'qwen2vl') {
     process.stdout.write(`${JSON.stringify(await runSeries(args.child))}\n`);
     return;

@@ -78,13 +78,14 @@ function panel(
     let prev: [number, number] | null = null;
     for (const r of s.rows) {
       const v = value(r);
+      const top = y + 12 + 22 * i; // one row of markers per series
       if (r.status === 'oom') {
         const cx = px(r.frames);
-        line(c, cx - 9, y + 3, cx + 9, y + 21, color, 4);
-        line(c, cx - 9, y + 21, cx + 9, y + 3, color, 4);
+        line(c, cx - 9, top - 9, cx + 9, top + 9, color, 4);
+        line(c, cx - 9, top + 9, cx + 9, top - 9, color, 4);
       } else if (r.status === 'skipped') {
-        c.fillCircle(px(r.frames), y + 12, 9, color);
-        c.fillCircle(px(r.frames), y + 12, 5, [255, 255, 255]);
+        c.fillCircle(px(r.frames), top, 9, color);
+        c.fillCircle(px(r.frames), top, 5, [255, 255, 255]);
       }
       if (v === undefined) continue;
       const p: [number, number] = [px(r.frames), py(v)];
@@ -111,5 +112,7 @@ export function drawFigure(all: Series[]): Buffer {
     label(c, s.name, lx + 40, 656, 2, INK);
   });
   label(c, 'X OUT OF MEMORY    O SKIPPED FOR TIME', 120, 692, 2, INK);
+  const device = all[0]?.device ?? '';
+  label(c, `${device}  BF16  RANDOM WEIGHTS  644X364 FRAMES`, 920, 692, 2, INK);
   return encodePng(W, H, c.data);
 }
