@@ -441,11 +441,14 @@ function table(all: Series[]): string {
   return lines.join('\n');
 }
 
+const caption = (r: { series: Series[]; frameSize: string }) =>
+  `${r.series[0]?.device ?? ''} bf16 random weights ${r.frameSize} frames`;
+
 async function main() {
   if (args.replot) {
-    const { series } = JSON.parse(readFileSync(args.replot, 'utf8')) as { series: Series[] };
-    console.log(table(series));
-    await writeFile(args.replot.replace(/\.json$/, '.png'), drawFigure(series));
+    const r = JSON.parse(readFileSync(args.replot, 'utf8')) as { series: Series[]; frameSize: string };
+    console.log(table(r.series));
+    await writeFile(args.replot.replace(/\.json$/, '.png'), drawFigure(r.series, caption(r)));
     return;
   }
   if (args.child === 'vamba' || args.child === 'qwen2vl') {
@@ -478,7 +481,7 @@ async function main() {
   await mkdir(dirname(resolve(ROOT, OUT)), { recursive: true });
   const result = { frameSize: `${WIDTH}x${HEIGHT}`, decodeTokens: DECODE, budgetS: BUDGET_S, series: all };
   await writeFile(resolve(ROOT, `${OUT}.json`), `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(resolve(ROOT, `${OUT}.png`), drawFigure(all));
+  await writeFile(resolve(ROOT, `${OUT}.png`), drawFigure(all, caption(result)));
   console.log(`\nwrote ${OUT}.json and ${OUT}.png`);
 }
 

@@ -96,8 +96,8 @@ function panel(
   });
 }
 
-/** Two panels side by side and a legend; returns PNG bytes. */
-export function drawFigure(all: Series[]): Buffer {
+/** Two panels side by side, a legend and a caption (device, settings); returns PNG bytes. */
+export function drawFigure(all: Series[], caption: string): Buffer {
   const W = 1600;
   const H = 720;
   const c = new Canvas(W, H);
@@ -112,7 +112,6 @@ export function drawFigure(all: Series[]): Buffer {
     label(c, s.name, lx + 40, 656, 2, INK);
   });
   label(c, 'X OUT OF MEMORY    O SKIPPED FOR TIME', 120, 692, 2, INK);
-  const device = all[0]?.device ?? '';
-  label(c, `${device}  BF16  RANDOM WEIGHTS  644X364 FRAMES`, 920, 692, 2, INK);
+  label(c, caption, 920, 692, 2, INK);
   return encodePng(W, H, c.data);
 }
