@@ -19,6 +19,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../src/backends/cuda/index.js';
@@ -67,7 +68,7 @@ const TINY = args.tiny;
 const FRAMES = (args.frames ?? (TINY ? '4,8,16' : '16,64,256,512,1024,2048,3600')).split(',').map(Number);
 const BUDGET_S = Number(args.budget ?? (TINY ? 60 : 150));
 const DECODE = Number(args.decode ?? (TINY ? 16 : 256));
-const OUT = args.out ?? (TINY ? 'bench/results/long_video_tiny' : 'docs/benchmarks/long_video');
+const OUT = args.out ?? (TINY ? join(tmpdir(), 'long_video_tiny') : 'docs/benchmarks/long_video');
 const ROOT = join(import.meta.dirname, '..');
 /** Frame size after smart_resize: 640×360 → 644×364 (tiny: 40×24 with the fixtures' 4-pixel patches). */
 const [HEIGHT, WIDTH] = TINY ? [24, 40] : [364, 644];
@@ -441,8 +442,8 @@ function table(all: Series[]): string {
   return lines.join('\n');
 }
 
-const caption = (r: { series: Series[]; frameSize: string }) =>
-  `${r.series[0]?.device ?? ''} bf16 random weights ${r.frameSize} frames`;
+const caption = (r: { series: Series[]; frameSize: string; dtype?: string }) =>
+  `${r.series[0]?.device ?? ''} ${r.dtype ?? 'bf16'} random weights ${r.frameSize} frames`;
 
 async function main() {
   if (args.replot) {
@@ -479,7 +480,13 @@ async function main() {
   const text = table(all);
   console.log(text);
   await mkdir(dirname(resolve(ROOT, OUT)), { recursive: true });
-  const result = { frameSize: `${WIDTH}x${HEIGHT}`, decodeTokens: DECODE, budgetS: BUDGET_S, series: all };
+  const result = {
+    frameSize: `${WIDTH}x${HEIGHT}`,
+    dtype: TINY ? 'f32' : 'bf16',
+    decodeTokens: DECODE,
+    budgetS: BUDGET_S,
+    series: all,
+  };
   await writeFile(resolve(ROOT, `${OUT}.json`), `${JSON.stringify(result, null, 2)}\n`);
   await writeFile(resolve(ROOT, `${OUT}.png`), drawFigure(all, caption(result)));
   console.log(`\nwrote ${OUT}.json and ${OUT}.png`);
