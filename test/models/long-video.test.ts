@@ -4,17 +4,21 @@
  * here, and the fit check that refuses a video before any work.
  */
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../../src/errors.js';
 import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { vambaResize } from '../../src/media/resize.js';
+import { openVideo } from '../../src/media/video.js';
 import { assertFits } from '../../src/models/fit.js';
 import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
 import { encodeVisionStream, type PixelBatch } from '../../src/models/qwen2vl/vision.js';
 import { vambaConfigJson } from '../../src/models/vamba/convert.js';
 import { Vamba } from '../../src/models/vamba/model.js';
 import { estimateVambaMemory } from '../../src/models/vamba/size.js';
+import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { FIXTURES, grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
 import { VAMBA_FIXTURES } from './vamba-fixtures.js';
 
@@ -116,4 +120,33 @@ test('assertFits: an OutOfMemoryError with the numbers, before any work', async 
     OutOfMemoryError,
   );
   assert.equal(pulled, 0);
+});
+
+test('Vamba.encodeVideoFile: a video shorter than the frames asked for fills part of the one output', async () => {
+  const dir = scratch();
+  try {
+    const path = await makeVideo(join(dir, 'short.mp4'), {
+      width: 64,
+      height: 48,
+      frames: 6,
+      fps: 10,
+      encode: H264,
+    });
+    using model = await Vamba.load(join(VAMBA_FIXTURES, 'tiny-a'), { backend: cpu });
+    const opts = { numFrames: 16, shortestEdge: 16, longestEdge: 40 };
+    using streamed = await model.encodeVideoFile(path, { ...opts, framesPerBatch: 2 });
+    await using video = await openVideo(path);
+    const frames = [];
+    for await (const b of video.frames({ kind: 'uniform', numFrames: 16 }, { size: vambaResize(16, 40) }))
+      frames.push(...b);
+    assert.equal(frames.length, 6, 'every frame of a 6-frame video');
+    const { pixelValues, grids: g } = model.processor.processVideos([frames]);
+    using whole = model.encodeVideo(pixelValues, g[0]);
+    assert.equal(streamed.tokens, whole.tokens);
+    assert.equal(streamed.key.frames, '6');
+    for (let i = 0; i < whole.kvs.length; i++)
+      assert.ok(relErr(await streamed.kvs[i].v.data(), await whole.kvs[i].v.data()) < 1e-5);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
