@@ -1,5 +1,10 @@
 export { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
-export { type ConvertOptions, type ConvertResult, convertQwen2VLToVamba } from './convert.js';
+export {
+  type ConvertOptions,
+  type ConvertResult,
+  convertQwen2VLToVamba,
+  vambaConfigJson,
+} from './convert.js';
 export { CrossAttention, type CrossKV } from './cross-attention.js';
 export { VambaLanguageModel } from './language-model.js';
 export { VambaDecoderLayer, type VambaSwitches } from './layer.js';
