@@ -1,0 +1,55 @@
+export { Checkpoint, type CheckpointTensorInfo, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
+export {
+  defaultRuntimeDType,
+  type HostArray,
+  type HostTensor,
+  hostView,
+  SAFETENSORS_DTYPE_OF,
+  toRuntime,
+} from './convert.js';
+export { type GenerationConfig, parseGenerationConfig, readGenerationConfig } from './generation-config.js';
+export {
+  Fields,
+  fileExists,
+  isObject,
+  type JsonObject,
+  parsePythonJson,
+  readJsonFile,
+} from './json-fields.js';
+export {
+  type PreprocessorConfig,
+  parsePreprocessorConfig,
+  QWEN2VL_PREPROCESSOR,
+  readPreprocessorConfig,
+} from './preprocessor-config.js';
+export { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER, type VambaPromptOptions, vambaPrompt } from './prompt.js';
+export {
+  MAMBA2_DEFAULTS,
+  parseQwen2VLConfig,
+  QWEN2VL_7B_TEXT,
+  QWEN2VL_7B_VISION,
+  QWEN2VL_TOKEN_IDS,
+  type Qwen2VLConfig,
+  type Qwen2VLTextConfig,
+  type Qwen2VLVisionConfig,
+  readQwen2VLConfig,
+  type VisionMambaMixerConfig,
+} from './qwen2vl-config.js';
+export { type LoadOptions, SafetensorsFile, type TensorSource, uploadHost } from './safetensors.js';
+export {
+  encodeHeader,
+  parseHeader,
+  SAFETENSORS_DTYPE_BYTES,
+  type SafetensorsDType,
+  type SafetensorsHeader,
+  type TensorInfo,
+} from './safetensors-format.js';
+export { type SaveEntry, type SaveOptions, type SaveTensors, saveSafetensors } from './safetensors-write.js';
+export { type Decodes, StreamDecoder, type StreamDecoderOptions } from './stream-decoder.js';
+export {
+  type ChatMessage,
+  type ChatTemplateOptions,
+  type ContentPart,
+  type SpecialTokens,
+  Tokenizer,
+} from './tokenizer.js';
