@@ -1,0 +1,308 @@
+/**
+ * Decoding chosen frames to RGB24 at a target size, streamed in batches.
+ *
+ * The chosen frames are split into runs; each run is one ffmpeg process that seeks to the keyframe before
+ * its first frame, decodes forward, and lets only the chosen frames through (`select` on exact pts), so
+ * only those are converted, scaled and piped. A new run (a seek) starts whenever a keyframe lies far
+ * enough past the previous chosen frame that skipping there saves decoding. Dense sampling thus becomes
+ * one sequential pass; sparse sampling becomes a seek per frame. With `accuracy: 'keyframe'` only
+ * keyframes are decoded (`-skip_frame nokey`) and each chosen frame is replaced by the nearest keyframe.
+ *
+ * Backpressure: ffmpeg writes into a pipe that is read only when the consumer asks for the next batch,
+ * so at most the batch being filled and the one the consumer holds are in memory.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { InputError } from '../errors.js';
+import { spawnTool, stopTool } from './ffmpeg.js';
+import type { FrameIndex, MediaInfo } from './probe.js';
+import type { Size } from './resize.js';
+
+export interface Frame {
+  /** Index of the frame in the video (presentation order). */
+  index: number;
+  /** Seconds from the video's first frame (its real timestamp, so VFR is right). */
+  timestampSec: number;
+  width: number;
+  height: number;
+  /** RGB24, row-major HWC, width·height·3 bytes. */
+  data: Uint8Array;
+}
+
+export interface SkippedFrame {
+  index: number;
+  timestampSec: number;
+  reason: string;
+}
+
+export interface DecodePlanOptions {
+  /** Start a new ffmpeg run (seek) when at least this many frames can be skipped (default 16). */
+  seekGainFrames?: number;
+  /** Most frames one run selects (the `select` expression grows with it; default 256). */
+  maxFramesPerRun?: number;
+}
+
+export interface Run {
+  /** Frame to seek to (a keyframe); 0 means start at the beginning without seeking. */
+  seekFrame: number;
+  /** Chosen frames, ascending, unique. */
+  frames: number[];
+  /** Pass every frame through (no select): used when the run wants every frame from the start. */
+  everyFrame: boolean;
+}
+
+/** Index of the last keyframe at or before each frame. */
+function keyframeBefore(index: FrameIndex): Int32Array {
+  const out = new Int32Array(index.count);
+  let k = 0;
+  for (let i = 0; i < index.count; i++) {
+    if (index.keyframe[i]) k = i;
+    out[i] = k;
+  }
+  return out;
+}
+
+/** The keyframe nearest in time to each chosen frame (ties to the earlier one). */
+export function nearestKeyframes(index: FrameIndex, frames: number[]): number[] {
+  const keys: number[] = [];
+  for (let i = 0; i < index.count; i++) if (index.keyframe[i]) keys.push(i);
+  return frames.map((f) => {
+    let lo = 0;
+    let hi = keys.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (keys[mid] <= f) lo = mid;
+      else hi = mid - 1;
+    }
+    const before = keys[lo];
+    const after = keys[lo + 1];
+    if (after === undefined || before === f) return before;
+    const t = index.timesSec;
+    return t[after] - t[f] < t[f] - t[before] ? after : before;
+  });
+}
+
+/** Splits the chosen frames (non-decreasing) into ffmpeg runs. */
+export function planRuns(index: FrameIndex, chosen: number[], options: DecodePlanOptions = {}): Run[] {
+  const { seekGainFrames = 16, maxFramesPerRun = 256 } = options;
+  const unique = [...new Set(chosen)].sort((a, b) => a - b);
+  if (unique.length === index.count) return [{ seekFrame: 0, frames: unique, everyFrame: true }];
+  // Without timestamps frames are addressed by number from the start, so there is a single run.
+  if (!index.hasTimestamps) return [{ seekFrame: 0, frames: unique, everyFrame: false }];
+  const before = keyframeBefore(index);
+  const runs: Run[] = [];
+  let current: Run | undefined;
+  for (const f of unique) {
+    const key = before[f];
+    const last = current?.frames[current.frames.length - 1] ?? -1;
+    if (!current || current.frames.length >= maxFramesPerRun || key - last - 1 >= seekGainFrames) {
+      current = { seekFrame: key, frames: [], everyFrame: false };
+      runs.push(current);
+    }
+    current.frames.push(f);
+  }
+  return runs;
+}
+
+/** pts window [lo, hi] that contains frame i and no other frame. */
+function ptsWindow(index: FrameIndex, i: number): [number, number] {
+  const p = index.pts;
+  const gapBefore = i > 0 ? p[i] - p[i - 1] : i + 1 < index.count ? p[i + 1] - p[i] : 2e12;
+  const gapAfter = i + 1 < index.count ? p[i + 1] - p[i] : gapBefore;
+  // Timestamps are integers, so shaving a little off each half-gap keeps neighbours out.
+  return [p[i] - gapBefore / 2 + 0.01, p[i] + gapAfter / 2 - 0.01];
+}
+
+function fmt(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(3);
+}
+
+export interface RunContext {
+  ffmpeg: string;
+  path: string;
+  label: string;
+  info: MediaInfo;
+  index: FrameIndex;
+  size: Size;
+  keyframesOnly: boolean;
+  /** Give up when ffmpeg produces no output for this long while we wait on it. */
+  stallTimeoutMs: number;
+  signal?: AbortSignal;
+  /** Decoder complaints from every run so far (capped), for the report of skipped frames. */
+  problems: string[];
+}
+
+export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
+  const { info, index, size } = ctx;
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'info'];
+  if (ctx.keyframesOnly) args.push('-skip_frame', 'nokey');
+  if (run.seekFrame > 0) {
+    // Half a millisecond past the keyframe: the demuxer lands on that keyframe and never one earlier.
+    const at = index.pts[run.seekFrame] * index.timeBase - info.startTimeSec + 0.0005;
+    args.push('-ss', at.toFixed(6), '-noaccurate_seek');
+  }
+  args.push('-copyts', '-i', ctx.path, '-map', `0:${info.streamIndex}`);
+  const filters: string[] = [];
+  if (!run.everyFrame && info.kind === 'video') {
+    const terms = index.hasTimestamps
+      ? run.frames.map((f) => {
+          const [lo, hi] = ptsWindow(index, f);
+          return `between(pts,${fmt(lo)},${fmt(hi)})`;
+        })
+      : run.frames.map((f) => `eq(n,${f})`);
+    filters.push(`select='${terms.join('+')}'`);
+  }
+  filters.push('showinfo', `scale=${size.width}:${size.height}:flags=bicubic`, 'format=rgb24');
+  args.push('-vf', filters.join(','));
+  if (info.kind === 'image') args.push('-frames:v', '1');
+  args.push('-vsync', 'passthrough', '-an', '-sn', '-dn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+  return args;
+}
+
+/** A decoded frame of one run, before it is fanned out to the samples that asked for it. */
+export interface DecodedFrame {
+  frame: number;
+  data: Uint8Array;
+}
+
+/** Lines on ffmpeg's stderr: showinfo's per-frame pts, and decoder complaints worth reporting. */
+class StderrReader {
+  private buffer = '';
+  private readonly ptsQueue: Array<number | null> = [];
+  private waiter: (() => void) | undefined;
+  ended = false;
+
+  constructor(
+    child: ChildProcess,
+    private readonly problems: string[],
+  ) {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
+      this.buffer += text;
+      let nl = this.buffer.indexOf('\n');
+      while (nl >= 0) {
+        this.line(this.buffer.slice(0, nl).replace(/\r$/, ''));
+        this.buffer = this.buffer.slice(nl + 1);
+        nl = this.buffer.indexOf('\n');
+      }
+    });
+    child.stderr!.once('close', () => {
+      if (this.buffer) this.line(this.buffer);
+      this.ended = true;
+      this.wake();
+    });
+  }
+
+  private wake() {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  private line(line: string) {
+    if (line.includes('Parsed_showinfo') && / n:\s*\d+/.test(line)) {
+      const m = / pts:\s*(-?\d+)/.exec(line);
+      this.ptsQueue.push(m ? Number(m[1]) : null);
+      this.wake();
+    } else if (/error|invalid|corrupt|missing|concealing/i.test(line) && this.problems.length < 20) {
+      this.problems.push(line.replace(/^\[[^\]]*\]\s*/, '').trim());
+    }
+  }
+
+  /** The pts of the next frame that passed the filters (null: no pts), or undefined at the end. */
+  async nextPts(): Promise<number | null | undefined> {
+    while (this.ptsQueue.length === 0 && !this.ended) await new Promise<void>((r) => (this.waiter = r));
+    return this.ptsQueue.shift();
+  }
+}
+
+/**
+ * Runs one ffmpeg process and yields its chosen frames as they arrive. Frames it could not deliver are
+ * simply absent; the caller reports them. Throws InputError when ffmpeg fails without any frame.
+ */
+export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<DecodedFrame> {
+  const { size, index } = ctx;
+  const frameBytes = size.width * size.height * 3;
+  const child = spawnTool(ctx.ffmpeg, ffmpegArgs(ctx, run));
+  const stderr = new StderrReader(child, ctx.problems);
+  const problemsBefore = ctx.problems.length;
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const onAbort = () => child.kill('SIGKILL');
+  ctx.signal?.addEventListener('abort', onAbort, { once: true });
+  const pending = new Set(run.frames);
+  let order = 0; // for streams without timestamps: frames come out in the order chosen
+  let stalled = false;
+  let delivered = 0;
+  const stdout = child.stdout![Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let frame = new Uint8Array(frameBytes);
+  let filled = 0;
+  try {
+    while (pending.size > 0) {
+      const timer = setTimeout(() => {
+        stalled = true;
+        child.kill('SIGKILL');
+      }, ctx.stallTimeoutMs);
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await stdout.next();
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) break;
+      let chunk = next.value;
+      while (chunk.length > 0) {
+        const take = Math.min(chunk.length, frameBytes - filled);
+        frame.set(chunk.subarray(0, take), filled);
+        filled += take;
+        chunk = chunk.subarray(take);
+        if (filled < frameBytes) continue;
+        const pts = await stderr.nextPts();
+        const which = matchFrame(index, run, pts, order++);
+        if (which !== undefined && pending.delete(which)) {
+          delivered++;
+          yield { frame: which, data: frame };
+        }
+        frame = new Uint8Array(frameBytes);
+        filled = 0;
+        if (pending.size === 0) break;
+      }
+    }
+    ctx.signal?.throwIfAborted();
+    if (stalled)
+      throw new InputError(
+        `${ctx.label}: ffmpeg produced nothing for ${ctx.stallTimeoutMs / 1000} s while decoding; the file may be damaged`,
+      );
+    if (pending.size > 0) {
+      const code = await exited;
+      if (code !== 0 && code !== null && delivered === 0 && ctx.problems.length === problemsBefore)
+        throw new InputError(`${ctx.label}: ffmpeg failed to decode (exit code ${code})`);
+    }
+  } finally {
+    ctx.signal?.removeEventListener('abort', onAbort);
+    await stopTool(child);
+  }
+}
+
+/** Which chosen frame of the run an output frame is, from its pts (or its order when there is none). */
+function matchFrame(index: FrameIndex, run: Run, pts: number | null | undefined, order: number): number | undefined {
+  if (pts === null || pts === undefined || !index.hasTimestamps || run.frames.length === 1) {
+    if (run.everyFrame || !index.hasTimestamps || run.frames.length === 1) return run.frames[order];
+    return undefined;
+  }
+  // Binary search for the frame whose pts window holds this pts.
+  let lo = 0;
+  let hi = index.count - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (index.pts[mid] <= pts) lo = mid;
+    else hi = mid - 1;
+  }
+  const candidates = [lo, lo + 1].filter((i) => i < index.count);
+  let best = candidates[0];
+  for (const c of candidates) if (Math.abs(index.pts[c] - pts) < Math.abs(index.pts[best] - pts)) best = c;
+  return best;
+}
+
+/** What the problems ffmpeg reported say, for messages about frames it did not deliver. */
+export function describeProblems(problems: string[]): string {
+  return problems.length ? `ffmpeg: ${problems.slice(0, 3).join('; ')}` : 'ffmpeg returned no picture for it';
+}

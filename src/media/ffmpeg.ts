@@ -1,0 +1,202 @@
+/**
+ * Finding ffmpeg/ffprobe and running them. Order: an explicit option, then LONGSHOT_FFMPEG /
+ * LONGSHOT_FFPROBE, then a system binary on PATH (usually newer, may have hardware decode), then the
+ * binaries shipped inside @ffmpeg-installer/ffmpeg and @ffprobe-installer/ffprobe (so `npm install` is
+ * enough). Every child we start is tracked so that none outlives an abort, an error or an early break.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, chmodSync, constants, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { delimiter, join } from 'node:path';
+import { InputError } from '../errors.js';
+
+export interface ToolPaths {
+  ffmpeg: string;
+  ffprobe: string;
+}
+
+/** Where to find the binaries; anything left out is looked up as described above. */
+export interface ToolOptions {
+  ffmpegPath?: string;
+  ffprobePath?: string;
+}
+
+type Tool = 'ffmpeg' | 'ffprobe';
+const ENV: Record<Tool, string> = { ffmpeg: 'LONGSHOT_FFMPEG', ffprobe: 'LONGSHOT_FFPROBE' };
+const PACKAGE: Record<Tool, string> = {
+  ffmpeg: '@ffmpeg-installer/ffmpeg',
+  ffprobe: '@ffprobe-installer/ffprobe',
+};
+
+function isExecutable(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, process.platform === 'win32' ? `${name}.exe` : name);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function shipped(tool: Tool): string | undefined {
+  let path: string;
+  try {
+    path = (createRequire(import.meta.url)(PACKAGE[tool]) as { path: string }).path;
+  } catch {
+    return undefined;
+  }
+  // npm may skip the platform package's `chmod u+x` install script; the file is still ours to fix.
+  if (!isExecutable(path)) {
+    try {
+      chmodSync(path, 0o755);
+    } catch {
+      return undefined;
+    }
+  }
+  return isExecutable(path) ? path : undefined;
+}
+
+function locate(tool: Tool, explicit: string | undefined): string {
+  const fromEnv = process.env[ENV[tool]];
+  const chosen = explicit ?? (fromEnv || undefined);
+  if (chosen !== undefined) {
+    if (!isExecutable(chosen))
+      throw new InputError(
+        `${explicit !== undefined ? `${tool} path` : ENV[tool]} points to ${chosen}, which is not an executable file; fix the path or unset it`,
+      );
+    return chosen;
+  }
+  const found = onPath(tool) ?? shipped(tool);
+  if (found === undefined)
+    throw new InputError(
+      `cannot find ${tool}: install it on PATH, set ${ENV[tool]}, or reinstall longshot so that ${PACKAGE[tool]} ships its binary`,
+    );
+  return found;
+}
+
+const cache = new Map<string, string>();
+
+/** Resolves both binaries (cached per explicit path and environment). */
+export function findTools(options: ToolOptions = {}): ToolPaths {
+  const get = (tool: Tool, explicit: string | undefined) => {
+    const key = `${tool}\0${explicit ?? ''}\0${process.env[ENV[tool]] ?? ''}\0${process.env.PATH ?? ''}`;
+    let path = cache.get(key);
+    if (path === undefined) {
+      path = locate(tool, explicit);
+      cache.set(key, path);
+    }
+    return path;
+  };
+  return { ffmpeg: get('ffmpeg', options.ffmpegPath), ffprobe: get('ffprobe', options.ffprobePath) };
+}
+
+const live = new Set<ChildProcess>();
+
+/** How many ffmpeg/ffprobe children are running now (tests assert that none is left behind). */
+export function liveProcessCount(): number {
+  return live.size;
+}
+
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** Starts a tracked child with stdin ignored and stdout/stderr piped. */
+export function spawnTool(path: string, args: string[]): ChildProcess {
+  const child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('close', () => live.delete(child));
+  child.once('error', () => live.delete(child));
+  return child;
+}
+
+/** Kills a child (if still running) and waits until it has exited and its pipes are closed. */
+export async function stopTool(child: ChildProcess): Promise<void> {
+  if (!live.has(child)) return;
+  const closed = new Promise<void>((resolve) => {
+    child.once('close', () => resolve());
+    child.once('error', () => resolve());
+  });
+  child.kill('SIGKILL');
+  await closed;
+}
+
+export interface ToolResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a tool to completion, collecting its (bounded) output. Rejects with InputError on timeout or when
+ * the output exceeds `maxOutputBytes`; rejects with the signal's reason on abort.
+ */
+export async function runTool(
+  path: string,
+  args: string[],
+  options: { signal?: AbortSignal; timeoutMs?: number; maxOutputBytes?: number; what?: string } = {},
+): Promise<ToolResult> {
+  const { signal, timeoutMs = 60_000, maxOutputBytes = 64 << 20, what = 'ffprobe' } = options;
+  signal?.throwIfAborted();
+  const child = spawnTool(path, args);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let size = 0;
+  let failure: unknown;
+  const fail = (reason: unknown) => {
+    failure ??= reason;
+    child.kill('SIGKILL');
+  };
+  const onData = (into: Buffer[]) => (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxOutputBytes) fail(new InputError(`${what} produced more than ${maxOutputBytes} bytes`));
+    else into.push(chunk);
+  };
+  child.stdout!.on('data', onData(out));
+  child.stderr!.on('data', onData(err));
+  const timer = setTimeout(
+    () => fail(new InputError(`${what} did not finish within ${timeoutMs / 1000} s; the file may be damaged`)),
+    timeoutMs,
+  );
+  const onAbort = () => fail(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c) => resolve(c));
+    });
+    if (failure !== undefined) throw failure;
+    return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+const decoderCache = new Map<string, Promise<Set<string>>>();
+
+/** The codecs this ffmpeg build can decode (`ffmpeg -codecs`, flag D), to reject unsupported ones early. */
+export function decodableCodecs(ffmpeg: string): Promise<Set<string>> {
+  let p = decoderCache.get(ffmpeg);
+  if (p === undefined) {
+    p = runTool(ffmpeg, ['-hide_banner', '-codecs'], { what: 'ffmpeg -codecs' }).then(({ stdout }) => {
+      const names = new Set<string>();
+      for (const line of stdout.split('\n')) {
+        const m = /^\sD[E.][VASDT][I.][L.][S.]\s+(\S+)/.exec(line);
+        if (m) names.add(m[1]);
+      }
+      return names;
+    });
+    decoderCache.set(ffmpeg, p);
+  }
+  return p;
+}

@@ -1,0 +1,257 @@
+/**
+ * The media front door: open a video or image from anything (path, URL, data URL, bytes), probe it,
+ * choose frames with a sampling policy, and decode them as batches of RGB frames.
+ *
+ *   await using video = await openVideo('talk.mp4');
+ *   const sample = await video.sample({ kind: 'middle', numFrames: 128 });
+ *   for await (const batch of video.frames(sample, { size: vambaResize(256, 640) })) ...
+ */
+import { InputError } from '../errors.js';
+import {
+  type DecodedFrame,
+  type DecodePlanOptions,
+  decodeRun,
+  describeProblems,
+  type Frame,
+  nearestKeyframes,
+  planRuns,
+  type RunContext,
+  type SkippedFrame,
+} from './decode.js';
+import { findTools, type ToolOptions, type ToolPaths } from './ffmpeg.js';
+import { type FrameIndex, isVariableRate, type MediaInfo, probeFile, scanFrames } from './probe.js';
+import { resolveSize, type TargetSize } from './resize.js';
+import { type SamplingPolicy, sampleIndices } from './sampling.js';
+import { type FetchOptions, type LocalMedia, type MediaInput, openInput } from './source.js';
+
+export interface OpenOptions extends FetchOptions, ToolOptions {}
+
+/** The frames a policy chose, with their real timestamps. */
+export interface Sample {
+  indices: number[];
+  timestampsSec: number[];
+}
+
+export interface FrameOptions extends DecodePlanOptions {
+  /** Output size (default: the displayed source size). */
+  size?: TargetSize;
+  /** Frames per batch (default 8). */
+  batchSize?: number;
+  /** 'exact' (default): the chosen frames. 'keyframe': the nearest keyframe to each, decoding only keyframes (much faster, approximate). */
+  accuracy?: 'exact' | 'keyframe';
+  /** Throw instead of skipping frames that cannot be decoded (default false). */
+  strict?: boolean;
+  /** Give up when ffmpeg produces nothing for this long (default 60 s). */
+  stallTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Batches of decoded frames, in the order sampled (repeats included). After iteration, `skipped` lists
+ * chosen frames that could not be decoded (a damaged region) and `problems` what ffmpeg said.
+ */
+export class FrameStream implements AsyncIterable<Frame[]> {
+  readonly skipped: SkippedFrame[] = [];
+  readonly problems: string[] = [];
+  private started = false;
+
+  constructor(private readonly produce: (stream: FrameStream) => AsyncGenerator<Frame[]>) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Frame[]> {
+    if (this.started) throw new Error('a FrameStream can be iterated only once');
+    this.started = true;
+    return this.produce(this);
+  }
+}
+
+export class Video implements AsyncDisposable {
+  private indexPromise: Promise<FrameIndex> | undefined;
+
+  private constructor(
+    private readonly local: LocalMedia,
+    private readonly tools: ToolPaths,
+    readonly info: MediaInfo,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  static async open(input: MediaInput, options: OpenOptions = {}): Promise<Video> {
+    const tools = findTools(options);
+    const local = await openInput(input, options);
+    try {
+      const info = await probeFile(local.path, local.label, local.sizeBytes, tools, options.signal);
+      return new Video(local, tools, info, options.signal);
+    } catch (e) {
+      await local.release();
+      throw e;
+    }
+  }
+
+  /** The frame index (every frame's timestamp and key flag); read once, on first need. */
+  index(): Promise<FrameIndex> {
+    this.indexPromise ??= (async () => {
+      if (this.info.kind === 'image')
+        return {
+          count: 1,
+          pts: new Float64Array(1),
+          timesSec: new Float64Array(1),
+          keyframe: new Uint8Array([1]),
+          timeBase: this.info.timeBase,
+          hasTimestamps: false,
+        };
+      const index = await scanFrames(this.local.path, this.local.label, this.info, this.tools.ffprobe, this.signal);
+      this.info.frameCount = index.count;
+      this.info.frameCountExact = true;
+      this.info.variableFrameRate = isVariableRate(index);
+      return index;
+    })();
+    return this.indexPromise;
+  }
+
+  /** The frames `policy` picks, with their timestamps. An image always gives its one frame. */
+  async sample(policy: SamplingPolicy): Promise<Sample> {
+    const index = await this.index();
+    const indices =
+      this.info.kind === 'image' ? [0] : sampleIndices(policy, { frameCount: index.count, fps: this.fps(index) });
+    return { indices, timestampsSec: indices.map((i) => index.timesSec[i]) };
+  }
+
+  private fps(index: FrameIndex): number {
+    if (this.info.fps > 0) return this.info.fps;
+    const span = index.timesSec[index.count - 1];
+    return span > 0 ? (index.count - 1) / span : 1;
+  }
+
+  /** Decodes the sampled frames (a Sample, or a policy to sample with first). */
+  frames(what: Sample | SamplingPolicy, options: FrameOptions = {}): FrameStream {
+    return new FrameStream((stream) => this.decode(stream, what, options));
+  }
+
+  private async *decode(
+    stream: FrameStream,
+    what: Sample | SamplingPolicy,
+    options: FrameOptions,
+  ): AsyncGenerator<Frame[]> {
+    const signal = options.signal ?? this.signal;
+    const batchSize = options.batchSize ?? 8;
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
+    const index = await this.index();
+    const sample = 'kind' in what ? await this.sample(what) : what;
+    const size = resolveSize(options.size, { width: this.info.width, height: this.info.height });
+    const keyframesOnly = options.accuracy === 'keyframe' && this.info.kind === 'video';
+    // What each sample slot is served by: the frame itself, or its nearest keyframe.
+    const source = keyframesOnly ? nearestKeyframes(index, sample.indices) : sample.indices;
+    const ctx: RunContext = {
+      ffmpeg: this.tools.ffmpeg,
+      path: this.local.path,
+      label: this.local.label,
+      info: this.info,
+      index,
+      size,
+      keyframesOnly,
+      stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
+      signal,
+      problems: stream.problems,
+    };
+    let batch: Frame[] = [];
+    let slot = 0; // next sample slot to fill
+    const emit = (frame: number, data: Uint8Array | undefined): Frame[] | undefined => {
+      // Serve every slot that wants this frame; a decoded frame that no slot wants is ignored.
+      let first = true;
+      while (slot < source.length && source[slot] === frame) {
+        if (data)
+          batch.push({
+            index: frame,
+            timestampSec: index.timesSec[frame],
+            width: size.width,
+            height: size.height,
+            data: first ? data : data.slice(),
+          });
+        first = false;
+        slot++;
+      }
+      if (batch.length < batchSize) return undefined;
+      const full = batch;
+      batch = [];
+      return full;
+    };
+    const skip = (upTo: number) => {
+      // Slots before the frame being served that got nothing: their frames could not be decoded.
+      while (slot < source.length && source[slot] < upTo) {
+        const f = source[slot];
+        if (stream.skipped[stream.skipped.length - 1]?.index !== f)
+          stream.skipped.push({ index: f, timestampSec: index.timesSec[f], reason: describeProblems(stream.problems) });
+        slot++;
+      }
+    };
+    for (const run of planRuns(index, source, options)) {
+      for await (const decoded of decodeRun(ctx, run) as AsyncGenerator<DecodedFrame>) {
+        skip(decoded.frame);
+        const full = emit(decoded.frame, decoded.data);
+        if (full) yield full;
+      }
+      skip(run.frames[run.frames.length - 1] + 1);
+      if (options.strict && stream.skipped.length > 0) break;
+    }
+    skip(Number.POSITIVE_INFINITY);
+    if (stream.skipped.length > 0 && (options.strict || stream.skipped.length === source.length)) {
+      const first = stream.skipped[0];
+      throw new InputError(
+        stream.skipped.length === source.length
+          ? `${this.local.label}: no frame could be decoded (${describeProblems(stream.problems)})`
+          : `${this.local.label}: frame ${first.index} at ${first.timestampSec.toFixed(3)} s could not be decoded (${first.reason})`,
+      );
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async close(): Promise<void> {
+    await this.local.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+export function openVideo(input: MediaInput, options: OpenOptions = {}): Promise<Video> {
+  return Video.open(input, options);
+}
+
+/** What ffprobe found; with `scan`, also the exact frame count and VFR check from every packet. */
+export async function probe(input: MediaInput, options: OpenOptions & { scan?: boolean } = {}): Promise<MediaInfo> {
+  const video = await openVideo(input, options);
+  try {
+    if (options.scan) await video.index();
+    return video.info;
+  } finally {
+    await video.close();
+  }
+}
+
+/**
+ * One call from input to frames: opens, samples with `policy`, decodes, and cleans up when iteration
+ * ends (normally, by break, or by error).
+ */
+export function decodeFrames(
+  input: MediaInput,
+  policy: SamplingPolicy,
+  options: FrameOptions & OpenOptions = {},
+): FrameStream {
+  return new FrameStream((stream) =>
+    (async function* () {
+      const video = await openVideo(input, options);
+      try {
+        const inner = video.frames(policy, options);
+        try {
+          yield* inner;
+        } finally {
+          stream.skipped.push(...inner.skipped);
+          stream.problems.push(...inner.problems);
+        }
+      } finally {
+        await video.close();
+      }
+    })(),
+  );
+}

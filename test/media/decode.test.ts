@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { planRuns } from '../../src/media/decode.js';
+import { liveProcessCount } from '../../src/media/ffmpeg.js';
+import { encodePng } from '../../src/media/png.js';
+import { decodeFrames, openVideo, probe } from '../../src/media/video.js';
+import { collect, ffmpeg, H264, MJPEG, makeVideo, pattern, readFrame, scratch, VP9 } from './fixtures.js';
+
+const dir = scratch();
+const FPS = 10;
+const videos = {
+  mp4: { file: join(dir, 'h264.mp4'), width: 64, height: 48, encode: [...H264, '-g', '12'] },
+  webm: { file: join(dir, 'vp9.webm'), width: 97, height: 61, encode: VP9 },
+  avi: { file: join(dir, 'mjpeg.avi'), width: 75, height: 43, encode: MJPEG },
+};
+const FRAMES = 40;
+/** Long-GOP H.264 with B-frames, for seeking. */
+const gop = join(dir, 'gop.mp4');
+const vfr = join(dir, 'vfr.mkv');
+const rotated = join(dir, 'rotated.mp4');
+/** VFR timestamps: 10 frames 0.1 s apart, then 10 frames 0.3 s apart. */
+const vfrTime = (i: number) => (i < 10 ? 0.1 * i : 1 + 0.3 * (i - 10));
+
+before(async () => {
+  await Promise.all([
+    ...Object.values(videos).map((v) => makeVideo(v.file, { ...v, frames: FRAMES, fps: FPS })),
+    makeVideo(gop, {
+      width: 64,
+      height: 48,
+      frames: 120,
+      fps: 30,
+      encode: ['-c:v', 'libx264', '-preset', 'veryfast', '-g', '10', '-keyint_min', '10', '-sc_threshold', '0', '-bf', '3', '-pix_fmt', 'yuv420p'],
+    }),
+    makeVideo(vfr, {
+      width: 64,
+      height: 48,
+      frames: 20,
+      fps: 10,
+      filter: 'settb=1/1000,setpts=(if(lt(N\\,10)\\,N*0.1\\,1+(N-10)*0.3))/TB',
+      encode: [...H264, '-vsync', 'vfr'],
+    }),
+    (async () => {
+      const plain = join(dir, 'plain.mp4');
+      await makeVideo(plain, { width: 64, height: 48, frames: 10, fps: FPS, encode: H264 });
+      await ffmpeg(['-i', plain, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+    })(),
+  ]);
+});
+
+/** The numpy reference of Vamba "middle", written out as a loop. */
+function middleReference(n: number, total: number): number[] {
+  const edges = Array.from({ length: n + 1 }, (_, i) => (i === n ? total : Math.trunc(i * (total / n))));
+  return Array.from({ length: n }, (_, i) => Math.floor((edges[i] + edges[i + 1] - 1) / 2));
+}
+
+for (const [name, v] of Object.entries(videos)) {
+  test(`${name}: probe, Vamba middle sampling, timestamps and pixels`, async () => {
+    const info = await probe(v.file, { scan: true });
+    assert.equal(info.width, v.width);
+    assert.equal(info.height, v.height);
+    assert.equal(info.fps, FPS);
+    assert.equal(info.frameCount, FRAMES);
+    assert.equal(info.rotation, 0);
+    assert.equal(info.variableFrameRate, false);
+    assert.equal(info.kind, 'video');
+    const { frames, batches } = await collect(
+      decodeFrames(v.file, { kind: 'middle', numFrames: 7 }, { batchSize: 3 }),
+    );
+    assert.deepEqual(batches, [3, 3, 1]);
+    const expected = middleReference(7, FRAMES);
+    assert.deepEqual(
+      frames.map((f) => f.index),
+      expected,
+    );
+    for (const [k, f] of frames.entries()) {
+      assert.ok(Math.abs(f.timestampSec - expected[k] / FPS) < 1e-6, `timestamp of ${f.index}`);
+      assert.equal(f.width, v.width);
+      assert.equal(f.height, v.height);
+      assert.equal(f.data.length, v.width * v.height * 3);
+      const read = readFrame(f, v.width, v.height);
+      assert.equal(read.index, f.index, `pixels of frame ${f.index} show frame ${read.index}`);
+      assert.ok(read.error < 60, `block colours off by ${read.error}`);
+    }
+    assert.equal(liveProcessCount(), 0);
+  });
+}
+
+test('resize to an exact target size and with a function of the source size', async () => {
+  const { frames } = await collect(
+    decodeFrames(videos.webm.file, { kind: 'uniform', numFrames: 4 }, { size: { width: 40, height: 26 } }),
+  );
+  // Vamba eval rule by formula: splits floor(i·40/4) = 0,10,20,30,40 → midpoints 5,15,25,35.
+  assert.deepEqual(
+    frames.map((f) => f.index),
+    [5, 15, 25, 35],
+  );
+  for (const f of frames) {
+    assert.equal(f.data.length, 40 * 26 * 3);
+    assert.equal(readFrame(f, 97, 61).index, f.index);
+  }
+  const halved = await collect(
+    decodeFrames(
+      videos.mp4.file,
+      { kind: 'indices', indices: [9] },
+      { size: ({ width, height }) => ({ width: width / 2, height: height / 2 }) },
+    ),
+  );
+  assert.equal(halved.frames[0].width, 32);
+  assert.equal(halved.frames[0].height, 24);
+  assert.equal(readFrame(halved.frames[0], 64, 48).index, 9);
+});
+
+test('sparse frames from a long-GOP video with B-frames: seeks, and still the exact frames', async () => {
+  const video = await openVideo(gop);
+  try {
+    const index = await video.index();
+    assert.equal(index.count, 120);
+    assert.deepEqual(
+      [...index.keyframe.keys()].filter((i) => index.keyframe[i]),
+      Array.from({ length: 12 }, (_, k) => 10 * k),
+    );
+    const chosen = [3, 37, 38, 75, 119];
+    // 3 → run from 0; 37 → keyframe 30 skips 26 frames: seek; 38 continues; 75 → seek to 70; 119 → 110.
+    assert.deepEqual(
+      planRuns(index, chosen).map((r) => [r.seekFrame, r.frames]),
+      [
+        [0, [3]],
+        [30, [37, 38]],
+        [70, [75]],
+        [110, [119]],
+      ],
+    );
+    const { frames } = await collect(video.frames({ kind: 'indices', indices: chosen }));
+    assert.deepEqual(
+      frames.map((f) => [f.index, readFrame(f, 64, 48).index]),
+      chosen.map((i) => [i, i]),
+    );
+    for (const f of frames) assert.ok(Math.abs(f.timestampSec - f.index / 30) < 1e-6);
+  } finally {
+    await video.close();
+  }
+});
+
+test("accuracy 'keyframe': each chosen frame is replaced by the nearest keyframe, decoded alone", async () => {
+  const { frames } = await collect(
+    decodeFrames(gop, { kind: 'indices', indices: [3, 7, 37, 118] }, { accuracy: 'keyframe' }),
+  );
+  // Keyframes every 10 frames (0..110): nearest in time, ties to the earlier one.
+  assert.deepEqual(
+    frames.map((f) => f.index),
+    [0, 10, 40, 110],
+  );
+  for (const f of frames) {
+    assert.equal(readFrame(f, 64, 48).index, f.index);
+    assert.ok(Math.abs(f.timestampSec - f.index / 30) < 1e-6);
+  }
+});
+
+test('every frame, in batches, and padding repeats the last frame', async () => {
+  const all = await collect(decodeFrames(videos.avi.file, { kind: 'all' }, { batchSize: 16 }));
+  assert.deepEqual(all.batches, [16, 16, 8]);
+  assert.deepEqual(
+    all.frames.map((f) => readFrame(f, 75, 43).index),
+    Array.from({ length: FRAMES }, (_, i) => i),
+  );
+  const padded = await collect(decodeFrames(videos.mp4.file, { kind: 'middle', numFrames: 43 }));
+  assert.equal(padded.frames.length, 43);
+  assert.deepEqual(
+    padded.frames.slice(-4).map((f) => [f.index, readFrame(f, 64, 48).index]),
+    [
+      [39, 39],
+      [39, 39],
+      [39, 39],
+      [39, 39],
+    ],
+  );
+  // Repeated frames are distinct copies.
+  assert.notEqual(padded.frames[41].data, padded.frames[42].data);
+});
+
+test('rotation metadata: frames come out turned, with the displayed size', async () => {
+  const info = await probe(rotated);
+  assert.equal(info.rotation, 270);
+  assert.equal(info.codedWidth, 64);
+  assert.equal(info.width, 48);
+  assert.equal(info.height, 64);
+  const { frames } = await collect(decodeFrames(rotated, { kind: 'indices', indices: [5, 6] }));
+  for (const f of frames) {
+    assert.equal(f.width, 48);
+    assert.equal(f.height, 64);
+    assert.equal(readFrame(f, 64, 48, 270).index, f.index);
+  }
+  // Read as if unturned, the pattern would not be the frame's index.
+  assert.notEqual(readFrame(frames[0], 64, 48, 0).index, 5);
+});
+
+test('variable frame rate: real timestamps, and frames chosen by index', async () => {
+  const info = await probe(vfr, { scan: true });
+  assert.equal(info.variableFrameRate, true);
+  assert.equal(info.frameCount, 20);
+  const { frames } = await collect(decodeFrames(vfr, { kind: 'all' }));
+  assert.equal(frames.length, 20);
+  for (const f of frames) {
+    assert.equal(readFrame(f, 64, 48).index, f.index);
+    assert.ok(Math.abs(f.timestampSec - vfrTime(f.index)) < 1e-3, `frame ${f.index} at ${f.timestampSec}`);
+  }
+});
+
+test('images (PNG, JPEG, WebP) from a path, bytes and a data: URL', async () => {
+  const w = 40;
+  const h = 30;
+  const grey = pattern(0b1010_0110_1001_0101, w, h);
+  const rgb = new Uint8Array(w * h * 3).map((_, i) => grey[Math.floor(i / 3)]);
+  const png = join(dir, 'p.png');
+  await writeFile(png, encodePng(w, h, rgb));
+  await ffmpeg(['-i', png, '-q:v', '2', join(dir, 'p.jpg')]);
+  await ffmpeg(['-i', png, '-lossless', '1', join(dir, 'p.webp')]);
+  const pngBytes = encodePng(w, h, rgb);
+  const inputs = [
+    png,
+    join(dir, 'p.jpg'),
+    join(dir, 'p.webp'),
+    pngBytes,
+    `data:image/png;base64,${Buffer.from(pngBytes).toString('base64')}`,
+  ];
+  for (const input of inputs) {
+    const info = await probe(input);
+    assert.equal(info.kind, 'image');
+    assert.equal(info.frameCount, 1);
+    const { frames } = await collect(decodeFrames(input, { kind: 'middle', numFrames: 8 }, { size: { width: 20, height: 15 } }));
+    assert.equal(frames.length, 1);
+    assert.equal(frames[0].timestampSec, 0);
+    assert.equal(frames[0].width, 20);
+    assert.equal(readFrame(frames[0], w, h).index, 0b1010_0110_1001_0101);
+  }
+});
+
+test('early break and abort leave no ffmpeg behind; memory stays bounded by batches', async () => {
+  for await (const batch of decodeFrames(videos.mp4.file, { kind: 'all' }, { batchSize: 2 })) {
+    assert.equal(batch.length, 2);
+    assert.equal(liveProcessCount(), 1);
+    break;
+  }
+  assert.equal(liveProcessCount(), 0);
+  const controller = new AbortController();
+  const stream = decodeFrames(videos.webm.file, { kind: 'all' }, { batchSize: 2, signal: controller.signal });
+  await assert.rejects(async () => {
+    for await (const _ of stream) controller.abort();
+  }, /abort/i);
+  assert.equal(liveProcessCount(), 0);
+});
