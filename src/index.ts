@@ -1,4 +1,24 @@
 import './backends/cpu/index.js';
 
+export { type AskOptions, policyOf, type RunnerLoader, registerRunner, VideoLM } from './api.js';
 export * from './errors.js';
+export { Answer, type Generation } from './facade/answer.js';
+export { DEFAULT_MODEL_DIR } from './facade/default-model.js';
+export type * from './facade/engine.js';
+export {
+  detectArchitecture,
+  estimateMemory,
+  inspectModel,
+  type MemoryEstimate,
+  type ModelSummary,
+} from './facade/inspect.js';
+export type * from './facade/types.js';
+export {
+  cachedSnapshot,
+  type DownloadReporter,
+  type HubOptions,
+  resolveModelDir,
+  type Snapshot,
+  snapshotDownload,
+} from './hub/index.js';
 export * from './runtime/index.js';
