@@ -283,7 +283,12 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
 }
 
 /** Which chosen frame of the run an output frame is, from its pts (or its order when there is none). */
-function matchFrame(index: FrameIndex, run: Run, pts: number | null | undefined, order: number): number | undefined {
+function matchFrame(
+  index: FrameIndex,
+  run: Run,
+  pts: number | null | undefined,
+  order: number,
+): number | undefined {
   if (pts === null || pts === undefined || !index.hasTimestamps || run.frames.length === 1) {
     if (run.everyFrame || !index.hasTimestamps || run.frames.length === 1) return run.frames[order];
     return undefined;

@@ -164,7 +164,8 @@ export async function runTool(
   child.stdout!.on('data', onData(out));
   child.stderr!.on('data', onData(err));
   const timer = setTimeout(
-    () => fail(new InputError(`${what} did not finish within ${timeoutMs / 1000} s; the file may be damaged`)),
+    () =>
+      fail(new InputError(`${what} did not finish within ${timeoutMs / 1000} s; the file may be damaged`)),
     timeoutMs,
   );
   const onAbort = () => fail(signal!.reason);

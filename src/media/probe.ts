@@ -98,7 +98,12 @@ export async function probeFile(
   }
   const format = parsed.format as Json | undefined;
   if (code !== 0 || !format) {
-    const why = stderr.trim().split('\n').pop()?.replace(/^.*?: /, '') || 'unrecognised format';
+    const why =
+      stderr
+        .trim()
+        .split('\n')
+        .pop()
+        ?.replace(/^.*?: /, '') || 'unrecognised format';
     throw new InputError(`${label} is not a video or image file ffmpeg can read (${why})`);
   }
   const rawStreams = (parsed.streams as Json[] | undefined) ?? [];
@@ -118,7 +123,9 @@ export async function probeFile(
   if (!video) {
     const audio = streams.some((s) => s.type === 'audio');
     throw new InputError(
-      audio ? `${label} has audio but no video stream` : `${label} has no video stream (streams: ${streams.map((s) => s.type).join(', ') || 'none'})`,
+      audio
+        ? `${label} has audio but no video stream`
+        : `${label} has no video stream (streams: ${streams.map((s) => s.type).join(', ') || 'none'})`,
     );
   }
   const container = String(format.format_name ?? 'unknown');
@@ -128,10 +135,13 @@ export async function probeFile(
       `${label}: unsupported video codec (tag ${String(video.codec_tag_string ?? 'unknown')}); convert it to H.264, VP9 or AV1`,
     );
   if (!(await decodableCodecs(tools.ffmpeg)).has(codec))
-    throw new InputError(`${label}: this ffmpeg cannot decode ${codec} video; convert it or point LONGSHOT_FFMPEG at a fuller build`);
+    throw new InputError(
+      `${label}: this ffmpeg cannot decode ${codec} video; convert it or point LONGSHOT_FFMPEG at a fuller build`,
+    );
   const codedWidth = num(video.width) ?? 0;
   const codedHeight = num(video.height) ?? 0;
-  if (codedWidth <= 0 || codedHeight <= 0) throw new InputError(`${label}: the video stream has no frame size`);
+  if (codedWidth <= 0 || codedHeight <= 0)
+    throw new InputError(`${label}: the video stream has no frame size`);
   if (codedWidth > MAX_SIDE || codedHeight > MAX_SIDE || codedWidth * codedHeight > MAX_PIXELS)
     throw new InputError(
       `${label}: frame size ${codedWidth}x${codedHeight} is too large (limit ${MAX_SIDE} per side and ${MAX_PIXELS} pixels)`,
@@ -193,7 +203,17 @@ export async function scanFrames(
 ): Promise<FrameIndex> {
   const { stdout } = await runTool(
     ffprobe,
-    ['-v', 'error', '-select_streams', String(info.streamIndex), '-show_entries', 'packet=pts,dts,flags', '-of', 'csv=p=0', path],
+    [
+      '-v',
+      'error',
+      '-select_streams',
+      String(info.streamIndex),
+      '-show_entries',
+      'packet=pts,dts,flags',
+      '-of',
+      'csv=p=0',
+      path,
+    ],
     { signal, timeoutMs: 600_000, maxOutputBytes: 512 << 20 },
   );
   const rows: Array<{ pts: number; key: boolean }> = [];
@@ -206,7 +226,7 @@ export async function scanFrames(
     if (t === null) hasTimestamps = false;
     rows.push({ pts: t ?? rows.length, key: flags.startsWith('K') });
   }
-  if (!hasTimestamps) rows.forEach((r, i) => (r.pts = i));
+  if (!hasTimestamps) for (const [i, r] of rows.entries()) r.pts = i;
   rows.sort((a, b) => a.pts - b.pts);
   const count = rows.length;
   if (count === 0) throw new InputError(`${label} contains no video frames (zero duration)`);

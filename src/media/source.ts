@@ -64,7 +64,8 @@ async function tempFile(): Promise<{ path: string; release(): Promise<void> }> {
 async function fromBytes(bytes: Uint8Array, label: string, options: FetchOptions): Promise<LocalMedia> {
   if (bytes.length === 0) throw new InputError(`${label} is empty (0 bytes)`);
   const max = options.maxBytes ?? DEFAULT_MAX_BYTES;
-  if (bytes.length > max) throw new InputError(`${label} is ${bytes.length} bytes, over the ${max}-byte limit`);
+  if (bytes.length > max)
+    throw new InputError(`${label} is ${bytes.length} bytes, over the ${max}-byte limit`);
   const tmp = await tempFile();
   try {
     await writeFile(tmp.path, bytes);
@@ -141,7 +142,9 @@ async function download(url: string, options: FetchOptions): Promise<LocalMedia>
     if (e instanceof InputError) throw e;
     if (timedOut) throw new InputError(`${url} sent nothing for ${timeoutMs / 1000} s (timed out)`);
     if (options.signal?.aborted) throw options.signal.reason;
-    throw new InputError(`cannot download ${url}: ${(e as Error).cause ?? (e as Error).message}`, { cause: e });
+    throw new InputError(`cannot download ${url}: ${(e as Error).cause ?? (e as Error).message}`, {
+      cause: e,
+    });
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);

@@ -98,7 +98,13 @@ export class Video implements AsyncDisposable {
           timeBase: this.info.timeBase,
           hasTimestamps: false,
         };
-      const index = await scanFrames(this.local.path, this.local.label, this.info, this.tools.ffprobe, this.signal);
+      const index = await scanFrames(
+        this.local.path,
+        this.local.label,
+        this.info,
+        this.tools.ffprobe,
+        this.signal,
+      );
       this.info.frameCount = index.count;
       this.info.frameCountExact = true;
       this.info.variableFrameRate = isVariableRate(index);
@@ -111,7 +117,9 @@ export class Video implements AsyncDisposable {
   async sample(policy: SamplingPolicy): Promise<Sample> {
     const index = await this.index();
     const indices =
-      this.info.kind === 'image' ? [0] : sampleIndices(policy, { frameCount: index.count, fps: this.fps(index) });
+      this.info.kind === 'image'
+        ? [0]
+        : sampleIndices(policy, { frameCount: index.count, fps: this.fps(index) });
     return { indices, timestampsSec: indices.map((i) => index.timesSec[i]) };
   }
 
@@ -180,7 +188,11 @@ export class Video implements AsyncDisposable {
       while (slot < source.length && source[slot] < upTo) {
         const f = source[slot];
         if (stream.skipped[stream.skipped.length - 1]?.index !== f)
-          stream.skipped.push({ index: f, timestampSec: index.timesSec[f], reason: describeProblems(stream.problems) });
+          stream.skipped.push({
+            index: f,
+            timestampSec: index.timesSec[f],
+            reason: describeProblems(stream.problems),
+          });
         slot++;
       }
     };
@@ -219,7 +231,10 @@ export function openVideo(input: MediaInput, options: OpenOptions = {}): Promise
 }
 
 /** What ffprobe found; with `scan`, also the exact frame count and VFR check from every packet. */
-export async function probe(input: MediaInput, options: OpenOptions & { scan?: boolean } = {}): Promise<MediaInfo> {
+export async function probe(
+  input: MediaInput,
+  options: OpenOptions & { scan?: boolean } = {},
+): Promise<MediaInfo> {
   const video = await openVideo(input, options);
   try {
     if (options.scan) await video.index();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { InputError } from '../../src/errors.js';
@@ -100,7 +100,10 @@ test('absurd resolution and absurd output sizes', async () => {
   const huge = join(dir, 'huge.png');
   await writeFile(huge, encodePng(20000, 1, new Uint8Array(20000 * 3)));
   await rejectsInput(() => probe(huge), /20000x1 is too large/);
-  await rejectsInput(() => decodeAll(good, { size: { width: 0, height: 10 } }), /output frame size 0x10 is invalid/);
+  await rejectsInput(
+    () => decodeAll(good, { size: { width: 0, height: 10 } }),
+    /output frame size 0x10 is invalid/,
+  );
   await rejectsInput(() => decodeAll(good, { size: { width: 100000, height: 10 } }), /invalid/);
   await rejectsInput(() => decodeAll(good, { batchSize: 0 }), /batchSize/);
 });
@@ -127,7 +130,10 @@ test('a corrupt region in the middle: the rest is decoded, the lost frames are r
   for (const f of frames.filter((f) => f.index < 10)) assert.equal(readFrame(f, 64, 48).index, f.index);
   assert.equal(liveProcessCount(), 0);
   // strict: fail clearly instead.
-  await rejectsInput(() => collect(decodeFrames(corrupt, { kind: 'all' }, { strict: true })), /could not be decoded/);
+  await rejectsInput(
+    () => collect(decodeFrames(corrupt, { kind: 'all' }, { strict: true })),
+    /could not be decoded/,
+  );
 });
 
 test('URLs: streamed download, 404, timeout, too large', async () => {
@@ -138,7 +144,10 @@ test('URLs: streamed download, 404, timeout, too large', async () => {
   );
   await rejectsInput(() => probe(`${base}/missing.mp4`), /HTTP 404/);
   const t0 = Date.now();
-  await rejectsInput(() => probe(`${base}/stall`, { timeoutMs: 300 }), /sent nothing for 0.3 s \(timed out\)/);
+  await rejectsInput(
+    () => probe(`${base}/stall`, { timeoutMs: 300 }),
+    /sent nothing for 0.3 s \(timed out\)/,
+  );
   assert.ok(Date.now() - t0 < 5000);
   await rejectsInput(() => probe(`${base}/video.mp4`, { maxBytes: 1000 }), /over the 1000-byte limit/);
   await rejectsInput(() => probe(`${base}/chunked`, { maxBytes: 1000 }), /larger than the 1000-byte limit/);

@@ -31,7 +31,22 @@ before(async () => {
       height: 48,
       frames: 120,
       fps: 30,
-      encode: ['-c:v', 'libx264', '-preset', 'veryfast', '-g', '10', '-keyint_min', '10', '-sc_threshold', '0', '-bf', '3', '-pix_fmt', 'yuv420p'],
+      encode: [
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        '-g',
+        '10',
+        '-keyint_min',
+        '10',
+        '-sc_threshold',
+        '0',
+        '-bf',
+        '3',
+        '-pix_fmt',
+        'yuv420p',
+      ],
     }),
     makeVideo(vfr, {
       width: 64,
@@ -229,7 +244,9 @@ test('images (PNG, JPEG, WebP) from a path, bytes and a data: URL', async () => 
     const info = await probe(input);
     assert.equal(info.kind, 'image');
     assert.equal(info.frameCount, 1);
-    const { frames } = await collect(decodeFrames(input, { kind: 'middle', numFrames: 8 }, { size: { width: 20, height: 15 } }));
+    const { frames } = await collect(
+      decodeFrames(input, { kind: 'middle', numFrames: 8 }, { size: { width: 20, height: 15 } }),
+    );
     assert.equal(frames.length, 1);
     assert.equal(frames[0].timestampSec, 0);
     assert.equal(frames[0].width, 20);

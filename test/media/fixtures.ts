@@ -40,7 +40,9 @@ export function ffmpeg(args: string[], input?: Uint8Array[]): Promise<void> {
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg ${args.join(' ')}: ${err}`))));
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`ffmpeg ${args.join(' ')}: ${err}`)),
+    );
     if (input) {
       (async () => {
         for (const frame of input)
@@ -67,7 +69,16 @@ export async function makeVideo(path: string, spec: VideoSpec): Promise<string> 
   const frames = Array.from({ length: spec.frames }, (_, i) => pattern(i, spec.width, spec.height));
   await ffmpeg(
     [
-      '-f', 'rawvideo', '-pix_fmt', 'gray', '-s', `${spec.width}x${spec.height}`, '-r', String(spec.fps), '-i', '-',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'gray',
+      '-s',
+      `${spec.width}x${spec.height}`,
+      '-r',
+      String(spec.fps),
+      '-i',
+      '-',
       ...(spec.filter ? ['-vf', spec.filter] : []),
       ...spec.encode,
       path,
@@ -102,7 +113,12 @@ function turn(x: number, y: number, w: number, h: number, rotation: number): [nu
  * Reads the index pattern back from a decoded frame of a source of size w×h turned by `rotation`, and
  * the largest distance of any block centre from pure black/white (how faithful the pixels are).
  */
-export function readFrame(frame: Frame, w: number, h: number, rotation = 0): { index: number; error: number } {
+export function readFrame(
+  frame: Frame,
+  w: number,
+  h: number,
+  rotation = 0,
+): { index: number; error: number } {
   const turned = rotation === 90 || rotation === 270;
   const dw = turned ? h : w;
   const dh = turned ? w : h;
@@ -124,7 +140,9 @@ export function readFrame(frame: Frame, w: number, h: number, rotation = 0): { i
 }
 
 /** Collects every frame of an async stream of batches, with the batch sizes. */
-export async function collect(stream: AsyncIterable<Frame[]>): Promise<{ frames: Frame[]; batches: number[] }> {
+export async function collect(
+  stream: AsyncIterable<Frame[]>,
+): Promise<{ frames: Frame[]; batches: number[] }> {
   const frames: Frame[] = [];
   const batches: number[] = [];
   for await (const batch of stream) {

@@ -7,19 +7,24 @@ import { qwenFrameCount, roundHalfEven, sampleIndices } from '../../src/media/sa
 // Fixtures below were computed with numpy running the reference code (Vamba train/data.py
 // get_frame_indices "middle"; qwen-vl-utils smart_nframes + linspace().round()).
 test('Vamba "middle": middle frame of n equal intervals, padded with the last frame', () => {
-  const t = (n: number, total: number) => sampleIndices({ kind: 'middle', numFrames: n }, { frameCount: total, fps: 30 });
+  const t = (n: number, total: number) =>
+    sampleIndices({ kind: 'middle', numFrames: n }, { frameCount: total, fps: 30 });
   assert.deepEqual(t(5, 30), [2, 8, 14, 20, 26]);
   assert.deepEqual(t(8, 100), [5, 18, 30, 43, 55, 68, 80, 93]);
   assert.deepEqual(t(7, 1000), [70, 213, 356, 499, 642, 785, 928]);
   assert.deepEqual(t(4, 3), [0, 1, 2, 2]);
   assert.deepEqual(
     t(16, 108000),
-    [3374, 10124, 16874, 23624, 30374, 37124, 43874, 50624, 57374, 64124, 70874, 77624, 84374, 91124, 97874, 104624],
+    [
+      3374, 10124, 16874, 23624, 30374, 37124, 43874, 50624, 57374, 64124, 70874, 77624, 84374, 91124, 97874,
+      104624,
+    ],
   );
 });
 
 test('Vamba eval uniform: midpoints of linspace(0, total, n+1); all frames when n ≥ total', () => {
-  const t = (n: number, total: number) => sampleIndices({ kind: 'uniform', numFrames: n }, { frameCount: total, fps: 30 });
+  const t = (n: number, total: number) =>
+    sampleIndices({ kind: 'uniform', numFrames: n }, { frameCount: total, fps: 30 });
   // Formula: s_i = floor(i·total/n) (exact here), index = (s_i + s_{i+1}) // 2.
   for (const [n, total] of [
     [4, 100],
@@ -64,22 +69,37 @@ test('TimeViper first-K-seconds: 1 fps from the start, truncated, padded to ×4,
   // 1 hour at 30 fps: frames 0, 30, 60, … — the first 256 (the first 256 s).
   const hour = t(108000, 30);
   assert.equal(hour.length, 256);
-  assert.deepEqual(hour, Array.from({ length: 256 }, (_, i) => 30 * i));
+  assert.deepEqual(
+    hour,
+    Array.from({ length: 256 }, (_, i) => 30 * i),
+  );
   // 40 s at 25 fps: 40 frames → padded to 40 (already ×4); 42 s → 42 → 44 with the last repeated.
-  assert.deepEqual(t(1000, 25), Array.from({ length: 40 }, (_, i) => 25 * i));
+  assert.deepEqual(
+    t(1000, 25),
+    Array.from({ length: 40 }, (_, i) => 25 * i),
+  );
   const padded = t(1050, 25);
   assert.equal(padded.length, 44);
   assert.deepEqual(padded.slice(-3), [1025, 1025, 1025]);
   // 29.97 fps: round(i·29.97) half to even.
   assert.deepEqual(t(3000, 29.97, { maxFrames: 4, minFrames: 1 }), [0, 30, 60, 90]);
   // 10 s only: 10 frames < 32 → 32 uniform frames instead.
-  assert.deepEqual(t(300, 30), sampleIndices({ kind: 'uniform', numFrames: 32 }, { frameCount: 300, fps: 30 }));
+  assert.deepEqual(
+    t(300, 30),
+    sampleIndices({ kind: 'uniform', numFrames: 32 }, { frameCount: 300, fps: 30 }),
+  );
 });
 
 test('every frame, explicit indices, and bad arguments', () => {
   assert.deepEqual(sampleIndices({ kind: 'all' }, { frameCount: 4, fps: 1 }), [0, 1, 2, 3]);
-  assert.deepEqual(sampleIndices({ kind: 'indices', indices: [1, 1, 3] }, { frameCount: 4, fps: 1 }), [1, 1, 3]);
-  assert.throws(() => sampleIndices({ kind: 'indices', indices: [3, 1] }, { frameCount: 4, fps: 1 }), /non-decreasing/);
+  assert.deepEqual(
+    sampleIndices({ kind: 'indices', indices: [1, 1, 3] }, { frameCount: 4, fps: 1 }),
+    [1, 1, 3],
+  );
+  assert.throws(
+    () => sampleIndices({ kind: 'indices', indices: [3, 1] }, { frameCount: 4, fps: 1 }),
+    /non-decreasing/,
+  );
   assert.throws(() => sampleIndices({ kind: 'indices', indices: [4] }, { frameCount: 4, fps: 1 }), /outside/);
   assert.throws(() => sampleIndices({ kind: 'middle', numFrames: 0 }, { frameCount: 4, fps: 1 }), InputError);
   assert.throws(() => sampleIndices({ kind: 'middle', numFrames: 2 }, { frameCount: 0, fps: 1 }), InputError);

@@ -1,8 +1,17 @@
 import type { Command } from 'commander';
-import { register as ask } from './ask.js';
-import { register as download } from './download.js';
-import { register as info } from './info.js';
-import { register as serve } from './serve.js';
+import * as ask from './ask.js';
+import * as download from './download.js';
+import * as frames from './frames.js';
+import * as info from './info.js';
+import * as probe from './probe.js';
+import * as serve from './serve.js';
 
 /** Every sub-command's registration, in the order `--help` lists them. */
-export const commands: Array<(program: Command) => void> = [ask, serve, download, info];
+export const commands: Array<(program: Command) => void> = [
+  ask.register,
+  serve.register,
+  download.register,
+  info.register,
+  probe.register,
+  frames.register,
+];
