@@ -8,7 +8,12 @@ function gen(pieces: string[], log: string[], fail?: Error): Generation {
       for (const p of pieces) yield p;
       if (fail) throw fail;
       return {
-        usage: { promptTokens: 3, videoTokens: 5, completionTokens: pieces.length, totalTokens: 8 + pieces.length },
+        usage: {
+          promptTokens: 3,
+          videoTokens: 5,
+          completionTokens: pieces.length,
+          totalTokens: 8 + pieces.length,
+        },
         finishReason: 'stop' as const,
       };
     } finally {

@@ -40,7 +40,13 @@ export class TestRunner implements ModelRunner {
     },
   ) {}
 
-  readonly defaults: Required<SamplingOptions> = { frames: 6, fps: 2, sampling: 'middle', maxEdge: 64, minEdge: 16 };
+  readonly defaults: Required<SamplingOptions> = {
+    frames: 6,
+    fps: 2,
+    sampling: 'middle',
+    maxEdge: 64,
+    minEdge: 16,
+  };
 
   frameSize(source: Size, o: Required<SamplingOptions>): Size {
     return vambaResize(o.minEdge, o.maxEdge)(source);
@@ -51,7 +57,14 @@ export class TestRunner implements ModelRunner {
     _timestamps: readonly number[],
     opts: { signal?: AbortSignal; onFrames?: (n: number) => void },
   ): Promise<EncodedVideo> {
-    const video: TestVideo = { frameIndices: [], sizes: [], tokens: 0, bytes: 0, disposed: false, dispose: () => {} };
+    const video: TestVideo = {
+      frameIndices: [],
+      sizes: [],
+      tokens: 0,
+      bytes: 0,
+      disposed: false,
+      dispose: () => {},
+    };
     for await (const batch of frames) {
       opts.signal?.throwIfAborted();
       for (const f of batch) {
@@ -89,7 +102,12 @@ export class TestRunner implements ModelRunner {
     const promptTokens = turns.reduce((n, t) => n + t.content.split(/\s+/).filter(Boolean).length, 0);
     const videoTokens = video?.tokens ?? 0;
     return {
-      usage: { promptTokens, videoTokens, completionTokens: out.length, totalTokens: promptTokens + videoTokens + out.length },
+      usage: {
+        promptTokens,
+        videoTokens,
+        completionTokens: out.length,
+        totalTokens: promptTokens + videoTokens + out.length,
+      },
       finishReason: out.length < words.length ? 'length' : 'stop',
     };
   }

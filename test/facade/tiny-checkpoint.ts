@@ -23,7 +23,15 @@ export const TINY_CONFIG = {
   num_attention_heads: 2,
   num_key_value_heads: 1,
   rope_scaling: { type: 'mrope', mrope_section: [2, 1, 1] },
-  vision_config: { depth: 1, embed_dim: 8, num_heads: 2, hidden_size: 16, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+  vision_config: {
+    depth: 1,
+    embed_dim: 8,
+    num_heads: 2,
+    hidden_size: 16,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+  },
 };
 
 /** The tensors (name → shape) written; the parameter count is their product sum. */
@@ -42,7 +50,14 @@ export async function writeTinyCheckpoint(dir: string, config: object = TINY_CON
     Object.fromEntries(
       Object.entries(TINY_TENSORS).map(([name, shape]) => [
         name,
-        { dtype: 'F32' as const, shape, data: randn(shape.reduce((a, b) => a * b, 1), r) },
+        {
+          dtype: 'F32' as const,
+          shape,
+          data: randn(
+            shape.reduce((a, b) => a * b, 1),
+            r,
+          ),
+        },
       ]),
     ),
   );

@@ -28,7 +28,10 @@ describe('VideoLM', () => {
     });
     const got = runner.encoded[0];
     // The frames that reached the model are the ones whose timestamps the handle reports.
-    assert.deepEqual(got.frameIndices, handle.timestampsSec.map((t) => Math.round(t * FPS)));
+    assert.deepEqual(
+      got.frameIndices,
+      handle.timestampsSec.map((t) => Math.round(t * FPS)),
+    );
     assert.equal(got.frameIndices.length, 5);
     assert.equal(new Set(got.frameIndices).size, 5);
     // Vamba's pre-resize: longest side 96 → 48, the other 64·48/96 = 32.
@@ -73,7 +76,10 @@ describe('VideoLM', () => {
     const dir = join(scratch(), 'tiny');
     mkdirSync(dir);
     await writeTinyCheckpoint(dir);
-    await assert.rejects(VideoLM.load(dir), /qwen2_vl checkpoints are recognised but this build .* no qwen2_vl model code/);
+    await assert.rejects(
+      VideoLM.load(dir),
+      /qwen2_vl checkpoints are recognised but this build .* no qwen2_vl model code/,
+    );
     writeFileSync(join(dir, 'config.json'), '{"model_type": "llama"}');
     await assert.rejects(VideoLM.load(dir), /model_type "llama" is not a Qwen2-VL/);
   });

@@ -26,7 +26,12 @@ async function start(root: string, opts: ServeOptions = {}, pieceDelayMs = 0): P
   const server = createServer(VideoLM.fromRunner(runner), { media: { allowedRoot: root }, ...opts });
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
-  return { server, runner, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 }) };
+  return {
+    server,
+    runner,
+    url,
+    client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 }),
+  };
 }
 
 const videoPart = (url: string) => ({ type: 'video_url', video_url: { url } }) as never;
@@ -105,7 +110,9 @@ describe('OpenAI-compatible server', () => {
 
     // The same bytes as a data: URL are the same video (keyed by content), sampled the same way.
     const dataUrl = `data:video/mp4;base64,${readFileSync(join(root, 'clip.mp4')).toString('base64')}`;
-    const third = await s.client.chat.completions.create({ model: MODEL, messages: ask(dataUrl) }).withResponse();
+    const third = await s.client.chat.completions
+      .create({ model: MODEL, messages: ask(dataUrl) })
+      .withResponse();
     assert.equal(third.response.headers.get('x-longshot-video-cache'), 'hit');
     assert.equal(s.runner.encoded.length, 1);
 
@@ -205,13 +212,32 @@ describe('OpenAI-compatible server', () => {
         /messages\[0\]\.content\[0\]\.video_url\.url: expected a URL or path string/,
         'messages[0].content[0].video_url.url',
       ],
-      [{ model: MODEL, messages: [{ role: 'robot', content: 'hi' }] }, /messages\[0\]\.role/, 'messages[0].role'],
-      [{ model: MODEL, messages: ask('clip.mp4'), temperature: 5 }, /temperature: expected a number from 0 to 2/, 'temperature'],
-      [{ model: MODEL, messages: ask('clip.mp4'), max_tokens: 0 }, /max_tokens: expected a positive integer/, 'max_tokens'],
-      [{ model: MODEL, messages: ask('clip.mp4'), n: 2 }, /n: expected the integer 1/, 'n'],
-      [{ model: MODEL, messages: ask('clip.mp4'), sampling: 'random' }, /sampling: expected "middle", "uniform" or "fps"/, 'sampling'],
       [
-        { model: MODEL, messages: [{ role: 'user', content: [videoPart('clip.mp4'), videoPart('other.mp4')] }] },
+        { model: MODEL, messages: [{ role: 'robot', content: 'hi' }] },
+        /messages\[0\]\.role/,
+        'messages[0].role',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), temperature: 5 },
+        /temperature: expected a number from 0 to 2/,
+        'temperature',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), max_tokens: 0 },
+        /max_tokens: expected a positive integer/,
+        'max_tokens',
+      ],
+      [{ model: MODEL, messages: ask('clip.mp4'), n: 2 }, /n: expected the integer 1/, 'n'],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), sampling: 'random' },
+        /sampling: expected "middle", "uniform" or "fps"/,
+        'sampling',
+      ],
+      [
+        {
+          model: MODEL,
+          messages: [{ role: 'user', content: [videoPart('clip.mp4'), videoPart('other.mp4')] }],
+        },
         /one video or image per request/,
         'messages[0].content[1]',
       ],
@@ -220,13 +246,21 @@ describe('OpenAI-compatible server', () => {
         /last message must be from the user/,
         'messages[1].role',
       ],
-      [{ model: MODEL, messages: ask('missing.mp4') }, /no such file under the media root: missing\.mp4/, 'messages[0].content[0].video_url.url'],
+      [
+        { model: MODEL, messages: ask('missing.mp4') },
+        /no such file under the media root: missing\.mp4/,
+        'messages[0].content[0].video_url.url',
+      ],
       [{ model: MODEL, messages: ask('notavideo.mp4') }, /notavideo\.mp4/, null],
     ];
     for (const [body, message, param] of cases) {
       const res = await post(s.url, body);
       const json = await res.json();
-      assert.equal(res.status, 400, `${JSON.stringify(body).slice(0, 80)} → ${res.status} ${JSON.stringify(json)}`);
+      assert.equal(
+        res.status,
+        400,
+        `${JSON.stringify(body).slice(0, 80)} → ${res.status} ${JSON.stringify(json)}`,
+      );
       assert.equal(json.error.type, 'invalid_request_error');
       assert.match(json.error.message, message);
       if (param) assert.equal(json.error.param, param);
@@ -239,13 +273,22 @@ describe('OpenAI-compatible server', () => {
   });
 
   it('refuses media outside the allowed root, remote URLs when disabled, and unknown models', async () => {
-    for (const url of ['../secret.mp4', join(outside, 'secret.mp4'), `file://${join(outside, 'secret.mp4')}`, 'link.mp4', 'https://example.com/v.mp4']) {
+    for (const url of [
+      '../secret.mp4',
+      join(outside, 'secret.mp4'),
+      `file://${join(outside, 'secret.mp4')}`,
+      'link.mp4',
+      'https://example.com/v.mp4',
+    ]) {
       const res = await post(s.url, { model: MODEL, messages: ask(url) });
       const json = await res.json();
       assert.equal(res.status, 403, `${url}: ${JSON.stringify(json)}`);
       assert.equal(json.error.code, 'media_not_allowed');
     }
-    assert.ok(!s.runner.encoded.some((v) => v.frameIndices.length === 4), 'a file outside the root was decoded');
+    assert.ok(
+      !s.runner.encoded.some((v) => v.frameIndices.length === 4),
+      'a file outside the root was decoded',
+    );
     const res = await post(s.url, { model: 'gpt-4o', messages: ask('clip.mp4') });
     assert.equal(res.status, 404);
     assert.equal((await res.json()).error.code, 'model_not_found');
