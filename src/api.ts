@@ -27,11 +27,11 @@ import type {
   AskResult,
   ChatTurn,
   GenerationOptions,
-  LoadOptions,
+  ModelLoadOptions,
   ModelInfo,
   SamplingOptions,
 } from './facade/types.js';
-import { resolveModelDir } from './hub/resolve.js';
+import { resolveModel } from './hub/resolve.js';
 import { type MediaInput, openVideo, type SamplingPolicy } from './media/index.js';
 import type { Backend } from './runtime/backend.js';
 import { getBackend } from './runtime/device.js';
@@ -56,9 +56,9 @@ export class VideoLM implements ChatEngine, Disposable {
   private constructor(private readonly runner: ModelRunner) {}
 
   /** Loads a checkpoint directory or hub id (downloaded into the HF cache if needed); default: the embedded model. */
-  static async load(model?: string, opts: LoadOptions = {}): Promise<VideoLM> {
+  static async load(model?: string, opts: ModelLoadOptions = {}): Promise<VideoLM> {
     const id = model ?? defaultModelDir();
-    const dir = await resolveModelDir(id, { revision: opts.revision, reporter: opts.onDownload });
+    const dir = await resolveModel(id, { revision: opts.revision, reporter: opts.onDownload });
     const summary = await inspectModel(dir);
     const loader = runnerLoaders.get(summary.architecture);
     if (!loader)

@@ -17,8 +17,9 @@ export {
   cachedSnapshot,
   type DownloadReporter,
   type HubOptions,
-  resolveModelDir,
+  resolveModel,
   type Snapshot,
   snapshotDownload,
 } from './hub/index.js';
+export * from './io/index.js';
 export * from './runtime/index.js';

@@ -3,7 +3,7 @@
  * (research/benchmarks.md §1.0 and research/vamba.md §5.3) so our scores compare with published ones.
  */
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * lmms-eval's shared extractor (since April 2026): candidate letters in several forms, ranked
@@ -12,7 +12,7 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  */
 export function extractChoice(response: string, letters = 'ABCD'): string {
   const text = response.trim().replace(/^[\s\p{P}]+|[\s\p{P}]+$/gu, '');
-  const L = `[${escape(letters)}]`;
+  const L = `[${escapeRegExp(letters)}]`;
   const forms: Array<[number, RegExp]> = [
     [10, new RegExp(`^(${L})(?=$|[\\s.:)\\],])`, 'g')],
     [9, new RegExp(`(?:^|[\\s(])(${L})$`, 'g')],

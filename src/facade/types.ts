@@ -59,7 +59,7 @@ export interface ModelInfo {
   hiddenSize: number;
 }
 
-export interface LoadOptions {
+export interface ModelLoadOptions {
   device?: DeviceName | 'auto';
   /** Hub revision when a hub id is given. */
   revision?: string;

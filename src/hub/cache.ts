@@ -11,12 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-
-/** The cache root: HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/… */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  return join(hfHome(env), 'hub');
-}
+import { hubCacheDir } from '../io/hub-cache.js';
 
 export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HF_HOME) return env.HF_HOME;

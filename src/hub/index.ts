@@ -1,4 +1,4 @@
-export { hubCacheDir, hubToken, isOffline, looksLikeRepoId, RepoCache } from './cache.js';
+export { hubToken, isOffline, looksLikeRepoId, RepoCache } from './cache.js';
 export {
   cachedSnapshot,
   DEFAULT_ENDPOINT,
@@ -8,4 +8,4 @@ export {
   snapshotDownload,
 } from './download.js';
 export { METADATA_FILES, selectFiles, WEIGHTS_INDEX, WEIGHTS_SINGLE } from './files.js';
-export { resolveModelDir } from './resolve.js';
+export { resolveModel } from './resolve.js';

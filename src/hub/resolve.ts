@@ -7,7 +7,7 @@ import { ModelError } from '../errors.js';
 import { looksLikeRepoId } from './cache.js';
 import { cachedSnapshot, type HubOptions, snapshotDownload } from './download.js';
 
-export async function resolveModelDir(model: string, opts: HubOptions = {}): Promise<string> {
+export async function resolveModel(model: string, opts: HubOptions = {}): Promise<string> {
   if (existsSync(model)) {
     if (!statSync(model).isDirectory())
       throw new ModelError(`${model} is a file; --model takes a checkpoint directory or a hub id (org/name)`);

@@ -8,6 +8,7 @@ export {
   toRuntime,
 } from './convert.js';
 export { type GenerationConfig, parseGenerationConfig, readGenerationConfig } from './generation-config.js';
+export { hubCacheDir, type ResolveOptions, resolveModelDir } from './hub-cache.js';
 export {
   Fields,
   fileExists,

@@ -4,7 +4,7 @@
  * bytes, with offsets relative to the end of the header. Everything here is pure: it checks a header
  * against the file size so that a truncated or corrupt file is refused before any tensor is read.
  */
-import { ModelError } from '../errors.js';
+import { InputError, ModelError } from '../errors.js';
 
 /** The element types safetensors defines, with their sizes in bytes. */
 export const SAFETENSORS_DTYPE_BYTES = {
@@ -148,13 +148,13 @@ function checkNoOverlap(tensors: Map<string, TensorInfo>, file: string): void {
 export function encodeHeader(
   entries: ReadonlyArray<{ name: string; dtype: SafetensorsDType; shape: readonly number[] }>,
   metadata?: Readonly<Record<string, string>>,
-): { header: Uint8Array; dataBytes: number } {
+): Uint8Array {
   const obj: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) obj.__metadata__ = metadata;
   let offset = 0;
   for (const { name, dtype, shape } of entries) {
     if (name === '__metadata__' || Object.hasOwn(obj, name))
-      throw new ModelError(`cannot write safetensors: duplicate or reserved tensor name "${name}"`);
+      throw new InputError(`cannot write safetensors: duplicate or reserved tensor name "${name}"`);
     const bytes = shape.reduce((a, d) => a * d, 1) * SAFETENSORS_DTYPE_BYTES[dtype];
     obj[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -164,5 +164,5 @@ export function encodeHeader(
   const header = new Uint8Array(8 + padded).fill(0x20);
   new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
   header.set(json, 8);
-  return { header, dataBytes: offset };
+  return header;
 }

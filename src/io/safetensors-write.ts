@@ -45,7 +45,7 @@ export async function saveSafetensors(
   for (const [k, v] of Object.entries(opts.metadata ?? {}))
     if (typeof v !== 'string')
       throw new InputError(`cannot save safetensors: metadata "${k}" is not a string`);
-  const { header } = encodeHeader(specs, opts.metadata);
+  const header = encodeHeader(specs, opts.metadata);
 
   const tmp = `${path}.${process.pid}.partial`;
   const handle = await open(tmp, 'w');

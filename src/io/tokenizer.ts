@@ -43,6 +43,7 @@ export class Tokenizer {
   private readonly hf: HFTokenizer;
   private readonly specialIds: ReadonlySet<number>;
   private compiled: Template | null = null;
+  #vocabSize?: number;
   readonly special: SpecialTokens;
 
   constructor(
@@ -85,8 +86,11 @@ export class Tokenizer {
     return new Tokenizer(json, config, (await templateFromFiles(dir)) ?? templateFromConfig(config), dir);
   }
 
+  /** Number of tokens including added ones (the model's embedding may be padded larger). */
   get vocabSize(): number {
-    return this.hf.get_vocab(true).size;
+    const n = this.#vocabSize ?? this.hf.get_vocab(true).size;
+    this.#vocabSize = n;
+    return n;
   }
 
   get bosTokenId(): number | null {

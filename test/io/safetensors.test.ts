@@ -3,10 +3,10 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { CpuBackend } from '../../src/backends/cpu/index.js';
 import { ModelError } from '../../src/errors.js';
 import { Checkpoint, SafetensorsFile, saveSafetensors } from '../../src/io/index.js';
 import { tensor } from '../../src/runtime/ops.js';
-import { hostBackend } from './host-backend.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'longshot-st-'));
 after(() => rm(dir, { recursive: true, force: true }));
@@ -78,7 +78,7 @@ test('reads every dtype of a hand-made file, one tensor at a time, with its meta
 });
 
 test('loads into backend tensors with the documented dtype conversions', async () => {
-  const be = hostBackend();
+  const be = new CpuBackend();
   await using f = await SafetensorsFile.open(await allDtypesFile());
   const load = async (name: string, dtype?: 'f32' | 'bf16' | 'f16' | 'i32' | 'u8') => {
     const t = await f.loadTensor(be, name, { dtype });
@@ -104,7 +104,7 @@ test('loads into backend tensors with the documented dtype conversions', async (
   // f32 → f16: 3e38 overflows to +inf (0x7c00); 0.1 → 0x2e66.
   assert.deepEqual((await load('f32', 'f16')).raw, [0x3e00, 0xc000, 0x2e66, 0x7c00]);
   assert.deepEqual((await load('i32', 'f32')).raw, [5, -6]);
-  assert.equal(be.live, 0);
+  assert.equal(be.memory().current, 0, 'every loaded tensor was released');
   await assert.rejects(load('f32', 'i32'), /f32 tensor "?f32"?|cannot load F32 tensor as i32/);
   await assert.rejects(load('i32', 'u8'), /value -6 at index 1 does not fit u8/);
   await assert.rejects(
@@ -124,7 +124,7 @@ test('an I64 value outside the i32 range is refused, naming file, tensor and val
   );
   await using f = await SafetensorsFile.open(p);
   await assert.rejects(
-    f.loadTensor(hostBackend(), 'ids'),
+    f.loadTensor(new CpuBackend(), 'ids'),
     (e) =>
       e instanceof ModelError &&
       e.message.includes(p) &&
@@ -133,7 +133,7 @@ test('an I64 value outside the i32 range is refused, naming file, tensor and val
 });
 
 test('writes every dtype and runtime tensors, streaming; the bytes follow the format', async () => {
-  const be = hostBackend();
+  const be = new CpuBackend();
   const t = tensor(be, [0.5, -1, 2, 4], [2, 2], 'bf16');
   const p = join(dir, 'written.safetensors');
   await saveSafetensors(
@@ -174,6 +174,42 @@ test('writes every dtype and runtime tensors, streaming; the bytes follow the fo
     saveSafetensors(join(dir, 'bad.safetensors'), { x: { dtype: 'F32', shape: [3], data: F32 } }),
     /"x": 16 bytes of data for shape \[3\] of F32 \(needs 12\)/,
   );
+  const u8 = { dtype: 'U8', shape: [3], data: U8 } as const;
+  await assert.rejects(
+    saveSafetensors(join(dir, 'dup.safetensors'), [
+      ['a', u8],
+      ['a', u8],
+    ]),
+    /duplicate or reserved tensor name "a"/,
+  );
+});
+
+test('reads a tensor past the 4 GiB mark of a (sparse) 5 GB file without reading the rest', async () => {
+  const big = 5_000_000_000;
+  const header = handMade(
+    {
+      filler: { dtype: 'U8', shape: [big], offsets: [0, big] },
+      tail: { dtype: 'F32', shape: [2], offsets: [big, big + 8] },
+    },
+    new Uint8Array(0),
+  );
+  const p = join(dir, 'sparse.safetensors');
+  const fs = await import('node:fs/promises');
+  const h = await fs.open(p, 'w');
+  await h.write(header, 0, header.length, 0);
+  await h.write(bytesOf(new Float32Array([7.5, -0.25])), 0, 8, header.length + big);
+  await h.close();
+  try {
+    const started = performance.now();
+    await using f = await SafetensorsFile.open(p);
+    assert.equal(f.size, header.length + big + 8);
+    const t = await f.loadTensor(new CpuBackend(), 'tail');
+    assert.deepEqual(await t.toArray(), [7.5, -0.25]);
+    t.dispose();
+    assert.ok(performance.now() - started < 2000, 'only the header and the tensor were read');
+  } finally {
+    await rm(p);
+  }
 });
 
 async function expectRefused(name: string, bytes: Uint8Array, pattern: RegExp) {
@@ -268,10 +304,10 @@ test('sharded checkpoint: index + shards, listing, loading, missing shards and t
     assert.equal(c.metadata.total_size, 28);
     assert.equal(c.bytes, 8 + 4 + 16);
     assert.match(c.info('lm_head.weight').file, /model-00002-of-00002\.safetensors$/);
-    const t = await c.loadTensor(hostBackend(), 'model.layers.0.alpha');
+    const t = await c.loadTensor(new CpuBackend(), 'model.layers.0.alpha');
     assert.deepEqual(await t.toArray(), [0.25]);
     t.dispose();
-    const e = await c.loadTensor(hostBackend(), 'model.embed_tokens.weight', { dtype: 'f32' });
+    const e = await c.loadTensor(new CpuBackend(), 'model.embed_tokens.weight', { dtype: 'f32' });
     assert.deepEqual(await e.toArray(), [1, -3, Number.POSITIVE_INFINITY, 0]);
     e.dispose();
     await assert.rejects(c.read('model.norm.weight'), /no tensor named "model.norm.weight"/);

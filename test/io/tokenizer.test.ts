@@ -44,6 +44,8 @@ test('special token ids match Qwen2-VL', () => {
   assert.equal(tok.bosTokenId, null);
   assert.ok(tok.isSpecial(151656) && !tok.isSpecial(9707));
   assert.equal(tok.tokenToId('<|no_such_token|>'), undefined);
+  // 151,643 byte-level BPE tokens + 26 added tokens (ids 151643–151668).
+  assert.equal(tok.vocabSize, 151669);
 });
 
 test('encode/decode round trips ASCII, CJK, emoji, code and whitespace runs', () => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { defaultModelDir } from '../../facade/default-model.js';
 import { estimateMemory, inspectModel } from '../../facade/inspect.js';
-import { resolveModelDir } from '../../hub/resolve.js';
+import { resolveModel } from '../../hub/resolve.js';
 import { addModelOptions, positiveInt, printJson } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
@@ -38,7 +38,7 @@ Examples:
         height: number;
         json?: boolean;
       }) => {
-        const dir = await resolveModelDir(o.model ?? defaultModelDir(), {
+        const dir = await resolveModel(o.model ?? defaultModelDir(), {
           revision: o.revision,
           reporter: downloadProgress(progressEnabled(o.json)),
         });
