@@ -21,5 +21,8 @@ export {
   type Snapshot,
   snapshotDownload,
 } from './hub/index.js';
+export * from './generate/index.js';
 export * from './io/index.js';
+export * from './models/qwen2vl/index.js';
+export * as nn from './nn/index.js';
 export * from './runtime/index.js';
