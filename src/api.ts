@@ -10,6 +10,7 @@
  * It composes media (probe, sampling, decoding at the size the model wants) → the model family's runner
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
+import './backends/cpu/index.js'; // the CPU backend is always available
 import { ModelError } from './errors.js';
 import { Answer, type Generation } from './facade/answer.js';
 import { defaultModelDir } from './facade/default-model.js';
@@ -21,29 +22,19 @@ import type {
   ModelRunner,
   VideoHandle,
 } from './facade/engine.js';
-import { inspectModel, type ModelSummary } from './facade/inspect.js';
+import { inspectModel } from './facade/inspect.js';
+import { runnerLoader } from './facade/registry.js';
 import type {
-  Architecture,
   AskResult,
   ChatTurn,
   GenerationOptions,
-  ModelLoadOptions,
   ModelInfo,
+  ModelLoadOptions,
   SamplingOptions,
 } from './facade/types.js';
 import { resolveModel } from './hub/resolve.js';
 import { type MediaInput, openVideo, type SamplingPolicy } from './media/index.js';
-import type { Backend } from './runtime/backend.js';
 import { getBackend } from './runtime/device.js';
-
-export type RunnerLoader = (summary: ModelSummary, backend: Backend, id: string) => Promise<ModelRunner>;
-
-const runnerLoaders = new Map<Architecture, RunnerLoader>();
-
-/** Model families register how to build their runner (src/models/<family>/runner.ts). */
-export function registerRunner(architecture: Architecture, loader: RunnerLoader): void {
-  runnerLoaders.set(architecture, loader);
-}
 
 export interface AskOptions extends SamplingOptions, GenerationOptions {
   signal?: AbortSignal;
@@ -60,13 +51,14 @@ export class VideoLM implements ChatEngine, Disposable {
     const id = model ?? defaultModelDir();
     const dir = await resolveModel(id, { revision: opts.revision, reporter: opts.onDownload });
     const summary = await inspectModel(dir);
-    const loader = runnerLoaders.get(summary.architecture);
+    const loader = runnerLoader(summary.architecture);
     if (!loader)
       throw new ModelError(
         `${id}: ${summary.architecture} checkpoints are recognised but this build of longshot has no ${summary.architecture} model code registered`,
       );
-    const backend = await getBackend(opts.device ?? 'cpu').catch((e: Error) => {
-      throw new ModelError(`device '${opts.device}' is not available: ${e.message}; use --device cpu`, {
+    const device = opts.device ?? 'cpu';
+    const backend = await getBackend(device).catch((e: Error) => {
+      throw new ModelError(`device '${device}' is not available: ${e.message}; use --device cpu`, {
         cause: e,
       });
     });
@@ -107,6 +99,7 @@ export class VideoLM implements ChatEngine, Disposable {
         signal: opts.signal,
       });
       const encoded = await this.runner.encode(frames, sample.timestampsSec, {
+        kind: video.info.kind,
         signal: opts.signal,
         onFrames: opts.progress?.frames,
       });

@@ -1,9 +1,10 @@
 import './backends/cpu/index.js';
 
-export { type AskOptions, policyOf, type RunnerLoader, registerRunner, VideoLM } from './api.js';
+export { type AskOptions, policyOf, VideoLM } from './api.js';
 export * from './errors.js';
 export { Answer, type Generation } from './facade/answer.js';
 export { DEFAULT_MODEL_DIR } from './facade/default-model.js';
+export { type RunnerLoader, registerRunner } from './facade/registry.js';
 export type * from './facade/engine.js';
 export {
   detectArchitecture,

@@ -59,7 +59,7 @@ export interface ModelRunner {
   encode(
     frames: AsyncIterable<Frame[]>,
     timestampsSec: readonly number[],
-    opts: { signal?: AbortSignal; onFrames?: (done: number) => void },
+    opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (done: number) => void },
   ): Promise<EncodedVideo>;
   generate(
     turns: ChatTurn[],

@@ -55,7 +55,7 @@ export class TestRunner implements ModelRunner {
   async encode(
     frames: AsyncIterable<Frame[]>,
     _timestamps: readonly number[],
-    opts: { signal?: AbortSignal; onFrames?: (n: number) => void },
+    opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (n: number) => void },
   ): Promise<EncodedVideo> {
     const video: TestVideo = {
       frameIndices: [],
