@@ -4,7 +4,6 @@ export { type AskOptions, policyOf, VideoLM } from './api.js';
 export * from './errors.js';
 export { Answer, type Generation } from './facade/answer.js';
 export { DEFAULT_MODEL_DIR } from './facade/default-model.js';
-export { type RunnerLoader, registerRunner } from './facade/registry.js';
 export type * from './facade/engine.js';
 export {
   detectArchitecture,
@@ -13,7 +12,9 @@ export {
   type MemoryEstimate,
   type ModelSummary,
 } from './facade/inspect.js';
+export { type RunnerLoader, registerRunner } from './facade/registry.js';
 export type * from './facade/types.js';
+export * from './generate/index.js';
 export {
   cachedSnapshot,
   type DownloadReporter,
@@ -22,7 +23,6 @@ export {
   type Snapshot,
   snapshotDownload,
 } from './hub/index.js';
-export * from './generate/index.js';
 export * from './io/index.js';
 export * from './models/qwen2vl/index.js';
 export * as nn from './nn/index.js';
