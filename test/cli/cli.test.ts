@@ -8,8 +8,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TINY_TENSORS, writeTinyCheckpoint } from '../facade/tiny-checkpoint.js';
+import { writeTinyQwen2VL } from '../facade/tiny-qwen2vl.js';
 import { FakeHub } from '../hub/fake-hub.js';
-import { scratch } from '../media/fixtures.js';
+import { H264, makeVideo, scratch } from '../media/fixtures.js';
 
 interface Run {
   code: number | null;
@@ -36,6 +37,8 @@ const COMMIT = '1234567890abcdef1234567890abcdef12345678';
 describe('longshot CLI', () => {
   let tmp: string;
   let tiny: string;
+  let qwen: string;
+  let clip: string;
   let hub: FakeHub;
   let hubEnv: NodeJS.ProcessEnv;
   before(async () => {
@@ -43,6 +46,16 @@ describe('longshot CLI', () => {
     tiny = join(tmp, 'tiny');
     mkdirSync(tiny);
     await writeTinyCheckpoint(tiny);
+    qwen = join(tmp, 'qwen');
+    mkdirSync(qwen);
+    await writeTinyQwen2VL(qwen);
+    clip = await makeVideo(join(tmp, 'clip.mp4'), {
+      width: 96,
+      height: 64,
+      frames: 20,
+      fps: 10,
+      encode: H264,
+    });
     hub = await new FakeHub().start();
     hub.repos.set('org/tiny', {
       commit: COMMIT,
@@ -102,8 +115,97 @@ describe('longshot CLI', () => {
     assert.match(r.stderr, /neither a directory nor a Hugging Face id/);
     r = await cli(['ask', video, 'what?', '--model', tiny]);
     assert.equal(r.code, 4);
-    assert.match(r.stderr, /no qwen2_vl model code registered/);
+    assert.match(r.stderr, /no tokenizer\.json/);
     assert.ok(!r.stderr.includes('    at '), 'a stack trace reached the user');
+  });
+
+  it('ask answers about a video with a real (tiny, random) model: --json, --stream, caption', async () => {
+    const common = ['--model', qwen, '--frames', '4', '--sampling', 'uniform', '--max-new-tokens', '5'];
+    const [json, streamed, caption, broken] = await Promise.all([
+      cli(['ask', clip, 'Which word appeared?', ...common, '--json']),
+      cli(['ask', clip, 'Which word appeared?', ...common, '--stream']),
+      cli(['caption', clip, ...common]),
+      cli(['ask', join(tmp, 'some.mp4'), 'what?', ...common]),
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const out = JSON.parse(json.stdout);
+    assert.equal(out.architecture, 'qwen2_vl');
+    assert.equal(out.question, 'Which word appeared?');
+    // 96×64 → 84×56 after smart_resize: 3×2 merged tokens per pair of frames.
+    assert.equal(out.usage.videoTokens, 2 * 3 * 2);
+    assert.ok(out.usage.completionTokens >= 1 && out.usage.completionTokens <= 5);
+    assert.equal(out.finish_reason, out.usage.completionTokens === 5 ? 'length' : 'stop');
+    assert.equal(
+      out.usage.totalTokens,
+      out.usage.promptTokens + out.usage.videoTokens + out.usage.completionTokens,
+    );
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.equal(streamed.stdout, `${out.answer}\n`, 'greedy answers differ between --stream and --json');
+    assert.equal(caption.code, 0, caption.stderr);
+    assert.ok(caption.stdout.endsWith('\n'));
+    assert.equal(broken.code, 3, 'a file that is not a video');
+    assert.match(broken.stderr, /some\.mp4/);
+  });
+
+  it('serve answers OpenAI requests until it is stopped', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/run.ts',
+        'serve',
+        '--model',
+        qwen,
+        '--name',
+        'tiny',
+        '--port',
+        '0',
+        '--allowed-root',
+        tmp,
+      ],
+      { env: { ...process.env, NODE_TEST_CONTEXT: undefined } },
+    );
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        const m = /serving .* at (http:\/\/\S+)\/v1/.exec(stderr);
+        if (m) resolve(m[1]);
+      });
+      child.once('close', () => reject(new Error(`serve exited: ${stderr}`)));
+    });
+    const models = await (await fetch(`${url}/v1/models`)).json();
+    assert.deepEqual(
+      models.data.map((m: { id: string }) => m.id),
+      ['tiny'],
+    );
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'tiny',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'video_url', video_url: { url: 'clip.mp4' } },
+              { type: 'text', text: 'Describe the video.' },
+            ],
+          },
+        ],
+        max_tokens: 3,
+        frames: 4,
+        sampling: 'uniform',
+      }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).usage.prompt_tokens_details.cached_tokens, 0);
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('close', resolve);
+      child.kill('SIGTERM');
+    });
+    assert.equal(code, 0);
   });
 
   it('info reads a checkpoint directory: architecture, parameters and a memory estimate', async () => {
