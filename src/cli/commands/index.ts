@@ -3,6 +3,7 @@ import * as ask from './ask.js';
 import * as download from './download.js';
 import * as frames from './frames.js';
 import * as info from './info.js';
+import * as needle from './needle.js';
 import * as probe from './probe.js';
 import * as serve from './serve.js';
 
@@ -14,4 +15,5 @@ export const commands: Array<(program: Command) => void> = [
   info.register,
   probe.register,
   frames.register,
+  needle.register,
 ];

@@ -74,8 +74,6 @@ export interface ProcessorOptions {
 export const IMAGE_PAD = '<|image_pad|>';
 export const VIDEO_PAD = '<|video_pad|>';
 
-const f = Math.fround;
-
 export class Qwen2VLProcessor {
   constructor(
     readonly image: PreprocessorConfig,
@@ -172,6 +170,8 @@ export class Qwen2VLProcessor {
 
 /** LLM tokens of one grid: t·h·w / merge². */
 export const tokenCount = ([t, h, w]: GridTHW, merge = 2): number => (t * h * w) / (merge * merge);
+
+const f = Math.fround;
 
 /** HWC uint8 → CHW f32, (x − mean·255) / (std·255) as the fused f32 rescale+normalise computes it. */
 function normalize(rgb: Uint8Array, c: PreprocessorConfig): Float32Array {
