@@ -4,7 +4,16 @@ export { type AskOptions, policyOf, VideoLM } from './api.js';
 export * from './errors.js';
 export { Answer, type Generation } from './facade/answer.js';
 export { DEFAULT_MODEL_DIR } from './facade/default-model.js';
-export type * from './facade/engine.js';
+// Explicit, so the facade's VideoHandle/EncodeOptions take precedence at the root over the Vamba model
+// classes of the same name (those stay importable from src/models/vamba).
+export type {
+  ChatEngine,
+  ChatOptions,
+  EncodedVideo,
+  EncodeOptions,
+  ModelRunner,
+  VideoHandle,
+} from './facade/engine.js';
 export {
   detectArchitecture,
   estimateMemory,
@@ -24,6 +33,8 @@ export {
   snapshotDownload,
 } from './hub/index.js';
 export * from './io/index.js';
+export * from './media/index.js';
 export * from './models/qwen2vl/index.js';
+export * from './models/vamba/index.js';
 export * as nn from './nn/index.js';
 export * from './runtime/index.js';

@@ -35,7 +35,10 @@ export interface SkippedFrame {
 }
 
 export interface DecodePlanOptions {
-  /** Start a new ffmpeg run (seek) when at least this many frames can be skipped (default 16). */
+  /**
+   * Start a new ffmpeg run (seek) when that skips decoding at least this many frames (default 16; an
+   * ffmpeg start costs a few milliseconds, about what decoding that many 720p frames costs).
+   */
   seekGainFrames?: number;
   /** Most frames one run selects (the `select` expression grows with it; default 256). */
   maxFramesPerRun?: number;
@@ -48,7 +51,12 @@ export interface Run {
   frames: number[];
   /** Pass every frame through (no select): used when the run wants every frame from the start. */
   everyFrame: boolean;
+  /** Frames the decoder works through (from the seek point to the last chosen frame). */
+  work: number;
 }
+
+/** Runs shorter than this decode on one thread: starting frame threads costs more than it saves. */
+const SHORT_RUN_FRAMES = 64;
 
 /** Index of the last keyframe at or before each frame. */
 function keyframeBefore(index: FrameIndex): Int32Array {
@@ -81,24 +89,37 @@ export function nearestKeyframes(index: FrameIndex, frames: number[]): number[] 
   });
 }
 
-/** Splits the chosen frames (non-decreasing) into ffmpeg runs. */
-export function planRuns(index: FrameIndex, chosen: number[], options: DecodePlanOptions = {}): Run[] {
-  const { seekGainFrames = 16, maxFramesPerRun = 256 } = options;
+/**
+ * Splits the chosen frames (non-decreasing) into ffmpeg runs. With `keyframesOnly` the decoder skips
+ * everything but keyframes, so only the keyframes a run passes over count as work saved by a seek.
+ */
+export function planRuns(
+  index: FrameIndex,
+  chosen: number[],
+  options: DecodePlanOptions & { keyframesOnly?: boolean } = {},
+): Run[] {
+  const { seekGainFrames = 16, maxFramesPerRun = 256, keyframesOnly = false } = options;
   const unique = [...new Set(chosen)].sort((a, b) => a - b);
-  if (unique.length === index.count) return [{ seekFrame: 0, frames: unique, everyFrame: true }];
+  const whole = index.count;
+  if (unique.length === index.count) return [{ seekFrame: 0, frames: unique, everyFrame: true, work: whole }];
   // Without timestamps frames are addressed by number from the start, so there is a single run.
-  if (!index.hasTimestamps) return [{ seekFrame: 0, frames: unique, everyFrame: false }];
+  if (!index.hasTimestamps) return [{ seekFrame: 0, frames: unique, everyFrame: false, work: whole }];
   const before = keyframeBefore(index);
+  // work[i]: frames the decoder must decode to pass over frames 0..i−1.
+  const work = new Float64Array(index.count + 1);
+  for (let i = 0; i < index.count; i++) work[i + 1] = work[i] + (keyframesOnly ? index.keyframe[i] : 1);
   const runs: Run[] = [];
   let current: Run | undefined;
   for (const f of unique) {
     const key = before[f];
     const last = current?.frames[current.frames.length - 1] ?? -1;
-    if (!current || current.frames.length >= maxFramesPerRun || key - last - 1 >= seekGainFrames) {
-      current = { seekFrame: key, frames: [], everyFrame: false };
+    const saved = key > last ? work[key] - work[last + 1] : 0;
+    if (!current || current.frames.length >= maxFramesPerRun || saved >= seekGainFrames) {
+      current = { seekFrame: key, frames: [], everyFrame: false, work: 0 };
       runs.push(current);
     }
     current.frames.push(f);
+    current.work = work[f + 1] - work[current.seekFrame];
   }
   return runs;
 }
@@ -133,8 +154,9 @@ export interface RunContext {
 
 export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
   const { info, index, size } = ctx;
-  const args = ['-hide_banner', '-nostdin', '-loglevel', 'info'];
+  const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info'];
   if (ctx.keyframesOnly) args.push('-skip_frame', 'nokey');
+  if (run.work < SHORT_RUN_FRAMES) args.push('-threads', '1');
   if (run.seekFrame > 0) {
     // Half a millisecond past the keyframe: the demuxer lands on that keyframe and never one earlier.
     const at = index.pts[run.seekFrame] * index.timeBase - info.startTimeSec + 0.0005;
@@ -257,7 +279,7 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
         if (filled < frameBytes) continue;
         const pts = await stderr.nextPts();
         const which = matchFrame(index, run, pts, order++);
-        if (which !== undefined && pending.delete(which)) {
+        if (pending.delete(which)) {
           delivered++;
           yield { frame: which, data: frame };
         }
@@ -282,18 +304,9 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
   }
 }
 
-/** Which chosen frame of the run an output frame is, from its pts (or its order when there is none). */
-function matchFrame(
-  index: FrameIndex,
-  run: Run,
-  pts: number | null | undefined,
-  order: number,
-): number | undefined {
-  if (pts === null || pts === undefined || !index.hasTimestamps || run.frames.length === 1) {
-    if (run.everyFrame || !index.hasTimestamps || run.frames.length === 1) return run.frames[order];
-    return undefined;
-  }
-  // Binary search for the frame whose pts window holds this pts.
+/** Which frame an output frame is: the one nearest its pts, or by order when there are no timestamps. */
+function matchFrame(index: FrameIndex, run: Run, pts: number | null | undefined, order: number): number {
+  if (pts === null || pts === undefined || !index.hasTimestamps) return run.frames[order];
   let lo = 0;
   let hi = index.count - 1;
   while (lo < hi) {
@@ -301,10 +314,8 @@ function matchFrame(
     if (index.pts[mid] <= pts) lo = mid;
     else hi = mid - 1;
   }
-  const candidates = [lo, lo + 1].filter((i) => i < index.count);
-  let best = candidates[0];
-  for (const c of candidates) if (Math.abs(index.pts[c] - pts) < Math.abs(index.pts[best] - pts)) best = c;
-  return best;
+  const after = Math.min(lo + 1, index.count - 1);
+  return Math.abs(index.pts[after] - pts) < Math.abs(index.pts[lo] - pts) ? after : lo;
 }
 
 /** What the problems ffmpeg reported say, for messages about frames it did not deliver. */

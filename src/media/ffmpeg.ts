@@ -127,6 +127,9 @@ export async function stopTool(child: ChildProcess): Promise<void> {
     child.once('error', () => resolve());
   });
   child.kill('SIGKILL');
+  // A paused pipe holding unread data never ends, and 'close' waits for it: drop what is left.
+  child.stdout?.destroy();
+  child.stderr?.destroy();
   await closed;
 }
 

@@ -196,7 +196,7 @@ export class Video implements AsyncDisposable {
         slot++;
       }
     };
-    for (const run of planRuns(index, source, options)) {
+    for (const run of planRuns(index, source, { ...options, keyframesOnly })) {
       for await (const decoded of decodeRun(ctx, run) as AsyncGenerator<DecodedFrame>) {
         skip(decoded.frame);
         const full = emit(decoded.frame, decoded.data);

@@ -12,7 +12,7 @@ const dir = scratch();
 const FPS = 10;
 const videos = {
   mp4: { file: join(dir, 'h264.mp4'), width: 64, height: 48, encode: [...H264, '-g', '12'] },
-  webm: { file: join(dir, 'vp9.webm'), width: 97, height: 61, encode: VP9 },
+  webm: { file: join(dir, 'vp9.webm'), width: 97, height: 61, encode: [...VP9, '-g', '12'] },
   avi: { file: join(dir, 'mjpeg.avi'), width: 75, height: 43, encode: MJPEG },
 };
 const FRAMES = 40;
@@ -101,6 +101,32 @@ for (const [name, v] of Object.entries(videos)) {
     assert.equal(liveProcessCount(), 0);
   });
 }
+
+test('seeking lands on the exact frames in every container', async () => {
+  const chosen = [1, 13, 14, 26, 39];
+  for (const v of Object.values(videos)) {
+    const video = await openVideo(v.file);
+    try {
+      const index = await video.index();
+      const stream = video.frames({ kind: 'indices', indices: chosen }, { seekGainFrames: 1 });
+      const { frames } = await collect(stream);
+      assert.deepEqual(
+        frames.map((f) => [f.index, readFrame(f, v.width, v.height).index]),
+        chosen.map((i) => [i, i]),
+        v.file,
+      );
+      // A seek wherever a keyframe lies past the frame after the previous chosen one (it saves decoding).
+      const seeks = planRuns(index, chosen, { seekGainFrames: 1 }).length - 1;
+      const keyframesBetween = chosen
+        .slice(1)
+        .filter((f, k) => index.keyframe.slice(chosen[k] + 2, f + 1).includes(1));
+      assert.equal(seeks, keyframesBetween.length, v.file);
+      assert.ok(seeks > 0, v.file);
+    } finally {
+      await video.close();
+    }
+  }
+});
 
 test('resize to an exact target size and with a function of the source size', async () => {
   const { frames } = await collect(
@@ -254,7 +280,24 @@ test('images (PNG, JPEG, WebP) from a path, bytes and a data: URL', async () => 
   }
 });
 
-test('early break and abort leave no ffmpeg behind; memory stays bounded by batches', async () => {
+test('backpressure: ffmpeg waits while the consumer holds a batch', async () => {
+  // 640×480 RGB frames (0.9 MB) do not fit in a pipe buffer, so ffmpeg can only run ahead by about one.
+  let seen = 0;
+  for await (const batch of decodeFrames(
+    videos.mp4.file,
+    { kind: 'all' },
+    { batchSize: 1, size: { width: 640, height: 480 } },
+  )) {
+    seen += batch.length;
+    await new Promise((r) => setTimeout(r, 400));
+    // Were frames not held back, ffmpeg would have written all 40 and exited by now.
+    assert.equal(liveProcessCount(), 1);
+    if (seen === 3) break;
+  }
+  assert.equal(liveProcessCount(), 0);
+});
+
+test('early break and abort leave no ffmpeg behind', async () => {
   for await (const batch of decodeFrames(videos.mp4.file, { kind: 'all' }, { batchSize: 2 })) {
     assert.equal(batch.length, 2);
     assert.equal(liveProcessCount(), 1);

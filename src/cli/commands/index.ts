@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import * as ask from './ask.js';
+import * as convert from './convert.js';
 import * as download from './download.js';
 import * as frames from './frames.js';
 import * as info from './info.js';
@@ -15,5 +16,6 @@ export const commands: Array<(program: Command) => void> = [
   info.register,
   probe.register,
   frames.register,
+  convert.register,
   needle.register,
 ];

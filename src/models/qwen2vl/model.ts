@@ -19,7 +19,7 @@ import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { getRopeIndex } from './rope-index.js';
 import { Qwen2Decoder } from './text.js';
-import { type GridTHW, Qwen2VisionTransformer } from './vision.js';
+import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from './vision.js';
 import { loadQwen2VLParams } from './weights.js';
 
 /** Model inputs, named after the Hugging Face processor outputs. */
@@ -134,39 +134,7 @@ export class Qwen2VL implements Disposable {
    * is larger): the result is the same and memory stays bounded for long videos.
    */
   encodeVision(pixels: Float32Array, grids: readonly GridTHW[], maxPatchesPerChunk = 16384): Tensor {
-    const rowLen = this.visual.patchDim;
-    const patches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
-    if (pixels.length !== patches * rowLen)
-      throw new InputError(
-        `pixel values: ${pixels.length} values, but the grids [${grids.map((g) => g.join('x')).join(', ')}] need ${patches} rows of ${rowLen}`,
-      );
-    const unit = this.config.vision.spatial_merge_size ** 2;
-    const out = ops.empty(this.backend, [patches / unit, this.config.vision.hidden_size], this.dtype);
-    let row = 0;
-    let chunk: GridTHW[] = [];
-    let chunkRows = 0;
-    const flush = () => {
-      if (!chunkRows) return;
-      tidy(() => {
-        const px = pixels.subarray(row * rowLen, (row + chunkRows) * rowLen);
-        const feats = this.visual.forward(
-          ops.tensor(this.backend, px, [chunkRows, rowLen], this.dtype),
-          chunk,
-        );
-        ops.writeSlice(out, feats, 0, row / unit);
-      });
-      row += chunkRows;
-      chunk = [];
-      chunkRows = 0;
-    };
-    for (const [t, h, w] of grids)
-      for (let g = 0; g < t; g++) {
-        if (chunkRows && chunkRows + h * w > maxPatchesPerChunk) flush();
-        chunk.push([1, h, w]);
-        chunkRows += h * w;
-      }
-    flush();
-    return out;
+    return encodeVisionChunked(this.visual, pixels, grids, this.dtype, maxPatchesPerChunk);
   }
 
   /** M-RoPE positions of a prompt. */

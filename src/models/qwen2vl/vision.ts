@@ -10,6 +10,7 @@ import { MLP } from '../../nn/mlp.js';
 import { LayerNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
 import { rotaryTensors, visionRope2d } from '../../nn/rotary.js';
+import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -182,4 +183,49 @@ export class Qwen2VisionTransformer implements Disposable {
     for (const b of this.blocks) b[Symbol.dispose]();
     this.merger[Symbol.dispose]();
   }
+}
+
+/**
+ * Vision tokens [Σ t·h·w / merge², hidden] of processed pixels. Temporal groups never attend to each other,
+ * so the encoder runs over chunks of whole groups (at most `maxPatchesPerChunk` patches, unless one group
+ * is larger): the result is the same and memory stays bounded for long videos.
+ */
+export function encodeVisionChunked(
+  visual: Qwen2VisionTransformer,
+  pixels: Float32Array,
+  grids: readonly GridTHW[],
+  dtype: DType,
+  maxPatchesPerChunk = 16384,
+): Tensor {
+  const rowLen = visual.patchDim;
+  const patches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
+  if (pixels.length !== patches * rowLen)
+    throw new InputError(
+      `pixel values: ${pixels.length} values, but the grids [${grids.map((g) => g.join('x')).join(', ')}] need ${patches} rows of ${rowLen}`,
+    );
+  const backend = visual.patch_embed.weight.backend;
+  const unit = visual.config.spatial_merge_size ** 2;
+  const out = ops.empty(backend, [patches / unit, visual.config.hidden_size], dtype);
+  let row = 0;
+  let chunk: GridTHW[] = [];
+  let chunkRows = 0;
+  const flush = () => {
+    if (!chunkRows) return;
+    tidy(() => {
+      const px = pixels.subarray(row * rowLen, (row + chunkRows) * rowLen);
+      const feats = visual.forward(ops.tensor(backend, px, [chunkRows, rowLen], dtype), chunk);
+      ops.writeSlice(out, feats, 0, row / unit);
+    });
+    row += chunkRows;
+    chunk = [];
+    chunkRows = 0;
+  };
+  for (const [t, h, w] of grids)
+    for (let g = 0; g < t; g++) {
+      if (chunkRows && chunkRows + h * w > maxPatchesPerChunk) flush();
+      chunk.push([1, h, w]);
+      chunkRows += h * w;
+    }
+  flush();
+  return out;
 }

@@ -94,6 +94,9 @@ export async function loadQwen2VLParams(
   backend: Backend,
   dtype: DType,
   where: string,
+  /** Models built on Qwen2-VL (Vamba) pass their full list. */
+  specs: readonly ParamSpec[] = qwen2vlSpecs(config),
+  family = 'Qwen2-VL',
 ): Promise<ParamStore> {
   const original = new Map<string, string>();
   const found = new Map<string, readonly number[]>();
@@ -107,9 +110,8 @@ export async function loadQwen2VLParams(
     original.set(canon, name);
     found.set(canon, source.info(name).shape);
   }
-  const specs = qwen2vlSpecs(config);
   const diff = diffParams(specs, found);
-  if (diff) throw new ModelError(`${where}: the weights do not match config.json (Qwen2-VL): ${diff}`);
+  if (diff) throw new ModelError(`${where}: the weights do not match config.json (${family}): ${diff}`);
   const tensors = new Map<string, Tensor>();
   try {
     for (const s of specs) {
