@@ -89,16 +89,23 @@ export class VideoLM implements ChatEngine, Disposable {
   /** Decodes the sampled frames and encodes them into a handle that any number of questions can reuse. */
   async encodeVideo(input: MediaInput, opts: EncodeOptions = {}): Promise<VideoHandle> {
     this.checkLive();
+    if (this.runner.encodeInput) {
+      const { progress, ...rest } = opts;
+      const encoded = await this.runner.encodeInput(input, rest);
+      return handleOf(labelOf(input), encoded.timestampsSec ?? [], encoded);
+    }
+    const { encode, frameSize } = this.runner;
+    if (!encode || !frameSize) throw new ModelError(`${this.info.id}: this model cannot encode videos`);
     const s = this.samplingOf(opts);
     await using video = await openVideo(input, { signal: opts.signal });
     const sample = await video.sample(policyOf(s));
     opts.progress?.start?.(sample.indices.length);
     try {
       const frames = video.frames(sample, {
-        size: (source) => this.runner.frameSize(source, s),
+        size: (source) => frameSize.call(this.runner, source, s),
         signal: opts.signal,
       });
-      const encoded = await this.runner.encode(frames, sample.timestampsSec, {
+      const encoded = await encode.call(this.runner, frames, sample.timestampsSec, {
         kind: video.info.kind,
         signal: opts.signal,
         onFrames: opts.progress?.frames,

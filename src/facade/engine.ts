@@ -45,6 +45,8 @@ export interface ChatEngine {
 /** The model's per-video state as a family produces it. */
 export interface EncodedVideo {
   readonly tokens: number;
+  /** Timestamps of the encoded frames, when the family sampled them itself (encodeInput). */
+  readonly timestampsSec?: readonly number[];
   readonly bytes: number;
   dispose(): void;
 }
@@ -53,10 +55,15 @@ export interface ModelRunner {
   readonly info: ModelInfo;
   /** The family's reference preprocessing (e.g. Vamba: 128 'middle' frames, edges 256/640). */
   readonly defaults: Required<SamplingOptions>;
-  /** The size frames are decoded at (the family's resize rules applied to the source size). */
-  frameSize(source: Size, opts: Required<SamplingOptions>): Size;
+  /** The size frames are decoded at for `encode` (the family's resize rules applied to the source size). */
+  frameSize?(source: Size, opts: Required<SamplingOptions>): Size;
+  /**
+   * A family with its own streamed video pipeline (Vamba: decode, patch and encode a batch at a time, its
+   * official per-duration defaults) takes the input itself; `opts` holds only what the caller set.
+   */
+  encodeInput?(input: MediaInput, opts: SamplingOptions & { signal?: AbortSignal }): Promise<EncodedVideo>;
   /** Decoded frames (in batches, in sampled order) → per-video state. Reports frames as it goes. */
-  encode(
+  encode?(
     frames: AsyncIterable<Frame[]>,
     timestampsSec: readonly number[],
     opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (done: number) => void },

@@ -8,6 +8,7 @@ export type RunnerLoader = (summary: ModelSummary, backend: Backend, id: string)
 
 const loaders = new Map<Architecture, RunnerLoader>([
   ['qwen2_vl', async (...a) => (await import('./runners/qwen2vl.js')).loadQwen2VLRunner(...a)],
+  ['vamba', async (...a) => (await import('./runners/vamba.js')).loadVambaRunner(...a)],
 ]);
 
 /** Replaces or adds the runner of an architecture (model families, tests). */

@@ -1,13 +1,15 @@
 /**
- * A tiny random-weight Qwen2-VL checkpoint written by the tests: the real model code runs on it (vision
- * tower, M-RoPE decoder, generation), with the needle task's small WordPiece tokenizer, which has Qwen's
- * chat and vision special tokens. Its answers are noise; its shapes, token counts and determinism are real.
+ * Tiny random-weight Qwen2-VL and Vamba checkpoints written by the tests: the real model code runs on them
+ * (vision tower, decoder, cross-attention and Mamba for Vamba, generation), with the needle task's small
+ * WordPiece tokenizer, which has Qwen's chat and vision special tokens. Their answers are noise; their
+ * shapes, token counts and determinism are real.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
 import { qwen2vlSpecs } from '../../src/models/qwen2vl/weights.js';
+import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import {
   needleTokenizerConfig,
   needleTokenizerJson,
@@ -60,8 +62,32 @@ export const TINY_PREPROCESSOR = {
   temporal_patch_size: 2,
 };
 
-export async function writeTinyQwen2VL(dir: string, seed = 11): Promise<void> {
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(TINY_QWEN2VL_CONFIG));
+/** Vamba: the same model plus cross-attention, α balancing and a small Mamba-2 mixer on the video tokens. */
+export const TINY_VAMBA_CONFIG = {
+  ...TINY_QWEN2VL_CONFIG,
+  use_alpha_balancing: true,
+  vision_mamba_mixer_config: {
+    enable: true,
+    d_state: 8,
+    headdim: 16,
+    expand: 2,
+    ngroups: 1,
+    chunk_size: 16,
+    d_conv: 4,
+  },
+};
+
+export function writeTinyQwen2VL(dir: string, seed = 11): Promise<void> {
+  return writeTinyModel(dir, 'qwen2_vl', seed);
+}
+
+export function writeTinyVamba(dir: string, seed = 12): Promise<void> {
+  return writeTinyModel(dir, 'vamba', seed);
+}
+
+async function writeTinyModel(dir: string, architecture: 'qwen2_vl' | 'vamba', seed: number): Promise<void> {
+  const json = architecture === 'vamba' ? TINY_VAMBA_CONFIG : TINY_QWEN2VL_CONFIG;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
   writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 2 }));
   writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(TINY_PREPROCESSOR));
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(needleTokenizerJson()));
@@ -70,7 +96,8 @@ export async function writeTinyQwen2VL(dir: string, seed = 11): Promise<void> {
     JSON.stringify({ ...needleTokenizerConfig(), chat_template: QWEN2VL_TEMPLATE }),
   );
   const r = rng(seed);
-  const specs = qwen2vlSpecs(parseQwen2VLConfig(TINY_QWEN2VL_CONFIG));
+  const config = parseQwen2VLConfig(json);
+  const specs = architecture === 'vamba' ? vambaSpecs(config) : qwen2vlSpecs(config);
   await saveSafetensors(
     join(dir, 'model.safetensors'),
     specs.map((s) => {

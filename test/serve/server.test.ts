@@ -9,7 +9,7 @@ import { VideoLM } from '../../src/api.js';
 import { encodePng } from '../../src/media/index.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { createServer, type LongshotServer, type ServeOptions } from '../../src/serve/index.js';
-import { writeTinyQwen2VL } from '../facade/tiny-qwen2vl.js';
+import { writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-qwen2vl.js';
 import { H264, makeVideo, pattern, scratch } from '../media/fixtures.js';
 
 /**
@@ -371,6 +371,41 @@ describe('OpenAI-compatible server', () => {
       assert.equal(health.video_cache.entries, 1);
     } finally {
       await small.server.close();
+    }
+  });
+});
+
+describe('OpenAI-compatible server over Vamba', () => {
+  it('reuses the encoded cross-attention K/V when the same video is asked about again', async () => {
+    const dir = scratch();
+    await writeTinyVamba(dir);
+    await makeVideo(join(dir, 'clip.mp4'), { ...SOURCE, frames: 20, fps: FPS, encode: H264 });
+    const server = createServer(await VideoLM.load(dir), { modelId: MODEL, media: { allowedRoot: dir } });
+    await server.app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (server.app.server.address() as AddressInfo).port;
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'x', maxRetries: 0 });
+      const request = withFour({
+        model: MODEL,
+        messages: ask('clip.mp4', 'Which word appeared?'),
+        max_tokens: 4,
+      });
+      const first = await client.chat.completions.create(request).withResponse();
+      const second = await client.chat.completions.create(request).withResponse();
+      assert.deepEqual(
+        [
+          first.response.headers.get('x-longshot-video-cache'),
+          second.response.headers.get('x-longshot-video-cache'),
+        ],
+        ['miss', 'hit'],
+      );
+      // Vamba's video is cross-attended, not in the text: 2 frame pairs of 4×4 tokens (frames raised to 256 px).
+      const video = 2 * 4 * 4;
+      assert.equal(first.data.usage?.prompt_tokens, textTokens('Which word appeared?') + video);
+      assert.equal(second.data.usage?.prompt_tokens_details?.cached_tokens, video);
+      assert.equal(second.data.choices[0].message.content, first.data.choices[0].message.content);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -7,7 +7,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelError } from '../../errors.js';
-import { generate, optionsFromGenerationConfig } from '../../generate/generate.js';
 import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
@@ -24,6 +23,7 @@ import type { Generation } from '../answer.js';
 import type { EncodedVideo, ModelRunner } from '../engine.js';
 import type { ModelSummary } from '../inspect.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../types.js';
+import { generateText } from './text-generation.js';
 
 interface Qwen2VLVideo extends EncodedVideo {
   kind: 'video' | 'image';
@@ -134,42 +134,27 @@ export class Qwen2VLRunner implements ModelRunner {
           ? { pixelValuesVideos: video.batch.pixelValues, videoGridThw: video.batch.grids }
           : {}),
     };
-    const maxNewTokens = opts.maxNewTokens ?? 512;
-    using session = this.model.session({ capacity: ids.length + maxNewTokens });
-    const config = this.model.config;
-    const base = this.model.generationConfig
-      ? optionsFromGenerationConfig(this.model.generationConfig)
-      : { stopTokens: config.eos_token_id };
-    const sampled = (opts.temperature ?? 0) > 0;
-    let completion = 0;
-    let finish: 'stop' | 'length' = 'length';
-    for await (const t of generate(session, inputs, {
-      ...base,
-      maxNewTokens,
-      doSample: sampled,
-      temperature: opts.temperature,
-      topK: opts.topK ?? (sampled ? base.topK : 0),
-      topP: opts.topP ?? (sampled ? base.topP : 1),
-      repetitionPenalty: opts.repetitionPenalty ?? base.repetitionPenalty,
-      seed: opts.seed,
-      promptIds: ids,
-      decoder: this.tokenizer.streamDecoder({ skipSpecialTokens: true }),
-      signal: opts.signal,
-    })) {
-      completion++;
-      if (t.finishReason === 'abort') opts.signal?.throwIfAborted();
-      if (t.finishReason) finish = t.finishReason === 'stop' ? 'stop' : 'length';
-      if (t.text) yield t.text;
-    }
+    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512) });
+    const { completionTokens, finishReason } = yield* generateText(
+      {
+        session,
+        input: inputs,
+        promptIds: ids,
+        tokenizer: this.tokenizer,
+        generationConfig: this.model.generationConfig,
+        eosTokenIds: this.model.config.eos_token_id,
+      },
+      opts,
+    );
     const videoTokens = video?.tokens ?? 0;
     return {
       usage: {
         promptTokens: ids.length - videoTokens,
         videoTokens,
-        completionTokens: completion,
-        totalTokens: ids.length + completion,
+        completionTokens,
+        totalTokens: ids.length + completionTokens,
       },
-      finishReason: finish,
+      finishReason,
     };
   }
 
