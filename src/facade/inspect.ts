@@ -5,6 +5,7 @@
 import { Checkpoint } from '../io/checkpoint.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../io/qwen2vl-config.js';
 import { roundHalfEven } from '../media/sampling.js';
+import { estimateMemory as estimateQwen2VL } from '../models/qwen2vl/size.js';
 import type { Architecture } from './types.js';
 
 export interface ModelSummary {
@@ -56,21 +57,19 @@ export interface FrameGeometry {
   height?: number;
   /** Bytes per activation element: 2 for bf16 on a GPU, 4 for the CPU backend's f32. */
   activationBytes?: number;
-  /** Prompt + answer tokens (default 512). */
-  textTokens?: number;
 }
 
 export interface MemoryEstimate {
   videoTokens: number;
   weights: number;
-  /** Per-video state kept for follow-up questions (Vamba: video hidden states + cross-attn K/V; Qwen2-VL: the KV cache of the video tokens). */
+  /** Per-video state (Vamba: video hidden states + cross-attn K/V; Qwen2-VL: the KV cache of the whole sequence). */
   videoState: number;
   /** The largest transient working set (one layer / one vision chunk at a time). */
   working: number;
   total: number;
 }
 
-/** Qwen2-VL's smart_resize to multiples of patch·merge (28), then tokens per temporal patch (2 frames). */
+/** Vamba's video tokens: smart_resize to multiples of patch·merge (28), merged tokens per temporal patch (2 frames). */
 export function videoTokens(config: Qwen2VLConfig, frames: number, width: number, height: number): number {
   const v = config.vision;
   const factor = v.patch_size * v.spatial_merge_size;
@@ -81,31 +80,34 @@ export function videoTokens(config: Qwen2VLConfig, frames: number, width: number
 
 /**
  * A planning estimate, not a measurement: weights as stored, the per-video state, and the biggest
- * transient buffer. Formulas (V video tokens, L layers, d hidden, kv·hd the K/V width, b activation bytes):
- *   Vamba     state = V·d·b (video hidden states) + L·V·2·kv·hd·b (cross-attention K/V, cached per video)
- *             working = V·(2·d_inner + 2·g·N + h)·4 (one Mamba in_proj output, f32)
- *   Qwen2-VL  state = L·(V+T)·2·kv·hd·b (KV cache: the video is in the sequence)
- *             working = (V+T)·(d + 2·ffn)·b (one decoder layer's MLP at prefill)
+ * transient buffer. Qwen2-VL uses its model's own estimate (models/qwen2vl/size.ts: the video is in the
+ * KV cache). Vamba (V video tokens, L layers, d hidden, kv·hd the K/V width, b activation bytes):
+ *   state = V·d·b (video hidden states) + L·V·2·kv·hd·b (cross-attention K/V, cached per video)
+ *   working = V·(2·d_inner + 2·g·N + h)·4 (one Mamba in_proj output, f32)
  */
 export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryEstimate {
   const { config } = summary;
-  const t = config.text;
   const b = g.activationBytes ?? 2;
-  const T = g.textTokens ?? 512;
-  const V = videoTokens(config, g.frames, g.width ?? 640, g.height ?? 360);
-  const kvWidth = 2 * t.num_key_value_heads * t.head_dim;
-  let videoState: number;
-  let working: number;
-  if (summary.architecture === 'vamba') {
-    const m = config.vision_mamba_mixer_config;
-    const dInner = m.expand * t.hidden_size;
-    const heads = dInner / m.headdim;
-    videoState = V * t.hidden_size * b + t.num_hidden_layers * V * kvWidth * b;
-    working = V * (2 * dInner + 2 * m.ngroups * m.d_state + heads) * 4;
-  } else {
-    videoState = t.num_hidden_layers * (V + T) * kvWidth * b;
-    working = (V + T) * (t.hidden_size + 2 * t.intermediate_size) * b;
+  const width = g.width ?? 640;
+  const height = g.height ?? 360;
+  if (summary.architecture === 'qwen2_vl') {
+    const q = estimateQwen2VL(config, { frames: g.frames, width, height, dtype: b === 4 ? 'f32' : 'bf16' });
+    const videoState = q.kvCacheBytes;
+    return {
+      videoTokens: q.tokens.video,
+      weights: summary.weightBytes,
+      videoState,
+      working: q.activationBytes,
+      total: summary.weightBytes + videoState + q.activationBytes,
+    };
   }
+  const t = config.text;
+  const m = config.vision_mamba_mixer_config;
+  const V = videoTokens(config, g.frames, width, height);
+  const dInner = m.expand * t.hidden_size;
+  const videoState =
+    V * t.hidden_size * b + t.num_hidden_layers * V * 2 * t.num_key_value_heads * t.head_dim * b;
+  const working = V * (2 * dInner + 2 * m.ngroups * m.d_state + dInner / m.headdim) * 4;
   return {
     videoTokens: V,
     weights: summary.weightBytes,

@@ -7,8 +7,11 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { vambaSpecs } from '../../src/models/vamba/weights.js';
+import { countParams } from '../../src/nn/params.js';
 import { TINY_TENSORS, writeTinyCheckpoint } from '../facade/tiny-checkpoint.js';
-import { writeTinyQwen2VL } from '../facade/tiny-qwen2vl.js';
+import { TINY_VAMBA_CONFIG, writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-qwen2vl.js';
 import { FakeHub } from '../hub/fake-hub.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 
@@ -229,6 +232,15 @@ describe('longshot CLI', () => {
     assert.match(text.stdout, /video \(128 frames 640x360\)\s+\d+ tokens/);
     const missing = await cli(['info', '--model', join(tmp, 'nothing', 'here')]);
     assert.equal(missing.code, 4);
+    const vambaDir = join(tmp, 'vamba');
+    mkdirSync(vambaDir);
+    await writeTinyVamba(vambaDir);
+    const vamba = await cli(['info', '--model', vambaDir, '--frames', '8', '--json']);
+    assert.equal(vamba.code, 0, vamba.stderr);
+    const v = JSON.parse(vamba.stdout);
+    assert.equal(v.architecture, 'vamba');
+    assert.equal(v.parameters, countParams(vambaSpecs(parseQwen2VLConfig(TINY_VAMBA_CONFIG))));
+    assert.equal(v.memory_bytes.videoTokens, 4 * 23 * 13);
   });
 
   it('download fetches a hub model into the HF cache; info then reads it by id', async () => {
