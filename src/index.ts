@@ -38,3 +38,4 @@ export * from './models/qwen2vl/index.js';
 export * from './models/vamba/index.js';
 export * as nn from './nn/index.js';
 export * from './runtime/index.js';
+export { ApiError, createServer, type LongshotServer, type ServeOptions } from './serve/index.js';
