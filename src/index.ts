@@ -1,4 +1,5 @@
 import './backends/cpu/index.js';
+import './backends/cuda/index.js';
 
 export { type AskOptions, policyOf, VideoLM } from './api.js';
 export * from './errors.js';
