@@ -156,7 +156,6 @@ export class Video implements AsyncDisposable {
       info: this.info,
       index,
       size,
-      keyframesOnly,
       stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
       signal,
       problems: stream.problems,
@@ -196,7 +195,7 @@ export class Video implements AsyncDisposable {
         slot++;
       }
     };
-    for (const run of planRuns(index, source, { ...options, keyframesOnly })) {
+    for (const run of planRuns(index, source, options)) {
       for await (const decoded of decodeRun(ctx, run) as AsyncGenerator<DecodedFrame>) {
         skip(decoded.frame);
         const full = emit(decoded.frame, decoded.data);
