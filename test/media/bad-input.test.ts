@@ -106,6 +106,10 @@ test('absurd resolution and absurd output sizes', async () => {
   );
   await rejectsInput(() => decodeAll(good, { size: { width: 100000, height: 10 } }), /invalid/);
   await rejectsInput(() => decodeAll(good, { batchSize: 0 }), /batchSize/);
+  await rejectsInput(
+    () => collect(decodeFrames(good, { kind: 'indices', indices: [10, 40] })),
+    /frame index 40 is outside the video's 40 frames/,
+  );
 });
 
 test('a corrupt region in the middle: the rest is decoded, the lost frames are reported', async () => {
