@@ -144,7 +144,7 @@ export class Video implements AsyncDisposable {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
     const index = await this.index();
-    const sample = 'kind' in what ? await this.sample(what) : what;
+    const sample = await this.sample('kind' in what ? what : { kind: 'indices', indices: what.indices });
     const size = resolveSize(options.size, { width: this.info.width, height: this.info.height });
     const keyframesOnly = options.accuracy === 'keyframe' && this.info.kind === 'video';
     // What each sample slot is served by: the frame itself, or its nearest keyframe.
@@ -156,7 +156,6 @@ export class Video implements AsyncDisposable {
       info: this.info,
       index,
       size,
-      keyframesOnly,
       stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
       signal,
       problems: stream.problems,
@@ -196,7 +195,7 @@ export class Video implements AsyncDisposable {
         slot++;
       }
     };
-    for (const run of planRuns(index, source, { ...options, keyframesOnly })) {
+    for (const run of planRuns(index, source, options)) {
       for await (const decoded of decodeRun(ctx, run) as AsyncGenerator<DecodedFrame>) {
         skip(decoded.frame);
         const full = emit(decoded.frame, decoded.data);

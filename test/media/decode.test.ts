@@ -173,6 +173,20 @@ test('sparse frames from a long-GOP video with B-frames: seeks, and still the ex
         [110, [119]],
       ],
     );
+    // Frames that are all keyframes are decoded alone (-skip_frame nokey), with no seeking between them.
+    const keyChosen = [0, 10, 20, 50, 55];
+    assert.deepEqual(
+      planRuns(index, keyChosen).map((r) => [r.seekFrame, r.frames, r.keyframesOnly]),
+      [
+        [0, [0, 10, 20, 50], true],
+        [50, [55], false],
+      ],
+    );
+    const keyFrames = await collect(video.frames({ kind: 'indices', indices: keyChosen }));
+    assert.deepEqual(
+      keyFrames.frames.map((f) => readFrame(f, 64, 48).index),
+      keyChosen,
+    );
     const { frames } = await collect(video.frames({ kind: 'indices', indices: chosen }));
     assert.deepEqual(
       frames.map((f) => [f.index, readFrame(f, 64, 48).index]),
