@@ -191,6 +191,29 @@ describe('OpenAI-compatible server', () => {
     assert.equal(events.at(-1), 'data: [DONE]');
   });
 
+  it('stops generating as soon as a streaming client goes away', async () => {
+    const ctrl = new AbortController();
+    const res = await fetch(`${s.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      // Far more tokens than the test could wait for: only stopping frees the model.
+      body: JSON.stringify(
+        withFour({ model: MODEL, messages: ask('clip.mp4'), stream: true, max_tokens: 100_000 }),
+      ),
+      signal: ctrl.signal,
+    });
+    assert.equal(res.status, 200);
+    await res.body!.getReader().read();
+    ctrl.abort();
+    const started = Date.now();
+    for (;;) {
+      const health = await (await fetch(`${s.url}/health`)).json();
+      if (health.queue.running === 0) break;
+      assert.ok(Date.now() - started < 10_000, 'the generation went on after the client left');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+
   it('answers about an image given as a data: URL', async () => {
     const w = 32;
     const h = 32;
@@ -351,6 +374,39 @@ describe('OpenAI-compatible server', () => {
       }
     } finally {
       await slow.server.close();
+    }
+
+    // A stream that has started ends with an error event instead of [DONE]. (An image encodes in
+    // milliseconds, so the time goes to generating far more tokens than the limit allows.)
+    const midway = await start(root, { timeoutMs: 1500 });
+    try {
+      const grey = pattern(3, 32, 32);
+      const rgb = new Uint8Array(32 * 32 * 3).map((_, i) => grey[Math.floor(i / 3)]);
+      const image = `data:image/png;base64,${encodePng(32, 32, rgb).toString('base64')}`;
+      const res = await post(midway.url, {
+        model: MODEL,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image_url', image_url: { url: image } },
+              { type: 'text', text: 'Describe.' },
+            ],
+          },
+        ],
+        stream: true,
+        max_tokens: 100_000,
+      });
+      assert.equal(res.status, 200);
+      const events = (await res.text()).split('\n\n').filter(Boolean);
+      assert.ok(events.length > 2, 'the stream never started');
+      assert.match(
+        events.at(-1)!,
+        /^data: \{"error":\{"message":"the request took longer than 1500 ms".*"code":"timeout"/,
+      );
+      assert.ok(!events.includes('data: [DONE]'));
+    } finally {
+      await midway.server.close();
     }
   });
 

@@ -2,6 +2,7 @@
  * The generation loop both families share: facade options → `generate` options (temperature 0 = greedy;
  * unset values from the checkpoint's generation_config.json), text pieces out, token counts back.
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { type GenerateOptions, generate, optionsFromGenerationConfig } from '../../generate/generate.js';
 import type { CausalLM } from '../../generate/types.js';
 import type { GenerationConfig } from '../../io/generation-config.js';
@@ -41,6 +42,9 @@ export async function* generateText<Input>(
     signal: opts.signal,
   })) {
     completionTokens++;
+    // On the CPU every step computes synchronously: let I/O in between tokens (a server's other requests,
+    // health checks, a client hanging up) instead of starving the event loop for the whole answer.
+    await yieldToEventLoop();
     if (t.finishReason === 'abort') opts.signal?.throwIfAborted();
     if (t.finishReason) finishReason = t.finishReason === 'stop' ? 'stop' : 'length';
     if (t.text) yield t.text;
