@@ -10,7 +10,8 @@
  * It composes media (probe, sampling, decoding at the size the model wants) → the model family's runner
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
-import './backends/cpu/index.js'; // the CPU backend is always available
+import './backends/cpu/index.js'; // always available
+import './backends/cuda/index.js'; // registered lazily: nothing native loads until --device cuda
 import { ModelError } from './errors.js';
 import { Answer, type Generation } from './facade/answer.js';
 import { defaultModelDir } from './facade/default-model.js';
@@ -58,7 +59,7 @@ export class VideoLM implements ChatEngine, Disposable {
       );
     const device = opts.device ?? 'cpu';
     const backend = await getBackend(device).catch((e: Error) => {
-      throw new ModelError(`device '${device}' is not available: ${e.message}; use --device cpu`, {
+      throw new ModelError(`device '${device}' is not available: ${e.message}`, {
         cause: e,
       });
     });
