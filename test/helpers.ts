@@ -77,3 +77,15 @@ export function assertCloseScaled(
   for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
   assertClose(actual, expected, tol, what, Math.max(scale, 1e-30));
 }
+
+/** max |a − b| / max |b|: the error relative to the array's scale (logits; elementwise ratios blow up near zero). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`length ${a.length} ≠ ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
