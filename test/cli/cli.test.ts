@@ -11,7 +11,7 @@ import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
 import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import { countParams } from '../../src/nn/params.js';
 import { TINY_TENSORS, writeTinyCheckpoint } from '../facade/tiny-checkpoint.js';
-import { TINY_VAMBA_CONFIG, writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-qwen2vl.js';
+import { TINY_VAMBA_CONFIG, writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-models.js';
 import { FakeHub } from '../hub/fake-hub.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 

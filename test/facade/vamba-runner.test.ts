@@ -7,7 +7,7 @@ import { vambaChatPrompt } from '../../src/facade/runners/vamba.js';
 import { vambaPrompt } from '../../src/io/prompt.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
-import { writeTinyVamba } from './tiny-qwen2vl.js';
+import { writeTinyVamba } from './tiny-models.js';
 
 describe('VideoLM over a tiny random Vamba', () => {
   let model: VideoLM;

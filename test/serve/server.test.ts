@@ -9,7 +9,7 @@ import { VideoLM } from '../../src/api.js';
 import { encodePng } from '../../src/media/index.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { createServer, type LongshotServer, type ServeOptions } from '../../src/serve/index.js';
-import { writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-qwen2vl.js';
+import { writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-models.js';
 import { H264, makeVideo, pattern, scratch } from '../media/fixtures.js';
 
 /**
