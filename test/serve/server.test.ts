@@ -340,6 +340,27 @@ describe('OpenAI-compatible server', () => {
     assert.equal((await nope.json()).error.code, 'not_found');
   });
 
+  it('requires the API key when one is set', async () => {
+    const locked = await start(root, { apiKey: 'sesame' });
+    try {
+      const denied = await fetch(`${locked.url}/v1/models`);
+      assert.equal(denied.status, 401);
+      assert.equal((await denied.json()).error.code, 'invalid_api_key');
+      await assert.rejects(
+        locked.client.models.list(),
+        (e: unknown) => e instanceof OpenAI.AuthenticationError,
+      );
+      const client = new OpenAI({ baseURL: `${locked.url}/v1`, apiKey: 'sesame', maxRetries: 0 });
+      assert.deepEqual(
+        (await client.models.list()).data.map((m) => m.id),
+        [MODEL],
+      );
+      assert.equal((await fetch(`${locked.url}/health`)).status, 200, 'health checks need no key');
+    } finally {
+      await locked.server.close();
+    }
+  });
+
   it('answers 429 when the queue is full, and 504 past the request timeout', async () => {
     const busy = await start(root, { concurrency: 1, maxQueue: 0 });
     try {
