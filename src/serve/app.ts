@@ -52,14 +52,10 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 64 * 2 ** 20 });
 
   app.setErrorHandler((error, _req, reply) => {
-    const e =
-      error instanceof ApiError
-        ? error
-        : typeof (error as { statusCode?: number }).statusCode === 'number' &&
-            (error as { statusCode: number }).statusCode < 500
-          ? new ApiError((error as { statusCode: number }).statusCode, (error as Error).message)
-          : toApiError(error);
-    sendError(reply, e);
+    // fastify's own 4xx (unparsable JSON, body too large) keep their status; everything else is mapped.
+    const status = (error as { statusCode?: number }).statusCode;
+    const fastify4xx = !(error instanceof ApiError) && status !== undefined && status >= 400 && status < 500;
+    sendError(reply, fastify4xx ? new ApiError(status, (error as Error).message) : toApiError(error));
   });
   app.setNotFoundHandler((req, reply) =>
     sendError(
