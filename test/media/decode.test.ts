@@ -304,6 +304,7 @@ test('every frame, in batches, and padding repeats the last frame', async () => 
   );
   const padded = await collect(decodeFrames(videos.mp4.file, { kind: 'middle', numFrames: 43 }));
   assert.equal(padded.frames.length, 43);
+  assert.deepEqual(padded.batches, [8, 8, 8, 8, 8, 3]);
   assert.deepEqual(
     padded.frames.slice(-4).map((f) => [f.index, readFrame(f, 64, 48).index]),
     [
