@@ -169,8 +169,15 @@ export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
   if (run.keyframesOnly) args.push('-skip_frame', 'nokey');
   if (run.work < SHORT_RUN_FRAMES) args.push('-threads', '1');
   if (run.seekFrame > 0) {
-    // Half a millisecond past the keyframe: the demuxer lands on that keyframe and never one earlier.
-    const at = index.pts[run.seekFrame] * index.timeBase - info.startTimeSec + 0.0005;
+    // ffmpeg moves the seek point 3/23 s earlier for streams with B-frames in containers that index by
+    // dts; aim that far past the keyframe (well short of the next: seek points are rounded to the time
+    // base) so the demuxer lands on it.
+    const key = run.seekFrame;
+    let next = key + 1;
+    while (next < index.count && !index.keyframe[next]) next++;
+    const gap =
+      next < index.count ? (index.pts[next] - index.pts[key]) * index.timeBase : Number.POSITIVE_INFINITY;
+    const at = index.pts[key] * index.timeBase - info.startTimeSec + Math.min(3 / 23 + 0.0005, gap / 4);
     args.push('-ss', at.toFixed(6), '-noaccurate_seek');
   }
   args.push('-copyts', '-i', ctx.path, '-map', `0:${info.streamIndex}`);
