@@ -66,15 +66,16 @@ export class RandomWeights implements TensorSource, Disposable {
 
   async read(name: string): Promise<HostTensor> {
     const shape = this.#shape(name);
-    return { dtype: 'F32', shape, data: this.#host(name, shape) };
+    return { dtype: 'F32', shape, data: this.#fixed(name, shape) ?? this.#uniform(numel(shape)) };
   }
 
   async loadTensor(backend: Backend, name: string, opts: LoadOptions = {}): Promise<Tensor> {
     const shape = this.#shape(name);
     const dtype = opts.dtype ?? 'f32';
     const n = numel(shape);
-    if (n < HOST_LIMIT || n % ROW || this.#fixed(name, shape) !== null)
-      return ops.tensor(backend, this.#host(name, shape), shape, dtype);
+    const fixed = this.#fixed(name, shape);
+    if (fixed || n < HOST_LIMIT || n % ROW)
+      return ops.tensor(backend, fixed ?? this.#uniform(n), shape, dtype);
     const ids = new Int32Array(n / ROW);
     for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(this.#rng.next() * POOL_ROWS);
     const idx = ops.tensor(backend, ids, [ids.length], 'i32');
@@ -103,12 +104,6 @@ export class RandomWeights implements TensorSource, Disposable {
     if (/(norm|ln_q)[^.]*\.weight$/.test(name)) return new Float32Array(numel(shape)).fill(1);
     if (/\.bias$/.test(name)) return new Float32Array(numel(shape));
     return null;
-  }
-
-  #host(name: string, shape: readonly number[]): Float32Array {
-    const fixed = this.#fixed(name, shape);
-    if (fixed) return fixed;
-    return this.#uniform(numel(shape));
   }
 
   /** U(±std·√3): mean 0, standard deviation std. */
