@@ -32,6 +32,14 @@ __global__ void __launch_bounds__(1024) rms_norm_kernel(T *__restrict__ out, con
   constexpr int C = R > 0 ? R : 1;
   float z[C][V], g[C][V];
   float ss = 0.f;
+  // A row held in one pack per thread also loads its weights before the reduction, so their latency overlaps
+  // the row's instead of following the block barrier.
+  constexpr bool kEarlyWeight = R == 1;
+  float w0[V];
+  if constexpr (kEarlyWeight) {
+    const int64_t i = int64_t(threadIdx.x) * V;
+    if (weight && i < groupSize) load_pack<W, V>(weight, wbase + i, w0);
+  }
   // Pass 1: z = x (·silu(gate) when gating first), sum of squares.
   auto first = [&](int64_t i, float(&zz)[V], float(&gg)[V]) {
     load_pack<T, V>(x, base + i, zz);
@@ -50,7 +58,12 @@ __global__ void __launch_bounds__(1024) rms_norm_kernel(T *__restrict__ out, con
   const float inv = rsqrtf(block_sum(ss) / static_cast<float>(groupSize) + eps);
   auto second = [&](int64_t i, float(&zz)[V], const float(&gg)[V]) {
     float w[V];
-    if (weight) load_pack<W, V>(weight, wbase + i, w);
+    if constexpr (kEarlyWeight) {
+#pragma unroll
+      for (int j = 0; j < V; j++) w[j] = w0[j];
+    } else if (weight) {
+      load_pack<W, V>(weight, wbase + i, w);
+    }
 #pragma unroll
     for (int j = 0; j < V; j++) {
       float y = zz[j] * inv;
@@ -74,6 +87,13 @@ __global__ void __launch_bounds__(1024) layer_norm_kernel(T *__restrict__ out, c
   constexpr int C = R > 0 ? R : 1;
   float v[C][V];
   float s = 0.f;
+  constexpr bool kEarlyWeight = R == 1;  // as in rms_norm_kernel: weights load before the reductions
+  float w0[V], b0[V];
+  if constexpr (kEarlyWeight) {
+    const int64_t i = int64_t(threadIdx.x) * V;
+    if (weight && i < dim) load_pack<W, V>(weight, i, w0);
+    if (bias && i < dim) load_pack<W, V>(bias, i, b0);
+  }
   auto load = [&](int64_t i, float(&vv)[V]) { load_pack<T, V>(x, base + i, vv); };
   auto add = [&](const float(&vv)[V]) {
 #pragma unroll
@@ -98,8 +118,16 @@ __global__ void __launch_bounds__(1024) layer_norm_kernel(T *__restrict__ out, c
   const float inv = rsqrtf(block_sum(q) / static_cast<float>(dim) + eps);
   auto write = [&](int64_t i, float(&vv)[V]) {
     float w[V], b[V];
-    if (weight) load_pack<W, V>(weight, i, w);
-    if (bias) load_pack<W, V>(bias, i, b);
+    if constexpr (kEarlyWeight) {
+#pragma unroll
+      for (int j = 0; j < V; j++) {
+        w[j] = w0[j];
+        b[j] = b0[j];
+      }
+    } else {
+      if (weight) load_pack<W, V>(weight, i, w);
+      if (bias) load_pack<W, V>(bias, i, b);
+    }
 #pragma unroll
     for (int j = 0; j < V; j++) {
       float y = (vv[j] - mean) * inv;
