@@ -155,6 +155,8 @@ test('rotary: shared and per-batch tables, partial rotary dim, packed full-width
         ops.rotary(cx, cc, cs),
         TOL[dtype],
         `rotary ${dtype} d${headDim} rot${rot} tables×${tableBatch}`,
+        // x1·cos − x2·sin cancels products of the data's size: their f32 rounding sets the floor.
+        1e-2,
       );
     }
 });

@@ -87,13 +87,6 @@ __global__ void __launch_bounds__(1024) layer_norm_kernel(T *__restrict__ out, c
   constexpr int C = R > 0 ? R : 1;
   float v[C][V];
   float s = 0.f;
-  constexpr bool kEarlyWeight = R == 1;  // as in rms_norm_kernel: weights load before the reductions
-  float w0[V], b0[V];
-  if constexpr (kEarlyWeight) {
-    const int64_t i = int64_t(threadIdx.x) * V;
-    if (weight && i < dim) load_pack<W, V>(weight, i, w0);
-    if (bias && i < dim) load_pack<W, V>(bias, i, b0);
-  }
   auto load = [&](int64_t i, float(&vv)[V]) { load_pack<T, V>(x, base + i, vv); };
   auto add = [&](const float(&vv)[V]) {
 #pragma unroll
@@ -118,16 +111,8 @@ __global__ void __launch_bounds__(1024) layer_norm_kernel(T *__restrict__ out, c
   const float inv = rsqrtf(block_sum(q) / static_cast<float>(dim) + eps);
   auto write = [&](int64_t i, float(&vv)[V]) {
     float w[V], b[V];
-    if constexpr (kEarlyWeight) {
-#pragma unroll
-      for (int j = 0; j < V; j++) {
-        w[j] = w0[j];
-        b[j] = b0[j];
-      }
-    } else {
-      if (weight) load_pack<W, V>(weight, i, w);
-      if (bias) load_pack<W, V>(bias, i, b);
-    }
+    if (weight) load_pack<W, V>(weight, i, w);
+    if (bias) load_pack<W, V>(bias, i, b);
 #pragma unroll
     for (int j = 0; j < V; j++) {
       float y = (vv[j] - mean) * inv;

@@ -7,7 +7,9 @@
 //   3. ssd_chunk_scan: per (chunk, head, 64-token block) y = exp(dA_t)·C_t·S_start
 //      + Σ_{s≤t} (C_t·B_s)·exp(dA_t − dA_s)·dt_s·x_s + D·x_t.
 // The matrix products run on tensor cores (WMMA, bf16 in, f32 accumulate) for bf16 operands and on f32
-// CUDA cores for f32 operands; everything else is f32. Runs of chunks bound the workspace at long lengths.
+// CUDA cores for f32 operands; everything else is f32. The chunk-state product's f32 operand is split into two
+// bf16 parts, so the carried state is as precise as an f32 recurrence over the bf16 inputs (y keeps the bf16
+// rounding of its operands, as mamba_ssm's kernels do). Runs of chunks bound the workspace at long lengths.
 #include "ssd.h"
 
 #include <mma.h>
