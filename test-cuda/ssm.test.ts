@@ -13,6 +13,12 @@ const CHECK: Record<string, { tol: number; floor: number }> = {
   bf16: { tol: 2e-2, floor: 0.5 },
   f32: { tol: 1e-4, floor: 0.1 },
 };
+// Final states are f32 in both dtypes: with bf16 inputs only the inputs' own rounding remains (the kernel splits
+// the decay-weighted x operand of the chunk-state product into two bf16 parts), so they are held tighter than y.
+const STATE: Record<string, { tol: number; floor: number }> = {
+  bf16: { tol: 1e-3, floor: 5e-2 },
+  f32: { tol: 1e-4, floor: 0.1 },
+};
 
 interface SsdShape {
   batch: number;
@@ -67,6 +73,7 @@ const side = (i: 0 | 1, p: ReturnType<ReturnType<typeof ssdProblem>['slice']>) =
 
 for (const dtype of ['bf16', 'f32'] as const) {
   const { tol, floor } = CHECK[dtype];
+  const st = STATE[dtype];
 
   test(`ssdScan ${dtype}: 2 groups, length not a multiple of the chunk, initial state, split prefill`, async () => {
     const shape = { batch: 2, len: 300, heads: 4, headDim: 40, groups: 2, dState: 72 };
@@ -84,7 +91,7 @@ for (const dtype of ['bf16', 'f32'] as const) {
     const refSecond = ops.ssdScan({ ...side(1, second), A: cA, D: cD, state: refFirst.state }, 64);
     await assertParity(g1.y, refFirst.y, tol, 'first half y', floor);
     await assertParity(g2.y, refSecond.y, tol, 'second half y', floor);
-    await assertParity(g2.state, ref.state, tol, 'final state after the split', floor);
+    await assertParity(g2.state, ref.state, st.tol, 'final state after the split', st.floor);
   });
 
   test(`ssdScan ${dtype}: Mamba-2 layout (headDim 64, dState 128, 1 group, chunk 256, no D)`, async () => {
@@ -94,7 +101,7 @@ for (const dtype of ['bf16', 'f32'] as const) {
     const g = ops.ssdScan({ ...side(0, p), A: pr.A[0] }, 256);
     const c = ops.ssdScan({ ...side(1, p), A: pr.A[1] }, 256);
     await assertParity(g.y, c.y, tol, 'y', floor);
-    await assertParity(g.state, c.state, tol, 'state', floor);
+    await assertParity(g.state, c.state, st.tol, 'state', st.floor);
   });
 
   test(`ssmStep ${dtype}: token-by-token steps equal the scan`, async () => {
@@ -120,7 +127,7 @@ for (const dtype of ['bf16', 'f32'] as const) {
         }),
       );
     }
-    await assertParity(state, scan.state, tol, 'state after the steps', floor);
+    await assertParity(state, scan.state, st.tol, 'state after the steps', st.floor);
     // y of step t is token t of the scan.
     const want = await scan.y.data();
     const inner = shape.heads * shape.headDim;

@@ -1,17 +1,9 @@
 /** Shared test utilities: seeded random inputs and float64 comparisons. */
 import assert from 'node:assert/strict';
+import { seededUniform } from '../src/util/random.js';
 
-/** Mulberry32: a small seeded PRNG so a failing case can be replayed from its seed. */
-export function rng(seed = (Math.random() * 2 ** 32) >>> 0): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform stream (the project's mulberry32) so a failing case can be replayed from its seed. */
+export const rng = (seed = (Math.random() * 2 ** 32) >>> 0): (() => number) => seededUniform(seed);
 
 /**
  * Wraps a test body that draws fresh random inputs: the seed is random each run (or LONGSHOT_SEED to
@@ -84,4 +76,16 @@ export function assertCloseScaled(
   let scale = 0;
   for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
   assertClose(actual, expected, tol, what, Math.max(scale, 1e-30));
+}
+
+/** max |a − b| / max |b|: the error relative to the array's scale (logits; elementwise ratios blow up near zero). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`length ${a.length} ≠ ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
 }

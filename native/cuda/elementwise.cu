@@ -90,10 +90,12 @@ __device__ __forceinline__ float apply_unary(UnaryOp op, float v) {
     }
     case UnaryOp::Silu:
       return v / (1.f + __expf(-v));
+    // Both GELUs in forms without the cancellation of 1 + erf / 1 + tanh for negative v (which gives 0 where
+    // the value is still ~1e-9·v): Φ(v) = erfc(−v/√2)/2 and (1 + tanh u)/2 = σ(2u).
     case UnaryOp::Gelu:
-      return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+      return 0.5f * v * erfcf(v * -0.70710678118654752f);
     case UnaryOp::GeluTanh:
-      return 0.5f * v * (1.f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+      return v * sigmoidf(1.5957691216057308f * (v + 0.044715f * v * v * v));
     case UnaryOp::QuickGelu:
       return v * sigmoidf(1.702f * v);
     case UnaryOp::Softplus:

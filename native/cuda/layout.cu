@@ -33,6 +33,45 @@ __global__ void rotary_kernel(T *__restrict__ out, const T *__restrict__ x, cons
   }
 }
 
+/**
+ * Full-width rotary (rotaryDim = headDim) with 16-byte accesses: a thread owns V consecutive pairs (j, j + half)
+ * of one position and applies them to HG heads, so each cos/sin pack is loaded once per HG heads instead of
+ * once per head (the f32 tables otherwise outweigh the activations).
+ */
+template <typename T, int V, int HG>
+__global__ void rotary_packed(T *__restrict__ out, const T *__restrict__ x, const float *__restrict__ cos,
+                              const float *__restrict__ sin, uint32_t total, uint32_t heads, uint32_t seq,
+                              uint32_t half, uint32_t packsPerHalf, uint32_t headGroups, bool tableShared) {
+  for (uint32_t w = blockIdx.x * blockDim.x + threadIdx.x; w < total; w += gridDim.x * blockDim.x) {
+    const uint32_t jp = w % packsPerHalf, rest = w / packsPerHalf;
+    const uint32_t hg = rest % headGroups, pos = rest / headGroups;  // pos: batch·seq + position
+    const uint32_t j = jp * V;
+    const size_t t = size_t(tableShared ? pos % seq : pos) * (2 * half) + j;
+    float c1[V], s1[V], c2[V], s2[V];
+    load_pack<float, V>(cos, t, c1);
+    load_pack<float, V>(sin, t, s1);
+    load_pack<float, V>(cos, t + half, c2);
+    load_pack<float, V>(sin, t + half, s2);
+#pragma unroll
+    for (int k = 0; k < HG; k++) {
+      const uint32_t h = hg * HG + k;
+      if (h >= heads) break;
+      const size_t base = (size_t(pos) * heads + h) * (2 * half) + j;
+      float x1[V], x2[V];
+      load_pack<T, V>(x, base, x1);
+      load_pack<T, V>(x, base + half, x2);
+#pragma unroll
+      for (int e = 0; e < V; e++) {
+        const float a = x1[e], b = x2[e];
+        x1[e] = a * c1[e] - b * s1[e];  // rotate_half: [x1, x2] → [−x2, x1]
+        x2[e] = b * c2[e] + a * s2[e];
+      }
+      store_pack<T, V>(out, base, x1);
+      store_pack<T, V>(out, base + half, x2);
+    }
+  }
+}
+
 /** Gathers units (elements or runs of bytes) through per-axis source strides (may be negative). */
 struct Gather {
   int rank;
@@ -183,7 +222,16 @@ void launch_rotary(void *out, const void *x, ET t, const float *cos, const float
   LS_DISPATCH_FLOAT(t, T, {
     auto o = static_cast<T *>(out);
     auto i = static_cast<const T *>(x);
-    if (size_t(batch) * seq * heads * headDim < (size_t(1) << 32))
+    constexpr int V = 8, HG = 4;  // 8 pairs: 16-byte activation packs in bf16/f16, two in f32
+    const int64_t half = rotaryDim / 2, packsPerHalf = half / V, headGroups = (heads + HG - 1) / HG;
+    const bool packed = rotaryDim == headDim && half % V == 0 && size_t(batch) * seq * heads * headDim < (size_t(1) << 32) &&
+                        aligned_to(out, 16) && aligned_to(x, 16) && aligned_to(cos, 16) && aligned_to(sin, 16);
+    if (packed) {
+      const size_t work = size_t(batch) * seq * headGroups * packsPerHalf;
+      rotary_packed<T, V, HG><<<grid_for(work, kBlock), kBlock, 0, s>>>(
+          o, i, cos, sin, uint32_t(work), uint32_t(heads), uint32_t(seq), uint32_t(half), uint32_t(packsPerHalf),
+          uint32_t(headGroups), tableShared);
+    } else if (size_t(batch) * seq * heads * headDim < (size_t(1) << 32))
       rotary_kernel<T, uint32_t><<<grid_for(total, kBlock), kBlock, 0, s>>>(
           o, i, cos, sin, uint32_t(total), uint32_t(heads), uint32_t(seq), uint32_t(headDim), uint32_t(rotaryDim),
           tableShared);

@@ -32,6 +32,14 @@ __global__ void __launch_bounds__(1024) rms_norm_kernel(T *__restrict__ out, con
   constexpr int C = R > 0 ? R : 1;
   float z[C][V], g[C][V];
   float ss = 0.f;
+  // A row held in one pack per thread also loads its weights before the reduction, so their latency overlaps
+  // the row's instead of following the block barrier.
+  constexpr bool kEarlyWeight = R == 1;
+  float w0[V];
+  if constexpr (kEarlyWeight) {
+    const int64_t i = int64_t(threadIdx.x) * V;
+    if (weight && i < groupSize) load_pack<W, V>(weight, wbase + i, w0);
+  }
   // Pass 1: z = x (·silu(gate) when gating first), sum of squares.
   auto first = [&](int64_t i, float(&zz)[V], float(&gg)[V]) {
     load_pack<T, V>(x, base + i, zz);
@@ -50,7 +58,12 @@ __global__ void __launch_bounds__(1024) rms_norm_kernel(T *__restrict__ out, con
   const float inv = rsqrtf(block_sum(ss) / static_cast<float>(groupSize) + eps);
   auto second = [&](int64_t i, float(&zz)[V], const float(&gg)[V]) {
     float w[V];
-    if (weight) load_pack<W, V>(weight, wbase + i, w);
+    if constexpr (kEarlyWeight) {
+#pragma unroll
+      for (int j = 0; j < V; j++) w[j] = w0[j];
+    } else if (weight) {
+      load_pack<W, V>(weight, wbase + i, w);
+    }
 #pragma unroll
     for (int j = 0; j < V; j++) {
       float y = zz[j] * inv;

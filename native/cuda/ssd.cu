@@ -7,7 +7,9 @@
 //   3. ssd_chunk_scan: per (chunk, head, 64-token block) y = exp(dA_t)·C_t·S_start
 //      + Σ_{s≤t} (C_t·B_s)·exp(dA_t − dA_s)·dt_s·x_s + D·x_t.
 // The matrix products run on tensor cores (WMMA, bf16 in, f32 accumulate) for bf16 operands and on f32
-// CUDA cores for f32 operands; everything else is f32. Runs of chunks bound the workspace at long lengths.
+// CUDA cores for f32 operands; everything else is f32. The chunk-state product's f32 operand is split into two
+// bf16 parts, so the carried state is as precise as an f32 recurrence over the bf16 inputs (y keeps the bf16
+// rounding of its operands, as mamba_ssm's kernels do). Runs of chunks bound the workspace at long lengths.
 #include "ssd.h"
 
 #include <mma.h>
@@ -32,9 +34,11 @@ __device__ __forceinline__ float load_param(const void *p, DT t, int i) {
 // C[M×N] (f32, row-major, ldc) += A[M×K]·B[K×N]. A is row-major (A[m·lda + k]) or, when ACol, column-major
 // (A[k·lda + m]); B is row-major (B[k·ldb + n]) or, when BCol, column-major (B[n·ldb + k]). M, N, K are
 // multiples of 16; the whole block cooperates and the caller synchronises around it.
+// When `Alo` is given (same layout as A), C += (A + Alo)·B: A holds an f32 operand's bf16 rounding and Alo the
+// rounding of the remainder, which brings the product to ~2⁻¹⁶ relative precision for the price of a second MMA.
 template <bool ACol, bool BCol>
 __device__ void tile_mm(const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb, float *C, int ldc, int M,
-                        int N, int K) {
+                        int N, int K, const __nv_bfloat16 *Alo = nullptr) {
   using namespace nvcuda;
   using LA = std::conditional_t<ACol, wmma::col_major, wmma::row_major>;
   using LB = std::conditional_t<BCol, wmma::col_major, wmma::row_major>;
@@ -44,18 +48,24 @@ __device__ void tile_mm(const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B,
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
     wmma::load_matrix_sync(acc, C + m0 * ldc + n0, ldc, wmma::mem_row_major);
     for (int k = 0; k < K; k += 16) {
+      const int at = ACol ? k * lda + m0 : m0 * lda + k;
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LA> a;
       wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LB> b;
-      wmma::load_matrix_sync(a, ACol ? A + k * lda + m0 : A + m0 * lda + k, lda);
+      wmma::load_matrix_sync(a, A + at, lda);
       wmma::load_matrix_sync(b, BCol ? B + n0 * ldb + k : B + k * ldb + n0, ldb);
       wmma::mma_sync(acc, a, b, acc);
+      if (Alo) {
+        wmma::load_matrix_sync(a, Alo + at, lda);
+        wmma::mma_sync(acc, a, b, acc);
+      }
     }
     wmma::store_matrix_sync(C + m0 * ldc + n0, acc, ldc, wmma::mem_row_major);
   }
 }
 
 template <bool ACol, bool BCol>
-__device__ void tile_mm(const float *A, int lda, const float *B, int ldb, float *C, int ldc, int M, int N, int K) {
+__device__ void tile_mm(const float *A, int lda, const float *B, int ldb, float *C, int ldc, int M, int N, int K,
+                        const float * = nullptr) {
   for (int idx = threadIdx.x; idx < M * N; idx += blockDim.x) {
     const int m = idx / N, n = idx % N;
     float s = 0.f;
@@ -123,6 +133,14 @@ __device__ __forceinline__ void fill_tile(T *dst, int ld, int rows, int cols, Ge
       [&](int i, float v) { dst[(i / COLS) * ld + i % COLS] = from_f32<T>(v); });
 }
 
+/**
+ * bf16 inputs: the chunk-state product's x operand, x_t·exp(dA_last − dA_t)·dt_t, is an f32 value that a
+ * single bf16 rounding would carry into the f32 state at ~2⁻⁹ (the final state then disagrees with an f32
+ * recurrence at 2e-3 of its scale); it is split into two bf16 tiles (hi + lo) instead.
+ */
+template <typename T>
+constexpr bool kSplitX = std::is_same_v<T, __nv_bfloat16>;
+
 template <typename T, int PT, int NT>
 __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
   extern __shared__ __align__(128) unsigned char smem[];
@@ -135,6 +153,7 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
   T *sB = reinterpret_cast<T *>(smem + 2048 + round128(sizeof(T) * kTok * ldx));
   float *sAcc = reinterpret_cast<float *>(smem + 2048 + round128(sizeof(T) * kTok * ldx) +
                                           round128(sizeof(T) * kTok * ldb));
+  T *sXlo = kSplitX<T> ? reinterpret_cast<T *>(sAcc + PT * ldacc) : nullptr;
   const float Ah = p.A[h];
   for (int t = threadIdx.x; t < p.Q; t += kThreads) {
     const float d = t < Lc ? p.dt[(static_cast<size_t>(b) * p.L + t0 + t) * p.H + h] : 0.f;
@@ -154,13 +173,21 @@ __global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
   const size_t xs = static_cast<size_t>(p.H) * p.P, bs = static_cast<size_t>(p.G) * p.N;
   for (int tb = 0; tb < Lc; tb += kTok) {
     const int rows = min(kTok, Lc - tb);
-    fill_tile<T, PT>(sX, ldx, rows, p.P, [&](int r, int q) {
-      const int t = tb + r;
-      return to_f32(__ldg(&x[t * xs + q])) * (__expf(fminf(last - sdA[t], 0.f)) * sdt[t]);
-    });
+    batched<kTok * PT>(
+        [&](int i) {
+          const int r = i / PT, q = i % PT, t = tb + r;
+          return r < rows && q < p.P ? to_f32(__ldg(&x[t * xs + q])) * (__expf(fminf(last - sdA[t], 0.f)) * sdt[t])
+                                     : 0.f;
+        },
+        [&](int i, float v) {
+          const int at = (i / PT) * ldx + i % PT;
+          const T hi = from_f32<T>(v);
+          sX[at] = hi;
+          if constexpr (kSplitX<T>) sXlo[at] = from_f32<T>(v - to_f32(hi));
+        });
     fill_tile<T, NT>(sB, ldb, rows, p.N, [&](int r, int n) { return to_f32(__ldg(&Bm[(tb + r) * bs + n])); });
     __syncthreads();
-    tile_mm<true, false>(sX, ldx, sB, ldb, sAcc, ldacc, PT, NT, kTok);
+    tile_mm<true, false>(sX, ldx, sB, ldb, sAcc, ldacc, PT, NT, kTok, sXlo);
     __syncthreads();
   }
   float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
@@ -392,7 +419,7 @@ SsdPlan make_plan(const SsdDims &d, bool needCarry, size_t budget) {
 
 template <typename T, int PT, int NT>
 constexpr size_t state_smem() {
-  return 2048 + round128(sizeof(T) * kTok * (PT + 8)) + round128(sizeof(T) * kTok * (NT + 8)) +
+  return 2048 + round128(sizeof(T) * kTok * (PT + 8)) * (kSplitX<T> ? 2 : 1) + round128(sizeof(T) * kTok * (NT + 8)) +
          round128(sizeof(float) * PT * (NT + 4));
 }
 template <typename T, int NT>

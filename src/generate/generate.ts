@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import type { GenerationConfig } from '../io/generation-config.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
-import { seededUniform } from './rng.js';
+import { seededUniform } from '../util/random.js';
 import type { CausalLM, TextStream } from './types.js';
 
 export interface GenerateOptions {

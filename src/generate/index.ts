@@ -1,3 +1,4 @@
+export { seededUniform } from '../util/random.js';
 export {
   type GeneratedToken,
   type GenerateOptions,
@@ -5,5 +6,4 @@ export {
   generateAll,
   optionsFromGenerationConfig,
 } from './generate.js';
-export { seededUniform } from './rng.js';
 export type { CausalLM, TextStream } from './types.js';

@@ -51,6 +51,8 @@ export interface Run {
   frames: number[];
   /** Pass every frame through (no select): used when the run wants every frame from the start. */
   everyFrame: boolean;
+  /** Every chosen frame is a keyframe, so the decoder skips all others. */
+  keyframesOnly: boolean;
   /** Frames the decoder works through (from the seek point to the last chosen frame). */
   work: number;
 }
@@ -90,36 +92,46 @@ export function nearestKeyframes(index: FrameIndex, frames: number[]): number[] 
 }
 
 /**
- * Splits the chosen frames (non-decreasing) into ffmpeg runs. With `keyframesOnly` the decoder skips
- * everything but keyframes, so only the keyframes a run passes over count as work saved by a seek.
+ * Splits the chosen frames (non-decreasing) into ffmpeg runs. A run whose frames are all keyframes
+ * decodes only keyframes (`-skip_frame nokey`), so passing over the frames between them costs next to
+ * nothing and such runs rarely need to seek; other runs decode everything from their seek point.
  */
-export function planRuns(
-  index: FrameIndex,
-  chosen: number[],
-  options: DecodePlanOptions & { keyframesOnly?: boolean } = {},
-): Run[] {
-  const { seekGainFrames = 16, maxFramesPerRun = 256, keyframesOnly = false } = options;
+export function planRuns(index: FrameIndex, chosen: number[], options: DecodePlanOptions = {}): Run[] {
+  const { seekGainFrames = 16, maxFramesPerRun = 256 } = options;
   const unique = [...new Set(chosen)].sort((a, b) => a - b);
   const whole = index.count;
-  if (unique.length === index.count) return [{ seekFrame: 0, frames: unique, everyFrame: true, work: whole }];
+  const single = (everyFrame: boolean): Run[] => [
+    { seekFrame: 0, frames: unique, everyFrame, keyframesOnly: false, work: whole },
+  ];
+  if (unique.length === index.count) return single(true);
   // Without timestamps frames are addressed by number from the start, so there is a single run.
-  if (!index.hasTimestamps) return [{ seekFrame: 0, frames: unique, everyFrame: false, work: whole }];
+  if (!index.hasTimestamps) return single(false);
   const before = keyframeBefore(index);
-  // work[i]: frames the decoder must decode to pass over frames 0..i−1.
-  const work = new Float64Array(index.count + 1);
-  for (let i = 0; i < index.count; i++) work[i + 1] = work[i] + (keyframesOnly ? index.keyframe[i] : 1);
+  // Frames the decoder works through to pass over frames 0..i−1: all of them, or only the keyframes.
+  const all = new Float64Array(index.count + 1);
+  const keys = new Float64Array(index.count + 1);
+  for (let i = 0; i < index.count; i++) {
+    all[i + 1] = all[i] + 1;
+    keys[i + 1] = keys[i] + index.keyframe[i];
+  }
   const runs: Run[] = [];
   let current: Run | undefined;
   for (const f of unique) {
     const key = before[f];
-    const last = current?.frames[current.frames.length - 1] ?? -1;
-    const saved = key > last ? work[key] - work[last + 1] : 0;
-    if (!current || current.frames.length >= maxFramesPerRun || saved >= seekGainFrames) {
-      current = { seekFrame: key, frames: [], everyFrame: false, work: 0 };
+    const isKey = key === f;
+    let fresh = !current || current.frames.length >= maxFramesPerRun || (current.keyframesOnly && !isKey);
+    if (!fresh && current) {
+      const last = current.frames[current.frames.length - 1];
+      const work = current.keyframesOnly ? keys : all;
+      fresh = key > last && work[key] - work[last + 1] >= seekGainFrames;
+    }
+    if (fresh) {
+      current = { seekFrame: key, frames: [], everyFrame: false, keyframesOnly: isKey, work: 0 };
       runs.push(current);
     }
-    current.frames.push(f);
-    current.work = work[f + 1] - work[current.seekFrame];
+    current!.frames.push(f);
+    const work = current!.keyframesOnly ? keys : all;
+    current!.work = work[f + 1] - work[current!.seekFrame];
   }
   return runs;
 }
@@ -144,7 +156,6 @@ export interface RunContext {
   info: MediaInfo;
   index: FrameIndex;
   size: Size;
-  keyframesOnly: boolean;
   /** Give up when ffmpeg produces no output for this long while we wait on it. */
   stallTimeoutMs: number;
   signal?: AbortSignal;
@@ -155,11 +166,18 @@ export interface RunContext {
 export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
   const { info, index, size } = ctx;
   const args = ['-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info'];
-  if (ctx.keyframesOnly) args.push('-skip_frame', 'nokey');
+  if (run.keyframesOnly) args.push('-skip_frame', 'nokey');
   if (run.work < SHORT_RUN_FRAMES) args.push('-threads', '1');
   if (run.seekFrame > 0) {
-    // Half a millisecond past the keyframe: the demuxer lands on that keyframe and never one earlier.
-    const at = index.pts[run.seekFrame] * index.timeBase - info.startTimeSec + 0.0005;
+    // ffmpeg moves the seek point 3/23 s earlier for streams with B-frames in containers that index by
+    // dts; aim that far past the keyframe (well short of the next: seek points are rounded to the time
+    // base) so the demuxer lands on it.
+    const key = run.seekFrame;
+    let next = key + 1;
+    while (next < index.count && !index.keyframe[next]) next++;
+    const gap =
+      next < index.count ? (index.pts[next] - index.pts[key]) * index.timeBase : Number.POSITIVE_INFINITY;
+    const at = index.pts[key] * index.timeBase - info.startTimeSec + Math.min(3 / 23 + 0.0005, gap / 4);
     args.push('-ss', at.toFixed(6), '-noaccurate_seek');
   }
   args.push('-copyts', '-i', ctx.path, '-map', `0:${info.streamIndex}`);
@@ -173,7 +191,8 @@ export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
       : run.frames.map((f) => `eq(n,${f})`);
     filters.push(`select='${terms.join('+')}'`);
   }
-  filters.push('showinfo', `scale=${size.width}:${size.height}:flags=bicubic`, 'format=rgb24');
+  // showinfo reports each passing frame's pts (how we know which frame came out); checksums cost time.
+  filters.push('showinfo=checksum=0', `scale=${size.width}:${size.height}:flags=bicubic`, 'format=rgb24');
   args.push('-vf', filters.join(','));
   if (info.kind === 'image') args.push('-frames:v', '1');
   args.push('-vsync', 'passthrough', '-an', '-sn', '-dn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');

@@ -8,7 +8,6 @@
  */
 import { InputError } from '../errors.js';
 import {
-  type DecodedFrame,
   type DecodePlanOptions,
   decodeRun,
   describeProblems,
@@ -144,7 +143,7 @@ export class Video implements AsyncDisposable {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new InputError(`batchSize must be a positive integer, got ${batchSize}`);
     const index = await this.index();
-    const sample = 'kind' in what ? await this.sample(what) : what;
+    const sample = await this.sample('kind' in what ? what : { kind: 'indices', indices: what.indices });
     const size = resolveSize(options.size, { width: this.info.width, height: this.info.height });
     const keyframesOnly = options.accuracy === 'keyframe' && this.info.kind === 'video';
     // What each sample slot is served by: the frame itself, or its nearest keyframe.
@@ -156,32 +155,30 @@ export class Video implements AsyncDisposable {
       info: this.info,
       index,
       size,
-      keyframesOnly,
       stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
       signal,
       problems: stream.problems,
     };
     let batch: Frame[] = [];
+    const ready: Frame[][] = []; // full batches waiting to be yielded
     let slot = 0; // next sample slot to fill
-    const emit = (frame: number, data: Uint8Array | undefined): Frame[] | undefined => {
-      // Serve every slot that wants this frame; a decoded frame that no slot wants is ignored.
-      let first = true;
-      while (slot < source.length && source[slot] === frame) {
-        if (data)
-          batch.push({
-            index: frame,
-            timestampSec: index.timesSec[frame],
-            width: size.width,
-            height: size.height,
-            data: first ? data : data.slice(),
-          });
-        first = false;
-        slot++;
+    let delivered = 0;
+    const emit = (frame: number, data: Uint8Array) => {
+      // Serve every slot that wants this frame (repeats get their own copy); a frame no slot wants is dropped.
+      for (let first = true; slot < source.length && source[slot] === frame; first = false, slot++) {
+        batch.push({
+          index: frame,
+          timestampSec: index.timesSec[frame],
+          width: size.width,
+          height: size.height,
+          data: first ? data : data.slice(),
+        });
+        delivered++;
+        if (batch.length === batchSize) {
+          ready.push(batch);
+          batch = [];
+        }
       }
-      if (batch.length < batchSize) return undefined;
-      const full = batch;
-      batch = [];
-      return full;
     };
     const skip = (upTo: number) => {
       // Slots before the frame being served that got nothing: their frames could not be decoded.
@@ -196,20 +193,20 @@ export class Video implements AsyncDisposable {
         slot++;
       }
     };
-    for (const run of planRuns(index, source, { ...options, keyframesOnly })) {
-      for await (const decoded of decodeRun(ctx, run) as AsyncGenerator<DecodedFrame>) {
+    for (const run of planRuns(index, source, options)) {
+      for await (const decoded of decodeRun(ctx, run)) {
         skip(decoded.frame);
-        const full = emit(decoded.frame, decoded.data);
-        if (full) yield full;
+        emit(decoded.frame, decoded.data);
+        while (ready.length > 0) yield ready.shift()!;
       }
       skip(run.frames[run.frames.length - 1] + 1);
       if (options.strict && stream.skipped.length > 0) break;
     }
     skip(Number.POSITIVE_INFINITY);
-    if (stream.skipped.length > 0 && (options.strict || stream.skipped.length === source.length)) {
+    if (stream.skipped.length > 0 && (options.strict || delivered === 0)) {
       const first = stream.skipped[0];
       throw new InputError(
-        stream.skipped.length === source.length
+        delivered === 0
           ? `${this.local.label}: no frame could be decoded (${describeProblems(stream.problems)})`
           : `${this.local.label}: frame ${first.index} at ${first.timestampSec.toFixed(3)} s could not be decoded (${first.reason})`,
       );

@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { InputError } from '../../src/errors.js';
 import { generate, generateAll } from '../../src/generate/generate.js';
-import { seededUniform } from '../../src/generate/rng.js';
 import type { CausalLM } from '../../src/generate/types.js';
 import { StreamDecoder } from '../../src/io/stream-decoder.js';
 import * as ops from '../../src/runtime/ops.js';
+import { seededUniform } from '../../src/util/random.js';
 
 const cpu = cpuBackend();
 

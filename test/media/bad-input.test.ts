@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { liveProcessCount } from '../../src/media/ffmpeg.js';
 import { encodePng } from '../../src/media/png.js';
-import { decodeFrames, probe } from '../../src/media/video.js';
+import { decodeFrames, openVideo, probe } from '../../src/media/video.js';
 import { collect, ffmpeg, H264, MJPEG, makeVideo, readFrame, scratch } from './fixtures.js';
 
 const dir = scratch();
@@ -106,6 +106,20 @@ test('absurd resolution and absurd output sizes', async () => {
   );
   await rejectsInput(() => decodeAll(good, { size: { width: 100000, height: 10 } }), /invalid/);
   await rejectsInput(() => decodeAll(good, { batchSize: 0 }), /batchSize/);
+  await rejectsInput(
+    () => collect(decodeFrames(good, { kind: 'indices', indices: [10, 40] })),
+    /frame index 40 is outside the video's 40 frames/,
+  );
+  const video = await openVideo(good);
+  try {
+    // A Sample made for another video is checked against this one.
+    await rejectsInput(
+      () => collect(video.frames({ indices: [3, 99], timestampsSec: [0.3, 9.9] })),
+      /99 is outside/,
+    );
+  } finally {
+    await video.close();
+  }
 });
 
 test('a corrupt region in the middle: the rest is decoded, the lost frames are reported', async () => {

@@ -1,12 +1,24 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { planRuns } from '../../src/media/decode.js';
+import { ffmpegArgs, planRuns } from '../../src/media/decode.js';
 import { liveProcessCount } from '../../src/media/ffmpeg.js';
 import { encodePng } from '../../src/media/png.js';
 import { decodeFrames, openVideo, probe } from '../../src/media/video.js';
-import { collect, ffmpeg, H264, MJPEG, makeVideo, pattern, readFrame, scratch, VP9 } from './fixtures.js';
+import {
+  collect,
+  ffmpeg,
+  H264,
+  MJPEG,
+  makeVideo,
+  pattern,
+  readFrame,
+  scratch,
+  tools,
+  VP9,
+} from './fixtures.js';
 
 const dir = scratch();
 const FPS = 10;
@@ -173,12 +185,96 @@ test('sparse frames from a long-GOP video with B-frames: seeks, and still the ex
         [110, [119]],
       ],
     );
+    // Frames that are all keyframes are decoded alone (-skip_frame nokey), with no seeking between them.
+    const keyChosen = [0, 10, 20, 50, 55];
+    assert.deepEqual(
+      planRuns(index, keyChosen).map((r) => [r.seekFrame, r.frames, r.keyframesOnly]),
+      [
+        [0, [0, 10, 20, 50], true],
+        [50, [55], false],
+      ],
+    );
+    const keyFrames = await collect(video.frames({ kind: 'indices', indices: keyChosen }));
+    assert.deepEqual(
+      keyFrames.frames.map((f) => readFrame(f, 64, 48).index),
+      keyChosen,
+    );
     const { frames } = await collect(video.frames({ kind: 'indices', indices: chosen }));
     assert.deepEqual(
       frames.map((f) => [f.index, readFrame(f, 64, 48).index]),
       chosen.map((i) => [i, i]),
     );
     for (const f of frames) assert.ok(Math.abs(f.timestampSec - f.index / 30) < 1e-6);
+  } finally {
+    await video.close();
+  }
+});
+
+test('a seek lands on the keyframe of its run, not a GOP earlier (B-frames, 1 s GOP)', async () => {
+  const file = join(dir, 'gop30.mp4');
+  await makeVideo(file, {
+    width: 64,
+    height: 48,
+    frames: 90,
+    fps: 30,
+    encode: [
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-g',
+      '30',
+      '-keyint_min',
+      '30',
+      '-sc_threshold',
+      '0',
+      '-bf',
+      '3',
+      '-pix_fmt',
+      'yuv420p',
+    ],
+  });
+  const video = await openVideo(file);
+  try {
+    const index = await video.index();
+    const [run] = planRuns(index, [75]);
+    assert.equal(run.seekFrame, 60);
+    const args = ffmpegArgs(
+      {
+        ffmpeg: '',
+        path: file,
+        label: file,
+        info: video.info,
+        index,
+        size: { width: 8, height: 8 },
+        stallTimeoutMs: 1,
+        problems: [],
+      },
+      run,
+    );
+    const ss = args[args.indexOf('-ss') + 1];
+    // Ask ffmpeg, with the same seek, for the first frame it decodes: it must be frame 60 (2.0 s).
+    const first = await new Promise<string>((resolve) => {
+      const child = spawn(tools.ffmpeg, [
+        '-ss',
+        ss,
+        '-noaccurate_seek',
+        '-copyts',
+        '-i',
+        file,
+        '-frames:v',
+        '1',
+        '-vf',
+        'showinfo',
+        '-f',
+        'null',
+        '-',
+      ]);
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      child.once('close', () => resolve(err));
+    });
+    assert.equal(Number(/pts_time:([\d.]+)/.exec(first)?.[1]), index.pts[60] * index.timeBase);
   } finally {
     await video.close();
   }
@@ -208,6 +304,7 @@ test('every frame, in batches, and padding repeats the last frame', async () => 
   );
   const padded = await collect(decodeFrames(videos.mp4.file, { kind: 'middle', numFrames: 43 }));
   assert.equal(padded.frames.length, 43);
+  assert.deepEqual(padded.batches, [8, 8, 8, 8, 8, 3]);
   assert.deepEqual(
     padded.frames.slice(-4).map((f) => [f.index, readFrame(f, 64, 48).index]),
     [

@@ -31,13 +31,4 @@ export function grids(a: Arrays, key: string): GridTHW[] {
   return out;
 }
 
-/** max |a − b| / max |b| over the whole array (logits are O(1–10), so this is the relative error). */
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
+export { relErr } from '../helpers.js';

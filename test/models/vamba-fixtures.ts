@@ -42,14 +42,4 @@ export async function readReference(name: string): Promise<VambaReference> {
   }
 }
 
-/** max |a − b| / max |b|: the error relative to the array's scale (elementwise ratios blow up near zero). */
-export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new RangeError(`length ${a.length} ≠ ${b.length}`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
+export { relErr } from '../helpers.js';

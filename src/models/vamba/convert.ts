@@ -14,7 +14,6 @@
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, ModelError } from '../../errors.js';
-import { seededUniform } from '../../generate/rng.js';
 import { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../../io/checkpoint.js';
 import type { HostTensor } from '../../io/convert.js';
 import { MAMBA2_DEFAULTS, parseQwen2VLConfig, type Qwen2VLConfig } from '../../io/qwen2vl-config.js';
@@ -22,6 +21,7 @@ import { SAFETENSORS_DTYPE_BYTES, type SafetensorsDType } from '../../io/safeten
 import { type LazyEntry, saveSafetensors } from '../../io/safetensors-write.js';
 import { diffParams, numelOf } from '../../nn/params.js';
 import { type DType, fromF32 } from '../../runtime/dtype.js';
+import { seededUniform } from '../../util/random.js';
 import { canonicalName, qwen2vlSpecs } from '../qwen2vl/weights.js';
 import { isVambaConfig } from './config.js';
 import { vambaSpecs } from './weights.js';
@@ -191,7 +191,7 @@ export async function convertQwen2VLToVamba(
 }
 
 /** The new tensors of a Vamba layer, drawn from one seeded stream in the order they are written. */
-class MambaInit {
+export class MambaInit {
   readonly #u: () => number;
   constructor(
     readonly config: Qwen2VLConfig,
