@@ -45,7 +45,8 @@ const meta: object[] = [];
 for (let shard = 0; shard * perShard < count; shard++) {
   const tensors: Record<string, { dtype: 'U8' | 'I32'; shape: number[]; data: Uint8Array | Int32Array }> = {};
   for (let i = shard * perShard; i < Math.min(count, (shard + 1) * perShard); i++) {
-    const s = makeSample(r.int(0, 2 ** 31), `train-${i}`, {
+    const seed = r.int(0, 2 ** 31);
+    const s = makeSample(seed, `train-${i}`, {
       frames: r.pick(lengths),
       fps: 2,
       width: side,
@@ -62,7 +63,17 @@ for (let shard = 0; shard * perShard < count; shard++) {
     tensors[`${i}.frames`] = { dtype: 'U8', shape: [s.frames, side, side, 3], data: frames };
     tensors[`${i}.input_ids`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
     tensors[`${i}.answer_ids`] = { dtype: 'I32', shape: [answer.length], data: Int32Array.from(answer) };
-    meta.push({ i, shard, task: s.task, frames: s.frames, mcq, answer: s.answer, letter: s.answerLetter });
+    // The sample's own seed: makeSample(seed, id, options) renders it again (test/needle/parity.test.ts).
+    meta.push({
+      i,
+      shard,
+      seed,
+      task: s.task,
+      frames: s.frames,
+      mcq,
+      answer: s.answer,
+      letter: s.answerLetter,
+    });
   }
   await saveSafetensors(join(a.out, `shard-${String(shard).padStart(5, '0')}.safetensors`), tensors);
   process.stderr.write(`\rexported ${Math.min(count, (shard + 1) * perShard)}/${count}`);
