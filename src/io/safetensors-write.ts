@@ -9,9 +9,18 @@ import { InputError } from '../errors.js';
 import { isTensor } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { type HostTensor, SAFETENSORS_DTYPE_OF } from './convert.js';
-import { encodeHeader, SAFETENSORS_DTYPE_BYTES } from './safetensors-format.js';
+import { encodeHeader, SAFETENSORS_DTYPE_BYTES, type SafetensorsDType } from './safetensors-format.js';
 
-export type SaveEntry = HostTensor | Tensor;
+/** A tensor produced only when its turn to be written comes (so a large file never sits in memory whole). */
+export interface LazyEntry {
+  readonly dtype: SafetensorsDType;
+  readonly shape: readonly number[];
+  load(): Promise<HostTensor>;
+}
+
+export type SaveEntry = HostTensor | Tensor | LazyEntry;
+
+const isLazy = (t: SaveEntry): t is LazyEntry => !isTensor(t) && typeof (t as LazyEntry).load === 'function';
 export type SaveTensors = Record<string, SaveEntry> | Iterable<readonly [string, SaveEntry]>;
 
 export interface SaveOptions {
@@ -33,7 +42,7 @@ export async function saveSafetensors(
   const entries = given.sort((a, b) => width(b) - width(a));
   const specs = entries.map(([name, t]) => {
     const dtype = isTensor(t) ? SAFETENSORS_DTYPE_OF[t.dtype] : t.dtype;
-    if (!isTensor(t)) {
+    if (!isTensor(t) && !isLazy(t)) {
       const expected = t.shape.reduce((a, d) => a * d, 1) * SAFETENSORS_DTYPE_BYTES[dtype];
       if (t.data.byteLength !== expected)
         throw new InputError(
@@ -51,8 +60,8 @@ export async function saveSafetensors(
   const handle = await open(tmp, 'w');
   try {
     await writeAll(handle, header);
-    for (const [, t] of entries) {
-      const data = isTensor(t) ? await t.raw() : t.data;
+    for (const [name, t] of entries) {
+      const data = isTensor(t) ? await t.raw() : isLazy(t) ? await loadLazy(name, t) : t.data;
       await writeAll(handle, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }
     await handle.close();
@@ -62,6 +71,16 @@ export async function saveSafetensors(
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+async function loadLazy(name: string, t: LazyEntry) {
+  const host = await t.load();
+  const expected = t.shape.reduce((a, d) => a * d, 1) * SAFETENSORS_DTYPE_BYTES[t.dtype];
+  if (host.dtype !== t.dtype || host.data.byteLength !== expected)
+    throw new InputError(
+      `cannot save tensor "${name}": it produced ${host.dtype} with ${host.data.byteLength} bytes, but ${t.dtype} [${t.shape.join(', ')}] (${expected} bytes) was announced`,
+    );
+  return host.data;
 }
 
 async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {

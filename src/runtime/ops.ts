@@ -197,6 +197,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 
 /** Reverses along `axis`. */
 export function flip(x: Tensor, axis: number): Tensor {
+  x.assertLive('flip');
   const a = axisOf(axis, x.rank, 'flip');
   const out = empty(x.backend, x.shape, x.dtype);
   const [outer, dim, inner] = split3(x.shape, a);
@@ -630,15 +631,23 @@ export function ssmStep(i: SsdInputs & { state: Tensor }): Tensor {
 
 /** Rows of `table` [vocab, dim] at `ids` (i32, any shape) → [...ids.shape, dim]. */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
+  table.assertLive('embedding');
+  ids.assertLive('embedding');
   if (ids.dtype !== 'i32') throw new TypeError(`embedding: ids must be i32, got ${ids.dtype}`);
   if (table.rank !== 2)
     throw new ShapeError(`embedding: table must be [vocab, dim], got ${fmt(table.shape)}`);
   const out = empty(table.backend, [...ids.shape, table.shape[1]], table.dtype);
-  table.backend.embedding(out, table, ids);
+  try {
+    table.backend.embedding(out, table, ids);
+  } catch (e) {
+    out.dispose(); // an out-of-range id is found by the kernel: do not leak the output
+    throw e;
+  }
   return out;
 }
 
 export function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, axis = -1, keepDims = false): Tensor {
+  x.assertLive(op);
   const a = axisOf(axis, x.rank, op);
   const [outer, dim, inner] = split3(x.shape, a);
   const shape = [...x.shape];
@@ -654,6 +663,7 @@ export const mean = (x: Tensor, axis = -1, keepDims = false) => reduce('mean', x
 
 /** Index of the maximum over the last axis (i32). */
 export function argmax(x: Tensor): Tensor {
+  x.assertLive('argmax');
   const dim = x.shape[x.rank - 1];
   const out = empty(x.backend, x.shape.slice(0, -1), 'i32');
   x.backend.argmax(out, x, x.size / (dim || 1), dim);
@@ -671,6 +681,8 @@ export interface SampleOptions {
 
 /** Samples one id per row of logits [rows, vocab] with the given uniform draws (one per row). */
 export function sample(logits: Tensor, uniforms: Float32Array, opts: SampleOptions = {}): Tensor {
+  logits.assertLive('sample');
+  opts.previous?.assertLive('sample');
   const vocab = logits.shape[logits.rank - 1];
   const rows = logits.size / vocab;
   if (uniforms.length !== rows) throw new ShapeError(`sample: ${uniforms.length} uniforms for ${rows} rows`);

@@ -48,3 +48,9 @@ export class Random {
     return new Random(Math.floor(this.next() * 2 ** 32));
   }
 }
+
+/** A function returning the next uniform in [0, 1) of the stream seeded by `seed` (sampling draws). */
+export function seededUniform(seed: number): () => number {
+  const r = new Random(seed);
+  return () => r.next();
+}

@@ -1,11 +1,36 @@
 import type { AttentionDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { f32Of, f32Out } from './memory.js';
+import { gemm } from './gemm.js';
+import { sharedF32Of, sharedF32Out } from './memory.js';
+import { parallelFor } from './pool.js';
 
 /**
- * Reference attention: for each (batch, query head, query) the scores over the keys it may see, an f32
- * softmax, then the weighted sum of values. Keys outside a query's range get probability 0; a query that
- * sees no key outputs zeros.
+ * Rows per block. A block is a few consecutive queries × every query head that shares one kv head (GQA), so
+ * each key and value row is read once for the whole group.
+ */
+const ROWS = 64;
+const PARALLEL_WORK = 1 << 18;
+
+export interface AttentionArgs {
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  out: Float32Array;
+  mask: Float32Array | null;
+  maskBatched: boolean;
+  weights: Float32Array | null;
+  desc: AttentionDesc;
+  /** For each query, the index of the segment holding it (block-diagonal attention), or null. */
+  segOf: Int32Array | null;
+}
+
+/** Queries per block: as many as fit in ROWS rows with all `group` heads of a kv head (at least one). */
+const queriesPerBlock = (d: AttentionDesc) => Math.max(1, Math.floor(ROWS / (d.hq / d.hkv)));
+
+/**
+ * Attention per block of (queries × heads of one kv group), as two GEMMs around an exact softmax (see
+ * attentionTask). Keys outside a query's range get probability 0; a query that sees no key (or only −∞ mask)
+ * outputs zeros. Parallel over (batch, kv head, query block).
  */
 export function attention(
   out: Tensor,
@@ -16,60 +41,178 @@ export function attention(
   weights: Tensor | null,
   d: AttentionDesc,
 ): void {
-  const qv = f32Of(q);
-  const kv = f32Of(k);
-  const vv = f32Of(v);
-  const mv = mask ? f32Of(mask) : null;
-  const maskBatched = mask ? mask.size === d.batch * d.sq * d.kvLength && d.batch > 1 : false;
-  const wv = weights ? f32Of(weights) : null;
-  const o = f32Out(out);
-  const { batch, sq, skv, kvLength, hq, hkv, d: dim, dv, scale, causal, queryOffset, segments } = d;
-  const group = hq / hkv;
-  const scores = new Float64Array(kvLength);
-  const segOf = segments ? segmentIndex(segments, sq) : null;
-  for (let b = 0; b < batch; b++)
-    for (let h = 0; h < hq; h++) {
-      const kh = Math.floor(h / group);
-      for (let i = 0; i < sq; i++) {
-        let lo = 0;
-        let hi = kvLength;
-        if (causal) hi = Math.min(hi, queryOffset + i + 1);
-        if (segOf) {
-          lo = segments![segOf[i]];
-          hi = Math.min(hi, segments![segOf[i] + 1]);
-        }
-        const qBase = ((b * sq + i) * hq + h) * dim;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let j = lo; j < hi; j++) {
-          const kBase = ((b * skv + j) * hkv + kh) * dim;
-          let s = 0;
-          for (let t = 0; t < dim; t++) s += qv[qBase + t] * kv[kBase + t];
-          s *= scale;
-          if (mv) s += mv[((maskBatched ? b : 0) * sq + i) * kvLength + j];
-          scores[j] = s;
-          if (s > max) max = s;
-        }
-        let sum = 0;
-        for (let j = lo; j < hi; j++) {
-          const e = max === Number.NEGATIVE_INFINITY ? 0 : Math.exp(scores[j] - max);
-          scores[j] = e;
-          sum += e;
-        }
-        const oBase = ((b * sq + i) * hq + h) * dv;
-        for (let t = 0; t < dv; t++) o.data[oBase + t] = 0;
-        const wBase = ((b * hq + h) * sq + i) * kvLength;
-        if (wv) wv.fill(0, wBase, wBase + kvLength);
-        if (sum === 0) continue;
-        for (let j = lo; j < hi; j++) {
-          const p = scores[j] / sum;
-          if (wv) wv[wBase + j] = p;
-          const vBase = ((b * skv + j) * hkv + kh) * dv;
-          for (let t = 0; t < dv; t++) o.data[oBase + t] += p * vv[vBase + t];
-        }
-      }
-    }
+  const o = sharedF32Out(out);
+  const args: AttentionArgs = {
+    q: sharedF32Of(q),
+    k: sharedF32Of(k),
+    v: sharedF32Of(v),
+    out: o.data,
+    mask: mask ? sharedF32Of(mask) : null,
+    maskBatched: mask !== null && d.batch > 1 && mask.size === d.batch * d.sq * d.kvLength,
+    weights: weights ? sharedF32Of(weights) : null,
+    desc: d,
+    segOf: d.segments ? segmentIndex(d.segments, d.sq) : null,
+  };
+  const units = d.batch * d.hkv * Math.ceil(d.sq / queriesPerBlock(d));
+  const work = d.batch * d.hq * d.sq * d.kvLength * (d.d + d.dv);
+  if (work < PARALLEL_WORK) attentionTask(args, 0, units);
+  else parallelFor('attention', args, units, 1, attentionTask);
   o.commit();
 }
+
+// Per-thread scratch: packed query rows, f64 scores then probabilities, output rows.
+let qs = new Float64Array(0);
+let scores = new Float64Array(0);
+let os = new Float64Array(0);
+let lo = new Int32Array(0);
+let hi = new Int32Array(0);
+
+/**
+ * Blocks [unitLo, unitHi) in (batch, kv head, query block) order. Row r of a block is query i0 + ⌊r/group⌋ of
+ * head kh·group + r mod group. With those rows packed: S = scale·Q·Kᵀ over the union of the keys they may
+ * see, an f64 softmax per row with every key outside that row's range at probability 0, then O = P·V.
+ */
+export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number): void {
+  const { sq, skv, kvLength, hq, hkv, d: dim, dv, scale, causal, queryOffset, segments } = a.desc;
+  const { weights, segOf } = a;
+  const group = hq / hkv;
+  const qpb = queriesPerBlock(a.desc);
+  const blocks = Math.ceil(sq / qpb);
+  const maxRows = qpb * group;
+  if (qs.length < maxRows * dim) qs = new Float64Array(maxRows * dim);
+  if (scores.length < maxRows * kvLength) scores = new Float64Array(maxRows * kvLength);
+  if (os.length < maxRows * dv) os = new Float64Array(maxRows * dv);
+  if (lo.length < qpb) [lo, hi] = [new Int32Array(qpb), new Int32Array(qpb)];
+  for (let u = unitLo; u < unitHi; u++) {
+    const b = Math.floor(u / (hkv * blocks));
+    const kh = Math.floor(u / blocks) % hkv;
+    const i0 = (u % blocks) * qpb;
+    const nq = Math.min(qpb, sq - i0);
+    const rows = nq * group;
+    // Each query's key range [lo, hi), their union [j0, j1), and the block's query rows (group heads are
+    // contiguous for one query).
+    let j0 = kvLength;
+    let j1 = 0;
+    for (let qi = 0; qi < nq; qi++) {
+      const i = i0 + qi;
+      let l = 0;
+      let e = kvLength;
+      if (causal) e = Math.min(e, queryOffset + i + 1);
+      if (segOf) {
+        l = segments![segOf[i]];
+        e = Math.min(e, segments![segOf[i] + 1]);
+      }
+      lo[qi] = l;
+      hi[qi] = Math.max(e, l);
+      j0 = Math.min(j0, l);
+      j1 = Math.max(j1, e);
+      const src = ((b * sq + i) * hq + kh * group) * dim;
+      for (let t = 0; t < group * dim; t++) qs[qi * group * dim + t] = a.q[src + t];
+    }
+    const span = Math.max(j1 - j0, 0);
+    if (span > 0) {
+      gemm({
+        a: qs,
+        aOff: 0,
+        aRow: dim,
+        aCol: 1,
+        b: a.k,
+        bOff: ((b * skv + j0) * hkv + kh) * dim,
+        bRow: 1,
+        bCol: hkv * dim,
+        c: scores,
+        cOff: 0,
+        ldc: span,
+        m: rows,
+        n: span,
+        k: dim,
+        alpha: scale,
+        bias: null,
+        biasOff: 0,
+        accumulate: false,
+      });
+      for (let r = 0; r < rows; r++) softmaxRow(a, r, b, kh, i0, j0, j1, span);
+      gemm({
+        a: scores,
+        aOff: 0,
+        aRow: span,
+        aCol: 1,
+        b: a.v,
+        bOff: ((b * skv + j0) * hkv + kh) * dv,
+        bRow: hkv * dv,
+        bCol: 1,
+        c: os,
+        cOff: 0,
+        ldc: dv,
+        m: rows,
+        n: dv,
+        k: span,
+        alpha: 1,
+        bias: null,
+        biasOff: 0,
+        accumulate: false,
+      });
+    } else {
+      os.fill(0, 0, rows * dv);
+      if (weights)
+        for (let r = 0; r < rows; r++) {
+          const wb = weightRow(a, b, kh * group + (r % group), i0 + Math.floor(r / group));
+          weights.fill(0, wb, wb + kvLength);
+        }
+    }
+    for (let qi = 0; qi < nq; qi++) {
+      const dst = ((b * sq + i0 + qi) * hq + kh * group) * dv;
+      for (let t = 0; t < group * dv; t++) a.out[dst + t] = os[qi * group * dv + t];
+    }
+  }
+}
+
+/** Softmax of block row r in place (scores[r·span + j − j0] is key j), writing its weights if asked. */
+function softmaxRow(
+  a: AttentionArgs,
+  r: number,
+  b: number,
+  kh: number,
+  i0: number,
+  j0: number,
+  j1: number,
+  span: number,
+): void {
+  const { sq, kvLength, hq, hkv } = a.desc;
+  const group = hq / hkv;
+  const qi = Math.floor(r / group);
+  const i = i0 + qi;
+  const sr = r * span - j0;
+  const l = lo[qi];
+  const e = hi[qi];
+  if (a.mask) {
+    const mb = ((a.maskBatched ? b : 0) * sq + i) * kvLength;
+    for (let j = l; j < e; j++) scores[sr + j] += a.mask[mb + j];
+  }
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = l; j < e; j++) if (scores[sr + j] > max) max = scores[sr + j];
+  let sum = 0;
+  if (max !== Number.NEGATIVE_INFINITY)
+    for (let j = l; j < e; j++) {
+      const p = Math.exp(scores[sr + j] - max);
+      scores[sr + j] = p;
+      sum += p;
+    }
+  // A row that sees nothing (or only −∞) gets all-zero probabilities, hence a zero output.
+  if (sum === 0) scores.fill(0, sr + l, sr + e);
+  else for (let j = l; j < e; j++) scores[sr + j] /= sum;
+  scores.fill(0, sr + j0, sr + l);
+  scores.fill(0, sr + e, sr + j1);
+  if (a.weights) {
+    const wb = weightRow(a, b, kh * group + (r % group), i);
+    a.weights.fill(0, wb, wb + kvLength);
+    for (let j = l; j < e; j++) a.weights[wb + j] = scores[sr + j];
+  }
+}
+
+/** Offset of the weights row [batch, hq, sq, kvLength] of head h, query i. */
+const weightRow = (a: AttentionArgs, b: number, h: number, i: number) =>
+  ((b * a.desc.hq + h) * a.desc.sq + i) * a.desc.kvLength;
 
 /** For each position, the index of the segment [seg[s], seg[s+1]) holding it. */
 function segmentIndex(seg: Int32Array, n: number): Int32Array {

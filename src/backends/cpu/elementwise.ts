@@ -29,32 +29,123 @@ export function erf(x: number): number {
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
-export const UNARY: Record<UnaryOp, (v: number) => number> = {
-  neg: (v) => -v,
-  exp: Math.exp,
-  log: Math.log,
-  sqrt: Math.sqrt,
-  rsqrt: (v) => 1 / Math.sqrt(v),
-  abs: Math.abs,
-  sigmoid,
-  tanh: Math.tanh,
-  relu: (v) => (v > 0 ? v : 0),
-  relu2: (v) => (v > 0 ? v * v : 0),
-  silu: (v) => v * sigmoid(v),
-  gelu: (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)),
-  gelu_tanh: (v) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))),
-  quick_gelu: (v) => v * sigmoid(1.702 * v),
-  softplus: (v) => (v > 20 ? v : Math.log1p(Math.exp(v))),
+/**
+ * Integer codes for the ops: kernels switch on a code inside their loop, which V8 turns into a well-predicted
+ * branch, instead of calling one of many closures per element (a megamorphic call, 3–5× slower).
+ */
+const UNARY_CODE: Record<UnaryOp, number> = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  abs: 5,
+  sigmoid: 6,
+  tanh: 7,
+  relu: 8,
+  relu2: 9,
+  silu: 10,
+  gelu: 11,
+  gelu_tanh: 12,
+  quick_gelu: 13,
+  softplus: 14,
 };
 
-const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  max: (a, b) => (a > b ? a : b),
-  min: (a, b) => (a < b ? a : b),
-};
+function applyUnary(code: number, src: Float32Array, dst: Float32Array): void {
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i];
+    let r: number;
+    switch (code) {
+      case 0:
+        r = -v;
+        break;
+      case 1:
+        r = Math.exp(v);
+        break;
+      case 2:
+        r = Math.log(v);
+        break;
+      case 3:
+        r = Math.sqrt(v);
+        break;
+      case 4:
+        r = 1 / Math.sqrt(v);
+        break;
+      case 5:
+        r = Math.abs(v);
+        break;
+      case 6:
+        r = sigmoid(v);
+        break;
+      case 7:
+        r = Math.tanh(v);
+        break;
+      case 8:
+        r = v > 0 ? v : 0;
+        break;
+      case 9:
+        r = v > 0 ? v * v : 0;
+        break;
+      case 10:
+        r = v * sigmoid(v);
+        break;
+      case 11:
+        r = 0.5 * v * (1 + erf(v / Math.SQRT2));
+        break;
+      case 12:
+        r = 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+        break;
+      case 13:
+        r = v * sigmoid(1.702 * v);
+        break;
+      default:
+        r = v > 20 ? v : Math.log1p(Math.exp(v)); // softplus with torch's threshold
+    }
+    dst[i] = r;
+  }
+}
+
+const BINARY_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
+
+/** dst[o + j] = op(a[ia + j·sa], b[ib + j·sb]) for j < n. */
+function applyBinary(
+  code: number,
+  a: Float32Array,
+  ia: number,
+  sa: number,
+  b: Float32Array,
+  ib: number,
+  sb: number,
+  dst: Float32Array,
+  o: number,
+  n: number,
+): void {
+  for (let j = 0; j < n; j++) {
+    const x = a[ia + j * sa];
+    const y = b[ib + j * sb];
+    let r: number;
+    switch (code) {
+      case 0:
+        r = x + y;
+        break;
+      case 1:
+        r = x - y;
+        break;
+      case 2:
+        r = x * y;
+        break;
+      case 3:
+        r = x / y;
+        break;
+      case 4:
+        r = x > y ? x : y;
+        break;
+      default:
+        r = x < y ? x : y;
+    }
+    dst[o + j] = r;
+  }
+}
 
 export function cast(out: Tensor, x: Tensor): void {
   if (out.dtype === x.dtype) rawOf(out).set(rawOf(x));
@@ -66,10 +157,8 @@ export function fill(out: Tensor, value: number): void {
 }
 
 export function unary(out: Tensor, op: UnaryOp, x: Tensor): void {
-  const f = UNARY[op];
-  const src = f32Of(x);
   const o = f32Out(out);
-  for (let i = 0; i < src.length; i++) o.data[i] = f(src[i]);
+  applyUnary(UNARY_CODE[op], f32Of(x), o.data);
   o.commit();
 }
 
@@ -81,27 +170,23 @@ export function affine(out: Tensor, x: Tensor, scale: number, shift: number): vo
 }
 
 export function binary(out: Tensor, op: BinaryOp, a: Tensor, b: Tensor, desc: BroadcastDesc): void {
-  const f = BINARY[op];
+  const code = BINARY_CODE[op];
   const av = f32Of(a);
   const bv = f32Of(b);
   const o = f32Out(out);
   const { outShape, aStrides, bStrides } = desc;
   const rank = outShape.length;
   const n = out.size;
-  if (a.size === n && b.size === n) {
-    for (let i = 0; i < n; i++) o.data[i] = f(av[i], bv[i]);
-  } else if (rank === 0) {
-    o.data[0] = f(av[0], bv[0]);
-  } else {
+  if (a.size === n && b.size === n) applyBinary(code, av, 0, 1, bv, 0, 1, o.data, 0, n);
+  else if (rank === 0) applyBinary(code, av, 0, 0, bv, 0, 0, o.data, 0, 1);
+  else {
     // Walk the output row by row along the last axis with an odometer over the leading axes.
     const last = outShape[rank - 1];
-    const sa = aStrides[rank - 1];
-    const sb = bStrides[rank - 1];
     const idx = new Array<number>(rank).fill(0);
     let ia = 0;
     let ib = 0;
     for (let base = 0; base < n; base += last) {
-      for (let j = 0; j < last; j++) o.data[base + j] = f(av[ia + j * sa], bv[ib + j * sb]);
+      applyBinary(code, av, ia, aStrides[rank - 1], bv, ib, bStrides[rank - 1], o.data, base, last);
       for (let ax = rank - 2; ax >= 0; ax--) {
         idx[ax]++;
         ia += aStrides[ax];

@@ -1,67 +1,93 @@
 import type { MatmulDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { f32Of, f32Out } from './memory.js';
+import { gemm, MR, NR } from './gemm.js';
+import { sharedF32Of, sharedF32Out } from './memory.js';
+import { parallelFor } from './pool.js';
 
-/** rows×cols row-major → cols×rows row-major. */
-function transposed(src: Float32Array, offset: number, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) out[c * rows + r] = src[offset + r * cols + c];
-  return out;
+/** Below this many flops a GEMM is not worth waking the workers for. */
+const PARALLEL_FLOPS = 1 << 22;
+
+/** A batched GEMM over shared memory: A[p, i, t] = a[p·aBatch + i·aRow + t·aCol], likewise B[p, t, j]. */
+export interface GemmArgs {
+  a: Float32Array;
+  b: Float32Array;
+  c: Float32Array;
+  bias: Float32Array | null;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  alpha: number;
+  aBatch: number;
+  aRow: number;
+  aCol: number;
+  bBatch: number;
+  bRow: number;
+  bCol: number;
+  /** What a [lo, hi) range counts: 0 batches, 1 MR-row tiles, 2 NR-column tiles. */
+  split: 0 | 1 | 2;
 }
 
-/**
- * C = alpha·A·B (+bias). Both operands are brought to "rows of length k" form (A as [m, k], B as [n, k]) so
- * the inner loop is a contiguous dot product.
- */
+/** Transposes become strides; the work is split over batches, row tiles or column tiles. */
 export function matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, d: MatmulDesc): void {
-  const { batch, m, n, k, alpha } = d;
-  const av = f32Of(a);
-  const bv = f32Of(b);
-  const bi = bias ? f32Of(bias) : null;
-  const o = f32Out(out);
-  let bRows: Float32Array | null = null;
-  for (let p = 0; p < batch; p++) {
-    const A = d.transA ? transposed(av, p * m * k, k, m) : av.subarray(p * m * k, (p + 1) * m * k);
-    if (!bRows || d.bBatched) {
-      const off = d.bBatched ? p * n * k : 0;
-      bRows = d.transB ? bv.subarray(off, off + n * k) : transposed(bv, off, k, n);
-    }
-    gemmNT(o.data, p * m * n, A, bRows, m, n, k, alpha, bi);
+  const { batch, m, n, k } = d;
+  const o = sharedF32Out(out);
+  const g: GemmArgs = {
+    a: sharedF32Of(a),
+    b: sharedF32Of(b),
+    c: o.data,
+    bias: bias ? sharedF32Of(bias) : null,
+    batch,
+    m,
+    n,
+    k,
+    alpha: d.alpha,
+    aBatch: m * k,
+    aRow: d.transA ? 1 : k,
+    aCol: d.transA ? m : 1,
+    bBatch: d.bBatched ? k * n : 0,
+    bRow: d.transB ? 1 : n,
+    bCol: d.transB ? k : 1,
+    split: 0,
+  };
+  const flops = 2 * batch * m * n * k;
+  if (flops < PARALLEL_FLOPS) gemmTask(g, 0, batch);
+  else if (batch >= 4) parallelFor('gemm', g, batch, 1, gemmTask);
+  else if (m >= n && m >= MR) {
+    g.split = 1;
+    parallelFor('gemm', g, Math.ceil(m / MR), 8, gemmTask);
+  } else {
+    g.split = 2;
+    parallelFor('gemm', g, Math.ceil(n / NR), 8, gemmTask);
   }
   o.commit();
 }
 
-/** C[i, j] = alpha·dot(A[i, :], B[j, :]) + bias[j]. */
-function gemmNT(
-  C: Float32Array,
-  cOff: number,
-  A: Float32Array,
-  B: Float32Array,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  bias: Float32Array | null,
-): void {
-  const k4 = k - (k % 4);
-  for (let i = 0; i < m; i++) {
-    const ai = i * k;
-    for (let j = 0; j < n; j++) {
-      const bj = j * k;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let t = 0;
-      for (; t < k4; t += 4) {
-        s0 += A[ai + t] * B[bj + t];
-        s1 += A[ai + t + 1] * B[bj + t + 1];
-        s2 += A[ai + t + 2] * B[bj + t + 2];
-        s3 += A[ai + t + 3] * B[bj + t + 3];
-      }
-      for (; t < k; t++) s0 += A[ai + t] * B[bj + t];
-      C[cOff + i * n + j] = alpha * (s0 + s1 + s2 + s3) + (bias ? bias[j] : 0);
-    }
-  }
+/** Computes the part of C that [lo, hi) selects (see GemmArgs.split). */
+export function gemmTask(g: GemmArgs, lo: number, hi: number): void {
+  let [p0, p1, i0, i1, j0, j1] = [0, g.batch, 0, g.m, 0, g.n];
+  if (g.split === 0) [p0, p1] = [lo, hi];
+  else if (g.split === 1) [i0, i1] = [lo * MR, Math.min(g.m, hi * MR)];
+  else [j0, j1] = [lo * NR, Math.min(g.n, hi * NR)];
+  for (let p = p0; p < p1; p++)
+    gemm({
+      a: g.a,
+      aOff: p * g.aBatch + i0 * g.aRow,
+      aRow: g.aRow,
+      aCol: g.aCol,
+      b: g.b,
+      bOff: p * g.bBatch + j0 * g.bCol,
+      bRow: g.bRow,
+      bCol: g.bCol,
+      c: g.c,
+      cOff: (p * g.m + i0) * g.n + j0,
+      ldc: g.n,
+      m: i1 - i0,
+      n: j1 - j0,
+      k: g.k,
+      alpha: g.alpha,
+      bias: g.bias,
+      biasOff: j0,
+      accumulate: false,
+    });
 }

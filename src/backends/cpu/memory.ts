@@ -28,3 +28,19 @@ export function f32Out(out: Tensor): { data: Float32Array; commit: () => void } 
   const data = new Float32Array(out.size);
   return { data, commit: () => r.set(fromF32(out.dtype, data)) };
 }
+
+/** f32 values of `t` in shared memory (workers can read them): the tensor itself when f32, else a copy. */
+export function sharedF32Of(t: Tensor): Float32Array {
+  if (t.dtype === 'f32') return rawOf(t) as Float32Array;
+  const out = new Float32Array(new SharedArrayBuffer(t.size * 4));
+  out.set(f32Of(t));
+  return out;
+}
+
+/** Like `f32Out`, with the scratch in shared memory so worker threads can write it. */
+export function sharedF32Out(out: Tensor): { data: Float32Array; commit: () => void } {
+  const r = rawOf(out);
+  if (out.dtype === 'f32') return { data: r as Float32Array, commit: () => {} };
+  const data = new Float32Array(new SharedArrayBuffer(out.size * 4));
+  return { data, commit: () => r.set(fromF32(out.dtype, data)) };
+}

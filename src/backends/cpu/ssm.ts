@@ -1,6 +1,9 @@
 import type { Conv1dDesc, SsdDesc } from '../../runtime/backend.js';
+import { fromF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { f32Of, f32Out } from './memory.js';
+import { type Gemm, gemm } from './gemm.js';
+import { f32Of, f32Out, rawOf, sharedF32Of, sharedF32Out } from './memory.js';
+import { parallelFor } from './pool.js';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
@@ -21,29 +24,49 @@ export function conv1d(
   const sv = state ? f32Of(state) : null;
   const o = f32Out(y);
   const past = W - 1;
-  // Input at time t (t < 0 reads the carried state).
-  const input = (b: number, t: number, c: number) =>
-    t >= 0 ? xv[(b * len + t) * C + c] : sv ? sv[(b * past + past + t) * C + c] : 0;
-  for (let b = 0; b < batch; b++)
-    for (let t = 0; t < len; t++)
-      for (let c = 0; c < C; c++) {
-        let s = bv ? bv[c] : 0;
-        for (let j = 0; j < W; j++) s += w[c * W + j] * input(b, t - past + j, c);
-        o.data[(b * len + t) * C + c] = act ? silu(s) : s;
+  // Per batch, the input with the carried state in front: [past + len, C] (zeros when there is no state).
+  const padded = new Float32Array((past + len) * C);
+  const acc = new Float64Array(C);
+  for (let b = 0; b < batch; b++) {
+    if (sv) padded.set(sv.subarray(b * past * C, (b + 1) * past * C));
+    else padded.fill(0, 0, past * C);
+    padded.set(xv.subarray(b * len * C, (b + 1) * len * C), past * C);
+    for (let t = 0; t < len; t++) {
+      for (let c = 0; c < C; c++) acc[c] = bv ? bv[c] : 0;
+      for (let j = 0; j < W; j++) {
+        const row = (t + j) * C;
+        for (let c = 0; c < C; c++) acc[c] += w[c * W + j] * padded[row + c];
       }
-  o.commit();
-  if (stateOut) {
-    const so = f32Out(stateOut);
-    for (let b = 0; b < batch; b++)
-      for (let r = 0; r < past; r++)
-        for (let c = 0; c < C; c++) so.data[(b * past + r) * C + c] = input(b, len - past + r, c);
-    so.commit();
+      const ob = (b * len + t) * C;
+      for (let c = 0; c < C; c++) o.data[ob + c] = act ? silu(acc[c]) : acc[c];
+    }
+    if (stateOut) {
+      const so = rawOf(stateOut);
+      const last = fromF32(stateOut.dtype, padded.subarray(len * C, (len + past) * C));
+      so.set(last, b * past * C);
+    }
   }
+  o.commit();
+}
+
+export interface SsdArgs {
+  x: Float32Array;
+  dt: Float32Array;
+  A: Float32Array;
+  B: Float32Array;
+  C: Float32Array;
+  D: Float32Array | null;
+  y: Float32Array;
+  s0: Float32Array | null;
+  sOut: Float32Array | null;
+  desc: SsdDesc;
 }
 
 /**
- * Chunked SSD (the mamba_ssm algorithm): within a chunk, y_t = exp(a_t)·C_t·S₀ + Σ_{s≤t} (C_t·B_s)·exp(a_t − a_s)·dt_s·x_s
- * with a the inclusive cumulative sum of dt·A inside the chunk; then S ← exp(a_last)·S₀ + Σ_s exp(a_last − a_s)·dt_s·x_s⊗B_s.
+ * Chunked SSD (the mamba_ssm algorithm). With a the inclusive cumulative sum of dt·A inside a chunk:
+ *   y_t = exp(a_t)·C_t·S₀ + Σ_{s≤t} (C_t·B_s)·exp(a_t − a_s)·dt_s·x_s + D·x_t,
+ *   S ← exp(a_last)·S₀ + Σ_s exp(a_last − a_s)·dt_s·x_s ⊗ B_s.
+ * C_t·B_s is computed once per (chunk, group) and shared by the group's heads. Parallel over (batch, head).
  */
 export function ssdScan(
   y: Tensor,
@@ -57,74 +80,149 @@ export function ssdScan(
   state: Tensor | null,
   d: SsdDesc,
 ): void {
-  const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = d;
-  const xv = f32Of(x);
-  const dtv = f32Of(dt);
-  const Av = f32Of(A);
-  const Bv = f32Of(B);
-  const Cv = f32Of(C);
-  const Dv = D ? f32Of(D) : null;
-  const o = f32Out(y);
-  const S = new Float64Array(batch * H * P * N);
-  if (state) S.set(f32Of(state));
+  const o = sharedF32Out(y);
+  const args: SsdArgs = {
+    x: sharedF32Of(x),
+    dt: sharedF32Of(dt),
+    A: sharedF32Of(A),
+    B: sharedF32Of(B),
+    C: sharedF32Of(C),
+    D: D ? sharedF32Of(D) : null,
+    y: o.data,
+    s0: state ? sharedF32Of(state) : null,
+    sOut: stateOut ? sharedF32Of(stateOut) : null,
+    desc: d,
+  };
+  const units = d.batch * d.heads;
+  const work = d.batch * d.len * d.heads * d.headDim * (d.dState + Math.min(d.chunkSize, d.len));
+  if (work < PARALLEL_WORK) ssdTask(args, 0, units);
+  else parallelFor('ssd', args, units, 1, ssdTask);
+  o.commit();
+}
+
+const PARALLEL_WORK = 1 << 20;
+
+/**
+ * Runs the (batch, head) pairs [lo, hi). Per chunk of T tokens and head, with L[t, s] = (C_t·B_s)·exp(a_t − a_s)·dt_s
+ * for s ≤ t (0 above the diagonal), four GEMMs on strided views:
+ *   CB = C·Bᵀ (once per group),  Y = diag(exp(a))·C·Sᵀ + L·X + D·X,  S ← exp(a_last)·S + (w ∘ X)ᵀ·B
+ * with w_s = exp(a_last − a_s)·dt_s. States stay in f64.
+ */
+export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
+  const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
+  const { x, dt, A, B, C, D, y } = a;
   const perGroup = H / G;
-  const cs = new Float64Array(chunkSize);
-  const CB = new Float64Array(chunkSize * chunkSize);
-  for (let b = 0; b < batch; b++)
+  const Lc = Math.min(chunkSize, len);
+  const CB = new Float64Array(Lc * Lc);
+  const Lm = new Float64Array(Lc * Lc);
+  const Cd = new Float64Array(Lc * N);
+  const Xw = new Float64Array(Lc * P);
+  const Yc = new Float64Array(Lc * P);
+  const cs = new Float64Array(Lc);
+  const step = (g: Partial<Gemm> & Pick<Gemm, 'a' | 'b' | 'c' | 'm' | 'n' | 'k'>) =>
+    gemm({
+      aOff: 0,
+      aRow: g.k,
+      aCol: 1,
+      bOff: 0,
+      bRow: g.n,
+      bCol: 1,
+      cOff: 0,
+      ldc: g.n,
+      alpha: 1,
+      bias: null,
+      biasOff: 0,
+      accumulate: false,
+      ...g,
+    });
+  for (let b = 0; b < batch; b++) {
+    const h0 = Math.max(lo - b * H, 0);
+    const h1 = Math.min(hi - b * H, H);
+    if (h0 >= h1) continue;
+    // States of this batch's heads [h0, h1): [head][P][N] in f64.
+    const S = new Float64Array((h1 - h0) * P * N);
+    if (a.s0) for (let i = 0; i < S.length; i++) S[i] = a.s0[(b * H + h0) * P * N + i];
     for (let t0 = 0; t0 < len; t0 += chunkSize) {
       const T = Math.min(chunkSize, len - t0);
-      for (let g = 0; g < G; g++) {
-        // CB[t, s] = C_t · B_s for this chunk and group, shared by the group's heads.
-        for (let t = 0; t < T; t++)
-          for (let s = 0; s <= t; s++) {
-            const cb = ((b * len + t0 + t) * G + g) * N;
-            const bb = ((b * len + t0 + s) * G + g) * N;
-            let acc = 0;
-            for (let n = 0; n < N; n++) acc += Cv[cb + n] * Bv[bb + n];
-            CB[t * chunkSize + s] = acc;
-          }
-        for (let h = g * perGroup; h < (g + 1) * perGroup; h++) {
-          let a = 0;
+      const row0 = b * len + t0; // global token index of the chunk's first token
+      for (let g = Math.floor(h0 / perGroup); g * perGroup < h1; g++) {
+        const bcOff = (row0 * G + g) * N; // B_t / C_t rows of this group, stride G·N
+        step({
+          a: C,
+          aOff: bcOff,
+          aRow: G * N,
+          b: B,
+          bOff: bcOff,
+          bRow: 1,
+          bCol: G * N,
+          c: CB,
+          ldc: T,
+          m: T,
+          n: T,
+          k: N,
+        });
+        for (let h = Math.max(h0, g * perGroup); h < Math.min(h1, (g + 1) * perGroup); h++) {
+          const sOff = (h - h0) * P * N;
+          const xOff = (row0 * H + h) * P; // x_t / y_t rows of this head, stride H·P
+          let cum = 0;
           for (let t = 0; t < T; t++) {
-            a += dtv[(b * len + t0 + t) * H + h] * Av[h];
-            cs[t] = a;
+            cum += dt[(row0 + t) * H + h] * A[h];
+            cs[t] = cum;
           }
-          const sBase = (b * H + h) * P * N;
           for (let t = 0; t < T; t++) {
-            const cRow = ((b * len + t0 + t) * G + g) * N;
-            const decay = Math.exp(cs[t]);
-            const yBase = ((b * len + t0 + t) * H + h) * P;
-            for (let p = 0; p < P; p++) {
-              let acc = 0;
-              for (let n = 0; n < N; n++) acc += Cv[cRow + n] * S[sBase + p * N + n];
-              acc *= decay;
-              for (let s = 0; s <= t; s++) {
-                const ts = (b * len + t0 + s) * H + h;
-                acc +=
-                  CB[t * chunkSize + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dtv[ts] * xv[ts * P + p];
-              }
-              if (Dv) acc += Dv[h] * xv[yBase + p];
-              o.data[yBase + p] = acc;
-            }
+            const e = Math.exp(cs[t]);
+            for (let n = 0; n < N; n++) Cd[t * N + n] = C[bcOff + t * G * N + n] * e;
+            for (let s = 0; s <= t; s++)
+              Lm[t * T + s] = CB[t * T + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dt[(row0 + s) * H + h];
+            Lm.fill(0, t * T + t + 1, (t + 1) * T);
           }
-          // State passing to the next chunk.
+          // Y = diag(exp(a))·C·Sᵀ (the carried state) + L·X (this chunk's tokens) + D·X, summed in f64.
+          step({ a: Cd, aRow: N, b: S, bOff: sOff, bRow: 1, bCol: N, c: Yc, ldc: P, m: T, n: P, k: N });
+          step({
+            a: Lm,
+            aRow: T,
+            b: x,
+            bOff: xOff,
+            bRow: H * P,
+            c: Yc,
+            ldc: P,
+            m: T,
+            n: P,
+            k: T,
+            accumulate: true,
+          });
+          const dh = D ? D[h] : 0;
+          for (let t = 0; t < T; t++)
+            for (let p = 0; p < P; p++)
+              y[xOff + t * H * P + p] = Yc[t * P + p] + dh * x[xOff + t * H * P + p];
+          // S ← exp(a_last)·S + (w ∘ X)ᵀ·B.
           const last = cs[T - 1];
           const total = Math.exp(last);
-          for (let i = 0; i < P * N; i++) S[sBase + i] *= total;
+          for (let i = sOff; i < sOff + P * N; i++) S[i] *= total;
           for (let s = 0; s < T; s++) {
-            const ts = (b * len + t0 + s) * H + h;
-            const wgt = Math.exp(Math.min(last - cs[s], 0)) * dtv[ts];
-            const bRow = ((b * len + t0 + s) * G + g) * N;
-            for (let p = 0; p < P; p++) {
-              const xs = wgt * xv[ts * P + p];
-              for (let n = 0; n < N; n++) S[sBase + p * N + n] += xs * Bv[bRow + n];
-            }
+            const w = Math.exp(Math.min(last - cs[s], 0)) * dt[(row0 + s) * H + h];
+            for (let p = 0; p < P; p++) Xw[s * P + p] = w * x[xOff + s * H * P + p];
           }
+          step({
+            a: Xw,
+            aRow: 1,
+            aCol: P,
+            b: B,
+            bOff: bcOff,
+            bRow: G * N,
+            c: S,
+            cOff: sOff,
+            ldc: N,
+            m: P,
+            n: N,
+            k: T,
+            accumulate: true,
+          });
         }
       }
     }
-  o.commit();
-  if (stateOut) f32Out(stateOut).data.set(S);
+    if (a.sOut) for (let i = 0; i < S.length; i++) a.sOut[(b * H + h0) * P * N + i] = S[i];
+  }
 }
 
 /** One recurrent step; `state` is updated in place. */

@@ -1,6 +1,21 @@
 import type { Command } from 'commander';
+import * as ask from './ask.js';
+import * as convert from './convert.js';
+import * as download from './download.js';
 import * as frames from './frames.js';
+import * as info from './info.js';
+import * as needle from './needle.js';
 import * as probe from './probe.js';
+import * as serve from './serve.js';
 
 /** Every sub-command's registration, in the order `--help` lists them. */
-export const commands: Array<(program: Command) => void> = [probe.register, frames.register];
+export const commands: Array<(program: Command) => void> = [
+  ask.register,
+  serve.register,
+  download.register,
+  info.register,
+  probe.register,
+  frames.register,
+  convert.register,
+  needle.register,
+];

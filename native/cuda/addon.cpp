@@ -1,0 +1,489 @@
+// Node-API binding of the CUDA backend. Device pointers travel to JS as numbers (GPU virtual addresses are
+// below 2^53); each exported function takes the pointers and dims that src/backends/cuda/backend.ts passes,
+// enqueues work on the one stream and returns. Errors become JS exceptions: `code` is ERR_LONGSHOT_OOM for
+// exhausted memory (with requested/free/held byte counts), ERR_LONGSHOT_ARGUMENT for bad arguments (e.g. an
+// embedding id outside the vocabulary), ERR_LONGSHOT_CUDA otherwise.
+#include <node_api.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "allocator.h"
+#include "blas.h"
+#include "kernels.h"
+
+#if __has_include("attention.h")
+#include "attention.h"
+#define LS_HAVE_ATTENTION 1
+#endif
+#if __has_include("ssd.h")
+#include "ssd.h"
+#define LS_HAVE_SSD 1
+#endif
+#if __has_include("conv1d.h")
+#include "conv1d.h"
+#define LS_HAVE_CONV1D 1
+#endif
+
+namespace {
+
+/** Host↔device copies go through two pinned buffers so that pageable JS memory never blocks a DMA. */
+class Staging {
+ public:
+  static constexpr size_t kBytes = size_t(8) << 20;
+  Staging() {
+    for (int i = 0; i < 2; i++) {
+      LS_CUDA_CHECK(cudaHostAlloc(&buf_[i], kBytes, cudaHostAllocDefault));
+      LS_CUDA_CHECK(cudaEventCreateWithFlags(&done_[i], cudaEventDisableTiming));
+    }
+  }
+  /** Copies host bytes into pinned memory and enqueues the DMA; returns before the DMA finishes. */
+  void upload(char *dst, const char *src, size_t bytes, cudaStream_t s) {
+    for (size_t off = 0; off < bytes; off += kBytes) {
+      const size_t n = bytes - off < kBytes ? bytes - off : kBytes;
+      const int i = next_;
+      next_ ^= 1;
+      LS_CUDA_CHECK(cudaEventSynchronize(done_[i]));  // the previous DMA out of this buffer has finished
+      std::memcpy(buf_[i], src + off, n);
+      LS_CUDA_CHECK(cudaMemcpyAsync(dst + off, buf_[i], n, cudaMemcpyHostToDevice, s));
+      LS_CUDA_CHECK(cudaEventRecord(done_[i], s));
+    }
+  }
+  /** Waits for queued work, then copies device bytes to the host, overlapping DMA and memcpy. */
+  void download(char *dst, const char *src, size_t bytes, cudaStream_t s) {
+    const size_t chunks = ceil_div(bytes, kBytes);
+    auto enqueue = [&](size_t c) {
+      const size_t off = c * kBytes, n = bytes - off < kBytes ? bytes - off : kBytes;
+      LS_CUDA_CHECK(cudaEventSynchronize(done_[c & 1]));
+      LS_CUDA_CHECK(cudaMemcpyAsync(buf_[c & 1], src + off, n, cudaMemcpyDeviceToHost, s));
+      LS_CUDA_CHECK(cudaEventRecord(done_[c & 1], s));
+    };
+    if (chunks) enqueue(0);
+    for (size_t c = 0; c < chunks; c++) {
+      if (c + 1 < chunks) enqueue(c + 1);
+      LS_CUDA_CHECK(cudaEventSynchronize(done_[c & 1]));
+      const size_t off = c * kBytes, n = bytes - off < kBytes ? bytes - off : kBytes;
+      std::memcpy(dst + off, buf_[c & 1], n);
+    }
+  }
+
+ private:
+  void *buf_[2];
+  cudaEvent_t done_[2];
+  int next_ = 0;
+};
+
+struct Device {
+  cudaDeviceProp prop;
+  cudaStream_t stream;
+  CachingAllocator alloc;
+  std::unique_ptr<Staging> staging;
+  std::unique_ptr<Blas> blas;
+};
+Device *g_dev = nullptr;
+
+Device &dev() {
+  if (!g_dev) throw std::runtime_error("the CUDA backend is not initialised (call init first)");
+  return *g_dev;
+}
+
+/** Scratch device memory for one call, returned to the cache when the call has enqueued its work. */
+struct Scratch {
+  void *p;
+  explicit Scratch(size_t bytes) : p(dev().alloc.allocate(bytes)) {}
+  ~Scratch() { dev().alloc.release(p); }
+};
+
+// ---- argument access ------------------------------------------------------------------------------
+
+struct Args {
+  napi_env env;
+  size_t argc = 24;
+  napi_value argv[24];
+  Args(napi_env e, napi_callback_info info) : env(e) { napi_get_cb_info(e, info, &argc, argv, nullptr, nullptr); }
+  napi_value at(size_t i) const {
+    if (i >= argc) throw std::invalid_argument("missing argument " + std::to_string(i));
+    return argv[i];
+  }
+  double num(size_t i) const {
+    double v;
+    if (napi_get_value_double(env, at(i), &v) != napi_ok)
+      throw std::invalid_argument("argument " + std::to_string(i) + " must be a number");
+    return v;
+  }
+  int64_t i64(size_t i) const { return static_cast<int64_t>(num(i)); }
+  bool flag(size_t i) const {
+    bool v;
+    if (napi_get_value_bool(env, at(i), &v) != napi_ok)
+      throw std::invalid_argument("argument " + std::to_string(i) + " must be a boolean");
+    return v;
+  }
+  /** A device address (0 means none). */
+  void *ptr(size_t i) const { return reinterpret_cast<void *>(static_cast<uintptr_t>(num(i))); }
+  ET et(size_t i) const { return static_cast<ET>(i64(i)); }
+  std::vector<int64_t> ints(size_t i) const {
+    uint32_t n = 0;
+    if (napi_get_array_length(env, at(i), &n) != napi_ok)
+      throw std::invalid_argument("argument " + std::to_string(i) + " must be an array");
+    std::vector<int64_t> out(n);
+    for (uint32_t j = 0; j < n; j++) {
+      napi_value e;
+      double v;
+      napi_get_element(env, at(i), j, &e);
+      napi_get_value_double(env, e, &v);
+      out[j] = static_cast<int64_t>(v);
+    }
+    return out;
+  }
+  /** Host bytes of a typed array (nullptr for null/undefined). */
+  void *bytes(size_t i, size_t *length = nullptr) const {
+    napi_valuetype vt;
+    napi_typeof(env, at(i), &vt);
+    if (vt == napi_null || vt == napi_undefined) {
+      if (length) *length = 0;
+      return nullptr;
+    }
+    napi_typedarray_type type;
+    size_t n;
+    void *data;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, at(i), &type, &n, &data, &ab, &off) != napi_ok)
+      throw std::invalid_argument("argument " + std::to_string(i) + " must be a typed array");
+    static const size_t kWidth[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 2};
+    if (length) *length = n * kWidth[type];
+    return data;
+  }
+  double field(size_t i, const char *name) const {
+    napi_value v;
+    double d;
+    if (napi_get_named_property(env, at(i), name, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok)
+      throw std::invalid_argument(std::string("descriptor field ") + name + " must be a number");
+    return d;
+  }
+  bool fieldFlag(size_t i, const char *name) const {
+    napi_value v;
+    bool b;
+    if (napi_get_named_property(env, at(i), name, &v) != napi_ok || napi_get_value_bool(env, v, &b) != napi_ok)
+      throw std::invalid_argument(std::string("descriptor field ") + name + " must be a boolean");
+    return b;
+  }
+};
+
+napi_value number(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+napi_value string(napi_env env, const std::string &s) {
+  napi_value r;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &r);
+  return r;
+}
+
+void set(napi_env env, napi_value obj, const char *name, napi_value v) { napi_set_named_property(env, obj, name, v); }
+
+void throw_error(napi_env env, const char *code, const std::string &msg) {
+  napi_value err;
+  napi_create_error(env, string(env, code), string(env, msg), &err);
+  napi_throw(env, err);
+}
+
+/** Runs a binding body, turning C++ exceptions into JS errors. */
+template <typename F>
+napi_value guarded(napi_env env, F body) {
+  try {
+    return body();
+  } catch (const OutOfMemory &e) {
+    napi_value err;
+    napi_create_error(env, string(env, "ERR_LONGSHOT_OOM"), string(env, e.what()), &err);
+    set(env, err, "requested", number(env, static_cast<double>(e.requested)));
+    set(env, err, "free", number(env, static_cast<double>(e.freeBytes)));
+    set(env, err, "held", number(env, static_cast<double>(e.heldBytes)));
+    napi_throw(env, err);
+  } catch (const std::invalid_argument &e) {
+    throw_error(env, "ERR_LONGSHOT_ARGUMENT", e.what());
+  } catch (const std::exception &e) {
+    throw_error(env, "ERR_LONGSHOT_CUDA", e.what());
+  }
+  return nullptr;
+}
+
+#define LS_FN(name) napi_value name(napi_env env, napi_callback_info info)
+#define LS_BODY(...) return guarded(env, [&]() -> napi_value { Args a(env, info); __VA_ARGS__ return nullptr; })
+
+DT dt_of(ET t) {
+  if (t == ET::F32) return DT::F32;
+  if (t == ET::BF16) return DT::BF16;
+  throw std::invalid_argument("this kernel supports f32 and bf16 only");
+}
+
+// ---- device and memory ------------------------------------------------------------------------------
+
+LS_FN(init) {
+  LS_BODY({
+    if (!g_dev) {
+      int count = 0;
+      const cudaError_t e = cudaGetDeviceCount(&count);
+      if (e != cudaSuccess || count == 0)
+        throw std::runtime_error(std::string("no CUDA GPU is visible (") +
+                                 (e == cudaSuccess ? "0 devices" : cudaGetErrorString(e)) + ")");
+      auto d = std::make_unique<Device>();
+      LS_CUDA_CHECK(cudaSetDevice(0));
+      LS_CUDA_CHECK(cudaGetDeviceProperties(&d->prop, 0));
+      LS_CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking));
+      d->staging = std::make_unique<Staging>();
+      d->blas = std::make_unique<Blas>();
+      g_dev = d.release();
+    }
+    napi_value r;
+    napi_create_object(env, &r);
+    set(env, r, "name", string(env, g_dev->prop.name));
+    set(env, r, "computeCapability", number(env, g_dev->prop.major * 10 + g_dev->prop.minor));
+    set(env, r, "totalMemory", number(env, static_cast<double>(g_dev->prop.totalGlobalMem)));
+    set(env, r, "cublasLt", string(env, g_dev->blas->library()));
+    return r;
+  });
+}
+
+LS_FN(alloc) { LS_BODY({ return number(env, static_cast<double>(reinterpret_cast<uintptr_t>(dev().alloc.allocate(a.i64(0))))); }); }
+LS_FN(release) { LS_BODY({ dev().alloc.release(a.ptr(0)); }); }
+LS_FN(memory) {
+  LS_BODY({
+    const MemoryStats s = dev().alloc.stats();
+    napi_value r;
+    napi_create_array_with_length(env, 3, &r);
+    napi_set_element(env, r, 0, number(env, static_cast<double>(s.current)));
+    napi_set_element(env, r, 1, number(env, static_cast<double>(s.peak)));
+    napi_set_element(env, r, 2, number(env, static_cast<double>(s.reserved)));
+    return r;
+  });
+}
+LS_FN(resetPeak) { LS_BODY({ dev().alloc.resetPeak(); }); }
+LS_FN(emptyCache) {
+  LS_BODY({
+    LS_CUDA_CHECK(cudaStreamSynchronize(dev().stream));
+    dev().alloc.emptyCache();
+  });
+}
+LS_FN(upload) {
+  LS_BODY({
+    size_t n;
+    const void *src = a.bytes(1, &n);
+    dev().staging->upload(static_cast<char *>(a.ptr(0)), static_cast<const char *>(src), n, dev().stream);
+  });
+}
+LS_FN(download) {
+  LS_BODY({
+    size_t n;
+    void *dst = a.bytes(1, &n);
+    dev().staging->download(static_cast<char *>(dst), static_cast<const char *>(a.ptr(0)), n, dev().stream);
+    take_embedding_error(dev().stream);  // errors found on the device surface where the host waits
+  });
+}
+LS_FN(synchronize) { LS_BODY({ take_embedding_error(dev().stream); }); }
+
+// ---- kernels ------------------------------------------------------------------------------------------
+
+LS_FN(cast) { LS_BODY({ launch_cast(a.ptr(0), a.et(1), a.ptr(2), a.et(3), a.i64(4), dev().stream); }); }
+LS_FN(fill) { LS_BODY({ launch_fill(a.ptr(0), a.et(1), a.i64(2), a.num(3), dev().stream); }); }
+LS_FN(unary) {
+  LS_BODY({ launch_unary(a.ptr(0), a.ptr(1), a.et(2), a.i64(3), static_cast<UnaryOp>(a.i64(4)), dev().stream); });
+}
+LS_FN(binary) {
+  LS_BODY({
+    const auto shape = a.ints(5), as = a.ints(6), bs = a.ints(7);
+    LS_REQUIRE(shape.size() <= kMaxRank * 2 && as.size() == shape.size() && bs.size() == shape.size(),
+               "binary: shape and strides differ in rank");
+    launch_binary(a.ptr(0), a.ptr(1), a.ptr(2), a.et(3), static_cast<BinaryOp>(a.i64(4)),
+                  static_cast<int>(shape.size()), shape.data(), as.data(), bs.data(), dev().stream);
+  });
+}
+LS_FN(affine) {
+  LS_BODY({
+    launch_affine(a.ptr(0), a.ptr(1), a.et(2), a.i64(3), static_cast<float>(a.num(4)), static_cast<float>(a.num(5)),
+                  dev().stream);
+  });
+}
+LS_FN(matmul) {
+  LS_BODY({
+    MatmulArgs g{a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.et(4), a.i64(5), a.i64(6), a.i64(7), a.i64(8),
+                 a.flag(9), a.flag(10), a.flag(11), static_cast<float>(a.num(12))};
+    dev().blas->matmul(g, dev().stream);
+  });
+}
+LS_FN(rmsNorm) {
+  LS_BODY({
+    launch_rms_norm(a.ptr(0), a.ptr(1), a.et(2), a.ptr(3), a.et(4), a.ptr(5), a.i64(6), a.i64(7), a.i64(8),
+                    static_cast<float>(a.num(9)), a.flag(10), dev().stream);
+  });
+}
+LS_FN(layerNorm) {
+  LS_BODY({
+    launch_layer_norm(a.ptr(0), a.ptr(1), a.et(2), a.ptr(3), a.ptr(4), a.et(5), a.i64(6), a.i64(7),
+                      static_cast<float>(a.num(8)), dev().stream);
+  });
+}
+LS_FN(softmax) { LS_BODY({ launch_softmax(a.ptr(0), a.ptr(1), a.et(2), a.i64(3), a.i64(4), dev().stream); }); }
+LS_FN(rotary) {
+  LS_BODY({
+    launch_rotary(a.ptr(0), a.ptr(1), a.et(2), static_cast<const float *>(a.ptr(3)),
+                  static_cast<const float *>(a.ptr(4)), a.i64(5), a.i64(6), a.i64(7), a.i64(8), a.i64(9), a.flag(10),
+                  dev().stream);
+  });
+}
+LS_FN(embedding) {
+  LS_BODY({
+    launch_embedding(a.ptr(0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4), a.i64(5),
+                     a.i64(6), dev().stream);
+  });
+}
+LS_FN(readSlice) {
+  LS_BODY({
+    launch_read_slice(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), a.i64(6), a.i64(7), dev().stream);
+  });
+}
+LS_FN(writeSlice) {
+  LS_BODY({
+    launch_write_slice(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), a.i64(6), a.i64(7), dev().stream);
+  });
+}
+LS_FN(permute) {
+  LS_BODY({
+    const auto shape = a.ints(3), perm64 = a.ints(4);
+    LS_REQUIRE(shape.size() == perm64.size(), "permute: shape and perm differ in rank");
+    std::vector<int> perm(perm64.begin(), perm64.end());
+    launch_permute(a.ptr(0), a.ptr(1), a.i64(2), static_cast<int>(shape.size()), shape.data(), perm.data(),
+                   dev().stream);
+  });
+}
+LS_FN(flip) { LS_BODY({ launch_flip(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), dev().stream); }); }
+LS_FN(reduce) {
+  LS_BODY({
+    launch_reduce(a.ptr(0), a.ptr(1), a.et(2), static_cast<ReduceOp>(a.i64(3)), a.i64(4), a.i64(5), a.i64(6),
+                  dev().stream);
+  });
+}
+LS_FN(argmax) {
+  LS_BODY({ launch_argmax(static_cast<int32_t *>(a.ptr(0)), a.ptr(1), a.et(2), a.i64(3), a.i64(4), dev().stream); });
+}
+LS_FN(sample) {
+  // sample(out, logits, et, uniforms: Float32Array, previous, nPrevious, rows, vocab, temperature, topK, topP, penalty)
+  LS_BODY({
+    SampleParams p{a.i64(6), a.i64(7), static_cast<float>(a.num(8)), a.i64(9), static_cast<float>(a.num(10)),
+                   static_cast<float>(a.num(11)), a.i64(5)};
+    size_t ub;
+    const void *uniforms = a.bytes(3, &ub);
+    Scratch u(ub), scratch(size_t(p.rows) * p.vocab * kSampleScratchBytes);
+    dev().staging->upload(static_cast<char *>(u.p), static_cast<const char *>(uniforms), ub, dev().stream);
+    launch_sample(static_cast<int32_t *>(a.ptr(0)), a.ptr(1), a.et(2), static_cast<const float *>(u.p),
+                  static_cast<const int32_t *>(a.ptr(4)), scratch.p, p, dev().stream);
+  });
+}
+
+#ifdef LS_HAVE_ATTENTION
+LS_FN(attention_) {
+  // attention(out, q, k, v, mask, maskBatch, weights, et, desc, segments: Int32Array | null)
+  LS_BODY({
+    size_t segBytes;
+    const auto *segments = static_cast<const int32_t *>(a.bytes(9, &segBytes));
+    AttentionDims d{};
+    d.batch = static_cast<int>(a.field(8, "batch"));
+    d.sq = static_cast<int>(a.field(8, "sq"));
+    d.skv = static_cast<int>(a.field(8, "skv"));
+    d.kvLength = static_cast<int>(a.field(8, "kvLength"));
+    d.hq = static_cast<int>(a.field(8, "hq"));
+    d.hkv = static_cast<int>(a.field(8, "hkv"));
+    d.d = static_cast<int>(a.field(8, "d"));
+    d.dv = static_cast<int>(a.field(8, "dv"));
+    d.scale = static_cast<float>(a.field(8, "scale"));
+    d.causal = a.fieldFlag(8, "causal");
+    d.queryOffset = static_cast<int>(a.field(8, "queryOffset"));
+    d.numSegments = segments ? static_cast<int>(segBytes / sizeof(int32_t)) - 1 : 0;
+    d.maskBatch = static_cast<int>(a.i64(5));
+    d.weights = a.ptr(6) != nullptr;
+    const DT dt = dt_of(a.et(7));
+    const size_t wsBytes = attention_workspace_bytes(d, dt);
+    Scratch ws(wsBytes);
+    attention(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), static_cast<const float *>(a.ptr(4)),
+              static_cast<float *>(a.ptr(6)), segments, d, dt, ws.p, wsBytes, dev().stream);
+  });
+}
+#endif
+
+#ifdef LS_HAVE_SSD
+SsdDims ssd_dims(const Args &a, size_t i) {
+  return {static_cast<int>(a.field(i, "batch")),   static_cast<int>(a.field(i, "len")),
+          static_cast<int>(a.field(i, "heads")),   static_cast<int>(a.field(i, "headDim")),
+          static_cast<int>(a.field(i, "groups")),  static_cast<int>(a.field(i, "dState")),
+          static_cast<int>(a.field(i, "chunkSize"))};
+}
+LS_FN(ssdScan_) {
+  // ssdScan(y, stateOut, x, dt, A, B, C, D, dEt, state, et, desc)
+  LS_BODY({
+    const SsdDims d = ssd_dims(a, 11);
+    const DT dt = dt_of(a.et(10));
+    const DT dDt = a.ptr(7) ? dt_of(a.et(8)) : DT::F32;
+    const size_t wsBytes = ssd_scan_workspace_bytes(d, dt);
+    Scratch ws(wsBytes);
+    ssd_scan(a.ptr(0), static_cast<float *>(a.ptr(1)), a.ptr(2), static_cast<const float *>(a.ptr(3)),
+             static_cast<const float *>(a.ptr(4)), a.ptr(5), a.ptr(6), a.ptr(7), dDt,
+             static_cast<const float *>(a.ptr(9)), d, dt, ws.p, wsBytes, dev().stream);
+  });
+}
+LS_FN(ssmStep_) {
+  // ssmStep(y, state, x, dt, A, B, C, D, dEt, et, desc)
+  LS_BODY({
+    const SsdDims d = ssd_dims(a, 10);
+    const DT dDt = a.ptr(7) ? dt_of(a.et(8)) : DT::F32;
+    ssm_step(a.ptr(0), static_cast<float *>(a.ptr(1)), a.ptr(2), static_cast<const float *>(a.ptr(3)),
+             static_cast<const float *>(a.ptr(4)), a.ptr(5), a.ptr(6), a.ptr(7), dDt, d, dt_of(a.et(9)),
+             dev().stream);
+  });
+}
+#endif
+
+#ifdef LS_HAVE_CONV1D
+LS_FN(conv1d_) {
+  // conv1d(y, stateOut, x, weight, bias, state, et, wEt, desc)
+  LS_BODY({
+    const Conv1dDims d{static_cast<int>(a.field(8, "batch")), static_cast<int>(a.field(8, "len")),
+                       static_cast<int>(a.field(8, "channels")), static_cast<int>(a.field(8, "width")),
+                       a.fieldFlag(8, "silu")};
+    conv1d(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), d, dt_of(a.et(6)), dt_of(a.et(7)),
+             dev().stream);
+  });
+}
+#endif
+
+}  // namespace
+
+#define LS_EXPORT(fn) {#fn, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
+// Bindings named like the launch functions they call carry a trailing underscore.
+#define LS_EXPORT_AS(fn) {#fn, nullptr, fn##_, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+      LS_EXPORT(init),       LS_EXPORT(alloc),      LS_EXPORT(release),  LS_EXPORT(memory),
+      LS_EXPORT(resetPeak),  LS_EXPORT(emptyCache), LS_EXPORT(upload),   LS_EXPORT(download),
+      LS_EXPORT(synchronize), LS_EXPORT(cast),      LS_EXPORT(fill),     LS_EXPORT(unary),
+      LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
+      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(embedding),
+      LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
+      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
+#ifdef LS_HAVE_ATTENTION
+      LS_EXPORT_AS(attention),
+#endif
+#ifdef LS_HAVE_SSD
+      LS_EXPORT_AS(ssdScan), LS_EXPORT_AS(ssmStep),
+#endif
+#ifdef LS_HAVE_CONV1D
+      LS_EXPORT_AS(conv1d),
+#endif
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

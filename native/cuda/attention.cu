@@ -1,0 +1,507 @@
+// Attention kernels. Two paths:
+//  - flash_fwd: bf16, head dim 64/80/96/128 (d == dv). FlashAttention-2 style: each warp owns 16 query rows
+//    whose Q fragments stay in registers; K/V tiles of 64 keys stream through shared memory with cp.async
+//    double buffering; S = Q·Kᵀ and O += P·V run on mma.sync m16n8k16 with an online softmax in f32 (exp2
+//    domain). GQA rows are packed: a CTA's rows are (query, head-in-group) pairs of one kv head, so the
+//    K/V tile is shared by all the query heads that read it. When too few CTAs exist to fill the GPU
+//    (decode, cross-attention of a few hundred queries over 10^5+ keys) the key range is split across
+//    CTAs and the normalised partials are merged with their log-sum-exp (flash-decoding).
+//  - attn_generic: one warp per (batch, head, query) row, f32 math on any dtype/head dim ≤ 256; it also
+//    produces the optional softmax weights. Used for f32 inputs, odd head dims and weights requests.
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "mma_util.cuh"
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct RowRule {
+  int kvLength, causal, queryOffset, nseg;
+  const int *seg;  // device copy of the segment boundaries, or null
+
+  /** Keys [lo, hi) that query i may see. Both ends are non-decreasing in i. */
+  __device__ __forceinline__ void range(int i, int &lo, int &hi) const {
+    lo = 0;
+    hi = kvLength;
+    if (causal) hi = min(hi, queryOffset + i + 1);
+    if (nseg > 0) {
+      int a = 0, b = nseg;  // largest s with seg[s] <= i
+      while (a < b) {
+        const int mid = (a + b + 1) >> 1;
+        if (seg[mid] <= i) a = mid;
+        else b = mid - 1;
+      }
+      const int s = min(a, nseg - 1);
+      lo = seg[s];
+      hi = min(hi, seg[s + 1]);
+    }
+  }
+};
+
+// ---- generic path ---------------------------------------------------------------------------------------
+
+struct GenericParams {
+  const void *q, *k, *v;
+  void *out;
+  const float *mask;
+  size_t maskBStride;
+  float *weights;
+  RowRule rule;
+  int batch, sq, skv, hq, hkv, d, dv;
+  float scale;
+};
+
+constexpr int kGenWarps = 4;
+constexpr int kGenMaxDim = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kGenWarps * 32) attn_generic(GenericParams p) {
+  __shared__ float sq[kGenWarps][kGenMaxDim];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const size_t row = static_cast<size_t>(blockIdx.x) * kGenWarps + warp;
+  if (row >= static_cast<size_t>(p.batch) * p.hq * p.sq) return;
+  const int i = static_cast<int>(row % p.sq);
+  const int h = static_cast<int>((row / p.sq) % p.hq);
+  const int b = static_cast<int>(row / (static_cast<size_t>(p.sq) * p.hq));
+  const int hk = h / (p.hq / p.hkv);
+  const T *q = static_cast<const T *>(p.q) + ((static_cast<size_t>(b) * p.sq + i) * p.hq + h) * p.d;
+  const T *k = static_cast<const T *>(p.k) + (static_cast<size_t>(b) * p.skv * p.hkv + hk) * p.d;
+  const T *v = static_cast<const T *>(p.v) + (static_cast<size_t>(b) * p.skv * p.hkv + hk) * p.dv;
+  const size_t kStride = static_cast<size_t>(p.hkv) * p.d, vStride = static_cast<size_t>(p.hkv) * p.dv;
+  const float *mrow = p.mask ? p.mask + b * p.maskBStride + static_cast<size_t>(i) * p.rule.kvLength : nullptr;
+  for (int e = lane; e < p.d; e += 32) sq[warp][e] = load_f32(q, e) * p.scale;
+  __syncwarp();
+  int lo, hi;
+  p.rule.range(i, lo, hi);
+
+  auto score = [&](int j) {
+    const T *kr = k + j * kStride;
+    float s = 0.f;
+    for (int e = 0; e < p.d; ++e) s += sq[warp][e] * load_f32(kr, e);
+    return mrow ? s + mrow[j] : s;
+  };
+
+  constexpr int kPer = kGenMaxDim / 32;
+  float acc[kPer];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) acc[e] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  for (int j0 = lo; j0 < hi; j0 += 32) {
+    const int j = j0 + lane;
+    const float s = j < hi ? score(j) : -INFINITY;
+    float cmax = s;
+    for (int o = 16; o; o >>= 1) cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, o));
+    const float mnew = fmaxf(m, cmax);
+    if (mnew == -INFINITY) continue;  // everything so far fully masked
+    const float alpha = expf(m - mnew);
+    const float pj = s == -INFINITY ? 0.f : expf(s - mnew);
+    float psum = pj;
+    for (int o = 16; o; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
+    l = l * alpha + psum;
+    m = mnew;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) acc[e] *= alpha;
+    const int n = min(32, hi - j0);
+    for (int jj = 0; jj < n; ++jj) {
+      const float w = __shfl_sync(0xffffffffu, pj, jj);
+      if (w == 0.f) continue;
+      const T *vr = v + (j0 + jj) * vStride;
+#pragma unroll
+      for (int e = 0; e < kPer; ++e)
+        if (lane + 32 * e < p.dv) acc[e] += w * load_f32(vr, lane + 32 * e);
+    }
+  }
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+  T *out = static_cast<T *>(p.out) + ((static_cast<size_t>(b) * p.sq + i) * p.hq + h) * p.dv;
+#pragma unroll
+  for (int e = 0; e < kPer; ++e)
+    if (lane + 32 * e < p.dv) store_f32(out, lane + 32 * e, acc[e] * inv);
+  if (p.weights) {
+    float *w = p.weights + ((static_cast<size_t>(b) * p.hq + h) * p.sq + i) * p.rule.kvLength;
+    for (int j = lane; j < p.rule.kvLength; j += 32) {
+      float pj = 0.f;
+      if (j >= lo && j < hi && l > 0.f) {
+        const float s = score(j);
+        pj = s == -INFINITY ? 0.f : expf(s - m) * inv;
+      }
+      w[j] = pj;
+    }
+  }
+}
+
+// ---- flash path -----------------------------------------------------------------------------------------
+
+struct FlashParams {
+  const __nv_bfloat16 *q, *k, *v;
+  __nv_bfloat16 *out;
+  float *opart, *lse;  // split-K partials [splits, batch·sq·hq, d] and their log2-sum-exp
+  const float *mask;
+  size_t maskBStride;
+  RowRule rule;
+  int batch, sq, skv, hq, hkv, G, splits;
+  float scaleLog2;
+};
+
+constexpr int kBc = 64;  // keys per tile
+
+template <int D, int W>
+constexpr size_t flash_smem_bytes() {
+  return static_cast<size_t>(16 * W + 4 * kBc) * (D + 8) * sizeof(__nv_bfloat16);
+}
+
+template <int D, int W>
+__global__ void __launch_bounds__(W * 32) flash_fwd(FlashParams p) {
+  constexpr int BR = 16 * W, LDS = D + 8, CH = D / 8;  // CH: 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char smem[];
+  __nv_bfloat16 *sQ = reinterpret_cast<__nv_bfloat16 *>(smem);
+  __nv_bfloat16 *sK = sQ + BR * LDS;
+  __nv_bfloat16 *sV = sK + 2 * kBc * LDS;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int b = blockIdx.y / p.hkv, hk = blockIdx.y % p.hkv;
+  const int rows = p.sq * p.G;
+  const int rowBase = (gridDim.x - 1 - blockIdx.x) * BR;  // heaviest causal tiles first
+  const int rowLast = min(rowBase + BR, rows) - 1;
+  int loFirst, hiFirst, loLast, hiLast;
+  p.rule.range(rowBase / p.G, loFirst, hiFirst);
+  p.rule.range(rowLast / p.G, loLast, hiLast);
+  const int kBeg = loFirst, kEnd = hiLast;
+  const int nT = kEnd > kBeg ? (kEnd - kBeg + kBc - 1) / kBc : 0;
+  const int perSplit = (nT + p.splits - 1) / p.splits;
+  const int tBeg = min(nT, static_cast<int>(blockIdx.z) * perSplit), tEnd = min(nT, tBeg + perSplit);
+
+  const size_t kvStride = static_cast<size_t>(p.hkv) * D;
+  const __nv_bfloat16 *kBase = p.k + (static_cast<size_t>(b) * p.skv * p.hkv + hk) * D;
+  const __nv_bfloat16 *vBase = p.v + (static_cast<size_t>(b) * p.skv * p.hkv + hk) * D;
+
+  for (int c = tid; c < BR * CH; c += W * 32) {
+    const int r = c / CH, col = (c % CH) * 8, row = rowBase + r;
+    const __nv_bfloat16 *src = p.q;
+    if (row < rows)
+      src = p.q + ((static_cast<size_t>(b) * p.sq + row / p.G) * p.hq + hk * p.G + row % p.G) * D + col;
+    cp_async16(sQ + r * LDS + col, src, row < rows ? 16 : 0);
+  }
+  auto load_kv = [&](int tile, int buf) {
+    const int j0 = kBeg + tile * kBc;
+    __nv_bfloat16 *dK = sK + buf * kBc * LDS, *dV = sV + buf * kBc * LDS;
+    for (int c = tid; c < kBc * CH; c += W * 32) {
+      const int r = c / CH, col = (c % CH) * 8, j = j0 + r;
+      const bool ok = j < kEnd;
+      const size_t off = ok ? j * kvStride + col : 0;
+      cp_async16(dK + r * LDS + col, kBase + off, ok ? 16 : 0);
+      cp_async16(dV + r * LDS + col, vBase + off, ok ? 16 : 0);
+    }
+  };
+  if (tBeg < tEnd) load_kv(tBeg, 0);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  uint32_t qa[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const __nv_bfloat16 *base = sQ + (warp * 16 + g) * LDS + kk * 16 + 2 * t4;
+    qa[kk][0] = *reinterpret_cast<const uint32_t *>(base);
+    qa[kk][1] = *reinterpret_cast<const uint32_t *>(base + 8 * LDS);
+    qa[kk][2] = *reinterpret_cast<const uint32_t *>(base + 8);
+    qa[kk][3] = *reinterpret_cast<const uint32_t *>(base + 8 * LDS + 8);
+  }
+
+  // The two rows this thread accumulates: warp row g and g + 8.
+  int myRow[2], lo[2], hi[2];
+  const float *mrow[2] = {nullptr, nullptr};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    myRow[h] = rowBase + warp * 16 + g + 8 * h;
+    lo[h] = 0;
+    hi[h] = 0;
+    if (myRow[h] < rows) {
+      const int i = myRow[h] / p.G;
+      p.rule.range(i, lo[h], hi[h]);
+      if (p.mask) mrow[h] = p.mask + b * p.maskBStride + static_cast<size_t>(i) * p.rule.kvLength;
+    }
+  }
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  for (int tile = tBeg; tile < tEnd; ++tile) {
+    const int buf = (tile - tBeg) & 1;
+    if (tile + 1 < tEnd) load_kv(tile + 1, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const __nv_bfloat16 *cK = sK + buf * kBc * LDS, *cV = sV + buf * kBc * LDS;
+
+    float s[kBc / 8][4];
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+      for (int n = 0; n < kBc / 8; n += 2) {
+        uint32_t r[4];
+        ldmatrix_x4(r, cK + (8 * n + (lane >> 4) * 8 + (lane & 7)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma_bf16_16816(s[n], qa[kk], r[0], r[1]);
+        mma_bf16_16816(s[n + 1], qa[kk], r[2], r[3]);
+      }
+    }
+
+    const int j0 = kBeg + tile * kBc;
+    const bool full = !p.mask && j0 >= loLast && j0 + kBc <= hiFirst;
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int h = e >> 1, j = j0 + 8 * n + 2 * t4 + (e & 1);
+        float x = s[n][e] * p.scaleLog2;
+        if (!full) {
+          if (j < lo[h] || j >= hi[h]) x = -INFINITY;
+          else if (mrow[h]) x += mrow[h][j] * kLog2e;
+        }
+        s[n][e] = x;
+      }
+
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < kBc / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mnew = fmaxf(m[h], mx);
+      const float muse = mnew == -INFINITY ? 0.f : mnew;
+      const float alpha = fast_exp2(m[h] - muse);
+      m[h] = mnew;
+      float rs = 0.f;
+#pragma unroll
+      for (int n = 0; n < kBc / 8; ++n) {
+        s[n][2 * h] = fast_exp2(s[n][2 * h] - muse);
+        s[n][2 * h + 1] = fast_exp2(s[n][2 * h + 1] - muse);
+        rs += s[n][2 * h] + s[n][2 * h + 1];
+      }
+      l[h] = l[h] * alpha + rs;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][2 * h] *= alpha;
+        o[n][2 * h + 1] *= alpha;
+      }
+    }
+
+#pragma unroll
+    for (int kb = 0; kb < kBc / 16; ++kb) {
+      const uint32_t pa[4] = {pack_bf16x2(s[2 * kb][0], s[2 * kb][1]), pack_bf16x2(s[2 * kb][2], s[2 * kb][3]),
+                              pack_bf16x2(s[2 * kb + 1][0], s[2 * kb + 1][1]),
+                              pack_bf16x2(s[2 * kb + 1][2], s[2 * kb + 1][3])};
+#pragma unroll
+      for (int n = 0; n < D / 8; n += 2) {
+        uint32_t r[4];
+        ldmatrix_x4_trans(r, cV + (16 * kb + (lane & 15)) * LDS + 8 * n + (lane >> 4) * 8);
+        mma_bf16_16816(o[n], pa, r[0], r[1]);
+        mma_bf16_16816(o[n + 1], pa, r[2], r[3]);
+      }
+    }
+    __syncthreads();
+  }
+
+  const size_t nRows = static_cast<size_t>(p.batch) * p.sq * p.hq;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    if (myRow[h] >= rows) continue;
+    const size_t r = (static_cast<size_t>(b) * p.sq + myRow[h] / p.G) * p.hq + hk * p.G + myRow[h] % p.G;
+    const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
+    if (p.splits == 1) {
+      __nv_bfloat16 *dst = p.out + r * D + 2 * t4;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) store_bf16x2(dst + 8 * n, o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+    } else {
+      float *dst = p.opart + (blockIdx.z * nRows + r) * D + 2 * t4;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n)
+        *reinterpret_cast<float2 *>(dst + 8 * n) = make_float2(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
+      if (t4 == 0) p.lse[blockIdx.z * nRows + r] = l[h] > 0.f ? m[h] + log2f(l[h]) : -INFINITY;
+    }
+  }
+}
+
+/** out[row] = Σ_s 2^(lse_s − max)·O_s / Σ_s 2^(lse_s − max): merges normalised split-K partials. */
+__global__ void flash_combine(const float *opart, const float *lse, __nv_bfloat16 *out, int splits,
+                              size_t nRows, int d) {
+  const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= nRows * d) return;
+  const size_t r = idx / d;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, lse[s * nRows + r]);
+  float num = 0.f, den = 0.f;
+  if (mx != -INFINITY)
+    for (int s = 0; s < splits; ++s) {
+      const float w = exp2f(lse[s * nRows + r] - mx);
+      num += w * opart[s * nRows * d + idx];
+      den += w;
+    }
+  out[idx] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
+}
+
+// 64-row CTAs (4 warps): on an H200 they beat 128-row ones on every benchmarked shape, since the
+// register-bound occupancy makes 2 × 4 warps per SM better than 1 × 8.
+constexpr int kWarps = 4;
+
+struct Plan {
+  bool flash;
+  int qTiles, splits;
+  size_t segBytes, opartBytes, lseBytes;
+};
+
+bool flash_eligible(const AttentionDims &a, DT dt) {
+  return dt == DT::BF16 && a.d == a.dv && (a.d == 64 || a.d == 80 || a.d == 96 || a.d == 128) && !a.weights;
+}
+
+template <int D, int W>
+int flash_blocks_per_sm() {
+  static const int n = [] {
+    int blocks = 0;
+    constexpr size_t smem = flash_smem_bytes<D, W>();
+    allow_smem_once<flash_fwd<D, W>>(smem);
+    LS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, flash_fwd<D, W>, W * 32, smem));
+    return std::max(blocks, 1);
+  }();
+  return n;
+}
+
+template <int W>
+int flash_blocks_per_sm(int d) {
+  switch (d) {
+    case 64: return flash_blocks_per_sm<64, W>();
+    case 80: return flash_blocks_per_sm<80, W>();
+    case 96: return flash_blocks_per_sm<96, W>();
+    default: return flash_blocks_per_sm<128, W>();
+  }
+}
+
+Plan make_plan(const AttentionDims &a, DT dt) {
+  Plan p{};
+  p.segBytes = a.numSegments > 0 ? align256(sizeof(int32_t) * (a.numSegments + 1)) : 0;
+  p.flash = flash_eligible(a, dt);
+  p.splits = 1;
+  if (!p.flash) return p;
+  const long long rows = static_cast<long long>(a.sq) * (a.hq / a.hkv);
+  const int sms = current_sm_count();
+  p.qTiles = static_cast<int>(ceil_div<long long>(rows, 16LL * kWarps));
+  const long long ctas = static_cast<long long>(p.qTiles) * a.batch * a.hkv;
+  const long long slots = static_cast<long long>(sms) *
+                          flash_blocks_per_sm<kWarps>(a.d);
+  const int keyTiles = ceil_div(a.kvLength, kBc);
+  if (a.numSegments == 0 && ctas < 2 * slots && keyTiles >= 16) {
+    // Split the keys so that the grid covers ≥ 2 waves with the least idle tail.
+    const long long lo = ceil_div(2 * slots, ctas), hi = std::min<long long>({2 * lo, keyTiles / 8, 256});
+    double bestEff = 0;
+    for (long long s = std::min(lo, hi); s <= hi; ++s) {
+      const double waves = static_cast<double>(ctas * s) / slots, eff = waves / std::ceil(waves);
+      if (eff > bestEff + 1e-9) {
+        bestEff = eff;
+        p.splits = static_cast<int>(s);
+      }
+    }
+    if (p.splits < 2) p.splits = 1;
+  }
+  if (p.splits > 1) {
+    const size_t nRows = static_cast<size_t>(a.batch) * a.sq * a.hq;
+    p.opartBytes = align256(sizeof(float) * p.splits * nRows * a.d);
+    p.lseBytes = align256(sizeof(float) * p.splits * nRows);
+  }
+  return p;
+}
+
+template <int D, int W>
+void launch_flash(const FlashParams &fp, const Plan &plan, cudaStream_t stream) {
+  constexpr size_t smem = flash_smem_bytes<D, W>();
+  allow_smem_once<flash_fwd<D, W>>(smem);
+  const dim3 grid(plan.qTiles, fp.batch * fp.hkv, plan.splits);
+  flash_fwd<D, W><<<grid, W * 32, smem, stream>>>(fp);
+  LS_CHECK_LAUNCH();
+}
+
+bool aligned16(const void *p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+}  // namespace
+
+size_t attention_workspace_bytes(const AttentionDims &a, DT dt) {
+  const Plan p = make_plan(a, dt);
+  return p.segBytes + p.opartBytes + p.lseBytes;
+}
+
+void attention(void *out, const void *q, const void *k, const void *v, const float *mask, float *weights,
+               const int32_t *segmentsHost, const AttentionDims &a, DT dt, void *workspace,
+               size_t workspaceBytes, cudaStream_t stream) {
+  LS_REQUIRE(a.hkv > 0 && a.hq % a.hkv == 0, "attention: hq must be a multiple of hkv");
+  LS_REQUIRE(a.kvLength >= 0 && a.kvLength <= a.skv, "attention: kvLength exceeds skv");
+  LS_REQUIRE(a.numSegments == 0 || (segmentsHost && a.batch == 1 && a.sq == a.kvLength),
+             "attention: segments need batch 1 and sq == kvLength");
+  LS_REQUIRE(a.weights == (weights != nullptr), "attention: weights pointer does not match dims.weights");
+  LS_REQUIRE((a.maskBatch == 0) == (mask == nullptr), "attention: mask pointer does not match dims.maskBatch");
+  const Plan plan = make_plan(a, dt);
+  LS_REQUIRE(workspaceBytes >= plan.segBytes + plan.opartBytes + plan.lseBytes,
+             "attention: workspace smaller than attention_workspace_bytes()");
+  if (static_cast<size_t>(a.batch) * a.sq * a.hq == 0) return;
+  unsigned char *ws = static_cast<unsigned char *>(workspace);
+  int *seg = nullptr;
+  if (a.numSegments > 0) {
+    seg = reinterpret_cast<int *>(ws);
+    LS_CUDA_CHECK(cudaMemcpyAsync(seg, segmentsHost, sizeof(int32_t) * (a.numSegments + 1),
+                                  cudaMemcpyHostToDevice, stream));
+  }
+  const RowRule rule{a.kvLength, a.causal ? 1 : 0, a.queryOffset, a.numSegments, seg};
+  const size_t maskBStride = a.maskBatch > 1 ? static_cast<size_t>(a.sq) * a.kvLength : 0;
+
+  if (plan.flash && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out)) {
+    FlashParams fp{};
+    fp.q = static_cast<const __nv_bfloat16 *>(q);
+    fp.k = static_cast<const __nv_bfloat16 *>(k);
+    fp.v = static_cast<const __nv_bfloat16 *>(v);
+    fp.out = static_cast<__nv_bfloat16 *>(out);
+    fp.opart = reinterpret_cast<float *>(ws + plan.segBytes);
+    fp.lse = reinterpret_cast<float *>(ws + plan.segBytes + plan.opartBytes);
+    fp.mask = mask;
+    fp.maskBStride = maskBStride;
+    fp.rule = rule;
+    fp.batch = a.batch;
+    fp.sq = a.sq;
+    fp.skv = a.skv;
+    fp.hq = a.hq;
+    fp.hkv = a.hkv;
+    fp.G = a.hq / a.hkv;
+    fp.splits = plan.splits;
+    fp.scaleLog2 = a.scale * kLog2e;
+    switch (a.d) {
+      case 64: launch_flash<64, kWarps>(fp, plan, stream); break;
+      case 80: launch_flash<80, kWarps>(fp, plan, stream); break;
+      case 96: launch_flash<96, kWarps>(fp, plan, stream); break;
+      default: launch_flash<128, kWarps>(fp, plan, stream); break;
+    }
+    if (plan.splits > 1) {
+      const size_t nRows = static_cast<size_t>(a.batch) * a.sq * a.hq, n = nRows * a.d;
+      flash_combine<<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(
+          fp.opart, fp.lse, fp.out, plan.splits, nRows, a.d);
+      LS_CHECK_LAUNCH();
+    }
+    return;
+  }
+
+  LS_REQUIRE(a.d <= kGenMaxDim && a.dv <= kGenMaxDim, "attention: head dims above 256 are not supported");
+  GenericParams gp{q, k, v, out, mask, maskBStride, weights, rule, a.batch, a.sq, a.skv, a.hq, a.hkv, a.d, a.dv,
+                   a.scale};
+  const size_t rows = static_cast<size_t>(a.batch) * a.hq * a.sq;
+  const unsigned blocks = static_cast<unsigned>(ceil_div<size_t>(rows, kGenWarps));
+  LS_DISPATCH_DT(dt, T, {
+    attn_generic<T><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
+    LS_CHECK_LAUNCH();
+  });
+}

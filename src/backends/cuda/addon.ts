@@ -1,0 +1,212 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OutOfMemoryError } from '../../errors.js';
+import type { AttentionDesc, SsdDesc } from '../../runtime/backend.js';
+import { ShapeError } from '../../runtime/shape.js';
+
+/** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
+export type Ptr = number;
+
+/** The functions of native/cuda/addon.cpp, argument for argument. Dtypes are numbered as DTYPE_CODE. */
+export interface CudaAddon {
+  init(): { name: string; computeCapability: number; totalMemory: number; cublasLt: string };
+  alloc(bytes: number): Ptr;
+  release(ptr: Ptr): void;
+  memory(): [current: number, peak: number, reserved: number];
+  resetPeak(): void;
+  emptyCache(): void;
+  upload(dst: Ptr, src: ArrayBufferView): void;
+  download(src: Ptr, dst: ArrayBufferView): void;
+  synchronize(): void;
+  cast(out: Ptr, to: number, x: Ptr, from: number, n: number): void;
+  fill(out: Ptr, dtype: number, n: number, value: number): void;
+  unary(out: Ptr, x: Ptr, dtype: number, n: number, op: number): void;
+  binary(
+    out: Ptr,
+    a: Ptr,
+    b: Ptr,
+    dtype: number,
+    op: number,
+    shape: readonly number[],
+    aStrides: readonly number[],
+    bStrides: readonly number[],
+  ): void;
+  affine(out: Ptr, x: Ptr, dtype: number, n: number, scale: number, shift: number): void;
+  matmul(
+    out: Ptr,
+    a: Ptr,
+    b: Ptr,
+    bias: Ptr,
+    dtype: number,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    bBatched: boolean,
+    alpha: number,
+  ): void;
+  rmsNorm(
+    out: Ptr,
+    x: Ptr,
+    dtype: number,
+    weight: Ptr,
+    weightDtype: number,
+    gate: Ptr,
+    rows: number,
+    dim: number,
+    groupSize: number,
+    eps: number,
+    normBeforeGate: boolean,
+  ): void;
+  layerNorm(
+    out: Ptr,
+    x: Ptr,
+    dtype: number,
+    weight: Ptr,
+    bias: Ptr,
+    paramDtype: number,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
+  softmax(out: Ptr, x: Ptr, dtype: number, rows: number, dim: number): void;
+  rotary(
+    out: Ptr,
+    x: Ptr,
+    dtype: number,
+    cos: Ptr,
+    sin: Ptr,
+    batch: number,
+    seq: number,
+    heads: number,
+    headDim: number,
+    rotaryDim: number,
+    tableShared: boolean,
+  ): void;
+  embedding(out: Ptr, table: Ptr, dtype: number, ids: Ptr, nIds: number, vocab: number, dim: number): void;
+  readSlice(
+    out: Ptr,
+    x: Ptr,
+    elementBytes: number,
+    outer: number,
+    xDim: number,
+    outDim: number,
+    inner: number,
+    start: number,
+  ): void;
+  writeSlice(
+    out: Ptr,
+    x: Ptr,
+    elementBytes: number,
+    outer: number,
+    outDim: number,
+    xDim: number,
+    inner: number,
+    start: number,
+  ): void;
+  permute(out: Ptr, x: Ptr, elementBytes: number, shape: readonly number[], perm: readonly number[]): void;
+  flip(out: Ptr, x: Ptr, elementBytes: number, outer: number, dim: number, inner: number): void;
+  reduce(out: Ptr, x: Ptr, dtype: number, op: number, outer: number, dim: number, inner: number): void;
+  argmax(out: Ptr, x: Ptr, dtype: number, rows: number, dim: number): void;
+  sample(
+    out: Ptr,
+    logits: Ptr,
+    dtype: number,
+    uniforms: Float32Array,
+    previous: Ptr,
+    nPrevious: number,
+    rows: number,
+    vocab: number,
+    temperature: number,
+    topK: number,
+    topP: number,
+    repetitionPenalty: number,
+  ): void;
+  /** Present once native/cuda/attention.cu is part of the build. */
+  attention?(
+    out: Ptr,
+    q: Ptr,
+    k: Ptr,
+    v: Ptr,
+    mask: Ptr,
+    maskBatch: number,
+    weights: Ptr,
+    dtype: number,
+    desc: AttentionDesc,
+    segments: Int32Array | null,
+  ): void;
+  /** Present once native/cuda/ssd.cu is part of the build. */
+  ssdScan?(
+    y: Ptr,
+    stateOut: Ptr,
+    x: Ptr,
+    dt: Ptr,
+    A: Ptr,
+    B: Ptr,
+    C: Ptr,
+    D: Ptr,
+    dDtype: number,
+    state: Ptr,
+    dtype: number,
+    desc: SsdDesc,
+  ): void;
+  ssmStep?(
+    y: Ptr,
+    state: Ptr,
+    x: Ptr,
+    dt: Ptr,
+    A: Ptr,
+    B: Ptr,
+    C: Ptr,
+    D: Ptr,
+    dDtype: number,
+    dtype: number,
+    desc: SsdDesc,
+  ): void;
+  /** Present once native/cuda/conv1d.cu is part of the build. */
+  conv1d?(...args: unknown[]): void;
+}
+
+const ADDON_FILE = join('native', 'cuda', 'build', 'longshot_cuda.node');
+
+/** The built addon: $LONGSHOT_CUDA_ADDON, else native/cuda/build/ of the package (found from src/ or dist/src/). */
+export function addonPath(): string | null {
+  if (process.env.LONGSHOT_CUDA_ADDON) return process.env.LONGSHOT_CUDA_ADDON;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, ADDON_FILE);
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+/**
+ * Turns the addon's errors into the project's: exhausted memory becomes an OutOfMemoryError, a bad argument
+ * found on the device (an embedding id outside the vocabulary) a ShapeError, as the CPU backend raises.
+ */
+function translate(e: unknown): unknown {
+  const code = e instanceof Error ? (e as { code?: string }).code : undefined;
+  if (code === 'ERR_LONGSHOT_OOM') return new OutOfMemoryError((e as Error).message, { cause: e });
+  if (code === 'ERR_LONGSHOT_ARGUMENT') return new ShapeError((e as Error).message, { cause: e });
+  return e;
+}
+
+/** Loads the addon (throws when it is missing or does not load); every function rethrows translated errors. */
+export function loadAddon(path: string): CudaAddon {
+  const raw = createRequire(import.meta.url)(path) as Record<string, (...args: unknown[]) => unknown>;
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(raw))
+    wrapped[name] = (...args: unknown[]) => {
+      try {
+        return fn(...args);
+      } catch (e) {
+        throw translate(e);
+      }
+    };
+  return wrapped as unknown as CudaAddon;
+}

@@ -1,0 +1,366 @@
+import type {
+  AttentionDesc,
+  Backend,
+  BinaryOp,
+  BroadcastDesc,
+  Conv1dDesc,
+  MatmulDesc,
+  MemoryStats,
+  NormDesc,
+  RotaryDesc,
+  SampleDesc,
+  SsdDesc,
+  Storage,
+  UnaryOp,
+} from '../../runtime/backend.js';
+import { BYTES_PER_ELEMENT, type DType, type RawArray, rawArrayFor } from '../../runtime/dtype.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import type { CudaAddon, Ptr } from './addon.js';
+
+/** Dtype numbering shared with native/cuda/kernels.h (enum class ET). */
+const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3, u8: 4 };
+/** Op numbering shared with native/cuda/kernels.h (UnaryOp, BinaryOp, ReduceOp). */
+const UNARY_CODE: Record<UnaryOp, number> = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  abs: 5,
+  sigmoid: 6,
+  tanh: 7,
+  relu: 8,
+  relu2: 9,
+  silu: 10,
+  gelu: 11,
+  gelu_tanh: 12,
+  quick_gelu: 13,
+  softplus: 14,
+};
+const BINARY_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
+const REDUCE_CODE = { sum: 0, mean: 1, max: 2 } as const;
+
+/** Device memory from the addon's caching allocator. */
+export class CudaStorage implements Storage {
+  released = false;
+  constructor(
+    readonly bytes: number,
+    readonly ptr: Ptr,
+  ) {}
+}
+
+const code = (t: Tensor): number => DTYPE_CODE[t.dtype];
+
+/** Device address of a tensor's first element. */
+function ptr(t: Tensor): Ptr {
+  return (t.storage as CudaStorage).ptr + t.offset * BYTES_PER_ELEMENT[t.dtype];
+}
+const ptrOr0 = (t: Tensor | null): Ptr => (t ? ptr(t) : 0);
+
+function notBuilt(op: string, file: string): Error {
+  return new Error(
+    `cuda ${op}: this build of the CUDA addon has no ${op} kernel (native/cuda/${file} was not compiled in). ` +
+      'Rebuild with "npm run build:native" from a checkout that contains it.',
+  );
+}
+
+/**
+ * The CUDA backend: every kernel enqueues on the addon's stream and returns; `download` and `synchronize`
+ * wait. GEMMs go to cuBLASLt; attention, SSD and conv1d to their fused kernels.
+ */
+export class CudaBackend implements Backend {
+  readonly name = 'cuda' as const;
+
+  constructor(
+    private readonly addon: CudaAddon,
+    /** What init reported: GPU name, compute capability, memory, the cuBLASLt library loaded. */
+    readonly device: ReturnType<CudaAddon['init']>,
+  ) {}
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  allocate(bytes: number): CudaStorage {
+    return new CudaStorage(bytes, this.addon.alloc(bytes));
+  }
+  release(storage: Storage): void {
+    const s = storage as CudaStorage;
+    if (s.released) throw new Error('cuda release: storage was already released');
+    s.released = true;
+    this.addon.release(s.ptr);
+  }
+  upload(dst: Tensor, src: RawArray): void {
+    if (src.length !== dst.size)
+      throw new RangeError(`cuda upload: ${src.length} elements for a tensor of ${dst.size}`);
+    this.addon.upload(ptr(dst), src);
+  }
+  async download(src: Tensor): Promise<RawArray> {
+    const out = rawArrayFor(src.dtype, new ArrayBuffer(src.bytes), 0, src.size);
+    this.addon.download(ptr(src), out);
+    return out;
+  }
+  memory(): MemoryStats {
+    const [current, peak, reserved] = this.addon.memory();
+    return { current, peak, reserved };
+  }
+  resetPeak(): void {
+    this.addon.resetPeak();
+  }
+  /** Returns cached device blocks to the driver (memory held by live tensors stays). */
+  emptyCache(): void {
+    this.addon.emptyCache();
+  }
+  async synchronize(): Promise<void> {
+    this.addon.synchronize();
+  }
+
+  // ---- kernels ------------------------------------------------------------------------------
+
+  cast(out: Tensor, x: Tensor): void {
+    this.addon.cast(ptr(out), code(out), ptr(x), code(x), x.size);
+  }
+  fill(out: Tensor, value: number): void {
+    this.addon.fill(ptr(out), code(out), out.size, value);
+  }
+  unary(out: Tensor, op: UnaryOp, x: Tensor): void {
+    this.addon.unary(ptr(out), ptr(x), code(x), x.size, UNARY_CODE[op]);
+  }
+  binary(out: Tensor, op: BinaryOp, a: Tensor, b: Tensor, d: BroadcastDesc): void {
+    this.addon.binary(ptr(out), ptr(a), ptr(b), code(a), BINARY_CODE[op], d.outShape, d.aStrides, d.bStrides);
+  }
+  affine(out: Tensor, x: Tensor, scale: number, shift: number): void {
+    this.addon.affine(ptr(out), ptr(x), code(x), x.size, scale, shift);
+  }
+  matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, d: MatmulDesc): void {
+    if (d.k === 0) {
+      // An empty sum: cuBLASLt rejects k = 0, the answer is the bias (or zeros).
+      this.fill(out, 0);
+      if (bias) {
+        const shape = [d.batch * d.m, d.n];
+        this.binary(out, 'add', out, bias, { outShape: shape, aStrides: [d.n, 1], bStrides: [0, 1] });
+      }
+      return;
+    }
+    this.addon.matmul(
+      ptr(out),
+      ptr(a),
+      ptr(b),
+      ptrOr0(bias),
+      code(a),
+      d.batch,
+      d.m,
+      d.n,
+      d.k,
+      d.transA,
+      d.transB,
+      d.bBatched,
+      d.alpha,
+    );
+  }
+  rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, gate: Tensor | null, d: NormDesc): void {
+    if (gate && gate.dtype !== x.dtype)
+      throw new TypeError(`cuda rmsNorm: gate ${gate.dtype} must have the input's dtype ${x.dtype}`);
+    this.addon.rmsNorm(
+      ptr(out),
+      ptr(x),
+      code(x),
+      ptrOr0(weight),
+      DTYPE_CODE[weight?.dtype ?? x.dtype],
+      ptrOr0(gate),
+      d.rows,
+      d.dim,
+      d.groupSize,
+      d.eps,
+      d.normBeforeGate,
+    );
+  }
+  layerNorm(out: Tensor, x: Tensor, weight: Tensor | null, bias: Tensor | null, d: NormDesc): void {
+    if (weight && bias && weight.dtype !== bias.dtype)
+      throw new TypeError(`cuda layerNorm: weight ${weight.dtype} and bias ${bias.dtype} differ`);
+    const paramDtype = (weight ?? bias)?.dtype ?? x.dtype;
+    this.addon.layerNorm(
+      ptr(out),
+      ptr(x),
+      code(x),
+      ptrOr0(weight),
+      ptrOr0(bias),
+      DTYPE_CODE[paramDtype],
+      d.rows,
+      d.dim,
+      d.eps,
+    );
+  }
+  softmax(out: Tensor, x: Tensor, rows: number, dim: number): void {
+    this.addon.softmax(ptr(out), ptr(x), code(x), rows, dim);
+  }
+  rotary(out: Tensor, x: Tensor, cos: Tensor, sin: Tensor, d: RotaryDesc): void {
+    this.addon.rotary(
+      ptr(out),
+      ptr(x),
+      code(x),
+      ptr(cos),
+      ptr(sin),
+      d.batch,
+      d.seq,
+      d.heads,
+      d.headDim,
+      d.rotaryDim,
+      d.tableShared,
+    );
+  }
+  attention(
+    out: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | null,
+    weights: Tensor | null,
+    d: AttentionDesc,
+  ): void {
+    if (!this.addon.attention) throw notBuilt('attention', 'attention.cu');
+    const maskBatch = mask ? (mask.rank === 3 ? mask.shape[0] : 1) : 0;
+    this.addon.attention(
+      ptr(out),
+      ptr(q),
+      ptr(k),
+      ptr(v),
+      ptrOr0(mask),
+      maskBatch,
+      ptrOr0(weights),
+      code(q),
+      d,
+      d.segments,
+    );
+  }
+  conv1d(
+    y: Tensor,
+    stateOut: Tensor | null,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | null,
+    state: Tensor | null,
+    d: Conv1dDesc,
+  ): void {
+    if (!this.addon.conv1d) throw notBuilt('conv1d', 'conv1d.cu');
+    if (bias && bias.dtype !== weight.dtype)
+      throw new TypeError(`cuda conv1d: bias ${bias.dtype} and weight ${weight.dtype} differ`);
+    this.addon.conv1d(
+      ptr(y),
+      ptrOr0(stateOut),
+      ptr(x),
+      ptr(weight),
+      ptrOr0(bias),
+      ptrOr0(state),
+      code(x),
+      code(weight),
+      d,
+    );
+  }
+  ssdScan(
+    y: Tensor,
+    stateOut: Tensor | null,
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | null,
+    state: Tensor | null,
+    d: SsdDesc,
+  ): void {
+    if (!this.addon.ssdScan) throw notBuilt('ssdScan', 'ssd.cu');
+    this.addon.ssdScan(
+      ptr(y),
+      ptrOr0(stateOut),
+      ptr(x),
+      ptr(dt),
+      ptr(A),
+      ptr(B),
+      ptr(C),
+      ptrOr0(D),
+      D ? code(D) : 0,
+      ptrOr0(state),
+      code(x),
+      d,
+    );
+  }
+  ssmStep(
+    y: Tensor,
+    state: Tensor,
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | null,
+    d: SsdDesc,
+  ): void {
+    if (!this.addon.ssmStep) throw notBuilt('ssmStep', 'ssd.cu');
+    this.addon.ssmStep(
+      ptr(y),
+      ptr(state),
+      ptr(x),
+      ptr(dt),
+      ptr(A),
+      ptr(B),
+      ptr(C),
+      ptrOr0(D),
+      D ? code(D) : 0,
+      code(x),
+      d,
+    );
+  }
+  embedding(out: Tensor, table: Tensor, ids: Tensor): void {
+    this.addon.embedding(
+      ptr(out),
+      ptr(table),
+      code(table),
+      ptr(ids),
+      ids.size,
+      table.shape[0],
+      table.shape[1],
+    );
+  }
+  writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void {
+    const xDim = x.size / (outer * inner || 1);
+    this.addon.writeSlice(ptr(out), ptr(x), BYTES_PER_ELEMENT[x.dtype], outer, outDim, xDim, inner, start);
+  }
+  readSlice(out: Tensor, x: Tensor, outer: number, xDim: number, inner: number, start: number): void {
+    const outDim = out.size / (outer * inner || 1);
+    this.addon.readSlice(ptr(out), ptr(x), BYTES_PER_ELEMENT[x.dtype], outer, xDim, outDim, inner, start);
+  }
+  permute(out: Tensor, x: Tensor, perm: readonly number[]): void {
+    this.addon.permute(ptr(out), ptr(x), BYTES_PER_ELEMENT[x.dtype], x.shape, perm);
+  }
+  flip(out: Tensor, x: Tensor, outer: number, dim: number, inner: number): void {
+    this.addon.flip(ptr(out), ptr(x), BYTES_PER_ELEMENT[x.dtype], outer, dim, inner);
+  }
+  reduce(
+    out: Tensor,
+    op: 'sum' | 'mean' | 'max',
+    x: Tensor,
+    outer: number,
+    dim: number,
+    inner: number,
+  ): void {
+    this.addon.reduce(ptr(out), ptr(x), code(x), REDUCE_CODE[op], outer, dim, inner);
+  }
+  argmax(out: Tensor, x: Tensor, rows: number, dim: number): void {
+    this.addon.argmax(ptr(out), ptr(x), code(x), rows, dim);
+  }
+  sample(out: Tensor, logits: Tensor, uniforms: Float32Array, previous: Tensor | null, d: SampleDesc): void {
+    this.addon.sample(
+      ptr(out),
+      ptr(logits),
+      code(logits),
+      uniforms,
+      ptrOr0(previous),
+      previous ? previous.size / (d.rows || 1) : 0,
+      d.rows,
+      d.vocab,
+      d.temperature,
+      d.topK,
+      d.topP,
+      d.repetitionPenalty,
+    );
+  }
+}

@@ -1,0 +1,96 @@
+/** `longshot ask <video> "<question>"` and `longshot caption <video>`: one answer about one video or image. */
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { VideoLM } from '../../api.js';
+import { InputError } from '../../errors.js';
+import {
+  addGenerationOptions,
+  addModelOptions,
+  addOutputOptions,
+  addSamplingOptions,
+  generationOf,
+  type ModelOptions,
+  printJson,
+  samplingOf,
+} from '../options.js';
+import { downloadProgress, progressEnabled, videoProgress } from '../progress.js';
+
+/** The instruction `caption` asks (a plain request the instruction-tuned checkpoints answer well). */
+export const CAPTION_PROMPT = 'Describe this video in detail.';
+
+type AnswerOptions = ModelOptions & { stream?: boolean; json?: boolean } & Record<string, unknown>;
+
+async function answer(video: string, question: string, o: AnswerOptions): Promise<void> {
+  // Fail on a missing file before spending seconds loading a model.
+  if (!/^[a-z][a-z0-9+.-]*:/i.test(video) && !existsSync(video))
+    throw new InputError(`no such file: ${video}`);
+  if (!question.trim()) throw new InputError('the question is empty');
+  const bars = progressEnabled(o.json);
+  using model = await VideoLM.load(o.model, {
+    device: o.device,
+    revision: o.revision,
+    onDownload: downloadProgress(bars),
+  });
+  const reply = model.ask(video, question, {
+    ...samplingOf(o),
+    ...generationOf(o),
+    progress: videoProgress(bars),
+  });
+  if (o.stream && !o.json) {
+    for await (const piece of reply) process.stdout.write(piece);
+    process.stdout.write('\n');
+  }
+  const result = await reply.result();
+  if (o.json)
+    printJson({
+      model: model.info.id,
+      architecture: model.info.architecture,
+      video,
+      question,
+      answer: result.text,
+      finish_reason: result.finishReason,
+      usage: result.usage,
+    });
+  else if (!o.stream) process.stdout.write(`${result.text}\n`);
+}
+
+function withCommon(cmd: Command): Command {
+  return addOutputOptions(addGenerationOptions(addSamplingOptions(addModelOptions(cmd))));
+}
+
+export function register(program: Command): void {
+  withCommon(
+    program
+      .command('ask')
+      .description('answer a question about a video or an image')
+      .argument('<video>', 'video or image: a path, an http(s) URL or a data: URL')
+      .argument('<question>', 'what to ask'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ longshot ask talk.mp4 "What does the speaker hold up at the end?"
+  $ longshot ask lecture.mkv "List the topics in order." --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --frames 512 --stream
+  $ longshot ask photo.jpg "How many people are there?" --json
+
+Exit codes: 0 ok, 2 bad usage, 3 bad input (file, video), 4 model problem, 5 out of memory.`,
+    )
+    .action((video: string, question: string, o: AnswerOptions) => answer(video, question, o));
+
+  withCommon(
+    program
+      .command('caption')
+      .description('describe a video in detail')
+      .argument('<video>', 'video or image: a path, an http(s) URL or a data: URL'),
+  )
+    .option('--prompt <text>', 'the instruction to caption with', CAPTION_PROMPT)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ longshot caption clip.mp4 --stream
+  $ longshot caption clip.mp4 --frames 64 --json`,
+    )
+    .action((video: string, o: AnswerOptions & { prompt: string }) => answer(video, o.prompt, o));
+}

@@ -1,0 +1,91 @@
+/** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
+import type { Command } from 'commander';
+import { VideoLM } from '../../api.js';
+import { createServer } from '../../serve/app.js';
+import { addModelOptions, positiveInt } from '../options.js';
+import { downloadProgress, progressEnabled } from '../progress.js';
+
+interface ServeCliOptions {
+  model?: string;
+  revision: string;
+  device: 'cpu' | 'cuda';
+  host: string;
+  port: number;
+  name?: string;
+  allowedRoot?: string;
+  allowRemoteMedia?: boolean;
+  concurrency: number;
+  maxQueue: number;
+  timeout: number;
+  cacheVideos: number;
+  apiKey?: string;
+}
+
+export function register(program: Command): void {
+  addModelOptions(program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'))
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option(
+      '--port <port>',
+      'port to listen on (0: any free port)',
+      (v) => (v === '0' ? 0 : positiveInt('--port')(v)),
+      8000,
+    )
+    .option('--name <id>', 'model id clients use (default: the --model value)')
+    .option('--allowed-root <dir>', 'directory whose files requests may name by path (default: none)')
+    .option('--allow-remote-media', 'let requests name http(s) video/image URLs')
+    .option('--concurrency <n>', 'requests run on the model at once', positiveInt('--concurrency'), 1)
+    .option(
+      '--max-queue <n>',
+      'requests that may wait; more get HTTP 429',
+      (v) => (v === '0' ? 0 : positiveInt('--max-queue')(v)),
+      16,
+    )
+    .option('--timeout <s>', 'per-request limit in seconds', positiveInt('--timeout'), 600)
+    .option(
+      '--cache-videos <n>',
+      'encoded videos kept for follow-up questions',
+      (v) => (v === '0' ? 0 : positiveInt('--cache-videos')(v)),
+      4,
+    )
+    .option('--api-key <key>', 'require this bearer token (default: LONGSHOT_API_KEY, else none)')
+    .addHelpText(
+      'after',
+      `
+Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health.
+Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
+or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge.
+
+Examples:
+  $ longshot serve --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --allowed-root ~/videos
+  $ curl localhost:8000/v1/chat/completions -H 'content-type: application/json' -d '{"model": "TIGER-Lab/Vamba-Qwen2-VL-7B",
+      "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "talk.mp4"}},
+                                                {"type": "text", "text": "What is this talk about?"}]}]}'`,
+    )
+    .action(async (o: ServeCliOptions) => {
+      const model = await VideoLM.load(o.model, {
+        device: o.device,
+        revision: o.revision,
+        onDownload: downloadProgress(progressEnabled()),
+      });
+      const server = createServer(model, {
+        modelId: o.name ?? o.model ?? model.info.id,
+        concurrency: o.concurrency,
+        maxQueue: o.maxQueue,
+        timeoutMs: o.timeout * 1000,
+        cacheEntries: o.cacheVideos,
+        media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
+        apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
+      });
+      const address = await server.app.listen({ host: o.host, port: o.port });
+      process.stderr.write(
+        `longshot: serving ${model.info.id} (${model.info.architecture}) at ${address}/v1\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+      model.dispose();
+    });
+}

@@ -1,0 +1,100 @@
+/**
+ * The options several commands share (model, device, frame sampling, generation, output), each parsed and
+ * checked here so a bad value is a usage error (exit 2) that names the option.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
+import type { DeviceName } from '../runtime/backend.js';
+
+function number(name: string, check: (v: number) => boolean, what: string) {
+  return (raw: string): number => {
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(v) || !check(v))
+      throw new InvalidArgumentError(`${name} must be ${what}, got '${raw}'`);
+    return v;
+  };
+}
+
+export const positiveInt = (name: string) =>
+  number(name, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+const nonNegative = (name: string) => number(name, (v) => v >= 0, 'a number ≥ 0');
+const positive = (name: string) => number(name, (v) => v > 0, 'a number > 0');
+const unitInterval = (name: string) => number(name, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+
+export interface ModelOptions {
+  model?: string;
+  revision?: string;
+  device: DeviceName;
+}
+
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '-m, --model <dir|org/name>',
+      'checkpoint directory or Hugging Face id (default: the embedded model)',
+    )
+    .option('--revision <rev>', 'hub branch, tag or commit (with a hub id)', 'main')
+    .addOption(new Option('--device <device>', 'where to run').choices(['cpu', 'cuda']).default('cpu'));
+}
+
+export function addSamplingOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--frames <n>',
+      'frames to sample (default: the model’s, e.g. 128 for Vamba)',
+      positiveInt('--frames'),
+    )
+    .option('--fps <x>', 'frames per second, with --sampling fps', positive('--fps'))
+    .addOption(
+      new Option(
+        '--sampling <policy>',
+        'which frames: middle of n equal spans, uniform, or at a rate',
+      ).choices(['middle', 'uniform', 'fps']),
+    )
+    .option('--max-edge <px>', 'longest frame side before the model’s resize', positiveInt('--max-edge'))
+    .option('--min-edge <px>', 'shortest frame side before the model’s resize', positiveInt('--min-edge'));
+}
+
+export function addGenerationOptions(cmd: Command): Command {
+  return cmd
+    .option('--max-new-tokens <n>', 'longest answer in tokens', positiveInt('--max-new-tokens'), 512)
+    .option('--temperature <t>', 'sampling temperature; 0 = greedy', nonNegative('--temperature'), 0)
+    .option('--top-k <k>', 'sample among the k likeliest tokens', positiveInt('--top-k'))
+    .option('--top-p <p>', 'sample within probability mass p', unitInterval('--top-p'))
+    .option(
+      '--repetition-penalty <x>',
+      'penalise repeated tokens (1 = off)',
+      positive('--repetition-penalty'),
+    )
+    .option('--seed <n>', 'random seed for sampling', number('--seed', Number.isInteger, 'an integer'));
+}
+
+export function addOutputOptions(cmd: Command, stream = true): Command {
+  if (stream) cmd.option('--stream', 'print the answer as it is generated');
+  return cmd.option('--json', 'print one JSON object (no progress bars)');
+}
+
+type Opts = Record<string, unknown>;
+
+export function samplingOf(o: Opts): SamplingOptions {
+  return pick(o, ['frames', 'fps', 'sampling', 'maxEdge', 'minEdge']) as SamplingOptions;
+}
+
+export function generationOf(o: Opts): GenerationOptions {
+  return pick(o, [
+    'maxNewTokens',
+    'temperature',
+    'topK',
+    'topP',
+    'repetitionPenalty',
+    'seed',
+  ]) as GenerationOptions;
+}
+
+function pick(o: Opts, keys: string[]): Opts {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,27 @@
+/**
+ * The model used when `--model` is not given: a tiny Vamba trained on the needle-in-a-haystack task,
+ * shipped inside the package under models/needle-vamba-tiny/ so that `npx longshot ask` works offline.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ModelError } from '../errors.js';
+
+/** The package root: the nearest directory above this module with a package.json (works from src/ and dist/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
+}
+
+/** Path of the embedded default model. */
+export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'needle-vamba-tiny');
+
+export function defaultModelDir(): string {
+  if (!existsSync(join(DEFAULT_MODEL_DIR, 'config.json')))
+    throw new ModelError(
+      `the default model is not installed (expected ${DEFAULT_MODEL_DIR}); pass --model <directory or org/name>, ` +
+        'e.g. --model TIGER-Lab/Vamba-Qwen2-VL-7B (downloads about 22 GB) or a local checkpoint directory',
+    );
+  return DEFAULT_MODEL_DIR;
+}

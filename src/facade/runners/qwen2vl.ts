@@ -1,0 +1,164 @@
+/**
+ * Qwen2-VL behind the facade. The video is in the token sequence, so its "encoding" is the processed
+ * patch rows and grid: asking again skips decoding and preprocessing, while the vision tower and the
+ * prefill run per question (Qwen2VL.embed takes pixels). Prompts come from the checkpoint's chat template
+ * with the video (or image) part in the first user turn, the pads expanded as the HF processor does.
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ModelError } from '../../errors.js';
+import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
+import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
+import { Tokenizer } from '../../io/tokenizer.js';
+import { type Size, vambaResize } from '../../media/index.js';
+import { Qwen2VL } from '../../models/qwen2vl/model.js';
+import {
+  Qwen2VLProcessor,
+  type RgbImage,
+  tokenCount,
+  type VisualBatch,
+} from '../../models/qwen2vl/processor.js';
+import type { Backend } from '../../runtime/backend.js';
+import type { Generation } from '../answer.js';
+import type { EncodedVideo, ModelRunner } from '../engine.js';
+import type { ModelSummary } from '../inspect.js';
+import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../types.js';
+import { generateText } from './text-generation.js';
+
+interface Qwen2VLVideo extends EncodedVideo {
+  kind: 'video' | 'image';
+  batch: VisualBatch;
+}
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
+export async function loadQwen2VLRunner(
+  summary: ModelSummary,
+  backend: Backend,
+  id: string,
+): Promise<ModelRunner> {
+  const { dir } = summary;
+  if (!(await exists(join(dir, 'tokenizer.json'))))
+    throw new ModelError(
+      `${dir}: no tokenizer.json; longshot needs the checkpoint's tokenizer to ask questions`,
+    );
+  const tokenizer = await Tokenizer.fromDir(dir);
+  // Without its own preprocessor_config.json a checkpoint gets Qwen2-VL-7B-Instruct's pixel settings.
+  const processor = (await exists(join(dir, 'preprocessor_config.json')))
+    ? await Qwen2VLProcessor.load(dir)
+    : new Qwen2VLProcessor(parsePreprocessorConfig({}, 'Qwen2-VL defaults'));
+  const model = await Qwen2VL.load(dir, { backend });
+  const t = summary.config.text;
+  const info: ModelInfo = {
+    id,
+    dir,
+    architecture: 'qwen2_vl',
+    parameters: summary.parameters,
+    weightBytes: summary.weightBytes,
+    dtype: model.dtype,
+    device: backend.name,
+    layers: t.num_hidden_layers,
+    hiddenSize: t.hidden_size,
+  };
+  return new Qwen2VLRunner(info, model, processor, tokenizer);
+}
+
+export class Qwen2VLRunner implements ModelRunner {
+  /** qwen-vl-utils: 2 frames per second, at most 768. */
+  readonly defaults: Required<SamplingOptions> = {
+    sampling: 'fps',
+    fps: 2,
+    frames: 768,
+    maxEdge: 640,
+    minEdge: 28,
+  };
+
+  constructor(
+    readonly info: ModelInfo,
+    private readonly model: Qwen2VL,
+    private readonly processor: Qwen2VLProcessor,
+    private readonly tokenizer: Tokenizer,
+  ) {}
+
+  frameSize(source: Size, o: Required<SamplingOptions>): Size {
+    return vambaResize(o.minEdge, o.maxEdge)(source); // smart_resize follows in the processor
+  }
+
+  async encode(
+    frames: AsyncIterable<{ width: number; height: number; data: Uint8Array }[]>,
+    _timestampsSec: readonly number[],
+    opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (done: number) => void },
+  ): Promise<EncodedVideo> {
+    const all: RgbImage[] = [];
+    for await (const batch of frames) {
+      opts.signal?.throwIfAborted();
+      all.push(...batch);
+      opts.onFrames?.(all.length);
+    }
+    const batch =
+      opts.kind === 'image' ? this.processor.processImages(all) : this.processor.processVideos([all]);
+    const video: Qwen2VLVideo = {
+      kind: opts.kind,
+      batch,
+      tokens: tokenCount(batch.grids[0], this.model.config.vision.spatial_merge_size),
+      bytes: batch.pixelValues.byteLength,
+      dispose: () => {},
+    };
+    return video;
+  }
+
+  async *generate(
+    turns: ChatTurn[],
+    encoded: EncodedVideo | undefined,
+    opts: GenerationOptions & { signal?: AbortSignal },
+  ): Generation {
+    const video = encoded as Qwen2VLVideo | undefined;
+    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
+    if (video) {
+      const first = messages.findIndex((m) => m.role === 'user');
+      const media: ContentPart = { type: video.kind };
+      messages[first] = { role: 'user', content: [media, { type: 'text', text: turns[first].content }] };
+    }
+    let text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    if (video) text = this.processor.expandPads(text, { [video.kind]: video.batch.grids });
+    const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
+    const inputs = {
+      inputIds: ids,
+      ...(video?.kind === 'image'
+        ? { pixelValues: video.batch.pixelValues, imageGridThw: video.batch.grids }
+        : video
+          ? { pixelValuesVideos: video.batch.pixelValues, videoGridThw: video.batch.grids }
+          : {}),
+    };
+    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512) });
+    const { completionTokens, finishReason } = yield* generateText(
+      {
+        session,
+        input: inputs,
+        promptIds: ids,
+        tokenizer: this.tokenizer,
+        generationConfig: this.model.generationConfig,
+        eosTokenIds: this.model.config.eos_token_id,
+      },
+      opts,
+    );
+    const videoTokens = video?.tokens ?? 0;
+    return {
+      usage: {
+        promptTokens: ids.length - videoTokens,
+        videoTokens,
+        completionTokens,
+        totalTokens: ids.length + completionTokens,
+      },
+      finishReason,
+    };
+  }
+
+  dispose(): void {
+    this.model[Symbol.dispose]();
+  }
+}

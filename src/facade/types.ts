@@ -1,0 +1,83 @@
+/** The typed options and results of the library facade (`VideoLM`), shared by the CLI and the server. */
+import type { DeviceName } from '../runtime/backend.js';
+
+export type Architecture = 'qwen2_vl' | 'vamba';
+
+/** Which frames to take from a video and at what size. Unset fields take the model's defaults. */
+export interface SamplingOptions {
+  /** How many frames (for 'middle' / 'uniform'). */
+  frames?: number;
+  /** Frames per second (for 'fps'). */
+  fps?: number;
+  /** 'middle' (Vamba chat), 'uniform' (Vamba eval) or 'fps' (Qwen2-VL). */
+  sampling?: 'middle' | 'uniform' | 'fps';
+  /** Longest side of a frame before the model's own resize. */
+  maxEdge?: number;
+  /** Shortest side of a frame before the model's own resize. */
+  minEdge?: number;
+}
+
+export interface GenerationOptions {
+  maxNewTokens?: number;
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+}
+
+export interface Usage {
+  /** Text tokens of the prompt (the video's tokens are counted apart). */
+  promptTokens: number;
+  /** Tokens the video contributed (in the sequence for Qwen2-VL; cross-attended for Vamba). */
+  videoTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface AskResult {
+  text: string;
+  usage: Usage;
+  finishReason: FinishReason;
+}
+
+export interface ModelInfo {
+  /** Directory or hub id it was loaded from. */
+  id: string;
+  dir: string;
+  architecture: Architecture;
+  /** Parameter count, from the checkpoint's tensor shapes. */
+  parameters: number;
+  /** Bytes the weights occupy as stored. */
+  weightBytes: number;
+  dtype: string;
+  device: DeviceName;
+  layers: number;
+  hiddenSize: number;
+}
+
+export interface ModelLoadOptions {
+  device?: DeviceName | 'auto';
+  /** Hub revision when a hub id is given. */
+  revision?: string;
+  /** Byte progress of a hub download. */
+  onDownload?: import('../hub/download.js').DownloadReporter;
+}
+
+/** A chat turn whose media, if any, is passed apart as an encoded video. */
+export interface ChatTurn {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** Progress of the per-video work, for a progress bar. */
+export interface VideoProgress {
+  /** Called once the frames are chosen. */
+  start?(frames: number): void;
+  /** Frames decoded and encoded so far. */
+  frames?(done: number): void;
+  finish?(): void;
+}

@@ -1,0 +1,18 @@
+export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+export { Qwen2VL, type Qwen2VLInputs, type Qwen2VLLoadOptions, Qwen2VLSession } from './model.js';
+export {
+  IMAGE_PAD,
+  type ProcessorOptions,
+  Qwen2VLProcessor,
+  type RgbImage,
+  type SmartResizeOptions,
+  smartResize,
+  tokenCount,
+  VIDEO_PAD,
+  type VisualBatch,
+} from './processor.js';
+export { getRopeIndex, type RopeIndex, type RopeIndexTokens } from './rope-index.js';
+export { countParameters, estimateMemory, type MemoryEstimate, type MemoryEstimateOptions } from './size.js';
+export { Qwen2Decoder } from './text.js';
+export { type GridTHW, Qwen2VisionTransformer, visionLayout } from './vision.js';
+export { canonicalName, loadQwen2VLParams, qwen2vlSpecs, textSpecs, visionSpecs } from './weights.js';

@@ -1,0 +1,229 @@
+/**
+ * The Qwen2-VL processor (transformers 5.x `Qwen2VLImageProcessor` / `Qwen2VLVideoProcessor`, torchvision
+ * backends, and the pad expansion of `Qwen2VLProcessor`) on raw RGB frames:
+ *   smart_resize (factor patch·merge = 28, pixel bounds, Python's round-half-to-even) → antialiased bicubic on
+ *   uint8 → (x − 255·mean) / (255·std) in f32 → frames paired in time (an odd count repeats the last frame,
+ *   an image is repeated ×2) → patch rows of [C][T][ph][pw] values in token order [t][h/2][w/2][2][2].
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError } from '../../errors.js';
+import { readJsonFile } from '../../io/json-fields.js';
+import {
+  type PreprocessorConfig,
+  parsePreprocessorConfig,
+  readPreprocessorConfig,
+} from '../../io/preprocessor-config.js';
+import { roundHalfEven } from '../../media/sampling.js';
+import { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+import type { GridTHW } from './vision.js';
+
+/** One RGB24 picture, row-major HWC (a decoded video frame fits). */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export interface SmartResizeOptions {
+  factor?: number;
+  minPixels: number;
+  maxPixels: number;
+}
+
+/**
+ * Height and width, multiples of `factor`, closest to the input's aspect ratio with
+ * minPixels ≤ h·w ≤ maxPixels. Returns [height, width].
+ */
+export function smartResize(height: number, width: number, opts: SmartResizeOptions): [number, number] {
+  const factor = opts.factor ?? 28;
+  if (!(height > 0 && width > 0)) throw new InputError(`smart_resize: invalid size ${width}x${height}`);
+  if (Math.max(height, width) / Math.min(height, width) > 200)
+    throw new InputError(`smart_resize: aspect ratio of ${width}x${height} exceeds 200`);
+  let h = roundHalfEven(height / factor) * factor;
+  let w = roundHalfEven(width / factor) * factor;
+  if (h * w > opts.maxPixels) {
+    const beta = Math.sqrt((height * width) / opts.maxPixels);
+    h = Math.floor(height / beta / factor) * factor;
+    w = Math.floor(width / beta / factor) * factor;
+  } else if (h * w < opts.minPixels) {
+    const beta = Math.sqrt(opts.minPixels / (height * width));
+    h = Math.ceil((height * beta) / factor) * factor;
+    w = Math.ceil((width * beta) / factor) * factor;
+  }
+  if (h < factor || w < factor)
+    throw new InputError(
+      `smart_resize: ${width}x${height} cannot fit a ${factor}-pixel grid within the pixel bounds`,
+    );
+  return [h, w];
+}
+
+export interface VisualBatch {
+  /** Patch rows [Σ t·h·w, C·T·P·P], flattened. */
+  pixelValues: Float32Array;
+  grids: GridTHW[];
+}
+
+export interface ProcessorOptions {
+  /** Which library's fixed-point bicubic to reproduce (default torchvision: transformers 5.x default). */
+  resample?: BicubicPrecision;
+  /** An odd frame count: repeat the last frame (Hugging Face, default) or drop it (Vamba). */
+  oddFrames?: 'pad' | 'drop';
+}
+
+export const IMAGE_PAD = '<|image_pad|>';
+export const VIDEO_PAD = '<|video_pad|>';
+
+export class Qwen2VLProcessor {
+  constructor(
+    readonly image: PreprocessorConfig,
+    readonly video: PreprocessorConfig = image,
+    readonly options: ProcessorOptions = {},
+  ) {}
+
+  /**
+   * Reads `preprocessor_config.json` and, when present, `video_preprocessor_config.json` (otherwise videos
+   * use the image settings, as transformers falls back to them).
+   */
+  static async load(dir: string, options: ProcessorOptions = {}): Promise<Qwen2VLProcessor> {
+    const image = await readPreprocessorConfig(dir);
+    const videoPath = join(dir, 'video_preprocessor_config.json');
+    const hasVideo = await access(videoPath).then(
+      () => true,
+      () => false,
+    );
+    const video = hasVideo ? parsePreprocessorConfig(await readJsonFile(videoPath), videoPath) : image;
+    return new Qwen2VLProcessor(image, video, options);
+  }
+
+  /** Images, each its own grid (t = 1: the picture repeated ×2 in time). */
+  processImages(images: readonly RgbImage[]): VisualBatch {
+    return concat(images.map((img) => this.preprocess([img], this.image)));
+  }
+
+  /** Videos given as their sampled frames (all frames of one video the same size). */
+  processVideos(videos: readonly (readonly RgbImage[])[]): VisualBatch {
+    return concat(
+      videos.map((frames) => {
+        const t = this.video.temporal_patch_size;
+        if (frames.length % t && this.options.oddFrames === 'drop')
+          frames = frames.slice(0, frames.length - (frames.length % t));
+        if (!frames.length) throw new InputError('a video needs at least one frame');
+        return this.preprocess(frames, this.video);
+      }),
+    );
+  }
+
+  /** One image or video → patch rows and grid. */
+  preprocess(
+    frames: readonly RgbImage[],
+    c: PreprocessorConfig,
+  ): { pixelValues: Float32Array; grid: GridTHW } {
+    const { width, height } = frames[0];
+    for (const fr of frames) {
+      if (fr.width !== width || fr.height !== height)
+        throw new InputError(
+          `frames differ in size (${fr.width}x${fr.height} vs ${width}x${height}); resize them to one size first`,
+        );
+      if (fr.data.length !== fr.width * fr.height * 3)
+        throw new InputError(
+          `a ${fr.width}x${fr.height} RGB frame needs ${fr.width * fr.height * 3} bytes, got ${fr.data.length}`,
+        );
+    }
+    const factor = c.patch_size * c.merge_size;
+    const [rh, rw] = c.do_resize
+      ? smartResize(height, width, { factor, minPixels: c.min_pixels, maxPixels: c.max_pixels })
+      : [height, width];
+    if (rh % factor || rw % factor)
+      throw new InputError(`${rw}x${rh} frames are not multiples of ${factor} pixels; enable do_resize`);
+    const planes = frames.map((fr) =>
+      normalize(
+        rh !== height || rw !== width
+          ? resizeBicubic(fr.data, width, height, rw, rh, this.options.resample)
+          : fr.data,
+        c,
+      ),
+    );
+    const tp = c.temporal_patch_size;
+    while (planes.length % tp) planes.push(planes[planes.length - 1]);
+    const grid: GridTHW = [planes.length / tp, rh / c.patch_size, rw / c.patch_size];
+    return { pixelValues: patchify(planes, grid, rw, c), grid };
+  }
+
+  /**
+   * Replaces the i-th `<|image_pad|>` (`<|video_pad|>`) of the prompt text by t·h·w / merge² copies for the
+   * i-th image (video), as `Qwen2VLProcessor.__call__` does.
+   */
+  expandPads(text: string, grids: { image?: readonly GridTHW[]; video?: readonly GridTHW[] }): string {
+    const expand = (s: string, pad: string, list: readonly GridTHW[], merge: number, kind: string) => {
+      const parts = s.split(pad);
+      if (parts.length - 1 !== list.length)
+        throw new InputError(
+          `the prompt has ${parts.length - 1} ${pad} but ${list.length} ${kind}(s) were given`,
+        );
+      return parts.reduce((acc, part, i) => acc + pad.repeat(tokenCount(list[i - 1], merge)) + part);
+    };
+    const withImages = expand(text, IMAGE_PAD, grids.image ?? [], this.image.merge_size, 'image');
+    return expand(withImages, VIDEO_PAD, grids.video ?? [], this.video.merge_size, 'video');
+  }
+}
+
+/** LLM tokens of one grid: t·h·w / merge². */
+export const tokenCount = ([t, h, w]: GridTHW, merge = 2): number => (t * h * w) / (merge * merge);
+
+const f = Math.fround;
+
+/** HWC uint8 → CHW f32, (x − mean·255) / (std·255) as the fused f32 rescale+normalise computes it. */
+function normalize(rgb: Uint8Array, c: PreprocessorConfig): Float32Array {
+  const n = rgb.length / 3;
+  const out = new Float32Array(rgb.length);
+  const k = c.do_rescale ? 1 / c.rescale_factor : 1;
+  for (let ch = 0; ch < 3; ch++) {
+    const mean = c.do_normalize ? f(f(c.image_mean[ch]) * k) : 0;
+    const std = c.do_normalize ? f(f(c.image_std[ch]) * k) : k;
+    for (let i = 0; i < n; i++) out[ch * n + i] = f(f(rgb[i * 3 + ch] - mean) / std);
+  }
+  return out;
+}
+
+/** CHW planes (time-padded) → rows [C][T][ph][pw] in token order [t][h/m][w/m][m][m]. */
+function patchify(
+  planes: Float32Array[],
+  [gt, gh, gw]: GridTHW,
+  width: number,
+  c: PreprocessorConfig,
+): Float32Array {
+  const { patch_size: p, temporal_patch_size: tp, merge_size: m } = c;
+  const plane = planes[0].length / 3;
+  const rowLen = 3 * tp * p * p;
+  const out = new Float32Array(gt * gh * gw * rowLen);
+  let o = 0;
+  for (let t = 0; t < gt; t++)
+    for (let bh = 0; bh < gh / m; bh++)
+      for (let bw = 0; bw < gw / m; bw++)
+        for (let ih = 0; ih < m; ih++)
+          for (let iw = 0; iw < m; iw++) {
+            const y0 = (bh * m + ih) * p;
+            const x0 = (bw * m + iw) * p;
+            for (let ch = 0; ch < 3; ch++)
+              for (let dt = 0; dt < tp; dt++) {
+                const src = planes[t * tp + dt];
+                for (let y = 0; y < p; y++) {
+                  const at = ch * plane + (y0 + y) * width + x0;
+                  out.set(src.subarray(at, at + p), o);
+                  o += p;
+                }
+              }
+          }
+  return out;
+}
+
+function concat(items: { pixelValues: Float32Array; grid: GridTHW }[]): VisualBatch {
+  const pixelValues = new Float32Array(items.reduce((n, i) => n + i.pixelValues.length, 0));
+  let at = 0;
+  for (const i of items) {
+    pixelValues.set(i.pixelValues, at);
+    at += i.pixelValues.length;
+  }
+  return { pixelValues, grids: items.map((i) => i.grid) };
+}

@@ -1,0 +1,109 @@
+/**
+ * The Qwen2 decoder of Qwen2-VL: pre-norm layers x += SelfAttn(RMSNorm(x)); x += SwiGLU(RMSNorm(x)) with
+ * GQA attention (q/k/v bias, no o bias) rotated by M-RoPE, a final RMSNorm and the lm_head (or the tied
+ * embedding matrix).
+ */
+import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+import { SelfAttention } from '../../nn/attention.js';
+import type { KVCache } from '../../nn/kv-cache.js';
+import { GatedMLP } from '../../nn/mlp.js';
+import { RMSNorm } from '../../nn/norm.js';
+import type { ParamStore } from '../../nn/params.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { textAttentionConfig } from './weights.js';
+
+export type Rope = { cos: Tensor; sin: Tensor };
+
+class Qwen2DecoderLayer implements Disposable {
+  constructor(
+    readonly input_layernorm: RMSNorm,
+    readonly self_attn: SelfAttention,
+    readonly post_attention_layernorm: RMSNorm,
+    readonly mlp: GatedMLP,
+  ) {}
+
+  forward(x: Tensor, rope: Rope, cache: { cache: KVCache; layer: number } | null): Tensor {
+    return tidy(() => {
+      const h = ops.add(
+        x,
+        this.self_attn.forward(this.input_layernorm.forward(x), { rope, cache, causal: true }),
+      );
+      return ops.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+
+  [Symbol.dispose](): void {
+    for (const m of [this.input_layernorm, this.self_attn, this.post_attention_layernorm, this.mlp])
+      m[Symbol.dispose]();
+  }
+}
+
+export class Qwen2Decoder implements Disposable {
+  constructor(
+    readonly embed_tokens: Tensor,
+    readonly layers: Qwen2DecoderLayer[],
+    readonly norm: RMSNorm,
+    /** [vocab, hidden]; the embedding matrix itself when tied. */
+    readonly lm_head: Tensor,
+  ) {}
+
+  static load(p: ParamStore, config: Qwen2VLConfig): Qwen2Decoder {
+    const t = config.text;
+    const attn = textAttentionConfig(config);
+    const layers: Qwen2DecoderLayer[] = [];
+    for (let i = 0; i < t.num_hidden_layers; i++) {
+      const l = `model.layers.${i}`;
+      layers.push(
+        new Qwen2DecoderLayer(
+          RMSNorm.load(p, `${l}.input_layernorm`, t.rms_norm_eps),
+          SelfAttention.load(p, `${l}.self_attn`, attn),
+          RMSNorm.load(p, `${l}.post_attention_layernorm`, t.rms_norm_eps),
+          GatedMLP.load(p, `${l}.mlp`, t.hidden_act),
+        ),
+      );
+    }
+    const embed = p.take('model.embed_tokens.weight');
+    const norm = RMSNorm.load(p, 'model.norm', t.rms_norm_eps);
+    const lmHead = t.tie_word_embeddings ? embed : p.take('lm_head.weight');
+    return new Qwen2Decoder(embed, layers, norm, lmHead);
+  }
+
+  /** Token embeddings [n, hidden] of i32 ids. */
+  embed(ids: Tensor): Tensor {
+    return ops.embedding(this.embed_tokens, ids);
+  }
+
+  /**
+   * Runs the layers over embeddings x [n, hidden] at the rotary table's positions, appending to `cache` when
+   * given (and committing the n tokens). Returns the final-normed hidden states of the last `keep` rows
+   * (all when null).
+   */
+  forward(x: Tensor, rope: Rope, cache: KVCache | null, keep: number | null = null): Tensor {
+    return tidy(() => {
+      let h = x;
+      this.layers.forEach((layer, i) => {
+        const next = layer.forward(h, rope, cache ? { cache, layer: i } : null);
+        if (h !== x) h.dispose(); // keep one layer's activations alive, not all of them
+        h = next;
+      });
+      cache?.commit(x.shape[0]);
+      const n = h.shape[0];
+      const last = keep === null || keep >= n ? h : ops.slice(h, 0, n - keep, n);
+      return this.norm.forward(last);
+    });
+  }
+
+  /** Logits [n, vocab] of final hidden states. */
+  logits(hidden: Tensor): Tensor {
+    return ops.linear(hidden, this.lm_head);
+  }
+
+  [Symbol.dispose](): void {
+    for (const l of this.layers) l[Symbol.dispose]();
+    this.norm[Symbol.dispose]();
+    this.embed_tokens.dispose();
+    if (this.lm_head !== this.embed_tokens) this.lm_head.dispose();
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The Qwen2-VL vision transformer (`Qwen2VisionTransformerPretrainedModel`): patch embedding of rows of
+ * C·T·P·P pixel values, pre-norm blocks (LayerNorm 1e-6, fused qkv, quick-GELU MLP) with 2-D rotary
+ * embedding, attention confined to each temporal group of patches, and the 2×2 patch merger.
+ */
+import { InputError } from '../../errors.js';
+import type { Qwen2VLVisionConfig } from '../../io/qwen2vl-config.js';
+import { Linear } from '../../nn/linear.js';
+import { MLP } from '../../nn/mlp.js';
+import { LayerNorm } from '../../nn/norm.js';
+import type { ParamStore } from '../../nn/params.js';
+import { rotaryTensors, visionRope2d } from '../../nn/rotary.js';
+import type { DType } from '../../runtime/dtype.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { PATCH_EMBED } from './weights.js';
+
+/** [t, h, w] in patches (h, w multiples of the merge size). */
+export type GridTHW = readonly [number, number, number];
+
+const LN_EPS = 1e-6;
+
+class VisionAttention implements Disposable {
+  constructor(
+    readonly qkv: Linear,
+    readonly proj: Linear,
+    readonly numHeads: number,
+  ) {}
+
+  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, segments: readonly number[]): Tensor {
+    return tidy(() => {
+      const [n, dim] = x.shape;
+      const headDim = dim / this.numHeads;
+      // qkv rows are [q | k | v], each [heads][headDim].
+      const [q, k, v] = ops
+        .split(this.qkv.forward(x).reshape([n, 3, dim]), 1, [1, 1, 1])
+        .map((t) => t.reshape([n, this.numHeads, headDim]));
+      const out = ops.attention(ops.rotary(q, rope.cos, rope.sin), ops.rotary(k, rope.cos, rope.sin), v, {
+        segments,
+      }).out;
+      return this.proj.forward(out.reshape([n, dim]));
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.qkv[Symbol.dispose]();
+    this.proj[Symbol.dispose]();
+  }
+}
+
+class VisionBlock implements Disposable {
+  constructor(
+    readonly norm1: LayerNorm,
+    readonly attn: VisionAttention,
+    readonly norm2: LayerNorm,
+    readonly mlp: MLP,
+  ) {}
+
+  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, segments: readonly number[]): Tensor {
+    return tidy(() => {
+      const h = ops.add(x, this.attn.forward(this.norm1.forward(x), rope, segments));
+      return ops.add(h, this.mlp.forward(this.norm2.forward(h)));
+    });
+  }
+
+  [Symbol.dispose](): void {
+    for (const m of [this.norm1, this.attn, this.norm2, this.mlp]) m[Symbol.dispose]();
+  }
+}
+
+/** ln_q → view 4 neighbouring patches as one row → Linear → exact GELU → Linear. */
+class PatchMerger implements Disposable {
+  constructor(
+    readonly ln_q: LayerNorm,
+    readonly mlp: MLP,
+    readonly unit: number,
+  ) {}
+
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      const [n, dim] = x.shape;
+      return this.mlp.forward(this.ln_q.forward(x).reshape([n / this.unit, dim * this.unit]));
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.ln_q[Symbol.dispose]();
+    this.mlp[Symbol.dispose]();
+  }
+}
+
+/**
+ * Patch (row, col) positions in the processor's token order [t][h/m][w/m][m][m], and the attention segments
+ * (one per temporal group of each image/video).
+ */
+export function visionLayout(grids: readonly GridTHW[], merge: number) {
+  const total = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
+  const rows = new Int32Array(total);
+  const cols = new Int32Array(total);
+  const segments = [0];
+  let i = 0;
+  for (const [t, h, w] of grids)
+    for (let ti = 0; ti < t; ti++) {
+      for (let bh = 0; bh < h / merge; bh++)
+        for (let bw = 0; bw < w / merge; bw++)
+          for (let ih = 0; ih < merge; ih++)
+            for (let iw = 0; iw < merge; iw++) {
+              rows[i] = bh * merge + ih;
+              cols[i] = bw * merge + iw;
+              i++;
+            }
+      segments.push(i);
+    }
+  return { rows, cols, segments };
+}
+
+export class Qwen2VisionTransformer implements Disposable {
+  constructor(
+    readonly config: Qwen2VLVisionConfig,
+    readonly patch_embed: Linear,
+    readonly blocks: VisionBlock[],
+    readonly merger: PatchMerger,
+  ) {}
+
+  static load(p: ParamStore, config: Qwen2VLVisionConfig): Qwen2VisionTransformer {
+    const blocks: VisionBlock[] = [];
+    for (let i = 0; i < config.depth; i++) {
+      const b = `visual.blocks.${i}`;
+      blocks.push(
+        new VisionBlock(
+          LayerNorm.load(p, `${b}.norm1`, LN_EPS),
+          new VisionAttention(
+            Linear.load(p, `${b}.attn.qkv`, true),
+            Linear.load(p, `${b}.attn.proj`, true),
+            config.num_heads,
+          ),
+          LayerNorm.load(p, `${b}.norm2`, LN_EPS),
+          MLP.load(p, `${b}.mlp`, config.hidden_act),
+        ),
+      );
+    }
+    const merger = new PatchMerger(
+      LayerNorm.load(p, 'visual.merger.ln_q', LN_EPS),
+      MLP.load(p, 'visual.merger.mlp', 'gelu', ['0', '2']),
+      config.spatial_merge_size ** 2,
+    );
+    return new Qwen2VisionTransformer(config, new Linear(p.take(PATCH_EMBED)), blocks, merger);
+  }
+
+  /** Values per patch row: C·T·P·P (1176 for Qwen2-VL). */
+  get patchDim(): number {
+    const c = this.config;
+    return c.in_channels * c.temporal_patch_size * c.patch_size ** 2;
+  }
+
+  /**
+   * pixels [patches, C·T·P·P] in the processor's order for the given grids → merged tokens
+   * [patches / merge², hidden_size].
+   */
+  forward(pixels: Tensor, grids: readonly GridTHW[]): Tensor {
+    const c = this.config;
+    const { rows, cols, segments } = visionLayout(grids, c.spatial_merge_size);
+    if (pixels.rank !== 2 || pixels.shape[0] !== rows.length || pixels.shape[1] !== this.patchDim)
+      throw new InputError(
+        `vision: pixel values [${pixels.shape.join(', ')}] do not match the grids (${rows.length} patches of ${this.patchDim} values)`,
+      );
+    const headDim = c.embed_dim / c.num_heads;
+    return tidy(() => {
+      const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim));
+      let x = this.patch_embed.forward(pixels);
+      for (const block of this.blocks) {
+        const next = block.forward(x, rope, segments);
+        x.dispose();
+        x = next;
+      }
+      return this.merger.forward(x);
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.patch_embed[Symbol.dispose]();
+    for (const b of this.blocks) b[Symbol.dispose]();
+    this.merger[Symbol.dispose]();
+  }
+}
+
+/**
+ * Vision tokens [Σ t·h·w / merge², hidden] of processed pixels. Temporal groups never attend to each other,
+ * so the encoder runs over chunks of whole groups (at most `maxPatchesPerChunk` patches, unless one group
+ * is larger): the result is the same and memory stays bounded for long videos.
+ */
+export function encodeVisionChunked(
+  visual: Qwen2VisionTransformer,
+  pixels: Float32Array,
+  grids: readonly GridTHW[],
+  dtype: DType,
+  maxPatchesPerChunk = 16384,
+): Tensor {
+  const rowLen = visual.patchDim;
+  const patches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
+  if (pixels.length !== patches * rowLen)
+    throw new InputError(
+      `pixel values: ${pixels.length} values, but the grids [${grids.map((g) => g.join('x')).join(', ')}] need ${patches} rows of ${rowLen}`,
+    );
+  const backend = visual.patch_embed.weight.backend;
+  const unit = visual.config.spatial_merge_size ** 2;
+  const out = ops.empty(backend, [patches / unit, visual.config.hidden_size], dtype);
+  let row = 0;
+  let chunk: GridTHW[] = [];
+  let chunkRows = 0;
+  const flush = () => {
+    if (!chunkRows) return;
+    tidy(() => {
+      const px = pixels.subarray(row * rowLen, (row + chunkRows) * rowLen);
+      const feats = visual.forward(ops.tensor(backend, px, [chunkRows, rowLen], dtype), chunk);
+      ops.writeSlice(out, feats, 0, row / unit);
+    });
+    row += chunkRows;
+    chunk = [];
+    chunkRows = 0;
+  };
+  for (const [t, h, w] of grids)
+    for (let g = 0; g < t; g++) {
+      if (chunkRows && chunkRows + h * w > maxPatchesPerChunk) flush();
+      chunk.push([1, h, w]);
+      chunkRows += h * w;
+    }
+  flush();
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * The Vamba language model: token embeddings, the two-stream layers, the final norm and lm_head. The video
+ * enters once through `encodeVideo` (merger output → per-layer cross-attention K/V); text then runs through
+ * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
+ */
+import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+import { KVCache } from '../../nn/kv-cache.js';
+import { Linear } from '../../nn/linear.js';
+import type { Mamba2Config } from '../../nn/mamba2.js';
+import { RMSNorm } from '../../nn/norm.js';
+import type { ParamStore } from '../../nn/params.js';
+import { mrope, rope1d, rotaryTensors } from '../../nn/rotary.js';
+import * as ops from '../../runtime/ops.js';
+import { disposeAll, tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import type { CrossKV, Rope } from './cross-attention.js';
+import { VambaDecoderLayer } from './layer.js';
+
+/** Video tokens per Mamba chunk when encoding: bounds the in_proj/SSD temporaries (≈ 4·hidden per token). */
+export const DEFAULT_VIDEO_CHUNK = 4096;
+
+export class VambaLanguageModel implements Disposable {
+  constructor(
+    readonly config: Qwen2VLConfig,
+    readonly embed_tokens: Tensor,
+    readonly layers: VambaDecoderLayer[],
+    readonly norm: RMSNorm,
+    readonly lm_head: Linear,
+  ) {}
+
+  static async load(
+    p: ParamStore,
+    config: Qwen2VLConfig,
+    mixer: Mamba2Config | null,
+  ): Promise<VambaLanguageModel> {
+    const t = config.text;
+    const embed = p.take('model.embed_tokens.weight');
+    const layers: VambaDecoderLayer[] = [];
+    for (let i = 0; i < t.num_hidden_layers; i++)
+      layers.push(await VambaDecoderLayer.load(p, `model.layers.${i}`, config, mixer));
+    const norm = RMSNorm.load(p, 'model.norm', t.rms_norm_eps);
+    const head = t.tie_word_embeddings ? new Linear(embed) : Linear.load(p, 'lm_head', false);
+    return new VambaLanguageModel(config, embed, layers, norm, head);
+  }
+
+  /**
+   * Per-layer cross-attention K/V for video tokens V [n, hidden] (the merger output, consumed). `grid` is the
+   * merged token grid [t, h, w] (needed only with cross_attn_use_position_embeddings).
+   */
+  encodeVideo(
+    V: Tensor,
+    grid: readonly [number, number, number],
+    opts: { chunkLen?: number } = {},
+  ): CrossKV[] {
+    const t = this.config.text;
+    const chunkLen = opts.chunkLen ?? DEFAULT_VIDEO_CHUNK;
+    const rope = this.config.cross_attn_use_position_embeddings ? videoRope(V, grid, this.config) : null;
+    const kvs: CrossKV[] = [];
+    let v: Tensor | null = V;
+    try {
+      for (let i = 0; i < t.num_hidden_layers; i++) {
+        const r = this.layers[i].advanceVideo(v!, { rope, last: i === t.num_hidden_layers - 1, chunkLen });
+        kvs.push(r.kv);
+        v = r.V;
+      }
+    } catch (e) {
+      disposeAll(kvs);
+      v?.dispose();
+      throw e;
+    } finally {
+      if (rope) disposeAll(rope);
+    }
+    return kvs;
+  }
+
+  newCache(capacity = 256): KVCache {
+    const t = this.config.text;
+    return new KVCache(this.embed_tokens.backend, {
+      layers: t.num_hidden_layers,
+      kvHeads: t.num_key_value_heads,
+      headDim: t.head_dim,
+      dtype: this.embed_tokens.dtype,
+      capacity,
+    });
+  }
+
+  /**
+   * Logits for `ids` appended after the `cache.length` tokens already in the cache (which they join):
+   * [ids.length, vocab] f32, or only the last row with `lastOnly`.
+   */
+  forward(
+    ids: ArrayLike<number>,
+    kvs: readonly CrossKV[],
+    cache: KVCache,
+    opts: { lastOnly?: boolean } = {},
+  ): Tensor {
+    const t = this.config.text;
+    const backend = this.embed_tokens.backend;
+    const seq = ids.length;
+    const start = cache.length;
+    const positions = Array.from({ length: seq }, (_, i) => start + i);
+    const logits = tidy(() => {
+      // Text positions are equal on the three M-RoPE rows, where M-RoPE is plain 1-D RoPE.
+      const rope = rotaryTensors(backend, rope1d(positions, t.head_dim, t.rope_theta));
+      let h = ops.embedding(this.embed_tokens, ops.tensor(backend, Int32Array.from(ids), [seq], 'i32'));
+      for (let i = 0; i < this.layers.length; i++)
+        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvs[i] });
+      if (opts.lastOnly) h = ops.slice(h, 0, seq - 1, seq);
+      return ops.cast(this.lm_head.forward(this.norm.forward(h)), 'f32');
+    });
+    cache.commit(seq);
+    return logits;
+  }
+
+  [Symbol.dispose](): void {
+    for (const l of this.layers) l[Symbol.dispose]();
+    this.norm[Symbol.dispose]();
+    if (this.lm_head.weight !== this.embed_tokens) this.lm_head[Symbol.dispose]();
+    this.embed_tokens.dispose();
+  }
+}
+
+/** M-RoPE tables for the video tokens at their merged grid indices (t, h, w) from 0 (get_encoder_position_ids). */
+function videoRope(V: Tensor, [gt, gh, gw]: readonly [number, number, number], config: Qwen2VLConfig): Rope {
+  const n = gt * gh * gw;
+  if (n !== V.shape[0])
+    throw new RangeError(`video grid ${gt}×${gh}×${gw} does not match ${V.shape[0]} video tokens`);
+  const rows = [new Int32Array(n), new Int32Array(n), new Int32Array(n)] as const;
+  for (let i = 0; i < n; i++) {
+    rows[0][i] = Math.floor(i / (gh * gw));
+    rows[1][i] = Math.floor(i / gw) % gh;
+    rows[2][i] = i % gw;
+  }
+  const t = config.text;
+  return rotaryTensors(V.backend, mrope(rows, t.head_dim, t.rope_theta, t.mrope_section));
+}

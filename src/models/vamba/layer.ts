@@ -1,0 +1,178 @@
+/**
+ * The Vamba decoder layer (research/vamba.md §2.3). Two streams: text H (the prompt tokens only) and video V
+ * (the merger output, never inside the text sequence).
+ *
+ *   x = RMSNorm(H)
+ *   H ← H + α·SelfAttn(x) + (1−α)·CrossAttn(x → V)          α clamped to [0, 1]; without α both weights are 1
+ *   V ← V + Mamba2(RMSNorm_1e-5(V))                          (for the next layer)
+ *   H ← H + MLP(RMSNorm(H))                                  (text only)
+ *
+ * The video update depends on nothing textual, so it runs once per video (`advanceVideo`), keeping only this
+ * layer's cross-attention K/V; `forward` is the text half and is all a question costs.
+ */
+import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+import { SelfAttention } from '../../nn/attention.js';
+import type { KVCache } from '../../nn/kv-cache.js';
+import {
+  Mamba2Block,
+  type Mamba2Config,
+  Mamba2Mixer,
+  mamba2ParamNames,
+  mamba2Shapes,
+} from '../../nn/mamba2.js';
+import { GatedMLP } from '../../nn/mlp.js';
+import { RMSNorm } from '../../nn/norm.js';
+import type { ParamSpec, ParamStore } from '../../nn/params.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { textAttentionConfig } from '../qwen2vl/weights.js';
+import { VIDEO_NORM_EPS } from './config.js';
+import { CrossAttention, type CrossKV, type Rope } from './cross-attention.js';
+
+export interface VambaSwitches {
+  /** `use_alpha_balancing`: a learnt per-layer α mixes self- and cross-attention. */
+  alpha: boolean;
+  /** `cross_attn_use_position_embeddings`: M-RoPE on cross-attention queries (text) and keys (video grid). */
+  crossRope: boolean;
+  /** `cross_attn_use_layer_norm`: V is replaced by input_layernorm(V) before the cross-attention. */
+  crossNorm: boolean;
+}
+
+export const switchesOf = (c: Qwen2VLConfig): VambaSwitches => ({
+  alpha: c.use_alpha_balancing,
+  crossRope: c.cross_attn_use_position_embeddings,
+  crossNorm: c.cross_attn_use_layer_norm,
+});
+
+/** The tensors a Vamba layer adds to a Qwen2 layer (official names). */
+export function vambaLayerSpecs(
+  prefix: string,
+  config: Qwen2VLConfig,
+  attn: ConstructorParameters<typeof CrossAttention>[0],
+  mixer: Mamba2Config | null,
+): ParamSpec[] {
+  const specs = CrossAttention.specs(`${prefix}.cross_attn`, attn);
+  if (mixer) {
+    specs.push({ name: `${prefix}.vision_mixer.norm.weight`, shape: [config.text.hidden_size] });
+    const shapes = mamba2Shapes(mixer);
+    for (const n of mamba2ParamNames)
+      specs.push({ name: `${prefix}.vision_mixer.mixer.${n}`, shape: shapes[n] });
+  }
+  if (config.use_alpha_balancing) specs.push({ name: `${prefix}.alpha`, shape: [1] });
+  return specs;
+}
+
+export class VambaDecoderLayer implements Disposable {
+  constructor(
+    readonly switches: VambaSwitches,
+    readonly input_layernorm: RMSNorm,
+    readonly self_attn: SelfAttention,
+    readonly cross_attn: CrossAttention,
+    readonly post_attention_layernorm: RMSNorm,
+    readonly mlp: GatedMLP,
+    readonly vision_mixer: Mamba2Block | null,
+    /** The stored α (may lie slightly outside [0, 1]); null without α balancing. */
+    readonly alpha: number | null,
+  ) {}
+
+  static async load(p: ParamStore, prefix: string, config: Qwen2VLConfig, mixer: Mamba2Config | null) {
+    const t = config.text;
+    const attn = textAttentionConfig(config);
+    const m = `${prefix}.vision_mixer.mixer`;
+    const block = mixer
+      ? new Mamba2Block(
+          p.take(`${prefix}.vision_mixer.norm.weight`),
+          VIDEO_NORM_EPS,
+          new Mamba2Mixer(mixer, {
+            in_proj: p.take(`${m}.in_proj.weight`),
+            conv1d_weight: p.take(`${m}.conv1d.weight`),
+            conv1d_bias: p.take(`${m}.conv1d.bias`),
+            dt_bias: p.take(`${m}.dt_bias`),
+            A_log: p.take(`${m}.A_log`),
+            D: p.take(`${m}.D`),
+            norm_weight: p.take(`${m}.norm.weight`),
+            out_proj: p.take(`${m}.out_proj.weight`),
+          }),
+        )
+      : null;
+    let alpha: number | null = null;
+    if (config.use_alpha_balancing) {
+      const a = p.take(`${prefix}.alpha`);
+      alpha = await a.item();
+      a.dispose();
+    }
+    return new VambaDecoderLayer(
+      switchesOf(config),
+      RMSNorm.load(p, `${prefix}.input_layernorm`, t.rms_norm_eps),
+      SelfAttention.load(p, `${prefix}.self_attn`, attn),
+      CrossAttention.load(p, `${prefix}.cross_attn`, attn),
+      RMSNorm.load(p, `${prefix}.post_attention_layernorm`, t.rms_norm_eps),
+      GatedMLP.load(p, `${prefix}.mlp`, t.hidden_act),
+      block,
+      alpha,
+    );
+  }
+
+  /**
+   * The video half: this layer's cross-attention K/V from V [n, hidden], and V for the next layer (skipped
+   * for the last layer, whose video update nothing reads). V is consumed: it may be updated in place and
+   * returned, or disposed. The Mamba block runs `chunkLen` tokens at a time with its state carried over.
+   */
+  advanceVideo(
+    V: Tensor,
+    opts: { rope: Rope | null; last: boolean; chunkLen: number },
+  ): { kv: CrossKV; V: Tensor | null } {
+    let v = V;
+    if (this.switches.crossNorm) {
+      v = this.input_layernorm.forward(V);
+      V.dispose();
+    }
+    const kv = this.cross_attn.keysValues(v, opts.rope);
+    if (opts.last || !this.vision_mixer) {
+      if (opts.last) v.dispose();
+      return { kv, V: opts.last ? null : v };
+    }
+    const n = v.shape[0];
+    const seq = v.reshape([1, n, v.shape[1]]);
+    this.vision_mixer.forwardChunked(seq, opts.chunkLen, { inPlace: true });
+    seq.dispose();
+    return { kv, V: v };
+  }
+
+  /** The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`. */
+  forward(H: Tensor, inputs: { rope: Rope; cache: KVCache; layer: number; kv: CrossKV }): Tensor {
+    return tidy(() => {
+      const x = this.input_layernorm.forward(H);
+      const sa = this.self_attn.forward(x, {
+        rope: inputs.rope,
+        cache: { cache: inputs.cache, layer: inputs.layer },
+      });
+      const ca = this.cross_attn.forward(x, inputs.kv, this.switches.crossRope ? inputs.rope : null);
+      let mixed: Tensor;
+      if (this.alpha === null) mixed = ops.add(sa, ca);
+      else {
+        const a = Math.min(1, Math.max(0, this.alpha));
+        mixed = ops.add(ops.scale(sa, a), ops.scale(ca, 1 - a));
+      }
+      const h = ops.add(H, mixed);
+      return ops.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+
+  [Symbol.dispose](): void {
+    for (const m of [
+      this.input_layernorm,
+      this.self_attn,
+      this.cross_attn,
+      this.post_attention_layernorm,
+      this.mlp,
+    ])
+      m[Symbol.dispose]();
+    if (this.vision_mixer) {
+      this.vision_mixer.normWeight.dispose();
+      this.vision_mixer.mixer.dispose();
+      for (const t of Object.values(this.vision_mixer.mixer.w)) (t as Tensor | null | undefined)?.dispose();
+    }
+  }
+}

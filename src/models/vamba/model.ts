@@ -1,0 +1,279 @@
+/**
+ * Vamba (TIGER-Lab/Vamba-Qwen2-VL-7B) as published: the Qwen2-VL vision tower and merger, then the
+ * two-stream decoder (layer.ts). A video is encoded once into a `VideoHandle` (per-layer cross-attention
+ * K/V); every question is then only text work: `session(handle)` prefills the prompt and steps tokens with a
+ * KV cache, through the generic `generate` loop.
+ */
+import { createHash } from 'node:crypto';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError, ModelError } from '../../errors.js';
+import { type GeneratedToken, type GenerateOptions, generate } from '../../generate/generate.js';
+import type { CausalLM } from '../../generate/types.js';
+import { Checkpoint } from '../../io/checkpoint.js';
+import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
+import { parsePreprocessorConfig, QWEN2VL_PREPROCESSOR } from '../../io/preprocessor-config.js';
+import { vambaPrompt } from '../../io/prompt.js';
+import { type Qwen2VLConfig, readQwen2VLConfig } from '../../io/qwen2vl-config.js';
+import { Tokenizer } from '../../io/tokenizer.js';
+import type { MediaInput } from '../../media/source.js';
+import type { KVCache } from '../../nn/kv-cache.js';
+import type { ParamStore } from '../../nn/params.js';
+import type { Backend } from '../../runtime/backend.js';
+import { getBackend } from '../../runtime/device.js';
+import type { DType } from '../../runtime/dtype.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
+import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
+import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
+import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
+import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
+import { encodeVideoInput, type VambaVideoOptions } from './video.js';
+import { VideoHandle, type VideoKey } from './video-handle.js';
+import { loadVambaParams, vambaParamCount } from './weights.js';
+
+export interface EncodeOptions {
+  /** Key fields describing the video and its preprocessing (model and dtype are filled in). */
+  key?: Partial<VideoKey>;
+  /** Video tokens per Mamba chunk (default 4096): bounds transient memory, not the result. */
+  chunkLen?: number;
+  /** Patches per vision-tower call (default 16384, whole temporal groups); the result does not depend on it. */
+  maxPatchesPerChunk?: number;
+}
+
+export class Vamba implements Disposable {
+  constructor(
+    readonly config: Qwen2VLConfig,
+    readonly visual: Qwen2VisionTransformer,
+    readonly lm: VambaLanguageModel,
+    readonly backend: Backend,
+    readonly dtype: DType,
+    /** Digest of config.json and the checkpoint's tensor index: part of every video key. */
+    readonly modelId: string,
+    readonly generationConfig: GenerationConfig | null = null,
+    /** The checkpoint's preprocessing (Qwen2-VL-7B-Instruct's when it ships none); an odd last frame is dropped. */
+    readonly processor: Qwen2VLProcessor = defaultProcessor(config),
+    /** Needed only for `ask` (text in, text out). */
+    readonly tokenizer: Tokenizer | null = null,
+  ) {}
+
+  /** Loads a Vamba checkpoint directory; a plain Qwen2-VL checkpoint is refused with a pointer to Qwen2VL. */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<Vamba> {
+    const backend = opts.backend ?? (await getBackend(opts.device ?? 'cpu'));
+    const dtype = opts.dtype ?? (backend.name === 'cpu' ? 'f32' : 'bf16');
+    const config = await readQwen2VLConfig(dir);
+    const checkpoint = await Checkpoint.open(dir);
+    try {
+      const names = checkpoint.names();
+      if (!isVambaConfig(config))
+        throw new ModelError(
+          hasVambaTensors(names)
+            ? `${dir}: the tensors are Vamba's but config.json lacks the Vamba fields (vision_mamba_mixer_config.enable, use_alpha_balancing); add them as in the published config`
+            : `${dir}: not a Vamba checkpoint (config.json enables neither vision_mamba_mixer_config nor use_alpha_balancing); load it as Qwen2-VL`,
+        );
+      const params = await loadVambaParams(checkpoint, config, backend, dtype, dir);
+      const modelId = await modelIdentity(dir, checkpoint);
+      const m = await Vamba.fromParams(
+        config,
+        params,
+        backend,
+        dtype,
+        modelId,
+        await readGenerationConfig(dir),
+      );
+      const exists = (f: string) =>
+        access(join(dir, f)).then(
+          () => true,
+          () => false,
+        );
+      const processor = (await exists('preprocessor_config.json'))
+        ? await Qwen2VLProcessor.load(dir, { oddFrames: 'drop' })
+        : defaultProcessor(config);
+      const tokenizer = (await exists('tokenizer.json')) ? await Tokenizer.fromDir(dir) : null;
+      return new Vamba(
+        m.config,
+        m.visual,
+        m.lm,
+        backend,
+        dtype,
+        modelId,
+        m.generationConfig,
+        processor,
+        tokenizer,
+      );
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  static async fromParams(
+    config: Qwen2VLConfig,
+    params: ParamStore,
+    backend: Backend,
+    dtype: DType,
+    modelId: string,
+    generationConfig: GenerationConfig | null = null,
+  ): Promise<Vamba> {
+    const mixer = config.vision_mamba_mixer_config.enable ? vambaMixerConfig(config) : null;
+    const visual = Qwen2VisionTransformer.load(params, config.vision);
+    const lm = await VambaLanguageModel.load(params, config, mixer);
+    const left = params.remaining();
+    if (left.length) throw new ModelError(`Vamba: parameters loaded but not used: ${left.join(', ')}`);
+    return new Vamba(config, visual, lm, backend, dtype, modelId, generationConfig);
+  }
+
+  get paramCount(): number {
+    return vambaParamCount(this.config);
+  }
+
+  /**
+   * Merger output [t·h·w/4, hidden] for processed pixels (rows of C·T·P·P values in the processor's order)
+   * of one video with patch grid [t, h, w], whole temporal groups at a time (see encodeVisionChunked).
+   */
+  embedVideo(pixels: Float32Array, grid: GridTHW, opts: { maxPatchesPerChunk?: number } = {}): Tensor {
+    return encodeVisionChunked(this.visual, pixels, [grid], this.dtype, opts.maxPatchesPerChunk);
+  }
+
+  /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VideoHandle). */
+  encodeVideo(pixels: Float32Array, grid: GridTHW, opts: EncodeOptions = {}): VideoHandle {
+    const V = this.embedVideo(pixels, grid, opts);
+    const ms = this.config.vision.spatial_merge_size;
+    const key: VideoKey = {
+      video:
+        opts.key?.video ??
+        createHash('sha256')
+          .update(new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength))
+          .digest('hex'),
+      sampling: 'unspecified',
+      size: `${grid[1] * this.config.vision.patch_size}x${grid[2] * this.config.vision.patch_size}`,
+      ...opts.key,
+      frames: String(grid[0] * this.config.vision.temporal_patch_size),
+      model: this.modelId,
+      dtype: this.dtype,
+    } as VideoKey;
+    return this.encodeVideoTokens(V, [grid[0], grid[1] / ms, grid[2] / ms], key, opts.chunkLen);
+  }
+
+  /**
+   * Decodes, preprocesses (official evaluation defaults, see video.ts) and encodes a video file or URL.
+   * The handle answers any number of questions; save it to skip all of this next time.
+   */
+  encodeVideoFile(input: MediaInput, opts: VambaVideoOptions = {}): Promise<VideoHandle> {
+    return encodeVideoInput(this, this.processor, input, opts);
+  }
+
+  /**
+   * Answers a question about an encoded video, streaming tokens with their text: the official prompt
+   * (system "You are a helpful assistant.", `<|vision_start|><|vision_end|>` before the question), greedy
+   * unless asked otherwise, stopping at <|im_end|>, at most 512 new tokens by default.
+   */
+  async *ask(
+    video: VideoHandle,
+    question: string,
+    opts: GenerateOptions = {},
+  ): AsyncGenerator<GeneratedToken> {
+    const tok = this.tokenizer;
+    if (!tok)
+      throw new ModelError('this checkpoint has no tokenizer.json; pass token ids to session() instead');
+    const ids = tok.encode(vambaPrompt(question), { addSpecialTokens: false });
+    using session = this.session(video, { capacity: ids.length + (opts.maxNewTokens ?? 512) });
+    yield* generate(session, ids, {
+      maxNewTokens: 512,
+      stopTokens: this.generationConfig?.eos_token_id ?? this.config.eos_token_id,
+      decoder: tok.streamDecoder({ skipSpecialTokens: true }),
+      promptIds: ids,
+      ...opts,
+    });
+  }
+
+  /** Encodes merger output V [n, hidden] (consumed) on a merged grid [t, h, w]. */
+  encodeVideoTokens(
+    V: Tensor,
+    grid: readonly [number, number, number],
+    key: VideoKey,
+    chunkLen = DEFAULT_VIDEO_CHUNK,
+  ): VideoHandle {
+    return new VideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
+  }
+
+  /** A question session over an encoded video: prefill(ids) then step(token), with its own KV cache. */
+  session(video: VideoHandle, opts: { capacity?: number } = {}): VambaSession {
+    if (
+      video.key.model !== this.modelId ||
+      video.key.dtype !== this.dtype ||
+      video.kvs.length !== this.lm.layers.length
+    )
+      throw new InputError(
+        `this video was encoded by another model or dtype (${video.key.model.slice(0, 12)}…/${video.key.dtype}, this is ${this.modelId.slice(0, 12)}…/${this.dtype}); encode it again with this model`,
+      );
+    return new VambaSession(this, video, opts.capacity);
+  }
+
+  [Symbol.dispose](): void {
+    this.visual[Symbol.dispose]();
+    this.lm[Symbol.dispose]();
+  }
+}
+
+/** Prefill once, then one token per step; the video costs nothing here (its K/V are in the handle). */
+export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
+  readonly cache: KVCache;
+
+  constructor(
+    readonly model: Vamba,
+    readonly video: VideoHandle,
+    capacity = 256,
+  ) {
+    this.cache = model.lm.newCache(capacity);
+  }
+
+  /** Runs the prompt ids; returns the logits [1, vocab] of its last position. */
+  prefill(ids: ArrayLike<number>): Tensor {
+    if (this.cache.length)
+      throw new InputError('prefill: this session already holds a prompt; start a new session');
+    if (!ids.length) throw new InputError('prefill: the prompt is empty');
+    this.checkIds(ids);
+    this.cache.reserve(ids.length);
+    return this.model.lm.forward(ids, this.video.kvs, this.cache, { lastOnly: true });
+  }
+
+  step(token: number): Tensor {
+    if (!this.cache.length) throw new InputError('step: call prefill first');
+    this.checkIds([token]);
+    return this.model.lm.forward([token], this.video.kvs, this.cache, { lastOnly: true });
+  }
+
+  private checkIds(ids: ArrayLike<number>): void {
+    const vocab = this.model.config.text.vocab_size;
+    for (let i = 0; i < ids.length; i++)
+      if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab)
+        throw new InputError(`token id ${ids[i]} is outside the vocabulary (0..${vocab - 1})`);
+  }
+
+  [Symbol.dispose](): void {
+    this.cache[Symbol.dispose]();
+  }
+}
+
+/** Qwen2-VL-7B-Instruct's preprocessing with the patch sizes of this model's vision tower. */
+function defaultProcessor(config: Qwen2VLConfig): Qwen2VLProcessor {
+  const v = config.vision;
+  const c = parsePreprocessorConfig({
+    ...QWEN2VL_PREPROCESSOR,
+    patch_size: v.patch_size,
+    temporal_patch_size: v.temporal_patch_size,
+    merge_size: v.spatial_merge_size,
+  });
+  return new Qwen2VLProcessor(c, undefined, { oddFrames: 'drop' });
+}
+
+/** sha256 over config.json and every tensor's name, dtype, shape and byte size. */
+async function modelIdentity(dir: string, checkpoint: Checkpoint): Promise<string> {
+  const h = createHash('sha256');
+  h.update(await readFile(join(dir, 'config.json')));
+  for (const name of checkpoint.names().sort()) {
+    const i = checkpoint.info(name);
+    h.update(`${name}|${i.dtype}|${i.shape.join('x')}|${i.end - i.begin}\n`);
+  }
+  return h.digest('hex');
+}

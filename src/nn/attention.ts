@@ -1,0 +1,86 @@
+import * as ops from '../runtime/ops.js';
+import { tidy } from '../runtime/scope.js';
+import type { Tensor } from '../runtime/tensor.js';
+import type { KVCache } from './kv-cache.js';
+import { Linear } from './linear.js';
+import type { ParamSpec, ParamStore } from './params.js';
+
+export interface SelfAttentionConfig {
+  hiddenSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** q/k/v projections have a bias (Qwen2: yes). */
+  qkvBias: boolean;
+  /** o_proj has a bias (Qwen2: no). */
+  oBias: boolean;
+}
+
+export interface SelfAttentionInputs {
+  /** cos/sin [seq, rotDim] for these tokens' positions (f32), or null for no rotary. */
+  rope: { cos: Tensor; sin: Tensor } | null;
+  /** Appends k/v to this cache layer and attends over the whole history. */
+  cache?: { cache: KVCache; layer: number } | null;
+  causal?: boolean;
+}
+
+/**
+ * Multi-head self-attention with grouped-query K/V (q_proj, k_proj, v_proj, o_proj as in HF Llama/Qwen2):
+ * softmax(q·kᵀ/√d)·v per head, query head h reading kv head ⌊h·hkv/hq⌋. Batch 1: x is [seq, hidden].
+ */
+export class SelfAttention implements Disposable {
+  constructor(
+    readonly config: SelfAttentionConfig,
+    readonly q_proj: Linear,
+    readonly k_proj: Linear,
+    readonly v_proj: Linear,
+    readonly o_proj: Linear,
+  ) {}
+
+  static specs(prefix: string, c: SelfAttentionConfig): ParamSpec[] {
+    return [
+      ...Linear.specs(`${prefix}.q_proj`, c.hiddenSize, c.numHeads * c.headDim, c.qkvBias),
+      ...Linear.specs(`${prefix}.k_proj`, c.hiddenSize, c.numKvHeads * c.headDim, c.qkvBias),
+      ...Linear.specs(`${prefix}.v_proj`, c.hiddenSize, c.numKvHeads * c.headDim, c.qkvBias),
+      ...Linear.specs(`${prefix}.o_proj`, c.numHeads * c.headDim, c.hiddenSize, c.oBias),
+    ];
+  }
+
+  static load(p: ParamStore, prefix: string, c: SelfAttentionConfig): SelfAttention {
+    return new SelfAttention(
+      c,
+      Linear.load(p, `${prefix}.q_proj`, c.qkvBias),
+      Linear.load(p, `${prefix}.k_proj`, c.qkvBias),
+      Linear.load(p, `${prefix}.v_proj`, c.qkvBias),
+      Linear.load(p, `${prefix}.o_proj`, c.oBias),
+    );
+  }
+
+  forward(x: Tensor, inputs: SelfAttentionInputs): Tensor {
+    const { numHeads, numKvHeads, headDim } = this.config;
+    return tidy(() => {
+      const seq = x.shape[0];
+      let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
+      let k = this.k_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
+      const v = this.v_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
+      if (inputs.rope) {
+        q = ops.rotary(q, inputs.rope.cos, inputs.rope.sin);
+        k = ops.rotary(k, inputs.rope.cos, inputs.rope.sin);
+      }
+      const causal = inputs.causal ?? true;
+      let out: Tensor;
+      if (inputs.cache) {
+        const offset = inputs.cache.cache.length;
+        const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
+        out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;
+      } else {
+        out = ops.attention(q, k, v, { causal }).out;
+      }
+      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
+    });
+  }
+
+  [Symbol.dispose](): void {
+    for (const l of [this.q_proj, this.k_proj, this.v_proj, this.o_proj]) l[Symbol.dispose]();
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The OpenAI-compatible HTTP server (fastify) over a ChatEngine:
+ *   POST /v1/chat/completions   text + one video_url / image_url part; streaming (SSE) or not
+ *   GET  /v1/models, /v1/models/:id, /health
+ * A request is validated, admitted by the queue (429 when full), its media resolved and hashed, the
+ * encoded video leased from the LRU (so asking again about the same video skips decoding and encoding),
+ * and the answer generated under a per-request timeout that also fires when the client goes away.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { ChatEngine } from '../facade/engine.js';
+import type { AskResult, SamplingOptions } from '../facade/types.js';
+import { ApiError, toApiError } from './errors.js';
+import { type MediaPolicy, resolveMedia } from './media.js';
+import { RequestQueue } from './queue.js';
+import { type ChatRequest, parseChatRequest } from './request.js';
+import { type Lease, VideoCache } from './video-cache.js';
+
+export interface ServeOptions {
+  /** The id `/v1/models` lists and requests must name (default: the engine's model id). */
+  modelId?: string;
+  /** Requests running on the model at once (default 1). */
+  concurrency?: number;
+  /** Requests waiting beyond those (default 16); more get 429. */
+  maxQueue?: number;
+  /** Per-request limit, queueing included (default 10 min). */
+  timeoutMs?: number;
+  /** Encoded videos kept for follow-up questions (default 4) and their memory budget. */
+  cacheEntries?: number;
+  cacheBytes?: number;
+  media?: Partial<MediaPolicy>;
+  /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Largest request body (default 64 MiB, for data: URLs). */
+  bodyLimit?: number;
+}
+
+export interface LongshotServer {
+  app: FastifyInstance;
+  queue: RequestQueue;
+  cache: VideoCache;
+  close(): Promise<void>;
+}
+
+export function createServer(engine: ChatEngine, opts: ServeOptions = {}): LongshotServer {
+  const modelId = opts.modelId ?? engine.info.id;
+  const queue = new RequestQueue(opts.concurrency ?? 1, opts.maxQueue ?? 16);
+  const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
+  const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, ...opts.media };
+  const timeoutMs = opts.timeoutMs ?? 600_000;
+  const created = Math.floor(Date.now() / 1000);
+  const app = Fastify({ bodyLimit: opts.bodyLimit ?? 64 * 2 ** 20 });
+
+  app.setErrorHandler((error, _req, reply) => {
+    // fastify's own 4xx (unparsable JSON, body too large) keep their status; everything else is mapped.
+    const status = (error as { statusCode?: number }).statusCode;
+    const fastify4xx = !(error instanceof ApiError) && status !== undefined && status >= 400 && status < 500;
+    sendError(reply, fastify4xx ? new ApiError(status, (error as Error).message) : toApiError(error));
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      new ApiError(404, `no route ${req.method} ${req.url}`, 'invalid_request_error', null, 'not_found'),
+    ),
+  );
+  if (opts.apiKey)
+    app.addHook('onRequest', async (req) => {
+      if (req.url.startsWith('/v1/') && req.headers.authorization !== `Bearer ${opts.apiKey}`)
+        throw new ApiError(
+          401,
+          'missing or wrong API key (Authorization: Bearer …)',
+          'invalid_request_error',
+          null,
+          'invalid_api_key',
+        );
+    });
+
+  const modelCard = { id: modelId, object: 'model', created, owned_by: 'longshot' };
+  app.get('/health', async () => ({
+    status: 'ok',
+    model: modelId,
+    architecture: engine.info.architecture,
+    queue: queue.stats,
+    video_cache: { entries: cache.size, bytes: cache.bytes },
+  }));
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelCard] }));
+  app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
+    if (req.params['*'] !== modelId)
+      throw new ApiError(
+        404,
+        `model '${req.params['*']}' is not served here (this server serves '${modelId}')`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
+    return modelCard;
+  });
+
+  app.post('/v1/chat/completions', async (req, reply) => {
+    const chat = parseChatRequest(req.body);
+    if (chat.model !== modelId)
+      throw new ApiError(
+        404,
+        `model '${chat.model}' is not served here (this server serves '${modelId}')`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
+    const ctrl = new AbortController();
+    const timer = setTimeout(
+      () =>
+        ctrl.abort(
+          new ApiError(504, `the request took longer than ${timeoutMs} ms`, 'timeout', null, 'timeout'),
+        ),
+      timeoutMs,
+    );
+    const onClose = () => {
+      if (!reply.raw.writableFinished) ctrl.abort(new ApiError(499, 'the client closed the connection'));
+    };
+    reply.raw.on('close', onClose);
+    let release: (() => void) | undefined;
+    let lease: Lease | undefined;
+    try {
+      release = await queue.acquire(ctrl.signal);
+      lease = chat.media ? await leaseVideo(chat, ctrl.signal) : undefined;
+      reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
+      const answer = engine.chat(chat.turns, {
+        ...chat.generation,
+        video: lease?.handle,
+        signal: ctrl.signal,
+      });
+      const id = `chatcmpl-${randomUUID()}`;
+      const cached = lease?.hit ? lease.handle.tokens : 0;
+      if (!chat.stream) {
+        const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal);
+        return completion(id, result, cached);
+      }
+      await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
+      return reply;
+    } finally {
+      clearTimeout(timer);
+      reply.raw.off('close', onClose);
+      lease?.release();
+      release?.();
+    }
+  });
+
+  async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
+    const file = await untilAborted(resolveMedia(chat.media!, policy, signal), signal);
+    try {
+      return await untilAborted(
+        cache.lease(cacheKey(file.sha256, chat.sampling), () =>
+          engine.encodeVideo(file.path, { ...chat.sampling, signal }),
+        ),
+        signal,
+      );
+    } finally {
+      await file.release();
+    }
+  }
+
+  const usageOf = (r: AskResult, cached: number) => ({
+    prompt_tokens: r.usage.promptTokens + r.usage.videoTokens,
+    completion_tokens: r.usage.completionTokens,
+    total_tokens: r.usage.totalTokens,
+    prompt_tokens_details: { cached_tokens: cached },
+  });
+
+  function completion(id: string, r: AskResult, cached: number) {
+    return {
+      id,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model: modelId,
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: r.text },
+          finish_reason: r.finishReason,
+          logprobs: null,
+        },
+      ],
+      usage: usageOf(r, cached),
+    };
+  }
+
+  async function streamAnswer(
+    reply: FastifyReply,
+    req: FastifyRequest,
+    id: string,
+    answer: AsyncIterable<string> & { result(): Promise<AskResult> },
+    includeUsage: boolean,
+    cached: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const chunk = (delta: object, finish: string | null = null) => ({
+      id,
+      object: 'chat.completion.chunk',
+      created: Math.floor(Date.now() / 1000),
+      model: modelId,
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+    });
+    const raw = reply.raw;
+    const send = (data: unknown) =>
+      raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    reply.hijack();
+    raw.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-longshot-video-cache': String(reply.getHeader('x-longshot-video-cache') ?? 'none'),
+    });
+    try {
+      send(chunk({ role: 'assistant', content: '' }));
+      for await (const piece of answer) {
+        signal.throwIfAborted();
+        if (piece) send(chunk({ content: piece }));
+      }
+      const result = await answer.result();
+      send(chunk({}, result.finishReason));
+      if (includeUsage)
+        send({
+          id,
+          object: 'chat.completion.chunk',
+          created: Math.floor(Date.now() / 1000),
+          model: modelId,
+          choices: [],
+          usage: usageOf(result, cached),
+        });
+      send('[DONE]');
+    } catch (e) {
+      const err = toApiError(signal.aborted ? signal.reason : e);
+      if (!raw.destroyed) send(err.body);
+      req.log.warn({ err: e }, 'stream ended with an error');
+    } finally {
+      raw.end();
+    }
+  }
+
+  return {
+    app,
+    queue,
+    cache,
+    async close() {
+      queue.close();
+      await app.close();
+      cache.clear();
+    },
+  };
+}
+
+/** Cache key: the bytes plus the sampling settings, in a fixed key order. */
+function cacheKey(sha256: string, s: SamplingOptions): string {
+  const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}`;
+}
+
+/** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */
+async function collect(
+  answer: AsyncIterable<string> & { result(): Promise<AskResult> },
+  signal: AbortSignal,
+) {
+  for await (const _ of answer) signal.throwIfAborted();
+  return answer.result();
+}
+
+/** Resolves with `p`, or rejects with the signal's reason as soon as it is aborted. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function sendError(reply: FastifyReply, e: ApiError): void {
+  if (e.retryAfter) reply.header('retry-after', String(e.retryAfter));
+  void reply.status(e.status).send(e.body);
+}

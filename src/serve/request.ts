@@ -1,0 +1,191 @@
+/**
+ * Validation of an OpenAI Chat Completions request. Every problem is a 400 whose message names the field
+ * (`messages[1].content[0].video_url.url`) and what is expected. Besides the standard fields, longshot
+ * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`;
+ * the openai clients send them through `extra_body`) and vLLM's `top_k` / `repetition_penalty`.
+ */
+import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
+import { badRequest } from './errors.js';
+
+export interface MediaRef {
+  kind: 'video' | 'image';
+  url: string;
+  /** Where in the request it was (for error messages). */
+  param: string;
+}
+
+export interface ChatRequest {
+  model: string;
+  turns: ChatTurn[];
+  media?: MediaRef;
+  generation: GenerationOptions;
+  sampling: SamplingOptions;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const typeName = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`);
+
+function expect(ok: boolean, param: string, what: string, got: unknown): void {
+  if (!ok)
+    throw badRequest(
+      `${param}: expected ${what}, got ${typeName(got)}${typeof got === 'number' || typeof got === 'string' ? ` (${JSON.stringify(got)})` : ''}`,
+      param,
+    );
+}
+
+function num(body: Json, key: string, what: string, ok: (v: number) => boolean): number | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  expect(typeof v === 'number' && Number.isFinite(v) && ok(v), key, what, v);
+  return v as number;
+}
+
+const UNSUPPORTED = ['tools', 'functions', 'tool_choice', 'function_call', 'audio', 'prediction'] as const;
+
+export function parseChatRequest(body: unknown): ChatRequest {
+  if (!isObj(body)) throw badRequest('the request body must be a JSON object');
+  expect(typeof body.model === 'string' && body.model.length > 0, 'model', 'a model id string', body.model);
+  for (const key of UNSUPPORTED)
+    if (body[key] !== undefined && body[key] !== null)
+      throw badRequest(`${key} is not supported by this server`, key);
+  num(body, 'n', 'the integer 1 (one choice per request)', (v) => v === 1);
+  if (body.stop !== undefined && body.stop !== null && !(Array.isArray(body.stop) && body.stop.length === 0))
+    throw badRequest('stop sequences are not supported by this server', 'stop');
+  if (body.logprobs === true) throw badRequest('logprobs are not supported by this server', 'logprobs');
+  const format = body.response_format;
+  if (format !== undefined && format !== null && !(isObj(format) && format.type === 'text'))
+    throw badRequest('only response_format {"type": "text"} is supported', 'response_format');
+  expect(
+    body.stream === undefined || body.stream === null || typeof body.stream === 'boolean',
+    'stream',
+    'a boolean',
+    body.stream,
+  );
+  const streamOptions = body.stream_options;
+  if (streamOptions !== undefined && streamOptions !== null)
+    expect(isObj(streamOptions), 'stream_options', 'an object', streamOptions);
+
+  const { turns, media } = parseMessages(body.messages);
+  const maxTokens =
+    num(body, 'max_completion_tokens', 'a positive integer', (v) => Number.isInteger(v) && v >= 1) ??
+    num(body, 'max_tokens', 'a positive integer', (v) => Number.isInteger(v) && v >= 1);
+  const topK = num(
+    body,
+    'top_k',
+    'a positive integer, or -1 for off',
+    (v) => Number.isInteger(v) && (v >= 1 || v === -1),
+  );
+  const generation: GenerationOptions = {
+    maxNewTokens: maxTokens,
+    temperature: num(body, 'temperature', 'a number from 0 to 2', (v) => v >= 0 && v <= 2),
+    topP: num(body, 'top_p', 'a number in (0, 1]', (v) => v > 0 && v <= 1),
+    topK: topK === -1 ? undefined : topK,
+    repetitionPenalty: num(body, 'repetition_penalty', 'a number > 0', (v) => v > 0),
+    seed: num(body, 'seed', 'an integer', Number.isInteger),
+  };
+  const sampling: SamplingOptions = {
+    frames: num(body, 'frames', 'a positive integer', (v) => Number.isInteger(v) && v >= 1),
+    fps: num(body, 'fps', 'a number > 0', (v) => v > 0),
+    maxEdge: num(body, 'max_edge', 'a positive integer', (v) => Number.isInteger(v) && v >= 1),
+    minEdge: num(body, 'min_edge', 'a positive integer', (v) => Number.isInteger(v) && v >= 1),
+  };
+  if (body.sampling !== undefined && body.sampling !== null) {
+    expect(
+      ['middle', 'uniform', 'fps'].includes(body.sampling as string),
+      'sampling',
+      '"middle", "uniform" or "fps"',
+      body.sampling,
+    );
+    sampling.sampling = body.sampling as SamplingOptions['sampling'];
+  }
+  return {
+    model: body.model as string,
+    turns,
+    media,
+    generation: dropUndefined(generation),
+    sampling: dropUndefined(sampling),
+    stream: body.stream === true,
+    includeUsage: isObj(streamOptions) && streamOptions.include_usage === true,
+  };
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+const ROLES: Record<string, ChatTurn['role']> = {
+  system: 'system',
+  developer: 'system',
+  user: 'user',
+  assistant: 'assistant',
+};
+
+function parseMessages(messages: unknown): { turns: ChatTurn[]; media?: MediaRef } {
+  expect(
+    Array.isArray(messages) && messages.length > 0,
+    'messages',
+    'a non-empty array of messages',
+    messages,
+  );
+  const turns: ChatTurn[] = [];
+  let media: MediaRef | undefined;
+  (messages as unknown[]).forEach((m, i) => {
+    const at = `messages[${i}]`;
+    expect(isObj(m), at, 'a message object', m);
+    const msg = m as Json;
+    const role = ROLES[msg.role as string];
+    if (!role)
+      throw badRequest(
+        `${at}.role: expected "system", "developer", "user" or "assistant", got ${JSON.stringify(msg.role)}`,
+        `${at}.role`,
+      );
+    const texts: string[] = [];
+    if (typeof msg.content === 'string') texts.push(msg.content);
+    else {
+      expect(
+        Array.isArray(msg.content),
+        `${at}.content`,
+        'a string or an array of content parts',
+        msg.content,
+      );
+      (msg.content as unknown[]).forEach((p, j) => {
+        const pat = `${at}.content[${j}]`;
+        expect(isObj(p), pat, 'a content part object', p);
+        const part = p as Json;
+        if (part.type === 'text') {
+          expect(typeof part.text === 'string', `${pat}.text`, 'a string', part.text);
+          texts.push(part.text as string);
+          return;
+        }
+        if (part.type !== 'image_url' && part.type !== 'video_url')
+          throw badRequest(
+            `${pat}.type: expected "text", "image_url" or "video_url", got ${JSON.stringify(part.type)}`,
+            `${pat}.type`,
+          );
+        if (role !== 'user') throw badRequest(`${pat}: only user messages can carry images or videos`, pat);
+        const key = part.type as 'image_url' | 'video_url';
+        const ref = part[key];
+        const url = isObj(ref) ? ref.url : ref; // {url} per the spec; a bare string is accepted too
+        expect(typeof url === 'string' && url.length > 0, `${pat}.${key}.url`, 'a URL or path string', url);
+        if (media)
+          throw badRequest(
+            `${pat}: this server answers about one video or image per request (the first is ${media.param})`,
+            pat,
+          );
+        media = {
+          kind: key === 'video_url' ? 'video' : 'image',
+          url: url as string,
+          param: `${pat}.${key}.url`,
+        };
+      });
+    }
+    turns.push({ role, content: texts.join('\n') });
+  });
+  if (turns[turns.length - 1].role !== 'user')
+    throw badRequest('the last message must be from the user', `messages[${turns.length - 1}].role`);
+  return { turns, media };
+}

@@ -1,0 +1,283 @@
+/**
+ * The CLI as a user runs it: `node --import tsx src/cli/run.ts …`, checking stdout, --json and exit codes.
+ * Spawned asynchronously, because some commands talk to the fake hub running in this process.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { vambaSpecs } from '../../src/models/vamba/weights.js';
+import { countParams } from '../../src/nn/params.js';
+import { TINY_TENSORS, writeTinyCheckpoint } from '../facade/tiny-checkpoint.js';
+import { TINY_VAMBA_CONFIG, writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-models.js';
+import { FakeHub } from '../hub/fake-hub.js';
+import { H264, makeVideo, scratch } from '../media/fixtures.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const COMMIT = '1234567890abcdef1234567890abcdef12345678';
+
+describe('longshot CLI', () => {
+  let tmp: string;
+  let tiny: string;
+  let qwen: string;
+  let clip: string;
+  let hub: FakeHub;
+  let hubEnv: NodeJS.ProcessEnv;
+  before(async () => {
+    tmp = scratch();
+    tiny = join(tmp, 'tiny');
+    mkdirSync(tiny);
+    await writeTinyCheckpoint(tiny);
+    qwen = join(tmp, 'qwen');
+    mkdirSync(qwen);
+    await writeTinyQwen2VL(qwen);
+    clip = await makeVideo(join(tmp, 'clip.mp4'), {
+      width: 96,
+      height: 64,
+      frames: 20,
+      fps: 10,
+      encode: H264,
+    });
+    hub = await new FakeHub().start();
+    hub.repos.set('org/tiny', {
+      commit: COMMIT,
+      files: {
+        'config.json': { data: readFileSync(join(tiny, 'config.json')) },
+        'model.safetensors': { data: readFileSync(join(tiny, 'model.safetensors')), lfs: true },
+        'pytorch_model.bin': { data: Buffer.from('not wanted'), lfs: true },
+      },
+    });
+    hubEnv = {
+      HF_ENDPOINT: hub.hubUrl,
+      HF_HUB_CACHE: join(tmp, 'hf-cache'),
+      HF_TOKEN: '',
+      HF_HUB_OFFLINE: '',
+    };
+  });
+  after(() => hub.stop());
+
+  it('--help lists every command, each with examples', async () => {
+    const r = await cli(['--help']);
+    assert.equal(r.code, 0);
+    for (const c of ['ask', 'caption', 'serve', 'download', 'info', 'probe', 'frames'])
+      assert.match(r.stdout, new RegExp(`\\n  ${c} `));
+    const commands = ['ask', 'serve', 'download'];
+    const helps = await Promise.all(commands.map((c) => cli([c, '--help'])));
+    helps.forEach((h, i) => {
+      assert.equal(h.code, 0);
+      assert.match(h.stdout, /Examples:\n {2}\$ longshot /, `${commands[i]} --help has no examples`);
+    });
+  });
+
+  it('bad usage exits 2 and says what is wrong', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['frobnicate'], /unknown command 'frobnicate'/],
+      [['ask', 'clip.mp4'], /missing required argument 'question'/],
+      [['ask', 'clip.mp4', 'q', '--frames', '0'], /--frames must be a positive integer, got '0'/],
+      [['caption', 'clip.mp4', '--device', 'tpu', '--top-p', '0.5'], /argument 'tpu' is invalid.*cpu, cuda/],
+      [['serve', '--port', 'http'], /--port must be a positive integer/],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli(args)));
+    cases.forEach(([args, message], i) => {
+      const r = runs[i];
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stdout, '');
+    });
+  });
+
+  it('ask and caption: a missing video is an input error (3), a bad model a model error (4)', async () => {
+    let r = await cli(['ask', join(tmp, 'nope.mp4'), 'what?']);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /^longshot: no such file: .*nope\.mp4\n$/);
+    const video = join(tmp, 'some.mp4');
+    writeFileSync(video, 'x');
+    r = await cli(['caption', video, '--model', join(tmp, 'no-such-model')]);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /neither a directory nor a Hugging Face id/);
+    r = await cli(['ask', video, 'what?', '--model', tiny]);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /no tokenizer\.json/);
+    assert.ok(!r.stderr.includes('    at '), 'a stack trace reached the user');
+  });
+
+  it('ask answers about a video with a real (tiny, random) model: --json, --stream, caption', async () => {
+    const common = ['--model', qwen, '--frames', '4', '--sampling', 'uniform', '--max-new-tokens', '5'];
+    const [json, streamed, caption, broken] = await Promise.all([
+      cli(['ask', clip, 'Which word appeared?', ...common, '--json']),
+      cli(['ask', clip, 'Which word appeared?', ...common, '--stream']),
+      cli(['caption', clip, ...common]),
+      cli(['ask', join(tmp, 'some.mp4'), 'what?', ...common]),
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const out = JSON.parse(json.stdout);
+    assert.equal(out.architecture, 'qwen2_vl');
+    assert.equal(out.question, 'Which word appeared?');
+    // 96×64 → 84×56 after smart_resize: 3×2 merged tokens per pair of frames.
+    assert.equal(out.usage.videoTokens, 2 * 3 * 2);
+    assert.ok(out.usage.completionTokens >= 1 && out.usage.completionTokens <= 5);
+    assert.equal(out.finish_reason, out.usage.completionTokens === 5 ? 'length' : 'stop');
+    assert.equal(
+      out.usage.totalTokens,
+      out.usage.promptTokens + out.usage.videoTokens + out.usage.completionTokens,
+    );
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.equal(streamed.stdout, `${out.answer}\n`, 'greedy answers differ between --stream and --json');
+    assert.equal(caption.code, 0, caption.stderr);
+    assert.ok(caption.stdout.endsWith('\n'));
+    assert.equal(broken.code, 3, 'a file that is not a video');
+    assert.match(broken.stderr, /some\.mp4/);
+  });
+
+  it('serve answers OpenAI requests until it is stopped', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/run.ts',
+        'serve',
+        '--model',
+        qwen,
+        '--name',
+        'tiny',
+        '--port',
+        '0',
+        '--allowed-root',
+        tmp,
+      ],
+      { env: { ...process.env, NODE_TEST_CONTEXT: undefined } },
+    );
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        const m = /serving .* at (http:\/\/\S+)\/v1/.exec(stderr);
+        if (m) resolve(m[1]);
+      });
+      child.once('close', () => reject(new Error(`serve exited: ${stderr}`)));
+    });
+    const models = await (await fetch(`${url}/v1/models`)).json();
+    assert.deepEqual(
+      models.data.map((m: { id: string }) => m.id),
+      ['tiny'],
+    );
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'tiny',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'video_url', video_url: { url: 'clip.mp4' } },
+              { type: 'text', text: 'Describe the video.' },
+            ],
+          },
+        ],
+        max_tokens: 3,
+        frames: 4,
+        sampling: 'uniform',
+      }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).usage.prompt_tokens_details.cached_tokens, 0);
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('close', resolve);
+      child.kill('SIGTERM');
+    });
+    assert.equal(code, 0);
+  });
+
+  it('info reads a checkpoint directory: architecture, parameters and a memory estimate', async () => {
+    const r = await cli(['info', '--model', tiny, '--frames', '8', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const info = JSON.parse(r.stdout);
+    const params = Object.values(TINY_TENSORS).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
+    assert.equal(info.architecture, 'qwen2_vl');
+    assert.equal(info.parameters, params);
+    assert.equal(info.layers, 2);
+    // 640×360 → multiples of 28: 644×364 → 23·13 tokens per 2-frame group; 8 frames = 4 groups.
+    assert.equal(info.memory_bytes.videoTokens, 4 * 23 * 13);
+    assert.equal(info.memory_bytes.weights, params * 4);
+    assert.equal(
+      info.memory_bytes.total,
+      info.memory_bytes.weights + info.memory_bytes.videoState + info.memory_bytes.working,
+    );
+    const text = await cli(['info', '--model', tiny]);
+    assert.equal(text.code, 0);
+    assert.match(text.stdout, /architecture\s+qwen2_vl/);
+    assert.match(text.stdout, /video \(128 frames 640x360\)\s+\d+ tokens/);
+    const missing = await cli(['info', '--model', join(tmp, 'nothing', 'here')]);
+    assert.equal(missing.code, 4);
+    const vambaDir = join(tmp, 'vamba');
+    mkdirSync(vambaDir);
+    await writeTinyVamba(vambaDir);
+    const vamba = await cli(['info', '--model', vambaDir, '--frames', '8', '--json']);
+    assert.equal(vamba.code, 0, vamba.stderr);
+    const v = JSON.parse(vamba.stdout);
+    assert.equal(v.architecture, 'vamba');
+    assert.equal(v.parameters, countParams(vambaSpecs(parseQwen2VLConfig(TINY_VAMBA_CONFIG))));
+    assert.equal(v.memory_bytes.videoTokens, 4 * 23 * 13);
+  });
+
+  it('download fetches a hub model into the HF cache; info then reads it by id', async () => {
+    const r = await cli(['download', 'org/tiny'], hubEnv);
+    assert.equal(r.code, 0, r.stderr);
+    const snapshot = join(tmp, 'hf-cache', 'models--org--tiny', 'snapshots', COMMIT);
+    assert.equal(r.stdout, `${snapshot}\n`);
+    assert.equal(r.stderr, '', 'progress output when stderr is not a TTY');
+    assert.ok(
+      readFileSync(join(snapshot, 'model.safetensors')).equals(readFileSync(join(tiny, 'model.safetensors'))),
+    );
+
+    const again = await cli(['download', 'org/tiny', '--json'], hubEnv);
+    assert.equal(again.code, 0);
+    const json = JSON.parse(again.stdout);
+    assert.equal(json.commit, COMMIT);
+    assert.deepEqual(json.files, ['config.json', 'model.safetensors']);
+    assert.equal(json.downloadedBytes, 0);
+
+    const info = await cli(['info', '--model', 'org/tiny', '--json'], { ...hubEnv, HF_HUB_OFFLINE: '1' });
+    assert.equal(info.code, 0, info.stderr);
+    assert.equal(JSON.parse(info.stdout).dir, snapshot);
+  });
+
+  it('download errors are model errors (4) that say what to do', async () => {
+    let r = await cli(['download', 'org/absent'], hubEnv);
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /org\/absent: not found on the hub/);
+    r = await cli(['download', 'org/tiny'], {
+      ...hubEnv,
+      HF_HUB_CACHE: join(tmp, 'empty-cache'),
+      HF_HUB_OFFLINE: '1',
+    });
+    assert.equal(r.code, 4);
+    assert.match(r.stderr, /HF_HUB_OFFLINE/);
+    r = await cli(['download', 'not-a-repo-id'], hubEnv);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /not a Hugging Face model id: expected 'org\/name'/);
+  });
+});

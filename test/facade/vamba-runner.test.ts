@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { VideoLM } from '../../src/api.js';
+import { vambaChatPrompt } from '../../src/facade/runners/vamba.js';
+import { vambaPrompt } from '../../src/io/prompt.js';
+import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
+import { H264, makeVideo, scratch } from '../media/fixtures.js';
+import { writeTinyVamba } from './tiny-models.js';
+
+describe('VideoLM over a tiny random Vamba', () => {
+  let model: VideoLM;
+  let video: string;
+  before(async () => {
+    const dir = scratch();
+    await writeTinyVamba(dir);
+    video = await makeVideo(join(dir, 'clip.mp4'), {
+      width: 96,
+      height: 64,
+      frames: 20,
+      fps: 10,
+      encode: H264,
+    });
+    model = await VideoLM.load(dir);
+  });
+  after(() => model.dispose());
+
+  it('encodes once and answers several questions from the cached cross-attention K/V', async () => {
+    assert.equal(model.info.architecture, 'vamba');
+    const handle = await model.encodeVideo(video, { frames: 4, sampling: 'uniform' });
+    // 96×64 is raised to 256×256 (Vamba's shortest edge), then smart_resize within max_pixels 16·28²
+    // gives 112×112: 4×4 merged tokens for each of the 2 frame pairs.
+    assert.equal(handle.tokens, 2 * 4 * 4);
+    const question = 'Which word appeared?';
+    const first = await model.ask(handle, question, { maxNewTokens: 4 }).result();
+    const again = await model.ask(handle, question, { maxNewTokens: 4 }).result();
+    assert.equal(again.text, first.text, 'greedy answers from the same handle differ');
+    const tok = new Tokenizer(needleTokenizerJson() as never, needleTokenizerConfig() as never);
+    const promptTokens = tok.encode(vambaPrompt(question), { add_special_tokens: false }).ids.length;
+    assert.deepEqual(first.usage, {
+      promptTokens,
+      videoTokens: handle.tokens,
+      completionTokens: first.usage.completionTokens,
+      totalTokens: promptTokens + handle.tokens + first.usage.completionTokens,
+    });
+    assert.ok(first.usage.completionTokens >= 1 && first.usage.completionTokens <= 4);
+    handle.dispose();
+  });
+
+  it('builds the official prompt for one question, and refuses fps sampling', async () => {
+    assert.equal(
+      vambaChatPrompt([{ role: 'user', content: 'What happens?' }], true),
+      vambaPrompt('What happens?'),
+    );
+    assert.equal(
+      vambaChatPrompt(
+        [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Why?' },
+        ],
+        true,
+      ),
+      vambaPrompt('Why?', { system: 'Be brief.' }),
+    );
+    await assert.rejects(
+      model.encodeVideo(video, { sampling: 'fps' }),
+      /Vamba samples a fixed number of frames/,
+    );
+  });
+});

@@ -1,0 +1,109 @@
+// Qwen2-VL on the CPU backend against Hugging Face transformers 5.17 (fixtures from
+// tools/reference/qwen2vl_fixtures.py: two tiny random-weight checkpoints in the two hub layouts).
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { generateAll, optionsFromGenerationConfig } from '../../src/generate/generate.js';
+import { Qwen2VL, type Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
+import type { Tensor } from '../../src/runtime/tensor.js';
+import { type Arrays, FIXTURES, grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
+
+const cpu = cpuBackend();
+const TOL = 1e-4;
+
+interface PromptRef {
+  input_ids: number[];
+  generated: number[];
+  rope_deltas: number;
+}
+
+function inputsFor(prompt: string, ids: number[], proc: Arrays): Qwen2VLInputs {
+  const inputs: Qwen2VLInputs = { inputIds: ids };
+  if (prompt === 'video' || prompt === 'mixed') {
+    inputs.pixelValuesVideos = proc.get('video.pixel_values_videos')!.data as Float32Array;
+    inputs.videoGridThw = grids(proc, 'video.video_grid_thw');
+  }
+  const image = prompt === 'image' ? 'image' : prompt === 'mixed' ? 'image2' : null;
+  if (image) {
+    inputs.pixelValues = proc.get(`${image}.pixel_values`)!.data as Float32Array;
+    inputs.imageGridThw = grids(proc, `${image}.image_grid_thw`);
+  }
+  return inputs;
+}
+
+for (const name of ['tiny-a', 'tiny-b']) {
+  test(`Qwen2-VL ${name}: logits, vision tokens, positions and greedy decoding equal transformers`, async (t) => {
+    const dir = join(FIXTURES, name);
+    const model = await Qwen2VL.load(dir, { backend: cpu });
+    const ref = await readArrays(join(dir, 'reference.safetensors'));
+    const meta = await readJson(join(dir, 'reference.json'));
+    const proc = await readArrays(join(FIXTURES, 'processor', 'outputs.safetensors'));
+    assert.equal(model.config.text.tie_word_embeddings, meta.tied);
+    try {
+      for (const [prompt, r] of Object.entries<PromptRef>(meta.prompts)) {
+        const inputs = inputsFor(prompt, r.input_ids, proc);
+
+        const { positions, ropeDelta } = model.ropeIndex(inputs);
+        const refPos = ref.get(`${prompt}.position_ids`)!.data;
+        assert.deepEqual(
+          [...positions[0], ...positions[1], ...positions[2]],
+          [...refPos],
+          `${prompt} positions`,
+        );
+        assert.equal(ropeDelta, r.rope_deltas);
+
+        for (const kind of ['video', 'image'] as const) {
+          const want = ref.get(`${prompt}.${kind}_embeds`);
+          if (!want) continue;
+          const px = kind === 'video' ? inputs.pixelValuesVideos! : inputs.pixelValues!;
+          const g = kind === 'video' ? inputs.videoGridThw! : inputs.imageGridThw!;
+          // One pass, and one temporal group per chunk: the same tokens.
+          for (const chunk of [16384, 1]) {
+            const got = model.encodeVision(px, g, chunk);
+            const err = relErr(await got.data(), want.data);
+            got.dispose();
+            assert.ok(err <= TOL, `${prompt} ${kind} tokens (chunks of ${chunk}): relative error ${err}`);
+          }
+        }
+
+        const t0 = performance.now();
+        const logits = model.forward(inputs);
+        const ms = performance.now() - t0;
+        const err = relErr(await logits.data(), ref.get(`${prompt}.logits`)!.data);
+        logits.dispose();
+        t.diagnostic(
+          `${prompt}: ${r.input_ids.length} tokens, forward ${ms.toFixed(1)} ms, logits max rel err ${err.toExponential(2)}`,
+        );
+        assert.ok(err <= TOL, `${prompt} logits: relative error ${err}`);
+
+        // Greedy decoding through the KV-cache session, with the checkpoint's stop tokens.
+        const session = model.session({ capacity: 8 }); // small, so the cache has to grow
+        const steps: Float32Array[] = [];
+        const record = async (l: Tensor) => {
+          steps.push((await l.data()) as Float32Array);
+          return l;
+        };
+        const recording = {
+          prefill: (x: Qwen2VLInputs) => record(session.prefill(x)),
+          step: (tok: number) => record(session.step(tok)),
+        };
+        const out = await generateAll(
+          recording,
+          inputs,
+          optionsFromGenerationConfig(model.generationConfig!, { maxNewTokens: 8 }),
+        );
+        session[Symbol.dispose]();
+        assert.deepEqual(out.tokens, r.generated, `${prompt} greedy tokens`);
+        const refSteps = ref.get(`${prompt}.step_logits`)!;
+        const vocab = refSteps.shape[1];
+        steps.forEach((s, i) => {
+          const e = relErr(s, refSteps.data.subarray(i * vocab, (i + 1) * vocab));
+          assert.ok(e <= TOL, `${prompt} decode step ${i}: relative error ${e}`);
+        });
+      }
+    } finally {
+      model[Symbol.dispose]();
+    }
+  });
+}

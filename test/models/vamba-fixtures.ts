@@ -1,0 +1,45 @@
+/** Reads the PyTorch reference fixtures made by tools/reference/vamba_fixtures.py. */
+import { join } from 'node:path';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+
+export const VAMBA_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'vamba');
+
+export interface VambaReference {
+  pixelValues: Float32Array;
+  grid: [number, number, number];
+  inputIds: number[];
+  logits: Float32Array;
+  greedyTokens: number[];
+  stepLogits: Float32Array;
+  vocab: number;
+}
+
+export async function readReference(name: string): Promise<VambaReference> {
+  const f = await SafetensorsFile.open(join(VAMBA_FIXTURES, name, 'reference.safetensors'));
+  try {
+    const be = cpuBackend();
+    const get = async (n: string) => {
+      const t = await f.loadTensor(be, n);
+      try {
+        return await t.data();
+      } finally {
+        t.dispose();
+      }
+    };
+    const grid = Array.from(await get('video_grid_thw'));
+    return {
+      pixelValues: (await get('pixel_values')) as Float32Array,
+      grid: [grid[0], grid[1], grid[2]],
+      inputIds: Array.from(await get('input_ids')),
+      logits: (await get('logits')) as Float32Array,
+      greedyTokens: Array.from(await get('greedy_tokens')),
+      stepLogits: (await get('step_logits')) as Float32Array,
+      vocab: f.info('logits').shape[1],
+    };
+  } finally {
+    await f.close();
+  }
+}
+
+export { relErr } from '../helpers.js';

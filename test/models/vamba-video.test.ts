@@ -1,0 +1,101 @@
+/**
+ * Vamba on a video file: official settings by duration, frames streamed in batches through preprocessing and
+ * the vision tower with the same result as processing them all at once, and the key carrying the file hash.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { InputError } from '../../src/errors.js';
+import { vambaResize } from '../../src/media/resize.js';
+import { openVideo } from '../../src/media/video.js';
+import { Vamba } from '../../src/models/vamba/model.js';
+import { vambaVideoSettings } from '../../src/models/vamba/video.js';
+import { H264, makeVideo, scratch } from '../media/fixtures.js';
+import { relErr, VAMBA_FIXTURES } from './vamba-fixtures.js';
+
+const be = cpuBackend();
+
+describe('Vamba video settings', () => {
+  it('uses the evaluation defaults, the hour-long ones from 30 minutes, and overrides', () => {
+    assert.deepEqual(vambaVideoSettings(600), {
+      numFrames: 512,
+      sampling: 'uniform',
+      shortestEdge: 256,
+      longestEdge: 480,
+    });
+    assert.deepEqual(vambaVideoSettings(null), vambaVideoSettings(60));
+    assert.deepEqual(vambaVideoSettings(3600), {
+      numFrames: 1024,
+      sampling: 'uniform',
+      shortestEdge: 256,
+      longestEdge: 560,
+    });
+    assert.equal(vambaVideoSettings(3600, { hourLongFrom: 7200 }).numFrames, 512);
+    assert.deepEqual(vambaVideoSettings(10, { numFrames: 128, sampling: 'middle', longestEdge: 640 }), {
+      numFrames: 128,
+      sampling: 'middle',
+      shortestEdge: 256,
+      longestEdge: 640,
+    });
+    assert.throws(() => vambaVideoSettings(10, { numFrames: 1 }), InputError);
+    assert.throws(() => vambaVideoSettings(10, { shortestEdge: 500, longestEdge: 400 }), InputError);
+  });
+});
+
+describe('Vamba.encodeVideoFile', () => {
+  let dir: string;
+  let path: string;
+  let model: Vamba;
+  before(async () => {
+    dir = scratch();
+    path = await makeVideo(join(dir, 'clip.mp4'), {
+      width: 64,
+      height: 48,
+      frames: 30,
+      fps: 10,
+      encode: H264,
+    });
+    model = await Vamba.load(join(VAMBA_FIXTURES, 'tiny-a'), { backend: be });
+  });
+  after(async () => {
+    model[Symbol.dispose]();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const opts = { numFrames: 7, shortestEdge: 16, longestEdge: 40 };
+
+  it('streams frames in batches with the same K/V as all frames at once, keyed by the file hash', async () => {
+    using small = await model.encodeVideoFile(path, { ...opts, framesPerBatch: 2, chunkLen: 3 });
+    // Reference: every frame decoded first, one processor call, one encode.
+    await using video = await openVideo(path);
+    const frames = [];
+    for await (const b of video.frames({ kind: 'uniform', numFrames: 7 }, { size: vambaResize(16, 40) }))
+      frames.push(...b);
+    assert.equal(frames.length, 7);
+    const { pixelValues, grids } = model.processor.processVideos([frames]);
+    assert.equal(grids[0][0], 3, 'the odd 7th frame is dropped: 3 temporal groups');
+    using whole = model.encodeVideo(pixelValues, grids[0]);
+    assert.equal(small.tokens, whole.tokens);
+    for (let i = 0; i < whole.kvs.length; i++)
+      assert.ok(relErr(await small.kvs[i].k.data(), await whole.kvs[i].k.data()) < 1e-5);
+    const digest = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
+    assert.equal(small.key.video, `sha256:${digest}`);
+    assert.equal(small.key.sampling, 'uniform:7');
+    assert.equal(small.key.frames, '6');
+    assert.match(small.key.size, /^vamba 16\/40 → \d+x\d+$/);
+    // A question needs no further video work and gives tokens.
+    using session = model.session(small);
+    const logits = session.prefill([1, 2, 310, 311, 3]);
+    assert.equal(logits.shape[1], 320);
+  });
+
+  it('rejects an odd batch size and a missing file', async () => {
+    await assert.rejects(model.encodeVideoFile(path, { ...opts, framesPerBatch: 3 }), InputError);
+    await assert.rejects(model.encodeVideoFile(join(dir, 'missing.mp4'), opts), InputError);
+  });
+});

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { openVideo } from '../../src/media/index.js';
+import { COLORS } from '../../src/needle/items.js';
+import type { NeedleSample } from '../../src/needle/tasks.js';
+
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+
+test('needle generate writes decodable MP4s whose needle frames show the answer', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'needle-'));
+  try {
+    const r = cli([
+      'needle',
+      'generate',
+      '--out',
+      out,
+      '--count',
+      '3',
+      '--frames',
+      '12',
+      '--tasks',
+      'color',
+      '--seed',
+      '5',
+      '--json',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).count, 3);
+    const samples = readFileSync(join(out, 'questions.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as NeedleSample & { video: string });
+    assert.equal(samples.length, 3);
+    for (const s of samples) {
+      await using video = await openVideo(join(out, s.video));
+      const n = s.needles[0];
+      const sample = { indices: [n.startFrame, (n.endFrame + 3) % s.frames], timestampsSec: [0, 0] };
+      const got: Uint8Array[] = [];
+      for await (const batch of video.frames(sample)) for (const f of batch) got.push(f.data);
+      const want = COLORS[s.answer as keyof typeof COLORS];
+      const centre = (d: Uint8Array) => {
+        const i = (Math.floor(n.y + n.size / 2) * s.width + Math.floor(n.x + n.size / 2)) * 3;
+        return Math.max(...want.map((v, k) => Math.abs(d[i + k] - v)));
+      };
+      assert.ok(centre(got[0]) < 40, `needle frame of ${s.video} lost its ${s.answer}`);
+      assert.ok(centre(got[1]) > 30, `frame without the needle looks ${s.answer}`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('needle generate refuses bad options with exit code 3', () => {
+  const r = cli(['needle', 'generate', '--out', '/tmp/x', '--size', '100', '--json']);
+  assert.equal(r.status, 3);
+  assert.match(r.stderr, /--size must look like 112x112/);
+  const t = cli(['needle', 'generate', '--out', '/tmp/x', '--tasks', 'color,juggle']);
+  assert.equal(t.status, 3);
+  assert.match(t.stderr, /unknown task\(s\) juggle/);
+});

@@ -1,0 +1,120 @@
+// Building blocks: rotary tables against their formulas, SwiGLU against a float64 loop, and the KV-cache
+// decoding path against one causal pass.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { SelfAttention } from '../../src/nn/attention.js';
+import { KVCache } from '../../src/nn/kv-cache.js';
+import { Linear } from '../../src/nn/linear.js';
+import { GatedMLP } from '../../src/nn/mlp.js';
+import { mrope, rope1d, rotaryTensors, visionRope2d } from '../../src/nn/rotary.js';
+import * as ops from '../../src/runtime/ops.js';
+import { assertClose, randn, rng } from '../helpers.js';
+
+const cpu = cpuBackend();
+
+test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their formulas', () => {
+  const dim = 12;
+  const theta = 10000;
+  const inv = (j: number, d = dim) => theta ** (-(2 * j) / d);
+  const rows: [number[], number[], number[]] = [
+    [0, 3, 7],
+    [1, 4, 9],
+    [2, 5, 11],
+  ];
+  const section = [1, 2, 3] as const; // frequencies 0 | 1-2 | 3-5
+  const m = mrope(rows, dim, theta, section);
+  for (let p = 0; p < 3; p++)
+    for (let j = 0; j < dim / 2; j++) {
+      const row = j < 1 ? 0 : j < 3 ? 1 : 2;
+      const a = rows[row][p] * inv(j);
+      for (const jj of [j, j + dim / 2]) {
+        assert.ok(Math.abs(m.cos[p * dim + jj] - Math.cos(a)) < 1e-6);
+        assert.ok(Math.abs(m.sin[p * dim + jj] - Math.sin(a)) < 1e-6);
+      }
+    }
+  // Identical rows reduce M-RoPE to plain RoPE.
+  const plain = rope1d([5, 6], dim, theta);
+  assert.deepEqual(
+    mrope(
+      [
+        [5, 6],
+        [5, 6],
+        [5, 6],
+      ],
+      dim,
+      theta,
+      section,
+    ).cos,
+    plain.cos,
+  );
+  assert.throws(() => mrope(rows, dim, theta, [2, 2, 3]), RangeError);
+  // Vision: head 8 → frequencies of a 4-dim rotary (2 of them), rows for the first half, columns after.
+  const v = visionRope2d([2], [5], 8);
+  const want = [2 * inv(0, 4), 2 * inv(1, 4), 5 * inv(0, 4), 5 * inv(1, 4)];
+  for (let j = 0; j < 4; j++) {
+    assert.ok(Math.abs(v.cos[j] - Math.cos(want[j])) < 1e-6);
+    assert.ok(Math.abs(v.cos[j + 4] - Math.cos(want[j])) < 1e-6);
+  }
+});
+
+test('GatedMLP equals down(silu(gate·x) ⊙ up·x) in float64', async () => {
+  const r = rng();
+  const [n, h, f] = [2, 5, 7];
+  const [x, g, u, d] = [randn(n * h, r), randn(f * h, r), randn(f * h, r), randn(h * f, r)];
+  const mlp = new GatedMLP(
+    new Linear(ops.tensor(cpu, g, [f, h])),
+    new Linear(ops.tensor(cpu, u, [f, h])),
+    new Linear(ops.tensor(cpu, d, [h, f])),
+  );
+  const got = await mlp.forward(ops.tensor(cpu, x, [n, h])).toArray();
+  const want: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const a: number[] = [];
+    for (let k = 0; k < f; k++) {
+      let gs = 0;
+      let us = 0;
+      for (let j = 0; j < h; j++) {
+        gs += g[k * h + j] * x[i * h + j];
+        us += u[k * h + j] * x[i * h + j];
+      }
+      a.push((gs / (1 + Math.exp(-gs))) * us);
+    }
+    for (let o = 0; o < h; o++) want.push(a.reduce((s, v, k) => s + v * d[o * f + k], 0));
+  }
+  assertClose(got, want, 1e-5, 'GatedMLP');
+});
+
+test('KV cache: prefill + one-token steps equal one causal pass, across capacity growth', async () => {
+  const r = rng();
+  const c = { hiddenSize: 16, numHeads: 4, numKvHeads: 2, headDim: 8, qkvBias: true, oBias: false };
+  const lin = (o: number, i: number, bias: boolean) =>
+    new Linear(ops.tensor(cpu, randn(o * i, r), [o, i]), bias ? ops.tensor(cpu, randn(o, r), [o]) : null);
+  const attn = new SelfAttention(
+    c,
+    lin(32, 16, true),
+    lin(16, 16, true),
+    lin(16, 16, true),
+    lin(16, 32, false),
+  );
+  const n = 7;
+  const xs = randn(n * 16, r);
+  const positions = Array.from({ length: n }, (_, i) => i * 2 + 1);
+  const ropeOf = (from: number, to: number) =>
+    rotaryTensors(cpu, rope1d(positions.slice(from, to), 8, 10000));
+  const full = await attn.forward(ops.tensor(cpu, xs, [n, 16]), { rope: ropeOf(0, n) }).toArray();
+
+  const cache = new KVCache(cpu, { layers: 1, kvHeads: 2, headDim: 8, dtype: 'f32', capacity: 2 });
+  const parts: number[] = [];
+  const run = async (from: number, to: number) => {
+    const x = ops.tensor(cpu, xs.subarray(from * 16, to * 16), [to - from, 16]);
+    parts.push(...(await attn.forward(x, { rope: ropeOf(from, to), cache: { cache, layer: 0 } }).toArray()));
+    cache.commit(to - from);
+  };
+  await run(0, 3);
+  for (let i = 3; i < n; i++) await run(i, i + 1);
+  assert.equal(cache.length, n);
+  assert.ok(cache.capacity >= n && cache.capacity === 8, `capacity ${cache.capacity}`);
+  assertClose(parts, full, 1e-5, 'cached decoding');
+  cache[Symbol.dispose]();
+});
