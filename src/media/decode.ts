@@ -323,6 +323,52 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
   }
 }
 
+/** A run whose ffmpeg has been started and is decoding towards its first chosen frame. */
+interface StartedRun {
+  frames: AsyncGenerator<DecodedFrame>;
+  first: Promise<IteratorResult<DecodedFrame>>;
+  stop: AbortController;
+}
+
+function startRun(ctx: RunContext, run: Run): StartedRun {
+  const stop = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
+  const frames = decodeRun({ ...ctx, signal }, run);
+  const first = frames.next();
+  first.catch(() => {}); // surfaced when awaited; ignored if the run is dropped
+  return { frames, first, stop };
+}
+
+async function dropRun(started: StartedRun): Promise<void> {
+  started.stop.abort();
+  await started.first.catch(() => {});
+  await started.frames.return(undefined).catch(() => {});
+}
+
+/**
+ * Decodes the runs in order, yielding their frames and then `{ done: run }` after each. The next run's
+ * ffmpeg starts while the current one is read, so seeks and decoding overlap on a second core; it holds
+ * at most its first frame until its turn.
+ */
+export async function* decodeRuns(
+  ctx: RunContext,
+  runs: Run[],
+): AsyncGenerator<DecodedFrame | { done: Run }> {
+  const started: StartedRun[] = [];
+  try {
+    for (let k = 0; k < runs.length; k++) {
+      if (started.length === 0) started.push(startRun(ctx, runs[k]));
+      if (k + 1 < runs.length) started.push(startRun(ctx, runs[k + 1]));
+      const current = started[0];
+      for (let r = await current.first; !r.done; r = await current.frames.next()) yield r.value;
+      started.shift();
+      yield { done: runs[k] };
+    }
+  } finally {
+    await Promise.all(started.map(dropRun));
+  }
+}
+
 /** Which frame an output frame is: the one nearest its pts, or by order when there are no timestamps. */
 function matchFrame(index: FrameIndex, run: Run, pts: number | null | undefined, order: number): number {
   if (pts === null || pts === undefined || !index.hasTimestamps) return run.frames[order];
