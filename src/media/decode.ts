@@ -9,7 +9,8 @@
  * keyframes are decoded (`-skip_frame nokey`) and each chosen frame is replaced by the nearest keyframe.
  *
  * Backpressure: ffmpeg writes into a pipe that is read only when the consumer asks for the next batch,
- * so at most the batch being filled and the one the consumer holds are in memory.
+ * so at most the batch being filled, the one the consumer holds and the next run's first frame are in
+ * memory.
  */
 import type { ChildProcess } from 'node:child_process';
 import { InputError } from '../errors.js';
