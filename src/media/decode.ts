@@ -5,8 +5,9 @@
  * its first frame, decodes forward, and lets only the chosen frames through (`select` on exact pts), so
  * only those are converted, scaled and piped. A new run (a seek) starts whenever a keyframe lies far
  * enough past the previous chosen frame that skipping there saves decoding. Dense sampling thus becomes
- * one sequential pass; sparse sampling becomes a seek per frame. With `accuracy: 'keyframe'` only
- * keyframes are decoded (`-skip_frame nokey`) and each chosen frame is replaced by the nearest keyframe.
+ * one sequential pass; sparse sampling becomes a seek per frame. A run whose frames are all keyframes
+ * decodes only keyframes (`-skip_frame nokey`); `accuracy: 'keyframe'` (in video.ts) makes every run
+ * such a run by replacing each chosen frame with the nearest keyframe.
  *
  * Backpressure: ffmpeg writes into a pipe that is read only when the consumer asks for the next batch,
  * so at most the batch being filled, the one the consumer holds and the next run's first frame are in
