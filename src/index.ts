@@ -35,6 +35,7 @@ export {
 } from './hub/index.js';
 export * from './io/index.js';
 export * from './media/index.js';
+export { assertFits, deviceMemoryBytes } from './models/fit.js';
 export * from './models/qwen2vl/index.js';
 export * from './models/vamba/index.js';
 export * as nn from './nn/index.js';

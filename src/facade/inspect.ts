@@ -6,6 +6,7 @@ import { Checkpoint } from '../io/checkpoint.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../io/qwen2vl-config.js';
 import { roundHalfEven } from '../media/sampling.js';
 import { estimateMemory as estimateQwen2VL } from '../models/qwen2vl/size.js';
+import { estimateVambaMemory } from '../models/vamba/size.js';
 import type { Architecture } from './types.js';
 
 export interface ModelSummary {
@@ -81,9 +82,8 @@ export function videoTokens(config: Qwen2VLConfig, frames: number, width: number
 /**
  * A planning estimate, not a measurement: weights as stored, the per-video state, and the biggest
  * transient buffer. Qwen2-VL uses its model's own estimate (models/qwen2vl/size.ts: the video is in the
- * KV cache). Vamba (V video tokens, L layers, d hidden, kv·hd the K/V width, b activation bytes):
- *   state = V·d·b (video hidden states) + L·V·2·kv·hd·b (cross-attention K/V, cached per video)
- *   working = V·(2·d_inner + 2·g·N + h)·4 (one Mamba in_proj output, f32)
+ * KV cache). Vamba uses models/vamba/size.ts: state = the video stream V and every layer's cross-attention
+ * K/V; working = the largest phase's chunk-sized temporaries (they do not grow with the video).
  */
 export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryEstimate {
   const { config } = summary;
@@ -101,15 +101,12 @@ export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryE
       total: summary.weightBytes + videoState + q.activationBytes,
     };
   }
-  const t = config.text;
-  const m = config.vision_mamba_mixer_config;
-  const V = videoTokens(config, g.frames, width, height);
-  const dInner = m.expand * t.hidden_size;
-  const videoState =
-    V * t.hidden_size * b + t.num_hidden_layers * V * 2 * t.num_key_value_heads * t.head_dim * b;
-  const working = V * (2 * dInner + 2 * m.ngroups * m.d_state + dInner / m.headdim) * 4;
+  // Vamba: the model's own estimate (models/vamba/size.ts), measured within ~1% on an H200.
+  const e = estimateVambaMemory(config, { frames: g.frames, width, height, dtype: b === 4 ? 'f32' : 'bf16' });
+  const videoState = e.videoKVBytes + e.videoStreamBytes;
+  const working = e.totalBytes - e.weightBytes - videoState;
   return {
-    videoTokens: V,
+    videoTokens: e.videoTokens,
     weights: summary.weightBytes,
     videoState,
     working,

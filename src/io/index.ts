@@ -36,6 +36,7 @@ export {
   readQwen2VLConfig,
   type VisionMambaMixerConfig,
 } from './qwen2vl-config.js';
+export { RandomWeights, type RandomWeightsOptions, type SpecialInit } from './random-weights.js';
 export { type LoadOptions, SafetensorsFile, type TensorSource, uploadHost } from './safetensors.js';
 export {
   encodeHeader,

@@ -14,5 +14,11 @@ export {
 export { getRopeIndex, type RopeIndex, type RopeIndexTokens } from './rope-index.js';
 export { countParameters, estimateMemory, type MemoryEstimate, type MemoryEstimateOptions } from './size.js';
 export { Qwen2Decoder } from './text.js';
-export { type GridTHW, Qwen2VisionTransformer, visionLayout } from './vision.js';
+export {
+  encodeVisionStream,
+  type GridTHW,
+  type PixelBatch,
+  Qwen2VisionTransformer,
+  visionLayout,
+} from './vision.js';
 export { canonicalName, loadQwen2VLParams, qwen2vlSpecs, textSpecs, visionSpecs } from './weights.js';

@@ -31,6 +31,11 @@ export interface Qwen2VLInputs {
   /** Video patches and one grid per video. */
   pixelValuesVideos?: Float32Array | null;
   videoGridThw?: readonly GridTHW[] | null;
+  /**
+   * The videos' merged tokens, already encoded (e.g. streamed with `encodeVisionStream`), in place of
+   * `pixelValuesVideos`; `videoGridThw` is still needed for the positions. Not consumed.
+   */
+  videoEmbeds?: Tensor | null;
 }
 
 export interface Qwen2VLLoadOptions {
@@ -101,12 +106,13 @@ export class Qwen2VL implements Disposable {
       ] as const;
       for (const [kind, token, pixels, grids] of kinds) {
         const pads = ids.reduce((n, id) => n + (id === token ? 1 : 0), 0);
-        if (!grids?.length || !pixels) {
+        const encoded = kind === 'video' ? (inputs.videoEmbeds ?? null) : null;
+        if (!grids?.length || !(pixels || encoded)) {
           if (pads)
             throw new InputError(`the prompt has ${pads} ${kind} pad tokens but no ${kind} was given`);
           continue;
         }
-        const feats = this.encodeVision(pixels, grids);
+        const feats = encoded ?? this.encodeVision(pixels!, grids);
         if (feats.shape[0] !== pads)
           throw new InputError(
             `the prompt has ${pads} ${kind} pad tokens but the ${kind}(s) give ${feats.shape[0]} tokens; expand the pads with the processor`,

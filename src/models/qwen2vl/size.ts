@@ -62,10 +62,14 @@ export function estimateMemory(config: Qwen2VLConfig, opts: MemoryEstimateOption
   // Vision: residual, norm, qkv (3), attention out, MLP hidden; f32 scores of one temporal group per head.
   const visionAct =
     patches * v.embed_dim * (6 + v.mlp_ratio) * bytes + v.num_heads * patchesPerGroup ** 2 * 4;
-  // Decoder prefill: residual, norm, q/k/v/o, gate/up/act; logits of the last position in f32.
+  // Decoder prefill: the embeddings, residual, norm and sum; q/k/v/o; gate, up, act and their product; the
+  // vision tokens kept until they are written into the embeddings; logits of the last position in f32.
   const prefill = video + text;
   const qkvo = 2 * t.num_attention_heads * t.head_dim + 2 * t.num_key_value_heads * t.head_dim;
-  const textAct = prefill * (2 * t.hidden_size + qkvo + 3 * t.intermediate_size) * bytes + t.vocab_size * 4;
+  const textAct =
+    prefill * (4 * t.hidden_size + qkvo + 4 * t.intermediate_size) * bytes +
+    video * t.hidden_size * bytes +
+    t.vocab_size * 4;
   const activationBytes = Math.max(visionAct, textAct);
   const weightBytes = parameters * bytes;
   return {

@@ -213,7 +213,9 @@ export function encodeVisionChunked(
     if (!chunkRows) return;
     tidy(() => {
       const px = pixels.subarray(row * rowLen, (row + chunkRows) * rowLen);
-      const feats = visual.forward(ops.tensor(backend, px, [chunkRows, rowLen], dtype), chunk);
+      // Uploaded as f32 and narrowed on the device: a host-side bf16 conversion costs more than the encoder.
+      const f32 = ops.tensor(backend, px, [chunkRows, rowLen], 'f32');
+      const feats = visual.forward(dtype === 'f32' ? f32 : ops.cast(f32, dtype), chunk);
       ops.writeSlice(out, feats, 0, row / unit);
     });
     row += chunkRows;
@@ -227,5 +229,46 @@ export function encodeVisionChunked(
       chunkRows += h * w;
     }
   flush();
+  return out;
+}
+
+/** Pixels of whole temporal groups of one video: rows of C·T·P·P values for `groups`·h·w patches. */
+export interface PixelBatch {
+  pixels: Float32Array;
+  groups: number;
+}
+
+/**
+ * Vision tokens of a long video whose pixels arrive in batches (decoded and preprocessed a few frames at a
+ * time): each batch is encoded and written into one preallocated output, so neither the pixels nor the
+ * encoder's activations of the whole video are ever held. `grid` is the whole video's patch grid [t, h, w].
+ */
+export function encodeVisionStream(
+  visual: Qwen2VisionTransformer,
+  batches: Iterable<PixelBatch>,
+  grid: GridTHW,
+  dtype: DType,
+  maxPatchesPerChunk = 16384,
+): Tensor {
+  const [t, h, w] = grid;
+  const unit = visual.config.spatial_merge_size ** 2;
+  const perGroup = (h * w) / unit;
+  const out = ops.empty(visual.patch_embed.weight.backend, [t * perGroup, visual.config.hidden_size], dtype);
+  let group = 0;
+  try {
+    for (const { pixels, groups } of batches) {
+      if (group + groups > t)
+        throw new InputError(`vision stream: more than the ${t} temporal groups of the grid arrived`);
+      const feats = encodeVisionChunked(visual, pixels, [[groups, h, w]], dtype, maxPatchesPerChunk);
+      ops.writeSlice(out, feats, 0, group * perGroup);
+      feats.dispose();
+      group += groups;
+    }
+    if (group !== t)
+      throw new InputError(`vision stream: ${group} of the grid's ${t} temporal groups arrived`);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
   return out;
 }

@@ -191,7 +191,7 @@ export async function convertQwen2VLToVamba(
 }
 
 /** The new tensors of a Vamba layer, drawn from one seeded stream in the order they are written. */
-class MambaInit {
+export class MambaInit {
   readonly #u: () => number;
   constructor(
     readonly config: Qwen2VLConfig,

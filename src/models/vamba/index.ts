@@ -1,9 +1,15 @@
 export { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
-export { type ConvertOptions, type ConvertResult, convertQwen2VLToVamba } from './convert.js';
+export {
+  type ConvertOptions,
+  type ConvertResult,
+  convertQwen2VLToVamba,
+  vambaConfigJson,
+} from './convert.js';
 export { CrossAttention, type CrossKV } from './cross-attention.js';
 export { VambaLanguageModel } from './language-model.js';
 export { VambaDecoderLayer, type VambaSwitches } from './layer.js';
 export { type EncodeOptions, Vamba, VambaSession } from './model.js';
+export { estimateVambaMemory, type VambaMemoryEstimate, type VambaMemoryOptions } from './size.js';
 export {
   VAMBA_EVAL_SETTINGS,
   VAMBA_HOUR_SETTINGS,

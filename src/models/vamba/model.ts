@@ -23,11 +23,19 @@ import type { Backend } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { assertFits } from '../fit.js';
 import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
 import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
-import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
+import {
+  encodeVisionChunked,
+  encodeVisionStream,
+  type GridTHW,
+  type PixelBatch,
+  Qwen2VisionTransformer,
+} from '../qwen2vl/vision.js';
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
+import { estimateVambaMemory } from './size.js';
 import { encodeVideoInput, type VambaVideoOptions } from './video.js';
 import { VideoHandle, type VideoKey } from './video-handle.js';
 import { loadVambaParams, vambaParamCount } from './weights.js';
@@ -132,6 +140,52 @@ export class Vamba implements Disposable {
    */
   embedVideo(pixels: Float32Array, grid: GridTHW, opts: { maxPatchesPerChunk?: number } = {}): Tensor {
     return encodeVisionChunked(this.visual, pixels, [grid], this.dtype, opts.maxPatchesPerChunk);
+  }
+
+  /**
+   * Merger output of a long video whose processed pixels arrive in batches of whole temporal groups (patch
+   * grid [t, h, w] for the whole video): only one batch's activations are alive at a time.
+   */
+  embedVideoStream(
+    batches: Iterable<PixelBatch>,
+    grid: GridTHW,
+    opts: { maxPatchesPerChunk?: number } = {},
+  ): Tensor {
+    return encodeVisionStream(this.visual, batches, grid, this.dtype, opts.maxPatchesPerChunk);
+  }
+
+  /**
+   * Encodes a long video streamed in batches (see embedVideoStream), then every layer's K/V chunk by chunk.
+   * Memory is checked first (estimateVambaMemory): a video that cannot fit is an OutOfMemoryError before any
+   * work starts.
+   */
+  encodeVideoStream(
+    batches: Iterable<PixelBatch>,
+    grid: GridTHW,
+    key: VideoKey,
+    opts: Omit<EncodeOptions, 'key'> = {},
+  ): VideoHandle {
+    this.assertVideoFits(grid, opts);
+    const V = this.embedVideoStream(batches, grid, opts);
+    const ms = this.config.vision.spatial_merge_size;
+    return this.encodeVideoTokens(V, [grid[0], grid[1] / ms, grid[2] / ms], key, opts.chunkLen);
+  }
+
+  /** Throws an OutOfMemoryError (with the estimate's terms) when a video of this grid cannot be encoded here. */
+  assertVideoFits(grid: GridTHW, opts: Omit<EncodeOptions, 'key'> = {}): void {
+    const e = estimateVambaMemory(this.config, {
+      frames: grid[0] * this.config.vision.temporal_patch_size,
+      grid,
+      chunkLen: opts.chunkLen,
+      maxPatchesPerChunk: opts.maxPatchesPerChunk,
+      dtype: this.dtype,
+    });
+    const frames = grid[0] * this.config.vision.temporal_patch_size;
+    assertFits(this.backend, e.totalBytes, `Vamba on ${frames} frames (${e.videoTokens} video tokens)`, {
+      weights: e.weightBytes,
+      'video K/V': e.videoKVBytes,
+      [`${e.phase}-phase working set`]: e.totalBytes - e.weightBytes - e.videoKVBytes,
+    });
   }
 
   /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VideoHandle). */

@@ -16,7 +16,6 @@ import type { SamplingPolicy } from '../../media/sampling.js';
 import type { MediaInput } from '../../media/source.js';
 import { openVideo } from '../../media/video.js';
 import * as ops from '../../runtime/ops.js';
-import { disposeAll } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Qwen2VLProcessor } from '../qwen2vl/processor.js';
 import type { Vamba } from './model.js';
@@ -107,15 +106,29 @@ export async function encodeVideoInput(
   const policy: SamplingPolicy = { kind: s.sampling, numFrames: s.numFrames };
   const fileHash = await fileDigest(input);
   const frameHash = createHash('sha256');
-  const pieces: Tensor[] = [];
+  const ms = model.config.vision.spatial_merge_size;
+  const maxGroups = Math.floor(s.numFrames / model.config.vision.temporal_patch_size);
+  // One output for the whole video, made when the first batch fixes the frame size: the vision tokens are
+  // written into it batch by batch (never a second copy), after a check that the whole video fits.
+  let V = null as Tensor | null;
   let grid: [number, number, number] | null = null;
   let frames = 0;
   const run = (batch: Frame[]) => {
     const { pixelValues, grid: g } = processor.preprocess(batch, processor.video);
     if (grid && (grid[1] !== g[1] || grid[2] !== g[2]))
       throw new InputError('video frames changed size mid-stream');
-    grid = [(grid?.[0] ?? 0) + g[0], g[1], g[2]];
-    pieces.push(model.embedVideo(pixelValues, g));
+    const done = grid?.[0] ?? 0;
+    if (done + g[0] > maxGroups)
+      throw new InputError(`the decoder returned more than the ${s.numFrames} frames asked for`);
+    const perGroup = (g[1] * g[2]) / ms ** 2;
+    if (!V) {
+      model.assertVideoFits([maxGroups, g[1], g[2]], { chunkLen: o.chunkLen });
+      V = ops.empty(model.backend, [maxGroups * perGroup, model.config.text.hidden_size], model.dtype);
+    }
+    const feats = model.embedVideo(pixelValues, g);
+    ops.writeSlice(V, feats, 0, done * perGroup);
+    feats.dispose();
+    grid = [done + g[0], g[1], g[2]];
     frames += batch.length;
   };
   try {
@@ -141,10 +154,12 @@ export async function encodeVideoInput(
         `${String(input)}: fewer than 2 frames could be decoded; a video needs at least 2`,
       );
     const [gt, gh, gw] = grid as [number, number, number];
-    const V = pieces.length === 1 ? pieces[0] : ops.concat(pieces, 0);
-    if (V !== pieces[0]) disposeAll(pieces);
-    pieces.length = 0;
-    const ms = model.config.vision.spatial_merge_size;
+    // A video shorter than asked for fills only the first rows (a view; the handle owns it from here).
+    const all = V!;
+    const tokens = (gt * gh * gw) / ms ** 2;
+    const used = tokens === all.shape[0] ? all : ops.slice(all, 0, 0, tokens);
+    if (used !== all) all.dispose();
+    V = null;
     const patch = model.config.vision.patch_size;
     const key: VideoKey = {
       model: model.modelId,
@@ -154,9 +169,9 @@ export async function encodeVideoInput(
       frames: String(frames),
       dtype: model.dtype,
     };
-    return model.encodeVideoTokens(V, [gt, gh / ms, gw / ms], key, o.chunkLen);
+    return model.encodeVideoTokens(used, [gt, gh / ms, gw / ms], key, o.chunkLen);
   } catch (e) {
-    disposeAll(pieces);
+    V?.dispose();
     throw e;
   }
 }
