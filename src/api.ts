@@ -91,9 +91,12 @@ export class VideoLM implements ChatEngine, Disposable {
   async encodeVideo(input: MediaInput, opts: EncodeOptions = {}): Promise<VideoHandle> {
     this.checkLive();
     if (this.runner.encodeInput) {
-      const { progress, ...rest } = opts;
-      const encoded = await this.runner.encodeInput(input, rest);
-      return handleOf(labelOf(input), encoded.timestampsSec ?? [], encoded);
+      try {
+        const encoded = await this.runner.encodeInput(input, opts);
+        return handleOf(labelOf(input), encoded.timestampsSec ?? [], encoded);
+      } finally {
+        opts.progress?.finish?.();
+      }
     }
     const { encode, frameSize } = this.runner;
     if (!encode || !frameSize) throw new ModelError(`${this.info.id}: this model cannot encode videos`);

@@ -61,7 +61,10 @@ export interface ModelRunner {
    * A family with its own streamed video pipeline (Vamba: decode, patch and encode a batch at a time, its
    * official per-duration defaults) takes the input itself; `opts` holds only what the caller set.
    */
-  encodeInput?(input: MediaInput, opts: SamplingOptions & { signal?: AbortSignal }): Promise<EncodedVideo>;
+  encodeInput?(
+    input: MediaInput,
+    opts: SamplingOptions & { signal?: AbortSignal; progress?: VideoProgress },
+  ): Promise<EncodedVideo>;
   /** Decoded frames (in batches, in sampled order) → per-video state. Reports frames as it goes. */
   encode?(
     frames: AsyncIterable<Frame[]>,

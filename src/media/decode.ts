@@ -5,11 +5,13 @@
  * its first frame, decodes forward, and lets only the chosen frames through (`select` on exact pts), so
  * only those are converted, scaled and piped. A new run (a seek) starts whenever a keyframe lies far
  * enough past the previous chosen frame that skipping there saves decoding. Dense sampling thus becomes
- * one sequential pass; sparse sampling becomes a seek per frame. With `accuracy: 'keyframe'` only
- * keyframes are decoded (`-skip_frame nokey`) and each chosen frame is replaced by the nearest keyframe.
+ * one sequential pass; sparse sampling becomes a seek per frame. A run whose frames are all keyframes
+ * decodes only keyframes (`-skip_frame nokey`); `accuracy: 'keyframe'` (in video.ts) makes every run
+ * such a run by replacing each chosen frame with the nearest keyframe.
  *
  * Backpressure: ffmpeg writes into a pipe that is read only when the consumer asks for the next batch,
- * so at most the batch being filled and the one the consumer holds are in memory.
+ * so at most the batch being filled, the one the consumer holds and the next run's first frame are in
+ * memory.
  */
 import type { ChildProcess } from 'node:child_process';
 import { InputError } from '../errors.js';
@@ -320,6 +322,52 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
   } finally {
     ctx.signal?.removeEventListener('abort', onAbort);
     await stopTool(child);
+  }
+}
+
+/** A run whose ffmpeg has been started and is decoding towards its first chosen frame. */
+interface StartedRun {
+  frames: AsyncGenerator<DecodedFrame>;
+  first: Promise<IteratorResult<DecodedFrame>>;
+  stop: AbortController;
+}
+
+function startRun(ctx: RunContext, run: Run): StartedRun {
+  const stop = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
+  const frames = decodeRun({ ...ctx, signal }, run);
+  const first = frames.next();
+  first.catch(() => {}); // surfaced when awaited; ignored if the run is dropped
+  return { frames, first, stop };
+}
+
+async function dropRun(started: StartedRun): Promise<void> {
+  started.stop.abort();
+  await started.first.catch(() => {});
+  await started.frames.return(undefined).catch(() => {});
+}
+
+/**
+ * Decodes the runs in order, yielding their frames and then `{ done: run }` after each. The next run's
+ * ffmpeg starts while the current one is read, so seeks and decoding overlap on a second core; it holds
+ * at most its first frame until its turn.
+ */
+export async function* decodeRuns(
+  ctx: RunContext,
+  runs: Run[],
+): AsyncGenerator<DecodedFrame | { done: Run }> {
+  const started: StartedRun[] = [];
+  try {
+    for (let k = 0; k < runs.length; k++) {
+      if (started.length === 0) started.push(startRun(ctx, runs[k]));
+      if (k + 1 < runs.length) started.push(startRun(ctx, runs[k + 1]));
+      const current = started[0];
+      for (let r = await current.first; !r.done; r = await current.frames.next()) yield r.value;
+      started.shift();
+      yield { done: runs[k] };
+    }
+  } finally {
+    await Promise.all(started.map(dropRun));
   }
 }
 

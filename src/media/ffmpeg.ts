@@ -100,10 +100,16 @@ export function findTools(options: ToolOptions = {}): ToolPaths {
 }
 
 const live = new Set<ChildProcess>();
+let started = 0;
 
 /** How many ffmpeg/ffprobe children are running now (tests assert that none is left behind). */
 export function liveProcessCount(): number {
   return live.size;
+}
+
+/** How many children were started so far. */
+export function startedProcessCount(): number {
+  return started;
 }
 
 process.once('exit', () => {
@@ -113,6 +119,7 @@ process.once('exit', () => {
 /** Starts a tracked child with stdin ignored and stdout/stderr piped. */
 export function spawnTool(path: string, args: string[]): ChildProcess {
   const child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  started++;
   live.add(child);
   child.once('close', () => live.delete(child));
   child.once('error', () => live.delete(child));

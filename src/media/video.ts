@@ -9,7 +9,7 @@
 import { InputError } from '../errors.js';
 import {
   type DecodePlanOptions,
-  decodeRun,
+  decodeRuns,
   describeProblems,
   type Frame,
   nearestKeyframes,
@@ -193,14 +193,15 @@ export class Video implements AsyncDisposable {
         slot++;
       }
     };
-    for (const run of planRuns(index, source, options)) {
-      for await (const decoded of decodeRun(ctx, run)) {
-        skip(decoded.frame);
-        emit(decoded.frame, decoded.data);
-        while (ready.length > 0) yield ready.shift()!;
+    for await (const event of decodeRuns(ctx, planRuns(index, source, options))) {
+      if ('done' in event) {
+        skip(event.done.frames[event.done.frames.length - 1] + 1);
+        if (options.strict && stream.skipped.length > 0) break;
+        continue;
       }
-      skip(run.frames[run.frames.length - 1] + 1);
-      if (options.strict && stream.skipped.length > 0) break;
+      skip(event.frame);
+      emit(event.frame, event.data);
+      while (ready.length > 0) yield ready.shift()!;
     }
     skip(Number.POSITIVE_INFINITY);
     if (stream.skipped.length > 0 && (options.strict || delivered === 0)) {

@@ -28,7 +28,20 @@ describe('VideoLM over a tiny random Vamba', () => {
 
   it('encodes once and answers several questions from the cached cross-attention K/V', async () => {
     assert.equal(model.info.architecture, 'vamba');
-    const handle = await model.encodeVideo(video, { frames: 4, sampling: 'uniform' });
+    const events: string[] = [];
+    const handle = await model.encodeVideo(video, {
+      frames: 4,
+      sampling: 'uniform',
+      progress: {
+        start: (n) => events.push(`start ${n}`),
+        frames: (n) => events.push(`frames ${n}`),
+        finish: () => events.push('finish'),
+      },
+    });
+    // The progress bar learns the frame count first, then frames as batches are encoded, then the end.
+    assert.equal(events[0], 'start 4');
+    assert.equal(events.at(-2), 'frames 4');
+    assert.equal(events.at(-1), 'finish');
     // 96×64 is raised to 256×256 (Vamba's shortest edge), then smart_resize within max_pixels 16·28²
     // gives 112×112: 4×4 merged tokens for each of the 2 frame pairs.
     assert.equal(handle.tokens, 2 * 4 * 4);

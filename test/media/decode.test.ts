@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { ffmpegArgs, planRuns } from '../../src/media/decode.js';
-import { liveProcessCount } from '../../src/media/ffmpeg.js';
+import { liveProcessCount, startedProcessCount } from '../../src/media/ffmpeg.js';
 import { encodePng } from '../../src/media/png.js';
 import { decodeFrames, openVideo, probe } from '../../src/media/video.js';
 import {
@@ -391,6 +391,32 @@ test('backpressure: ffmpeg waits while the consumer holds a batch', async () => 
     assert.equal(liveProcessCount(), 1);
     if (seen === 3) break;
   }
+  assert.equal(liveProcessCount(), 0);
+});
+
+test('runs overlap (the next ffmpeg starts early) and a break stops both', async () => {
+  const indices = [5, 35, 65, 95];
+  let seen = 0;
+  const video = await openVideo(gop);
+  await video.index();
+  const before = startedProcessCount();
+  for await (const batch of video.frames({ kind: 'indices', indices }, { batchSize: 1 })) {
+    assert.equal(readFrame(batch[0], 64, 48).index, indices[seen++]);
+    // Four runs (a seek each): when we get frame 5, the run for frame 35 has been started too.
+    assert.equal(startedProcessCount() - before, seen + 1);
+    if (seen === 2) break;
+  }
+  await video.close();
+  assert.equal(liveProcessCount(), 0);
+  const controller = new AbortController();
+  await assert.rejects(async () => {
+    for await (const _ of decodeFrames(
+      gop,
+      { kind: 'indices', indices },
+      { batchSize: 1, signal: controller.signal },
+    ))
+      controller.abort();
+  }, /abort/i);
   assert.equal(liveProcessCount(), 0);
 });
 

@@ -14,7 +14,7 @@ import type { Backend } from '../../runtime/backend.js';
 import type { Generation } from '../answer.js';
 import type { EncodedVideo, ModelRunner } from '../engine.js';
 import type { ModelSummary } from '../inspect.js';
-import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../types.js';
+import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from '../types.js';
 import { generateText } from './text-generation.js';
 
 export async function loadVambaRunner(
@@ -75,7 +75,10 @@ export class VambaRunner implements ModelRunner {
     private readonly model: Vamba,
   ) {}
 
-  async encodeInput(input: MediaInput, o: SamplingOptions & { signal?: AbortSignal }): Promise<EncodedVideo> {
+  async encodeInput(
+    input: MediaInput,
+    o: SamplingOptions & { signal?: AbortSignal; progress?: VideoProgress },
+  ): Promise<EncodedVideo> {
     if (o.sampling === 'fps')
       throw new ModelError(
         "Vamba samples a fixed number of frames: use --sampling uniform or middle, not 'fps'",
@@ -86,6 +89,8 @@ export class VambaRunner implements ModelRunner {
       shortestEdge: o.minEdge,
       longestEdge: o.maxEdge,
       signal: o.signal,
+      onStart: o.progress?.start,
+      onFrames: o.progress?.frames,
     });
     const video: VambaVideo = {
       handle,

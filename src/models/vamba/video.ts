@@ -36,6 +36,10 @@ export interface VambaVideoOptions {
   /** Video tokens per Mamba chunk (default 4096). */
   chunkLen?: number;
   signal?: AbortSignal;
+  /** Called once the frames are chosen, with their number (progress bars). */
+  onStart?: (frames: number) => void;
+  /** Called after each batch with the frames decoded and encoded so far. */
+  onFrames?: (done: number) => void;
 }
 
 export interface VambaVideoSettings {
@@ -130,10 +134,13 @@ export async function encodeVideoInput(
     feats.dispose();
     grid = [done + g[0], g[1], g[2]];
     frames += batch.length;
+    o.onFrames?.(frames);
   };
   try {
     let pending: Frame[] = [];
-    const stream = video.frames(policy, {
+    const sample = await video.sample(policy);
+    o.onStart?.(sample.indices.length);
+    const stream = video.frames(sample, {
       size: vambaResize(s.shortestEdge, s.longestEdge),
       signal: o.signal,
     });
