@@ -33,6 +33,7 @@ import type {
   ModelLoadOptions,
   SamplingOptions,
 } from './facade/types.js';
+import { videoDefaultsOf, withDefaults } from './facade/video-defaults.js';
 import { resolveModel } from './hub/resolve.js';
 import { type MediaInput, openVideo, type SamplingPolicy } from './media/index.js';
 import { getBackend } from './runtime/device.js';
@@ -45,7 +46,11 @@ export interface AskOptions extends SamplingOptions, GenerationOptions {
 export class VideoLM implements ChatEngine, Disposable {
   private disposed = false;
 
-  private constructor(private readonly runner: ModelRunner) {}
+  private constructor(
+    private readonly runner: ModelRunner,
+    /** The checkpoint's own video sampling defaults (config.json `longshot_video_defaults`). */
+    private readonly videoDefaults: SamplingOptions = {},
+  ) {}
 
   /** Loads a checkpoint directory or hub id (downloaded into the HF cache if needed); default: the embedded model. */
   static async load(model?: string, opts: ModelLoadOptions = {}): Promise<VideoLM> {
@@ -63,7 +68,7 @@ export class VideoLM implements ChatEngine, Disposable {
         cause: e,
       });
     });
-    return new VideoLM(await loader(summary, backend, id));
+    return new VideoLM(await loader(summary, backend, id), videoDefaultsOf(summary.config, dir));
   }
 
   /** Wraps a runner directly (for model families' own tests and tools). */
@@ -88,8 +93,9 @@ export class VideoLM implements ChatEngine, Disposable {
   }
 
   /** Decodes the sampled frames and encodes them into a handle that any number of questions can reuse. */
-  async encodeVideo(input: MediaInput, opts: EncodeOptions = {}): Promise<VideoHandle> {
+  async encodeVideo(input: MediaInput, given: EncodeOptions = {}): Promise<VideoHandle> {
     this.checkLive();
+    const opts = withDefaults(given, this.videoDefaults);
     if (this.runner.encodeInput) {
       try {
         const encoded = await this.runner.encodeInput(input, opts);
