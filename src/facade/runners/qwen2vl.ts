@@ -1,7 +1,7 @@
 /**
- * Qwen2-VL behind the facade. The video is in the token sequence, so its "encoding" is the processed
- * patch rows and grid: asking again skips decoding and preprocessing, while the vision tower and the
- * prefill run per question (Qwen2VL.embed takes pixels). Prompts come from the checkpoint's chat template
+ * Qwen2-VL behind the facade. The video is in the token sequence, so its encoding is the vision tower's
+ * merged tokens (plus the grid for M-RoPE): asking again skips decoding, preprocessing and the vision tower,
+ * while the prefill over the whole sequence runs per question. Images keep their patch rows. Prompts come from the checkpoint's chat template
  * with the video (or image) part in the first user turn, the pads expanded as the HF processor does.
  */
 import { access } from 'node:fs/promises';
@@ -19,6 +19,7 @@ import {
   type VisualBatch,
 } from '../../models/qwen2vl/processor.js';
 import type { Backend } from '../../runtime/backend.js';
+import type { Tensor } from '../../runtime/tensor.js';
 import type { Generation } from '../answer.js';
 import type { EncodedVideo, ModelRunner } from '../engine.js';
 import type { ModelSummary } from '../inspect.js';
@@ -28,6 +29,8 @@ import { generateText } from './text-generation.js';
 interface Qwen2VLVideo extends EncodedVideo {
   kind: 'video' | 'image';
   batch: VisualBatch;
+  /** A video's merged vision tokens, encoded once (its patch rows are then dropped). */
+  embeds: Tensor | null;
 }
 
 const exists = (p: string) =>
@@ -99,14 +102,18 @@ export class Qwen2VLRunner implements ModelRunner {
       all.push(...batch);
       opts.onFrames?.(all.length);
     }
-    const batch =
+    const processed =
       opts.kind === 'image' ? this.processor.processImages(all) : this.processor.processVideos([all]);
+    const embeds =
+      opts.kind === 'video' ? this.model.encodeVision(processed.pixelValues, processed.grids) : null;
+    const batch = embeds ? { ...processed, pixelValues: new Float32Array(0) } : processed;
     const video: Qwen2VLVideo = {
       kind: opts.kind,
       batch,
+      embeds,
       tokens: tokenCount(batch.grids[0], this.model.config.vision.spatial_merge_size),
-      bytes: batch.pixelValues.byteLength,
-      dispose: () => {},
+      bytes: embeds ? embeds.bytes : batch.pixelValues.byteLength,
+      dispose: () => embeds?.dispose(),
     };
     return video;
   }
@@ -131,7 +138,7 @@ export class Qwen2VLRunner implements ModelRunner {
       ...(video?.kind === 'image'
         ? { pixelValues: video.batch.pixelValues, imageGridThw: video.batch.grids }
         : video
-          ? { pixelValuesVideos: video.batch.pixelValues, videoGridThw: video.batch.grids }
+          ? { videoEmbeds: video.embeds, videoGridThw: video.batch.grids }
           : {}),
     };
     using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512) });
