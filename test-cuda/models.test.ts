@@ -6,18 +6,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { generateAll, optionsFromGenerationConfig } from '../src/generate/generate.js';
-import { Qwen2VL, type Qwen2VLInputs } from '../src/models/qwen2vl/model.js';
+import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { Vamba } from '../src/models/vamba/model.js';
 import type { DType } from '../src/runtime/dtype.js';
 import type { Tensor } from '../src/runtime/tensor.js';
-import {
-  type Arrays,
-  FIXTURES,
-  grids,
-  readArrays,
-  readJson,
-  relErr,
-} from '../test/models/qwen2vl-fixtures.js';
+import { recordedGreedy, teacherForcedLogits } from '../test/models/parity.js';
+import { FIXTURES, fixtureInputs, readArrays, readJson, relErr } from '../test/models/qwen2vl-fixtures.js';
 import { readReference, VAMBA_FIXTURES } from '../test/models/vamba-fixtures.js';
 import { gpu } from './helpers.js';
 
@@ -54,20 +48,6 @@ interface PromptRef {
   generated: number[];
 }
 
-function qwenInputs(prompt: string, ids: number[], proc: Arrays): Qwen2VLInputs {
-  const inputs: Qwen2VLInputs = { inputIds: ids };
-  if (prompt === 'video' || prompt === 'mixed') {
-    inputs.pixelValuesVideos = proc.get('video.pixel_values_videos')!.data as Float32Array;
-    inputs.videoGridThw = grids(proc, 'video.video_grid_thw');
-  }
-  const image = prompt === 'image' ? 'image' : prompt === 'mixed' ? 'image2' : null;
-  if (image) {
-    inputs.pixelValues = proc.get(`${image}.pixel_values`)!.data as Float32Array;
-    inputs.imageGridThw = grids(proc, `${image}.image_grid_thw`);
-  }
-  return inputs;
-}
-
 for (const dtype of ['f32', 'bf16'] as const satisfies readonly DType[])
   describe(`models on the GPU in ${dtype}`, () => {
     for (const name of ['tiny-a', 'tiny-b'])
@@ -79,7 +59,7 @@ for (const dtype of ['f32', 'bf16'] as const satisfies readonly DType[])
         const proc = await readArrays(join(FIXTURES, 'processor', 'outputs.safetensors'));
         try {
           for (const [prompt, r] of Object.entries<PromptRef>(meta.prompts)) {
-            const inputs = qwenInputs(prompt, r.input_ids, proc);
+            const inputs = fixtureInputs(prompt, r.input_ids, proc);
             const want = ref.get(`${prompt}.logits`)!;
             const vocab = want.shape[want.shape.length - 1];
             const got = await take(model.forward(inputs));
@@ -96,21 +76,13 @@ for (const dtype of ['f32', 'bf16'] as const satisfies readonly DType[])
             assert.ok(err <= F32_TOL, `${prompt} logits: relative error ${err}`);
             // Greedy decoding through the KV cache (small capacity: it has to grow on the GPU too).
             const session = model.session({ capacity: 8 });
-            const steps: Float32Array[] = [];
-            const record = async (l: Tensor) => {
-              steps.push(Float32Array.from(await l.data()));
-              return l;
-            };
-            const out = await generateAll(
-              {
-                prefill: (x: Qwen2VLInputs) => record(session.prefill(x)),
-                step: (tok: number) => record(session.step(tok)),
-              },
+            const { tokens, steps } = await recordedGreedy(
+              session,
               inputs,
               optionsFromGenerationConfig(model.generationConfig!, { maxNewTokens: 8 }),
             );
             session[Symbol.dispose]();
-            assert.deepEqual(out.tokens, r.generated, `${prompt} greedy tokens`);
+            assert.deepEqual(tokens, r.generated, `${prompt} greedy tokens`);
             const refSteps = ref.get(`${prompt}.step_logits`)!;
             const v = refSteps.shape[1];
             steps.forEach((s, i) => {
@@ -151,14 +123,7 @@ for (const dtype of ['f32', 'bf16'] as const satisfies readonly DType[])
             assert.deepEqual(out.tokens, ref.greedyTokens, 'greedy tokens');
           }
           using session = model.session(handle);
-          const steps: number[] = [];
-          let logits = session.prefill(ref.inputIds);
-          for (const tok of ref.greedyTokens) {
-            steps.push(...(await logits.data()));
-            logits.dispose();
-            logits = session.step(tok);
-          }
-          logits.dispose();
+          const steps = await teacherForcedLogits(session, ref.inputIds, ref.greedyTokens);
           const stepErr = relErr(steps, ref.stepLogits);
           assert.ok(stepErr <= F32_TOL, `step logits: relative error ${stepErr.toExponential(2)}`);
         } finally {

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import type { Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
 import type { GridTHW } from '../../src/models/qwen2vl/vision.js';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'qwen2vl');
@@ -29,6 +30,21 @@ export function grids(a: Arrays, key: string): GridTHW[] {
   const out: GridTHW[] = [];
   for (let i = 0; i < g.shape[0]; i++) out.push([g.data[3 * i], g.data[3 * i + 1], g.data[3 * i + 2]]);
   return out;
+}
+
+/** The model inputs of a fixture prompt (video, image, mixed or text) from the processor outputs. */
+export function fixtureInputs(prompt: string, ids: number[], proc: Arrays): Qwen2VLInputs {
+  const inputs: Qwen2VLInputs = { inputIds: ids };
+  if (prompt === 'video' || prompt === 'mixed') {
+    inputs.pixelValuesVideos = proc.get('video.pixel_values_videos')!.data as Float32Array;
+    inputs.videoGridThw = grids(proc, 'video.video_grid_thw');
+  }
+  const image = prompt === 'image' ? 'image' : prompt === 'mixed' ? 'image2' : null;
+  if (image) {
+    inputs.pixelValues = proc.get(`${image}.pixel_values`)!.data as Float32Array;
+    inputs.imageGridThw = grids(proc, `${image}.image_grid_thw`);
+  }
+  return inputs;
 }
 
 export { relErr } from '../helpers.js';

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { generateAll, optionsFromGenerationConfig } from '../../src/generate/generate.js';
-import { Qwen2VL, type Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
-import type { Tensor } from '../../src/runtime/tensor.js';
-import { type Arrays, FIXTURES, grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
+import { optionsFromGenerationConfig } from '../../src/generate/generate.js';
+import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
+import { recordedGreedy } from './parity.js';
+import { FIXTURES, fixtureInputs, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
 
 const cpu = cpuBackend();
 const TOL = 1e-4;
@@ -16,20 +16,6 @@ interface PromptRef {
   input_ids: number[];
   generated: number[];
   rope_deltas: number;
-}
-
-function inputsFor(prompt: string, ids: number[], proc: Arrays): Qwen2VLInputs {
-  const inputs: Qwen2VLInputs = { inputIds: ids };
-  if (prompt === 'video' || prompt === 'mixed') {
-    inputs.pixelValuesVideos = proc.get('video.pixel_values_videos')!.data as Float32Array;
-    inputs.videoGridThw = grids(proc, 'video.video_grid_thw');
-  }
-  const image = prompt === 'image' ? 'image' : prompt === 'mixed' ? 'image2' : null;
-  if (image) {
-    inputs.pixelValues = proc.get(`${image}.pixel_values`)!.data as Float32Array;
-    inputs.imageGridThw = grids(proc, `${image}.image_grid_thw`);
-  }
-  return inputs;
 }
 
 for (const name of ['tiny-a', 'tiny-b']) {
@@ -42,7 +28,7 @@ for (const name of ['tiny-a', 'tiny-b']) {
     assert.equal(model.config.text.tie_word_embeddings, meta.tied);
     try {
       for (const [prompt, r] of Object.entries<PromptRef>(meta.prompts)) {
-        const inputs = inputsFor(prompt, r.input_ids, proc);
+        const inputs = fixtureInputs(prompt, r.input_ids, proc);
 
         const { positions, ropeDelta } = model.ropeIndex(inputs);
         const refPos = ref.get(`${prompt}.position_ids`)!.data;
@@ -79,22 +65,13 @@ for (const name of ['tiny-a', 'tiny-b']) {
 
         // Greedy decoding through the KV-cache session, with the checkpoint's stop tokens.
         const session = model.session({ capacity: 8 }); // small, so the cache has to grow
-        const steps: Float32Array[] = [];
-        const record = async (l: Tensor) => {
-          steps.push((await l.data()) as Float32Array);
-          return l;
-        };
-        const recording = {
-          prefill: (x: Qwen2VLInputs) => record(session.prefill(x)),
-          step: (tok: number) => record(session.step(tok)),
-        };
-        const out = await generateAll(
-          recording,
+        const { tokens, steps } = await recordedGreedy(
+          session,
           inputs,
           optionsFromGenerationConfig(model.generationConfig!, { maxNewTokens: 8 }),
         );
         session[Symbol.dispose]();
-        assert.deepEqual(out.tokens, r.generated, `${prompt} greedy tokens`);
+        assert.deepEqual(tokens, r.generated, `${prompt} greedy tokens`);
         const refSteps = ref.get(`${prompt}.step_logits`)!;
         const vocab = refSteps.shape[1];
         steps.forEach((s, i) => {
