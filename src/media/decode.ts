@@ -44,7 +44,15 @@ export interface DecodePlanOptions {
   seekGainFrames?: number;
   /** Most frames one run selects (the `select` expression grows with it; default 256). */
   maxFramesPerRun?: number;
+  /**
+   * Bytes of frames the next run may decode ahead while the current one is read (default 32 MiB; 0: only its
+   * first frame). This is what lets two ffmpeg processes decode at once; runs are cut short enough that one
+   * fits (`planRuns`' frameBytes). The current run never decodes ahead of the consumer.
+   */
+  readAheadBytes?: number;
 }
+
+export const DEFAULT_READ_AHEAD_BYTES = 32 << 20;
 
 export interface Run {
   /** Frame to seek to (a keyframe); 0 means start at the beginning without seeking. */
@@ -98,8 +106,17 @@ export function nearestKeyframes(index: FrameIndex, frames: number[]): number[] 
  * decodes only keyframes (`-skip_frame nokey`), so passing over the frames between them costs next to
  * nothing and such runs rarely need to seek; other runs decode everything from their seek point.
  */
-export function planRuns(index: FrameIndex, chosen: number[], options: DecodePlanOptions = {}): Run[] {
-  const { seekGainFrames = 16, maxFramesPerRun = 256 } = options;
+export function planRuns(
+  index: FrameIndex,
+  chosen: number[],
+  options: DecodePlanOptions = {},
+  frameBytes = 0,
+): Run[] {
+  const { seekGainFrames = 16, readAheadBytes = DEFAULT_READ_AHEAD_BYTES } = options;
+  // A run small enough to be decoded whole ahead of its turn (at least 16 frames, so starts stay rare).
+  const fitsAhead =
+    frameBytes > 0 && readAheadBytes > 0 ? Math.max(16, Math.floor(readAheadBytes / frameBytes)) : 256;
+  const maxFramesPerRun = options.maxFramesPerRun ?? Math.min(256, fitsAhead);
   const unique = [...new Set(chosen)].sort((a, b) => a - b);
   const whole = index.count;
   const single = (everyFrame: boolean): Run[] => [
@@ -325,49 +342,99 @@ export async function* decodeRun(ctx: RunContext, run: Run): AsyncGenerator<Deco
   }
 }
 
-/** A run whose ffmpeg has been started and is decoding towards its first chosen frame. */
-interface StartedRun {
-  frames: AsyncGenerator<DecodedFrame>;
-  first: Promise<IteratorResult<DecodedFrame>>;
-  stop: AbortController;
-}
+/**
+ * A run whose ffmpeg has been started. While it waits for its turn it decodes up to `budget` bytes of frames
+ * into a queue (so two processes decode at once); once current, its budget drops to nothing and it decodes
+ * only as fast as it is read (backpressure).
+ */
+class StartedRun {
+  private readonly queue: DecodedFrame[] = [];
+  private queued = 0;
+  private finished = false;
+  private failure: unknown;
+  private pulling: Promise<void> | undefined;
+  private readonly frames: AsyncGenerator<DecodedFrame>;
+  readonly stop = new AbortController();
 
-function startRun(ctx: RunContext, run: Run): StartedRun {
-  const stop = new AbortController();
-  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
-  const frames = decodeRun({ ...ctx, signal }, run);
-  const first = frames.next();
-  first.catch(() => {}); // surfaced when awaited; ignored if the run is dropped
-  return { frames, first, stop };
-}
+  constructor(
+    ctx: RunContext,
+    run: Run,
+    private budget: number,
+  ) {
+    const signal = ctx.signal ? AbortSignal.any([ctx.signal, this.stop.signal]) : this.stop.signal;
+    this.frames = decodeRun({ ...ctx, signal }, run);
+    this.fill();
+  }
 
-async function dropRun(started: StartedRun): Promise<void> {
-  started.stop.abort();
-  await started.first.catch(() => {});
-  await started.frames.return(undefined).catch(() => {});
+  /** Pulls one frame into the queue (one pull at a time). */
+  private pull(): Promise<void> {
+    this.pulling ??= this.frames.next().then(
+      (r) => {
+        this.pulling = undefined;
+        if (r.done) this.finished = true;
+        else {
+          this.queue.push(r.value);
+          this.queued += r.value.data.byteLength;
+        }
+      },
+      (e) => {
+        this.pulling = undefined;
+        this.finished = true;
+        this.failure = e;
+      },
+    );
+    return this.pulling;
+  }
+
+  /** Decodes ahead while the queue is under budget (always the first frame: it covers the seek). */
+  private async fill(): Promise<void> {
+    while (!this.finished && (this.queue.length === 0 || this.queued < this.budget)) await this.pull();
+  }
+
+  /** Its frames in order, decoding no further ahead than the consumer. */
+  async *take(): AsyncGenerator<DecodedFrame> {
+    this.budget = 0;
+    for (;;) {
+      if (this.queue.length === 0) {
+        if (this.finished) break;
+        await this.pull();
+        continue;
+      }
+      const f = this.queue.shift()!;
+      this.queued -= f.data.byteLength;
+      yield f;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  async drop(): Promise<void> {
+    this.stop.abort();
+    await this.pulling;
+    await this.frames.return(undefined).catch(() => {});
+  }
 }
 
 /**
  * Decodes the runs in order, yielding their frames and then `{ done: run }` after each. The next run's
- * ffmpeg starts while the current one is read, so seeks and decoding overlap on a second core; it holds
- * at most its first frame until its turn.
+ * ffmpeg starts while the current one is read and decodes up to `readAheadBytes` ahead, so seeks and
+ * decoding overlap on a second core.
  */
 export async function* decodeRuns(
   ctx: RunContext,
   runs: Run[],
+  readAheadBytes = DEFAULT_READ_AHEAD_BYTES,
 ): AsyncGenerator<DecodedFrame | { done: Run }> {
   const started: StartedRun[] = [];
   try {
     for (let k = 0; k < runs.length; k++) {
-      if (started.length === 0) started.push(startRun(ctx, runs[k]));
-      if (k + 1 < runs.length) started.push(startRun(ctx, runs[k + 1]));
-      const current = started[0];
-      for (let r = await current.first; !r.done; r = await current.frames.next()) yield r.value;
+      if (started.length === 0) started.push(new StartedRun(ctx, runs[k], 0));
+      if (k + 1 < runs.length) started.push(new StartedRun(ctx, runs[k + 1], readAheadBytes));
+      yield* started[0].take();
       started.shift();
       yield { done: runs[k] };
     }
   } finally {
-    await Promise.all(started.map(dropRun));
+    await Promise.all(started.map((r) => r.drop()));
   }
 }
 

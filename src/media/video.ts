@@ -193,7 +193,9 @@ export class Video implements AsyncDisposable {
         slot++;
       }
     };
-    for await (const event of decodeRuns(ctx, planRuns(index, source, options))) {
+    const frameBytes = ctx.size.width * ctx.size.height * 3;
+    const runs = planRuns(index, source, options, frameBytes);
+    for await (const event of decodeRuns(ctx, runs, options.readAheadBytes)) {
       if ('done' in event) {
         skip(event.done.frames[event.done.frames.length - 1] + 1);
         if (options.strict && stream.skipped.length > 0) break;

@@ -394,6 +394,29 @@ test('backpressure: ffmpeg waits while the consumer holds a batch', async () => 
   assert.equal(liveProcessCount(), 0);
 });
 
+test('the next run decodes ahead within its budget while the current one is held', async () => {
+  // Two runs (frames 5–8, then a seek for 65–68) at 640×480: a frame (0.9 MB) does not fit in a pipe buffer.
+  const hold = async (readAheadBytes: number) => {
+    const video = await openVideo(gop);
+    let live = -1;
+    for await (const _ of video.frames(
+      { kind: 'indices', indices: [5, 6, 7, 8, 65, 66, 67, 68] },
+      { batchSize: 1, size: { width: 640, height: 480 }, readAheadBytes },
+    )) {
+      await new Promise((r) => setTimeout(r, 600));
+      live = liveProcessCount();
+      break;
+    }
+    await video.close();
+    assert.equal(liveProcessCount(), 0);
+    return live;
+  };
+  // With room for its 4 frames the next run finishes (its ffmpeg exits) while we hold the first run's frame.
+  assert.equal(await hold(32 << 20), 1);
+  // Without read-ahead it stops after its first frame, its ffmpeg blocked on the pipe.
+  assert.equal(await hold(0), 2);
+});
+
 test('runs overlap (the next ffmpeg starts early) and a break stops both', async () => {
   const indices = [5, 35, 65, 95];
   let seen = 0;
