@@ -176,7 +176,8 @@ test(
       ys.push(...(await out.y.toArray()));
       state = out.state;
     }
-    assertClose(ys, ref.y.subarray(0, 40 * s.H * s.P), 1e-5, 'split prefill');
+    // Between pieces the state is stored in f32 (the scan itself carries it in f64): compare at the values' scale.
+    assertCloseScaled(ys, ref.y.subarray(0, 40 * s.H * s.P), 1e-5, 'split prefill');
     for (let t = 40; t < s.L; t++) {
       const p = piece(s, t, t + 1);
       const y = ops.ssmStep({
