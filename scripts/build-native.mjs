@@ -55,7 +55,10 @@ async function build(nvcc, nodeHeaders) {
   const sources = files.filter((f) => /\.(cu|cpp)$/.test(f));
   const version = execFileSync(nvcc, ['--version'], { encoding: 'utf8' });
   const flags = ['-std=c++17', '-O3', '-Xcompiler=-fPIC,-fvisibility=hidden', `-I${nodeHeaders}`, `-I${src}`];
-  const common = createHash('sha256').update(version).update(flags.join(' ')).update(GENCODE.join(' '))
+  const common = createHash('sha256')
+    .update(version)
+    .update(flags.join(' '))
+    .update(GENCODE.join(' '))
     .update(GENCODE_SM90A.join(' '));
   for (const h of headers) common.update(h).update(readFileSync(join(src, h)));
   const commonHash = common.digest('hex');

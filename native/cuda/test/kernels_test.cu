@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_sm90.h"
 #include "conv1d.h"
 #include "ssd.h"
 
@@ -192,7 +193,15 @@ void run_attention_case(const AttnCase &c) {
   if (c.weights) report("attention " + c.name + " weights", c.dt, rel_err(dw.read(DT::F32, nw), rw));
 }
 
+/** Whether the bf16 prefill cases run the wgmma kernel here (sm_90 device, sm_90a image, enabled). */
+void print_attention_path() {
+  const AttentionDims prefill{1, 256, 256, 256, 1, 1, 128, 128, 0.1f, false, 0, 0, 0, false};
+  std::printf("attention: bf16 prefill runs %s\n",
+              attention_sm90_supported(prefill, DT::BF16) ? "attention_sm90 (wgmma)" : "flash_fwd (mma.sync)");
+}
+
 void test_attention() {
+  print_attention_path();
   const std::vector<AttnCase> cases = {
       {"vision segments d80 (unequal, one empty)", DT::BF16, 1, 301, 301, 301, 3, 3, 80, 80, false, 0,
        {0, 37, 37, 150, 301}, 0, false, false},
@@ -528,6 +537,7 @@ void bench_conv1d(const std::string &name, int len, int ch) {
 }
 
 void bench(const char *path) {
+  print_attention_path();
   if (path) {
     jsonOut = std::fopen(path, "w");
     std::fprintf(jsonOut, "[\n");
