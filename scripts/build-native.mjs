@@ -36,6 +36,10 @@ const GENCODE = [
   '-gencode=arch=compute_90,code=sm_90',
   '-gencode=arch=compute_90,code=compute_90', // PTX: newer GPUs JIT-compile it
 ];
+// Files named *_sm90.cu hold Hopper-only code (wgmma, TMA): compiled for the arch-specific sm_90a target
+// alone. Their host code checks the device before launching, so other GPUs never reach them.
+const GENCODE_SM90A = ['-gencode=arch=compute_90a,code=sm_90a'];
+const archFlags = (f) => (f.endsWith('_sm90.cu') ? GENCODE_SM90A : f.endsWith('.cu') ? GENCODE : []);
 
 function run(cmd, args) {
   return new Promise((ok, fail) => {
@@ -51,7 +55,11 @@ async function build(nvcc, nodeHeaders) {
   const sources = files.filter((f) => /\.(cu|cpp)$/.test(f));
   const version = execFileSync(nvcc, ['--version'], { encoding: 'utf8' });
   const flags = ['-std=c++17', '-O3', '-Xcompiler=-fPIC,-fvisibility=hidden', `-I${nodeHeaders}`, `-I${src}`];
-  const common = createHash('sha256').update(version).update(flags.join(' ')).update(GENCODE.join(' '));
+  const common = createHash('sha256')
+    .update(version)
+    .update(flags.join(' '))
+    .update(GENCODE.join(' '))
+    .update(GENCODE_SM90A.join(' '));
   for (const h of headers) common.update(h).update(readFileSync(join(src, h)));
   const commonHash = common.digest('hex');
   mkdirSync(out, { recursive: true });
@@ -80,8 +88,7 @@ async function build(nvcc, nodeHeaders) {
     while (next < todo.length) {
       const { f, obj } = todo[next++];
       const tmp = `${obj}.tmp`;
-      const arch = f.endsWith('.cu') ? GENCODE : [];
-      await run(nvcc, [...flags, ...arch, '-c', join(src, f), '-o', tmp]);
+      await run(nvcc, [...flags, ...archFlags(f), '-c', join(src, f), '-o', tmp]);
       renameSync(tmp, obj);
     }
   };

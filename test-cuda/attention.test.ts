@@ -1,6 +1,8 @@
 // Parity of the fused attention kernel (native/cuda/attention.cu) with the CPU backend over the shapes the
 // models use, at sizes that are not multiples of its tiles: vision segments (block-diagonal, one empty),
 // causal GQA with a KV-cache offset and kvLength < skv, decode and cross-attention (split-K), additive masks.
+// On sm_90 GPUs the bf16 cases without mask or weights and with ≥ 128 (query, head) rows per kv head run the
+// wgmma kernel (attention_sm90.cu): vision, causal, and the multi-tile prefills below.
 import { test } from 'node:test';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
@@ -65,6 +67,28 @@ for (const dtype of ['bf16', 'f32'] as const) {
       hkv: 1,
       d: 128,
       opts: { causal: true, queryOffset: 100, kvLength: 145 },
+    }));
+
+  test(`attention ${dtype}: causal prefill of 2 × 517 tokens, GQA 4 (d 96, several key tiles)`, () =>
+    parity('prefill', dtype, {
+      batch: 2,
+      sq: 517,
+      skv: 517,
+      hq: 8,
+      hkv: 2,
+      d: 96,
+      opts: { causal: true },
+    }));
+
+  test(`attention ${dtype}: 300 queries over the first 611 of 700 keys, GQA 2 (d 64)`, () =>
+    parity('kvLength', dtype, {
+      batch: 1,
+      sq: 300,
+      skv: 700,
+      hq: 4,
+      hkv: 2,
+      d: 64,
+      opts: { kvLength: 611 },
     }));
 
   test(`attention ${dtype}: decode step over 3001 cached keys (GQA 4, split-K)`, () =>

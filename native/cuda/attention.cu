@@ -1,4 +1,6 @@
-// Attention kernels. Two paths:
+// Attention kernels. Three paths:
+//  - attention_sm90 (attention_sm90.cu): on sm_90 GPUs the bf16 prefill cases without mask or weights run a
+//    wgmma/TMA kernel; everything else comes here.
 //  - flash_fwd: bf16, head dim 64/80/96/128 (d == dv). FlashAttention-2 style: each warp owns 16 query rows
 //    whose Q fragments stay in registers; K/V tiles of 64 keys stream through shared memory with cp.async
 //    double buffering; S = Q·Kᵀ and O += P·V run on mma.sync m16n8k16 with an online softmax in f32 (exp2
@@ -13,34 +15,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "attention_rule.cuh"
+#include "attention_sm90.h"
 #include "mma_util.cuh"
 
 namespace {
-
-constexpr float kLog2e = 1.4426950408889634f;
-
-struct RowRule {
-  int kvLength, causal, queryOffset, nseg;
-  const int *seg;  // device copy of the segment boundaries, or null
-
-  /** Keys [lo, hi) that query i may see. Both ends are non-decreasing in i. */
-  __device__ __forceinline__ void range(int i, int &lo, int &hi) const {
-    lo = 0;
-    hi = kvLength;
-    if (causal) hi = min(hi, queryOffset + i + 1);
-    if (nseg > 0) {
-      int a = 0, b = nseg;  // largest s with seg[s] <= i
-      while (a < b) {
-        const int mid = (a + b + 1) >> 1;
-        if (seg[mid] <= i) a = mid;
-        else b = mid - 1;
-      }
-      const int s = min(a, nseg - 1);
-      lo = seg[s];
-      hi = min(hi, seg[s + 1]);
-    }
-  }
-};
 
 // ---- generic path ---------------------------------------------------------------------------------------
 
@@ -355,9 +334,9 @@ __global__ void flash_combine(const float *opart, const float *lse, __nv_bfloat1
 constexpr int kWarps = 4;
 
 struct Plan {
-  bool flash;
+  bool flash, sm90;  // sm90: attention_sm90 (wgmma) instead of flash_fwd
   int qTiles, splits;
-  size_t segBytes, opartBytes, lseBytes;
+  size_t segBytes, opartBytes, lseBytes, sm90Bytes;
 };
 
 bool flash_eligible(const AttentionDims &a, DT dt) {
@@ -412,6 +391,8 @@ Plan make_plan(const AttentionDims &a, DT dt) {
     }
     if (p.splits < 2) p.splits = 1;
   }
+  p.sm90 = p.splits == 1 && attention_sm90_supported(a, dt);
+  if (p.sm90) p.sm90Bytes = attention_sm90_workspace_bytes(a);
   if (p.splits > 1) {
     const size_t nRows = static_cast<size_t>(a.batch) * a.sq * a.hq;
     p.opartBytes = align256(sizeof(float) * p.splits * nRows * a.d);
@@ -435,7 +416,7 @@ bool aligned16(const void *p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 size_t attention_workspace_bytes(const AttentionDims &a, DT dt) {
   const Plan p = make_plan(a, dt);
-  return p.segBytes + p.opartBytes + p.lseBytes;
+  return p.segBytes + p.opartBytes + p.lseBytes + p.sm90Bytes;
 }
 
 void attention(void *out, const void *q, const void *k, const void *v, const float *mask, float *weights,
@@ -448,7 +429,7 @@ void attention(void *out, const void *q, const void *k, const void *v, const flo
   LS_REQUIRE(a.weights == (weights != nullptr), "attention: weights pointer does not match dims.weights");
   LS_REQUIRE((a.maskBatch == 0) == (mask == nullptr), "attention: mask pointer does not match dims.maskBatch");
   const Plan plan = make_plan(a, dt);
-  LS_REQUIRE(workspaceBytes >= plan.segBytes + plan.opartBytes + plan.lseBytes,
+  LS_REQUIRE(workspaceBytes >= plan.segBytes + plan.opartBytes + plan.lseBytes + plan.sm90Bytes,
              "attention: workspace smaller than attention_workspace_bytes()");
   if (static_cast<size_t>(a.batch) * a.sq * a.hq == 0) return;
   unsigned char *ws = static_cast<unsigned char *>(workspace);
@@ -461,7 +442,12 @@ void attention(void *out, const void *q, const void *k, const void *v, const flo
   const RowRule rule{a.kvLength, a.causal ? 1 : 0, a.queryOffset, a.numSegments, seg};
   const size_t maskBStride = a.maskBatch > 1 ? static_cast<size_t>(a.sq) * a.kvLength : 0;
 
-  if (plan.flash && aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out)) {
+  const bool aligned = aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+  if (plan.sm90 && aligned) {
+    attention_sm90(out, q, k, v, segmentsHost, seg, a, ws + plan.segBytes, stream);
+    return;
+  }
+  if (plan.flash && aligned) {
     FlashParams fp{};
     fp.q = static_cast<const __nv_bfloat16 *>(q);
     fp.k = static_cast<const __nv_bfloat16 *>(k);

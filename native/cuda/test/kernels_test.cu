@@ -1,8 +1,10 @@
 // Standalone harness for the attention / SSD / conv1d kernels (runs only on a GPU machine):
 //   kernels_test test            correctness against float64 CPU loops; exit code 1 on any failure
 //   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
-// Build: nvcc -std=c++17 -O3 -arch=sm_90 -I native/cuda native/cuda/test/kernels_test.cu
-//        native/cuda/{attention,ssd,conv1d}.cu -o kernels_test
+// Build: nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda native/cuda/test/kernels_test.cu
+//        native/cuda/{attention,attention_sm90,ssd,conv1d}.cu -o kernels_test
+// (sm_90a: the wgmma kernel of attention_sm90.cu exists only for the arch-specific target; with -arch=sm_80
+// it compiles to a stub and attention keeps to flash_fwd.)
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_sm90.h"
 #include "conv1d.h"
 #include "ssd.h"
 
@@ -106,6 +109,7 @@ struct AttnCase {
   int maskBatch;
   bool weights;
   bool fullyMaskedRow;
+  bool nanTail = false;  // K/V rows at and beyond kvLength hold NaN (an uninitialised cache): never read
 };
 
 void attn_reference(const AttnCase &c, const std::vector<float> &q, const std::vector<float> &k,
@@ -158,6 +162,11 @@ void run_attention_case(const AttnCase &c) {
   auto q = random_vec(static_cast<size_t>(c.batch) * c.sq * c.hq * c.d, -1.5f, 1.5f);
   auto k = random_vec(static_cast<size_t>(c.batch) * c.skv * c.hkv * c.d, -1.5f, 1.5f);
   auto v = random_vec(static_cast<size_t>(c.batch) * c.skv * c.hkv * c.dv, -1.f, 1.f);
+  if (c.nanTail)
+    for (int b = 0; b < c.batch; ++b)
+      for (size_t e = (static_cast<size_t>(b) * c.skv + c.kvLength) * c.hkv * c.d;
+           e < static_cast<size_t>(b + 1) * c.skv * c.hkv * c.d; ++e)
+        k[e] = v[e] = NAN;
   std::vector<float> mask;
   if (c.maskBatch) {
     mask = random_vec(static_cast<size_t>(c.maskBatch) * c.sq * c.kvLength, -2.f, 2.f);
@@ -184,7 +193,15 @@ void run_attention_case(const AttnCase &c) {
   if (c.weights) report("attention " + c.name + " weights", c.dt, rel_err(dw.read(DT::F32, nw), rw));
 }
 
+/** Whether the bf16 prefill cases run the wgmma kernel here (sm_90 device, sm_90a image, enabled). */
+void print_attention_path() {
+  const AttentionDims prefill{1, 256, 256, 256, 1, 1, 128, 128, 0.1f, false, 0, 0, 0, false};
+  std::printf("attention: bf16 prefill runs %s\n",
+              attention_sm90_supported(prefill, DT::BF16) ? "attention_sm90 (wgmma)" : "flash_fwd (mma.sync)");
+}
+
 void test_attention() {
+  print_attention_path();
   const std::vector<AttnCase> cases = {
       {"vision segments d80 (unequal, one empty)", DT::BF16, 1, 301, 301, 301, 3, 3, 80, 80, false, 0,
        {0, 37, 37, 150, 301}, 0, false, false},
@@ -194,6 +211,15 @@ void test_attention() {
       {"cross-attn GQA4 d128 split-K", DT::BF16, 1, 37, 5003, 5003, 8, 2, 128, 128, false, 0, {}, 0, false, false},
       {"mask [batch] d64 + fully masked row", DT::BF16, 2, 33, 70, 70, 4, 4, 64, 64, false, 0, {}, 2, false, true},
       {"d96 causal mask [1]", DT::BF16, 1, 50, 50, 50, 4, 2, 96, 96, true, 0, {}, 1, false, false},
+      // ≥ 128 (query, head) rows, bf16, no mask: the sm_90 wgmma kernel on Hopper, flash_fwd elsewhere.
+      {"sm90 causal GQA4 d128 batch2, 7 key tiles", DT::BF16, 2, 777, 777, 777, 8, 2, 128, 128, true, 0, {}, 0, false, false},
+      {"sm90 vision d80 segments 1/129/0/570/496/304", DT::BF16, 1, 1500, 1500, 1500, 2, 2, 80, 80, false, 0,
+       {0, 1, 130, 130, 700, 1196, 1500}, 0, false, false},
+      {"sm90 d96 GQA2 non-causal, kvLength<skv (NaN tail)", DT::BF16, 1, 200, 400, 333, 4, 2, 96, 96, false, 0, {}, 0,
+       false, false, true},
+      {"sm90 causal d80 GQA7 offset, kvLength<skv (NaN tail)", DT::BF16, 1, 130, 1200, 1100, 14, 2, 80, 80, true, 970,
+       {}, 0, false, false, true},
+      {"sm90 causal d64 GQA7 batch2 offset", DT::BF16, 2, 150, 300, 300, 7, 1, 64, 64, true, 150, {}, 0, false, false},
       {"weights d96 (generic path)", DT::BF16, 1, 20, 41, 41, 4, 2, 96, 96, true, 21, {}, 0, true, false},
       {"dv != d (generic path)", DT::BF16, 1, 17, 29, 29, 2, 1, 64, 32, false, 0, {}, 0, false, false},
       {"vision segments d80", DT::F32, 1, 301, 301, 301, 3, 3, 80, 80, false, 0, {0, 37, 37, 150, 301}, 0, false, false},
@@ -511,6 +537,7 @@ void bench_conv1d(const std::string &name, int len, int ch) {
 }
 
 void bench(const char *path) {
+  print_attention_path();
   if (path) {
     jsonOut = std::fopen(path, "w");
     std::fprintf(jsonOut, "[\n");
