@@ -349,6 +349,10 @@ void test_ssd() {
   test_ssd_case("b1 L1000 H8 P64 G1 N128 chunk256 + init", DT::BF16, 1, 1000, 8, 64, 1, 128, 256, 0);
   test_ssd_case("b2 L777 H4 P64 G2 N64 split@200, 1-chunk runs", DT::BF16, 2, 777, 4, 64, 2, 64, 128, 200, true);
   test_ssd_case("b1 L520 H2 P32 G1 N16 chunk256, 1-chunk runs", DT::F32, 1, 520, 2, 32, 1, 16, 256, 0, true);
+  // Rows that cannot move in 16-byte pieces (P, N not multiples of 8), the 128×256 tiles, 3 blocks per chunk.
+  test_ssd_case("b1 L333 H4 P20 G2 N50 chunk128 + init, unpacked rows", DT::BF16, 1, 333, 4, 20, 2, 50, 128, 0);
+  test_ssd_case("b1 L300 H2 P128 G1 N256 chunk64 split@130", DT::BF16, 1, 300, 2, 128, 1, 256, 64, 130);
+  test_ssd_case("b2 L200 H2 P96 G1 N96 chunk192 split@77", DT::F32, 2, 200, 2, 96, 1, 96, 192, 77);
   test_ssm_step(DT::F32);
   test_ssm_step(DT::BF16);
 }
@@ -407,6 +411,9 @@ void test_conv1d() {
   test_conv1d_case("b1 L2 C300 W4 no-bias (len < width-1 carry)", DT::F32, DT::F32, 1, 2, 300, 4, false, false, 1);
   test_conv1d_case("b3 L129 C517 W4 silu bias, f32 weights", DT::BF16, DT::F32, 3, 129, 517, 4, true, true, 64);
   test_conv1d_case("b1 L1 C64 W3 decode, bf16 weights", DT::BF16, DT::BF16, 1, 1, 64, 3, true, true, 0);
+  // Packed path (channels a multiple of 8): token tiles cut by the split and the end, widths 4 and 2.
+  test_conv1d_case("b2 L70 C520 W4 silu bias split@33, f32 weights", DT::BF16, DT::F32, 2, 70, 520, 4, true, true, 33);
+  test_conv1d_case("b1 L37 C136 W2 no-bias split@5", DT::BF16, DT::BF16, 1, 37, 136, 2, false, false, 5);
 }
 
 // ---- bench ----------------------------------------------------------------------------------------------
@@ -523,7 +530,7 @@ void bench(const char *path) {
   bench_attention("decode 28/4h d128 kv131072", 1, 1, 131072, 28, 4, 128, true, 131071, 0, 0);
   for (int n : {150000, 540000})
     bench_attention("cross 256q 28/4h d128 kv" + std::to_string(n), 1, 256, n, 28, 4, 128, false, 0, 0, 0);
-  for (int n : {16384, 65536, 262144, 540672}) bench_ssd("ssd 112h P64 N128 L" + std::to_string(n), n);
+  for (int n : {16384, 65536, 153600, 262144, 540672}) bench_ssd("ssd 112h P64 N128 L" + std::to_string(n), n);
   bench_conv1d("conv1d 7168+256 ch W4 L65536", 65536, 7168 + 256);
   if (jsonOut) {
     std::fprintf(jsonOut, "\n]\n");
