@@ -314,7 +314,7 @@ template <typename T, int PT, int NT>
 constexpr size_t scan_smem() {
   constexpr int E = kE<T>;
   return 2048 + round128(sizeof(T) * kTok * (NT + E)) + round128(sizeof(T) * PT * (NT + E)) +
-         2 * round128(sizeof(T) * kTok * (PT + E)) + round128(sizeof(T) * kTok * (kTok + E));
+         2 * round128(sizeof(T) * kTok * (PT + E));
 }
 
 /**
@@ -338,8 +338,11 @@ __global__ void __launch_bounds__(128) ssd_chunk_scan(SsdParams p) {
   T *sS = sC + round128(sizeof(T) * kTok * ldc) / sizeof(T);
   T *sX = sS + round128(sizeof(T) * PT * ldc) / sizeof(T);  // two buffers
   constexpr size_t xBuf = round128(sizeof(T) * kTok * ldx) / sizeof(T);
-  T *sM = sX + 2 * xBuf;
-  T *sY = sS;  // the output tile reuses the state tile once the first product is done
+  // C and the state are only read by the first product: afterwards M reuses C's tile and the output tile the
+  // state's, which keeps the CTA at ~55 KB (four per SM for bf16 64×128).
+  T *sM = sC;
+  T *sY = sS;
+  static_assert(kTok * (kTok + E) <= kTok * (NT + E) && kTok * (PT + E) <= PT * (NT + E), "tile reuse");
 
   const size_t xs = static_cast<size_t>(p.H) * p.P, bs = static_cast<size_t>(p.G) * p.N;
   const T *x = static_cast<const T *>(p.x) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
@@ -371,6 +374,7 @@ __global__ void __launch_bounds__(128) ssd_chunk_scan(SsdParams p) {
       acc[j][3] *= eB;
     }
   }
+  __syncthreads();  // every warp is done with sC before M overwrites it
   const float *cb = p.cb + ((static_cast<size_t>(b) * p.run + cc) * p.G + grp) * p.Q * p.Q;
   T *myM = sM + warp * 16 * ldm;
   for (int sbI = 0; sbI <= tbI; ++sbI) {
@@ -481,7 +485,6 @@ SsdPlan make_plan(const SsdDims &d, DT dtype, bool needCarry, size_t budget) {
 template <typename T, int PT, int NT>
 void launch_scan(SsdParams p, const SsdPlan &plan, const float *stateIn, cudaStream_t stream) {
   constexpr size_t s1 = state_smem<T, PT, NT>(), s2 = bmm_smem<T, NT>(), s3 = scan_smem<T, PT, NT>();
-  static_assert(PT * (NT + kE<T>) >= kTok * (PT + kE<T>), "the output tile fits in the state tile");
   if constexpr (std::max({s1, s2, s3}) > 227 * 1024) {
     throw std::invalid_argument("ssd_scan: headDim/dState too large for shared memory in f32; use bf16");
   } else {
