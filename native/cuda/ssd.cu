@@ -123,16 +123,18 @@ __device__ __forceinline__ void load_tile(T *dst, int ldd, const T *src, size_t 
   }
 }
 
-/** The E = kE<T> values src[c, c+E) of one row as f32 (zeros where c + e ≥ cols or !ok). */
+/** The E = kE<T> values src[c, c+E) of one row, raw (zeros where c + e ≥ cols or !ok). */
 template <typename T>
-__device__ __forceinline__ void load_row_piece(const T *src, int c, int cols, bool ok, bool vec, float (&v)[kE<T>]) {
+__device__ __forceinline__ Pack<T, kE<T>> load_piece(const T *src, int c, int cols, bool ok, bool vec) {
   constexpr int E = kE<T>;
+  Pack<T, E> a;
   if (ok && vec) {
-    load_pack<T, E>(src, c, v);
+    a = *reinterpret_cast<const Pack<T, E> *>(src + c);
   } else {
 #pragma unroll
-    for (int e = 0; e < E; ++e) v[e] = ok && c + e < cols ? to_f32(src[c + e]) : 0.f;
+    for (int e = 0; e < E; ++e) a.v[e] = ok && c + e < cols ? src[c + e] : from_f32<T>(0.f);
   }
+  return a;
 }
 
 /** Inclusive prefix sum of v[0..n) in shared memory by warp 0 (n ≤ 256, a multiple of 32). */
@@ -166,7 +168,7 @@ constexpr int kStateThreads = 256;
 template <typename T, int PT, int NT>
 constexpr size_t state_smem() {
   return 2048 + round128(sizeof(T) * kTok * (PT + kE<T>)) * (kSplitX<T> ? 2 : 1) +
-         round128(sizeof(T) * kTok * (NT + kE<T>));
+         2 * round128(sizeof(T) * kTok * (NT + kE<T>));
 }
 
 /**
@@ -184,7 +186,8 @@ __global__ void __launch_bounds__(kStateThreads) ssd_chunk_state(SsdParams p) {
   float *sw = sdA + 256;
   T *sX = reinterpret_cast<T *>(smem + 2048);
   T *sXlo = sX + (kSplitX<T> ? round128(sizeof(T) * kTok * ldx) / sizeof(T) : 0);
-  T *sB = sXlo + round128(sizeof(T) * kTok * ldx) / sizeof(T);
+  T *sB = sXlo + round128(sizeof(T) * kTok * ldx) / sizeof(T);  // two buffers
+  constexpr size_t bBuf = round128(sizeof(T) * kTok * ldb) / sizeof(T);
   const int t = threadIdx.x;  // Q ≤ 256 = blockDim: one token each
   const float d = t < Lc ? p.dt[(static_cast<size_t>(b) * p.L + t0 + t) * p.H + h] : 0.f;
   if (t < p.Q) sdA[t] = d * p.A[h];
@@ -202,31 +205,48 @@ __global__ void __launch_bounds__(kStateThreads) ssd_chunk_state(SsdParams p) {
   const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * bs + grp * p.N;
   const int warp = threadIdx.x >> 5, m0 = (warp % strips) * 16, n0 = (warp / strips) * WN;
   float acc[WN / 8][4] = {};
-  for (int tb = 0; tb < Lc; tb += kTok) {
+  // Software pipeline over the token blocks: the next block's B (cp.async, second buffer) and x pieces (raw, in
+  // registers) are in flight while the current block's products run.
+  constexpr int CPR = PT / E, XP = kTok * CPR / kStateThreads;
+  static_assert(XP * kStateThreads == kTok * CPR, "x pieces per thread");
+  Pack<T, E> xr[XP];
+  auto fetch = [&](int tb) {
     const int rows = min(kTok, Lc - tb);
-    load_tile<T, kTok, NT>(sB, ldb, Bm + tb * bs, bs, rows, p.N, p.vec);
+    load_tile<T, kTok, NT>(sB + ((tb / kTok) & 1) * bBuf, ldb, Bm + tb * bs, bs, rows, p.N, p.vec);
     cp_async_commit();
-    constexpr int CPR = PT / E;
-    for (int i = threadIdx.x; i < kTok * CPR; i += kStateThreads) {
-      const int r = i / CPR, col = (i % CPR) * E;
-      float v[E];
-      load_row_piece<T>(x + (tb + r) * xs, col, p.P, r < rows, p.vec, v);
+#pragma unroll
+    for (int u = 0; u < XP; ++u) {
+      const int i = threadIdx.x + u * kStateThreads, r = i / CPR;
+      xr[u] = load_piece<T>(x + (tb + r) * xs, (i % CPR) * E, p.P, r < rows, p.vec);
+    }
+  };
+  fetch(0);
+  for (int tb = 0; tb < Lc; tb += kTok) {
+#pragma unroll
+    for (int u = 0; u < XP; ++u) {
+      const int i = threadIdx.x + u * kStateThreads, r = i / CPR, col = (i % CPR) * E;
       const float w = sw[tb + r];
       Pack<T, E> hi, lo;
 #pragma unroll
       for (int e = 0; e < E; ++e) {
-        v[e] *= w;
-        hi.v[e] = from_f32<T>(v[e]);
-        if constexpr (kSplitX<T>) lo.v[e] = from_f32<T>(v[e] - to_f32(hi.v[e]));
+        const float v = to_f32(xr[u].v[e]) * w;
+        hi.v[e] = from_f32<T>(v);
+        if constexpr (kSplitX<T>) lo.v[e] = from_f32<T>(v - to_f32(hi.v[e]));
       }
       *reinterpret_cast<Pack<T, E> *>(sX + r * ldx + col) = hi;
       if constexpr (kSplitX<T>) *reinterpret_cast<Pack<T, E> *>(sXlo + r * ldx + col) = lo;
     }
-    cp_async_wait<0>();
+    if (tb + kTok < Lc) {
+      fetch(tb + kTok);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
     // state[p][n] += Σ_t X[t][p]·B[t][n]: A = Xᵀ, stored [k = t][m = p].
-    warp_mm<true, false>(acc, sX + m0, ldx, sB + n0, ldb, kTok);
-    if constexpr (kSplitX<T>) warp_mm<true, false>(acc, sXlo + m0, ldx, sB + n0, ldb, kTok);
+    const T *sBt = sB + ((tb / kTok) & 1) * bBuf + n0;
+    warp_mm<true, false>(acc, sX + m0, ldx, sBt, ldb, kTok);
+    if constexpr (kSplitX<T>) warp_mm<true, false>(acc, sXlo + m0, ldx, sBt, ldb, kTok);
     __syncthreads();
   }
   float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
@@ -384,8 +404,8 @@ __global__ void __launch_bounds__(128) ssd_chunk_scan(SsdParams p) {
                              p.P, p.vec);
       cp_async_commit();
     }
-    // This warp's 16 rows of M: lane covers 4 consecutive s of one row per step (16-byte CB loads).
-#pragma unroll 4
+    // This warp's 16 rows of M: lane covers 4 consecutive s of one row per step (16-byte CB loads, all 8 in flight).
+#pragma unroll
     for (int u = 0; u < 8; ++u) {
       const int i = lane + 32 * u, r = i / 16, s0 = sb + (i % 16) * 4, t = tb + warp * 16 + r;
       const float4 v = *reinterpret_cast<const float4 *>(cb + static_cast<size_t>(t) * p.Q + s0);
