@@ -1,8 +1,9 @@
-// Standalone harness for the attention / SSD / conv1d kernels (runs only on a GPU machine):
-//   kernels_test test            correctness against float64 CPU loops; exit code 1 on any failure
+// Standalone harness for the attention / SSD / conv1d / norm kernels (runs only on a GPU machine):
+//   kernels_test test [family]   correctness against float64 CPU loops (all families, or attention / ssd /
+//                                conv1d / norm); exit code 1 on any failure
 //   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
 // Build: nvcc -std=c++17 -O3 -arch=sm_90 -I native/cuda native/cuda/test/kernels_test.cu
-//        native/cuda/{attention,ssd,conv1d}.cu -o kernels_test
+//        native/cuda/{attention,ssd,conv1d,norm}.cu -o kernels_test
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "attention.h"
 #include "conv1d.h"
+#include "kernels.h"
 #include "ssd.h"
 
 namespace {
@@ -416,6 +418,71 @@ void test_conv1d() {
   test_conv1d_case("b1 L37 C136 W2 no-bias split@5", DT::BF16, DT::BF16, 1, 37, 136, 2, false, false, 5);
 }
 
+// ---- RMSNorm / LayerNorm -------------------------------------------------------------------------------
+
+double silu_d(double v) { return v / (1 + std::exp(-v)); }
+ET et_of(DT dt) { return dt == DT::F32 ? ET::F32 : ET::BF16; }
+
+/** rmsNorm over `rows` rows of `dim` in groups of `group`: plain, f32 weight, gated before / after the norm. */
+void test_rms_norm_case(DT dt, int rows, int dim, int group) {
+  for (int mode = 0; mode < 4; ++mode) {
+    const DT wdt = mode == 1 ? DT::F32 : dt;
+    auto x = random_vec(static_cast<size_t>(rows) * dim, -2.f, 2.f), g = random_vec(x.size(), -2.f, 2.f);
+    auto w = random_vec(dim, 0.5f, 1.5f);
+    Dev dx(x, dt), dg(g, dt), dw(w, wdt), dy(x.size() * dt_bytes(dt));
+    const bool gated = mode >= 2;
+    launch_rms_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, et_of(wdt), gated ? dg.ptr : nullptr, rows, dim, group, 1e-5f,
+                    mode == 3, nullptr);
+    std::vector<double> ref(x.size());
+    for (size_t g0 = 0; g0 < x.size(); g0 += group) {
+      double ss = 0;
+      for (int i = 0; i < group; ++i) {
+        const double z = x[g0 + i] * (mode == 2 ? silu_d(g[g0 + i]) : 1.0);
+        ss += z * z;
+      }
+      const double inv = 1 / std::sqrt(ss / group + 1e-5);
+      for (int i = 0; i < group; ++i) {
+        const size_t e = g0 + i;
+        ref[e] = x[e] * (mode == 2 ? silu_d(g[e]) : 1.0) * inv * w[e % dim] * (mode == 3 ? silu_d(g[e]) : 1.0);
+      }
+    }
+    static const char *kind[] = {"", ", f32 weight", ", gate first", ", gate after the norm"};
+    report("rmsNorm " + std::to_string(rows) + "x" + std::to_string(dim) + " group " + std::to_string(group) + kind[mode],
+           dt, rel_err(dy.read(dt, x.size()), ref));
+  }
+}
+
+void test_layer_norm_case(DT dt, int rows, int dim) {
+  auto x = random_vec(static_cast<size_t>(rows) * dim, 3.f, 7.f);  // a large mean: the variance must not cancel
+  auto w = random_vec(dim, -1.f, 1.f), bias = random_vec(dim, -1.f, 1.f);
+  Dev dx(x, dt), dw(w, dt), db(bias, dt), dy(x.size() * dt_bytes(dt));
+  launch_layer_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, db.ptr, et_of(dt), rows, dim, 1e-6f, nullptr);
+  std::vector<double> ref(x.size());
+  for (int r = 0; r < rows; ++r) {
+    const float *xr = x.data() + static_cast<size_t>(r) * dim;
+    double m = 0, q = 0;
+    for (int i = 0; i < dim; ++i) m += xr[i];
+    m /= dim;
+    for (int i = 0; i < dim; ++i) q += (xr[i] - m) * (xr[i] - m);
+    const double inv = 1 / std::sqrt(q / dim + 1e-6);
+    for (int i = 0; i < dim; ++i) ref[static_cast<size_t>(r) * dim + i] = (xr[i] - m) * inv * w[i] + bias[i];
+  }
+  report("layerNorm " + std::to_string(rows) + "x" + std::to_string(dim), dt, rel_err(dy.read(dt, x.size()), ref));
+}
+
+void test_norms() {
+  // Row kernels with 8 to 256 lanes per row (16-byte packs and single elements, partly filled lanes, rows past
+  // the last in a block) and the block-per-row kernel beyond 1024 packs.
+  for (DT dt : {DT::BF16, DT::F32}) {
+    for (int dim : {37, 320, 1280, 3584, 7168, 9000}) {
+      test_rms_norm_case(dt, 5, dim, dim);
+      test_layer_norm_case(dt, 7, dim);
+    }
+    test_rms_norm_case(dt, 3, 3584, 448);
+    test_rms_norm_case(dt, 3, 320, 40);
+  }
+}
+
 // ---- bench ----------------------------------------------------------------------------------------------
 
 double time_ms(const std::function<void()> &fn) {
@@ -548,9 +615,12 @@ int main(int argc, char **argv) {
       bench(argc > 2 && std::strcmp(argv[2], "-") != 0 ? argv[2] : nullptr);
       return 0;
     }
-    test_attention();
-    test_ssd();
-    test_conv1d();
+    // `test [family]` runs one family (attention, ssd, conv1d, norm) or all of them.
+    const std::string only = argc > 2 ? argv[2] : "";
+    if (only.empty() || only == "attention") test_attention();
+    if (only.empty() || only == "ssd") test_ssd();
+    if (only.empty() || only == "conv1d") test_conv1d();
+    if (only.empty() || only == "norm") test_norms();
   } catch (const std::exception &e) {
     std::printf("FAIL exception: %s\n", e.what());
     return 1;
