@@ -521,17 +521,19 @@ class Data:
             for m in idx["samples"]:
                 by_shard.setdefault(m["shard"], []).append(m)
             for shard, ms in sorted(by_shard.items()):
+                # Frames go to the device shard by shard: several trainers share the host's memory.
                 t = load_file(os.path.join(d, f"shard-{shard:05d}.safetensors"))
                 for m in ms:
                     i = m["i"]
                     b = buckets.setdefault(m["frames"], {"frames": [], "ids": [], "ans": [], "meta": []})
-                    b["frames"].append(t[f"{i}.frames"])
+                    b["frames"].append(t[f"{i}.frames"].to(device))
                     b["ids"].append(t[f"{i}.input_ids"].long())
                     b["ans"].append(t[f"{i}.answer_ids"].long())
                     b["meta"].append(m)
         self.buckets = {}
-        for T, b in sorted(buckets.items()):
-            self.buckets[T] = dict(b, frames=torch.stack(b["frames"]).to(device))
+        for T in sorted(buckets):
+            b = buckets.pop(T)
+            self.buckets[T] = dict(b, frames=torch.stack(b.pop("frames")))
         self.device = device
 
     def sizes(self):
