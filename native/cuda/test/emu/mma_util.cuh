@@ -2,14 +2,33 @@
 // ldmatrix fragments and the m16n8k16 product assembled from all 32 lanes through the warp's exchange slots.
 #pragma once
 #include "common.h"
-/** cp.async lands at once here, so a missing wait is not caught by the emulation. */
-inline void cp_async16(void *dst, const void *src, int srcBytes) {
-  std::memset(dst, 0, 16);
-  if (srcBytes) std::memcpy(dst, src, srcBytes);
+/**
+ * cp.async as PTX defines it: copies are held per thread until a wait retires their group (commit_group closes
+ * a group; wait_group N completes all but the N most recent), so a read of a tile before its wait sees the
+ * NaN fill of emu.h.
+ */
+struct EmuCopy {
+  void *dst;
+  const void *src;
+  int bytes;
+};
+inline thread_local std::vector<EmuCopy> t_openCopies;
+inline thread_local std::vector<std::vector<EmuCopy>> t_copyGroups;
+inline void cp_async16(void *dst, const void *src, int srcBytes) { t_openCopies.push_back({dst, src, srcBytes}); }
+inline void cp_async_commit() {
+  t_copyGroups.push_back(std::move(t_openCopies));
+  t_openCopies.clear();
 }
-inline void cp_async_commit() {}
 template <int N>
-inline void cp_async_wait() {}
+inline void cp_async_wait() {
+  while (t_copyGroups.size() > N) {
+    for (const EmuCopy &c : t_copyGroups.front()) {
+      std::memset(c.dst, 0, 16);
+      if (c.bytes) std::memcpy(c.dst, c.src, c.bytes);
+    }
+    t_copyGroups.erase(t_copyGroups.begin());
+  }
+}
 
 inline uint16_t emu_b16(const void *p, int i) {
   uint16_t v;
