@@ -46,3 +46,20 @@ test('M-RoPE positions: pad counts must match the grids', () => {
   assert.throws(() => getRopeIndex([T, V, T], tokens, [], [], 2), InputError);
   assert.throws(() => getRopeIndex([T, T], tokens, [[1, 2, 2]], [], 2), InputError);
 });
+
+test('M-RoPE positions: text after a long video resumes past its temporal extent (t > h, w)', () => {
+  // Qwen2-VL as released (transformers 4.45–4.57, vLLM, Qwen's finetune code): text resumes at the video's
+  // largest position + 1, i.e. start + max(t, h, w). transformers 5.3+ resumes at start + max(h, w), which
+  // overlaps the video's temporal positions; a long video (t ≫ h, w) is where the two differ.
+  const video = Array<number>(32).fill(V); // grid 8×4×4, merge 2: 8·2·2 = 32 pads
+  const ids = [T, T, S, ...video, E, T, T];
+  const { positions, ropeDelta } = getRopeIndex(ids, tokens, [], [[8, 4, 4]], 2);
+  const at = (row: number, i: number) => positions[row]![i];
+  assert.equal(at(0, 3), 3); // first video token: t = h = w = 3
+  assert.equal(at(0, 3 + 31), 10); // last group: t = 3 + 7
+  assert.equal(at(1, 3 + 31), 4);
+  assert.equal(at(2, 3 + 31), 4);
+  for (const row of [0, 1, 2]) assert.deepEqual([at(row, 35), at(row, 36), at(row, 37)], [11, 12, 13]);
+  // Decoding continues right after the prompt: the next position is n + ropeDelta = 14.
+  assert.equal(ids.length + ropeDelta, 14);
+});
