@@ -408,7 +408,10 @@ __global__ void __launch_bounds__(128) ssd_chunk_scan(SsdParams p) {
 #pragma unroll
     for (int u = 0; u < 8; ++u) {
       const int i = lane + 32 * u, r = i / 16, s0 = sb + (i % 16) * 4, t = tb + warp * 16 + r;
-      const float4 v = *reinterpret_cast<const float4 *>(cb + static_cast<size_t>(t) * p.Q + s0);
+      // Quads wholly above the diagonal (or past the chunk's end) are masked: skip their loads.
+      const bool live = s0 <= t && t < Lc;
+      const float4 v = live ? *reinterpret_cast<const float4 *>(cb + static_cast<size_t>(t) * p.Q + s0)
+                            : make_float4(0.f, 0.f, 0.f, 0.f);
       const float cv[4] = {v.x, v.y, v.z, v.w};
       Pack<T, 4> m;
 #pragma unroll
