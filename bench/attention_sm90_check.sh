@@ -27,7 +27,7 @@ main() {
   date -u
   nvidia-smi --query-gpu=name --format=csv,noheader
   $NV -Xptxas -v -c native/cuda/attention_sm90.cu -o "$B/sm90.o" 2>"$OUT/ptxas.txt" &
-  for f in attention ssd conv1d test/kernels_test; do $NV -c "native/cuda/$f.cu" -o "$B/$(basename $f).o" & done
+  for f in attention ssd conv1d norm test/kernels_test; do $NV -c "native/cuda/$f.cu" -o "$B/$(basename $f).o" & done
   wait
   $NV "$B"/*.o -o "$B/kt" || { echo "BUILD FAILED"; exit 1; }
   grep -E "spill|Potential" "$OUT/ptxas.txt" | sort | uniq -c

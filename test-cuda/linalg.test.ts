@@ -53,7 +53,7 @@ test('linear (x·Wᵀ + b) on a 3-D input', async () => {
 
 test('rmsNorm: plain, f32 weight on bf16 input, gated both ways, grouped', async () => {
   for (const dtype of ['f32', 'bf16'] as DType[]) {
-    for (const dim of [37, 64, 3584, 20_000, 70_000]) {
+    for (const dim of [37, 64, 1280, 3584, 7168, 20_000, 70_000]) {
       const [gx, cx] = randomPair([5, dim], dtype);
       const [gw, cw] = randomPair([dim], dtype, 0.5, 1.5);
       const [gf, cf] = randomPair([dim], 'f32', 0.5, 1.5);
@@ -85,15 +85,17 @@ test('rmsNorm: plain, f32 weight on bf16 input, gated both ways, grouped', async
           `rms gated nbg=${normBeforeGate} ${dtype} ${dim}`,
         );
     }
-    const [gx, cx] = randomPair([3, 8 * 40], dtype);
-    const [gw, cw] = randomPair([8 * 40], dtype, 0.5, 1.5);
-    const [gg, cg] = randomPair([3, 8 * 40], dtype);
-    await assertParity(
-      ops.rmsNorm(gx, gw, { eps: 1e-5, gate: gg, groupSize: 40 }),
-      ops.rmsNorm(cx, cw, { eps: 1e-5, gate: cg, groupSize: 40 }),
-      TOL[dtype] * 2,
-      `rms grouped ${dtype}`,
-    );
+    for (const groupSize of [40, 448]) {
+      const [gx, cx] = randomPair([3, 8 * groupSize], dtype);
+      const [gw, cw] = randomPair([8 * groupSize], dtype, 0.5, 1.5);
+      const [gg, cg] = randomPair([3, 8 * groupSize], dtype);
+      await assertParity(
+        ops.rmsNorm(gx, gw, { eps: 1e-5, gate: gg, groupSize }),
+        ops.rmsNorm(cx, cw, { eps: 1e-5, gate: cg, groupSize }),
+        TOL[dtype] * 2,
+        `rms grouped ${groupSize} ${dtype}`,
+      );
+    }
   }
 });
 
@@ -101,7 +103,7 @@ test('layerNorm with and without affine parameters, large mean', async () => {
   // Inputs in [3, 7]: the f32 mean and x − mean carry an ulp of x (the CPU works in f64), ~2e-7 at unit
   // scale, so outputs near zero are judged at 1e-2 of the output scale.
   for (const dtype of ['f32', 'bf16'] as DType[])
-    for (const dim of [37, 1280, 5000]) {
+    for (const dim of [37, 1280, 3584, 5000, 9000]) {
       const [gx, cx] = randomPair([7, dim], dtype, 3, 7);
       const [gw, cw] = randomPair([dim], dtype);
       const [gb, cb] = randomPair([dim], dtype);

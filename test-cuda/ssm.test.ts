@@ -104,6 +104,16 @@ for (const dtype of ['bf16', 'f32'] as const) {
     await assertParity(g.state, c.state, st.tol, 'state', st.floor);
   });
 
+  test(`ssdScan ${dtype}: rows that do not fill 16-byte pieces (headDim 20, dState 50), chunk 192`, async () => {
+    const shape = { batch: 2, len: 401, heads: 4, headDim: 20, groups: 2, dState: 50 };
+    const pr = ssdProblem(shape, dtype);
+    const p = pr.slice(0, shape.len);
+    const g = ops.ssdScan({ ...side(0, p), A: pr.A[0], D: pr.D[0], state: pr.state[0] }, 192);
+    const c = ops.ssdScan({ ...side(1, p), A: pr.A[1], D: pr.D[1], state: pr.state[1] }, 192);
+    await assertParity(g.y, c.y, tol, 'y', floor);
+    await assertParity(g.state, c.state, st.tol, 'state', st.floor);
+  });
+
   test(`ssmStep ${dtype}: token-by-token steps equal the scan`, async () => {
     const shape = { batch: 2, len: 9, heads: 4, headDim: 24, groups: 2, dState: 40 };
     const pr = ssdProblem(shape, dtype);
@@ -140,27 +150,29 @@ for (const dtype of ['bf16', 'f32'] as const) {
     }
   });
 
-  test(`conv1d ${dtype}: SiLU, bias, state carried across a split (odd channel count)`, async () => {
-    const [batch, len, ch, width] = [2, 53, 37, 4];
-    const x = values(batch * len * ch);
-    const cut = (t0: number, t1: number) => {
-      const out = new Float32Array(batch * (t1 - t0) * ch);
-      for (let b = 0; b < batch; b++)
-        out.set(x.subarray((b * len + t0) * ch, (b * len + t1) * ch), b * (t1 - t0) * ch);
-      return pair(out, [batch, t1 - t0, ch], dtype);
-    };
-    const [gw, cw] = pair(values(ch * width, -1, 1), [ch, width], 'f32');
-    const [gb, cb] = pair(values(ch, -0.5, 0.5), [ch], 'f32');
-    const [gs, cs] = pair(values(batch * (width - 1) * ch), [batch, width - 1, ch], dtype);
-    const [gx1, cx1] = cut(0, 2);
-    const [gx2, cx2] = cut(2, len);
-    const g1 = ops.conv1dCausal(gx1, gw, gb, { state: gs, silu: true });
-    const g2 = ops.conv1dCausal(gx2, gw, gb, { state: g1.state, silu: true });
-    const c1 = ops.conv1dCausal(cx1, cw, cb, { state: cs, silu: true });
-    const c2 = ops.conv1dCausal(cx2, cw, cb, { state: c1.state, silu: true });
-    await assertParity(g1.y, c1.y, tol, 'conv1d y (2 tokens)', floor);
-    await assertParity(g2.y, c2.y, tol, 'conv1d y (rest)', floor);
-    await assertParity(g2.state, c2.state, 0, 'conv1d state');
+  test(`conv1d ${dtype}: SiLU, bias, state carried across a split (odd and 16-byte-packed channel counts)`, async () => {
+    for (const ch of [37, 136]) {
+      const [batch, len, width] = [2, 53, 4];
+      const x = values(batch * len * ch);
+      const cut = (t0: number, t1: number) => {
+        const out = new Float32Array(batch * (t1 - t0) * ch);
+        for (let b = 0; b < batch; b++)
+          out.set(x.subarray((b * len + t0) * ch, (b * len + t1) * ch), b * (t1 - t0) * ch);
+        return pair(out, [batch, t1 - t0, ch], dtype);
+      };
+      const [gw, cw] = pair(values(ch * width, -1, 1), [ch, width], 'f32');
+      const [gb, cb] = pair(values(ch, -0.5, 0.5), [ch], 'f32');
+      const [gs, cs] = pair(values(batch * (width - 1) * ch), [batch, width - 1, ch], dtype);
+      const [gx1, cx1] = cut(0, 2);
+      const [gx2, cx2] = cut(2, len);
+      const g1 = ops.conv1dCausal(gx1, gw, gb, { state: gs, silu: true });
+      const g2 = ops.conv1dCausal(gx2, gw, gb, { state: g1.state, silu: true });
+      const c1 = ops.conv1dCausal(cx1, cw, cb, { state: cs, silu: true });
+      const c2 = ops.conv1dCausal(cx2, cw, cb, { state: c1.state, silu: true });
+      await assertParity(g1.y, c1.y, tol, 'conv1d y (2 tokens)', floor);
+      await assertParity(g2.y, c2.y, tol, 'conv1d y (rest)', floor);
+      await assertParity(g2.state, c2.state, 0, 'conv1d state');
+    }
     assert.equal(gpu.name, 'cuda');
   });
 }

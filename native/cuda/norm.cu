@@ -1,15 +1,194 @@
-// Row-wise kernels: RMSNorm (plain, gated, grouped), LayerNorm and softmax. One block per row (or per group
-// of a row); statistics in f32. Each pass re-reads the row, which stays in L1/L2 for the sizes we meet.
+// Row-wise kernels: RMSNorm (plain, gated, grouped), LayerNorm and softmax; statistics in f32.
+// RMSNorm and LayerNorm rows of up to kRowPacks 16-byte packs (every model width we meet) take the row
+// kernels: S lanes own one row (or group), each holding R ≤ 4 of its packs raw in registers with all their
+// loads in flight at once, reduce with warp shuffles (and, for S > 32, one shared-memory exchange between the
+// row's warps) and write the result in the same pass — one read and one write of the row. Longer rows and
+// softmax use one block per row.
 #include "device_util.cuh"
 
 namespace {
 
 __device__ __forceinline__ float silu(float v) { return v / (1.f + __expf(-v)); }
 
+constexpr int kRowThreads = 256;
+/** Longest row (in packs) of the row kernels: 256 lanes × 4 packs. */
+constexpr int64_t kRowPacks = kRowThreads * 4;
+
+/**
+ * Sum over the S lanes that own this thread's row (S a power of two ≤ kRowThreads, rows aligned to S within
+ * the block). Every thread of the block must call it (S > 32 synchronises the block).
+ */
+template <int S>
+__device__ __forceinline__ float group_sum(float v) {
+  if constexpr (S <= 32) {
+    const unsigned mask = S == 32 ? 0xffffffffu : ((1u << S) - 1) << (threadIdx.x & 31 & ~(S - 1));
+#pragma unroll
+    for (int o = S / 2; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o);
+    return v;
+  } else {
+    __shared__ float part[kRowThreads / 32];
+    v = warp_sum(v);
+    const int warp = threadIdx.x >> 5, first = warp & ~(S / 32 - 1);
+    if ((threadIdx.x & 31) == 0) part[warp] = v;
+    __syncthreads();
+    float r = 0.f;
+#pragma unroll
+    for (int w = 0; w < S / 32; w++) r += part[first + w];
+    __syncthreads();  // part is reused by the next call
+    return r;
+  }
+}
+
+/**
+ * Lane `l` of an S-lane group owns packs l, l + S, …, l + (R − 1)·S of its row: they are loaded raw (all R
+ * loads issued before any use) and converted when used.
+ */
+template <typename T, int V, int S, int R>
+struct RowPacks {
+  Pack<T, V> raw[R];
+  __device__ __forceinline__ void load(const T *p, int64_t len, int l, bool valid) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      const int64_t i = int64_t(l + r * S) * V;
+      if (valid && i < len) raw[r] = *reinterpret_cast<const Pack<T, V> *>(p + i);
+    }
+  }
+  __device__ __forceinline__ void get(int r, float (&v)[V]) const {
+#pragma unroll
+    for (int j = 0; j < V; j++) v[j] = to_f32(raw[r].v[j]);
+  }
+};
+
+/** RMSNorm over `groups` groups of groupSize values (a row of `dim` holds dim/groupSize groups). */
+template <typename T, typename W, int V, int S, int R>
+__global__ void __launch_bounds__(kRowThreads) rms_norm_rows(T *__restrict__ out, const T *__restrict__ x,
+                                                     const W *__restrict__ weight, const T *__restrict__ gate,
+                                                     int64_t groups, int64_t dim, int64_t groupSize, float eps,
+                                                     bool normBeforeGate) {
+  const int64_t grp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / S;
+  const int l = threadIdx.x % S;
+  const bool valid = grp < groups;  // no early exit: group_sum may synchronise the block
+  const int64_t base = grp * groupSize, wbase = base % dim;
+  RowPacks<T, V, S, R> xs, gs;
+  xs.load(x + base, groupSize, l, valid);
+  if (gate) gs.load(gate + base, groupSize, l, valid);
+  // Slot r of this lane holds data.
+  auto live = [&](int r) { return valid && int64_t(l + r * S) * V < groupSize; };
+  const bool gateFirst = gate && !normBeforeGate;
+  // z = x (·silu(gate) when gating first); recomputed in the second loop instead of holding f32 copies.
+  auto z_of = [&](int r, float(&z)[V]) {
+    xs.get(r, z);
+    if (gateFirst) {
+      float g[V];
+      gs.get(r, g);
+#pragma unroll
+      for (int j = 0; j < V; j++) z[j] *= silu(g[j]);
+    }
+  };
+  float ss = 0.f;
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    if (!live(r)) continue;
+    float z[V];
+    z_of(r, z);
+#pragma unroll
+    for (int j = 0; j < V; j++) ss += z[j] * z[j];
+  }
+  const float inv = rsqrtf(group_sum<S>(ss) / static_cast<float>(groupSize) + eps);
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    if (!live(r)) continue;
+    const int64_t i = int64_t(l + r * S) * V;
+    float z[V], w[V], g[V];
+    z_of(r, z);
+    if (weight) load_pack<W, V>(weight, wbase + i, w);
+    if (gate && normBeforeGate) gs.get(r, g);
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      float y = z[j] * inv;
+      if (weight) y *= w[j];
+      if (gate && normBeforeGate) y *= silu(g[j]);
+      z[j] = y;
+    }
+    store_pack<T, V>(out, base + i, z);
+  }
+}
+
+/** LayerNorm over rows of `dim`; the variance is a second pass over the registers (no cancellation). */
+template <typename T, typename W, int V, int S, int R>
+__global__ void __launch_bounds__(kRowThreads) layer_norm_rows(T *__restrict__ out, const T *__restrict__ x,
+                                                       const W *__restrict__ weight, const W *__restrict__ bias,
+                                                       int64_t rows, int64_t dim, float eps) {
+  const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / S;
+  const int l = threadIdx.x % S;
+  const bool valid = row < rows;  // no early exit: group_sum may synchronise the block
+  RowPacks<T, V, S, R> xs;
+  xs.load(x + row * dim, dim, l, valid);
+  auto live = [&](int r) { return valid && int64_t(l + r * S) * V < dim; };
+  float s = 0.f;
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    if (!live(r)) continue;
+    float v[V];
+    xs.get(r, v);
+#pragma unroll
+    for (int j = 0; j < V; j++) s += v[j];
+  }
+  const float mean = group_sum<S>(s) / static_cast<float>(dim);
+  float q = 0.f;
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    if (!live(r)) continue;
+    float v[V];
+    xs.get(r, v);
+#pragma unroll
+    for (int j = 0; j < V; j++) q += (v[j] - mean) * (v[j] - mean);
+  }
+  const float inv = rsqrtf(group_sum<S>(q) / static_cast<float>(dim) + eps);
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    if (!live(r)) continue;
+    const int64_t i = int64_t(l + r * S) * V;
+    float v[V], w[V], b[V];
+    xs.get(r, v);
+    if (weight) load_pack<W, V>(weight, i, w);
+    if (bias) load_pack<W, V>(bias, i, b);
+#pragma unroll
+    for (int j = 0; j < V; j++) {
+      float y = (v[j] - mean) * inv;
+      if (weight) y *= w[j];
+      if (bias) y += b[j];
+      v[j] = y;
+    }
+    store_pack<T, V>(out, row * dim + i, v);
+  }
+}
+
+/**
+ * Launches kernel<S, R> for `count` rows of `packs` packs (≤ kRowPacks): S the fewest lanes (8, 32, 64, 128
+ * or 256) that hold the row in at most 4 packs each (R = 2 or 4).
+ */
+template <typename Launch>
+void launch_row_kernel(int64_t count, int64_t packs, Launch launch) {
+  auto go = [&](auto stag) {
+    constexpr int S = decltype(stag)::value;
+    const unsigned blocks = static_cast<unsigned>((count * S + kRowThreads - 1) / kRowThreads);
+    if (packs <= 2 * S) launch(stag, std::integral_constant<int, 2>{}, blocks, unsigned(kRowThreads));
+    else launch(stag, std::integral_constant<int, 4>{}, blocks, unsigned(kRowThreads));
+  };
+  if (packs <= 4 * 8) go(std::integral_constant<int, 8>{});
+  else if (packs <= 4 * 32) go(std::integral_constant<int, 32>{});
+  else if (packs <= 4 * 64) go(std::integral_constant<int, 64>{});
+  else if (packs <= 4 * 128) go(std::integral_constant<int, 128>{});
+  else go(std::integral_constant<int, 256>{});
+}
+
+// ---- one block per row: rows longer than kRowPacks packs, and softmax ----------------------------------------
+
 /**
  * Each kernel keeps a thread's R packs of V values in registers between passes (one read of the row from
  * memory), for rows of up to 1024·R packs; R = 0 streams longer rows (vocabulary-sized softmax) from L2 on
- * every pass. `pack_index(r)` is the element offset of a thread's r-th pack.
+ * every pass.
  */
 #define LS_PACKS(R, len, ...)                                                  \
   _Pragma("unroll") for (int r = 0; r < (R); r++) {                           \
@@ -200,13 +379,22 @@ void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, 
                      int64_t dim, int64_t groupSize, float eps, bool normBeforeGate, cudaStream_t s) {
   if (rows == 0 || dim == 0) return;
   LS_REQUIRE(wt == t || wt == ET::F32, "rmsNorm: weight must have the input's dtype or f32");
-  const unsigned blocks = static_cast<unsigned>(rows * (dim / groupSize));
+  const int64_t groups = rows * (dim / groupSize);
   LS_DISPATCH_FLOAT(t, T, {
     auto run = [&](auto wtag, auto vtag) {
       using W = decltype(wtag);
       constexpr int V = decltype(vtag)::value;
+      const int64_t packs = (groupSize + V - 1) / V;
+      if (packs <= kRowPacks) {
+        launch_row_kernel(groups, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
+          rms_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value><<<blocks, threads, 0, s>>>(
+              static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
+              static_cast<const T *>(gate), groups, dim, groupSize, eps, normBeforeGate);
+        });
+        return;
+      }
       launch_rows<V>(groupSize, [&](auto rtag, unsigned threads) {
-        rms_norm_kernel<T, W, V, decltype(rtag)::value><<<blocks, threads, 0, s>>>(
+        rms_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(groups), threads, 0, s>>>(
             static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
             static_cast<const T *>(gate), dim, groupSize, eps, normBeforeGate);
       });
@@ -227,13 +415,21 @@ void launch_layer_norm(void *out, const void *x, ET t, const void *weight, const
                        int64_t dim, float eps, cudaStream_t s) {
   if (rows == 0 || dim == 0) return;
   LS_REQUIRE(wt == t || wt == ET::F32, "layerNorm: weight/bias must have the input's dtype or f32");
-  const unsigned blocks = static_cast<unsigned>(rows);
   LS_DISPATCH_FLOAT(t, T, {
     auto run = [&](auto wtag, auto vtag) {
       using W = decltype(wtag);
       constexpr int V = decltype(vtag)::value;
+      const int64_t packs = (dim + V - 1) / V;
+      if (packs <= kRowPacks) {
+        launch_row_kernel(rows, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
+          layer_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value><<<blocks, threads, 0, s>>>(
+              static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
+              static_cast<const W *>(bias), rows, dim, eps);
+        });
+        return;
+      }
       launch_rows<V>(dim, [&](auto rtag, unsigned threads) {
-        layer_norm_kernel<T, W, V, decltype(rtag)::value><<<blocks, threads, 0, s>>>(
+        layer_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(rows), threads, 0, s>>>(
             static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
             static_cast<const W *>(bias), dim, eps);
       });

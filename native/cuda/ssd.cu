@@ -1,77 +1,41 @@
-// Mamba-2 SSD, following mamba_ssm's chunked algorithm (research/engines.md §4), in three kernels per run
-// of chunks:
-//   1. ssd_chunk_state: per (chunk, head) the inclusive cumsum of dt·A inside the chunk (f32, kept in the
-//      workspace) and the chunk's own final state from a zero start, Σ_t exp(dA_last − dA_t)·dt_t·x_tᵀB_t.
-//   2. ssd_state_pass: sequential over chunks, turns the per-chunk states into the state at the start of
-//      each chunk (in place) and carries the running state to the next run of chunks / the final state.
-//   3. ssd_chunk_scan: per (chunk, head, 64-token block) y = exp(dA_t)·C_t·S_start
+// Mamba-2 SSD, following mamba_ssm's chunked algorithm (research/engines.md §4), in four kernels per run of
+// chunks:
+//   1. ssd_chunk_state: per (head, chunk) the inclusive cumsum of dt·A inside the chunk (f32, kept in the
+//      workspace) and the chunk's own final state from a zero start, Σ_t exp(dA_last − dA_t)·dt_t·x_tᵀB_t (f32).
+//   2. ssd_bmm: per (chunk, group) CB = C·Bᵀ for the 64×64 blocks on or below the diagonal (f32, shared by
+//      the group's heads).
+//   3. ssd_state_pass: sequential over chunks, turns the own states into the state at the start of each chunk
+//      (stored in the input dtype: it is an MMA operand of the next kernel) and carries the f32 running state
+//      to the next run of chunks / the final state.
+//   4. ssd_chunk_scan: per (head, chunk, 64-token block) y = exp(dA_t)·C_t·S_start
 //      + Σ_{s≤t} (C_t·B_s)·exp(dA_t − dA_s)·dt_s·x_s + D·x_t.
-// The matrix products run on tensor cores (WMMA, bf16 in, f32 accumulate) for bf16 operands and on f32
-// CUDA cores for f32 operands; everything else is f32. The chunk-state product's f32 operand is split into two
-// bf16 parts, so the carried state is as precise as an f32 recurrence over the bf16 inputs (y keeps the bf16
-// rounding of its operands, as mamba_ssm's kernels do). Runs of chunks bound the workspace at long lengths.
+// Tiles move global → shared with 16-byte cp.async (or 16-byte loads when they must be transformed); bf16
+// products run on mma.sync m16n8k16 with ldmatrix fragments and f32 accumulators in registers; f32 inputs take
+// the same kernels with a CUDA-core product of the same fragment layout. Everything but the MMA operands is f32.
+// The chunk-state product's f32 operand is split into two bf16 parts, so the carried state is as precise as an
+// f32 recurrence over the bf16 inputs (y keeps the bf16 rounding of its operands, as mamba_ssm's kernels do).
+// Runs of chunks bound the workspace at long lengths.
 #include "ssd.h"
-
-#include <mma.h>
 
 #include <algorithm>
 #include <type_traits>
 
+#include "device_util.cuh"
 #include "mma_util.cuh"
 
 namespace {
 
-constexpr int kThreads = 128;
 constexpr int kTok = 64;  // tokens per tile
 constexpr size_t kRunBudget = size_t(256) << 20;
+
+/** Elements per 16-byte access; also the row padding of shared tiles (keeps ldmatrix rows on distinct banks). */
+template <typename T>
+constexpr int kE = 16 / static_cast<int>(sizeof(T));
 
 __host__ __device__ constexpr size_t round128(size_t n) { return (n + 127) & ~size_t(127); }
 
 __device__ __forceinline__ float load_param(const void *p, DT t, int i) {
   return t == DT::F32 ? static_cast<const float *>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
-}
-
-// C[M×N] (f32, row-major, ldc) += A[M×K]·B[K×N]. A is row-major (A[m·lda + k]) or, when ACol, column-major
-// (A[k·lda + m]); B is row-major (B[k·ldb + n]) or, when BCol, column-major (B[n·ldb + k]). M, N, K are
-// multiples of 16; the whole block cooperates and the caller synchronises around it.
-// When `Alo` is given (same layout as A), C += (A + Alo)·B: A holds an f32 operand's bf16 rounding and Alo the
-// rounding of the remainder, which brings the product to ~2⁻¹⁶ relative precision for the price of a second MMA.
-template <bool ACol, bool BCol>
-__device__ void tile_mm(const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb, float *C, int ldc, int M,
-                        int N, int K, const __nv_bfloat16 *Alo = nullptr) {
-  using namespace nvcuda;
-  using LA = std::conditional_t<ACol, wmma::col_major, wmma::row_major>;
-  using LB = std::conditional_t<BCol, wmma::col_major, wmma::row_major>;
-  const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5, fn = N / 16;
-  for (int f = warp; f < (M / 16) * fn; f += nw) {
-    const int m0 = (f / fn) * 16, n0 = (f % fn) * 16;
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-    wmma::load_matrix_sync(acc, C + m0 * ldc + n0, ldc, wmma::mem_row_major);
-    for (int k = 0; k < K; k += 16) {
-      const int at = ACol ? k * lda + m0 : m0 * lda + k;
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, LA> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LB> b;
-      wmma::load_matrix_sync(a, A + at, lda);
-      wmma::load_matrix_sync(b, BCol ? B + n0 * ldb + k : B + k * ldb + n0, ldb);
-      wmma::mma_sync(acc, a, b, acc);
-      if (Alo) {
-        wmma::load_matrix_sync(a, Alo + at, lda);
-        wmma::mma_sync(acc, a, b, acc);
-      }
-    }
-    wmma::store_matrix_sync(C + m0 * ldc + n0, acc, ldc, wmma::mem_row_major);
-  }
-}
-
-template <bool ACol, bool BCol>
-__device__ void tile_mm(const float *A, int lda, const float *B, int ldb, float *C, int ldc, int M, int N, int K,
-                        const float * = nullptr) {
-  for (int idx = threadIdx.x; idx < M * N; idx += blockDim.x) {
-    const int m = idx / N, n = idx % N;
-    float s = 0.f;
-    for (int k = 0; k < K; ++k) s += (ACol ? A[k * lda + m] : A[m * lda + k]) * (BCol ? B[n * ldb + k] : B[k * ldb + n]);
-    C[m * ldc + n] += s;
-  }
 }
 
 struct SsdParams {
@@ -80,12 +44,98 @@ struct SsdParams {
   void *y;
   const float *dt, *A;
   float *dAcs;    // [batch, heads, run, Q]
-  float *states;  // [batch, run, heads, P, N]
+  float *states;  // [batch, run, heads, P, N] f32: each chunk's own final state
+  void *start;    // [batch, run, heads, P, N] in the input dtype: the state entering each chunk
   float *cb;      // [batch, run, groups, Q, Q] (only the s ≤ t blocks are written)
   const float *init;
   float *fin;
   int batch, L, H, P, G, N, Q, run, c0, nc;
+  bool vec;  // x, B, C, y rows can move in 16-byte pieces (aligned pointers, P and N multiples of kE)
 };
+
+/**
+ * acc[j] += A·B over one warp's 16×(8·NJ) output tile: A is 16×K, B is K×(8·NJ), both in shared memory.
+ * A is stored [m][k] (row-major) or, when AKM, [k][m]; B is stored [k][n] or, when BNK, [n][k]. The layout of
+ * `acc` is the m16n8 accumulator fragment: this lane owns rows lane/4 and lane/4 + 8, columns 2·(lane%4) + {0, 1}
+ * of each 8-column tile j. bf16: ldmatrix (.trans where the stored layout is the fragment's transpose) + mma.sync.
+ */
+template <bool AKM, bool BNK, int NJ>
+__device__ __forceinline__ void warp_mm(float (&acc)[NJ][4], const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B,
+                                        int ldb, int K) {
+  static_assert(NJ % 2 == 0, "pairs of 8-column tiles");
+  const int lane = threadIdx.x & 31, r8 = lane & 7, mi = lane >> 3;
+#pragma unroll 2
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    // Fragment registers a0..a3 = (rows 0–7, k 0–7), (rows 8–15, k 0–7), (rows 0–7, k 8–15), (rows 8–15, k 8–15);
+    // lanes 8·mi..8·mi+7 address the stored rows of 8×8 matrix mi.
+    uint32_t a[4];
+    if constexpr (AKM) ldmatrix_x4_trans(a, A + (k0 + (mi >> 1) * 8 + r8) * lda + (mi & 1) * 8);
+    else ldmatrix_x4(a, A + ((mi & 1) * 8 + r8) * lda + k0 + (mi >> 1) * 8);
+#pragma unroll
+    for (int j = 0; j < NJ; j += 2) {
+      // b0..b3 = (k 0–7, tile j), (k 8–15, tile j), (k 0–7, tile j+1), (k 8–15, tile j+1).
+      uint32_t b[4];
+      if constexpr (BNK) ldmatrix_x4(b, B + ((j + (mi >> 1)) * 8 + r8) * ldb + k0 + (mi & 1) * 8);
+      else ldmatrix_x4_trans(b, B + (k0 + (mi & 1) * 8 + r8) * ldb + (j + (mi >> 1)) * 8);
+      mma_bf16_16816(acc[j], a, b[0], b[1]);
+      mma_bf16_16816(acc[j + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+/** f32 operands: the same tile and fragment layout computed with CUDA-core FMAs (the f32 parity path). */
+template <bool AKM, bool BNK, int NJ>
+__device__ __forceinline__ void warp_mm(float (&acc)[NJ][4], const float *A, int lda, const float *B, int ldb,
+                                        int K) {
+  const int lane = threadIdx.x & 31, r = lane >> 2, c = 2 * (lane & 3);
+  auto a_at = [&](int m, int k) { return AKM ? A[k * lda + m] : A[m * lda + k]; };
+  auto b_at = [&](int k, int n) { return BNK ? B[n * ldb + k] : B[k * ldb + n]; };
+  for (int k = 0; k < K; ++k) {
+    const float a0 = a_at(r, k), a1 = a_at(r + 8, k);
+#pragma unroll
+    for (int j = 0; j < NJ; ++j) {
+      const float b0 = b_at(k, 8 * j + c), b1 = b_at(k, 8 * j + c + 1);
+      acc[j][0] += a0 * b0;
+      acc[j][1] += a0 * b1;
+      acc[j][2] += a1 * b0;
+      acc[j][3] += a1 * b1;
+    }
+  }
+}
+
+/**
+ * dst[ROWS×COLS] (row stride ldd) ← src rows (stride lds), zero outside r < rows, c < cols. With p.vec the rows
+ * move as 16-byte cp.async pieces (the caller commits and waits), otherwise element by element.
+ */
+template <typename T, int ROWS, int COLS>
+__device__ __forceinline__ void load_tile(T *dst, int ldd, const T *src, size_t lds, int rows, int cols, bool vec) {
+  constexpr int E = kE<T>, CPR = COLS / E;
+  for (int i = threadIdx.x; i < ROWS * CPR; i += blockDim.x) {
+    const int r = i / CPR, c = (i % CPR) * E;
+    T *d = dst + r * ldd + c;
+    if (vec) {
+      const bool ok = r < rows && c < cols;
+      cp_async16(d, ok ? src + r * lds + c : src, ok ? 16 : 0);
+    } else {
+#pragma unroll
+      for (int e = 0; e < E; ++e) d[e] = from_f32<T>(r < rows && c + e < cols ? to_f32(src[r * lds + c + e]) : 0.f);
+    }
+  }
+}
+
+/** The E = kE<T> values src[c, c+E) of one row, raw (zeros where c + e ≥ cols or !ok). */
+template <typename T>
+__device__ __forceinline__ Pack<T, kE<T>> load_piece(const T *src, int c, int cols, bool ok, bool vec) {
+  constexpr int E = kE<T>;
+  Pack<T, E> a;
+  if (ok && vec) {
+    a = *reinterpret_cast<const Pack<T, E> *>(src + c);
+  } else {
+#pragma unroll
+    for (int e = 0; e < E; ++e) a.v[e] = ok && c + e < cols ? src[c + e] : from_f32<T>(0.f);
+  }
+  return a;
+}
 
 /** Inclusive prefix sum of v[0..n) in shared memory by warp 0 (n ≤ 256, a multiple of 32). */
 __device__ void warp_scan_inplace(float *v, int n) {
@@ -105,269 +155,303 @@ __device__ void warp_scan_inplace(float *v, int n) {
 }
 
 /**
- * For every i in [0, TOTAL) (a multiple of kThreads, split over the block): store(i, load(i)). Loads are
- * issued 8 at a time before their stores so that each thread keeps several global reads in flight (these
- * kernels are otherwise latency-bound on their tile loads).
- */
-template <int TOTAL, typename Load, typename Store>
-__device__ __forceinline__ void batched(Load load, Store store) {
-  static_assert(TOTAL % (8 * kThreads) == 0, "tile size");
-#pragma unroll 1
-  for (int it0 = 0; it0 < TOTAL / kThreads; it0 += 8) {
-    float v[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) v[u] = load((it0 + u) * kThreads + static_cast<int>(threadIdx.x));
-#pragma unroll
-    for (int u = 0; u < 8; ++u) store((it0 + u) * kThreads + static_cast<int>(threadIdx.x), v[u]);
-  }
-}
-
-/** dst[r][c] = T(get(r, c)) over a 64×COLS tile; zero outside r < rows, c < cols. */
-template <typename T, int COLS, typename Get>
-__device__ __forceinline__ void fill_tile(T *dst, int ld, int rows, int cols, Get get) {
-  batched<kTok * COLS>(
-      [&](int i) {
-        const int r = i / COLS, c = i % COLS;
-        return r < rows && c < cols ? get(r, c) : 0.f;
-      },
-      [&](int i, float v) { dst[(i / COLS) * ld + i % COLS] = from_f32<T>(v); });
-}
-
-/**
  * bf16 inputs: the chunk-state product's x operand, x_t·exp(dA_last − dA_t)·dt_t, is an f32 value that a
  * single bf16 rounding would carry into the f32 state at ~2⁻⁹ (the final state then disagrees with an f32
- * recurrence at 2e-3 of its scale); it is split into two bf16 tiles (hi + lo) instead.
+ * recurrence at 2e-3 of its scale); it is split into two bf16 tiles (hi + lo) whose products both accumulate,
+ * bringing the operand to ~2⁻¹⁶ for the price of a second MMA.
  */
 template <typename T>
 constexpr bool kSplitX = std::is_same_v<T, __nv_bfloat16>;
 
-template <typename T, int PT, int NT>
-__global__ void __launch_bounds__(kThreads) ssd_chunk_state(SsdParams p) {
-  extern __shared__ __align__(128) unsigned char smem[];
-  constexpr int ldx = PT + 8, ldb = NT + 8, ldacc = NT + 4;
-  const int cc = blockIdx.x, h = blockIdx.y, b = blockIdx.z, c = p.c0 + cc;
-  const int t0 = c * p.Q, Lc = min(p.Q, p.L - t0), grp = h / (p.H / p.G);
-  float *sdt = reinterpret_cast<float *>(smem);
-  float *sdA = sdt + 256;
-  T *sX = reinterpret_cast<T *>(smem + 2048);
-  T *sB = reinterpret_cast<T *>(smem + 2048 + round128(sizeof(T) * kTok * ldx));
-  float *sAcc = reinterpret_cast<float *>(smem + 2048 + round128(sizeof(T) * kTok * ldx) +
-                                          round128(sizeof(T) * kTok * ldb));
-  T *sXlo = kSplitX<T> ? reinterpret_cast<T *>(sAcc + PT * ldacc) : nullptr;
-  const float Ah = p.A[h];
-  for (int t = threadIdx.x; t < p.Q; t += kThreads) {
-    const float d = t < Lc ? p.dt[(static_cast<size_t>(b) * p.L + t0 + t) * p.H + h] : 0.f;
-    sdt[t] = d;
-    sdA[t] = d * Ah;
-  }
-  for (int i = threadIdx.x; i < PT * ldacc; i += kThreads) sAcc[i] = 0.f;
-  __syncthreads();
-  if (threadIdx.x < 32) warp_scan_inplace(sdA, p.Q);
-  __syncthreads();
-  float *dAcs = p.dAcs + ((static_cast<size_t>(b) * p.H + h) * p.run + cc) * p.Q;
-  for (int t = threadIdx.x; t < p.Q; t += kThreads) dAcs[t] = sdA[t];
-  const float last = sdA[Lc - 1];
+constexpr int kStateThreads = 256;
 
-  const T *x = static_cast<const T *>(p.x) + (static_cast<size_t>(b) * p.L + t0) * p.H * p.P + h * p.P;
-  const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * p.G * p.N + grp * p.N;
+template <typename T, int PT, int NT>
+constexpr size_t state_smem() {
+  return 2048 + round128(sizeof(T) * kTok * (PT + kE<T>)) * (kSplitX<T> ? 2 : 1) +
+         2 * round128(sizeof(T) * kTok * (NT + kE<T>));
+}
+
+/**
+ * One CTA per (head, chunk): 8 warps tile the PT×NT state (a 16-row strip and a column range each) and walk the
+ * chunk 64 tokens at a time: B by cp.async, x scaled by its decay weight (and split) through registers.
+ */
+template <typename T, int PT, int NT>
+__global__ void __launch_bounds__(kStateThreads) ssd_chunk_state(SsdParams p) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int E = kE<T>, ldx = PT + E, ldb = NT + E;
+  constexpr int strips = PT / 16, warpsPerStrip = (kStateThreads / 32) / strips, WN = NT / warpsPerStrip;
+  const int h = blockIdx.x, cc = blockIdx.y, b = blockIdx.z, c = p.c0 + cc;
+  const int t0 = c * p.Q, Lc = min(p.Q, p.L - t0), grp = h / (p.H / p.G);
+  float *sdA = reinterpret_cast<float *>(smem);
+  float *sw = sdA + 256;
+  T *sX = reinterpret_cast<T *>(smem + 2048);
+  T *sXlo = sX + (kSplitX<T> ? round128(sizeof(T) * kTok * ldx) / sizeof(T) : 0);
+  T *sB = sXlo + round128(sizeof(T) * kTok * ldx) / sizeof(T);  // two buffers
+  constexpr size_t bBuf = round128(sizeof(T) * kTok * ldb) / sizeof(T);
+  const int t = threadIdx.x;  // Q ≤ 256 = blockDim: one token each
+  const float d = t < Lc ? p.dt[(static_cast<size_t>(b) * p.L + t0 + t) * p.H + h] : 0.f;
+  if (t < p.Q) sdA[t] = d * p.A[h];
+  __syncthreads();
+  if (t < 32) warp_scan_inplace(sdA, p.Q);
+  __syncthreads();
+  if (t < p.Q) {
+    p.dAcs[((static_cast<size_t>(b) * p.H + h) * p.run + cc) * p.Q + t] = sdA[t];
+    sw[t] = __expf(fminf(sdA[Lc - 1] - sdA[t], 0.f)) * d;  // token t's weight in the chunk's final state
+  }
+  __syncthreads();
+
   const size_t xs = static_cast<size_t>(p.H) * p.P, bs = static_cast<size_t>(p.G) * p.N;
-  for (int tb = 0; tb < Lc; tb += kTok) {
+  const T *x = static_cast<const T *>(p.x) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
+  const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * bs + grp * p.N;
+  const int warp = threadIdx.x >> 5, m0 = (warp % strips) * 16, n0 = (warp / strips) * WN;
+  float acc[WN / 8][4] = {};
+  // Software pipeline over the token blocks: the next block's B (cp.async, second buffer) and x pieces (raw, in
+  // registers) are in flight while the current block's products run.
+  constexpr int CPR = PT / E, XP = kTok * CPR / kStateThreads;
+  static_assert(XP * kStateThreads == kTok * CPR, "x pieces per thread");
+  Pack<T, E> xr[XP];
+  auto fetch = [&](int tb) {
     const int rows = min(kTok, Lc - tb);
-    batched<kTok * PT>(
-        [&](int i) {
-          const int r = i / PT, q = i % PT, t = tb + r;
-          return r < rows && q < p.P ? to_f32(__ldg(&x[t * xs + q])) * (__expf(fminf(last - sdA[t], 0.f)) * sdt[t])
-                                     : 0.f;
-        },
-        [&](int i, float v) {
-          const int at = (i / PT) * ldx + i % PT;
-          const T hi = from_f32<T>(v);
-          sX[at] = hi;
-          if constexpr (kSplitX<T>) sXlo[at] = from_f32<T>(v - to_f32(hi));
-        });
-    fill_tile<T, NT>(sB, ldb, rows, p.N, [&](int r, int n) { return to_f32(__ldg(&Bm[(tb + r) * bs + n])); });
+    load_tile<T, kTok, NT>(sB + ((tb / kTok) & 1) * bBuf, ldb, Bm + tb * bs, bs, rows, p.N, p.vec);
+    cp_async_commit();
+#pragma unroll
+    for (int u = 0; u < XP; ++u) {
+      const int i = threadIdx.x + u * kStateThreads, r = i / CPR;
+      xr[u] = load_piece<T>(x + (tb + r) * xs, (i % CPR) * E, p.P, r < rows, p.vec);
+    }
+  };
+  fetch(0);
+  for (int tb = 0; tb < Lc; tb += kTok) {
+#pragma unroll
+    for (int u = 0; u < XP; ++u) {
+      const int i = threadIdx.x + u * kStateThreads, r = i / CPR, col = (i % CPR) * E;
+      const float w = sw[tb + r];
+      Pack<T, E> hi, lo;
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const float v = to_f32(xr[u].v[e]) * w;
+        hi.v[e] = from_f32<T>(v);
+        if constexpr (kSplitX<T>) lo.v[e] = from_f32<T>(v - to_f32(hi.v[e]));
+      }
+      *reinterpret_cast<Pack<T, E> *>(sX + r * ldx + col) = hi;
+      if constexpr (kSplitX<T>) *reinterpret_cast<Pack<T, E> *>(sXlo + r * ldx + col) = lo;
+    }
+    if (tb + kTok < Lc) {
+      fetch(tb + kTok);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
-    tile_mm<true, false>(sX, ldx, sB, ldb, sAcc, ldacc, PT, NT, kTok, sXlo);
+    // state[p][n] += Σ_t X[t][p]·B[t][n]: A = Xᵀ, stored [k = t][m = p].
+    const T *sBt = sB + ((tb / kTok) & 1) * bBuf + n0;
+    warp_mm<true, false>(acc, sX + m0, ldx, sBt, ldb, kTok);
+    if constexpr (kSplitX<T>) warp_mm<true, false>(acc, sXlo + m0, ldx, sBt, ldb, kTok);
     __syncthreads();
   }
   float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
-  batched<PT * NT>([&](int i) { return sAcc[(i / NT) * ldacc + i % NT]; },
-                   [&](int i, float v) {
-                     if (i / NT < p.P && i % NT < p.N) st[(i / NT) * p.N + i % NT] = v;
-                   });
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int j = 0; j < WN / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int m = m0 + lane / 4 + (e >> 1) * 8, n = n0 + 8 * j + 2 * (lane & 3) + (e & 1);
+      if (m < p.P && n < p.N) st[m * p.N + n] = acc[j][e];
+    }
+}
+
+template <typename T, int NT>
+constexpr size_t bmm_smem() {
+  return 2 * round128(sizeof(T) * kTok * (NT + kE<T>));
 }
 
 /** CB[t, s] = C_t·B_s for one 64×64 block (s-block ≤ t-block) of one chunk and group: shared by its heads. */
 template <typename T, int NT>
-__global__ void __launch_bounds__(kThreads) ssd_bmm(SsdParams p) {
+__global__ void __launch_bounds__(128) ssd_bmm(SsdParams p) {
   extern __shared__ __align__(128) unsigned char smem[];
-  constexpr int ld = NT + 8, ldcb = kTok + 4;
-  const int nTb = p.Q / kTok, pairs = nTb * (nTb + 1) / 2;
-  const int cc = blockIdx.x / pairs, g = blockIdx.y, b = blockIdx.z;
-  int pr = blockIdx.x % pairs, tb = 0;
-  while (pr > tb) pr -= ++tb;  // pairs enumerate (tb, sb) with sb ≤ tb
-  const int sb = pr;
+  constexpr int ld = NT + kE<T>;
+  int pr = blockIdx.x, tb = 0;
+  while (pr > tb) pr -= ++tb;  // blockIdx.x enumerates (tb, sb) with sb ≤ tb
+  const int sb = pr, cc = blockIdx.y, b = blockIdx.z / p.G, g = blockIdx.z % p.G;
   const int t0 = (p.c0 + cc) * p.Q, Lc = min(p.Q, p.L - t0);
   if (tb * kTok >= Lc) return;
   T *sC = reinterpret_cast<T *>(smem);
-  T *sB = reinterpret_cast<T *>(smem + round128(sizeof(T) * kTok * ld));
-  float *sCB = reinterpret_cast<float *>(smem + 2 * round128(sizeof(T) * kTok * ld));
+  T *sB = sC + round128(sizeof(T) * kTok * ld) / sizeof(T);
   const size_t bs = static_cast<size_t>(p.G) * p.N;
   const T *Cm = static_cast<const T *>(p.C) + (static_cast<size_t>(b) * p.L + t0) * bs + g * p.N;
   const T *Bm = static_cast<const T *>(p.B) + (static_cast<size_t>(b) * p.L + t0) * bs + g * p.N;
-  fill_tile<T, NT>(sC, ld, min(kTok, Lc - tb * kTok), p.N, [&](int r, int n) { return to_f32(__ldg(&Cm[(tb * kTok + r) * bs + n])); });
-  fill_tile<T, NT>(sB, ld, min(kTok, Lc - sb * kTok), p.N, [&](int r, int n) { return to_f32(__ldg(&Bm[(sb * kTok + r) * bs + n])); });
-  for (int i = threadIdx.x; i < kTok * ldcb; i += kThreads) sCB[i] = 0.f;
+  load_tile<T, kTok, NT>(sC, ld, Cm + tb * kTok * bs, bs, min(kTok, Lc - tb * kTok), p.N, p.vec);
+  load_tile<T, kTok, NT>(sB, ld, Bm + sb * kTok * bs, bs, min(kTok, Lc - sb * kTok), p.N, p.vec);
+  cp_async_commit();
+  cp_async_wait<0>();
   __syncthreads();
-  tile_mm<false, true>(sC, ld, sB, ld, sCB, ldcb, kTok, kTok, NT);
-  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float acc[kTok / 8][4] = {};
+  warp_mm<false, true>(acc, sC + warp * 16 * ld, ld, sB, ld, NT);  // B(k = n, s) = B_s[n], stored [s][n]
   float *cb = p.cb + (((static_cast<size_t>(b) * p.run + cc) * p.G + g) * p.Q + tb * kTok) * p.Q + sb * kTok;
-  batched<kTok * kTok>([&](int i) { return sCB[(i / kTok) * ldcb + i % kTok]; },
-                       [&](int i, float v) { cb[(i / kTok) * p.Q + i % kTok] = v; });
-}
-
-__global__ void ssd_state_pass(SsdParams p) {
-  const size_t e = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const size_t per = static_cast<size_t>(p.P) * p.N;
-  if (e >= static_cast<size_t>(p.batch) * p.H * per) return;
-  const int h = static_cast<int>((e / per) % p.H), b = static_cast<int>(e / (per * p.H));
-  const size_t inner = e % per;
-  float s = p.init ? p.init[e] : 0.f;
-  for (int cc = 0; cc < p.nc; ++cc) {
-    float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * per + inner;
-    const float own = *st;
-    *st = s;
-    const int Lc = min(p.Q, p.L - (p.c0 + cc) * p.Q);
-    const float last = p.dAcs[((static_cast<size_t>(b) * p.H + h) * p.run + cc) * p.Q + Lc - 1];
-    s = __expf(last) * s + own;
-  }
-  p.fin[e] = s;
+#pragma unroll
+  for (int j = 0; j < kTok / 8; ++j)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = warp * 16 + lane / 4 + half * 8, s = 8 * j + 2 * (lane & 3);
+      *reinterpret_cast<float2 *>(cb + r * p.Q + s) = make_float2(acc[j][2 * half], acc[j][2 * half + 1]);
+    }
 }
 
 /**
- * Accumulator of a 64×PT output tile. bf16: WMMA fragments in registers, warp w owning rows 16w..16w+15;
- * f32: the shared tile `sY` itself (SIMT products).
+ * One thread per V consecutive state elements of one (batch, head), walking the run's chunks in order:
+ * start[c] = S, S ← exp(dA_last(c))·S + own[c]. The next chunk's own state is loaded before the current one is
+ * folded in, so each thread keeps a load in flight across the dependent chain.
  */
-template <typename T, int PT>
-struct TileAcc {
-  float *sY;
-  int ldy;
-  __device__ void zero() {
-    for (int i = threadIdx.x; i < kTok * ldy; i += kThreads) sY[i] = 0.f;
-  }
-  template <bool BCol, int K>
-  __device__ void mma(const T *A, int lda, const T *B, int ldb) {
-    tile_mm<false, BCol>(A, lda, B, ldb, sY, ldy, kTok, PT, K);
-  }
-  __device__ void finish() {}
-};
-
-template <int PT>
-struct TileAcc<__nv_bfloat16, PT> {
-  float *sY;
-  int ldy;
-  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[PT / 16];
-  __device__ void zero() {
+template <typename T, int V>
+__global__ void ssd_state_pass(SsdParams p) {
+  const size_t per = static_cast<size_t>(p.P) * p.N;
+  const size_t e = (static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x) * V;
+  if (e >= static_cast<size_t>(p.batch) * p.H * per) return;
+  const int h = static_cast<int>((e / per) % p.H), b = static_cast<int>(e / (per * p.H));
+  const size_t chunkStride = static_cast<size_t>(p.H) * per;
+  const size_t off0 = (static_cast<size_t>(b) * p.run * p.H + h) * per + e % per;
+  const float *dAcs = p.dAcs + (static_cast<size_t>(b) * p.H + h) * p.run * p.Q;
+  float s[V], own[V];
 #pragma unroll
-    for (int j = 0; j < PT / 16; ++j) nvcuda::wmma::fill_fragment(acc[j], 0.f);
-  }
-  // acc += A[rows of this warp, 0..K) · B[0..K, 0..PT)
-  template <bool BCol, int K>
-  __device__ void mma(const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb) {
-    using namespace nvcuda;
-    using LB = std::conditional_t<BCol, wmma::col_major, wmma::row_major>;
-    const int m0 = (threadIdx.x >> 5) * 16;
-#pragma unroll 4
-    for (int k = 0; k < K; k += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-      wmma::load_matrix_sync(a, A + m0 * lda + k, lda);
+  for (int k = 0; k < V; ++k) s[k] = p.init ? p.init[e + k] : 0.f;
+  load_pack<float, V>(p.states, off0, own);
+  for (int cc = 0; cc < p.nc; ++cc) {
+    float cur[V];
 #pragma unroll
-      for (int j = 0; j < PT / 16; ++j) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, LB> bf;
-        wmma::load_matrix_sync(bf, BCol ? B + j * 16 * ldb + k : B + k * ldb + j * 16, ldb);
-        wmma::mma_sync(acc[j], a, bf, acc[j]);
-      }
-    }
-  }
-  __device__ void finish() {
-    const int m0 = (threadIdx.x >> 5) * 16;
+    for (int k = 0; k < V; ++k) cur[k] = own[k];
+    const int Lc = min(p.Q, p.L - (p.c0 + cc) * p.Q);
+    const float decay = __expf(dAcs[cc * p.Q + Lc - 1]);
+    if (cc + 1 < p.nc) load_pack<float, V>(p.states, off0 + (cc + 1) * chunkStride, own);
+    store_pack<T, V>(static_cast<T *>(p.start), off0 + cc * chunkStride, s);
 #pragma unroll
-    for (int j = 0; j < PT / 16; ++j)
-      nvcuda::wmma::store_matrix_sync(sY + m0 * ldy + j * 16, acc[j], ldy, nvcuda::wmma::mem_row_major);
+    for (int k = 0; k < V; ++k) s[k] = decay * s[k] + cur[k];
   }
-};
+  store_pack<float, V>(p.fin, e, s);
+}
 
 template <typename T, int PT, int NT>
-__global__ void __launch_bounds__(kThreads) ssd_chunk_scan(SsdParams p) {
+constexpr size_t scan_smem() {
+  constexpr int E = kE<T>;
+  return 2048 + round128(sizeof(T) * kTok * (NT + E)) + round128(sizeof(T) * PT * (NT + E)) +
+         2 * round128(sizeof(T) * kTok * (PT + E));
+}
+
+/**
+ * One CTA (4 warps, 16 output rows each) per (head, chunk, 64-token block tb). The accumulator starts as
+ * C·S_startᵀ, is scaled row-wise by exp(dA_t) (exact in f32, so C needs no rescaled copy), then gathers the
+ * intra-chunk terms block by block: each warp builds its 16 rows of M[t][s] = CB[t][s]·exp(dA_t − dA_s)·dt_s
+ * (s ≤ t) from the f32 CB in L2 while the next x block streams in by cp.async (double buffer).
+ */
+template <typename T, int PT, int NT>
+__global__ void __launch_bounds__(128) ssd_chunk_scan(SsdParams p) {
   extern __shared__ __align__(128) unsigned char smem[];
-  constexpr int ldc = NT + 8, ldx = PT + 8, ldy = PT + 4, ldm = kTok + 8;
+  constexpr int E = kE<T>, ldc = NT + E, ldx = PT + E, ldm = kTok + E, ldy = PT + E;
   const int nTb = p.Q / kTok;
-  const int cc = blockIdx.x / nTb, tb = (blockIdx.x % nTb) * kTok, h = blockIdx.y, b = blockIdx.z;
+  const int h = blockIdx.x, cc = blockIdx.y / nTb, b = blockIdx.z;
+  const int tbI = nTb - 1 - static_cast<int>(blockIdx.y % nTb), tb = tbI * kTok;  // longest blocks first
   const int c = p.c0 + cc, t0 = c * p.Q, Lc = min(p.Q, p.L - t0), grp = h / (p.H / p.G);
   if (tb >= Lc) return;
-  unsigned char *q = smem;
-  float *sdt = reinterpret_cast<float *>(q);
-  float *sdA = sdt + 256;
-  q += 2048;
-  T *sC = reinterpret_cast<T *>(q);
-  q += round128(sizeof(T) * kTok * ldc);
-  T *sS = reinterpret_cast<T *>(q);
-  q += round128(sizeof(T) * PT * ldc);
-  T *sM = reinterpret_cast<T *>(q);
-  q += round128(sizeof(T) * kTok * ldm);
-  T *sX = reinterpret_cast<T *>(q);
-  q += round128(sizeof(T) * kTok * ldx);
-  float *sY = reinterpret_cast<float *>(q);
+  float *sdA = reinterpret_cast<float *>(smem);
+  float *sdt = sdA + 256;
+  T *sC = reinterpret_cast<T *>(smem + 2048);
+  T *sS = sC + round128(sizeof(T) * kTok * ldc) / sizeof(T);
+  T *sX = sS + round128(sizeof(T) * PT * ldc) / sizeof(T);  // two buffers
+  constexpr size_t xBuf = round128(sizeof(T) * kTok * ldx) / sizeof(T);
+  // C and the state are only read by the first product: afterwards M reuses C's tile and the output tile the
+  // state's, which keeps the CTA at ~55 KB (four per SM for bf16 64×128).
+  T *sM = sC;
+  T *sY = sS;
+  static_assert(kTok * (kTok + E) <= kTok * (NT + E) && kTok * (PT + E) <= PT * (NT + E), "tile reuse");
 
   const size_t xs = static_cast<size_t>(p.H) * p.P, bs = static_cast<size_t>(p.G) * p.N;
   const T *x = static_cast<const T *>(p.x) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
   const T *Cm = static_cast<const T *>(p.C) + (static_cast<size_t>(b) * p.L + t0) * bs + grp * p.N;
+  const size_t chunkHead = (static_cast<size_t>(b) * p.run + cc) * p.H + h;
+  load_tile<T, kTok, NT>(sC, ldc, Cm + tb * bs, bs, min(kTok, Lc - tb), p.N, p.vec);
+  load_tile<T, PT, NT>(sS, ldc, static_cast<const T *>(p.start) + chunkHead * p.P * p.N, p.N, p.P, p.N, p.vec);
+  load_tile<T, kTok, PT>(sX, ldx, x, xs, min(kTok, Lc), p.P, p.vec);
+  cp_async_commit();
   const float *dAcs = p.dAcs + ((static_cast<size_t>(b) * p.H + h) * p.run + cc) * p.Q;
-  for (int t = threadIdx.x; t < p.Q; t += kThreads) {
+  for (int t = threadIdx.x; t < p.Q; t += blockDim.x) {
     sdA[t] = dAcs[t];
     sdt[t] = t < Lc ? p.dt[(static_cast<size_t>(b) * p.L + t0 + t) * p.H + h] : 0.f;
   }
+  cp_async_wait<0>();
   __syncthreads();
-  const int rows = min(kTok, Lc - tb);
-  // The state entering the chunk reaches token t decayed by exp(dA_t): fold that into C's rows.
-  fill_tile<T, NT>(sC, ldc, rows, p.N, [&](int r, int n) { return to_f32(__ldg(&Cm[(tb + r) * bs + n])) * __expf(sdA[tb + r]); });
-  const float *st = p.states + ((static_cast<size_t>(b) * p.run + cc) * p.H + h) * p.P * p.N;
-  batched<PT * NT>(
-      [&](int i) {
-        const int r = i / NT, n = i % NT;
-        return r < p.P && n < p.N ? __ldg(&st[r * p.N + n]) : 0.f;
-      },
-      [&](int i, float v) { sS[(i / NT) * ldc + i % NT] = from_f32<T>(v); });
-  TileAcc<T, PT> acc{sY, ldy};
-  acc.zero();
-  __syncthreads();
-  acc.template mma<true, NT>(sC, ldc, sS, ldc);  // (C·exp(dA))·Sᵀ
-  const float *cb = p.cb + (((static_cast<size_t>(b) * p.run + cc) * p.G + grp) * p.Q + tb) * p.Q;
-  for (int sb = 0; sb <= tb; sb += kTok) {
-    __syncthreads();  // previous products are done with sM / sX
-    fill_tile<T, PT>(sX, ldx, min(kTok, Lc - sb), p.P, [&](int r, int pp) { return to_f32(__ldg(&x[(sb + r) * xs + pp])); });
-    batched<kTok * kTok>(
-        [&](int i) {
-          const int r = i / kTok, t = tb + r, s = sb + i % kTok;
-          return s <= t && t < Lc ? __ldg(&cb[r * p.Q + s]) * __expf(fminf(sdA[t] - sdA[s], 0.f)) * sdt[s] : 0.f;
-        },
-        [&](int i, float v) { sM[(i / kTok) * ldm + i % kTok] = from_f32<T>(v); });
-    __syncthreads();
-    acc.template mma<false, kTok>(sM, ldm, sX, ldx);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int rA = tb + warp * 16 + lane / 4, rB = rA + 8;  // this lane's two accumulator rows (chunk positions)
+  float acc[PT / 8][4] = {};
+  warp_mm<false, true>(acc, sC + warp * 16 * ldc, ldc, sS, ldc, NT);  // S(k = n, p) = S_start[p][n], stored [p][n]
+  {
+    const float eA = __expf(sdA[rA]), eB = __expf(sdA[rB]);
+#pragma unroll
+    for (int j = 0; j < PT / 8; ++j) {
+      acc[j][0] *= eA;
+      acc[j][1] *= eA;
+      acc[j][2] *= eB;
+      acc[j][3] *= eB;
+    }
   }
-  acc.finish();
-  __syncthreads();
+  __syncthreads();  // every warp is done with sC before M overwrites it
+  const float *cb = p.cb + ((static_cast<size_t>(b) * p.run + cc) * p.G + grp) * p.Q * p.Q;
+  T *myM = sM + warp * 16 * ldm;
+  for (int sbI = 0; sbI <= tbI; ++sbI) {
+    const int sb = sbI * kTok;
+    if (sbI < tbI) {
+      load_tile<T, kTok, PT>(sX + ((sbI + 1) & 1) * xBuf, ldx, x + (sb + kTok) * xs, xs, min(kTok, Lc - sb - kTok),
+                             p.P, p.vec);
+      cp_async_commit();
+    }
+    // This warp's 16 rows of M: lane covers 4 consecutive s of one row per step (16-byte CB loads, all 8 in flight).
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int i = lane + 32 * u, r = i / 16, s0 = sb + (i % 16) * 4, t = tb + warp * 16 + r;
+      // Quads wholly above the diagonal (or past the chunk's end) are masked: skip their loads.
+      const bool live = s0 <= t && t < Lc;
+      const float4 v = live ? *reinterpret_cast<const float4 *>(cb + static_cast<size_t>(t) * p.Q + s0)
+                            : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float cv[4] = {v.x, v.y, v.z, v.w};
+      Pack<T, 4> m;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int s = s0 + k;
+        m.v[k] = from_f32<T>(s <= t && t < Lc ? cv[k] * __expf(fminf(sdA[t] - sdA[s], 0.f)) * sdt[s] : 0.f);
+      }
+      *reinterpret_cast<Pack<T, 4> *>(myM + r * ldm + (i % 16) * 4) = m;
+    }
+    if (sbI < tbI) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    __syncthreads();
+    warp_mm<false, false>(acc, myM, ldm, sX + (sbI & 1) * xBuf, ldx, kTok);  // x block stored [k = s][p]
+    __syncthreads();
+  }
+
+  // y = acc + D·x_t (x of the diagonal block is still in its buffer), staged in shared memory for 16-byte stores.
   const float Dh = p.D ? load_param(p.D, p.dDt, h) : 0.f;
-  T *y = static_cast<T *>(p.y) + (static_cast<size_t>(b) * p.L + t0) * xs + h * p.P;
-  batched<kTok * PT>(
-      [&](int i) {
-        const int r = i / PT, pp = i % PT, t = tb + r;
-        return t < Lc && pp < p.P ? sY[r * ldy + pp] + Dh * to_f32(__ldg(&x[t * xs + pp])) : 0.f;
-      },
-      [&](int i, float v) {
-        const int r = i / PT, pp = i % PT, t = tb + r;
-        if (t < Lc && pp < p.P) store_f32(y, t * xs + pp, v);
-      });
+  const T *sXd = sX + (tbI & 1) * xBuf;
+#pragma unroll
+  for (int j = 0; j < PT / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int r = warp * 16 + lane / 4 + (e >> 1) * 8, col = 8 * j + 2 * (lane & 3) + (e & 1);
+      sY[r * ldy + col] = from_f32<T>(acc[j][e] + Dh * to_f32(sXd[r * ldx + col]));
+    }
+  __syncthreads();
+  T *y = static_cast<T *>(p.y) + (static_cast<size_t>(b) * p.L + t0 + tb) * xs + h * p.P;
+  const int rows = min(kTok, Lc - tb);
+  constexpr int CPR = PT / E;
+  for (int i = threadIdx.x; i < kTok * CPR; i += blockDim.x) {
+    const int r = i / CPR, col = (i % CPR) * E;
+    if (r >= rows || col >= p.P) continue;
+    const T *src = sY + r * ldy + col;
+    if (p.vec) {
+      *reinterpret_cast<Pack<T, E> *>(y + r * xs + col) = *reinterpret_cast<const Pack<T, E> *>(src);
+    } else {
+      for (int e = 0; e < E && col + e < p.P; ++e) y[r * xs + col + e] = src[e];
+    }
+  }
 }
 
 template <typename T>
@@ -398,39 +482,27 @@ __global__ void ssm_step_kernel(SsdParams p) {
 
 struct SsdPlan {
   int Q, nChunks, run;
-  size_t dAcsBytes, statesBytes, cbBytes, carryBytes;
-  size_t total() const { return dAcsBytes + statesBytes + cbBytes + carryBytes; }
+  size_t dAcsBytes, statesBytes, startBytes, cbBytes, carryBytes;
+  size_t total() const { return dAcsBytes + statesBytes + startBytes + cbBytes + carryBytes; }
 };
 
-SsdPlan make_plan(const SsdDims &d, bool needCarry, size_t budget) {
+SsdPlan make_plan(const SsdDims &d, DT dtype, bool needCarry, size_t budget) {
   SsdPlan p{};
   p.Q = std::clamp((d.chunkSize + 32) / 64 * 64, 64, 256);
   p.nChunks = ceil_div(d.len, p.Q);
   const size_t B = d.batch, H = d.heads, PN = static_cast<size_t>(d.headDim) * d.dState, Q = p.Q;
-  const size_t perChunk = sizeof(float) * B * (H * (PN + Q) + d.groups * Q * Q);
+  const size_t perChunk = B * (H * (PN * (sizeof(float) + dt_bytes(dtype)) + sizeof(float) * Q) +
+                               sizeof(float) * d.groups * Q * Q);
   p.carryBytes = needCarry ? align256(sizeof(float) * B * H * PN) : 0;
-  const size_t room = budget > p.carryBytes + 768 ? budget - p.carryBytes - 768 : 0;
-  p.run = static_cast<int>(std::max<size_t>(1, std::min<size_t>(p.nChunks, room / perChunk)));
+  const size_t room = budget > p.carryBytes + 1024 ? budget - p.carryBytes - 1024 : 0;
+  // The scan's grid.y is (chunks of the run) × (64-token blocks per chunk).
+  const size_t maxRun = 65535 / (Q / kTok);
+  p.run = static_cast<int>(std::max<size_t>(1, std::min({static_cast<size_t>(p.nChunks), room / perChunk, maxRun})));
   p.dAcsBytes = align256(sizeof(float) * B * H * p.run * Q);
   p.statesBytes = align256(sizeof(float) * B * p.run * H * PN);
+  p.startBytes = align256(dt_bytes(dtype) * B * p.run * H * PN);
   p.cbBytes = align256(sizeof(float) * B * p.run * d.groups * Q * Q);
   return p;
-}
-
-template <typename T, int PT, int NT>
-constexpr size_t state_smem() {
-  return 2048 + round128(sizeof(T) * kTok * (PT + 8)) * (kSplitX<T> ? 2 : 1) + round128(sizeof(T) * kTok * (NT + 8)) +
-         round128(sizeof(float) * PT * (NT + 4));
-}
-template <typename T, int NT>
-constexpr size_t bmm_smem() {
-  return 2 * round128(sizeof(T) * kTok * (NT + 8)) + round128(sizeof(float) * kTok * (kTok + 4));
-}
-template <typename T, int PT, int NT>
-constexpr size_t scan_smem() {
-  return 2048 + round128(sizeof(T) * kTok * (NT + 8)) + round128(sizeof(T) * PT * (NT + 8)) +
-         round128(sizeof(T) * kTok * (kTok + 8)) + round128(sizeof(T) * kTok * (PT + 8)) +
-         round128(sizeof(float) * kTok * (PT + 4));
 }
 
 template <typename T, int PT, int NT>
@@ -439,24 +511,26 @@ void launch_scan(SsdParams p, const SsdPlan &plan, const float *stateIn, cudaStr
   if constexpr (std::max({s1, s2, s3}) > 227 * 1024) {
     throw std::invalid_argument("ssd_scan: headDim/dState too large for shared memory in f32; use bf16");
   } else {
-  allow_smem_once<ssd_chunk_state<T, PT, NT>>(s1);
-  allow_smem_once<ssd_bmm<T, NT>>(s2);
-  allow_smem_once<ssd_chunk_scan<T, PT, NT>>(s3);
-  const int nTb = p.Q / kTok;
-  const size_t stateElems = static_cast<size_t>(p.batch) * p.H * p.P * p.N;
-  for (int c0 = 0; c0 < plan.nChunks; c0 += plan.run) {
-    p.c0 = c0;
-    p.nc = std::min(plan.run, plan.nChunks - c0);
-    p.init = c0 == 0 ? stateIn : p.fin;
-    ssd_chunk_state<T, PT, NT><<<dim3(p.nc, p.H, p.batch), kThreads, s1, stream>>>(p);
-    LS_CHECK_LAUNCH();
-    ssd_bmm<T, NT><<<dim3(p.nc * nTb * (nTb + 1) / 2, p.G, p.batch), kThreads, s2, stream>>>(p);
-    LS_CHECK_LAUNCH();
-    ssd_state_pass<<<static_cast<unsigned>(ceil_div<size_t>(stateElems, 256)), 256, 0, stream>>>(p);
-    LS_CHECK_LAUNCH();
-    ssd_chunk_scan<T, PT, NT><<<dim3(p.nc * nTb, p.H, p.batch), kThreads, s3, stream>>>(p);
-    LS_CHECK_LAUNCH();
-  }
+    allow_smem_once<ssd_chunk_state<T, PT, NT>>(s1);
+    allow_smem_once<ssd_bmm<T, NT>>(s2);
+    allow_smem_once<ssd_chunk_scan<T, PT, NT>>(s3);
+    const int nTb = p.Q / kTok;
+    const size_t stateElems = static_cast<size_t>(p.batch) * p.H * p.P * p.N;
+    const bool pass4 = (static_cast<size_t>(p.P) * p.N) % 4 == 0 && aligned_to(p.fin, 16);
+    for (int c0 = 0; c0 < plan.nChunks; c0 += plan.run) {
+      p.c0 = c0;
+      p.nc = std::min(plan.run, plan.nChunks - c0);
+      p.init = c0 == 0 ? stateIn : p.fin;
+      ssd_chunk_state<T, PT, NT><<<dim3(p.H, p.nc, p.batch), kStateThreads, s1, stream>>>(p);
+      LS_CHECK_LAUNCH();
+      ssd_bmm<T, NT><<<dim3(nTb * (nTb + 1) / 2, p.nc, p.batch * p.G), 128, s2, stream>>>(p);
+      LS_CHECK_LAUNCH();
+      if (pass4) ssd_state_pass<T, 4><<<static_cast<unsigned>(ceil_div<size_t>(stateElems / 4, 256)), 256, 0, stream>>>(p);
+      else ssd_state_pass<T, 1><<<static_cast<unsigned>(ceil_div<size_t>(stateElems, 256)), 256, 0, stream>>>(p);
+      LS_CHECK_LAUNCH();
+      ssd_chunk_scan<T, PT, NT><<<dim3(p.H, p.nc * nTb, p.batch), 128, s3, stream>>>(p);
+      LS_CHECK_LAUNCH();
+    }
   }
 }
 
@@ -476,9 +550,9 @@ void check_dims(const SsdDims &d) {
 
 }  // namespace
 
-size_t ssd_scan_workspace_bytes(const SsdDims &d, DT) {
+size_t ssd_scan_workspace_bytes(const SsdDims &d, DT dtype) {
   // The carry buffer is always counted so that a null stateOut never needs more than this.
-  const SsdPlan p = make_plan(d, true, kRunBudget);
+  const SsdPlan p = make_plan(d, dtype, true, kRunBudget);
   return p.total();
 }
 
@@ -493,7 +567,7 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
     return;
   }
   // A smaller workspace than preferred only shortens the runs of chunks (down to one chunk per run).
-  const SsdPlan plan = make_plan(d, stateOut == nullptr, std::min(workspaceBytes, kRunBudget));
+  const SsdPlan plan = make_plan(d, dtype, stateOut == nullptr, std::min(workspaceBytes, kRunBudget));
   LS_REQUIRE(workspaceBytes >= plan.total(),
              "ssd_scan: workspace smaller than ssd_scan_workspace_bytes()");
   unsigned char *ws = static_cast<unsigned char *>(workspace);
@@ -508,8 +582,9 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
   p.A = A;
   p.dAcs = reinterpret_cast<float *>(ws);
   p.states = reinterpret_cast<float *>(ws + plan.dAcsBytes);
-  p.cb = reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes);
-  p.fin = stateOut ? stateOut : reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes + plan.cbBytes);
+  p.start = ws + plan.dAcsBytes + plan.statesBytes;
+  p.cb = reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes + plan.startBytes);
+  p.fin = stateOut ? stateOut : reinterpret_cast<float *>(ws + plan.total() - plan.carryBytes);
   p.batch = d.batch;
   p.L = d.len;
   p.H = d.heads;
@@ -518,6 +593,9 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
   p.N = d.dState;
   p.Q = plan.Q;
   p.run = plan.run;
+  const size_t e = 16 / dt_bytes(dtype);
+  p.vec = d.headDim % e == 0 && d.dState % e == 0 && aligned_to(x, 16) && aligned_to(B, 16) && aligned_to(C, 16) &&
+          aligned_to(y, 16);
   LS_DISPATCH_DT(dtype, T, { dispatch_dims<T>(p, plan, stateIn, stream); });
 }
 

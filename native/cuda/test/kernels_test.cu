@@ -1,8 +1,9 @@
-// Standalone harness for the attention / SSD / conv1d kernels (runs only on a GPU machine):
-//   kernels_test test            correctness against float64 CPU loops; exit code 1 on any failure
+// Standalone harness for the attention / SSD / conv1d / norm kernels (runs only on a GPU machine):
+//   kernels_test test [family]   correctness against float64 CPU loops (all families, or attention / ssd /
+//                                conv1d / norm); exit code 1 on any failure
 //   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
 // Build: nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda native/cuda/test/kernels_test.cu
-//        native/cuda/{attention,attention_sm90,ssd,conv1d}.cu -o kernels_test
+//        native/cuda/{attention,attention_sm90,ssd,conv1d,norm}.cu -o kernels_test
 // (sm_90a: the wgmma kernel of attention_sm90.cu exists only for the arch-specific target; with -arch=sm_80
 // it compiles to a stub and attention keeps to flash_fwd.)
 #include <cuda_bf16.h>
@@ -20,6 +21,7 @@
 #include "attention.h"
 #include "attention_sm90.h"
 #include "conv1d.h"
+#include "kernels.h"
 #include "ssd.h"
 
 namespace {
@@ -375,6 +377,10 @@ void test_ssd() {
   test_ssd_case("b1 L1000 H8 P64 G1 N128 chunk256 + init", DT::BF16, 1, 1000, 8, 64, 1, 128, 256, 0);
   test_ssd_case("b2 L777 H4 P64 G2 N64 split@200, 1-chunk runs", DT::BF16, 2, 777, 4, 64, 2, 64, 128, 200, true);
   test_ssd_case("b1 L520 H2 P32 G1 N16 chunk256, 1-chunk runs", DT::F32, 1, 520, 2, 32, 1, 16, 256, 0, true);
+  // Rows that cannot move in 16-byte pieces (P, N not multiples of 8), the 128×256 tiles, 3 blocks per chunk.
+  test_ssd_case("b1 L333 H4 P20 G2 N50 chunk128 + init, unpacked rows", DT::BF16, 1, 333, 4, 20, 2, 50, 128, 0);
+  test_ssd_case("b1 L300 H2 P128 G1 N256 chunk64 split@130", DT::BF16, 1, 300, 2, 128, 1, 256, 64, 130);
+  test_ssd_case("b2 L200 H2 P96 G1 N96 chunk192 split@77", DT::F32, 2, 200, 2, 96, 1, 96, 192, 77);
   test_ssm_step(DT::F32);
   test_ssm_step(DT::BF16);
 }
@@ -433,6 +439,74 @@ void test_conv1d() {
   test_conv1d_case("b1 L2 C300 W4 no-bias (len < width-1 carry)", DT::F32, DT::F32, 1, 2, 300, 4, false, false, 1);
   test_conv1d_case("b3 L129 C517 W4 silu bias, f32 weights", DT::BF16, DT::F32, 3, 129, 517, 4, true, true, 64);
   test_conv1d_case("b1 L1 C64 W3 decode, bf16 weights", DT::BF16, DT::BF16, 1, 1, 64, 3, true, true, 0);
+  // Packed path (channels a multiple of 8): token tiles cut by the split and the end, widths 4 and 2.
+  test_conv1d_case("b2 L70 C520 W4 silu bias split@33, f32 weights", DT::BF16, DT::F32, 2, 70, 520, 4, true, true, 33);
+  test_conv1d_case("b1 L37 C136 W2 no-bias split@5", DT::BF16, DT::BF16, 1, 37, 136, 2, false, false, 5);
+}
+
+// ---- RMSNorm / LayerNorm -------------------------------------------------------------------------------
+
+double silu_d(double v) { return v / (1 + std::exp(-v)); }
+ET et_of(DT dt) { return dt == DT::F32 ? ET::F32 : ET::BF16; }
+
+/** rmsNorm over `rows` rows of `dim` in groups of `group`: plain, f32 weight, gated before / after the norm. */
+void test_rms_norm_case(DT dt, int rows, int dim, int group) {
+  for (int mode = 0; mode < 4; ++mode) {
+    const DT wdt = mode == 1 ? DT::F32 : dt;
+    auto x = random_vec(static_cast<size_t>(rows) * dim, -2.f, 2.f), g = random_vec(x.size(), -2.f, 2.f);
+    auto w = random_vec(dim, 0.5f, 1.5f);
+    Dev dx(x, dt), dg(g, dt), dw(w, wdt), dy(x.size() * dt_bytes(dt));
+    const bool gated = mode >= 2;
+    launch_rms_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, et_of(wdt), gated ? dg.ptr : nullptr, rows, dim, group, 1e-5f,
+                    mode == 3, nullptr);
+    std::vector<double> ref(x.size());
+    for (size_t g0 = 0; g0 < x.size(); g0 += group) {
+      double ss = 0;
+      for (int i = 0; i < group; ++i) {
+        const double z = x[g0 + i] * (mode == 2 ? silu_d(g[g0 + i]) : 1.0);
+        ss += z * z;
+      }
+      const double inv = 1 / std::sqrt(ss / group + 1e-5);
+      for (int i = 0; i < group; ++i) {
+        const size_t e = g0 + i;
+        ref[e] = x[e] * (mode == 2 ? silu_d(g[e]) : 1.0) * inv * w[e % dim] * (mode == 3 ? silu_d(g[e]) : 1.0);
+      }
+    }
+    static const char *kind[] = {"", ", f32 weight", ", gate first", ", gate after the norm"};
+    report("rmsNorm " + std::to_string(rows) + "x" + std::to_string(dim) + " group " + std::to_string(group) + kind[mode],
+           dt, rel_err(dy.read(dt, x.size()), ref));
+  }
+}
+
+void test_layer_norm_case(DT dt, int rows, int dim) {
+  auto x = random_vec(static_cast<size_t>(rows) * dim, 3.f, 7.f);  // a large mean: the variance must not cancel
+  auto w = random_vec(dim, -1.f, 1.f), bias = random_vec(dim, -1.f, 1.f);
+  Dev dx(x, dt), dw(w, dt), db(bias, dt), dy(x.size() * dt_bytes(dt));
+  launch_layer_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, db.ptr, et_of(dt), rows, dim, 1e-6f, nullptr);
+  std::vector<double> ref(x.size());
+  for (int r = 0; r < rows; ++r) {
+    const float *xr = x.data() + static_cast<size_t>(r) * dim;
+    double m = 0, q = 0;
+    for (int i = 0; i < dim; ++i) m += xr[i];
+    m /= dim;
+    for (int i = 0; i < dim; ++i) q += (xr[i] - m) * (xr[i] - m);
+    const double inv = 1 / std::sqrt(q / dim + 1e-6);
+    for (int i = 0; i < dim; ++i) ref[static_cast<size_t>(r) * dim + i] = (xr[i] - m) * inv * w[i] + bias[i];
+  }
+  report("layerNorm " + std::to_string(rows) + "x" + std::to_string(dim), dt, rel_err(dy.read(dt, x.size()), ref));
+}
+
+void test_norms() {
+  // Row kernels with 8 to 256 lanes per row (16-byte packs and single elements, partly filled lanes, rows past
+  // the last in a block) and the block-per-row kernel beyond 1024 packs.
+  for (DT dt : {DT::BF16, DT::F32}) {
+    for (int dim : {37, 320, 1280, 3584, 7168, 9000}) {
+      test_rms_norm_case(dt, 5, dim, dim);
+      test_layer_norm_case(dt, 7, dim);
+    }
+    test_rms_norm_case(dt, 3, 3584, 448);
+    test_rms_norm_case(dt, 3, 320, 40);
+  }
 }
 
 // ---- bench ----------------------------------------------------------------------------------------------
@@ -550,7 +624,7 @@ void bench(const char *path) {
   bench_attention("decode 28/4h d128 kv131072", 1, 1, 131072, 28, 4, 128, true, 131071, 0, 0);
   for (int n : {150000, 540000})
     bench_attention("cross 256q 28/4h d128 kv" + std::to_string(n), 1, 256, n, 28, 4, 128, false, 0, 0, 0);
-  for (int n : {16384, 65536, 262144, 540672}) bench_ssd("ssd 112h P64 N128 L" + std::to_string(n), n);
+  for (int n : {16384, 65536, 153600, 262144, 540672}) bench_ssd("ssd 112h P64 N128 L" + std::to_string(n), n);
   bench_conv1d("conv1d 7168+256 ch W4 L65536", 65536, 7168 + 256);
   if (jsonOut) {
     std::fprintf(jsonOut, "\n]\n");
@@ -568,9 +642,12 @@ int main(int argc, char **argv) {
       bench(argc > 2 && std::strcmp(argv[2], "-") != 0 ? argv[2] : nullptr);
       return 0;
     }
-    test_attention();
-    test_ssd();
-    test_conv1d();
+    // `test [family]` runs one family (attention, ssd, conv1d, norm) or all of them.
+    const std::string only = argc > 2 ? argv[2] : "";
+    if (only.empty() || only == "attention") test_attention();
+    if (only.empty() || only == "ssd") test_ssd();
+    if (only.empty() || only == "conv1d") test_conv1d();
+    if (only.empty() || only == "norm") test_norms();
   } catch (const std::exception &e) {
     std::printf("FAIL exception: %s\n", e.what());
     return 1;
