@@ -8,8 +8,7 @@
  * Whether attention_sm90 runs these dims on the current device: an sm_90 GPU (checked once), bf16,
  * d == dv ∈ {64, 80, 96, 128}, no mask, no weights, kvLength > 0, a positive scale
  * (the row max is taken before scaling) and at least 128 (query, head) rows per kv
- * head. Until its first verification on a Hopper GPU it runs only with LONGSHOT_ATTN_SM90=1 in the environment
- * (see kSm90ByDefault); LONGSHOT_ATTN_SM90=0 keeps the mma.sync kernel (A/B timing).
+ * head. LONGSHOT_ATTN_SM90=0 in the environment keeps the mma.sync kernel (A/B timing).
  */
 bool attention_sm90_supported(const AttentionDims &a, DT dt);
 
