@@ -363,7 +363,17 @@ function profileKernels(backend: Backend) {
   const addon = (backend as unknown as { addon: { synchronize(): void } }).addon;
   const acc = new Map<string, { ms: number; n: number }>();
   const kernels = ['cast', 'fill', 'unary', 'binary', 'affine', 'matmul', 'rmsNorm', 'layerNorm', 'softmax'];
-  kernels.push('rotary', 'attention', 'conv1d', 'ssdScan', 'embedding', 'writeSlice', 'readSlice', 'permute');
+  kernels.push(
+    'rotary',
+    'attention',
+    'conv1d',
+    'ssdScan',
+    'embedding',
+    'writeSlice',
+    'readSlice',
+    'permute',
+    'upload',
+  );
   const b = backend as unknown as Record<string, (...a: unknown[]) => void>;
   for (const k of kernels) {
     const orig = b[k].bind(backend);
