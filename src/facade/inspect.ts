@@ -56,6 +56,9 @@ export interface FrameGeometry {
   /** Frame size fed to the model (after any pre-resize); default 640×360 (Vamba's paper setting). */
   width?: number;
   height?: number;
+  /** The processor's smart_resize pixel bounds for videos (default Qwen2-VL's 128·28² … 768·28²). */
+  minPixels?: number;
+  maxPixels?: number;
   /** Bytes per activation element: 2 for bf16 on a GPU, 4 for the CPU backend's f32. */
   activationBytes?: number;
 }
@@ -90,8 +93,15 @@ export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryE
   const b = g.activationBytes ?? 2;
   const width = g.width ?? 640;
   const height = g.height ?? 360;
+  const pixels = { minPixels: g.minPixels, maxPixels: g.maxPixels };
   if (summary.architecture === 'qwen2_vl') {
-    const q = estimateQwen2VL(config, { frames: g.frames, width, height, dtype: b === 4 ? 'f32' : 'bf16' });
+    const q = estimateQwen2VL(config, {
+      ...pixels,
+      frames: g.frames,
+      width,
+      height,
+      dtype: b === 4 ? 'f32' : 'bf16',
+    });
     const videoState = q.kvCacheBytes;
     return {
       videoTokens: q.tokens.video,
@@ -102,7 +112,13 @@ export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryE
     };
   }
   // Vamba: the model's own estimate (models/vamba/size.ts), measured within ~1% on an H200.
-  const e = estimateVambaMemory(config, { frames: g.frames, width, height, dtype: b === 4 ? 'f32' : 'bf16' });
+  const e = estimateVambaMemory(config, {
+    ...pixels,
+    frames: g.frames,
+    width,
+    height,
+    dtype: b === 4 ? 'f32' : 'bf16',
+  });
   const videoState = e.videoKVBytes + e.videoStreamBytes;
   const working = e.totalBytes - e.weightBytes - videoState;
   return {

@@ -240,7 +240,25 @@ describe('longshot CLI', () => {
     const v = JSON.parse(vamba.stdout);
     assert.equal(v.architecture, 'vamba');
     assert.equal(v.parameters, countParams(vambaSpecs(parseQwen2VLConfig(TINY_VAMBA_CONFIG))));
-    assert.equal(v.memory_bytes.videoTokens, 4 * 23 * 13);
+    // Its processor caps frames at 16·28² pixels: 640×360 is scaled down by √(640·360 / 12544) = 30/7 to
+    // 84×149.3, floored to multiples of 28: 84×140 → 3·5 merged tokens per 2-frame group.
+    assert.equal(v.memory_bytes.videoTokens, 4 * 3 * 5);
+    // A checkpoint's longshot_video_defaults set what is estimated when no size is given: the embedded needle
+    // model samples 1024 frames at 112×112 (8×8 patches → 16 tokens per 2-frame group).
+    const needle = JSON.parse((await cli(['info', '--model', 'models/needle-vamba-tiny', '--json'])).stdout);
+    assert.deepEqual([needle.frames, needle.frame_size], [1024, '112x112']);
+    assert.equal(needle.memory_bytes.videoTokens, 512 * 16);
+    const given = await cli([
+      'info',
+      '--model',
+      'models/needle-vamba-tiny',
+      '--frames',
+      '8',
+      '--width',
+      '224',
+      '--json',
+    ]);
+    assert.deepEqual([JSON.parse(given.stdout).frames, JSON.parse(given.stdout).frame_size], [8, '224x112']);
   });
 
   it('download fetches a hub model into the HF cache; info then reads it by id', async () => {

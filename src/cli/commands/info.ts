@@ -1,8 +1,14 @@
 /** `longshot info`: what a checkpoint is and how much memory a video of N frames needs, without loading it. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { defaultModelDir } from '../../facade/default-model.js';
 import { estimateMemory, inspectModel } from '../../facade/inspect.js';
+import type { SamplingOptions } from '../../facade/types.js';
+import { videoDefaultsOf } from '../../facade/video-defaults.js';
 import { resolveModel } from '../../hub/resolve.js';
+import { vambaResize } from '../../media/resize.js';
+import { Qwen2VLProcessor } from '../../models/qwen2vl/processor.js';
 import { addModelOptions, positiveInt, printJson } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
@@ -14,15 +20,29 @@ export function register(program: Command): void {
       .command('info')
       .description('show a model’s architecture, parameters and the memory a video of N frames needs'),
   )
-    .option('--frames <n>', 'frames to estimate memory for', positiveInt('--frames'), 128)
-    .option('--width <px>', 'frame width fed to the model', positiveInt('--width'), 640)
-    .option('--height <px>', 'frame height fed to the model', positiveInt('--height'), 360)
+    .option(
+      '--frames <n>',
+      "frames to estimate memory for (default: the checkpoint's, else 128)",
+      positiveInt('--frames'),
+    )
+    .option(
+      '--width <px>',
+      "frame width fed to the model (default: the checkpoint's, else 640)",
+      positiveInt('--width'),
+    )
+    .option(
+      '--height <px>',
+      "frame height fed to the model (default: the checkpoint's, else 360)",
+      positiveInt('--height'),
+    )
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
       `
 Reads only config.json and the safetensors headers (fast, no weights loaded). The memory figure is a
 planning estimate: weights + the per-video state + the largest transient buffer (docs/cli.md has the formulas).
+Unset sizes come from the checkpoint's longshot_video_defaults (frames; a 640x360 video resized to its
+minEdge/maxEdge), else 128 frames of 640x360.
 
 Examples:
   $ longshot info --model TIGER-Lab/Vamba-Qwen2-VL-7B --frames 512
@@ -33,9 +53,9 @@ Examples:
         model?: string;
         revision: string;
         device: 'cpu' | 'cuda';
-        frames: number;
-        width: number;
-        height: number;
+        frames?: number;
+        width?: number;
+        height?: number;
         json?: boolean;
       }) => {
         const dir = await resolveModel(o.model ?? defaultModelDir(), {
@@ -43,10 +63,10 @@ Examples:
           reporter: downloadProgress(progressEnabled(o.json)),
         });
         const s = await inspectModel(dir);
+        const geometry = videoGeometry(videoDefaultsOf(s.config, dir), o);
         const mem = estimateMemory(s, {
-          frames: o.frames,
-          width: o.width,
-          height: o.height,
+          ...geometry,
+          ...(await videoPixelBounds(dir)),
           activationBytes: o.device === 'cpu' ? 4 : 2,
         });
         const t = s.config.text;
@@ -59,8 +79,8 @@ Examples:
           layers: t.num_hidden_layers,
           hidden_size: t.hidden_size,
           vision_depth: s.config.vision.depth,
-          frames: o.frames,
-          frame_size: `${o.width}x${o.height}`,
+          frames: geometry.frames,
+          frame_size: `${geometry.width}x${geometry.height}`,
           device: o.device,
           memory_bytes: mem,
         };
@@ -72,7 +92,7 @@ Examples:
           ['weights', `${gib(s.weightBytes)} (${s.dtype})`],
           ['layers / hidden', `${t.num_hidden_layers} / ${t.hidden_size}`],
           ['vision encoder', `${s.config.vision.depth} blocks, ${s.config.vision.embed_dim} wide`],
-          [`video (${o.frames} frames ${info.frame_size})`, `${mem.videoTokens} tokens`],
+          [`video (${geometry.frames} frames ${info.frame_size})`, `${mem.videoTokens} tokens`],
           ['per-video state', gib(mem.videoState)],
           ['largest buffer', gib(mem.working)],
           [`estimated memory (${o.device})`, gib(mem.total)],
@@ -81,4 +101,24 @@ Examples:
         process.stdout.write(lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
       },
     );
+}
+
+/** The frames and frame size to estimate for: the options given, else the checkpoint's video defaults. */
+export function videoGeometry(
+  d: SamplingOptions,
+  o: { frames?: number; width?: number; height?: number },
+): { frames: number; width: number; height: number } {
+  const source = { width: 640, height: 360 };
+  const fed =
+    d.maxEdge || d.minEdge
+      ? vambaResize(d.minEdge ?? 0, d.maxEdge ?? Number.MAX_SAFE_INTEGER)(source)
+      : source;
+  return { frames: o.frames ?? d.frames ?? 128, width: o.width ?? fed.width, height: o.height ?? fed.height };
+}
+
+/** The checkpoint processor's smart_resize bounds for videos, as the facade will apply them (none: defaults). */
+async function videoPixelBounds(dir: string): Promise<{ minPixels?: number; maxPixels?: number }> {
+  if (!existsSync(join(dir, 'preprocessor_config.json'))) return {};
+  const { video } = await Qwen2VLProcessor.load(dir);
+  return { minPixels: video.min_pixels, maxPixels: video.max_pixels };
 }
