@@ -2,6 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VideoLM } from '../../src/api.js';
+import { Qwen2VLRunner } from '../../src/facade/runners/qwen2vl.js';
+import { Tokenizer } from '../../src/io/tokenizer.js';
+import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
+import { Qwen2VLProcessor, type RgbImage } from '../../src/models/qwen2vl/processor.js';
+import type { Tensor } from '../../src/runtime/tensor.js';
+import { rng } from '../helpers.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { writeTinyQwen2VL } from './tiny-models.js';
 
@@ -31,4 +37,48 @@ test('Qwen2-VL encodes a video once: later questions reuse its vision tokens and
   assert.deepEqual(cached[0].usage, fresh.usage);
   assert.ok(handle.tokens > 0 && cached[0].usage.videoTokens === handle.tokens);
   handle.dispose();
+});
+
+test('Qwen2-VL streams a video through the vision tower 16 frames at a time, equal to encoding it whole', async () => {
+  const dir = scratch();
+  await writeTinyQwen2VL(dir);
+  const processor = await Qwen2VLProcessor.load(dir);
+  using model = await Qwen2VL.load(dir);
+  const runner = new Qwen2VLRunner(
+    {
+      id: dir,
+      dir,
+      architecture: 'qwen2_vl',
+      parameters: 0,
+      weightBytes: 0,
+      dtype: 'f32',
+      device: 'cpu',
+      layers: 2,
+      hiddenSize: 0,
+    },
+    model,
+    processor,
+    await Tokenizer.fromDir(dir),
+  );
+  // 21 frames arriving in uneven batches: one full batch of 16, then 5 (an odd last group, padded).
+  const r = rng(5);
+  const frames: RgbImage[] = Array.from({ length: 21 }, () => ({
+    width: 56,
+    height: 56,
+    data: Uint8Array.from({ length: 56 * 56 * 3 }, () => Math.floor(r() * 256)),
+  }));
+  async function* batches() {
+    for (const n of [7, 3, 9, 2]) yield frames.splice(0, n);
+  }
+  const whole = processor.processVideos([frames.slice()]);
+  using expected = model.encodeVision(whole.pixelValues, whole.grids);
+  const video = (await runner.encode(batches(), Array(21).fill(0), { kind: 'video' })) as unknown as {
+    embeds: Tensor;
+    tokens: number;
+    dispose(): void;
+  };
+  assert.deepEqual(video.embeds.shape, expected.shape);
+  assert.equal(video.tokens, expected.shape[0]);
+  assert.deepEqual(await video.embeds.toArray(), await expected.toArray());
+  video.dispose();
 });

@@ -6,7 +6,7 @@
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ModelError } from '../../errors.js';
+import { InputError, ModelError } from '../../errors.js';
 import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
@@ -18,7 +18,9 @@ import {
   tokenCount,
   type VisualBatch,
 } from '../../models/qwen2vl/processor.js';
+import type { GridTHW } from '../../models/qwen2vl/vision.js';
 import type { Backend } from '../../runtime/backend.js';
+import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Generation } from '../answer.js';
 import type { EncodedVideo, ModelRunner } from '../engine.js';
@@ -32,6 +34,9 @@ interface Qwen2VLVideo extends EncodedVideo {
   /** A video's merged vision tokens, encoded once (its patch rows are then dropped). */
   embeds: Tensor | null;
 }
+
+/** Frames preprocessed and encoded at a time (an even number: whole 2-frame groups). */
+const FRAMES_PER_BATCH = 16;
 
 const exists = (p: string) =>
   access(p).then(
@@ -93,29 +98,95 @@ export class Qwen2VLRunner implements ModelRunner {
 
   async encode(
     frames: AsyncIterable<{ width: number; height: number; data: Uint8Array }[]>,
-    _timestampsSec: readonly number[],
+    timestampsSec: readonly number[],
     opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (done: number) => void },
   ): Promise<EncodedVideo> {
+    if (opts.kind === 'video') return this.encodeVideoStream(frames, timestampsSec.length, opts);
     const all: RgbImage[] = [];
     for await (const batch of frames) {
       opts.signal?.throwIfAborted();
       all.push(...batch);
       opts.onFrames?.(all.length);
     }
-    const processed =
-      opts.kind === 'image' ? this.processor.processImages(all) : this.processor.processVideos([all]);
-    const embeds =
-      opts.kind === 'video' ? this.model.encodeVision(processed.pixelValues, processed.grids) : null;
-    const batch = embeds ? { ...processed, pixelValues: new Float32Array(0) } : processed;
+    const batch = this.processor.processImages(all);
     const video: Qwen2VLVideo = {
-      kind: opts.kind,
+      kind: 'image',
       batch,
-      embeds,
+      embeds: null,
       tokens: tokenCount(batch.grids[0], this.model.config.vision.spatial_merge_size),
-      bytes: embeds ? embeds.bytes : batch.pixelValues.byteLength,
-      dispose: () => embeds?.dispose(),
+      bytes: batch.pixelValues.byteLength,
+      dispose: () => {},
     };
     return video;
+  }
+
+  /**
+   * A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output: neither the decoded frames
+   * nor their patch rows are ever held whole. Each 2-frame group is encoded on its own (attention stays
+   * inside a group), so this equals encoding the whole video at once.
+   */
+  private async encodeVideoStream(
+    frames: AsyncIterable<RgbImage[]>,
+    expected: number,
+    opts: { signal?: AbortSignal; onFrames?: (done: number) => void },
+  ): Promise<EncodedVideo> {
+    const c = this.processor.video;
+    const unit = c.merge_size ** 2;
+    const maxGroups = Math.ceil(expected / c.temporal_patch_size);
+    // The output is made when the first batch fixes the frame size; `grid` counts the groups written.
+    const st = { out: null as Tensor | null, grid: null as GridTHW | null };
+    let seen = 0;
+    const run = (batch: RgbImage[]) => {
+      const { pixelValues, grid: g } = this.processor.preprocess(batch, c);
+      const done = st.grid?.[0] ?? 0;
+      if (st.grid && (st.grid[1] !== g[1] || st.grid[2] !== g[2]))
+        throw new InputError('video frames changed size mid-stream');
+      if (done + g[0] > maxGroups)
+        throw new InputError(`the decoder returned more than the ${expected} frames asked for`);
+      const perGroup = (g[1] * g[2]) / unit;
+      st.out ??= ops.empty(
+        this.model.backend,
+        [maxGroups * perGroup, this.model.config.text.hidden_size],
+        this.model.dtype,
+      );
+      using feats = this.model.encodeVision(pixelValues, [g]);
+      ops.writeSlice(st.out, feats, 0, done * perGroup);
+      st.grid = [done + g[0], g[1], g[2]];
+    };
+    try {
+      let pending: RgbImage[] = [];
+      for await (const batch of frames) {
+        opts.signal?.throwIfAborted();
+        pending.push(...batch);
+        seen += batch.length;
+        while (pending.length >= FRAMES_PER_BATCH) {
+          run(pending.slice(0, FRAMES_PER_BATCH));
+          pending = pending.slice(FRAMES_PER_BATCH);
+        }
+        opts.onFrames?.(seen);
+      }
+      // The last, possibly odd, group: the processor repeats its last frame, or drops it (oddFrames 'drop').
+      const drop = this.processor.options.oddFrames === 'drop' ? pending.length % c.temporal_patch_size : 0;
+      if (pending.length - drop > 0) run(pending.slice(0, pending.length - drop));
+      const { out, grid: g } = st;
+      if (!out || !g) throw new InputError('a video needs at least one frame');
+      // Fewer frames than sampled (a short decode): keep only the rows written.
+      const rows = (g[0] * g[1] * g[2]) / unit;
+      const embeds = rows === out.shape[0] ? out : ops.slice(out, 0, 0, rows);
+      if (embeds !== out) out.dispose();
+      const video: Qwen2VLVideo = {
+        kind: 'video',
+        batch: { pixelValues: new Float32Array(0), grids: [g] },
+        embeds,
+        tokens: rows,
+        bytes: embeds.bytes,
+        dispose: () => embeds.dispose(),
+      };
+      return video;
+    } catch (e) {
+      st.out?.dispose();
+      throw e;
+    }
   }
 
   async *generate(
