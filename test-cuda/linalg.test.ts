@@ -162,3 +162,24 @@ test('rotary: shared and per-batch tables, partial rotary dim, packed full-width
       );
     }
 });
+
+test('rmsNorm and layerNorm with a fused residual add: the stored sum exactly, the norm of it', async () => {
+  for (const dtype of ['f32', 'bf16'] as DType[]) {
+    // Single elements, 16-byte packs in the row kernels (1280, 3584) and the block-per-row fallback (20,000).
+    for (const dim of [37, 1280, 3584, 20_000]) {
+      const [gx, cx] = randomPair([5, dim], dtype);
+      const [gr, cr] = randomPair([5, dim], dtype);
+      const [gw, cw] = randomPair([dim], dtype, 0.5, 1.5);
+      const [gb, cb] = randomPair([dim], dtype);
+      const t = TOL[dtype] * 2;
+      const g = ops.addRmsNorm(gx, gr, gw, { eps: 1e-6 });
+      const c = ops.addRmsNorm(cx, cr, cw, { eps: 1e-6 });
+      await assertParity(g.sum, c.sum, 0, `rms sum ${dtype} ${dim}`);
+      await assertParity(g.out, c.out, t, `rms ${dtype} ${dim}`);
+      const gl = ops.addLayerNorm(gx, gr, gw, gb, 1e-6);
+      const cl = ops.addLayerNorm(cx, cr, cw, cb, 1e-6);
+      await assertParity(gl.sum, cl.sum, 0, `layer sum ${dtype} ${dim}`);
+      await assertParity(gl.out, cl.out, t, `layer ${dtype} ${dim}`);
+    }
+  }
+});

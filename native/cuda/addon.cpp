@@ -318,13 +318,13 @@ LS_FN(matmul) {
 LS_FN(rmsNorm) {
   LS_BODY({
     launch_rms_norm(a.ptr(0), a.ptr(1), a.et(2), a.ptr(3), a.et(4), a.ptr(5), a.i64(6), a.i64(7), a.i64(8),
-                    static_cast<float>(a.num(9)), a.flag(10), dev().stream);
+                    static_cast<float>(a.num(9)), a.flag(10), a.ptr(11), a.ptr(12), dev().stream);
   });
 }
 LS_FN(layerNorm) {
   LS_BODY({
     launch_layer_norm(a.ptr(0), a.ptr(1), a.et(2), a.ptr(3), a.ptr(4), a.et(5), a.i64(6), a.i64(7),
-                      static_cast<float>(a.num(8)), dev().stream);
+                      static_cast<float>(a.num(8)), a.ptr(9), a.ptr(10), dev().stream);
   });
 }
 LS_FN(softmax) { LS_BODY({ launch_softmax(a.ptr(0), a.ptr(1), a.et(2), a.i64(3), a.i64(4), dev().stream); }); }

@@ -4,6 +4,8 @@
 // loads in flight at once, reduce with warp shuffles (and, for S > 32, one shared-memory exchange between the
 // row's warps) and write the result in the same pass — one read and one write of the row. Longer rows and
 // softmax use one block per row.
+#include <algorithm>
+
 #include "device_util.cuh"
 
 namespace {
@@ -57,14 +59,48 @@ struct RowPacks {
 #pragma unroll
     for (int j = 0; j < V; j++) v[j] = to_f32(raw[r].v[j]);
   }
+  /**
+   * The fused residual add: the packs become x + residual rounded to T (what an unfused add would store),
+   * which is also written to `sum`. The residual's R loads are all issued before the first add.
+   */
+  __device__ __forceinline__ void add_residual(const T *residual, T *sum, int64_t len, int l, bool valid) {
+    Pack<T, V> res[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      const int64_t i = int64_t(l + r * S) * V;
+      if (valid && i < len) res[r] = *reinterpret_cast<const Pack<T, V> *>(residual + i);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      const int64_t i = int64_t(l + r * S) * V;
+      if (!(valid && i < len)) continue;
+#pragma unroll
+      for (int j = 0; j < V; j++) raw[r].v[j] = from_f32<T>(to_f32(raw[r].v[j]) + to_f32(res[r].v[j]));
+      *reinterpret_cast<Pack<T, V> *>(sum + i) = raw[r];
+    }
+  }
 };
+
+/** sum = x + residual (rounded to T), for the block-per-row norms, which then read `sum` as their input. */
+template <typename T>
+__global__ void add_rows(T *__restrict__ sum, const T *__restrict__ x, const T *__restrict__ residual, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    sum[i] = from_f32<T>(to_f32(x[i]) + to_f32(residual[i]));
+}
+
+template <typename T>
+void launch_add_rows(T *sum, const T *x, const T *residual, int64_t n, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 65535));
+  add_rows<T><<<blocks, 256, 0, s>>>(sum, x, residual, n);
+}
 
 /** RMSNorm over `groups` groups of groupSize values (a row of `dim` holds dim/groupSize groups). */
 template <typename T, typename W, int V, int S, int R>
 __global__ void __launch_bounds__(kRowThreads) rms_norm_rows(T *__restrict__ out, const T *__restrict__ x,
                                                      const W *__restrict__ weight, const T *__restrict__ gate,
                                                      int64_t groups, int64_t dim, int64_t groupSize, float eps,
-                                                     bool normBeforeGate) {
+                                                     bool normBeforeGate, const T *__restrict__ residual,
+                                                     T *__restrict__ sumOut) {
   const int64_t grp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / S;
   const int l = threadIdx.x % S;
   const bool valid = grp < groups;  // no early exit: group_sum may synchronise the block
@@ -72,6 +108,7 @@ __global__ void __launch_bounds__(kRowThreads) rms_norm_rows(T *__restrict__ out
   RowPacks<T, V, S, R> xs, gs;
   xs.load(x + base, groupSize, l, valid);
   if (gate) gs.load(gate + base, groupSize, l, valid);
+  if (residual) xs.add_residual(residual + base, sumOut + base, groupSize, l, valid);
   // Slot r of this lane holds data.
   auto live = [&](int r) { return valid && int64_t(l + r * S) * V < groupSize; };
   const bool gateFirst = gate && !normBeforeGate;
@@ -118,12 +155,14 @@ __global__ void __launch_bounds__(kRowThreads) rms_norm_rows(T *__restrict__ out
 template <typename T, typename W, int V, int S, int R>
 __global__ void __launch_bounds__(kRowThreads) layer_norm_rows(T *__restrict__ out, const T *__restrict__ x,
                                                        const W *__restrict__ weight, const W *__restrict__ bias,
-                                                       int64_t rows, int64_t dim, float eps) {
+                                                       int64_t rows, int64_t dim, float eps,
+                                                       const T *__restrict__ residual, T *__restrict__ sumOut) {
   const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / S;
   const int l = threadIdx.x % S;
   const bool valid = row < rows;  // no early exit: group_sum may synchronise the block
   RowPacks<T, V, S, R> xs;
   xs.load(x + row * dim, dim, l, valid);
+  if (residual) xs.add_residual(residual + row * dim, sumOut + row * dim, dim, l, valid);
   auto live = [&](int r) { return valid && int64_t(l + r * S) * V < dim; };
   float s = 0.f;
 #pragma unroll
@@ -376,8 +415,10 @@ void launch_rows(int64_t len, Launch launch) {
 }  // namespace
 
 void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, const void *gate, int64_t rows,
-                     int64_t dim, int64_t groupSize, float eps, bool normBeforeGate, cudaStream_t s) {
+                     int64_t dim, int64_t groupSize, float eps, bool normBeforeGate, const void *residual,
+                     void *sumOut, cudaStream_t s) {
   if (rows == 0 || dim == 0) return;
+  LS_REQUIRE(!residual == !sumOut, "rmsNorm: a residual needs its sum output and the other way round");
   LS_REQUIRE(wt == t || wt == ET::F32, "rmsNorm: weight must have the input's dtype or f32");
   const int64_t groups = rows * (dim / groupSize);
   LS_DISPATCH_FLOAT(t, T, {
@@ -389,18 +430,24 @@ void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, 
         launch_row_kernel(groups, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
           rms_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value><<<blocks, threads, 0, s>>>(
               static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
-              static_cast<const T *>(gate), groups, dim, groupSize, eps, normBeforeGate);
+              static_cast<const T *>(gate), groups, dim, groupSize, eps, normBeforeGate,
+              static_cast<const T *>(residual), static_cast<T *>(sumOut));
         });
         return;
       }
+      const T *in = static_cast<const T *>(x);
+      if (residual) {  // rows too long for the row kernels: add first, then normalise the sum
+        launch_add_rows<T>(static_cast<T *>(sumOut), in, static_cast<const T *>(residual), rows * dim, s);
+        in = static_cast<const T *>(sumOut);
+      }
       launch_rows<V>(groupSize, [&](auto rtag, unsigned threads) {
         rms_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(groups), threads, 0, s>>>(
-            static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
-            static_cast<const T *>(gate), dim, groupSize, eps, normBeforeGate);
+            static_cast<T *>(out), in, static_cast<const W *>(weight), static_cast<const T *>(gate), dim,
+            groupSize, eps, normBeforeGate);
       });
     };
     constexpr int V = kVec<T>;
-    const bool packed = can_pack<T>(groupSize, {out, x, gate}) && (!weight || aligned_to(weight, 16));
+    const bool packed = can_pack<T>(groupSize, {out, x, gate, residual, sumOut}) && (!weight || aligned_to(weight, 16));
     auto pick = [&](auto wtag) {
       if (packed) run(wtag, std::integral_constant<int, V>{});
       else run(wtag, std::integral_constant<int, 1>{});
@@ -412,8 +459,9 @@ void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, 
 }
 
 void launch_layer_norm(void *out, const void *x, ET t, const void *weight, const void *bias, ET wt, int64_t rows,
-                       int64_t dim, float eps, cudaStream_t s) {
+                       int64_t dim, float eps, const void *residual, void *sumOut, cudaStream_t s) {
   if (rows == 0 || dim == 0) return;
+  LS_REQUIRE(!residual == !sumOut, "layerNorm: a residual needs its sum output and the other way round");
   LS_REQUIRE(wt == t || wt == ET::F32, "layerNorm: weight/bias must have the input's dtype or f32");
   LS_DISPATCH_FLOAT(t, T, {
     auto run = [&](auto wtag, auto vtag) {
@@ -424,18 +472,23 @@ void launch_layer_norm(void *out, const void *x, ET t, const void *weight, const
         launch_row_kernel(rows, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
           layer_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value><<<blocks, threads, 0, s>>>(
               static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
-              static_cast<const W *>(bias), rows, dim, eps);
+              static_cast<const W *>(bias), rows, dim, eps, static_cast<const T *>(residual),
+              static_cast<T *>(sumOut));
         });
         return;
       }
+      const T *in = static_cast<const T *>(x);
+      if (residual) {  // rows too long for the row kernels: add first, then normalise the sum
+        launch_add_rows<T>(static_cast<T *>(sumOut), in, static_cast<const T *>(residual), rows * dim, s);
+        in = static_cast<const T *>(sumOut);
+      }
       launch_rows<V>(dim, [&](auto rtag, unsigned threads) {
         layer_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(rows), threads, 0, s>>>(
-            static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
-            static_cast<const W *>(bias), dim, eps);
+            static_cast<T *>(out), in, static_cast<const W *>(weight), static_cast<const W *>(bias), dim, eps);
       });
     };
     constexpr int V = kVec<T>;
-    const bool packed = can_pack<T>(dim, {out, x, weight, bias});
+    const bool packed = can_pack<T>(dim, {out, x, weight, bias, residual, sumOut});
     auto pick = [&](auto wtag) {
       if (packed) run(wtag, std::integral_constant<int, V>{});
       else run(wtag, std::integral_constant<int, 1>{});

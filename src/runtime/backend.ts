@@ -80,6 +80,15 @@ export interface NormDesc {
   normBeforeGate: boolean;
 }
 
+/**
+ * A residual add fused into a norm (pre-norm blocks: h = h + f(h); y = norm(h)): `sum` receives x + `add`,
+ * both of x's shape and dtype, and the norm reads that rounded sum, so the result equals an add then a norm.
+ */
+export interface ResidualAdd {
+  add: Tensor;
+  sum: Tensor;
+}
+
 /** Rotate-half rotary embedding on x [batch, seq, heads, headDim] with cos/sin [batch or 1, seq, rotDim]. */
 export interface RotaryDesc {
   batch: number;
@@ -179,8 +188,23 @@ export interface Backend {
   /** out = x·scale + shift. */
   affine(out: Tensor, x: Tensor, scale: number, shift: number): void;
   matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, desc: MatmulDesc): void;
-  rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, gate: Tensor | null, desc: NormDesc): void;
-  layerNorm(out: Tensor, x: Tensor, weight: Tensor | null, bias: Tensor | null, desc: NormDesc): void;
+  /** With `residual`: residual.sum = x + residual.add (rounded to x's dtype), and the norm is of that sum. */
+  rmsNorm(
+    out: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    gate: Tensor | null,
+    desc: NormDesc,
+    residual?: ResidualAdd | null,
+  ): void;
+  layerNorm(
+    out: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    bias: Tensor | null,
+    desc: NormDesc,
+    residual?: ResidualAdd | null,
+  ): void;
   /** Softmax over the last axis (rows × dim), computed in f32. */
   softmax(out: Tensor, x: Tensor, rows: number, dim: number): void;
   rotary(out: Tensor, x: Tensor, cos: Tensor, sin: Tensor, desc: RotaryDesc): void;

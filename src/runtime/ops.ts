@@ -3,7 +3,7 @@
  * inputs' backend and calls the backend kernel. Model code uses only these functions, so it runs unchanged
  * on every backend.
  */
-import type { AttentionDesc, Backend, BinaryOp, SsdDesc, UnaryOp } from './backend.js';
+import type { AttentionDesc, Backend, BinaryOp, ResidualAdd, SsdDesc, UnaryOp } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, fromF32, isFloat, type RawArray } from './dtype.js';
 import {
   axisOf,
@@ -337,6 +337,34 @@ export interface RmsNormOptions {
 }
 
 export function rmsNorm(x: Tensor, weight: Tensor | null, opts: RmsNormOptions): Tensor {
+  return rmsNormWith(x, weight, opts, null);
+}
+
+/**
+ * The pre-norm residual step in one pass over memory: `sum` = x + residual (the new residual stream, in x's
+ * dtype) and `out` = rmsNorm(sum), equal to `add` then `rmsNorm`.
+ */
+export function addRmsNorm(
+  x: Tensor,
+  residual: Tensor,
+  weight: Tensor | null,
+  opts: RmsNormOptions,
+): { sum: Tensor; out: Tensor } {
+  const sum = residualSum(x, residual, 'addRmsNorm');
+  try {
+    return { sum, out: rmsNormWith(x, weight, opts, { add: residual, sum }) };
+  } catch (e) {
+    sum.dispose();
+    throw e;
+  }
+}
+
+function rmsNormWith(
+  x: Tensor,
+  weight: Tensor | null,
+  opts: RmsNormOptions,
+  residual: ResidualAdd | null,
+): Tensor {
   x.assertLive('rmsNorm');
   requireFloat(x, 'rmsNorm');
   const dim = x.shape[x.rank - 1];
@@ -348,17 +376,45 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, opts: RmsNormOptions):
   if (gate && !sameShape(gate.shape, x.shape))
     throw new ShapeError(`rmsNorm: gate ${fmt(gate.shape)} differs from x ${fmt(x.shape)}`);
   const out = empty(x.backend, x.shape, x.dtype);
-  x.backend.rmsNorm(out, x, weight, gate, {
-    rows: x.size / dim,
-    dim,
-    eps: opts.eps,
-    groupSize,
-    normBeforeGate: opts.normBeforeGate ?? false,
-  });
+  x.backend.rmsNorm(
+    out,
+    x,
+    weight,
+    gate,
+    { rows: x.size / dim, dim, eps: opts.eps, groupSize, normBeforeGate: opts.normBeforeGate ?? false },
+    residual,
+  );
   return out;
 }
 
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  return layerNormWith(x, weight, bias, eps, null);
+}
+
+/** `sum` = x + residual and `out` = layerNorm(sum) in one pass (see addRmsNorm). */
+export function addLayerNorm(
+  x: Tensor,
+  residual: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+): { sum: Tensor; out: Tensor } {
+  const sum = residualSum(x, residual, 'addLayerNorm');
+  try {
+    return { sum, out: layerNormWith(x, weight, bias, eps, { add: residual, sum }) };
+  } catch (e) {
+    sum.dispose();
+    throw e;
+  }
+}
+
+function layerNormWith(
+  x: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  eps: number,
+  residual: ResidualAdd | null,
+): Tensor {
   x.assertLive('layerNorm');
   requireFloat(x, 'layerNorm');
   const dim = x.shape[x.rank - 1];
@@ -366,14 +422,28 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
     if (p && p.size !== dim)
       throw new ShapeError(`layerNorm: parameter ${fmt(p.shape)} does not match last axis ${dim}`);
   const out = empty(x.backend, x.shape, x.dtype);
-  x.backend.layerNorm(out, x, weight, bias, {
-    rows: x.size / dim,
-    dim,
-    eps,
-    groupSize: dim,
-    normBeforeGate: false,
-  });
+  x.backend.layerNorm(
+    out,
+    x,
+    weight,
+    bias,
+    { rows: x.size / dim, dim, eps, groupSize: dim, normBeforeGate: false },
+    residual,
+  );
   return out;
+}
+
+/** The destination of a fused residual add: x's shape and dtype, the residual alike. */
+function residualSum(x: Tensor, residual: Tensor, op: string): Tensor {
+  x.assertLive(op);
+  residual.assertLive(op);
+  if (!sameShape(residual.shape, x.shape) || residual.dtype !== x.dtype)
+    throw new ShapeError(
+      `${op}: residual ${fmt(residual.shape)} ${residual.dtype} differs from x ${fmt(x.shape)} ${x.dtype}`,
+    );
+  if (residual.backend !== x.backend)
+    throw new ShapeError(`${op}: x and the residual live on different backends`);
+  return empty(x.backend, x.shape, x.dtype);
 }
 
 /** Softmax over the last axis. */

@@ -244,3 +244,51 @@ test(
     );
   }),
 );
+
+/** f32 → bf16 → f32, round to nearest even (written here, independent of src/runtime/dtype.ts). */
+function bf16(v: number): number {
+  const u = new Uint32Array(new Float32Array([v]).buffer)[0];
+  const r = (u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000;
+  return new Float32Array(new Uint32Array([r >>> 0]).buffer)[0];
+}
+
+test(
+  'addRmsNorm and addLayerNorm: the sum is x + residual as the dtype stores it, the norm is of that sum',
+  seeded(async (r) => {
+    const rows = randint(r, 1, 4);
+    const dim = 20;
+    const xv = randn(rows * dim, r);
+    const rv = randn(rows * dim, r);
+    const wv = randn(dim, r);
+    const bv = randn(dim, r);
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const round = dtype === 'f32' ? Math.fround : bf16;
+      const x = ops.tensor(cpu, xv.map(round), [rows, dim], dtype);
+      const res = ops.tensor(cpu, rv.map(round), [rows, dim], dtype);
+      const sum = Array.from(xv, (v, i) => round(round(v) + round(rv[i])));
+      const norm = (layer: boolean) => {
+        const out = new Float64Array(rows * dim);
+        for (let row = 0; row < rows; row++) {
+          const s = sum.slice(row * dim, (row + 1) * dim);
+          const m = layer ? s.reduce((a, b) => a + b, 0) / dim : 0;
+          const inv = 1 / Math.sqrt(s.reduce((a, b) => a + (b - m) ** 2, 0) / dim + 1e-6);
+          s.forEach((v, j) => {
+            out[row * dim + j] = (v - m) * inv * wv[j] + (layer ? bv[j] : 0);
+          });
+        }
+        return out;
+      };
+      const tol = dtype === 'f32' ? 1e-5 : 1e-2;
+      const a = ops.addRmsNorm(x, res, ops.tensor(cpu, wv, [dim]), { eps: 1e-6 });
+      assert.deepEqual(Array.from(await a.sum.toArray()), sum, `${dtype} rms: the stored sum`);
+      assertClose(await a.out.toArray(), norm(false), tol, `${dtype} rms`);
+      const b = ops.addLayerNorm(x, res, ops.tensor(cpu, wv, [dim]), ops.tensor(cpu, bv, [dim]), 1e-6);
+      assert.deepEqual(Array.from(await b.sum.toArray()), sum, `${dtype} layer: the stored sum`);
+      assertClose(await b.out.toArray(), norm(true), tol, `${dtype} layer`);
+    }
+    assert.throws(
+      () => ops.addRmsNorm(ops.zeros(cpu, [2, 6]), ops.zeros(cpu, [2, 5]), null, { eps: 1e-5 }),
+      /residual \[2, 5\] f32 differs from x \[2, 6\] f32/,
+    );
+  }),
+);

@@ -458,7 +458,7 @@ void test_rms_norm_case(DT dt, int rows, int dim, int group) {
     Dev dx(x, dt), dg(g, dt), dw(w, wdt), dy(x.size() * dt_bytes(dt));
     const bool gated = mode >= 2;
     launch_rms_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, et_of(wdt), gated ? dg.ptr : nullptr, rows, dim, group, 1e-5f,
-                    mode == 3, nullptr);
+                    mode == 3, nullptr, nullptr, nullptr);
     std::vector<double> ref(x.size());
     for (size_t g0 = 0; g0 < x.size(); g0 += group) {
       double ss = 0;
@@ -482,7 +482,7 @@ void test_layer_norm_case(DT dt, int rows, int dim) {
   auto x = random_vec(static_cast<size_t>(rows) * dim, 3.f, 7.f);  // a large mean: the variance must not cancel
   auto w = random_vec(dim, -1.f, 1.f), bias = random_vec(dim, -1.f, 1.f);
   Dev dx(x, dt), dw(w, dt), db(bias, dt), dy(x.size() * dt_bytes(dt));
-  launch_layer_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, db.ptr, et_of(dt), rows, dim, 1e-6f, nullptr);
+  launch_layer_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, db.ptr, et_of(dt), rows, dim, 1e-6f, nullptr, nullptr, nullptr);
   std::vector<double> ref(x.size());
   for (int r = 0; r < rows; ++r) {
     const float *xr = x.data() + static_cast<size_t>(r) * dim;
@@ -496,6 +496,47 @@ void test_layer_norm_case(DT dt, int rows, int dim) {
   report("layerNorm " + std::to_string(rows) + "x" + std::to_string(dim), dt, rel_err(dy.read(dt, x.size()), ref));
 }
 
+/**
+ * The fused residual add of both norms: `sum` must be x + residual rounded to the dtype (exactly what an
+ * unfused add stores) and the norm must be that of the rounded sum.
+ */
+void test_residual_norm_case(DT dt, int rows, int dim) {
+  const size_t n = static_cast<size_t>(rows) * dim;
+  auto x = random_vec(n, -2.f, 2.f), res = random_vec(n, -2.f, 2.f);
+  auto w = random_vec(dim, 0.5f, 1.5f), bias = random_vec(dim, -1.f, 1.f);
+  Dev dx(x, dt), dr(res, dt), dw(w, dt), db(bias, dt), dy(n * dt_bytes(dt)), ds(n * dt_bytes(dt));
+  std::vector<float> sum(n);
+  for (size_t i = 0; i < n; ++i) sum[i] = x[i] + res[i];
+  Dev rounded(sum, dt);  // rounds `sum` in place to what the device stores
+  const std::vector<double> sumRef(sum.begin(), sum.end());
+  for (int kind = 0; kind < 2; ++kind) {
+    if (kind == 0)
+      launch_rms_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, et_of(dt), nullptr, rows, dim, dim, 1e-5f, false, dr.ptr,
+                      ds.ptr, nullptr);
+    else
+      launch_layer_norm(dy.ptr, dx.ptr, et_of(dt), dw.ptr, db.ptr, et_of(dt), rows, dim, 1e-6f, dr.ptr, ds.ptr,
+                        nullptr);
+    std::vector<double> ref(n);
+    for (int r = 0; r < rows; ++r) {
+      const double *sr = sumRef.data() + static_cast<size_t>(r) * dim;
+      double m = 0, q = 0;
+      if (kind == 1) {
+        for (int i = 0; i < dim; ++i) m += sr[i];
+        m /= dim;
+      }
+      for (int i = 0; i < dim; ++i) q += (sr[i] - m) * (sr[i] - m);
+      const double inv = 1 / std::sqrt(q / dim + (kind == 0 ? 1e-5 : 1e-6));
+      for (int i = 0; i < dim; ++i)
+        ref[static_cast<size_t>(r) * dim + i] = (sr[i] - m) * inv * w[i] + (kind == 1 ? bias[i] : 0.0);
+    }
+    const std::string name = std::string(kind == 0 ? "rmsNorm" : "layerNorm") + " + residual " +
+                             std::to_string(rows) + "x" + std::to_string(dim);
+    report(name + " sum (exact)", dt, rel_err(ds.read(dt, n), sumRef) == 0 ? 0.0 : 1.0);
+    report(name, dt, rel_err(dy.read(dt, n), ref));
+    LS_CUDA_CHECK(cudaMemset(ds.ptr, 0, n * dt_bytes(dt)));
+  }
+}
+
 void test_norms() {
   // Row kernels with 8 to 256 lanes per row (16-byte packs and single elements, partly filled lanes, rows past
   // the last in a block) and the block-per-row kernel beyond 1024 packs.
@@ -506,6 +547,8 @@ void test_norms() {
     }
     test_rms_norm_case(dt, 3, 3584, 448);
     test_rms_norm_case(dt, 3, 320, 40);
+    // Fused residual add: single elements, 16-byte packs in the row kernels, and the block-per-row fallback.
+    for (int dim : {37, 3584, 9000}) test_residual_norm_case(dt, 5, dim);
   }
 }
 

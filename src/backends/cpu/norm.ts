@@ -1,8 +1,18 @@
-import type { NormDesc, RotaryDesc } from '../../runtime/backend.js';
+import type { NormDesc, ResidualAdd, RotaryDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { f32Of, f32Out } from './memory.js';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
+
+/** residual.sum = x + residual.add, rounded to the sum's dtype (what an unfused add stores); returns the sum. */
+function addInto({ add, sum }: ResidualAdd, x: Tensor): Tensor {
+  const a = f32Of(x);
+  const b = f32Of(add);
+  const o = f32Out(sum);
+  for (let i = 0; i < o.data.length; i++) o.data[i] = a[i] + b[i];
+  o.commit();
+  return sum;
+}
 
 export function rmsNorm(
   out: Tensor,
@@ -10,8 +20,9 @@ export function rmsNorm(
   weight: Tensor | null,
   gate: Tensor | null,
   d: NormDesc,
+  residual?: ResidualAdd | null,
 ): void {
-  const xv = f32Of(x);
+  const xv = f32Of(residual ? addInto(residual, x) : x);
   const w = weight ? f32Of(weight) : null;
   const g = gate ? f32Of(gate) : null;
   const o = f32Out(out);
@@ -44,8 +55,9 @@ export function layerNorm(
   weight: Tensor | null,
   bias: Tensor | null,
   d: NormDesc,
+  residual?: ResidualAdd | null,
 ): void {
-  const xv = f32Of(x);
+  const xv = f32Of(residual ? addInto(residual, x) : x);
   const w = weight ? f32Of(weight) : null;
   const b = bias ? f32Of(bias) : null;
   const o = f32Out(out);

@@ -61,6 +61,8 @@ export interface CudaAddon {
     groupSize: number,
     eps: number,
     normBeforeGate: boolean,
+    residual: Ptr,
+    sumOut: Ptr,
   ): void;
   layerNorm(
     out: Ptr,
@@ -72,6 +74,8 @@ export interface CudaAddon {
     rows: number,
     dim: number,
     eps: number,
+    residual: Ptr,
+    sumOut: Ptr,
   ): void;
   softmax(out: Ptr, x: Ptr, dtype: number, rows: number, dim: number): void;
   rotary(

@@ -7,6 +7,7 @@ import type {
   MatmulDesc,
   MemoryStats,
   NormDesc,
+  ResidualAdd,
   RotaryDesc,
   SampleDesc,
   SsdDesc,
@@ -156,7 +157,14 @@ export class CudaBackend implements Backend {
       d.alpha,
     );
   }
-  rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, gate: Tensor | null, d: NormDesc): void {
+  rmsNorm(
+    out: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    gate: Tensor | null,
+    d: NormDesc,
+    residual: ResidualAdd | null = null,
+  ): void {
     if (gate && gate.dtype !== x.dtype)
       throw new TypeError(`cuda rmsNorm: gate ${gate.dtype} must have the input's dtype ${x.dtype}`);
     this.addon.rmsNorm(
@@ -171,9 +179,18 @@ export class CudaBackend implements Backend {
       d.groupSize,
       d.eps,
       d.normBeforeGate,
+      ptrOr0(residual?.add ?? null),
+      ptrOr0(residual?.sum ?? null),
     );
   }
-  layerNorm(out: Tensor, x: Tensor, weight: Tensor | null, bias: Tensor | null, d: NormDesc): void {
+  layerNorm(
+    out: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    bias: Tensor | null,
+    d: NormDesc,
+    residual: ResidualAdd | null = null,
+  ): void {
     if (weight && bias && weight.dtype !== bias.dtype)
       throw new TypeError(`cuda layerNorm: weight ${weight.dtype} and bias ${bias.dtype} differ`);
     const paramDtype = (weight ?? bias)?.dtype ?? x.dtype;
@@ -187,6 +204,8 @@ export class CudaBackend implements Backend {
       d.rows,
       d.dim,
       d.eps,
+      ptrOr0(residual?.add ?? null),
+      ptrOr0(residual?.sum ?? null),
     );
   }
   softmax(out: Tensor, x: Tensor, rows: number, dim: number): void {
