@@ -29,12 +29,18 @@
 
 namespace {
 
-/** Host↔device copies go through two pinned buffers so that pageable JS memory never blocks a DMA. */
+/**
+ * Host↔device copies go through a ring of pinned buffers so that pageable JS memory never blocks a DMA. An
+ * upload's DMA is queued on the compute stream behind the work already there; with a ring larger than one
+ * upload (a 16-frame batch of 644×364 patches is 45 MB) the host copies the next batch in without waiting for
+ * that work to finish, so the GPU does not idle while the host fills buffers.
+ */
 class Staging {
  public:
   static constexpr size_t kBytes = size_t(8) << 20;
+  static constexpr int kCount = 16;  // 128 MiB pinned
   Staging() {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < kCount; i++) {
       LS_CUDA_CHECK(cudaHostAlloc(&buf_[i], kBytes, cudaHostAllocDefault));
       LS_CUDA_CHECK(cudaEventCreateWithFlags(&done_[i], cudaEventDisableTiming));
     }
@@ -44,14 +50,14 @@ class Staging {
     for (size_t off = 0; off < bytes; off += kBytes) {
       const size_t n = bytes - off < kBytes ? bytes - off : kBytes;
       const int i = next_;
-      next_ ^= 1;
+      next_ = (next_ + 1) % kCount;
       LS_CUDA_CHECK(cudaEventSynchronize(done_[i]));  // the previous DMA out of this buffer has finished
       std::memcpy(buf_[i], src + off, n);
       LS_CUDA_CHECK(cudaMemcpyAsync(dst + off, buf_[i], n, cudaMemcpyHostToDevice, s));
       LS_CUDA_CHECK(cudaEventRecord(done_[i], s));
     }
   }
-  /** Waits for queued work, then copies device bytes to the host, overlapping DMA and memcpy. */
+  /** Waits for queued work, then copies device bytes to the host, overlapping DMA and memcpy (two buffers). */
   void download(char *dst, const char *src, size_t bytes, cudaStream_t s) {
     const size_t chunks = ceil_div(bytes, kBytes);
     auto enqueue = [&](size_t c) {
@@ -70,8 +76,8 @@ class Staging {
   }
 
  private:
-  void *buf_[2];
-  cudaEvent_t done_[2];
+  void *buf_[kCount];
+  cudaEvent_t done_[kCount];
   int next_ = 0;
 };
 
