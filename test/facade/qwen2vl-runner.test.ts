@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VideoLM } from '../../src/api.js';
+import { OutOfMemoryError } from '../../src/errors.js';
 import { Qwen2VLRunner } from '../../src/facade/runners/qwen2vl.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
 import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
@@ -44,22 +45,7 @@ test('Qwen2-VL streams a video through the vision tower 16 frames at a time, equ
   await writeTinyQwen2VL(dir);
   const processor = await Qwen2VLProcessor.load(dir);
   using model = await Qwen2VL.load(dir);
-  const runner = new Qwen2VLRunner(
-    {
-      id: dir,
-      dir,
-      architecture: 'qwen2_vl',
-      parameters: 0,
-      weightBytes: 0,
-      dtype: 'f32',
-      device: 'cpu',
-      layers: 2,
-      hiddenSize: 0,
-    },
-    model,
-    processor,
-    await Tokenizer.fromDir(dir),
-  );
+  const runner = await tinyRunner(dir, model, processor);
   // 21 frames arriving in uneven batches: one full batch of 16, then 5 (an odd last group, padded).
   const r = rng(5);
   const frames: RgbImage[] = Array.from({ length: 21 }, () => ({
@@ -82,3 +68,41 @@ test('Qwen2-VL streams a video through the vision tower 16 frames at a time, equ
   assert.deepEqual(await video.embeds.toArray(), await expected.toArray());
   video.dispose();
 });
+
+test('Qwen2-VL refuses a video whose prefill cannot fit before encoding any of it', async () => {
+  const dir = scratch();
+  await writeTinyQwen2VL(dir);
+  const processor = await Qwen2VLProcessor.load(dir);
+  using model = await Qwen2VL.load(dir);
+  const runner = await tinyRunner(dir, model, processor);
+  const frame = { width: 56, height: 56, data: new Uint8Array(56 * 56 * 3) };
+  async function* two() {
+    yield [frame, frame];
+  }
+  // Twenty million sampled frames: 4 tokens per 2-frame group → 40 M tokens of KV cache and activations.
+  const before = model.backend.memory().current;
+  await assert.rejects(
+    runner.encode(two(), new Array(20_000_000), { kind: 'video' }),
+    (e: Error) =>
+      e instanceof OutOfMemoryError &&
+      /Qwen2-VL on 20000000 frames \(40000000 video tokens\) needs about/.test(e.message),
+  );
+  assert.equal(model.backend.memory().current, before, 'nothing is left allocated');
+});
+
+async function tinyRunner(dir: string, model: Qwen2VL, processor: Qwen2VLProcessor): Promise<Qwen2VLRunner> {
+  const info = {
+    id: dir,
+    dir,
+    architecture: 'qwen2_vl' as const,
+    parameters: 0,
+    weightBytes: 0,
+    dtype: 'f32',
+  };
+  return new Qwen2VLRunner(
+    { ...info, device: 'cpu', layers: 2, hiddenSize: 0 },
+    model,
+    processor,
+    await Tokenizer.fromDir(dir),
+  );
+}

@@ -11,6 +11,7 @@ import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { type Size, vambaResize } from '../../media/index.js';
+import { assertFits } from '../../models/fit.js';
 import { Qwen2VL } from '../../models/qwen2vl/model.js';
 import {
   Qwen2VLProcessor,
@@ -18,6 +19,7 @@ import {
   tokenCount,
   type VisualBatch,
 } from '../../models/qwen2vl/processor.js';
+import { estimateMemory as estimateQwen2VLMemory } from '../../models/qwen2vl/size.js';
 import type { GridTHW } from '../../models/qwen2vl/vision.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
@@ -121,6 +123,32 @@ export class Qwen2VLRunner implements ModelRunner {
   }
 
   /**
+   * Refuses, before anything is encoded, a video whose prefill would not fit the device (the estimate of
+   * models/qwen2vl/size.ts: weights, the KV cache of the whole sequence, the largest activations).
+   */
+  private assertVideoFits(frames: number, grid: GridTHW): void {
+    const c = this.processor.video;
+    const e = estimateQwen2VLMemory(this.model.config, {
+      frames,
+      width: grid[2] * c.patch_size,
+      height: grid[1] * c.patch_size,
+      minPixels: c.min_pixels,
+      maxPixels: c.max_pixels,
+      dtype: this.model.dtype,
+    });
+    assertFits(
+      this.model.backend,
+      e.totalBytes,
+      `Qwen2-VL on ${frames} frames (${e.tokens.video} video tokens)`,
+      {
+        weights: e.weightBytes,
+        'KV cache': e.kvCacheBytes,
+        activations: e.activationBytes,
+      },
+    );
+  }
+
+  /**
    * A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output: neither the decoded frames
    * nor their patch rows are ever held whole. Each 2-frame group is encoded on its own (attention stays
    * inside a group), so this equals encoding the whole video at once.
@@ -144,6 +172,7 @@ export class Qwen2VLRunner implements ModelRunner {
       if (done + g[0] > maxGroups)
         throw new InputError(`the decoder returned more than the ${expected} frames asked for`);
       const perGroup = (g[1] * g[2]) / unit;
+      if (!st.out) this.assertVideoFits(expected, g);
       st.out ??= ops.empty(
         this.model.backend,
         [maxGroups * perGroup, this.model.config.text.hidden_size],
