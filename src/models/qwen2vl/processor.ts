@@ -136,18 +136,15 @@ export class Qwen2VLProcessor {
       : [height, width];
     if (rh % factor || rw % factor)
       throw new InputError(`${rw}x${rh} frames are not multiples of ${factor} pixels; enable do_resize`);
-    const planes = frames.map((fr) =>
-      normalize(
-        rh !== height || rw !== width
-          ? resizeBicubic(fr.data, width, height, rw, rh, this.options.resample)
-          : fr.data,
-        c,
-      ),
+    const rgb = frames.map((fr) =>
+      rh !== height || rw !== width
+        ? resizeBicubic(fr.data, width, height, rw, rh, this.options.resample)
+        : fr.data,
     );
     const tp = c.temporal_patch_size;
-    while (planes.length % tp) planes.push(planes[planes.length - 1]);
-    const grid: GridTHW = [planes.length / tp, rh / c.patch_size, rw / c.patch_size];
-    return { pixelValues: patchify(planes, grid, rw, c), grid };
+    while (rgb.length % tp) rgb.push(rgb[rgb.length - 1]);
+    const grid: GridTHW = [rgb.length / tp, rh / c.patch_size, rw / c.patch_size];
+    return { pixelValues: patchify(rgb, grid, rw, c), grid };
   }
 
   /**
@@ -173,30 +170,32 @@ export const tokenCount = ([t, h, w]: GridTHW, merge = 2): number => (t * h * w)
 
 const f = Math.fround;
 
-/** HWC uint8 → CHW f32, (x − mean·255) / (std·255) as the fused f32 rescale+normalise computes it. */
-function normalize(rgb: Uint8Array, c: PreprocessorConfig): Float32Array {
-  const n = rgb.length / 3;
-  const out = new Float32Array(rgb.length);
+/**
+ * Per channel, each uint8 value's normalised f32: (x − mean·255) / (std·255) as the fused f32
+ * rescale+normalise computes it (a value depends only on its byte, so a table of 256 is exact).
+ */
+function normalizeTables(c: PreprocessorConfig): Float32Array[] {
   const k = c.do_rescale ? 1 / c.rescale_factor : 1;
-  for (let ch = 0; ch < 3; ch++) {
+  return [0, 1, 2].map((ch) => {
     const mean = c.do_normalize ? f(f(c.image_mean[ch]) * k) : 0;
     const std = c.do_normalize ? f(f(c.image_std[ch]) * k) : k;
-    for (let i = 0; i < n; i++) out[ch * n + i] = f(f(rgb[i * 3 + ch] - mean) / std);
-  }
-  return out;
+    return Float32Array.from({ length: 256 }, (_, v) => f(f(v - mean) / std));
+  });
 }
 
-/** CHW planes (time-padded) → rows [C][T][ph][pw] in token order [t][h/m][w/m][m][m]. */
+/**
+ * HWC uint8 frames (time-padded) → normalised rows [C][T][ph][pw] in token order [t][h/m][w/m][m][m], read
+ * straight from the bytes (no intermediate planes).
+ */
 function patchify(
-  planes: Float32Array[],
+  frames: Uint8Array[],
   [gt, gh, gw]: GridTHW,
   width: number,
   c: PreprocessorConfig,
 ): Float32Array {
   const { patch_size: p, temporal_patch_size: tp, merge_size: m } = c;
-  const plane = planes[0].length / 3;
-  const rowLen = 3 * tp * p * p;
-  const out = new Float32Array(gt * gh * gw * rowLen);
+  const tables = normalizeTables(c);
+  const out = new Float32Array(gt * gh * gw * 3 * tp * p * p);
   let o = 0;
   for (let t = 0; t < gt; t++)
     for (let bh = 0; bh < gh / m; bh++)
@@ -205,15 +204,16 @@ function patchify(
           for (let iw = 0; iw < m; iw++) {
             const y0 = (bh * m + ih) * p;
             const x0 = (bw * m + iw) * p;
-            for (let ch = 0; ch < 3; ch++)
+            for (let ch = 0; ch < 3; ch++) {
+              const table = tables[ch];
               for (let dt = 0; dt < tp; dt++) {
-                const src = planes[t * tp + dt];
+                const src = frames[t * tp + dt];
                 for (let y = 0; y < p; y++) {
-                  const at = ch * plane + (y0 + y) * width + x0;
-                  out.set(src.subarray(at, at + p), o);
-                  o += p;
+                  let at = ((y0 + y) * width + x0) * 3 + ch;
+                  for (let x = 0; x < p; x++, at += 3) out[o++] = table[src[at]];
                 }
               }
+            }
           }
   return out;
 }
