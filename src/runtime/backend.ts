@@ -46,6 +46,36 @@ export type UnaryOp =
 
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min';
 
+/**
+ * Integer codes of the element-wise ops, shared by the backends (the CUDA kernels' enums UnaryOp and BinaryOp
+ * in native/cuda/kernels.h use the same numbers; the CPU kernels switch on them inside their loops).
+ */
+export const UNARY_CODE: Readonly<Record<UnaryOp, number>> = {
+  neg: 0,
+  exp: 1,
+  log: 2,
+  sqrt: 3,
+  rsqrt: 4,
+  abs: 5,
+  sigmoid: 6,
+  tanh: 7,
+  relu: 8,
+  relu2: 9,
+  silu: 10,
+  gelu: 11,
+  gelu_tanh: 12,
+  quick_gelu: 13,
+  softplus: 14,
+};
+export const BINARY_CODE: Readonly<Record<BinaryOp, number>> = {
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  max: 4,
+  min: 5,
+};
+
 /** out[i] = op(a[ia], b[ib]) where ia/ib come from broadcast strides (0 on broadcast axes). */
 export interface BroadcastDesc {
   outShape: readonly number[];

@@ -1,4 +1,10 @@
-import type { BinaryOp, BroadcastDesc, UnaryOp } from '../../runtime/backend.js';
+import {
+  BINARY_CODE,
+  type BinaryOp,
+  type BroadcastDesc,
+  UNARY_CODE,
+  type UnaryOp,
+} from '../../runtime/backend.js';
 import { fromF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { f32Of, f32Out, rawOf } from './memory.js';
@@ -30,27 +36,9 @@ export function erf(x: number): number {
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
 /**
- * Integer codes for the ops: kernels switch on a code inside their loop, which V8 turns into a well-predicted
- * branch, instead of calling one of many closures per element (a megamorphic call, 3–5× slower).
+ * The kernels switch on the op's integer code (UNARY_CODE, BINARY_CODE) inside their loop, which V8 turns into
+ * a well-predicted branch, instead of calling one of many closures per element (a megamorphic call, 3–5× slower).
  */
-const UNARY_CODE: Record<UnaryOp, number> = {
-  neg: 0,
-  exp: 1,
-  log: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  abs: 5,
-  sigmoid: 6,
-  tanh: 7,
-  relu: 8,
-  relu2: 9,
-  silu: 10,
-  gelu: 11,
-  gelu_tanh: 12,
-  quick_gelu: 13,
-  softplus: 14,
-};
-
 function applyUnary(code: number, src: Float32Array, dst: Float32Array): void {
   for (let i = 0; i < src.length; i++) {
     const v = src[i];
@@ -104,8 +92,6 @@ function applyUnary(code: number, src: Float32Array, dst: Float32Array): void {
     dst[i] = r;
   }
 }
-
-const BINARY_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
 
 /** dst[o + j] = op(a[ia + j·sa], b[ib + j·sb]) for j < n. */
 function applyBinary(

@@ -1,18 +1,20 @@
-import type {
-  AttentionDesc,
-  Backend,
-  BinaryOp,
-  BroadcastDesc,
-  Conv1dDesc,
-  MatmulDesc,
-  MemoryStats,
-  NormDesc,
-  ResidualAdd,
-  RotaryDesc,
-  SampleDesc,
-  SsdDesc,
-  Storage,
-  UnaryOp,
+import {
+  type AttentionDesc,
+  type Backend,
+  BINARY_CODE,
+  type BinaryOp,
+  type BroadcastDesc,
+  type Conv1dDesc,
+  type MatmulDesc,
+  type MemoryStats,
+  type NormDesc,
+  type ResidualAdd,
+  type RotaryDesc,
+  type SampleDesc,
+  type SsdDesc,
+  type Storage,
+  UNARY_CODE,
+  type UnaryOp,
 } from '../../runtime/backend.js';
 import { BYTES_PER_ELEMENT, type DType, type RawArray, rawArrayFor } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -20,25 +22,7 @@ import type { CudaAddon, Ptr } from './addon.js';
 
 /** Dtype numbering shared with native/cuda/kernels.h (enum class ET). */
 const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3, u8: 4 };
-/** Op numbering shared with native/cuda/kernels.h (UnaryOp, BinaryOp, ReduceOp). */
-const UNARY_CODE: Record<UnaryOp, number> = {
-  neg: 0,
-  exp: 1,
-  log: 2,
-  sqrt: 3,
-  rsqrt: 4,
-  abs: 5,
-  sigmoid: 6,
-  tanh: 7,
-  relu: 8,
-  relu2: 9,
-  silu: 10,
-  gelu: 11,
-  gelu_tanh: 12,
-  quick_gelu: 13,
-  softplus: 14,
-};
-const BINARY_CODE: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
+/** Reduction numbering shared with native/cuda/kernels.h (ReduceOp); UNARY_CODE/BINARY_CODE come from the runtime. */
 const REDUCE_CODE = { sum: 0, mean: 1, max: 2 } as const;
 
 /** Device memory from the addon's caching allocator. */
