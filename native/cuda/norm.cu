@@ -88,10 +88,17 @@ __global__ void add_rows(T *__restrict__ sum, const T *__restrict__ x, const T *
     sum[i] = from_f32<T>(to_f32(x[i]) + to_f32(residual[i]));
 }
 
+/**
+ * The input of a block-per-row norm: x itself, or with a residual (rows too long for the row kernels) the sum
+ * x + residual, written to `sumOut` first.
+ */
 template <typename T>
-void launch_add_rows(T *sum, const T *x, const T *residual, int64_t n, cudaStream_t s) {
+const T *block_norm_input(const void *x, const void *residual, void *sumOut, int64_t n, cudaStream_t s) {
+  if (!residual) return static_cast<const T *>(x);
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 65535));
-  add_rows<T><<<blocks, 256, 0, s>>>(sum, x, residual, n);
+  add_rows<T><<<blocks, 256, 0, s>>>(static_cast<T *>(sumOut), static_cast<const T *>(x),
+                                     static_cast<const T *>(residual), n);
+  return static_cast<const T *>(sumOut);
 }
 
 /** RMSNorm over `groups` groups of groupSize values (a row of `dim` holds dim/groupSize groups). */
@@ -435,11 +442,7 @@ void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, 
         });
         return;
       }
-      const T *in = static_cast<const T *>(x);
-      if (residual) {  // rows too long for the row kernels: add first, then normalise the sum
-        launch_add_rows<T>(static_cast<T *>(sumOut), in, static_cast<const T *>(residual), rows * dim, s);
-        in = static_cast<const T *>(sumOut);
-      }
+      const T *in = block_norm_input<T>(x, residual, sumOut, rows * dim, s);
       launch_rows<V>(groupSize, [&](auto rtag, unsigned threads) {
         rms_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(groups), threads, 0, s>>>(
             static_cast<T *>(out), in, static_cast<const W *>(weight), static_cast<const T *>(gate), dim,
@@ -477,11 +480,7 @@ void launch_layer_norm(void *out, const void *x, ET t, const void *weight, const
         });
         return;
       }
-      const T *in = static_cast<const T *>(x);
-      if (residual) {  // rows too long for the row kernels: add first, then normalise the sum
-        launch_add_rows<T>(static_cast<T *>(sumOut), in, static_cast<const T *>(residual), rows * dim, s);
-        in = static_cast<const T *>(sumOut);
-      }
+      const T *in = block_norm_input<T>(x, residual, sumOut, rows * dim, s);
       launch_rows<V>(dim, [&](auto rtag, unsigned threads) {
         layer_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(rows), threads, 0, s>>>(
             static_cast<T *>(out), in, static_cast<const W *>(weight), static_cast<const W *>(bias), dim, eps);
