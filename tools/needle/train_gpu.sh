@@ -4,6 +4,7 @@
 # Writes each model, its log and report.json under $1/<model>/.
 #
 #   bash tools/needle/train_gpu.sh /tmp/out [max seconds per model] [more train_needle.py options]
+#   bash tools/needle/train_gpu.sh /tmp/out 600 --init models   # continue from the shipped weights
 #
 # NEEDLE_DATA (default /dev/shm/needle) holds the rendered data; it is rendered once (a .done marker), so a
 # second run with other options reuses it. NEEDLE_MODELS (default "vamba qwen2vl") picks the models.

@@ -479,6 +479,8 @@ def save_model(model, config, out, tok_dir, dtype):
     sd = {k: v.detach().to(dtype).contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     config = dict(config, torch_dtype="bfloat16" if dtype == torch.bfloat16 else "float32")
+    # How longshot samples videos for this model (src/facade/video-defaults.ts): every frame at its 112×112.
+    config["longshot_video_defaults"] = {"sampling": "uniform", "frames": 1024, "maxEdge": 112, "minEdge": 112}
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
     with open(os.path.join(out, "generation_config.json"), "w") as f:
@@ -567,6 +569,10 @@ def train(kind, c, data, a, log):
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
     model = (Vamba if kind == "vamba" else Qwen2VL)(c).to(a.device)
+    if a.init:  # continue from earlier weights (e.g. the shipped models/): GPU time adds up across runs
+        path = os.path.join(a.init, f"needle-{kind}-tiny", "model.safetensors")
+        model.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
+        log(f"[{kind}] initialised from {path}")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"[{kind}] {n_params:,} parameters")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
@@ -731,6 +737,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="", help="a directory holding needle-<model>-tiny/ to start from (e.g. models)")
     p.add_argument("--hidden", type=int, default=192)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=4)
