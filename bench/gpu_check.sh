@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check and benchmark of the project in one job (about 6 minutes on an H200): builds the addon and
+# Every GPU check and benchmark of the project in one job (about 7 minutes on an H200): builds the addon and
 # the standalone kernel harness, runs the kernels' float64 checks and `npm run test:cuda`, times the kernels and
 # the runtime ops beside their PyTorch peers, then the long-video series of Vamba, Qwen2-VL and transformers.
 # Results go to $OUT (default ./gpu-check): logs, JSON, and the long-video table and figure.
@@ -47,5 +47,9 @@ step "long-video series: $FRAMES frames"
 timeout 420 node --import tsx bench/long_video.ts --series vamba,qwen2vl,peer --frames "$FRAMES" --decode 64 \
   --budget 60 --out "$OUT/long_video" >"$OUT/long_video.txt" 2>&1
 tail -25 "$OUT/long_video.txt"
+
+step "where Vamba's time goes at 1024 frames (per-kernel GPU time, stream idle time)"
+timeout 120 node --import tsx bench/long_video.ts --series vamba --frames 1024 --decode 8 --budget 100 --profile \
+  --out "$OUT/profile" 2>&1 | grep -v '^npm warn' | tail -30
 rm -rf "$B"
 step done

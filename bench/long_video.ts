@@ -13,7 +13,8 @@
  *   npx tsx bench/long_video.ts --tiny             # same code, tiny configs on the CPU (smoke test)
  *   options: --frames 16,64,... --series vamba,qwen2vl,peer --budget 150 (s per series) --decode 256
  *            --out docs/benchmarks/long_video (writes .json and .png)
- *            --chunk / --vision-chunk / --ssd-chunk (tuning), --profile (per-kernel times, CUDA only)
+ *            --chunk / --vision-chunk / --ssd-chunk (tuning), --profile (per-kernel GPU times from stream
+ *            timestamps, and the stream's idle time; CUDA only)
  *            --replot docs/benchmarks/long_video.json (redraw the PNG from a results file)
  */
 import { spawnSync } from 'node:child_process';
@@ -56,7 +57,7 @@ const { values: args } = parseArgs({
     chunk: { type: 'string' },
     'vision-chunk': { type: 'string' },
     'ssd-chunk': { type: 'string' },
-    /** Time every kernel (synchronising after each: slower overall) and print where the time goes. */
+    /** Time every kernel on the GPU (timestamps on the stream, no waiting) and print where the time goes. */
     profile: { type: 'boolean', default: false },
     /** Redraw the figure of a results JSON (no measuring). */
     replot: { type: 'string' },
@@ -356,12 +357,14 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
 }
 
 /**
- * Wraps every kernel of a CUDA backend so that it waits for the GPU and adds its wall time to a per-kernel
- * (per-shape for GEMMs) account. `report` prints and clears the accounts.
+ * Wraps every kernel of a CUDA backend between two timestamps recorded on its stream (no waiting per kernel,
+ * so the GPU's timeline stays as it is) and accounts the GPU time per kernel (per shape for GEMMs and
+ * attention). `report` reads the timestamps back, prints the accounts and the stream's idle time (the span
+ * minus the kernels: host stalls and launch gaps), and clears them.
  */
 function profileKernels(backend: Backend) {
-  const addon = (backend as unknown as { addon: { synchronize(): void } }).addon;
-  const acc = new Map<string, { ms: number; n: number }>();
+  const addon = (backend as unknown as { addon: { profileMark(): number; profileRead(): number[] } }).addon;
+  const spans: { key: string; from: number; to: number }[] = [];
   const kernels = ['cast', 'fill', 'unary', 'binary', 'affine', 'matmul', 'rmsNorm', 'layerNorm', 'softmax'];
   kernels.push(
     'rotary',
@@ -378,34 +381,39 @@ function profileKernels(backend: Backend) {
   for (const k of kernels) {
     const orig = b[k].bind(backend);
     b[k] = (...a: unknown[]) => {
-      addon.synchronize();
-      const t = performance.now();
+      const from = addon.profileMark();
       orig(...a);
-      addon.synchronize();
-      const d = a.at(-1) as { m?: number; n?: number; k?: number; sq?: number; skv?: number; len?: number };
+      const to = addon.profileMark();
+      const d = a.at(-1) as { m?: number; n?: number; k?: number; sq?: number; skv?: number } | null;
       const key =
         k === 'matmul'
-          ? `matmul ${d.m}x${d.n}x${d.k}`
+          ? `matmul ${d?.m}x${d?.n}x${d?.k}`
           : k === 'attention'
-            ? `attention ${d.sq}x${d.skv}`
+            ? `attention ${d?.sq}x${d?.skv}`
             : k === 'unary' || k === 'binary'
               ? `${k} ${a[1]}`
               : k;
-      const e = acc.get(key) ?? { ms: 0, n: 0 };
-      e.ms += performance.now() - t;
-      e.n++;
-      acc.set(key, e);
+      spans.push({ key, from, to });
     };
   }
   return {
     report(): string {
-      const total = [...acc.values()].reduce((s, e) => s + e.ms, 0);
+      const t = addon.profileRead();
+      const acc = new Map<string, { ms: number; n: number }>();
+      for (const { key, from, to } of spans) {
+        const e = acc.get(key) ?? { ms: 0, n: 0 };
+        e.ms += t[to] - t[from];
+        e.n++;
+        acc.set(key, e);
+      }
+      spans.length = 0;
+      const busy = [...acc.values()].reduce((s, e) => s + e.ms, 0);
+      const span = t.length ? t[t.length - 1] : 0;
       const lines = [...acc.entries()]
         .sort((x, y) => y[1].ms - x[1].ms)
         .slice(0, 24)
         .map(([k, e]) => `  ${k.padEnd(34)} ${e.ms.toFixed(1).padStart(9)} ms ${String(e.n).padStart(7)}×`);
-      acc.clear();
-      return `kernels ${total.toFixed(0)} ms:\n${lines.join('\n')}`;
+      return `GPU span ${span.toFixed(0)} ms: kernels ${busy.toFixed(0)} ms, stream idle ${(span - busy).toFixed(0)} ms\n${lines.join('\n')}`;
     },
   };
 }

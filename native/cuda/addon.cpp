@@ -292,6 +292,46 @@ LS_FN(download) {
 }
 LS_FN(synchronize) { LS_BODY({ take_embedding_error(dev().stream); }); }
 
+// ---- profiling: timestamps recorded on the stream, read back after the work (no synchronisation per op) ----
+
+/** Events recorded by profileMark since the last profileRead (the pool is reused between reads). */
+struct Marks {
+  std::vector<cudaEvent_t> pool;
+  size_t used = 0;
+};
+Marks &marks() {
+  static Marks m;
+  return m;
+}
+LS_FN(profileMark) {
+  LS_BODY({
+    Marks &m = marks();
+    if (m.used == m.pool.size()) {
+      cudaEvent_t e;
+      LS_CUDA_CHECK(cudaEventCreate(&e));
+      m.pool.push_back(e);
+    }
+    LS_CUDA_CHECK(cudaEventRecord(m.pool[m.used], dev().stream));
+    return number(env, static_cast<double>(m.used++));
+  });
+}
+/** Waits for the stream, then returns each mark's time in ms after the first, and forgets the marks. */
+LS_FN(profileRead) {
+  LS_BODY({
+    Marks &m = marks();
+    LS_CUDA_CHECK(cudaStreamSynchronize(dev().stream));
+    napi_value r;
+    napi_create_array_with_length(env, m.used, &r);
+    for (size_t i = 0; i < m.used; i++) {
+      float ms = 0.f;
+      if (i) LS_CUDA_CHECK(cudaEventElapsedTime(&ms, m.pool[0], m.pool[i]));
+      napi_set_element(env, r, static_cast<uint32_t>(i), number(env, ms));
+    }
+    m.used = 0;
+    return r;
+  });
+}
+
 // ---- kernels ------------------------------------------------------------------------------------------
 
 LS_FN(cast) { LS_BODY({ launch_cast(a.ptr(0), a.et(1), a.ptr(2), a.et(3), a.i64(4), dev().stream); }); }
@@ -475,6 +515,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       LS_EXPORT(init),       LS_EXPORT(alloc),      LS_EXPORT(release),  LS_EXPORT(memory),
       LS_EXPORT(resetPeak),  LS_EXPORT(emptyCache), LS_EXPORT(upload),   LS_EXPORT(download),
+      LS_EXPORT(profileMark), LS_EXPORT(profileRead),
       LS_EXPORT(synchronize), LS_EXPORT(cast),      LS_EXPORT(fill),     LS_EXPORT(unary),
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
       LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(embedding),

@@ -20,6 +20,10 @@ export interface CudaAddon {
   upload(dst: Ptr, src: ArrayBufferView): void;
   download(src: Ptr, dst: ArrayBufferView): void;
   synchronize(): void;
+  /** Records a timestamp on the stream; returns its index (profiling, bench/long_video.ts --profile). */
+  profileMark(): number;
+  /** Waits for the stream; the marks' times in ms after the first, then forgets them. */
+  profileRead(): number[];
   cast(out: Ptr, to: number, x: Ptr, from: number, n: number): void;
   fill(out: Ptr, dtype: number, n: number, value: number): void;
   unary(out: Ptr, x: Ptr, dtype: number, n: number, op: number): void;
