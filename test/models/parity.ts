@@ -1,4 +1,5 @@
 /** Checks shared by the CPU model tests and the GPU ones (test-cuda/models.test.ts). */
+import assert from 'node:assert/strict';
 import { type GenerateOptions, generateAll } from '../../src/generate/generate.js';
 import type { CausalLM } from '../../src/generate/types.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
@@ -38,4 +39,30 @@ export async function teacherForcedLogits<Input>(
   }
   logits.dispose();
   return all;
+}
+
+/**
+ * Greedy decoding through a small KV cache (it has to grow) must give the reference's tokens, and every step's
+ * logits must be within `tol` (max |Δ| / max |ref|) of the reference's `stepLogits` [steps, vocab].
+ */
+export async function assertGreedyMatches<Input>(
+  session: CausalLM<Input> & Disposable,
+  input: Input,
+  opts: GenerateOptions,
+  want: {
+    tokens: readonly number[];
+    stepLogits: ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> };
+    vocab: number;
+  },
+  tol: number,
+  relErr: (a: ArrayLike<number>, b: ArrayLike<number>) => number,
+  label: string,
+): Promise<void> {
+  const { tokens, steps } = await recordedGreedy(session, input, opts);
+  session[Symbol.dispose]();
+  assert.deepEqual(tokens, want.tokens, `${label} greedy tokens`);
+  steps.forEach((s, i) => {
+    const e = relErr(s, want.stepLogits.subarray(i * want.vocab, (i + 1) * want.vocab));
+    assert.ok(e <= tol, `${label} decode step ${i}: relative error ${e}`);
+  });
 }
