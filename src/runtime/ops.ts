@@ -350,13 +350,7 @@ export function addRmsNorm(
   weight: Tensor | null,
   opts: RmsNormOptions,
 ): { sum: Tensor; out: Tensor } {
-  const sum = residualSum(x, residual, 'addRmsNorm');
-  try {
-    return { sum, out: rmsNormWith(x, weight, opts, { add: residual, sum }) };
-  } catch (e) {
-    sum.dispose();
-    throw e;
-  }
+  return withResidualSum(x, residual, 'addRmsNorm', (r) => rmsNormWith(x, weight, opts, r));
 }
 
 function rmsNormWith(
@@ -399,13 +393,7 @@ export function addLayerNorm(
   bias: Tensor | null,
   eps: number,
 ): { sum: Tensor; out: Tensor } {
-  const sum = residualSum(x, residual, 'addLayerNorm');
-  try {
-    return { sum, out: layerNormWith(x, weight, bias, eps, { add: residual, sum }) };
-  } catch (e) {
-    sum.dispose();
-    throw e;
-  }
+  return withResidualSum(x, residual, 'addLayerNorm', (r) => layerNormWith(x, weight, bias, eps, r));
 }
 
 function layerNormWith(
@@ -433,8 +421,13 @@ function layerNormWith(
   return out;
 }
 
-/** The destination of a fused residual add: x's shape and dtype, the residual alike. */
-function residualSum(x: Tensor, residual: Tensor, op: string): Tensor {
+/** Checks x and the residual (same shape, dtype and backend), allocates their sum and runs the fused norm. */
+function withResidualSum(
+  x: Tensor,
+  residual: Tensor,
+  op: string,
+  norm: (r: ResidualAdd) => Tensor,
+): { sum: Tensor; out: Tensor } {
   x.assertLive(op);
   residual.assertLive(op);
   if (!sameShape(residual.shape, x.shape) || residual.dtype !== x.dtype)
@@ -443,7 +436,13 @@ function residualSum(x: Tensor, residual: Tensor, op: string): Tensor {
     );
   if (residual.backend !== x.backend)
     throw new ShapeError(`${op}: x and the residual live on different backends`);
-  return empty(x.backend, x.shape, x.dtype);
+  const sum = empty(x.backend, x.shape, x.dtype);
+  try {
+    return { sum, out: norm({ add: residual, sum }) };
+  } catch (e) {
+    sum.dispose();
+    throw e;
+  }
 }
 
 /** Softmax over the last axis. */
