@@ -17,7 +17,7 @@ NV="nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda"
 
 step "build: the addon, and kernels_test for sm_90a"
 (PYTHONUNBUFFERED=1 timeout 100 python3 bench/cuda_ops_peer.py --out "$OUT/cuda_ops_peer.json" >"$OUT/cuda_ops_peer.txt" 2>&1) &
-for f in attention attention_sm90 ssd conv1d norm test/kernels_test; do
+for f in attention attention_sm90 ssd conv1d norm elementwise test/kernels_test; do
   $NV -c "native/cuda/$f.cu" -o "$B/$(basename "$f").o" &
 done
 npm run build:native >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }

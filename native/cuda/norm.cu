@@ -4,9 +4,8 @@
 // loads in flight at once, reduce with warp shuffles (and, for S > 32, one shared-memory exchange between the
 // row's warps) and write the result in the same pass — one read and one write of the row. Longer rows and
 // softmax use one block per row.
-#include <algorithm>
-
 #include "device_util.cuh"
+#include "kernels.h"
 
 namespace {
 
@@ -81,23 +80,15 @@ struct RowPacks {
   }
 };
 
-/** sum = x + residual (rounded to T), for the block-per-row norms, which then read `sum` as their input. */
-template <typename T>
-__global__ void add_rows(T *__restrict__ sum, const T *__restrict__ x, const T *__restrict__ residual, int64_t n) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    sum[i] = from_f32<T>(to_f32(x[i]) + to_f32(residual[i]));
-}
-
 /**
  * The input of a block-per-row norm: x itself, or with a residual (rows too long for the row kernels) the sum
- * x + residual, written to `sumOut` first.
+ * x + residual, written to `sumOut` first by the element-wise add.
  */
 template <typename T>
-const T *block_norm_input(const void *x, const void *residual, void *sumOut, int64_t n, cudaStream_t s) {
+const T *block_norm_input(const void *x, const void *residual, void *sumOut, int64_t n, ET t, cudaStream_t s) {
   if (!residual) return static_cast<const T *>(x);
-  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 65535));
-  add_rows<T><<<blocks, 256, 0, s>>>(static_cast<T *>(sumOut), static_cast<const T *>(x),
-                                     static_cast<const T *>(residual), n);
+  const int64_t unit = 1;
+  launch_binary(sumOut, x, residual, t, BinaryOp::Add, 1, &n, &unit, &unit, s);
   return static_cast<const T *>(sumOut);
 }
 
@@ -419,6 +410,20 @@ void launch_rows(int64_t len, Launch launch) {
   else launch(std::integral_constant<int, 0>{}, 1024u);
 }
 
+/**
+ * Calls run(W{}, V) with the parameters' type W (f32, or the input's T) and V values per access: 16-byte packs
+ * when `packed`, else one.
+ */
+template <typename T, typename Run>
+void with_param_and_pack(ET wt, bool packed, Run run) {
+  auto pick = [&](auto wtag) {
+    if (packed) run(wtag, std::integral_constant<int, kVec<T>>{});
+    else run(wtag, std::integral_constant<int, 1>{});
+  };
+  if (wt == ET::F32) pick(float{});
+  else pick(T{});
+}
+
 }  // namespace
 
 void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, const void *gate, int64_t rows,
@@ -442,21 +447,15 @@ void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, 
         });
         return;
       }
-      const T *in = block_norm_input<T>(x, residual, sumOut, rows * dim, s);
+      const T *in = block_norm_input<T>(x, residual, sumOut, rows * dim, t, s);
       launch_rows<V>(groupSize, [&](auto rtag, unsigned threads) {
         rms_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(groups), threads, 0, s>>>(
             static_cast<T *>(out), in, static_cast<const W *>(weight), static_cast<const T *>(gate), dim,
             groupSize, eps, normBeforeGate);
       });
     };
-    constexpr int V = kVec<T>;
     const bool packed = can_pack<T>(groupSize, {out, x, gate, residual, sumOut}) && (!weight || aligned_to(weight, 16));
-    auto pick = [&](auto wtag) {
-      if (packed) run(wtag, std::integral_constant<int, V>{});
-      else run(wtag, std::integral_constant<int, 1>{});
-    };
-    if (wt == ET::F32) pick(float{});
-    else pick(T{});
+    with_param_and_pack<T>(wt, packed, run);
     LS_CHECK_LAUNCH();
   });
 }
@@ -480,20 +479,13 @@ void launch_layer_norm(void *out, const void *x, ET t, const void *weight, const
         });
         return;
       }
-      const T *in = block_norm_input<T>(x, residual, sumOut, rows * dim, s);
+      const T *in = block_norm_input<T>(x, residual, sumOut, rows * dim, t, s);
       launch_rows<V>(dim, [&](auto rtag, unsigned threads) {
         layer_norm_kernel<T, W, V, decltype(rtag)::value><<<static_cast<unsigned>(rows), threads, 0, s>>>(
             static_cast<T *>(out), in, static_cast<const W *>(weight), static_cast<const W *>(bias), dim, eps);
       });
     };
-    constexpr int V = kVec<T>;
-    const bool packed = can_pack<T>(dim, {out, x, weight, bias, residual, sumOut});
-    auto pick = [&](auto wtag) {
-      if (packed) run(wtag, std::integral_constant<int, V>{});
-      else run(wtag, std::integral_constant<int, 1>{});
-    };
-    if (wt == ET::F32) pick(float{});
-    else pick(T{});
+    with_param_and_pack<T>(wt, can_pack<T>(dim, {out, x, weight, bias, residual, sumOut}), run);
     LS_CHECK_LAUNCH();
   });
 }

@@ -548,6 +548,27 @@ void check_dims(const SsdDims &d) {
   LS_REQUIRE(d.dState > 0 && d.dState <= 256, "ssd: dState must be in [1, 256]");
 }
 
+/** The parameters both entry points share: the tensors and the dims. */
+SsdParams io_params(void *y, const void *x, const float *dt, const float *A, const void *B, const void *C,
+                    const void *D, DT dDt, const SsdDims &d) {
+  SsdParams p{};
+  p.x = x;
+  p.B = B;
+  p.C = C;
+  p.D = D;
+  p.dDt = dDt;
+  p.y = y;
+  p.dt = dt;
+  p.A = A;
+  p.batch = d.batch;
+  p.L = d.len;
+  p.H = d.heads;
+  p.P = d.headDim;
+  p.G = d.groups;
+  p.N = d.dState;
+  return p;
+}
+
 }  // namespace
 
 size_t ssd_scan_workspace_bytes(const SsdDims &d, DT dtype) {
@@ -571,26 +592,12 @@ void ssd_scan(void *y, float *stateOut, const void *x, const float *dt, const fl
   LS_REQUIRE(workspaceBytes >= plan.total(),
              "ssd_scan: workspace smaller than ssd_scan_workspace_bytes()");
   unsigned char *ws = static_cast<unsigned char *>(workspace);
-  SsdParams p{};
-  p.x = x;
-  p.B = B;
-  p.C = C;
-  p.D = D;
-  p.dDt = dDt;
-  p.y = y;
-  p.dt = dt;
-  p.A = A;
+  SsdParams p = io_params(y, x, dt, A, B, C, D, dDt, d);
   p.dAcs = reinterpret_cast<float *>(ws);
   p.states = reinterpret_cast<float *>(ws + plan.dAcsBytes);
   p.start = ws + plan.dAcsBytes + plan.statesBytes;
   p.cb = reinterpret_cast<float *>(ws + plan.dAcsBytes + plan.statesBytes + plan.startBytes);
   p.fin = stateOut ? stateOut : reinterpret_cast<float *>(ws + plan.total() - plan.carryBytes);
-  p.batch = d.batch;
-  p.L = d.len;
-  p.H = d.heads;
-  p.P = d.headDim;
-  p.G = d.groups;
-  p.N = d.dState;
   p.Q = plan.Q;
   p.run = plan.run;
   const size_t e = 16 / dt_bytes(dtype);
@@ -603,21 +610,8 @@ void ssm_step(void *y, float *state, const void *x, const float *dt, const float
               const void *D, DT dDt, const SsdDims &d, DT dtype, cudaStream_t stream) {
   check_dims(d);
   LS_REQUIRE(d.len == 1, "ssm_step: dims.len must be 1");
-  SsdParams p{};
-  p.x = x;
-  p.B = B;
-  p.C = C;
-  p.D = D;
-  p.dDt = dDt;
-  p.y = y;
-  p.dt = dt;
-  p.A = A;
+  SsdParams p = io_params(y, x, dt, A, B, C, D, dDt, d);
   p.fin = state;
-  p.batch = d.batch;
-  p.H = d.heads;
-  p.P = d.headDim;
-  p.G = d.groups;
-  p.N = d.dState;
   const size_t rows = static_cast<size_t>(d.batch) * d.heads * d.headDim;
   if (rows == 0) return;
   LS_DISPATCH_DT(dtype, T, {

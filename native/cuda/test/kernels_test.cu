@@ -3,7 +3,7 @@
 //                                conv1d / norm); exit code 1 on any failure
 //   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
 // Build: nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda native/cuda/test/kernels_test.cu
-//        native/cuda/{attention,attention_sm90,ssd,conv1d,norm}.cu -o kernels_test
+//        native/cuda/{attention,attention_sm90,ssd,conv1d,norm,elementwise}.cu -o kernels_test
 // (sm_90a: the wgmma kernel of attention_sm90.cu exists only for the arch-specific target; with -arch=sm_80
 // it compiles to a stub and attention keeps to flash_fwd.)
 #include <cuda_bf16.h>

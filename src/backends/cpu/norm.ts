@@ -1,16 +1,13 @@
 import type { NormDesc, ResidualAdd, RotaryDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { binary } from './elementwise.js';
 import { f32Of, f32Out } from './memory.js';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
-/** residual.sum = x + residual.add, rounded to the sum's dtype (what an unfused add stores); returns the sum. */
+/** residual.sum = x + residual.add (the element-wise add, so rounded as an unfused add stores it); returns the sum. */
 function addInto({ add, sum }: ResidualAdd, x: Tensor): Tensor {
-  const a = f32Of(x);
-  const b = f32Of(add);
-  const o = f32Out(sum);
-  for (let i = 0; i < o.data.length; i++) o.data[i] = a[i] + b[i];
-  o.commit();
+  binary(sum, 'add', x, add, { outShape: [sum.size], aStrides: [1], bStrides: [1] });
   return sum;
 }
 

@@ -20,6 +20,7 @@ import {
   type VisualBatch,
 } from '../../models/qwen2vl/processor.js';
 import { estimateMemory as estimateQwen2VLMemory } from '../../models/qwen2vl/size.js';
+import { streamVisionTokens } from '../../models/qwen2vl/video-stream.js';
 import type { GridTHW } from '../../models/qwen2vl/vision.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
@@ -148,74 +149,36 @@ export class Qwen2VLRunner implements ModelRunner {
     );
   }
 
-  /**
-   * A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output: neither the decoded frames
-   * nor their patch rows are ever held whole. Each 2-frame group is encoded on its own (attention stays
-   * inside a group), so this equals encoding the whole video at once.
-   */
+  /** A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output (models/qwen2vl/video-stream.ts). */
   private async encodeVideoStream(
     frames: AsyncIterable<RgbImage[]>,
     expected: number,
     opts: { signal?: AbortSignal; onFrames?: (done: number) => void },
   ): Promise<EncodedVideo> {
-    const c = this.processor.video;
-    const unit = c.merge_size ** 2;
-    const maxGroups = Math.ceil(expected / c.temporal_patch_size);
-    // The output is made when the first batch fixes the frame size; `grid` counts the groups written.
-    const st = { out: null as Tensor | null, grid: null as GridTHW | null };
-    let seen = 0;
-    const run = (batch: RgbImage[]) => {
-      const { pixelValues, grid: g } = this.processor.preprocess(batch, c);
-      const done = st.grid?.[0] ?? 0;
-      if (st.grid && (st.grid[1] !== g[1] || st.grid[2] !== g[2]))
-        throw new InputError('video frames changed size mid-stream');
-      if (done + g[0] > maxGroups)
-        throw new InputError(`the decoder returned more than the ${expected} frames asked for`);
-      const perGroup = (g[1] * g[2]) / unit;
-      if (!st.out) this.assertVideoFits(expected, g);
-      st.out ??= ops.empty(
-        this.model.backend,
-        [maxGroups * perGroup, this.model.config.text.hidden_size],
-        this.model.dtype,
-      );
-      using feats = this.model.encodeVision(pixelValues, [g]);
-      ops.writeSlice(st.out, feats, 0, done * perGroup);
-      st.grid = [done + g[0], g[1], g[2]];
+    const r = await streamVisionTokens(frames, this.processor, {
+      maxFrames: expected,
+      framesPerBatch: FRAMES_PER_BATCH,
+      oddLast: this.processor.options.oddFrames === 'drop' ? 'drop' : 'pad',
+      encode: (pixels, g) => this.model.encodeVision(pixels, [g]),
+      allocate: (g) => {
+        this.assertVideoFits(expected, g);
+        const rows = (g[0] * g[1] * g[2]) / this.processor.video.merge_size ** 2;
+        return ops.empty(this.model.backend, [rows, this.model.config.text.hidden_size], this.model.dtype);
+      },
+      signal: opts.signal,
+      onFrames: opts.onFrames,
+    });
+    if (!r) throw new InputError('a video needs at least one frame');
+    const { tokens, grid } = r;
+    const video: Qwen2VLVideo = {
+      kind: 'video',
+      batch: { pixelValues: new Float32Array(0), grids: [grid] },
+      embeds: tokens,
+      tokens: tokens.shape[0],
+      bytes: tokens.bytes,
+      dispose: () => tokens.dispose(),
     };
-    try {
-      let pending: RgbImage[] = [];
-      for await (const batch of frames) {
-        opts.signal?.throwIfAborted();
-        pending.push(...batch);
-        seen += batch.length;
-        while (pending.length >= FRAMES_PER_BATCH) {
-          run(pending.slice(0, FRAMES_PER_BATCH));
-          pending = pending.slice(FRAMES_PER_BATCH);
-        }
-        opts.onFrames?.(seen);
-      }
-      // The last, possibly odd, group: the processor repeats its last frame, or drops it (oddFrames 'drop').
-      const drop = this.processor.options.oddFrames === 'drop' ? pending.length % c.temporal_patch_size : 0;
-      if (pending.length - drop > 0) run(pending.slice(0, pending.length - drop));
-      const { out, grid: g } = st;
-      if (!out || !g) throw new InputError('a video needs at least one frame');
-      // Fewer frames than sampled (a short decode): keep only the rows written.
-      const rows = (g[0] * g[1] * g[2]) / unit;
-      const embeds = rows === out.shape[0] ? out : ops.slice(out, 0, 0, rows);
-      if (embeds !== out) out.dispose();
-      const video: Qwen2VLVideo = {
-        kind: 'video',
-        batch: { pixelValues: new Float32Array(0), grids: [g] },
-        embeds,
-        tokens: rows,
-        bytes: embeds.bytes,
-        dispose: () => embeds.dispose(),
-      };
-      return video;
-    } catch (e) {
-      st.out?.dispose();
-      throw e;
-    }
+    return video;
   }
 
   async *generate(

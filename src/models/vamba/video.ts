@@ -16,8 +16,8 @@ import type { SamplingPolicy } from '../../media/sampling.js';
 import type { MediaInput } from '../../media/source.js';
 import { openVideo } from '../../media/video.js';
 import * as ops from '../../runtime/ops.js';
-import type { Tensor } from '../../runtime/tensor.js';
 import type { Qwen2VLProcessor } from '../qwen2vl/processor.js';
+import { streamVisionTokens } from '../qwen2vl/video-stream.js';
 import type { Vamba } from './model.js';
 import type { VideoHandle, VideoKey } from './video-handle.js';
 
@@ -111,74 +111,44 @@ export async function encodeVideoInput(
   const fileHash = await fileDigest(input);
   const frameHash = createHash('sha256');
   const ms = model.config.vision.spatial_merge_size;
-  const maxGroups = Math.floor(s.numFrames / model.config.vision.temporal_patch_size);
-  // One output for the whole video, made when the first batch fixes the frame size: the vision tokens are
-  // written into it batch by batch (never a second copy), after a check that the whole video fits.
-  let V = null as Tensor | null;
-  let grid: [number, number, number] | null = null;
-  let frames = 0;
-  const run = (batch: Frame[]) => {
-    const { pixelValues, grid: g } = processor.preprocess(batch, processor.video);
-    if (grid && (grid[1] !== g[1] || grid[2] !== g[2]))
-      throw new InputError('video frames changed size mid-stream');
-    const done = grid?.[0] ?? 0;
-    if (done + g[0] > maxGroups)
-      throw new InputError(`the decoder returned more than the ${s.numFrames} frames asked for`);
-    const perGroup = (g[1] * g[2]) / ms ** 2;
-    if (!V) {
-      model.assertVideoFits([maxGroups, g[1], g[2]], { chunkLen: o.chunkLen });
-      V = ops.empty(model.backend, [maxGroups * perGroup, model.config.text.hidden_size], model.dtype);
-    }
-    const feats = model.embedVideo(pixelValues, g);
-    ops.writeSlice(V, feats, 0, done * perGroup);
-    feats.dispose();
-    grid = [done + g[0], g[1], g[2]];
-    frames += batch.length;
-    o.onFrames?.(frames);
-  };
-  try {
-    let pending: Frame[] = [];
-    const sample = await video.sample(policy);
-    o.onStart?.(sample.indices.length);
-    const stream = video.frames(sample, {
-      size: vambaResize(s.shortestEdge, s.longestEdge),
-      signal: o.signal,
-    });
+  // Every decoded frame goes into the key's hash when the input is not a file (its content is the identity).
+  async function* hashed(stream: AsyncIterable<Frame[]>) {
     for await (const batch of stream) {
-      for (const f of batch) {
-        if (!fileHash) frameHash.update(f.data);
-        pending.push(f);
-      }
-      while (pending.length >= perBatch) {
-        run(pending.slice(0, perBatch));
-        pending = pending.slice(perBatch);
-      }
+      if (!fileHash) for (const f of batch) frameHash.update(f.data);
+      yield batch;
     }
-    // Vamba's processor drops an odd last frame.
-    if (pending.length >= 2) run(pending.slice(0, pending.length - (pending.length % 2)));
-    if (!grid)
-      throw new InputError(
-        `${String(input)}: fewer than 2 frames could be decoded; a video needs at least 2`,
-      );
-    const [gt, gh, gw] = grid as [number, number, number];
-    // A video shorter than asked for fills only the first rows (a view; the handle owns it from here).
-    const all = V!;
-    const tokens = (gt * gh * gw) / ms ** 2;
-    const used = tokens === all.shape[0] ? all : ops.slice(all, 0, 0, tokens);
-    if (used !== all) all.dispose();
-    V = null;
-    const patch = model.config.vision.patch_size;
-    const key: VideoKey = {
-      model: model.modelId,
-      video: fileHash ?? `frames-sha256:${frameHash.digest('hex')}`,
-      sampling: `${s.sampling}:${s.numFrames}`,
-      size: `vamba ${s.shortestEdge}/${s.longestEdge} → ${gw * patch}x${gh * patch}`,
-      frames: String(frames),
-      dtype: model.dtype,
-    };
-    return model.encodeVideoTokens(used, [gt, gh / ms, gw / ms], key, o.chunkLen);
-  } catch (e) {
-    V?.dispose();
-    throw e;
   }
+  const sample = await video.sample(policy);
+  o.onStart?.(sample.indices.length);
+  const stream = video.frames(sample, { size: vambaResize(s.shortestEdge, s.longestEdge), signal: o.signal });
+  const r = await streamVisionTokens(hashed(stream), processor, {
+    maxFrames: s.numFrames,
+    framesPerBatch: perBatch,
+    oddLast: 'drop', // Vamba's processor drops an odd last frame
+    encode: (pixels, g) => model.embedVideo(pixels, g),
+    allocate: (g) => {
+      model.assertVideoFits(g, { chunkLen: o.chunkLen });
+      return ops.empty(
+        model.backend,
+        [(g[0] * g[1] * g[2]) / ms ** 2, model.config.text.hidden_size],
+        model.dtype,
+      );
+    },
+    signal: o.signal,
+    onFrames: o.onFrames,
+  });
+  if (!r)
+    throw new InputError(`${String(input)}: fewer than 2 frames could be decoded; a video needs at least 2`);
+  const [gt, gh, gw] = r.grid;
+  const patch = model.config.vision.patch_size;
+  const key: VideoKey = {
+    model: model.modelId,
+    video: fileHash ?? `frames-sha256:${frameHash.digest('hex')}`,
+    sampling: `${s.sampling}:${s.numFrames}`,
+    size: `vamba ${s.shortestEdge}/${s.longestEdge} → ${gw * patch}x${gh * patch}`,
+    frames: String(r.frames),
+    dtype: model.dtype,
+  };
+  // The handle owns the tokens from here.
+  return model.encodeVideoTokens(r.tokens, [gt, gh / ms, gw / ms], key, o.chunkLen);
 }

@@ -31,8 +31,9 @@ fi
 # mma.sync kernels here, as on GPUs before sm_90.
 printf '#include "attention_sm90.h"\n#include <stdexcept>\nbool attention_sm90_supported(const AttentionDims &, DT) { return false; }\nsize_t attention_sm90_workspace_bytes(const AttentionDims &) { return 0; }\nvoid attention_sm90(void *, const void *, const void *, const void *, const int32_t *, const int *, const AttentionDims &, void *, cudaStream_t) { throw std::runtime_error("attention_sm90 is not emulated"); }\n' > "$out/src/attention_sm90_stub.cpp"
 g++ "${flags[@]}" -c "$out/src/attention_sm90_stub.cpp" -o "$out/attention_sm90.o" & pids+=($!)
+g++ "${flags[@]}" -c "$here/binary_stub.cpp" -o "$out/binary_stub.o" & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
-g++ -pthread "$out"/{attention,attention_sm90,ssd,conv1d,norm,kernels_test,runtime}.o -o "$out/kernels_test"
+g++ -pthread "$out"/{attention,attention_sm90,ssd,conv1d,norm,binary_stub,kernels_test,runtime}.o -o "$out/kernels_test"
 if [ -n "${1:-}" ] || [ -z "$stubbed" ]; then
   "$out/kernels_test" test "${1:-}"
 else
