@@ -11,7 +11,6 @@ import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { type Size, vambaResize } from '../../media/index.js';
-import { assertFits } from '../../models/fit.js';
 import { Qwen2VL } from '../../models/qwen2vl/model.js';
 import {
   Qwen2VLProcessor,
@@ -19,9 +18,7 @@ import {
   tokenCount,
   type VisualBatch,
 } from '../../models/qwen2vl/processor.js';
-import { estimateMemory as estimateQwen2VLMemory } from '../../models/qwen2vl/size.js';
 import { streamVisionTokens } from '../../models/qwen2vl/video-stream.js';
-import type { GridTHW } from '../../models/qwen2vl/vision.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -123,32 +120,6 @@ export class Qwen2VLRunner implements ModelRunner {
     return video;
   }
 
-  /**
-   * Refuses, before anything is encoded, a video whose prefill would not fit the device (the estimate of
-   * models/qwen2vl/size.ts: weights, the KV cache of the whole sequence, the largest activations).
-   */
-  private assertVideoFits(frames: number, grid: GridTHW): void {
-    const c = this.processor.video;
-    const e = estimateQwen2VLMemory(this.model.config, {
-      frames,
-      width: grid[2] * c.patch_size,
-      height: grid[1] * c.patch_size,
-      minPixels: c.min_pixels,
-      maxPixels: c.max_pixels,
-      dtype: this.model.dtype,
-    });
-    assertFits(
-      this.model.backend,
-      e.totalBytes,
-      `Qwen2-VL on ${frames} frames (${e.tokens.video} video tokens)`,
-      {
-        weights: e.weightBytes,
-        'KV cache': e.kvCacheBytes,
-        activations: e.activationBytes,
-      },
-    );
-  }
-
   /** A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output (models/qwen2vl/video-stream.ts). */
   private async encodeVideoStream(
     frames: AsyncIterable<RgbImage[]>,
@@ -161,7 +132,7 @@ export class Qwen2VLRunner implements ModelRunner {
       oddLast: this.processor.options.oddFrames === 'drop' ? 'drop' : 'pad',
       encode: (pixels, g) => this.model.encodeVision(pixels, [g]),
       allocate: (g) => {
-        this.assertVideoFits(expected, g);
+        this.model.assertVideoFits(g); // before anything is encoded
         const rows = (g[0] * g[1] * g[2]) / this.processor.video.merge_size ** 2;
         return ops.empty(this.model.backend, [rows, this.model.config.text.hidden_size], this.model.dtype);
       },

@@ -17,7 +17,9 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { assertFits } from '../fit.js';
 import { getRopeIndex } from './rope-index.js';
+import { estimateMemory } from './size.js';
 import { Qwen2Decoder } from './text.js';
 import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from './vision.js';
 import { loadQwen2VLParams } from './weights.js';
@@ -139,6 +141,20 @@ export class Qwen2VL implements Disposable {
    * so the encoder runs over chunks of whole groups (at most `maxPatchesPerChunk` patches, unless one group
    * is larger): the result is the same and memory stays bounded for long videos.
    */
+  /**
+   * Throws an OutOfMemoryError (with the estimate's terms) when a prompt holding a video of this patch grid
+   * cannot be prefilled here: weights, the KV cache of the whole sequence, the largest activations.
+   */
+  assertVideoFits(grid: GridTHW): void {
+    const e = estimateMemory(this.config, { grid, dtype: this.dtype });
+    const frames = grid[0] * this.config.vision.temporal_patch_size;
+    assertFits(this.backend, e.totalBytes, `Qwen2-VL on ${frames} frames (${e.tokens.video} video tokens)`, {
+      weights: e.weightBytes,
+      'KV cache': e.kvCacheBytes,
+      activations: e.activationBytes,
+    });
+  }
+
   encodeVision(pixels: Float32Array, grids: readonly GridTHW[], maxPatchesPerChunk = 16384): Tensor {
     return encodeVisionChunked(this.visual, pixels, grids, this.dtype, maxPatchesPerChunk);
   }

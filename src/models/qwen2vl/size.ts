@@ -7,6 +7,7 @@ import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
 import { countParams } from '../../nn/params.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
 import { smartResize } from './processor.js';
+import type { GridTHW } from './vision.js';
 import { qwen2vlSpecs } from './weights.js';
 
 export function countParameters(config: Qwen2VLConfig): number {
@@ -19,6 +20,8 @@ export interface MemoryEstimateOptions {
   /** Frame size before smart_resize (default 640×360). */
   width?: number;
   height?: number;
+  /** The video's patch grid [t, h, w] when known (a decoded video): replaces frames, size and bounds. */
+  grid?: GridTHW;
   /** Pixel bounds per frame (default Qwen2VLVideoProcessor's 128·28² .. 768·28²). */
   minPixels?: number;
   maxPixels?: number;
@@ -43,14 +46,16 @@ export function estimateMemory(config: Qwen2VLConfig, opts: MemoryEstimateOption
   const t = config.text;
   const bytes = BYTES_PER_ELEMENT[opts.dtype ?? 'bf16'];
   const frames = opts.frames ?? 0;
-  const groups = Math.ceil(frames / v.temporal_patch_size);
-  const [h, w] = frames
-    ? smartResize(opts.height ?? 360, opts.width ?? 640, {
-        factor: v.patch_size * v.spatial_merge_size,
-        minPixels: opts.minPixels ?? 128 * 28 * 28,
-        maxPixels: opts.maxPixels ?? 768 * 28 * 28,
-      })
-    : [0, 0];
+  const groups = opts.grid ? opts.grid[0] : Math.ceil(frames / v.temporal_patch_size);
+  const [h, w] = opts.grid
+    ? [opts.grid[1] * v.patch_size, opts.grid[2] * v.patch_size]
+    : frames
+      ? smartResize(opts.height ?? 360, opts.width ?? 640, {
+          factor: v.patch_size * v.spatial_merge_size,
+          minPixels: opts.minPixels ?? 128 * 28 * 28,
+          maxPixels: opts.maxPixels ?? 768 * 28 * 28,
+        })
+      : [0, 0];
   const patchesPerGroup = (h / v.patch_size) * (w / v.patch_size);
   const patches = groups * patchesPerGroup;
   const video = patches / v.spatial_merge_size ** 2;
