@@ -5,8 +5,11 @@
 # Results go to $OUT (default ./gpu-check): logs, JSON, and the long-video table and figure.
 #
 #   OUT=/tmp/out bash bench/gpu_check.sh [frames for the long-video series, default 256,1024,2048,3600]
+#   OUT=/tmp/out bash bench/gpu_check.sh --check-only   # the checks alone (about 3 minutes), no timings
 set -u
 OUT=${OUT:-gpu-check}
+CHECK_ONLY=0
+[ "${1:-}" = --check-only ] && { CHECK_ONLY=1; shift; }
 FRAMES=${1:-256,1024,2048,3600}
 mkdir -p "$OUT"
 export PATH=/usr/local/cuda/bin:$PATH
@@ -16,7 +19,7 @@ B=$(mktemp -d)
 NV="nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda"
 
 step "build: the addon, and kernels_test for sm_90a"
-(PYTHONUNBUFFERED=1 timeout 100 python3 bench/cuda_ops_peer.py --out "$OUT/cuda_ops_peer.json" >"$OUT/cuda_ops_peer.txt" 2>&1) &
+[ $CHECK_ONLY = 1 ] || (PYTHONUNBUFFERED=1 timeout 100 python3 bench/cuda_ops_peer.py --out "$OUT/cuda_ops_peer.json" >"$OUT/cuda_ops_peer.txt" 2>&1) &
 for f in attention attention_sm90 ssd conv1d norm elementwise test/kernels_test; do
   $NV -c "native/cuda/$f.cu" -o "$B/$(basename "$f").o" &
 done
@@ -33,6 +36,7 @@ step "npm run test:cuda"
 timeout 200 npm run test:cuda >"$OUT/test_cuda.txt" 2>&1
 echo "rc=$?"
 grep -E '^ℹ (tests|pass|fail)|^not ok|✖' "$OUT/test_cuda.txt" | head -20
+[ $CHECK_ONLY = 1 ] && { rm -rf "$B"; step done; exit 0; }
 
 step "kernel timings and their PyTorch peers"
 for f in vision causal decode cross ssd conv1d; do timeout 90 "$B/kt" bench "$B/$f.json" "$f" >/dev/null 2>&1 || echo "bench $f failed"; done

@@ -46,7 +46,9 @@ test('conv1d and SSD scan/step through the binding', async () => {
   if (!built(() => ops.ssdScan({ x, dt, A, B, C, D }, 16))) return;
   const g = ops.ssdScan({ x, dt, A, B, C, D }, 16);
   const c = ops.ssdScan({ x: cX, dt: cdt, A: cA, B: cB, C: cC, D: cD }, 16);
-  await assertParity(g.y, c.y, TOL.bf16 * 3, 'ssd y', 3e-2);
+  // y keeps the bf16 rounding of its operands (the decayed C·Bᵀ scores, the start states), as mamba_ssm's
+  // kernels do, so outputs that cancel terms of the data's size carry ~2⁻⁹ of that size.
+  await assertParity(g.y, c.y, TOL.bf16 * 3, 'ssd y', 0.1);
   // The state is f32 from bf16 inputs: the chunk-state product splits its f32 operand (no bf16 rounding).
   await assertParity(g.state, c.state, 1e-3, 'ssd state', 5e-2);
   assert.equal(gpu.name, 'cuda');

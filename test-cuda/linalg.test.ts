@@ -179,7 +179,8 @@ test('rmsNorm and layerNorm with a fused residual add: the stored sum exactly, t
       const gl = ops.addLayerNorm(gx, gr, gw, gb, 1e-6);
       const cl = ops.addLayerNorm(cx, cr, cw, cb, 1e-6);
       await assertParity(gl.sum, cl.sum, 0, `layer sum ${dtype} ${dim}`);
-      await assertParity(gl.out, cl.out, t, `layer ${dtype} ${dim}`);
+      // w·x̂ + b cancels terms of the data's size where the output is near zero: their rounding sets the floor.
+      await assertParity(gl.out, cl.out, t, `layer ${dtype} ${dim}`, 1e-2);
     }
   }
 });

@@ -7,7 +7,7 @@
 #   bash tools/needle/train_gpu.sh /tmp/out 600 --init models   # continue from the shipped weights
 #
 # NEEDLE_DATA (default /dev/shm/needle) holds the rendered data; it is rendered once (a .done marker), so a
-# second run with other options reuses it. NEEDLE_MODELS (default "vamba qwen2vl") picks the models.
+# second run with other options reuses it. NEEDLE_MODELS (default "vamba qwen2vl") picks the models; set empty, only the data is rendered.
 set -euo pipefail
 OUT=${1:?output dir}
 CAP=${2:-120}
@@ -32,7 +32,7 @@ if [ ! -f "$D/.done" ]; then
 fi
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
 EVAL="$D/eval_in,$D/eval_4x,$D/eval_16xa,$D/eval_16xb"
-for m in ${NEEDLE_MODELS:-vamba qwen2vl}; do
+for m in ${NEEDLE_MODELS-vamba qwen2vl}; do
   PYTHONUNBUFFERED=1 python3 tools/reference/train_needle.py --data "$TRAIN" --eval "$EVAL" --out "$OUT/$m" \
     --tokenizer-dir "$D/tok" --model "$m" --steps 3000 --max-seconds "$CAP" --seed 0 "${@:3}" &
 done
