@@ -2,6 +2,16 @@ import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { ParamSpec, ParamStore } from './params.js';
 
+/** A weight's rows [start, end) and its bias's entries: views, no copies (one part of a packed projection). */
+export function rowsOf(
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  start: number,
+  end: number,
+): { weight: Tensor; bias: Tensor | null } {
+  return { weight: weight.narrow(start, end), bias: bias ? bias.narrow(start, end) : null };
+}
+
 /** y = x·Wᵀ + b with W [out, in] as PyTorch's nn.Linear stores it. */
 export class Linear implements Disposable {
   constructor(
@@ -24,6 +34,12 @@ export class Linear implements Disposable {
   }
   get outFeatures(): number {
     return this.weight.shape[0];
+  }
+
+  /** The layer of output features [start, end), sharing this one's memory (dispose it as well). */
+  rows(start: number, end: number): Linear {
+    const r = rowsOf(this.weight, this.bias, start, end);
+    return new Linear(r.weight, r.bias);
   }
 
   forward(x: Tensor): Tensor {

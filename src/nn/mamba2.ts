@@ -1,7 +1,7 @@
 /**
  * Mamba-2 (mamba_ssm 2.2.2 `Mamba2`, the mixer of Vamba's video blocks; also Nemotron-H and MambaMia).
  *
- *   [z | x | B | C | dt] = in_proj(u)
+ *   [z | x | B | C | dt] = in_proj(u)                   (each part projected on its own)
  *   xBC = silu(causal_conv1d(xBC))                       (depthwise, width d_conv, with bias)
  *   dt  = softplus(dt + dt_bias),  A = −exp(A_log)         (f32)
  *   y   = SSD(x, dt, A, B, C) + D·x                        (chunked scan, state carried in f32)
@@ -15,6 +15,7 @@ import { ModelError } from '../errors.js';
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { rowsOf } from './linear.js';
 
 export interface Mamba2Config {
   /** Model width (in_proj input, out_proj output). */
@@ -107,12 +108,20 @@ export function mamba2Shapes(c: Mamba2Config): Record<(typeof mamba2ParamNames)[
   };
 }
 
+type Part = ReturnType<typeof rowsOf>;
+
 export class Mamba2Mixer {
   readonly nHeads: number;
   readonly convDim: number;
   /** −exp(A_log), f32, computed once. */
   readonly A: Tensor;
   readonly dtBias: Tensor;
+  /**
+   * in_proj's output [z | x | B C | dt] and conv1d's channels [x | B C], each part projected (or convolved)
+   * on its own: on long inputs, splitting one packed output would copy ~2·d_inner values per token.
+   */
+  readonly inProj: { z: Part; x: Part; bc: Part; dt: Part };
+  readonly conv: { x: Part; bc: Part };
 
   constructor(
     readonly config: Mamba2Config,
@@ -133,6 +142,18 @@ export class Mamba2Mixer {
     A.dispose();
     expA.dispose();
     this.dtBias = ops.cast(w.dt_bias, 'f32');
+    const [dI, cd] = [c.dInner, this.convDim];
+    const inBias = w.in_proj_bias;
+    this.inProj = {
+      z: rowsOf(w.in_proj, inBias, 0, dI),
+      x: rowsOf(w.in_proj, inBias, dI, 2 * dI),
+      bc: rowsOf(w.in_proj, inBias, 2 * dI, dI + cd),
+      dt: rowsOf(w.in_proj, inBias, dI + cd, dI + cd + this.nHeads),
+    };
+    this.conv = {
+      x: rowsOf(w.conv1d_weight, w.conv1d_bias, 0, dI),
+      bc: rowsOf(w.conv1d_weight, w.conv1d_bias, dI, cd),
+    };
   }
 
   /** A zero state for `batch` sequences. */
@@ -156,29 +177,21 @@ export class Mamba2Mixer {
     const c = this.config;
     const [batch, len] = u.shape;
     return tidy(() => {
-      const input = opts.reverse ? ops.flip(u, 1) : u;
-      const proj = ops.linear(input, this.w.in_proj, this.w.in_proj_bias ?? null);
-      const [z, xBC, dtRaw] = ops.split(proj, -1, [c.dInner, this.convDim, this.nHeads]);
-      const conv = ops.conv1dCausal(xBC, this.w.conv1d_weight, this.w.conv1d_bias, {
-        state: state?.conv ?? null,
-        silu: true,
-      });
-      const [x, B, C] = ops.split(conv.y, -1, [c.dInner, c.nGroups * c.dState, c.nGroups * c.dState]);
-      const dt = this.timeStep(dtRaw);
+      const m = this.mixIn(opts.reverse ? ops.flip(u, 1) : u, state?.conv ?? null);
       const ssd = ops.ssdScan(
         {
-          x: x.reshape([batch, len, this.nHeads, c.headDim]),
-          dt,
+          x: m.x.reshape([batch, len, this.nHeads, c.headDim]),
+          dt: m.dt,
           A: this.A,
-          B: B.reshape([batch, len, c.nGroups, c.dState]),
-          C: C.reshape([batch, len, c.nGroups, c.dState]),
+          B: m.B.reshape([batch, len, c.nGroups, c.dState]),
+          C: m.C.reshape([batch, len, c.nGroups, c.dState]),
           D: this.w.D,
           state: state?.ssm ?? null,
         },
         c.chunkSize,
       );
-      const out = this.output(ssd.y.reshape([batch, len, c.dInner]), z);
-      return { y: opts.reverse ? ops.flip(out, 1) : out, state: { conv: conv.state, ssm: ssd.state } };
+      const out = this.output(ssd.y.reshape([batch, len, c.dInner]), m.z);
+      return { y: opts.reverse ? ops.flip(out, 1) : out, state: { conv: m.conv, ssm: ssd.state } };
     });
   }
 
@@ -187,34 +200,47 @@ export class Mamba2Mixer {
     const c = this.config;
     const batch = u.shape[0];
     return tidy(() => {
-      const proj = ops.linear(u, this.w.in_proj, this.w.in_proj_bias ?? null);
-      const [z, xBC, dtRaw] = ops.split(proj, -1, [c.dInner, this.convDim, this.nHeads]);
-      const conv = ops.conv1dCausal(
-        xBC.reshape([batch, 1, this.convDim]),
-        this.w.conv1d_weight,
-        this.w.conv1d_bias,
-        {
-          state: state.conv,
-          silu: true,
-        },
-      );
-      ops.writeSlice(state.conv, conv.state, 1, 0);
-      const [x, B, C] = ops.split(conv.y.reshape([batch, this.convDim]), -1, [
-        c.dInner,
-        c.nGroups * c.dState,
-        c.nGroups * c.dState,
-      ]);
+      const m = this.mixIn(u.reshape([batch, 1, c.dModel]), state.conv);
+      ops.writeSlice(state.conv, m.conv, 1, 0);
       const y = ops.ssmStep({
-        x: x.reshape([batch, this.nHeads, c.headDim]),
-        dt: this.timeStep(dtRaw),
+        x: m.x.reshape([batch, this.nHeads, c.headDim]),
+        dt: m.dt.reshape([batch, this.nHeads]),
         A: this.A,
-        B: B.reshape([batch, c.nGroups, c.dState]),
-        C: C.reshape([batch, c.nGroups, c.dState]),
+        B: m.B.reshape([batch, c.nGroups, c.dState]),
+        C: m.C.reshape([batch, c.nGroups, c.dState]),
         D: this.w.D,
         state: state.ssm,
       });
-      return this.output(y.reshape([batch, c.dInner]), z);
+      return this.output(y.reshape([batch, c.dInner]), m.z.reshape([batch, c.dInner]));
     });
+  }
+
+  /**
+   * u [batch, len, dModel] → the SSD's inputs: z, silu(conv(x)), B and C (from silu(conv(B‖C))), dt (f32,
+   * softplus'ed) and the conv state after u, [batch, d_conv − 1, convDim] as one tensor.
+   */
+  private mixIn(u: Tensor, convState: Tensor | null) {
+    const c = this.config;
+    const proj = (p: Part) => ops.linear(u, p.weight, p.bias);
+    const gd = c.nGroups * c.dState;
+    const [sx, sbc] = convState ? ops.split(convState, -1, [c.dInner, 2 * gd]) : [null, null];
+    const cx = ops.conv1dCausal(proj(this.inProj.x), this.conv.x.weight, this.conv.x.bias, {
+      state: sx,
+      silu: true,
+    });
+    const cbc = ops.conv1dCausal(proj(this.inProj.bc), this.conv.bc.weight, this.conv.bc.bias, {
+      state: sbc,
+      silu: true,
+    });
+    const [B, C] = ops.split(cbc.y, -1, [gd, gd]);
+    return {
+      z: proj(this.inProj.z),
+      x: cx.y,
+      B,
+      C,
+      dt: this.timeStep(proj(this.inProj.dt)),
+      conv: ops.concat([cx.state, cbc.state], -1),
+    };
   }
 
   /** softplus(dt + dt_bias) in f32, clamped to dt_limit when it is set. */
@@ -244,6 +270,10 @@ export class Mamba2Mixer {
   dispose(): void {
     this.A.dispose();
     this.dtBias.dispose();
+    for (const p of [...Object.values(this.inProj), ...Object.values(this.conv)]) {
+      p.weight.dispose();
+      p.bias?.dispose();
+    }
   }
 }
 
@@ -285,7 +315,16 @@ export class Mamba2Block {
       for (let t0 = 0; t0 < len; t0 += chunkLen) {
         const prev: Mamba2State | null = state;
         const next = tidy(() => {
-          const r = this.forward(ops.slice(u, 1, t0, Math.min(len, t0 + chunkLen)), prev);
+          const t1 = Math.min(len, t0 + chunkLen);
+          // One sequence: the chunk is a contiguous range of rows, so a view instead of a copy.
+          const piece =
+            batch === 1
+              ? u
+                  .reshape([len, dModel])
+                  .narrow(t0, t1)
+                  .reshape([1, t1 - t0, dModel])
+              : ops.slice(u, 1, t0, t1);
+          const r = this.forward(piece, prev);
           ops.writeSlice(out, r.y, 1, t0);
           return r.state;
         });

@@ -21,6 +21,11 @@ export class RMSNorm implements Disposable {
     return ops.rmsNorm(x, this.weight, { eps: this.eps });
   }
 
+  /** The pre-norm residual step in one pass: `sum` = x + residual, `out` = the norm of it. */
+  addForward(x: Tensor, residual: Tensor): { sum: Tensor; out: Tensor } {
+    return ops.addRmsNorm(x, residual, this.weight, { eps: this.eps });
+  }
+
   [Symbol.dispose](): void {
     this.weight.dispose();
   }
@@ -47,6 +52,11 @@ export class LayerNorm implements Disposable {
 
   forward(x: Tensor): Tensor {
     return ops.layerNorm(x, this.weight, this.bias, this.eps);
+  }
+
+  /** The pre-norm residual step in one pass: `sum` = x + residual, `out` = the norm of it. */
+  addForward(x: Tensor, residual: Tensor): { sum: Tensor; out: Tensor } {
+    return ops.addLayerNorm(x, residual, this.weight, this.bias, this.eps);
   }
 
   [Symbol.dispose](): void {

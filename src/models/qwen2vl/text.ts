@@ -24,13 +24,21 @@ class Qwen2DecoderLayer implements Disposable {
     readonly mlp: GatedMLP,
   ) {}
 
-  forward(x: Tensor, rope: Rope, cache: { cache: KVCache; layer: number } | null): Tensor {
+  /**
+   * One layer on the residual stream x + r, where r (the previous layer's MLP output) is still to be added:
+   * each residual add happens inside the next RMSNorm's pass. Returns the stream and this layer's r.
+   */
+  forward(
+    x: Tensor,
+    r: Tensor | null,
+    rope: Rope,
+    cache: { cache: KVCache; layer: number } | null,
+  ): { x: Tensor; r: Tensor } {
     return tidy(() => {
-      const h = ops.add(
-        x,
-        this.self_attn.forward(this.input_layernorm.forward(x), { rope, cache, causal: true }),
-      );
-      return ops.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+      const a = r ? this.input_layernorm.addForward(x, r) : { sum: x, out: this.input_layernorm.forward(x) };
+      const attn = this.self_attn.forward(a.out, { rope, cache, causal: true });
+      const b = this.post_attention_layernorm.addForward(a.sum, attn);
+      return { x: b.sum, r: this.mlp.forward(b.out) };
     });
   }
 
@@ -83,15 +91,17 @@ export class Qwen2Decoder implements Disposable {
   forward(x: Tensor, rope: Rope, cache: KVCache | null, keep: number | null = null): Tensor {
     return tidy(() => {
       let h = x;
+      let r: Tensor | null = null;
       this.layers.forEach((layer, i) => {
-        const next = layer.forward(h, rope, cache ? { cache, layer: i } : null);
+        const next = layer.forward(h, r, rope, cache ? { cache, layer: i } : null);
         if (h !== x) h.dispose(); // keep one layer's activations alive, not all of them
-        h = next;
+        r?.dispose();
+        ({ x: h, r } = next);
       });
       cache?.commit(x.shape[0]);
       const n = h.shape[0];
-      const last = keep === null || keep >= n ? h : ops.slice(h, 0, n - keep, n);
-      return this.norm.forward(last);
+      const rows = (t: Tensor) => (keep === null || keep >= n ? t : t.narrow(n - keep, n));
+      return r ? this.norm.addForward(rows(h), rows(r)).out : this.norm.forward(rows(h));
     });
   }
 

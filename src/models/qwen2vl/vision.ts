@@ -22,20 +22,24 @@ export type GridTHW = readonly [number, number, number];
 const LN_EPS = 1e-6;
 
 class VisionAttention implements Disposable {
+  /** q, k and v: row views of the fused qkv (rows [q | k | v], each [heads][headDim]), projected one by one
+   * so that no copy splits the packed output. */
+  readonly parts: readonly [Linear, Linear, Linear];
+
   constructor(
     readonly qkv: Linear,
     readonly proj: Linear,
     readonly numHeads: number,
-  ) {}
+  ) {
+    const dim = qkv.inFeatures;
+    this.parts = [qkv.rows(0, dim), qkv.rows(dim, 2 * dim), qkv.rows(2 * dim, 3 * dim)];
+  }
 
   forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, segments: readonly number[]): Tensor {
     return tidy(() => {
       const [n, dim] = x.shape;
       const headDim = dim / this.numHeads;
-      // qkv rows are [q | k | v], each [heads][headDim].
-      const [q, k, v] = ops
-        .split(this.qkv.forward(x).reshape([n, 3, dim]), 1, [1, 1, 1])
-        .map((t) => t.reshape([n, this.numHeads, headDim]));
+      const [q, k, v] = this.parts.map((l) => l.forward(x).reshape([n, this.numHeads, headDim]));
       const out = ops.attention(ops.rotary(q, rope.cos, rope.sin), ops.rotary(k, rope.cos, rope.sin), v, {
         segments,
       }).out;
@@ -44,8 +48,7 @@ class VisionAttention implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    this.qkv[Symbol.dispose]();
-    this.proj[Symbol.dispose]();
+    for (const l of [this.qkv, ...this.parts, this.proj]) l[Symbol.dispose]();
   }
 }
 
@@ -57,10 +60,20 @@ class VisionBlock implements Disposable {
     readonly mlp: MLP,
   ) {}
 
-  forward(x: Tensor, rope: { cos: Tensor; sin: Tensor }, segments: readonly number[]): Tensor {
+  /**
+   * One block on the residual stream x + r, where r (the previous block's MLP output) is still to be added:
+   * each residual add happens inside the next LayerNorm's pass. Returns the stream and this block's r.
+   */
+  forward(
+    x: Tensor,
+    r: Tensor | null,
+    rope: { cos: Tensor; sin: Tensor },
+    segments: readonly number[],
+  ): { x: Tensor; r: Tensor } {
     return tidy(() => {
-      const h = ops.add(x, this.attn.forward(this.norm1.forward(x), rope, segments));
-      return ops.add(h, this.mlp.forward(this.norm2.forward(h)));
+      const a = r ? this.norm1.addForward(x, r) : { sum: x, out: this.norm1.forward(x) };
+      const b = this.norm2.addForward(a.sum, this.attn.forward(a.out, rope, segments));
+      return { x: b.sum, r: this.mlp.forward(b.out) };
     });
   }
 
@@ -77,10 +90,11 @@ class PatchMerger implements Disposable {
     readonly unit: number,
   ) {}
 
-  forward(x: Tensor): Tensor {
+  /** Merged tokens of the stream x + r (the last block's MLP output, added inside ln_q's pass). */
+  forward(x: Tensor, r: Tensor): Tensor {
     return tidy(() => {
       const [n, dim] = x.shape;
-      return this.mlp.forward(this.ln_q.forward(x).reshape([n / this.unit, dim * this.unit]));
+      return this.mlp.forward(this.ln_q.addForward(x, r).out.reshape([n / this.unit, dim * this.unit]));
     });
   }
 
@@ -169,12 +183,15 @@ export class Qwen2VisionTransformer implements Disposable {
     return tidy(() => {
       const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim));
       let x = this.patch_embed.forward(pixels);
+      let r: Tensor | null = null;
       for (const block of this.blocks) {
-        const next = block.forward(x, rope, segments);
-        x.dispose();
-        x = next;
+        const next = block.forward(x, r, rope, segments);
+        x.dispose(); // one block's activations alive, not all of them
+        r?.dispose();
+        ({ x, r } = next);
       }
-      return this.merger.forward(x);
+      if (!r) throw new InputError('vision: the config has no blocks');
+      return this.merger.forward(x, r);
     });
   }
 
