@@ -54,6 +54,6 @@ tail -25 "$OUT/long_video.txt"
 
 step "where Vamba's time goes at 1024 frames (per-kernel GPU time, stream idle time)"
 timeout 120 node --import tsx bench/long_video.ts --series vamba --frames 1024 --decode 8 --budget 100 --profile \
-  --out "$OUT/profile" 2>&1 | grep -v '^npm warn' | tail -30
+  --out "$OUT/profile" 2>&1 | grep -v "^npm warn" | tail -45
 rm -rf "$B"
 step done

@@ -85,7 +85,7 @@ test('binary ops with broadcasting and unaligned views', async () => {
     ],
     [[64], [3, 1]],
   ];
-  const OPS: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'max', 'min'];
+  const OPS: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'max', 'min', 'silu_mul'];
   for (const dtype of FLOATS)
     for (const [sa, sb] of shapes)
       for (const op of OPS) {

@@ -124,6 +124,8 @@ __device__ __forceinline__ float apply_binary(BinaryOp op, float a, float b) {
       return fmaxf(a, b);
     case BinaryOp::Min:
       return fminf(a, b);
+    case BinaryOp::SiluMul:
+      return a / (1.f + __expf(-a)) * b;
   }
   return 0.f;
 }

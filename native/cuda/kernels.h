@@ -19,7 +19,7 @@ constexpr int kMaxRank = 8;
 enum class UnaryOp : int {
   Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sigmoid, Tanh, Relu, Relu2, Silu, Gelu, GeluTanh, QuickGelu, Softplus
 };
-enum class BinaryOp : int { Add, Sub, Mul, Div, Max, Min };
+enum class BinaryOp : int { Add, Sub, Mul, Div, Max, Min, SiluMul };
 enum class ReduceOp : int { Sum, Mean, Max };
 
 // elementwise.cu

@@ -8,6 +8,8 @@ import type { ParamSpec, ParamStore } from './params.js';
 /** Gated MLP (SwiGLU for act = silu): down(act(gate(x)) · up(x)) — Qwen2MLP / LlamaMLP. */
 export class GatedMLP implements Disposable {
   readonly act: Activation;
+  /** SwiGLU: the gate's silu and the product in one pass. */
+  readonly silu: boolean;
 
   constructor(
     readonly gate_proj: Linear,
@@ -16,6 +18,7 @@ export class GatedMLP implements Disposable {
     act = 'silu',
   ) {
     this.act = activation(act);
+    this.silu = act === 'silu';
   }
 
   static specs(prefix: string, hidden: number, intermediate: number, bias = false): ParamSpec[] {
@@ -36,9 +39,10 @@ export class GatedMLP implements Disposable {
   }
 
   forward(x: Tensor): Tensor {
-    return tidy(() =>
-      this.down_proj.forward(ops.mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x))),
-    );
+    return tidy(() => {
+      const [gate, up] = [this.gate_proj.forward(x), this.up_proj.forward(x)];
+      return this.down_proj.forward(this.silu ? ops.siluMul(gate, up) : ops.mul(this.act(gate), up));
+    });
   }
 
   [Symbol.dispose](): void {

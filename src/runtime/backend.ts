@@ -44,7 +44,7 @@ export type UnaryOp =
   | 'quick_gelu' // x·σ(1.702x)  (Qwen2-VL vision MLP)
   | 'softplus'; // log(1+eˣ), x when x > 20 (as torch and mamba_ssm)
 
-export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'silu_mul'; // silu(a)·b in one rounding (SwiGLU's gate)
 
 /**
  * Integer codes of the element-wise ops, shared by the backends (the CUDA kernels' enums UnaryOp and BinaryOp
@@ -74,6 +74,7 @@ export const BINARY_CODE: Readonly<Record<BinaryOp, number>> = {
   div: 3,
   max: 4,
   min: 5,
+  silu_mul: 6,
 };
 
 /** out[i] = op(a[ia], b[ib]) where ia/ib come from broadcast strides (0 on broadcast axes). */

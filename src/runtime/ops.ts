@@ -251,6 +251,8 @@ export const mul = (a: Tensor, b: Tensor) => binary('mul', a, b);
 export const div = (a: Tensor, b: Tensor) => binary('div', a, b);
 export const maximum = (a: Tensor, b: Tensor) => binary('max', a, b);
 export const minimum = (a: Tensor, b: Tensor) => binary('min', a, b);
+/** silu(a)·b rounded once: SwiGLU's gating without a pass for silu(a). */
+export const siluMul = (a: Tensor, b: Tensor) => binary('silu_mul', a, b);
 
 /** x·scale + shift. */
 export function affine(x: Tensor, scale: number, shift = 0): Tensor {

@@ -111,6 +111,7 @@ const BINARY_REF: Record<BinaryOp, (a: number, b: number) => number> = {
   div: (a, b) => a / b,
   max: Math.max,
   min: Math.min,
+  silu_mul: (a, b) => (a / (1 + Math.exp(-a))) * b,
 };
 
 test(

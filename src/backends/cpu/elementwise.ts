@@ -126,8 +126,11 @@ function applyBinary(
       case 4:
         r = x > y ? x : y;
         break;
-      default:
+      case 5:
         r = x < y ? x : y;
+        break;
+      default:
+        r = x * sigmoid(x) * y;
     }
     dst[o + j] = r;
   }

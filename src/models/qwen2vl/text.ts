@@ -26,7 +26,9 @@ class Qwen2DecoderLayer implements Disposable {
 
   /**
    * One layer on the residual stream x + r, where r (the previous layer's MLP output) is still to be added:
-   * each residual add happens inside the next RMSNorm's pass. Returns the stream and this layer's r.
+   * each residual add happens inside the next RMSNorm's pass. Returns the stream and this layer's r. Given
+   * an r, x and r are the previous layer's outputs and are disposed once added (two fewer activations live
+   * through the MLP).
    */
   forward(
     x: Tensor,
@@ -36,6 +38,10 @@ class Qwen2DecoderLayer implements Disposable {
   ): { x: Tensor; r: Tensor } {
     return tidy(() => {
       const a = r ? this.input_layernorm.addForward(x, r) : { sum: x, out: this.input_layernorm.forward(x) };
+      if (r) {
+        x.dispose();
+        r.dispose();
+      }
       const attn = this.self_attn.forward(a.out, { rope, cache, causal: true });
       const b = this.post_attention_layernorm.addForward(a.sum, attn);
       return { x: b.sum, r: this.mlp.forward(b.out) };
@@ -93,10 +99,7 @@ export class Qwen2Decoder implements Disposable {
       let h = x;
       let r: Tensor | null = null;
       this.layers.forEach((layer, i) => {
-        const next = layer.forward(h, r, rope, cache ? { cache, layer: i } : null);
-        if (h !== x) h.dispose(); // keep one layer's activations alive, not all of them
-        r?.dispose();
-        ({ x: h, r } = next);
+        ({ x: h, r } = layer.forward(h, r, rope, cache ? { cache, layer: i } : null));
       });
       cache?.commit(x.shape[0]);
       const n = h.shape[0];
