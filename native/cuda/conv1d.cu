@@ -11,8 +11,7 @@
 namespace {
 
 constexpr int kMaxPackedWidth = 4;
-constexpr int kTileT = 32;  // tokens per thread: the window's width − 1 re-reads cost (width − 1)/kTileT extra
-constexpr int kBatch = 8;   // loads in flight per thread
+constexpr int kTileT = 16;  // tokens per thread: the window's width − 1 re-reads cost (width − 1)/kTileT extra
 
 /** Input pack at position idx of [state; x] (negative idx: the carried state, or zeros without one). */
 template <typename T, int V>
@@ -48,41 +47,27 @@ __global__ void __launch_bounds__(128) conv1d_packed_kernel(T *__restrict__ y, c
   for (int k = 0; k < kMaxPackedWidth - 1; ++k)
     if (k < d.width - 1) input_pack<T, V>(x, state, b, t0 - (d.width - 1) + k, c, d, win[k]);
   const int tEnd = min(kTileT, d.len - t0);
-  // The tile's inputs are loaded kBatch tokens at a time, all loads issued before any use (raw packs, converted
-  // when they enter the window): one thread keeps kBatch 16-byte loads in flight instead of one.
 #pragma unroll
-  for (int i0 = 0; i0 < kTileT; i0 += kBatch) {
-    if (i0 >= tEnd) break;
-    Pack<T, V> raw[kBatch];
+  for (int i = 0; i < kTileT; ++i) {
+    if (i >= tEnd) break;
+    const int t = t0 + i;
+    // The newest input goes to slot width − 1 (a compile-time index per width, so the window stays in registers).
 #pragma unroll
-    for (int i = 0; i < kBatch; ++i)
-      if (i0 + i < tEnd)
-        raw[i] = *reinterpret_cast<const Pack<T, V> *>(x + (static_cast<int64_t>(b) * d.len + t0 + i0 + i) * d.channels + c);
+    for (int k = 0; k < kMaxPackedWidth; ++k)
+      if (k == d.width - 1) load_pack<T, V>(x, (static_cast<int64_t>(b) * d.len + t) * d.channels + c, win[k]);
+    float out[V];
 #pragma unroll
-    for (int i = 0; i < kBatch; ++i) {
-      if (i0 + i >= tEnd) break;
-      const int t = t0 + i0 + i;
-      // The newest input goes to slot width − 1 (a compile-time index per width, so the window stays in
-      // registers).
+    for (int j = 0; j < V; ++j) {
+      float acc = bv[j];
 #pragma unroll
-      for (int k = 0; k < kMaxPackedWidth; ++k)
-        if (k == d.width - 1)
-#pragma unroll
-          for (int j = 0; j < V; ++j) win[k][j] = to_f32(raw[i].v[j]);
-      float out[V];
-#pragma unroll
-      for (int j = 0; j < V; ++j) {
-        float acc = bv[j];
-#pragma unroll
-        for (int k = 0; k < kMaxPackedWidth; ++k) acc += w[k][j] * win[k][j];  // w is 0 beyond width
-        out[j] = d.silu ? acc / (1.f + __expf(-acc)) : acc;
-      }
-      store_pack<T, V>(y, (static_cast<int64_t>(b) * d.len + t) * d.channels + c, out);
-#pragma unroll
-      for (int k = 0; k + 1 < kMaxPackedWidth; ++k)
-#pragma unroll
-        for (int j = 0; j < V; ++j) win[k][j] = win[k + 1][j];
+      for (int k = 0; k < kMaxPackedWidth; ++k) acc += w[k][j] * win[k][j];  // w is 0 beyond width
+      out[j] = d.silu ? acc / (1.f + __expf(-acc)) : acc;
     }
+    store_pack<T, V>(y, (static_cast<int64_t>(b) * d.len + t) * d.channels + c, out);
+#pragma unroll
+    for (int k = 0; k + 1 < kMaxPackedWidth; ++k)
+#pragma unroll
+      for (int j = 0; j < V; ++j) win[k][j] = win[k + 1][j];
   }
 }
 

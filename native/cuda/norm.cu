@@ -4,8 +4,6 @@
 // loads in flight at once, reduce with warp shuffles (and, for S > 32, one shared-memory exchange between the
 // row's warps) and write the result in the same pass — one read and one write of the row. Longer rows and
 // softmax use one block per row.
-#include <cstdlib>
-
 #include "device_util.cuh"
 #include "kernels.h"
 
@@ -204,37 +202,19 @@ __global__ void __launch_bounds__(kRowThreads) layer_norm_rows(T *__restrict__ o
 }
 
 /**
- * One warp per row (LONGSHOT_NORM_WARP_ROWS=1): rows of up to 32·16 packs (4096 bf16 values) reduce with
- * shuffles alone, no block barrier, each lane holding up to 16 packs. Off by default until timed against the
- * wider groups on a GPU.
- */
-bool warp_rows() {
-  static const bool on = [] {
-    const char *v = std::getenv("LONGSHOT_NORM_WARP_ROWS");
-    return v && v[0] == '1';
-  }();
-  return on;
-}
-
-/**
  * Launches kernel<S, R> for `count` rows of `packs` packs (≤ kRowPacks): S the fewest lanes (8, 32, 64, 128
- * or 256) that hold the row in at most 4 packs each (R = 2 or 4), or with warp_rows() 32 lanes of up to 16.
+ * or 256) that hold the row in at most 4 packs each (R = 2 or 4).
  */
 template <typename Launch>
 void launch_row_kernel(int64_t count, int64_t packs, Launch launch) {
   auto go = [&](auto stag) {
     constexpr int S = decltype(stag)::value;
     const unsigned blocks = static_cast<unsigned>((count * S + kRowThreads - 1) / kRowThreads);
-    auto with = [&](auto rtag) { launch(stag, rtag, blocks, unsigned(kRowThreads)); };
-    if (packs <= 2 * S) with(std::integral_constant<int, 2>{});
-    else if (packs <= 4 * S) with(std::integral_constant<int, 4>{});
-    else if constexpr (S == 32) {
-      if (packs <= 8 * S) with(std::integral_constant<int, 8>{});
-      else with(std::integral_constant<int, 16>{});
-    }
+    if (packs <= 2 * S) launch(stag, std::integral_constant<int, 2>{}, blocks, unsigned(kRowThreads));
+    else launch(stag, std::integral_constant<int, 4>{}, blocks, unsigned(kRowThreads));
   };
   if (packs <= 4 * 8) go(std::integral_constant<int, 8>{});
-  else if (packs <= 4 * 32 || (warp_rows() && packs <= 16 * 32)) go(std::integral_constant<int, 32>{});
+  else if (packs <= 4 * 32) go(std::integral_constant<int, 32>{});
   else if (packs <= 4 * 64) go(std::integral_constant<int, 64>{});
   else if (packs <= 4 * 128) go(std::integral_constant<int, 128>{});
   else go(std::integral_constant<int, 256>{});
