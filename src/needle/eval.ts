@@ -19,6 +19,8 @@ import { Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
 import { isVambaConfig } from '../models/vamba/config.js';
 import { Vamba } from '../models/vamba/model.js';
 import type { DeviceName } from '../runtime/backend.js';
+import { getBackend } from '../runtime/device.js';
+import { renderFrame } from './render.js';
 import { mcqPrompt, type NeedleSample, TASKS } from './tasks.js';
 
 export type AnswerForm = 'short' | 'mcq';
@@ -50,6 +52,8 @@ export interface LengthRow extends Tally {
   secondsPerVideo: number;
   /** Largest resident set size seen after a video of this length (MiB, whole process). */
   peakRssMiB: number;
+  /** Largest peak of live tensors on the model's device during a video of this length (MiB, weights included). */
+  peakTensorMiB: number;
 }
 
 export interface EvalReport {
@@ -99,6 +103,24 @@ export async function readAllFrames(path: string): Promise<Frame[]> {
   const frames: Frame[] = [];
   for await (const batch of decodeFrames(path, { kind: 'all' })) frames.push(...batch);
   return frames;
+}
+
+/**
+ * A record's frames drawn again from its scene and needles (what its MP4 holds, before compression): no
+ * ffmpeg needed.
+ */
+export function renderedFrames(q: NeedleQuestion): Frame[] {
+  if (!q.scene || !Array.isArray(q.needles) || !(q.frames > 0) || !(q.width > 0) || !(q.height > 0))
+    throw new InputError(
+      `${q.id}: the record has no scene to render; write it with 'longshot needle generate'`,
+    );
+  return Array.from({ length: q.frames }, (_, t) => ({
+    index: t,
+    timestampSec: t / q.fps,
+    width: q.width,
+    height: q.height,
+    data: renderFrame(q, t).data,
+  }));
 }
 
 /** A loaded model that encodes a video once and answers questions about it. */
@@ -195,6 +217,8 @@ export interface EvalOptions {
   /** Evaluate only the first n videos. */
   limit?: number;
   device?: DeviceName;
+  /** 'render': draw each video's frames again from its record instead of decoding the MP4 (`renderedFrames`). */
+  frames?: 'decode' | 'render';
   onVideo?: (done: number, total: number, items: readonly EvalItem[]) => void;
 }
 
@@ -203,11 +227,14 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
   const questions = (await readQuestions(jsonl)).slice(0, o.limit ?? Number.POSITIVE_INFINITY);
   if (!questions.length) throw new InputError(`${jsonl} holds no questions`);
   using model = await loadAnswerer(o.model, o.device);
+  const backend = await getBackend(o.device ?? 'cpu');
   const items: EvalItem[] = [];
-  const perLength = new Map<number, { videos: number; seconds: number; rss: number }>();
+  const perLength = new Map<number, { videos: number; seconds: number; rss: number; tensors: number }>();
   for (const [n, q] of questions.entries()) {
+    backend.resetPeak();
     const t0 = performance.now();
-    const frames = await readAllFrames(join(dirname(jsonl), q.video));
+    const frames =
+      o.frames === 'render' ? renderedFrames(q) : await readAllFrames(join(dirname(jsonl), q.video));
     using video = model.open(frames);
     const short = await video.ask(q.question);
     const mcq = await video.ask(mcqPrompt(q));
@@ -229,10 +256,11 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
       },
     ];
     items.push(...done);
-    const row = perLength.get(q.frames) ?? { videos: 0, seconds: 0, rss: 0 };
+    const row = perLength.get(q.frames) ?? { videos: 0, seconds: 0, rss: 0, tensors: 0 };
     row.videos++;
     row.seconds += (performance.now() - t0) / 1000;
     row.rss = Math.max(row.rss, process.memoryUsage().rss / 2 ** 20);
+    row.tensors = Math.max(row.tensors, backend.memory().peak / 2 ** 20);
     perLength.set(q.frames, row);
     o.onVideo?.(n + 1, questions.length, done);
   }
@@ -253,6 +281,7 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
           videos: r.videos,
           secondsPerVideo: r.seconds / r.videos,
           peakRssMiB: Math.round(r.rss),
+          peakTensorMiB: Math.round(r.tensors),
         },
       ]),
     ),
@@ -266,7 +295,7 @@ export function formatReport(r: EvalReport): string {
   const lines = [`${r.architecture} ${r.model} on ${r.data}: ${pct(r)}`, '', 'by length:'];
   for (const [frames, row] of Object.entries(r.byLength).sort((a, b) => Number(a[0]) - Number(b[0])))
     lines.push(
-      `  ${frames.padStart(5)} frames  ${pct(row).padEnd(18)} ${row.secondsPerVideo.toFixed(2)} s/video  peak RSS ${row.peakRssMiB} MiB`,
+      `  ${frames.padStart(5)} frames  ${pct(row).padEnd(18)} ${row.secondsPerVideo.toFixed(2)} s/video  peak RSS ${row.peakRssMiB} MiB  tensors ${row.peakTensorMiB} MiB`,
     );
   lines.push('by task:');
   for (const [task, t] of Object.entries(r.byTask)) lines.push(`  ${task.padEnd(6)} ${pct(t)}`);

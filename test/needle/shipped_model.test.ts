@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { evaluateNeedle, readQuestions } from '../../src/needle/eval.js';
+import { evaluateNeedle, readAllFrames, readQuestions, renderedFrames } from '../../src/needle/eval.js';
 
 const VAMBA = 'models/needle-vamba-tiny';
 const QWEN = 'models/needle-qwen2vl-tiny';
@@ -49,4 +49,26 @@ test('the shipped tiny Vamba answers the example videos correctly through the Ty
     short,
     questions.map((q) => q.answer),
   );
+});
+
+test('--render draws the MP4s again: the same frames up to compression, the same answers', async () => {
+  const questions = await readQuestions(join(EXAMPLES, 'questions.jsonl'));
+  for (const q of questions) {
+    const drawn = renderedFrames(q);
+    const decoded = await readAllFrames(join(EXAMPLES, q.video));
+    assert.equal(drawn.length, decoded.length, q.id);
+    let diff = 0;
+    let n = 0;
+    for (const [t, f] of drawn.entries()) {
+      assert.equal(f.width, decoded[t].width);
+      assert.equal(f.height, decoded[t].height);
+      for (let i = 0; i < f.data.length; i++) diff += Math.abs(f.data[i] - decoded[t].data[i]);
+      n += f.data.length;
+    }
+    // H.264 at crf 12 with 4:2:0 chroma: a few levels per value on average, never a different picture.
+    assert.ok(diff / n < 6, `${q.id}: mean |drawn − decoded| = ${(diff / n).toFixed(2)}`);
+  }
+  const report = await evaluateNeedle({ model: VAMBA, data: EXAMPLES, frames: 'render' });
+  assert.equal(report.correct, report.total);
+  assert.throws(() => renderedFrames({ ...questions[0], scene: undefined as never }), /no scene to render/);
 });

@@ -82,6 +82,10 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', "directory written by 'needle generate' (questions.jsonl + MP4s)")
     .option('--limit <n>', 'evaluate only the first n videos')
     .option('--device <name>', 'cpu or cuda', 'cpu')
+    .option(
+      '--render',
+      'draw each video again from questions.jsonl instead of decoding its MP4 (no ffmpeg needed, no compression)',
+    )
     .option('--json', 'print the full report (every answer) as JSON')
     .addHelpText(
       'after',
@@ -95,6 +99,7 @@ export function register(program: Command): void {
         data: o.data,
         limit,
         device: o.device,
+        frames: o.render ? 'render' : 'decode',
         onVideo: progress ? (d, n) => process.stderr.write(`\revaluating ${d}/${n}`) : undefined,
       });
       if (progress) process.stderr.write('\n');
