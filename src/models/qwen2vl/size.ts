@@ -67,12 +67,15 @@ export function estimateMemory(config: Qwen2VLConfig, opts: MemoryEstimateOption
   // Vision: residual, norm, qkv (3), attention out, MLP hidden; f32 scores of one temporal group per head.
   const visionAct =
     patches * v.embed_dim * (6 + v.mlp_ratio) * bytes + v.num_heads * patchesPerGroup ** 2 * 4;
-  // Decoder prefill: the embeddings, residual, norm and sum; q/k/v/o; gate, up, act and their product; the
-  // vision tokens kept until they are written into the embeddings; logits of the last position in f32.
+  // Decoder prefill, at its peak inside a layer's MLP: eight rows of the hidden size (the embeddings, the
+  // stream in and out of the layer, both norms' outputs, attention's output, the MLP's output, one spare) and
+  // gate, up and their product (SwiGLU: silu·up in one pass; another activation adds a row); the vision tokens
+  // kept until they are written into the embeddings; logits of the last position in f32. Attention's q/k/v
+  // are freed before the MLP. Measured on an H200 at 1024 frames: 48.2 GiB against 49.0 estimated.
   const prefill = video + text;
-  const qkvo = 2 * t.num_attention_heads * t.head_dim + 2 * t.num_key_value_heads * t.head_dim;
+  const mlpRows = t.hidden_act === 'silu' ? 3 : 4;
   const textAct =
-    prefill * (4 * t.hidden_size + qkvo + 4 * t.intermediate_size) * bytes +
+    prefill * (8 * t.hidden_size + mlpRows * t.intermediate_size) * bytes +
     video * t.hidden_size * bytes +
     t.vocab_size * 4;
   const activationBytes = Math.max(visionAct, textAct);
