@@ -122,6 +122,21 @@ describe('longshot CLI', () => {
     assert.ok(!r.stderr.includes('    at '), 'a stack trace reached the user');
   });
 
+  it('ask with no --model answers the example videos with the embedded needle model, as the README shows', async () => {
+    // Questions and answers come from the generator's questions.jsonl, not from the model.
+    const examples = readFileSync('examples/needle/questions.jsonl', 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { video: string; question: string; answer: string });
+    const runs = await Promise.all(
+      examples.map((q) => cli(['ask', join('examples/needle', q.video), q.question])),
+    );
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${examples[i].answer}\n`, examples[i].question);
+    }
+  });
+
   it('ask answers about a video with a real (tiny, random) model: --json, --stream, caption', async () => {
     const common = ['--model', qwen, '--frames', '4', '--sampling', 'uniform', '--max-new-tokens', '5'];
     const [json, streamed, caption, broken] = await Promise.all([
