@@ -91,17 +91,16 @@ export function videoTokens(config: Qwen2VLConfig, frames: number, width: number
 export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryEstimate {
   const { config } = summary;
   const b = g.activationBytes ?? 2;
-  const width = g.width ?? 640;
-  const height = g.height ?? 360;
-  const pixels = { minPixels: g.minPixels, maxPixels: g.maxPixels };
+  const video = {
+    minPixels: g.minPixels,
+    maxPixels: g.maxPixels,
+    frames: g.frames,
+    width: g.width ?? 640,
+    height: g.height ?? 360,
+    dtype: b === 4 ? ('f32' as const) : ('bf16' as const),
+  };
   if (summary.architecture === 'qwen2_vl') {
-    const q = estimateQwen2VL(config, {
-      ...pixels,
-      frames: g.frames,
-      width,
-      height,
-      dtype: b === 4 ? 'f32' : 'bf16',
-    });
+    const q = estimateQwen2VL(config, video);
     const videoState = q.kvCacheBytes;
     return {
       videoTokens: q.tokens.video,
@@ -112,13 +111,7 @@ export function estimateMemory(summary: ModelSummary, g: FrameGeometry): MemoryE
     };
   }
   // Vamba: the model's own estimate (models/vamba/size.ts), measured within ~1% on an H200.
-  const e = estimateVambaMemory(config, {
-    ...pixels,
-    frames: g.frames,
-    width,
-    height,
-    dtype: b === 4 ? 'f32' : 'bf16',
-  });
+  const e = estimateVambaMemory(config, video);
   const videoState = e.videoKVBytes + e.videoStreamBytes;
   const working = e.totalBytes - e.weightBytes - videoState;
   return {

@@ -21,9 +21,14 @@ export class RMSNorm implements Disposable {
     return ops.rmsNorm(x, this.weight, { eps: this.eps });
   }
 
-  /** The pre-norm residual step in one pass: `sum` = x + residual, `out` = the norm of it. */
-  addForward(x: Tensor, residual: Tensor): { sum: Tensor; out: Tensor } {
-    return ops.addRmsNorm(x, residual, this.weight, { eps: this.eps });
+  /**
+   * The pre-norm residual step in one pass: `sum` = x + residual, `out` = the norm of it. Without a residual,
+   * `sum` is x itself.
+   */
+  addForward(x: Tensor, residual: Tensor | null): { sum: Tensor; out: Tensor } {
+    return residual
+      ? ops.addRmsNorm(x, residual, this.weight, { eps: this.eps })
+      : { sum: x, out: this.forward(x) };
   }
 
   [Symbol.dispose](): void {
@@ -54,9 +59,14 @@ export class LayerNorm implements Disposable {
     return ops.layerNorm(x, this.weight, this.bias, this.eps);
   }
 
-  /** The pre-norm residual step in one pass: `sum` = x + residual, `out` = the norm of it. */
-  addForward(x: Tensor, residual: Tensor): { sum: Tensor; out: Tensor } {
-    return ops.addLayerNorm(x, residual, this.weight, this.bias, this.eps);
+  /**
+   * The pre-norm residual step in one pass: `sum` = x + residual, `out` = the norm of it. Without a residual,
+   * `sum` is x itself.
+   */
+  addForward(x: Tensor, residual: Tensor | null): { sum: Tensor; out: Tensor } {
+    return residual
+      ? ops.addLayerNorm(x, residual, this.weight, this.bias, this.eps)
+      : { sum: x, out: this.forward(x) };
   }
 
   [Symbol.dispose](): void {

@@ -37,7 +37,7 @@ class Qwen2DecoderLayer implements Disposable {
     cache: { cache: KVCache; layer: number } | null,
   ): { x: Tensor; r: Tensor } {
     return tidy(() => {
-      const a = r ? this.input_layernorm.addForward(x, r) : { sum: x, out: this.input_layernorm.forward(x) };
+      const a = this.input_layernorm.addForward(x, r);
       if (r) {
         x.dispose();
         r.dispose();
@@ -104,7 +104,7 @@ export class Qwen2Decoder implements Disposable {
       cache?.commit(x.shape[0]);
       const n = h.shape[0];
       const rows = (t: Tensor) => (keep === null || keep >= n ? t : t.narrow(n - keep, n));
-      return r ? this.norm.addForward(rows(h), rows(r)).out : this.norm.forward(rows(h));
+      return this.norm.addForward(rows(h), r && rows(r)).out;
     });
   }
 

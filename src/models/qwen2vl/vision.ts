@@ -71,7 +71,7 @@ class VisionBlock implements Disposable {
     segments: readonly number[],
   ): { x: Tensor; r: Tensor } {
     return tidy(() => {
-      const a = r ? this.norm1.addForward(x, r) : { sum: x, out: this.norm1.forward(x) };
+      const a = this.norm1.addForward(x, r);
       const b = this.norm2.addForward(a.sum, this.attn.forward(a.out, rope, segments));
       return { x: b.sum, r: this.mlp.forward(b.out) };
     });
@@ -91,7 +91,7 @@ class PatchMerger implements Disposable {
   ) {}
 
   /** Merged tokens of the stream x + r (the last block's MLP output, added inside ln_q's pass). */
-  forward(x: Tensor, r: Tensor): Tensor {
+  forward(x: Tensor, r: Tensor | null): Tensor {
     return tidy(() => {
       const [n, dim] = x.shape;
       return this.mlp.forward(this.ln_q.addForward(x, r).out.reshape([n / this.unit, dim * this.unit]));
@@ -190,7 +190,6 @@ export class Qwen2VisionTransformer implements Disposable {
         r?.dispose();
         ({ x, r } = next);
       }
-      if (!r) throw new InputError('vision: the config has no blocks');
       return this.merger.forward(x, r);
     });
   }
