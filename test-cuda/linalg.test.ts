@@ -1,7 +1,8 @@
 import { test } from 'node:test';
+import { mrope, rope1d, rotaryTensors, visionRope2d } from '../src/nn/rotary.js';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
-import { assertParity, randomPair, TOL } from './helpers.js';
+import { assertParity, cpu, gpu, random, randomPair, TOL } from './helpers.js';
 
 // f32 runs with CUBLAS_COMPUTE_32F (no TF32), so it matches the CPU to ~1e-5 per product; 1e-4 covers k terms.
 // Sums of up to 257 terms of size ~1 cancel: elements are judged against 1e-2 of the output scale.
@@ -161,6 +162,23 @@ test('rotary: shared and per-batch tables, partial rotary dim, packed full-width
         1e-2,
       );
     }
+});
+
+test('ropeTable: 1-D, M-RoPE and 2-D vision tables on the GPU, positions up to 600,000', async () => {
+  const seq = 1037;
+  // Positions far along an hour of video: the angles reach 6·10^5 rad, where sincosf's argument reduction counts.
+  const row = (scale: number) => Array.from({ length: seq }, () => Math.floor(random() * scale));
+  for (const t of [
+    rope1d(row(600_000), 128, 1_000_000),
+    mrope([row(600_000), row(30), row(50)], 128, 1_000_000, [16, 24, 24]),
+    visionRope2d(row(46), row(82), 80),
+  ]) {
+    const g = rotaryTensors(gpu, t);
+    const c = rotaryTensors(cpu, t);
+    // cos/sin within a few f32 ulps of the correctly rounded CPU values: judged absolutely (floor = scale 1).
+    await assertParity(g.cos, c.cos, 1e-6, `ropeTable cos ×${t.positions.length} rows`, 1);
+    await assertParity(g.sin, c.sin, 1e-6, `ropeTable sin ×${t.positions.length} rows`, 1);
+  }
 });
 
 test('rmsNorm and layerNorm with a fused residual add: the stored sum exactly, the norm of it', async () => {

@@ -381,6 +381,13 @@ LS_FN(rotary) {
                   dev().stream);
   });
 }
+LS_FN(ropeTable) {
+  LS_BODY({
+    launch_rope_table(static_cast<float *>(a.ptr(0)), static_cast<float *>(a.ptr(1)),
+                      static_cast<const float *>(a.ptr(2)), static_cast<const float *>(a.ptr(3)),
+                      static_cast<const int32_t *>(a.ptr(4)), a.i64(5), a.i64(6), dev().stream);
+  });
+}
 LS_FN(embedding) {
   LS_BODY({
     launch_embedding(a.ptr(0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4), a.i64(5),
@@ -518,7 +525,7 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(profileMark), LS_EXPORT(profileRead),
       LS_EXPORT(synchronize), LS_EXPORT(cast),      LS_EXPORT(fill),     LS_EXPORT(unary),
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
-      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(embedding),
+      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding),
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
       LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
 #ifdef LS_HAVE_ATTENTION

@@ -43,6 +43,9 @@ void launch_softmax(void *out, const void *x, ET t, int64_t rows, int64_t dim, c
 // layout.cu
 void launch_rotary(void *out, const void *x, ET t, const float *cos, const float *sin, int64_t batch, int64_t seq,
                    int64_t heads, int64_t headDim, int64_t rotaryDim, bool tableShared, cudaStream_t s);
+/** Rotary tables cos/sin [seq, 2·half] f32: angle(p, j) = positions[rowOf[j]·seq + p]·invFreq[j] (f32). */
+void launch_rope_table(float *cos, float *sin, const float *positions, const float *invFreq, const int32_t *rowOf,
+                       int64_t seq, int64_t half, cudaStream_t s);
 /** Ids outside [0, vocab) give zero rows and are reported by take_embedding_error. */
 void launch_embedding(void *out, const void *table, ET t, const int32_t *ids, int64_t nIds, int64_t vocab,
                       int64_t dim, cudaStream_t s);

@@ -213,6 +213,20 @@ __global__ void argmax_kernel(int32_t *__restrict__ out, const T *__restrict__ x
   if (threadIdx.x == 0) out[blockIdx.x] = static_cast<int32_t>(bi[0] == LLONG_MAX ? 0 : bi[0]);
 }
 
+__global__ void rope_table_kernel(float *__restrict__ cos, float *__restrict__ sin, const float *__restrict__ pos,
+                                  const float *__restrict__ invFreq, const int32_t *__restrict__ rowOf, uint32_t seq,
+                                  uint32_t half) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= size_t(seq) * half) return;
+  const uint32_t p = uint32_t(i / half), j = uint32_t(i % half);
+  const float angle = __fmul_rn(pos[size_t(rowOf[j]) * seq + p], invFreq[j]);  // an f32 product, as PyTorch's
+  float s, c;
+  sincosf(angle, &s, &c);  // the accurate version (no fast math): angles reach 10^5 and more
+  const size_t o = size_t(p) * 2 * half + j;
+  cos[o] = cos[o + half] = c;
+  sin[o] = sin[o + half] = s;
+}
+
 }  // namespace
 
 void launch_rotary(void *out, const void *x, ET t, const float *cos, const float *sin, int64_t batch, int64_t seq,
@@ -240,6 +254,15 @@ void launch_rotary(void *out, const void *x, ET t, const float *cos, const float
           o, i, cos, sin, uint64_t(total), uint64_t(heads), uint64_t(seq), uint64_t(headDim), uint64_t(rotaryDim),
           tableShared);
   });
+  LS_CHECK_LAUNCH();
+}
+
+void launch_rope_table(float *cos, float *sin, const float *positions, const float *invFreq, const int32_t *rowOf,
+                       int64_t seq, int64_t half, cudaStream_t s) {
+  const size_t n = size_t(seq) * half;
+  if (n == 0) return;
+  rope_table_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>(cos, sin, positions, invFreq, rowOf, uint32_t(seq),
+                                                          uint32_t(half));
   LS_CHECK_LAUNCH();
 }
 

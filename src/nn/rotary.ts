@@ -13,11 +13,19 @@ import type { Backend } from '../runtime/backend.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
+/**
+ * A rotary embedding described by its positions: frequency j (of dim/2) rotates by position row `rowOf[j]`.
+ * The cos/sin tables are computed on the device (`rotaryTensors`), where they are used: at 10^5 tokens
+ * forming them on the host took longer than a decoder layer.
+ */
 export interface RotaryTable {
   readonly seq: number;
+  /** Rotated dims (2 · frequencies). */
   readonly dim: number;
-  readonly cos: Float32Array;
-  readonly sin: Float32Array;
+  /** Position rows [rows][seq]: one for 1-D RoPE, (t, h, w) for M-RoPE, (row, col) for vision. */
+  readonly positions: readonly ArrayLike<number>[];
+  readonly invFreq: Float32Array;
+  readonly rowOf: Int32Array;
 }
 
 const f = Math.fround;
@@ -29,30 +37,17 @@ export function ropeInvFreq(dim: number, theta: number): Float32Array {
   return out;
 }
 
-/** Builds a table from the position that drives each (token, frequency) pair. */
 function table(
-  seq: number,
+  positions: readonly ArrayLike<number>[],
   invFreq: Float32Array,
-  positionOf: (p: number, j: number) => number,
+  rowOf: Int32Array,
 ): RotaryTable {
-  const half = invFreq.length;
-  const dim = 2 * half;
-  const cos = new Float32Array(seq * dim);
-  const sin = new Float32Array(seq * dim);
-  for (let p = 0; p < seq; p++)
-    for (let j = 0; j < half; j++) {
-      const angle = f(positionOf(p, j) * invFreq[j]);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
-      cos[p * dim + j] = cos[p * dim + j + half] = c;
-      sin[p * dim + j] = sin[p * dim + j + half] = s;
-    }
-  return { seq, dim, cos, sin };
+  return { seq: positions[0].length, dim: 2 * invFreq.length, positions, invFreq, rowOf };
 }
 
 /** Standard RoPE over `dim` rotated dims at the given positions. */
 export function rope1d(positions: ArrayLike<number>, dim: number, theta: number): RotaryTable {
-  return table(positions.length, ropeInvFreq(dim, theta), (p) => positions[p]);
+  return table([positions], ropeInvFreq(dim, theta), new Int32Array(dim / 2));
 }
 
 /**
@@ -67,9 +62,9 @@ export function mrope(
 ): RotaryTable {
   if (section[0] + section[1] + section[2] !== dim / 2)
     throw new RangeError(`mrope: sections ${section.join('+')} must add up to ${dim / 2} (head_dim/2)`);
-  const rowOf = new Uint8Array(dim / 2);
+  const rowOf = new Int32Array(dim / 2);
   rowOf.fill(1, section[0]).fill(2, section[0] + section[1]);
-  return table(positions[0].length, ropeInvFreq(dim, theta), (p, j) => positions[rowOf[j]][p]);
+  return table(positions, ropeInvFreq(dim, theta), rowOf);
 }
 
 /** Qwen2-VL vision RoPE for patches at (row, col): head dims [rows' freqs, cols' freqs] (then duplicated). */
@@ -84,13 +79,10 @@ export function visionRope2d(
   const invFreq = new Float32Array(2 * quarter);
   invFreq.set(inv);
   invFreq.set(inv, quarter);
-  return table(rows.length, invFreq, (p, j) => (j < quarter ? rows[p] : cols[p]));
+  return table([rows, cols], invFreq, new Int32Array(2 * quarter).fill(1, quarter));
 }
 
-/** Uploads a table as the f32 tensors `ops.rotary` takes. */
+/** The f32 cos/sin tables [seq, dim] that `ops.rotary` takes, computed on `backend`. */
 export function rotaryTensors(backend: Backend, t: RotaryTable): { cos: Tensor; sin: Tensor } {
-  return {
-    cos: ops.tensor(backend, t.cos, [t.seq, t.dim], 'f32'),
-    sin: ops.tensor(backend, t.sin, [t.seq, t.dim], 'f32'),
-  };
+  return ops.ropeTable(backend, t.positions, t.invFreq, t.rowOf);
 }

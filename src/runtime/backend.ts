@@ -239,6 +239,11 @@ export interface Backend {
   /** Softmax over the last axis (rows × dim), computed in f32. */
   softmax(out: Tensor, x: Tensor, rows: number, dim: number): void;
   rotary(out: Tensor, x: Tensor, cos: Tensor, sin: Tensor, desc: RotaryDesc): void;
+  /**
+   * Rotary tables cos/sin [seq, 2·half] (f32): angle(p, j) = f32(positions[rowOf[j], p] · invFreq[j]) sets
+   * columns j and j + half. positions [rows, seq] f32, invFreq [half] f32, rowOf [half] i32 (< rows).
+   */
+  ropeTable(cos: Tensor, sin: Tensor, positions: Tensor, invFreq: Tensor, rowOf: Tensor): void;
   attention(
     out: Tensor,
     q: Tensor,

@@ -483,6 +483,38 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return out;
 }
 
+/**
+ * The cos/sin tables [seq, 2·half] of a rotary embedding, computed on `backend` from the positions only:
+ * frequency j rotates by position row `rowOf[j]` (one row for 1-D RoPE, three for M-RoPE, two for 2-D
+ * vision RoPE); see Backend.ropeTable.
+ */
+export function ropeTable(
+  backend: Backend,
+  positions: readonly ArrayLike<number>[],
+  invFreq: Float32Array,
+  rowOf: Int32Array,
+): { cos: Tensor; sin: Tensor } {
+  const seq = positions[0]?.length ?? 0;
+  if (!positions.length || positions.some((r) => r.length !== seq))
+    throw new ShapeError(
+      `ropeTable: position rows must have one length, got ${positions.map((r) => r.length).join(', ')}`,
+    );
+  if (rowOf.length !== invFreq.length || rowOf.some((r) => r < 0 || r >= positions.length))
+    throw new RangeError(
+      `ropeTable: rowOf must pick one of the ${positions.length} position rows per frequency`,
+    );
+  const flat = new Float32Array(positions.length * seq);
+  for (const [i, r] of positions.entries()) flat.set(r, i * seq);
+  const dims = [seq, 2 * invFreq.length];
+  const cos = empty(backend, dims, 'f32');
+  const sin = empty(backend, dims, 'f32');
+  using p = tensor(backend, flat, [positions.length, seq], 'f32');
+  using f = tensor(backend, invFreq, [invFreq.length], 'f32');
+  using r = tensor(backend, rowOf, [rowOf.length], 'i32');
+  backend.ropeTable(cos, sin, p, f, r);
+  return { cos, sin };
+}
+
 // ---- attention ---------------------------------------------------------------------------------
 
 export interface AttentionOptions {

@@ -7,13 +7,19 @@ import { SelfAttention } from '../../src/nn/attention.js';
 import { KVCache } from '../../src/nn/kv-cache.js';
 import { Linear } from '../../src/nn/linear.js';
 import { GatedMLP } from '../../src/nn/mlp.js';
-import { mrope, rope1d, rotaryTensors, visionRope2d } from '../../src/nn/rotary.js';
+import { mrope, type RotaryTable, rope1d, rotaryTensors, visionRope2d } from '../../src/nn/rotary.js';
 import * as ops from '../../src/runtime/ops.js';
 import { assertClose, randn, rng } from '../helpers.js';
 
 const cpu = cpuBackend();
 
-test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their formulas', () => {
+/** A table's cos/sin as the CPU backend computes them. */
+async function values(t: RotaryTable) {
+  const { cos, sin } = rotaryTensors(cpu, t);
+  return { cos: await cos.toArray(), sin: await sin.toArray() };
+}
+
+test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their formulas', async () => {
   const dim = 12;
   const theta = 10000;
   const inv = (j: number, d = dim) => theta ** (-(2 * j) / d);
@@ -23,7 +29,7 @@ test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their for
     [2, 5, 11],
   ];
   const section = [1, 2, 3] as const; // frequencies 0 | 1-2 | 3-5
-  const m = mrope(rows, dim, theta, section);
+  const m = await values(mrope(rows, dim, theta, section));
   for (let p = 0; p < 3; p++)
     for (let j = 0; j < dim / 2; j++) {
       const row = j < 1 ? 0 : j < 3 ? 1 : 2;
@@ -34,8 +40,8 @@ test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their for
       }
     }
   // Identical rows reduce M-RoPE to plain RoPE.
-  const plain = rope1d([5, 6], dim, theta);
-  assert.deepEqual(
+  const plain = await values(rope1d([5, 6], dim, theta));
+  const same = await values(
     mrope(
       [
         [5, 6],
@@ -45,12 +51,19 @@ test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their for
       dim,
       theta,
       section,
-    ).cos,
-    plain.cos,
+    ),
   );
+  assert.deepEqual(same.cos, plain.cos);
+  assert.deepEqual(same.sin, plain.sin);
   assert.throws(() => mrope(rows, dim, theta, [2, 2, 3]), RangeError);
+  // Positions that are not one length, and a frequency reading a row that does not exist, are refused.
+  assert.throws(
+    () => ops.ropeTable(cpu, [[1, 2], [3]], new Float32Array(2), new Int32Array(2)),
+    /one length/,
+  );
+  assert.throws(() => ops.ropeTable(cpu, [[1, 2]], new Float32Array(2), Int32Array.from([0, 1])), /rowOf/);
   // Vision: head 8 → frequencies of a 4-dim rotary (2 of them), rows for the first half, columns after.
-  const v = visionRope2d([2], [5], 8);
+  const v = await values(visionRope2d([2], [5], 8));
   const want = [2 * inv(0, 4), 2 * inv(1, 4), 5 * inv(0, 4), 5 * inv(1, 4)];
   for (let j = 0; j < 4; j++) {
     assert.ok(Math.abs(v.cos[j] - Math.cos(want[j])) < 1e-6);

@@ -7,7 +7,7 @@ import { affine, binary, cast, fill, unary } from './elementwise.js';
 import { argmax, embedding, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
-import { layerNorm, rmsNorm, rotary, softmax } from './norm.js';
+import { layerNorm, rmsNorm, ropeTable, rotary, softmax } from './norm.js';
 import { sample } from './sample.js';
 import { conv1d, ssdScan, ssmStep } from './ssm.js';
 
@@ -51,6 +51,7 @@ export class CpuBackend implements Backend {
   layerNorm = layerNorm;
   softmax = softmax;
   rotary = rotary;
+  ropeTable = ropeTable;
   attention = attention;
   conv1d = conv1d;
   ssdScan = ssdScan;

@@ -1,7 +1,7 @@
 import type { NormDesc, ResidualAdd, RotaryDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { binary } from './elementwise.js';
-import { f32Of, f32Out } from './memory.js';
+import { f32Of, f32Out, rawOf } from './memory.js';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
@@ -125,4 +125,24 @@ export function rotary(out: Tensor, x: Tensor, cos: Tensor, sin: Tensor, d: Rota
       }
     }
   o.commit();
+}
+
+/** Rotary tables (Backend.ropeTable): the angle is an f32 product, as PyTorch forms it; cos/sin of it in f64. */
+export function ropeTable(cos: Tensor, sin: Tensor, positions: Tensor, invFreq: Tensor, rowOf: Tensor): void {
+  const pos = f32Of(positions);
+  const inv = f32Of(invFreq);
+  const row = rawOf(rowOf);
+  const c = f32Out(cos);
+  const s = f32Out(sin);
+  const half = inv.length;
+  const seq = positions.shape[1];
+  for (let p = 0; p < seq; p++)
+    for (let j = 0; j < half; j++) {
+      const angle = Math.fround(pos[row[j] * seq + p] * inv[j]);
+      const o = p * 2 * half + j;
+      c.data[o] = c.data[o + half] = Math.cos(angle);
+      s.data[o] = s.data[o + half] = Math.sin(angle);
+    }
+  c.commit();
+  s.commit();
 }

@@ -95,6 +95,7 @@ export interface CudaAddon {
     rotaryDim: number,
     tableShared: boolean,
   ): void;
+  ropeTable(cos: Ptr, sin: Ptr, positions: Ptr, invFreq: Ptr, rowOf: Ptr, seq: number, half: number): void;
   embedding(out: Ptr, table: Ptr, dtype: number, ids: Ptr, nIds: number, vocab: number, dim: number): void;
   readSlice(
     out: Ptr,

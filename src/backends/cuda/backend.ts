@@ -210,6 +210,17 @@ export class CudaBackend implements Backend {
       d.tableShared,
     );
   }
+  ropeTable(cos: Tensor, sin: Tensor, positions: Tensor, invFreq: Tensor, rowOf: Tensor): void {
+    this.addon.ropeTable(
+      ptr(cos),
+      ptr(sin),
+      ptr(positions),
+      ptr(invFreq),
+      ptr(rowOf),
+      positions.shape[1],
+      invFreq.size,
+    );
+  }
   attention(
     out: Tensor,
     q: Tensor,
