@@ -28,21 +28,16 @@ const gpu: Backend = await getBackend('cuda');
 /** Mean seconds per call of fn, after warm-up, over ≥ minTime seconds (at least 3 calls). */
 async function time(fn: () => void, minTime = quick ? 0.05 : 0.2): Promise<number> {
   fn();
-  fn();
   await gpu.synchronize();
-  let n = 0;
-  const t0 = performance.now();
-  let el = 0;
-  while (n < 3 || el < minTime * 1000) {
-    fn();
-    n++;
-    if (n % 4 === 0 || n >= 3) {
-      await gpu.synchronize();
-      el = performance.now() - t0;
-    }
+  // Batches of calls between synchronisations, doubled until one lasts minTime: a synchronisation per call
+  // would add its round trip to every short kernel.
+  for (let batch = 4; ; batch *= 2) {
+    const t0 = performance.now();
+    for (let i = 0; i < batch; i++) fn();
+    await gpu.synchronize();
+    const s = (performance.now() - t0) / 1000;
+    if (s >= minTime) return s / batch;
   }
-  await gpu.synchronize();
-  return (performance.now() - t0) / 1000 / n;
 }
 
 /** Random device data without a host round trip of its size: the outer product of two random vectors. */

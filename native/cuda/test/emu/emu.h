@@ -102,6 +102,7 @@ T __ldg(const T *p) {
   return *p;
 }
 inline float __expf(float x) { return std::exp(x); }
+inline float __fdividef(float a, float b) { return a / b; }
 inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 template <typename T>
 T __shfl_sync(unsigned, T v, int src) {
