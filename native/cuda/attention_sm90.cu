@@ -252,10 +252,26 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   };
 
+  // Ping-pong: the two consumer warpgroups take turns to issue their MMAs (named barriers 3 and 4, 256
+  // threads: one side waits, the other arrives), so one's softmax runs while the other's MMAs occupy the
+  // tensor cores. Warpgroup 1 lets warpgroup 0 go first and skips its last hand-over, so every barrier phase
+  // gets exactly its 256 threads. A CTA whose second warpgroup has no rows (it returned above) runs alone.
+  const bool pingpong = rowStart + 64 < rowEnd && nT > 0;
+  if (pingpong && wg == 1) named_barrier_arrive(3, 256);
+  int turns = 0;
+  auto my_turn = [&] {
+    if (pingpong) named_barrier(3 + wg, 256);
+  };
+  auto hand_over = [&] {
+    if (pingpong && !(wg == 1 && ++turns == nT + 1)) named_barrier_arrive(4 - wg, 256);
+  };
+
   // S of the next tile and the softmax of it run while the tensor cores do O += P·V of this one (measured on
   // an H200: ~630 TFLOP/s causal d128 against ~580 without the overlap; a third K/V stage gained nothing).
   if (nT > 0) {
+    my_turn();
     issue_s(0);
+    hand_over();
     wgmma_wait<0>();
     wgmma_fence_operands(acc);
     release(emptyK, 0);
@@ -263,8 +279,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     pack_and_rescale();
   }
   for (int t = 0; t + 1 < nT; ++t) {
+    my_turn();
     issue_s(t + 1);
     issue_pv(t);
+    hand_over();
     wgmma_wait<1>();  // groups complete in order: S_{t+1} is done, P·V_t may still run
     wgmma_fence_operands(acc);
     release(emptyK, t + 1);
@@ -275,7 +293,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     pack_and_rescale();
   }
   if (nT > 0) {
+    my_turn();
     issue_pv(nT - 1);
+    hand_over();
     wgmma_wait<0>();
     wgmma_fence_operands(o);
     release(emptyV, nT - 1);

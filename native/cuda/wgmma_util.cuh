@@ -54,6 +54,10 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+/** Arrives at named barrier `id` without waiting (the other side of a `named_barrier` of `threads`). */
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 /** Warpgroup-wide register budget changes (all 128 threads of the warpgroup execute them). */
 template <int N>
