@@ -256,7 +256,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // threads: one side waits, the other arrives), so one's softmax runs while the other's MMAs occupy the
   // tensor cores. Warpgroup 1 lets warpgroup 0 go first and skips its last hand-over, so every barrier phase
   // gets exactly its 256 threads. A CTA whose second warpgroup has no rows (it returned above) runs alone.
-  const bool pingpong = rowStart + 64 < rowEnd && nT > 0;
+  // On an H200 it made the vision kernel (d 80) 5% faster and causal d 128 0.5% slower: d 128 runs without.
+  const bool pingpong = D < 128 && rowStart + 64 < rowEnd && nT > 0;
   if (pingpong && wg == 1) named_barrier_arrive(3, 256);
   int turns = 0;
   auto my_turn = [&] {
