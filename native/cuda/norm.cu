@@ -444,17 +444,6 @@ void launch_rows(int64_t len, Launch launch) {
 }
 
 /**
- * Calls launch(mode tag) for the row mode the pointers ask for (`gate` only for RMSNorm; LayerNorm passes null, so
- * its lambda must tolerate the Gated tag at compile time).
- */
-template <typename Launch>
-void with_row_mode(const void *gate, const void *residual, Launch launch) {
-  if (gate) launch(std::integral_constant<RowMode, RowMode::Gated>{});
-  else if (residual) launch(std::integral_constant<RowMode, RowMode::Residual>{});
-  else launch(std::integral_constant<RowMode, RowMode::Plain>{});
-}
-
-/**
  * Calls run(W{}, V) with the parameters' type W (f32, or the input's T) and V values per access: 16-byte packs
  * when `packed`, else one.
  */
@@ -483,17 +472,20 @@ void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, 
       constexpr int V = decltype(vtag)::value;
       const int64_t packs = (groupSize + V - 1) / V;
       if constexpr (V > 1) {  // (unpacked rows are rare shapes: the block kernels take them)
-        if (packs <= kRowPacks) {
-          with_row_mode(gate, residual, [&](auto mtag) {
-            launch_row_kernel(groups, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
-              constexpr RowMode M = decltype(mtag)::value;
-              rms_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value, M, row_min_blocks(M),
-                            rms_early_weight(M)><<<blocks, threads, 0, s>>>(
-                  static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
-                  static_cast<const T *>(gate), groups, dim, groupSize, eps, normBeforeGate,
-                  static_cast<const T *>(residual), static_cast<T *>(sumOut));
-            });
+        auto rows_kernel = [&](auto mtag) {
+          launch_row_kernel(groups, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
+            constexpr RowMode M = decltype(mtag)::value;
+            rms_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value, M, row_min_blocks(M),
+                          rms_early_weight(M)><<<blocks, threads, 0, s>>>(
+                static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
+                static_cast<const T *>(gate), groups, dim, groupSize, eps, normBeforeGate,
+                static_cast<const T *>(residual), static_cast<T *>(sumOut));
           });
+        };
+        if (packs <= kRowPacks) {
+          if (gate) rows_kernel(std::integral_constant<RowMode, RowMode::Gated>{});
+          else if (residual) rows_kernel(std::integral_constant<RowMode, RowMode::Residual>{});
+          else rows_kernel(std::integral_constant<RowMode, RowMode::Plain>{});
           return;
         }
       }
@@ -521,18 +513,19 @@ void launch_layer_norm(void *out, const void *x, ET t, const void *weight, const
       constexpr int V = decltype(vtag)::value;
       const int64_t packs = (dim + V - 1) / V;
       if constexpr (V > 1) {  // (unpacked rows are rare shapes: the block kernels take them)
-        if (packs <= kRowPacks) {
-          with_row_mode(nullptr, residual, [&](auto mtag) {
+        auto rows_kernel = [&](auto mtag) {
+          launch_row_kernel(rows, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
             constexpr RowMode M = decltype(mtag)::value;
-            if constexpr (M != RowMode::Gated)
-              launch_row_kernel(rows, packs, [&](auto stag, auto rtag, unsigned blocks, unsigned threads) {
-                layer_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value, M, row_min_blocks(M),
-                                ln_early_weight(M)><<<blocks, threads, 0, s>>>(
-                    static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
-                    static_cast<const W *>(bias), rows, dim, eps, static_cast<const T *>(residual),
-                    static_cast<T *>(sumOut));
-              });
+            layer_norm_rows<T, W, V, decltype(stag)::value, decltype(rtag)::value, M, row_min_blocks(M),
+                            ln_early_weight(M)><<<blocks, threads, 0, s>>>(
+                static_cast<T *>(out), static_cast<const T *>(x), static_cast<const W *>(weight),
+                static_cast<const W *>(bias), rows, dim, eps, static_cast<const T *>(residual),
+                static_cast<T *>(sumOut));
           });
+        };
+        if (packs <= kRowPacks) {
+          if (residual) rows_kernel(std::integral_constant<RowMode, RowMode::Residual>{});
+          else rows_kernel(std::integral_constant<RowMode, RowMode::Plain>{});
           return;
         }
       }
