@@ -1,7 +1,7 @@
 /**
- * Rotary position tables for the runtime's rotate-half `ops.rotary`. A table holds cos/sin [seq, dim] with
- * dim = the rotated head dims; entry j and j + dim/2 share one angle. The variants differ only in which
- * position multiplies which frequency:
+ * Rotary position tables for the runtime's rotate-half `ops.rotary`: cos/sin [seq, dim] with dim = the rotated
+ * head dims, entry j and j + dim/2 sharing one angle. The variants differ only in which position multiplies
+ * which frequency:
  *  - 1-D RoPE: angle(p, j) = pos[p] · invFreq[j];
  *  - M-RoPE (Qwen2-VL): frequency j reads the t, h or w position row by the `mrope_section` it falls in;
  *  - 2-D vision RoPE (Qwen2-VL ViT): the first half of the frequencies rotate by the patch row, the second
@@ -19,9 +19,6 @@ import type { Tensor } from '../runtime/tensor.js';
  * forming them on the host took longer than a decoder layer.
  */
 export interface RotaryTable {
-  readonly seq: number;
-  /** Rotated dims (2 · frequencies). */
-  readonly dim: number;
   /** Position rows [rows][seq]: one for 1-D RoPE, (t, h, w) for M-RoPE, (row, col) for vision. */
   readonly positions: readonly ArrayLike<number>[];
   readonly invFreq: Float32Array;
@@ -37,17 +34,9 @@ export function ropeInvFreq(dim: number, theta: number): Float32Array {
   return out;
 }
 
-function table(
-  positions: readonly ArrayLike<number>[],
-  invFreq: Float32Array,
-  rowOf: Int32Array,
-): RotaryTable {
-  return { seq: positions[0].length, dim: 2 * invFreq.length, positions, invFreq, rowOf };
-}
-
 /** Standard RoPE over `dim` rotated dims at the given positions. */
 export function rope1d(positions: ArrayLike<number>, dim: number, theta: number): RotaryTable {
-  return table([positions], ropeInvFreq(dim, theta), new Int32Array(dim / 2));
+  return { positions: [positions], invFreq: ropeInvFreq(dim, theta), rowOf: new Int32Array(dim / 2) };
 }
 
 /**
@@ -64,7 +53,7 @@ export function mrope(
     throw new RangeError(`mrope: sections ${section.join('+')} must add up to ${dim / 2} (head_dim/2)`);
   const rowOf = new Int32Array(dim / 2);
   rowOf.fill(1, section[0]).fill(2, section[0] + section[1]);
-  return table(positions, ropeInvFreq(dim, theta), rowOf);
+  return { positions, invFreq: ropeInvFreq(dim, theta), rowOf };
 }
 
 /** Qwen2-VL vision RoPE for patches at (row, col): head dims [rows' freqs, cols' freqs] (then duplicated). */
@@ -79,7 +68,7 @@ export function visionRope2d(
   const invFreq = new Float32Array(2 * quarter);
   invFreq.set(inv);
   invFreq.set(inv, quarter);
-  return table([rows, cols], invFreq, new Int32Array(2 * quarter).fill(1, quarter));
+  return { positions: [rows, cols], invFreq, rowOf: new Int32Array(2 * quarter).fill(1, quarter) };
 }
 
 /** The f32 cos/sin tables [seq, dim] that `ops.rotary` takes, computed on `backend`. */
