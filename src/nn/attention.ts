@@ -1,9 +1,10 @@
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
-import type { KVCache } from './kv-cache.js';
+import type { HybridCache } from './cache.js';
 import { Linear } from './linear.js';
 import type { ParamSpec, ParamStore } from './params.js';
+import type { Rope } from './rotary.js';
 
 export interface SelfAttentionConfig {
   hiddenSize: number;
@@ -18,9 +19,9 @@ export interface SelfAttentionConfig {
 
 export interface SelfAttentionInputs {
   /** cos/sin [seq, rotDim] for these tokens' positions (f32), or null for no rotary. */
-  rope: { cos: Tensor; sin: Tensor } | null;
+  rope: Rope | null;
   /** Appends k/v to this cache layer and attends over the whole history. */
-  cache?: { cache: KVCache; layer: number } | null;
+  cache?: { cache: HybridCache; layer: number } | null;
   causal?: boolean;
 }
 

@@ -71,7 +71,13 @@ export function visionRope2d(
   return { positions: [rows, cols], invFreq, rowOf: new Int32Array(2 * quarter).fill(1, quarter) };
 }
 
-/** The f32 cos/sin tables [seq, dim] that `ops.rotary` takes, computed on `backend`. */
-export function rotaryTensors(backend: Backend, t: RotaryTable): { cos: Tensor; sin: Tensor } {
+/** The f32 cos/sin tables [seq, dim] that `ops.rotary` takes. */
+export interface Rope {
+  cos: Tensor;
+  sin: Tensor;
+}
+
+/** The tables of a rotary embedding, computed on `backend`. */
+export function rotaryTensors(backend: Backend, t: RotaryTable): Rope {
   return ops.ropeTable(backend, t.positions, t.invFreq, t.rowOf);
 }

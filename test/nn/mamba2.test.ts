@@ -1,7 +1,9 @@
 /**
- * Mamba-2 mixer: against transformers' Mamba2Mixer (fixtures from tools/reference/vamba_fixtures.py, several
- * chunk counts and ngroups 1/2/4), and self-consistency of the ways to feed a sequence (pieces with carried
- * state, single steps, reversed) — all against the one-shot forward over the whole sequence.
+ * The Mamba-2 block: against transformers' Mamba2Mixer (fixtures from tools/reference/vamba_fixtures.py), and
+ * every variant (norm after / before the gate, grouped norm, ngroups, dt limit, biases, no norm,
+ * bidirectional sum / concat) against a naive sequential recurrence written here in float64, at lengths that
+ * are not multiples of the chunk. Then the ways to feed a causal sequence (pieces with carried state, single
+ * steps, a cache layer) against one prefill.
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
@@ -9,51 +11,24 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { SafetensorsFile } from '../../src/io/index.js';
+import { HybridCache } from '../../src/nn/cache.js';
 import {
   disposeState,
+  Mamba2,
   Mamba2Block,
   type Mamba2Config,
-  Mamba2Mixer,
-  type Mamba2Weights,
+  type Mamba2State,
   mamba2Config,
 } from '../../src/nn/mamba2.js';
+import { ParamStore } from '../../src/nn/params.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
-import { assertClose, randn, rng } from '../helpers.js';
-import { relErr } from '../models/vamba-fixtures.js';
+import { assertClose, randn, relErr, rng } from '../helpers.js';
 
 const be = cpuBackend();
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'vamba', 'mamba2');
 
-async function loadCase(file: string) {
-  const f = await SafetensorsFile.open(join(DIR, file));
-  const m = JSON.parse(f.metadata.config) as Record<string, number>;
-  const get = (n: string) => f.loadTensor(be, n, { dtype: 'f32' });
-  const w: Mamba2Weights = {
-    in_proj: await get('mixer.in_proj.weight'),
-    conv1d_weight: await get('mixer.conv1d.weight'),
-    conv1d_bias: await get('mixer.conv1d.bias'),
-    dt_bias: await get('mixer.dt_bias'),
-    A_log: await get('mixer.A_log'),
-    D: await get('mixer.D'),
-    norm_weight: await get('mixer.norm.weight'),
-    out_proj: await get('mixer.out_proj.weight'),
-  };
-  const config = mamba2Config(m.d_model, {
-    dInner: m.d_inner,
-    dState: m.d_state,
-    dConv: m.d_conv,
-    headDim: m.d_inner / m.nheads,
-    nGroups: m.ngroups,
-    chunkSize: m.chunk_size,
-  });
-  const input = await get('input');
-  const output = await f.read('output');
-  await f.close();
-  return { config, w, input, expected: new Float32Array(output.data.buffer as ArrayBuffer) };
-}
-
-describe('Mamba-2 mixer vs transformers Mamba2Mixer (fixtures)', () => {
+describe('Mamba-2 vs transformers Mamba2Mixer (fixtures)', () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.safetensors'));
   it('has cases with several chunk counts and ngroups > 1', () => {
     assert.ok(files.length >= 4, `expected ≥ 4 mixer fixtures, found ${files.length}`);
@@ -61,113 +36,320 @@ describe('Mamba-2 mixer vs transformers Mamba2Mixer (fixtures)', () => {
   });
   for (const file of files)
     it(file, async () => {
-      const { config, w, input, expected } = await loadCase(file);
-      const mixer = new Mamba2Mixer(config, w);
-      const { y, state } = mixer.forward(input);
-      const err = relErr(await y.data(), expected);
+      const f = await SafetensorsFile.open(join(DIR, file));
+      const m = JSON.parse(f.metadata.config) as Record<string, number>;
+      const config = mamba2Config(m.d_model, {
+        dInner: m.d_inner,
+        dState: m.d_state,
+        dConv: m.d_conv,
+        headDim: m.d_inner / m.nheads,
+        nGroups: m.ngroups,
+        chunkSize: m.chunk_size,
+      });
+      const tensors = new Map<string, Tensor>();
+      for (const s of Mamba2.specs('mixer', config))
+        tensors.set(s.name, await f.loadTensor(be, s.name, { dtype: 'f32' }));
+      const input = await f.loadTensor(be, 'input', { dtype: 'f32' });
+      const output = await f.read('output');
+      await f.close();
+      const store = new ParamStore(tensors);
+      using mixer = Mamba2.load(store, 'mixer', config);
+      assert.deepEqual(store.remaining(), []);
+      const expected = new Float32Array(output.data.buffer as ArrayBuffer);
+      const err = relErr(await mixer.forward(input).data(), expected);
       assert.ok(err <= 1e-5, `${file}: relative error ${err.toExponential(2)}`);
-      // The same sequence in uneven pieces with the state carried across them.
-      const len = input.shape[1];
-      const cuts = [0, 7, Math.min(len, 23), len].filter((v, i, a) => i === 0 || v > a[i - 1]);
-      let st = null;
-      const parts: number[] = [];
-      for (let i = 0; i + 1 < cuts.length; i++) {
-        const r = mixer.forward(ops.slice(input, 1, cuts[i], cuts[i + 1]), st);
-        parts.push(...(await r.y.data()));
-        st = r.state;
-      }
-      assert.ok(relErr(parts, expected) <= 1e-5, `${file} in pieces`);
-      assertClose(await st!.ssm.data(), await state.ssm.data(), 1e-4, `${file} final state`);
     });
 });
 
-/** A random mixer with the given shape; weights uniform, never zero. */
-function randomMixer(c: Mamba2Config, seed: number): Mamba2Mixer {
-  const r = rng(seed);
-  const nh = c.dInner / c.headDim;
-  const convDim = c.dInner + 2 * c.nGroups * c.dState;
-  const t = (shape: number[], lo = -0.5, hi = 0.5) =>
-    ops.tensor(
-      be,
-      randn(
-        shape.reduce((a, b) => a * b, 1),
-        r,
-        lo,
-        hi,
-      ),
-      shape,
-    );
-  return new Mamba2Mixer(c, {
-    in_proj: t([2 * c.dInner + 2 * c.nGroups * c.dState + nh, c.dModel]),
-    conv1d_weight: t([convDim, 1, c.dConv]),
-    conv1d_bias: t([convDim], -0.1, 0.1),
-    dt_bias: t([nh], -3, -1),
-    A_log: t([nh], 0, 2),
-    D: t([nh], 0.5, 1.5),
-    norm_weight: t([c.dInner], 0.8, 1.2),
-    out_proj: t([c.dModel, c.dInner]),
-  });
+// ---- an independent float64 reference -------------------------------------------------------------
+
+type Host = Map<string, Float32Array>;
+
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+/** One scan direction over projected rows (in time order), token by token: gated y rows [len][dInner]. */
+function refScan(
+  c: Mamba2Config,
+  w: Host,
+  sfx: { conv: string; dt: string; A: string; D: string; norm: string },
+  proj: Float64Array[],
+): Float64Array[] {
+  const nH = c.dInner / c.headDim;
+  const gd = c.nGroups * c.dState;
+  const convDim = c.dInner + 2 * gd;
+  const cw = w.get(`${sfx.conv}.weight`)!;
+  const cb = w.get(`${sfx.conv}.bias`);
+  const [dtBias, Alog, D] = [w.get(sfx.dt)!, w.get(sfx.A)!, w.get(sfx.D)!];
+  const normW = w.get(`${sfx.norm}.weight`);
+  const h = new Float64Array(nH * c.headDim * c.dState);
+  const out: Float64Array[] = [];
+  for (let t = 0; t < proj.length; t++) {
+    const p = proj[t];
+    const z = p.subarray(0, c.dInner);
+    // Causal depthwise conv over the xBC channels of this and the previous d_conv − 1 tokens, then SiLU.
+    const xbc = new Float64Array(convDim);
+    for (let ch = 0; ch < convDim; ch++) {
+      let s = cb ? cb[ch] : 0;
+      for (let k = 0; k < c.dConv; k++) {
+        const src = t - (c.dConv - 1) + k;
+        if (src >= 0) s += cw[ch * c.dConv + k] * proj[src][c.dInner + ch];
+      }
+      xbc[ch] = silu(s);
+    }
+    const y = new Float64Array(c.dInner);
+    for (let hd = 0; hd < nH; hd++) {
+      const g = Math.floor(hd / (nH / c.nGroups));
+      let dt = softplus(p[c.dInner + convDim + hd] + dtBias[hd]);
+      dt = Math.min(c.dtLimit[1], Math.max(c.dtLimit[0], dt));
+      const dA = Math.exp(-Math.exp(Alog[hd]) * dt);
+      for (let q = 0; q < c.headDim; q++) {
+        const x = xbc[hd * c.headDim + q];
+        let acc = 0;
+        for (let n = 0; n < c.dState; n++) {
+          const i = (hd * c.headDim + q) * c.dState + n;
+          h[i] = dA * h[i] + dt * x * xbc[c.dInner + g * c.dState + n];
+          acc += xbc[c.dInner + gd + g * c.dState + n] * h[i];
+        }
+        y[hd * c.headDim + q] = acc + D[hd] * x;
+      }
+    }
+    const gated = new Float64Array(c.dInner);
+    if (!normW) for (let i = 0; i < c.dInner; i++) gated[i] = y[i] * silu(z[i]);
+    else
+      for (let g0 = 0; g0 < c.dInner; g0 += c.normGroupSize) {
+        const v = (i: number) => (c.normBeforeGate ? y[i] : y[i] * silu(z[i]));
+        let ss = 0;
+        for (let i = g0; i < g0 + c.normGroupSize; i++) ss += v(i) ** 2;
+        const inv = 1 / Math.sqrt(ss / c.normGroupSize + c.normEps);
+        for (let i = g0; i < g0 + c.normGroupSize; i++)
+          gated[i] = v(i) * inv * normW[i] * (c.normBeforeGate ? silu(z[i]) : 1);
+      }
+    out.push(gated);
+  }
+  return out;
 }
 
-describe('Mamba-2 mixer: ways to feed a sequence', () => {
-  const c = mamba2Config(12, { dInner: 24, dState: 6, headDim: 6, nGroups: 2, chunkSize: 5 });
-  const input = (seed: number, len: number): Tensor =>
-    ops.tensor(be, randn(len * 12, rng(seed)), [1, len, 12]);
+/** The whole mixer on u [len][dModel] in float64: rows [len][dModel]. */
+function reference(c: Mamba2Config, w: Host, u: Float32Array, len: number): Float64Array {
+  const linear = (name: string, x: ArrayLike<number>, outDim: number) => {
+    const W = w.get(`${name}.weight`)!;
+    const b = w.get(`${name}.bias`);
+    const inDim = W.length / outDim;
+    const y = new Float64Array(outDim);
+    for (let o = 0; o < outDim; o++) {
+      let s = b ? b[o] : 0;
+      for (let i = 0; i < inDim; i++) s += W[o * inDim + i] * x[i];
+      y[o] = s;
+    }
+    return y;
+  };
+  const nH = c.dInner / c.headDim;
+  const inOut = 2 * c.dInner + 2 * c.nGroups * c.dState + nH;
+  const proj = Array.from({ length: len }, (_, t) =>
+    linear('in_proj', u.subarray(t * c.dModel, (t + 1) * c.dModel), inOut),
+  );
+  const f = refScan(c, w, { conv: 'conv1d', dt: 'dt_bias', A: 'A_log', D: 'D', norm: 'norm' }, proj);
+  let ys = f;
+  if (c.bidirectional) {
+    const sfx = { conv: 'conv1d_b', dt: 'dt_bias_b', A: 'A_b_log', D: 'D_b', norm: 'norm_b' };
+    const b = refScan(c, w, sfx, [...proj].reverse()).reverse();
+    ys = f.map((yf, t) => {
+      if (c.bidirectional === 'sum') return yf.map((v, i) => v + b[t][i]);
+      const cat = new Float64Array(2 * c.dInner);
+      cat.set(yf);
+      cat.set(b[t], c.dInner);
+      return cat;
+    });
+  }
+  const out = new Float64Array(len * c.dModel);
+  for (const [t, y] of ys.entries()) out.set(linear('out_proj', y, c.dModel), t * c.dModel);
+  return out;
+}
 
-  it('single steps equal the chunked scan', async () => {
-    const mixer = randomMixer(c, 1);
-    const u = input(2, 13);
-    const full = await mixer.forward(u).y.data();
+/** Random parameters for a config (uniform, never zero; dt_bias/A_log/D/norm in their usual ranges). */
+function randomParams(c: Mamba2Config, seed: number): Host {
+  const r = rng(seed);
+  const host: Host = new Map();
+  for (const s of Mamba2.specs('m', c)) {
+    const name = s.name.slice(2);
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const range: [number, number] = /^dt_bias/.test(name)
+      ? [-3, -1]
+      : /^A_(b_)?log/.test(name)
+        ? [0, 2]
+        : /^D/.test(name)
+          ? [0.5, 1.5]
+          : /^norm/.test(name)
+            ? [0.8, 1.2]
+            : /bias$/.test(name)
+              ? [-0.1, 0.1]
+              : [-0.5, 0.5];
+    host.set(name, randn(n, r, ...range));
+  }
+  return host;
+}
+
+function build(c: Mamba2Config, host: Host): Mamba2 {
+  const specs = Mamba2.specs('mixer', c);
+  const store = new ParamStore(
+    specs.map((s) => [s.name, ops.tensor(be, host.get(s.name.slice(6))!, s.shape)]),
+  );
+  const m = Mamba2.load(store, 'mixer', c);
+  assert.deepEqual(store.remaining(), []);
+  return m;
+}
+
+const D_MODEL = 12;
+const base = { dInner: 24, dState: 6, headDim: 6, chunkSize: 5 };
+const variants: [string, Mamba2Config][] = [
+  ['norm after gate, 1 group (Vamba)', mamba2Config(D_MODEL, base)],
+  ['grouped norm, 2 groups (Nemotron-H)', mamba2Config(D_MODEL, { ...base, nGroups: 2, normGroupSize: 12 })],
+  [
+    '4 groups, norm over all channels, dt limit',
+    mamba2Config(D_MODEL, { ...base, nGroups: 4, normGroupSize: 24, dtLimit: [0.05, 0.6] }),
+  ],
+  [
+    'norm before gate, biases (MambaMia causal)',
+    mamba2Config(D_MODEL, { ...base, normBeforeGate: true, bias: true }),
+  ],
+  ['no norm, no conv bias', mamba2Config(D_MODEL, { ...base, rmsnorm: false, convBias: false })],
+  [
+    'bidirectional sum (MambaMia v2)',
+    mamba2Config(D_MODEL, { ...base, normBeforeGate: true, bidirectional: 'sum' }),
+  ],
+  ['bidirectional concat, 2 groups', mamba2Config(D_MODEL, { ...base, nGroups: 2, bidirectional: 'concat' })],
+];
+
+describe('Mamba-2 variants vs a sequential float64 recurrence', () => {
+  for (const [i, [name, c]] of variants.entries())
+    it(name, async () => {
+      const host = randomParams(c, 100 + i);
+      using mixer = build(c, host);
+      for (const len of [1, 13, 17]) {
+        const u = randn(len * D_MODEL, rng(200 + i + len));
+        const got = await mixer.forward(ops.tensor(be, u, [1, len, D_MODEL])).data();
+        const err = relErr(got, reference(c, host, u, len));
+        assert.ok(err <= 1e-5, `${name}, length ${len}: relative error ${err.toExponential(2)}`);
+      }
+    });
+
+  it('the two directions differ (the backward scan is not the forward one)', async () => {
+    const c = variants[5][1];
+    const host = randomParams(c, 7);
+    const u = randn(9 * D_MODEL, rng(8));
+    const both = reference(c, host, u, 9);
+    const fwdOnly = reference({ ...c, bidirectional: null }, host, u, 9);
+    assert.ok(relErr(fwdOnly, both) > 1e-2);
+    using mixer = build(c, host);
+    assert.throws(() => mixer.prefill(ops.tensor(be, u, [1, 9, D_MODEL])), /causal/);
+  });
+
+  it('loads every parameter under the Hugging Face names', () => {
+    const names = (c: Mamba2Config) => Mamba2.specs('mixer', c).map((s) => s.name);
+    assert.deepEqual(names(variants[0][1]), [
+      'mixer.in_proj.weight',
+      'mixer.conv1d.weight',
+      'mixer.conv1d.bias',
+      'mixer.dt_bias',
+      'mixer.A_log',
+      'mixer.D',
+      'mixer.norm.weight',
+      'mixer.out_proj.weight',
+    ]);
+    const bi = names(variants[6][1]);
+    for (const n of ['conv1d_b.weight', 'conv1d_b.bias', 'dt_bias_b', 'A_b_log', 'D_b', 'norm_b.weight'])
+      assert.ok(bi.includes(`mixer.${n}`), n);
+    const out = Mamba2.specs('mixer', variants[6][1]).find((s) => s.name === 'mixer.out_proj.weight');
+    assert.deepEqual(out?.shape, [D_MODEL, 48]);
+  });
+});
+
+describe('Mamba-2: ways to feed a causal sequence equal one prefill', () => {
+  const c = mamba2Config(D_MODEL, { ...base, nGroups: 2 });
+  const input = (seed: number, len: number): Tensor =>
+    ops.tensor(be, randn(len * D_MODEL, rng(seed)), [1, len, D_MODEL]);
+
+  it('uneven pieces with the state carried across them', async () => {
+    using mixer = build(c, randomParams(c, 1));
+    const u = input(2, 23);
+    const once = mixer.prefill(u);
+    const parts: number[] = [];
+    let st: Mamba2State | null = null;
+    for (const [a, b] of [
+      [0, 7],
+      [7, 8],
+      [8, 23],
+    ]) {
+      const r = mixer.prefill(ops.slice(u, 1, a, b), st);
+      parts.push(...(await r.y.data()));
+      st = r.state;
+    }
+    assertClose(parts, await once.y.data(), 1e-4, 'pieces');
+    assertClose(await st!.ssm.data(), await once.state.ssm.data(), 1e-4, 'final state');
+    assertClose(await st!.conv.data(), await once.state.conv.data(), 1e-6, 'final conv state');
+  });
+
+  it('single steps from zeros', async () => {
+    using mixer = build(c, randomParams(c, 3));
+    const u = input(4, 11);
+    const full = await mixer.forward(u).data();
     const state = mixer.initialState();
     const steps: number[] = [];
-    for (let t = 0; t < 13; t++) {
-      const ut = ops.slice(u, 1, t, t + 1).reshape([1, 12]);
-      steps.push(...(await mixer.step(ut, state).data()));
-    }
+    for (let t = 0; t < 11; t++)
+      steps.push(...(await mixer.step(ops.slice(u, 1, t, t + 1).reshape([1, D_MODEL]), state).data()));
     assertClose(steps, full, 1e-4, 'steps');
     disposeState(state);
   });
 
-  it('a step after a prefix continues the prefix', async () => {
-    const mixer = randomMixer(c, 3);
-    const u = input(4, 9);
-    const full = await mixer.forward(u).y.data();
-    const prefix = mixer.forward(ops.slice(u, 1, 0, 8));
-    const last = await mixer.step(ops.slice(u, 1, 8, 9).reshape([1, 12]), prefix.state).data();
-    assertClose(last, full.slice(8 * 12), 1e-4, 'step after prefix');
+  it('through a cache layer: a prefill, then steps', async () => {
+    using mixer = build(c, randomParams(c, 5));
+    const u = input(6, 14);
+    const full = await mixer.forward(u).data();
+    using cache = new HybridCache(be, { layers: [{ kind: 'mamba' }], dtype: 'f32' });
+    const got = [...(await mixer.forward(ops.slice(u, 1, 0, 9), { cache, layer: 0 }).data())];
+    cache.commit(9);
+    for (let t = 9; t < 14; t++) {
+      got.push(...(await mixer.forward(ops.slice(u, 1, t, t + 1), { cache, layer: 0 }).data()));
+      cache.commit(1);
+    }
+    assertClose(got, full, 1e-4, 'cached');
   });
 
-  it('reverse scans the flipped sequence', async () => {
-    const mixer = randomMixer(c, 5);
-    const u = input(6, 11);
-    const rev = await mixer.forward(u, null, { reverse: true }).y.data();
-    const manual = await ops.flip(mixer.forward(ops.flip(u, 1)).y, 1).data();
-    assertClose(rev, manual, 1e-6, 'reverse');
-    // …and it is not the forward scan.
-    const fwd = await mixer.forward(u).y.data();
-    assert.ok(Math.abs(rev[0] - fwd[0]) > 1e-4);
-  });
-
-  it('norm before gate differs from gate before norm (both configurable)', async () => {
-    const a = randomMixer(c, 7);
-    const b = new Mamba2Mixer({ ...c, normBeforeGate: true }, a.w);
-    const u = input(8, 6);
-    const ya = await a.forward(u).y.data();
-    const yb = await b.forward(u).y.data();
-    assert.ok(ya.some((v, i) => Math.abs(v - yb[i]) > 1e-4));
-  });
-
-  it('a block processed in chunks (in place) equals the one-shot block', async () => {
-    const mixer = randomMixer(c, 9);
-    const norm = ops.tensor(be, randn(12, rng(10), 0.8, 1.2), [12]);
-    const block = new Mamba2Block(norm, 1e-5, mixer);
+  it('a block in chunks (in place) equals the one-shot block', async () => {
+    const specs = Mamba2Block.specs('blk', c);
+    const r = rng(9);
+    const store = new ParamStore(
+      specs.map((s) => {
+        const n = s.shape.reduce((a, b) => a * b, 1);
+        const range: [number, number] = /dt_bias/.test(s.name)
+          ? [-3, -1]
+          : /A_log/.test(s.name)
+            ? [0, 2]
+            : /norm|D$/.test(s.name)
+              ? [0.8, 1.2]
+              : [-0.5, 0.5];
+        return [s.name, ops.tensor(be, randn(n, r, ...range), s.shape)];
+      }),
+    );
+    using block = Mamba2Block.load(store, 'blk', c, 1e-5);
+    assert.deepEqual(store.remaining(), []);
     const u = input(11, 23);
-    const once = await block.forward(u).y.data();
+    const once = await block.forward(u).data();
     for (const chunk of [1, 4, 7, 23, 100]) {
       const copy = ops.clone(u);
       const got = block.forwardChunked(copy, chunk, { inPlace: true });
       assert.equal(got, copy);
       assertClose(await got.data(), once, 1e-4, `chunk ${chunk}`);
     }
+  });
+
+  it('dispose releases every parameter and what was derived from them', () => {
+    const host = randomParams(variants[6][1], 12);
+    const before = be.memory().current;
+    const mixer = build(variants[6][1], host);
+    assert.ok(be.memory().current > before);
+    mixer[Symbol.dispose]();
+    assert.equal(be.memory().current, before);
   });
 });

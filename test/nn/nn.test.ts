@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { SelfAttention } from '../../src/nn/attention.js';
-import { KVCache } from '../../src/nn/kv-cache.js';
+import { attentionLayers, HybridCache } from '../../src/nn/cache.js';
 import { Linear } from '../../src/nn/linear.js';
 import { GatedMLP } from '../../src/nn/mlp.js';
 import { mrope, type RotaryTable, rope1d, rotaryTensors, visionRope2d } from '../../src/nn/rotary.js';
@@ -117,7 +117,7 @@ test('KV cache: prefill + one-token steps equal one causal pass, across capacity
     rotaryTensors(cpu, rope1d(positions.slice(from, to), 8, 10000));
   const full = await attn.forward(ops.tensor(cpu, xs, [n, 16]), { rope: ropeOf(0, n) }).toArray();
 
-  const cache = new KVCache(cpu, { layers: 1, kvHeads: 2, headDim: 8, dtype: 'f32', capacity: 2 });
+  const cache = new HybridCache(cpu, { layers: attentionLayers(1, 2, 8), dtype: 'f32', capacity: 2 });
   const parts: number[] = [];
   const run = async (from: number, to: number) => {
     const x = ops.tensor(cpu, xs.subarray(from * 16, to * 16), [to - from, 16]);

@@ -2,13 +2,18 @@
  * Qwen2VLForConditionalGeneration: vision encoder + Qwen2 decoder. Image/video pad tokens in the prompt are
  * replaced by the merged vision tokens (in order), positions come from M-RoPE (`getRopeIndex`), and decoding
  * continues at position n + ropeDelta.
+ *
+ * Prefix reuse: everything before a question (system prompt + video) can be prefilled once into a cache
+ * snapshot (`prefillPrefix`); a session started from it runs only the question's tokens, at positions that
+ * continue after the video exactly as in one prefill of the whole prompt (text after the last vision span
+ * sits at n + ropeDelta, the prefix's ropeDelta).
  */
 import { InputError, ModelError } from '../../errors.js';
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../../io/qwen2vl-config.js';
-import { KVCache } from '../../nn/kv-cache.js';
+import { attentionLayers, type CacheSnapshot, HybridCache } from '../../nn/cache.js';
 import type { ParamStore } from '../../nn/params.js';
 import { mrope, rotaryTensors } from '../../nn/rotary.js';
 import type { Backend, DeviceName } from '../../runtime/backend.js';
@@ -184,9 +189,35 @@ export class Qwen2VL implements Disposable {
     });
   }
 
-  /** A decoding session with its own KV cache (see `generate`). */
-  session(opts: { capacity?: number } = {}): Qwen2VLSession {
-    return new Qwen2VLSession(this, opts.capacity);
+  /** A decoding session with its own KV cache (see `generate`), continuing from `prefix` when given. */
+  session(opts: { capacity?: number; prefix?: Qwen2VLPrefix | null } = {}): Qwen2VLSession {
+    return new Qwen2VLSession(this, opts.capacity, opts.prefix ?? null);
+  }
+
+  /** An empty cache with room for `capacity` tokens. */
+  newCache(capacity: number): HybridCache {
+    const t = this.config.text;
+    return new HybridCache(this.backend, {
+      layers: attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+      dtype: this.dtype,
+      capacity,
+    });
+  }
+
+  /**
+   * Prefills a prompt prefix (e.g. the chat template up to the end of the video) once, for any number of
+   * sessions to continue from. `room` tokens after it are reserved for the continuations, which write
+   * there in turn without copying the prefix (a longer or a concurrent one copies it).
+   */
+  prefillPrefix(inputs: Qwen2VLInputs, opts: { room?: number } = {}): Qwen2VLPrefix {
+    const n = inputs.inputIds.length;
+    if (!n) throw new InputError('prefillPrefix: the prefix is empty');
+    using cache = this.newCache(n + (opts.room ?? 1024));
+    const { positions, ropeDelta } = this.ropeIndex(inputs);
+    tidy(() => {
+      this.model.forward(this.embed(inputs), this.rope(positions), cache, 1);
+    });
+    return new Qwen2VLPrefix(Int32Array.from(inputs.inputIds), ropeDelta, cache.snapshot());
   }
 
   [Symbol.dispose](): void {
@@ -195,31 +226,62 @@ export class Qwen2VL implements Disposable {
   }
 }
 
-/** Prefill once, then one token per step, reusing the KV cache. */
+/** A prefilled prompt prefix: its ids, its M-RoPE delta and the cache snapshot after it. */
+export class Qwen2VLPrefix implements Disposable {
+  constructor(
+    readonly ids: Int32Array,
+    readonly ropeDelta: number,
+    readonly snapshot: CacheSnapshot,
+  ) {}
+
+  get length(): number {
+    return this.ids.length;
+  }
+
+  /** Bytes held by the snapshot (every layer's K/V of the prefix and the room after it). */
+  get bytes(): number {
+    return this.snapshot.bytes;
+  }
+
+  /** Whether a prompt is this prefix followed by at least one more token. */
+  continues(ids: ArrayLike<number>): boolean {
+    if (ids.length <= this.ids.length) return false;
+    for (let i = 0; i < this.ids.length; i++) if (ids[i] !== this.ids[i]) return false;
+    return true;
+  }
+
+  [Symbol.dispose](): void {
+    this.snapshot[Symbol.dispose]();
+  }
+}
+
+/** Prefill once (from a prefix when given), then one token per step, reusing the KV cache. */
 export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
-  readonly cache: KVCache;
+  readonly cache: HybridCache;
   #ropeDelta = 0;
+  #started = false;
 
   constructor(
     readonly vlm: Qwen2VL,
     capacity = 256,
+    readonly prefix: Qwen2VLPrefix | null = null,
   ) {
-    const t = vlm.config.text;
-    this.cache = new KVCache(vlm.backend, {
-      layers: t.num_hidden_layers,
-      kvHeads: t.num_key_value_heads,
-      headDim: t.head_dim,
-      dtype: vlm.dtype,
-      capacity,
-    });
+    this.cache = prefix
+      ? prefix.snapshot.resume(Math.max(0, capacity - prefix.length))
+      : vlm.newCache(capacity);
   }
 
-  /** Runs the prompt; returns the logits [1, vocab] of its last position. */
+  /**
+   * Runs the prompt; returns the logits [1, vocab] of its last position. With a prefix, the prompt must
+   * start with the prefix's ids and only the rest runs; it may hold no further image or video.
+   */
   prefill(inputs: Qwen2VLInputs): Tensor {
-    if (this.cache.length)
+    if (this.#started)
       throw new InputError('prefill: this session already holds a prompt; start a new session');
     const n = inputs.inputIds.length;
     if (!n) throw new InputError('prefill: the prompt is empty');
+    if (this.prefix) return this.#continue(inputs.inputIds, this.prefix);
+    this.#started = true;
     this.cache.reserve(n);
     return tidy(() => {
       const { positions, ropeDelta } = this.vlm.ropeIndex(inputs);
@@ -229,9 +291,30 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
     });
   }
 
+  /** The prompt's tokens after the prefix, at positions continuing the prefix's. */
+  #continue(ids: ArrayLike<number>, prefix: Qwen2VLPrefix): Tensor {
+    if (!prefix.continues(ids))
+      throw new InputError(
+        'prefill: the prompt does not continue the prefilled prefix; start a session without it',
+      );
+    const rest = Array.from(ids).slice(prefix.length);
+    const { image_token_id: image, video_token_id: video } = this.vlm.config;
+    if (rest.some((id) => id === image || id === video))
+      throw new InputError('prefill: after a prefilled prefix the prompt may hold only text');
+    this.#started = true;
+    this.#ropeDelta = prefix.ropeDelta;
+    this.cache.reserve(rest.length);
+    const pos = rest.map((_, j) => prefix.length + j + prefix.ropeDelta);
+    return tidy(() => {
+      const m = this.vlm.model;
+      const x = this.vlm.embed({ inputIds: rest });
+      return m.logits(m.forward(x, this.vlm.rope([pos, pos, pos]), this.cache, 1));
+    });
+  }
+
   /** Feeds one token; returns the next logits [1, vocab]. */
   step(token: number): Tensor {
-    if (!this.cache.length) throw new InputError('step: call prefill first');
+    if (!this.#started) throw new InputError('step: call prefill first');
     const pos = [this.cache.length + this.#ropeDelta];
     return tidy(() => {
       const m = this.vlm.model;

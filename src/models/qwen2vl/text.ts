@@ -5,16 +5,15 @@
  */
 import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
 import { SelfAttention } from '../../nn/attention.js';
-import type { KVCache } from '../../nn/kv-cache.js';
+import type { HybridCache } from '../../nn/cache.js';
 import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
+import type { Rope } from '../../nn/rotary.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { textAttentionConfig } from './weights.js';
-
-export type Rope = { cos: Tensor; sin: Tensor };
 
 class Qwen2DecoderLayer implements Disposable {
   constructor(
@@ -34,7 +33,7 @@ class Qwen2DecoderLayer implements Disposable {
     x: Tensor,
     r: Tensor | null,
     rope: Rope,
-    cache: { cache: KVCache; layer: number } | null,
+    cache: { cache: HybridCache; layer: number } | null,
   ): { x: Tensor; r: Tensor } {
     return tidy(() => {
       const a = this.input_layernorm.addForward(x, r);
@@ -94,7 +93,7 @@ export class Qwen2Decoder implements Disposable {
    * given (and committing the n tokens). Returns the final-normed hidden states of the last `keep` rows
    * (all when null).
    */
-  forward(x: Tensor, rope: Rope, cache: KVCache | null, keep: number | null = null): Tensor {
+  forward(x: Tensor, rope: Rope, cache: HybridCache | null, keep: number | null = null): Tensor {
     return tidy(() => {
       let h = x;
       let r: Tensor | null = null;

@@ -5,7 +5,6 @@ export {
   convertQwen2VLToVamba,
   vambaConfigJson,
 } from './convert.js';
-export { CrossAttention, type CrossKV } from './cross-attention.js';
 export { VambaLanguageModel } from './language-model.js';
 export { VambaDecoderLayer, type VambaSwitches } from './layer.js';
 export { type EncodeOptions, Vamba, VambaSession } from './model.js';

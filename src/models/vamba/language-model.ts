@@ -4,16 +4,16 @@
  * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
  */
 import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
-import { KVCache } from '../../nn/kv-cache.js';
+import { attentionLayers, HybridCache } from '../../nn/cache.js';
+import type { CrossKV } from '../../nn/cross-attention.js';
 import { Linear } from '../../nn/linear.js';
 import type { Mamba2Config } from '../../nn/mamba2.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
-import { mrope, rope1d, rotaryTensors } from '../../nn/rotary.js';
+import { mrope, type Rope, rope1d, rotaryTensors } from '../../nn/rotary.js';
 import * as ops from '../../runtime/ops.js';
 import { disposeAll, tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { CrossKV, Rope } from './cross-attention.js';
 import { VambaDecoderLayer } from './layer.js';
 
 /** Video tokens per Mamba chunk when encoding: bounds the in_proj/SSD temporaries (≈ 4·hidden per token). */
@@ -73,12 +73,10 @@ export class VambaLanguageModel implements Disposable {
     return kvs;
   }
 
-  newCache(capacity = 256): KVCache {
+  newCache(capacity = 256): HybridCache {
     const t = this.config.text;
-    return new KVCache(this.embed_tokens.backend, {
-      layers: t.num_hidden_layers,
-      kvHeads: t.num_key_value_heads,
-      headDim: t.head_dim,
+    return new HybridCache(this.embed_tokens.backend, {
+      layers: attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
       dtype: this.embed_tokens.dtype,
       capacity,
     });
@@ -91,7 +89,7 @@ export class VambaLanguageModel implements Disposable {
   forward(
     ids: ArrayLike<number>,
     kvs: readonly CrossKV[],
-    cache: KVCache,
+    cache: HybridCache,
     opts: { lastOnly?: boolean } = {},
   ): Tensor {
     const t = this.config.text;

@@ -12,23 +12,18 @@
  */
 import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
 import { SelfAttention } from '../../nn/attention.js';
-import type { KVCache } from '../../nn/kv-cache.js';
-import {
-  Mamba2Block,
-  type Mamba2Config,
-  Mamba2Mixer,
-  mamba2ParamNames,
-  mamba2Shapes,
-} from '../../nn/mamba2.js';
+import type { HybridCache } from '../../nn/cache.js';
+import { CrossAttention, type CrossKV } from '../../nn/cross-attention.js';
+import { Mamba2Block, type Mamba2Config } from '../../nn/mamba2.js';
 import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamSpec, ParamStore } from '../../nn/params.js';
+import type { Rope } from '../../nn/rotary.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { textAttentionConfig } from '../qwen2vl/weights.js';
 import { VIDEO_NORM_EPS } from './config.js';
-import { CrossAttention, type CrossKV, type Rope } from './cross-attention.js';
 
 export interface VambaSwitches {
   /** `use_alpha_balancing`: a learnt per-layer α mixes self- and cross-attention. */
@@ -53,12 +48,7 @@ export function vambaLayerSpecs(
   mixer: Mamba2Config | null,
 ): ParamSpec[] {
   const specs = CrossAttention.specs(`${prefix}.cross_attn`, attn);
-  if (mixer) {
-    specs.push({ name: `${prefix}.vision_mixer.norm.weight`, shape: [config.text.hidden_size] });
-    const shapes = mamba2Shapes(mixer);
-    for (const n of mamba2ParamNames)
-      specs.push({ name: `${prefix}.vision_mixer.mixer.${n}`, shape: shapes[n] });
-  }
+  if (mixer) specs.push(...Mamba2Block.specs(`${prefix}.vision_mixer`, mixer));
   if (config.use_alpha_balancing) specs.push({ name: `${prefix}.alpha`, shape: [1] });
   return specs;
 }
@@ -79,23 +69,7 @@ export class VambaDecoderLayer implements Disposable {
   static async load(p: ParamStore, prefix: string, config: Qwen2VLConfig, mixer: Mamba2Config | null) {
     const t = config.text;
     const attn = textAttentionConfig(config);
-    const m = `${prefix}.vision_mixer.mixer`;
-    const block = mixer
-      ? new Mamba2Block(
-          p.take(`${prefix}.vision_mixer.norm.weight`),
-          VIDEO_NORM_EPS,
-          new Mamba2Mixer(mixer, {
-            in_proj: p.take(`${m}.in_proj.weight`),
-            conv1d_weight: p.take(`${m}.conv1d.weight`),
-            conv1d_bias: p.take(`${m}.conv1d.bias`),
-            dt_bias: p.take(`${m}.dt_bias`),
-            A_log: p.take(`${m}.A_log`),
-            D: p.take(`${m}.D`),
-            norm_weight: p.take(`${m}.norm.weight`),
-            out_proj: p.take(`${m}.out_proj.weight`),
-          }),
-        )
-      : null;
+    const block = mixer ? Mamba2Block.load(p, `${prefix}.vision_mixer`, mixer, VIDEO_NORM_EPS) : null;
     let alpha: number | null = null;
     if (config.use_alpha_balancing) {
       const a = p.take(`${prefix}.alpha`);
@@ -141,7 +115,7 @@ export class VambaDecoderLayer implements Disposable {
   }
 
   /** The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`. */
-  forward(H: Tensor, inputs: { rope: Rope; cache: KVCache; layer: number; kv: CrossKV }): Tensor {
+  forward(H: Tensor, inputs: { rope: Rope; cache: HybridCache; layer: number; kv: CrossKV }): Tensor {
     return tidy(() => {
       const x = this.input_layernorm.forward(H);
       const sa = this.self_attn.forward(x, {
@@ -169,10 +143,6 @@ export class VambaDecoderLayer implements Disposable {
       this.mlp,
     ])
       m[Symbol.dispose]();
-    if (this.vision_mixer) {
-      this.vision_mixer.normWeight.dispose();
-      this.vision_mixer.mixer.dispose();
-      for (const t of Object.values(this.vision_mixer.mixer.w)) (t as Tensor | null | undefined)?.dispose();
-    }
+    this.vision_mixer?.[Symbol.dispose]();
   }
 }

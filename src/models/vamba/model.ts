@@ -17,7 +17,7 @@ import { vambaPrompt } from '../../io/prompt.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../../io/qwen2vl-config.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { MediaInput } from '../../media/source.js';
-import type { KVCache } from '../../nn/kv-cache.js';
+import type { HybridCache } from '../../nn/cache.js';
 import type { ParamStore } from '../../nn/params.js';
 import type { Backend } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
@@ -271,7 +271,7 @@ export class Vamba implements Disposable {
 
 /** Prefill once, then one token per step; the video costs nothing here (its K/V are in the handle). */
 export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
-  readonly cache: KVCache;
+  readonly cache: HybridCache;
 
   constructor(
     readonly model: Vamba,

@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { InputError } from '../../errors.js';
 import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
+import type { CrossKV } from '../../nn/cross-attention.js';
 import type { Backend } from '../../runtime/backend.js';
 import { disposeAll } from '../../runtime/scope.js';
-import type { CrossKV } from './cross-attention.js';
 
 /** What the K/V depend on. Values are compared as strings; extra fields are allowed and compared too. */
 export interface VideoKey {

@@ -1,19 +1,17 @@
 /**
- * Vamba's cross-attention (`Qwen2VLCrossAttention`): text queries attend to every video token, no mask, GQA,
- * scale 1/√d. Its K/V depend only on the video, so `keysValues` runs once per video and every question
- * reuses the result (the official code caches them too, research/vamba.md §2.7).
+ * Cross-attention of text (instruction) tokens to vision tokens (`Qwen2VLCrossAttention` of Vamba, TimeViper's
+ * TransV): every query attends to every key, no mask, GQA, scale 1/√d, the four projections named as in
+ * self-attention. How its output joins the text stream (Vamba's α balancing, TransV's tanh(α) gate) is the
+ * caller's. Its K/V depend only on the vision tokens, so `keysValues` can run once per video and every
+ * question reuse the result (Vamba's official code caches them too, research/vamba.md §2.7).
  */
-import { SelfAttention, type SelfAttentionConfig } from '../../nn/attention.js';
-import type { Linear } from '../../nn/linear.js';
-import type { ParamSpec, ParamStore } from '../../nn/params.js';
-import * as ops from '../../runtime/ops.js';
-import { tidy } from '../../runtime/scope.js';
-import type { Tensor } from '../../runtime/tensor.js';
-
-export interface Rope {
-  cos: Tensor;
-  sin: Tensor;
-}
+import * as ops from '../runtime/ops.js';
+import { tidy } from '../runtime/scope.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { SelfAttention, type SelfAttentionConfig } from './attention.js';
+import type { Linear } from './linear.js';
+import type { ParamSpec, ParamStore } from './params.js';
+import type { Rope } from './rotary.js';
 
 /** One layer's video keys/values, [1, videoTokens, kvHeads, headDim] each. */
 export interface CrossKV {
@@ -39,9 +37,9 @@ export class CrossAttention implements Disposable {
   }
 
   /**
-   * K/V of video tokens V [n, hidden]. With `rope` (cross_attn_use_position_embeddings) the keys are rotated
-   * by the tokens' (t, h, w) grid positions; the official code caches keys before RoPE and rotates them on
-   * every step, which gives the same keys.
+   * K/V of vision tokens V [n, hidden]. With `rope` (Vamba's cross_attn_use_position_embeddings) the keys are
+   * rotated by the tokens' (t, h, w) grid positions; Vamba's official code caches keys before RoPE and
+   * rotates them on every step, which gives the same keys.
    */
   keysValues(V: Tensor, rope: Rope | null): CrossKV {
     const { numKvHeads, headDim } = this.config;
