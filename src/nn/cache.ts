@@ -106,14 +106,15 @@ export class HybridCache implements Disposable {
 
   /**
    * Makes room for `n` more tokens after `length`, in the current buffers when this cache may write there,
-   * else in new buffers (capacity doubled as needed) holding a copy of the first `length` rows.
+   * else in new buffers holding a copy of the first `length` rows: with capacity doubled when they were too
+   * small, and just what is needed when another continuation writes into them.
    */
   reserve(n: number): void {
     const buf = this.#buf;
     const need = this.length + n;
     if (buf.writer === null && this.length >= buf.frozen) buf.writer = this;
     if (buf.writer === this && need <= buf.capacity) return;
-    let cap = Math.max(1, buf.capacity);
+    let cap = Math.max(1, Math.min(need, buf.capacity));
     while (cap < need) cap *= 2;
     const next = this.#alloc(cap);
     if (this.length)
