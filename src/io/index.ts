@@ -27,9 +27,6 @@ export { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER, type VambaPromptOptions, vamb
 export {
   MAMBA2_DEFAULTS,
   parseQwen2VLConfig,
-  QWEN2VL_7B_TEXT,
-  QWEN2VL_7B_VISION,
-  QWEN2VL_TOKEN_IDS,
   type Qwen2VLConfig,
   type Qwen2VLTextConfig,
   type Qwen2VLVisionConfig,
