@@ -63,6 +63,7 @@ CASES = {
     "attn-first": dict(
         pattern="*M-M", hidden=32, heads=4, kv_heads=2, head_dim=12, m_heads=8, m_head_dim=8, n_groups=2,
         state=8, conv=4, chunk=8, mlp=64, eps=1e-5, residual_in_fp32=True, L=21, pieces=[9, 2, 1, 9], seed=11,
+        time_step_limit=True,
     ),
     # a run of M; 10 heads in 5 groups (intermediate 80 != expand*hidden 64); MQA; 29 tokens = 8, 8, 8, 5.
     "mamba-run": dict(
@@ -105,7 +106,7 @@ def rel_err(a, b):
 def config_json(s):
     """A config.json with the keys and spellings of Nano-9B-v2's published config (values shrunk)."""
     n = len(s["pattern"])
-    return {
+    c = {
         "architectures": ["NemotronHForCausalLM"],
         "model_type": "nemotron_h",
         "torch_dtype": "float32",
@@ -136,9 +137,7 @@ def config_json(s):
         "time_step_min": 0.001,
         "time_step_max": 0.1,
         "time_step_floor": 0.0001,
-        "time_step_limit": [0.0, float("inf")],
         "layer_norm_epsilon": s["eps"],
-        "rms_norm_eps": s["eps"],
         "residual_in_fp32": s["residual_in_fp32"],
         "rescale_prenorm_residual": True,
         "tie_word_embeddings": False,
@@ -151,6 +150,10 @@ def config_json(s):
         "eos_token_id": EOS,
         "pad_token_id": PAD,
     }
+    if s.get("time_step_limit"):
+        # Python's json writes the bare token Infinity (not JSON); the other cases leave the key out (default 0, inf).
+        c["time_step_limit"] = [0.0, float("inf")]
+    return c
 
 
 def generation_config_json():
@@ -277,7 +280,7 @@ class Naive:
         x, B, C = xbc.split([inter, ng * N, ng * N], -1)
         dt = F.softplus(dt + w[p + "dt_bias"])
         self.min_dt = min(self.min_dt, float(dt.min()))
-        lo, hi = c["time_step_limit"]
+        lo, hi = c.get("time_step_limit", (0.0, float("inf")))
         dt = dt.clamp(min=lo, max=hi)
         if self.dt_floor is not None:
             dt = dt.clamp(min=self.dt_floor)
@@ -346,6 +349,10 @@ def build_hf(d):
     """transformers' model from the config.json in d, eager attention, no mamba kernels, f32, eval."""
     mnh, Cfg, Auto = hf_modules()
     cfg = Cfg.from_pretrained(d, use_mamba_kernels=False)
+    with open(os.path.join(d, "config.json")) as f:
+        pattern = json.load(f)["hybrid_override_pattern"]
+    if getattr(cfg, "hybrid_override_pattern", pattern) != pattern:
+        raise ValueError(f"transformers read the pattern as {cfg.hybrid_override_pattern!r}, not {pattern!r}")
     tries = [dict(attn_implementation="eager", dtype=torch.float32), dict(attn_implementation="eager"), {}]
     for i, kw in enumerate(tries):
         try:
@@ -555,6 +562,11 @@ def make_case(name, s, stage):
             res["save_pretrained_config_keys"] = sorted(saved_cfg)
             res["save_pretrained_pattern"] = saved_cfg.get("hybrid_override_pattern")
             res["save_pretrained_layers_block_type"] = saved_cfg.get("layers_block_type")
+            with open(os.path.join(tmp, "config.json")) as f:
+                text = f.read()
+            if '"time_step_limit"' in text:  # how this version spells infinity in JSON
+                tail = text.split('"time_step_limit"', 1)[1].splitlines()[:4]
+                res["save_pretrained_time_step_limit_text"] = "".join(line.strip() for line in tail)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         res["checkpoint_renamed_to_published"] = any(published_name(k) != k for k in saved)
