@@ -339,10 +339,11 @@ class Naive:
 
 
 def hf_modules():
+    """transformers' own nemotron_h (native since 5.x: no trust_remote_code, no hub access)."""
     import transformers.models.nemotron_h.modeling_nemotron_h as mnh
-    from transformers import AutoModelForCausalLM, NemotronHConfig
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    return mnh, NemotronHConfig, AutoModelForCausalLM
+    return mnh, AutoConfig, AutoModelForCausalLM
 
 
 def build_hf(d):
