@@ -483,10 +483,15 @@ def make_case(name, s, stage):
 
     guarded(f"{name} cached decode", cached_whole)
 
-    # transformers' cache: prompt in pieces, then decode (the torch fallback may not carry state across pieces).
+    # transformers' cache: prompt in pieces, then decode. Its torch fallback treats every cached call as a one-token
+    # step, so this is expected to disagree (or fail): a finding recorded in the manifest, not an error of this script.
     def cached_pieces():
         parts = list(torch.split(ids, s["pieces"]))
-        rows = hf_cached(model, parts, toks[:-1].tolist())
+        try:
+            rows = hf_cached(model, parts, toks[:-1].tolist())
+        except Exception as e:  # noqa: BLE001
+            res["cached_pieces_error"] = repr(e)[:500]
+            return
         res["cached_pieces_vs_full_forward"] = rel_err(rows, logits[: L + GREEDY_STEPS - 1])
         res["cached_pieces_per_piece"] = [
             rel_err(r, logits[a : a + len(r)])
@@ -682,6 +687,8 @@ def main():
         shutil.rmtree(stage, ignore_errors=True)
     print("\nsummary (max relative differences; margin = smallest relative top-1/top-2 gap of the greedy steps)")
     print(summary(cases))
+    print("hfpieces/full: the prompt in pieces through transformers' own cache, expected large or '-' (its torch fallback")
+    print("  does not carry the SSM state across pieces longer than one token); the fixtures do not depend on it.")
     print(f"errors: {len(ERRORS)}")
     sys.exit(1 if ERRORS or len(cases) < len(names) else 0)
 
