@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ModelError } from '../../src/errors.js';
-import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { CONFIG_FIXTURES, configJson } from './config-fixtures.js';
 import { FIXTURES } from './qwen2vl-fixtures.js';
 

@@ -10,8 +10,8 @@
  * vocabulary, as transformers' defaults do).
  */
 import { join } from 'node:path';
-import { ModelError } from '../errors.js';
-import { Fields, type JsonObject, readJsonFile } from './json-fields.js';
+import { ModelError } from '../../errors.js';
+import { Fields, type JsonObject, readJsonFile } from '../../io/json-fields.js';
 
 export interface Qwen2VLTextConfig {
   vocab_size: number;
