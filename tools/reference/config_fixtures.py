@@ -10,8 +10,9 @@ Writes under --out, one folder per case (copy them to test/fixtures/configs/):
                    config.json, generation_config.json, model.safetensors, reference.safetensors (logits of a
                    text prompt and of an image prompt, with the pixel values), reference.json
   v5-two-sections/ TRL's tiny Qwen2-VL shape (mrope_section [1, 1], head_dim 4), config + reference only
-  meta.json        versions, the class defaults as transformers reports them, and whether transformers builds and
-                   runs each deliberately odd config (tells which configs the loader must accept)
+  meta.json        versions, the class defaults as transformers reports them, whether transformers builds and
+                   runs each deliberately odd config (tells which configs the loader must accept), and where it
+                   keeps and applies tie_word_embeddings
 Every step is guarded: a failure is recorded in meta.json (errors) and the rest still runs.
 """
 
@@ -83,9 +84,20 @@ CASES = {
 }
 
 # Configs a loader might wrongly reject or wrongly accept: does transformers build and run them?
+def _mrope(section):
+    return {"rope_type": "default", "mrope_section": section}
+
+
 PROBES = {
-    "hidden_not_divisible_by_heads": dict(text=dict(hidden_size=26, num_attention_heads=4)),
-    "heads_not_multiple_of_kv_heads": dict(text=dict(num_attention_heads=3, num_key_value_heads=2)),
+    # head_dim 26 // 4 = 6: three rotary frequencies, so the sections stay consistent and only the split is odd.
+    "hidden_not_divisible_by_heads": dict(
+        text=dict(hidden_size=26, num_attention_heads=4, rope_parameters=_mrope([1, 1, 1])),
+        vision=dict(hidden_size=26),
+    ),
+    "heads_not_multiple_of_kv_heads": dict(
+        text=dict(num_attention_heads=3, num_key_value_heads=2, rope_parameters=_mrope([1, 1, 2]))
+    ),
+    "head_dim_key_ignored": dict(text=dict(head_dim=64)),
     "video_token_outside_vocab": dict(ids=dict(video_token_id=5000)),
     "vision_head_dim_not_multiple_of_4": dict(vision=dict(embed_dim=12, num_heads=2)),
     "merger_width_differs_from_text": dict(vision=dict(hidden_size=32)),
@@ -179,6 +191,23 @@ def case_fixture(out, name, case):
         json.dump(meta, f, indent=1, default=str)
 
 
+def tie_probe():
+    """Where 5.17 keeps tie_word_embeddings when only the top-level argument is given, and what it ties."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    base = CASES["v5-small-vocab"]
+    config = Qwen2VLConfig(
+        text_config=dict(base["text"]), vision_config=dict(base["vision"]), tie_word_embeddings=True, **base["ids"]
+    )
+    model = Qwen2VLForConditionalGeneration(config)
+    saved = json.loads(config.to_json_string())
+    return {
+        "top": saved.get("tie_word_embeddings"),
+        "text_config": saved.get("text_config", {}).get("tie_word_embeddings", "absent"),
+        "tied": model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr(),
+    }
+
+
 def probe(name, patch):
     base = CASES["v5-small-vocab"]
     case = {
@@ -193,6 +222,10 @@ def probe(name, patch):
         r["built"] = True
     except Exception as e:  # noqa: BLE001 - the outcome is the data
         return {**r, "built": False, "error": f"{type(e).__name__}: {e}"}
+    # The query width says which head size transformers settled on (hidden // heads, or a head_dim key).
+    r["q_proj_shape"] = next(
+        list(m.weight.shape) for n, m in model.named_modules() if n.endswith("layers.0.self_attn.q_proj")
+    )
     for pname, (ids, image) in prompts(case).items():
         try:
             forward(model, ids, image)
@@ -219,6 +252,7 @@ def main():
     for name, case in CASES.items():
         guarded(name, lambda: case_fixture(args.out, name, case))
     meta["probes"] = {name: guarded(f"probe {name}", lambda: probe(name, p)) for name, p in PROBES.items()}
+    meta["tie_probe"] = guarded("tie probe", tie_probe)
     meta["errors"] = ERRORS
     with open(os.path.join(args.out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1, default=str)
