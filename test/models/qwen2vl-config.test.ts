@@ -205,7 +205,7 @@ test('keys 5.x no longer writes, or never wrote, take the transformers class def
 });
 
 test('text_config alone describes the language model; stale top-level copies are extras', () => {
-  // A 5.x config derived from a 4.x one can keep the old flat keys beside text_config (TRL's tiny models do);
+  // A 5.x config derived from a 4.x one can keep the old flat keys beside text_config;
   // transformers builds the text model from text_config only.
   const j = {
     ...configJson('v5-small-vocab'),
