@@ -143,7 +143,7 @@ export class Qwen2VLRunner implements ModelRunner {
     });
     if (!r) throw new InputError('a video needs at least one frame');
     const { tokens, grid } = r;
-    let prefix: Qwen2VLPrefix;
+    let prefix: Qwen2VLPrefix | undefined;
     try {
       prefix = this.prefillVideoPrefix(tokens, grid);
     } catch (e) {
@@ -156,17 +156,20 @@ export class Qwen2VLRunner implements ModelRunner {
       embeds: tokens,
       prefix,
       tokens: tokens.shape[0],
-      bytes: tokens.bytes + prefix.bytes,
+      bytes: tokens.bytes + (prefix?.bytes ?? 0),
       dispose: () => {
         tokens.dispose();
-        prefix[Symbol.dispose]();
+        prefix?.[Symbol.dispose]();
       },
     };
     return video;
   }
 
-  /** The chat template's default prompt (its own system turn) up to the end of the video, prefilled. */
-  private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix {
+  /**
+   * The chat template's default prompt (its own system turn) up to the end of the video, prefilled; none when
+   * the template drops the video.
+   */
+  private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix | undefined {
     const { video_token_id: pad, vision_end_token_id: end } = this.model.config;
     const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
     const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
@@ -174,6 +177,7 @@ export class Qwen2VLRunner implements ModelRunner {
       addSpecialTokens: false,
     });
     const cut = ids.lastIndexOf(pad) + 1;
+    if (!cut) return undefined;
     return this.model.prefillPrefix(
       { inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut), videoEmbeds: embeds, videoGridThw: [grid] },
       { room: PREFIX_ROOM },
