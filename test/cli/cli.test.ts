@@ -122,18 +122,34 @@ describe('longshot CLI', () => {
     assert.ok(!r.stderr.includes('    at '), 'a stack trace reached the user');
   });
 
-  it('ask with no --model answers the example videos with the embedded needle model, as the README shows', async () => {
-    // Questions and answers come from the generator's questions.jsonl, not from the model.
-    const examples = readFileSync('examples/needle/questions.jsonl', 'utf8')
+  // Questions and answers come from the generator's questions.jsonl, not from the model.
+  const examples = () =>
+    readFileSync('examples/needle/questions.jsonl', 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { video: string; question: string; answer: string });
+
+  it('ask with no --model answers the example videos with the embedded needle model, as the README shows', async () => {
+    const questions = examples();
     const runs = await Promise.all(
-      examples.map((q) => cli(['ask', join('examples/needle', q.video), q.question])),
+      questions.map((q) => cli(['ask', join('examples/needle', q.video), q.question])),
     );
     for (const [i, r] of runs.entries()) {
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, `${examples[i].answer}\n`, examples[i].question);
+      assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
+    }
+  });
+
+  it('ask with the shipped Qwen2-VL baseline answers the example videos (its chat template writes the video pad)', async () => {
+    const questions = examples();
+    const runs = await Promise.all(
+      questions.map((q) =>
+        cli(['ask', join('examples/needle', q.video), q.question, '--model', 'models/needle-qwen2vl-tiny']),
+      ),
+    );
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
     }
   });
 
