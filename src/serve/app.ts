@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
 import { ApiError, toApiError } from './errors.js';
-import { type MediaPolicy, resolveMedia } from './media.js';
+import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
 import { type ChatRequest, parseChatRequest } from './request.js';
 import { type Lease, VideoCache } from './video-cache.js';
@@ -47,6 +47,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   const queue = new RequestQueue(opts.concurrency ?? 1, opts.maxQueue ?? 16);
   const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
   const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, ...opts.media };
+  if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const created = Math.floor(Date.now() / 1000);
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 64 * 2 ** 20 });
@@ -132,7 +133,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       const id = `chatcmpl-${randomUUID()}`;
       const cached = lease?.hit ? lease.handle.tokens : 0;
       if (!chat.stream) {
-        const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal);
+        const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal).catch((e) => {
+          throw toApiError(e, GENERATION);
+        });
         return completion(id, result, cached);
       }
       await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
@@ -146,7 +149,10 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   });
 
   async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
-    const file = await untilAborted(resolveMedia(chat.media!, policy, signal), signal);
+    const ref = chat.media!;
+    const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
+      throw toApiError(e, { param: ref.param });
+    });
     try {
       return await untilAborted(
         cache.lease(cacheKey(file.sha256, chat.sampling), () =>
@@ -154,6 +160,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         ),
         signal,
       );
+    } catch (e) {
+      throw toApiError(e, { param: ref.param, redact: file.redact });
     } finally {
       await file.release();
     }
@@ -200,6 +208,12 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       model: modelId,
       choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
     });
+    // The first piece comes before the headers, so a request the model refuses (no video for Vamba, too
+    // long a prompt) is an HTTP error, not a 200 stream that ends in one.
+    const pieces = answer[Symbol.asyncIterator]();
+    const first = await untilAborted(pieces.next(), signal).catch((e) => {
+      throw toApiError(e, GENERATION);
+    });
     const raw = reply.raw;
     const send = (data: unknown) =>
       raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
@@ -212,9 +226,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     });
     try {
       send(chunk({ role: 'assistant', content: '' }));
-      for await (const piece of answer) {
+      for (let step = first; !step.done; step = await pieces.next()) {
         signal.throwIfAborted();
-        if (piece) send(chunk({ content: piece }));
+        if (step.value) send(chunk({ content: step.value }));
       }
       const result = await answer.result();
       send(chunk({}, result.finishReason));
@@ -229,10 +243,11 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         });
       send('[DONE]');
     } catch (e) {
-      const err = toApiError(signal.aborted ? signal.reason : e);
+      const err = toApiError(signal.aborted ? signal.reason : e, GENERATION);
       if (!raw.destroyed) send(err.body);
       req.log.warn({ err: e }, 'stream ended with an error');
     } finally {
+      await pieces.return?.(undefined).catch(() => {}); // stopped early: the generation frees what it holds
       raw.end();
     }
   }
@@ -248,6 +263,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     },
   };
 }
+
+/** Failures while answering are about the conversation. */
+const GENERATION = { param: 'messages' };
 
 /** Cache key: the bytes plus the sampling settings, in a fixed key order. */
 function cacheKey(sha256: string, s: SamplingOptions): string {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
@@ -94,9 +95,14 @@ describe('longshot CLI', () => {
     const cases: Array<[string[], RegExp]> = [
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['ask', 'clip.mp4'], /missing required argument 'question'/],
-      [['ask', 'clip.mp4', 'q', '--frames', '0'], /--frames must be a positive integer, got '0'/],
-      [['caption', 'clip.mp4', '--device', 'tpu', '--top-p', '0.5'], /argument 'tpu' is invalid.*cpu, cuda/],
-      [['serve', '--port', 'http'], /--port must be a positive integer/],
+      [['ask', 'clip.mp4', 'q', '--frames', '0'], /--frames must be an integer ≥ 2.*got '0'/],
+      [['ask', 'clip.mp4', 'q', '--frames', '1'], /--frames must be an integer ≥ 2 \(frames go in pairs\)/],
+      [
+        ['caption', 'clip.mp4', '--device', 'tpu', '--top-p', '0.5'],
+        /argument 'tpu' is invalid.*auto, cpu, cuda/,
+      ],
+      [['serve', '--port', 'http'], /--port must be an integer from 0 to 65535, got 'http'/],
+      [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got '70000'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([args, message], i) => {
@@ -105,6 +111,51 @@ describe('longshot CLI', () => {
       assert.match(r.stderr, message);
       assert.equal(r.stdout, '');
     });
+  });
+
+  it('sampling options that contradict each other or the model are usage errors (2), in one line', async () => {
+    const video = join('examples/needle', 'needle-00001.mp4');
+    const [both, vamba, rate] = await Promise.all([
+      cli(['ask', video, 'q', '--fps', '2', '--sampling', 'uniform']),
+      // --fps alone means --sampling fps, which Vamba (the embedded model) does not do.
+      cli(['ask', video, 'q', '--fps', '2']),
+      cli(['ask', clip, 'q', '--fps', '4', '--model', qwen, '--max-new-tokens', '2', '--json']),
+    ]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(
+      both.stderr,
+      /^longshot: --fps samples at a rate, --sampling uniform a fixed number of frames/,
+    );
+    assert.equal(vamba.code, 2, vamba.stderr);
+    assert.match(vamba.stderr, /^longshot: Vamba samples a fixed number of frames, not a rate.*'fps'\n$/);
+    // Qwen2-VL samples at the rate given: the 2 s clip at 4 fps is 8 frames, 4 pairs of 3×2 tokens.
+    assert.equal(rate.code, 0, rate.stderr);
+    assert.equal(JSON.parse(rate.stdout).usage.videoTokens, 4 * 3 * 2);
+  });
+
+  it('serve refuses what it cannot do before loading the model: one line, exit 2', async () => {
+    const busy = createNetServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const taken = (busy.address() as AddressInfo).port;
+    try {
+      const runs = await Promise.all([
+        cli(['serve', '--port', String(taken)]),
+        cli(['serve', '--allowed-root', join(tmp, 'no-such-dir')]),
+        cli(['serve', '--host', '192.0.2.1', '--port', '0']), // TEST-NET-1: never this machine's
+      ]);
+      const expected = [
+        new RegExp(`^longshot: port ${taken} on 127\\.0\\.0\\.1 is already in use: .*--port`),
+        /^longshot: --allowed-root .*no-such-dir: no such directory/,
+        /^longshot: --host 192\.0\.2\.1 is not an address of this machine/,
+      ];
+      runs.forEach((r, i) => {
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, expected[i]);
+        assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+      });
+    } finally {
+      busy.close();
+    }
   });
 
   it('ask and caption: a missing video is an input error (3), a bad model a model error (4)', async () => {
