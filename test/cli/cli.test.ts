@@ -293,6 +293,44 @@ describe('longshot CLI', () => {
     assert.equal(code, 0);
   });
 
+  it("serve with no --model serves the embedded model under a short id, and the README's curl works", async () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const command = /^npx longshot serve (.*?)\s+#/m.exec(readme);
+    const curl = /^curl (\S+) -H 'content-type: application\/json' -d '(\{[\s\S]*?\})'$/m.exec(readme);
+    assert.ok(command && curl, 'the README has a serve command and a curl request');
+    const args = command[1].split(/\s+/).map((a, i, all) => (all[i - 1] === '--port' ? '0' : a));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', ...args], {
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+    });
+    try {
+      let stderr = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (d) => {
+          stderr += d;
+          const m = /serving .* at (http:\/\/\S+)\/v1/.exec(stderr);
+          if (m) resolve(m[1]);
+        });
+        child.once('close', () => reject(new Error(`serve exited: ${stderr}`)));
+      });
+      const models = await (await fetch(`${url}/v1/models`)).json();
+      assert.deepEqual(
+        models.data.map((m: { id: string }) => m.id),
+        ['needle-vamba-tiny'],
+      );
+      const res = await fetch(curl[1].replace('http://127.0.0.1:8000', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: curl[2],
+      });
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      // The answer questions.jsonl gives for needle-00007 (the README asks about it).
+      assert.equal(body.choices[0].message.content, 'robot');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
   it('info reads a checkpoint directory: architecture, parameters and a memory estimate', async () => {
     const r = await cli(['info', '--model', tiny, '--frames', '8', '--json']);
     assert.equal(r.code, 0, r.stderr);
