@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { countParameters, estimateMemory } from '../../src/models/qwen2vl/size.js';
 import { FIXTURES, readJson } from './qwen2vl-fixtures.js';
 

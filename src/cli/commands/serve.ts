@@ -1,7 +1,7 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
 import { basename } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { VideoLM } from '../../api.js';
+import { VideoLM } from '../../facade/video-lm.js';
 import { createServer } from '../../serve/app.js';
 import { checkListen, listenError } from '../../serve/listen.js';
 import { checkAllowedRoot } from '../../serve/media.js';

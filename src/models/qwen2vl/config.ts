@@ -9,8 +9,8 @@
  * `Qwen2VLConfig` class defaults, which are the 72B text sizes; the vision class defaults are 7B's.
  */
 import { join } from 'node:path';
-import { ModelError } from '../errors.js';
-import { Fields, type JsonObject, readJsonFile } from './json-fields.js';
+import { ModelError } from '../../errors.js';
+import { Fields, type JsonObject, readJsonFile } from '../../io/json-fields.js';
 
 export interface Qwen2VLTextConfig {
   vocab_size: number;
