@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
-import { ApiError, toApiError } from './errors.js';
+import { ApiError, badRequest, toApiError } from './errors.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
 import { type ChatRequest, parseChatRequest } from './request.js';
@@ -106,6 +106,12 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         'invalid_request_error',
         'model',
         'model_not_found',
+      );
+    // Before anything is queued or streamed, so that it is a 400 (which clients do not retry).
+    if (!chat.media && engine.info.videoRequired)
+      throw badRequest(
+        `this model (${engine.info.architecture}) answers questions about a video or an image: add a video_url or image_url part to a user message`,
+        'messages',
       );
     const ctrl = new AbortController();
     const timer = setTimeout(
@@ -208,12 +214,6 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       model: modelId,
       choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
     });
-    // The first piece comes before the headers, so a request the model refuses (no video for Vamba, too
-    // long a prompt) is an HTTP error, not a 200 stream that ends in one.
-    const pieces = answer[Symbol.asyncIterator]();
-    const first = await untilAborted(pieces.next(), signal).catch((e) => {
-      throw toApiError(e, GENERATION);
-    });
     const raw = reply.raw;
     const send = (data: unknown) =>
       raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
@@ -226,9 +226,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     });
     try {
       send(chunk({ role: 'assistant', content: '' }));
-      for (let step = first; !step.done; step = await pieces.next()) {
+      for await (const piece of answer) {
         signal.throwIfAborted();
-        if (step.value) send(chunk({ content: step.value }));
+        if (piece) send(chunk({ content: piece }));
       }
       const result = await answer.result();
       send(chunk({}, result.finishReason));
@@ -247,7 +247,6 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       if (!raw.destroyed) send(err.body);
       req.log.warn({ err: e }, 'stream ended with an error');
     } finally {
-      await pieces.return?.(undefined).catch(() => {}); // stopped early: the generation frees what it holds
       raw.end();
     }
   }

@@ -534,7 +534,7 @@ describe('OpenAI-compatible server over Vamba', () => {
         const json = await res.json();
         assert.equal(res.status, 400, JSON.stringify(json));
         assert.equal(json.error.param, 'messages');
-        assert.match(json.error.message, /Vamba answers questions about a video or an image/);
+        assert.match(json.error.message, /this model \(vamba\) answers questions about a video or an image/);
       }
       const rate = await post(`http://127.0.0.1:${port}`, { ...request, sampling: 'fps', frames: undefined });
       const json = await rate.json();

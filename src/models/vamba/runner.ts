@@ -44,6 +44,7 @@ export async function loadVambaRunner(
     device: backend.name,
     layers: t.num_hidden_layers,
     hiddenSize: t.hidden_size,
+    videoRequired: true,
   };
   return new VambaRunner(info, model);
 }
