@@ -162,6 +162,12 @@ describe('longshot CLI', () => {
     let r = await cli(['ask', join(tmp, 'nope.mp4'), 'what?']);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /^longshot: no such file: .*nope\.mp4\n$/);
+    // A long message is cut after 500 characters, saying how much was left out.
+    const long = join(tmp, ...Array.from({ length: 8 }, (_, i) => `${i}`.repeat(200)), 'nope.mp4');
+    r = await cli(['ask', long, 'what?']);
+    assert.equal(r.code, 3);
+    const shown = `longshot: ${`no such file: ${long}`.slice(0, 500)}…(${`no such file: ${long}`.length - 500} more characters)\n`;
+    assert.equal(r.stderr, shown);
     const video = join(tmp, 'some.mp4');
     writeFileSync(video, 'x');
     r = await cli(['caption', video, '--model', join(tmp, 'no-such-model')]);
