@@ -1,3 +1,4 @@
+import { ModelError } from '../errors.js';
 import type { Backend, DeviceName } from './backend.js';
 
 /**
@@ -19,8 +20,11 @@ export function registerBackend(name: DeviceName, loader: Loader, present?: () =
   loaded.delete(name);
 }
 
-/** Raised when a device is asked for that this machine or build cannot provide; says what to do. */
-export class DeviceUnavailableError extends Error {
+/**
+ * Raised when a device is asked for that this machine or build cannot provide; says what to do. A model
+ * error (exit 4), as when the facade reports it.
+ */
+export class DeviceUnavailableError extends ModelError {
   override name = 'DeviceUnavailableError';
 }
 

@@ -76,3 +76,20 @@ test('needle generate refuses bad options as usage errors (exit 2) that name the
   }
   assert.equal(existsSync(out), false);
 });
+
+test('needle eval takes the devices every command takes, auto by default', () => {
+  const r = cli([
+    'needle',
+    'eval',
+    '--model',
+    'models/needle-vamba-tiny',
+    '--data',
+    'examples/needle',
+    '--device',
+    'tpu',
+  ]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /argument 'tpu' is invalid\. Allowed choices are auto, cpu, cuda/);
+  const help = cli(['needle', 'eval', '--help']);
+  assert.match(help.stdout, /--device <device>.*\(choices: "auto", "cpu", "cuda", default: "auto"\)/s);
+});

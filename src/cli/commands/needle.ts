@@ -1,11 +1,12 @@
 import '../../backends/cpu/index.js';
 import '../../backends/cuda/index.js';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
 import { findTools } from '../../media/index.js';
 import { generateDataset } from '../../needle/dataset.js';
 import { evaluateNeedle, formatReport } from '../../needle/eval.js';
 import { fitsNeedles, neededNeedles, TASKS, type Task } from '../../needle/tasks.js';
+import { resolveDevice } from '../../runtime/device.js';
 
 /** Option values are checked here, so a bad one is a usage error (exit 2) that names the option. */
 const isCount = (s: string) => s.trim() !== '' && Number.isInteger(Number(s)) && Number(s) >= 1;
@@ -104,7 +105,11 @@ export function register(program: Command): void {
     .requiredOption('--model <dir>', 'checkpoint directory (Vamba or Qwen2-VL)')
     .requiredOption('--data <dir>', "directory written by 'needle generate' (questions.jsonl + MP4s)")
     .option('--limit <n>', 'evaluate only the first n videos')
-    .option('--device <name>', 'cpu or cuda', 'cpu')
+    .addOption(
+      new Option('--device <device>', 'where to run; auto: cuda where an NVIDIA driver is present, else cpu')
+        .choices(['auto', 'cpu', 'cuda'])
+        .default('auto'),
+    )
     .option(
       '--render',
       'draw each video again from questions.jsonl instead of decoding its MP4 (no ffmpeg needed, no compression)',
@@ -121,7 +126,7 @@ export function register(program: Command): void {
         model: o.model,
         data: o.data,
         limit,
-        device: o.device,
+        device: resolveDevice(o.device),
         frames: o.render ? 'render' : 'decode',
         onVideo: progress ? (d, n) => process.stderr.write(`\revaluating ${d}/${n}`) : undefined,
       });
