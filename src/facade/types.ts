@@ -57,6 +57,8 @@ export interface ModelInfo {
   device: DeviceName;
   layers: number;
   hiddenSize: number;
+  /** Whether it answers only about a video or an image (Vamba cross-attends to one): text-only chats are refused. */
+  videoRequired?: boolean;
 }
 
 export interface ModelLoadOptions {

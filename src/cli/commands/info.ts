@@ -1,4 +1,5 @@
 /** `longshot info`: what a checkpoint is and how much memory a video of N frames needs, without loading it. */
+import '../../backends/cuda/index.js'; // so that --device auto knows whether CUDA is present
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -9,6 +10,7 @@ import { videoDefaultsOf } from '../../facade/video-defaults.js';
 import { resolveModel } from '../../hub/resolve.js';
 import { vambaResize } from '../../media/resize.js';
 import { Qwen2VLProcessor } from '../../models/qwen2vl/processor.js';
+import { resolveDevice } from '../../runtime/device.js';
 import { addModelOptions, positiveInt, printJson } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
@@ -52,7 +54,7 @@ Examples:
       async (o: {
         model?: string;
         revision: string;
-        device: 'cpu' | 'cuda';
+        device: 'auto' | 'cpu' | 'cuda';
         frames?: number;
         width?: number;
         height?: number;
@@ -63,11 +65,12 @@ Examples:
           reporter: downloadProgress(progressEnabled(o.json)),
         });
         const s = await inspectModel(dir);
+        const device = resolveDevice(o.device);
         const geometry = videoGeometry(videoDefaultsOf(s.config, dir), o);
         const mem = estimateMemory(s, {
           ...geometry,
           ...(await videoPixelBounds(dir)),
-          activationBytes: o.device === 'cpu' ? 4 : 2,
+          activationBytes: device === 'cpu' ? 4 : 2,
         });
         const t = s.config.text;
         const info = {
@@ -81,7 +84,7 @@ Examples:
           vision_depth: s.config.vision.depth,
           frames: geometry.frames,
           frame_size: `${geometry.width}x${geometry.height}`,
-          device: o.device,
+          device,
           memory_bytes: mem,
         };
         if (o.json) return printJson(info);
@@ -95,7 +98,7 @@ Examples:
           [`video (${geometry.frames} frames ${info.frame_size})`, `${mem.videoTokens} tokens`],
           ['per-video state', gib(mem.videoState)],
           ['largest buffer', gib(mem.working)],
-          [`estimated memory (${o.device})`, gib(mem.total)],
+          [`estimated memory (${device})`, gib(mem.total)],
         ];
         const w = Math.max(...lines.map(([k]) => k.length));
         process.stdout.write(lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');

@@ -4,7 +4,7 @@
  * every layer's cross-attention K/V, so a follow-up question costs only its own text. Prompts use Vamba's
  * format (io/prompt.ts): the vision marker without pads before the first user turn, no chat template.
  */
-import { ModelError } from '../../errors.js';
+import { ModelError, UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
 import type { EncodedVideo, ModelRunner } from '../../facade/engine.js';
 import type { ModelSummary } from '../../facade/inspect.js';
@@ -44,6 +44,7 @@ export async function loadVambaRunner(
     device: backend.name,
     layers: t.num_hidden_layers,
     hiddenSize: t.hidden_size,
+    videoRequired: true,
   };
   return new VambaRunner(info, model);
 }
@@ -86,8 +87,9 @@ export class VambaRunner implements ModelRunner {
     o: SamplingOptions & { signal?: AbortSignal; progress?: VideoProgress },
   ): Promise<EncodedVideo> {
     if (o.sampling === 'fps')
-      throw new ModelError(
-        "Vamba samples a fixed number of frames: use --sampling uniform or middle, not 'fps'",
+      throw new UsageError(
+        "Vamba samples a fixed number of frames, not a rate: use sampling 'uniform' or 'middle' (and a frame count), not 'fps'",
+        'sampling',
       );
     const handle = await encodeVideoInput(this.model, this.model.processor, input, {
       numFrames: o.frames,
@@ -112,7 +114,7 @@ export class VambaRunner implements ModelRunner {
     encoded: EncodedVideo | undefined,
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation {
-    if (!encoded) throw new ModelError('Vamba answers about a video: give one');
+    if (!encoded) throw new UsageError('Vamba answers questions about a video or an image: give one');
     const video = (encoded as VambaVideo).handle;
     const tokenizer = this.model.tokenizer!;
     const ids = tokenizer.encode(vambaChatPrompt(turns, true), { addSpecialTokens: false });
