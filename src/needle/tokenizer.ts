@@ -83,7 +83,10 @@ export function needleTokenizerJson(): object {
   };
 }
 
-/** tokenizer_config.json: Qwen's special-token roles and a Qwen2-VL style chat template. */
+/**
+ * tokenizer_config.json: Qwen's special-token roles and a Qwen2-VL style chat template (pads in the vision
+ * span, where Qwen2-VL's processor expands them; Vamba builds its own prompt without them).
+ */
 export function needleTokenizerConfig(): object {
   return {
     tokenizer_class: 'PreTrainedTokenizerFast',
@@ -99,6 +102,6 @@ export function needleTokenizerConfig(): object {
       ]),
     ),
     chat_template:
-      "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'video' %}<|vision_start|><|vision_end|>{% elif part['type'] == 'image' %}<|vision_start|><|vision_end|>{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+      "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>{% elif part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
   };
 }

@@ -4,14 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ModelError } from '../../src/errors.js';
+import { parseGenerationConfig, readGenerationConfig } from '../../src/io/index.js';
+import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import {
-  parseGenerationConfig,
   parsePreprocessorConfig,
-  parseQwen2VLConfig,
-  readGenerationConfig,
   readPreprocessorConfig,
-  readQwen2VLConfig,
-} from '../../src/io/index.js';
+} from '../../src/models/qwen2vl/preprocessor-config.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'longshot-cfg-'));
 after(() => rm(dir, { recursive: true, force: true }));

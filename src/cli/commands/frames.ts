@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../../errors.js';
 import { encodePng } from '../../media/png.js';
-import { type TargetSize, vambaResize } from '../../media/resize.js';
+import { boundEdges, type TargetSize } from '../../media/resize.js';
 import type { SamplingPolicy } from '../../media/sampling.js';
 import { openVideo } from '../../media/video.js';
 
@@ -86,7 +86,7 @@ export function register(program: Command): void {
       let target: TargetSize | undefined = o.size;
       if (o.longestEdge !== undefined || o.shortestEdge !== undefined) {
         if (o.size) throw new InputError('give either --size or --longest-edge/--shortest-edge, not both');
-        target = vambaResize(o.shortestEdge ?? 1, o.longestEdge ?? Number.MAX_SAFE_INTEGER);
+        target = boundEdges(o.shortestEdge ?? 1, o.longestEdge ?? Number.MAX_SAFE_INTEGER);
       }
       await mkdir(o.out, { recursive: true }).catch((e: Error) => {
         throw new InputError(`cannot create ${o.out}: ${e.message}`);

@@ -1,6 +1,27 @@
 export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+export {
+  MAMBA2_DEFAULTS,
+  parseQwen2VLConfig,
+  QWEN2VL_7B_TEXT,
+  QWEN2VL_7B_VISION,
+  QWEN2VL_TOKEN_IDS,
+  type Qwen2VLConfig,
+  type Qwen2VLTextConfig,
+  type Qwen2VLVisionConfig,
+  readQwen2VLConfig,
+  type VisionMambaMixerConfig,
+} from './config.js';
+export { qwen2vl } from './family.js';
 export { Qwen2VL, type Qwen2VLInputs, type Qwen2VLLoadOptions, Qwen2VLSession } from './model.js';
 export {
+  type PreprocessorConfig,
+  parsePreprocessorConfig,
+  QWEN2VL_PREPROCESSOR,
+  readPreprocessorConfig,
+} from './preprocessor-config.js';
+export {
+  checkpointProcessor,
+  defaultProcessor,
   IMAGE_PAD,
   type ProcessorOptions,
   Qwen2VLProcessor,

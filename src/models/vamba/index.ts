@@ -1,4 +1,4 @@
-export { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
+export { hasVambaTensors, isVambaCheckpoint, isVambaConfig, vambaMixerConfig } from './config.js';
 export {
   type ConvertOptions,
   type ConvertResult,
@@ -6,16 +6,12 @@ export {
   vambaConfigJson,
 } from './convert.js';
 export { CrossAttention, type CrossKV } from './cross-attention.js';
+export { vamba } from './family.js';
 export { VambaLanguageModel } from './language-model.js';
 export { VambaDecoderLayer, type VambaSwitches } from './layer.js';
 export { type EncodeOptions, Vamba, VambaSession } from './model.js';
+export { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER, vambaPrompt } from './prompt.js';
 export { estimateVambaMemory, type VambaMemoryEstimate, type VambaMemoryOptions } from './size.js';
-export {
-  VAMBA_EVAL_SETTINGS,
-  VAMBA_HOUR_SETTINGS,
-  type VambaVideoOptions,
-  type VambaVideoSettings,
-  vambaVideoSettings,
-} from './video.js';
+export { encodeVideoFrames, type VambaFramesOptions } from './video.js';
 export { keyDifferences, keyDigest, VideoHandle, type VideoKey } from './video-handle.js';
 export { loadVambaParams, vambaParamCount, vambaSpecs } from './weights.js';

@@ -1,0 +1,47 @@
+/** Qwen2-VL as a model family: `model_type: "qwen2_vl"`, the video as tokens in the decoder's sequence. */
+import { join } from 'node:path';
+import { boundEdges } from '../../media/resize.js';
+import type { ModelFamily } from '../family.js';
+import { parseQwen2VLConfig } from './config.js';
+import { checkpointProcessor } from './processor.js';
+import { estimateMemory } from './size.js';
+
+export const qwen2vl: ModelFamily = {
+  name: 'qwen2_vl',
+  recognizes: ({ config }) => config.model_type === 'qwen2_vl',
+  async open({ dir, config: json }, weights) {
+    const config = parseQwen2VLConfig(json, join(dir, 'config.json'));
+    const { video } = await checkpointProcessor(dir, config.vision);
+    return {
+      describe: () => ({
+        layers: config.text.num_hidden_layers,
+        hiddenSize: config.text.hidden_size,
+        details: [['vision encoder', `${config.vision.depth} blocks, ${config.vision.embed_dim} wide`]],
+      }),
+      estimateMemory(g) {
+        const e = estimateMemory(config, {
+          ...g,
+          minPixels: video.min_pixels,
+          maxPixels: video.max_pixels,
+          dtype: g.activationBytes === 4 ? 'f32' : 'bf16',
+        });
+        // The video is in the KV cache of the whole sequence.
+        const total = weights.weightBytes + e.kvCacheBytes + e.activationBytes;
+        return {
+          videoTokens: e.tokens.video,
+          weights: weights.weightBytes,
+          videoState: e.kvCacheBytes,
+          working: e.activationBytes,
+          total,
+        };
+      },
+      load: async (backend, id) =>
+        (await import('./runner.js')).loadQwen2VLRunner({ id, dir, config, weights }, backend),
+    };
+  },
+  video: {
+    /** qwen-vl-utils: 2 frames per second, at most 768. */
+    defaults: { sampling: 'fps', fps: 2, frames: 768, maxEdge: 640, minEdge: 28 },
+    frameSize: (source, s) => boundEdges(s.minEdge, s.maxEdge)(source), // smart_resize follows in the processor
+  },
+};
