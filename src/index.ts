@@ -3,8 +3,7 @@
  * the errors, and the server. Model families, the runtime, media and nn are subpath exports
  * (`longshot/qwen2vl`, `longshot/vamba`, `longshot/models`, `longshot/runtime`, …; docs/api.md).
  */
-import './backends/cpu/index.js';
-import './backends/cuda/index.js';
+import './backends/index.js';
 
 export * from './errors.js';
 export { Answer } from './facade/answer.js';

@@ -10,8 +10,7 @@
  * It composes media (probe, sampling, decoding at the size the model wants) → the model family's runner
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
-import '../backends/cpu/index.js'; // always available
-import '../backends/cuda/index.js'; // registered lazily: nothing native loads until --device cuda
+import '../backends/index.js';
 import { ModelError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import { type MediaInput, openVideo, type SamplingPolicy } from '../media/index.js';
@@ -52,7 +51,7 @@ export class VideoLM implements ChatEngine, Disposable {
     const id = model ?? defaultModelDir();
     const dir = await resolveModel(id, { revision: opts.revision, reporter: opts.onDownload });
     const summary = await inspectModel(dir);
-    const device = opts.device ?? 'cpu';
+    const device = opts.device ?? 'auto';
     const backend = await getBackend(device).catch((e: Error) => {
       throw new ModelError(`device '${device}' is not available: ${e.message}`, {
         cause: e,

@@ -1,4 +1,6 @@
 /** `longshot/models`: the model-family interface and the registry, for adding a family. */
+import '../backends/index.js';
+
 export type {
   CheckpointFiles,
   CheckpointSource,

@@ -6,7 +6,7 @@ import { boundEdges } from '../../src/media/resize.js';
 import { openVideo } from '../../src/media/video.js';
 import type { Vamba } from '../../src/models/vamba/model.js';
 import { encodeVideoFrames, type VambaFramesOptions } from '../../src/models/vamba/video.js';
-import type { VideoHandle } from '../../src/models/vamba/video-handle.js';
+import type { VambaVideoHandle } from '../../src/models/vamba/video-handle.js';
 
 export const VAMBA_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'vamba');
 
@@ -54,7 +54,7 @@ export async function encodeVideoFile(
   model: Vamba,
   path: string,
   o: Omit<VambaFramesOptions, 'sampling' | 'input'>,
-): Promise<VideoHandle> {
+): Promise<VambaVideoHandle> {
   await using video = await openVideo(path);
   const sample = await video.sample({ kind: 'uniform', numFrames: o.frames });
   const frames = video.frames(sample, { size: boundEdges(o.shortestEdge, o.longestEdge) });

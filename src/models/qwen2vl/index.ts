@@ -1,3 +1,5 @@
+import '../../backends/index.js'; // a subpath entry: the built-in backends are registered as from the root
+
 export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
 export {
   MAMBA2_DEFAULTS,

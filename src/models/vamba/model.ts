@@ -1,6 +1,6 @@
 /**
  * Vamba (TIGER-Lab/Vamba-Qwen2-VL-7B) as published: the Qwen2-VL vision tower and merger, then the
- * two-stream decoder (layer.ts). A video is encoded once into a `VideoHandle` (per-layer cross-attention
+ * two-stream decoder (layer.ts). A video is encoded once into a `VambaVideoHandle` (per-layer cross-attention
  * K/V); every question is then only text work: `session(handle)` prefills the prompt and steps tokens with a
  * KV cache, through the generic `generate` loop.
  */
@@ -31,10 +31,10 @@ import {
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
 import { estimateVambaMemory } from './size.js';
-import { VideoHandle, type VideoKey } from './video-handle.js';
+import { VambaVideoHandle, type VideoKey } from './video-handle.js';
 import { loadVambaParams, vambaParamCount } from './weights.js';
 
-export interface EncodeOptions {
+export interface VambaEncodeOptions {
   /** Key fields describing the video and its preprocessing (model and dtype are filled in). */
   key?: Partial<VideoKey>;
   /** Video tokens per Mamba chunk (default 4096): bounds transient memory, not the result. */
@@ -137,8 +137,8 @@ export class Vamba implements Disposable {
     batches: Iterable<PixelBatch>,
     grid: GridTHW,
     key: VideoKey,
-    opts: Omit<EncodeOptions, 'key'> = {},
-  ): VideoHandle {
+    opts: Omit<VambaEncodeOptions, 'key'> = {},
+  ): VambaVideoHandle {
     this.assertVideoFits(grid, opts);
     const V = this.embedVideoStream(batches, grid, opts);
     const ms = this.config.vision.spatial_merge_size;
@@ -146,7 +146,7 @@ export class Vamba implements Disposable {
   }
 
   /** Throws an OutOfMemoryError (with the estimate's terms) when a video of this grid cannot be encoded here. */
-  assertVideoFits(grid: GridTHW, opts: Omit<EncodeOptions, 'key'> = {}): void {
+  assertVideoFits(grid: GridTHW, opts: Omit<VambaEncodeOptions, 'key'> = {}): void {
     const e = estimateVambaMemory(this.config, {
       frames: grid[0] * this.config.vision.temporal_patch_size,
       grid,
@@ -162,8 +162,8 @@ export class Vamba implements Disposable {
     });
   }
 
-  /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VideoHandle). */
-  encodeVideo(pixels: Float32Array, grid: GridTHW, opts: EncodeOptions = {}): VideoHandle {
+  /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VambaVideoHandle). */
+  encodeVideo(pixels: Float32Array, grid: GridTHW, opts: VambaEncodeOptions = {}): VambaVideoHandle {
     const V = this.embedVideo(pixels, grid, opts);
     const ms = this.config.vision.spatial_merge_size;
     const key: VideoKey = {
@@ -188,12 +188,12 @@ export class Vamba implements Disposable {
     grid: readonly [number, number, number],
     key: VideoKey,
     chunkLen = DEFAULT_VIDEO_CHUNK,
-  ): VideoHandle {
-    return new VideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
+  ): VambaVideoHandle {
+    return new VambaVideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
   }
 
   /** A question session over an encoded video: prefill(ids) then step(token), with its own KV cache. */
-  session(video: VideoHandle, opts: { capacity?: number } = {}): VambaSession {
+  session(video: VambaVideoHandle, opts: { capacity?: number } = {}): VambaSession {
     if (
       video.key.model !== this.modelId ||
       video.key.dtype !== this.dtype ||
@@ -217,7 +217,7 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
 
   constructor(
     readonly model: Vamba,
-    readonly video: VideoHandle,
+    readonly video: VambaVideoHandle,
     capacity = 256,
   ) {
     this.cache = model.lm.newCache(capacity);

@@ -22,7 +22,7 @@ import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
 import { encodeVideoFrames } from './video.js';
-import type { VideoHandle } from './video-handle.js';
+import type { VambaVideoHandle } from './video-handle.js';
 
 export async function loadVambaRunner(
   src: CheckpointSource<Qwen2VLConfig>,
@@ -41,7 +41,7 @@ export async function loadVambaRunner(
 }
 
 interface VambaVideo extends EncodedVideo {
-  handle: VideoHandle;
+  handle: VambaVideoHandle;
 }
 
 export class VambaRunner implements ModelRunner {

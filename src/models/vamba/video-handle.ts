@@ -43,7 +43,7 @@ export function keyDifferences(a: VideoKey, b: VideoKey): string[] {
     .map((n) => `${n}: ${JSON.stringify(a[n] ?? null)} ≠ ${JSON.stringify(b[n] ?? null)}`);
 }
 
-export class VideoHandle implements Disposable {
+export class VambaVideoHandle implements Disposable {
   constructor(
     /** One K/V pair per decoder layer, [1, tokens, kvHeads, headDim] each. */
     readonly kvs: CrossKV[],
@@ -80,7 +80,7 @@ export class VideoHandle implements Disposable {
    * Loads a saved handle onto `backend` after checking that it was made with exactly `expected`'s settings;
    * a different key (another video, model, frame count, size or dtype) is an InputError naming the fields.
    */
-  static async load(path: string, backend: Backend, expected: VideoKey): Promise<VideoHandle> {
+  static async load(path: string, backend: Backend, expected: VideoKey): Promise<VambaVideoHandle> {
     const f = await SafetensorsFile.open(path);
     try {
       const meta = f.metadata;
@@ -106,7 +106,7 @@ export class VideoHandle implements Disposable {
         disposeAll(kvs);
         throw e;
       }
-      return new VideoHandle(kvs, key, JSON.parse(meta.grid));
+      return new VambaVideoHandle(kvs, key, JSON.parse(meta.grid));
     } finally {
       await f.close();
     }

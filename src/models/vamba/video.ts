@@ -3,7 +3,7 @@
  * with Vamba's policy (family.ts: 512 frames at 256/480, 1024 at 256/560 from 30 minutes), then Qwen2-VL's
  * smart_resize, normalisation and patching run here, an odd last frame dropped. Frames stream through in
  * batches: patched and run through the vision tower a few at a time, so pixels never sit in memory for the
- * whole video. The result is a `VideoHandle` keyed by the video's content and its preprocessing.
+ * whole video. The result is a `VambaVideoHandle` keyed by the video's content and its preprocessing.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -13,7 +13,7 @@ import type { Frame, MediaInput } from '../../media/index.js';
 import * as ops from '../../runtime/ops.js';
 import { streamVisionTokens } from '../qwen2vl/video-stream.js';
 import type { Vamba } from './model.js';
-import type { VideoHandle, VideoKey } from './video-handle.js';
+import type { VambaVideoHandle, VideoKey } from './video-handle.js';
 
 export interface VambaFramesOptions {
   /** Frames asked for (the stream yields at most this many). */
@@ -54,7 +54,7 @@ export async function encodeVideoFrames(
   model: Vamba,
   frames: AsyncIterable<Frame[]>,
   o: VambaFramesOptions,
-): Promise<VideoHandle> {
+): Promise<VambaVideoHandle> {
   const perBatch = o.framesPerBatch ?? 16;
   if (!Number.isInteger(perBatch) || perBatch < 2 || perBatch % 2)
     throw new InputError(`framesPerBatch must be an even integer ≥ 2 (got ${perBatch})`);
