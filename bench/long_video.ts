@@ -112,13 +112,16 @@ function configs(): { vamba: Qwen2VLConfig; qwen2vl: Qwen2VLConfig } {
     );
     return { vamba: parseQwen2VLConfig(json), qwen2vl: parseQwen2VLConfig(plain) };
   }
-  // Absent keys take Qwen2-VL-7B's values; Vamba adds its fields as the conversion does.
-  const vamba = vambaConfigJson({ model_type: 'qwen2_vl' });
+  // Qwen2-VL-7B-Instruct's config.json; Vamba adds its fields as the conversion does.
+  const qwen2vl = JSON.parse(
+    readFileSync(join(ROOT, 'test/fixtures/configs/qwen2vl-7b-instruct/config.json'), 'utf8'),
+  );
+  const vamba = vambaConfigJson(qwen2vl);
   if (args['ssd-chunk'])
     Object.assign(vamba.vision_mamba_mixer_config as object, { chunk_size: Number(args['ssd-chunk']) });
   return {
     vamba: parseQwen2VLConfig(vamba),
-    qwen2vl: parseQwen2VLConfig({ model_type: 'qwen2_vl' }),
+    qwen2vl: parseQwen2VLConfig(qwen2vl),
   };
 }
 

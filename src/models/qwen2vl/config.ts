@@ -1,12 +1,13 @@
 /**
- * Qwen2-VL `config.json` (and Vamba's, which is the same class plus five fields) normalised from either
- * layout found on the hub:
- *  - transformers 4.x, flat: text keys at the top level, `rope_theta`, `rope_scaling: {type: "mrope",
- *    mrope_section}`, and a `vision_config` that often holds only a few keys;
+ * Qwen2-VL `config.json` (and Vamba's, which is the same class plus five fields), read the way transformers'
+ * `Qwen2VLConfig` reads it, from either layout (docs/io.md, "Config compatibility"):
+ *  - transformers 4.x, flat: text keys at the top level, `rope_theta`, `rope_scaling: {type: "mrope", mrope_section}`;
  *  - transformers 5.x, nested: `text_config` (with `rope_parameters: {rope_theta, mrope_section}`) and
- *    `vision_config`; token ids stay at the top.
- * Absent keys take the Qwen2-VL-7B values (research/vamba.md §1.1–1.2). Those are deliberately not the HF
- * `Qwen2VLConfig` class defaults, which are the 72B text sizes; the vision class defaults are 7B's.
+ *    `vision_config`; the image/video ids stay at the top. When `text_config` is present it alone describes the
+ *    language model, as in transformers; stale top-level copies are kept as extras.
+ * Absent keys take the transformers class defaults (`Qwen2VLTextConfig`, `Qwen2VLVisionConfig`, `Qwen2VLConfig`).
+ * Only what the model uses is checked: shapes, and the special ids it looks up (bos/eos may lie outside a tiny
+ * vocabulary, as transformers' defaults do).
  */
 import { join } from 'node:path';
 import { ModelError } from '../../errors.js';
@@ -19,6 +20,7 @@ export interface Qwen2VLTextConfig {
   num_hidden_layers: number;
   num_attention_heads: number;
   num_key_value_heads: number;
+  /** hidden_size / num_attention_heads: transformers' Qwen2-VL derives it and ignores a `head_dim` key. */
   head_dim: number;
   rms_norm_eps: number;
   rope_theta: number;
@@ -27,10 +29,6 @@ export interface Qwen2VLTextConfig {
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
   hidden_act: string;
-  attention_dropout: number;
-  use_sliding_window: boolean;
-  sliding_window: number;
-  max_window_layers: number;
 }
 
 export interface Qwen2VLVisionConfig {
@@ -45,6 +43,8 @@ export interface Qwen2VLVisionConfig {
   spatial_merge_size: number;
   in_channels: number;
   hidden_act: string;
+  /** Base of the 2-D rotary embedding (`vision_config.rope_parameters.rope_theta` in 5.x; 10000 before). */
+  rope_theta: number;
 }
 
 /** Vamba's Mamba-2 mixer on the video tokens; the values are mamba_ssm 2.2.2's `Mamba2` defaults. */
@@ -97,28 +97,28 @@ export interface Qwen2VLConfig {
   extra: JsonObject;
 }
 
-/** Qwen2-VL-7B(-Instruct) values, used for absent keys. */
-export const QWEN2VL_7B_TEXT: Readonly<Qwen2VLTextConfig> = {
+/** transformers' `Qwen2VLTextConfig` defaults (the 72B text sizes; 4.x's flat `Qwen2VLConfig` has the same). */
+const TEXT_DEFAULTS = {
   vocab_size: 152064,
-  hidden_size: 3584,
-  intermediate_size: 18944,
-  num_hidden_layers: 28,
-  num_attention_heads: 28,
-  num_key_value_heads: 4,
-  head_dim: 128,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1_000_000,
-  mrope_section: [16, 24, 24],
-  max_position_embeddings: 32768,
-  tie_word_embeddings: false,
+  hidden_size: 8192,
+  intermediate_size: 29568,
+  num_hidden_layers: 80,
+  num_attention_heads: 64,
+  num_key_value_heads: 8,
   hidden_act: 'silu',
-  attention_dropout: 0,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
   use_sliding_window: false,
-  sliding_window: 32768,
-  max_window_layers: 28,
-};
+  sliding_window: 4096,
+  max_window_layers: 80,
+  rope_theta: 1_000_000,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
+} as const;
 
-export const QWEN2VL_7B_VISION: Readonly<Qwen2VLVisionConfig> = {
+/** transformers' `Qwen2VLVisionConfig` defaults (Qwen2-VL-7B's vision tower). */
+const VISION_DEFAULTS: Readonly<Qwen2VLVisionConfig> = {
   depth: 32,
   embed_dim: 1280,
   num_heads: 16,
@@ -129,11 +129,11 @@ export const QWEN2VL_7B_VISION: Readonly<Qwen2VLVisionConfig> = {
   spatial_merge_size: 2,
   in_channels: 3,
   hidden_act: 'quick_gelu',
+  rope_theta: 10000,
 };
 
-export const QWEN2VL_TOKEN_IDS = {
-  bos_token_id: 151643,
-  eos_token_id: 151645,
+/** transformers' `Qwen2VLConfig` defaults; vision_token_id is no class argument, Qwen2-VL's tokenizer has it. */
+const TOKEN_DEFAULTS = {
   vision_start_token_id: 151652,
   vision_end_token_id: 151653,
   vision_token_id: 151654,
@@ -163,33 +163,10 @@ export const MAMBA2_DEFAULTS: Readonly<VisionMambaMixerConfig> = {
   use_mem_eff_path: true,
 };
 
-/**
- * Reads one value that may live in several places (e.g. top level and `text_config`); values that are
- * present must agree.
- */
-function agree<T>(
-  key: string,
-  sources: ReadonlyArray<readonly [Fields, string]>,
-  read: (f: Fields, k: string) => T | undefined,
-): T | undefined {
-  let found: { value: T; where: string } | undefined;
-  for (const [f, k] of sources) {
-    const value = read(f, k);
-    if (value === undefined) continue;
-    const where = `${f.where}: ${k}`;
-    if (found && JSON.stringify(found.value) !== JSON.stringify(value))
-      throw new ModelError(
-        `contradictory config: ${found.where} = ${JSON.stringify(found.value)} but ${where} = ${JSON.stringify(value)} (${key})`,
-      );
-    found ??= { value, where };
-  }
-  return found?.value;
+/** Whether config.json describes a Qwen2-VL-class model (model_type "qwen2_vl", the reader's default when absent). */
+export function isQwen2VLConfigJson(json: JsonObject): boolean {
+  return (json.model_type ?? 'qwen2_vl') === 'qwen2_vl';
 }
-
-const int = (f: Fields, k: string) => f.int(k);
-const num = (f: Fields, k: string) => f.num(k);
-const bool = (f: Fields, k: string) => f.bool(k);
-const str = (f: Fields, k: string) => f.str(k);
 
 /** Parses a config.json object (either layout). `source` names the file in errors. */
 export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2VLConfig {
@@ -199,149 +176,38 @@ export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2
     throw new ModelError(
       `${source}: model_type "${modelType}" is not a Qwen2-VL / Vamba config (expected "qwen2_vl")`,
     );
-  const textF = top.nested('text_config');
+  // transformers builds the text config from `text_config` when there is one, else from the top-level keys.
+  const textF = top.has('text_config') ? top.nested('text_config') : top;
   const visF = top.nested('vision_config');
-  const both = (k: string) =>
-    [
-      [top, k],
-      [textF, k],
-    ] as const;
+  const text = readText(top, textF, source);
+  const vision = readVision(visF, text.hidden_size, source);
 
-  // ---- text -----------------------------------------------------------------------------------
-  const D = QWEN2VL_7B_TEXT;
-  const t = <T>(k: keyof Qwen2VLTextConfig, read: (f: Fields, k: string) => T | undefined, fallback: T): T =>
-    agree(k, both(k), read) ?? fallback;
-  const hidden_size = t('hidden_size', int, D.hidden_size);
-  const num_attention_heads = t('num_attention_heads', int, D.num_attention_heads);
-  if (!num_attention_heads || hidden_size % num_attention_heads)
-    throw new ModelError(
-      `${source}: hidden_size ${hidden_size} is not divisible by num_attention_heads ${num_attention_heads}`,
-    );
-  const num_key_value_heads = t(
-    'num_key_value_heads',
-    int,
-    num_attention_heads === D.num_attention_heads ? D.num_key_value_heads : num_attention_heads,
-  );
-  if (!num_key_value_heads || num_attention_heads % num_key_value_heads)
-    throw new ModelError(
-      `${source}: num_attention_heads ${num_attention_heads} is not a multiple of num_key_value_heads ${num_key_value_heads}`,
-    );
-  const head_dim = t('head_dim', int, hidden_size / num_attention_heads);
-  if (head_dim !== hidden_size / num_attention_heads)
-    throw new ModelError(
-      `${source}: head_dim ${head_dim} ≠ hidden_size / num_attention_heads = ${hidden_size / num_attention_heads}`,
-    );
-
-  const rope = readRope(top, textF, source);
-  const mrope_section = (rope.mrope_section ?? D.mrope_section) as [number, number, number];
-  if (mrope_section.length !== 3 || mrope_section.reduce((a, b) => a + b, 0) !== head_dim / 2)
-    throw new ModelError(
-      `${source}: mrope_section [${mrope_section.join(', ')}] must have 3 entries summing to head_dim/2 = ${head_dim / 2}`,
-    );
-  const text: Qwen2VLTextConfig = {
-    vocab_size: t('vocab_size', int, D.vocab_size),
-    hidden_size,
-    intermediate_size: t('intermediate_size', int, D.intermediate_size),
-    num_hidden_layers: t('num_hidden_layers', int, D.num_hidden_layers),
-    num_attention_heads,
-    num_key_value_heads,
-    head_dim,
-    rms_norm_eps: t('rms_norm_eps', num, D.rms_norm_eps),
-    rope_theta: rope.rope_theta ?? D.rope_theta,
-    mrope_section,
-    max_position_embeddings: t('max_position_embeddings', int, D.max_position_embeddings),
-    tie_word_embeddings: t('tie_word_embeddings', bool, D.tie_word_embeddings),
-    hidden_act: t('hidden_act', str, D.hidden_act),
-    attention_dropout: t('attention_dropout', num, D.attention_dropout),
-    use_sliding_window: t('use_sliding_window', bool, D.use_sliding_window),
-    sliding_window: t('sliding_window', int, D.sliding_window),
-    max_window_layers: t('max_window_layers', int, D.max_window_layers),
-  };
-  for (const k of ['vocab_size', 'intermediate_size', 'num_hidden_layers'] as const)
-    if (text[k] <= 0) throw new ModelError(`${source}: ${k} must be positive (got ${text[k]})`);
-  if (text.rms_norm_eps <= 0 || text.rope_theta <= 0)
-    throw new ModelError(`${source}: rms_norm_eps and rope_theta must be positive`);
-
-  // ---- vision ---------------------------------------------------------------------------------
-  const V = QWEN2VL_7B_VISION;
-  const v = <T>(k: string, read: (f: Fields, k: string) => T | undefined, fallback: T, alias?: string): T =>
-    agree(
-      k,
-      alias
-        ? [
-            [visF, k],
-            [visF, alias],
-          ]
-        : [[visF, k]],
-      read,
-    ) ?? fallback;
-  const vision: Qwen2VLVisionConfig = {
-    depth: v('depth', int, V.depth),
-    embed_dim: v('embed_dim', int, V.embed_dim),
-    num_heads: v('num_heads', int, V.num_heads),
-    mlp_ratio: v('mlp_ratio', num, V.mlp_ratio),
-    // The merger must output the LLM width; a config that omits it means exactly that.
-    hidden_size: v('hidden_size', int, hidden_size),
-    patch_size: v('patch_size', int, V.patch_size, 'spatial_patch_size'),
-    temporal_patch_size: v('temporal_patch_size', int, V.temporal_patch_size),
-    spatial_merge_size: v('spatial_merge_size', int, V.spatial_merge_size),
-    in_channels: v('in_channels', int, V.in_channels, 'in_chans'),
-    hidden_act: v('hidden_act', str, V.hidden_act),
-  };
-  if (!vision.num_heads || vision.embed_dim % vision.num_heads || (vision.embed_dim / vision.num_heads) % 4)
-    throw new ModelError(
-      `${source}: vision_config embed_dim ${vision.embed_dim} / num_heads ${vision.num_heads} must be an integer head size divisible by 4 (2-D rotary)`,
-    );
-  if (vision.hidden_size !== hidden_size)
-    throw new ModelError(
-      `${source}: vision_config.hidden_size ${vision.hidden_size} (merger output) ≠ hidden_size ${hidden_size} of the language model`,
-    );
-  for (const k of [
-    'depth',
-    'patch_size',
-    'temporal_patch_size',
-    'spatial_merge_size',
-    'in_channels',
-  ] as const)
-    if (vision[k] <= 0)
-      throw new ModelError(`${source}: vision_config.${k} must be positive (got ${vision[k]})`);
-
-  // ---- token ids ------------------------------------------------------------------------------
-  const T = QWEN2VL_TOKEN_IDS;
-  const id = (k: keyof typeof T) => agree(k, both(k), int) ?? (T[k] as number);
+  // bos/eos/pad belong to the text config in 5.x and to the top level in 4.x; they only seed generation
+  // defaults (generation_config.json usually overrides them), so they may lie outside the vocabulary.
+  const either = <T>(read: (f: Fields) => T | undefined): T | undefined => read(textF) ?? read(top);
+  const T = TOKEN_DEFAULTS;
   const ids = {
-    bos_token_id: id('bos_token_id'),
-    eos_token_id: agree('eos_token_id', both('eos_token_id'), (f, k) => f.intOrList(k)) ?? [T.eos_token_id],
-    pad_token_id: agree('pad_token_id', both('pad_token_id'), int) ?? null,
-    vision_start_token_id: id('vision_start_token_id'),
-    vision_end_token_id: id('vision_end_token_id'),
-    vision_token_id: id('vision_token_id'),
-    image_token_id: id('image_token_id'),
-    video_token_id: id('video_token_id'),
+    bos_token_id: either((f) => f.int('bos_token_id')) ?? TEXT_DEFAULTS.bos_token_id,
+    eos_token_id: either((f) => f.intOrList('eos_token_id')) ?? [TEXT_DEFAULTS.eos_token_id],
+    pad_token_id: either((f) => f.int('pad_token_id')) ?? null,
+    vision_start_token_id: top.int('vision_start_token_id', T.vision_start_token_id),
+    vision_end_token_id: top.int('vision_end_token_id', T.vision_end_token_id),
+    vision_token_id: top.int('vision_token_id', T.vision_token_id),
+    image_token_id: top.int('image_token_id', T.image_token_id),
+    video_token_id: top.int('video_token_id', T.video_token_id),
   };
-  for (const [k, val] of Object.entries(ids))
-    for (const x of Array.isArray(val) ? val : val === null ? [] : [val])
-      if (x >= text.vocab_size)
-        throw new ModelError(
-          `${source}: ${k} ${x} is outside the vocabulary (vocab_size ${text.vocab_size})`,
-        );
+  // The ids the model and the prompt builders look up in the embedding table.
+  for (const k of ['vision_start_token_id', 'image_token_id', 'video_token_id'] as const)
+    if (ids[k] >= text.vocab_size)
+      throw new ModelError(
+        `${source}: ${k} ${ids[k]} is outside the vocabulary (vocab_size ${text.vocab_size}); set it to the tokenizer's id`,
+      );
 
-  // ---- Vamba ------------------------------------------------------------------------------------
-  const mixer = readMixer(top.nested('vision_mamba_mixer_config'), hidden_size, source);
+  const mixer = readMixer(top.nested('vision_mamba_mixer_config'), text.hidden_size, source);
   const config: Qwen2VLConfig = {
     model_type: modelType,
     architectures: readArchitectures(top, source),
-    dtype:
-      agree(
-        'dtype',
-        [
-          [top, 'torch_dtype'],
-          [top, 'dtype'],
-          [textF, 'torch_dtype'],
-          [textF, 'dtype'],
-        ],
-        str,
-      ) ?? null,
+    dtype: readDType(top, textF),
     text,
     vision,
     ...ids,
@@ -353,11 +219,152 @@ export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2
     extra: {},
   };
   config.extra = collectExtra(top, {
-    text_config: textF,
+    ...(textF === top ? {} : { text_config: textF }),
     vision_config: visF,
     vision_mamba_mixer_config: mixer.fields,
   });
   return config;
+}
+
+function positive(source: string, key: string, value: number): number {
+  if (!(value > 0)) throw new ModelError(`${source}: ${key} must be positive (got ${value})`);
+  return value;
+}
+
+function readText(top: Fields, f: Fields, source: string): Qwen2VLTextConfig {
+  const D = TEXT_DEFAULTS;
+  const at = (k: string) => (f === top ? k : `text_config.${k}`);
+  const size = (k: keyof typeof D & string) => positive(source, at(k), f.int(k, D[k] as number));
+  const hidden_size = size('hidden_size');
+  const num_attention_heads = size('num_attention_heads');
+  // An explicit null means "as many as the query heads" (transformers' backward-compatibility rule).
+  const kv = f.int('num_key_value_heads');
+  const num_key_value_heads = positive(
+    source,
+    at('num_key_value_heads'),
+    kv ?? (f.obj.num_key_value_heads === null ? num_attention_heads : D.num_key_value_heads),
+  );
+  if (hidden_size % num_attention_heads)
+    throw new ModelError(
+      `${source}: ${at('hidden_size')} ${hidden_size} is not divisible by num_attention_heads ${num_attention_heads}`,
+    );
+  if (num_attention_heads % num_key_value_heads)
+    throw new ModelError(
+      `${source}: ${at('num_attention_heads')} ${num_attention_heads} is not a multiple of num_key_value_heads ${num_key_value_heads}`,
+    );
+  const head_dim = hidden_size / num_attention_heads;
+  const num_hidden_layers = size('num_hidden_layers');
+  rejectSlidingWindow(f, num_hidden_layers, source);
+  const rope = readRope(f, head_dim);
+  return {
+    vocab_size: size('vocab_size'),
+    hidden_size,
+    intermediate_size: size('intermediate_size'),
+    num_hidden_layers,
+    num_attention_heads,
+    num_key_value_heads,
+    head_dim,
+    rms_norm_eps: positive(source, at('rms_norm_eps'), f.num('rms_norm_eps', D.rms_norm_eps)),
+    ...rope,
+    max_position_embeddings: size('max_position_embeddings'),
+    // 5.x moved it to the top level (a `Qwen2VLConfig` argument); older nested configs keep it in text_config.
+    tie_word_embeddings:
+      top.bool('tie_word_embeddings') ?? f.bool('tie_word_embeddings', D.tie_word_embeddings),
+    hidden_act: f.str('hidden_act', D.hidden_act),
+  };
+}
+
+/** Sliding-window layers (none in any Qwen2-VL release) would silently attend too far here: refuse them. */
+function rejectSlidingWindow(f: Fields, layers: number, source: string): void {
+  const D = TEXT_DEFAULTS;
+  const use = f.bool('use_sliding_window', D.use_sliding_window);
+  const window = f.int('sliding_window') ?? D.sliding_window;
+  const fullLayers = f.int('max_window_layers', D.max_window_layers);
+  const types = f.get('layer_types');
+  const sliding = Array.isArray(types) ? types.includes('sliding_attention') : use && fullLayers < layers;
+  if (sliding)
+    throw new ModelError(
+      `${source}: sliding-window attention (use_sliding_window, window ${window}) is not supported; set use_sliding_window to false`,
+    );
+}
+
+/**
+ * rope_theta and mrope_section. transformers reads `rope_scaling` (4.x name) before `rope_parameters` (5.x),
+ * takes rope_theta from there or from a sibling `rope_theta` key, and treats type "mrope" as "default".
+ */
+function readRope(
+  f: Fields,
+  headDim: number,
+): { rope_theta: number; mrope_section: [number, number, number] } {
+  const key = f.has('rope_scaling') ? 'rope_scaling' : 'rope_parameters';
+  const p = f.nested(key);
+  const type = p.str('rope_type') ?? p.str('type');
+  if (type !== undefined && type !== 'mrope' && type !== 'default')
+    throw new ModelError(
+      `${p.where}: rope type "${type}" is not supported (Qwen2-VL uses M-RoPE: "mrope" or "default")`,
+    );
+  const rope_theta = p.num('rope_theta') ?? f.num('rope_theta', TEXT_DEFAULTS.rope_theta);
+  if (!(rope_theta > 0)) throw new ModelError(`${p.where}: rope_theta must be positive (got ${rope_theta})`);
+  const section = p.numList('mrope_section');
+  if (section === undefined)
+    throw new ModelError(`${p.where}: "mrope_section" is missing (transformers' Qwen2-VL needs it too)`);
+  if (section.length !== 3 || !section.every((x) => Number.isInteger(x) && x >= 0))
+    throw new ModelError(
+      `${p.where}: mrope_section [${section.join(', ')}] is not supported: longshot implements three (t, h, w) sections of non-negative integers`,
+    );
+  if (section[0] + section[1] + section[2] !== headDim / 2)
+    throw new ModelError(
+      `${p.where}: mrope_section [${section.join(', ')}] must sum to head_dim/2 = ${headDim / 2}`,
+    );
+  return { rope_theta, mrope_section: section as [number, number, number] };
+}
+
+function readVision(f: Fields, textHidden: number, source: string): Qwen2VLVisionConfig {
+  const V = VISION_DEFAULTS;
+  const size = (k: keyof Qwen2VLVisionConfig & string) =>
+    positive(source, `vision_config.${k}`, f.int(k, V[k] as number));
+  const rope = f.nested('rope_parameters');
+  const ropeType = rope.str('rope_type');
+  if (ropeType !== undefined && ropeType !== 'axial' && ropeType !== 'default')
+    throw new ModelError(
+      `${rope.where}: rope type "${ropeType}" is not supported (the vision tower uses 2-D "axial")`,
+    );
+  const vision: Qwen2VLVisionConfig = {
+    depth: size('depth'),
+    embed_dim: size('embed_dim'),
+    num_heads: size('num_heads'),
+    mlp_ratio: positive(source, 'vision_config.mlp_ratio', f.num('mlp_ratio', V.mlp_ratio)),
+    hidden_size: size('hidden_size'),
+    patch_size: size('patch_size'),
+    temporal_patch_size: size('temporal_patch_size'),
+    spatial_merge_size: size('spatial_merge_size'),
+    in_channels: size('in_channels'),
+    hidden_act: f.str('hidden_act', V.hidden_act),
+    rope_theta: positive(
+      source,
+      'vision_config.rope_parameters.rope_theta',
+      rope.num('rope_theta', V.rope_theta),
+    ),
+  };
+  if (vision.embed_dim % vision.num_heads || (vision.embed_dim / vision.num_heads) % 4)
+    throw new ModelError(
+      `${source}: vision_config embed_dim ${vision.embed_dim} / num_heads ${vision.num_heads} must be an integer head size divisible by 4 (2-D rotary)`,
+    );
+  if (vision.hidden_size !== textHidden)
+    throw new ModelError(
+      `${source}: vision_config.hidden_size ${vision.hidden_size} (merger output) ≠ hidden_size ${textHidden} of the language model`,
+    );
+  return vision;
+}
+
+/** `dtype` (5.x) or `torch_dtype` (4.x), at the top level or, failing that, in text_config; null when absent. */
+function readDType(top: Fields, text: Fields): string | null {
+  for (const f of text === top ? [top] : [top, text])
+    for (const k of ['dtype', 'torch_dtype']) {
+      const v = f.str(k);
+      if (v !== undefined) return v;
+    }
+  return null;
 }
 
 function readArchitectures(top: Fields, source: string): string[] {
@@ -366,39 +373,6 @@ function readArchitectures(top: Fields, source: string): string[] {
   if (!Array.isArray(a) || !a.every((x) => typeof x === 'string'))
     throw new ModelError(`${source}: "architectures" must be a list of class names`);
   return a;
-}
-
-/** rope_theta and mrope_section from rope_parameters (5.x), rope_scaling and rope_theta (4.x). */
-function readRope(
-  top: Fields,
-  textF: Fields,
-  source: string,
-): { rope_theta?: number; mrope_section?: number[] } {
-  const places: Array<readonly [Fields, string]> = [];
-  for (const f of [top, textF])
-    for (const k of ['rope_parameters', 'rope_scaling']) if (f.has(k)) places.push([f.nested(k), k]);
-  for (const [p] of places) {
-    const type = p.str('rope_type') ?? p.str('type');
-    if (type !== undefined && type !== 'mrope' && type !== 'default')
-      throw new ModelError(
-        `${p.where}: rope type "${type}" is not supported (Qwen2-VL uses M-RoPE: "mrope" or "default")`,
-      );
-  }
-  const rope_theta = agree(
-    'rope_theta',
-    [[top, 'rope_theta'], [textF, 'rope_theta'], ...places.map(([p]) => [p, 'rope_theta'] as const)],
-    num,
-  );
-  const mrope_section = agree(
-    'mrope_section',
-    places.map(([p]) => [p, 'mrope_section'] as const),
-    (f, k) => f.numList(k),
-  );
-  if (mrope_section && !mrope_section.every((x) => Number.isInteger(x) && x > 0))
-    throw new ModelError(
-      `${source}: mrope_section [${mrope_section.join(', ')}] must hold positive integers`,
-    );
-  return { rope_theta, mrope_section };
 }
 
 function readMixer(

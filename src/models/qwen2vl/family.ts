@@ -2,13 +2,13 @@
 import { join } from 'node:path';
 import { boundEdges } from '../../media/resize.js';
 import type { ModelFamily } from '../family.js';
-import { parseQwen2VLConfig } from './config.js';
+import { isQwen2VLConfigJson, parseQwen2VLConfig } from './config.js';
 import { checkpointProcessor } from './processor.js';
 import { estimateMemory } from './size.js';
 
 export const qwen2vl: ModelFamily = {
   name: 'qwen2_vl',
-  recognizes: ({ config }) => config.model_type === 'qwen2_vl',
+  recognizes: ({ config }) => isQwen2VLConfigJson(config),
   async open({ dir, config: json }, weights) {
     const config = parseQwen2VLConfig(json, join(dir, 'config.json'));
     const { video } = await checkpointProcessor(dir, config.vision);

@@ -4,9 +4,6 @@ export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
 export {
   MAMBA2_DEFAULTS,
   parseQwen2VLConfig,
-  QWEN2VL_7B_TEXT,
-  QWEN2VL_7B_VISION,
-  QWEN2VL_TOKEN_IDS,
   type Qwen2VLConfig,
   type Qwen2VLTextConfig,
   type Qwen2VLVisionConfig,

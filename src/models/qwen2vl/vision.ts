@@ -181,7 +181,7 @@ export class Qwen2VisionTransformer implements Disposable {
       );
     const headDim = c.embed_dim / c.num_heads;
     return tidy(() => {
-      const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim));
+      const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim, c.rope_theta));
       let x = this.patch_embed.forward(pixels);
       let r: Tensor | null = null;
       for (const block of this.blocks) {

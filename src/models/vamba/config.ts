@@ -7,7 +7,7 @@
 
 import type { JsonObject } from '../../io/json-fields.js';
 import { type Mamba2Config, mamba2Config } from '../../nn/mamba2.js';
-import { parseQwen2VLConfig, type Qwen2VLConfig } from '../qwen2vl/config.js';
+import { isQwen2VLConfigJson, parseQwen2VLConfig, type Qwen2VLConfig } from '../qwen2vl/config.js';
 
 export function isVambaConfig(config: Qwen2VLConfig): boolean {
   return config.vision_mamba_mixer_config.enable || config.use_alpha_balancing;
@@ -20,7 +20,7 @@ export function hasVambaTensors(names: Iterable<string>): boolean {
 
 /** The one test of "is this checkpoint Vamba": a Qwen2-VL config with Vamba's fields, or Vamba's tensors. */
 export function isVambaCheckpoint(json: JsonObject, tensorNames: readonly string[]): boolean {
-  if (json.model_type !== 'qwen2_vl') return false;
+  if (!isQwen2VLConfigJson(json)) return false;
   if (hasVambaTensors(tensorNames)) return true;
   try {
     return isVambaConfig(parseQwen2VLConfig(json));
