@@ -9,7 +9,7 @@ import { EXIT_CODES, LongshotError } from '../errors.js';
 import { modelFamilies } from '../models/registry.js';
 import { commands } from './commands/index.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('longshot')
     .description(
       `Ask questions about long videos with hybrid Mamba/attention video language models (${modelFamilies()

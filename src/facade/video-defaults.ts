@@ -8,7 +8,7 @@ import type { SamplingOptions } from './types.js';
  * (e.g. the embedded needle model, trained on every frame at 112×112). Caller options still win; without the
  * key the model family's reference preprocessing applies.
  */
-export const VIDEO_DEFAULTS_KEY = 'longshot_video_defaults';
+const VIDEO_DEFAULTS_KEY = 'longshot_video_defaults';
 
 export function videoDefaultsOf(config: JsonObject, source: string): SamplingOptions {
   const raw = config[VIDEO_DEFAULTS_KEY];

@@ -127,7 +127,7 @@ interface Answerer extends Disposable {
 const MAX_NEW_TOKENS = 8;
 
 /** Loads a checkpoint directory with the model family that reads it. */
-export async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
+async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
   const { family, checkpoint } = await inspectModel(dir);
   const runner = await checkpoint.load(await getBackend(device), dir);
   return {

@@ -15,5 +15,5 @@ export { Vamba, type VambaEncodeOptions, VambaSession } from './model.js';
 export { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER, vambaPrompt } from './prompt.js';
 export { estimateVambaMemory, type VambaMemoryEstimate, type VambaMemoryOptions } from './size.js';
 export { encodeVideoFrames, type VambaFramesOptions } from './video.js';
-export { keyDifferences, keyDigest, VambaVideoHandle, type VideoKey } from './video-handle.js';
+export { keyDifferences, VambaVideoHandle, type VideoKey } from './video-handle.js';
 export { loadVambaParams, vambaParamCount, vambaSpecs } from './weights.js';

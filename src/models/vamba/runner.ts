@@ -44,7 +44,7 @@ interface VambaVideo extends EncodedVideo {
   handle: VambaVideoHandle;
 }
 
-export class VambaRunner implements ModelRunner {
+class VambaRunner implements ModelRunner {
   constructor(
     readonly info: ModelInfo,
     private readonly model: Vamba,

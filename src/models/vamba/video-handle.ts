@@ -4,7 +4,6 @@
  * back. It is keyed by the video's content hash and every setting that changes the K/V (model identity,
  * frames, sampling, sizes, dtype): loading with a different key is refused.
  */
-import { createHash } from 'node:crypto';
 import { InputError } from '../../errors.js';
 import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
@@ -28,12 +27,6 @@ export interface VideoKey {
 }
 
 const FORMAT = 'longshot-vamba-video/1';
-
-/** sha256 of a canonical JSON rendering of the key (fields sorted). */
-export function keyDigest(key: VideoKey): string {
-  const sorted = Object.fromEntries(Object.entries(key).sort(([a], [b]) => a.localeCompare(b)));
-  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
-}
 
 /** The fields whose values differ between two keys (absent on one side counts). */
 export function keyDifferences(a: VideoKey, b: VideoKey): string[] {
