@@ -1,28 +1,43 @@
 /** Qwen2-VL as a model family: `model_type: "qwen2_vl"`, the video as tokens in the decoder's sequence. */
 import { join } from 'node:path';
+import type { JsonObject } from '../../io/json-fields.js';
 import { boundEdges } from '../../media/resize.js';
-import type { ModelFamily } from '../family.js';
+import type { ModelDescription, ModelFamily } from '../family.js';
 import { isQwen2VLConfigJson, parseQwen2VLConfig } from './config.js';
 import { checkpointProcessor } from './processor.js';
 import { estimateMemory } from './size.js';
+
+/**
+ * What Qwen2-VL-class families (Qwen2-VL, Vamba) read from a checkpoint without its weights: the config,
+ * the processor's pixel bounds for videos, and the description `info` shows.
+ */
+export async function openQwen2VLConfig(dir: string, json: JsonObject) {
+  const config = parseQwen2VLConfig(json, join(dir, 'config.json'));
+  const { video } = await checkpointProcessor(dir, config.vision);
+  const { text, vision } = config;
+  const description: ModelDescription = {
+    layers: text.num_hidden_layers,
+    hiddenSize: text.hidden_size,
+    details: [['vision encoder', `${vision.depth} blocks, ${vision.embed_dim} wide`]],
+  };
+  return {
+    config,
+    pixels: { minPixels: video.min_pixels, maxPixels: video.max_pixels },
+    describe: () => description,
+  };
+}
 
 export const qwen2vl: ModelFamily = {
   name: 'qwen2_vl',
   recognizes: ({ config }) => isQwen2VLConfigJson(config),
   async open({ dir, config: json }, weights) {
-    const config = parseQwen2VLConfig(json, join(dir, 'config.json'));
-    const { video } = await checkpointProcessor(dir, config.vision);
+    const { config, pixels, describe } = await openQwen2VLConfig(dir, json);
     return {
-      describe: () => ({
-        layers: config.text.num_hidden_layers,
-        hiddenSize: config.text.hidden_size,
-        details: [['vision encoder', `${config.vision.depth} blocks, ${config.vision.embed_dim} wide`]],
-      }),
+      describe,
       estimateMemory(g) {
         const e = estimateMemory(config, {
           ...g,
-          minPixels: video.min_pixels,
-          maxPixels: video.max_pixels,
+          ...pixels,
           dtype: g.activationBytes === 4 ? 'f32' : 'bf16',
         });
         // The video is in the KV cache of the whole sequence.

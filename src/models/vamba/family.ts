@@ -4,11 +4,9 @@
  * registry asks this family before Qwen2-VL's. Its sampling is the official evaluation's: 512 frames
  * uniformly at 256/480, and 1024 frames at 256/560 for videos of 30 minutes or more (LVBench).
  */
-import { join } from 'node:path';
 import { boundEdges } from '../../media/resize.js';
 import type { ModelFamily } from '../family.js';
-import { parseQwen2VLConfig } from '../qwen2vl/config.js';
-import { checkpointProcessor } from '../qwen2vl/processor.js';
+import { openQwen2VLConfig } from '../qwen2vl/family.js';
 import { registerConvert } from './cli.js';
 import { isVambaCheckpoint } from './config.js';
 import { estimateVambaMemory } from './size.js';
@@ -17,21 +15,15 @@ export const vamba: ModelFamily = {
   name: 'vamba',
   recognizes: ({ config, tensorNames }) => isVambaCheckpoint(config, tensorNames),
   async open({ dir, config: json }, weights) {
-    const config = parseQwen2VLConfig(json, join(dir, 'config.json'));
-    const { video } = await checkpointProcessor(dir, config.vision);
+    const { config, pixels, describe } = await openQwen2VLConfig(dir, json);
     return {
-      describe: () => ({
-        layers: config.text.num_hidden_layers,
-        hiddenSize: config.text.hidden_size,
-        details: [['vision encoder', `${config.vision.depth} blocks, ${config.vision.embed_dim} wide`]],
-      }),
+      describe,
       estimateMemory(g) {
         // Measured within ~1% on an H200: the video stream V and every layer's cross-attention K/V persist;
         // the working set is the largest phase's chunk-sized temporaries (they do not grow with the video).
         const e = estimateVambaMemory(config, {
           ...g,
-          minPixels: video.min_pixels,
-          maxPixels: video.max_pixels,
+          ...pixels,
           dtype: g.activationBytes === 4 ? 'f32' : 'bf16',
         });
         const videoState = e.videoKVBytes + e.videoStreamBytes;
