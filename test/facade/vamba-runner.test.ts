@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { VideoLM } from '../../src/facade/video-lm.js';
+import { encodePng } from '../../src/media/png.js';
 import { vambaPrompt } from '../../src/models/vamba/prompt.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
@@ -59,6 +61,18 @@ describe('VideoLM over a tiny random Vamba', () => {
       totalTokens: promptTokens + handle.tokens + first.usage.completionTokens,
     });
     assert.ok(first.usage.completionTokens >= 1 && first.usage.completionTokens <= 4);
+    handle.dispose();
+  });
+
+  it('an image is one frame that Vamba pairs with itself', async () => {
+    const still = join(scratch(), 'still.png');
+    writeFileSync(still, encodePng(96, 64, new Uint8Array(96 * 64 * 3).fill(200)));
+    const handle = await model.encodeVideo(still);
+    assert.deepEqual(handle.timestampsSec, [0]);
+    // One frame pair at 112×112 (as the video's pairs above): 4×4 merged tokens.
+    assert.equal(handle.tokens, 4 * 4);
+    const answer = await model.ask(handle, 'What is shown?', { maxNewTokens: 2 }).result();
+    assert.equal(answer.usage.videoTokens, 16);
     handle.dispose();
   });
 
