@@ -61,6 +61,7 @@ export interface ModelInfo {
 }
 
 export interface ModelLoadOptions {
+  /** Where to run (default 'auto': CUDA when it is available, else the CPU). */
   device?: DeviceName | 'auto';
   /** Hub revision when a hub id is given. */
   revision?: string;

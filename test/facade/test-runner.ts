@@ -1,7 +1,7 @@
 /**
- * A ModelRunner whose "network" is replaced by bookkeeping, for testing the surfaces around a model
- * (facade, server) until the model families register real runners. Everything else is real: VideoLM
- * opens, samples and decodes the video with ffmpeg at the size `frameSize` asks for. The runner reads each
+ * A ModelRunner whose "network" is replaced by bookkeeping, for testing the facade around a model.
+ * Everything else is real: VideoLM opens, samples and decodes the video with ffmpeg at the size
+ * TEST_POLICY's `frameSize` asks for. The runner reads each
  * frame's index pattern back (test/media/fixtures.ts), so a test can check which frames reached the model;
  * its answer names them, and it counts tokens as whitespace-separated words.
  */

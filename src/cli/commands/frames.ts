@@ -74,8 +74,8 @@ export function register(program: Command): void {
       positiveNumber,
     )
     .option('--size <WxH>', 'resize every frame to exactly this size', size)
-    .option('--longest-edge <px>', 'Vamba pre-resize: longest side at most this (e.g. 640)', positiveInt)
-    .option('--shortest-edge <px>', 'Vamba pre-resize: each side at least this (e.g. 256)', positiveInt)
+    .option('--longest-edge <px>', 'pre-resize: longest side at most this (e.g. 640)', positiveInt)
+    .option('--shortest-edge <px>', 'pre-resize: each side at least this (e.g. 256)', positiveInt)
     .addOption(
       new Option('--accuracy <mode>', 'exact frames, or the nearest keyframes (much faster on long videos)')
         .choices(['exact', 'keyframe'])
