@@ -161,3 +161,15 @@ export function runnerInfo(
     ...shape,
   };
 }
+
+/** A MemoryEstimate from its parts: the total is the weights as stored, the per-video state and the working set. */
+export function memoryEstimate(
+  weights: WeightSummary,
+  parts: { videoTokens: number; videoState: number; working: number },
+): MemoryEstimate {
+  return {
+    ...parts,
+    weights: weights.weightBytes,
+    total: weights.weightBytes + parts.videoState + parts.working,
+  };
+}

@@ -17,5 +17,5 @@ export type {
   VideoPolicy,
   WeightSummary,
 } from './family.js';
-export { runnerInfo } from './family.js';
+export { memoryEstimate, runnerInfo } from './family.js';
 export { familyOf, modelFamilies, registerFamily, unregisterFamily } from './registry.js';

@@ -2,14 +2,14 @@
 import { join } from 'node:path';
 import type { JsonObject } from '../../io/json-fields.js';
 import { boundEdges } from '../../media/resize.js';
-import type { ModelDescription, ModelFamily } from '../family.js';
+import { type FrameGeometry, type ModelDescription, type ModelFamily, memoryEstimate } from '../family.js';
 import { isQwen2VLConfigJson, parseQwen2VLConfig } from './config.js';
 import { checkpointProcessor } from './processor.js';
 import { estimateMemory } from './size.js';
 
 /**
  * What Qwen2-VL-class families (Qwen2-VL, Vamba) read from a checkpoint without its weights: the config,
- * the processor's pixel bounds for videos, and the description `info` shows.
+ * the description `info` shows, and frame geometry with the processor's pixel bounds for size estimates.
  */
 export async function openQwen2VLConfig(dir: string, json: JsonObject) {
   const config = parseQwen2VLConfig(json, join(dir, 'config.json'));
@@ -22,8 +22,16 @@ export async function openQwen2VLConfig(dir: string, json: JsonObject) {
   };
   return {
     config,
-    pixels: { minPixels: video.min_pixels, maxPixels: video.max_pixels },
     describe: () => description,
+    /** A FrameGeometry as the size estimates take it: the processor's pixel bounds, the compute dtype. */
+    sized: ({ frames, width, height, activationBytes }: FrameGeometry) => ({
+      frames,
+      width,
+      height,
+      minPixels: video.min_pixels,
+      maxPixels: video.max_pixels,
+      dtype: activationBytes === 4 ? ('f32' as const) : ('bf16' as const),
+    }),
   };
 }
 
@@ -31,24 +39,17 @@ export const qwen2vl: ModelFamily = {
   name: 'qwen2_vl',
   recognizes: ({ config }) => isQwen2VLConfigJson(config),
   async open({ dir, config: json }, weights) {
-    const { config, pixels, describe } = await openQwen2VLConfig(dir, json);
+    const { config, describe, sized } = await openQwen2VLConfig(dir, json);
     return {
       describe,
       estimateMemory(g) {
-        const e = estimateMemory(config, {
-          ...g,
-          ...pixels,
-          dtype: g.activationBytes === 4 ? 'f32' : 'bf16',
-        });
+        const e = estimateMemory(config, sized(g));
         // The video is in the KV cache of the whole sequence.
-        const total = weights.weightBytes + e.kvCacheBytes + e.activationBytes;
-        return {
+        return memoryEstimate(weights, {
           videoTokens: e.tokens.video,
-          weights: weights.weightBytes,
           videoState: e.kvCacheBytes,
           working: e.activationBytes,
-          total,
-        };
+        });
       },
       load: async (backend, id) =>
         (await import('./runner.js')).loadQwen2VLRunner({ id, dir, config, weights }, backend),

@@ -5,7 +5,7 @@
  * uniformly at 256/480, and 1024 frames at 256/560 for videos of 30 minutes or more (LVBench).
  */
 import { boundEdges } from '../../media/resize.js';
-import type { ModelFamily } from '../family.js';
+import { type ModelFamily, memoryEstimate } from '../family.js';
 import { openQwen2VLConfig } from '../qwen2vl/family.js';
 import { registerConvert } from './cli.js';
 import { isVambaCheckpoint } from './config.js';
@@ -15,26 +15,16 @@ export const vamba: ModelFamily = {
   name: 'vamba',
   recognizes: ({ config, tensorNames }) => isVambaCheckpoint(config, tensorNames),
   async open({ dir, config: json }, weights) {
-    const { config, pixels, describe } = await openQwen2VLConfig(dir, json);
+    const { config, describe, sized } = await openQwen2VLConfig(dir, json);
     return {
       describe,
       estimateMemory(g) {
         // Measured within ~1% on an H200: the video stream V and every layer's cross-attention K/V persist;
         // the working set is the largest phase's chunk-sized temporaries (they do not grow with the video).
-        const e = estimateVambaMemory(config, {
-          ...g,
-          ...pixels,
-          dtype: g.activationBytes === 4 ? 'f32' : 'bf16',
-        });
+        const e = estimateVambaMemory(config, sized(g));
         const videoState = e.videoKVBytes + e.videoStreamBytes;
         const working = e.totalBytes - e.weightBytes - videoState;
-        return {
-          videoTokens: e.videoTokens,
-          weights: weights.weightBytes,
-          videoState,
-          working,
-          total: weights.weightBytes + videoState + working,
-        };
+        return memoryEstimate(weights, { videoTokens: e.videoTokens, videoState, working });
       },
       load: async (backend, id) =>
         (await import('./runner.js')).loadVambaRunner({ id, dir, config, weights }, backend),

@@ -9,6 +9,7 @@ import {
   type EncodedVideo,
   type ModelFamily,
   type ModelRunner,
+  memoryEstimate,
   runnerInfo,
 } from '../../../src/models/index.js';
 
@@ -64,16 +65,12 @@ export const toy: ModelFamily = {
     const shape = { layers: 1, hiddenSize: hidden };
     return {
       describe: () => ({ ...shape, details: [['toy detail', 'one linear map']] }),
-      estimateMemory: (g) => {
-        const videoState = g.frames * hidden * g.activationBytes;
-        return {
+      estimateMemory: (g) =>
+        memoryEstimate(weights, {
           videoTokens: g.frames,
-          weights: weights.weightBytes,
-          videoState,
+          videoState: g.frames * hidden * g.activationBytes,
           working: 0,
-          total: weights.weightBytes + videoState,
-        };
-      },
+        }),
       load: async (backend, id) =>
         toyRunner(
           runnerInfo('toy', { id, dir, config, weights }, shape, { dtype: 'f32', device: backend.name }),
