@@ -5,8 +5,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { ModelError } from '../../src/errors.js';
-import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
+import { RandomWeights } from '../../src/io/random-weights.js';
+import {
+  parseQwen2VLConfig,
+  type Qwen2VLConfig,
+  readQwen2VLConfig,
+} from '../../src/models/qwen2vl/config.js';
+import { Qwen2VL, type Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
+import { loadQwen2VLParams, qwen2vlSpecs } from '../../src/models/qwen2vl/weights.js';
 import { CONFIG_FIXTURES, configJson } from './config-fixtures.js';
 import { FIXTURES } from './qwen2vl-fixtures.js';
 
@@ -197,7 +205,7 @@ test('keys 5.x no longer writes, or never wrote, take the transformers class def
 });
 
 test('text_config alone describes the language model; stale top-level copies are extras', () => {
-  // A 5.x config derived from a 4.x one can keep the old flat keys beside text_config (TRL's tiny models do);
+  // A 5.x config derived from a 4.x one can keep the old flat keys beside text_config;
   // transformers builds the text model from text_config only.
   const j = {
     ...configJson('v5-small-vocab'),
@@ -328,4 +336,49 @@ test('configs the model cannot run are ModelErrors naming the key and the file',
       e.message.startsWith(join(dir, 'config.json')) &&
       /video_token_id 4096/.test(e.message),
   );
+});
+
+/** Logits of a text prompt and of a one-image prompt, from seeded random weights of the config's shapes. */
+async function randomModelLogits(
+  config: Qwen2VLConfig,
+): Promise<{ text: Float32Array; image: Float32Array }> {
+  const backend = cpuBackend();
+  const source = new RandomWeights(qwen2vlSpecs(config), { seed: 3, std: 0.3 });
+  const params = await loadQwen2VLParams(source, config, backend, 'f32', 'random');
+  source[Symbol.dispose]();
+  const model = Qwen2VL.fromParams(config, params, backend, 'f32');
+  try {
+    const pixels = new Float32Array(4 * 1176).map((_, i) => Math.sin(i * 0.37));
+    const prompts: Qwen2VLInputs[] = [
+      { inputIds: [11, 12, 13, 14] },
+      // One 2×2-patch image merges into one token between vision start and end.
+      { inputIds: [11, 995, 998, 996, 12], pixelValues: pixels, imageGridThw: [[1, 2, 2]] },
+    ];
+    const [text, image] = await Promise.all(
+      prompts.map(async (p) => {
+        const logits = model.forward(p);
+        const data = (await logits.data()) as Float32Array;
+        assert.deepEqual(logits.shape, [p.inputIds.length, 1000]);
+        logits.dispose();
+        return data;
+      }),
+    );
+    return { text, image };
+  } finally {
+    model[Symbol.dispose]();
+  }
+}
+
+test('the tiny model runs from either layout with the same logits; the vision rotary base comes from the config', async () => {
+  const v4 = await randomModelLogits(parseQwen2VLConfig(configJson('v4-flat-small-vocab')));
+  const v5 = await randomModelLogits(parseQwen2VLConfig(configJson('v5-small-vocab')));
+  assert.ok(v4.text.every(Number.isFinite) && v4.image.every(Number.isFinite));
+  assert.deepEqual(v5.text, v4.text);
+  assert.deepEqual(v5.image, v4.image);
+  // Another vision rope_theta changes the image tokens only.
+  const j = configJson('v5-small-vocab');
+  ((j.vision_config as Json).rope_parameters as Json).rope_theta = 100;
+  const other = await randomModelLogits(parseQwen2VLConfig(j));
+  assert.deepEqual(other.text, v4.text);
+  assert.notDeepEqual(other.image, v4.image);
 });
