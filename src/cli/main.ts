@@ -7,17 +7,21 @@
  */
 import { Command, CommanderError } from 'commander';
 import { capMessage, EXIT_CODES, LongshotError } from '../errors.js';
+import { modelFamilies } from '../models/registry.js';
 import { commands } from './commands/index.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('longshot')
     .description(
-      'Ask questions about long videos with hybrid Mamba/attention video language models (Vamba, Qwen2-VL).',
+      `Ask questions about long videos with hybrid Mamba/attention video language models (${modelFamilies()
+        .map((f) => f.name)
+        .join(', ')}).`,
     )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const register of commands) register(program);
+  for (const family of modelFamilies()) for (const register of family.commands ?? []) register(program);
   return program;
 }
 
