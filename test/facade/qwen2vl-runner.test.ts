@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import { VideoLM } from '../../src/api.js';
 import { OutOfMemoryError } from '../../src/errors.js';
 import { Qwen2VLRunner } from '../../src/facade/runners/qwen2vl.js';
+import type { ChatTurn } from '../../src/facade/types.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
-import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
+import { Qwen2VL, type Qwen2VLPrefix } from '../../src/models/qwen2vl/model.js';
 import { Qwen2VLProcessor, type RgbImage } from '../../src/models/qwen2vl/processor.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { rng } from '../helpers.js';
@@ -106,3 +107,49 @@ async function tinyRunner(dir: string, model: Qwen2VL, processor: Qwen2VLProcess
     await Tokenizer.fromDir(dir),
   );
 }
+
+test('Qwen2-VL prefills the default prompt up to the end of the video once; questions continue from it', async () => {
+  const dir = scratch();
+  await writeTinyQwen2VL(dir);
+  const processor = await Qwen2VLProcessor.load(dir);
+  using model = await Qwen2VL.load(dir);
+  const runner = await tinyRunner(dir, model, processor);
+  const r = rng(9);
+  const frames: RgbImage[] = Array.from({ length: 4 }, () => ({
+    width: 56,
+    height: 56,
+    data: Uint8Array.from({ length: 56 * 56 * 3 }, () => Math.floor(r() * 256)),
+  }));
+  async function* batches() {
+    yield frames;
+  }
+  const video = (await runner.encode(batches(), Array(4).fill(0), { kind: 'video' })) as unknown as {
+    embeds: Tensor;
+    prefix?: Qwen2VLPrefix;
+    bytes: number;
+    dispose(): void;
+  };
+  const prefix = video.prefix!;
+  assert.equal(video.bytes, video.embeds.bytes + prefix.bytes);
+  const used: (Qwen2VLPrefix | null)[] = [];
+  const session = model.session.bind(model);
+  model.session = (o) => {
+    used.push(o?.prefix ?? null);
+    return session(o);
+  };
+  const ask = async (turns: ChatTurn[]) => {
+    let text = '';
+    for await (const piece of runner.generate(turns, video as never, { maxNewTokens: 6, temperature: 0 }))
+      text += piece;
+    return text;
+  };
+  const question: ChatTurn[] = [{ role: 'user', content: 'What happens?' }];
+  const fromPrefix = await ask(question);
+  video.prefix = undefined; // the same prompt, prefilled whole
+  const whole = await ask(question);
+  video.prefix = prefix;
+  assert.equal(fromPrefix, whole);
+  await ask([{ role: 'system', content: 'Be brief.' }, ...question]); // another system prompt: no prefix
+  assert.deepEqual(used, [prefix, null, null]);
+  video.dispose();
+});

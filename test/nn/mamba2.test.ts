@@ -24,6 +24,7 @@ import { ParamStore } from '../../src/nn/params.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { assertClose, randn, relErr, rng } from '../helpers.js';
+import { base, build, D_MODEL, type Host, randomParams, variants } from './mamba2-cases.js';
 
 const be = cpuBackend();
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'vamba', 'mamba2');
@@ -62,8 +63,6 @@ describe('Mamba-2 vs transformers Mamba2Mixer (fixtures)', () => {
 });
 
 // ---- an independent float64 reference -------------------------------------------------------------
-
-type Host = Map<string, Float32Array>;
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
@@ -167,65 +166,11 @@ function reference(c: Mamba2Config, w: Host, u: Float32Array, len: number): Floa
   return out;
 }
 
-/** Random parameters for a config (uniform, never zero; dt_bias/A_log/D/norm in their usual ranges). */
-function randomParams(c: Mamba2Config, seed: number): Host {
-  const r = rng(seed);
-  const host: Host = new Map();
-  for (const s of Mamba2.specs('m', c)) {
-    const name = s.name.slice(2);
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const range: [number, number] = /^dt_bias/.test(name)
-      ? [-3, -1]
-      : /^A_(b_)?log/.test(name)
-        ? [0, 2]
-        : /^D/.test(name)
-          ? [0.5, 1.5]
-          : /^norm/.test(name)
-            ? [0.8, 1.2]
-            : /bias$/.test(name)
-              ? [-0.1, 0.1]
-              : [-0.5, 0.5];
-    host.set(name, randn(n, r, ...range));
-  }
-  return host;
-}
-
-function build(c: Mamba2Config, host: Host): Mamba2 {
-  const specs = Mamba2.specs('mixer', c);
-  const store = new ParamStore(
-    specs.map((s) => [s.name, ops.tensor(be, host.get(s.name.slice(6))!, s.shape)]),
-  );
-  const m = Mamba2.load(store, 'mixer', c);
-  assert.deepEqual(store.remaining(), []);
-  return m;
-}
-
-const D_MODEL = 12;
-const base = { dInner: 24, dState: 6, headDim: 6, chunkSize: 5 };
-const variants: [string, Mamba2Config][] = [
-  ['norm after gate, 1 group (Vamba)', mamba2Config(D_MODEL, base)],
-  ['grouped norm, 2 groups (Nemotron-H)', mamba2Config(D_MODEL, { ...base, nGroups: 2, normGroupSize: 12 })],
-  [
-    '4 groups, norm over all channels, dt limit',
-    mamba2Config(D_MODEL, { ...base, nGroups: 4, normGroupSize: 24, dtLimit: [0.05, 0.6] }),
-  ],
-  [
-    'norm before gate, biases (MambaMia causal)',
-    mamba2Config(D_MODEL, { ...base, normBeforeGate: true, bias: true }),
-  ],
-  ['no norm, no conv bias', mamba2Config(D_MODEL, { ...base, rmsnorm: false, convBias: false })],
-  [
-    'bidirectional sum (MambaMia v2)',
-    mamba2Config(D_MODEL, { ...base, normBeforeGate: true, bidirectional: 'sum' }),
-  ],
-  ['bidirectional concat, 2 groups', mamba2Config(D_MODEL, { ...base, nGroups: 2, bidirectional: 'concat' })],
-];
-
 describe('Mamba-2 variants vs a sequential float64 recurrence', () => {
   for (const [i, [name, c]] of variants.entries())
     it(name, async () => {
       const host = randomParams(c, 100 + i);
-      using mixer = build(c, host);
+      using mixer = build(be, c, host);
       for (const len of [1, 13, 17]) {
         const u = randn(len * D_MODEL, rng(200 + i + len));
         const got = await mixer.forward(ops.tensor(be, u, [1, len, D_MODEL])).data();
@@ -241,7 +186,7 @@ describe('Mamba-2 variants vs a sequential float64 recurrence', () => {
     const both = reference(c, host, u, 9);
     const fwdOnly = reference({ ...c, bidirectional: null }, host, u, 9);
     assert.ok(relErr(fwdOnly, both) > 1e-2);
-    using mixer = build(c, host);
+    using mixer = build(be, c, host);
     assert.throws(() => mixer.prefill(ops.tensor(be, u, [1, 9, D_MODEL])), /causal/);
   });
 
@@ -271,7 +216,7 @@ describe('Mamba-2: ways to feed a causal sequence equal one prefill', () => {
     ops.tensor(be, randn(len * D_MODEL, rng(seed)), [1, len, D_MODEL]);
 
   it('uneven pieces with the state carried across them', async () => {
-    using mixer = build(c, randomParams(c, 1));
+    using mixer = build(be, c, randomParams(c, 1));
     const u = input(2, 23);
     const once = mixer.prefill(u);
     const parts: number[] = [];
@@ -291,7 +236,7 @@ describe('Mamba-2: ways to feed a causal sequence equal one prefill', () => {
   });
 
   it('single steps from zeros', async () => {
-    using mixer = build(c, randomParams(c, 3));
+    using mixer = build(be, c, randomParams(c, 3));
     const u = input(4, 11);
     const full = await mixer.forward(u).data();
     const state = mixer.initialState();
@@ -303,7 +248,7 @@ describe('Mamba-2: ways to feed a causal sequence equal one prefill', () => {
   });
 
   it('through a cache layer: a prefill, then steps', async () => {
-    using mixer = build(c, randomParams(c, 5));
+    using mixer = build(be, c, randomParams(c, 5));
     const u = input(6, 14);
     const full = await mixer.forward(u).data();
     using cache = new HybridCache(be, { layers: [{ kind: 'mamba' }], dtype: 'f32' });
@@ -347,7 +292,7 @@ describe('Mamba-2: ways to feed a causal sequence equal one prefill', () => {
   it('dispose releases every parameter and what was derived from them', () => {
     const host = randomParams(variants[6][1], 12);
     const before = be.memory().current;
-    const mixer = build(variants[6][1], host);
+    const mixer = build(be, variants[6][1], host);
     assert.ok(be.memory().current > before);
     mixer[Symbol.dispose]();
     assert.equal(be.memory().current, before);

@@ -1,8 +1,9 @@
 /**
  * Qwen2-VL behind the facade. The video is in the token sequence, so its encoding is the vision tower's
- * merged tokens (plus the grid for M-RoPE): asking again skips decoding, preprocessing and the vision tower,
- * while the prefill over the whole sequence runs per question. Images keep their patch rows. Prompts come from the checkpoint's chat template
- * with the video (or image) part in the first user turn, the pads expanded as the HF processor does.
+ * merged tokens (plus the grid for M-RoPE) and the default prompt up to the end of the video, prefilled once:
+ * a question in that prompt runs only its own tokens (another system prompt prefills the whole sequence).
+ * Images keep their patch rows. Prompts come from the checkpoint's chat template with the video (or image)
+ * part in the first user turn, the pads expanded as the HF processor does.
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { type Size, vambaResize } from '../../media/index.js';
-import { Qwen2VL } from '../../models/qwen2vl/model.js';
+import { Qwen2VL, type Qwen2VLPrefix } from '../../models/qwen2vl/model.js';
 import {
   Qwen2VLProcessor,
   type RgbImage,
@@ -19,6 +20,7 @@ import {
   type VisualBatch,
 } from '../../models/qwen2vl/processor.js';
 import { streamVisionTokens } from '../../models/qwen2vl/video-stream.js';
+import type { GridTHW } from '../../models/qwen2vl/vision.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -33,7 +35,12 @@ interface Qwen2VLVideo extends EncodedVideo {
   batch: VisualBatch;
   /** A video's merged vision tokens, encoded once (its patch rows are then dropped). */
   embeds: Tensor | null;
+  /** A video's default prompt up to the end of the video, prefilled once. */
+  prefix?: Qwen2VLPrefix;
 }
+
+/** Tokens reserved after a video's prefix for a question and its answer, written without copying the prefix. */
+const PREFIX_ROOM = 2048;
 
 /** Frames preprocessed and encoded at a time (an even number: whole 2-frame groups). */
 const FRAMES_PER_BATCH = 16;
@@ -141,15 +148,41 @@ export class Qwen2VLRunner implements ModelRunner {
     });
     if (!r) throw new InputError('a video needs at least one frame');
     const { tokens, grid } = r;
+    let prefix: Qwen2VLPrefix;
+    try {
+      prefix = this.prefillVideoPrefix(tokens, grid);
+    } catch (e) {
+      tokens.dispose();
+      throw e;
+    }
     const video: Qwen2VLVideo = {
       kind: 'video',
       batch: { pixelValues: new Float32Array(0), grids: [grid] },
       embeds: tokens,
+      prefix,
       tokens: tokens.shape[0],
-      bytes: tokens.bytes,
-      dispose: () => tokens.dispose(),
+      bytes: tokens.bytes + prefix.bytes,
+      dispose: () => {
+        tokens.dispose();
+        prefix[Symbol.dispose]();
+      },
     };
     return video;
+  }
+
+  /** The chat template's default prompt (its own system turn) up to the end of the video, prefilled. */
+  private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix {
+    const { video_token_id: pad, vision_end_token_id: end } = this.model.config;
+    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
+    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
+    const ids = this.tokenizer.encode(this.processor.expandPads(text, { video: [grid] }), {
+      addSpecialTokens: false,
+    });
+    const cut = ids.lastIndexOf(pad) + 1;
+    return this.model.prefillPrefix(
+      { inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut), videoEmbeds: embeds, videoGridThw: [grid] },
+      { room: PREFIX_ROOM },
+    );
   }
 
   async *generate(
@@ -175,7 +208,8 @@ export class Qwen2VLRunner implements ModelRunner {
           ? { videoEmbeds: video.embeds, videoGridThw: video.batch.grids }
           : {}),
     };
-    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512) });
+    const prefix = video?.prefix?.continues(ids) ? video.prefix : null;
+    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512), prefix });
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
