@@ -203,8 +203,10 @@ describe('Nemotron-H: loading a checkpoint directory', () => {
   };
 
   /** config.json and two shards with their index; `drop` leaves a tensor out, `extra` adds some. */
-  async function write(opts: { drop?: string; extra?: Record<string, number[]> } = {}) {
-    await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+  async function write(
+    opts: { drop?: string; extra?: Record<string, number[]>; config?: Record<string, unknown> } = {},
+  ) {
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, ...opts.config }));
     const names = specs.map((s) => s.name).filter((n) => n !== opts.drop);
     const shards: Record<string, Record<string, ReturnType<typeof host>>> = {
       'model-00001-of-00002.safetensors': {},
@@ -243,6 +245,17 @@ describe('Nemotron-H: loading a checkpoint directory', () => {
     const e = relErr(await rows(model.forward(ids)), flat(naive.forward(ids, naive.newState())));
     assert.ok(e <= TOL, `relative error ${e.toExponential(2)}`);
     assert.deepEqual(model.stopTokens, [2]);
+  });
+
+  it('keeps an f32 residual stream under bf16 weights (residual_in_fp32), within bf16 rounding', async () => {
+    await write({ config: { residual_in_fp32: true } });
+    using model = await NemotronHForCausalLM.load(dir, { backend: be, dtype: 'bf16' });
+    assert.equal(model.backbone.residualDtype, 'f32');
+    assert.equal(model.lm_head.weight.dtype, 'bf16');
+    const ids = randomIds(11, 33);
+    const naive = new NaiveNemotronH(parsed, weights);
+    const e = relErr(await rows(model.forward(ids)), flat(naive.forward(ids, naive.newState())));
+    assert.ok(e <= 5e-2, `relative error ${e.toExponential(2)}`);
   });
 
   it('names a missing tensor and an unexpected one', async () => {

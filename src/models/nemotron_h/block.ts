@@ -53,7 +53,9 @@ export function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
 
 type Mixer = Mamba2 | SelfAttention | MLP;
 
-const cast = (t: Tensor, dtype: Tensor['dtype']): Tensor => (t.dtype === dtype ? t : ops.cast(t, dtype));
+/** t in `dtype` (itself when it already is). */
+export const cast = (t: Tensor, dtype: Tensor['dtype']): Tensor =>
+  t.dtype === dtype ? t : ops.cast(t, dtype);
 
 export class NemotronHBlock implements Disposable {
   constructor(
@@ -90,7 +92,8 @@ export class NemotronHBlock implements Disposable {
    */
   forward(x: Tensor, cache: { cache: HybridCache; layer: number } | null): Tensor {
     return tidy(() => {
-      const h = cast(this.norm.forward(x), this.norm.weight.dtype);
+      // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
+      const h = this.norm.forward(cast(x, this.norm.weight.dtype));
       return ops.add(x, cast(this.mix(h, cache), x.dtype));
     });
   }

@@ -19,7 +19,7 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { NemotronHBlock } from './block.js';
+import { cast, NemotronHBlock } from './block.js';
 import { type BlockChar, type NemotronHConfig, readNemotronHConfig } from './config.js';
 import { EMBEDDINGS, loadNemotronHParams, nemotronHParamCount } from './weights.js';
 
@@ -91,7 +91,7 @@ export class NemotronHModel implements Disposable {
     const n = x.shape[0];
     if (!n) throw new InputError('Nemotron-H: no tokens to run');
     const out = tidy(() => {
-      let h = x.dtype === this.residualDtype ? x : ops.cast(x, this.residualDtype);
+      let h = cast(x, this.residualDtype);
       this.layers.forEach((block, i) => {
         const layer = this.cacheIndex[i];
         const next = block.forward(h, cache && layer !== null ? { cache, layer } : null);
@@ -99,8 +99,7 @@ export class NemotronHModel implements Disposable {
         h = next;
       });
       const rows = keep === null || keep >= n ? h : h.narrow(n - keep, n);
-      const normed = this.norm_f.forward(rows);
-      return normed.dtype === this.embeddings.dtype ? normed : ops.cast(normed, this.embeddings.dtype);
+      return this.norm_f.forward(cast(rows, this.norm_f.weight.dtype));
     });
     cache?.commit(n);
     return out;
