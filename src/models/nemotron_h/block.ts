@@ -20,7 +20,7 @@ import type { BlockChar, NemotronHConfig } from './config.js';
 const MLP_NAMES = ['up_proj', 'down_proj'];
 
 /** The Mamba-2 mixer: intermediate size heads × head_dim (not expand × hidden), norm groups of I / n_groups. */
-export function mambaConfig(c: NemotronHConfig): Mamba2Config {
+function mambaConfig(c: NemotronHConfig): Mamba2Config {
   const dInner = c.mamba_num_heads * c.mamba_head_dim;
   return mamba2Config(c.hidden_size, {
     dInner,
@@ -40,7 +40,7 @@ export function mambaConfig(c: NemotronHConfig): Mamba2Config {
 }
 
 /** GQA without biases (transformers' NemotronHAttention hard-codes bias=False). */
-export function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
+function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
   return {
     hiddenSize: c.hidden_size,
     numHeads: c.num_attention_heads,

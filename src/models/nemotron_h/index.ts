@@ -1,4 +1,4 @@
-export { attentionConfig, mambaConfig, NemotronHBlock } from './block.js';
+export { NemotronHBlock } from './block.js';
 export {
   type BlockChar,
   layerCensus,
