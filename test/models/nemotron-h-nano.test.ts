@@ -13,6 +13,7 @@ import {
   type NemotronHConfig,
   readNemotronHConfig,
 } from '../../src/models/nemotron_h/config.js';
+import { nemotronHStateBytes } from '../../src/models/nemotron_h/size.js';
 import { nemotronHParamCount, nemotronHSpecs } from '../../src/models/nemotron_h/weights.js';
 
 const NANO_9B_V2 = {
@@ -107,5 +108,13 @@ describe('Nemotron-H: NVIDIA-Nemotron-Nano-9B-v2 config.json', () => {
 
   it('has 8,888,227,328 parameters', () => {
     assert.equal(nemotronHParamCount(config), 8_888_227_328);
+  });
+
+  it('decodes at 32k tokens in bf16 with 512 MiB of K/V and 137 MiB of Mamba-2 state', () => {
+    // K/V: 4 layers × (k, v) × 8 heads × 128 × 2 B per token; Mamba: 27 × (f32 SSM 128·80·128 + 3 conv rows of 12288 in bf16).
+    assert.deepEqual(nemotronHStateBytes(config, 32768, 'bf16'), {
+      kv: 536_870_912,
+      mamba: 27 * (128 * 80 * 128 * 4 + 3 * 12288 * 2),
+    });
   });
 });

@@ -15,6 +15,7 @@ import { ModelError } from '../../src/errors.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
 import { type NemotronHConfig, parseNemotronHConfig } from '../../src/models/nemotron_h/config.js';
 import { NemotronHForCausalLM } from '../../src/models/nemotron_h/model.js';
+import { nemotronHStateBytes } from '../../src/models/nemotron_h/size.js';
 import { nemotronHSpecs } from '../../src/models/nemotron_h/weights.js';
 import { ParamStore } from '../../src/nn/params.js';
 import * as ops from '../../src/runtime/ops.js';
@@ -188,6 +189,19 @@ describe('Nemotron-H: a prefix snapshot resumed by several sessions', () => {
     } finally {
       for (const s of sessions) s[Symbol.dispose]();
     }
+  });
+});
+
+describe('Nemotron-H: the decoding state', () => {
+  it('is the K/V of the attention blocks and one state per Mamba-2 block, as nemotronHStateBytes says', () => {
+    const config = parseNemotronHConfig({ ...base, hybrid_override_pattern: 'M*-M*M' });
+    using model = build(config, 11).model;
+    using cache = model.newCache(13);
+    model.forward(randomIds(13, 12), cache).dispose();
+    const { kv, mamba } = nemotronHStateBytes(config, 13, 'f32');
+    assert.equal(cache.bytes, kv + mamba);
+    // 2 attention blocks × (k, v) × 2 kv heads × 6 × 4 B per token; 3 × (f32 SSM 4·5·4 + 3 conv rows of 36).
+    assert.deepEqual({ kv, mamba }, { kv: 13 * 2 * 2 * 2 * 6 * 4, mamba: 3 * (4 * 5 * 4 * 4 + 3 * 36 * 4) });
   });
 });
 

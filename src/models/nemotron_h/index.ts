@@ -12,4 +12,5 @@ export {
   NemotronHModel,
   NemotronHSession,
 } from './model.js';
+export { nemotronHStateBytes } from './size.js';
 export { loadNemotronHParams, nemotronHParamCount, nemotronHSpecs } from './weights.js';
