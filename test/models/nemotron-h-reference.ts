@@ -68,7 +68,6 @@ export class NaiveNemotronH {
     const c = this.c;
     const H = c.hidden_size;
     const emb = this.w.get('backbone.embeddings.weight')!;
-    const head = c.tie_word_embeddings ? 'backbone.embeddings' : 'lm_head';
     return ids.map((id) => {
       let x = Float64Array.from(emb.subarray(id * H, (id + 1) * H));
       state.forEach((s, i) => {
@@ -82,7 +81,7 @@ export class NaiveNemotronH {
               : this.mlp(`${p}.mixer`, h);
         x = x.map((v, j) => v + y[j]);
       });
-      return linear(this.w, head, rms(x, this.w.get('backbone.norm_f.weight')!, c.layer_norm_epsilon));
+      return linear(this.w, 'lm_head', rms(x, this.w.get('backbone.norm_f.weight')!, c.layer_norm_epsilon));
     });
   }
 

@@ -1,6 +1,6 @@
 /**
  * Nemotron-H on tiny random models against the float64 reference written in nemotron-h-reference.ts: several
- * stacks (attention first, a run of Mamba-2 blocks, an MLP stretch, MLP first with tied embeddings), n_groups
+ * stacks (attention first, a run of Mamba-2 blocks, an MLP stretch, MLP first), n_groups
  * > 1, lengths that are not multiples of the SSD chunk, a dt limit that clamps, biases, an f32 residual. Then
  * the ways to feed a sequence (pieces of any length, single tokens, a resumed prefix snapshot) against one
  * forward, greedy generation, and loading the same model from a sharded checkpoint directory.
@@ -70,7 +70,7 @@ const CASES: Case[] = [
     seed: 3,
   },
   {
-    name: 'MLP first, one group, tied, f32 residual, dt clamped, biases',
+    name: 'MLP first, one group, f32 residual, dt clamped, biases, tie_word_embeddings ignored',
     config: {
       hybrid_override_pattern: '-M*M',
       n_groups: 1,

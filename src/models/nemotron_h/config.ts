@@ -34,6 +34,7 @@ export interface NemotronHConfig {
   hidden_size: number;
   /** One character per block; its length is the number of layers. */
   hybrid_override_pattern: string;
+  /** Read but unused: transformers never ties NemotronH's lm_head (`_tied_weights_keys = {}`). */
   tie_word_embeddings: boolean;
   layer_norm_epsilon: number;
   /** Keep the residual stream in f32 whatever the weights' dtype. */
@@ -85,17 +86,17 @@ export interface NemotronHConfig {
   extra: JsonObject;
 }
 
-/** Legacy key → its transformers 5 name (the legacy one wins when both are present, as in transformers). */
+/** transformers 5 name → its legacy key (the legacy one wins when both are present, as in transformers). */
 const LEGACY: Record<string, string> = {
-  mamba_n_groups: 'n_groups',
-  mamba_d_conv: 'conv_kernel',
-  mamba_expand: 'expand',
-  mamba_dt_min: 'time_step_min',
-  mamba_dt_max: 'time_step_max',
-  mamba_dt_limit: 'time_step_limit',
-  mamba_dt_init_floor: 'time_step_floor',
-  mamba_conv_bias: 'use_conv_bias',
-  mamba_chunk_size: 'chunk_size',
+  n_groups: 'mamba_n_groups',
+  conv_kernel: 'mamba_d_conv',
+  expand: 'mamba_expand',
+  time_step_min: 'mamba_dt_min',
+  time_step_max: 'mamba_dt_max',
+  time_step_limit: 'mamba_dt_limit',
+  time_step_floor: 'mamba_dt_init_floor',
+  use_conv_bias: 'mamba_conv_bias',
+  chunk_size: 'mamba_chunk_size',
 };
 
 /** Parses a config.json object. `source` names the file in errors. */
@@ -107,7 +108,7 @@ export function parseNemotronHConfig(json: unknown, source = 'config.json'): Nem
       `${source}: model_type "${modelType}" is not a Nemotron-H config (expected "nemotron_h")`,
     );
   // The legacy spelling when present, else the new one.
-  const key = (k: string) => Object.keys(LEGACY).find((l) => LEGACY[l] === k && f.has(l)) ?? k;
+  const key = (k: string) => (k in LEGACY && f.has(LEGACY[k]) ? LEGACY[k] : k);
   const int = (k: string, d: number) => f.int(key(k), d);
   const num = (k: string, d: number) => f.num(key(k), d);
   const bool = (k: string, d: boolean) => f.bool(key(k), d);
@@ -166,7 +167,8 @@ export function parseNemotronHConfig(json: unknown, source = 'config.json'): Nem
     pad_token_id: nullableInt('pad_token_id', 0),
     extra: {},
   };
-  for (const legacy of Object.keys(LEGACY)) f.get(legacy);
+  // A name shadowed by its legacy key is not an extra either.
+  for (const [name, legacy] of Object.entries(LEGACY)) [name, legacy].forEach((k) => f.get(k));
   validate(config, f, source);
   config.extra = f.unread();
   return config;

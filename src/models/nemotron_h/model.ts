@@ -125,7 +125,6 @@ export class NemotronHForCausalLM implements Disposable {
   constructor(
     readonly config: NemotronHConfig,
     readonly backbone: NemotronHModel,
-    /** The embedding matrix itself when tie_word_embeddings. */
     readonly lm_head: Linear,
     readonly generationConfig: GenerationConfig | null = null,
   ) {}
@@ -151,9 +150,7 @@ export class NemotronHForCausalLM implements Disposable {
     generationConfig: GenerationConfig | null = null,
   ): NemotronHForCausalLM {
     const backbone = NemotronHModel.load(params, config);
-    const head = config.tie_word_embeddings
-      ? new Linear(backbone.embeddings)
-      : Linear.load(params, 'lm_head', false);
+    const head = Linear.load(params, 'lm_head', false);
     const left = params.remaining();
     if (left.length) throw new ModelError(`Nemotron-H: parameters loaded but not used: ${left.join(', ')}`);
     return new NemotronHForCausalLM(config, backbone, head, generationConfig);
@@ -204,7 +201,7 @@ export class NemotronHForCausalLM implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    if (this.lm_head.weight !== this.backbone.embeddings) this.lm_head[Symbol.dispose]();
+    this.lm_head[Symbol.dispose]();
     this.backbone[Symbol.dispose]();
   }
 }

@@ -24,7 +24,8 @@ export function nemotronHSpecs(c: NemotronHConfig): ParamSpec[] {
     specs.push(...NemotronHBlock.specs(`backbone.layers.${i}`, ch as BlockChar, c));
   });
   specs.push(...RMSNorm.specs('backbone.norm_f', c.hidden_size));
-  if (!c.tie_word_embeddings) specs.push(...Linear.specs('lm_head', c.hidden_size, c.vocab_size, false));
+  // Never tied, whatever tie_word_embeddings says (transformers' NemotronH declares no tied weights).
+  specs.push(...Linear.specs('lm_head', c.hidden_size, c.vocab_size, false));
   return specs;
 }
 
@@ -45,7 +46,7 @@ export async function loadNemotronHParams(
   const specs = nemotronHSpecs(c);
   const found = new Map<string, readonly number[]>();
   for (const name of source.names()) {
-    if (SKIPPED.test(name) || (name === 'lm_head.weight' && c.tie_word_embeddings)) continue;
+    if (SKIPPED.test(name)) continue;
     found.set(name, source.info(name).shape);
   }
   const diff = diffParams(specs, found);
