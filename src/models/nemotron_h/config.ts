@@ -168,7 +168,7 @@ export function parseNemotronHConfig(json: unknown, source = 'config.json'): Nem
     extra: {},
   };
   // A name shadowed by its legacy key is not an extra either.
-  for (const [name, legacy] of Object.entries(LEGACY)) [name, legacy].forEach((k) => f.get(k));
+  for (const k of Object.entries(LEGACY).flat()) f.get(k);
   validate(config, f, source);
   config.extra = f.unread();
   return config;
