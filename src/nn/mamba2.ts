@@ -323,7 +323,7 @@ export class Mamba2 implements Disposable {
     if (!cache) return this.bwd ? this.bidirectional(u) : tidy(() => this.prefill(u).y);
     const state = cache.cache.mambaState(cache.layer);
     if (state && u.shape[1] === 1)
-      return this.step(u.reshape([u.shape[0], this.config.dModel]), state).reshape(u.shape);
+      return tidy(() => this.step(u.reshape([u.shape[0], this.config.dModel]), state).reshape(u.shape));
     const r = this.prefill(u, state);
     cache.cache.setMambaState(cache.layer, r.state);
     return r.y;

@@ -70,6 +70,16 @@ for (const name of ['tiny-a', 'tiny-b'])
       assert.ok(relErr(got, await ops.slice(full, 0, q.length - 1, q.length).data()) <= 1e-5);
     }
 
+    // A prefix, a question and a step from it leave nothing allocated once disposed.
+    const before = cpu.memory().current;
+    {
+      using p = model.prefillPrefix(withVideo(ids.slice(0, cut)));
+      using s = model.session({ capacity: questions[1].length + 2, prefix: p });
+      s.prefill(withVideo(questions[1])).dispose();
+      s.step(7).dispose();
+    }
+    assert.equal(cpu.memory().current, before);
+
     using other = model.session({ capacity: 64, prefix });
     assert.throws(() => other.prefill(withVideo([...ids.slice(0, cut - 1), 7, 8])), /does not continue/);
     embeds.dispose();

@@ -1,12 +1,13 @@
 /**
- * The Mamba-2 block: against transformers' Mamba2Mixer (fixtures from tools/reference/vamba_fixtures.py), and
+ * The Mamba-2 block: against transformers' Mamba2Mixer (fixtures from tools/reference/vamba_fixtures.py) and
+ * NemotronHMamba2Mixer (the Nemotron-H fixtures' first Mamba layer, grouped norm), and
  * every variant (norm after / before the gate, grouped norm, ngroups, dt limit, biases, no norm,
  * bidirectional sum / concat) against a naive sequential recurrence written here in float64, at lengths that
  * are not multiples of the chunk. Then the ways to feed a causal sequence (pieces with carried state, single
  * steps, a cache layer) against one prefill.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
@@ -59,6 +60,51 @@ describe('Mamba-2 vs transformers Mamba2Mixer (fixtures)', () => {
       const expected = new Float32Array(output.data.buffer as ArrayBuffer);
       const err = relErr(await mixer.forward(input).data(), expected);
       assert.ok(err <= 1e-5, `${file}: relative error ${err.toExponential(2)}`);
+    });
+});
+
+const NEMOTRON = join(import.meta.dirname, '..', 'fixtures', 'nemotron_h');
+
+describe('Mamba-2 vs transformers NemotronHMamba2Mixer (grouped gated norm; tools/reference/nemotron_h_fixtures.py)', () => {
+  const cases = readdirSync(NEMOTRON).filter((d) => !d.endsWith('.json'));
+  it('has cases with one and several groups', () => assert.ok(cases.length >= 4));
+  for (const name of cases)
+    it(`${name}: the first Mamba layer's mixer`, async () => {
+      // save_pretrained writes Python's Infinity for an open time_step_limit.
+      const text = readFileSync(join(NEMOTRON, name, 'config.json'), 'utf8').replace(
+        /\bInfinity\b/g,
+        '1e999',
+      );
+      const j = JSON.parse(text);
+      const dInner = j.mamba_num_heads * j.mamba_head_dim;
+      const c = mamba2Config(j.hidden_size, {
+        dInner,
+        dState: j.ssm_state_size,
+        dConv: j.conv_kernel,
+        headDim: j.mamba_head_dim,
+        nGroups: j.n_groups,
+        chunkSize: j.chunk_size,
+        normGroupSize: dInner / j.n_groups,
+        normEps: j.layer_norm_epsilon,
+        bias: j.use_bias,
+        convBias: j.use_conv_bias,
+        dtLimit: j.time_step_limit ?? [0, Number.POSITIVE_INFINITY],
+      });
+      const prefix = `backbone.layers.${j.hybrid_override_pattern.indexOf('M')}.mixer`;
+      const model = await SafetensorsFile.open(join(NEMOTRON, name, 'model.safetensors'));
+      const tensors = new Map<string, Tensor>();
+      for (const s of Mamba2.specs(prefix, c)) tensors.set(s.name, await model.loadTensor(be, s.name));
+      await model.close();
+      const ref = await SafetensorsFile.open(join(NEMOTRON, name, 'reference.safetensors'));
+      const input = await ref.loadTensor(be, 'mixer_input', { dtype: 'f32' });
+      const want = await ref.read('mixer_output');
+      await ref.close();
+      using mixer = Mamba2.load(new ParamStore(tensors), prefix, c);
+      const err = relErr(
+        await mixer.forward(input).data(),
+        new Float32Array(want.data.buffer as ArrayBuffer),
+      );
+      assert.ok(err <= 1e-5, `${name}: relative error ${err.toExponential(2)}`);
     });
 });
 
@@ -247,18 +293,28 @@ describe('Mamba-2: ways to feed a causal sequence equal one prefill', () => {
     disposeState(state);
   });
 
-  it('through a cache layer: a prefill, then steps', async () => {
+  it('through a cache layer: a prefill, then steps, leaving nothing allocated but the results', async () => {
     using mixer = build(be, c, randomParams(c, 5));
     const u = input(6, 14);
     const full = await mixer.forward(u).data();
-    using cache = new HybridCache(be, { layers: [{ kind: 'mamba' }], dtype: 'f32' });
-    const got = [...(await mixer.forward(ops.slice(u, 1, 0, 9), { cache, layer: 0 }).data())];
-    cache.commit(9);
-    for (let t = 9; t < 14; t++) {
-      got.push(...(await mixer.forward(ops.slice(u, 1, t, t + 1), { cache, layer: 0 }).data()));
-      cache.commit(1);
-    }
+    const before = be.memory().current;
+    const cache = new HybridCache(be, { layers: [{ kind: 'mamba' }], dtype: 'f32' });
+    const run = async (from: number, to: number) => {
+      const x = ops.slice(u, 1, from, to);
+      const y = mixer.forward(x, { cache, layer: 0 });
+      cache.commit(to - from);
+      x.dispose();
+      try {
+        return [...(await y.data())];
+      } finally {
+        y.dispose();
+      }
+    };
+    const got = await run(0, 9);
+    for (let t = 9; t < 14; t++) got.push(...(await run(t, t + 1)));
     assertClose(got, full, 1e-4, 'cached');
+    cache[Symbol.dispose]();
+    assert.equal(be.memory().current, before);
   });
 
   it('a block in chunks (in place) equals the one-shot block', async () => {

@@ -3,7 +3,6 @@
  * enters once through `encodeVideo` (merger output → per-layer cross-attention K/V); text then runs through
  * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
 import { attentionLayers, HybridCache } from '../../nn/cache.js';
 import type { CrossKV } from '../../nn/cross-attention.js';
 import { Linear } from '../../nn/linear.js';
@@ -14,6 +13,7 @@ import { mrope, type Rope, rope1d, rotaryTensors } from '../../nn/rotary.js';
 import * as ops from '../../runtime/ops.js';
 import { disposeAll, tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { VambaDecoderLayer } from './layer.js';
 
 /** Video tokens per Mamba chunk when encoding: bounds the in_proj/SSD temporaries (≈ 4·hidden per token). */

@@ -8,27 +8,22 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, ModelError } from '../../errors.js';
-import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
+import type { Generation } from '../../facade/answer.js';
+import type { EncodedVideo, ModelRunner } from '../../facade/engine.js';
+import type { ModelSummary } from '../../facade/inspect.js';
+import { generateText } from '../../facade/text-generation.js';
+import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../../facade/types.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { type Size, vambaResize } from '../../media/index.js';
-import { Qwen2VL, type Qwen2VLPrefix } from '../../models/qwen2vl/model.js';
-import {
-  Qwen2VLProcessor,
-  type RgbImage,
-  tokenCount,
-  type VisualBatch,
-} from '../../models/qwen2vl/processor.js';
-import { streamVisionTokens } from '../../models/qwen2vl/video-stream.js';
-import type { GridTHW } from '../../models/qwen2vl/vision.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { Generation } from '../answer.js';
-import type { EncodedVideo, ModelRunner } from '../engine.js';
-import type { ModelSummary } from '../inspect.js';
-import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../types.js';
-import { generateText } from './text-generation.js';
+import { Qwen2VL, type Qwen2VLPrefix } from './model.js';
+import { parsePreprocessorConfig } from './preprocessor-config.js';
+import { Qwen2VLProcessor, type RgbImage, tokenCount, type VisualBatch } from './processor.js';
+import { streamVisionTokens } from './video-stream.js';
+import type { GridTHW } from './vision.js';
 
 interface Qwen2VLVideo extends EncodedVideo {
   kind: 'video' | 'image';
@@ -148,7 +143,7 @@ export class Qwen2VLRunner implements ModelRunner {
     });
     if (!r) throw new InputError('a video needs at least one frame');
     const { tokens, grid } = r;
-    let prefix: Qwen2VLPrefix;
+    let prefix: Qwen2VLPrefix | undefined;
     try {
       prefix = this.prefillVideoPrefix(tokens, grid);
     } catch (e) {
@@ -161,17 +156,20 @@ export class Qwen2VLRunner implements ModelRunner {
       embeds: tokens,
       prefix,
       tokens: tokens.shape[0],
-      bytes: tokens.bytes + prefix.bytes,
+      bytes: tokens.bytes + (prefix?.bytes ?? 0),
       dispose: () => {
         tokens.dispose();
-        prefix[Symbol.dispose]();
+        prefix?.[Symbol.dispose]();
       },
     };
     return video;
   }
 
-  /** The chat template's default prompt (its own system turn) up to the end of the video, prefilled. */
-  private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix {
+  /**
+   * The chat template's default prompt (its own system turn) up to the end of the video, prefilled; none when
+   * the template drops the video.
+   */
+  private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix | undefined {
     const { video_token_id: pad, vision_end_token_id: end } = this.model.config;
     const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
     const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
@@ -179,6 +177,7 @@ export class Qwen2VLRunner implements ModelRunner {
       addSpecialTokens: false,
     });
     const cut = ids.lastIndexOf(pad) + 1;
+    if (!cut) return undefined;
     return this.model.prefillPrefix(
       { inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut), videoEmbeds: embeds, videoGridThw: [grid] },
       { room: PREFIX_ROOM },
