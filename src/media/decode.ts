@@ -125,7 +125,7 @@ export function planRuns(
   const single = (): Run[] => [
     { seekFrame: 0, frames: unique, everyFrame: true, keyframesOnly: false, work: whole },
   ];
-  if (unique.length === index.count) return single();
+  if (unique.length === index.available) return single();
   // Without timestamps frames are addressed by number from the start: one pass, every frame out.
   if (!index.hasTimestamps) return single();
   const before = keyframeBefore(index);

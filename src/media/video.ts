@@ -114,6 +114,7 @@ export class Video implements AsyncDisposable {
           keyframe: new Uint8Array([1]),
           timeBase: this.info.timeBase,
           hasTimestamps: false,
+          available: 1,
         };
       const index = await scanFrames(
         this.local.path,
@@ -123,7 +124,8 @@ export class Video implements AsyncDisposable {
         this.signal,
       );
       this.info.frameCount = index.count;
-      this.info.frameCountExact = true;
+      this.info.frameCountExact = index.available === index.count;
+      this.info.missingFrames = index.count - index.available;
       this.info.variableFrameRate = isVariableRate(index);
       return index;
     })();
@@ -207,14 +209,17 @@ export class Video implements AsyncDisposable {
         stream.skipped.push({
           index: f,
           timestampSec: index.timesSec[f],
-          reason: describeProblems(stream.problems),
+          reason: f < index.available ? describeProblems(stream.problems) : cutShort,
         });
         stream.skippedSlots.push(slot);
         slot++;
       }
     };
     const frameBytes = ctx.size.width * ctx.size.height * 3;
-    const runs = planRuns(index, source, options, frameBytes);
+    // Frames past the end of a truncated file are not looked for (source is non-decreasing).
+    const present = source.filter((f) => f < index.available);
+    const cutShort = `the file ends at ${index.timesSec[index.available - 1].toFixed(3)} s, before this frame (truncated)`;
+    const runs = planRuns(index, present, options, frameBytes);
     for await (const event of decodeRuns(ctx, runs, options.readAheadBytes)) {
       if ('done' in event) {
         skip(event.done.frames[event.done.frames.length - 1] + 1);
