@@ -23,7 +23,7 @@ export interface ToolOptions {
 }
 
 type Tool = 'ffmpeg' | 'ffprobe';
-export const TOOL_ENV: Record<Tool, string> = { ffmpeg: 'LONGSHOT_FFMPEG', ffprobe: 'LONGSHOT_FFPROBE' };
+const TOOL_ENV: Record<Tool, string> = { ffmpeg: 'LONGSHOT_FFMPEG', ffprobe: 'LONGSHOT_FFPROBE' };
 const PACKAGE: Record<Tool, string> = {
   ffmpeg: '@ffmpeg-installer/ffmpeg',
   ffprobe: '@ffprobe-installer/ffprobe',
@@ -82,6 +82,21 @@ function locate(tool: Tool, explicit: string | undefined): string {
       `cannot find ${tool}: install it on PATH, set ${TOOL_ENV[tool]}, or reinstall longshot so that ${PACKAGE[tool]} ships its binary`,
     );
   return found;
+}
+
+/**
+ * Makes the given binaries the default for this process and the processes and workers it starts (what
+ * the CLI's --ffmpeg/--ffprobe do: they set LONGSHOT_FFMPEG/LONGSHOT_FFPROBE), checking them first.
+ */
+export function setDefaultTools(options: ToolOptions): void {
+  for (const [tool, path] of [
+    ['ffmpeg', options.ffmpegPath],
+    ['ffprobe', options.ffprobePath],
+  ] as const) {
+    if (path === undefined) continue;
+    locate(tool, path);
+    process.env[TOOL_ENV[tool]] = path;
+  }
 }
 
 const cache = new Map<string, string>();
