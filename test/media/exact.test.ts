@@ -109,3 +109,29 @@ test('no run selects more than MAX_SELECT_TERMS frames, and each run ends at the
     await video.close();
   }
 });
+
+test('a stream without timestamps (raw H.264): one pass over every frame, the chosen ones exact', async () => {
+  const raw = await makeVideo(join(dir, 'raw.h264'), {
+    width: 64,
+    height: 48,
+    frames: 90,
+    fps: 30,
+    encode: ['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '30', '-f', 'h264'],
+  });
+  const video = await openVideo(raw);
+  try {
+    const index = await video.index();
+    assert.equal(index.hasTimestamps, false);
+    const chosen = [3, 40, 41, 89];
+    assert.equal(planRuns(index, chosen).length, 1);
+    const stream = video.frames({ kind: 'indices', indices: chosen });
+    const { frames } = await collect(stream);
+    assert.deepEqual(
+      frames.map((f) => [f.index, readFrame(f, 64, 48).index]),
+      chosen.map((i) => [i, i]),
+    );
+    assert.equal(stream.report().decoded, 4);
+  } finally {
+    await video.close();
+  }
+});
