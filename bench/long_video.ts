@@ -28,9 +28,9 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../src/errors.js';
 import { generate } from '../src/generate/generate.js';
 import type { CausalLM } from '../src/generate/types.js';
-import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/io/qwen2vl-config.js';
 import { RandomWeights } from '../src/io/random-weights.js';
 import { assertFits } from '../src/models/fit.js';
+import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/models/qwen2vl/config.js';
 import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { estimateMemory } from '../src/models/qwen2vl/size.js';
 import { encodeVisionStream, type GridTHW, type PixelBatch } from '../src/models/qwen2vl/vision.js';
@@ -112,13 +112,16 @@ function configs(): { vamba: Qwen2VLConfig; qwen2vl: Qwen2VLConfig } {
     );
     return { vamba: parseQwen2VLConfig(json), qwen2vl: parseQwen2VLConfig(plain) };
   }
-  // Absent keys take Qwen2-VL-7B's values; Vamba adds its fields as the conversion does.
-  const vamba = vambaConfigJson({ model_type: 'qwen2_vl' });
+  // Qwen2-VL-7B-Instruct's config.json; Vamba adds its fields as the conversion does.
+  const qwen2vl = JSON.parse(
+    readFileSync(join(ROOT, 'test/fixtures/configs/qwen2vl-7b-instruct/config.json'), 'utf8'),
+  );
+  const vamba = vambaConfigJson(qwen2vl);
   if (args['ssd-chunk'])
     Object.assign(vamba.vision_mamba_mixer_config as object, { chunk_size: Number(args['ssd-chunk']) });
   return {
     vamba: parseQwen2VLConfig(vamba),
-    qwen2vl: parseQwen2VLConfig({ model_type: 'qwen2_vl' }),
+    qwen2vl: parseQwen2VLConfig(qwen2vl),
   };
 }
 

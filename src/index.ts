@@ -1,7 +1,6 @@
 import './backends/cpu/index.js';
 import './backends/cuda/index.js';
 
-export { type AskOptions, policyOf, VideoLM } from './api.js';
 export * from './errors.js';
 export { Answer, type Generation } from './facade/answer.js';
 export { DEFAULT_MODEL_DIR } from './facade/default-model.js';
@@ -24,6 +23,7 @@ export {
 } from './facade/inspect.js';
 export { type RunnerLoader, registerRunner } from './facade/registry.js';
 export type * from './facade/types.js';
+export { type AskOptions, policyOf, VideoLM } from './facade/video-lm.js';
 export * from './generate/index.js';
 export {
   cachedSnapshot,

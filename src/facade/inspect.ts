@@ -3,8 +3,8 @@
  * architecture, parameter count, and an estimate of the memory a video of N frames needs.
  */
 import { Checkpoint } from '../io/checkpoint.js';
-import { type Qwen2VLConfig, readQwen2VLConfig } from '../io/qwen2vl-config.js';
 import { roundHalfEven } from '../media/sampling.js';
+import { type Qwen2VLConfig, readQwen2VLConfig } from '../models/qwen2vl/config.js';
 import { estimateMemory as estimateQwen2VL } from '../models/qwen2vl/size.js';
 import { estimateVambaMemory } from '../models/vamba/size.js';
 import type { Architecture } from './types.js';

@@ -7,8 +7,8 @@ import type { Architecture } from './types.js';
 export type RunnerLoader = (summary: ModelSummary, backend: Backend, id: string) => Promise<ModelRunner>;
 
 const loaders = new Map<Architecture, RunnerLoader>([
-  ['qwen2_vl', async (...a) => (await import('./runners/qwen2vl.js')).loadQwen2VLRunner(...a)],
-  ['vamba', async (...a) => (await import('./runners/vamba.js')).loadVambaRunner(...a)],
+  ['qwen2_vl', async (...a) => (await import('../models/qwen2vl/runner.js')).loadQwen2VLRunner(...a)],
+  ['vamba', async (...a) => (await import('../models/vamba/runner.js')).loadVambaRunner(...a)],
 ]);
 
 /** Replaces or adds the runner of an architecture (model families, tests). */

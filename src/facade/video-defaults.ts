@@ -1,5 +1,5 @@
 import { ModelError } from '../errors.js';
-import type { Qwen2VLConfig } from '../io/qwen2vl-config.js';
+import type { Qwen2VLConfig } from '../models/qwen2vl/config.js';
 import type { SamplingOptions } from './types.js';
 
 /**

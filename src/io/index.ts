@@ -1,3 +1,24 @@
+export {
+  MAMBA2_DEFAULTS,
+  parseQwen2VLConfig,
+  type Qwen2VLConfig,
+  type Qwen2VLTextConfig,
+  type Qwen2VLVisionConfig,
+  readQwen2VLConfig,
+  type VisionMambaMixerConfig,
+} from '../models/qwen2vl/config.js';
+export {
+  type PreprocessorConfig,
+  parsePreprocessorConfig,
+  QWEN2VL_PREPROCESSOR,
+  readPreprocessorConfig,
+} from '../models/qwen2vl/preprocessor-config.js';
+export {
+  VAMBA_SYSTEM_PROMPT,
+  VAMBA_VISION_MARKER,
+  type VambaPromptOptions,
+  vambaPrompt,
+} from '../models/vamba/prompt.js';
 export { Checkpoint, type CheckpointTensorInfo, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
 export {
   defaultRuntimeDType,
@@ -17,25 +38,6 @@ export {
   parsePythonJson,
   readJsonFile,
 } from './json-fields.js';
-export {
-  type PreprocessorConfig,
-  parsePreprocessorConfig,
-  QWEN2VL_PREPROCESSOR,
-  readPreprocessorConfig,
-} from './preprocessor-config.js';
-export { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER, type VambaPromptOptions, vambaPrompt } from './prompt.js';
-export {
-  MAMBA2_DEFAULTS,
-  parseQwen2VLConfig,
-  QWEN2VL_7B_TEXT,
-  QWEN2VL_7B_VISION,
-  QWEN2VL_TOKEN_IDS,
-  type Qwen2VLConfig,
-  type Qwen2VLTextConfig,
-  type Qwen2VLVisionConfig,
-  readQwen2VLConfig,
-  type VisionMambaMixerConfig,
-} from './qwen2vl-config.js';
 export { RandomWeights, type RandomWeightsOptions, type SpecialInit } from './random-weights.js';
 export { type LoadOptions, SafetensorsFile, type TensorSource, uploadHost } from './safetensors.js';
 export {

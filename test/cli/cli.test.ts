@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import { countParams } from '../../src/nn/params.js';
 import { TINY_TENSORS, writeTinyCheckpoint } from '../facade/tiny-checkpoint.js';

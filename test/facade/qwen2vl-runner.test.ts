@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { VideoLM } from '../../src/api.js';
 import { OutOfMemoryError } from '../../src/errors.js';
-import { Qwen2VLRunner } from '../../src/facade/runners/qwen2vl.js';
+import { VideoLM } from '../../src/facade/video-lm.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
 import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
 import { Qwen2VLProcessor, type RgbImage } from '../../src/models/qwen2vl/processor.js';
+import { Qwen2VLRunner } from '../../src/models/qwen2vl/runner.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { rng } from '../helpers.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';

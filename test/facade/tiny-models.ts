@@ -6,8 +6,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
+import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { qwen2vlSpecs } from '../../src/models/qwen2vl/weights.js';
 import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import {

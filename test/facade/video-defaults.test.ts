@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { VideoLM } from '../../src/api.js';
 import { ModelError } from '../../src/errors.js';
 import { videoDefaultsOf, withDefaults } from '../../src/facade/video-defaults.js';
-import type { Qwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { VideoLM } from '../../src/facade/video-lm.js';
+import type { Qwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 
 const cfg = (extra: Record<string, unknown>) => ({ extra }) as unknown as Qwen2VLConfig;
 

@@ -9,16 +9,17 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../../src/errors.js';
-import { parseQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
 import { vambaResize } from '../../src/media/resize.js';
 import { openVideo } from '../../src/media/video.js';
 import { assertFits } from '../../src/models/fit.js';
+import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
 import { encodeVisionStream, type PixelBatch } from '../../src/models/qwen2vl/vision.js';
 import { vambaConfigJson } from '../../src/models/vamba/convert.js';
 import { Vamba } from '../../src/models/vamba/model.js';
 import { estimateVambaMemory } from '../../src/models/vamba/size.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
+import { configJson } from './config-fixtures.js';
 import { FIXTURES, grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
 import { VAMBA_FIXTURES } from './vamba-fixtures.js';
 
@@ -61,7 +62,7 @@ test('Qwen2-VL: vision streamed one temporal group at a time, then prefill from 
 });
 
 test('estimateVambaMemory: Vamba-Qwen2-VL-7B on 1024 frames of 640×360, term by term', () => {
-  const config = parseQwen2VLConfig(vambaConfigJson({ model_type: 'qwen2_vl' }));
+  const config = parseQwen2VLConfig(vambaConfigJson(configJson('qwen2vl-7b-instruct')));
   const e = estimateVambaMemory(config, { frames: 1024 });
   // 640×360 → 644×364: 46×26 patches, 23×13 = 299 tokens per two frames.
   assert.equal(e.videoTokens, 512 * 299);

@@ -2,42 +2,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/io/qwen2vl-config.js';
+import { parseQwen2VLConfig, readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { countParameters, estimateMemory } from '../../src/models/qwen2vl/size.js';
+import { configJson } from './config-fixtures.js';
 import { FIXTURES, readJson } from './qwen2vl-fixtures.js';
 
-// The full Qwen2-VL-7B config.json (flat 4.x layout, as on the hub).
-const QWEN2VL_7B = {
-  architectures: ['Qwen2VLForConditionalGeneration'],
-  model_type: 'qwen2_vl',
-  hidden_size: 3584,
-  intermediate_size: 18944,
-  num_attention_heads: 28,
-  num_hidden_layers: 28,
-  num_key_value_heads: 4,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000.0,
-  rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
-  vocab_size: 152064,
-  tie_word_embeddings: false,
-  vision_start_token_id: 151652,
-  vision_end_token_id: 151653,
-  vision_token_id: 151654,
-  image_token_id: 151655,
-  video_token_id: 151656,
-  vision_config: {
-    depth: 32,
-    embed_dim: 1280,
-    mlp_ratio: 4,
-    num_heads: 16,
-    in_chans: 3,
-    hidden_size: 3584,
-    patch_size: 14,
-    spatial_merge_size: 2,
-    spatial_patch_size: 14,
-    temporal_patch_size: 2,
-  },
-};
+// Qwen2-VL-7B-Instruct's config.json (flat 4.x layout, as on the hub).
+const QWEN2VL_7B = configJson('qwen2vl-7b-instruct');
 
 test('parameter count: Qwen2-VL-7B has 8,291,375,616; the tiny fixtures match transformers', async () => {
   assert.equal(countParameters(parseQwen2VLConfig(QWEN2VL_7B)), 8_291_375_616);

@@ -18,6 +18,7 @@ import { Vamba } from '../../src/models/vamba/model.js';
 import { VideoHandle } from '../../src/models/vamba/video-handle.js';
 import { vambaParamCount } from '../../src/models/vamba/weights.js';
 import { countParams } from '../../src/nn/params.js';
+import { configJson } from './config-fixtures.js';
 import { teacherForcedLogits } from './parity.js';
 import { readReference, relErr, VAMBA_FIXTURES, type VambaReference } from './vamba-fixtures.js';
 
@@ -222,10 +223,9 @@ describe('Vamba loading', () => {
   });
 
   it('the published config has 11,309,837,020 parameters (8,291,375,616 of them Qwen2-VL)', () => {
-    // The fields a Vamba config.json holds beyond Qwen2-VL-7B's defaults (research/vamba.md §3.3).
+    // Qwen2-VL-7B-Instruct's config.json plus the fields Vamba adds (research/vamba.md §3.3).
     const config = parseQwen2VLConfig({
-      model_type: 'qwen2_vl',
-      architectures: ['Qwen2VLForConditionalGeneration'],
+      ...configJson('qwen2vl-7b-instruct'),
       use_alpha_balancing: true,
       cross_attn_use_position_embeddings: false,
       cross_attn_use_layer_norm: false,

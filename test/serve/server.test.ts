@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import OpenAI from 'openai';
-import { VideoLM } from '../../src/api.js';
+import { VideoLM } from '../../src/facade/video-lm.js';
 import { encodePng } from '../../src/media/index.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { createServer, type LongshotServer, type ServeOptions } from '../../src/serve/index.js';

@@ -1,8 +1,8 @@
 /** `longshot ask <video> "<question>"` and `longshot caption <video>`: one answer about one video or image. */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { VideoLM } from '../../api.js';
 import { InputError } from '../../errors.js';
+import { VideoLM } from '../../facade/video-lm.js';
 import {
   addGenerationOptions,
   addModelOptions,

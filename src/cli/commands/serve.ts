@@ -1,6 +1,6 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
 import type { Command } from 'commander';
-import { VideoLM } from '../../api.js';
+import { VideoLM } from '../../facade/video-lm.js';
 import { createServer } from '../../serve/app.js';
 import { addModelOptions, positiveInt } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';

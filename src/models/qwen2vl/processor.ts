@@ -9,13 +9,13 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../errors.js';
 import { readJsonFile } from '../../io/json-fields.js';
+import { roundHalfEven } from '../../media/sampling.js';
+import { type BicubicPrecision, resizeBicubic } from './bicubic.js';
 import {
   type PreprocessorConfig,
   parsePreprocessorConfig,
   readPreprocessorConfig,
-} from '../../io/preprocessor-config.js';
-import { roundHalfEven } from '../../media/sampling.js';
-import { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+} from './preprocessor-config.js';
 import type { GridTHW } from './vision.js';
 
 /** One RGB24 picture, row-major HWC (a decoded video frame fits). */

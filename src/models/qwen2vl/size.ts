@@ -3,9 +3,10 @@
  * "will this fit?" checks before loading: weights + KV cache for the whole sequence + the largest
  * activation working set (vision encoder or decoder prefill), counted in the compute dtype.
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import { countParams } from '../../nn/params.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
+import type { Qwen2VLConfig } from './config.js';
 import { smartResize } from './processor.js';
 import type { GridTHW } from './vision.js';
 import { qwen2vlSpecs } from './weights.js';

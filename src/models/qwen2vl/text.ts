@@ -3,7 +3,7 @@
  * GQA attention (q/k/v bias, no o bias) rotated by M-RoPE, a final RMSNorm and the lm_head (or the tied
  * embedding matrix).
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import { SelfAttention } from '../../nn/attention.js';
 import type { KVCache } from '../../nn/kv-cache.js';
 import { GatedMLP } from '../../nn/mlp.js';
@@ -12,6 +12,7 @@ import type { ParamStore } from '../../nn/params.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLConfig } from './config.js';
 import { textAttentionConfig } from './weights.js';
 
 export type Rope = { cos: Tensor; sin: Tensor };

@@ -4,7 +4,6 @@
  * embedding, attention confined to each temporal group of patches, and the 2×2 patch merger.
  */
 import { InputError } from '../../errors.js';
-import type { Qwen2VLVisionConfig } from '../../io/qwen2vl-config.js';
 import { Linear } from '../../nn/linear.js';
 import { MLP } from '../../nn/mlp.js';
 import { LayerNorm } from '../../nn/norm.js';
@@ -14,6 +13,7 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLVisionConfig } from './config.js';
 import { PATCH_EMBED } from './weights.js';
 
 /** [t, h, w] in patches (h, w multiples of the merge size). */
@@ -181,7 +181,7 @@ export class Qwen2VisionTransformer implements Disposable {
       );
     const headDim = c.embed_dim / c.num_heads;
     return tidy(() => {
-      const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim));
+      const rope = rotaryTensors(pixels.backend, visionRope2d(rows, cols, headDim, c.rope_theta));
       let x = this.patch_embed.forward(pixels);
       let r: Tensor | null = null;
       for (const block of this.blocks) {

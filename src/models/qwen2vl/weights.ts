@@ -4,7 +4,6 @@
  * 5.x (`model.visual.*`, `model.language_model.*`); both map to the 4.x names used here.
  */
 import { ModelError } from '../../errors.js';
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
 import type { TensorSource } from '../../io/safetensors.js';
 import { SelfAttention } from '../../nn/attention.js';
 import { Linear } from '../../nn/linear.js';
@@ -14,6 +13,7 @@ import { diffParams, type ParamSpec, ParamStore } from '../../nn/params.js';
 import type { Backend } from '../../runtime/backend.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLConfig } from './config.js';
 
 export const PATCH_EMBED = 'visual.patch_embed.proj.weight';
 

@@ -4,8 +4,9 @@
  * when its tensors have cross-attention / vision-mixer / alpha names (configs saved by other tools may drop
  * the extras: the tensors then still tell).
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import { type Mamba2Config, mamba2Config } from '../../nn/mamba2.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 
 export function isVambaConfig(config: Qwen2VLConfig): boolean {
   return config.vision_mamba_mixer_config.enable || config.use_alpha_balancing;

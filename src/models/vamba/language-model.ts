@@ -3,7 +3,7 @@
  * enters once through `encodeVideo` (merger output → per-layer cross-attention K/V); text then runs through
  * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import { KVCache } from '../../nn/kv-cache.js';
 import { Linear } from '../../nn/linear.js';
 import type { Mamba2Config } from '../../nn/mamba2.js';
@@ -13,6 +13,7 @@ import { mrope, rope1d, rotaryTensors } from '../../nn/rotary.js';
 import * as ops from '../../runtime/ops.js';
 import { disposeAll, tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import type { CrossKV, Rope } from './cross-attention.js';
 import { VambaDecoderLayer } from './layer.js';
 

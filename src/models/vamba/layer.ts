@@ -10,7 +10,7 @@
  * The video update depends on nothing textual, so it runs once per video (`advanceVideo`), keeping only this
  * layer's cross-attention K/V; `forward` is the text half and is all a question costs.
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import { SelfAttention } from '../../nn/attention.js';
 import type { KVCache } from '../../nn/kv-cache.js';
 import {
@@ -26,6 +26,7 @@ import type { ParamSpec, ParamStore } from '../../nn/params.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { textAttentionConfig } from '../qwen2vl/weights.js';
 import { VIDEO_NORM_EPS } from './config.js';
 import { CrossAttention, type CrossKV, type Rope } from './cross-attention.js';

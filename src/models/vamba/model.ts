@@ -12,9 +12,6 @@ import { type GeneratedToken, type GenerateOptions, generate } from '../../gener
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
-import { parsePreprocessorConfig, QWEN2VL_PREPROCESSOR } from '../../io/preprocessor-config.js';
-import { vambaPrompt } from '../../io/prompt.js';
-import { type Qwen2VLConfig, readQwen2VLConfig } from '../../io/qwen2vl-config.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { MediaInput } from '../../media/source.js';
 import type { KVCache } from '../../nn/kv-cache.js';
@@ -24,7 +21,9 @@ import { getBackend } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { assertFits } from '../fit.js';
+import { type Qwen2VLConfig, readQwen2VLConfig } from '../qwen2vl/config.js';
 import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
+import { parsePreprocessorConfig, QWEN2VL_PREPROCESSOR } from '../qwen2vl/preprocessor-config.js';
 import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
 import {
   encodeVisionChunked,
@@ -35,6 +34,7 @@ import {
 } from '../qwen2vl/vision.js';
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
+import { vambaPrompt } from './prompt.js';
 import { estimateVambaMemory } from './size.js';
 import { encodeVideoInput, type VambaVideoOptions } from './video.js';
 import { VideoHandle, type VideoKey } from './video-handle.js';

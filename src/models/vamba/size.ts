@@ -8,8 +8,9 @@
  *   LLM phase:       V + K/V of every layer + one Mamba chunk
  *   question phase:  K/V of every layer + the text KV cache + logits
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { smartResize } from '../qwen2vl/processor.js';
 import type { GridTHW } from '../qwen2vl/vision.js';
 import { vambaMixerConfig } from './config.js';

@@ -2,11 +2,12 @@
  * The Vamba checkpoint layout (research/vamba.md §3.2): every Qwen2-VL tensor plus, per layer,
  * `cross_attn.{q,k,v,o}_proj`, `vision_mixer.norm.weight`, `vision_mixer.mixer.*` and `alpha`.
  */
-import type { Qwen2VLConfig } from '../../io/qwen2vl-config.js';
+
 import type { TensorSource } from '../../io/safetensors.js';
 import { countParams, type ParamSpec, type ParamStore } from '../../nn/params.js';
 import type { Backend } from '../../runtime/backend.js';
 import type { DType } from '../../runtime/dtype.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { loadQwen2VLParams, qwen2vlSpecs, textAttentionConfig } from '../qwen2vl/weights.js';
 import { vambaMixerConfig } from './config.js';
 import { vambaLayerSpecs } from './layer.js';

@@ -3,11 +3,11 @@
  * unset values from the checkpoint's generation_config.json), text pieces out, token counts back.
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { type GenerateOptions, generate, optionsFromGenerationConfig } from '../../generate/generate.js';
-import type { CausalLM } from '../../generate/types.js';
-import type { GenerationConfig } from '../../io/generation-config.js';
-import type { Tokenizer } from '../../io/tokenizer.js';
-import type { FinishReason, GenerationOptions } from '../types.js';
+import { type GenerateOptions, generate, optionsFromGenerationConfig } from '../generate/generate.js';
+import type { CausalLM } from '../generate/types.js';
+import type { GenerationConfig } from '../io/generation-config.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import type { FinishReason, GenerationOptions } from './types.js';
 
 export interface TextModel<Input> {
   session: CausalLM<Input>;

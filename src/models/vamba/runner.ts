@@ -5,17 +5,23 @@
  * format (io/prompt.ts): the vision marker without pads before the first user turn, no chat template.
  */
 import { ModelError } from '../../errors.js';
-import { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER } from '../../io/prompt.js';
+import type { Generation } from '../../facade/answer.js';
+import type { EncodedVideo, ModelRunner } from '../../facade/engine.js';
+import type { ModelSummary } from '../../facade/inspect.js';
+import { generateText } from '../../facade/text-generation.js';
+import type {
+  ChatTurn,
+  GenerationOptions,
+  ModelInfo,
+  SamplingOptions,
+  VideoProgress,
+} from '../../facade/types.js';
 import type { MediaInput } from '../../media/index.js';
-import { Vamba } from '../../models/vamba/model.js';
-import { encodeVideoInput } from '../../models/vamba/video.js';
-import type { VideoHandle } from '../../models/vamba/video-handle.js';
 import type { Backend } from '../../runtime/backend.js';
-import type { Generation } from '../answer.js';
-import type { EncodedVideo, ModelRunner } from '../engine.js';
-import type { ModelSummary } from '../inspect.js';
-import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from '../types.js';
-import { generateText } from './text-generation.js';
+import { Vamba } from './model.js';
+import { VAMBA_SYSTEM_PROMPT, VAMBA_VISION_MARKER } from './prompt.js';
+import { encodeVideoInput } from './video.js';
+import type { VideoHandle } from './video-handle.js';
 
 export async function loadVambaRunner(
   summary: ModelSummary,

@@ -7,26 +7,21 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, ModelError } from '../../errors.js';
-import { parsePreprocessorConfig } from '../../io/preprocessor-config.js';
+import type { Generation } from '../../facade/answer.js';
+import type { EncodedVideo, ModelRunner } from '../../facade/engine.js';
+import type { ModelSummary } from '../../facade/inspect.js';
+import { generateText } from '../../facade/text-generation.js';
+import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../../facade/types.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { type Size, vambaResize } from '../../media/index.js';
-import { Qwen2VL } from '../../models/qwen2vl/model.js';
-import {
-  Qwen2VLProcessor,
-  type RgbImage,
-  tokenCount,
-  type VisualBatch,
-} from '../../models/qwen2vl/processor.js';
-import { streamVisionTokens } from '../../models/qwen2vl/video-stream.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { Generation } from '../answer.js';
-import type { EncodedVideo, ModelRunner } from '../engine.js';
-import type { ModelSummary } from '../inspect.js';
-import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../types.js';
-import { generateText } from './text-generation.js';
+import { Qwen2VL } from './model.js';
+import { parsePreprocessorConfig } from './preprocessor-config.js';
+import { Qwen2VLProcessor, type RgbImage, tokenCount, type VisualBatch } from './processor.js';
+import { streamVisionTokens } from './video-stream.js';
 
 interface Qwen2VLVideo extends EncodedVideo {
   kind: 'video' | 'image';

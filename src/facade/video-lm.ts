@@ -10,11 +10,14 @@
  * It composes media (probe, sampling, decoding at the size the model wants) → the model family's runner
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
-import './backends/cpu/index.js'; // always available
-import './backends/cuda/index.js'; // registered lazily: nothing native loads until --device cuda
-import { ModelError } from './errors.js';
-import { Answer, type Generation } from './facade/answer.js';
-import { defaultModelDir } from './facade/default-model.js';
+import '../backends/cpu/index.js'; // always available
+import '../backends/cuda/index.js'; // registered lazily: nothing native loads until --device cuda
+import { ModelError } from '../errors.js';
+import { resolveModel } from '../hub/resolve.js';
+import { type MediaInput, openVideo, type SamplingPolicy } from '../media/index.js';
+import { getBackend } from '../runtime/device.js';
+import { Answer, type Generation } from './answer.js';
+import { defaultModelDir } from './default-model.js';
 import type {
   ChatEngine,
   ChatOptions,
@@ -22,9 +25,9 @@ import type {
   EncodeOptions,
   ModelRunner,
   VideoHandle,
-} from './facade/engine.js';
-import { inspectModel } from './facade/inspect.js';
-import { runnerLoader } from './facade/registry.js';
+} from './engine.js';
+import { inspectModel } from './inspect.js';
+import { runnerLoader } from './registry.js';
 import type {
   AskResult,
   ChatTurn,
@@ -32,11 +35,8 @@ import type {
   ModelInfo,
   ModelLoadOptions,
   SamplingOptions,
-} from './facade/types.js';
-import { videoDefaultsOf, withDefaults } from './facade/video-defaults.js';
-import { resolveModel } from './hub/resolve.js';
-import { type MediaInput, openVideo, type SamplingPolicy } from './media/index.js';
-import { getBackend } from './runtime/device.js';
+} from './types.js';
+import { videoDefaultsOf, withDefaults } from './video-defaults.js';
 
 export interface AskOptions extends SamplingOptions, GenerationOptions {
   signal?: AbortSignal;

@@ -5,8 +5,8 @@
  * Qwen2-VL-7B-Instruct file's values (research/vamba.md §4.2–4.3).
  */
 import { join } from 'node:path';
-import { ModelError } from '../errors.js';
-import { Fields, type JsonObject, readJsonFile } from './json-fields.js';
+import { ModelError } from '../../errors.js';
+import { Fields, type JsonObject, readJsonFile } from '../../io/json-fields.js';
 
 export interface PreprocessorConfig {
   min_pixels: number;
