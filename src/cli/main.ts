@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { capMessage, EXIT_CODES, LongshotError } from '../errors.js';
+import { setDefaultTools } from '../media/ffmpeg.js';
 import { modelFamilies } from '../models/registry.js';
 import { commands } from './commands/index.js';
 
@@ -18,6 +19,15 @@ function buildProgram(): Command {
         .join(', ')}).`,
     )
     .version('0.1.0')
+    .option('--ffmpeg <path>', 'the ffmpeg to decode with (default: LONGSHOT_FFMPEG, else the shipped one)')
+    .option(
+      '--ffprobe <path>',
+      'the ffprobe to read files with (default: LONGSHOT_FFPROBE, else the shipped one)',
+    )
+    .hook('preAction', (root) => {
+      const { ffmpeg, ffprobe } = root.opts<{ ffmpeg?: string; ffprobe?: string }>();
+      setDefaultTools({ ffmpegPath: ffmpeg, ffprobePath: ffprobe });
+    })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const register of commands) register(program);
