@@ -3,16 +3,18 @@
  * about it. `VideoLM` implements it for every model family; the server is written against it alone.
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
-import type { MediaInput } from '../media/index.js';
+import type { DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
 import type { Answer } from './answer.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from './types.js';
 
 /** An encoded video: the model's per-video state, reusable for any number of questions. */
-export interface VideoHandle {
+export interface VideoHandle extends Disposable {
   /** How the video was named (path or URL, never its bytes). */
   readonly label: string;
-  /** Frames encoded and their timestamps (seconds). */
+  /** Timestamps (seconds) of the frames encoded: the sampled ones that could be decoded. */
   readonly timestampsSec: readonly number[];
+  /** What decoding delivered: frames asked for, decoded, and the time ranges of any lost. */
+  readonly decode: DecodeReport;
   /** Video tokens the model sees. */
   readonly tokens: number;
   /** Memory the state holds (for cache budgets). */
@@ -21,7 +23,11 @@ export interface VideoHandle {
   dispose(): void;
 }
 
-export interface EncodeOptions extends SamplingOptions {
+/**
+ * `strict` refuses a video with any frame that could not be decoded; otherwise more than `maxLostFraction`
+ * (default a quarter) lost is refused, and fewer are reported on the handle and the answer.
+ */
+export interface EncodeOptions extends SamplingOptions, LossPolicy {
   signal?: AbortSignal;
   progress?: VideoProgress;
 }

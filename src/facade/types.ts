@@ -1,4 +1,5 @@
 /** The typed options and results of the library facade (`VideoLM`), shared by the CLI and the server. */
+import type { DecodeReport } from '../media/index.js';
 import type { DeviceName } from '../runtime/backend.js';
 
 /** A model family's name (models/registry.ts lists them), e.g. the `model_type` it reads. */
@@ -43,6 +44,8 @@ export interface AskResult {
   text: string;
   usage: Usage;
   finishReason: FinishReason;
+  /** The video the answer is about, as decoded: `decoded < requested` when frames were lost (see `lostRanges`). */
+  video?: DecodeReport;
 }
 
 export interface ModelInfo {

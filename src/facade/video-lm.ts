@@ -13,11 +13,17 @@
 import '../backends/index.js';
 import { ModelError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
-import { type MediaInput, openVideo, type SamplingPolicy } from '../media/index.js';
+import {
+  checkFrameLoss,
+  type DecodeReport,
+  type MediaInput,
+  openVideo,
+  type SamplingPolicy,
+} from '../media/index.js';
 import type { EncodedVideo, ModelRunner, VideoPolicy } from '../models/family.js';
 import { getBackend } from '../runtime/device.js';
 import { Answer, type Generation } from './answer.js';
-import { defaultModelDir } from './default-model.js';
+import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
 import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './engine.js';
 import { inspectModel } from './inspect.js';
 import type {
@@ -48,8 +54,11 @@ export class VideoLM implements ChatEngine, Disposable {
 
   /** Loads a checkpoint directory or hub id (downloaded into the HF cache if needed); default: the embedded model. */
   static async load(model?: string, opts: ModelLoadOptions = {}): Promise<VideoLM> {
-    const id = model ?? defaultModelDir();
-    const dir = await resolveModel(id, { revision: opts.revision, reporter: opts.onDownload });
+    const id = model ?? DEFAULT_MODEL_ID;
+    const dir = await resolveModel(model ?? defaultModelDir(), {
+      revision: opts.revision,
+      reporter: opts.onDownload,
+    });
     const summary = await inspectModel(dir);
     const device = opts.device ?? 'auto';
     const backend = await getBackend(device).catch((e: Error) => {
@@ -77,21 +86,35 @@ export class VideoLM implements ChatEngine, Disposable {
   async encodeVideo(input: MediaInput, opts: EncodeOptions = {}): Promise<VideoHandle> {
     this.checkLive();
     const { signal, progress } = opts;
+    const label = labelOf(input);
     try {
       await using video = await openVideo(input, { signal });
       const s = samplingFor(this.policy, video.info.durationSec, opts, this.videoDefaults);
       const sample = await video.sample(policyOf(s));
       progress?.start?.(sample.indices.length);
       const frames = video.frames(sample, { size: (source) => this.policy.frameSize(source, s), signal });
-      const encoded = await this.runner.encode(frames, {
-        kind: video.info.kind,
-        timestampsSec: sample.timestampsSec,
-        sampling: s,
-        input,
-        signal,
-        onFrames: progress?.frames,
-      });
-      return handleOf(labelOf(input), sample.timestampsSec, encoded);
+      const encoded = await this.runner
+        .encode(frames, {
+          kind: video.info.kind,
+          timestampsSec: sample.timestampsSec,
+          sampling: s,
+          input,
+          signal,
+          onFrames: progress?.frames,
+        })
+        .catch((e: unknown) => {
+          // A model that got too few frames fails for that reason: say which frames were lost and why.
+          checkFrameLoss(label, frames.report(), { ...opts, strict: true });
+          throw e;
+        });
+      const report = frames.report();
+      try {
+        checkFrameLoss(label, report, opts);
+      } catch (e) {
+        encoded.dispose();
+        throw e;
+      }
+      return handleOf(label, decodedTimestamps(sample.timestampsSec, report), report, encoded);
     } finally {
       progress?.finish?.();
     }
@@ -104,8 +127,10 @@ export class VideoLM implements ChatEngine, Disposable {
   }
 
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
-    if (opts.video?.disposed) throw new ModelError('the video handle was disposed; encode the video again');
-    return this.runner.generate(turns, opts.video ? encodedOf(opts.video) : undefined, opts);
+    const { video } = opts;
+    if (!video) return this.runner.generate(turns, undefined, opts);
+    if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
+    return withReport(this.runner.generate(turns, encodedOf(video), opts), video.decode);
   }
 
   /**
@@ -152,13 +177,36 @@ function labelOf(input: MediaInput): string {
   return s.startsWith('data:') ? 'a data: URL' : s;
 }
 
+/** The answer's summary names the video as decoded, so lost frames travel with every answer about it. */
+async function* withReport(generation: Generation, video: DecodeReport): Generation {
+  return { ...(yield* generation), video };
+}
+
+/** The sampled timestamps less those of frames that could not be decoded. */
+function decodedTimestamps(sampled: readonly number[], report: DecodeReport): readonly number[] {
+  if (!report.skipped.length) return sampled;
+  const lost = new Map<number, number>();
+  for (const f of report.skipped) lost.set(f.timestampSec, (lost.get(f.timestampSec) ?? 0) + 1);
+  return sampled.filter((t) => {
+    const n = lost.get(t) ?? 0;
+    if (n) lost.set(t, n - 1);
+    return n === 0;
+  });
+}
+
 const handles = new WeakMap<VideoHandle, EncodedVideo>();
 
-function handleOf(label: string, timestampsSec: readonly number[], encoded: EncodedVideo): VideoHandle {
+function handleOf(
+  label: string,
+  timestampsSec: readonly number[],
+  decode: DecodeReport,
+  encoded: EncodedVideo,
+): VideoHandle {
   let disposed = false;
   const handle: VideoHandle = {
     label,
     timestampsSec,
+    decode,
     tokens: encoded.tokens,
     bytes: encoded.bytes,
     get disposed() {
@@ -168,6 +216,9 @@ function handleOf(label: string, timestampsSec: readonly number[], encoded: Enco
       if (disposed) return;
       disposed = true;
       encoded.dispose();
+    },
+    [Symbol.dispose]() {
+      handle.dispose();
     },
   };
   handles.set(handle, encoded);

@@ -13,6 +13,7 @@ export {
   checkFrameLoss,
   DEFAULT_MAX_LOST_FRACTION,
   type DecodeReport,
+  decodeReportJson,
   describeFrameLoss,
   type LossPolicy,
   type LostRange,

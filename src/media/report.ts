@@ -96,3 +96,13 @@ export function checkFrameLoss(label: string, report: DecodeReport, policy: Loss
   if (lost > max * report.requested)
     throw new InputError(`${label}: ${what}; that is over the allowed ${Math.round(max * 100)}%, ${advice}`);
 }
+
+/** The report as `--json` and the server's `video` field show it: frames asked for, decoded and lost. */
+export function decodeReportJson(r: DecodeReport) {
+  return {
+    requested: r.requested,
+    decoded: r.decoded,
+    lost: r.requested - r.decoded,
+    lost_ranges: r.lostRanges.map((x) => ({ start_sec: x.startSec, end_sec: x.endSec, frames: x.frames })),
+  };
+}
