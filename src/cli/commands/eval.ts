@@ -50,7 +50,10 @@ export function register(program: Command): void {
   addSamplingOptions(addModelOptions(cmd))
     .addHelpText(
       'after',
-      '\nExample:\n  longshot eval videomme --data ~/data/Video-MME --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda',
+      `
+Examples:
+  $ longshot eval videomme --data ~/data/Video-MME --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda
+  $ longshot eval vnbench --data ~/data/VNBench --endpoint http://127.0.0.1:8000 --shard 0/4`,
     )
     .action(async (name: string, o) => {
       const bench = benchmarks(durationOf)[name];
