@@ -44,7 +44,7 @@ async function score(bench: Benchmark, dir: string, responses: string[]) {
   const responder: Responder = { answer: async (item) => byId.get(item.id) ?? '' };
   const predictions = join(dir, 'out', `p${++runs}.jsonl`);
   const r = await runBenchmark({ benchmark: bench, items, responder, predictions });
-  return { items, ...r };
+  return r;
 }
 
 const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-6, `${a} ≠ ${b}`);
