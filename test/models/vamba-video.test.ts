@@ -8,7 +8,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { InputError } from '../../src/errors.js';
+import { InputError, UsageError } from '../../src/errors.js';
 import { samplingFor } from '../../src/facade/video-defaults.js';
 import { boundEdges } from '../../src/media/resize.js';
 import { openVideo } from '../../src/media/video.js';
@@ -44,8 +44,8 @@ describe('Vamba video policy', () => {
       shortestEdge: 256,
       longestEdge: 640,
     });
-    assert.throws(() => sampled(10, { sampling: 'fps' }), InputError);
-    assert.throws(() => sampled(10, { minEdge: 500, maxEdge: 400 }), InputError);
+    assert.throws(() => sampled(10, { sampling: 'fps' }), UsageError);
+    assert.throws(() => sampled(10, { minEdge: 500, maxEdge: 400 }), UsageError);
   });
 });
 
