@@ -167,6 +167,6 @@ export function extractTimeSpan(response: string): [number, number] | null {
     return secs ? [Number(secs[1]), Number(secs[2])] : null;
   };
   const p = pair();
-  if (!p || !p.every(Number.isFinite)) return null;
+  if (!p?.every(Number.isFinite)) return null;
   return p[0] <= p[1] ? p : [p[1], p[0]];
 }

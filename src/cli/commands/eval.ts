@@ -75,17 +75,15 @@ Examples:
       }
       const evaluation = modelFamilies().find((f) => f.name === family);
       if (family && !evaluation) throw new UsageError(`--prompt-family: no model family '${family}'`);
-      using responder = model
-        ? inProcess(model)
-        : {
-            ...endpoint({
-              url: o.endpoint,
-              model: o.endpointModel,
-              frames: o.endpointFrames,
-              video: o.endpointVideoData ? 'data' : 'file',
-            }),
-            [Symbol.dispose]() {},
-          };
+      const local = model ? inProcess(model) : undefined;
+      const responder =
+        local ??
+        endpoint({
+          url: o.endpoint,
+          model: o.endpointModel,
+          frames: o.endpointFrames,
+          video: o.endpointVideoData ? 'data' : 'file',
+        });
       try {
         const r = await runBenchmark({
           benchmark: bench,
@@ -113,6 +111,7 @@ Examples:
         if (o.json) printJson(results);
         else process.stdout.write(md);
       } finally {
+        local?.[Symbol.dispose]();
         model?.dispose();
       }
     });
