@@ -69,7 +69,7 @@ export function vnbench(o: VNBenchOptions = { swapInsertRetrieval: true }): Benc
           answer: field(row, 'gt_option', where),
           groups: { type },
           prompt: vnbenchPrompt(question, options.map(String)),
-          extra: { sample: video, try: Number(tryIndex) },
+          extra: { sample: video, try: Number(tryIndex), generated: row.generator === 'longshot' ? 1 : 0 },
         };
       });
     },
@@ -83,9 +83,11 @@ export function vnbench(o: VNBenchOptions = { swapInsertRetrieval: true }): Benc
         if (parsed.get(i.id) === i.answer) s.right++;
         samples.set(key, s);
       }
+      // Our generator labels its videos truthfully: only the released file needs the swap.
+      const swapped = o.swapInsertRetrieval && !items.some((i) => i.extra?.generated);
       const byType: Record<string, Tally> = {};
       for (const s of samples.values()) {
-        const type = o.swapInsertRetrieval ? swap(s.type) : s.type;
+        const type = swapped ? swap(s.type) : s.type;
         count(byType, type, s.right === 4 && s.tries === 4);
       }
       const family = (prefix: string) => {
