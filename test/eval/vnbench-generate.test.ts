@@ -78,7 +78,7 @@ describe('VNBench generator', () => {
     await using v = await openVideo(join(dir, 'out', insert.video));
     const at = Math.round(insert.needle_time[0] * FPS);
     const sample = { indices: [at], timestampsSec: [at / FPS] };
-    let frame = { data: new Uint8Array(3) };
+    let frame: { data: Uint8Array } = { data: new Uint8Array(3) };
     for await (const batch of v.frames(sample)) frame = batch[0];
     // The inserted frame's border is the flat grey (90) around the card, not the test pattern.
     for (const k of [0, 1, 2]) assert.ok(Math.abs(frame.data[k] - 90) < 8, `pixel ${frame.data[k]}`);
