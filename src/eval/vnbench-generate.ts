@@ -88,8 +88,7 @@ const plural = (item: Item) =>
   item.kind === 'shape' ? `${item.color} ${item.shape}s` : `word ${item.text} cards`;
 const shape = (r: Random): Item => ({ kind: 'shape', shape: r.pick(SHAPES), color: r.pick(COLOR_NAMES) });
 const word = (r: Random): Item => ({ kind: 'word', text: r.pick(WORDS) });
-const label = (item: Item) =>
-  item.kind === 'shape' ? `${item.color} ${item.shape}` : item.kind === 'word' ? item.text : item.text;
+const label = (item: Item) => (item.kind === 'shape' ? `${item.color} ${item.shape}` : item.text);
 
 /** `k` distinct items of a kind. */
 function distinct(r: Random, k: number, make: (r: Random) => Item): Item[] {

@@ -16,8 +16,9 @@ import { charades } from '../../src/eval/benchmarks/charades.js';
 import { longvideobench, lvbench, mlvu, mvbench, nextqa } from '../../src/eval/benchmarks/mcq.js';
 import { videomme } from '../../src/eval/benchmarks/videomme.js';
 import { vnbench } from '../../src/eval/benchmarks/vnbench.js';
-import { type Responder, runBenchmark } from '../../src/eval/run.js';
+import { type Responder, requestFor, runBenchmark } from '../../src/eval/run.js';
 import { findTools } from '../../src/media/index.js';
+import { vambaEvaluation } from '../../src/models/vamba/evaluation.js';
 
 let root: string;
 let clip: string;
@@ -304,6 +305,27 @@ describe('benchmark formats', () => {
       cnt_edit1: { correct: 0, total: 1, score: 0 },
     });
     assert.deepEqual(r.scores.metrics, { overall: 100 / 3, ret: 100, ord: 0, cnt: 0 });
+  });
+});
+
+describe('model families', () => {
+  it("Vamba's hook asks with its own prompt and parsing where its paper did, else the official ones", async () => {
+    const [item] = await lvbench.read(join(root, 'lvbench'));
+    const own = requestFor({ benchmark: lvbench, family: vambaEvaluation }, item);
+    assert.equal(
+      own.text,
+      'Select the best answer to the following multiple-choice question based on the video. Respond with only the letter (A, B, C, or D) of the correct option.\nWhat colour is the car?\nA. red\nB. blue\nC. green\nD. white',
+    );
+    assert.equal(own.parse('The answer is (b)'), 'B');
+    assert.equal(own.parse('Blue'), 'B', "Vamba's rule: the first letter of the reply");
+    const [sta] = await charades.read(join(root, 'charades'));
+    const official = requestFor(
+      { benchmark: charades, family: vambaEvaluation, sampling: { frames: 8 } },
+      sta,
+    );
+    assert.equal(official.text, sta.prompt);
+    assert.equal(official.maxNewTokens, 50);
+    assert.deepEqual(official.sampling, { frames: 8 });
   });
 });
 
