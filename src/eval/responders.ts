@@ -3,6 +3,7 @@
  * OpenAI-compatible server (longshot serve, vLLM, …) with a `video_url` part, or with N decoded frames as
  * `image_url` parts for servers that take no video.
  */
+import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { InputError } from '../errors.js';
 import type { VideoHandle } from '../facade/engine.js';
@@ -62,7 +63,6 @@ export async function frameUrls(video: string, n: number): Promise<string[]> {
 
 async function videoPart(item: BenchItem, o: EndpointOptions) {
   if (o.video !== 'data') return [{ type: 'video_url', video_url: { url: pathToFileURL(item.video).href } }];
-  const { readFile } = await import('node:fs/promises');
   const bytes = await readFile(item.video);
   return [{ type: 'video_url', video_url: { url: `data:video/mp4;base64,${bytes.toString('base64')}` } }];
 }

@@ -11,13 +11,13 @@ export function benchmarks(durationOf: (video: string) => Promise<number>): Reco
   return {
     videomme: videomme(false),
     videomme_w_subtitle: videomme(true, durationOf),
-    mlvu: mlvu,
-    longvideobench: longvideobench,
-    lvbench: lvbench,
-    mvbench: mvbench,
-    nextqa: nextqa,
+    mlvu,
+    longvideobench,
+    lvbench,
+    mvbench,
+    nextqa,
     charades_sta: charades,
     vnbench: vnbench(),
-    needle: needle,
+    needle,
   };
 }
