@@ -8,6 +8,7 @@
  * and loads a runner: decoded frames in → a reusable per-video state; chat turns on that state → a stream.
  */
 import type { Command } from 'commander';
+import type { FamilyEvaluation } from '../eval/benchmark.js';
 import type { Generation } from '../facade/answer.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../facade/types.js';
 import type { JsonObject } from '../io/json-fields.js';
@@ -96,6 +97,8 @@ export interface ModelFamily {
   readonly video: VideoPolicy;
   /** The family's own CLI sub-commands (e.g. Vamba's `convert`), registered after the built-in ones. */
   readonly commands?: readonly ((program: Command) => void)[];
+  /** The family's own benchmark prompts (and parsing) where its papers used them; default: the official ones. */
+  readonly evaluation?: FamilyEvaluation;
 }
 
 /** A model's per-video state as its runner produces it. */

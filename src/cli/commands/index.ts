@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import * as ask from './ask.js';
 import * as download from './download.js';
+import * as evaluate from './eval.js';
 import * as frames from './frames.js';
 import * as info from './info.js';
 import * as needle from './needle.js';
@@ -16,4 +17,5 @@ export const commands: Array<(program: Command) => void> = [
   probe.register,
   frames.register,
   needle.register,
+  evaluate.register,
 ];

@@ -9,6 +9,7 @@ import { type ModelFamily, memoryEstimate } from '../family.js';
 import { openQwen2VLConfig } from '../qwen2vl/family.js';
 import { registerConvert } from './cli.js';
 import { isVambaCheckpoint } from './config.js';
+import { vambaEvaluation } from './evaluation.js';
 import { estimateVambaMemory } from './size.js';
 
 export const vamba: ModelFamily = {
@@ -37,4 +38,5 @@ export const vamba: ModelFamily = {
     frameSize: (source, s) => boundEdges(s.minEdge, s.maxEdge)(source),
   },
   commands: [registerConvert],
+  evaluation: vambaEvaluation,
 };
