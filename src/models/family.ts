@@ -30,6 +30,8 @@ export interface WeightSummary {
   weightBytes: number;
   /** The dtype most of the weights are stored in. */
   dtype: string;
+  /** Counted from config.json by the family (a directory without weights), not read from safetensors headers. */
+  fromConfig?: boolean;
 }
 
 /** What `longshot info` shows about a checkpoint. */
@@ -40,7 +42,7 @@ export interface ModelDescription {
   details: readonly (readonly [label: string, value: string])[];
 }
 
-/** The frames a memory estimate is for. */
+/** The frames (or, for a text model, the context) a memory estimate is for. */
 export interface FrameGeometry {
   frames: number;
   /** Frame size fed to the model (after the family's pre-resize). */
@@ -48,12 +50,14 @@ export interface FrameGeometry {
   height: number;
   /** Bytes per activation element: 2 for bf16 on a GPU, 4 for the CPU backend's f32. */
   activationBytes: number;
+  /** Tokens of text in the context: a text-only family's whole context (video families budget their own prompt). */
+  contextTokens?: number;
 }
 
 export interface MemoryEstimate {
   videoTokens: number;
   weights: number;
-  /** Per-video state that lives as long as an encoded video (K/V, hidden states). */
+  /** Per-video state that lives as long as an encoded video (K/V, hidden states); a text model's context state. */
   videoState: number;
   /** The largest transient working set. */
   working: number;
@@ -93,10 +97,19 @@ export interface ModelFamily {
   recognizes(files: CheckpointFiles): boolean;
   /** Parses the config (a ModelError names a bad field); reads nothing but small JSON files. */
   open(files: CheckpointFiles, weights: WeightSummary): Promise<OpenedCheckpoint>;
-  readonly video: VideoPolicy;
+  /** How videos are sampled for it; absent for a text-only family (videos and images are refused). */
+  readonly video?: VideoPolicy;
+  /**
+   * Sizes computed from config.json alone, so that `info` can describe a directory holding only a config
+   * (`fromConfig` set); families that cannot count their parameters from the config leave it out.
+   */
+  sizeFromConfig?(files: CheckpointFiles): WeightSummary;
   /** The family's own CLI sub-commands (e.g. Vamba's `convert`), registered after the built-in ones. */
   readonly commands?: readonly ((program: Command) => void)[];
 }
+
+/** A family that reads videos (its policy is not optional). */
+export type VideoFamily = ModelFamily & { readonly video: VideoPolicy };
 
 /** A model's per-video state as its runner produces it. */
 export interface EncodedVideo {

@@ -5,10 +5,11 @@
  */
 import { ModelError } from '../errors.js';
 import type { CheckpointFiles, ModelFamily } from './family.js';
+import { nemotronH } from './nemotron_h/family.js';
 import { qwen2vl } from './qwen2vl/family.js';
 import { vamba } from './vamba/family.js';
 
-const families: ModelFamily[] = [vamba, qwen2vl];
+const families: ModelFamily[] = [vamba, qwen2vl, nemotronH];
 
 /** Adds a family (a plug-in, a test's toy family); it is asked before the built-in ones. */
 export function registerFamily(family: ModelFamily): void {
