@@ -56,6 +56,8 @@ export interface FrameGeometry {
 
 export interface MemoryEstimate {
   videoTokens: number;
+  /** A text model: the context tokens the estimate is for (the geometry's, else the family's default). */
+  contextTokens?: number;
   weights: number;
   /** Per-video state that lives as long as an encoded video (K/V, hidden states); a text model's context state. */
   videoState: number;
@@ -178,7 +180,7 @@ export function runnerInfo(
 /** A MemoryEstimate from its parts: the total is the weights as stored, the per-video state and the working set. */
 export function memoryEstimate(
   weights: WeightSummary,
-  parts: { videoTokens: number; videoState: number; working: number },
+  parts: { videoTokens: number; contextTokens?: number; videoState: number; working: number },
 ): MemoryEstimate {
   return {
     ...parts,

@@ -54,6 +54,7 @@ export const nemotronH: ModelFamily = {
         const state = nemotronHStateBytes(config, contextTokens, dtype);
         return memoryEstimate(weights, {
           videoTokens: 0,
+          contextTokens,
           videoState: state.kv + state.mamba,
           working: prefillWorkingBytes(config, contextTokens, activationBytes),
         });
