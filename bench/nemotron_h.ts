@@ -15,7 +15,7 @@
  *
  *   npx tsx bench/nemotron_h.ts --out docs/benchmarks/nemotron_h       # GPU machine: all three series
  *   npx tsx bench/nemotron_h.ts --tiny                                  # tiny configs on the CPU (smoke test)
- *   options: --sizes 8192,32768,131072 --context 32768 --decode 64 --piece 16384 --budget 240
+ *   options: --sizes 8192,32768,131072 --context 32768 --decode 64 --piece 16384 --budget 200
  *            --series nemotron,qwen2,peer --out DIR (writes DIR.json)
  */
 import { spawnSync } from 'node:child_process';
@@ -60,7 +60,7 @@ const SIZES = [
 ].sort((a, b) => a - b);
 const DECODE = Number(args.decode ?? (TINY ? 4 : 64));
 const PIECE = Number(args.piece ?? (TINY ? 40 : 16384));
-const BUDGET_S = Number(args.budget ?? (TINY ? 120 : 240));
+const BUDGET_S = Number(args.budget ?? (TINY ? 120 : 200));
 const OUT = args.out ?? (TINY ? join(tmpdir(), 'nemotron_h_tiny') : 'docs/benchmarks/nemotron_h');
 const ROOT = join(import.meta.dirname, '..');
 const GiB = 2 ** 30;
