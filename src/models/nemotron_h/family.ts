@@ -1,6 +1,6 @@
 /**
- * Nemotron-H as a model family: a text model (`model_type: "nemotron_h"`, or the `backbone.embeddings.` /
- * `backbone.layers.N.mixer.` tensor names), so it has no video policy and refuses videos. Its memory is the
+ * Nemotron-H as a model family: a text model (`model_type: "nemotron_h"`, or a block pattern with the
+ * `backbone.embeddings.` / `backbone.layers.N.mixer.` tensor names), so it has no video policy and refuses videos. Its memory is the
  * weights, K/V of its few attention blocks for the context, the fixed Mamba-2 states and a prefill's working set.
  */
 import { join } from 'node:path';
@@ -23,8 +23,11 @@ const STORED: Record<string, { dtype: DType; name: string }> = {
 
 export const nemotronH: ModelFamily = {
   name: 'nemotron_h',
+  // By tensor names only with a block pattern: plain Mamba / Mamba-2 checkpoints use the same `backbone.` names.
   recognizes: ({ config, tensorNames }) =>
-    config.model_type === 'nemotron_h' || tensorNames.some((n) => TENSOR_NAMES.test(n)),
+    config.model_type === 'nemotron_h' ||
+    (('hybrid_override_pattern' in config || 'layers_block_type' in config) &&
+      tensorNames.some((n) => TENSOR_NAMES.test(n))),
   sizeFromConfig(files): WeightSummary {
     const c = parse(files);
     const stored = STORED[c.dtype ?? 'bfloat16'] ?? STORED.bfloat16;
