@@ -5,16 +5,20 @@ mamba_ssm / causal_conv1d are not installed on the GPU machine, so `use_mamba_ke
 block runs transformers' torch fallback (`torch_forward`: the chunked SSD in plain torch ops). That fallback is
 slow and memory-hungry at long contexts; it is the peer as that machine has it, and the report says so.
 
-Prefill = time to the first generated token of `generate` (one forward over the prompt, logits_to_keep=1);
-decode = tokens/s over the rest (min_new_tokens keeps random weights from stopping early), at --context only.
+Prefill = the prompt in pieces of --piece tokens through transformers' own cache (logits_to_keep=1), to the
+first greedy token read back: the torch fallback's SSD materialises a [chunks, chunk, chunk, heads, state]
+product (Nano, chunk 128: 69 G elements for one 32k forward, 4.3 G for a 2048-token piece), so one long
+forward does not fit on the GPU; pieces do, and do the same work. Decode = greedy steps through the cache, each token read back (as `generate` does), at
+--context only.
 Robust within --budget seconds: a size whose predicted time (from the last, linear in tokens) would overrun
 is skipped and marked so, an alarm interrupts one that runs past the budget anyway, an out-of-memory is
 recorded and ends the series. Prints one JSON line (a Series) last; progress goes to stderr.
 
-  python3 bench/nemotron_h_peer.py --sizes 8192,32768,131072 --context 32768 --decode 64 --budget 110
+  python3 bench/nemotron_h_peer.py --sizes 8192,32768,131072 --context 32768 --decode 64 --budget 90
 """
 
 import argparse
+import inspect
 import json
 import os
 import signal
@@ -29,11 +33,11 @@ p.add_argument("--sizes", default="8192,32768,131072")
 p.add_argument("--context", type=int, default=32768)
 p.add_argument("--decode", type=int, default=64)
 p.add_argument("--budget", type=float, default=110)
+p.add_argument("--piece", type=int, default=2048, help="prefill piece (tokens; 0 = one forward)")
 p.add_argument("--tiny", action="store_true")
 a, _ = p.parse_known_args()  # the TS runner may pass knobs meant for its own series
 
 from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
-from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 NANO = dict(
     architectures=["NemotronHForCausalLM"], model_type="nemotron_h", vocab_size=131072, hidden_size=4480,
@@ -86,43 +90,40 @@ fast = bool(getattr(mnh, "is_fast_path_available", False))
 log(f"model made in {setup:.1f} s; mamba fast path available: {fast}; attention: {model.config._attn_implementation}")
 
 
-class Clock(BaseStreamer):
-    """Timestamps of each generated token (the first put is the prompt)."""
-
-    def __init__(self):
-        self.times = []
-        self.prompt = True
-
-    def put(self, value):
-        if self.prompt:
-            self.prompt = False
-            return
-        self.times.append(time.perf_counter())
-
-    def end(self):
-        pass
-
-
 gen = torch.Generator(device=dev).manual_seed(5)
 vocab = NANO["vocab_size"]
+# Only the last row's logits in prefill, where this transformers' forward takes it (as generate asks).
+last_only = dict(logits_to_keep=1) if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
 
 def measure(tokens, decode):
+    """Prefill in pieces through transformers' own cache (the calling convention of
+    tools/reference/nemotron_h_fixtures.py, which 5.17 computes right), then greedy steps, each read back."""
     ids = torch.randint(3, int(vocab * 0.9), (1, tokens), generator=gen, device=dev)
     if dev == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    clock = Clock()
     sync()
     t1 = time.perf_counter()
     with torch.inference_mode():
-        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=decode + 1,
-                       min_new_tokens=decode + 1, do_sample=False, streamer=clock, pad_token_id=0)
-    ttft = clock.times[0] - t1
-    n = len(clock.times)
+        cache = None
+        for piece in torch.split(ids, a.piece if a.piece > 0 else tokens, dim=1):
+            kw = dict(input_ids=piece, use_cache=True, **last_only)
+            if cache is not None:
+                kw["past_key_values"] = cache
+            out = model(**kw)
+            cache = out.past_key_values
+        tok = int(out.logits[0, -1].argmax())
+        t2 = time.perf_counter()
+        for _ in range(decode):
+            out = model(input_ids=torch.tensor([[tok]], device=dev), past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            tok = int(out.logits[0, -1].argmax())
+        t3 = time.perf_counter()
+    ttft = t2 - t1
     row = dict(tokens=tokens, status="ok", prefillS=round(ttft, 3), prefillTokS=round(tokens / ttft))
     if decode:
-        row["decodeTokS"] = round((n - 1) / (clock.times[-1] - clock.times[0]), 3)
+        row["decodeTokS"] = round(decode / (t3 - t2), 3)
     if dev == "cuda":
         row["peakGiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     return row
@@ -160,4 +161,4 @@ finally:
 
 name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
 print(json.dumps(dict(name="transformers NemotronH (torch fallback, SDPA)", device=name, setupS=round(setup, 3),
-                      mambaFastPath=fast, rows=rows)))
+                      mambaFastPath=fast, pieceTokens=a.piece, rows=rows)))
