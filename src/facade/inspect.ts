@@ -3,9 +3,10 @@
  * model family that reads it, the family's view of it (description, memory estimate, loader), and the
  * parameter count and stored size.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
-import { Checkpoint } from '../io/checkpoint.js';
+import { Checkpoint, INDEX_FILE } from '../io/checkpoint.js';
 import { isObject, readJsonFile } from '../io/json-fields.js';
 import type { ModelFamily, OpenedCheckpoint, WeightSummary } from '../models/family.js';
 import { familyOf } from '../models/registry.js';
@@ -24,6 +25,23 @@ export async function inspectModel(dir: string): Promise<ModelSummary> {
   const path = join(dir, 'config.json');
   const config = await readJsonFile(path);
   if (!isObject(config)) throw new ModelError(`${path}: expected a JSON object`);
+  const read = (await hasWeights(dir)) ? await readWeights(dir) : null;
+  const files = { dir, config, tensorNames: read?.tensorNames ?? [] };
+  const family = familyOf(files);
+  // A directory with a config but no weights: the family counts its parameters from the config if it can,
+  // else reading the weights fails with the checkpoint's own "no weights found" error.
+  const weights = read?.weights ?? family.sizeFromConfig?.(files) ?? (await readWeights(dir)).weights;
+  return {
+    dir,
+    family,
+    checkpoint: await family.open(files, weights),
+    videoDefaults: videoDefaultsOf(config, dir),
+    ...weights,
+  };
+}
+
+/** Tensor names and sizes from the safetensors headers. */
+async function readWeights(dir: string): Promise<{ tensorNames: string[]; weights: WeightSummary }> {
   await using ckpt = await Checkpoint.open(dir);
   const tensorNames = ckpt.names();
   let parameters = 0;
@@ -34,14 +52,11 @@ export async function inspectModel(dir: string): Promise<ModelSummary> {
     bytesByDtype.set(t.dtype, (bytesByDtype.get(t.dtype) ?? 0) + t.end - t.begin);
   }
   const dtype = [...bytesByDtype].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'none';
-  const weights = { parameters, weightBytes: ckpt.bytes, dtype };
-  const files = { dir, config, tensorNames };
-  const family = familyOf(files);
-  return {
-    dir,
-    family,
-    checkpoint: await family.open(files, weights),
-    videoDefaults: videoDefaultsOf(config, dir),
-    ...weights,
-  };
+  return { tensorNames, weights: { parameters, weightBytes: ckpt.bytes, dtype } };
+}
+
+/** Whether the directory holds any weights (a file or an unreadable path is left to Checkpoint.open). */
+async function hasWeights(dir: string): Promise<boolean> {
+  const names = await readdir(dir).catch(() => null);
+  return names === null || names.some((n) => n.endsWith('.safetensors') || n === INDEX_FILE);
 }

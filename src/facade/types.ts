@@ -63,6 +63,8 @@ export interface ModelInfo {
   hiddenSize: number;
   /** Whether it answers only about a video or an image (Vamba cross-attends to one): text-only chats are refused. */
   videoRequired?: boolean;
+  /** Whether it is a text model (no video policy, no vision encoder): videos and images are refused. */
+  textOnly?: boolean;
 }
 
 export interface ModelLoadOptions {

@@ -11,7 +11,7 @@
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
 import '../backends/index.js';
-import { ModelError } from '../errors.js';
+import { ModelError, UsageError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import {
   checkFrameLoss,
@@ -46,8 +46,8 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private constructor(
     private readonly runner: ModelRunner,
-    /** The model family's sampling policy. */
-    private readonly policy: VideoPolicy,
+    /** The model family's sampling policy (none for a text-only family). */
+    private readonly policy: VideoPolicy | undefined,
     /** The checkpoint's own video sampling defaults (config.json `longshot_video_defaults`). */
     private readonly videoDefaults: SamplingOptions = {},
   ) {}
@@ -71,7 +71,11 @@ export class VideoLM implements ChatEngine, Disposable {
   }
 
   /** Wraps a loaded runner with its family's sampling policy (model families' own tests and tools). */
-  static fromRunner(runner: ModelRunner, policy: VideoPolicy, videoDefaults: SamplingOptions = {}): VideoLM {
+  static fromRunner(
+    runner: ModelRunner,
+    policy: VideoPolicy | undefined,
+    videoDefaults: SamplingOptions = {},
+  ): VideoLM {
     return new VideoLM(runner, policy, videoDefaults);
   }
 
@@ -85,14 +89,17 @@ export class VideoLM implements ChatEngine, Disposable {
    */
   async encodeVideo(input: MediaInput, opts: EncodeOptions = {}): Promise<VideoHandle> {
     this.checkLive();
+    const policy = this.policy;
+    if (!policy || this.info.textOnly)
+      throw new UsageError(`${this.info.architecture} is a text model: ask without a video`);
     const { signal, progress } = opts;
     const label = labelOf(input);
     try {
       await using video = await openVideo(input, { signal });
-      const s = samplingFor(this.policy, video.info.durationSec, opts, this.videoDefaults);
+      const s = samplingFor(policy, video.info.durationSec, opts, this.videoDefaults);
       const sample = await video.sample(policyOf(s));
       progress?.start?.(sample.indices.length);
-      const frames = video.frames(sample, { size: (source) => this.policy.frameSize(source, s), signal });
+      const frames = video.frames(sample, { size: (source) => policy.frameSize(source, s), signal });
       const encoded = await this.runner
         .encode(frames, {
           kind: video.info.kind,

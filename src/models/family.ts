@@ -31,6 +31,8 @@ export interface WeightSummary {
   weightBytes: number;
   /** The dtype most of the weights are stored in. */
   dtype: string;
+  /** Counted from config.json by the family (a directory without weights), not read from safetensors headers. */
+  fromConfig?: boolean;
 }
 
 /** What `longshot info` shows about a checkpoint. */
@@ -41,7 +43,7 @@ export interface ModelDescription {
   details: readonly (readonly [label: string, value: string])[];
 }
 
-/** The frames a memory estimate is for. */
+/** The frames (or, for a text model, the context) a memory estimate is for. */
 export interface FrameGeometry {
   frames: number;
   /** Frame size fed to the model (after the family's pre-resize). */
@@ -49,12 +51,16 @@ export interface FrameGeometry {
   height: number;
   /** Bytes per activation element: 2 for bf16 on a GPU, 4 for the CPU backend's f32. */
   activationBytes: number;
+  /** Tokens of text in the context: a text-only family's whole context (video families budget their own prompt). */
+  contextTokens?: number;
 }
 
 export interface MemoryEstimate {
   videoTokens: number;
+  /** A text model: the context tokens the estimate is for (the geometry's, else the family's default). */
+  contextTokens?: number;
   weights: number;
-  /** Per-video state that lives as long as an encoded video (K/V, hidden states). */
+  /** Per-video state that lives as long as an encoded video (K/V, hidden states); a text model's context state. */
   videoState: number;
   /** The largest transient working set. */
   working: number;
@@ -94,12 +100,21 @@ export interface ModelFamily {
   recognizes(files: CheckpointFiles): boolean;
   /** Parses the config (a ModelError names a bad field); reads nothing but small JSON files. */
   open(files: CheckpointFiles, weights: WeightSummary): Promise<OpenedCheckpoint>;
-  readonly video: VideoPolicy;
+  /** How videos are sampled for it; absent for a text-only family (videos and images are refused). */
+  readonly video?: VideoPolicy;
+  /**
+   * Sizes computed from config.json alone, so that `info` can describe a directory holding only a config
+   * (`fromConfig` set); families that cannot count their parameters from the config leave it out.
+   */
+  sizeFromConfig?(files: CheckpointFiles): WeightSummary;
   /** The family's own CLI sub-commands (e.g. Vamba's `convert`), registered after the built-in ones. */
   readonly commands?: readonly ((program: Command) => void)[];
   /** The family's own benchmark prompts (and parsing) where its papers used them; default: the official ones. */
   readonly evaluation?: FamilyEvaluation;
 }
+
+/** A family that reads videos (its policy is not optional). */
+export type VideoFamily = ModelFamily & { readonly video: VideoPolicy };
 
 /** A model's per-video state as its runner produces it. */
 export interface EncodedVideo {
@@ -168,7 +183,7 @@ export function runnerInfo(
 /** A MemoryEstimate from its parts: the total is the weights as stored, the per-video state and the working set. */
 export function memoryEstimate(
   weights: WeightSummary,
-  parts: { videoTokens: number; videoState: number; working: number },
+  parts: { videoTokens: number; contextTokens?: number; videoState: number; working: number },
 ): MemoryEstimate {
   return {
     ...parts,

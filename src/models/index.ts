@@ -14,6 +14,7 @@ export type {
   ModelRunner,
   OpenedCheckpoint,
   SamplingKind,
+  VideoFamily,
   VideoPolicy,
   WeightSummary,
 } from './family.js';

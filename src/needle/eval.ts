@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { exactMatch, extractChoice } from '../eval/answers.js';
 import { Answer } from '../facade/answer.js';
 import { inspectModel } from '../facade/inspect.js';
@@ -129,6 +129,9 @@ const MAX_NEW_TOKENS = 8;
 /** Loads a checkpoint directory with the model family that reads it. */
 async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
   const { family, checkpoint } = await inspectModel(dir);
+  const policy = family.video;
+  if (!policy)
+    throw new UsageError(`${dir}: ${family.name} is a text model; the needle task needs a video model`);
   const runner = await checkpoint.load(await getBackend(device), dir);
   return {
     architecture: family.name,
@@ -138,7 +141,7 @@ async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<An
         kind: 'video',
         timestampsSec: frames.map((f) => f.timestampSec),
         // Every frame at its own size: the policy's edges only label the encoded state.
-        sampling: { ...family.video.defaults, sampling: 'uniform', frames: frames.length },
+        sampling: { ...policy.defaults, sampling: 'uniform', frames: frames.length },
       });
       return {
         async ask(question) {

@@ -114,6 +114,11 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         `this model (${engine.info.architecture}) answers questions about a video or an image: add a video_url or image_url part to a user message`,
         'messages',
       );
+    if (chat.media && engine.info.textOnly)
+      throw badRequest(
+        `this model (${engine.info.architecture}) is a text model: send messages without a video_url or image_url part`,
+        chat.media.param,
+      );
     const ctrl = new AbortController();
     const timer = setTimeout(
       () =>

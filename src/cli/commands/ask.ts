@@ -83,6 +83,7 @@ Examples:
   $ longshot ask lecture.mkv "List the topics in order." --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --frames 512 --stream
   $ longshot ask photo.jpg "How many people are there?" --json
 
+A question without a video (a text model such as Nemotron-H): longshot chat "<message>" --model …
 Exit codes: 0 ok, 2 bad usage, 3 bad input (file, video), 4 model problem, 5 out of memory.`,
     )
     .action((video: string, question: string, o: AnswerOptions) => answer(video, question, o));

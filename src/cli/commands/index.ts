@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import * as ask from './ask.js';
+import * as chat from './chat.js';
 import * as download from './download.js';
 import * as evaluate from './eval.js';
 import * as frames from './frames.js';
@@ -11,6 +12,7 @@ import * as serve from './serve.js';
 /** Every built-in sub-command's registration, in the order `--help` lists them (families add theirs after). */
 export const commands: Array<(program: Command) => void> = [
   ask.register,
+  chat.register,
   serve.register,
   download.register,
   info.register,

@@ -16,7 +16,9 @@ export function register(program: Command): void {
   addModelOptions(
     program
       .command('info')
-      .description('show a model’s architecture, parameters and the memory a video of N frames needs'),
+      .description(
+        'show a model’s architecture, parameters and the memory a video of N frames (a text model: a context of N tokens) needs',
+      ),
   )
     .option(
       '--frames <n>',
@@ -33,6 +35,11 @@ export function register(program: Command): void {
       "frame height fed to the model (default: the checkpoint's, else 360)",
       positiveInt('--height'),
     )
+    .option(
+      '--context <tokens>',
+      'a text model: context tokens to estimate memory for (default: its max_position_embeddings)',
+      positiveInt('--context'),
+    )
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
@@ -40,11 +47,14 @@ export function register(program: Command): void {
 Reads only config.json and the safetensors headers (fast, no weights loaded). The memory figure is a
 planning estimate: weights + the per-video state + the largest transient buffer (docs/cli.md has the formulas).
 Unset sizes come from the checkpoint's longshot_video_defaults (frames; a 640x360 video resized to its
-minEdge/maxEdge), else 128 frames of 640x360.
+minEdge/maxEdge), else 128 frames of 640x360. For a text model (Nemotron-H) the estimate is for a context of
+--context tokens instead. A directory with config.json but no weights is described from the config alone
+when the family can count its parameters from it (shown as "from config.json").
 
 Examples:
   $ longshot info --model TIGER-Lab/Vamba-Qwen2-VL-7B --frames 512
-  $ longshot info --model ./checkpoints/qwen2-vl-2b --frames 64 --json`,
+  $ longshot info --model ./checkpoints/qwen2-vl-2b --frames 64 --json
+  $ longshot info --model nvidia/NVIDIA-Nemotron-Nano-9B-v2 --context 32768`,
     )
     .action(
       async (o: {
@@ -54,6 +64,7 @@ Examples:
         frames?: number;
         width?: number;
         height?: number;
+        context?: number;
         json?: boolean;
       }) => {
         const dir = await resolveModel(o.model ?? defaultModelDir(), {
@@ -62,36 +73,49 @@ Examples:
         });
         const s = await inspectModel(dir);
         const device = resolveDevice(o.device);
+        const text = !s.family.video;
         const geometry = videoGeometry(s.videoDefaults, o);
         const mem = s.checkpoint.estimateMemory({
           ...geometry,
           activationBytes: device === 'cpu' ? 4 : 2,
+          contextTokens: o.context,
         });
         const d = s.checkpoint.describe();
+        const source = s.fromConfig ? 'config' : 'weights';
         const info = {
           model: o.model ?? dir,
           dir,
           architecture: s.family.name,
           parameters: s.parameters,
+          parameters_from: source,
           dtype: s.dtype,
           layers: d.layers,
           hidden_size: d.hiddenSize,
           details: Object.fromEntries(d.details),
-          frames: geometry.frames,
-          frame_size: `${geometry.width}x${geometry.height}`,
+          ...(text
+            ? { context_tokens: mem.contextTokens }
+            : { frames: geometry.frames, frame_size: `${geometry.width}x${geometry.height}` }),
           device,
           memory_bytes: mem,
         };
         if (o.json) return printJson(info);
+        const fromConfig = s.fromConfig ? ', from config.json' : '';
         const lines = [
           ['model', info.model],
           ['architecture', info.architecture],
-          ['parameters', `${(s.parameters / 1e9).toFixed(3)} B (${s.parameters})`],
-          ['weights', `${gib(s.weightBytes)} (${s.dtype})`],
+          ['parameters', `${(s.parameters / 1e9).toFixed(3)} B (${s.parameters}${fromConfig})`],
+          ['weights', `${gib(s.weightBytes)} (${s.dtype}${fromConfig})`],
           ['layers / hidden', `${d.layers} / ${d.hiddenSize}`],
           ...d.details,
-          [`video (${geometry.frames} frames ${info.frame_size})`, `${mem.videoTokens} tokens`],
-          ['per-video state', gib(mem.videoState)],
+          ...(text
+            ? [[`context state (${mem.contextTokens} tokens)`, gib(mem.videoState)]]
+            : [
+                [
+                  `video (${geometry.frames} frames ${geometry.width}x${geometry.height})`,
+                  `${mem.videoTokens} tokens`,
+                ],
+                ['per-video state', gib(mem.videoState)],
+              ]),
           ['largest buffer', gib(mem.working)],
           [`estimated memory (${device})`, gib(mem.total)],
         ];

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { JsonObject } from '../../io/json-fields.js';
 import { boundEdges } from '../../media/resize.js';
-import { type FrameGeometry, type ModelDescription, type ModelFamily, memoryEstimate } from '../family.js';
+import { type FrameGeometry, type ModelDescription, memoryEstimate, type VideoFamily } from '../family.js';
 import { isQwen2VLConfigJson, parseQwen2VLConfig } from './config.js';
 import { checkpointProcessor } from './processor.js';
 import { estimateMemory } from './size.js';
@@ -35,7 +35,7 @@ export async function openQwen2VLConfig(dir: string, json: JsonObject) {
   };
 }
 
-export const qwen2vl: ModelFamily = {
+export const qwen2vl: VideoFamily = {
   name: 'qwen2_vl',
   recognizes: ({ config }) => isQwen2VLConfigJson(config),
   async open({ dir, config: json }, weights) {

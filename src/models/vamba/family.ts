@@ -5,14 +5,14 @@
  * uniformly at 256/480, and 1024 frames at 256/560 for videos of 30 minutes or more (LVBench).
  */
 import { boundEdges } from '../../media/resize.js';
-import { type ModelFamily, memoryEstimate } from '../family.js';
+import { memoryEstimate, type VideoFamily } from '../family.js';
 import { openQwen2VLConfig } from '../qwen2vl/family.js';
 import { registerConvert } from './cli.js';
 import { isVambaCheckpoint } from './config.js';
 import { vambaEvaluation } from './evaluation.js';
 import { estimateVambaMemory } from './size.js';
 
-export const vamba: ModelFamily = {
+export const vamba: VideoFamily = {
   name: 'vamba',
   recognizes: ({ config, tensorNames }) => isVambaCheckpoint(config, tensorNames),
   async open({ dir, config: json }, weights) {

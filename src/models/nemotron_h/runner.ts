@@ -1,0 +1,139 @@
+/**
+ * Nemotron-H behind the facade: a text chat. Prompts come from the checkpoint's chat template (Nano-9B-v2's
+ * reads `/think` and `/no_think` in the system prompt or a user turn and opens the answer with `<think>\n` or
+ * an empty `<think></think>`), stop tokens from generation_config.json. The conversation before the last turn
+ * (a system prompt, earlier turns) is prefilled once and kept as a HybridCache snapshot: a later question
+ * whose prompt starts with it runs only its own tokens.
+ */
+import { UsageError } from '../../errors.js';
+import type { Generation } from '../../facade/answer.js';
+import { generateText } from '../../facade/text-generation.js';
+import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
+import { Tokenizer } from '../../io/tokenizer.js';
+import type { CacheSnapshot } from '../../nn/cache.js';
+import type { Backend } from '../../runtime/backend.js';
+import { type CheckpointSource, type EncodedVideo, type ModelRunner, runnerInfo } from '../family.js';
+import type { NemotronHConfig } from './config.js';
+import { NemotronHForCausalLM, type NemotronHSession } from './model.js';
+
+const TEXT_ONLY = 'Nemotron-H is a text model: ask without a video';
+
+export async function loadNemotronHRunner(
+  src: CheckpointSource<NemotronHConfig>,
+  backend: Backend,
+): Promise<ModelRunner> {
+  const tokenizer = await Tokenizer.fromDir(src.dir);
+  const model = await NemotronHForCausalLM.load(src.dir, { backend });
+  const info: ModelInfo = {
+    ...runnerInfo(
+      'nemotron_h',
+      src,
+      { layers: src.config.hybrid_override_pattern.length, hiddenSize: src.config.hidden_size },
+      { dtype: model.backbone.embeddings.dtype, device: backend.name },
+    ),
+    textOnly: true,
+  };
+  return new NemotronHRunner(info, model, tokenizer);
+}
+
+/** A prefilled conversation head: its token ids and the cache after them. */
+interface Prefix {
+  ids: number[];
+  snapshot: CacheSnapshot;
+}
+
+export class NemotronHRunner implements ModelRunner {
+  /** The last conversation head prefilled (one: the usual case is one system prompt for many questions). */
+  private prefix: Prefix | null = null;
+
+  constructor(
+    readonly info: ModelInfo,
+    private readonly model: NemotronHForCausalLM,
+    private readonly tokenizer: Tokenizer,
+  ) {}
+
+  async encode(): Promise<EncodedVideo> {
+    throw new UsageError(TEXT_ONLY);
+  }
+
+  async *generate(
+    turns: ChatTurn[],
+    video: EncodedVideo | undefined,
+    opts: GenerationOptions & { signal?: AbortSignal },
+  ): Generation {
+    if (video) throw new UsageError(TEXT_ONLY);
+    if (!turns.length) throw new UsageError('a chat needs at least one message');
+    const ids = this.promptIds(turns, true);
+    const capacity = ids.length + (opts.maxNewTokens ?? 512);
+    const { session, input } = this.start(turns, ids, capacity);
+    using _ = session;
+    const { completionTokens, finishReason } = yield* generateText(
+      {
+        session,
+        input,
+        promptIds: ids,
+        tokenizer: this.tokenizer,
+        generationConfig: this.model.generationConfig,
+        eosTokenIds: this.model.stopTokens,
+      },
+      opts,
+    );
+    return {
+      usage: {
+        promptTokens: ids.length,
+        videoTokens: 0,
+        completionTokens,
+        totalTokens: ids.length + completionTokens,
+      },
+      finishReason,
+    };
+  }
+
+  private promptIds(turns: ChatTurn[], addGenerationPrompt: boolean): number[] {
+    const text = this.tokenizer.applyChatTemplate(
+      turns.map((t) => ({ role: t.role, content: t.content })),
+      { addGenerationPrompt },
+    );
+    return this.tokenizer.encode(text, { addSpecialTokens: false });
+  }
+
+  /**
+   * A session for the prompt `ids` and what is left to prefill. This conversation's head (every turn but the
+   * last) is prefilled and kept when the prompt starts with its rendering (a template may render a head
+   * differently; then it is not kept); the session continues from the kept head when the prompt starts with it.
+   */
+  private start(
+    turns: ChatTurn[],
+    ids: number[],
+    capacity: number,
+  ): { session: NemotronHSession; input: number[] } {
+    const head = turns.length > 1 ? this.promptIds(turns.slice(0, -1), false) : [];
+    if (head.length && startsWith(ids, head) && !sameIds(head, this.prefix?.ids)) this.keep(head, capacity);
+    const p = this.prefix && startsWith(ids, this.prefix.ids) ? this.prefix : null;
+    if (!p) return { session: this.model.session({ capacity }), input: ids };
+    return { session: this.model.session({ capacity, from: p.snapshot }), input: ids.slice(p.ids.length) };
+  }
+
+  /** Prefills `head` (after the kept prefix when it starts with it) and keeps it in place of the old one. */
+  private keep(head: number[], capacity: number): void {
+    const from = this.prefix && startsWith(head, this.prefix.ids) ? this.prefix : null;
+    using session = this.model.session({ capacity, from: from?.snapshot });
+    session.prefill(head.slice(from?.ids.length ?? 0)).dispose();
+    const snapshot = session.cache.snapshot();
+    this.prefix?.snapshot[Symbol.dispose]();
+    this.prefix = { ids: head, snapshot };
+  }
+
+  dispose(): void {
+    this.prefix?.snapshot[Symbol.dispose]();
+    this.prefix = null;
+    this.model[Symbol.dispose]();
+  }
+}
+
+const sameIds = (a: readonly number[], b: readonly number[] | undefined): boolean =>
+  b !== undefined && a.length === b.length && a.every((t, i) => b[i] === t);
+
+/** Whether `ids` is `prefix` followed by at least one more token. */
+const startsWith = (ids: readonly number[], prefix: readonly number[]): boolean =>
+  ids.length > prefix.length && prefix.every((t, i) => ids[i] === t);
