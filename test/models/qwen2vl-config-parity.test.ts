@@ -1,10 +1,16 @@
-// The 5.x-layout tiny model written by transformers 5.17 (tools/reference/config_fixtures.py): a 1000-token
+// Tiny models written by transformers 5.17 (tools/reference/config_fixtures.py). v5-small-vocab: a 1000-token
 // vocabulary whose text config keeps transformers' default bos/eos ids; it loads and runs like transformers.
+// v5-two-sections: TRL's tiny shape with two M-RoPE sections, saved without weights (config and transformers'
+// logits only), so it is run here with random weights and its positions are checked against transformers'
+// split worked out by hand.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { RandomWeights } from '../../src/io/random-weights.js';
+import { readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { Qwen2VL, type Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
+import { loadQwen2VLParams, qwen2vlSpecs } from '../../src/models/qwen2vl/weights.js';
 import { CONFIG_FIXTURES } from './config-fixtures.js';
 import { grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
 
@@ -26,6 +32,69 @@ test('v5-small-vocab: loads through Qwen2VL.load and gives transformers 5.17 log
       logits.dispose();
       assert.ok(err <= 1e-5, `${prompt} logits: relative error ${err}`);
     }
+  } finally {
+    model[Symbol.dispose]();
+  }
+});
+
+test('v5-two-sections (mrope_section [1, 1]): loads, runs its text and image prompts, M-RoPE halves read [t, h] and [w, t]', async () => {
+  const dir = join(CONFIG_FIXTURES, 'v5-two-sections');
+  const config = await readQwen2VLConfig(dir);
+  assert.deepEqual([config.text.mrope_section, config.text.head_dim], [[1, 1], 4]);
+  const backend = cpuBackend();
+  const source = new RandomWeights(qwen2vlSpecs(config), { seed: 5, std: 0.3 });
+  const params = await loadQwen2VLParams(source, config, backend, 'f32', 'random');
+  source[Symbol.dispose]();
+  const model = Qwen2VL.fromParams(config, params, backend, 'f32');
+  try {
+    // The prompts transformers ran (reference.json: both "ran": true), with its pixel values.
+    const ref = await readArrays(join(dir, 'reference.safetensors'));
+    const meta = await readJson(join(dir, 'reference.json'));
+    for (const prompt of ['text', 'image']) {
+      assert.equal(meta.prompts[prompt].ran, true);
+      const inputs: Qwen2VLInputs = { inputIds: meta.prompts[prompt].input_ids };
+      if (prompt === 'image') {
+        inputs.pixelValues = ref.get('image.pixel_values')!.data as Float32Array;
+        inputs.imageGridThw = grids(ref, 'image.image_grid_thw');
+      }
+      const logits = model.forward(inputs);
+      assert.deepEqual(logits.shape, ref.get(`${prompt}.logits`)!.shape);
+      assert.ok((await logits.data()).every(Number.isFinite));
+      logits.dispose();
+    }
+
+    // A 4×4-patch image (2×2 merged tokens) after vision-start: positions (t, h, w) by get_rope_index's rule.
+    const { positions } = model.ropeIndex({
+      inputIds: [995, 998, 998, 998, 998, 996],
+      imageGridThw: [[1, 4, 4]],
+    });
+    const rows = [
+      [0, 1, 1, 1, 1, 3],
+      [0, 1, 1, 2, 2, 3],
+      [0, 1, 2, 1, 2, 3],
+    ];
+    assert.deepEqual(
+      positions.map((r) => [...r]),
+      rows,
+    );
+    // transformers: cos.split([1, 1, 1, 1]) and chunk i takes row i % 3, so rotated dims 0..3 read rows
+    // t, h, w, t with frequencies 0, 1, 0, 1 (inv_freq = 1e6^(-2j/4): 1 and 1e-3).
+    const { cos, sin } = model.rope(positions);
+    const [c, s] = [await cos.toArray(), await sin.toArray()];
+    cos.dispose();
+    sin.dispose();
+    const use = [
+      [0, 1],
+      [1, 1e-3],
+      [2, 1],
+      [0, 1e-3],
+    ];
+    for (let p = 0; p < 6; p++)
+      for (const [d, [row, inv]] of use.entries()) {
+        const a = Math.fround(rows[row][p] * Math.fround(inv));
+        assert.ok(Math.abs(c[p * 4 + d] - Math.cos(a)) < 1e-6, `cos ${p},${d}`);
+        assert.ok(Math.abs(s[p * 4 + d] - Math.sin(a)) < 1e-6, `sin ${p},${d}`);
+      }
   } finally {
     model[Symbol.dispose]();
   }
