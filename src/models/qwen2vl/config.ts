@@ -26,7 +26,7 @@ export interface Qwen2VLTextConfig {
   head_dim: number;
   rms_norm_eps: number;
   rope_theta: number;
-  /** M-RoPE split of the head_dim/2 rotary frequencies (three sections: t, h, w; see `nn/rotary.ts` `mrope`). */
+  /** M-RoPE split of the head_dim/2 rotary frequencies: (t, h, w) for Qwen2-VL releases, any length (`nn/rotary.ts` `mrope`). */
   mrope_section: number[];
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
