@@ -9,7 +9,7 @@ Writes under --out, one folder per case (copy them to test/fixtures/configs/):
                    every text key the test does not need left at the class default, odd sizes;
                    config.json, generation_config.json, model.safetensors, reference.safetensors (logits of a
                    text prompt and of an image prompt, with the pixel values), reference.json
-  v5-two-sections/ TRL's tiny Qwen2-VL shape (mrope_section [1, 1], head_dim 4), config + reference only
+  v5-two-sections/ TRL's tiny Qwen2-VL shape (mrope_section [1, 1], head_dim 4), the same files
   meta.json        versions, the class defaults as transformers reports them, whether transformers builds and
                    runs each deliberately odd config (tells which configs the loader must accept), and where it
                    keeps and applies tie_word_embeddings
@@ -79,7 +79,7 @@ CASES = {
         ),
         vision=dict(depth=2, embed_dim=64, hidden_size=16),
         ids=SMALL_VOCAB_IDS,
-        weights=False,
+        weights=True,
     ),
 }
 
