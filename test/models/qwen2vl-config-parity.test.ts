@@ -1,26 +1,21 @@
-// Tiny models written by transformers 5.17 (tools/reference/config_fixtures.py). v5-small-vocab: a 1000-token
-// vocabulary whose text config keeps transformers' default bos/eos ids; it loads and runs like transformers.
-// v5-two-sections: TRL's tiny shape with two M-RoPE sections, saved without weights (config and transformers'
-// logits only), so it is run here with random weights and its positions are checked against transformers'
-// split worked out by hand.
+// Tiny models written by transformers 5.17 (tools/reference/config_fixtures.py) load and give its logits.
+// v5-small-vocab: a 1000-token vocabulary whose text config keeps transformers' default bos/eos ids.
+// v5-two-sections: TRL's tiny shape, with two M-RoPE sections ([1, 1], head_dim 4).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { RandomWeights } from '../../src/io/random-weights.js';
-import { readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { Qwen2VL, type Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
-import { loadQwen2VLParams, qwen2vlSpecs } from '../../src/models/qwen2vl/weights.js';
 import { CONFIG_FIXTURES } from './config-fixtures.js';
 import { grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
 
-test('v5-small-vocab: loads through Qwen2VL.load and gives transformers 5.17 logits (f32, ≤ 1e-5)', async () => {
-  const dir = join(CONFIG_FIXTURES, 'v5-small-vocab');
+/** Loads the fixture through Qwen2VL.load, checks its text and image logits against transformers', then `more`. */
+async function matchesTransformers(name: string, more: (m: Qwen2VL) => Promise<void> = async () => {}) {
+  const dir = join(CONFIG_FIXTURES, name);
   const model = await Qwen2VL.load(dir, { backend: cpuBackend() });
   try {
     const ref = await readArrays(join(dir, 'reference.safetensors'));
     const meta = await readJson(join(dir, 'reference.json'));
-    assert.deepEqual([model.config.text.vocab_size, model.config.bos_token_id], [1000, 151643]);
     for (const prompt of ['text', 'image']) {
       const inputs: Qwen2VLInputs = { inputIds: meta.prompts[prompt].input_ids };
       if (prompt === 'image') {
@@ -30,40 +25,24 @@ test('v5-small-vocab: loads through Qwen2VL.load and gives transformers 5.17 log
       const logits = model.forward(inputs);
       const err = relErr(await logits.data(), ref.get(`${prompt}.logits`)!.data);
       logits.dispose();
-      assert.ok(err <= 1e-5, `${prompt} logits: relative error ${err}`);
+      assert.ok(err <= 1e-5, `${name} ${prompt} logits: relative error ${err}`);
     }
+    await more(model);
   } finally {
     model[Symbol.dispose]();
   }
-});
+}
 
-test('v5-two-sections (mrope_section [1, 1]): loads, runs its text and image prompts, M-RoPE halves read [t, h] and [w, t]', async () => {
-  const dir = join(CONFIG_FIXTURES, 'v5-two-sections');
-  const config = await readQwen2VLConfig(dir);
-  assert.deepEqual([config.text.mrope_section, config.text.head_dim], [[1, 1], 4]);
-  const backend = cpuBackend();
-  const source = new RandomWeights(qwen2vlSpecs(config), { seed: 5, std: 0.3 });
-  const params = await loadQwen2VLParams(source, config, backend, 'f32', 'random');
-  source[Symbol.dispose]();
-  const model = Qwen2VL.fromParams(config, params, backend, 'f32');
-  try {
-    // The prompts transformers ran (reference.json: both "ran": true), with its pixel values.
-    const ref = await readArrays(join(dir, 'reference.safetensors'));
-    const meta = await readJson(join(dir, 'reference.json'));
-    for (const prompt of ['text', 'image']) {
-      assert.equal(meta.prompts[prompt].ran, true);
-      const inputs: Qwen2VLInputs = { inputIds: meta.prompts[prompt].input_ids };
-      if (prompt === 'image') {
-        inputs.pixelValues = ref.get('image.pixel_values')!.data as Float32Array;
-        inputs.imageGridThw = grids(ref, 'image.image_grid_thw');
-      }
-      const logits = model.forward(inputs);
-      assert.deepEqual(logits.shape, ref.get(`${prompt}.logits`)!.shape);
-      assert.ok((await logits.data()).every(Number.isFinite));
-      logits.dispose();
-    }
+test('v5-small-vocab: loads through Qwen2VL.load and gives transformers 5.17 logits (f32, ≤ 1e-5)', () =>
+  matchesTransformers('v5-small-vocab', async (model) => {
+    assert.deepEqual([model.config.text.vocab_size, model.config.bos_token_id], [1000, 151643]);
+  }));
 
-    // A 4×4-patch image (2×2 merged tokens) after vision-start: positions (t, h, w) by get_rope_index's rule.
+test('v5-two-sections (mrope_section [1, 1]): transformers 5.17 logits (f32, ≤ 1e-5); M-RoPE halves read [t, h] and [w, t]', () =>
+  matchesTransformers('v5-two-sections', async (model) => {
+    assert.deepEqual([model.config.text.mrope_section, model.config.text.head_dim], [[1, 1], 4]);
+    // The reference image merges into one token, whose t, h and w positions coincide: the split shows only
+    // with a larger image. A 4×4-patch image (2×2 merged tokens) after vision-start, by get_rope_index's rule:
     const { positions } = model.ropeIndex({
       inputIds: [995, 998, 998, 998, 998, 996],
       imageGridThw: [[1, 4, 4]],
@@ -95,7 +74,4 @@ test('v5-two-sections (mrope_section [1, 1]): loads, runs its text and image pro
         assert.ok(Math.abs(c[p * 4 + d] - Math.cos(a)) < 1e-6, `cos ${p},${d}`);
         assert.ok(Math.abs(s[p * 4 + d] - Math.sin(a)) < 1e-6, `sin ${p},${d}`);
       }
-  } finally {
-    model[Symbol.dispose]();
-  }
-});
+  }));
