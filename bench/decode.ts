@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findTools } from '../src/media/ffmpeg.js';
-import { vambaResize } from '../src/media/resize.js';
+import { boundEdges } from '../src/media/resize.js';
 import type { SamplingPolicy } from '../src/media/sampling.js';
 import { type FrameOptions, openVideo } from '../src/media/video.js';
 
@@ -154,7 +154,7 @@ process.stderr.write(
   `video: ${path}, ${info.width}x${info.height}, ${index.count} frames, ${seconds} s, GOP ${gop}\n`,
 );
 
-const size = vambaResize(256, 640); // 1280×720 → 640×360, what Vamba's chat preprocessing sees
+const size = boundEdges(256, 640); // 1280×720 → 640×360, what Vamba's chat preprocessing sees
 const rows: Row[] = [];
 rows.push(
   await timed(async () => {

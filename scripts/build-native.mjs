@@ -3,7 +3,9 @@
 // no downloads, libcudart linked statically, cuBLASLt opened at run time. Objects are cached by a hash of
 // their source, every header and the flags, so an unchanged tree rebuilds in milliseconds.
 //   node scripts/build-native.mjs             build; exit 1 if nvcc exists and compilation fails
-//   node scripts/build-native.mjs --optional  (npm install) never fail: one line when skipped or broken
+//   node scripts/build-native.mjs --optional  (npm install) only where an NVIDIA driver is present (the paths
+//       of native/cuda/driver-probes.json; LONGSHOT_BUILD_CUDA=1 builds anyway, =0 never); never fail: one line
+//       when skipped or broken. Skipped, the addon is built on first use of --device cuda (src/backends/cuda/build.ts).
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -118,6 +120,22 @@ async function build(nvcc, nodeHeaders) {
   );
 }
 
+function gpuDriverPresent() {
+  const probes = JSON.parse(readFileSync(join(src, 'driver-probes.json'), 'utf8'));
+  return probes.some((p) => existsSync(p));
+}
+
+if (optional) {
+  const wanted = process.env.LONGSHOT_BUILD_CUDA;
+  if (wanted === '0' || (wanted !== '1' && !gpuDriverPresent())) {
+    console.log(
+      wanted === '0'
+        ? 'longshot: LONGSHOT_BUILD_CUDA=0; skipping the CUDA addon (built on first use of --device cuda).'
+        : 'longshot: no NVIDIA driver found; skipping the CUDA addon (built on first use of --device cuda).',
+    );
+    process.exit(0);
+  }
+}
 const nvcc = findNvcc();
 if (!nvcc) {
   console.log(

@@ -1,6 +1,6 @@
 /**
  * Errors a user can act on. Each names the problem and what to do; the CLI maps `kind` to its exit code
- * (input 3, model 4, out of memory 5) and prints the message without a stack trace.
+ * (usage 2, input 3, model 4, out of memory 5) and prints the message without a stack trace.
  */
 export type ErrorKind = 'usage' | 'input' | 'model' | 'oom';
 
@@ -12,6 +12,21 @@ export class LongshotError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/**
+ * Options that do not fit together or do not fit the model (`--sampling fps` with Vamba). `field` names the
+ * sampling option at fault (a SamplingOptions key), so the server can name the request field.
+ */
+export class UsageError extends LongshotError {
+  override name = 'UsageError';
+  constructor(
+    message: string,
+    readonly field?: string,
+    options?: { cause?: unknown },
+  ) {
+    super('usage', message, options);
   }
 }
 
@@ -40,3 +55,12 @@ export class OutOfMemoryError extends LongshotError {
 }
 
 export const EXIT_CODES: Record<ErrorKind, number> = { usage: 2, input: 3, model: 4, oom: 5 };
+
+/** Longest message printed or sent in full; a longer one (a whole ffmpeg filter, say) is cut. */
+export const MAX_MESSAGE_CHARS = 500;
+
+/** `message` cut to MAX_MESSAGE_CHARS, saying how much was left out. */
+export function capMessage(message: string): string {
+  if (message.length <= MAX_MESSAGE_CHARS) return message;
+  return `${message.slice(0, MAX_MESSAGE_CHARS)}…(${message.length - MAX_MESSAGE_CHARS} more characters)`;
+}

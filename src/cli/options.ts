@@ -3,6 +3,7 @@
  * checked here so a bad value is a usage error (exit 2) that names the option.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { UsageError } from '../errors.js';
 import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
 import type { DeviceName } from '../runtime/backend.js';
 
@@ -17,6 +18,9 @@ function number(name: string, check: (v: number) => boolean, what: string) {
 
 export const positiveInt = (name: string) =>
   number(name, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+/** Frames go in pairs (one temporal patch), so a video needs at least 2. */
+const frameCount = (name: string) =>
+  number(name, (v) => Number.isInteger(v) && v >= 2, 'an integer ≥ 2 (frames go in pairs)');
 const nonNegative = (name: string) => number(name, (v) => v >= 0, 'a number ≥ 0');
 const positive = (name: string) => number(name, (v) => v > 0, 'a number > 0');
 const unitInterval = (name: string) => number(name, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
@@ -24,7 +28,7 @@ const unitInterval = (name: string) => number(name, (v) => v > 0 && v <= 1, 'a n
 export interface ModelOptions {
   model?: string;
   revision?: string;
-  device: DeviceName;
+  device: DeviceName | 'auto';
 }
 
 export function addModelOptions(cmd: Command): Command {
@@ -34,17 +38,22 @@ export function addModelOptions(cmd: Command): Command {
       'checkpoint directory or Hugging Face id (default: the embedded model)',
     )
     .option('--revision <rev>', 'hub branch, tag or commit (with a hub id)', 'main')
-    .addOption(new Option('--device <device>', 'where to run').choices(['cpu', 'cuda']).default('cpu'));
+    .addOption(
+      new Option('--device <device>', 'where to run; auto: cuda where an NVIDIA driver is present, else cpu')
+        .choices(['auto', 'cpu', 'cuda'])
+        .default('auto'),
+    );
 }
 
 export function addSamplingOptions(cmd: Command): Command {
   return cmd
     .option(
       '--frames <n>',
-      'frames to sample (default: the model’s, e.g. 128 for Vamba)',
-      positiveInt('--frames'),
+      'frames to sample (with --sampling fps: at most); default: the model’s own (the embedded model: 1024; ' +
+        'Vamba: 512, 1024 from 30 min; Qwen2-VL: 2 per second up to 768)',
+      frameCount('--frames'),
     )
-    .option('--fps <x>', 'frames per second, with --sampling fps', positive('--fps'))
+    .option('--fps <x>', 'frames per second to sample (implies --sampling fps)', positive('--fps'))
     .addOption(
       new Option(
         '--sampling <policy>',
@@ -76,8 +85,16 @@ export function addOutputOptions(cmd: Command, stream = true): Command {
 
 type Opts = Record<string, unknown>;
 
+/** The sampling options given; `--fps` alone means `--sampling fps`, and contradicts any other policy. */
 export function samplingOf(o: Opts): SamplingOptions {
-  return pick(o, ['frames', 'fps', 'sampling', 'maxEdge', 'minEdge']) as SamplingOptions;
+  const s = pick(o, ['frames', 'fps', 'sampling', 'maxEdge', 'minEdge']) as SamplingOptions;
+  if (s.fps === undefined) return s;
+  if (s.sampling !== undefined && s.sampling !== 'fps')
+    throw new UsageError(
+      `--fps samples at a rate, --sampling ${s.sampling} a fixed number of frames: drop one of them`,
+      'fps',
+    );
+  return { ...s, sampling: 'fps' };
 }
 
 export function generationOf(o: Opts): GenerationOptions {

@@ -58,7 +58,7 @@ export function vambaChoice(response: string): string {
 }
 
 /** Lower-case, punctuation removed, articles dropped, spaces collapsed: the usual short-answer normalisation. */
-export function normalizeAnswer(s: string): string {
+function normalizeAnswer(s: string): string {
   return s
     .toLowerCase()
     .replace(/[\p{P}\p{S}]+/gu, ' ')

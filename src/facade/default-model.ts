@@ -15,7 +15,7 @@ function packageRoot(): string {
 }
 
 /** Path of the embedded default model. */
-export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'needle-vamba-tiny');
+const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'needle-vamba-tiny');
 
 export function defaultModelDir(): string {
   if (!existsSync(join(DEFAULT_MODEL_DIR, 'config.json')))

@@ -1,7 +1,8 @@
 /** The typed options and results of the library facade (`VideoLM`), shared by the CLI and the server. */
 import type { DeviceName } from '../runtime/backend.js';
 
-export type Architecture = 'qwen2_vl' | 'vamba';
+/** A model family's name (models/registry.ts lists them), e.g. the `model_type` it reads. */
+export type Architecture = string;
 
 /** Which frames to take from a video and at what size. Unset fields take the model's defaults. */
 export interface SamplingOptions {
@@ -57,9 +58,12 @@ export interface ModelInfo {
   device: DeviceName;
   layers: number;
   hiddenSize: number;
+  /** Whether it answers only about a video or an image (Vamba cross-attends to one): text-only chats are refused. */
+  videoRequired?: boolean;
 }
 
 export interface ModelLoadOptions {
+  /** Where to run (default 'auto': CUDA when it is available, else the CPU). */
   device?: DeviceName | 'auto';
   /** Hub revision when a hub id is given. */
   revision?: string;

@@ -4,7 +4,7 @@
  *
  *   await using video = await openVideo('talk.mp4');
  *   const sample = await video.sample({ kind: 'middle', numFrames: 128 });
- *   for await (const batch of video.frames(sample, { size: vambaResize(256, 640) })) ...
+ *   for await (const batch of video.frames(sample, { size: boundEdges(256, 640) })) ...
  */
 import { InputError } from '../errors.js';
 import {

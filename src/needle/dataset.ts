@@ -25,7 +25,7 @@ export interface DatasetOptions {
 }
 
 /** Encodes a sample's frames to H.264 MP4 through ffmpeg's stdin, with backpressure. */
-export async function writeVideo(s: NeedleSample, path: string, ffmpegPath: string, crf = 12): Promise<void> {
+async function writeVideo(s: NeedleSample, path: string, ffmpegPath: string, crf = 12): Promise<void> {
   const args = ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24'];
   args.push('-s', `${s.width}x${s.height}`, '-r', String(s.fps), '-i', 'pipe:0');
   args.push(

@@ -71,10 +71,21 @@ function optionsFor(
   return { options, letter: LETTERS[options.indexOf(answer)] };
 }
 
+/** The most times a count question's item appears. */
+const MAX_COUNT = 4;
+
+/** The needles a video of these tasks must have room for: a count question's items, else one. */
+export const neededNeedles = (tasks: readonly Task[]): number => (tasks.includes('count') ? MAX_COUNT : 1);
+
+/** Whether `frames` frames hold `n` needles of `len` frames, each followed by a gap frame. */
+export const fitsNeedles = (frames: number, n: number, len: number): boolean =>
+  Math.floor(frames / (len + 1)) >= n;
+
 /** n non-overlapping start frames (with a gap of ≥ 1 frame) for needles of `len` frames, in random order of depth. */
 function placements(r: Random, n: number, len: number, frames: number): number[] {
   const slots = Math.floor(frames / (len + 1));
-  if (slots < n) throw new RangeError(`a ${frames}-frame video cannot hold ${n} needles of ${len} frames`);
+  if (!fitsNeedles(frames, n, len))
+    throw new RangeError(`a ${frames}-frame video cannot hold ${n} needles of ${len} frames`);
   const chosen = r.sample(
     Array.from({ length: slots }, (_, i) => i),
     n,
@@ -111,7 +122,7 @@ export function makeSample(seed: number, id: string, o: SampleOptions): NeedleSa
     }
     case 'count': {
       const target = randomItem(r, 'shape');
-      const k = r.int(1, 4);
+      const k = r.int(1, MAX_COUNT);
       const distractors: Item[] = [];
       // A short video holds fewer needles: drop distractors rather than fail to place them.
       const room = Math.floor(o.frames / (o.needleFrames + 1)) - k;

@@ -39,7 +39,7 @@ function corpus(): string[] {
 }
 
 /** BERT-style pre-tokenisation: whitespace splits, each ASCII punctuation mark is its own word. */
-export const preTokenize = (text: string): string[] =>
+const preTokenize = (text: string): string[] =>
   text.split(/\s+/).flatMap((w) => w.match(/[A-Za-z0-9]+|[^A-Za-z0-9\s]/g) ?? []);
 
 export function needleVocabulary(): string[] {
@@ -83,7 +83,10 @@ export function needleTokenizerJson(): object {
   };
 }
 
-/** tokenizer_config.json: Qwen's special-token roles and a Qwen2-VL style chat template. */
+/**
+ * tokenizer_config.json: Qwen's special-token roles and Qwen2-VL's chat template, which writes one pad per
+ * video or image for the processor to expand (Vamba ignores the template and builds its prompt itself).
+ */
 export function needleTokenizerConfig(): object {
   return {
     tokenizer_class: 'PreTrainedTokenizerFast',
@@ -99,6 +102,6 @@ export function needleTokenizerConfig(): object {
       ]),
     ),
     chat_template:
-      "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'video' %}<|vision_start|><|vision_end|>{% elif part['type'] == 'image' %}<|vision_start|><|vision_end|>{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+      "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}{% if part['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>{% elif part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
   };
 }

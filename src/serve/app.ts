@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
-import { ApiError, toApiError } from './errors.js';
-import { type MediaPolicy, resolveMedia } from './media.js';
+import { ApiError, badRequest, toApiError } from './errors.js';
+import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
 import { type ChatRequest, parseChatRequest } from './request.js';
 import { type Lease, VideoCache } from './video-cache.js';
@@ -47,6 +47,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   const queue = new RequestQueue(opts.concurrency ?? 1, opts.maxQueue ?? 16);
   const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
   const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, ...opts.media };
+  if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const created = Math.floor(Date.now() / 1000);
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 64 * 2 ** 20 });
@@ -106,6 +107,12 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         'model',
         'model_not_found',
       );
+    // Before anything is queued or streamed, so that it is a 400 (which clients do not retry).
+    if (!chat.media && engine.info.videoRequired)
+      throw badRequest(
+        `this model (${engine.info.architecture}) answers questions about a video or an image: add a video_url or image_url part to a user message`,
+        'messages',
+      );
     const ctrl = new AbortController();
     const timer = setTimeout(
       () =>
@@ -132,7 +139,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       const id = `chatcmpl-${randomUUID()}`;
       const cached = lease?.hit ? lease.handle.tokens : 0;
       if (!chat.stream) {
-        const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal);
+        const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal).catch((e) => {
+          throw toApiError(e, GENERATION);
+        });
         return completion(id, result, cached);
       }
       await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
@@ -146,7 +155,10 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   });
 
   async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
-    const file = await untilAborted(resolveMedia(chat.media!, policy, signal), signal);
+    const ref = chat.media!;
+    const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
+      throw toApiError(e, { param: ref.param });
+    });
     try {
       return await untilAborted(
         cache.lease(cacheKey(file.sha256, chat.sampling), () =>
@@ -154,6 +166,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         ),
         signal,
       );
+    } catch (e) {
+      throw toApiError(e, { param: ref.param, redact: file.redact });
     } finally {
       await file.release();
     }
@@ -229,7 +243,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         });
       send('[DONE]');
     } catch (e) {
-      const err = toApiError(signal.aborted ? signal.reason : e);
+      const err = toApiError(signal.aborted ? signal.reason : e, GENERATION);
       if (!raw.destroyed) send(err.body);
       req.log.warn({ err: e }, 'stream ended with an error');
     } finally {
@@ -248,6 +262,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     },
   };
 }
+
+/** Failures while answering are about the conversation. */
+const GENERATION = { param: 'messages' };
 
 /** Cache key: the bytes plus the sampling settings, in a fixed key order. */
 function cacheKey(sha256: string, s: SamplingOptions): string {

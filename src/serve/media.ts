@@ -1,13 +1,15 @@
 /**
  * Turning a request's `video_url` / `image_url` into a local file and its content hash. Local paths (and
  * file:// URLs) are allowed only under the server's `allowedRoot`, checked after resolving symlinks, so
- * `../` or a link cannot reach outside it; http(s) URLs only when remote media is enabled.
+ * `../` or a link cannot reach outside it; http(s) URLs only when remote media is enabled. Messages about
+ * the file name it as the client did, never by the server's absolute path or a temporary file's name.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UsageError } from '../errors.js';
 import { openInput } from '../media/source.js';
 import { ApiError, badRequest } from './errors.js';
 import type { MediaRef } from './request.js';
@@ -24,8 +26,27 @@ export interface MediaPolicy {
 export interface LocalMediaFile {
   path: string;
   sha256: string;
+  /** `text` with this file's server-side path (and its folder) replaced by what the client sent. */
+  redact(text: string): string;
   release(): Promise<void>;
 }
+
+/** The media root must be an existing directory: checked once when the server starts, not per request. */
+export function checkAllowedRoot(dir: string): void {
+  const s = statSync(dir, { throwIfNoEntry: false });
+  if (!s?.isDirectory())
+    throw new UsageError(
+      `--allowed-root ${dir}: ${s ? 'not a directory' : 'no such directory'}; give the folder whose videos requests may name`,
+    );
+}
+
+/** Replaces each server-side string by its public name, longest first (a file before its folder). */
+function redactor(pairs: Array<[hidden: string, shown: string]>): (text: string) => string {
+  const sorted = pairs.filter(([h]) => h.length > 1).sort((a, b) => b[0].length - a[0].length);
+  return (text) => sorted.reduce((t, [h, shown]) => t.split(h).join(shown), text);
+}
+
+const clientName = (ref: MediaRef) => (/^data:/i.test(ref.url) ? 'the data: URL' : ref.url);
 
 const forbidden = (ref: MediaRef, why: string) =>
   new ApiError(403, `${ref.param}: ${why}`, 'invalid_request_error', ref.param, 'media_not_allowed');
@@ -39,9 +60,9 @@ export async function resolveMedia(
   if (/^https?:\/\//i.test(url)) {
     if (!policy.allowRemote)
       throw forbidden(ref, 'http(s) media is disabled on this server (start it with --allow-remote-media)');
-    return withHash(await openInput(url, { maxBytes: policy.maxBytes, signal }));
+    return withHash(await openInput(url, { maxBytes: policy.maxBytes, signal }), ref);
   }
-  if (/^data:/i.test(url)) return withHash(await openInput(url, { maxBytes: policy.maxBytes, signal }));
+  if (/^data:/i.test(url)) return withHash(await openInput(url, { maxBytes: policy.maxBytes, signal }), ref);
   if (/^[a-z][a-z0-9+.-]+:/i.test(url) && !/^file:/i.test(url))
     throw badRequest(
       `${ref.param}: unsupported URL scheme; use http(s), data: or a path under the server's media root`,
@@ -61,7 +82,11 @@ export async function resolveMedia(
     );
   });
   if (!inside(root, real)) throw forbidden(ref, 'the path leads outside the server’s media root');
-  return withHash(await openInput(real, { signal }));
+  const local = await openInput(real, { signal }).catch((e: Error) => {
+    const shown = redactor([[`${root}${sep}`, '']])(e.message);
+    throw badRequest(`${ref.param}: ${shown}`, ref.param, 'invalid_media');
+  });
+  return withHash(local, ref, root);
 }
 
 function inside(root: string, p: string): boolean {
@@ -69,11 +94,20 @@ function inside(root: string, p: string): boolean {
   return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
 }
 
-async function withHash(local: { path: string; release(): Promise<void> }): Promise<LocalMediaFile> {
+async function withHash(
+  local: { path: string; release(): Promise<void> },
+  ref: MediaRef,
+  root?: string,
+): Promise<LocalMediaFile> {
   try {
     const h = createHash('sha256');
     for await (const chunk of createReadStream(local.path)) h.update(chunk);
-    return { path: local.path, sha256: h.digest('hex'), release: local.release };
+    // A temporary copy (data: or http) is named as the client named it, and its folder never shown.
+    const hidden: Array<[string, string]> = [[local.path, clientName(ref)]];
+    if (root) hidden.push([`${root}${sep}`, '']);
+    else hidden.push([`${dirname(local.path)}${sep}`, '']);
+    const redact = redactor(hidden);
+    return { path: local.path, sha256: h.digest('hex'), redact, release: local.release };
   } catch (e) {
     await local.release();
     throw e;

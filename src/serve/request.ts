@@ -2,7 +2,8 @@
  * Validation of an OpenAI Chat Completions request. Every problem is a 400 whose message names the field
  * (`messages[1].content[0].video_url.url`) and what is expected. Besides the standard fields, longshot
  * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`;
- * the openai clients send them through `extra_body`) and vLLM's `top_k` / `repetition_penalty`.
+ * the openai clients send them through `extra_body`; `fps` alone means `"sampling": "fps"`) and vLLM's
+ * `top_k` / `repetition_penalty`.
  */
 import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
 import { badRequest } from './errors.js';
@@ -88,7 +89,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
     seed: num(body, 'seed', 'an integer', Number.isInteger),
   };
   const sampling: SamplingOptions = {
-    frames: num(body, 'frames', 'a positive integer', (v) => Number.isInteger(v) && v >= 1),
+    frames: num(body, 'frames', 'an integer ≥ 2 (frames go in pairs)', (v) => Number.isInteger(v) && v >= 2),
     fps: num(body, 'fps', 'a number > 0', (v) => v > 0),
     maxEdge: num(body, 'max_edge', 'a positive integer', (v) => Number.isInteger(v) && v >= 1),
     minEdge: num(body, 'min_edge', 'a positive integer', (v) => Number.isInteger(v) && v >= 1),
@@ -101,6 +102,15 @@ export function parseChatRequest(body: unknown): ChatRequest {
       body.sampling,
     );
     sampling.sampling = body.sampling as SamplingOptions['sampling'];
+  }
+  // As on the command line: a rate alone means fps sampling, and contradicts a fixed-count policy.
+  if (sampling.fps !== undefined) {
+    if (sampling.sampling !== undefined && sampling.sampling !== 'fps')
+      throw badRequest(
+        `fps: a rate needs "sampling": "fps" (got "${sampling.sampling}"); drop one of them`,
+        'fps',
+      );
+    sampling.sampling = 'fps';
   }
   return {
     model: body.model as string,

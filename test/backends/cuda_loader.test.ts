@@ -2,7 +2,7 @@
 // addon's out-of-memory errors become OutOfMemoryError (exit code 5) and device-found bad arguments ShapeError,
 // while other errors pass through.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -24,8 +24,9 @@ test("getBackend('cuda') gives a backend on a GPU machine, else DeviceUnavailabl
   assert.ok(['cuda', 'cpu'].includes((await getBackend('auto')).name));
 });
 
-test('addon errors: OOM → OutOfMemoryError, bad argument → ShapeError, others unchanged', () => {
+test('addon errors: OOM → OutOfMemoryError, bad argument → ShapeError, others unchanged', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'longshot-addon-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const fake = join(dir, 'fake.cjs');
   writeFileSync(
     fake,

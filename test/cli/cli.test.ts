@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
@@ -94,9 +95,14 @@ describe('longshot CLI', () => {
     const cases: Array<[string[], RegExp]> = [
       [['frobnicate'], /unknown command 'frobnicate'/],
       [['ask', 'clip.mp4'], /missing required argument 'question'/],
-      [['ask', 'clip.mp4', 'q', '--frames', '0'], /--frames must be a positive integer, got '0'/],
-      [['caption', 'clip.mp4', '--device', 'tpu', '--top-p', '0.5'], /argument 'tpu' is invalid.*cpu, cuda/],
-      [['serve', '--port', 'http'], /--port must be a positive integer/],
+      [['ask', 'clip.mp4', 'q', '--frames', '0'], /--frames must be an integer ≥ 2.*got '0'/],
+      [['ask', 'clip.mp4', 'q', '--frames', '1'], /--frames must be an integer ≥ 2 \(frames go in pairs\)/],
+      [
+        ['caption', 'clip.mp4', '--device', 'tpu', '--top-p', '0.5'],
+        /argument 'tpu' is invalid.*auto, cpu, cuda/,
+      ],
+      [['serve', '--port', 'http'], /--port must be an integer from 0 to 65535, got 'http'/],
+      [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got '70000'/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([args, message], i) => {
@@ -107,10 +113,61 @@ describe('longshot CLI', () => {
     });
   });
 
+  it('sampling options that contradict each other or the model are usage errors (2), in one line', async () => {
+    const video = join('examples/needle', 'needle-00001.mp4');
+    const [both, vamba, rate] = await Promise.all([
+      cli(['ask', video, 'q', '--fps', '2', '--sampling', 'uniform']),
+      // --fps alone means --sampling fps, which Vamba (the embedded model) does not do.
+      cli(['ask', video, 'q', '--fps', '2']),
+      cli(['ask', clip, 'q', '--fps', '4', '--model', qwen, '--max-new-tokens', '2', '--json']),
+    ]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(
+      both.stderr,
+      /^longshot: --fps samples at a rate, --sampling uniform a fixed number of frames/,
+    );
+    assert.equal(vamba.code, 2, vamba.stderr);
+    assert.match(vamba.stderr, /^longshot: this model samples with uniform or middle, not 'fps'.*\n$/);
+    // Qwen2-VL samples at the rate given: the 2 s clip at 4 fps is 8 frames, 4 pairs of 3×2 tokens.
+    assert.equal(rate.code, 0, rate.stderr);
+    assert.equal(JSON.parse(rate.stdout).usage.videoTokens, 4 * 3 * 2);
+  });
+
+  it('serve refuses what it cannot do before loading the model: one line, exit 2', async () => {
+    const busy = createNetServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const taken = (busy.address() as AddressInfo).port;
+    try {
+      const runs = await Promise.all([
+        cli(['serve', '--port', String(taken)]),
+        cli(['serve', '--allowed-root', join(tmp, 'no-such-dir')]),
+        cli(['serve', '--host', '192.0.2.1', '--port', '0']), // TEST-NET-1: never this machine's
+      ]);
+      const expected = [
+        new RegExp(`^longshot: port ${taken} on 127\\.0\\.0\\.1 is already in use: .*--port`),
+        /^longshot: --allowed-root .*no-such-dir: no such directory/,
+        /^longshot: --host 192\.0\.2\.1 is not an address of this machine/,
+      ];
+      runs.forEach((r, i) => {
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, expected[i]);
+        assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+      });
+    } finally {
+      busy.close();
+    }
+  });
+
   it('ask and caption: a missing video is an input error (3), a bad model a model error (4)', async () => {
     let r = await cli(['ask', join(tmp, 'nope.mp4'), 'what?']);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /^longshot: no such file: .*nope\.mp4\n$/);
+    // A long message is cut after 500 characters, saying how much was left out.
+    const long = join(tmp, ...Array.from({ length: 8 }, (_, i) => `${i}`.repeat(200)), 'nope.mp4');
+    r = await cli(['ask', long, 'what?']);
+    assert.equal(r.code, 3);
+    const shown = `longshot: ${`no such file: ${long}`.slice(0, 500)}…(${`no such file: ${long}`.length - 500} more characters)\n`;
+    assert.equal(r.stderr, shown);
     const video = join(tmp, 'some.mp4');
     writeFileSync(video, 'x');
     r = await cli(['caption', video, '--model', join(tmp, 'no-such-model')]);
@@ -122,18 +179,34 @@ describe('longshot CLI', () => {
     assert.ok(!r.stderr.includes('    at '), 'a stack trace reached the user');
   });
 
-  it('ask with no --model answers the example videos with the embedded needle model, as the README shows', async () => {
-    // Questions and answers come from the generator's questions.jsonl, not from the model.
-    const examples = readFileSync('examples/needle/questions.jsonl', 'utf8')
+  // Questions and answers come from the generator's questions.jsonl, not from the model.
+  const examples = () =>
+    readFileSync('examples/needle/questions.jsonl', 'utf8')
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { video: string; question: string; answer: string });
+
+  it('ask with no --model answers the example videos with the embedded needle model, as the README shows', async () => {
+    const questions = examples();
     const runs = await Promise.all(
-      examples.map((q) => cli(['ask', join('examples/needle', q.video), q.question])),
+      questions.map((q) => cli(['ask', join('examples/needle', q.video), q.question])),
     );
     for (const [i, r] of runs.entries()) {
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, `${examples[i].answer}\n`, examples[i].question);
+      assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
+    }
+  });
+
+  it('ask with the shipped Qwen2-VL baseline answers the example videos (its chat template writes the video pad)', async () => {
+    const questions = examples();
+    const runs = await Promise.all(
+      questions.map((q) =>
+        cli(['ask', join('examples/needle', q.video), q.question, '--model', 'models/needle-qwen2vl-tiny']),
+      ),
+    );
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
     }
   });
 
@@ -224,6 +297,44 @@ describe('longshot CLI', () => {
       child.kill('SIGTERM');
     });
     assert.equal(code, 0);
+  });
+
+  it("serve with no --model serves the embedded model under a short id, and the README's curl works", async () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const command = /^npx longshot serve (.*?)\s+#/m.exec(readme);
+    const curl = /^curl (\S+) -H 'content-type: application\/json' -d '(\{[\s\S]*?\})'$/m.exec(readme);
+    assert.ok(command && curl, 'the README has a serve command and a curl request');
+    const args = command[1].split(/\s+/).map((a, i, all) => (all[i - 1] === '--port' ? '0' : a));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', ...args], {
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+    });
+    try {
+      let stderr = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (d) => {
+          stderr += d;
+          const m = /serving .* at (http:\/\/\S+)\/v1/.exec(stderr);
+          if (m) resolve(m[1]);
+        });
+        child.once('close', () => reject(new Error(`serve exited: ${stderr}`)));
+      });
+      const models = await (await fetch(`${url}/v1/models`)).json();
+      assert.deepEqual(
+        models.data.map((m: { id: string }) => m.id),
+        ['needle-vamba-tiny'],
+      );
+      const res = await fetch(curl[1].replace('http://127.0.0.1:8000', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: curl[2],
+      });
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      // The answer questions.jsonl gives for needle-00007 (the README asks about it).
+      assert.equal(body.choices[0].message.content, 'robot');
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   it('info reads a checkpoint directory: architecture, parameters and a memory estimate', async () => {

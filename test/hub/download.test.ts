@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -48,7 +49,15 @@ function shardedRepo(commit = COMMIT) {
   };
 }
 
-const tmpCache = () => mkdtempSync(join(tmpdir(), 'longshot-hub-'));
+/** A fresh HF cache folder, removed when the tests end. */
+const caches: string[] = [];
+const tmpCache = () => {
+  caches.push(mkdtempSync(join(tmpdir(), 'longshot-hub-')));
+  return caches[caches.length - 1];
+};
+after(() => {
+  for (const dir of caches) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('hub download', () => {
   let hub: FakeHub;

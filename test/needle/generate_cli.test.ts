@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -58,11 +58,38 @@ test('needle generate writes decodable MP4s whose needle frames show the answer'
   }
 });
 
-test('needle generate refuses bad options with exit code 3', () => {
-  const r = cli(['needle', 'generate', '--out', '/tmp/x', '--size', '100', '--json']);
-  assert.equal(r.status, 3);
-  assert.match(r.stderr, /--size must look like 112x112/);
-  const t = cli(['needle', 'generate', '--out', '/tmp/x', '--tasks', 'color,juggle']);
-  assert.equal(t.status, 3);
-  assert.match(t.stderr, /unknown task\(s\) juggle/);
+test('needle generate refuses bad options as usage errors (exit 2) that name the option, writing nothing', () => {
+  const out = join(tmpdir(), `needle-refused-${process.pid}`);
+  const cases: Array<[string[], RegExp]> = [
+    [['--size', '100'], /--size must look like 112x112/],
+    [['--tasks', 'color,juggle'], /--tasks: unknown task\(s\) juggle/],
+    [['--count', 'many'], /--count expects a positive integer, got 'many'/],
+    [['--frames', '16,,32'], /--frames expects positive integers separated by commas/],
+    [['--seed', '-1'], /--seed expects an integer from 0/],
+    [['--frames', '8', '--needle-frames', '3'], /--frames 8 cannot hold 4 needle\(s\) of --needle-frames 3/],
+  ];
+  for (const [args, message] of cases) {
+    const r = cli(['needle', 'generate', '--out', out, ...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);
+  }
+  assert.equal(existsSync(out), false);
+});
+
+test('needle eval takes the devices every command takes, auto by default', () => {
+  const r = cli([
+    'needle',
+    'eval',
+    '--model',
+    'models/needle-vamba-tiny',
+    '--data',
+    'examples/needle',
+    '--device',
+    'tpu',
+  ]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /argument 'tpu' is invalid\. Allowed choices are auto, cpu, cuda/);
+  const help = cli(['needle', 'eval', '--help']);
+  assert.match(help.stdout, /--device <device>.*\(choices: "auto", "cpu", "cuda", default: "auto"\)/s);
 });

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import OpenAI from 'openai';
+import { UsageError } from '../../src/errors.js';
 import { VideoLM } from '../../src/facade/video-lm.js';
 import { encodePng } from '../../src/media/index.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
@@ -295,7 +297,21 @@ describe('OpenAI-compatible server', () => {
         /no such file under the media root: missing\.mp4/,
         'messages[0].content[0].video_url.url',
       ],
-      [{ model: MODEL, messages: ask('notavideo.mp4') }, /notavideo\.mp4/, null],
+      [
+        { model: MODEL, messages: ask('notavideo.mp4') },
+        /notavideo\.mp4/,
+        'messages[0].content[0].video_url.url',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), frames: 1 },
+        /frames: expected an integer ≥ 2 \(frames go in pairs\)/,
+        'frames',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), fps: 2, sampling: 'uniform' },
+        /fps: a rate needs "sampling": "fps"/,
+        'fps',
+      ],
     ];
     for (const [body, message, param] of cases) {
       const res = await post(s.url, body);
@@ -307,13 +323,41 @@ describe('OpenAI-compatible server', () => {
       );
       assert.equal(json.error.type, 'invalid_request_error');
       assert.match(json.error.message, message);
-      if (param) assert.equal(json.error.param, param);
+      assert.equal(json.error.param, param);
+      assert.ok(!json.error.message.includes(root), `a server path leaked: ${json.error.message}`);
     }
     // The official client surfaces them as typed errors.
     await assert.rejects(
       s.client.chat.completions.create({ model: MODEL, messages: ask('clip.mp4'), temperature: 9 }),
       (e: unknown) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message),
     );
+  });
+
+  it('names a data: URL as the client sent it, never by its temporary file, and caps long messages', async () => {
+    const junk = `data:video/mp4;base64,${Buffer.from('not a video at all').toString('base64')}`;
+    const res = await post(s.url, { model: MODEL, messages: ask(junk) });
+    const json = await res.json();
+    assert.equal(res.status, 400, JSON.stringify(json));
+    assert.equal(json.error.param, 'messages[0].content[0].video_url.url');
+    assert.match(json.error.message, /the data: URL/);
+    assert.ok(!json.error.message.includes(tmpdir()), `a temporary path leaked: ${json.error.message}`);
+    const long = 'm'.repeat(2000);
+    const unknown = await (await post(s.url, { model: long, messages: ask('clip.mp4') })).json();
+    assert.equal(unknown.error.param, 'model');
+    assert.match(unknown.error.message, /…\(\d+ more characters\)$/);
+    assert.equal(unknown.error.message.replace(/…\(\d+ more characters\)$/, '').length, 500);
+  });
+
+  it('refuses to start on an allowed root that does not exist', async () => {
+    const model = await VideoLM.load(modelDir);
+    try {
+      assert.throws(
+        () => createServer(model, { media: { allowedRoot: join(root, 'no-such-folder') } }),
+        (e: unknown) => e instanceof UsageError && /no-such-folder: no such directory/.test(e.message),
+      );
+    } finally {
+      model.dispose();
+    }
   });
 
   it('refuses media outside the allowed root, remote URLs when disabled, and unknown models', async () => {
@@ -481,6 +525,21 @@ describe('OpenAI-compatible server over Vamba', () => {
       assert.equal(first.data.usage?.prompt_tokens, textTokens('Which word appeared?') + video);
       assert.equal(second.data.usage?.prompt_tokens_details?.cached_tokens, video);
       assert.equal(second.data.choices[0].message.content, first.data.choices[0].message.content);
+
+      // Vamba answers only about a video: a text-only request is the client's mistake (400, which the
+      // openai client does not retry), streaming or not; so is a rate, which Vamba does not sample at.
+      const textOnly = { model: MODEL, messages: [{ role: 'user', content: 'Hello?' }], max_tokens: 2 };
+      for (const body of [textOnly, { ...textOnly, stream: true }]) {
+        const res = await post(`http://127.0.0.1:${port}`, body);
+        const json = await res.json();
+        assert.equal(res.status, 400, JSON.stringify(json));
+        assert.equal(json.error.param, 'messages');
+        assert.match(json.error.message, /this model \(vamba\) answers questions about a video or an image/);
+      }
+      const rate = await post(`http://127.0.0.1:${port}`, { ...request, sampling: 'fps', frames: undefined });
+      const json = await rate.json();
+      assert.equal(rate.status, 400, JSON.stringify(json));
+      assert.equal(json.error.param, 'sampling');
     } finally {
       await server.close();
     }

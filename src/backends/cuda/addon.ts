@@ -184,10 +184,14 @@ const ADDON_FILE = join('native', 'cuda', 'build', 'longshot_cuda.node');
 
 /** The built addon: $LONGSHOT_CUDA_ADDON, else native/cuda/build/ of the package (found from src/ or dist/src/). */
 export function addonPath(): string | null {
-  if (process.env.LONGSHOT_CUDA_ADDON) return process.env.LONGSHOT_CUDA_ADDON;
+  return process.env.LONGSHOT_CUDA_ADDON || packageFile(ADDON_FILE);
+}
+
+/** A file of the longshot package (run from src/ or dist/src/), found by walking up from this module. */
+export function packageFile(rel: string): string | null {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    const p = join(dir, ADDON_FILE);
+    const p = join(dir, rel);
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }

@@ -16,7 +16,7 @@ import {
 import { downloadProgress, progressEnabled, videoProgress } from '../progress.js';
 
 /** The instruction `caption` asks (a plain request the instruction-tuned checkpoints answer well). */
-export const CAPTION_PROMPT = 'Describe this video in detail.';
+const CAPTION_PROMPT = 'Describe this video in detail.';
 
 type AnswerOptions = ModelOptions & { stream?: boolean; json?: boolean } & Record<string, unknown>;
 

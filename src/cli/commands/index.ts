@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import * as ask from './ask.js';
-import * as convert from './convert.js';
 import * as download from './download.js';
 import * as frames from './frames.js';
 import * as info from './info.js';
@@ -8,7 +7,7 @@ import * as needle from './needle.js';
 import * as probe from './probe.js';
 import * as serve from './serve.js';
 
-/** Every sub-command's registration, in the order `--help` lists them. */
+/** Every built-in sub-command's registration, in the order `--help` lists them (families add theirs after). */
 export const commands: Array<(program: Command) => void> = [
   ask.register,
   serve.register,
@@ -16,6 +15,5 @@ export const commands: Array<(program: Command) => void> = [
   info.register,
   probe.register,
   frames.register,
-  convert.register,
   needle.register,
 ];

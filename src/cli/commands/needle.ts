@@ -1,26 +1,42 @@
 import '../../backends/cpu/index.js';
 import '../../backends/cuda/index.js';
-import type { Command } from 'commander';
-import { InputError } from '../../errors.js';
+import { type Command, Option } from 'commander';
+import { UsageError } from '../../errors.js';
 import { findTools } from '../../media/index.js';
 import { generateDataset } from '../../needle/dataset.js';
 import { evaluateNeedle, formatReport } from '../../needle/eval.js';
-import { TASKS, type Task } from '../../needle/tasks.js';
+import { fitsNeedles, neededNeedles, TASKS, type Task } from '../../needle/tasks.js';
+import { resolveDevice } from '../../runtime/device.js';
 
-const intList = (v: string): number[] => {
-  const out = v.split(',').map((s) => Number(s.trim()));
-  if (!out.length || out.some((n) => !Number.isInteger(n) || n < 1))
-    throw new InputError(`expected positive integers separated by commas, got '${v}'`);
-  return out;
+/** Option values are checked here, so a bad one is a usage error (exit 2) that names the option. */
+const isCount = (s: string) => s.trim() !== '' && Number.isInteger(Number(s)) && Number(s) >= 1;
+
+const int = (name: string, v: string): number => {
+  if (!isCount(String(v))) throw new UsageError(`${name} expects a positive integer, got '${v}'`);
+  return Number(v);
 };
+
+const intList = (name: string, v: string): number[] => {
+  const parts = String(v).split(',');
+  if (!parts.every(isCount))
+    throw new UsageError(`${name} expects positive integers separated by commas, got '${v}'`);
+  return parts.map(Number);
+};
+
+function seedOf(v: string): number {
+  const n = Number(v);
+  if (String(v).trim() === '' || !Number.isInteger(n) || n < 0 || n >= 2 ** 32)
+    throw new UsageError(`--seed expects an integer from 0 to 2^32 - 1, got '${v}'`);
+  return n;
+}
 
 function size(v: string): { width: number; height: number } {
   const m = v.match(/^(\d+)x(\d+)$/);
-  if (!m) throw new InputError(`--size must look like 112x112, got '${v}'`);
+  if (!m) throw new UsageError(`--size must look like 112x112, got '${v}'`);
   const [width, height] = [Number(m[1]), Number(m[2])];
   if (width < 32 || height < 32 || width > 4096 || height > 4096)
-    throw new InputError(`--size ${v} is outside 32x32..4096x4096`);
-  if (width % 2 || height % 2) throw new InputError(`--size ${v}: H.264 needs even sides`);
+    throw new UsageError(`--size ${v} is outside 32x32..4096x4096`);
+  if (width % 2 || height % 2) throw new UsageError(`--size ${v}: H.264 needs even sides`);
   return { width, height };
 }
 
@@ -50,18 +66,26 @@ export function register(program: Command): void {
       const tasks = String(o.tasks).split(',') as Task[];
       const bad = tasks.filter((t) => !TASKS.includes(t));
       if (bad.length)
-        throw new InputError(`unknown task(s) ${bad.join(', ')}; choose from ${TASKS.join(', ')}`);
-      const count = intList(o.count)[0];
+        throw new UsageError(`--tasks: unknown task(s) ${bad.join(', ')}; choose from ${TASKS.join(', ')}`);
+      const count = int('--count', o.count);
       const { width, height } = size(o.size);
+      const lengths = intList('--frames', o.frames);
+      const needleFrames = int('--needle-frames', o.needleFrames);
+      const shortest = Math.min(...lengths);
+      const needles = neededNeedles(tasks);
+      if (!fitsNeedles(shortest, needles, needleFrames))
+        throw new UsageError(
+          `--frames ${shortest} cannot hold ${needles} needle(s) of --needle-frames ${needleFrames} (each followed by a gap frame): give longer --frames or a smaller --needle-frames`,
+        );
       const jsonl = await generateDataset({
         out: o.out,
         count,
-        seed: Number(o.seed) >>> 0,
-        lengths: intList(o.frames),
-        fps: intList(o.fps)[0],
+        seed: seedOf(o.seed),
+        lengths,
+        fps: int('--fps', o.fps),
         width,
         height,
-        needleFrames: intList(o.needleFrames)[0],
+        needleFrames,
         tasks,
         ffmpegPath: findTools().ffmpeg,
         onProgress:
@@ -81,7 +105,11 @@ export function register(program: Command): void {
     .requiredOption('--model <dir>', 'checkpoint directory (Vamba or Qwen2-VL)')
     .requiredOption('--data <dir>', "directory written by 'needle generate' (questions.jsonl + MP4s)")
     .option('--limit <n>', 'evaluate only the first n videos')
-    .option('--device <name>', 'cpu or cuda', 'cpu')
+    .addOption(
+      new Option('--device <device>', 'where to run; auto: cuda where an NVIDIA driver is present, else cpu')
+        .choices(['auto', 'cpu', 'cuda'])
+        .default('auto'),
+    )
     .option(
       '--render',
       'draw each video again from questions.jsonl instead of decoding its MP4 (no ffmpeg needed, no compression)',
@@ -92,13 +120,13 @@ export function register(program: Command): void {
       '\nExample:\n  longshot needle eval --model models/needle-vamba-tiny --data data/needle-test',
     )
     .action(async (o) => {
-      const limit = o.limit === undefined ? undefined : intList(o.limit)[0];
+      const limit = o.limit === undefined ? undefined : int('--limit', o.limit);
       const progress = !o.json && process.stderr.isTTY;
       const report = await evaluateNeedle({
         model: o.model,
         data: o.data,
         limit,
-        device: o.device,
+        device: resolveDevice(o.device),
         frames: o.render ? 'render' : 'decode',
         onVideo: progress ? (d, n) => process.stderr.write(`\revaluating ${d}/${n}`) : undefined,
       });

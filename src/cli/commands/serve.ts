@@ -1,14 +1,17 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
-import type { Command } from 'commander';
+import { basename } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
 import { VideoLM } from '../../facade/video-lm.js';
 import { createServer } from '../../serve/app.js';
+import { checkListen, listenError } from '../../serve/listen.js';
+import { checkAllowedRoot } from '../../serve/media.js';
 import { addModelOptions, positiveInt } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
 interface ServeCliOptions {
   model?: string;
   revision: string;
-  device: 'cpu' | 'cuda';
+  device: 'auto' | 'cpu' | 'cuda';
   host: string;
   port: number;
   name?: string;
@@ -24,13 +27,11 @@ interface ServeCliOptions {
 export function register(program: Command): void {
   addModelOptions(program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'))
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', port, 8000)
     .option(
-      '--port <port>',
-      'port to listen on (0: any free port)',
-      (v) => (v === '0' ? 0 : positiveInt('--port')(v)),
-      8000,
+      '--name <id>',
+      'model id clients use (default: the --model value; the embedded model: needle-vamba-tiny)',
     )
-    .option('--name <id>', 'model id clients use (default: the --model value)')
     .option('--allowed-root <dir>', 'directory whose files requests may name by path (default: none)')
     .option('--allow-remote-media', 'let requests name http(s) video/image URLs')
     .option('--concurrency <n>', 'requests run on the model at once', positiveInt('--concurrency'), 1)
@@ -62,13 +63,17 @@ Examples:
                                                 {"type": "text", "text": "What is this talk about?"}]}]}'`,
     )
     .action(async (o: ServeCliOptions) => {
+      // What the user can fix fails before the model loads.
+      if (o.allowedRoot !== undefined) checkAllowedRoot(o.allowedRoot);
+      await checkListen(o.host, o.port);
       const model = await VideoLM.load(o.model, {
         device: o.device,
         revision: o.revision,
         onDownload: downloadProgress(progressEnabled()),
       });
       const server = createServer(model, {
-        modelId: o.name ?? o.model ?? model.info.id,
+        // The embedded model is served under its directory's name, never a path of this machine.
+        modelId: o.name ?? o.model ?? basename(model.info.dir),
         concurrency: o.concurrency,
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
@@ -76,7 +81,9 @@ Examples:
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
       });
-      const address = await server.app.listen({ host: o.host, port: o.port });
+      const address = await server.app.listen({ host: o.host, port: o.port }).catch((e) => {
+        throw listenError(e, o.host, o.port);
+      });
       process.stderr.write(
         `longshot: serving ${model.info.id} (${model.info.architecture}) at ${address}/v1\n`,
       );
@@ -88,4 +95,12 @@ Examples:
       await server.close();
       model.dispose();
     });
+}
+
+/** A TCP port: 0 (any free one) to 65535. */
+function port(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError(`--port must be an integer from 0 to 65535, got '${v}'`);
+  return n;
 }
