@@ -9,18 +9,21 @@ import { Qwen2VL, type Qwen2VLInputs } from '../../src/models/qwen2vl/model.js';
 import { CONFIG_FIXTURES } from './config-fixtures.js';
 import { grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
 
-/** Loads the fixture through Qwen2VL.load, checks its text and image logits against transformers', then `more`. */
+/** Loads the fixture through Qwen2VL.load, checks the logits of each prompt transformers ran, then `more`. */
 async function matchesTransformers(name: string, more: (m: Qwen2VL) => Promise<void> = async () => {}) {
   const dir = join(CONFIG_FIXTURES, name);
   const model = await Qwen2VL.load(dir, { backend: cpuBackend() });
   try {
     const ref = await readArrays(join(dir, 'reference.safetensors'));
     const meta = await readJson(join(dir, 'reference.json'));
-    for (const prompt of ['text', 'image']) {
+    const prompts = Object.keys(meta.prompts);
+    assert.ok(prompts.includes('text') && prompts.includes('image'), prompts.join());
+    for (const prompt of prompts) {
       const inputs: Qwen2VLInputs = { inputIds: meta.prompts[prompt].input_ids };
-      if (prompt === 'image') {
-        inputs.pixelValues = ref.get('image.pixel_values')!.data as Float32Array;
-        inputs.imageGridThw = grids(ref, 'image.image_grid_thw');
+      const pixels = ref.get(`${prompt}.pixel_values`);
+      if (pixels) {
+        inputs.pixelValues = pixels.data as Float32Array;
+        inputs.imageGridThw = grids(ref, `${prompt}.image_grid_thw`);
       }
       const logits = model.forward(inputs);
       const err = relErr(await logits.data(), ref.get(`${prompt}.logits`)!.data);
