@@ -3,7 +3,7 @@
  * head dims, entry j and j + dim/2 sharing one angle. The variants differ only in which position multiplies
  * which frequency:
  *  - 1-D RoPE: angle(p, j) = pos[p] · invFreq[j];
- *  - M-RoPE (Qwen2-VL): each rotated dim reads the t, h or w position row by the `mrope_section` it falls in;
+ *  - M-RoPE (Qwen2-VL): frequency j reads the t, h or w position row by the `mrope_section` it falls in;
  *  - 2-D vision RoPE (Qwen2-VL ViT): the first half of the frequencies rotate by the patch row, the second
  *    half by the patch column, each with dim/4 frequencies of a (dim/2)-dim rotary.
  * Angles are formed in f32 as PyTorch does (inv_freq and positions f32, product f32), then cos/sin.
@@ -14,17 +14,14 @@ import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
 /**
- * A rotary embedding described by its positions: frequency j (of dim/2) rotates by position row `rowOf[j]`
- * in both halves of the rotated dims, or, when `rowOf` has dim entries, rotated dim c by row `rowOf[c]`
- * (M-RoPE with other than three sections reads different rows in the two halves). The cos/sin tables are
- * computed on the device (`rotaryTensors`), where they are used: at 10^5 tokens forming them on the host took
- * longer than a decoder layer.
+ * A rotary embedding described by its positions: frequency j (of dim/2) rotates by position row `rowOf[j]`.
+ * The cos/sin tables are computed on the device (`rotaryTensors`), where they are used: at 10^5 tokens
+ * forming them on the host took longer than a decoder layer.
  */
 export interface RotaryTable {
   /** Position rows [rows][seq]: one for 1-D RoPE, (t, h, w) for M-RoPE, (row, col) for vision. */
   readonly positions: readonly ArrayLike<number>[];
   readonly invFreq: Float32Array;
-  /** dim/2 entries (per frequency) or dim entries (per rotated dim). */
   readonly rowOf: Int32Array;
 }
 
@@ -44,9 +41,9 @@ export function rope1d(positions: ArrayLike<number>, dim: number, theta: number)
 
 /**
  * Qwen2-VL multimodal RoPE: `positions` are the (t, h, w) rows; `section` splits the dim/2 frequencies into
- * consecutive parts (e.g. [16, 24, 24] for head_dim 128). As in transformers'
- * `apply_multimodal_rotary_pos_emb`, the rotated dims are cut by `section` repeated twice and chunk i reads
- * row i % 3: three sections give both halves the (t, h, w) split, two give [t, h] then [w, t], one [t] then [h].
+ * consecutive parts read from rows t, h, w in turn (e.g. [16, 24, 24] for head_dim 128). Fewer than three
+ * sections use the first rows: transformers 5.17 gives TRL's [1, 1] (head_dim 4) frequencies t, h in both
+ * halves (its logits, test/fixtures/configs/v5-two-sections).
  */
 export function mrope(
   positions: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
@@ -54,17 +51,17 @@ export function mrope(
   theta: number,
   section: readonly number[],
 ): RotaryTable {
-  if (section.reduce((a, b) => a + b, 0) !== dim / 2)
-    throw new RangeError(`mrope: sections ${section.join('+')} must add up to ${dim / 2} (head_dim/2)`);
-  const rowOf = new Int32Array(dim);
+  if (section.length > 3 || section.reduce((a, b) => a + b, 0) !== dim / 2)
+    throw new RangeError(
+      `mrope: 1 to 3 sections ${section.join('+')} must add up to ${dim / 2} (head_dim/2)`,
+    );
+  const rowOf = new Int32Array(dim / 2);
   let at = 0;
-  for (const [i, n] of [...section, ...section].entries()) {
-    rowOf.fill(i % 3, at, at + n);
+  for (const [row, n] of section.entries()) {
+    rowOf.fill(row, at, at + n);
     at += n;
   }
-  const half = dim / 2;
-  const halvesAgree = rowOf.subarray(0, half).every((r, j) => r === rowOf[half + j]);
-  return { positions, invFreq: ropeInvFreq(dim, theta), rowOf: halvesAgree ? rowOf.slice(0, half) : rowOf };
+  return { positions, invFreq: ropeInvFreq(dim, theta), rowOf };
 }
 
 /** Qwen2-VL vision RoPE for patches at (row, col): head dims [rows' freqs, cols' freqs] (then duplicated). */
@@ -90,17 +87,5 @@ export interface Rope {
 
 /** The tables of a rotary embedding, computed on `backend`. */
 export function rotaryTensors(backend: Backend, t: RotaryTable): Rope {
-  const half = t.invFreq.length;
-  if (t.rowOf.length === half) return ops.ropeTable(backend, t.positions, t.invFreq, t.rowOf);
-  // Per rotated dim: a table over the frequencies repeated twice, whose first half is the wanted one.
-  const twice = new Float32Array(2 * half);
-  twice.set(t.invFreq);
-  twice.set(t.invFreq, half);
-  const full = ops.ropeTable(backend, t.positions, twice, t.rowOf);
-  try {
-    return { cos: ops.slice(full.cos, 1, 0, 2 * half), sin: ops.slice(full.sin, 1, 0, 2 * half) };
-  } finally {
-    full.cos.dispose();
-    full.sin.dispose();
-  }
+  return ops.ropeTable(backend, t.positions, t.invFreq, t.rowOf);
 }

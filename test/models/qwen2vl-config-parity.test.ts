@@ -1,6 +1,7 @@
 // Tiny models written by transformers 5.17 (tools/reference/config_fixtures.py) load and give its logits.
 // v5-small-vocab: a 1000-token vocabulary whose text config keeps transformers' default bos/eos ids.
 // v5-two-sections: TRL's tiny shape, with two M-RoPE sections ([1, 1], head_dim 4).
+// Each has a text prompt, a one-token image and a 4×6-patch image (2×3 merged tokens).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -41,40 +42,21 @@ test('v5-small-vocab: loads through Qwen2VL.load and gives transformers 5.17 log
     assert.deepEqual([model.config.text.vocab_size, model.config.bos_token_id], [1000, 151643]);
   }));
 
-test('v5-two-sections (mrope_section [1, 1]): transformers 5.17 logits (f32, ≤ 1e-5); M-RoPE halves read [t, h] and [w, t]', () =>
+test('v5-two-sections (mrope_section [1, 1]): transformers 5.17 logits (f32, ≤ 1e-5), a 2×3-token image included', () =>
   matchesTransformers('v5-two-sections', async (model) => {
     assert.deepEqual([model.config.text.mrope_section, model.config.text.head_dim], [[1, 1], 4]);
-    // The reference image merges into one token, whose t, h and w positions coincide: the split shows only
-    // with a larger image. A 4×4-patch image (2×2 merged tokens) after vision-start, by get_rope_index's rule:
-    const { positions } = model.ropeIndex({
-      inputIds: [995, 998, 998, 998, 998, 996],
-      imageGridThw: [[1, 4, 4]],
-    });
-    const rows = [
-      [0, 1, 1, 1, 1, 3],
-      [0, 1, 1, 2, 2, 3],
-      [0, 1, 2, 1, 2, 3],
-    ];
+    // The one-token image's t, h and w positions coincide; the wide image's (grid [1, 4, 6]) do not, so its
+    // logits (checked above) depend on the section split. Its positions by get_rope_index's rule:
+    const ref = await readJson(join(CONFIG_FIXTURES, 'v5-two-sections', 'reference.json'));
+    const ids: number[] = ref.prompts.wide_image.input_ids;
+    const { positions } = model.ropeIndex({ inputIds: ids, imageGridThw: [[1, 4, 6]] });
+    const start = ids.indexOf(998);
     assert.deepEqual(
-      positions.map((r) => [...r]),
-      rows,
+      positions.map((r) => [...r.subarray(start, start + 6)]),
+      [
+        [3, 3, 3, 3, 3, 3],
+        [3, 3, 3, 4, 4, 4],
+        [3, 4, 5, 3, 4, 5],
+      ],
     );
-    // transformers: cos.split([1, 1, 1, 1]) and chunk i takes row i % 3, so rotated dims 0..3 read rows
-    // t, h, w, t with frequencies 0, 1, 0, 1 (inv_freq = 1e6^(-2j/4): 1 and 1e-3).
-    const { cos, sin } = model.rope(positions);
-    const [c, s] = [await cos.toArray(), await sin.toArray()];
-    cos.dispose();
-    sin.dispose();
-    const use = [
-      [0, 1],
-      [1, 1e-3],
-      [2, 1],
-      [0, 1e-3],
-    ];
-    for (let p = 0; p < 6; p++)
-      for (const [d, [row, inv]] of use.entries()) {
-        const a = Math.fround(rows[row][p] * Math.fround(inv));
-        assert.ok(Math.abs(c[p * 4 + d] - Math.cos(a)) < 1e-6, `cos ${p},${d}`);
-        assert.ok(Math.abs(s[p * 4 + d] - Math.sin(a)) < 1e-6, `sin ${p},${d}`);
-      }
   }));

@@ -299,6 +299,10 @@ test('configs the model cannot run are ModelErrors naming the key and the file',
   bad(rope({ mrope_section: [2, 2, 1] }), /mrope_section \[2, 2, 1\] must sum to head_dim\/2 = 6/);
   bad(rope({ mrope_section: [] }), /mrope_section \[\] must be a list of non-negative integers/);
   bad(rope({ mrope_section: [7, -1] }), /mrope_section \[7, -1\] must be a list of non-negative integers/);
+  bad(
+    rope({ mrope_section: [3, 1, 1, 1] }),
+    /mrope_section \[3, 1, 1, 1\] has 4 sections; longshot supports 1 to 3/,
+  );
   // meta-5.17.json probes: transformers builds these but runs neither text nor images.
   bad(text({ head_dim: 64 }), /text_config.head_dim 64 ≠ hidden_size \/ num_attention_heads = 12/);
   bad(rope({ rope_type: 'yarn', factor: 4 }), /rope_parameters: rope type "yarn" is not supported/);

@@ -71,54 +71,31 @@ test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their for
   }
 });
 
-test('M-RoPE with one or two sections: the halves read different rows, as transformers splits them', async () => {
-  // transformers cuts the rotated dims by `section * 2` and chunk i reads row i % 3 (worked out by hand):
-  // [1, 1] over dim 4: dims 0 | 1 | 2 | 3 read rows t | h | w | t (frequencies 0, 1, 0, 1);
-  // [2] over dim 4: dims 0-1 read t, dims 2-3 read h.
+test('M-RoPE with one or two sections reads the first rows, the same in both halves (transformers 5.17)', async () => {
+  // Frequency j reads the row of the section it falls in; both halves of the rotated dims share the angle.
+  // [1, 1] over dim 4: frequencies 0 | 1 read rows t | h (what transformers 5.17 computes for TRL's tiny
+  // shape: test/models/qwen2vl-config-parity.test.ts); [2]: both read t.
   const theta = 10000;
   const rows: [number[], number[], number[]] = [
     [3, 8],
     [5, 13],
     [7, 21],
   ];
-  const cases = [
-    {
-      section: [1, 1],
-      dims: [
-        [0, 0],
-        [1, 1],
-        [2, 0],
-        [0, 1],
-      ],
-    }, // [row, frequency] per rotated dim
-    {
-      section: [2],
-      dims: [
-        [0, 0],
-        [0, 1],
-        [1, 0],
-        [1, 1],
-      ],
-    },
-  ];
-  for (const { section, dims } of cases) {
+  for (const { section, rowOf } of [
+    { section: [1, 1], rowOf: [0, 1] },
+    { section: [2], rowOf: [0, 0] },
+  ]) {
     const m = await values(mrope(rows, 4, theta, section));
     for (let p = 0; p < 2; p++)
-      for (const [c, [row, j]] of dims.entries()) {
-        const a = Math.fround(rows[row][p] * Math.fround(theta ** (-(2 * j) / 4)));
+      for (let c = 0; c < 4; c++) {
+        const j = c % 2;
+        const a = Math.fround(rows[rowOf[j]][p] * Math.fround(theta ** (-(2 * j) / 4)));
         assert.ok(Math.abs(m.cos[p * 4 + c] - Math.cos(a)) < 1e-6, `[${section}] cos ${p},${c}`);
         assert.ok(Math.abs(m.sin[p * 4 + c] - Math.sin(a)) < 1e-6, `[${section}] sin ${p},${c}`);
       }
   }
-  // With equal rows (text) any split is plain RoPE.
-  const same: [number[], number[], number[]] = [
-    [4, 9],
-    [4, 9],
-    [4, 9],
-  ];
-  const plain = await values(rope1d([4, 9], 4, theta));
-  assert.deepEqual((await values(mrope(same, 4, theta, [1, 1]))).cos, plain.cos);
   assert.throws(() => mrope(rows, 4, theta, [1, 2]), /must add up to 2/);
+  assert.throws(() => mrope(rows, 8, theta, [1, 1, 1, 1]), /1 to 3 sections/);
 });
 
 test('GatedMLP equals down(silu(gate·x) ⊙ up·x) in float64', async () => {

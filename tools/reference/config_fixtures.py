@@ -134,9 +134,20 @@ def prompts(case):
     patch = 3 * 2 * 14 * 14
     pixels = rng.standard_normal((4, patch)).astype(np.float32)
     image_ids = text(3) + [ids["vision_start_token_id"], ids["image_token_id"], ids["vision_end_token_id"]] + text(4)
+    # One image of 4x6 patches merges into 2x3 tokens whose t, h and w positions differ (the one-token image's
+    # coincide), so its logits depend on how mrope_section splits the rotary dims. Its own generator keeps the
+    # prompts above as they were.
+    wide_rng = np.random.default_rng(case["seed"] + 2)
+    wide_pixels = wide_rng.standard_normal((24, patch)).astype(np.float32)
+    wide_ids = (
+        wide_rng.integers(3, 900, size=2).tolist()
+        + [ids["vision_start_token_id"]] + [ids["image_token_id"]] * 6 + [ids["vision_end_token_id"]]
+        + wide_rng.integers(3, 900, size=3).tolist()
+    )
     return {
         "text": (text(7), None),
         "image": (image_ids, {"pixel_values": pixels, "image_grid_thw": np.array([[1, 2, 2]], dtype=np.int64)}),
+        "wide_image": (wide_ids, {"pixel_values": wide_pixels, "image_grid_thw": np.array([[1, 4, 6]], dtype=np.int64)}),
     }
 
 

@@ -26,7 +26,7 @@ export interface Qwen2VLTextConfig {
   head_dim: number;
   rms_norm_eps: number;
   rope_theta: number;
-  /** M-RoPE split of the head_dim/2 rotary frequencies: (t, h, w) for Qwen2-VL releases, any length (`nn/rotary.ts` `mrope`). */
+  /** M-RoPE split of the head_dim/2 rotary frequencies into (t, h, w) parts; 1 to 3 (`nn/rotary.ts` `mrope`). */
   mrope_section: number[];
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
@@ -310,6 +310,11 @@ function readRope(f: Fields, headDim: number): { rope_theta: number; mrope_secti
   if (!section.length || !section.every((x) => Number.isInteger(x) && x >= 0))
     throw new ModelError(
       `${p.where}: mrope_section [${section.join(', ')}] must be a list of non-negative integers`,
+    );
+  // Sections read rows t, h, w in turn; what transformers does with a fourth was never checked.
+  if (section.length > 3)
+    throw new ModelError(
+      `${p.where}: mrope_section [${section.join(', ')}] has ${section.length} sections; longshot supports 1 to 3 (t, h, w)`,
     );
   if (section.reduce((a, b) => a + b, 0) !== headDim / 2)
     throw new ModelError(
