@@ -8,7 +8,7 @@ Writes under --out, one folder per case (copy them to test/fixtures/configs/):
   v5-small-vocab/  vocab 1000 with the text config's default bos/eos ids (151643/151645, outside the vocabulary),
                    every text key the test does not need left at the class default, odd sizes;
                    config.json, generation_config.json, model.safetensors, reference.safetensors (logits of a
-                   text prompt and of an image prompt, with the pixel values), reference.json
+                   text prompt, a one-token image and a 2x3-token image, with the pixel values), reference.json
   v5-two-sections/ TRL's tiny Qwen2-VL shape (mrope_section [1, 1], head_dim 4), the same files
   meta.json        versions, the class defaults as transformers reports them, whether transformers builds and
                    runs each deliberately odd config (tells which configs the loader must accept), and where it
