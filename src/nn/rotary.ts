@@ -41,18 +41,26 @@ export function rope1d(positions: ArrayLike<number>, dim: number, theta: number)
 
 /**
  * Qwen2-VL multimodal RoPE: `positions` are the (t, h, w) rows; `section` splits the dim/2 frequencies into
- * consecutive t, h and w parts (e.g. [16, 24, 24] for head_dim 128).
+ * consecutive parts read from rows t, h, w in turn (e.g. [16, 24, 24] for head_dim 128). Fewer than three
+ * sections use the first rows: transformers 5.17 gives TRL's [1, 1] (head_dim 4) frequencies t, h in both
+ * halves (its logits, test/fixtures/configs/v5-two-sections).
  */
 export function mrope(
   positions: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
   dim: number,
   theta: number,
-  section: readonly [number, number, number],
+  section: readonly number[],
 ): RotaryTable {
-  if (section[0] + section[1] + section[2] !== dim / 2)
-    throw new RangeError(`mrope: sections ${section.join('+')} must add up to ${dim / 2} (head_dim/2)`);
+  if (section.length > 3 || section.reduce((a, b) => a + b, 0) !== dim / 2)
+    throw new RangeError(
+      `mrope: 1 to 3 sections ${section.join('+')} must add up to ${dim / 2} (head_dim/2)`,
+    );
   const rowOf = new Int32Array(dim / 2);
-  rowOf.fill(1, section[0]).fill(2, section[0] + section[1]);
+  let at = 0;
+  for (const [row, n] of section.entries()) {
+    rowOf.fill(row, at, at + n);
+    at += n;
+  }
   return { positions, invFreq: ropeInvFreq(dim, theta), rowOf };
 }
 

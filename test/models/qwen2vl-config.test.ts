@@ -224,9 +224,9 @@ test('text_config alone describes the language model; stale top-level copies are
   (both.text_config as Json).rope_scaling = { type: 'mrope', mrope_section: [1, 2, 3], rope_theta: 5e5 };
   const r = parseQwen2VLConfig(both).text;
   assert.deepEqual([r.mrope_section, r.rope_theta], [[1, 2, 3], 5e5]);
-  // A head_dim key is ignored by transformers' Qwen2-VL (it uses hidden_size / heads): so here.
+  // A head_dim key equal to hidden_size / heads is harmless (one that differs is refused, see below).
   const hd = clone(configJson('v5-small-vocab'));
-  (hd.text_config as Json).head_dim = 64;
+  (hd.text_config as Json).head_dim = 12;
   assert.equal(parseQwen2VLConfig(hd).text.head_dim, 12);
 });
 
@@ -297,27 +297,25 @@ test('configs the model cannot run are ModelErrors naming the key and the file',
   bad(text({ num_hidden_layers: 2.5 }), /"num_hidden_layers" must be a non-negative integer/);
   bad(text({ rms_norm_eps: 'small' }), /"rms_norm_eps" must be a number/);
   bad(rope({ mrope_section: [2, 2, 1] }), /mrope_section \[2, 2, 1\] must sum to head_dim\/2 = 6/);
-  bad(rope({ mrope_section: [3, 3] }), /mrope_section \[3, 3\] is not supported: longshot implements three/);
+  bad(rope({ mrope_section: [] }), /mrope_section \[\] must be a list of non-negative integers/);
+  bad(rope({ mrope_section: [7, -1] }), /mrope_section \[7, -1\] must be a list of non-negative integers/);
+  bad(
+    rope({ mrope_section: [3, 1, 1, 1] }),
+    /mrope_section \[3, 1, 1, 1\] has 4 sections; longshot supports 1 to 3/,
+  );
+  // meta-5.17.json probes: transformers builds these but runs neither text nor images.
+  bad(text({ head_dim: 64 }), /text_config.head_dim 64 ≠ hidden_size \/ num_attention_heads = 12/);
   bad(rope({ rope_type: 'yarn', factor: 4 }), /rope_parameters: rope type "yarn" is not supported/);
   bad(rope({ rope_theta: 0 }), /rope_theta must be positive/);
   bad(
     text({ use_sliding_window: true, layer_types: ['full_attention', 'sliding_attention'] }),
     /sliding-window attention/,
   );
-  bad(vision({ num_heads: 3 }), /embed_dim 16 \/ num_heads 3 must be an integer head size divisible by 4/);
-  bad(vision({ hidden_size: 32 }), /vision_config.hidden_size 32 \(merger output\) ≠ hidden_size 24/);
   bad(vision({ depth: 0 }), /vision_config.depth must be positive/);
   bad(
     vision({ rope_parameters: { rope_type: 'yarn' } }),
     /rope type "yarn" is not supported \(the vision tower/,
   );
-  // The ids the model looks up must be rows of the embedding table.
-  bad(
-    (j) => Object.assign(j, { video_token_id: 1000 }),
-    /video_token_id 1000 is outside the vocabulary \(vocab_size 1000\)/,
-  );
-  bad((j) => Object.assign(j, { image_token_id: 5000 }), /image_token_id 5000 is outside the vocabulary/);
-  bad((j) => Object.assign(j, { vision_start_token_id: 1001 }), /vision_start_token_id 1001 is outside/);
   bad((j) => Object.assign(j, { model_type: 'llava' }), /model_type "llava" is not a Qwen2-VL/);
   bad(
     (j) => Object.assign(j, { vision_mamba_mixer_config: { enable: true, headdim: 5 } }),
@@ -327,46 +325,54 @@ test('configs the model cannot run are ModelErrors naming the key and the file',
   // From a file, the error names the file.
   await writeFile(
     join(dir, 'config.json'),
-    JSON.stringify({ ...configJson('v5-small-vocab'), video_token_id: 4096 }),
+    JSON.stringify({ ...configJson('v5-small-vocab'), model_type: 'llava' }),
   );
   await assert.rejects(
     readQwen2VLConfig(dir),
     (e) =>
       e instanceof ModelError &&
       e.message.startsWith(join(dir, 'config.json')) &&
-      /video_token_id 4096/.test(e.message),
+      /model_type "llava"/.test(e.message),
   );
 });
 
-/** Logits of a text prompt and of a one-image prompt, from seeded random weights of the config's shapes. */
-async function randomModelLogits(
-  config: Qwen2VLConfig,
-): Promise<{ text: Float32Array; image: Float32Array }> {
+/** A model of the config's shapes with seeded random weights, disposed after `use`. */
+async function withRandomModel<T>(config: Qwen2VLConfig, use: (m: Qwen2VL) => Promise<T>): Promise<T> {
   const backend = cpuBackend();
   const source = new RandomWeights(qwen2vlSpecs(config), { seed: 3, std: 0.3 });
   const params = await loadQwen2VLParams(source, config, backend, 'f32', 'random');
   source[Symbol.dispose]();
   const model = Qwen2VL.fromParams(config, params, backend, 'f32');
   try {
-    const pixels = new Float32Array(4 * 1176).map((_, i) => Math.sin(i * 0.37));
-    const prompts: Qwen2VLInputs[] = [
-      { inputIds: [11, 12, 13, 14] },
-      // One 2×2-patch image merges into one token between vision start and end.
-      { inputIds: [11, 995, 998, 996, 12], pixelValues: pixels, imageGridThw: [[1, 2, 2]] },
-    ];
-    const [text, image] = await Promise.all(
-      prompts.map(async (p) => {
-        const logits = model.forward(p);
-        const data = (await logits.data()) as Float32Array;
-        assert.deepEqual(logits.shape, [p.inputIds.length, 1000]);
-        logits.dispose();
-        return data;
-      }),
-    );
-    return { text, image };
+    return await use(model);
   } finally {
     model[Symbol.dispose]();
   }
+}
+
+const PIXELS = new Float32Array(4 * 1176).map((_, i) => Math.sin(i * 0.37));
+const TEXT_PROMPT: Qwen2VLInputs = { inputIds: [11, 12, 13, 14] };
+// One 2×2-patch image merges into one token between vision start and end.
+const IMAGE_PROMPT: Qwen2VLInputs = {
+  inputIds: [11, 995, 998, 996, 12],
+  pixelValues: PIXELS,
+  imageGridThw: [[1, 2, 2]],
+};
+
+async function logitsOf(model: Qwen2VL, p: Qwen2VLInputs): Promise<Float32Array> {
+  const logits = model.forward(p);
+  assert.deepEqual(logits.shape, [p.inputIds.length, 1000]);
+  const data = (await logits.data()) as Float32Array;
+  logits.dispose();
+  return data;
+}
+
+/** Logits of a text prompt and of a one-image prompt, from seeded random weights of the config's shapes. */
+function randomModelLogits(config: Qwen2VLConfig): Promise<{ text: Float32Array; image: Float32Array }> {
+  return withRandomModel(config, async (m) => ({
+    text: await logitsOf(m, TEXT_PROMPT),
+    image: await logitsOf(m, IMAGE_PROMPT),
+  }));
 }
 
 test('the tiny model runs from either layout with the same logits; the vision rotary base comes from the config', async () => {
@@ -381,4 +387,80 @@ test('the tiny model runs from either layout with the same logits; the vision ro
   const other = await randomModelLogits(parseQwen2VLConfig(j));
   assert.deepEqual(other.text, v4.text);
   assert.notDeepEqual(other.image, v4.image);
+});
+
+test('configs transformers 5.17 builds and runs for text (meta-5.17.json probes) load; images/videos are refused at use', async () => {
+  const base = await randomModelLogits(parseQwen2VLConfig(configJson('v5-small-vocab')));
+  const variant = (edit: (j: Json) => void) => {
+    const j = clone(configJson('v5-small-vocab'));
+    edit(j);
+    return parseQwen2VLConfig(j);
+  };
+  const refuses = (m: Qwen2VL, p: Qwen2VLInputs, pattern: RegExp) =>
+    assert.throws(
+      () => m.forward(p),
+      (e) => e instanceof ModelError && pattern.test(e.message),
+      pattern.source,
+    );
+  const videoPrompt = (pad: number): Qwen2VLInputs => ({
+    inputIds: [11, 995, pad, 996, 12],
+    pixelValuesVideos: PIXELS,
+    videoGridThw: [[1, 2, 2]],
+  });
+
+  // video_token_id outside the vocabulary: transformers runs text and images; the id is looked up for videos.
+  await withRandomModel(
+    variant((j) => Object.assign(j, { video_token_id: 5000 })),
+    async (m) => {
+      assert.deepEqual(await logitsOf(m, TEXT_PROMPT), base.text);
+      assert.deepEqual(await logitsOf(m, IMAGE_PROMPT), base.image);
+      refuses(
+        m,
+        videoPrompt(5000),
+        /cannot take a video: video_token_id 5000 is outside the vocabulary \(vocab_size 1000\)/,
+      );
+    },
+  );
+  // The same spirit for the image and vision-start ids.
+  await withRandomModel(
+    variant((j) => Object.assign(j, { image_token_id: 5000 })),
+    async (m) => {
+      assert.deepEqual(await logitsOf(m, TEXT_PROMPT), base.text);
+      refuses(m, IMAGE_PROMPT, /cannot take an image: image_token_id 5000 is outside the vocabulary/);
+      // Videos (id 999) still run.
+      const video = await logitsOf(m, videoPrompt(999));
+      assert.ok(video.every(Number.isFinite));
+    },
+  );
+  await withRandomModel(
+    variant((j) => Object.assign(j, { vision_start_token_id: 1001 })),
+    async (m) => {
+      assert.deepEqual(await logitsOf(m, TEXT_PROMPT), base.text);
+      refuses(m, IMAGE_PROMPT, /cannot take an image: vision_start_token_id 1001 is outside the vocabulary/);
+      refuses(m, videoPrompt(999), /cannot take a video: vision_start_token_id 1001 is outside/);
+    },
+  );
+
+  // A vision head size the 2-D rotary cannot split (12 / 2 = 6) and a merger narrower or wider than the text
+  // model: the weights load, text runs, pixels are refused (transformers' image prompts fail there too).
+  const vision = (patch: Json) => variant((j) => Object.assign(j.vision_config as Json, patch));
+  await withRandomModel(vision({ embed_dim: 12, num_heads: 2 }), async (m) => {
+    assert.equal(m.visual.blocks[0].attn.qkv.inFeatures, 12);
+    assert.ok((await logitsOf(m, TEXT_PROMPT)).every(Number.isFinite));
+    refuses(
+      m,
+      IMAGE_PROMPT,
+      /cannot take an image: vision_config embed_dim 12 \/ num_heads 2 is not an integer head size divisible by 4/,
+    );
+    // Through the tower directly (as Vamba's encoder calls it): the same reason.
+    assert.throws(
+      () => m.encodeVision(PIXELS, [[1, 2, 2]]),
+      /Qwen2-VL vision tower: .*runs text prompts only/,
+    );
+  });
+  await withRandomModel(vision({ hidden_size: 32 }), async (m) => {
+    assert.ok((await logitsOf(m, TEXT_PROMPT)).every(Number.isFinite)); // other random draws: other logits
+    refuses(m, IMAGE_PROMPT, /vision_config.hidden_size 32 \(merger output\) ≠ hidden_size 24/);
+    refuses(m, videoPrompt(999), /cannot take a video: vision_config.hidden_size 32/);
+  });
 });

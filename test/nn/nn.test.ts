@@ -71,6 +71,33 @@ test('rotary tables: 1-D, M-RoPE sections and 2-D vision angles follow their for
   }
 });
 
+test('M-RoPE with one or two sections reads the first rows, the same in both halves (transformers 5.17)', async () => {
+  // Frequency j reads the row of the section it falls in; both halves of the rotated dims share the angle.
+  // [1, 1] over dim 4: frequencies 0 | 1 read rows t | h (what transformers 5.17 computes for TRL's tiny
+  // shape: test/models/qwen2vl-config-parity.test.ts); [2]: both read t.
+  const theta = 10000;
+  const rows: [number[], number[], number[]] = [
+    [3, 8],
+    [5, 13],
+    [7, 21],
+  ];
+  for (const { section, rowOf } of [
+    { section: [1, 1], rowOf: [0, 1] },
+    { section: [2], rowOf: [0, 0] },
+  ]) {
+    const m = await values(mrope(rows, 4, theta, section));
+    for (let p = 0; p < 2; p++)
+      for (let c = 0; c < 4; c++) {
+        const j = c % 2;
+        const a = Math.fround(rows[rowOf[j]][p] * Math.fround(theta ** (-(2 * j) / 4)));
+        assert.ok(Math.abs(m.cos[p * 4 + c] - Math.cos(a)) < 1e-6, `[${section}] cos ${p},${c}`);
+        assert.ok(Math.abs(m.sin[p * 4 + c] - Math.sin(a)) < 1e-6, `[${section}] sin ${p},${c}`);
+      }
+  }
+  assert.throws(() => mrope(rows, 4, theta, [1, 2]), /must add up to 2/);
+  assert.throws(() => mrope(rows, 8, theta, [1, 1, 1, 1]), /1 to 3 sections/);
+});
+
 test('GatedMLP equals down(silu(gate·x) ⊙ up·x) in float64', async () => {
   const r = rng();
   const [n, h, f] = [2, 5, 7];

@@ -8,8 +8,8 @@ Writes under --out, one folder per case (copy them to test/fixtures/configs/):
   v5-small-vocab/  vocab 1000 with the text config's default bos/eos ids (151643/151645, outside the vocabulary),
                    every text key the test does not need left at the class default, odd sizes;
                    config.json, generation_config.json, model.safetensors, reference.safetensors (logits of a
-                   text prompt and of an image prompt, with the pixel values), reference.json
-  v5-two-sections/ TRL's tiny Qwen2-VL shape (mrope_section [1, 1], head_dim 4), config + reference only
+                   text prompt, a one-token image and a 2x3-token image, with the pixel values), reference.json
+  v5-two-sections/ TRL's tiny Qwen2-VL shape (mrope_section [1, 1], head_dim 4), the same files
   meta.json        versions, the class defaults as transformers reports them, whether transformers builds and
                    runs each deliberately odd config (tells which configs the loader must accept), and where it
                    keeps and applies tie_word_embeddings
@@ -79,7 +79,7 @@ CASES = {
         ),
         vision=dict(depth=2, embed_dim=64, hidden_size=16),
         ids=SMALL_VOCAB_IDS,
-        weights=False,
+        weights=True,
     ),
 }
 
@@ -134,9 +134,20 @@ def prompts(case):
     patch = 3 * 2 * 14 * 14
     pixels = rng.standard_normal((4, patch)).astype(np.float32)
     image_ids = text(3) + [ids["vision_start_token_id"], ids["image_token_id"], ids["vision_end_token_id"]] + text(4)
+    # One image of 4x6 patches merges into 2x3 tokens whose t, h and w positions differ (the one-token image's
+    # coincide), so its logits depend on how mrope_section splits the rotary dims. Its own generator keeps the
+    # prompts above as they were.
+    wide_rng = np.random.default_rng(case["seed"] + 2)
+    wide_pixels = wide_rng.standard_normal((24, patch)).astype(np.float32)
+    wide_ids = (
+        wide_rng.integers(3, 900, size=2).tolist()
+        + [ids["vision_start_token_id"]] + [ids["image_token_id"]] * 6 + [ids["vision_end_token_id"]]
+        + wide_rng.integers(3, 900, size=3).tolist()
+    )
     return {
         "text": (text(7), None),
         "image": (image_ids, {"pixel_values": pixels, "image_grid_thw": np.array([[1, 2, 2]], dtype=np.int64)}),
+        "wide_image": (wide_ids, {"pixel_values": wide_pixels, "image_grid_thw": np.array([[1, 4, 6]], dtype=np.int64)}),
     }
 
 

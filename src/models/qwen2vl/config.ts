@@ -6,8 +6,10 @@
  *    `vision_config`; the image/video ids stay at the top. When `text_config` is present it alone describes the
  *    language model, as in transformers; stale top-level copies are kept as extras.
  * Absent keys take the transformers class defaults (`Qwen2VLTextConfig`, `Qwen2VLVisionConfig`, `Qwen2VLConfig`).
- * Only what the model uses is checked: shapes, and the special ids it looks up (bos/eos may lie outside a tiny
- * vocabulary, as transformers' defaults do).
+ * Only what the model uses is checked: the text model's shapes at load; what only images and videos use (the
+ * vision tower's shapes, the ids of their placeholders) when one is given (`visualInputProblem`), since
+ * transformers builds such a model and runs its text prompts. bos/eos may lie outside a tiny vocabulary, as
+ * transformers' defaults do.
  */
 import { join } from 'node:path';
 import { ModelError } from '../../errors.js';
@@ -24,8 +26,8 @@ export interface Qwen2VLTextConfig {
   head_dim: number;
   rms_norm_eps: number;
   rope_theta: number;
-  /** M-RoPE split of head_dim/2 rotary frequencies into (t, h, w). */
-  mrope_section: [number, number, number];
+  /** M-RoPE split of the head_dim/2 rotary frequencies into (t, h, w) parts; 1 to 3 (`nn/rotary.ts` `mrope`). */
+  mrope_section: number[];
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
   hidden_act: string;
@@ -180,7 +182,7 @@ export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2
   const textF = top.has('text_config') ? top.nested('text_config') : top;
   const visF = top.nested('vision_config');
   const text = readText(top, textF, source);
-  const vision = readVision(visF, text.hidden_size, source);
+  const vision = readVision(visF, source);
 
   // bos/eos/pad belong to the text config in 5.x and to the top level in 4.x; they only seed generation
   // defaults (generation_config.json usually overrides them), so they may lie outside the vocabulary.
@@ -196,13 +198,6 @@ export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2
     image_token_id: top.int('image_token_id', T.image_token_id),
     video_token_id: top.int('video_token_id', T.video_token_id),
   };
-  // The ids the model and the prompt builders look up in the embedding table.
-  for (const k of ['vision_start_token_id', 'image_token_id', 'video_token_id'] as const)
-    if (ids[k] >= text.vocab_size)
-      throw new ModelError(
-        `${source}: ${k} ${ids[k]} is outside the vocabulary (vocab_size ${text.vocab_size}); set it to the tokenizer's id`,
-      );
-
   const mixer = readMixer(top.nested('vision_mamba_mixer_config'), text.hidden_size, source);
   const config: Qwen2VLConfig = {
     model_type: modelType,
@@ -253,6 +248,13 @@ function readText(top: Fields, f: Fields, source: string): Qwen2VLTextConfig {
       `${source}: ${at('num_attention_heads')} ${num_attention_heads} is not a multiple of num_key_value_heads ${num_key_value_heads}`,
     );
   const head_dim = hidden_size / num_attention_heads;
+  // transformers sizes the projections by hidden_size / heads but its rotary by a `head_dim` key: a model
+  // whose key differs builds and never runs.
+  const headDimKey = f.int('head_dim');
+  if (headDimKey !== undefined && headDimKey !== head_dim)
+    throw new ModelError(
+      `${source}: ${at('head_dim')} ${headDimKey} ≠ hidden_size / num_attention_heads = ${head_dim} (transformers cannot run it either); remove head_dim or make it equal`,
+    );
   const num_hidden_layers = size('num_hidden_layers');
   rejectSlidingWindow(f, num_hidden_layers, source);
   const rope = readRope(f, head_dim);
@@ -292,10 +294,7 @@ function rejectSlidingWindow(f: Fields, layers: number, source: string): void {
  * rope_theta and mrope_section. transformers reads `rope_scaling` (4.x name) before `rope_parameters` (5.x),
  * takes rope_theta from there or from a sibling `rope_theta` key, and treats type "mrope" as "default".
  */
-function readRope(
-  f: Fields,
-  headDim: number,
-): { rope_theta: number; mrope_section: [number, number, number] } {
+function readRope(f: Fields, headDim: number): { rope_theta: number; mrope_section: number[] } {
   const key = f.has('rope_scaling') ? 'rope_scaling' : 'rope_parameters';
   const p = f.nested(key);
   const type = p.str('rope_type') ?? p.str('type');
@@ -308,18 +307,23 @@ function readRope(
   const section = p.numList('mrope_section');
   if (section === undefined)
     throw new ModelError(`${p.where}: "mrope_section" is missing (transformers' Qwen2-VL needs it too)`);
-  if (section.length !== 3 || !section.every((x) => Number.isInteger(x) && x >= 0))
+  if (!section.length || !section.every((x) => Number.isInteger(x) && x >= 0))
     throw new ModelError(
-      `${p.where}: mrope_section [${section.join(', ')}] is not supported: longshot implements three (t, h, w) sections of non-negative integers`,
+      `${p.where}: mrope_section [${section.join(', ')}] must be a list of non-negative integers`,
     );
-  if (section[0] + section[1] + section[2] !== headDim / 2)
+  // Sections read rows t, h, w in turn; what transformers does with a fourth was never checked.
+  if (section.length > 3)
+    throw new ModelError(
+      `${p.where}: mrope_section [${section.join(', ')}] has ${section.length} sections; longshot supports 1 to 3 (t, h, w)`,
+    );
+  if (section.reduce((a, b) => a + b, 0) !== headDim / 2)
     throw new ModelError(
       `${p.where}: mrope_section [${section.join(', ')}] must sum to head_dim/2 = ${headDim / 2}`,
     );
-  return { rope_theta, mrope_section: section as [number, number, number] };
+  return { rope_theta, mrope_section: section };
 }
 
-function readVision(f: Fields, textHidden: number, source: string): Qwen2VLVisionConfig {
+function readVision(f: Fields, source: string): Qwen2VLVisionConfig {
   const V = VISION_DEFAULTS;
   const size = (k: keyof Qwen2VLVisionConfig & string) =>
     positive(source, `vision_config.${k}`, f.int(k, V[k] as number));
@@ -329,7 +333,7 @@ function readVision(f: Fields, textHidden: number, source: string): Qwen2VLVisio
     throw new ModelError(
       `${rope.where}: rope type "${ropeType}" is not supported (the vision tower uses 2-D "axial")`,
     );
-  const vision: Qwen2VLVisionConfig = {
+  return {
     depth: size('depth'),
     embed_dim: size('embed_dim'),
     num_heads: size('num_heads'),
@@ -346,15 +350,29 @@ function readVision(f: Fields, textHidden: number, source: string): Qwen2VLVisio
       rope.num('rope_theta', V.rope_theta),
     ),
   };
-  if (vision.embed_dim % vision.num_heads || (vision.embed_dim / vision.num_heads) % 4)
-    throw new ModelError(
-      `${source}: vision_config embed_dim ${vision.embed_dim} / num_heads ${vision.num_heads} must be an integer head size divisible by 4 (2-D rotary)`,
-    );
-  if (vision.hidden_size !== textHidden)
-    throw new ModelError(
-      `${source}: vision_config.hidden_size ${vision.hidden_size} (merger output) ≠ hidden_size ${textHidden} of the language model`,
-    );
-  return vision;
+}
+
+/** Why the vision tower cannot run (null: it can): its 2-D rotary needs an integer head size divisible by 4. */
+export function visionTowerProblem(v: Qwen2VLVisionConfig): string | null {
+  const head = v.embed_dim / v.num_heads;
+  return Number.isInteger(head) && head % 4 === 0
+    ? null
+    : `vision_config embed_dim ${v.embed_dim} / num_heads ${v.num_heads} is not an integer head size divisible by 4 (2-D rotary)`;
+}
+
+/**
+ * Why a model of this config cannot take an image or a video (null: it can). transformers builds such a model
+ * and runs its text prompts (and images when only the video id is off); the problem shows when pixels arrive.
+ */
+export function visualInputProblem(c: Qwen2VLConfig, kind: 'image' | 'video'): string | null {
+  const tower = visionTowerProblem(c.vision);
+  if (tower) return tower;
+  if (c.vision.hidden_size !== c.text.hidden_size)
+    return `vision_config.hidden_size ${c.vision.hidden_size} (merger output) ≠ hidden_size ${c.text.hidden_size} of the language model`;
+  for (const k of [`${kind}_token_id`, 'vision_start_token_id'] as const)
+    if (c[k] >= c.text.vocab_size)
+      return `${k} ${c[k]} is outside the vocabulary (vocab_size ${c.text.vocab_size}); set it to the tokenizer's id`;
+  return null;
 }
 
 /** `dtype` (5.x) or `torch_dtype` (4.x), at the top level or, failing that, in text_config; null when absent. */

@@ -22,7 +22,7 @@ import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { assertFits } from '../fit.js';
-import { type Qwen2VLConfig, readQwen2VLConfig } from './config.js';
+import { type Qwen2VLConfig, readQwen2VLConfig, visualInputProblem } from './config.js';
 import { getRopeIndex } from './rope-index.js';
 import { estimateMemory } from './size.js';
 import { Qwen2Decoder } from './text.js';
@@ -100,6 +100,7 @@ export class Qwen2VL implements Disposable {
 
   /** Token embeddings with the vision tokens written over their pad tokens: [n, hidden]. */
   embed(inputs: Qwen2VLInputs): Tensor {
+    this.#assertTakesInputs(inputs);
     const ids = Int32Array.from(inputs.inputIds);
     const vocab = this.config.text.vocab_size;
     for (const id of ids)
@@ -142,10 +143,23 @@ export class Qwen2VL implements Disposable {
   }
 
   /**
-   * Vision tokens [Σ t·h·w / merge², hidden] of processed pixels. Temporal groups never attend to each other,
-   * so the encoder runs over chunks of whole groups (at most `maxPatchesPerChunk` patches, unless one group
-   * is larger): the result is the same and memory stays bounded for long videos.
+   * Throws a ModelError naming the config key when this model cannot take an image or a video (see
+   * `visualInputProblem`); its text prompts still run, as in transformers.
    */
+  assertTakes(kind: 'image' | 'video'): void {
+    const problem = visualInputProblem(this.config, kind);
+    if (problem)
+      throw new ModelError(
+        `this Qwen2-VL checkpoint cannot take ${kind === 'image' ? 'an image' : 'a video'}: ${problem}`,
+      );
+  }
+
+  /** Before positions and embeddings, so that a placeholder id outside the vocabulary is blamed on the config. */
+  #assertTakesInputs(inputs: Qwen2VLInputs): void {
+    if (inputs.pixelValues) this.assertTakes('image');
+    if (inputs.pixelValuesVideos || inputs.videoEmbeds) this.assertTakes('video');
+  }
+
   /**
    * Throws an OutOfMemoryError (with the estimate's terms) when a prompt holding a video of this patch grid
    * cannot be prefilled here: weights, the KV cache of the whole sequence, the largest activations.
@@ -160,12 +174,18 @@ export class Qwen2VL implements Disposable {
     });
   }
 
+  /**
+   * Vision tokens [Σ t·h·w / merge², hidden] of processed pixels. Temporal groups never attend to each other,
+   * so the encoder runs over chunks of whole groups (at most `maxPatchesPerChunk` patches, unless one group
+   * is larger): the result is the same and memory stays bounded for long videos.
+   */
   encodeVision(pixels: Float32Array, grids: readonly GridTHW[], maxPatchesPerChunk = 16384): Tensor {
     return encodeVisionChunked(this.visual, pixels, grids, this.dtype, maxPatchesPerChunk);
   }
 
   /** M-RoPE positions of a prompt. */
   ropeIndex(inputs: Qwen2VLInputs) {
+    this.#assertTakesInputs(inputs);
     return getRopeIndex(
       inputs.inputIds,
       this.config,

@@ -3,7 +3,7 @@
  * C·T·P·P pixel values, pre-norm blocks (LayerNorm 1e-6, fused qkv, quick-GELU MLP) with 2-D rotary
  * embedding, attention confined to each temporal group of patches, and the 2×2 patch merger.
  */
-import { InputError } from '../../errors.js';
+import { InputError, ModelError } from '../../errors.js';
 import { Linear } from '../../nn/linear.js';
 import { MLP } from '../../nn/mlp.js';
 import { LayerNorm } from '../../nn/norm.js';
@@ -13,7 +13,7 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { Qwen2VLVisionConfig } from './config.js';
+import { type Qwen2VLVisionConfig, visionTowerProblem } from './config.js';
 import { PATCH_EMBED } from './weights.js';
 
 /** [t, h, w] in patches (h, w multiples of the merge size). */
@@ -162,6 +162,13 @@ export class Qwen2VisionTransformer implements Disposable {
     return new Qwen2VisionTransformer(config, new Linear(p.take(PATCH_EMBED)), blocks, merger);
   }
 
+  /** A tower whose config it cannot run (transformers builds it too, and runs only text) refuses pixels. */
+  assertRuns(): void {
+    const problem = visionTowerProblem(this.config);
+    if (problem)
+      throw new ModelError(`Qwen2-VL vision tower: ${problem}; this checkpoint runs text prompts only`);
+  }
+
   /** Values per patch row: C·T·P·P (1176 for Qwen2-VL). */
   get patchDim(): number {
     const c = this.config;
@@ -173,6 +180,7 @@ export class Qwen2VisionTransformer implements Disposable {
    * [patches / merge², hidden_size].
    */
   forward(pixels: Tensor, grids: readonly GridTHW[]): Tensor {
+    this.assertRuns();
     const c = this.config;
     const { rows, cols, segments } = visionLayout(grids, c.spatial_merge_size);
     if (pixels.rank !== 2 || pixels.shape[0] !== rows.length || pixels.shape[1] !== this.patchDim)
@@ -213,6 +221,7 @@ export function encodeVisionChunked(
   dtype: DType,
   maxPatchesPerChunk = 16384,
 ): Tensor {
+  visual.assertRuns();
   const rowLen = visual.patchDim;
   const patches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
   if (pixels.length !== patches * rowLen)
