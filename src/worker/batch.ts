@@ -71,13 +71,35 @@ export async function jobResults(
   o: BatchOptions & { wait?: boolean; pollMs?: number },
 ): Promise<Array<JobResult | undefined>> {
   return withStore(o, async (store) => {
-    const ids = jobs.map((j) => j.id);
-    for (;;) {
-      const results = await store.results(ids);
-      if (!o.wait || results.every(Boolean)) return results;
-      await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
+    const queue = new Queue(store.queue, { connection: store.redis });
+    try {
+      for (;;) {
+        const results = await store.results(jobs.map((j) => j.id));
+        if (results.every(Boolean)) return results;
+        // A job BullMQ failed by itself (its workers kept dying on it) never reached a worker's error handler.
+        for (const [i, job] of jobs.entries())
+          if (!results[i]) results[i] = await failedResult(store, queue, job);
+        if (!o.wait || results.every(Boolean)) return results;
+        await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
+      }
+    } finally {
+      await queue.close();
     }
   });
+}
+
+async function failedResult(store: Store, queue: Queue, spec: JobSpec): Promise<JobResult | undefined> {
+  const job = await queue.getJob(spec.id);
+  if (!job || !(await job.isFailed())) return undefined;
+  const result: JobResult = {
+    id: spec.id,
+    video: spec.video,
+    error: { kind: 'internal', message: job.failedReason },
+    worker: '',
+    attempts: job.attemptsMade,
+  };
+  await store.writeResult(result);
+  return (await store.results([spec.id]))[0];
 }
 
 export async function batchStatus(jobs: readonly JobSpec[], o: BatchOptions): Promise<BatchStatus> {

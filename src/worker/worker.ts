@@ -148,7 +148,8 @@ export async function startWorker(o: WorkerOptions): Promise<LongshotWorker> {
     concurrency: 1,
     lockDuration,
     stalledInterval: lockDuration,
-    maxStalledCount: 5,
+    // A job whose worker dies this many times fails (`batch results` reports BullMQ's reason).
+    maxStalledCount: 3,
   };
   const workers = [
     new Worker(queueName, serially(false), workerOptions),
