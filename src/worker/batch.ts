@@ -3,6 +3,7 @@
  * submitted before is not added again, and results come back in the file's order whenever they are asked for.
  */
 import { Queue } from 'bullmq';
+import { InputError, LongshotError } from '../errors.js';
 import type { JobResult, JobSpec } from './jobs.js';
 import { DEFAULT_ATTEMPTS, JOB_NAME, jobOptions } from './queues.js';
 import { connect, DEFAULT_QUEUE, Store } from './store.js';
@@ -30,9 +31,15 @@ export interface BatchStatus {
 }
 
 async function withStore<T>(o: BatchOptions, fn: (store: Store) => Promise<T>): Promise<T> {
-  const redis = connect(o.redis);
+  const redis = connect(o.redis, false);
+  redis.on('error', () => {}); // reported below, once, if a command gives up
   try {
     return await fn(new Store(redis, o.queue ?? DEFAULT_QUEUE));
+  } catch (e) {
+    if (e instanceof LongshotError || redis.status === 'ready') throw e;
+    throw new InputError(
+      `cannot reach Redis at ${o.redis}: is the server running? (${(e as Error).message})`,
+    );
   } finally {
     redis.disconnect();
   }

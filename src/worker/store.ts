@@ -14,13 +14,16 @@ import type { JobResult } from './jobs.js';
 export const DEFAULT_QUEUE = 'longshot';
 
 /**
- * A client that waits through a Redis restart instead of failing commands (BullMQ requires
- * maxRetriesPerRequest null for workers).
+ * A Redis client. A worker's waits through any outage (BullMQ requires maxRetriesPerRequest null for
+ * workers); a batch command's rides out a restart but gives up after a few seconds.
  */
-export function connect(url: string): Redis {
+export function connect(url: string, patient: boolean): Redis {
   if (!/^rediss?:\/\//.test(url))
     throw new InputError(`--redis must be a redis:// or rediss:// URL, got '${url}'`);
-  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  return new Redis(url, {
+    maxRetriesPerRequest: patient ? null : 5,
+    retryStrategy: (n) => Math.min(n * 200, 2000),
+  });
 }
 
 export class Store {

@@ -53,7 +53,7 @@ export async function startWorker(o: WorkerOptions): Promise<LongshotWorker> {
   const queueName = o.queue ?? DEFAULT_QUEUE;
   const lockDuration = o.lockDurationMs ?? 30_000;
   const model = await VideoLM.load(o.model, { device: o.device });
-  const redis = connect(o.redis);
+  const redis = connect(o.redis, true);
   const store = new Store(redis, queueName);
   const cache = new VideoCache(model, store, id, o.cachedVideos ?? 4, o.handles);
   const queues = new Map<string, Queue>();
@@ -138,6 +138,7 @@ export async function startWorker(o: WorkerOptions): Promise<LongshotWorker> {
         if (!badInput) throw e;
       } finally {
         busy = false;
+        await beat(); // idle now: others may route jobs here
       }
     });
     turn = run.catch(() => {});
