@@ -1,10 +1,14 @@
 /**
  * Decode benchmark: how long it takes to get the frames a model wants out of a long 720p H.264 video,
- * against ffmpeg decoding every frame. Generates its own video (a one-minute clip of ffmpeg's testsrc2,
+ * against ffmpeg decoding every frame, with each ffmpeg: the shipped one (`bundled`) and the one on PATH
+ * (`system`, e.g. Debian's 5.1). Generates its own video (a one-minute clip of ffmpeg's testsrc2,
  * repeated with stream copy to the requested length, so it is cheap to make but as costly to decode as
- * a real one), caches it in the temp folder, prints a table and writes JSON.
+ * a real one), caches it in $TMPDIR/longshot-bench/, prints a table per ffmpeg and writes JSON
+ * (`<prefix>_<label>.json`).
  *
- *   npx tsx bench/decode.ts [--minutes 60] [--gop 30] [--json bench/results/decode.json]
+ *   npx tsx bench/decode.ts [--minutes 60] [--gop 30] [--with bundled,system] [--all] [--json bench/results/decode]
+ *
+ * `--all` adds the two slow cases (exact mid-GOP 1 fps, which costs about a full decode, and uniform 512).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,8 +16,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { findTools } from '../src/media/ffmpeg.js';
-import { vambaResize } from '../src/media/resize.js';
+import { findTools, type ToolOptions, toolVersions } from '../src/media/ffmpeg.js';
+import { boundEdges } from '../src/media/resize.js';
 import type { SamplingPolicy } from '../src/media/sampling.js';
 import { type FrameOptions, openVideo } from '../src/media/video.js';
 
@@ -21,13 +25,26 @@ const { values } = parseArgs({
   options: {
     minutes: { type: 'string', default: '60' },
     gop: { type: 'string', default: '30' },
-    json: { type: 'string', default: 'bench/results/decode.json' },
+    with: { type: 'string', default: 'bundled,system' },
+    all: { type: 'boolean', default: false },
+    json: { type: 'string', default: 'bench/results/decode' },
   },
 });
 const minutes = Number(values.minutes);
 const gop = Number(values.gop);
 const FPS = 30;
-const tools = findTools();
+// The shipped binaries are what findTools picks with no option or variable set.
+delete process.env.LONGSHOT_FFMPEG;
+delete process.env.LONGSHOT_FFPROBE;
+const choices: Record<string, ToolOptions> = {
+  bundled: {},
+  system: { ffmpegPath: '/usr/bin/ffmpeg', ffprobePath: '/usr/bin/ffprobe' },
+};
+const labels = values.with!.split(',');
+for (const label of labels)
+  if (!(label in choices)) throw new Error(`--with: unknown ffmpeg ${label} (bundled or system)`);
+const generator = findTools();
+const cacheDir = join(tmpdir(), 'longshot-bench');
 
 function run(bin: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -41,12 +58,14 @@ function run(bin: string, args: string[]): Promise<void> {
 }
 
 async function makeVideo(): Promise<string> {
-  const path = join(tmpdir(), `longshot-bench-720p-${minutes}min-gop${gop}.mp4`);
+  await mkdir(cacheDir, { recursive: true });
+  const path = join(cacheDir, `720p-${minutes}min-gop${gop}.mp4`);
   if (existsSync(path)) return path;
-  const clip = join(tmpdir(), `longshot-bench-720p-clip-gop${gop}.mp4`);
+  const t0 = performance.now();
+  const clip = join(cacheDir, `720p-clip-gop${gop}.mp4`);
   if (!existsSync(clip)) {
     process.stderr.write('encoding a one-minute 720p H.264 clip…\n');
-    await run(tools.ffmpeg, [
+    await run(generator.ffmpeg, [
       '-v',
       'error',
       '-y',
@@ -74,7 +93,7 @@ async function makeVideo(): Promise<string> {
   process.stderr.write(`joining ${minutes} copies…\n`);
   const list = `${path}.txt`;
   await writeFile(list, Array.from({ length: minutes }, () => `file '${clip}'\n`).join(''));
-  await run(tools.ffmpeg, [
+  await run(generator.ffmpeg, [
     '-v',
     'error',
     '-y',
@@ -89,6 +108,7 @@ async function makeVideo(): Promise<string> {
     path,
   ]);
   await rm(list);
+  process.stderr.write(`made the video in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   return path;
 }
 
@@ -102,6 +122,9 @@ interface Row {
   meanAbsOffsetSec?: number;
   speedup?: number;
   cpuSpeedup?: number;
+  /** Against decoding every frame to the model's input (640×360 RGB). */
+  rgbSpeedup?: number;
+  rgbCpuSpeedup?: number;
 }
 
 /** CPU seconds used so far by this process and its finished children (Linux: /proc/self/stat). */
@@ -125,8 +148,8 @@ async function timed(
 }
 
 /** Opens the video afresh (frame-index scan included in the time) and decodes what `policy` picks. */
-async function longshot(path: string, policy: SamplingPolicy, options: FrameOptions) {
-  const video = await openVideo(path);
+async function longshot(path: string, tools: ToolOptions, policy: SamplingPolicy, options: FrameOptions) {
+  const video = await openVideo(path, tools);
   try {
     const sample = await video.sample(policy);
     let frames = 0;
@@ -154,22 +177,7 @@ process.stderr.write(
   `video: ${path}, ${info.width}x${info.height}, ${index.count} frames, ${seconds} s, GOP ${gop}\n`,
 );
 
-const size = vambaResize(256, 640); // 1280×720 → 640×360, what Vamba's chat preprocessing sees
-const rows: Row[] = [];
-rows.push(
-  await timed(async () => {
-    await run(tools.ffmpeg, ['-v', 'error', '-threads', '0', '-i', path, '-map', '0:v', '-f', 'null', '-']);
-    return { frames: index.count, distinctFrames: index.count };
-  }, 'ffmpeg decodes every frame (baseline, no conversion)'),
-);
-rows.push(
-  await timed(async () => {
-    const v = await openVideo(path);
-    await v.index();
-    await v.close();
-    return { frames: 0, distinctFrames: 0 };
-  }, 'open + frame-index scan only'),
-);
+const size = boundEdges(256, 640); // 1280×720 → 640×360, what Vamba's chat preprocessing sees
 const onTheSecond: SamplingPolicy = {
   kind: 'first-seconds',
   fps: 1,
@@ -178,53 +186,113 @@ const onTheSecond: SamplingPolicy = {
   multipleOf: 1,
 };
 const midSecond: SamplingPolicy = { kind: 'middle', numFrames: seconds };
-const cases: Array<[string, SamplingPolicy, FrameOptions]> = [
+const cases: Array<[string, SamplingPolicy, FrameOptions, 'slow'?]> = [
   ['1 fps exact, on each second (TimeViper rule)', onTheSecond, {}],
-  ['1 fps exact, mid-second (Vamba middle, n = seconds)', midSecond, {}],
+  ['1 fps exact, mid-second (Vamba middle, n = seconds)', midSecond, {}, 'slow'],
   ['1 fps keyframe, mid-second', midSecond, { accuracy: 'keyframe' }],
-  ['uniform 512 exact (Vamba eval)', { kind: 'uniform', numFrames: 512 }, {}],
+  ['uniform 512 exact (Vamba eval)', { kind: 'uniform', numFrames: 512 }, {}, 'slow'],
   ['uniform 128 exact (Vamba chat)', { kind: 'middle', numFrames: 128 }, {}],
   ['qwen-vl-utils fps=2 (768 cap) exact', { kind: 'fps' }, {}],
 ];
-for (const [name, policy, options] of cases)
-  rows.push(await timed(() => longshot(path, policy, { ...options, size, batchSize: 16 }), name));
 
-for (const r of rows.slice(2)) {
-  r.speedup = rows[0].seconds / r.seconds;
-  r.cpuSpeedup = rows[0].cpuSeconds / r.cpuSeconds;
+for (const label of labels) {
+  const tools = findTools(choices[label]);
+  const versions = await toolVersions(choices[label]);
+  process.stderr.write(`${label}: ffmpeg ${versions.ffmpeg.version} (${tools.ffmpeg})\n`);
+  const rows: Row[] = [];
+  rows.push(
+    await timed(async () => {
+      await run(tools.ffmpeg, ['-v', 'error', '-threads', '0', '-i', path, '-map', '0:v', '-f', 'null', '-']);
+      return { frames: index.count, distinctFrames: index.count };
+    }, 'ffmpeg decodes every frame (baseline, no conversion)'),
+  );
+  const model = size({ width: info.width, height: info.height });
+  rows.push(
+    await timed(async () => {
+      await run(tools.ffmpeg, [
+        '-v',
+        'error',
+        '-threads',
+        '0',
+        '-i',
+        path,
+        '-map',
+        '0:v',
+        '-vf',
+        `scale=${model.width}:${model.height}:flags=bicubic,format=rgb24`,
+        '-f',
+        'null',
+        '-',
+      ]);
+      return { frames: index.count, distinctFrames: index.count };
+    }, `ffmpeg decodes every frame to ${model.width}x${model.height} RGB (full decoding, no pipe)`),
+  );
+  rows.push(
+    await timed(async () => {
+      const v = await openVideo(path, choices[label]);
+      await v.index();
+      await v.close();
+      return { frames: 0, distinctFrames: 0 };
+    }, 'open + frame-index scan only'),
+  );
+  for (const [name, policy, options, slow] of cases)
+    if (values.all || !slow)
+      rows.push(
+        await timed(() => longshot(path, choices[label], policy, { ...options, size, batchSize: 16 }), name),
+      );
+  for (const r of rows.slice(3)) {
+    r.speedup = rows[0].seconds / r.seconds;
+    r.cpuSpeedup = rows[0].cpuSeconds / r.cpuSeconds;
+    r.rgbSpeedup = rows[1].seconds / r.seconds;
+    r.rgbCpuSpeedup = rows[1].cpuSeconds / r.cpuSeconds;
+  }
+  const table = [
+    [
+      'case',
+      'wall (s)',
+      'CPU (s)',
+      'frames',
+      'distinct',
+      'mean |Δt| (s)',
+      'vs baseline (wall / CPU)',
+      'vs full RGB (wall / CPU)',
+    ],
+    ...rows.map((r) => [
+      r.name,
+      r.seconds.toFixed(2),
+      r.cpuSeconds.toFixed(2),
+      String(r.frames),
+      String(r.distinctFrames),
+      r.meanAbsOffsetSec === undefined ? '' : r.meanAbsOffsetSec.toFixed(3),
+      r.speedup === undefined ? '' : `${r.speedup.toFixed(1)}× / ${r.cpuSpeedup!.toFixed(1)}×`,
+      r.rgbSpeedup === undefined ? '' : `${r.rgbSpeedup.toFixed(1)}× / ${r.rgbCpuSpeedup!.toFixed(1)}×`,
+    ]),
+  ];
+  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  console.log(`\n${label}: ffmpeg ${versions.ffmpeg.version}, ffprobe ${versions.ffprobe.version}`);
+  for (const [i, row] of table.entries()) {
+    console.log(
+      row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '),
+    );
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+  const result = {
+    date: new Date().toISOString(),
+    video: {
+      width: info.width,
+      height: info.height,
+      fps: FPS,
+      frames: index.count,
+      seconds,
+      gop,
+      codec: info.codec,
+    },
+    output: '640x360 RGB24 (Vamba pre-resize 256/640)',
+    tools: versions,
+    rows,
+  };
+  const out = `${values.json}_${label}.json`;
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`wrote ${out}`);
 }
-const table = [
-  ['case', 'wall (s)', 'CPU (s)', 'frames', 'distinct', 'mean |Δt| (s)', 'vs baseline (wall / CPU)'],
-  ...rows.map((r) => [
-    r.name,
-    r.seconds.toFixed(2),
-    r.cpuSeconds.toFixed(2),
-    String(r.frames),
-    String(r.distinctFrames),
-    r.meanAbsOffsetSec === undefined ? '' : r.meanAbsOffsetSec.toFixed(3),
-    r.speedup === undefined ? '' : `${r.speedup.toFixed(1)}× / ${r.cpuSpeedup!.toFixed(1)}×`,
-  ]),
-];
-const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-for (const [i, row] of table.entries()) {
-  console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
-  if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-}
-const result = {
-  date: new Date().toISOString(),
-  video: {
-    width: info.width,
-    height: info.height,
-    fps: FPS,
-    frames: index.count,
-    seconds,
-    gop,
-    codec: info.codec,
-  },
-  output: '640x360 RGB24 (Vamba pre-resize 256/640)',
-  ffmpeg: tools.ffmpeg,
-  rows,
-};
-await mkdir(dirname(values.json!), { recursive: true });
-await writeFile(values.json!, `${JSON.stringify(result, null, 2)}\n`);
-console.log(`\nwrote ${values.json}`);

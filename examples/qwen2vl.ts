@@ -6,15 +6,9 @@
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  generate,
-  optionsFromGenerationConfig,
-  Qwen2VL,
-  Qwen2VLProcessor,
-  type RgbImage,
-  Tokenizer,
-  tokenCount,
-} from '../src/index.js';
+import { generate, optionsFromGenerationConfig } from '../src/generate/index.js';
+import { Tokenizer } from '../src/io/index.js';
+import { Qwen2VL, Qwen2VLProcessor, type RgbImage, tokenCount } from '../src/models/qwen2vl/index.js';
 
 const dir = process.argv[2] ?? join(import.meta.dirname, '..', 'test', 'fixtures', 'qwen2vl', 'tiny-a');
 const question = process.argv[3] ?? 'What happens in this video?';

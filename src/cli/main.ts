@@ -7,17 +7,31 @@
  */
 import { Command, CommanderError } from 'commander';
 import { capMessage, EXIT_CODES, LongshotError } from '../errors.js';
+import { setDefaultTools } from '../media/ffmpeg.js';
+import { modelFamilies } from '../models/registry.js';
 import { commands } from './commands/index.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('longshot')
     .description(
-      'Ask questions about long videos with hybrid Mamba/attention video language models (Vamba, Qwen2-VL).',
+      `Ask questions about long videos with hybrid Mamba/attention video language models (${modelFamilies()
+        .map((f) => f.name)
+        .join(', ')}).`,
     )
     .version('0.1.0')
+    .option('--ffmpeg <path>', 'the ffmpeg to decode with (default: LONGSHOT_FFMPEG, else the shipped one)')
+    .option(
+      '--ffprobe <path>',
+      'the ffprobe to read files with (default: LONGSHOT_FFPROBE, else the shipped one)',
+    )
+    .hook('preAction', (root) => {
+      const { ffmpeg, ffprobe } = root.opts<{ ffmpeg?: string; ffprobe?: string }>();
+      setDefaultTools({ ffmpegPath: ffmpeg, ffprobePath: ffprobe });
+    })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const register of commands) register(program);
+  for (const family of modelFamilies()) for (const register of family.commands ?? []) register(program);
   return program;
 }
 

@@ -5,6 +5,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
+import type { LossPolicy } from '../media/index.js';
 import type { DeviceName } from '../runtime/backend.js';
 
 function number(name: string, check: (v: number) => boolean, what: string) {
@@ -64,6 +65,22 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--min-edge <px>', 'shortest frame side before the model’s resize', positiveInt('--min-edge'));
 }
 
+/** How many frames of a video may be lost to damage before it is refused (media's loss policy). */
+export function addLossOptions(cmd: Command): Command {
+  return cmd.option('--strict', 'refuse a video if any sampled frame cannot be decoded').option(
+    '--max-lost <fraction>',
+    'refuse a video when more than this fraction of its sampled frames cannot be decoded (default 0.25)',
+    number('--max-lost', (v) => v >= 0 && v <= 1, 'a fraction from 0 to 1'),
+  );
+}
+
+export function lossPolicyOf(o: Opts): LossPolicy {
+  return dropUndefined({
+    strict: o.strict as boolean | undefined,
+    maxLostFraction: o.maxLost as number | undefined,
+  });
+}
+
 export function addGenerationOptions(cmd: Command): Command {
   return cmd
     .option('--max-new-tokens <n>', 'longest answer in tokens', positiveInt('--max-new-tokens'), 512)
@@ -106,6 +123,10 @@ export function generationOf(o: Opts): GenerationOptions {
     'repetitionPenalty',
     'seed',
   ]) as GenerationOptions;
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 function pick(o: Opts, keys: string[]): Opts {

@@ -12,7 +12,7 @@ export function progressEnabled(json?: boolean): boolean {
 
 const mib = (n: number) => (n / 2 ** 20).toFixed(1);
 
-function bar(label: string, unit: 'MiB' | 'frames'): cliProgress.SingleBar {
+function bar(label: string, unit: 'MiB' | 'frames' | 'items'): cliProgress.SingleBar {
   return new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -49,5 +49,21 @@ export function videoProgress(enabled: boolean): VideoProgress | undefined {
     start: (total) => b.start(total, 0),
     frames: (done) => b.update(done),
     finish: () => b.stop(),
+  };
+}
+
+/** One bar for the items of a benchmark run (resumed items count as done from the start). */
+export function itemProgress(
+  enabled: boolean,
+  label: string,
+): ((done: number, total: number) => void) | undefined {
+  if (!enabled) return undefined;
+  const b = bar(label, 'items');
+  let started = false;
+  return (done, total) => {
+    if (!started) b.start(total, done);
+    else b.update(done);
+    started = true;
+    if (done === total) b.stop();
   };
 }

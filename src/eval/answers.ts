@@ -58,7 +58,7 @@ export function vambaChoice(response: string): string {
 }
 
 /** Lower-case, punctuation removed, articles dropped, spaces collapsed: the usual short-answer normalisation. */
-export function normalizeAnswer(s: string): string {
+function normalizeAnswer(s: string): string {
   return s
     .toLowerCase()
     .replace(/[\p{P}\p{S}]+/gu, ' ')
@@ -69,3 +69,104 @@ export function normalizeAnswer(s: string): string {
 
 export const exactMatch = (prediction: string, answer: string): boolean =>
   normalizeAnswer(prediction) === normalizeAnswer(answer);
+
+/** The answer prefixes lmms-eval strips before its (pre-April 2026) first-letter rule. */
+const ANSWER_PREFIXES = [
+  'The best answer is',
+  'The correct answer is',
+  'The answer is',
+  'The answer',
+  'The best option is',
+  'The correct option is',
+  'Best answer:',
+  'Best option:',
+];
+
+/**
+ * lmms-eval's per-task rule before the shared extractor (LVBench, Video-MME; LongVideoBench today): strip the
+ * answer prefixes; an output of more than 10 words with no letter is unparsed (""); else the first letter.
+ */
+export function firstLetter(response: string, letters = 'ABCD'): string {
+  let s = response.trim();
+  for (const p of ANSWER_PREFIXES) s = s.replace(p, '');
+  const re = new RegExp(`[${escapeRegExp(letters)}]`);
+  const m = s.match(re);
+  if (s.split(/\s+/).length > 10 && !m) return '';
+  return m ? m[0] : '';
+}
+
+/** MVBench (lmms-eval): a leading "X." wins, else the first standalone letter; "" when there is none. */
+export function mvbenchChoice(response: string, letters = 'ABCDE'): string {
+  const s = response.trim();
+  const L = `[${escapeRegExp(letters)}]`;
+  const lead = s.match(new RegExp(`^\\(?(${L})[.)]`));
+  if (lead) return lead[1];
+  return s.match(new RegExp(`\\b(${L})\\b`))?.[1] ?? '';
+}
+
+/**
+ * MMMU's `parse_multi_choice_response` (lmms-eval NExT-QA MC): "(X)", else "X ", else "X."; outputs of more
+ * than 5 words may instead name an option's text; of several candidates the last one written wins; ""
+ * when nothing matches (the caller draws its random letter).
+ */
+export function mmmuChoice(response: string, options: readonly string[]): string {
+  const letters = options.map((_, i) => String.fromCharCode(65 + i));
+  const r = ` ${response.replace(/^[,.!?;:'\s]+|[,.!?;:'\s]+$/g, '')} `;
+  for (const form of [(l: string) => `(${l})`, (l: string) => `${l} `, (l: string) => `${l}.`]) {
+    const found = letters.filter((l) => r.includes(form(l)));
+    if (found.length)
+      return found.reduce((a, b) => (r.lastIndexOf(form(b)) > r.lastIndexOf(form(a)) ? b : a));
+  }
+  if (r.trim().split(/\s+/).length <= 5) return '';
+  const low = r.toLowerCase();
+  const named = letters.filter((_, i) => low.includes(options[i].toLowerCase()));
+  if (!named.length) return '';
+  const at = (l: string) => low.lastIndexOf(options[letters.indexOf(l)].toLowerCase());
+  return named.reduce((a, b) => (at(b) > at(a) ? b : a));
+}
+
+/**
+ * VNBench's `evaluation/eval.py`: the text before the first "."; then the first of A, B, C, D that occurs in
+ * it, checked in that order (so "Answer: B" reads as A, as in the official scores).
+ */
+export function vnbenchChoice(response: string): string {
+  const head = response.split('.')[0];
+  return ['A', 'B', 'C', 'D'].find((l) => head.includes(l)) ?? '';
+}
+
+const clock = (h: string | undefined, m: string, s: string) =>
+  Number(h ?? 0) * 3600 + Number(m) * 60 + Number(s);
+
+/**
+ * lmms-eval Charades-STA `extract_time`: lower-case, "to" → "-", keep the sentences (split on !?\n) that
+ * mention start/end/happen (all of them if none do), then the first of: an mm:ss range, an "a - b" range,
+ * two clock times, the first number of two sentences, an "a s - b s" range. The first pair, ordered; null
+ * when none parses.
+ */
+export function extractTimeSpan(response: string): [number, number] | null {
+  const text = response.toLowerCase().replaceAll('to', '-');
+  const sentences = text.split(/[!?\n]/);
+  const keywords = ['starts', 'ends', 'happens in', 'start time', 'end time', 'start', 'end', 'happen'];
+  const kept = sentences.filter((s) => keywords.some((k) => s.includes(k)));
+  const candidates = kept.length ? kept : sentences;
+  const pair = (): [number, number] | null => {
+    const hms = '(?:(\\d+):)?(\\d+):(\\d+(?:\\.\\d+)?)';
+    const range = text.match(new RegExp(`${hms}\\s*-\\s*${hms}`));
+    if (range) return [clock(range[1], range[2], range[3]), clock(range[4], range[5], range[6])];
+    const num = text.match(/(\d+\.*\d*)\s*-\s*(\d+\.*\d*)/);
+    if (num) return [Number(num[1]), Number(num[2])];
+    const clocks = candidates.flatMap((s) => [...s.matchAll(new RegExp(hms, 'g'))]);
+    if (clocks.length >= 2)
+      return [
+        clock(clocks[0][1], clocks[0][2], clocks[0][3]),
+        clock(clocks[1][1], clocks[1][2], clocks[1][3]),
+      ];
+    const firsts = candidates.flatMap((s) => s.match(/\b(\d+\.\d+|\d+)\b/)?.[1] ?? []);
+    if (firsts.length >= 2) return [Number(firsts[0]), Number(firsts[1])];
+    const secs = text.match(/(\d+\.*\d*)\s*s\s*-\s*(\d+\.*\d*)\s*s/);
+    return secs ? [Number(secs[1]), Number(secs[2])] : null;
+  };
+  const p = pair();
+  if (!p?.every(Number.isFinite)) return null;
+  return p[0] <= p[1] ? p : [p[1], p[0]];
+}

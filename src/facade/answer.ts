@@ -3,10 +3,10 @@
  * The generation runs once: iterating and awaiting the result share it, and a piece consumed by the
  * iterator is still part of the final text.
  */
-import type { AskResult, FinishReason, Usage } from './types.js';
+import type { AskResult } from './types.js';
 
 /** What a model's generation loop produces: text pieces, then its summary as the return value. */
-export type Generation = AsyncGenerator<string, { usage: Usage; finishReason: FinishReason }>;
+export type Generation = AsyncGenerator<string, Omit<AskResult, 'text'>>;
 
 export class Answer implements AsyncIterable<string> {
   private readonly pieces: string[] = [];

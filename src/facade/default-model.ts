@@ -14,8 +14,11 @@ function packageRoot(): string {
   return dir;
 }
 
+/** The name the embedded default model goes by (in `--json` output, `/v1/models`). */
+export const DEFAULT_MODEL_ID = 'needle-vamba-tiny';
+
 /** Path of the embedded default model. */
-export const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', 'needle-vamba-tiny');
+const DEFAULT_MODEL_DIR = join(packageRoot(), 'models', DEFAULT_MODEL_ID);
 
 export function defaultModelDir(): string {
   if (!existsSync(join(DEFAULT_MODEL_DIR, 'config.json')))

@@ -1,7 +1,9 @@
 /** The typed options and results of the library facade (`VideoLM`), shared by the CLI and the server. */
+import type { DecodeReport } from '../media/index.js';
 import type { DeviceName } from '../runtime/backend.js';
 
-export type Architecture = 'qwen2_vl' | 'vamba';
+/** A model family's name (models/registry.ts lists them), e.g. the `model_type` it reads. */
+export type Architecture = string;
 
 /** Which frames to take from a video and at what size. Unset fields take the model's defaults. */
 export interface SamplingOptions {
@@ -42,6 +44,8 @@ export interface AskResult {
   text: string;
   usage: Usage;
   finishReason: FinishReason;
+  /** The video the answer is about, as decoded: `decoded < requested` when frames were lost (see `lostRanges`). */
+  video?: DecodeReport;
 }
 
 export interface ModelInfo {
@@ -62,6 +66,7 @@ export interface ModelInfo {
 }
 
 export interface ModelLoadOptions {
+  /** Where to run (default 'auto': CUDA when it is available, else the CPU). */
   device?: DeviceName | 'auto';
   /** Hub revision when a hub id is given. */
   revision?: string;

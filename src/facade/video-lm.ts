@@ -10,24 +10,22 @@
  * It composes media (probe, sampling, decoding at the size the model wants) → the model family's runner
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
-import '../backends/cpu/index.js'; // always available
-import '../backends/cuda/index.js'; // registered lazily: nothing native loads until --device cuda
+import '../backends/index.js';
 import { ModelError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
-import { type MediaInput, openVideo, type SamplingPolicy } from '../media/index.js';
+import {
+  checkFrameLoss,
+  type DecodeReport,
+  type MediaInput,
+  openVideo,
+  type SamplingPolicy,
+} from '../media/index.js';
+import type { EncodedVideo, ModelRunner, VideoPolicy } from '../models/family.js';
 import { getBackend } from '../runtime/device.js';
 import { Answer, type Generation } from './answer.js';
-import { defaultModelDir } from './default-model.js';
-import type {
-  ChatEngine,
-  ChatOptions,
-  EncodedVideo,
-  EncodeOptions,
-  ModelRunner,
-  VideoHandle,
-} from './engine.js';
+import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
+import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './engine.js';
 import { inspectModel } from './inspect.js';
-import { runnerLoader } from './registry.js';
 import type {
   AskResult,
   ChatTurn,
@@ -36,7 +34,7 @@ import type {
   ModelLoadOptions,
   SamplingOptions,
 } from './types.js';
-import { videoDefaultsOf, withDefaults } from './video-defaults.js';
+import { samplingFor } from './video-defaults.js';
 
 export interface AskOptions extends SamplingOptions, GenerationOptions {
   signal?: AbortSignal;
@@ -48,81 +46,77 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private constructor(
     private readonly runner: ModelRunner,
+    /** The model family's sampling policy. */
+    private readonly policy: VideoPolicy,
     /** The checkpoint's own video sampling defaults (config.json `longshot_video_defaults`). */
     private readonly videoDefaults: SamplingOptions = {},
   ) {}
 
   /** Loads a checkpoint directory or hub id (downloaded into the HF cache if needed); default: the embedded model. */
   static async load(model?: string, opts: ModelLoadOptions = {}): Promise<VideoLM> {
-    const id = model ?? defaultModelDir();
-    const dir = await resolveModel(id, { revision: opts.revision, reporter: opts.onDownload });
+    const id = model ?? DEFAULT_MODEL_ID;
+    const dir = await resolveModel(model ?? defaultModelDir(), {
+      revision: opts.revision,
+      reporter: opts.onDownload,
+    });
     const summary = await inspectModel(dir);
-    const loader = runnerLoader(summary.architecture);
-    if (!loader)
-      throw new ModelError(
-        `${id}: ${summary.architecture} checkpoints are recognised but this build of longshot has no ${summary.architecture} model code registered`,
-      );
-    const device = opts.device ?? 'cpu';
+    const device = opts.device ?? 'auto';
     const backend = await getBackend(device).catch((e: Error) => {
       throw new ModelError(`device '${device}' is not available: ${e.message}`, {
         cause: e,
       });
     });
-    return new VideoLM(await loader(summary, backend, id), videoDefaultsOf(summary.config, dir));
+    const runner = await summary.checkpoint.load(backend, id);
+    return new VideoLM(runner, summary.family.video, summary.videoDefaults);
   }
 
-  /** Wraps a runner directly (for model families' own tests and tools). */
-  static fromRunner(runner: ModelRunner): VideoLM {
-    return new VideoLM(runner);
+  /** Wraps a loaded runner with its family's sampling policy (model families' own tests and tools). */
+  static fromRunner(runner: ModelRunner, policy: VideoPolicy, videoDefaults: SamplingOptions = {}): VideoLM {
+    return new VideoLM(runner, policy, videoDefaults);
   }
 
   get info(): ModelInfo {
     return this.runner.info;
   }
 
-  /** The sampling that `opts` asks for, completed with the model's defaults. */
-  samplingOf(opts: SamplingOptions = {}): Required<SamplingOptions> {
-    const d = this.runner.defaults;
-    return {
-      frames: opts.frames ?? d.frames,
-      fps: opts.fps ?? d.fps,
-      sampling: opts.sampling ?? d.sampling,
-      maxEdge: opts.maxEdge ?? d.maxEdge,
-      minEdge: opts.minEdge ?? d.minEdge,
-    };
-  }
-
-  /** Decodes the sampled frames and encodes them into a handle that any number of questions can reuse. */
-  async encodeVideo(input: MediaInput, given: EncodeOptions = {}): Promise<VideoHandle> {
+  /**
+   * Decodes the frames the family's policy (or `opts`) samples, at the size the family asks for, and hands
+   * them to the model in batches; the handle answers any number of questions.
+   */
+  async encodeVideo(input: MediaInput, opts: EncodeOptions = {}): Promise<VideoHandle> {
     this.checkLive();
-    const opts = withDefaults(given, this.videoDefaults);
-    if (this.runner.encodeInput) {
-      try {
-        const encoded = await this.runner.encodeInput(input, opts);
-        return handleOf(labelOf(input), encoded.timestampsSec ?? [], encoded);
-      } finally {
-        opts.progress?.finish?.();
-      }
-    }
-    const { encode, frameSize } = this.runner;
-    if (!encode || !frameSize) throw new ModelError(`${this.info.id}: this model cannot encode videos`);
-    const s = this.samplingOf(opts);
-    await using video = await openVideo(input, { signal: opts.signal });
-    const sample = await video.sample(policyOf(s));
-    opts.progress?.start?.(sample.indices.length);
+    const { signal, progress } = opts;
+    const label = labelOf(input);
     try {
-      const frames = video.frames(sample, {
-        size: (source) => frameSize.call(this.runner, source, s),
-        signal: opts.signal,
-      });
-      const encoded = await encode.call(this.runner, frames, sample.timestampsSec, {
-        kind: video.info.kind,
-        signal: opts.signal,
-        onFrames: opts.progress?.frames,
-      });
-      return handleOf(labelOf(input), sample.timestampsSec, encoded);
+      await using video = await openVideo(input, { signal });
+      const s = samplingFor(this.policy, video.info.durationSec, opts, this.videoDefaults);
+      const sample = await video.sample(policyOf(s));
+      progress?.start?.(sample.indices.length);
+      const frames = video.frames(sample, { size: (source) => this.policy.frameSize(source, s), signal });
+      const encoded = await this.runner
+        .encode(frames, {
+          kind: video.info.kind,
+          timestampsSec: sample.timestampsSec,
+          sampling: s,
+          input,
+          signal,
+          onFrames: progress?.frames,
+        })
+        .catch((e: unknown) => {
+          // A model that got too few frames fails for that reason: say which frames were lost and why.
+          checkFrameLoss(label, frames.report(), { ...opts, strict: true });
+          throw e;
+        });
+      const report = frames.report();
+      try {
+        checkFrameLoss(label, report, opts);
+      } catch (e) {
+        encoded.dispose();
+        throw e;
+      }
+      return handleOf(label, decodedTimestamps(sample.timestampsSec, report), report, encoded);
     } finally {
-      opts.progress?.finish?.();
+      progress?.finish?.();
     }
   }
 
@@ -133,8 +127,10 @@ export class VideoLM implements ChatEngine, Disposable {
   }
 
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
-    if (opts.video?.disposed) throw new ModelError('the video handle was disposed; encode the video again');
-    return this.runner.generate(turns, opts.video ? encodedOf(opts.video) : undefined, opts);
+    const { video } = opts;
+    if (!video) return this.runner.generate(turns, undefined, opts);
+    if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
+    return withReport(this.runner.generate(turns, encodedOf(video), opts), video.decode);
   }
 
   /**
@@ -170,7 +166,7 @@ export class VideoLM implements ChatEngine, Disposable {
   }
 }
 
-export function policyOf(s: Required<SamplingOptions>): SamplingPolicy {
+function policyOf(s: Required<SamplingOptions>): SamplingPolicy {
   if (s.sampling === 'fps') return { kind: 'fps', fps: s.fps, maxFrames: s.frames };
   return { kind: s.sampling, numFrames: s.frames };
 }
@@ -181,13 +177,36 @@ function labelOf(input: MediaInput): string {
   return s.startsWith('data:') ? 'a data: URL' : s;
 }
 
+/** The answer's summary names the video as decoded, so lost frames travel with every answer about it. */
+async function* withReport(generation: Generation, video: DecodeReport): Generation {
+  return { ...(yield* generation), video };
+}
+
+/** The sampled timestamps less those of frames that could not be decoded. */
+function decodedTimestamps(sampled: readonly number[], report: DecodeReport): readonly number[] {
+  if (!report.skipped.length) return sampled;
+  const lost = new Map<number, number>();
+  for (const f of report.skipped) lost.set(f.timestampSec, (lost.get(f.timestampSec) ?? 0) + 1);
+  return sampled.filter((t) => {
+    const n = lost.get(t) ?? 0;
+    if (n) lost.set(t, n - 1);
+    return n === 0;
+  });
+}
+
 const handles = new WeakMap<VideoHandle, EncodedVideo>();
 
-function handleOf(label: string, timestampsSec: readonly number[], encoded: EncodedVideo): VideoHandle {
+function handleOf(
+  label: string,
+  timestampsSec: readonly number[],
+  decode: DecodeReport,
+  encoded: EncodedVideo,
+): VideoHandle {
   let disposed = false;
   const handle: VideoHandle = {
     label,
     timestampsSec,
+    decode,
     tokens: encoded.tokens,
     bytes: encoded.bytes,
     get disposed() {
@@ -197,6 +216,9 @@ function handleOf(label: string, timestampsSec: readonly number[], encoded: Enco
       if (disposed) return;
       disposed = true;
       encoded.dispose();
+    },
+    [Symbol.dispose]() {
+      handle.dispose();
     },
   };
   handles.set(handle, encoded);

@@ -11,11 +11,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { hubCacheDir } from '../io/hub-cache.js';
 
-export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
+function hfHome(env: NodeJS.ProcessEnv): string {
   if (env.HF_HOME) return env.HF_HOME;
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'huggingface');
+}
+
+/** The hub cache directory, honouring the same environment variables as huggingface_hub. */
+export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || join(hfHome(env), 'hub');
 }
 
 /** HF_TOKEN (or the older HUGGING_FACE_HUB_TOKEN), else the token `huggingface-cli login` stored. */

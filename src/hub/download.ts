@@ -10,8 +10,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { ModelError } from '../errors.js';
-import { hubCacheDir } from '../io/hub-cache.js';
-import { hubToken, isCommitHash, isOffline, RepoCache } from './cache.js';
+import { hubCacheDir, hubToken, isCommitHash, isOffline, RepoCache } from './cache.js';
 import { METADATA_FILES, selectFiles, shardsOfIndex, WEIGHTS_INDEX, WEIGHTS_SINGLE } from './files.js';
 import { causeOf, hubFetch, raiseForStatus } from './http.js';
 

@@ -1,4 +1,4 @@
-export { hubToken, isOffline, looksLikeRepoId, RepoCache } from './cache.js';
+export { hubCacheDir, hubToken, isOffline, looksLikeRepoId, RepoCache } from './cache.js';
 export {
   cachedSnapshot,
   DEFAULT_ENDPOINT,

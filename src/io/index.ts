@@ -1,24 +1,4 @@
-export {
-  MAMBA2_DEFAULTS,
-  parseQwen2VLConfig,
-  type Qwen2VLConfig,
-  type Qwen2VLTextConfig,
-  type Qwen2VLVisionConfig,
-  readQwen2VLConfig,
-  type VisionMambaMixerConfig,
-} from '../models/qwen2vl/config.js';
-export {
-  type PreprocessorConfig,
-  parsePreprocessorConfig,
-  QWEN2VL_PREPROCESSOR,
-  readPreprocessorConfig,
-} from '../models/qwen2vl/preprocessor-config.js';
-export {
-  VAMBA_SYSTEM_PROMPT,
-  VAMBA_VISION_MARKER,
-  type VambaPromptOptions,
-  vambaPrompt,
-} from '../models/vamba/prompt.js';
+/** `longshot/io`: file formats (safetensors, JSON fields, tokenizer and chat templates, generation config, the hub cache). */
 export { Checkpoint, type CheckpointTensorInfo, INDEX_FILE, SINGLE_FILE } from './checkpoint.js';
 export {
   defaultRuntimeDType,
@@ -29,7 +9,6 @@ export {
   toRuntime,
 } from './convert.js';
 export { type GenerationConfig, parseGenerationConfig, readGenerationConfig } from './generation-config.js';
-export { hubCacheDir, type ResolveOptions, resolveModelDir } from './hub-cache.js';
 export {
   Fields,
   fileExists,

@@ -78,6 +78,10 @@ export class Tokenizer {
   /** Loads `tokenizer.json`, `tokenizer_config.json` and the chat template from a checkpoint directory. */
   static async fromDir(dir: string): Promise<Tokenizer> {
     const tokenizerPath = join(dir, 'tokenizer.json');
+    if (!(await fileExists(tokenizerPath)))
+      throw new ModelError(
+        `${tokenizerPath}: file not found (no tokenizer.json; longshot needs the checkpoint's tokenizer to ask questions)`,
+      );
     const json = await readJsonFile(tokenizerPath);
     if (!isObject(json)) throw new ModelError(`${tokenizerPath}: not a tokenizer (expected a JSON object)`);
     const configPath = join(dir, 'tokenizer_config.json');

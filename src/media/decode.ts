@@ -1,13 +1,17 @@
 /**
  * Decoding chosen frames to RGB24 at a target size, streamed in batches.
  *
- * The chosen frames are split into runs; each run is one ffmpeg process that seeks to the keyframe before
- * its first frame, decodes forward, and lets only the chosen frames through (`select` on exact pts), so
- * only those are converted, scaled and piped. A new run (a seek) starts whenever a keyframe lies far
- * enough past the previous chosen frame that skipping there saves decoding. Dense sampling thus becomes
- * one sequential pass; sparse sampling becomes a seek per frame. A run whose frames are all keyframes
- * decodes only keyframes (`-skip_frame nokey`); `accuracy: 'keyframe'` (in video.ts) makes every run
- * such a run by replacing each chosen frame with the nearest keyframe.
+ * The chosen frames are split into runs; each run is one ffmpeg process that seeks (`-ss` before `-i`) to
+ * the keyframe before its first frame, decodes forward, lets only the chosen frames through (`select` on
+ * exact pts windows, at most MAX_SELECT_TERMS of them, so the expression's size never grows with the
+ * frame count) and ends right after its last one (`trim`, so no ffmpeg version reads on to the end of the
+ * file: 5.1 holds each selected frame back until the next one or the end of the stream). A new run (a
+ * seek) starts whenever a keyframe lies far enough past the previous chosen frame that skipping there
+ * saves decoding. Dense sampling thus becomes a few sequential passes; sparse sampling becomes a seek per
+ * frame. A run whose frames are all keyframes decodes only keyframes (`-skip_frame nokey`);
+ * `accuracy: 'keyframe'` (in video.ts) makes every run such a run by replacing each chosen frame with the
+ * nearest keyframe. A stream without timestamps cannot be seeked in: one pass decodes every frame up to
+ * the last chosen one and the others are dropped here.
  *
  * Backpressure: ffmpeg writes into a pipe that is read only when the consumer asks for the next batch,
  * so at most the batch being filled, the one the consumer holds and the next run's first frame are in
@@ -30,19 +34,13 @@ export interface Frame {
   data: Uint8Array;
 }
 
-export interface SkippedFrame {
-  index: number;
-  timestampSec: number;
-  reason: string;
-}
-
 export interface DecodePlanOptions {
   /**
    * Start a new ffmpeg run (seek) when that skips decoding at least this many frames (default 16; an
    * ffmpeg start costs a few milliseconds, about what decoding that many 720p frames costs).
    */
   seekGainFrames?: number;
-  /** Most frames one run selects (the `select` expression grows with it; default 256). */
+  /** Most frames one run selects (its `select` has a term per frame; default and maximum MAX_SELECT_TERMS). */
   maxFramesPerRun?: number;
   /**
    * Bytes of frames the next run may decode ahead while the current one is read (default 32 MiB; 0: only its
@@ -54,12 +52,15 @@ export interface DecodePlanOptions {
 
 export const DEFAULT_READ_AHEAD_BYTES = 32 << 20;
 
+/** Terms in one run's `select` expression, well under what any ffmpeg parses (5.1 refuses more than 100). */
+export const MAX_SELECT_TERMS = 32;
+
 export interface Run {
   /** Frame to seek to (a keyframe); 0 means start at the beginning without seeking. */
   seekFrame: number;
   /** Chosen frames, ascending, unique. */
   frames: number[];
-  /** Pass every frame through (no select): used when the run wants every frame from the start. */
+  /** Pass every frame through (no select): the run wants every frame, or the stream has no timestamps. */
   everyFrame: boolean;
   /** Every chosen frame is a keyframe, so the decoder skips all others. */
   keyframesOnly: boolean;
@@ -115,16 +116,18 @@ export function planRuns(
   const { seekGainFrames = 16, readAheadBytes = DEFAULT_READ_AHEAD_BYTES } = options;
   // A run small enough to be decoded whole ahead of its turn (at least 16 frames, so starts stay rare).
   const fitsAhead =
-    frameBytes > 0 && readAheadBytes > 0 ? Math.max(16, Math.floor(readAheadBytes / frameBytes)) : 256;
-  const maxFramesPerRun = options.maxFramesPerRun ?? Math.min(256, fitsAhead);
+    frameBytes > 0 && readAheadBytes > 0
+      ? Math.max(16, Math.floor(readAheadBytes / frameBytes))
+      : MAX_SELECT_TERMS;
+  const maxFramesPerRun = Math.min(options.maxFramesPerRun ?? fitsAhead, MAX_SELECT_TERMS);
   const unique = [...new Set(chosen)].sort((a, b) => a - b);
   const whole = index.count;
-  const single = (everyFrame: boolean): Run[] => [
-    { seekFrame: 0, frames: unique, everyFrame, keyframesOnly: false, work: whole },
+  const single = (): Run[] => [
+    { seekFrame: 0, frames: unique, everyFrame: true, keyframesOnly: false, work: whole },
   ];
-  if (unique.length === index.count) return single(true);
-  // Without timestamps frames are addressed by number from the start, so there is a single run.
-  if (!index.hasTimestamps) return single(false);
+  if (unique.length === index.available) return single();
+  // Without timestamps frames are addressed by number from the start: one pass, every frame out.
+  if (!index.hasTimestamps) return single();
   const before = keyframeBefore(index);
   // Frames the decoder works through to pass over frames 0..i−1: all of them, or only the keyframes.
   const all = new Float64Array(index.count + 1);
@@ -201,14 +204,20 @@ export function ffmpegArgs(ctx: RunContext, run: Run): string[] {
   }
   args.push('-copyts', '-i', ctx.path, '-map', `0:${info.streamIndex}`);
   const filters: string[] = [];
-  if (!run.everyFrame && info.kind === 'video') {
-    const terms = index.hasTimestamps
-      ? run.frames.map((f) => {
-          const [lo, hi] = ptsWindow(index, f);
-          return `between(pts,${fmt(lo)},${fmt(hi)})`;
-        })
-      : run.frames.map((f) => `eq(n,${f})`);
-    filters.push(`select='${terms.join('+')}'`);
+  if (info.kind === 'video') {
+    // End the stream at the frame after the run's last one, so ffmpeg flushes its frames and exits there.
+    const end = run.frames[run.frames.length - 1] + 1;
+    if (end < index.count)
+      filters.push(index.hasTimestamps ? `trim=end_pts=${fmt(index.pts[end])}` : `trim=end_frame=${end}`);
+    if (!run.everyFrame)
+      filters.push(
+        `select='${run.frames
+          .map((f) => {
+            const [lo, hi] = ptsWindow(index, f);
+            return `between(pts,${fmt(lo)},${fmt(hi)})`;
+          })
+          .join('+')}'`,
+      );
   }
   // showinfo reports each passing frame's pts (how we know which frame came out); checksums cost time.
   filters.push('showinfo=checksum=0', `scale=${size.width}:${size.height}:flags=bicubic`, 'format=rgb24');
@@ -438,9 +447,13 @@ export async function* decodeRuns(
   }
 }
 
-/** Which frame an output frame is: the one nearest its pts, or by order when there are no timestamps. */
+/**
+ * Which frame an output frame is: the one nearest its pts, or by order when there are no timestamps (a
+ * run without timestamps passes every frame from the first).
+ */
 function matchFrame(index: FrameIndex, run: Run, pts: number | null | undefined, order: number): number {
-  if (pts === null || pts === undefined || !index.hasTimestamps) return run.frames[order];
+  if (pts === null || pts === undefined || !index.hasTimestamps)
+    return run.everyFrame ? run.seekFrame + order : run.frames[order];
   let lo = 0;
   let hi = index.count - 1;
   while (lo < hi) {

@@ -1,8 +1,9 @@
 /**
  * Finding ffmpeg/ffprobe and running them. Order: an explicit option, then LONGSHOT_FFMPEG /
- * LONGSHOT_FFPROBE, then a system binary on PATH (usually newer, may have hardware decode), then the
- * binaries shipped inside @ffmpeg-installer/ffmpeg and @ffprobe-installer/ffprobe (so `npm install` is
- * enough). Every child we start is tracked so that none outlives an abort, an error or an early break.
+ * LONGSHOT_FFPROBE (what the CLI's --ffmpeg/--ffprobe set), then the binaries shipped inside
+ * @ffmpeg-installer/ffmpeg and @ffprobe-installer/ffprobe (a known build, so results do not change with
+ * what a machine has installed), then a system binary on PATH (for platforms the packages do not cover).
+ * Every child we start is tracked so that none outlives an abort, an error or an early break.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, statSync } from 'node:fs';
@@ -22,7 +23,7 @@ export interface ToolOptions {
 }
 
 type Tool = 'ffmpeg' | 'ffprobe';
-const ENV: Record<Tool, string> = { ffmpeg: 'LONGSHOT_FFMPEG', ffprobe: 'LONGSHOT_FFPROBE' };
+const TOOL_ENV: Record<Tool, string> = { ffmpeg: 'LONGSHOT_FFMPEG', ffprobe: 'LONGSHOT_FFPROBE' };
 const PACKAGE: Record<Tool, string> = {
   ffmpeg: '@ffmpeg-installer/ffmpeg',
   ffprobe: '@ffprobe-installer/ffprobe',
@@ -66,21 +67,36 @@ function shipped(tool: Tool): string | undefined {
 }
 
 function locate(tool: Tool, explicit: string | undefined): string {
-  const fromEnv = process.env[ENV[tool]];
+  const fromEnv = process.env[TOOL_ENV[tool]];
   const chosen = explicit ?? (fromEnv || undefined);
   if (chosen !== undefined) {
     if (!isExecutable(chosen))
       throw new InputError(
-        `${explicit !== undefined ? `${tool} path` : ENV[tool]} points to ${chosen}, which is not an executable file; fix the path or unset it`,
+        `${explicit !== undefined ? `${tool} path` : TOOL_ENV[tool]} points to ${chosen}, which is not an executable file; fix the path or unset it`,
       );
     return chosen;
   }
-  const found = onPath(tool) ?? shipped(tool);
+  const found = shipped(tool) ?? onPath(tool);
   if (found === undefined)
     throw new InputError(
-      `cannot find ${tool}: install it on PATH, set ${ENV[tool]}, or reinstall longshot so that ${PACKAGE[tool]} ships its binary`,
+      `cannot find ${tool}: install it on PATH, set ${TOOL_ENV[tool]}, or reinstall longshot so that ${PACKAGE[tool]} ships its binary`,
     );
   return found;
+}
+
+/**
+ * Makes the given binaries the default for this process and the processes and workers it starts (what
+ * the CLI's --ffmpeg/--ffprobe do: they set LONGSHOT_FFMPEG/LONGSHOT_FFPROBE), checking them first.
+ */
+export function setDefaultTools(options: ToolOptions): void {
+  for (const [tool, path] of [
+    ['ffmpeg', options.ffmpegPath],
+    ['ffprobe', options.ffprobePath],
+  ] as const) {
+    if (path === undefined) continue;
+    locate(tool, path);
+    process.env[TOOL_ENV[tool]] = path;
+  }
 }
 
 const cache = new Map<string, string>();
@@ -88,7 +104,7 @@ const cache = new Map<string, string>();
 /** Resolves both binaries (cached per explicit path and environment). */
 export function findTools(options: ToolOptions = {}): ToolPaths {
   const get = (tool: Tool, explicit: string | undefined) => {
-    const key = `${tool}\0${explicit ?? ''}\0${process.env[ENV[tool]] ?? ''}\0${process.env.PATH ?? ''}`;
+    const key = `${tool}\0${explicit ?? ''}\0${process.env[TOOL_ENV[tool]] ?? ''}\0${process.env.PATH ?? ''}`;
     let path = cache.get(key);
     if (path === undefined) {
       path = locate(tool, explicit);
@@ -97,6 +113,37 @@ export function findTools(options: ToolOptions = {}): ToolPaths {
     return path;
   };
   return { ffmpeg: get('ffmpeg', options.ffmpegPath), ffprobe: get('ffprobe', options.ffprobePath) };
+}
+
+export interface ToolVersion {
+  path: string;
+  /** The word after `version` on the first line of `-version` (e.g. `5.1.9-0+deb12u1`, or a git tag for static builds). */
+  version: string;
+}
+
+const versionCache = new Map<string, Promise<string>>();
+
+function versionOf(path: string): Promise<string> {
+  let p = versionCache.get(path);
+  if (p === undefined) {
+    p = runTool(path, ['-hide_banner', '-version'], { what: `${path} -version`, timeoutMs: 10_000 }).then(
+      ({ stdout }) => /version\s+(\S+)/.exec(stdout)?.[1] ?? 'unknown',
+    );
+    versionCache.set(path, p);
+  }
+  return p;
+}
+
+/** Which ffmpeg and ffprobe are used, with their versions (for `probe --json`, `info` and bug reports). */
+export async function toolVersions(
+  options: ToolOptions = {},
+): Promise<{ ffmpeg: ToolVersion; ffprobe: ToolVersion }> {
+  const tools = findTools(options);
+  const [ffmpeg, ffprobe] = await Promise.all([versionOf(tools.ffmpeg), versionOf(tools.ffprobe)]);
+  return {
+    ffmpeg: { path: tools.ffmpeg, version: ffmpeg },
+    ffprobe: { path: tools.ffprobe, version: ffprobe },
+  };
 }
 
 const live = new Set<ChildProcess>();

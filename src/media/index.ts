@@ -1,8 +1,25 @@
-export type { Frame, SkippedFrame } from './decode.js';
-export { findTools, liveProcessCount, type ToolOptions, type ToolPaths } from './ffmpeg.js';
+export type { Frame } from './decode.js';
+export {
+  findTools,
+  liveProcessCount,
+  type ToolOptions,
+  type ToolPaths,
+  type ToolVersion,
+  toolVersions,
+} from './ffmpeg.js';
 export { encodePng } from './png.js';
 export { type FrameIndex, MAX_PIXELS, MAX_SIDE, type MediaInfo, type StreamInfo } from './probe.js';
-export { getResizeOutputImageSize, type Size, type TargetSize, vambaResize } from './resize.js';
+export {
+  checkFrameLoss,
+  DEFAULT_MAX_LOST_FRACTION,
+  type DecodeReport,
+  decodeReportJson,
+  describeFrameLoss,
+  type LossPolicy,
+  type LostRange,
+  type SkippedFrame,
+} from './report.js';
+export { boundEdges, getResizeOutputImageSize, type Size, type TargetSize } from './resize.js';
 export { qwenFrameCount, roundHalfEven, type SamplingPolicy, sampleIndices } from './sampling.js';
 export type { FetchOptions, MediaInput } from './source.js';
 export {

@@ -41,6 +41,8 @@ export interface MediaInfo {
   frameCountExact: boolean;
   /** The header's nominal rate differs from the average, or (after a scan) frame gaps vary by more than 1%. */
   variableFrameRate: boolean;
+  /** Frames the header promises that the file does not hold (a truncated file; known after a scan, else 0). */
+  missingFrames: number;
   sizeBytes: number;
   bitRate: number | null;
   streams: StreamInfo[];
@@ -169,6 +171,7 @@ export async function probeFile(
     durationSec,
     frameCount,
     frameCountExact: kind === 'image',
+    missingFrames: 0,
     variableFrameRate: kind === 'video' && avg > 0 && nominal > 0 && Math.abs(avg - nominal) > 0.01 * nominal,
     sizeBytes,
     bitRate: num(format.bit_rate),
@@ -191,6 +194,12 @@ export interface FrameIndex {
   timeBase: number;
   /** False for raw streams without timestamps: frames are then addressed by number, without seeking. */
   hasTimestamps: boolean;
+  /**
+   * Frames the file holds: `count` unless it ends early (truncated), when the frames its header promises
+   * beyond that are listed too, at the nominal frame rate, so sampling sees the whole video and the
+   * decoder reports the missing ones as skipped.
+   */
+  available: number;
 }
 
 /** Reads every video packet's timestamp and key flag (demuxing only, no decoding). */
@@ -218,18 +227,26 @@ export async function scanFrames(
   );
   const rows: Array<{ pts: number; key: boolean }> = [];
   let hasTimestamps = true;
+  let discarded = 0;
   for (const line of stdout.split('\n')) {
     if (!line) continue;
     const [p, d, flags = ''] = line.split(',');
-    if (flags.includes('D')) continue; // outside the edit list: decoded for reference, never shown
+    if (flags.includes('D')) {
+      discarded++; // outside the edit list: decoded for reference, never shown
+      continue;
+    }
     const t = num(p) ?? num(d);
     if (t === null) hasTimestamps = false;
     rows.push({ pts: t ?? rows.length, key: flags.startsWith('K') });
   }
   if (!hasTimestamps) for (const [i, r] of rows.entries()) r.pts = i;
   rows.sort((a, b) => a.pts - b.pts);
+  const available = rows.length;
+  if (available === 0) throw new InputError(`${label} contains no video frames (zero duration)`);
+  const missing = hasTimestamps ? missingFrames(info, rows, discarded) : 0;
+  const gap = missing > 0 ? 1 / (info.fps * info.timeBase) : 0;
+  for (let k = 1; k <= missing; k++) rows.push({ pts: rows[available - 1].pts + k * gap, key: false });
   const count = rows.length;
-  if (count === 0) throw new InputError(`${label} contains no video frames (zero duration)`);
   const pts = new Float64Array(count);
   const timesSec = new Float64Array(count);
   const keyframe = new Uint8Array(count);
@@ -240,7 +257,23 @@ export async function scanFrames(
     keyframe[i] = rows[i].key ? 1 : 0;
   }
   keyframe[0] = 1;
-  return { count, pts, timesSec, keyframe, timeBase: info.timeBase, hasTimestamps };
+  return { count, pts, timesSec, keyframe, timeBase: info.timeBase, hasTimestamps, available };
+}
+
+/**
+ * How many frames the header promises beyond those found, from its frame count (MP4 `nb_frames`, which
+ * counts discarded packets too) or, where there is none (Matroska), its duration at the average rate.
+ * Less than half a second short is taken as header rounding, not as a truncated file.
+ */
+function missingFrames(info: MediaInfo, rows: Array<{ pts: number }>, discarded: number): number {
+  if (!(info.fps > 0)) return 0;
+  let missing: number;
+  if (info.frameCount !== null) missing = info.frameCount - rows.length - discarded;
+  else if (info.durationSec !== null) {
+    const end = (rows[rows.length - 1].pts - rows[0].pts) * info.timeBase + 1 / info.fps;
+    missing = Math.round((info.durationSec - end) * info.fps);
+  } else return 0;
+  return missing > 0.5 * info.fps ? missing : 0;
 }
 
 /** Frame gaps vary by more than 1% of the median gap. */

@@ -43,8 +43,8 @@ export function getResizeOutputImageSize(
   return [height, width];
 }
 
-/** Vamba's pre-resize as a TargetSize (chat default 256/640; eval 256/480). */
-export function vambaResize(shortestEdge = 256, longestEdge = 640): (source: Size) => Size {
+/** A pre-resize within edge bounds (longest side ≤ longestEdge, each side ≥ shortestEdge) as a TargetSize. */
+export function boundEdges(shortestEdge: number, longestEdge: number): (source: Size) => Size {
   return ({ width, height }) => {
     const [h, w] = getResizeOutputImageSize(height, width, shortestEdge, longestEdge);
     return { width: w, height: h };

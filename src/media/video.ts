@@ -4,7 +4,7 @@
  *
  *   await using video = await openVideo('talk.mp4');
  *   const sample = await video.sample({ kind: 'middle', numFrames: 128 });
- *   for await (const batch of video.frames(sample, { size: vambaResize(256, 640) })) ...
+ *   for await (const batch of video.frames(sample, { size: boundEdges(256, 640) })) ...
  */
 import { InputError } from '../errors.js';
 import {
@@ -15,10 +15,10 @@ import {
   nearestKeyframes,
   planRuns,
   type RunContext,
-  type SkippedFrame,
 } from './decode.js';
 import { findTools, type ToolOptions, type ToolPaths } from './ffmpeg.js';
 import { type FrameIndex, isVariableRate, type MediaInfo, probeFile, scanFrames } from './probe.js';
+import { type DecodeReport, lostRanges, type SkippedFrame } from './report.js';
 import { resolveSize, type TargetSize } from './resize.js';
 import { type SamplingPolicy, sampleIndices } from './sampling.js';
 import { type FetchOptions, type LocalMedia, type MediaInput, openInput } from './source.js';
@@ -46,13 +46,31 @@ export interface FrameOptions extends DecodePlanOptions {
 }
 
 /**
- * Batches of decoded frames, in the order sampled (repeats included). After iteration, `skipped` lists
- * chosen frames that could not be decoded (a damaged region) and `problems` what ffmpeg said.
+ * Batches of decoded frames, in the order sampled (repeats included). As it goes, `requested`, `decoded`
+ * and `skipped` (frames that could not be decoded: a damaged or missing region) are filled, and
+ * `problems` keeps what ffmpeg said; after iteration `report()` sums them up with the lost time ranges.
  */
 export class FrameStream implements AsyncIterable<Frame[]> {
+  kind: 'video' | 'image' = 'video';
+  /** Frames asked for (sample slots, repeats included); known once decoding has started. */
+  requested = 0;
+  decoded = 0;
   readonly skipped: SkippedFrame[] = [];
+  /** The sample slot of each skipped frame (what merges them into ranges). */
+  readonly skippedSlots: number[] = [];
   readonly problems: string[] = [];
   private started = false;
+
+  /** What was delivered against what was asked for (see checkFrameLoss for the policy). */
+  report(): DecodeReport {
+    return {
+      kind: this.kind,
+      requested: this.requested,
+      decoded: this.decoded,
+      skipped: [...this.skipped],
+      lostRanges: lostRanges(this.skipped, this.skippedSlots),
+    };
+  }
 
   constructor(private readonly produce: (stream: FrameStream) => AsyncGenerator<Frame[]>) {}
 
@@ -96,6 +114,7 @@ export class Video implements AsyncDisposable {
           keyframe: new Uint8Array([1]),
           timeBase: this.info.timeBase,
           hasTimestamps: false,
+          available: 1,
         };
       const index = await scanFrames(
         this.local.path,
@@ -105,7 +124,8 @@ export class Video implements AsyncDisposable {
         this.signal,
       );
       this.info.frameCount = index.count;
-      this.info.frameCountExact = true;
+      this.info.frameCountExact = index.available === index.count;
+      this.info.missingFrames = index.count - index.available;
       this.info.variableFrameRate = isVariableRate(index);
       return index;
     })();
@@ -130,10 +150,11 @@ export class Video implements AsyncDisposable {
 
   /** Decodes the sampled frames (a Sample, or a policy to sample with first). */
   frames(what: Sample | SamplingPolicy, options: FrameOptions = {}): FrameStream {
-    return new FrameStream((stream) => this.decode(stream, what, options));
+    return new FrameStream((stream) => this.decodeInto(stream, what, options));
   }
 
-  private async *decode(
+  /** The decoding behind `frames`, filling `stream`'s report as it goes (decodeFrames fills its own). */
+  async *decodeInto(
     stream: FrameStream,
     what: Sample | SamplingPolicy,
     options: FrameOptions,
@@ -148,6 +169,8 @@ export class Video implements AsyncDisposable {
     const keyframesOnly = options.accuracy === 'keyframe' && this.info.kind === 'video';
     // What each sample slot is served by: the frame itself, or its nearest keyframe.
     const source = keyframesOnly ? nearestKeyframes(index, sample.indices) : sample.indices;
+    stream.kind = this.info.kind;
+    stream.requested = source.length;
     const ctx: RunContext = {
       ffmpeg: this.tools.ffmpeg,
       path: this.local.path,
@@ -162,7 +185,6 @@ export class Video implements AsyncDisposable {
     let batch: Frame[] = [];
     const ready: Frame[][] = []; // full batches waiting to be yielded
     let slot = 0; // next sample slot to fill
-    let delivered = 0;
     const emit = (frame: number, data: Uint8Array) => {
       // Serve every slot that wants this frame (repeats get their own copy); a frame no slot wants is dropped.
       for (let first = true; slot < source.length && source[slot] === frame; first = false, slot++) {
@@ -173,7 +195,7 @@ export class Video implements AsyncDisposable {
           height: size.height,
           data: first ? data : data.slice(),
         });
-        delivered++;
+        stream.decoded++;
         if (batch.length === batchSize) {
           ready.push(batch);
           batch = [];
@@ -184,17 +206,20 @@ export class Video implements AsyncDisposable {
       // Slots before the frame being served that got nothing: their frames could not be decoded.
       while (slot < source.length && source[slot] < upTo) {
         const f = source[slot];
-        if (stream.skipped[stream.skipped.length - 1]?.index !== f)
-          stream.skipped.push({
-            index: f,
-            timestampSec: index.timesSec[f],
-            reason: describeProblems(stream.problems),
-          });
+        stream.skipped.push({
+          index: f,
+          timestampSec: index.timesSec[f],
+          reason: f < index.available ? describeProblems(stream.problems) : cutShort,
+        });
+        stream.skippedSlots.push(slot);
         slot++;
       }
     };
     const frameBytes = ctx.size.width * ctx.size.height * 3;
-    const runs = planRuns(index, source, options, frameBytes);
+    // Frames past the end of a truncated file are not looked for (source is non-decreasing).
+    const present = source.filter((f) => f < index.available);
+    const cutShort = `the file ends at ${index.timesSec[index.available - 1].toFixed(3)} s, before this frame (truncated)`;
+    const runs = planRuns(index, present, options, frameBytes);
     for await (const event of decodeRuns(ctx, runs, options.readAheadBytes)) {
       if ('done' in event) {
         skip(event.done.frames[event.done.frames.length - 1] + 1);
@@ -206,10 +231,10 @@ export class Video implements AsyncDisposable {
       while (ready.length > 0) yield ready.shift()!;
     }
     skip(Number.POSITIVE_INFINITY);
-    if (stream.skipped.length > 0 && (options.strict || delivered === 0)) {
+    if (stream.skipped.length > 0 && (options.strict || stream.decoded === 0)) {
       const first = stream.skipped[0];
       throw new InputError(
-        delivered === 0
+        stream.decoded === 0
           ? `${this.local.label}: no frame could be decoded (${describeProblems(stream.problems)})`
           : `${this.local.label}: frame ${first.index} at ${first.timestampSec.toFixed(3)} s could not be decoded (${first.reason})`,
       );
@@ -257,13 +282,7 @@ export function decodeFrames(
     (async function* () {
       const video = await openVideo(input, options);
       try {
-        const inner = video.frames(policy, options);
-        try {
-          yield* inner;
-        } finally {
-          stream.skipped.push(...inner.skipped);
-          stream.problems.push(...inner.problems);
-        }
+        yield* video.decodeInto(stream, policy, options);
       } finally {
         await video.close();
       }

@@ -24,10 +24,21 @@ export interface DatasetOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Encodes a sample's frames to H.264 MP4 through ffmpeg's stdin, with backpressure. */
-export async function writeVideo(s: NeedleSample, path: string, ffmpegPath: string, crf = 12): Promise<void> {
+/** Encodes a sample's frames to H.264 MP4 through ffmpeg's stdin. */
+export function writeVideo(s: NeedleSample, path: string, ffmpegPath: string, crf = 12): Promise<void> {
+  return encodeRgb(frames(s), s, path, ffmpegPath, crf);
+}
+
+/** Encodes RGB24 frames of one size to H.264 MP4 through ffmpeg's stdin, with backpressure. */
+export async function encodeRgb(
+  rgb: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  o: { width: number; height: number; fps: number },
+  path: string,
+  ffmpegPath: string,
+  crf = 12,
+): Promise<void> {
   const args = ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24'];
-  args.push('-s', `${s.width}x${s.height}`, '-r', String(s.fps), '-i', 'pipe:0');
+  args.push('-s', `${o.width}x${o.height}`, '-r', String(o.fps), '-i', 'pipe:0');
   args.push(
     '-c:v',
     'libx264',
@@ -48,7 +59,7 @@ export async function writeVideo(s: NeedleSample, path: string, ffmpegPath: stri
   });
   const exited = once(ff, 'close');
   try {
-    for (const f of frames(s)) if (!ff.stdin.write(f)) await once(ff.stdin, 'drain');
+    for await (const f of rgb) if (!ff.stdin.write(f)) await once(ff.stdin, 'drain');
     ff.stdin.end();
   } catch (e) {
     ff.kill('SIGKILL');

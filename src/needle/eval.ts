@@ -1,23 +1,17 @@
 /**
  * Needle evaluation through the TypeScript stack: each video of a generated set (questions.jsonl + MP4s) is
- * decoded (src/media, every frame at its own size), preprocessed by the checkpoint's processor and run through
- * our Vamba or Qwen2-VL; each video is asked twice, for the short answer (exact match) and for the option
+ * decoded (src/media, every frame at its own size) and encoded by the model family that reads the checkpoint
+ * (models/registry.ts); each video is asked twice, for the short answer (exact match) and for the option
  * letter (lmms-eval's letter extraction), greedily.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import { exactMatch, extractChoice } from '../eval/answers.js';
-import { generateAll } from '../generate/generate.js';
-import { Tokenizer } from '../io/tokenizer.js';
+import { Answer } from '../facade/answer.js';
+import { inspectModel } from '../facade/inspect.js';
 import type { Frame } from '../media/index.js';
 import { decodeFrames } from '../media/index.js';
-import { readQwen2VLConfig } from '../models/qwen2vl/config.js';
-import { Qwen2VL } from '../models/qwen2vl/model.js';
-import { Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
-import { isVambaConfig } from '../models/vamba/config.js';
-import { Vamba } from '../models/vamba/model.js';
-import { vambaPrompt } from '../models/vamba/prompt.js';
 import type { DeviceName } from '../runtime/backend.js';
 import { getBackend } from '../runtime/device.js';
 import { renderFrame } from './render.js';
@@ -58,7 +52,7 @@ export interface LengthRow extends Tally {
 
 export interface EvalReport {
   model: string;
-  architecture: 'vamba' | 'qwen2vl';
+  architecture: string;
   data: string;
   accuracy: number;
   correct: number;
@@ -125,75 +119,47 @@ export function renderedFrames(q: NeedleQuestion): Frame[] {
 
 /** A loaded model that encodes a video once and answers questions about it. */
 interface Answerer extends Disposable {
-  architecture: EvalReport['architecture'];
-  /** Returns a function answering questions about these frames (and releases what it holds when disposed). */
-  open(frames: readonly Frame[]): { ask(question: string): Promise<string> } & Disposable;
+  architecture: string;
+  /** Encodes these frames; the result answers questions about them (and releases what it holds when disposed). */
+  open(frames: readonly Frame[]): Promise<{ ask(question: string): Promise<string> } & Disposable>;
 }
 
 const MAX_NEW_TOKENS = 8;
 
-/** Loads a checkpoint directory as Vamba or Qwen2-VL, whichever its config.json describes. */
-export async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
-  const config = await readQwen2VLConfig(dir);
-  if (isVambaConfig(config)) {
-    const m = await Vamba.load(dir, { device });
-    return {
-      architecture: 'vamba',
-      open(frames) {
-        const { pixelValues, grid } = m.processor.preprocess(evenFrames(frames), m.processor.video);
-        const handle = m.encodeVideo(pixelValues, grid);
-        return {
-          async ask(question) {
-            let text = '';
-            for await (const t of m.ask(handle, question, { maxNewTokens: MAX_NEW_TOKENS })) text += t.text;
-            return text;
-          },
-          [Symbol.dispose]: () => handle[Symbol.dispose](),
-        };
-      },
-      [Symbol.dispose]: () => m[Symbol.dispose](),
-    };
-  }
-  const m = await Qwen2VL.load(dir, { device });
-  const processor = await Qwen2VLProcessor.load(dir, { oddFrames: 'drop' });
-  const tok = await Tokenizer.fromDir(dir);
-  const stop = m.generationConfig?.eos_token_id ?? m.config.eos_token_id;
+/** Loads a checkpoint directory with the model family that reads it. */
+async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
+  const { family, checkpoint } = await inspectModel(dir);
+  const runner = await checkpoint.load(await getBackend(device), dir);
   return {
-    architecture: 'qwen2vl',
-    open(frames) {
-      const { pixelValues, grid } = processor.preprocess(evenFrames(frames), processor.video);
-      const merge = m.config.vision.spatial_merge_size;
-      const pads = (grid[0] * grid[1] * grid[2]) / (merge * merge);
+    architecture: family.name,
+    async open(all) {
+      const frames = evenFrames(all);
+      const video = await runner.encode(oneBatch(frames), {
+        kind: 'video',
+        timestampsSec: frames.map((f) => f.timestampSec),
+        // Every frame at its own size: the policy's edges only label the encoded state.
+        sampling: { ...family.video.defaults, sampling: 'uniform', frames: frames.length },
+      });
       return {
         async ask(question) {
-          // The prompt the baseline was trained on: Vamba's, with the video pads expanded in the sequence.
-          const ids = tok.encode(vambaPrompt(question), { addSpecialTokens: false });
-          const at = ids.indexOf(m.config.vision_start_token_id) + 1;
-          const inputIds = [
-            ...ids.slice(0, at),
-            ...Array(pads).fill(m.config.video_token_id),
-            ...ids.slice(at),
-          ];
-          using session = m.session({ capacity: inputIds.length + MAX_NEW_TOKENS });
-          const r = await generateAll(
-            session,
-            { inputIds, pixelValuesVideos: pixelValues, videoGridThw: [grid] },
-            {
-              maxNewTokens: MAX_NEW_TOKENS,
-              stopTokens: stop,
-              decoder: tok.streamDecoder({ skipSpecialTokens: true }),
-            },
+          // Greedy (the checkpoints' generation_config.json says do_sample false).
+          const answer = new Answer(
+            runner.generate([{ role: 'user', content: question }], video, { maxNewTokens: MAX_NEW_TOKENS }),
           );
-          return r.text;
+          return answer.text();
         },
-        [Symbol.dispose]: () => {},
+        [Symbol.dispose]: () => video.dispose(),
       };
     },
-    [Symbol.dispose]: () => m[Symbol.dispose](),
+    [Symbol.dispose]: () => runner.dispose(),
   };
 }
 
-/** Both models take frames in pairs: an odd last frame is dropped, as Vamba's processor does. */
+async function* oneBatch(frames: Frame[]): AsyncGenerator<Frame[]> {
+  yield frames;
+}
+
+/** The models take frames in pairs: an odd last frame is dropped, as Vamba's processor does. */
 const evenFrames = (frames: readonly Frame[]): Frame[] => {
   if (frames.length < 2) throw new InputError('a video needs at least 2 frames');
   return frames.slice(0, frames.length - (frames.length % 2));
@@ -235,7 +201,7 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
     const t0 = performance.now();
     const frames =
       o.frames === 'render' ? renderedFrames(q) : await readAllFrames(join(dirname(jsonl), q.video));
-    using video = model.open(frames);
+    using video = await model.open(frames);
     const short = await video.ask(q.question);
     const mcq = await video.ask(mcqPrompt(q));
     const base = { id: q.id, task: q.task, frames: q.frames };

@@ -40,7 +40,7 @@ const GLYPHS: Record<string, string> = {
   Z: '##### ....# ...#. ..#.. .#... #.... #####',
 };
 
-export const GLYPH_W = 5;
+const GLYPH_W = 5;
 export const GLYPH_H = 7;
 
 /** Width in pixels of `text` drawn at `scale` (one blank column between glyphs). */

@@ -39,7 +39,7 @@ function corpus(): string[] {
 }
 
 /** BERT-style pre-tokenisation: whitespace splits, each ASCII punctuation mark is its own word. */
-export const preTokenize = (text: string): string[] =>
+const preTokenize = (text: string): string[] =>
   text.split(/\s+/).flatMap((w) => w.match(/[A-Za-z0-9]+|[^A-Za-z0-9\s]/g) ?? []);
 
 export function needleVocabulary(): string[] {

@@ -1,3 +1,5 @@
+import '../backends/index.js'; // a subpath entry: the built-in backends are registered as from the root
+
 export { type Activation, activation } from './activation.js';
 export { SelfAttention, type SelfAttentionConfig, type SelfAttentionInputs } from './attention.js';
 export {

@@ -1,3 +1,5 @@
+import '../backends/index.js'; // a subpath entry: the built-in backends are registered as from the root
+
 export * from './backend.js';
 export * from './device.js';
 export * from './dtype.js';

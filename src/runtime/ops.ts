@@ -71,14 +71,6 @@ function isRawFor(dtype: DType, v: ArrayLike<number>): v is RawArray {
   }
 }
 
-/** Copies a tensor to another backend (through the host) — for tests and weight staging. */
-export async function toBackend(x: Tensor, backend: Backend): Promise<Tensor> {
-  const raw = await x.raw();
-  const t = empty(backend, x.shape, x.dtype);
-  backend.upload(t, raw);
-  return t;
-}
-
 // ---- shape ops ---------------------------------------------------------------------------------
 
 export function cast(x: Tensor, dtype: DType): Tensor {

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
+import { checkFrameLoss, decodeReportJson } from '../media/index.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
@@ -162,10 +163,19 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     try {
       return await untilAborted(
         cache.lease(cacheKey(file.sha256, chat.sampling), () =>
-          engine.encodeVideo(file.path, { ...chat.sampling, signal }),
+          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, signal }),
         ),
         signal,
-      );
+      ).then((lease) => {
+        // An encoding made for a laxer request is held to this request's policy as well.
+        try {
+          checkFrameLoss(ref.url, lease.handle.decode, chat.loss);
+        } catch (e) {
+          lease.release();
+          throw e;
+        }
+        return lease;
+      });
     } catch (e) {
       throw toApiError(e, { param: ref.param, redact: file.redact });
     } finally {
@@ -195,6 +205,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         },
       ],
       usage: usageOf(r, cached),
+      ...videoOf(r),
     };
   }
 
@@ -231,7 +242,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         if (piece) send(chunk({ content: piece }));
       }
       const result = await answer.result();
-      send(chunk({}, result.finishReason));
+      send({ ...chunk({}, result.finishReason), ...videoOf(result) });
       if (includeUsage)
         send({
           id,
@@ -261,6 +272,11 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       cache.clear();
     },
   };
+}
+
+/** The extension field `video`: frames requested, decoded and lost (docs/server.md). */
+function videoOf(r: AskResult) {
+  return r.video ? { video: decodeReportJson(r.video) } : {};
 }
 
 /** Failures while answering are about the conversation. */

@@ -6,6 +6,7 @@
  * `top_k` / `repetition_penalty`.
  */
 import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
+import type { LossPolicy } from '../media/index.js';
 import { badRequest } from './errors.js';
 
 export interface MediaRef {
@@ -21,6 +22,8 @@ export interface ChatRequest {
   media?: MediaRef;
   generation: GenerationOptions;
   sampling: SamplingOptions;
+  /** `strict` and `max_lost_fraction`: how much of a damaged video may be lost before it is refused. */
+  loss: LossPolicy;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -112,10 +115,23 @@ export function parseChatRequest(body: unknown): ChatRequest {
       );
     sampling.sampling = 'fps';
   }
+  expect(
+    body.strict === undefined || body.strict === null || typeof body.strict === 'boolean',
+    'strict',
+    'a boolean',
+    body.strict,
+  );
+  const loss: LossPolicy = {
+    strict: body.strict === true ? true : undefined,
+    maxLostFraction: num(body, 'max_lost_fraction', 'a fraction from 0 to 1', (v) => v >= 0 && v <= 1),
+    advice:
+      'the file is truncated or damaged: repair or re-encode it, or allow more with "max_lost_fraction"',
+  };
   return {
     model: body.model as string,
     turns,
     media,
+    loss: dropUndefined(loss),
     generation: dropUndefined(generation),
     sampling: dropUndefined(sampling),
     stream: body.stream === true,

@@ -5,6 +5,7 @@ import { OutOfMemoryError } from '../../src/errors.js';
 import type { ChatTurn } from '../../src/facade/types.js';
 import { VideoLM } from '../../src/facade/video-lm.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
+import { qwen2vl } from '../../src/models/qwen2vl/family.js';
 import { Qwen2VL, type Qwen2VLPrefix } from '../../src/models/qwen2vl/model.js';
 import { Qwen2VLProcessor, type RgbImage } from '../../src/models/qwen2vl/processor.js';
 import { Qwen2VLRunner } from '../../src/models/qwen2vl/runner.js';
@@ -59,7 +60,11 @@ test('Qwen2-VL streams a video through the vision tower 16 frames at a time, equ
   }
   const whole = processor.processVideos([frames.slice()]);
   using expected = model.encodeVision(whole.pixelValues, whole.grids);
-  const video = (await runner.encode(batches(), Array(21).fill(0), { kind: 'video' })) as unknown as {
+  const video = (await runner.encode(batches(), {
+    kind: 'video',
+    timestampsSec: Array(21).fill(0),
+    sampling: SAMPLING,
+  })) as unknown as {
     embeds: Tensor;
     tokens: number;
     dispose(): void;
@@ -83,13 +88,16 @@ test('Qwen2-VL refuses a video whose prefill cannot fit before encoding any of i
   // Twenty million sampled frames: 4 tokens per 2-frame group → 40 M tokens of KV cache and activations.
   const before = model.backend.memory().current;
   await assert.rejects(
-    runner.encode(two(), new Array(20_000_000), { kind: 'video' }),
+    runner.encode(two(), { kind: 'video', timestampsSec: new Array(20_000_000), sampling: SAMPLING }),
     (e: Error) =>
       e instanceof OutOfMemoryError &&
       /Qwen2-VL on 20000000 frames \(40000000 video tokens\) needs about/.test(e.message),
   );
   assert.equal(model.backend.memory().current, before, 'nothing is left allocated');
 });
+
+/** How the frames were sampled (the runner only reports it). */
+const SAMPLING = qwen2vl.video.defaults;
 
 async function tinyRunner(dir: string, model: Qwen2VL, processor: Qwen2VLProcessor): Promise<Qwen2VLRunner> {
   const info = {
@@ -123,7 +131,11 @@ test('Qwen2-VL prefills the default prompt up to the end of the video once; ques
   async function* batches() {
     yield frames;
   }
-  const video = (await runner.encode(batches(), Array(4).fill(0), { kind: 'video' })) as unknown as {
+  const video = (await runner.encode(batches(), {
+    kind: 'video',
+    timestampsSec: Array(4).fill(0),
+    sampling: SAMPLING,
+  })) as unknown as {
     embeds: Tensor;
     prefix?: Qwen2VLPrefix;
     bytes: number;

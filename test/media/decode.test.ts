@@ -367,10 +367,17 @@ test('images (PNG, JPEG, WebP) from a path, bytes and a data: URL', async () => 
     const info = await probe(input);
     assert.equal(info.kind, 'image');
     assert.equal(info.frameCount, 1);
-    const { frames } = await collect(
-      decodeFrames(input, { kind: 'middle', numFrames: 8 }, { size: { width: 20, height: 15 } }),
-    );
+    const stream = decodeFrames(input, { kind: 'middle', numFrames: 8 }, { size: { width: 20, height: 15 } });
+    const { frames } = await collect(stream);
     assert.equal(frames.length, 1);
+    // One frame, said to be an image: a model repeats it to make its frame pair.
+    assert.deepEqual(stream.report(), {
+      kind: 'image',
+      requested: 1,
+      decoded: 1,
+      skipped: [],
+      lostRanges: [],
+    });
     assert.equal(frames[0].timestampSec, 0);
     assert.equal(frames[0].width, 20);
     assert.equal(readFrame(frames[0], w, h).index, 0b1010_0110_1001_0101);

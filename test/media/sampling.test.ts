@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
-import { getResizeOutputImageSize, vambaResize } from '../../src/media/resize.js';
+import { boundEdges, getResizeOutputImageSize } from '../../src/media/resize.js';
 import { qwenFrameCount, roundHalfEven, sampleIndices } from '../../src/media/sampling.js';
 
 // Fixtures below were computed with numpy running the reference code (Vamba train/data.py
@@ -120,5 +120,5 @@ test('Vamba pre-resize (get_resize_output_image_size)', () => {
   assert.deepEqual(getResizeOutputImageSize(300, 400, 256, 640), [300, 400]);
   assert.deepEqual(getResizeOutputImageSize(100, 200, 256, 640), [256, 256]);
   assert.deepEqual(getResizeOutputImageSize(97, 61, null, null), [97, 61]);
-  assert.deepEqual(vambaResize(256, 480)({ width: 1920, height: 1080 }), { width: 480, height: 270 });
+  assert.deepEqual(boundEdges(256, 480)({ width: 1920, height: 1080 }), { width: 480, height: 270 });
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../../src/errors.js';
-import { vambaResize } from '../../src/media/resize.js';
+import { boundEdges } from '../../src/media/resize.js';
 import { openVideo } from '../../src/media/video.js';
 import { assertFits } from '../../src/models/fit.js';
 import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
@@ -21,7 +21,7 @@ import { estimateVambaMemory } from '../../src/models/vamba/size.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { configJson } from './config-fixtures.js';
 import { FIXTURES, grids, readArrays, readJson, relErr } from './qwen2vl-fixtures.js';
-import { VAMBA_FIXTURES } from './vamba-fixtures.js';
+import { encodeVideoFile, VAMBA_FIXTURES } from './vamba-fixtures.js';
 
 const cpu = cpuBackend();
 
@@ -123,7 +123,7 @@ test('assertFits: an OutOfMemoryError with the numbers, before any work', async 
   assert.equal(pulled, 0);
 });
 
-test('Vamba.encodeVideoFile: a video shorter than the frames asked for fills part of the one output', async () => {
+test('Vamba from a decoded file: a video shorter than the frames asked for fills part of the one output', async () => {
   const dir = scratch();
   try {
     const path = await makeVideo(join(dir, 'short.mp4'), {
@@ -134,11 +134,11 @@ test('Vamba.encodeVideoFile: a video shorter than the frames asked for fills par
       encode: H264,
     });
     using model = await Vamba.load(join(VAMBA_FIXTURES, 'tiny-a'), { backend: cpu });
-    const opts = { numFrames: 16, shortestEdge: 16, longestEdge: 40 };
-    using streamed = await model.encodeVideoFile(path, { ...opts, framesPerBatch: 2 });
+    const opts = { frames: 16, shortestEdge: 16, longestEdge: 40 };
+    using streamed = await encodeVideoFile(model, path, { ...opts, framesPerBatch: 2 });
     await using video = await openVideo(path);
     const frames = [];
-    for await (const b of video.frames({ kind: 'uniform', numFrames: 16 }, { size: vambaResize(16, 40) }))
+    for await (const b of video.frames({ kind: 'uniform', numFrames: 16 }, { size: boundEdges(16, 40) }))
       frames.push(...b);
     assert.equal(frames.length, 6, 'every frame of a 6-frame video');
     const { pixelValues, grids: g } = model.processor.processVideos([frames]);

@@ -2,6 +2,11 @@
 import { join } from 'node:path';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { boundEdges } from '../../src/media/resize.js';
+import { openVideo } from '../../src/media/video.js';
+import type { Vamba } from '../../src/models/vamba/model.js';
+import { encodeVideoFrames, type VambaFramesOptions } from '../../src/models/vamba/video.js';
+import type { VambaVideoHandle } from '../../src/models/vamba/video-handle.js';
 
 export const VAMBA_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'vamba');
 
@@ -43,3 +48,15 @@ export async function readReference(name: string): Promise<VambaReference> {
 }
 
 export { relErr } from '../helpers.js';
+
+/** A video file decoded as the facade does (uniform frames, Vamba's pre-resize), then Vamba's encoding. */
+export async function encodeVideoFile(
+  model: Vamba,
+  path: string,
+  o: Omit<VambaFramesOptions, 'sampling' | 'input'>,
+): Promise<VambaVideoHandle> {
+  await using video = await openVideo(path);
+  const sample = await video.sample({ kind: 'uniform', numFrames: o.frames });
+  const frames = video.frames(sample, { size: boundEdges(o.shortestEdge, o.longestEdge) });
+  return encodeVideoFrames(model, frames, { ...o, sampling: 'uniform', input: path });
+}

@@ -8,44 +8,48 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { InputError } from '../../src/errors.js';
-import { vambaResize } from '../../src/media/resize.js';
+import { InputError, UsageError } from '../../src/errors.js';
+import { samplingFor } from '../../src/facade/video-defaults.js';
+import { boundEdges } from '../../src/media/resize.js';
 import { openVideo } from '../../src/media/video.js';
+import { vamba } from '../../src/models/vamba/family.js';
 import { Vamba } from '../../src/models/vamba/model.js';
-import { vambaVideoSettings } from '../../src/models/vamba/video.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
-import { relErr, VAMBA_FIXTURES } from './vamba-fixtures.js';
+import { encodeVideoFile, relErr, VAMBA_FIXTURES } from './vamba-fixtures.js';
 
 const be = cpuBackend();
 
-describe('Vamba video settings', () => {
+describe('Vamba video policy', () => {
   it('uses the evaluation defaults, the hour-long ones from 30 minutes, and overrides', () => {
-    assert.deepEqual(vambaVideoSettings(600), {
+    const sampled = (durationSec: number | null, o = {}) => {
+      const s = samplingFor(vamba.video, durationSec, o);
+      return { numFrames: s.frames, sampling: s.sampling, shortestEdge: s.minEdge, longestEdge: s.maxEdge };
+    };
+    assert.deepEqual(sampled(600), {
       numFrames: 512,
       sampling: 'uniform',
       shortestEdge: 256,
       longestEdge: 480,
     });
-    assert.deepEqual(vambaVideoSettings(null), vambaVideoSettings(60));
-    assert.deepEqual(vambaVideoSettings(3600), {
+    assert.deepEqual(sampled(null), sampled(60));
+    assert.deepEqual(sampled(3600), {
       numFrames: 1024,
       sampling: 'uniform',
       shortestEdge: 256,
       longestEdge: 560,
     });
-    assert.equal(vambaVideoSettings(3600, { hourLongFrom: 7200 }).numFrames, 512);
-    assert.deepEqual(vambaVideoSettings(10, { numFrames: 128, sampling: 'middle', longestEdge: 640 }), {
+    assert.deepEqual(sampled(10, { frames: 128, sampling: 'middle', maxEdge: 640 }), {
       numFrames: 128,
       sampling: 'middle',
       shortestEdge: 256,
       longestEdge: 640,
     });
-    assert.throws(() => vambaVideoSettings(10, { numFrames: 1 }), InputError);
-    assert.throws(() => vambaVideoSettings(10, { shortestEdge: 500, longestEdge: 400 }), InputError);
+    assert.throws(() => sampled(10, { sampling: 'fps' }), UsageError);
+    assert.throws(() => sampled(10, { minEdge: 500, maxEdge: 400 }), UsageError);
   });
 });
 
-describe('Vamba.encodeVideoFile', () => {
+describe('Vamba from decoded frames', () => {
   let dir: string;
   let path: string;
   let model: Vamba;
@@ -65,14 +69,14 @@ describe('Vamba.encodeVideoFile', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const opts = { numFrames: 7, shortestEdge: 16, longestEdge: 40 };
+  const opts = { frames: 7, shortestEdge: 16, longestEdge: 40 };
 
   it('streams frames in batches with the same K/V as all frames at once, keyed by the file hash', async () => {
-    using small = await model.encodeVideoFile(path, { ...opts, framesPerBatch: 2, chunkLen: 3 });
+    using small = await encodeVideoFile(model, path, { ...opts, framesPerBatch: 2, chunkLen: 3 });
     // Reference: every frame decoded first, one processor call, one encode.
     await using video = await openVideo(path);
     const frames = [];
-    for await (const b of video.frames({ kind: 'uniform', numFrames: 7 }, { size: vambaResize(16, 40) }))
+    for await (const b of video.frames({ kind: 'uniform', numFrames: 7 }, { size: boundEdges(16, 40) }))
       frames.push(...b);
     assert.equal(frames.length, 7);
     const { pixelValues, grids } = model.processor.processVideos([frames]);
@@ -94,8 +98,7 @@ describe('Vamba.encodeVideoFile', () => {
     assert.equal(logits.shape[1], 320);
   });
 
-  it('rejects an odd batch size and a missing file', async () => {
-    await assert.rejects(model.encodeVideoFile(path, { ...opts, framesPerBatch: 3 }), InputError);
-    await assert.rejects(model.encodeVideoFile(join(dir, 'missing.mp4'), opts), InputError);
+  it('rejects an odd batch size', async () => {
+    await assert.rejects(encodeVideoFile(model, path, { ...opts, framesPerBatch: 3 }), InputError);
   });
 });

@@ -9,6 +9,7 @@ function handle(label: string, bytes = 10): VideoHandle & { freed: number } {
   const h = {
     label,
     timestampsSec: [],
+    decode: { kind: 'video' as const, requested: 0, decoded: 0, skipped: [], lostRanges: [] },
     tokens: 1,
     bytes,
     freed: 0,
@@ -17,6 +18,9 @@ function handle(label: string, bytes = 10): VideoHandle & { freed: number } {
     },
     dispose() {
       h.freed++;
+    },
+    [Symbol.dispose]() {
+      h.dispose();
     },
   };
   return h;

@@ -3,12 +3,15 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
+import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
 import {
   addGenerationOptions,
+  addLossOptions,
   addModelOptions,
   addOutputOptions,
   addSamplingOptions,
   generationOf,
+  lossPolicyOf,
   type ModelOptions,
   printJson,
   samplingOf,
@@ -16,7 +19,7 @@ import {
 import { downloadProgress, progressEnabled, videoProgress } from '../progress.js';
 
 /** The instruction `caption` asks (a plain request the instruction-tuned checkpoints answer well). */
-export const CAPTION_PROMPT = 'Describe this video in detail.';
+const CAPTION_PROMPT = 'Describe this video in detail.';
 
 type AnswerOptions = ModelOptions & { stream?: boolean; json?: boolean } & Record<string, unknown>;
 
@@ -31,11 +34,16 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
     revision: o.revision,
     onDownload: downloadProgress(bars),
   });
-  const reply = model.ask(video, question, {
+  using handle = await model.encodeVideo(video, {
     ...samplingOf(o),
-    ...generationOf(o),
+    ...lossPolicyOf(o),
     progress: videoProgress(bars),
   });
+  // Said before the answer, so nobody takes an answer from a partly decoded video for a whole one.
+  const loss = describeFrameLoss(handle.decode);
+  if (loss)
+    process.stderr.write(`longshot: warning: ${loss}; the answer sees only the rest (--strict refuses)\n`);
+  const reply = model.ask(handle, question, generationOf(o));
   if (o.stream && !o.json) {
     for await (const piece of reply) process.stdout.write(piece);
     process.stdout.write('\n');
@@ -50,12 +58,13 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
       answer: result.text,
       finish_reason: result.finishReason,
       usage: result.usage,
+      frames: decodeReportJson(handle.decode),
     });
   else if (!o.stream) process.stdout.write(`${result.text}\n`);
 }
 
 function withCommon(cmd: Command): Command {
-  return addOutputOptions(addGenerationOptions(addSamplingOptions(addModelOptions(cmd))));
+  return addOutputOptions(addGenerationOptions(addLossOptions(addSamplingOptions(addModelOptions(cmd)))));
 }
 
 export function register(program: Command): void {

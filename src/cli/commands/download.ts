@@ -1,7 +1,7 @@
 /** `longshot download <repo>`: put a hub checkpoint into the Hugging Face cache (resuming, verified). */
 import type { Command } from 'commander';
+import { hubCacheDir } from '../../hub/cache.js';
 import { snapshotDownload } from '../../hub/download.js';
-import { hubCacheDir } from '../../io/hub-cache.js';
 import { printJson } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 

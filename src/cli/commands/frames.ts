@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { InputError } from '../../errors.js';
 import { encodePng } from '../../media/png.js';
-import { type TargetSize, vambaResize } from '../../media/resize.js';
+import { boundEdges, type TargetSize } from '../../media/resize.js';
 import type { SamplingPolicy } from '../../media/sampling.js';
 import { openVideo } from '../../media/video.js';
 
@@ -74,8 +74,8 @@ export function register(program: Command): void {
       positiveNumber,
     )
     .option('--size <WxH>', 'resize every frame to exactly this size', size)
-    .option('--longest-edge <px>', 'Vamba pre-resize: longest side at most this (e.g. 640)', positiveInt)
-    .option('--shortest-edge <px>', 'Vamba pre-resize: each side at least this (e.g. 256)', positiveInt)
+    .option('--longest-edge <px>', 'pre-resize: longest side at most this (e.g. 640)', positiveInt)
+    .option('--shortest-edge <px>', 'pre-resize: each side at least this (e.g. 256)', positiveInt)
     .addOption(
       new Option('--accuracy <mode>', 'exact frames, or the nearest keyframes (much faster on long videos)')
         .choices(['exact', 'keyframe'])
@@ -86,7 +86,7 @@ export function register(program: Command): void {
       let target: TargetSize | undefined = o.size;
       if (o.longestEdge !== undefined || o.shortestEdge !== undefined) {
         if (o.size) throw new InputError('give either --size or --longest-edge/--shortest-edge, not both');
-        target = vambaResize(o.shortestEdge ?? 1, o.longestEdge ?? Number.MAX_SAFE_INTEGER);
+        target = boundEdges(o.shortestEdge ?? 1, o.longestEdge ?? Number.MAX_SAFE_INTEGER);
       }
       await mkdir(o.out, { recursive: true }).catch((e: Error) => {
         throw new InputError(`cannot create ${o.out}: ${e.message}`);

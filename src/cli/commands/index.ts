@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import * as ask from './ask.js';
 import * as batch from './batch.js';
-import * as convert from './convert.js';
 import * as download from './download.js';
+import * as evaluate from './eval.js';
 import * as frames from './frames.js';
 import * as info from './info.js';
 import * as needle from './needle.js';
@@ -10,7 +10,7 @@ import * as probe from './probe.js';
 import * as serve from './serve.js';
 import * as worker from './worker.js';
 
-/** Every sub-command's registration, in the order `--help` lists them. */
+/** Every built-in sub-command's registration, in the order `--help` lists them (families add theirs after). */
 export const commands: Array<(program: Command) => void> = [
   ask.register,
   serve.register,
@@ -18,8 +18,8 @@ export const commands: Array<(program: Command) => void> = [
   info.register,
   probe.register,
   frames.register,
-  convert.register,
   needle.register,
+  evaluate.register,
   worker.register,
   batch.register,
 ];

@@ -1,15 +1,11 @@
 /** `longshot info`: what a checkpoint is and how much memory a video of N frames needs, without loading it. */
 import '../../backends/cuda/index.js'; // so that --device auto knows whether CUDA is present
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { defaultModelDir } from '../../facade/default-model.js';
-import { estimateMemory, inspectModel } from '../../facade/inspect.js';
+import { inspectModel } from '../../facade/inspect.js';
 import type { SamplingOptions } from '../../facade/types.js';
-import { videoDefaultsOf } from '../../facade/video-defaults.js';
 import { resolveModel } from '../../hub/resolve.js';
-import { vambaResize } from '../../media/resize.js';
-import { Qwen2VLProcessor } from '../../models/qwen2vl/processor.js';
+import { boundEdges } from '../../media/resize.js';
 import { resolveDevice } from '../../runtime/device.js';
 import { addModelOptions, positiveInt, printJson } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
@@ -66,22 +62,21 @@ Examples:
         });
         const s = await inspectModel(dir);
         const device = resolveDevice(o.device);
-        const geometry = videoGeometry(videoDefaultsOf(s.config, dir), o);
-        const mem = estimateMemory(s, {
+        const geometry = videoGeometry(s.videoDefaults, o);
+        const mem = s.checkpoint.estimateMemory({
           ...geometry,
-          ...(await videoPixelBounds(dir)),
           activationBytes: device === 'cpu' ? 4 : 2,
         });
-        const t = s.config.text;
+        const d = s.checkpoint.describe();
         const info = {
           model: o.model ?? dir,
           dir,
-          architecture: s.architecture,
+          architecture: s.family.name,
           parameters: s.parameters,
           dtype: s.dtype,
-          layers: t.num_hidden_layers,
-          hidden_size: t.hidden_size,
-          vision_depth: s.config.vision.depth,
+          layers: d.layers,
+          hidden_size: d.hiddenSize,
+          details: Object.fromEntries(d.details),
           frames: geometry.frames,
           frame_size: `${geometry.width}x${geometry.height}`,
           device,
@@ -90,11 +85,11 @@ Examples:
         if (o.json) return printJson(info);
         const lines = [
           ['model', info.model],
-          ['architecture', s.architecture],
+          ['architecture', info.architecture],
           ['parameters', `${(s.parameters / 1e9).toFixed(3)} B (${s.parameters})`],
           ['weights', `${gib(s.weightBytes)} (${s.dtype})`],
-          ['layers / hidden', `${t.num_hidden_layers} / ${t.hidden_size}`],
-          ['vision encoder', `${s.config.vision.depth} blocks, ${s.config.vision.embed_dim} wide`],
+          ['layers / hidden', `${d.layers} / ${d.hiddenSize}`],
+          ...d.details,
           [`video (${geometry.frames} frames ${info.frame_size})`, `${mem.videoTokens} tokens`],
           ['per-video state', gib(mem.videoState)],
           ['largest buffer', gib(mem.working)],
@@ -107,21 +102,14 @@ Examples:
 }
 
 /** The frames and frame size to estimate for: the options given, else the checkpoint's video defaults. */
-export function videoGeometry(
+function videoGeometry(
   d: SamplingOptions,
   o: { frames?: number; width?: number; height?: number },
 ): { frames: number; width: number; height: number } {
   const source = { width: 640, height: 360 };
   const fed =
     d.maxEdge || d.minEdge
-      ? vambaResize(d.minEdge ?? 0, d.maxEdge ?? Number.MAX_SAFE_INTEGER)(source)
+      ? boundEdges(d.minEdge ?? 0, d.maxEdge ?? Number.MAX_SAFE_INTEGER)(source)
       : source;
   return { frames: o.frames ?? d.frames ?? 128, width: o.width ?? fed.width, height: o.height ?? fed.height };
-}
-
-/** The checkpoint processor's smart_resize bounds for videos, as the facade will apply them (none: defaults). */
-async function videoPixelBounds(dir: string): Promise<{ minPixels?: number; maxPixels?: number }> {
-  if (!existsSync(join(dir, 'preprocessor_config.json'))) return {};
-  const { video } = await Qwen2VLProcessor.load(dir);
-  return { minPixels: video.min_pixels, maxPixels: video.max_pixels };
 }

@@ -2,6 +2,8 @@ import '../../backends/cpu/index.js';
 import '../../backends/cuda/index.js';
 import { type Command, Option } from 'commander';
 import { UsageError } from '../../errors.js';
+import { VNBENCH_TASKS } from '../../eval/benchmarks/vnbench.js';
+import { generateVNBench, type VNBenchTask } from '../../eval/vnbench-generate.js';
 import { findTools } from '../../media/index.js';
 import { generateDataset } from '../../needle/dataset.js';
 import { evaluateNeedle, formatReport } from '../../needle/eval.js';
@@ -132,5 +134,50 @@ export function register(program: Command): void {
       });
       if (progress) process.stderr.write('\n');
       process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
+    });
+  needle
+    .command('vnbench')
+    .description(
+      "VNBench's 9 subtasks with needles put into your own videos, in VNBench's released format (score it with 'longshot eval vnbench')",
+    )
+    .requiredOption('--haystack <dir>', 'a directory of haystack videos (each is used for every subtask)')
+    .requiredOption('--out <dir>', 'output directory (VNBench-main-4try.json + MP4s)')
+    .option('--seed <n>', 'random seed (same seed, same data)', '0')
+    .option('--fps <n>', 'frame rate of the written videos', '2')
+    .option('--height <px>', 'height of the written videos (the width keeps the aspect)', '240')
+    .option('--needle-sec <s>', 'seconds each needle stays on screen', '2')
+    .option('--tasks <list>', `subtasks (${VNBENCH_TASKS.join(', ')})`, VNBENCH_TASKS.join(','))
+    .option('--json', 'print a JSON summary instead of progress')
+    .addHelpText(
+      'after',
+      '\nExample:\n  longshot needle vnbench --haystack ~/videos --out data/my-vnbench\n  longshot eval vnbench --data data/my-vnbench --model TIGER-Lab/Vamba-Qwen2-VL-7B',
+    )
+    .action(async (o) => {
+      const tasks = String(o.tasks).split(',') as VNBenchTask[];
+      const bad = tasks.filter((t) => !(VNBENCH_TASKS as readonly string[]).includes(t));
+      if (bad.length)
+        throw new UsageError(
+          `--tasks: unknown subtask(s) ${bad.join(', ')}; choose from ${VNBENCH_TASKS.join(', ')}`,
+        );
+      const needleSec = Number(o.needleSec);
+      if (!(needleSec > 0)) throw new UsageError(`--needle-sec must be a number > 0, got '${o.needleSec}'`);
+      const height = int('--height', o.height);
+      if (height % 2) throw new UsageError(`--height ${height}: H.264 needs an even height`);
+      const progress = !o.json && process.stderr.isTTY;
+      const json = await generateVNBench({
+        haystack: o.haystack,
+        out: o.out,
+        seed: seedOf(o.seed),
+        fps: int('--fps', o.fps),
+        height,
+        needleSec,
+        tasks,
+        ffmpegPath: findTools().ffmpeg,
+        onProgress: progress ? (d, n) => process.stderr.write(`\rgenerating ${d}/${n}`) : undefined,
+      });
+      if (progress) process.stderr.write('\n');
+      process.stdout.write(
+        o.json ? `${JSON.stringify({ out: o.out, questions: json })}\n` : `wrote ${json}\n`,
+      );
     });
 }

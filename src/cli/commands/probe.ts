@@ -1,9 +1,14 @@
 /** `longshot probe <video> [--json]`: what ffprobe finds in a video or image. */
 import type { Command } from 'commander';
+import { type ToolVersion, toolVersions } from '../../media/ffmpeg.js';
 import type { MediaInfo } from '../../media/probe.js';
 import { probe } from '../../media/video.js';
 
-function describe(input: string, info: MediaInfo): string {
+function describe(
+  input: string,
+  info: MediaInfo,
+  tools: { ffmpeg: ToolVersion; ffprobe: ToolVersion },
+): string {
   const turned = info.rotation
     ? ` (stored ${info.codedWidth}x${info.codedHeight}, turned ${info.rotation}° clockwise)`
     : '';
@@ -22,7 +27,7 @@ function describe(input: string, info: MediaInfo): string {
         'frames',
         info.frameCount === null
           ? 'unknown'
-          : `${info.frameCount}${info.frameCountExact ? '' : ' (from the header)'}`,
+          : `${info.frameCount}${info.missingFrames ? ` (${info.missingFrames} missing: the file is truncated)` : info.frameCountExact ? '' : ' (from the header)'}`,
       ],
     );
   }
@@ -36,6 +41,7 @@ function describe(input: string, info: MediaInfo): string {
           : '';
     rows.push([`stream ${s.index}`, `${s.type} ${s.codec ?? 'unknown codec'}${detail}`]);
   }
+  for (const [name, t] of Object.entries(tools)) rows.push([name, `${t.version} (${t.path})`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
 }
@@ -51,6 +57,9 @@ export function register(program: Command): void {
     .option('--no-count', 'trust the header instead of counting every frame (faster on long videos)')
     .action(async (video: string, opts: { json?: boolean; count: boolean }) => {
       const info = await probe(video, { scan: opts.count });
-      process.stdout.write(opts.json ? `${JSON.stringify(info, null, 2)}\n` : `${describe(video, info)}\n`);
+      const tools = await toolVersions();
+      process.stdout.write(
+        opts.json ? `${JSON.stringify({ ...info, tools }, null, 2)}\n` : `${describe(video, info, tools)}\n`,
+      );
     });
 }

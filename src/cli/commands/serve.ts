@@ -1,5 +1,4 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
-import { basename } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { VideoLM } from '../../facade/video-lm.js';
 import { createServer } from '../../serve/app.js';
@@ -73,7 +72,7 @@ Examples:
       });
       const server = createServer(model, {
         // The embedded model is served under its directory's name, never a path of this machine.
-        modelId: o.name ?? o.model ?? basename(model.info.dir),
+        modelId: o.name ?? model.info.id,
         concurrency: o.concurrency,
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,

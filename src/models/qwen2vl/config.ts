@@ -163,6 +163,11 @@ export const MAMBA2_DEFAULTS: Readonly<VisionMambaMixerConfig> = {
   use_mem_eff_path: true,
 };
 
+/** Whether config.json describes a Qwen2-VL-class model (model_type "qwen2_vl", the reader's default when absent). */
+export function isQwen2VLConfigJson(json: JsonObject): boolean {
+  return (json.model_type ?? 'qwen2_vl') === 'qwen2_vl';
+}
+
 /** Parses a config.json object (either layout). `source` names the file in errors. */
 export function parseQwen2VLConfig(json: unknown, source = 'config.json'): Qwen2VLConfig {
   const top = Fields.of(json, source);

@@ -1,6 +1,26 @@
+import '../../backends/index.js'; // a subpath entry: the built-in backends are registered as from the root
+
 export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+export {
+  MAMBA2_DEFAULTS,
+  parseQwen2VLConfig,
+  type Qwen2VLConfig,
+  type Qwen2VLTextConfig,
+  type Qwen2VLVisionConfig,
+  readQwen2VLConfig,
+  type VisionMambaMixerConfig,
+} from './config.js';
+export { qwen2vl } from './family.js';
 export { Qwen2VL, type Qwen2VLInputs, type Qwen2VLLoadOptions, Qwen2VLSession } from './model.js';
 export {
+  type PreprocessorConfig,
+  parsePreprocessorConfig,
+  QWEN2VL_PREPROCESSOR,
+  readPreprocessorConfig,
+} from './preprocessor-config.js';
+export {
+  checkpointProcessor,
+  defaultProcessor,
   IMAGE_PAD,
   type ProcessorOptions,
   Qwen2VLProcessor,

@@ -5,15 +5,16 @@
  *   uint8 → (x − 255·mean) / (255·std) in f32 → frames paired in time (an odd count repeats the last frame,
  *   an image is repeated ×2) → patch rows of [C][T][ph][pw] values in token order [t][h/2][w/2][2][2].
  */
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../errors.js';
-import { readJsonFile } from '../../io/json-fields.js';
+import { fileExists, readJsonFile } from '../../io/json-fields.js';
 import { roundHalfEven } from '../../media/sampling.js';
 import { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+import type { Qwen2VLVisionConfig } from './config.js';
 import {
   type PreprocessorConfig,
   parsePreprocessorConfig,
+  QWEN2VL_PREPROCESSOR,
   readPreprocessorConfig,
 } from './preprocessor-config.js';
 import type { GridTHW } from './vision.js';
@@ -88,11 +89,9 @@ export class Qwen2VLProcessor {
   static async load(dir: string, options: ProcessorOptions = {}): Promise<Qwen2VLProcessor> {
     const image = await readPreprocessorConfig(dir);
     const videoPath = join(dir, 'video_preprocessor_config.json');
-    const hasVideo = await access(videoPath).then(
-      () => true,
-      () => false,
-    );
-    const video = hasVideo ? parsePreprocessorConfig(await readJsonFile(videoPath), videoPath) : image;
+    const video = (await fileExists(videoPath))
+      ? parsePreprocessorConfig(await readJsonFile(videoPath), videoPath)
+      : image;
     return new Qwen2VLProcessor(image, video, options);
   }
 
@@ -163,6 +162,31 @@ export class Qwen2VLProcessor {
     const withImages = expand(text, IMAGE_PAD, grids.image ?? [], this.image.merge_size, 'image');
     return expand(withImages, VIDEO_PAD, grids.video ?? [], this.video.merge_size, 'video');
   }
+}
+
+/** Qwen2-VL-7B-Instruct's pixel settings with a vision tower's patch sizes (a checkpoint that ships none). */
+export function defaultProcessor(
+  vision: Qwen2VLVisionConfig,
+  options: ProcessorOptions = {},
+): Qwen2VLProcessor {
+  const c = parsePreprocessorConfig({
+    ...QWEN2VL_PREPROCESSOR,
+    patch_size: vision.patch_size,
+    temporal_patch_size: vision.temporal_patch_size,
+    merge_size: vision.spatial_merge_size,
+  });
+  return new Qwen2VLProcessor(c, c, options);
+}
+
+/** A checkpoint's processor: its preprocessor_config.json (and video_preprocessor_config.json), else the default. */
+export async function checkpointProcessor(
+  dir: string,
+  vision: Qwen2VLVisionConfig,
+  options: ProcessorOptions = {},
+): Promise<Qwen2VLProcessor> {
+  return (await fileExists(join(dir, 'preprocessor_config.json')))
+    ? Qwen2VLProcessor.load(dir, options)
+    : defaultProcessor(vision, options);
 }
 
 /** LLM tokens of one grid: t·h·w / merge². */

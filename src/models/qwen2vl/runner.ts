@@ -5,23 +5,31 @@
  * Images keep their patch rows. Prompts come from the checkpoint's chat template with the video (or image)
  * part in the first user turn, the pads expanded as the HF processor does.
  */
-import { access } from 'node:fs/promises';
-import { join } from 'node:path';
-import { InputError, ModelError } from '../../errors.js';
+import { InputError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
-import type { EncodedVideo, ModelRunner } from '../../facade/engine.js';
-import type { ModelSummary } from '../../facade/inspect.js';
 import { generateText } from '../../facade/text-generation.js';
-import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../../facade/types.js';
+import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
-import { type Size, vambaResize } from '../../media/index.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import {
+  type CheckpointSource,
+  type EncodedVideo,
+  type FrameBatchContext,
+  type ModelRunner,
+  runnerInfo,
+} from '../family.js';
+import type { Qwen2VLConfig } from './config.js';
 import { Qwen2VL, type Qwen2VLPrefix } from './model.js';
-import { parsePreprocessorConfig } from './preprocessor-config.js';
-import { Qwen2VLProcessor, type RgbImage, tokenCount, type VisualBatch } from './processor.js';
+import {
+  checkpointProcessor,
+  type Qwen2VLProcessor,
+  type RgbImage,
+  tokenCount,
+  type VisualBatch,
+} from './processor.js';
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
@@ -40,53 +48,24 @@ const PREFIX_ROOM = 2048;
 /** Frames preprocessed and encoded at a time (an even number: whole 2-frame groups). */
 const FRAMES_PER_BATCH = 16;
 
-const exists = (p: string) =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
-
 export async function loadQwen2VLRunner(
-  summary: ModelSummary,
+  src: CheckpointSource<Qwen2VLConfig>,
   backend: Backend,
-  id: string,
 ): Promise<ModelRunner> {
-  const { dir } = summary;
-  if (!(await exists(join(dir, 'tokenizer.json'))))
-    throw new ModelError(
-      `${dir}: no tokenizer.json; longshot needs the checkpoint's tokenizer to ask questions`,
-    );
-  const tokenizer = await Tokenizer.fromDir(dir);
-  // Without its own preprocessor_config.json a checkpoint gets Qwen2-VL-7B-Instruct's pixel settings.
-  const processor = (await exists(join(dir, 'preprocessor_config.json')))
-    ? await Qwen2VLProcessor.load(dir)
-    : new Qwen2VLProcessor(parsePreprocessorConfig({}, 'Qwen2-VL defaults'));
-  const model = await Qwen2VL.load(dir, { backend });
-  const t = summary.config.text;
-  const info: ModelInfo = {
-    id,
-    dir,
-    architecture: 'qwen2_vl',
-    parameters: summary.parameters,
-    weightBytes: summary.weightBytes,
-    dtype: model.dtype,
-    device: backend.name,
-    layers: t.num_hidden_layers,
-    hiddenSize: t.hidden_size,
-  };
+  const tokenizer = await Tokenizer.fromDir(src.dir);
+  const processor = await checkpointProcessor(src.dir, src.config.vision);
+  const model = await Qwen2VL.load(src.dir, { backend });
+  const t = src.config.text;
+  const info = runnerInfo(
+    'qwen2_vl',
+    src,
+    { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
+    { dtype: model.dtype, device: backend.name },
+  );
   return new Qwen2VLRunner(info, model, processor, tokenizer);
 }
 
 export class Qwen2VLRunner implements ModelRunner {
-  /** qwen-vl-utils: 2 frames per second, at most 768. */
-  readonly defaults: Required<SamplingOptions> = {
-    sampling: 'fps',
-    fps: 2,
-    frames: 768,
-    maxEdge: 640,
-    minEdge: 28,
-  };
-
   constructor(
     readonly info: ModelInfo,
     private readonly model: Qwen2VL,
@@ -94,16 +73,8 @@ export class Qwen2VLRunner implements ModelRunner {
     private readonly tokenizer: Tokenizer,
   ) {}
 
-  frameSize(source: Size, o: Required<SamplingOptions>): Size {
-    return vambaResize(o.minEdge, o.maxEdge)(source); // smart_resize follows in the processor
-  }
-
-  async encode(
-    frames: AsyncIterable<{ width: number; height: number; data: Uint8Array }[]>,
-    timestampsSec: readonly number[],
-    opts: { kind: 'video' | 'image'; signal?: AbortSignal; onFrames?: (done: number) => void },
-  ): Promise<EncodedVideo> {
-    if (opts.kind === 'video') return this.encodeVideoStream(frames, timestampsSec.length, opts);
+  async encode(frames: AsyncIterable<RgbImage[]>, opts: FrameBatchContext): Promise<EncodedVideo> {
+    if (opts.kind === 'video') return this.encodeVideoStream(frames, opts.timestampsSec.length, opts);
     const all: RgbImage[] = [];
     for await (const batch of frames) {
       opts.signal?.throwIfAborted();

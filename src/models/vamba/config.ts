@@ -5,8 +5,9 @@
  * the extras: the tensors then still tell).
  */
 
+import type { JsonObject } from '../../io/json-fields.js';
 import { type Mamba2Config, mamba2Config } from '../../nn/mamba2.js';
-import type { Qwen2VLConfig } from '../qwen2vl/config.js';
+import { isQwen2VLConfigJson, parseQwen2VLConfig, type Qwen2VLConfig } from '../qwen2vl/config.js';
 
 export function isVambaConfig(config: Qwen2VLConfig): boolean {
   return config.vision_mamba_mixer_config.enable || config.use_alpha_balancing;
@@ -15,6 +16,17 @@ export function isVambaConfig(config: Qwen2VLConfig): boolean {
 export function hasVambaTensors(names: Iterable<string>): boolean {
   for (const n of names) if (/\.layers\.\d+\.(cross_attn\.|vision_mixer\.|alpha$)/.test(n)) return true;
   return false;
+}
+
+/** The one test of "is this checkpoint Vamba": a Qwen2-VL config with Vamba's fields, or Vamba's tensors. */
+export function isVambaCheckpoint(json: JsonObject, tensorNames: readonly string[]): boolean {
+  if (!isQwen2VLConfigJson(json)) return false;
+  if (hasVambaTensors(tensorNames)) return true;
+  try {
+    return isVambaConfig(parseQwen2VLConfig(json));
+  } catch {
+    return false; // not a config this family reads; Qwen2-VL's family reports what is wrong with it
+  }
 }
 
 /** The Mamba-2 mixer of the video blocks, from `vision_mamba_mixer_config` (mamba_ssm defaults otherwise). */

@@ -1,19 +1,16 @@
 /**
  * Vamba (TIGER-Lab/Vamba-Qwen2-VL-7B) as published: the Qwen2-VL vision tower and merger, then the
- * two-stream decoder (layer.ts). A video is encoded once into a `VideoHandle` (per-layer cross-attention
+ * two-stream decoder (layer.ts). A video is encoded once into a `VambaVideoHandle` (per-layer cross-attention
  * K/V); every question is then only text work: `session(handle)` prefills the prompt and steps tokens with a
  * KV cache, through the generic `generate` loop.
  */
 import { createHash } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, ModelError } from '../../errors.js';
-import { type GeneratedToken, type GenerateOptions, generate } from '../../generate/generate.js';
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
-import { Tokenizer } from '../../io/tokenizer.js';
-import type { MediaInput } from '../../media/source.js';
 import type { HybridCache } from '../../nn/cache.js';
 import type { ParamStore } from '../../nn/params.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -23,8 +20,7 @@ import type { Tensor } from '../../runtime/tensor.js';
 import { assertFits } from '../fit.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../qwen2vl/config.js';
 import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
-import { parsePreprocessorConfig, QWEN2VL_PREPROCESSOR } from '../qwen2vl/preprocessor-config.js';
-import { Qwen2VLProcessor } from '../qwen2vl/processor.js';
+import { checkpointProcessor, defaultProcessor, type Qwen2VLProcessor } from '../qwen2vl/processor.js';
 import {
   encodeVisionChunked,
   encodeVisionStream,
@@ -34,13 +30,11 @@ import {
 } from '../qwen2vl/vision.js';
 import { hasVambaTensors, isVambaConfig, vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK, VambaLanguageModel } from './language-model.js';
-import { vambaPrompt } from './prompt.js';
 import { estimateVambaMemory } from './size.js';
-import { encodeVideoInput, type VambaVideoOptions } from './video.js';
-import { VideoHandle, type VideoKey } from './video-handle.js';
+import { VambaVideoHandle, type VideoKey } from './video-handle.js';
 import { loadVambaParams, vambaParamCount } from './weights.js';
 
-export interface EncodeOptions {
+export interface VambaEncodeOptions {
   /** Key fields describing the video and its preprocessing (model and dtype are filled in). */
   key?: Partial<VideoKey>;
   /** Video tokens per Mamba chunk (default 4096): bounds transient memory, not the result. */
@@ -60,9 +54,7 @@ export class Vamba implements Disposable {
     readonly modelId: string,
     readonly generationConfig: GenerationConfig | null = null,
     /** The checkpoint's preprocessing (Qwen2-VL-7B-Instruct's when it ships none); an odd last frame is dropped. */
-    readonly processor: Qwen2VLProcessor = defaultProcessor(config),
-    /** Needed only for `ask` (text in, text out). */
-    readonly tokenizer: Tokenizer | null = null,
+    readonly processor: Qwen2VLProcessor = defaultProcessor(config.vision, { oddFrames: 'drop' }),
   ) {}
 
   /** Loads a Vamba checkpoint directory; a plain Qwen2-VL checkpoint is refused with a pointer to Qwen2VL. */
@@ -89,26 +81,8 @@ export class Vamba implements Disposable {
         modelId,
         await readGenerationConfig(dir),
       );
-      const exists = (f: string) =>
-        access(join(dir, f)).then(
-          () => true,
-          () => false,
-        );
-      const processor = (await exists('preprocessor_config.json'))
-        ? await Qwen2VLProcessor.load(dir, { oddFrames: 'drop' })
-        : defaultProcessor(config);
-      const tokenizer = (await exists('tokenizer.json')) ? await Tokenizer.fromDir(dir) : null;
-      return new Vamba(
-        m.config,
-        m.visual,
-        m.lm,
-        backend,
-        dtype,
-        modelId,
-        m.generationConfig,
-        processor,
-        tokenizer,
-      );
+      const processor = await checkpointProcessor(dir, config.vision, { oddFrames: 'drop' });
+      return new Vamba(m.config, m.visual, m.lm, backend, dtype, modelId, m.generationConfig, processor);
     } finally {
       await checkpoint.close();
     }
@@ -163,8 +137,8 @@ export class Vamba implements Disposable {
     batches: Iterable<PixelBatch>,
     grid: GridTHW,
     key: VideoKey,
-    opts: Omit<EncodeOptions, 'key'> = {},
-  ): VideoHandle {
+    opts: Omit<VambaEncodeOptions, 'key'> = {},
+  ): VambaVideoHandle {
     this.assertVideoFits(grid, opts);
     const V = this.embedVideoStream(batches, grid, opts);
     const ms = this.config.vision.spatial_merge_size;
@@ -172,7 +146,7 @@ export class Vamba implements Disposable {
   }
 
   /** Throws an OutOfMemoryError (with the estimate's terms) when a video of this grid cannot be encoded here. */
-  assertVideoFits(grid: GridTHW, opts: Omit<EncodeOptions, 'key'> = {}): void {
+  assertVideoFits(grid: GridTHW, opts: Omit<VambaEncodeOptions, 'key'> = {}): void {
     const e = estimateVambaMemory(this.config, {
       frames: grid[0] * this.config.vision.temporal_patch_size,
       grid,
@@ -188,8 +162,8 @@ export class Vamba implements Disposable {
     });
   }
 
-  /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VideoHandle). */
-  encodeVideo(pixels: Float32Array, grid: GridTHW, opts: EncodeOptions = {}): VideoHandle {
+  /** Encodes a video once: vision tower, then every layer's cross-attention K/V (see VambaVideoHandle). */
+  encodeVideo(pixels: Float32Array, grid: GridTHW, opts: VambaEncodeOptions = {}): VambaVideoHandle {
     const V = this.embedVideo(pixels, grid, opts);
     const ms = this.config.vision.spatial_merge_size;
     const key: VideoKey = {
@@ -208,50 +182,18 @@ export class Vamba implements Disposable {
     return this.encodeVideoTokens(V, [grid[0], grid[1] / ms, grid[2] / ms], key, opts.chunkLen);
   }
 
-  /**
-   * Decodes, preprocesses (official evaluation defaults, see video.ts) and encodes a video file or URL.
-   * The handle answers any number of questions; save it to skip all of this next time.
-   */
-  encodeVideoFile(input: MediaInput, opts: VambaVideoOptions = {}): Promise<VideoHandle> {
-    return encodeVideoInput(this, this.processor, input, opts);
-  }
-
-  /**
-   * Answers a question about an encoded video, streaming tokens with their text: the official prompt
-   * (system "You are a helpful assistant.", `<|vision_start|><|vision_end|>` before the question), greedy
-   * unless asked otherwise, stopping at <|im_end|>, at most 512 new tokens by default.
-   */
-  async *ask(
-    video: VideoHandle,
-    question: string,
-    opts: GenerateOptions = {},
-  ): AsyncGenerator<GeneratedToken> {
-    const tok = this.tokenizer;
-    if (!tok)
-      throw new ModelError('this checkpoint has no tokenizer.json; pass token ids to session() instead');
-    const ids = tok.encode(vambaPrompt(question), { addSpecialTokens: false });
-    using session = this.session(video, { capacity: ids.length + (opts.maxNewTokens ?? 512) });
-    yield* generate(session, ids, {
-      maxNewTokens: 512,
-      stopTokens: this.generationConfig?.eos_token_id ?? this.config.eos_token_id,
-      decoder: tok.streamDecoder({ skipSpecialTokens: true }),
-      promptIds: ids,
-      ...opts,
-    });
-  }
-
   /** Encodes merger output V [n, hidden] (consumed) on a merged grid [t, h, w]. */
   encodeVideoTokens(
     V: Tensor,
     grid: readonly [number, number, number],
     key: VideoKey,
     chunkLen = DEFAULT_VIDEO_CHUNK,
-  ): VideoHandle {
-    return new VideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
+  ): VambaVideoHandle {
+    return new VambaVideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
   }
 
   /** A question session over an encoded video: prefill(ids) then step(token), with its own KV cache. */
-  session(video: VideoHandle, opts: { capacity?: number } = {}): VambaSession {
+  session(video: VambaVideoHandle, opts: { capacity?: number } = {}): VambaSession {
     if (
       video.key.model !== this.modelId ||
       video.key.dtype !== this.dtype ||
@@ -275,7 +217,7 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
 
   constructor(
     readonly model: Vamba,
-    readonly video: VideoHandle,
+    readonly video: VambaVideoHandle,
     capacity = 256,
   ) {
     this.cache = model.lm.newCache(capacity);
@@ -307,18 +249,6 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
   [Symbol.dispose](): void {
     this.cache[Symbol.dispose]();
   }
-}
-
-/** Qwen2-VL-7B-Instruct's preprocessing with the patch sizes of this model's vision tower. */
-function defaultProcessor(config: Qwen2VLConfig): Qwen2VLProcessor {
-  const v = config.vision;
-  const c = parsePreprocessorConfig({
-    ...QWEN2VL_PREPROCESSOR,
-    patch_size: v.patch_size,
-    temporal_patch_size: v.temporal_patch_size,
-    merge_size: v.spatial_merge_size,
-  });
-  return new Qwen2VLProcessor(c, undefined, { oddFrames: 'drop' });
 }
 
 /** sha256 over config.json and every tensor's name, dtype, shape and byte size. */

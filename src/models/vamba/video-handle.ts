@@ -4,7 +4,6 @@
  * back. It is keyed by the video's content hash and every setting that changes the K/V (model identity,
  * frames, sampling, sizes, dtype): loading with a different key is refused.
  */
-import { createHash } from 'node:crypto';
 import { InputError } from '../../errors.js';
 import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
@@ -29,12 +28,6 @@ export interface VideoKey {
 
 const FORMAT = 'longshot-vamba-video/1';
 
-/** sha256 of a canonical JSON rendering of the key (fields sorted). */
-export function keyDigest(key: VideoKey): string {
-  const sorted = Object.fromEntries(Object.entries(key).sort(([a], [b]) => a.localeCompare(b)));
-  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
-}
-
 /** The fields whose values differ between two keys (absent on one side counts). */
 export function keyDifferences(a: VideoKey, b: VideoKey): string[] {
   const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
@@ -43,7 +36,7 @@ export function keyDifferences(a: VideoKey, b: VideoKey): string[] {
     .map((n) => `${n}: ${JSON.stringify(a[n] ?? null)} ≠ ${JSON.stringify(b[n] ?? null)}`);
 }
 
-export class VideoHandle implements Disposable {
+export class VambaVideoHandle implements Disposable {
   constructor(
     /** One K/V pair per decoder layer, [1, tokens, kvHeads, headDim] each. */
     readonly kvs: CrossKV[],
@@ -80,7 +73,7 @@ export class VideoHandle implements Disposable {
    * Loads a saved handle onto `backend` after checking that it was made with exactly `expected`'s settings;
    * a different key (another video, model, frame count, size or dtype) is an InputError naming the fields.
    */
-  static async load(path: string, backend: Backend, expected: VideoKey): Promise<VideoHandle> {
+  static async load(path: string, backend: Backend, expected: VideoKey): Promise<VambaVideoHandle> {
     const f = await SafetensorsFile.open(path);
     try {
       const meta = f.metadata;
@@ -106,7 +99,7 @@ export class VideoHandle implements Disposable {
         disposeAll(kvs);
         throw e;
       }
-      return new VideoHandle(kvs, key, JSON.parse(meta.grid));
+      return new VambaVideoHandle(kvs, key, JSON.parse(meta.grid));
     } finally {
       await f.close();
     }

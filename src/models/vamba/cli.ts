@@ -1,6 +1,5 @@
 /** `longshot convert <qwen2vl-dir> <out-dir>`: a Vamba checkpoint (official layout) from a Qwen2-VL one. */
 import { type Command, InvalidArgumentError } from 'commander';
-import { convertQwen2VLToVamba } from '../../models/vamba/convert.js';
 
 function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -14,7 +13,8 @@ function gigabytes(value: string): number {
   return n;
 }
 
-export function register(program: Command): void {
+/** Vamba's own sub-command (ModelFamily.commands). */
+export function registerConvert(program: Command): void {
   program
     .command('convert')
     .description(
@@ -26,6 +26,7 @@ export function register(program: Command): void {
     .option('--shard-size <GB>', 'largest safetensors shard', gigabytes, 5)
     .option('--json', 'print the result as JSON')
     .action(async (src: string, out: string, o: { seed: number; shardSize: number; json?: boolean }) => {
+      const { convertQwen2VLToVamba } = await import('./convert.js'); // model code only when it runs
       const tty = process.stderr.isTTY;
       const r = await convertQwen2VLToVamba(src, out, {
         seed: o.seed,

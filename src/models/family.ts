@@ -1,0 +1,178 @@
+/**
+ * The unit of extension: a model family (Qwen2-VL, Vamba, …) is one folder under src/models that exports one
+ * `ModelFamily`. The facade, the CLI, the server, the needle evaluator and the benchmarks see models only
+ * through this interface and the registry (registry.ts); nothing outside a family's folder names a family.
+ *
+ * A family recognises its checkpoints (config.json and tensor names), opens one without loading weights
+ * (parsed config, description, memory estimate), says how videos are sampled for it (data, by duration),
+ * and loads a runner: decoded frames in → a reusable per-video state; chat turns on that state → a stream.
+ */
+import type { Command } from 'commander';
+import type { FamilyEvaluation } from '../eval/benchmark.js';
+import type { Generation } from '../facade/answer.js';
+import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '../facade/types.js';
+import type { JsonObject } from '../io/json-fields.js';
+import type { Frame, MediaInput, Size } from '../media/index.js';
+import type { Backend } from '../runtime/backend.js';
+
+/** What a checkpoint directory says before any weight is read. */
+export interface CheckpointFiles {
+  dir: string;
+  /** config.json as parsed JSON. */
+  config: JsonObject;
+  /** Every tensor name in its safetensors headers. */
+  tensorNames: readonly string[];
+}
+
+/** Sizes read from the safetensors headers (no weights loaded). */
+export interface WeightSummary {
+  parameters: number;
+  /** Bytes the weights occupy as stored. */
+  weightBytes: number;
+  /** The dtype most of the weights are stored in. */
+  dtype: string;
+}
+
+/** What `longshot info` shows about a checkpoint. */
+export interface ModelDescription {
+  layers: number;
+  hiddenSize: number;
+  /** Further rows in the family's own words, e.g. ['vision encoder', '32 blocks, 1280 wide']. */
+  details: readonly (readonly [label: string, value: string])[];
+}
+
+/** The frames a memory estimate is for. */
+export interface FrameGeometry {
+  frames: number;
+  /** Frame size fed to the model (after the family's pre-resize). */
+  width: number;
+  height: number;
+  /** Bytes per activation element: 2 for bf16 on a GPU, 4 for the CPU backend's f32. */
+  activationBytes: number;
+}
+
+export interface MemoryEstimate {
+  videoTokens: number;
+  weights: number;
+  /** Per-video state that lives as long as an encoded video (K/V, hidden states). */
+  videoState: number;
+  /** The largest transient working set. */
+  working: number;
+  total: number;
+}
+
+/** Different defaults for videos at least `fromDurationSec` long (e.g. Vamba's hour-long setting). */
+export interface DurationRule extends SamplingOptions {
+  fromDurationSec: number;
+}
+
+export type SamplingKind = NonNullable<SamplingOptions['sampling']>;
+
+/** How videos are sampled for a family: its reference preprocessing, as data. */
+export interface VideoPolicy {
+  readonly defaults: Required<SamplingOptions>;
+  /** Applied over `defaults`; the last rule whose `fromDurationSec` the video reaches wins. */
+  readonly byDuration?: readonly DurationRule[];
+  /** The sampling kinds the family accepts (default: all). */
+  readonly kinds?: readonly SamplingKind[];
+  /** The size frames are decoded at (the family's pre-resize; its processor may resize further). */
+  frameSize(source: Size, s: Required<SamplingOptions>): Size;
+}
+
+/** A checkpoint a family has opened: its config parsed, its weights not loaded. */
+export interface OpenedCheckpoint {
+  describe(): ModelDescription;
+  estimateMemory(g: FrameGeometry): MemoryEstimate;
+  /** Loads the weights on `backend`; `id` is how the user named the model (ModelInfo.id). */
+  load(backend: Backend, id: string): Promise<ModelRunner>;
+}
+
+export interface ModelFamily {
+  /** The architecture name users see (`ModelInfo.architecture`, `info`, the server's model card). */
+  readonly name: string;
+  /** Whether this family reads the checkpoint. The registry asks families in order; the first that says yes wins. */
+  recognizes(files: CheckpointFiles): boolean;
+  /** Parses the config (a ModelError names a bad field); reads nothing but small JSON files. */
+  open(files: CheckpointFiles, weights: WeightSummary): Promise<OpenedCheckpoint>;
+  readonly video: VideoPolicy;
+  /** The family's own CLI sub-commands (e.g. Vamba's `convert`), registered after the built-in ones. */
+  readonly commands?: readonly ((program: Command) => void)[];
+  /** The family's own benchmark prompts (and parsing) where its papers used them; default: the official ones. */
+  readonly evaluation?: FamilyEvaluation;
+}
+
+/** A model's per-video state as its runner produces it. */
+export interface EncodedVideo {
+  /** Video tokens the model sees. */
+  readonly tokens: number;
+  /** Memory the state holds (for cache budgets). */
+  readonly bytes: number;
+  dispose(): void;
+}
+
+/** What the facade tells a runner about the frames it hands over. */
+export interface FrameBatchContext {
+  /** 'image': one still frame (the family turns it into what its encoder needs, e.g. a temporal pair). */
+  kind: 'video' | 'image';
+  /** Timestamps of the sampled frames, in order (the stream yields at most this many). */
+  timestampsSec: readonly number[];
+  /** The sampling that chose and sized the frames. */
+  sampling: Required<SamplingOptions>;
+  /** The input the frames came from (a family may key a saved state by a file's content). */
+  input?: MediaInput;
+  signal?: AbortSignal;
+  /** Frames encoded so far. */
+  onFrames?(done: number): void;
+}
+
+/** A loaded model behind the facade. */
+export interface ModelRunner {
+  readonly info: ModelInfo;
+  /** Decoded frames (in batches, in sampled order) → per-video state. */
+  encode(frames: AsyncIterable<Frame[]>, context: FrameBatchContext): Promise<EncodedVideo>;
+  /** A reply to the turns (text only; the video, if any, is given as encoded state). */
+  generate(
+    turns: ChatTurn[],
+    video: EncodedVideo | undefined,
+    opts: GenerationOptions & { signal?: AbortSignal },
+  ): Generation;
+  dispose(): void;
+}
+
+/** What a family's loader gets: the checkpoint as the user named it, its parsed config and its sizes. */
+export interface CheckpointSource<Config> {
+  id: string;
+  dir: string;
+  config: Config;
+  weights: WeightSummary;
+}
+
+/** The ModelInfo of a loaded runner. */
+export function runnerInfo(
+  architecture: string,
+  src: CheckpointSource<unknown>,
+  shape: { layers: number; hiddenSize: number },
+  loaded: { dtype: string; device: ModelInfo['device'] },
+): ModelInfo {
+  return {
+    id: src.id,
+    dir: src.dir,
+    architecture,
+    parameters: src.weights.parameters,
+    weightBytes: src.weights.weightBytes,
+    ...loaded,
+    ...shape,
+  };
+}
+
+/** A MemoryEstimate from its parts: the total is the weights as stored, the per-video state and the working set. */
+export function memoryEstimate(
+  weights: WeightSummary,
+  parts: { videoTokens: number; videoState: number; working: number },
+): MemoryEstimate {
+  return {
+    ...parts,
+    weights: weights.weightBytes,
+    total: weights.weightBytes + parts.videoState + parts.working,
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * One Nemotron-H block (transformers' `NemotronHBlock`): x + mixer(RMSNorm(x)), the mixer picked by the
+ * block's pattern character —
+ *   M  Mamba-2 (nn's Mamba2: gated RMSNorm after the gate in n_groups groups, the configured dt limit),
+ *   *  causal GQA self-attention with no positional encoding and no biases,
+ *   -  MLP down(relu²(up(x))).
+ * The residual stream may be kept in f32 (`residual_in_fp32`) while the mixers compute in the weights' dtype.
+ */
+import { SelfAttention, type SelfAttentionConfig } from '../../nn/attention.js';
+import type { HybridCache } from '../../nn/cache.js';
+import { Mamba2, type Mamba2Config, mamba2Config } from '../../nn/mamba2.js';
+import { MLP } from '../../nn/mlp.js';
+import { RMSNorm } from '../../nn/norm.js';
+import type { ParamSpec, ParamStore } from '../../nn/params.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import type { BlockChar, NemotronHConfig } from './config.js';
+
+const MLP_NAMES = ['up_proj', 'down_proj'];
+
+/** The Mamba-2 mixer: intermediate size heads × head_dim (not expand × hidden), norm groups of I / n_groups. */
+function mambaConfig(c: NemotronHConfig): Mamba2Config {
+  const dInner = c.mamba_num_heads * c.mamba_head_dim;
+  return mamba2Config(c.hidden_size, {
+    dInner,
+    dState: c.ssm_state_size,
+    dConv: c.conv_kernel,
+    headDim: c.mamba_head_dim,
+    nGroups: c.n_groups,
+    chunkSize: c.chunk_size,
+    rmsnorm: true,
+    normBeforeGate: false,
+    normGroupSize: dInner / c.n_groups,
+    normEps: c.layer_norm_epsilon,
+    dtLimit: c.time_step_limit,
+    bias: c.use_bias,
+    convBias: c.use_conv_bias,
+  });
+}
+
+/** GQA without biases (transformers' NemotronHAttention hard-codes bias=False). */
+function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
+  return {
+    hiddenSize: c.hidden_size,
+    numHeads: c.num_attention_heads,
+    numKvHeads: c.num_key_value_heads,
+    headDim: c.head_dim,
+    qkvBias: false,
+    oBias: false,
+  };
+}
+
+type Mixer = Mamba2 | SelfAttention | MLP;
+
+/** t in `dtype` (itself when it already is). */
+export const cast = (t: Tensor, dtype: Tensor['dtype']): Tensor =>
+  t.dtype === dtype ? t : ops.cast(t, dtype);
+
+export class NemotronHBlock implements Disposable {
+  constructor(
+    readonly kind: BlockChar,
+    readonly norm: RMSNorm,
+    readonly mixer: Mixer,
+  ) {}
+
+  static specs(prefix: string, kind: BlockChar, c: NemotronHConfig): ParamSpec[] {
+    const m = `${prefix}.mixer`;
+    const mixer =
+      kind === 'M'
+        ? Mamba2.specs(m, mambaConfig(c))
+        : kind === '*'
+          ? SelfAttention.specs(m, attentionConfig(c))
+          : MLP.specs(m, c.hidden_size, c.intermediate_size, c.hidden_size, MLP_NAMES, c.mlp_bias);
+    return [...RMSNorm.specs(`${prefix}.norm`, c.hidden_size), ...mixer];
+  }
+
+  static load(p: ParamStore, prefix: string, kind: BlockChar, c: NemotronHConfig): NemotronHBlock {
+    const m = `${prefix}.mixer`;
+    const mixer =
+      kind === 'M'
+        ? Mamba2.load(p, m, mambaConfig(c))
+        : kind === '*'
+          ? SelfAttention.load(p, m, attentionConfig(c))
+          : MLP.load(p, m, c.mlp_hidden_act, MLP_NAMES, c.mlp_bias);
+    return new NemotronHBlock(kind, RMSNorm.load(p, `${prefix}.norm`, c.layer_norm_epsilon), mixer);
+  }
+
+  /**
+   * x [seq, hidden] (the residual stream, in its dtype) → x + mixer(RMSNorm(x)). Mamba-2 and attention blocks
+   * continue from their cache layer when given (`layer` indexes the cache's layers, not the blocks).
+   */
+  forward(x: Tensor, cache: { cache: HybridCache; layer: number } | null): Tensor {
+    return tidy(() => {
+      // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
+      const h = this.norm.forward(cast(x, this.norm.weight.dtype));
+      return ops.add(x, cast(this.mix(h, cache), x.dtype));
+    });
+  }
+
+  private mix(h: Tensor, cache: { cache: HybridCache; layer: number } | null): Tensor {
+    const m = this.mixer;
+    if (m instanceof Mamba2) {
+      const [seq, hidden] = h.shape;
+      return m.forward(h.reshape([1, seq, hidden]), cache).reshape([seq, hidden]);
+    }
+    if (m instanceof SelfAttention) return m.forward(h, { rope: null, cache, causal: true });
+    return m.forward(h);
+  }
+
+  [Symbol.dispose](): void {
+    this.norm[Symbol.dispose]();
+    this.mixer[Symbol.dispose]();
+  }
+}
