@@ -67,7 +67,10 @@ export async function startWorker(o: WorkerOptions): Promise<LongshotWorker> {
     m === o.model || m === model.info.id || resolve(m) === resolve(model.info.dir);
 
   let busy = false;
-  const beat = () => store.heartbeat(id, busy ? 'busy' : 'idle', lockDuration);
+  let closing = false;
+  const beat = async () => {
+    if (!closing) await store.heartbeat(id, busy ? 'busy' : 'idle', lockDuration);
+  };
   await beat();
 
   /** An idle worker that holds the video and has nothing queued for it, if any. */
@@ -181,10 +184,12 @@ export async function startWorker(o: WorkerOptions): Promise<LongshotWorker> {
   }, lockDuration / 3);
 
   async function stop(force: boolean): Promise<void> {
+    closing = true;
     clearInterval(timer);
     await tending;
+    await store.forget(id); // no more jobs routed here
     await Promise.all(workers.map((w) => w.close(force)));
-    if (!force) await requeue(id);
+    await requeue(id);
     cache.dispose();
     model.dispose();
     await Promise.all([...queues.values()].map((q) => q.close()));
