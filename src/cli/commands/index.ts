@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import * as ask from './ask.js';
+import * as batch from './batch.js';
 import * as chat from './chat.js';
 import * as download from './download.js';
 import * as evaluate from './eval.js';
@@ -8,6 +9,7 @@ import * as info from './info.js';
 import * as needle from './needle.js';
 import * as probe from './probe.js';
 import * as serve from './serve.js';
+import * as worker from './worker.js';
 
 /** Every built-in sub-command's registration, in the order `--help` lists them (families add theirs after). */
 export const commands: Array<(program: Command) => void> = [
@@ -20,4 +22,6 @@ export const commands: Array<(program: Command) => void> = [
   frames.register,
   needle.register,
   evaluate.register,
+  worker.register,
+  batch.register,
 ];
