@@ -58,6 +58,15 @@ describe('saved videos', () => {
     assert.deepEqual(got.video, want.video);
   });
 
+  it('two saves racing to one path leave one whole file', async (t) => {
+    const path = join(dir, 'raced.safetensors');
+    t.after(() => rmSync(path, { force: true }));
+    await Promise.all([model.saveVideo(handle, path), model.saveVideo(handle, path)]);
+    assert.deepEqual(readdirSync(dir).sort(), ['needle.safetensors', 'raced.safetensors']);
+    using loaded = await model.loadVideo(path);
+    assert.equal(loaded.tokens, handle.tokens);
+  });
+
   it('refuses a file made with other sampling, naming the setting', async () => {
     await assert.rejects(
       model.loadVideo(file, { frames: 8 }),
