@@ -97,4 +97,25 @@ describe('saved videos', () => {
     await assert.rejects(model.loadVideo(join(dir, 'missing.safetensors')), InputError);
     assert.deepEqual(readdirSync(dir).sort(), ['needle.safetensors', 'other-model']);
   });
+
+  it('Qwen2-VL: saves its vision tokens, prefills again on loading, answers the same; files do not cross families', async (t) => {
+    const qwenDir = join(import.meta.dirname, '../../models/needle-qwen2vl-tiny');
+    using qwen = await VideoLM.load(qwenDir);
+    using encoded = await qwen.encodeVideo(video);
+    const path = join(dir, 'qwen.safetensors');
+    t.after(() => rmSync(path, { force: true }));
+    await qwen.saveVideo(encoded, path);
+    using other = await VideoLM.load(qwenDir);
+    using loaded = await other.loadVideo(path);
+    assert.deepEqual(loaded.timestampsSec, encoded.timestampsSec);
+    assert.equal(loaded.tokens, encoded.tokens);
+    assert.equal(loaded.bytes, encoded.bytes); // the prefix was prefilled again
+    const opts = { maxNewTokens: 6 };
+    const want = await qwen.ask(encoded, sample.question, opts).result();
+    const got = await other.ask(loaded, sample.question, opts).result();
+    assert.equal(got.text, want.text);
+    assert.deepEqual(got.usage, want.usage);
+    await assert.rejects(other.loadVideo(file), /is not a saved Qwen2-VL video/);
+    await assert.rejects(model.loadVideo(path), /is not a saved Vamba video/);
+  });
 });
