@@ -40,8 +40,13 @@ export class EncodingsDir implements HandleStore {
     }
   }
 
+  /** A save that fails (a full disk, an image Qwen2-VL does not save) is logged: the job still gets its answer. */
   async save(model: VideoLM, _key: string, handle: VideoHandle, job: JobSpec): Promise<void> {
-    await model.saveVideo(handle, await this.fileOf(model, job));
+    try {
+      await model.saveVideo(handle, await this.fileOf(model, job));
+    } catch (e) {
+      this.log(`${job.video}: not saved to ${this.dir}: ${(e as Error).message}`);
+    }
   }
 
   /** Named by the video's content (a URL by itself), the model as named and its dtype, and the sampling. */
