@@ -85,10 +85,15 @@ export const lettered = (options: readonly string[], sep = '. '): string =>
 
 export const MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly.";
 
-export async function readJson<T>(path: string, what: string): Promise<T> {
-  const text = await readFile(path, 'utf8').catch(() => {
+/** An annotation file's text, or an InputError naming the file and where to get it. */
+export function readText(path: string, what: string): Promise<string> {
+  return readFile(path, 'utf8').catch(() => {
     throw new InputError(`cannot read ${path}: ${what}`);
   });
+}
+
+export async function readJson<T>(path: string, what: string): Promise<T> {
+  const text = await readText(path, what);
   try {
     return JSON.parse(text) as T;
   } catch {

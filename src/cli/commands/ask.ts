@@ -13,10 +13,10 @@ import {
   generationOf,
   lossPolicyOf,
   type ModelOptions,
-  printJson,
   samplingOf,
 } from '../options.js';
 import { downloadProgress, progressEnabled, videoProgress } from '../progress.js';
+import { printReply } from '../reply.js';
 
 /** The instruction `caption` asks (a plain request the instruction-tuned checkpoints answer well). */
 const CAPTION_PROMPT = 'Describe this video in detail.';
@@ -43,24 +43,15 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   const loss = describeFrameLoss(handle.decode);
   if (loss)
     process.stderr.write(`longshot: warning: ${loss}; the answer sees only the rest (--strict refuses)\n`);
-  const reply = model.ask(handle, question, generationOf(o));
-  if (o.stream && !o.json) {
-    for await (const piece of reply) process.stdout.write(piece);
-    process.stdout.write('\n');
-  }
-  const result = await reply.result();
-  if (o.json)
-    printJson({
-      model: model.info.id,
-      architecture: model.info.architecture,
-      video,
-      question,
-      answer: result.text,
-      finish_reason: result.finishReason,
-      usage: result.usage,
+  await printReply(
+    model.ask(handle, question, generationOf(o)),
+    o,
+    model.info,
+    { video, question },
+    {
       frames: decodeReportJson(handle.decode),
-    });
-  else if (!o.stream) process.stdout.write(`${result.text}\n`);
+    },
+  );
 }
 
 function withCommon(cmd: Command): Command {

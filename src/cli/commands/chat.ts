@@ -9,9 +9,9 @@ import {
   addOutputOptions,
   generationOf,
   type ModelOptions,
-  printJson,
 } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
+import { printReply } from '../reply.js';
 
 type ChatOptions = ModelOptions & { system?: string; stream?: boolean; json?: boolean } & Record<
     string,
@@ -29,23 +29,10 @@ async function chat(message: string, o: ChatOptions): Promise<void> {
     ...(o.system !== undefined ? [{ role: 'system' as const, content: o.system }] : []),
     { role: 'user', content: message },
   ];
-  const reply = model.chat(turns, generationOf(o));
-  if (o.stream && !o.json) {
-    for await (const piece of reply) process.stdout.write(piece);
-    process.stdout.write('\n');
-  }
-  const result = await reply.result();
-  if (o.json)
-    printJson({
-      model: model.info.id,
-      architecture: model.info.architecture,
-      ...(o.system !== undefined ? { system: o.system } : {}),
-      message,
-      answer: result.text,
-      finish_reason: result.finishReason,
-      usage: result.usage,
-    });
-  else if (!o.stream) process.stdout.write(`${result.text}\n`);
+  await printReply(model.chat(turns, generationOf(o)), o, model.info, {
+    ...(o.system !== undefined ? { system: o.system } : {}),
+    message,
+  });
 }
 
 export function register(program: Command): void {

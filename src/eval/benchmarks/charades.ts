@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../../errors.js';
 import { extractTimeSpan } from '../answers.js';
-import { type BenchItem, type Benchmark, findVideo } from '../benchmark.js';
+import { type BenchItem, type Benchmark, findVideo, readText } from '../benchmark.js';
 import { parseCsv } from './mcq.js';
 
 const PRE =
@@ -32,9 +32,7 @@ export const charades: Benchmark = {
   maxNewTokens: 50,
   async read(dir) {
     const path = join(dir, 'Charades_sta_test.txt');
-    const text = await readFile(path, 'utf8').catch(() => {
-      throw new InputError(`charades_sta: cannot read ${path}; download the Charades-STA annotations`);
-    });
+    const text = await readText(path, 'download the Charades-STA annotations');
     const csv = await readFile(join(dir, 'Charades_v1_test.csv'), 'utf8').catch(() => '');
     const lengths = new Map(parseCsv(csv).map((r) => [String(r.id), Number(r.length)]));
     return text

@@ -4,7 +4,7 @@
  * (research/benchmarks.md §1.1, §1.3–§1.6).
  */
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError } from '../../errors.js';
 import { extractChoice, firstLetter, mmmuChoice, mvbenchChoice } from '../answers.js';
@@ -20,6 +20,7 @@ import {
   meanOf,
   randomLetter,
   readJson,
+  readText,
 } from '../benchmark.js';
 
 type Row = Record<string, unknown>;
@@ -131,9 +132,7 @@ export const lvbench: Benchmark = {
   maxNewTokens: 16,
   async read(dir) {
     const path = join(dir, 'video_info.meta.jsonl');
-    const text = await readFile(path, 'utf8').catch(() => {
-      throw new InputError(`lvbench: cannot read ${path}; download THUDM/LVBench`);
-    });
+    const text = await readText(path, 'download THUDM/LVBench');
     const items: BenchItem[] = [];
     for (const [n, line] of text.split('\n').entries()) {
       if (!line.trim()) continue;
@@ -269,9 +268,7 @@ export const nextqa: Benchmark = {
   maxNewTokens: 16,
   async read(dir) {
     const path = join(dir, 'test.csv');
-    const text = await readFile(path, 'utf8').catch(() => {
-      throw new InputError(`nextqa: cannot read ${path}; download NExT-QA (doc-doc/NExT-QA)`);
-    });
+    const text = await readText(path, 'download NExT-QA (doc-doc/NExT-QA)');
     const map = await readJson<Record<string, string>>(
       join(dir, 'map_vid_vidorID.json'),
       'NExT-QA video map',
