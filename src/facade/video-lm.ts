@@ -11,7 +11,9 @@
  * (per-video state, then generation). The architecture is read from the checkpoint's config.
  */
 import '../backends/index.js';
-import { ModelError, UsageError } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { rename, rm, stat } from 'node:fs/promises';
+import { InputError, ModelError, UsageError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import {
   checkFrameLoss,
@@ -121,9 +123,72 @@ export class VideoLM implements ChatEngine, Disposable {
         encoded.dispose();
         throw e;
       }
-      return handleOf(label, decodedTimestamps(sample.timestampsSec, report), report, encoded);
+      const timestampsSec = decodedTimestamps(sample.timestampsSec, report);
+      const origin = {
+        label,
+        timestampsSec,
+        decode: report,
+        sampling: s,
+        durationSec: video.info.durationSec,
+      };
+      return handleOf({ origin, encoded, runner: this.runner });
     } finally {
       progress?.finish?.();
+    }
+  }
+
+  /**
+   * Writes an encoded video to `path` (the model's tensors, with the label, timestamps, decode report and
+   * sampling in the file's metadata), atomically: a reader sees the old file or the whole new one.
+   */
+  async saveVideo(handle: VideoHandle, path: string): Promise<void> {
+    this.checkLive();
+    const { encoded, origin, runner } = encodingOf(handle);
+    if (!this.runner.saveVideo)
+      throw new ModelError(`${this.info.architecture}: this model cannot save encoded videos`);
+    if (handle.disposed) throw new ModelError('the video handle was disposed; encode the video again');
+    if (runner !== this.runner)
+      throw new UsageError(`${handle.label}: this video was encoded by another model; save it with that one`);
+    const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await this.runner.saveVideo(encoded, tmp, { [ORIGIN_KEY]: JSON.stringify(origin) });
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Reads a video saveVideo wrote, as encodeVideo(video, opts) would have encoded it: a file made by another
+   * model, or with other sampling than `opts` (and the defaults) give for that video, is refused.
+   */
+  async loadVideo(path: string, opts: SamplingOptions = {}): Promise<VideoHandle> {
+    this.checkLive();
+    const policy = this.policy;
+    if (!policy || this.info.textOnly)
+      throw new UsageError(`${this.info.architecture} is a text model: it has no encoded videos`);
+    if (!this.runner.loadVideo)
+      throw new ModelError(`${this.info.architecture}: this model cannot load saved videos`);
+    if (!(await stat(path).catch(() => null))?.isFile())
+      throw new InputError(`${path}: no saved video there (VideoLM.saveVideo writes one)`);
+    const { video, metadata } = await this.runner.loadVideo(path);
+    try {
+      const raw = metadata[ORIGIN_KEY];
+      if (raw === undefined) throw new InputError(`${path} was not written by VideoLM.saveVideo`);
+      const origin = JSON.parse(raw) as Origin;
+      const expected = samplingFor(policy, origin.durationSec, opts, this.videoDefaults);
+      const diff = (Object.keys(expected) as (keyof SamplingOptions)[])
+        .filter((k) => expected[k] !== origin.sampling[k])
+        .map((k) => `${k} ${origin.sampling[k]} (wanted ${expected[k]})`);
+      if (diff.length)
+        throw new InputError(
+          `${path} was encoded with other sampling: ${diff.join(', ')}; load it with the settings it was made with, or encode the video again`,
+        );
+      return handleOf({ origin, encoded: video, runner: this.runner });
+    } catch (e) {
+      video.dispose();
+      throw e;
     }
   }
 
@@ -137,7 +202,7 @@ export class VideoLM implements ChatEngine, Disposable {
     const { video } = opts;
     if (!video) return this.runner.generate(turns, undefined, opts);
     if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
-    return withReport(this.runner.generate(turns, encodedOf(video), opts), video.decode);
+    return withReport(this.runner.generate(turns, encodingOf(video).encoded, opts), video.decode);
   }
 
   /**
@@ -201,15 +266,31 @@ function decodedTimestamps(sampled: readonly number[], report: DecodeReport): re
   });
 }
 
-const handles = new WeakMap<VideoHandle, EncodedVideo>();
+/** What a handle says about how its video was encoded (saved with it as JSON under ORIGIN_KEY). */
+interface Origin {
+  label: string;
+  timestampsSec: readonly number[];
+  decode: DecodeReport;
+  sampling: Required<SamplingOptions>;
+  /** The video's duration, which picks the policy's sampling rule (null: unknown). */
+  durationSec: number | null;
+}
 
-function handleOf(
-  label: string,
-  timestampsSec: readonly number[],
-  decode: DecodeReport,
-  encoded: EncodedVideo,
-): VideoHandle {
+const ORIGIN_KEY = 'longshot.video';
+
+/** A handle's encoding, how it was made, and the runner that made it. */
+interface Encoding {
+  encoded: EncodedVideo;
+  origin: Origin;
+  runner: ModelRunner;
+}
+
+const handles = new WeakMap<VideoHandle, Encoding>();
+
+function handleOf(e: Encoding): VideoHandle {
+  const { origin, encoded } = e;
   let disposed = false;
+  const { label, timestampsSec, decode } = origin;
   const handle: VideoHandle = {
     label,
     timestampsSec,
@@ -228,11 +309,11 @@ function handleOf(
       handle.dispose();
     },
   };
-  handles.set(handle, encoded);
+  handles.set(handle, e);
   return handle;
 }
 
-function encodedOf(handle: VideoHandle): EncodedVideo {
+function encodingOf(handle: VideoHandle): Encoding {
   const e = handles.get(handle);
   if (!e)
     throw new ModelError(`${handle.label}: this video handle was not made by this library's encodeVideo`);

@@ -151,7 +151,20 @@ export interface ModelRunner {
     video: EncodedVideo | undefined,
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation;
+  /**
+   * Writes an encoded video to `path` with the facade's `metadata` (strings) alongside; a family without it
+   * cannot save encodings. The facade writes to a temporary path and renames it into place.
+   */
+  saveVideo?(video: EncodedVideo, path: string, metadata: Record<string, string>): Promise<void>;
+  /** Reads a file saveVideo wrote, refusing (InputError) one made by another model or runtime dtype. */
+  loadVideo?(path: string): Promise<SavedVideo>;
   dispose(): void;
+}
+
+/** An encoded video read back from disk, with the metadata the facade saved with it. */
+export interface SavedVideo {
+  video: EncodedVideo;
+  metadata: Readonly<Record<string, string>>;
 }
 
 /** What a family's loader gets: the checkpoint as the user named it, its parsed config and its sizes. */

@@ -7,6 +7,7 @@ export {
   type SubmitOptions,
   submitJobs,
 } from './batch.js';
+export { EncodingsDir } from './encodings-dir.js';
 export { type AnswerRecord, type JobResult, type JobSpec, readJobs } from './jobs.js';
 export { DEFAULT_ATTEMPTS } from './queues.js';
 export { DEFAULT_QUEUE } from './store.js';

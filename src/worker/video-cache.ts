@@ -9,12 +9,12 @@ import { type JobSpec, samplingOfJob } from './jobs.js';
 import type { Store } from './store.js';
 
 /**
- * Saved encodings, keyed by `videoKey` (the video and its sampling). The facade cannot save or load a
- * handle yet; an implementation plugs in here once it can.
+ * Saved encodings of jobs' videos (`key` is the job's `videoKey`: its video and sampling), e.g. EncodingsDir,
+ * a shared folder.
  */
 export interface HandleStore {
   load(model: VideoLM, key: string, job: JobSpec): Promise<VideoHandle | undefined>;
-  save(model: VideoLM, key: string, handle: VideoHandle): Promise<void>;
+  save(model: VideoLM, key: string, handle: VideoHandle, job: JobSpec): Promise<void>;
 }
 
 export class VideoCache {
@@ -43,7 +43,7 @@ export class VideoCache {
     let handle = await this.saved?.load(this.model, key, job);
     if (!handle) {
       handle = await this.model.encodeVideo(job.video, samplingOfJob(job));
-      await this.saved?.save(this.model, key, handle);
+      await this.saved?.save(this.model, key, handle, job);
     }
     this.handles.set(key, handle);
     await this.store.hold(this.worker, key);

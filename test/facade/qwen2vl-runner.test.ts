@@ -113,6 +113,7 @@ async function tinyRunner(dir: string, model: Qwen2VL, processor: Qwen2VLProcess
     model,
     processor,
     await Tokenizer.fromDir(dir),
+    'tiny',
   );
 }
 

@@ -1,7 +1,7 @@
 /** `longshot worker --redis URL`: answers batch jobs from a Redis queue until stopped (SIGTERM or SIGINT). */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { DeviceName } from '../../runtime/backend.js';
-import { DEFAULT_QUEUE, startWorker } from '../../worker/index.js';
+import { DEFAULT_QUEUE, EncodingsDir, startWorker } from '../../worker/index.js';
 import { positiveInt } from '../options.js';
 
 /** cpu, cuda, auto, or cuda:N (one worker per GPU: N is made the only visible device). */
@@ -34,12 +34,17 @@ export function register(program: Command): void {
       30_000,
     )
     .option('--cached-videos <n>', 'encoded videos kept in memory', positiveInt('--cached-videos'), 4)
+    .option(
+      '--encodings-dir <dir>',
+      'shared folder of encoded videos: load one saved there instead of decoding, save each new one',
+    )
     .addHelpText(
       'after',
       `
 Examples:
   $ longshot worker --redis redis://queue-host:6379 --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda:0
   $ for i in 0 1 2 3; do longshot worker --redis redis://queue-host:6379 --device cuda:$i & done
+  $ longshot worker --redis redis://queue-host:6379 --encodings-dir /shared/longshot-encodings
 
 SIGTERM or SIGINT finishes the job in hand, then exits; a second one exits at once (the job is retried elsewhere).
 See docs/distributed.md.`,
@@ -54,6 +59,7 @@ See docs/distributed.md.`,
         id: o.id,
         lockDurationMs: o.lockDuration,
         cachedVideos: o.cachedVideos,
+        handles: o.encodingsDir === undefined ? undefined : await EncodingsDir.open(o.encodingsDir, log),
         log,
       });
       await new Promise<void>((resolve, reject) => {

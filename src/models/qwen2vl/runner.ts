@@ -9,6 +9,9 @@ import { InputError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
+import { Checkpoint } from '../../io/checkpoint.js';
+import { SafetensorsFile } from '../../io/safetensors.js';
+import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -20,7 +23,9 @@ import {
   type FrameBatchContext,
   type ModelRunner,
   runnerInfo,
+  type SavedVideo,
 } from '../family.js';
+import { modelIdentity } from '../identity.js';
 import type { Qwen2VLConfig } from './config.js';
 import { Qwen2VL, type Qwen2VLPrefix } from './model.js';
 import {
@@ -55,6 +60,8 @@ export async function loadQwen2VLRunner(
   const tokenizer = await Tokenizer.fromDir(src.dir);
   const processor = await checkpointProcessor(src.dir, src.config.vision);
   const model = await Qwen2VL.load(src.dir, { backend });
+  const checkpoint = await Checkpoint.open(src.dir);
+  const modelId = await modelIdentity(src.dir, checkpoint).finally(() => checkpoint.close());
   const t = src.config.text;
   const info = runnerInfo(
     'qwen2_vl',
@@ -62,8 +69,11 @@ export async function loadQwen2VLRunner(
     { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
     { dtype: model.dtype, device: backend.name },
   );
-  return new Qwen2VLRunner(info, model, processor, tokenizer);
+  return new Qwen2VLRunner(info, model, processor, tokenizer, modelId);
 }
+
+/** A saved video: its merged vision tokens (`video_embeds`), the grid, and what made them, in the metadata. */
+const FORMAT = 'longshot-qwen2vl-video/1';
 
 export class Qwen2VLRunner implements ModelRunner {
   constructor(
@@ -71,6 +81,8 @@ export class Qwen2VLRunner implements ModelRunner {
     private readonly model: Qwen2VL,
     private readonly processor: Qwen2VLProcessor,
     private readonly tokenizer: Tokenizer,
+    /** The checkpoint's identity (models/identity.ts), recorded in saved videos. */
+    private readonly modelId: string,
   ) {}
 
   async encode(frames: AsyncIterable<RgbImage[]>, opts: FrameBatchContext): Promise<EncodedVideo> {
@@ -113,7 +125,11 @@ export class Qwen2VLRunner implements ModelRunner {
       onFrames: opts.onFrames,
     });
     if (!r) throw new InputError('a video needs at least one frame');
-    const { tokens, grid } = r;
+    return this.videoOf(r.tokens, r.grid);
+  }
+
+  /** A video from its vision tokens (which it owns from here), with the default prompt's prefix prefilled. */
+  private videoOf(tokens: Tensor, grid: GridTHW): Qwen2VLVideo {
     let prefix: Qwen2VLPrefix | undefined;
     try {
       prefix = this.prefillVideoPrefix(tokens, grid);
@@ -121,7 +137,7 @@ export class Qwen2VLRunner implements ModelRunner {
       tokens.dispose();
       throw e;
     }
-    const video: Qwen2VLVideo = {
+    return {
       kind: 'video',
       batch: { pixelValues: new Float32Array(0), grids: [grid] },
       embeds: tokens,
@@ -133,7 +149,46 @@ export class Qwen2VLRunner implements ModelRunner {
         prefix?.[Symbol.dispose]();
       },
     };
-    return video;
+  }
+
+  /** Saves a video's vision tokens and grid; the prefix is prefilled again from them on loading. */
+  async saveVideo(encoded: EncodedVideo, path: string, metadata: Record<string, string>): Promise<void> {
+    const video = encoded as Qwen2VLVideo;
+    if (!video.embeds)
+      throw new InputError('Qwen2-VL saves encoded videos, not images: ask about the image itself');
+    await saveSafetensors(path, [['video_embeds', video.embeds]], {
+      metadata: {
+        ...metadata,
+        format: FORMAT,
+        model: this.modelId,
+        dtype: this.model.dtype,
+        grid: JSON.stringify(video.batch.grids[0]),
+      },
+    });
+  }
+
+  /** Refuses a file from another checkpoint or runtime dtype (the facade checks the sampling). */
+  async loadVideo(path: string): Promise<SavedVideo> {
+    const f = await SafetensorsFile.open(path);
+    try {
+      const { format, model, dtype, grid, ...metadata } = f.metadata;
+      if (format !== FORMAT)
+        throw new InputError(
+          `${path} is not a saved Qwen2-VL video (format ${JSON.stringify(format ?? null)}, expected "${FORMAT}")`,
+        );
+      const diff = [
+        model !== this.modelId && 'another checkpoint',
+        dtype !== this.model.dtype && `dtype ${dtype} (this model runs ${this.model.dtype})`,
+      ].filter(Boolean);
+      if (diff.length)
+        throw new InputError(
+          `${path} was encoded with other settings (${diff.join(', ')}), so it cannot answer here; encode the video again`,
+        );
+      const tokens = await f.loadTensor(this.model.backend, 'video_embeds', { dtype: this.model.dtype });
+      return { video: this.videoOf(tokens, JSON.parse(grid) as GridTHW), metadata };
+    } finally {
+      await f.close();
+    }
   }
 
   /**

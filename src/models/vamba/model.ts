@@ -5,8 +5,6 @@
  * KV cache, through the generic `generate` loop.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { InputError, ModelError } from '../../errors.js';
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
@@ -18,6 +16,7 @@ import { getBackend } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { assertFits } from '../fit.js';
+import { modelIdentity } from '../identity.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../qwen2vl/config.js';
 import type { Qwen2VLLoadOptions as LoadOptions } from '../qwen2vl/model.js';
 import { checkpointProcessor, defaultProcessor, type Qwen2VLProcessor } from '../qwen2vl/processor.js';
@@ -249,15 +248,4 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
   [Symbol.dispose](): void {
     this.cache[Symbol.dispose]();
   }
-}
-
-/** sha256 over config.json and every tensor's name, dtype, shape and byte size. */
-async function modelIdentity(dir: string, checkpoint: Checkpoint): Promise<string> {
-  const h = createHash('sha256');
-  h.update(await readFile(join(dir, 'config.json')));
-  for (const name of checkpoint.names().sort()) {
-    const i = checkpoint.info(name);
-    h.update(`${name}|${i.dtype}|${i.shape.join('x')}|${i.end - i.begin}\n`);
-  }
-  return h.digest('hex');
 }

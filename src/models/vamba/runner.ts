@@ -17,12 +17,13 @@ import {
   type FrameBatchContext,
   type ModelRunner,
   runnerInfo,
+  type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
 import { encodeVideoFrames } from './video.js';
-import type { VambaVideoHandle } from './video-handle.js';
+import { VambaVideoHandle } from './video-handle.js';
 
 export async function loadVambaRunner(
   src: CheckpointSource<Qwen2VLConfig>,
@@ -47,6 +48,10 @@ interface VambaVideo extends EncodedVideo {
   handle: VambaVideoHandle;
 }
 
+function videoOf(handle: VambaVideoHandle): VambaVideo {
+  return { handle, tokens: handle.tokens, bytes: handle.bytes, dispose: () => handle[Symbol.dispose]() };
+}
+
 class VambaRunner implements ModelRunner {
   constructor(
     readonly info: ModelInfo,
@@ -65,13 +70,21 @@ class VambaRunner implements ModelRunner {
       signal: c.signal,
       onFrames: c.onFrames,
     });
-    const video: VambaVideo = {
-      handle,
-      tokens: handle.tokens,
-      bytes: handle.bytes,
-      dispose: () => handle[Symbol.dispose](),
-    };
-    return video;
+    return videoOf(handle);
+  }
+
+  async saveVideo(encoded: EncodedVideo, path: string, metadata: Record<string, string>): Promise<void> {
+    await (encoded as VambaVideo).handle.save(path, metadata);
+  }
+
+  /** The file's key must name this model and dtype; the facade checks the sampling it was made with. */
+  async loadVideo(path: string): Promise<SavedVideo> {
+    const handle = await VambaVideoHandle.load(path, this.model.backend, (saved) => ({
+      ...saved,
+      model: this.model.modelId,
+      dtype: this.model.dtype,
+    }));
+    return { video: videoOf(handle), metadata: handle.metadata };
   }
 
   async *generate(

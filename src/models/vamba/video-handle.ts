@@ -43,6 +43,8 @@ export class VambaVideoHandle implements Disposable {
     readonly key: VideoKey,
     /** Merged video-token grid [t, h, w]. */
     readonly grid: readonly [number, number, number],
+    /** The metadata a loaded handle's file carried (what `save` was given besides the K/V's own). */
+    readonly metadata: Readonly<Record<string, string>> = {},
   ) {}
 
   get tokens(): number {
@@ -53,14 +55,15 @@ export class VambaVideoHandle implements Disposable {
     return this.kvs.reduce((n, kv) => n + kv.k.bytes + kv.v.bytes, 0);
   }
 
-  /** Writes the K/V (streamed one tensor at a time) with the key in the metadata. */
-  async save(path: string): Promise<void> {
+  /** Writes the K/V (streamed one tensor at a time) with the key, and `extra`, in the metadata. */
+  async save(path: string, extra: Record<string, string> = {}): Promise<void> {
     const entries = this.kvs.flatMap((kv, i) => [
       [`layers.${i}.k`, kv.k] as const,
       [`layers.${i}.v`, kv.v] as const,
     ]);
     await saveSafetensors(path, entries, {
       metadata: {
+        ...extra,
         format: FORMAT,
         key: JSON.stringify(this.key),
         grid: JSON.stringify(this.grid),
@@ -70,10 +73,15 @@ export class VambaVideoHandle implements Disposable {
   }
 
   /**
-   * Loads a saved handle onto `backend` after checking that it was made with exactly `expected`'s settings;
-   * a different key (another video, model, frame count, size or dtype) is an InputError naming the fields.
+   * Loads a saved handle onto `backend` after checking that it was made with exactly `expected`'s settings
+   * (or those `expected` makes of the saved key, for a caller that checks some fields itself); a different key
+   * (another video, model, frame count, size or dtype) is an InputError naming the fields.
    */
-  static async load(path: string, backend: Backend, expected: VideoKey): Promise<VambaVideoHandle> {
+  static async load(
+    path: string,
+    backend: Backend,
+    expected: VideoKey | ((saved: VideoKey) => VideoKey),
+  ): Promise<VambaVideoHandle> {
     const f = await SafetensorsFile.open(path);
     try {
       const meta = f.metadata;
@@ -82,7 +90,7 @@ export class VambaVideoHandle implements Disposable {
           `${path} is not a saved Vamba video (format ${JSON.stringify(meta.format ?? null)}, expected "${FORMAT}")`,
         );
       const key = JSON.parse(meta.key) as VideoKey;
-      const diff = keyDifferences(expected, key);
+      const diff = keyDifferences(typeof expected === 'function' ? expected(key) : expected, key);
       if (diff.length)
         throw new InputError(
           `${path} was encoded with other settings, so it cannot answer for this video: ${diff.join('; ')}. Encode the video again (or pass the settings it was made with).`,
@@ -99,7 +107,8 @@ export class VambaVideoHandle implements Disposable {
         disposeAll(kvs);
         throw e;
       }
-      return new VambaVideoHandle(kvs, key, JSON.parse(meta.grid));
+      const { format: _f, key: _k, grid, layers: _l, ...extra } = meta;
+      return new VambaVideoHandle(kvs, key, JSON.parse(grid), extra);
     } finally {
       await f.close();
     }
