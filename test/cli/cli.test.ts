@@ -338,7 +338,7 @@ describe('longshot CLI', () => {
   });
 
   it('info reads a checkpoint directory: architecture, parameters and a memory estimate', async () => {
-    const r = await cli(['info', '--model', tiny, '--frames', '8', '--json']);
+    const r = await cli(['info', '--model', tiny, '--frames', '8', '--device', 'cpu', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const info = JSON.parse(r.stdout);
     const params = Object.values(TINY_TENSORS).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
@@ -348,9 +348,14 @@ describe('longshot CLI', () => {
     // 640×360 → multiples of 28: 644×364 → 23·13 tokens per 2-frame group; 8 frames = 4 groups.
     assert.equal(info.memory_bytes.videoTokens, 4 * 23 * 13);
     assert.equal(info.memory_bytes.weights, params * 4);
+    // On the CPU the process's own resident memory (Node.js, the worker threads) is part of the total.
+    assert.equal(info.memory_bytes.runtime, 112 * 2 ** 20);
     assert.equal(
       info.memory_bytes.total,
-      info.memory_bytes.weights + info.memory_bytes.videoState + info.memory_bytes.working,
+      info.memory_bytes.weights +
+        info.memory_bytes.videoState +
+        info.memory_bytes.working +
+        info.memory_bytes.runtime,
     );
     const text = await cli(['info', '--model', tiny]);
     assert.equal(text.code, 0);
