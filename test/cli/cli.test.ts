@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { findTools } from '../../src/media/ffmpeg.js';
 import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import { countParams } from '../../src/nn/params.js';
@@ -348,6 +349,9 @@ describe('longshot CLI', () => {
     // 640×360 → multiples of 28: 644×364 → 23·13 tokens per 2-frame group; 8 frames = 4 groups.
     assert.equal(info.memory_bytes.videoTokens, 4 * 23 * 13);
     assert.equal(info.memory_bytes.weights, params * 4);
+    // It says which decoder a video would go through: the one LONGSHOT_FFMPEG names (CI's second pass), else the shipped one.
+    assert.match(info.tools.ffmpeg.version, /\S/);
+    assert.equal(info.tools.ffmpeg.path, process.env.LONGSHOT_FFMPEG ?? findTools().ffmpeg);
     // On the CPU the process's own resident memory (Node.js, the worker threads) is part of the total.
     assert.equal(info.memory_bytes.runtime, 112 * 2 ** 20);
     assert.equal(

@@ -1,10 +1,11 @@
 /** `longshot info`: what a checkpoint is and how much memory a video of N frames needs, without loading it. */
 import '../../backends/cuda/index.js'; // so that --device auto knows whether CUDA is present
 import type { Command } from 'commander';
-import { defaultModelDir } from '../../facade/default-model.js';
+import { DEFAULT_MODEL_ID, defaultModelDir } from '../../facade/default-model.js';
 import { inspectModel } from '../../facade/inspect.js';
 import type { SamplingOptions } from '../../facade/types.js';
 import { resolveModel } from '../../hub/resolve.js';
+import { toolVersions } from '../../media/ffmpeg.js';
 import { boundEdges } from '../../media/resize.js';
 import { resolveDevice } from '../../runtime/device.js';
 import { addModelOptions, positiveInt, printJson } from '../options.js';
@@ -91,8 +92,10 @@ Examples:
         const mem = { ...model, runtime, total: model.total + runtime };
         const d = s.checkpoint.describe();
         const source = s.fromConfig ? 'config' : 'weights';
+        // Which decoder a video would go through (--ffmpeg, LONGSHOT_FFMPEG, the shipped one, else PATH).
+        const tools = text ? undefined : await toolVersions();
         const info = {
-          model: o.model ?? dir,
+          model: o.model ?? DEFAULT_MODEL_ID,
           dir,
           architecture: s.family.name,
           parameters: s.parameters,
@@ -106,6 +109,7 @@ Examples:
             : { frames: geometry.frames, frame_size: `${geometry.width}x${geometry.height}` }),
           device,
           memory_bytes: mem,
+          ...(tools ? { tools } : {}),
         };
         if (o.json) return printJson(info);
         const fromConfig = s.fromConfig ? ', from config.json' : '';
@@ -128,6 +132,7 @@ Examples:
           ['largest buffer', gib(mem.working)],
           ...(runtime ? [['Node.js and the CPU threads', gib(runtime)]] : []),
           [`estimated memory (${device})`, gib(mem.total)],
+          ...Object.entries(tools ?? {}).map(([name, t]) => [name, `${t.version} (${t.path})`]),
         ];
         const w = Math.max(...lines.map(([k]) => k.length));
         process.stdout.write(lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
