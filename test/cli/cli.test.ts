@@ -352,6 +352,12 @@ describe('longshot CLI', () => {
     // It says which decoder a video would go through: the one LONGSHOT_FFMPEG names (CI's second pass), else the shipped one.
     assert.match(info.tools.ffmpeg.version, /\S/);
     assert.equal(info.tools.ffmpeg.path, process.env.LONGSHOT_FFMPEG ?? findTools().ffmpeg);
+    // Without a usable ffmpeg the model is still described, and the problem named.
+    const noFfmpeg = await cli(['info', '--model', tiny, '--json'], {
+      LONGSHOT_FFMPEG: join(tmp, 'no-ffmpeg'),
+    });
+    assert.equal(noFfmpeg.code, 0, noFfmpeg.stderr);
+    assert.match(JSON.parse(noFfmpeg.stdout).tools.error, /LONGSHOT_FFMPEG points to .*no-ffmpeg/);
     // On the CPU the process's own resident memory (Node.js, the worker threads) is part of the total.
     assert.equal(info.memory_bytes.runtime, 112 * 2 ** 20);
     assert.equal(

@@ -93,7 +93,8 @@ Examples:
         const d = s.checkpoint.describe();
         const source = s.fromConfig ? 'config' : 'weights';
         // Which decoder a video would go through (--ffmpeg, LONGSHOT_FFMPEG, the shipped one, else PATH).
-        const tools = text ? undefined : await toolVersions();
+        // A missing ffmpeg is worth saying here, not a reason to fail: the model can still be described.
+        const tools = text ? undefined : await toolVersions().catch((e: Error) => ({ error: e.message }));
         const info = {
           model: o.model ?? DEFAULT_MODEL_ID,
           dir,
@@ -132,7 +133,9 @@ Examples:
           ['largest buffer', gib(mem.working)],
           ...(runtime ? [['Node.js and the CPU threads', gib(runtime)]] : []),
           [`estimated memory (${device})`, gib(mem.total)],
-          ...Object.entries(tools ?? {}).map(([name, t]) => [name, `${t.version} (${t.path})`]),
+          ...(tools && 'error' in tools
+            ? [['ffmpeg', tools.error]]
+            : Object.entries(tools ?? {}).map(([name, t]) => [name, `${t.version} (${t.path})`])),
         ];
         const w = Math.max(...lines.map(([k]) => k.length));
         process.stdout.write(lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
