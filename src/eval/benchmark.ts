@@ -85,15 +85,17 @@ export const lettered = (options: readonly string[], sep = '. '): string =>
 
 export const MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly.";
 
-/** An annotation file's text, or an InputError naming the file and where to get it. */
-export function readText(path: string, what: string): Promise<string> {
+/** An annotation file's text, or an InputError naming the benchmark, the file and where to get it. */
+export function readText(path: string, bench: string, advice: string): Promise<string> {
   return readFile(path, 'utf8').catch(() => {
-    throw new InputError(`cannot read ${path}: ${what}`);
+    throw new InputError(`${bench}: cannot read ${path}; ${advice}`);
   });
 }
 
 export async function readJson<T>(path: string, what: string): Promise<T> {
-  const text = await readText(path, what);
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new InputError(`cannot read ${path}: ${what}`);
+  });
   try {
     return JSON.parse(text) as T;
   } catch {

@@ -32,7 +32,7 @@ export const charades: Benchmark = {
   maxNewTokens: 50,
   async read(dir) {
     const path = join(dir, 'Charades_sta_test.txt');
-    const text = await readText(path, 'download the Charades-STA annotations');
+    const text = await readText(path, 'charades_sta', 'download the Charades-STA annotations');
     const csv = await readFile(join(dir, 'Charades_v1_test.csv'), 'utf8').catch(() => '');
     const lengths = new Map(parseCsv(csv).map((r) => [String(r.id), Number(r.length)]));
     return text

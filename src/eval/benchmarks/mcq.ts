@@ -132,7 +132,7 @@ export const lvbench: Benchmark = {
   maxNewTokens: 16,
   async read(dir) {
     const path = join(dir, 'video_info.meta.jsonl');
-    const text = await readText(path, 'download THUDM/LVBench');
+    const text = await readText(path, 'lvbench', 'download THUDM/LVBench');
     const items: BenchItem[] = [];
     for (const [n, line] of text.split('\n').entries()) {
       if (!line.trim()) continue;
@@ -268,7 +268,7 @@ export const nextqa: Benchmark = {
   maxNewTokens: 16,
   async read(dir) {
     const path = join(dir, 'test.csv');
-    const text = await readText(path, 'download NExT-QA (doc-doc/NExT-QA)');
+    const text = await readText(path, 'nextqa', 'download NExT-QA (doc-doc/NExT-QA)');
     const map = await readJson<Record<string, string>>(
       join(dir, 'map_vid_vidorID.json'),
       'NExT-QA video map',
