@@ -9,7 +9,7 @@ import { Linear } from '../../src/nn/linear.js';
 import { GatedMLP } from '../../src/nn/mlp.js';
 import { mrope, type RotaryTable, rope1d, rotaryTensors, visionRope2d } from '../../src/nn/rotary.js';
 import * as ops from '../../src/runtime/ops.js';
-import { assertClose, randn, rng } from '../helpers.js';
+import { assertClose, assertCloseScaled, randn, rng } from '../helpers.js';
 
 const cpu = cpuBackend();
 
@@ -122,7 +122,8 @@ test('GatedMLP equals down(silu(gate·x) ⊙ up·x) in float64', async () => {
     }
     for (let o = 0; o < h; o++) want.push(a.reduce((s, v, k) => s + v * d[o * f + k], 0));
   }
-  assertClose(got, want, 1e-5, 'GatedMLP');
+  // Outputs are sums that cancel to ~1e-3 of their terms: judge the error against the largest output.
+  assertCloseScaled(got, want, 1e-5, 'GatedMLP');
 });
 
 test('KV cache: prefill + one-token steps equal one causal pass, across capacity growth', async () => {
