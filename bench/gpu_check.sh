@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check and benchmark of the project in one job (about 7 minutes on an H200): builds the addon and
 # the standalone kernel harness, runs the kernels' float64 checks and `npm run test:cuda`, times the kernels and
-# the runtime ops beside their PyTorch peers, then the long-video series of Vamba, Qwen2-VL and transformers.
+# the runtime ops beside their PyTorch peers, the long-video series of Vamba, Qwen2-VL and transformers, the
+# Nemotron-H benchmark and the eval smoke run (the last needs ffmpeg: carry node_modules with @ffmpeg-installer).
 # Results go to $OUT (default ./gpu-check): logs, JSON, and the long-video table and figure.
 #
 #   OUT=/tmp/out bash bench/gpu_check.sh [frames for the long-video series, default 256,1024,2048,3600]
@@ -55,5 +56,11 @@ tail -25 "$OUT/long_video.txt"
 step "where Vamba's time goes at 1024 frames (per-kernel GPU time, stream idle time)"
 timeout 120 node --import tsx bench/long_video.ts --series vamba --frames 1024 --decode 8 --budget 100 --profile \
   --out "$OUT/profile" 2>&1 | grep -v "^npm warn" | tail -45
+step "Nemotron-H (Nano-9B-v2) prefill 8k/32k/128k and decode at 32k, beside Qwen2-7B and transformers"
+timeout 400 node --import tsx bench/nemotron_h.ts --budget 300 --out "$OUT/nemotron_h" >"$OUT/nemotron_h.txt" 2>&1
+tail -25 "$OUT/nemotron_h.txt"
+
+step "eval smoke: the shipped tiny models on needle and VNBench-format data, in process and through serve"
+timeout 300 bash scripts/eval-smoke.sh cuda >"$OUT/eval_smoke.txt" 2>&1; echo "rc=$?"; tail -15 "$OUT/eval_smoke.txt"
 rm -rf "$B"
 step done
