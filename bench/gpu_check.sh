@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check and benchmark of the project in one job (about 7 minutes on an H200): builds the addon and
+# Every GPU check and benchmark of the project in one job (about 7 minutes on an H200, plus up to 12 for the Nemotron-H and eval steps): builds the addon and
 # the standalone kernel harness, runs the kernels' float64 checks and `npm run test:cuda`, times the kernels and
 # the runtime ops beside their PyTorch peers, the long-video series of Vamba, Qwen2-VL and transformers, the
 # Nemotron-H benchmark and the eval smoke run (the last needs ffmpeg: carry node_modules with @ffmpeg-installer).
