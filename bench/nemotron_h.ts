@@ -89,31 +89,10 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** The Nano-9B-v2 config (docs/research-nemotron-h.md §2), or the tiny parity fixture's. */
 function nemotronConfig() {
-  if (TINY)
-    return parseNemotronHConfig(
-      JSON.parse(readFileSync(join(ROOT, 'test/fixtures/nemotron_h/nano-like/config.json'), 'utf8')),
-    );
-  return parseNemotronHConfig({
-    model_type: 'nemotron_h',
-    vocab_size: 131072,
-    hidden_size: 4480,
-    hybrid_override_pattern: 'M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-',
-    intermediate_size: 15680,
-    num_attention_heads: 40,
-    num_key_value_heads: 8,
-    head_dim: 128,
-    mamba_num_heads: 128,
-    mamba_head_dim: 80,
-    n_groups: 8,
-    ssm_state_size: 128,
-    conv_kernel: 4,
-    chunk_size: 128,
-    layer_norm_epsilon: 1e-5,
-    max_position_embeddings: 131072,
-    mlp_hidden_act: 'relu2',
-    use_conv_bias: true,
-    residual_in_fp32: false,
-  });
+  const file = TINY
+    ? 'test/fixtures/nemotron_h/nano-like/config.json'
+    : 'test/fixtures/configs/nemotron-nano-9b-v2/config.json';
+  return parseNemotronHConfig(JSON.parse(readFileSync(join(ROOT, file), 'utf8')));
 }
 
 /** Qwen2-VL-7B-Instruct's config (its text decoder is Qwen2-7B), or the tiny Vamba fixture's without Vamba. */

@@ -1,7 +1,7 @@
 /** The CLI over Nemotron-H: `info` on Nano-9B-v2's config alone and on a tiny checkpoint, `chat` without a video. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,37 +17,7 @@ const cli = (args: string[]) =>
   });
 
 /** NVIDIA-Nemotron-Nano-9B-v2's config.json, from the values on its model card (docs/research-nemotron-h.md §2). */
-const NANO_9B_V2 = {
-  architectures: ['NemotronHForCausalLM'],
-  model_type: 'nemotron_h',
-  torch_dtype: 'bfloat16',
-  vocab_size: 131072,
-  hidden_size: 4480,
-  num_hidden_layers: 56,
-  hybrid_override_pattern: 'M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-',
-  intermediate_size: 15680,
-  num_attention_heads: 40,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  mamba_num_heads: 128,
-  mamba_head_dim: 80,
-  n_groups: 8,
-  ssm_state_size: 128,
-  conv_kernel: 4,
-  chunk_size: 128,
-  expand: 2,
-  layer_norm_epsilon: 1e-5,
-  max_position_embeddings: 131072,
-  mlp_hidden_act: 'relu2',
-  mamba_hidden_act: 'silu',
-  use_conv_bias: true,
-  mamba_proj_bias: false,
-  use_bias: false,
-  mlp_bias: false,
-  attention_bias: false,
-  tie_word_embeddings: false,
-  residual_in_fp32: false,
-};
+const NANO_9B_V2 = 'test/fixtures/configs/nemotron-nano-9b-v2/config.json';
 
 describe('longshot CLI over Nemotron-H', () => {
   let tmp: string;
@@ -63,7 +33,7 @@ describe('longshot CLI over Nemotron-H', () => {
   it('info on a directory holding only Nano-9B-v2’s config.json: 56 layers, 27 M / 4 * / 25 -, 8,888,227,328 parameters', () => {
     const dir = join(tmp, 'nano');
     mkdirSync(dir);
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(NANO_9B_V2));
+    copyFileSync(NANO_9B_V2, join(dir, 'config.json'));
     const r = cli(['info', '--model', dir, '--context', '32768', '--device', 'cuda', '--json']);
     assert.equal(r.status, 0, r.stderr);
     const info = JSON.parse(r.stdout);

@@ -1,10 +1,10 @@
 /**
  * NVIDIA-Nemotron-Nano-9B-v2's config.json (values from its model card and docs/research-nemotron-h.md §2),
- * written to a directory and read back: 56 layers (27 Mamba-2, 4 attention at 14/21/30/39, 25 MLP), the
+ * (test/fixtures/configs/nemotron-nano-9b-v2) read from a directory: 56 layers (27 Mamba-2, 4 attention at 14/21/30/39, 25 MLP), the
  * published tensor shapes and 8,888,227,328 parameters (the sum worked out by hand in the research doc).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,58 +16,14 @@ import {
 import { nemotronHStateBytes } from '../../src/models/nemotron_h/size.js';
 import { nemotronHParamCount, nemotronHSpecs } from '../../src/models/nemotron_h/weights.js';
 
-const NANO_9B_V2 = {
-  architectures: ['NemotronHForCausalLM'],
-  model_type: 'nemotron_h',
-  torch_dtype: 'bfloat16',
-  vocab_size: 131072,
-  hidden_size: 4480,
-  intermediate_size: 15680,
-  num_hidden_layers: 56,
-  hybrid_override_pattern: 'M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-',
-  num_attention_heads: 40,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  attention_bias: false,
-  attention_dropout: 0.0,
-  max_position_embeddings: 131072,
-  mlp_hidden_act: 'relu2',
-  mlp_bias: false,
-  mamba_num_heads: 128,
-  mamba_head_dim: 80,
-  n_groups: 8,
-  ssm_state_size: 128,
-  conv_kernel: 4,
-  chunk_size: 128,
-  expand: 2,
-  mamba_hidden_act: 'silu',
-  use_conv_bias: true,
-  mamba_proj_bias: false,
-  use_bias: false,
-  time_step_min: 0.001,
-  time_step_max: 0.1,
-  time_step_floor: 0.0001,
-  layer_norm_epsilon: 1e-5,
-  rms_norm_eps: 1e-5,
-  residual_in_fp32: false,
-  rescale_prenorm_residual: true,
-  tie_word_embeddings: false,
-  use_cache: true,
-  use_mamba_kernels: true,
-  num_logits_to_keep: 1,
-  initializer_range: 0.02,
-  hidden_dropout: 0.0,
-  bos_token_id: 1,
-  eos_token_id: 12,
-  pad_token_id: 0,
-};
+const NANO_9B_V2 = 'test/fixtures/configs/nemotron-nano-9b-v2/config.json';
 
 describe('Nemotron-H: NVIDIA-Nemotron-Nano-9B-v2 config.json', () => {
   let dir: string;
   let config: NemotronHConfig;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'nemoh-nano-'));
-    await writeFile(join(dir, 'config.json'), JSON.stringify(NANO_9B_V2, null, 2));
+    await copyFile(NANO_9B_V2, join(dir, 'config.json'));
     config = await readNemotronHConfig(dir);
   });
   after(async () => rm(dir, { recursive: true, force: true }));
