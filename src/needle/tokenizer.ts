@@ -56,12 +56,17 @@ export function needleTokenizerJson(): object {
     vocab[t] = i;
   });
   for (const w of needleVocabulary()) vocab[w] = Object.keys(vocab).length;
+  return wordPieceTokenizerJson(vocab, SPECIAL_TOKENS);
+}
+
+/** A WordPiece tokenizer.json over whole words (`[UNK]` for the rest), `special` its added special tokens. */
+export function wordPieceTokenizerJson(vocab: Record<string, number>, special: readonly string[]): object {
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL_TOKENS.map((content, id) => ({
-      id,
+    added_tokens: special.map((content) => ({
+      id: vocab[content],
       content,
       single_word: false,
       lstrip: false,

@@ -6,8 +6,10 @@
  * `/think` / `/no_think` switches (the last one in a system or user message wins; default on) that open the
  * answer with `<think>\n` or `<think></think>`.
  */
+
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { wordPieceTokenizerJson } from '../../src/needle/tokenizer.js';
 
 const FIXTURE = 'test/fixtures/nemotron_h/nano-like';
 
@@ -77,34 +79,9 @@ export function writeTinyNemotronH(dir: string): void {
     copyFileSync(join(FIXTURE, f), join(dir, f));
   const vocab: Record<string, number> = Object.fromEntries(WORDS.map((w, i) => [w, i]));
   Object.assign(vocab, NEMOTRON_SPECIALS);
-  const added = Object.entries(NEMOTRON_SPECIALS).map(([content, id]) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
   writeFileSync(
     join(dir, 'tokenizer.json'),
-    JSON.stringify({
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: added,
-      normalizer: null,
-      pre_tokenizer: { type: 'BertPreTokenizer' },
-      post_processor: null,
-      decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-      model: {
-        type: 'WordPiece',
-        unk_token: '[UNK]',
-        continuing_subword_prefix: '##',
-        max_input_chars_per_word: 100,
-        vocab,
-      },
-    }),
+    JSON.stringify(wordPieceTokenizerJson(vocab, Object.keys(NEMOTRON_SPECIALS))),
   );
   writeFileSync(
     join(dir, 'tokenizer_config.json'),
@@ -115,7 +92,7 @@ export function writeTinyNemotronH(dir: string): void {
       pad_token: '<pad>',
       unk_token: '[UNK]',
       added_tokens_decoder: Object.fromEntries(
-        added.map(({ id, content }) => [
+        Object.entries(NEMOTRON_SPECIALS).map(([content, id]) => [
           String(id),
           { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
         ]),
