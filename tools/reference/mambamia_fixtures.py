@@ -286,7 +286,7 @@ def main():
         cfg = {**BASE, **over}
         k = cfg["mambamia_chunk_size"]
         wrapper = build(MambaMia2Config, mm, cfg, 1000 + seed).to(args.device)
-        features = torch.randn(frames, patches, cfg["input_size"], device=args.device)
+        features = torch.randn(frames, patches, cfg["input_size"]).to(args.device)  # the CPU generator on any device
         out = compress(wrapper, features, k)
         s = cfg.get("mambamia_frame_sampling", 1)
         if s < 1:
@@ -307,8 +307,8 @@ def main():
     # The derivative's own refusal of a sequence that is not whole groups of k + 1 (its v04 block).
     wrapper = build(MambaMia2Config, mm, {**BASE, "version": "v04"}, 7).to(args.device)
     try:
-        wrapper.model(inputs_embeds=torch.randn(1, 2 * (BASE["mambamia_chunk_size"] + 1) + 3, BASE["hidden_size"],
-                                                device=args.device))
+        wrapper.model(inputs_embeds=torch.randn(1, 2 * (BASE["mambamia_chunk_size"] + 1) + 3, BASE["hidden_size"]).to(
+            args.device))
         manifest["bad_length_error"] = None
     except ValueError as e:
         manifest["bad_length_error"] = str(e)
