@@ -93,6 +93,11 @@ describe('MambaMia secondary sampling', () => {
     assert.deepEqual(keptFrames(4, 1, 'first'), [0, 1, 2, 3]);
     assert.deepEqual(keptFrames(7, 0.4, 'last'), [2, 4]);
   });
+
+  it("gives the paper's token counts (k = 10 on 100 patches, s = 1/3): 128 frames → 430, 256 → 860", () => {
+    assert.equal(keptFrames(128, 1 / 3, 'first').length * 10, 430);
+    assert.equal(keptFrames(256, 1 / 3, 'first').length * 10, 860);
+  });
 });
 
 describe('MambaMia compressor (tiny random weights)', () => {
@@ -134,8 +139,8 @@ describe('MambaMia compressor (tiny random weights)', () => {
     using m = randomCompressor(c, 5);
     using x = features(7, 6, 6, 6);
     using out = m.forward(x);
-    assert.deepEqual(out.shape, [2 * 2, 10]);
-    assert.equal(m.tokensFor(7, 6), 4);
+    assert.deepEqual(out.shape, [3 * 2, 10]);
+    assert.equal(m.tokensFor(7, 6), 6);
   });
 
   it('refuses inputs it cannot group, saying why', () => {

@@ -8,7 +8,7 @@
  *   mambamia_bidirectional_combine    "sum" (the derivative's code) or "concat" (the paper's text)
  *   mambamia_gate_epsilon             the gate is kept in [ε, 1−ε] (0.01 in the derivative)
  *   mambamia_frame_sampling           s: the fraction of frames whose query outputs are kept (1: all)
- *   mambamia_frame_sampling_keep      which frame of each group of 1/s is kept: "last" or "first"
+ *   mambamia_frame_sampling_keep      which frame of each run of 1/s is kept: "first" (the paper's counts) or "last"
  *
  * Absent keys take the derivative's defaults (MambaMia2Config; AudioCompressor's head_dim 64, n_groups 1).
  */
@@ -61,7 +61,7 @@ export function parseMambaMiaConfig(json: unknown, source = 'config.json'): Mamb
   const combine = f.str('mambamia_bidirectional_combine', 'sum');
   if (combine !== 'sum' && combine !== 'concat')
     throw f.error('mambamia_bidirectional_combine', `must be "sum" or "concat" (got "${combine}")`);
-  const keep = f.str('mambamia_frame_sampling_keep', 'last');
+  const keep = f.str('mambamia_frame_sampling_keep', 'first');
   if (keep !== 'last' && keep !== 'first')
     throw f.error('mambamia_frame_sampling_keep', `must be "last" or "first" (got "${keep}")`);
   const c: MambaMiaConfig = {

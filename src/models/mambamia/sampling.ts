@@ -1,7 +1,8 @@
 /**
  * MambaMia's secondary frame sampling s: the frames whose query outputs are kept. The paper gives s = 1/3 but
- * not the rule; here every run of frames between multiples of 1/s keeps one, its last frame (`last`: under a
- * causal scan it has seen the whole run) or its first (`first`). Frame i is kept when
+ * not the rule; here every run of frames between multiples of 1/s keeps one: its first (`first`, a stride from
+ * frame 0: the paper's token counts, 128 frames → 43 kept → 430 tokens, are this rule's) or its last (`last`: under
+ * a causal scan it has seen the whole run). Frame i is kept when
  *
  *   last:  ⌊(i+1)·s⌋ > ⌊i·s⌋     (s = 1/3: frames 2, 5, 8, …; ⌊F·s⌋ frames in all)
  *   first: ⌈(i+1)·s⌉ > ⌈i·s⌉     (s = 1/3: frames 0, 3, 6, …; ⌈F·s⌉ frames in all)
