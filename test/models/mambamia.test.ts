@@ -140,7 +140,7 @@ describe('MambaMia compressor (tiny random weights)', () => {
     using x = features(7, 6, 6, 6);
     using out = m.forward(x);
     assert.deepEqual(out.shape, [3 * 2, 10]);
-    assert.equal(m.tokensFor(7, 6), 6);
+    assert.equal(MambaMiaCompressor.tokenCount(c, 7, 6), 6);
   });
 
   it('refuses inputs it cannot group, saying why', () => {

@@ -54,13 +54,10 @@ export class MambaMiaCompressor implements Disposable {
   }
 
   /** Tokens out for `frames` frames of `patches` patch tokens each (after the secondary sampling). */
-  tokensFor(frames: number, patches: number): number {
-    const c = this.config;
+  static tokenCount(c: MambaMiaConfig, frames: number, patches: number): number {
     if (c.mambamia_frame_sampling === 1) return Math.floor((frames * patches) / c.mambamia_chunk_size);
-    return (
-      keptFrames(frames, c.mambamia_frame_sampling, c.mambamia_frame_sampling_keep).length *
-      (patches / c.mambamia_chunk_size)
-    );
+    const kept = keptFrames(frames, c.mambamia_frame_sampling, c.mambamia_frame_sampling_keep).length;
+    return kept * Math.floor(patches / c.mambamia_chunk_size);
   }
 
   /** features [frames, patches, input_size] (one clip, in time order) → tokens [n, output_size]. */
