@@ -4,6 +4,7 @@
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
 import type { DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
+import type { ReductionRequest } from '../models/reduction.js';
 import type { Answer } from './answer.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from './types.js';
 
@@ -28,6 +29,8 @@ export interface VideoHandle extends Disposable {
  * (default a quarter) lost is refused, and fewer are reported on the handle and the answer.
  */
 export interface EncodeOptions extends SamplingOptions, LossPolicy {
+  /** Fewer video tokens for the LLM (models/reduction.ts); default none. */
+  reduce?: ReductionRequest;
   signal?: AbortSignal;
   progress?: VideoProgress;
 }

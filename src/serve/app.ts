@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
 import { checkFrameLoss, decodeReportJson } from '../media/index.js';
+import type { ReductionRequest } from '../models/reduction.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
@@ -30,6 +31,8 @@ export interface ServeOptions {
   cacheEntries?: number;
   cacheBytes?: number;
   media?: Partial<MediaPolicy>;
+  /** The token reduction for requests that name none (`serve --reduce`). */
+  reduce?: ReductionRequest;
   /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
   /** Largest request body (default 64 MiB, for data: URLs). */
@@ -162,13 +165,14 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
 
   async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
     const ref = chat.media!;
+    const reduce = chat.reduce ?? opts.reduce;
     const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
       throw toApiError(e, { param: ref.param });
     });
     try {
       return await untilAborted(
-        cache.lease(cacheKey(file.sha256, chat.sampling), () =>
-          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, signal }),
+        cache.lease(cacheKey(file.sha256, chat.sampling, reduce), () =>
+          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, reduce, signal }),
         ),
         signal,
       ).then((lease) => {
@@ -192,7 +196,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     prompt_tokens: r.usage.promptTokens + r.usage.videoTokens,
     completion_tokens: r.usage.completionTokens,
     total_tokens: r.usage.totalTokens,
-    prompt_tokens_details: { cached_tokens: cached },
+    prompt_tokens_details: { cached_tokens: cached, video_tokens: r.usage.videoTokens },
   });
 
   function completion(id: string, r: AskResult, cached: number) {
@@ -287,10 +291,11 @@ function videoOf(r: AskResult) {
 /** Failures while answering are about the conversation. */
 const GENERATION = { param: 'messages' };
 
-/** Cache key: the bytes plus the sampling settings, in a fixed key order. */
-function cacheKey(sha256: string, s: SamplingOptions): string {
+/** Cache key: the bytes plus the sampling settings, in a fixed key order, and the token reduction. */
+function cacheKey(sha256: string, s: SamplingOptions, reduce: ReductionRequest | undefined): string {
   const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
-  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}`;
+  const r = reduce && reduce.method !== 'none' ? `|reduce=${reduce.method}:${reduce.keep ?? ''}` : '';
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${r}`;
 }
 
 /** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */

@@ -2,11 +2,12 @@
  * Validation of an OpenAI Chat Completions request. Every problem is a 400 whose message names the field
  * (`messages[1].content[0].video_url.url`) and what is expected. Besides the standard fields, longshot
  * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`;
- * the openai clients send them through `extra_body`; `fps` alone means `"sampling": "fps"`) and vLLM's
- * `top_k` / `repetition_penalty`.
+ * the openai clients send them through `extra_body`; `fps` alone means `"sampling": "fps"`), a token
+ * reduction (`reduce`: "uniform:0.25"), and vLLM's `top_k` / `repetition_penalty`.
  */
 import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
 import type { LossPolicy } from '../media/index.js';
+import { parseReduction, type ReductionRequest } from '../models/reduction.js';
 import { badRequest } from './errors.js';
 
 export interface MediaRef {
@@ -24,6 +25,8 @@ export interface ChatRequest {
   sampling: SamplingOptions;
   /** `strict` and `max_lost_fraction`: how much of a damaged video may be lost before it is refused. */
   loss: LossPolicy;
+  /** `reduce` ("method" or "method:keep"): a token reduction for the video (models/reduction.ts). */
+  reduce?: ReductionRequest;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -127,10 +130,20 @@ export function parseChatRequest(body: unknown): ChatRequest {
     advice:
       'the file is truncated or damaged: repair or re-encode it, or allow more with "max_lost_fraction"',
   };
+  let reduce: ReductionRequest | undefined;
+  if (body.reduce !== undefined && body.reduce !== null) {
+    expect(typeof body.reduce === 'string', 'reduce', 'a string such as "uniform:0.25"', body.reduce);
+    try {
+      reduce = parseReduction(body.reduce as string);
+    } catch (e) {
+      throw badRequest((e as Error).message, 'reduce');
+    }
+  }
   return {
     model: body.model as string,
     turns,
     media,
+    ...(reduce ? { reduce } : {}),
     loss: dropUndefined(loss),
     generation: dropUndefined(generation),
     sampling: dropUndefined(sampling),

@@ -4,11 +4,13 @@ import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
 import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import type { ReductionRequest } from '../../models/reduction.js';
 import {
   addGenerationOptions,
   addLossOptions,
   addModelOptions,
   addOutputOptions,
+  addReduceOption,
   addSamplingOptions,
   generationOf,
   lossPolicyOf,
@@ -37,6 +39,7 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   using handle = await model.encodeVideo(video, {
     ...samplingOf(o),
     ...lossPolicyOf(o),
+    reduce: o.reduce as ReductionRequest | undefined,
     progress: videoProgress(bars),
   });
   // Said before the answer, so nobody takes an answer from a partly decoded video for a whole one.
@@ -55,7 +58,9 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
 }
 
 function withCommon(cmd: Command): Command {
-  return addOutputOptions(addGenerationOptions(addLossOptions(addSamplingOptions(addModelOptions(cmd)))));
+  return addOutputOptions(
+    addGenerationOptions(addReduceOption(addLossOptions(addSamplingOptions(addModelOptions(cmd))))),
+  );
 }
 
 export function register(program: Command): void {

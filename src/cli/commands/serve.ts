@@ -1,10 +1,11 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
 import { type Command, InvalidArgumentError } from 'commander';
 import { VideoLM } from '../../facade/video-lm.js';
+import type { ReductionRequest } from '../../models/reduction.js';
 import { createServer } from '../../serve/app.js';
 import { checkListen, listenError } from '../../serve/listen.js';
 import { checkAllowedRoot } from '../../serve/media.js';
-import { addModelOptions, positiveInt } from '../options.js';
+import { addModelOptions, addReduceOption, positiveInt } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
 interface ServeCliOptions {
@@ -21,10 +22,16 @@ interface ServeCliOptions {
   timeout: number;
   cacheVideos: number;
   apiKey?: string;
+  reduce?: ReductionRequest;
 }
 
 export function register(program: Command): void {
-  addModelOptions(program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'))
+  addReduceOption(
+    addModelOptions(
+      program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'),
+    ),
+    'the token reduction for requests that name none',
+  )
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', port, 8000)
     .option(
@@ -53,7 +60,7 @@ export function register(program: Command): void {
       `
 Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health.
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
-or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge.
+or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge, reduce.
 
 Examples:
   $ longshot serve --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --allowed-root ~/videos
@@ -77,6 +84,7 @@ Examples:
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
+        reduce: o.reduce,
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
       });
