@@ -402,6 +402,15 @@ class Qwen2VL(nn.Module):
         return self.lm_head(self.model.norm(Hs))
 
 
+def model_class(kind):
+    """The model `--model` names: vamba, qwen2vl, or mambamia (TSTAR-MambaMia, tools/reference/needle_mambamia.py)."""
+    if kind == "mambamia":
+        from needle_mambamia import TstarMambaMia
+
+        return TstarMambaMia
+    return Vamba if kind == "vamba" else Qwen2VL
+
+
 # ---- configs and saving -----------------------------------------------------------------------------------
 
 
@@ -568,7 +577,7 @@ class Data:
 def train(kind, c, data, a, log):
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
-    model = (Vamba if kind == "vamba" else Qwen2VL)(c).to(a.device)
+    model = model_class(kind)(c).to(a.device)
     if a.init:  # continue from earlier weights (e.g. the shipped models/): GPU time adds up across runs
         path = os.path.join(a.init, f"needle-{kind}-tiny", "model.safetensors")
         model.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
@@ -767,6 +776,10 @@ def main():
     if held:
         log(f"eval data {held.sizes()}")
     configs = {k: make_config(k, vocab, a) for k in ("vamba", "qwen2vl")}
+    if "mambamia" in a.model.split(","):
+        from needle_mambamia import make_tstar_config
+
+        configs["mambamia"] = make_tstar_config(configs["qwen2vl"], a.d_state)
     if a.check:
         checks(configs["vamba"], configs["qwen2vl"], data, a, log)
     report = {}
