@@ -12,6 +12,7 @@ import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { NemotronHForCausalLM } from '../nemotron_h/model.js';
 import { Qwen2Decoder } from '../qwen2vl/text.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import type { TstarText } from './config.js';
 
 export interface TstarLanguageModel extends Disposable {
@@ -37,9 +38,12 @@ export function loadLanguageModel(p: ParamStore, text: TstarText): TstarLanguage
       [Symbol.dispose]: () => lm[Symbol.dispose](),
     };
   }
-  const c = text.config;
+  return qwen2LanguageModel(Qwen2Decoder.load(p, text.config), text.config);
+}
+
+/** Qwen2 as TSTAR's LLM: Qwen2-VL's decoder (e.g. one a Qwen2-VL model holds) at 1-D positions. */
+export function qwen2LanguageModel(decoder: Qwen2Decoder, c: Qwen2VLConfig): TstarLanguageModel {
   const t = c.text;
-  const decoder = Qwen2Decoder.load(p, c);
   const backend = decoder.embed_tokens.backend;
   return {
     embed(ids) {
