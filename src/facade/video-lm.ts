@@ -16,6 +16,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { InputError, ModelError, UsageError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import {
+  type Clip,
   checkFrameLoss,
   type DecodeReport,
   type MediaInput,
@@ -98,8 +99,9 @@ export class VideoLM implements ChatEngine, Disposable {
     const label = labelOf(input);
     try {
       await using video = await openVideo(input, { signal });
-      const s = samplingFor(policy, video.info.durationSec, opts, this.videoDefaults);
-      const sample = await video.sample(policyOf(s));
+      const durationSec = clipDuration(video.info.durationSec, opts.clip);
+      const s = samplingFor(policy, durationSec, opts, this.videoDefaults);
+      const sample = await video.sample(policyOf(s), opts.clip);
       progress?.start?.(sample.indices.length);
       const frames = video.frames(sample, { size: (source) => policy.frameSize(source, s), signal });
       const encoded = await this.runner
@@ -129,7 +131,8 @@ export class VideoLM implements ChatEngine, Disposable {
         timestampsSec,
         decode: report,
         sampling: s,
-        durationSec: video.info.durationSec,
+        durationSec,
+        clip: opts.clip ?? null,
       };
       return handleOf({ origin, encoded, runner: this.runner });
     } finally {
@@ -163,7 +166,7 @@ export class VideoLM implements ChatEngine, Disposable {
    * Reads a video saveVideo wrote, as encodeVideo(video, opts) would have encoded it: a file made by another
    * model, or with other sampling than `opts` (and the defaults) give for that video, is refused.
    */
-  async loadVideo(path: string, opts: SamplingOptions = {}): Promise<VideoHandle> {
+  async loadVideo(path: string, opts: SamplingOptions & { clip?: Clip } = {}): Promise<VideoHandle> {
     this.checkLive();
     const policy = this.policy;
     if (!policy || this.info.textOnly)
@@ -181,6 +184,8 @@ export class VideoLM implements ChatEngine, Disposable {
       const diff = (Object.keys(expected) as (keyof SamplingOptions)[])
         .filter((k) => expected[k] !== origin.sampling[k])
         .map((k) => `${k} ${origin.sampling[k]} (wanted ${expected[k]})`);
+      const [made, wanted] = [origin.clip ?? null, opts.clip ?? null].map(clipText);
+      if (made !== wanted) diff.push(`clip ${made} (wanted ${wanted})`);
       if (diff.length)
         throw new InputError(
           `${path} was encoded with other sampling: ${diff.join(', ')}; load it with the settings it was made with, or encode the video again`,
@@ -272,8 +277,21 @@ interface Origin {
   timestampsSec: readonly number[];
   decode: DecodeReport;
   sampling: Required<SamplingOptions>;
-  /** The video's duration, which picks the policy's sampling rule (null: unknown). */
+  /** The video's (or clip's) duration, which picks the policy's sampling rule (null: unknown). */
   durationSec: number | null;
+  /** The stretch sampled (null: the whole video; absent in files written before clips existed). */
+  clip?: Clip | null;
+}
+
+/** The duration the sampling rules see: the clip's, within the video. */
+function clipDuration(video: number | null, clip: Clip | undefined): number | null {
+  if (!clip) return video;
+  const end = video === null ? clip.endSec : Math.min(clip.endSec, video);
+  return Math.max(0, end - clip.startSec);
+}
+
+function clipText(clip: Clip | null): string {
+  return clip ? `${clip.startSec}–${clip.endSec} s` : 'none';
 }
 
 const ORIGIN_KEY = 'longshot.video';

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
-import { checkFrameLoss, decodeReportJson } from '../media/index.js';
+import { type Clip, checkFrameLoss, decodeReportJson } from '../media/index.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
@@ -167,8 +167,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     });
     try {
       return await untilAborted(
-        cache.lease(cacheKey(file.sha256, chat.sampling), () =>
-          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, signal }),
+        cache.lease(cacheKey(file.sha256, chat.sampling, chat.clip), () =>
+          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, clip: chat.clip, signal }),
         ),
         signal,
       ).then((lease) => {
@@ -287,10 +287,11 @@ function videoOf(r: AskResult) {
 /** Failures while answering are about the conversation. */
 const GENERATION = { param: 'messages' };
 
-/** Cache key: the bytes plus the sampling settings, in a fixed key order. */
-function cacheKey(sha256: string, s: SamplingOptions): string {
+/** Cache key: the bytes plus the sampling settings, in a fixed key order, and the clip. */
+function cacheKey(sha256: string, s: SamplingOptions, clip?: Clip): string {
   const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
-  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}`;
+  const window = clip ? `|clip=${clip.startSec}-${clip.endSec}` : '';
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${window}`;
 }
 
 /** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */

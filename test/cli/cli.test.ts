@@ -134,6 +134,37 @@ describe('longshot CLI', () => {
     assert.equal(JSON.parse(rate.stdout).usage.videoTokens, 4 * 3 * 2);
   });
 
+  it('--clip samples one stretch: the sampling rules apply to the clip; a bad clip is a usage error (2)', async () => {
+    const [clipped, reversed, outside] = await Promise.all([
+      cli([
+        'ask',
+        clip,
+        'q',
+        '--clip',
+        '0.5-1.5',
+        '--fps',
+        '4',
+        '--model',
+        qwen,
+        '--max-new-tokens',
+        '2',
+        '--json',
+      ]),
+      cli(['ask', clip, 'q', '--clip', '5-3']),
+      cli(['ask', clip, 'q', '--clip', '7-9', '--model', qwen, '--max-new-tokens', '2']),
+    ]);
+    // 0.5–1.5 s of the 10 fps clip is frames 5…15 (11 frames); at 4 fps that is 4.4 → 4 frames, 2 pairs of 3×2.
+    assert.equal(clipped.code, 0, clipped.stderr);
+    assert.equal(JSON.parse(clipped.stdout).usage.videoTokens, 2 * 3 * 2);
+    assert.equal(reversed.code, 2, reversed.stderr);
+    assert.match(
+      reversed.stderr,
+      /--clip must be START-END in seconds with START < END \(e\.g\. 60-90\), got '5-3'/,
+    );
+    assert.equal(outside.code, 3, outside.stderr);
+    assert.match(outside.stderr, /the clip 7–9 s starts after the video ends \(2\.00 s\)/);
+  });
+
   it('serve refuses what it cannot do before loading the model: one line, exit 2', async () => {
     const busy = createNetServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
