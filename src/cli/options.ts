@@ -141,6 +141,7 @@ export function generationOf(o: Opts): GenerationOptions {
     'topP',
     'repetitionPenalty',
     'seed',
+    'reasoningBudget',
   ]) as GenerationOptions;
 }
 

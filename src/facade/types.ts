@@ -27,6 +27,12 @@ export interface GenerationOptions {
   topP?: number;
   repetitionPenalty?: number;
   seed?: number;
+  /**
+   * At most this many tokens of thinking, then the answer (Nemotron-H's convention: the thinking is cut at the
+   * budget, closed with `.\n</think>\n\n` unless it closed itself, and the same assistant message continues
+   * for the rest of `maxNewTokens`). Only models whose info says `reasoningBudget`.
+   */
+  reasoningBudget?: number;
 }
 
 export interface Usage {
@@ -65,6 +71,8 @@ export interface ModelInfo {
   videoRequired?: boolean;
   /** Whether it is a text model (no video policy, no vision encoder): videos and images are refused. */
   textOnly?: boolean;
+  /** Whether it honours `reasoningBudget` (a model that thinks in `<think>…</think>` first). */
+  reasoningBudget?: boolean;
 }
 
 export interface ModelLoadOptions {

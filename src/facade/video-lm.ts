@@ -205,6 +205,11 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
     const { video } = opts;
+    if (opts.reasoningBudget !== undefined && !this.info.reasoningBudget)
+      throw new UsageError(
+        `${this.info.architecture} does not think before answering: drop the reasoning budget`,
+        'reasoningBudget',
+      );
     if (!video) return this.runner.generate(turns, undefined, opts);
     if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
     return withReport(this.runner.generate(turns, encodingOf(video).encoded, opts), video.decode);

@@ -3,6 +3,7 @@
  * (`messages[1].content[0].video_url.url`) and what is expected. Besides the standard fields, longshot
  * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`,
  * `clip_start`/`clip_end` in seconds;
+ * `reasoning_budget` for models that think first;
  * the openai clients send them through `extra_body`; `fps` alone means `"sampling": "fps"`) and vLLM's
  * `top_k` / `repetition_penalty`.
  */
@@ -93,6 +94,12 @@ export function parseChatRequest(body: unknown): ChatRequest {
     topK: topK === -1 ? undefined : topK,
     repetitionPenalty: num(body, 'repetition_penalty', 'a number > 0', (v) => v > 0),
     seed: num(body, 'seed', 'an integer', Number.isInteger),
+    reasoningBudget: num(
+      body,
+      'reasoning_budget',
+      'a positive integer',
+      (v) => Number.isInteger(v) && v >= 1,
+    ),
   };
   const sampling: SamplingOptions = {
     frames: num(body, 'frames', 'an integer ≥ 2 (frames go in pairs)', (v) => Number.isInteger(v) && v >= 2),

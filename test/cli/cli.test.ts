@@ -104,6 +104,10 @@ describe('longshot CLI', () => {
       ],
       [['serve', '--port', 'http'], /--port must be an integer from 0 to 65535, got 'http'/],
       [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got '70000'/],
+      [
+        ['chat', 'hello', '--reasoning-budget', '4'],
+        /vamba does not think before answering: drop the reasoning budget/,
+      ],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([args, message], i) => {
