@@ -60,17 +60,18 @@ export function attention(
   o.commit();
 }
 
-// Per-thread scratch: packed query rows, f64 scores then probabilities, output rows.
-let qs = new Float64Array(0);
-let scores = new Float64Array(0);
-let os = new Float64Array(0);
+// Per-thread scratch: packed query rows, scores then probabilities, output rows. f32, so the fast GEMM
+// kernels run on them (the softmax sums in f64 registers).
+let qs = new Float32Array(0);
+let scores = new Float32Array(0);
+let os = new Float32Array(0);
 let lo = new Int32Array(0);
 let hi = new Int32Array(0);
 
 /**
  * Blocks [unitLo, unitHi) in (batch, kv head, query block) order. Row r of a block is query i0 + ⌊r/group⌋ of
  * head kh·group + r mod group. With those rows packed: S = scale·Q·Kᵀ over the union of the keys they may
- * see, an f64 softmax per row with every key outside that row's range at probability 0, then O = P·V.
+ * see, a softmax per row with every key outside that row's range at probability 0, then O = P·V.
  */
 export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number): void {
   const { sq, skv, kvLength, hq, hkv, d: dim, dv, scale, causal, queryOffset, segments } = a.desc;
@@ -79,9 +80,9 @@ export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number):
   const qpb = queriesPerBlock(a.desc);
   const blocks = Math.ceil(sq / qpb);
   const maxRows = qpb * group;
-  if (qs.length < maxRows * dim) qs = new Float64Array(maxRows * dim);
-  if (scores.length < maxRows * kvLength) scores = new Float64Array(maxRows * kvLength);
-  if (os.length < maxRows * dv) os = new Float64Array(maxRows * dv);
+  if (qs.length < maxRows * dim) qs = new Float32Array(maxRows * dim);
+  if (scores.length < maxRows * kvLength) scores = new Float32Array(maxRows * kvLength);
+  if (os.length < maxRows * dv) os = new Float32Array(maxRows * dv);
   if (lo.length < qpb) [lo, hi] = [new Int32Array(qpb), new Int32Array(qpb)];
   for (let u = unitLo; u < unitHi; u++) {
     const b = Math.floor(u / (hkv * blocks));
