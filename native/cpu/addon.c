@@ -1,7 +1,8 @@
 /*
  * The native CPU addon (Node-API): gemm(isa, a, aOff, aRow, aCol, b, bOff, bRow, bCol, bType, c, cOff, ldc, m, n,
  * k, alpha, bias, biasOff, accumulate) over typed arrays (shared or not; offsets in elements), computed on the
- * calling thread. The worker pool calls it from every thread. isas() lists the kernels this CPU can run, best
+ * calling thread, and softmaxRows(isa, s, sOff, rows, ld, width, lo, hi) (ls_softmax_rows_* in kernel.inc; lo and
+ * hi are Int32Arrays). The worker pool calls them from every thread. isas() lists the kernels this CPU can run, best
  * last: "base" (16-byte vectors) everywhere, then "avx2" and "avx512" where CPUID reports them.
  */
 #include <node_api.h>
@@ -22,16 +23,17 @@ typedef struct {
   const char *name;
   size_t (*pack_floats)(void);
   void (*gemm)(const ls_gemm_t *, float *);
+  void (*softmax_rows)(float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const int32_t *, const int32_t *);
 } isa_t;
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define X86 1
-static const isa_t ISAS[] = {{"base", ls_pack_floats_base, ls_gemm_base},
-                             {"avx2", ls_pack_floats_avx2, ls_gemm_avx2},
-                             {"avx512", ls_pack_floats_avx512, ls_gemm_avx512}};
+static const isa_t ISAS[] = {{"base", ls_pack_floats_base, ls_gemm_base, ls_softmax_rows_base},
+                             {"avx2", ls_pack_floats_avx2, ls_gemm_avx2, ls_softmax_rows_avx2},
+                             {"avx512", ls_pack_floats_avx512, ls_gemm_avx512, ls_softmax_rows_avx512}};
 #else
 #define X86 0
-static const isa_t ISAS[] = {{"base", ls_pack_floats_base, ls_gemm_base}};
+static const isa_t ISAS[] = {{"base", ls_pack_floats_base, ls_gemm_base, ls_softmax_rows_base}};
 #endif
 enum { NISA = sizeof ISAS / sizeof ISAS[0] };
 
@@ -47,14 +49,17 @@ static int supported(int isa) {
 /* Each thread's packing buffer (the pool's threads call in concurrently), sized for the largest kernel. */
 static _Thread_local float *pack;
 
-/* A typed array's elements; *elem = their size, 0 for a type the kernels do not take (data may be NULL when empty). */
+/*
+ * A typed array's elements; *elem = their size, 0 for a type the kernels do not take (f32, bf16/f16 bits and
+ * i32 ranges: Int32Array reports 8 so it cannot pass for f32). data may be NULL when empty.
+ */
 static void *data_of(napi_env env, napi_value v, size_t *elem) {
   napi_typedarray_type type;
   size_t length;
   void *data = NULL;
   *elem = 0;
   if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
-  *elem = type == napi_float32_array ? 4 : type == napi_uint16_array ? 2 : 0;
+  *elem = type == napi_float32_array ? 4 : type == napi_uint16_array ? 2 : type == napi_int32_array ? 8 : 0;
   return data;
 }
 
@@ -105,6 +110,32 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value softmax_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value v[8];
+  CHECK(napi_get_cb_info(env, info, &argc, v, NULL, NULL));
+  if (argc != 8) {
+    napi_throw_error(env, NULL, "longshot_cpu: softmaxRows takes 8 arguments");
+    return NULL;
+  }
+  int32_t isa;
+  int64_t off, rows, ld, width;
+  CHECK(napi_get_value_int32(env, v[0], &isa));
+  CHECK(napi_get_value_int64(env, v[2], &off));
+  CHECK(napi_get_value_int64(env, v[3], &rows));
+  CHECK(napi_get_value_int64(env, v[4], &ld));
+  CHECK(napi_get_value_int64(env, v[5], &width));
+  size_t es, el, eh;
+  float *s = data_of(env, v[1], &es);
+  const int32_t *lo = data_of(env, v[6], &el), *hi = data_of(env, v[7], &eh);
+  if (isa < 0 || isa >= NISA || !supported(isa) || es != 4 || el != 8 || eh != 8) {
+    napi_throw_error(env, NULL, "longshot_cpu: softmaxRows got an unsupported kernel or array type");
+    return NULL;
+  }
+  ISAS[isa].softmax_rows(s + off, rows, ld, width, lo, hi);
+  return NULL;
+}
+
 static napi_value isas(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value list, name;
@@ -122,6 +153,8 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "gemm", fn) != napi_ok ||
+      napi_create_function(env, "softmaxRows", NAPI_AUTO_LENGTH, softmax_rows, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "softmaxRows", fn) != napi_ok ||
       napi_create_function(env, "isas", NAPI_AUTO_LENGTH, isas, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "isas", fn) != napi_ok)
     return NULL;

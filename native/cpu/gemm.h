@@ -40,10 +40,12 @@ static inline float f16_to_f32(uint16_t h) {
   return ls_bits_f32(sign | ((e + 112) << 23) | (m << 13));
 }
 
-/* One kernel per instruction set (kernel.inc); `pack` holds ls_pack_floats_* floats. */
+/* One kernel set per instruction set (kernel.inc); `pack` holds ls_pack_floats_* floats. */
 #define LS_DECLARE(SUFFIX)                                                                                    \
   size_t ls_pack_floats_##SUFFIX(void);                                                                      \
-  void ls_gemm_##SUFFIX(const ls_gemm_t *g, float *pack);
+  void ls_gemm_##SUFFIX(const ls_gemm_t *g, float *pack);                                                    \
+  void ls_softmax_rows_##SUFFIX(float *s, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t width, const int32_t *lo,  \
+                                const int32_t *hi);
 LS_DECLARE(base)
 LS_DECLARE(avx2)
 LS_DECLARE(avx512)

@@ -13,3 +13,8 @@ __attribute__((export_name("gemm"))) void gemm(const float *a, ptrdiff_t aRow, p
   const ls_gemm_t g = {a, aRow, aCol, b, bRow, bCol, bType, c, ldc, m, n, k, alpha, bias, accumulate};
   ls_gemm_base(&g, pack);
 }
+
+__attribute__((export_name("softmax_rows"))) void softmax_rows(float *s, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t width,
+                                                               const int32_t *lo, const int32_t *hi) {
+  ls_softmax_rows_base(s, rows, ld, width, lo, hi);
+}

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { UsageError } from '../../errors.js';
 import { packageFile } from '../cuda/addon.js';
 import type { Gemm } from './gemm.js';
-import { wasmAvailable, wasmGemm } from './wasm.js';
+import { wasmAvailable, wasmGemm, wasmSoftmaxRows } from './wasm.js';
 
 /**
  * Which GEMM kernels the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
@@ -19,8 +19,22 @@ export type FastGemm = (
   bType: number,
 ) => void;
 
+/**
+ * Softmax of rows [0, rows) of s (stride ld) over columns [lo[r], hi[r]) of each, the rest of the first
+ * `width` columns set to 0; a row with no finite maximum becomes all 0.
+ */
+export type FastSoftmaxRows = (
+  s: Float32Array,
+  rows: number,
+  ld: number,
+  width: number,
+  lo: Int32Array,
+  hi: Int32Array,
+) => void;
+
 interface CpuAddon {
   gemm(isa: number, ...args: (number | Float32Array | Uint16Array | null)[]): void;
+  softmaxRows(isa: number, s: Float32Array, sOff: number, ...args: (number | Int32Array)[]): void;
   isas(): string[];
 }
 
@@ -114,11 +128,16 @@ const nativeGemm =
       g.accumulate ? 1 : 0,
     );
 
-const FAST: Record<Exclude<CpuKernels, 'ts'>, FastGemm> = {
-  wasm: wasmGemm,
-  base: nativeGemm(0),
-  avx2: nativeGemm(1),
-  avx512: nativeGemm(2),
+const nativeSoftmaxRows =
+  (isa: number): FastSoftmaxRows =>
+  (s, rows, ld, width, lo, hi) =>
+    addon!.softmaxRows(isa, s, 0, rows, ld, width, lo, hi);
+
+const FAST: Record<Exclude<CpuKernels, 'ts'>, { gemm: FastGemm; softmaxRows: FastSoftmaxRows }> = {
+  wasm: { gemm: wasmGemm, softmaxRows: wasmSoftmaxRows },
+  base: { gemm: nativeGemm(0), softmaxRows: nativeSoftmaxRows(0) },
+  avx2: { gemm: nativeGemm(1), softmaxRows: nativeSoftmaxRows(1) },
+  avx512: { gemm: nativeGemm(2), softmaxRows: nativeSoftmaxRows(2) },
 };
 
 /**
@@ -129,8 +148,16 @@ export function fastGemm(g: Gemm): boolean {
   const k = cpuKernels();
   if (k === 'ts' || !(g.a instanceof Float32Array) || !(g.c instanceof Float32Array)) return false;
   const f32 = g as Gemm & { a: Float32Array; c: Float32Array };
-  if (g.b instanceof Uint16Array) FAST[k](f32, g.b, g.bHalf === 'f16' ? 2 : 1);
-  else if (g.b instanceof Float32Array) FAST[k](f32, g.b, 0);
+  if (g.b instanceof Uint16Array) FAST[k].gemm(f32, g.b, g.bHalf === 'f16' ? 2 : 1);
+  else if (g.b instanceof Float32Array) FAST[k].gemm(f32, g.b, 0);
   else return false;
+  return true;
+}
+
+/** Runs the fast softmax (see FastSoftmaxRows) when fast kernels are in use; false leaves it to the caller. */
+export function fastSoftmaxRows(...args: Parameters<FastSoftmaxRows>): boolean {
+  const k = cpuKernels();
+  if (k === 'ts') return false;
+  FAST[k].softmaxRows(...args);
   return true;
 }

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { packageFile } from '../cuda/addon.js';
-import type { FastGemm } from './kernels.js';
+import type { FastGemm, FastSoftmaxRows } from './kernels.js';
 
 /**
- * The WebAssembly GEMM (native/cpu/gemm.wasm, built from the same C as the native addon with 128-bit SIMD).
+ * The WebAssembly kernels (native/cpu/gemm.wasm, built from the same C as the native addon with 128-bit SIMD).
  * Each thread has its own instance and memory: a call copies the parts of A, B (f32 or raw bf16/f16), the
  * bias and, when accumulating, C that it reads into that memory, runs, and copies C's rows back. The copies
  * are O(mk + kn + mn) against O(mnk) work.
@@ -11,6 +11,7 @@ import type { FastGemm } from './kernels.js';
 interface Instance {
   memory: WebAssembly.Memory;
   gemm: (...args: number[]) => void;
+  softmaxRows: (...args: number[]) => void;
   /** Byte offset of the packing buffers (after them, the operands). */
   pack: number;
   heap: number;
@@ -34,6 +35,7 @@ export function wasmAvailable(): boolean {
     instance = {
       memory: e.memory as WebAssembly.Memory,
       gemm: e.gemm as Instance['gemm'],
+      softmaxRows: e.softmax_rows as Instance['softmaxRows'],
       pack,
       heap: align(pack + packBytes),
     };
@@ -49,6 +51,28 @@ const align = (n: number) => Math.ceil(n / 64) * 64;
 const extent = (rows: number, cols: number, rowStride: number, colStride: number) =>
   rows > 0 && cols > 0 ? (rows - 1) * rowStride + (cols - 1) * colStride + 1 : 0;
 
+/** Grows the memory to hold `end` bytes; returns its buffer. */
+function reserve(w: Instance, end: number): ArrayBuffer {
+  const have = w.memory.buffer.byteLength;
+  if (end > have) w.memory.grow(Math.ceil((end - have) / 65536));
+  return w.memory.buffer;
+}
+
+export const wasmSoftmaxRows: FastSoftmaxRows = (s, rows, ld, width, lo, hi) => {
+  const w = instance!;
+  const len = extent(rows, width, ld, 1);
+  const sAt = w.heap;
+  const loAt = align(sAt + 4 * len);
+  const hiAt = loAt + 4 * rows;
+  const buf = reserve(w, hiAt + 4 * rows);
+  const view = new Float32Array(buf, sAt, len);
+  view.set(s.subarray(0, len));
+  new Int32Array(buf, loAt, rows).set(lo.subarray(0, rows));
+  new Int32Array(buf, hiAt, rows).set(hi.subarray(0, rows));
+  w.softmaxRows(sAt, rows, ld, width, loAt, hiAt);
+  s.set(view);
+};
+
 export const wasmGemm: FastGemm = (g, b, bType) => {
   const w = instance!;
   const { m, n, k } = g;
@@ -60,9 +84,7 @@ export const wasmGemm: FastGemm = (g, b, bType) => {
   const bAt = align(aAt + 4 * aLen);
   const cAt = align(bAt + bBytes * bLen);
   const biasAt = align(cAt + 4 * cLen);
-  const end = biasAt + (g.bias ? 4 * n : 0);
-  if (end > w.memory.buffer.byteLength) w.memory.grow(Math.ceil((end - w.memory.buffer.byteLength) / 65536));
-  const buf = w.memory.buffer;
+  const buf = reserve(w, biasAt + (g.bias ? 4 * n : 0));
   new Float32Array(buf, aAt, aLen).set(g.a.subarray(g.aOff, g.aOff + aLen));
   if (bType === 0) new Float32Array(buf, bAt, bLen).set((b as Float32Array).subarray(g.bOff, g.bOff + bLen));
   else new Uint16Array(buf, bAt, bLen).set((b as Uint16Array).subarray(g.bOff, g.bOff + bLen));
