@@ -206,6 +206,7 @@ async function showMoments(top: Moment[]): Promise<void> {
     box.append(card);
     await drawFrame(canvas, m.start);
     if (run !== momentsRun) return;
+    card.dataset.ready = '';
   }
 }
 
