@@ -1,7 +1,14 @@
-/** Folding the attention mass per video token into per-frame relevance, on cases worked by hand. */
+/**
+ * Folding the attention mass per video token into per-frame relevance, on cases worked by hand; and the
+ * whole path on the shipped models, judged by where the generator put the needle.
+ */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { frameRelevance, massPerGroup } from '../../src/facade/relevance.js';
+import { VideoLM } from '../../src/facade/video-lm.js';
+import type { NeedleSample } from '../../src/needle/tasks.js';
 import { assertClose } from '../helpers.js';
 
 describe('relevance', () => {
@@ -22,4 +29,33 @@ describe('relevance', () => {
   it('gives zeros when nothing was recorded', () => {
     assert.deepEqual(frameRelevance([0, 0], [0, 1]).scores, [0, 0]);
   });
+});
+
+describe('relevance of the shipped tiny models on the example needle videos', () => {
+  const questions: NeedleSample[] = readFileSync('examples/needle/questions.jsonl', 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  for (const model of ['models/needle-vamba-tiny', 'models/needle-qwen2vl-tiny'])
+    it(`${model}: the answer looks most at the frames that show the needle`, async () => {
+      using lm = await VideoLM.load(model);
+      for (const q of questions.filter((x) => x.needles.length === 1)) {
+        using video = await lm.encodeVideo(join('examples/needle', `${q.id}.mp4`));
+        const r = await lm.chat([{ role: 'user', content: q.question }], { video, relevance: true }).result();
+        const { timestampsSec: t, scores } = r.relevance!;
+        assert.deepEqual(t, video.timestampsSec);
+        assert.ok(Math.abs(scores.reduce((a, b) => a + b, 0) - 1) < 1e-6);
+        const best = Math.max(...scores);
+        const peak = t.filter((_, i) => scores[i] === best);
+        const n = q.needles[0];
+        assert.ok(
+          peak.some((s) => s >= n.startSec && s <= n.endSec),
+          `${q.id}: peak at ${peak} s, needle ${n.startSec}–${n.endSec} s`,
+        );
+        // Not asked for: not computed.
+        const plain = await lm.chat([{ role: 'user', content: q.question }], { video }).result();
+        assert.equal(plain.relevance, undefined);
+        assert.equal(plain.text, r.text);
+      }
+    });
 });
