@@ -29,6 +29,7 @@ import { Answer, type Generation } from './answer.js';
 import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
 import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './engine.js';
 import { inspectModel } from './inspect.js';
+import { frameRelevance } from './relevance.js';
 import type {
   AskResult,
   ChatTurn,
@@ -212,7 +213,7 @@ export class VideoLM implements ChatEngine, Disposable {
       );
     if (!video) return this.runner.generate(turns, undefined, opts);
     if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
-    return withReport(this.runner.generate(turns, encodingOf(video).encoded, opts), video.decode);
+    return withVideo(this.runner.generate(turns, encodingOf(video).encoded, opts), video);
   }
 
   /**
@@ -259,9 +260,14 @@ function labelOf(input: MediaInput): string {
   return s.startsWith('data:') ? 'a data: URL' : s;
 }
 
-/** The answer's summary names the video as decoded, so lost frames travel with every answer about it. */
-async function* withReport(generation: Generation, video: DecodeReport): Generation {
-  return { ...(yield* generation), video };
+/**
+ * The answer's summary names the video as decoded, so lost frames travel with every answer about it, and
+ * spreads the model's attention per token group over the frames' times.
+ */
+async function* withVideo(generation: Generation, handle: VideoHandle): Generation {
+  const { videoAttention, ...summary } = yield* generation;
+  const relevance = videoAttention && frameRelevance(videoAttention, handle.timestampsSec);
+  return { ...summary, video: handle.decode, ...(relevance && { relevance }) };
 }
 
 /** The sampled timestamps less those of frames that could not be decoded. */

@@ -2,10 +2,9 @@
  * Validation of an OpenAI Chat Completions request. Every problem is a 400 whose message names the field
  * (`messages[1].content[0].video_url.url`) and what is expected. Besides the standard fields, longshot
  * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`,
- * `clip_start`/`clip_end` in seconds;
- * `reasoning_budget` for models that think first;
- * the openai clients send them through `extra_body`; `fps` alone means `"sampling": "fps"`) and vLLM's
- * `top_k` / `repetition_penalty`.
+ * `clip_start`/`clip_end` in seconds; the openai clients send them through `extra_body`; `fps` alone means
+ * `"sampling": "fps"`), `reasoning_budget` for models that think first, `relevance` (also return where in the
+ * video the answer looked) and vLLM's `top_k` / `repetition_penalty`.
  */
 import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
 import type { Clip, LossPolicy } from '../media/index.js';
@@ -136,12 +135,14 @@ export function parseChatRequest(body: unknown): ChatRequest {
     throw badRequest(`clip_end: must be after clip_start (${clipStart} s), got ${clipEnd}`, 'clip_end');
   const clip =
     clipStart !== undefined && clipEnd !== undefined ? { startSec: clipStart, endSec: clipEnd } : undefined;
-  expect(
-    body.strict === undefined || body.strict === null || typeof body.strict === 'boolean',
-    'strict',
-    'a boolean',
-    body.strict,
-  );
+  for (const key of ['strict', 'relevance'])
+    expect(
+      body[key] === undefined || body[key] === null || typeof body[key] === 'boolean',
+      key,
+      'a boolean',
+      body[key],
+    );
+  if (body.relevance === true) generation.relevance = true;
   const loss: LossPolicy = {
     strict: body.strict === true ? true : undefined,
     maxLostFraction: num(body, 'max_lost_fraction', 'a fraction from 0 to 1', (v) => v >= 0 && v <= 1),
