@@ -33,7 +33,7 @@ Fixture folder:
   <case>/reference.safetensors  pixels, input_ids, prefill_logits [V] (last row), greedy_tokens [S],
                           step_logits [S, V] (prefill's last row, then each cached decode step's)
   transv/model.pth        torch.save of the same state dict (for the safe .pth reader)
-  dtypes.pth              torch.save of bf16 / f16 / i64 / f32 tensors, two of them views into one storage
+  dtypes.pth              torch.save of bf16 / f16 / i64 / f32 tensors, three of them views of one storage
   dtypes.safetensors      the same tensors (contiguous copies) to compare with
 """
 
@@ -451,6 +451,7 @@ def pth_fixture(d, gen):
         "i64": torch.arange(-3, 9, dtype=torch.int64).reshape(3, 4),
         "f32": base,
         "f32_rows": base[2:5],  # a view: same storage, offset 16
+        "f32_t": base.t(),  # a strided (transposed) view of it
         "scalar": torch.tensor(2.5),
     }
     torch.save(tensors, str(d / "dtypes.pth"))
