@@ -16,6 +16,11 @@ What is substituted, because mamba_ssm / causal_conv1d / flash_attn are not inst
     would keep a full-length mask after a drop);
   - `torch.cuda.default_stream` (NemotronHBlock.forward enters the device's default stream) returns None on the
     CPU, where `torch.cuda.stream(None)` is a no-op;
+  - in the vendored Mamba-2 `torch_forward` (prefill), B and C are tiled over the heads with `.repeat` (head h
+    reads group h mod n_groups), where the mamba_ssm kernels the official code runs give head h the group
+    h // (heads / n_groups), as the vendored decode path and transformers' own fallback do: the two lines are
+    patched to `.repeat_interleave` in a temporary copy (n_groups = 1 would hide it; Nano-9B has 8 groups);
+  - the vendored cache's `ssm_states` / `conv_states` lists get the `.device` the torch decode path reads;
   - transformers names that modeling_nano.py imports but this transformers version lacks (docstring decorators,
     `is_*_available` probes) by no-op stand-ins; the list is written to manifest.json (`shims`).
 
@@ -30,7 +35,8 @@ Fixture folder:
   <case>/config.json      our TimeViper config (llm_config, vision_config, pdrop_type, merge_module, ...)
   <case>/model.safetensors  the official state-dict layout (vision_backbone.featurizer.*, projector.projector.*,
                           llm_backbone.llm.backbone.*, llm_backbone.llm.lm_head.weight, merge_modules, alpha)
-  <case>/reference.safetensors  pixels, input_ids, prefill_logits [V] (last row), greedy_tokens [S],
+  <case>/reference.safetensors  pixels, visual [T, 16, H] (projected frame tokens), input_ids, prefill_logits [V]
+                          (last row), greedy_tokens [S],
                           step_logits [S, V] (prefill's last row, then each cached decode step's)
   transv/model.pth        torch.save of the same state dict (for the safe .pth reader)
   dtypes.pth              torch.save of bf16 / f16 / i64 / f32 tensors, three of them views of one storage
@@ -79,7 +85,9 @@ LLM = dict(
     attention_bias=False, mlp_bias=False, use_bias=False, mamba_conv_bias=True, mamba_proj_bias=False,
     tie_word_embeddings=False, pad_token_id=0, bos_token_id=1, eos_token_id=2,
 )
-PDROP = "uni_2_0.5-attn_6_0.25"
+# 64 vision tokens: the uniform stage keeps 22 (63 / 21 is an exact step, so torch's CPU and CUDA linspace
+# kernels agree), the attention-guided one 16.
+PDROP = "uni_2_0.34375-attn_6_0.25"
 FRAMES = 4
 PREFIX_IDS = [5, 17, 42, 8, 99]
 SUFFIX_IDS = [23, 64, 7, 150, 3, 77, 12]
@@ -176,10 +184,37 @@ def official_tome():
     return mod
 
 
+# The vendored torch fallback tiles B and C over the heads with .repeat (head h reads group h mod G), while the
+# mamba_ssm kernels the official code runs (and transformers' fixed fallback) give head h group h // (H / G).
+GROUP_TILING = (
+    "B = B.repeat(1, 1, self.num_heads // self.n_groups, 1)",
+    "C = C.repeat(1, 1, self.num_heads // self.n_groups, 1)",
+)
+
+
+def patched_nano_dir():
+    """A copy of the vendored nano package with the fallback's B/C head mapping made the kernels' one."""
+    src = REF / "timeviper/model/llm/llm_repo/nano"
+    dst = Path(tempfile.mkdtemp()) / "nano"
+    shutil.copytree(src, dst)
+    path = dst / "modeling_nano.py"
+    text = path.read_text()
+    for line in GROUP_TILING:
+        if line not in text:
+            raise RuntimeError(f"modeling_nano.py changed: no line {line!r} to patch")
+        name = line[0]
+        text = text.replace(
+            line, f"{name} = {name}.repeat_interleave(self.num_heads // self.n_groups, dim=2)"
+        )
+    path.write_text(text)
+    SHIMS.append("modeling_nano.py torch_forward: B/C .repeat over heads -> .repeat_interleave (the kernels' grouping)")
+    return dst
+
+
 def official_nano():
     install_stubs()
     pkg = types.ModuleType("tv_nano")
-    pkg.__path__ = [str(REF / "timeviper/model/llm/llm_repo/nano")]
+    pkg.__path__ = [str(patched_nano_dir())]
     sys.modules["tv_nano"] = pkg
     cfg = import_with_shims("tv_nano.configuration_nano")
     mn = import_with_shims("tv_nano.modeling_nano")
@@ -188,11 +223,19 @@ def official_nano():
     return cfg, mn
 
 
+class DeviceList(list):
+    """A list of per-layer states with the `.device` the vendored torch decode path reads off it (written for a
+    stacked tensor; the vendored cache keeps lists)."""
+
+    device = torch.device("cpu")
+
+
 def new_cache(mn, config):
-    """The vendored HybridMambaAttentionDynamicCache; if this transformers' DynamicCache cannot be its base (its
-    key_cache became a property), the same class source without that base (recorded in the shims)."""
+    """The vendored HybridMambaAttentionDynamicCache, its state lists given a `.device`; if this transformers'
+    DynamicCache cannot be its base (its key_cache became a property), the same class source without that base.
+    Both are recorded in the shims."""
     try:
-        return mn.HybridMambaAttentionDynamicCache(config, 1, dtype=torch.float32)
+        cache = mn.HybridMambaAttentionDynamicCache(config, 1, dtype=torch.float32)
     except Exception as e:
         import inspect
 
@@ -203,7 +246,13 @@ def new_cache(mn, config):
         exec(compile(src, "HybridMambaAttentionDynamicCache", "exec"), ns)
         SHIMS.append(f"HybridMambaAttentionDynamicCache without the DynamicCache base ({type(e).__name__}: {e})")
         mn.HybridMambaAttentionDynamicCache = ns["HybridMambaAttentionDynamicCache"]
-        return mn.HybridMambaAttentionDynamicCache(config, 1, dtype=torch.float32)
+        cache = mn.HybridMambaAttentionDynamicCache(config, 1, dtype=torch.float32)
+    cache.ssm_states = DeviceList(cache.ssm_states)
+    cache.conv_states = DeviceList(cache.conv_states)
+    note = "HybridMambaAttentionDynamicCache.{ssm,conv}_states: lists with a .device (the torch decode path reads it)"
+    if note not in SHIMS:
+        SHIMS.append(note)
+    return cache
 
 
 # ---- random weights ---------------------------------------------------------------------------------------------
@@ -420,7 +469,7 @@ def model_fixtures(d, gen, tome, cfg_mod, mn):
         if case == "transv":
             torch.save(state, str(cd / "model.pth"))
         save_file(
-            {"pixels": pixels, "input_ids": input_ids[0], "prefill_logits": steps[0],
+            {"pixels": pixels, "visual": visual.contiguous(), "input_ids": input_ids[0], "prefill_logits": steps[0],
              "greedy_tokens": torch.tensor(tokens), "step_logits": torch.stack(steps)},
             str(cd / "reference.safetensors"),
         )

@@ -64,12 +64,8 @@ export function parseTimeViperConfig(json: unknown, source = 'config.json'): Tim
   if (imageTokenId === undefined)
     throw f.error('image_token_index', 'is missing (the <image> placeholder id)');
   if (!(tokensPerFrame > 0)) throw f.error('num_compressed_tokens', 'must be a positive integer');
-  let featureBlock: number;
-  try {
-    featureBlock = resolveBlock(vision, f.int('vision_feature_block', -2));
-  } catch (e) {
-    throw f.error('vision_feature_block', (e as Error).message);
-  }
+  const block = f.num('vision_feature_block', -2);
+  const featureBlock = resolveBlock(vision, block);
   return {
     llm,
     vision,

@@ -59,17 +59,20 @@ export function stageCounts(
 }
 
 /**
- * torch.linspace(0, n − 1, keep, dtype=long): the step in double, the first half counted from the start and the
- * second from the end (as PyTorch's kernels do), each value truncated.
+ * torch.linspace(0, n − 1, keep, dtype=long) as PyTorch's CUDA kernel computes it (the official code runs it on
+ * the GPU): a float32 step, the first half counted from the start and the second from the end, in float32, each
+ * value truncated. (PyTorch's CPU kernel uses a float64 step, and before torch 2.1 an integer one; they agree
+ * whenever the step is exact.)
  */
 export function uniformKeep(n: number, keep: number): number[] {
   if (keep <= 0) return [];
   if (keep === 1) return [0];
-  const end = n - 1;
-  const step = end / (keep - 1);
+  const f = Math.fround;
+  const end = f(n - 1);
+  const step = f(end / f(keep - 1));
   const half = Math.floor(keep / 2);
   return Array.from({ length: keep }, (_, i) =>
-    Math.trunc(i < half ? step * i : end - step * (keep - i - 1)),
+    Math.trunc(i < half ? f(step * f(i)) : f(end - f(step * f(keep - i - 1)))),
   );
 }
 
