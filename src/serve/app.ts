@@ -12,6 +12,8 @@ import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
 import { checkFrameLoss, decodeReportJson } from '../media/index.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
+import { registerLiveSessions } from './live/routes.js';
+import type { LiveSessionOptions, LiveSessions } from './live/sessions.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
 import { type ChatRequest, parseChatRequest } from './request.js';
@@ -34,12 +36,15 @@ export interface ServeOptions {
   apiKey?: string;
   /** Largest request body (default 64 MiB, for data: URLs). */
   bodyLimit?: number;
+  /** Live video sessions (serve/live/): how many at once, when idle ones expire. */
+  live?: LiveSessionOptions;
 }
 
 export interface LongshotServer {
   app: FastifyInstance;
   queue: RequestQueue;
   cache: VideoCache;
+  live: LiveSessions;
   close(): Promise<void>;
 }
 
@@ -76,6 +81,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
           'invalid_api_key',
         );
     });
+
+  const live = registerLiveSessions(app, engine, policy, opts.live);
 
   const modelCard = { id: modelId, object: 'model', created, owned_by: 'longshot' };
   app.get('/health', async () => ({
@@ -135,7 +142,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     let lease: Lease | undefined;
     try {
       release = await queue.acquire(ctrl.signal);
-      lease = chat.media ? await leaseVideo(chat, ctrl.signal) : undefined;
+      lease = chat.media ? (live.lease(chat.media) ?? (await leaseVideo(chat, ctrl.signal))) : undefined;
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = engine.chat(chat.turns, {
         ...chat.generation,
@@ -271,6 +278,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     app,
     queue,
     cache,
+    live: live.sessions,
     async close() {
       queue.close();
       await app.close();
