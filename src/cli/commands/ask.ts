@@ -3,9 +3,10 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
-import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import { type Clip, decodeReportJson, describeFrameLoss } from '../../media/index.js';
 import type { ReductionRequest } from '../../models/reduction.js';
 import {
+  addClipOption,
   addGenerationOptions,
   addLossOptions,
   addModelOptions,
@@ -39,6 +40,7 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   using handle = await model.encodeVideo(video, {
     ...samplingOf(o),
     ...lossPolicyOf(o),
+    clip: o.clip as Clip | undefined,
     reduce: o.reduce as ReductionRequest | undefined,
     progress: videoProgress(bars),
   });
@@ -59,7 +61,9 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
 
 function withCommon(cmd: Command): Command {
   return addOutputOptions(
-    addGenerationOptions(addReduceOption(addLossOptions(addSamplingOptions(addModelOptions(cmd))))),
+    addGenerationOptions(
+      addReduceOption(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+    ),
   );
 }
 

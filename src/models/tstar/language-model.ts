@@ -11,8 +11,8 @@ import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { NemotronHForCausalLM } from '../nemotron_h/model.js';
-import { Qwen2Decoder } from '../qwen2vl/text.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
+import { Qwen2Decoder } from '../qwen2vl/text.js';
 import type { TstarText } from './config.js';
 
 export interface TstarLanguageModel extends Disposable {
