@@ -4,7 +4,7 @@
  *
  *   none       the model's tokens as they are
  *   uniform    per frame, a spatially uniform subset of the tokens (a fraction `keep`)
- *   tome       Token Merging per frame down to a fraction `keep` (src/nn/tome.ts, when this build has it)
+ *   tome       Token Merging per frame down to a fraction `keep` (src/nn/tome.ts, TimeViper's matching)
  *   transv     TimeViper's own transfer-and-drop inside its LLM: valid only for TimeViper
  *   mambamia   the MambaMia compressor: trained weights per LLM; TSTAR checkpoints carry theirs
  *
@@ -13,6 +13,7 @@
  * (Qwen2-VL's M-RoPE) puts each row at its first source's position.
  */
 import { ModelError, UsageError } from '../errors.js';
+import { TOME_HEADS, tomeApply, tomePlan } from '../nn/tome.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
@@ -66,14 +67,30 @@ const uniform: TokenReduction = {
   },
 };
 
+const tome: TokenReduction = {
+  name: 'tome',
+  summary: 'Token Merging per frame (bipartite soft matching) down to a fraction of the tokens',
+  async reduce(tokens, keep) {
+    const [frames, per, width] = tokens.shape;
+    const m = Math.max(1, Math.round(per * keep));
+    if (m >= per) return uniform.reduce!(tokens, 1);
+    // TimeViper's 16 metric heads where the width splits so, else the whole feature as one.
+    const groups = await tomePlan(tokens, m, width % TOME_HEADS ? 1 : TOME_HEADS);
+    const merged = tomeApply(tokens, groups);
+    const flat = merged.reshape([frames * m, width]);
+    merged.dispose();
+    const source = groups.flatMap((frame, f) =>
+      frame.map((g) => g.map((i) => f * per + i).sort((a, b) => a - b)),
+    );
+    return { tokens: flat, source };
+  },
+};
+
 const reductions = new Map<string, TokenReduction>(
   [
     { name: 'none', summary: 'the model’s video tokens as they are' },
     uniform,
-    {
-      name: 'tome',
-      summary: 'Token Merging per frame (bipartite soft matching) down to a fraction of the tokens',
-    },
+    tome,
     {
       name: 'transv',
       summary: 'TimeViper’s transfer-and-drop of vision tokens inside its LLM',

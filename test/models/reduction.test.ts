@@ -61,9 +61,13 @@ describe('token reduction choices', () => {
       resolveReduction({ method: 'mambamia' }, 'tstar', ['mambamia', 'uniform'])?.reduction.name,
       'mambamia',
     );
+    assert.equal(
+      resolveReduction({ method: 'tome', keep: 0.25 }, 'qwen2_vl', ['uniform', 'tome'])?.keep,
+      0.25,
+    );
     assert.throws(
-      () => resolveReduction({ method: 'tome' }, 'qwen2_vl', ['uniform']),
-      /tome is not available for qwen2_vl models in this build/,
+      () => resolveReduction({ method: 'transv' }, 'timeviper', []),
+      /transv is not available for timeviper models in this build/,
     );
     assert.throws(
       () => resolveReduction({ method: 'uniform' }, 'vamba', []),
@@ -90,6 +94,20 @@ describe('uniform drop', () => {
     using t = r.tokens;
     assert.deepEqual(r.source, [[1], [3], [5], [7]]);
     assert.deepEqual(Array.from(await t.data()), [2, 3, 6, 7, 10, 11, 14, 15]);
+  });
+});
+
+describe('ToMe as a reduction', () => {
+  it('merges the most similar pair of a frame and names the merged rows as one source', async () => {
+    const tome = tokenReductions().find((r) => r.name === 'tome')!;
+    // Tokens 0 and 1 equal, 2 and 3 orthogonal to them and each other (width 20: the metric is the whole feature).
+    const e = (i: number, v = 1) => Array.from({ length: 20 }, (_, j) => (j === i ? v : 0));
+    using x = ops.tensor(be, [...e(0, 2), ...e(0, 2), ...e(1), ...e(2)], [1, 4, 20]);
+    const r = await tome.reduce!(x, 0.75);
+    using t = r.tokens;
+    // The official order: unmerged A tokens (even positions), then every B token (odd positions).
+    assert.deepEqual(r.source, [[2], [0, 1], [3]]);
+    assert.deepEqual(Array.from(await t.data()), [...e(1), ...e(0, 2), ...e(2)]);
   });
 });
 
@@ -151,7 +169,7 @@ describe('Qwen2-VL runner with a token reduction (tiny random model)', () => {
       be,
     );
     try {
-      assert.deepEqual(runner.reductions, ['uniform']);
+      assert.deepEqual(runner.reductions, ['uniform', 'tome']);
       const plain = await encodeAndAsk(runner, null);
       const all = await encodeAndAsk(runner, 1);
       assert.deepEqual(all, plain);
