@@ -12,7 +12,7 @@
  * rows it stands for (`source`, global indices `frame·perFrame + j`): a family that places tokens by position
  * (Qwen2-VL's M-RoPE) puts each row at its first source's position.
  */
-import { ModelError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { TOME_HEADS, tomeApply, tomePlan } from '../nn/tome.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -125,9 +125,9 @@ export function parseReduction(spec: string): ReductionRequest {
 }
 
 /**
- * The strategy a request names for a runner of `family` that applies `applies` (besides `none`): null for none
- * (or the model's own), else the strategy; a choice the model cannot take is a UsageError (ModelError when it
- * lacks trained weights) that says why.
+ * The strategy a request names for a runner of `family` that applies `applies` (besides `none`): null for none,
+ * else the strategy; a choice the model cannot take (including one that needs trained weights it lacks) is a
+ * UsageError that says why.
  */
 export function resolveReduction(
   request: ReductionRequest | undefined,
@@ -146,7 +146,7 @@ export function resolveReduction(
     );
   if (!applies.includes(r.name)) {
     if (r.needsWeights)
-      throw new ModelError(`reduce: ${r.name} needs ${r.needsWeights}; this ${family} model has none`);
+      throw new UsageError(`reduce: ${r.name} needs ${r.needsWeights}; this ${family} model has none`);
     if (r.onlyFor || !r.reduce)
       throw new UsageError(`reduce: ${r.name} is not available for ${family} models in this build`);
     throw new UsageError(`reduce: ${family} models take ${['none', ...applies].join(', ')}, not ${r.name}`);

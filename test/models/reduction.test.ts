@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { ModelError, UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/errors.js';
 import type { ModelRunner } from '../../src/models/family.js';
 import { readQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { getRopeIndex } from '../../src/models/qwen2vl/rope-index.js';
@@ -55,7 +55,7 @@ describe('token reduction choices', () => {
     assert.throws(
       () => resolveReduction({ method: 'mambamia' }, 'qwen2_vl', ['uniform']),
       (e: unknown) =>
-        e instanceof ModelError && /needs a MambaMia compressor trained for this model’s LLM/.test(e.message),
+        e instanceof UsageError && /needs a MambaMia compressor trained for this model’s LLM/.test(e.message),
     );
     assert.equal(
       resolveReduction({ method: 'mambamia' }, 'tstar', ['mambamia', 'uniform'])?.reduction.name,
