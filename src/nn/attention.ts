@@ -22,6 +22,11 @@ export interface SelfAttentionInputs {
   rope: Rope | null;
   /** Appends k/v to this cache layer and attends over the whole history. */
   cache?: { cache: HybridCache; layer: number } | null;
+  /**
+   * Batched decoding: row i of x is the next token of the sequence whose cache is rows[i] (its K/V are
+   * appended there, not committed) and attends over that sequence's history only.
+   */
+  rows?: readonly { cache: HybridCache; layer: number }[] | null;
   causal?: boolean;
 }
 
@@ -70,7 +75,19 @@ export class SelfAttention implements Disposable {
       }
       const causal = inputs.causal ?? true;
       let out: Tensor;
-      if (inputs.cache) {
+      if (inputs.rows) {
+        // Row i of k/v as [1, 1, kvHeads, headDim] (a view).
+        const row = (t: Tensor, i: number) =>
+          t
+            .reshape([seq, numKvHeads, headDim])
+            .narrow(i, i + 1)
+            .reshape([1, 1, numKvHeads, headDim]);
+        const kvs = inputs.rows.map(({ cache, layer }, i) => {
+          const kv = cache.write(layer, row(k, i), row(v, i));
+          return { k: kv.k, v: kv.v, length: kv.kvLength };
+        });
+        out = ops.attentionRows(q.reshape([seq, numHeads, headDim]), kvs);
+      } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
         out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;

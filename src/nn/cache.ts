@@ -217,3 +217,24 @@ export class CacheSnapshot implements Disposable {
 
 const statesBytes = (states: readonly (Mamba2State | null)[]): number =>
   states.reduce((n, s) => n + (s ? s.conv.bytes + s.ssm.bytes : 0), 0);
+
+/** The caches of one forward pass: one sequence's, one per row (batched decoding: a token each), or none. */
+export type Caches = HybridCache | readonly HybridCache[] | null;
+
+/** Where layer `layer`'s K/V (or Mamba state) go: `cache` for one sequence, `rows` for a batched step. */
+export interface LayerCaches {
+  cache: { cache: HybridCache; layer: number } | null;
+  rows: { cache: HybridCache; layer: number }[] | null;
+}
+
+export function layerCaches(caches: Caches, layer: number | null): LayerCaches {
+  if (!caches || layer === null) return { cache: null, rows: null };
+  if (caches instanceof HybridCache) return { cache: { cache: caches, layer }, rows: null };
+  return { cache: null, rows: caches.map((cache) => ({ cache, layer })) };
+}
+
+/** Commits `n` tokens to one cache, or one token to each cache of a batched step. */
+export function commitCaches(caches: Caches, n: number): void {
+  if (caches instanceof HybridCache) caches.commit(n);
+  else for (const c of caches ?? []) c.commit(1);
+}

@@ -350,6 +350,30 @@ export class Mamba2 implements Disposable {
     );
   }
 
+  /**
+   * Batched decoding: row i of u [n, dModel] is one token of the sequence whose state is states[i] (advanced
+   * in place). The projections run once for all rows; the conv and SSM updates per sequence.
+   */
+  stepRows(u: Tensor, states: readonly Mamba2State[]): Tensor {
+    this.assertCausal('step');
+    const n = u.shape[0];
+    return tidy(() => {
+      const p = this.project(u.reshape([n, 1, this.config.dModel]));
+      const ys = states.map((s, i) =>
+        this.fwd.step(
+          {
+            x: p.x.narrow(i, i + 1),
+            bc: p.bc.narrow(i, i + 1),
+            dt: p.dt.narrow(i, i + 1),
+            z: p.z.narrow(i, i + 1),
+          },
+          s,
+        ),
+      );
+      return this.out_proj.forward(n === 1 ? ys[0] : ops.concat(ys, 0));
+    });
+  }
+
   /** Both directions over the whole sequence, combined before out_proj. */
   private bidirectional(u: Tensor): Tensor {
     return tidy(() => {

@@ -157,6 +157,16 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
+/** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
+export interface AttentionRowsDesc {
+  rows: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  scale: number;
+}
+
 /** Causal depthwise conv1d over x [batch, len, channels] with kernel width `width`. */
 export interface Conv1dDesc {
   batch: number;
@@ -252,6 +262,16 @@ export interface Backend {
     mask: Tensor | null,
     weights: Tensor | null,
     desc: AttentionDesc,
+  ): void;
+  /**
+   * Optional batched decode attention: out [rows, hq, dv], q [rows, hq, d]; row i attends to the first
+   * kvs[i].length keys of kvs[i].k/v [1, skv_i, hkv, d]. Without it, ops loop over `attention`.
+   */
+  attentionRows?(
+    out: Tensor,
+    q: Tensor,
+    kvs: readonly { k: Tensor; v: Tensor; length: number }[],
+    desc: AttentionRowsDesc,
   ): void;
   /**
    * y = conv(x) (+ bias) (then SiLU), weight [channels, width]. `state` [batch, width−1, channels] holds the

@@ -597,6 +597,72 @@ export function attention(
   return { out, weights };
 }
 
+/** One query row's keys/values: k/v [1, skv, hkv, d] of which the first `length` are valid. */
+export interface RowKV {
+  k: Tensor;
+  v: Tensor;
+  length: number;
+}
+
+/**
+ * Decode attention of `rows` sequences at once: query row i (q [rows, hq, d]) attends to the first
+ * kvs[i].length keys of its own K/V (a single query sees its whole history, so causal masking is moot).
+ * Returns [rows, hq, dv]. Backends without a batched kernel run one attention per row on views.
+ */
+export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: number } = {}): Tensor {
+  q.assertLive('attentionRows');
+  const [rows, hq, d] = q.shape;
+  if (q.rank !== 3 || rows !== kvs.length)
+    throw new ShapeError(`attentionRows: q ${fmt(q.shape)} must be [${kvs.length}, heads, dim]`);
+  if (!rows) throw new ShapeError('attentionRows: no rows');
+  const [, , hkv, dv] = kvs[0].v.shape;
+  for (const [i, { k, v, length }] of kvs.entries()) {
+    k.assertLive('attentionRows');
+    v.assertLive('attentionRows');
+    const ok =
+      k.rank === 4 &&
+      k.shape[0] === 1 &&
+      sameShape(k.shape.slice(2), [hkv, d]) &&
+      sameShape(v.shape, [1, k.shape[1], hkv, dv]) &&
+      k.dtype === q.dtype &&
+      v.dtype === q.dtype &&
+      Number.isInteger(length) &&
+      length >= 1 &&
+      length <= k.shape[1];
+    if (!ok)
+      throw new ShapeError(
+        `attentionRows: row ${i}'s k ${k.dtype} ${fmt(k.shape)} / v ${fmt(v.shape)} (length ${length}) do not fit q ${q.dtype} ${fmt(q.shape)}`,
+      );
+  }
+  if (hkv === 0 || hq % hkv) throw new ShapeError(`attentionRows: ${hq} heads, ${hkv} kv heads`);
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const out = empty(q.backend, [rows, hq, dv], q.dtype);
+  const b = q.backend;
+  if (b.attentionRows) {
+    b.attentionRows(out, q, kvs, { rows, hq, hkv, d, dv, scale });
+    return out;
+  }
+  for (const [i, { k, v, length }] of kvs.entries()) {
+    using qi = q.narrow(i, i + 1);
+    using oi = out.narrow(i, i + 1);
+    b.attention(oi, qi, k, v, null, null, {
+      batch: 1,
+      sq: 1,
+      skv: k.shape[1],
+      kvLength: length,
+      hq,
+      hkv,
+      d,
+      dv,
+      scale,
+      causal: false,
+      queryOffset: 0,
+      segments: null,
+    });
+  }
+  return out;
+}
+
 // ---- state-space ops ---------------------------------------------------------------------------
 
 /**

@@ -12,7 +12,7 @@
  */
 
 import { SelfAttention } from '../../nn/attention.js';
-import type { HybridCache } from '../../nn/cache.js';
+import { type Caches, layerCaches } from '../../nn/cache.js';
 import { CrossAttention, type CrossKV } from '../../nn/cross-attention.js';
 import { Mamba2Block, type Mamba2Config } from '../../nn/mamba2.js';
 import { GatedMLP } from '../../nn/mlp.js';
@@ -115,14 +115,17 @@ export class VambaDecoderLayer implements Disposable {
     return { kv, V: v };
   }
 
-  /** The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`. */
-  forward(H: Tensor, inputs: { rope: Rope; cache: HybridCache; layer: number; kv: CrossKV }): Tensor {
+  /**
+   * The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`; or, in
+   * batched decoding, row i one token of caches[i]'s sequence attending to its video's kv[i].
+   */
+  forward(
+    H: Tensor,
+    inputs: { rope: Rope; cache: Caches; layer: number; kv: CrossKV | readonly CrossKV[] },
+  ): Tensor {
     return tidy(() => {
       const x = this.input_layernorm.forward(H);
-      const sa = this.self_attn.forward(x, {
-        rope: inputs.rope,
-        cache: { cache: inputs.cache, layer: inputs.layer },
-      });
+      const sa = this.self_attn.forward(x, { rope: inputs.rope, ...layerCaches(inputs.cache, inputs.layer) });
       const ca = this.cross_attn.forward(x, inputs.kv, this.switches.crossRope ? inputs.rope : null);
       let mixed: Tensor;
       if (this.alpha === null) mixed = ops.add(sa, ca);
