@@ -97,7 +97,7 @@ export class DecodeBatcher {
       );
       this.stats.steps++;
       this.stats.tokens += batch.length;
-      batch.forEach((p, i) => p.resolve(ids[i]));
+      for (const [i, p] of batch.entries()) p.resolve(ids[i]);
     } catch (e) {
       for (const p of batch) p.reject(e);
     } finally {
@@ -111,8 +111,8 @@ const batchers = new WeakMap<object, DecodeBatcher>();
 
 /** The batcher of the sessions sharing `key` (their model). */
 export function batcherFor(key: object): DecodeBatcher {
-  let b = batchers.get(key);
-  if (!b) batchers.set(key, (b = new DecodeBatcher()));
+  const b = batchers.get(key) ?? new DecodeBatcher();
+  batchers.set(key, b);
   return b;
 }
 

@@ -76,17 +76,20 @@ export class SelfAttention implements Disposable {
       const causal = inputs.causal ?? true;
       let out: Tensor;
       if (inputs.rows) {
-        // Row i of k/v as [1, 1, kvHeads, headDim] (a view).
-        const row = (t: Tensor, i: number) =>
-          t
-            .reshape([seq, numKvHeads, headDim])
-            .narrow(i, i + 1)
-            .reshape([1, 1, numKvHeads, headDim]);
-        const kvs = inputs.rows.map(({ cache, layer }, i) => {
-          const kv = cache.write(layer, row(k, i), row(v, i));
-          return { k: kv.k, v: kv.v, length: kv.kvLength };
-        });
-        out = ops.attentionRows(q.reshape([seq, numHeads, headDim]), kvs);
+        // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
+        const rooms = inputs.rows.map(({ cache, layer }) => ({ ...cache.room(layer, 1), at: cache.length }));
+        ops.scatterRows(
+          k.reshape([seq, numKvHeads * headDim]),
+          rooms.map((r) => ({ dst: r.k, at: r.at })),
+        );
+        ops.scatterRows(
+          v.reshape([seq, numKvHeads * headDim]),
+          rooms.map((r) => ({ dst: r.v, at: r.at })),
+        );
+        out = ops.attentionRows(
+          q.reshape([seq, numHeads, headDim]),
+          rooms.map((r) => ({ k: r.k, v: r.v, length: r.at + 1 })),
+        );
       } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);

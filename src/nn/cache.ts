@@ -140,12 +140,18 @@ export class HybridCache implements Disposable {
    */
   write(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; kvLength: number } {
     const n = k.shape[1];
+    const room = this.room(layer, n);
+    ops.writeSlice(room.k, k, 1, this.length);
+    ops.writeSlice(room.v, v, 1, this.length);
+    return { k: room.k, v: room.v, kvLength: this.length + n };
+  }
+
+  /** Attention layer `layer`'s K/V buffers with room for `n` more tokens at `length` (the caller writes them). */
+  room(layer: number, n: number): { k: Tensor; v: Tensor } {
     this.reserve(n);
-    const [kb, vb] = [this.#buf.k[layer], this.#buf.v[layer]];
-    if (!kb || !vb) throw new TypeError(`cache layer ${layer} is a Mamba layer, not attention`);
-    ops.writeSlice(kb, k, 1, this.length);
-    ops.writeSlice(vb, v, 1, this.length);
-    return { k: kb, v: vb, kvLength: this.length + n };
+    const [k, v] = [this.#buf.k[layer], this.#buf.v[layer]];
+    if (!k || !v) throw new TypeError(`cache layer ${layer} is a Mamba layer, not attention`);
+    return { k, v };
   }
 
   /** Mamba layer `layer`'s state after `length` tokens, or null before any (zeros). Steps update it in place. */

@@ -663,6 +663,40 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
   return out;
 }
 
+/**
+ * Row i of x [n, ...] into dsts[i].dst, a tensor of rows of the same size (e.g. a K/V buffer [1, capacity,
+ * heads, dim]), at row dsts[i].at: the new keys of n sequences appended to their caches in one call.
+ */
+export function scatterRows(x: Tensor, dsts: readonly { dst: Tensor; at: number }[]): void {
+  x.assertLive('scatterRows');
+  const n = x.shape[0];
+  if (x.rank < 2 || n !== dsts.length)
+    throw new ShapeError(`scatterRows: x ${fmt(x.shape)} must have ${dsts.length} rows`);
+  const row = x.size / n;
+  for (const [i, { dst, at }] of dsts.entries()) {
+    dst.assertLive('scatterRows');
+    if (
+      dst.dtype !== x.dtype ||
+      dst.size % row ||
+      !Number.isInteger(at) ||
+      at < 0 ||
+      (at + 1) * row > dst.size
+    )
+      throw new ShapeError(
+        `scatterRows: row ${i} does not fit ${dst.dtype} ${fmt(dst.shape)} at row ${at} (rows of ${row} ${x.dtype})`,
+      );
+  }
+  const b = x.backend;
+  if (b.scatterRows) {
+    b.scatterRows(x, dsts, row);
+    return;
+  }
+  for (const [i, { dst, at }] of dsts.entries()) {
+    using xi = x.narrow(i, i + 1);
+    b.writeSlice(dst, xi, 1, dst.size / row, row, at);
+  }
+}
+
 // ---- state-space ops ---------------------------------------------------------------------------
 
 /**
@@ -786,6 +820,72 @@ export function ssmStep(i: SsdInputs & { state: Tensor }): Tensor {
   } finally {
     x4.x.dispose();
   }
+}
+
+/** Whether `backend` runs the batched Mamba-2 decode step in one call (`mambaStepRows`). */
+export const hasMambaStepRows = (backend: Backend): boolean => backend.mambaStepRows !== undefined;
+
+export interface MambaStepRowsInputs {
+  /** [rows, dInner], [rows, 2·groups·dState], [rows, heads] (raw, before dt_bias): in_proj's parts. */
+  x: Tensor;
+  bc: Tensor;
+  dt: Tensor;
+  /** conv1d weight [convDim, 1 or absent, width] and bias. */
+  conv: { weight: Tensor; bias: Tensor | null };
+  /** f32 [heads]. */
+  dtBias: Tensor;
+  A: Tensor;
+  D: Tensor | null;
+  dtLimit: readonly [number, number];
+  headDim: number;
+  groups: number;
+  /** Each sequence's state, advanced in place: conv [1, width−1, convDim], ssm [1, heads, headDim, dState] f32. */
+  states: readonly { conv: Tensor; ssm: Tensor }[];
+}
+
+/** One Mamba-2 decode step of several sequences (backends with `mambaStepRows`); y [rows, dInner] before the gate. */
+export function mambaStepRows(i: MambaStepRowsInputs): Tensor {
+  const b = i.x.backend;
+  if (!b.mambaStepRows) throw new Error(`mambaStepRows: the ${b.name} backend has no batched Mamba step`);
+  const [rows, dInner] = i.x.shape;
+  const heads = i.dt.shape[1];
+  const dState = i.bc.shape[1] / (2 * i.groups);
+  const convDim = dInner + 2 * i.groups * dState;
+  const width = i.conv.weight.shape[i.conv.weight.rank - 1];
+  const ok =
+    i.x.rank === 2 &&
+    sameShape(i.bc.shape, [rows, 2 * i.groups * dState]) &&
+    sameShape(i.dt.shape, [rows, heads]) &&
+    Number.isInteger(dState) &&
+    heads * i.headDim === dInner &&
+    i.conv.weight.size === convDim * width &&
+    i.dtBias.dtype === 'f32' &&
+    i.A.dtype === 'f32' &&
+    i.states.length === rows &&
+    i.states.every(
+      (s) =>
+        s.conv.dtype === i.x.dtype &&
+        sameShape(s.conv.shape, [1, width - 1, convDim]) &&
+        s.ssm.dtype === 'f32' &&
+        sameShape(s.ssm.shape, [1, heads, i.headDim, dState]),
+    );
+  if (!ok)
+    throw new ShapeError(
+      `mambaStepRows: x ${fmt(i.x.shape)}, bc ${fmt(i.bc.shape)}, dt ${fmt(i.dt.shape)}, conv weight ${fmt(i.conv.weight.shape)} and ${i.states.length} states disagree`,
+    );
+  const y = empty(b, [rows, dInner], i.x.dtype);
+  b.mambaStepRows(y, i.x, i.bc, i.dt, i.conv, i.dtBias, i.A, i.D, i.states, {
+    rows,
+    dInner,
+    groups: i.groups,
+    dState,
+    heads,
+    headDim: i.headDim,
+    width,
+    dtMin: i.dtLimit[0],
+    dtMax: i.dtLimit[1],
+  });
+  return y;
 }
 
 // ---- lookup, reductions, sampling --------------------------------------------------------------

@@ -61,7 +61,10 @@ async function sameTokensTogether<I>(key: object, cases: Case<I>[]): Promise<voi
   assert.deepEqual(together, alone);
   const steps = stats.steps - before.steps;
   const tokens = stats.tokens - before.tokens;
-  assert.equal(tokens, alone.reduce((n, t) => n + t.length - 1, 0));
+  assert.equal(
+    tokens,
+    alone.reduce((n, t) => n + t.length - 1, 0),
+  );
   assert.ok(steps < tokens, `${steps} steps for ${tokens} tokens: nothing was batched`);
   assert.equal(stats.members, 0);
 }
@@ -130,11 +133,7 @@ describe('batched decoding', () => {
     // The whole prompt runs for the video question without the prefix (its M-RoPE delta is the prompt's own).
     const sessionFor = (i: number) => () =>
       model.session({ capacity: 8, prefix: i === 0 || i === 1 ? null : prefix });
-    await stepManyMatches(
-      () => inputs.map((_, i) => sessionFor(i)()),
-      inputs,
-      [3, 99, 250, 7],
-    );
+    await stepManyMatches(() => inputs.map((_, i) => sessionFor(i)()), inputs, [3, 99, 250, 7]);
     await sameTokensTogether(
       model,
       inputs.map((input, i) => ({ session: sessionFor(i), input, opts: OPTS[i] })),

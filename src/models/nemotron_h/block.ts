@@ -6,8 +6,9 @@
  *   -  MLP down(relu²(up(x))).
  * The residual stream may be kept in f32 (`residual_in_fp32`) while the mixers compute in the weights' dtype.
  */
-import { SelfAttention, type SelfAttentionConfig } from '../../nn/attention.js';
+
 import { InputError } from '../../errors.js';
+import { SelfAttention, type SelfAttentionConfig } from '../../nn/attention.js';
 import type { HybridCache, LayerCaches } from '../../nn/cache.js';
 import { Mamba2, type Mamba2Config, type Mamba2State, mamba2Config } from '../../nn/mamba2.js';
 import { MLP } from '../../nn/mlp.js';

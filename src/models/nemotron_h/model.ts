@@ -11,8 +11,8 @@ import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
 import {
   type CacheLayer,
-  type Caches,
   type CacheSnapshot,
+  type Caches,
   commitCaches,
   HybridCache,
   layerCaches,
