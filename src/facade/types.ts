@@ -65,6 +65,20 @@ export interface ModelInfo {
   videoRequired?: boolean;
   /** Whether it is a text model (no video policy, no vision encoder): videos and images are refused. */
   textOnly?: boolean;
+  /** The cache memory one conversation holds while it decodes (the server's admission estimate). */
+  decodeCache?: DecodeCacheSize;
+}
+
+export interface DecodeCacheSize {
+  /** K/V bytes each token of the conversation adds. */
+  bytesPerToken: number;
+  /** Bytes of state a conversation holds whatever its length (Mamba states). */
+  bytesPerSequence: number;
+  /**
+   * Whether a question about an encoded video holds a copy of the video tokens' K/V while other questions
+   * about it decode (Qwen2-VL's video prefix); else the video's state is shared (Vamba's cross-attention K/V).
+   */
+  videoTokensCopied: boolean;
 }
 
 export interface ModelLoadOptions {

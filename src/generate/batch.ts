@@ -31,7 +31,7 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Counters a server reports (see serve/metrics.ts). */
+/** Counters a server reports (serve/metrics.ts): one batcher's, or `decodeTotals` over all of them. */
 export interface BatchStats {
   /** Batched steps run and the tokens they produced. */
   steps: number;
@@ -39,6 +39,9 @@ export interface BatchStats {
   /** Generations decoding now. */
   members: number;
 }
+
+/** Steps, tokens and decoding generations of every batcher of this process. */
+export const decodeTotals: BatchStats = { steps: 0, tokens: 0, members: 0 };
 
 export class DecodeBatcher {
   #members = 0;
@@ -50,11 +53,13 @@ export class DecodeBatcher {
   /** A generation starts decoding (after its prefill). */
   join(): void {
     this.stats.members = ++this.#members;
+    decodeTotals.members++;
   }
 
   /** A generation ended; the others no longer wait for it. */
   leave(): void {
     this.stats.members = --this.#members;
+    decodeTotals.members--;
     this.#schedule();
   }
 
@@ -95,8 +100,10 @@ export class DecodeBatcher {
         logits,
         batch.map((p) => p.sampling),
       );
-      this.stats.steps++;
-      this.stats.tokens += batch.length;
+      for (const s of [this.stats, decodeTotals]) {
+        s.steps++;
+        s.tokens += batch.length;
+      }
       for (const [i, p] of batch.entries()) p.resolve(ids[i]);
     } catch (e) {
       for (const p of batch) p.reject(e);

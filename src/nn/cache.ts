@@ -11,7 +11,7 @@
  * continuation is writing there, and copies the prefix into buffers of its own otherwise.
  */
 import type { Backend } from '../runtime/backend.js';
-import type { DType } from '../runtime/dtype.js';
+import { BYTES_PER_ELEMENT, type DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import { keep } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -30,6 +30,13 @@ export interface HybridCacheOptions {
 /** `n` attention layers of the same shape (a plain transformer decoder). */
 export const attentionLayers = (n: number, kvHeads: number, headDim: number): CacheLayer[] =>
   Array.from({ length: n }, () => ({ kind: 'attention', kvHeads, headDim }));
+
+/** K/V bytes one token adds to a cache of these layers. */
+export const kvBytesPerToken = (layers: readonly CacheLayer[], dtype: DType): number =>
+  layers.reduce(
+    (n, l) => n + (l.kind === 'attention' ? 2 * l.kvHeads * l.headDim * BYTES_PER_ELEMENT[dtype] : 0),
+    0,
+  );
 
 /** The K/V buffers of every attention layer (null for Mamba layers), shared by a cache and its snapshots. */
 export class KVBuffers {

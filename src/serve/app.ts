@@ -8,11 +8,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { ChatEngine } from '../facade/engine.js';
+import type { ChatEngine, VideoHandle } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
 import { checkFrameLoss, decodeReportJson } from '../media/index.js';
+import { getBackend } from '../runtime/device.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
+import { type Outcome, ServerMetrics } from './metrics.js';
 import { RequestQueue } from './queue.js';
 import { type ChatRequest, parseChatRequest } from './request.js';
 import { type Lease, VideoCache } from './video-cache.js';
@@ -20,8 +22,13 @@ import { type Lease, VideoCache } from './video-cache.js';
 export interface ServeOptions {
   /** The id `/v1/models` lists and requests must name (default: the engine's model id). */
   modelId?: string;
-  /** Requests running on the model at once (default 1). */
+  /** Requests running on the model at once, their decode steps batched together (default 8). */
   concurrency?: number;
+  /**
+   * Cache memory the running requests may hold together, by the model's estimate (`ModelInfo.decodeCache`);
+   * a request that does not fit waits, one that never fits gets 413 (default: no limit).
+   */
+  cacheBudgetBytes?: number;
   /** Requests waiting beyond those (default 16); more get 429. */
   maxQueue?: number;
   /** Per-request limit, queueing included (default 10 min). */
@@ -45,7 +52,8 @@ export interface LongshotServer {
 
 export function createServer(engine: ChatEngine, opts: ServeOptions = {}): LongshotServer {
   const modelId = opts.modelId ?? engine.info.id;
-  const queue = new RequestQueue(opts.concurrency ?? 1, opts.maxQueue ?? 16);
+  const queue = new RequestQueue(opts.concurrency ?? 8, opts.maxQueue ?? 16, opts.cacheBudgetBytes);
+  const metrics = new ServerMetrics();
   const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
   const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, ...opts.media };
   if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
@@ -85,6 +93,19 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     queue: queue.stats,
     video_cache: { entries: cache.size, bytes: cache.bytes },
   }));
+  app.get('/metrics', async (_req, reply) => {
+    const q = queue.stats;
+    const backend = await getBackend(engine.info.device).catch(() => null);
+    void reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+    return metrics.render({
+      running: q.running,
+      queued: q.queued,
+      reservedBytes: q.reserved_bytes,
+      budgetBytes: q.budget_bytes,
+      videoCache: { entries: cache.size, bytes: cache.bytes },
+      memory: backend?.memory() ?? null,
+    });
+  });
   app.get('/v1/models', async () => ({ object: 'list', data: [modelCard] }));
   app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
     if (req.params['*'] !== modelId)
@@ -131,34 +152,65 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       if (!reply.raw.writableFinished) ctrl.abort(new ApiError(499, 'the client closed the connection'));
     };
     reply.raw.on('close', onClose);
-    let release: (() => void) | undefined;
+    let release: Awaited<ReturnType<RequestQueue['acquire']>> | undefined;
     let lease: Lease | undefined;
+    const arrived = performance.now();
+    let outcome: Outcome = 'error';
+    let completionTokens = 0;
     try {
-      release = await queue.acquire(ctrl.signal);
-      lease = chat.media ? await leaseVideo(chat, ctrl.signal) : undefined;
-      reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
-      const answer = engine.chat(chat.turns, {
-        ...chat.generation,
-        video: lease?.handle,
-        signal: ctrl.signal,
+      release = await queue.acquire(ctrl.signal, cacheCost(chat, null)).catch((e) => {
+        if (e instanceof ApiError && e.status !== 499 && e.status !== 504) outcome = 'rejected';
+        throw e;
       });
+      lease = chat.media ? await leaseVideo(chat, ctrl.signal) : undefined;
+      if (lease) release.grow(cacheCost(chat, lease.handle) - cacheCost(chat, null));
+      reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
+      const answer = timed(
+        engine.chat(chat.turns, {
+          ...chat.generation,
+          video: lease?.handle,
+          signal: ctrl.signal,
+        }),
+        () => metrics.firstToken((performance.now() - arrived) / 1000),
+      );
       const id = `chatcmpl-${randomUUID()}`;
       const cached = lease?.hit ? lease.handle.tokens : 0;
       if (!chat.stream) {
         const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal).catch((e) => {
           throw toApiError(e, GENERATION);
         });
+        outcome = 'ok';
+        completionTokens = result.usage.completionTokens;
         return completion(id, result, cached);
       }
-      await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
+      const result = await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
+      if (result) {
+        outcome = 'ok';
+        completionTokens = result.usage.completionTokens;
+      }
       return reply;
     } finally {
       clearTimeout(timer);
       reply.raw.off('close', onClose);
       lease?.release();
       release?.();
+      metrics.finished(outcome, completionTokens);
     }
   });
+
+  /**
+   * A request's cache memory by the model's estimate: its tokens (the prompt, approximated from its length,
+   * plus max_tokens) and, where a question copies its video's K/V, the video's tokens.
+   */
+  function cacheCost(chat: ChatRequest, video: VideoHandle | null): number {
+    const c = engine.info.decodeCache;
+    if (!c) return 0;
+    const chars = chat.turns.reduce((n, t) => n + t.content.length, 0);
+    const tokens =
+      Math.ceil(chars / 2) + PROMPT_OVERHEAD + (chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS);
+    const videoTokens = video && c.videoTokensCopied ? video.tokens : 0;
+    return c.bytesPerSequence + c.bytesPerToken * (tokens + videoTokens);
+  }
 
   async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
     const ref = chat.media!;
@@ -222,7 +274,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     includeUsage: boolean,
     cached: number,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<AskResult | null> {
     const chunk = (delta: object, finish: string | null = null) => ({
       id,
       object: 'chat.completion.chunk',
@@ -258,10 +310,12 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
           usage: usageOf(result, cached),
         });
       send('[DONE]');
+      return result;
     } catch (e) {
       const err = toApiError(signal.aborted ? signal.reason : e, GENERATION);
       if (!raw.destroyed) send(err.body);
       req.log.warn({ err: e }, 'stream ended with an error');
+      return null;
     } finally {
       raw.end();
     }
@@ -282,6 +336,29 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
 /** The extension field `video`: frames requested, decoded and lost (docs/server.md). */
 function videoOf(r: AskResult) {
   return r.video ? { video: decodeReportJson(r.video) } : {};
+}
+
+/** The prompt's tokens beyond its text (the chat template), and the facade's default answer length. */
+const PROMPT_OVERHEAD = 64;
+const DEFAULT_MAX_TOKENS = 512;
+
+type Streamed = AsyncIterable<string> & { result(): Promise<AskResult> };
+
+/** The answer, calling `first` when its first piece of text arrives (time to first token). */
+function timed(answer: Streamed, first: () => void): Streamed {
+  return {
+    async *[Symbol.asyncIterator]() {
+      let seen = false;
+      for await (const piece of answer) {
+        if (!seen && piece) {
+          seen = true;
+          first();
+        }
+        yield piece;
+      }
+    },
+    result: () => answer.result(),
+  };
 }
 
 /** Failures while answering are about the conversation. */

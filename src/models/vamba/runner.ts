@@ -10,6 +10,7 @@ import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { Frame } from '../../media/index.js';
+import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import {
   type CheckpointSource,
@@ -39,6 +40,14 @@ export async function loadVambaRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
+    decodeCache: {
+      bytesPerToken: kvBytesPerToken(
+        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+        model.dtype,
+      ),
+      bytesPerSequence: 0,
+      videoTokensCopied: false,
+    },
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);
