@@ -67,7 +67,6 @@ const BUDGET_S = Number(args.budget ?? (TINY ? 120 : 150));
 const OUT = args.out ?? join(tmpdir(), `serve_load_${ARCH}${TINY ? '_tiny' : ''}`);
 const ROOT = join(import.meta.dirname, '..');
 const [HEIGHT, WIDTH] = TINY ? [24, 40] : [364, 644];
-const GiB = 2 ** 30;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 // ---- the model with random weights ---------------------------------------------------------------------
