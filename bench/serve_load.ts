@@ -182,7 +182,6 @@ class BenchEngine implements ChatEngine {
           dtype,
         ),
         bytesPerSequence: 0,
-        videoTokensCopied: ARCH !== 'vamba',
       },
     };
   }

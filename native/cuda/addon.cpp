@@ -527,12 +527,16 @@ const double *table(const Args &a, size_t i, size_t per, int *rows) {
 const void *addr(double v) { return reinterpret_cast<const void *>(static_cast<uintptr_t>(v)); }
 
 LS_FN(attentionRows_) {
-  // attentionRows(out, q, table: Float64Array [k, v, length]·rows, maxLength, et, desc)
+  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, maxLength, et,
+  //               desc)
   LS_BODY({
     int rows;
-    const double *t = table(a, 2, 3, &rows);
+    const double *t = table(a, 2, 6, &rows);
     std::vector<RowKV> kvs(rows);
-    for (int i = 0; i < rows; i++) kvs[i] = {addr(t[3 * i]), addr(t[3 * i + 1]), static_cast<int>(t[3 * i + 2])};
+    for (int i = 0; i < rows; i++) {
+      const double *r = t + 6 * i;
+      kvs[i] = {addr(r[0]), addr(r[1]), static_cast<int>(r[2]), addr(r[3]), addr(r[4]), static_cast<int>(r[5])};
+    }
     const AttentionRowsDims d{rows,
                               static_cast<int>(a.field(5, "hq")),
                               static_cast<int>(a.field(5, "hkv")),

@@ -60,11 +60,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attn_rows_kernel(RowsParams p)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int row = blockIdx.y / p.hkv, hk = blockIdx.y % p.hkv, split = blockIdx.x;
   const RowKV kv = p.kvs[row];
-  const int per = (kv.length + p.splits - 1) / p.splits;
-  const int lo = min(kv.length, split * per), hi = min(kv.length, lo + per);
+  const int total = kv.prefixLength + kv.length, pl = kv.prefixLength;
+  const int per = (total + p.splits - 1) / p.splits;
+  const int lo = min(total, split * per), hi = min(total, lo + per);
   const size_t kStride = static_cast<size_t>(p.hkv) * p.d, vStride = static_cast<size_t>(p.hkv) * p.dv;
+  // Key j is row j of the prefix, or row j − pl of the sequence's own buffers.
   const T *K = static_cast<const T *>(kv.k) + static_cast<size_t>(hk) * p.d;
   const T *Vb = static_cast<const T *>(kv.v) + static_cast<size_t>(hk) * p.dv;
+  const T *PK = pl ? static_cast<const T *>(kv.pk) + static_cast<size_t>(hk) * p.d : K;
+  const T *PV = pl ? static_cast<const T *>(kv.pv) + static_cast<size_t>(hk) * p.dv : Vb;
   constexpr int kPer = kMaxDim / 32;
   for (int hh = warp; hh < p.G; hh += p.warps) {
     const int h = hk * p.G + hh;
@@ -79,7 +83,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attn_rows_kernel(RowsParams p)
     float m = -INFINITY, l = 0.f;
     for (int j0 = lo; j0 < hi; j0 += 32) {
       const int j = j0 + lane;
-      const float s = j < hi ? dot_row<T>(sq[warp], K + j * kStride, p.d, p.vec) : -INFINITY;
+      const float s = j < hi ? dot_row<T>(sq[warp], (j < pl ? PK + j * kStride : K + (j - pl) * kStride), p.d, p.vec) : -INFINITY;
       float cmax = s;
       for (int o = 16; o; o >>= 1) cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, o));
       const float mnew = fmaxf(m, cmax);
@@ -94,7 +98,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attn_rows_kernel(RowsParams p)
       const int n = min(32, hi - j0);
       for (int jj = 0; jj < n; ++jj) {
         const float w = __shfl_sync(0xffffffffu, pj, jj);
-        const T *vr = Vb + (j0 + jj) * vStride;
+        const int jv = j0 + jj;
+        const T *vr = jv < pl ? PV + jv * vStride : Vb + (jv - pl) * vStride;
 #pragma unroll
         for (int e = 0; e < kPer; ++e)
           if (lane + 32 * e < p.dv) acc[e] += w * to_f32(vr[lane + 32 * e]);
@@ -289,7 +294,8 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
   p.scale = a.scale;
   const size_t V = 16 / dt_bytes(dt);
   p.vec = a.d % V == 0;
-  for (int i = 0; i < a.rows && p.vec; ++i) p.vec = aligned_to(kvsHost[i].k, 16);
+  for (int i = 0; i < a.rows && p.vec; ++i)
+    p.vec = aligned_to(kvsHost[i].k, 16) && (!kvsHost[i].prefixLength || aligned_to(kvsHost[i].pk, 16));
   const dim3 grid(splits, a.rows * a.hkv);
   LS_DISPATCH_DT(dt, T, {
     attn_rows_kernel<T><<<grid, p.warps * 32, 0, stream>>>(p);

@@ -5,10 +5,15 @@
 
 #include "common.h"
 
-/** One sequence's keys/values for attention_rows: k/v [skv, hkv, d] of which the first `length` are valid. */
+/**
+ * One sequence's keys/values for attention_rows: the first `prefixLength` rows of pk/pv (a shared prefix; null
+ * when 0), then the first `length` rows of k/v; each [rows, hkv, d].
+ */
 struct RowKV {
   const void *k, *v;
   int length;
+  const void *pk, *pv;
+  int prefixLength;
 };
 
 struct AttentionRowsDims {
@@ -20,8 +25,8 @@ struct AttentionRowsDims {
 size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, int maxLength);
 
 /**
- * out [rows, hq, dv] = softmax(q·kᵀ·scale)·v with query row i (q [rows, hq, d]) over the first
- * kvs[i].length keys of its own K/V. `kvsHost` is a host table, copied into the workspace on `stream`.
+ * out [rows, hq, dv] = softmax(q·kᵀ·scale)·v with query row i (q [rows, hq, d]) over its own keys (prefix, then
+ * own rows). `kvsHost` is a host table, copied into the workspace on `stream`; `maxLength` the longest total.
  */
 void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, int maxLength,
                     DT dt, void *workspace, size_t workspaceBytes, cudaStream_t stream);

@@ -72,13 +72,11 @@ export interface ModelInfo {
 export interface DecodeCacheSize {
   /** K/V bytes each token of the conversation adds. */
   bytesPerToken: number;
-  /** Bytes of state a conversation holds whatever its length (Mamba states). */
-  bytesPerSequence: number;
   /**
-   * Whether a question about an encoded video holds a copy of the video tokens' K/V while other questions
-   * about it decode (Qwen2-VL's video prefix); else the video's state is shared (Vamba's cross-attention K/V).
+   * Bytes of state a conversation holds whatever its length (Mamba states). A video's state (Vamba's
+   * cross-attention K/V, Qwen2-VL's prefix K/V) is shared by every question about it and not counted here.
    */
-  videoTokensCopied: boolean;
+  bytesPerSequence: number;
 }
 
 export interface ModelLoadOptions {

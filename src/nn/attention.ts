@@ -77,7 +77,7 @@ export class SelfAttention implements Disposable {
       let out: Tensor;
       if (inputs.rows) {
         // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
-        const rooms = inputs.rows.map(({ cache, layer }) => ({ ...cache.room(layer, 1), at: cache.length }));
+        const rooms = inputs.rows.map(({ cache, layer }) => cache.room(layer, 1));
         ops.scatterRows(
           k.reshape([seq, numKvHeads * headDim]),
           rooms.map((r) => ({ dst: r.k, at: r.at })),
@@ -88,7 +88,7 @@ export class SelfAttention implements Disposable {
         );
         out = ops.attentionRows(
           q.reshape([seq, numHeads, headDim]),
-          rooms.map((r) => ({ k: r.k, v: r.v, length: r.at + 1 })),
+          rooms.map((r) => ({ k: r.k, v: r.v, length: r.at + 1, prefix: r.prefix })),
         );
       } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;

@@ -281,12 +281,18 @@ export interface Backend {
   ): void;
   /**
    * Optional batched decode attention: out [rows, hq, dv], q [rows, hq, d]; row i attends to the first
-   * kvs[i].length keys of kvs[i].k/v [1, skv_i, hkv, d]. Without it, ops loop over `attention`.
+   * prefix.length keys of its prefix (when given), then the first kvs[i].length keys of kvs[i].k/v
+   * [1, skv_i, hkv, d]. Without it, ops loop over `attention`.
    */
   attentionRows?(
     out: Tensor,
     q: Tensor,
-    kvs: readonly { k: Tensor; v: Tensor; length: number }[],
+    kvs: readonly {
+      k: Tensor;
+      v: Tensor;
+      length: number;
+      prefix?: { k: Tensor; v: Tensor; length: number } | null;
+    }[],
     desc: AttentionRowsDesc,
   ): void;
   /** Optional: row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (rows of rowElems). */

@@ -597,17 +597,22 @@ export function attention(
   return { out, weights };
 }
 
-/** One query row's keys/values: k/v [1, skv, hkv, d] of which the first `length` are valid. */
+/**
+ * One query row's keys/values: the first `length` rows of k/v [1, skv, hkv, d], after the first
+ * `prefix.length` rows of the prefix's k/v when given (a cache continuing a shared prefix without copying it).
+ */
 export interface RowKV {
   k: Tensor;
   v: Tensor;
   length: number;
+  prefix?: { k: Tensor; v: Tensor; length: number } | null;
 }
 
 /**
- * Decode attention of `rows` sequences at once: query row i (q [rows, hq, d]) attends to the first
- * kvs[i].length keys of its own K/V (a single query sees its whole history, so causal masking is moot).
- * Returns [rows, hq, dv]. Backends without a batched kernel run one attention per row on views.
+ * Decode attention of `rows` sequences at once: query row i (q [rows, hq, d]) attends to its own keys (the
+ * prefix's, then kvs[i]'s); a single query sees its whole history, so causal masking is moot. Returns
+ * [rows, hq, dv]. Backends without a batched kernel run one attention per row on views (joining a prefix
+ * and its row's keys first).
  */
 export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: number } = {}): Tensor {
   q.assertLive('attentionRows');
@@ -616,10 +621,10 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
     throw new ShapeError(`attentionRows: q ${fmt(q.shape)} must be [${kvs.length}, heads, dim]`);
   if (!rows) throw new ShapeError('attentionRows: no rows');
   const [, , hkv, dv] = kvs[0].v.shape;
-  for (const [i, { k, v, length }] of kvs.entries()) {
+  const fits = (k: Tensor, v: Tensor, length: number, min: number) => {
     k.assertLive('attentionRows');
     v.assertLive('attentionRows');
-    const ok =
+    return (
       k.rank === 4 &&
       k.shape[0] === 1 &&
       sameShape(k.shape.slice(2), [hkv, d]) &&
@@ -627,13 +632,15 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
       k.dtype === q.dtype &&
       v.dtype === q.dtype &&
       Number.isInteger(length) &&
-      length >= 1 &&
-      length <= k.shape[1];
-    if (!ok)
+      length >= min &&
+      length <= k.shape[1]
+    );
+  };
+  for (const [i, { k, v, length, prefix }] of kvs.entries())
+    if (!fits(k, v, length, prefix ? 0 : 1) || (prefix && !fits(prefix.k, prefix.v, prefix.length, 1)))
       throw new ShapeError(
-        `attentionRows: row ${i}'s k ${k.dtype} ${fmt(k.shape)} / v ${fmt(v.shape)} (length ${length}) do not fit q ${q.dtype} ${fmt(q.shape)}`,
+        `attentionRows: row ${i}'s k ${k.dtype} ${fmt(k.shape)} / v ${fmt(v.shape)} (length ${length}${prefix ? `, prefix ${prefix.length}` : ''}) do not fit q ${q.dtype} ${fmt(q.shape)}`,
       );
-  }
   if (hkv === 0 || hq % hkv) throw new ShapeError(`attentionRows: ${hq} heads, ${hkv} kv heads`);
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   const out = empty(q.backend, [rows, hq, dv], q.dtype);
@@ -642,7 +649,14 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
     b.attentionRows(out, q, kvs, { rows, hq, hkv, d, dv, scale });
     return out;
   }
-  for (const [i, { k, v, length }] of kvs.entries()) {
+  for (const [i, r] of kvs.entries()) {
+    const joined = r.prefix
+      ? [r.prefix.k, r.prefix.v].map((pre, j) =>
+          concat([slice(pre, 1, 0, r.prefix!.length), slice(j ? r.v : r.k, 1, 0, r.length)], 1),
+        )
+      : null;
+    const [k, v] = joined ?? [r.k, r.v];
+    const length = (r.prefix?.length ?? 0) + r.length;
     using qi = q.narrow(i, i + 1);
     using oi = out.narrow(i, i + 1);
     b.attention(oi, qi, k, v, null, null, {
@@ -659,6 +673,7 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
       queryOffset: 0,
       segments: null,
     });
+    for (const t of joined ?? []) t.dispose();
   }
   return out;
 }

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { ChatEngine, VideoHandle } from '../facade/engine.js';
+import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions } from '../facade/types.js';
 import { checkFrameLoss, decodeReportJson } from '../media/index.js';
 import { getBackend } from '../runtime/device.js';
@@ -152,18 +152,17 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       if (!reply.raw.writableFinished) ctrl.abort(new ApiError(499, 'the client closed the connection'));
     };
     reply.raw.on('close', onClose);
-    let release: Awaited<ReturnType<RequestQueue['acquire']>> | undefined;
+    let release: (() => void) | undefined;
     let lease: Lease | undefined;
     const arrived = performance.now();
     let outcome: Outcome = 'error';
     let completionTokens = 0;
     try {
-      release = await queue.acquire(ctrl.signal, cacheCost(chat, null)).catch((e) => {
+      release = await queue.acquire(ctrl.signal, cacheCost(chat)).catch((e) => {
         if (e instanceof ApiError && e.status !== 499 && e.status !== 504) outcome = 'rejected';
         throw e;
       });
       lease = chat.media ? await leaseVideo(chat, ctrl.signal) : undefined;
-      if (lease) release.grow(cacheCost(chat, lease.handle) - cacheCost(chat, null));
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = timed(
         engine.chat(chat.turns, {
@@ -200,16 +199,15 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
 
   /**
    * A request's cache memory by the model's estimate: its tokens (the prompt, approximated from its length,
-   * plus max_tokens) and, where a question copies its video's K/V, the video's tokens.
+   * plus max_tokens) and its fixed state; an encoded video's state is shared by every question about it.
    */
-  function cacheCost(chat: ChatRequest, video: VideoHandle | null): number {
+  function cacheCost(chat: ChatRequest): number {
     const c = engine.info.decodeCache;
     if (!c) return 0;
     const chars = chat.turns.reduce((n, t) => n + t.content.length, 0);
     const tokens =
       Math.ceil(chars / 2) + PROMPT_OVERHEAD + (chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS);
-    const videoTokens = video && c.videoTokensCopied ? video.tokens : 0;
-    return c.bytesPerSequence + c.bytesPerToken * (tokens + videoTokens);
+    return c.bytesPerSequence + c.bytesPerToken * tokens;
   }
 
   async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {

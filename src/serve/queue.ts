@@ -41,10 +41,9 @@ export class RequestQueue {
 
   /**
    * Waits for a slot with `cost` bytes of budget (or throws 413/429/503, or the signal's reason); returns the
-   * function that frees both. `grow(bytes)` adds to a running request's reservation (what it learns it holds
-   * once running, e.g. a video's copied K/V): later requests wait for it, this one does not.
+   * function that frees both.
    */
-  async acquire(signal?: AbortSignal, cost = 0): Promise<(() => void) & { grow(bytes: number): void }> {
+  async acquire(signal?: AbortSignal, cost = 0): Promise<() => void> {
     if (this.closed)
       throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'unavailable', 5);
     if (cost > this.budgetBytes)
@@ -84,21 +83,13 @@ export class RequestQueue {
       });
     } else this.take(cost);
     let released = false;
-    let held = cost;
-    const release = () => {
+    return () => {
       if (released) return;
       released = true;
       this.running--;
-      this.reserved -= held;
+      this.reserved -= cost;
       this.admit();
     };
-    return Object.assign(release, {
-      grow: (bytes: number) => {
-        if (released) return;
-        held += bytes;
-        this.reserved += bytes;
-      },
-    });
   }
 
   private fits(cost: number): boolean {

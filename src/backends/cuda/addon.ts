@@ -178,7 +178,7 @@ export interface CudaAddon {
   ): void;
   /** Present once native/cuda/conv1d.cu is part of the build. */
   conv1d?(...args: unknown[]): void;
-  /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length] per row. */
+  /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
   attentionRows?(
     out: Ptr,
     q: Ptr,

@@ -72,8 +72,17 @@ export class CudaBackend implements Backend {
         attentionRows(
           ptr(out),
           ptr(q),
-          Float64Array.from(kvs.flatMap((r) => [ptr(r.k), ptr(r.v), r.length])),
-          Math.max(...kvs.map((r) => r.length)),
+          Float64Array.from(
+            kvs.flatMap((r) => [
+              ptr(r.k),
+              ptr(r.v),
+              r.length,
+              ptrOr0(r.prefix?.k ?? null),
+              ptrOr0(r.prefix?.v ?? null),
+              r.prefix?.length ?? 0,
+            ]),
+          ),
+          Math.max(...kvs.map((r) => r.length + (r.prefix?.length ?? 0))),
           code(q),
           d,
         );

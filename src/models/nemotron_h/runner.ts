@@ -49,7 +49,6 @@ function decodeCacheOf(c: NemotronHConfig, model: NemotronHForCausalLM): DecodeC
   return {
     bytesPerToken: kvBytesPerToken(layers, dtype),
     bytesPerSequence: mamba * state,
-    videoTokensCopied: false,
   };
 }
 

@@ -77,7 +77,6 @@ export async function loadQwen2VLRunner(
         model.dtype,
       ),
       bytesPerSequence: 0,
-      videoTokensCopied: true,
     },
   };
   return new Qwen2VLRunner(info, model, processor, tokenizer, modelId);

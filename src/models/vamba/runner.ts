@@ -46,7 +46,6 @@ export async function loadVambaRunner(
         model.dtype,
       ),
       bytesPerSequence: 0,
-      videoTokensCopied: false,
     },
     videoRequired: true,
   };
