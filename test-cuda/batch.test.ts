@@ -3,17 +3,20 @@
 // Nemotron-H, Qwen2-VL and Vamba sessions on the GPU equal to the CPU's, and greedy tokens of generations
 // decoding together equal to each alone.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { generateAll } from '../src/generate/generate.js';
 import type { CausalLM } from '../src/generate/types.js';
 import { NemotronHForCausalLM } from '../src/models/nemotron_h/model.js';
+import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { Vamba } from '../src/models/vamba/model.js';
 import type { Backend } from '../src/runtime/backend.js';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
 import type { Tensor } from '../src/runtime/tensor.js';
 import { relErr } from '../test/helpers.js';
+import { FIXTURES, fixtureInputs, readArrays } from '../test/models/qwen2vl-fixtures.js';
 import { readReference, VAMBA_FIXTURES } from '../test/models/vamba-fixtures.js';
 import { assertParity, cpu, gpu, pair, TOL, values } from './helpers.js';
 
@@ -24,7 +27,7 @@ for (const dtype of ['f32', 'bf16'] as const)
       [7, 1, 128],
       [4, 4, 80],
     ])
-      test(`attentionRows: ${hq}/${hkv} heads of ${d}, lengths 1 … 3000, a shared buffer`, async () => {
+      test(`attentionRows: ${hq}/${hkv} heads of ${d}, lengths 1 … 3000, shared buffers and prefixes`, async () => {
         const lengths = [1, 37, 300, 3000, 41];
         const caps = [4, 64, 300, 3100, 64];
         const bufs = caps.map((cap) => ({
@@ -33,7 +36,11 @@ for (const dtype of ['f32', 'bf16'] as const)
         }));
         bufs[4] = bufs[1]; // two sequences reading one buffer (a shared prefix) to different lengths
         const [qg, qc] = pair(values(lengths.length * hq * d), [lengths.length, hq, d], dtype);
-        const kvs = (side: 0 | 1) => bufs.map((b, i) => ({ k: b.k[side], v: b.v[side], length: lengths[i] }));
+        // Rows 1 and 4 continue a shared prefix (row 3's first 2000 keys) with keys of their own.
+        const prefixOf = (i: number, side: 0 | 1) =>
+          i === 1 || i === 4 ? { k: bufs[3].k[side], v: bufs[3].v[side], length: 2000 } : null;
+        const kvs = (side: 0 | 1) =>
+          bufs.map((b, i) => ({ k: b.k[side], v: b.v[side], length: lengths[i], prefix: prefixOf(i, side) }));
         const got = ops.attentionRows(qg, kvs(0));
         const want = ops.attentionRows(qc, kvs(1));
         await assertParity(got, want, TOL[dtype], 'attentionRows');
@@ -115,6 +122,31 @@ describe('batched decoding of whole models on the GPU', () => {
       close(got, want, dtype, 'Nemotron-H');
       if (dtype === 'f32') await greedyTogether(() => g.session({ capacity: 4 }), prompts);
     });
+
+  test('Qwen2-VL (f32): questions continuing one video prefix (segmented caches) equal the CPU', async () => {
+    const meta = JSON.parse(readFileSync(join(FIXTURES, 'tiny-a', 'reference.json'), 'utf8'));
+    const proc = await readArrays(join(FIXTURES, 'processor', 'outputs.safetensors'));
+    const ids: number[] = meta.prompts.video.input_ids;
+    const video = fixtureInputs('video', ids, proc);
+    const run = async (backend: Backend) => {
+      using m = await Qwen2VL.load(join(FIXTURES, 'tiny-a'), { backend, dtype: 'f32' });
+      const { video_token_id: pad, vision_end_token_id: end } = m.config;
+      const cut = ids.lastIndexOf(pad) + 1 + (ids[ids.lastIndexOf(pad) + 1] === end ? 1 : 0);
+      using embeds = m.encodeVision(video.pixelValuesVideos!, video.videoGridThw!);
+      const withVideo = (inputIds: number[]) => ({
+        ...video,
+        inputIds,
+        pixelValuesVideos: null,
+        videoEmbeds: embeds,
+      });
+      using prefix = m.prefillPrefix(withVideo(ids.slice(0, cut)), { room: 4 });
+      const qs = [[12], [95, 7], [300, 41, 286]].map((q) => withVideo([...ids.slice(0, cut), ...q]));
+      const got = await batchedStep(() => m.session({ capacity: 8, prefix }), qs, [3, 99, 250]);
+      if (backend === gpu) await greedyTogether(() => m.session({ capacity: 8, prefix }), qs);
+      return got;
+    };
+    close(await run(gpu), await run(cpu), 'f32', 'Qwen2-VL');
+  });
 
   test('Vamba (f32): questions on two videos in one step equal the CPU; greedy together equals alone', async () => {
     const ref = await readReference('tiny-a');

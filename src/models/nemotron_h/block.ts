@@ -42,7 +42,7 @@ function mambaConfig(c: NemotronHConfig): Mamba2Config {
 }
 
 /** GQA without biases (transformers' NemotronHAttention hard-codes bias=False). */
-function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
+export function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
   return {
     hiddenSize: c.hidden_size,
     numHeads: c.num_attention_heads,
@@ -100,11 +100,11 @@ export class NemotronHBlock implements Disposable {
    * continue from their cache layer when given (`layer` indexes the cache's layers, not the blocks); with
    * `rows`, row i of x is one token of the sequence cached in rows[i] (batched decoding).
    */
-  forward(x: Tensor, caches: LayerCaches): Tensor {
+  forward(x: Tensor, cache: LayerCaches['cache'], rows: LayerCaches['rows'] = null): Tensor {
     return tidy(() => {
       // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
       const h = this.norm.forward(cast(x, this.norm.weight.dtype));
-      return ops.add(x, cast(this.mix(h, caches), x.dtype));
+      return ops.add(x, cast(this.mix(h, { cache, rows }), x.dtype));
     });
   }
 

@@ -102,7 +102,8 @@ export class NemotronHModel implements Disposable {
       let h = cast(x, this.residualDtype);
       this.layers.forEach((block, i) => {
         const layer = this.cacheIndex[i];
-        const next = block.forward(h, layerCaches(cache, layer));
+        const at = layerCaches(cache, layer);
+        const next = block.forward(h, at.cache, at.rows);
         if (h !== x) h.dispose();
         h = next;
       });

@@ -5,6 +5,7 @@
  */
 
 import { SelfAttention } from '../../nn/attention.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
 import { type Caches, commitCaches, type LayerCaches, layerCaches } from '../../nn/cache.js';
 import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
@@ -30,14 +31,20 @@ class Qwen2DecoderLayer implements Disposable {
    * an r, x and r are the previous layer's outputs and are disposed once added (two fewer activations live
    * through the MLP).
    */
-  forward(x: Tensor, r: Tensor | null, rope: Rope, caches: LayerCaches): { x: Tensor; r: Tensor } {
+  forward(
+    x: Tensor,
+    r: Tensor | null,
+    rope: Rope,
+    caches: LayerCaches,
+    probe?: AttentionProbe,
+  ): { x: Tensor; r: Tensor } {
     return tidy(() => {
       const a = this.input_layernorm.addForward(x, r);
       if (r) {
         x.dispose();
         r.dispose();
       }
-      const attn = this.self_attn.forward(a.out, { rope, ...caches, causal: true });
+      const attn = this.self_attn.forward(a.out, { rope, ...caches, causal: true, probe });
       const b = this.post_attention_layernorm.addForward(a.sum, attn);
       return { x: b.sum, r: this.mlp.forward(b.out) };
     });
@@ -87,14 +94,15 @@ export class Qwen2Decoder implements Disposable {
   /**
    * Runs the layers over embeddings x [n, hidden] at the rotary table's positions, appending to `cache` when
    * given (and committing the n tokens; a list of caches: row i is one token of caches[i]'s sequence). Returns
-   * the final-normed hidden states of the last `keep` rows (all when null).
+   * the final-normed hidden states of the last `keep` rows (all when null). A `probe` records every layer's
+   * attention of the last position.
    */
-  forward(x: Tensor, rope: Rope, cache: Caches, keep: number | null = null): Tensor {
+  forward(x: Tensor, rope: Rope, cache: Caches, keep: number | null = null, probe?: AttentionProbe): Tensor {
     return tidy(() => {
       let h = x;
       let r: Tensor | null = null;
       this.layers.forEach((layer, i) => {
-        ({ x: h, r } = layer.forward(h, r, rope, layerCaches(cache, i)));
+        ({ x: h, r } = layer.forward(h, r, rope, layerCaches(cache, i), probe));
       });
       commitCaches(cache, x.shape[0]);
       const n = h.shape[0];
