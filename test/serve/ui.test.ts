@@ -38,15 +38,18 @@ describe('web UI', () => {
       const peak = ui.page.locator('.peak.top');
       const start = Number(await peak.getAttribute('data-start'));
       const end = Number(await peak.getAttribute('data-end'));
-      // The peak is a run of frames (one temporal token group): one of them shows the needle.
+      const at = Number(await peak.getAttribute('data-at'));
+      // The peak is a run of frames (one temporal token group): one of them shows the needle, and the
+      // middle of the time it covers, where a click seeks, is within the needle's seconds.
       assert.ok(
         start <= needle.endSec && end >= needle.startSec,
         `peak ${start}–${end} s, needle ${needle.startSec}–${needle.endSec} s`,
       );
+      assert.ok(at >= needle.startSec && at <= needle.endSec, `seeks to ${at} s`);
       await peak.click();
       await ui.page.waitForFunction(
         (t) => Math.abs((document.getElementById('player') as HTMLVideoElement).currentTime - t) < 0.05,
-        start,
+        at,
       );
       // Thumbnails of the top moments, the first at the peak.
       assert.ok((await ui.page.locator('.moment').count()) >= 1);

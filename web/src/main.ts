@@ -180,7 +180,7 @@ function select(answer: Answer): void {
   $('timeline-for').textContent = `for “${answer.turn.content.slice(0, 48)}”`;
   const meta = answer.element.querySelector('.meta') ?? document.createElement('span');
   meta.className = 'meta';
-  meta.textContent = top.length ? `looked most at ${clock(top[0].start)}` : 'no relevance returned';
+  meta.textContent = top.length ? `looked most at ${clock(top[0].at)}` : 'no relevance returned';
   answer.element.append(meta);
   void showMoments(top);
 }
@@ -198,13 +198,13 @@ async function showMoments(top: Moment[]): Promise<void> {
     canvas.width = 320;
     canvas.height = 180;
     const label = document.createElement('div');
-    label.innerHTML = `<span>#${rank + 1} · ${clock(m.start)}</span><b>${(100 * m.score).toFixed(1)}%</b>`;
+    label.innerHTML = `<span>#${rank + 1} · ${clock(m.at)}</span><b>${(100 * m.score).toFixed(1)}%</b>`;
     card.append(canvas, label);
     card.addEventListener('click', () => {
-      player.currentTime = m.start;
+      player.currentTime = m.at;
     });
     box.append(card);
-    await drawFrame(canvas, m.start);
+    await drawFrame(canvas, m.at);
     if (run !== momentsRun) return;
     card.dataset.ready = '';
   }

@@ -116,10 +116,16 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
     return sendFile(req, reply, path);
   });
 
-  // The raw body streams to disk: scoped to these routes, fastify's parser hands over the stream.
+  // The raw body streams to disk (UploadStore enforces the size limit): scoped to these routes, this parser
+  // hands over the request stream unread.
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-  app.post('/ui/api/uploads', { bodyLimit: Number.MAX_SAFE_INTEGER }, async (req, reply) => {
-    const name = decodeURIComponent(String(req.headers['x-filename'] ?? 'upload'));
+  app.post('/ui/api/uploads', async (req, reply) => {
+    let name: string;
+    try {
+      name = decodeURIComponent(String(req.headers['x-filename'] ?? 'upload'));
+    } catch {
+      throw badRequest('x-filename: expected the file name, URI-encoded', 'x-filename');
+    }
     const length = req.headers['content-length'];
     const upload = await ui.uploads.save(req.body as Readable, name, length ? Number(length) : undefined);
     return reply.status(201).send(upload);
