@@ -29,6 +29,12 @@ export interface GenerationOptions {
   repetitionPenalty?: number;
   seed?: number;
   /**
+   * At most this many tokens of thinking, then the answer (Nemotron-H's convention: the thinking is cut at the
+   * budget, closed with `.\n</think>\n\n` unless it closed itself, and the same assistant message continues
+   * for the rest of `maxNewTokens`). Only models whose info says `reasoningBudget`.
+   */
+  reasoningBudget?: number;
+  /**
    * Also return where in the video the answer looked (AskResult.relevance). Off by default: it recomputes
    * one attention row per layer and generated token.
    */
@@ -73,6 +79,8 @@ export interface ModelInfo {
   videoRequired?: boolean;
   /** Whether it is a text model (no video policy, no vision encoder): videos and images are refused. */
   textOnly?: boolean;
+  /** Whether it honours `reasoningBudget` (a model that thinks in `<think>…</think>` first). */
+  reasoningBudget?: boolean;
 }
 
 export interface ModelLoadOptions {

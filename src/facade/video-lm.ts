@@ -16,6 +16,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { InputError, ModelError, UsageError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import {
+  type Clip,
   checkFrameLoss,
   type DecodeReport,
   type MediaInput,
@@ -99,8 +100,9 @@ export class VideoLM implements ChatEngine, Disposable {
     const label = labelOf(input);
     try {
       await using video = await openVideo(input, { signal });
-      const s = samplingFor(policy, video.info.durationSec, opts, this.videoDefaults);
-      const sample = await video.sample(policyOf(s));
+      const durationSec = clipDuration(video.info.durationSec, opts.clip);
+      const s = samplingFor(policy, durationSec, opts, this.videoDefaults);
+      const sample = await video.sample(policyOf(s), opts.clip);
       progress?.start?.(sample.indices.length);
       const frames = video.frames(sample, { size: (source) => policy.frameSize(source, s), signal });
       const encoded = await this.runner
@@ -130,7 +132,8 @@ export class VideoLM implements ChatEngine, Disposable {
         timestampsSec,
         decode: report,
         sampling: s,
-        durationSec: video.info.durationSec,
+        durationSec,
+        clip: opts.clip ?? null,
       };
       return handleOf({ origin, encoded, runner: this.runner });
     } finally {
@@ -164,7 +167,7 @@ export class VideoLM implements ChatEngine, Disposable {
    * Reads a video saveVideo wrote, as encodeVideo(video, opts) would have encoded it: a file made by another
    * model, or with other sampling than `opts` (and the defaults) give for that video, is refused.
    */
-  async loadVideo(path: string, opts: SamplingOptions = {}): Promise<VideoHandle> {
+  async loadVideo(path: string, opts: SamplingOptions & { clip?: Clip } = {}): Promise<VideoHandle> {
     this.checkLive();
     const policy = this.policy;
     if (!policy || this.info.textOnly)
@@ -182,6 +185,8 @@ export class VideoLM implements ChatEngine, Disposable {
       const diff = (Object.keys(expected) as (keyof SamplingOptions)[])
         .filter((k) => expected[k] !== origin.sampling[k])
         .map((k) => `${k} ${origin.sampling[k]} (wanted ${expected[k]})`);
+      const [made, wanted] = [origin.clip ?? null, opts.clip ?? null].map(clipText);
+      if (made !== wanted) diff.push(`clip ${made} (wanted ${wanted})`);
       if (diff.length)
         throw new InputError(
           `${path} was encoded with other sampling: ${diff.join(', ')}; load it with the settings it was made with, or encode the video again`,
@@ -201,6 +206,11 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
     const { video } = opts;
+    if (opts.reasoningBudget !== undefined && !this.info.reasoningBudget)
+      throw new UsageError(
+        `${this.info.architecture} does not think before answering: drop the reasoning budget`,
+        'reasoningBudget',
+      );
     if (!video) return this.runner.generate(turns, undefined, opts);
     if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
     return withVideo(this.runner.generate(turns, encodingOf(video).encoded, opts), video);
@@ -278,8 +288,21 @@ interface Origin {
   timestampsSec: readonly number[];
   decode: DecodeReport;
   sampling: Required<SamplingOptions>;
-  /** The video's duration, which picks the policy's sampling rule (null: unknown). */
+  /** The video's (or clip's) duration, which picks the policy's sampling rule (null: unknown). */
   durationSec: number | null;
+  /** The stretch sampled (null: the whole video; absent in files written before clips existed). */
+  clip?: Clip | null;
+}
+
+/** The duration the sampling rules see: the clip's, within the video. */
+function clipDuration(video: number | null, clip: Clip | undefined): number | null {
+  if (!clip) return video;
+  const end = video === null ? clip.endSec : Math.min(clip.endSec, video);
+  return Math.max(0, end - clip.startSec);
+}
+
+function clipText(clip: Clip | null): string {
+  return clip ? `${clip.startSec}–${clip.endSec} s` : 'none';
 }
 
 const ORIGIN_KEY = 'longshot.video';

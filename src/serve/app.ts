@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
-import { checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
+import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
@@ -147,7 +147,9 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     let lease: Lease | undefined;
     try {
       release = await queue.acquire(ctrl.signal);
-      lease = chat.media ? await leaseVideo(chat.media, chat.sampling, chat.loss, ctrl.signal) : undefined;
+      lease = chat.media
+        ? await leaseVideo(chat.media, chat.sampling, chat.loss, chat.clip, ctrl.signal)
+        : undefined;
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = engine.chat(chat.turns, {
         ...chat.generation,
@@ -176,6 +178,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     ref: MediaRef,
     sampling: SamplingOptions,
     loss: LossPolicy,
+    clip: Clip | undefined,
     signal: AbortSignal,
     progress?: VideoProgress,
   ): Promise<Lease> {
@@ -184,8 +187,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     });
     try {
       return await untilAborted(
-        cache.lease(cacheKey(file.sha256, sampling), () =>
-          engine.encodeVideo(file.path, { ...sampling, ...loss, signal, progress }),
+        cache.lease(cacheKey(file.sha256, sampling, clip), () =>
+          engine.encodeVideo(file.path, { ...sampling, ...loss, clip, signal, progress }),
         ),
         signal,
       ).then((lease) => {
@@ -294,7 +297,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       uploads,
       timeoutMs,
       // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
-      leaseVideo: (ref, signal, progress) => leaseVideo(ref, {}, {}, signal, progress),
+      leaseVideo: (ref, signal, progress) => leaseVideo(ref, {}, {}, undefined, signal, progress),
     });
 
   return {
@@ -326,10 +329,11 @@ function videoOf(r: AskResult) {
 /** Failures while answering are about the conversation. */
 const GENERATION = { param: 'messages' };
 
-/** Cache key: the bytes plus the sampling settings, in a fixed key order. */
-function cacheKey(sha256: string, s: SamplingOptions): string {
+/** Cache key: the bytes plus the sampling settings, in a fixed key order, and the clip. */
+function cacheKey(sha256: string, s: SamplingOptions, clip?: Clip): string {
   const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
-  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}`;
+  const window = clip ? `|clip=${clip.startSec}-${clip.endSec}` : '';
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${window}`;
 }
 
 /** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */
