@@ -97,6 +97,47 @@ describe('web UI', () => {
     assert.equal((await fetch(`${ui.url}/ui/media?url=upload:nope`)).status, 400);
   });
 
+  it('streams encoding progress (frames, tokens, time left), then serves the encoding from the cache', async () => {
+    const encode = async (url: string) => {
+      const r = await fetch(`${ui.url}/ui/api/encode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url }),
+      });
+      assert.equal(r.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      return (await r.text())
+        .trim()
+        .split('\n\n')
+        .map((block) => {
+          const [event, data] = block.split('\n');
+          return { event: event.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+        });
+    };
+    // 32 frames of 112×112: 16 temporal pairs of (112/28)² = 16 merged tokens each.
+    const first = await encode('needle-00002.mp4');
+    const progress = first.filter((e) => e.event === 'progress').map((e) => e.data);
+    assert.deepEqual(progress[0], { done: 0, total: 32 });
+    const last = progress[progress.length - 1];
+    assert.equal(last.done, 32);
+    assert.equal(last.tokens, 256);
+    assert.equal(last.eta_s, 0);
+    for (let i = 2; i < progress.length; i++) assert.ok(progress[i].done > progress[i - 1].done);
+    const done = first[first.length - 1];
+    assert.equal(done.event, 'done');
+    assert.equal(done.data.tokens, 256);
+    assert.equal(done.data.frames, 32);
+    assert.equal(done.data.cached, false);
+    const again = await encode('needle-00002.mp4');
+    assert.deepEqual(
+      again.map((e) => e.event),
+      ['done'],
+    );
+    assert.equal(again[0].data.cached, true);
+    const missing = await encode('nope.mp4');
+    assert.equal(missing[0].event, 'error');
+    assert.match(missing[0].data.error.message, /no such file under the media root: nope\.mp4/);
+  });
+
   it('takes uploads up to the limit and answers about them by their upload: URL', async () => {
     const video = readFileSync(join(ROOT, 'needle-00001.mp4'));
     const big = await fetch(`${ui.url}/ui/api/uploads`, {

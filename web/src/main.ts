@@ -102,7 +102,8 @@ async function openVideo(url: string, name: string): Promise<void> {
     const encoded = await api.encode(url, (p) => {
       fill.style.width = `${p.total ? (100 * p.done) / p.total : 0}%`;
       const eta = p.eta_s != null && p.done < p.total ? ` · about ${Math.ceil(p.eta_s)} s left` : '';
-      text.textContent = `Decoding and encoding frames: ${p.done} / ${p.total}${eta}`;
+      const tokens = p.tokens != null ? ` · ${p.tokens.toLocaleString()} tokens` : '';
+      text.textContent = `Decoding and encoding frames: ${p.done} / ${p.total}${tokens}${eta}`;
     });
     fill.style.width = '100%';
     text.textContent = encoded.cached

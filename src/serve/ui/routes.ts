@@ -154,11 +154,12 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
         total = frames;
         send('progress', { done: 0, total });
       },
-      frames(done) {
+      frames(done, tokens) {
         const elapsed = (performance.now() - t0) / 1000;
         send('progress', {
           done,
           total,
+          tokens: tokens ?? null,
           elapsed_s: elapsed,
           eta_s: done ? (elapsed * (total - done)) / done : null,
         });
