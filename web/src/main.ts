@@ -148,7 +148,7 @@ async function askQuestion(question: string): Promise<void> {
   setBusy(true);
   showError(null);
   state.turns.push({ role: 'user', content: question });
-  addMessage({ role: 'user', content: question });
+  const asked = addMessage({ role: 'user', content: question });
   const turn: api.Turn = { role: 'assistant', content: '' };
   const element = addMessage(turn);
   element.classList.add('streaming');
@@ -164,7 +164,9 @@ async function askQuestion(question: string): Promise<void> {
     element.addEventListener('click', () => select(answer));
     select(answer);
   } catch (e) {
+    // The question did not get an answer: it leaves the conversation (the next one is asked without it).
     state.turns.pop();
+    asked.remove();
     element.remove();
     showError(e);
   } finally {
