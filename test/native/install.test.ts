@@ -59,7 +59,7 @@ test('the npm package holds the sources the addon builds from and no build outpu
   ])
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   const junk = files.filter((f) =>
-    /^native\/cuda\/(build|test)\/|\.(o|node|tmp)$|^dist\/(?!src\/)|^test\/|^scripts\/(?!build-native)/.test(
+    /^native\/cuda\/(build|test)\/|\.(o|node|tmp)$|^dist\/(?!src\/|web\/)|^test\/|^scripts\/(?!build-native)/.test(
       f,
     ),
   );
