@@ -5,6 +5,7 @@
  */
 import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
 import type { Answer } from './answer.js';
+import type { LiveVideo, LiveVideoOptions } from './live.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from './types.js';
 
 /** An encoded video: the model's per-video state, reusable for any number of questions. */
@@ -44,4 +45,6 @@ export interface ChatEngine {
   readonly info: ModelInfo;
   encodeVideo(input: MediaInput, opts?: EncodeOptions): Promise<VideoHandle>;
   chat(turns: ChatTurn[], opts?: ChatOptions): Answer;
+  /** A video that grows (facade/live.ts); an engine without it serves no live sessions. */
+  live?(opts?: LiveVideoOptions): LiveVideo;
 }

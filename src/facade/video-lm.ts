@@ -29,6 +29,7 @@ import { Answer, type Generation } from './answer.js';
 import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
 import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './engine.js';
 import { inspectModel } from './inspect.js';
+import { LiveVideo, type LiveVideoOptions } from './live.js';
 import { frameRelevance } from './relevance.js';
 import type {
   AskResult,
@@ -196,6 +197,39 @@ export class VideoLM implements ChatEngine, Disposable {
       video.dispose();
       throw e;
     }
+  }
+
+  /**
+   * A video that grows: append frames as they come (`LiveVideo.append`, or a source: media/live-source.ts) at
+   * a cost proportional to them, and ask about what has been seen at any moment (`snapshot`). Families that
+   * cannot grow an encoded video refuse.
+   */
+  live(opts: LiveVideoOptions = {}): LiveVideo {
+    this.checkLive();
+    const runner = this.runner;
+    return new LiveVideo(
+      {
+        runner,
+        policy: this.policy,
+        checkpointDefaults: this.videoDefaults,
+        wrap: (encoded, { label, timestampsSec, sampling }) => {
+          const n = timestampsSec.length;
+          const decode: DecodeReport = {
+            kind: 'video',
+            requested: n,
+            decoded: n,
+            skipped: [],
+            lostRanges: [],
+          };
+          return handleOf({
+            origin: { label, timestampsSec, decode, sampling, durationSec: null },
+            encoded,
+            runner,
+          });
+        },
+      },
+      opts,
+    );
   }
 
   /** Generates a reply to the turns (text only; the video, if any, is given as an encoded handle). */

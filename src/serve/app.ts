@@ -13,6 +13,8 @@ import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
 import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
+import { registerLiveSessions } from './live/routes.js';
+import type { LiveSessionOptions, LiveSessions } from './live/sessions.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
 import { type MediaRef, parseChatRequest } from './request.js';
@@ -41,12 +43,15 @@ export interface ServeOptions {
   ui?: boolean;
   /** Largest video the web UI accepts as an upload (default 1 GiB). */
   maxUploadBytes?: number;
+  /** Live video sessions (serve/live/): how many at once, when idle ones expire. */
+  live?: LiveSessionOptions;
 }
 
 export interface LongshotServer {
   app: FastifyInstance;
   queue: RequestQueue;
   cache: VideoCache;
+  live: LiveSessions;
   close(): Promise<void>;
 }
 
@@ -88,6 +93,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
           'invalid_api_key',
         );
     });
+
+  const live = registerLiveSessions(app, engine, policy, opts.live);
 
   const modelCard = { id: modelId, object: 'model', created, owned_by: 'longshot' };
   app.get('/health', async () => ({
@@ -148,7 +155,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     try {
       release = await queue.acquire(ctrl.signal);
       lease = chat.media
-        ? await leaseVideo(chat.media, chat.sampling, chat.loss, chat.clip, ctrl.signal)
+        ? (live.lease(chat.media) ??
+          (await leaseVideo(chat.media, chat.sampling, chat.loss, chat.clip, ctrl.signal)))
         : undefined;
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = engine.chat(chat.turns, {
@@ -304,6 +312,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     app,
     queue,
     cache,
+    live: live.sessions,
     async close() {
       queue.close();
       await app.close();

@@ -118,7 +118,8 @@ export async function localMediaPath(
   return { path: real, root };
 }
 
-function inside(root: string, p: string): boolean {
+/** Whether path `p` lies within directory `root` (both absolute). */
+export function inside(root: string, p: string): boolean {
   const r = relative(root, p);
   return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
 }

@@ -17,15 +17,18 @@ import {
   type CheckpointSource,
   type EncodedVideo,
   type FrameBatchContext,
+  type LiveContext,
+  type LiveEncoding,
   type ModelRunner,
   runnerInfo,
   type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
+import { VambaLiveVideo } from './live.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
 import { encodeVideoFrames } from './video.js';
-import { VambaVideoHandle } from './video-handle.js';
+import { type VambaVideo, VambaVideoHandle, videoOf } from './video-handle.js';
 
 export async function loadVambaRunner(
   src: CheckpointSource<Qwen2VLConfig>,
@@ -44,14 +47,6 @@ export async function loadVambaRunner(
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);
-}
-
-interface VambaVideo extends EncodedVideo {
-  handle: VambaVideoHandle;
-}
-
-function videoOf(handle: VambaVideoHandle): VambaVideo {
-  return { handle, tokens: handle.tokens, bytes: handle.bytes, dispose: () => handle[Symbol.dispose]() };
 }
 
 class VambaRunner implements ModelRunner {
@@ -73,6 +68,10 @@ class VambaRunner implements ModelRunner {
       onFrames: c.onFrames,
     });
     return videoOf(handle);
+  }
+
+  live(context: LiveContext): LiveEncoding {
+    return new VambaLiveVideo(this.model, context);
   }
 
   async saveVideo(encoded: EncodedVideo, path: string, metadata: Record<string, string>): Promise<void> {
