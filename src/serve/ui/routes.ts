@@ -6,8 +6,8 @@
  *   POST /ui/api/uploads   a video as the raw body (x-filename header) → an `upload:<id>` URL
  *   POST /ui/api/encode    {url}: encodes (or finds cached) the video, streaming progress as server-sent events
  *   GET  /ui/media?url=…   the video's bytes, with range requests, for the player
- * A live-video source will plug in beside the library and uploads (`live` in /ui/api/info says whether the
- * server offers one).
+ * A live-video source (the server's live sessions, serve/live/) will plug in beside the library and uploads;
+ * `live` in /ui/api/info says whether the page offers one.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
