@@ -114,7 +114,7 @@ export interface ChatTurn {
 export interface VideoProgress {
   /** Called once the frames are chosen. */
   start?(frames: number): void;
-  /** Frames decoded and encoded so far. */
-  frames?(done: number): void;
+  /** Frames decoded and encoded so far, and the video tokens they made (where the model reports them). */
+  frames?(done: number, tokens?: number): void;
   finish?(): void;
 }

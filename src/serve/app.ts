@@ -42,7 +42,7 @@ export interface ServeOptions {
   cacheEntries?: number;
   cacheBytes?: number;
   media?: Partial<MediaPolicy>;
-  /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
+  /** When set, /v1 and the UI's data routes require `Authorization: Bearer <apiKey>` (/ui/media: `?key=`). */
   apiKey?: string;
   /** Largest request body (default 64 MiB, for data: URLs). */
   bodyLimit?: number;

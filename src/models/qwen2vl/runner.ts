@@ -136,7 +136,7 @@ export class Qwen2VLRunner implements ModelRunner {
   private async encodeVideoStream(
     frames: AsyncIterable<RgbImage[]>,
     expected: number,
-    opts: { signal?: AbortSignal; onFrames?: (done: number) => void },
+    opts: { signal?: AbortSignal; onFrames?: (done: number, tokens?: number) => void },
   ): Promise<EncodedVideo> {
     const r = await streamVisionTokens(frames, this.processor, {
       maxFrames: expected,
