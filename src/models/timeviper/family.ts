@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { DType } from '../../runtime/dtype.js';
 import { type CheckpointFiles, type ModelFamily, memoryEstimate } from '../family.js';
+import { registerConvertTimeViper } from './cli.js';
 import { parseTimeViperConfig } from './config.js';
 import { timeViperMemory } from './size.js';
 
@@ -49,6 +50,7 @@ export const timeViper: ModelFamily = {
         (await import('./runner.js')).loadTimeViperRunner({ id, dir: files.dir, config, weights }, backend),
     };
   },
+  commands: [registerConvertTimeViper],
   video: {
     defaults: { sampling: 'first-seconds', frames: 256, fps: 1, maxEdge: 1280, minEdge: 384 },
     kinds: ['first-seconds', 'uniform'],
