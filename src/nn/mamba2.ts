@@ -419,13 +419,29 @@ export class Mamba2Block implements Disposable {
    * ever hold one chunk. With `inPlace` the result overwrites u (each chunk is read before it is written).
    */
   forwardChunked(u: Tensor, chunkLen: number, opts: { inPlace?: boolean } = {}): Tensor {
+    const r = this.prefillChunked(u, chunkLen, null, opts);
+    disposeState(r.state);
+    return r.y;
+  }
+
+  /**
+   * `forwardChunked` continuing from `state` (zeros when null; left untouched), returning the state after u
+   * too: a sequence that arrives in pieces (a live video) is scanned piece by piece.
+   */
+  prefillChunked(
+    u: Tensor,
+    chunkLen: number,
+    state: Mamba2State | null,
+    opts: { inPlace?: boolean } = {},
+  ): { y: Tensor; state: Mamba2State } {
     const [batch, len, dModel] = u.shape;
     if (!(chunkLen >= 1)) throw new RangeError(`Mamba2Block: chunk length ${chunkLen} must be ≥ 1`);
+    if (!len) throw new RangeError('Mamba2Block: an empty sequence has no state to carry');
     const out = opts.inPlace ? u : ops.empty(u.backend, [batch, len, dModel], u.dtype);
-    let state: Mamba2State | null = null;
+    let carried: Mamba2State | null = null;
     try {
       for (let t0 = 0; t0 < len; t0 += chunkLen) {
-        const prev: Mamba2State | null = state;
+        const prev: Mamba2State | null = carried ?? state;
         const next = tidy(() => {
           const t1 = Math.min(len, t0 + chunkLen);
           // One sequence: the chunk is a contiguous range of rows, so a view instead of a copy.
@@ -440,16 +456,15 @@ export class Mamba2Block implements Disposable {
           ops.writeSlice(out, r.y, 1, t0);
           return r.state;
         });
-        state = next;
-        if (prev) disposeState(prev);
+        if (carried) disposeState(carried);
+        carried = next;
       }
     } catch (e) {
       if (out !== u) out.dispose();
+      if (carried) disposeState(carried);
       throw e;
-    } finally {
-      if (state) disposeState(state);
     }
-    return out;
+    return { y: out, state: carried! };
   }
 
   [Symbol.dispose](): void {

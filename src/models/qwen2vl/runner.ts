@@ -5,8 +5,9 @@
  * Images keep their patch rows. Prompts come from the checkpoint's chat template with the video (or image)
  * part in the first user turn, the pads expanded as the HF processor does.
  */
-import { InputError } from '../../errors.js';
+import { InputError, ModelError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
@@ -14,6 +15,7 @@ import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
+import { AttentionProbe } from '../../nn/attention-probe.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -21,12 +23,15 @@ import {
   type CheckpointSource,
   type EncodedVideo,
   type FrameBatchContext,
+  type LiveContext,
+  type LiveEncoding,
   type ModelRunner,
   runnerInfo,
   type SavedVideo,
 } from '../family.js';
 import { modelIdentity } from '../identity.js';
 import type { Qwen2VLConfig } from './config.js';
+import { Qwen2VLLiveVideo } from './live.js';
 import { Qwen2VL, type Qwen2VLPrefix } from './model.js';
 import {
   checkpointProcessor,
@@ -38,10 +43,10 @@ import {
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
-interface Qwen2VLVideo extends EncodedVideo {
+export interface Qwen2VLVideo extends EncodedVideo {
   kind: 'video' | 'image';
   batch: VisualBatch;
-  /** A video's merged vision tokens, encoded once (its patch rows are then dropped). */
+  /** A video's merged vision tokens, encoded once (its patch rows are then dropped); a live video keeps none. */
   embeds: Tensor | null;
   /** A video's default prompt up to the end of the video, prefilled once. */
   prefix?: Qwen2VLPrefix;
@@ -103,6 +108,18 @@ export class Qwen2VLRunner implements ModelRunner {
       dispose: () => {},
     };
     return video;
+  }
+
+  /** A growing video whose questions are asked in the default prompt (see live.ts). */
+  live(context: LiveContext): LiveEncoding {
+    this.model.assertTakes('video');
+    const ids = this.defaultPromptIds();
+    const first = ids.indexOf(this.model.config.video_token_id);
+    if (first < 0)
+      throw new ModelError(
+        `${this.info.id}: the chat template drops the video, so it cannot watch a live one`,
+      );
+    return new Qwen2VLLiveVideo(this.model, this.processor, ids.slice(0, first), context);
   }
 
   /** A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output (models/qwen2vl/video-stream.ts). */
@@ -197,17 +214,22 @@ export class Qwen2VLRunner implements ModelRunner {
    */
   private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix | undefined {
     const { video_token_id: pad, vision_end_token_id: end } = this.model.config;
-    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
-    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
-    const ids = this.tokenizer.encode(this.processor.expandPads(text, { video: [grid] }), {
-      addSpecialTokens: false,
-    });
+    const ids = this.defaultPromptIds(grid);
     const cut = ids.lastIndexOf(pad) + 1;
     if (!cut) return undefined;
     return this.model.prefillPrefix(
       { inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut), videoEmbeds: embeds, videoGridThw: [grid] },
       { room: PREFIX_ROOM },
     );
+  }
+
+  /** The default prompt's ids (the template's own system turn, a video, an empty question); pads expanded for `grid`. */
+  private defaultPromptIds(grid?: GridTHW): number[] {
+    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
+    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
+    return this.tokenizer.encode(grid ? this.processor.expandPads(text, { video: [grid] }) : text, {
+      addSpecialTokens: false,
+    });
   }
 
   async *generate(
@@ -234,7 +256,16 @@ export class Qwen2VLRunner implements ModelRunner {
           : {}),
     };
     const prefix = video?.prefix?.continues(ids) ? video.prefix : null;
-    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512), prefix });
+    if (video?.kind === 'video' && !video.embeds && !prefix)
+      throw new InputError(
+        'a live video is asked about in the default prompt: send the question without a system message, the video in the first user message',
+      );
+    using probe = video && opts.relevance ? this.videoSpanProbe(ids, video.kind) : undefined;
+    using session = this.model.session({
+      capacity: ids.length + (opts.maxNewTokens ?? 512),
+      prefix,
+      probe,
+    });
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -255,7 +286,15 @@ export class Qwen2VLRunner implements ModelRunner {
         totalTokens: ids.length + completionTokens,
       },
       finishReason,
+      ...(probe && { videoAttention: massPerGroup(await probe.read(), video!.batch.grids[0][0]) }),
     };
+  }
+
+  /** Where the answer looked: every layer's self-attention over the prompt's run of video (or image) pads. */
+  private videoSpanProbe(ids: ArrayLike<number>, kind: 'video' | 'image'): AttentionProbe {
+    const pad = kind === 'video' ? this.model.config.video_token_id : this.model.config.image_token_id;
+    const at = Array.from(ids);
+    return new AttentionProbe(at.indexOf(pad), at.lastIndexOf(pad) + 1);
   }
 
   dispose(): void {

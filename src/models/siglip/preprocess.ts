@@ -2,8 +2,9 @@
  * TimeViper's image transform for SigLIP (`resize-naive`): each frame squashed to size×size with PIL's bicubic
  * filter (aspect ratio not kept), scaled to [0, 1] and normalised with mean 0.5, std 0.5 (timm's SigLIP config).
  */
+
+import { resizeBicubic } from '../../media/bicubic.js';
 import type { Frame } from '../../media/decode.js';
-import { resizeBicubic } from '../qwen2vl/bicubic.js';
 
 /** Frames → pixel values [frames, 3, size, size] (channels first), f32. */
 export function siglipPixels(frames: readonly Frame[], size: number): Float32Array {
