@@ -247,22 +247,21 @@ class TimeViper(nn.Module):
         self.llm_backbone.llm.backbone = Backbone(c)
         self.llm_backbone.llm.lm_head = nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
 
-    def frame_tokens(self, frames):
-        """uint8 frames [B, T, H, W, 3] → projected tokens [B, T·16, hidden] (SigLIP's mean/std 0.5)."""
-        B, T = frames.shape[:2]
-        pix = (frames.reshape(B * T, *frames.shape[2:]).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
-        x = tome(self.vision_backbone.featurizer.features(pix))
-        return self.projector.projector(x).reshape(B, T * KEEP, -1)
-
     def forward(self, frames, ids):
         """Logits [B, L, vocab] aligned with ids, whose T `<image>` placeholders form one run at the same place in
-        every row: each placeholder's row is its frame's last token's."""
+        every row: each placeholder's row is its frame's last token's. frames: uint8 [B, T, H, W, 3]."""
+        pix = (frames.permute(0, 1, 4, 2, 3).float() / 255 - 0.5) / 0.5
+        return self.forward_pixels(pix, ids)
+
+    def forward_pixels(self, pix, ids):
+        """The same from SigLIP-normalised pixels [B, T, 3, H, W]."""
         image = self.config["image_token_index"]
-        T = frames.shape[1]
+        B, T = pix.shape[:2]
         start = int((ids[0] == image).nonzero()[0])
         llm = self.llm_backbone.llm
         emb = llm.backbone.embeddings
-        visual = self.frame_tokens(frames)
+        x = tome(self.vision_backbone.featurizer.features(pix.reshape(B * T, *pix.shape[2:])))
+        visual = self.projector.projector(x).reshape(B, T * KEEP, -1)
         h = torch.cat([emb(ids[:, :start]), visual.to(emb.weight.dtype), emb(ids[:, start + T :])], 1)
         for layer in llm.backbone.layers:
             h = layer(h)
@@ -280,8 +279,100 @@ def save_model(model, out, dtype=torch.float32):
     os.makedirs(out, exist_ok=True)
     sd = {k: v.detach().to(dtype).contiguous().cpu() for k, v in model.state_dict().items()}
     tn.save_file(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    config = {k: v for k, v in model.config.items() if not k.startswith("_")}
+    config["llm_config"] = dict(config["llm_config"], torch_dtype="bfloat16" if dtype == torch.bfloat16 else "float32")
+    # How longshot samples videos for this model: every frame at its 112×112 (the trained setting).
+    config["longshot_video_defaults"] = {"sampling": "uniform", "frames": 1024, "maxEdge": 112, "minEdge": 112}
     with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(model.config, f, indent=2)
+        json.dump(config, f, indent=2)
+
+
+# ---- the needle trainer's interface (train_needle.py --model timeviper) --------------------------------------
+
+# The nano_base prompt around the user message, as longshot's runner writes it (src/models/timeviper/prompt.ts).
+HEAD_TEXT = ["<SPECIAL_10>", "System", "<SPECIAL_12>", "<SPECIAL_11>", "User"]
+TAIL_TEXT = ["<SPECIAL_12>", "<SPECIAL_11>", "Assistant"]
+ADDED = ["<SPECIAL_10>", "<SPECIAL_11>", "<SPECIAL_12>", "<image>"]
+
+
+def needle_vocabulary(tok_dir):
+    """The needle tokenizer's ids of our prompt's pieces: the three specials are appended (and embedded),
+    `<image>` after them (never embedded); words as its WordPiece reads them (lower-cased if it lower-cases)."""
+    tok = json.load(open(os.path.join(tok_dir, "tokenizer.json")))
+    vocab = tok["model"]["vocab"]
+    n = len(vocab)
+    ids = {t: n + i for i, t in enumerate(ADDED)}
+    lower = "Lowercase" in json.dumps(tok.get("normalizer"))
+    word = lambda w: ids.get(w, vocab.get(w.lower() if lower else w, vocab["[UNK]"]))  # noqa: E731
+    return {"vocab": n + 3, "image": ids["<image>"], "head": [word(w) for w in HEAD_TEXT], "tail": [word(w) for w in TAIL_TEXT]}
+
+
+# The needle model's blocks: 4 Mamba-2, 2 attention, 2 MLP.
+NEEDLE_PATTERN = "M-M*M-M*"
+
+
+def make_needle_config(a):
+    v = needle_vocabulary(a.tokenizer_dir)
+    c = make_config(v["vocab"], v["image"], argparse.Namespace(**{**vars(a), "pattern": NEEDLE_PATTERN}))
+    c["_needle_prompt"] = {"head": v["head"], "tail": v["tail"]}
+    return c
+
+
+def save_needle(model, out, tok_dir, dtype):
+    """The checkpoint and the needle tokenizer with our prompt's specials added."""
+    save_model(model, out, dtype)
+    tok = json.load(open(os.path.join(tok_dir, "tokenizer.json")))
+    n = len(tok["model"]["vocab"])
+    entry = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    tok["added_tokens"] = tok.get("added_tokens", []) + [dict(id=n + i, content=t, **entry) for i, t in enumerate(ADDED)]
+    json.dump(tok, open(os.path.join(out, "tokenizer.json"), "w"))
+    cfg = json.load(open(os.path.join(tok_dir, "tokenizer_config.json")))
+    if "added_tokens_decoder" in cfg:
+        for i, t in enumerate(ADDED):
+            cfg["added_tokens_decoder"][str(n + i)] = dict(content=t, **entry)
+    json.dump(cfg, open(os.path.join(out, "tokenizer_config.json"), "w"), indent=2)
+
+
+def unpatchify(pix, gh, gw):
+    """train_needle.patchify's rows [B, T/2, gh·gw, 3·2·14·14] (CLIP-normalised) → SigLIP-normalised pixels
+    [B, T, 3, H, W]."""
+    B, T2 = pix.shape[:2]
+    M, P, TP = tn.MERGE, tn.PATCH, tn.TEMPORAL
+    x = pix.reshape(B, T2, gh // M, gw // M, M, M, 3, TP, P, P).permute(0, 1, 7, 6, 2, 4, 8, 3, 5, 9)
+    x = x.reshape(B, T2 * TP, 3, gh * P, gw * P)
+    mean = torch.tensor(tn.MEAN, device=pix.device).view(1, 1, 3, 1, 1)
+    std = torch.tensor(tn.STD, device=pix.device).view(1, 1, 3, 1, 1)
+    return ((x * std + mean) - 0.5) / 0.5
+
+
+class NeedleTimeViper(TimeViper):
+    """TimeViper behind train_needle.py's model interface: forward(pix, gh, gw, ids) with Qwen2-VL pixel rows and
+    the exported Vamba-style prompt (`<|vision_start|><|vision_end|>question<|im_end|>\n<|im_start|>assistant\n`
+    then the answer). Each row is rewritten as our nano_base prompt — one `<image>` per frame, the same question
+    ids, the same answer — and the logits of its answer rows are put back where the trainer's targets are."""
+
+    def forward(self, pix, gh, gw, ids):
+        prompt = self.config["_needle_prompt"]
+        image = self.config["image_token_index"]
+        T = pix.shape[1] * tn.TEMPORAL
+        rows, spans = [], []
+        for row in ids.tolist():
+            ve = row.index(tn.VISION_END)
+            q_end = row.index(tn.IM_END, ve)
+            p_end = len(row) - row[::-1].index(tn.IM_START) + 1  # after "<|im_start|> assistant"
+            new = prompt["head"] + [image] * T + row[ve + 1 : q_end] + prompt["tail"]
+            spans.append((p_end, len(new)))
+            rows.append(new + row[p_end:])
+        L = max(len(r) for r in rows)
+        tv = torch.full((len(rows), L), tn.ENDOFTEXT, dtype=torch.long, device=ids.device)
+        for b, r in enumerate(rows):
+            tv[b, : len(r)] = torch.tensor(r, device=ids.device)
+        logits = self.forward_pixels(unpatchify(pix, gh, gw), tv)
+        out = logits.new_zeros(ids.shape[0], ids.shape[1], logits.shape[-1])
+        for b, (p_end, tv_end) in enumerate(spans):
+            n = ids.shape[1] - p_end + 1  # the row predicting the first answer token, and those after it
+            out[b, p_end - 1 :] = logits[b, tv_end - 1 : tv_end - 1 + n]
+        return out
 
 
 def randomize(model, seed):
