@@ -59,8 +59,8 @@ export function addSamplingOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--sampling <policy>',
-        'which frames: middle of n equal spans, uniform, or at a rate',
-      ).choices(['middle', 'uniform', 'fps']),
+        'which frames: middle of n equal spans, uniform, at a rate, or at a rate from the start (first-seconds)',
+      ).choices(['middle', 'uniform', 'fps', 'first-seconds']),
     )
     .option('--max-edge <px>', 'longest frame side before the model’s resize', positiveInt('--max-edge'))
     .option('--min-edge <px>', 'shortest frame side before the model’s resize', positiveInt('--min-edge'));

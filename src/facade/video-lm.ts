@@ -293,6 +293,7 @@ export class VideoLM implements ChatEngine, Disposable {
 
 function policyOf(s: Required<SamplingOptions>): SamplingPolicy {
   if (s.sampling === 'fps') return { kind: 'fps', fps: s.fps, maxFrames: s.frames };
+  if (s.sampling === 'first-seconds') return { kind: 'first-seconds', fps: s.fps, maxFrames: s.frames };
   return { kind: s.sampling, numFrames: s.frames };
 }
 

@@ -137,8 +137,8 @@ export interface FrameBatchContext {
   /** The input the frames came from (a family may key a saved state by a file's content). */
   input?: MediaInput;
   signal?: AbortSignal;
-  /** Frames encoded so far. */
-  onFrames?(done: number): void;
+  /** Frames encoded so far, and the video tokens they made where the family counts them as it goes. */
+  onFrames?(done: number, tokens?: number): void;
   /** The token reduction the user chose (models/reduction.ts), one the runner listed in `reductions`. */
   reduction?: { reduction: TokenReduction; keep: number } | null;
 }

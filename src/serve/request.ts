@@ -112,9 +112,9 @@ export function parseChatRequest(body: unknown): ChatRequest {
   };
   if (body.sampling !== undefined && body.sampling !== null) {
     expect(
-      ['middle', 'uniform', 'fps'].includes(body.sampling as string),
+      ['middle', 'uniform', 'fps', 'first-seconds'].includes(body.sampling as string),
       'sampling',
-      '"middle", "uniform" or "fps"',
+      '"middle", "uniform", "fps" or "first-seconds"',
       body.sampling,
     );
     sampling.sampling = body.sampling as SamplingOptions['sampling'];

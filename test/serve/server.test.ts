@@ -99,7 +99,14 @@ describe('OpenAI-compatible server', () => {
     const health = await (await fetch(`${s.url}/health`)).json();
     assert.equal(health.status, 'ok');
     assert.equal(health.model, MODEL);
-    assert.deepEqual(health.queue, { running: 0, queued: 0, concurrency: 1, max_queue: 16 });
+    assert.deepEqual(health.queue, {
+      running: 0,
+      queued: 0,
+      concurrency: 8,
+      max_queue: 16,
+      reserved_bytes: 0,
+      budget_bytes: null,
+    });
   });
 
   it('answers a non-streaming request with usage, and reuses the encoded video for the next question', async () => {

@@ -345,6 +345,32 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
     });
   }
 
+  get batchKey(): Qwen2VL {
+    return this.vlm;
+  }
+
+  /** One token for each session (all of this model, prefilled) in one forward: logits [n, vocab]. */
+  stepMany(sessions: readonly CausalLM<Qwen2VLInputs>[], tokens: readonly number[]): Tensor {
+    const all = sessions.map((s) => {
+      if (!(s instanceof Qwen2VLSession) || s.vlm !== this.vlm)
+        throw new TypeError('stepMany: sessions of another model');
+      if (!s.#started) throw new InputError('step: call prefill first');
+      return s;
+    });
+    const pos = all.map((s) => s.cache.length + s.#ropeDelta);
+    return tidy(() => {
+      const m = this.vlm.model;
+      const x = this.vlm.embed({ inputIds: tokens });
+      return m.logits(
+        m.forward(
+          x,
+          this.vlm.rope([pos, pos, pos]),
+          all.map((s) => s.cache),
+        ),
+      );
+    });
+  }
+
   /** Feeds one token; returns the next logits [1, vocab]. */
   step(token: number): Tensor {
     if (!this.#started) throw new InputError('step: call prefill first');

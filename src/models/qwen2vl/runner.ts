@@ -16,6 +16,7 @@ import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { AttentionProbe } from '../../nn/attention-probe.js';
+import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -71,12 +72,21 @@ export async function loadQwen2VLRunner(
   const checkpoint = await Checkpoint.open(src.dir);
   const modelId = await modelIdentity(src.dir, checkpoint).finally(() => checkpoint.close());
   const t = src.config.text;
-  const info = runnerInfo(
-    'qwen2_vl',
-    src,
-    { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
-    { dtype: model.dtype, device: backend.name },
-  );
+  const info: ModelInfo = {
+    ...runnerInfo(
+      'qwen2_vl',
+      src,
+      { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
+      { dtype: model.dtype, device: backend.name },
+    ),
+    decodeCache: {
+      bytesPerToken: kvBytesPerToken(
+        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+        model.dtype,
+      ),
+      bytesPerSequence: 0,
+    },
+  };
   return new Qwen2VLRunner(info, model, processor, tokenizer, modelId);
 }
 
