@@ -26,7 +26,7 @@ import '../src/backends/cuda/index.js';
 import { cpuBackend } from '../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../src/errors.js';
 import { RandomWeights } from '../src/io/random-weights.js';
-import type { MambaMiaCompressor } from '../src/models/mambamia/compressor.js';
+import { MambaMiaCompressor } from '../src/models/mambamia/compressor.js';
 import { type MambaMiaConfig, parseMambaMiaConfig } from '../src/models/mambamia/config.js';
 import { loadMambaMiaCompressor } from '../src/models/mambamia/weights.js';
 import { parseQwen2VLConfig } from '../src/models/qwen2vl/config.js';
@@ -78,7 +78,6 @@ function compressorConfig(k: number, input: number, output: number): MambaMiaCon
 }
 
 async function loadCompressor(c: MambaMiaConfig, backend: Backend, dtype: 'bf16' | 'f32') {
-  const { MambaMiaCompressor } = await import('../src/models/mambamia/compressor.js');
   using source = new RandomWeights(MambaMiaCompressor.specs('', c), { seed: 1 });
   return loadMambaMiaCompressor(source, c, backend, dtype, 'random');
 }
@@ -312,7 +311,8 @@ async function endToEndPart(
               ...question,
             ];
             using s = qwen.session({ capacity: ids.length + 1 });
-            (await s.prefill({ inputIds: ids, videoGridThw: [grid], videoEmbeds: V }).data()).length;
+            using logits = s.prefill({ inputIds: ids, videoGridThw: [grid], videoEmbeds: V });
+            await logits.data(); // waits for the prefill
           } else {
             using Q = tstar.compress(V, grid);
             await backend.synchronize();
@@ -326,7 +326,8 @@ async function endToEndPart(
               ...question,
             ];
             using s = tstar.session(ids.length + 1);
-            (await s.prefill({ ids, video: Q }).data()).length;
+            using logits = s.prefill({ ids, video: Q });
+            await logits.data(); // waits for the prefill
           }
           const td = performance.now();
           Object.assign(row, {

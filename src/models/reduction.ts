@@ -44,7 +44,7 @@ export interface ReductionRequest {
 }
 
 /** The input rows a uniform drop keeps of one frame of `n` tokens: `m` evenly spaced, the middle of each stride. */
-export function uniformKeep(n: number, keep: number): number[] {
+export function uniformRows(n: number, keep: number): number[] {
   const m = Math.max(1, Math.round(n * keep));
   return Array.from({ length: m }, (_, i) => Math.floor(((i + 0.5) * n) / m));
 }
@@ -55,7 +55,7 @@ const uniform: TokenReduction = {
   reduce(tokens, keep) {
     const [frames, per, width] = tokens.shape;
     const rows = Array.from({ length: frames }, (_, f) =>
-      uniformKeep(per, keep).map((j) => f * per + j),
+      uniformRows(per, keep).map((j) => f * per + j),
     ).flat();
     const flat = tokens.reshape([frames * per, width]);
     try {
@@ -103,11 +103,6 @@ const reductions = new Map<string, TokenReduction>(
     },
   ].map((r) => [r.name, r]),
 );
-
-/** Adds a strategy (e.g. ToMe's implementation once it is in the build), replacing one of the same name. */
-export function registerReduction(r: TokenReduction): void {
-  reductions.set(r.name, r);
-}
 
 export function tokenReductions(): readonly TokenReduction[] {
   return [...reductions.values()];

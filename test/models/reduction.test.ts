@@ -17,7 +17,7 @@ import {
   parseReduction,
   resolveReduction,
   tokenReductions,
-  uniformKeep,
+  uniformRows,
 } from '../../src/models/reduction.js';
 import * as ops from '../../src/runtime/ops.js';
 import { writeTinyQwen2VL } from '../facade/tiny-models.js';
@@ -78,9 +78,9 @@ describe('token reduction choices', () => {
 
 describe('uniform drop', () => {
   it('keeps evenly spaced tokens of each frame, the middle of each stride', () => {
-    assert.deepEqual(uniformKeep(10, 0.3), [1, 5, 8]);
-    assert.deepEqual(uniformKeep(4, 1), [0, 1, 2, 3]);
-    assert.deepEqual(uniformKeep(5, 0.01), [2]);
+    assert.deepEqual(uniformRows(10, 0.3), [1, 5, 8]);
+    assert.deepEqual(uniformRows(4, 1), [0, 1, 2, 3]);
+    assert.deepEqual(uniformRows(5, 0.01), [2]);
   });
 
   it('gathers those rows frame by frame and names their sources', async () => {

@@ -17,7 +17,7 @@ import { type Mamba2Config, mamba2Config } from '../../nn/mamba2.js';
 import { readTimeStepLimit } from '../nemotron_h/config.js';
 
 /** The derivative's versions: causal, causal + gated aggregation, bidirectional. */
-export const VERSIONS = ['v0', 'v04', 'v2'] as const;
+const VERSIONS = ['v0', 'v04', 'v2'] as const;
 
 export interface MambaMiaConfig {
   /** Vision feature width (`input_proj` is an identity when it equals hidden_size). */

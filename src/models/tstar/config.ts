@@ -22,7 +22,7 @@ import {
   type Qwen2VLVisionConfig,
 } from '../qwen2vl/config.js';
 
-export const TSTAR_MODEL_TYPE = 'tstar';
+const TSTAR_MODEL_TYPE = 'tstar';
 
 /** The LLM: Qwen2 (carried as a Qwen2-VL config whose M-RoPE rows all hold the 1-D position) or Nemotron-H. */
 export type TstarText =

@@ -24,7 +24,7 @@ import { parseTstarConfig, type TstarConfig } from './config.js';
 import { loadLanguageModel, type TstarLanguageModel } from './language-model.js';
 
 /** Where the compressor's parameters live in a TSTAR checkpoint (LLaVA's projector name). */
-export const PROJECTOR = 'mm_projector.';
+const PROJECTOR = 'mm_projector.';
 
 /** Every parameter of a TSTAR model, by the names its checkpoint stores. */
 export function tstarSpecs(c: TstarConfig): ParamSpec[] {

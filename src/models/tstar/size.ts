@@ -10,7 +10,7 @@ import { nemotronHStateBytes } from '../nemotron_h/size.js';
 import { smartResize } from '../qwen2vl/processor.js';
 import type { TstarConfig } from './config.js';
 
-export interface TstarGeometry {
+interface TstarGeometry {
   frames: number;
   width: number;
   height: number;
