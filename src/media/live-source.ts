@@ -63,7 +63,7 @@ async function inputArgs(source: string, o: LiveSourceOptions): Promise<string[]
   const pace = o.realtime ? ['-re'] : [];
   switch (kind) {
     case 'pipe':
-      return [...format, '-i', 'pipe:0'];
+      return [...pace, ...format, '-i', 'pipe:0'];
     case 'device': {
       const f = o.format ?? CAPTURE_FORMAT[process.platform];
       if (!f) throw new UsageError(`no capture format known for ${process.platform}: pass one (--format)`);
