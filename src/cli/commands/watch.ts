@@ -11,7 +11,7 @@ import { InvalidArgumentError } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { LiveVideo } from '../../facade/live.js';
 import { VideoLM } from '../../facade/video-lm.js';
-import { liveFrames, sourceKind } from '../../media/live-source.js';
+import { checkSource, liveFrames } from '../../media/live-source.js';
 import {
   addGenerationOptions,
   addModelOptions,
@@ -47,7 +47,7 @@ function statusLine(live: LiveVideo): string {
 }
 
 async function watch(source: string, o: WatchOptions): Promise<void> {
-  const kind = sourceKind(source); // a bad URL scheme fails before the model loads
+  const kind = await checkSource(source); // before the model loads
   // Questions come from the terminal; with the video on stdin, from /dev/tty.
   const questions: Readable = kind === 'pipe' ? createReadStream('/dev/tty') : process.stdin;
   if (kind === 'pipe')
@@ -73,6 +73,11 @@ async function watch(source: string, o: WatchOptions): Promise<void> {
     minEdge: o.minEdge,
     label: source,
   });
+  const tty = Boolean((questions as { isTTY?: boolean }).isTTY) || kind === 'pipe';
+  process.stderr.write(
+    `longshot: watching ${source} with ${model.info.id} at ${o.fps} fps; type a question (:status, :quit)\n`,
+  );
+  const rl = createInterface({ input: questions, output: tty ? process.stderr : undefined, terminal: tty });
   const stop = new AbortController();
   let failure: unknown = null;
   const pump = (async () => {
@@ -86,13 +91,10 @@ async function watch(source: string, o: WatchOptions): Promise<void> {
       await live.append(batch, { signal: stop.signal });
     process.stderr.write(`longshot: ${source} ended (${statusLine(live)}); ask on, or Ctrl-D to quit\n`);
   })().catch((e) => {
-    if (!stop.signal.aborted) failure = e;
+    if (stop.signal.aborted) return;
+    failure = e;
+    rl.close(); // the prompt ends with the source's error
   });
-  const tty = Boolean((questions as { isTTY?: boolean }).isTTY) || kind === 'pipe';
-  process.stderr.write(
-    `longshot: watching ${source} with ${model.info.id} at ${o.fps} fps; type a question (:status, :quit)\n`,
-  );
-  const rl = createInterface({ input: questions, output: tty ? process.stderr : undefined, terminal: tty });
   rl.setPrompt('? ');
   if (tty) rl.prompt();
   try {
