@@ -7,6 +7,14 @@ export {
   type ToolVersion,
   toolVersions,
 } from './ffmpeg.js';
+export {
+  checkSource,
+  type LiveSourceOptions,
+  liveFrames,
+  type SourceKind,
+  sourceKind,
+  type TimedFrame,
+} from './live-source.js';
 export { encodePng } from './png.js';
 export { type FrameIndex, MAX_PIXELS, MAX_SIDE, type MediaInfo, type StreamInfo } from './probe.js';
 export {

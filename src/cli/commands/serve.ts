@@ -20,6 +20,8 @@ interface ServeCliOptions {
   maxQueue: number;
   timeout: number;
   cacheVideos: number;
+  maxLiveSessions: number;
+  liveTtl: number;
   apiKey?: string;
 }
 
@@ -47,11 +49,24 @@ export function register(program: Command): void {
       (v) => (v === '0' ? 0 : positiveInt('--cache-videos')(v)),
       4,
     )
+    .option(
+      '--max-live-sessions <n>',
+      'live video sessions at once; more get HTTP 429',
+      (v) => (v === '0' ? 0 : positiveInt('--max-live-sessions')(v)),
+      2,
+    )
+    .option(
+      '--live-ttl <s>',
+      'close a live session nobody has used for this long',
+      positiveInt('--live-ttl'),
+      600,
+    )
     .option('--api-key <key>', 'require this bearer token (default: LONGSHOT_API_KEY, else none)')
     .addHelpText(
       'after',
       `
-Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health.
+Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health,
+/v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>"; docs/server.md).
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
 or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge.
 
@@ -77,6 +92,7 @@ Examples:
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
+        live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
       });

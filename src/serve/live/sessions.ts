@@ -98,6 +98,14 @@ export class LiveSessions {
   async create(req: CreateLiveSession): Promise<LiveSession> {
     if (!this.engine.live)
       throw badRequest('this server cannot watch live video (its engine has no live videos)', 'source');
+    if (!this.#max)
+      throw new ApiError(
+        403,
+        'live sessions are disabled on this server (it was started with --max-live-sessions 0)',
+        'invalid_request_error',
+        null,
+        'live_sessions_disabled',
+      );
     if (this.#sessions.size >= this.#max)
       throw new ApiError(
         429,
