@@ -122,8 +122,11 @@ async function main() {
   // The first pair fixes the token grid; it and a few more warm plans and the allocator up.
   for (let i = 0; i < 4; i++) await appendSecond();
   await sync();
-  const perGroup = live.tokens / (live.encodedFrames / 2);
-  const grid = (groups: number) => [groups, ...gridHW(perGroup, size)] as [number, number, number];
+  const first = live.snapshot() as VambaVideo;
+  const [, gh, gw] = first.handle.grid; // the merged grid the processor made of these frames
+  first.dispose();
+  const perGroup = gh * gw;
+  const grid = (groups: number): [number, number, number] => [groups, gh, gw];
   const hidden = model.config.text.hidden_size;
   const chunkGroups = TINY ? 4 : 48;
   const rng = new Random(5);
@@ -139,8 +142,8 @@ async function main() {
     const f0 = performance.now();
     while (streamSec + 2 <= target) {
       const groups = Math.min(chunkGroups, Math.floor((target - streamSec) / 2));
-      const V = ops.clone(groups === chunkGroups ? tokens : tokens.narrow(0, groups * perGroup));
-      live.appendTokens(V, grid(groups));
+      using part = tokens.narrow(0, groups * perGroup);
+      live.appendTokens(ops.clone(part), grid(groups));
       streamSec += 2 * groups;
       forget();
     }
@@ -213,19 +216,6 @@ async function main() {
   await writeFile(join(dir, 'live_video.json'), `${JSON.stringify(result, null, 2)}\n`);
   await writeFile(join(dir, 'live_video_table.md'), markdown(result));
   console.log(`wrote ${join(dir, 'live_video.json')} and live_video_table.md`);
-}
-
-/** The merged grid's height and width from tokens per group and the frame size's aspect. */
-function gridHW(perGroup: number, size: { width: number; height: number }): [number, number] {
-  // The processor's smart_resize keeps the aspect within a patch: pick the factorisation closest to it.
-  let best: [number, number] = [1, perGroup];
-  for (let h = 1; h <= perGroup; h++) {
-    if (perGroup % h) continue;
-    const w = perGroup / h;
-    const err = Math.abs(Math.log(w / h / (size.width / size.height)));
-    if (err < Math.abs(Math.log(best[1] / best[0] / (size.width / size.height)))) best = [h, w];
-  }
-  return best;
 }
 
 const clock = (s: number) =>
