@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
+import { UsageError } from '../../errors.js';
 import type { ChatEngine, VideoHandle } from '../../facade/engine.js';
 import type { LiveVideo } from '../../facade/live.js';
 import { liveFrames, sourceKind } from '../../media/live-source.js';
@@ -126,7 +127,9 @@ export class LiveSessions {
           label: req.source,
         });
       } catch (e) {
-        throw toApiError(e, { param: 'source' });
+        throw toApiError(e, {
+          param: e instanceof UsageError && e.field === 'window' ? 'window_sec' : 'source',
+        });
       }
     })();
     const s = new LiveSession(`live-${randomUUID()}`, req.source, video, video.sampling.fps);
