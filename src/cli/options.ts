@@ -5,7 +5,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
-import type { LossPolicy } from '../media/index.js';
+import type { Clip, LossPolicy } from '../media/index.js';
 import type { DeviceName } from '../runtime/backend.js';
 
 function number(name: string, check: (v: number) => boolean, what: string) {
@@ -65,6 +65,25 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--min-edge <px>', 'shortest frame side before the model’s resize', positiveInt('--min-edge'));
 }
 
+/** `--clip START-END` (seconds): ask about one stretch of the video only. */
+export function addClipOption(cmd: Command): Command {
+  return cmd.option(
+    '--clip <start-end>',
+    'sample only this stretch of the video, in seconds (e.g. 60-90); the sampling rules apply to the clip',
+    clipArg,
+  );
+}
+
+function clipArg(text: string): Clip {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
+  const [startSec, endSec] = m ? [Number(m[1]), Number(m[2])] : [Number.NaN, Number.NaN];
+  if (!(endSec > startSec))
+    throw new InvalidArgumentError(
+      `--clip must be START-END in seconds with START < END (e.g. 60-90), got '${text}'`,
+    );
+  return { startSec, endSec };
+}
+
 /** How many frames of a video may be lost to damage before it is refused (media's loss policy). */
 export function addLossOptions(cmd: Command): Command {
   return cmd.option('--strict', 'refuse a video if any sampled frame cannot be decoded').option(
@@ -122,6 +141,7 @@ export function generationOf(o: Opts): GenerationOptions {
     'topP',
     'repetitionPenalty',
     'seed',
+    'reasoningBudget',
   ]) as GenerationOptions;
 }
 

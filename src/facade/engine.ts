@@ -3,7 +3,7 @@
  * about it. `VideoLM` implements it for every model family; the server is written against it alone.
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
-import type { DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
+import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
 import type { Answer } from './answer.js';
 import type { LiveVideo, LiveVideoOptions } from './live.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from './types.js';
@@ -29,6 +29,8 @@ export interface VideoHandle extends Disposable {
  * (default a quarter) lost is refused, and fewer are reported on the handle and the answer.
  */
 export interface EncodeOptions extends SamplingOptions, LossPolicy {
+  /** Sample only this stretch of the video (seconds); the family's rules then apply to the clip's frames. */
+  clip?: Clip;
   signal?: AbortSignal;
   progress?: VideoProgress;
 }

@@ -1,6 +1,7 @@
 /** The typed options and results of the library facade (`VideoLM`), shared by the CLI and the server. */
 import type { DecodeReport } from '../media/index.js';
 import type { DeviceName } from '../runtime/backend.js';
+import type { Relevance } from './relevance.js';
 
 /** A model family's name (models/registry.ts lists them), e.g. the `model_type` it reads. */
 export type Architecture = string;
@@ -27,6 +28,17 @@ export interface GenerationOptions {
   topP?: number;
   repetitionPenalty?: number;
   seed?: number;
+  /**
+   * At most this many tokens of thinking, then the answer (Nemotron-H's convention: the thinking is cut at the
+   * budget, closed with `.\n</think>\n\n` unless it closed itself, and the same assistant message continues
+   * for the rest of `maxNewTokens`). Only models whose info says `reasoningBudget`.
+   */
+  reasoningBudget?: number;
+  /**
+   * Also return where in the video the answer looked (AskResult.relevance). Off by default: it recomputes
+   * one attention row per layer and generated token.
+   */
+  relevance?: boolean;
 }
 
 export interface Usage {
@@ -46,6 +58,8 @@ export interface AskResult {
   finishReason: FinishReason;
   /** The video the answer is about, as decoded: `decoded < requested` when frames were lost (see `lostRanges`). */
   video?: DecodeReport;
+  /** Per-frame relevance of the answer, when asked for with `relevance` (facade/relevance.ts). */
+  relevance?: Relevance;
 }
 
 export interface ModelInfo {
@@ -65,6 +79,8 @@ export interface ModelInfo {
   videoRequired?: boolean;
   /** Whether it is a text model (no video policy, no vision encoder): videos and images are refused. */
   textOnly?: boolean;
+  /** Whether it honours `reasoningBudget` (a model that thinks in `<think>…</think>` first). */
+  reasoningBudget?: boolean;
 }
 
 export interface ModelLoadOptions {

@@ -16,6 +16,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { InputError, ModelError, UsageError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import {
+  type Clip,
   checkFrameLoss,
   type DecodeReport,
   type MediaInput,
@@ -29,6 +30,7 @@ import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
 import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './engine.js';
 import { inspectModel } from './inspect.js';
 import { LiveVideo, type LiveVideoOptions } from './live.js';
+import { frameRelevance } from './relevance.js';
 import type {
   AskResult,
   ChatTurn,
@@ -99,8 +101,9 @@ export class VideoLM implements ChatEngine, Disposable {
     const label = labelOf(input);
     try {
       await using video = await openVideo(input, { signal });
-      const s = samplingFor(policy, video.info.durationSec, opts, this.videoDefaults);
-      const sample = await video.sample(policyOf(s));
+      const durationSec = clipDuration(video.info.durationSec, opts.clip);
+      const s = samplingFor(policy, durationSec, opts, this.videoDefaults);
+      const sample = await video.sample(policyOf(s), opts.clip);
       progress?.start?.(sample.indices.length);
       const frames = video.frames(sample, { size: (source) => policy.frameSize(source, s), signal });
       const encoded = await this.runner
@@ -130,7 +133,8 @@ export class VideoLM implements ChatEngine, Disposable {
         timestampsSec,
         decode: report,
         sampling: s,
-        durationSec: video.info.durationSec,
+        durationSec,
+        clip: opts.clip ?? null,
       };
       return handleOf({ origin, encoded, runner: this.runner });
     } finally {
@@ -164,7 +168,7 @@ export class VideoLM implements ChatEngine, Disposable {
    * Reads a video saveVideo wrote, as encodeVideo(video, opts) would have encoded it: a file made by another
    * model, or with other sampling than `opts` (and the defaults) give for that video, is refused.
    */
-  async loadVideo(path: string, opts: SamplingOptions = {}): Promise<VideoHandle> {
+  async loadVideo(path: string, opts: SamplingOptions & { clip?: Clip } = {}): Promise<VideoHandle> {
     this.checkLive();
     const policy = this.policy;
     if (!policy || this.info.textOnly)
@@ -182,6 +186,8 @@ export class VideoLM implements ChatEngine, Disposable {
       const diff = (Object.keys(expected) as (keyof SamplingOptions)[])
         .filter((k) => expected[k] !== origin.sampling[k])
         .map((k) => `${k} ${origin.sampling[k]} (wanted ${expected[k]})`);
+      const [made, wanted] = [origin.clip ?? null, opts.clip ?? null].map(clipText);
+      if (made !== wanted) diff.push(`clip ${made} (wanted ${wanted})`);
       if (diff.length)
         throw new InputError(
           `${path} was encoded with other sampling: ${diff.join(', ')}; load it with the settings it was made with, or encode the video again`,
@@ -234,9 +240,14 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
     const { video } = opts;
+    if (opts.reasoningBudget !== undefined && !this.info.reasoningBudget)
+      throw new UsageError(
+        `${this.info.architecture} does not think before answering: drop the reasoning budget`,
+        'reasoningBudget',
+      );
     if (!video) return this.runner.generate(turns, undefined, opts);
     if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
-    return withReport(this.runner.generate(turns, encodingOf(video).encoded, opts), video.decode);
+    return withVideo(this.runner.generate(turns, encodingOf(video).encoded, opts), video);
   }
 
   /**
@@ -283,9 +294,14 @@ function labelOf(input: MediaInput): string {
   return s.startsWith('data:') ? 'a data: URL' : s;
 }
 
-/** The answer's summary names the video as decoded, so lost frames travel with every answer about it. */
-async function* withReport(generation: Generation, video: DecodeReport): Generation {
-  return { ...(yield* generation), video };
+/**
+ * The answer's summary names the video as decoded, so lost frames travel with every answer about it, and
+ * spreads the model's attention per token group over the frames' times.
+ */
+async function* withVideo(generation: Generation, handle: VideoHandle): Generation {
+  const { videoAttention, ...summary } = yield* generation;
+  const relevance = videoAttention && frameRelevance(videoAttention, handle.timestampsSec);
+  return { ...summary, video: handle.decode, ...(relevance && { relevance }) };
 }
 
 /** The sampled timestamps less those of frames that could not be decoded. */
@@ -306,8 +322,21 @@ interface Origin {
   timestampsSec: readonly number[];
   decode: DecodeReport;
   sampling: Required<SamplingOptions>;
-  /** The video's duration, which picks the policy's sampling rule (null: unknown). */
+  /** The video's (or clip's) duration, which picks the policy's sampling rule (null: unknown). */
   durationSec: number | null;
+  /** The stretch sampled (null: the whole video; absent in files written before clips existed). */
+  clip?: Clip | null;
+}
+
+/** The duration the sampling rules see: the clip's, within the video. */
+function clipDuration(video: number | null, clip: Clip | undefined): number | null {
+  if (!clip) return video;
+  const end = video === null ? clip.endSec : Math.min(clip.endSec, video);
+  return Math.max(0, end - clip.startSec);
+}
+
+function clipText(clip: Clip | null): string {
+  return clip ? `${clip.startSec}–${clip.endSec} s` : 'none';
 }
 
 const ORIGIN_KEY = 'longshot.video';

@@ -2,11 +2,38 @@ import type { Random } from '../util/random.js';
 import { Canvas, type RGB } from './canvas.js';
 
 /**
- * The haystack: a procedural scene (background pattern + drifting blobs + noise) in muted colours, so that
- * the saturated, boxed needles are the only salient events. Fully described by a JSON-able `Scene`, so a
- * video can be re-rendered from its record.
+ * The haystack: a procedural scene (background pattern + drifting blobs + noise), fully described by a
+ * JSON-able `Scene`, so a video can be re-rendered from its record. The generator's scenes (`randomScene`)
+ * are muted, so that the saturated, boxed needles are the only salient events; the varied scenes
+ * (`randomVariedScene`) add footage unlike that: saturated colour bars and moving shapes in the manner of
+ * ffmpeg's testsrc2 and smptebars, plasma and fractal-like swirls, full-range colour noise, flat colours and
+ * marble-like textures.
  */
-export type Background = 'gradient' | 'checker' | 'stripes' | 'noise';
+export type Background =
+  | 'gradient'
+  | 'checker'
+  | 'stripes'
+  | 'noise'
+  | 'bars'
+  | 'smpte'
+  | 'plasma'
+  | 'rgbnoise'
+  | 'flat'
+  | 'texture';
+/** Test-card-like footage: saturated bars, swirls, colour noise, a flat colour. */
+export const PATTERN_BACKGROUNDS: readonly Background[] = ['bars', 'smpte', 'plasma', 'rgbnoise', 'flat'];
+export const VARIED_BACKGROUNDS: readonly Background[] = [
+  'gradient',
+  'checker',
+  'stripes',
+  'noise',
+  'bars',
+  'smpte',
+  'plasma',
+  'rgbnoise',
+  'flat',
+  'texture',
+];
 
 export interface Blob {
   shape: 'circle' | 'rect';
@@ -56,6 +83,43 @@ export function randomScene(r: Random, width: number, height: number): Scene {
   };
 }
 
+/** A saturated colour: one channel high, one low, one anywhere. */
+function vivid(r: Random): RGB {
+  const c = r.shuffle([r.int(200, 255), r.int(0, 60), r.int(0, 255)]);
+  return [c[0], c[1], c[2]];
+}
+
+/** A scene of one of these backgrounds, muted or saturated, with blobs that move from slowly to fast. */
+export function randomVariedScene(
+  r: Random,
+  width: number,
+  height: number,
+  backgrounds: readonly Background[] = VARIED_BACKGROUNDS,
+): Scene {
+  const background = r.pick(backgrounds);
+  const loud = r.next() < 0.5;
+  const colour = () => (loud ? vivid(r) : muted(r));
+  const side = Math.min(width, height);
+  const speed = r.uniform(0, 0.04) * side;
+  return {
+    background,
+    colors: [colour(), colour()],
+    period: Math.max(2, Math.round(side * r.uniform(0.03, 0.25))),
+    drift: r.uniform(-0.02, 0.02) * side,
+    blobs: Array.from({ length: r.int(0, 5) }, () => ({
+      shape: r.pick(['circle', 'rect'] as const),
+      color: colour(),
+      x: r.uniform(0, width),
+      y: r.uniform(0, height),
+      vx: r.uniform(-speed, speed),
+      vy: r.uniform(-speed, speed),
+      size: r.uniform(0.08, 0.3) * side,
+    })),
+    noise: r.pick([0, 0, 4, 12, 30]),
+    noiseSeed: r.int(0, 2 ** 30),
+  };
+}
+
 /** Cheap deterministic hash noise in [0, 1). */
 function hash(x: number, y: number, t: number, seed: number): number {
   let h = Math.imul(x, 374761393) + Math.imul(y, 668265263) + Math.imul(t, 2147483647) + seed;
@@ -65,12 +129,110 @@ function hash(x: number, y: number, t: number, seed: number): number {
 
 const wrap = (v: number, n: number) => ((v % n) + n) % n;
 
+/** testsrc2's bar colours: white, yellow, cyan, green, magenta, red, blue, black. */
+const BARS: readonly RGB[] = [
+  [255, 255, 255],
+  [255, 255, 0],
+  [0, 255, 255],
+  [0, 255, 0],
+  [255, 0, 255],
+  [255, 0, 0],
+  [0, 0, 255],
+  [0, 0, 0],
+];
+/** SMPTE bars: 75% bars over reversed blue bars over a black/white/dark strip. */
+const SMPTE_TOP: readonly RGB[] = [
+  [191, 191, 191],
+  [191, 191, 0],
+  [0, 191, 191],
+  [0, 191, 0],
+  [191, 0, 191],
+  [191, 0, 0],
+  [0, 0, 191],
+];
+const SMPTE_MID: readonly RGB[] = [
+  [0, 0, 191],
+  [19, 19, 19],
+  [191, 0, 191],
+  [19, 19, 19],
+  [0, 191, 191],
+  [19, 19, 19],
+  [191, 191, 191],
+];
+const SMPTE_LOW: readonly RGB[] = [
+  [0, 33, 76],
+  [255, 255, 255],
+  [50, 0, 106],
+  [19, 19, 19],
+  [19, 19, 19],
+  [19, 19, 19],
+  [19, 19, 19],
+];
+
+/** Smooth value noise in [0, 1): hash noise on a lattice of `cell` pixels, bilinearly interpolated. */
+function valueNoise(x: number, y: number, cell: number, seed: number): number {
+  const gx = x / cell;
+  const gy = y / cell;
+  const x0 = Math.floor(gx);
+  const y0 = Math.floor(gy);
+  const fx = gx - x0;
+  const fy = gy - y0;
+  const h = (i: number, j: number) => hash(x0 + i, y0 + j, 0, seed);
+  const top = h(0, 0) * (1 - fx) + h(1, 0) * fx;
+  return top * (1 - fy) + (h(0, 1) * (1 - fx) + h(1, 1) * fx) * fy;
+}
+
+/** A pixel of the backgrounds that are not a blend of the scene's two colours, or null for those that are. */
+function ownColor(s: Scene, x: number, y: number, t: number, width: number, height: number): RGB | null {
+  const shift = s.drift * t;
+  switch (s.background) {
+    case 'bars': {
+      // testsrc2-like: eight bars, a band of moving grey ramp below them.
+      if (y > height * 0.7) {
+        const v = Math.round(wrap((x + shift * 4) / width, 1) * 255);
+        return [v, v, v];
+      }
+      return BARS[Math.min(7, Math.floor((x / width) * 8))];
+    }
+    case 'smpte': {
+      const i = Math.min(6, Math.floor((x / width) * 7));
+      return y < height * 0.67 ? SMPTE_TOP[i] : y < height * 0.75 ? SMPTE_MID[i] : SMPTE_LOW[i];
+    }
+    case 'plasma': {
+      const u = x / s.period;
+      const v = y / s.period;
+      const k = t * 0.15 * Math.sign(s.drift || 1);
+      const w = Math.sin(u + k) + Math.sin(v - k) + Math.sin((u + v) * 0.7 + k) + Math.sin(Math.hypot(u, v) * 0.8);
+      return [
+        Math.round(127.5 + 127.5 * Math.sin(w)),
+        Math.round(127.5 + 127.5 * Math.sin(w + 2.1)),
+        Math.round(127.5 + 127.5 * Math.sin(w + 4.2)),
+      ];
+    }
+    case 'rgbnoise':
+      return [
+        Math.floor(hash(x, y, t, s.noiseSeed) * 256),
+        Math.floor(hash(x, y, t, s.noiseSeed + 1) * 256),
+        Math.floor(hash(x, y, t, s.noiseSeed + 2) * 256),
+      ];
+    default:
+      return null;
+  }
+}
+
 export function renderScene(s: Scene, width: number, height: number, t: number): Canvas {
   const c = new Canvas(width, height);
   const [a, b] = s.colors;
   const shift = s.drift * t;
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
+      const own = ownColor(s, x, y, t, width, height);
+      if (own) {
+        for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(own[k] + n)));
+        continue;
+      }
       let w: number;
       switch (s.background) {
         case 'gradient':
@@ -85,9 +247,19 @@ export function renderScene(s: Scene, width: number, height: number, t: number):
         case 'noise':
           w = hash(Math.floor(x / 4), Math.floor(y / 4), Math.floor(t / 3), s.noiseSeed);
           break;
+        case 'flat':
+          w = 0;
+          break;
+        default: {
+          // 'texture': marble-like veins of three octaves of value noise, drifting.
+          const xs = x + shift;
+          const f =
+            valueNoise(xs, y, s.period * 4, s.noiseSeed) * 0.55 +
+            valueNoise(xs, y, s.period * 2, s.noiseSeed + 7) * 0.3 +
+            valueNoise(xs, y, s.period, s.noiseSeed + 13) * 0.15;
+          w = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
+        }
       }
-      const i = (y * width + x) * 3;
-      const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
       for (let k = 0; k < 3; k++)
         c.data[i + k] = Math.max(0, Math.min(255, Math.round(a[k] * (1 - w) + b[k] * w + n)));
     }

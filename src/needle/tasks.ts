@@ -1,6 +1,7 @@
 import { Random } from '../util/random.js';
 import { COLOR_NAMES, DIGITS, describe, type Item, SHAPES, sameItem, WORDS } from './items.js';
-import { randomScene, type Scene } from './scene.js';
+import { type Phrasing, phrase, type Slots } from './phrasings.js';
+import { type Background, randomScene, randomVariedScene, type Scene } from './scene.js';
 
 /**
  * One synthetic long-video question in the spirit of VideoNIAH: a haystack scene with needles inserted at
@@ -45,7 +46,20 @@ export interface SampleOptions {
   /** Frames each needle stays on screen. */
   needleFrames: number;
   task?: Task;
+  /** How the question is worded (default 'generator': one fixed sentence per task). */
+  phrasing?: Phrasing;
+  /** Seeds the wording's draws (default: the sample's seed); another value words the same video anew. */
+  phrasingSeed?: number;
+  /** Answer pools holding "not shown" and 0 (as options and answers), so a question may ask about something absent. */
+  openAnswers?: boolean;
+  /** Ask about something the video never shows: the answer is "not shown", or 0 for a count. Needs openAnswers; not for 'order'. */
+  unanswerable?: boolean;
+  /** Varied scenes over these backgrounds (randomVariedScene) rather than the generator's muted ones. */
+  backgrounds?: readonly Background[];
 }
+
+/** The honest answer to a colour, word or number asked about when none was shown. */
+export const NOT_SHOWN = 'not shown';
 
 const LETTERS = ['A', 'B', 'C', 'D'] as const;
 
@@ -73,6 +87,15 @@ function optionsFor(
 
 /** The most times a count question's item appears. */
 const MAX_COUNT = 4;
+const COUNTS = ['1', '2', '3', '4', '5'];
+const OPEN_COUNTS = ['0', ...COUNTS];
+
+/** An item that is not `like`: another kind, or for a shape another shape (any colour). */
+function otherItem(r: Random, avoid: (i: Item) => boolean): Item {
+  let i = randomItem(r);
+  while (avoid(i)) i = randomItem(r);
+  return i;
+}
 
 /** The needles a video of these tasks must have room for: a count question's items, else one. */
 export const neededNeedles = (tasks: readonly Task[]): number => (tasks.includes('count') ? MAX_COUNT : 1);
@@ -97,44 +120,55 @@ function placements(r: Random, n: number, len: number, frames: number): number[]
 export function makeSample(seed: number, id: string, o: SampleOptions): NeedleSample {
   const r = new Random(seed);
   const task = o.task ?? r.pick(TASKS);
-  const scene = randomScene(r.fork(), o.width, o.height);
+  if (o.unanswerable && (!o.openAnswers || task === 'order'))
+    throw new RangeError(`an unanswerable ${task} question needs openAnswers and a task other than 'order'`);
+  const absent = o.unanswerable === true;
+  const scene = o.backgrounds
+    ? randomVariedScene(r.fork(), o.width, o.height, o.backgrounds)
+    : randomScene(r.fork(), o.width, o.height);
+  const open = (pool: readonly string[]) => (o.openAnswers ? [...pool, NOT_SHOWN] : pool);
   let items: Item[];
   let question: string;
   let answer: string;
   let pool: readonly string[];
+  let slots: Slots = {};
   switch (task) {
     case 'color': {
       const item = randomItem(r, 'shape') as Extract<Item, { kind: 'shape' }>;
-      items = [item];
+      // Absent: the video shows anything but a shape of that kind.
+      items = [absent ? otherItem(r, (i) => i.kind === 'shape' && i.shape === item.shape) : item];
       question = `What colour was the ${item.shape}?`;
-      answer = item.color;
-      pool = COLOR_NAMES;
+      slots = { shape: item.shape };
+      answer = absent ? NOT_SHOWN : item.color;
+      pool = open(COLOR_NAMES);
       break;
     }
     case 'word':
     case 'digit': {
       const item = randomItem(r, task);
-      items = [item];
+      items = [absent ? otherItem(r, (i) => i.kind === task) : item];
       question = task === 'word' ? 'Which word appeared?' : 'Which number appeared?';
-      answer = (item as { text: string }).text;
-      pool = task === 'word' ? WORDS : DIGITS;
+      answer = absent ? NOT_SHOWN : (item as { text: string }).text;
+      pool = open(task === 'word' ? WORDS : DIGITS);
       break;
     }
     case 'count': {
       const target = randomItem(r, 'shape');
-      const k = r.int(1, MAX_COUNT);
+      const k = absent ? 0 : r.int(1, MAX_COUNT);
       const distractors: Item[] = [];
       // A short video holds fewer needles: drop distractors rather than fail to place them.
       const room = Math.floor(o.frames / (o.needleFrames + 1)) - k;
-      for (let i = Math.min(r.int(0, 2), room); i > 0; i--) {
+      // Absent: only other shapes, at least one.
+      for (let i = Math.min(absent ? r.int(1, 3) : r.int(0, 2), room); i > 0; i--) {
         let d = randomItem(r, 'shape');
         while (sameItem(d, target)) d = randomItem(r, 'shape');
         distractors.push(d);
       }
       items = [...Array.from({ length: k }, () => target), ...distractors];
       question = `How many times did a ${describe(target)} appear?`;
+      slots = { item: describe(target), items: `${describe(target)}s` };
       answer = String(k);
-      pool = ['1', '2', '3', '4', '5'];
+      pool = o.openAnswers ? OPEN_COUNTS : COUNTS;
       break;
     }
     case 'order': {
@@ -143,6 +177,7 @@ export function makeSample(seed: number, id: string, o: SampleOptions): NeedleSa
       while (sameItem(a, b)) b = randomItem(r);
       items = [a, b];
       question = `Which appeared first, the ${describe(a)} or the ${describe(b)}?`;
+      slots = { a: describe(a), b: describe(b) };
       answer = '';
       pool = [];
       break;
@@ -172,6 +207,9 @@ export function makeSample(seed: number, id: string, o: SampleOptions): NeedleSa
   }
   needles.sort((p, q) => p.startFrame - q.startFrame);
   const { options, letter } = optionsFor(r, answer, pool);
+  // The wording draws from its own stream: the generator's samples stay as they were.
+  if (o.phrasing && o.phrasing !== 'generator')
+    question = phrase(new Random((o.phrasingSeed ?? seed) ^ 0x2545f491), o.phrasing, task, slots, question);
   return {
     id,
     task,

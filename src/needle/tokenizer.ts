@@ -1,10 +1,18 @@
 import { COLOR_NAMES, DIGITS, describe, type Item, SHAPES, WORDS } from './items.js';
+import { trainingCorpus } from './phrasings.js';
+import { NOT_SHOWN } from './tasks.js';
 
 /**
- * The tiny model's tokenizer: a Hugging Face `tokenizer.json` whose WordPiece vocabulary holds every whole
- * word the needle task can produce (so no word is ever split), plus Qwen's chat and vision special tokens.
- * WordPiece rather than WordLevel because both the JS and the Python tokenizers libraries read it.
+ * The tiny model's tokenizer: a Hugging Face `tokenizer.json` whose WordPiece vocabulary holds whole words
+ * (no word is ever split; any other word is `[UNK]`), plus Qwen's chat and vision special tokens. WordPiece
+ * rather than WordLevel because both the JS and the Python tokenizers libraries read it.
+ *
+ * Version 1 (the shipped models) is case-sensitive and holds exactly the words the generator emits. Version 2
+ * lower-cases its input and holds what people type about these tasks as well: both spellings, synonyms,
+ * question forms, places ("in the video"), the training phrasings' words; upper-case A–D stay as output-only
+ * tokens so that answers remain option letters.
  */
+export type TokenizerVersion = 1 | 2;
 export const SPECIAL_TOKENS = [
   '<|endoftext|>',
   '<|im_start|>',
@@ -42,25 +50,67 @@ function corpus(): string[] {
 const preTokenize = (text: string): string[] =>
   text.split(/\s+/).flatMap((w) => w.match(/[A-Za-z0-9]+|[^A-Za-z0-9\s]/g) ?? []);
 
-export function needleVocabulary(): string[] {
+/**
+ * Words people use when asking about a short video: question forms, verbs of showing and seeing, nouns for the
+ * video and what is in it, synonyms of the task's words, British and American spellings, small numbers.
+ */
+const EVERYDAY = `
+  what which who whom whose when where why how many much often times time once twice
+  is are was were be been being do does did done has have had can could would will shall should may might must
+  the a an this that these those there here it its it's any some every each all no none not nothing never
+  of in on at to from into onto during after before between by for with without about over under through
+  and or but if then than so also just only first last earlier later before after next one ones other another
+  i me my you your we us our they them their he she his her please tell say said give name identify read
+  see saw seen look looked looking watch watched watching notice noticed spot spotted find found
+  appear appears appeared appearing show shows showed shown showing display displays displayed
+  present presented visible come comes came pop pops popped flash flashes flashed occur occurs occurred
+  write writes wrote written print printed spell spelled spelt contain contains contained include included
+  video videos clip clips footage film movie recording screen frame frames picture pictures image images
+  scene card cards sign box boxes label labels object objects item items thing things symbol symbols
+  colour colours color colors coloured colored hue shade tint
+  shape shapes circle circles square squares triangle triangles star stars
+  word words text letters number numbers digit digits numeral numerals figure count counted counting total
+  red green blue yellow purple orange grey gray white black pink brown violet
+  zero one two three four five six seven eight nine ten
+  answer question option options choice choices letter correct best
+  shown not none nowhere nope yes
+  exactly roughly about approximately
+  was seen did appear up down out
+  hey hi hello ok okay question quick quickly based looking
+`;
+
+/** Every word of version 2: the generator's, the training phrasings', the everyday list. */
+function corpusV2(): string[] {
+  return [...corpus(), ...trainingCorpus(), EVERYDAY, NOT_SHOWN, '— – … ’ “ ”'];
+}
+
+export function needleVocabulary(version: TokenizerVersion = 1): string[] {
   const words = new Set<string>();
-  for (const line of corpus()) for (const w of preTokenize(line)) words.add(w);
+  const lines = version === 1 ? corpus() : corpusV2().map((l) => l.toLowerCase());
+  for (const line of lines) for (const w of preTokenize(line)) words.add(w);
   for (const l of 'ABCD') words.add(l);
   return ['[UNK]', ...[...words].sort()];
 }
 
 /** The tokenizer.json object. */
-export function needleTokenizerJson(): object {
+export function needleTokenizerJson(version: TokenizerVersion = 1): object {
   const vocab: Record<string, number> = {};
   SPECIAL_TOKENS.forEach((t, i) => {
     vocab[t] = i;
   });
-  for (const w of needleVocabulary()) vocab[w] = Object.keys(vocab).length;
-  return wordPieceTokenizerJson(vocab, SPECIAL_TOKENS);
+  for (const w of needleVocabulary(version)) vocab[w] = Object.keys(vocab).length;
+  return wordPieceTokenizerJson(vocab, SPECIAL_TOKENS, version === 2 ? { type: 'Lowercase' } : null);
 }
 
-/** A WordPiece tokenizer.json over whole words (`[UNK]` for the rest), `special` its added special tokens. */
-export function wordPieceTokenizerJson(vocab: Record<string, number>, special: readonly string[]): object {
+/**
+ * A WordPiece tokenizer.json over whole words (`[UNK]` for the rest), `special` its added special tokens,
+ * `normalizer` what the input goes through first (special tokens are matched before it).
+ */
+export function wordPieceTokenizerJson(
+  vocab: Record<string, number>,
+  special: readonly string[],
+  normalizer: object | null = null,
+): object {
   return {
     version: '1.0',
     truncation: null,
@@ -74,7 +124,7 @@ export function wordPieceTokenizerJson(vocab: Record<string, number>, special: r
       normalized: false,
       special: true,
     })),
-    normalizer: null,
+    normalizer,
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: null,
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },

@@ -1,6 +1,7 @@
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
+import type { AttentionProbe } from './attention-probe.js';
 import type { HybridCache } from './cache.js';
 import { Linear } from './linear.js';
 import type { ParamSpec, ParamStore } from './params.js';
@@ -23,6 +24,8 @@ export interface SelfAttentionInputs {
   /** Appends k/v to this cache layer and attends over the whole history. */
   cache?: { cache: HybridCache; layer: number } | null;
   causal?: boolean;
+  /** Records where the last query looked (with a cache: over the whole history). */
+  probe?: AttentionProbe;
 }
 
 /**
@@ -73,8 +76,10 @@ export class SelfAttention implements Disposable {
       if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
+        inputs.probe?.record(q, kv.k, kv.v, kv.kvLength);
         out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;
       } else {
+        inputs.probe?.record(q, k, v);
         out = ops.attention(q, k, v, { causal }).out;
       }
       return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));

@@ -2,6 +2,7 @@
  * The OpenAI-compatible HTTP server (fastify) over a ChatEngine:
  *   POST /v1/chat/completions   text + one video_url / image_url part; streaming (SSE) or not
  *   GET  /v1/models, /v1/models/:id, /health
+ *   GET  /  and /ui/…             the web UI (serve/ui/)
  * A request is validated, admitted by the queue (429 when full), its media resolved and hashed, the
  * encoded video leased from the LRU (so asking again about the same video skips decoding and encoding),
  * and the answer generated under a per-request timeout that also fires when the client goes away.
@@ -9,14 +10,16 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
-import type { AskResult, SamplingOptions } from '../facade/types.js';
-import { checkFrameLoss, decodeReportJson } from '../media/index.js';
+import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
+import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { registerLiveSessions } from './live/routes.js';
 import type { LiveSessionOptions, LiveSessions } from './live/sessions.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { RequestQueue } from './queue.js';
-import { type ChatRequest, parseChatRequest } from './request.js';
+import { type MediaRef, parseChatRequest } from './request.js';
+import { uiRoutes } from './ui/routes.js';
+import { UploadStore } from './ui/uploads.js';
 import { type Lease, VideoCache } from './video-cache.js';
 
 export interface ServeOptions {
@@ -36,6 +39,10 @@ export interface ServeOptions {
   apiKey?: string;
   /** Largest request body (default 64 MiB, for data: URLs). */
   bodyLimit?: number;
+  /** Serve the web UI at / (default true). */
+  ui?: boolean;
+  /** Largest video the web UI accepts as an upload (default 1 GiB). */
+  maxUploadBytes?: number;
   /** Live video sessions (serve/live/): how many at once, when idle ones expire. */
   live?: LiveSessionOptions;
 }
@@ -52,7 +59,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   const modelId = opts.modelId ?? engine.info.id;
   const queue = new RequestQueue(opts.concurrency ?? 1, opts.maxQueue ?? 16);
   const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
-  const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, ...opts.media };
+  const uploads = new UploadStore(opts.maxUploadBytes ?? 2 ** 30);
+  const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, uploads, ...opts.media };
   if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const created = Math.floor(Date.now() / 1000);
@@ -72,7 +80,11 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   );
   if (opts.apiKey)
     app.addHook('onRequest', async (req) => {
-      if (req.url.startsWith('/v1/') && req.headers.authorization !== `Bearer ${opts.apiKey}`)
+      // The UI's player cannot send headers: its media requests may carry the key as ?key=.
+      const ok = req.url.startsWith('/ui/media')
+        ? new URL(req.url, 'http://localhost').searchParams.get('key') === opts.apiKey
+        : req.headers.authorization === `Bearer ${opts.apiKey}`;
+      if (/^\/(v1|ui\/api|ui\/media)[/?]/.test(req.url) && !ok)
         throw new ApiError(
           401,
           'missing or wrong API key (Authorization: Bearer …)',
@@ -142,7 +154,10 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     let lease: Lease | undefined;
     try {
       release = await queue.acquire(ctrl.signal);
-      lease = chat.media ? (live.lease(chat.media) ?? (await leaseVideo(chat, ctrl.signal))) : undefined;
+      lease = chat.media
+        ? (live.lease(chat.media) ??
+          (await leaseVideo(chat.media, chat.sampling, chat.loss, chat.clip, ctrl.signal)))
+        : undefined;
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = engine.chat(chat.turns, {
         ...chat.generation,
@@ -167,21 +182,27 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     }
   });
 
-  async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
-    const ref = chat.media!;
+  async function leaseVideo(
+    ref: MediaRef,
+    sampling: SamplingOptions,
+    loss: LossPolicy,
+    clip: Clip | undefined,
+    signal: AbortSignal,
+    progress?: VideoProgress,
+  ): Promise<Lease> {
     const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
       throw toApiError(e, { param: ref.param });
     });
     try {
       return await untilAborted(
-        cache.lease(cacheKey(file.sha256, chat.sampling), () =>
-          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, signal }),
+        cache.lease(cacheKey(file.sha256, sampling, clip), () =>
+          engine.encodeVideo(file.path, { ...sampling, ...loss, clip, signal, progress }),
         ),
         signal,
       ).then((lease) => {
         // An encoding made for a laxer request is held to this request's policy as well.
         try {
-          checkFrameLoss(ref.url, lease.handle.decode, chat.loss);
+          checkFrameLoss(ref.url, lease.handle.decode, loss);
         } catch (e) {
           lease.release();
           throw e;
@@ -274,6 +295,19 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     }
   }
 
+  if (opts.ui ?? true)
+    void app.register(uiRoutes, {
+      engine,
+      modelId,
+      policy,
+      queue,
+      cache,
+      uploads,
+      timeoutMs,
+      // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
+      leaseVideo: (ref, signal, progress) => leaseVideo(ref, {}, {}, undefined, signal, progress),
+    });
+
   return {
     app,
     queue,
@@ -283,22 +317,32 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       queue.close();
       await app.close();
       cache.clear();
+      await uploads.close();
     },
   };
 }
 
-/** The extension field `video`: frames requested, decoded and lost (docs/server.md). */
+/**
+ * The extension fields (docs/server.md): `video` (frames requested, decoded and lost) and, when asked for,
+ * `relevance` (each frame's share of the answer's attention over the video).
+ */
 function videoOf(r: AskResult) {
-  return r.video ? { video: decodeReportJson(r.video) } : {};
+  return {
+    ...(r.video && { video: decodeReportJson(r.video) }),
+    ...(r.relevance && {
+      relevance: { timestamps_sec: r.relevance.timestampsSec, scores: r.relevance.scores },
+    }),
+  };
 }
 
 /** Failures while answering are about the conversation. */
 const GENERATION = { param: 'messages' };
 
-/** Cache key: the bytes plus the sampling settings, in a fixed key order. */
-function cacheKey(sha256: string, s: SamplingOptions): string {
+/** Cache key: the bytes plus the sampling settings, in a fixed key order, and the clip. */
+function cacheKey(sha256: string, s: SamplingOptions, clip?: Clip): string {
   const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
-  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}`;
+  const window = clip ? `|clip=${clip.startSec}-${clip.endSec}` : '';
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${window}`;
 }
 
 /** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */

@@ -312,6 +312,21 @@ describe('OpenAI-compatible server', () => {
         /fps: a rate needs "sampling": "fps"/,
         'fps',
       ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), clip_start: 1 },
+        /clip_end: a clip needs both clip_start and clip_end/,
+        'clip_end',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), clip_start: 2, clip_end: 1 },
+        /clip_end: must be after clip_start \(2 s\), got 1/,
+        'clip_end',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), clip_start: 50, clip_end: 60 },
+        /the clip 50–60 s starts after the video ends/,
+        'messages[0].content[0].video_url.url',
+      ],
     ];
     for (const [body, message, param] of cases) {
       const res = await post(s.url, body);

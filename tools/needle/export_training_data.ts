@@ -6,15 +6,24 @@
  * processor matches exactly (test/models/qwen2vl_processor.test.ts).
  *
  *   node --import tsx tools/needle/export_training_data.ts --out /tmp/needle --count 4000 --frames 16,24,32,48,64 --seed 1
+ *
+ * `--data v1` (the default) is the data the shipped models were trained on: the generator's sentences, scenes
+ * and 112×112 frames, tokenizer version 1. `--data v2` draws from src/needle/variety.ts (varied wordings,
+ * "not shown" and 0, other footage, other frame sizes resized to --size, other needle durations) and
+ * tokenizes with version 2; --phrasing, --unanswerable, --scenes and --tasks narrow it for held-out sets.
+ * Frames are stored raw in the shards, so the trainer memory-maps them.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Tokenizer } from '../../src/io/index.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
+import { PHRASINGS } from '../../src/needle/phrasings.js';
 import { renderFrame } from '../../src/needle/render.js';
-import { makeSample, mcqPrompt, TASKS } from '../../src/needle/tasks.js';
+import { resizeRgb } from '../../src/needle/resample.js';
+import { makeSample, mcqPrompt, type SampleOptions, TASKS, type Task } from '../../src/needle/tasks.js';
 import { needleTokenizerConfig, needleTokenizerJson, SYSTEM_PROMPT } from '../../src/needle/tokenizer.js';
+import { TRAINING_VARIETY, type Variety, varietyOptions } from '../../src/needle/variety.js';
 import { Random } from '../../src/util/random.js';
 
 const { values: a } = parseArgs({
@@ -26,14 +35,35 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '0' },
     'needle-frames': { type: 'string', default: '2' },
     'per-shard': { type: 'string', default: '256' },
+    data: { type: 'string', default: 'v1' },
+    phrasing: { type: 'string', default: TRAINING_VARIETY.phrasing },
+    unanswerable: { type: 'string', default: String(TRAINING_VARIETY.unanswerable) },
+    scenes: { type: 'string', default: TRAINING_VARIETY.scenes },
+    tasks: { type: 'string', default: TASKS.join(',') },
+    variants: { type: 'string', default: '4' },
   },
 });
 if (!a.out) throw new Error('--out is required');
+if (a.data !== 'v1' && a.data !== 'v2') throw new Error(`--data must be v1 or v2, got ${a.data}`);
+const v2 = a.data === 'v2';
+const tasks = a.tasks!.split(',') as Task[];
+if (tasks.some((t) => !TASKS.includes(t))) throw new Error(`--tasks: choose from ${TASKS.join(',')}`);
+if (a.phrasing !== 'mix' && !PHRASINGS.includes(a.phrasing as never))
+  throw new Error(`--phrasing: mix or one of ${PHRASINGS.join(',')}`);
+if (!['generator', 'varied', 'patterns', 'mix'].includes(a.scenes!))
+  throw new Error('--scenes: generator, varied, patterns or mix');
+const variety: Variety = {
+  ...TRAINING_VARIETY,
+  phrasing: a.phrasing as Variety['phrasing'],
+  unanswerable: Number(a.unanswerable),
+  scenes: a.scenes as Variety['scenes'],
+};
 const count = Number(a.count);
 const lengths = a.frames!.split(',').map(Number);
 const side = Number(a.size);
 const perShard = Number(a['per-shard']);
-const tok = new Tokenizer(needleTokenizerJson() as never, needleTokenizerConfig() as never);
+const tok = new Tokenizer(needleTokenizerJson(v2 ? 2 : 1) as never, needleTokenizerConfig() as never);
+const IM_END = tok.tokenToId('<|im_end|>')!;
 const r = new Random(Number(a.seed));
 mkdirSync(a.out, { recursive: true });
 
@@ -46,30 +76,43 @@ for (let shard = 0; shard * perShard < count; shard++) {
   const tensors: Record<string, { dtype: 'U8' | 'I32'; shape: number[]; data: Uint8Array | Int32Array }> = {};
   for (let i = shard * perShard; i < Math.min(count, (shard + 1) * perShard); i++) {
     const seed = r.int(0, 2 ** 31);
-    const s = makeSample(seed, `train-${i}`, {
-      frames: r.pick(lengths),
-      fps: 2,
-      width: side,
-      height: side,
-      needleFrames: Number(a['needle-frames']),
-      task: r.pick(TASKS),
-    });
+    const length = r.pick(lengths);
+    const task = r.pick(tasks);
+    const options: SampleOptions = v2
+      ? varietyOptions(r, variety, length, task, r.pick([2, 5, 10, 25, 30]))
+      : { frames: length, fps: 2, width: side, height: side, needleFrames: Number(a['needle-frames']), task };
+    const s = makeSample(seed, `train-${i}`, options);
     const frames = new Uint8Array(s.frames * side * side * 3);
-    for (let t = 0; t < s.frames; t++) frames.set(renderFrame(s, t).data, t * side * side * 3);
-    // Half the samples ask for the short answer, half for the option letter.
-    const mcq = r.next() < 0.5;
-    const ids = tok.encode(prompt(mcq ? mcqPrompt(s) : s.question));
-    const answer = tok.encode(`${mcq ? s.answerLetter : s.answer}<|im_end|>`);
+    for (let t = 0; t < s.frames; t++)
+      frames.set(resizeRgb(renderFrame(s, t).data, s.width, s.height, side, side), t * side * side * 3);
     tensors[`${i}.frames`] = { dtype: 'U8', shape: [s.frames, side, side, 3], data: frames };
-    tensors[`${i}.input_ids`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
-    tensors[`${i}.answer_ids`] = { dtype: 'I32', shape: [answer.length], data: Int32Array.from(answer) };
+    // v1: half the samples ask for the short answer, half for the option letter. v2: every video is asked
+    // several times (variants _1, _2, …), alternately short and multiple-choice, each worded anew.
+    const mcq = v2 || r.next() < 0.5;
+    const asks = v2 ? Number(a.variants) : 1;
+    for (let j = 0; j < asks; j++) {
+      const q = j ? makeSample(seed, s.id, { ...options, phrasingSeed: seed + 7919 * j }) : s;
+      const letter = v2 ? j % 2 === 1 : mcq;
+      const ids = tok.encode(prompt(letter ? mcqPrompt(q) : q.question));
+      // Version 2 lower-cases its input, so the letter answers are the output-only upper-case tokens.
+      const answer =
+        letter && v2
+          ? [tok.tokenToId(q.answerLetter)!, IM_END]
+          : tok.encode(`${letter ? q.answerLetter : q.answer}<|im_end|>`);
+      const suffix = j ? `_${j}` : '';
+      tensors[`${i}.input_ids${suffix}`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
+      tensors[`${i}.answer_ids${suffix}`] = { dtype: 'I32', shape: [answer.length], data: Int32Array.from(answer) };
+    }
     // The sample's own seed: makeSample(seed, id, options) renders it again (test/needle/parity.test.ts).
     meta.push({
       i,
       shard,
       seed,
+      ...(v2 && { options, question: s.question, background: s.scene.background }),
       task: s.task,
       frames: s.frames,
+      // The form of each asking: variant j is multiple-choice when j is odd (v2), the one asking as drawn (v1).
+      forms: Array.from({ length: asks }, (_, j) => ((v2 ? j % 2 === 1 : mcq) ? 'mcq' : 'short')),
       mcq,
       answer: s.answer,
       letter: s.answerLetter,
@@ -78,5 +121,5 @@ for (let shard = 0; shard * perShard < count; shard++) {
   await saveSafetensors(join(a.out, `shard-${String(shard).padStart(5, '0')}.safetensors`), tensors);
   process.stderr.write(`\rexported ${Math.min(count, (shard + 1) * perShard)}/${count}`);
 }
-writeFileSync(join(a.out, 'index.json'), JSON.stringify({ count, side, samples: meta }));
+writeFileSync(join(a.out, 'index.json'), JSON.stringify({ count, side, data: a.data, samples: meta }));
 process.stderr.write('\n');

@@ -4,7 +4,9 @@ sequence, M-RoPE). Both are written in the Hugging Face layout that longshot's l
 src/models/qwen2vl): config.json, model.safetensors, tokenizer files, generation and preprocessor configs.
 
 Data: shards from tools/needle/export_training_data.ts (uint8 frames, the tokenized official Vamba prompt and the
-answer). Preprocessing is Qwen2-VL's (rescale, normalise with the CLIP mean/std, patchify in the processor's row
+answer; a v2 shard asks each video several times, a variant drawn per step). The frames are memory-mapped from
+the shards (put them in /dev/shm): several trainers on one GPU share one copy in host memory and each copies
+only its batches to the device, prepared by a background thread. Preprocessing is Qwen2-VL's (rescale, normalise with the CLIP mean/std, patchify in the processor's row
 order); at 112×112 smart_resize keeps the size, so no resampling happens on either side.
 
     python3 tools/reference/train_needle.py --data /tmp/train --eval /tmp/eval --out /tmp/models \\
@@ -18,13 +20,16 @@ import argparse
 import json
 import math
 import os
+import queue
 import random
 import shutil
+import struct
+import threading
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -52,6 +57,19 @@ def patchify(frames):
 
 
 # ---- shared pieces ---------------------------------------------------------------------------------------
+
+
+def attention(q, k, v, is_causal=False):
+    """softmax(q kᵀ / √d) v: torch's fused kernel where it exists (torch ≥ 2.0), else the same in plain ops
+    (the CPU test machine's torch 1.13)."""
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if is_causal:
+        L, N = s.shape[-2:]
+        s = s.masked_fill(~torch.ones(L, N, dtype=torch.bool, device=s.device).tril(), float("-inf"))
+    return s.softmax(-1) @ v
+
 
 
 def rotate_half(x):
@@ -107,7 +125,7 @@ class Attention(nn.Module):
             k = k * cos + rotate_half(k) * sin
         rep = self.nh // self.nkv
         k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        o = attention(q, k, v, is_causal=causal)
         return self.o_proj(o.transpose(1, 2).reshape(B, L, -1))
 
 
@@ -146,7 +164,7 @@ class VisionBlock(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        o = F.scaled_dot_product_attention(q, k, v)
+        o = attention(q, k, v)
         x = x + self.attn.proj(o.transpose(1, 2).reshape(G, n, E))
         y = self.mlp.fc1(self.norm2(x))
         return x + self.mlp.fc2(y * torch.sigmoid(1.702 * y))
@@ -511,42 +529,82 @@ def save_model(model, config, out, tok_dir, dtype):
 # ---- data -------------------------------------------------------------------------------------------------
 
 
+def safetensors_views(path):
+    """{name: (dtype, shape, uint8 view)} of a safetensors file, memory-mapped (nothing is read yet)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    base = 8 + n
+    return {k: (v["dtype"], v["shape"], mm[base + v["data_offsets"][0] : base + v["data_offsets"][1]]) for k, v in header.items() if k != "__metadata__"}
+
+
+DTYPES = {"U8": torch.uint8, "I32": torch.int32, "I64": torch.int64, "F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+
+
+def load_file(path):
+    """The tensors of a safetensors file (read here rather than by the safetensors package, which the CPU test
+    machine lacks)."""
+    out = {}
+    for k, (dtype, shape, view) in safetensors_views(path).items():
+        raw = torch.frombuffer(bytearray(view.tobytes()), dtype=torch.uint8) if view.size else torch.empty(0, dtype=torch.uint8)
+        out[k] = raw.view(DTYPES[dtype]).reshape(shape)
+    return out
+
+
+def save_file(tensors, path, metadata=None):
+    """Writes a safetensors file: a JSON header of dtypes, shapes and byte ranges, then the data, 8-aligned."""
+    names = {v: k for k, v in DTYPES.items()}
+    header, blobs, offset = {"__metadata__": metadata} if metadata else {}, [], 0
+    for k, t in tensors.items():
+        b = t.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        header[k] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+
+
 class Data:
-    """All exported samples, bucketed by frame count; frames stay uint8 on the device."""
+    """Exported samples bucketed by frame count: frames memory-mapped uint8 [T, H, W, 3], token ids in memory
+    (one or more askings per video: prompt ids, answer ids, form)."""
 
     def __init__(self, dirs, device):
-        buckets = {}
-        self.meta = []
+        self.buckets = {}
         for d in dirs.split(","):
             idx = json.load(open(os.path.join(d, "index.json")))
             by_shard = {}
             for m in idx["samples"]:
                 by_shard.setdefault(m["shard"], []).append(m)
             for shard, ms in sorted(by_shard.items()):
-                # Frames go to the device shard by shard: several trainers share the host's memory.
-                t = load_file(os.path.join(d, f"shard-{shard:05d}.safetensors"))
+                views = safetensors_views(os.path.join(d, f"shard-{shard:05d}.safetensors"))
+                ints = lambda k: torch.from_numpy(np.frombuffer(views[k][2].tobytes(), dtype=np.int32).astype(np.int64))  # noqa: E731
                 for m in ms:
                     i = m["i"]
-                    b = buckets.setdefault(m["frames"], {"frames": [], "ids": [], "ans": [], "meta": []})
-                    b["frames"].append(t[f"{i}.frames"].to(device))
-                    b["ids"].append(t[f"{i}.input_ids"].long())
-                    b["ans"].append(t[f"{i}.answer_ids"].long())
+                    _, shape, frames = views[f"{i}.frames"]
+                    b = self.buckets.setdefault(m["frames"], {"frames": [], "asks": [], "meta": [], "shape": shape[1:]})
+                    b["frames"].append(frames)
+                    forms = m.get("forms") or ["mcq" if m["mcq"] else "short"]
+                    sfx = lambda j: f"_{j}" if j else ""  # noqa: E731
+                    b["asks"].append([(ints(f"{i}.input_ids{sfx(j)}"), ints(f"{i}.answer_ids{sfx(j)}"), f) for j, f in enumerate(forms)])
                     b["meta"].append(m)
-        self.buckets = {}
-        for T in sorted(buckets):
-            b = buckets.pop(T)
-            self.buckets[T] = dict(b, frames=torch.stack(b.pop("frames")))
+        self.buckets = dict(sorted(self.buckets.items()))
         self.device = device
 
     def sizes(self):
-        return {T: len(b["ids"]) for T, b in self.buckets.items()}
+        return {T: len(b["asks"]) for T, b in self.buckets.items()}
 
-    def batch(self, T, rows, with_answer=True):
-        """(frames [B, T, H, W, 3] uint8, ids [B, L] right-padded, target [B, L] with -100 outside answers)."""
+    def host_batch(self, T, rows, variants, with_answer=True):
+        """(frames [B, T, H, W, 3] uint8 on the host, ids [B, L] right-padded, target [B, L] with -100 outside
+        answers); `variants[k]` picks the asking of row k."""
         b = self.buckets[T]
         seqs, tgts = [], []
-        for r in rows:
-            p, a = b["ids"][r], b["ans"][r]
+        for r, v in zip(rows, variants):
+            p, a, _ = b["asks"][r][v]
             s = torch.cat([p, a]) if with_answer else p
             t = torch.full_like(s, -100)
             if with_answer:
@@ -559,30 +617,84 @@ class Data:
         for k, (s, t) in enumerate(zip(seqs, tgts)):
             ids[k, : len(s)] = s
             tgt[k, : len(t)] = t
-        return b["frames"][rows], ids.to(self.device), tgt.to(self.device)
+        frames = torch.from_numpy(np.stack([b["frames"][r] for r in rows]).reshape(len(rows), T, *b["shape"]))
+        return frames, ids, tgt
+
+    def to_device(self, batch):
+        pin = self.device == "cuda"
+        return tuple((t.pin_memory() if pin else t).to(self.device, non_blocking=pin) for t in batch)
+
+    def batch(self, T, rows, variants=None, with_answer=True):
+        return self.to_device(self.host_batch(T, rows, variants or [0] * len(rows), with_answer))
+
+
+class Batches:
+    """Training batches drawn (length by share of the data, then rows, then an asking per row) and prepared on
+    the host by a background thread, a few ahead of the training step."""
+
+    def __init__(self, data, per_batch, seed, ahead=3):
+        self.data, self.per_batch = data, per_batch
+        self.rng = random.Random(seed)
+        self.q = queue.Queue(maxsize=ahead)
+        threading.Thread(target=self.fill, daemon=True).start()
+
+    def fill(self):
+        sizes = self.data.sizes()
+        lengths = list(sizes)
+        weights = [sizes[T] for T in lengths]
+        while True:
+            T = self.rng.choices(lengths, weights)[0]
+            rows = self.rng.sample(range(sizes[T]), min(self.per_batch[T], sizes[T]))
+            asks = self.data.buckets[T]["asks"]
+            variants = [self.rng.randrange(len(asks[r])) for r in rows]
+            self.q.put(self.data.host_batch(T, rows, variants))
+
+    def next(self):
+        return self.data.to_device(self.q.get())
 
 
 # ---- train / eval -----------------------------------------------------------------------------------------
 
 
+def remap_vocab(sd, old_tok, new_tok, log):
+    """Token rows of `sd` (trained with the tokenizer old_tok) moved to the ids of new_tok, so that training with
+    a new vocabulary continues from old weights: a new word takes the row of the same old word, else of its
+    capitalised form ("what" ← "What"); the rest start at the mean row."""
+    old = json.load(open(old_tok))["model"]["vocab"]
+    new = json.load(open(new_tok))["model"]["vocab"]
+    found = 0
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        w_old = sd[key]
+        w_new = w_old.mean(0, keepdim=True).repeat(len(new), 1)
+        found = 0
+        for word, i in new.items():
+            j = old.get(word, old.get(word.capitalize()))
+            if j is not None:
+                w_new[i] = w_old[j]
+                found += 1
+        sd[key] = w_new
+    log(f"vocabulary remapped: {found} of {len(new)} tokens kept their trained rows")
+    return sd
+
+
 def train(kind, c, data, a, log):
     torch.manual_seed(a.seed)
-    rng = random.Random(a.seed)
     model = (Vamba if kind == "vamba" else Qwen2VL)(c).to(a.device)
     if a.init:  # continue from earlier weights (e.g. the shipped models/): GPU time adds up across runs
-        path = os.path.join(a.init, f"needle-{kind}-tiny", "model.safetensors")
-        model.load_state_dict({k: v.float() for k, v in load_file(path).items()}, strict=True)
-        log(f"[{kind}] initialised from {path}")
+        src = os.path.join(a.init, f"needle-{kind}-tiny")
+        sd = {k: v.float() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
+        if sd["model.embed_tokens.weight"].shape[0] != c["vocab_size"]:
+            sd = remap_vocab(sd, os.path.join(src, "tokenizer.json"), os.path.join(a.tokenizer_dir, "tokenizer.json"), log)
+        model.load_state_dict(sd, strict=True)
+        log(f"[{kind}] initialised from {src}")
     n_params = sum(p.numel() for p in model.parameters())
     log(f"[{kind}] {n_params:,} parameters")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
-    sizes = data.sizes()
-    lengths = list(sizes)
     # Equal tokens per step: fewer videos in a batch of long ones.
-    per_batch = {T: max(4, int(a.batch * a.base_frames / T)) for T in lengths}
-    weights = [sizes[T] for T in lengths]
+    per_batch = {T: max(2, int(a.batch * a.base_frames / T)) for T in data.sizes()}
+    batches = Batches(data, per_batch, a.seed)
     t0 = time.time()
     step, ema, skipped = 0, None, 0
     for step in range(1, a.steps + 1):
@@ -591,10 +703,8 @@ def train(kind, c, data, a, log):
         lr = a.lr * min(1.0, step / a.warmup) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
         for g in opt.param_groups:
             g["lr"] = lr
-        T = rng.choices(lengths, weights)[0]
-        rows = rng.sample(range(sizes[T]), min(per_batch[T], sizes[T]))
-        frames, ids, tgt = data.batch(T, rows)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda"):
+        frames, ids, tgt = batches.next()
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.device == "cuda"):
             pix = patchify(frames)
             logits = model(pix, frames.shape[2] // PATCH, frames.shape[3] // PATCH, ids)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
@@ -616,48 +726,45 @@ def train(kind, c, data, a, log):
 
 
 @torch.no_grad()
-def evaluate(model, data, a, log, kind, max_new=6):
-    """Greedy answers for every sample (recomputing the whole prompt each step, as a check of the TS runtime's
-    cached decoding); exact match on the short answer or the option letter."""
+def evaluate(model, data, a, log, kind, name, max_new=6):
+    """Greedy answers to every asking of every sample of one held-out set (recomputing the whole prompt each
+    step, as a check of the TS runtime's cached decoding); exact match on the short answer or the option
+    letter. Tallies [right, asked] by length, by task/form and for the unanswerable questions."""
     model.eval()
-    res = {}
-    peak = {}
-    for T in data.sizes():
-        b = data.buckets[T]
+    row = {"correct": 0, "total": 0, "seconds": 0.0, "by_length": {}, "by_task": {}, "unanswerable": [0, 0], "peak_mib": {}}
+    for T, b in data.buckets.items():
         if a.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        for r in range(len(b["ids"])):
-            frames, ids, _ = data.batch(T, [r], with_answer=False)
-            t0 = time.time()
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda"):
-                pix = patchify(frames)
-                out = []
-                for _ in range(max_new):
-                    tok = int(model(pix, frames.shape[2] // PATCH, frames.shape[3] // PATCH, ids)[0, -1].argmax())
-                    if tok == IM_END:
-                        break
-                    out.append(tok)
-                    ids = torch.cat([ids, torch.tensor([[tok]], device=ids.device)], 1)
-            want = b["ans"][r][:-1].tolist()
+        for r, asks in enumerate(b["asks"]):
             m = b["meta"][r]
-            key = (m["task"], T, "mcq" if m["mcq"] else "short")
-            ok, n, secs = res.get(key, (0, 0, 0.0))
-            res[key] = (ok + (out == want), n + 1, secs + time.time() - t0)
+            for v, (_, answer, form) in enumerate(asks):
+                frames, ids, _ = data.batch(T, [r], [v], with_answer=False)
+                t0 = time.time()
+                with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.device == "cuda"):
+                    pix = patchify(frames)
+                    out = []
+                    for _ in range(max_new):
+                        tok = int(model(pix, frames.shape[2] // PATCH, frames.shape[3] // PATCH, ids)[0, -1].argmax())
+                        if tok == IM_END:
+                            break
+                        out.append(tok)
+                        ids = torch.cat([ids, torch.tensor([[tok]], device=ids.device)], 1)
+                ok = int(out == answer[:-1].tolist())
+                row["correct"] += ok
+                row["total"] += 1
+                row["seconds"] += time.time() - t0
+                groups = [row["by_length"].setdefault(str(T), [0, 0]), row["by_task"].setdefault(f"{m['task']}/{form}", [0, 0])]
+                if m.get("options", {}).get("unanswerable"):
+                    groups.append(row["unanswerable"])
+                for g in groups:
+                    g[0] += ok
+                    g[1] += 1
         if a.device == "cuda":
-            peak[T] = round(torch.cuda.max_memory_allocated() / 2**20)
+            row["peak_mib"][str(T)] = round(torch.cuda.max_memory_allocated() / 2**20)
     model.train()
-    table = {}
-    for (task, T, form), (ok, n, secs) in sorted(res.items()):
-        row = table.setdefault(str(T), {"correct": 0, "total": 0, "seconds": 0.0, "peak_mib": peak.get(T), "by_task": {}})
-        row["correct"] += ok
-        row["total"] += n
-        row["seconds"] += secs
-        t = row["by_task"].setdefault(f"{task}/{form}", [0, 0])
-        t[0] += ok
-        t[1] += n
-    for T, row in table.items():
-        log(f"[{kind}] eval {T} frames: {row['correct']}/{row['total']} = {row['correct'] / row['total']:.3f} ({row['seconds'] / row['total']:.3f}s/video) {row['by_task']}")
-    return table
+    row["accuracy"] = row["correct"] / max(1, row["total"])
+    log(f"[{kind}] eval {name}: {row['correct']}/{row['total']} = {row['accuracy']:.3f} ({row['seconds'] / max(1, row['total']):.3f}s/question) lengths {row['by_length']} tasks {row['by_task']} unanswerable {row['unanswerable']}")
+    return row
 
 
 # ---- checks against transformers ---------------------------------------------------------------------------
@@ -763,9 +870,10 @@ def main():
     t0 = time.time()
     data = Data(a.data, a.device)
     log(f"train data {data.sizes()} loaded in {time.time() - t0:.1f}s")
-    held = Data(a.eval, a.device) if a.eval else None
-    if held:
-        log(f"eval data {held.sizes()}")
+    # Each held-out set (an export directory) is scored on its own, under its directory's name.
+    held = {os.path.basename(d.rstrip("/")): Data(d, a.device) for d in a.eval.split(",") if d}
+    for name, d in held.items():
+        log(f"eval set {name}: {d.sizes()}")
     configs = {k: make_config(k, vocab, a) for k in ("vamba", "qwen2vl")}
     if a.check:
         checks(configs["vamba"], configs["qwen2vl"], data, a, log)
@@ -775,8 +883,7 @@ def main():
         model, info = train(kind, configs[kind], data, a, log)
         out = os.path.join(a.out, f"needle-{kind}-tiny")
         save_model(model, configs[kind], out, a.tokenizer_dir, dtype)
-        if held:
-            info["eval"] = evaluate(model, held, a, log, kind)
+        info["eval"] = {name: evaluate(model, d, a, log, kind, name) for name, d in held.items()}
         report[kind] = info
         json.dump(report, open(os.path.join(a.out, "report.json"), "w"), indent=1)
         del model

@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
-import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import { type Clip, decodeReportJson, describeFrameLoss } from '../../media/index.js';
 import {
+  addClipOption,
   addGenerationOptions,
   addLossOptions,
   addModelOptions,
@@ -37,6 +38,7 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   using handle = await model.encodeVideo(video, {
     ...samplingOf(o),
     ...lossPolicyOf(o),
+    clip: o.clip as Clip | undefined,
     progress: videoProgress(bars),
   });
   // Said before the answer, so nobody takes an answer from a partly decoded video for a whole one.
@@ -55,7 +57,9 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
 }
 
 function withCommon(cmd: Command): Command {
-  return addOutputOptions(addGenerationOptions(addLossOptions(addSamplingOptions(addModelOptions(cmd)))));
+  return addOutputOptions(
+    addGenerationOptions(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+  );
 }
 
 export function register(program: Command): void {

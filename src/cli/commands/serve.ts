@@ -23,6 +23,8 @@ interface ServeCliOptions {
   maxLiveSessions: number;
   liveTtl: number;
   apiKey?: string;
+  ui: boolean;
+  maxUploadMb: number;
 }
 
 export function register(program: Command): void {
@@ -62,13 +64,22 @@ export function register(program: Command): void {
       600,
     )
     .option('--api-key <key>', 'require this bearer token (default: LONGSHOT_API_KEY, else none)')
+    .option('--no-ui', 'do not serve the web UI at /')
+    .option(
+      '--max-upload-mb <n>',
+      'largest video the web UI accepts as an upload, MiB',
+      positiveInt('--max-upload-mb'),
+      1024,
+    )
     .addHelpText(
       'after',
       `
 Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health,
-/v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>"; docs/server.md).
+/v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>"; docs/server.md),
+and the web UI at / (ask about a video in the browser; --no-ui turns it off).
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
-or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge.
+or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge,
+relevance (true: also return each frame's share of the answer's attention).
 
 Examples:
   $ longshot serve --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --allowed-root ~/videos
@@ -95,12 +106,14 @@ Examples:
         live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
+        ui: o.ui,
+        maxUploadBytes: o.maxUploadMb * 2 ** 20,
       });
       const address = await server.app.listen({ host: o.host, port: o.port }).catch((e) => {
         throw listenError(e, o.host, o.port);
       });
       process.stderr.write(
-        `longshot: serving ${model.info.id} (${model.info.architecture}) at ${address}/v1\n`,
+        `longshot: serving ${model.info.id} (${model.info.architecture}) at ${address}/v1${o.ui ? `, web UI at ${address}/` : ''}\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

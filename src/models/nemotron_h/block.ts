@@ -40,7 +40,7 @@ function mambaConfig(c: NemotronHConfig): Mamba2Config {
 }
 
 /** GQA without biases (transformers' NemotronHAttention hard-codes bias=False). */
-function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
+export function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
   return {
     hiddenSize: c.hidden_size,
     numHeads: c.num_attention_heads,

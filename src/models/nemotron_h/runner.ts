@@ -32,6 +32,7 @@ export async function loadNemotronHRunner(
       { dtype: model.backbone.embeddings.dtype, device: backend.name },
     ),
     textOnly: true,
+    reasoningBudget: true,
   };
   return new NemotronHRunner(info, model, tokenizer);
 }
@@ -64,10 +65,52 @@ export class NemotronHRunner implements ModelRunner {
     if (video) throw new UsageError(TEXT_ONLY);
     if (!turns.length) throw new UsageError('a chat needs at least one message');
     const ids = this.promptIds(turns, true);
-    const capacity = ids.length + (opts.maxNewTokens ?? 512);
-    const { session, input } = this.start(turns, ids, capacity);
+    const max = opts.maxNewTokens ?? 512;
+    const budget = opts.reasoningBudget;
+    const usage = (completionTokens: number) => ({
+      promptTokens: ids.length,
+      videoTokens: 0,
+      completionTokens,
+      totalTokens: ids.length + completionTokens,
+    });
+    if (budget === undefined) {
+      const { completionTokens, finishReason } = yield* this.run(turns, ids, { ...opts, maxNewTokens: max });
+      return { usage: usage(completionTokens), finishReason };
+    }
+    if (!(Number.isInteger(budget) && budget >= 1 && budget < max))
+      throw new UsageError(
+        `the reasoning budget must be an integer from 1 to max tokens − 1 (${max - 1}), got ${budget}`,
+        'reasoningBudget',
+      );
+    // The model card's client: think up to the budget, close the thinking with `.\n</think>\n\n` unless it
+    // closed itself, then continue the same assistant message for the rest of the tokens. (The client
+    // re-renders the message through the chat template with continue_final_message; continuing the prompt
+    // with the thinking's own tokens is what that amounts to, and needs nothing of the template.)
+    const thinking = yield* this.run(turns, ids, { ...opts, maxNewTokens: budget });
+    if (thinking.finishReason === 'stop')
+      return { usage: usage(thinking.completionTokens), finishReason: 'stop' };
+    const closeId = this.tokenizer.tokenToId('</think>');
+    const closedItself = closeId === undefined ? false : thinking.tokens.includes(closeId);
+    const close = closedItself ? [] : this.tokenizer.encode('.\n</think>\n\n', { addSpecialTokens: false });
+    if (close.length) yield this.tokenizer.decode(close, { skipSpecialTokens: true });
+    const thought = [...thinking.tokens, ...close];
+    if (thought.length >= max) return { usage: usage(thought.length), finishReason: 'length' };
+    const answer = yield* this.run(turns, [...ids, ...thought], {
+      ...opts,
+      maxNewTokens: max - thought.length,
+    });
+    return { usage: usage(thought.length + answer.completionTokens), finishReason: answer.finishReason };
+  }
+
+  /** Generates after the prompt `ids` (of `turns`, whose head is kept for later prompts). */
+  private async *run(
+    turns: ChatTurn[],
+    ids: number[],
+    opts: GenerationOptions & { signal?: AbortSignal; maxNewTokens: number },
+  ) {
+    const { session, input } = this.start(turns, ids, ids.length + opts.maxNewTokens);
     using _ = session;
-    const { completionTokens, finishReason } = yield* generateText(
+    return yield* generateText(
       {
         session,
         input,
@@ -78,15 +121,6 @@ export class NemotronHRunner implements ModelRunner {
       },
       opts,
     );
-    return {
-      usage: {
-        promptTokens: ids.length,
-        videoTokens: 0,
-        completionTokens,
-        totalTokens: ids.length + completionTokens,
-      },
-      finishReason,
-    };
   }
 
   private promptIds(turns: ChatTurn[], addGenerationPrompt: boolean): number[] {

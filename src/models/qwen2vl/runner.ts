@@ -7,6 +7,7 @@
  */
 import { InputError, ModelError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
@@ -14,6 +15,7 @@ import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
+import { AttentionProbe } from '../../nn/attention-probe.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -258,7 +260,12 @@ export class Qwen2VLRunner implements ModelRunner {
       throw new InputError(
         'a live video is asked about in the default prompt: send the question without a system message, the video in the first user message',
       );
-    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512), prefix });
+    using probe = video && opts.relevance ? this.videoSpanProbe(ids, video.kind) : undefined;
+    using session = this.model.session({
+      capacity: ids.length + (opts.maxNewTokens ?? 512),
+      prefix,
+      probe,
+    });
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -279,7 +286,15 @@ export class Qwen2VLRunner implements ModelRunner {
         totalTokens: ids.length + completionTokens,
       },
       finishReason,
+      ...(probe && { videoAttention: massPerGroup(await probe.read(), video!.batch.grids[0][0]) }),
     };
+  }
+
+  /** Where the answer looked: every layer's self-attention over the prompt's run of video (or image) pads. */
+  private videoSpanProbe(ids: ArrayLike<number>, kind: 'video' | 'image'): AttentionProbe {
+    const pad = kind === 'video' ? this.model.config.video_token_id : this.model.config.image_token_id;
+    const at = Array.from(ids);
+    return new AttentionProbe(at.indexOf(pad), at.lastIndexOf(pad) + 1);
   }
 
   dispose(): void {

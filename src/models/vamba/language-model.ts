@@ -3,6 +3,7 @@
  * enters once through `encodeVideo` (merger output → per-layer cross-attention K/V); text then runs through
  * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
  */
+import type { AttentionProbe } from '../../nn/attention-probe.js';
 import { attentionLayers, HybridCache } from '../../nn/cache.js';
 import type { CrossKV } from '../../nn/cross-attention.js';
 import { Linear } from '../../nn/linear.js';
@@ -110,13 +111,14 @@ export class VambaLanguageModel implements Disposable {
 
   /**
    * Logits for `ids` appended after the `cache.length` tokens already in the cache (which they join):
-   * [ids.length, vocab] f32, or only the last row with `lastOnly`.
+   * [ids.length, vocab] f32, or only the last row with `lastOnly`. A `probe` records every layer's
+   * cross-attention of the last position.
    */
   forward(
     ids: ArrayLike<number>,
     kvs: readonly CrossKV[],
     cache: HybridCache,
-    opts: { lastOnly?: boolean } = {},
+    opts: { lastOnly?: boolean; probe?: AttentionProbe } = {},
   ): Tensor {
     const t = this.config.text;
     const backend = this.embed_tokens.backend;
@@ -128,7 +130,7 @@ export class VambaLanguageModel implements Disposable {
       const rope = rotaryTensors(backend, rope1d(positions, t.head_dim, t.rope_theta));
       let h = ops.embedding(this.embed_tokens, ops.tensor(backend, Int32Array.from(ids), [seq], 'i32'));
       for (let i = 0; i < this.layers.length; i++)
-        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvs[i] });
+        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvs[i], probe: opts.probe });
       if (opts.lastOnly) h = ops.slice(h, 0, seq - 1, seq);
       return ops.cast(this.lm_head.forward(this.norm.forward(h)), 'f32');
     });

@@ -12,6 +12,7 @@
  */
 
 import { SelfAttention } from '../../nn/attention.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
 import type { HybridCache } from '../../nn/cache.js';
 import { CrossAttention, type CrossKV } from '../../nn/cross-attention.js';
 import { Mamba2Block, type Mamba2Config, type Mamba2State } from '../../nn/mamba2.js';
@@ -117,15 +118,26 @@ export class VambaDecoderLayer implements Disposable {
     return { kv, V: v, state: r.state };
   }
 
-  /** The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`. */
-  forward(H: Tensor, inputs: { rope: Rope; cache: HybridCache; layer: number; kv: CrossKV }): Tensor {
+  /**
+   * The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`; a
+   * `probe` records the cross-attention of the last position over the video.
+   */
+  forward(
+    H: Tensor,
+    inputs: { rope: Rope; cache: HybridCache; layer: number; kv: CrossKV; probe?: AttentionProbe },
+  ): Tensor {
     return tidy(() => {
       const x = this.input_layernorm.forward(H);
       const sa = this.self_attn.forward(x, {
         rope: inputs.rope,
         cache: { cache: inputs.cache, layer: inputs.layer },
       });
-      const ca = this.cross_attn.forward(x, inputs.kv, this.switches.crossRope ? inputs.rope : null);
+      const ca = this.cross_attn.forward(
+        x,
+        inputs.kv,
+        this.switches.crossRope ? inputs.rope : null,
+        inputs.probe,
+      );
       let mixed: Tensor;
       if (this.alpha === null) mixed = ops.add(sa, ca);
       else {

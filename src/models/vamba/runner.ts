@@ -6,10 +6,12 @@
  */
 import { UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { Frame } from '../../media/index.js';
+import { AttentionProbe } from '../../nn/attention-probe.js';
 import type { Backend } from '../../runtime/backend.js';
 import {
   type CheckpointSource,
@@ -94,7 +96,12 @@ class VambaRunner implements ModelRunner {
     if (!encoded) throw new UsageError('Vamba answers questions about a video or an image: give one');
     const video = (encoded as VambaVideo).handle;
     const ids = this.tokenizer.encode(vambaPrompt(turns), { addSpecialTokens: false });
-    using session = this.model.session(video, { capacity: ids.length + (opts.maxNewTokens ?? 512) });
+    // Where the answer looked: every layer's cross-attention over all the video tokens.
+    using probe = opts.relevance ? new AttentionProbe(0, video.tokens) : undefined;
+    using session = this.model.session(video, {
+      capacity: ids.length + (opts.maxNewTokens ?? 512),
+      probe,
+    });
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -114,6 +121,7 @@ class VambaRunner implements ModelRunner {
         totalTokens: ids.length + video.tokens + completionTokens,
       },
       finishReason,
+      ...(probe && { videoAttention: massPerGroup(await probe.read(), video.grid[0]) }),
     };
   }
 
