@@ -883,8 +883,11 @@ def main():
         model, info = train(kind, configs[kind], data, a, log)
         out = os.path.join(a.out, f"needle-{kind}-tiny")
         save_model(model, configs[kind], out, a.tokenizer_dir, dtype)
-        info["eval"] = {name: evaluate(model, d, a, log, kind, name) for name, d in held.items()}
         report[kind] = info
+        info["eval"] = {}
+        for name, d in held.items():  # the report is rewritten after each set: a time limit keeps what was done
+            json.dump(report, open(os.path.join(a.out, "report.json"), "w"), indent=1)
+            info["eval"][name] = evaluate(model, d, a, log, kind, name)
         json.dump(report, open(os.path.join(a.out, "report.json"), "w"), indent=1)
         del model
         torch.cuda.empty_cache() if a.device == "cuda" else None

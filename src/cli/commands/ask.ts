@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
+import { noticeEmbeddedModel } from '../first-run.js';
 import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
 import {
   addGenerationOptions,
@@ -43,11 +44,14 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   const loss = describeFrameLoss(handle.decode);
   if (loss)
     process.stderr.write(`longshot: warning: ${loss}; the answer sees only the rest (--strict refuses)\n`);
+  const embedded = o.model === undefined;
+  if (embedded) noticeEmbeddedModel();
   await printReply(
     model.ask(handle, question, generationOf(o)),
     o,
     model.info,
-    { video, question },
+    // The embedded model is a demo of the synthetic needle task, not a general video model: say so.
+    { ...(embedded && { embedded_demo: true }), video, question },
     {
       frames: decodeReportJson(handle.decode),
     },
