@@ -27,13 +27,11 @@ mkdir -p "$R" "$D"
 command -v node >/dev/null || source .device/setup.sh
 exec > >(tee -a "$R/run_log.txt") 2>&1
 
-# ---- data: one line per exporter process: output dir, then its options ----
+# ---- data ----
 EXPORT="node --import tsx tools/needle/export_training_data.ts --data v2"
 if [ ! -f "$D/.done" ]; then  # rendered once: a second run with NEEDLE_DATA set reuses it
 node --import tsx tools/needle/write_tokenizer.ts "$D/tok" 2
-{
-  for i in $(seq 0 13); do echo "train$i --count $SHORT --frames 16,24,32,48,64 --seed $((2000 + i))"; done
-  for i in 0 1 2 3; do echo "long$i --count $LONG --frames 256,512,1024 --seed $((2100 + i)) --per-shard 8"; done
+{  # one line per exporter process: its output directory, then its options
   # Held-out sets (seeds 9100+, never used for training). Plain: the generator's sentences, scenes and 112×112
   # frames, as the issue measured; each changes one thing.
   P="--phrasing generator --unanswerable 0 --scenes generator --geometry plain --variants 2"
@@ -44,12 +42,16 @@ node --import tsx tools/needle/write_tokenizer.ts "$D/tok" 2
   echo "heldout-reworded --count $(h 80) --frames 16,32,64 --seed 9105 --phrasing reworded --unanswerable 0 --scenes generator --geometry plain --variants 2"
   echo "heldout-unanswerable --count $(h 80) --frames 16,32,64 --seed 9106 --tasks color,word,digit,count --phrasing generator --unanswerable 1 --scenes generator --geometry plain --variants 2"
   echo "heldout-patterns --count $(h 60) --frames 16,32,64 --seed 9107 --phrasing generator --unanswerable 0 --scenes patterns --variants 2"
+  # Training data (seeds 2000+), after the held-out sets so that a slow machine cuts training data, not them.
+  for i in 0 1 2 3; do echo "long$i --count $LONG --frames 256,512,1024 --seed $((2100 + i)) --per-shard 8"; done
+  for i in $(seq 0 13); do echo "train$i --count $SHORT --frames 16,24,32,48,64 --seed $((2000 + i))"; done
 } | timeout 200 xargs -P "$JOBS" -L 1 bash -c 'out=$0; '"$EXPORT"' --out "'"$D"'/$out" "$@" 2>/dev/null || echo "export $out failed"'
 touch "$D/.done"
 fi
 echo "data rendered in $(($(date +%s) - START))s: $(du -sh "$D" | cut -f1)"
-ready() { for d in "$D"/$1; do [ -f "$d/index.json" ] && echo "$d"; done | paste -sd,; }
-TRAIN=$(ready 'train*'),$(ready 'long*')
+# The finished exports (an index.json) among these globs, comma-separated.
+ready() { for g in "$@"; do for d in "$D"/$g; do [ -f "$d/index.json" ] && echo "$d"; done; done | paste -sd,; }
+TRAIN=$(ready 'train*' 'long*')
 EVAL=$(ready 'heldout-*')
 # The whole job stays within 9 minutes: slow rendering shortens training, never the evaluation.
 LEFT=$((530 - 110 - ($(date +%s) - START)))
@@ -62,9 +64,9 @@ for m in $MODELS; do
   init=()
   [ -f "models/needle-$m-tiny/model.safetensors" ] && init=(--init models --lr 6e-4 --warmup 100)
   mkdir -p "$R/$m"
-  PYTHONUNBUFFERED=1 timeout $((SECS + ${NEEDLE_EVAL_SECONDS:-150})) "$PY" tools/reference/train_needle.py --data "$TRAIN" --eval "$EVAL" \
+  PYTHONUNBUFFERED=1 timeout $((SECS + ${NEEDLE_EVAL_SECONDS:-130})) "$PY" tools/reference/train_needle.py --data "$TRAIN" --eval "$EVAL" \
     --out "$R/$m" --tokenizer-dir "$D/tok" --model "$m" --steps 100000 --max-seconds "$SECS" --batch 48 \
-    --seed 0 "${init[@]}" > "$R/$m/stdout.txt" 2>&1 &
+    --long-weight 5 --seed 0 "${init[@]}" > "$R/$m/stdout.txt" 2>&1 &
   pids+=($!)
 done
 wait "${pids[@]}"  # not a bare wait: that would also wait for the tee of the log

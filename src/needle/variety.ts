@@ -41,7 +41,8 @@ const SIZES: readonly Size[] = [
   { width: 640, height: 360 },
 ];
 /** The largest frame (in pixels) a video of this many frames is rendered at (rendering time). */
-const maxPixels = (frames: number): number => (frames > 128 ? 176 * 144 : frames > 32 ? 320 * 240 : 640 * 360);
+const maxPixels = (frames: number): number =>
+  frames > 128 ? 176 * 144 : frames > 32 ? 320 * 240 : 640 * 360;
 
 export const TRAINING_VARIETY: Variety = {
   phrasing: 'mix',

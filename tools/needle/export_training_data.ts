@@ -70,7 +70,10 @@ const count = Number(a.count);
 const lengths = a.frames!.split(',').map(Number);
 const side = Number(a.size);
 const perShard = Number(a['per-shard']);
-const tok = new Tokenizer(needleTokenizerJson(tokenizerVersion as 1 | 2) as never, needleTokenizerConfig() as never);
+const tok = new Tokenizer(
+  needleTokenizerJson(tokenizerVersion as 1 | 2) as never,
+  needleTokenizerConfig() as never,
+);
 const IM_END = tok.tokenToId('<|im_end|>')!;
 const r = new Random(Number(a.seed));
 mkdirSync(a.out, { recursive: true });
@@ -109,7 +112,11 @@ for (let shard = 0; shard * perShard < count; shard++) {
           : tok.encode(`${letter ? q.answerLetter : q.answer}<|im_end|>`);
       const suffix = j ? `_${j}` : '';
       tensors[`${i}.input_ids${suffix}`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
-      tensors[`${i}.answer_ids${suffix}`] = { dtype: 'I32', shape: [answer.length], data: Int32Array.from(answer) };
+      tensors[`${i}.answer_ids${suffix}`] = {
+        dtype: 'I32',
+        shape: [answer.length],
+        data: Int32Array.from(answer),
+      };
     }
     // The sample's own seed: makeSample(seed, id, options) renders it again (test/needle/parity.test.ts).
     meta.push({

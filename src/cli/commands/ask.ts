@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
-import { noticeEmbeddedModel } from '../first-run.js';
 import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import { noticeEmbeddedModel } from '../first-run.js';
 import {
   addGenerationOptions,
   addLossOptions,
