@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
 import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
+import type { ReductionRequest } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
 import { registerLiveSessions } from './live/routes.js';
@@ -42,7 +43,9 @@ export interface ServeOptions {
   cacheEntries?: number;
   cacheBytes?: number;
   media?: Partial<MediaPolicy>;
-  /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
+  /** The token reduction for requests that name none (`serve --reduce`). */
+  reduce?: ReductionRequest;
+  /** When set, /v1 and the UI's data routes require `Authorization: Bearer <apiKey>` (/ui/media: `?key=`). */
   apiKey?: string;
   /** Largest request body (default 64 MiB, for data: URLs). */
   bodyLimit?: number;
@@ -183,7 +186,14 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       });
       lease = chat.media
         ? (live.lease(chat.media) ??
-          (await leaseVideo(chat.media, chat.sampling, chat.loss, chat.clip, ctrl.signal)))
+          (await leaseVideo(
+            chat.media,
+            chat.sampling,
+            chat.loss,
+            chat.clip,
+            chat.reduce ?? opts.reduce,
+            ctrl.signal,
+          )))
         : undefined;
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = timed(
@@ -237,6 +247,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     sampling: SamplingOptions,
     loss: LossPolicy,
     clip: Clip | undefined,
+    reduce: ReductionRequest | undefined,
     signal: AbortSignal,
     progress?: VideoProgress,
   ): Promise<Lease> {
@@ -245,8 +256,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     });
     try {
       return await untilAborted(
-        cache.lease(cacheKey(file.sha256, sampling, clip), () =>
-          engine.encodeVideo(file.path, { ...sampling, ...loss, clip, signal, progress }),
+        cache.lease(cacheKey(file.sha256, sampling, clip, reduce), () =>
+          engine.encodeVideo(file.path, { ...sampling, ...loss, clip, reduce, signal, progress }),
         ),
         signal,
       ).then((lease) => {
@@ -270,7 +281,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     prompt_tokens: r.usage.promptTokens + r.usage.videoTokens,
     completion_tokens: r.usage.completionTokens,
     total_tokens: r.usage.totalTokens,
-    prompt_tokens_details: { cached_tokens: cached },
+    prompt_tokens_details: { cached_tokens: cached, video_tokens: r.usage.videoTokens },
   });
 
   function completion(id: string, r: AskResult, cached: number) {
@@ -357,7 +368,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       uploads,
       timeoutMs,
       // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
-      leaseVideo: (ref, signal, progress) => leaseVideo(ref, {}, {}, undefined, signal, progress),
+      leaseVideo: (ref, signal, progress) =>
+        leaseVideo(ref, {}, {}, undefined, opts.reduce, signal, progress),
     });
 
   return {
@@ -413,11 +425,12 @@ function timed(answer: Streamed, first: () => void): Streamed {
 /** Failures while answering are about the conversation. */
 const GENERATION = { param: 'messages' };
 
-/** Cache key: the bytes plus the sampling settings, in a fixed key order, and the clip. */
-function cacheKey(sha256: string, s: SamplingOptions, clip?: Clip): string {
+/** Cache key: the bytes plus the sampling settings, in a fixed key order, the clip and the token reduction. */
+function cacheKey(sha256: string, s: SamplingOptions, clip?: Clip, reduce?: ReductionRequest): string {
   const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
   const window = clip ? `|clip=${clip.startSec}-${clip.endSec}` : '';
-  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${window}`;
+  const r = reduce && reduce.method !== 'none' ? `|reduce=${reduce.method}:${reduce.keep ?? ''}` : '';
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${window}${r}`;
 }
 
 /** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */

@@ -4,12 +4,15 @@ import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
 import { type Clip, decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import type { ReductionRequest } from '../../models/reduction.js';
+import { noticeEmbeddedModel } from '../first-run.js';
 import {
   addClipOption,
   addGenerationOptions,
   addLossOptions,
   addModelOptions,
   addOutputOptions,
+  addReduceOption,
   addSamplingOptions,
   generationOf,
   lossPolicyOf,
@@ -39,17 +42,21 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
     ...samplingOf(o),
     ...lossPolicyOf(o),
     clip: o.clip as Clip | undefined,
+    reduce: o.reduce as ReductionRequest | undefined,
     progress: videoProgress(bars),
   });
   // Said before the answer, so nobody takes an answer from a partly decoded video for a whole one.
   const loss = describeFrameLoss(handle.decode);
   if (loss)
     process.stderr.write(`longshot: warning: ${loss}; the answer sees only the rest (--strict refuses)\n`);
+  const embedded = o.model === undefined;
+  if (embedded) noticeEmbeddedModel();
   await printReply(
     model.ask(handle, question, generationOf(o)),
     o,
     model.info,
-    { video, question },
+    // The embedded model is a demo of the synthetic needle task, not a general video model: say so.
+    { ...(embedded && { embedded_demo: true }), video, question },
     {
       frames: decodeReportJson(handle.decode),
     },
@@ -58,7 +65,9 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
 
 function withCommon(cmd: Command): Command {
   return addOutputOptions(
-    addGenerationOptions(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+    addGenerationOptions(
+      addReduceOption(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+    ),
   );
 }
 

@@ -2,12 +2,13 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { VideoLM } from '../../facade/video-lm.js';
 import { deviceMemoryBytes } from '../../models/fit.js';
+import type { ReductionRequest } from '../../models/reduction.js';
 import type { DeviceName } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
 import { createServer } from '../../serve/app.js';
 import { checkListen, listenError } from '../../serve/listen.js';
 import { checkAllowedRoot } from '../../serve/media.js';
-import { addModelOptions, positiveInt } from '../options.js';
+import { addModelOptions, addReduceOption, positiveInt } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
 interface ServeCliOptions {
@@ -24,13 +25,21 @@ interface ServeCliOptions {
   maxQueue: number;
   timeout: number;
   cacheVideos: number;
+  maxLiveSessions: number;
+  liveTtl: number;
   apiKey?: string;
   ui: boolean;
   maxUploadMb: number;
+  reduce?: ReductionRequest;
 }
 
 export function register(program: Command): void {
-  addModelOptions(program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'))
+  addReduceOption(
+    addModelOptions(
+      program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'),
+    ),
+    'the token reduction for requests that name none',
+  )
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', port, 8000)
     .option(
@@ -63,6 +72,18 @@ export function register(program: Command): void {
       (v) => (v === '0' ? 0 : positiveInt('--cache-videos')(v)),
       4,
     )
+    .option(
+      '--max-live-sessions <n>',
+      'live video sessions at once; more get HTTP 429',
+      (v) => (v === '0' ? 0 : positiveInt('--max-live-sessions')(v)),
+      2,
+    )
+    .option(
+      '--live-ttl <s>',
+      'close a live session nobody has used for this long',
+      positiveInt('--live-ttl'),
+      600,
+    )
     .option('--api-key <key>', 'require this bearer token (default: LONGSHOT_API_KEY, else none)')
     .option('--no-ui', 'do not serve the web UI at /')
     .option(
@@ -75,10 +96,11 @@ export function register(program: Command): void {
       'after',
       `
 Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health,
-GET /metrics, and the web UI at / (ask about a video in the browser; --no-ui turns it off).
+GET /metrics, /v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>";
+docs/server.md), and the web UI at / (ask about a video in the browser; --no-ui turns it off).
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
 or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge,
-relevance (true: also return each frame's share of the answer's attention).
+relevance (true: also return each frame's share of the answer's attention), reduce (a token reduction).
 
 Examples:
   $ longshot serve --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --allowed-root ~/videos
@@ -103,6 +125,8 @@ Examples:
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
+        reduce: o.reduce,
+        live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
         ui: o.ui,

@@ -44,6 +44,11 @@ export interface Qwen2VLInputs {
    * `pixelValuesVideos`; `videoGridThw` is still needed for the positions. Not consumed.
    */
   videoEmbeds?: Tensor | null;
+  /**
+   * A reduced video (models/reduction.ts): for each row of `videoEmbeds`, the merged token of the grid it stands
+   * for (its position); the prompt then holds that many pads.
+   */
+  videoRows?: readonly number[] | null;
 }
 
 export interface Qwen2VLLoadOptions {
@@ -193,6 +198,7 @@ export class Qwen2VL implements Disposable {
       inputs.imageGridThw ?? [],
       inputs.videoGridThw ?? [],
       this.config.vision.spatial_merge_size,
+      inputs.videoRows ?? null,
     );
   }
 
