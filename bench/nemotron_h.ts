@@ -7,9 +7,9 @@
  *   - prefill time at 8k / 32k / 128k tokens (ours: the prompt in pieces of --piece tokens through the
  *     HybridCache, which bounds the working set; the peer: one forward, as `generate` runs it);
  *   - decode tokens/s at 32k context (greedy, one token per step, each read back as `generate` does);
- *   - aggregate decode tokens/s of --batches concurrent sequences at that context (each continuing its own copy
- *     of one prefilled prompt; their steps batched by generate/batch.ts), where the transformer's per-sequence
- *     K/V reads dominate and the hybrid's few attention layers pay.
+ *   - aggregate decode tokens/s of --batches concurrent sequences at that context (each its own prompt and
+ *     cache; their steps batched by generate/batch.ts), where the transformer's per-sequence K/V reads
+ *     dominate and the hybrid's few attention layers pay.
  *
  * Targets: hybrid decode ≥ 1.4× our Qwen2-7B decode at 32k; prefill ≥ 3× transformers at 32k.
  * Each series runs in its own process (its own allocator and peak memory), within its share of --budget
@@ -40,6 +40,7 @@ import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { loadQwen2VLParams, qwen2vlSpecs } from '../src/models/qwen2vl/weights.js';
 import type { Backend } from '../src/runtime/backend.js';
 import { getBackend } from '../src/runtime/device.js';
+import type { Tensor } from '../src/runtime/tensor.js';
 import { Random } from '../src/util/random.js';
 
 const { values: args } = parseArgs({
@@ -127,28 +128,26 @@ function qwen2Config() {
 }
 
 /** Ordinary text ids (no special token) of a prompt. */
-const textIds = (n: number, vocab: number) => {
-  const rng = new Random(5);
+const textIds = (n: number, vocab: number, seed = 5) => {
+  const rng = new Random(seed);
   return Array.from({ length: n }, () => rng.int(1, Math.floor(vocab * 0.9)));
 };
 
 /** A model as the series drive it: a fresh session per prompt, fed in pieces or whole. */
 interface Driver {
   vocab: number;
-  /** A session after all but the last prompt token, and the CausalLM to generate from the last one. */
-  start(ids: number[], capacity: number): { lm: CausalLM<number[]> } & Disposable;
-  /** `ids` prefilled once; each `session()` continues its own copy, generating from the last token it is given. */
-  prefix(ids: number[], room: number): { session(): CausalLM<number[]> & Disposable } & Disposable;
+  /** A session after all but the last prompt token: the CausalLM to generate from the last one. */
+  start(ids: number[], capacity: number): CausalLM<number[]> & Disposable;
 }
 
-/** A model's session taking the last prompt token as number[] (what `generate` is given), batchable as the session. */
+/** A model's session fed its last prompt token by `first` (what `generate` prefills), batchable as the session is. */
 class Continuation<I> implements CausalLM<number[]>, Disposable {
   constructor(
     readonly inner: CausalLM<I> & Disposable,
-    private readonly input: (last: number[]) => I,
+    private readonly first: (last: number[]) => Tensor,
   ) {}
   prefill(last: number[]) {
-    return this.inner.prefill(this.input(last));
+    return this.first(last);
   }
   step(t: number) {
     return this.inner.step(t);
@@ -180,20 +179,7 @@ async function nemotronDriver(backend: Backend, dtype: 'bf16' | 'f32'): Promise<
       // All but the last token in pieces through the cache; `generate` runs the last one.
       for (let i = 0; i < ids.length - 1; i += PIECE)
         s.prefill(ids.slice(i, Math.min(i + PIECE, ids.length - 1))).dispose();
-      return {
-        lm: { prefill: (last) => s.prefill(last), step: (t) => s.step(t) },
-        [Symbol.dispose]: () => s[Symbol.dispose](),
-      };
-    },
-    prefix(ids, room) {
-      using s = model.session({ capacity: ids.length + room });
-      for (let i = 0; i < ids.length; i += PIECE) s.prefill(ids.slice(i, i + PIECE)).dispose();
-      const snapshot = s.cache.snapshot();
-      return {
-        session: () =>
-          new Continuation(model.session({ capacity: ids.length + room, from: snapshot }), (last) => last),
-        [Symbol.dispose]: () => snapshot[Symbol.dispose](),
-      };
+      return new Continuation(s, (last) => s.prefill(last));
     },
   };
 }
@@ -207,22 +193,11 @@ async function qwen2Driver(backend: Backend, dtype: 'bf16' | 'f32'): Promise<Dri
   return {
     vocab: Math.min(config.text.vocab_size, config.vision_start_token_id),
     start(ids, capacity) {
-      // A Qwen2-VL session takes its prompt in one prefill (M-RoPE positions are computed over all of it).
+      // A Qwen2-VL session takes its prompt in one prefill (M-RoPE positions are computed over all of it): it
+      // runs now, so that sequences started together all decode together.
       const s = model.session({ capacity });
-      return {
-        lm: { prefill: () => s.prefill({ inputIds: ids }), step: (t) => s.step(t) },
-        [Symbol.dispose]: () => s[Symbol.dispose](),
-      };
-    },
-    prefix(ids, room) {
-      const prefix = model.prefillPrefix({ inputIds: ids }, { room });
-      return {
-        session: () =>
-          new Continuation(model.session({ capacity: ids.length + room, prefix }), (last) => ({
-            inputIds: [...ids, ...last],
-          })),
-        [Symbol.dispose]: () => prefix[Symbol.dispose](),
-      };
+      const logits = s.prefill({ inputIds: ids });
+      return new Continuation(s, () => logits);
     },
   };
 }
@@ -235,7 +210,7 @@ async function measure(d: Driver, backend: Backend, tokens: number, decode: numb
   using run = d.start(ids, tokens + decode + 1);
   let first = 0;
   let n = 0;
-  for await (const _ of generate(run.lm, [ids[ids.length - 1]], { maxNewTokens: decode + 1 }))
+  for await (const _ of generate(run, [ids[ids.length - 1]], { maxNewTokens: decode + 1 }))
     if (++n === 1) first = performance.now();
   const end = performance.now();
   const prefillS = (first - t0) / 1000;
@@ -250,8 +225,8 @@ async function measure(d: Driver, backend: Backend, tokens: number, decode: numb
 }
 
 /**
- * `batch` sequences decoding `decode` tokens each after one shared prompt of `tokens` (prefilled once, each
- * sequence on its own copy): tokens/s over all of them, from the moment every one has its first token.
+ * `batch` sequences decoding `decode` tokens each, after prompts of `tokens` of their own (each prefilled
+ * into its own cache): tokens/s over all of them, from the moment every one has its first token.
  */
 async function measureBatch(
   d: Driver,
@@ -260,17 +235,17 @@ async function measureBatch(
   batch: number,
   decode: number,
 ): Promise<BatchRow> {
-  const ids = textIds(tokens, d.vocab);
   backend.resetPeak();
-  using shared = d.prefix(ids.slice(0, -1), decode + 2);
-  const sessions = Array.from({ length: batch }, () => shared.session());
+  const prompts = Array.from({ length: batch }, (_, i) => textIds(tokens, d.vocab, 100 + i));
+  const sessions: (CausalLM<number[]> & Disposable)[] = [];
   try {
+    for (const ids of prompts) sessions.push(d.start(ids, tokens + decode + 1));
     let started = 0;
     let t0 = 0;
     await Promise.all(
-      sessions.map(async (lm) => {
+      sessions.map(async (lm, i) => {
         let n = 0;
-        for await (const _ of generate(lm, [ids[ids.length - 1]], {
+        for await (const _ of generate(lm, [prompts[i][tokens - 1]], {
           maxNewTokens: decode + 1,
           stopTokens: [],
         }))

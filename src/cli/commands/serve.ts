@@ -25,6 +25,8 @@ interface ServeCliOptions {
   maxQueue: number;
   timeout: number;
   cacheVideos: number;
+  maxLiveSessions: number;
+  liveTtl: number;
   apiKey?: string;
   ui: boolean;
   maxUploadMb: number;
@@ -70,6 +72,18 @@ export function register(program: Command): void {
       (v) => (v === '0' ? 0 : positiveInt('--cache-videos')(v)),
       4,
     )
+    .option(
+      '--max-live-sessions <n>',
+      'live video sessions at once; more get HTTP 429',
+      (v) => (v === '0' ? 0 : positiveInt('--max-live-sessions')(v)),
+      2,
+    )
+    .option(
+      '--live-ttl <s>',
+      'close a live session nobody has used for this long',
+      positiveInt('--live-ttl'),
+      600,
+    )
     .option('--api-key <key>', 'require this bearer token (default: LONGSHOT_API_KEY, else none)')
     .option('--no-ui', 'do not serve the web UI at /')
     .option(
@@ -82,7 +96,8 @@ export function register(program: Command): void {
       'after',
       `
 Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health,
-GET /metrics, and the web UI at / (ask about a video in the browser; --no-ui turns it off).
+GET /metrics, /v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>";
+docs/server.md), and the web UI at / (ask about a video in the browser; --no-ui turns it off).
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
 or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge,
 relevance (true: also return each frame's share of the answer's attention), reduce (a token reduction).
@@ -111,6 +126,7 @@ Examples:
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
         reduce: o.reduce,
+        live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
         ui: o.ui,

@@ -345,8 +345,9 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
     });
   }
 
-  get batchKey(): Qwen2VL {
-    return this.vlm;
+  /** Sessions of one model step together; one with a probe steps alone (the probe records each of its steps). */
+  get batchKey(): Qwen2VL | undefined {
+    return this.probe ? undefined : this.vlm;
   }
 
   /** One token for each session (all of this model, prefilled) in one forward: logits [n, vocab]. */

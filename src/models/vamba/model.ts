@@ -243,8 +243,9 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
     return this.model.lm.forward([token], this.video.kvs, this.cache, { lastOnly: true, probe: this.probe });
   }
 
-  get batchKey(): Vamba {
-    return this.model;
+  /** Sessions of one model step together; one with a probe steps alone (the probe records each of its steps). */
+  get batchKey(): Vamba | undefined {
+    return this.probe ? undefined : this.model;
   }
 
   /** One token for each session (all of this model, prefilled; any videos) in one forward: logits [n, vocab]. */
