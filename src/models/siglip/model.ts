@@ -35,8 +35,11 @@ const NAMES = {
     norm2: 'layer_norm2',
     proj: 'self_attn.out_proj',
     mlp: 'mlp',
+    // (position_ids: a buffer some transformers versions save)
     unused: (name: string) =>
-      name.startsWith('vision_model.post_layernorm.') || name.startsWith('vision_model.head.'),
+      name.startsWith('vision_model.post_layernorm.') ||
+      name.startsWith('vision_model.head.') ||
+      name === 'vision_model.embeddings.position_ids',
   },
 } as const;
 
