@@ -276,7 +276,7 @@ describe('OpenAI-compatible server', () => {
       [{ model: MODEL, messages: ask('clip.mp4'), n: 2 }, /n: expected the integer 1/, 'n'],
       [
         { model: MODEL, messages: ask('clip.mp4'), sampling: 'random' },
-        /sampling: expected "middle", "uniform" or "fps"/,
+        /sampling: expected "middle", "uniform", "fps" or "first-seconds"/,
         'sampling',
       ],
       [
