@@ -137,13 +137,19 @@ export class LiveVideo implements Disposable {
       const data = resizeBicubic(f.data, f.width, f.height, to.width, to.height);
       return { ...f, ...to, data };
     });
-    await this.#state.append(sized, signal);
+    // Held before they are encoded: a question between two groups sees timestamps for all it sees.
     for (const f of frames) {
       this.#firstSec ??= f.timestampSec;
       this.#held.push(f.timestampSec);
       this.#lastAt = f.wallClockMs ?? Date.now();
     }
     this.#seen += frames.length;
+    try {
+      await this.#state.append(sized, signal);
+    } catch (e) {
+      this.#held.length = this.#state.frames; // what the state took before it failed
+      throw e;
+    }
     this.#applyWindow();
   }
 

@@ -8,6 +8,14 @@ export {
   toolVersions,
 } from './ffmpeg.js';
 export { imageSequenceVideo } from './image-sequence.js';
+export {
+  checkSource,
+  type LiveSourceOptions,
+  liveFrames,
+  type SourceKind,
+  sourceKind,
+  type TimedFrame,
+} from './live-source.js';
 export { encodePng } from './png.js';
 export { type FrameIndex, MAX_PIXELS, MAX_SIDE, type MediaInfo, type StreamInfo } from './probe.js';
 export {

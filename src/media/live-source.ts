@@ -49,6 +49,16 @@ export function sourceKind(source: string): SourceKind {
   return 'file';
 }
 
+/** What a source string names, checking what can be checked before watching: a file must exist. */
+export async function checkSource(source: string): Promise<SourceKind> {
+  const kind = sourceKind(source);
+  if (kind === 'file' && !(await stat(source).catch(() => null))?.isFile())
+    throw new InputError(
+      `${source}: no such file (a live source is a file, a stream URL, device:<name> or - for stdin)`,
+    );
+  return kind;
+}
+
 const CAPTURE_FORMAT: Partial<Record<NodeJS.Platform, string>> = {
   linux: 'v4l2',
   darwin: 'avfoundation',
@@ -63,7 +73,7 @@ async function inputArgs(source: string, o: LiveSourceOptions): Promise<string[]
   const pace = o.realtime ? ['-re'] : [];
   switch (kind) {
     case 'pipe':
-      return [...format, '-i', 'pipe:0'];
+      return [...pace, ...format, '-i', 'pipe:0'];
     case 'device': {
       const f = o.format ?? CAPTURE_FORMAT[process.platform];
       if (!f) throw new UsageError(`no capture format known for ${process.platform}: pass one (--format)`);

@@ -72,9 +72,10 @@ describe('live sessions', () => {
         },
       ],
     });
-  /** Polls the session until `ok` holds for its status. */
+  /** Polls the session until `ok` holds for its status (a minute at most). */
   async function until(id: string, ok: (s: Record<string, unknown>) => boolean) {
-    for (;;) {
+    for (const deadline = Date.now() + 60_000; ; ) {
+      assert.ok(Date.now() < deadline, 'the session did not get there within a minute');
       const s = (await inject('GET', `/v1/live/sessions/${id}`)).json();
       if (ok(s)) return s;
       assert.notEqual(s.state, 'failed', String(s.error));

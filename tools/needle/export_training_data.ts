@@ -101,7 +101,11 @@ for (let shard = 0; shard * perShard < count; shard++) {
           : tok.encode(`${letter ? q.answerLetter : q.answer}<|im_end|>`);
       const suffix = j ? `_${j}` : '';
       tensors[`${i}.input_ids${suffix}`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
-      tensors[`${i}.answer_ids${suffix}`] = { dtype: 'I32', shape: [answer.length], data: Int32Array.from(answer) };
+      tensors[`${i}.answer_ids${suffix}`] = {
+        dtype: 'I32',
+        shape: [answer.length],
+        data: Int32Array.from(answer),
+      };
     }
     // The sample's own seed: makeSample(seed, id, options) renders it again (test/needle/parity.test.ts).
     meta.push({

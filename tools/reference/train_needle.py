@@ -423,6 +423,18 @@ class Qwen2VL(nn.Module):
         return self.lm_head(self.model.norm(Hs))
 
 
+def model_class(kind):
+    """The model `--model` names: vamba, qwen2vl, timeviper (tools/reference/needle_timeviper.py) or mambamia
+    (TSTAR-MambaMia, tools/reference/needle_mambamia.py)."""
+    if kind == "timeviper":
+        return timeviper().NeedleTimeViper
+    if kind == "mambamia":
+        from needle_mambamia import TstarMambaMia
+
+        return TstarMambaMia
+    return Vamba if kind == "vamba" else Qwen2VL
+
+
 # ---- configs and saving -----------------------------------------------------------------------------------
 
 
@@ -689,7 +701,7 @@ def timeviper():
 
 def train(kind, c, data, a, log):
     torch.manual_seed(a.seed)
-    model = (timeviper().NeedleTimeViper if kind == "timeviper" else Vamba if kind == "vamba" else Qwen2VL)(c).to(a.device)
+    model = model_class(kind)(c).to(a.device)
     if a.init:  # continue from earlier weights (e.g. the shipped models/): GPU time adds up across runs
         src = os.path.join(a.init, f"needle-{kind}-tiny")
         sd = {k: v.float() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
@@ -887,6 +899,10 @@ def main():
     configs = {k: make_config(k, vocab, a) for k in ("vamba", "qwen2vl")}
     if "timeviper" in a.model.split(","):
         configs["timeviper"] = timeviper().make_needle_config(a)
+    if "mambamia" in a.model.split(","):
+        from needle_mambamia import make_tstar_config
+
+        configs["mambamia"] = make_tstar_config(configs["qwen2vl"], a.d_state)
     if a.check:
         checks(configs["vamba"], configs["qwen2vl"], data, a, log)
     report = {}

@@ -14,6 +14,7 @@ import type { CrossKV } from '../../nn/cross-attention.js';
 import { GrowingRows } from '../../nn/growing-rows.js';
 import { disposeState, type Mamba2State } from '../../nn/mamba2.js';
 import { disposeAll } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
 import type { EncodedVideo, LiveContext, LiveEncoding } from '../family.js';
 import { FrameGroups, yieldToEventLoop } from '../qwen2vl/frame-groups.js';
 import type { RgbImage } from '../qwen2vl/processor.js';
@@ -79,25 +80,41 @@ export class VambaLiveVideo implements LiveEncoding {
     }
   }
 
-  /** One batch of whole groups: vision tower, then every layer's video half from the carried states. */
+  /** One batch of whole groups: the vision tower, then the video path. */
   #encode(batch: RgbImage[]): void {
     const m = this.model;
     const { pixelValues, grid } = m.processor.preprocess(batch, m.processor.video);
     const ms = m.config.vision.spatial_merge_size;
-    const merged: [number, number, number] = [grid[0], grid[1] / ms, grid[2] / ms];
-    this.#grid ??= [merged[1], merged[2]];
-    const V = m.embedVideo(pixelValues, grid);
-    const r = m.lm.appendVideo(V, merged, {
+    this.appendTokens(m.embedVideo(pixelValues, grid), [grid[0], grid[1] / ms, grid[2] / ms]);
+  }
+
+  /**
+   * Appends merger output V [t·h·w, hidden] (consumed) of `grid[0]` whole temporal groups on the merged
+   * grid [t, h, w]: every layer's video half continuing from the carried states. Frames appended later
+   * follow these groups.
+   */
+  appendTokens(V: Tensor, grid: readonly [number, number, number]): void {
+    this.#checkLive();
+    if (this.#grid && (this.#grid[0] !== grid[1] || this.#grid[1] !== grid[2])) {
+      V.dispose();
+      throw new InputError(
+        `a live video's frames keep one size: ${grid[1]}×${grid[2]} merged tokens per group, the first had ${this.#grid.join('×')}`,
+      );
+    }
+    this.#grid ??= [grid[1], grid[2]];
+    const r = this.model.lm.appendVideo(V, grid, {
       states: this.#states,
       tOffset: this.#encodedGroups,
       chunkLen: this.chunkLen,
     });
     try {
-      r.kvs.forEach((kv, i) => {
+      for (const [i, kv] of r.kvs.entries()) {
         const [, n, h, d] = kv.k.shape;
-        this.#k[i].append(kv.k.reshape([n, h, d]));
-        this.#v[i].append(kv.v.reshape([n, h, d]));
-      });
+        using k = kv.k.reshape([n, h, d]);
+        using v = kv.v.reshape([n, h, d]);
+        this.#k[i].append(k);
+        this.#v[i].append(v);
+      }
     } finally {
       disposeAll(r.kvs);
     }

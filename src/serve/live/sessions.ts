@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
+import { UsageError } from '../../errors.js';
 import type { ChatEngine, VideoHandle } from '../../facade/engine.js';
 import type { LiveVideo } from '../../facade/live.js';
 import { liveFrames, sourceKind } from '../../media/live-source.js';
@@ -98,6 +99,14 @@ export class LiveSessions {
   async create(req: CreateLiveSession): Promise<LiveSession> {
     if (!this.engine.live)
       throw badRequest('this server cannot watch live video (its engine has no live videos)', 'source');
+    if (!this.#max)
+      throw new ApiError(
+        403,
+        'live sessions are disabled on this server (it was started with --max-live-sessions 0)',
+        'invalid_request_error',
+        null,
+        'live_sessions_disabled',
+      );
     if (this.#sessions.size >= this.#max)
       throw new ApiError(
         429,
@@ -118,7 +127,9 @@ export class LiveSessions {
           label: req.source,
         });
       } catch (e) {
-        throw toApiError(e, { param: 'source' });
+        throw toApiError(e, {
+          param: e instanceof UsageError && e.field === 'window' ? 'window_sec' : 'source',
+        });
       }
     })();
     const s = new LiveSession(`live-${randomUUID()}`, req.source, video, video.sampling.fps);
