@@ -35,7 +35,7 @@ async function tower(layout: SiglipLayout) {
   const c = parseSiglipVisionConfig(configs[layout], layout);
   const block = resolveBlock(c, configs.feature_block);
   const names = file.names().filter((n) => n.startsWith(prefix));
-  assert.equal(siglipLayoutOf(names, prefix), layout);
+  assert.deepEqual(siglipLayoutOf(names, prefix), { layout, prefix });
   const wanted = new Set(siglipSpecs(c, layout, block, prefix).map((s) => s.name));
   // Everything in the file is either read or known to be unused.
   for (const n of names) assert.ok(wanted.has(n) || siglipUnused(n.slice(prefix.length), layout, block), n);
@@ -69,6 +69,12 @@ describe('SigLIP vision tower', () => {
     assert.equal(so400m('hf').hidden_act, 'gelu_pytorch_tanh');
     assert.equal(siglipSpecs(c, 'timm', 25).find((s) => s.name === 'pos_embed')?.shape[1], 729);
     assert.throws(() => resolveBlock(c, 27), ModelError);
+    // A published transformers checkpoint nests the tower under vision_model.
+    assert.deepEqual(siglipLayoutOf(['v.vision_model.embeddings.patch_embedding.weight'], 'v.'), {
+      layout: 'hf',
+      prefix: 'v.vision_model.',
+    });
+    assert.equal(siglipLayoutOf(['text_model.embeddings.token_embedding.weight']), null);
   });
 
   it('refuses pixels of the wrong size', async () => {

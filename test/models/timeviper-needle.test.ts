@@ -2,16 +2,21 @@
  * The needle trainer's TimeViper (tools/reference/needle_timeviper.py, PyTorch) and ours compute the same model:
  * a small random checkpoint it wrote (official layout, our config.json) and its logits for one prompt with three
  * 112×112 frames (uint8, preprocessed here by SigLIP's transform, there by its own), so training-time and
- * inference-time model code agree before a model is trained and shipped.
+ * inference-time model code agree before a model is trained and shipped. And the prompt the trainer rewrites an
+ * exported needle prompt into is the one our runner builds from the question's text (the needle tokenizer with the
+ * specials the trainer adds).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { Tokenizer } from '../../src/io/tokenizer.js';
 import type { Frame } from '../../src/media/decode.js';
 import { siglipPixels } from '../../src/models/siglip/preprocess.js';
 import { TimeViperModel } from '../../src/models/timeviper/model.js';
+import { nanoBasePrompt } from '../../src/models/timeviper/prompt.js';
 import * as ops from '../../src/runtime/ops.js';
 import { relErr } from '../helpers.js';
 
@@ -40,5 +45,15 @@ describe('needle TimeViper (PyTorch trainer) = TimeViper (TypeScript)', () => {
     const all = (await ref.read('logits')).data as Float32Array;
     const vocab = logits.shape[1];
     assert.ok(relErr(await logits.data(), all.subarray(all.length - vocab)) <= 1e-5);
+  });
+
+  it('the trainer’s prompt is the runner’s nano_base prompt', async () => {
+    const dir = join(DIR, 'tokenizer');
+    const tok = await Tokenizer.fromDir(dir);
+    const want = JSON.parse(readFileSync(join(dir, 'prompt.json'), 'utf8'));
+    const question = 'What colour was the circle?';
+    assert.deepEqual(tok.encode(question, { addSpecialTokens: false }), want.question_ids);
+    const { text } = nanoBasePrompt([{ role: 'user', content: question }], want.frames);
+    assert.deepEqual(tok.encode(text, { addSpecialTokens: false }), want.prompt_ids);
   });
 });

@@ -115,6 +115,28 @@ describe('TimeViper family', () => {
   });
 });
 
+describe('an official checkpoint', () => {
+  it("reads the training's nano LLM config with the official defaults", () => {
+    const nano = {
+      ...config.llm_config,
+      model_type: 'nano',
+      use_pdrop: true,
+      pdrop_type: 'uni_2_0.5',
+      merge_module: 'CrossAttention',
+    };
+    const files = { dir: FIXTURE, config: nano, tensorNames: [] };
+    assert.equal(familyOf(files), timeViper);
+    const c = parseTimeViperConfig(nano);
+    assert.equal(c.vision.hidden_size, 1152);
+    assert.equal(c.vision.num_hidden_layers, 27);
+    assert.equal(c.featureBlock, 25);
+    assert.equal(c.tokensPerFrame, 16);
+    assert.equal(c.imageTokenId, -1);
+    assert.equal(c.llm.hidden_size, 32);
+    assert.deepEqual(c.stages, [{ kind: 'uni', layer: 2, ratio: 0.5, transfer: true }]);
+  });
+});
+
 describe('TimeViper runner', () => {
   const dir = mkdtempSync(join(tmpdir(), 'timeviper-'));
   after(() => rmSync(dir, { recursive: true, force: true }));

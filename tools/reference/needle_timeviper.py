@@ -8,9 +8,12 @@ our TimeViper config.json.
 Frames are 112×112 (the needle data's), so SigLIP's squash-resize keeps them as they are: 8×8 = 64 patches of 14,
 merged to 16 tokens per frame in two rounds (64 → 32 → 16). The prompt holds one `<image>` per frame, in one run.
 
-    python3 tools/reference/needle_timeviper.py --fixture test/fixtures/timeviper/needle-tiny
+    node --import tsx tools/needle/write_tokenizer.ts /tmp/tok 1
+    python3 tools/reference/needle_timeviper.py --fixture test/fixtures/timeviper/needle-tiny --tokenizer-dir /tmp/tok
 
-writes a small random model and the logits of one prompt (the parity fixture of test/models/timeviper-needle.test.ts).
+writes a small random model and the logits of one prompt, and (in tokenizer/) the needle tokenizer with our
+prompt's specials and the trainer's rewrite of an exported prompt: the parity fixture of
+test/models/timeviper-needle.test.ts.
 """
 
 import argparse
@@ -321,6 +324,10 @@ def make_needle_config(a):
 def save_needle(model, out, tok_dir, dtype):
     """The checkpoint and the needle tokenizer with our prompt's specials added."""
     save_model(model, out, dtype)
+    write_tokenizer(tok_dir, out)
+
+
+def write_tokenizer(tok_dir, out):
     tok = json.load(open(os.path.join(tok_dir, "tokenizer.json")))
     n = len(tok["model"]["vocab"])
     entry = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
@@ -345,6 +352,16 @@ def unpatchify(pix, gh, gw):
     return ((x * std + mean) - 0.5) / 0.5
 
 
+def nano_base_ids(row, frames, config):
+    """An exported prompt row (ids) → (our nano_base prompt ids for its question, where its prompt ends)."""
+    prompt = config["_needle_prompt"]
+    ve = row.index(tn.VISION_END)
+    q_end = row.index(tn.IM_END, ve)
+    p_end = len(row) - row[::-1].index(tn.IM_START) + 1  # after "<|im_start|> assistant"
+    new = prompt["head"] + [config["image_token_index"]] * frames + row[ve + 1 : q_end] + prompt["tail"]
+    return new, p_end
+
+
 class NeedleTimeViper(TimeViper):
     """TimeViper behind train_needle.py's model interface: forward(pix, gh, gw, ids) with Qwen2-VL pixel rows and
     the exported Vamba-style prompt (`<|vision_start|><|vision_end|>question<|im_end|>\n<|im_start|>assistant\n`
@@ -352,15 +369,10 @@ class NeedleTimeViper(TimeViper):
     ids, the same answer — and the logits of its answer rows are put back where the trainer's targets are."""
 
     def forward(self, pix, gh, gw, ids):
-        prompt = self.config["_needle_prompt"]
-        image = self.config["image_token_index"]
         T = pix.shape[1] * tn.TEMPORAL
         rows, spans = [], []
         for row in ids.tolist():
-            ve = row.index(tn.VISION_END)
-            q_end = row.index(tn.IM_END, ve)
-            p_end = len(row) - row[::-1].index(tn.IM_START) + 1  # after "<|im_start|> assistant"
-            new = prompt["head"] + [image] * T + row[ve + 1 : q_end] + prompt["tail"]
+            new, p_end = nano_base_ids(row, T, self.config)
             spans.append((p_end, len(new)))
             rows.append(new + row[p_end:])
         L = max(len(r) for r in rows)
@@ -397,6 +409,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--fixture", required=True, help="where to write the parity fixture (a checkpoint + reference)")
     p.add_argument("--frames", type=int, default=3)
+    p.add_argument("--tokenizer-dir", help="a needle tokenizer (tools/needle/write_tokenizer.ts): also check the prompt")
+    p.add_argument("--question-ids", default="35,52,95,86,50,24", help="a question's ids in that tokenizer")
     a = p.parse_args()
     args = argparse.Namespace(
         hidden=48, heads=4, pattern="M*-M", mamba_headdim=16, d_state=8, vision_dim=32, vision_heads=2, vision_depth=2
@@ -416,6 +430,18 @@ def main():
         {"frames": frames[0].contiguous(), "input_ids": ids[0], "logits": logits.contiguous()},
         os.path.join(a.fixture, "reference.safetensors"),
     )
+    if a.tokenizer_dir:
+        # The trainer's rewrite of an exported prompt (system, user with the vision markers and the question,
+        # assistant), for the TypeScript runner to reproduce from the question's text.
+        c = make_needle_config(argparse.Namespace(**vars(args), tokenizer_dir=a.tokenizer_dir))
+        q = [int(t) for t in a.question_ids.split(",")]
+        row = [tn.IM_START, 9, tn.IM_END, tn.IM_START, 9, tn.VISION_START, tn.VISION_END, *q, tn.IM_END, tn.IM_START, 9]
+        ids, p_end = nano_base_ids(row, 2, c)
+        assert p_end == len(row)
+        tok = os.path.join(a.fixture, "tokenizer")
+        os.makedirs(tok, exist_ok=True)
+        write_tokenizer(a.tokenizer_dir, tok)
+        json.dump({"frames": 2, "question_ids": q, "prompt_ids": ids}, open(os.path.join(tok, "prompt.json"), "w"))
     print(f"wrote {a.fixture}: logits {list(logits.shape)}")
 
 

@@ -27,24 +27,33 @@ const NAMES = {
     /** Parameters the features never use: the final norm and the attention-pool head. */
     unused: (name: string) => name.startsWith('norm.') || name.startsWith('attn_pool.'),
   },
+  // Relative to `vision_model.` in the published checkpoints; transformers 5 saves a SiglipVisionModel without it.
   hf: {
-    patch: 'vision_model.embeddings.patch_embedding',
-    pos: 'vision_model.embeddings.position_embedding.weight',
-    block: (i: number) => `vision_model.encoder.layers.${i}`,
+    patch: 'embeddings.patch_embedding',
+    pos: 'embeddings.position_embedding.weight',
+    block: (i: number) => `encoder.layers.${i}`,
     norm1: 'layer_norm1',
     norm2: 'layer_norm2',
     proj: 'self_attn.out_proj',
     mlp: 'mlp',
+    // (position_ids: a buffer some transformers versions save)
     unused: (name: string) =>
-      name.startsWith('vision_model.post_layernorm.') || name.startsWith('vision_model.head.'),
+      name.startsWith('post_layernorm.') || name.startsWith('head.') || name === 'embeddings.position_ids',
   },
 } as const;
 
-/** Which layout a set of tensor names (after `prefix`) is in, or null for neither. */
-export function siglipLayoutOf(names: Iterable<string>, prefix = ''): SiglipLayout | null {
+/**
+ * Which layout a set of tensor names (after `prefix`) is in, and the prefix of the tower's own names (with
+ * `vision_model.` for a published transformers checkpoint), or null for neither.
+ */
+export function siglipLayoutOf(
+  names: Iterable<string>,
+  prefix = '',
+): { layout: SiglipLayout; prefix: string } | null {
   for (const n of names) {
-    if (n === `${prefix}${NAMES.timm.patch}.weight`) return 'timm';
-    if (n === `${prefix}${NAMES.hf.patch}.weight`) return 'hf';
+    if (n === `${prefix}${NAMES.timm.patch}.weight`) return { layout: 'timm', prefix };
+    for (const p of [prefix, `${prefix}vision_model.`])
+      if (n === `${p}${NAMES.hf.patch}.weight`) return { layout: 'hf', prefix: p };
   }
   return null;
 }

@@ -6,9 +6,14 @@
  * `use_pdrop` / `pdrop_type` / `merge_module`.
  */
 import { join } from 'node:path';
-import { Fields, readJsonFile } from '../../io/json-fields.js';
+import { Fields, isObject, readJsonFile } from '../../io/json-fields.js';
 import { type NemotronHConfig, parseNemotronHConfig } from '../nemotron_h/config.js';
-import { parseSiglipVisionConfig, type SiglipLayout, type SiglipVisionConfig } from '../siglip/config.js';
+import {
+  parseSiglipVisionConfig,
+  type SiglipLayout,
+  type SiglipVisionConfig,
+  so400m,
+} from '../siglip/config.js';
 import { resolveBlock } from '../siglip/model.js';
 import { type DropStage, parsePdropType } from './pdrop.js';
 
@@ -21,6 +26,7 @@ export interface TimeViperConfig {
   /** Tokens per frame after ToMe (16). */
   tokensPerFrame: number;
   projectorAct: string;
+  /** −1: the tokenizer's `<image>` (an official checkpoint's config does not say it). */
   imageTokenId: number;
   /** The drop stages in effect (none when use_pdrop is false). */
   stages: DropStage[];
@@ -28,7 +34,29 @@ export interface TimeViperConfig {
   mergeModule: string;
 }
 
+/**
+ * A checkpoint as the official training writes it: the LLM's config.json (model_type "nano", its TimeViper keys
+ * use_pdrop / pdrop_type / merge_module) beside the whole model's torch.save file; the rest is the official
+ * defaults — timm SigLIP so400m at 384 px, block −2, ToMe to 16, `<image>` from the tokenizer (id −1 here).
+ */
+function officialDefaults(json: Record<string, unknown>): Record<string, unknown> {
+  const { use_pdrop, pdrop_type, merge_module, ...llm } = json;
+  return {
+    model_type: 'timeviper',
+    llm_config: { ...llm, model_type: 'nemotron_h' },
+    vision_config: so400m('timm'),
+    image_token_index: -1,
+    use_pdrop,
+    pdrop_type,
+    merge_module,
+  };
+}
+
+/** Whether a config.json is the official training's LLM config (read as TimeViper with its defaults). */
+export const isOfficialNanoConfig = (json: Record<string, unknown>): boolean => json.model_type === 'nano';
+
 export function parseTimeViperConfig(json: unknown, source = 'config.json'): TimeViperConfig {
+  if (isObject(json) && isOfficialNanoConfig(json)) json = officialDefaults(json);
   const f = Fields.of(json, source);
   const type = f.str('model_type');
   if (type !== 'timeviper') throw f.error('model_type', `is "${type}", not "timeviper"`);
@@ -60,8 +88,8 @@ export function parseTimeViperConfig(json: unknown, source = 'config.json'): Tim
       );
   }
   const tokensPerFrame = f.int('num_compressed_tokens', 16);
-  const imageTokenId = f.int('image_token_index');
-  if (imageTokenId === undefined)
+  const imageTokenId = f.num('image_token_index');
+  if (imageTokenId === undefined || !Number.isInteger(imageTokenId))
     throw f.error('image_token_index', 'is missing (the <image> placeholder id)');
   if (!(tokensPerFrame > 0)) throw f.error('num_compressed_tokens', 'must be a positive integer');
   const block = f.num('vision_feature_block', -2);

@@ -111,7 +111,7 @@ export async function convertTimeViper(
   const vision = await openSiglip(siglipPath);
   const checkpoint = await Checkpoint.open(llmDir);
   try {
-    if (siglipLayoutOf(vision.names()) !== 'timm')
+    if (siglipLayoutOf(vision.names())?.layout !== 'timm')
       throw new ModelError(`${siglipPath}: not timm's SigLIP layout (no patch_embed.proj.weight)`);
     const patch = vision.info('patch_embed.proj.weight').shape;
     const tokens = vision.info('pos_embed').shape[1];

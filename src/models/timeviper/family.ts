@@ -1,5 +1,6 @@
 /**
- * TimeViper as a model family (`model_type: "timeviper"`, the official state-dict layout): a video model whose
+ * TimeViper as a model family (`model_type: "timeviper"`, or the official training's `"nano"` LLM config beside
+ * its torch.save file; the official state-dict layout either way): a video model whose
  * frames are sampled as its evaluation does (1 fps from the start, the first 256 kept, padded to a multiple of
  * 4, uniform under 32) and squashed to SigLIP's square input.
  */
@@ -7,7 +8,7 @@ import { join } from 'node:path';
 import type { DType } from '../../runtime/dtype.js';
 import { type CheckpointFiles, type ModelFamily, memoryEstimate } from '../family.js';
 import { registerConvertTimeViper } from './cli.js';
-import { parseTimeViperConfig } from './config.js';
+import { isOfficialNanoConfig, parseTimeViperConfig } from './config.js';
 import { timeViperMemory } from './size.js';
 
 const parse = ({ dir, config }: CheckpointFiles) => parseTimeViperConfig(config, join(dir, 'config.json'));
@@ -17,7 +18,7 @@ const PROMPT_TOKENS = 256;
 
 export const timeViper: ModelFamily = {
   name: 'timeviper',
-  recognizes: ({ config }) => config.model_type === 'timeviper',
+  recognizes: ({ config }) => config.model_type === 'timeviper' || isOfficialNanoConfig(config),
   async open(files, weights) {
     const config = parse(files);
     const description = {

@@ -67,9 +67,17 @@ export class TimeViperModel implements Disposable {
     return new TimeViperModel(config, vision, projector, lm);
   }
 
-  /** Loads a checkpoint directory (config.json + model.safetensors or model.pth / pytorch_model.bin). */
-  static async load(dir: string, backend: Backend, dtype: DType): Promise<TimeViperModel> {
-    const config = await readTimeViperConfig(dir);
+  /**
+   * Loads a checkpoint directory (config.json + model.safetensors or model.pth / pytorch_model.bin); `config`
+   * when the caller has resolved it already (an official checkpoint's `<image>` id comes from its tokenizer).
+   */
+  static async load(
+    dir: string,
+    backend: Backend,
+    dtype: DType,
+    config?: TimeViperConfig,
+  ): Promise<TimeViperModel> {
+    config ??= await readTimeViperConfig(dir);
     const source = await openTimeViperWeights(dir);
     try {
       return await TimeViperModel.fromParams(

@@ -35,11 +35,14 @@ export async function loadTimeViperRunner(
 ): Promise<ModelRunner> {
   const tokenizer = await Tokenizer.fromDir(src.dir);
   const image = tokenizer.tokenToId(IMAGE_TOKEN);
-  if (image !== src.config.imageTokenId)
+  // An official checkpoint's config leaves the placeholder to the tokenizer (−1).
+  const config =
+    src.config.imageTokenId < 0 && image !== undefined ? { ...src.config, imageTokenId: image } : src.config;
+  if (image !== config.imageTokenId)
     throw new ModelError(
-      `${src.dir}: the tokenizer's ${IMAGE_TOKEN} is ${image ?? 'missing'}, config.json's image_token_index ${src.config.imageTokenId}`,
+      `${src.dir}: the tokenizer's ${IMAGE_TOKEN} is ${image ?? 'missing'}, config.json's image_token_index ${config.imageTokenId}`,
     );
-  const model = await TimeViperModel.load(src.dir, backend, backend.name === 'cpu' ? 'f32' : 'bf16');
+  const model = await TimeViperModel.load(src.dir, backend, backend.name === 'cpu' ? 'f32' : 'bf16', config);
   const info = runnerInfo(
     'timeviper',
     src,
