@@ -162,6 +162,7 @@ async function main(): Promise<void> {
   const gpu = sampleGpu();
   if (gpu.child) children.push(gpu.child);
   try {
+    await mkdir(args.out, { recursive: true }); // with the workers' and the server's logs
     const packed = join(ROOT, '.redis/run.sh');
     const redisBin = args['redis-server'] ?? (existsSync(packed) ? packed : 'redis-server');
     const redis = spawn(
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(redis);
-    await whenReady(redis, /Ready to accept connections/, 'redis-server', 20_000, join(work, 'redis.log'));
+    await whenReady(redis, /Ready to accept connections/, 'redis-server', 20_000, join(args.out, 'redis.log'));
     log(`redis-server on ${REDIS_URL}`);
 
     let model = args.model ?? join(ROOT, 'models/needle-vamba-tiny');
@@ -240,7 +241,7 @@ async function main(): Promise<void> {
         );
         workers.push(w);
         children.push(w);
-        starting.push(whenReady(w, / runs .* on /, `worker w${k}`, 240_000, join(work, `worker-${k}.log`)));
+        starting.push(whenReady(w, / runs .* on /, `worker w${k}`, 240_000, join(args.out, `worker-${k}.log`)));
       }
       await Promise.all(starting);
       const loadS = (performance.now() - t) / 1000;
@@ -277,36 +278,38 @@ async function main(): Promise<void> {
       }
       const m = phaseMetrics(mine(), n, t0, t1);
       rows.push({ ...m, loadS, ...gpuOver(gpu.samples, t0, t1) });
+      await save(rows, modelWriteS); // after every phase, so a run cut short keeps what it measured
       log(
         `${n} worker(s): ${m.videos} videos, ${m.questions} questions in ${m.elapsedS.toFixed(1)} s: ` +
           `${m.videosPerHour.toFixed(0)} videos/h, queue wait ${(100 * m.queueWaitShare).toFixed(1)} %`,
       );
     }
-    for (const [i, e] of scalingEfficiency(rows).entries()) rows[i].efficiency = e;
     await Promise.all(workers.map((w) => stop(w, 30_000)));
     await events.close();
     await queue.close();
-
-    const result = {
-      device: CPU ? 'cpu' : `cuda (${GPUS} GPU${GPUS > 1 ? 's' : ''})`,
-      gpuName: CPU ? null : gpuName(),
-      model: args.model ?? (CPU ? 'models/needle-vamba-tiny' : 'Vamba-7B architecture, random bf16 weights'),
-      modelWriteS,
-      video: { frames: FRAMES, size: SIZE },
-      questionsPerJob: QUESTIONS,
-      maxNewTokens: MAX_NEW,
-      windowS: WINDOW_MS / 1000,
-      phases: rows,
-    };
-    await mkdir(args.out, { recursive: true });
-    await writeFile(join(args.out, 'batch_scaling.json'), `${JSON.stringify(result, null, 2)}\n`);
-    const table = markdown(rows);
-    await writeFile(join(args.out, 'batch_scaling_table.md'), table);
-    console.log(table);
+    console.log(markdown(rows));
   } finally {
     for (const c of children.reverse()) await stop(c, 5_000);
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+async function save(rows: PhaseRow[], modelWriteS: number): Promise<void> {
+  for (const [i, e] of scalingEfficiency(rows).entries()) rows[i].efficiency = e;
+  const result = {
+    device: CPU ? 'cpu' : `cuda (${GPUS} GPU${GPUS > 1 ? 's' : ''})`,
+    gpuName: CPU ? null : gpuName(),
+    model: args.model ?? (CPU ? 'models/needle-vamba-tiny' : 'Vamba-7B architecture, random bf16 weights'),
+    modelWriteS,
+    video: { frames: FRAMES, size: SIZE },
+    questionsPerJob: QUESTIONS,
+    maxNewTokens: MAX_NEW,
+    windowS: WINDOW_MS / 1000,
+    phases: rows,
+  };
+  await mkdir(args.out, { recursive: true });
+  await writeFile(join(args.out, 'batch_scaling.json'), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(args.out, 'batch_scaling_table.md'), markdown(rows));
 }
 
 function gpuName(): string | null {

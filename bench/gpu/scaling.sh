@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Batch video QA throughput with 1, 2 and 4 `longshot worker`s sharing one GPU (issue 26): about 3.5 minutes
+# (at most 4), from the repository root; builds nothing (the CUDA addon is already built). Needs .redis/ (the
+# packed redis-server: scripts/redis-pack.sh on the coordinator's machine, carried with the tree).
+# Results in $OUT/scaling/:
+#   batch_scaling.json / batch_scaling_table.md   per phase: videos/h, questions/h, vs N × 1 worker, mean job
+#                              time, queue wait, GPU utilisation and memory (the table for docs/benchmarks/)
+#   batch_scaling.log, worker-*.log, redis.log
+# `bash bench/gpu/scaling.sh --cpu`: the same on the CPU with the tiny needle Vamba (1 and 2 workers, ~1 minute).
+set -u
+OUT=${OUT:-gpu-out}/scaling
+mkdir -p "$OUT"
+T0=$SECONDS
+step() { echo "[$((SECONDS - T0)) s] $*"; }
+[ -x .redis/run.sh ] || { echo ".redis/run.sh missing: run scripts/redis-pack.sh where Redis is installed and carry .redis"; exit 1; }
+
+if [ "${1:-}" = "--cpu" ]; then
+  ARGS=(--device cpu --workers 1,2 --window 15 --jobs 4)
+  LIMIT=150
+else
+  nvidia-smi --query-gpu=name,memory.total,utilization.gpu --format=csv,noheader
+  # 256-frame 448×252 videos (18k video tokens), 4 questions × 32 tokens each; 30 s per phase.
+  ARGS=(--device cuda --workers 1,2,4 --window 30 --jobs 10 --frames 256 --size 448x252 --questions 4 --max-new-tokens 32)
+  LIMIT=230
+fi
+step "bench/batch_scaling.ts ${ARGS[*]}"
+# timeout signals the whole process group: the workers and redis-server stop with the benchmark.
+timeout "$LIMIT" node --import tsx bench/batch_scaling.ts "${ARGS[@]}" --out "$OUT" >"$OUT/batch_scaling.log" 2>&1
+echo "rc=$?"
+grep -E '^\[' "$OUT/batch_scaling.log" | tail -12
+cat "$OUT/batch_scaling_table.md" 2>/dev/null
+step done
