@@ -1,8 +1,9 @@
 /**
  * Batch video QA throughput against the number of workers (issue 26): a Redis server, N `longshot worker`
  * processes (src/worker, BullMQ) and a jobs file of (video, questions) jobs, each about its own synthetic video.
- * Workers are added between phases (1, then 2, then 4 …: a phase starts once all its workers have loaded the
- * model) and each phase gets fresh jobs, more than its workers can finish in the window. Measured per phase:
+ * All workers load the model at once and answer one warm-up job each (from their own queues); phases then run
+ * from the most workers down (4, 2, 1: workers are stopped in between), each with fresh jobs, more than its
+ * workers can finish in the window. Measured per phase:
  * videos/hour and questions/hour over the window, the mean job time, the share of the workers' time with no
  * job in hand (waiting on the queue), and with CUDA the GPU's utilisation and memory (nvidia-smi, every 0.5 s).
  * Job spans are BullMQ's `active` and `completed` events as this process receives them.
@@ -26,7 +27,8 @@ import { parseArgs } from 'node:util';
 import { Queue, QueueEvents } from 'bullmq';
 import { findTools } from '../src/media/ffmpeg.js';
 import { jobResults, submitJobs } from '../src/worker/batch.js';
-import { writeRandomVamba7B } from './random-checkpoint.js';
+import { JOB_NAME, jobOptions, personalQueue } from '../src/worker/queues.js';
+import { writeRandomVamba } from './random-checkpoint.js';
 import {
   type PhaseMetrics,
   phaseMetrics,
@@ -151,7 +153,6 @@ function makeVideo(dir: string): string {
 
 interface PhaseRow extends PhaseMetrics {
   efficiency?: number;
-  loadS: number;
   gpuUtil: number | null;
   gpuMemMiB: number | null;
 }
@@ -171,7 +172,13 @@ async function main(): Promise<void> {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     children.push(redis);
-    await whenReady(redis, /Ready to accept connections/, 'redis-server', 20_000, join(args.out, 'redis.log'));
+    await whenReady(
+      redis,
+      /Ready to accept connections/,
+      'redis-server',
+      20_000,
+      join(args.out, 'redis.log'),
+    );
     log(`redis-server on ${REDIS_URL}`);
 
     let model = args.model ?? join(ROOT, 'models/needle-vamba-tiny');
@@ -179,7 +186,7 @@ async function main(): Promise<void> {
     if (!args.model && !CPU) {
       const t = performance.now();
       model = join(work, 'vamba-7b-random');
-      const bytes = await writeRandomVamba7B(model);
+      const bytes = await writeRandomVamba(model);
       modelWriteS = (performance.now() - t) / 1000;
       log(
         `wrote a random Vamba-7B checkpoint (${(bytes / 2 ** 30).toFixed(1)} GiB) in ${modelWriteS.toFixed(1)} s`,
@@ -212,41 +219,56 @@ async function main(): Promise<void> {
     });
     const queue = new Queue(QUEUE, { connection: { host: '127.0.0.1', port: Number(args.port) } });
 
+    // All workers load at once (one load time, not one per phase), each answers one warm-up job from its own
+    // queue (kernels, allocator), then phases run from the most workers down, stopping workers in between.
     const workers: ChildProcess[] = [];
-    const rows: PhaseRow[] = [];
-    for (const n of WORKERS) {
-      const t = performance.now();
-      const starting: Array<Promise<void>> = [];
-      while (workers.length < n) {
-        const k = workers.length;
-        const device = CPU ? 'cpu' : `cuda:${k % GPUS}`;
-        const w = spawn(
-          process.execPath,
-          [
-            ...['--import', 'tsx', join(ROOT, 'src/cli/run.ts'), 'worker', '--redis', REDIS_URL],
-            ...[
-              '--queue',
-              QUEUE,
-              '--model',
-              model,
-              '--device',
-              device,
-              '--id',
-              `w${k}`,
-              '--cached-videos',
-              '1',
-            ],
+    const ids: string[] = [];
+    const t = performance.now();
+    const starting: Array<Promise<void>> = [];
+    for (let k = 0; k < Math.max(...WORKERS); k++) {
+      const id = `w${k}`;
+      const device = CPU ? 'cpu' : `cuda:${k % GPUS}`;
+      const w = spawn(
+        process.execPath,
+        [
+          ...[
+            '--import',
+            'tsx',
+            join(ROOT, 'src/cli/run.ts'),
+            'worker',
+            '--redis',
+            REDIS_URL,
+            '--queue',
+            QUEUE,
           ],
-          { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        workers.push(w);
-        children.push(w);
-        starting.push(whenReady(w, / runs .* on /, `worker w${k}`, 240_000, join(args.out, `worker-${k}.log`)));
-      }
-      await Promise.all(starting);
-      const loadS = (performance.now() - t) / 1000;
-      log(`${n} worker(s) ready (${loadS.toFixed(1)} s to load)`);
+          ...['--model', model, '--device', device, '--id', id, '--cached-videos', '1'],
+        ],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      workers.push(w);
+      ids.push(id);
+      children.push(w);
+      starting.push(whenReady(w, / runs .* on /, `worker ${id}`, 240_000, join(args.out, `worker-${k}.log`)));
+    }
+    await Promise.all(starting);
+    const workerLoadS = (performance.now() - t) / 1000;
+    log(`${workers.length} worker(s) ready (${workerLoadS.toFixed(1)} s to load)`);
+    const warm = scalingJobs('warm', workers.length, 1, videoFor, { frames: FRAMES, maxNewTokens: MAX_NEW });
+    for (const [k, job] of warm.entries()) {
+      const own = new Queue(personalQueue(QUEUE, ids[k]), { connection: queue.opts.connection });
+      await own.add(JOB_NAME, job, jobOptions(job.id, 1));
+      await own.close();
+    }
+    const tw = performance.now();
+    await jobResults(warm, { redis: REDIS_URL, queue: QUEUE, wait: true, pollMs: 200 });
+    const warmupS = (performance.now() - tw) / 1000;
+    log(`warm-up: ${warmupS.toFixed(1)} s`);
 
+    const rows: PhaseRow[] = [];
+    for (const n of [...WORKERS].sort((x, y) => y - x)) {
+      while (workers.length > n) {
+        await stop(workers.pop() as ChildProcess, 30_000);
+      }
       const jobs = scalingJobs(`n${n}`, n * Number(args.jobs), QUESTIONS, videoFor, {
         frames: FRAMES,
         maxNewTokens: MAX_NEW,
@@ -254,8 +276,8 @@ async function main(): Promise<void> {
       await writeFile(join(work, `jobs-n${n}.jsonl`), jobs.map((j) => JSON.stringify(j)).join('\n'));
       const t0 = Date.now();
       await submitJobs(jobs, { redis: REDIS_URL, queue: QUEUE, attempts: 1 });
-      const ids = new Set(jobs.map((j) => j.id));
-      const mine = () => [...spans.values()].filter((s) => ids.has(s.job));
+      const phaseIds = new Set(jobs.map((j) => j.id));
+      const mine = () => [...spans.values()].filter((s) => phaseIds.has(s.job));
       while (
         Date.now() < t0 + WINDOW_MS &&
         !(mine().length === jobs.length && mine().every((s) => s.end < Infinity))
@@ -277,8 +299,8 @@ async function main(): Promise<void> {
         if (r.error) log(`${r.id}: ${r.error.kind}: ${r.error.message}`);
       }
       const m = phaseMetrics(mine(), n, t0, t1);
-      rows.push({ ...m, loadS, ...gpuOver(gpu.samples, t0, t1) });
-      await save(rows, modelWriteS); // after every phase, so a run cut short keeps what it measured
+      rows.unshift({ ...m, ...gpuOver(gpu.samples, t0, t1) }); // the table goes from 1 worker up
+      await save(rows, { modelWriteS, workerLoadS, warmupS }); // after every phase, so a run cut short keeps what it measured
       log(
         `${n} worker(s): ${m.videos} videos, ${m.questions} questions in ${m.elapsedS.toFixed(1)} s: ` +
           `${m.videosPerHour.toFixed(0)} videos/h, queue wait ${(100 * m.queueWaitShare).toFixed(1)} %`,
@@ -294,13 +316,13 @@ async function main(): Promise<void> {
   }
 }
 
-async function save(rows: PhaseRow[], modelWriteS: number): Promise<void> {
+async function save(rows: PhaseRow[], times: Record<string, number>): Promise<void> {
   for (const [i, e] of scalingEfficiency(rows).entries()) rows[i].efficiency = e;
   const result = {
     device: CPU ? 'cpu' : `cuda (${GPUS} GPU${GPUS > 1 ? 's' : ''})`,
     gpuName: CPU ? null : gpuName(),
     model: args.model ?? (CPU ? 'models/needle-vamba-tiny' : 'Vamba-7B architecture, random bf16 weights'),
-    modelWriteS,
+    ...times,
     video: { frames: FRAMES, size: SIZE },
     questionsPerJob: QUESTIONS,
     maxNewTokens: MAX_NEW,
@@ -320,13 +342,13 @@ function gpuName(): string | null {
 function markdown(rows: readonly PhaseRow[]): string {
   const f = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? '–' : x.toFixed(d));
   const lines = [
-    '| workers | videos/h | videos/h (shares) | questions/h | vs N × 1 worker | mean job (s) | queue wait | GPU util | GPU mem (GiB) | errors | load (s) |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| workers | videos/h | videos/h (shares) | questions/h | vs N × 1 worker | mean job (s) | queue wait | GPU util | GPU mem (GiB) | errors |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
         `| ${r.workers} | ${f(r.videosPerHour)} | ${f(r.videoSharesPerHour)} | ${f(r.questionsPerHour)} | ${f(r.efficiency, 2)} | ${f(r.meanJobS, 1)} | ` +
         `${f(100 * r.queueWaitShare, 1)} % | ${r.gpuUtil === null ? '–' : `${f(r.gpuUtil)} %`} | ` +
-        `${f(r.gpuMemMiB === null ? null : r.gpuMemMiB / 1024, 1)} | ${r.errors} | ${f(r.loadS, 1)} |`,
+        `${f(r.gpuMemMiB === null ? null : r.gpuMemMiB / 1024, 1)} | ${r.errors} |`,
     ),
   ];
   return `${lines.join('\n')}\n`;

@@ -31,10 +31,16 @@ function randomTile(seed: number): Uint16Array {
   return new Uint16Array(new Uint32Array(f.buffer).map((b) => b >>> 16));
 }
 
-/** Writes config.json, tokenizer files and model*.safetensors; returns the checkpoint's bytes. */
-export async function writeRandomVamba7B(dir: string): Promise<number> {
+/**
+ * Writes config.json, tokenizer files and model*.safetensors of a Vamba made from a Qwen2-VL config.json
+ * (default: Qwen2-VL-7B-Instruct's, so Vamba-7B); returns the checkpoint's bytes.
+ */
+export async function writeRandomVamba(
+  dir: string,
+  qwen2vlConfig = join(ROOT, 'test/fixtures/configs/qwen2vl-7b-instruct/config.json'),
+): Promise<number> {
   const read = async (p: string) => JSON.parse(await readFile(p, 'utf8'));
-  const qwen2vl = await read(join(ROOT, 'test/fixtures/configs/qwen2vl-7b-instruct/config.json'));
+  const qwen2vl = await read(qwen2vlConfig);
   const tiny = await read(join(TOKENIZER_FROM, 'config.json'));
   // Same shapes as Vamba-7B; the token ids the tiny tokenizer uses.
   const ids = [
