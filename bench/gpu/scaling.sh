@@ -28,10 +28,14 @@ else
   ARGS=(--device cuda --workers $WORKERS --window 30 --jobs 10 --frames 256 --size 448x252 --questions 4 --max-new-tokens 32)
   LIMIT=235
 fi
+# Its own temporary folder (the checkpoint, the videos), removed even when the time limit cuts the run short.
+TMPDIR=$(mktemp -d)
+export TMPDIR
 step "bench/batch_scaling.ts ${ARGS[*]}"
 # timeout signals the whole process group: the workers and redis-server stop with the benchmark.
 timeout "$LIMIT" node --import tsx bench/batch_scaling.ts "${ARGS[@]}" --out "$OUT" >"$OUT/batch_scaling.log" 2>&1
 echo "rc=$?"
 grep -E '^\[' "$OUT/batch_scaling.log" | tail -12
 cat "$OUT/batch_scaling_table.md" 2>/dev/null
+rm -rf "$TMPDIR"
 step done
