@@ -235,7 +235,7 @@ if (process.argv.includes('--child')) {
     .flat()
     .filter((r): r is Row => r !== null);
   // Rows grouped by case, then threads, so each kernel set sits beside its peer.
-  const order = [...new Set([...single, ...multi].map((r) => r.case))];
+  const order = [...new Set([...SIZES.map(gemmCase), ...multi.map((r) => r.case)])];
   const all = [...single, ...multi, ...peers].sort(
     (x, y) => order.indexOf(x.case) - order.indexOf(y.case) || x.threads - y.threads,
   );

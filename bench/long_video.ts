@@ -11,7 +11,8 @@
  *
  *   npm run bench:long-video                       # on the GPU machine: all three series
  *   npx tsx bench/long_video.ts --tiny             # same code, tiny configs on the CPU (smoke test)
- *   options: --frames 16,64,... --series vamba,qwen2vl,peer --budget 150 (s per series) --decode 256
+ *   options: --frames 16,64,... --series vamba,qwen2vl,peer,timeviper,timeviper-transv --budget 150 (s per series)
+ *            --decode 256 --timeviper-frames 1024,5120,10240 (TimeViper-9B, bench/long_video_timeviper.ts)
  *            --out docs/benchmarks/long_video (writes .json and .png)
  *            --chunk / --vision-chunk / --ssd-chunk (tuning), --profile (per-kernel GPU times from stream
  *            timestamps, and the stream's idle time; CUDA only)
@@ -58,6 +59,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     /** Redraw the figure of a results JSON (no measuring). */
     replot: { type: 'string' },
+    /** Frame counts of the TimeViper series (default 1024,5120,10240). */
+    'timeviper-frames': { type: 'string' },
   },
 });
 const CHUNK = args.chunk ? Number(args.chunk) : undefined;
@@ -462,11 +465,27 @@ async function main() {
     process.stdout.write(`${JSON.stringify(await runSeries(args.child))}\n`);
     return;
   }
-  const wanted = (args.series ?? (TINY ? 'vamba,qwen2vl' : 'vamba,qwen2vl,peer')).split(',');
+  if (args.child === 'timeviper' || args.child === 'timeviper-transv') {
+    const { runTimeViperSeries } = await import('./long_video_timeviper.js');
+    const frames = (args['timeviper-frames'] ?? (TINY ? '4,8,16' : '1024,5120,10240')).split(',').map(Number);
+    const backend = TINY ? cpuBackend() : await getBackend('cuda');
+    const s = await runTimeViperSeries(backend, {
+      transv: args.child === 'timeviper-transv',
+      tiny: TINY,
+      frames,
+    });
+    process.stdout.write(`${JSON.stringify(s)}\n`);
+    return;
+  }
+  const wanted = (
+    args.series ??
+    (TINY ? 'vamba,qwen2vl,timeviper,timeviper-transv' : 'vamba,qwen2vl,peer,timeviper,timeviper-transv')
+  ).split(',');
   const common = ['--frames', FRAMES.join(','), '--budget', String(BUDGET_S), '--decode', String(DECODE)];
   for (const k of ['chunk', 'vision-chunk', 'ssd-chunk'] as const)
     if (args[k]) common.push(`--${k}`, args[k]);
   if (args.profile) common.push('--profile');
+  if (args['timeviper-frames']) common.push('--timeviper-frames', args['timeviper-frames']);
   const all: Series[] = [];
   for (const name of wanted) {
     const s =

@@ -8,7 +8,7 @@
 //       compiler); --wasm --check rebuilds it in a temporary folder and exits 1 if it differs from the checked-in one
 // x86-64 builds every kernel (base, AVX2+FMA, AVX-512), the addon picks one by CPUID at run time; other CPUs
 // build the base kernel (16-byte vectors: NEON on arm64). Objects are cached by a hash of sources and flags.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -73,7 +73,15 @@ function findNodeHeaders() {
   return dirs.find((d) => existsSync(join(d, 'node_api.h')));
 }
 
-function buildNative(cc, nodeHeaders) {
+function run(cmd, args) {
+  return new Promise((ok, fail) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('error', fail);
+    p.on('close', (code) => (code === 0 ? ok() : fail(new Error(`${cmd} exited with ${code}`))));
+  });
+}
+
+async function buildNative(cc, nodeHeaders) {
   const x86 = arch() === 'x64';
   const units = [
     { file: 'addon.c', flags: [`-I${nodeHeaders}`] },
@@ -112,11 +120,12 @@ function buildNative(cc, nodeHeaders) {
   if (existsSync(target) && existsSync(stamp)) return 'up to date';
   mkdirSync(out, { recursive: true });
   const started = Date.now();
-  for (const o of objects)
-    if (!existsSync(o.obj)) {
-      execFileSync(
-        cc,
-        [
+  // One compiler process per file, all at once (four small files).
+  await Promise.all(
+    objects
+      .filter((o) => !existsSync(o.obj))
+      .map(async (o) => {
+        await run(cc, [
           ...COMMON,
           '-fPIC',
           '-fvisibility=hidden',
@@ -125,17 +134,12 @@ function buildNative(cc, nodeHeaders) {
           join(src, o.file),
           '-o',
           `${o.obj}.tmp`,
-        ],
-        {
-          stdio: ['ignore', 'inherit', 'inherit'],
-        },
-      );
-      renameSync(`${o.obj}.tmp`, o.obj);
-    }
+        ]);
+        renameSync(`${o.obj}.tmp`, o.obj);
+      }),
+  );
   const link = platform() === 'darwin' ? ['-undefined', 'dynamic_lookup'] : [];
-  execFileSync(cc, ['-shared', ...link, '-o', `${target}.tmp`, ...objects.map((o) => o.obj)], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  await run(cc, ['-shared', ...link, '-o', `${target}.tmp`, ...objects.map((o) => o.obj)]);
   renameSync(`${target}.tmp`, target);
   const keep = new Set([...objects.map((o) => o.obj), target]);
   for (const f of readdirSync(out)) if (!keep.has(join(out, f))) rmSync(join(out, f), { force: true });
@@ -171,7 +175,7 @@ if (args.includes('--wasm')) {
     process.exit(optional ? 0 : cc ? 1 : 0);
   }
   try {
-    console.log(`longshot: native CPU kernels ${buildNative(cc, nodeHeaders)} (${target})`);
+    console.log(`longshot: native CPU kernels ${await buildNative(cc, nodeHeaders)} (${target})`);
   } catch (e) {
     if (!optional) throw e;
     console.log(

@@ -31,7 +31,11 @@ try {
   try {
     await ui.page.goto(ui.url);
     for (const [video, questions, png] of [
-      ['needle-00001.mp4', ['What colour was the star?', 'What shape appeared?'], 'docs/web-ui-needle.png'],
+      [
+        'needle-00001.mp4',
+        ['What colour was the star?', 'How many times did a blue star appear?'],
+        'docs/web-ui-needle.png',
+      ],
       ['mandelbrot-with-a-blue-square.mp4', ['What colour was the square?'], 'docs/web-ui-mandelbrot.png'],
     ] as const) {
       await openVideo(ui.page, video);

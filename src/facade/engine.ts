@@ -4,6 +4,7 @@
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
 import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
+import type { ReductionRequest } from '../models/reduction.js';
 import type { Answer } from './answer.js';
 import type { LiveVideo, LiveVideoOptions } from './live.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from './types.js';
@@ -31,6 +32,8 @@ export interface VideoHandle extends Disposable {
 export interface EncodeOptions extends SamplingOptions, LossPolicy {
   /** Sample only this stretch of the video (seconds); the family's rules then apply to the clip's frames. */
   clip?: Clip;
+  /** Fewer video tokens for the LLM (models/reduction.ts); default none. */
+  reduce?: ReductionRequest;
   signal?: AbortSignal;
   progress?: VideoProgress;
 }

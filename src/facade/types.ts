@@ -12,8 +12,11 @@ export interface SamplingOptions {
   frames?: number;
   /** Frames per second (for 'fps'). */
   fps?: number;
-  /** 'middle' (Vamba chat), 'uniform' (Vamba eval) or 'fps' (Qwen2-VL). */
-  sampling?: 'middle' | 'uniform' | 'fps';
+  /**
+   * 'middle' (Vamba chat), 'uniform' (Vamba eval), 'fps' (Qwen2-VL) or 'first-seconds' (TimeViper: `fps` from the
+   * start, the first `frames` kept).
+   */
+  sampling?: 'middle' | 'uniform' | 'fps' | 'first-seconds';
   /** Longest side of a frame before the model's own resize. */
   maxEdge?: number;
   /** Shortest side of a frame before the model's own resize. */
@@ -81,6 +84,18 @@ export interface ModelInfo {
   textOnly?: boolean;
   /** Whether it honours `reasoningBudget` (a model that thinks in `<think>…</think>` first). */
   reasoningBudget?: boolean;
+  /** The cache memory one conversation holds while it decodes (the server's admission estimate). */
+  decodeCache?: DecodeCacheSize;
+}
+
+export interface DecodeCacheSize {
+  /** K/V bytes each token of the conversation adds. */
+  bytesPerToken: number;
+  /**
+   * Bytes of state a conversation holds whatever its length (Mamba states). A video's state (Vamba's
+   * cross-attention K/V, Qwen2-VL's prefix K/V) is shared by every question about it and not counted here.
+   */
+  bytesPerSequence: number;
 }
 
 export interface ModelLoadOptions {
@@ -102,7 +117,7 @@ export interface ChatTurn {
 export interface VideoProgress {
   /** Called once the frames are chosen. */
   start?(frames: number): void;
-  /** Frames decoded and encoded so far. */
-  frames?(done: number): void;
+  /** Frames decoded and encoded so far, and the video tokens they made (where the model reports them). */
+  frames?(done: number, tokens?: number): void;
   finish?(): void;
 }

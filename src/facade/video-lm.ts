@@ -24,6 +24,7 @@ import {
   type SamplingPolicy,
 } from '../media/index.js';
 import type { EncodedVideo, ModelRunner, VideoPolicy } from '../models/family.js';
+import { resolveReduction } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
 import { Answer, type Generation } from './answer.js';
 import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
@@ -99,6 +100,7 @@ export class VideoLM implements ChatEngine, Disposable {
       throw new UsageError(`${this.info.architecture} is a text model: ask without a video`);
     const { signal, progress } = opts;
     const label = labelOf(input);
+    const reduction = resolveReduction(opts.reduce, this.info.architecture, this.runner.reductions ?? []);
     try {
       await using video = await openVideo(input, { signal });
       const durationSec = clipDuration(video.info.durationSec, opts.clip);
@@ -114,6 +116,7 @@ export class VideoLM implements ChatEngine, Disposable {
           input,
           signal,
           onFrames: progress?.frames,
+          reduction,
         })
         .catch((e: unknown) => {
           // A model that got too few frames fails for that reason: say which frames were lost and why.
@@ -135,6 +138,7 @@ export class VideoLM implements ChatEngine, Disposable {
         sampling: s,
         durationSec,
         clip: opts.clip ?? null,
+        ...(reduction ? { reduce: { method: reduction.reduction.name, keep: reduction.keep } } : {}),
       };
       return handleOf({ origin, encoded, runner: this.runner });
     } finally {
@@ -154,6 +158,10 @@ export class VideoLM implements ChatEngine, Disposable {
     if (handle.disposed) throw new ModelError('the video handle was disposed; encode the video again');
     if (runner !== this.runner)
       throw new UsageError(`${handle.label}: this video was encoded by another model; save it with that one`);
+    if (origin.reduce)
+      throw new UsageError(
+        `${handle.label}: a video encoded with a token reduction (${origin.reduce.method}) is not saved; encode it without one to save it`,
+      );
     const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
     try {
       await this.runner.saveVideo(encoded, tmp, { [ORIGIN_KEY]: JSON.stringify(origin) });
@@ -285,6 +293,7 @@ export class VideoLM implements ChatEngine, Disposable {
 
 function policyOf(s: Required<SamplingOptions>): SamplingPolicy {
   if (s.sampling === 'fps') return { kind: 'fps', fps: s.fps, maxFrames: s.frames };
+  if (s.sampling === 'first-seconds') return { kind: 'first-seconds', fps: s.fps, maxFrames: s.frames };
   return { kind: s.sampling, numFrames: s.frames };
 }
 
@@ -324,6 +333,8 @@ interface Origin {
   sampling: Required<SamplingOptions>;
   /** The video's (or clip's) duration, which picks the policy's sampling rule (null: unknown). */
   durationSec: number | null;
+  /** The token reduction applied, if any. */
+  reduce?: { method: string; keep: number };
   /** The stretch sampled (null: the whole video; absent in files written before clips existed). */
   clip?: Clip | null;
 }

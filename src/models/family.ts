@@ -14,6 +14,7 @@ import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '..
 import type { JsonObject } from '../io/json-fields.js';
 import type { Frame, MediaInput, Size } from '../media/index.js';
 import type { Backend } from '../runtime/backend.js';
+import type { TokenReduction } from './reduction.js';
 
 /** What a checkpoint directory says before any weight is read. */
 export interface CheckpointFiles {
@@ -136,13 +137,17 @@ export interface FrameBatchContext {
   /** The input the frames came from (a family may key a saved state by a file's content). */
   input?: MediaInput;
   signal?: AbortSignal;
-  /** Frames encoded so far. */
-  onFrames?(done: number): void;
+  /** Frames encoded so far, and the video tokens they made where the family counts them as it goes. */
+  onFrames?(done: number, tokens?: number): void;
+  /** The token reduction the user chose (models/reduction.ts), one the runner listed in `reductions`. */
+  reduction?: { reduction: TokenReduction; keep: number } | null;
 }
 
 /** A loaded model behind the facade. */
 export interface ModelRunner {
   readonly info: ModelInfo;
+  /** The token reductions (models/reduction.ts) its `encode` applies besides `none`; absent: none. */
+  readonly reductions?: readonly string[];
   /** Decoded frames (in batches, in sampled order) → per-video state. */
   encode(frames: AsyncIterable<Frame[]>, context: FrameBatchContext): Promise<EncodedVideo>;
   /** A reply to the turns (text only; the video, if any, is given as encoded state). */

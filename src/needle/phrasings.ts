@@ -95,7 +95,14 @@ const PLACES = [
   ' in the recording',
   ' in this movie',
 ];
-const LEAD_INS = ['Question:', 'Hey,', 'Quick question:', 'Please tell me:', 'Looking at the video,', 'Based on the video,'];
+const LEAD_INS = [
+  'Question:',
+  'Hey,',
+  'Quick question:',
+  'Please tell me:',
+  'Looking at the video,',
+  'Based on the video,',
+];
 
 const fill = (template: string, s: Slots): string =>
   template.replace(/\{(\w+)\}/g, (_, k: keyof Slots) => {

@@ -25,7 +25,13 @@ function weights(src: number, dst: number): { start: number; w: Float32Array }[]
   });
 }
 
-export function resizeRgb(data: Uint8Array, width: number, height: number, toW: number, toH: number): Uint8Array {
+export function resizeRgb(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  toW: number,
+  toH: number,
+): Uint8Array {
   if (width === toW && height === toH) return data;
   const wx = weights(width, toW);
   const wy = weights(height, toH);

@@ -202,7 +202,8 @@ function ownColor(s: Scene, x: number, y: number, t: number, width: number, heig
       const u = x / s.period;
       const v = y / s.period;
       const k = t * 0.15 * Math.sign(s.drift || 1);
-      const w = Math.sin(u + k) + Math.sin(v - k) + Math.sin((u + v) * 0.7 + k) + Math.sin(Math.hypot(u, v) * 0.8);
+      const w =
+        Math.sin(u + k) + Math.sin(v - k) + Math.sin((u + v) * 0.7 + k) + Math.sin(Math.hypot(u, v) * 0.8);
       return [
         Math.round(127.5 + 127.5 * Math.sin(w)),
         Math.round(127.5 + 127.5 * Math.sin(w + 2.1)),

@@ -23,6 +23,11 @@ export interface SelfAttentionInputs {
   rope: Rope | null;
   /** Appends k/v to this cache layer and attends over the whole history. */
   cache?: { cache: HybridCache; layer: number } | null;
+  /**
+   * Batched decoding: row i of x is the next token of the sequence whose cache is rows[i] (its K/V are
+   * appended there, not committed) and attends over that sequence's history only.
+   */
+  rows?: readonly { cache: HybridCache; layer: number }[] | null;
   causal?: boolean;
   /** Records where the last query looked (with a cache: over the whole history). */
   probe?: AttentionProbe;
@@ -73,7 +78,22 @@ export class SelfAttention implements Disposable {
       }
       const causal = inputs.causal ?? true;
       let out: Tensor;
-      if (inputs.cache) {
+      if (inputs.rows) {
+        // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
+        const rooms = inputs.rows.map(({ cache, layer }) => cache.room(layer, 1));
+        ops.scatterRows(
+          k.reshape([seq, numKvHeads * headDim]),
+          rooms.map((r) => ({ dst: r.k, at: r.at })),
+        );
+        ops.scatterRows(
+          v.reshape([seq, numKvHeads * headDim]),
+          rooms.map((r) => ({ dst: r.v, at: r.at })),
+        );
+        out = ops.attentionRows(
+          q.reshape([seq, numHeads, headDim]),
+          rooms.map((r) => ({ k: r.k, v: r.v, length: r.at + 1, prefix: r.prefix })),
+        );
+      } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
         inputs.probe?.record(q, kv.k, kv.v, kv.kvLength);

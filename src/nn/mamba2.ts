@@ -201,6 +201,37 @@ class Scan implements Disposable {
     return this.gate(y.reshape([batch, c.dInner]), p.z.reshape([batch, c.dInner]));
   }
 
+  /**
+   * One token of each of n sequences (inputs [n, 1, ·], row i of states[i]) → gated y [n, dInner]; the states
+   * advance in place. One fused call where the backend has it, else a step per sequence on views.
+   */
+  stepRows(p: { x: Tensor; bc: Tensor; dt: Tensor; z: Tensor }, states: readonly Mamba2State[]): Tensor {
+    const c = this.config;
+    const n = p.x.shape[0];
+    const flat = (t: Tensor) => t.reshape([n, t.shape[2]]);
+    if (!ops.hasMambaStepRows(p.x.backend)) {
+      const row = (t: Tensor, i: number) => t.narrow(i, i + 1);
+      const ys = states.map((s, i) =>
+        this.step({ x: row(p.x, i), bc: row(p.bc, i), dt: row(p.dt, i), z: row(p.z, i) }, s),
+      );
+      return n === 1 ? ys[0] : ops.concat(ys, 0);
+    }
+    const y = ops.mambaStepRows({
+      x: flat(p.x),
+      bc: flat(p.bc),
+      dt: flat(p.dt),
+      conv: this.conv1d,
+      dtBias: this.dtBias,
+      A: this.A,
+      D: this.D,
+      dtLimit: c.dtLimit,
+      headDim: c.headDim,
+      groups: c.nGroups,
+      states,
+    });
+    return this.gate(y, flat(p.z));
+  }
+
   /** silu(conv(x)), B and C from silu(conv(B‖C)), and the conv state after them as one tensor. */
   private convolve(p: { x: Tensor; bc: Tensor }, convState: Tensor | null) {
     const c = this.config;
@@ -348,6 +379,19 @@ export class Mamba2 implements Disposable {
     return tidy(() =>
       this.out_proj.forward(this.fwd.step(this.project(u.reshape([batch, 1, this.config.dModel])), state)),
     );
+  }
+
+  /**
+   * Batched decoding: row i of u [n, dModel] is one token of the sequence whose state is states[i] (advanced
+   * in place). The projections run once for all rows; the conv and SSM updates per sequence.
+   */
+  stepRows(u: Tensor, states: readonly Mamba2State[]): Tensor {
+    this.assertCausal('step');
+    const n = u.shape[0];
+    return tidy(() => {
+      const p = this.project(u.reshape([n, 1, this.config.dModel]));
+      return this.out_proj.forward(this.fwd.stepRows(p, states));
+    });
   }
 
   /** Both directions over the whole sequence, combined before out_proj. */

@@ -104,10 +104,10 @@ export function tomeGroups(metric: Float32Array, tokens: number, dim: number, ke
 }
 
 /**
- * Merges each frame of x [frames, tokens, C] down to `keep` tokens: [frames, keep, C] in x's dtype. The merge
- * matrix is applied in f32 (1/size weights are not exact in bf16).
+ * Each frame's groups (tomeGroups) for x [frames, tokens, C]: the matching, on the host over the head-averaged
+ * metric. `tomeApply` then merges by them.
  */
-export async function tomeMerge(x: Tensor, keep = TOME_KEEP, heads = TOME_HEADS): Promise<Tensor> {
+export async function tomePlan(x: Tensor, keep = TOME_KEEP, heads = TOME_HEADS): Promise<number[][][]> {
   if (x.rank !== 3) throw new ShapeError(`ToMe: expected [frames, tokens, channels], got [${x.shape}]`);
   const [frames, tokens, channels] = x.shape;
   if (channels % heads !== 0)
@@ -118,16 +118,32 @@ export async function tomeMerge(x: Tensor, keep = TOME_KEEP, heads = TOME_HEADS)
   );
   const values = (await metric.data()) as Float32Array;
   metric.dispose();
+  return Array.from({ length: frames }, (_, f) =>
+    tomeGroups(values.subarray(f * tokens * dim, (f + 1) * tokens * dim), tokens, dim, keep),
+  );
+}
+
+/**
+ * x [frames, tokens, C] merged by each frame's groups (all frames the same count): [frames, groups, C] in x's
+ * dtype. The merge matrix is applied in f32 (1/size weights are not exact in bf16).
+ */
+export function tomeApply(x: Tensor, groups: readonly (readonly (readonly number[])[])[]): Tensor {
+  const [frames, tokens] = x.shape;
+  const keep = groups[0]?.length ?? 0;
   const weights = new Float32Array(frames * keep * tokens);
-  for (let f = 0; f < frames; f++) {
-    const groups = tomeGroups(values.subarray(f * tokens * dim, (f + 1) * tokens * dim), tokens, dim, keep);
-    groups.forEach((g, k) => {
+  groups.forEach((frame, f) => {
+    frame.forEach((g, k) => {
       const row = (f * keep + k) * tokens;
       for (const i of g) weights[row + i] = 1 / g.length;
     });
-  }
+  });
   return tidy(() => {
     const m = ops.tensor(x.backend, weights, [frames, keep, tokens]);
     return ops.cast(ops.matmul(m, ops.cast(x, 'f32')), x.dtype);
   });
+}
+
+/** Merges each frame of x [frames, tokens, C] down to `keep` tokens: [frames, keep, C] in x's dtype. */
+export async function tomeMerge(x: Tensor, keep = TOME_KEEP, heads = TOME_HEADS): Promise<Tensor> {
+  return tomeApply(x, await tomePlan(x, keep, heads));
 }

@@ -4,10 +4,12 @@
  * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`,
  * `clip_start`/`clip_end` in seconds; the openai clients send them through `extra_body`; `fps` alone means
  * `"sampling": "fps"`), `reasoning_budget` for models that think first, `relevance` (also return where in the
- * video the answer looked) and vLLM's `top_k` / `repetition_penalty`.
+ * video the answer looked), a token reduction (`reduce`: "uniform:0.25") and vLLM's `top_k` /
+ * `repetition_penalty`.
  */
 import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
 import type { Clip, LossPolicy } from '../media/index.js';
+import { parseReduction, type ReductionRequest } from '../models/reduction.js';
 import { badRequest } from './errors.js';
 
 export interface MediaRef {
@@ -27,6 +29,8 @@ export interface ChatRequest {
   clip?: Clip;
   /** `strict` and `max_lost_fraction`: how much of a damaged video may be lost before it is refused. */
   loss: LossPolicy;
+  /** `reduce` ("method" or "method:keep"): a token reduction for the video (models/reduction.ts). */
+  reduce?: ReductionRequest;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -108,9 +112,9 @@ export function parseChatRequest(body: unknown): ChatRequest {
   };
   if (body.sampling !== undefined && body.sampling !== null) {
     expect(
-      ['middle', 'uniform', 'fps'].includes(body.sampling as string),
+      ['middle', 'uniform', 'fps', 'first-seconds'].includes(body.sampling as string),
       'sampling',
-      '"middle", "uniform" or "fps"',
+      '"middle", "uniform", "fps" or "first-seconds"',
       body.sampling,
     );
     sampling.sampling = body.sampling as SamplingOptions['sampling'];
@@ -149,10 +153,20 @@ export function parseChatRequest(body: unknown): ChatRequest {
     advice:
       'the file is truncated or damaged: repair or re-encode it, or allow more with "max_lost_fraction"',
   };
+  let reduce: ReductionRequest | undefined;
+  if (body.reduce !== undefined && body.reduce !== null) {
+    expect(typeof body.reduce === 'string', 'reduce', 'a string such as "uniform:0.25"', body.reduce);
+    try {
+      reduce = parseReduction(body.reduce as string);
+    } catch (e) {
+      throw badRequest((e as Error).message, 'reduce');
+    }
+  }
   return {
     model: body.model as string,
     turns,
     media,
+    ...(reduce ? { reduce } : {}),
     loss: dropUndefined(loss),
     generation: dropUndefined(generation),
     sampling: dropUndefined(sampling),

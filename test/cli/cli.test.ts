@@ -108,6 +108,11 @@ describe('longshot CLI', () => {
         ['chat', 'hello', '--reasoning-budget', '4'],
         /vamba does not think before answering: drop the reasoning budget/,
       ],
+      [['ask', 'clip.mp4', 'q', '--reduce', 'uniform:2'], /"uniform:2" is not METHOD or METHOD:KEEP/],
+      [
+        ['ask', join('examples/needle', 'needle-00001.mp4'), 'q', '--reduce', 'uniform'],
+        /reduce: vamba models take none, not uniform/,
+      ],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([args, message], i) => {

@@ -38,15 +38,18 @@ describe('web UI', () => {
       const peak = ui.page.locator('.peak.top');
       const start = Number(await peak.getAttribute('data-start'));
       const end = Number(await peak.getAttribute('data-end'));
-      // The peak is a run of frames (one temporal token group): one of them shows the needle.
+      const at = Number(await peak.getAttribute('data-at'));
+      // The peak is a run of frames (one temporal token group): one of them shows the needle, and the
+      // middle of the time it covers, where a click seeks, is within the needle's seconds.
       assert.ok(
         start <= needle.endSec && end >= needle.startSec,
         `peak ${start}–${end} s, needle ${needle.startSec}–${needle.endSec} s`,
       );
+      assert.ok(at >= needle.startSec && at <= needle.endSec, `seeks to ${at} s`);
       await peak.click();
       await ui.page.waitForFunction(
         (t) => Math.abs((document.getElementById('player') as HTMLVideoElement).currentTime - t) < 0.05,
-        start,
+        at,
       );
       // Thumbnails of the top moments, the first at the peak.
       assert.ok((await ui.page.locator('.moment').count()) >= 1);
@@ -92,6 +95,47 @@ describe('web UI', () => {
     assert.equal(past.status, 416);
     assert.equal((await fetch(`${ui.url}/ui/media?url=../../package.json`)).status, 403);
     assert.equal((await fetch(`${ui.url}/ui/media?url=upload:nope`)).status, 400);
+  });
+
+  it('streams encoding progress (frames, tokens, time left), then serves the encoding from the cache', async () => {
+    const encode = async (url: string) => {
+      const r = await fetch(`${ui.url}/ui/api/encode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url }),
+      });
+      assert.equal(r.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      return (await r.text())
+        .trim()
+        .split('\n\n')
+        .map((block) => {
+          const [event, data] = block.split('\n');
+          return { event: event.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+        });
+    };
+    // 32 frames of 112×112: 16 temporal pairs of (112/28)² = 16 merged tokens each.
+    const first = await encode('needle-00002.mp4');
+    const progress = first.filter((e) => e.event === 'progress').map((e) => e.data);
+    assert.deepEqual(progress[0], { done: 0, total: 32 });
+    const last = progress[progress.length - 1];
+    assert.equal(last.done, 32);
+    assert.equal(last.tokens, 256);
+    assert.equal(last.eta_s, 0);
+    for (let i = 2; i < progress.length; i++) assert.ok(progress[i].done > progress[i - 1].done);
+    const done = first[first.length - 1];
+    assert.equal(done.event, 'done');
+    assert.equal(done.data.tokens, 256);
+    assert.equal(done.data.frames, 32);
+    assert.equal(done.data.cached, false);
+    const again = await encode('needle-00002.mp4');
+    assert.deepEqual(
+      again.map((e) => e.event),
+      ['done'],
+    );
+    assert.equal(again[0].data.cached, true);
+    const missing = await encode('nope.mp4');
+    assert.equal(missing[0].event, 'error');
+    assert.match(missing[0].data.error.message, /no such file under the media root: nope\.mp4/);
   });
 
   it('takes uploads up to the limit and answers about them by their upload: URL', async () => {

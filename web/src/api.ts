@@ -28,6 +28,8 @@ export interface Encoded {
 export interface Progress {
   done: number;
   total: number;
+  /** Video tokens encoded so far (null where the model does not report them). */
+  tokens?: number | null;
   elapsed_s?: number;
   eta_s?: number | null;
 }

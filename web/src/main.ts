@@ -102,7 +102,8 @@ async function openVideo(url: string, name: string): Promise<void> {
     const encoded = await api.encode(url, (p) => {
       fill.style.width = `${p.total ? (100 * p.done) / p.total : 0}%`;
       const eta = p.eta_s != null && p.done < p.total ? ` · about ${Math.ceil(p.eta_s)} s left` : '';
-      text.textContent = `Decoding and encoding frames: ${p.done} / ${p.total}${eta}`;
+      const tokens = p.tokens != null ? ` · ${p.tokens.toLocaleString()} tokens` : '';
+      text.textContent = `Decoding and encoding frames: ${p.done} / ${p.total}${tokens}${eta}`;
     });
     fill.style.width = '100%';
     text.textContent = encoded.cached
@@ -147,7 +148,7 @@ async function askQuestion(question: string): Promise<void> {
   setBusy(true);
   showError(null);
   state.turns.push({ role: 'user', content: question });
-  addMessage({ role: 'user', content: question });
+  const asked = addMessage({ role: 'user', content: question });
   const turn: api.Turn = { role: 'assistant', content: '' };
   const element = addMessage(turn);
   element.classList.add('streaming');
@@ -163,7 +164,9 @@ async function askQuestion(question: string): Promise<void> {
     element.addEventListener('click', () => select(answer));
     select(answer);
   } catch (e) {
+    // The question did not get an answer: it leaves the conversation (the next one is asked without it).
     state.turns.pop();
+    asked.remove();
     element.remove();
     showError(e);
   } finally {
@@ -180,7 +183,7 @@ function select(answer: Answer): void {
   $('timeline-for').textContent = `for “${answer.turn.content.slice(0, 48)}”`;
   const meta = answer.element.querySelector('.meta') ?? document.createElement('span');
   meta.className = 'meta';
-  meta.textContent = top.length ? `looked most at ${clock(top[0].start)}` : 'no relevance returned';
+  meta.textContent = top.length ? `looked most at ${clock(top[0].at)}` : 'no relevance returned';
   answer.element.append(meta);
   void showMoments(top);
 }
@@ -198,13 +201,13 @@ async function showMoments(top: Moment[]): Promise<void> {
     canvas.width = 320;
     canvas.height = 180;
     const label = document.createElement('div');
-    label.innerHTML = `<span>#${rank + 1} · ${clock(m.start)}</span><b>${(100 * m.score).toFixed(1)}%</b>`;
+    label.innerHTML = `<span>#${rank + 1} · ${clock(m.at)}</span><b>${(100 * m.score).toFixed(1)}%</b>`;
     card.append(canvas, label);
     card.addEventListener('click', () => {
-      player.currentTime = m.start;
+      player.currentTime = m.at;
     });
     box.append(card);
-    await drawFrame(canvas, m.start);
+    await drawFrame(canvas, m.at);
     if (run !== momentsRun) return;
     card.dataset.ready = '';
   }

@@ -10,16 +10,24 @@ export interface Moment {
   start: number;
   end: number;
   score: number;
+  /** Where to seek: the middle of the time the run covers (each frame lasts until the next one). */
+  at: number;
 }
 
+/** Seconds between sampled frames (the whole span for a single frame). */
+const frameSpan = (t: readonly number[], duration: number) =>
+  t.length > 1 ? (t[t.length - 1] - t[0]) / (t.length - 1) : duration;
+
 /** The `count` highest local maxima, best first (runs of equal scores count as one). */
-export function topMoments(r: Relevance, count: number): Moment[] {
+export function topMoments(r: Relevance, count: number, duration: number): Moment[] {
   const runs: Moment[] = [];
   r.scores.forEach((s, i) => {
     const last = runs[runs.length - 1];
     if (last && last.score === s) last.end = r.timestamps_sec[i];
-    else runs.push({ start: r.timestamps_sec[i], end: r.timestamps_sec[i], score: s });
+    else runs.push({ start: r.timestamps_sec[i], end: r.timestamps_sec[i], score: s, at: 0 });
   });
+  const span = frameSpan(r.timestamps_sec, duration);
+  for (const m of runs) m.at = Math.min(duration, (m.start + m.end + span) / 2);
   const peaks = runs.filter(
     (m, i) =>
       (i === 0 || runs[i - 1].score < m.score) && (i === runs.length - 1 || runs[i + 1].score < m.score),
@@ -58,16 +66,17 @@ export class Timeline {
     this.relevance = r;
     this.duration = duration;
     this.markers.replaceChildren();
-    const top = r ? topMoments(r, 4) : [];
+    const top = r ? topMoments(r, 4, duration) : [];
     top.forEach((m, rank) => {
       const b = document.createElement('button');
       b.className = rank === 0 ? 'peak top' : 'peak';
-      b.style.left = `${(100 * this.centre(m)) / duration}%`;
+      b.style.left = `${(100 * m.at) / duration}%`;
       b.dataset.start = String(m.start);
       b.dataset.end = String(m.end);
-      b.title = `${clock(m.start)} · ${(100 * m.score).toFixed(1)}% of the attention`;
+      b.dataset.at = String(m.at);
+      b.title = `${clock(m.at)} · ${(100 * m.score).toFixed(1)}% of the attention`;
       b.textContent = String(rank + 1);
-      b.addEventListener('click', () => this.seek(m.start));
+      b.addEventListener('click', () => this.seek(m.at));
       this.markers.append(b);
     });
     this.draw();
@@ -77,16 +86,6 @@ export class Timeline {
   setTime(sec: number): void {
     this.time = sec;
     this.draw();
-  }
-
-  /** Middle of a moment's frames (each frame lasts until the next one starts). */
-  private centre(m: Moment): number {
-    return (m.start + m.end + this.frameSpan()) / 2;
-  }
-
-  private frameSpan(): number {
-    const t = this.relevance?.timestamps_sec ?? [];
-    return t.length > 1 ? (t[t.length - 1] - t[0]) / (t.length - 1) : this.duration;
   }
 
   private draw(): void {
@@ -110,7 +109,7 @@ export class Timeline {
     const x = (sec: number) => (this.duration ? (sec / this.duration) * w : 0);
     if (r?.scores.length) {
       const max = Math.max(...r.scores) || 1;
-      const span = this.frameSpan();
+      const span = frameSpan(r.timestamps_sec, this.duration);
       const grad = g.createLinearGradient(0, plot, 0, 0);
       grad.addColorStop(0, '#2b6cb0');
       grad.addColorStop(1, '#f6ad55');

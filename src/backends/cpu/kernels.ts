@@ -5,7 +5,7 @@ import type { Gemm } from './gemm.js';
 import { wasmAvailable, wasmGemm, wasmSoftmaxRows } from './wasm.js';
 
 /**
- * Which GEMM kernels the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
+ * Which kernels (GEMM, attention softmax) the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
  * native/cpu ('wasm', always shipped), or the native addon built at install where a C compiler exists, by
  * instruction set ('base' = 16-byte vectors, 'avx2', 'avx512'; picked by CPUID). LONGSHOT_CPU_KERNELS chooses
  * (ts | wasm | native | base | avx2 | avx512); by default the best native kernel, else wasm.
@@ -46,7 +46,7 @@ let addon: CpuAddon | null | undefined;
 /** The native addon, loaded once per thread; null when it was not built or does not load here. */
 function nativeAddon(): CpuAddon | null {
   if (addon !== undefined) return addon;
-  const path = process.env.LONGSHOT_CPU_ADDON || packageFile('native/cpu/build/longshot_cpu.node');
+  const path = packageFile('native/cpu/build/longshot_cpu.node');
   try {
     addon = path ? (createRequire(import.meta.url)(path) as CpuAddon) : null;
   } catch {

@@ -4,12 +4,14 @@ import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
 import { type Clip, decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import type { ReductionRequest } from '../../models/reduction.js';
 import {
   addClipOption,
   addGenerationOptions,
   addLossOptions,
   addModelOptions,
   addOutputOptions,
+  addReduceOption,
   addSamplingOptions,
   generationOf,
   lossPolicyOf,
@@ -39,6 +41,7 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
     ...samplingOf(o),
     ...lossPolicyOf(o),
     clip: o.clip as Clip | undefined,
+    reduce: o.reduce as ReductionRequest | undefined,
     progress: videoProgress(bars),
   });
   // Said before the answer, so nobody takes an answer from a partly decoded video for a whole one.
@@ -58,7 +61,9 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
 
 function withCommon(cmd: Command): Command {
   return addOutputOptions(
-    addGenerationOptions(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+    addGenerationOptions(
+      addReduceOption(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+    ),
   );
 }
 

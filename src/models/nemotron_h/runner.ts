@@ -8,10 +8,11 @@
 import { UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
 import { generateText } from '../../facade/text-generation.js';
-import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
+import type { ChatTurn, DecodeCacheSize, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
-import type { CacheSnapshot } from '../../nn/cache.js';
+import { type CacheSnapshot, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
+import { BYTES_PER_ELEMENT } from '../../runtime/dtype.js';
 import { type CheckpointSource, type EncodedVideo, type ModelRunner, runnerInfo } from '../family.js';
 import type { NemotronHConfig } from './config.js';
 import { NemotronHForCausalLM, type NemotronHSession } from './model.js';
@@ -33,8 +34,23 @@ export async function loadNemotronHRunner(
     ),
     textOnly: true,
     reasoningBudget: true,
+    decodeCache: decodeCacheOf(src.config, model),
   };
   return new NemotronHRunner(info, model, tokenizer);
+}
+
+/** K/V of the attention blocks per token; conv + SSM state of the Mamba blocks per conversation. */
+function decodeCacheOf(c: NemotronHConfig, model: NemotronHForCausalLM): DecodeCacheSize {
+  const dtype = model.backbone.embeddings.dtype;
+  const layers = model.backbone.cacheLayers;
+  const mamba = layers.filter((l) => l.kind === 'mamba').length;
+  const dInner = c.mamba_num_heads * c.mamba_head_dim;
+  const convDim = dInner + 2 * c.n_groups * c.ssm_state_size;
+  const state = (c.conv_kernel - 1) * convDim * BYTES_PER_ELEMENT[dtype] + dInner * c.ssm_state_size * 4;
+  return {
+    bytesPerToken: kvBytesPerToken(layers, dtype),
+    bytesPerSequence: mamba * state,
+  };
 }
 
 /** A prefilled conversation head: its token ids and the cache after them. */

@@ -44,6 +44,11 @@ export interface Qwen2VLInputs {
    * `pixelValuesVideos`; `videoGridThw` is still needed for the positions. Not consumed.
    */
   videoEmbeds?: Tensor | null;
+  /**
+   * A reduced video (models/reduction.ts): for each row of `videoEmbeds`, the merged token of the grid it stands
+   * for (its position); the prompt then holds that many pads.
+   */
+  videoRows?: readonly number[] | null;
 }
 
 export interface Qwen2VLLoadOptions {
@@ -193,6 +198,7 @@ export class Qwen2VL implements Disposable {
       inputs.imageGridThw ?? [],
       inputs.videoGridThw ?? [],
       this.config.vision.spatial_merge_size,
+      inputs.videoRows ?? null,
     );
   }
 
@@ -336,6 +342,32 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
       const m = this.vlm.model;
       const x = this.vlm.embed({ inputIds: rest });
       return m.logits(m.forward(x, this.vlm.rope([pos, pos, pos]), this.cache, 1, this.probe));
+    });
+  }
+
+  get batchKey(): Qwen2VL {
+    return this.vlm;
+  }
+
+  /** One token for each session (all of this model, prefilled) in one forward: logits [n, vocab]. */
+  stepMany(sessions: readonly CausalLM<Qwen2VLInputs>[], tokens: readonly number[]): Tensor {
+    const all = sessions.map((s) => {
+      if (!(s instanceof Qwen2VLSession) || s.vlm !== this.vlm)
+        throw new TypeError('stepMany: sessions of another model');
+      if (!s.#started) throw new InputError('step: call prefill first');
+      return s;
+    });
+    const pos = all.map((s) => s.cache.length + s.#ropeDelta);
+    return tidy(() => {
+      const m = this.vlm.model;
+      const x = this.vlm.embed({ inputIds: tokens });
+      return m.logits(
+        m.forward(
+          x,
+          this.vlm.rope([pos, pos, pos]),
+          all.map((s) => s.cache),
+        ),
+      );
     });
   }
 

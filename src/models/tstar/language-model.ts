@@ -11,6 +11,7 @@ import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { NemotronHForCausalLM } from '../nemotron_h/model.js';
+import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { Qwen2Decoder } from '../qwen2vl/text.js';
 import type { TstarText } from './config.js';
 
@@ -37,9 +38,12 @@ export function loadLanguageModel(p: ParamStore, text: TstarText): TstarLanguage
       [Symbol.dispose]: () => lm[Symbol.dispose](),
     };
   }
-  const c = text.config;
+  return qwen2LanguageModel(Qwen2Decoder.load(p, text.config), text.config);
+}
+
+/** Qwen2 as TSTAR's LLM: Qwen2-VL's decoder (e.g. one a Qwen2-VL model holds) at 1-D positions. */
+export function qwen2LanguageModel(decoder: Qwen2Decoder, c: Qwen2VLConfig): TstarLanguageModel {
   const t = c.text;
-  const decoder = Qwen2Decoder.load(p, c);
   const backend = decoder.embed_tokens.backend;
   return {
     embed(ids) {

@@ -22,6 +22,7 @@ import {
 } from '../family.js';
 import { checkpointProcessor, type Qwen2VLProcessor, type RgbImage } from '../qwen2vl/processor.js';
 import { streamVisionTokens } from '../qwen2vl/video-stream.js';
+import { tokenReductions } from '../reduction.js';
 import type { TstarConfig } from './config.js';
 import { Tstar } from './model.js';
 
@@ -50,6 +51,14 @@ export async function loadTstarRunner(
 }
 
 export class TstarRunner implements ModelRunner {
+  /** Its own compressor, and the reductions that run on tokens (applied to the compressed ones). */
+  readonly reductions = [
+    'mambamia',
+    ...tokenReductions()
+      .filter((r) => r.reduce && !r.onlyFor)
+      .map((r) => r.name),
+  ];
+
   constructor(
     readonly info: ModelInfo,
     private readonly model: Tstar,
@@ -77,6 +86,18 @@ export class TstarRunner implements ModelRunner {
       embeds = m.compress(r.tokens, r.grid);
     } finally {
       r.tokens.dispose();
+    }
+    const reduce = ctx.reduction?.reduction.reduce;
+    if (reduce) {
+      // The compressed tokens as one frame: they no longer map to frames one by one.
+      const compressed = embeds;
+      const all = compressed.reshape([1, compressed.shape[0], compressed.shape[1]]);
+      try {
+        embeds = (await reduce(all, ctx.reduction!.keep)).tokens;
+      } finally {
+        all.dispose();
+        compressed.dispose();
+      }
     }
     const video: TstarVideo = {
       embeds,

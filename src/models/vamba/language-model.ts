@@ -4,7 +4,7 @@
  * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
  */
 import type { AttentionProbe } from '../../nn/attention-probe.js';
-import { attentionLayers, HybridCache } from '../../nn/cache.js';
+import { attentionLayers, type Caches, HybridCache } from '../../nn/cache.js';
 import type { CrossKV } from '../../nn/cross-attention.js';
 import { Linear } from '../../nn/linear.js';
 import { disposeState, type Mamba2Config, type Mamba2State } from '../../nn/mamba2.js';
@@ -120,22 +120,52 @@ export class VambaLanguageModel implements Disposable {
     cache: HybridCache,
     opts: { lastOnly?: boolean; probe?: AttentionProbe } = {},
   ): Tensor {
+    const positions = Array.from({ length: ids.length }, (_, i) => cache.length + i);
+    const logits = this.#run(ids, positions, cache, (i) => kvs[i], opts.lastOnly ?? false, opts.probe);
+    cache.commit(ids.length);
+    return logits;
+  }
+
+  /**
+   * Batched decoding: token i joins caches[i]'s sequence, whose video is videos[i] (each layer's K/V); logits
+   * [n, vocab] f32.
+   */
+  stepRows(
+    tokens: readonly number[],
+    videos: readonly (readonly CrossKV[])[],
+    caches: readonly HybridCache[],
+  ): Tensor {
+    const logits = this.#run(
+      tokens,
+      caches.map((c) => c.length),
+      caches,
+      (i) => videos.map((v) => v[i]),
+      false,
+    );
+    for (const c of caches) c.commit(1);
+    return logits;
+  }
+
+  #run(
+    ids: ArrayLike<number>,
+    positions: number[],
+    cache: Caches,
+    kvOf: (layer: number) => CrossKV | readonly CrossKV[],
+    lastOnly: boolean,
+    probe?: AttentionProbe,
+  ): Tensor {
     const t = this.config.text;
     const backend = this.embed_tokens.backend;
     const seq = ids.length;
-    const start = cache.length;
-    const positions = Array.from({ length: seq }, (_, i) => start + i);
-    const logits = tidy(() => {
+    return tidy(() => {
       // Text positions are equal on the three M-RoPE rows, where M-RoPE is plain 1-D RoPE.
       const rope = rotaryTensors(backend, rope1d(positions, t.head_dim, t.rope_theta));
       let h = ops.embedding(this.embed_tokens, ops.tensor(backend, Int32Array.from(ids), [seq], 'i32'));
       for (let i = 0; i < this.layers.length; i++)
-        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvs[i], probe: opts.probe });
-      if (opts.lastOnly) h = ops.slice(h, 0, seq - 1, seq);
+        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvOf(i), probe });
+      if (lastOnly) h = ops.slice(h, 0, seq - 1, seq);
       return ops.cast(this.lm_head.forward(this.norm.forward(h)), 'f32');
     });
-    cache.commit(seq);
-    return logits;
   }
 
   [Symbol.dispose](): void {

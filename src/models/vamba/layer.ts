@@ -13,7 +13,7 @@
 
 import { SelfAttention } from '../../nn/attention.js';
 import type { AttentionProbe } from '../../nn/attention-probe.js';
-import type { HybridCache } from '../../nn/cache.js';
+import { type Caches, layerCaches } from '../../nn/cache.js';
 import { CrossAttention, type CrossKV } from '../../nn/cross-attention.js';
 import { Mamba2Block, type Mamba2Config, type Mamba2State } from '../../nn/mamba2.js';
 import { GatedMLP } from '../../nn/mlp.js';
@@ -119,19 +119,23 @@ export class VambaDecoderLayer implements Disposable {
   }
 
   /**
-   * The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`; a
-   * `probe` records the cross-attention of the last position over the video.
+   * The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`; or, in
+   * batched decoding, row i one token of caches[i]'s sequence attending to its video's kv[i]. A `probe`
+   * records the cross-attention of the last position over the video.
    */
   forward(
     H: Tensor,
-    inputs: { rope: Rope; cache: HybridCache; layer: number; kv: CrossKV; probe?: AttentionProbe },
+    inputs: {
+      rope: Rope;
+      cache: Caches;
+      layer: number;
+      kv: CrossKV | readonly CrossKV[];
+      probe?: AttentionProbe;
+    },
   ): Tensor {
     return tidy(() => {
       const x = this.input_layernorm.forward(H);
-      const sa = this.self_attn.forward(x, {
-        rope: inputs.rope,
-        cache: { cache: inputs.cache, layer: inputs.layer },
-      });
+      const sa = this.self_attn.forward(x, { rope: inputs.rope, ...layerCaches(inputs.cache, inputs.layer) });
       const ca = this.cross_attn.forward(
         x,
         inputs.kv,

@@ -243,6 +243,26 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
     return this.model.lm.forward([token], this.video.kvs, this.cache, { lastOnly: true, probe: this.probe });
   }
 
+  get batchKey(): Vamba {
+    return this.model;
+  }
+
+  /** One token for each session (all of this model, prefilled; any videos) in one forward: logits [n, vocab]. */
+  stepMany(sessions: readonly CausalLM<ArrayLike<number>>[], tokens: readonly number[]): Tensor {
+    const all = sessions.map((s) => {
+      if (!(s instanceof VambaSession) || s.model !== this.model)
+        throw new TypeError('stepMany: sessions of another model');
+      if (!s.cache.length) throw new InputError('step: call prefill first');
+      return s;
+    });
+    this.checkIds(tokens);
+    return this.model.lm.stepRows(
+      tokens,
+      all.map((s) => s.video.kvs),
+      all.map((s) => s.cache),
+    );
+  }
+
   private checkIds(ids: ArrayLike<number>): void {
     const vocab = this.model.config.text.vocab_size;
     for (let i = 0; i < ids.length; i++)

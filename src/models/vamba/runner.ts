@@ -12,6 +12,7 @@ import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { Frame } from '../../media/index.js';
 import { AttentionProbe } from '../../nn/attention-probe.js';
+import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import {
   type CheckpointSource,
@@ -44,6 +45,13 @@ export async function loadVambaRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
+    decodeCache: {
+      bytesPerToken: kvBytesPerToken(
+        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+        model.dtype,
+      ),
+      bytesPerSequence: 0,
+    },
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);

@@ -6,8 +6,8 @@
  *   POST /ui/api/uploads   a video as the raw body (x-filename header) → an `upload:<id>` URL
  *   POST /ui/api/encode    {url}: encodes (or finds cached) the video, streaming progress as server-sent events
  *   GET  /ui/media?url=…   the video's bytes, with range requests, for the player
- * A live-video source will plug in beside the library and uploads (`live` in /ui/api/info says whether the
- * server offers one).
+ * A live-video source (the server's live sessions, serve/live/) will plug in beside the library and uploads;
+ * `live` in /ui/api/info says whether the page offers one.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -116,10 +116,16 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
     return sendFile(req, reply, path);
   });
 
-  // The raw body streams to disk: scoped to these routes, fastify's parser hands over the stream.
+  // The raw body streams to disk (UploadStore enforces the size limit): scoped to these routes, this parser
+  // hands over the request stream unread.
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-  app.post('/ui/api/uploads', { bodyLimit: Number.MAX_SAFE_INTEGER }, async (req, reply) => {
-    const name = decodeURIComponent(String(req.headers['x-filename'] ?? 'upload'));
+  app.post('/ui/api/uploads', async (req, reply) => {
+    let name: string;
+    try {
+      name = decodeURIComponent(String(req.headers['x-filename'] ?? 'upload'));
+    } catch {
+      throw badRequest('x-filename: expected the file name, URI-encoded', 'x-filename');
+    }
     const length = req.headers['content-length'];
     const upload = await ui.uploads.save(req.body as Readable, name, length ? Number(length) : undefined);
     return reply.status(201).send(upload);
@@ -148,11 +154,12 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
         total = frames;
         send('progress', { done: 0, total });
       },
-      frames(done) {
+      frames(done, tokens) {
         const elapsed = (performance.now() - t0) / 1000;
         send('progress', {
           done,
           total,
+          tokens: tokens ?? null,
           elapsed_s: elapsed,
           eta_s: done ? (elapsed * (total - done)) / done : null,
         });
