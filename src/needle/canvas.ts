@@ -7,8 +7,10 @@ export class Canvas {
   constructor(
     readonly width: number,
     readonly height: number,
+    /** Pixels to draw on (default: a new black frame). */
+    data?: Uint8Array,
   ) {
-    this.data = new Uint8Array(width * height * 3);
+    this.data = data ?? new Uint8Array(width * height * 3);
   }
 
   set(x: number, y: number, c: RGB, alpha = 1): void {

@@ -4,8 +4,13 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { Random } from '../util/random.js';
-import { frames } from './render.js';
+import { Canvas } from './canvas.js';
+import { type Haystack, lavfiFrames } from './lavfi.js';
+import type { Phrasing } from './phrasings.js';
+import { drawNeedles, frames } from './render.js';
+import type { Background } from './scene.js';
 import { makeSample, type NeedleSample, type Task } from './tasks.js';
+import type { Size } from './variety.js';
 
 export interface DatasetOptions {
   out: string;
@@ -18,6 +23,17 @@ export interface DatasetOptions {
   height: number;
   needleFrames: number;
   tasks?: readonly Task[];
+  /** How questions are worded (default: the generator's sentences). */
+  phrasing?: Phrasing;
+  /** When set, answers may be "not shown" or 0, and this fraction of questions asks about something absent. */
+  notShown?: number;
+  /** Varied scenes over these backgrounds instead of the generator's. */
+  backgrounds?: readonly Background[];
+  /** ffmpeg test sources to draw the needles over instead of a scene; each video draws one. */
+  haystacks?: readonly Haystack[];
+  /** Frame sizes and rates each video draws one of (default: width×height at fps). */
+  sizes?: readonly Size[];
+  rates?: readonly number[];
   ffmpegPath: string;
   /** x264 constant rate factor: low keeps the needles' colours and strokes crisp. */
   crf?: number;
@@ -69,30 +85,52 @@ export async function encodeRgb(
   if (code !== 0) throw new InputError(`ffmpeg could not write ${path} (exit ${code}): ${stderr.trim()}`);
 }
 
-/** The JSONL record of a sample (the scene is kept so the video can be re-rendered exactly). */
-export function record(s: NeedleSample, video: string) {
-  return { ...s, video };
+/** The JSONL record of a sample (the scene is kept so the video can be re-rendered exactly; a `haystack` names the ffmpeg source drawn instead). */
+export function record(s: NeedleSample, video: string, haystack?: Haystack) {
+  return { ...s, ...(haystack && { haystack }), video };
+}
+
+/** A sample's frames over an ffmpeg test source. */
+async function* overHaystack(s: NeedleSample, h: Haystack, ffmpegPath: string): AsyncGenerator<Uint8Array> {
+  let t = 0;
+  for await (const f of lavfiFrames(ffmpegPath, h, s))
+    yield drawNeedles(new Canvas(s.width, s.height, f), s, t++).data;
 }
 
 /** Writes `count` samples as MP4 + one questions.jsonl, deterministic from the seed. */
 export async function generateDataset(o: DatasetOptions): Promise<string> {
   mkdirSync(o.out, { recursive: true });
   const r = new Random(o.seed);
+  // The newer options draw from their own stream, so the generator's datasets stay as they were.
+  const v = new Random(o.seed ^ 0x68e31da4);
   const jsonl = join(o.out, 'questions.jsonl');
   const lines = createWriteStream(jsonl);
   for (let i = 0; i < o.count; i++) {
     const id = `needle-${String(i).padStart(5, '0')}`;
-    const s = makeSample(r.int(0, 2 ** 31), id, {
-      frames: r.pick(o.lengths),
-      fps: o.fps,
-      width: o.width,
-      height: o.height,
+    const seed = r.int(0, 2 ** 31);
+    const frameCount = r.pick(o.lengths);
+    const task = o.tasks?.length ? r.pick(o.tasks) : undefined;
+    const size = o.sizes?.length ? v.pick(o.sizes) : o;
+    const open = o.notShown !== undefined;
+    const s = makeSample(seed, id, {
+      frames: frameCount,
+      fps: o.rates?.length ? v.pick(o.rates) : o.fps,
+      width: size.width,
+      height: size.height,
       needleFrames: o.needleFrames,
-      task: o.tasks?.length ? r.pick(o.tasks) : undefined,
+      task,
+      phrasing: o.phrasing,
+      openAnswers: open,
+      // An order question has no absent version.
+      unanswerable: open && v.next() < (o.notShown ?? 0) && task !== undefined && task !== 'order',
+      backgrounds: o.backgrounds,
     });
     const video = `${id}.mp4`;
-    await writeVideo(s, join(o.out, video), o.ffmpegPath, o.crf);
-    if (!lines.write(`${JSON.stringify(record(s, video))}\n`)) await once(lines, 'drain');
+    const haystack = o.haystacks?.length ? v.pick(o.haystacks) : undefined;
+    const path = join(o.out, video);
+    if (haystack) await encodeRgb(overHaystack(s, haystack, o.ffmpegPath), s, path, o.ffmpegPath, o.crf);
+    else await writeVideo(s, path, o.ffmpegPath, o.crf);
+    if (!lines.write(`${JSON.stringify(record(s, video, haystack))}\n`)) await once(lines, 'drain');
     o.onProgress?.(i + 1, o.count);
   }
   lines.end();

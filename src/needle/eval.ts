@@ -1,8 +1,8 @@
 /**
  * Needle evaluation through the TypeScript stack: each video of a generated set (questions.jsonl + MP4s) is
- * decoded (src/media, every frame at its own size) and encoded by the model family that reads the checkpoint
- * (models/registry.ts); each video is asked twice, for the short answer (exact match) and for the option
- * letter (lmms-eval's letter extraction), greedily.
+ * decoded (src/media, every frame, at the size the model's sampling policy asks for, as `longshot ask` would)
+ * and encoded by the model family that reads the checkpoint (models/registry.ts); each video is asked twice,
+ * for the short answer (exact match) and for the option letter (lmms-eval's letter extraction), greedily.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -10,18 +10,23 @@ import { InputError, UsageError } from '../errors.js';
 import { exactMatch, extractChoice } from '../eval/answers.js';
 import { Answer } from '../facade/answer.js';
 import { inspectModel } from '../facade/inspect.js';
+import { samplingFor } from '../facade/video-defaults.js';
 import type { Frame } from '../media/index.js';
 import { decodeFrames } from '../media/index.js';
+import type { Size } from '../media/resize.js';
 import type { DeviceName } from '../runtime/backend.js';
 import { getBackend } from '../runtime/device.js';
 import { renderFrame } from './render.js';
-import { mcqPrompt, type NeedleSample, TASKS } from './tasks.js';
+import { resizeRgb } from './resample.js';
+import { mcqPrompt, type NeedleSample, NOT_SHOWN, TASKS } from './tasks.js';
 
 export type AnswerForm = 'short' | 'mcq';
 
 export interface NeedleQuestion extends NeedleSample {
   /** The MP4, relative to questions.jsonl. */
   video: string;
+  /** The ffmpeg test source the needles were drawn over (then the scene was not drawn). */
+  haystack?: string;
 }
 
 export interface EvalItem {
@@ -29,6 +34,8 @@ export interface EvalItem {
   task: string;
   frames: number;
   form: AnswerForm;
+  /** Whether the question asks about something the video never shows. */
+  unanswerable: boolean;
   expected: string;
   output: string;
   correct: boolean;
@@ -59,6 +66,8 @@ export interface EvalReport {
   total: number;
   byTask: Record<string, Tally>;
   byForm: Record<AnswerForm, Tally>;
+  /** The questions about something never shown ("not shown", or a count of 0). */
+  unanswerable: Tally;
   byLength: Record<string, LengthRow>;
   items: EvalItem[];
 }
@@ -92,34 +101,41 @@ export async function readQuestions(path: string): Promise<NeedleQuestion[]> {
     });
 }
 
-/** Every frame of a video, at its own size. */
-export async function readAllFrames(path: string): Promise<Frame[]> {
+/** Every frame of a video, at its own size or at `size` of it. */
+export async function readAllFrames(path: string, size?: (source: Size) => Size): Promise<Frame[]> {
   const frames: Frame[] = [];
-  for await (const batch of decodeFrames(path, { kind: 'all' })) frames.push(...batch);
+  for await (const batch of decodeFrames(path, { kind: 'all' }, { size })) frames.push(...batch);
   return frames;
 }
 
 /**
- * A record's frames drawn again from its scene and needles (what its MP4 holds, before compression): no
- * ffmpeg needed.
+ * A record's frames drawn again from its scene and needles (what its MP4 holds, before compression), at their
+ * own size or resized to `size` of it: no ffmpeg needed.
  */
-export function renderedFrames(q: NeedleQuestion): Frame[] {
+export function renderedFrames(q: NeedleQuestion, size?: (source: Size) => Size): Frame[] {
   if (!q.scene || !Array.isArray(q.needles) || !(q.frames > 0) || !(q.width > 0) || !(q.height > 0))
     throw new InputError(
       `${q.id}: the record has no scene to render; write it with 'longshot needle generate'`,
     );
+  if (q.haystack)
+    throw new InputError(
+      `${q.id}: its needles are drawn over ffmpeg's ${q.haystack}, which only the MP4 holds: evaluate without --render`,
+    );
+  const to = size?.({ width: q.width, height: q.height }) ?? q;
   return Array.from({ length: q.frames }, (_, t) => ({
     index: t,
     timestampSec: t / q.fps,
-    width: q.width,
-    height: q.height,
-    data: renderFrame(q, t).data,
+    width: to.width,
+    height: to.height,
+    data: resizeRgb(renderFrame(q, t).data, q.width, q.height, to.width, to.height),
   }));
 }
 
 /** A loaded model that encodes a video once and answers questions about it. */
 interface Answerer extends Disposable {
   architecture: string;
+  /** The frame size the model's sampling policy asks for, given a video's. */
+  frameSize(source: Size): Size;
   /** Encodes these frames; the result answers questions about them (and releases what it holds when disposed). */
   open(frames: readonly Frame[]): Promise<{ ask(question: string): Promise<string> } & Disposable>;
 }
@@ -128,19 +144,21 @@ const MAX_NEW_TOKENS = 8;
 
 /** Loads a checkpoint directory with the model family that reads it. */
 async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<Answerer> {
-  const { family, checkpoint } = await inspectModel(dir);
+  const { family, checkpoint, videoDefaults } = await inspectModel(dir);
   const policy = family.video;
   if (!policy)
     throw new UsageError(`${dir}: ${family.name} is a text model; the needle task needs a video model`);
   const runner = await checkpoint.load(await getBackend(device), dir);
+  const sampling = samplingFor(policy, null, {}, videoDefaults);
   return {
     architecture: family.name,
+    frameSize: (source) => policy.frameSize(source, sampling),
     async open(all) {
       const frames = evenFrames(all);
       const video = await runner.encode(oneBatch(frames), {
         kind: 'video',
         timestampsSec: frames.map((f) => f.timestampSec),
-        // Every frame at its own size: the policy's edges only label the encoded state.
+        // Every frame, at the policy's size (readAllFrames/renderedFrames resized them).
         sampling: { ...policy.defaults, sampling: 'uniform', frames: frames.length },
       });
       return {
@@ -202,12 +220,16 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
   for (const [n, q] of questions.entries()) {
     backend.resetPeak();
     const t0 = performance.now();
+    const size = (source: Size) => model.frameSize(source);
     const frames =
-      o.frames === 'render' ? renderedFrames(q) : await readAllFrames(join(dirname(jsonl), q.video));
+      o.frames === 'render'
+        ? renderedFrames(q, size)
+        : await readAllFrames(join(dirname(jsonl), q.video), size);
     using video = await model.open(frames);
     const short = await video.ask(q.question);
     const mcq = await video.ask(mcqPrompt(q));
-    const base = { id: q.id, task: q.task, frames: q.frames };
+    const unanswerable = q.answer === NOT_SHOWN || (q.task === 'count' && q.answer === '0');
+    const base = { id: q.id, task: q.task, frames: q.frames, unanswerable };
     const done = [
       {
         ...base,
@@ -242,6 +264,7 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
     ...all,
     byTask: groupBy(items, (i) => i.task),
     byForm: groupBy(items, (i) => i.form),
+    unanswerable: tally(items.filter((i) => i.unanswerable)),
     byLength: Object.fromEntries(
       [...perLength].map(([frames, r]) => [
         String(frames),
@@ -270,5 +293,22 @@ export function formatReport(r: EvalReport): string {
   for (const [task, t] of Object.entries(r.byTask)) lines.push(`  ${task.padEnd(6)} ${pct(t)}`);
   lines.push('by answer form:');
   for (const [form, t] of Object.entries(r.byForm)) lines.push(`  ${form.padEnd(6)} ${pct(t)}`);
+  if (r.unanswerable.total) lines.push(`not shown / 0: ${pct(r.unanswerable)}`);
   return lines.join('\n');
+}
+
+/** A Markdown table of several sets' reports for one model: overall, by answer form, unanswerable. */
+export function formatSetTable(reports: readonly EvalReport[]): string {
+  const pct = (t: Tally) => (t.total ? `${(100 * t.accuracy).toFixed(1)}% (${t.correct}/${t.total})` : '–');
+  const rows = reports.map(
+    (r) =>
+      `| ${r.data} | ${pct(r)} | ${pct(r.byForm.short ?? tally([]))} | ${pct(r.byForm.mcq ?? tally([]))} | ${pct(r.unanswerable)} |`,
+  );
+  return [
+    `${reports[0]?.architecture ?? ''} ${reports[0]?.model ?? ''}`,
+    '',
+    '| set | all questions | short answer | letter | not shown / 0 |',
+    '|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }

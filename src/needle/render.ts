@@ -5,7 +5,11 @@ import type { NeedleSample } from './tasks.js';
 
 /** Frame t of a sample: the haystack scene with the needles that are on screen at t. */
 export function renderFrame(s: NeedleSample, t: number): Canvas {
-  const c = renderScene(s.scene, s.width, s.height, t);
+  return drawNeedles(renderScene(s.scene, s.width, s.height, t), s, t);
+}
+
+/** Draws the needles of `s` that are on screen at frame t onto a haystack frame. */
+export function drawNeedles(c: Canvas, s: NeedleSample, t: number): Canvas {
   for (const n of s.needles) if (t >= n.startFrame && t <= n.endFrame) drawItem(c, n.item, n.x, n.y, n.size);
   return c;
 }

@@ -27,19 +27,22 @@ export interface Variety {
 }
 
 const SQUARE: Size = { width: 112, height: 112 };
+/** 4:3, 16:9 and square frames, squeezed to the model's square as the media pipeline does. */
 const SIZES: readonly Size[] = [
-  SQUARE,
   SQUARE,
   SQUARE,
   { width: 160, height: 120 },
   { width: 176, height: 144 },
+  { width: 200, height: 112 },
+  { width: 256, height: 144 },
   { width: 224, height: 224 },
   { width: 320, height: 180 },
   { width: 320, height: 240 },
   { width: 640, height: 360 },
 ];
-/** Above this many frames a video is rendered at most at 176×144 (rendering time). */
-const LONG = 128;
+/** The largest frame (in pixels) a video of this many frames is rendered at (rendering time). */
+const maxPixels = (frames: number): number =>
+  frames > 128 ? 176 * 144 : frames > 32 ? 320 * 240 : 640 * 360;
 
 export const TRAINING_VARIETY: Variety = {
   phrasing: 'mix',
@@ -72,7 +75,7 @@ export function varietyOptions(
   task: Task,
   fps: number,
 ): SampleOptions {
-  const sizes = frames > LONG ? v.sizes.filter((s) => s.width * s.height <= 176 * 144) : v.sizes;
+  const sizes = v.sizes.filter((s) => s.width * s.height <= maxPixels(frames));
   const { width, height } = r.pick(sizes.length ? sizes : [SQUARE]);
   const durations = v.needleFrames.filter((n) => fitsNeedles(frames, neededNeedles([task]), n));
   return {

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -236,6 +236,24 @@ describe('longshot CLI', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
     }
+  });
+
+  it('ask --json names the embedded model as the demo; a script (stderr not a terminal) gets no notice', async () => {
+    const q = examples()[0];
+    const video = join('examples/needle', q.video);
+    const env = { LONGSHOT_CACHE_DIR: join(tmp, 'longshot-cache') };
+    const [embedded, chosen] = await Promise.all([
+      cli(['ask', video, q.question, '--json'], env),
+      cli(['ask', video, q.question, '--json', '--model', 'models/needle-qwen2vl-tiny'], env),
+    ]);
+    assert.equal(embedded.code, 0, embedded.stderr);
+    const e = JSON.parse(embedded.stdout);
+    assert.equal(e.model, 'needle-vamba-tiny');
+    assert.equal(e.embedded_demo, true);
+    assert.equal(embedded.stderr.includes('tiny demo'), false);
+    assert.equal(existsSync(join(tmp, 'longshot-cache')), false, 'no state written for a script');
+    assert.equal(chosen.code, 0, chosen.stderr);
+    assert.equal('embedded_demo' in JSON.parse(chosen.stdout), false);
   });
 
   it('ask with the shipped Qwen2-VL baseline answers the example videos (its chat template writes the video pad)', async () => {

@@ -10,7 +10,9 @@
  * `--data v1` (the default) is the data the shipped models were trained on: the generator's sentences, scenes
  * and 112×112 frames, tokenizer version 1. `--data v2` draws from src/needle/variety.ts (varied wordings,
  * "not shown" and 0, other footage, other frame sizes resized to --size, other needle durations) and
- * tokenizes with version 2; --phrasing, --unanswerable, --scenes and --tasks narrow it for held-out sets.
+ * tokenizes with version 2; --phrasing, --unanswerable, --scenes, --tasks and --geometry (plain: 112×112
+ * frames, 2-frame needles, 2 fps) narrow it for held-out sets; --variants askings per video; --tokenizer
+ * overrides the tokenizer version.
  * Frames are stored raw in the shards, so the trainer memory-maps them.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,7 +25,7 @@ import { renderFrame } from '../../src/needle/render.js';
 import { resizeRgb } from '../../src/needle/resample.js';
 import { makeSample, mcqPrompt, type SampleOptions, TASKS, type Task } from '../../src/needle/tasks.js';
 import { needleTokenizerConfig, needleTokenizerJson, SYSTEM_PROMPT } from '../../src/needle/tokenizer.js';
-import { TRAINING_VARIETY, type Variety, varietyOptions } from '../../src/needle/variety.js';
+import { PLAIN_VARIETY, TRAINING_VARIETY, type Variety, varietyOptions } from '../../src/needle/variety.js';
 import { Random } from '../../src/util/random.js';
 
 const { values: a } = parseArgs({
@@ -41,19 +43,25 @@ const { values: a } = parseArgs({
     scenes: { type: 'string', default: TRAINING_VARIETY.scenes },
     tasks: { type: 'string', default: TASKS.join(',') },
     variants: { type: 'string', default: '4' },
+    geometry: { type: 'string', default: 'varied' },
+    tokenizer: { type: 'string' },
   },
 });
 if (!a.out) throw new Error('--out is required');
 if (a.data !== 'v1' && a.data !== 'v2') throw new Error(`--data must be v1 or v2, got ${a.data}`);
 const v2 = a.data === 'v2';
+// The tokenizer version goes with the data version unless given (v1 data tokenized anew for v2 models' fixtures).
+const tokenizerVersion = Number(a.tokenizer ?? (v2 ? 2 : 1));
+if (tokenizerVersion !== 1 && tokenizerVersion !== 2) throw new Error('--tokenizer: 1 or 2');
 const tasks = a.tasks!.split(',') as Task[];
 if (tasks.some((t) => !TASKS.includes(t))) throw new Error(`--tasks: choose from ${TASKS.join(',')}`);
 if (a.phrasing !== 'mix' && !PHRASINGS.includes(a.phrasing as never))
   throw new Error(`--phrasing: mix or one of ${PHRASINGS.join(',')}`);
 if (!['generator', 'varied', 'patterns', 'mix'].includes(a.scenes!))
   throw new Error('--scenes: generator, varied, patterns or mix');
+if (a.geometry !== 'plain' && a.geometry !== 'varied') throw new Error('--geometry: plain or varied');
 const variety: Variety = {
-  ...TRAINING_VARIETY,
+  ...(a.geometry === 'plain' ? PLAIN_VARIETY : TRAINING_VARIETY),
   phrasing: a.phrasing as Variety['phrasing'],
   unanswerable: Number(a.unanswerable),
   scenes: a.scenes as Variety['scenes'],
@@ -62,7 +70,10 @@ const count = Number(a.count);
 const lengths = a.frames!.split(',').map(Number);
 const side = Number(a.size);
 const perShard = Number(a['per-shard']);
-const tok = new Tokenizer(needleTokenizerJson(v2 ? 2 : 1) as never, needleTokenizerConfig() as never);
+const tok = new Tokenizer(
+  needleTokenizerJson(tokenizerVersion as 1 | 2) as never,
+  needleTokenizerConfig() as never,
+);
 const IM_END = tok.tokenToId('<|im_end|>')!;
 const r = new Random(Number(a.seed));
 mkdirSync(a.out, { recursive: true });
@@ -79,7 +90,7 @@ for (let shard = 0; shard * perShard < count; shard++) {
     const length = r.pick(lengths);
     const task = r.pick(tasks);
     const options: SampleOptions = v2
-      ? varietyOptions(r, variety, length, task, r.pick([2, 5, 10, 25, 30]))
+      ? varietyOptions(r, variety, length, task, a.geometry === 'plain' ? 2 : r.pick([2, 5, 10, 25, 30]))
       : { frames: length, fps: 2, width: side, height: side, needleFrames: Number(a['needle-frames']), task };
     const s = makeSample(seed, `train-${i}`, options);
     const frames = new Uint8Array(s.frames * side * side * 3);
@@ -96,12 +107,16 @@ for (let shard = 0; shard * perShard < count; shard++) {
       const ids = tok.encode(prompt(letter ? mcqPrompt(q) : q.question));
       // Version 2 lower-cases its input, so the letter answers are the output-only upper-case tokens.
       const answer =
-        letter && v2
+        letter && tokenizerVersion === 2
           ? [tok.tokenToId(q.answerLetter)!, IM_END]
           : tok.encode(`${letter ? q.answerLetter : q.answer}<|im_end|>`);
       const suffix = j ? `_${j}` : '';
       tensors[`${i}.input_ids${suffix}`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
-      tensors[`${i}.answer_ids${suffix}`] = { dtype: 'I32', shape: [answer.length], data: Int32Array.from(answer) };
+      tensors[`${i}.answer_ids${suffix}`] = {
+        dtype: 'I32',
+        shape: [answer.length],
+        data: Int32Array.from(answer),
+      };
     }
     // The sample's own seed: makeSample(seed, id, options) renders it again (test/needle/parity.test.ts).
     meta.push({

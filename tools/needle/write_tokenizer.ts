@@ -10,5 +10,8 @@ import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tok
 const [out, v = '1'] = process.argv.slice(2);
 if (!out || (v !== '1' && v !== '2')) throw new Error('usage: write_tokenizer.ts <dir> [1|2]');
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, 'tokenizer.json'), `${JSON.stringify(needleTokenizerJson(Number(v) as 1 | 2), null, 2)}\n`);
+writeFileSync(
+  join(out, 'tokenizer.json'),
+  `${JSON.stringify(needleTokenizerJson(Number(v) as 1 | 2), null, 2)}\n`,
+);
 writeFileSync(join(out, 'tokenizer_config.json'), `${JSON.stringify(needleTokenizerConfig(), null, 2)}\n`);

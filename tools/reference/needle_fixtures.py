@@ -2,7 +2,7 @@
 logits for a few exported samples, which the TypeScript stack must reproduce from the same rendered frames
 (test/needle/parity.test.ts). This pins train-time and inference-time preprocessing and model code together.
 
-    node --import tsx tools/needle/export_training_data.ts --out /tmp/fx --count 4 --frames 16 --seed 4242
+    node --import tsx tools/needle/export_training_data.ts --out /tmp/fx --count 4 --frames 16 --seed 4242 [--tokenizer 2]
     python3 tools/reference/needle_fixtures.py --data /tmp/fx --out test/fixtures/needle/parity.json
 """
 
@@ -12,10 +12,11 @@ import os
 import sys
 
 import torch
-from safetensors.torch import load_file
+
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_needle as tn  # noqa: E402
+from train_needle import load_file  # noqa: E402
 
 
 def main():

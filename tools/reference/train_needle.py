@@ -590,7 +590,7 @@ class Data:
 
     def __init__(self, dirs, device):
         self.buckets = {}
-        for d in dirs.split(","):
+        for d in filter(None, dirs.split(",")):
             idx = json.load(open(os.path.join(d, "index.json")))
             by_shard = {}
             for m in idx["samples"]:
@@ -636,19 +636,19 @@ class Data:
         return frames, ids, tgt
 
     def to_device(self, batch):
-        pin = self.device == "cuda"
-        return tuple((t.pin_memory() if pin else t).to(self.device, non_blocking=pin) for t in batch)
+        return tuple(t.to(self.device, non_blocking=t.is_pinned()) for t in batch)
 
     def batch(self, T, rows, variants=None, with_answer=True):
         return self.to_device(self.host_batch(T, rows, variants or [0] * len(rows), with_answer))
 
 
 class Batches:
-    """Training batches drawn (length by share of the data, then rows, then an asking per row) and prepared on
-    the host by a background thread, a few ahead of the training step."""
+    """Training batches drawn (length by share of the data, videos over 128 frames `long_weight` times as often,
+    then rows, then an asking per row) and prepared in pinned host memory by a background thread, a few ahead
+    of the training step."""
 
-    def __init__(self, data, per_batch, seed, ahead=3):
-        self.data, self.per_batch = data, per_batch
+    def __init__(self, data, per_batch, seed, long_weight=1.0, ahead=3):
+        self.data, self.per_batch, self.long_weight = data, per_batch, long_weight
         self.rng = random.Random(seed)
         self.q = queue.Queue(maxsize=ahead)
         threading.Thread(target=self.fill, daemon=True).start()
@@ -656,13 +656,15 @@ class Batches:
     def fill(self):
         sizes = self.data.sizes()
         lengths = list(sizes)
-        weights = [sizes[T] for T in lengths]
+        weights = [sizes[T] * (self.long_weight if T > 128 else 1) for T in lengths]
+        pin = self.data.device == "cuda"
         while True:
             T = self.rng.choices(lengths, weights)[0]
             rows = self.rng.sample(range(sizes[T]), min(self.per_batch[T], sizes[T]))
             asks = self.data.buckets[T]["asks"]
             variants = [self.rng.randrange(len(asks[r])) for r in rows]
-            self.q.put(self.data.host_batch(T, rows, variants))
+            batch = self.data.host_batch(T, rows, variants)
+            self.q.put(tuple(t.pin_memory() for t in batch) if pin else batch)
 
     def next(self):
         return self.data.to_device(self.q.get())
@@ -716,7 +718,7 @@ def train(kind, c, data, a, log):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
     # Equal tokens per step: fewer videos in a batch of long ones.
     per_batch = {T: max(2, int(a.batch * a.base_frames / T)) for T in data.sizes()}
-    batches = Batches(data, per_batch, a.seed)
+    batches = Batches(data, per_batch, a.seed, a.long_weight)
     t0 = time.time()
     step, ema, skipped = 0, None, 0
     for step in range(1, a.steps + 1):
@@ -863,6 +865,7 @@ def main():
     p.add_argument("--max-seconds", type=float, default=1e9)
     p.add_argument("--batch", type=int, default=32, help="videos per batch at --base-frames frames")
     p.add_argument("--base-frames", type=int, default=32)
+    p.add_argument("--long-weight", type=float, default=1.0, help="how much more often a video over 128 frames is drawn")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
@@ -914,8 +917,11 @@ def main():
             timeviper().save_needle(model, out, a.tokenizer_dir, dtype)
         else:
             save_model(model, configs[kind], out, a.tokenizer_dir, dtype)
-        info["eval"] = {name: evaluate(model, d, a, log, kind, name) for name, d in held.items()}
         report[kind] = info
+        info["eval"] = {}
+        for name, d in held.items():  # the report is rewritten after each set: a time limit keeps what was done
+            json.dump(report, open(os.path.join(a.out, "report.json"), "w"), indent=1)
+            info["eval"][name] = evaluate(model, d, a, log, kind, name)
         json.dump(report, open(os.path.join(a.out, "report.json"), "w"), indent=1)
         del model
         torch.cuda.empty_cache() if a.device == "cuda" else None

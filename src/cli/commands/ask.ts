@@ -5,6 +5,7 @@ import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
 import { type Clip, decodeReportJson, describeFrameLoss } from '../../media/index.js';
 import type { ReductionRequest } from '../../models/reduction.js';
+import { noticeEmbeddedModel } from '../first-run.js';
 import {
   addClipOption,
   addGenerationOptions,
@@ -48,11 +49,14 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   const loss = describeFrameLoss(handle.decode);
   if (loss)
     process.stderr.write(`longshot: warning: ${loss}; the answer sees only the rest (--strict refuses)\n`);
+  const embedded = o.model === undefined;
+  if (embedded) noticeEmbeddedModel();
   await printReply(
     model.ask(handle, question, generationOf(o)),
     o,
     model.info,
-    { video, question },
+    // The embedded model is a demo of the synthetic needle task, not a general video model: say so.
+    { ...(embedded && { embedded_demo: true }), video, question },
     {
       frames: decodeReportJson(handle.decode),
     },

@@ -6,7 +6,10 @@ import { VNBENCH_TASKS } from '../../eval/benchmarks/vnbench.js';
 import { generateVNBench, type VNBenchTask } from '../../eval/vnbench-generate.js';
 import { findTools } from '../../media/index.js';
 import { generateDataset } from '../../needle/dataset.js';
-import { evaluateNeedle, formatReport } from '../../needle/eval.js';
+import { type EvalReport, evaluateNeedle, formatReport, formatSetTable } from '../../needle/eval.js';
+import { HAYSTACKS, type Haystack } from '../../needle/lavfi.js';
+import { PHRASINGS, type Phrasing } from '../../needle/phrasings.js';
+import { type Background, PATTERN_BACKGROUNDS, VARIED_BACKGROUNDS } from '../../needle/scene.js';
 import { fitsNeedles, neededNeedles, TASKS, type Task } from '../../needle/tasks.js';
 import { resolveDevice } from '../../runtime/device.js';
 
@@ -29,6 +32,29 @@ function seedOf(v: string): number {
   const n = Number(v);
   if (String(v).trim() === '' || !Number.isInteger(n) || n < 0 || n >= 2 ** 32)
     throw new UsageError(`--seed expects an integer from 0 to 2^32 - 1, got '${v}'`);
+  return n;
+}
+
+/** A comma-separated list whose every item is one of `known`. */
+function choices<T extends string>(name: string, v: string, known: readonly T[]): T[] {
+  const items = String(v).split(',') as T[];
+  const bad = items.filter((i) => !known.includes(i));
+  if (bad.length) throw new UsageError(`${name}: unknown ${bad.join(', ')}; choose from ${known.join(', ')}`);
+  return items;
+}
+
+/** --scenes: the generator's (none), the varied backgrounds, the test-card-like ones, or a list of them. */
+function scenesOf(v: string): readonly Background[] | undefined {
+  if (v === 'generator') return undefined;
+  if (v === 'varied') return VARIED_BACKGROUNDS;
+  if (v === 'patterns') return PATTERN_BACKGROUNDS;
+  return choices('--scenes', v, VARIED_BACKGROUNDS);
+}
+
+function fraction(name: string, v: string): number {
+  const n = Number(v);
+  if (String(v).trim() === '' || !(n >= 0 && n <= 1))
+    throw new UsageError(`${name} expects a number from 0 to 1, got '${v}'`);
   return n;
 }
 
@@ -55,10 +81,25 @@ export function register(program: Command): void {
     .option('--count <n>', 'number of videos', '20')
     .option('--seed <n>', 'random seed (same seed, same data)', '0')
     .option('--frames <list>', 'video lengths in frames, comma-separated; each video draws one', '16,32,64')
-    .option('--fps <n>', 'frame rate of the written videos', '2')
-    .option('--size <WxH>', 'frame size', '112x112')
+    .option('--fps <list>', 'frame rates of the written videos, comma-separated; each video draws one', '2')
+    .option('--size <list>', 'frame sizes (WxH), comma-separated; each video draws one', '112x112')
     .option('--needle-frames <n>', 'frames each needle stays on screen', '2')
     .option('--tasks <list>', `tasks to draw from (${TASKS.join(', ')})`, TASKS.join(','))
+    .option(
+      '--phrasing <p>',
+      `question wording: ${PHRASINGS.join(', ')} (reworded: the held-out rewordings)`,
+      'generator',
+    )
+    .option(
+      '--not-shown <fraction>',
+      'let answers be "not shown" or 0, and ask this fraction of the questions about something absent',
+    )
+    .option(
+      '--scenes <s>',
+      `haystack scenes: generator, varied, patterns, or a list of ${VARIED_BACKGROUNDS.join(', ')}`,
+      'generator',
+    )
+    .option('--haystack <list>', `draw the needles over ffmpeg test sources instead: ${HAYSTACKS.join(', ')}`)
     .option('--json', 'print a JSON summary instead of progress')
     .addHelpText(
       'after',
@@ -70,7 +111,10 @@ export function register(program: Command): void {
       if (bad.length)
         throw new UsageError(`--tasks: unknown task(s) ${bad.join(', ')}; choose from ${TASKS.join(', ')}`);
       const count = int('--count', o.count);
-      const { width, height } = size(o.size);
+      const sizes = String(o.size).split(',').map(size);
+      const rates = intList('--fps', o.fps);
+      const [phrasing] = choices<Phrasing>('--phrasing', o.phrasing, PHRASINGS);
+      const haystacks = o.haystack ? choices<Haystack>('--haystack', o.haystack, HAYSTACKS) : undefined;
       const lengths = intList('--frames', o.frames);
       const needleFrames = int('--needle-frames', o.needleFrames);
       const shortest = Math.min(...lengths);
@@ -84,11 +128,16 @@ export function register(program: Command): void {
         count,
         seed: seedOf(o.seed),
         lengths,
-        fps: int('--fps', o.fps),
-        width,
-        height,
+        fps: rates[0],
+        ...sizes[0],
+        sizes,
+        rates,
         needleFrames,
         tasks,
+        phrasing,
+        notShown: o.notShown === undefined ? undefined : fraction('--not-shown', o.notShown),
+        backgrounds: scenesOf(String(o.scenes)),
+        haystacks,
         ffmpegPath: findTools().ffmpeg,
         onProgress:
           o.json || !process.stderr.isTTY
@@ -105,7 +154,10 @@ export function register(program: Command): void {
       'Answer every question of a generated set with a model (our TypeScript stack, greedy) and report accuracy by task and length',
     )
     .requiredOption('--model <dir>', 'checkpoint directory (Vamba or Qwen2-VL)')
-    .requiredOption('--data <dir>', "directory written by 'needle generate' (questions.jsonl + MP4s)")
+    .requiredOption(
+      '--data <dirs>',
+      "directory written by 'needle generate' (questions.jsonl + MP4s); several, comma-separated, give a table of sets",
+    )
     .option('--limit <n>', 'evaluate only the first n videos')
     .addOption(
       new Option('--device <device>', 'where to run; auto: cuda where an NVIDIA driver is present, else cpu')
@@ -124,16 +176,22 @@ export function register(program: Command): void {
     .action(async (o) => {
       const limit = o.limit === undefined ? undefined : int('--limit', o.limit);
       const progress = !o.json && process.stderr.isTTY;
-      const report = await evaluateNeedle({
-        model: o.model,
-        data: o.data,
-        limit,
-        device: resolveDevice(o.device),
-        frames: o.render ? 'render' : 'decode',
-        onVideo: progress ? (d, n) => process.stderr.write(`\revaluating ${d}/${n}`) : undefined,
-      });
-      if (progress) process.stderr.write('\n');
-      process.stdout.write(o.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
+      const reports: EvalReport[] = [];
+      for (const data of String(o.data).split(',')) {
+        const report = await evaluateNeedle({
+          model: o.model,
+          data,
+          limit,
+          device: resolveDevice(o.device),
+          frames: o.render ? 'render' : 'decode',
+          onVideo: progress ? (d, n) => process.stderr.write(`\revaluating ${data}: ${d}/${n}`) : undefined,
+        });
+        if (progress) process.stderr.write('\n');
+        if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else process.stdout.write(`${formatReport(report)}\n\n`);
+        reports.push(report);
+      }
+      if (!o.json && reports.length > 1) process.stdout.write(`${formatSetTable(reports)}\n`);
     });
   needle
     .command('vnbench')

@@ -96,8 +96,8 @@ export function register(program: Command): void {
       'after',
       `
 Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health,
-/v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>"; docs/server.md),
-GET /metrics, and the web UI at / (ask about a video in the browser; --no-ui turns it off).
+GET /metrics, /v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>";
+docs/server.md), and the web UI at / (ask about a video in the browser; --no-ui turns it off).
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
 or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge,
 relevance (true: also return each frame's share of the answer's attention), reduce (a token reduction).
@@ -125,8 +125,8 @@ Examples:
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
-        live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         reduce: o.reduce,
+        live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
         ui: o.ui,
