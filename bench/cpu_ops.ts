@@ -1,11 +1,15 @@
-// CPU backend throughput: GEMM GFLOP/s (1 thread and all threads), SSD scan and attention tokens/s.
+// CPU backend throughput, per kernel set (the TypeScript reference, WebAssembly, the best native one): GEMM
+// GFLOP/s beside numpy's BLAS (else a plain C loop built with -O3 -march=native, as a floor), SSD scan and
+// attention tokens/s, on 1 thread and on all threads.
 // Run: npm run bench:cpu  (LONGSHOT_CPU_THREADS caps the pool; BENCH_SECONDS sets the time per case).
 // Prints a table and writes bench/results/cpu_ops.json.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuBackend } from '../src/backends/cpu/index.js';
+import { cpuKernels, nativeIsas, useCpuKernels } from '../src/backends/cpu/kernels.js';
 import { cpuThreads, warmUp } from '../src/backends/cpu/pool.js';
 import * as ops from '../src/runtime/ops.js';
 import type { Tensor } from '../src/runtime/tensor.js';
@@ -39,6 +43,8 @@ function time(fn: () => Tensor | Tensor[]): { wall: number; cpu: number } {
 
 interface Row {
   case: string;
+  /** The kernel set (ts, wasm, base, avx2, avx512) or the peer (numpy's BLAS, a C loop). */
+  kernels: string;
   threads: number;
   /** Wall seconds per call. */
   seconds: number;
@@ -56,7 +62,100 @@ function row(
   work: number,
   unit: string,
 ): Row {
-  return { case: name, threads, seconds: t.wall, value: work / t.wall, perCpuSecond: work / t.cpu, unit };
+  return {
+    case: name,
+    kernels: cpuKernels(),
+    threads,
+    seconds: t.wall,
+    value: work / t.wall,
+    perCpuSecond: work / t.cpu,
+    unit,
+  };
+}
+
+const SIZES = [512, 1024, 2048];
+/** The reference is slow: it runs the two smaller GEMMs only. */
+const sizesFor = (kernels: string) => (kernels === 'ts' ? SIZES.slice(0, 2) : SIZES);
+const gemmCase = (n: number) => `gemm ${n}³ (x·Wᵀ)`;
+
+/** The kernel sets compared: the reference, WebAssembly and the best native one (when built). */
+const KERNEL_SETS = ['ts', 'wasm', ...nativeIsas().slice(-1)];
+
+/** numpy's a @ b.T (its BLAS: OpenBLAS in the pip wheels) on `threads` threads; null without numpy. */
+function numpyRows(threads: number): Row[] | null {
+  const script = `
+import json, time, numpy as np
+rows = []
+for n in ${JSON.stringify(SIZES)}:
+    a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+    a @ b.T
+    k, t0, c0 = 0, time.perf_counter(), time.process_time()
+    while True:
+        a @ b.T; k += 1
+        if time.perf_counter() - t0 >= ${seconds}: break
+    rows.append([n, (time.perf_counter() - t0) / k, (time.process_time() - c0) / k])
+print(json.dumps(rows))`;
+  const n = String(threads);
+  try {
+    const out = execFileSync('python3', ['-c', script], {
+      env: { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return (JSON.parse(out) as [number, number, number][]).map(([size, wall, cpu]) => ({
+      ...row(gemmCase(size), threads, { wall, cpu }, (2 * size ** 3) / 1e9, 'GFLOP/s'),
+      kernels: 'numpy',
+    }));
+  } catch {
+    return null;
+  }
+}
+
+/** Without numpy: a straightforward i-k-j loop compiled with -O3 -march=native, one thread (null without cc). */
+function cLoopRows(): Row[] | null {
+  const dir = mkdtempSync(join(tmpdir(), 'longshot-bench-'));
+  try {
+    const src = `#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+static double now(int c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+int main(void) {
+  int sizes[] = ${JSON.stringify(SIZES).replace('[', '{').replace(']', '}')};
+  for (int s = 0; s < 3; s++) {
+    int n = sizes[s];
+    float *a = malloc(4L * n * n), *b = malloc(4L * n * n), *c = malloc(4L * n * n);
+    for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = (float)(i % 7) / 7;
+    int k = 0; double t0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+    do {
+      for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) c[(long)i * n + j] = 0;
+        for (int t = 0; t < n; t++) for (int j = 0; j < n; j++) c[(long)i * n + j] += a[(long)i * n + t] * b[(long)t * n + j];
+      }
+      k++;
+    } while (now(CLOCK_MONOTONIC) - t0 < ${seconds});
+    printf("%d %g %g %g\\n", n, (now(CLOCK_MONOTONIC) - t0) / k, (now(CLOCK_PROCESS_CPUTIME_ID) - c0) / k, c[1]);
+    free(a); free(b); free(c);
+  }
+}`;
+    writeFileSync(join(dir, 'loop.c'), src);
+    execFileSync('cc', ['-O3', '-march=native', join(dir, 'loop.c'), '-o', join(dir, 'loop')], {
+      stdio: 'ignore',
+    });
+    return execFileSync(join(dir, 'loop'), { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [size, wall, cpu] = line.split(' ').map(Number);
+        return {
+          ...row(gemmCase(size), 1, { wall, cpu }, (2 * size ** 3) / 1e9, 'GFLOP/s'),
+          kernels: 'C loop -O3',
+        };
+      });
+  } catch {
+    return null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs this file again with LONGSHOT_CPU_THREADS=1 for the single-thread column. */
@@ -75,11 +174,20 @@ function singleThreadRows(): Row[] {
 async function measure(): Promise<Row[]> {
   const threads = await warmUp();
   const rows: Row[] = [];
-  for (const n of [512, 1024, 2048]) {
+  for (const kernels of KERNEL_SETS) {
+    useCpuKernels(kernels);
+    rows.push(...measureKernels(threads));
+  }
+  return rows;
+}
+
+function measureKernels(threads: number): Row[] {
+  const rows: Row[] = [];
+  for (const n of sizesFor(cpuKernels())) {
     const a = ops.tensor(cpu, rand(n * n), [n, n]);
     const w = ops.tensor(cpu, rand(n * n), [n, n]);
     const t = time(() => ops.matmul(a, w, { transB: true }));
-    rows.push(row(`gemm ${n}³ (x·Wᵀ)`, threads, t, (2 * n ** 3) / 1e9, 'GFLOP/s'));
+    rows.push(row(gemmCase(n), threads, t, (2 * n ** 3) / 1e9, 'GFLOP/s'));
     a.dispose();
     w.dispose();
   }
@@ -119,18 +227,29 @@ if (process.argv.includes('--child')) {
 } else {
   const multi = await measure();
   const single = cpuThreads() > 1 ? singleThreadRows() : [];
-  const all = [...single, ...multi];
+  const peers = [
+    ...new Set(
+      [1, cpuThreads()].map((threads) => numpyRows(threads) ?? (threads === 1 ? cLoopRows() : null)),
+    ),
+  ]
+    .flat()
+    .filter((r): r is Row => r !== null);
+  // Rows grouped by case, then threads, so each kernel set sits beside its peer.
+  const order = [...new Set([...SIZES.map(gemmCase), ...multi.map((r) => r.case)])];
+  const all = [...single, ...multi, ...peers].sort(
+    (x, y) => order.indexOf(x.case) - order.indexOf(y.case) || x.threads - y.threads,
+  );
   // Other work on the machine skews every number: the 1-minute load average is recorded with them.
   const load = loadavg()[0];
   console.log(
     `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs, load ${load.toFixed(1)}), ${cpuThreads()} threads, Node ${process.version}\n`,
   );
   console.log(
-    `${'case'.padEnd(48)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)} ${'per CPU-s'.padStart(10)}  unit`,
+    `${'case'.padEnd(48)} ${'kernels'.padEnd(10)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)} ${'per CPU-s'.padStart(10)}  unit`,
   );
   for (const r of all)
     console.log(
-      `${r.case.padEnd(48)} ${String(r.threads).padStart(7)} ${(r.seconds * 1000).toFixed(2).padStart(10)} ${r.value.toFixed(2).padStart(10)} ${r.perCpuSecond.toFixed(2).padStart(10)}  ${r.unit}`,
+      `${r.case.padEnd(48)} ${r.kernels.padEnd(10)} ${String(r.threads).padStart(7)} ${(r.seconds * 1000).toFixed(2).padStart(10)} ${r.value.toFixed(2).padStart(10)} ${r.perCpuSecond.toFixed(2).padStart(10)}  ${r.unit}`,
     );
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });

@@ -11,7 +11,8 @@
  *
  *   npm run bench:long-video                       # on the GPU machine: all three series
  *   npx tsx bench/long_video.ts --tiny             # same code, tiny configs on the CPU (smoke test)
- *   options: --frames 16,64,... --series vamba,qwen2vl,peer --budget 150 (s per series) --decode 256
+ *   options: --frames 16,64,... --series vamba,qwen2vl,peer,timeviper,timeviper-transv --budget 150 (s per series)
+ *            --decode 256 --timeviper-frames 1024,5120,10240 (TimeViper-9B, bench/long_video_timeviper.ts)
  *            --out docs/benchmarks/long_video (writes .json and .png)
  *            --chunk / --vision-chunk / --ssd-chunk (tuning), --profile (per-kernel GPU times from stream
  *            timestamps, and the stream's idle time; CUDA only)
@@ -28,21 +29,18 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import { OutOfMemoryError } from '../src/errors.js';
 import { generate } from '../src/generate/generate.js';
 import type { CausalLM } from '../src/generate/types.js';
-import { RandomWeights } from '../src/io/random-weights.js';
 import { assertFits } from '../src/models/fit.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/models/qwen2vl/config.js';
-import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { estimateMemory } from '../src/models/qwen2vl/size.js';
 import { encodeVisionStream, type GridTHW, type PixelBatch } from '../src/models/qwen2vl/vision.js';
-import { loadQwen2VLParams, qwen2vlSpecs } from '../src/models/qwen2vl/weights.js';
-import { MambaInit, vambaConfigJson } from '../src/models/vamba/convert.js';
+import { vambaConfigJson } from '../src/models/vamba/convert.js';
 import { Vamba } from '../src/models/vamba/model.js';
 import { estimateVambaMemory } from '../src/models/vamba/size.js';
-import { loadVambaParams, vambaSpecs } from '../src/models/vamba/weights.js';
 import type { Backend } from '../src/runtime/backend.js';
 import { getBackend } from '../src/runtime/device.js';
 import { Random } from '../src/util/random.js';
 import { drawFigure } from './plot.js';
+import { randomQwen2VL, randomVamba } from './random-model.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,6 +59,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     /** Redraw the figure of a results JSON (no measuring). */
     replot: { type: 'string' },
+    /** Frame counts of the TimeViper series (default 1024,5120,10240). */
+    'timeviper-frames': { type: 'string' },
   },
 });
 const CHUNK = args.chunk ? Number(args.chunk) : undefined;
@@ -219,29 +219,10 @@ async function runSeries(which: 'vamba' | 'qwen2vl'): Promise<Series> {
   const dtype = TINY ? 'f32' : 'bf16';
   const config = configs()[which];
   const t0 = performance.now();
-  const special =
-    which === 'vamba'
-      ? (() => {
-          const init = new MambaInit(config, 0, 0.5);
-          return (name: string, shape: readonly number[]) =>
-            /layers\.\d+\.(alpha|vision_mixer\.mixer\.(D|A_log|dt_bias|conv1d\.weight|conv1d\.bias))$/.test(
-              name,
-            )
-              ? (init.make(name, shape, 'F32').data as Float32Array)
-              : null;
-        })()
-      : undefined;
-  const specs = which === 'vamba' ? vambaSpecs(config) : qwen2vlSpecs(config);
-  const source = new RandomWeights(specs, { seed: 1, special });
-  const params =
-    which === 'vamba'
-      ? await loadVambaParams(source, config, backend, dtype, 'random')
-      : await loadQwen2VLParams(source, config, backend, dtype, 'random');
-  source[Symbol.dispose]();
   const model =
     which === 'vamba'
-      ? await Vamba.fromParams(config, params, backend, dtype, `random:${which}`)
-      : Qwen2VL.fromParams(config, params, backend, dtype);
+      ? await randomVamba(config, backend, dtype)
+      : await randomQwen2VL(config, backend, dtype);
   await backend.synchronize();
   const setupS = (performance.now() - t0) / 1000;
   const profile = args.profile ? profileKernels(backend) : null;
@@ -484,11 +465,27 @@ async function main() {
     process.stdout.write(`${JSON.stringify(await runSeries(args.child))}\n`);
     return;
   }
-  const wanted = (args.series ?? (TINY ? 'vamba,qwen2vl' : 'vamba,qwen2vl,peer')).split(',');
+  if (args.child === 'timeviper' || args.child === 'timeviper-transv') {
+    const { runTimeViperSeries } = await import('./long_video_timeviper.js');
+    const frames = (args['timeviper-frames'] ?? (TINY ? '4,8,16' : '1024,5120,10240')).split(',').map(Number);
+    const backend = TINY ? cpuBackend() : await getBackend('cuda');
+    const s = await runTimeViperSeries(backend, {
+      transv: args.child === 'timeviper-transv',
+      tiny: TINY,
+      frames,
+    });
+    process.stdout.write(`${JSON.stringify(s)}\n`);
+    return;
+  }
+  const wanted = (
+    args.series ??
+    (TINY ? 'vamba,qwen2vl,timeviper,timeviper-transv' : 'vamba,qwen2vl,peer,timeviper,timeviper-transv')
+  ).split(',');
   const common = ['--frames', FRAMES.join(','), '--budget', String(BUDGET_S), '--decode', String(DECODE)];
   for (const k of ['chunk', 'vision-chunk', 'ssd-chunk'] as const)
     if (args[k]) common.push(`--${k}`, args[k]);
   if (args.profile) common.push('--profile');
+  if (args['timeviper-frames']) common.push('--timeviper-frames', args['timeviper-frames']);
   const all: Series[] = [];
   for (const name of wanted) {
     const s =

@@ -6,7 +6,10 @@
  *
  *   - prefill time at 8k / 32k / 128k tokens (ours: the prompt in pieces of --piece tokens through the
  *     HybridCache, which bounds the working set; the peer: one forward, as `generate` runs it);
- *   - decode tokens/s at 32k context (greedy, one token per step, each read back as `generate` does).
+ *   - decode tokens/s at 32k context (greedy, one token per step, each read back as `generate` does);
+ *   - aggregate decode tokens/s of --batches concurrent sequences at that context (each continuing its own copy
+ *     of one prefilled prompt; their steps batched by generate/batch.ts), where the transformer's per-sequence
+ *     K/V reads dominate and the hybrid's few attention layers pay.
  *
  * Targets: hybrid decode ≥ 1.4× our Qwen2-7B decode at 32k; prefill ≥ 3× transformers at 32k.
  * Each series runs in its own process (its own allocator and peak memory), within its share of --budget
@@ -15,7 +18,7 @@
  *
  *   npx tsx bench/nemotron_h.ts --out docs/benchmarks/nemotron_h       # GPU machine: all three series
  *   npx tsx bench/nemotron_h.ts --tiny                                  # tiny configs on the CPU (smoke test)
- *   options: --sizes 8192,32768,131072 --context 32768 --decode 64 --piece 16384 --budget 200
+ *   options: --sizes 8192,32768,131072 --context 32768 --decode 64 --piece 16384 --budget 200 --batches 1,8,16
  *            --series nemotron,qwen2,peer --out DIR (writes DIR.json)
  */
 import { spawnSync } from 'node:child_process';
@@ -48,6 +51,7 @@ const { values: args } = parseArgs({
     piece: { type: 'string' },
     budget: { type: 'string' },
     series: { type: 'string' },
+    batches: { type: 'string' },
     out: { type: 'string' },
     child: { type: 'string' },
   },
@@ -61,6 +65,7 @@ const SIZES = [
 const DECODE = Number(args.decode ?? (TINY ? 4 : 64));
 const PIECE = Number(args.piece ?? (TINY ? 40 : 16384));
 const BUDGET_S = Number(args.budget ?? (TINY ? 120 : 200));
+const BATCHES = (args.batches ?? (TINY ? '1,3' : '1,8,16')).split(',').map(Number);
 const OUT = args.out ?? (TINY ? join(tmpdir(), 'nemotron_h_tiny') : 'docs/benchmarks/nemotron_h');
 const ROOT = join(import.meta.dirname, '..');
 const GiB = 2 ** 30;
@@ -78,11 +83,22 @@ export interface Row {
   note?: string;
 }
 
+/** Aggregate decoding of `batch` sequences at the decode context. */
+export interface BatchRow {
+  batch: number;
+  status: 'ok' | 'oom' | 'skipped';
+  aggregateTokS?: number;
+  perSequenceTokS?: number;
+  peakGiB?: number;
+  note?: string;
+}
+
 export interface Series {
   name: string;
   device: string;
   setupS: number;
   rows: Row[];
+  batched?: BatchRow[];
 }
 
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -121,6 +137,34 @@ interface Driver {
   vocab: number;
   /** A session after all but the last prompt token, and the CausalLM to generate from the last one. */
   start(ids: number[], capacity: number): { lm: CausalLM<number[]> } & Disposable;
+  /** `ids` prefilled once; each `session()` continues its own copy, generating from the last token it is given. */
+  prefix(ids: number[], room: number): { session(): CausalLM<number[]> & Disposable } & Disposable;
+}
+
+/** A model's session taking the last prompt token as number[] (what `generate` is given), batchable as the session. */
+class Continuation<I> implements CausalLM<number[]>, Disposable {
+  constructor(
+    readonly inner: CausalLM<I> & Disposable,
+    private readonly input: (last: number[]) => I,
+  ) {}
+  prefill(last: number[]) {
+    return this.inner.prefill(this.input(last));
+  }
+  step(t: number) {
+    return this.inner.step(t);
+  }
+  get batchKey() {
+    return this.inner.batchKey;
+  }
+  stepMany(all: readonly CausalLM<number[]>[], tokens: readonly number[]) {
+    return this.inner.stepMany!(
+      all.map((c) => (c as Continuation<I>).inner),
+      tokens,
+    );
+  }
+  [Symbol.dispose]() {
+    this.inner[Symbol.dispose]();
+  }
 }
 
 async function nemotronDriver(backend: Backend, dtype: 'bf16' | 'f32'): Promise<Driver> {
@@ -141,6 +185,16 @@ async function nemotronDriver(backend: Backend, dtype: 'bf16' | 'f32'): Promise<
         [Symbol.dispose]: () => s[Symbol.dispose](),
       };
     },
+    prefix(ids, room) {
+      using s = model.session({ capacity: ids.length + room });
+      for (let i = 0; i < ids.length; i += PIECE) s.prefill(ids.slice(i, i + PIECE)).dispose();
+      const snapshot = s.cache.snapshot();
+      return {
+        session: () =>
+          new Continuation(model.session({ capacity: ids.length + room, from: snapshot }), (last) => last),
+        [Symbol.dispose]: () => snapshot[Symbol.dispose](),
+      };
+    },
   };
 }
 
@@ -158,6 +212,16 @@ async function qwen2Driver(backend: Backend, dtype: 'bf16' | 'f32'): Promise<Dri
       return {
         lm: { prefill: () => s.prefill({ inputIds: ids }), step: (t) => s.step(t) },
         [Symbol.dispose]: () => s[Symbol.dispose](),
+      };
+    },
+    prefix(ids, room) {
+      const prefix = model.prefillPrefix({ inputIds: ids }, { room });
+      return {
+        session: () =>
+          new Continuation(model.session({ capacity: ids.length + room, prefix }), (last) => ({
+            inputIds: [...ids, ...last],
+          })),
+        [Symbol.dispose]: () => prefix[Symbol.dispose](),
       };
     },
   };
@@ -183,6 +247,47 @@ async function measure(d: Driver, backend: Backend, tokens: number, decode: numb
     ...(decode ? { decodeTokS: r3(((n - 1) * 1000) / (end - first)) } : {}),
     peakGiB: r3(backend.memory().peak / GiB),
   };
+}
+
+/**
+ * `batch` sequences decoding `decode` tokens each after one shared prompt of `tokens` (prefilled once, each
+ * sequence on its own copy): tokens/s over all of them, from the moment every one has its first token.
+ */
+async function measureBatch(
+  d: Driver,
+  backend: Backend,
+  tokens: number,
+  batch: number,
+  decode: number,
+): Promise<BatchRow> {
+  const ids = textIds(tokens, d.vocab);
+  backend.resetPeak();
+  using shared = d.prefix(ids.slice(0, -1), decode + 2);
+  const sessions = Array.from({ length: batch }, () => shared.session());
+  try {
+    let started = 0;
+    let t0 = 0;
+    await Promise.all(
+      sessions.map(async (lm) => {
+        let n = 0;
+        for await (const _ of generate(lm, [ids[ids.length - 1]], {
+          maxNewTokens: decode + 1,
+          stopTokens: [],
+        }))
+          if (++n === 1 && ++started === batch) t0 = performance.now();
+      }),
+    );
+    const s = (performance.now() - t0) / 1000;
+    return {
+      batch,
+      status: 'ok',
+      aggregateTokS: r3((batch * decode) / s),
+      perSequenceTokS: r3(decode / s),
+      peakGiB: r3(backend.memory().peak / GiB),
+    };
+  } finally {
+    for (const s of sessions) s[Symbol.dispose]();
+  }
 }
 
 async function runSeries(which: 'nemotron' | 'qwen2', budgetS: number): Promise<Series> {
@@ -218,12 +323,27 @@ async function runSeries(which: 'nemotron' | 'qwen2', budgetS: number): Promise<
       break;
     }
   }
+  const batched: BatchRow[] = [];
+  for (const batch of BATCHES) {
+    if ((performance.now() - started) / 1000 > budgetS) {
+      batched.push({ batch, status: 'skipped', note: 'over the series budget' });
+      continue;
+    }
+    try {
+      batched.push(await measureBatch(d, backend, CONTEXT, batch, DECODE));
+    } catch (e) {
+      if (!(e instanceof OutOfMemoryError)) throw e;
+      batched.push({ batch, status: 'oom', note: e.message.slice(0, 200) });
+      break;
+    }
+  }
   const device = 'device' in backend ? (backend as { device: { name: string } }).device.name : 'cpu';
   return {
     name: which === 'nemotron' ? 'longshot Nemotron-H (Nano-9B-v2)' : 'longshot Qwen2-7B',
     device,
     setupS,
     rows,
+    batched,
   };
 }
 
@@ -248,12 +368,15 @@ function targets(all: Series[]) {
     all.find((s) => s.name.startsWith(p)),
   );
   const ratio = (a?: number, b?: number) => (a && b ? r3(a / b) : null);
+  const agg = (s: Series | undefined, b: number) =>
+    s?.batched?.find((r) => r.batch === b && r.status === 'ok')?.aggregateTokS;
   return {
     decodeVsQwen2: {
       context: CONTEXT,
       ratio: ratio(at(ours, CONTEXT)?.decodeTokS, at(qwen2, CONTEXT)?.decodeTokS),
       target: 1.4,
     },
+    batchedDecodeVsQwen2: BATCHES.map((b) => ({ batch: b, ratio: ratio(agg(ours, b), agg(qwen2, b)) })),
     prefillVsTransformers: {
       tokens: CONTEXT,
       ratio: ratio(at(peer, CONTEXT)?.prefillS, at(ours, CONTEXT)?.prefillS),
@@ -274,7 +397,19 @@ function table(all: Series[]): string {
           : `| ${r.tokens} | ${r.status}: ${r.note ?? ''} | | | |`,
       );
   }
+  for (const s of all.filter((x) => x.batched?.length)) {
+    lines.push(`\n${s.name}: ${BATCHES.join(' / ')} sequences decoding together at ${CONTEXT}`);
+    lines.push('| sequences | aggregate tok/s | per sequence tok/s | peak GiB |', '|---|---|---|---|');
+    for (const r of s.batched!)
+      lines.push(
+        r.status === 'ok'
+          ? `| ${r.batch} | ${r.aggregateTokS} | ${r.perSequenceTokS} | ${r.peakGiB} |`
+          : `| ${r.batch} | ${r.status}: ${r.note ?? ''} | | |`,
+      );
+  }
   const t = targets(all);
+  for (const b of t.batchedDecodeVsQwen2)
+    lines.push(`hybrid / Qwen2-7B aggregate decode, ${b.batch} sequences at ${CONTEXT}: ${b.ratio ?? 'n/a'}`);
   lines.push(
     `\nhybrid decode / Qwen2-7B decode at ${CONTEXT}: ${t.decodeVsQwen2.ratio ?? 'n/a'} (target ≥ 1.4)`,
     `transformers prefill / ours at ${CONTEXT}: ${t.prefillVsTransformers.ratio ?? 'n/a'} (target ≥ 3)`,
@@ -312,6 +447,8 @@ async function main() {
             name,
             '--piece',
             String(PIECE),
+            '--batches',
+            BATCHES.join(','),
             ...common(name),
           ]);
     if (s) all.push(s);

@@ -8,6 +8,7 @@ import './backends/index.js';
 export * from './errors.js';
 export { Answer } from './facade/answer.js';
 export type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './facade/engine.js';
+export type { LiveFrame, LiveStatus, LiveVideo, LiveVideoOptions } from './facade/live.js';
 export type * from './facade/types.js';
 export { type AskOptions, VideoLM } from './facade/video-lm.js';
 export type { DownloadReporter } from './hub/download.js';

@@ -26,6 +26,10 @@
 #include "conv1d.h"
 #define LS_HAVE_CONV1D 1
 #endif
+#if __has_include("decode.h")
+#include "decode.h"
+#define LS_HAVE_DECODE 1
+#endif
 
 namespace {
 
@@ -512,6 +516,79 @@ LS_FN(conv1d_) {
 }
 #endif
 
+#ifdef LS_HAVE_DECODE
+/** A Float64Array of device addresses (and small integers), `per` values per row. */
+const double *table(const Args &a, size_t i, size_t per, int *rows) {
+  size_t bytes;
+  const auto *t = static_cast<const double *>(a.bytes(i, &bytes));
+  *rows = static_cast<int>(bytes / sizeof(double) / per);
+  return t;
+}
+const void *addr(double v) { return reinterpret_cast<const void *>(static_cast<uintptr_t>(v)); }
+
+LS_FN(attentionRows_) {
+  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, maxLength, et,
+  //               desc)
+  LS_BODY({
+    int rows;
+    const double *t = table(a, 2, 6, &rows);
+    std::vector<RowKV> kvs(rows);
+    for (int i = 0; i < rows; i++) {
+      const double *r = t + 6 * i;
+      kvs[i] = {addr(r[0]), addr(r[1]), static_cast<int>(r[2]), addr(r[3]), addr(r[4]), static_cast<int>(r[5])};
+    }
+    const AttentionRowsDims d{rows,
+                              static_cast<int>(a.field(5, "hq")),
+                              static_cast<int>(a.field(5, "hkv")),
+                              static_cast<int>(a.field(5, "d")),
+                              static_cast<int>(a.field(5, "dv")),
+                              static_cast<float>(a.field(5, "scale"))};
+    const int maxLength = static_cast<int>(a.i64(3));
+    const size_t wsBytes = attention_rows_workspace_bytes(d, maxLength);
+    Scratch ws(wsBytes);
+    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, maxLength, dt_of(a.et(4)), ws.p, wsBytes, dev().stream);
+  });
+}
+LS_FN(scatterRows_) {
+  // scatterRows(x, dsts: Float64Array, rowBytes)
+  LS_BODY({
+    int rows;
+    const double *t = table(a, 1, 1, &rows);
+    std::vector<void *> dsts(rows);
+    for (int i = 0; i < rows; i++) dsts[i] = const_cast<void *>(addr(t[i]));
+    Scratch ws(sizeof(void *) * std::max(rows, 1));
+    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), ws.p, dev().stream);
+  });
+}
+LS_FN(mambaStepRows_) {
+  // mambaStepRows(y, x, bc, dtRaw, weight, bias, wEt, dtBias, A, D, dEt, states: Float64Array [conv, ssm]·rows,
+  //               et, desc)
+  LS_BODY({
+    int rows;
+    const double *t = table(a, 11, 2, &rows);
+    std::vector<MambaRowState> states(rows);
+    for (int i = 0; i < rows; i++)
+      states[i] = {const_cast<void *>(addr(t[2 * i])), static_cast<float *>(const_cast<void *>(addr(t[2 * i + 1])))};
+    const MambaStepDims d{rows,
+                          static_cast<int>(a.field(13, "dInner")),
+                          static_cast<int>(a.field(13, "groups")),
+                          static_cast<int>(a.field(13, "dState")),
+                          static_cast<int>(a.field(13, "heads")),
+                          static_cast<int>(a.field(13, "headDim")),
+                          static_cast<int>(a.field(13, "width")),
+                          static_cast<float>(a.field(13, "dtMin")),
+                          static_cast<float>(a.field(13, "dtMax"))};
+    const DT dt = dt_of(a.et(12));
+    const size_t wsBytes = mamba_step_rows_workspace_bytes(d, dt);
+    Scratch ws(wsBytes);
+    const DT dDt = a.ptr(9) ? dt_of(a.et(10)) : DT::F32;
+    mamba_step_rows(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), dt_of(a.et(6)),
+                    static_cast<const float *>(a.ptr(7)), static_cast<const float *>(a.ptr(8)), a.ptr(9), dDt,
+                    states.data(), d, dt, ws.p, wsBytes, dev().stream);
+  });
+}
+#endif
+
 }  // namespace
 
 #define LS_EXPORT(fn) {#fn, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
@@ -536,6 +613,9 @@ NAPI_MODULE_INIT() {
 #endif
 #ifdef LS_HAVE_CONV1D
       LS_EXPORT_AS(conv1d),
+#endif
+#ifdef LS_HAVE_DECODE
+      LS_EXPORT_AS(attentionRows), LS_EXPORT_AS(scatterRows), LS_EXPORT_AS(mambaStepRows),
 #endif
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -5,7 +5,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
-import type { LossPolicy } from '../media/index.js';
+import type { Clip, LossPolicy } from '../media/index.js';
+import { parseReduction, tokenReductions } from '../models/reduction.js';
 import type { DeviceName } from '../runtime/backend.js';
 
 function number(name: string, check: (v: number) => boolean, what: string) {
@@ -58,11 +59,48 @@ export function addSamplingOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--sampling <policy>',
-        'which frames: middle of n equal spans, uniform, or at a rate',
-      ).choices(['middle', 'uniform', 'fps']),
+        'which frames: middle of n equal spans, uniform, at a rate, or at a rate from the start (first-seconds)',
+      ).choices(['middle', 'uniform', 'fps', 'first-seconds']),
     )
     .option('--max-edge <px>', 'longest frame side before the model’s resize', positiveInt('--max-edge'))
     .option('--min-edge <px>', 'shortest frame side before the model’s resize', positiveInt('--min-edge'));
+}
+
+/** `--reduce METHOD[:KEEP]`: a token reduction for the video (models/reduction.ts). */
+export function addReduceOption(cmd: Command, what = 'fewer video tokens for the LLM'): Command {
+  const choices = tokenReductions()
+    .map((r) => r.name)
+    .join(', ');
+  return cmd.option(
+    '--reduce <method[:keep]>',
+    `${what}: ${choices}; KEEP is the fraction kept (default 0.5), e.g. uniform:0.25`,
+    (raw: string) => {
+      try {
+        return parseReduction(raw);
+      } catch (e) {
+        throw new InvalidArgumentError((e as Error).message);
+      }
+    },
+  );
+}
+
+/** `--clip START-END` (seconds): ask about one stretch of the video only. */
+export function addClipOption(cmd: Command): Command {
+  return cmd.option(
+    '--clip <start-end>',
+    'sample only this stretch of the video, in seconds (e.g. 60-90); the sampling rules apply to the clip',
+    clipArg,
+  );
+}
+
+function clipArg(text: string): Clip {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
+  const [startSec, endSec] = m ? [Number(m[1]), Number(m[2])] : [Number.NaN, Number.NaN];
+  if (!(endSec > startSec))
+    throw new InvalidArgumentError(
+      `--clip must be START-END in seconds with START < END (e.g. 60-90), got '${text}'`,
+    );
+  return { startSec, endSec };
 }
 
 /** How many frames of a video may be lost to damage before it is refused (media's loss policy). */
@@ -122,6 +160,7 @@ export function generationOf(o: Opts): GenerationOptions {
     'topP',
     'repetitionPenalty',
     'seed',
+    'reasoningBudget',
   ]) as GenerationOptions;
 }
 

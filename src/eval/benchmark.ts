@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import type { SamplingOptions } from '../facade/types.js';
+import type { Clip } from '../media/index.js';
 import { Random } from '../util/random.js';
 
 /** One question of a benchmark, read from its annotation files. */
@@ -24,6 +25,10 @@ export interface BenchItem {
   groups: Record<string, string | string[]>;
   /** The benchmark's official prompt, text only (the video goes first, as every reference harness puts it). */
   prompt: string;
+  /** Only this stretch of the video is asked about (MVBench's `start`/`end`). */
+  clip?: Clip;
+  /** `video` is a folder of numbered JPEG frames (`00001.jpg` …) at this rate, not a file (MVBench's TVQA). */
+  frameFolderFps?: number;
   /** Fields only some benchmarks read when scoring (video duration, the circular-evaluation sample). */
   extra?: Record<string, string | number>;
 }

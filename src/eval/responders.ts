@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { InputError } from '../errors.js';
 import type { VideoHandle } from '../facade/engine.js';
 import type { VideoLM } from '../facade/video-lm.js';
-import { encodePng, openVideo } from '../media/index.js';
+import { type Clip, encodePng, openVideo } from '../media/index.js';
 import type { BenchItem } from './benchmark.js';
 import type { ItemRequest, Responder } from './run.js';
 
@@ -21,10 +21,10 @@ export function inProcess(model: VideoLM): Responder & Disposable {
   };
   return {
     async answer(item, request) {
-      const key = JSON.stringify([item.video, request.sampling]);
+      const key = JSON.stringify([item.video, request.sampling, item.clip]);
       if (last?.key !== key) {
         release();
-        last = { key, handle: await model.encodeVideo(item.video, request.sampling) };
+        last = { key, handle: await model.encodeVideo(item.video, { ...request.sampling, clip: item.clip }) };
       }
       const r = await model
         .ask(last.handle, request.text, { maxNewTokens: request.maxNewTokens, temperature: 0 })
@@ -50,10 +50,10 @@ export interface EndpointOptions {
 
 const base = (url: string) => url.replace(/\/+$/, '').replace(/\/v1$/, '');
 
-/** N uniformly sampled frames of a video as PNG data: URLs. */
-export async function frameUrls(video: string, n: number): Promise<string[]> {
+/** N uniformly sampled frames of a video (of its clip, when given) as PNG data: URLs. */
+export async function frameUrls(video: string, n: number, clip?: Clip): Promise<string[]> {
   await using v = await openVideo(video);
-  const sample = await v.sample({ kind: 'uniform', numFrames: n });
+  const sample = await v.sample({ kind: 'uniform', numFrames: n }, clip);
   const urls: string[] = [];
   for await (const batch of v.frames(sample))
     for (const f of batch)
@@ -70,7 +70,10 @@ async function videoPart(item: BenchItem, o: EndpointOptions) {
 /** The Chat Completions body for one item (sampling fields are longshot's extensions, sent only when set). */
 export async function chatBody(item: BenchItem, request: ItemRequest, model: string, o: EndpointOptions) {
   const media = o.frames
-    ? (await frameUrls(item.video, o.frames)).map((url) => ({ type: 'image_url', image_url: { url } }))
+    ? (await frameUrls(item.video, o.frames, item.clip)).map((url) => ({
+        type: 'image_url',
+        image_url: { url },
+      }))
     : await videoPart(item, o);
   const s = request.sampling;
   return {
@@ -83,6 +86,7 @@ export async function chatBody(item: BenchItem, request: ItemRequest, model: str
     ...(s.sampling !== undefined && { sampling: s.sampling }),
     ...(s.maxEdge !== undefined && { max_edge: s.maxEdge }),
     ...(s.minEdge !== undefined && { min_edge: s.minEdge }),
+    ...(item.clip && { clip_start: item.clip.startSec, clip_end: item.clip.endSec }),
   };
 }
 

@@ -4,10 +4,12 @@
  * k mod n), `limit` keeps the first items of the shard. Scoring reads the raw answers back, so a run can be
  * re-scored without the model.
  */
+import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { SamplingOptions } from '../facade/types.js';
+import { imageSequenceVideo } from '../media/index.js';
 import type { BenchItem, Benchmark, FamilyEvaluation, Scores } from './benchmark.js';
 
 /** The prompt, sampling and parsing an item is asked with. */
@@ -90,6 +92,19 @@ export async function readPredictions(path: string): Promise<Map<string, string>
   return done;
 }
 
+/**
+ * The item with a video file to read: a frame folder becomes a Matroska file (its JPEGs copied) kept beside
+ * the predictions under frame-videos/, made once and reused by reruns, shards and endpoint servers.
+ */
+async function playable(item: BenchItem, predictions: string): Promise<BenchItem> {
+  if (item.frameFolderFps === undefined) return item;
+  const dir = join(dirname(predictions), 'frame-videos');
+  await mkdir(dir, { recursive: true });
+  const tag = createHash('sha256').update(item.video).digest('hex').slice(0, 12);
+  const out = join(dir, `${basename(item.video)}-${tag}.mkv`);
+  return { ...item, video: await imageSequenceVideo(item.video, item.frameFolderFps, out) };
+}
+
 export async function runBenchmark(o: RunOptions): Promise<RunResult> {
   const items = selectItems(o.items, o.shard, o.limit);
   await mkdir(dirname(o.predictions), { recursive: true });
@@ -100,7 +115,7 @@ export async function runBenchmark(o: RunOptions): Promise<RunResult> {
   o.onProgress?.(done, items.length);
   for (const item of items) {
     if (raw.has(item.id)) continue;
-    const response = await o.responder.answer(item, requestFor(o, item));
+    const response = await o.responder.answer(await playable(item, o.predictions), requestFor(o, item));
     await appendFile(o.predictions, `${JSON.stringify({ id: item.id, response } satisfies Prediction)}\n`);
     raw.set(item.id, response);
     o.onProgress?.(++done, items.length);

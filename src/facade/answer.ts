@@ -5,8 +5,14 @@
  */
 import type { AskResult } from './types.js';
 
-/** What a model's generation loop produces: text pieces, then its summary as the return value. */
-export type Generation = AsyncGenerator<string, Omit<AskResult, 'text'>>;
+/**
+ * What a model's generation loop produces: text pieces, then its summary as the return value; with
+ * `relevance` asked for, a video model adds the answer's attention mass per temporal group of video tokens.
+ */
+export type Generation = AsyncGenerator<
+  string,
+  Omit<AskResult, 'text'> & { videoAttention?: readonly number[] }
+>;
 
 export class Answer implements AsyncIterable<string> {
   private readonly pieces: string[] = [];
@@ -30,7 +36,8 @@ export class Answer implements AsyncIterable<string> {
       for (;;) {
         const step = await this.generation.next();
         if (step.done) {
-          this.resolve({ text: this.pieces.join(''), ...step.value });
+          const { videoAttention: _, ...summary } = step.value;
+          this.resolve({ text: this.pieces.join(''), ...summary });
           return;
         }
         this.pieces.push(step.value);

@@ -3,16 +3,9 @@
  * shipped inside the package under models/needle-vamba-tiny/ so that `npx longshot ask` works offline.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ModelError } from '../errors.js';
-
-/** The package root: the nearest directory above this module with a package.json (works from src/ and dist/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
+import { packageRoot } from '../util/package-root.js';
 
 /** The name the embedded default model goes by (in `--json` output, `/v1/models`). */
 export const DEFAULT_MODEL_ID = 'needle-vamba-tiny';

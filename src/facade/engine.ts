@@ -3,8 +3,10 @@
  * about it. `VideoLM` implements it for every model family; the server is written against it alone.
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
-import type { DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
+import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
+import type { ReductionRequest } from '../models/reduction.js';
 import type { Answer } from './answer.js';
+import type { LiveVideo, LiveVideoOptions } from './live.js';
 import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions, VideoProgress } from './types.js';
 
 /** An encoded video: the model's per-video state, reusable for any number of questions. */
@@ -28,6 +30,10 @@ export interface VideoHandle extends Disposable {
  * (default a quarter) lost is refused, and fewer are reported on the handle and the answer.
  */
 export interface EncodeOptions extends SamplingOptions, LossPolicy {
+  /** Sample only this stretch of the video (seconds); the family's rules then apply to the clip's frames. */
+  clip?: Clip;
+  /** Fewer video tokens for the LLM (models/reduction.ts); default none. */
+  reduce?: ReductionRequest;
   signal?: AbortSignal;
   progress?: VideoProgress;
 }
@@ -42,4 +48,6 @@ export interface ChatEngine {
   readonly info: ModelInfo;
   encodeVideo(input: MediaInput, opts?: EncodeOptions): Promise<VideoHandle>;
   chat(turns: ChatTurn[], opts?: ChatOptions): Answer;
+  /** A video that grows (facade/live.ts); an engine without it serves no live sessions. */
+  live?(opts?: LiveVideoOptions): LiveVideo;
 }

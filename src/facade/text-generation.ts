@@ -21,12 +21,12 @@ export interface TextModel<Input> {
 export async function* generateText<Input>(
   m: TextModel<Input>,
   opts: GenerationOptions & { signal?: AbortSignal },
-): AsyncGenerator<string, { completionTokens: number; finishReason: FinishReason }> {
+): AsyncGenerator<string, { completionTokens: number; tokens: number[]; finishReason: FinishReason }> {
   const base: GenerateOptions = m.generationConfig
     ? optionsFromGenerationConfig(m.generationConfig)
     : { stopTokens: m.eosTokenIds };
   const sampled = (opts.temperature ?? 0) > 0;
-  let completionTokens = 0;
+  const tokens: number[] = [];
   let finishReason: FinishReason = 'length';
   for await (const t of generate(m.session, m.input, {
     ...base,
@@ -41,7 +41,7 @@ export async function* generateText<Input>(
     decoder: m.tokenizer.streamDecoder({ skipSpecialTokens: true }),
     signal: opts.signal,
   })) {
-    completionTokens++;
+    tokens.push(t.token);
     // On the CPU every step computes synchronously: let I/O in between tokens (a server's other requests,
     // health checks, a client hanging up) instead of starving the event loop for the whole answer.
     await yieldToEventLoop();
@@ -49,5 +49,5 @@ export async function* generateText<Input>(
     if (t.finishReason) finishReason = t.finishReason === 'stop' ? 'stop' : 'length';
     if (t.text) yield t.text;
   }
-  return { completionTokens, finishReason };
+  return { completionTokens: tokens.length, tokens, finishReason };
 }

@@ -1,6 +1,7 @@
 /** The typed options and results of the library facade (`VideoLM`), shared by the CLI and the server. */
 import type { DecodeReport } from '../media/index.js';
 import type { DeviceName } from '../runtime/backend.js';
+import type { Relevance } from './relevance.js';
 
 /** A model family's name (models/registry.ts lists them), e.g. the `model_type` it reads. */
 export type Architecture = string;
@@ -11,8 +12,11 @@ export interface SamplingOptions {
   frames?: number;
   /** Frames per second (for 'fps'). */
   fps?: number;
-  /** 'middle' (Vamba chat), 'uniform' (Vamba eval) or 'fps' (Qwen2-VL). */
-  sampling?: 'middle' | 'uniform' | 'fps';
+  /**
+   * 'middle' (Vamba chat), 'uniform' (Vamba eval), 'fps' (Qwen2-VL) or 'first-seconds' (TimeViper: `fps` from the
+   * start, the first `frames` kept).
+   */
+  sampling?: 'middle' | 'uniform' | 'fps' | 'first-seconds';
   /** Longest side of a frame before the model's own resize. */
   maxEdge?: number;
   /** Shortest side of a frame before the model's own resize. */
@@ -27,6 +31,17 @@ export interface GenerationOptions {
   topP?: number;
   repetitionPenalty?: number;
   seed?: number;
+  /**
+   * At most this many tokens of thinking, then the answer (Nemotron-H's convention: the thinking is cut at the
+   * budget, closed with `.\n</think>\n\n` unless it closed itself, and the same assistant message continues
+   * for the rest of `maxNewTokens`). Only models whose info says `reasoningBudget`.
+   */
+  reasoningBudget?: number;
+  /**
+   * Also return where in the video the answer looked (AskResult.relevance). Off by default: it recomputes
+   * one attention row per layer and generated token.
+   */
+  relevance?: boolean;
 }
 
 export interface Usage {
@@ -46,6 +61,8 @@ export interface AskResult {
   finishReason: FinishReason;
   /** The video the answer is about, as decoded: `decoded < requested` when frames were lost (see `lostRanges`). */
   video?: DecodeReport;
+  /** Per-frame relevance of the answer, when asked for with `relevance` (facade/relevance.ts). */
+  relevance?: Relevance;
 }
 
 export interface ModelInfo {
@@ -65,6 +82,20 @@ export interface ModelInfo {
   videoRequired?: boolean;
   /** Whether it is a text model (no video policy, no vision encoder): videos and images are refused. */
   textOnly?: boolean;
+  /** Whether it honours `reasoningBudget` (a model that thinks in `<think>…</think>` first). */
+  reasoningBudget?: boolean;
+  /** The cache memory one conversation holds while it decodes (the server's admission estimate). */
+  decodeCache?: DecodeCacheSize;
+}
+
+export interface DecodeCacheSize {
+  /** K/V bytes each token of the conversation adds. */
+  bytesPerToken: number;
+  /**
+   * Bytes of state a conversation holds whatever its length (Mamba states). A video's state (Vamba's
+   * cross-attention K/V, Qwen2-VL's prefix K/V) is shared by every question about it and not counted here.
+   */
+  bytesPerSequence: number;
 }
 
 export interface ModelLoadOptions {
@@ -86,7 +117,7 @@ export interface ChatTurn {
 export interface VideoProgress {
   /** Called once the frames are chosen. */
   start?(frames: number): void;
-  /** Frames decoded and encoded so far. */
-  frames?(done: number): void;
+  /** Frames decoded and encoded so far, and the video tokens they made (where the model reports them). */
+  frames?(done: number, tokens?: number): void;
   finish?(): void;
 }

@@ -16,6 +16,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { InputError, ModelError, UsageError } from '../errors.js';
 import { resolveModel } from '../hub/resolve.js';
 import {
+  type Clip,
   checkFrameLoss,
   type DecodeReport,
   type MediaInput,
@@ -23,11 +24,14 @@ import {
   type SamplingPolicy,
 } from '../media/index.js';
 import type { EncodedVideo, ModelRunner, VideoPolicy } from '../models/family.js';
+import { resolveReduction } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
 import { Answer, type Generation } from './answer.js';
 import { DEFAULT_MODEL_ID, defaultModelDir } from './default-model.js';
 import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from './engine.js';
 import { inspectModel } from './inspect.js';
+import { LiveVideo, type LiveVideoOptions } from './live.js';
+import { frameRelevance } from './relevance.js';
 import type {
   AskResult,
   ChatTurn,
@@ -96,10 +100,12 @@ export class VideoLM implements ChatEngine, Disposable {
       throw new UsageError(`${this.info.architecture} is a text model: ask without a video`);
     const { signal, progress } = opts;
     const label = labelOf(input);
+    const reduction = resolveReduction(opts.reduce, this.info.architecture, this.runner.reductions ?? []);
     try {
       await using video = await openVideo(input, { signal });
-      const s = samplingFor(policy, video.info.durationSec, opts, this.videoDefaults);
-      const sample = await video.sample(policyOf(s));
+      const durationSec = clipDuration(video.info.durationSec, opts.clip);
+      const s = samplingFor(policy, durationSec, opts, this.videoDefaults);
+      const sample = await video.sample(policyOf(s), opts.clip);
       progress?.start?.(sample.indices.length);
       const frames = video.frames(sample, { size: (source) => policy.frameSize(source, s), signal });
       const encoded = await this.runner
@@ -110,6 +116,7 @@ export class VideoLM implements ChatEngine, Disposable {
           input,
           signal,
           onFrames: progress?.frames,
+          reduction,
         })
         .catch((e: unknown) => {
           // A model that got too few frames fails for that reason: say which frames were lost and why.
@@ -129,7 +136,9 @@ export class VideoLM implements ChatEngine, Disposable {
         timestampsSec,
         decode: report,
         sampling: s,
-        durationSec: video.info.durationSec,
+        durationSec,
+        clip: opts.clip ?? null,
+        ...(reduction ? { reduce: { method: reduction.reduction.name, keep: reduction.keep } } : {}),
       };
       return handleOf({ origin, encoded, runner: this.runner });
     } finally {
@@ -149,6 +158,10 @@ export class VideoLM implements ChatEngine, Disposable {
     if (handle.disposed) throw new ModelError('the video handle was disposed; encode the video again');
     if (runner !== this.runner)
       throw new UsageError(`${handle.label}: this video was encoded by another model; save it with that one`);
+    if (origin.reduce)
+      throw new UsageError(
+        `${handle.label}: a video encoded with a token reduction (${origin.reduce.method}) is not saved; encode it without one to save it`,
+      );
     const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
     try {
       await this.runner.saveVideo(encoded, tmp, { [ORIGIN_KEY]: JSON.stringify(origin) });
@@ -163,7 +176,7 @@ export class VideoLM implements ChatEngine, Disposable {
    * Reads a video saveVideo wrote, as encodeVideo(video, opts) would have encoded it: a file made by another
    * model, or with other sampling than `opts` (and the defaults) give for that video, is refused.
    */
-  async loadVideo(path: string, opts: SamplingOptions = {}): Promise<VideoHandle> {
+  async loadVideo(path: string, opts: SamplingOptions & { clip?: Clip } = {}): Promise<VideoHandle> {
     this.checkLive();
     const policy = this.policy;
     if (!policy || this.info.textOnly)
@@ -181,6 +194,8 @@ export class VideoLM implements ChatEngine, Disposable {
       const diff = (Object.keys(expected) as (keyof SamplingOptions)[])
         .filter((k) => expected[k] !== origin.sampling[k])
         .map((k) => `${k} ${origin.sampling[k]} (wanted ${expected[k]})`);
+      const [made, wanted] = [origin.clip ?? null, opts.clip ?? null].map(clipText);
+      if (made !== wanted) diff.push(`clip ${made} (wanted ${wanted})`);
       if (diff.length)
         throw new InputError(
           `${path} was encoded with other sampling: ${diff.join(', ')}; load it with the settings it was made with, or encode the video again`,
@@ -192,6 +207,39 @@ export class VideoLM implements ChatEngine, Disposable {
     }
   }
 
+  /**
+   * A video that grows: append frames as they come (`LiveVideo.append`, or a source: media/live-source.ts) at
+   * a cost proportional to them, and ask about what has been seen at any moment (`snapshot`). Families that
+   * cannot grow an encoded video refuse.
+   */
+  live(opts: LiveVideoOptions = {}): LiveVideo {
+    this.checkLive();
+    const runner = this.runner;
+    return new LiveVideo(
+      {
+        runner,
+        policy: this.policy,
+        checkpointDefaults: this.videoDefaults,
+        wrap: (encoded, { label, timestampsSec, sampling }) => {
+          const n = timestampsSec.length;
+          const decode: DecodeReport = {
+            kind: 'video',
+            requested: n,
+            decoded: n,
+            skipped: [],
+            lostRanges: [],
+          };
+          return handleOf({
+            origin: { label, timestampsSec, decode, sampling, durationSec: null },
+            encoded,
+            runner,
+          });
+        },
+      },
+      opts,
+    );
+  }
+
   /** Generates a reply to the turns (text only; the video, if any, is given as an encoded handle). */
   chat(turns: ChatTurn[], opts: ChatOptions = {}): Answer {
     this.checkLive();
@@ -200,9 +248,14 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
     const { video } = opts;
+    if (opts.reasoningBudget !== undefined && !this.info.reasoningBudget)
+      throw new UsageError(
+        `${this.info.architecture} does not think before answering: drop the reasoning budget`,
+        'reasoningBudget',
+      );
     if (!video) return this.runner.generate(turns, undefined, opts);
     if (video.disposed) throw new ModelError('the video handle was disposed; encode the video again');
-    return withReport(this.runner.generate(turns, encodingOf(video).encoded, opts), video.decode);
+    return withVideo(this.runner.generate(turns, encodingOf(video).encoded, opts), video);
   }
 
   /**
@@ -240,6 +293,7 @@ export class VideoLM implements ChatEngine, Disposable {
 
 function policyOf(s: Required<SamplingOptions>): SamplingPolicy {
   if (s.sampling === 'fps') return { kind: 'fps', fps: s.fps, maxFrames: s.frames };
+  if (s.sampling === 'first-seconds') return { kind: 'first-seconds', fps: s.fps, maxFrames: s.frames };
   return { kind: s.sampling, numFrames: s.frames };
 }
 
@@ -249,9 +303,14 @@ function labelOf(input: MediaInput): string {
   return s.startsWith('data:') ? 'a data: URL' : s;
 }
 
-/** The answer's summary names the video as decoded, so lost frames travel with every answer about it. */
-async function* withReport(generation: Generation, video: DecodeReport): Generation {
-  return { ...(yield* generation), video };
+/**
+ * The answer's summary names the video as decoded, so lost frames travel with every answer about it, and
+ * spreads the model's attention per token group over the frames' times.
+ */
+async function* withVideo(generation: Generation, handle: VideoHandle): Generation {
+  const { videoAttention, ...summary } = yield* generation;
+  const relevance = videoAttention && frameRelevance(videoAttention, handle.timestampsSec);
+  return { ...summary, video: handle.decode, ...(relevance && { relevance }) };
 }
 
 /** The sampled timestamps less those of frames that could not be decoded. */
@@ -272,8 +331,23 @@ interface Origin {
   timestampsSec: readonly number[];
   decode: DecodeReport;
   sampling: Required<SamplingOptions>;
-  /** The video's duration, which picks the policy's sampling rule (null: unknown). */
+  /** The video's (or clip's) duration, which picks the policy's sampling rule (null: unknown). */
   durationSec: number | null;
+  /** The token reduction applied, if any. */
+  reduce?: { method: string; keep: number };
+  /** The stretch sampled (null: the whole video; absent in files written before clips existed). */
+  clip?: Clip | null;
+}
+
+/** The duration the sampling rules see: the clip's, within the video. */
+function clipDuration(video: number | null, clip: Clip | undefined): number | null {
+  if (!clip) return video;
+  const end = video === null ? clip.endSec : Math.min(clip.endSec, video);
+  return Math.max(0, end - clip.startSec);
+}
+
+function clipText(clip: Clip | null): string {
+  return clip ? `${clip.startSec}–${clip.endSec} s` : 'none';
 }
 
 const ORIGIN_KEY = 'longshot.video';

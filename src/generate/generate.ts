@@ -8,6 +8,7 @@ import type { GenerationConfig } from '../io/generation-config.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { seededUniform } from '../util/random.js';
+import { batcherFor } from './batch.js';
 import type { CausalLM, TextStream } from './types.js';
 
 export interface GenerateOptions {
@@ -29,6 +30,11 @@ export interface GenerateOptions {
   /** Turns tokens into text pieces as they arrive. */
   decoder?: TextStream | null;
   signal?: AbortSignal;
+  /**
+   * Decode in one batch with the other generations of the same model (default true when the model can,
+   * see `CausalLM.stepMany`); false steps alone.
+   */
+  batch?: boolean;
 }
 
 export interface GeneratedToken {
@@ -96,23 +102,40 @@ export async function* generate<Input>(
   };
 
   let token = await pick(await lm.prefill(input));
-  for (let n = 1; ; n++) {
-    if (penalty !== 1) seen.push(token);
-    let text = opts.decoder ? opts.decoder.push(token) : '';
-    const finishReason = stop.has(token)
-      ? 'stop'
-      : n >= maxNewTokens
-        ? 'length'
-        : opts.signal?.aborted
-          ? 'abort'
-          : undefined;
-    if (finishReason) {
-      if (opts.decoder) text += opts.decoder.flush();
-      yield { token, text, finishReason };
-      return;
+  const batcher = opts.batch !== false && lm.stepMany && lm.batchKey ? batcherFor(lm.batchKey) : null;
+  const next = batcher
+    ? (t: number) =>
+        batcher.step(lm as CausalLM<unknown>, t, {
+          temperature,
+          topK: opts.doSample ? (opts.topK ?? 0) : 0,
+          topP: opts.doSample ? topP : 1,
+          repetitionPenalty: penalty,
+          seen,
+          uniform: uniform(),
+        })
+    : async (t: number) => pick(await lm.step(t));
+  batcher?.join();
+  try {
+    for (let n = 1; ; n++) {
+      if (penalty !== 1) seen.push(token);
+      let text = opts.decoder ? opts.decoder.push(token) : '';
+      const finishReason = stop.has(token)
+        ? 'stop'
+        : n >= maxNewTokens
+          ? 'length'
+          : opts.signal?.aborted
+            ? 'abort'
+            : undefined;
+      if (finishReason) {
+        if (opts.decoder) text += opts.decoder.flush();
+        yield { token, text, finishReason };
+        return;
+      }
+      yield { token, text };
+      token = await next(token);
     }
-    yield { token, text };
-    token = await pick(await lm.step(token));
+  } finally {
+    batcher?.leave();
   }
 }
 

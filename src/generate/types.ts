@@ -8,6 +8,14 @@ import type { Tensor } from '../runtime/tensor.js';
 export interface CausalLM<Input> {
   prefill(input: Input): Tensor | Promise<Tensor>;
   step(token: number): Tensor | Promise<Tensor>;
+  /**
+   * Optional batched decoding: one token for each of `sessions` (this one among them, all sharing this
+   * session's `batchKey`, i.e. its model) in one forward; logits [sessions.length, vocab] f32, row i equal to
+   * what sessions[i].step(tokens[i]) returns.
+   */
+  stepMany?(sessions: readonly CausalLM<Input>[], tokens: readonly number[]): Tensor;
+  /** Which sessions may step together (set with `stepMany`). */
+  readonly batchKey?: object;
 }
 
 /** Incremental detokeniser (io's StreamDecoder fits): text completed by the pushed ids. */

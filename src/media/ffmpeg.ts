@@ -163,9 +163,9 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-/** Starts a tracked child with stdin ignored and stdout/stderr piped. */
-export function spawnTool(path: string, args: string[]): ChildProcess {
-  const child = spawn(path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts a tracked child with stdout/stderr piped and stdin ignored (or piped, to feed it a stream). */
+export function spawnTool(path: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
+  const child = spawn(path, args, { stdio: [stdin, 'pipe', 'pipe'] });
   started++;
   live.add(child);
   child.once('close', () => live.delete(child));

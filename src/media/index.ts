@@ -7,6 +7,15 @@ export {
   type ToolVersion,
   toolVersions,
 } from './ffmpeg.js';
+export { imageSequenceVideo } from './image-sequence.js';
+export {
+  checkSource,
+  type LiveSourceOptions,
+  liveFrames,
+  type SourceKind,
+  sourceKind,
+  type TimedFrame,
+} from './live-source.js';
 export { encodePng } from './png.js';
 export { type FrameIndex, MAX_PIXELS, MAX_SIDE, type MediaInfo, type StreamInfo } from './probe.js';
 export {
@@ -20,7 +29,14 @@ export {
   type SkippedFrame,
 } from './report.js';
 export { boundEdges, getResizeOutputImageSize, type Size, type TargetSize } from './resize.js';
-export { qwenFrameCount, roundHalfEven, type SamplingPolicy, sampleIndices } from './sampling.js';
+export {
+  type Clip,
+  clipFrames,
+  qwenFrameCount,
+  roundHalfEven,
+  type SamplingPolicy,
+  sampleIndices,
+} from './sampling.js';
 export type { FetchOptions, MediaInput } from './source.js';
 export {
   decodeFrames,

@@ -23,6 +23,12 @@ export type SamplingPolicy =
   /** Caller-chosen indices (non-decreasing). */
   | { kind: 'indices'; indices: number[] };
 
+/** A stretch of a video, in seconds from its start (MVBench's `start`/`end` bounds). */
+export interface Clip {
+  startSec: number;
+  endSec: number;
+}
+
 export interface VideoTiming {
   /** Frames in the video. */
   frameCount: number;
@@ -167,4 +173,29 @@ export function sampleIndices(policy: SamplingPolicy, timing: VideoTiming): numb
       return [...indices];
     }
   }
+}
+
+/**
+ * The frames of `clip`, as MVBench's `get_index` bounds them: from `round(start · fps)` to
+ * `min(round(end · fps), last frame)`, both included. A policy then samples inside that range.
+ */
+export function clipFrames(clip: Clip, timing: VideoTiming): { first: number; count: number } {
+  const { startSec, endSec } = clip;
+  if (!(Number.isFinite(startSec) && startSec >= 0 && Number.isFinite(endSec) && endSec > startSec))
+    throw new InputError(`a clip needs 0 ≤ start < end (seconds), got start ${startSec} and end ${endSec}`);
+  const fps = timing.fps > 0 ? timing.fps : 1;
+  const first = roundHalfEven(startSec * fps);
+  const last = Math.min(roundHalfEven(endSec * fps), timing.frameCount - 1);
+  if (last < first)
+    throw new InputError(
+      `the clip ${startSec}–${endSec} s starts after the video ends (${(timing.frameCount / fps).toFixed(2)} s)`,
+    );
+  return { first, count: last - first + 1 };
+}
+
+/** `sampleIndices` over the frames of `clip` only (the whole video without one). */
+export function sampleClip(policy: SamplingPolicy, timing: VideoTiming, clip?: Clip): number[] {
+  if (!clip) return sampleIndices(policy, timing);
+  const { first, count } = clipFrames(clip, timing);
+  return sampleIndices(policy, { ...timing, frameCount: count }).map((i) => i + first);
 }

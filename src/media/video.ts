@@ -20,7 +20,7 @@ import { findTools, type ToolOptions, type ToolPaths } from './ffmpeg.js';
 import { type FrameIndex, isVariableRate, type MediaInfo, probeFile, scanFrames } from './probe.js';
 import { type DecodeReport, lostRanges, type SkippedFrame } from './report.js';
 import { resolveSize, type TargetSize } from './resize.js';
-import { type SamplingPolicy, sampleIndices } from './sampling.js';
+import { type Clip, type SamplingPolicy, sampleClip } from './sampling.js';
 import { type FetchOptions, type LocalMedia, type MediaInput, openInput } from './source.js';
 
 export interface OpenOptions extends FetchOptions, ToolOptions {}
@@ -132,13 +132,13 @@ export class Video implements AsyncDisposable {
     return this.indexPromise;
   }
 
-  /** The frames `policy` picks, with their timestamps. An image always gives its one frame. */
-  async sample(policy: SamplingPolicy): Promise<Sample> {
+  /** The frames `policy` picks (inside `clip` when given), with their timestamps. An image always gives its one frame. */
+  async sample(policy: SamplingPolicy, clip?: Clip): Promise<Sample> {
     const index = await this.index();
     const indices =
       this.info.kind === 'image'
         ? [0]
-        : sampleIndices(policy, { frameCount: index.count, fps: this.fps(index) });
+        : sampleClip(policy, { frameCount: index.count, fps: this.fps(index) }, clip);
     return { indices, timestampsSec: indices.map((i) => index.timesSec[i]) };
   }
 

@@ -14,6 +14,7 @@ import type { ChatTurn, GenerationOptions, ModelInfo, SamplingOptions } from '..
 import type { JsonObject } from '../io/json-fields.js';
 import type { Frame, MediaInput, Size } from '../media/index.js';
 import type { Backend } from '../runtime/backend.js';
+import type { TokenReduction } from './reduction.js';
 
 /** What a checkpoint directory says before any weight is read. */
 export interface CheckpointFiles {
@@ -136,13 +137,17 @@ export interface FrameBatchContext {
   /** The input the frames came from (a family may key a saved state by a file's content). */
   input?: MediaInput;
   signal?: AbortSignal;
-  /** Frames encoded so far. */
-  onFrames?(done: number): void;
+  /** Frames encoded so far, and the video tokens they made where the family counts them as it goes. */
+  onFrames?(done: number, tokens?: number): void;
+  /** The token reduction the user chose (models/reduction.ts), one the runner listed in `reductions`. */
+  reduction?: { reduction: TokenReduction; keep: number } | null;
 }
 
 /** A loaded model behind the facade. */
 export interface ModelRunner {
   readonly info: ModelInfo;
+  /** The token reductions (models/reduction.ts) its `encode` applies besides `none`; absent: none. */
+  readonly reductions?: readonly string[];
   /** Decoded frames (in batches, in sampled order) → per-video state. */
   encode(frames: AsyncIterable<Frame[]>, context: FrameBatchContext): Promise<EncodedVideo>;
   /** A reply to the turns (text only; the video, if any, is given as encoded state). */
@@ -158,7 +163,44 @@ export interface ModelRunner {
   saveVideo?(video: EncodedVideo, path: string, metadata: Record<string, string>): Promise<void>;
   /** Reads a file saveVideo wrote, refusing (InputError) one made by another model or runtime dtype. */
   loadVideo?(path: string): Promise<SavedVideo>;
+  /**
+   * A video that grows (live video): frames appended at a cost proportional to them, questions answered
+   * about the frames so far. A family without it refuses live video.
+   */
+  live?(context: LiveContext): LiveEncoding;
   dispose(): void;
+}
+
+/** What the facade tells a runner about a live video. */
+export interface LiveContext {
+  /** The sampling that sizes the frames (its fps: the rate frames are taken at). */
+  sampling: Required<SamplingOptions>;
+  /** What the video is (a key for the state: a live video has no content hash). */
+  label: string;
+}
+
+/** A growing per-video state (ModelRunner.live). */
+export interface LiveEncoding extends Disposable {
+  /** Frames held: encoded, or waiting for the frames the model takes them with (a temporal group). */
+  readonly frames: number;
+  /** The oldest held frames that are encoded, i.e. what a snapshot sees (the rest wait for their group). */
+  readonly encodedFrames: number;
+  /** Video tokens held. */
+  readonly tokens: number;
+  /** Memory the state holds. */
+  readonly bytes: number;
+  /**
+   * Runs only these frames (decoded at the family's frame size, in order, after the earlier ones) through the
+   * model, a temporal group at a time, letting other work (a question) run between groups.
+   */
+  append(frames: readonly Frame[], signal?: AbortSignal): Promise<void>;
+  /** The encoded frames so far, as a video `generate` takes; later appends and drops leave it unchanged. */
+  snapshot(): EncodedVideo;
+  /**
+   * Forgets up to `count` of the oldest encoded frames (whole temporal groups) for a window policy; returns
+   * how many it forgot. Absent: the family cannot forget frames (keep everything).
+   */
+  dropOldest?(count: number): number;
 }
 
 /** An encoded video read back from disk, with the metadata the facade saved with it. */

@@ -11,7 +11,7 @@ const GiB = 2 ** 30;
 const RESERVE = 1.5 * GiB;
 
 /** Bytes of memory the backend's device has (GPU memory, or the host's RAM for the CPU backend). */
-function deviceMemoryBytes(backend: Backend): number {
+export function deviceMemoryBytes(backend: Backend): number {
   const device = (backend as { device?: { totalMemory?: number } }).device;
   return device?.totalMemory ?? totalmem();
 }

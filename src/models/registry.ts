@@ -7,10 +7,12 @@ import { ModelError } from '../errors.js';
 import type { CheckpointFiles, ModelFamily } from './family.js';
 import { nemotronH } from './nemotron_h/family.js';
 import { qwen2vl } from './qwen2vl/family.js';
+import { timeViper } from './timeviper/family.js';
+import { tstar } from './tstar/family.js';
 import { vamba } from './vamba/family.js';
 
 // Qwen2-VL also reads configs without a model_type, so families that can recognise one come before it.
-const families: ModelFamily[] = [nemotronH, vamba, qwen2vl];
+const families: ModelFamily[] = [timeViper, tstar, nemotronH, vamba, qwen2vl];
 
 /** Adds a family (a plug-in, a test's toy family); it is asked before the built-in ones. */
 export function registerFamily(family: ModelFamily): void {

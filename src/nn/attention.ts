@@ -1,6 +1,7 @@
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
+import type { AttentionProbe } from './attention-probe.js';
 import type { HybridCache } from './cache.js';
 import { Linear } from './linear.js';
 import type { ParamSpec, ParamStore } from './params.js';
@@ -22,7 +23,14 @@ export interface SelfAttentionInputs {
   rope: Rope | null;
   /** Appends k/v to this cache layer and attends over the whole history. */
   cache?: { cache: HybridCache; layer: number } | null;
+  /**
+   * Batched decoding: row i of x is the next token of the sequence whose cache is rows[i] (its K/V are
+   * appended there, not committed) and attends over that sequence's history only.
+   */
+  rows?: readonly { cache: HybridCache; layer: number }[] | null;
   causal?: boolean;
+  /** Records where the last query looked (with a cache: over the whole history). */
+  probe?: AttentionProbe;
 }
 
 /**
@@ -70,11 +78,28 @@ export class SelfAttention implements Disposable {
       }
       const causal = inputs.causal ?? true;
       let out: Tensor;
-      if (inputs.cache) {
+      if (inputs.rows) {
+        // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
+        const rooms = inputs.rows.map(({ cache, layer }) => cache.room(layer, 1));
+        ops.scatterRows(
+          k.reshape([seq, numKvHeads * headDim]),
+          rooms.map((r) => ({ dst: r.k, at: r.at })),
+        );
+        ops.scatterRows(
+          v.reshape([seq, numKvHeads * headDim]),
+          rooms.map((r) => ({ dst: r.v, at: r.at })),
+        );
+        out = ops.attentionRows(
+          q.reshape([seq, numHeads, headDim]),
+          rooms.map((r) => ({ k: r.k, v: r.v, length: r.at + 1, prefix: r.prefix })),
+        );
+      } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
+        inputs.probe?.record(q, kv.k, kv.v, kv.kvLength);
         out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;
       } else {
+        inputs.probe?.record(q, k, v);
         out = ops.attention(q, k, v, { causal }).out;
       }
       return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));

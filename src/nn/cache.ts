@@ -11,7 +11,7 @@
  * continuation is writing there, and copies the prefix into buffers of its own otherwise.
  */
 import type { Backend } from '../runtime/backend.js';
-import type { DType } from '../runtime/dtype.js';
+import { BYTES_PER_ELEMENT, type DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import { keep } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -30,6 +30,13 @@ export interface HybridCacheOptions {
 /** `n` attention layers of the same shape (a plain transformer decoder). */
 export const attentionLayers = (n: number, kvHeads: number, headDim: number): CacheLayer[] =>
   Array.from({ length: n }, () => ({ kind: 'attention', kvHeads, headDim }));
+
+/** K/V bytes one token adds to a cache of these layers. */
+export const kvBytesPerToken = (layers: readonly CacheLayer[], dtype: DType): number =>
+  layers.reduce(
+    (n, l) => n + (l.kind === 'attention' ? 2 * l.kvHeads * l.headDim * BYTES_PER_ELEMENT[dtype] : 0),
+    0,
+  );
 
 /** The K/V buffers of every attention layer (null for Mamba layers), shared by a cache and its snapshots. */
 export class KVBuffers {
@@ -67,6 +74,8 @@ const cloneState = (s: Mamba2State): Mamba2State => ({
 
 export class HybridCache implements Disposable {
   #buf: KVBuffers;
+  /** A segmented cache's prefix: the first `length` rows of buffers another continuation writes into. */
+  #base: { buf: KVBuffers; length: number } | null = null;
   #states: (Mamba2State | null)[];
   /** Tokens committed so far (the same for every layer). */
   length: number;
@@ -87,12 +96,17 @@ export class HybridCache implements Disposable {
   }
 
   get capacity(): number {
-    return this.#buf.capacity;
+    return this.#offset + this.#buf.capacity;
   }
 
   /** Bytes held: the K/V buffers (shared ones counted in full) and the Mamba states. */
   get bytes(): number {
-    return this.#buf.bytes + statesBytes(this.#states);
+    return (this.#base?.buf.bytes ?? 0) + this.#buf.bytes + statesBytes(this.#states);
+  }
+
+  /** Position of the own buffers' first row: the shared prefix's length when segmented, else 0. */
+  get #offset(): number {
+    return this.#base?.length ?? 0;
   }
 
   #alloc(capacity: number): KVBuffers {
@@ -105,30 +119,28 @@ export class HybridCache implements Disposable {
   }
 
   /**
-   * Makes room for `n` more tokens after `length`, in the current buffers when this cache may write there,
-   * else in new buffers holding a copy of the first `length` rows: with capacity doubled when they were too
-   * small, and just what is needed when another continuation writes into them.
+   * Makes room for `n` more tokens after `length`: in the current buffers when this cache may write there;
+   * when another continuation writes into the buffers this one resumed, in buffers of its own for its tokens
+   * only, reading the prefix from the shared ones (segmented: no copy of the prefix); else (growing) in new
+   * buffers with the own rows copied, capacity doubled.
    */
   reserve(n: number): void {
     const buf = this.#buf;
-    const need = this.length + n;
-    if (buf.writer === null && this.length >= buf.frozen) buf.writer = this;
+    const off = this.#offset;
+    const need = this.length - off + n;
+    if (buf.writer === null && this.length - off >= buf.frozen) buf.writer = this;
     if (buf.writer === this && need <= buf.capacity) return;
+    if (buf.writer !== this && !this.#base && this.length) {
+      // Keep the reference to the shared buffers as the base.
+      this.#base = { buf, length: this.length };
+      this.#buf = this.#alloc(Math.max(1, n));
+      this.#buf.writer = this;
+      return;
+    }
     let cap = Math.max(1, Math.min(need, buf.capacity));
     while (cap < need) cap *= 2;
     const next = this.#alloc(cap);
-    if (this.length)
-      for (const [i, t] of buf.k.entries()) {
-        if (!t) continue;
-        for (const [src, dst] of [
-          [t, next.k[i]!],
-          [buf.v[i]!, next.v[i]!],
-        ]) {
-          const used = ops.slice(src, 1, 0, this.length);
-          ops.writeSlice(dst, used, 1, 0);
-          used.dispose();
-        }
-      }
+    copyRows(buf, next, this.length - off);
     next.writer = this;
     buf.release(this);
     this.#buf = next;
@@ -136,16 +148,55 @@ export class HybridCache implements Disposable {
 
   /**
    * Writes attention layer `layer`'s keys/values [1, n, kvHeads, headDim] at `length` (not yet committed) and
-   * returns the buffers to attend over with kvLength = length + n.
+   * returns K/V to attend over with kvLength = length + n (a segmented cache gives a temporary joined copy,
+   * freed with the caller's scope).
    */
   write(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; kvLength: number } {
     const n = k.shape[1];
+    const room = this.room(layer, n);
+    ops.writeSlice(room.k, k, 1, room.at);
+    ops.writeSlice(room.v, v, 1, room.at);
+    const kvLength = this.length + n;
+    const p = room.prefix;
+    if (!p) return { k: room.k, v: room.v, kvLength };
+    const join = (pre: Tensor, own: Tensor) =>
+      ops.concat([ops.slice(pre, 1, 0, p.length), ops.slice(own, 1, 0, room.at + n)], 1);
+    return { k: join(p.k, room.k), v: join(p.v, room.v), kvLength };
+  }
+
+  /**
+   * Attention layer `layer`'s K/V with room for `n` more tokens (the caller writes them): the own buffers and
+   * the row `at` where position `length` goes, and the shared prefix (its first `length` rows come before
+   * the own rows) when segmented.
+   */
+  room(
+    layer: number,
+    n: number,
+  ): { k: Tensor; v: Tensor; at: number; prefix: { k: Tensor; v: Tensor; length: number } | null } {
     this.reserve(n);
-    const [kb, vb] = [this.#buf.k[layer], this.#buf.v[layer]];
-    if (!kb || !vb) throw new TypeError(`cache layer ${layer} is a Mamba layer, not attention`);
-    ops.writeSlice(kb, k, 1, this.length);
-    ops.writeSlice(vb, v, 1, this.length);
-    return { k: kb, v: vb, kvLength: this.length + n };
+    const [k, v] = [this.#buf.k[layer], this.#buf.v[layer]];
+    if (!k || !v) throw new TypeError(`cache layer ${layer} is a Mamba layer, not attention`);
+    const b = this.#base;
+    return {
+      k,
+      v,
+      at: this.length - this.#offset,
+      prefix: b ? { k: b.buf.k[layer]!, v: b.buf.v[layer]!, length: b.length } : null,
+    };
+  }
+
+  /** Joins a segmented cache's prefix and own rows into buffers of its own (before a snapshot shares them). */
+  #flatten(): void {
+    const b = this.#base;
+    if (!b) return;
+    const next = this.#alloc(this.length + this.#buf.capacity - (this.length - b.length));
+    copyRows(b.buf, next, b.length);
+    copyRows(this.#buf, next, this.length - b.length, b.length);
+    next.writer = this;
+    b.buf.release(this);
+    this.#buf.release(this);
+    this.#buf = next;
+    this.#base = null;
   }
 
   /** Mamba layer `layer`'s state after `length` tokens, or null before any (zeros). Steps update it in place. */
@@ -171,6 +222,7 @@ export class HybridCache implements Disposable {
 
   /** Freezes the cache at its length (see the module comment); this cache goes on unchanged. */
   snapshot(): CacheSnapshot {
+    this.#flatten();
     this.#buf.frozen = Math.max(this.#buf.frozen, this.length);
     return new CacheSnapshot(
       this.backend,
@@ -182,8 +234,25 @@ export class HybridCache implements Disposable {
   }
 
   [Symbol.dispose](): void {
+    this.#base?.buf.release(this);
     this.#buf.release(this);
     for (const s of this.#states) if (s) disposeState(s);
+  }
+}
+
+/** Copies the first `rows` rows of every attention layer of `src` into `dst` from row `at`. */
+function copyRows(src: KVBuffers, dst: KVBuffers, rows: number, at = 0): void {
+  if (!rows) return;
+  for (const [i, t] of src.k.entries()) {
+    if (!t) continue;
+    for (const [from, to] of [
+      [t, dst.k[i]!],
+      [src.v[i]!, dst.v[i]!],
+    ]) {
+      const used = ops.slice(from, 1, 0, rows);
+      ops.writeSlice(to, used, 1, at);
+      used.dispose();
+    }
   }
 }
 
@@ -217,3 +286,24 @@ export class CacheSnapshot implements Disposable {
 
 const statesBytes = (states: readonly (Mamba2State | null)[]): number =>
   states.reduce((n, s) => n + (s ? s.conv.bytes + s.ssm.bytes : 0), 0);
+
+/** The caches of one forward pass: one sequence's, one per row (batched decoding: a token each), or none. */
+export type Caches = HybridCache | readonly HybridCache[] | null;
+
+/** Where layer `layer`'s K/V (or Mamba state) go: `cache` for one sequence, `rows` for a batched step. */
+export interface LayerCaches {
+  cache: { cache: HybridCache; layer: number } | null;
+  rows: { cache: HybridCache; layer: number }[] | null;
+}
+
+export function layerCaches(caches: Caches, layer: number | null): LayerCaches {
+  if (!caches || layer === null) return { cache: null, rows: null };
+  if (caches instanceof HybridCache) return { cache: { cache: caches, layer }, rows: null };
+  return { cache: null, rows: caches.map((cache) => ({ cache, layer })) };
+}
+
+/** Commits `n` tokens to one cache, or one token to each cache of a batched step. */
+export function commitCaches(caches: Caches, n: number): void {
+  if (caches instanceof HybridCache) caches.commit(n);
+  else for (const c of caches ?? []) c.commit(1);
+}

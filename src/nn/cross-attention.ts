@@ -9,6 +9,7 @@ import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { SelfAttention, type SelfAttentionConfig } from './attention.js';
+import type { AttentionProbe } from './attention-probe.js';
 import type { Linear } from './linear.js';
 import type { ParamSpec, ParamStore } from './params.js';
 import type { Rope } from './rotary.js';
@@ -51,14 +52,25 @@ export class CrossAttention implements Disposable {
     });
   }
 
-  /** x [seq, hidden] (already normalised) attends to `kv`; `rope` rotates the queries by text positions. */
-  forward(x: Tensor, kv: CrossKV, rope: Rope | null): Tensor {
+  /**
+   * x [seq, hidden] (already normalised) attends to `kv`; `rope` rotates the queries by text positions. With
+   * one K/V per row (batched decoding over several videos), row i attends to kv[i] only. A `probe` records
+   * where the last query looked (one K/V only).
+   */
+  forward(x: Tensor, kv: CrossKV | readonly CrossKV[], rope: Rope | null, probe?: AttentionProbe): Tensor {
     const { numHeads, headDim } = this.config;
     return tidy(() => {
       const seq = x.shape[0];
       let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
       if (rope) q = ops.rotary(q, rope.cos, rope.sin);
-      const { out } = ops.attention(q, kv.k, kv.v);
+      if ('k' in kv) probe?.record(q, kv.k, kv.v);
+      const out =
+        'k' in kv
+          ? ops.attention(q, kv.k, kv.v).out
+          : ops.attentionRows(
+              q.reshape([seq, numHeads, headDim]),
+              kv.map((r) => ({ k: r.k, v: r.v, length: r.k.shape[1] })),
+            );
       return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
     });
   }

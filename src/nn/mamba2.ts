@@ -201,6 +201,37 @@ class Scan implements Disposable {
     return this.gate(y.reshape([batch, c.dInner]), p.z.reshape([batch, c.dInner]));
   }
 
+  /**
+   * One token of each of n sequences (inputs [n, 1, ·], row i of states[i]) → gated y [n, dInner]; the states
+   * advance in place. One fused call where the backend has it, else a step per sequence on views.
+   */
+  stepRows(p: { x: Tensor; bc: Tensor; dt: Tensor; z: Tensor }, states: readonly Mamba2State[]): Tensor {
+    const c = this.config;
+    const n = p.x.shape[0];
+    const flat = (t: Tensor) => t.reshape([n, t.shape[2]]);
+    if (!ops.hasMambaStepRows(p.x.backend)) {
+      const row = (t: Tensor, i: number) => t.narrow(i, i + 1);
+      const ys = states.map((s, i) =>
+        this.step({ x: row(p.x, i), bc: row(p.bc, i), dt: row(p.dt, i), z: row(p.z, i) }, s),
+      );
+      return n === 1 ? ys[0] : ops.concat(ys, 0);
+    }
+    const y = ops.mambaStepRows({
+      x: flat(p.x),
+      bc: flat(p.bc),
+      dt: flat(p.dt),
+      conv: this.conv1d,
+      dtBias: this.dtBias,
+      A: this.A,
+      D: this.D,
+      dtLimit: c.dtLimit,
+      headDim: c.headDim,
+      groups: c.nGroups,
+      states,
+    });
+    return this.gate(y, flat(p.z));
+  }
+
   /** silu(conv(x)), B and C from silu(conv(B‖C)), and the conv state after them as one tensor. */
   private convolve(p: { x: Tensor; bc: Tensor }, convState: Tensor | null) {
     const c = this.config;
@@ -350,6 +381,19 @@ export class Mamba2 implements Disposable {
     );
   }
 
+  /**
+   * Batched decoding: row i of u [n, dModel] is one token of the sequence whose state is states[i] (advanced
+   * in place). The projections run once for all rows; the conv and SSM updates per sequence.
+   */
+  stepRows(u: Tensor, states: readonly Mamba2State[]): Tensor {
+    this.assertCausal('step');
+    const n = u.shape[0];
+    return tidy(() => {
+      const p = this.project(u.reshape([n, 1, this.config.dModel]));
+      return this.out_proj.forward(this.fwd.stepRows(p, states));
+    });
+  }
+
   /** Both directions over the whole sequence, combined before out_proj. */
   private bidirectional(u: Tensor): Tensor {
     return tidy(() => {
@@ -419,13 +463,29 @@ export class Mamba2Block implements Disposable {
    * ever hold one chunk. With `inPlace` the result overwrites u (each chunk is read before it is written).
    */
   forwardChunked(u: Tensor, chunkLen: number, opts: { inPlace?: boolean } = {}): Tensor {
+    const r = this.prefillChunked(u, chunkLen, null, opts);
+    disposeState(r.state);
+    return r.y;
+  }
+
+  /**
+   * `forwardChunked` continuing from `state` (zeros when null; left untouched), returning the state after u
+   * too: a sequence that arrives in pieces (a live video) is scanned piece by piece.
+   */
+  prefillChunked(
+    u: Tensor,
+    chunkLen: number,
+    state: Mamba2State | null,
+    opts: { inPlace?: boolean } = {},
+  ): { y: Tensor; state: Mamba2State } {
     const [batch, len, dModel] = u.shape;
     if (!(chunkLen >= 1)) throw new RangeError(`Mamba2Block: chunk length ${chunkLen} must be ≥ 1`);
+    if (!len) throw new RangeError('Mamba2Block: an empty sequence has no state to carry');
     const out = opts.inPlace ? u : ops.empty(u.backend, [batch, len, dModel], u.dtype);
-    let state: Mamba2State | null = null;
+    let carried: Mamba2State | null = null;
     try {
       for (let t0 = 0; t0 < len; t0 += chunkLen) {
-        const prev: Mamba2State | null = state;
+        const prev: Mamba2State | null = carried ?? state;
         const next = tidy(() => {
           const t1 = Math.min(len, t0 + chunkLen);
           // One sequence: the chunk is a contiguous range of rows, so a view instead of a copy.
@@ -440,16 +500,15 @@ export class Mamba2Block implements Disposable {
           ops.writeSlice(out, r.y, 1, t0);
           return r.state;
         });
-        state = next;
-        if (prev) disposeState(prev);
+        if (carried) disposeState(carried);
+        carried = next;
       }
     } catch (e) {
       if (out !== u) out.dispose();
+      if (carried) disposeState(carried);
       throw e;
-    } finally {
-      if (state) disposeState(state);
     }
-    return out;
+    return { y: out, state: carried! };
   }
 
   [Symbol.dispose](): void {

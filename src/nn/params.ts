@@ -4,6 +4,9 @@
  * their tensors from. One list serves loading, validation and parameter counting.
  */
 import { ModelError } from '../errors.js';
+import type { TensorSource } from '../io/safetensors.js';
+import type { Backend } from '../runtime/backend.js';
+import type { DType } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
 
 export interface ParamSpec {
@@ -60,4 +63,51 @@ export function diffParams(
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Loads `specs` from `source` (checkpoint names mapped to spec names by `rename`; names for which `skip` is true
+ * ignored) onto `backend` as `dtype`, after checking names and shapes: a missing, unexpected or misshapen tensor
+ * is a ModelError naming `what` and listing them.
+ */
+export async function loadCheckedParams(
+  source: TensorSource,
+  specs: readonly ParamSpec[],
+  opts: {
+    backend: Backend;
+    dtype: DType;
+    /** The checkpoint and the model, for messages: `${where}: the weights do not match ${what}: …`. */
+    where: string;
+    what: string;
+    rename?: (name: string) => string;
+    skip?: (name: string) => boolean;
+    /** Reshapes a loaded tensor to its spec's shape (e.g. a Conv3d patch embedding to a Linear). */
+    adapt?: (spec: ParamSpec, t: Tensor) => Tensor;
+  },
+): Promise<ParamStore> {
+  const original = new Map<string, string>();
+  const found = new Map<string, readonly number[]>();
+  for (const name of source.names()) {
+    if (opts.skip?.(name)) continue;
+    const canon = opts.rename ? opts.rename(name) : name;
+    if (original.has(canon))
+      throw new ModelError(
+        `${opts.where}: tensor "${canon}" is stored twice (as "${original.get(canon)}" and "${name}")`,
+      );
+    original.set(canon, name);
+    found.set(canon, source.info(name).shape);
+  }
+  const diff = diffParams(specs, found);
+  if (diff) throw new ModelError(`${opts.where}: the weights do not match ${opts.what}: ${diff}`);
+  const tensors = new Map<string, Tensor>();
+  try {
+    for (const s of specs) {
+      const t = await source.loadTensor(opts.backend, original.get(s.name)!, { dtype: opts.dtype });
+      tensors.set(s.name, opts.adapt ? opts.adapt(s, t) : t);
+    }
+  } catch (e) {
+    for (const t of tensors.values()) t.dispose();
+    throw e;
+  }
+  return new ParamStore(tensors);
 }

@@ -157,6 +157,32 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
+/** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
+export interface AttentionRowsDesc {
+  rows: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  scale: number;
+}
+
+/**
+ * One Mamba-2 decode step of `rows` sequences (ops.mambaStepRows): the causal conv over [state; x‖B‖C] with
+ * SiLU, dt = clamp(softplus(dt + dtBias), dtMin, dtMax), the SSM update; y [rows, dInner] = s·C + D·x.
+ */
+export interface MambaStepRowsDesc {
+  rows: number;
+  dInner: number;
+  groups: number;
+  dState: number;
+  heads: number;
+  headDim: number;
+  width: number;
+  dtMin: number;
+  dtMax: number;
+}
+
 /** Causal depthwise conv1d over x [batch, len, channels] with kernel width `width`. */
 export interface Conv1dDesc {
   batch: number;
@@ -252,6 +278,42 @@ export interface Backend {
     mask: Tensor | null,
     weights: Tensor | null,
     desc: AttentionDesc,
+  ): void;
+  /**
+   * Optional batched decode attention: out [rows, hq, dv], q [rows, hq, d]; row i attends to the first
+   * prefix.length keys of its prefix (when given), then the first kvs[i].length keys of kvs[i].k/v
+   * [1, skv_i, hkv, d]. Without it, ops loop over `attention`.
+   */
+  attentionRows?(
+    out: Tensor,
+    q: Tensor,
+    kvs: readonly {
+      k: Tensor;
+      v: Tensor;
+      length: number;
+      prefix?: { k: Tensor; v: Tensor; length: number } | null;
+    }[],
+    desc: AttentionRowsDesc,
+  ): void;
+  /** Optional: row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (rows of rowElems). */
+  scatterRows?(x: Tensor, dsts: readonly { dst: Tensor; at: number }[], rowElems: number): void;
+  /**
+   * Optional batched Mamba-2 decode step (MambaStepRowsDesc): x [rows, dInner], bc [rows, 2·groups·dState],
+   * dtRaw [rows, heads] in one dtype; convWeight [dInner + 2·groups·dState, width] (+ bias); dtBias, A f32
+   * [heads]; D [heads] or null. Each state's conv [1, width−1, convDim] and ssm [1, heads, headDim, dState]
+   * (f32) advance in place; y [rows, dInner] receives the output before the gate.
+   */
+  mambaStepRows?(
+    y: Tensor,
+    x: Tensor,
+    bc: Tensor,
+    dtRaw: Tensor,
+    conv: { weight: Tensor; bias: Tensor | null },
+    dtBias: Tensor,
+    A: Tensor,
+    D: Tensor | null,
+    states: readonly { conv: Tensor; ssm: Tensor }[],
+    desc: MambaStepRowsDesc,
   ): void;
   /**
    * y = conv(x) (+ bias) (then SiLU), weight [channels, width]. `state` [batch, width−1, channels] holds the

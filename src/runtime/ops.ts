@@ -597,6 +597,121 @@ export function attention(
   return { out, weights };
 }
 
+/**
+ * One query row's keys/values: the first `length` rows of k/v [1, skv, hkv, d], after the first
+ * `prefix.length` rows of the prefix's k/v when given (a cache continuing a shared prefix without copying it).
+ */
+export interface RowKV {
+  k: Tensor;
+  v: Tensor;
+  length: number;
+  prefix?: { k: Tensor; v: Tensor; length: number } | null;
+}
+
+/**
+ * Decode attention of `rows` sequences at once: query row i (q [rows, hq, d]) attends to its own keys (the
+ * prefix's, then kvs[i]'s); a single query sees its whole history, so causal masking is moot. Returns
+ * [rows, hq, dv]. Backends without a batched kernel run one attention per row on views (joining a prefix
+ * and its row's keys first).
+ */
+export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: number } = {}): Tensor {
+  q.assertLive('attentionRows');
+  const [rows, hq, d] = q.shape;
+  if (q.rank !== 3 || rows !== kvs.length)
+    throw new ShapeError(`attentionRows: q ${fmt(q.shape)} must be [${kvs.length}, heads, dim]`);
+  if (!rows) throw new ShapeError('attentionRows: no rows');
+  const [, , hkv, dv] = kvs[0].v.shape;
+  const fits = (k: Tensor, v: Tensor, length: number, min: number) => {
+    k.assertLive('attentionRows');
+    v.assertLive('attentionRows');
+    return (
+      k.rank === 4 &&
+      k.shape[0] === 1 &&
+      sameShape(k.shape.slice(2), [hkv, d]) &&
+      sameShape(v.shape, [1, k.shape[1], hkv, dv]) &&
+      k.dtype === q.dtype &&
+      v.dtype === q.dtype &&
+      Number.isInteger(length) &&
+      length >= min &&
+      length <= k.shape[1]
+    );
+  };
+  for (const [i, { k, v, length, prefix }] of kvs.entries())
+    if (!fits(k, v, length, prefix ? 0 : 1) || (prefix && !fits(prefix.k, prefix.v, prefix.length, 1)))
+      throw new ShapeError(
+        `attentionRows: row ${i}'s k ${k.dtype} ${fmt(k.shape)} / v ${fmt(v.shape)} (length ${length}${prefix ? `, prefix ${prefix.length}` : ''}) do not fit q ${q.dtype} ${fmt(q.shape)}`,
+      );
+  if (hkv === 0 || hq % hkv) throw new ShapeError(`attentionRows: ${hq} heads, ${hkv} kv heads`);
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const out = empty(q.backend, [rows, hq, dv], q.dtype);
+  const b = q.backend;
+  if (b.attentionRows) {
+    b.attentionRows(out, q, kvs, { rows, hq, hkv, d, dv, scale });
+    return out;
+  }
+  for (const [i, r] of kvs.entries()) {
+    const joined = r.prefix
+      ? [r.prefix.k, r.prefix.v].map((pre, j) =>
+          concat([slice(pre, 1, 0, r.prefix!.length), slice(j ? r.v : r.k, 1, 0, r.length)], 1),
+        )
+      : null;
+    const [k, v] = joined ?? [r.k, r.v];
+    const length = (r.prefix?.length ?? 0) + r.length;
+    using qi = q.narrow(i, i + 1);
+    using oi = out.narrow(i, i + 1);
+    b.attention(oi, qi, k, v, null, null, {
+      batch: 1,
+      sq: 1,
+      skv: k.shape[1],
+      kvLength: length,
+      hq,
+      hkv,
+      d,
+      dv,
+      scale,
+      causal: false,
+      queryOffset: 0,
+      segments: null,
+    });
+    for (const t of joined ?? []) t.dispose();
+  }
+  return out;
+}
+
+/**
+ * Row i of x [n, ...] into dsts[i].dst, a tensor of rows of the same size (e.g. a K/V buffer [1, capacity,
+ * heads, dim]), at row dsts[i].at: the new keys of n sequences appended to their caches in one call.
+ */
+export function scatterRows(x: Tensor, dsts: readonly { dst: Tensor; at: number }[]): void {
+  x.assertLive('scatterRows');
+  const n = x.shape[0];
+  if (x.rank < 2 || n !== dsts.length)
+    throw new ShapeError(`scatterRows: x ${fmt(x.shape)} must have ${dsts.length} rows`);
+  const row = x.size / n;
+  for (const [i, { dst, at }] of dsts.entries()) {
+    dst.assertLive('scatterRows');
+    if (
+      dst.dtype !== x.dtype ||
+      dst.size % row ||
+      !Number.isInteger(at) ||
+      at < 0 ||
+      (at + 1) * row > dst.size
+    )
+      throw new ShapeError(
+        `scatterRows: row ${i} does not fit ${dst.dtype} ${fmt(dst.shape)} at row ${at} (rows of ${row} ${x.dtype})`,
+      );
+  }
+  const b = x.backend;
+  if (b.scatterRows) {
+    b.scatterRows(x, dsts, row);
+    return;
+  }
+  for (const [i, { dst, at }] of dsts.entries()) {
+    using xi = x.narrow(i, i + 1);
+    b.writeSlice(dst, xi, 1, dst.size / row, row, at);
+  }
+}
+
 // ---- state-space ops ---------------------------------------------------------------------------
 
 /**
@@ -720,6 +835,72 @@ export function ssmStep(i: SsdInputs & { state: Tensor }): Tensor {
   } finally {
     x4.x.dispose();
   }
+}
+
+/** Whether `backend` runs the batched Mamba-2 decode step in one call (`mambaStepRows`). */
+export const hasMambaStepRows = (backend: Backend): boolean => backend.mambaStepRows !== undefined;
+
+export interface MambaStepRowsInputs {
+  /** [rows, dInner], [rows, 2·groups·dState], [rows, heads] (raw, before dt_bias): in_proj's parts. */
+  x: Tensor;
+  bc: Tensor;
+  dt: Tensor;
+  /** conv1d weight [convDim, 1 or absent, width] and bias. */
+  conv: { weight: Tensor; bias: Tensor | null };
+  /** f32 [heads]. */
+  dtBias: Tensor;
+  A: Tensor;
+  D: Tensor | null;
+  dtLimit: readonly [number, number];
+  headDim: number;
+  groups: number;
+  /** Each sequence's state, advanced in place: conv [1, width−1, convDim], ssm [1, heads, headDim, dState] f32. */
+  states: readonly { conv: Tensor; ssm: Tensor }[];
+}
+
+/** One Mamba-2 decode step of several sequences (backends with `mambaStepRows`); y [rows, dInner] before the gate. */
+export function mambaStepRows(i: MambaStepRowsInputs): Tensor {
+  const b = i.x.backend;
+  if (!b.mambaStepRows) throw new Error(`mambaStepRows: the ${b.name} backend has no batched Mamba step`);
+  const [rows, dInner] = i.x.shape;
+  const heads = i.dt.shape[1];
+  const dState = i.bc.shape[1] / (2 * i.groups);
+  const convDim = dInner + 2 * i.groups * dState;
+  const width = i.conv.weight.shape[i.conv.weight.rank - 1];
+  const ok =
+    i.x.rank === 2 &&
+    sameShape(i.bc.shape, [rows, 2 * i.groups * dState]) &&
+    sameShape(i.dt.shape, [rows, heads]) &&
+    Number.isInteger(dState) &&
+    heads * i.headDim === dInner &&
+    i.conv.weight.size === convDim * width &&
+    i.dtBias.dtype === 'f32' &&
+    i.A.dtype === 'f32' &&
+    i.states.length === rows &&
+    i.states.every(
+      (s) =>
+        s.conv.dtype === i.x.dtype &&
+        sameShape(s.conv.shape, [1, width - 1, convDim]) &&
+        s.ssm.dtype === 'f32' &&
+        sameShape(s.ssm.shape, [1, heads, i.headDim, dState]),
+    );
+  if (!ok)
+    throw new ShapeError(
+      `mambaStepRows: x ${fmt(i.x.shape)}, bc ${fmt(i.bc.shape)}, dt ${fmt(i.dt.shape)}, conv weight ${fmt(i.conv.weight.shape)} and ${i.states.length} states disagree`,
+    );
+  const y = empty(b, [rows, dInner], i.x.dtype);
+  b.mambaStepRows(y, i.x, i.bc, i.dt, i.conv, i.dtBias, i.A, i.D, i.states, {
+    rows,
+    dInner,
+    groups: i.groups,
+    dState,
+    heads,
+    headDim: i.headDim,
+    width,
+    dtMin: i.dtLimit[0],
+    dtMax: i.dtLimit[1],
+  });
+  return y;
 }
 
 // ---- lookup, reductions, sampling --------------------------------------------------------------

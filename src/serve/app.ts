@@ -2,6 +2,7 @@
  * The OpenAI-compatible HTTP server (fastify) over a ChatEngine:
  *   POST /v1/chat/completions   text + one video_url / image_url part; streaming (SSE) or not
  *   GET  /v1/models, /v1/models/:id, /health
+ *   GET  /  and /ui/…             the web UI (serve/ui/)
  * A request is validated, admitted by the queue (429 when full), its media resolved and hashed, the
  * encoded video leased from the LRU (so asking again about the same video skips decoding and encoding),
  * and the answer generated under a per-request timeout that also fires when the client goes away.
@@ -9,19 +10,31 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { ChatEngine } from '../facade/engine.js';
-import type { AskResult, SamplingOptions } from '../facade/types.js';
-import { checkFrameLoss, decodeReportJson } from '../media/index.js';
+import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
+import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
+import type { ReductionRequest } from '../models/reduction.js';
+import { getBackend } from '../runtime/device.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
+import { registerLiveSessions } from './live/routes.js';
+import type { LiveSessionOptions, LiveSessions } from './live/sessions.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
+import { type Outcome, ServerMetrics } from './metrics.js';
 import { RequestQueue } from './queue.js';
-import { type ChatRequest, parseChatRequest } from './request.js';
+import { type ChatRequest, type MediaRef, parseChatRequest } from './request.js';
+import { uiRoutes } from './ui/routes.js';
+import { UploadStore } from './ui/uploads.js';
 import { type Lease, VideoCache } from './video-cache.js';
 
 export interface ServeOptions {
   /** The id `/v1/models` lists and requests must name (default: the engine's model id). */
   modelId?: string;
-  /** Requests running on the model at once (default 1). */
+  /** Requests running on the model at once, their decode steps batched together (default 8). */
   concurrency?: number;
+  /**
+   * Cache memory the running requests may hold together, by the model's estimate (`ModelInfo.decodeCache`);
+   * a request that does not fit waits, one that never fits gets 413 (default: no limit).
+   */
+  cacheBudgetBytes?: number;
   /** Requests waiting beyond those (default 16); more get 429. */
   maxQueue?: number;
   /** Per-request limit, queueing included (default 10 min). */
@@ -30,24 +43,35 @@ export interface ServeOptions {
   cacheEntries?: number;
   cacheBytes?: number;
   media?: Partial<MediaPolicy>;
-  /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
+  /** The token reduction for requests that name none (`serve --reduce`). */
+  reduce?: ReductionRequest;
+  /** When set, /v1 and the UI's data routes require `Authorization: Bearer <apiKey>` (/ui/media: `?key=`). */
   apiKey?: string;
   /** Largest request body (default 64 MiB, for data: URLs). */
   bodyLimit?: number;
+  /** Serve the web UI at / (default true). */
+  ui?: boolean;
+  /** Largest video the web UI accepts as an upload (default 1 GiB). */
+  maxUploadBytes?: number;
+  /** Live video sessions (serve/live/): how many at once, when idle ones expire. */
+  live?: LiveSessionOptions;
 }
 
 export interface LongshotServer {
   app: FastifyInstance;
   queue: RequestQueue;
   cache: VideoCache;
+  live: LiveSessions;
   close(): Promise<void>;
 }
 
 export function createServer(engine: ChatEngine, opts: ServeOptions = {}): LongshotServer {
   const modelId = opts.modelId ?? engine.info.id;
-  const queue = new RequestQueue(opts.concurrency ?? 1, opts.maxQueue ?? 16);
+  const queue = new RequestQueue(opts.concurrency ?? 8, opts.maxQueue ?? 16, opts.cacheBudgetBytes);
+  const metrics = new ServerMetrics();
   const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
-  const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, ...opts.media };
+  const uploads = new UploadStore(opts.maxUploadBytes ?? 2 ** 30);
+  const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, uploads, ...opts.media };
   if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const created = Math.floor(Date.now() / 1000);
@@ -67,7 +91,11 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   );
   if (opts.apiKey)
     app.addHook('onRequest', async (req) => {
-      if (req.url.startsWith('/v1/') && req.headers.authorization !== `Bearer ${opts.apiKey}`)
+      // The UI's player cannot send headers: its media requests may carry the key as ?key=.
+      const ok = req.url.startsWith('/ui/media')
+        ? new URL(req.url, 'http://localhost').searchParams.get('key') === opts.apiKey
+        : req.headers.authorization === `Bearer ${opts.apiKey}`;
+      if (/^\/(v1|ui\/api|ui\/media)[/?]/.test(req.url) && !ok)
         throw new ApiError(
           401,
           'missing or wrong API key (Authorization: Bearer …)',
@@ -77,6 +105,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         );
     });
 
+  const live = registerLiveSessions(app, engine, policy, opts.live);
+
   const modelCard = { id: modelId, object: 'model', created, owned_by: 'longshot' };
   app.get('/health', async () => ({
     status: 'ok',
@@ -85,6 +115,19 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     queue: queue.stats,
     video_cache: { entries: cache.size, bytes: cache.bytes },
   }));
+  app.get('/metrics', async (_req, reply) => {
+    const q = queue.stats;
+    const backend = await getBackend(engine.info.device).catch(() => null);
+    void reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8');
+    return metrics.render({
+      running: q.running,
+      queued: q.queued,
+      reservedBytes: q.reserved_bytes,
+      budgetBytes: q.budget_bytes,
+      videoCache: { entries: cache.size, bytes: cache.bytes },
+      memory: backend?.memory() ?? null,
+    });
+  });
   app.get('/v1/models', async () => ({ object: 'list', data: [modelCard] }));
   app.get<{ Params: { '*': string } }>('/v1/models/*', async (req) => {
     if (req.params['*'] !== modelId)
@@ -133,48 +176,94 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     reply.raw.on('close', onClose);
     let release: (() => void) | undefined;
     let lease: Lease | undefined;
+    const arrived = performance.now();
+    let outcome: Outcome = 'error';
+    let completionTokens = 0;
     try {
-      release = await queue.acquire(ctrl.signal);
-      lease = chat.media ? await leaseVideo(chat, ctrl.signal) : undefined;
-      reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
-      const answer = engine.chat(chat.turns, {
-        ...chat.generation,
-        video: lease?.handle,
-        signal: ctrl.signal,
+      release = await queue.acquire(ctrl.signal, cacheCost(chat)).catch((e) => {
+        if (e instanceof ApiError && e.status !== 499 && e.status !== 504) outcome = 'rejected';
+        throw e;
       });
+      lease = chat.media
+        ? (live.lease(chat.media) ??
+          (await leaseVideo(
+            chat.media,
+            chat.sampling,
+            chat.loss,
+            chat.clip,
+            chat.reduce ?? opts.reduce,
+            ctrl.signal,
+          )))
+        : undefined;
+      reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
+      const answer = timed(
+        engine.chat(chat.turns, {
+          ...chat.generation,
+          video: lease?.handle,
+          signal: ctrl.signal,
+        }),
+        () => metrics.firstToken((performance.now() - arrived) / 1000),
+      );
       const id = `chatcmpl-${randomUUID()}`;
       const cached = lease?.hit ? lease.handle.tokens : 0;
       if (!chat.stream) {
         const result = await untilAborted(collect(answer, ctrl.signal), ctrl.signal).catch((e) => {
           throw toApiError(e, GENERATION);
         });
+        outcome = 'ok';
+        completionTokens = result.usage.completionTokens;
         return completion(id, result, cached);
       }
-      await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
+      const result = await streamAnswer(reply, req, id, answer, chat.includeUsage, cached, ctrl.signal);
+      if (result) {
+        outcome = 'ok';
+        completionTokens = result.usage.completionTokens;
+      }
       return reply;
     } finally {
       clearTimeout(timer);
       reply.raw.off('close', onClose);
       lease?.release();
       release?.();
+      metrics.finished(outcome, completionTokens);
     }
   });
 
-  async function leaseVideo(chat: ChatRequest, signal: AbortSignal): Promise<Lease> {
-    const ref = chat.media!;
+  /**
+   * A request's cache memory by the model's estimate: its tokens (the prompt, approximated from its length,
+   * plus max_tokens) and its fixed state; an encoded video's state is shared by every question about it.
+   */
+  function cacheCost(chat: ChatRequest): number {
+    const c = engine.info.decodeCache;
+    if (!c) return 0;
+    const chars = chat.turns.reduce((n, t) => n + t.content.length, 0);
+    const tokens =
+      Math.ceil(chars / 2) + PROMPT_OVERHEAD + (chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS);
+    return c.bytesPerSequence + c.bytesPerToken * tokens;
+  }
+
+  async function leaseVideo(
+    ref: MediaRef,
+    sampling: SamplingOptions,
+    loss: LossPolicy,
+    clip: Clip | undefined,
+    reduce: ReductionRequest | undefined,
+    signal: AbortSignal,
+    progress?: VideoProgress,
+  ): Promise<Lease> {
     const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
       throw toApiError(e, { param: ref.param });
     });
     try {
       return await untilAborted(
-        cache.lease(cacheKey(file.sha256, chat.sampling), () =>
-          engine.encodeVideo(file.path, { ...chat.sampling, ...chat.loss, signal }),
+        cache.lease(cacheKey(file.sha256, sampling, clip, reduce), () =>
+          engine.encodeVideo(file.path, { ...sampling, ...loss, clip, reduce, signal, progress }),
         ),
         signal,
       ).then((lease) => {
         // An encoding made for a laxer request is held to this request's policy as well.
         try {
-          checkFrameLoss(ref.url, lease.handle.decode, chat.loss);
+          checkFrameLoss(ref.url, lease.handle.decode, loss);
         } catch (e) {
           lease.release();
           throw e;
@@ -192,7 +281,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     prompt_tokens: r.usage.promptTokens + r.usage.videoTokens,
     completion_tokens: r.usage.completionTokens,
     total_tokens: r.usage.totalTokens,
-    prompt_tokens_details: { cached_tokens: cached },
+    prompt_tokens_details: { cached_tokens: cached, video_tokens: r.usage.videoTokens },
   });
 
   function completion(id: string, r: AskResult, cached: number) {
@@ -222,7 +311,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     includeUsage: boolean,
     cached: number,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<AskResult | null> {
     const chunk = (delta: object, finish: string | null = null) => ({
       id,
       object: 'chat.completion.chunk',
@@ -258,39 +347,90 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
           usage: usageOf(result, cached),
         });
       send('[DONE]');
+      return result;
     } catch (e) {
       const err = toApiError(signal.aborted ? signal.reason : e, GENERATION);
       if (!raw.destroyed) send(err.body);
       req.log.warn({ err: e }, 'stream ended with an error');
+      return null;
     } finally {
       raw.end();
     }
   }
 
+  if (opts.ui ?? true)
+    void app.register(uiRoutes, {
+      engine,
+      modelId,
+      policy,
+      queue,
+      cache,
+      uploads,
+      timeoutMs,
+      // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
+      leaseVideo: (ref, signal, progress) =>
+        leaseVideo(ref, {}, {}, undefined, opts.reduce, signal, progress),
+    });
+
   return {
     app,
     queue,
     cache,
+    live: live.sessions,
     async close() {
       queue.close();
       await app.close();
       cache.clear();
+      await uploads.close();
     },
   };
 }
 
-/** The extension field `video`: frames requested, decoded and lost (docs/server.md). */
+/**
+ * The extension fields (docs/server.md): `video` (frames requested, decoded and lost) and, when asked for,
+ * `relevance` (each frame's share of the answer's attention over the video).
+ */
 function videoOf(r: AskResult) {
-  return r.video ? { video: decodeReportJson(r.video) } : {};
+  return {
+    ...(r.video && { video: decodeReportJson(r.video) }),
+    ...(r.relevance && {
+      relevance: { timestamps_sec: r.relevance.timestampsSec, scores: r.relevance.scores },
+    }),
+  };
+}
+
+/** The prompt's tokens beyond its text (the chat template), and the facade's default answer length. */
+const PROMPT_OVERHEAD = 64;
+const DEFAULT_MAX_TOKENS = 512;
+
+type Streamed = AsyncIterable<string> & { result(): Promise<AskResult> };
+
+/** The answer, calling `first` when its first piece of text arrives (time to first token). */
+function timed(answer: Streamed, first: () => void): Streamed {
+  return {
+    async *[Symbol.asyncIterator]() {
+      let seen = false;
+      for await (const piece of answer) {
+        if (!seen && piece) {
+          seen = true;
+          first();
+        }
+        yield piece;
+      }
+    },
+    result: () => answer.result(),
+  };
 }
 
 /** Failures while answering are about the conversation. */
 const GENERATION = { param: 'messages' };
 
-/** Cache key: the bytes plus the sampling settings, in a fixed key order. */
-function cacheKey(sha256: string, s: SamplingOptions): string {
+/** Cache key: the bytes plus the sampling settings, in a fixed key order, the clip and the token reduction. */
+function cacheKey(sha256: string, s: SamplingOptions, clip?: Clip, reduce?: ReductionRequest): string {
   const keys = Object.keys(s).sort() as (keyof SamplingOptions)[];
-  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}`;
+  const window = clip ? `|clip=${clip.startSec}-${clip.endSec}` : '';
+  const r = reduce && reduce.method !== 'none' ? `|reduce=${reduce.method}:${reduce.keep ?? ''}` : '';
+  return `${sha256}|${keys.map((k) => `${k}=${s[k]}`).join(',')}${window}${r}`;
 }
 
 /** Runs the answer to its end (the Answer gathers the pieces), stopping at the next piece after an abort. */

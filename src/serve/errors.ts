@@ -25,13 +25,14 @@ export class ApiError extends Error {
 export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new ApiError(400, message, 'invalid_request_error', param, code);
 
-/** The request field a sampling option comes from (UsageError.field holds the option's name). */
+/** The request field a sampling or generation option comes from (UsageError.field holds the option's name). */
 const REQUEST_FIELD: Record<string, string> = {
   frames: 'frames',
   fps: 'fps',
   sampling: 'sampling',
   maxEdge: 'max_edge',
   minEdge: 'min_edge',
+  reasoningBudget: 'reasoning_budget',
 };
 
 /** Where in the request a failure arose, and how to show it to the client. */

@@ -3,6 +3,7 @@
  * file:// URLs) are allowed only under the server's `allowedRoot`, checked after resolving symlinks, so
  * `../` or a link cannot reach outside it; http(s) URLs only when remote media is enabled. Messages about
  * the file name it as the client did, never by the server's absolute path or a temporary file's name.
+ * `upload:<id>` names a video uploaded through the web UI (serve/ui/uploads.ts).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
@@ -21,6 +22,8 @@ export interface MediaPolicy {
   allowRemote: boolean;
   /** Largest download or data: URL, bytes. */
   maxBytes: number;
+  /** Files uploaded through the web UI, by id (`upload:<id>` URLs); none: uploads are refused. */
+  uploads?: { path(id: string): string | undefined };
 }
 
 export interface LocalMediaFile {
@@ -63,9 +66,39 @@ export async function resolveMedia(
     return withHash(await openInput(url, { maxBytes: policy.maxBytes, signal }), ref);
   }
   if (/^data:/i.test(url)) return withHash(await openInput(url, { maxBytes: policy.maxBytes, signal }), ref);
+  const { path: real, root } = await localMediaPath(ref, policy);
+  const local = await openInput(real, { signal }).catch((e: Error) => {
+    const shown = redactor([
+      [real, clientName(ref)],
+      [`${root ?? dirname(real)}${sep}`, ''],
+    ])(e.message);
+    throw badRequest(`${ref.param}: ${shown}`, ref.param, 'invalid_media');
+  });
+  return withHash(local, ref, root);
+}
+
+/**
+ * The file a local reference names: an upload's, or a path (or file:// URL) under the media root, checked
+ * after resolving symlinks. `root` is the media root the path was found under (none for an upload).
+ */
+export async function localMediaPath(
+  ref: MediaRef,
+  policy: MediaPolicy,
+): Promise<{ path: string; root?: string }> {
+  const url = ref.url;
+  if (/^upload:/i.test(url)) {
+    const path = policy.uploads?.path(url.slice('upload:'.length));
+    if (!path)
+      throw badRequest(
+        `${ref.param}: no such upload on this server (${url}); upload the video again`,
+        ref.param,
+        'invalid_media',
+      );
+    return { path };
+  }
   if (/^[a-z][a-z0-9+.-]+:/i.test(url) && !/^file:/i.test(url))
     throw badRequest(
-      `${ref.param}: unsupported URL scheme; use http(s), data: or a path under the server's media root`,
+      `${ref.param}: unsupported URL scheme; use http(s), data:, upload: or a path under the server's media root`,
       ref.param,
     );
   if (!policy.allowedRoot)
@@ -82,14 +115,11 @@ export async function resolveMedia(
     );
   });
   if (!inside(root, real)) throw forbidden(ref, 'the path leads outside the server’s media root');
-  const local = await openInput(real, { signal }).catch((e: Error) => {
-    const shown = redactor([[`${root}${sep}`, '']])(e.message);
-    throw badRequest(`${ref.param}: ${shown}`, ref.param, 'invalid_media');
-  });
-  return withHash(local, ref, root);
+  return { path: real, root };
 }
 
-function inside(root: string, p: string): boolean {
+/** Whether path `p` lies within directory `root` (both absolute). */
+export function inside(root: string, p: string): boolean {
   const r = relative(root, p);
   return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
 }

@@ -1,12 +1,15 @@
 /**
  * Validation of an OpenAI Chat Completions request. Every problem is a 400 whose message names the field
  * (`messages[1].content[0].video_url.url`) and what is expected. Besides the standard fields, longshot
- * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`;
- * the openai clients send them through `extra_body`; `fps` alone means `"sampling": "fps"`) and vLLM's
- * `top_k` / `repetition_penalty`.
+ * reads frame sampling extensions at the top level (`frames`, `fps`, `sampling`, `max_edge`, `min_edge`,
+ * `clip_start`/`clip_end` in seconds; the openai clients send them through `extra_body`; `fps` alone means
+ * `"sampling": "fps"`), `reasoning_budget` for models that think first, `relevance` (also return where in the
+ * video the answer looked), a token reduction (`reduce`: "uniform:0.25") and vLLM's `top_k` /
+ * `repetition_penalty`.
  */
 import type { ChatTurn, GenerationOptions, SamplingOptions } from '../facade/types.js';
-import type { LossPolicy } from '../media/index.js';
+import type { Clip, LossPolicy } from '../media/index.js';
+import { parseReduction, type ReductionRequest } from '../models/reduction.js';
 import { badRequest } from './errors.js';
 
 export interface MediaRef {
@@ -22,8 +25,12 @@ export interface ChatRequest {
   media?: MediaRef;
   generation: GenerationOptions;
   sampling: SamplingOptions;
+  /** `clip_start`/`clip_end`: sample only this stretch of the video. */
+  clip?: Clip;
   /** `strict` and `max_lost_fraction`: how much of a damaged video may be lost before it is refused. */
   loss: LossPolicy;
+  /** `reduce` ("method" or "method:keep"): a token reduction for the video (models/reduction.ts). */
+  reduce?: ReductionRequest;
   stream: boolean;
   includeUsage: boolean;
 }
@@ -90,6 +97,12 @@ export function parseChatRequest(body: unknown): ChatRequest {
     topK: topK === -1 ? undefined : topK,
     repetitionPenalty: num(body, 'repetition_penalty', 'a number > 0', (v) => v > 0),
     seed: num(body, 'seed', 'an integer', Number.isInteger),
+    reasoningBudget: num(
+      body,
+      'reasoning_budget',
+      'a positive integer',
+      (v) => Number.isInteger(v) && v >= 1,
+    ),
   };
   const sampling: SamplingOptions = {
     frames: num(body, 'frames', 'an integer ≥ 2 (frames go in pairs)', (v) => Number.isInteger(v) && v >= 2),
@@ -99,9 +112,9 @@ export function parseChatRequest(body: unknown): ChatRequest {
   };
   if (body.sampling !== undefined && body.sampling !== null) {
     expect(
-      ['middle', 'uniform', 'fps'].includes(body.sampling as string),
+      ['middle', 'uniform', 'fps', 'first-seconds'].includes(body.sampling as string),
       'sampling',
-      '"middle", "uniform" or "fps"',
+      '"middle", "uniform", "fps" or "first-seconds"',
       body.sampling,
     );
     sampling.sampling = body.sampling as SamplingOptions['sampling'];
@@ -115,25 +128,49 @@ export function parseChatRequest(body: unknown): ChatRequest {
       );
     sampling.sampling = 'fps';
   }
-  expect(
-    body.strict === undefined || body.strict === null || typeof body.strict === 'boolean',
-    'strict',
-    'a boolean',
-    body.strict,
-  );
+  const clipStart = num(body, 'clip_start', 'seconds ≥ 0', (v) => v >= 0);
+  const clipEnd = num(body, 'clip_end', 'seconds > 0', (v) => v > 0);
+  if ((clipStart === undefined) !== (clipEnd === undefined))
+    throw badRequest(
+      `${clipStart === undefined ? 'clip_start' : 'clip_end'}: a clip needs both clip_start and clip_end`,
+      clipStart === undefined ? 'clip_start' : 'clip_end',
+    );
+  if (clipStart !== undefined && clipEnd !== undefined && clipEnd <= clipStart)
+    throw badRequest(`clip_end: must be after clip_start (${clipStart} s), got ${clipEnd}`, 'clip_end');
+  const clip =
+    clipStart !== undefined && clipEnd !== undefined ? { startSec: clipStart, endSec: clipEnd } : undefined;
+  for (const key of ['strict', 'relevance'])
+    expect(
+      body[key] === undefined || body[key] === null || typeof body[key] === 'boolean',
+      key,
+      'a boolean',
+      body[key],
+    );
+  if (body.relevance === true) generation.relevance = true;
   const loss: LossPolicy = {
     strict: body.strict === true ? true : undefined,
     maxLostFraction: num(body, 'max_lost_fraction', 'a fraction from 0 to 1', (v) => v >= 0 && v <= 1),
     advice:
       'the file is truncated or damaged: repair or re-encode it, or allow more with "max_lost_fraction"',
   };
+  let reduce: ReductionRequest | undefined;
+  if (body.reduce !== undefined && body.reduce !== null) {
+    expect(typeof body.reduce === 'string', 'reduce', 'a string such as "uniform:0.25"', body.reduce);
+    try {
+      reduce = parseReduction(body.reduce as string);
+    } catch (e) {
+      throw badRequest((e as Error).message, 'reduce');
+    }
+  }
   return {
     model: body.model as string,
     turns,
     media,
+    ...(reduce ? { reduce } : {}),
     loss: dropUndefined(loss),
     generation: dropUndefined(generation),
     sampling: dropUndefined(sampling),
+    ...(clip && { clip }),
     stream: body.stream === true,
     includeUsage: isObj(streamOptions) && streamOptions.include_usage === true,
   };

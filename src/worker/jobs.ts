@@ -92,7 +92,11 @@ function parseJob(line: string, where: string, base: string): JobSpec {
   for (const k of [...SAMPLING, ...GENERATION]) {
     const v = raw[k];
     if (v === undefined) continue;
-    if (k === 'sampling' ? !['middle', 'uniform', 'fps'].includes(v as string) : typeof v !== 'number')
+    if (
+      k === 'sampling'
+        ? !['middle', 'uniform', 'fps', 'first-seconds'].includes(v as string)
+        : typeof v !== 'number'
+    )
       throw new InputError(`${where}: "${k}" has a bad value ${JSON.stringify(v)}`);
   }
   const video =

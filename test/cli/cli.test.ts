@@ -104,6 +104,15 @@ describe('longshot CLI', () => {
       ],
       [['serve', '--port', 'http'], /--port must be an integer from 0 to 65535, got 'http'/],
       [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got '70000'/],
+      [
+        ['chat', 'hello', '--reasoning-budget', '4'],
+        /vamba does not think before answering: drop the reasoning budget/,
+      ],
+      [['ask', 'clip.mp4', 'q', '--reduce', 'uniform:2'], /"uniform:2" is not METHOD or METHOD:KEEP/],
+      [
+        ['ask', join('examples/needle', 'needle-00001.mp4'), 'q', '--reduce', 'uniform'],
+        /reduce: vamba models take none, not uniform/,
+      ],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([args, message], i) => {
@@ -132,6 +141,37 @@ describe('longshot CLI', () => {
     // Qwen2-VL samples at the rate given: the 2 s clip at 4 fps is 8 frames, 4 pairs of 3×2 tokens.
     assert.equal(rate.code, 0, rate.stderr);
     assert.equal(JSON.parse(rate.stdout).usage.videoTokens, 4 * 3 * 2);
+  });
+
+  it('--clip samples one stretch: the sampling rules apply to the clip; a bad clip is a usage error (2)', async () => {
+    const [clipped, reversed, outside] = await Promise.all([
+      cli([
+        'ask',
+        clip,
+        'q',
+        '--clip',
+        '0.5-1.5',
+        '--fps',
+        '4',
+        '--model',
+        qwen,
+        '--max-new-tokens',
+        '2',
+        '--json',
+      ]),
+      cli(['ask', clip, 'q', '--clip', '5-3']),
+      cli(['ask', clip, 'q', '--clip', '7-9', '--model', qwen, '--max-new-tokens', '2']),
+    ]);
+    // 0.5–1.5 s of the 10 fps clip is frames 5…15 (11 frames); at 4 fps that is 4.4 → 4 frames, 2 pairs of 3×2.
+    assert.equal(clipped.code, 0, clipped.stderr);
+    assert.equal(JSON.parse(clipped.stdout).usage.videoTokens, 2 * 3 * 2);
+    assert.equal(reversed.code, 2, reversed.stderr);
+    assert.match(
+      reversed.stderr,
+      /--clip must be START-END in seconds with START < END \(e\.g\. 60-90\), got '5-3'/,
+    );
+    assert.equal(outside.code, 3, outside.stderr);
+    assert.match(outside.stderr, /the clip 7–9 s starts after the video ends \(2\.00 s\)/);
   });
 
   it('serve refuses what it cannot do before loading the model: one line, exit 2', async () => {

@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import { InputError } from '../../src/errors.js';
 import type { BenchItem, Benchmark } from '../../src/eval/benchmark.js';
 import { charades } from '../../src/eval/benchmarks/charades.js';
 import { longvideobench, lvbench, mlvu, mvbench, nextqa } from '../../src/eval/benchmarks/mcq.js';
 import { videomme } from '../../src/eval/benchmarks/videomme.js';
 import { vnbench } from '../../src/eval/benchmarks/vnbench.js';
 import { type Responder, requestFor, runBenchmark } from '../../src/eval/run.js';
-import { findTools } from '../../src/media/index.js';
+import { findTools, imageSequenceVideo, probe } from '../../src/media/index.js';
 import { vambaEvaluation } from '../../src/models/vamba/evaluation.js';
 
 let root: string;
@@ -223,6 +224,65 @@ describe('benchmark formats', () => {
     );
     assert.deepEqual([...r.parsed.values()], ['A', '', 'B']);
     near(r.scores.metrics.accuracy, 50);
+  });
+
+  it('MVBench: start/end become a clip; episodic_reasoning frame folders become a video made once', async () => {
+    const row = (video: string, start: number, end: number) => ({
+      video,
+      question: 'What happened?',
+      candidates: ['sat', 'ran'],
+      answer: 'ran',
+      start,
+      end,
+    });
+    const dir = dataset(
+      'mvbench-bounds',
+      {
+        'json/action_sequence.json': JSON.stringify([row('a.mp4', 0.25, 0.75)]),
+        'json/episodic_reasoning.json': JSON.stringify([row('s01e02_seg02_clip_00', 1, 2)]),
+      },
+      ['video/star/Charades_v1_480/a.mp4'],
+    );
+    // Seven TVQA-style frames, 00001.jpg … 00007.jpg.
+    const frames = join(dir, 'video/tvqa/frames_fps3_hq/s01e02_seg02_clip_00');
+    mkdirSync(frames, { recursive: true });
+    execFileSync(findTools().ffmpeg, [
+      ...['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=64x64:rate=3'],
+      ...['-frames:v', '7', '-start_number', '1', join(frames, '%05d.jpg')],
+    ]);
+    const items = await mvbench.read(dir);
+    assert.deepEqual(
+      items.map((i) => [i.id, i.clip, i.frameFolderFps]),
+      [
+        ['action_sequence/0', { startSec: 0.25, endSec: 0.75 }, undefined],
+        ['episodic_reasoning/0', { startSec: 1, endSec: 2 }, 3],
+      ],
+    );
+    const seen: BenchItem[] = [];
+    const responder: Responder = {
+      async answer(item) {
+        seen.push(item);
+        return 'B';
+      },
+    };
+    const predictions = join(dir, 'out', 'p.jsonl');
+    const r = await runBenchmark({ benchmark: mvbench, items, responder, predictions });
+    near(r.scores.metrics.accuracy, 100);
+    // The frame folder was answered as a Matroska file of its 7 frames at 3 fps, kept beside the predictions.
+    assert.equal(seen[0].video, items[0].video);
+    assert.match(seen[1].video, /frame-videos\/s01e02_seg02_clip_00-[0-9a-f]{12}\.mkv$/);
+    assert.deepEqual(seen[1].clip, { startSec: 1, endSec: 2 });
+    const info = await probe(seen[1].video, { scan: true });
+    assert.equal(info.frameCount, 7);
+    assert.ok(Math.abs(info.fps - 3) < 1e-9, `fps ${info.fps}`);
+    // A missing folder, and a folder with a gap in its numbering, are named.
+    rmSync(join(frames, '00004.jpg'));
+    await assert.rejects(
+      imageSequenceVideo(frames, 3, join(dir, 'gap.mkv')),
+      (e: Error) => e instanceof InputError && /frame 4 is missing/.test(e.message),
+    );
+    rmSync(frames, { recursive: true });
+    await assert.rejects(mvbench.read(dir), /frame folder not found at .*s01e02_seg02_clip_00/);
   });
 
   it('NExT-QA MC: CSV + video map, no instruction line, MMMU parsing by option text', async () => {

@@ -8,7 +8,7 @@ import type { ChatTurn } from '../../src/facade/types.js';
 import { VideoLM } from '../../src/facade/video-lm.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
 import { NemotronHForCausalLM } from '../../src/models/nemotron_h/index.js';
-import { NEMOTRON_SPECIALS, writeTinyNemotronH } from '../models/tiny-nemotron-h.js';
+import { NEMOTRON_SPECIALS, WORDS, writeTinyNemotronH } from '../models/tiny-nemotron-h.js';
 
 const NEW = 8;
 
@@ -74,6 +74,33 @@ describe('VideoLM over a tiny Nemotron-H (a text model)', () => {
       assert.equal(got.text, want.text, q);
       assert.equal(got.usage.completionTokens, want.tokens.length, q);
     }
+  });
+
+  it('a reasoning budget cuts the thinking, closes it with ".\\n</think>\\n\\n" and continues the answer', async () => {
+    const turns: ChatTurn[] = [{ role: 'user', content: 'what is the colour of the sky ?' }];
+    const { ids } = await reference(turns);
+    const budget = 3;
+    const thinking: number[] = [];
+    for await (const t of lm.generate(ids, { maxNewTokens: budget })) thinking.push(t.token);
+    assert.ok(!thinking.includes(NEMOTRON_SPECIALS['</think>']), 'the fixture closes its thinking early');
+    // '.' then '</think>' (the newlines are whitespace to this tokenizer).
+    const close = [WORDS.indexOf('.'), NEMOTRON_SPECIALS['</think>']];
+    assert.deepEqual(tok.encode('.\n</think>\n\n', { addSpecialTokens: false }), close);
+    const rest: number[] = [];
+    const continued = [...ids, ...thinking, ...close];
+    for await (const t of lm.generate(continued, { maxNewTokens: NEW - budget - close.length }))
+      rest.push(t.token);
+    const got = await model.chat(turns, { maxNewTokens: NEW, reasoningBudget: budget }).result();
+    assert.equal(got.usage.completionTokens, budget + close.length + rest.length);
+    assert.ok(got.text.startsWith(tok.decode(thinking, { skipSpecialTokens: true })), got.text);
+    assert.ok(got.text.endsWith(tok.decode(rest, { skipSpecialTokens: true })), got.text);
+    // A budget that leaves nothing for the answer is the caller's mistake.
+    await assert.rejects(
+      model.chat(turns, { maxNewTokens: 4, reasoningBudget: 4 }).result(),
+      (e: Error) =>
+        e instanceof UsageError &&
+        /reasoning budget must be an integer from 1 to max tokens − 1 \(3\), got 4/.test(e.message),
+    );
   });
 
   it('stops at a stop token of generation_config.json', async () => {

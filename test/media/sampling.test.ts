@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { boundEdges, getResizeOutputImageSize } from '../../src/media/resize.js';
-import { qwenFrameCount, roundHalfEven, sampleIndices } from '../../src/media/sampling.js';
+import {
+  clipFrames,
+  qwenFrameCount,
+  roundHalfEven,
+  sampleClip,
+  sampleIndices,
+} from '../../src/media/sampling.js';
 
 // Fixtures below were computed with numpy running the reference code (Vamba train/data.py
 // get_frame_indices "middle"; qwen-vl-utils smart_nframes + linspace().round()).
@@ -121,4 +127,28 @@ test('Vamba pre-resize (get_resize_output_image_size)', () => {
   assert.deepEqual(getResizeOutputImageSize(100, 200, 256, 640), [256, 256]);
   assert.deepEqual(getResizeOutputImageSize(97, 61, null, null), [97, 61]);
   assert.deepEqual(boundEdges(256, 480)({ width: 1920, height: 1080 }), { width: 480, height: 270 });
+});
+
+test('a clip bounds the frames as MVBench does (round(start·fps) … min(round(end·fps), last)), then the policy samples inside', () => {
+  const timing = { frameCount: 100, fps: 10 };
+  // 2.0–4.0 s → frames 20…40 (21 frames); uniform 4 of 21: linspace(0, 21, 5) truncated = 0, 5, 10, 15, 21,
+  // midpoints 2, 7, 12, 18 → shifted by 20.
+  assert.deepEqual(clipFrames({ startSec: 2, endSec: 4 }, timing), { first: 20, count: 21 });
+  assert.deepEqual(
+    sampleClip({ kind: 'uniform', numFrames: 4 }, timing, { startSec: 2, endSec: 4 }),
+    [22, 27, 32, 38],
+  );
+  // Past the end: cut at the last frame (99): 95…99.
+  assert.deepEqual(sampleClip({ kind: 'all' }, timing, { startSec: 9.5, endSec: 20 }), [95, 96, 97, 98, 99]);
+  // No clip: the whole video.
+  assert.deepEqual(
+    sampleClip({ kind: 'uniform', numFrames: 2 }, timing),
+    sampleIndices({ kind: 'uniform', numFrames: 2 }, timing),
+  );
+  assert.throws(
+    () => clipFrames({ startSec: 12, endSec: 20 }, timing),
+    (e: Error) => e instanceof InputError && /after the video ends \(10\.00 s\)/.test(e.message),
+  );
+  assert.throws(() => clipFrames({ startSec: 3, endSec: 3 }, timing), /0 ≤ start < end/);
+  assert.throws(() => clipFrames({ startSec: -1, endSec: 3 }, timing), /0 ≤ start < end/);
 });

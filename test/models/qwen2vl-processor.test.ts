@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
-import { resizeBicubic } from '../../src/models/qwen2vl/bicubic.js';
+import { resizeBicubic } from '../../src/media/bicubic.js';
 import {
   Qwen2VLProcessor,
   type RgbImage,

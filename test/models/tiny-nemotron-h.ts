@@ -13,7 +13,7 @@ import { wordPieceTokenizerJson } from '../../src/needle/tokenizer.js';
 
 const FIXTURE = 'test/fixtures/nemotron_h/nano-like';
 
-const WORDS = [
+export const WORDS = [
   '[UNK]',
   'System',
   'User',

@@ -1,8 +1,9 @@
 // What `npm install` builds and what the package ships: the CUDA addon is compiled at install only where an
-// NVIDIA driver is present (else on first use of --device cuda), and build outputs never go into the package.
+// NVIDIA driver is present (else on first use of --device cuda), the native CPU kernels where a C compiler
+// works (never failing the install), and build outputs never go into the package.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -46,7 +47,23 @@ test('LONGSHOT_BUILD_CUDA=0 skips the build even where a driver is present', (t)
   assert.equal(existsSync(join(dir, 'native', 'cuda', 'build')), false);
 });
 
-test('the npm package holds the sources the addon builds from and no build outputs', () => {
+test('npm install goes on in one line when the native CPU kernels cannot be compiled', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'longshot-install-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'scripts'));
+  copyFileSync('scripts/build-cpu.mjs', join(dir, 'scripts', 'build-cpu.mjs'));
+  cpSync('native/cpu', join(dir, 'native', 'cpu'), { recursive: true, filter: (p) => !p.endsWith('build') });
+  const r = spawnSync(process.execPath, [join(dir, 'scripts', 'build-cpu.mjs'), '--optional'], {
+    encoding: 'utf8',
+    env: { ...process.env, CC: join(dir, 'no-such-cc') },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^longshot: the native CPU kernels failed to build .*the WebAssembly ones serve/);
+  assert.equal(r.stdout.trim().split('\n').length, 1);
+  assert.equal(existsSync(join(dir, 'native', 'cpu', 'build', 'longshot_cpu.node')), false);
+});
+
+test('the npm package holds the sources the addons build from and no build outputs', () => {
   const r = spawnSync('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
@@ -55,11 +72,15 @@ test('the npm package holds the sources the addon builds from and no build outpu
     'scripts/build-native.mjs',
     'native/cuda/driver-probes.json',
     'native/cuda/addon.cpp',
+    'scripts/build-cpu.mjs',
+    'native/cpu/kernel.inc',
+    'native/cpu/addon.c',
+    'native/cpu/gemm.wasm',
     'models/needle-vamba-tiny/model.safetensors',
   ])
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   const junk = files.filter((f) =>
-    /^native\/cuda\/(build|test)\/|\.(o|node|tmp)$|^dist\/(?!src\/)|^test\/|^scripts\/(?!build-native)/.test(
+    /^native\/cuda\/(build|test)\/|^native\/cpu\/build\/|\.(o|node|tmp)$|^dist\/(?!src\/|web\/)|^test\/|^scripts\/(?!build-(native|cpu)\.mjs)/.test(
       f,
     ),
   );

@@ -99,7 +99,14 @@ describe('OpenAI-compatible server', () => {
     const health = await (await fetch(`${s.url}/health`)).json();
     assert.equal(health.status, 'ok');
     assert.equal(health.model, MODEL);
-    assert.deepEqual(health.queue, { running: 0, queued: 0, concurrency: 1, max_queue: 16 });
+    assert.deepEqual(health.queue, {
+      running: 0,
+      queued: 0,
+      concurrency: 8,
+      max_queue: 16,
+      reserved_bytes: 0,
+      budget_bytes: null,
+    });
   });
 
   it('answers a non-streaming request with usage, and reuses the encoded video for the next question', async () => {
@@ -122,7 +129,7 @@ describe('OpenAI-compatible server', () => {
       prompt_tokens: prompt,
       completion_tokens: completion,
       total_tokens: prompt + completion,
-      prompt_tokens_details: { cached_tokens: 0 },
+      prompt_tokens_details: { cached_tokens: 0, video_tokens: FOUR_TOKENS },
     });
 
     // Asked again: the cached encoding gives the same (greedy) answer as the fresh one.
@@ -182,7 +189,10 @@ describe('OpenAI-compatible server', () => {
     );
     const last = chunks.at(-1)!;
     assert.deepEqual(last.choices, []);
-    assert.deepEqual(last.usage, { ...whole.usage, prompt_tokens_details: { cached_tokens: FOUR_TOKENS } });
+    assert.deepEqual(last.usage, {
+      ...whole.usage,
+      prompt_tokens_details: { cached_tokens: FOUR_TOKENS, video_tokens: FOUR_TOKENS },
+    });
     assert.equal(whole.usage?.prompt_tokens, textTokens('Describe the video.') + FOUR_TOKENS);
 
     // On the wire: SSE data lines, the last one [DONE].
@@ -312,6 +322,21 @@ describe('OpenAI-compatible server', () => {
         /fps: a rate needs "sampling": "fps"/,
         'fps',
       ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), clip_start: 1 },
+        /clip_end: a clip needs both clip_start and clip_end/,
+        'clip_end',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), clip_start: 2, clip_end: 1 },
+        /clip_end: must be after clip_start \(2 s\), got 1/,
+        'clip_end',
+      ],
+      [
+        { model: MODEL, messages: ask('clip.mp4'), clip_start: 50, clip_end: 60 },
+        /the clip 50–60 s starts after the video ends/,
+        'messages[0].content[0].video_url.url',
+      ],
     ];
     for (const [body, message, param] of cases) {
       const res = await post(s.url, body);
@@ -331,6 +356,28 @@ describe('OpenAI-compatible server', () => {
       s.client.chat.completions.create({ model: MODEL, messages: ask('clip.mp4'), temperature: 9 }),
       (e: unknown) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message),
     );
+  });
+
+  it('reduces the video’s tokens when a request asks (reduce), counting them in usage, and refuses one it cannot take', async () => {
+    const question = 'Which word appeared?';
+    const request = withFour({ model: MODEL, messages: ask('clip.mp4', question), max_tokens: 2 });
+    // 2 groups of 3×2 merged tokens; uniform:0.5 keeps 3 of each group's 6.
+    const res = await post(s.url, { ...request, reduce: 'uniform:0.5' });
+    const json = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(json));
+    assert.equal(res.headers.get('x-longshot-video-cache'), 'miss');
+    assert.equal(json.usage.prompt_tokens_details.video_tokens, FOUR_TOKENS / 2);
+    assert.equal(json.usage.prompt_tokens, textTokens(question) + FOUR_TOKENS / 2);
+    for (const [reduce, message] of [
+      ['transv', /transv is TimeViper’s .* valid only for timeviper models/],
+      ['mambamia', /mambamia needs a MambaMia compressor trained for this model’s LLM/],
+      ['uniform:3', /"uniform:3" is not METHOD or METHOD:KEEP/],
+    ] as const) {
+      const bad = await post(s.url, { ...request, reduce });
+      const err = await bad.json();
+      assert.equal(bad.status, reduce === 'mambamia' ? 500 : 400, JSON.stringify(err));
+      assert.match(err.error.message, message);
+    }
   });
 
   it('names a data: URL as the client sent it, never by its temporary file, and caps long messages', async () => {

@@ -12,6 +12,9 @@ order); at 112×112 smart_resize keeps the size, so no resampling happens on eit
     python3 tools/reference/train_needle.py --data /tmp/train --eval /tmp/eval --out /tmp/models \\
         --tokenizer-dir /tmp/tok --model vamba --steps 3000 --seed 0
 
+`--model timeviper` trains tools/reference/needle_timeviper.py's TimeViper on the same data (its nano_base prompt
+rebuilt from the exported one).
+
 The model code is compact and trainable (autograd, batched); `--check` compares its pieces with transformers'
 modules (vision tower, Qwen2-VL text model) and a sequential Mamba-2 recurrence before training.
 """
@@ -420,6 +423,18 @@ class Qwen2VL(nn.Module):
         return self.lm_head(self.model.norm(Hs))
 
 
+def model_class(kind):
+    """The model `--model` names: vamba, qwen2vl, timeviper (tools/reference/needle_timeviper.py) or mambamia
+    (TSTAR-MambaMia, tools/reference/needle_mambamia.py)."""
+    if kind == "timeviper":
+        return timeviper().NeedleTimeViper
+    if kind == "mambamia":
+        from needle_mambamia import TstarMambaMia
+
+        return TstarMambaMia
+    return Vamba if kind == "vamba" else Qwen2VL
+
+
 # ---- configs and saving -----------------------------------------------------------------------------------
 
 
@@ -679,9 +694,16 @@ def remap_vocab(sd, old_tok, new_tok, log):
     return sd
 
 
+def timeviper():
+    """tools/reference/needle_timeviper.py: a TimeViper behind this trainer's model interface (--model timeviper)."""
+    import needle_timeviper
+
+    return needle_timeviper
+
+
 def train(kind, c, data, a, log):
     torch.manual_seed(a.seed)
-    model = (Vamba if kind == "vamba" else Qwen2VL)(c).to(a.device)
+    model = model_class(kind)(c).to(a.device)
     if a.init:  # continue from earlier weights (e.g. the shipped models/): GPU time adds up across runs
         src = os.path.join(a.init, f"needle-{kind}-tiny")
         sd = {k: v.float() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
@@ -838,7 +860,7 @@ def main():
     p.add_argument("--eval", default="", help="held-out export dir(s), comma-separated")
     p.add_argument("--out", required=True)
     p.add_argument("--tokenizer-dir", required=True)
-    p.add_argument("--model", default="vamba,qwen2vl")
+    p.add_argument("--model", default="vamba,qwen2vl", help="vamba, qwen2vl and/or timeviper, comma-separated")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--max-seconds", type=float, default=1e9)
     p.add_argument("--batch", type=int, default=32, help="videos per batch at --base-frames frames")
@@ -878,6 +900,12 @@ def main():
     for name, d in held.items():
         log(f"eval set {name}: {d.sizes()}")
     configs = {k: make_config(k, vocab, a) for k in ("vamba", "qwen2vl")}
+    if "timeviper" in a.model.split(","):
+        configs["timeviper"] = timeviper().make_needle_config(a)
+    if "mambamia" in a.model.split(","):
+        from needle_mambamia import make_tstar_config
+
+        configs["mambamia"] = make_tstar_config(configs["qwen2vl"], a.d_state)
     if a.check:
         checks(configs["vamba"], configs["qwen2vl"], data, a, log)
     report = {}
@@ -885,7 +913,10 @@ def main():
     for kind in a.model.split(","):
         model, info = train(kind, configs[kind], data, a, log)
         out = os.path.join(a.out, f"needle-{kind}-tiny")
-        save_model(model, configs[kind], out, a.tokenizer_dir, dtype)
+        if kind == "timeviper":
+            timeviper().save_needle(model, out, a.tokenizer_dir, dtype)
+        else:
+            save_model(model, configs[kind], out, a.tokenizer_dir, dtype)
         report[kind] = info
         info["eval"] = {}
         for name, d in held.items():  # the report is rewritten after each set: a time limit keeps what was done

@@ -1,6 +1,7 @@
 import type { AttentionDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { gemm } from './gemm.js';
+import { fastSoftmaxRows } from './kernels.js';
 import { sharedF32Of, sharedF32Out } from './memory.js';
 import { parallelFor } from './pool.js';
 
@@ -60,17 +61,21 @@ export function attention(
   o.commit();
 }
 
-// Per-thread scratch: packed query rows, f64 scores then probabilities, output rows.
-let qs = new Float64Array(0);
-let scores = new Float64Array(0);
-let os = new Float64Array(0);
+// Per-thread scratch: packed query rows, scores then probabilities, output rows. f32, so the fast GEMM
+// kernels run on them (the softmax sums in f64 registers).
+let qs = new Float32Array(0);
+let scores = new Float32Array(0);
+let os = new Float32Array(0);
 let lo = new Int32Array(0);
 let hi = new Int32Array(0);
+/** Each block row's key range, relative to the block's first key j0. */
+let rowLo = new Int32Array(0);
+let rowHi = new Int32Array(0);
 
 /**
  * Blocks [unitLo, unitHi) in (batch, kv head, query block) order. Row r of a block is query i0 + ⌊r/group⌋ of
  * head kh·group + r mod group. With those rows packed: S = scale·Q·Kᵀ over the union of the keys they may
- * see, an f64 softmax per row with every key outside that row's range at probability 0, then O = P·V.
+ * see, a softmax per row with every key outside that row's range at probability 0, then O = P·V.
  */
 export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number): void {
   const { sq, skv, kvLength, hq, hkv, d: dim, dv, scale, causal, queryOffset, segments } = a.desc;
@@ -79,10 +84,11 @@ export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number):
   const qpb = queriesPerBlock(a.desc);
   const blocks = Math.ceil(sq / qpb);
   const maxRows = qpb * group;
-  if (qs.length < maxRows * dim) qs = new Float64Array(maxRows * dim);
-  if (scores.length < maxRows * kvLength) scores = new Float64Array(maxRows * kvLength);
-  if (os.length < maxRows * dv) os = new Float64Array(maxRows * dv);
+  if (qs.length < maxRows * dim) qs = new Float32Array(maxRows * dim);
+  if (scores.length < maxRows * kvLength) scores = new Float32Array(maxRows * kvLength);
+  if (os.length < maxRows * dv) os = new Float32Array(maxRows * dv);
   if (lo.length < qpb) [lo, hi] = [new Int32Array(qpb), new Int32Array(qpb)];
+  if (rowLo.length < maxRows) [rowLo, rowHi] = [new Int32Array(maxRows), new Int32Array(maxRows)];
   for (let u = unitLo; u < unitHi; u++) {
     const b = Math.floor(u / (hkv * blocks));
     const kh = Math.floor(u / blocks) % hkv;
@@ -131,7 +137,14 @@ export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number):
         biasOff: 0,
         accumulate: false,
       });
-      for (let r = 0; r < rows; r++) softmaxRow(a, r, b, kh, i0, j0, j1, span);
+      for (let r = 0; r < rows; r++) {
+        rowLo[r] = lo[Math.floor(r / group)] - j0;
+        rowHi[r] = hi[Math.floor(r / group)] - j0;
+        if (a.mask) addMask(a, r, b, i0, j0, span);
+      }
+      if (!fastSoftmaxRows(scores, rows, span, span, rowLo, rowHi))
+        for (let r = 0; r < rows; r++) softmaxRow(r, span);
+      if (weights) for (let r = 0; r < rows; r++) writeWeights(a, r, b, kh, i0, j0, span);
       gemm({
         a: scores,
         aOff: 0,
@@ -167,28 +180,20 @@ export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number):
   }
 }
 
-/** Softmax of block row r in place (scores[r·span + j − j0] is key j), writing its weights if asked. */
-function softmaxRow(
-  a: AttentionArgs,
-  r: number,
-  b: number,
-  kh: number,
-  i0: number,
-  j0: number,
-  j1: number,
-  span: number,
-): void {
+/** Adds the mask to block row r over its keys (scores[r·span + j − j0] is key j). */
+function addMask(a: AttentionArgs, r: number, b: number, i0: number, j0: number, span: number): void {
   const { sq, kvLength, hq, hkv } = a.desc;
-  const group = hq / hkv;
-  const qi = Math.floor(r / group);
-  const i = i0 + qi;
+  const qi = Math.floor(r / (hq / hkv));
   const sr = r * span - j0;
-  const l = lo[qi];
-  const e = hi[qi];
-  if (a.mask) {
-    const mb = ((a.maskBatched ? b : 0) * sq + i) * kvLength;
-    for (let j = l; j < e; j++) scores[sr + j] += a.mask[mb + j];
-  }
+  const mb = ((a.maskBatched ? b : 0) * sq + i0 + qi) * kvLength;
+  for (let j = lo[qi]; j < hi[qi]; j++) scores[sr + j] += a.mask![mb + j];
+}
+
+/** The reference softmax of block row r in place over its columns [rowLo[r], rowHi[r]), 0 elsewhere. */
+function softmaxRow(r: number, span: number): void {
+  const sr = r * span;
+  const l = rowLo[r];
+  const e = rowHi[r];
   let max = Number.NEGATIVE_INFINITY;
   for (let j = l; j < e; j++) if (scores[sr + j] > max) max = scores[sr + j];
   let sum = 0;
@@ -201,13 +206,24 @@ function softmaxRow(
   // A row that sees nothing (or only −∞) gets all-zero probabilities, hence a zero output.
   if (sum === 0) scores.fill(0, sr + l, sr + e);
   else for (let j = l; j < e; j++) scores[sr + j] /= sum;
-  scores.fill(0, sr + j0, sr + l);
-  scores.fill(0, sr + e, sr + j1);
-  if (a.weights) {
-    const wb = weightRow(a, b, kh * group + (r % group), i);
-    a.weights.fill(0, wb, wb + kvLength);
-    for (let j = l; j < e; j++) a.weights[wb + j] = scores[sr + j];
-  }
+  scores.fill(0, sr, sr + l);
+  scores.fill(0, sr + e, sr + span);
+}
+
+/** Copies block row r's probabilities into the weights output (zero outside the keys it saw). */
+function writeWeights(
+  a: AttentionArgs,
+  r: number,
+  b: number,
+  kh: number,
+  i0: number,
+  j0: number,
+  span: number,
+): void {
+  const group = a.desc.hq / a.desc.hkv;
+  const wb = weightRow(a, b, kh * group + (r % group), i0 + Math.floor(r / group));
+  a.weights!.fill(0, wb, wb + a.desc.kvLength);
+  a.weights!.set(scores.subarray(r * span, (r + 1) * span), wb + j0);
 }
 
 /** Offset of the weights row [batch, hq, sq, kvLength] of head h, query i. */

@@ -4,8 +4,11 @@
  * slivers of A, NR-column slivers of B, zero padded), so the MR×NR register-blocked micro-kernel streams both
  * panels sequentially. Packing reads A and B through strides, which is how transposes and strided views
  * (one head of a [seq, heads, dim] tensor) are handled without copies. Fewer than MR rows (decode) skip
- * packing.
+ * packing. This is the reference: when faster kernels are in use (kernels.ts) and the operands are f32, they
+ * run instead.
  */
+import { fastGemm } from './kernels.js';
+
 export const MR = 4;
 export const NR = 8;
 const KC = 256;
@@ -22,7 +25,9 @@ export interface Gemm {
   aOff: number;
   aRow: number;
   aCol: number;
-  b: Float32Array | Float64Array;
+  /** Uint16Array: raw bf16/f16 elements (bHalf), which only the fast kernels read. */
+  b: Float32Array | Float64Array | Uint16Array;
+  bHalf?: 'bf16' | 'f16';
   bOff: number;
   bRow: number;
   bCol: number;
@@ -39,7 +44,8 @@ export interface Gemm {
 }
 
 export function gemm(g: Gemm): void {
-  if (g.m <= 0 || g.n <= 0) return;
+  if (g.m <= 0 || g.n <= 0 || fastGemm(g)) return;
+  if (g.b instanceof Uint16Array) throw new Error('gemm: a bf16/f16 B operand needs the fast CPU kernels');
   if (g.m < MR) gemmSmall(g);
   else gemmBlocked(g);
 }

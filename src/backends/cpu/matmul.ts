@@ -1,7 +1,8 @@
 import type { MatmulDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { gemm, MR, NR } from './gemm.js';
-import { sharedF32Of, sharedF32Out } from './memory.js';
+import { cpuKernels } from './kernels.js';
+import { rawOf, sharedF32Of, sharedF32Out } from './memory.js';
 import { parallelFor } from './pool.js';
 
 /** Below this many flops a GEMM is not worth waking the workers for. */
@@ -10,7 +11,9 @@ const PARALLEL_FLOPS = 1 << 22;
 /** A batched GEMM over shared memory: A[p, i, t] = a[p·aBatch + i·aRow + t·aCol], likewise B[p, t, j]. */
 export interface GemmArgs {
   a: Float32Array;
-  b: Float32Array;
+  /** Raw bf16/f16 elements (bHalf) when the fast kernels convert them, else f32. */
+  b: Float32Array | Uint16Array;
+  bHalf?: 'bf16' | 'f16';
   c: Float32Array;
   bias: Float32Array | null;
   batch: number;
@@ -28,13 +31,18 @@ export interface GemmArgs {
   split: 0 | 1 | 2;
 }
 
-/** Transposes become strides; the work is split over batches, row tiles or column tiles. */
+/**
+ * Transposes become strides; the work is split over batches, row tiles or column tiles. bf16/f16 weights
+ * stay in their dtype for the fast kernels, which convert them while packing (the reference converts first).
+ */
 export function matmul(out: Tensor, a: Tensor, b: Tensor, bias: Tensor | null, d: MatmulDesc): void {
   const { batch, m, n, k } = d;
   const o = sharedF32Out(out);
+  const half = (b.dtype === 'bf16' || b.dtype === 'f16') && cpuKernels() !== 'ts' ? b.dtype : undefined;
   const g: GemmArgs = {
     a: sharedF32Of(a),
-    b: sharedF32Of(b),
+    b: half ? (rawOf(b) as Uint16Array) : sharedF32Of(b),
+    bHalf: half,
     c: o.data,
     bias: bias ? sharedF32Of(bias) : null,
     batch,
@@ -76,6 +84,7 @@ export function gemmTask(g: GemmArgs, lo: number, hi: number): void {
       aRow: g.aRow,
       aCol: g.aCol,
       b: g.b,
+      bHalf: g.bHalf,
       bOff: p * g.bBatch + j0 * g.bCol,
       bRow: g.bRow,
       bCol: g.bCol,

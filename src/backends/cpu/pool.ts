@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, Worker } from 'node:worker_threads';
+import { cpuKernels } from './kernels.js';
 import type { TaskName } from './tasks.js';
 
 /**
@@ -120,8 +121,9 @@ export function parallelFor<A>(
   splitCalls++;
   Atomics.store(p.ctl, 0, 0);
   Atomics.store(p.ctl, 1, 0);
+  const kernels = cpuKernels();
   for (let i = 1; i < parts; i++)
-    p.workers[helpers[i - 1]].postMessage({ task, args, lo: bounds(i), hi: bounds(i + 1) });
+    p.workers[helpers[i - 1]].postMessage({ task, args, lo: bounds(i), hi: bounds(i + 1), kernels });
   busy = true;
   let localError: unknown = null;
   try {

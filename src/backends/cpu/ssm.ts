@@ -106,19 +106,22 @@ const PARALLEL_WORK = 1 << 20;
  * Runs the (batch, head) pairs [lo, hi). Per chunk of T tokens and head, with L[t, s] = (C_t·B_s)·exp(a_t − a_s)·dt_s
  * for s ≤ t (0 above the diagonal), four GEMMs on strided views:
  *   CB = C·Bᵀ (once per group),  Y = diag(exp(a))·C·Sᵀ + L·X + D·X,  S ← exp(a_last)·S + (w ∘ X)ᵀ·B
- * with w_s = exp(a_last − a_s)·dt_s. States stay in f64.
+ * with w_s = exp(a_last − a_s)·dt_s. Operands are f32 so the fast GEMM kernels run them; cumulative sums stay f64.
  */
 export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
   const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
   const { x, dt, A, B, C, D, y } = a;
   const perGroup = H / G;
   const Lc = Math.min(chunkSize, len);
-  const CB = new Float64Array(Lc * Lc);
-  const Lm = new Float64Array(Lc * Lc);
-  const Cd = new Float64Array(Lc * N);
-  const Xw = new Float64Array(Lc * P);
-  const Yc = new Float64Array(Lc * P);
+  const CB = new Float32Array(Lc * Lc);
+  const Lm = new Float32Array(Lc * Lc);
+  const Cd = new Float32Array(Lc * N);
+  const Xw = new Float32Array(Lc * P);
+  const Yc = new Float32Array(Lc * P);
   const cs = new Float64Array(Lc);
+  const dts = new Float64Array(Lc);
+  const ecs = new Float64Array(Lc); // exp(a_t)
+  const wdt = new Float64Array(Lc); // exp(−a_s)·dt_s
   const step = (g: Partial<Gemm> & Pick<Gemm, 'a' | 'b' | 'c' | 'm' | 'n' | 'k'>) =>
     gemm({
       aOff: 0,
@@ -139,8 +142,8 @@ export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
     const h0 = Math.max(lo - b * H, 0);
     const h1 = Math.min(hi - b * H, H);
     if (h0 >= h1) continue;
-    // States of this batch's heads [h0, h1): [head][P][N] in f64.
-    const S = new Float64Array((h1 - h0) * P * N);
+    // States of this batch's heads [h0, h1): [head][P][N].
+    const S = new Float32Array((h1 - h0) * P * N);
     if (a.s0) for (let i = 0; i < S.length; i++) S[i] = a.s0[(b * H + h0) * P * N + i];
     for (let t0 = 0; t0 < len; t0 += chunkSize) {
       const T = Math.min(chunkSize, len - t0);
@@ -164,19 +167,32 @@ export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
         for (let h = Math.max(h0, g * perGroup); h < Math.min(h1, (g + 1) * perGroup); h++) {
           const sOff = (h - h0) * P * N;
           const xOff = (row0 * H + h) * P; // x_t / y_t rows of this head, stride H·P
+          // With a non-increasing and |a| < 600, exp(a_t − a_s) = exp(a_t)·exp(−a_s) exactly enough (≤ 1, no
+          // overflow), which saves an exp per (t, s) pair.
           let cum = 0;
+          let product = true;
           for (let t = 0; t < T; t++) {
-            cum += dt[(row0 + t) * H + h] * A[h];
+            dts[t] = dt[(row0 + t) * H + h];
+            const inc = dts[t] * A[h];
+            cum += inc;
             cs[t] = cum;
+            if (inc > 0 || Math.abs(cum) >= 600) product = false;
           }
           for (let t = 0; t < T; t++) {
-            const e = Math.exp(cs[t]);
-            for (let n = 0; n < N; n++) Cd[t * N + n] = C[bcOff + t * G * N + n] * e;
-            for (let s = 0; s <= t; s++)
-              Lm[t * T + s] = CB[t * T + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dt[(row0 + s) * H + h];
-            Lm.fill(0, t * T + t + 1, (t + 1) * T);
+            ecs[t] = Math.exp(cs[t]);
+            wdt[t] = Math.exp(-cs[t]) * dts[t];
           }
-          // Y = diag(exp(a))·C·Sᵀ (the carried state) + L·X (this chunk's tokens) + D·X, summed in f64.
+          for (let t = 0; t < T; t++) {
+            const e = ecs[t];
+            const row = t * T;
+            for (let n = 0; n < N; n++) Cd[t * N + n] = C[bcOff + t * G * N + n] * e;
+            if (product) for (let s = 0; s <= t; s++) Lm[row + s] = CB[row + s] * e * wdt[s];
+            else
+              for (let s = 0; s <= t; s++)
+                Lm[row + s] = CB[row + s] * Math.exp(Math.min(cs[t] - cs[s], 0)) * dts[s];
+            Lm.fill(0, row + t + 1, row + T);
+          }
+          // Y = diag(exp(a))·C·Sᵀ (the carried state) + L·X (this chunk's tokens) + D·X.
           step({ a: Cd, aRow: N, b: S, bOff: sOff, bRow: 1, bCol: N, c: Yc, ldc: P, m: T, n: P, k: N });
           step({
             a: Lm,

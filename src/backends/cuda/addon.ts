@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
-import type { AttentionDesc, SsdDesc } from '../../runtime/backend.js';
+import type { AttentionDesc, AttentionRowsDesc, MambaStepRowsDesc, SsdDesc } from '../../runtime/backend.js';
 import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
@@ -178,6 +178,33 @@ export interface CudaAddon {
   ): void;
   /** Present once native/cuda/conv1d.cu is part of the build. */
   conv1d?(...args: unknown[]): void;
+  /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
+  attentionRows?(
+    out: Ptr,
+    q: Ptr,
+    table: Float64Array,
+    maxLength: number,
+    dtype: number,
+    desc: AttentionRowsDesc,
+  ): void;
+  scatterRows?(x: Ptr, dsts: Float64Array, rowBytes: number): void;
+  /** states holds [conv, ssm] addresses per row. */
+  mambaStepRows?(
+    y: Ptr,
+    x: Ptr,
+    bc: Ptr,
+    dtRaw: Ptr,
+    weight: Ptr,
+    bias: Ptr,
+    wDtype: number,
+    dtBias: Ptr,
+    A: Ptr,
+    D: Ptr,
+    dDtype: number,
+    states: Float64Array,
+    dtype: number,
+    desc: MambaStepRowsDesc,
+  ): void;
 }
 
 const ADDON_FILE = join('native', 'cuda', 'build', 'longshot_cuda.node');

@@ -56,11 +56,69 @@ function notBuilt(op: string, file: string): Error {
 export class CudaBackend implements Backend {
   readonly name = 'cuda' as const;
 
+  /** The batched decode kernels (native/cuda/decode.cu), absent from builds without them (ops then loop). */
+  readonly attentionRows?: Backend['attentionRows'];
+  readonly scatterRows?: Backend['scatterRows'];
+  readonly mambaStepRows?: Backend['mambaStepRows'];
+
   constructor(
     private readonly addon: CudaAddon,
     /** What init reported: GPU name, compute capability, memory, the cuBLASLt library loaded. */
     readonly device: ReturnType<CudaAddon['init']>,
-  ) {}
+  ) {
+    const { attentionRows, scatterRows, mambaStepRows } = addon;
+    if (attentionRows)
+      this.attentionRows = (out, q, kvs, d) =>
+        attentionRows(
+          ptr(out),
+          ptr(q),
+          Float64Array.from(
+            kvs.flatMap((r) => [
+              ptr(r.k),
+              ptr(r.v),
+              r.length,
+              ptrOr0(r.prefix?.k ?? null),
+              ptrOr0(r.prefix?.v ?? null),
+              r.prefix?.length ?? 0,
+            ]),
+          ),
+          Math.max(...kvs.map((r) => r.length + (r.prefix?.length ?? 0))),
+          code(q),
+          d,
+        );
+    if (scatterRows)
+      this.scatterRows = (x, dsts, rowElems) => {
+        const rowBytes = rowElems * BYTES_PER_ELEMENT[x.dtype];
+        scatterRows(
+          ptr(x),
+          Float64Array.from(dsts, (t) => ptr(t.dst) + t.at * rowBytes),
+          rowBytes,
+        );
+      };
+    if (mambaStepRows)
+      this.mambaStepRows = (y, x, bc, dtRaw, conv, dtBias, A, D, states, d) => {
+        if (conv.bias && conv.bias.dtype !== conv.weight.dtype)
+          throw new TypeError(
+            `cuda mambaStepRows: bias ${conv.bias.dtype} and weight ${conv.weight.dtype} differ`,
+          );
+        mambaStepRows(
+          ptr(y),
+          ptr(x),
+          ptr(bc),
+          ptr(dtRaw),
+          ptr(conv.weight),
+          ptrOr0(conv.bias),
+          code(conv.weight),
+          ptr(dtBias),
+          ptr(A),
+          ptrOr0(D),
+          D ? code(D) : 0,
+          Float64Array.from(states.flatMap((s) => [ptr(s.conv), ptr(s.ssm)])),
+          code(x),
+          d,
+        );
+      };
+  }
 
   // ---- memory -------------------------------------------------------------------------------
 

@@ -3,13 +3,16 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InputError } from '../../errors.js';
 import { VideoLM } from '../../facade/video-lm.js';
-import { decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import { type Clip, decodeReportJson, describeFrameLoss } from '../../media/index.js';
+import type { ReductionRequest } from '../../models/reduction.js';
 import { noticeEmbeddedModel } from '../first-run.js';
 import {
+  addClipOption,
   addGenerationOptions,
   addLossOptions,
   addModelOptions,
   addOutputOptions,
+  addReduceOption,
   addSamplingOptions,
   generationOf,
   lossPolicyOf,
@@ -38,6 +41,8 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
   using handle = await model.encodeVideo(video, {
     ...samplingOf(o),
     ...lossPolicyOf(o),
+    clip: o.clip as Clip | undefined,
+    reduce: o.reduce as ReductionRequest | undefined,
     progress: videoProgress(bars),
   });
   // Said before the answer, so nobody takes an answer from a partly decoded video for a whole one.
@@ -59,7 +64,11 @@ async function answer(video: string, question: string, o: AnswerOptions): Promis
 }
 
 function withCommon(cmd: Command): Command {
-  return addOutputOptions(addGenerationOptions(addLossOptions(addSamplingOptions(addModelOptions(cmd)))));
+  return addOutputOptions(
+    addGenerationOptions(
+      addReduceOption(addLossOptions(addClipOption(addSamplingOptions(addModelOptions(cmd))))),
+    ),
+  );
 }
 
 export function register(program: Command): void {

@@ -9,6 +9,7 @@ import {
   addOutputOptions,
   generationOf,
   type ModelOptions,
+  positiveInt,
 } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 import { printReply } from '../reply.js';
@@ -47,12 +48,18 @@ export function register(program: Command): void {
     ),
   )
     .option('--system <text>', 'a system prompt (Nemotron-H: "/think" or "/no_think" switches its reasoning)')
+    .option(
+      '--reasoning-budget <n>',
+      'think at most n tokens, then answer (Nemotron-H; fewer than --max-new-tokens)',
+      positiveInt('--reasoning-budget'),
+    )
     .addHelpText(
       'after',
       `
 Examples:
   $ longshot chat "Explain the Mamba-2 state in two sentences." --model nvidia/NVIDIA-Nemotron-Nano-9B-v2 --stream
   $ longshot chat "What is 17 × 23?" --system "/no_think" --model ./nemotron-nano-9b-v2 --json
+  $ longshot chat "Plan a 3-day trip to Kyoto." --system "/think" --reasoning-budget 256 --model ./nemotron-nano-9b-v2
 
 A model that answers only about a video (Vamba) refuses with exit 2; ask it with 'longshot ask <video> …'.
 Exit codes: 0 ok, 2 bad usage, 3 bad input, 4 model problem, 5 out of memory.`,

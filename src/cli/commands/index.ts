@@ -9,6 +9,7 @@ import * as info from './info.js';
 import * as needle from './needle.js';
 import * as probe from './probe.js';
 import * as serve from './serve.js';
+import * as watch from './watch.js';
 import * as worker from './worker.js';
 
 /** Every built-in sub-command's registration, in the order `--help` lists them (families add theirs after). */
@@ -16,6 +17,7 @@ export const commands: Array<(program: Command) => void> = [
   ask.register,
   chat.register,
   serve.register,
+  watch.register,
   download.register,
   info.register,
   probe.register,

@@ -1,10 +1,14 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
 import { type Command, InvalidArgumentError } from 'commander';
 import { VideoLM } from '../../facade/video-lm.js';
+import { deviceMemoryBytes } from '../../models/fit.js';
+import type { ReductionRequest } from '../../models/reduction.js';
+import type { DeviceName } from '../../runtime/backend.js';
+import { getBackend } from '../../runtime/device.js';
 import { createServer } from '../../serve/app.js';
 import { checkListen, listenError } from '../../serve/listen.js';
 import { checkAllowedRoot } from '../../serve/media.js';
-import { addModelOptions, positiveInt } from '../options.js';
+import { addModelOptions, addReduceOption, positiveInt } from '../options.js';
 import { downloadProgress, progressEnabled } from '../progress.js';
 
 interface ServeCliOptions {
@@ -17,14 +21,25 @@ interface ServeCliOptions {
   allowedRoot?: string;
   allowRemoteMedia?: boolean;
   concurrency: number;
+  cacheBudget?: number;
   maxQueue: number;
   timeout: number;
   cacheVideos: number;
+  maxLiveSessions: number;
+  liveTtl: number;
   apiKey?: string;
+  ui: boolean;
+  maxUploadMb: number;
+  reduce?: ReductionRequest;
 }
 
 export function register(program: Command): void {
-  addModelOptions(program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'))
+  addReduceOption(
+    addModelOptions(
+      program.command('serve').description('serve the model over an OpenAI-compatible HTTP API'),
+    ),
+    'the token reduction for requests that name none',
+  )
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', port, 8000)
     .option(
@@ -33,7 +48,17 @@ export function register(program: Command): void {
     )
     .option('--allowed-root <dir>', 'directory whose files requests may name by path (default: none)')
     .option('--allow-remote-media', 'let requests name http(s) video/image URLs')
-    .option('--concurrency <n>', 'requests run on the model at once', positiveInt('--concurrency'), 1)
+    .option(
+      '--concurrency <n>',
+      'requests run on the model at once, decoding together in one batch',
+      positiveInt('--concurrency'),
+      8,
+    )
+    .option(
+      '--cache-budget <GiB>',
+      "cache memory running requests may hold together (default: 90% of the device's memory left after loading)",
+      gibibytes,
+    )
     .option(
       '--max-queue <n>',
       'requests that may wait; more get HTTP 429',
@@ -47,13 +72,35 @@ export function register(program: Command): void {
       (v) => (v === '0' ? 0 : positiveInt('--cache-videos')(v)),
       4,
     )
+    .option(
+      '--max-live-sessions <n>',
+      'live video sessions at once; more get HTTP 429',
+      (v) => (v === '0' ? 0 : positiveInt('--max-live-sessions')(v)),
+      2,
+    )
+    .option(
+      '--live-ttl <s>',
+      'close a live session nobody has used for this long',
+      positiveInt('--live-ttl'),
+      600,
+    )
     .option('--api-key <key>', 'require this bearer token (default: LONGSHOT_API_KEY, else none)')
+    .option('--no-ui', 'do not serve the web UI at /')
+    .option(
+      '--max-upload-mb <n>',
+      'largest video the web UI accepts as an upload, MiB',
+      positiveInt('--max-upload-mb'),
+      1024,
+    )
     .addHelpText(
       'after',
       `
-Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health.
+Endpoints: POST /v1/chat/completions (streaming with "stream": true), GET /v1/models, GET /health,
+GET /metrics, /v1/live/sessions (live video: watch a stream, ask about it with a video_url "live://<id>";
+docs/server.md), and the web UI at / (ask about a video in the browser; --no-ui turns it off).
 Messages may mix text with one "video_url" or "image_url" part: a path under --allowed-root, a data: URL,
-or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge.
+or (with --allow-remote-media) an http(s) URL. Extra request fields: frames, fps, sampling, max_edge, min_edge,
+relevance (true: also return each frame's share of the answer's attention), reduce (a token reduction).
 
 Examples:
   $ longshot serve --model TIGER-Lab/Vamba-Qwen2-VL-7B --device cuda --allowed-root ~/videos
@@ -74,17 +121,22 @@ Examples:
         // The embedded model is served under its directory's name, never a path of this machine.
         modelId: o.name ?? model.info.id,
         concurrency: o.concurrency,
+        cacheBudgetBytes: o.cacheBudget ?? (await defaultCacheBudget(model.info.device)),
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
+        reduce: o.reduce,
+        live: { maxSessions: o.maxLiveSessions, idleTtlMs: o.liveTtl * 1000 },
         media: { allowedRoot: o.allowedRoot, allowRemote: Boolean(o.allowRemoteMedia) },
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
+        ui: o.ui,
+        maxUploadBytes: o.maxUploadMb * 2 ** 20,
       });
       const address = await server.app.listen({ host: o.host, port: o.port }).catch((e) => {
         throw listenError(e, o.host, o.port);
       });
       process.stderr.write(
-        `longshot: serving ${model.info.id} (${model.info.architecture}) at ${address}/v1\n`,
+        `longshot: serving ${model.info.id} (${model.info.architecture}) at ${address}/v1${o.ui ? `, web UI at ${address}/` : ''}\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
@@ -94,6 +146,20 @@ Examples:
       await server.close();
       model.dispose();
     });
+}
+
+/** A positive number of GiB, in bytes. */
+function gibibytes(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0))
+    throw new InvalidArgumentError(`--cache-budget must be a positive number of GiB, got '${v}'`);
+  return n * 2 ** 30;
+}
+
+/** 90% of the device memory left once the model is loaded (the rest: video encoding, activations). */
+async function defaultCacheBudget(device: DeviceName): Promise<number> {
+  const backend = await getBackend(device);
+  return 0.9 * Math.max(0, deviceMemoryBytes(backend) - backend.memory().reserved);
 }
 
 /** A TCP port: 0 (any free one) to 65535. */

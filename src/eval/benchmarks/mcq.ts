@@ -3,10 +3,11 @@
  * LVBench, MVBench and NExT-QA (MC), each read as released and prompted, parsed and scored as lmms-eval does
  * (research/benchmarks.md §1.1, §1.3–§1.6).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError } from '../../errors.js';
+import type { Clip } from '../../media/index.js';
 import { extractChoice, firstLetter, mmmuChoice, mvbenchChoice } from '../answers.js';
 import {
   accuracyScores,
@@ -171,28 +172,52 @@ export const lvbench: Benchmark = {
   score: (items, parsed) => accuracyScores(items, parsed),
 };
 
-/** MVBench's task files and the folder (under video/) each one's videos live in. */
-const MVBENCH_TASKS: Record<string, string> = {
-  action_sequence: 'star/Charades_v1_480',
-  action_prediction: 'star/Charades_v1_480',
-  action_antonym: 'ssv2_video',
-  fine_grained_action: 'Moments_in_Time_Raw/videos',
-  unexpected_action: 'FunQA_test/test',
-  object_existence: 'clevrer/video_validation',
-  object_interaction: 'star/Charades_v1_480',
-  object_shuffle: 'perception/videos',
-  moving_direction: 'clevrer/video_validation',
-  action_localization: 'sta/sta_video',
-  scene_transition: 'scene_qa/video',
-  action_count: 'perception/videos',
-  moving_count: 'clevrer/video_validation',
-  moving_attribute: 'clevrer/video_validation',
-  state_change: 'perception/videos',
-  fine_grained_pose: 'nturgbd',
-  character_order: 'perception/videos',
-  egocentric_navigation: 'vlnqa',
-  counterfactual_inference: 'clevrer/video_validation',
+/**
+ * MVBench's task files: the folder (under video/) each one's videos live in, and whether its items carry
+ * `start`/`end` bounds (the official `data_list`'s last field). episodic_reasoning's "videos" are folders of
+ * TVQA frames at 3 fps.
+ */
+const MVBENCH_TASKS: Record<string, { folder: string; bound?: true; frameFolderFps?: number }> = {
+  action_sequence: { folder: 'star/Charades_v1_480', bound: true },
+  action_prediction: { folder: 'star/Charades_v1_480', bound: true },
+  action_antonym: { folder: 'ssv2_video' },
+  fine_grained_action: { folder: 'Moments_in_Time_Raw/videos' },
+  unexpected_action: { folder: 'FunQA_test/test' },
+  object_existence: { folder: 'clevrer/video_validation' },
+  object_interaction: { folder: 'star/Charades_v1_480', bound: true },
+  object_shuffle: { folder: 'perception/videos' },
+  moving_direction: { folder: 'clevrer/video_validation' },
+  action_localization: { folder: 'sta/sta_video', bound: true },
+  scene_transition: { folder: 'scene_qa/video' },
+  action_count: { folder: 'perception/videos' },
+  moving_count: { folder: 'clevrer/video_validation' },
+  moving_attribute: { folder: 'clevrer/video_validation' },
+  state_change: { folder: 'perception/videos' },
+  fine_grained_pose: { folder: 'nturgbd' },
+  character_order: { folder: 'perception/videos' },
+  egocentric_navigation: { folder: 'vlnqa' },
+  episodic_reasoning: { folder: 'tvqa/frames_fps3_hq', bound: true, frameFolderFps: 3 },
+  counterfactual_inference: { folder: 'clevrer/video_validation' },
 };
+
+/** A frame folder that must exist (its frames are checked when it is made into a video). */
+function frameFolder(path: string): string {
+  if (!statSync(path, { throwIfNoEntry: false })?.isDirectory())
+    throw new InputError(
+      `mvbench: frame folder not found at ${path}; check --data points at the extracted release (video/tvqa/frames_fps3_hq)`,
+    );
+  return path;
+}
+
+/** An item's `start`/`end` seconds (both numbers, start before end), as a clip. */
+function clipOf(row: Row, where: string): Clip {
+  const [startSec, endSec] = [row.start, row.end].map(Number);
+  if (!(Number.isFinite(startSec) && Number.isFinite(endSec) && startSec >= 0 && endSec > startSec))
+    throw new InputError(
+      `${where}: start/end must be seconds with start < end, got ${JSON.stringify(row.start)}/${JSON.stringify(row.end)}`,
+    );
+  return { startSec, endSec };
+}
 
 export const mvbench: Benchmark = {
   name: 'mvbench',
@@ -200,7 +225,7 @@ export const mvbench: Benchmark = {
   maxNewTokens: 16,
   async read(dir) {
     const items: BenchItem[] = [];
-    for (const [task, folder] of Object.entries(MVBENCH_TASKS)) {
+    for (const [task, { folder, bound, frameFolderFps }] of Object.entries(MVBENCH_TASKS)) {
       const path = join(dir, 'json', `${task}.json`);
       if (!existsSync(path)) continue; // a partial download: score the tasks that are there
       const rows = await readJson<Row[]>(path, 'an MVBench task file');
@@ -210,7 +235,11 @@ export const mvbench: Benchmark = {
         const question = field(row, 'question', where);
         items.push({
           id: `${task}/${n}`,
-          video: findVideo([join(dir, 'video', folder, field(row, 'video', where))], 'mvbench'),
+          video: frameFolderFps
+            ? frameFolder(join(dir, 'video', folder, field(row, 'video', where)))
+            : findVideo([join(dir, 'video', folder, field(row, 'video', where))], 'mvbench'),
+          ...(bound && { clip: clipOf(row, where) }),
+          ...(frameFolderFps && { frameFolderFps }),
           question,
           options,
           answer: letterOfText(options, field(row, 'answer', where), where),

@@ -6,9 +6,11 @@
  *   -  MLP down(relu²(up(x))).
  * The residual stream may be kept in f32 (`residual_in_fp32`) while the mixers compute in the weights' dtype.
  */
+
+import { InputError } from '../../errors.js';
 import { SelfAttention, type SelfAttentionConfig } from '../../nn/attention.js';
-import type { HybridCache } from '../../nn/cache.js';
-import { Mamba2, type Mamba2Config, mamba2Config } from '../../nn/mamba2.js';
+import type { HybridCache, LayerCaches } from '../../nn/cache.js';
+import { Mamba2, type Mamba2Config, type Mamba2State, mamba2Config } from '../../nn/mamba2.js';
 import { MLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamSpec, ParamStore } from '../../nn/params.js';
@@ -40,7 +42,7 @@ function mambaConfig(c: NemotronHConfig): Mamba2Config {
 }
 
 /** GQA without biases (transformers' NemotronHAttention hard-codes bias=False). */
-function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
+export function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
   return {
     hiddenSize: c.hidden_size,
     numHeads: c.num_attention_heads,
@@ -52,6 +54,13 @@ function attentionConfig(c: NemotronHConfig): SelfAttentionConfig {
 }
 
 type Mixer = Mamba2 | SelfAttention | MLP;
+
+/** A decoding sequence's Mamba state (it has one once its prompt ran). */
+function mambaStateOf({ cache, layer }: { cache: HybridCache; layer: number }): Mamba2State {
+  const s = cache.mambaState(layer);
+  if (!s) throw new InputError('step: call prefill first');
+  return s;
+}
 
 /** t in `dtype` (itself when it already is). */
 export const cast = (t: Tensor, dtype: Tensor['dtype']): Tensor =>
@@ -88,23 +97,25 @@ export class NemotronHBlock implements Disposable {
 
   /**
    * x [seq, hidden] (the residual stream, in its dtype) → x + mixer(RMSNorm(x)). Mamba-2 and attention blocks
-   * continue from their cache layer when given (`layer` indexes the cache's layers, not the blocks).
+   * continue from their cache layer when given (`layer` indexes the cache's layers, not the blocks); with
+   * `rows`, row i of x is one token of the sequence cached in rows[i] (batched decoding).
    */
-  forward(x: Tensor, cache: { cache: HybridCache; layer: number } | null): Tensor {
+  forward(x: Tensor, cache: LayerCaches['cache'], rows: LayerCaches['rows'] = null): Tensor {
     return tidy(() => {
       // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
       const h = this.norm.forward(cast(x, this.norm.weight.dtype));
-      return ops.add(x, cast(this.mix(h, cache), x.dtype));
+      return ops.add(x, cast(this.mix(h, { cache, rows }), x.dtype));
     });
   }
 
-  private mix(h: Tensor, cache: { cache: HybridCache; layer: number } | null): Tensor {
+  private mix(h: Tensor, { cache, rows }: LayerCaches): Tensor {
     const m = this.mixer;
+    if (m instanceof Mamba2 && rows) return m.stepRows(h, rows.map(mambaStateOf));
     if (m instanceof Mamba2) {
       const [seq, hidden] = h.shape;
       return m.forward(h.reshape([1, seq, hidden]), cache).reshape([seq, hidden]);
     }
-    if (m instanceof SelfAttention) return m.forward(h, { rope: null, cache, causal: true });
+    if (m instanceof SelfAttention) return m.forward(h, { rope: null, cache, rows, causal: true });
     return m.forward(h);
   }
 

@@ -237,7 +237,8 @@ function pyFloat(v: unknown): number {
   return Number.NaN;
 }
 
-function readTimeStepLimit(f: Fields, k: string): [number, number] {
+/** `time_step_limit` (dt clamp after the softplus) as Mamba-2 configs write it; absent: (0, ∞). */
+export function readTimeStepLimit(f: Fields, k: string): [number, number] {
   const raw = f.get(k);
   if (raw === undefined) return [0, Number.POSITIVE_INFINITY];
   const pair = Array.isArray(raw) && raw.length === 2 ? raw.map(pyFloat) : [];

@@ -9,7 +9,14 @@ import { type GeneratedToken, type GenerateOptions, generate } from '../../gener
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
-import { type CacheLayer, type CacheSnapshot, HybridCache } from '../../nn/cache.js';
+import {
+  type CacheLayer,
+  type CacheSnapshot,
+  type Caches,
+  commitCaches,
+  HybridCache,
+  layerCaches,
+} from '../../nn/cache.js';
 import { Linear } from '../../nn/linear.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
@@ -84,24 +91,26 @@ export class NemotronHModel implements Disposable {
 
   /**
    * Runs the blocks over embeddings x [n, hidden] placed after the `cache.length` tokens already in `cache`
-   * (which they join; no cache: a whole sequence). Returns the final-normed hidden states of the last `keep`
-   * rows (all when null), in the weights' dtype.
+   * (which they join; no cache: a whole sequence; a list of caches: row i is one token of caches[i]'s
+   * sequence). Returns the final-normed hidden states of the last `keep` rows (all when null), in the weights'
+   * dtype.
    */
-  forward(x: Tensor, cache: HybridCache | null, keep: number | null = null): Tensor {
+  forward(x: Tensor, cache: Caches, keep: number | null = null): Tensor {
     const n = x.shape[0];
     if (!n) throw new InputError('Nemotron-H: no tokens to run');
     const out = tidy(() => {
       let h = cast(x, this.residualDtype);
       this.layers.forEach((block, i) => {
         const layer = this.cacheIndex[i];
-        const next = block.forward(h, cache && layer !== null ? { cache, layer } : null);
+        const at = layerCaches(cache, layer);
+        const next = block.forward(h, at.cache, at.rows);
         if (h !== x) h.dispose();
         h = next;
       });
       const rows = keep === null || keep >= n ? h : h.narrow(n - keep, n);
       return this.norm_f.forward(cast(rows, this.norm_f.weight.dtype));
     });
-    cache?.commit(n);
+    commitCaches(cache, n);
     return out;
   }
 
@@ -174,11 +183,7 @@ export class NemotronHForCausalLM implements Disposable {
    * Logits [ids.length, vocab] (f32) for `ids` placed after the tokens already in `cache` (which they join), or
    * of a whole sequence without a cache; only the last row with `lastOnly`.
    */
-  forward(
-    ids: ArrayLike<number>,
-    cache: HybridCache | null = null,
-    opts: { lastOnly?: boolean } = {},
-  ): Tensor {
+  forward(ids: ArrayLike<number>, cache: Caches = null, opts: { lastOnly?: boolean } = {}): Tensor {
     return tidy(() => {
       const h = this.backbone.forward(this.backbone.embed(ids), cache, opts.lastOnly ? 1 : null);
       const logits = this.lm_head.forward(h);
@@ -222,6 +227,21 @@ export class NemotronHSession implements CausalLM<ArrayLike<number>>, Disposable
   step(token: number): Tensor {
     if (!this.cache.length) throw new InputError('step: call prefill first');
     return this.model.forward([token], this.cache, { lastOnly: true });
+  }
+
+  get batchKey(): NemotronHForCausalLM {
+    return this.model;
+  }
+
+  /** One token for each session (all of this model, prefilled) in one forward: logits [n, vocab]. */
+  stepMany(sessions: readonly CausalLM<ArrayLike<number>>[], tokens: readonly number[]): Tensor {
+    const caches = sessions.map((s) => {
+      if (!(s instanceof NemotronHSession) || s.model !== this.model)
+        throw new TypeError('stepMany: sessions of another model');
+      if (!s.cache.length) throw new InputError('step: call prefill first');
+      return s.cache;
+    });
+    return this.model.forward(tokens, caches);
   }
 
   [Symbol.dispose](): void {

@@ -8,10 +8,11 @@
 import { UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
 import { generateText } from '../../facade/text-generation.js';
-import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
+import type { ChatTurn, DecodeCacheSize, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
-import type { CacheSnapshot } from '../../nn/cache.js';
+import { type CacheSnapshot, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
+import { BYTES_PER_ELEMENT } from '../../runtime/dtype.js';
 import { type CheckpointSource, type EncodedVideo, type ModelRunner, runnerInfo } from '../family.js';
 import type { NemotronHConfig } from './config.js';
 import { NemotronHForCausalLM, type NemotronHSession } from './model.js';
@@ -32,8 +33,24 @@ export async function loadNemotronHRunner(
       { dtype: model.backbone.embeddings.dtype, device: backend.name },
     ),
     textOnly: true,
+    reasoningBudget: true,
+    decodeCache: decodeCacheOf(src.config, model),
   };
   return new NemotronHRunner(info, model, tokenizer);
+}
+
+/** K/V of the attention blocks per token; conv + SSM state of the Mamba blocks per conversation. */
+function decodeCacheOf(c: NemotronHConfig, model: NemotronHForCausalLM): DecodeCacheSize {
+  const dtype = model.backbone.embeddings.dtype;
+  const layers = model.backbone.cacheLayers;
+  const mamba = layers.filter((l) => l.kind === 'mamba').length;
+  const dInner = c.mamba_num_heads * c.mamba_head_dim;
+  const convDim = dInner + 2 * c.n_groups * c.ssm_state_size;
+  const state = (c.conv_kernel - 1) * convDim * BYTES_PER_ELEMENT[dtype] + dInner * c.ssm_state_size * 4;
+  return {
+    bytesPerToken: kvBytesPerToken(layers, dtype),
+    bytesPerSequence: mamba * state,
+  };
 }
 
 /** A prefilled conversation head: its token ids and the cache after them. */
@@ -64,10 +81,52 @@ export class NemotronHRunner implements ModelRunner {
     if (video) throw new UsageError(TEXT_ONLY);
     if (!turns.length) throw new UsageError('a chat needs at least one message');
     const ids = this.promptIds(turns, true);
-    const capacity = ids.length + (opts.maxNewTokens ?? 512);
-    const { session, input } = this.start(turns, ids, capacity);
+    const max = opts.maxNewTokens ?? 512;
+    const budget = opts.reasoningBudget;
+    const usage = (completionTokens: number) => ({
+      promptTokens: ids.length,
+      videoTokens: 0,
+      completionTokens,
+      totalTokens: ids.length + completionTokens,
+    });
+    if (budget === undefined) {
+      const { completionTokens, finishReason } = yield* this.run(turns, ids, { ...opts, maxNewTokens: max });
+      return { usage: usage(completionTokens), finishReason };
+    }
+    if (!(Number.isInteger(budget) && budget >= 1 && budget < max))
+      throw new UsageError(
+        `the reasoning budget must be an integer from 1 to max tokens − 1 (${max - 1}), got ${budget}`,
+        'reasoningBudget',
+      );
+    // The model card's client: think up to the budget, close the thinking with `.\n</think>\n\n` unless it
+    // closed itself, then continue the same assistant message for the rest of the tokens. (The client
+    // re-renders the message through the chat template with continue_final_message; continuing the prompt
+    // with the thinking's own tokens is what that amounts to, and needs nothing of the template.)
+    const thinking = yield* this.run(turns, ids, { ...opts, maxNewTokens: budget });
+    if (thinking.finishReason === 'stop')
+      return { usage: usage(thinking.completionTokens), finishReason: 'stop' };
+    const closeId = this.tokenizer.tokenToId('</think>');
+    const closedItself = closeId === undefined ? false : thinking.tokens.includes(closeId);
+    const close = closedItself ? [] : this.tokenizer.encode('.\n</think>\n\n', { addSpecialTokens: false });
+    if (close.length) yield this.tokenizer.decode(close, { skipSpecialTokens: true });
+    const thought = [...thinking.tokens, ...close];
+    if (thought.length >= max) return { usage: usage(thought.length), finishReason: 'length' };
+    const answer = yield* this.run(turns, [...ids, ...thought], {
+      ...opts,
+      maxNewTokens: max - thought.length,
+    });
+    return { usage: usage(thought.length + answer.completionTokens), finishReason: answer.finishReason };
+  }
+
+  /** Generates after the prompt `ids` (of `turns`, whose head is kept for later prompts). */
+  private async *run(
+    turns: ChatTurn[],
+    ids: number[],
+    opts: GenerationOptions & { signal?: AbortSignal; maxNewTokens: number },
+  ) {
+    const { session, input } = this.start(turns, ids, ids.length + opts.maxNewTokens);
     using _ = session;
-    const { completionTokens, finishReason } = yield* generateText(
+    return yield* generateText(
       {
         session,
         input,
@@ -78,15 +137,6 @@ export class NemotronHRunner implements ModelRunner {
       },
       opts,
     );
-    return {
-      usage: {
-        promptTokens: ids.length,
-        videoTokens: 0,
-        completionTokens,
-        totalTokens: ids.length + completionTokens,
-      },
-      finishReason,
-    };
   }
 
   private promptIds(turns: ChatTurn[], addGenerationPrompt: boolean): number[] {

@@ -352,6 +352,11 @@ function readVision(f: Fields, source: string): Qwen2VLVisionConfig {
   };
 }
 
+/** A `vision_config` object alone (a composed family's vision tower, e.g. TSTAR's). */
+export function parseQwen2VLVisionConfig(json: unknown, source = 'config.json'): Qwen2VLVisionConfig {
+  return readVision(Fields.of(json, `${source}: vision_config`), source);
+}
+
 /** Why the vision tower cannot run (null: it can): its 2-D rotary needs an integer head size divisible by 4. */
 export function visionTowerProblem(v: Qwen2VLVisionConfig): string | null {
   const head = v.embed_dim / v.num_heads;

@@ -1,6 +1,6 @@
 import '../../backends/index.js'; // a subpath entry: the built-in backends are registered as from the root
 
-export { type BicubicPrecision, resizeBicubic } from './bicubic.js';
+export { type BicubicPrecision, resizeBicubic } from '../../media/bicubic.js';
 export {
   MAMBA2_DEFAULTS,
   parseQwen2VLConfig,

@@ -12,6 +12,7 @@ import { InputError, ModelError } from '../../errors.js';
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
 import { attentionLayers, type CacheSnapshot, HybridCache } from '../../nn/cache.js';
 import type { ParamStore } from '../../nn/params.js';
 import { mrope, rotaryTensors } from '../../nn/rotary.js';
@@ -43,6 +44,11 @@ export interface Qwen2VLInputs {
    * `pixelValuesVideos`; `videoGridThw` is still needed for the positions. Not consumed.
    */
   videoEmbeds?: Tensor | null;
+  /**
+   * A reduced video (models/reduction.ts): for each row of `videoEmbeds`, the merged token of the grid it stands
+   * for (its position); the prompt then holds that many pads.
+   */
+  videoRows?: readonly number[] | null;
 }
 
 export interface Qwen2VLLoadOptions {
@@ -192,6 +198,7 @@ export class Qwen2VL implements Disposable {
       inputs.imageGridThw ?? [],
       inputs.videoGridThw ?? [],
       this.config.vision.spatial_merge_size,
+      inputs.videoRows ?? null,
     );
   }
 
@@ -209,9 +216,14 @@ export class Qwen2VL implements Disposable {
     });
   }
 
-  /** A decoding session with its own KV cache (see `generate`), continuing from `prefix` when given. */
-  session(opts: { capacity?: number; prefix?: Qwen2VLPrefix | null } = {}): Qwen2VLSession {
-    return new Qwen2VLSession(this, opts.capacity, opts.prefix ?? null);
+  /**
+   * A decoding session with its own KV cache (see `generate`), continuing from `prefix` when given; a `probe`
+   * records where each step's last query looked.
+   */
+  session(
+    opts: { capacity?: number; prefix?: Qwen2VLPrefix | null; probe?: AttentionProbe } = {},
+  ): Qwen2VLSession {
+    return new Qwen2VLSession(this, opts.capacity, opts.prefix ?? null, opts.probe);
   }
 
   /** An empty cache with room for `capacity` tokens. */
@@ -285,6 +297,7 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
     readonly vlm: Qwen2VL,
     capacity = 256,
     readonly prefix: Qwen2VLPrefix | null = null,
+    readonly probe?: AttentionProbe,
   ) {
     this.cache = prefix
       ? prefix.snapshot.resume(Math.max(0, capacity - prefix.length))
@@ -307,7 +320,7 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
       const { positions, ropeDelta } = this.vlm.ropeIndex(inputs);
       this.#ropeDelta = ropeDelta;
       const m = this.vlm.model;
-      return m.logits(m.forward(this.vlm.embed(inputs), this.vlm.rope(positions), this.cache, 1));
+      return m.logits(m.forward(this.vlm.embed(inputs), this.vlm.rope(positions), this.cache, 1, this.probe));
     });
   }
 
@@ -328,7 +341,33 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
     return tidy(() => {
       const m = this.vlm.model;
       const x = this.vlm.embed({ inputIds: rest });
-      return m.logits(m.forward(x, this.vlm.rope([pos, pos, pos]), this.cache, 1));
+      return m.logits(m.forward(x, this.vlm.rope([pos, pos, pos]), this.cache, 1, this.probe));
+    });
+  }
+
+  get batchKey(): Qwen2VL {
+    return this.vlm;
+  }
+
+  /** One token for each session (all of this model, prefilled) in one forward: logits [n, vocab]. */
+  stepMany(sessions: readonly CausalLM<Qwen2VLInputs>[], tokens: readonly number[]): Tensor {
+    const all = sessions.map((s) => {
+      if (!(s instanceof Qwen2VLSession) || s.vlm !== this.vlm)
+        throw new TypeError('stepMany: sessions of another model');
+      if (!s.#started) throw new InputError('step: call prefill first');
+      return s;
+    });
+    const pos = all.map((s) => s.cache.length + s.#ropeDelta);
+    return tidy(() => {
+      const m = this.vlm.model;
+      const x = this.vlm.embed({ inputIds: tokens });
+      return m.logits(
+        m.forward(
+          x,
+          this.vlm.rope([pos, pos, pos]),
+          all.map((s) => s.cache),
+        ),
+      );
     });
   }
 
@@ -339,7 +378,7 @@ export class Qwen2VLSession implements CausalLM<Qwen2VLInputs>, Disposable {
     return tidy(() => {
       const m = this.vlm.model;
       const x = this.vlm.embed({ inputIds: [token] });
-      return m.logits(m.forward(x, this.vlm.rope([pos, pos, pos]), this.cache, 1));
+      return m.logits(m.forward(x, this.vlm.rope([pos, pos, pos]), this.cache, 1, this.probe));
     });
   }
 

@@ -8,8 +8,8 @@
 import { join } from 'node:path';
 import { InputError } from '../../errors.js';
 import { fileExists, readJsonFile } from '../../io/json-fields.js';
+import { type BicubicPrecision, resizeBicubic } from '../../media/bicubic.js';
 import { roundHalfEven } from '../../media/sampling.js';
-import { type BicubicPrecision, resizeBicubic } from './bicubic.js';
 import type { Qwen2VLVisionConfig } from './config.js';
 import {
   type PreprocessorConfig,

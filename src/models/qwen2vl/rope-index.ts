@@ -4,6 +4,8 @@
  * positions (s + i, s + j, s + k) where s is one past the largest position so far. Text after a span resumes
  * at one past the span's largest position. `ropeDelta` = (largest position + 1) − sequence length: during
  * decoding, token number n (0-based over the whole sequence) sits at position n + ropeDelta on all rows.
+ * A reduced video (`videoRows`: for each of its tokens in the prompt, the merged token of the grid it stands for)
+ * keeps those tokens' positions; the span still advances past the whole grid.
  */
 import { InputError } from '../../errors.js';
 import type { GridTHW } from './vision.js';
@@ -25,9 +27,12 @@ export function getRopeIndex(
   imageGrids: readonly GridTHW[],
   videoGrids: readonly GridTHW[],
   mergeSize: number,
+  videoRows: readonly number[] | null = null,
 ): RopeIndex {
+  if (videoRows && videoGrids.length !== 1)
+    throw new InputError(`a reduced video must be the prompt's only video (${videoGrids.length} given)`);
   const n = inputIds.length;
-  const rows: [Int32Array, Int32Array, Int32Array] = [
+  const rows3: [Int32Array, Int32Array, Int32Array] = [
     new Int32Array(n),
     new Int32Array(n),
     new Int32Array(n),
@@ -40,7 +45,7 @@ export function getRopeIndex(
     const id = inputIds[i];
     const isImage = id === tokens.image_token_id;
     if (!isImage && id !== tokens.video_token_id) {
-      rows[0][i] = rows[1][i] = rows[2][i] = next++;
+      rows3[0][i] = rows3[1][i] = rows3[2][i] = next++;
       i++;
       continue;
     }
@@ -52,20 +57,20 @@ export function getRopeIndex(
     const [gt, gh, gw] = grids[k];
     const h = gh / mergeSize;
     const w = gw / mergeSize;
-    const count = gt * h * w;
+    const rows = !isImage && videoRows ? videoRows : null;
+    const count = rows ? rows.length : gt * h * w;
     for (let j = 0; j < count; j++)
       if (inputIds[i + j] !== id)
         throw new InputError(
           `${kind} ${k} needs ${count} consecutive pad tokens for its grid [${gt}, ${gh}, ${gw}], found ${j}`,
         );
-    for (let t = 0; t < gt; t++)
-      for (let y = 0; y < h; y++)
-        for (let x = 0; x < w; x++) {
-          const at = i + (t * h + y) * w + x;
-          rows[0][at] = next + t;
-          rows[1][at] = next + y;
-          rows[2][at] = next + x;
-        }
+    for (let j = 0; j < count; j++) {
+      const r = rows ? rows[j] : j; // token (t, y, x) of the grid, in raster order
+      const at = i + j;
+      rows3[0][at] = next + Math.floor(r / (h * w));
+      rows3[1][at] = next + Math.floor((r % (h * w)) / w);
+      rows3[2][at] = next + (r % w);
+    }
     next += Math.max(gt, h, w);
     i += count;
   }
@@ -73,5 +78,5 @@ export function getRopeIndex(
     throw new InputError(
       `the prompt has ${image} image and ${video} video span(s) but ${imageGrids.length} image(s) and ${videoGrids.length} video(s) were given`,
     );
-  return { positions: rows, ropeDelta: next - n };
+  return { positions: rows3, ropeDelta: next - n };
 }

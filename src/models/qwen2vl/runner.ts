@@ -5,8 +5,9 @@
  * Images keep their patch rows. Prompts come from the checkpoint's chat template with the video (or image)
  * part in the first user turn, the pads expanded as the HF processor does.
  */
-import { InputError } from '../../errors.js';
+import { InputError, ModelError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
@@ -14,6 +15,8 @@ import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
+import { AttentionProbe } from '../../nn/attention-probe.js';
+import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -21,12 +24,16 @@ import {
   type CheckpointSource,
   type EncodedVideo,
   type FrameBatchContext,
+  type LiveContext,
+  type LiveEncoding,
   type ModelRunner,
   runnerInfo,
   type SavedVideo,
 } from '../family.js';
 import { modelIdentity } from '../identity.js';
+import { tokenReductions } from '../reduction.js';
 import type { Qwen2VLConfig } from './config.js';
+import { Qwen2VLLiveVideo } from './live.js';
 import { Qwen2VL, type Qwen2VLPrefix } from './model.js';
 import {
   checkpointProcessor,
@@ -38,13 +45,15 @@ import {
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
-interface Qwen2VLVideo extends EncodedVideo {
+export interface Qwen2VLVideo extends EncodedVideo {
   kind: 'video' | 'image';
   batch: VisualBatch;
-  /** A video's merged vision tokens, encoded once (its patch rows are then dropped). */
+  /** A video's merged vision tokens, encoded once (its patch rows are then dropped); a live video keeps none. */
   embeds: Tensor | null;
   /** A video's default prompt up to the end of the video, prefilled once. */
   prefix?: Qwen2VLPrefix;
+  /** A reduced video: for each row of `embeds`, the grid token it stands for (models/reduction.ts); absent: none. */
+  rows?: number[] | null;
 }
 
 /** Tokens reserved after a video's prefix for a question and its answer, written without copying the prefix. */
@@ -63,12 +72,21 @@ export async function loadQwen2VLRunner(
   const checkpoint = await Checkpoint.open(src.dir);
   const modelId = await modelIdentity(src.dir, checkpoint).finally(() => checkpoint.close());
   const t = src.config.text;
-  const info = runnerInfo(
-    'qwen2_vl',
-    src,
-    { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
-    { dtype: model.dtype, device: backend.name },
-  );
+  const info: ModelInfo = {
+    ...runnerInfo(
+      'qwen2_vl',
+      src,
+      { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
+      { dtype: model.dtype, device: backend.name },
+    ),
+    decodeCache: {
+      bytesPerToken: kvBytesPerToken(
+        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+        model.dtype,
+      ),
+      bytesPerSequence: 0,
+    },
+  };
   return new Qwen2VLRunner(info, model, processor, tokenizer, modelId);
 }
 
@@ -76,6 +94,11 @@ export async function loadQwen2VLRunner(
 const FORMAT = 'longshot-qwen2vl-video/1';
 
 export class Qwen2VLRunner implements ModelRunner {
+  /** Reductions that run on the merged tokens (uniform, and ToMe once the build has it). */
+  readonly reductions = tokenReductions()
+    .filter((r) => r.reduce && !r.onlyFor)
+    .map((r) => r.name);
+
   constructor(
     readonly info: ModelInfo,
     private readonly model: Qwen2VL,
@@ -87,6 +110,8 @@ export class Qwen2VLRunner implements ModelRunner {
 
   async encode(frames: AsyncIterable<RgbImage[]>, opts: FrameBatchContext): Promise<EncodedVideo> {
     if (opts.kind === 'video') return this.encodeVideoStream(frames, opts.timestampsSec.length, opts);
+    if (opts.reduction)
+      throw new InputError('a token reduction applies to videos; ask about the image without one');
     const all: RgbImage[] = [];
     for await (const batch of frames) {
       opts.signal?.throwIfAborted();
@@ -98,6 +123,7 @@ export class Qwen2VLRunner implements ModelRunner {
       kind: 'image',
       batch,
       embeds: null,
+      rows: null,
       tokens: tokenCount(batch.grids[0], this.model.config.vision.spatial_merge_size),
       bytes: batch.pixelValues.byteLength,
       dispose: () => {},
@@ -105,11 +131,23 @@ export class Qwen2VLRunner implements ModelRunner {
     return video;
   }
 
+  /** A growing video whose questions are asked in the default prompt (see live.ts). */
+  live(context: LiveContext): LiveEncoding {
+    this.model.assertTakes('video');
+    const ids = this.defaultPromptIds();
+    const first = ids.indexOf(this.model.config.video_token_id);
+    if (first < 0)
+      throw new ModelError(
+        `${this.info.id}: the chat template drops the video, so it cannot watch a live one`,
+      );
+    return new Qwen2VLLiveVideo(this.model, this.processor, ids.slice(0, first), context);
+  }
+
   /** A video's vision tokens, FRAMES_PER_BATCH frames at a time into one output (models/qwen2vl/video-stream.ts). */
   private async encodeVideoStream(
     frames: AsyncIterable<RgbImage[]>,
     expected: number,
-    opts: { signal?: AbortSignal; onFrames?: (done: number) => void },
+    opts: Pick<FrameBatchContext, 'signal' | 'onFrames' | 'reduction'>,
   ): Promise<EncodedVideo> {
     const r = await streamVisionTokens(frames, this.processor, {
       maxFrames: expected,
@@ -125,14 +163,28 @@ export class Qwen2VLRunner implements ModelRunner {
       onFrames: opts.onFrames,
     });
     if (!r) throw new InputError('a video needs at least one frame');
-    return this.videoOf(r.tokens, r.grid);
+    if (!opts.reduction?.reduction.reduce) return this.videoOf(r.tokens, r.grid, null);
+    const [t, h, w] = r.grid;
+    const perGroup = (h * w) / this.processor.video.merge_size ** 2;
+    const grouped = r.tokens.reshape([t, perGroup, r.tokens.shape[1]]);
+    try {
+      const reduced = await opts.reduction.reduction.reduce(grouped, opts.reduction.keep);
+      return this.videoOf(
+        reduced.tokens,
+        r.grid,
+        reduced.source.map((s) => s[0]),
+      );
+    } finally {
+      grouped.dispose();
+      r.tokens.dispose();
+    }
   }
 
   /** A video from its vision tokens (which it owns from here), with the default prompt's prefix prefilled. */
-  private videoOf(tokens: Tensor, grid: GridTHW): Qwen2VLVideo {
+  private videoOf(tokens: Tensor, grid: GridTHW, rows: number[] | null): Qwen2VLVideo {
     let prefix: Qwen2VLPrefix | undefined;
     try {
-      prefix = this.prefillVideoPrefix(tokens, grid);
+      prefix = this.prefillVideoPrefix(tokens, grid, rows);
     } catch (e) {
       tokens.dispose();
       throw e;
@@ -142,6 +194,7 @@ export class Qwen2VLRunner implements ModelRunner {
       batch: { pixelValues: new Float32Array(0), grids: [grid] },
       embeds: tokens,
       prefix,
+      rows,
       tokens: tokens.shape[0],
       bytes: tokens.bytes + (prefix?.bytes ?? 0),
       dispose: () => {
@@ -156,6 +209,8 @@ export class Qwen2VLRunner implements ModelRunner {
     const video = encoded as Qwen2VLVideo;
     if (!video.embeds)
       throw new InputError('Qwen2-VL saves encoded videos, not images: ask about the image itself');
+    if (video.rows)
+      throw new InputError('a video encoded with a token reduction is not saved; encode it without one');
     await saveSafetensors(path, [['video_embeds', video.embeds]], {
       metadata: {
         ...metadata,
@@ -185,7 +240,7 @@ export class Qwen2VLRunner implements ModelRunner {
           `${path} was encoded with other settings (${diff.join(', ')}), so it cannot answer here; encode the video again`,
         );
       const tokens = await f.loadTensor(this.model.backend, 'video_embeds', { dtype: this.model.dtype });
-      return { video: this.videoOf(tokens, JSON.parse(grid) as GridTHW), metadata };
+      return { video: this.videoOf(tokens, JSON.parse(grid) as GridTHW, null), metadata };
     } finally {
       await f.close();
     }
@@ -195,19 +250,33 @@ export class Qwen2VLRunner implements ModelRunner {
    * The chat template's default prompt (its own system turn) up to the end of the video, prefilled; none when
    * the template drops the video.
    */
-  private prefillVideoPrefix(embeds: Tensor, grid: GridTHW): Qwen2VLPrefix | undefined {
+  private prefillVideoPrefix(
+    embeds: Tensor,
+    grid: GridTHW,
+    rows: number[] | null,
+  ): Qwen2VLPrefix | undefined {
     const { video_token_id: pad, vision_end_token_id: end } = this.model.config;
-    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
-    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
-    const ids = this.tokenizer.encode(this.processor.expandPads(text, { video: [grid] }), {
-      addSpecialTokens: false,
-    });
+    const ids = shrinkPads(this.defaultPromptIds(grid), pad, rows);
     const cut = ids.lastIndexOf(pad) + 1;
     if (!cut) return undefined;
     return this.model.prefillPrefix(
-      { inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut), videoEmbeds: embeds, videoGridThw: [grid] },
+      {
+        inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut),
+        videoEmbeds: embeds,
+        videoGridThw: [grid],
+        videoRows: rows,
+      },
       { room: PREFIX_ROOM },
     );
+  }
+
+  /** The default prompt's ids (the template's own system turn, a video, an empty question); pads expanded for `grid`. */
+  private defaultPromptIds(grid?: GridTHW): number[] {
+    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
+    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
+    return this.tokenizer.encode(grid ? this.processor.expandPads(text, { video: [grid] }) : text, {
+      addSpecialTokens: false,
+    });
   }
 
   async *generate(
@@ -224,17 +293,30 @@ export class Qwen2VLRunner implements ModelRunner {
     }
     let text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
     if (video) text = this.processor.expandPads(text, { [video.kind]: video.batch.grids });
-    const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
+    const ids = shrinkPads(
+      this.tokenizer.encode(text, { addSpecialTokens: false }),
+      this.model.config.video_token_id,
+      video?.rows ?? null,
+    );
     const inputs = {
       inputIds: ids,
       ...(video?.kind === 'image'
         ? { pixelValues: video.batch.pixelValues, imageGridThw: video.batch.grids }
         : video
-          ? { videoEmbeds: video.embeds, videoGridThw: video.batch.grids }
+          ? { videoEmbeds: video.embeds, videoGridThw: video.batch.grids, videoRows: video.rows }
           : {}),
     };
     const prefix = video?.prefix?.continues(ids) ? video.prefix : null;
-    using session = this.model.session({ capacity: ids.length + (opts.maxNewTokens ?? 512), prefix });
+    if (video?.kind === 'video' && !video.embeds && !prefix)
+      throw new InputError(
+        'a live video is asked about in the default prompt: send the question without a system message, the video in the first user message',
+      );
+    using probe = video && opts.relevance ? this.videoSpanProbe(ids, video.kind) : undefined;
+    using session = this.model.session({
+      capacity: ids.length + (opts.maxNewTokens ?? 512),
+      prefix,
+      probe,
+    });
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -255,10 +337,27 @@ export class Qwen2VLRunner implements ModelRunner {
         totalTokens: ids.length + completionTokens,
       },
       finishReason,
+      ...(probe && { videoAttention: massPerGroup(await probe.read(), video!.batch.grids[0][0]) }),
     };
+  }
+
+  /** Where the answer looked: every layer's self-attention over the prompt's run of video (or image) pads. */
+  private videoSpanProbe(ids: ArrayLike<number>, kind: 'video' | 'image'): AttentionProbe {
+    const pad = kind === 'video' ? this.model.config.video_token_id : this.model.config.image_token_id;
+    const at = Array.from(ids);
+    return new AttentionProbe(at.indexOf(pad), at.lastIndexOf(pad) + 1);
   }
 
   dispose(): void {
     this.model[Symbol.dispose]();
   }
+}
+
+/** The prompt with its video's run of pads cut to a reduced video's row count (unchanged without one). */
+function shrinkPads(ids: number[], pad: number, rows: readonly number[] | null): number[] {
+  const at = ids.indexOf(pad);
+  if (!rows || at < 0) return ids;
+  let end = at;
+  while (ids[end] === pad) end++;
+  return [...ids.slice(0, at + rows.length), ...ids.slice(end)];
 }

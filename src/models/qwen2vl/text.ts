@@ -5,7 +5,8 @@
  */
 
 import { SelfAttention } from '../../nn/attention.js';
-import type { HybridCache } from '../../nn/cache.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
+import { type Caches, commitCaches, type LayerCaches, layerCaches } from '../../nn/cache.js';
 import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
@@ -34,7 +35,8 @@ class Qwen2DecoderLayer implements Disposable {
     x: Tensor,
     r: Tensor | null,
     rope: Rope,
-    cache: { cache: HybridCache; layer: number } | null,
+    caches: LayerCaches,
+    probe?: AttentionProbe,
   ): { x: Tensor; r: Tensor } {
     return tidy(() => {
       const a = this.input_layernorm.addForward(x, r);
@@ -42,7 +44,7 @@ class Qwen2DecoderLayer implements Disposable {
         x.dispose();
         r.dispose();
       }
-      const attn = this.self_attn.forward(a.out, { rope, cache, causal: true });
+      const attn = this.self_attn.forward(a.out, { rope, ...caches, causal: true, probe });
       const b = this.post_attention_layernorm.addForward(a.sum, attn);
       return { x: b.sum, r: this.mlp.forward(b.out) };
     });
@@ -91,17 +93,18 @@ export class Qwen2Decoder implements Disposable {
 
   /**
    * Runs the layers over embeddings x [n, hidden] at the rotary table's positions, appending to `cache` when
-   * given (and committing the n tokens). Returns the final-normed hidden states of the last `keep` rows
-   * (all when null).
+   * given (and committing the n tokens; a list of caches: row i is one token of caches[i]'s sequence). Returns
+   * the final-normed hidden states of the last `keep` rows (all when null). A `probe` records every layer's
+   * attention of the last position.
    */
-  forward(x: Tensor, rope: Rope, cache: HybridCache | null, keep: number | null = null): Tensor {
+  forward(x: Tensor, rope: Rope, cache: Caches, keep: number | null = null, probe?: AttentionProbe): Tensor {
     return tidy(() => {
       let h = x;
       let r: Tensor | null = null;
       this.layers.forEach((layer, i) => {
-        ({ x: h, r } = layer.forward(h, r, rope, cache ? { cache, layer: i } : null));
+        ({ x: h, r } = layer.forward(h, r, rope, layerCaches(cache, i), probe));
       });
-      cache?.commit(x.shape[0]);
+      commitCaches(cache, x.shape[0]);
       const n = h.shape[0];
       const rows = (t: Tensor) => (keep === null || keep >= n ? t : t.narrow(n - keep, n));
       return this.norm.addForward(rows(h), r && rows(r)).out;

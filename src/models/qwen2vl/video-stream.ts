@@ -23,8 +23,8 @@ export interface VisionStreamOptions {
   /** The output for the whole video's grid (checks that it fits first). */
   allocate(grid: GridTHW): Tensor;
   signal?: AbortSignal;
-  /** Frames encoded so far, after each batch. */
-  onFrames?: (done: number) => void;
+  /** Frames and vision tokens encoded so far, after each batch. */
+  onFrames?: (done: number, tokens: number) => void;
 }
 
 /** The tokens (rows for the frames that arrived) and their grid, or null when no whole group arrived. */
@@ -51,7 +51,7 @@ export async function streamVisionTokens(
     ops.writeSlice(out, feats, 0, (at * g[1] * g[2]) / unit);
     grid = [at + g[0], g[1], g[2]];
     done += batch.length;
-    o.onFrames?.(done);
+    o.onFrames?.(done, (grid[0] * grid[1] * grid[2]) / unit);
   };
   try {
     let pending: RgbImage[] = [];

@@ -30,7 +30,7 @@ export function textAttentionConfig(config: Qwen2VLConfig) {
   };
 }
 
-export function visionSpecs(config: Qwen2VLConfig): ParamSpec[] {
+export function visionSpecs(config: Pick<Qwen2VLConfig, 'vision'>): ParamSpec[] {
   const v = config.vision;
   const e = v.embed_dim;
   const merged = e * v.spatial_merge_size ** 2;

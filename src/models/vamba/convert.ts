@@ -11,13 +11,14 @@
  *
  * Written streamed: each output tensor is read or generated only when its turn to be written comes.
  */
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, ModelError } from '../../errors.js';
-import { Checkpoint, INDEX_FILE, SINGLE_FILE } from '../../io/checkpoint.js';
+import { Checkpoint, INDEX_FILE } from '../../io/checkpoint.js';
 import type { HostTensor } from '../../io/convert.js';
-import { SAFETENSORS_DTYPE_BYTES, type SafetensorsDType } from '../../io/safetensors-format.js';
-import { type LazyEntry, saveSafetensors } from '../../io/safetensors-write.js';
+import type { SafetensorsDType } from '../../io/safetensors-format.js';
+import type { LazyEntry } from '../../io/safetensors-write.js';
+import { type ShardedResult, writeShardedCheckpoint } from '../../io/sharded-write.js';
 import { diffParams, numelOf } from '../../nn/params.js';
 import { type DType, fromF32 } from '../../runtime/dtype.js';
 import { seededUniform } from '../../util/random.js';
@@ -37,12 +38,7 @@ export interface ConvertOptions {
   onProgress?: (written: number, total: number) => void;
 }
 
-export interface ConvertResult {
-  tensors: number;
-  parameters: number;
-  bytes: number;
-  shards: string[];
-}
+export type ConvertResult = ShardedResult;
 
 const RUNTIME_OF: Partial<Record<SafetensorsDType, DType>> = { F32: 'f32', BF16: 'bf16', F16: 'f16' };
 
@@ -124,51 +120,7 @@ export async function convertQwen2VLToVamba(
       ];
     });
 
-    // Shards in order, each up to shardBytes (a larger tensor gets a shard of its own).
-    const groups: Array<Array<[string, LazyEntry]>> = [[]];
-    let used = 0;
-    for (const e of entries) {
-      const bytes = numelOf(e[1].shape) * SAFETENSORS_DTYPE_BYTES[e[1].dtype];
-      if (used > 0 && used + bytes > shardBytes) {
-        groups.push([]);
-        used = 0;
-      }
-      groups[groups.length - 1].push(e);
-      used += bytes;
-    }
-    await mkdir(outDir, { recursive: true });
-    for (const stale of (await readdir(outDir)).filter((f) => f.endsWith('.safetensors') || f === INDEX_FILE))
-      await rm(join(outDir, stale));
-    const shardName = (i: number) =>
-      groups.length === 1
-        ? SINGLE_FILE
-        : `model-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}.safetensors`;
-    let written = 0;
-    let totalBytes = 0;
-    const weightMap: Record<string, string> = {};
-    for (let i = 0; i < groups.length; i++) {
-      const counted = groups[i].map(([name, e]): [string, LazyEntry] => [
-        name,
-        {
-          ...e,
-          load: async () => {
-            const t = await e.load();
-            opts.onProgress?.(++written, entries.length);
-            return t;
-          },
-        },
-      ]);
-      await saveSafetensors(join(outDir, shardName(i)), counted, { metadata: { format: 'pt' } });
-      for (const [name, e] of groups[i]) {
-        weightMap[name] = shardName(i);
-        totalBytes += numelOf(e.shape) * SAFETENSORS_DTYPE_BYTES[e.dtype];
-      }
-    }
-    if (groups.length > 1)
-      await writeFile(
-        join(outDir, INDEX_FILE),
-        `${JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: weightMap }, null, 2)}\n`,
-      );
+    const result = await writeShardedCheckpoint(outDir, entries, shardBytes, opts.onProgress);
     await writeFile(join(outDir, 'config.json'), `${JSON.stringify(outJson, null, 2)}\n`);
     // Tokenizer, processor and generation files come along unchanged.
     for (const f of await readdir(srcDir))
@@ -179,12 +131,7 @@ export async function convertQwen2VLToVamba(
         /\.(json|txt|model|jinja)$/.test(f)
       )
         await copyFile(join(srcDir, f), join(outDir, f));
-    return {
-      tensors: entries.length,
-      parameters: entries.reduce((n, [, e]) => n + numelOf(e.shape), 0),
-      bytes: totalBytes,
-      shards: groups.map((_, i) => shardName(i)),
-    };
+    return result;
   } finally {
     await checkpoint.close();
   }

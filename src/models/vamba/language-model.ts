@@ -3,10 +3,11 @@
  * enters once through `encodeVideo` (merger output → per-layer cross-attention K/V); text then runs through
  * `forward` as often as wanted, at text positions 0..L−1 (the video takes no positions, §2.5).
  */
-import { attentionLayers, HybridCache } from '../../nn/cache.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
+import { attentionLayers, type Caches, HybridCache } from '../../nn/cache.js';
 import type { CrossKV } from '../../nn/cross-attention.js';
 import { Linear } from '../../nn/linear.js';
-import type { Mamba2Config } from '../../nn/mamba2.js';
+import { disposeState, type Mamba2Config, type Mamba2State } from '../../nn/mamba2.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
 import { mrope, type Rope, rope1d, rotaryTensors } from '../../nn/rotary.js';
@@ -52,25 +53,51 @@ export class VambaLanguageModel implements Disposable {
     grid: readonly [number, number, number],
     opts: { chunkLen?: number } = {},
   ): CrossKV[] {
+    const r = this.appendVideo(V, grid, { ...opts, states: null });
+    for (const s of r.states) if (s) disposeState(s);
+    return r.kvs;
+  }
+
+  /**
+   * Video tokens V [n, hidden] (consumed) that follow `tOffset` temporal groups already encoded: the K/V of
+   * these tokens for every layer, and every layer's Mamba state after them. `states` are the states after
+   * the earlier tokens (null: none came before); they are left untouched. Appending a video piece by piece
+   * this way gives the K/V of encoding it at once (the video stream is causal: research/vamba.md §2.3).
+   */
+  appendVideo(
+    V: Tensor,
+    grid: readonly [number, number, number],
+    opts: { chunkLen?: number; states: readonly (Mamba2State | null)[] | null; tOffset?: number },
+  ): { kvs: CrossKV[]; states: (Mamba2State | null)[] } {
     const t = this.config.text;
     const chunkLen = opts.chunkLen ?? DEFAULT_VIDEO_CHUNK;
-    const rope = this.config.cross_attn_use_position_embeddings ? videoRope(V, grid, this.config) : null;
+    const rope = this.config.cross_attn_use_position_embeddings
+      ? videoRope(V, grid, this.config, opts.tOffset ?? 0)
+      : null;
     const kvs: CrossKV[] = [];
+    const states: (Mamba2State | null)[] = [];
     let v: Tensor | null = V;
     try {
       for (let i = 0; i < t.num_hidden_layers; i++) {
-        const r = this.layers[i].advanceVideo(v!, { rope, last: i === t.num_hidden_layers - 1, chunkLen });
+        const r = this.layers[i].advanceVideo(v!, {
+          rope,
+          last: i === t.num_hidden_layers - 1,
+          chunkLen,
+          state: opts.states?.[i] ?? null,
+        });
         kvs.push(r.kv);
+        states.push(r.state);
         v = r.V;
       }
     } catch (e) {
       disposeAll(kvs);
+      for (const s of states) if (s) disposeState(s);
       v?.dispose();
       throw e;
     } finally {
       if (rope) disposeAll(rope);
     }
-    return kvs;
+    return { kvs, states };
   }
 
   newCache(capacity = 256): HybridCache {
@@ -84,30 +111,61 @@ export class VambaLanguageModel implements Disposable {
 
   /**
    * Logits for `ids` appended after the `cache.length` tokens already in the cache (which they join):
-   * [ids.length, vocab] f32, or only the last row with `lastOnly`.
+   * [ids.length, vocab] f32, or only the last row with `lastOnly`. A `probe` records every layer's
+   * cross-attention of the last position.
    */
   forward(
     ids: ArrayLike<number>,
     kvs: readonly CrossKV[],
     cache: HybridCache,
-    opts: { lastOnly?: boolean } = {},
+    opts: { lastOnly?: boolean; probe?: AttentionProbe } = {},
+  ): Tensor {
+    const positions = Array.from({ length: ids.length }, (_, i) => cache.length + i);
+    const logits = this.#run(ids, positions, cache, (i) => kvs[i], opts.lastOnly ?? false, opts.probe);
+    cache.commit(ids.length);
+    return logits;
+  }
+
+  /**
+   * Batched decoding: token i joins caches[i]'s sequence, whose video is videos[i] (each layer's K/V); logits
+   * [n, vocab] f32.
+   */
+  stepRows(
+    tokens: readonly number[],
+    videos: readonly (readonly CrossKV[])[],
+    caches: readonly HybridCache[],
+  ): Tensor {
+    const logits = this.#run(
+      tokens,
+      caches.map((c) => c.length),
+      caches,
+      (i) => videos.map((v) => v[i]),
+      false,
+    );
+    for (const c of caches) c.commit(1);
+    return logits;
+  }
+
+  #run(
+    ids: ArrayLike<number>,
+    positions: number[],
+    cache: Caches,
+    kvOf: (layer: number) => CrossKV | readonly CrossKV[],
+    lastOnly: boolean,
+    probe?: AttentionProbe,
   ): Tensor {
     const t = this.config.text;
     const backend = this.embed_tokens.backend;
     const seq = ids.length;
-    const start = cache.length;
-    const positions = Array.from({ length: seq }, (_, i) => start + i);
-    const logits = tidy(() => {
+    return tidy(() => {
       // Text positions are equal on the three M-RoPE rows, where M-RoPE is plain 1-D RoPE.
       const rope = rotaryTensors(backend, rope1d(positions, t.head_dim, t.rope_theta));
       let h = ops.embedding(this.embed_tokens, ops.tensor(backend, Int32Array.from(ids), [seq], 'i32'));
       for (let i = 0; i < this.layers.length; i++)
-        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvs[i] });
-      if (opts.lastOnly) h = ops.slice(h, 0, seq - 1, seq);
+        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvOf(i), probe });
+      if (lastOnly) h = ops.slice(h, 0, seq - 1, seq);
       return ops.cast(this.lm_head.forward(this.norm.forward(h)), 'f32');
     });
-    cache.commit(seq);
-    return logits;
   }
 
   [Symbol.dispose](): void {
@@ -118,14 +176,22 @@ export class VambaLanguageModel implements Disposable {
   }
 }
 
-/** M-RoPE tables for the video tokens at their merged grid indices (t, h, w) from 0 (get_encoder_position_ids). */
-function videoRope(V: Tensor, [gt, gh, gw]: readonly [number, number, number], config: Qwen2VLConfig): Rope {
+/**
+ * M-RoPE tables for the video tokens at their merged grid indices (t, h, w) from 0 (get_encoder_position_ids);
+ * a piece of a growing video starts at temporal index `tOffset`.
+ */
+function videoRope(
+  V: Tensor,
+  [gt, gh, gw]: readonly [number, number, number],
+  config: Qwen2VLConfig,
+  tOffset: number,
+): Rope {
   const n = gt * gh * gw;
   if (n !== V.shape[0])
     throw new RangeError(`video grid ${gt}×${gh}×${gw} does not match ${V.shape[0]} video tokens`);
   const rows = [new Int32Array(n), new Int32Array(n), new Int32Array(n)] as const;
   for (let i = 0; i < n; i++) {
-    rows[0][i] = Math.floor(i / (gh * gw));
+    rows[0][i] = tOffset + Math.floor(i / (gh * gw));
     rows[1][i] = Math.floor(i / gw) % gh;
     rows[2][i] = i % gw;
   }

@@ -12,9 +12,10 @@
  */
 
 import { SelfAttention } from '../../nn/attention.js';
-import type { HybridCache } from '../../nn/cache.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
+import { type Caches, layerCaches } from '../../nn/cache.js';
 import { CrossAttention, type CrossKV } from '../../nn/cross-attention.js';
-import { Mamba2Block, type Mamba2Config } from '../../nn/mamba2.js';
+import { Mamba2Block, type Mamba2Config, type Mamba2State } from '../../nn/mamba2.js';
 import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamSpec, ParamStore } from '../../nn/params.js';
@@ -92,12 +93,14 @@ export class VambaDecoderLayer implements Disposable {
   /**
    * The video half: this layer's cross-attention K/V from V [n, hidden], and V for the next layer (skipped
    * for the last layer, whose video update nothing reads). V is consumed: it may be updated in place and
-   * returned, or disposed. The Mamba block runs `chunkLen` tokens at a time with its state carried over.
+   * returned, or disposed. The Mamba block runs `chunkLen` tokens at a time, continuing from `state` (the
+   * scan after earlier video tokens, for a video that grows; zeros when null) and returning the state after
+   * these tokens (null when the block did not run).
    */
   advanceVideo(
     V: Tensor,
-    opts: { rope: Rope | null; last: boolean; chunkLen: number },
-  ): { kv: CrossKV; V: Tensor | null } {
+    opts: { rope: Rope | null; last: boolean; chunkLen: number; state?: Mamba2State | null },
+  ): { kv: CrossKV; V: Tensor | null; state: Mamba2State | null } {
     let v = V;
     if (this.switches.crossNorm) {
       v = this.input_layernorm.forward(V);
@@ -106,24 +109,39 @@ export class VambaDecoderLayer implements Disposable {
     const kv = this.cross_attn.keysValues(v, opts.rope);
     if (opts.last || !this.vision_mixer) {
       if (opts.last) v.dispose();
-      return { kv, V: opts.last ? null : v };
+      return { kv, V: opts.last ? null : v, state: null };
     }
     const n = v.shape[0];
     const seq = v.reshape([1, n, v.shape[1]]);
-    this.vision_mixer.forwardChunked(seq, opts.chunkLen, { inPlace: true });
+    const r = this.vision_mixer.prefillChunked(seq, opts.chunkLen, opts.state ?? null, { inPlace: true });
     seq.dispose();
-    return { kv, V: v };
+    return { kv, V: v, state: r.state };
   }
 
-  /** The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`. */
-  forward(H: Tensor, inputs: { rope: Rope; cache: HybridCache; layer: number; kv: CrossKV }): Tensor {
+  /**
+   * The text half: H [seq, hidden] at the cache's next positions, attending to the video through `kv`; or, in
+   * batched decoding, row i one token of caches[i]'s sequence attending to its video's kv[i]. A `probe`
+   * records the cross-attention of the last position over the video.
+   */
+  forward(
+    H: Tensor,
+    inputs: {
+      rope: Rope;
+      cache: Caches;
+      layer: number;
+      kv: CrossKV | readonly CrossKV[];
+      probe?: AttentionProbe;
+    },
+  ): Tensor {
     return tidy(() => {
       const x = this.input_layernorm.forward(H);
-      const sa = this.self_attn.forward(x, {
-        rope: inputs.rope,
-        cache: { cache: inputs.cache, layer: inputs.layer },
-      });
-      const ca = this.cross_attn.forward(x, inputs.kv, this.switches.crossRope ? inputs.rope : null);
+      const sa = this.self_attn.forward(x, { rope: inputs.rope, ...layerCaches(inputs.cache, inputs.layer) });
+      const ca = this.cross_attn.forward(
+        x,
+        inputs.kv,
+        this.switches.crossRope ? inputs.rope : null,
+        inputs.probe,
+      );
       let mixed: Tensor;
       if (this.alpha === null) mixed = ops.add(sa, ca);
       else {

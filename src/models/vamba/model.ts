@@ -9,6 +9,7 @@ import { InputError, ModelError } from '../../errors.js';
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
+import type { AttentionProbe } from '../../nn/attention-probe.js';
 import type { HybridCache } from '../../nn/cache.js';
 import type { ParamStore } from '../../nn/params.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -191,8 +192,11 @@ export class Vamba implements Disposable {
     return new VambaVideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
   }
 
-  /** A question session over an encoded video: prefill(ids) then step(token), with its own KV cache. */
-  session(video: VambaVideoHandle, opts: { capacity?: number } = {}): VambaSession {
+  /**
+   * A question session over an encoded video: prefill(ids) then step(token), with its own KV cache; a
+   * `probe` over the video's tokens records where each step's query looked.
+   */
+  session(video: VambaVideoHandle, opts: { capacity?: number; probe?: AttentionProbe } = {}): VambaSession {
     if (
       video.key.model !== this.modelId ||
       video.key.dtype !== this.dtype ||
@@ -201,7 +205,7 @@ export class Vamba implements Disposable {
       throw new InputError(
         `this video was encoded by another model or dtype (${video.key.model.slice(0, 12)}…/${video.key.dtype}, this is ${this.modelId.slice(0, 12)}…/${this.dtype}); encode it again with this model`,
       );
-    return new VambaSession(this, video, opts.capacity);
+    return new VambaSession(this, video, opts.capacity, opts.probe);
   }
 
   [Symbol.dispose](): void {
@@ -218,6 +222,7 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
     readonly model: Vamba,
     readonly video: VambaVideoHandle,
     capacity = 256,
+    readonly probe?: AttentionProbe,
   ) {
     this.cache = model.lm.newCache(capacity);
   }
@@ -229,13 +234,33 @@ export class VambaSession implements CausalLM<ArrayLike<number>>, Disposable {
     if (!ids.length) throw new InputError('prefill: the prompt is empty');
     this.checkIds(ids);
     this.cache.reserve(ids.length);
-    return this.model.lm.forward(ids, this.video.kvs, this.cache, { lastOnly: true });
+    return this.model.lm.forward(ids, this.video.kvs, this.cache, { lastOnly: true, probe: this.probe });
   }
 
   step(token: number): Tensor {
     if (!this.cache.length) throw new InputError('step: call prefill first');
     this.checkIds([token]);
-    return this.model.lm.forward([token], this.video.kvs, this.cache, { lastOnly: true });
+    return this.model.lm.forward([token], this.video.kvs, this.cache, { lastOnly: true, probe: this.probe });
+  }
+
+  get batchKey(): Vamba {
+    return this.model;
+  }
+
+  /** One token for each session (all of this model, prefilled; any videos) in one forward: logits [n, vocab]. */
+  stepMany(sessions: readonly CausalLM<ArrayLike<number>>[], tokens: readonly number[]): Tensor {
+    const all = sessions.map((s) => {
+      if (!(s instanceof VambaSession) || s.model !== this.model)
+        throw new TypeError('stepMany: sessions of another model');
+      if (!s.cache.length) throw new InputError('step: call prefill first');
+      return s;
+    });
+    this.checkIds(tokens);
+    return this.model.lm.stepRows(
+      tokens,
+      all.map((s) => s.video.kvs),
+      all.map((s) => s.cache),
+    );
   }
 
   private checkIds(ids: ArrayLike<number>): void {

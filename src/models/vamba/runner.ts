@@ -6,24 +6,30 @@
  */
 import { UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { Frame } from '../../media/index.js';
+import { AttentionProbe } from '../../nn/attention-probe.js';
+import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import {
   type CheckpointSource,
   type EncodedVideo,
   type FrameBatchContext,
+  type LiveContext,
+  type LiveEncoding,
   type ModelRunner,
   runnerInfo,
   type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
+import { VambaLiveVideo } from './live.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
 import { encodeVideoFrames } from './video.js';
-import { VambaVideoHandle } from './video-handle.js';
+import { type VambaVideo, VambaVideoHandle, videoOf } from './video-handle.js';
 
 export async function loadVambaRunner(
   src: CheckpointSource<Qwen2VLConfig>,
@@ -39,17 +45,16 @@ export async function loadVambaRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
+    decodeCache: {
+      bytesPerToken: kvBytesPerToken(
+        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+        model.dtype,
+      ),
+      bytesPerSequence: 0,
+    },
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);
-}
-
-interface VambaVideo extends EncodedVideo {
-  handle: VambaVideoHandle;
-}
-
-function videoOf(handle: VambaVideoHandle): VambaVideo {
-  return { handle, tokens: handle.tokens, bytes: handle.bytes, dispose: () => handle[Symbol.dispose]() };
 }
 
 class VambaRunner implements ModelRunner {
@@ -71,6 +76,10 @@ class VambaRunner implements ModelRunner {
       onFrames: c.onFrames,
     });
     return videoOf(handle);
+  }
+
+  live(context: LiveContext): LiveEncoding {
+    return new VambaLiveVideo(this.model, context);
   }
 
   async saveVideo(encoded: EncodedVideo, path: string, metadata: Record<string, string>): Promise<void> {
@@ -95,7 +104,12 @@ class VambaRunner implements ModelRunner {
     if (!encoded) throw new UsageError('Vamba answers questions about a video or an image: give one');
     const video = (encoded as VambaVideo).handle;
     const ids = this.tokenizer.encode(vambaPrompt(turns), { addSpecialTokens: false });
-    using session = this.model.session(video, { capacity: ids.length + (opts.maxNewTokens ?? 512) });
+    // Where the answer looked: every layer's cross-attention over all the video tokens.
+    using probe = opts.relevance ? new AttentionProbe(0, video.tokens) : undefined;
+    using session = this.model.session(video, {
+      capacity: ids.length + (opts.maxNewTokens ?? 512),
+      probe,
+    });
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -115,6 +129,7 @@ class VambaRunner implements ModelRunner {
         totalTokens: ids.length + video.tokens + completionTokens,
       },
       finishReason,
+      ...(probe && { videoAttention: massPerGroup(await probe.read(), video.grid[0]) }),
     };
   }
 

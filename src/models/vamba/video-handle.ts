@@ -10,6 +10,7 @@ import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { CrossKV } from '../../nn/cross-attention.js';
 import type { Backend } from '../../runtime/backend.js';
 import { disposeAll } from '../../runtime/scope.js';
+import type { EncodedVideo } from '../family.js';
 
 /** What the K/V depend on. Values are compared as strings; extra fields are allowed and compared too. */
 export interface VideoKey {
@@ -117,4 +118,13 @@ export class VambaVideoHandle implements Disposable {
   [Symbol.dispose](): void {
     disposeAll(this.kvs);
   }
+}
+
+/** The runner's per-video state: a handle. */
+export interface VambaVideo extends EncodedVideo {
+  handle: VambaVideoHandle;
+}
+
+export function videoOf(handle: VambaVideoHandle): VambaVideo {
+  return { handle, tokens: handle.tokens, bytes: handle.bytes, dispose: () => handle[Symbol.dispose]() };
 }

@@ -32,7 +32,7 @@ export interface VambaFramesOptions {
   chunkLen?: number;
   signal?: AbortSignal;
   /** Called after each batch with the frames encoded so far. */
-  onFrames?: (done: number) => void;
+  onFrames?: (done: number, tokens?: number) => void;
 }
 
 /** sha256 of a local file's bytes, or null when the input is not a local file. */
@@ -83,7 +83,7 @@ export async function encodeVideoFrames(
       );
     },
     signal: o.signal,
-    onFrames: o.onFrames && (still ? () => o.onFrames?.(1) : o.onFrames),
+    onFrames: o.onFrames && (still ? (_, tokens) => o.onFrames?.(1, tokens) : o.onFrames),
   });
   if (!r)
     throw new InputError(

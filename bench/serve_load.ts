@@ -1,0 +1,526 @@
+/**
+ * Load test of the server (issue 21): Vamba-7B's or Qwen2-VL-7B's architecture with random bf16 weights made on
+ * the GPU (as bench/long_video.ts makes them), behind `createServer` on 127.0.0.1, driven over HTTP by
+ * streaming clients. A bench engine stands in for VideoLM: synthetic frames (644×364 after smart_resize) instead
+ * of a decoded file, and token ids as text (`t123 `) instead of a tokenizer, so every SSE chunk is one token.
+ *
+ *   1. single stream: one question about a --frames video; decode tok/s from the chunks' arrival, the GPU's
+ *      busy fraction over the decode (timestamps recorded on the stream around every kernel) and launches/token;
+ *   2. --concurrency 8,32: that many questions at once about the same video; aggregate tok/s, p50/p99 time to
+ *      first token and per-token latency;
+ *   3. --interfere 16 questions decoding, then a new --big-frames video arrives: their per-token latency while
+ *      it is encoded against before.
+ *
+ *   node --import tsx bench/serve_load.ts --arch vamba --out docs/benchmarks/serve_load_vamba   # GPU machine
+ *   node --import tsx bench/serve_load.ts --arch qwen2vl --tiny                                # CPU smoke test
+ *   options: --frames 256 --big-frames 1024 --decode 128 --concurrency 8,32 --interfere 16 --budget 150
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import '../src/backends/cuda/index.js';
+import { cpuBackend } from '../src/backends/cpu/index.js';
+import { Answer, type Generation } from '../src/facade/answer.js';
+import type { ChatEngine, ChatOptions, VideoHandle } from '../src/facade/engine.js';
+import { generateText } from '../src/facade/text-generation.js';
+import type { ChatTurn, ModelInfo } from '../src/facade/types.js';
+import type { Tokenizer } from '../src/io/tokenizer.js';
+import { deviceMemoryBytes } from '../src/models/fit.js';
+import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/models/qwen2vl/config.js';
+import { Qwen2VL, type Qwen2VLPrefix } from '../src/models/qwen2vl/model.js';
+import { encodeVisionStream, type GridTHW, type PixelBatch } from '../src/models/qwen2vl/vision.js';
+import { loadQwen2VLParams, qwen2vlSpecs } from '../src/models/qwen2vl/weights.js';
+import { MambaInit, vambaConfigJson } from '../src/models/vamba/convert.js';
+import { Vamba } from '../src/models/vamba/model.js';
+import type { VambaVideoHandle } from '../src/models/vamba/video-handle.js';
+import { loadVambaParams, vambaSpecs } from '../src/models/vamba/weights.js';
+import { attentionLayers, kvBytesPerToken } from '../src/nn/cache.js';
+import type { Backend } from '../src/runtime/backend.js';
+import { getBackend } from '../src/runtime/device.js';
+import { createServer } from '../src/serve/app.js';
+import { Random } from '../src/util/random.js';
+
+const { values: args } = parseArgs({
+  options: {
+    arch: { type: 'string', default: 'vamba' },
+    tiny: { type: 'boolean', default: false },
+    frames: { type: 'string' },
+    'big-frames': { type: 'string' },
+    decode: { type: 'string' },
+    concurrency: { type: 'string' },
+    interfere: { type: 'string' },
+    budget: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const ARCH = args.arch === 'qwen2vl' ? 'qwen2vl' : 'vamba';
+const TINY = args.tiny;
+const FRAMES = Number(args.frames ?? (TINY ? 8 : 256));
+const BIG = Number(args['big-frames'] ?? (TINY ? 32 : 1024));
+const DECODE = Number(args.decode ?? (TINY ? 12 : 128));
+const CONCURRENCY = (args.concurrency ?? (TINY ? '4' : '8,32')).split(',').map(Number);
+const INTERFERE = Number(args.interfere ?? (TINY ? 4 : 16));
+const BUDGET_S = Number(args.budget ?? (TINY ? 120 : 150));
+const OUT = args.out ?? join(tmpdir(), `serve_load_${ARCH}${TINY ? '_tiny' : ''}`);
+const ROOT = join(import.meta.dirname, '..');
+const [HEIGHT, WIDTH] = TINY ? [24, 40] : [364, 644];
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+// ---- the model with random weights ---------------------------------------------------------------------
+
+function config(): Qwen2VLConfig {
+  if (TINY) {
+    const json = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/vamba/tiny-a/config.json'), 'utf8'));
+    return parseQwen2VLConfig(
+      ARCH === 'vamba'
+        ? json
+        : Object.fromEntries(
+            Object.entries(json).filter(([k]) => !/^(use_alpha|cross_attn_|distill|vision_mamba)/.test(k)),
+          ),
+    );
+  }
+  const qwen2vl = JSON.parse(
+    readFileSync(join(ROOT, 'test/fixtures/configs/qwen2vl-7b-instruct/config.json'), 'utf8'),
+  );
+  return parseQwen2VLConfig(ARCH === 'vamba' ? vambaConfigJson(qwen2vl) : qwen2vl);
+}
+
+async function load(backend: Backend, c: Qwen2VLConfig): Promise<Vamba | Qwen2VL> {
+  const dtype = TINY ? 'f32' : 'bf16';
+  if (ARCH === 'vamba') {
+    const init = new MambaInit(c, 0, 0.5);
+    const special = (name: string, shape: readonly number[]) =>
+      /layers\.\d+\.(alpha|vision_mixer\.mixer\.(D|A_log|dt_bias|conv1d\.weight|conv1d\.bias))$/.test(name)
+        ? (init.make(name, shape, 'F32').data as Float32Array)
+        : null;
+    const { RandomWeights } = await import('../src/io/random-weights.js');
+    using source = new RandomWeights(vambaSpecs(c), { seed: 1, special });
+    const params = await loadVambaParams(source, c, backend, dtype, 'random');
+    return Vamba.fromParams(c, params, backend, dtype, 'random:vamba');
+  }
+  const { RandomWeights } = await import('../src/io/random-weights.js');
+  using source = new RandomWeights(qwen2vlSpecs(c), { seed: 1 });
+  return Qwen2VL.fromParams(c, await loadQwen2VLParams(source, c, backend, dtype, 'random'), backend, dtype);
+}
+
+/** Synthetic preprocessed pixels, a batch of 8 temporal groups (16 frames) at a time. */
+function* pixelBatches(groups: number, patchesPerGroup: number, rowLen: number): Generator<PixelBatch> {
+  const groupLen = patchesPerGroup * rowLen;
+  const rng = new Random(7);
+  const pool = Array.from({ length: 3 }, () =>
+    Float32Array.from({ length: groupLen }, () => rng.uniform(-1.8, 2.1)),
+  );
+  const buf = new Float32Array(8 * groupLen);
+  for (let g0 = 0; g0 < groups; g0 += 8) {
+    const n = Math.min(8, groups - g0);
+    for (let i = 0; i < n; i++) buf.set(pool[(g0 + i) % pool.length], i * groupLen);
+    yield { pixels: buf.subarray(0, n * groupLen), groups: n };
+  }
+}
+
+// ---- the engine the server drives ----------------------------------------------------------------------
+
+/** Token ids as text: every id one piece, so each SSE chunk is one token. */
+const idText: Tokenizer = {
+  streamDecoder: () => ({ push: (...ids: number[]) => ids.map((i) => `t${i} `).join(''), flush: () => '' }),
+} as unknown as Tokenizer;
+
+class BenchVideo implements VideoHandle {
+  readonly timestampsSec = [];
+  readonly decode;
+  disposed = false;
+
+  constructor(
+    readonly label: string,
+    frames: number,
+    readonly tokens: number,
+    readonly bytes: number,
+    private readonly free: () => void,
+    readonly vamba?: VambaVideoHandle,
+    readonly qwen?: { prefix: Qwen2VLPrefix; ids: number[] },
+  ) {
+    this.decode = { kind: 'video' as const, requested: frames, decoded: frames, skipped: [], lostRanges: [] };
+  }
+
+  dispose(): void {
+    if (!this.disposed) this.free();
+    this.disposed = true;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+class BenchEngine implements ChatEngine {
+  readonly info: ModelInfo;
+
+  constructor(
+    readonly model: Vamba | Qwen2VL,
+    readonly backend: Backend,
+    readonly c: Qwen2VLConfig,
+  ) {
+    const t = c.text;
+    const dtype = model instanceof Vamba ? model.dtype : model.dtype;
+    this.info = {
+      id: 'bench',
+      dir: '',
+      architecture: ARCH === 'vamba' ? 'vamba' : 'qwen2_vl',
+      parameters: 0,
+      weightBytes: 0,
+      dtype,
+      device: backend.name,
+      layers: t.num_hidden_layers,
+      hiddenSize: t.hidden_size,
+      videoRequired: ARCH === 'vamba',
+      decodeCache: {
+        bytesPerToken: kvBytesPerToken(
+          attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
+          dtype,
+        ),
+        bytesPerSequence: 0,
+      },
+    };
+  }
+
+  /** The frame count is in the file's name (`v256.video`); the frames are synthetic. */
+  async encodeVideo(path: string): Promise<VideoHandle> {
+    const frames = Number(/v(\d+)/.exec(basename(path))?.[1]);
+    const v = this.c.vision;
+    const g: GridTHW = [frames / 2, HEIGHT / v.patch_size, WIDTH / v.patch_size];
+    const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
+    const batches = pixelBatches(g[0], g[1] * g[2], rowLen);
+    const merged = [g[0], g[1] / v.spatial_merge_size, g[2] / v.spatial_merge_size] as const;
+    const tokens = merged[0] * merged[1] * merged[2];
+    let video: BenchVideo;
+    if (this.model instanceof Vamba) {
+      const m = this.model;
+      const V = m.embedVideoStream(batches, g);
+      const handle = m.encodeVideoTokens(V, merged, {
+        model: m.modelId,
+        video: path,
+        sampling: 'all',
+        size: `${WIDTH}x${HEIGHT}`,
+        dtype: m.dtype,
+      });
+      video = new BenchVideo(path, frames, tokens, 0, () => handle[Symbol.dispose](), handle);
+    } else {
+      const m = this.model;
+      const embeds = encodeVisionStream(m.visual, batches, g, m.dtype);
+      const ids = [
+        ...textIds(12, 3),
+        this.c.vision_start_token_id,
+        ...new Array(tokens).fill(this.c.video_token_id),
+        this.c.vision_end_token_id,
+      ];
+      const prefix = m.prefillPrefix(
+        { inputIds: ids, videoGridThw: [g], videoEmbeds: embeds },
+        { room: 256 },
+      );
+      embeds.dispose();
+      video = new BenchVideo(path, frames, tokens, prefix.bytes, () => prefix[Symbol.dispose](), undefined, {
+        prefix,
+        ids,
+      });
+    }
+    await this.backend.synchronize();
+    return video;
+  }
+
+  chat(turns: ChatTurn[], opts: ChatOptions = {}): Answer {
+    return new Answer(this.generation(turns, opts));
+  }
+
+  private async *generation(turns: ChatTurn[], opts: ChatOptions): Generation {
+    const video = opts.video as BenchVideo;
+    const question = textIds(16, hash(turns.at(-1)?.content ?? ''));
+    const room = opts.maxNewTokens ?? 512;
+    const common = { tokenizer: idText, generationConfig: null, eosTokenIds: [] };
+    let r: { completionTokens: number; finishReason: 'stop' | 'length' };
+    if (video.vamba) {
+      using session = (this.model as Vamba).session(video.vamba, { capacity: question.length + room });
+      r = yield* generateText({ ...common, session, input: question, promptIds: question }, opts);
+    } else {
+      const ids = [...video.qwen!.ids, ...question];
+      using session = (this.model as Qwen2VL).session({
+        capacity: ids.length + room,
+        prefix: video.qwen!.prefix,
+      });
+      r = yield* generateText({ ...common, session, input: { inputIds: ids }, promptIds: ids }, opts);
+    }
+    return {
+      usage: {
+        promptTokens: question.length,
+        videoTokens: video.tokens,
+        completionTokens: r.completionTokens,
+        totalTokens: question.length + video.tokens + r.completionTokens,
+      },
+      finishReason: r.finishReason,
+    };
+  }
+}
+
+/** Ordinary text ids (below the tiny vocabulary's special tokens too). */
+const textIds = (n: number, seed: number) => {
+  const rng = new Random(seed);
+  return Array.from({ length: n }, () => rng.int(1, TINY ? 200 : 1000));
+};
+const hash = (s: string) => [...s].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7);
+
+// ---- the clients ---------------------------------------------------------------------------------------
+
+/** One streamed request: when it was sent, when each token arrived. */
+interface Trace {
+  sent: number;
+  tokens: number[];
+  status: number;
+  error?: string;
+}
+
+async function ask(url: string, video: string, question: string, maxTokens: number): Promise<Trace> {
+  const sent = performance.now();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'bench',
+      stream: true,
+      max_tokens: maxTokens,
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'video_url', video_url: { url: video } },
+            { type: 'text', text: question },
+          ],
+        },
+      ],
+    }),
+  });
+  const trace: Trace = { sent, tokens: [], status: res.status };
+  if (!res.ok || !res.body) {
+    trace.error = (await res.text()).slice(0, 300);
+    console.error(`request failed: ${res.status} ${trace.error}`);
+    return trace;
+  }
+  const decoder = new TextDecoder();
+  const reader = res.body.getReader();
+  let buf = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let i = buf.indexOf('\n\n');
+    while (i >= 0) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (event.startsWith('data: {') && event.includes('"content":"t')) trace.tokens.push(performance.now());
+      else if (event.startsWith('data: {"error"')) trace.error = event.slice(6, 300);
+      i = buf.indexOf('\n\n');
+    }
+  }
+  return trace;
+}
+
+const quantile = (xs: number[], q: number) => {
+  if (!xs.length) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+const gaps = (t: Trace) => t.tokens.slice(1).map((x, i) => x - t.tokens[i]);
+
+/** Latency statistics of traces that all succeeded: TTFT and per-token latency (ms), aggregate tok/s. */
+function summarise(traces: Trace[]) {
+  const ok = traces.filter((t) => t.status === 200 && t.tokens.length && !t.error);
+  for (const t of traces) if (t.error) console.error(`request failed: ${t.error}`);
+  const ttft = ok.map((t) => t.tokens[0] - t.sent);
+  const itl = ok.flatMap(gaps);
+  const tokens = ok.reduce((n, t) => n + t.tokens.length, 0);
+  const start = Math.min(...traces.map((t) => t.sent));
+  const end = Math.max(...ok.map((t) => t.tokens.at(-1)!));
+  const firstAll = Math.max(...ok.map((t) => t.tokens[0]));
+  const decodeTokens = ok.reduce((n, t) => n + t.tokens.filter((x) => x > firstAll).length, 0);
+  return {
+    requests: traces.length,
+    ok: ok.length,
+    tokens,
+    wallS: r3((end - start) / 1000),
+    aggregateTokS: r3((tokens * 1000) / (end - start)),
+    /** Tokens/s while every request was decoding (after the last first token). */
+    decodeTokS: end > firstAll ? r3((decodeTokens * 1000) / (end - firstAll)) : null,
+    ttftMs: { p50: r3(quantile(ttft, 0.5)), p99: r3(quantile(ttft, 0.99)) },
+    perTokenMs: { p50: r3(quantile(itl, 0.5)), p99: r3(quantile(itl, 0.99)) },
+  };
+}
+
+/** Stream timestamps around every kernel launch of `backend` (CUDA): the GPU's busy time over a window. */
+function kernelTrace(backend: Backend) {
+  const addon = (backend as unknown as { addon?: { profileMark(): number; profileRead(): number[] } }).addon;
+  if (!addon) return null;
+  const spans: [number, number][] = [];
+  let on = false;
+  const b = backend as unknown as Record<string, unknown>;
+  const skip = new Set(['allocate', 'release', 'upload', 'download', 'memory', 'resetPeak', 'synchronize']);
+  const proto = Object.getPrototypeOf(backend) as Record<string, unknown>;
+  const names = [...Object.getOwnPropertyNames(proto), ...Object.keys(b)].filter(
+    (k) => typeof b[k] === 'function' && k !== 'constructor' && !skip.has(k) && !k.startsWith('_'),
+  );
+  for (const k of new Set(names)) {
+    const orig = (b[k] as (...a: unknown[]) => unknown).bind(backend);
+    b[k] = (...a: unknown[]) => {
+      if (!on) return orig(...a);
+      const from = addon.profileMark();
+      const r = orig(...a);
+      spans.push([from, addon.profileMark()]);
+      return r;
+    };
+  }
+  return {
+    start() {
+      addon.profileRead();
+      spans.length = 0;
+      on = true;
+      addon.profileMark();
+    },
+    /** Busy fraction of the stream between start and now, and the launches made. */
+    stop() {
+      on = false;
+      addon.profileMark();
+      const t = addon.profileRead();
+      const busy = spans.reduce((s, [f, e]) => s + t[e] - t[f], 0);
+      return { busyFraction: r3(busy / (t.at(-1) ?? 1)), spanMs: r3(t.at(-1) ?? 0), launches: spans.length };
+    },
+  };
+}
+
+async function main() {
+  const backend: Backend = TINY ? cpuBackend() : await getBackend('cuda');
+  const c = config();
+  const t0 = performance.now();
+  const model = await load(backend, c);
+  await backend.synchronize();
+  const setupS = r3((performance.now() - t0) / 1000);
+  const started = performance.now();
+  const left = () => BUDGET_S - (performance.now() - started) / 1000;
+  const trace = kernelTrace(backend);
+  const engine = new BenchEngine(model, backend, c);
+  const dir = mkdtempSync(join(tmpdir(), 'longshot-serve-load-'));
+  for (const f of [FRAMES, BIG]) writeFileSync(join(dir, `v${f}.video`), `synthetic ${f} frames\n`);
+  const free = deviceMemoryBytes(backend) - backend.memory().reserved;
+  const server = createServer(engine, {
+    modelId: 'bench',
+    concurrency: 64,
+    maxQueue: 256,
+    cacheBudgetBytes: 0.85 * free,
+    cacheEntries: 2,
+    media: { allowedRoot: dir },
+  });
+  const result: Record<string, unknown> = {
+    arch: ARCH,
+    device: 'device' in backend ? (backend as { device: { name: string } }).device.name : 'cpu',
+    frames: FRAMES,
+    decodeTokens: DECODE,
+    setupS,
+  };
+  try {
+    await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
+    const video = `v${FRAMES}.video`;
+    // Encodes the video (kept by the server's cache for every later question) and warms the kernels up.
+    const warm = await ask(url, video, 'warm up', 8);
+    result.encodeS = r3((warm.tokens[0] - warm.sent) / 1000);
+
+    trace?.start();
+    const single = await ask(url, video, 'single', DECODE);
+    const gpu = trace?.stop();
+    const s = summarise([single]);
+    const tokS = r3(((single.tokens.length - 1) * 1000) / (single.tokens.at(-1)! - single.tokens[0]));
+    result.single = {
+      ...s,
+      decodeTokS: tokS,
+      ...(gpu
+        ? { gpuBusy: gpu.busyFraction, launchesPerToken: r3(gpu.launches / single.tokens.length) }
+        : {}),
+    };
+
+    const concurrent: Record<string, unknown>[] = [];
+    for (const n of CONCURRENCY) {
+      if (left() < 10) {
+        concurrent.push({ concurrency: n, skipped: 'budget' });
+        continue;
+      }
+      const traces = await Promise.all(
+        Array.from({ length: n }, (_, i) => ask(url, video, `q${n}-${i}`, DECODE)),
+      );
+      const sum = summarise(traces);
+      concurrent.push({ concurrency: n, ...sum, speedup: sum.decodeTokS ? r3(sum.decodeTokS / tokS) : null });
+    }
+    result.concurrent = concurrent;
+
+    if (left() > 20) {
+      // INTERFERE questions decode; after a baseline window a new BIG-frame video arrives.
+      const long = 4 * DECODE;
+      const traces = Array.from({ length: INTERFERE }, (_, i) => ask(url, video, `i${i}`, long));
+      const running = Promise.all(traces);
+      await new Promise((r) => setTimeout(r, TINY ? 500 : 3000));
+      const arrive = performance.now();
+      const big = await ask(url, `v${BIG}.video`, 'big', 4);
+      const encoded = big.tokens[0] ?? performance.now();
+      const all = await running;
+      const inWindow = (lo: number, hi: number) =>
+        all.flatMap((t) => gaps(t).filter((_, i) => t.tokens[i + 1] >= lo && t.tokens[i + 1] < hi));
+      const before = inWindow(0, arrive);
+      const during = inWindow(arrive, encoded);
+      result.interference = {
+        questions: INTERFERE,
+        bigFrames: BIG,
+        bigTtftS: r3((encoded - arrive) / 1000),
+        perTokenMsBefore: { p50: r3(quantile(before, 0.5)), p99: r3(quantile(before, 0.99)) },
+        perTokenMsDuring: {
+          p50: r3(quantile(during, 0.5)),
+          p99: r3(quantile(during, 0.99)),
+          max: r3(Math.max(...during, 0)),
+        },
+        ratioP50: r3(quantile(during, 0.5) / quantile(before, 0.5)),
+      };
+    }
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(JSON.stringify(result, null, 2));
+  await mkdir(dirname(resolve(ROOT, OUT)), { recursive: true });
+  await writeFile(resolve(ROOT, `${OUT}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(resolve(ROOT, `${OUT}.md`), markdown(result));
+  console.error(`wrote ${OUT}.json and ${OUT}.md`);
+}
+
+function markdown(r: Record<string, unknown>): string {
+  const single = r.single as Record<string, unknown> & { ttftMs: { p50: number } };
+  const lines = [
+    `# Server load test: ${r.arch} (${r.device}, random weights), ${r.frames}-frame video, ${r.decodeTokens} tokens per answer`,
+    '',
+    `single stream: ${single.decodeTokS} tok/s, GPU busy ${single.gpuBusy ?? 'n/a'}, ${single.launchesPerToken ?? 'n/a'} launches/token, TTFT ${single.ttftMs.p50} ms`,
+    '',
+    '| concurrent | aggregate tok/s (decoding) | × single | TTFT p50 / p99 ms | per-token p50 / p99 ms |',
+    '|---|---|---|---|---|',
+  ];
+  for (const c of r.concurrent as Record<string, never>[])
+    lines.push(
+      c.skipped
+        ? `| ${c.concurrency} | skipped | | | |`
+        : `| ${c.concurrency} | ${c.decodeTokS} | ${c.speedup} | ${(c.ttftMs as { p50: number }).p50} / ${(c.ttftMs as { p99: number }).p99} | ${(c.perTokenMs as { p50: number }).p50} / ${(c.perTokenMs as { p99: number }).p99} |`,
+    );
+  const i = r.interference as Record<string, never> | undefined;
+  if (i)
+    lines.push(
+      '',
+      `${i.questions} questions decoding, a ${i.bigFrames}-frame video arrives (answered after ${i.bigTtftS} s): per-token p50 ${(i.perTokenMsBefore as { p50: number }).p50} ms before, ${(i.perTokenMsDuring as { p50: number }).p50} ms during (×${i.ratioP50}; p99 ${(i.perTokenMsDuring as { p99: number }).p99}, max ${(i.perTokenMsDuring as { max: number }).max} ms)`,
+    );
+  return `${lines.join('\n')}\n`;
+}
+
+await main();

@@ -1,0 +1,163 @@
+import { createRequire } from 'node:module';
+import { UsageError } from '../../errors.js';
+import { packageFile } from '../cuda/addon.js';
+import type { Gemm } from './gemm.js';
+import { wasmAvailable, wasmGemm, wasmSoftmaxRows } from './wasm.js';
+
+/**
+ * Which kernels (GEMM, attention softmax) the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
+ * native/cpu ('wasm', always shipped), or the native addon built at install where a C compiler exists, by
+ * instruction set ('base' = 16-byte vectors, 'avx2', 'avx512'; picked by CPUID). LONGSHOT_CPU_KERNELS chooses
+ * (ts | wasm | native | base | avx2 | avx512); by default the best native kernel, else wasm.
+ */
+export type CpuKernels = 'ts' | 'wasm' | 'base' | 'avx2' | 'avx512';
+
+/** The fast GEMM entry: B as f32 or raw bf16/f16 (bType 0, 1, 2), every other operand f32. */
+export type FastGemm = (
+  g: Gemm & { a: Float32Array; c: Float32Array },
+  b: Float32Array | Uint16Array,
+  bType: number,
+) => void;
+
+/**
+ * Softmax of rows [0, rows) of s (stride ld) over columns [lo[r], hi[r]) of each, the rest of the first
+ * `width` columns set to 0; a row with no finite maximum becomes all 0.
+ */
+export type FastSoftmaxRows = (
+  s: Float32Array,
+  rows: number,
+  ld: number,
+  width: number,
+  lo: Int32Array,
+  hi: Int32Array,
+) => void;
+
+interface CpuAddon {
+  gemm(isa: number, ...args: (number | Float32Array | Uint16Array | null)[]): void;
+  softmaxRows(isa: number, s: Float32Array, sOff: number, ...args: (number | Int32Array)[]): void;
+  isas(): string[];
+}
+
+const ISAS = ['base', 'avx2', 'avx512'] as const;
+const CHOICES = ['ts', 'wasm', 'native', ...ISAS];
+
+let addon: CpuAddon | null | undefined;
+
+/** The native addon, loaded once per thread; null when it was not built or does not load here. */
+function nativeAddon(): CpuAddon | null {
+  if (addon !== undefined) return addon;
+  const path = packageFile('native/cpu/build/longshot_cpu.node');
+  try {
+    addon = path ? (createRequire(import.meta.url)(path) as CpuAddon) : null;
+  } catch {
+    addon = null;
+  }
+  return addon;
+}
+
+/** The native instruction sets this CPU runs, best last ([] without the addon). */
+export const nativeIsas = (): string[] => nativeAddon()?.isas() ?? [];
+
+/** Resolves a LONGSHOT_CPU_KERNELS value on this machine (throws a UsageError naming what is missing). */
+function resolve(choice: string | undefined): CpuKernels {
+  const isas = nativeIsas();
+  if (!choice) return (isas.at(-1) as CpuKernels | undefined) ?? (wasmAvailable() ? 'wasm' : 'ts');
+  if (!CHOICES.includes(choice))
+    throw new UsageError(
+      `LONGSHOT_CPU_KERNELS=${choice} is not a kernel set; use one of ${CHOICES.join(', ')}.`,
+    );
+  if (choice === 'ts') return 'ts';
+  if (choice === 'wasm') {
+    if (!wasmAvailable())
+      throw new UsageError(
+        'LONGSHOT_CPU_KERNELS=wasm: this runtime cannot load native/cpu/gemm.wasm (no WebAssembly SIMD).',
+      );
+    return 'wasm';
+  }
+  const want = choice === 'native' ? isas.at(-1) : choice;
+  if (!want || !isas.includes(want))
+    throw new UsageError(
+      isas.length
+        ? `LONGSHOT_CPU_KERNELS=${choice}: this CPU runs only ${isas.join(', ')}.`
+        : `LONGSHOT_CPU_KERNELS=${choice}: the native CPU addon is not built; run "npm run build:cpu" (needs a C compiler).`,
+    );
+  return want as CpuKernels;
+}
+
+let current: CpuKernels | null = null;
+
+/** The kernels in use on this thread (resolved from LONGSHOT_CPU_KERNELS on first use). */
+export function cpuKernels(): CpuKernels {
+  current ??= resolve(process.env.LONGSHOT_CPU_KERNELS);
+  return current;
+}
+
+/**
+ * Switches the kernels (tests and benchmarks compare them; the pool passes the caller's choice to its
+ * workers with every task). Takes a LONGSHOT_CPU_KERNELS value; returns the kernels used before.
+ */
+export function useCpuKernels(choice: string): CpuKernels {
+  const before = cpuKernels();
+  current = resolve(choice);
+  return before;
+}
+
+const nativeGemm =
+  (isa: number): FastGemm =>
+  (g, b, bType) =>
+    addon!.gemm(
+      isa,
+      g.a,
+      g.aOff,
+      g.aRow,
+      g.aCol,
+      b,
+      g.bOff,
+      g.bRow,
+      g.bCol,
+      bType,
+      g.c,
+      g.cOff,
+      g.ldc,
+      g.m,
+      g.n,
+      g.k,
+      g.alpha,
+      g.bias,
+      g.biasOff,
+      g.accumulate ? 1 : 0,
+    );
+
+const nativeSoftmaxRows =
+  (isa: number): FastSoftmaxRows =>
+  (s, rows, ld, width, lo, hi) =>
+    addon!.softmaxRows(isa, s, 0, rows, ld, width, lo, hi);
+
+const FAST: Record<Exclude<CpuKernels, 'ts'>, { gemm: FastGemm; softmaxRows: FastSoftmaxRows }> = {
+  wasm: { gemm: wasmGemm, softmaxRows: wasmSoftmaxRows },
+  base: { gemm: nativeGemm(0), softmaxRows: nativeSoftmaxRows(0) },
+  avx2: { gemm: nativeGemm(1), softmaxRows: nativeSoftmaxRows(1) },
+  avx512: { gemm: nativeGemm(2), softmaxRows: nativeSoftmaxRows(2) },
+};
+
+/**
+ * Runs g on the fast kernels when they are in use and its A and C are f32 (the TypeScript kernels keep f64
+ * scratch operands); returns false to leave it to the reference.
+ */
+export function fastGemm(g: Gemm): boolean {
+  const k = cpuKernels();
+  if (k === 'ts' || !(g.a instanceof Float32Array) || !(g.c instanceof Float32Array)) return false;
+  const f32 = g as Gemm & { a: Float32Array; c: Float32Array };
+  if (g.b instanceof Uint16Array) FAST[k].gemm(f32, g.b, g.bHalf === 'f16' ? 2 : 1);
+  else if (g.b instanceof Float32Array) FAST[k].gemm(f32, g.b, 0);
+  else return false;
+  return true;
+}
+
+/** Runs the fast softmax (see FastSoftmaxRows) when fast kernels are in use; false leaves it to the caller. */
+export function fastSoftmaxRows(...args: Parameters<FastSoftmaxRows>): boolean {
+  const k = cpuKernels();
+  if (k === 'ts') return false;
+  FAST[k].softmaxRows(...args);
+  return true;
+}

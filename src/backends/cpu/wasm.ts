@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { packageFile } from '../cuda/addon.js';
+import type { FastGemm, FastSoftmaxRows } from './kernels.js';
+
+/**
+ * The WebAssembly kernels (native/cpu/gemm.wasm, built from the same C as the native addon with 128-bit SIMD).
+ * Each thread has its own instance and memory: a call copies the parts of A, B (f32 or raw bf16/f16), the
+ * bias and, when accumulating, C that it reads into that memory, runs, and copies C's rows back. The copies
+ * are O(mk + kn + mn) against O(mnk) work.
+ */
+interface Instance {
+  memory: WebAssembly.Memory;
+  gemm: (...args: number[]) => void;
+  softmaxRows: (...args: number[]) => void;
+  /** Byte offset of the packing buffers (after them, the operands). */
+  pack: number;
+  heap: number;
+}
+
+let instance: Instance | null = null;
+
+/** Compiles and instantiates the module on this thread (synchronously: it is ~10 KB); null without SIMD. */
+export function wasmAvailable(): boolean {
+  if (instance) return true;
+  const path = packageFile('native/cpu/gemm.wasm');
+  if (!path) return false;
+  try {
+    const e = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), {}).exports as Record<
+      string,
+      unknown
+    >;
+    const base = (e.__heap_base as WebAssembly.Global).value as number;
+    const pack = align(base);
+    const packBytes = 4 * (e.pack_floats as () => number)();
+    instance = {
+      memory: e.memory as WebAssembly.Memory,
+      gemm: e.gemm as Instance['gemm'],
+      softmaxRows: e.softmax_rows as Instance['softmaxRows'],
+      pack,
+      heap: align(pack + packBytes),
+    };
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const align = (n: number) => Math.ceil(n / 64) * 64;
+
+/** Elements from the first to the last one a strided rows×cols view reads (0 when it reads none). */
+const extent = (rows: number, cols: number, rowStride: number, colStride: number) =>
+  rows > 0 && cols > 0 ? (rows - 1) * rowStride + (cols - 1) * colStride + 1 : 0;
+
+/** Grows the memory to hold `end` bytes; returns its buffer. */
+function reserve(w: Instance, end: number): ArrayBuffer {
+  const have = w.memory.buffer.byteLength;
+  if (end > have) w.memory.grow(Math.ceil((end - have) / 65536));
+  return w.memory.buffer;
+}
+
+export const wasmSoftmaxRows: FastSoftmaxRows = (s, rows, ld, width, lo, hi) => {
+  const w = instance!;
+  const len = extent(rows, width, ld, 1);
+  const sAt = w.heap;
+  const loAt = align(sAt + 4 * len);
+  const hiAt = loAt + 4 * rows;
+  const buf = reserve(w, hiAt + 4 * rows);
+  const view = new Float32Array(buf, sAt, len);
+  view.set(s.subarray(0, len));
+  new Int32Array(buf, loAt, rows).set(lo.subarray(0, rows));
+  new Int32Array(buf, hiAt, rows).set(hi.subarray(0, rows));
+  w.softmaxRows(sAt, rows, ld, width, loAt, hiAt);
+  s.set(view);
+};
+
+export const wasmGemm: FastGemm = (g, b, bType) => {
+  const w = instance!;
+  const { m, n, k } = g;
+  const aLen = extent(m, k, g.aRow, g.aCol);
+  const bLen = extent(k, n, g.bRow, g.bCol);
+  const cLen = extent(m, n, g.ldc, 1);
+  const bBytes = bType === 0 ? 4 : 2;
+  const aAt = w.heap;
+  const bAt = align(aAt + 4 * aLen);
+  const cAt = align(bAt + bBytes * bLen);
+  const biasAt = align(cAt + 4 * cLen);
+  const buf = reserve(w, biasAt + (g.bias ? 4 * n : 0));
+  new Float32Array(buf, aAt, aLen).set(g.a.subarray(g.aOff, g.aOff + aLen));
+  if (bType === 0) new Float32Array(buf, bAt, bLen).set((b as Float32Array).subarray(g.bOff, g.bOff + bLen));
+  else new Uint16Array(buf, bAt, bLen).set((b as Uint16Array).subarray(g.bOff, g.bOff + bLen));
+  if (g.bias) new Float32Array(buf, biasAt, n).set(g.bias.subarray(g.biasOff, g.biasOff + n));
+  const c = new Float32Array(buf, cAt, cLen);
+  const contiguous = g.ldc === n;
+  if (g.accumulate) {
+    if (contiguous) c.set(g.c.subarray(g.cOff, g.cOff + cLen));
+    else
+      for (let i = 0; i < m; i++) c.set(g.c.subarray(g.cOff + i * g.ldc, g.cOff + i * g.ldc + n), i * g.ldc);
+  }
+  w.gemm(
+    aAt,
+    g.aRow,
+    g.aCol,
+    bAt,
+    g.bRow,
+    g.bCol,
+    bType,
+    cAt,
+    g.ldc,
+    m,
+    n,
+    k,
+    g.alpha,
+    g.bias ? biasAt : 0,
+    g.accumulate ? 1 : 0,
+    w.pack,
+  );
+  if (contiguous) g.c.set(c, g.cOff);
+  else for (let i = 0; i < m; i++) g.c.set(c.subarray(i * g.ldc, i * g.ldc + n), g.cOff + i * g.ldc);
+};

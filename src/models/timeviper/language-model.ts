@@ -1,0 +1,273 @@
+/**
+ * TimeViper's LLM: Nemotron-H's blocks with the drop stages of pdrop.ts between them, prefill only. The stack is
+ * cut into segments at the stage layers; each segment keeps its own HybridCache, because after a stage the
+ * later attention layers hold the shorter sequence (Mamba states are recurrent and unaffected). A decode step
+ * runs one token through every segment.
+ *
+ * A stage, on the residual stream coming out of block L−1 (vision tokens at [start, start + n)):
+ *   1. picks the `keep` vision tokens to keep (uniform, or by the last token's attention in block L);
+ *   2. with TransV, updates every token after the vision block (the instruction) by
+ *      instruction + tanh(α_s) · CrossAttention(instruction → dropped vision tokens), raw stream, no norm;
+ *   3. rebuilds the sequence as [text before, kept vision tokens in order, instruction].
+ */
+import { InputError } from '../../errors.js';
+import { SelfAttention } from '../../nn/attention.js';
+import { type CacheLayer, HybridCache } from '../../nn/cache.js';
+import { CrossAttention } from '../../nn/cross-attention.js';
+import { Linear } from '../../nn/linear.js';
+import { RMSNorm } from '../../nn/norm.js';
+import type { ParamStore } from '../../nn/params.js';
+import { bf16ToF32, type DType, f16ToF32, f32ToBf16, f32ToF16 } from '../../runtime/dtype.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { attentionConfig, cast, NemotronHBlock } from '../nemotron_h/block.js';
+import type { BlockChar } from '../nemotron_h/config.js';
+import type { TimeViperConfig } from './config.js';
+import { stageCounts, topKeep, uniformKeep } from './pdrop.js';
+import { ALPHA, LLM_PREFIX, mergeModule } from './weights.js';
+
+/** Where the vision tokens sit in a prefill: the first one's position and how many (before any stage). */
+export interface VisionSpan {
+  start: number;
+  count: number;
+}
+
+interface Segment {
+  /** Blocks [start, end). */
+  start: number;
+  end: number;
+  /** Each block's layer in this segment's cache (null: an MLP block). */
+  cacheIndex: (number | null)[];
+  cacheLayers: CacheLayer[];
+}
+
+/** A value rounded to `dtype` as the official code's casts do (f32 is exact). */
+function roundTo(dtype: DType, v: number): number {
+  if (dtype === 'bf16') return bf16ToF32(f32ToBf16(v));
+  if (dtype === 'f16') return f16ToF32(f32ToF16(v));
+  return Math.fround(v);
+}
+
+export class TimeViperLM implements Disposable {
+  readonly segments: Segment[] = [];
+  readonly residualDtype: DType;
+
+  constructor(
+    readonly config: TimeViperConfig,
+    readonly embeddings: Tensor,
+    readonly layers: NemotronHBlock[],
+    readonly norm_f: RMSNorm,
+    readonly lm_head: Linear,
+    /** Per stage: its cross-attention (TransV) or null (drop only). */
+    readonly merges: (CrossAttention | null)[],
+    /** Per stage: tanh(α) (0 without transfer). */
+    readonly gates: number[],
+  ) {
+    const c = config.llm;
+    const cuts = [0, ...config.stages.map((s) => s.layer), layers.length];
+    for (let s = 0; s + 1 < cuts.length; s++) {
+      const seg: Segment = { start: cuts[s], end: cuts[s + 1], cacheIndex: [], cacheLayers: [] };
+      for (let i = seg.start; i < seg.end; i++) {
+        const kind = layers[i].kind;
+        if (kind === '-') seg.cacheIndex.push(null);
+        else {
+          seg.cacheLayers.push(
+            kind === '*'
+              ? { kind: 'attention', kvHeads: c.num_key_value_heads, headDim: c.head_dim }
+              : { kind: 'mamba' },
+          );
+          seg.cacheIndex.push(seg.cacheLayers.length - 1);
+        }
+      }
+      this.segments.push(seg);
+    }
+    this.residualDtype = c.residual_in_fp32 ? 'f32' : embeddings.dtype;
+  }
+
+  static async load(p: ParamStore, config: TimeViperConfig): Promise<TimeViperLM> {
+    const c = config.llm;
+    const b = `${LLM_PREFIX}backbone`;
+    const layers = [...c.hybrid_override_pattern].map((ch, i) =>
+      NemotronHBlock.load(p, `${b}.layers.${i}`, ch as BlockChar, c),
+    );
+    const merges = config.stages.map((s, j) =>
+      s.transfer ? CrossAttention.load(p, mergeModule(j), attentionConfig(c)) : null,
+    );
+    let alpha: number[] = [];
+    if (merges.some((m) => m)) {
+      const t = p.take(ALPHA);
+      alpha = Array.from(await t.data());
+      t.dispose();
+    }
+    // As the official code: α is indexed by stage number (its length counts only the stages with a module).
+    const gates = config.stages.map((s, j) => (s.transfer ? Math.tanh(alpha[j] ?? Number.NaN) : 0));
+    if (gates.some(Number.isNaN))
+      throw new InputError(`TimeViper: alpha has ${alpha.length} entries, too few for the TransV stages`);
+    return new TimeViperLM(
+      config,
+      p.take(`${b}.embeddings.weight`),
+      layers,
+      RMSNorm.load(p, `${b}.norm_f`, c.layer_norm_epsilon),
+      Linear.load(p, `${LLM_PREFIX}lm_head`, false),
+      merges,
+      gates,
+    );
+  }
+
+  /** Token embeddings [n, hidden] of ids (checked against the vocabulary). */
+  embed(ids: ArrayLike<number>): Tensor {
+    const vocab = this.config.llm.vocab_size;
+    for (let i = 0; i < ids.length; i++)
+      if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab)
+        throw new InputError(`token id ${ids[i]} is outside the vocabulary (0..${vocab - 1})`);
+    return tidy(() =>
+      ops.embedding(
+        this.embeddings,
+        ops.tensor(this.embeddings.backend, Int32Array.from(ids), [ids.length], 'i32'),
+      ),
+    );
+  }
+
+  /** One cache per segment, with room for `capacity` tokens each (they grow on demand). */
+  newCaches(capacity = 256): HybridCache[] {
+    return this.segments.map(
+      (s) =>
+        new HybridCache(this.embeddings.backend, {
+          layers: s.cacheLayers,
+          dtype: this.embeddings.dtype,
+          capacity,
+        }),
+    );
+  }
+
+  /**
+   * Runs embeddings x [n, hidden] (a whole prompt with its vision tokens at `vision`, or one decode token when
+   * `vision` is null and the caches hold a prefill). Returns the last row's logits [1, vocab] (f32) and the
+   * vision positions each stage kept (relative to the stage's vision tokens).
+   */
+  async forward(
+    x: Tensor,
+    vision: VisionSpan | null,
+    caches: HybridCache[] | null,
+  ): Promise<{ logits: Tensor; kept: number[][] }> {
+    if (!x.shape[0]) throw new InputError('TimeViper: no tokens to run');
+    const stages = this.config.stages;
+    const kept: number[][] = [];
+    let h = cast(x, this.residualDtype);
+    const own = (next: Tensor) => {
+      if (h !== x) h.dispose();
+      h = next;
+    };
+    for (const [s, seg] of this.segments.entries()) {
+      // Stages act in prefill only (the official check: more than one token).
+      if (s > 0 && vision && h.shape[0] > 1) {
+        const stage = stages[s - 1];
+        const { current, keep } = stageCounts(stages, s - 1, vision.count);
+        if (vision.start + current > h.shape[0])
+          throw new InputError(
+            `TimeViper: ${current} vision tokens from ${vision.start} overrun the sequence`,
+          );
+        const picks =
+          stage.kind === 'uni'
+            ? uniformKeep(current, keep)
+            : await this.attentionKeep(stage.layer, h, vision.start, current, keep);
+        kept.push(picks);
+        own(this.rebuild(h, vision.start, current, picks, s - 1));
+      }
+      const cache = caches?.[s] ?? null;
+      const n = h.shape[0];
+      own(
+        tidy(() => {
+          let y = h;
+          for (let i = seg.start; i < seg.end; i++) {
+            const layer = seg.cacheIndex[i - seg.start];
+            const next = this.layers[i].forward(y, cache && layer !== null ? { cache, layer } : null);
+            if (y !== h) y.dispose();
+            y = next;
+          }
+          return y === h ? ops.clone(h) : y;
+        }),
+      );
+      cache?.commit(n);
+    }
+    const logits = tidy(() => {
+      const n = h.shape[0];
+      const last = this.norm_f.forward(cast(h.narrow(n - 1, n), this.norm_f.weight.dtype));
+      return cast(this.lm_head.forward(last), 'f32');
+    });
+    if (h !== x) h.dispose();
+    return { logits, kept };
+  }
+
+  /**
+   * The `keep` vision tokens (of `current` from `start`) that the last token attends to most in block `layer`:
+   * its q_proj/k_proj on the stream as it is (no norm, no positions), softmax over the whole row in f32, cast to
+   * the weights' dtype, averaged over heads; the top `keep` in ascending order.
+   */
+  private async attentionKeep(
+    layer: number,
+    h: Tensor,
+    start: number,
+    current: number,
+    keep: number,
+  ): Promise<number[]> {
+    const attn = this.layers[layer].mixer;
+    if (!(attn instanceof SelfAttention))
+      throw new InputError(`TimeViper: block ${layer} is not an attention block`);
+    const { numHeads, numKvHeads, headDim } = attn.config;
+    const dtype = attn.q_proj.weight.dtype;
+    const n = h.shape[0];
+    const probs = tidy(() => {
+      const x = cast(h, dtype);
+      const q = attn.q_proj.forward(x.narrow(n - 1, n)).reshape([1, 1, numHeads, headDim]);
+      const k = attn.k_proj.forward(x).reshape([1, n, numKvHeads, headDim]);
+      return ops.attention(q, k, k, { returnWeights: true }).weights!;
+    });
+    const w = (await probs.data()) as Float32Array;
+    probs.dispose();
+    const scores = new Float64Array(current);
+    for (let j = 0; j < current; j++) {
+      let sum = 0;
+      for (let hd = 0; hd < numHeads; hd++) sum += roundTo(dtype, w[hd * n + start + j]);
+      scores[j] = roundTo(dtype, sum / numHeads);
+    }
+    return topKeep(scores, keep);
+  }
+
+  /** [text before, kept vision tokens, instruction (with the dropped tokens transferred into it)]. */
+  private rebuild(h: Tensor, start: number, current: number, picks: number[], stage: number): Tensor {
+    return tidy(() => {
+      const n = h.shape[0];
+      const rows = Int32Array.from([
+        ...Array.from({ length: start }, (_, i) => i),
+        ...picks.map((i) => start + i),
+      ]);
+      const front = ops.embedding(h, ops.tensor(h.backend, rows, [rows.length], 'i32'));
+      let instruction = h.narrow(start + current, n);
+      const merge = this.merges[stage];
+      const keptSet = new Set(picks);
+      const dropped = Int32Array.from(
+        Array.from({ length: current }, (_, i) => i)
+          .filter((i) => !keptSet.has(i))
+          .map((i) => start + i),
+      );
+      if (merge && dropped.length && instruction.shape[0]) {
+        const dtype = merge.q_proj.weight.dtype;
+        const source = ops.embedding(h, ops.tensor(h.backend, dropped, [dropped.length], 'i32'));
+        const kv = merge.keysValues(cast(source, dtype), null);
+        const moved = merge.forward(cast(instruction, dtype), kv, null);
+        instruction = ops.add(instruction, ops.scale(cast(moved, instruction.dtype), this.gates[stage]));
+      }
+      return instruction.shape[0] ? ops.concat([front, instruction], 0) : front;
+    });
+  }
+
+  [Symbol.dispose](): void {
+    for (const l of this.layers) l[Symbol.dispose]();
+    for (const m of this.merges) m?.[Symbol.dispose]();
+    this.norm_f[Symbol.dispose]();
+    this.lm_head[Symbol.dispose]();
+    this.embeddings.dispose();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * TimeViper (`GenericTimeViperVLM`): SigLIP features of each frame (the configured block, no final norm), ToMe
+ * to 16 tokens per frame, the projector MLP, and the Nemotron-H LLM with its drop stages. In the prompt, each
+ * `<image>` placeholder is replaced by its frame's tokens, in order; the placeholder id itself is never embedded.
+ */
+import { InputError, ModelError } from '../../errors.js';
+import type { CausalLM } from '../../generate/types.js';
+import { Checkpoint } from '../../io/checkpoint.js';
+import { PthFile } from '../../io/pth.js';
+import type { TensorSource } from '../../io/safetensors.js';
+import type { HybridCache } from '../../nn/cache.js';
+import { MLP } from '../../nn/mlp.js';
+import type { ParamStore } from '../../nn/params.js';
+import { tomeMerge } from '../../nn/tome.js';
+import type { Backend } from '../../runtime/backend.js';
+import type { DType } from '../../runtime/dtype.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { SiglipVision } from '../siglip/model.js';
+import { readTimeViperConfig, type TimeViperConfig } from './config.js';
+import { TimeViperLM, type VisionSpan } from './language-model.js';
+import { loadTimeViperParams, PROJECTOR, VISION_PREFIX } from './weights.js';
+
+/** Frames per pass of the vision tower (the official inference splits videos into clips of 256). */
+export const CLIP_FRAMES = 256;
+
+/** The checkpoint's weights: model.safetensors (or a sharded index), else a torch.save file. */
+export async function openTimeViperWeights(dir: string): Promise<TensorSource & { close(): Promise<void> }> {
+  for (const name of ['model.pth', 'pytorch_model.bin']) {
+    const path = `${dir}/${name}`;
+    try {
+      return await PthFile.open(path);
+    } catch (e) {
+      if (!(e instanceof ModelError && /file not found/.test(e.message))) throw e;
+    }
+  }
+  return Checkpoint.open(dir);
+}
+
+/** A prompt's token ids with the frames' projected tokens [frames, tokensPerFrame, hidden]. */
+export interface TimeViperInput {
+  ids: readonly number[];
+  visual: Tensor | null;
+}
+
+export class TimeViperModel implements Disposable {
+  constructor(
+    readonly config: TimeViperConfig,
+    readonly vision: SiglipVision,
+    readonly projector: MLP,
+    readonly lm: TimeViperLM,
+  ) {}
+
+  static async fromParams(config: TimeViperConfig, p: ParamStore): Promise<TimeViperModel> {
+    const vision = SiglipVision.load(
+      p,
+      config.vision,
+      config.visionLayout,
+      config.featureBlock,
+      VISION_PREFIX,
+    );
+    const projector = MLP.load(p, PROJECTOR, config.projectorAct, ['0', '2']);
+    const lm = await TimeViperLM.load(p, config);
+    const left = p.remaining();
+    if (left.length) throw new ModelError(`TimeViper: parameters loaded but not used: ${left.join(', ')}`);
+    return new TimeViperModel(config, vision, projector, lm);
+  }
+
+  /** Loads a checkpoint directory (config.json + model.safetensors or model.pth / pytorch_model.bin). */
+  static async load(dir: string, backend: Backend, dtype: DType): Promise<TimeViperModel> {
+    const config = await readTimeViperConfig(dir);
+    const source = await openTimeViperWeights(dir);
+    try {
+      return await TimeViperModel.fromParams(
+        config,
+        await loadTimeViperParams(source, config, backend, dtype, dir),
+      );
+    } finally {
+      await source.close();
+    }
+  }
+
+  /** pixels [frames, 3, size, size] → projected tokens [frames, tokensPerFrame, hidden], in clips. */
+  async encode(pixels: Tensor): Promise<Tensor> {
+    const clips: Tensor[] = [];
+    try {
+      for (let f = 0; f < pixels.shape[0]; f += CLIP_FRAMES) {
+        const clip = pixels.narrow(f, Math.min(f + CLIP_FRAMES, pixels.shape[0]));
+        const features = this.vision.forward(clip);
+        clip.dispose();
+        const merged = await tomeMerge(features, this.config.tokensPerFrame);
+        features.dispose();
+        clips.push(this.projector.forward(merged));
+        merged.dispose();
+      }
+      return clips.length === 1 ? clips[0] : ops.concat(clips, 0);
+    } finally {
+      if (clips.length > 1) for (const c of clips) c.dispose();
+    }
+  }
+
+  /**
+   * The prompt's embeddings: text runs embedded, each placeholder replaced by its frame's tokens. The vision
+   * span starts at the first placeholder and covers every frame's tokens (the official code assumes them
+   * contiguous).
+   */
+  embedPrompt(input: TimeViperInput): { x: Tensor; vision: VisionSpan | null } {
+    const { ids, visual } = input;
+    const image = this.config.imageTokenId;
+    const frames = ids.filter((t) => t === image).length;
+    const have = visual?.shape[0] ?? 0;
+    if (frames !== have)
+      throw new InputError(`TimeViper: the prompt has ${frames} <image> placeholders for ${have} frames`);
+    if (!visual) return { x: this.lm.embed(ids), vision: null };
+    const perFrame = visual.shape[1];
+    const first = ids.indexOf(image);
+    return tidy(() => {
+      const parts: Tensor[] = [];
+      let run: number[] = [];
+      let frame = 0;
+      const flush = () => {
+        if (run.length) parts.push(this.lm.embed(run));
+        run = [];
+      };
+      for (const t of ids) {
+        if (t !== image) {
+          run.push(t);
+          continue;
+        }
+        flush();
+        const tokens = visual.narrow(frame, frame + 1);
+        parts.push(ops.cast(tokens.reshape([perFrame, visual.shape[2]]), this.lm.embeddings.dtype));
+        frame++;
+      }
+      flush();
+      return { x: ops.concat(parts, 0), vision: { start: first, count: frames * perFrame } };
+    });
+  }
+
+  session(capacity = 256): TimeViperSession {
+    return new TimeViperSession(this, this.lm.newCaches(capacity));
+  }
+
+  [Symbol.dispose](): void {
+    this.vision[Symbol.dispose]();
+    this.projector[Symbol.dispose]();
+    this.lm[Symbol.dispose]();
+  }
+}
+
+/** A prompt with its frames, then one token per step; the drop stages act in the prefill. */
+export class TimeViperSession implements CausalLM<TimeViperInput>, Disposable {
+  /** The vision positions each stage kept in the last prefill. */
+  kept: number[][] = [];
+
+  constructor(
+    readonly model: TimeViperModel,
+    readonly caches: HybridCache[],
+  ) {}
+
+  async prefill(input: TimeViperInput): Promise<Tensor> {
+    if (!input.ids.length) throw new InputError('prefill: the prompt is empty');
+    const { x, vision } = this.model.embedPrompt(input);
+    try {
+      const out = await this.model.lm.forward(x, vision, this.caches);
+      this.kept = out.kept;
+      return out.logits;
+    } finally {
+      x.dispose();
+    }
+  }
+
+  async step(token: number): Promise<Tensor> {
+    if (!this.caches[0]?.length) throw new InputError('step: call prefill first');
+    const x = this.model.lm.embed([token]);
+    try {
+      return (await this.model.lm.forward(x, null, this.caches)).logits;
+    } finally {
+      x.dispose();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    for (const c of this.caches) c[Symbol.dispose]();
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * TSTAR (Two-Stage Token Aggregation and Reduction, the MambaMia paper): frames → the vision tower's merged tokens
+ * per temporal group → the MambaMia compressor over the whole clip → its tokens written over the prompt's run of
+ * `video_token_id` → the LLM.
+ */
+import { InputError, ModelError } from '../../errors.js';
+import type { CausalLM } from '../../generate/types.js';
+import { Checkpoint } from '../../io/checkpoint.js';
+import { type GenerationConfig, readGenerationConfig } from '../../io/generation-config.js';
+import { readJsonFile } from '../../io/json-fields.js';
+import type { HybridCache } from '../../nn/cache.js';
+import { loadCheckedParams, type ParamSpec, type ParamStore } from '../../nn/params.js';
+import type { Backend } from '../../runtime/backend.js';
+import type { DType } from '../../runtime/dtype.js';
+import * as ops from '../../runtime/ops.js';
+import { tidy } from '../../runtime/scope.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { MambaMiaCompressor } from '../mambamia/compressor.js';
+import { isEmptyEmbeddings } from '../mambamia/weights.js';
+import { nemotronHSpecs } from '../nemotron_h/weights.js';
+import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
+import { canonicalName, PATCH_EMBED, textSpecs, visionSpecs } from '../qwen2vl/weights.js';
+import { parseTstarConfig, type TstarConfig } from './config.js';
+import { loadLanguageModel, type TstarLanguageModel } from './language-model.js';
+
+/** Where the compressor's parameters live in a TSTAR checkpoint (LLaVA's projector name). */
+export const PROJECTOR = 'mm_projector.';
+
+/** Every parameter of a TSTAR model, by the names its checkpoint stores. */
+export function tstarSpecs(c: TstarConfig): ParamSpec[] {
+  return [
+    ...visionSpecs(c),
+    ...MambaMiaCompressor.specs(PROJECTOR, c.projector),
+    ...(c.text.kind === 'qwen2' ? textSpecs(c.text.config) : nemotronHSpecs(c.text.config)),
+  ];
+}
+
+/** A prompt: its ids (one run of video_token_id where the video goes) and the compressed video, if any. */
+export interface TstarInputs {
+  ids: ArrayLike<number>;
+  video: Tensor | null;
+}
+
+export class Tstar implements Disposable {
+  constructor(
+    readonly config: TstarConfig,
+    readonly visual: Qwen2VisionTransformer,
+    readonly projector: MambaMiaCompressor,
+    readonly lm: TstarLanguageModel,
+    readonly backend: Backend,
+    readonly dtype: DType,
+    readonly generationConfig: GenerationConfig | null = null,
+  ) {}
+
+  static async load(dir: string, backend: Backend, dtype: DType): Promise<Tstar> {
+    const config = parseTstarConfig(await readJsonFile(`${dir}/config.json`), `${dir}/config.json`);
+    const generationConfig = await readGenerationConfig(dir);
+    const checkpoint = await Checkpoint.open(dir);
+    try {
+      const tied = config.text.kind === 'qwen2' && config.text.config.text.tie_word_embeddings;
+      const params = await loadCheckedParams(checkpoint, tstarSpecs(config), {
+        backend,
+        dtype,
+        where: dir,
+        what: 'config.json (TSTAR)',
+        rename: canonicalName,
+        skip: (n) => isEmptyEmbeddings(PROJECTOR)(n) || (tied && n === 'lm_head.weight'),
+        // The Conv3d patch embedding is used as a Linear over its flattened kernel.
+        adapt: (s, t) => {
+          if (s.name !== PATCH_EMBED) return t;
+          const flat = t.reshape([s.shape[0], t.size / s.shape[0]]);
+          t.dispose();
+          return flat;
+        },
+      });
+      return Tstar.fromParams(config, params, backend, dtype, generationConfig);
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  static fromParams(
+    config: TstarConfig,
+    p: ParamStore,
+    backend: Backend,
+    dtype: DType,
+    generationConfig: GenerationConfig | null = null,
+  ): Tstar {
+    const m = new Tstar(
+      config,
+      Qwen2VisionTransformer.load(p, config.vision),
+      MambaMiaCompressor.load(p, PROJECTOR, config.projector),
+      loadLanguageModel(p, config.text),
+      backend,
+      dtype,
+      generationConfig,
+    );
+    const left = p.remaining();
+    if (left.length) throw new ModelError(`TSTAR: parameters loaded but not used: ${left.join(', ')}`);
+    return m;
+  }
+
+  /** Merged vision tokens [groups·h·w / merge², hidden] of processed pixels (whole temporal groups). */
+  encodeVision(pixels: Float32Array, grid: GridTHW): Tensor {
+    return encodeVisionChunked(this.visual, pixels, [grid], this.dtype);
+  }
+
+  /** A clip's merged vision tokens and grid → the compressed tokens [n, LLM width] the LLM reads. */
+  compress(visionTokens: Tensor, grid: GridTHW): Tensor {
+    const perGroup = (grid[1] * grid[2]) / this.config.vision.spatial_merge_size ** 2;
+    return this.projector.forward(visionTokens.reshape([grid[0], perGroup, visionTokens.shape[1]]));
+  }
+
+  /** Prompt embeddings with the video's tokens written over the run of video_token_id. */
+  embed(inputs: TstarInputs): Tensor {
+    const pad = this.config.video_token_id;
+    const ids = Array.from(inputs.ids);
+    const at = ids.indexOf(pad);
+    const count = ids.reduce((n, id) => n + (id === pad ? 1 : 0), 0);
+    const rows = inputs.video?.shape[0] ?? 0;
+    if (count !== rows || (count && ids.lastIndexOf(pad) !== at + count - 1))
+      throw new InputError(
+        `the prompt has ${count} video placeholder tokens but the video gives ${rows} tokens in one run; expand the placeholder to the video's token count`,
+      );
+    return tidy(() => {
+      const x = this.lm.embed(ids);
+      if (inputs.video) ops.writeSlice(x, inputs.video, 0, at);
+      return x;
+    });
+  }
+
+  /** A decoding session with its own cache of `capacity` tokens (it grows on demand). */
+  session(capacity: number): TstarSession {
+    return new TstarSession(this, this.lm.newCache(capacity));
+  }
+
+  [Symbol.dispose](): void {
+    this.visual[Symbol.dispose]();
+    this.projector[Symbol.dispose]();
+    this.lm[Symbol.dispose]();
+  }
+}
+
+export class TstarSession implements CausalLM<TstarInputs>, Disposable {
+  constructor(
+    readonly model: Tstar,
+    readonly cache: HybridCache,
+  ) {}
+
+  prefill(inputs: TstarInputs): Tensor {
+    if (!inputs.ids.length) throw new InputError('prefill: the prompt is empty');
+    if (this.cache.length)
+      throw new InputError('prefill: this session already holds a prompt; start a new one');
+    return tidy(() => this.model.lm.next(this.model.embed(inputs), this.cache));
+  }
+
+  step(token: number): Tensor {
+    if (!this.cache.length) throw new InputError('step: call prefill first');
+    return tidy(() => this.model.lm.next(this.model.lm.embed([token]), this.cache));
+  }
+
+  [Symbol.dispose](): void {
+    this.cache[Symbol.dispose]();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * TSTAR behind the facade. Encoding a video streams its frames through the vision tower (Qwen2-VL's processor
+ * and tower, 16 frames at a time) and compresses the whole clip once; the compressed tokens are the per-video
+ * state. A prompt is the checkpoint's chat template with the video in the first user turn; its one video
+ * placeholder is expanded to the compressed tokens' count. An image is a one-frame video.
+ */
+import { InputError } from '../../errors.js';
+import type { Generation } from '../../facade/answer.js';
+import { generateText } from '../../facade/text-generation.js';
+import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
+import type { ChatMessage } from '../../io/tokenizer.js';
+import { Tokenizer } from '../../io/tokenizer.js';
+import type { Backend } from '../../runtime/backend.js';
+import * as ops from '../../runtime/ops.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import {
+  type CheckpointSource,
+  type EncodedVideo,
+  type FrameBatchContext,
+  type ModelRunner,
+  runnerInfo,
+} from '../family.js';
+import { checkpointProcessor, type Qwen2VLProcessor, type RgbImage } from '../qwen2vl/processor.js';
+import { streamVisionTokens } from '../qwen2vl/video-stream.js';
+import { tokenReductions } from '../reduction.js';
+import type { TstarConfig } from './config.js';
+import { Tstar } from './model.js';
+
+interface TstarVideo extends EncodedVideo {
+  /** The compressed tokens [n, LLM width]. */
+  embeds: Tensor;
+}
+
+/** Frames preprocessed and encoded at a time (whole 2-frame groups). */
+const FRAMES_PER_BATCH = 16;
+
+export async function loadTstarRunner(
+  src: CheckpointSource<TstarConfig>,
+  backend: Backend,
+): Promise<ModelRunner> {
+  const tokenizer = await Tokenizer.fromDir(src.dir);
+  const processor = await checkpointProcessor(src.dir, src.config.vision);
+  const model = await Tstar.load(src.dir, backend, backend.name === 'cpu' ? 'f32' : 'bf16');
+  const info = runnerInfo(
+    'tstar',
+    src,
+    { layers: src.config.num_hidden_layers, hiddenSize: src.config.hidden_size },
+    { dtype: model.dtype, device: backend.name },
+  );
+  return new TstarRunner(info, model, processor, tokenizer);
+}
+
+export class TstarRunner implements ModelRunner {
+  /** Its own compressor, and the reductions that run on tokens (applied to the compressed ones). */
+  readonly reductions = [
+    'mambamia',
+    ...tokenReductions()
+      .filter((r) => r.reduce && !r.onlyFor)
+      .map((r) => r.name),
+  ];
+
+  constructor(
+    readonly info: ModelInfo,
+    private readonly model: Tstar,
+    private readonly processor: Qwen2VLProcessor,
+    private readonly tokenizer: Tokenizer,
+  ) {}
+
+  async encode(frames: AsyncIterable<RgbImage[]>, ctx: FrameBatchContext): Promise<EncodedVideo> {
+    const m = this.model;
+    const r = await streamVisionTokens(frames, this.processor, {
+      maxFrames: ctx.kind === 'image' ? 1 : ctx.timestampsSec.length,
+      framesPerBatch: FRAMES_PER_BATCH,
+      oddLast: 'pad',
+      encode: (pixels, g) => m.encodeVision(pixels, g),
+      allocate: (g) => {
+        const rows = (g[0] * g[1] * g[2]) / this.processor.video.merge_size ** 2;
+        return ops.empty(m.backend, [rows, m.config.vision.hidden_size], m.dtype);
+      },
+      signal: ctx.signal,
+      onFrames: ctx.onFrames,
+    });
+    if (!r) throw new InputError('a video needs at least one frame');
+    let embeds: Tensor;
+    try {
+      embeds = m.compress(r.tokens, r.grid);
+    } finally {
+      r.tokens.dispose();
+    }
+    const reduce = ctx.reduction?.reduction.reduce;
+    if (reduce) {
+      // The compressed tokens as one frame: they no longer map to frames one by one.
+      const compressed = embeds;
+      const all = compressed.reshape([1, compressed.shape[0], compressed.shape[1]]);
+      try {
+        embeds = (await reduce(all, ctx.reduction!.keep)).tokens;
+      } finally {
+        all.dispose();
+        compressed.dispose();
+      }
+    }
+    const video: TstarVideo = {
+      embeds,
+      tokens: embeds.shape[0],
+      bytes: embeds.bytes,
+      dispose: () => embeds.dispose(),
+    };
+    return video;
+  }
+
+  async *generate(
+    turns: ChatTurn[],
+    encoded: EncodedVideo | undefined,
+    opts: GenerationOptions & { signal?: AbortSignal },
+  ): Generation {
+    const video = encoded as TstarVideo | undefined;
+    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
+    if (video) {
+      const first = messages.findIndex((msg) => msg.role === 'user');
+      messages[first] = {
+        role: 'user',
+        content: [{ type: 'video' }, { type: 'text', text: turns[first].content }],
+      };
+    }
+    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    const ids = this.expandVideo(
+      this.tokenizer.encode(text, { addSpecialTokens: false }),
+      video?.tokens ?? 0,
+    );
+    using session = this.model.session(ids.length + (opts.maxNewTokens ?? 512));
+    const { completionTokens, finishReason } = yield* generateText(
+      {
+        session,
+        input: { ids, video: video?.embeds ?? null },
+        promptIds: ids,
+        tokenizer: this.tokenizer,
+        generationConfig: this.model.generationConfig,
+        eosTokenIds: this.model.config.eos_token_id,
+      },
+      opts,
+    );
+    const videoTokens = video?.tokens ?? 0;
+    return {
+      usage: {
+        promptTokens: ids.length - videoTokens,
+        videoTokens,
+        completionTokens,
+        totalTokens: ids.length + completionTokens,
+      },
+      finishReason,
+    };
+  }
+
+  /** The prompt with its one video placeholder repeated `count` times (none without a video). */
+  private expandVideo(ids: number[], count: number): number[] {
+    const pad = this.model.config.video_token_id;
+    const at = ids.indexOf(pad);
+    if (!count) return ids;
+    if (at < 0 || ids.lastIndexOf(pad) !== at)
+      throw new InputError(
+        `the chat template gave ${at < 0 ? 'no' : 'more than one'} video placeholder (token ${pad}); TSTAR needs exactly one`,
+      );
+    return [...ids.slice(0, at), ...new Array<number>(count).fill(pad), ...ids.slice(at + 1)];
+  }
+
+  dispose(): void {
+    this.model[Symbol.dispose]();
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * `/metrics` in the Prometheus text exposition format (version 0.0.4): requests running and queued, the
+ * decode batch, tokens and tokens/s, time to first token as a histogram, the admission budget and the
+ * device's memory.
+ */
+import { decodeTotals } from '../generate/batch.js';
+import type { MemoryStats } from '../runtime/backend.js';
+
+/** Upper bounds (seconds) of the time-to-first-token histogram's buckets. */
+const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Window of the tokens/s gauge. */
+const RATE_WINDOW_MS = 10_000;
+
+export type Outcome = 'ok' | 'error' | 'rejected';
+
+export interface MetricsSnapshot {
+  running: number;
+  queued: number;
+  reservedBytes: number;
+  budgetBytes: number | null;
+  videoCache: { entries: number; bytes: number };
+  memory: MemoryStats | null;
+}
+
+export class ServerMetrics {
+  readonly #ttft = new Array<number>(TTFT_BUCKETS.length).fill(0);
+  #ttftCount = 0;
+  #ttftSum = 0;
+  #completionTokens = 0;
+  readonly #requests: Record<Outcome, number> = { ok: 0, error: 0, rejected: 0 };
+  /** (time, decoded tokens) samples for the rate gauge. */
+  readonly #samples: [number, number][] = [];
+
+  firstToken(seconds: number): void {
+    this.#ttftCount++;
+    this.#ttftSum += seconds;
+    TTFT_BUCKETS.forEach((le, i) => {
+      if (seconds <= le) this.#ttft[i]++;
+    });
+  }
+
+  finished(outcome: Outcome, completionTokens = 0): void {
+    this.#requests[outcome]++;
+    this.#completionTokens += completionTokens;
+  }
+
+  /** Decoded tokens per second over the last RATE_WINDOW_MS (sampled at each scrape and request end). */
+  tokensPerSecond(now = Date.now()): number {
+    this.#samples.push([now, decodeTotals.tokens]);
+    while (this.#samples.length > 2 && now - this.#samples[1][0] >= RATE_WINDOW_MS) this.#samples.shift();
+    const [t0, n0] = this.#samples[0];
+    return now > t0 ? ((decodeTotals.tokens - n0) * 1000) / (now - t0) : 0;
+  }
+
+  render(s: MetricsSnapshot): string {
+    const out: string[] = [];
+    const metric = (name: string, type: string, help: string, rows: [string, number][]) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, v] of rows) out.push(`${name}${labels} ${fmt(v)}`);
+    };
+    metric('longshot_requests_running', 'gauge', 'Requests admitted and running on the model.', [
+      ['', s.running],
+    ]);
+    metric('longshot_requests_queued', 'gauge', 'Requests waiting for admission.', [['', s.queued]]);
+    metric(
+      'longshot_requests_total',
+      'counter',
+      'Chat completion requests ended, by outcome (rejected: 413/429/503 at admission).',
+      Object.entries(this.#requests).map(([k, v]) => [`{outcome="${k}"}`, v]),
+    );
+    metric('longshot_decode_batch_size', 'gauge', 'Generations decoding together now.', [
+      ['', decodeTotals.members],
+    ]);
+    metric('longshot_decode_steps_total', 'counter', 'Batched decode steps run.', [['', decodeTotals.steps]]);
+    metric('longshot_decode_tokens_total', 'counter', 'Tokens produced by decode steps.', [
+      ['', decodeTotals.tokens],
+    ]);
+    metric('longshot_completion_tokens_total', 'counter', 'Completion tokens of finished requests.', [
+      ['', this.#completionTokens],
+    ]);
+    metric(
+      'longshot_decode_tokens_per_second',
+      'gauge',
+      `Decoded tokens per second over the last ${RATE_WINDOW_MS / 1000} s.`,
+      [['', this.tokensPerSecond()]],
+    );
+    out.push(
+      '# HELP longshot_time_to_first_token_seconds Time from a request arriving to its first text.',
+      '# TYPE longshot_time_to_first_token_seconds histogram',
+      ...TTFT_BUCKETS.map(
+        (le, i) => `longshot_time_to_first_token_seconds_bucket{le="${le}"} ${this.#ttft[i]}`,
+      ),
+      `longshot_time_to_first_token_seconds_bucket{le="+Inf"} ${this.#ttftCount}`,
+      `longshot_time_to_first_token_seconds_sum ${fmt(this.#ttftSum)}`,
+      `longshot_time_to_first_token_seconds_count ${this.#ttftCount}`,
+    );
+    metric(
+      'longshot_cache_reserved_bytes',
+      'gauge',
+      'Cache memory the running requests are estimated to hold.',
+      [['', s.reservedBytes]],
+    );
+    if (s.budgetBytes !== null)
+      metric('longshot_cache_budget_bytes', 'gauge', 'Cache memory admission lets requests hold together.', [
+        ['', s.budgetBytes],
+      ]);
+    metric('longshot_video_cache_entries', 'gauge', 'Encoded videos kept for follow-up questions.', [
+      ['', s.videoCache.entries],
+    ]);
+    metric('longshot_video_cache_bytes', 'gauge', 'Memory the kept encoded videos hold.', [
+      ['', s.videoCache.bytes],
+    ]);
+    if (s.memory)
+      metric(
+        'longshot_device_memory_bytes',
+        'gauge',
+        "The model's device memory: held by live tensors (current), its peak, reserved by the allocator.",
+        [
+          ['{kind="current"}', s.memory.current],
+          ['{kind="peak"}', s.memory.peak],
+          ['{kind="reserved"}', s.memory.reserved],
+        ],
+      );
+    return `${out.join('\n')}\n`;
+  }
+}
+
+const fmt = (v: number): string => (Number.isInteger(v) ? String(v) : v.toPrecision(6));

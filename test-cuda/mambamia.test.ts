@@ -1,0 +1,75 @@
+// MambaMia and TSTAR on the GPU: the compressor fixtures made with the derivative's MambaMia2Model
+// (test/fixtures/mambamia) and the tiny TSTAR-MambaMia trainer fixture (test/fixtures/needle_mambamia), in f32 and
+// bf16 within the models' bounds; and the token reductions (uniform, ToMe) on CUDA against the CPU backend.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { SafetensorsFile } from '../src/io/safetensors.js';
+import { parseMambaMiaConfig } from '../src/models/mambamia/config.js';
+import { loadMambaMiaCompressor } from '../src/models/mambamia/weights.js';
+import { tokenReductions } from '../src/models/reduction.js';
+import { Tstar } from '../src/models/tstar/model.js';
+import type { Tensor } from '../src/runtime/tensor.js';
+import { relErr } from '../test/helpers.js';
+import { cpu, gpu, randomPair } from './helpers.js';
+
+const FIXTURES = join(import.meta.dirname, '..', 'test', 'fixtures');
+const TOL: Record<string, number> = { f32: 1e-4, bf16: 5e-2 };
+
+async function rows(t: Tensor): Promise<number[]> {
+  try {
+    return Array.from(await t.data());
+  } finally {
+    t.dispose();
+  }
+}
+
+async function reference(dir: string, name: string): Promise<number[]> {
+  await using f = await SafetensorsFile.open(join(dir, 'reference.safetensors'));
+  return rows(await f.loadTensor(cpu, name, { dtype: 'f32' }));
+}
+
+for (const dtype of ['f32', 'bf16'] as const) {
+  describe(`MambaMia compressor fixtures on the GPU (${dtype})`, () => {
+    const dir = join(FIXTURES, 'mambamia');
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    for (const name of Object.keys(manifest.cases))
+      test(name, async () => {
+        const c = parseMambaMiaConfig(JSON.parse(readFileSync(join(dir, name, 'config.json'), 'utf8')));
+        await using w = await SafetensorsFile.open(join(dir, name, 'model.safetensors'));
+        using m = await loadMambaMiaCompressor(w, c, gpu, dtype, name);
+        await using f = await SafetensorsFile.open(join(dir, name, 'reference.safetensors'));
+        using features = await f.loadTensor(gpu, 'features', { dtype });
+        const e = relErr(await rows(m.forward(features)), await reference(join(dir, name), 'output'));
+        assert.ok(e <= TOL[dtype], `relative error ${e.toExponential(2)}`);
+      });
+  });
+
+  test(`the tiny TSTAR-MambaMia trainer fixture on the GPU (${dtype})`, async () => {
+    const dir = join(FIXTURES, 'needle_mambamia');
+    using model = await Tstar.load(dir, gpu, dtype);
+    const pixels = Float32Array.from(await reference(dir, 'pixel_values'));
+    using vision = model.encodeVision(pixels, [3, 4, 4]);
+    const e = relErr(await rows(model.compress(vision, [3, 4, 4])), await reference(dir, 'video_tokens'));
+    assert.ok(e <= TOL[dtype], `compressed tokens: relative error ${e.toExponential(2)}`);
+  });
+}
+
+describe('token reductions on the GPU', () => {
+  for (const name of ['uniform', 'tome'])
+    test(name, async () => {
+      const r = tokenReductions().find((x) => x.name === name)!;
+      const [g, c] = randomPair([3, 12, 32]);
+      try {
+        const a = await r.reduce!(g, 0.5);
+        const b = await r.reduce!(c, 0.5);
+        assert.deepEqual(a.source, b.source);
+        const e = relErr(await rows(a.tokens), await rows(b.tokens));
+        assert.ok(e <= 1e-5, `relative error ${e.toExponential(2)}`);
+      } finally {
+        g.dispose();
+        c.dispose();
+      }
+    });
+});

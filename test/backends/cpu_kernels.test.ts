@@ -1,0 +1,167 @@
+// The fast CPU kernels (WebAssembly and every native instruction set this CPU runs) against the TypeScript
+// reference kernels on the same inputs: GEMM (transposes, bias, alpha, bf16/f16 weights, odd sizes across
+// the cache blocks and the small-m path), attention (causal, GQA, mask, weights, segments) and the SSD scan.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { cpuKernels, nativeIsas, useCpuKernels } from '../../src/backends/cpu/kernels.js';
+import { parallelCalls, warmUp } from '../../src/backends/cpu/pool.js';
+import { UsageError } from '../../src/errors.js';
+import type { DType } from '../../src/runtime/dtype.js';
+import * as ops from '../../src/runtime/ops.js';
+import type { Tensor } from '../../src/runtime/tensor.js';
+import { assertClose, randint, randn, seeded } from '../helpers.js';
+
+// Builds the native kernels where a C compiler is (a no-op when up to date), so both paths are tested here.
+execFileSync(
+  process.execPath,
+  [fileURLToPath(new URL('../../scripts/build-cpu.mjs', import.meta.url)), '--optional'],
+  {
+    stdio: 'ignore',
+  },
+);
+const cpu = cpuBackend();
+const FAST = ['wasm', ...nativeIsas()];
+
+/** out() under the reference kernels and under `kernels`, as arrays (the kernels in use are restored). */
+async function both(kernels: string, out: () => Tensor): Promise<[Float32Array, Float32Array]> {
+  const before = useCpuKernels('ts');
+  try {
+    const ref = out();
+    useCpuKernels(kernels);
+    const fast = out();
+    const r: [Float32Array, Float32Array] = [
+      Float32Array.from(await ref.toArray()),
+      Float32Array.from(await fast.toArray()),
+    ];
+    ref.dispose();
+    fast.dispose();
+    return r;
+  } finally {
+    useCpuKernels(before);
+  }
+}
+
+const scaleOf = (v: ArrayLike<number>) => Math.max(...Array.from(v, Math.abs), 1e-30);
+
+test('cpu kernels: the native addon builds and loads wherever a C compiler is', () => {
+  let cc = true;
+  try {
+    execFileSync(process.env.CC ?? 'cc', ['--version'], { stdio: 'ignore' });
+  } catch {
+    cc = false;
+  }
+  if (cc)
+    assert.ok(
+      nativeIsas().includes('base'),
+      'native/cpu/build/longshot_cpu.node is missing: npm run build:cpu',
+    );
+  assert.ok(FAST.includes('wasm'));
+  assert.ok(cpuKernels() !== 'ts', 'a fast kernel set is the default');
+});
+
+test('cpu kernels: LONGSHOT_CPU_KERNELS values are checked', () => {
+  assert.throws(
+    () => useCpuKernels('sse9'),
+    (e: unknown) => e instanceof UsageError && /sse9.*use one of/.test(e.message),
+  );
+});
+
+for (const kernels of FAST) {
+  test(
+    `cpu kernels ${kernels}: GEMM equals the reference (transposes, bias, alpha, 16-bit weights, odd sizes)`,
+    seeded(async (r) => {
+      const threads = await warmUp();
+      const calls = parallelCalls();
+      const shapes = [
+        [1, 1, 1],
+        [2, randint(r, 1, 40), randint(r, 1, 50)], // fewer rows than any register tile: the small path
+        [randint(r, 3, 17), randint(r, 3, 37), randint(r, 1, 29)],
+        [randint(r, 190, 210), randint(r, 33, 70), randint(r, 385, 420)], // crosses MC and KC
+        [randint(r, 40, 70), randint(r, 200, 300), randint(r, 250, 300)], // big enough for the pool
+      ];
+      for (const [m, n, k] of shapes)
+        for (const transA of [false, true])
+          for (const transB of [false, true])
+            for (const dtype of ['f32', 'bf16', 'f16'] as DType[]) {
+              const A = ops.tensor(cpu, randn(m * k, r), transA ? [k, m] : [m, k], dtype);
+              const B = ops.tensor(cpu, randn(n * k, r), transB ? [n, k] : [k, n], dtype);
+              const bias = r() < 0.5 ? ops.tensor(cpu, randn(n, r), [n], dtype) : null;
+              const alpha = r() < 0.5 ? 1 : 0.37;
+              const [ref, fast] = await both(kernels, () =>
+                ops.matmul(A, B, { transA, transB, bias, alpha }),
+              );
+              // f32 accumulation over k terms of ±1: compared relative to √k, their typical sum. A 16-bit output
+              // may round the other way where the two f32 sums straddle a rounding boundary: one ulp of it.
+              assertClose(
+                fast,
+                ref,
+                { f32: 2e-6, bf16: 2 ** -7, f16: 2 ** -10 }[dtype as 'f32'],
+                `${m}×${n}×${k} transA ${transA} transB ${transB} ${dtype}`,
+                Math.sqrt(k),
+              );
+              for (const t of [A, B, bias]) t?.dispose();
+            }
+      const batched = ops.tensor(cpu, randn(5 * 13 * 21, r), [5, 13, 21]);
+      const w = ops.tensor(cpu, randn(5 * 21 * 11, r), [5, 21, 11]);
+      const [ref, fast] = await both(kernels, () => ops.matmul(batched, w));
+      assertClose(fast, ref, 2e-6, 'batched B', Math.sqrt(21));
+      if (threads > 1) assert.ok(parallelCalls() > calls, 'some GEMMs ran on the worker pool');
+    }),
+  );
+
+  test(
+    `cpu kernels ${kernels}: attention equals the reference (causal GQA, mask, weights, segments)`,
+    seeded(async (r) => {
+      const [sq, hq, hkv, d] = [randint(r, 20, 90), 6, 2, randint(r, 5, 40)];
+      const q = ops.tensor(cpu, randn(sq * hq * d, r), [1, sq, hq, d]);
+      const k = ops.tensor(cpu, randn(sq * hkv * d, r), [1, sq, hkv, d]);
+      const v = ops.tensor(cpu, randn(sq * hkv * d, r), [1, sq, hkv, d]);
+      const maskv = randn(sq * sq, r);
+      for (let i = 0; i < sq; i++) maskv[i * sq + (i % 3)] = Number.NEGATIVE_INFINITY;
+      const mask = ops.tensor(cpu, maskv, [1, sq, sq]);
+      const cases = [
+        { causal: true },
+        { causal: false, mask },
+        { causal: false, segments: [0, 7, Math.floor(sq / 2), sq] },
+      ];
+      for (const o of cases) {
+        const [ref, fast] = await both(kernels, () => ops.attention(q, k, v, o).out);
+        assertClose(fast, ref, 1e-5, `out ${JSON.stringify(Object.keys(o))}`, scaleOf(ref));
+        const [wRef, wFast] = await both(kernels, () => {
+          const { out, weights } = ops.attention(q, k, v, { ...o, returnWeights: true });
+          out.dispose();
+          return weights!;
+        });
+        assertClose(wFast, wRef, 1e-5, 'weights', 1);
+      }
+      for (const t of [q, k, v, mask]) t.dispose();
+    }),
+  );
+
+  test(
+    `cpu kernels ${kernels}: the SSD scan equals the reference`,
+    seeded(async (r) => {
+      const [L, H, P, G, N] = [randint(r, 70, 140), 4, randint(r, 3, 17), 2, randint(r, 4, 19)];
+      const inputs = {
+        x: ops.tensor(cpu, randn(L * H * P, r), [1, L, H, P]),
+        dt: ops.tensor(cpu, randn(L * H, r, 0.01, 0.3), [1, L, H]),
+        A: ops.tensor(cpu, randn(H, r, -2, -0.1), [H]),
+        B: ops.tensor(cpu, randn(L * G * N, r), [1, L, G, N]),
+        C: ops.tensor(cpu, randn(L * G * N, r), [1, L, G, N]),
+        D: ops.tensor(cpu, randn(H, r), [H]),
+      };
+      for (const chunk of [16, 64]) {
+        const [ref, fast] = await both(kernels, () => {
+          const { y, state } = ops.ssdScan(inputs, chunk);
+          state.dispose();
+          return y;
+        });
+        assertClose(fast, ref, 1e-5, `chunk ${chunk} y`, scaleOf(ref));
+      }
+      for (const t of Object.values(inputs)) t.dispose();
+    }),
+  );
+}

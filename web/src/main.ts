@@ -1,0 +1,274 @@
+/**
+ * The page: pick or upload a video, encode it once (with progress), then ask any number of questions about
+ * it; each answer streams in and its relevance per frame becomes the timeline under the player.
+ */
+import * as api from './api.js';
+import { clock, type Moment, Timeline } from './timeline.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const player = $<HTMLVideoElement>('player');
+const thumbs = $<HTMLVideoElement>('thumb-source');
+const timeline = new Timeline($<HTMLCanvasElement>('timeline'), $('peaks'), (sec) => {
+  player.currentTime = sec;
+});
+
+interface Answer {
+  turn: api.Turn;
+  element: HTMLElement;
+  relevance: api.Relevance | null;
+}
+
+const state = {
+  info: null as api.Info | null,
+  /** The video being discussed (a path under the media root or an upload:<id> URL) and its name. */
+  video: null as { url: string; name: string; encoded: api.Encoded } | null,
+  turns: [] as api.Turn[],
+  answers: [] as Answer[],
+  busy: false,
+};
+
+const MiB = 2 ** 20;
+const size = (bytes: number) =>
+  bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / MiB).toFixed(1)} MiB`;
+
+function showError(e: unknown): void {
+  const box = $('error');
+  box.hidden = e === null;
+  box.textContent = e === null ? '' : e instanceof Error ? e.message : String(e);
+  if (e instanceof api.ServerError && e.status === 401) {
+    const key = prompt('This server needs an API key:');
+    if (key) {
+      api.setKey(key);
+      void start();
+    }
+  }
+}
+
+async function refreshInfo(): Promise<void> {
+  const info = await api.info();
+  state.info = info;
+  $('model').textContent = `${info.model} · ${info.architecture} · ${info.device}`;
+  const m = info.memory;
+  $('memory').textContent =
+    `weights ${size(m.weights_bytes)} · ${info.device} in use ${size(m.device_bytes)} (peak ${size(m.device_peak_bytes)})` +
+    ` · video cache ${size(m.video_cache_bytes)} in ${m.video_cache_entries}`;
+}
+
+async function start(): Promise<void> {
+  try {
+    await refreshInfo();
+    const select = $<HTMLSelectElement>('library');
+    if (state.info?.library) {
+      const { data } = await api.videos();
+      select.replaceChildren(...data.map((v) => new Option(`${v.path} (${size(v.bytes)})`, v.path)));
+      if (!data.length) select.append(new Option('no videos under the media root', ''));
+    } else select.replaceChildren(new Option('no media root on this server', ''));
+    showError(null);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function setBusy(busy: boolean): void {
+  state.busy = busy;
+  for (const id of ['open', 'send'])
+    $<HTMLButtonElement>(id).disabled = busy || (id === 'send' && !state.video);
+  $<HTMLInputElement>('question').disabled = busy || !state.video;
+}
+
+/** Loads the player and encodes the video (or finds it in the server's cache), showing progress. */
+async function openVideo(url: string, name: string): Promise<void> {
+  if (!url || state.busy) return;
+  setBusy(true);
+  showError(null);
+  state.video = null;
+  state.turns = [];
+  state.answers = [];
+  $('history').replaceChildren();
+  timeline.show(null, 0);
+  $('moments').replaceChildren();
+  $('timeline-for').textContent = '';
+  player.src = api.mediaUrl(url);
+  thumbs.src = player.src;
+  $('empty').hidden = true;
+  const bar = $('progress');
+  const fill = $('progress-fill');
+  const text = $('progress-text');
+  bar.hidden = false;
+  fill.style.width = '0%';
+  text.textContent = `Reading ${name}…`;
+  const memory = setInterval(() => void refreshInfo().catch(() => {}), 1000);
+  try {
+    const encoded = await api.encode(url, (p) => {
+      fill.style.width = `${p.total ? (100 * p.done) / p.total : 0}%`;
+      const eta = p.eta_s != null && p.done < p.total ? ` · about ${Math.ceil(p.eta_s)} s left` : '';
+      const tokens = p.tokens != null ? ` · ${p.tokens.toLocaleString()} tokens` : '';
+      text.textContent = `Decoding and encoding frames: ${p.done} / ${p.total}${tokens}${eta}`;
+    });
+    fill.style.width = '100%';
+    text.textContent = encoded.cached
+      ? `Already encoded: ${encoded.tokens.toLocaleString()} video tokens, ready for questions.`
+      : `Encoded ${encoded.frames} frames into ${encoded.tokens.toLocaleString()} video tokens in ${encoded.seconds.toFixed(1)} s.`;
+    $('video-info').textContent =
+      `${name} · ${encoded.frames} frames sampled · ${encoded.tokens.toLocaleString()} tokens · ${size(encoded.bytes)} of model state`;
+    state.video = { url, name, encoded };
+    timeline.show(null, duration());
+  } catch (e) {
+    text.textContent = 'Encoding failed.';
+    showError(e);
+  } finally {
+    clearInterval(memory);
+    await refreshInfo().catch(() => {});
+    setBusy(false);
+  }
+}
+
+/** The video's length: the player's, else the span of the sampled frames. */
+function duration(): number {
+  if (Number.isFinite(player.duration) && player.duration > 0) return player.duration;
+  const t = state.video?.encoded.timestamps_sec ?? [];
+  return t.length ? t[t.length - 1] + (t.length > 1 ? t[1] - t[0] : 1) : 0;
+}
+
+function addMessage(turn: api.Turn): HTMLElement {
+  const li = document.createElement('li');
+  li.className = `msg ${turn.role}`;
+  const text = document.createElement('span');
+  text.className = 'text';
+  text.textContent = turn.content;
+  li.append(text);
+  $('history').append(li);
+  li.scrollIntoView({ block: 'end' });
+  return li;
+}
+
+async function askQuestion(question: string): Promise<void> {
+  const video = state.video;
+  if (!video || !question.trim() || state.busy) return;
+  setBusy(true);
+  showError(null);
+  state.turns.push({ role: 'user', content: question });
+  const asked = addMessage({ role: 'user', content: question });
+  const turn: api.Turn = { role: 'assistant', content: '' };
+  const element = addMessage(turn);
+  element.classList.add('streaming');
+  const text = element.querySelector('.text') as HTMLElement;
+  try {
+    const relevance = await api.ask(state.info?.model ?? '', video.url, state.turns, (piece) => {
+      turn.content += piece;
+      text.textContent = turn.content;
+    });
+    state.turns.push(turn);
+    const answer: Answer = { turn, element, relevance };
+    state.answers.push(answer);
+    element.addEventListener('click', () => select(answer));
+    select(answer);
+  } catch (e) {
+    // The question did not get an answer: it leaves the conversation (the next one is asked without it).
+    state.turns.pop();
+    asked.remove();
+    element.remove();
+    showError(e);
+  } finally {
+    element.classList.remove('streaming');
+    setBusy(false);
+    await refreshInfo().catch(() => {});
+  }
+}
+
+/** Shows an answer's relevance on the timeline, its top moments as thumbnails. */
+function select(answer: Answer): void {
+  for (const a of state.answers) a.element.classList.toggle('selected', a === answer);
+  const top = timeline.show(answer.relevance, duration());
+  $('timeline-for').textContent = `for “${answer.turn.content.slice(0, 48)}”`;
+  const meta = answer.element.querySelector('.meta') ?? document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = top.length ? `looked most at ${clock(top[0].at)}` : 'no relevance returned';
+  answer.element.append(meta);
+  void showMoments(top);
+}
+
+let momentsRun = 0;
+
+async function showMoments(top: Moment[]): Promise<void> {
+  const run = ++momentsRun;
+  const box = $('moments');
+  box.replaceChildren();
+  for (const [rank, m] of top.entries()) {
+    const card = document.createElement('button');
+    card.className = 'moment';
+    const canvas = document.createElement('canvas');
+    canvas.width = 320;
+    canvas.height = 180;
+    const label = document.createElement('div');
+    label.innerHTML = `<span>#${rank + 1} · ${clock(m.at)}</span><b>${(100 * m.score).toFixed(1)}%</b>`;
+    card.append(canvas, label);
+    card.addEventListener('click', () => {
+      player.currentTime = m.at;
+    });
+    box.append(card);
+    await drawFrame(canvas, m.at);
+    if (run !== momentsRun) return;
+    card.dataset.ready = '';
+  }
+}
+
+/** Draws the frame at `sec` from the hidden second player, letterboxed. */
+async function drawFrame(canvas: HTMLCanvasElement, sec: number): Promise<void> {
+  if (thumbs.readyState < 1)
+    await new Promise((r) => thumbs.addEventListener('loadedmetadata', r, { once: true }));
+  thumbs.currentTime = Math.min(sec + 0.01, Math.max(0, thumbs.duration - 0.01));
+  await new Promise((r) => thumbs.addEventListener('seeked', r, { once: true }));
+  const g = canvas.getContext('2d');
+  if (!g || !thumbs.videoWidth) return;
+  const scale = Math.min(canvas.width / thumbs.videoWidth, canvas.height / thumbs.videoHeight);
+  const w = thumbs.videoWidth * scale;
+  const h = thumbs.videoHeight * scale;
+  g.fillStyle = '#000';
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  g.drawImage(thumbs, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+}
+
+player.addEventListener('timeupdate', () => timeline.setTime(player.currentTime));
+player.addEventListener('seeked', () => timeline.setTime(player.currentTime));
+player.addEventListener('loadedmetadata', () => {
+  const selected = state.answers.find((a) => a.element.classList.contains('selected'));
+  if (selected) select(selected);
+  else timeline.show(null, duration());
+});
+$('open').addEventListener('click', () => {
+  const path = $<HTMLSelectElement>('library').value;
+  void openVideo(path, path);
+});
+$<HTMLInputElement>('file').addEventListener('change', async (e) => {
+  const input = e.target as HTMLInputElement;
+  const file = input.files?.[0];
+  input.value = '';
+  if (!file || state.busy) return;
+  const limit = state.info?.upload_max_bytes ?? Number.POSITIVE_INFINITY;
+  if (file.size > limit) {
+    showError(
+      new Error(`${file.name} is ${size(file.size)}; this server accepts uploads up to ${size(limit)}`),
+    );
+    return;
+  }
+  const progress = $('progress-text');
+  $('progress').hidden = false;
+  progress.textContent = `Uploading ${file.name} (${size(file.size)})…`;
+  try {
+    const up = await api.upload(file);
+    await openVideo(up.url, up.name);
+  } catch (err) {
+    progress.textContent = 'Upload failed.';
+    showError(err);
+  }
+});
+$<HTMLFormElement>('ask').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const q = $<HTMLInputElement>('question');
+  const question = q.value;
+  q.value = '';
+  void askQuestion(question);
+});
+
+void start();
