@@ -10,7 +10,7 @@ export const HAYSTACKS = ['testsrc2', 'smptebars', 'mandelbrot', 'noise', 'grey'
 export type Haystack = (typeof HAYSTACKS)[number];
 
 /** The lavfi graph of a haystack at a size and rate. */
-export function lavfiGraph(h: Haystack, width: number, height: number, fps: number): string {
+function lavfiGraph(h: Haystack, width: number, height: number, fps: number): string {
   const at = `s=${width}x${height}:r=${fps}`;
   switch (h) {
     case 'testsrc2':

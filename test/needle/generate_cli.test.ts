@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openVideo } from '../../src/media/index.js';
+import { readAllFrames, readQuestions, renderedFrames } from '../../src/needle/eval.js';
 import { COLORS } from '../../src/needle/items.js';
 import type { NeedleSample } from '../../src/needle/tasks.js';
 
@@ -58,6 +59,47 @@ test('needle generate writes decodable MP4s whose needle frames show the answer'
   }
 });
 
+test('needle generate draws needles over an ffmpeg test source at another size; eval decodes them at the model size', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'needle-haystack-'));
+  try {
+    const args = ['--count', '2', '--frames', '12', '--tasks', 'color', '--seed', '3', '--size', '320x240'];
+    const r = cli([
+      'needle',
+      'generate',
+      '--out',
+      out,
+      ...args,
+      '--haystack',
+      'smptebars',
+      '--not-shown',
+      '0',
+      '--json',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const questions = await readQuestions(join(out, 'questions.jsonl'));
+    for (const q of questions) {
+      assert.equal(q.haystack, 'smptebars');
+      assert.throws(() => renderedFrames(q), /drawn over ffmpeg's smptebars/);
+      // Squeezed to 112×112 on decoding, as the tiny models' policy asks: the card's centre keeps its colour.
+      const frames = await readAllFrames(join(out, q.video), () => ({ width: 112, height: 112 }));
+      assert.equal(frames.length, 12);
+      const n = q.needles[0];
+      const f = frames[n.startFrame];
+      assert.equal(f.width, 112);
+      const x = Math.floor(((n.x + n.size / 2) * 112) / q.width);
+      const y = Math.floor(((n.y + n.size / 2) * 112) / q.height);
+      const want = COLORS[q.answer as keyof typeof COLORS];
+      const got = f.data.subarray((y * 112 + x) * 3, (y * 112 + x) * 3 + 3);
+      assert.ok(Math.max(...want.map((v, k) => Math.abs(got[k] - v))) < 40, `${q.answer}: ${got}`);
+      // Off the needle's frames the same spot shows the bars, not the colour.
+      const other = frames[(n.endFrame + 3) % 12].data.subarray((y * 112 + x) * 3, (y * 112 + x) * 3 + 3);
+      assert.ok(Math.max(...want.map((v, k) => Math.abs(other[k] - v))) > 30, `bars look ${q.answer}`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('needle generate refuses bad options as usage errors (exit 2) that name the option, writing nothing', () => {
   const out = join(tmpdir(), `needle-refused-${process.pid}`);
   const cases: Array<[string[], RegExp]> = [
@@ -67,6 +109,10 @@ test('needle generate refuses bad options as usage errors (exit 2) that name the
     [['--frames', '16,,32'], /--frames expects positive integers separated by commas/],
     [['--seed', '-1'], /--seed expects an integer from 0/],
     [['--frames', '8', '--needle-frames', '3'], /--frames 8 cannot hold 4 needle\(s\) of --needle-frames 3/],
+    [['--haystack', 'testsrc9'], /--haystack: unknown testsrc9; choose from testsrc2/],
+    [['--phrasing', 'poetic'], /--phrasing: unknown poetic/],
+    [['--not-shown', '1.5'], /--not-shown expects a number from 0 to 1, got '1.5'/],
+    [['--scenes', 'bars,lava'], /--scenes: unknown lava/],
   ];
   for (const [args, message] of cases) {
     const r = cli(['needle', 'generate', '--out', out, ...args]);

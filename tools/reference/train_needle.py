@@ -707,7 +707,8 @@ def train(kind, c, data, a, log):
     if a.init:  # continue from earlier weights (e.g. the shipped models/): GPU time adds up across runs
         src = os.path.join(a.init, f"needle-{kind}-tiny")
         sd = {k: v.float() for k, v in load_file(os.path.join(src, "model.safetensors")).items()}
-        if sd["model.embed_tokens.weight"].shape[0] != c["vocab_size"]:
+        emb = sd.get("model.embed_tokens.weight")  # vamba / qwen2vl names; other families keep their vocabulary
+        if emb is not None and emb.shape[0] != c["vocab_size"]:
             sd = remap_vocab(sd, os.path.join(src, "tokenizer.json"), os.path.join(a.tokenizer_dir, "tokenizer.json"), log)
         model.load_state_dict(sd, strict=True)
         log(f"[{kind}] initialised from {src}")
