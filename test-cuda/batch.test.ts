@@ -43,7 +43,9 @@ for (const dtype of ['f32', 'bf16'] as const)
           bufs.map((b, i) => ({ k: b.k[side], v: b.v[side], length: lengths[i], prefix: prefixOf(i, side) }));
         const got = ops.attentionRows(qg, kvs(0));
         const want = ops.attentionRows(qc, kvs(1));
-        await assertParity(got, want, TOL[dtype], 'attentionRows');
+        // Judged as test-cuda/attention.test.ts judges attention: split-key sums over 3000 keys round differently.
+        if (dtype === 'f32') await assertParity(got, want, 1e-4, 'attentionRows', 1e-2);
+        else await assertParity(got, want, TOL[dtype], 'attentionRows');
       });
 
     test('scatterRows: each row lands in its own buffer at its own row', async () => {
