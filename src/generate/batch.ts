@@ -90,12 +90,15 @@ export class DecodeBatcher {
     this.#running = true;
     const batch = this.#pending.splice(0);
     try {
-      const stepMany = batch[0].session.stepMany!;
-      const logits = stepMany.call(
-        batch[0].session,
-        batch.map((p) => p.session),
-        batch.map((p) => p.token),
-      );
+      // A lone sequence takes the model's own one-token step: the batched kernels only pay off for several.
+      const logits =
+        batch.length === 1
+          ? await batch[0].session.step(batch[0].token)
+          : batch[0].session.stepMany!.call(
+              batch[0].session,
+              batch.map((p) => p.session),
+              batch.map((p) => p.token),
+            );
       const ids = await sampleRows(
         logits,
         batch.map((p) => p.sampling),
