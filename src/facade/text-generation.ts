@@ -7,7 +7,7 @@ import { type GenerateOptions, generate, optionsFromGenerationConfig } from '../
 import type { CausalLM } from '../generate/types.js';
 import type { GenerationConfig } from '../io/generation-config.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import type { FinishReason, GenerationOptions } from './types.js';
+import type { FinishReason, GenerationOptions, Usage } from './types.js';
 
 export interface TextModel<Input> {
   session: CausalLM<Input>;
@@ -50,4 +50,14 @@ export async function* generateText<Input>(
     if (t.text) yield t.text;
   }
   return { completionTokens: tokens.length, tokens, finishReason };
+}
+
+/** The usage of an answer whose prompt of `promptLength` tokens holds the video's `videoTokens` (Qwen2-VL, TSTAR). */
+export function inSequenceUsage(promptLength: number, videoTokens: number, completionTokens: number): Usage {
+  return {
+    promptTokens: promptLength - videoTokens,
+    videoTokens,
+    completionTokens,
+    totalTokens: promptLength + completionTokens,
+  };
 }

@@ -8,7 +8,7 @@
 import { InputError, ModelError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
 import { massPerGroup } from '../../facade/relevance.js';
-import { generateText } from '../../facade/text-generation.js';
+import { generateText, inSequenceUsage } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
 import { SafetensorsFile } from '../../io/safetensors.js';
@@ -328,14 +328,8 @@ export class Qwen2VLRunner implements ModelRunner {
       },
       opts,
     );
-    const videoTokens = video?.tokens ?? 0;
     return {
-      usage: {
-        promptTokens: ids.length - videoTokens,
-        videoTokens,
-        completionTokens,
-        totalTokens: ids.length + completionTokens,
-      },
+      usage: inSequenceUsage(ids.length, video?.tokens ?? 0, completionTokens),
       finishReason,
       ...(probe && { videoAttention: massPerGroup(await probe.read(), video!.batch.grids[0][0]) }),
     };

@@ -6,7 +6,7 @@
  */
 import { InputError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
-import { generateText } from '../../facade/text-generation.js';
+import { generateText, inSequenceUsage } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import type { ChatMessage } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
@@ -139,14 +139,8 @@ export class TstarRunner implements ModelRunner {
       },
       opts,
     );
-    const videoTokens = video?.tokens ?? 0;
     return {
-      usage: {
-        promptTokens: ids.length - videoTokens,
-        videoTokens,
-        completionTokens,
-        totalTokens: ids.length + completionTokens,
-      },
+      usage: inSequenceUsage(ids.length, video?.tokens ?? 0, completionTokens),
       finishReason,
     };
   }
