@@ -16,7 +16,6 @@ import { saveSafetensors } from '../../io/safetensors-write.js';
 import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { AttentionProbe } from '../../nn/attention-probe.js';
-import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -42,6 +41,7 @@ import {
   tokenCount,
   type VisualBatch,
 } from './processor.js';
+import { decodeCacheOf } from './size.js';
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
@@ -79,13 +79,7 @@ export async function loadQwen2VLRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
-    decodeCache: {
-      bytesPerToken: kvBytesPerToken(
-        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
-        model.dtype,
-      ),
-      bytesPerSequence: 0,
-    },
+    decodeCache: decodeCacheOf(t, model.dtype),
   };
   return new Qwen2VLRunner(info, model, processor, tokenizer, modelId);
 }

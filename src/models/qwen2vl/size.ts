@@ -4,9 +4,11 @@
  * activation working set (vision encoder or decoder prefill), counted in the compute dtype.
  */
 
+import type { DecodeCacheSize } from '../../facade/types.js';
+import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import { countParams } from '../../nn/params.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
-import type { Qwen2VLConfig } from './config.js';
+import type { Qwen2VLConfig, Qwen2VLTextConfig } from './config.js';
 import { smartResize } from './processor.js';
 import type { GridTHW } from './vision.js';
 import { qwen2vlSpecs } from './weights.js';
@@ -89,4 +91,10 @@ export function estimateMemory(config: Qwen2VLConfig, opts: MemoryEstimateOption
     activationBytes,
     totalBytes: weightBytes + kvCacheBytes + activationBytes,
   };
+}
+
+/** The cache one conversation holds while it decodes: the text decoder's K/V per token (Qwen2-VL, Vamba). */
+export function decodeCacheOf(t: Qwen2VLTextConfig, dtype: DType): DecodeCacheSize {
+  const layers = attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim);
+  return { bytesPerToken: kvBytesPerToken(layers, dtype), bytesPerSequence: 0 };
 }

@@ -12,7 +12,6 @@ import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.
 import { Tokenizer } from '../../io/tokenizer.js';
 import type { Frame } from '../../media/index.js';
 import { AttentionProbe } from '../../nn/attention-probe.js';
-import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import type { Backend } from '../../runtime/backend.js';
 import {
   type CheckpointSource,
@@ -25,6 +24,7 @@ import {
   type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
+import { decodeCacheOf } from '../qwen2vl/size.js';
 import { VambaLiveVideo } from './live.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
@@ -45,13 +45,7 @@ export async function loadVambaRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
-    decodeCache: {
-      bytesPerToken: kvBytesPerToken(
-        attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
-        model.dtype,
-      ),
-      bytesPerSequence: 0,
-    },
+    decodeCache: decodeCacheOf(t, model.dtype),
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);
