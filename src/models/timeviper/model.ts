@@ -146,8 +146,9 @@ export class TimeViperModel implements Disposable {
     });
   }
 
-  session(capacity = 256): TimeViperSession {
-    return new TimeViperSession(this, this.lm.newCaches(capacity));
+  /** With `traceTransfer`, each prefill also records the TransV stages' mass per dropped token. */
+  session(capacity = 256, traceTransfer = false): TimeViperSession {
+    return new TimeViperSession(this, this.lm.newCaches(capacity), traceTransfer);
   }
 
   [Symbol.dispose](): void {
@@ -161,18 +162,22 @@ export class TimeViperModel implements Disposable {
 export class TimeViperSession implements CausalLM<TimeViperInput>, Disposable {
   /** The vision positions each stage kept in the last prefill. */
   kept: number[][] = [];
+  /** Per stage of the last prefill, the TransV mass per dropped token (with traceTransfer; else empty). */
+  transfer: (Float32Array | null)[] = [];
 
   constructor(
     readonly model: TimeViperModel,
     readonly caches: HybridCache[],
+    readonly traceTransfer = false,
   ) {}
 
   async prefill(input: TimeViperInput): Promise<Tensor> {
     if (!input.ids.length) throw new InputError('prefill: the prompt is empty');
     const { x, vision } = this.model.embedPrompt(input);
     try {
-      const out = await this.model.lm.forward(x, vision, this.caches);
+      const out = await this.model.lm.forward(x, vision, this.caches, this.traceTransfer);
       this.kept = out.kept;
+      this.transfer = out.transfer;
       return out.logits;
     } finally {
       x.dispose();

@@ -6,6 +6,7 @@
  */
 import { ModelError, UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
@@ -24,6 +25,7 @@ import { siglipPixels } from '../siglip/preprocess.js';
 import type { TimeViperConfig } from './config.js';
 import { TimeViperModel } from './model.js';
 import { IMAGE_TOKEN, nanoBasePrompt } from './prompt.js';
+import { tokenWorth } from './relevance.js';
 
 interface TimeViperVideo extends EncodedVideo {
   visual: Tensor;
@@ -106,7 +108,12 @@ export class TimeViperRunner implements ModelRunner {
     const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
     if (answerPrompt) ids.push(...this.tokenizer.encode(answerPrompt, { addSpecialTokens: false }));
     const perFrame = this.model.config.tokensPerFrame;
-    using session = this.model.session(ids.length + frames * (perFrame - 1) + (opts.maxNewTokens ?? 512));
+    // Where the answer looked: which video tokens the drop stages kept, and where TransV moved the others.
+    const relevance = Boolean(visual && opts.relevance);
+    using session = this.model.session(
+      ids.length + frames * (perFrame - 1) + (opts.maxNewTokens ?? 512),
+      relevance,
+    );
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -128,6 +135,15 @@ export class TimeViperRunner implements ModelRunner {
         totalTokens: promptTokens + videoTokens + completionTokens,
       },
       finishReason,
+      ...(relevance && {
+        videoAttention: massPerGroup(
+          tokenWorth(
+            videoTokens,
+            session.kept.map((kept, s) => ({ kept, transfer: session.transfer[s] ?? null })),
+          ),
+          frames,
+        ),
+      }),
     };
   }
 
