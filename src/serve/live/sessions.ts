@@ -10,7 +10,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { ChatEngine, VideoHandle } from '../../facade/engine.js';
 import type { LiveVideo } from '../../facade/live.js';
-import { liveFrames, sourceKind } from '../../media/live-source.js';
+import { liveFrames, sourceKind, type TimedFrame } from '../../media/live-source.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { inside, type MediaPolicy } from '../media.js';
 
@@ -45,6 +45,8 @@ export class LiveSession {
   readonly ctrl = new AbortController();
   /** Settles when the source has ended, failed or been stopped. */
   pump: Promise<void> = Promise.resolve();
+  /** The newest frame taken, as the source gave it (the web UI shows it). */
+  latest: TimedFrame | null = null;
 
   constructor(
     readonly id: string,
@@ -89,6 +91,11 @@ export class LiveSessions {
 
   get idleTtlMs(): number {
     return this.#ttl;
+  }
+
+  /** Whether sessions can be opened here (the model can grow a video, and the limit is not 0). */
+  get enabled(): boolean {
+    return this.#max > 0 && this.engine.live !== undefined;
   }
 
   list(): LiveSession[] {
@@ -146,6 +153,7 @@ export class LiveSessions {
           idleTimeoutSec: req.idleTimeoutSec,
           signal: s.ctrl.signal,
         })) {
+          s.latest = batch[batch.length - 1] ?? s.latest;
           await video.append(batch, { signal: s.ctrl.signal });
           if (s.state === 'starting') s.state = 'running';
           first();
