@@ -166,12 +166,19 @@ describe('TimeViper runner', () => {
     write(310);
     const runner = await loadTimeViperRunner(src(), cpuBackend());
     try {
+      const progress: [number, number | undefined][] = [];
       const video = await runner.encode(batches(frames(5)), {
         kind: 'video',
         timestampsSec: [0, 1, 2, 3, 4],
         sampling: { sampling: 'first-seconds', frames: 8, fps: 1, maxEdge: 64, minEdge: 8 },
+        onFrames: (done, tokens) => progress.push([done, tokens]),
       });
       assert.equal(video.tokens, 5 * 16);
+      // Progress per batch: frames encoded and their tokens (16 each), for the web UI's encoding bar.
+      assert.deepEqual(progress, [
+        [3, 48],
+        [5, 80],
+      ]);
       const gen = runner.generate([{ role: 'user', content: 'what is it?' }], video, { maxNewTokens: 3 });
       let r = await gen.next();
       while (!r.done) r = await gen.next();

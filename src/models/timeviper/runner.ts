@@ -81,7 +81,7 @@ export class TimeViperRunner implements ModelRunner {
         ]);
         parts.push(await this.model.encode(pixels));
         done += batch.length;
-        c.onFrames?.(done);
+        c.onFrames?.(done, done * this.model.config.tokensPerFrame);
       }
       if (!parts.length) throw new UsageError('TimeViper: no frames to encode');
       const visual = parts.length === 1 ? parts.splice(0)[0] : ops.concat(parts, 0);
