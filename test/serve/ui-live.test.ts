@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readQuestions, renderedFrames } from '../../src/needle/eval.js';
+import { clock } from '../../web/src/timeline.js';
 import { ask, openUi, type UiSession } from './ui-browser.js';
 import { y4mParts } from './y4m.js';
 
@@ -53,8 +54,14 @@ describe('web UI: live session', () => {
       q.frames,
       { timeout: 60_000 },
     );
-    const shown = await page.locator('#live-frames figure').count();
-    assert.ok(shown >= 2 && shown <= q.frames, `${shown} frames in the strip`);
+    // Every frame taken is in the strip, in stream order (the page fetches the ones since its last look).
+    await page.waitForFunction(
+      (n) => document.querySelectorAll('#live-frames figure').length === n,
+      q.frames,
+    );
+    const captions = await page.locator('#live-frames figcaption').allTextContents();
+    assert.equal(captions[0], '0:00.0');
+    assert.equal(captions[q.frames - 1], clock((q.frames - 1) / q.fps));
     const view = await page.evaluate(() => {
       const c = document.getElementById('live-view') as HTMLCanvasElement;
       return { width: c.width, height: c.height };
@@ -73,5 +80,21 @@ describe('web UI: live session', () => {
     // A thumbnail of the top moment, drawn from the frames seen.
     await page.waitForSelector('.moment[data-ready]');
     assert.equal(ui.server.live.size, 1);
+    assert.match((await page.textContent('#memory')) ?? '', /^weights [\d.]+ MiB · cpu in use [\d.]+ MiB/);
+  });
+
+  it('serves a session’s frames as thumbnails after a given second, and refuses a bad one', async () => {
+    const [s] = ui.server.live.list();
+    const thumbs = async (query: string) => fetch(`${ui.url}/ui/api/live/${s.id}/thumbs${query}`);
+    const { data } = await (await thumbs('?after=10')).json();
+    const times = data.map((f: { time_sec: number }) => f.time_sec);
+    assert.ok(times.length > 0 && times.every((t: number) => t > 10), `${times}`);
+    // 112×112 needle frames become 90×90 RGB thumbnails.
+    assert.equal(Buffer.from(data[0].rgb, 'base64').length, 90 * 90 * 3);
+    assert.deepEqual([data[0].width, data[0].height], [90, 90]);
+    assert.equal((await thumbs('?after=soon')).status, 400);
+    const frame = await fetch(`${ui.url}/ui/api/live/${s.id}/frame`);
+    assert.equal(Number(frame.headers.get('x-frame-width')), 112);
+    assert.equal((await frame.arrayBuffer()).byteLength, 112 * 112 * 3);
   });
 });

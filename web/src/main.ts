@@ -160,7 +160,7 @@ function duration(): number {
   return t.length ? t[t.length - 1] + (t.length > 1 ? t[1] - t[0] : 1) : 0;
 }
 
-const rgbImage = (f: { width: number; height: number; rgb: Uint8Array }) => {
+const rgbImage = (f: api.RgbFrame) => {
   const rgba = new Uint8ClampedArray(f.width * f.height * 4);
   for (let i = 0, j = 0; i < f.rgb.length; i += 3, j += 4) {
     rgba[j] = f.rgb[i];
@@ -200,32 +200,42 @@ async function openLive(source: string, fps: number): Promise<void> {
   }
 }
 
-/** One look at a live session: its counts, its newest frame (added to the strip when new), memory. */
+/** Frames kept in the strip (the server keeps the last few hundred too). */
+const STRIP = 300;
+
+const canvasOf = (f: api.RgbFrame, into = document.createElement('canvas')) => {
+  into.width = f.width;
+  into.height = f.height;
+  into.getContext('2d')?.putImageData(rgbImage(f), 0, 0);
+  return into;
+};
+
+/** One look at a live session: its counts, its newest frame, the frames taken since the last look, memory. */
 async function poll(live: Live): Promise<void> {
   try {
     const s = await api.liveStatus(live.id);
     if (state.live !== live) return;
     live.status = s;
-    const frame = await api.liveFrame(live.id);
+    const newest = await api.liveFrame(live.id);
+    const last = live.shots[live.shots.length - 1]?.at ?? null;
+    const thumbs = await api.liveThumbs(live.id, last);
     if (state.live !== live) return;
-    if (frame && live.shots[live.shots.length - 1]?.at !== frame.timeSec) {
-      const image = rgbImage(frame);
-      const view = $<HTMLCanvasElement>('live-view');
-      view.width = frame.width;
-      view.height = frame.height;
-      view.getContext('2d')?.putImageData(image, 0, 0);
-      const shot = document.createElement('canvas');
-      shot.width = frame.width;
-      shot.height = frame.height;
-      shot.getContext('2d')?.putImageData(image, 0, 0);
-      live.shots.push({ at: frame.timeSec, canvas: shot });
+    if (newest) canvasOf(newest, $<HTMLCanvasElement>('live-view'));
+    const strip = $('live-frames');
+    for (const f of thumbs) {
+      // A look that overlapped a slower one may bring frames the strip has already.
+      if (f.timeSec <= (live.shots[live.shots.length - 1]?.at ?? Number.NEGATIVE_INFINITY)) continue;
+      const shot = canvasOf(f);
+      live.shots.push({ at: f.timeSec, canvas: shot });
       const figure = document.createElement('figure');
       const caption = document.createElement('figcaption');
-      caption.textContent = clock(frame.timeSec);
+      caption.textContent = clock(f.timeSec);
       figure.append(shot, caption);
-      $('live-frames').append(figure);
-      figure.scrollIntoView({ block: 'nearest', inline: 'end' });
+      strip.append(figure);
     }
+    live.shots.splice(0, Math.max(0, live.shots.length - STRIP));
+    while (strip.children.length > STRIP) strip.firstElementChild?.remove();
+    if (thumbs.length) strip.scrollLeft = strip.scrollWidth;
     const ended = s.state === 'ended' || s.state === 'failed';
     $('progress-fill').style.width = ended ? '100%' : `${100 * ((s.frames_seen % 10) / 10)}%`;
     $('progress-text').textContent =

@@ -10,6 +10,7 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { ChatEngine, VideoHandle } from '../../facade/engine.js';
 import type { LiveVideo } from '../../facade/live.js';
+import { resizeBicubic } from '../../media/bicubic.js';
 import { liveFrames, sourceKind, type TimedFrame } from '../../media/live-source.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { inside, type MediaPolicy } from '../media.js';
@@ -37,6 +38,17 @@ export interface CreateLiveSession {
 
 export type SessionState = 'starting' | 'running' | 'ended' | 'failed';
 
+/** Small copies of the frames taken, for the web UI's strip: at most this many, THUMB_HEIGHT pixels high. */
+const THUMBS = 300;
+const THUMB_HEIGHT = 90;
+
+function thumbnail(f: TimedFrame): TimedFrame {
+  const height = Math.min(THUMB_HEIGHT, f.height);
+  const width = Math.max(1, Math.round((f.width * height) / f.height));
+  if (height === f.height) return f;
+  return { ...f, width, height, data: resizeBicubic(f.data, f.width, f.height, width, height) };
+}
+
 export class LiveSession {
   state: SessionState = 'starting';
   error: string | null = null;
@@ -47,6 +59,16 @@ export class LiveSession {
   pump: Promise<void> = Promise.resolve();
   /** The newest frame taken, as the source gave it (the web UI shows it). */
   latest: TimedFrame | null = null;
+  /** Thumbnails of the last THUMBS frames taken, oldest first. */
+  readonly thumbs: TimedFrame[] = [];
+
+  /** Notes the frames the source gave, before they are encoded. */
+  took(frames: readonly TimedFrame[]): void {
+    if (!frames.length) return;
+    this.latest = frames[frames.length - 1];
+    this.thumbs.push(...frames.map(thumbnail));
+    this.thumbs.splice(0, Math.max(0, this.thumbs.length - THUMBS));
+  }
 
   constructor(
     readonly id: string,
@@ -153,7 +175,7 @@ export class LiveSessions {
           idleTimeoutSec: req.idleTimeoutSec,
           signal: s.ctrl.signal,
         })) {
-          s.latest = batch[batch.length - 1] ?? s.latest;
+          s.took(batch);
           await video.append(batch, { signal: s.ctrl.signal });
           if (s.state === 'starting') s.state = 'running';
           first();

@@ -7,6 +7,7 @@
  *   POST /ui/api/encode    {url}: encodes (or finds cached) the video, streaming progress as server-sent events
  *   GET  /ui/media?url=…   the video's bytes, with range requests, for the player
  *   GET  /ui/api/live/:id/frame   a live session's newest frame (raw RGB), for the page's live view
+ *   GET  /ui/api/live/:id/thumbs?after=s   small copies of the frames taken after stream second s
  * A live session (serve/live/, created through /v1/live/sessions) is the page's third source; `live` in
  * /ui/api/info says whether the page offers it.
  */
@@ -112,6 +113,23 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
       .header('x-frame-time', frame.timestampSec)
       .send(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength));
   });
+
+  app.get<{ Params: { id: string }; Querystring: { after?: string } }>(
+    '/ui/api/live/:id/thumbs',
+    async (req) => {
+      const after = req.query.after === undefined ? Number.NEGATIVE_INFINITY : Number(req.query.after);
+      if (Number.isNaN(after)) throw badRequest('after: expected a number of seconds', 'after');
+      const thumbs = ui.live.get(req.params.id).thumbs.filter((f) => f.timestampSec > after);
+      return {
+        data: thumbs.map((f) => ({
+          time_sec: f.timestampSec,
+          width: f.width,
+          height: f.height,
+          rgb: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).toString('base64'),
+        })),
+      };
+    },
+  );
 
   app.get('/ui/api/videos', async () => {
     if (!ui.policy.allowedRoot)
