@@ -13,7 +13,8 @@ constexpr int kThreads = 256;
 template <typename T>
 __global__ void __launch_bounds__(kKeysPerBlock * 32) mass_scores(float *scores, const T *q, const T *k,
                                                                    AttentionMassDims p) {
-  extern __shared__ float sq[];  // [G][d], already scaled
+  extern __shared__ __align__(16) unsigned char smem[];
+  float *sq = reinterpret_cast<float *>(smem);  // [G][d], already scaled
   const int G = p.hq / p.hkv, hk = blockIdx.y;
   for (int i = threadIdx.x; i < G * p.d; i += blockDim.x)
     sq[i] = load_f32(q, static_cast<size_t>(hk) * G * p.d + i) * p.scale;
