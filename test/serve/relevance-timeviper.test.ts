@@ -62,4 +62,10 @@ describe('relevance: TimeViper through the API', () => {
     assert.ok(Math.max(...scores) > Math.min(...scores));
     assert.equal((await chat({})).relevance, undefined);
   });
+
+  it('does not offer live sessions in the page: TimeViper cannot grow an encoded video', async () => {
+    const info = (await server.app.inject({ url: '/ui/api/info' })).json();
+    assert.equal(info.architecture, 'timeviper');
+    assert.equal(info.live, false);
+  });
 });

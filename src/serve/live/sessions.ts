@@ -117,7 +117,7 @@ export class LiveSessions {
 
   /** Whether sessions can be opened here (the model can grow a video, and the limit is not 0). */
   get enabled(): boolean {
-    return this.#max > 0 && this.engine.live !== undefined;
+    return this.#max > 0 && this.engine.live !== undefined && this.engine.canWatch !== false;
   }
 
   list(): LiveSession[] {
