@@ -67,7 +67,7 @@ describe('token reduction choices', () => {
     );
     assert.throws(
       () => resolveReduction({ method: 'transv' }, 'timeviper', []),
-      /transv is not available for timeviper models in this build/,
+      /transv needs TransV’s trained cross-attention .*; this timeviper model has none/,
     );
     assert.throws(
       () => resolveReduction({ method: 'uniform' }, 'vamba', []),

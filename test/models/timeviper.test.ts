@@ -5,7 +5,7 @@
  * with a WordPiece tokenizer holding Nemotron-Nano's specials and `<image>` at the config's id.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -19,7 +19,7 @@ import { parsePdropType, uniformKeep } from '../../src/models/timeviper/pdrop.js
 import { groundingMessage, mcqMessage, nanoBasePrompt } from '../../src/models/timeviper/prompt.js';
 import { loadTimeViperRunner } from '../../src/models/timeviper/runner.js';
 import { tokensPerBlock } from '../../src/models/timeviper/size.js';
-import { wordPieceTokenizerJson } from '../../src/needle/tokenizer.js';
+import { writeTimeViperTokenizer } from './tiny-timeviper.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'timeviper', 'transv');
 const config = JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8'));
@@ -140,26 +140,9 @@ describe('an official checkpoint', () => {
 describe('TimeViper runner', () => {
   const dir = mkdtempSync(join(tmpdir(), 'timeviper-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const specials: Record<string, number> = {
-    '<SPECIAL_10>': 300,
-    '<SPECIAL_11>': 301,
-    '<SPECIAL_12>': 302,
-    '</s>': 303,
-    '<image>': 310,
-  };
-  const words = ['[UNK]', 'System', 'User', 'Assistant', 'what', 'is', 'it', '?', 'Best', 'Option', ':', '('];
   const write = (imageId: number) => {
     for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(FIXTURE, f), join(dir, f));
-    const vocab: Record<string, number> = Object.fromEntries(words.map((w, i) => [w, i]));
-    Object.assign(vocab, specials, { '<image>': imageId });
-    writeFileSync(
-      join(dir, 'tokenizer.json'),
-      JSON.stringify(wordPieceTokenizerJson(vocab, Object.keys(specials))),
-    );
-    writeFileSync(
-      join(dir, 'tokenizer_config.json'),
-      JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '</s>', unk_token: '[UNK]' }),
-    );
+    writeTimeViperTokenizer(dir, imageId);
   };
   const src = (c = parseTimeViperConfig(config)) => ({
     id: 'tiny',

@@ -1,0 +1,31 @@
+/**
+ * A WordPiece tokenizer for the tiny TimeViper fixtures: Nemotron-Nano's specials, a few words, and `<image>` at
+ * the id the caller gives (the fixtures' config says 310).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { wordPieceTokenizerJson } from '../../src/needle/tokenizer.js';
+
+export const TIMEVIPER_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'timeviper');
+
+const SPECIALS: Record<string, number> = {
+  '<SPECIAL_10>': 300,
+  '<SPECIAL_11>': 301,
+  '<SPECIAL_12>': 302,
+  '</s>': 303,
+  '<image>': 310,
+};
+const WORDS = ['[UNK]', 'System', 'User', 'Assistant', 'what', 'is', 'it', '?', 'Best', 'Option', ':', '('];
+
+export function writeTimeViperTokenizer(dir: string, imageId = 310): void {
+  const vocab: Record<string, number> = Object.fromEntries(WORDS.map((w, i) => [w, i]));
+  Object.assign(vocab, SPECIALS, { '<image>': imageId });
+  writeFileSync(
+    join(dir, 'tokenizer.json'),
+    JSON.stringify(wordPieceTokenizerJson(vocab, Object.keys(SPECIALS))),
+  );
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '</s>', unk_token: '[UNK]' }),
+  );
+}
