@@ -1,17 +1,19 @@
 /**
  * TimeViper behind the facade: a directory holding only the official torch.save file (no safetensors) loads
  * through VideoLM and `longshot ask --model`, its pickle read by the safe reader; token reduction as the user's
- * choice — `transv` runs the checkpoint's pdrop_type stages (the usage counts what the last stage keeps), a
+ * choice (VideoLM, the server's request field, the CLI) — `transv` runs the checkpoint's pdrop_type stages (the usage counts what the last stage keeps), a
  * checkpoint without TransV weights says it has none, `uniform` thins each frame's tokens.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { UsageError } from '../../src/errors.js';
 import { VideoLM } from '../../src/facade/video-lm.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
+import { createServer } from '../../src/serve/index.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { TIMEVIPER_FIXTURES, writeTimeViperTokenizer } from './tiny-timeviper.js';
 
@@ -73,6 +75,47 @@ describe('TimeViper through the facade', () => {
         e instanceof UsageError &&
         /transv needs TransV’s trained cross-attention .*this timeviper model has none/.test(e.message),
     );
+  });
+
+  it('the server takes reduce: "transv" per request and counts what the last stage keeps in usage', async () => {
+    const model = await VideoLM.load(pthOnly, { device: 'cpu' });
+    const server = createServer(model, { modelId: 'tv', media: { allowedRoot: tmp } });
+    try {
+      await server.app.listen({ host: '127.0.0.1', port: 0 });
+      const url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
+      const post = async (reduce?: string) => {
+        const res = await fetch(`${url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'tv',
+            max_tokens: 2,
+            messages: [
+              {
+                role: 'user',
+                content: [
+                  { type: 'video_url', video_url: { url: 'clip.mp4' } },
+                  { type: 'text', text: 'what is it?' },
+                ],
+              },
+            ],
+            ...(reduce ? { reduce } : {}),
+          }),
+        });
+        return { status: res.status, json: await res.json() };
+      };
+      const all = await post();
+      const transv = await post('transv');
+      const bad = await post('transv:0.5');
+      assert.equal(all.status, 200, JSON.stringify(all.json));
+      assert.equal(transv.status, 200, JSON.stringify(transv.json));
+      const tokens = (r: typeof all) => r.json.usage.prompt_tokens_details.video_tokens;
+      assert.equal(tokens(transv), Math.floor(tokens(all) * LAST_RATIO));
+      assert.equal(bad.status, 400);
+      assert.match(bad.json.error.message, /give it without :KEEP/);
+    } finally {
+      await server.close();
+    }
   });
 
   it('longshot ask --model <pth-only dir> --reduce transv answers and reports the reduced count', async () => {
