@@ -5,8 +5,8 @@
  *   none       the model's tokens as they are
  *   uniform    per frame, a spatially uniform subset of the tokens (a fraction `keep`)
  *   tome       Token Merging per frame down to a fraction `keep` (src/nn/tome.ts, TimeViper's matching)
- *   transv     TimeViper's own transfer-and-drop inside its LLM: valid only for TimeViper checkpoints with
- *              TransV weights; the checkpoint's stages set what it keeps
+ *   transv     TimeViper's own transfer-and-drop inside its LLM: valid only for TimeViper checkpoints trained
+ *              with its stages (and their transfer weights); the stages set what it keeps
  *   mambamia   the MambaMia compressor: trained weights per LLM; TSTAR checkpoints carry theirs
  *
  * A strategy that runs on tokens maps [frames, perFrame, width] to rows [n, width] with, per row, the input
@@ -99,7 +99,7 @@ const reductions = new Map<string, TokenReduction>(
       summary: 'TimeViper’s transfer-and-drop of vision tokens inside its LLM',
       onlyFor: ['timeviper'],
       needsWeights:
-        'TransV’s trained cross-attention (merge_module CrossAttention with pdrop_type stages: merge_modules.*, alpha)',
+        'a checkpoint trained with TransV’s stages (use_pdrop with pdrop_type; with merge_module CrossAttention their cross-attention weights, merge_modules.* and alpha)',
       keepSetBy: 'the checkpoint’s pdrop_type stages',
     },
     {

@@ -67,7 +67,7 @@ describe('token reduction choices', () => {
     );
     assert.throws(
       () => resolveReduction({ method: 'transv' }, 'timeviper', []),
-      /transv needs TransV’s trained cross-attention .*; this timeviper model has none/,
+      /transv needs a checkpoint trained with TransV’s stages .*; this timeviper model has none/,
     );
     assert.throws(
       () => resolveReduction({ method: 'uniform' }, 'vamba', []),

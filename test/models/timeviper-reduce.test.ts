@@ -1,8 +1,9 @@
 /**
  * TimeViper behind the facade: a directory holding only the official torch.save file (no safetensors) loads
  * through VideoLM and `longshot ask --model`, its pickle read by the safe reader; token reduction as the user's
- * choice (VideoLM, the server's request field, the CLI) — `transv` runs the checkpoint's pdrop_type stages (the usage counts what the last stage keeps), a
- * checkpoint without TransV weights says it has none, `uniform` thins each frame's tokens.
+ * choice (VideoLM, the server's request field, the CLI) — `transv` runs the checkpoint's pdrop_type stages (the
+ * usage counts what the last stage keeps; drop-only stages too), a checkpoint trained without them says it has
+ * none, `uniform` thins each frame's tokens.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -25,18 +26,24 @@ describe('TimeViper through the facade', () => {
   let tmp = '';
   let pthOnly = '';
   let plain = '';
+  let dropOnly = '';
   let clip = '';
   before(async () => {
     tmp = scratch();
     pthOnly = join(tmp, 'pth-only');
     plain = join(tmp, 'plain');
+    dropOnly = join(tmp, 'drop');
     mkdirSync(pthOnly);
     mkdirSync(plain);
+    mkdirSync(dropOnly);
     for (const f of ['config.json', 'model.pth']) copyFileSync(join(TRANSV, f), join(pthOnly, f));
     writeTimeViperTokenizer(pthOnly);
     for (const f of ['config.json', 'model.safetensors'])
       copyFileSync(join(TIMEVIPER_FIXTURES, 'plain', f), join(plain, f));
     writeTimeViperTokenizer(plain);
+    for (const f of ['config.json', 'model.safetensors'])
+      copyFileSync(join(TIMEVIPER_FIXTURES, 'drop', f), join(dropOnly, f));
+    writeTimeViperTokenizer(dropOnly);
     clip = await makeVideo(join(tmp, 'clip.mp4'), { width: 48, height: 32, frames: 8, fps: 4, encode: H264 });
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -67,14 +74,22 @@ describe('TimeViper through the facade', () => {
     );
   });
 
-  it('says a checkpoint without TransV weights has none', async () => {
+  it('says a checkpoint trained without TransV has none; drop-only stages run as they are', async () => {
     using model = await VideoLM.load(plain, { device: 'cpu' });
     await assert.rejects(
       model.encodeVideo(clip, { reduce: { method: 'transv' } }),
       (e: unknown) =>
         e instanceof UsageError &&
-        /transv needs TransV’s trained cross-attention .*this timeviper model has none/.test(e.message),
+        /transv needs a checkpoint trained with TransV’s stages .*this timeviper model has none/.test(
+          e.message,
+        ),
     );
+    using drop = await VideoLM.load(dropOnly, { device: 'cpu' });
+    const tokens = async (reduce?: { method: string }) => {
+      using video = await drop.encodeVideo(clip, reduce ? { reduce } : {});
+      return (await drop.ask(video, 'what is it?', { maxNewTokens: 2 }).result()).usage.videoTokens;
+    };
+    assert.equal(await tokens({ method: 'transv' }), Math.floor((await tokens()) * LAST_RATIO));
   });
 
   it('the server takes reduce: "transv" per request and counts what the last stage keeps in usage', async () => {

@@ -4,7 +4,7 @@
  * runs the LLM's prefill and greedy decoding. Stop tokens as the official code: eos, `<SPECIAL_12>` and `</s>`.
  *
  * Token reduction is the user's choice (models/reduction.ts): `transv` runs the checkpoint's pdrop_type stages
- * in the prefill (the official inference; offered when the checkpoint has TransV weights), `uniform` / `tome`
+ * in the prefill (the official inference; offered when the checkpoint has them), `uniform` / `tome`
  * thin each frame's projected tokens; `none` (the default) gives every layer every token.
  */
 import { ModelError, UsageError } from '../../errors.js';
@@ -36,9 +36,12 @@ interface TimeViperVideo extends EncodedVideo {
   drops: boolean;
 }
 
-/** The reductions a TimeViper checkpoint takes: per-frame ones always, TransV when it has the weights. */
+/**
+ * The reductions a TimeViper checkpoint takes: per-frame ones always; TransV when it was trained with drop stages
+ * (their transfer weights are then loaded with it; drop-only stages need none).
+ */
 export function timeViperReductions(config: TimeViperConfig): string[] {
-  return ['uniform', 'tome', ...(config.stages.some((s) => s.transfer) ? ['transv'] : [])];
+  return ['uniform', 'tome', ...(config.stages.length ? ['transv'] : [])];
 }
 
 export async function loadTimeViperRunner(
