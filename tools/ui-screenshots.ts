@@ -2,8 +2,8 @@
  * The screenshots of the web UI in docs/ (docs/server.md shows them): the page at work on a needle video
  * from examples/needle, on a generated "real-looking" clip (ffmpeg's mandelbrot source, 20 s, with a
  * blue square drawn over seconds 12–14), on a live session (a needle record streamed into a growing y4m
- * file), and a TimeViper timeline (a tiny TimeViper with random weights and TransV stages, so its answer is
- * noise: the picture shows the timeline, not a model). Run: node --import tsx tools/ui-screenshots.ts
+ * file), and a TimeViper timeline (a tiny TimeViper with random weights and TransV stages, served with
+ * `--reduce transv` so they run; its answer is noise: the picture shows the timeline, not a model). Run: node --import tsx tools/ui-screenshots.ts
  */
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,7 +99,11 @@ try {
   mkdirSync(tv);
   writeTinyTimeViper(tv);
   const tvUi = await openUi(
-    { modelId: 'tiny TimeViper (random weights)', media: { allowedRoot: root } },
+    {
+      modelId: 'tiny TimeViper (random weights)',
+      media: { allowedRoot: root },
+      reduce: { method: 'transv' },
+    },
     undefined,
     tv,
   );

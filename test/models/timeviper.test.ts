@@ -13,6 +13,7 @@ import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { ModelError, UsageError } from '../../src/errors.js';
 import type { Frame } from '../../src/media/decode.js';
 import type { EncodedVideo, ModelRunner } from '../../src/models/family.js';
+import { tokenReductions } from '../../src/models/reduction.js';
 import { familyOf } from '../../src/models/registry.js';
 import { parseTimeViperConfig } from '../../src/models/timeviper/config.js';
 import { timeViper } from '../../src/models/timeviper/family.js';
@@ -201,11 +202,13 @@ describe('TimeViper runner', () => {
     for (; !r.done; r = await gen.next()) pieces.push(r.value);
     return { text: pieces.join(''), summary: r.value };
   }
+  /** Five frames encoded for the checkpoint's drop stages (`--reduce transv`). */
   const encodeFive = (runner: ModelRunner) =>
     runner.encode(batches(frames(5)), {
       kind: 'video',
       timestampsSec: [0, 1, 2, 3, 4],
       sampling: { sampling: 'first-seconds', frames: 8, fps: 1, maxEdge: 64, minEdge: 8 },
+      reduction: { reduction: tokenReductions().find((r) => r.name === 'transv')!, keep: 0 },
     });
 
   it('relevance with TransV: every token’s worth lands on some frame (80 in all), the answer unchanged', async () => {

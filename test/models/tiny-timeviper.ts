@@ -1,8 +1,6 @@
 /**
- * A loadable tiny TimeViper checkpoint directory with random weights: the `transv` fixture (9 Nemotron-H
- * blocks of width 32, a 4-block SigLIP on 30×30 frames, 16 tokens per frame, stages uni_2_0.34375 and
- * attn_6_0.25 with TransV) or its `drop` twin without transfer, and a WordPiece tokenizer holding
- * Nemotron-Nano's specials and `<image>` at `imageId` (config.json says 310).
+ * A WordPiece tokenizer for the tiny TimeViper fixtures: Nemotron-Nano's specials, a few words, and `<image>` at
+ * the id the caller gives (the fixtures' config says 310).
  */
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,9 +17,7 @@ const SPECIALS: Record<string, number> = {
 };
 const WORDS = ['[UNK]', 'System', 'User', 'Assistant', 'what', 'is', 'it', '?', 'Best', 'Option', ':', '('];
 
-export function writeTinyTimeViper(dir: string, fixture: 'transv' | 'drop' = 'transv', imageId = 310): void {
-  for (const f of ['config.json', 'model.safetensors'])
-    copyFileSync(join(TIMEVIPER_FIXTURES, fixture, f), join(dir, f));
+export function writeTimeViperTokenizer(dir: string, imageId = 310): void {
   const vocab: Record<string, number> = Object.fromEntries(WORDS.map((w, i) => [w, i]));
   Object.assign(vocab, SPECIALS, { '<image>': imageId });
   writeFileSync(
@@ -32,4 +28,15 @@ export function writeTinyTimeViper(dir: string, fixture: 'transv' | 'drop' = 'tr
     join(dir, 'tokenizer_config.json'),
     JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '</s>', unk_token: '[UNK]' }),
   );
+}
+
+/**
+ * A loadable tiny TimeViper checkpoint directory with random weights: the `transv` fixture (9 Nemotron-H blocks
+ * of width 32, a 4-block SigLIP on 30×30 frames, 16 tokens per frame, stages uni_2_0.34375 and attn_6_0.25 with
+ * TransV) or its `drop` twin without transfer, with the tokenizer above.
+ */
+export function writeTinyTimeViper(dir: string, fixture: 'transv' | 'drop' = 'transv', imageId = 310): void {
+  for (const f of ['config.json', 'model.safetensors'])
+    copyFileSync(join(TIMEVIPER_FIXTURES, fixture, f), join(dir, f));
+  writeTimeViperTokenizer(dir, imageId);
 }

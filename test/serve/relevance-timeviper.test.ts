@@ -1,6 +1,7 @@
 /**
  * The API's `relevance` field for TimeViper (models/timeviper/relevance.ts), through the server on a tiny
- * random TimeViper with TransV stages: one score per decoded frame at the frames' times, summing to 1, and
+ * random TimeViper with TransV stages: with the stages on (`reduce: "transv"`) one score per decoded frame at
+ * the frames' times, summing to 1, telling frames apart; without them flat (every token reaches every layer);
  * no field unless asked.
  */
 import assert from 'node:assert/strict';
@@ -51,7 +52,7 @@ describe('relevance: TimeViper through the API', () => {
     ).json();
 
   it('gives each decoded frame its share of the tokens kept and transferred', async () => {
-    const body = await chat({ relevance: true });
+    const body = await chat({ relevance: true, reduce: 'transv' });
     const { timestamps_sec: t, scores } = body.relevance;
     assert.equal(t.length, body.video.decoded);
     assert.equal(scores.length, t.length);
@@ -60,7 +61,9 @@ describe('relevance: TimeViper through the API', () => {
     assert.ok(Math.abs(scores.reduce((a: number, b: number) => a + b, 0) - 1) < 1e-9);
     // The attention-guided stage picks by content: the frames are not all worth the same.
     assert.ok(Math.max(...scores) > Math.min(...scores));
-    assert.equal((await chat({})).relevance, undefined);
+    assert.equal((await chat({ reduce: 'transv' })).relevance, undefined);
+    const flat = (await chat({ relevance: true })).relevance.scores;
+    for (const s of flat) assert.ok(Math.abs(s - 1 / flat.length) < 1e-12);
   });
 
   it('does not offer live sessions in the page: TimeViper cannot grow an encoded video', async () => {
