@@ -392,6 +392,20 @@ export class CudaBackend implements Backend {
       table.shape[1],
     );
   }
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void {
+    this.addon.embeddingBag(
+      ptr(out),
+      ptr(table),
+      code(table),
+      ptr(ids),
+      ids.size,
+      ptr(offsets),
+      offsets.size - 1,
+      table.shape[0],
+      table.shape[1],
+      mean ? 1 : 0,
+    );
+  }
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void {
     const xDim = x.size / (outer * inner || 1);
     this.addon.writeSlice(ptr(out), ptr(x), BYTES_PER_ELEMENT[x.dtype], outer, outDim, xDim, inner, start);
