@@ -63,7 +63,12 @@ describe('ToMe on CUDA against the CPU backend', () => {
         for (let f = 0; f < frames; f++) {
           if (JSON.stringify(gPlan[f]) === JSON.stringify(cPlan[f])) continue;
           differ++;
-          const { margin } = referenceGroups(metricOf(xs, f, tokens, channels), tokens, channels / TOME_HEADS, keep);
+          const { margin } = referenceGroups(
+            metricOf(xs, f, tokens, channels),
+            tokens,
+            channels / TOME_HEADS,
+            keep,
+          );
           assert.ok(margin < 1e-6, `frame ${f}: groups differ with a decision margin of ${margin}`);
         }
         assert.ok(differ <= frames / 4, `${differ} of ${frames} frames differ`);
