@@ -144,7 +144,8 @@ export async function tomePlan(
     throw new ShapeError(`ToMe: ${channels} channels do not split into ${heads} metric heads`);
   const schedule = tomeSchedule(tokens, keep);
   const dim = channels / heads;
-  const perFrame = 4 * Math.max(Math.ceil(tokens / 2) * Math.floor(tokens / 2), tokens * channels);
+  const scores = Math.ceil(tokens / 2) * Math.floor(tokens / 2);
+  const perFrame = 4 * Math.max(scores, x.dtype === 'f32' ? 0 : tokens * channels);
   const chunk = Math.max(1, Math.floor(chunkBytes / perFrame));
   const plan: number[][][] = [];
   for (let f0 = 0; f0 < frames; f0 += chunk) {
