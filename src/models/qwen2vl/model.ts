@@ -24,6 +24,7 @@ import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Pieces } from '../family.js';
 import { assertFits } from '../fit.js';
+import { runAtOnce, runInPieces } from '../pieces.js';
 import { type Qwen2VLConfig, readQwen2VLConfig, visualInputProblem } from './config.js';
 import { getRopeIndex } from './rope-index.js';
 import { estimateMemory } from './size.js';
@@ -243,31 +244,15 @@ export class Qwen2VL implements Disposable {
    * there in turn without copying the prefix (a longer or a concurrent one copies it).
    */
   prefillPrefix(inputs: Qwen2VLInputs, opts: { room?: number } = {}): Qwen2VLPrefix {
-    const run = this.#prefillPieces(inputs, opts.room, Number.POSITIVE_INFINITY);
-    for (;;) {
-      const r = run.next();
-      if (r.done) return r.value;
-    }
+    return runAtOnce(this.#prefillPieces(inputs, opts.room, Number.POSITIVE_INFINITY));
   }
 
   /**
    * `prefillPrefix` in pieces of `pieces.tokens` tokens (chunked prefill), awaiting `pieces.pause()` between
    * two: each piece attends to the cache of those before it, so the prefix equals the one prefilled at once.
    */
-  async prefillPrefixInPieces(
-    inputs: Qwen2VLInputs,
-    opts: { room?: number; pieces: Pieces },
-  ): Promise<Qwen2VLPrefix> {
-    const run = this.#prefillPieces(inputs, opts.room, opts.pieces.tokens);
-    try {
-      for (;;) {
-        const r = run.next();
-        if (r.done) return r.value;
-        await opts.pieces.pause();
-      }
-    } finally {
-      run.return(undefined as never); // an abort between pieces frees the cache and the embeddings
-    }
+  prefillPrefixInPieces(inputs: Qwen2VLInputs, opts: { room?: number; pieces: Pieces }): Promise<Qwen2VLPrefix> {
+    return runInPieces(this.#prefillPieces(inputs, opts.room, opts.pieces.tokens), opts.pieces.pause);
   }
 
   /** The prefill of a prefix, yielding between pieces of at most `tokens` tokens. */
