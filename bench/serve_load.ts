@@ -588,14 +588,15 @@ async function interfere(url: string, video: string, engine: BenchEngine) {
   const inWindow = (lo: number, hi: number) =>
     all.flatMap((t) => gaps(t).filter((_, i) => t.tokens[i + 1] >= lo && t.tokens[i + 1] < hi));
   const before = inWindow(0, arrive);
-  const during = inWindow(arrive, encoded);
+  // During: tokens that arrived while the engine encoded the video (else: until its answer began).
+  const enc = engine.encodes.get(BIG);
+  const during = enc ? inWindow(enc.start, enc.end) : inWindow(arrive, encoded);
   const stats = (xs: number[]) => ({
     p50: r3(quantile(xs, 0.5)),
     p99: r3(quantile(xs, 0.99)),
     max: r3(Math.max(...xs, 0)),
   });
   const ratioP50 = r3(quantile(during, 0.5) / quantile(before, 0.5));
-  const enc = engine.encodes.get(BIG);
   return {
     questions: INTERFERE,
     bigFrames: BIG,
