@@ -251,7 +251,10 @@ export class Qwen2VL implements Disposable {
    * `prefillPrefix` in pieces of `pieces.tokens` tokens (chunked prefill), awaiting `pieces.pause()` between
    * two: each piece attends to the cache of those before it, so the prefix equals the one prefilled at once.
    */
-  prefillPrefixInPieces(inputs: Qwen2VLInputs, opts: { room?: number; pieces: Pieces }): Promise<Qwen2VLPrefix> {
+  prefillPrefixInPieces(
+    inputs: Qwen2VLInputs,
+    opts: { room?: number; pieces: Pieces },
+  ): Promise<Qwen2VLPrefix> {
     return runInPieces(this.#prefillPieces(inputs, opts.room, opts.pieces.tokens), opts.pieces.pause);
   }
 

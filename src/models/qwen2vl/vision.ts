@@ -11,9 +11,9 @@ import type { ParamStore } from '../../nn/params.js';
 import { rotaryTensors, visionRope2d } from '../../nn/rotary.js';
 import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
-import { runAtOnce, runInPieces } from '../pieces.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { runAtOnce, runInPieces } from '../pieces.js';
 import { type Qwen2VLVisionConfig, visionTowerProblem } from './config.js';
 import { PATCH_EMBED } from './weights.js';
 
