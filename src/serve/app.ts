@@ -88,7 +88,14 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     throw new UsageError(
       `prefillPieceTokens must be a whole number of tokens ≥ 0 (got ${pieceTokens}); 0 encodes a video at once`,
     );
-  const pieces = pieceTokens ? { tokens: pieceTokens, pause: decodeTurn } : undefined;
+  /** Pieces of an encode for a request: after each pause, a request gone away stops it. */
+  const piecesFor = (signal: AbortSignal) =>
+    pieceTokens
+      ? {
+          tokens: pieceTokens,
+          pause: () => decodeTurn().then(() => signal.throwIfAborted()),
+        }
+      : undefined;
   const created = Math.floor(Date.now() / 1000);
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 64 * 2 ** 20 });
 
@@ -280,7 +287,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
             reduce,
             signal,
             progress: metrics.encoding(progress),
-            pieces,
+            pieces: piecesFor(signal),
           }),
         ),
         signal,

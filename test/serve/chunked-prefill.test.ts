@@ -14,7 +14,6 @@ import { after, before, describe, it } from 'node:test';
 import { Answer } from '../../src/facade/answer.js';
 import type { ChatEngine, EncodeOptions, VideoHandle } from '../../src/facade/engine.js';
 import type { ModelInfo } from '../../src/facade/types.js';
-import { decodeTurn } from '../../src/generate/batch.js';
 import { createServer, type LongshotServer } from '../../src/serve/index.js';
 import { parseMetrics } from './metrics-text.js';
 
@@ -132,9 +131,41 @@ describe('server: chunked prefill of a new video, encode gauges', () => {
     assert.equal(res.status, 200);
     assert.equal((await res.json()).choices[0].message.content, 'ok');
     assert.equal(engine.seen[0].pieces?.tokens, 256);
-    assert.equal(engine.seen[0].pieces?.pause, decodeTurn);
+    await engine.seen[0].pieces?.pause(); // a decode turn (nothing decodes: at once)
     const done = parseMetrics(await (await fetch(`${url}/metrics`)).text()).samples;
     assert.equal(done.get('longshot_video_encodes_running'), 0);
+  });
+
+  it('stops a chunked encode at its next pause once the request has gone away', async () => {
+    const engine = new GatedEngine();
+    const url = await serve(engine, 64);
+    const ctrl = new AbortController();
+    const answer = fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'gated',
+        messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url: 'b.mp4' } }] }],
+      }),
+      signal: ctrl.signal,
+    }).catch(() => null);
+    await engine.started;
+    ctrl.abort();
+    await answer;
+    const pause = engine.seen[0].pieces!.pause;
+    for (let i = 0; i < 100; i++) {
+      const failed = await pause().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      if (failed) {
+        assert.match(String((failed as Error).message), /closed the connection/);
+        engine.release();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.fail('the pause never stopped the encode');
   });
 
   it('encodes at once with prefillPieceTokens 0, and refuses a piece size that is not a whole number', async () => {
