@@ -120,11 +120,12 @@ async function load(backend: Backend, c: Qwen2VLConfig): Promise<Vamba | Qwen2VL
   return Qwen2VL.fromParams(c, await loadQwen2VLParams(source, c, backend, dtype, 'random'), backend, dtype);
 }
 
-/** Synthetic preprocessed pixels, a batch of 8 temporal groups (16 frames) at a time; `done` after each. */
+/** Synthetic preprocessed pixels, `perBatch` temporal groups at a time; `done` after each batch. */
 function* pixelBatches(
   groups: number,
   patchesPerGroup: number,
   rowLen: number,
+  perBatch: number,
   done?: (frames: number) => void,
 ): Generator<PixelBatch> {
   const groupLen = patchesPerGroup * rowLen;
@@ -132,9 +133,9 @@ function* pixelBatches(
   const pool = Array.from({ length: 3 }, () =>
     Float32Array.from({ length: groupLen }, () => rng.uniform(-1.8, 2.1)),
   );
-  const buf = new Float32Array(8 * groupLen);
-  for (let g0 = 0; g0 < groups; g0 += 8) {
-    const n = Math.min(8, groups - g0);
+  const buf = new Float32Array(perBatch * groupLen);
+  for (let g0 = 0; g0 < groups; g0 += perBatch) {
+    const n = Math.min(perBatch, groups - g0);
     for (let i = 0; i < n; i++) buf.set(pool[(g0 + i) % pool.length], i * groupLen);
     yield { pixels: buf.subarray(0, n * groupLen), groups: n };
     done?.(2 * (g0 + n));
@@ -234,8 +235,12 @@ class BenchEngine implements ChatEngine {
     const v = this.c.vision;
     const g: GridTHW = [frames / 2, HEIGHT / v.patch_size, WIDTH / v.patch_size];
     const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
-    const batches = pixelBatches(g[0], g[1] * g[2], rowLen, done);
     const merged = [g[0], g[1] / v.spatial_merge_size, g[2] / v.spatial_merge_size] as const;
+    // 8 groups (16 frames) a vision-tower call, as the runners do; with pieces, about pieces.tokens tokens.
+    const perBatch = pieces
+      ? Math.min(8, Math.max(1, Math.floor(pieces.tokens / (merged[1] * merged[2]))))
+      : 8;
+    const batches = pixelBatches(g[0], g[1] * g[2], rowLen, perBatch, done);
     const tokens = merged[0] * merged[1] * merged[2];
     const vision = (m: Vamba | Qwen2VL) =>
       pieces

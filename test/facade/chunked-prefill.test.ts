@@ -14,7 +14,9 @@ import { generateAll } from '../../src/generate/generate.js';
 import type { Pieces } from '../../src/models/family.js';
 import { Qwen2VL } from '../../src/models/qwen2vl/model.js';
 import { checkpointProcessor } from '../../src/models/qwen2vl/processor.js';
+import { streamVisionTokens } from '../../src/models/qwen2vl/video-stream.js';
 import { Vamba } from '../../src/models/vamba/model.js';
+import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { relErr, rng } from '../helpers.js';
 import { writeRotatedVamba } from '../live/append-cases.js';
@@ -77,6 +79,38 @@ test('Qwen2-VL: a video prefix prefilled in pieces equals the prefix prefilled a
     return (await generateAll(s, question, { maxNewTokens: 6, stopTokens: [], batch: false })).tokens;
   };
   assert.deepEqual(await answer(chunked), await answer(whole));
+});
+
+test('the vision stream runs whole groups of about pieces.tokens tokens once the frame size is known', async () => {
+  const dir = scratch();
+  await writeTinyQwen2VL(dir);
+  using model = await Qwen2VL.load(dir, { backend: cpu });
+  const processor = await checkpointProcessor(dir, model.config.vision);
+  const all = frames(24, 56, 5);
+  const whole = processor.processVideos([all]);
+  using expected = model.encodeVision(whole.pixelValues, whole.grids);
+  const perGroup = expected.shape[0] / whole.grids[0][0];
+  const pieces = counted(2 * perGroup + 1);
+  const runs: number[] = [];
+  async function* batches() {
+    for (let i = 0; i < all.length; i += 8) yield all.slice(i, i + 8);
+  }
+  const r = await streamVisionTokens(batches(), processor, {
+    maxFrames: 24,
+    framesPerBatch: 16,
+    oddLast: 'pad',
+    encode: (pixels, g) => {
+      runs.push(g[0]);
+      return model.encodeVision(pixels, [g]);
+    },
+    allocate: (g) => ops.empty(cpu, [(g[0] * g[1] * g[2]) / 4, model.config.text.hidden_size], 'f32'),
+    pieces,
+  });
+  // The first 16 frames before the size is known, then 2 groups (4 frames) a piece.
+  assert.deepEqual(runs, [8, 2, 2]);
+  assert.equal(pieces.pauses, 2);
+  assert.deepEqual(await r!.tokens.toArray(), await expected.toArray());
+  r!.tokens.dispose();
 });
 
 test('Vamba: the video path encoded in pieces of temporal groups equals encoding it at once', async () => {

@@ -155,6 +155,7 @@ export class Qwen2VLRunner implements ModelRunner {
         return ops.empty(this.model.backend, [rows, this.model.config.text.hidden_size], this.model.dtype);
       },
       signal: opts.signal,
+      pieces: opts.pieces,
       onFrames: opts.onFrames,
     });
     if (!r) throw new InputError('a video needs at least one frame');

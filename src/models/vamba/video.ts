@@ -86,6 +86,7 @@ export async function encodeVideoFrames(
       );
     },
     signal: o.signal,
+    pieces: o.pieces,
     onFrames: o.onFrames && (still ? (_, tokens) => o.onFrames?.(1, tokens) : o.onFrames),
   });
   if (!r)
