@@ -183,7 +183,6 @@ export interface CudaAddon {
     out: Ptr,
     q: Ptr,
     table: Float64Array,
-    maxLength: number,
     dtype: number,
     desc: AttentionRowsDesc,
   ): void;
