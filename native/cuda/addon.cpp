@@ -554,8 +554,7 @@ LS_FN(scatterRows_) {
     const double *t = table(a, 1, 1, &rows);
     std::vector<void *> dsts(rows);
     for (int i = 0; i < rows; i++) dsts[i] = const_cast<void *>(addr(t[i]));
-    Scratch ws(sizeof(void *) * std::max(rows, 1));
-    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), ws.p, dev().stream);
+    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), dev().stream);
   });
 }
 LS_FN(mambaStepRows_) {

@@ -6,7 +6,8 @@
 //    all of them (16-byte loads, every load of a tile issued before any is used), scores and P·V run from
 //    shared memory in f32 with an online softmax; every split writes its normalised partial and log-sum-exp,
 //    and a second kernel merges a row's splits (own keys and prefix) in f32.
-//  - scatter_rows: the new K (or V) row of every sequence into its cache at its own position.
+//  - scatter_rows: the new K (or V) row of every sequence into its cache at its own position (destinations
+//    passed by value, 32 to a launch: no table upload).
 //  - mamba_step_rows: kernel 1 runs the causal conv over [state; x‖B‖C] (+ bias, SiLU) for every channel and
 //    advances the conv states, and dt = clamp(softplus(dt + dt_bias)); kernel 2 is the SSM update, a warp per
 //    (sequence, head, channel) as ssm_step does, with each sequence's state found through the table.
@@ -303,10 +304,15 @@ RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs) {
 
 // ---- scatter ---------------------------------------------------------------------------------------------
 
-__global__ void scatter_rows_kernel(const uint32_t *x, uint32_t *const *dsts, size_t words) {
+constexpr int kScatterRows = 32;  // destinations passed by value per launch (no table upload)
+struct ScatterDsts {
+  uint32_t *p[kScatterRows];
+};
+
+__global__ void scatter_rows_kernel(const uint32_t *x, ScatterDsts dsts, size_t words) {
   const int row = blockIdx.y;
   const uint32_t *src = x + row * words;
-  uint32_t *dst = dsts[row];
+  uint32_t *dst = dsts.p[row];
   for (size_t w = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; w < words;
        w += static_cast<size_t>(gridDim.x) * blockDim.x)
     dst[w] = src[w];
@@ -442,8 +448,8 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
       LS_REQUIRE(smem <= static_cast<size_t>(device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin)),
                  "attention_rows: head dims too large for this GPU's shared memory in f32 (use bf16)");
       if (smem > allowed) {
-        LS_CUDA_CHECK(cudaFuncSetAttribute(attn_rows_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(smem)));
+        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_rows_kernel<T>),
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
         allowed = smem;
       }
     }
@@ -456,16 +462,18 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
   });
 }
 
-void scatter_rows(const void *x, void *const *dstsHost, int rows, size_t rowBytes, void *workspace,
-                  cudaStream_t stream) {
+void scatter_rows(const void *x, void *const *dsts, int rows, size_t rowBytes, cudaStream_t stream) {
   LS_REQUIRE(rowBytes % 4 == 0, "scatter_rows: rows must be a multiple of 4 bytes");
   if (!rows || !rowBytes) return;
-  LS_CUDA_CHECK(cudaMemcpyAsync(workspace, dstsHost, sizeof(void *) * rows, cudaMemcpyHostToDevice, stream));
   const size_t words = rowBytes / 4;
-  const dim3 grid(static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(words, 256), 64)), rows);
-  scatter_rows_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint32_t *>(x),
-                                                static_cast<uint32_t *const *>(workspace), words);
-  LS_CHECK_LAUNCH();
+  for (int r0 = 0; r0 < rows; r0 += kScatterRows) {
+    const int n = std::min(kScatterRows, rows - r0);
+    ScatterDsts d{};
+    for (int i = 0; i < n; ++i) d.p[i] = static_cast<uint32_t *>(dsts[r0 + i]);
+    const dim3 grid(static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(words, 256), 64)), n);
+    scatter_rows_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint32_t *>(x) + r0 * words, d, words);
+    LS_CHECK_LAUNCH();
+  }
 }
 
 size_t mamba_step_rows_workspace_bytes(const MambaStepDims &d, DT dt) { return mamba_layout(d, dt).total(); }

@@ -32,9 +32,8 @@ size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, const RowKV *k
 void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, DT dt,
                     void *workspace, size_t workspaceBytes, cudaStream_t stream);
 
-/** Copies row i of x (rowBytes each, 4-byte multiples) to dsts[i]; `dstsHost` is uploaded into `workspace`. */
-void scatter_rows(const void *x, void *const *dstsHost, int rows, size_t rowBytes, void *workspace,
-                  cudaStream_t stream);
+/** Copies row i of x (rowBytes each, 4-byte multiples) to dsts[i] (device addresses in a host array). */
+void scatter_rows(const void *x, void *const *dsts, int rows, size_t rowBytes, cudaStream_t stream);
 
 /** One sequence's Mamba-2 state: conv [width−1, convDim] (in the activations' dtype), ssm [H, P, N] f32. */
 struct MambaRowState {

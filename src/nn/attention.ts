@@ -78,9 +78,13 @@ export class SelfAttention implements Disposable {
       }
       const causal = inputs.causal ?? true;
       let out: Tensor;
-      if (inputs.rows) {
+      // A lone token over a segmented cache (a question continuing a prefix another one writes after) takes
+      // the rows path too: it reads the prefix in place, where cache.write would join a copy of it every step.
+      const lone = seq === 1 && !inputs.probe ? inputs.cache : null;
+      const rows = inputs.rows ?? (lone?.cache.room(lone.layer, 1).prefix ? [lone] : null);
+      if (rows) {
         // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
-        const rooms = inputs.rows.map(({ cache, layer }) => cache.room(layer, 1));
+        const rooms = rows.map(({ cache, layer }) => cache.room(layer, 1));
         ops.scatterRows(
           k.reshape([seq, numKvHeads * headDim]),
           rooms.map((r) => ({ dst: r.k, at: r.at })),
