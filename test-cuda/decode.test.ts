@@ -1,11 +1,14 @@
-// The batched decode attention's planning (native/cuda/decode.cu attention_rows) against the CPU backend's
-// per-row attention: rows continuing one prefix read it together (several rows to a CTA), rows with no keys
-// of their own yet, GQA groups wider than one CTA's 16 query vectors, head dims that take scalar loads, and a
-// long prefix split across many CTAs.
+// The decode step on the GPU against the CPU backend. attention_rows' planning (native/cuda/decode.cu): rows
+// continuing one prefix read it together (two rows of a GQA-7 group to a CTA), rows with no keys of their own
+// yet, GQA groups wider than one CTA's 16 query vectors, head dims that take scalar loads, a long prefix split
+// across many CTAs. The fused one-token step (q‖k‖v and gate‖up in one GEMM, q‖k in one rotary; a lone token
+// over a segmented cache through attention_rows) against the CPU's separate projections.
 import { describe, test } from 'node:test';
 import * as ops from '../src/runtime/ops.js';
 import type { Tensor } from '../src/runtime/tensor.js';
-import { assertParity, pair, TOL, values } from './helpers.js';
+import { assertCloseScaled } from '../test/helpers.js';
+import { attentionStep, mlpStep } from '../test/nn/fused-step.js';
+import { assertParity, cpu, gpu, pair, TOL, values } from './helpers.js';
 
 type Pair = [Tensor, Tensor];
 const kvPair = (cap: number, hkv: number, d: number, dv: number, dtype: 'f32' | 'bf16') => ({
@@ -28,7 +31,7 @@ interface Case {
 
 const CASES: Case[] = [
   {
-    name: 'GQA 7, six rows on one prefix (three CTAs share each tile), one on a shorter view of it',
+    name: 'GQA 7, six rows on one prefix (two to a CTA), one on a shorter view of it',
     hq: 28,
     hkv: 4,
     d: 128,
@@ -89,4 +92,18 @@ for (const dtype of ['f32', 'bf16'] as const)
         else await assertParity(got, want, TOL[dtype], 'attentionRows');
         for (const t of [qg, qc, got, want, ...[...bufs, ...own].flatMap((b) => [...b.k, ...b.v])]) t.dispose();
       });
+  });
+
+for (const dtype of ['f32', 'bf16'] as const)
+  describe(`fused one-token step on the GPU = separate projections on the CPU (${dtype})`, () => {
+    const tol = dtype === 'f32' ? 1e-4 : 3e-2;
+    test('self-attention with a KV cache and RoPE', async () => {
+      assertCloseScaled(await attentionStep(gpu, true, dtype), await attentionStep(cpu, false, dtype), tol);
+    });
+    test('self-attention over a segmented cache (attention_rows, one row)', async () => {
+      assertCloseScaled(await attentionStep(gpu, true, dtype, true), await attentionStep(cpu, false, dtype), tol);
+    });
+    test('gated MLP', async () => {
+      assertCloseScaled(await mlpStep(gpu, true, dtype), await mlpStep(cpu, false, dtype), tol);
+    });
   });
