@@ -90,7 +90,8 @@ for (const dtype of ['f32', 'bf16'] as const)
         // Split-key sums round differently from one pass (as test-cuda/attention.test.ts judges decode).
         if (dtype === 'f32') await assertParity(got, want, 1e-4, 'attentionRows', 1e-2);
         else await assertParity(got, want, TOL[dtype], 'attentionRows');
-        for (const t of [qg, qc, got, want, ...[...bufs, ...own].flatMap((b) => [...b.k, ...b.v])]) t.dispose();
+        for (const t of [qg, qc, got, want, ...[...bufs, ...own].flatMap((b) => [...b.k, ...b.v])])
+          t.dispose();
       });
   });
 
@@ -101,7 +102,11 @@ for (const dtype of ['f32', 'bf16'] as const)
       assertCloseScaled(await attentionStep(gpu, true, dtype), await attentionStep(cpu, false, dtype), tol);
     });
     test('self-attention over a segmented cache (attention_rows, one row)', async () => {
-      assertCloseScaled(await attentionStep(gpu, true, dtype, true), await attentionStep(cpu, false, dtype), tol);
+      assertCloseScaled(
+        await attentionStep(gpu, true, dtype, true),
+        await attentionStep(cpu, false, dtype),
+        tol,
+      );
     });
     test('gated MLP', async () => {
       assertCloseScaled(await mlpStep(gpu, true, dtype), await mlpStep(cpu, false, dtype), tol);

@@ -12,10 +12,7 @@ import { attentionStep, mlpStep } from './fused-step.js';
 const be = cpuBackend();
 const r = rng(3);
 const lin = (o: number, i: number, bias: boolean) =>
-  new Linear(
-    ops.tensor(be, randn(o * i, r), [o, i]),
-    bias ? ops.tensor(be, randn(o, r), [o]) : null,
-  );
+  new Linear(ops.tensor(be, randn(o * i, r), [o, i]), bias ? ops.tensor(be, randn(o, r), [o]) : null);
 
 describe('fused projections', () => {
   it('Linear.fuse: one GEMM gives every part, the parts are views of the fused weight', async () => {

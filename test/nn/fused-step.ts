@@ -2,13 +2,14 @@
 // continuation writes after) and of a gated MLP, loaded fused (SelfAttention.load, GatedMLP.load: q‖k‖v and
 // gate‖up as one weight) or as separate projections, from the same seeded weights on any backend. Shared by
 // test/nn/fused-step.test.ts (CPU) and test-cuda/decode.test.ts (GPU against the CPU).
-import type { Backend } from '../../src/runtime/backend.js';
+
 import { SelfAttention, type SelfAttentionConfig } from '../../src/nn/attention.js';
 import { HybridCache } from '../../src/nn/cache.js';
 import { Linear } from '../../src/nn/linear.js';
 import { GatedMLP } from '../../src/nn/mlp.js';
-import { ParamStore, type ParamSpec } from '../../src/nn/params.js';
+import { type ParamSpec, ParamStore } from '../../src/nn/params.js';
 import { rope1d, rotaryTensors } from '../../src/nn/rotary.js';
+import type { Backend } from '../../src/runtime/backend.js';
 import type { DType } from '../../src/runtime/dtype.js';
 import * as ops from '../../src/runtime/ops.js';
 import { tidy } from '../../src/runtime/scope.js';
@@ -29,7 +30,20 @@ const INTER = 40;
 function store(be: Backend, specs: ParamSpec[], dtype: DType): ParamStore {
   const r = rng(7);
   return new ParamStore(
-    specs.map((s) => [s.name, ops.tensor(be, randn(s.shape.reduce((a, b) => a * b, 1), r, -0.3, 0.3), s.shape, dtype)]),
+    specs.map((s) => [
+      s.name,
+      ops.tensor(
+        be,
+        randn(
+          s.shape.reduce((a, b) => a * b, 1),
+          r,
+          -0.3,
+          0.3,
+        ),
+        s.shape,
+        dtype,
+      ),
+    ]),
   );
 }
 
@@ -71,7 +85,8 @@ export async function attentionStep(
   if (other) run(other, 6, 1).dispose(); // writes after the prefix: `resumed` must keep to its own buffers
   const cache = resumed ?? prompt;
   run(cache, 6, 1).dispose();
-  if (segmented !== !!cache.room(0, 1).prefix) throw new Error('the cache is not segmented as the test wants');
+  if (segmented !== !!cache.room(0, 1).prefix)
+    throw new Error('the cache is not segmented as the test wants');
   using out = run(cache, 7, 1);
   return Float32Array.from(await out.data());
 }
@@ -80,7 +95,9 @@ export async function attentionStep(
 export async function mlpStep(be: Backend, fused: boolean, dtype: DType): Promise<Float32Array> {
   const p = store(be, GatedMLP.specs('m', HIDDEN, INTER), dtype);
   const part = (n: string) => Linear.load(p, `m.${n}`, false);
-  using mlp = fused ? GatedMLP.load(p, 'm') : new GatedMLP(part('gate_proj'), part('up_proj'), part('down_proj'));
+  using mlp = fused
+    ? GatedMLP.load(p, 'm')
+    : new GatedMLP(part('gate_proj'), part('up_proj'), part('down_proj'));
   using x: Tensor = tokens(be, 0, 1, dtype);
   using y = mlp.forward(x);
   return Float32Array.from(await y.data());
