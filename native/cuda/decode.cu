@@ -39,7 +39,7 @@ constexpr int kOPer = kMaxQ * (kMaxDim / 8) / kThreads;       // 8-column output
 static_assert(kTK == 64, "the softmax pass gives each lane two keys of a tile");
 
 /**
- * One CTA's work (with blockIdx.x the key split and the kv head from blockIdx.y): heads [h0, h0 + nh) of the
+ * One CTA's work (with the kv head from blockIdx.x and the key split blockIdx.y): heads [h0, h0 + nh) of the
  * GQA group of `nrows` rows, over the first `len` rows of k/v [len, hkv, d|dv]. part 0 is a row's own keys,
  * part 1 its prefix's (shared by the rows of the task, so each K/V tile of the prefix is read once for them).
  */
@@ -85,8 +85,8 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) attn_rows_kernel(RowsParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const RowsTask &task = p.tasks[blockIdx.y / p.hkv];
-  const int hk = blockIdx.y % p.hkv, split = blockIdx.x;
+  const RowsTask &task = p.tasks[blockIdx.x / p.hkv];
+  const int hk = blockIdx.x % p.hkv, split = blockIdx.y;
   const int nh = task.nh, nq = task.nrows * nh, part = task.part;
   const int lo = min(task.len, split * p.per), hi = min(task.len, lo + p.per);
   const size_t rowHeads = static_cast<size_t>(p.rows) * p.hq;
@@ -439,7 +439,9 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
     p.vec = aligned_to(r.k, 16) && aligned_to(r.v, 16) &&
             (!r.prefixLength || (aligned_to(r.pk, 16) && aligned_to(r.pv, 16)));
   }
-  const dim3 grid(pl.splits, static_cast<unsigned>(pl.tasks.size() * a.hkv));
+  // Tasks (× kv heads) vary fastest: the tasks of one shared prefix read each split's tiles at about the same
+  // time, so all but the first find them in L2.
+  const dim3 grid(static_cast<unsigned>(pl.tasks.size() * a.hkv), pl.splits);
   const size_t rh = static_cast<size_t>(a.rows) * a.hq, n = rh * a.dv;
   LS_DISPATCH_DT(dt, T, {
     const size_t smem = rows_smem_bytes<T>(p.dp, p.dvp);
