@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The decode step on the GPU (issue 21): about 6 minutes, from the repository root, results in $OUT/decode/:
 #   build_native.txt             the addon build (cached objects are reused)
-#   test_cuda_decode.txt         test-cuda/decode.test.ts and batch.test.ts (attention_rows planning, fused
-#                                one-token step, batched kernels and model steps vs the CPU backend)
+#   test_cuda_decode.txt         test-cuda/decode.test.ts, batch.test.ts, models.test.ts (attention_rows
+#                                planning, fused one-token step, batched kernels and model steps vs the CPU
+#                                backend; Qwen2-VL and Vamba fixtures vs PyTorch with the fused projections)
 #   attention_rows.json / .md    batched decode attention at 8 / 32 rows × 4k / 32k keys against copy bandwidth
 #   serve_load_{vamba,qwen2vl}.json / .md   single stream at 256 frames (tok/s untraced, then GPU busy and
 #                                launches/token traced), 8 and 32 concurrent questions
@@ -16,8 +17,9 @@ step() { echo "[$((SECONDS - T0)) s] $*"; }
 step "build the addon"
 timeout 240 npm run build:native >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
 
-step "test-cuda: decode, batch"
-timeout 150 node scripts/test-cuda.mjs test-cuda/decode test-cuda/batch >"$OUT/test_cuda_decode.txt" 2>&1
+step "test-cuda: decode, batch, models"
+timeout 180 node scripts/test-cuda.mjs test-cuda/decode test-cuda/batch test-cuda/models \
+  >"$OUT/test_cuda_decode.txt" 2>&1
 echo "rc=$?"; grep -E '^ℹ (tests|pass|fail)|✖|^not ok' "$OUT/test_cuda_decode.txt" | head -20
 
 step "attentionRows micro-benchmark"
