@@ -3,7 +3,7 @@
 //  - attention_rows: split-KV flash-decoding. A CTA (128 threads) per (task, kv head, key split), where a task
 //    is up to 16 query vectors that read the same keys: the heads of one GQA group of a row over its own keys,
 //    or of several rows over the prefix they share. K and V tiles of 64 keys go through shared memory once for
-//    all of them (16-byte loads, every load of a tile issued before any is used), scores and P·V run from
+//    all of them (16-byte cp.async copies, all of a tile's in flight at once), scores and P·V run from
 //    shared memory in f32 with an online softmax; every split writes its normalised partial and log-sum-exp,
 //    and a second kernel merges a row's splits (own keys and prefix) in f32.
 //  - scatter_rows: the new K (or V) row of every sequence into its cache at its own position (destinations
@@ -70,11 +70,16 @@ __host__ __device__ inline size_t rows_smem_bytes(int dp, int dvp) {
          sizeof(float) * (kMaxQ * dp + kMaxQ * kTK + 3 * kMaxQ);
 }
 
-/** 8 elements from global to shared memory, zeros past `valid` (scalar loads when `vec` is off). */
+/**
+ * 8 elements from global to shared memory, zeros past `valid`: 16-byte cp.async copies when `vec` (pieces are
+ * then whole: valid is a multiple of one), else scalar loads.
+ */
 template <typename T>
-__device__ __forceinline__ void copy8(T *dst, const T *src, int valid, bool vec) {
-  if (vec && valid >= 8) {
-    *reinterpret_cast<Pack<T, 8> *>(dst) = *reinterpret_cast<const Pack<T, 8> *>(src);
+__device__ __forceinline__ void tile8(T *dst, const T *src, int valid, bool vec) {
+  if (vec) {
+    constexpr int per = 16 / sizeof(T);
+#pragma unroll
+    for (int e = 0; e < 8; e += per) cp_async16(dst + e, src + e, e < valid ? 16 : 0);
   } else {
 #pragma unroll
     for (int e = 0; e < 8; ++e) dst[e] = e < valid ? src[e] : from_f32<T>(0.f);
@@ -126,16 +131,18 @@ __global__ void __launch_bounds__(kThreads) attn_rows_kernel(RowsParams p) {
 
   for (int j0 = lo; j0 < hi; j0 += kTK) {
     const int n = min(kTK, hi - j0);
-    // K and V tiles, every global load issued before any is used (rows past n are left as they are: their
+    // K and V tiles as cp.async copies, all in flight at once (rows past n are left as they are: their
     // scores are masked and their V rows are not read).
     for (int idx = tid; idx < n * kc; idx += kThreads) {
       const int r = idx / kc, c = (idx % kc) * 8;
-      copy8<T>(sK + r * ks + c, K + (j0 + r) * kStride + c, p.d - c, p.vec);
+      tile8<T>(sK + r * ks + c, K + (j0 + r) * kStride + c, p.d - c, p.vec);
     }
     for (int idx = tid; idx < n * vc; idx += kThreads) {
       const int r = idx / vc, c = (idx % vc) * 8;
-      copy8<T>(sV + r * vs + c, V + (j0 + r) * vStride + c, p.dv - c, p.vec);
+      tile8<T>(sV + r * vs + c, V + (j0 + r) * vStride + c, p.dv - c, p.vec);
     }
+    cp_async_commit();
+    cp_async_wait<0>();
     __syncthreads();
     // Scores: a thread owns one key and every kQLanes-th query vector (a warp shares its query: broadcasts).
     float s[kQPer];
