@@ -95,6 +95,24 @@ for (const dtype of ['f32', 'bf16'] as const)
       });
   });
 
+test('scatterRows: 40 rows (two launches of destinations passed by value)', async () => {
+  const rows = 40;
+  const row = 2 * 16;
+  const cap = (i: number) => (i % 5) + 2;
+  const dsts = Array.from({ length: rows }, (_, i) => pair(values(cap(i) * row), [1, cap(i), 2, 16]));
+  const at = dsts.map((_, i) => (i * 7) % cap(i));
+  const [xg, xc] = pair(values(rows * row), [rows, row]);
+  ops.scatterRows(
+    xg,
+    dsts.map((d, i) => ({ dst: d[0], at: at[i] })),
+  );
+  ops.scatterRows(
+    xc,
+    dsts.map((d, i) => ({ dst: d[1], at: at[i] })),
+  );
+  for (const [g, c] of dsts) await assertParity(g, c, 0, 'scatterRows');
+});
+
 for (const dtype of ['f32', 'bf16'] as const)
   describe(`fused one-token step on the GPU = separate projections on the CPU (${dtype})`, () => {
     const tol = dtype === 'f32' ? 1e-4 : 3e-2;
