@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The decode step on the GPU (issue 21): about 6 minutes, from the repository root, results in $OUT/decode/:
+# The decode step on the GPU (issue 21): about 6 minutes, from the repository root (alone with OUT set, or as
+# `bash bench/gpu/job.sh decode`), results in $OUT/decode/:
 #   build_native.txt             the addon build (cached objects are reused)
 #   test_cuda_decode.txt         test-cuda/decode.test.ts, batch.test.ts, models.test.ts (attention_rows
 #                                planning, fused one-token step, batched kernels and model steps vs the CPU
@@ -16,12 +17,13 @@ T0=$SECONDS
 step() { echo "[$((SECONDS - T0)) s] $*"; }
 
 step "build the addon"
-timeout 240 npm run build:native >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
+# node directly: the GPU kit has no npm (bench/gpu/job.sh).
+timeout 240 node scripts/build-native.mjs >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
 
 step "test-cuda: decode, batch, models"
 timeout 180 node scripts/test-cuda.mjs test-cuda/decode test-cuda/batch test-cuda/models \
   >"$OUT/test_cuda_decode.txt" 2>&1
-echo "rc=$?"; grep -E '^ℹ (tests|pass|fail)|✖|^not ok' "$OUT/test_cuda_decode.txt" | head -20
+echo "rc=$?"; grep -E '^(# |ℹ )(tests|pass|fail)|✖|not ok|NOT RUN' "$OUT/test_cuda_decode.txt" | head -12
 
 step "attentionRows micro-benchmark"
 timeout 90 node --import tsx bench/attention_rows.ts --out "$OUT" >"$OUT/attention_rows.txt" 2>&1
