@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "attention_mass.h"
 #include "blas.h"
 #include "kernels.h"
 
@@ -471,6 +472,18 @@ LS_FN(attention_) {
 }
 #endif
 
+LS_FN(attentionMass_) {
+  // attentionMass(out, scores, stats, q, k, et, desc)
+  LS_BODY({
+    const AttentionMassDims d{static_cast<int>(a.field(6, "skv")),  static_cast<int>(a.field(6, "kvLength")),
+                              static_cast<int>(a.field(6, "hq")),   static_cast<int>(a.field(6, "hkv")),
+                              static_cast<int>(a.field(6, "d")),    static_cast<int>(a.field(6, "from")),
+                              static_cast<int>(a.field(6, "to")),   static_cast<float>(a.field(6, "scale"))};
+    attention_mass(static_cast<float *>(a.ptr(0)), static_cast<float *>(a.ptr(1)), static_cast<float *>(a.ptr(2)),
+                   a.ptr(3), a.ptr(4), d, dt_of(a.et(5)), dev().stream);
+  });
+}
+
 #ifdef LS_HAVE_SSD
 SsdDims ssd_dims(const Args &a, size_t i) {
   return {static_cast<int>(a.field(i, "batch")),   static_cast<int>(a.field(i, "len")),
@@ -601,7 +614,7 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
       LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding),
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
-      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
+      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),     LS_EXPORT_AS(attentionMass),
 #ifdef LS_HAVE_ATTENTION
       LS_EXPORT_AS(attention),
 #endif

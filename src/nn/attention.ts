@@ -109,10 +109,10 @@ export class SelfAttention implements Disposable {
       } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
-        inputs.probe?.record(q, kv.k, kv.v, kv.kvLength);
+        inputs.probe?.record(q, kv.k, kv.kvLength);
         out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;
       } else {
-        inputs.probe?.record(q, k, v);
+        inputs.probe?.record(q, k);
         out = ops.attention(q, k, v, { causal }).out;
       }
       return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));

@@ -62,7 +62,7 @@ export class CrossAttention implements Disposable {
       const seq = x.shape[0];
       let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
       if (rope) q = ops.rotary(q, rope.cos, rope.sin);
-      if ('k' in kv) probe?.record(q, kv.k, kv.v);
+      if ('k' in kv) probe?.record(q, kv.k);
       const out =
         'k' in kv
           ? ops.attention(q, kv.k, kv.v).out

@@ -1,9 +1,9 @@
 // Standalone harness for the attention / SSD / conv1d / norm kernels (runs only on a GPU machine):
-//   kernels_test test [family]   correctness against float64 CPU loops (all families, or attention / ssd /
-//                                conv1d / norm / decode); exit code 1 on any failure
+//   kernels_test test [family]   correctness against float64 CPU loops (all families, or attention / mass /
+//                                ssd / conv1d / norm / decode); exit code 1 on any failure
 //   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
 // Build: nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda native/cuda/test/kernels_test.cu
-//        native/cuda/{attention,attention_sm90,ssd,conv1d,norm,elementwise,decode}.cu -o kernels_test
+//        native/cuda/{attention,attention_mass,attention_sm90,ssd,conv1d,norm,elementwise,decode}.cu -o kernels_test
 // (sm_90a: the wgmma kernel of attention_sm90.cu exists only for the arch-specific target; with -arch=sm_80
 // it compiles to a stub and attention keeps to flash_fwd.)
 #include <cuda_bf16.h>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_mass.h"
 #include "attention_sm90.h"
 #include "conv1d.h"
 #include "decode.h"
@@ -195,6 +196,43 @@ void run_attention_case(const AttnCase &c) {
   attn_reference(c, q, k, v, mask, ro, rw);
   report("attention " + c.name, c.dt, rel_err(dout.read(c.dt, ro.size()), ro));
   if (c.weights) report("attention " + c.name + " weights", c.dt, rel_err(dw.read(DT::F32, nw), rw));
+}
+
+// ---- attention mass (the relevance probe) --------------------------------------------------------------
+
+/** attention_mass against float64: Σ_h softmax_j(scale · q_h · k_j) over the first kvLength keys, j in [from, to). */
+void run_mass_case(const std::string &name, DT dt, int skv, int kvLength, int hq, int hkv, int d, int from, int to) {
+  auto q = random_vec(static_cast<size_t>(hq) * d, -1.5f, 1.5f);
+  auto k = random_vec(static_cast<size_t>(skv) * hkv * d, -1.5f, 1.5f);
+  Dev dq(q, dt), dk(k, dt);
+  Dev dout(static_cast<size_t>(to - from) * 4), dscores(static_cast<size_t>(hq) * kvLength * 4),
+      dstats(static_cast<size_t>(hq) * 8);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const AttentionMassDims a{skv, kvLength, hq, hkv, d, from, to, static_cast<float>(scale)};
+  attention_mass(dout.as<float>(), dscores.as<float>(), dstats.as<float>(), dq.ptr, dk.ptr, a, dt, nullptr);
+  LS_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ref(to - from, 0.0), s(kvLength);
+  for (int h = 0; h < hq; ++h) {
+    const int hk = h / (hq / hkv);
+    double m = -INFINITY, l = 0;
+    for (int j = 0; j < kvLength; ++j) {
+      double dot = 0;
+      for (int e = 0; e < d; ++e) dot += static_cast<double>(q[h * d + e]) * k[(static_cast<size_t>(j) * hkv + hk) * d + e];
+      s[j] = dot * scale;
+      m = std::max(m, s[j]);
+    }
+    for (int j = 0; j < kvLength; ++j) l += std::exp(s[j] - m);
+    for (int j = from; j < to; ++j) ref[j - from] += std::exp(s[j] - m) / l;
+  }
+  report("attention mass " + name, dt, rel_err(dout.read(DT::F32, ref.size()), ref));
+}
+
+void test_mass() {
+  for (DT dt : {DT::F32, DT::BF16}) {
+    run_mass_case("GQA 28/4 d128, 300 keys", dt, 300, 300, 28, 4, 128, 0, 300);
+    run_mass_case("cache 517 of 640 keys, span 37..480, 12/2 d64", dt, 640, 517, 12, 2, 64, 37, 480);
+    run_mass_case("MHA 6/6 d80, 301 keys, span 5..299", dt, 301, 301, 6, 6, 80, 5, 299);
+  }
 }
 
 /** Whether the bf16 prefill cases run the wgmma kernel here (sm_90 device, sm_90a image, enabled). */
@@ -766,9 +804,10 @@ int main(int argc, char **argv) {
       bench(argc > 2 && std::strcmp(argv[2], "-") != 0 ? argv[2] : nullptr);
       return 0;
     }
-    // `test [family]` runs one family (attention, ssd, conv1d, norm, decode) or all of them.
+    // `test [family]` runs one family (attention, mass, ssd, conv1d, norm, decode) or all of them.
     const std::string only = argc > 2 ? argv[2] : "";
     if (only.empty() || only == "attention") test_attention();
+    if (only.empty() || only == "mass") test_mass();
     if (only.empty() || only == "ssd") test_ssd();
     if (only.empty() || only == "conv1d") test_conv1d();
     if (only.empty() || only == "norm") test_norms();

@@ -3,7 +3,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
-import type { AttentionDesc, AttentionRowsDesc, MambaStepRowsDesc, SsdDesc } from '../../runtime/backend.js';
+import type {
+  AttentionDesc,
+  AttentionMassDesc,
+  AttentionRowsDesc,
+  MambaStepRowsDesc,
+  SsdDesc,
+} from '../../runtime/backend.js';
 import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
@@ -134,6 +140,16 @@ export interface CudaAddon {
     topK: number,
     topP: number,
     repetitionPenalty: number,
+  ): void;
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu); absent from addons built before it. */
+  attentionMass?(
+    out: Ptr,
+    scores: Ptr,
+    stats: Ptr,
+    q: Ptr,
+    k: Ptr,
+    dtype: number,
+    desc: AttentionMassDesc,
   ): void;
   /** Present once native/cuda/attention.cu is part of the build. */
   attention?(
