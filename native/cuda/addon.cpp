@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "attention_mass.h"
 #include "blas.h"
 #include "kernels.h"
 
@@ -471,6 +472,18 @@ LS_FN(attention_) {
 }
 #endif
 
+LS_FN(attentionMass_) {
+  // attentionMass(out, scores, stats, q, k, et, desc)
+  LS_BODY({
+    const AttentionMassDims d{static_cast<int>(a.field(6, "skv")),  static_cast<int>(a.field(6, "kvLength")),
+                              static_cast<int>(a.field(6, "hq")),   static_cast<int>(a.field(6, "hkv")),
+                              static_cast<int>(a.field(6, "d")),    static_cast<int>(a.field(6, "from")),
+                              static_cast<int>(a.field(6, "to")),   static_cast<float>(a.field(6, "scale"))};
+    attention_mass(static_cast<float *>(a.ptr(0)), static_cast<float *>(a.ptr(1)), static_cast<float *>(a.ptr(2)),
+                   a.ptr(3), a.ptr(4), d, dt_of(a.et(5)), dev().stream);
+  });
+}
+
 #ifdef LS_HAVE_SSD
 SsdDims ssd_dims(const Args &a, size_t i) {
   return {static_cast<int>(a.field(i, "batch")),   static_cast<int>(a.field(i, "len")),
@@ -527,8 +540,7 @@ const double *table(const Args &a, size_t i, size_t per, int *rows) {
 const void *addr(double v) { return reinterpret_cast<const void *>(static_cast<uintptr_t>(v)); }
 
 LS_FN(attentionRows_) {
-  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, maxLength, et,
-  //               desc)
+  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, et, desc)
   LS_BODY({
     int rows;
     const double *t = table(a, 2, 6, &rows);
@@ -538,15 +550,14 @@ LS_FN(attentionRows_) {
       kvs[i] = {addr(r[0]), addr(r[1]), static_cast<int>(r[2]), addr(r[3]), addr(r[4]), static_cast<int>(r[5])};
     }
     const AttentionRowsDims d{rows,
-                              static_cast<int>(a.field(5, "hq")),
-                              static_cast<int>(a.field(5, "hkv")),
-                              static_cast<int>(a.field(5, "d")),
-                              static_cast<int>(a.field(5, "dv")),
-                              static_cast<float>(a.field(5, "scale"))};
-    const int maxLength = static_cast<int>(a.i64(3));
-    const size_t wsBytes = attention_rows_workspace_bytes(d, maxLength);
+                              static_cast<int>(a.field(4, "hq")),
+                              static_cast<int>(a.field(4, "hkv")),
+                              static_cast<int>(a.field(4, "d")),
+                              static_cast<int>(a.field(4, "dv")),
+                              static_cast<float>(a.field(4, "scale"))};
+    const size_t wsBytes = attention_rows_workspace_bytes(d, kvs.data());
     Scratch ws(wsBytes);
-    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, maxLength, dt_of(a.et(4)), ws.p, wsBytes, dev().stream);
+    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, dt_of(a.et(3)), ws.p, wsBytes, dev().stream);
   });
 }
 LS_FN(scatterRows_) {
@@ -556,8 +567,7 @@ LS_FN(scatterRows_) {
     const double *t = table(a, 1, 1, &rows);
     std::vector<void *> dsts(rows);
     for (int i = 0; i < rows; i++) dsts[i] = const_cast<void *>(addr(t[i]));
-    Scratch ws(sizeof(void *) * std::max(rows, 1));
-    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), ws.p, dev().stream);
+    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), dev().stream);
   });
 }
 LS_FN(mambaStepRows_) {
@@ -604,7 +614,7 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
       LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding),
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
-      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
+      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),     LS_EXPORT_AS(attentionMass),
 #ifdef LS_HAVE_ATTENTION
       LS_EXPORT_AS(attention),
 #endif

@@ -57,4 +57,6 @@ export interface ChatEngine {
   chat(turns: ChatTurn[], opts?: ChatOptions): Answer;
   /** A video that grows (facade/live.ts); an engine without it serves no live sessions. */
   live?(opts?: LiveVideoOptions): LiveVideo;
+  /** False where `live` exists but this model refuses it (its family cannot grow an encoded video). */
+  readonly canWatch?: boolean;
 }

@@ -89,6 +89,11 @@ export class VideoLM implements ChatEngine, Disposable {
     return this.runner.info;
   }
 
+  /** Whether `live` works here: a video model whose family can grow an encoded video. */
+  get canWatch(): boolean {
+    return this.runner.live !== undefined && !this.info.textOnly;
+  }
+
   /**
    * Decodes the frames the family's policy (or `opts`) samples, at the size the family asks for, and hands
    * them to the model in batches; the handle answers any number of questions.

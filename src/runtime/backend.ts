@@ -157,6 +157,18 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
+/** One query position's softmax mass per key (ops.attentionMass): keys [from, to) of the first kvLength. */
+export interface AttentionMassDesc {
+  skv: number;
+  kvLength: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  from: number;
+  to: number;
+  scale: number;
+}
+
 /** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
 export interface AttentionRowsDesc {
   rows: number;
@@ -294,6 +306,19 @@ export interface Backend {
       prefix?: { k: Tensor; v: Tensor; length: number } | null;
     }[],
     desc: AttentionRowsDesc,
+  ): void;
+  /**
+   * Optional: out [to − from] (f32) = Σ_h softmax_j(scale · q_h · k_j) for one query position, q [hq, d],
+   * k [1, skv, hkv, d], with f32 scratch scores [hq, kvLength] and stats [hq, 2]. Without it, ops take the
+   * weights of `attention`.
+   */
+  attentionMass?(
+    out: Tensor,
+    scores: Tensor,
+    stats: Tensor,
+    q: Tensor,
+    k: Tensor,
+    desc: AttentionMassDesc,
   ): void;
   /** Optional: row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (rows of rowElems). */
   scatterRows?(x: Tensor, dsts: readonly { dst: Tensor; at: number }[], rowElems: number): void;

@@ -3,7 +3,15 @@
  * inputs' backend and calls the backend kernel. Model code uses only these functions, so it runs unchanged
  * on every backend.
  */
-import type { AttentionDesc, Backend, BinaryOp, ResidualAdd, SsdDesc, UnaryOp } from './backend.js';
+import type {
+  AttentionDesc,
+  AttentionMassDesc,
+  Backend,
+  BinaryOp,
+  ResidualAdd,
+  SsdDesc,
+  UnaryOp,
+} from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, fromF32, isFloat, type RawArray } from './dtype.js';
 import {
   axisOf,
@@ -595,6 +603,59 @@ export function attention(
   const weights = opts.returnWeights ? empty(q.backend, [batch, hq, sq, kvLength], 'f32') : null;
   q.backend.attention(out, q, k, v, mask, weights, desc);
   return { out, weights };
+}
+
+/**
+ * Where one query position looks (the relevance probe, nn/attention-probe.ts): its softmax mass per key over
+ * the first kvLength keys of k, summed over the query heads, for keys [from, to) → f32 [to − from]. q
+ * [1, 1, hq, d] (or [1, hq, d]), k [1, skv, hkv, d]. Backends with a kernel for it (CUDA) skip the
+ * attention output and spread the keys over the device; the others take the attention op's weights.
+ */
+export function attentionMass(
+  q: Tensor,
+  k: Tensor,
+  opts: { kvLength?: number; from?: number; to?: number; scale?: number } = {},
+): Tensor {
+  q.assertLive('attentionMass');
+  k.assertLive('attentionMass');
+  const hq = q.shape[q.rank - 2];
+  const d = q.shape[q.rank - 1];
+  const [kb, skv, hkv, kd] = k.shape;
+  const kvLength = opts.kvLength ?? skv;
+  const from = opts.from ?? 0;
+  const to = opts.to ?? kvLength;
+  if (q.size !== hq * d || k.rank !== 4 || kb !== 1 || kd !== d || q.dtype !== k.dtype || hq % hkv)
+    throw new ShapeError(
+      `attentionMass: q ${q.dtype} ${fmt(q.shape)} must be one position [1, 1, heads, ${kd}] of k's dtype and k ${k.dtype} ${fmt(k.shape)} [1, keys, kv heads, dim] with heads a multiple of kv heads`,
+    );
+  if (
+    !(
+      Number.isInteger(kvLength) &&
+      0 < kvLength &&
+      kvLength <= skv &&
+      0 <= from &&
+      from < to &&
+      to <= kvLength
+    )
+  )
+    throw new ShapeError(`attentionMass: keys [${from}, ${to}) of ${kvLength} valid (${skv} in k)`);
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const b = q.backend;
+  if (b.attentionMass) {
+    const desc: AttentionMassDesc = { skv, kvLength, hq, hkv, d, from, to, scale };
+    const out = empty(b, [to - from], 'f32');
+    using scores = empty(b, [hq, kvLength], 'f32');
+    using stats = empty(b, [hq, 2], 'f32');
+    b.attentionMass(out, scores, stats, q, k, desc);
+    return out;
+  }
+  using row = q.reshape([1, 1, hq, d]);
+  const { out, weights } = attention(row, k, k, { kvLength, scale, returnWeights: true });
+  out.dispose();
+  using w = weights!;
+  using perHead = w.reshape([hq, kvLength]);
+  using span = slice(perHead, 1, from, to);
+  return sum(span, 0);
 }
 
 /**

@@ -397,6 +397,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       queue,
       cache,
       uploads,
+      live: live.sessions,
       timeoutMs,
       // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
       leaseVideo: (ref, signal, progress) =>

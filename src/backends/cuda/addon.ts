@@ -3,7 +3,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
-import type { AttentionDesc, AttentionRowsDesc, MambaStepRowsDesc, SsdDesc } from '../../runtime/backend.js';
+import type {
+  AttentionDesc,
+  AttentionMassDesc,
+  AttentionRowsDesc,
+  MambaStepRowsDesc,
+  SsdDesc,
+} from '../../runtime/backend.js';
 import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
@@ -135,6 +141,16 @@ export interface CudaAddon {
     topP: number,
     repetitionPenalty: number,
   ): void;
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu); absent from addons built before it. */
+  attentionMass?(
+    out: Ptr,
+    scores: Ptr,
+    stats: Ptr,
+    q: Ptr,
+    k: Ptr,
+    dtype: number,
+    desc: AttentionMassDesc,
+  ): void;
   /** Present once native/cuda/attention.cu is part of the build. */
   attention?(
     out: Ptr,
@@ -179,14 +195,7 @@ export interface CudaAddon {
   /** Present once native/cuda/conv1d.cu is part of the build. */
   conv1d?(...args: unknown[]): void;
   /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
-  attentionRows?(
-    out: Ptr,
-    q: Ptr,
-    table: Float64Array,
-    maxLength: number,
-    dtype: number,
-    desc: AttentionRowsDesc,
-  ): void;
+  attentionRows?(out: Ptr, q: Ptr, table: Float64Array, dtype: number, desc: AttentionRowsDesc): void;
   scatterRows?(x: Ptr, dsts: Float64Array, rowBytes: number): void;
   /** states holds [conv, ssm] addresses per row. */
   mambaStepRows?(

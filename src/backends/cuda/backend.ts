@@ -60,13 +60,18 @@ export class CudaBackend implements Backend {
   readonly attentionRows?: Backend['attentionRows'];
   readonly scatterRows?: Backend['scatterRows'];
   readonly mambaStepRows?: Backend['mambaStepRows'];
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu). */
+  readonly attentionMass?: Backend['attentionMass'];
 
   constructor(
     private readonly addon: CudaAddon,
     /** What init reported: GPU name, compute capability, memory, the cuBLASLt library loaded. */
     readonly device: ReturnType<CudaAddon['init']>,
   ) {
-    const { attentionRows, scatterRows, mambaStepRows } = addon;
+    const { attentionRows, scatterRows, mambaStepRows, attentionMass } = addon;
+    if (attentionMass)
+      this.attentionMass = (out, scores, stats, q, k, d) =>
+        attentionMass(ptr(out), ptr(scores), ptr(stats), ptr(q), ptr(k), code(q), d);
     if (attentionRows)
       this.attentionRows = (out, q, kvs, d) =>
         attentionRows(
@@ -82,7 +87,6 @@ export class CudaBackend implements Backend {
               r.prefix?.length ?? 0,
             ]),
           ),
-          Math.max(...kvs.map((r) => r.length + (r.prefix?.length ?? 0))),
           code(q),
           d,
         );
