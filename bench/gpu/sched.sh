@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fair scheduling between a long prefill and running decodes (issue 21, chunked prefill), from the repository
-# root: about 3 minutes on an H100 once the addon is built (building it first adds about 90 s). The 7B
+# root (alone with OUT set, or as `bash bench/gpu/job.sh sched`): about 3 minutes on an H100 once the addon is
+# built (building it from nothing first adds about 90 s). The 7B
 # architectures of Vamba and Qwen2-VL with random bf16 weights behind the server on 127.0.0.1: 16 questions
 # decode about a 256-frame video, then a new 1024-frame video arrives and is encoded in pieces of
 # SCHED_PIECE video tokens (default 1024; 0: at once), one batched decode step between two pieces.
 # Prints a table; results in $OUT/sched/:
+#   build_native.txt                                the addon build
 #   serve_load_{vamba,qwen2vl}.json / .md / .log   per-token latency p50/p99 before and while the new video is
 #                                                   encoded (target: during ≤ 2× before), tokens decoded during
 #                                                   the encode, /metrics' encode progress scraped meanwhile
@@ -16,10 +18,9 @@ PIECE=${SCHED_PIECE:-1024}
 T0=$SECONDS
 step() { echo "[$((SECONDS - T0)) s] $*"; }
 
-if [ ! -f native/cuda/build/longshot_cuda.node ]; then
-  step "build the addon"
-  timeout 240 npm run build:native >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
-fi
+step "build the addon (cached objects are reused)"
+# node directly: the GPU kit has no npm (bench/gpu/job.sh).
+timeout 240 node scripts/build-native.mjs >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
 
 for arch in vamba qwen2vl; do
   step "$arch: a 1024-frame video arrives while 16 questions decode (pieces of $PIECE tokens)"
