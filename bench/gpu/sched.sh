@@ -24,8 +24,8 @@ timeout 240 node scripts/build-native.mjs >"$OUT/build_native.txt" 2>&1 || { tai
 
 for arch in vamba qwen2vl; do
   step "$arch: a 1024-frame video arrives while 16 questions decode (pieces of $PIECE tokens)"
-  timeout 110 node --import tsx bench/serve_load.ts --arch $arch --frames 256 --big-frames 1024 --interfere 16 \
-    --scenarios interfere --prefill-piece "$PIECE" --budget 90 --out "$OUT/serve_load_$arch" \
+  timeout 120 node --import tsx bench/serve_load.ts --arch $arch --frames 256 --big-frames 1024 --interfere 16 \
+    --scenarios interfere --prefill-piece "$PIECE" --budget 100 --out "$OUT/serve_load_$arch" \
     >"$OUT/serve_load_$arch.log" 2>&1
   echo "rc=$?"; grep -iE 'fail|error' "$OUT/serve_load_$arch.log" | grep -v '^ ' | head -5
 done
