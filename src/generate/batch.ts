@@ -57,6 +57,8 @@ export class DecodeBatcher {
   #scheduled = false;
   /** Callers of `nextStep` waiting for the step under way or the next one to end. */
   #turns: (() => void)[] = [];
+  /** A pause was woken: the next step waits a turn of the event loop, so I/O runs between piece and step. */
+  #yieldNext = false;
   readonly stats: BatchStats = { steps: 0, tokens: 0, members: 0 };
 
   /** A generation starts decoding (after its prefill). */
@@ -91,6 +93,7 @@ export class DecodeBatcher {
   }
 
   #wakeTurns(): void {
+    if (this.#turns.length) this.#yieldNext = true;
     for (const wake of this.#turns.splice(0)) wake();
   }
 
@@ -104,7 +107,7 @@ export class DecodeBatcher {
 
   #schedule(): void {
     if (this.#running || !this.#pending.length) return;
-    if (this.#pending.length >= this.#members) {
+    if (this.#pending.length >= this.#members && !this.#yieldNext) {
       this.#scheduled = false;
       queueMicrotask(() => void this.#flush());
     } else if (!this.#scheduled) {
@@ -117,6 +120,7 @@ export class DecodeBatcher {
 
   async #flush(): Promise<void> {
     this.#scheduled = false;
+    this.#yieldNext = false;
     if (this.#running || !this.#pending.length) return;
     this.#running = true;
     const batch = this.#pending.splice(0);

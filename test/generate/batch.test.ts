@@ -216,5 +216,24 @@ describe('batched decoding', () => {
     b.leave();
     await turn();
     assert.deepEqual(log.slice(4), ['turn', 'turn']);
+
+    // After a pause was woken, the next step waits a turn of the event loop (I/O runs between piece and step);
+    // otherwise a step whose members are all waiting runs at once.
+    const c = new DecodeBatcher();
+    c.join();
+    const order: string[] = [];
+    const stepAfter = async (pause: boolean) => {
+      const first = c.step(session, 1, greedy);
+      if (pause) await decodeTurn();
+      await first;
+      setImmediate(() => order.push('event loop'));
+      await c.step(session, 0, greedy);
+      order.push('step');
+      await new Promise((r) => setImmediate(r));
+    };
+    await stepAfter(false);
+    await stepAfter(true);
+    c.leave();
+    assert.deepEqual(order, ['step', 'event loop', 'event loop', 'step']);
   });
 });
