@@ -548,8 +548,7 @@ const double *table(const Args &a, size_t i, size_t per, int *rows) {
 const void *addr(double v) { return reinterpret_cast<const void *>(static_cast<uintptr_t>(v)); }
 
 LS_FN(attentionRows_) {
-  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, maxLength, et,
-  //               desc)
+  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, et, desc)
   LS_BODY({
     int rows;
     const double *t = table(a, 2, 6, &rows);
@@ -559,15 +558,14 @@ LS_FN(attentionRows_) {
       kvs[i] = {addr(r[0]), addr(r[1]), static_cast<int>(r[2]), addr(r[3]), addr(r[4]), static_cast<int>(r[5])};
     }
     const AttentionRowsDims d{rows,
-                              static_cast<int>(a.field(5, "hq")),
-                              static_cast<int>(a.field(5, "hkv")),
-                              static_cast<int>(a.field(5, "d")),
-                              static_cast<int>(a.field(5, "dv")),
-                              static_cast<float>(a.field(5, "scale"))};
-    const int maxLength = static_cast<int>(a.i64(3));
-    const size_t wsBytes = attention_rows_workspace_bytes(d, maxLength);
+                              static_cast<int>(a.field(4, "hq")),
+                              static_cast<int>(a.field(4, "hkv")),
+                              static_cast<int>(a.field(4, "d")),
+                              static_cast<int>(a.field(4, "dv")),
+                              static_cast<float>(a.field(4, "scale"))};
+    const size_t wsBytes = attention_rows_workspace_bytes(d, kvs.data());
     Scratch ws(wsBytes);
-    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, maxLength, dt_of(a.et(4)), ws.p, wsBytes, dev().stream);
+    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, dt_of(a.et(3)), ws.p, wsBytes, dev().stream);
   });
 }
 LS_FN(scatterRows_) {
@@ -577,8 +575,7 @@ LS_FN(scatterRows_) {
     const double *t = table(a, 1, 1, &rows);
     std::vector<void *> dsts(rows);
     for (int i = 0; i < rows; i++) dsts[i] = const_cast<void *>(addr(t[i]));
-    Scratch ws(sizeof(void *) * std::max(rows, 1));
-    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), ws.p, dev().stream);
+    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), dev().stream);
   });
 }
 LS_FN(mambaStepRows_) {

@@ -33,8 +33,7 @@ export class CrossAttention implements Disposable {
   static specs = (prefix: string, c: SelfAttentionConfig): ParamSpec[] => SelfAttention.specs(prefix, c);
 
   static load(p: ParamStore, prefix: string, c: SelfAttentionConfig): CrossAttention {
-    const s = SelfAttention.load(p, prefix, c);
-    return new CrossAttention(c, s.q_proj, s.k_proj, s.v_proj, s.o_proj);
+    return new CrossAttention(c, ...SelfAttention.projections(p, prefix, c));
   }
 
   /**

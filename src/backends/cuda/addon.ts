@@ -207,14 +207,7 @@ export interface CudaAddon {
   /** Present once native/cuda/conv1d.cu is part of the build. */
   conv1d?(...args: unknown[]): void;
   /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
-  attentionRows?(
-    out: Ptr,
-    q: Ptr,
-    table: Float64Array,
-    maxLength: number,
-    dtype: number,
-    desc: AttentionRowsDesc,
-  ): void;
+  attentionRows?(out: Ptr, q: Ptr, table: Float64Array, dtype: number, desc: AttentionRowsDesc): void;
   scatterRows?(x: Ptr, dsts: Float64Array, rowBytes: number): void;
   /** states holds [conv, ssm] addresses per row. */
   mambaStepRows?(

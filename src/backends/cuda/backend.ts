@@ -91,7 +91,6 @@ export class CudaBackend implements Backend {
               r.prefix?.length ?? 0,
             ]),
           ),
-          Math.max(...kvs.map((r) => r.length + (r.prefix?.length ?? 0))),
           code(q),
           d,
         );
