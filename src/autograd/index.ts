@@ -15,6 +15,7 @@ import { recordCheckpoint } from './checkpoint.js';
 import { AutogradError } from './rule.js';
 import { Tape } from './tape.js';
 
+export { useBackwardKernels } from './grads/composite.js';
 export { AutogradError, coveredOps, type GradContext, type Rule, registerRule } from './rule.js';
 
 const parameters = new WeakSet<Tensor>();

@@ -1,5 +1,6 @@
 /** Gradient checks of matmul/linear, the views and layout ops, reductions, softmax and embedding. */
 import { describe, it } from 'node:test';
+import { useBackwardKernels } from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import { cpu, gradCheck } from './gradcheck.js';
 import * as ref from './reference.js';
@@ -137,12 +138,18 @@ describe('autograd: reductions and softmax', () => {
 });
 
 describe('autograd: embedding', () => {
-  it('repeated and scattered ids add their rows', () => {
-    const ids = [4, 0, 4, 2, 6, 5, 4];
-    return gradCheck({
-      inputs: [{ shape: [7, 5] }],
-      run: ([t]) => ops.embedding(t, ops.tensor(cpu, Int32Array.from(ids), [7], 'i32')),
-      ref: ([t]) => ref.embedding(t, 5, ids),
+  const ids = [4, 0, 4, 2, 6, 5, 4];
+  for (const kernel of [true, false])
+    it(`repeated and scattered ids add their rows (${kernel ? 'scatter-add kernel' : 'host-indexed fallback'})`, async () => {
+      useBackwardKernels(kernel);
+      try {
+        await gradCheck({
+          inputs: [{ shape: [7, 5] }],
+          run: ([t]) => ops.embedding(t, ops.tensor(cpu, Int32Array.from(ids), [7], 'i32')),
+          ref: ([t]) => ref.embedding(t, 5, ids),
+        });
+      } finally {
+        useBackwardKernels(true);
+      }
     });
-  });
 });

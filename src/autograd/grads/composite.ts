@@ -7,7 +7,7 @@
 import { setRecorder } from '../../runtime/grad-hook.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { registerRule } from '../rule.js';
+import { type GradContext, registerRule } from '../rule.js';
 import { Tape } from '../tape.js';
 
 export type Decomposition<A> = (inputs: readonly (Tensor | null)[], attrs: A) => Tensor[];
@@ -42,9 +42,30 @@ export function replayGrads<A>(
   );
 }
 
-export function registerComposite<A>(op: string, decompose: Decomposition<A>): void {
+let kernelsOn = true;
+
+/** Whether rules use the backends' backward kernels where they exist (true) or always their composites. */
+export function useBackwardKernels(on: boolean): void {
+  kernelsOn = on;
+}
+export const kernelsEnabled = (): boolean => kernelsOn;
+
+/**
+ * A fused op's rule: `kernel` (a dedicated backward kernel; it returns null where the backend lacks it or the
+ * case is outside it) else the composite through `decompose`. Saves all inputs and the outputs in `outputs`.
+ */
+export function registerComposite<A>(
+  op: string,
+  decompose: Decomposition<A>,
+  kernel?: {
+    outputs: readonly number[];
+    grads: (ctx: GradContext<A>, grads: readonly (Tensor | null)[]) => readonly (Tensor | null)[] | null;
+  },
+): void {
   registerRule<A>(op, {
-    save: () => ({ inputs: 'all' }),
-    backward: ({ attrs, inputs, needs }, grads) => replayGrads(decompose, inputs, attrs, needs, grads),
+    save: () => ({ inputs: 'all', outputs: kernel?.outputs ?? [] }),
+    backward: (ctx, grads) =>
+      (kernelsOn && kernel?.grads(ctx, grads)) ||
+      replayGrads(decompose, ctx.inputs, ctx.attrs, ctx.needs, grads),
   });
 }

@@ -1,11 +1,14 @@
 /**
- * Embedding lookup: the table's gradient adds row i of g into row ids[i]. Without a scatter-add kernel this
- * reads the ids on the host, sums the rows of each distinct id with one matmul against a host-built
- * [distinct, n] indicator, and writes those sums into a zero table by runs of consecutive ids.
+ * Embedding lookup: the table's gradient adds row i of g into row ids[i] (the backend's scatter-add kernel,
+ * embeddingBackward). Without one this reads the ids on the host, sums the rows of each distinct id with one
+ * matmul against a host-built [distinct, n] indicator, and writes those sums into a zero table by runs of
+ * consecutive ids.
  */
+import * as gradOps from '../../runtime/grad-ops.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { AutogradError, registerRule } from '../rule.js';
+import { kernelsEnabled } from './composite.js';
 
 function readIds(ids: Tensor): Int32Array {
   const read = ids.backend.downloadSync;
@@ -36,5 +39,9 @@ export function scatterAddRows(g: Tensor, ids: Tensor, vocab: number): Tensor {
 
 registerRule('embedding', {
   save: () => ({ inputs: [1] }),
-  backward: ({ inputs, shapes }, [g]) => [scatterAddRows(g!, inputs[1]!, shapes[0]![0]), null],
+  backward: ({ inputs, shapes }, [g]) => {
+    const [ids, vocab] = [inputs[1]!, shapes[0]![0]];
+    const kernel = kernelsEnabled() && g!.backend.embeddingBackward;
+    return [kernel ? gradOps.embeddingBackward(g!, ids, vocab) : scatterAddRows(g!, ids, vocab), null];
+  },
 });
