@@ -8,7 +8,7 @@ import { bumpVersion, type Recorder, setRecorder, versionOf } from '../runtime/g
 import * as ops from '../runtime/ops.js';
 import { keep, tidy } from '../runtime/scope.js';
 import { fmt, type Shape, sameShape } from '../runtime/shape.js';
-import { Tensor } from '../runtime/tensor.js';
+import { type Buffer, Tensor } from '../runtime/tensor.js';
 import { AutogradError, type GradContext, type Rule, ruleOf } from './rule.js';
 
 /** One version of a tracked tensor (an in-place write makes a new one); holds its gradient while backward runs. */
@@ -42,9 +42,41 @@ export class Tape implements Recorder {
   /** @param revive disposed tensors that may still be read (their buffers are held by a checkpoint). */
   constructor(readonly revive: ReadonlySet<Tensor> = new Set()) {}
 
+  /** Leaves by buffer: a view of a leaf made before recording (a weight split at load) is found through it. */
+  readonly #leaves = new Map<Buffer, Tensor[]>();
+
   /** Makes `t` a leaf whose gradient `backward` can return. */
   track(t: Tensor): void {
-    if (!this.#vars.has(t)) this.#vars.set(t, new Var());
+    if (this.#vars.has(t)) return;
+    this.#vars.set(t, new Var());
+    const same = this.#leaves.get(t.buffer);
+    if (same) same.push(t);
+    else this.#leaves.set(t.buffer, [t]);
+  }
+
+  /**
+   * The Var of an input: its own, or, for an untracked view (made before recording) of a tracked leaf's
+   * memory, a new one fed by a 'leafView' node that routes its gradient into the leaf's element range.
+   */
+  #varOf(t: Tensor): Var | null {
+    const v = this.#vars.get(t);
+    if (v || !this.#leaves.size) return v ?? null;
+    const leaf = this.#leaves
+      .get(t.buffer)
+      ?.find((p) => t.offset >= p.offset && t.offset + t.size <= p.offset + p.size && t.dtype === p.dtype);
+    if (!leaf) return null;
+    const view = new Var();
+    this.#vars.set(t, view);
+    this.#push(
+      'leafView',
+      this.#rule('leafView'),
+      { start: t.offset - leaf.offset },
+      [leaf],
+      [this.#vars.get(leaf)!],
+      [t],
+      [view],
+    );
+    return view;
   }
 
   tracks(t: Tensor): boolean {
@@ -56,7 +88,7 @@ export class Tape implements Recorder {
   }
 
   record(op: string, inputs: readonly (Tensor | null)[], outputs: readonly Tensor[], attrs: object): void {
-    const vars = inputs.map((t) => (t ? (this.#vars.get(t) ?? null) : null));
+    const vars = inputs.map((t) => (t ? this.#varOf(t) : null));
     if (vars.every((v) => v === null)) return;
     const rule = this.#rule(op);
     const outVars = outputs.map((t) => {
@@ -70,8 +102,8 @@ export class Tape implements Recorder {
 
   recordInPlace(op: string, dst: Tensor, inputs: readonly (Tensor | null)[], attrs: object): void {
     bumpVersion(dst.buffer);
-    const old = this.#vars.get(dst) ?? null;
-    const vars = inputs.map((t) => (t ? (this.#vars.get(t) ?? null) : null));
+    const old = this.#varOf(dst);
+    const vars = inputs.map((t) => (t ? this.#varOf(t) : null));
     if (old === null && vars.every((v) => v === null)) return;
     const rule = this.#rule(op);
     const v = new Var();

@@ -53,3 +53,11 @@ registerRule<{ axis: number; start: number }>('writeSlice', {
     return [gDst, gx];
   },
 });
+
+/** A view of a leaf's elements [start, start + size) made before recording (see Tape): the leaf gets them. */
+registerRule<{ start: number }>('leafView', {
+  backward: ({ shapes, attrs }, [g]) => {
+    const size = shapes[0]!.reduce((a, b) => a * b, 1);
+    return [padInto(g!.reshape([1, -1]), [1, size], 1, attrs.start).reshape(shapes[0]!)];
+  },
+});
