@@ -11,29 +11,32 @@ import { valueAndGrad } from '../../src/autograd/index.js';
 import { parseNemotronHConfig } from '../../src/models/nemotron_h/config.js';
 import { NemotronHForCausalLM } from '../../src/models/nemotron_h/model.js';
 import { nemotronHSpecs } from '../../src/models/nemotron_h/weights.js';
+import { Vamba } from '../../src/models/vamba/model.js';
 import { ParamStore } from '../../src/nn/params.js';
 import * as ops from '../../src/runtime/ops.js';
 import { isTensor, tidy } from '../../src/runtime/scope.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { rng } from '../helpers.js';
 import { randomWeights } from '../models/nemotron-h-reference.js';
+import { readReference, VAMBA_FIXTURES } from '../models/vamba-fixtures.js';
 import { cpu } from './gradcheck.js';
 
-/** Every float tensor reachable from a model object (its parameters and anything derived from them at load). */
-export function tensorsOf(root: unknown): Tensor[] {
-  const out = new Set<Tensor>();
+/** Every float tensor reachable from a model object, by its path (parameters and what was derived at load). */
+export function tensorsOf(root: unknown): Map<Tensor, string> {
+  const out = new Map<Tensor, string>();
   const seen = new Set<unknown>();
-  const walk = (v: unknown) => {
+  const walk = (v: unknown, path: string) => {
     if (v === null || typeof v !== 'object' || seen.has(v)) return;
     seen.add(v);
     if (isTensor(v)) {
-      if (!v.disposed && v.dtype !== 'i32' && v.dtype !== 'u8') out.add(v);
+      if (!v.disposed && v.dtype !== 'i32' && v.dtype !== 'u8') out.set(v, path);
       return;
     }
-    for (const x of Array.isArray(v) ? v : v instanceof Map ? [...v.values()] : Object.values(v)) walk(x);
+    const entries = v instanceof Map ? [...v.entries()] : Object.entries(v);
+    for (const [k, x] of entries) walk(x, path ? `${path}.${k}` : String(k));
   };
-  walk(root);
-  return [...out];
+  walk(root, '');
+  return out;
 }
 
 /** Σ logits·R for a fixed random R: a scalar that depends on every logit. */
@@ -128,5 +131,43 @@ describe('autograd on a tiny Nemotron-H', () => {
     const again = await tidy(() => score(model.forward(ids), R)).item();
     assert.equal(again, plain, 'inference after training is unchanged');
     R.dispose();
+  });
+});
+
+describe('autograd on the tiny Vamba fixture (vision tower, video layers, text layers)', () => {
+  it('every parameter gets a finite gradient through video encoding and the text forward', async () => {
+    const dir = join(VAMBA_FIXTURES, 'tiny-a');
+    const model = await Vamba.load(dir, { backend: cpu });
+    // The parameters: every tensor the model holds but the views of a larger one (weights split at load).
+    const found = tensorsOf(model);
+    const all = [...found.keys()];
+    const params = all.filter((t) => !all.some((p) => p.buffer === t.buffer && p.size > t.size));
+    const ref = await readReference('tiny-a');
+    const ms = model.config.vision.spatial_merge_size;
+    const grid = [ref.grid[0], ref.grid[1] / ms, ref.grid[2] / ms] as const;
+    const ids = ref.inputIds;
+    const R = projection(ids.length, ref.vocab);
+    const forward = () => {
+      const kvs = model.lm.encodeVideo(model.embedVideo(ref.pixelValues, ref.grid), grid, { chunkLen: 3 });
+      using cache = model.lm.newCache();
+      const loss = score(model.lm.forward(ids, kvs, cache), R);
+      for (const kv of kvs) for (const t of Object.values(kv)) if (isTensor(t)) t.dispose();
+      return loss;
+    };
+    const plain = await tidy(forward).item();
+    const before = cpu.memory().current;
+    const { value, grads } = valueAndGrad(forward, params);
+    assert.ok(Math.abs(value - plain) <= 1e-6 * Math.abs(plain), `${value} vs ${plain}`);
+    // The last layer's video Mamba block does not run (nothing reads its video update): its gradient is zero.
+    const idle = `lm.layers.${model.config.text.num_hidden_layers - 1}.vision_mixer.`;
+    await assertFiniteGrads(
+      grads,
+      params.map((p) => found.get(p)!),
+      (name) => !name.startsWith(idle),
+    );
+    assert.equal(cpu.memory().current, before, 'the tape released everything');
+    assert.equal(await tidy(forward).item(), plain, 'inference after training is unchanged');
+    R.dispose();
+    model[Symbol.dispose]();
   });
 });
