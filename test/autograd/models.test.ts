@@ -20,24 +20,7 @@ import { rng } from '../helpers.js';
 import { randomWeights } from '../models/nemotron-h-reference.js';
 import { readReference, VAMBA_FIXTURES } from '../models/vamba-fixtures.js';
 import { cpu } from './gradcheck.js';
-
-/** Every float tensor reachable from a model object, by its path (parameters and what was derived at load). */
-export function tensorsOf(root: unknown): Map<Tensor, string> {
-  const out = new Map<Tensor, string>();
-  const seen = new Set<unknown>();
-  const walk = (v: unknown, path: string) => {
-    if (v === null || typeof v !== 'object' || seen.has(v)) return;
-    seen.add(v);
-    if (isTensor(v)) {
-      if (!v.disposed && v.dtype !== 'i32' && v.dtype !== 'u8') out.set(v, path);
-      return;
-    }
-    const entries = v instanceof Map ? [...v.entries()] : Object.entries(v);
-    for (const [k, x] of entries) walk(x, path ? `${path}.${k}` : String(k));
-  };
-  walk(root, '');
-  return out;
-}
+import { parametersOf } from './params.js';
 
 /** Σ logits·R for a fixed random R: a scalar that depends on every logit. */
 function projection(rows: number, vocab: number): Tensor {
@@ -86,7 +69,7 @@ describe('autograd on a tiny Nemotron-H', () => {
   });
   const specs = nemotronHSpecs(config);
   const weights = randomWeights(specs, rng(5));
-  const named = specs.map((s) => [s.name, ops.tensor(cpu, weights.get(s.name)!, s.shape)] as const);
+  const named = specs.map((s): [string, Tensor] => [s.name, ops.tensor(cpu, weights.get(s.name)!, s.shape)]);
   const model = NemotronHForCausalLM.fromParams(config, new ParamStore(named));
   const ids = [1, 7, 3, 30, 12, 9, 4, 21, 5];
 
@@ -139,9 +122,7 @@ describe('autograd on the tiny Vamba fixture (vision tower, video layers, text l
     const dir = join(VAMBA_FIXTURES, 'tiny-a');
     const model = await Vamba.load(dir, { backend: cpu });
     // The parameters: every tensor the model holds but the views of a larger one (weights split at load).
-    const found = tensorsOf(model);
-    const all = [...found.keys()];
-    const params = all.filter((t) => !all.some((p) => p.buffer === t.buffer && p.size > t.size));
+    const { params, names } = parametersOf(model);
     const ref = await readReference('tiny-a');
     const ms = model.config.vision.spatial_merge_size;
     const grid = [ref.grid[0], ref.grid[1] / ms, ref.grid[2] / ms] as const;
@@ -160,11 +141,7 @@ describe('autograd on the tiny Vamba fixture (vision tower, video layers, text l
     assert.ok(Math.abs(value - plain) <= 1e-6 * Math.abs(plain), `${value} vs ${plain}`);
     // The last layer's video Mamba block does not run (nothing reads its video update): its gradient is zero.
     const idle = `lm.layers.${model.config.text.num_hidden_layers - 1}.vision_mixer.`;
-    await assertFiniteGrads(
-      grads,
-      params.map((p) => found.get(p)!),
-      (name) => !name.startsWith(idle),
-    );
+    await assertFiniteGrads(grads, names, (name) => !name.startsWith(idle));
     assert.equal(cpu.memory().current, before, 'the tape released everything');
     assert.equal(await tidy(forward).item(), plain, 'inference after training is unchanged');
     R.dispose();
