@@ -10,10 +10,11 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import * as ops from '../src/runtime/ops.js';
 import { tidy } from '../src/runtime/scope.js';
 import type { Tensor } from '../src/runtime/tensor.js';
+import { seededUniform } from '../src/util/random.js';
 
 const be = cpuBackend();
-let seed = 1;
-const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+const uniform = seededUniform(1);
+const rand = () => uniform() * 2 - 1;
 const init = (shape: number[], s: number) =>
   ops.tensor(
     be,
