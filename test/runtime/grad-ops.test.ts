@@ -12,7 +12,7 @@ import { assertClose, randn, seeded } from '../helpers.js';
 import { checkGrads, dot } from './grad-check.js';
 
 const cpu = cpuBackend();
-const t = (v: Float32Array, shape: number[], dtype: 'f32' | 'bf16' = 'f32') =>
+const t = (v: Float32Array, shape: readonly number[], dtype: 'f32' | 'bf16' = 'f32') =>
   ops.tensor(cpu, v, shape, dtype);
 const f32 = async (x: Tensor | null) => (x ? Float32Array.from(await x.data()) : null);
 
