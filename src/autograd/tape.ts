@@ -95,9 +95,20 @@ export class Tape implements Recorder {
       if (!isFloatTensor(t)) return null;
       const v = new Var();
       this.#vars.set(t, v);
+      const base = inputs.find((x) => x?.buffer === t.buffer);
+      if (base) this.#alias(base, t);
       return v;
     });
     this.#push(op, rule, attrs, inputs, vars, outputs, outVars);
+  }
+
+  /** Tensors sharing memory (views made while recording): an in-place write through one changes the others. */
+  readonly #aliases = new Map<Buffer, Set<Tensor>>();
+
+  #alias(base: Tensor, view: Tensor): void {
+    const group = this.#aliases.get(base.buffer) ?? new Set([base]);
+    group.add(view);
+    this.#aliases.set(base.buffer, group);
   }
 
   recordInPlace(op: string, dst: Tensor, inputs: readonly (Tensor | null)[], attrs: object): void {
@@ -109,6 +120,17 @@ export class Tape implements Recorder {
     const v = new Var();
     this.#vars.set(dst, v);
     this.#push(op, rule, attrs, [dst, ...inputs], [old, ...vars], [], [v]);
+    // Views of the same memory that overlap dst now hold (part of) the new dst: each gets a new version too.
+    for (const t of this.#aliases.get(dst.buffer) ?? []) {
+      const lo = Math.max(t.offset, dst.offset);
+      const hi = Math.min(t.offset + t.size, dst.offset + dst.size);
+      if (t === dst || lo >= hi) continue;
+      const before = this.#vars.get(t) ?? null;
+      const after = new Var();
+      this.#vars.set(t, after);
+      const at = { viewStart: lo - t.offset, dstStart: lo - dst.offset, n: hi - lo };
+      this.#push('aliasWrite', this.#rule('aliasWrite'), at, [t, dst], [before, v], [], [after]);
+    }
   }
 
   #rule(op: string): Rule {
