@@ -4,12 +4,13 @@
  * order (a topological order from the loss), accumulating f32 gradients per tracked tensor version and
  * releasing each gradient and saved tensor as soon as it is consumed.
  */
-import { bumpVersion, type Recorder, setRecorder, versionOf } from '../runtime/grad-hook.js';
+import { type Recorder, setRecorder } from '../runtime/grad-hook.js';
 import * as ops from '../runtime/ops.js';
 import { keep, tidy } from '../runtime/scope.js';
 import { fmt, type Shape, sameShape } from '../runtime/shape.js';
 import { type Buffer, Tensor } from '../runtime/tensor.js';
 import { AutogradError, type GradContext, type Rule, ruleOf } from './rule.js';
+import { noteWrite, overwritten, writeCount } from './versions.js';
 
 /** One version of a tracked tensor (an in-place write makes a new one); holds its gradient while backward runs. */
 class Var {
@@ -18,8 +19,8 @@ class Var {
 
 interface Saved {
   view: Tensor;
+  /** Writes into its buffer before it was saved. */
   version: number;
-  source: Tensor;
 }
 
 interface Node {
@@ -112,7 +113,7 @@ export class Tape implements Recorder {
   }
 
   recordInPlace(op: string, dst: Tensor, inputs: readonly (Tensor | null)[], attrs: object): void {
-    bumpVersion(dst.buffer);
+    noteWrite(op, dst, inputs, attrs);
     const old = this.#varOf(dst);
     const vars = inputs.map((t) => (t ? this.#varOf(t) : null));
     if (old === null && vars.every((v) => v === null)) return;
@@ -226,7 +227,7 @@ export class Tape implements Recorder {
 /** A retained view of t's buffer that no scope disposes: it survives the model code's dispose/tidy. */
 function save(t: Tensor): Saved {
   const view = keep(new Tensor(t.buffer.retain(), t.dtype, t.shape, t.offset));
-  return { view, version: versionOf(t.buffer), source: t };
+  return { view, version: writeCount(t.buffer) };
 }
 
 function release(node: Node): void {
@@ -237,7 +238,7 @@ function release(node: Node): void {
 
 function readSaved(node: Node, s: Saved | null): Tensor | null {
   if (!s) return null;
-  if (versionOf(s.view.buffer) !== s.version)
+  if (overwritten(s.view, s.version))
     throw new AutogradError(
       `autograd: a tensor ${fmt(s.view.shape)} saved by '${node.op}' was overwritten in place (writeSlice/cache update) before backward; write into a fresh tensor instead`,
     );

@@ -96,6 +96,25 @@ describe('autograd engine', () => {
     x.dispose();
   });
 
+  it('accepts writes elsewhere in a saved tensor’s memory (a cache’s later rows)', async () => {
+    const x = T([1, 2, 3], [1, 3]);
+    const cache = ops.zeros(cpu, [4, 3]);
+    const { grads } = valueAndGrad(() => {
+      ops.writeSlice(cache, ops.exp(x), 0, 0);
+      const row = cache.narrow(0, 1);
+      const s = ops.sum(ops.sum(ops.mul(row, row), -1), -1); // mul saves the view of row 0
+      ops.writeSlice(cache, T([9, 9, 9], [1, 3]), 0, 1);
+      return s;
+    }, [x]);
+    assertClose(
+      await grads[0].toArray(),
+      [1, 2, 3].map((v) => 2 * Math.exp(2 * v)),
+      1e-6,
+      'grad',
+    );
+    for (const t of [x, cache, ...grads]) t.dispose();
+  });
+
   it('noGrad records nothing (the loss then depends on no parameter)', async () => {
     const x = T([1, 2], [2]);
     const { grads } = valueAndGrad(
