@@ -102,3 +102,26 @@ export function checkpoint<T extends Tensor>(fn: () => T): T {
   if (!(active instanceof Tape)) return fn();
   return recordCheckpoint(active, fn);
 }
+
+/**
+ * Checkpoints a method of each object (e.g. every decoder layer's `forward`) until the returned function is
+ * called: the method then runs through `checkpoint`, so only each layer's inputs are kept during the forward.
+ * The method must return a tensor and must not depend on state that changes after it ran (a KV cache it
+ * writes, say): backward replays it.
+ */
+export function checkpointEach<K extends string>(
+  objects: readonly { [k in K]: (...args: never[]) => Tensor }[],
+  method: K,
+): () => void {
+  const originals = objects.map((o) => o[method]);
+  objects.forEach((o, i) => {
+    const f = originals[i];
+    (o as Record<K, unknown>)[method] = (...args: never[]) => checkpoint(() => f.apply(o, args));
+  });
+  return () =>
+    objects.forEach((o, i) => {
+      // Own property set above: deleting it restores the prototype's method (or the original own one).
+      if (Object.getPrototypeOf(o)[method] === originals[i]) delete (o as Record<K, unknown>)[method];
+      else (o as Record<K, unknown>)[method] = originals[i];
+    });
+}

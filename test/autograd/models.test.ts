@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { valueAndGrad } from '../../src/autograd/index.js';
+import { checkpointEach, valueAndGrad } from '../../src/autograd/index.js';
 import { MambaMiaCompressor } from '../../src/models/mambamia/compressor.js';
 import { parseMambaMiaConfig } from '../../src/models/mambamia/config.js';
 import { parseNemotronHConfig } from '../../src/models/nemotron_h/config.js';
@@ -23,7 +23,7 @@ import type { Tensor } from '../../src/runtime/tensor.js';
 import { rng } from '../helpers.js';
 import { NaiveNemotronH, randomWeights } from '../models/nemotron-h-reference.js';
 import { readReference, VAMBA_FIXTURES } from '../models/vamba-fixtures.js';
-import { cpu } from './gradcheck.js';
+import { assertClose, cpu } from './gradcheck.js';
 import { parametersOf } from './params.js';
 
 /** Σ logits·R for a fixed random R: a scalar that depends on every logit. */
@@ -114,6 +114,14 @@ describe('autograd on a tiny Nemotron-H', () => {
         );
       }
     }
+    // Checkpointing every block gives the same gradients.
+    const restore = checkpointEach(model.backbone.layers, 'forward');
+    const ck = valueAndGrad(() => score(model.forward(ids), R), params);
+    restore();
+    assert.equal(ck.value, value);
+    for (const [i, g] of ck.grads.entries())
+      assertClose(await g.toArray(), await grads[i].toArray(), 1e-6, `checkpointed ${names[i]}`);
+    for (const g of ck.grads) g.dispose();
     await assertFiniteGrads(grads, names, () => true);
     assert.equal(cpu.memory().current, before, 'the tape released everything');
     const again = await tidy(() => score(model.forward(ids), R)).item();
