@@ -42,17 +42,8 @@ export function valueAndGrad(
   fn: () => Tensor,
   params: readonly Tensor[],
 ): { value: number; grads: Tensor[] } {
-  if (active)
-    throw new AutogradError(
-      'valueAndGrad: already recording (nested valueAndGrad, or inside a checkpoint); call it at the top level',
-    );
-  const tape = new Tape();
-  for (const p of params) {
-    requiresGrad(p);
-    tape.track(p);
-  }
+  const tape = startTape(params, 'valueAndGrad');
   let loss: Tensor;
-  setRecorder(tape);
   try {
     loss = tidy(fn);
   } catch (e) {
@@ -61,6 +52,47 @@ export function valueAndGrad(
   } finally {
     setRecorder(null);
   }
+  return finish(tape, loss, params);
+}
+
+/**
+ * valueAndGrad for a forward that awaits (host decisions between ops: ToMe's merge plan, TimeViper's token
+ * drops). The tape records everything until fn settles, so run no other tensor work meanwhile; fn frees its
+ * own temporaries (no `tidy` can span an await).
+ */
+export async function valueAndGradAsync(
+  fn: () => Promise<Tensor>,
+  params: readonly Tensor[],
+): Promise<{ value: number; grads: Tensor[] }> {
+  const tape = startTape(params, 'valueAndGradAsync');
+  let loss: Tensor;
+  try {
+    loss = await fn();
+  } catch (e) {
+    tape.dispose();
+    throw e;
+  } finally {
+    setRecorder(null);
+  }
+  return finish(tape, loss, params);
+}
+
+function startTape(params: readonly Tensor[], what: string): Tape {
+  if (active)
+    throw new AutogradError(
+      `${what}: already recording (nested valueAndGrad, or inside a checkpoint); call it at the top level`,
+    );
+  const tape = new Tape();
+  for (const p of params) {
+    requiresGrad(p);
+    tape.track(p);
+  }
+  setRecorder(tape);
+  return tape;
+}
+
+/** Reads the loss, backpropagates and frees the tape and the loss. */
+function finish(tape: Tape, loss: Tensor, params: readonly Tensor[]): { value: number; grads: Tensor[] } {
   try {
     if (loss.size !== 1 || loss.rank > 1)
       throw new AutogradError(`valueAndGrad: the loss must be a scalar ([] or [1]), got ${fmt(loss.shape)}`);

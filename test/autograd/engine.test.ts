@@ -1,7 +1,14 @@
 /** The tape itself: API contract, memory, errors, in-place writes, noGrad and activation checkpointing. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AutogradError, checkpoint, noGrad, requiresGrad, valueAndGrad } from '../../src/autograd/index.js';
+import {
+  AutogradError,
+  checkpoint,
+  noGrad,
+  requiresGrad,
+  valueAndGrad,
+  valueAndGradAsync,
+} from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import { tidy } from '../../src/runtime/scope.js';
 import { rng } from '../helpers.js';
@@ -113,6 +120,25 @@ describe('autograd engine', () => {
       'grad',
     );
     for (const t of [x, cache, ...grads]) t.dispose();
+  });
+
+  it('valueAndGradAsync records across awaits (a host decision between ops)', async () => {
+    const x = T([0.5, -2, 1.5], [3]);
+    const { value, grads } = await valueAndGradAsync(async () => {
+      const e = ops.mul(x, x);
+      const host = await e.toArray(); // e.g. which tokens to keep
+      const keep = host.indexOf(Math.max(...host));
+      const picked = ops.slice(e, 0, keep, keep + 1);
+      const loss = ops.sum(ops.mul(picked, x.narrow(keep, keep + 1)), -1);
+      e.dispose();
+      picked.dispose();
+      return loss;
+    }, [x]);
+    // loss = x₁³ at the largest square (x₁ = −2): −8, gradient 3·x₁² there.
+    assert.equal(value, -8);
+    assert.deepEqual(await grads[0].toArray(), [0, 12, 0]);
+    x.dispose();
+    grads[0].dispose();
   });
 
   it('noGrad records nothing (the loss then depends on no parameter)', async () => {
