@@ -1,17 +1,15 @@
 /**
- * Whole models under the tape: tiny random Nemotron-H (attention, Mamba-2 with groups, MLP) and the tiny Vamba
- * fixture (vision tower, video Mamba/cross-attention layers, text layers) run their training forward inside
- * valueAndGrad; every parameter gets a finite gradient (non-zero for the ones the loss depends on), the value
- * equals the plain forward's, memory is released and inference afterwards is unchanged. Nemotron-H's
+ * Whole models under the tape: a tiny random Nemotron-H (attention, Mamba-2 with groups, MLP) and the tiny
+ * Vamba fixture (vision tower, video Mamba/cross-attention layers, text layers) run their training forward
+ * inside valueAndGrad; every parameter gets a finite gradient (non-zero for the ones the loss depends on), the
+ * value equals the plain forward's, memory is released and inference afterwards is unchanged. Nemotron-H's
  * gradients are also checked, at random elements of every parameter, against central differences of the
- * independent float64 recurrence of test/models/nemotron-h-reference.ts.
+ * independent float64 recurrence of test/models/nemotron-h-reference.ts, and with every block checkpointed.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { checkpointEach, valueAndGrad } from '../../src/autograd/index.js';
-import { MambaMiaCompressor } from '../../src/models/mambamia/compressor.js';
-import { parseMambaMiaConfig } from '../../src/models/mambamia/config.js';
 import { parseNemotronHConfig } from '../../src/models/nemotron_h/config.js';
 import { NemotronHForCausalLM } from '../../src/models/nemotron_h/model.js';
 import { nemotronHSpecs } from '../../src/models/nemotron_h/weights.js';
@@ -24,31 +22,7 @@ import { rng } from '../helpers.js';
 import { NaiveNemotronH, randomWeights } from '../models/nemotron-h-reference.js';
 import { readReference, VAMBA_FIXTURES } from '../models/vamba-fixtures.js';
 import { assertClose, cpu } from './gradcheck.js';
-import { parametersOf } from './params.js';
-
-/** Σ logits·R for a fixed random R: a scalar that depends on every logit. */
-function projection(rows: number, vocab: number): Tensor {
-  const r = rng(11);
-  return ops.tensor(
-    cpu,
-    Float32Array.from({ length: rows * vocab }, () => r() * 2 - 1),
-    [rows, vocab],
-  );
-}
-const score = (logits: Tensor, R: Tensor) => ops.sum(ops.sum(ops.mul(logits, R), -1), -1);
-
-async function assertFiniteGrads(grads: Tensor[], names: string[], mustMove: (name: string) => boolean) {
-  for (const [i, g] of grads.entries()) {
-    const v = await g.toArray();
-    assert.ok(v.every(Number.isFinite), `${names[i]}: non-finite gradient`);
-    if (mustMove(names[i]))
-      assert.ok(
-        v.some((x) => x !== 0),
-        `${names[i]}: zero gradient`,
-      );
-    g.dispose();
-  }
-}
+import { assertFiniteGrads, parametersOf, projection, score } from './params.js';
 
 describe('autograd on a tiny Nemotron-H', () => {
   const config = parseNemotronHConfig({
@@ -160,88 +134,4 @@ describe('autograd on the tiny Vamba fixture (vision tower, video layers, text l
     R.dispose();
     model[Symbol.dispose]();
   });
-});
-
-describe('autograd on tiny MambaMia compressors (gated aggregation, bidirectional scans)', () => {
-  const base = {
-    input_size: 6,
-    output_size: 10,
-    hidden_size: 8,
-    num_hidden_layers: 2,
-    num_heads: 4,
-    head_dim: 4,
-    state_size: 4,
-    chunk_size: 5,
-    mambamia_chunk_size: 3,
-  };
-  const variants = {
-    'v04 (causal)': { version: 'v04' },
-    'v2, gated aggregation, concat': {
-      version: 'v2',
-      mambamia_gated_aggregation: true,
-      mambamia_bidirectional_combine: 'concat',
-    },
-  };
-  for (const [label, v] of Object.entries(variants))
-    it(`${label}: every parameter gets a finite, non-zero gradient that finite differences confirm`, async () => {
-      const c = parseMambaMiaConfig({ ...base, ...v });
-      const r = rng(21);
-      const named = MambaMiaCompressor.specs('', c).map((s): [string, Tensor] => {
-        const n = s.shape.reduce((a, b) => a * b, 1);
-        const [lo, hi] = /dt_bias/.test(s.name)
-          ? [-3, -1]
-          : /A_(b_)?log/.test(s.name)
-            ? [0, 2]
-            : /norm/.test(s.name)
-              ? [0.8, 1.2]
-              : [-0.5, 0.5];
-        return [
-          s.name,
-          ops.tensor(
-            cpu,
-            Float32Array.from({ length: n }, () => lo + (hi - lo) * r()),
-            s.shape,
-          ),
-        ];
-      });
-      using m = MambaMiaCompressor.load(new ParamStore(named), '', c);
-      const x = ops.tensor(
-        cpu,
-        Float32Array.from({ length: 3 * 6 * 6 }, () => r() * 2 - 1),
-        [3, 6, 6],
-      );
-      const rows = tidy(() => m.forward(x));
-      const R = projection(rows.shape[0], rows.shape[1]);
-      rows.dispose();
-      const loss = () => score(m.forward(x), R);
-      const { grads } = valueAndGrad(
-        loss,
-        named.map(([, t]) => t),
-      );
-      // Central differences of the f32 forward under a tape tracking nothing (so load-time derivations are
-      // redone): with h = 1e-2 on an O(1) smooth loss, 2e-2 separates a right gradient from a wrong one.
-      for (const name of named.map(([n]) => n).filter((n) => /weight_fc|gate_fc|A_b_log|in_proj/.test(n))) {
-        const i = named.findIndex(([n]) => n === name);
-        const t = named[i][1];
-        const base64 = Float32Array.from(await t.toArray());
-        const at = Math.floor(r() * t.size);
-        const probe = (h: number) => {
-          const w = Float32Array.from(base64);
-          w[at] += h;
-          cpu.upload(t, w);
-          return valueAndGrad(loss, []).value;
-        };
-        const fd = (probe(1e-2) - probe(-1e-2)) / 2e-2;
-        cpu.upload(t, base64);
-        const g = (await grads[i].toArray())[at];
-        assert.ok(Math.abs(g - fd) <= 2e-2 * Math.max(Math.abs(fd), 0.05), `${name}[${at}]: ${g} vs ${fd}`);
-      }
-      await assertFiniteGrads(
-        grads,
-        named.map(([n]) => n),
-        () => true,
-      );
-      x.dispose();
-      R.dispose();
-    });
 });
