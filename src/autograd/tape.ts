@@ -39,12 +39,13 @@ const isFloatTensor = (t: Tensor) => t.dtype === 'f32' || t.dtype === 'bf16' || 
 export class Tape implements Recorder {
   readonly #vars = new Map<Tensor, Var>();
   #nodes: Node[] = [];
+  /** Leaves by buffer: a view of a leaf made before recording (a weight split at load) is found through it. */
+  readonly #leaves = new Map<Buffer, Tensor[]>();
+  /** Tensors sharing memory (views made while recording): an in-place write through one changes the others. */
+  readonly #aliases = new Map<Buffer, Set<Tensor>>();
 
   /** @param revive disposed tensors that may still be read (their buffers are held by a checkpoint). */
   constructor(readonly revive: ReadonlySet<Tensor> = new Set()) {}
-
-  /** Leaves by buffer: a view of a leaf made before recording (a weight split at load) is found through it. */
-  readonly #leaves = new Map<Buffer, Tensor[]>();
 
   /** Makes `t` a leaf whose gradient `backward` can return. */
   track(t: Tensor): void {
@@ -102,9 +103,6 @@ export class Tape implements Recorder {
     });
     this.#push(op, rule, attrs, inputs, vars, outputs, outVars);
   }
-
-  /** Tensors sharing memory (views made while recording): an in-place write through one changes the others. */
-  readonly #aliases = new Map<Buffer, Set<Tensor>>();
 
   #alias(base: Tensor, view: Tensor): void {
     const group = this.#aliases.get(base.buffer) ?? new Set([base]);
@@ -221,6 +219,8 @@ export class Tape implements Recorder {
       v.grad = null;
     }
     this.#vars.clear();
+    this.#leaves.clear();
+    this.#aliases.clear();
   }
 }
 
