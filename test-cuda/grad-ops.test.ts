@@ -44,6 +44,8 @@ const ssdShapes = [
   { batch: 2, len: 37, heads: 4, headDim: 16, groups: 2, dState: 8, D: true, state: true },
   { batch: 1, len: 300, heads: 2, headDim: 64, groups: 1, dState: 64, D: true, state: false },
   { batch: 3, len: 5, heads: 3, headDim: 7, groups: 3, dState: 5, D: false, state: true },
+  // 2 state rows of 100 per block of 256 threads, 5 blocks per head (the last with one row).
+  { batch: 1, len: 70, heads: 2, headDim: 9, groups: 1, dState: 100, D: true, state: true },
 ];
 
 for (const dtype of DTYPES)

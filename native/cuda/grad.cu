@@ -1,4 +1,5 @@
 // Backward kernels, fused losses and AdamW (see grad.h). Reference semantics: src/backends/cpu/grad-*.ts.
+#include <algorithm>
 #include <cmath>
 
 #include "device_util.cuh"
@@ -24,26 +25,29 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 
 struct SsdPlan {
   int chunk, chunks;
-  size_t decay, bounds, states, ds, acc;  // float counts
+  int pTile, pBlocks;  // rows p of the state per block (pTile·dState ≤ 256 threads, one element each)
+  size_t bounds, states, acc;  // float counts
 };
 
 SsdPlan ssd_plan(const SsdDims &d) {
   SsdPlan p;
   p.chunk = d.len > 0 ? static_cast<int>(std::ceil(std::sqrt(static_cast<double>(d.len)))) : 1;
   p.chunks = d.len > 0 ? (d.len + p.chunk - 1) / p.chunk : 0;
+  p.pTile = std::max(1, std::min(d.headDim, kBlock / std::max(d.dState, 1)));
+  p.pBlocks = (d.headDim + p.pTile - 1) / p.pTile;
   const size_t bh = size_t(d.batch) * d.heads, pn = size_t(d.headDim) * d.dState;
-  p.decay = bh * d.len;
   p.bounds = bh * (p.chunks + 1) * pn;
   p.states = bh * p.chunk * pn;
-  p.ds = bh * pn;
   p.acc = size_t(d.batch) * d.len * d.groups * d.dState;
   return p;
 }
 
 /**
- * One block per (batch, head). Each thread owns state elements e = p·N + n (the recurrence is element-wise, so
- * a thread recomputes its own states with no synchronisation); the per-token reductions over p, over n and over
- * both go through shared-memory atomics between two barriers.
+ * One block per (batch, head, tile of pTile state rows); each thread owns one state element e = p·N + n and
+ * keeps it and its gradient ds in registers (the recurrence is element-wise, so recomputing states needs no
+ * synchronisation). The state before each chunk and the states inside the chunk being reversed live in scratch
+ * (each thread reads back only what it wrote). Per token, the reductions over n (dx), over p (dB, dC) and over
+ * both (ddt, dA) go through shared-memory atomics between two barriers, then global atomics across tiles.
  */
 template <typename T, typename TD>
 __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt, float *__restrict__ dA,
@@ -52,67 +56,68 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
                                     const float *__restrict__ dStateOut, const T *__restrict__ x,
                                     const float *__restrict__ dt, const float *__restrict__ A,
                                     const T *__restrict__ B, const T *__restrict__ C, const TD *__restrict__ D,
-                                    const float *__restrict__ s0, SsdDims d, int chunk, int chunks,
-                                    float *__restrict__ decay, float *__restrict__ bounds,
-                                    float *__restrict__ states, float *__restrict__ dsBuf) {
-  const int H = d.heads, P = d.headDim, N = d.dState, G = d.groups, len = d.len;
-  const int bh = blockIdx.x, b = bh / H, h = bh % H, grp = h / (H / G);
+                                    const float *__restrict__ s0, SsdDims d, SsdPlan plan,
+                                    float *__restrict__ bounds, float *__restrict__ states) {
+  const int H = d.heads, P = d.headDim, N = d.dState, G = d.groups, len = d.len, chunk = plan.chunk;
+  const int bh = blockIdx.x / plan.pBlocks, p0 = (blockIdx.x % plan.pBlocks) * plan.pTile;
+  const int b = bh / H, h = bh % H, grp = h / (H / G);
   const int PN = P * N, tid = threadIdx.x, lane = tid & 31;
-  float *aT = decay + size_t(bh) * len;
-  float *bnd = bounds + size_t(bh) * (chunks + 1) * PN;
+  const int p = p0 + tid / N, n = tid % N;
+  const bool owner = tid < plan.pTile * N && p < P;  // this thread holds state element e
+  const int e = p * N + n;
+  float *bnd = bounds + size_t(bh) * (plan.chunks + 1) * PN;
   float *st = states + size_t(bh) * chunk * PN;
-  float *ds = dsBuf + size_t(bh) * PN;
   extern __shared__ float sh[];
-  float *redP = sh, *redB = sh + P, *redC = sh + P + N, *scal = sh + P + 2 * N;
+  const int rows = min(plan.pTile, P - p0);  // state rows of this tile
+  float *redP = sh, *redB = sh + plan.pTile, *redC = redB + N, *scal = redC + N;
   const float Ah = A[h];
   const float Dh = D ? to_f32(D[h]) : 0.f;
   auto xAt = [&](int t) { return (size_t(b) * len + t) * H * P + size_t(h) * P; };
   auto bcAt = [&](int t) { return ((size_t(b) * len + t) * G + grp) * N; };
   auto dtAt = [&](int t) { return (size_t(b) * len + t) * H + h; };
+  auto advance = [&](float s, int t) {
+    const float dtv = dt[dtAt(t)];
+    return expf(dtv * Ah) * s + dtv * ld(x, xAt(t) + p) * ld(B, bcAt(t) + n);
+  };
 
-  for (int t = tid; t < len; t += blockDim.x) aT[t] = expf(dt[dtAt(t)] * Ah);
-  __syncthreads();
-  // Forward: the state before each chunk.
-  for (int e = tid; e < PN; e += blockDim.x) {
-    const int p = e / N, n = e % N;
+  float ds = 0.f;
+  if (owner) {  // forward: the state before each chunk
     float s = s0 ? s0[size_t(bh) * PN + e] : 0.f;
     bnd[e] = s;
     for (int t = 0; t < len; t++) {
-      s = aT[t] * s + dt[dtAt(t)] * ld(x, xAt(t) + p) * ld(B, bcAt(t) + n);
+      s = advance(s, t);
       if ((t + 1) % chunk == 0 || t == len - 1) bnd[size_t(t / chunk + 1) * PN + e] = s;
     }
-    ds[e] = dStateOut ? dStateOut[size_t(bh) * PN + e] : 0.f;
+    ds = dStateOut ? dStateOut[size_t(bh) * PN + e] : 0.f;
   }
   float dAloc = 0.f, dDloc = 0.f;
-  for (int c = chunks - 1; c >= 0; c--) {
+  for (int c = plan.chunks - 1; c >= 0; c--) {
     const int t0 = c * chunk, t1 = min(len, t0 + chunk);
-    for (int e = tid; e < PN; e += blockDim.x) {
-      const int p = e / N, n = e % N;
+    if (owner) {
       float s = bnd[size_t(c) * PN + e];
       for (int t = t0; t < t1; t++) {
-        s = aT[t] * s + dt[dtAt(t)] * ld(x, xAt(t) + p) * ld(B, bcAt(t) + n);
+        s = advance(s, t);
         st[size_t(t - t0) * PN + e] = s;
       }
     }
     for (int t = t1 - 1; t >= t0; t--) {
-      for (int i = tid; i < P + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
+      for (int i = tid; i < plan.pTile + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
       __syncthreads();
-      const float dtv = dt[dtAt(t)], a = aT[t];
+      const float dtv = dt[dtAt(t)], a = expf(dtv * Ah);
       const size_t xo = xAt(t), bo = bcAt(t);
       float lp = 0.f, lxb = 0.f;
-      for (int e = tid; e < PN; e += blockDim.x) {
-        const int p = e / N, n = e % N;
+      if (owner) {
         const float dyp = ld(dy, xo + p), xp = ld(x, xo + p), Bn = ld(B, bo + n), Cn = ld(C, bo + n);
-        const float dse = ds[e] + dyp * Cn;
+        const float dse = ds + dyp * Cn;
         const float sT = st[size_t(t - t0) * PN + e];
         const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : bnd[size_t(c) * PN + e];
         const float dsB = dse * Bn;
         atomicAdd(&redC[n], dyp * sT);
-        atomicAdd(&redP[p], dsB);
+        atomicAdd(&redP[p - p0], dsB);
         atomicAdd(&redB[n], dse * xp);
-        lp += dse * sPrev;
-        lxb += dsB * xp;
-        ds[e] = a * dse;
+        lp = dse * sPrev;
+        lxb = dsB * xp;
+        ds = a * dse;
       }
       lp = warp_sum(lp);
       lxb = warp_sum(lxb);
@@ -121,28 +126,27 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
         atomicAdd(&scal[1], lxb);
       }
       __syncthreads();
-      for (int p = tid; p < P; p += blockDim.x) {
-        const float dyp = ld(dy, xo + p);
-        float g = dtv * redP[p];
+      for (int i = tid; i < rows; i += blockDim.x) {
+        const float dyp = ld(dy, xo + p0 + i);
+        float g = dtv * redP[i];
         if (D) {
           g += Dh * dyp;
-          dDloc += dyp * ld(x, xo + p);
+          dDloc += dyp * ld(x, xo + p0 + i);
         }
-        dx[xo + p] = from_f32<T>(g);
+        dx[xo + p0 + i] = from_f32<T>(g);
       }
-      for (int n = tid; n < N; n += blockDim.x) {
-        atomicAdd(&dBacc[bo + n], dtv * redB[n]);
-        atomicAdd(&dCacc[bo + n], redC[n]);
+      for (int i = tid; i < N; i += blockDim.x) {
+        atomicAdd(&dBacc[bo + i], dtv * redB[i]);
+        atomicAdd(&dCacc[bo + i], redC[i]);
       }
       if (tid == 0) {
-        ddt[dtAt(t)] = scal[1] + Ah * a * scal[0];
+        atomicAdd(&ddt[dtAt(t)], scal[1] + Ah * a * scal[0]);
         dAloc += dtv * a * scal[0];
       }
       __syncthreads();
     }
   }
-  if (dState)
-    for (int e = tid; e < PN; e += blockDim.x) dState[size_t(bh) * PN + e] = ds[e];
+  if (dState && owner) dState[size_t(bh) * PN + e] = ds;
   dDloc = block_sum(dDloc);
   if (tid == 0) {
     atomicAdd(&dA[h], dAloc);
@@ -577,7 +581,7 @@ __global__ void adamw_kernel(float *__restrict__ p, float *__restrict__ m, float
 
 size_t ssd_scan_backward_workspace_bytes(const SsdDims &d) {
   const SsdPlan p = ssd_plan(d);
-  return sizeof(float) * (p.decay + p.bounds + p.states + p.ds + 2 * p.acc) + 256;
+  return sizeof(float) * (p.bounds + p.states + 2 * p.acc) + 256;
 }
 
 void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, float *dD, float *dState, const void *dy,
@@ -585,33 +589,32 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
                        const void *C, const void *D, ET dEt, const float *state, const SsdDims &d, ET et,
                        void *workspace, size_t workspaceBytes, cudaStream_t s) {
   LS_REQUIRE(d.groups > 0 && d.heads % d.groups == 0, "ssd_scan_backward: heads must be a multiple of groups");
+  LS_REQUIRE(d.dState >= 1 && d.dState <= kBlock, "ssd_scan_backward: dState must be in [1, 256]");
   LS_REQUIRE(workspaceBytes >= ssd_scan_backward_workspace_bytes(d), "ssd_scan_backward: workspace too small");
   const SsdPlan p = ssd_plan(d);
   float *ws = static_cast<float *>(workspace);
-  float *decay = ws, *bounds = decay + p.decay, *states = bounds + p.bounds, *ds = states + p.states;
-  float *dBacc = ds + p.ds, *dCacc = dBacc + p.acc;
+  float *bounds = ws, *states = bounds + p.bounds, *dBacc = states + p.states, *dCacc = dBacc + p.acc;
+  const size_t stateElems = size_t(d.batch) * d.heads * d.headDim * d.dState;
   LS_CUDA_CHECK(cudaMemsetAsync(dA, 0, sizeof(float) * d.heads, s));
   if (dD) LS_CUDA_CHECK(cudaMemsetAsync(dD, 0, sizeof(float) * d.heads, s));
+  LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
   LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
-  const size_t n = size_t(d.batch) * d.len * d.heads;
-  if (n == 0) {
-    if (dState && d.batch * d.heads > 0)
-      LS_CUDA_CHECK(cudaMemsetAsync(dState, 0, sizeof(float) * d.batch * d.heads * d.headDim * d.dState, s));
-    if (dState && dStateOut)
-      LS_CUDA_CHECK(cudaMemcpyAsync(dState, dStateOut, sizeof(float) * d.batch * d.heads * d.headDim * d.dState,
-                                    cudaMemcpyDeviceToDevice, s));
-    return;
-  }
-  const size_t shared = sizeof(float) * (d.headDim + 2 * d.dState + 2);
-  LS_DISPATCH_FLOAT(et, T, {
-    LS_DISPATCH_OPT(D, dEt, TD, {
-      ssd_backward_kernel<T, TD><<<d.batch * d.heads, kBlock, shared, s>>>(
-          static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dState, static_cast<const T *>(dy), dStateOut,
-          static_cast<const T *>(x), dt, A, static_cast<const T *>(B), static_cast<const T *>(C),
-          static_cast<const TD *>(D), state, d, p.chunk, p.chunks, decay, bounds, states, ds);
+  const size_t shared = sizeof(float) * (p.pTile + 2 * d.dState + 2);
+  const unsigned blocks = static_cast<unsigned>(size_t(d.batch) * d.heads * p.pBlocks);
+  if (d.len > 0 && blocks > 0) {
+    LS_DISPATCH_FLOAT(et, T, {
+      LS_DISPATCH_OPT(D, dEt, TD, {
+        ssd_backward_kernel<T, TD><<<blocks, kBlock, shared, s>>>(
+            static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dState, static_cast<const T *>(dy), dStateOut,
+            static_cast<const T *>(x), dt, A, static_cast<const T *>(B), static_cast<const T *>(C),
+            static_cast<const TD *>(D), state, d, p, bounds, states);
+      });
     });
-  });
-  LS_CHECK_LAUNCH();
+    LS_CHECK_LAUNCH();
+  } else if (dState && stateElems) {  // no tokens: the final state's gradient passes through
+    LS_CUDA_CHECK(dStateOut ? cudaMemcpyAsync(dState, dStateOut, sizeof(float) * stateElems, cudaMemcpyDeviceToDevice, s)
+                            : cudaMemsetAsync(dState, 0, sizeof(float) * stateElems, s));
+  }
   launch_cast(dB, et, dBacc, ET::F32, p.acc, s);
   launch_cast(dC, et, dCacc, ET::F32, p.acc, s);
 }

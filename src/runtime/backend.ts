@@ -157,20 +157,6 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
-/** The keys [lo, hi) query i may see under `d` (kvLength, causal with the query offset, its segment). */
-export function attentionKeyRange(d: AttentionDesc, i: number): [number, number] {
-  let lo = 0;
-  let hi = d.kvLength;
-  if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
-  if (d.segments) {
-    let s = 0;
-    while (i >= d.segments[s + 1]) s++;
-    lo = d.segments[s];
-    hi = Math.min(hi, d.segments[s + 1]);
-  }
-  return [lo, Math.max(lo, hi)];
-}
-
 /** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
 export interface AttentionRowsDesc {
   rows: number;
@@ -542,4 +528,18 @@ export interface Backend {
   ): void;
   /** AdamW in place on f32 param, m, v with f32 grad; `copy` (any float dtype) receives the updated param. */
   adamwStep?(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, desc: AdamWDesc): void;
+}
+
+/** The keys [lo, hi) query i may see under `d` (kvLength, causal with the query offset, its segment). */
+export function attentionKeyRange(d: AttentionDesc, i: number): [number, number] {
+  let lo = 0;
+  let hi = d.kvLength;
+  if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
+  if (d.segments) {
+    let s = 0;
+    while (i >= d.segments[s + 1]) s++;
+    lo = d.segments[s];
+    hi = Math.min(hi, d.segments[s + 1]);
+  }
+  return [lo, Math.max(lo, hi)];
 }

@@ -3,13 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
-import type {
-  AttentionDesc,
-  AttentionRowsDesc,
-  Conv1dDesc,
-  MambaStepRowsDesc,
-  SsdDesc,
-} from '../../runtime/backend.js';
+import type { AttentionDesc, AttentionRowsDesc, MambaStepRowsDesc, SsdDesc } from '../../runtime/backend.js';
 import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
@@ -219,7 +213,7 @@ export interface CudaAddon {
     state: Ptr,
     dtype: number,
     wDtype: number,
-    desc: Conv1dDesc,
+    desc: import('../../runtime/backend.js').Conv1dDesc,
   ): void;
   /** ranges: each query's key range [lo, hi) (2·sq ints). */
   attentionBackward?(

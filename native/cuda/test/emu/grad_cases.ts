@@ -79,9 +79,13 @@ async function check(name: string, op: number, dims: number[], inputs: Record<st
 
 const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'i32' = 'f32') => tensor(cpu, v, shape, dtype);
 
-// SSD: odd sizes, 2 groups, D, initial and final state gradients.
-{
-  const [batch, len, heads, headDim, groups, dState] = [2, 11, 4, 3, 2, 5];
+// SSD: odd sizes, 2 groups, D, initial and final state gradients; tiles of state rows split over 2 blocks
+// (the last one partial) and idle threads (dState 100: 2 rows of 100 in 256 threads).
+for (const [batch, len, heads, headDim, groups, dState] of [
+  [2, 11, 4, 3, 2, 5],
+  [1, 6, 2, 7, 1, 64],
+  [1, 5, 2, 3, 2, 100],
+]) {
   const h = {
     x: randn(batch * len * heads * headDim, r),
     dt: randn(batch * len * heads, r, 0.05, 0.8),
@@ -106,7 +110,7 @@ const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'i32' =
     t(h.dy, [batch, len, heads, headDim]),
     t(h.dStateOut, [batch, heads, headDim, dState]),
   );
-  await check('ssd', 0, [batch, len, heads, headDim, groups, dState], h, { ...gr });
+  await check(`ssd headDim ${headDim} dState ${dState}`, 0, [batch, len, heads, headDim, groups, dState], h, { ...gr });
 }
 
 // conv1d: silu, state, bias, dStateOut; 40 channels (a partial block of 32).
