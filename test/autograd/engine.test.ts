@@ -1,9 +1,12 @@
 /** The tape itself: API contract, memory, errors, in-place writes, noGrad and activation checkpointing. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   AutogradError,
   checkpoint,
+  coveredOps,
   noGrad,
   requiresGrad,
   valueAndGrad,
@@ -139,6 +142,17 @@ describe('autograd engine', () => {
     assert.deepEqual(await grads[0].toArray(), [0, 12, 0]);
     x.dispose();
     grads[0].dispose();
+  });
+
+  it('every op the runtime records has a backward rule, but the decode-time ones', () => {
+    const src = ['runtime/ops.ts', 'runtime/tensor.ts']
+      .map((f) => readFileSync(join(import.meta.dirname, '..', '..', 'src', f), 'utf8'))
+      .join('\n');
+    const recorded = new Set([...src.matchAll(/record(?:InPlace)?\(\s*'(\w+)'/g)].map((m) => m[1]));
+    const decodeOnly = new Set(['attentionRows', 'scatterRows', 'ssmStep', 'mambaStepRows']);
+    assert.ok(recorded.size >= 20, `found ${recorded.size} recorded ops`);
+    const covered = new Set(coveredOps());
+    for (const op of recorded) assert.equal(covered.has(op), !decodeOnly.has(op), op);
   });
 
   it('noGrad records nothing (the loss then depends on no parameter)', async () => {
