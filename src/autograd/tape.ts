@@ -261,6 +261,9 @@ function step(node: Node): void {
     needs: node.inputs.map((v) => v !== null),
   };
   const held = new Set<Tensor>();
+  // Kernels return activation gradients in the activation's dtype: one f32 copy each (a rule may return
+  // one tensor for two inputs).
+  const asF32 = new Map<Tensor, Tensor>();
   let result: readonly (Tensor | null | undefined)[] = [];
   try {
     result = tidy(() => node.rule.backward(ctx, grads));
@@ -272,21 +275,17 @@ function step(node: Node): void {
         throw new AutogradError(
           `autograd: the '${node.op}' rule returned a gradient ${fmt(g.shape)} for input ${i} of shape ${fmt(shape)}`,
         );
-      accumulate(v, g.dtype === 'f32' ? g : toF32(g), held);
+      if (g.dtype !== 'f32' && !asF32.has(g)) asF32.set(g, ops.cast(g, 'f32'));
+      accumulate(v, asF32.get(g) ?? g, held);
     });
   } finally {
-    for (const g of [...grads, ...result]) if (g && !held.has(g) && !owned.has(g)) g.dispose();
+    for (const g of [...grads, ...result, ...asF32.values()])
+      if (g && !held.has(g) && !owned.has(g)) g.dispose();
   }
 }
 
 /** Tensors now owned by some Var (so not to be disposed when a step ends). */
 const owned = new WeakSet<Tensor>();
-
-function toF32(g: Tensor): Tensor {
-  const f = ops.cast(g, 'f32');
-  g.dispose();
-  return f;
-}
 
 function accumulate(v: Var, g: Tensor, held: Set<Tensor>): void {
   if (!v.grad) {

@@ -49,6 +49,29 @@ describe('autograd engine', () => {
     grads[0].dispose();
   });
 
+  it('bf16 activations: a kernel’s bf16 gradient shared by two inputs (the fused residual add)', async () => {
+    const r = rng(3);
+    const host = (n: number) => Float32Array.from({ length: n }, () => r() * 2 - 1);
+    const [xv, rv, wv] = [host(15), host(15), host(5)];
+    const grads = async (dtype: 'f32' | 'bf16') => {
+      const [x, res, w] = [
+        ops.tensor(cpu, xv, [3, 5], dtype),
+        ops.tensor(cpu, rv, [3, 5], dtype),
+        ops.tensor(cpu, wv, [5], dtype),
+      ];
+      const { grads: g } = valueAndGrad(() => {
+        const { sum, out } = ops.addRmsNorm(x, res, w, { eps: 1e-5 });
+        return ops.cast(ops.sum(ops.sum(ops.mul(out, sum), -1), -1), 'f32');
+      }, [x, res, w]);
+      const values = await Promise.all(g.map((t) => t.toArray()));
+      for (const t of [x, res, w, ...g]) t.dispose();
+      return values;
+    };
+    const [lo, hi] = [await grads('bf16'), await grads('f32')];
+    // bf16 rounds activations and the kernel's dx to 8 bits of mantissa: agreement to a few percent.
+    for (let i = 0; i < 3; i++) assertClose(lo[i], hi[i], 5e-2, `input ${i}`);
+  });
+
   it('saved tensors survive the model code disposing them', async () => {
     const x = T([1, 2, 3], [3]);
     const { grads } = valueAndGrad(() => {
