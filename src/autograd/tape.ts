@@ -151,7 +151,11 @@ export class Tape implements Recorder {
     outVars: (Var | null)[],
   ): void {
     const a = attrs as Record<string, unknown>;
-    const want = rule.save?.(a) ?? {};
+    const want =
+      rule.save?.(
+        a,
+        vars.map((v) => v !== null),
+      ) ?? {};
     const savedIn = want.inputs === 'all' ? null : new Set(want.inputs ?? []);
     const savedOut = new Set(want.outputs ?? []);
     this.#nodes.push({

@@ -14,6 +14,7 @@ import {
 } from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import { tidy } from '../../src/runtime/scope.js';
+import type { Tensor } from '../../src/runtime/tensor.js';
 import { rng } from '../helpers.js';
 import { assertClose, cpu } from './gradcheck.js';
 
@@ -228,6 +229,39 @@ describe('autograd engine', () => {
     for (const g of ck.grads) g.dispose();
     assert.equal(cpu.memory().current, before);
     for (const t of [w, x, ...plain.grads]) t.dispose();
+  });
+
+  it('a frozen weight’s matmul does not keep its activation', () => {
+    const r = rng(2);
+    const w = ops.tensor(
+      cpu,
+      Float32Array.from({ length: 64 * 64 }, () => (r() - 0.5) / 8),
+      [64, 64],
+    );
+    const x = ops.tensor(
+      cpu,
+      Float32Array.from({ length: 64 * 64 }, () => r() - 0.5),
+      [64, 64],
+    );
+    const peak = (params: Tensor[]) => {
+      cpu.resetPeak();
+      const before = cpu.memory().current;
+      const { grads } = valueAndGrad(() => {
+        let h = x;
+        for (let i = 0; i < 8; i++) {
+          const hh = h;
+          h = tidy(() => ops.matmul(ops.affine(hh, 2), w)); // affine keeps nothing; matmul keeps A for dW
+        }
+        return ops.sum(ops.sum(h, -1), -1);
+      }, params);
+      for (const g of grads) g.dispose();
+      return cpu.memory().peak - before;
+    };
+    const frozen = peak([x]);
+    const trained = peak([x, w]);
+    assert.ok(frozen < 0.6 * trained, `peak ${frozen} bytes with w frozen vs ${trained} trained`);
+    w.dispose();
+    x.dispose();
   });
 
   it('checkpoint lowers the peak memory of a deep chain (it keeps only each block’s input)', () => {

@@ -98,9 +98,17 @@ const PARTIALS: Record<
 const NEEDS_OPERANDS: ReadonlySet<BinaryOp> = new Set(['mul', 'div', 'max', 'min', 'silu_mul']);
 
 registerRule<{ op: BinaryOp }>('binary', {
-  save: ({ op }) => (NEEDS_OPERANDS.has(op) ? { inputs: 'all' } : {}),
+  // mul's gradients read the other operand only.
+  save: ({ op }, needs) =>
+    op === 'mul'
+      ? { inputs: [...(needs[1] ? [0] : []), ...(needs[0] ? [1] : [])] }
+      : NEEDS_OPERANDS.has(op)
+        ? { inputs: 'all' }
+        : {},
   backward: ({ attrs, inputs, shapes, needs }, [g]) => {
-    const [a, b] = NEEDS_OPERANDS.has(attrs.op) ? [f32(inputs[0]!), f32(inputs[1]!)] : [g!, g!];
+    // An operand that was not saved is never read (the gradient that would need it is not wanted).
+    const operand = (t: Tensor | null) => (t ? f32(t) : g!);
+    const [a, b] = NEEDS_OPERANDS.has(attrs.op) ? [operand(inputs[0]), operand(inputs[1])] : [g!, g!];
     const parts = PARTIALS[attrs.op](g!, a, b, needs);
     return parts.map((p, i) => (p && needs[i] ? sumTo(p, shapes[i]!) : null));
   },
