@@ -27,6 +27,10 @@
 #include "conv1d.h"
 #define LS_HAVE_CONV1D 1
 #endif
+#if __has_include("grad.h")
+#include "grad.h"
+#define LS_HAVE_GRAD 1
+#endif
 #if __has_include("decode.h")
 #include "decode.h"
 #define LS_HAVE_DECODE 1
@@ -607,6 +611,98 @@ LS_FN(mambaStepRows_) {
 }
 #endif
 
+
+#ifdef LS_HAVE_GRAD
+// ---- backward kernels, losses, AdamW (grad.h) -------------------------------------------------------------
+
+float *fptr(const Args &a, size_t i) { return static_cast<float *>(a.ptr(i)); }
+
+LS_FN(ssdScanBackward) {
+  // ssdScanBackward(dx, ddt, dA, dB, dC, dD, dState, dy, dStateOut, x, dt, A, B, C, D, dEt, state, et, desc)
+  LS_BODY({
+    const SsdDims d = ssd_dims(a, 18);
+    const size_t wsBytes = ssd_scan_backward_workspace_bytes(d);
+    Scratch ws(wsBytes);
+    ssd_scan_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), fptr(a, 5), fptr(a, 6), a.ptr(7),
+                      fptr(a, 8), a.ptr(9), fptr(a, 10), fptr(a, 11), a.ptr(12), a.ptr(13), a.ptr(14), a.et(15),
+                      fptr(a, 16), d, a.et(17), ws.p, wsBytes, dev().stream);
+  });
+}
+LS_FN(conv1dBackward) {
+  // conv1dBackward(dx, dWeight, dBias, dState, dy, dStateOut, x, weight, bias, state, et, wEt, desc)
+  LS_BODY({
+    const Conv1dDims d{static_cast<int>(a.field(12, "batch")), static_cast<int>(a.field(12, "len")),
+                       static_cast<int>(a.field(12, "channels")), static_cast<int>(a.field(12, "width")),
+                       a.fieldFlag(12, "silu")};
+    conv1d_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), a.ptr(5), a.ptr(6), a.ptr(7), a.ptr(8),
+                    a.ptr(9), d, a.et(10), a.et(11), dev().stream);
+  });
+}
+LS_FN(attentionBackward) {
+  // attentionBackward(dq, dk, dv, dOut, q, k, v, out, mask, maskBatch, et, desc, ranges: Int32Array [lo, hi]·sq)
+  LS_BODY({
+    size_t rangeBytes;
+    const auto *ranges = static_cast<const int32_t *>(a.bytes(12, &rangeBytes));
+    const AttnGradDims d{static_cast<int>(a.field(11, "batch")), static_cast<int>(a.field(11, "sq")),
+                         static_cast<int>(a.field(11, "skv")),   static_cast<int>(a.field(11, "kvLength")),
+                         static_cast<int>(a.field(11, "hq")),    static_cast<int>(a.field(11, "hkv")),
+                         static_cast<int>(a.field(11, "d")),     static_cast<int>(a.field(11, "dv")),
+                         static_cast<float>(a.field(11, "scale")), static_cast<int>(a.i64(9))};
+    LS_REQUIRE(rangeBytes == sizeof(int32_t) * 2 * size_t(d.sq), "attentionBackward: ranges must hold 2·sq ints");
+    const size_t wsBytes = attention_backward_workspace_bytes(d);
+    Scratch ws(wsBytes);
+    attention_backward(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), a.ptr(6), a.ptr(7), fptr(a, 8),
+                       ranges, d, a.et(10), ws.p, wsBytes, dev().stream);
+  });
+}
+LS_FN(rmsNormBackward) {
+  // rmsNormBackward(dx, dWeight, dGate, dy, x, weight, wEt, gate, dSum, rows, dim, groupSize, eps, normBeforeGate, et)
+  LS_BODY({
+    rms_norm_backward(a.ptr(0), fptr(a, 1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), a.et(6), a.ptr(7), a.ptr(8),
+                      a.i64(9), a.i64(10), a.i64(11), static_cast<float>(a.num(12)), a.flag(13), a.et(14),
+                      dev().stream);
+  });
+}
+LS_FN(layerNormBackward) {
+  // layerNormBackward(dx, dWeight, dBias, dy, x, weight, wEt, dSum, rows, dim, eps, et)
+  LS_BODY({
+    layer_norm_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), a.ptr(5), a.et(6), a.ptr(7),
+                        a.i64(8), a.i64(9), static_cast<float>(a.num(10)), a.et(11), dev().stream);
+  });
+}
+LS_FN(embeddingBackward) {
+  // embeddingBackward(dTable, dOut, et, ids, n, vocab, dim)
+  LS_BODY({
+    embedding_backward(fptr(a, 0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4), a.i64(5),
+                       a.i64(6), dev().stream);
+  });
+}
+LS_FN(crossEntropy) {
+  // crossEntropy(loss, dLogits, logits, et, targets, rows, vocab, ignoreIndex, gradScale)
+  LS_BODY({
+    Scratch ws(kLossWorkspaceBytes);
+    cross_entropy(fptr(a, 0), a.ptr(1), a.ptr(2), a.et(3), static_cast<const int32_t *>(a.ptr(4)), a.i64(5),
+                  a.i64(6), static_cast<int>(a.i64(7)), static_cast<float>(a.num(8)), ws.p, dev().stream);
+  });
+}
+LS_FN(klTopK) {
+  // klTopK(loss, dLogits, logits, et, ids, teacher, rows, vocab, k, gradScale)
+  LS_BODY({
+    Scratch ws(kLossWorkspaceBytes);
+    kl_top_k(fptr(a, 0), a.ptr(1), a.ptr(2), a.et(3), static_cast<const int32_t *>(a.ptr(4)), fptr(a, 5), a.i64(6),
+             a.i64(7), a.i64(8), static_cast<float>(a.num(9)), ws.p, dev().stream);
+  });
+}
+LS_FN(adamwStep) {
+  // adamwStep(param, m, v, grad, copy, copyEt, n, lr, beta1, beta2, eps, weightDecay, step, gradScale)
+  LS_BODY({
+    adamw_step(fptr(a, 0), fptr(a, 1), fptr(a, 2), fptr(a, 3), a.ptr(4), a.et(5), a.i64(6),
+               static_cast<float>(a.num(7)), static_cast<float>(a.num(8)), static_cast<float>(a.num(9)),
+               static_cast<float>(a.num(10)), static_cast<float>(a.num(11)), a.i64(12), static_cast<float>(a.num(13)),
+               dev().stream);
+  });
+}
+#endif
 }  // namespace
 
 #define LS_EXPORT(fn) {#fn, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
@@ -631,6 +727,11 @@ NAPI_MODULE_INIT() {
 #endif
 #ifdef LS_HAVE_CONV1D
       LS_EXPORT_AS(conv1d),
+#endif
+#ifdef LS_HAVE_GRAD
+      LS_EXPORT(ssdScanBackward), LS_EXPORT(conv1dBackward), LS_EXPORT(attentionBackward),
+      LS_EXPORT(rmsNormBackward), LS_EXPORT(layerNormBackward), LS_EXPORT(embeddingBackward),
+      LS_EXPORT(crossEntropy), LS_EXPORT(klTopK), LS_EXPORT(adamwStep),
 #endif
 #ifdef LS_HAVE_DECODE
       LS_EXPORT_AS(attentionRows), LS_EXPORT_AS(scatterRows), LS_EXPORT_AS(mambaStepRows),
