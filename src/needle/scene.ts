@@ -177,13 +177,63 @@ function valueNoise(x: number, y: number, cell: number, seed: number): number {
   const y0 = Math.floor(gy);
   const fx = gx - x0;
   const fy = gy - y0;
-  const h = (i: number, j: number) => hash(x0 + i, y0 + j, 0, seed);
-  const top = h(0, 0) * (1 - fx) + h(1, 0) * fx;
-  return top * (1 - fy) + (h(0, 1) * (1 - fx) + h(1, 1) * fx) * fy;
+  const top = hash(x0, y0, 0, seed) * (1 - fx) + hash(x0 + 1, y0, 0, seed) * fx;
+  return top * (1 - fy) + (hash(x0, y0 + 1, 0, seed) * (1 - fx) + hash(x0 + 1, y0 + 1, 0, seed) * fx) * fy;
 }
 
-/** A pixel of the backgrounds that are not a blend of the scene's two colours, or null for those that are. */
-function ownColor(s: Scene, x: number, y: number, t: number, width: number, height: number): RGB | null {
+/**
+ * The blend weight of every pixel of frame t (row-major) for the backgrounds whose weight is a function of one
+ * or two small tables (the same arithmetic per pixel as written out, so the same bytes), else null.
+ */
+function blendWeights(s: Scene, width: number, height: number, t: number): Float64Array | null {
+  const shift = s.drift * t;
+  const w = new Float64Array(width * height);
+  switch (s.background) {
+    case 'gradient': {
+      // A function of x + y.
+      const n = width + height;
+      const bySum = Float64Array.from({ length: n }, (_, k) => wrap(k + shift * 4, n) / n);
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) w[y * width + x] = bySum[x + y];
+      return w;
+    }
+    case 'checker': {
+      const col = Float64Array.from({ length: width }, (_, x) => Math.floor(wrap(x + shift, 1e6) / s.period));
+      for (let y = 0; y < height; y++) {
+        const row = Math.floor(y / s.period);
+        for (let x = 0; x < width; x++) w[y * width + x] = (col[x] + row) % 2;
+      }
+      return w;
+    }
+    case 'stripes': {
+      // A function of x + y/2 = k/2 with k = 2x + y (exact halves).
+      const byK = Float64Array.from(
+        { length: 2 * width + height },
+        (_, k) => Math.floor(wrap(k * 0.5 + shift, 1e6) / s.period) % 2,
+      );
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) w[y * width + x] = byK[2 * x + y];
+      return w;
+    }
+    case 'noise': {
+      // Constant over 4×4 blocks.
+      const bt = Math.floor(t / 3);
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++)
+          w[y * width + x] =
+            x % 4 === 0 ? hash(Math.floor(x / 4), Math.floor(y / 4), bt, s.noiseSeed) : w[y * width + x - 1];
+      return w;
+    }
+    case 'flat':
+      return w;
+    default:
+      return null;
+  }
+}
+
+/** Backgrounds drawn by ownColor rather than as a blend of the scene's two colours. */
+const OWN_COLOR = new Set<Background>(['bars', 'smpte', 'plasma', 'rgbnoise']);
+
+/** A pixel of the backgrounds in OWN_COLOR. */
+function ownColor(s: Scene, x: number, y: number, t: number, width: number, height: number): RGB {
   const shift = s.drift * t;
   switch (s.background) {
     case 'bars': {
@@ -210,14 +260,12 @@ function ownColor(s: Scene, x: number, y: number, t: number, width: number, heig
         Math.round(127.5 + 127.5 * Math.sin(w + 4.2)),
       ];
     }
-    case 'rgbnoise':
+    default: // 'rgbnoise'
       return [
         Math.floor(hash(x, y, t, s.noiseSeed) * 256),
         Math.floor(hash(x, y, t, s.noiseSeed + 1) * 256),
         Math.floor(hash(x, y, t, s.noiseSeed + 2) * 256),
       ];
-    default:
-      return null;
   }
 }
 
@@ -225,41 +273,27 @@ export function renderScene(s: Scene, width: number, height: number, t: number):
   const c = new Canvas(width, height);
   const [a, b] = s.colors;
   const shift = s.drift * t;
+  const own = OWN_COLOR.has(s.background);
+  const table = own ? null : blendWeights(s, width, height, t);
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3;
       const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
-      const own = ownColor(s, x, y, t, width, height);
       if (own) {
-        for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(own[k] + n)));
+        const rgb = ownColor(s, x, y, t, width, height);
+        for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(rgb[k] + n)));
         continue;
       }
       let w: number;
-      switch (s.background) {
-        case 'gradient':
-          w = wrap(x + y + shift * 4, width + height) / (width + height);
-          break;
-        case 'checker':
-          w = (Math.floor(wrap(x + shift, 1e6) / s.period) + Math.floor(y / s.period)) % 2;
-          break;
-        case 'stripes':
-          w = Math.floor(wrap(x + y * 0.5 + shift, 1e6) / s.period) % 2;
-          break;
-        case 'noise':
-          w = hash(Math.floor(x / 4), Math.floor(y / 4), Math.floor(t / 3), s.noiseSeed);
-          break;
-        case 'flat':
-          w = 0;
-          break;
-        default: {
-          // 'texture': marble-like veins of three octaves of value noise, drifting.
-          const xs = x + shift;
-          const f =
-            valueNoise(xs, y, s.period * 4, s.noiseSeed) * 0.55 +
-            valueNoise(xs, y, s.period * 2, s.noiseSeed + 7) * 0.3 +
-            valueNoise(xs, y, s.period, s.noiseSeed + 13) * 0.15;
-          w = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
-        }
+      if (table) w = table[y * width + x];
+      else {
+        // 'texture': marble-like veins of three octaves of value noise, drifting.
+        const xs = x + shift;
+        const f =
+          valueNoise(xs, y, s.period * 4, s.noiseSeed) * 0.55 +
+          valueNoise(xs, y, s.period * 2, s.noiseSeed + 7) * 0.3 +
+          valueNoise(xs, y, s.period, s.noiseSeed + 13) * 0.15;
+        w = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
       }
       for (let k = 0; k < 3; k++)
         c.data[i + k] = Math.max(0, Math.min(255, Math.round(a[k] * (1 - w) + b[k] * w + n)));
