@@ -6,8 +6,8 @@
 //       (the checked-in WebAssembly kernels serve then)
 //   node scripts/build-cpu.mjs --wasm      native/cpu/gemm.wasm with clang and wasm-ld (checked in: users need no
 //       compiler); --wasm --check rebuilds it in a temporary folder and exits 1 if it differs from the checked-in one
-// x86-64 builds every kernel (base, AVX2+FMA, AVX-512), the addon picks one by CPUID at run time; other CPUs
-// build the base kernel (16-byte vectors: NEON on arm64). Objects are cached by a hash of sources and flags.
+// x86-64 builds every kernel (base, AVX2+FMA, AVX-512), the addon picks one by CPUID at run time; arm64 builds
+// the base kernel and the NEON one (a larger register tile); other CPUs the base kernel (16-byte vectors). Objects are cached by a hash of sources and flags.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -86,6 +86,7 @@ async function buildNative(cc, nodeHeaders) {
   const units = [
     { file: 'addon.c', flags: [`-I${nodeHeaders}`] },
     { file: 'kernel_base.c', flags: [] },
+    ...(arch() === 'arm64' ? [{ file: 'kernel_neon.c', flags: [] }] : []),
     ...(x86
       ? [
           { file: 'kernel_avx2.c', flags: ['-mavx2', '-mfma'] },

@@ -3,7 +3,8 @@
  * k, alpha, bias, biasOff, accumulate) over typed arrays (shared or not; offsets in elements), computed on the
  * calling thread, and softmaxRows(isa, s, sOff, rows, ld, width, lo, hi) (ls_softmax_rows_* in kernel.inc; lo and
  * hi are Int32Arrays). The worker pool calls them from every thread. isas() lists the kernels this CPU can run, best
- * last: "base" (16-byte vectors) everywhere, then "avx2" and "avx512" where CPUID reports them.
+ * last: "base" (16-byte vectors) everywhere, then "avx2" and "avx512" where CPUID reports them, or "neon" on arm64
+ * (the kernel indices are fixed: base 0, avx2 1, avx512 2, neon 3).
  */
 #include <node_api.h>
 #include <stdio.h>
@@ -41,10 +42,13 @@ typedef struct {
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define X86 1
-static const isa_t ISAS[] = {ISA(base), ISA(avx2), ISA(avx512)};
+static const isa_t ISAS[] = {ISA(base), ISA(avx2), ISA(avx512), {"neon"}};
+#elif defined(__aarch64__)
+#define X86 0
+static const isa_t ISAS[] = {ISA(base), {"avx2"}, {"avx512"}, ISA(neon)};
 #else
 #define X86 0
-static const isa_t ISAS[] = {ISA(base)};
+static const isa_t ISAS[] = {ISA(base), {"avx2"}, {"avx512"}, {"neon"}};
 #endif
 enum { NISA = sizeof ISAS / sizeof ISAS[0] };
 
@@ -53,6 +57,9 @@ static int supported(int isa) {
   __builtin_cpu_init();
   if (isa == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (isa == 2) return __builtin_cpu_supports("avx512f");
+#endif
+#if defined(__aarch64__)
+  if (isa == 3) return 1; /* NEON is part of arm64 */
 #endif
   return isa == 0;
 }
@@ -64,7 +71,7 @@ static int ensure_pack(napi_env env) {
   if (pack) return 1;
   size_t floats = 0;
   for (int i = 0; i < NISA; i++)
-    if (ISAS[i].pack_floats() > floats) floats = ISAS[i].pack_floats();
+    if (supported(i) && ISAS[i].pack_floats() > floats) floats = ISAS[i].pack_floats();
   pack = malloc(floats * sizeof(float));
   if (!pack) napi_throw_error(env, NULL, "longshot_cpu: out of memory for the packing buffers");
   return pack != NULL;

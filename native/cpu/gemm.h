@@ -87,5 +87,6 @@ static inline double ls_exp64(double x) {
 LS_DECLARE(base)
 LS_DECLARE(avx2)
 LS_DECLARE(avx512)
+LS_DECLARE(neon)
 
 #endif

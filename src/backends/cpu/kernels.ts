@@ -8,10 +8,10 @@ import { wasmAvailable, wasmGemm, wasmOps, wasmSoftmaxRows } from './wasm.js';
 /**
  * Which kernels (GEMM, attention softmax) the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
  * native/cpu ('wasm', always shipped), or the native addon built at install where a C compiler exists, by
- * instruction set ('base' = 16-byte vectors, 'avx2', 'avx512'; picked by CPUID). LONGSHOT_CPU_KERNELS chooses
- * (ts | wasm | native | base | avx2 | avx512); by default the best native kernel, else wasm.
+ * instruction set ('base' = 16-byte vectors, 'avx2', 'avx512' picked by CPUID; 'neon' on arm64). LONGSHOT_CPU_KERNELS chooses
+ * (ts | wasm | native | base | avx2 | avx512 | neon); by default the best native kernel, else wasm.
  */
-export type CpuKernels = 'ts' | 'wasm' | 'base' | 'avx2' | 'avx512';
+export type CpuKernels = 'ts' | 'wasm' | 'base' | 'avx2' | 'avx512' | 'neon';
 
 /** The fast GEMM entry: B as f32 or raw bf16/f16 (bType 0, 1, 2), every other operand f32. */
 export type FastGemm = (
@@ -100,7 +100,7 @@ interface CpuAddon {
   isas(): string[];
 }
 
-const ISAS = ['base', 'avx2', 'avx512'] as const;
+const ISAS = ['base', 'avx2', 'avx512', 'neon'] as const;
 const CHOICES = ['ts', 'wasm', 'native', ...ISAS];
 
 let addon: CpuAddon | null | undefined;
@@ -244,6 +244,7 @@ const FAST: Record<Exclude<CpuKernels, 'ts'>, KernelSet> = {
   base: native(0),
   avx2: native(1),
   avx512: native(2),
+  neon: native(3),
 };
 
 /** The fast element-wise, norm, conv1d and SSD kernels when fast kernels are in use, else null (the reference). */
