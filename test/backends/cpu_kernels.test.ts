@@ -68,6 +68,42 @@ test('cpu kernels: the native addon builds and loads wherever a C compiler is', 
   assert.ok(cpuKernels() !== 'ts', 'a fast kernel set is the default');
 });
 
+test('cpu kernels: the relaxed-SIMD module runs where the runtime has relaxed SIMD, else the SIMD one', () => {
+  // A GEMM under the wasm kernels against the reference, in a child process with and without V8's flag (Node 20's
+  // V8 ships relaxed SIMD behind it; Node 22's has it on).
+  const script = `
+    const { cpuBackend } = await import(${JSON.stringify(new URL('../../src/backends/cpu/index.ts', import.meta.url).href)});
+    const { useCpuKernels } = await import(${JSON.stringify(new URL('../../src/backends/cpu/kernels.ts', import.meta.url).href)});
+    const { wasmModule } = await import(${JSON.stringify(new URL('../../src/backends/cpu/wasm.ts', import.meta.url).href)});
+    const ops = await import(${JSON.stringify(new URL('../../src/runtime/ops.ts', import.meta.url).href)});
+    const cpu = cpuBackend();
+    const v = (n, f) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * f));
+    const a = ops.tensor(cpu, v(67 * 391, 12.9898), [67, 391]);
+    const w = ops.tensor(cpu, v(45 * 391, 78.233), [45, 391]);
+    useCpuKernels('ts');
+    const ref = await ops.linear(a, w).toArray();
+    useCpuKernels('wasm');
+    const fast = await ops.linear(a, w).toArray();
+    let err = 0, scale = 0;
+    for (let i = 0; i < ref.length; i++) { err = Math.max(err, Math.abs(ref[i] - fast[i])); scale = Math.max(scale, Math.abs(ref[i])); }
+    console.log(JSON.stringify({ module: wasmModule(), err: err / scale }));`;
+  const run = (flags: string[]) =>
+    JSON.parse(
+      execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+      }),
+    ) as { module: string; err: number };
+  const relaxed = run(['--experimental-wasm-relaxed-simd']);
+  assert.equal(relaxed.module, 'native/cpu/gemm-relaxed.wasm');
+  assert.ok(relaxed.err < 1e-5, `relaxed SIMD GEMM error ${relaxed.err}`);
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22) {
+    const plain = run(['--no-experimental-wasm-relaxed-simd']);
+    assert.equal(plain.module, 'native/cpu/gemm.wasm');
+    assert.ok(plain.err < 1e-5, `SIMD GEMM error ${plain.err}`);
+  }
+});
+
 test('cpu kernels: LONGSHOT_CPU_KERNELS values are checked', () => {
   assert.throws(
     () => useCpuKernels('sse9'),

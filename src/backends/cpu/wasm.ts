@@ -2,14 +2,15 @@ import { readFileSync } from 'node:fs';
 import { packageFile } from '../cuda/addon.js';
 import type { FastGemm, FastOps, FastSoftmaxRows } from './kernels.js';
 
+type Fn = (...args: number[]) => number;
+
 /**
- * The WebAssembly kernels (native/cpu/gemm.wasm, built from the same C as the native addon with 128-bit SIMD).
+ * The WebAssembly kernels (native/cpu/gemm-relaxed.wasm or gemm.wasm, built from the same C as the native addon with
+ * 128-bit SIMD).
  * Each thread has its own instance and memory: a call copies the parts of A, B (f32 or raw bf16/f16), the
  * bias and, when accumulating, C that it reads into that memory, runs, and copies C's rows back. The copies
  * are O(mk + kn + mn) against O(mnk) work.
  */
-type Fn = (...args: number[]) => number;
-
 interface Instance {
   memory: WebAssembly.Memory;
   gemm: (...args: number[]) => void;
@@ -23,31 +24,47 @@ interface Instance {
 
 let instance: Instance | null = null;
 
-/** Compiles and instantiates the module on this thread (synchronously: it is ~10 KB); null without SIMD. */
+/**
+ * The modules, best first: relaxed SIMD (f32x4.relaxed_madd, fused on CPUs with FMA; V8 ships it from 11.4, so
+ * Node 22 runs it and Node 20 only with --experimental-wasm-relaxed-simd), then plain 128-bit SIMD.
+ */
+const MODULES = ['native/cpu/gemm-relaxed.wasm', 'native/cpu/gemm.wasm'] as const;
+
+let loaded: (typeof MODULES)[number] | null = null;
+
+/** Which module this thread runs (null before wasmAvailable() loaded one). */
+export const wasmModule = (): string | null => loaded;
+
+/** Compiles and instantiates the first module this runtime validates, on this thread (synchronously: ~40 KB). */
 export function wasmAvailable(): boolean {
   if (instance) return true;
-  const path = packageFile('native/cpu/gemm.wasm');
-  if (!path) return false;
-  try {
-    const e = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), {}).exports as Record<
-      string,
-      unknown
-    >;
-    const base = (e.__heap_base as WebAssembly.Global).value as number;
-    const pack = align(base);
-    const packBytes = 4 * (e.pack_floats as () => number)();
-    instance = {
-      memory: e.memory as WebAssembly.Memory,
-      gemm: e.gemm as Instance['gemm'],
-      softmaxRows: e.softmax_rows as Instance['softmaxRows'],
-      fn: e as Record<string, Fn>,
-      pack,
-      heap: align(pack + packBytes),
-    };
-    return true;
-  } catch {
-    return false;
+  for (const file of MODULES) {
+    const path = packageFile(file);
+    if (!path) continue;
+    const bytes = readFileSync(path);
+    if (!WebAssembly.validate(bytes)) continue;
+    try {
+      instance = instantiate(bytes);
+      loaded = file;
+      return true;
+    } catch {}
   }
+  return false;
+}
+
+function instantiate(bytes: Buffer): Instance {
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as Record<string, unknown>;
+  const base = (e.__heap_base as WebAssembly.Global).value as number;
+  const pack = align(base);
+  const packBytes = 4 * (e.pack_floats as () => number)();
+  return {
+    memory: e.memory as WebAssembly.Memory,
+    gemm: e.gemm as Instance['gemm'],
+    softmaxRows: e.softmax_rows as Instance['softmaxRows'],
+    fn: e as Record<string, Fn>,
+    pack,
+    heap: align(pack + packBytes),
+  };
 }
 
 const align = (n: number) => Math.ceil(n / 64) * 64;
