@@ -41,7 +41,7 @@ export function wasmAvailable(): boolean {
   for (const file of MODULES) {
     const path = packageFile(file);
     if (!path) continue;
-    const bytes = readFileSync(path);
+    const bytes = new Uint8Array(readFileSync(path));
     if (!WebAssembly.validate(bytes)) continue;
     try {
       instance = instantiate(bytes);
@@ -52,7 +52,7 @@ export function wasmAvailable(): boolean {
   return false;
 }
 
-function instantiate(bytes: Buffer): Instance {
+function instantiate(bytes: Uint8Array<ArrayBuffer>): Instance {
   const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as Record<string, unknown>;
   const base = (e.__heap_base as WebAssembly.Global).value as number;
   const pack = align(base);
