@@ -177,8 +177,10 @@ function valueNoise(x: number, y: number, cell: number, seed: number): number {
   const y0 = Math.floor(gy);
   const fx = gx - x0;
   const fy = gy - y0;
+  // No closures here: this runs three times per pixel, and a closure per call costs more than the maths.
   const top = hash(x0, y0, 0, seed) * (1 - fx) + hash(x0 + 1, y0, 0, seed) * fx;
-  return top * (1 - fy) + (hash(x0, y0 + 1, 0, seed) * (1 - fx) + hash(x0 + 1, y0 + 1, 0, seed) * fx) * fy;
+  const bottom = hash(x0, y0 + 1, 0, seed) * (1 - fx) + hash(x0 + 1, y0 + 1, 0, seed) * fx;
+  return top * (1 - fy) + bottom * fy;
 }
 
 /**
@@ -232,21 +234,41 @@ function blendWeights(s: Scene, width: number, height: number, t: number): Float
 /** Backgrounds drawn by ownColor rather than as a blend of the scene's two colours. */
 const OWN_COLOR = new Set<Background>(['bars', 'smpte', 'plasma', 'rgbnoise']);
 
-/** A pixel of the backgrounds in OWN_COLOR. */
-function ownColor(s: Scene, x: number, y: number, t: number, width: number, height: number): RGB {
+const setRgb = (out: number[], r: number, g: number, b: number): true => {
+  out[0] = r;
+  out[1] = g;
+  out[2] = b;
+  return true;
+};
+
+/**
+ * A pixel of the backgrounds that are not a blend of the scene's two colours, written into `out` (true), or
+ * false for those that are. Writes into a caller's array: it runs once per pixel of every frame.
+ */
+function ownColor(
+  s: Scene,
+  x: number,
+  y: number,
+  t: number,
+  width: number,
+  height: number,
+  out: number[],
+): boolean {
   const shift = s.drift * t;
   switch (s.background) {
     case 'bars': {
       // testsrc2-like: eight bars, a band of moving grey ramp below them.
       if (y > height * 0.7) {
         const v = Math.round(wrap((x + shift * 4) / width, 1) * 255);
-        return [v, v, v];
+        return setRgb(out, v, v, v);
       }
-      return BARS[Math.min(7, Math.floor((x / width) * 8))];
+      const c = BARS[Math.min(7, Math.floor((x / width) * 8))];
+      return setRgb(out, c[0], c[1], c[2]);
     }
     case 'smpte': {
       const i = Math.min(6, Math.floor((x / width) * 7));
-      return y < height * 0.67 ? SMPTE_TOP[i] : y < height * 0.75 ? SMPTE_MID[i] : SMPTE_LOW[i];
+      const c = y < height * 0.67 ? SMPTE_TOP[i] : y < height * 0.75 ? SMPTE_MID[i] : SMPTE_LOW[i];
+      return setRgb(out, c[0], c[1], c[2]);
     }
     case 'plasma': {
       const u = x / s.period;
@@ -254,18 +276,22 @@ function ownColor(s: Scene, x: number, y: number, t: number, width: number, heig
       const k = t * 0.15 * Math.sign(s.drift || 1);
       const w =
         Math.sin(u + k) + Math.sin(v - k) + Math.sin((u + v) * 0.7 + k) + Math.sin(Math.hypot(u, v) * 0.8);
-      return [
+      return setRgb(
+        out,
         Math.round(127.5 + 127.5 * Math.sin(w)),
         Math.round(127.5 + 127.5 * Math.sin(w + 2.1)),
         Math.round(127.5 + 127.5 * Math.sin(w + 4.2)),
-      ];
+      );
     }
-    default: // 'rgbnoise'
-      return [
+    case 'rgbnoise':
+      return setRgb(
+        out,
         Math.floor(hash(x, y, t, s.noiseSeed) * 256),
         Math.floor(hash(x, y, t, s.noiseSeed + 1) * 256),
         Math.floor(hash(x, y, t, s.noiseSeed + 2) * 256),
-      ];
+      );
+    default:
+      return false;
   }
 }
 
@@ -273,15 +299,15 @@ export function renderScene(s: Scene, width: number, height: number, t: number):
   const c = new Canvas(width, height);
   const [a, b] = s.colors;
   const shift = s.drift * t;
-  const own = OWN_COLOR.has(s.background);
-  const table = own ? null : blendWeights(s, width, height, t);
+  const own: number[] = [0, 0, 0];
+  const ownBackground = OWN_COLOR.has(s.background);
+  const table = ownBackground ? null : blendWeights(s, width, height, t);
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3;
       const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
-      if (own) {
-        const rgb = ownColor(s, x, y, t, width, height);
-        for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(rgb[k] + n)));
+      if (ownBackground && ownColor(s, x, y, t, width, height, own)) {
+        for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(own[k] + n)));
         continue;
       }
       let w: number;

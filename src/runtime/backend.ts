@@ -157,6 +157,18 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
+/** One query position's softmax mass per key (ops.attentionMass): keys [from, to) of the first kvLength. */
+export interface AttentionMassDesc {
+  skv: number;
+  kvLength: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  from: number;
+  to: number;
+  scale: number;
+}
+
 /** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
 export interface AttentionRowsDesc {
   rows: number;
@@ -208,6 +220,66 @@ export interface SsdDesc {
   chunkSize: number;
 }
 
+/** The gradients `ssdScanBackward` writes (shapes of the SsdDesc inputs); dD / dState are null when D / state were. */
+export interface SsdGrads {
+  /** x's dtype. */
+  dx: Tensor;
+  /** f32 [batch, len, heads]: w.r.t. dt as the scan takes it (after softplus). */
+  ddt: Tensor;
+  /** f32 [heads], summed over batch and time. */
+  dA: Tensor;
+  /** B's dtype. */
+  dB: Tensor;
+  dC: Tensor;
+  /** f32 [heads]. */
+  dD: Tensor | null;
+  /** f32 [batch, heads, headDim, dState]: w.r.t. the initial state. */
+  dState: Tensor | null;
+}
+
+/** The saved forward inputs of an SSD scan (the tensors of ops.SsdInputs). */
+export interface SsdTensors {
+  x: Tensor;
+  dt: Tensor;
+  A: Tensor;
+  B: Tensor;
+  C: Tensor;
+  D: Tensor | null;
+  state: Tensor | null;
+}
+
+/** Fused softmax cross-entropy over logits [rows, vocab] with i32 targets [rows]. */
+export interface CrossEntropyDesc {
+  rows: number;
+  vocab: number;
+  /** Rows whose target equals this are left out of the mean (and get zero gradient). */
+  ignoreIndex: number;
+  /** dLogits = gradScale · ∂loss/∂logits (the upstream gradient of the scalar loss, e.g. a loss weight). */
+  gradScale: number;
+}
+
+/** Top-k distillation KL over student logits [rows, vocab] with teacher ids/values [rows, k] (grad-ops.klTopK). */
+export interface KlTopKDesc {
+  rows: number;
+  vocab: number;
+  k: number;
+  gradScale: number;
+}
+
+/** One fused AdamW update (PyTorch's torch.optim.AdamW semantics) over `size` f32 elements. */
+export interface AdamWDesc {
+  size: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count (bias corrections 1 − βᵗ). */
+  step: number;
+  /** The gradient is multiplied by this first (gradient clipping, accumulation averaging). */
+  gradScale: number;
+}
+
 export interface SampleDesc {
   rows: number;
   vocab: number;
@@ -231,6 +303,8 @@ export interface Backend {
   upload(dst: Tensor, src: RawArray): void;
   /** Reads dst's elements back to the host, waiting for pending work. */
   download(src: Tensor): Promise<RawArray>;
+  /** Optional blocking read (autograd reads a loss, or embedding ids, between kernels). */
+  downloadSync?(src: Tensor): RawArray;
   memory(): MemoryStats;
   resetPeak(): void;
   /** Waits until all queued work is done. */
@@ -295,6 +369,19 @@ export interface Backend {
     }[],
     desc: AttentionRowsDesc,
   ): void;
+  /**
+   * Optional: out [to − from] (f32) = Σ_h softmax_j(scale · q_h · k_j) for one query position, q [hq, d],
+   * k [1, skv, hkv, d], with f32 scratch scores [hq, kvLength] and stats [hq, 2]. Without it, ops take the
+   * weights of `attention`.
+   */
+  attentionMass?(
+    out: Tensor,
+    scores: Tensor,
+    stats: Tensor,
+    q: Tensor,
+    k: Tensor,
+    desc: AttentionMassDesc,
+  ): void;
   /** Optional: row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (rows of rowElems). */
   scatterRows?(x: Tensor, dsts: readonly { dst: Tensor; at: number }[], rowElems: number): void;
   /**
@@ -355,6 +442,11 @@ export interface Backend {
   ): void;
   /** out[i, :] = table[ids[i], :]. */
   embedding(out: Tensor, table: Tensor, ids: Tensor): void;
+  /**
+   * out[r, :] = the sum (or mean) of table[ids[j], :] for j in [offsets[r], offsets[r+1]), accumulated in f32 in
+   * that order (deterministic); an empty bag gives zeros.
+   */
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void;
   /** Copies `x` into `out` viewed as [outer, outDim, inner] at positions [start, start+xDim) of the middle axis. */
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void;
   /** out = x[:, start:start+outDim, :] with x viewed as [outer, xDim, inner]. */
@@ -383,4 +475,101 @@ export interface Backend {
     previous: Tensor | null,
     desc: SampleDesc,
   ): void;
+
+  // ---- backward kernels (optional; front-end in grad-ops.ts) ------------------------------------------
+  // Gradients of activations come in the activation's dtype, gradients of parameters (weights, biases, A,
+  // D, tables) in f32; every kernel accumulates in f32 and overwrites its outputs.
+  /** Gradients of ssdScan given dy (y's shape and dtype) and dStateOut (f32, the final state's) or null. */
+  ssdScanBackward?(g: SsdGrads, dy: Tensor, dStateOut: Tensor | null, i: SsdTensors, desc: SsdDesc): void;
+  /**
+   * Gradients of conv1d: dx (x's dtype), dWeight f32 [channels, width], dBias f32 [channels], dState
+   * (state's shape and dtype, when the forward had a state) from dy and dStateOut (the returned state's) or null.
+   */
+  conv1dBackward?(
+    dx: Tensor,
+    dWeight: Tensor,
+    dBias: Tensor | null,
+    dState: Tensor | null,
+    dy: Tensor,
+    dStateOut: Tensor | null,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | null,
+    state: Tensor | null,
+    desc: Conv1dDesc,
+  ): void;
+  /** Gradients of attention (dq, dk, dv in q's dtype and shapes) from dOut and the saved out; keys ≥ kvLength get 0. */
+  attentionBackward?(
+    dq: Tensor,
+    dk: Tensor,
+    dv: Tensor,
+    dOut: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    mask: Tensor | null,
+    desc: AttentionDesc,
+  ): void;
+  /**
+   * Gradients of rmsNorm (x is the norm's input: for the fused add, the sum): dx (+ dSum when given, the
+   * gradient reaching the sum from elsewhere), dWeight f32 [dim], dGate (gate's dtype).
+   */
+  rmsNormBackward?(
+    dx: Tensor,
+    dWeight: Tensor | null,
+    dGate: Tensor | null,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    gate: Tensor | null,
+    dSum: Tensor | null,
+    desc: NormDesc,
+  ): void;
+  /** Gradients of layerNorm: dx (+ dSum), dWeight and dBias f32 [dim]. */
+  layerNormBackward?(
+    dx: Tensor,
+    dWeight: Tensor | null,
+    dBias: Tensor | null,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    dSum: Tensor | null,
+    desc: NormDesc,
+  ): void;
+  /** dTable (f32 [vocab, dim], overwritten) = Σ over positions i of dOut[i, :] into row ids[i]. */
+  embeddingBackward?(dTable: Tensor, dOut: Tensor, ids: Tensor): void;
+  /** loss (f32, 1 element) = mean cross-entropy over non-ignored rows; dLogits (logits' dtype) when not null. */
+  crossEntropy?(
+    loss: Tensor,
+    dLogits: Tensor | null,
+    logits: Tensor,
+    targets: Tensor,
+    desc: CrossEntropyDesc,
+  ): void;
+  /** loss (f32, 1 element) = mean top-k KL(teacher ‖ student) over rows (grad-ops.klTopK); dLogits when not null. */
+  klTopK?(
+    loss: Tensor,
+    dLogits: Tensor | null,
+    logits: Tensor,
+    teacherIds: Tensor,
+    teacherLogits: Tensor,
+    desc: KlTopKDesc,
+  ): void;
+  /** AdamW in place on f32 param, m, v with f32 grad; `copy` (any float dtype) receives the updated param. */
+  adamwStep?(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, desc: AdamWDesc): void;
+}
+
+/** The keys [lo, hi) query i may see under `d` (kvLength, causal with the query offset, its segment). */
+export function attentionKeyRange(d: AttentionDesc, i: number): [number, number] {
+  let lo = 0;
+  let hi = d.kvLength;
+  if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
+  if (d.segments) {
+    let s = 0;
+    while (i >= d.segments[s + 1]) s++;
+    lo = d.segments[s];
+    hi = Math.min(hi, d.segments[s + 1]);
+  }
+  return [lo, Math.max(lo, hi)];
 }
