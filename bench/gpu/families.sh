@@ -4,6 +4,7 @@
 # ffmpeg is needed. The most important rows come first, and every step is cut to the time left, so a timeout
 # still leaves what ran (each row is also logged as it finishes):
 #
+#   0. bench/tome.ts: ToMe alone, 256 frames of 729 × 1152 bf16 (ms per frame; a few seconds);
 #   1. TimeViper-9B's architecture (timm SigLIP so400m, ToMe, Nemotron-Nano-9B-v2), random bf16 weights, WITH
 #      TransV (uni_7_0.5-attn_39_0.1, CrossAttention): LLM prefill time, vision time, peak memory at 1k / 5k /
 #      10k frames (bench/long_video.ts --series timeviper-transv; the target is 10k frames on one 80 GB H100);
@@ -13,7 +14,7 @@
 #
 #   OUT=/tmp/out bash bench/gpu/families.sh                   # results under $OUT/families/
 #   FAMILIES_TINY=1 OUT=/tmp/out bash bench/gpu/families.sh    # a dry run of the same steps, tiny configs, on the CPU
-# Writes: timeviper.json (+ .png; both TimeViper series), timeviper_rows.txt (rows as they finished),
+# Writes: tome.txt, timeviper.json (+ .png; both TimeViper series), timeviper_rows.txt (rows as they finished),
 # mambamia.json / mambamia.md, log.txt, and summary.md (the tables).
 set -u
 OUT=${OUT:-.bench-out}
@@ -43,6 +44,14 @@ tv() {  # $1: series name, $2: cap in seconds
     tail -8 | tee -a "$R/log.txt"
   echo "rc=${PIPESTATUS[0]}" | tee -a "$R/log.txt"
 }
+# ToMe alone (bench/tome.ts: 256 frames of 729 × 1152 bf16, the device matching), a few seconds.
+t=$(left 30)
+if [ "$t" -ge 10 ]; then
+  step "bench/tome.ts (up to $t s)"
+  D=cuda F=256; [ -n "$TINY" ] && D=cpu F=8
+  timeout "$t" node --import tsx bench/tome.ts --device $D --frames $F --dtype bf16 2>&1 | tail -3 | tee "$R/tome.txt" >>"$R/log.txt"
+fi
+
 tv timeviper-transv 130
 tv timeviper 110
 
@@ -67,6 +76,7 @@ fi
     fi
   done
   echo; [ -f "$R/mambamia.md" ] && cat "$R/mambamia.md" || echo "(no mambamia.md)"
+  echo; [ -f "$R/tome.txt" ] && cat "$R/tome.txt"
 } >"$R/summary.md" 2>&1
 step "done"
 cat "$R/summary.md"

@@ -399,6 +399,14 @@ LS_FN(embedding) {
                      a.i64(6), dev().stream);
   });
 }
+LS_FN(embeddingBag) {
+  // embeddingBag(out, table, et, ids, nIds, offsets, bags, vocab, dim, mean)
+  LS_BODY({
+    launch_embedding_bag(a.ptr(0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4),
+                         static_cast<const int32_t *>(a.ptr(5)), a.i64(6), a.i64(7), a.i64(8), a.i64(9) != 0,
+                         dev().stream);
+  });
+}
 LS_FN(readSlice) {
   LS_BODY({
     launch_read_slice(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), a.i64(6), a.i64(7), dev().stream);
@@ -612,7 +620,7 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(profileMark), LS_EXPORT(profileRead),
       LS_EXPORT(synchronize), LS_EXPORT(cast),      LS_EXPORT(fill),     LS_EXPORT(unary),
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
-      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding),
+      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding), LS_EXPORT(embeddingBag),
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
       LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),     LS_EXPORT_AS(attentionMass),
 #ifdef LS_HAVE_ATTENTION

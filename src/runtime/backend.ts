@@ -380,6 +380,11 @@ export interface Backend {
   ): void;
   /** out[i, :] = table[ids[i], :]. */
   embedding(out: Tensor, table: Tensor, ids: Tensor): void;
+  /**
+   * out[r, :] = the sum (or mean) of table[ids[j], :] for j in [offsets[r], offsets[r+1]), accumulated in f32 in
+   * that order (deterministic); an empty bag gives zeros.
+   */
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void;
   /** Copies `x` into `out` viewed as [outer, outDim, inner] at positions [start, start+xDim) of the middle axis. */
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void;
   /** out = x[:, start:start+outDim, :] with x viewed as [outer, xDim, inner]. */

@@ -983,6 +983,39 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   return out;
 }
 
+/**
+ * Sums (or averages) of bags of `table` [n, dim] rows (torch's embedding_bag): bag r is the rows ids[j] (i32
+ * [nnz]) for j in [offsets[r], offsets[r+1]) (i32 [bags + 1], non-decreasing from 0 to nnz) → [bags, dim] in
+ * table's dtype, accumulated in f32 in bag order.
+ */
+export function embeddingBag(
+  table: Tensor,
+  ids: Tensor,
+  offsets: Tensor,
+  mode: 'sum' | 'mean' = 'sum',
+): Tensor {
+  table.assertLive('embeddingBag');
+  ids.assertLive('embeddingBag');
+  offsets.assertLive('embeddingBag');
+  if (ids.dtype !== 'i32' || offsets.dtype !== 'i32')
+    throw new TypeError(`embeddingBag: ids and offsets must be i32, got ${ids.dtype} and ${offsets.dtype}`);
+  if (table.rank !== 2)
+    throw new ShapeError(`embeddingBag: table must be [rows, dim], got ${fmt(table.shape)}`);
+  if (ids.rank !== 1 || offsets.rank !== 1 || offsets.size < 1)
+    throw new ShapeError(
+      `embeddingBag: ids [nnz] and offsets [bags + 1] must be vectors, got ${fmt(ids.shape)} and ${fmt(offsets.shape)}`,
+    );
+  requireFloat(table, 'embeddingBag');
+  const out = empty(table.backend, [offsets.size - 1, table.shape[1]], table.dtype);
+  try {
+    table.backend.embeddingBag(out, table, ids, offsets, mode === 'mean');
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  return out;
+}
+
 export function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, axis = -1, keepDims = false): Tensor {
   x.assertLive(op);
   const a = axisOf(axis, x.rank, op);

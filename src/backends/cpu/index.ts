@@ -4,7 +4,7 @@ import type { RawArray } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { attention } from './attention.js';
 import { affine, binary, cast, fill, unary } from './elementwise.js';
-import { argmax, embedding, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
+import { argmax, embedding, embeddingBag, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
 import { layerNorm, rmsNorm, ropeTable, rotary, softmax } from './norm.js';
@@ -57,6 +57,7 @@ export class CpuBackend implements Backend {
   ssdScan = ssdScan;
   ssmStep = ssmStep;
   embedding = embedding;
+  embeddingBag = embeddingBag;
   writeSlice = writeSlice;
   readSlice = readSlice;
   permute = permute;

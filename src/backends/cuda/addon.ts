@@ -103,6 +103,18 @@ export interface CudaAddon {
   ): void;
   ropeTable(cos: Ptr, sin: Ptr, positions: Ptr, invFreq: Ptr, rowOf: Ptr, seq: number, half: number): void;
   embedding(out: Ptr, table: Ptr, dtype: number, ids: Ptr, nIds: number, vocab: number, dim: number): void;
+  embeddingBag(
+    out: Ptr,
+    table: Ptr,
+    dtype: number,
+    ids: Ptr,
+    nIds: number,
+    offsets: Ptr,
+    bags: number,
+    vocab: number,
+    dim: number,
+    mean: number,
+  ): void;
   readSlice(
     out: Ptr,
     x: Ptr,
