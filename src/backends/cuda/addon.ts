@@ -215,7 +215,7 @@ export interface CudaAddon {
     wDtype: number,
     desc: import('../../runtime/backend.js').Conv1dDesc,
   ): void;
-  /** ranges: each query's key range [lo, hi) (2·sq ints). */
+  /** ranges: each query's key range [lo, hi) (2·sq ints); queryRanges: each key's queries [lo, hi) (2·skv ints). */
   attentionBackward?(
     dq: Ptr,
     dk: Ptr,
@@ -230,6 +230,7 @@ export interface CudaAddon {
     dtype: number,
     desc: AttentionDesc,
     ranges: Int32Array,
+    queryRanges: Int32Array,
   ): void;
   rmsNormBackward?(
     dx: Ptr,
