@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "attention_mass.h"
 #include "blas.h"
 #include "kernels.h"
 
@@ -402,6 +403,14 @@ LS_FN(embedding) {
                      a.i64(6), dev().stream);
   });
 }
+LS_FN(embeddingBag) {
+  // embeddingBag(out, table, et, ids, nIds, offsets, bags, vocab, dim, mean)
+  LS_BODY({
+    launch_embedding_bag(a.ptr(0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4),
+                         static_cast<const int32_t *>(a.ptr(5)), a.i64(6), a.i64(7), a.i64(8), a.i64(9) != 0,
+                         dev().stream);
+  });
+}
 LS_FN(readSlice) {
   LS_BODY({
     launch_read_slice(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), a.i64(6), a.i64(7), dev().stream);
@@ -475,6 +484,18 @@ LS_FN(attention_) {
 }
 #endif
 
+LS_FN(attentionMass_) {
+  // attentionMass(out, scores, stats, q, k, et, desc)
+  LS_BODY({
+    const AttentionMassDims d{static_cast<int>(a.field(6, "skv")),  static_cast<int>(a.field(6, "kvLength")),
+                              static_cast<int>(a.field(6, "hq")),   static_cast<int>(a.field(6, "hkv")),
+                              static_cast<int>(a.field(6, "d")),    static_cast<int>(a.field(6, "from")),
+                              static_cast<int>(a.field(6, "to")),   static_cast<float>(a.field(6, "scale"))};
+    attention_mass(static_cast<float *>(a.ptr(0)), static_cast<float *>(a.ptr(1)), static_cast<float *>(a.ptr(2)),
+                   a.ptr(3), a.ptr(4), d, dt_of(a.et(5)), dev().stream);
+  });
+}
+
 #ifdef LS_HAVE_SSD
 SsdDims ssd_dims(const Args &a, size_t i) {
   return {static_cast<int>(a.field(i, "batch")),   static_cast<int>(a.field(i, "len")),
@@ -531,8 +552,7 @@ const double *table(const Args &a, size_t i, size_t per, int *rows) {
 const void *addr(double v) { return reinterpret_cast<const void *>(static_cast<uintptr_t>(v)); }
 
 LS_FN(attentionRows_) {
-  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, maxLength, et,
-  //               desc)
+  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, et, desc)
   LS_BODY({
     int rows;
     const double *t = table(a, 2, 6, &rows);
@@ -542,15 +562,14 @@ LS_FN(attentionRows_) {
       kvs[i] = {addr(r[0]), addr(r[1]), static_cast<int>(r[2]), addr(r[3]), addr(r[4]), static_cast<int>(r[5])};
     }
     const AttentionRowsDims d{rows,
-                              static_cast<int>(a.field(5, "hq")),
-                              static_cast<int>(a.field(5, "hkv")),
-                              static_cast<int>(a.field(5, "d")),
-                              static_cast<int>(a.field(5, "dv")),
-                              static_cast<float>(a.field(5, "scale"))};
-    const int maxLength = static_cast<int>(a.i64(3));
-    const size_t wsBytes = attention_rows_workspace_bytes(d, maxLength);
+                              static_cast<int>(a.field(4, "hq")),
+                              static_cast<int>(a.field(4, "hkv")),
+                              static_cast<int>(a.field(4, "d")),
+                              static_cast<int>(a.field(4, "dv")),
+                              static_cast<float>(a.field(4, "scale"))};
+    const size_t wsBytes = attention_rows_workspace_bytes(d, kvs.data());
     Scratch ws(wsBytes);
-    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, maxLength, dt_of(a.et(4)), ws.p, wsBytes, dev().stream);
+    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, dt_of(a.et(3)), ws.p, wsBytes, dev().stream);
   });
 }
 LS_FN(scatterRows_) {
@@ -560,8 +579,7 @@ LS_FN(scatterRows_) {
     const double *t = table(a, 1, 1, &rows);
     std::vector<void *> dsts(rows);
     for (int i = 0; i < rows; i++) dsts[i] = const_cast<void *>(addr(t[i]));
-    Scratch ws(sizeof(void *) * std::max(rows, 1));
-    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), ws.p, dev().stream);
+    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), dev().stream);
   });
 }
 LS_FN(mambaStepRows_) {
@@ -702,9 +720,9 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(profileMark), LS_EXPORT(profileRead),
       LS_EXPORT(synchronize), LS_EXPORT(cast),      LS_EXPORT(fill),     LS_EXPORT(unary),
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
-      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding),
+      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding), LS_EXPORT(embeddingBag),
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
-      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
+      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),     LS_EXPORT_AS(attentionMass),
 #ifdef LS_HAVE_ATTENTION
       LS_EXPORT_AS(attention),
 #endif

@@ -157,6 +157,18 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
+/** One query position's softmax mass per key (ops.attentionMass): keys [from, to) of the first kvLength. */
+export interface AttentionMassDesc {
+  skv: number;
+  kvLength: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  from: number;
+  to: number;
+  scale: number;
+}
+
 /** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
 export interface AttentionRowsDesc {
   rows: number;
@@ -291,6 +303,8 @@ export interface Backend {
   upload(dst: Tensor, src: RawArray): void;
   /** Reads dst's elements back to the host, waiting for pending work. */
   download(src: Tensor): Promise<RawArray>;
+  /** Optional blocking read (autograd reads a loss, or embedding ids, between kernels). */
+  downloadSync?(src: Tensor): RawArray;
   memory(): MemoryStats;
   resetPeak(): void;
   /** Waits until all queued work is done. */
@@ -355,6 +369,19 @@ export interface Backend {
     }[],
     desc: AttentionRowsDesc,
   ): void;
+  /**
+   * Optional: out [to − from] (f32) = Σ_h softmax_j(scale · q_h · k_j) for one query position, q [hq, d],
+   * k [1, skv, hkv, d], with f32 scratch scores [hq, kvLength] and stats [hq, 2]. Without it, ops take the
+   * weights of `attention`.
+   */
+  attentionMass?(
+    out: Tensor,
+    scores: Tensor,
+    stats: Tensor,
+    q: Tensor,
+    k: Tensor,
+    desc: AttentionMassDesc,
+  ): void;
   /** Optional: row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (rows of rowElems). */
   scatterRows?(x: Tensor, dsts: readonly { dst: Tensor; at: number }[], rowElems: number): void;
   /**
@@ -415,6 +442,11 @@ export interface Backend {
   ): void;
   /** out[i, :] = table[ids[i], :]. */
   embedding(out: Tensor, table: Tensor, ids: Tensor): void;
+  /**
+   * out[r, :] = the sum (or mean) of table[ids[j], :] for j in [offsets[r], offsets[r+1]), accumulated in f32 in
+   * that order (deterministic); an empty bag gives zeros.
+   */
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void;
   /** Copies `x` into `out` viewed as [outer, outDim, inner] at positions [start, start+xDim) of the middle axis. */
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void;
   /** out = x[:, start:start+outDim, :] with x viewed as [outer, xDim, inner]. */

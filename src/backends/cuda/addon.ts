@@ -3,7 +3,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
-import type { AttentionDesc, AttentionRowsDesc, MambaStepRowsDesc, SsdDesc } from '../../runtime/backend.js';
+import type {
+  AttentionDesc,
+  AttentionMassDesc,
+  AttentionRowsDesc,
+  MambaStepRowsDesc,
+  SsdDesc,
+} from '../../runtime/backend.js';
 import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
@@ -97,6 +103,18 @@ export interface CudaAddon {
   ): void;
   ropeTable(cos: Ptr, sin: Ptr, positions: Ptr, invFreq: Ptr, rowOf: Ptr, seq: number, half: number): void;
   embedding(out: Ptr, table: Ptr, dtype: number, ids: Ptr, nIds: number, vocab: number, dim: number): void;
+  embeddingBag(
+    out: Ptr,
+    table: Ptr,
+    dtype: number,
+    ids: Ptr,
+    nIds: number,
+    offsets: Ptr,
+    bags: number,
+    vocab: number,
+    dim: number,
+    mean: number,
+  ): void;
   readSlice(
     out: Ptr,
     x: Ptr,
@@ -134,6 +152,16 @@ export interface CudaAddon {
     topK: number,
     topP: number,
     repetitionPenalty: number,
+  ): void;
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu); absent from addons built before it. */
+  attentionMass?(
+    out: Ptr,
+    scores: Ptr,
+    stats: Ptr,
+    q: Ptr,
+    k: Ptr,
+    dtype: number,
+    desc: AttentionMassDesc,
   ): void;
   /** Present once native/cuda/attention.cu is part of the build. */
   attention?(
@@ -312,14 +340,7 @@ export interface CudaAddon {
     gradScale: number,
   ): void;
   /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
-  attentionRows?(
-    out: Ptr,
-    q: Ptr,
-    table: Float64Array,
-    maxLength: number,
-    dtype: number,
-    desc: AttentionRowsDesc,
-  ): void;
+  attentionRows?(out: Ptr, q: Ptr, table: Float64Array, dtype: number, desc: AttentionRowsDesc): void;
   scatterRows?(x: Ptr, dsts: Float64Array, rowBytes: number): void;
   /** states holds [conv, ssm] addresses per row. */
   mambaStepRows?(

@@ -24,8 +24,12 @@ import {
   type UnaryOp,
 } from '../../runtime/backend.js';
 import { BYTES_PER_ELEMENT, type DType, type RawArray, rawArrayFor } from '../../runtime/dtype.js';
+import { empty, full } from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { CudaAddon, Ptr } from './addon.js';
+
+/** The head dims of the tensor-core attention kernels (native/cuda/attention.cu: flash_fwd, attention_sm90). */
+const FLASH_HEAD_DIMS = [64, 80, 96, 128];
 
 /** Dtype numbering shared with native/cuda/kernels.h (enum class ET). */
 const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3, u8: 4 };
@@ -67,13 +71,18 @@ export class CudaBackend implements Backend {
   readonly attentionRows?: Backend['attentionRows'];
   readonly scatterRows?: Backend['scatterRows'];
   readonly mambaStepRows?: Backend['mambaStepRows'];
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu). */
+  readonly attentionMass?: Backend['attentionMass'];
 
   constructor(
     private readonly addon: CudaAddon,
     /** What init reported: GPU name, compute capability, memory, the cuBLASLt library loaded. */
     readonly device: ReturnType<CudaAddon['init']>,
   ) {
-    const { attentionRows, scatterRows, mambaStepRows } = addon;
+    const { attentionRows, scatterRows, mambaStepRows, attentionMass } = addon;
+    if (attentionMass)
+      this.attentionMass = (out, scores, stats, q, k, d) =>
+        attentionMass(ptr(out), ptr(scores), ptr(stats), ptr(q), ptr(k), code(q), d);
     if (attentionRows)
       this.attentionRows = (out, q, kvs, d) =>
         attentionRows(
@@ -89,7 +98,6 @@ export class CudaBackend implements Backend {
               r.prefix?.length ?? 0,
             ]),
           ),
-          Math.max(...kvs.map((r) => r.length + (r.prefix?.length ?? 0))),
           code(q),
           d,
         );
@@ -144,6 +152,9 @@ export class CudaBackend implements Backend {
     this.addon.upload(ptr(dst), src);
   }
   async download(src: Tensor): Promise<RawArray> {
+    return this.downloadSync(src);
+  }
+  downloadSync(src: Tensor): RawArray {
     const out = rawArrayFor(src.dtype, new ArrayBuffer(src.bytes), 0, src.size);
     this.addon.download(ptr(src), out);
     return out;
@@ -296,6 +307,23 @@ export class CudaBackend implements Backend {
     d: AttentionDesc,
   ): void {
     if (!this.addon.attention) throw notBuilt('attention', 'attention.cu');
+    // bf16 at another head dim (SigLIP so400m's 72) would take the f32 one-warp-per-row kernel: zero-pad the
+    // heads to the next tensor-core size instead (zero channels add nothing to Q·Kᵀ; the scale stays).
+    const padTo = FLASH_HEAD_DIMS.find((n) => n >= d.d);
+    if (q.dtype === 'bf16' && !weights && d.d === d.dv && padTo && padTo !== d.d) {
+      const pad = (t: Tensor) => {
+        const p = full(this, [...t.shape.slice(0, -1), padTo], 0, t.dtype);
+        this.writeSlice(p, t, t.size / d.d, padTo, 1, 0);
+        return p;
+      };
+      using qp = pad(q);
+      using kp = pad(k);
+      using vp = pad(v);
+      using op = empty(this, [...out.shape.slice(0, -1), padTo], out.dtype);
+      this.attention(op, qp, kp, vp, mask, null, { ...d, d: padTo, dv: padTo });
+      this.readSlice(out, op, out.size / d.d, padTo, 1, 0);
+      return;
+    }
     const maskBatch = mask ? (mask.rank === 3 ? mask.shape[0] : 1) : 0;
     this.addon.attention(
       ptr(out),
@@ -397,6 +425,20 @@ export class CudaBackend implements Backend {
       ids.size,
       table.shape[0],
       table.shape[1],
+    );
+  }
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void {
+    this.addon.embeddingBag(
+      ptr(out),
+      ptr(table),
+      code(table),
+      ptr(ids),
+      ids.size,
+      ptr(offsets),
+      offsets.size - 1,
+      table.shape[0],
+      table.shape[1],
+      mean ? 1 : 0,
     );
   }
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void {
