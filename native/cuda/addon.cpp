@@ -639,20 +639,24 @@ LS_FN(conv1dBackward) {
   });
 }
 LS_FN(attentionBackward) {
-  // attentionBackward(dq, dk, dv, dOut, q, k, v, out, mask, maskBatch, et, desc, ranges: Int32Array [lo, hi]·sq)
+  // attentionBackward(dq, dk, dv, dOut, q, k, v, out, mask, maskBatch, et, desc, ranges: Int32Array [lo, hi]·sq,
+  //                   queryRanges: Int32Array [lo, hi]·skv)
   LS_BODY({
-    size_t rangeBytes;
+    size_t rangeBytes, queryRangeBytes;
     const auto *ranges = static_cast<const int32_t *>(a.bytes(12, &rangeBytes));
+    const auto *queryRanges = static_cast<const int32_t *>(a.bytes(13, &queryRangeBytes));
     const AttnGradDims d{static_cast<int>(a.field(11, "batch")), static_cast<int>(a.field(11, "sq")),
                          static_cast<int>(a.field(11, "skv")),   static_cast<int>(a.field(11, "kvLength")),
                          static_cast<int>(a.field(11, "hq")),    static_cast<int>(a.field(11, "hkv")),
                          static_cast<int>(a.field(11, "d")),     static_cast<int>(a.field(11, "dv")),
                          static_cast<float>(a.field(11, "scale")), static_cast<int>(a.i64(9))};
     LS_REQUIRE(rangeBytes == sizeof(int32_t) * 2 * size_t(d.sq), "attentionBackward: ranges must hold 2·sq ints");
+    LS_REQUIRE(queryRangeBytes == sizeof(int32_t) * 2 * size_t(d.skv),
+               "attentionBackward: queryRanges must hold 2·skv ints");
     const size_t wsBytes = attention_backward_workspace_bytes(d);
     Scratch ws(wsBytes);
     attention_backward(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), a.ptr(6), a.ptr(7), fptr(a, 8),
-                       ranges, d, a.et(10), ws.p, wsBytes, dev().stream);
+                       ranges, queryRanges, d, a.et(10), ws.p, wsBytes, dev().stream);
   });
 }
 LS_FN(rmsNormBackward) {

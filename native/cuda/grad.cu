@@ -245,7 +245,8 @@ constexpr int kPer = kMaxHeadDim / 32;  // values per lane
 struct AttnArgs {
   AttnGradDims d;
   const float *mask;
-  const int *ranges;
+  const int *ranges;   // per query: its keys [lo, hi)
+  const int *qranges;  // per key: the queries [lo, hi) that see it
   float *lse, *delta;
 };
 
@@ -337,7 +338,10 @@ __global__ void attn_dq_kernel(AttnArgs a, T *__restrict__ dq, const T *__restri
     if (lane + 32 * t < d.d) dq[row * d.d + lane + 32 * t] = from_f32<T>(acc[t] * d.scale);
 }
 
-/** One warp per key row ((b·skv + j)·hkv + kh): dv = Σ P·dO and dk = scale·Σ P·(dP − δ)·q over the rows seeing it. */
+/**
+ * One warp per key row ((b·skv + j)·hkv + kh): dv = Σ P·dO and dk = scale·Σ P·(dP − δ)·q over the query rows that
+ * see it (its query range, then the query heads of its kv group).
+ */
 template <typename T>
 __global__ void attn_dkv_kernel(AttnArgs a, T *__restrict__ dk, T *__restrict__ dv, const T *__restrict__ q,
                                 const T *__restrict__ k, const T *__restrict__ v, const T *__restrict__ dOut) {
@@ -352,8 +356,7 @@ __global__ void attn_dkv_kernel(AttnArgs a, T *__restrict__ dk, T *__restrict__ 
   load_row(v + krow * d.dv, d.dv, lane, vr);
 #pragma unroll
   for (int t = 0; t < kPer; t++) gk[t] = gv[t] = 0.f;
-  for (int i = 0; i < d.sq; i++) {
-    if (j < a.ranges[2 * i] || j >= a.ranges[2 * i + 1]) continue;
+  for (int i = a.qranges[2 * j]; i < a.qranges[2 * j + 1]; i++) {
     for (int h = kh * group; h < (kh + 1) * group; h++) {
       const size_t row = (size_t(b) * d.sq + i) * d.hq + h;
       const float lse = a.lse[row];
@@ -643,20 +646,25 @@ void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const
 }
 
 size_t attention_backward_workspace_bytes(const AttnGradDims &d) {
-  return sizeof(int32_t) * 2 * size_t(d.sq) + sizeof(float) * 2 * size_t(d.batch) * d.sq * d.hq + 256;
+  return sizeof(int32_t) * 2 * (size_t(d.sq) + d.skv) + sizeof(float) * 2 * size_t(d.batch) * d.sq * d.hq + 256;
 }
 
 void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const void *q, const void *k, const void *v,
-                        const void *out, const float *mask, const int32_t *rangesHost, const AttnGradDims &d, ET et,
-                        void *workspace, size_t workspaceBytes, cudaStream_t s) {
+                        const void *out, const float *mask, const int32_t *rangesHost,
+                        const int32_t *queryRangesHost, const AttnGradDims &d, ET et, void *workspace,
+                        size_t workspaceBytes, cudaStream_t s) {
   LS_REQUIRE(d.hkv > 0 && d.hq % d.hkv == 0, "attention_backward: hq must be a multiple of hkv");
   LS_REQUIRE(d.d <= kMaxHeadDim && d.dv <= kMaxHeadDim, "attention_backward: head dims above 256");
   LS_REQUIRE(workspaceBytes >= attention_backward_workspace_bytes(d), "attention_backward: workspace too small");
   LS_REQUIRE((d.maskBatch == 0) == (mask == nullptr), "attention_backward: mask pointer does not match maskBatch");
   int32_t *ranges = static_cast<int32_t *>(workspace);
-  float *lse = reinterpret_cast<float *>(ranges + 2 * size_t(d.sq));
-  AttnArgs a{d, mask, ranges, lse, lse + size_t(d.batch) * d.sq * d.hq};
+  int32_t *qranges = ranges + 2 * size_t(d.sq);
+  float *lse = reinterpret_cast<float *>(qranges + 2 * size_t(d.skv));
+  AttnArgs a{d, mask, ranges, qranges, lse, lse + size_t(d.batch) * d.sq * d.hq};
   if (d.sq) LS_CUDA_CHECK(cudaMemcpyAsync(ranges, rangesHost, sizeof(int32_t) * 2 * d.sq, cudaMemcpyHostToDevice, s));
+  if (d.skv)
+    LS_CUDA_CHECK(
+        cudaMemcpyAsync(qranges, queryRangesHost, sizeof(int32_t) * 2 * d.skv, cudaMemcpyHostToDevice, s));
   const size_t qRows = size_t(d.batch) * d.sq * d.hq, kRows = size_t(d.batch) * d.skv * d.hkv;
   const unsigned warpsPerBlock = kBlock / 32;
   LS_DISPATCH_FLOAT(et, T, {

@@ -36,16 +36,18 @@ struct AttnGradDims {
   int maskBatch;
 };
 
-/** Scratch bytes for attention_backward (key ranges, per-row log-sum-exp and dO·O). */
+/** Scratch bytes for attention_backward (key and query ranges, per-row log-sum-exp and dO·O). */
 size_t attention_backward_workspace_bytes(const AttnGradDims &d);
 
 /**
  * Attention backward (d, dv ≤ 256): rangesHost holds each query's key range [lo, hi) (2·sq ints: kvLength,
- * causal offset and segments already applied). dq, dk, dv, dOut, q, k, v, out share type `et`.
+ * causal offset and segments already applied), queryRangesHost each key's queries [lo, hi) that see it (2·skv
+ * ints). dq, dk, dv, dOut, q, k, v, out share type `et`.
  */
 void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const void *q, const void *k, const void *v,
-                        const void *out, const float *mask, const int32_t *rangesHost, const AttnGradDims &d, ET et,
-                        void *workspace, size_t workspaceBytes, cudaStream_t s);
+                        const void *out, const float *mask, const int32_t *rangesHost,
+                        const int32_t *queryRangesHost, const AttnGradDims &d, ET et, void *workspace,
+                        size_t workspaceBytes, cudaStream_t s);
 
 /** RMSNorm backward; weight of type wEt (or null), gate and dGate of type et (or null); dWeight f32 (or null). */
 void rms_norm_backward(void *dx, float *dWeight, void *dGate, const void *dy, const void *x, const void *weight,

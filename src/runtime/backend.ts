@@ -573,3 +573,23 @@ export function attentionKeyRange(d: AttentionDesc, i: number): [number, number]
   }
   return [lo, Math.max(lo, hi)];
 }
+
+/**
+ * For each key j < skv, the queries [lo, hi) that see it (2·skv ints; lo = hi when none). Every query's key range
+ * (attentionKeyRange) has non-decreasing ends in the query index, so these are intervals found in one sweep.
+ */
+export function attentionQueryRanges(d: AttentionDesc): Int32Array {
+  const hiOf = new Int32Array(d.sq);
+  const loOf = new Int32Array(d.sq);
+  for (let i = 0; i < d.sq; i++) [loOf[i], hiOf[i]] = attentionKeyRange(d, i);
+  const out = new Int32Array(2 * d.skv);
+  let first = 0; // the first query whose range ends after j
+  let seen = 0; // how many queries' ranges start at or before j
+  for (let j = 0; j < d.skv; j++) {
+    while (first < d.sq && hiOf[first] <= j) first++;
+    while (seen < d.sq && loOf[seen] <= j) seen++;
+    out[2 * j] = first;
+    out[2 * j + 1] = Math.max(first, seen);
+  }
+  return out;
+}

@@ -243,7 +243,7 @@ export interface CudaAddon {
     wDtype: number,
     desc: import('../../runtime/backend.js').Conv1dDesc,
   ): void;
-  /** ranges: each query's key range [lo, hi) (2·sq ints). */
+  /** ranges: each query's key range [lo, hi) (2·sq ints); queryRanges: each key's queries [lo, hi) (2·skv ints). */
   attentionBackward?(
     dq: Ptr,
     dk: Ptr,
@@ -258,6 +258,7 @@ export interface CudaAddon {
     dtype: number,
     desc: AttentionDesc,
     ranges: Int32Array,
+    queryRanges: Int32Array,
   ): void;
   rmsNormBackward?(
     dx: Ptr,

@@ -2,6 +2,7 @@ import {
   type AdamWDesc,
   type AttentionDesc,
   attentionKeyRange,
+  attentionQueryRanges,
   type Backend,
   BINARY_CODE,
   type BinaryOp,
@@ -577,6 +578,7 @@ export class CudaBackend implements Backend {
       code(q),
       d,
       ranges,
+      attentionQueryRanges(d),
     );
   }
   rmsNormBackward(

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuBackend } from '../../../../src/backends/cpu/index.js';
 import { attentionDesc, tensor } from '../../../../src/runtime/ops.js';
-import { attentionKeyRange } from '../../../../src/runtime/backend.js';
+import { attentionKeyRange, attentionQueryRanges } from '../../../../src/runtime/backend.js';
 import * as g from '../../../../src/runtime/grad-ops.js';
 import * as ops from '../../../../src/runtime/ops.js';
 import type { Tensor } from '../../../../src/runtime/tensor.js';
@@ -155,6 +155,7 @@ for (const c of [
   const desc = attentionDesc(q, k, v, opts, 'emu');
   h.ranges = new Int32Array(2 * sq);
   for (let i = 0; i < sq; i++) h.ranges.set(attentionKeyRange(desc, i), 2 * i);
+  h.qranges = attentionQueryRanges(desc);
   const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
   await check('attention', 2, [batch, sq, skv, kvLength, hq, hkv, d, dv, desc.scale, c.mask], h, { ...gr });
 }

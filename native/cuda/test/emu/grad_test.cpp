@@ -115,7 +115,8 @@ int main(int argc, char **argv) {
         std::vector<unsigned char> w(ws, 0xff);
         attention_backward(output("dq", count("q")), output("dk", count("k")), output("dv", count("v")),
                            fin("dOut"), fin("q"), fin("k"), fin("v"), fin("out"), fin("mask"),
-                           static_cast<const int32_t *>(opt("ranges")), d, ET::F32, w.data(), ws, nullptr);
+                           static_cast<const int32_t *>(opt("ranges")), static_cast<const int32_t *>(opt("qranges")), d,
+                           ET::F32, w.data(), ws, nullptr);
         break;
       }
       case 3: {  // rmsNorm
