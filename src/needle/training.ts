@@ -8,7 +8,12 @@ import { Tokenizer } from '../io/tokenizer.js';
 import { renderFrame } from './render.js';
 import { resizeRgb } from './resample.js';
 import { mcqPrompt, type NeedleSample } from './tasks.js';
-import { needleTokenizerConfig, needleTokenizerJson, SYSTEM_PROMPT, type TokenizerVersion } from './tokenizer.js';
+import {
+  needleTokenizerConfig,
+  needleTokenizerJson,
+  SYSTEM_PROMPT,
+  type TokenizerVersion,
+} from './tokenizer.js';
 
 /** The needle tokenizer of a version (1: the shipped v1 models; 2: lower-cased input, letter answers apart). */
 export const needleTokenizer = (version: TokenizerVersion): Tokenizer =>

@@ -15,7 +15,9 @@ export function compilePattern(pattern: string, where = 'pattern'): NameMatcher 
     try {
       r = new RegExp(pattern.slice(1, -1));
     } catch (e) {
-      throw new InputError(`${where}: ${pattern} is not a valid regular expression (${(e as Error).message})`);
+      throw new InputError(
+        `${where}: ${pattern} is not a valid regular expression (${(e as Error).message})`,
+      );
     }
     return (name) => r.test(name);
   }
