@@ -1,36 +1,43 @@
 /**
- * What the trainer needs from the autograd engine and the fused training kernels, in one interface: the
- * trainer is written against it, `defaultEngine` binds it to src/autograd and src/runtime/grad-ops, and
- * tests of the optimisation logic bind it to small plain-TypeScript versions.
+ * What the trainer needs from the autograd engine (src/autograd) and the fused training kernels
+ * (src/runtime/grad-ops), in one interface with their signatures: `defaultEngine` (engine-default.ts) binds
+ * it to them, tests of the optimisation logic to small plain-TypeScript versions.
  */
 import type { Tensor } from '../runtime/tensor.js';
 
-export interface AdamwHyper {
+export interface LossResult {
+  /** f32 scalar: the mean over the rows counted. */
+  loss: Tensor;
+  /** gradScale · ∂loss/∂logits. */
+  dLogits: Tensor | null;
+}
+
+export interface AdamwOptions {
   lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1-based step (bias correction). */
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** 1-based count of updates including this one. */
   step: number;
-  /** Multiplies the gradient first (clipping and the 1/tokens of accumulation). */
-  gradScale: number;
+  /** Multiplies the gradient first (clipping, 1/tokens of accumulation). */
+  gradScale?: number;
+  /** Receives the updated parameter in its dtype (the model's bf16 weight). */
+  copy?: Tensor | null;
 }
 
 export interface GradEngine {
   /** The scalar fn() and its gradients with respect to `params` (f32, the params' shapes). */
   valueAndGrad(fn: () => Tensor, params: readonly Tensor[]): { value: number; grads: Tensor[] };
   noGrad<T>(fn: () => T): T;
-  /**
-   * Σ over the rows whose target is not `ignoreIndex` of −log softmax(logits)[target]: logits [n, vocab] f32,
-   * targets i32 [n]. A sum, so that micro-batches add up to the batch.
-   */
-  crossEntropySum(logits: Tensor, targets: Int32Array, ignoreIndex: number): Tensor;
-  /**
-   * Σ over rows of KL(teacher ‖ student) on the teacher's top-k logits (indices i32 [n, k], values f32
-   * [n, k]) at `temperature`.
-   */
-  klTopKSum(logits: Tensor, topIndex: Tensor, topLogits: Tensor, temperature: number): Tensor;
-  /** One fused AdamW update of `master` (f32, in place) and its moments; `copy` (bf16) gets the new values. */
-  adamwStep(master: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: AdamwHyper, copy: Tensor | null): void;
+  /** Softmax cross-entropy over rows whose target ≠ ignoreIndex (mean), with its gradient. */
+  crossEntropy(
+    logits: Tensor,
+    targets: Tensor,
+    opts: { ignoreIndex?: number; gradScale?: number },
+  ): LossResult;
+  /** KL(teacher ‖ student) over the teacher's top-k ids per row (mean over rows), with its gradient. */
+  klTopK(logits: Tensor, teacherIds: Tensor, teacherValues: Tensor, opts: { gradScale?: number }): LossResult;
+  /** One AdamW update of param (f32) and its moments, in place. */
+  adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, opts: AdamwOptions): void;
 }

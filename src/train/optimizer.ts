@@ -7,7 +7,7 @@
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
-import type { AdamwHyper, GradEngine } from './engine.js';
+import type { GradEngine } from './engine.js';
 
 export interface AdamwOptions {
   beta1: number;
@@ -64,7 +64,7 @@ export class AdamW implements Disposable {
     this.step++;
     const o = this.options;
     this.slots.forEach((s, i) => {
-      const h: AdamwHyper = {
+      engine.adamwStep(s.master, s.m, s.v, grads[i], {
         lr,
         beta1: o.beta1,
         beta2: o.beta2,
@@ -72,8 +72,8 @@ export class AdamW implements Disposable {
         weightDecay: s.decay ? o.weightDecay : 0,
         step: this.step,
         gradScale,
-      };
-      engine.adamwStep(s.master, grads[i], s.m, s.v, h, s.copy);
+        copy: s.copy,
+      });
     });
   }
 
