@@ -12,13 +12,11 @@ import { type AdamW, clipFactor, globalNorm } from './optimizer.js';
 export interface MicroBatch {
   /** Answer tokens the loss sums over. */
   tokens: number;
-  /** Σ loss of its examples and the gradients of it (f32, the optimizer's params in slot order). */
-  run(): { value: number; grads: Tensor[] };
+  /** The gradients of its examples' Σ loss (f32, the optimizer's params in slot order). */
+  run(): { grads: Tensor[] };
 }
 
 export interface StepResult {
-  /** Mean loss per token over the step. */
-  loss: number;
   tokens: number;
   /** Global gradient norm before clipping (of the mean loss). */
   gradNorm: number;
@@ -26,13 +24,11 @@ export interface StepResult {
 }
 
 /** Σ of the micro-batches' gradients (the first one's tensors reused as the sums). */
-export function accumulate(micro: readonly MicroBatch[]): { value: number; tokens: number; grads: Tensor[] } {
-  let value = 0;
+export function accumulate(micro: readonly MicroBatch[]): { tokens: number; grads: Tensor[] } {
   let tokens = 0;
   let sums: Tensor[] | null = null;
   for (const mb of micro) {
     const r = mb.run();
-    value += r.value;
     tokens += mb.tokens;
     if (!sums) sums = r.grads;
     else
@@ -44,7 +40,7 @@ export function accumulate(micro: readonly MicroBatch[]): { value: number; token
       });
   }
   if (!sums) throw new RangeError('a step needs at least one micro-batch');
-  return { value, tokens, grads: sums };
+  return { tokens, grads: sums };
 }
 
 export async function optimizerStep(
@@ -54,15 +50,13 @@ export async function optimizerStep(
   lr: number,
   maxNorm: number,
 ): Promise<StepResult> {
-  const { value, tokens, grads } = accumulate(micro);
+  const { tokens, grads } = accumulate(micro);
   try {
     const scale = 1 / Math.max(1, tokens);
     const norm = (await globalNorm(grads)) * scale;
-    const loss = value * scale;
-    if (!Number.isFinite(norm) || !Number.isFinite(loss))
-      return { loss, tokens, gradNorm: norm, skipped: true };
+    if (!Number.isFinite(norm)) return { tokens, gradNorm: norm, skipped: true };
     opt.apply(engine, grads, lr, scale * clipFactor(norm, maxNorm));
-    return { loss, tokens, gradNorm: norm, skipped: false };
+    return { tokens, gradNorm: norm, skipped: false };
   } finally {
     for (const g of grads) g.dispose();
   }
