@@ -208,6 +208,66 @@ export interface SsdDesc {
   chunkSize: number;
 }
 
+/** The gradients `ssdScanBackward` writes (shapes of the SsdDesc inputs); dD / dState are null when D / state were. */
+export interface SsdGrads {
+  /** x's dtype. */
+  dx: Tensor;
+  /** f32 [batch, len, heads]: w.r.t. dt as the scan takes it (after softplus). */
+  ddt: Tensor;
+  /** f32 [heads], summed over batch and time. */
+  dA: Tensor;
+  /** B's dtype. */
+  dB: Tensor;
+  dC: Tensor;
+  /** f32 [heads]. */
+  dD: Tensor | null;
+  /** f32 [batch, heads, headDim, dState]: w.r.t. the initial state. */
+  dState: Tensor | null;
+}
+
+/** The saved forward inputs of an SSD scan (the tensors of ops.SsdInputs). */
+export interface SsdTensors {
+  x: Tensor;
+  dt: Tensor;
+  A: Tensor;
+  B: Tensor;
+  C: Tensor;
+  D: Tensor | null;
+  state: Tensor | null;
+}
+
+/** Fused softmax cross-entropy over logits [rows, vocab] with i32 targets [rows]. */
+export interface CrossEntropyDesc {
+  rows: number;
+  vocab: number;
+  /** Rows whose target equals this are left out of the mean (and get zero gradient). */
+  ignoreIndex: number;
+  /** dLogits = gradScale · ∂loss/∂logits (the upstream gradient of the scalar loss, e.g. a loss weight). */
+  gradScale: number;
+}
+
+/** Top-k distillation KL over student logits [rows, vocab] with teacher ids/values [rows, k] (grad-ops.klTopK). */
+export interface KlTopKDesc {
+  rows: number;
+  vocab: number;
+  k: number;
+  gradScale: number;
+}
+
+/** One fused AdamW update (PyTorch's torch.optim.AdamW semantics) over `size` f32 elements. */
+export interface AdamWDesc {
+  size: number;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count (bias corrections 1 − βᵗ). */
+  step: number;
+  /** The gradient is multiplied by this first (gradient clipping, accumulation averaging). */
+  gradScale: number;
+}
+
 export interface SampleDesc {
   rows: number;
   vocab: number;
@@ -383,4 +443,87 @@ export interface Backend {
     previous: Tensor | null,
     desc: SampleDesc,
   ): void;
+
+  // ---- backward kernels (optional; front-end in grad-ops.ts) ------------------------------------------
+  // Gradients of activations come in the activation's dtype, gradients of parameters (weights, biases, A,
+  // D, tables) in f32; every kernel accumulates in f32 and overwrites its outputs.
+  /** Gradients of ssdScan given dy (y's shape and dtype) and dStateOut (f32, the final state's) or null. */
+  ssdScanBackward?(g: SsdGrads, dy: Tensor, dStateOut: Tensor | null, i: SsdTensors, desc: SsdDesc): void;
+  /**
+   * Gradients of conv1d: dx (x's dtype), dWeight f32 [channels, width], dBias f32 [channels], dState
+   * (state's shape and dtype, when the forward had a state) from dy and dStateOut (the returned state's) or null.
+   */
+  conv1dBackward?(
+    dx: Tensor,
+    dWeight: Tensor,
+    dBias: Tensor | null,
+    dState: Tensor | null,
+    dy: Tensor,
+    dStateOut: Tensor | null,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | null,
+    state: Tensor | null,
+    desc: Conv1dDesc,
+  ): void;
+  /** Gradients of attention (dq, dk, dv in q's dtype and shapes) from dOut and the saved out; keys ≥ kvLength get 0. */
+  attentionBackward?(
+    dq: Tensor,
+    dk: Tensor,
+    dv: Tensor,
+    dOut: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    mask: Tensor | null,
+    desc: AttentionDesc,
+  ): void;
+  /**
+   * Gradients of rmsNorm (x is the norm's input: for the fused add, the sum): dx (+ dSum when given, the
+   * gradient reaching the sum from elsewhere), dWeight f32 [dim], dGate (gate's dtype).
+   */
+  rmsNormBackward?(
+    dx: Tensor,
+    dWeight: Tensor | null,
+    dGate: Tensor | null,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    gate: Tensor | null,
+    dSum: Tensor | null,
+    desc: NormDesc,
+  ): void;
+  /** Gradients of layerNorm: dx (+ dSum), dWeight and dBias f32 [dim]. */
+  layerNormBackward?(
+    dx: Tensor,
+    dWeight: Tensor | null,
+    dBias: Tensor | null,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    dSum: Tensor | null,
+    desc: NormDesc,
+  ): void;
+  /** dTable (f32 [vocab, dim], overwritten) = Σ over positions i of dOut[i, :] into row ids[i]. */
+  embeddingBackward?(dTable: Tensor, dOut: Tensor, ids: Tensor): void;
+  /** loss (f32, 1 element) = mean cross-entropy over non-ignored rows; dLogits (logits' dtype) when not null. */
+  crossEntropy?(
+    loss: Tensor,
+    dLogits: Tensor | null,
+    logits: Tensor,
+    targets: Tensor,
+    desc: CrossEntropyDesc,
+  ): void;
+  /** loss (f32, 1 element) = mean top-k KL(teacher ‖ student) over rows (grad-ops.klTopK); dLogits when not null. */
+  klTopK?(
+    loss: Tensor,
+    dLogits: Tensor | null,
+    logits: Tensor,
+    teacherIds: Tensor,
+    teacherLogits: Tensor,
+    desc: KlTopKDesc,
+  ): void;
+  /** AdamW in place on f32 param, m, v with f32 grad; `copy` (any float dtype) receives the updated param. */
+  adamwStep?(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, desc: AdamWDesc): void;
 }

@@ -3,6 +3,7 @@ import '../backends/index.js'; // a subpath entry: the built-in backends are reg
 export * from './backend.js';
 export * from './device.js';
 export * from './dtype.js';
+export * as gradOps from './grad-ops.js';
 export * as ops from './ops.js';
 export { disposeAll, isTensor, keep, tidy } from './scope.js';
 export * from './shape.js';

@@ -524,21 +524,19 @@ export interface AttentionOptions {
   returnWeights?: boolean;
 }
 
-/**
- * Scaled dot-product attention with GQA. q [batch, sq, hq, d], k [batch, skv, hkv, d], v [batch, skv, hkv, dv]
- * (rank-3 inputs mean batch 1). Returns [batch, sq, hq, dv] (rank follows q).
- */
-export function attention(
+/** Validates attention's operands and options (as `what`) and returns the kernel descriptor. */
+export function attentionDesc(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  opts: AttentionOptions = {},
-): { out: Tensor; weights: Tensor | null } {
-  for (const t of [q, k, v]) t.assertLive('attention');
+  opts: AttentionOptions,
+  what: string,
+): AttentionDesc {
+  for (const t of [q, k, v]) t.assertLive(what);
   const r4 = (t: Tensor) => (t.rank === 3 ? [1, ...t.shape] : [...t.shape]);
   const [qs, ks, vs] = [r4(q), r4(k), r4(v)];
   const bad = (why: string) =>
-    new ShapeError(`attention: ${why} (q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)})`);
+    new ShapeError(`${what}: ${why} (q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)})`);
   if (qs.length !== 4 || ks.length !== 4 || vs.length !== 4)
     throw bad('expected [batch, seq, heads, dim] tensors');
   const [batch, sq, hq, d] = qs;
@@ -576,7 +574,7 @@ export function attention(
     )
       throw bad(`mask ${mask.dtype} ${fmt(mask.shape)} must be f32 [batch|1, ${sq}, ${kvLength}]`);
   }
-  const desc: AttentionDesc = {
+  return {
     batch,
     sq,
     skv,
@@ -590,7 +588,22 @@ export function attention(
     queryOffset,
     segments,
   };
-  const outShape = q.rank === 3 ? [sq, hq, vs[3]] : [batch, sq, hq, vs[3]];
+}
+
+/**
+ * Scaled dot-product attention with GQA. q [batch, sq, hq, d], k [batch, skv, hkv, d], v [batch, skv, hkv, dv]
+ * (rank-3 inputs mean batch 1). Returns [batch, sq, hq, dv] (rank follows q).
+ */
+export function attention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): { out: Tensor; weights: Tensor | null } {
+  const desc = attentionDesc(q, k, v, opts, 'attention');
+  const { batch, sq, hq, kvLength, dv } = desc;
+  const mask = opts.mask ?? null;
+  const outShape = q.rank === 3 ? [sq, hq, dv] : [batch, sq, hq, dv];
   const out = empty(q.backend, outShape, q.dtype);
   const weights = opts.returnWeights ? empty(q.backend, [batch, hq, sq, kvLength], 'f32') : null;
   q.backend.attention(out, q, k, v, mask, weights, desc);
@@ -773,7 +786,8 @@ export interface SsdInputs {
   state?: Tensor | null;
 }
 
-function ssdDesc(i: SsdInputs, len: number, chunkSize: number, what: string): SsdDesc {
+/** Validates the SSD inputs (as `what`) and returns the kernel descriptor. */
+export function ssdDesc(i: SsdInputs, len: number, chunkSize: number, what: string): SsdDesc {
   const { x, dt, A, B, C } = i;
   const [batch, , heads, headDim] = x.shape;
   const groups = B.shape[B.rank - 2];

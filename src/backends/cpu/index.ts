@@ -4,10 +4,16 @@ import type { RawArray } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { attention } from './attention.js';
 import { affine, binary, cast, fill, unary } from './elementwise.js';
+import { attentionBackward } from './grad-attention.js';
+import { embeddingBackward } from './grad-embedding.js';
+import { layerNormBackward, rmsNormBackward } from './grad-norm.js';
+import { conv1dBackward, ssdScanBackward } from './grad-ssm.js';
 import { argmax, embedding, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
+import { crossEntropy, klTopK } from './loss.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
 import { layerNorm, rmsNorm, ropeTable, rotary, softmax } from './norm.js';
+import { adamwStep } from './optim.js';
 import { sample } from './sample.js';
 import { conv1d, ssdScan, ssmStep } from './ssm.js';
 
@@ -64,6 +70,16 @@ export class CpuBackend implements Backend {
   reduce = reduce;
   argmax = argmax;
   sample = sample;
+  // backward kernels, losses and the optimizer step (grad-ops.ts)
+  ssdScanBackward = ssdScanBackward;
+  conv1dBackward = conv1dBackward;
+  attentionBackward = attentionBackward;
+  rmsNormBackward = rmsNormBackward;
+  layerNormBackward = layerNormBackward;
+  embeddingBackward = embeddingBackward;
+  crossEntropy = crossEntropy;
+  klTopK = klTopK;
+  adamwStep = adamwStep;
 }
 
 let instance: CpuBackend | undefined;

@@ -44,3 +44,8 @@ export function sharedF32Out(out: Tensor): { data: Float32Array; commit: () => v
   const data = new Float32Array(new SharedArrayBuffer(out.size * 4));
   return { data, commit: () => r.set(fromF32(out.dtype, data)) };
 }
+
+/** Writes f64 values into a tensor of any float dtype (rounded once). */
+export function writeF64(t: Tensor, v: Float64Array): void {
+  rawOf(t).set(t.dtype === 'f32' ? v : fromF32(t.dtype, Float32Array.from(v)));
+}

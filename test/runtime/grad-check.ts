@@ -1,0 +1,39 @@
+/** Float64 central finite differences of a scalar function of several inputs, for the backward-kernel tests. */
+import { assertClose } from '../helpers.js';
+
+/**
+ * Checks each `grads[k]` (null: not checked) against the central difference of f at `inputs` (f64 copies
+ * of the f32 values the kernel saw) with step h, element by element.
+ */
+export function checkGrads(
+  what: string,
+  f: (xs: Float64Array[]) => number,
+  inputs: ArrayLike<number>[],
+  grads: (ArrayLike<number> | null)[],
+  opts: { tol?: number; floor?: number; h?: number; names?: string[] } = {},
+): void {
+  const { tol = 1e-4, floor = 1e-3, h = 1e-6 } = opts;
+  const xs = inputs.map((a) => Float64Array.from(a));
+  for (const [k, g] of grads.entries()) {
+    if (!g) continue;
+    const x = xs[k];
+    const fd = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      x[i] = v + h;
+      const up = f(xs);
+      x[i] = v - h;
+      const down = f(xs);
+      x[i] = v;
+      fd[i] = (up - down) / (2 * h);
+    }
+    assertClose(g, fd, tol, `${what}: d/d${opts.names?.[k] ?? `input ${k}`}`, floor);
+  }
+}
+
+/** Σ a_i·b_i in f64. */
+export const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
