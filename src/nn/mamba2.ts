@@ -17,6 +17,7 @@
  * advances one token in place; `forward` with a cache layer picks between the two.
  */
 import { ModelError } from '../errors.js';
+import { active } from '../runtime/grad-hook.js';
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -94,6 +95,8 @@ export function disposeState(s: Mamba2State): void {
 
 type Part = ReturnType<typeof rowsOf>;
 
+const negExp = (aLog: Tensor) => tidy(() => ops.scale(ops.exp(ops.cast(aLog, 'f32')), -1));
+
 /** Names of one scan direction's parameters: the forward ones, or MambaMia's backward `_b` set. */
 const scanNames = (backward: boolean) =>
   backward
@@ -102,9 +105,9 @@ const scanNames = (backward: boolean) =>
 
 /** One scan direction: conv1d, dt_bias, A_log, D and the gated norm; from the projected inputs to gated y. */
 class Scan implements Disposable {
-  /** −exp(A_log) and dt_bias in f32, computed once. */
-  readonly A: Tensor;
-  readonly dtBias: Tensor;
+  /** −exp(A_log) and dt_bias in f32, computed once (see the getters). */
+  readonly #A: Tensor;
+  readonly #dtBias: Tensor;
   /** conv1d's channels [x | B C], each convolved on its own (views of the weight). */
   readonly conv: { x: Part; bc: Part };
 
@@ -117,13 +120,22 @@ class Scan implements Disposable {
     readonly norm: RMSNorm | null,
   ) {
     const c = config;
-    this.A = tidy(() => ops.scale(ops.exp(ops.cast(A_log, 'f32')), -1));
-    this.dtBias = ops.cast(dt_bias, 'f32');
+    this.#A = negExp(A_log);
+    this.#dtBias = ops.cast(dt_bias, 'f32');
     const convDim = c.dInner + 2 * c.nGroups * c.dState;
     this.conv = {
       x: rowsOf(conv1d.weight, conv1d.bias, 0, c.dInner),
       bc: rowsOf(conv1d.weight, conv1d.bias, c.dInner, convDim),
     };
+  }
+
+  /** −exp(A_log); recomputed on each use while autograd records, so that A_log gets its gradient. */
+  get A(): Tensor {
+    return active ? negExp(this.A_log) : this.#A;
+  }
+  /** dt_bias in f32; recomputed on each use while autograd records (as A). */
+  get dtBias(): Tensor {
+    return active ? ops.cast(this.dt_bias, 'f32') : this.#dtBias;
   }
 
   static specs(prefix: string, c: Mamba2Config, backward: boolean): ParamSpec[] {
@@ -266,7 +278,8 @@ class Scan implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    for (const t of [this.A, this.dtBias, this.dt_bias, this.A_log, this.D, this.conv1d.weight]) t.dispose();
+    for (const t of [this.#A, this.#dtBias, this.dt_bias, this.A_log, this.D, this.conv1d.weight])
+      t.dispose();
     this.conv1d.bias?.dispose();
     for (const p of Object.values(this.conv)) {
       p.weight.dispose();

@@ -291,6 +291,8 @@ export interface Backend {
   upload(dst: Tensor, src: RawArray): void;
   /** Reads dst's elements back to the host, waiting for pending work. */
   download(src: Tensor): Promise<RawArray>;
+  /** Optional blocking read (autograd reads a loss, or embedding ids, between kernels). */
+  downloadSync?(src: Tensor): RawArray;
   memory(): MemoryStats;
   resetPeak(): void;
   /** Waits until all queued work is done. */

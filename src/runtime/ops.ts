@@ -1,10 +1,11 @@
 /**
  * The op front-end: every op validates its arguments, computes the output shape, allocates the output on the
  * inputs' backend and calls the backend kernel. Model code uses only these functions, so it runs unchanged
- * on every backend.
+ * on every backend. While autograd records (grad-hook.ts), each op also reports itself to the tape.
  */
 import type { AttentionDesc, Backend, BinaryOp, ResidualAdd, SsdDesc, UnaryOp } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, fromF32, isFloat, type RawArray } from './dtype.js';
+import { active } from './grad-hook.js';
 import {
   axisOf,
   broadcastShapes,
@@ -77,6 +78,7 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   x.assertLive('cast');
   const out = empty(x.backend, x.shape, dtype);
   x.backend.cast(out, x);
+  if (active) active.record('cast', [x], [out], {});
   return out;
 }
 
@@ -95,6 +97,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     x.dtype,
   );
   x.backend.permute(out, x, perm);
+  if (active) active.record('permute', [x], [out], { perm: [...perm] });
   return out;
 }
 
@@ -126,6 +129,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const out = empty(x.backend, shape, x.dtype);
   const [outer, dim, inner] = split3(x.shape, a);
   x.backend.readSlice(out, x, outer, dim, inner, start);
+  if (active) active.record('slice', [x], [out], { axis: a, start });
   return out;
 }
 
@@ -156,7 +160,12 @@ export function writeSlice(dst: Tensor, x: Tensor, axis: number, start: number):
     throw new ShapeError(
       `writeSlice: cannot write ${x.dtype} ${fmt(x.shape)} into ${dst.dtype} ${fmt(dst.shape)} at ${start} along axis ${a}`,
     );
-  const [outer, outDim, inner] = split3(dst.shape, a);
+  writeSliceUnrecorded(dst, x, a, start);
+  if (active) active.recordInPlace('writeSlice', dst, [x], { axis: a, start });
+}
+
+function writeSliceUnrecorded(dst: Tensor, x: Tensor, axis: number, start: number): void {
+  const [outer, outDim, inner] = split3(dst.shape, axis);
   dst.backend.writeSlice(dst, x, outer, outDim, inner, start);
 }
 
@@ -181,9 +190,10 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const out = empty(first.backend, shape, first.dtype);
   let at = 0;
   for (const x of xs) {
-    writeSlice(out, x, a, at);
+    writeSliceUnrecorded(out, x, a, at);
     at += x.shape[a];
   }
+  if (active) active.record('concat', xs, [out], { axis: a });
   return out;
 }
 
@@ -194,6 +204,7 @@ export function flip(x: Tensor, axis: number): Tensor {
   const out = empty(x.backend, x.shape, x.dtype);
   const [outer, dim, inner] = split3(x.shape, a);
   x.backend.flip(out, x, outer, dim, inner);
+  if (active) active.record('flip', [x], [out], { axis: a });
   return out;
 }
 
@@ -208,6 +219,7 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   requireFloat(x, op);
   const out = empty(x.backend, x.shape, x.dtype);
   x.backend.unary(out, op, x);
+  if (active) active.record('unary', [x], [out], { op });
   return out;
 }
 
@@ -234,6 +246,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     aStrides: broadcastStrides(a.shape, outShape),
     bStrides: broadcastStrides(b.shape, outShape),
   });
+  if (active) active.record('binary', [a, b], [out], { op });
   return out;
 }
 
@@ -252,6 +265,7 @@ export function affine(x: Tensor, scale: number, shift = 0): Tensor {
   requireFloat(x, 'affine');
   const out = empty(x.backend, x.shape, x.dtype);
   x.backend.affine(out, x, scale, shift);
+  if (active) active.record('affine', [x], [out], { scale, shift });
   return out;
 }
 
@@ -298,6 +312,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const out = empty(a.backend, [...batchA, m, n], a.dtype);
   a.backend.matmul(out, a, b, bias, { batch: numel(batchA), m, n, k, transA, transB, bBatched, alpha });
+  if (active) active.record('matmul', [a, b, bias], [out], { transA, transB, alpha });
   return out;
 }
 
@@ -372,6 +387,13 @@ function rmsNormWith(
     { rows: x.size / dim, dim, eps: opts.eps, groupSize, normBeforeGate: opts.normBeforeGate ?? false },
     residual,
   );
+  if (active)
+    active.record(
+      'rmsNorm',
+      [x, weight, gate, residual?.add ?? null],
+      residual ? [out, residual.sum] : [out],
+      { eps: opts.eps, groupSize, normBeforeGate: opts.normBeforeGate ?? false },
+    );
   return out;
 }
 
@@ -412,6 +434,15 @@ function layerNormWith(
     { rows: x.size / dim, dim, eps, groupSize: dim, normBeforeGate: false },
     residual,
   );
+  if (active)
+    active.record(
+      'layerNorm',
+      [x, weight, bias, residual?.add ?? null],
+      residual ? [out, residual.sum] : [out],
+      {
+        eps,
+      },
+    );
   return out;
 }
 
@@ -446,6 +477,7 @@ export function softmax(x: Tensor): Tensor {
   const dim = x.shape[x.rank - 1];
   const out = empty(x.backend, x.shape, x.dtype);
   x.backend.softmax(out, x, x.size / (dim || 1), dim);
+  if (active) active.record('softmax', [x], [out], {});
   return out;
 }
 
@@ -472,6 +504,7 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
     throw new ShapeError(`rotary: table ${fmt(cos.shape)} does not fit x ${fmt(x.shape)}`);
   const out = empty(x.backend, x.shape, x.dtype);
   x.backend.rotary(out, x, cos, sin, { batch, seq, heads, headDim, rotaryDim, tableShared: tBatch === 1 });
+  if (active) active.record('rotary', [x, cos, sin], [out], {});
   return out;
 }
 
@@ -607,6 +640,7 @@ export function attention(
   const out = empty(q.backend, outShape, q.dtype);
   const weights = opts.returnWeights ? empty(q.backend, [batch, hq, sq, kvLength], 'f32') : null;
   q.backend.attention(out, q, k, v, mask, weights, desc);
+  if (active) active.record('attention', [q, k, v, mask], weights ? [out, weights] : [out], desc);
   return { out, weights };
 }
 
@@ -660,6 +694,7 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
   const b = q.backend;
   if (b.attentionRows) {
     b.attentionRows(out, q, kvs, { rows, hq, hkv, d, dv, scale });
+    if (active) active.record('attentionRows', [q, ...kvs.flatMap((r) => [r.k, r.v])], [out], {});
     return out;
   }
   for (const [i, r] of kvs.entries()) {
@@ -688,6 +723,7 @@ export function attentionRows(q: Tensor, kvs: readonly RowKV[], opts: { scale?: 
     });
     for (const t of joined ?? []) t.dispose();
   }
+  if (active) active.record('attentionRows', [q, ...kvs.flatMap((r) => [r.k, r.v])], [out], {});
   return out;
 }
 
@@ -715,14 +751,14 @@ export function scatterRows(x: Tensor, dsts: readonly { dst: Tensor; at: number 
       );
   }
   const b = x.backend;
-  if (b.scatterRows) {
-    b.scatterRows(x, dsts, row);
-    return;
-  }
-  for (const [i, { dst, at }] of dsts.entries()) {
-    using xi = x.narrow(i, i + 1);
-    b.writeSlice(dst, xi, 1, dst.size / row, row, at);
-  }
+  if (b.scatterRows) b.scatterRows(x, dsts, row);
+  else
+    for (const [i, { dst, at }] of dsts.entries()) {
+      const xi = new Tensor(x.buffer.retain(), x.dtype, [1, ...x.shape.slice(1)], x.offset + i * row);
+      b.writeSlice(dst, xi, 1, dst.size / row, row, at);
+      xi.dispose();
+    }
+  if (active) for (const { dst } of dsts) active.recordInPlace('scatterRows', dst, [x], {});
 }
 
 // ---- state-space ops ---------------------------------------------------------------------------
@@ -763,6 +799,8 @@ export function conv1dCausal(
       width,
       silu: opts.silu ?? false,
     });
+    if (active)
+      active.record('conv1dCausal', [x, w, bias, state], [y, stateOut], { silu: opts.silu ?? false });
     return { y, state: stateOut };
   } finally {
     if (w !== weight) w.dispose();
@@ -827,6 +865,10 @@ export function ssdScan(i: SsdInputs, chunkSize = 256): { y: Tensor; state: Tens
   const y = empty(i.x.backend, i.x.shape, i.x.dtype);
   const state = empty(i.x.backend, [batch, heads, desc.headDim, desc.dState], 'f32');
   i.x.backend.ssdScan(y, state, i.x, i.dt, i.A, i.B, i.C, i.D ?? null, i.state ?? null, desc);
+  if (active)
+    active.record('ssdScan', [i.x, i.dt, i.A, i.B, i.C, i.D ?? null, i.state ?? null], [y, state], {
+      chunkSize,
+    });
   return { y, state };
 }
 
@@ -845,6 +887,11 @@ export function ssmStep(i: SsdInputs & { state: Tensor }): Tensor {
     const desc = ssdDesc(x4, 1, 1, 'ssmStep');
     const y = empty(i.x.backend, i.x.shape, i.x.dtype);
     i.x.backend.ssmStep(y, i.state, i.x, i.dt, i.A, i.B, i.C, i.D ?? null, desc);
+    if (active) {
+      const inputs = [i.x, i.dt, i.A, i.B, i.C, i.D ?? null];
+      active.recordInPlace('ssmStep', i.state, inputs, {});
+      active.record('ssmStep', inputs, [y], {});
+    }
     return y;
   } finally {
     x4.x.dispose();
@@ -914,6 +961,12 @@ export function mambaStepRows(i: MambaStepRowsInputs): Tensor {
     dtMin: i.dtLimit[0],
     dtMax: i.dtLimit[1],
   });
+  if (active) {
+    const inputs = [i.x, i.bc, i.dt, i.conv.weight, i.conv.bias, i.dtBias, i.A, i.D];
+    for (const s of i.states)
+      for (const t of [s.conv, s.ssm]) active.recordInPlace('mambaStepRows', t, inputs, {});
+    active.record('mambaStepRows', inputs, [y], {});
+  }
   return y;
 }
 
@@ -933,6 +986,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     out.dispose(); // an out-of-range id is found by the kernel: do not leak the output
     throw e;
   }
+  if (active) active.record('embedding', [table, ids], [out], {});
   return out;
 }
 
@@ -945,6 +999,7 @@ export function reduce(op: 'sum' | 'mean' | 'max', x: Tensor, axis = -1, keepDim
   else shape.splice(a, 1);
   const out = empty(x.backend, shape, x.dtype);
   x.backend.reduce(out, op, x, outer, dim, inner);
+  if (active) active.record('reduce', [x], [out], { op, axis: a, keepDims });
   return out;
 }
 

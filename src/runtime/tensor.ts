@@ -1,5 +1,6 @@
 import type { Backend, Storage } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, type RawArray, toF32 } from './dtype.js';
+import { active } from './grad-hook.js';
 import { TENSOR_BRAND, track } from './scope.js';
 import { fmt, numel, type Shape, ShapeError } from './shape.js';
 
@@ -66,7 +67,9 @@ export class Tensor implements Disposable {
     }
     if (numel(s) !== this.size || s.some((d) => !Number.isInteger(d) || d < 0))
       throw new ShapeError(`reshape: cannot view ${fmt(this.shape)} as ${fmt(shape)}`);
-    return new Tensor(this.buffer.retain(), this.dtype, s, this.offset);
+    const out = new Tensor(this.buffer.retain(), this.dtype, s, this.offset);
+    if (active) active.record('reshape', [this], [out], {});
+    return out;
   }
 
   /** A view of rows [start, end) along axis 0 (no copy). */
@@ -76,12 +79,14 @@ export class Tensor implements Disposable {
     if (this.rank === 0 || start < 0 || end > n || start > end)
       throw new ShapeError(`narrow: rows [${start}, ${end}) out of range for ${fmt(this.shape)}`);
     const row = this.size / (n || 1);
-    return new Tensor(
+    const out = new Tensor(
       this.buffer.retain(),
       this.dtype,
       [end - start, ...this.shape.slice(1)],
       this.offset + start * row,
     );
+    if (active) active.record('narrow', [this], [out], { start });
+    return out;
   }
 
   /** Raw elements (bf16/f16 as 16-bit patterns). Waits for pending device work. */
@@ -120,7 +125,7 @@ export class Tensor implements Disposable {
   }
 
   assertLive(what: string): void {
-    if (this.#disposed)
+    if (this.#disposed && !active?.revived(this))
       throw new Error(`${what}: tensor ${fmt(this.shape)} ${this.dtype} was already disposed`);
   }
 

@@ -37,6 +37,9 @@ export class CpuBackend implements Backend {
     rawOf(dst).set(src);
   }
   async download(src: Tensor): Promise<RawArray> {
+    return this.downloadSync(src);
+  }
+  downloadSync(src: Tensor): RawArray {
     return rawOf(src).slice();
   }
   memory(): MemoryStats {

@@ -137,6 +137,9 @@ export class CudaBackend implements Backend {
     this.addon.upload(ptr(dst), src);
   }
   async download(src: Tensor): Promise<RawArray> {
+    return this.downloadSync(src);
+  }
+  downloadSync(src: Tensor): RawArray {
     const out = rawArrayFor(src.dtype, new ArrayBuffer(src.bytes), 0, src.size);
     this.addon.download(ptr(src), out);
     return out;

@@ -20,6 +20,7 @@ import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamSpec, ParamStore } from '../../nn/params.js';
 import type { Rope } from '../../nn/rotary.js';
+import { active } from '../../runtime/grad-hook.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -127,9 +128,15 @@ export class VambaDecoderLayer implements Disposable {
     }
     const n = v.shape[0];
     const seq = v.reshape([1, n, v.shape[1]]);
-    const r = this.vision_mixer.prefillChunked(seq, opts.chunkLen, opts.state ?? null, { inPlace: true });
+    // In place, except while autograd records (the tape keeps the chunks it read for backward).
+    const inPlace = !active;
+    const r = this.vision_mixer.prefillChunked(seq, opts.chunkLen, opts.state ?? null, { inPlace });
     seq.dispose();
-    return { kv, V: v, state: r.state };
+    if (inPlace) return { kv, V: v, state: r.state };
+    const y = r.y.reshape([n, v.shape[1]]);
+    r.y.dispose();
+    v.dispose();
+    return { kv, V: y, state: r.state };
   }
 
   /**
