@@ -67,17 +67,35 @@ export function drawLength(rng: Random, lengths: DataSource['lengths']): number 
 class NeedleStream implements DataSource {
   readonly #tok;
   readonly lengths;
+  /** The fixed pool a stream with `count` > 0 cycles, by frame count (rendered on first use). */
+  #pool: Map<number, Example[]> | null = null;
+
   constructor(readonly spec: Extract<DataSpec, { kind: 'needle' }>) {
     this.#tok = needleTokenizer(spec.tokenizer);
     this.lengths = spec.frames.map((frames) => ({ frames, weight: 1 }));
   }
 
   get description(): string {
-    return `needle generator (${this.spec.frames.join('/')} frames, ${this.spec.size}px, tokenizer v${this.spec.tokenizer})`;
+    const pool = this.spec.count ? `, a pool of ${this.spec.count} videos` : '';
+    return `needle generator (${this.spec.frames.join('/')} frames, ${this.spec.size}px, tokenizer v${this.spec.tokenizer}${pool})`;
+  }
+
+  async draw(rng: Random, frames: number): Promise<Example> {
+    if (!this.spec.count) return this.#make(rng, frames, 'stream');
+    if (!this.#pool) {
+      this.#pool = new Map();
+      for (const ex of await this.fixed(this.spec.count)) {
+        const list = this.#pool.get(ex.count) ?? [];
+        list.push(ex);
+        this.#pool.set(ex.count, list);
+      }
+    }
+    const list = this.#pool.get(frames);
+    return list ? rng.pick(list) : rng.pick([...this.#pool.values()].flat());
   }
 
   /** As the exporter's v1 data: 2 fps, 2-frame needles, half short answers and half option letters. */
-  async draw(rng: Random, frames: number, id = 'stream'): Promise<Example> {
+  async #make(rng: Random, frames: number, id: string): Promise<Example> {
     const side = this.spec.size;
     const seed = rng.int(0, 2 ** 31);
     const task = rng.pick(this.spec.tasks);
@@ -99,7 +117,7 @@ class NeedleStream implements DataSource {
     const rng = new Random(this.spec.seed);
     const out: Example[] = [];
     for (let i = 0; i < (count || this.spec.count); i++)
-      out.push(await this.draw(rng, drawLength(rng, this.lengths), `eval-${i}`));
+      out.push(await this.#make(rng, drawLength(rng, this.lengths), `item-${i}`));
     return out;
   }
 

@@ -1,16 +1,11 @@
 /**
- * What the trainer needs from the autograd engine (src/autograd) and the fused training kernels
- * (src/runtime/grad-ops), in one interface with their signatures: `defaultEngine` (engine-default.ts) binds
- * it to them, tests of the optimisation logic to small plain-TypeScript versions.
+ * What the trainer needs from the autograd engine (src/autograd: recording, the fused losses as recorded
+ * ops) and the optimizer kernel (src/runtime/grad-ops), in one interface: `autogradEngine` binds it to them;
+ * tests of the optimisation logic hand gradients in directly and bind only the optimizer.
  */
+import { crossEntropy, klTopK, noGrad, valueAndGrad } from '../autograd/index.js';
+import { adamwStep } from '../runtime/grad-ops.js';
 import type { Tensor } from '../runtime/tensor.js';
-
-export interface LossResult {
-  /** f32 scalar: the mean over the rows counted. */
-  loss: Tensor;
-  /** gradScale · ∂loss/∂logits. */
-  dLogits: Tensor | null;
-}
 
 export interface AdamwOptions {
   lr: number;
@@ -30,14 +25,19 @@ export interface GradEngine {
   /** The scalar fn() and its gradients with respect to `params` (f32, the params' shapes). */
   valueAndGrad(fn: () => Tensor, params: readonly Tensor[]): { value: number; grads: Tensor[] };
   noGrad<T>(fn: () => T): T;
-  /** Softmax cross-entropy over rows whose target ≠ ignoreIndex (mean), with its gradient. */
-  crossEntropy(
-    logits: Tensor,
-    targets: Tensor,
-    opts: { ignoreIndex?: number; gradScale?: number },
-  ): LossResult;
-  /** KL(teacher ‖ student) over the teacher's top-k ids per row (mean over rows), with its gradient. */
-  klTopK(logits: Tensor, teacherIds: Tensor, teacherValues: Tensor, opts: { gradScale?: number }): LossResult;
+  /** Mean softmax cross-entropy over the rows whose target ≠ ignoreIndex: a recorded f32 scalar. */
+  crossEntropy(logits: Tensor, targets: Tensor, opts: { ignoreIndex?: number }): Tensor;
+  /** Mean KL(teacher ‖ student) over the teacher's top-k ids per row (ids < 0: padding): a recorded scalar. */
+  klTopK(logits: Tensor, teacherIds: Tensor, teacherValues: Tensor): Tensor;
   /** One AdamW update of param (f32) and its moments, in place. */
   adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, opts: AdamwOptions): void;
 }
+
+/** The engine of src/autograd and src/runtime/grad-ops. */
+export const autogradEngine: GradEngine = {
+  valueAndGrad,
+  noGrad,
+  crossEntropy: (logits, targets, opts) => crossEntropy(logits, targets, opts),
+  klTopK: (logits, ids, values) => klTopK(logits, ids, values),
+  adamwStep,
+};

@@ -1,9 +1,9 @@
 /**
  * The training loss of one example: cross-entropy on the answer tokens only (as train_needle.py), plus
- * optionally λ · KL from a teacher's top-k logits on those rows (Vamba's distillation). The fused loss
- * kernels return the loss and ∂loss/∂logits in one pass; inside valueAndGrad the example contributes
- * Σ logits ⊙ D with D that gradient held constant — a scalar whose gradient through the recorded forward is
- * exactly the backward of the loss. The loss values themselves are kept (`values`) and read after the step.
+ * optionally λ · KL from a teacher's top-k logits on those rows (Vamba's distillation). Both are the fused
+ * kernels as recorded ops (src/autograd/losses.ts), means over the answer rows; the example contributes their
+ * sums, so a step divides by its tokens once however it is split into micro-batches. The loss values are kept
+ * (`values`) and read after the step.
  */
 import * as ops from '../runtime/ops.js';
 import { keep } from '../runtime/scope.js';
@@ -31,8 +31,8 @@ export const countTargets = (targets: Int32Array): number =>
   targets.reduce((n, t) => n + (t !== IGNORE ? 1 : 0), 0);
 
 /**
- * The surrogate scalar of one example (see above) for logits [rows, vocab] f32; the loss values go to
- * `values` (kept out of the recording's scope: dispose them after reading).
+ * Σ CE (+ λ Σ KL) of one example's logits [rows, vocab] f32, recorded; the means go to `values` (kept out of
+ * the recording's scope: readLosses disposes them).
  */
 export function exampleObjective(
   engine: GradEngine,
@@ -42,25 +42,16 @@ export function exampleObjective(
   values: LossValue[],
 ): Tensor {
   const rows = countTargets(targets);
-  const D = engine.noGrad(() => {
-    const t = ops.tensor(logits.backend, targets, [targets.length], 'i32');
-    const ce = engine.crossEntropy(logits, t, { ignoreIndex: IGNORE, gradScale: rows });
-    t.dispose();
-    values.push({ mean: keep(ce.loss), rows, kind: 'ce' });
-    let d = ce.dLogits!;
-    if (teacher) {
-      const kl = engine.klTopK(logits, teacher.ids, teacher.values, { gradScale: teacher.weight * rows });
-      values.push({ mean: keep(kl.loss), rows, kind: 'kl' });
-      const sum = ops.add(d, kl.dLogits!);
-      d.dispose();
-      kl.dLogits!.dispose();
-      d = sum;
-    }
-    return d;
-  });
-  const flat = logits.reshape([-1]);
-  const out = ops.sum(ops.mul(flat, D.reshape([-1])));
-  return out;
+  const t = ops.tensor(logits.backend, targets, [targets.length], 'i32');
+  const ce = engine.crossEntropy(logits, t, { ignoreIndex: IGNORE });
+  values.push({ mean: keep(engine.noGrad(() => ops.clone(ce))), rows, kind: 'ce' });
+  let total = ops.scale(ce, rows);
+  if (teacher) {
+    const kl = engine.klTopK(logits, teacher.ids, teacher.values);
+    values.push({ mean: keep(engine.noGrad(() => ops.clone(kl))), rows, kind: 'kl' });
+    total = ops.add(total, ops.scale(kl, teacher.weight * rows));
+  }
+  return total;
 }
 
 /** Σ over the values of one kind (the CE sum is the token loss of the step). */

@@ -24,7 +24,7 @@ export type DataSpec =
       tokenizer: 1 | 2;
       /** Seed of the stream (the evaluation set uses its own). */
       seed: number;
-      /** Videos in the set (evaluation only; the training stream is endless). */
+      /** Videos in the set (evaluation), or the size of a fixed pool the training stream cycles (0: endless). */
       count: number;
     }
   | { kind: 'shards'; dirs: string[]; count: number }
