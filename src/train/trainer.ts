@@ -75,6 +75,8 @@ export interface TrainOptions {
   engine: GradEngine;
   /** Continue from the last checkpoint under the output directory. */
   resume?: boolean;
+  /** Stop after this step (with a checkpoint), as if interrupted: the schedule still runs to its end. */
+  stopAfter?: number;
   onStep?: (s: StepInfo) => void;
   onEval?: (e: EvalResult) => void;
   /** Human-readable notes (what was frozen, where checkpoints go). */
@@ -170,7 +172,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       });
       await writeFile(join(out, 'loss.png'), lossCurvePng(state.losses, state.evals));
     };
-    for (let step = state.step + 1; step <= s.steps; step++) {
+    const last = Math.min(s.steps, o.stopAfter ?? s.steps);
+    for (let step = state.step + 1; step <= last; step++) {
       const lr = learningRate({ ...s, lr: recipe.optimizer.lr }, step);
       const frames = drawLength(rng, trainData.lengths);
       const b = recipe.batch;
@@ -239,7 +242,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         o.onEval?.(lastEval);
         await appendFile(logPath, `${JSON.stringify({ step, eval: lastEval })}\n`);
       }
-      if (step % recipe.output.checkpointEvery === 0 || step === s.steps) await save();
+      if (step % recipe.output.checkpointEvery === 0 || step === last) await save();
     }
     const seconds = (performance.now() - t0) / 1000;
     const report: TrainReport = {
