@@ -55,7 +55,14 @@ test('a tiny Vamba trained on CPU learns what only the video tells (loss below t
 
   // The checkpoint is a model directory the other commands load.
   const dir = report.checkpoint;
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'generation_config.json'])
+  for (const f of [
+    'config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'preprocessor_config.json',
+    'generation_config.json',
+  ])
     assert.ok(existsSync(join(dir, f)), f);
   const m = await Vamba.load(dir);
   assert.equal(m.config.text.hidden_size, 32);
@@ -64,7 +71,13 @@ test('a tiny Vamba trained on CPU learns what only the video tells (loss below t
   assert.ok(ck.names().includes('model.layers.1.vision_mixer.mixer.A_log'));
   await ck.close();
   // The log has a line per logged step, the curve is a PNG.
-  const lines = readFileSync(report.log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.filter((l) => 'loss' in l).map((l) => l.step), Array.from({ length: 31 }, (_, i) => Math.max(1, 10 * i)));
+  const lines = readFileSync(report.log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.filter((l) => 'loss' in l).map((l) => l.step),
+    Array.from({ length: 31 }, (_, i) => Math.max(1, 10 * i)),
+  );
   assert.deepEqual([...readFileSync(report.curve).subarray(1, 4)], [0x50, 0x4e, 0x47]);
 });

@@ -1,6 +1,5 @@
 /** The tiny needle Vamba recipe of the training tests (hidden 32, 2 layers, 8-frame 56×56 videos). */
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
