@@ -9,9 +9,10 @@ import { InputError } from '../errors.js';
 import { isObject, type JsonObject } from '../io/json-fields.js';
 import { TASKS, type Task } from '../needle/tasks.js';
 
-/** The families `longshot train` builds a training forward for. */
-export const TRAINABLE_FAMILIES = ['vamba'] as const;
-export type TrainableFamily = (typeof TRAINABLE_FAMILIES)[number];
+/** The families a recipe may name; `longshot train` builds a training forward for TRAINABLE_FAMILIES. */
+export const RECIPE_FAMILIES = ['vamba', 'timeviper', 'mambamia'] as const;
+export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba'];
+export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
 
 export type DataSpec =
   | {
@@ -43,7 +44,7 @@ export interface Recipe {
   /** The file it was read from ('' for one built in code). */
   path: string;
   model: {
-    family: TrainableFamily;
+    family: RecipeFamily;
     /** 'scratch', or a checkpoint directory to start from. */
     from: string;
     /** config.json of a model trained from scratch. */
@@ -67,20 +68,30 @@ export interface Recipe {
   output: { dir: string; checkpointEvery: number; evalEvery: number; logEvery: number; maxNewTokens: number };
 }
 
+/** Reads one object of a recipe; errors read `recipe <file>: <key path> <problem>`. */
 class Reader {
   constructor(
     readonly obj: JsonObject,
-    readonly where: string,
+    readonly file: string,
+    /** The object's key path in the recipe ('' at the top). */
+    readonly at: string,
     readonly base: string,
   ) {}
 
-  static of(v: unknown, where: string, base: string): Reader {
-    if (!isObject(v)) throw new InputError(`${where}: expected a JSON object, got ${JSON.stringify(v)}`);
-    return new Reader(v, where, base);
+  static of(v: unknown, file: string, at: string, base: string): Reader {
+    if (!isObject(v))
+      throw new InputError(
+        `recipe ${file}: ${at || 'the recipe'} must be a JSON object, got ${JSON.stringify(v)}`,
+      );
+    return new Reader(v, file, at, base);
+  }
+
+  key(key: string): string {
+    return this.at ? `${this.at}.${key}` : key;
   }
 
   err(key: string, why: string): InputError {
-    return new InputError(`${this.where}.${key} ${why}`);
+    return new InputError(`recipe ${this.file}: ${this.key(key)} ${why}`);
   }
 
   /** Rejects keys outside `known` (a typo), naming them and the allowed ones. */
@@ -88,7 +99,7 @@ class Reader {
     const bad = Object.keys(this.obj).filter((k) => !known.includes(k) && !k.startsWith('$'));
     if (bad.length)
       throw new InputError(
-        `${this.where}: unknown key${bad.length > 1 ? 's' : ''} ${bad.join(', ')}; allowed: ${known.join(', ')}`,
+        `recipe ${this.file}: unknown key${bad.length > 1 ? 's' : ''} ${bad.map((k) => this.key(k)).join(', ')}; allowed here: ${known.join(', ')}`,
       );
   }
 
@@ -149,7 +160,7 @@ class Reader {
     }
     if (!Array.isArray(v) || !v.length)
       throw this.err(key, `must be a non-empty list, got ${JSON.stringify(v)}`);
-    return v.map((x, i) => item(x, `${this.where}.${key}[${i}]`));
+    return v.map((x, i) => item(x, `recipe ${this.file}: ${this.key(key)}[${i}]`));
   }
 
   path(key: string, fallback?: string): string {
@@ -163,7 +174,7 @@ class Reader {
       if (required) throw this.err(key, 'is required');
       return null;
     }
-    return Reader.of(v, `${this.where}.${key}`, this.base);
+    return Reader.of(v, this.file, this.key(key), this.base);
   }
 }
 
@@ -214,8 +225,8 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
     };
   }
   r.only(['kind', 'path', 'frames', 'size', 'count']);
+  // The model's processor resizes further (Qwen2-VL: to multiples of 28 within its pixel bounds).
   const size = r.int('size', 448, 28);
-  if (size % 28) throw r.err('size', `must be a multiple of 28, got ${size}`);
   const frames = r.int('frames', 32, 2);
   if (frames % 2) throw r.err('frames', `must be even, got ${frames}`);
   return { kind, path: r.path('path'), frames, size, count: r.int('count', 0) };
@@ -223,7 +234,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
 
 /** Checks a parsed recipe object (`where` names it in errors; relative paths resolve against `base`). */
 export function parseRecipe(json: unknown, where: string, base: string): Recipe {
-  const r = Reader.of(json, where, base);
+  const r = Reader.of(json, where, '', base);
   r.only([
     'name',
     'model',
@@ -240,7 +251,7 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   ]);
   const m = r.sub('model')!;
   m.only(['family', 'from', 'config', 'tokenizer', 'initCrossAttentionFromSelfAttention']);
-  const family = m.oneOf('family', TRAINABLE_FAMILIES);
+  const family = m.oneOf('family', RECIPE_FAMILIES);
   const fromScratch = m.str('from') === 'scratch';
   const config = m.obj.config;
   if (fromScratch && !isObject(config))

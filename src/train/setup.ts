@@ -13,7 +13,7 @@ import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import type { ExtraFiles } from './checkpoint.js';
 import type { TrainModel } from './model.js';
-import type { Recipe } from './recipe.js';
+import { type Recipe, TRAINABLE_FAMILIES } from './recipe.js';
 import { VambaTrainModel, vambaFromQwen2VL } from './vamba.js';
 
 /** Qwen2-VL's processor settings of the needle models (tools/reference/train_needle.py save_model). */
@@ -85,6 +85,10 @@ export async function setupModel(
   resumeDir: string | null,
 ): Promise<Setup> {
   const m = recipe.model;
+  if (!TRAINABLE_FAMILIES.includes(m.family))
+    throw new ModelError(
+      `recipe ${recipe.path}: training ${m.family} is not implemented yet (longshot train builds a training forward for ${TRAINABLE_FAMILIES.join(', ')}); see docs/training.md`,
+    );
   const load = async (dir: string): Promise<Setup> => {
     const files = await companionFiles(dir);
     if (!files['tokenizer.json'])

@@ -59,6 +59,7 @@ export interface TrainReport {
   parameters: number;
   steps: number;
   startStep: number;
+  /** Seconds of training steps (evaluations and checkpoints left out). */
   seconds: number;
   stepsPerSecond: number;
   finalLoss: number | null;
@@ -110,7 +111,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const trainable = trainableNames(
       candidates,
       { train: recipe.train ?? undefined, freeze: recipe.freeze },
-      recipe.path,
+      `recipe ${recipe.path}`,
     );
     for (const [n, why] of model.untrainable) if (recipe.train?.length) note(`${n} stays fixed: ${why}`);
     const opt = new AdamW(new Map(trainable.map((n) => [n, model.weights.get(n)!])), recipe.optimizer);
@@ -160,6 +161,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     let lastLoss: number | null = null;
     let skipped = 0;
     let checkpoint = resumeDir ?? '';
+    /** Time in evaluation and checkpoints: not part of steps/s. */
+    let asideMs = 0;
     const save = async () => {
       checkpoint = await saveCheckpoint(out, `checkpoint-${state.step}`, {
         weights: model.weights,
@@ -228,7 +231,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         videos: n,
         frames,
         skipped: r.skipped,
-        seconds: (performance.now() - t0) / 1000,
+        seconds: (performance.now() - t0 - asideMs) / 1000,
       };
       o.onStep?.(info);
       if (step % recipe.output.logEvery === 0 || step === 1 || step === s.steps)
@@ -236,6 +239,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           logPath,
           `${JSON.stringify({ ...info, loss: round(loss), seconds: round(info.seconds) })}\n`,
         );
+      const aside = performance.now();
       if (evalSet && (step % recipe.output.evalEvery === 0 || step === s.steps)) {
         lastEval = await evaluate(model, evalSet, step, recipe.output.maxNewTokens);
         state.evals.push([step, round(lastEval.accuracy)]);
@@ -243,8 +247,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         await appendFile(logPath, `${JSON.stringify({ step, eval: lastEval })}\n`);
       }
       if (step % recipe.output.checkpointEvery === 0 || step === last) await save();
+      asideMs += performance.now() - aside;
     }
-    const seconds = (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0 - asideMs) / 1000;
     const report: TrainReport = {
       recipe: recipe.name,
       device: backend.name,
