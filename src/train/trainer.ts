@@ -78,6 +78,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Stop after this step (with a checkpoint), as if interrupted: the schedule still runs to its end. */
   stopAfter?: number;
+  /** Stop after the step during which this many seconds of training passed (evaluated and saved there). */
+  maxSeconds?: number;
   onStep?: (s: StepInfo) => void;
   onEval?: (e: EvalResult) => void;
   /** Human-readable notes (what was frozen, where checkpoints go). */
@@ -240,14 +242,19 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           `${JSON.stringify({ ...info, loss: round(loss), seconds: round(info.seconds) })}\n`,
         );
       const aside = performance.now();
-      if (evalSet && (step % recipe.output.evalEvery === 0 || step === s.steps)) {
+      const timeUp = o.maxSeconds !== undefined && info.seconds >= o.maxSeconds;
+      if (evalSet && (step % recipe.output.evalEvery === 0 || step === s.steps || timeUp)) {
         lastEval = await evaluate(model, evalSet, step, recipe.output.maxNewTokens);
         state.evals.push([step, round(lastEval.accuracy)]);
         o.onEval?.(lastEval);
         await appendFile(logPath, `${JSON.stringify({ step, eval: lastEval })}\n`);
       }
-      if (step % recipe.output.checkpointEvery === 0 || step === last) await save();
+      if (step % recipe.output.checkpointEvery === 0 || step === last || timeUp) await save();
       asideMs += performance.now() - aside;
+      if (timeUp) {
+        note(`time cap of ${o.maxSeconds} s reached at step ${step}`);
+        break;
+      }
     }
     const seconds = (performance.now() - t0 - asideMs) / 1000;
     const report: TrainReport = {

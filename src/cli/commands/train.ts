@@ -17,6 +17,7 @@ interface TrainCliOptions {
   steps?: number;
   from?: string;
   resume?: boolean;
+  maxSeconds?: number;
   initCrossAttentionFromSelfAttention?: boolean;
   json?: boolean;
 }
@@ -31,6 +32,11 @@ export function register(program: Command): void {
     .option('--steps <n>', "optimizer steps (default: the recipe's schedule.steps)", positiveInt('--steps'))
     .option('--from <dir>', "start from this checkpoint (default: the recipe's model.from)")
     .option('--resume', 'continue from the last checkpoint in the output directory')
+    .option(
+      '--max-seconds <s>',
+      'stop (evaluate and save) after the step during which this many seconds of training passed',
+      positiveInt('--max-seconds'),
+    )
     .option(
       '--init-cross-attention-from-self-attention',
       'start a Vamba from the Qwen2-VL checkpoint in model.from, each cross-attention copied from its layer’s self-attention (Vamba stage 1)',
@@ -102,6 +108,7 @@ Examples:
         backend,
         engine: autogradEngine,
         resume: o.resume,
+        maxSeconds: o.maxSeconds,
         onStep,
         onEval: (e) => {
           if (!bar)
