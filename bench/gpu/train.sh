@@ -26,11 +26,14 @@ exec > >(tee -a "$R/run_log.txt") 2>&1
 EXPORT="node --import tsx tools/needle/export_training_data.ts"
 if [ ! -f "$D/.done" ]; then
   node --import tsx tools/needle/write_tokenizer.ts "$D/tok" 1
+  pids=()
   for i in 0 1 2 3 4 5 6 7; do
     $EXPORT --out "$D/train$i" --count "$VIDEOS" --frames 16,24,32,48,64 --seed $((1000 + i)) 2>/dev/null &
+    pids+=($!)
   done
   $EXPORT --out "$D/heldout" --count "$HELDOUT" --frames 16,32,64 --seed 9001 2>/dev/null &
-  wait
+  pids+=($!)
+  wait "${pids[@]}"  # not a bare wait: that would also wait for the tee of the log
   touch "$D/.done"
 fi
 echo "[train] data ready in $(($(date +%s) - START)) s: $(du -sh "$D" | cut -f1)"
