@@ -9,11 +9,11 @@ import '../../src/backends/cpu/index.js';
 import { getBackend } from '../../src/runtime/device.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { type StepInfo, train } from '../../src/train/trainer.js';
-import { tinyRecipe } from './tiny.js';
+import { type RecipeJson, tinyRecipe } from './tiny.js';
 
 test('KL to a teacher: 0 against itself at the start, logged per step beside the answer loss', async () => {
   const backend = await getBackend('cpu');
-  const setup = (j: Record<string, any>) => {
+  const setup = (j: RecipeJson) => {
     j.schedule = { steps: 2, warmup: 1, minRatio: 0.1 };
     j.output = { dir: 'x', logEvery: 1, evalEvery: 1000 };
     delete j.data.eval;

@@ -85,21 +85,22 @@ test('AdamW steps match torch.optim.AdamW in float64 (f32 weights, decay and no 
     const gs = [randn(24, r), randn(6, r)];
     const grads = [ops.tensor(backend, gs[0], [4, 6]), ops.tensor(backend, gs[1], [6])];
     opt.apply(engine, grads, 1e-2 * step, 0.5);
-    ref.forEach((x, i) =>
+    ref.forEach((x, i) => {
       adamwRef(
         x.p,
         x.m,
         x.v,
         gs[i].map((g) => g * 0.5),
         { lr: 1e-2 * step, b1: 0.9, b2: 0.98, eps: 1e-8, wd: x.wd, step },
-      ),
-    );
+      );
+    });
     for (const g of grads) g.dispose();
   }
   const got = [await w.toArray(), await b.toArray()];
-  ref.forEach((x, i) =>
-    x.p.forEach((p, j) => assert.ok(Math.abs(got[i][j] - p) < 2e-6, `${i}/${j}: ${got[i][j]} vs ${p}`)),
-  );
+  ref.forEach((x, i) => {
+    for (const [j, p] of x.p.entries())
+      assert.ok(Math.abs(got[i][j] - p) < 2e-6, `${i}/${j}: ${got[i][j]} vs ${p}`);
+  });
   assert.equal(opt.step, 5);
   opt[Symbol.dispose]();
 });
@@ -122,7 +123,9 @@ test('bf16 weights: the update lands in the f32 master, the model’s bf16 tenso
     u[0] = (u[0] + 0x7fff + ((u[0] >> 16) & 1)) & 0xffff0000; // round to nearest even
     return f[0];
   };
-  master.forEach((x, i) => assert.equal(model[i], bf16(x)));
+  master.forEach((x, i) => {
+    assert.equal(model[i], bf16(x));
+  });
   // Small steps the bf16 weight alone could not hold accumulate in the master.
   assert.ok(master.some((x, i) => x !== model[i]));
   g.dispose();
@@ -200,8 +203,12 @@ test('accumulation: 2 micro-batches × accumulate 2 give the step of one batch o
   const two = await run(2);
   const three = await run(3);
   for (const other of [two, three]) {
-    one.out.forEach((x, i) => assert.ok(Math.abs(x - other.out[i]) < 1e-6, `${x} vs ${other.out[i]}`));
-    one.norms.forEach((x, i) => assert.ok(Math.abs(x - other.norms[i]) < 1e-5 * x));
+    one.out.forEach((x, i) => {
+      assert.ok(Math.abs(x - other.out[i]) < 1e-6, `${x} vs ${other.out[i]}`);
+    });
+    one.norms.forEach((x, i) => {
+      assert.ok(Math.abs(x - other.norms[i]) < 1e-5 * x);
+    });
   }
   // The gradient was clipped (its norm is above 0.5), so the equality covers the clipping of the sum too.
   assert.ok(one.norms[0] > 0.5);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { parseRecipe, readRecipe } from '../../src/train/recipe.js';
-import { TINY_PATH, tinyJson } from './tiny.js';
+import { type RecipeJson, TINY_PATH, tinyJson } from './tiny.js';
 
 const RECIPES = join(import.meta.dirname, '..', '..', 'recipes');
 
@@ -46,8 +46,8 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
 });
 
 /** The error parseRecipe gives for the tiny recipe with `edit` applied. */
-function errorOf(edit: (j: Record<string, any>) => void): string {
-  const j = tinyJson() as Record<string, any>;
+function errorOf(edit: (j: RecipeJson) => void): string {
+  const j = tinyJson() as RecipeJson;
   edit(j);
   try {
     parseRecipe(j, 'r.json', '/tmp');
@@ -59,7 +59,7 @@ function errorOf(edit: (j: Record<string, any>) => void): string {
 }
 
 test('bad recipes: each error names the file, the key and what is wrong', () => {
-  const cases: [(j: Record<string, any>) => void, string][] = [
+  const cases: [(j: RecipeJson) => void, string][] = [
     [(j) => (j.optimiser = {}), 'recipe r.json: unknown key optimiser; allowed here: name, model'],
     [(j) => (j.optimizer.learningRate = 1), 'unknown key optimizer.learningRate; allowed here: lr, betas'],
     [(j) => delete j.optimizer.lr, 'recipe r.json: optimizer.lr is required'],

@@ -12,10 +12,10 @@ import '../../src/backends/cpu/index.js';
 import { getBackend } from '../../src/runtime/device.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { train } from '../../src/train/trainer.js';
-import { tinyRecipe } from './tiny.js';
+import { type RecipeJson, tinyRecipe } from './tiny.js';
 
 const backend = await getBackend('cpu');
-const short = (j: Record<string, any>) => {
+const short = (j: RecipeJson) => {
   j.schedule = { steps: 6, warmup: 2, minRatio: 0.1 };
   j.output = { dir: 'x', checkpointEvery: 3, logEvery: 1, evalEvery: 1000 };
   j.data.train.count = 0; // the endless stream: the data position matters

@@ -64,7 +64,9 @@ test('stage 1: cross-attention starts as self-attention; only the new layers cha
         const got = await read(n);
         if (n.includes('.cross_attn.')) {
           const self = source.get(n.replace('.cross_attn.', '.self_attn.')).data as Float32Array;
-          got.forEach((x, i) => assert.ok(Math.abs(x - self[i]) < 1e-6, n));
+          got.forEach((x, i) => {
+            assert.ok(Math.abs(x - self[i]) < 1e-6, n);
+          });
           crossChecked++;
         } else if (source.has(n)) assert.deepEqual(got, source.get(n).data, `${n} was frozen`);
       }
