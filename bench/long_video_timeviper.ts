@@ -13,6 +13,7 @@ import { RandomWeights } from '../src/io/random-weights.js';
 import { so400m } from '../src/models/siglip/config.js';
 import { parseTimeViperConfig } from '../src/models/timeviper/config.js';
 import { TimeViperModel } from '../src/models/timeviper/model.js';
+import { stageCounts } from '../src/models/timeviper/pdrop.js';
 import { timeViperMemory } from '../src/models/timeviper/size.js';
 import { ALPHA, loadTimeViperParams, timeViperSpecs } from '../src/models/timeviper/weights.js';
 import type { Backend } from '../src/runtime/backend.js';
@@ -47,6 +48,12 @@ function config(transv: boolean, tiny: boolean) {
     use_pdrop: transv,
     merge_module: transv ? 'CrossAttention' : 'no_merge',
   });
+}
+
+/** With drop stages: the vision tokens each stage leaves (what the later layers hold). */
+function afterStages(c: ReturnType<typeof config>, tokens: number): string {
+  const left = c.stages.map((s, i) => `${stageCounts(c.stages, i, tokens).keep} from block ${s.layer}`);
+  return left.length ? `; vision tokens kept: ${left.join(', ')}` : '';
 }
 
 export async function runTimeViperSeries(
@@ -94,7 +101,7 @@ export async function runTimeViperSeries(
         frames,
         videoTokens,
         status: 'ok',
-        note: `vision timed on ${visionFrames} frames, scaled`,
+        note: `vision timed on ${visionFrames} frames, scaled${afterStages(c, videoTokens)}`,
         estimateGiB: r3((m.kv + m.videoState + m.working) / GiB),
       };
       rows.push(row);

@@ -4,16 +4,20 @@
  * streaming clients. A bench engine stands in for VideoLM: synthetic frames (644×364 after smart_resize) instead
  * of a decoded file, and token ids as text (`t123 `) instead of a tokenizer, so every SSE chunk is one token.
  *
- *   1. single stream: one question about a --frames video; decode tok/s from the chunks' arrival, the GPU's
- *      busy fraction over the decode (timestamps recorded on the stream around every kernel) and launches/token;
+ *   1. single stream: one question about a --frames video; decode tok/s from the chunks' arrival, then a second
+ *      one traced: the GPU's busy fraction over the decode (timestamps recorded on the stream around every
+ *      kernel), launches/token and the traced rate;
  *   2. --concurrency 8,32: that many questions at once about the same video; aggregate tok/s, p50/p99 time to
  *      first token and per-token latency;
  *   3. --interfere 16 questions decoding, then a new --big-frames video arrives: their per-token latency while
- *      it is encoded against before.
+ *      it is encoded (chunked prefill: pieces of --prefill-piece video tokens, one batched decode step between
+ *      two; 0 encodes it at once) against before, the tokens they got meanwhile, and /metrics' encode
+ *      progress scraped while it runs. The questions are cut off once the video's answer has come.
  *
  *   node --import tsx bench/serve_load.ts --arch vamba --out docs/benchmarks/serve_load_vamba   # GPU machine
  *   node --import tsx bench/serve_load.ts --arch qwen2vl --tiny                                # CPU smoke test
- *   options: --frames 256 --big-frames 1024 --decode 128 --concurrency 8,32 --interfere 16 --budget 150
+ *   options: --frames 256 --big-frames 1024 --decode 128 --concurrency 8,32 --interfere 16 (0: no phase 3)
+ *            --budget 150 --prefill-piece 1024 --scenarios single,concurrent,interfere
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -24,14 +28,19 @@ import { parseArgs } from 'node:util';
 import '../src/backends/cuda/index.js';
 import { cpuBackend } from '../src/backends/cpu/index.js';
 import { Answer, type Generation } from '../src/facade/answer.js';
-import type { ChatEngine, ChatOptions, VideoHandle } from '../src/facade/engine.js';
+import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from '../src/facade/engine.js';
 import { generateText } from '../src/facade/text-generation.js';
 import type { ChatTurn, ModelInfo } from '../src/facade/types.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
 import { deviceMemoryBytes } from '../src/models/fit.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/models/qwen2vl/config.js';
 import { Qwen2VL, type Qwen2VLPrefix } from '../src/models/qwen2vl/model.js';
-import { encodeVisionStream, type GridTHW, type PixelBatch } from '../src/models/qwen2vl/vision.js';
+import {
+  encodeVisionStream,
+  encodeVisionStreamInPieces,
+  type GridTHW,
+  type PixelBatch,
+} from '../src/models/qwen2vl/vision.js';
 import { loadQwen2VLParams, qwen2vlSpecs } from '../src/models/qwen2vl/weights.js';
 import { MambaInit, vambaConfigJson } from '../src/models/vamba/convert.js';
 import { Vamba } from '../src/models/vamba/model.js';
@@ -53,6 +62,9 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string' },
     interfere: { type: 'string' },
     budget: { type: 'string' },
+    'prefill-piece': { type: 'string' },
+    'interfere-tokens': { type: 'string' },
+    scenarios: { type: 'string', default: 'single,concurrent,interfere' },
     out: { type: 'string' },
   },
 });
@@ -64,6 +76,9 @@ const DECODE = Number(args.decode ?? (TINY ? 12 : 128));
 const CONCURRENCY = (args.concurrency ?? (TINY ? '4' : '8,32')).split(',').map(Number);
 const INTERFERE = Number(args.interfere ?? (TINY ? 4 : 16));
 const BUDGET_S = Number(args.budget ?? (TINY ? 120 : 150));
+const PIECE = Number(args['prefill-piece'] ?? (TINY ? 8 : 1024));
+const INTERFERE_TOKENS = Number(args['interfere-tokens'] ?? (TINY ? 4000 : 3000));
+const SCENARIOS = new Set(args.scenarios.split(','));
 const OUT = args.out ?? join(tmpdir(), `serve_load_${ARCH}${TINY ? '_tiny' : ''}`);
 const ROOT = join(import.meta.dirname, '..');
 const [HEIGHT, WIDTH] = TINY ? [24, 40] : [364, 644];
@@ -106,18 +121,25 @@ async function load(backend: Backend, c: Qwen2VLConfig): Promise<Vamba | Qwen2VL
   return Qwen2VL.fromParams(c, await loadQwen2VLParams(source, c, backend, dtype, 'random'), backend, dtype);
 }
 
-/** Synthetic preprocessed pixels, a batch of 8 temporal groups (16 frames) at a time. */
-function* pixelBatches(groups: number, patchesPerGroup: number, rowLen: number): Generator<PixelBatch> {
+/** Synthetic preprocessed pixels, `perBatch` temporal groups at a time; `done` after each batch. */
+function* pixelBatches(
+  groups: number,
+  patchesPerGroup: number,
+  rowLen: number,
+  perBatch: number,
+  done?: (frames: number) => void,
+): Generator<PixelBatch> {
   const groupLen = patchesPerGroup * rowLen;
   const rng = new Random(7);
   const pool = Array.from({ length: 3 }, () =>
     Float32Array.from({ length: groupLen }, () => rng.uniform(-1.8, 2.1)),
   );
-  const buf = new Float32Array(8 * groupLen);
-  for (let g0 = 0; g0 < groups; g0 += 8) {
-    const n = Math.min(8, groups - g0);
+  const buf = new Float32Array(perBatch * groupLen);
+  for (let g0 = 0; g0 < groups; g0 += perBatch) {
+    const n = Math.min(perBatch, groups - g0);
     for (let i = 0; i < n; i++) buf.set(pool[(g0 + i) % pool.length], i * groupLen);
     yield { pixels: buf.subarray(0, n * groupLen), groups: n };
+    done?.(2 * (g0 + n));
   }
 }
 
@@ -157,6 +179,8 @@ class BenchVideo implements VideoHandle {
 
 class BenchEngine implements ChatEngine {
   readonly info: ModelInfo;
+  /** When the last encode of a video of so many frames started and ended (performance.now()). */
+  readonly encodes = new Map<number, { start: number; end: number }>();
 
   constructor(
     readonly model: Vamba | Qwen2VL,
@@ -186,41 +210,74 @@ class BenchEngine implements ChatEngine {
     };
   }
 
-  /** The frame count is in the file's name (`v256.video`); the frames are synthetic. */
-  async encodeVideo(path: string): Promise<VideoHandle> {
+  /**
+   * The frame count is in the file's name (`v256.video`); the frames are synthetic. With `pieces` (the server's
+   * chunked prefill) the vision tower and the model's video prefill run in pieces, as VideoLM's do.
+   */
+  async encodeVideo(path: string, opts: EncodeOptions = {}): Promise<VideoHandle> {
     const frames = Number(/v(\d+)/.exec(basename(path))?.[1]);
+    const { pieces, progress } = opts;
+    const start = performance.now();
+    progress?.start?.(frames);
+    try {
+      return await this.encode(path, frames, pieces, progress?.frames);
+    } finally {
+      progress?.finish?.();
+      this.encodes.set(frames, { start, end: performance.now() });
+    }
+  }
+
+  private async encode(
+    path: string,
+    frames: number,
+    pieces: EncodeOptions['pieces'],
+    done?: (frames: number) => void,
+  ): Promise<VideoHandle> {
     const v = this.c.vision;
     const g: GridTHW = [frames / 2, HEIGHT / v.patch_size, WIDTH / v.patch_size];
     const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
-    const batches = pixelBatches(g[0], g[1] * g[2], rowLen);
     const merged = [g[0], g[1] / v.spatial_merge_size, g[2] / v.spatial_merge_size] as const;
+    // 8 groups (16 frames) a vision-tower call, as the runners do; with pieces, about pieces.tokens tokens.
+    const perBatch = pieces
+      ? Math.min(8, Math.max(1, Math.floor(pieces.tokens / (merged[1] * merged[2]))))
+      : 8;
+    const batches = pixelBatches(g[0], g[1] * g[2], rowLen, perBatch, done);
     const tokens = merged[0] * merged[1] * merged[2];
+    const vision = (m: Vamba | Qwen2VL) =>
+      pieces
+        ? encodeVisionStreamInPieces(m.visual, batches, g, m.dtype, pieces.pause)
+        : encodeVisionStream(m.visual, batches, g, m.dtype);
     let video: BenchVideo;
     if (this.model instanceof Vamba) {
       const m = this.model;
-      const V = m.embedVideoStream(batches, g);
-      const handle = m.encodeVideoTokens(V, merged, {
+      const V = await vision(m);
+      const key = {
         model: m.modelId,
         video: path,
         sampling: 'all',
         size: `${WIDTH}x${HEIGHT}`,
         dtype: m.dtype,
-      });
+      };
+      if (pieces) await pieces.pause();
+      const handle = pieces
+        ? await m.encodeVideoTokensInPieces(V, merged, key, { pieces })
+        : m.encodeVideoTokens(V, merged, key);
       video = new BenchVideo(path, frames, tokens, 0, () => handle[Symbol.dispose](), handle);
     } else {
       const m = this.model;
-      const embeds = encodeVisionStream(m.visual, batches, g, m.dtype);
+      const embeds = await vision(m);
       const ids = [
         ...textIds(12, 3),
         this.c.vision_start_token_id,
         ...new Array(tokens).fill(this.c.video_token_id),
         this.c.vision_end_token_id,
       ];
-      const prefix = m.prefillPrefix(
-        { inputIds: ids, videoGridThw: [g], videoEmbeds: embeds },
-        { room: 256 },
-      );
-      embeds.dispose();
+      const inputs = { inputIds: ids, videoGridThw: [g], videoEmbeds: embeds };
+      if (pieces) await pieces.pause();
+      const prefix = await (pieces
+        ? m.prefillPrefixInPieces(inputs, { room: 256, pieces })
+        : Promise.resolve().then(() => m.prefillPrefix(inputs, { room: 256 }))
+      ).finally(() => embeds.dispose());
       video = new BenchVideo(path, frames, tokens, prefix.bytes, () => prefix[Symbol.dispose](), undefined, {
         prefix,
         ids,
@@ -272,57 +329,73 @@ const hash = (s: string) => [...s].reduce((h, ch) => (h * 31 + ch.charCodeAt(0))
 
 // ---- the clients ---------------------------------------------------------------------------------------
 
-/** One streamed request: when it was sent, when each token arrived. */
+/** One streamed request: when it was sent, when each token arrived (filled in as they arrive). */
 interface Trace {
   sent: number;
   tokens: number[];
   status: number;
   error?: string;
+  /** Cut off by the bench (the interfering questions once the new video's answer came). */
+  cut?: boolean;
 }
 
-async function ask(url: string, video: string, question: string, maxTokens: number): Promise<Trace> {
-  const sent = performance.now();
-  const res = await fetch(`${url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      model: 'bench',
-      stream: true,
-      max_tokens: maxTokens,
-      messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'video_url', video_url: { url: video } },
-            { type: 'text', text: question },
+const ask = (url: string, video: string, question: string, maxTokens: number) =>
+  streamed(url, video, question, maxTokens).done;
+
+/** A streamed question: its trace, growing as tokens arrive, and the trace once the stream ended. */
+function streamed(url: string, video: string, question: string, maxTokens: number, signal?: AbortSignal) {
+  const trace: Trace = { sent: performance.now(), tokens: [], status: 0 };
+  const done = (async () => {
+    try {
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'bench',
+          stream: true,
+          max_tokens: maxTokens,
+          messages: [
+            {
+              role: 'user',
+              content: [
+                { type: 'video_url', video_url: { url: video } },
+                { type: 'text', text: question },
+              ],
+            },
           ],
-        },
-      ],
-    }),
-  });
-  const trace: Trace = { sent, tokens: [], status: res.status };
-  if (!res.ok || !res.body) {
-    trace.error = (await res.text()).slice(0, 300);
-    console.error(`request failed: ${res.status} ${trace.error}`);
-    return trace;
-  }
-  const decoder = new TextDecoder();
-  const reader = res.body.getReader();
-  let buf = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
-    let i = buf.indexOf('\n\n');
-    while (i >= 0) {
-      const event = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (event.startsWith('data: {') && event.includes('"content":"t')) trace.tokens.push(performance.now());
-      else if (event.startsWith('data: {"error"')) trace.error = event.slice(6, 300);
-      i = buf.indexOf('\n\n');
+        }),
+        signal,
+      });
+      trace.status = res.status;
+      if (!res.ok || !res.body) {
+        trace.error = (await res.text()).slice(0, 300);
+        console.error(`request failed: ${res.status} ${trace.error}`);
+        return trace;
+      }
+      const decoder = new TextDecoder();
+      const reader = res.body.getReader();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let i = buf.indexOf('\n\n');
+        while (i >= 0) {
+          const event = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (event.startsWith('data: {') && event.includes('"content":"t'))
+            trace.tokens.push(performance.now());
+          else if (event.startsWith('data: {"error"')) trace.error = event.slice(6, 300);
+          i = buf.indexOf('\n\n');
+        }
+      }
+    } catch (e) {
+      if (!signal?.aborted) throw e;
+      trace.cut = true;
     }
-  }
-  return trace;
+    return trace;
+  })();
+  return { trace, done };
 }
 
 const quantile = (xs: number[], q: number) => {
@@ -417,6 +490,7 @@ async function main() {
     cacheBudgetBytes: 0.85 * free,
     cacheEntries: 2,
     media: { allowedRoot: dir },
+    prefillPieceTokens: PIECE,
   });
   const result: Record<string, unknown> = {
     arch: ARCH,
@@ -433,59 +507,50 @@ async function main() {
     const warm = await ask(url, video, 'warm up', 8);
     result.encodeS = r3((warm.tokens[0] - warm.sent) / 1000);
 
-    trace?.start();
-    const single = await ask(url, video, 'single', DECODE);
-    const gpu = trace?.stop();
-    const s = summarise([single]);
-    const tokS = r3(((single.tokens.length - 1) * 1000) / (single.tokens.at(-1)! - single.tokens[0]));
-    result.single = {
-      ...s,
-      decodeTokS: tokS,
-      ...(gpu
-        ? { gpuBusy: gpu.busyFraction, launchesPerToken: r3(gpu.launches / single.tokens.length) }
-        : {}),
-    };
-
-    const concurrent: Record<string, unknown>[] = [];
-    for (const n of CONCURRENCY) {
-      if (left() < 10) {
-        concurrent.push({ concurrency: n, skipped: 'budget' });
-        continue;
-      }
-      const traces = await Promise.all(
-        Array.from({ length: n }, (_, i) => ask(url, video, `q${n}-${i}`, DECODE)),
-      );
-      const sum = summarise(traces);
-      concurrent.push({ concurrency: n, ...sum, speedup: sum.decodeTokS ? r3(sum.decodeTokS / tokS) : null });
-    }
-    result.concurrent = concurrent;
-
-    if (left() > 20) {
-      // INTERFERE questions decode; after a baseline window a new BIG-frame video arrives.
-      const long = 4 * DECODE;
-      const traces = Array.from({ length: INTERFERE }, (_, i) => ask(url, video, `i${i}`, long));
-      const running = Promise.all(traces);
-      await new Promise((r) => setTimeout(r, TINY ? 500 : 3000));
-      const arrive = performance.now();
-      const big = await ask(url, `v${BIG}.video`, 'big', 4);
-      const encoded = big.tokens[0] ?? performance.now();
-      const all = await running;
-      const inWindow = (lo: number, hi: number) =>
-        all.flatMap((t) => gaps(t).filter((_, i) => t.tokens[i + 1] >= lo && t.tokens[i + 1] < hi));
-      const before = inWindow(0, arrive);
-      const during = inWindow(arrive, encoded);
-      result.interference = {
-        questions: INTERFERE,
-        bigFrames: BIG,
-        bigTtftS: r3((encoded - arrive) / 1000),
-        perTokenMsBefore: { p50: r3(quantile(before, 0.5)), p99: r3(quantile(before, 0.99)) },
-        perTokenMsDuring: {
-          p50: r3(quantile(during, 0.5)),
-          p99: r3(quantile(during, 0.99)),
-          max: r3(Math.max(...during, 0)),
-        },
-        ratioP50: r3(quantile(during, 0.5) / quantile(before, 0.5)),
+    let tokS: number | null = null;
+    if (SCENARIOS.has('single')) {
+      // The rate comes from an untraced answer (the trace's two stream events per launch cost host time);
+      // a second, traced one gives the GPU's busy fraction and the launches per token.
+      const rate = (t: { tokens: number[] }) =>
+        r3(((t.tokens.length - 1) * 1000) / (t.tokens.at(-1)! - t.tokens[0]));
+      const single = await ask(url, video, 'single', DECODE);
+      trace?.start();
+      const traced = trace ? await ask(url, video, 'single traced', DECODE) : null;
+      const gpu = trace?.stop();
+      tokS = rate(single);
+      result.single = {
+        ...summarise([single]),
+        decodeTokS: tokS,
+        ...(gpu && traced
+          ? {
+              gpuBusy: gpu.busyFraction,
+              launchesPerToken: r3(gpu.launches / traced.tokens.length),
+              tracedTokS: rate(traced),
+            }
+          : {}),
       };
+    }
+
+    if (SCENARIOS.has('concurrent')) {
+      const concurrent: Record<string, unknown>[] = [];
+      for (const n of CONCURRENCY) {
+        if (left() < 10) {
+          concurrent.push({ concurrency: n, skipped: 'budget' });
+          continue;
+        }
+        const traces = await Promise.all(
+          Array.from({ length: n }, (_, i) => ask(url, video, `q${n}-${i}`, DECODE)),
+        );
+        const sum = summarise(traces);
+        const speedup = sum.decodeTokS && tokS ? r3(sum.decodeTokS / tokS) : null;
+        concurrent.push({ concurrency: n, ...sum, speedup });
+      }
+      result.concurrent = concurrent;
+    }
+
+    if (SCENARIOS.has('interfere') && INTERFERE > 0) {
+      if (left() > 20) result.interference = await interfere(url, video, engine);
+      else result.interference = { skipped: 'budget' };
     }
   } finally {
     await server.close();
@@ -498,28 +563,120 @@ async function main() {
   console.error(`wrote ${OUT}.json and ${OUT}.md`);
 }
 
+/**
+ * INTERFERE questions decode (cut off once they are no longer needed); once every one has its first token and
+ * a baseline window has passed, a new BIG-frame video arrives. Their per-token latency before and while it is
+ * encoded, the tokens they got meanwhile, and /metrics' encode gauges scraped while it runs.
+ */
+async function interfere(url: string, video: string, engine: BenchEngine) {
+  const stop = new AbortController();
+  const runs = Array.from({ length: INTERFERE }, (_, i) =>
+    streamed(url, video, `i${i}`, INTERFERE_TOKENS, stop.signal),
+  );
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const ended = new Set<Trace>();
+  for (const r of runs) void r.done.finally(() => ended.add(r.trace));
+  while (runs.some((r) => !r.trace.tokens.length && !ended.has(r.trace))) await pause(10);
+  await pause(TINY ? 300 : 3000);
+  const arrive = performance.now();
+  const big = streamed(url, `v${BIG}.video`, 'big', 4);
+  const scrapes: { encodes: number; progress: number }[] = [];
+  let answered = false;
+  void big.done.finally(() => {
+    answered = true;
+  });
+  while (!answered && !big.trace.tokens.length) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    scrapes.push({
+      encodes: gauge('longshot_video_encodes_running'),
+      progress: gauge('longshot_video_encode_progress'),
+    });
+    await pause(TINY ? 20 : 250);
+  }
+  const bigTrace = await big.done;
+  const encoded = bigTrace.tokens[0] ?? performance.now();
+  await pause(TINY ? 50 : 500);
+  stop.abort();
+  const all = await Promise.all(runs.map((r) => r.done));
+  for (const t of [...all, bigTrace]) if (t.error) console.error(`request failed: ${t.error}`);
+  const inWindow = (lo: number, hi: number) =>
+    all.flatMap((t) => gaps(t).filter((_, i) => t.tokens[i + 1] >= lo && t.tokens[i + 1] < hi));
+  const before = inWindow(0, arrive);
+  // During: tokens that arrived while the engine encoded the video (else: until its answer began).
+  const enc = engine.encodes.get(BIG);
+  const during = enc ? inWindow(enc.start, enc.end) : inWindow(arrive, encoded);
+  const stats = (xs: number[]) => ({
+    p50: r3(quantile(xs, 0.5)),
+    p99: r3(quantile(xs, 0.99)),
+    max: r3(Math.max(...xs, 0)),
+  });
+  const ratioP50 = r3(quantile(during, 0.5) / quantile(before, 0.5));
+  return {
+    questions: INTERFERE,
+    bigFrames: BIG,
+    prefillPieceTokens: PIECE,
+    bigAnswered: bigTrace.status === 200 && bigTrace.tokens.length > 0,
+    bigTtftS: r3((encoded - arrive) / 1000),
+    perTokenMsBefore: stats(before),
+    perTokenMsDuring: stats(during),
+    ratioP50,
+    ratioP99: r3(quantile(during, 0.99) / quantile(before, 0.99)),
+    withinTarget: ratioP50 <= 2,
+    /** The encode itself (the engine's clock) and the tokens the questions got meanwhile (0: they stalled). */
+    encodeS: enc ? r3((enc.end - enc.start) / 1000) : null,
+    tokensDuringEncode: enc
+      ? all.reduce((n, t) => n + t.tokens.filter((x) => x >= enc.start && x <= enc.end).length, 0)
+      : 0,
+    metricsDuringEncode: {
+      scrapes: scrapes.length,
+      sawEncode: scrapes.filter((x) => x.encodes >= 1).length,
+      maxProgress: r3(Math.max(0, ...scrapes.map((x) => x.progress).filter(Number.isFinite))),
+    },
+  };
+}
+
 function markdown(r: Record<string, unknown>): string {
-  const single = r.single as Record<string, unknown> & { ttftMs: { p50: number } };
   const lines = [
     `# Server load test: ${r.arch} (${r.device}, random weights), ${r.frames}-frame video, ${r.decodeTokens} tokens per answer`,
-    '',
-    `single stream: ${single.decodeTokS} tok/s, GPU busy ${single.gpuBusy ?? 'n/a'}, ${single.launchesPerToken ?? 'n/a'} launches/token, TTFT ${single.ttftMs.p50} ms`,
-    '',
-    '| concurrent | aggregate tok/s (decoding) | × single | TTFT p50 / p99 ms | per-token p50 / p99 ms |',
-    '|---|---|---|---|---|',
   ];
-  for (const c of r.concurrent as Record<string, never>[])
-    lines.push(
-      c.skipped
-        ? `| ${c.concurrency} | skipped | | | |`
-        : `| ${c.concurrency} | ${c.decodeTokS} | ${c.speedup} | ${(c.ttftMs as { p50: number }).p50} / ${(c.ttftMs as { p99: number }).p99} | ${(c.perTokenMs as { p50: number }).p50} / ${(c.perTokenMs as { p99: number }).p99} |`,
-    );
-  const i = r.interference as Record<string, never> | undefined;
-  if (i)
+  const single = r.single as (Record<string, unknown> & { ttftMs: { p50: number } }) | undefined;
+  if (single)
     lines.push(
       '',
-      `${i.questions} questions decoding, a ${i.bigFrames}-frame video arrives (answered after ${i.bigTtftS} s): per-token p50 ${(i.perTokenMsBefore as { p50: number }).p50} ms before, ${(i.perTokenMsDuring as { p50: number }).p50} ms during (×${i.ratioP50}; p99 ${(i.perTokenMsDuring as { p99: number }).p99}, max ${(i.perTokenMsDuring as { max: number }).max} ms)`,
+      `single stream: ${single.decodeTokS} tok/s (${single.tracedTokS ?? 'n/a'} traced), GPU busy ${single.gpuBusy ?? 'n/a'}, ${single.launchesPerToken ?? 'n/a'} launches/token, TTFT ${single.ttftMs.p50} ms`,
     );
+  const concurrent = r.concurrent as Record<string, never>[] | undefined;
+  if (concurrent) {
+    lines.push(
+      '',
+      '| concurrent | aggregate tok/s (decoding) | × single | TTFT p50 / p99 ms | per-token p50 / p99 ms |',
+      '|---|---|---|---|---|',
+    );
+    for (const c of concurrent)
+      lines.push(
+        c.skipped
+          ? `| ${c.concurrency} | skipped | | | |`
+          : `| ${c.concurrency} | ${c.decodeTokS} | ${c.speedup} | ${(c.ttftMs as { p50: number }).p50} / ${(c.ttftMs as { p99: number }).p99} | ${(c.perTokenMs as { p50: number }).p50} / ${(c.perTokenMs as { p99: number }).p99} |`,
+      );
+  }
+  const i = r.interference as (Record<string, never> & { skipped?: string }) | undefined;
+  if (i?.skipped) lines.push('', `new video while decoding: skipped (${i.skipped})`);
+  else if (i) {
+    const ms = (x: { p50: number; p99: number }) => `${x.p50} / ${x.p99}`;
+    lines.push(
+      '',
+      `${i.questions} questions decoding, a ${i.bigFrames}-frame video arrives (chunked prefill: ${i.prefillPieceTokens || 'off'}${i.prefillPieceTokens ? ' tokens a piece' : ''}); answered after ${i.bigTtftS} s:`,
+      '',
+      '| per-token latency | p50 / p99 ms |',
+      '|---|---|',
+      `| before the video | ${ms(i.perTokenMsBefore)} |`,
+      `| while it is encoded | ${ms(i.perTokenMsDuring)} (max ${(i.perTokenMsDuring as { max: number }).max}) |`,
+      `| ratio | ×${i.ratioP50} / ×${i.ratioP99} (target p50 ≤ ×2: ${i.withinTarget ? 'met' : 'missed'}) |`,
+      '',
+      `encode ${i.encodeS} s, tokens decoded meanwhile: ${i.tokensDuringEncode}; /metrics scraped ${(i.metricsDuringEncode as { scrapes: number }).scrapes} times during it, encode progress up to ${(i.metricsDuringEncode as { maxProgress: number }).maxProgress}`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -2,7 +2,8 @@
 // models use, at sizes that are not multiples of its tiles: vision segments (block-diagonal, one empty),
 // causal GQA with a KV-cache offset and kvLength < skv, decode and cross-attention (split-K), additive masks.
 // On sm_90 GPUs the bf16 cases without mask or weights and with ≥ 128 (query, head) rows per kv head run the
-// wgmma kernel (attention_sm90.cu): vision, causal, and the multi-tile prefills below.
+// wgmma kernel (attention_sm90.cu): vision, causal, and the multi-tile prefills below; bf16 at head dim 72
+// runs them on heads zero-padded to 80.
 import { test } from 'node:test';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
@@ -57,6 +58,10 @@ for (const dtype of ['bf16', 'f32'] as const) {
       d: 80,
       opts: { segments: [0, 37, 37, 150, 301] },
     }));
+
+  // SigLIP so400m: bf16 runs the tensor-core kernels on heads zero-padded to 80 (the backend's padding).
+  test(`attention ${dtype}: 2 images of 729 patches, 16 heads of 72 (SigLIP so400m)`, () =>
+    parity('siglip', dtype, { batch: 2, sq: 729, skv: 729, hq: 16, hkv: 16, d: 72, opts: {} }));
 
   test(`attention ${dtype}: causal GQA 7 with queryOffset and kvLength < skv (d 128)`, () =>
     parity('causal', dtype, {

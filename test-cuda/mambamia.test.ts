@@ -1,6 +1,7 @@
 // MambaMia and TSTAR on the GPU: the compressor fixtures made with the derivative's MambaMia2Model
 // (test/fixtures/mambamia) and the tiny TSTAR-MambaMia trainer fixture (test/fixtures/needle_mambamia), in f32 and
-// bf16 within the models' bounds; and the token reductions (uniform, ToMe) on CUDA against the CPU backend.
+// bf16 within the models' bounds; TSTAR with a SigLIP tower and Nemotron-H (random tiny weights) against the CPU
+// backend; and the token reductions (uniform, ToMe) on CUDA against the CPU backend.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,9 +10,14 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { parseMambaMiaConfig } from '../src/models/mambamia/config.js';
 import { loadMambaMiaCompressor } from '../src/models/mambamia/weights.js';
 import { tokenReductions } from '../src/models/reduction.js';
+import { parseTstarConfig } from '../src/models/tstar/config.js';
 import { Tstar } from '../src/models/tstar/model.js';
+import { ParamStore } from '../src/nn/params.js';
+import type { Backend } from '../src/runtime/backend.js';
+import * as ops from '../src/runtime/ops.js';
 import type { Tensor } from '../src/runtime/tensor.js';
-import { relErr } from '../test/helpers.js';
+import { randn, relErr, rng } from '../test/helpers.js';
+import { randomHost, tinySiglip, tinyTstarJson } from '../test/models/tiny-tstar.js';
 import { cpu, gpu, randomPair } from './helpers.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'test', 'fixtures');
@@ -23,6 +29,13 @@ async function rows(t: Tensor): Promise<number[]> {
   } finally {
     t.dispose();
   }
+}
+
+/** A tensor's values as f32 (it is disposed). */
+async function f32Rows(t: Tensor): Promise<number[]> {
+  const f = ops.cast(t, 'f32');
+  if (f !== t) t.dispose();
+  return rows(f);
 }
 
 async function reference(dir: string, name: string): Promise<number[]> {
@@ -55,6 +68,46 @@ for (const dtype of ['f32', 'bf16'] as const) {
     assert.ok(e <= TOL[dtype], `compressed tokens: relative error ${e.toExponential(2)}`);
   });
 }
+
+for (const layout of ['hf', 'timm'] as const)
+  test(`TSTAR with a SigLIP tower (${layout}) and Nemotron-H: CUDA against the CPU`, async () => {
+    const config = parseTstarConfig({
+      ...tinyTstarJson('nemotron_h'),
+      vision_config: tinySiglip(layout),
+      video_token_id: 6,
+    });
+    const host = randomHost(config, 4);
+    const load = (be: Backend, dtype: 'f32' | 'bf16') =>
+      Tstar.fromParams(
+        config,
+        new ParamStore(
+          [...host].map(([n, h]): [string, Tensor] => [n, ops.tensor(be, h.values, h.shape, dtype)]),
+        ),
+        be,
+        dtype,
+      );
+    const px = randn(4 * 3 * 32 * 32, rng(9), -1, 1);
+    const run = async (be: Backend, dtype: 'f32' | 'bf16') => {
+      using model = load(be, dtype);
+      using pixels = ops.tensor(be, px, [4, 3, 32, 32]);
+      using tokens = model.encodeFrames(pixels);
+      const compressed = model.compressGroups(tokens);
+      using session = model.session(64);
+      const ids = [1, 2, 3, ...new Array(compressed.shape[0]).fill(6), 4, 5];
+      const logits = await f32Rows(await session.prefill({ ids, video: compressed }));
+      return { compressed: await f32Rows(compressed), logits };
+    };
+    // Each dtype against the CPU backend in the same dtype (bf16 against f32 drifts by ~9e-2 through the 3 + 2
+    // + 10 random blocks: the model's own rounding, not the kernels').
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const want = await run(cpu, dtype);
+      const got = await run(gpu, dtype);
+      for (const k of ['compressed', 'logits'] as const) {
+        const e = relErr(got[k], want[k]);
+        assert.ok(e <= TOL[dtype], `${dtype} ${k}: relative error ${e.toExponential(2)}`);
+      }
+    }
+  });
 
 describe('token reductions on the GPU', () => {
   for (const name of ['uniform', 'tome'])

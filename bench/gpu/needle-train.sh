@@ -22,6 +22,9 @@ LONG=${NEEDLE_LONG_VIDEOS:-10}     # per process, 4 processes
 JOBS=${NEEDLE_JOBS:-16}
 DIV=${NEEDLE_HELDOUT_DIV:-1}       # divides the held-out sets' sizes (a quick local run)
 PY=${PYTHON:-python3}
+INIT=${NEEDLE_INIT:-models}        # where needle-<model>-tiny/ to start from is looked for (a model not there starts from scratch)
+BATCH=${NEEDLE_BATCH:-48}
+LR_SCRATCH=${NEEDLE_LR:-1e-3}      # from scratch; from earlier weights 6e-4 with a short warm-up
 h() { echo $((($1 + DIV - 1) / DIV)); }
 mkdir -p "$R" "$D"
 command -v node >/dev/null || source .device/setup.sh
@@ -62,10 +65,11 @@ echo "training ${SECS}s: $MODELS"
 pids=()
 for m in $MODELS; do
   init=()
-  [ -f "models/needle-$m-tiny/model.safetensors" ] && init=(--init models --lr 6e-4 --warmup 100)
+  init=(--lr "$LR_SCRATCH")
+  [ -f "$INIT/needle-$m-tiny/model.safetensors" ] && init=(--init "$INIT" --lr 6e-4 --warmup 100)
   mkdir -p "$R/$m"
   PYTHONUNBUFFERED=1 timeout $((SECS + ${NEEDLE_EVAL_SECONDS:-130})) "$PY" tools/reference/train_needle.py --data "$TRAIN" --eval "$EVAL" \
-    --out "$R/$m" --tokenizer-dir "$D/tok" --model "$m" --steps 100000 --max-seconds "$SECS" --batch 48 \
+    --out "$R/$m" --tokenizer-dir "$D/tok" --model "$m" --steps 100000 --max-seconds "$SECS" --batch "$BATCH" \
     --long-weight 5 --seed 0 "${init[@]}" > "$R/$m/stdout.txt" 2>&1 &
   pids+=($!)
 done

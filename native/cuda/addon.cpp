@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "allocator.h"
+#include "attention_mass.h"
 #include "blas.h"
 #include "kernels.h"
 
@@ -25,6 +26,10 @@
 #if __has_include("conv1d.h")
 #include "conv1d.h"
 #define LS_HAVE_CONV1D 1
+#endif
+#if __has_include("grad.h")
+#include "grad.h"
+#define LS_HAVE_GRAD 1
 #endif
 #if __has_include("decode.h")
 #include "decode.h"
@@ -398,6 +403,14 @@ LS_FN(embedding) {
                      a.i64(6), dev().stream);
   });
 }
+LS_FN(embeddingBag) {
+  // embeddingBag(out, table, et, ids, nIds, offsets, bags, vocab, dim, mean)
+  LS_BODY({
+    launch_embedding_bag(a.ptr(0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4),
+                         static_cast<const int32_t *>(a.ptr(5)), a.i64(6), a.i64(7), a.i64(8), a.i64(9) != 0,
+                         dev().stream);
+  });
+}
 LS_FN(readSlice) {
   LS_BODY({
     launch_read_slice(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), a.i64(6), a.i64(7), dev().stream);
@@ -471,6 +484,18 @@ LS_FN(attention_) {
 }
 #endif
 
+LS_FN(attentionMass_) {
+  // attentionMass(out, scores, stats, q, k, et, desc)
+  LS_BODY({
+    const AttentionMassDims d{static_cast<int>(a.field(6, "skv")),  static_cast<int>(a.field(6, "kvLength")),
+                              static_cast<int>(a.field(6, "hq")),   static_cast<int>(a.field(6, "hkv")),
+                              static_cast<int>(a.field(6, "d")),    static_cast<int>(a.field(6, "from")),
+                              static_cast<int>(a.field(6, "to")),   static_cast<float>(a.field(6, "scale"))};
+    attention_mass(static_cast<float *>(a.ptr(0)), static_cast<float *>(a.ptr(1)), static_cast<float *>(a.ptr(2)),
+                   a.ptr(3), a.ptr(4), d, dt_of(a.et(5)), dev().stream);
+  });
+}
+
 #ifdef LS_HAVE_SSD
 SsdDims ssd_dims(const Args &a, size_t i) {
   return {static_cast<int>(a.field(i, "batch")),   static_cast<int>(a.field(i, "len")),
@@ -527,8 +552,7 @@ const double *table(const Args &a, size_t i, size_t per, int *rows) {
 const void *addr(double v) { return reinterpret_cast<const void *>(static_cast<uintptr_t>(v)); }
 
 LS_FN(attentionRows_) {
-  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, maxLength, et,
-  //               desc)
+  // attentionRows(out, q, table: Float64Array [k, v, length, prefixK, prefixV, prefixLength]·rows, et, desc)
   LS_BODY({
     int rows;
     const double *t = table(a, 2, 6, &rows);
@@ -538,15 +562,14 @@ LS_FN(attentionRows_) {
       kvs[i] = {addr(r[0]), addr(r[1]), static_cast<int>(r[2]), addr(r[3]), addr(r[4]), static_cast<int>(r[5])};
     }
     const AttentionRowsDims d{rows,
-                              static_cast<int>(a.field(5, "hq")),
-                              static_cast<int>(a.field(5, "hkv")),
-                              static_cast<int>(a.field(5, "d")),
-                              static_cast<int>(a.field(5, "dv")),
-                              static_cast<float>(a.field(5, "scale"))};
-    const int maxLength = static_cast<int>(a.i64(3));
-    const size_t wsBytes = attention_rows_workspace_bytes(d, maxLength);
+                              static_cast<int>(a.field(4, "hq")),
+                              static_cast<int>(a.field(4, "hkv")),
+                              static_cast<int>(a.field(4, "d")),
+                              static_cast<int>(a.field(4, "dv")),
+                              static_cast<float>(a.field(4, "scale"))};
+    const size_t wsBytes = attention_rows_workspace_bytes(d, kvs.data());
     Scratch ws(wsBytes);
-    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, maxLength, dt_of(a.et(4)), ws.p, wsBytes, dev().stream);
+    attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, dt_of(a.et(3)), ws.p, wsBytes, dev().stream);
   });
 }
 LS_FN(scatterRows_) {
@@ -556,8 +579,7 @@ LS_FN(scatterRows_) {
     const double *t = table(a, 1, 1, &rows);
     std::vector<void *> dsts(rows);
     for (int i = 0; i < rows; i++) dsts[i] = const_cast<void *>(addr(t[i]));
-    Scratch ws(sizeof(void *) * std::max(rows, 1));
-    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), ws.p, dev().stream);
+    scatter_rows(a.ptr(0), dsts.data(), rows, static_cast<size_t>(a.i64(2)), dev().stream);
   });
 }
 LS_FN(mambaStepRows_) {
@@ -589,6 +611,102 @@ LS_FN(mambaStepRows_) {
 }
 #endif
 
+
+#ifdef LS_HAVE_GRAD
+// ---- backward kernels, losses, AdamW (grad.h) -------------------------------------------------------------
+
+float *fptr(const Args &a, size_t i) { return static_cast<float *>(a.ptr(i)); }
+
+LS_FN(ssdScanBackward) {
+  // ssdScanBackward(dx, ddt, dA, dB, dC, dD, dState, dy, dStateOut, x, dt, A, B, C, D, dEt, state, et, desc)
+  LS_BODY({
+    const SsdDims d = ssd_dims(a, 18);
+    const size_t wsBytes = ssd_scan_backward_workspace_bytes(d);
+    Scratch ws(wsBytes);
+    ssd_scan_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), fptr(a, 5), fptr(a, 6), a.ptr(7),
+                      fptr(a, 8), a.ptr(9), fptr(a, 10), fptr(a, 11), a.ptr(12), a.ptr(13), a.ptr(14), a.et(15),
+                      fptr(a, 16), d, a.et(17), ws.p, wsBytes, dev().stream);
+  });
+}
+LS_FN(conv1dBackward) {
+  // conv1dBackward(dx, dWeight, dBias, dState, dy, dStateOut, x, weight, bias, state, et, wEt, desc)
+  LS_BODY({
+    const Conv1dDims d{static_cast<int>(a.field(12, "batch")), static_cast<int>(a.field(12, "len")),
+                       static_cast<int>(a.field(12, "channels")), static_cast<int>(a.field(12, "width")),
+                       a.fieldFlag(12, "silu")};
+    conv1d_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), a.ptr(5), a.ptr(6), a.ptr(7), a.ptr(8),
+                    a.ptr(9), d, a.et(10), a.et(11), dev().stream);
+  });
+}
+LS_FN(attentionBackward) {
+  // attentionBackward(dq, dk, dv, dOut, q, k, v, out, mask, maskBatch, et, desc, ranges: Int32Array [lo, hi]·sq,
+  //                   queryRanges: Int32Array [lo, hi]·skv)
+  LS_BODY({
+    size_t rangeBytes, queryRangeBytes;
+    const auto *ranges = static_cast<const int32_t *>(a.bytes(12, &rangeBytes));
+    const auto *queryRanges = static_cast<const int32_t *>(a.bytes(13, &queryRangeBytes));
+    const AttnGradDims d{static_cast<int>(a.field(11, "batch")), static_cast<int>(a.field(11, "sq")),
+                         static_cast<int>(a.field(11, "skv")),   static_cast<int>(a.field(11, "kvLength")),
+                         static_cast<int>(a.field(11, "hq")),    static_cast<int>(a.field(11, "hkv")),
+                         static_cast<int>(a.field(11, "d")),     static_cast<int>(a.field(11, "dv")),
+                         static_cast<float>(a.field(11, "scale")), static_cast<int>(a.i64(9))};
+    LS_REQUIRE(rangeBytes == sizeof(int32_t) * 2 * size_t(d.sq), "attentionBackward: ranges must hold 2·sq ints");
+    LS_REQUIRE(queryRangeBytes == sizeof(int32_t) * 2 * size_t(d.skv),
+               "attentionBackward: queryRanges must hold 2·skv ints");
+    const size_t wsBytes = attention_backward_workspace_bytes(d);
+    Scratch ws(wsBytes);
+    attention_backward(a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), a.ptr(6), a.ptr(7), fptr(a, 8),
+                       ranges, queryRanges, d, a.et(10), ws.p, wsBytes, dev().stream);
+  });
+}
+LS_FN(rmsNormBackward) {
+  // rmsNormBackward(dx, dWeight, dGate, dy, x, weight, wEt, gate, dSum, rows, dim, groupSize, eps, normBeforeGate, et)
+  LS_BODY({
+    rms_norm_backward(a.ptr(0), fptr(a, 1), a.ptr(2), a.ptr(3), a.ptr(4), a.ptr(5), a.et(6), a.ptr(7), a.ptr(8),
+                      a.i64(9), a.i64(10), a.i64(11), static_cast<float>(a.num(12)), a.flag(13), a.et(14),
+                      dev().stream);
+  });
+}
+LS_FN(layerNormBackward) {
+  // layerNormBackward(dx, dWeight, dBias, dy, x, weight, wEt, dSum, rows, dim, eps, et)
+  LS_BODY({
+    layer_norm_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), a.ptr(5), a.et(6), a.ptr(7),
+                        a.i64(8), a.i64(9), static_cast<float>(a.num(10)), a.et(11), dev().stream);
+  });
+}
+LS_FN(embeddingBackward) {
+  // embeddingBackward(dTable, dOut, et, ids, n, vocab, dim)
+  LS_BODY({
+    embedding_backward(fptr(a, 0), a.ptr(1), a.et(2), static_cast<const int32_t *>(a.ptr(3)), a.i64(4), a.i64(5),
+                       a.i64(6), dev().stream);
+  });
+}
+LS_FN(crossEntropy) {
+  // crossEntropy(loss, dLogits, logits, et, targets, rows, vocab, ignoreIndex, gradScale)
+  LS_BODY({
+    Scratch ws(kLossWorkspaceBytes);
+    cross_entropy(fptr(a, 0), a.ptr(1), a.ptr(2), a.et(3), static_cast<const int32_t *>(a.ptr(4)), a.i64(5),
+                  a.i64(6), static_cast<int>(a.i64(7)), static_cast<float>(a.num(8)), ws.p, dev().stream);
+  });
+}
+LS_FN(klTopK) {
+  // klTopK(loss, dLogits, logits, et, ids, teacher, rows, vocab, k, gradScale)
+  LS_BODY({
+    Scratch ws(kLossWorkspaceBytes);
+    kl_top_k(fptr(a, 0), a.ptr(1), a.ptr(2), a.et(3), static_cast<const int32_t *>(a.ptr(4)), fptr(a, 5), a.i64(6),
+             a.i64(7), a.i64(8), static_cast<float>(a.num(9)), ws.p, dev().stream);
+  });
+}
+LS_FN(adamwStep) {
+  // adamwStep(param, m, v, grad, copy, copyEt, n, lr, beta1, beta2, eps, weightDecay, step, gradScale)
+  LS_BODY({
+    adamw_step(fptr(a, 0), fptr(a, 1), fptr(a, 2), fptr(a, 3), a.ptr(4), a.et(5), a.i64(6),
+               static_cast<float>(a.num(7)), static_cast<float>(a.num(8)), static_cast<float>(a.num(9)),
+               static_cast<float>(a.num(10)), static_cast<float>(a.num(11)), a.i64(12), static_cast<float>(a.num(13)),
+               dev().stream);
+  });
+}
+#endif
 }  // namespace
 
 #define LS_EXPORT(fn) {#fn, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr}
@@ -602,9 +720,9 @@ NAPI_MODULE_INIT() {
       LS_EXPORT(profileMark), LS_EXPORT(profileRead),
       LS_EXPORT(synchronize), LS_EXPORT(cast),      LS_EXPORT(fill),     LS_EXPORT(unary),
       LS_EXPORT(binary),     LS_EXPORT(affine),     LS_EXPORT(matmul),   LS_EXPORT(rmsNorm),
-      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding),
+      LS_EXPORT(layerNorm),  LS_EXPORT(softmax),    LS_EXPORT(rotary),   LS_EXPORT(ropeTable), LS_EXPORT(embedding), LS_EXPORT(embeddingBag),
       LS_EXPORT(readSlice),  LS_EXPORT(writeSlice), LS_EXPORT(permute),  LS_EXPORT(flip),
-      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),
+      LS_EXPORT(reduce),     LS_EXPORT(argmax),     LS_EXPORT(sample),     LS_EXPORT_AS(attentionMass),
 #ifdef LS_HAVE_ATTENTION
       LS_EXPORT_AS(attention),
 #endif
@@ -613,6 +731,11 @@ NAPI_MODULE_INIT() {
 #endif
 #ifdef LS_HAVE_CONV1D
       LS_EXPORT_AS(conv1d),
+#endif
+#ifdef LS_HAVE_GRAD
+      LS_EXPORT(ssdScanBackward), LS_EXPORT(conv1dBackward), LS_EXPORT(attentionBackward),
+      LS_EXPORT(rmsNormBackward), LS_EXPORT(layerNormBackward), LS_EXPORT(embeddingBackward),
+      LS_EXPORT(crossEntropy), LS_EXPORT(klTopK), LS_EXPORT(adamwStep),
 #endif
 #ifdef LS_HAVE_DECODE
       LS_EXPORT_AS(attentionRows), LS_EXPORT_AS(scatterRows), LS_EXPORT_AS(mambaStepRows),

@@ -1,11 +1,13 @@
 // Batched decode kernels (decode.h). Every sequence keeps its own buffers; the kernels find them through a
 // small table uploaded per launch, so N sequences cost one launch instead of N.
-//  - attention_rows: a CTA per (sequence, kv head, key split) with one warp per query head of the group, so
-//    the group's K/V rows are read from global memory once (the other warps hit L1). A lane scores one key at
-//    a time (16-byte loads), the warp keeps an online softmax in f32 and accumulates V rows; split partials
-//    (normalised, with their log-sum-exp) are merged by a second kernel when the keys are split
-//    (flash-decoding), which long contexts need to fill the GPU at small batch.
-//  - scatter_rows: the new K (or V) row of every sequence into its cache at its own position.
+//  - attention_rows: split-KV flash-decoding. A CTA (128 threads) per (task, kv head, key split), where a task
+//    is up to 16 query vectors that read the same keys: the heads of one GQA group of a row over its own keys,
+//    or of several rows over the prefix they share. K and V tiles of 64 keys go through shared memory once for
+//    all of them (16-byte cp.async copies, all of a tile's in flight at once), scores and P·V run from
+//    shared memory in f32 with an online softmax; every split writes its normalised partial and log-sum-exp,
+//    and a second kernel merges a row's splits (own keys and prefix) in f32.
+//  - scatter_rows: the new K (or V) row of every sequence into its cache at its own position (destinations
+//    passed by value, 32 to a launch: no table upload).
 //  - mamba_step_rows: kernel 1 runs the causal conv over [state; x‖B‖C] (+ bias, SiLU) for every channel and
 //    advances the conv states, and dt = clamp(softplus(dt + dt_bias)); kernel 2 is the SSM update, a warp per
 //    (sequence, head, channel) as ssm_step does, with each sequence's state found through the table.
@@ -13,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "device_util.cuh"
@@ -20,163 +23,303 @@
 
 namespace {
 
-constexpr int kMaxWarps = 8;
-
 __device__ __forceinline__ float load_w(const void *p, DT t, int i) {
   return t == DT::F32 ? static_cast<const float *>(p)[i] : __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
 }
+
+// ---- attention_rows --------------------------------------------------------------------------------------
+
 constexpr int kMaxDim = 256;
+constexpr int kTK = 64;        // keys per shared-memory tile
+constexpr int kThreads = 128;  // per CTA
+constexpr int kMaxQ = 16;      // query vectors per CTA: heads of one GQA group × rows sharing a prefix
+constexpr int kQLanes = kThreads / kTK;                       // threads scoring one key
+constexpr int kQPer = kMaxQ / kQLanes;                        // scores per thread per tile
+constexpr int kOPer = kMaxQ * (kMaxDim / 8) / kThreads;       // 8-column output packs per thread
+static_assert(kTK == 64, "the softmax pass gives each lane two keys of a tile");
+
+/**
+ * One CTA's work (with the kv head from blockIdx.x and the key split blockIdx.y): heads [h0, h0 + nh) of the
+ * GQA group of `nrows` rows, over the first `len` rows of k/v [len, hkv, d|dv]. part 0 is a row's own keys,
+ * part 1 its prefix's (shared by the rows of the task, so each K/V tile of the prefix is read once for them).
+ */
+struct RowsTask {
+  const void *k, *v;
+  int len, part, h0, nh, nrows;
+  int rows[kMaxQ];
+};
 
 struct RowsParams {
   const void *q;
-  void *out;
-  const RowKV *kvs;
-  float *opart, *lse;  // [splits, rows·hq, dv] and [splits, rows·hq] when splits > 1
-  int rows, hq, hkv, d, dv, G, splits, warps;
+  const RowsTask *tasks;
+  float *opart, *lse;  // [2, splits, rows·hq, dv], [2, splits, rows·hq]: normalised partials and log-sum-exp
+  int rows, hq, hkv, d, dv, G, splits, per, dp, dvp;  // per: keys per split; dp, dvp: d, dv rounded up to 8
   float scale;
-  bool vec;
+  bool vec;  // 16-byte global loads (dims a multiple of the pack, 16-byte aligned buffers)
 };
 
+/** Shared-memory row strides (elements): 16 bytes of padding keep the 16-byte reads of 8 lanes conflict-free. */
 template <typename T>
-__device__ __forceinline__ float dot_row(const float *q, const T *k, int d, bool vec) {
-  float s = 0.f;
-  if (vec) {
-    constexpr int V = kVec<T>;
-    for (int e = 0; e < d; e += V) {
-      float kv[V];
-      load_pack<T, V>(k, e, kv);
-#pragma unroll
-      for (int j = 0; j < V; ++j) s += q[e + j] * kv[j];
-    }
-  } else {
-    for (int e = 0; e < d; ++e) s += q[e] * to_f32(k[e]);
-  }
-  return s;
+__host__ __device__ inline int rows_stride(int dim8) {
+  return dim8 + 16 / static_cast<int>(sizeof(T));
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kMaxWarps * 32) attn_rows_kernel(RowsParams p) {
-  __shared__ float sq[kMaxWarps][kMaxDim];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int row = blockIdx.y / p.hkv, hk = blockIdx.y % p.hkv, split = blockIdx.x;
-  const RowKV kv = p.kvs[row];
-  const int total = kv.prefixLength + kv.length, pl = kv.prefixLength;
-  const int per = (total + p.splits - 1) / p.splits;
-  const int lo = min(total, split * per), hi = min(total, lo + per);
+__host__ __device__ inline size_t rows_smem_bytes(int dp, int dvp) {
+  return sizeof(T) * kTK * (rows_stride<T>(dp) + rows_stride<T>(dvp)) +
+         sizeof(float) * (kMaxQ * dp + kMaxQ * kTK + 3 * kMaxQ);
+}
+
+/**
+ * 8 elements from global to shared memory, zeros past `valid`: 16-byte cp.async copies when `vec` (pieces are
+ * then whole: valid is a multiple of one), else scalar loads.
+ */
+template <typename T>
+__device__ __forceinline__ void tile8(T *dst, const T *src, int valid, bool vec) {
+  if (vec) {
+    constexpr int per = 16 / sizeof(T);
+#pragma unroll
+    for (int e = 0; e < 8; e += per) cp_async16(dst + e, src + e, e < valid ? 16 : 0);
+  } else {
+#pragma unroll
+    for (int e = 0; e < 8; ++e) dst[e] = e < valid ? src[e] : from_f32<T>(0.f);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) attn_rows_kernel(RowsParams p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const RowsTask &task = p.tasks[blockIdx.x / p.hkv];
+  const int hk = blockIdx.x % p.hkv, split = blockIdx.y;
+  const int nh = task.nh, nq = task.nrows * nh, part = task.part;
+  const int lo = min(task.len, split * p.per), hi = min(task.len, lo + p.per);
+  const size_t rowHeads = static_cast<size_t>(p.rows) * p.hq;
+  // Query vector i: head hk·G + h0 + i % nh of row rows[i / nh]; its partial's slot in opart/lse.
+  auto rh_of = [&](int i) {
+    return static_cast<size_t>(task.rows[i / nh]) * p.hq + hk * p.G + task.h0 + i % nh;
+  };
+  auto slot_of = [&](int i) { return (static_cast<size_t>(part) * p.splits + split) * rowHeads + rh_of(i); };
+  if (lo >= hi) {  // an empty split still says so, for the combine
+    for (int i = tid; i < nq; i += kThreads) p.lse[slot_of(i)] = -INFINITY;
+    return;
+  }
+  const int ks = rows_stride<T>(p.dp), vs = rows_stride<T>(p.dvp);
+  T *sK = reinterpret_cast<T *>(smem);
+  T *sV = sK + kTK * ks;
+  float *sQ = reinterpret_cast<float *>(sV + kTK * vs);  // [nq, dp], scaled
+  float *sS = sQ + kMaxQ * p.dp;                          // [nq, kTK]: scores, then probabilities
+  float *sM = sS + kMaxQ * kTK, *sL = sM + kMaxQ, *sA = sL + kMaxQ;  // running max, sum; this tile's rescale
+  for (int idx = tid; idx < nq * p.dp; idx += kThreads) {
+    const int i = idx / p.dp, e = idx % p.dp;
+    sQ[idx] = e < p.d ? to_f32(static_cast<const T *>(p.q)[rh_of(i) * p.d + e]) * p.scale : 0.f;
+  }
+  for (int i = tid; i < nq; i += kThreads) {
+    sM[i] = -INFINITY;
+    sL[i] = 0.f;
+  }
   const size_t kStride = static_cast<size_t>(p.hkv) * p.d, vStride = static_cast<size_t>(p.hkv) * p.dv;
-  // Key j is row j of the prefix, or row j − pl of the sequence's own buffers.
-  const T *K = static_cast<const T *>(kv.k) + static_cast<size_t>(hk) * p.d;
-  const T *Vb = static_cast<const T *>(kv.v) + static_cast<size_t>(hk) * p.dv;
-  const T *PK = pl ? static_cast<const T *>(kv.pk) + static_cast<size_t>(hk) * p.d : K;
-  const T *PV = pl ? static_cast<const T *>(kv.pv) + static_cast<size_t>(hk) * p.dv : Vb;
-  constexpr int kPer = kMaxDim / 32;
-  for (int hh = warp; hh < p.G; hh += p.warps) {
-    const int h = hk * p.G + hh;
-    const size_t rh = static_cast<size_t>(row) * p.hq + h;
-    const T *q = static_cast<const T *>(p.q) + rh * p.d;
-    __syncwarp();
-    for (int e = lane; e < p.d; e += 32) sq[warp][e] = to_f32(q[e]) * p.scale;
-    __syncwarp();
-    float acc[kPer];
+  const T *K = static_cast<const T *>(task.k) + static_cast<size_t>(hk) * p.d;
+  const T *V = static_cast<const T *>(task.v) + static_cast<size_t>(hk) * p.dv;
+  const int kc = p.dp / 8, vc = p.dvp / 8;
+  const int key = tid % kTK, q0 = tid / kTK;
+  float acc[kOPer][8];
 #pragma unroll
-    for (int e = 0; e < kPer; ++e) acc[e] = 0.f;
-    float m = -INFINITY, l = 0.f;
-    for (int j0 = lo; j0 < hi; j0 += 32) {
-      const int j = j0 + lane;
-      const float s = j < hi ? dot_row<T>(sq[warp], (j < pl ? PK + j * kStride : K + (j - pl) * kStride), p.d, p.vec) : -INFINITY;
-      float cmax = s;
-      for (int o = 16; o; o >>= 1) cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, o));
-      const float mnew = fmaxf(m, cmax);
-      const float alpha = expf(m - mnew);
-      const float pj = j < hi ? expf(s - mnew) : 0.f;
-      float psum = pj;
-      for (int o = 16; o; o >>= 1) psum += __shfl_xor_sync(0xffffffffu, psum, o);
-      l = l * alpha + psum;
-      m = mnew;
+  for (int i = 0; i < kOPer; ++i)
 #pragma unroll
-      for (int e = 0; e < kPer; ++e) acc[e] *= alpha;
-      const int n = min(32, hi - j0);
-      for (int jj = 0; jj < n; ++jj) {
-        const float w = __shfl_sync(0xffffffffu, pj, jj);
-        const int jv = j0 + jj;
-        const T *vr = jv < pl ? PV + jv * vStride : Vb + (jv - pl) * vStride;
+    for (int e = 0; e < 8; ++e) acc[i][e] = 0.f;
+
+  for (int j0 = lo; j0 < hi; j0 += kTK) {
+    const int n = min(kTK, hi - j0);
+    // K and V tiles as cp.async copies, all in flight at once (rows past n are left as they are: their
+    // scores are masked and their V rows are not read).
+    for (int idx = tid; idx < n * kc; idx += kThreads) {
+      const int r = idx / kc, c = (idx % kc) * 8;
+      tile8<T>(sK + r * ks + c, K + (j0 + r) * kStride + c, p.d - c, p.vec);
+    }
+    for (int idx = tid; idx < n * vc; idx += kThreads) {
+      const int r = idx / vc, c = (idx % vc) * 8;
+      tile8<T>(sV + r * vs + c, V + (j0 + r) * vStride + c, p.dv - c, p.vec);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    // Scores: a thread owns one key and every kQLanes-th query vector (a warp shares its query: broadcasts).
+    float s[kQPer];
 #pragma unroll
-        for (int e = 0; e < kPer; ++e)
-          if (lane + 32 * e < p.dv) acc[e] += w * to_f32(vr[lane + 32 * e]);
+    for (int j = 0; j < kQPer; ++j) s[j] = 0.f;
+    if (key < n)
+      for (int c = 0; c < p.dp; c += 8) {
+        float kf[8];
+        load_pack<T, 8>(sK + key * ks, c, kf);
+#pragma unroll
+        for (int j = 0; j < kQPer; ++j) {
+          const int qi = q0 + kQLanes * j;
+          if (qi < nq) {
+            const float4 a = *reinterpret_cast<const float4 *>(sQ + qi * p.dp + c);
+            const float4 b = *reinterpret_cast<const float4 *>(sQ + qi * p.dp + c + 4);
+            s[j] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] + b.x * kf[4] + b.y * kf[5] +
+                    b.z * kf[6] + b.w * kf[7];
+          }
+        }
+      }
+#pragma unroll
+    for (int j = 0; j < kQPer; ++j) {
+      const int qi = q0 + kQLanes * j;
+      if (qi < nq) sS[qi * kTK + key] = key < n ? s[j] : -INFINITY;
+    }
+    __syncthreads();
+    // Online softmax, a warp per query vector (f32; the tile has at least one key, so the max is finite).
+    for (int qi = warp; qi < nq; qi += kThreads / 32) {
+      float *row = sS + qi * kTK;
+      const float a = row[lane], b = row[lane + 32];
+      const float mold = sM[qi], mnew = fmaxf(mold, warp_max(fmaxf(a, b)));
+      const float pa = __expf(a - mnew), pb = __expf(b - mnew);
+      row[lane] = pa;
+      row[lane + 32] = pb;
+      const float sum = warp_sum(pa + pb);
+      __syncwarp();
+      if (lane == 0) {
+        const float alpha = __expf(mold - mnew);
+        sA[qi] = alpha;
+        sL[qi] = sL[qi] * alpha + sum;
+        sM[qi] = mnew;
       }
     }
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    if (p.splits == 1) {
-      T *out = static_cast<T *>(p.out) + rh * p.dv;
+    __syncthreads();
+    // O += P·V: a thread owns 8 columns of up to kOPer query vectors.
 #pragma unroll
-      for (int e = 0; e < kPer; ++e)
-        if (lane + 32 * e < p.dv) store_f32(out, lane + 32 * e, acc[e] * inv);
-    } else {
-      const size_t slot = static_cast<size_t>(split) * p.rows * p.hq + rh;
-      float *o = p.opart + slot * p.dv;
+    for (int i = 0; i < kOPer; ++i) {
+      const int idx = tid + kThreads * i;
+      if (idx < nq * vc) {
+        const int qi = idx / vc, c = (idx % vc) * 8;
+        const float alpha = sA[qi];
 #pragma unroll
-      for (int e = 0; e < kPer; ++e)
-        if (lane + 32 * e < p.dv) o[lane + 32 * e] = acc[e] * inv;
-      if (lane == 0) p.lse[slot] = l > 0.f ? m + logf(l) : -INFINITY;
+        for (int e = 0; e < 8; ++e) acc[i][e] *= alpha;
+        const float *pr = sS + qi * kTK;
+        for (int r = 0; r < n; ++r) {
+          float vf[8];
+          load_pack<T, 8>(sV + r * vs, c, vf);
+          const float w = pr[r];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[i][e] += w * vf[e];
+        }
+      }
+    }
+    __syncthreads();  // the next tile overwrites sK, sV and sS
+  }
+#pragma unroll
+  for (int i = 0; i < kOPer; ++i) {
+    const int idx = tid + kThreads * i;
+    if (idx < nq * vc) {
+      const int qi = idx / vc, c = (idx % vc) * 8;
+      const float inv = 1.f / sL[qi];
+      float *o = p.opart + slot_of(qi) * p.dv;
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        if (c + e < p.dv) o[c + e] = acc[i][e] * inv;
     }
   }
+  for (int i = tid; i < nq; i += kThreads) p.lse[slot_of(i)] = sM[i] + logf(sL[i]);
 }
 
+/** out[row, h] = the partials of its splits (own keys, then the prefix's when it has one) merged by their lse. */
 template <typename T>
-__global__ void attn_rows_combine(const float *opart, const float *lse, T *out, int splits, size_t rowHeads,
-                                  int dv) {
+__global__ void attn_rows_combine(const float *opart, const float *lse, const int *parts, T *out, int splits,
+                                  int hq, size_t rowHeads, int dv) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= rowHeads * dv) return;
   const size_t rh = i / dv;
+  const int n = parts[rh / hq] * splits;
   float M = -INFINITY;
-  for (int s = 0; s < splits; ++s) M = fmaxf(M, lse[s * rowHeads + rh]);
+  for (int s = 0; s < n; ++s) M = fmaxf(M, lse[s * rowHeads + rh]);
   float num = 0.f, den = 0.f;
-  for (int s = 0; s < splits; ++s) {
-    const float w = lse[s * rowHeads + rh] == -INFINITY ? 0.f : expf(lse[s * rowHeads + rh] - M);
+  for (int s = 0; s < n; ++s) {
+    const float l = lse[s * rowHeads + rh];
+    if (l == -INFINITY) continue;  // an empty split wrote no partial
+    const float w = __expf(l - M);
     num += w * opart[s * rowHeads * dv + i];
     den += w;
   }
   store_f32(out, i, den > 0.f ? num / den : 0.f);
 }
 
+int device_attr(cudaDeviceAttr attr) {
+  int dev, v;
+  LS_CUDA_CHECK(cudaGetDevice(&dev));
+  LS_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
+  return v;
+}
+
 int sm_count() {
-  static int n = 0;
-  if (!n) {
-    int dev;
-    LS_CUDA_CHECK(cudaGetDevice(&dev));
-    LS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-  }
+  static const int n = device_attr(cudaDevAttrMultiProcessorCount);
   return n;
 }
 
-/** Key splits: enough CTAs for two waves, at least 256 keys each. */
-int rows_splits(const AttentionRowsDims &a, int maxLength) {
-  const long long ctas = static_cast<long long>(a.rows) * a.hkv;
-  const long long want = ceil_div<long long>(2LL * sm_count() * 4, std::max<long long>(1, ctas));
-  return static_cast<int>(std::clamp<long long>(want, 1, std::max(1, ceil_div(maxLength, 256))));
-}
-
-struct RowsLayout {
-  size_t table, opart, lse;
-  size_t total() const { return table + opart + lse; }
+/** The CTAs of one call: tasks, which rows have a prefix, keys per split, and the workspace they take. */
+struct RowsPlan {
+  std::vector<RowsTask> tasks;
+  std::vector<int> parts;  // per row: 1, or 2 with a prefix
+  int splits = 1, per = kTK;
+  size_t table = 0, partsBytes = 0, opart = 0, lse = 0;
+  size_t total() const { return table + partsBytes + opart + lse; }
 };
 
-RowsLayout rows_layout(const AttentionRowsDims &a, int splits) {
-  RowsLayout l{align256(sizeof(RowKV) * a.rows), 0, 0};
-  if (splits > 1) {
-    const size_t rh = static_cast<size_t>(a.rows) * a.hq;
-    l.opart = align256(sizeof(float) * splits * rh * a.dv);
-    l.lse = align256(sizeof(float) * splits * rh);
+RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs) {
+  RowsPlan pl;
+  const int G = a.hq / a.hkv, nh = std::min(G, kMaxQ), perTask = std::max(1, kMaxQ / nh);
+  auto add = [&](const void *k, const void *v, int len, int part, const std::vector<int> &rows) {
+    for (size_t r0 = 0; r0 < rows.size(); r0 += perTask)
+      for (int h0 = 0; h0 < G; h0 += nh) {
+        RowsTask t{k, v, len, part, h0, std::min(nh, G - h0), 0, {}};
+        for (size_t r = r0; r < rows.size() && r < r0 + perTask; ++r) t.rows[t.nrows++] = rows[r];
+        pl.tasks.push_back(t);
+      }
+  };
+  pl.parts.assign(a.rows, 1);
+  std::vector<bool> grouped(a.rows, false);
+  for (int i = 0; i < a.rows; ++i) {
+    add(kvs[i].k, kvs[i].v, kvs[i].length, 0, {i});
+    if (!kvs[i].prefixLength || grouped[i]) continue;
+    // Rows continuing the same prefix read its tiles together.
+    std::vector<int> same;
+    for (int j = i; j < a.rows; ++j)
+      if (kvs[j].prefixLength == kvs[i].prefixLength && kvs[j].pk == kvs[i].pk && kvs[j].pv == kvs[i].pv) {
+        same.push_back(j);
+        grouped[j] = true;
+        pl.parts[j] = 2;
+      }
+    add(kvs[i].pk, kvs[i].pv, kvs[i].prefixLength, 1, same);
   }
-  return l;
+  // Keys per split: the whole key work spread over about two waves of CTAs, at least 4 tiles each.
+  long long work = 0;
+  int longest = 0;
+  for (const RowsTask &t : pl.tasks) {
+    work += static_cast<long long>(t.len) * a.hkv;
+    longest = std::max(longest, t.len);
+  }
+  const long long perCta = ceil_div<long long>(work, 8LL * sm_count());
+  pl.per = static_cast<int>(std::max<long long>(4 * kTK, ceil_div<long long>(perCta, kTK) * kTK));
+  pl.splits = std::max(1, ceil_div(longest, pl.per));
+  const size_t rh = static_cast<size_t>(a.rows) * a.hq;
+  pl.table = align256(sizeof(RowsTask) * pl.tasks.size());
+  pl.partsBytes = align256(sizeof(int) * a.rows);
+  pl.opart = align256(sizeof(float) * 2 * pl.splits * rh * a.dv);
+  pl.lse = align256(sizeof(float) * 2 * pl.splits * rh);
+  return pl;
 }
 
 // ---- scatter ---------------------------------------------------------------------------------------------
 
-__global__ void scatter_rows_kernel(const uint32_t *x, uint32_t *const *dsts, size_t words) {
+constexpr int kScatterRows = 32;  // destinations passed by value per launch (no table upload)
+struct ScatterDsts {
+  uint32_t *p[kScatterRows];
+};
+
+__global__ void scatter_rows_kernel(const uint32_t *x, ScatterDsts dsts, size_t words) {
   const int row = blockIdx.y;
   const uint32_t *src = x + row * words;
-  uint32_t *dst = dsts[row];
+  uint32_t *dst = dsts.p[row];
   for (size_t w = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; w < words;
        w += static_cast<size_t>(gridDim.x) * blockDim.x)
     dst[w] = src[w];
@@ -264,61 +407,82 @@ MambaLayout mamba_layout(const MambaStepDims &d, DT dt) {
 
 }  // namespace
 
-size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, int maxLength) {
-  return rows_layout(a, rows_splits(a, maxLength)).total();
+size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, const RowKV *kvsHost) {
+  return plan_rows(a, kvsHost).total();
 }
 
-void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, int maxLength,
-                    DT dt, void *workspace, size_t workspaceBytes, cudaStream_t stream) {
+void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, DT dt,
+                    void *workspace, size_t workspaceBytes, cudaStream_t stream) {
   LS_REQUIRE(a.rows > 0 && a.hkv > 0 && a.hq % a.hkv == 0, "attention_rows: hq must be a multiple of hkv");
   LS_REQUIRE(a.d <= kMaxDim && a.dv <= kMaxDim, "attention_rows: head dims above 256 are not supported");
-  const int splits = rows_splits(a, maxLength);
-  const RowsLayout l = rows_layout(a, splits);
-  LS_REQUIRE(workspaceBytes >= l.total(), "attention_rows: workspace too small");
+  const RowsPlan pl = plan_rows(a, kvsHost);
+  LS_REQUIRE(workspaceBytes >= pl.total(), "attention_rows: workspace too small");
   auto *ws = static_cast<unsigned char *>(workspace);
-  LS_CUDA_CHECK(cudaMemcpyAsync(ws, kvsHost, sizeof(RowKV) * a.rows, cudaMemcpyHostToDevice, stream));
+  // The task table and the rows' part counts go up in one copy.
+  std::vector<unsigned char> host(pl.table + pl.partsBytes);
+  std::memcpy(host.data(), pl.tasks.data(), sizeof(RowsTask) * pl.tasks.size());
+  std::memcpy(host.data() + pl.table, pl.parts.data(), sizeof(int) * a.rows);
+  LS_CUDA_CHECK(cudaMemcpyAsync(ws, host.data(), host.size(), cudaMemcpyHostToDevice, stream));
   RowsParams p{};
   p.q = q;
-  p.out = out;
-  p.kvs = reinterpret_cast<const RowKV *>(ws);
-  p.opart = reinterpret_cast<float *>(ws + l.table);
-  p.lse = reinterpret_cast<float *>(ws + l.table + l.opart);
+  p.tasks = reinterpret_cast<const RowsTask *>(ws);
+  p.opart = reinterpret_cast<float *>(ws + pl.table + pl.partsBytes);
+  p.lse = reinterpret_cast<float *>(ws + pl.table + pl.partsBytes + pl.opart);
   p.rows = a.rows;
   p.hq = a.hq;
   p.hkv = a.hkv;
   p.d = a.d;
   p.dv = a.dv;
   p.G = a.hq / a.hkv;
-  p.splits = splits;
-  p.warps = std::min(p.G, kMaxWarps);
+  p.splits = pl.splits;
+  p.per = pl.per;
+  p.dp = ceil_div(a.d, 8) * 8;
+  p.dvp = ceil_div(a.dv, 8) * 8;
   p.scale = a.scale;
-  const size_t V = 16 / dt_bytes(dt);
-  p.vec = a.d % V == 0;
-  for (int i = 0; i < a.rows && p.vec; ++i)
-    p.vec = aligned_to(kvsHost[i].k, 16) && (!kvsHost[i].prefixLength || aligned_to(kvsHost[i].pk, 16));
-  const dim3 grid(splits, a.rows * a.hkv);
+  const int V = static_cast<int>(16 / dt_bytes(dt));
+  p.vec = a.d % V == 0 && a.dv % V == 0;
+  for (int i = 0; i < a.rows && p.vec; ++i) {
+    const RowKV &r = kvsHost[i];
+    p.vec = aligned_to(r.k, 16) && aligned_to(r.v, 16) &&
+            (!r.prefixLength || (aligned_to(r.pk, 16) && aligned_to(r.pv, 16)));
+  }
+  // Tasks (× kv heads) vary fastest: the tasks of one shared prefix read each split's tiles at about the same
+  // time, so all but the first find them in L2.
+  const dim3 grid(static_cast<unsigned>(pl.tasks.size() * a.hkv), pl.splits);
+  const size_t rh = static_cast<size_t>(a.rows) * a.hq, n = rh * a.dv;
   LS_DISPATCH_DT(dt, T, {
-    attn_rows_kernel<T><<<grid, p.warps * 32, 0, stream>>>(p);
-    LS_CHECK_LAUNCH();
-    if (splits > 1) {
-      const size_t rh = static_cast<size_t>(a.rows) * a.hq, n = rh * a.dv;
-      attn_rows_combine<T><<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(
-          p.opart, p.lse, static_cast<T *>(out), splits, rh, a.dv);
-      LS_CHECK_LAUNCH();
+    const size_t smem = rows_smem_bytes<T>(p.dp, p.dvp);
+    if (smem > 48 * 1024) {
+      static size_t allowed = 48 * 1024;  // per T: raised once to the largest size asked for
+      LS_REQUIRE(smem <= static_cast<size_t>(device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin)),
+                 "attention_rows: head dims too large for this GPU's shared memory in f32 (use bf16)");
+      if (smem > allowed) {
+        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_rows_kernel<T>),
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+        allowed = smem;
+      }
     }
+    attn_rows_kernel<T><<<grid, kThreads, smem, stream>>>(p);
+    LS_CHECK_LAUNCH();
+    attn_rows_combine<T><<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(
+        p.opart, p.lse, reinterpret_cast<const int *>(ws + pl.table), static_cast<T *>(out), pl.splits, a.hq, rh,
+        a.dv);
+    LS_CHECK_LAUNCH();
   });
 }
 
-void scatter_rows(const void *x, void *const *dstsHost, int rows, size_t rowBytes, void *workspace,
-                  cudaStream_t stream) {
+void scatter_rows(const void *x, void *const *dsts, int rows, size_t rowBytes, cudaStream_t stream) {
   LS_REQUIRE(rowBytes % 4 == 0, "scatter_rows: rows must be a multiple of 4 bytes");
   if (!rows || !rowBytes) return;
-  LS_CUDA_CHECK(cudaMemcpyAsync(workspace, dstsHost, sizeof(void *) * rows, cudaMemcpyHostToDevice, stream));
   const size_t words = rowBytes / 4;
-  const dim3 grid(static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(words, 256), 64)), rows);
-  scatter_rows_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint32_t *>(x),
-                                                static_cast<uint32_t *const *>(workspace), words);
-  LS_CHECK_LAUNCH();
+  for (int r0 = 0; r0 < rows; r0 += kScatterRows) {
+    const int n = std::min(kScatterRows, rows - r0);
+    ScatterDsts d{};
+    for (int i = 0; i < n; ++i) d.p[i] = static_cast<uint32_t *>(dsts[r0 + i]);
+    const dim3 grid(static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(words, 256), 64)), n);
+    scatter_rows_kernel<<<grid, 256, 0, stream>>>(static_cast<const uint32_t *>(x) + r0 * words, d, words);
+    LS_CHECK_LAUNCH();
+  }
 }
 
 size_t mamba_step_rows_workspace_bytes(const MambaStepDims &d, DT dt) { return mamba_layout(d, dt).total(); }

@@ -21,19 +21,19 @@ struct AttentionRowsDims {
   float scale;
 };
 
-/** Scratch bytes attention_rows needs (the uploaded table, split-K partials). */
-size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, int maxLength);
+/** Scratch bytes attention_rows needs for these rows (the uploaded task table, split-K partials). */
+size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, const RowKV *kvsHost);
 
 /**
  * out [rows, hq, dv] = softmax(q·kᵀ·scale)·v with query row i (q [rows, hq, d]) over its own keys (prefix, then
- * own rows). `kvsHost` is a host table, copied into the workspace on `stream`; `maxLength` the longest total.
+ * own rows). `kvsHost` is a host table; the work planned from it is copied into the workspace on `stream`.
+ * Rows whose prefixes are the same (pointers and length) read each prefix tile once for all of them.
  */
-void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, int maxLength,
-                    DT dt, void *workspace, size_t workspaceBytes, cudaStream_t stream);
+void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, DT dt,
+                    void *workspace, size_t workspaceBytes, cudaStream_t stream);
 
-/** Copies row i of x (rowBytes each, 4-byte multiples) to dsts[i]; `dstsHost` is uploaded into `workspace`. */
-void scatter_rows(const void *x, void *const *dstsHost, int rows, size_t rowBytes, void *workspace,
-                  cudaStream_t stream);
+/** Copies row i of x (rowBytes each, 4-byte multiples) to dsts[i] (device addresses in a host array). */
+void scatter_rows(const void *x, void *const *dsts, int rows, size_t rowBytes, cudaStream_t stream);
 
 /** One sequence's Mamba-2 state: conv [width−1, convDim] (in the activations' dtype), ssm [H, P, N] f32. */
 struct MambaRowState {

@@ -49,6 +49,12 @@ void launch_rope_table(float *cos, float *sin, const float *positions, const flo
 /** Ids outside [0, vocab) give zero rows and are reported by take_embedding_error. */
 void launch_embedding(void *out, const void *table, ET t, const int32_t *ids, int64_t nIds, int64_t vocab,
                       int64_t dim, cudaStream_t s);
+/**
+ * out[r, :] = sum (mean) of table[ids[j], :] for j in [offsets[r], offsets[r+1]), f32 in bag order; bad ids read
+ * as zero rows and are reported like embedding's; offsets are clamped to [0, nIds].
+ */
+void launch_embedding_bag(void *out, const void *table, ET t, const int32_t *ids, int64_t nIds, const int32_t *offsets,
+                          int64_t bags, int64_t vocab, int64_t dim, bool mean, cudaStream_t s);
 /** Waits for the stream; throws std::invalid_argument naming the first bad embedding id since the last call. */
 void take_embedding_error(cudaStream_t s);
 /** out[o, :, :] = x[o, start:start+outDim, :] with rows of inner·elementBytes (a strided 2-D copy). */

@@ -159,6 +159,28 @@ __global__ void embedding_kernel(U *__restrict__ out, const U *__restrict__ tabl
   }
 }
 
+/** One thread per output element: a sequential f32 walk over its bag (the CPU backend's order). */
+template <typename T>
+__global__ void embedding_bag_kernel(T *__restrict__ out, const T *__restrict__ table, const int32_t *__restrict__ ids,
+                                     int64_t nIds, const int32_t *__restrict__ offsets, size_t n, int64_t dim,
+                                     int64_t vocab, bool mean) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / dim, c = i % dim;
+    const int64_t from = min(max(int64_t(offsets[r]), int64_t(0)), nIds);
+    const int64_t to = min(max(int64_t(offsets[r + 1]), from), nIds);
+    float acc = 0.f;
+    for (int64_t j = from; j < to; j++) {
+      const int32_t id = ids[j];
+      if (id >= 0 && id < vocab)
+        acc += to_f32(table[int64_t(id) * dim + c]);
+      else if (c == 0)
+        atomicCAS(&g_badEmbedding, 0ull, (static_cast<unsigned long long>(static_cast<uint32_t>(id)) << 32) |
+                                             static_cast<uint32_t>(vocab));
+    }
+    out[i] = from_f32<T>(mean && to > from ? acc / static_cast<float>(to - from) : acc);
+  }
+}
+
 template <typename T>
 __global__ void reduce_rows_kernel(T *__restrict__ out, const T *__restrict__ x, int64_t dim, ReduceOp op) {
   const T *row = x + int64_t(blockIdx.x) * dim;
@@ -292,6 +314,17 @@ void launch_embedding(void *out, const void *table, ET t, const int32_t *ids, in
       embedding_kernel<uint16_t><<<g, kBlock, 0, s>>>(static_cast<uint16_t *>(out),
                                                       static_cast<const uint16_t *>(table), ids, n, rowUnits, vocab);
   }
+  LS_CHECK_LAUNCH();
+}
+
+void launch_embedding_bag(void *out, const void *table, ET t, const int32_t *ids, int64_t nIds, const int32_t *offsets,
+                          int64_t bags, int64_t vocab, int64_t dim, bool mean, cudaStream_t s) {
+  const size_t n = size_t(bags) * dim;
+  if (n == 0) return;
+  LS_DISPATCH_FLOAT(t, T, {
+    embedding_bag_kernel<T><<<grid_for(n, kBlock), kBlock, 0, s>>>(
+        static_cast<T *>(out), static_cast<const T *>(table), ids, nIds, offsets, n, dim, vocab, mean);
+  });
   LS_CHECK_LAUNCH();
 }
 

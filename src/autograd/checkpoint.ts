@@ -3,11 +3,12 @@
  * fn reads from outside (its inputs); the tape keeps only those (retained views, so the model code may dispose
  * them) and one node whose backward replays fn on a fresh tape, then backpropagates through the replay.
  */
-import { bumpVersion, type Recorder, setRecorder } from '../runtime/grad-hook.js';
+import { type Recorder, setRecorder } from '../runtime/grad-hook.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { AutogradError, registerRule } from './rule.js';
 import { Tape } from './tape.js';
+import { noteWrite } from './versions.js';
 
 interface CheckpointAttrs {
   fn: () => Tensor;
@@ -31,8 +32,8 @@ class Probe implements Recorder {
     this.#read(inputs);
     for (const t of outputs) this.made.add(t);
   }
-  recordInPlace(op: string, dst: Tensor, inputs: readonly (Tensor | null)[]): void {
-    bumpVersion(dst.buffer);
+  recordInPlace(op: string, dst: Tensor, inputs: readonly (Tensor | null)[], attrs: object): void {
+    noteWrite(op, dst, inputs, attrs);
     if (this.outer.tracks(dst))
       throw new AutogradError(
         `checkpoint: fn writes (${op}) into a tensor that needs gradients made outside it`,

@@ -42,17 +42,8 @@ export function valueAndGrad(
   fn: () => Tensor,
   params: readonly Tensor[],
 ): { value: number; grads: Tensor[] } {
-  if (active)
-    throw new AutogradError(
-      'valueAndGrad: already recording (nested valueAndGrad, or inside a checkpoint); call it at the top level',
-    );
-  const tape = new Tape();
-  for (const p of params) {
-    requiresGrad(p);
-    tape.track(p);
-  }
+  const tape = startTape(params, 'valueAndGrad');
   let loss: Tensor;
-  setRecorder(tape);
   try {
     loss = tidy(fn);
   } catch (e) {
@@ -61,6 +52,47 @@ export function valueAndGrad(
   } finally {
     setRecorder(null);
   }
+  return finish(tape, loss, params);
+}
+
+/**
+ * valueAndGrad for a forward that awaits (host decisions between ops: ToMe's merge plan, TimeViper's token
+ * drops). The tape records everything until fn settles, so run no other tensor work meanwhile; fn frees its
+ * own temporaries (no `tidy` can span an await).
+ */
+export async function valueAndGradAsync(
+  fn: () => Promise<Tensor>,
+  params: readonly Tensor[],
+): Promise<{ value: number; grads: Tensor[] }> {
+  const tape = startTape(params, 'valueAndGradAsync');
+  let loss: Tensor;
+  try {
+    loss = await fn();
+  } catch (e) {
+    tape.dispose();
+    throw e;
+  } finally {
+    setRecorder(null);
+  }
+  return finish(tape, loss, params);
+}
+
+function startTape(params: readonly Tensor[], what: string): Tape {
+  if (active)
+    throw new AutogradError(
+      `${what}: already recording (nested valueAndGrad, or inside a checkpoint); call it at the top level`,
+    );
+  const tape = new Tape();
+  for (const p of params) {
+    requiresGrad(p);
+    tape.track(p);
+  }
+  setRecorder(tape);
+  return tape;
+}
+
+/** Reads the loss, backpropagates and frees the tape and the loss. */
+function finish(tape: Tape, loss: Tensor, params: readonly Tensor[]): { value: number; grads: Tensor[] } {
   try {
     if (loss.size !== 1 || loss.rank > 1)
       throw new AutogradError(`valueAndGrad: the loss must be a scalar ([] or [1]), got ${fmt(loss.shape)}`);
@@ -101,4 +133,27 @@ export function noGrad<T>(fn: () => T): T {
 export function checkpoint<T extends Tensor>(fn: () => T): T {
   if (!(active instanceof Tape)) return fn();
   return recordCheckpoint(active, fn);
+}
+
+/**
+ * Checkpoints a method of each object (e.g. every decoder layer's `forward`) until the returned function is
+ * called: the method then runs through `checkpoint`, so only each layer's inputs are kept during the forward.
+ * The method must return a tensor and must not depend on state that changes after it ran (a KV cache it
+ * writes, say): backward replays it.
+ */
+export function checkpointEach<K extends string>(
+  objects: readonly { [k in K]: (...args: never[]) => Tensor }[],
+  method: K,
+): () => void {
+  const originals = objects.map((o) => o[method]);
+  objects.forEach((o, i) => {
+    const f = originals[i];
+    (o as Record<K, unknown>)[method] = (...args: never[]) => checkpoint(() => f.apply(o, args));
+  });
+  return () =>
+    objects.forEach((o, i) => {
+      // Own property set above: deleting it restores the prototype's method (or the original own one).
+      if (Object.getPrototypeOf(o)[method] === originals[i]) delete (o as Record<K, unknown>)[method];
+      else (o as Record<K, unknown>)[method] = originals[i];
+    });
 }

@@ -21,8 +21,14 @@ export interface GradContext<A = Record<string, unknown>> {
 }
 
 export interface Rule<A = Record<string, unknown>> {
-  /** Indices of the inputs and outputs backward reads ('all' inputs); default none. */
-  save?(attrs: A): { inputs?: readonly number[] | 'all'; outputs?: readonly number[] };
+  /**
+   * Indices of the inputs and outputs backward reads ('all' inputs); default none. `needs` says which inputs
+   * need a gradient: keep only what those take (a frozen weight's matmul need not keep its activation).
+   */
+  save?(
+    attrs: A,
+    needs: readonly boolean[],
+  ): { inputs?: readonly number[] | 'all'; outputs?: readonly number[] };
   /**
    * Gradients of the inputs (f32, each input's shape; null or undefined for none) from the outputs' gradients
    * (f32, null where an output got none). Runs inside `tidy`: temporaries need no disposing, and the given

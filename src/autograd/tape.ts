@@ -4,12 +4,13 @@
  * order (a topological order from the loss), accumulating f32 gradients per tracked tensor version and
  * releasing each gradient and saved tensor as soon as it is consumed.
  */
-import { bumpVersion, type Recorder, setRecorder, versionOf } from '../runtime/grad-hook.js';
+import { type Recorder, setRecorder } from '../runtime/grad-hook.js';
 import * as ops from '../runtime/ops.js';
 import { keep, tidy } from '../runtime/scope.js';
 import { fmt, type Shape, sameShape } from '../runtime/shape.js';
 import { type Buffer, Tensor } from '../runtime/tensor.js';
 import { AutogradError, type GradContext, type Rule, ruleOf } from './rule.js';
+import { noteWrite, overwritten, writeCount } from './versions.js';
 
 /** One version of a tracked tensor (an in-place write makes a new one); holds its gradient while backward runs. */
 class Var {
@@ -18,8 +19,8 @@ class Var {
 
 interface Saved {
   view: Tensor;
+  /** Writes into its buffer before it was saved. */
   version: number;
-  source: Tensor;
 }
 
 interface Node {
@@ -38,12 +39,13 @@ const isFloatTensor = (t: Tensor) => t.dtype === 'f32' || t.dtype === 'bf16' || 
 export class Tape implements Recorder {
   readonly #vars = new Map<Tensor, Var>();
   #nodes: Node[] = [];
+  /** Leaves by buffer: a view of a leaf made before recording (a weight split at load) is found through it. */
+  readonly #leaves = new Map<Buffer, Tensor[]>();
+  /** Tensors sharing memory (views made while recording): an in-place write through one changes the others. */
+  readonly #aliases = new Map<Buffer, Set<Tensor>>();
 
   /** @param revive disposed tensors that may still be read (their buffers are held by a checkpoint). */
   constructor(readonly revive: ReadonlySet<Tensor> = new Set()) {}
-
-  /** Leaves by buffer: a view of a leaf made before recording (a weight split at load) is found through it. */
-  readonly #leaves = new Map<Buffer, Tensor[]>();
 
   /** Makes `t` a leaf whose gradient `backward` can return. */
   track(t: Tensor): void {
@@ -95,13 +97,21 @@ export class Tape implements Recorder {
       if (!isFloatTensor(t)) return null;
       const v = new Var();
       this.#vars.set(t, v);
+      const base = inputs.find((x) => x?.buffer === t.buffer);
+      if (base) this.#alias(base, t);
       return v;
     });
     this.#push(op, rule, attrs, inputs, vars, outputs, outVars);
   }
 
+  #alias(base: Tensor, view: Tensor): void {
+    const group = this.#aliases.get(base.buffer) ?? new Set([base]);
+    group.add(view);
+    this.#aliases.set(base.buffer, group);
+  }
+
   recordInPlace(op: string, dst: Tensor, inputs: readonly (Tensor | null)[], attrs: object): void {
-    bumpVersion(dst.buffer);
+    noteWrite(op, dst, inputs, attrs);
     const old = this.#varOf(dst);
     const vars = inputs.map((t) => (t ? this.#varOf(t) : null));
     if (old === null && vars.every((v) => v === null)) return;
@@ -109,6 +119,17 @@ export class Tape implements Recorder {
     const v = new Var();
     this.#vars.set(dst, v);
     this.#push(op, rule, attrs, [dst, ...inputs], [old, ...vars], [], [v]);
+    // Views of the same memory that overlap dst now hold (part of) the new dst: each gets a new version too.
+    for (const t of this.#aliases.get(dst.buffer) ?? []) {
+      const lo = Math.max(t.offset, dst.offset);
+      const hi = Math.min(t.offset + t.size, dst.offset + dst.size);
+      if (t === dst || lo >= hi) continue;
+      const before = this.#vars.get(t) ?? null;
+      const after = new Var();
+      this.#vars.set(t, after);
+      const at = { viewStart: lo - t.offset, dstStart: lo - dst.offset, n: hi - lo };
+      this.#push('aliasWrite', this.#rule('aliasWrite'), at, [t, dst], [before, v], [], [after]);
+    }
   }
 
   #rule(op: string): Rule {
@@ -130,7 +151,11 @@ export class Tape implements Recorder {
     outVars: (Var | null)[],
   ): void {
     const a = attrs as Record<string, unknown>;
-    const want = rule.save?.(a) ?? {};
+    const want =
+      rule.save?.(
+        a,
+        vars.map((v) => v !== null),
+      ) ?? {};
     const savedIn = want.inputs === 'all' ? null : new Set(want.inputs ?? []);
     const savedOut = new Set(want.outputs ?? []);
     this.#nodes.push({
@@ -198,13 +223,15 @@ export class Tape implements Recorder {
       v.grad = null;
     }
     this.#vars.clear();
+    this.#leaves.clear();
+    this.#aliases.clear();
   }
 }
 
 /** A retained view of t's buffer that no scope disposes: it survives the model code's dispose/tidy. */
 function save(t: Tensor): Saved {
   const view = keep(new Tensor(t.buffer.retain(), t.dtype, t.shape, t.offset));
-  return { view, version: versionOf(t.buffer), source: t };
+  return { view, version: writeCount(t.buffer) };
 }
 
 function release(node: Node): void {
@@ -215,7 +242,7 @@ function release(node: Node): void {
 
 function readSaved(node: Node, s: Saved | null): Tensor | null {
   if (!s) return null;
-  if (versionOf(s.view.buffer) !== s.version)
+  if (overwritten(s.view, s.version))
     throw new AutogradError(
       `autograd: a tensor ${fmt(s.view.shape)} saved by '${node.op}' was overwritten in place (writeSlice/cache update) before backward; write into a fresh tensor instead`,
     );
@@ -238,6 +265,9 @@ function step(node: Node): void {
     needs: node.inputs.map((v) => v !== null),
   };
   const held = new Set<Tensor>();
+  // Kernels return activation gradients in the activation's dtype: one f32 copy each (a rule may return
+  // one tensor for two inputs).
+  const asF32 = new Map<Tensor, Tensor>();
   let result: readonly (Tensor | null | undefined)[] = [];
   try {
     result = tidy(() => node.rule.backward(ctx, grads));
@@ -249,21 +279,17 @@ function step(node: Node): void {
         throw new AutogradError(
           `autograd: the '${node.op}' rule returned a gradient ${fmt(g.shape)} for input ${i} of shape ${fmt(shape)}`,
         );
-      accumulate(v, g.dtype === 'f32' ? g : toF32(g), held);
+      if (g.dtype !== 'f32' && !asF32.has(g)) asF32.set(g, ops.cast(g, 'f32'));
+      accumulate(v, asF32.get(g) ?? g, held);
     });
   } finally {
-    for (const g of [...grads, ...result]) if (g && !held.has(g) && !owned.has(g)) g.dispose();
+    for (const g of [...grads, ...result, ...asF32.values()])
+      if (g && !held.has(g) && !owned.has(g)) g.dispose();
   }
 }
 
 /** Tensors now owned by some Var (so not to be disposed when a step ends). */
 const owned = new WeakSet<Tensor>();
-
-function toF32(g: Tensor): Tensor {
-  const f = ops.cast(g, 'f32');
-  g.dispose();
-  return f;
-}
 
 function accumulate(v: Var, g: Tensor, held: Set<Tensor>): void {
   if (!v.grad) {

@@ -4,6 +4,7 @@
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
 import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
+import type { Pieces } from '../models/family.js';
 import type { ReductionRequest } from '../models/reduction.js';
 import type { Answer } from './answer.js';
 import type { LiveVideo, LiveVideoOptions } from './live.js';
@@ -36,6 +37,12 @@ export interface EncodeOptions extends SamplingOptions, LossPolicy {
   reduce?: ReductionRequest;
   signal?: AbortSignal;
   progress?: VideoProgress;
+  /**
+   * Chunked prefill (models/family.ts `Pieces`): `pause` is awaited between decoded batches of frames and
+   * between pieces of the model's video prefill, so other work on the device runs while a long video is
+   * encoded. The encoding is the same.
+   */
+  pieces?: Pieces;
 }
 
 export interface ChatOptions extends GenerationOptions {
@@ -50,4 +57,6 @@ export interface ChatEngine {
   chat(turns: ChatTurn[], opts?: ChatOptions): Answer;
   /** A video that grows (facade/live.ts); an engine without it serves no live sessions. */
   live?(opts?: LiveVideoOptions): LiveVideo;
+  /** False where `live` exists but this model refuses it (its family cannot grow an encoded video). */
+  readonly canWatch?: boolean;
 }

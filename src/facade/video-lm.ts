@@ -89,6 +89,11 @@ export class VideoLM implements ChatEngine, Disposable {
     return this.runner.info;
   }
 
+  /** Whether `live` works here: a video model whose family can grow an encoded video. */
+  get canWatch(): boolean {
+    return this.runner.live !== undefined && !this.info.textOnly;
+  }
+
   /**
    * Decodes the frames the family's policy (or `opts`) samples, at the size the family asks for, and hands
    * them to the model in batches; the handle answers any number of questions.
@@ -109,7 +114,7 @@ export class VideoLM implements ChatEngine, Disposable {
       progress?.start?.(sample.indices.length);
       const frames = video.frames(sample, { size: (source) => policy.frameSize(source, s), signal });
       const encoded = await this.runner
-        .encode(frames, {
+        .encode(opts.pieces ? pausing(frames, opts.pieces.pause) : frames, {
           kind: video.info.kind,
           timestampsSec: sample.timestampsSec,
           sampling: s,
@@ -117,6 +122,7 @@ export class VideoLM implements ChatEngine, Disposable {
           signal,
           onFrames: progress?.frames,
           reduction,
+          pieces: opts.pieces,
         })
         .catch((e: unknown) => {
           // A model that got too few frames fails for that reason: say which frames were lost and why.
@@ -288,6 +294,16 @@ export class VideoLM implements ChatEngine, Disposable {
 
   private checkLive(): void {
     if (this.disposed) throw new ModelError('the model was disposed; load it again');
+  }
+}
+
+/** The batches of `frames`, `pause` awaited before each one after the first. */
+async function* pausing<T>(frames: AsyncIterable<T>, pause: () => Promise<void>): AsyncGenerator<T> {
+  let first = true;
+  for await (const batch of frames) {
+    if (!first) await pause();
+    first = false;
+    yield batch;
   }
 }
 

@@ -7,6 +7,10 @@
  *
  * A step runs as soon as every member is waiting; a member that is slow to come back (its client reads slowly)
  * is not waited for beyond one turn of the event loop.
+ *
+ * Chunked prefill: long work on the same device (a new video being encoded) runs in pieces and awaits
+ * `decodeTurn()` between them, so the decoding generations get one batched step per piece instead of waiting
+ * for the whole encode.
  */
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -43,24 +47,54 @@ export interface BatchStats {
 /** Steps, tokens and decoding generations of every batcher of this process. */
 export const decodeTotals: BatchStats = { steps: 0, tokens: 0, members: 0 };
 
+/** Batchers with members now (what `decodeTurn` waits on). */
+const active = new Set<DecodeBatcher>();
+
 export class DecodeBatcher {
   #members = 0;
   #pending: Pending[] = [];
   #running = false;
   #scheduled = false;
+  /** Callers of `nextStep` waiting for the step under way or the next one to end. */
+  #turns: (() => void)[] = [];
+  /** A pause was woken: the next step waits a turn of the event loop, so I/O runs between piece and step. */
+  #yieldNext = false;
   readonly stats: BatchStats = { steps: 0, tokens: 0, members: 0 };
 
   /** A generation starts decoding (after its prefill). */
   join(): void {
     this.stats.members = ++this.#members;
     decodeTotals.members++;
+    active.add(this);
   }
 
   /** A generation ended; the others no longer wait for it. */
   leave(): void {
     this.stats.members = --this.#members;
     decodeTotals.members--;
+    if (!this.#members) {
+      active.delete(this);
+      this.#wakeTurns();
+    }
     this.#schedule();
+  }
+
+  /**
+   * Resolves once a batched step has run: the one under way, else the next. When no step is under way or
+   * waiting a turn of the event loop later (the members are all busy elsewhere, or gone), it resolves then.
+   */
+  nextStep(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#turns.push(resolve);
+      setImmediate(() => {
+        if (!this.#running && !this.#pending.length) this.#wakeTurns();
+      });
+    });
+  }
+
+  #wakeTurns(): void {
+    if (this.#turns.length) this.#yieldNext = true;
+    for (const wake of this.#turns.splice(0)) wake();
   }
 
   /** Feeds `token` to `session` with the others waiting, and resolves with the token sampled after it. */
@@ -73,7 +107,7 @@ export class DecodeBatcher {
 
   #schedule(): void {
     if (this.#running || !this.#pending.length) return;
-    if (this.#pending.length >= this.#members) {
+    if (this.#pending.length >= this.#members && !this.#yieldNext) {
       this.#scheduled = false;
       queueMicrotask(() => void this.#flush());
     } else if (!this.#scheduled) {
@@ -86,6 +120,7 @@ export class DecodeBatcher {
 
   async #flush(): Promise<void> {
     this.#scheduled = false;
+    this.#yieldNext = false;
     if (this.#running || !this.#pending.length) return;
     this.#running = true;
     const batch = this.#pending.splice(0);
@@ -112,9 +147,19 @@ export class DecodeBatcher {
       for (const p of batch) p.reject(e);
     } finally {
       this.#running = false;
+      this.#wakeTurns();
       this.#schedule();
     }
   }
+}
+
+/**
+ * A pause for long work between two of its pieces (chunked prefill): resolves after the next batched step of
+ * every batcher that has members, or on the next turn of the event loop when nothing is decoding.
+ */
+export function decodeTurn(): Promise<void> {
+  if (!active.size) return new Promise((resolve) => setImmediate(resolve));
+  return Promise.all([...active].map((b) => b.nextStep())).then(() => {});
 }
 
 const batchers = new WeakMap<object, DecodeBatcher>();

@@ -36,6 +36,21 @@ const isContiguous = (shape: readonly number[], stride: readonly number[]): bool
   return true;
 };
 
+/** The names torch.save checkpoints go by in a model directory, in the order they are looked for. */
+export const TORCH_WEIGHT_FILES = ['model.pth', 'pytorch_model.bin'] as const;
+
+/** The directory's torch.save checkpoint (the first of TORCH_WEIGHT_FILES present), or null when it has none. */
+export async function openTorchWeights(dir: string): Promise<PthFile | null> {
+  for (const name of TORCH_WEIGHT_FILES) {
+    try {
+      return await PthFile.open(`${dir}/${name}`);
+    } catch (e) {
+      if (!(e instanceof ModelError && /file not found/.test(e.message))) throw e;
+    }
+  }
+  return null;
+}
+
 export class PthFile implements TensorSource, AsyncDisposable {
   private constructor(
     readonly path: string,

@@ -141,6 +141,20 @@ export interface FrameBatchContext {
   onFrames?(done: number, tokens?: number): void;
   /** The token reduction the user chose (models/reduction.ts), one the runner listed in `reductions`. */
   reduction?: { reduction: TokenReduction; keep: number } | null;
+  /** Chunked prefill: the model's video prefill in pieces, other work run between them (`Pieces`). */
+  pieces?: Pieces;
+}
+
+/**
+ * How a long encode shares the device (chunked prefill, serve/): the model's prefill of the video runs in
+ * pieces of about `tokens` video tokens (whole temporal groups), `pause` awaited between two pieces while
+ * other work (the server's batched decode steps) runs. The result equals the prefill in one piece. Families
+ * that prefill in pieces: Vamba, Qwen2-VL; the others prefill at once (the facade still pauses between
+ * decoded batches of frames).
+ */
+export interface Pieces {
+  tokens: number;
+  pause(): Promise<void>;
 }
 
 /** A loaded model behind the facade. */

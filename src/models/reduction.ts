@@ -5,7 +5,8 @@
  *   none       the model's tokens as they are
  *   uniform    per frame, a spatially uniform subset of the tokens (a fraction `keep`)
  *   tome       Token Merging per frame down to a fraction `keep` (src/nn/tome.ts, TimeViper's matching)
- *   transv     TimeViper's own transfer-and-drop inside its LLM: valid only for TimeViper
+ *   transv     TimeViper's own transfer-and-drop inside its LLM: valid only for TimeViper checkpoints trained
+ *              with its stages (and their transfer weights); the stages set what it keeps
  *   mambamia   the MambaMia compressor: trained weights per LLM; TSTAR checkpoints carry theirs
  *
  * A strategy that runs on tokens maps [frames, perFrame, width] to rows [n, width] with, per row, the input
@@ -32,6 +33,8 @@ export interface TokenReduction {
   readonly onlyFor?: readonly string[];
   /** The trained weights it needs, said when a model has none. */
   readonly needsWeights?: string;
+  /** What sets how many tokens it keeps, when not the user's KEEP (which it then refuses). */
+  readonly keepSetBy?: string;
   /** Runs on tokens [frames, perFrame, width] keeping a fraction `keep`; absent: the model applies it itself. */
   reduce?(tokens: Tensor, keep: number): ReducedTokens | Promise<ReducedTokens>;
 }
@@ -95,6 +98,9 @@ const reductions = new Map<string, TokenReduction>(
       name: 'transv',
       summary: 'TimeViper’s transfer-and-drop of vision tokens inside its LLM',
       onlyFor: ['timeviper'],
+      needsWeights:
+        'a checkpoint trained with TransV’s stages (use_pdrop with pdrop_type; with merge_module CrossAttention their cross-attention weights, merge_modules.* and alpha)',
+      keepSetBy: 'the checkpoint’s pdrop_type stages',
     },
     {
       name: 'mambamia',
@@ -145,6 +151,11 @@ export function resolveReduction(
     if (r.onlyFor || !r.reduce)
       throw new UsageError(`reduce: ${r.name} is not available for ${family} models in this build`);
     throw new UsageError(`reduce: ${family} models take ${['none', ...applies].join(', ')}, not ${r.name}`);
+  }
+  if (r.keepSetBy) {
+    if (request.keep !== undefined)
+      throw new UsageError(`reduce: ${r.name} keeps what ${r.keepSetBy} say; give it without :KEEP`);
+    return { reduction: r, keep: 1 };
   }
   return { reduction: r, keep: request.keep ?? 0.5 };
 }

@@ -55,6 +55,8 @@ export interface LengthRow extends Tally {
   peakRssMiB: number;
   /** Largest peak of live tensors on the model's device during a video of this length (MiB, weights included). */
   peakTensorMiB: number;
+  /** Video tokens per video, as the model's usage reports them (mean over the videos of this length). */
+  videoTokens: number;
 }
 
 export interface EvalReport {
@@ -137,7 +139,9 @@ interface Answerer extends Disposable {
   /** The frame size the model's sampling policy asks for, given a video's. */
   frameSize(source: Size): Size;
   /** Encodes these frames; the result answers questions about them (and releases what it holds when disposed). */
-  open(frames: readonly Frame[]): Promise<{ ask(question: string): Promise<string> } & Disposable>;
+  open(
+    frames: readonly Frame[],
+  ): Promise<{ ask(question: string): Promise<{ text: string; videoTokens: number }> } & Disposable>;
 }
 
 const MAX_NEW_TOKENS = 8;
@@ -167,7 +171,8 @@ async function loadAnswerer(dir: string, device: DeviceName = 'cpu'): Promise<An
           const answer = new Answer(
             runner.generate([{ role: 'user', content: question }], video, { maxNewTokens: MAX_NEW_TOKENS }),
           );
-          return answer.text();
+          const { text, usage } = await answer.result();
+          return { text, videoTokens: usage.videoTokens };
         },
         [Symbol.dispose]: () => video.dispose(),
       };
@@ -216,7 +221,10 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
   using model = await loadAnswerer(o.model, o.device);
   const backend = await getBackend(o.device ?? 'cpu');
   const items: EvalItem[] = [];
-  const perLength = new Map<number, { videos: number; seconds: number; rss: number; tensors: number }>();
+  const perLength = new Map<
+    number,
+    { videos: number; seconds: number; rss: number; tensors: number; tokens: number }
+  >();
   for (const [n, q] of questions.entries()) {
     backend.resetPeak();
     const t0 = performance.now();
@@ -226,8 +234,8 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
         ? renderedFrames(q, size)
         : await readAllFrames(join(dirname(jsonl), q.video), size);
     using video = await model.open(frames);
-    const short = await video.ask(q.question);
-    const mcq = await video.ask(mcqPrompt(q));
+    const { text: short, videoTokens } = await video.ask(q.question);
+    const { text: mcq } = await video.ask(mcqPrompt(q));
     const unanswerable = q.answer === NOT_SHOWN || (q.task === 'count' && q.answer === '0');
     const base = { id: q.id, task: q.task, frames: q.frames, unanswerable };
     const done = [
@@ -247,8 +255,9 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
       },
     ];
     items.push(...done);
-    const row = perLength.get(q.frames) ?? { videos: 0, seconds: 0, rss: 0, tensors: 0 };
+    const row = perLength.get(q.frames) ?? { videos: 0, seconds: 0, rss: 0, tensors: 0, tokens: 0 };
     row.videos++;
+    row.tokens += videoTokens;
     row.seconds += (performance.now() - t0) / 1000;
     row.rss = Math.max(row.rss, process.memoryUsage().rss / 2 ** 20);
     row.tensors = Math.max(row.tensors, backend.memory().peak / 2 ** 20);
@@ -274,6 +283,7 @@ export async function evaluateNeedle(o: EvalOptions): Promise<EvalReport> {
           secondsPerVideo: r.seconds / r.videos,
           peakRssMiB: Math.round(r.rss),
           peakTensorMiB: Math.round(r.tensors),
+          videoTokens: r.tokens / r.videos,
         },
       ]),
     ),
@@ -287,7 +297,7 @@ export function formatReport(r: EvalReport): string {
   const lines = [`${r.architecture} ${r.model} on ${r.data}: ${pct(r)}`, '', 'by length:'];
   for (const [frames, row] of Object.entries(r.byLength).sort((a, b) => Number(a[0]) - Number(b[0])))
     lines.push(
-      `  ${frames.padStart(5)} frames  ${pct(row).padEnd(18)} ${row.secondsPerVideo.toFixed(2)} s/video  peak RSS ${row.peakRssMiB} MiB  tensors ${row.peakTensorMiB} MiB`,
+      `  ${frames.padStart(5)} frames  ${pct(row).padEnd(18)} ${row.secondsPerVideo.toFixed(2)} s/video  ${row.videoTokens} video tokens  peak RSS ${row.peakRssMiB} MiB  tensors ${row.peakTensorMiB} MiB`,
     );
   lines.push('by task:');
   for (const [task, t] of Object.entries(r.byTask)) lines.push(`  ${task.padEnd(6)} ${pct(t)}`);

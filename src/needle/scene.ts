@@ -177,26 +177,47 @@ function valueNoise(x: number, y: number, cell: number, seed: number): number {
   const y0 = Math.floor(gy);
   const fx = gx - x0;
   const fy = gy - y0;
-  const h = (i: number, j: number) => hash(x0 + i, y0 + j, 0, seed);
-  const top = h(0, 0) * (1 - fx) + h(1, 0) * fx;
-  return top * (1 - fy) + (h(0, 1) * (1 - fx) + h(1, 1) * fx) * fy;
+  // No closures here: this runs three times per pixel, and a closure per call costs more than the maths.
+  const top = hash(x0, y0, 0, seed) * (1 - fx) + hash(x0 + 1, y0, 0, seed) * fx;
+  const bottom = hash(x0, y0 + 1, 0, seed) * (1 - fx) + hash(x0 + 1, y0 + 1, 0, seed) * fx;
+  return top * (1 - fy) + bottom * fy;
 }
 
-/** A pixel of the backgrounds that are not a blend of the scene's two colours, or null for those that are. */
-function ownColor(s: Scene, x: number, y: number, t: number, width: number, height: number): RGB | null {
+const setRgb = (out: number[], r: number, g: number, b: number): true => {
+  out[0] = r;
+  out[1] = g;
+  out[2] = b;
+  return true;
+};
+
+/**
+ * A pixel of the backgrounds that are not a blend of the scene's two colours, written into `out` (true), or
+ * false for those that are. Writes into a caller's array: it runs once per pixel of every frame.
+ */
+function ownColor(
+  s: Scene,
+  x: number,
+  y: number,
+  t: number,
+  width: number,
+  height: number,
+  out: number[],
+): boolean {
   const shift = s.drift * t;
   switch (s.background) {
     case 'bars': {
       // testsrc2-like: eight bars, a band of moving grey ramp below them.
       if (y > height * 0.7) {
         const v = Math.round(wrap((x + shift * 4) / width, 1) * 255);
-        return [v, v, v];
+        return setRgb(out, v, v, v);
       }
-      return BARS[Math.min(7, Math.floor((x / width) * 8))];
+      const c = BARS[Math.min(7, Math.floor((x / width) * 8))];
+      return setRgb(out, c[0], c[1], c[2]);
     }
     case 'smpte': {
       const i = Math.min(6, Math.floor((x / width) * 7));
-      return y < height * 0.67 ? SMPTE_TOP[i] : y < height * 0.75 ? SMPTE_MID[i] : SMPTE_LOW[i];
+      const c = y < height * 0.67 ? SMPTE_TOP[i] : y < height * 0.75 ? SMPTE_MID[i] : SMPTE_LOW[i];
+      return setRgb(out, c[0], c[1], c[2]);
     }
     case 'plasma': {
       const u = x / s.period;
@@ -204,20 +225,22 @@ function ownColor(s: Scene, x: number, y: number, t: number, width: number, heig
       const k = t * 0.15 * Math.sign(s.drift || 1);
       const w =
         Math.sin(u + k) + Math.sin(v - k) + Math.sin((u + v) * 0.7 + k) + Math.sin(Math.hypot(u, v) * 0.8);
-      return [
+      return setRgb(
+        out,
         Math.round(127.5 + 127.5 * Math.sin(w)),
         Math.round(127.5 + 127.5 * Math.sin(w + 2.1)),
         Math.round(127.5 + 127.5 * Math.sin(w + 4.2)),
-      ];
+      );
     }
     case 'rgbnoise':
-      return [
+      return setRgb(
+        out,
         Math.floor(hash(x, y, t, s.noiseSeed) * 256),
         Math.floor(hash(x, y, t, s.noiseSeed + 1) * 256),
         Math.floor(hash(x, y, t, s.noiseSeed + 2) * 256),
-      ];
+      );
     default:
-      return null;
+      return false;
   }
 }
 
@@ -225,12 +248,12 @@ export function renderScene(s: Scene, width: number, height: number, t: number):
   const c = new Canvas(width, height);
   const [a, b] = s.colors;
   const shift = s.drift * t;
+  const own: number[] = [0, 0, 0];
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3;
       const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
-      const own = ownColor(s, x, y, t, width, height);
-      if (own) {
+      if (ownColor(s, x, y, t, width, height, own)) {
         for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(own[k] + n)));
         continue;
       }

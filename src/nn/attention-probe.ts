@@ -3,7 +3,8 @@
  * logits choose the next answer token) puts on a span of keys, summed over heads, layers and steps. Vamba
  * records its cross-attention over the video tokens, Qwen2-VL its self-attention over the video span of the
  * prompt. The normal attention call is untouched: the probe recomputes the softmax row of that one query
- * with the attention op's `returnWeights`, so only a request that asks for it pays, one row per layer.
+ * (ops.attentionMass: a kernel of its own on CUDA, the attention op's weights elsewhere), so only a request
+ * that asks for it pays, one row per layer.
  */
 import * as ops from '../runtime/ops.js';
 import { keep, tidy } from '../runtime/scope.js';
@@ -23,23 +24,18 @@ export class AttentionProbe implements Disposable {
   }
 
   /**
-   * q [1, seq, hq, d] (rotated as the attention sees it), k/v [1, skv, hkv, d] of which the first `kvLength`
+   * q [1, seq, hq, d] (rotated as the attention sees it), k [1, skv, hkv, d] of which the first `kvLength`
    * are valid: adds the softmax row of the last query over keys [from, to), summed over the heads. The last
    * query sees every valid key (it is the newest position), so no causal mask is needed.
    */
-  record(q: Tensor, k: Tensor, v: Tensor, kvLength = k.shape[1]): void {
+  record(q: Tensor, k: Tensor, kvLength = k.shape[1]): void {
     if (this.to > kvLength)
       throw new RangeError(`attention probe: span [${this.from}, ${this.to}) exceeds ${kvLength} keys`);
     const seq = q.shape[1];
     const hq = q.shape[2];
     const next = tidy(() => {
-      const row = q
-        .reshape([seq, hq, q.shape[3]])
-        .narrow(seq - 1, seq)
-        .reshape([1, 1, hq, q.shape[3]]);
-      const { weights } = ops.attention(row, k, v, { kvLength, returnWeights: true });
-      const span = ops.slice(weights!.reshape([hq, kvLength]), 1, this.from, this.to);
-      const mass = ops.sum(span, 0);
+      const row = q.reshape([seq, hq, q.shape[3]]).narrow(seq - 1, seq);
+      const mass = ops.attentionMass(row, k, { kvLength, from: this.from, to: this.to });
       return this.total ? ops.add(this.total, mass) : mass;
     });
     this.total?.dispose();

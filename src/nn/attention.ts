@@ -44,6 +44,8 @@ export class SelfAttention implements Disposable {
     readonly k_proj: Linear,
     readonly v_proj: Linear,
     readonly o_proj: Linear,
+    /** q_proj‖k_proj‖v_proj as one layer (they are views of it): a one-token step projects in one GEMM. */
+    readonly qkv: Linear | null = null,
   ) {}
 
   static specs(prefix: string, c: SelfAttentionConfig): ParamSpec[] {
@@ -55,32 +57,43 @@ export class SelfAttention implements Disposable {
     ];
   }
 
-  static load(p: ParamStore, prefix: string, c: SelfAttentionConfig): SelfAttention {
-    return new SelfAttention(
-      c,
+  /** The four projections as stored (q, k, v, o). */
+  static projections(
+    p: ParamStore,
+    prefix: string,
+    c: SelfAttentionConfig,
+  ): [Linear, Linear, Linear, Linear] {
+    return [
       Linear.load(p, `${prefix}.q_proj`, c.qkvBias),
       Linear.load(p, `${prefix}.k_proj`, c.qkvBias),
       Linear.load(p, `${prefix}.v_proj`, c.qkvBias),
       Linear.load(p, `${prefix}.o_proj`, c.oBias),
-    );
+    ];
+  }
+
+  static load(p: ParamStore, prefix: string, c: SelfAttentionConfig): SelfAttention {
+    const [q, k, v, o] = SelfAttention.projections(p, prefix, c);
+    const f = Linear.fuse([q, k, v]);
+    return f
+      ? new SelfAttention(c, f.parts[0], f.parts[1], f.parts[2], o, f.fused)
+      : new SelfAttention(c, q, k, v, o);
   }
 
   forward(x: Tensor, inputs: SelfAttentionInputs): Tensor {
     const { numHeads, numKvHeads, headDim } = this.config;
     return tidy(() => {
       const seq = x.shape[0];
-      let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
-      let k = this.k_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
-      const v = this.v_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
-      if (inputs.rope) {
-        q = ops.rotary(q, inputs.rope.cos, inputs.rope.sin);
-        k = ops.rotary(k, inputs.rope.cos, inputs.rope.sin);
-      }
+      const { q, k, v } =
+        seq === 1 && this.qkv ? this.#projectOne(x, inputs.rope) : this.#project(x, seq, inputs.rope);
       const causal = inputs.causal ?? true;
       let out: Tensor;
-      if (inputs.rows) {
+      // A lone token over a segmented cache (a question continuing a prefix another one writes after) takes
+      // the rows path too: it reads the prefix in place, where cache.write would join a copy of it every step.
+      const lone = seq === 1 && !inputs.probe ? inputs.cache : null;
+      const rows = inputs.rows ?? (lone?.cache.room(lone.layer, 1).prefix ? [lone] : null);
+      if (rows) {
         // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
-        const rooms = inputs.rows.map(({ cache, layer }) => cache.room(layer, 1));
+        const rooms = rows.map(({ cache, layer }) => cache.room(layer, 1));
         ops.scatterRows(
           k.reshape([seq, numKvHeads * headDim]),
           rooms.map((r) => ({ dst: r.k, at: r.at })),
@@ -96,17 +109,45 @@ export class SelfAttention implements Disposable {
       } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
         const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
-        inputs.probe?.record(q, kv.k, kv.v, kv.kvLength);
+        inputs.probe?.record(q, kv.k, kv.kvLength);
         out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;
       } else {
-        inputs.probe?.record(q, k, v);
+        inputs.probe?.record(q, k);
         out = ops.attention(q, k, v, { causal }).out;
       }
       return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
     });
   }
 
+  #project(x: Tensor, seq: number, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor } {
+    const { numHeads, numKvHeads, headDim } = this.config;
+    let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
+    let k = this.k_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
+    const v = this.v_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
+    if (rope) {
+      q = ops.rotary(q, rope.cos, rope.sin);
+      k = ops.rotary(k, rope.cos, rope.sin);
+    }
+    return { q, k, v };
+  }
+
+  /**
+   * One token: q‖k‖v from one GEMM over the fused weight, then q‖k rotated in one call (the heads of one
+   * token are rows of one tensor, so the parts are views): two launches where #project takes five.
+   */
+  #projectOne(x: Tensor, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor } {
+    const { numHeads: hq, numKvHeads: hkv, headDim } = this.config;
+    const y = this.qkv!.forward(x).reshape([hq + 2 * hkv, headDim]);
+    let qk = y.narrow(0, hq + hkv);
+    if (rope)
+      qk = ops.rotary(qk.reshape([1, 1, hq + hkv, headDim]), rope.cos, rope.sin).reshape([hq + hkv, headDim]);
+    const heads = (t: Tensor, from: number, to: number) =>
+      t.narrow(from, to).reshape([1, 1, to - from, headDim]);
+    return { q: heads(qk, 0, hq), k: heads(qk, hq, hq + hkv), v: heads(y, hq + hkv, hq + 2 * hkv) };
+  }
+
   [Symbol.dispose](): void {
     for (const l of [this.q_proj, this.k_proj, this.v_proj, this.o_proj]) l[Symbol.dispose]();
+    this.qkv?.[Symbol.dispose]();
   }
 }

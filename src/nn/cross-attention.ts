@@ -33,8 +33,7 @@ export class CrossAttention implements Disposable {
   static specs = (prefix: string, c: SelfAttentionConfig): ParamSpec[] => SelfAttention.specs(prefix, c);
 
   static load(p: ParamStore, prefix: string, c: SelfAttentionConfig): CrossAttention {
-    const s = SelfAttention.load(p, prefix, c);
-    return new CrossAttention(c, s.q_proj, s.k_proj, s.v_proj, s.o_proj);
+    return new CrossAttention(c, ...SelfAttention.projections(p, prefix, c));
   }
 
   /**
@@ -63,7 +62,7 @@ export class CrossAttention implements Disposable {
       const seq = x.shape[0];
       let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
       if (rope) q = ops.rotary(q, rope.cos, rope.sin);
-      if ('k' in kv) probe?.record(q, kv.k, kv.v);
+      if ('k' in kv) probe?.record(q, kv.k);
       const out =
         'k' in kv
           ? ops.attention(q, kv.k, kv.v).out

@@ -1,4 +1,5 @@
 import * as ops from '../runtime/ops.js';
+import { keep } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { ParamSpec, ParamStore } from './params.js';
 
@@ -40,6 +41,35 @@ export class Linear implements Disposable {
   rows(start: number, end: number): Linear {
     const r = rowsOf(this.weight, this.bias, start, end);
     return new Linear(r.weight, r.bias);
+  }
+
+  /**
+   * Linears over one input as one: their weights (and biases) copied into one tensor, rows in order, so one
+   * GEMM gives all their outputs (a decode step's q/k/v or gate/up: fewer launches, one longer weight read).
+   * Returns the fused layer and views of it standing for the parts, which are disposed; null, leaving the
+   * parts as they are, when they cannot share a tensor (dtypes, input sizes or bias presence differ).
+   */
+  static fuse(parts: readonly Linear[]): { fused: Linear; parts: Linear[] } | null {
+    const [first] = parts;
+    const same = (l: Linear) =>
+      l.weight.dtype === first.weight.dtype &&
+      l.inFeatures === first.inFeatures &&
+      !l.bias === !first.bias &&
+      (!l.bias || l.bias.dtype === first.bias!.dtype);
+    if (parts.length < 2 || !parts.every(same)) return null;
+    const weight = keep(ops.concat(parts.map((l) => l.weight)));
+    const bias = first.bias ? keep(ops.concat(parts.map((l) => l.bias!))) : null;
+    const fused = new Linear(weight, bias);
+    let at = 0;
+    const views = parts.map((l) => {
+      const view = fused.rows(at, at + l.outFeatures);
+      keep(view.weight);
+      if (view.bias) keep(view.bias);
+      at += l.outFeatures;
+      l[Symbol.dispose]();
+      return view;
+    });
+    return { fused, parts: views };
   }
 
   forward(x: Tensor): Tensor {

@@ -16,6 +16,8 @@ export class GatedMLP implements Disposable {
     readonly up_proj: Linear,
     readonly down_proj: Linear,
     act = 'silu',
+    /** gate_proj‖up_proj as one layer (they are views of it): a one-token step projects in one GEMM. */
+    readonly gate_up: Linear | null = null,
   ) {
     this.act = activation(act);
     this.silu = act === 'silu';
@@ -30,23 +32,30 @@ export class GatedMLP implements Disposable {
   }
 
   static load(p: ParamStore, prefix: string, act = 'silu', bias = false): GatedMLP {
-    return new GatedMLP(
-      Linear.load(p, `${prefix}.gate_proj`, bias),
-      Linear.load(p, `${prefix}.up_proj`, bias),
-      Linear.load(p, `${prefix}.down_proj`, bias),
-      act,
-    );
+    const gate = Linear.load(p, `${prefix}.gate_proj`, bias);
+    const up = Linear.load(p, `${prefix}.up_proj`, bias);
+    const down = Linear.load(p, `${prefix}.down_proj`, bias);
+    const f = Linear.fuse([gate, up]);
+    return f ? new GatedMLP(f.parts[0], f.parts[1], down, act, f.fused) : new GatedMLP(gate, up, down, act);
   }
 
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      const [gate, up] = [this.gate_proj.forward(x), this.up_proj.forward(x)];
+      const inter = this.gate_proj.outFeatures;
+      // One token: gate‖up from one GEMM, the halves are rows of it.
+      const gu =
+        x.size === this.gate_proj.inFeatures && this.gate_up
+          ? this.gate_up.forward(x).reshape([2, inter])
+          : null;
+      const gate = gu ? gu.narrow(0, 1).reshape([...x.shape.slice(0, -1), inter]) : this.gate_proj.forward(x);
+      const up = gu ? gu.narrow(1, 2).reshape(gate.shape) : this.up_proj.forward(x);
       return this.down_proj.forward(this.silu ? ops.siluMul(gate, up) : ops.mul(this.act(gate), up));
     });
   }
 
   [Symbol.dispose](): void {
     for (const l of [this.gate_proj, this.up_proj, this.down_proj]) l[Symbol.dispose]();
+    this.gate_up?.[Symbol.dispose]();
   }
 }
 

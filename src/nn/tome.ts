@@ -4,17 +4,20 @@
  *
  * Per round, over the current tokens: the metric is each token's feature averaged over `heads` equal slices
  * (16 × 72 for SigLIP's 1152), L2-normalised; set A is the even positions, B the odd ones; every A token finds
- * its most similar B token; the r A tokens with the best scores merge into their partners (size-weighted
- * averages, sizes accumulating over rounds); the result is [unmerged A tokens in descending score order, then
- * every B token in its original order]. That order is the official output order (`token_order="raw"`), which
- * matters to the Mamba layers reading the tokens.
+ * its most similar B token (the first on ties); the r A tokens with the best scores merge into their partners
+ * (size-weighted averages, sizes accumulating over rounds); the result is [unmerged A tokens in descending score
+ * order (ties by position), then every B token in its original order]. That order is the official output order
+ * (`token_order="raw"`), which matters to the Mamba layers reading the tokens.
  *
  * A size-weighted average of averages is the plain average of the original tokens in the group, and the head
- * average is linear, so each round's metric is the group average of the original tokens' metrics: the matching
- * runs on the host over the small metric (frames × tokens × C/heads) and the whole merge is one matrix per
- * frame, applied on the device.
+ * average is linear, so each round's metric is the group sum of the original tokens' metrics (the group size
+ * cancels in the normalisation). So the state of a frame is its groups (index lists), and per round, for a
+ * chunk of frames at once, the device sums each group's original metrics (embeddingBag), normalises, scores
+ * A·Bᵀ in f32 and takes each row's max and argmax; only those two [frames, nA] vectors come back, and the host
+ * sorts the edges and updates the groups. The final merge is one bag mean per output token, on the device.
  */
 
+import type { Backend } from '../runtime/backend.js';
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import { ShapeError } from '../runtime/shape.js';
@@ -45,101 +48,138 @@ export function tomeSchedule(tokens: number, keep: number): number[] {
   return rounds;
 }
 
-/**
- * The groups of one frame: for each output token in the official order, the original token indices it
- * averages. `metric` is [tokens, dim] (the head-averaged features of the original tokens).
- */
-export function tomeGroups(metric: Float32Array, tokens: number, dim: number, keep: number): number[][] {
-  if (metric.length !== tokens * dim)
-    throw new ShapeError(`ToMe: metric of ${metric.length} values is not ${tokens} tokens × ${dim}`);
-  let groups: number[][] = Array.from({ length: tokens }, (_, i) => [i]);
-  // Each current token's metric as the sum of its originals' (divided by the group size when used).
-  let sums: Float64Array[] = groups.map(([i]) => Float64Array.from(metric.subarray(i * dim, (i + 1) * dim)));
-  for (const rWanted of tomeSchedule(tokens, keep)) {
-    const t = groups.length;
-    const r = Math.min(rWanted, Math.floor(t / 2));
-    const unit = sums.map((s) => {
-      let n = 0;
-      for (let d = 0; d < dim; d++) n += s[d] * s[d];
-      n = Math.sqrt(n);
-      return s.map((v) => v / n); // the group size cancels in the normalisation
-    });
-    const nA = Math.ceil(t / 2);
-    const nB = Math.floor(t / 2);
-    const best = new Float64Array(nA);
-    const partner = new Int32Array(nA);
-    for (let a = 0; a < nA; a++) {
-      const ua = unit[2 * a];
-      let m = Number.NEGATIVE_INFINITY;
-      for (let b = 0; b < nB; b++) {
-        const ub = unit[2 * b + 1];
-        let s = 0;
-        for (let d = 0; d < dim; d++) s += ua[d] * ub[d];
-        if (s > m) {
-          m = s;
-          partner[a] = b;
-        }
-      }
-      best[a] = m;
+/** Bytes of f32 scratch per chunk of frames (the [frames, nA, nB] scores, the f32 copy of the features). */
+const CHUNK_BYTES = 256 * 2 ** 20;
+
+/** Bags of original tokens as embeddingBag's ids and offsets: the groups of each frame, frame f's rows at f·tokens. */
+function bags(
+  backend: Backend,
+  frames: readonly (readonly (readonly number[])[])[],
+  tokens: number,
+): { ids: Tensor; offsets: Tensor } {
+  const nnz = frames.reduce((n, groups) => n + groups.reduce((m, g) => m + g.length, 0), 0);
+  const ids = new Int32Array(nnz);
+  const offsets = new Int32Array(frames.reduce((n, groups) => n + groups.length, 0) + 1);
+  let j = 0;
+  let r = 0;
+  frames.forEach((groups, f) => {
+    for (const g of groups) {
+      for (const i of g) ids[j++] = f * tokens + i;
+      offsets[++r] = j;
     }
-    const edges = Array.from({ length: nA }, (_, a) => a).sort((x, y) => best[y] - best[x] || x - y);
-    const nextGroups: number[][] = [];
-    const nextSums: Float64Array[] = [];
-    for (const a of edges.slice(r)) {
-      nextGroups.push(groups[2 * a]);
-      nextSums.push(sums[2 * a]);
-    }
-    const bGroups = Array.from({ length: nB }, (_, b) => [...groups[2 * b + 1]]);
-    const bSums = Array.from({ length: nB }, (_, b) => Float64Array.from(sums[2 * b + 1]));
-    for (const a of edges.slice(0, r)) {
-      const b = partner[a];
-      bGroups[b].push(...groups[2 * a]);
-      const s = sums[2 * a];
-      for (let d = 0; d < dim; d++) bSums[b][d] += s[d];
-    }
-    groups = [...nextGroups, ...bGroups];
-    sums = [...nextSums, ...bSums];
-  }
-  return groups;
+  });
+  return {
+    ids: ops.tensor(backend, ids, [nnz], 'i32'),
+    offsets: ops.tensor(backend, offsets, [r + 1], 'i32'),
+  };
 }
 
 /**
- * Each frame's groups (tomeGroups) for x [frames, tokens, C]: the matching, on the host over the head-averaged
- * metric. `tomeApply` then merges by them.
+ * One matching round for each frame's groups (all frames the same count): each A token's best score and its
+ * partner (a B index), computed on the device from the original tokens' metrics `table` [frames·tokens, dim].
  */
-export async function tomePlan(x: Tensor, keep = TOME_KEEP, heads = TOME_HEADS): Promise<number[][][]> {
+async function matchRound(
+  table: Tensor,
+  groups: readonly (readonly number[])[][],
+  tokens: number,
+): Promise<{ best: Float32Array; partner: Int32Array }> {
+  const t = groups[0].length;
+  const [nA, nB] = [Math.ceil(t / 2), Math.floor(t / 2)];
+  const [best, partner] = tidy(() => {
+    const unit = (parity: number, n: number) => {
+      const { ids, offsets } = bags(
+        table.backend,
+        groups.map((g) => g.filter((_, i) => i % 2 === parity)),
+        tokens,
+      );
+      const sums = ops.embeddingBag(table, ids, offsets).reshape([groups.length, n, table.shape[1]]);
+      return ops.rmsNorm(sums, null, { eps: 0 }); // √dim · the unit vector: a constant scale of every score
+    };
+    const scores = ops.matmul(unit(0, nA), unit(1, nB), { transB: true }); // [frames, nA, nB]
+    return [ops.reduce('max', scores), ops.argmax(scores)];
+  });
+  try {
+    return {
+      best: (await best.data()) as Float32Array,
+      partner: (await partner.data()) as Int32Array,
+    };
+  } finally {
+    best.dispose();
+    partner.dispose();
+  }
+}
+
+/**
+ * A frame's groups after a round merging r of its A tokens, given each A token's best score and partner: the
+ * unmerged A groups by descending score (ties by position), then the B groups with their merged A groups.
+ */
+function mergeRound(
+  groups: readonly (readonly number[])[],
+  best: Float32Array,
+  partner: Int32Array,
+  r: number,
+): number[][] {
+  const nA = best.length;
+  const nB = groups.length - nA;
+  const edges = Array.from({ length: nA }, (_, a) => a).sort((x, y) => best[y] - best[x] || x - y);
+  const b = Array.from({ length: nB }, (_, k) => [...groups[2 * k + 1]]);
+  for (const a of edges.slice(0, r)) b[partner[a]].push(...groups[2 * a]);
+  return [...edges.slice(r).map((a) => [...groups[2 * a]]), ...b];
+}
+
+/**
+ * Each frame's groups for x [frames, tokens, C]: for each output token in the official order, the original
+ * token indices it averages. The matching runs on x's backend in chunks of frames holding at most `chunkBytes` of
+ * f32 scratch; `tomeApply` then merges by the groups.
+ */
+export async function tomePlan(
+  x: Tensor,
+  keep = TOME_KEEP,
+  heads = TOME_HEADS,
+  chunkBytes = CHUNK_BYTES,
+): Promise<number[][][]> {
   if (x.rank !== 3) throw new ShapeError(`ToMe: expected [frames, tokens, channels], got [${x.shape}]`);
   const [frames, tokens, channels] = x.shape;
   if (channels % heads !== 0)
     throw new ShapeError(`ToMe: ${channels} channels do not split into ${heads} metric heads`);
+  const schedule = tomeSchedule(tokens, keep);
   const dim = channels / heads;
-  const metric = tidy(() =>
-    ops.mean(ops.permute(ops.cast(x, 'f32').reshape([frames, tokens, heads, dim]), [0, 1, 3, 2]), -1),
-  );
-  const values = (await metric.data()) as Float32Array;
-  metric.dispose();
-  return Array.from({ length: frames }, (_, f) =>
-    tomeGroups(values.subarray(f * tokens * dim, (f + 1) * tokens * dim), tokens, dim, keep),
-  );
+  const scores = Math.ceil(tokens / 2) * Math.floor(tokens / 2);
+  const perFrame = 4 * Math.max(scores, x.dtype === 'f32' ? 0 : tokens * channels);
+  const chunk = Math.max(1, Math.floor(chunkBytes / perFrame));
+  const plan: number[][][] = [];
+  for (let f0 = 0; f0 < frames; f0 += chunk) {
+    const n = Math.min(chunk, frames - f0);
+    using table = tidy(() => {
+      const xc = x.narrow(f0, f0 + n);
+      const x32 = x.dtype === 'f32' ? xc : ops.cast(xc, 'f32');
+      return ops.mean(x32.reshape([n * tokens, heads, dim]), 1); // [n·tokens, dim]
+    });
+    let groups = Array.from({ length: n }, () => Array.from({ length: tokens }, (_, i) => [i]));
+    for (const r of schedule) {
+      const nA = Math.ceil(groups[0].length / 2);
+      const { best, partner } = await matchRound(table, groups, tokens);
+      groups = groups.map((g, f) =>
+        mergeRound(g, best.subarray(f * nA, (f + 1) * nA), partner.subarray(f * nA, (f + 1) * nA), r),
+      );
+    }
+    plan.push(...groups);
+  }
+  return plan;
 }
 
 /**
  * x [frames, tokens, C] merged by each frame's groups (all frames the same count): [frames, groups, C] in x's
- * dtype. The merge matrix is applied in f32 (1/size weights are not exact in bf16).
+ * dtype, each output token the f32 mean of its group's tokens.
  */
 export function tomeApply(x: Tensor, groups: readonly (readonly (readonly number[])[])[]): Tensor {
-  const [frames, tokens] = x.shape;
+  const [frames, tokens, channels] = x.shape;
   const keep = groups[0]?.length ?? 0;
-  const weights = new Float32Array(frames * keep * tokens);
-  groups.forEach((frame, f) => {
-    frame.forEach((g, k) => {
-      const row = (f * keep + k) * tokens;
-      for (const i of g) weights[row + i] = 1 / g.length;
-    });
-  });
   return tidy(() => {
-    const m = ops.tensor(x.backend, weights, [frames, keep, tokens]);
-    return ops.cast(ops.matmul(m, ops.cast(x, 'f32')), x.dtype);
+    const { ids, offsets } = bags(x.backend, groups, tokens);
+    return ops
+      .embeddingBag(x.reshape([frames * tokens, channels]), ids, offsets, 'mean')
+      .reshape([frames, keep, channels]);
   });
 }
 

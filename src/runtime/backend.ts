@@ -157,6 +157,18 @@ export interface AttentionDesc {
   segments: Int32Array | null;
 }
 
+/** One query position's softmax mass per key (ops.attentionMass): keys [from, to) of the first kvLength. */
+export interface AttentionMassDesc {
+  skv: number;
+  kvLength: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  from: number;
+  to: number;
+  scale: number;
+}
+
 /** Decode attention of `rows` sequences, each query row over its own K/V (ops.attentionRows). */
 export interface AttentionRowsDesc {
   rows: number;
@@ -357,6 +369,19 @@ export interface Backend {
     }[],
     desc: AttentionRowsDesc,
   ): void;
+  /**
+   * Optional: out [to − from] (f32) = Σ_h softmax_j(scale · q_h · k_j) for one query position, q [hq, d],
+   * k [1, skv, hkv, d], with f32 scratch scores [hq, kvLength] and stats [hq, 2]. Without it, ops take the
+   * weights of `attention`.
+   */
+  attentionMass?(
+    out: Tensor,
+    scores: Tensor,
+    stats: Tensor,
+    q: Tensor,
+    k: Tensor,
+    desc: AttentionMassDesc,
+  ): void;
   /** Optional: row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (rows of rowElems). */
   scatterRows?(x: Tensor, dsts: readonly { dst: Tensor; at: number }[], rowElems: number): void;
   /**
@@ -417,6 +442,11 @@ export interface Backend {
   ): void;
   /** out[i, :] = table[ids[i], :]. */
   embedding(out: Tensor, table: Tensor, ids: Tensor): void;
+  /**
+   * out[r, :] = the sum (or mean) of table[ids[j], :] for j in [offsets[r], offsets[r+1]), accumulated in f32 in
+   * that order (deterministic); an empty bag gives zeros.
+   */
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void;
   /** Copies `x` into `out` viewed as [outer, outDim, inner] at positions [start, start+xDim) of the middle axis. */
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void;
   /** out = x[:, start:start+outDim, :] with x viewed as [outer, xDim, inner]. */
@@ -528,4 +558,38 @@ export interface Backend {
   ): void;
   /** AdamW in place on f32 param, m, v with f32 grad; `copy` (any float dtype) receives the updated param. */
   adamwStep?(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, desc: AdamWDesc): void;
+}
+
+/** The keys [lo, hi) query i may see under `d` (kvLength, causal with the query offset, its segment). */
+export function attentionKeyRange(d: AttentionDesc, i: number): [number, number] {
+  let lo = 0;
+  let hi = d.kvLength;
+  if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
+  if (d.segments) {
+    let s = 0;
+    while (i >= d.segments[s + 1]) s++;
+    lo = d.segments[s];
+    hi = Math.min(hi, d.segments[s + 1]);
+  }
+  return [lo, Math.max(lo, hi)];
+}
+
+/**
+ * For each key j < skv, the queries [lo, hi) that see it (2·skv ints; lo = hi when none). Every query's key range
+ * (attentionKeyRange) has non-decreasing ends in the query index, so these are intervals found in one sweep.
+ */
+export function attentionQueryRanges(d: AttentionDesc): Int32Array {
+  const hiOf = new Int32Array(d.sq);
+  const loOf = new Int32Array(d.sq);
+  for (let i = 0; i < d.sq; i++) [loOf[i], hiOf[i]] = attentionKeyRange(d, i);
+  const out = new Int32Array(2 * d.skv);
+  let first = 0; // the first query whose range ends after j
+  let seen = 0; // how many queries' ranges start at or before j
+  for (let j = 0; j < d.skv; j++) {
+    while (first < d.sq && hiOf[first] <= j) first++;
+    while (seen < d.sq && loOf[seen] <= j) seen++;
+    out[2 * j] = first;
+    out[2 * j + 1] = Math.max(first, seen);
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
  * what it did so the tape can replay it backwards. The recorder lives here, not in src/autograd, so the op
  * front-end needs no import of the engine (no cycle). When nothing records, an op pays one null check.
  */
-import type { Buffer, Tensor } from './tensor.js';
+import type { Tensor } from './tensor.js';
 
 export interface Recorder {
   /** An op ran: `inputs` (null where an optional input was absent) produced `outputs`. */
@@ -22,14 +22,4 @@ export function setRecorder(r: Recorder | null): Recorder | null {
   const prev = active;
   active = r;
   return prev;
-}
-
-/**
- * How many in-place writes a buffer has seen while recording: a tensor saved for backward remembers the
- * version it saw, and backward refuses to use it after a later overwrite (its gradient would be wrong).
- */
-const versions = new WeakMap<Buffer, number>();
-export const versionOf = (b: Buffer): number => versions.get(b) ?? 0;
-export function bumpVersion(b: Buffer): void {
-  versions.set(b, versionOf(b) + 1);
 }

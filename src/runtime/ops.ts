@@ -3,7 +3,15 @@
  * inputs' backend and calls the backend kernel. Model code uses only these functions, so it runs unchanged
  * on every backend. While autograd records (grad-hook.ts), each op also reports itself to the tape.
  */
-import type { AttentionDesc, Backend, BinaryOp, ResidualAdd, SsdDesc, UnaryOp } from './backend.js';
+import type {
+  AttentionDesc,
+  AttentionMassDesc,
+  Backend,
+  BinaryOp,
+  ResidualAdd,
+  SsdDesc,
+  UnaryOp,
+} from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, fromF32, isFloat, type RawArray } from './dtype.js';
 import { active } from './grad-hook.js';
 import {
@@ -645,6 +653,59 @@ export function attention(
 }
 
 /**
+ * Where one query position looks (the relevance probe, nn/attention-probe.ts): its softmax mass per key over
+ * the first kvLength keys of k, summed over the query heads, for keys [from, to) → f32 [to − from]. q
+ * [1, 1, hq, d] (or [1, hq, d]), k [1, skv, hkv, d]. Backends with a kernel for it (CUDA) skip the
+ * attention output and spread the keys over the device; the others take the attention op's weights.
+ */
+export function attentionMass(
+  q: Tensor,
+  k: Tensor,
+  opts: { kvLength?: number; from?: number; to?: number; scale?: number } = {},
+): Tensor {
+  q.assertLive('attentionMass');
+  k.assertLive('attentionMass');
+  const hq = q.shape[q.rank - 2];
+  const d = q.shape[q.rank - 1];
+  const [kb, skv, hkv, kd] = k.shape;
+  const kvLength = opts.kvLength ?? skv;
+  const from = opts.from ?? 0;
+  const to = opts.to ?? kvLength;
+  if (q.size !== hq * d || k.rank !== 4 || kb !== 1 || kd !== d || q.dtype !== k.dtype || hq % hkv)
+    throw new ShapeError(
+      `attentionMass: q ${q.dtype} ${fmt(q.shape)} must be one position [1, 1, heads, ${kd}] of k's dtype and k ${k.dtype} ${fmt(k.shape)} [1, keys, kv heads, dim] with heads a multiple of kv heads`,
+    );
+  if (
+    !(
+      Number.isInteger(kvLength) &&
+      0 < kvLength &&
+      kvLength <= skv &&
+      0 <= from &&
+      from < to &&
+      to <= kvLength
+    )
+  )
+    throw new ShapeError(`attentionMass: keys [${from}, ${to}) of ${kvLength} valid (${skv} in k)`);
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const b = q.backend;
+  if (b.attentionMass) {
+    const desc: AttentionMassDesc = { skv, kvLength, hq, hkv, d, from, to, scale };
+    const out = empty(b, [to - from], 'f32');
+    using scores = empty(b, [hq, kvLength], 'f32');
+    using stats = empty(b, [hq, 2], 'f32');
+    b.attentionMass(out, scores, stats, q, k, desc);
+    return out;
+  }
+  using row = q.reshape([1, 1, hq, d]);
+  const { out, weights } = attention(row, k, k, { kvLength, scale, returnWeights: true });
+  out.dispose();
+  using w = weights!;
+  using perHead = w.reshape([hq, kvLength]);
+  using span = slice(perHead, 1, from, to);
+  return sum(span, 0);
+}
+
+/**
  * One query row's keys/values: the first `length` rows of k/v [1, skv, hkv, d], after the first
  * `prefix.length` rows of the prefix's k/v when given (a cache continuing a shared prefix without copying it).
  */
@@ -987,6 +1048,39 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
     throw e;
   }
   if (active) active.record('embedding', [table, ids], [out], {});
+  return out;
+}
+
+/**
+ * Sums (or averages) of bags of `table` [n, dim] rows (torch's embedding_bag): bag r is the rows ids[j] (i32
+ * [nnz]) for j in [offsets[r], offsets[r+1]) (i32 [bags + 1], non-decreasing from 0 to nnz) → [bags, dim] in
+ * table's dtype, accumulated in f32 in bag order.
+ */
+export function embeddingBag(
+  table: Tensor,
+  ids: Tensor,
+  offsets: Tensor,
+  mode: 'sum' | 'mean' = 'sum',
+): Tensor {
+  table.assertLive('embeddingBag');
+  ids.assertLive('embeddingBag');
+  offsets.assertLive('embeddingBag');
+  if (ids.dtype !== 'i32' || offsets.dtype !== 'i32')
+    throw new TypeError(`embeddingBag: ids and offsets must be i32, got ${ids.dtype} and ${offsets.dtype}`);
+  if (table.rank !== 2)
+    throw new ShapeError(`embeddingBag: table must be [rows, dim], got ${fmt(table.shape)}`);
+  if (ids.rank !== 1 || offsets.rank !== 1 || offsets.size < 1)
+    throw new ShapeError(
+      `embeddingBag: ids [nnz] and offsets [bags + 1] must be vectors, got ${fmt(ids.shape)} and ${fmt(offsets.shape)}`,
+    );
+  requireFloat(table, 'embeddingBag');
+  const out = empty(table.backend, [offsets.size - 1, table.shape[1]], table.dtype);
+  try {
+    table.backend.embeddingBag(out, table, ids, offsets, mode === 'mean');
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
   return out;
 }
 

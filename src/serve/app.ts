@@ -9,8 +9,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { UsageError } from '../errors.js';
 import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
+import { decodeTurn } from '../generate/batch.js';
 import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
 import type { ReductionRequest } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
@@ -55,6 +57,13 @@ export interface ServeOptions {
   maxUploadBytes?: number;
   /** Live video sessions (serve/live/): how many at once, when idle ones expire. */
   live?: LiveSessionOptions;
+  /**
+   * Chunked prefill: a new video is encoded in pieces (batches of frames, and the model's video prefill in
+   * pieces of about this many tokens where the family can: Vamba, Qwen2-VL), one batched decode step of the
+   * running requests between two pieces, so their tokens keep flowing while it is encoded (default 1024;
+   * 0: encode at once).
+   */
+  prefillPieceTokens?: number;
 }
 
 export interface LongshotServer {
@@ -74,6 +83,19 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, uploads, ...opts.media };
   if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
   const timeoutMs = opts.timeoutMs ?? 600_000;
+  const pieceTokens = opts.prefillPieceTokens ?? DEFAULT_PIECE_TOKENS;
+  if (!(Number.isInteger(pieceTokens) && pieceTokens >= 0))
+    throw new UsageError(
+      `prefillPieceTokens must be a whole number of tokens ≥ 0 (got ${pieceTokens}); 0 encodes a video at once`,
+    );
+  /** Pieces of an encode for a request: after each pause, a request gone away stops it. */
+  const piecesFor = (signal: AbortSignal) =>
+    pieceTokens
+      ? {
+          tokens: pieceTokens,
+          pause: () => decodeTurn().then(() => signal.throwIfAborted()),
+        }
+      : undefined;
   const created = Math.floor(Date.now() / 1000);
   const app = Fastify({ bodyLimit: opts.bodyLimit ?? 64 * 2 ** 20 });
 
@@ -126,6 +148,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       budgetBytes: q.budget_bytes,
       videoCache: { entries: cache.size, bytes: cache.bytes },
       memory: backend?.memory() ?? null,
+      encodes: metrics.encodes,
     });
   });
   app.get('/v1/models', async () => ({ object: 'list', data: [modelCard] }));
@@ -257,7 +280,15 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     try {
       return await untilAborted(
         cache.lease(cacheKey(file.sha256, sampling, clip, reduce), () =>
-          engine.encodeVideo(file.path, { ...sampling, ...loss, clip, reduce, signal, progress }),
+          engine.encodeVideo(file.path, {
+            ...sampling,
+            ...loss,
+            clip,
+            reduce,
+            signal,
+            progress: metrics.encoding(progress),
+            pieces: piecesFor(signal),
+          }),
         ),
         signal,
       ).then((lease) => {
@@ -366,6 +397,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       queue,
       cache,
       uploads,
+      live: live.sessions,
       timeoutMs,
       // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
       leaseVideo: (ref, signal, progress) =>
@@ -398,6 +430,9 @@ function videoOf(r: AskResult) {
     }),
   };
 }
+
+/** Video tokens per piece of a chunked prefill (ServeOptions.prefillPieceTokens). */
+const DEFAULT_PIECE_TOKENS = 1024;
 
 /** The prompt's tokens beyond its text (the chat template), and the facade's default answer length. */
 const PROMPT_OVERHEAD = 64;

@@ -1,8 +1,9 @@
 /**
  * `/metrics` in the Prometheus text exposition format (version 0.0.4): requests running and queued, the
- * decode batch, tokens and tokens/s, time to first token as a histogram, the admission budget and the
- * device's memory.
+ * decode batch, tokens and tokens/s, time to first token as a histogram, the admission budget, the videos
+ * being encoded and their progress, and the device's memory.
  */
+import type { VideoProgress } from '../facade/types.js';
 import { decodeTotals } from '../generate/batch.js';
 import type { MemoryStats } from '../runtime/backend.js';
 
@@ -20,6 +21,13 @@ export interface MetricsSnapshot {
   budgetBytes: number | null;
   videoCache: { entries: number; bytes: number };
   memory: MemoryStats | null;
+  /** Frames decoded and encoded, and sampled, of each video being encoded now. */
+  encodes: readonly EncodeProgress[];
+}
+
+export interface EncodeProgress {
+  done: number;
+  total: number;
 }
 
 export class ServerMetrics {
@@ -30,6 +38,32 @@ export class ServerMetrics {
   readonly #requests: Record<Outcome, number> = { ok: 0, error: 0, rejected: 0 };
   /** (time, decoded tokens) samples for the rate gauge. */
   readonly #samples: [number, number][] = [];
+  readonly #encodes = new Set<EncodeProgress>();
+
+  /** The videos being encoded now (`encoding` tracks them). */
+  get encodes(): EncodeProgress[] {
+    return [...this.#encodes];
+  }
+
+  /** A progress that counts an encode in the gauges while it runs, and passes every call on to `outer`. */
+  encoding(outer?: VideoProgress): VideoProgress {
+    const e: EncodeProgress = { done: 0, total: 0 };
+    return {
+      start: (frames) => {
+        e.total = frames;
+        this.#encodes.add(e);
+        outer?.start?.(frames);
+      },
+      frames: (done, tokens) => {
+        e.done = done;
+        outer?.frames?.(done, tokens);
+      },
+      finish: () => {
+        this.#encodes.delete(e);
+        outer?.finish?.();
+      },
+    };
+  }
 
   firstToken(seconds: number): void {
     this.#ttftCount++;
@@ -104,6 +138,26 @@ export class ServerMetrics {
       metric('longshot_cache_budget_bytes', 'gauge', 'Cache memory admission lets requests hold together.', [
         ['', s.budgetBytes],
       ]);
+    const total = s.encodes.reduce((n, e) => n + e.total, 0);
+    const done = s.encodes.reduce((n, e) => n + Math.min(e.done, e.total), 0);
+    metric('longshot_video_encodes_running', 'gauge', 'Videos being decoded and encoded now.', [
+      ['', s.encodes.length],
+    ]);
+    metric(
+      'longshot_video_encode_frames',
+      'gauge',
+      'Frames of the videos being encoded now: encoded so far (done) and sampled (total).',
+      [
+        ['{kind="done"}', done],
+        ['{kind="total"}', total],
+      ],
+    );
+    metric(
+      'longshot_video_encode_progress',
+      'gauge',
+      'Fraction of the frames of the videos being encoded now that are encoded (0 when none is).',
+      [['', total ? done / total : 0]],
+    );
     metric('longshot_video_cache_entries', 'gauge', 'Encoded videos kept for follow-up questions.', [
       ['', s.videoCache.entries],
     ]);

@@ -7,7 +7,7 @@ import type { JobsOptions } from 'bullmq';
 /** The BullMQ job name of every longshot job (the payload is a JobSpec). */
 export const JOB_NAME = 'ask';
 
-export const DEFAULT_ATTEMPTS = 3;
+export { DEFAULT_ATTEMPTS } from './defaults.js';
 
 export function jobOptions(id: string, attempts: number): JobsOptions {
   return {

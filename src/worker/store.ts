@@ -9,9 +9,10 @@
  */
 import { Redis } from 'ioredis';
 import { InputError } from '../errors.js';
+import { DEFAULT_QUEUE } from './defaults.js';
 import type { JobResult } from './jobs.js';
 
-export const DEFAULT_QUEUE = 'longshot';
+export { DEFAULT_QUEUE };
 
 /**
  * A Redis client. A worker's waits through any outage (BullMQ requires maxRetriesPerRequest null for

@@ -1,9 +1,21 @@
 /** The tape itself: API contract, memory, errors, in-place writes, noGrad and activation checkpointing. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AutogradError, checkpoint, noGrad, requiresGrad, valueAndGrad } from '../../src/autograd/index.js';
+import {
+  AutogradError,
+  checkpoint,
+  coveredOps,
+  noGrad,
+  requiresGrad,
+  valueAndGrad,
+  valueAndGradAsync,
+} from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import { tidy } from '../../src/runtime/scope.js';
+import type { Tensor } from '../../src/runtime/tensor.js';
+import { rng } from '../helpers.js';
 import { assertClose, cpu } from './gradcheck.js';
 
 const T = (v: number[], s: number[]) => ops.tensor(cpu, v, s);
@@ -36,6 +48,29 @@ describe('autograd engine', () => {
     assert.deepEqual(await grads[0].toArray(), [1, -4]);
     w.dispose();
     grads[0].dispose();
+  });
+
+  it('bf16 activations: a kernel’s bf16 gradient shared by two inputs (the fused residual add)', async () => {
+    const r = rng(3);
+    const host = (n: number) => Float32Array.from({ length: n }, () => r() * 2 - 1);
+    const [xv, rv, wv] = [host(15), host(15), host(5)];
+    const grads = async (dtype: 'f32' | 'bf16') => {
+      const [x, res, w] = [
+        ops.tensor(cpu, xv, [3, 5], dtype),
+        ops.tensor(cpu, rv, [3, 5], dtype),
+        ops.tensor(cpu, wv, [5], dtype),
+      ];
+      const { grads: g } = valueAndGrad(() => {
+        const { sum, out } = ops.addRmsNorm(x, res, w, { eps: 1e-5 });
+        return ops.cast(ops.sum(ops.sum(ops.mul(out, sum), -1), -1), 'f32');
+      }, [x, res, w]);
+      const values = await Promise.all(g.map((t) => t.toArray()));
+      for (const t of [x, res, w, ...g]) t.dispose();
+      return values;
+    };
+    const [lo, hi] = [await grads('bf16'), await grads('f32')];
+    // bf16 rounds activations and the kernel's dx to 8 bits of mantissa: agreement to a few percent.
+    for (let i = 0; i < 3; i++) assertClose(lo[i], hi[i], 5e-2, `input ${i}`);
   });
 
   it('saved tensors survive the model code disposing them', async () => {
@@ -95,6 +130,55 @@ describe('autograd engine', () => {
     x.dispose();
   });
 
+  it('accepts writes elsewhere in a saved tensor’s memory (a cache’s later rows)', async () => {
+    const x = T([1, 2, 3], [1, 3]);
+    const cache = ops.zeros(cpu, [4, 3]);
+    const { grads } = valueAndGrad(() => {
+      ops.writeSlice(cache, ops.exp(x), 0, 0);
+      const row = cache.narrow(0, 1);
+      const s = ops.sum(ops.sum(ops.mul(row, row), -1), -1); // mul saves the view of row 0
+      ops.writeSlice(cache, T([9, 9, 9], [1, 3]), 0, 1);
+      return s;
+    }, [x]);
+    assertClose(
+      await grads[0].toArray(),
+      [1, 2, 3].map((v) => 2 * Math.exp(2 * v)),
+      1e-6,
+      'grad',
+    );
+    for (const t of [x, cache, ...grads]) t.dispose();
+  });
+
+  it('valueAndGradAsync records across awaits (a host decision between ops)', async () => {
+    const x = T([0.5, -2, 1.5], [3]);
+    const { value, grads } = await valueAndGradAsync(async () => {
+      const e = ops.mul(x, x);
+      const host = await e.toArray(); // e.g. which tokens to keep
+      const keep = host.indexOf(Math.max(...host));
+      const picked = ops.slice(e, 0, keep, keep + 1);
+      const loss = ops.sum(ops.mul(picked, x.narrow(keep, keep + 1)), -1);
+      e.dispose();
+      picked.dispose();
+      return loss;
+    }, [x]);
+    // loss = x₁³ at the largest square (x₁ = −2): −8, gradient 3·x₁² there.
+    assert.equal(value, -8);
+    assert.deepEqual(await grads[0].toArray(), [0, 12, 0]);
+    x.dispose();
+    grads[0].dispose();
+  });
+
+  it('every op the runtime records has a backward rule, but the decode-time ones', () => {
+    const src = ['runtime/ops.ts', 'runtime/tensor.ts']
+      .map((f) => readFileSync(join(import.meta.dirname, '..', '..', 'src', f), 'utf8'))
+      .join('\n');
+    const recorded = new Set([...src.matchAll(/record(?:InPlace)?\(\s*'(\w+)'/g)].map((m) => m[1]));
+    const decodeOnly = new Set(['attentionRows', 'scatterRows', 'ssmStep', 'mambaStepRows']);
+    assert.ok(recorded.size >= 20, `found ${recorded.size} recorded ops`);
+    const covered = new Set(coveredOps());
+    for (const op of recorded) assert.equal(covered.has(op), !decodeOnly.has(op), op);
+  });
+
   it('noGrad records nothing (the loss then depends on no parameter)', async () => {
     const x = T([1, 2], [2]);
     const { grads } = valueAndGrad(
@@ -145,5 +229,72 @@ describe('autograd engine', () => {
     for (const g of ck.grads) g.dispose();
     assert.equal(cpu.memory().current, before);
     for (const t of [w, x, ...plain.grads]) t.dispose();
+  });
+
+  it('a frozen weight’s matmul does not keep its activation', () => {
+    const r = rng(2);
+    const w = ops.tensor(
+      cpu,
+      Float32Array.from({ length: 64 * 64 }, () => (r() - 0.5) / 8),
+      [64, 64],
+    );
+    const x = ops.tensor(
+      cpu,
+      Float32Array.from({ length: 64 * 64 }, () => r() - 0.5),
+      [64, 64],
+    );
+    const peak = (params: Tensor[]) => {
+      cpu.resetPeak();
+      const before = cpu.memory().current;
+      const { grads } = valueAndGrad(() => {
+        let h = x;
+        for (let i = 0; i < 8; i++) {
+          const hh = h;
+          h = tidy(() => ops.matmul(ops.affine(hh, 2), w)); // affine keeps nothing; matmul keeps A for dW
+        }
+        return ops.sum(ops.sum(h, -1), -1);
+      }, params);
+      for (const g of grads) g.dispose();
+      return cpu.memory().peak - before;
+    };
+    const frozen = peak([x]);
+    const trained = peak([x, w]);
+    assert.ok(frozen < 0.6 * trained, `peak ${frozen} bytes with w frozen vs ${trained} trained`);
+    w.dispose();
+    x.dispose();
+  });
+
+  it('checkpoint lowers the peak memory of a deep chain (it keeps only each block’s input)', () => {
+    const r = rng(1);
+    const w = ops.tensor(
+      cpu,
+      Float32Array.from({ length: 64 * 64 }, () => (r() - 0.5) / 8),
+      [64, 64],
+    );
+    const x = ops.tensor(
+      cpu,
+      Float32Array.from({ length: 64 * 64 }, () => r() - 0.5),
+      [64, 64],
+    );
+    const peak = (ck: boolean) => {
+      cpu.resetPeak();
+      const { grads } = valueAndGrad(() => {
+        let h = x;
+        for (let i = 0; i < 8; i++) {
+          const hh = h;
+          // As model code does, the block frees its temporaries: only what the tape saves stays alive (three
+          // activations per block without checkpointing; with it, the block's input only).
+          const block = () => tidy(() => ops.mul(ops.sigmoid(ops.matmul(hh, w)), ops.matmul(hh, w)));
+          h = ck ? checkpoint(block) : block();
+        }
+        return ops.sum(ops.sum(h, -1), -1);
+      }, [w]);
+      grads[0].dispose();
+      return cpu.memory().peak - cpu.memory().current;
+    };
+    const [plain, ck] = [peak(false), peak(true)];
+    assert.ok(ck < 0.6 * plain, `peak above the resting memory: ${ck} bytes checkpointed vs ${plain} plain`);
+    w.dispose();
+    x.dispose();
   });
 });

@@ -153,3 +153,24 @@ describe('autograd: embedding', () => {
       }
     });
 });
+
+describe('autograd: in-place writes through views', () => {
+  it('a write into a view changes the tensor it views (MambaMia’s gated aggregation pattern)', () =>
+    gradCheck({
+      inputs: [{ shape: [2, 6, 3] }, { shape: [2, 2, 3] }, { shape: [2, 6, 3] }],
+      run: ([x, y, c]) => {
+        const h = ops.mul(x, x);
+        const groups = h.reshape([4, 3, 3]);
+        // Row 2 of each group becomes y's row mixed with that group's row 0.
+        const mixed = ops.add(ops.slice(groups, 1, 0, 1), y.reshape([4, 1, 3]));
+        ops.writeSlice(groups, mixed, 1, 2);
+        return ops.mul(h, c);
+      },
+      ref: ([x, y, c]) => {
+        const h = x.map((v) => v * v);
+        for (let g = 0; g < 4; g++)
+          for (let j = 0; j < 3; j++) h[(g * 3 + 2) * 3 + j] = h[g * 9 + j] + y[g * 3 + j];
+        return h.map((v, i) => v * c[i]);
+      },
+    }));
+});

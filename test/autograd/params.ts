@@ -1,6 +1,10 @@
-/** Finding a loaded model's parameters for tests that train it. */
+/** Model-level helpers for the autograd tests: finding a loaded model's parameters, a scalar score, checks. */
+import assert from 'node:assert/strict';
+import * as ops from '../../src/runtime/ops.js';
 import { isTensor } from '../../src/runtime/scope.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
+import { rng } from '../helpers.js';
+import { cpu } from './gradcheck.js';
 
 /** Every float tensor reachable from a model object, by its path (parameters and what was derived at load). */
 export function tensorsOf(root: unknown): Map<Tensor, string> {
@@ -26,4 +30,32 @@ export function parametersOf(root: unknown): { params: Tensor[]; names: string[]
   const all = [...found.keys()];
   const params = all.filter((t) => !all.some((p) => p.buffer === t.buffer && p.size > t.size));
   return { params, names: params.map((p) => found.get(p)!) };
+}
+
+/** Σ logits·R for a fixed random R: a scalar that depends on every logit. */
+export function projection(rows: number, vocab: number): Tensor {
+  const r = rng(11);
+  return ops.tensor(
+    cpu,
+    Float32Array.from({ length: rows * vocab }, () => r() * 2 - 1),
+    [rows, vocab],
+  );
+}
+export const score = (logits: Tensor, R: Tensor) => ops.sum(ops.sum(ops.mul(logits, R), -1), -1);
+
+export async function assertFiniteGrads(
+  grads: Tensor[],
+  names: string[],
+  mustMove: (name: string) => boolean,
+) {
+  for (const [i, g] of grads.entries()) {
+    const v = await g.toArray();
+    assert.ok(v.every(Number.isFinite), `${names[i]}: non-finite gradient`);
+    if (mustMove(names[i]))
+      assert.ok(
+        v.some((x) => x !== 0),
+        `${names[i]}: zero gradient`,
+      );
+    g.dispose();
+  }
 }

@@ -178,3 +178,44 @@ test(
     assert.throws(() => ops.embedding(table, ops.tensor(cpu, [1], [1])), /ids must be i32/);
   }),
 );
+
+test(
+  'embeddingBag sums or averages bags of rows (empty bags are zero) and rejects bad ids and offsets',
+  seeded(async (r) => {
+    const [vocab, dim] = [9, 5];
+    const tv = randn(vocab * dim, r);
+    const ids = [4, 0, 4, 8, 2, 7, 1];
+    const offsets = [0, 3, 3, 4, 7]; // bags {4, 0, 4}, {}, {8}, {2, 7, 1}
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const table = ops.tensor(cpu, tv, [vocab, dim], dtype);
+      const tvals = await table.toArray();
+      for (const mode of ['sum', 'mean'] as const) {
+        const y = ops.embeddingBag(
+          table,
+          ops.tensor(cpu, ids, [ids.length], 'i32'),
+          ops.tensor(cpu, offsets, [offsets.length], 'i32'),
+          mode,
+        );
+        assert.deepEqual(y.shape, [4, dim]);
+        const want = offsets.slice(1).flatMap((end, b) => {
+          const bag = ids.slice(offsets[b], end);
+          return Array.from({ length: dim }, (_, c) => {
+            const s = bag.reduce((acc, id) => acc + tvals[id * dim + c], 0);
+            return mode === 'mean' && bag.length ? s / bag.length : s;
+          });
+        });
+        assertClose(await y.toArray(), want, dtype === 'f32' ? 1e-6 : 1e-2);
+      }
+    }
+    const table = ops.tensor(cpu, tv, [vocab, dim]);
+    const bag = (i: number[], o: number[]) =>
+      ops.embeddingBag(table, ops.tensor(cpu, i, [i.length], 'i32'), ops.tensor(cpu, o, [o.length], 'i32'));
+    assert.throws(() => bag([1, vocab], [0, 2]), /id 9 is outside the table's 9 rows/);
+    assert.throws(() => bag([1, 2], [0, 3]), /bag 0 spans \[0, 3\), outside the 2 ids/);
+    assert.throws(() => bag([1, 2], [2, 1]), /bag 0 spans \[2, 1\)/);
+    assert.throws(
+      () => ops.embeddingBag(table, ops.tensor(cpu, [1], [1]), ops.tensor(cpu, [0, 1], [2], 'i32')),
+      /must be i32/,
+    );
+  }),
+);

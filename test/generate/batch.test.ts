@@ -2,13 +2,14 @@
  * Batched decoding (generate/batch.ts + each family's `stepMany`) on the tiny checkpoints (CPU, f32): one
  * batched step equals each session's own step (≤ 1e-5 relative), and generations running side by side —
  * different prompt lengths, different or shared videos, text-only, greedy and sampled, joining and leaving
- * between steps — give exactly the tokens they give alone.
+ * between steps — give exactly the tokens they give alone. Long work that pauses with `decodeTurn` between
+ * its pieces (chunked prefill) lets one batched step run per pause, and is never held up by idle members.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { batcherFor, sampleRows } from '../../src/generate/batch.js';
+import { batcherFor, DecodeBatcher, decodeTurn, sampleRows } from '../../src/generate/batch.js';
 import { type GenerateOptions, generateAll } from '../../src/generate/generate.js';
 import type { CausalLM } from '../../src/generate/types.js';
 import { NemotronHForCausalLM } from '../../src/models/nemotron_h/model.js';
@@ -184,5 +185,55 @@ describe('batched decoding', () => {
     ]);
     assert.deepEqual([...ids], [1, 1, 4, 0]);
     assert.ok(t.disposed);
+  });
+
+  it('decodeTurn: a pause of long work waits for one batched step, at once when nothing is decoding', async () => {
+    const log: string[] = [];
+    const vocab = 3;
+    const session = {
+      step: async (token: number) => {
+        log.push(`step ${token}`);
+        return ops.tensor(
+          cpu,
+          Float32Array.from({ length: vocab }, (_, i) => (i === token ? 1 : 0)),
+          [1, vocab],
+        );
+      },
+    } as unknown as CausalLM<unknown>;
+    const greedy = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seen: [], uniform: 0 };
+    const turn = () => decodeTurn().then(() => log.push('turn'));
+    await turn(); // nothing decodes
+    const b = new DecodeBatcher();
+    b.join();
+    b.join(); // a second member that is busy elsewhere: the step runs without it a turn later
+    const next = b.step(session, 2, greedy).then((id) => log.push(`got ${id}`));
+    await turn();
+    await next;
+    assert.deepEqual(log, ['turn', 'step 2', 'got 2', 'turn']);
+    // Members that never step (their clients stalled) do not hold a pause up.
+    await turn();
+    b.leave();
+    b.leave();
+    await turn();
+    assert.deepEqual(log.slice(4), ['turn', 'turn']);
+
+    // After a pause was woken, the next step waits a turn of the event loop (I/O runs between piece and step);
+    // otherwise a step whose members are all waiting runs at once.
+    const c = new DecodeBatcher();
+    c.join();
+    const order: string[] = [];
+    const stepAfter = async (pause: boolean) => {
+      const first = c.step(session, 1, greedy);
+      if (pause) await decodeTurn();
+      await first;
+      setImmediate(() => order.push('event loop'));
+      await c.step(session, 0, greedy);
+      order.push('step');
+      await new Promise((r) => setImmediate(r));
+    };
+    await stepAfter(false);
+    await stepAfter(true);
+    c.leave();
+    assert.deepEqual(order, ['step', 'event loop', 'event loop', 'step']);
   });
 });

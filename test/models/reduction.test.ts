@@ -67,7 +67,7 @@ describe('token reduction choices', () => {
     );
     assert.throws(
       () => resolveReduction({ method: 'transv' }, 'timeviper', []),
-      /transv is not available for timeviper models in this build/,
+      /transv needs a checkpoint trained with TransV’s stages .*; this timeviper model has none/,
     );
     assert.throws(
       () => resolveReduction({ method: 'uniform' }, 'vamba', []),

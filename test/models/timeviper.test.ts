@@ -5,13 +5,15 @@
  * with a WordPiece tokenizer holding Nemotron-Nano's specials and `<image>` at the config's id.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { ModelError, UsageError } from '../../src/errors.js';
 import type { Frame } from '../../src/media/decode.js';
+import type { EncodedVideo, ModelRunner } from '../../src/models/family.js';
+import { tokenReductions } from '../../src/models/reduction.js';
 import { familyOf } from '../../src/models/registry.js';
 import { parseTimeViperConfig } from '../../src/models/timeviper/config.js';
 import { timeViper } from '../../src/models/timeviper/family.js';
@@ -19,10 +21,11 @@ import { parsePdropType, uniformKeep } from '../../src/models/timeviper/pdrop.js
 import { groundingMessage, mcqMessage, nanoBasePrompt } from '../../src/models/timeviper/prompt.js';
 import { loadTimeViperRunner } from '../../src/models/timeviper/runner.js';
 import { tokensPerBlock } from '../../src/models/timeviper/size.js';
-import { wordPieceTokenizerJson } from '../../src/needle/tokenizer.js';
+import { writeTinyTimeViper } from './tiny-timeviper.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'timeviper', 'transv');
 const config = JSON.parse(readFileSync(join(FIXTURE, 'config.json'), 'utf8'));
+const dropConfig = JSON.parse(readFileSync(join(FIXTURE, '..', 'drop', 'config.json'), 'utf8'));
 
 describe('TimeViper prompts', () => {
   it('nano_base with frames, a multiple-choice question and the answer prompt', () => {
@@ -140,27 +143,7 @@ describe('an official checkpoint', () => {
 describe('TimeViper runner', () => {
   const dir = mkdtempSync(join(tmpdir(), 'timeviper-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const specials: Record<string, number> = {
-    '<SPECIAL_10>': 300,
-    '<SPECIAL_11>': 301,
-    '<SPECIAL_12>': 302,
-    '</s>': 303,
-    '<image>': 310,
-  };
-  const words = ['[UNK]', 'System', 'User', 'Assistant', 'what', 'is', 'it', '?', 'Best', 'Option', ':', '('];
-  const write = (imageId: number) => {
-    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(FIXTURE, f), join(dir, f));
-    const vocab: Record<string, number> = Object.fromEntries(words.map((w, i) => [w, i]));
-    Object.assign(vocab, specials, { '<image>': imageId });
-    writeFileSync(
-      join(dir, 'tokenizer.json'),
-      JSON.stringify(wordPieceTokenizerJson(vocab, Object.keys(specials))),
-    );
-    writeFileSync(
-      join(dir, 'tokenizer_config.json'),
-      JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '</s>', unk_token: '[UNK]' }),
-    );
-  };
+  const write = (imageId: number) => writeTinyTimeViper(dir, 'transv', imageId);
   const src = (c = parseTimeViperConfig(config)) => ({
     id: 'tiny',
     dir,
@@ -184,18 +167,87 @@ describe('TimeViper runner', () => {
     write(310);
     const runner = await loadTimeViperRunner(src(), cpuBackend());
     try {
+      const progress: [number, number | undefined][] = [];
       const video = await runner.encode(batches(frames(5)), {
         kind: 'video',
         timestampsSec: [0, 1, 2, 3, 4],
         sampling: { sampling: 'first-seconds', frames: 8, fps: 1, maxEdge: 64, minEdge: 8 },
+        onFrames: (done, tokens) => progress.push([done, tokens]),
       });
       assert.equal(video.tokens, 5 * 16);
+      // Progress per batch: frames encoded and their tokens (16 each), for the web UI's encoding bar.
+      assert.deepEqual(progress, [
+        [3, 48],
+        [5, 80],
+      ]);
       const gen = runner.generate([{ role: 'user', content: 'what is it?' }], video, { maxNewTokens: 3 });
       let r = await gen.next();
       while (!r.done) r = await gen.next();
       assert.equal(r.value.usage.videoTokens, 80);
       assert.ok(r.value.usage.completionTokens >= 1 && r.value.usage.completionTokens <= 3);
       video.dispose();
+    } finally {
+      runner.dispose();
+    }
+  });
+
+  /** Runs a question to the end: its text pieces and its summary. */
+  async function answer(runner: ModelRunner, video: EncodedVideo, relevance: boolean) {
+    const gen = runner.generate([{ role: 'user', content: 'what is it?' }], video, {
+      maxNewTokens: 3,
+      relevance,
+    });
+    const pieces: string[] = [];
+    let r = await gen.next();
+    for (; !r.done; r = await gen.next()) pieces.push(r.value);
+    return { text: pieces.join(''), summary: r.value };
+  }
+  /** Five frames encoded for the checkpoint's drop stages (`--reduce transv`). */
+  const encodeFive = (runner: ModelRunner) =>
+    runner.encode(batches(frames(5)), {
+      kind: 'video',
+      timestampsSec: [0, 1, 2, 3, 4],
+      sampling: { sampling: 'first-seconds', frames: 8, fps: 1, maxEdge: 64, minEdge: 8 },
+      reduction: { reduction: tokenReductions().find((r) => r.name === 'transv')!, keep: 0 },
+    });
+
+  it('relevance with TransV: every token’s worth lands on some frame (80 in all), the answer unchanged', async () => {
+    write(310);
+    const runner = await loadTimeViperRunner(src(), cpuBackend());
+    try {
+      const video = await encodeFive(runner);
+      const plain = await answer(runner, video, false);
+      const traced = await answer(runner, video, true);
+      video.dispose();
+      assert.equal(traced.text, plain.text);
+      assert.equal(plain.summary.videoAttention, undefined);
+      const mass = traced.summary.videoAttention!;
+      assert.equal(mass.length, 5);
+      // 80 tokens → 27 kept by the uniform stage (53 transferred) → 20 kept by attention (7 transferred).
+      assert.ok(Math.abs(mass.reduce((a, b) => a + b, 0) - 80) < 1e-6, `${mass}`);
+      assert.ok(mass.every((m) => m >= 0));
+    } finally {
+      runner.dispose();
+    }
+  });
+
+  it('relevance without transfer: each frame’s tokens that reach the last layers (20 of 80)', async () => {
+    writeTinyTimeViper(dir, 'drop');
+    const runner = await loadTimeViperRunner(src(parseTimeViperConfig(dropConfig)), cpuBackend());
+    try {
+      const video = await encodeFive(runner);
+      const mass = (await answer(runner, video, true)).summary.videoAttention!;
+      video.dispose();
+      assert.equal(
+        mass.reduce((a, b) => a + b, 0),
+        20,
+      );
+      // Survivors are whole tokens, and only those the uniform stage kept (torch.linspace(0, 79, 27)) can be.
+      const uniform = uniformKeep(80, 27);
+      mass.forEach((m, f) => {
+        assert.ok(Number.isInteger(m), `frame ${f}: ${m}`);
+        assert.ok(m <= uniform.filter((t) => Math.floor(t / 16) === f).length, `frame ${f}: ${m}`);
+      });
     } finally {
       runner.dispose();
     }

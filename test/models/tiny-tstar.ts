@@ -62,6 +62,21 @@ const QWEN2 = {
   eos_token_id: 2,
 };
 
+/** A 3-block SigLIP tower (32×32 frames, 8×8 patches: 16 tokens per frame, 48 wide) in either layout. */
+export const tinySiglip = (layout: 'hf' | 'timm') => ({
+  model_type: 'siglip_vision_model',
+  vision_layout: layout,
+  hidden_size: 48,
+  intermediate_size: 80,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  image_size: 32,
+  patch_size: 8,
+  num_channels: 3,
+  layer_norm_eps: 1e-6,
+  hidden_act: layout === 'timm' ? 'gelu' : 'gelu_pytorch_tanh',
+});
+
 /** A TSTAR config.json object with the Qwen2 or the Nemotron-H LLM. */
 export function tinyTstarJson(text: 'qwen2' | 'nemotron_h'): JsonObject {
   const nemotron = JSON.parse(
@@ -109,9 +124,15 @@ export function storeOf(host: Map<string, { shape: number[]; values: Float32Arra
   );
 }
 
-/** Writes a tiny TSTAR checkpoint (Qwen2 LLM, the needle models' tokenizer and processor) to `dir`. */
-export async function writeTinyTstar(dir: string, seed = 1): Promise<TstarConfig> {
-  const json = tinyTstarJson('qwen2');
+/**
+ * Writes a tiny TSTAR checkpoint (by default the Qwen2 LLM; the needle models' tokenizer and processor, whose
+ * video placeholder is 6) to `dir`.
+ */
+export async function writeTinyTstar(
+  dir: string,
+  seed = 1,
+  json: JsonObject = tinyTstarJson('qwen2'),
+): Promise<TstarConfig> {
   const config = parseTstarConfig(json);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
   for (const f of [

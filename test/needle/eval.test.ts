@@ -29,12 +29,24 @@ test('formatReport lists accuracy by length, task and form', () => {
     byTask: { color: t(2, 2), word: t(1, 2) },
     byForm: { short: t(2, 2), mcq: t(1, 2) },
     unanswerable: t(1, 1),
-    byLength: { '16': { ...t(3, 4), videos: 2, secondsPerVideo: 0.5, peakRssMiB: 300, peakTensorMiB: 12 } },
+    byLength: {
+      '16': {
+        ...t(3, 4),
+        videos: 2,
+        secondsPerVideo: 0.5,
+        peakRssMiB: 300,
+        peakTensorMiB: 12,
+        videoTokens: 64,
+      },
+    },
     items: [],
   };
   const text = formatReport(report);
   assert.match(text, /^vamba m on d\/questions\.jsonl: 75\.0% \(3\/4\)/);
-  assert.match(text, /16 frames {2}75\.0% \(3\/4\)\s+0\.50 s\/video {2}peak RSS 300 MiB {2}tensors 12 MiB/);
+  assert.match(
+    text,
+    /16 frames {2}75\.0% \(3\/4\)\s+0\.50 s\/video {2}64 video tokens {2}peak RSS 300 MiB {2}tensors 12 MiB/,
+  );
   assert.match(text, /word {3}50\.0% \(1\/2\)/);
   assert.match(text, /mcq {4}50\.0% \(1\/2\)/);
   assert.match(text, /not shown \/ 0: 100\.0% \(1\/1\)/);

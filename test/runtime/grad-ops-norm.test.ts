@@ -16,7 +16,7 @@ import { assertClose, randint, randn, seeded } from '../helpers.js';
 import { checkGrads, dot } from './grad-check.js';
 
 const cpu = cpuBackend();
-const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'bf16' | 'i32' = 'f32') =>
+const t = (v: Float32Array | Int32Array, shape: readonly number[], dtype: 'f32' | 'bf16' | 'i32' = 'f32') =>
   ops.tensor(cpu, v, shape, dtype);
 const f32 = async (x: Tensor | null) => (x ? Float32Array.from(await x.data()) : null);
 const silu = (v: number) => v / (1 + Math.exp(-v));

@@ -4,15 +4,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { attentionKeyRange, attentionQueryRanges } from '../../src/runtime/backend.js';
 import * as g from '../../src/runtime/grad-ops.js';
 import * as ops from '../../src/runtime/ops.js';
 import { ShapeError } from '../../src/runtime/shape.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
-import { assertClose, randn, seeded } from '../helpers.js';
+import { assertClose, randint, randn, seeded } from '../helpers.js';
 import { checkGrads, dot } from './grad-check.js';
 
 const cpu = cpuBackend();
-const t = (v: Float32Array, shape: number[], dtype: 'f32' | 'bf16' = 'f32') =>
+const t = (v: Float32Array, shape: readonly number[], dtype: 'f32' | 'bf16' = 'f32') =>
   ops.tensor(cpu, v, shape, dtype);
 const f32 = async (x: Tensor | null) => (x ? Float32Array.from(await x.data()) : null);
 
@@ -383,5 +384,35 @@ test(
       () => g.attentionBackward(q, q, q, out, t(randn(3, r), [3])),
       (e: Error) => e instanceof ShapeError && /gradient/.test(e.message),
     );
+  }),
+);
+
+test(
+  'attentionQueryRanges: each key’s interval of queries is exactly the queries whose key range holds it',
+  seeded(async (r) => {
+    for (let trial = 0; trial < 300; trial++) {
+      const sq = randint(r, 1, 12);
+      const seg = r() < 0.4;
+      const skv = seg ? sq : sq + randint(r, 0, 5);
+      const kvLength = seg ? sq : randint(r, sq, skv);
+      const causal = r() < 0.5;
+      const queryOffset = causal && !seg ? randint(r, 0, kvLength - sq) : 0;
+      const cuts = [0];
+      for (let i = 1; i < sq; i++) if (r() < 0.3) cuts.push(i);
+      if (r() < 0.2) cuts.push(cuts[cuts.length - 1]); // an empty segment
+      cuts.push(sq);
+      const d = { batch: 1, sq, skv, kvLength, hq: 1, hkv: 1, d: 1, dv: 1, scale: 1, causal, queryOffset };
+      const desc = { ...d, segments: seg ? Int32Array.from(cuts) : null };
+      const qr = attentionQueryRanges(desc);
+      for (let j = 0; j < skv; j++)
+        for (let i = 0; i < sq; i++) {
+          const [lo, hi] = attentionKeyRange(desc, i);
+          assert.equal(
+            i >= qr[2 * j] && i < qr[2 * j + 1],
+            j >= lo && j < hi,
+            `key ${j}, query ${i}: ${JSON.stringify(d)}`,
+          );
+        }
+    }
   }),
 );

@@ -15,6 +15,7 @@ import { VideoLM } from '../../src/facade/video-lm.js';
 import { decodeTotals } from '../../src/generate/batch.js';
 import { createServer, type LongshotServer } from '../../src/serve/index.js';
 import { writeTinyNemotronH } from '../models/tiny-nemotron-h.js';
+import { parseMetrics } from './metrics-text.js';
 
 const MODEL = 'test/nemotron';
 const QUESTIONS = [
@@ -36,21 +37,6 @@ const opts = (i: number) => ({
   max_tokens: 4 + i,
   ...(i === 3 ? { temperature: 0.8, seed: 7 } : {}),
 });
-
-/** Parses the exposition: samples by name+labels, and the # TYPE of each family. */
-function parseMetrics(text: string) {
-  const samples = new Map<string, number>();
-  const types = new Map<string, string>();
-  for (const line of text.trimEnd().split('\n')) {
-    const type = /^# TYPE (\w+) (gauge|counter|histogram)$/.exec(line);
-    if (type) types.set(type[1], type[2]);
-    if (line.startsWith('#')) continue;
-    const m = /^(\w+)(\{[^}]*\})? (-?[0-9.]+(?:e[+-]?\d+)?)$/.exec(line);
-    assert.ok(m, `not a Prometheus sample line: ${line}`);
-    samples.set(m[1] + (m[2] ?? ''), Number(m[3]));
-  }
-  return { samples, types };
-}
 
 describe('server: continuous batching, admission, /metrics', () => {
   let dir: string;
@@ -132,6 +118,8 @@ describe('server: continuous batching, admission, /metrics', () => {
       ['longshot_time_to_first_token_seconds', 'histogram'],
       ['longshot_device_memory_bytes', 'gauge'],
       ['longshot_cache_budget_bytes', 'gauge'],
+      ['longshot_video_encodes_running', 'gauge'],
+      ['longshot_video_encode_progress', 'gauge'],
     ])
       assert.equal(types.get(name), type, name);
     assert.equal(samples.get('longshot_requests_running'), 0);

@@ -6,36 +6,16 @@
  * session, a bad source, too many sessions; idle sessions expire.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { VideoLM } from '../../src/facade/video-lm.js';
-import { findTools } from '../../src/media/ffmpeg.js';
 import { readQuestions, renderedFrames } from '../../src/needle/eval.js';
 import { createServer, type LongshotServer } from '../../src/serve/index.js';
+import { y4mParts } from './y4m.js';
 
 const MODEL = 'needle';
-
-/** The frames of a needle record as one y4m stream (yuv444p), split into its header and frames. */
-function y4mParts(frames: { data: Uint8Array }[], width: number, height: number, fps: number) {
-  const r = spawnSync(
-    findTools().ffmpeg,
-    [
-      ...['-hide_banner', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24'],
-      ...['-s', `${width}x${height}`, '-r', String(fps), '-i', 'pipe:0'],
-      ...['-pix_fmt', 'yuv444p', '-f', 'yuv4mpegpipe', 'pipe:1'],
-    ],
-    { input: Buffer.concat(frames.map((f) => f.data)), maxBuffer: 64 << 20 },
-  );
-  assert.equal(r.status, 0, r.stderr.toString());
-  const out = r.stdout as Buffer;
-  const frameBytes = 6 + width * height * 3; // "FRAME\n" + Y, U, V planes
-  const header = out.subarray(0, out.length - frames.length * frameBytes);
-  const at = (i: number) => header.length + i * frameBytes;
-  return { header, frames: (a: number, b: number) => out.subarray(at(a), at(b)) };
-}
 
 describe('live sessions', () => {
   let root: string;

@@ -1,7 +1,7 @@
 /**
  * The web UI in a real browser: Debian's Chromium (apt-get install chromium) driven by playwright-core,
- * headless with a fresh profile, and a server on the shipped tiny Vamba with a media root. Used by the UI
- * test and by tools/ui-screenshots.ts.
+ * headless with a fresh profile, and a server on the shipped tiny Vamba (or the model at `modelPath`) with a
+ * media root. Used by the UI tests and by tools/ui-screenshots.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -41,9 +41,10 @@ export interface UiSession {
 export async function openUi(
   opts: ServeOptions,
   viewport = { width: 1360, height: 860 },
+  modelPath?: string,
 ): Promise<UiSession> {
   buildPage();
-  const model = await VideoLM.load();
+  const model = await (modelPath ? VideoLM.load(modelPath, { device: 'cpu' }) : VideoLM.load());
   const server = createServer(model, opts);
   await server.app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;

@@ -38,7 +38,14 @@ describe('web UI routes', () => {
     const body = info.json();
     assert.equal(body.architecture, 'vamba');
     assert.equal(body.library, true);
-    assert.equal(body.live, false);
+    // Vamba grows a live video and the server allows sessions (its default limit): the page offers them.
+    assert.equal(body.live, true);
+    const frame = await locked.app.inject({
+      url: '/ui/api/live/live-nope/frame',
+      headers: { authorization: 'Bearer sesame' },
+    });
+    assert.equal(frame.statusCode, 404);
+    assert.equal(frame.json().error.code, 'live_session_not_found');
     assert.ok(body.memory.weights_bytes > 0 && body.memory.device_bytes > 0);
     const videos = await locked.app.inject({
       url: '/ui/api/videos',

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the needle held-out sets that `longshot needle eval` scores in TypeScript (MP4s decoded through the
 # media pipeline), with seeds no training data uses (training: 1000–1013, 2000–2013, 2100–2103; the PyTorch
-# held-out sets of bench/gpu/needle-train.sh: 9101–9107). Then, for a model:
+# held-out sets of bench/gpu/needle-train.sh: 9101–9107; bench/tiny_models.ts: 9300 + log2(frames), 9304–9310). Then, for a model:
 #
 #   bash tools/needle/heldout_sets.sh /tmp/heldout [scale]     # scale divides the sizes (a quick look)
 #   longshot needle eval --model models/needle-vamba-tiny --data $(ls -d /tmp/heldout/* | paste -sd,)

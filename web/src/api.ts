@@ -158,3 +158,65 @@ export async function ask(
   }
   return relevance;
 }
+
+/** A live session's status (GET /v1/live/sessions/{id}, docs/server.md). */
+export interface LiveStatus {
+  id: string;
+  state: 'starting' | 'running' | 'ended' | 'failed';
+  error: string | null;
+  fps: number;
+  frames_seen: number;
+  frames_encoded: number;
+  duration_sec: number;
+  video_tokens: number;
+  memory_bytes: number;
+}
+
+const json = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+/** Starts watching a source (a growing file under the media root, or a stream URL the server allows). */
+export const watch = (source: string, fps: number) =>
+  call<LiveStatus>('/v1/live/sessions', json({ source, fps }));
+export const liveStatus = (id: string) => call<LiveStatus>(`/v1/live/sessions/${encodeURIComponent(id)}`);
+export const closeLive = (id: string) =>
+  call<unknown>(`/v1/live/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+
+/** An RGB24 image and its stream time. */
+export interface RgbFrame {
+  width: number;
+  height: number;
+  timeSec: number;
+  rgb: Uint8Array;
+}
+
+/** Small copies of a live session's frames taken after stream second `after` (the last few hundred). */
+export async function liveThumbs(id: string, after: number | null): Promise<RgbFrame[]> {
+  const query = after === null ? '' : `?after=${after}`;
+  const { data } = await call<{
+    data: { time_sec: number; width: number; height: number; rgb: string }[];
+  }>(`/ui/api/live/${encodeURIComponent(id)}/thumbs${query}`);
+  return data.map((f) => ({
+    width: f.width,
+    height: f.height,
+    timeSec: f.time_sec,
+    rgb: Uint8Array.from(atob(f.rgb), (c) => c.charCodeAt(0)),
+  }));
+}
+
+/** A live session's newest frame: RGB24 rows at its source size and its stream time; null before any. */
+export async function liveFrame(id: string): Promise<RgbFrame | null> {
+  const r = await fetch(`/ui/api/live/${encodeURIComponent(id)}/frame`, { headers: auth() });
+  if (!r.ok) throw await failure(r);
+  if (r.status === 204) return null;
+  const num = (h: string) => Number(r.headers.get(h));
+  return {
+    width: num('x-frame-width'),
+    height: num('x-frame-height'),
+    timeSec: num('x-frame-time'),
+    rgb: new Uint8Array(await r.arrayBuffer()),
+  };
+}

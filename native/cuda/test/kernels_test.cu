@@ -1,9 +1,9 @@
 // Standalone harness for the attention / SSD / conv1d / norm kernels (runs only on a GPU machine):
-//   kernels_test test [family]   correctness against float64 CPU loops (all families, or attention / ssd /
-//                                conv1d / norm); exit code 1 on any failure
+//   kernels_test test [family]   correctness against float64 CPU loops (all families, or attention / mass /
+//                                ssd / conv1d / norm / decode); exit code 1 on any failure
 //   kernels_test bench [out.json|-] [filter]  timings at the model shapes, one JSON record per case
 // Build: nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I native/cuda native/cuda/test/kernels_test.cu
-//        native/cuda/{attention,attention_sm90,ssd,conv1d,norm,elementwise}.cu -o kernels_test
+//        native/cuda/{attention,attention_mass,attention_sm90,ssd,conv1d,norm,elementwise,decode}.cu -o kernels_test
 // (sm_90a: the wgmma kernel of attention_sm90.cu exists only for the arch-specific target; with -arch=sm_80
 // it compiles to a stub and attention keeps to flash_fwd.)
 #include <cuda_bf16.h>
@@ -14,13 +14,16 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "attention.h"
+#include "attention_mass.h"
 #include "attention_sm90.h"
 #include "conv1d.h"
+#include "decode.h"
 #include "kernels.h"
 #include "ssd.h"
 
@@ -195,6 +198,43 @@ void run_attention_case(const AttnCase &c) {
   if (c.weights) report("attention " + c.name + " weights", c.dt, rel_err(dw.read(DT::F32, nw), rw));
 }
 
+// ---- attention mass (the relevance probe) --------------------------------------------------------------
+
+/** attention_mass against float64: Σ_h softmax_j(scale · q_h · k_j) over the first kvLength keys, j in [from, to). */
+void run_mass_case(const std::string &name, DT dt, int skv, int kvLength, int hq, int hkv, int d, int from, int to) {
+  auto q = random_vec(static_cast<size_t>(hq) * d, -1.5f, 1.5f);
+  auto k = random_vec(static_cast<size_t>(skv) * hkv * d, -1.5f, 1.5f);
+  Dev dq(q, dt), dk(k, dt);
+  Dev dout(static_cast<size_t>(to - from) * 4), dscores(static_cast<size_t>(hq) * kvLength * 4),
+      dstats(static_cast<size_t>(hq) * 8);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const AttentionMassDims a{skv, kvLength, hq, hkv, d, from, to, static_cast<float>(scale)};
+  attention_mass(dout.as<float>(), dscores.as<float>(), dstats.as<float>(), dq.ptr, dk.ptr, a, dt, nullptr);
+  LS_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ref(to - from, 0.0), s(kvLength);
+  for (int h = 0; h < hq; ++h) {
+    const int hk = h / (hq / hkv);
+    double m = -INFINITY, l = 0;
+    for (int j = 0; j < kvLength; ++j) {
+      double dot = 0;
+      for (int e = 0; e < d; ++e) dot += static_cast<double>(q[h * d + e]) * k[(static_cast<size_t>(j) * hkv + hk) * d + e];
+      s[j] = dot * scale;
+      m = std::max(m, s[j]);
+    }
+    for (int j = 0; j < kvLength; ++j) l += std::exp(s[j] - m);
+    for (int j = from; j < to; ++j) ref[j - from] += std::exp(s[j] - m) / l;
+  }
+  report("attention mass " + name, dt, rel_err(dout.read(DT::F32, ref.size()), ref));
+}
+
+void test_mass() {
+  for (DT dt : {DT::F32, DT::BF16}) {
+    run_mass_case("GQA 28/4 d128, 300 keys", dt, 300, 300, 28, 4, 128, 0, 300);
+    run_mass_case("cache 517 of 640 keys, span 37..480, 12/2 d64", dt, 640, 517, 12, 2, 64, 37, 480);
+    run_mass_case("MHA 6/6 d80, 301 keys, span 5..299", dt, 301, 301, 6, 6, 80, 5, 299);
+  }
+}
+
 /** Whether the bf16 prefill cases run the wgmma kernel here (sm_90 device, sm_90a image, enabled). */
 void print_attention_path() {
   const AttentionDims prefill{1, 256, 256, 256, 1, 1, 128, 128, 0.1f, false, 0, 0, 0, false};
@@ -230,6 +270,85 @@ void test_attention() {
       {"cross-attn GQA7 d64 + fully masked row", DT::F32, 2, 9, 700, 700, 14, 2, 64, 64, false, 0, {}, 1, false, true},
   };
   for (const auto &c : cases) run_attention_case(c);
+}
+
+// ---- batched decode attention (decode.cu) -----------------------------------------------------------------
+
+struct RowsCase {
+  std::string name;
+  DT dt;
+  int hq, hkv, d, dv;
+  std::vector<int> lengths;  // own keys per row
+  std::vector<int> prefix;   // prefix keys per row (0: none); all prefixes are the first rows of one buffer
+};
+
+/** attention_rows against float64 loops; buffers hold NaN past each length (never read). */
+void run_rows_case(const RowsCase &c) {
+  const int rows = static_cast<int>(c.lengths.size()), G = c.hq / c.hkv;
+  const size_t kRow = static_cast<size_t>(c.hkv) * c.d, vRow = static_cast<size_t>(c.hkv) * c.dv;
+  const int plMax = std::max(1, *std::max_element(c.prefix.begin(), c.prefix.end()));
+  auto with_tail = [&](int len, size_t row) {
+    std::vector<float> h = random_vec((len + 3) * row, -1.f, 1.f);
+    std::fill(h.begin() + len * row, h.end(), NAN);
+    return h;
+  };
+  std::vector<float> q = random_vec(static_cast<size_t>(rows) * c.hq * c.d, -1.f, 1.f);
+  std::vector<float> pk = with_tail(plMax, kRow), pv = with_tail(plMax, vRow);
+  Dev dq(q, c.dt), dpk(pk, c.dt), dpv(pv, c.dt), dout(static_cast<size_t>(rows) * c.hq * c.dv * dt_bytes(c.dt));
+  std::vector<std::vector<float>> k(rows), v(rows);
+  std::vector<std::unique_ptr<Dev>> dk, dv;
+  std::vector<RowKV> kvs(rows);
+  for (int r = 0; r < rows; ++r) {
+    k[r] = with_tail(c.lengths[r], kRow);
+    v[r] = with_tail(c.lengths[r], vRow);
+    dk.push_back(std::make_unique<Dev>(k[r], c.dt));
+    dv.push_back(std::make_unique<Dev>(v[r], c.dt));
+    kvs[r] = {dk[r]->ptr, dv[r]->ptr, c.lengths[r], c.prefix[r] ? dpk.ptr : nullptr, c.prefix[r] ? dpv.ptr : nullptr,
+              c.prefix[r]};
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+  const AttentionRowsDims a{rows, c.hq, c.hkv, c.d, c.dv, static_cast<float>(scale)};
+  const size_t wsb = attention_rows_workspace_bytes(a, kvs.data());
+  Dev ws(wsb);
+  attention_rows(dout.ptr, dq.ptr, kvs.data(), a, c.dt, ws.ptr, wsb, nullptr);
+  LS_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ref(static_cast<size_t>(rows) * c.hq * c.dv, 0.0);
+  for (int r = 0; r < rows; ++r)
+    for (int h = 0; h < c.hq; ++h) {
+      const int hk = h / G, n = c.prefix[r] + c.lengths[r];
+      const float *qh = q.data() + (static_cast<size_t>(r) * c.hq + h) * c.d;
+      auto keyRow = [&](int j, bool isV) {
+        const size_t row = isV ? vRow : kRow, dim = isV ? c.dv : c.d;
+        const std::vector<float> &buf = j < c.prefix[r] ? (isV ? pv : pk) : (isV ? v[r] : k[r]);
+        return buf.data() + static_cast<size_t>(j < c.prefix[r] ? j : j - c.prefix[r]) * row + hk * dim;
+      };
+      std::vector<double> s(n);
+      double m = -INFINITY, sum = 0;
+      for (int j = 0; j < n; ++j) {
+        double dot = 0;
+        for (int e = 0; e < c.d; ++e) dot += static_cast<double>(qh[e]) * keyRow(j, false)[e];
+        s[j] = dot * scale;
+        m = std::max(m, s[j]);
+      }
+      for (int j = 0; j < n; ++j) sum += s[j] = std::exp(s[j] - m);
+      double *o = ref.data() + (static_cast<size_t>(r) * c.hq + h) * c.dv;
+      for (int j = 0; j < n; ++j)
+        for (int e = 0; e < c.dv; ++e) o[e] += s[j] / sum * keyRow(j, true)[e];
+    }
+  report("attention_rows " + c.name, c.dt, rel_err(dout.read(c.dt, ref.size()), ref));
+}
+
+void test_decode() {
+  const std::vector<RowsCase> cases = {
+      {"GQA7 d128, lengths 1…700 (splits)", DT::BF16, 7, 1, 128, 128, {1, 700, 65, 300}, {0, 0, 0, 0}},
+      {"GQA4 d64, 5 rows on one prefix + one on a shorter", DT::BF16, 8, 2, 64, 64, {3, 0, 70, 1, 129, 2},
+       {400, 400, 400, 400, 400, 130}},
+      {"GQA20 (two head chunks) d80, prefix", DT::BF16, 20, 1, 80, 80, {5, 90}, {0, 257}},
+      {"d36 dv20 (scalar loads), prefix", DT::BF16, 4, 2, 36, 20, {33, 7}, {65, 65}},
+      {"GQA7 d128, prefix", DT::F32, 14, 2, 128, 128, {10, 300, 1}, {300, 300, 0}},
+      {"d60 dv44 GQA1", DT::F32, 3, 3, 60, 44, {77, 2}, {0, 5}},
+  };
+  for (const auto &c : cases) run_rows_case(c);
 }
 
 // ---- SSD ------------------------------------------------------------------------------------------------
@@ -685,12 +804,14 @@ int main(int argc, char **argv) {
       bench(argc > 2 && std::strcmp(argv[2], "-") != 0 ? argv[2] : nullptr);
       return 0;
     }
-    // `test [family]` runs one family (attention, ssd, conv1d, norm) or all of them.
+    // `test [family]` runs one family (attention, mass, ssd, conv1d, norm, decode) or all of them.
     const std::string only = argc > 2 ? argv[2] : "";
     if (only.empty() || only == "attention") test_attention();
+    if (only.empty() || only == "mass") test_mass();
     if (only.empty() || only == "ssd") test_ssd();
     if (only.empty() || only == "conv1d") test_conv1d();
     if (only.empty() || only == "norm") test_norms();
+    if (only.empty() || only == "decode") test_decode();
   } catch (const std::exception &e) {
     std::printf("FAIL exception: %s\n", e.what());
     return 1;

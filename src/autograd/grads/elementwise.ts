@@ -11,17 +11,17 @@ const oneMinus = (t: Tensor) => affine(t, -1, 1);
 /** 1 where x > 0 (0 at 0). */
 const step = (x: Tensor) => ops.sub(scalar(x, 1), geMask(scalar(x, 0), x));
 
-/** dy/dx of each unary op from its input x (and output y where that is cheaper). */
-const DERIVATIVE: Record<UnaryOp, { y?: boolean; d: (x: Tensor, y: Tensor) => Tensor }> = {
-  neg: { d: (x) => ops.full(x.backend, [1], -1) },
-  exp: { y: true, d: (_, y) => y },
+/** dy/dx of each unary op, from its input x, or from its output y where `fromOutput` (cheaper there). */
+const DERIVATIVE: Record<UnaryOp, { fromOutput?: boolean; d: (v: Tensor) => Tensor }> = {
+  neg: { d: (x) => scalar(x, -1) },
+  exp: { fromOutput: true, d: (y) => y },
   log: { d: (x) => ops.div(scalar(x, 1), x) },
-  sqrt: { y: true, d: (_, y) => ops.div(scalar(y, 0.5), y) },
-  rsqrt: { y: true, d: (_, y) => affine(mul(mul(y, y), y), -0.5) },
+  sqrt: { fromOutput: true, d: (y) => ops.div(scalar(y, 0.5), y) },
+  rsqrt: { fromOutput: true, d: (y) => affine(mul(mul(y, y), y), -0.5) },
   // x / (|x| + 1e-30): the sign, 0 at 0.
   abs: { d: (x) => ops.div(x, affine(ops.unary('abs', x), 1, 1e-30)) },
-  sigmoid: { y: true, d: (_, y) => mul(y, oneMinus(y)) },
-  tanh: { y: true, d: (_, y) => oneMinus(mul(y, y)) },
+  sigmoid: { fromOutput: true, d: (y) => mul(y, oneMinus(y)) },
+  tanh: { fromOutput: true, d: (y) => oneMinus(mul(y, y)) },
   relu: { d: (x) => step(x) },
   relu2: { d: (x) => affine(ops.unary('relu', x), 2) },
   silu: {
@@ -61,13 +61,10 @@ const DERIVATIVE: Record<UnaryOp, { y?: boolean; d: (x: Tensor, y: Tensor) => Te
 };
 
 registerRule<{ op: UnaryOp }>('unary', {
-  save: ({ op }) => (DERIVATIVE[op].y ? { outputs: [0] } : { inputs: [0] }),
+  save: ({ op }) => (DERIVATIVE[op].fromOutput ? { outputs: [0] } : { inputs: [0] }),
   backward: ({ attrs, inputs, outputs }, [g]) => {
-    const { d, y } = DERIVATIVE[attrs.op];
-    const dx = y
-      ? d(null as unknown as Tensor, f32(outputs[0]!))
-      : d(f32(inputs[0]!), null as unknown as Tensor);
-    return [mul(g!, dx)];
+    const { d, fromOutput } = DERIVATIVE[attrs.op];
+    return [mul(g!, d(f32((fromOutput ? outputs : inputs)[0]!)))];
   },
 });
 
@@ -93,7 +90,7 @@ const PARTIALS: Record<
   },
   // silu(a)·b
   silu_mul: (g, a, b, n) => [
-    n[0] ? mul(mul(g, b), DERIVATIVE.silu.d(a, a)) : null,
+    n[0] ? mul(mul(g, b), DERIVATIVE.silu.d(a)) : null,
     n[1] ? mul(g, ops.silu(a)) : null,
   ],
 };
@@ -101,9 +98,17 @@ const PARTIALS: Record<
 const NEEDS_OPERANDS: ReadonlySet<BinaryOp> = new Set(['mul', 'div', 'max', 'min', 'silu_mul']);
 
 registerRule<{ op: BinaryOp }>('binary', {
-  save: ({ op }) => (NEEDS_OPERANDS.has(op) ? { inputs: 'all' } : {}),
+  // mul's gradients read the other operand only.
+  save: ({ op }, needs) =>
+    op === 'mul'
+      ? { inputs: [...(needs[1] ? [0] : []), ...(needs[0] ? [1] : [])] }
+      : NEEDS_OPERANDS.has(op)
+        ? { inputs: 'all' }
+        : {},
   backward: ({ attrs, inputs, shapes, needs }, [g]) => {
-    const [a, b] = NEEDS_OPERANDS.has(attrs.op) ? [f32(inputs[0]!), f32(inputs[1]!)] : [g!, g!];
+    // An operand that was not saved is never read (the gradient that would need it is not wanted).
+    const operand = (t: Tensor | null) => (t ? f32(t) : g!);
+    const [a, b] = NEEDS_OPERANDS.has(attrs.op) ? [operand(inputs[0]), operand(inputs[1])] : [g!, g!];
     const parts = PARTIALS[attrs.op](g!, a, b, needs);
     return parts.map((p, i) => (p && needs[i] ? sumTo(p, shapes[i]!) : null));
   },

@@ -105,14 +105,14 @@ registerComposite<AttentionDesc>(
   'attention',
   ([q, k, v, mask], desc) => {
     const { batch, sq, skv, kvLength, hq, hkv, d, dv } = desc;
-    const heads = (t: Tensor, s: number, h: number, dim: number) => {
-      let r = f32(t).reshape([batch, s, h, dim]);
-      if (s !== kvLength && t !== q) r = ops.slice(r, 1, 0, kvLength);
-      return r;
+    // [batch, s, heads, dim] → [batch, heads, s, dim]; keys and values cut to kvLength and repeated to hq heads.
+    const qh = ops.permute(f32(q!).reshape([batch, sq, hq, d]), [0, 2, 1, 3]);
+    const kv = (t: Tensor, dim: number) => {
+      let r = f32(t).reshape([batch, skv, hkv, dim]);
+      if (kvLength < skv) r = ops.slice(r, 1, 0, kvLength);
+      return ops.permute(repeatHeads(r, hq / hkv), [0, 2, 1, 3]);
     };
-    const qh = ops.permute(heads(q!, sq, hq, d), [0, 2, 1, 3]);
-    const kh = ops.permute(repeatHeads(heads(k!, skv, hkv, d), hq / hkv), [0, 2, 1, 3]);
-    const vh = ops.permute(repeatHeads(heads(v!, skv, hkv, dv), hq / hkv), [0, 2, 1, 3]);
+    const [kh, vh] = [kv(k!, d), kv(v!, dv)];
     let scores = ops.matmul(qh, kh, { transB: true, alpha: desc.scale });
     const structural = structuralMask(q!.backend, desc);
     if (structural) scores = add(scores, structural);

@@ -61,3 +61,25 @@ registerRule<{ start: number }>('leafView', {
     return [padInto(g!.reshape([1, -1]), [1, size], 1, attrs.start).reshape(shapes[0]!)];
   },
 });
+
+/**
+ * A view overlapping the destination of an in-place write ([view, dst] → the view after it): elements
+ * [viewStart, viewStart + n) of the view are elements [dstStart, …) of the new dst, the rest is the old view.
+ */
+registerRule<{ viewStart: number; dstStart: number; n: number }>('aliasWrite', {
+  backward: ({ shapes, attrs, needs }, [g]) => {
+    const { viewStart, dstStart, n } = attrs;
+    const flat = g!.reshape([1, -1]);
+    let gView = null;
+    if (needs[0]) {
+      gView = ops.clone(flat);
+      ops.writeSlice(gView, ops.zeros(g!.backend, [1, n]), 1, viewStart);
+      gView = gView.reshape(shapes[0]!);
+    }
+    const dstSize = shapes[1]!.reduce((a, b) => a * b, 1);
+    const gDst = needs[1]
+      ? padInto(ops.slice(flat, 1, viewStart, viewStart + n), [1, dstSize], 1, dstStart).reshape(shapes[1]!)
+      : null;
+    return [gView, gDst];
+  },
+});

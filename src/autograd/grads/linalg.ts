@@ -11,22 +11,22 @@ interface MatmulAttrs {
 }
 
 registerRule<MatmulAttrs>('matmul', {
-  save: () => ({ inputs: [0, 1] }),
+  // dA reads B and dB reads A: keep each only for the other's gradient.
+  save: (_, needs) => ({ inputs: [...(needs[1] ? [0] : []), ...(needs[0] ? [1] : [])] }),
   backward: ({ attrs, inputs, shapes, needs }, [g]) => {
     const { transA, transB, alpha } = attrs;
-    const a = f32(inputs[0]!);
-    const b = f32(inputs[1]!);
     const n = g!.shape[g!.rank - 1];
     // dA: dop(A) = α·g·op(B)ᵀ, transposed back when A is stored transposed.
     let ga: Tensor | null = null;
     if (needs[0]) {
-      ga = ops.matmul(g!, b, { transB: !transB, alpha });
+      ga = ops.matmul(g!, f32(inputs[1]!), { transB: !transB, alpha });
       if (transA) ga = ops.transpose(ga);
     }
     // dB: op(B)ᵀ-shaped products of A and g; a weight shared by the batch sums over it.
     let gb: Tensor | null = null;
     if (needs[1]) {
-      const shared = b.rank === 2 && a.rank > 2;
+      const a = f32(inputs[0]!);
+      const shared = shapes[1]!.length === 2 && a.rank > 2;
       const product = (x: Tensor, y: Tensor) =>
         transB
           ? ops.matmul(y, x, { transA: true, transB: transA, alpha })

@@ -1,20 +1,6 @@
-import type { AttentionDesc } from '../../runtime/backend.js';
+import { type AttentionDesc, attentionKeyRange } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { f32Of, writeF64 } from './memory.js';
-
-/** The keys [lo, hi) query i may see (kvLength, causal with the query offset, its segment). */
-export function keyRange(d: AttentionDesc, i: number): [number, number] {
-  let lo = 0;
-  let hi = d.kvLength;
-  if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
-  if (d.segments) {
-    let s = 0;
-    while (i >= d.segments[s + 1]) s++;
-    lo = d.segments[s];
-    hi = Math.min(hi, d.segments[s + 1]);
-  }
-  return [lo, Math.max(lo, hi)];
-}
 
 /**
  * Exact attention backward per (batch, query head, query), in f64: recomputes the probabilities P of the
@@ -52,7 +38,7 @@ export function attentionBackward(
     for (let h = 0; h < hq; h++) {
       const kh = Math.floor(h / group);
       for (let i = 0; i < sq; i++) {
-        const [lo, hi] = keyRange(d, i);
+        const [lo, hi] = attentionKeyRange(d, i);
         const qo = ((b * sq + i) * hq + h) * dim;
         const oo = ((b * sq + i) * hq + h) * dimV;
         const mo = ((maskBatched ? b : 0) * sq + i) * kvLength;

@@ -8,7 +8,7 @@ import { attentionBackward } from './grad-attention.js';
 import { embeddingBackward } from './grad-embedding.js';
 import { layerNormBackward, rmsNormBackward } from './grad-norm.js';
 import { conv1dBackward, ssdScanBackward } from './grad-ssm.js';
-import { argmax, embedding, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
+import { argmax, embedding, embeddingBag, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
 import { crossEntropy, klTopK } from './loss.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
@@ -66,6 +66,7 @@ export class CpuBackend implements Backend {
   ssdScan = ssdScan;
   ssmStep = ssmStep;
   embedding = embedding;
+  embeddingBag = embeddingBag;
   writeSlice = writeSlice;
   readSlice = readSlice;
   permute = permute;

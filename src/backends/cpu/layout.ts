@@ -106,6 +106,29 @@ export function argmaxRow(src: ArrayLike<number>, off: number, dim: number): num
   return best;
 }
 
+export function embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void {
+  const src = f32Of(table);
+  const { data, commit } = f32Out(out);
+  const idv = rawOf(ids) as Int32Array;
+  const off = rawOf(offsets) as Int32Array;
+  const [n, dim] = table.shape;
+  const acc = new Float32Array(dim);
+  for (let r = 0; r + 1 < off.length; r++) {
+    const [from, to] = [off[r], off[r + 1]];
+    if (!(from >= 0 && from <= to && to <= idv.length))
+      throw new ShapeError(`embeddingBag: bag ${r} spans [${from}, ${to}), outside the ${idv.length} ids`);
+    acc.fill(0);
+    for (let j = from; j < to; j++) {
+      const id = idv[j];
+      if (id < 0 || id >= n) throw new ShapeError(`embeddingBag: id ${id} is outside the table's ${n} rows`);
+      for (let c = 0, o = id * dim; c < dim; c++) acc[c] += src[o + c];
+    }
+    const count = mean && to > from ? to - from : 1; // f32 sum, then a correctly rounded division, as CUDA
+    for (let c = 0; c < dim; c++) data[r * dim + c] = acc[c] / count;
+  }
+  commit();
+}
+
 export function embedding(out: Tensor, table: Tensor, ids: Tensor): void {
   const src = rawOf(table);
   const dst = rawOf(out);

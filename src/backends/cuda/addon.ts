@@ -3,7 +3,13 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutOfMemoryError } from '../../errors.js';
-import type { AttentionDesc, AttentionRowsDesc, MambaStepRowsDesc, SsdDesc } from '../../runtime/backend.js';
+import type {
+  AttentionDesc,
+  AttentionMassDesc,
+  AttentionRowsDesc,
+  MambaStepRowsDesc,
+  SsdDesc,
+} from '../../runtime/backend.js';
 import { ShapeError } from '../../runtime/shape.js';
 
 /** Device addresses are plain numbers (GPU virtual addresses stay below 2^53); 0 means "none". */
@@ -97,6 +103,18 @@ export interface CudaAddon {
   ): void;
   ropeTable(cos: Ptr, sin: Ptr, positions: Ptr, invFreq: Ptr, rowOf: Ptr, seq: number, half: number): void;
   embedding(out: Ptr, table: Ptr, dtype: number, ids: Ptr, nIds: number, vocab: number, dim: number): void;
+  embeddingBag(
+    out: Ptr,
+    table: Ptr,
+    dtype: number,
+    ids: Ptr,
+    nIds: number,
+    offsets: Ptr,
+    bags: number,
+    vocab: number,
+    dim: number,
+    mean: number,
+  ): void;
   readSlice(
     out: Ptr,
     x: Ptr,
@@ -134,6 +152,16 @@ export interface CudaAddon {
     topK: number,
     topP: number,
     repetitionPenalty: number,
+  ): void;
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu); absent from addons built before it. */
+  attentionMass?(
+    out: Ptr,
+    scores: Ptr,
+    stats: Ptr,
+    q: Ptr,
+    k: Ptr,
+    dtype: number,
+    desc: AttentionMassDesc,
   ): void;
   /** Present once native/cuda/attention.cu is part of the build. */
   attention?(
@@ -178,15 +206,141 @@ export interface CudaAddon {
   ): void;
   /** Present once native/cuda/conv1d.cu is part of the build. */
   conv1d?(...args: unknown[]): void;
-  /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
-  attentionRows?(
-    out: Ptr,
-    q: Ptr,
-    table: Float64Array,
-    maxLength: number,
+  /** Present once native/cuda/grad.cu is part of the build (the backward kernels of grad-ops.ts). */
+  ssdScanBackward?(
+    dx: Ptr,
+    ddt: Ptr,
+    dA: Ptr,
+    dB: Ptr,
+    dC: Ptr,
+    dD: Ptr,
+    dState: Ptr,
+    dy: Ptr,
+    dStateOut: Ptr,
+    x: Ptr,
+    dt: Ptr,
+    A: Ptr,
+    B: Ptr,
+    C: Ptr,
+    D: Ptr,
+    dDtype: number,
+    state: Ptr,
     dtype: number,
-    desc: AttentionRowsDesc,
+    desc: SsdDesc,
   ): void;
+  conv1dBackward?(
+    dx: Ptr,
+    dWeight: Ptr,
+    dBias: Ptr,
+    dState: Ptr,
+    dy: Ptr,
+    dStateOut: Ptr,
+    x: Ptr,
+    weight: Ptr,
+    bias: Ptr,
+    state: Ptr,
+    dtype: number,
+    wDtype: number,
+    desc: import('../../runtime/backend.js').Conv1dDesc,
+  ): void;
+  /** ranges: each query's key range [lo, hi) (2·sq ints); queryRanges: each key's queries [lo, hi) (2·skv ints). */
+  attentionBackward?(
+    dq: Ptr,
+    dk: Ptr,
+    dv: Ptr,
+    dOut: Ptr,
+    q: Ptr,
+    k: Ptr,
+    v: Ptr,
+    out: Ptr,
+    mask: Ptr,
+    maskBatch: number,
+    dtype: number,
+    desc: AttentionDesc,
+    ranges: Int32Array,
+    queryRanges: Int32Array,
+  ): void;
+  rmsNormBackward?(
+    dx: Ptr,
+    dWeight: Ptr,
+    dGate: Ptr,
+    dy: Ptr,
+    x: Ptr,
+    weight: Ptr,
+    wDtype: number,
+    gate: Ptr,
+    dSum: Ptr,
+    rows: number,
+    dim: number,
+    groupSize: number,
+    eps: number,
+    normBeforeGate: boolean,
+    dtype: number,
+  ): void;
+  layerNormBackward?(
+    dx: Ptr,
+    dWeight: Ptr,
+    dBias: Ptr,
+    dy: Ptr,
+    x: Ptr,
+    weight: Ptr,
+    wDtype: number,
+    dSum: Ptr,
+    rows: number,
+    dim: number,
+    eps: number,
+    dtype: number,
+  ): void;
+  embeddingBackward?(
+    dTable: Ptr,
+    dOut: Ptr,
+    dtype: number,
+    ids: Ptr,
+    n: number,
+    vocab: number,
+    dim: number,
+  ): void;
+  crossEntropy?(
+    loss: Ptr,
+    dLogits: Ptr,
+    logits: Ptr,
+    dtype: number,
+    targets: Ptr,
+    rows: number,
+    vocab: number,
+    ignoreIndex: number,
+    gradScale: number,
+  ): void;
+  klTopK?(
+    loss: Ptr,
+    dLogits: Ptr,
+    logits: Ptr,
+    dtype: number,
+    ids: Ptr,
+    teacher: Ptr,
+    rows: number,
+    vocab: number,
+    k: number,
+    gradScale: number,
+  ): void;
+  adamwStep?(
+    param: Ptr,
+    m: Ptr,
+    v: Ptr,
+    grad: Ptr,
+    copy: Ptr,
+    copyDtype: number,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+    gradScale: number,
+  ): void;
+  /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
+  attentionRows?(out: Ptr, q: Ptr, table: Float64Array, dtype: number, desc: AttentionRowsDesc): void;
   scatterRows?(x: Ptr, dsts: Float64Array, rowBytes: number): void;
   /** states holds [conv, ssm] addresses per row. */
   mambaStepRows?(

@@ -1,10 +1,15 @@
 import {
+  type AdamWDesc,
   type AttentionDesc,
+  attentionKeyRange,
+  attentionQueryRanges,
   type Backend,
   BINARY_CODE,
   type BinaryOp,
   type BroadcastDesc,
   type Conv1dDesc,
+  type CrossEntropyDesc,
+  type KlTopKDesc,
   type MatmulDesc,
   type MemoryStats,
   type NormDesc,
@@ -12,13 +17,19 @@ import {
   type RotaryDesc,
   type SampleDesc,
   type SsdDesc,
+  type SsdGrads,
+  type SsdTensors,
   type Storage,
   UNARY_CODE,
   type UnaryOp,
 } from '../../runtime/backend.js';
 import { BYTES_PER_ELEMENT, type DType, type RawArray, rawArrayFor } from '../../runtime/dtype.js';
+import { empty, full } from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { CudaAddon, Ptr } from './addon.js';
+
+/** The head dims of the tensor-core attention kernels (native/cuda/attention.cu: flash_fwd, attention_sm90). */
+const FLASH_HEAD_DIMS = [64, 80, 96, 128];
 
 /** Dtype numbering shared with native/cuda/kernels.h (enum class ET). */
 const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3, u8: 4 };
@@ -60,13 +71,18 @@ export class CudaBackend implements Backend {
   readonly attentionRows?: Backend['attentionRows'];
   readonly scatterRows?: Backend['scatterRows'];
   readonly mambaStepRows?: Backend['mambaStepRows'];
+  /** The relevance probe's kernel (native/cuda/attention_mass.cu). */
+  readonly attentionMass?: Backend['attentionMass'];
 
   constructor(
     private readonly addon: CudaAddon,
     /** What init reported: GPU name, compute capability, memory, the cuBLASLt library loaded. */
     readonly device: ReturnType<CudaAddon['init']>,
   ) {
-    const { attentionRows, scatterRows, mambaStepRows } = addon;
+    const { attentionRows, scatterRows, mambaStepRows, attentionMass } = addon;
+    if (attentionMass)
+      this.attentionMass = (out, scores, stats, q, k, d) =>
+        attentionMass(ptr(out), ptr(scores), ptr(stats), ptr(q), ptr(k), code(q), d);
     if (attentionRows)
       this.attentionRows = (out, q, kvs, d) =>
         attentionRows(
@@ -82,7 +98,6 @@ export class CudaBackend implements Backend {
               r.prefix?.length ?? 0,
             ]),
           ),
-          Math.max(...kvs.map((r) => r.length + (r.prefix?.length ?? 0))),
           code(q),
           d,
         );
@@ -292,6 +307,23 @@ export class CudaBackend implements Backend {
     d: AttentionDesc,
   ): void {
     if (!this.addon.attention) throw notBuilt('attention', 'attention.cu');
+    // bf16 at another head dim (SigLIP so400m's 72) would take the f32 one-warp-per-row kernel: zero-pad the
+    // heads to the next tensor-core size instead (zero channels add nothing to Q·Kᵀ; the scale stays).
+    const padTo = FLASH_HEAD_DIMS.find((n) => n >= d.d);
+    if (q.dtype === 'bf16' && !weights && d.d === d.dv && padTo && padTo !== d.d) {
+      const pad = (t: Tensor) => {
+        const p = full(this, [...t.shape.slice(0, -1), padTo], 0, t.dtype);
+        this.writeSlice(p, t, t.size / d.d, padTo, 1, 0);
+        return p;
+      };
+      using qp = pad(q);
+      using kp = pad(k);
+      using vp = pad(v);
+      using op = empty(this, [...out.shape.slice(0, -1), padTo], out.dtype);
+      this.attention(op, qp, kp, vp, mask, null, { ...d, d: padTo, dv: padTo });
+      this.readSlice(out, op, out.size / d.d, padTo, 1, 0);
+      return;
+    }
     const maskBatch = mask ? (mask.rank === 3 ? mask.shape[0] : 1) : 0;
     this.addon.attention(
       ptr(out),
@@ -395,6 +427,20 @@ export class CudaBackend implements Backend {
       table.shape[1],
     );
   }
+  embeddingBag(out: Tensor, table: Tensor, ids: Tensor, offsets: Tensor, mean: boolean): void {
+    this.addon.embeddingBag(
+      ptr(out),
+      ptr(table),
+      code(table),
+      ptr(ids),
+      ids.size,
+      ptr(offsets),
+      offsets.size - 1,
+      table.shape[0],
+      table.shape[1],
+      mean ? 1 : 0,
+    );
+  }
   writeSlice(out: Tensor, x: Tensor, outer: number, outDim: number, inner: number, start: number): void {
     const xDim = x.size / (outer * inner || 1);
     this.addon.writeSlice(ptr(out), ptr(x), BYTES_PER_ELEMENT[x.dtype], outer, outDim, xDim, inner, start);
@@ -436,6 +482,232 @@ export class CudaBackend implements Backend {
       d.topK,
       d.topP,
       d.repetitionPenalty,
+    );
+  }
+
+  // ---- backward kernels, losses, AdamW (native/cuda/grad.cu) -----------------------------------
+
+  ssdScanBackward(g: SsdGrads, dy: Tensor, dStateOut: Tensor | null, i: SsdTensors, d: SsdDesc): void {
+    const f = this.addon.ssdScanBackward;
+    if (!f) throw notBuilt('ssdScanBackward', 'grad.cu');
+    if (i.B.dtype !== i.x.dtype || i.C.dtype !== i.x.dtype)
+      throw new TypeError(`cuda ssdScanBackward: B/C ${i.B.dtype} must have x's dtype ${i.x.dtype}`);
+    f(
+      ptr(g.dx),
+      ptr(g.ddt),
+      ptr(g.dA),
+      ptr(g.dB),
+      ptr(g.dC),
+      ptrOr0(g.dD),
+      ptrOr0(g.dState),
+      ptr(dy),
+      ptrOr0(dStateOut),
+      ptr(i.x),
+      ptr(i.dt),
+      ptr(i.A),
+      ptr(i.B),
+      ptr(i.C),
+      ptrOr0(i.D),
+      i.D ? code(i.D) : 0,
+      ptrOr0(i.state),
+      code(i.x),
+      d,
+    );
+  }
+  conv1dBackward(
+    dx: Tensor,
+    dWeight: Tensor,
+    dBias: Tensor | null,
+    dState: Tensor | null,
+    dy: Tensor,
+    dStateOut: Tensor | null,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | null,
+    state: Tensor | null,
+    d: Conv1dDesc,
+  ): void {
+    const f = this.addon.conv1dBackward;
+    if (!f) throw notBuilt('conv1dBackward', 'grad.cu');
+    if (bias && bias.dtype !== weight.dtype)
+      throw new TypeError(`cuda conv1dBackward: bias ${bias.dtype} and weight ${weight.dtype} differ`);
+    f(
+      ptr(dx),
+      ptr(dWeight),
+      ptrOr0(dBias),
+      ptrOr0(dState),
+      ptr(dy),
+      ptrOr0(dStateOut),
+      ptr(x),
+      ptr(weight),
+      ptrOr0(bias),
+      ptrOr0(state),
+      code(x),
+      code(weight),
+      d,
+    );
+  }
+  attentionBackward(
+    dq: Tensor,
+    dk: Tensor,
+    dv: Tensor,
+    dOut: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    mask: Tensor | null,
+    d: AttentionDesc,
+  ): void {
+    const f = this.addon.attentionBackward;
+    if (!f) throw notBuilt('attentionBackward', 'grad.cu');
+    const ranges = new Int32Array(2 * d.sq);
+    for (let i = 0; i < d.sq; i++) ranges.set(attentionKeyRange(d, i), 2 * i);
+    const maskBatch = mask ? (mask.rank === 3 ? mask.shape[0] : 1) : 0;
+    f(
+      ptr(dq),
+      ptr(dk),
+      ptr(dv),
+      ptr(dOut),
+      ptr(q),
+      ptr(k),
+      ptr(v),
+      ptr(out),
+      ptrOr0(mask),
+      maskBatch,
+      code(q),
+      d,
+      ranges,
+      attentionQueryRanges(d),
+    );
+  }
+  rmsNormBackward(
+    dx: Tensor,
+    dWeight: Tensor | null,
+    dGate: Tensor | null,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    gate: Tensor | null,
+    dSum: Tensor | null,
+    d: NormDesc,
+  ): void {
+    const f = this.addon.rmsNormBackward;
+    if (!f) throw notBuilt('rmsNormBackward', 'grad.cu');
+    if (gate && gate.dtype !== x.dtype)
+      throw new TypeError(`cuda rmsNormBackward: gate ${gate.dtype} must have the input's dtype ${x.dtype}`);
+    f(
+      ptr(dx),
+      ptrOr0(dWeight),
+      ptrOr0(dGate),
+      ptr(dy),
+      ptr(x),
+      ptrOr0(weight),
+      weight ? code(weight) : 0,
+      ptrOr0(gate),
+      ptrOr0(dSum),
+      d.rows,
+      d.dim,
+      d.groupSize,
+      d.eps,
+      d.normBeforeGate,
+      code(x),
+    );
+  }
+  layerNormBackward(
+    dx: Tensor,
+    dWeight: Tensor | null,
+    dBias: Tensor | null,
+    dy: Tensor,
+    x: Tensor,
+    weight: Tensor | null,
+    dSum: Tensor | null,
+    d: NormDesc,
+  ): void {
+    const f = this.addon.layerNormBackward;
+    if (!f) throw notBuilt('layerNormBackward', 'grad.cu');
+    f(
+      ptr(dx),
+      ptrOr0(dWeight),
+      ptrOr0(dBias),
+      ptr(dy),
+      ptr(x),
+      ptrOr0(weight),
+      weight ? code(weight) : 0,
+      ptrOr0(dSum),
+      d.rows,
+      d.dim,
+      d.eps,
+      code(x),
+    );
+  }
+  embeddingBackward(dTable: Tensor, dOut: Tensor, ids: Tensor): void {
+    const f = this.addon.embeddingBackward;
+    if (!f) throw notBuilt('embeddingBackward', 'grad.cu');
+    f(ptr(dTable), ptr(dOut), code(dOut), ptr(ids), ids.size, dTable.shape[0], dTable.shape[1]);
+  }
+  crossEntropy(
+    loss: Tensor,
+    dLogits: Tensor | null,
+    logits: Tensor,
+    targets: Tensor,
+    d: CrossEntropyDesc,
+  ): void {
+    const f = this.addon.crossEntropy;
+    if (!f) throw notBuilt('crossEntropy', 'grad.cu');
+    f(
+      ptr(loss),
+      ptrOr0(dLogits),
+      ptr(logits),
+      code(logits),
+      ptr(targets),
+      d.rows,
+      d.vocab,
+      d.ignoreIndex,
+      d.gradScale,
+    );
+  }
+  klTopK(
+    loss: Tensor,
+    dLogits: Tensor | null,
+    logits: Tensor,
+    teacherIds: Tensor,
+    teacherValues: Tensor,
+    d: KlTopKDesc,
+  ): void {
+    const f = this.addon.klTopK;
+    if (!f) throw notBuilt('klTopK', 'grad.cu');
+    f(
+      ptr(loss),
+      ptrOr0(dLogits),
+      ptr(logits),
+      code(logits),
+      ptr(teacherIds),
+      ptr(teacherValues),
+      d.rows,
+      d.vocab,
+      d.k,
+      d.gradScale,
+    );
+  }
+  adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, d: AdamWDesc): void {
+    const f = this.addon.adamwStep;
+    if (!f) throw notBuilt('adamwStep', 'grad.cu');
+    f(
+      ptr(param),
+      ptr(m),
+      ptr(v),
+      ptr(grad),
+      ptrOr0(copy),
+      copy ? code(copy) : 0,
+      d.size,
+      d.lr,
+      d.beta1,
+      d.beta2,
+      d.eps,
+      d.weightDecay,
+      d.step,
+      d.gradScale,
     );
   }
 }

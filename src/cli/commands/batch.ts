@@ -1,14 +1,11 @@
 /** `longshot batch submit|status|results <jobs.jsonl>`: batch video QA through the workers' Redis queue. */
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import {
-  batchStatus,
-  DEFAULT_ATTEMPTS,
-  DEFAULT_QUEUE,
-  jobResults,
-  readJobs,
-  submitJobs,
-} from '../../worker/index.js';
+import { DEFAULT_ATTEMPTS, DEFAULT_QUEUE } from '../../worker/defaults.js';
+
+/** The queue's client, loaded when a batch command runs (BullMQ and ioredis are not needed before). */
+const queue = () => import('../../worker/index.js');
+
 import { positiveInt } from '../options.js';
 
 function withQueue(cmd: Command): Command {
@@ -39,11 +36,13 @@ Example jobs.jsonl line:
 Relative video paths are taken from the jobs file's folder; every worker must be able to read them.`,
     )
     .action(async (file: string, o) => {
+      const { submitJobs, readJobs } = await queue();
       const r = await submitJobs(readJobs(file), { redis: o.redis, queue: o.queue, attempts: o.attempts });
       process.stdout.write(`${JSON.stringify(r)}\n`);
     });
   withQueue(batch.command('status').description('how many of the jobs are answered, failed, pending')).action(
     async (file: string, o) => {
+      const { batchStatus, readJobs } = await queue();
       process.stdout.write(`${JSON.stringify(await batchStatus(readJobs(file), o))}\n`);
     },
   );
@@ -51,6 +50,7 @@ Relative video paths are taken from the jobs file's folder; every worker must be
     .option('--wait', 'wait until every job has a result')
     .option('--out <file>', 'write to this file (replaced whole) instead of stdout')
     .action(async (file: string, o) => {
+      const { jobResults, readJobs } = await queue();
       const results = await jobResults(readJobs(file), { redis: o.redis, queue: o.queue, wait: o.wait });
       const text = results
         .filter(Boolean)

@@ -30,6 +30,7 @@ interface ServeCliOptions {
   apiKey?: string;
   ui: boolean;
   maxUploadMb: number;
+  prefillPiece: number;
   reduce?: ReductionRequest;
 }
 
@@ -64,6 +65,12 @@ export function register(program: Command): void {
       'requests that may wait; more get HTTP 429',
       (v) => (v === '0' ? 0 : positiveInt('--max-queue')(v)),
       16,
+    )
+    .option(
+      '--prefill-piece <tokens>',
+      "chunked prefill: encode a new video in pieces of about this many video tokens, the running requests' decode steps between them (0: at once)",
+      (v) => (v === '0' ? 0 : positiveInt('--prefill-piece')(v)),
+      1024,
     )
     .option('--timeout <s>', 'per-request limit in seconds', positiveInt('--timeout'), 600)
     .option(
@@ -131,6 +138,7 @@ Examples:
         apiKey: o.apiKey ?? process.env.LONGSHOT_API_KEY,
         ui: o.ui,
         maxUploadBytes: o.maxUploadMb * 2 ** 20,
+        prefillPieceTokens: o.prefillPiece,
       });
       const address = await server.app.listen({ host: o.host, port: o.port }).catch((e) => {
         throw listenError(e, o.host, o.port);

@@ -1,7 +1,7 @@
 /** `longshot worker --redis URL`: answers batch jobs from a Redis queue until stopped (SIGTERM or SIGINT). */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { DeviceName } from '../../runtime/backend.js';
-import { DEFAULT_QUEUE, EncodingsDir, startWorker } from '../../worker/index.js';
+import { DEFAULT_QUEUE } from '../../worker/defaults.js';
 import { positiveInt } from '../options.js';
 
 /** cpu, cuda, auto, or cuda:N (one worker per GPU: N is made the only visible device). */
@@ -51,6 +51,8 @@ See docs/distributed.md.`,
     )
     .action(async (o) => {
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+      // Loaded here: BullMQ and ioredis are needed only when a worker runs.
+      const { EncodingsDir, startWorker } = await import('../../worker/index.js');
       const worker = await startWorker({
         redis: o.redis,
         queue: o.queue,

@@ -22,7 +22,9 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Pieces } from '../family.js';
 import { assertFits } from '../fit.js';
+import { runAtOnce, runInPieces } from '../pieces.js';
 import { type Qwen2VLConfig, readQwen2VLConfig, visualInputProblem } from './config.js';
 import { getRopeIndex } from './rope-index.js';
 import { estimateMemory } from './size.js';
@@ -242,13 +244,37 @@ export class Qwen2VL implements Disposable {
    * there in turn without copying the prefix (a longer or a concurrent one copies it).
    */
   prefillPrefix(inputs: Qwen2VLInputs, opts: { room?: number } = {}): Qwen2VLPrefix {
+    return runAtOnce(this.#prefillPieces(inputs, opts.room, Number.POSITIVE_INFINITY));
+  }
+
+  /**
+   * `prefillPrefix` in pieces of `pieces.tokens` tokens (chunked prefill), awaiting `pieces.pause()` between
+   * two: each piece attends to the cache of those before it, so the prefix equals the one prefilled at once.
+   */
+  prefillPrefixInPieces(
+    inputs: Qwen2VLInputs,
+    opts: { room?: number; pieces: Pieces },
+  ): Promise<Qwen2VLPrefix> {
+    return runInPieces(this.#prefillPieces(inputs, opts.room, opts.pieces.tokens), opts.pieces.pause);
+  }
+
+  /** The prefill of a prefix, yielding between pieces of at most `tokens` tokens. */
+  *#prefillPieces(inputs: Qwen2VLInputs, room = 1024, tokens: number): Generator<void, Qwen2VLPrefix> {
     const n = inputs.inputIds.length;
     if (!n) throw new InputError('prefillPrefix: the prefix is empty');
-    using cache = this.newCache(n + (opts.room ?? 1024));
+    if (!(tokens >= 1)) throw new InputError(`prefill pieces need at least 1 token (got ${tokens})`);
+    using cache = this.newCache(n + room);
     const { positions, ropeDelta } = this.ropeIndex(inputs);
-    tidy(() => {
-      this.model.forward(this.embed(inputs), this.rope(positions), cache, 1);
-    });
+    using x = tidy(() => this.embed(inputs));
+    for (let a = 0; a < n; a += tokens) {
+      if (a) yield;
+      const b = Math.min(n, a + tokens);
+      tidy(() => {
+        const rows = a === 0 && b === n ? x : x.narrow(a, b);
+        const at = positions.map((p) => p.subarray(a, b)) as [Int32Array, Int32Array, Int32Array];
+        this.model.forward(rows, this.rope(at), cache, 1);
+      });
+    }
     return new Qwen2VLPrefix(Int32Array.from(inputs.inputIds), ropeDelta, cache.snapshot());
   }
 

@@ -26,6 +26,7 @@ import {
   type LiveContext,
   type LiveEncoding,
   type ModelRunner,
+  type Pieces,
   runnerInfo,
   type SavedVideo,
 } from '../family.js';
@@ -141,7 +142,7 @@ export class Qwen2VLRunner implements ModelRunner {
   private async encodeVideoStream(
     frames: AsyncIterable<RgbImage[]>,
     expected: number,
-    opts: Pick<FrameBatchContext, 'signal' | 'onFrames' | 'reduction'>,
+    opts: Pick<FrameBatchContext, 'signal' | 'onFrames' | 'reduction' | 'pieces'>,
   ): Promise<EncodedVideo> {
     const r = await streamVisionTokens(frames, this.processor, {
       maxFrames: expected,
@@ -154,19 +155,21 @@ export class Qwen2VLRunner implements ModelRunner {
         return ops.empty(this.model.backend, [rows, this.model.config.text.hidden_size], this.model.dtype);
       },
       signal: opts.signal,
+      pieces: opts.pieces,
       onFrames: opts.onFrames,
     });
     if (!r) throw new InputError('a video needs at least one frame');
-    if (!opts.reduction?.reduction.reduce) return this.videoOf(r.tokens, r.grid, null);
+    if (!opts.reduction?.reduction.reduce) return this.videoOf(r.tokens, r.grid, null, opts.pieces);
     const [t, h, w] = r.grid;
     const perGroup = (h * w) / this.processor.video.merge_size ** 2;
     const grouped = r.tokens.reshape([t, perGroup, r.tokens.shape[1]]);
     try {
       const reduced = await opts.reduction.reduction.reduce(grouped, opts.reduction.keep);
-      return this.videoOf(
+      return await this.videoOf(
         reduced.tokens,
         r.grid,
         reduced.source.map((s) => s[0]),
+        opts.pieces,
       );
     } finally {
       grouped.dispose();
@@ -174,11 +177,19 @@ export class Qwen2VLRunner implements ModelRunner {
     }
   }
 
-  /** A video from its vision tokens (which it owns from here), with the default prompt's prefix prefilled. */
-  private videoOf(tokens: Tensor, grid: GridTHW, rows: number[] | null): Qwen2VLVideo {
+  /**
+   * A video from its vision tokens (which it owns from here), with the default prompt's prefix prefilled (in
+   * pieces when given).
+   */
+  private async videoOf(
+    tokens: Tensor,
+    grid: GridTHW,
+    rows: number[] | null,
+    pieces?: Pieces,
+  ): Promise<Qwen2VLVideo> {
     let prefix: Qwen2VLPrefix | undefined;
     try {
-      prefix = this.prefillVideoPrefix(tokens, grid, rows);
+      prefix = await this.prefillVideoPrefix(tokens, grid, rows, pieces);
     } catch (e) {
       tokens.dispose();
       throw e;
@@ -234,7 +245,7 @@ export class Qwen2VLRunner implements ModelRunner {
           `${path} was encoded with other settings (${diff.join(', ')}), so it cannot answer here; encode the video again`,
         );
       const tokens = await f.loadTensor(this.model.backend, 'video_embeds', { dtype: this.model.dtype });
-      return { video: this.videoOf(tokens, JSON.parse(grid) as GridTHW, null), metadata };
+      return { video: await this.videoOf(tokens, JSON.parse(grid) as GridTHW, null), metadata };
     } finally {
       await f.close();
     }
@@ -244,24 +255,25 @@ export class Qwen2VLRunner implements ModelRunner {
    * The chat template's default prompt (its own system turn) up to the end of the video, prefilled; none when
    * the template drops the video.
    */
-  private prefillVideoPrefix(
+  private async prefillVideoPrefix(
     embeds: Tensor,
     grid: GridTHW,
     rows: number[] | null,
-  ): Qwen2VLPrefix | undefined {
+    pieces?: Pieces,
+  ): Promise<Qwen2VLPrefix | undefined> {
     const { video_token_id: pad, vision_end_token_id: end } = this.model.config;
     const ids = shrinkPads(this.defaultPromptIds(grid), pad, rows);
     const cut = ids.lastIndexOf(pad) + 1;
     if (!cut) return undefined;
-    return this.model.prefillPrefix(
-      {
-        inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut),
-        videoEmbeds: embeds,
-        videoGridThw: [grid],
-        videoRows: rows,
-      },
-      { room: PREFIX_ROOM },
-    );
+    const inputs = {
+      inputIds: ids.slice(0, ids[cut] === end ? cut + 1 : cut),
+      videoEmbeds: embeds,
+      videoGridThw: [grid],
+      videoRows: rows,
+    };
+    return pieces
+      ? this.model.prefillPrefixInPieces(inputs, { room: PREFIX_ROOM, pieces })
+      : this.model.prefillPrefix(inputs, { room: PREFIX_ROOM });
   }
 
   /** The default prompt's ids (the template's own system turn, a video, an empty question); pads expanded for `grid`. */

@@ -8,6 +8,7 @@
 import { InputError } from '../../errors.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Pieces } from '../family.js';
 import type { Qwen2VLProcessor, RgbImage } from './processor.js';
 import type { GridTHW } from './vision.js';
 
@@ -23,6 +24,11 @@ export interface VisionStreamOptions {
   /** The output for the whole video's grid (checks that it fits first). */
   allocate(grid: GridTHW): Tensor;
   signal?: AbortSignal;
+  /**
+   * Chunked prefill: once the first batch fixes the frame size, batches of whole groups of about
+   * `pieces.tokens` merged tokens (at most `framesPerBatch` frames), `pieces.pause()` awaited between two.
+   */
+  pieces?: Pieces;
   /** Frames and vision tokens encoded so far, after each batch. */
   onFrames?: (done: number, tokens: number) => void;
 }
@@ -53,18 +59,30 @@ export async function streamVisionTokens(
     done += batch.length;
     o.onFrames?.(done, (grid[0] * grid[1] * grid[2]) / unit);
   };
+  /** Frames per batch: with pieces, whole groups of about `pieces.tokens` tokens once the grid is known. */
+  const perBatch = () => {
+    const g = grid as GridTHW | null;
+    if (!o.pieces || !g) return o.framesPerBatch;
+    const groups = Math.max(1, Math.floor(o.pieces.tokens / ((g[1] * g[2]) / unit)));
+    return Math.min(o.framesPerBatch, groups * c.temporal_patch_size);
+  };
   try {
     let pending: RgbImage[] = [];
     for await (const batch of frames) {
       o.signal?.throwIfAborted();
       pending.push(...batch);
-      while (pending.length >= o.framesPerBatch) {
-        run(pending.slice(0, o.framesPerBatch));
-        pending = pending.slice(o.framesPerBatch);
+      while (pending.length >= perBatch()) {
+        if (o.pieces && done) await o.pieces.pause();
+        const n = perBatch();
+        run(pending.slice(0, n));
+        pending = pending.slice(n);
       }
     }
     const drop = o.oddLast === 'drop' ? pending.length % c.temporal_patch_size : 0;
-    if (pending.length > drop) run(pending.slice(0, pending.length - drop));
+    if (pending.length > drop) {
+      if (o.pieces && done) await o.pieces.pause();
+      run(pending.slice(0, pending.length - drop));
+    }
     const all = out as Tensor | null;
     const g = grid as GridTHW | null;
     if (!all || !g) return null;

@@ -13,6 +13,7 @@ import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
 import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { runAtOnce, runInPieces } from '../pieces.js';
 import { type Qwen2VLVisionConfig, visionTowerProblem } from './config.js';
 import { PATCH_EMBED } from './weights.js';
 
@@ -275,13 +276,37 @@ export function encodeVisionStream(
   dtype: DType,
   maxPatchesPerChunk = 16384,
 ): Tensor {
+  return runAtOnce(visionStream(visual, batches, grid, dtype, maxPatchesPerChunk));
+}
+
+/** `encodeVisionStream` with `pause` awaited between two batches (chunked prefill). */
+export function encodeVisionStreamInPieces(
+  visual: Qwen2VisionTransformer,
+  batches: Iterable<PixelBatch>,
+  grid: GridTHW,
+  dtype: DType,
+  pause: () => Promise<void>,
+  maxPatchesPerChunk = 16384,
+): Promise<Tensor> {
+  return runInPieces(visionStream(visual, batches, grid, dtype, maxPatchesPerChunk), pause);
+}
+
+function* visionStream(
+  visual: Qwen2VisionTransformer,
+  batches: Iterable<PixelBatch>,
+  grid: GridTHW,
+  dtype: DType,
+  maxPatchesPerChunk: number,
+): Generator<void, Tensor> {
   const [t, h, w] = grid;
   const unit = visual.config.spatial_merge_size ** 2;
   const perGroup = (h * w) / unit;
   const out = ops.empty(visual.patch_embed.weight.backend, [t * perGroup, visual.config.hidden_size], dtype);
   let group = 0;
+  let done = false;
   try {
     for (const { pixels, groups } of batches) {
+      if (group) yield;
       if (group + groups > t)
         throw new InputError(`vision stream: more than the ${t} temporal groups of the grid arrived`);
       const feats = encodeVisionChunked(visual, pixels, [[groups, h, w]], dtype, maxPatchesPerChunk);
@@ -291,9 +316,9 @@ export function encodeVisionStream(
     }
     if (group !== t)
       throw new InputError(`vision stream: ${group} of the grid's ${t} temporal groups arrived`);
-  } catch (e) {
-    out.dispose();
-    throw e;
+    done = true;
+  } finally {
+    if (!done) out.dispose(); // an error, or stopped while paused
   }
   return out;
 }

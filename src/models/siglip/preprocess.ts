@@ -7,7 +7,10 @@ import { resizeBicubic } from '../../media/bicubic.js';
 import type { Frame } from '../../media/decode.js';
 
 /** Frames → pixel values [frames, 3, size, size] (channels first), f32. */
-export function siglipPixels(frames: readonly Frame[], size: number): Float32Array {
+export function siglipPixels(
+  frames: readonly Pick<Frame, 'data' | 'width' | 'height'>[],
+  size: number,
+): Float32Array {
   const plane = size * size;
   const out = new Float32Array(frames.length * 3 * plane);
   frames.forEach((f, i) => {

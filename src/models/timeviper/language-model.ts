@@ -9,9 +9,12 @@
  *   2. with TransV, updates every token after the vision block (the instruction) by
  *      instruction + tanh(α_s) · CrossAttention(instruction → dropped vision tokens), raw stream, no norm;
  *   3. rebuilds the sequence as [text before, kept vision tokens in order, instruction].
+ * For an answer's relevance (relevance.ts) a prefill can also report, per TransV stage, where the last prompt
+ * token's transfer looked: its cross-attention mass over the dropped tokens.
  */
 import { InputError } from '../../errors.js';
 import { SelfAttention } from '../../nn/attention.js';
+import { AttentionProbe } from '../../nn/attention-probe.js';
 import { type CacheLayer, HybridCache } from '../../nn/cache.js';
 import { CrossAttention } from '../../nn/cross-attention.js';
 import { Linear } from '../../nn/linear.js';
@@ -143,17 +146,20 @@ export class TimeViperLM implements Disposable {
 
   /**
    * Runs embeddings x [n, hidden] (a whole prompt with its vision tokens at `vision`, or one decode token when
-   * `vision` is null and the caches hold a prefill). Returns the last row's logits [1, vocab] (f32) and the
-   * vision positions each stage kept (relative to the stage's vision tokens).
+   * `vision` is null and the caches hold a prefill). Returns the last row's logits [1, vocab] (f32), the
+   * vision positions each stage kept (relative to the stage's vision tokens) and, with `traceTransfer`, each
+   * stage's TransV mass per dropped token (in their order; null for a stage that transferred nothing).
    */
   async forward(
     x: Tensor,
     vision: VisionSpan | null,
     caches: HybridCache[] | null,
-  ): Promise<{ logits: Tensor; kept: number[][] }> {
+    traceTransfer = false,
+  ): Promise<{ logits: Tensor; kept: number[][]; transfer: (Float32Array | null)[] }> {
     if (!x.shape[0]) throw new InputError('TimeViper: no tokens to run');
     const stages = this.config.stages;
     const kept: number[][] = [];
+    const transfer: (Float32Array | null)[] = [];
     let h = cast(x, this.residualDtype);
     const own = (next: Tensor) => {
       if (h !== x) h.dispose();
@@ -173,7 +179,14 @@ export class TimeViperLM implements Disposable {
             ? uniformKeep(current, keep)
             : await this.attentionKeep(stage.layer, h, vision.start, current, keep);
         kept.push(picks);
-        own(this.rebuild(h, vision.start, current, picks, s - 1));
+        const moves =
+          traceTransfer &&
+          this.merges[s - 1] &&
+          picks.length < current &&
+          vision.start + current < h.shape[0];
+        using probe = moves ? new AttentionProbe(0, current - picks.length) : undefined;
+        own(this.rebuild(h, vision.start, current, picks, s - 1, probe));
+        if (traceTransfer) transfer.push(probe ? await probe.read() : null);
       }
       const cache = caches?.[s] ?? null;
       const n = h.shape[0];
@@ -197,7 +210,7 @@ export class TimeViperLM implements Disposable {
       return cast(this.lm_head.forward(last), 'f32');
     });
     if (h !== x) h.dispose();
-    return { logits, kept };
+    return { logits, kept, transfer };
   }
 
   /**
@@ -235,8 +248,18 @@ export class TimeViperLM implements Disposable {
     return topKeep(scores, keep);
   }
 
-  /** [text before, kept vision tokens, instruction (with the dropped tokens transferred into it)]. */
-  private rebuild(h: Tensor, start: number, current: number, picks: number[], stage: number): Tensor {
+  /**
+   * [text before, kept vision tokens, instruction (with the dropped tokens transferred into it)]; a `probe`
+   * records the last instruction token's TransV attention over the dropped tokens.
+   */
+  private rebuild(
+    h: Tensor,
+    start: number,
+    current: number,
+    picks: number[],
+    stage: number,
+    probe?: AttentionProbe,
+  ): Tensor {
     return tidy(() => {
       const n = h.shape[0];
       const rows = Int32Array.from([
@@ -256,7 +279,7 @@ export class TimeViperLM implements Disposable {
         const dtype = merge.q_proj.weight.dtype;
         const source = ops.embedding(h, ops.tensor(h.backend, dropped, [dropped.length], 'i32'));
         const kv = merge.keysValues(cast(source, dtype), null);
-        const moved = merge.forward(cast(instruction, dtype), kv, null);
+        const moved = merge.forward(cast(instruction, dtype), kv, null, probe);
         instruction = ops.add(instruction, ops.scale(cast(moved, instruction.dtype), this.gates[stage]));
       }
       return instruction.shape[0] ? ops.concat([front, instruction], 0) : front;

@@ -6,7 +6,7 @@
 import { InputError, ModelError } from '../../errors.js';
 import type { CausalLM } from '../../generate/types.js';
 import { Checkpoint } from '../../io/checkpoint.js';
-import { PthFile } from '../../io/pth.js';
+import { openTorchWeights } from '../../io/pth.js';
 import type { TensorSource } from '../../io/safetensors.js';
 import type { HybridCache } from '../../nn/cache.js';
 import { MLP } from '../../nn/mlp.js';
@@ -27,15 +27,7 @@ export const CLIP_FRAMES = 256;
 
 /** The checkpoint's weights: model.safetensors (or a sharded index), else a torch.save file. */
 export async function openTimeViperWeights(dir: string): Promise<TensorSource & { close(): Promise<void> }> {
-  for (const name of ['model.pth', 'pytorch_model.bin']) {
-    const path = `${dir}/${name}`;
-    try {
-      return await PthFile.open(path);
-    } catch (e) {
-      if (!(e instanceof ModelError && /file not found/.test(e.message))) throw e;
-    }
-  }
-  return Checkpoint.open(dir);
+  return (await openTorchWeights(dir)) ?? Checkpoint.open(dir);
 }
 
 /** A prompt's token ids with the frames' projected tokens [frames, tokensPerFrame, hidden]. */
@@ -146,8 +138,12 @@ export class TimeViperModel implements Disposable {
     });
   }
 
-  session(capacity = 256): TimeViperSession {
-    return new TimeViperSession(this, this.lm.newCaches(capacity));
+  /**
+   * A prefill-then-decode session; `drops` false runs the prefill without the drop stages (every token); with
+   * `traceTransfer`, each prefill also records the TransV stages' mass per dropped token.
+   */
+  session(capacity = 256, drops = true, traceTransfer = false): TimeViperSession {
+    return new TimeViperSession(this, this.lm.newCaches(capacity), drops, traceTransfer);
   }
 
   [Symbol.dispose](): void {
@@ -157,22 +153,28 @@ export class TimeViperModel implements Disposable {
   }
 }
 
-/** A prompt with its frames, then one token per step; the drop stages act in the prefill. */
+/** A prompt with its frames, then one token per step; the drop stages (when on) act in the prefill. */
 export class TimeViperSession implements CausalLM<TimeViperInput>, Disposable {
   /** The vision positions each stage kept in the last prefill. */
   kept: number[][] = [];
+  /** Per stage of the last prefill, the TransV mass per dropped token (with traceTransfer; else empty). */
+  transfer: (Float32Array | null)[] = [];
 
   constructor(
     readonly model: TimeViperModel,
     readonly caches: HybridCache[],
+    readonly drops = true,
+    readonly traceTransfer = false,
   ) {}
 
   async prefill(input: TimeViperInput): Promise<Tensor> {
     if (!input.ids.length) throw new InputError('prefill: the prompt is empty');
     const { x, vision } = this.model.embedPrompt(input);
     try {
-      const out = await this.model.lm.forward(x, vision, this.caches);
+      // Without a vision span the LM runs no stage: every layer sees every token.
+      const out = await this.model.lm.forward(x, this.drops ? vision : null, this.caches, this.traceTransfer);
       this.kept = out.kept;
+      this.transfer = out.transfer;
       return out.logits;
     } finally {
       x.dispose();

@@ -1,11 +1,15 @@
 /**
  * TimeViper behind the facade: frames → SigLIP → ToMe → projector once per video (the encoded state is the
  * projected tokens, 16 per frame); each question builds the nano_base prompt with one `<image>` per frame and
- * runs the LLM's prefill (drop stages included) and greedy decoding. Stop tokens as the official code: eos,
- * `<SPECIAL_12>` and `</s>`.
+ * runs the LLM's prefill and greedy decoding. Stop tokens as the official code: eos, `<SPECIAL_12>` and `</s>`.
+ *
+ * Token reduction is the user's choice (models/reduction.ts): `transv` runs the checkpoint's pdrop_type stages
+ * in the prefill (the official inference; offered when the checkpoint has them), `uniform` / `tome`
+ * thin each frame's projected tokens; `none` (the default) gives every layer every token.
  */
 import { ModelError, UsageError } from '../../errors.js';
 import type { Generation } from '../../facade/answer.js';
+import { massPerGroup } from '../../facade/relevance.js';
 import { generateText } from '../../facade/text-generation.js';
 import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.js';
 import { Tokenizer } from '../../io/tokenizer.js';
@@ -23,10 +27,23 @@ import {
 import { siglipPixels } from '../siglip/preprocess.js';
 import type { TimeViperConfig } from './config.js';
 import { TimeViperModel } from './model.js';
+import { stageCounts } from './pdrop.js';
 import { IMAGE_TOKEN, nanoBasePrompt } from './prompt.js';
+import { tokenWorth } from './relevance.js';
 
 interface TimeViperVideo extends EncodedVideo {
+  /** Projected tokens [frames, perFrame, hidden] (perFrame < 16 after a uniform / ToMe reduction). */
   visual: Tensor;
+  /** Whether the prefill runs the checkpoint's drop stages (`--reduce transv`). */
+  drops: boolean;
+}
+
+/**
+ * The reductions a TimeViper checkpoint takes: per-frame ones always; TransV when it was trained with drop stages
+ * (their transfer weights are then loaded with it; drop-only stages need none).
+ */
+export function timeViperReductions(config: TimeViperConfig): string[] {
+  return ['uniform', 'tome', ...(config.stages.length ? ['transv'] : [])];
 }
 
 export async function loadTimeViperRunner(
@@ -56,12 +73,16 @@ export async function loadTimeViperRunner(
 }
 
 export class TimeViperRunner implements ModelRunner {
+  readonly reductions: readonly string[];
+
   constructor(
     readonly info: ModelInfo,
     private readonly model: TimeViperModel,
     private readonly tokenizer: Tokenizer,
     private readonly stops: number[],
-  ) {}
+  ) {
+    this.reductions = timeViperReductions(model.config);
+  }
 
   async encode(frames: AsyncIterable<Frame[]>, c: FrameBatchContext): Promise<EncodedVideo> {
     const size = this.model.config.vision.image_size;
@@ -79,13 +100,30 @@ export class TimeViperRunner implements ModelRunner {
         ]);
         parts.push(await this.model.encode(pixels));
         done += batch.length;
-        c.onFrames?.(done);
+        c.onFrames?.(done, done * this.model.config.tokensPerFrame);
       }
       if (!parts.length) throw new UsageError('TimeViper: no frames to encode');
-      const visual = parts.length === 1 ? parts.splice(0)[0] : ops.concat(parts, 0);
+      let visual = parts.length === 1 ? parts.splice(0)[0] : ops.concat(parts, 0);
+      const chosen = c.reduction;
+      const drops = chosen?.reduction.name === 'transv';
+      if (chosen?.reduction.reduce) {
+        const full = visual;
+        try {
+          const [frames, , width] = full.shape;
+          using rows = (await chosen.reduction.reduce(full, chosen.keep)).tokens;
+          visual = rows.reshape([frames, rows.shape[0] / frames, width]);
+        } finally {
+          full.dispose();
+        }
+      }
+      const all = visual.shape[0] * visual.shape[1];
+      // Under TransV the later layers hold what the last stage keeps: the count the user asked about.
+      const stages = this.model.config.stages;
+      const tokens = drops ? stageCounts(stages, stages.length - 1, all).keep : all;
       const video: TimeViperVideo = {
         visual,
-        tokens: visual.shape[0] * visual.shape[1],
+        drops,
+        tokens,
         bytes: visual.bytes,
         dispose: () => visual.dispose(),
       };
@@ -100,13 +138,21 @@ export class TimeViperRunner implements ModelRunner {
     encoded: EncodedVideo | undefined,
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation {
-    const visual = (encoded as TimeViperVideo | undefined)?.visual ?? null;
+    const video = encoded as TimeViperVideo | undefined;
+    const visual = video?.visual ?? null;
     const frames = visual?.shape[0] ?? 0;
     const { text, answerPrompt } = nanoBasePrompt(turns, frames);
     const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
     if (answerPrompt) ids.push(...this.tokenizer.encode(answerPrompt, { addSpecialTokens: false }));
-    const perFrame = this.model.config.tokensPerFrame;
-    using session = this.model.session(ids.length + frames * (perFrame - 1) + (opts.maxNewTokens ?? 512));
+    const perFrame = visual?.shape[1] ?? 0;
+    const drops = video?.drops ?? false;
+    // Where the answer looked: which video tokens the drop stages kept, and where TransV moved the others.
+    const relevance = Boolean(visual && opts.relevance);
+    using session = this.model.session(
+      ids.length + frames * (perFrame - 1) + (opts.maxNewTokens ?? 512),
+      drops,
+      relevance && drops,
+    );
     const { completionTokens, finishReason } = yield* generateText(
       {
         session,
@@ -128,6 +174,15 @@ export class TimeViperRunner implements ModelRunner {
         totalTokens: promptTokens + videoTokens + completionTokens,
       },
       finishReason,
+      ...(relevance && {
+        videoAttention: massPerGroup(
+          tokenWorth(
+            frames * perFrame,
+            session.kept.map((kept, s) => ({ kept, transfer: session.transfer[s] ?? null })),
+          ),
+          frames,
+        ),
+      }),
     };
   }
 

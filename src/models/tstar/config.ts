@@ -2,14 +2,18 @@
  * A TSTAR checkpoint's config.json (`model_type` "tstar"): one file composing a vision tower, the MambaMia
  * compressor and an LLM (docs/tstar.md):
  *
- *   vision_config          the vision tower: Qwen2-VL's (`model_type` "qwen2_vl", the default)
+ *   vision_config          the vision tower: Qwen2-VL's (`model_type` "qwen2_vl", the default; its merger's
+ *                          width is `hidden_size`) or SigLIP (`model_type` "siglip_vision_model", transformers'
+ *                          SiglipVisionConfig keys, plus `vision_layout` "hf" | "timm" and
+ *                          `vision_feature_block`, default −1: the last block's output without the final norm)
  *   mm_projector_config    the compressor (models/mambamia/config.ts); its input_size is the tower's output width
  *                          and its output_size the LLM's width
  *   text_config            the LLM: `model_type` "qwen2" (Qwen2's keys, 1-D RoPE) or "nemotron_h" (Nemotron-H's)
  *   video_token_id         the placeholder the compressed tokens replace (one in the prompt, expanded to their count)
  *
- * Tensor names: `visual.*` (the tower), `mm_projector.*` (the compressor), then the LLM's own (`model.*` and
- * `lm_head` for Qwen2, `backbone.*` and `lm_head` for Nemotron-H).
+ * Tensor names: `visual.*` (Qwen2-VL's tower) or `vision_tower.vision_model.*` / `vision_tower.*` (SigLIP in
+ * transformers' / timm's layout, LLaVA's prefix), `mm_projector.*` (the compressor), then the LLM's own
+ * (`model.*` and `lm_head` for Qwen2, `backbone.*` and `lm_head` for Nemotron-H).
  */
 import { ModelError } from '../../errors.js';
 import { Fields, type JsonObject } from '../../io/json-fields.js';
@@ -21,8 +25,28 @@ import {
   type Qwen2VLConfig,
   type Qwen2VLVisionConfig,
 } from '../qwen2vl/config.js';
+import { parseSiglipVisionConfig, type SiglipLayout, type SiglipVisionConfig } from '../siglip/config.js';
+import { resolveBlock } from '../siglip/model.js';
 
 const TSTAR_MODEL_TYPE = 'tstar';
+
+/** transformers' model_type of a SigLIP vision tower's config. */
+export const SIGLIP_VISION_TYPE = 'siglip_vision_model';
+
+/**
+ * The vision tower: Qwen2-VL's (merged tokens per temporal group of 2 frames) or SigLIP (every patch of each
+ * frame: one frame is one group). `width` is the tokens' width, the compressor's input_size.
+ */
+export type TstarVision =
+  | { kind: 'qwen2_vl'; config: Qwen2VLVisionConfig; width: number }
+  | {
+      kind: 'siglip';
+      config: SiglipVisionConfig;
+      layout: SiglipLayout;
+      /** The block (0-based, resolved) whose output, without the final norm, is the feature. */
+      featureBlock: number;
+      width: number;
+    };
 
 /** The LLM: Qwen2 (carried as a Qwen2-VL config whose M-RoPE rows all hold the 1-D position) or Nemotron-H. */
 export type TstarText =
@@ -30,7 +54,7 @@ export type TstarText =
   | { kind: 'nemotron_h'; config: NemotronHConfig };
 
 export interface TstarConfig {
-  vision: Qwen2VLVisionConfig;
+  vision: TstarVision;
   projector: MambaMiaConfig;
   text: TstarText;
   video_token_id: number;
@@ -46,10 +70,7 @@ export const isTstarConfigJson = (json: JsonObject): boolean => json.model_type 
 export function parseTstarConfig(json: unknown, source = 'config.json'): TstarConfig {
   const top = Fields.of(json, source);
   const vis = top.nested('vision_config');
-  const visionType = vis.str('model_type', 'qwen2_vl');
-  if (visionType !== 'qwen2_vl')
-    throw vis.error('model_type', `"${visionType}" is not a vision tower TSTAR has here (only "qwen2_vl")`);
-  const vision = parseQwen2VLVisionConfig(vis.obj, source);
+  const vision = readVision(vis, source);
   const projector = parseMambaMiaConfig(
     top.get('mm_projector_config') ?? {},
     `${source}: mm_projector_config`,
@@ -58,7 +79,7 @@ export function parseTstarConfig(json: unknown, source = 'config.json'): TstarCo
   const textType = t.str('model_type', 'qwen2');
   const video_token_id = top.int('video_token_id');
   if (video_token_id === undefined) throw top.error('video_token_id', 'is missing');
-  const text = readText(textType, t.obj, vis.obj, video_token_id, source);
+  const text = readText(textType, t.obj, vision.kind === 'qwen2_vl' ? vis.obj : {}, video_token_id, source);
   const c =
     text.kind === 'qwen2'
       ? {
@@ -73,9 +94,9 @@ export function parseTstarConfig(json: unknown, source = 'config.json'): TstarCo
           hidden: text.config.hidden_size,
           layers: text.config.hybrid_override_pattern.length,
         };
-  if (projector.input_size !== vision.hidden_size)
+  if (projector.input_size !== vision.width)
     throw new ModelError(
-      `${source}: mm_projector_config.input_size ${projector.input_size} ≠ the vision tower's output width vision_config.hidden_size ${vision.hidden_size}`,
+      `${source}: mm_projector_config.input_size ${projector.input_size} ≠ the vision tower's output width vision_config.hidden_size ${vision.width}`,
     );
   if (projector.output_size !== c.hidden)
     throw new ModelError(
@@ -96,6 +117,27 @@ export function parseTstarConfig(json: unknown, source = 'config.json'): TstarCo
     hidden_size: c.hidden,
     num_hidden_layers: c.layers,
   };
+}
+
+function readVision(vis: Fields, source: string): TstarVision {
+  const type = vis.str('model_type', 'qwen2_vl');
+  if (type === 'qwen2_vl') {
+    const config = parseQwen2VLVisionConfig(vis.obj, source);
+    return { kind: 'qwen2_vl', config, width: config.hidden_size };
+  }
+  if (type !== SIGLIP_VISION_TYPE)
+    throw vis.error(
+      'model_type',
+      `"${type}" is not a vision tower TSTAR has here ("qwen2_vl" or "${SIGLIP_VISION_TYPE}")`,
+    );
+  const layout = vis.str('vision_layout', 'hf');
+  if (layout !== 'hf' && layout !== 'timm') throw vis.error('vision_layout', 'must be "hf" or "timm"');
+  const config = parseSiglipVisionConfig(vis.obj, layout);
+  const block = vis.num('vision_feature_block') ?? -1;
+  if (!Number.isInteger(block))
+    throw vis.error('vision_feature_block', 'must be an integer (−1: the last block)');
+  const featureBlock = resolveBlock(config, block);
+  return { kind: 'siglip', config, layout, featureBlock, width: config.hidden_size };
 }
 
 function readText(

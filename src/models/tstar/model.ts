@@ -1,7 +1,7 @@
 /**
- * TSTAR (Two-Stage Token Aggregation and Reduction, the MambaMia paper): frames → the vision tower's merged tokens
- * per temporal group → the MambaMia compressor over the whole clip → its tokens written over the prompt's run of
- * `video_token_id` → the LLM.
+ * TSTAR (Two-Stage Token Aggregation and Reduction, the MambaMia paper): frames → the vision tower's tokens per
+ * frame group (Qwen2-VL's merged tokens per 2 frames, or SigLIP's patches per frame) → the MambaMia compressor
+ * over the whole clip → its tokens written over the prompt's run of `video_token_id` → the LLM.
  */
 import { InputError, ModelError } from '../../errors.js';
 import type { CausalLM } from '../../generate/types.js';
@@ -19,9 +19,11 @@ import { MambaMiaCompressor } from '../mambamia/compressor.js';
 import { isEmptyEmbeddings } from '../mambamia/weights.js';
 import { nemotronHSpecs } from '../nemotron_h/weights.js';
 import { encodeVisionChunked, type GridTHW, Qwen2VisionTransformer } from '../qwen2vl/vision.js';
-import { canonicalName, PATCH_EMBED, textSpecs, visionSpecs } from '../qwen2vl/weights.js';
+import { canonicalName, PATCH_EMBED, textSpecs } from '../qwen2vl/weights.js';
+import { SiglipVision } from '../siglip/model.js';
 import { parseTstarConfig, type TstarConfig } from './config.js';
 import { loadLanguageModel, type TstarLanguageModel } from './language-model.js';
+import { loadTower, type TstarTower, towerSpecs, towerUnused } from './vision.js';
 
 /** Where the compressor's parameters live in a TSTAR checkpoint (LLaVA's projector name). */
 const PROJECTOR = 'mm_projector.';
@@ -29,7 +31,7 @@ const PROJECTOR = 'mm_projector.';
 /** Every parameter of a TSTAR model, by the names its checkpoint stores. */
 export function tstarSpecs(c: TstarConfig): ParamSpec[] {
   return [
-    ...visionSpecs(c),
+    ...towerSpecs(c.vision),
     ...MambaMiaCompressor.specs(PROJECTOR, c.projector),
     ...(c.text.kind === 'qwen2' ? textSpecs(c.text.config) : nemotronHSpecs(c.text.config)),
   ];
@@ -44,7 +46,7 @@ export interface TstarInputs {
 export class Tstar implements Disposable {
   constructor(
     readonly config: TstarConfig,
-    readonly visual: Qwen2VisionTransformer,
+    readonly visual: TstarTower,
     readonly projector: MambaMiaCompressor,
     readonly lm: TstarLanguageModel,
     readonly backend: Backend,
@@ -64,10 +66,13 @@ export class Tstar implements Disposable {
         where: dir,
         what: 'config.json (TSTAR)',
         rename: canonicalName,
-        skip: (n) => isEmptyEmbeddings(PROJECTOR)(n) || (tied && n === 'lm_head.weight'),
+        skip: (n) =>
+          isEmptyEmbeddings(PROJECTOR)(n) ||
+          (tied && n === 'lm_head.weight') ||
+          towerUnused(config.vision, n),
         // The Conv3d patch embedding is used as a Linear over its flattened kernel.
         adapt: (s, t) => {
-          if (s.name !== PATCH_EMBED) return t;
+          if (s.name !== PATCH_EMBED || config.vision.kind !== 'qwen2_vl') return t;
           const flat = t.reshape([s.shape[0], t.size / s.shape[0]]);
           t.dispose();
           return flat;
@@ -88,7 +93,7 @@ export class Tstar implements Disposable {
   ): Tstar {
     const m = new Tstar(
       config,
-      Qwen2VisionTransformer.load(p, config.vision),
+      loadTower(p, config.vision),
       MambaMiaCompressor.load(p, PROJECTOR, config.projector),
       loadLanguageModel(p, config.text),
       backend,
@@ -100,15 +105,30 @@ export class Tstar implements Disposable {
     return m;
   }
 
-  /** Merged vision tokens [groups·h·w / merge², hidden] of processed pixels (whole temporal groups). */
+  /** Qwen2-VL's tower: merged vision tokens [groups·h·w / merge², hidden] of processed pixels (whole groups). */
   encodeVision(pixels: Float32Array, grid: GridTHW): Tensor {
+    if (!(this.visual instanceof Qwen2VisionTransformer))
+      throw new InputError('TSTAR: this checkpoint’s tower is SigLIP; encode frames with encodeFrames');
     return encodeVisionChunked(this.visual, pixels, [grid], this.dtype);
   }
 
-  /** A clip's merged vision tokens and grid → the compressed tokens [n, LLM width] the LLM reads. */
+  /** SigLIP's tower: pixels [frames, 3, size, size] (siglip/preprocess.ts) → tokens [frames, patches, width]. */
+  encodeFrames(pixels: Tensor): Tensor {
+    if (!(this.visual instanceof SiglipVision))
+      throw new InputError('TSTAR: this checkpoint’s tower is Qwen2-VL’s; encode pixels with encodeVision');
+    return this.visual.forward(pixels);
+  }
+
+  /** A clip's merged vision tokens and grid (Qwen2-VL's tower) → the compressed tokens [n, LLM width]. */
   compress(visionTokens: Tensor, grid: GridTHW): Tensor {
-    const perGroup = (grid[1] * grid[2]) / this.config.vision.spatial_merge_size ** 2;
-    return this.projector.forward(visionTokens.reshape([grid[0], perGroup, visionTokens.shape[1]]));
+    if (this.config.vision.kind !== 'qwen2_vl') throw new InputError('TSTAR: compress takes Qwen2-VL tokens');
+    const perGroup = (grid[1] * grid[2]) / this.config.vision.config.spatial_merge_size ** 2;
+    return this.compressGroups(visionTokens.reshape([grid[0], perGroup, visionTokens.shape[1]]));
+  }
+
+  /** Tokens [groups, perGroup, width] of the whole clip → the compressed tokens [n, LLM width] the LLM reads. */
+  compressGroups(tokens: Tensor): Tensor {
+    return this.projector.forward(tokens);
   }
 
   /** Prompt embeddings with the video's tokens written over the run of video_token_id. */

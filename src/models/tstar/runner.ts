@@ -1,7 +1,7 @@
 /**
- * TSTAR behind the facade. Encoding a video streams its frames through the vision tower (Qwen2-VL's processor
- * and tower, 16 frames at a time) and compresses the whole clip once; the compressed tokens are the per-video
- * state. A prompt is the checkpoint's chat template with the video in the first user turn; its one video
+ * TSTAR behind the facade. Encoding a video streams its frames through the vision tower, 16 frames at a time
+ * (Qwen2-VL's processor and tower; or SigLIP's square resize and tower), and compresses the whole clip once; the
+ * compressed tokens are the per-video state. A prompt is the checkpoint's chat template with the video in the first user turn; its one video
  * placeholder is expanded to the compressed tokens' count. An image is a one-frame video.
  */
 import { InputError } from '../../errors.js';
@@ -23,6 +23,7 @@ import {
 import { checkpointProcessor, type Qwen2VLProcessor, type RgbImage } from '../qwen2vl/processor.js';
 import { streamVisionTokens } from '../qwen2vl/video-stream.js';
 import { tokenReductions } from '../reduction.js';
+import { siglipPixels } from '../siglip/preprocess.js';
 import type { TstarConfig } from './config.js';
 import { Tstar } from './model.js';
 
@@ -39,7 +40,8 @@ export async function loadTstarRunner(
   backend: Backend,
 ): Promise<ModelRunner> {
   const tokenizer = await Tokenizer.fromDir(src.dir);
-  const processor = await checkpointProcessor(src.dir, src.config.vision);
+  const v = src.config.vision;
+  const processor = v.kind === 'qwen2_vl' ? await checkpointProcessor(src.dir, v.config) : null;
   const model = await Tstar.load(src.dir, backend, backend.name === 'cpu' ? 'f32' : 'bf16');
   const info = runnerInfo(
     'tstar',
@@ -62,31 +64,15 @@ export class TstarRunner implements ModelRunner {
   constructor(
     readonly info: ModelInfo,
     private readonly model: Tstar,
-    private readonly processor: Qwen2VLProcessor,
+    /** Qwen2-VL's processor (null for a SigLIP tower, which squashes frames to its square input). */
+    private readonly processor: Qwen2VLProcessor | null,
     private readonly tokenizer: Tokenizer,
   ) {}
 
   async encode(frames: AsyncIterable<RgbImage[]>, ctx: FrameBatchContext): Promise<EncodedVideo> {
-    const m = this.model;
-    const r = await streamVisionTokens(frames, this.processor, {
-      maxFrames: ctx.kind === 'image' ? 1 : ctx.timestampsSec.length,
-      framesPerBatch: FRAMES_PER_BATCH,
-      oddLast: 'pad',
-      encode: (pixels, g) => m.encodeVision(pixels, g),
-      allocate: (g) => {
-        const rows = (g[0] * g[1] * g[2]) / this.processor.video.merge_size ** 2;
-        return ops.empty(m.backend, [rows, m.config.vision.hidden_size], m.dtype);
-      },
-      signal: ctx.signal,
-      onFrames: ctx.onFrames,
-    });
-    if (!r) throw new InputError('a video needs at least one frame');
-    let embeds: Tensor;
-    try {
-      embeds = m.compress(r.tokens, r.grid);
-    } finally {
-      r.tokens.dispose();
-    }
+    let embeds = this.processor
+      ? await this.compressQwen2VL(frames, ctx, this.processor)
+      : await this.compressSiglip(frames, ctx);
     const reduce = ctx.reduction?.reduction.reduce;
     if (reduce) {
       // The compressed tokens as one frame: they no longer map to frames one by one.
@@ -106,6 +92,60 @@ export class TstarRunner implements ModelRunner {
       dispose: () => embeds.dispose(),
     };
     return video;
+  }
+
+  /** Qwen2-VL's tower: the clip's merged tokens per 2-frame group, compressed. */
+  private async compressQwen2VL(
+    frames: AsyncIterable<RgbImage[]>,
+    ctx: FrameBatchContext,
+    processor: Qwen2VLProcessor,
+  ): Promise<Tensor> {
+    const m = this.model;
+    const r = await streamVisionTokens(frames, processor, {
+      maxFrames: ctx.kind === 'image' ? 1 : ctx.timestampsSec.length,
+      framesPerBatch: FRAMES_PER_BATCH,
+      oddLast: 'pad',
+      encode: (pixels, g) => m.encodeVision(pixels, g),
+      allocate: (g) => {
+        const rows = (g[0] * g[1] * g[2]) / processor.video.merge_size ** 2;
+        return ops.empty(m.backend, [rows, m.config.vision.width], m.dtype);
+      },
+      signal: ctx.signal,
+      onFrames: ctx.onFrames,
+    });
+    if (!r) throw new InputError('a video needs at least one frame');
+    try {
+      return m.compress(r.tokens, r.grid);
+    } finally {
+      r.tokens.dispose();
+    }
+  }
+
+  /** SigLIP's tower: each frame squashed to its square input, its patches one group, the clip compressed. */
+  private async compressSiglip(frames: AsyncIterable<RgbImage[]>, ctx: FrameBatchContext): Promise<Tensor> {
+    const m = this.model;
+    const v = m.config.vision;
+    if (v.kind !== 'siglip') throw new InputError('TSTAR: a Qwen2-VL tower needs its processor');
+    const size = v.config.image_size;
+    const parts: Tensor[] = [];
+    let done = 0;
+    try {
+      for await (const batch of frames) {
+        ctx.signal?.throwIfAborted();
+        for (let i = 0; i < batch.length; i += FRAMES_PER_BATCH) {
+          const some = batch.slice(i, i + FRAMES_PER_BATCH);
+          using pixels = ops.tensor(m.backend, siglipPixels(some, size), [some.length, 3, size, size]);
+          parts.push(m.encodeFrames(pixels));
+          done += some.length;
+          ctx.onFrames?.(done);
+        }
+      }
+      if (!parts.length) throw new InputError('a video needs at least one frame');
+      using all = parts.length === 1 ? parts.splice(0)[0] : ops.concat(parts, 0);
+      return m.compressGroups(all);
+    } finally {
+      for (const p of parts) p.dispose();
+    }
   }
 
   async *generate(

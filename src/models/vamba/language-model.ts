@@ -14,6 +14,7 @@ import { mrope, type Rope, rope1d, rotaryTensors } from '../../nn/rotary.js';
 import * as ops from '../../runtime/ops.js';
 import { disposeAll, tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Pieces } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { VambaDecoderLayer } from './layer.js';
 
@@ -72,6 +73,55 @@ export class VambaLanguageModel implements Disposable {
     const r = this.appendVideo(V, grid, { ...opts, states: null });
     for (const s of r.states) if (s) disposeState(s);
     return r.kvs;
+  }
+
+  /**
+   * `encodeVideo` in pieces of whole temporal groups of about `pieces.tokens` tokens (chunked prefill),
+   * awaiting `pieces.pause()` between two: each piece continues from the Mamba states the pieces before it
+   * left (`appendVideo`, as a live video grows), its K/V rows written into buffers for the whole video.
+   */
+  async encodeVideoInPieces(
+    V: Tensor,
+    grid: readonly [number, number, number],
+    opts: { chunkLen?: number; pieces: Pieces },
+  ): Promise<CrossKV[]> {
+    const [t, h, w] = grid;
+    const perGroup = h * w;
+    const step = Math.max(1, Math.floor(opts.pieces.tokens / perGroup));
+    if (step >= t) return this.encodeVideo(V, grid, opts);
+    const out: CrossKV[] = [];
+    let states: (Mamba2State | null)[] | null = null;
+    try {
+      for (let t0 = 0; t0 < t; t0 += step) {
+        if (t0) await opts.pieces.pause();
+        const t1 = Math.min(t, t0 + step);
+        const r = this.appendVideo(V.narrow(t0 * perGroup, t1 * perGroup), [t1 - t0, h, w], {
+          chunkLen: opts.chunkLen,
+          states,
+          tOffset: t0,
+        });
+        for (const s of states ?? []) if (s) disposeState(s);
+        states = r.states;
+        try {
+          r.kvs.forEach((kv, i) => {
+            const whole = (x: Tensor) =>
+              ops.empty(x.backend, [1, t * perGroup, ...x.shape.slice(2)], x.dtype);
+            out[i] ??= { k: whole(kv.k), v: whole(kv.v) };
+            ops.writeSlice(out[i].k, kv.k, 1, t0 * perGroup);
+            ops.writeSlice(out[i].v, kv.v, 1, t0 * perGroup);
+          });
+        } finally {
+          disposeAll(r.kvs);
+        }
+      }
+      return out;
+    } catch (e) {
+      disposeAll(out);
+      throw e;
+    } finally {
+      for (const s of states ?? []) if (s) disposeState(s);
+      V.dispose();
+    }
   }
 
   /**

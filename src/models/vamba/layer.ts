@@ -169,8 +169,9 @@ export class VambaDecoderLayer implements Disposable {
         const a = Math.min(1, Math.max(0, this.alpha));
         mixed = ops.add(ops.scale(sa, a), ops.scale(ca, 1 - a));
       }
-      const h = ops.add(H, mixed);
-      return ops.add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+      // The residual add and the post-attention norm in one pass.
+      const h = this.post_attention_layernorm.addForward(H, mixed);
+      return ops.add(h.sum, this.mlp.forward(h.out));
     });
   }
 

@@ -16,6 +16,7 @@ import type { Backend } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import type { Pieces } from '../family.js';
 import { assertFits } from '../fit.js';
 import { modelIdentity } from '../identity.js';
 import { type Qwen2VLConfig, readQwen2VLConfig } from '../qwen2vl/config.js';
@@ -190,6 +191,16 @@ export class Vamba implements Disposable {
     chunkLen = DEFAULT_VIDEO_CHUNK,
   ): VambaVideoHandle {
     return new VambaVideoHandle(this.lm.encodeVideo(V, grid, { chunkLen }), key, grid);
+  }
+
+  /** `encodeVideoTokens` in pieces (chunked prefill, `VambaLanguageModel.encodeVideoInPieces`): the same handle. */
+  async encodeVideoTokensInPieces(
+    V: Tensor,
+    grid: readonly [number, number, number],
+    key: VideoKey,
+    opts: { chunkLen?: number; pieces: Pieces },
+  ): Promise<VambaVideoHandle> {
+    return new VambaVideoHandle(await this.lm.encodeVideoInPieces(V, grid, opts), key, grid);
   }
 
   /**

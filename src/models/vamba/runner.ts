@@ -68,6 +68,7 @@ class VambaRunner implements ModelRunner {
       input: c.input,
       signal: c.signal,
       onFrames: c.onFrames,
+      pieces: c.pieces,
     });
     return videoOf(handle);
   }

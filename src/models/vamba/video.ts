@@ -11,6 +11,7 @@ import { stat } from 'node:fs/promises';
 import { InputError } from '../../errors.js';
 import type { Frame, MediaInput } from '../../media/index.js';
 import * as ops from '../../runtime/ops.js';
+import type { Pieces } from '../family.js';
 import { streamVisionTokens } from '../qwen2vl/video-stream.js';
 import type { Vamba } from './model.js';
 import type { VambaVideoHandle, VideoKey } from './video-handle.js';
@@ -31,6 +32,8 @@ export interface VambaFramesOptions {
   /** Video tokens per Mamba chunk (default 4096). */
   chunkLen?: number;
   signal?: AbortSignal;
+  /** Chunked prefill: the video path in pieces, `pause` awaited between them (models/family.ts). */
+  pieces?: Pieces;
   /** Called after each batch with the frames encoded so far. */
   onFrames?: (done: number, tokens?: number) => void;
 }
@@ -83,6 +86,7 @@ export async function encodeVideoFrames(
       );
     },
     signal: o.signal,
+    pieces: o.pieces,
     onFrames: o.onFrames && (still ? (_, tokens) => o.onFrames?.(1, tokens) : o.onFrames),
   });
   if (!r)
@@ -100,7 +104,10 @@ export async function encodeVideoFrames(
     dtype: model.dtype,
   };
   // The handle owns the tokens from here.
-  return model.encodeVideoTokens(r.tokens, [gt, gh / ms, gw / ms], key, o.chunkLen);
+  const merged = [gt, gh / ms, gw / ms] as const;
+  return o.pieces
+    ? model.encodeVideoTokensInPieces(r.tokens, merged, key, { chunkLen: o.chunkLen, pieces: o.pieces })
+    : model.encodeVideoTokens(r.tokens, merged, key, o.chunkLen);
 }
 
 const labelOf = (input: MediaInput | undefined) =>

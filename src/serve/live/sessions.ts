@@ -10,7 +10,8 @@ import { isAbsolute, relative, resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { ChatEngine, VideoHandle } from '../../facade/engine.js';
 import type { LiveVideo } from '../../facade/live.js';
-import { liveFrames, sourceKind } from '../../media/live-source.js';
+import { resizeBicubic } from '../../media/bicubic.js';
+import { liveFrames, sourceKind, type TimedFrame } from '../../media/live-source.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { inside, type MediaPolicy } from '../media.js';
 
@@ -37,6 +38,17 @@ export interface CreateLiveSession {
 
 export type SessionState = 'starting' | 'running' | 'ended' | 'failed';
 
+/** Small copies of the frames taken, for the web UI's strip: at most this many, THUMB_HEIGHT pixels high. */
+const THUMBS = 300;
+const THUMB_HEIGHT = 90;
+
+function thumbnail(f: TimedFrame): TimedFrame {
+  const height = Math.min(THUMB_HEIGHT, f.height);
+  const width = Math.max(1, Math.round((f.width * height) / f.height));
+  if (height === f.height) return f;
+  return { ...f, width, height, data: resizeBicubic(f.data, f.width, f.height, width, height) };
+}
+
 export class LiveSession {
   state: SessionState = 'starting';
   error: string | null = null;
@@ -45,6 +57,18 @@ export class LiveSession {
   readonly ctrl = new AbortController();
   /** Settles when the source has ended, failed or been stopped. */
   pump: Promise<void> = Promise.resolve();
+  /** The newest frame taken, as the source gave it (the web UI shows it). */
+  latest: TimedFrame | null = null;
+  /** Thumbnails of the last THUMBS frames taken, oldest first. */
+  readonly thumbs: TimedFrame[] = [];
+
+  /** Notes the frames the source gave, before they are encoded. */
+  took(frames: readonly TimedFrame[]): void {
+    if (!frames.length) return;
+    this.latest = frames[frames.length - 1];
+    this.thumbs.push(...frames.map(thumbnail));
+    this.thumbs.splice(0, Math.max(0, this.thumbs.length - THUMBS));
+  }
 
   constructor(
     readonly id: string,
@@ -89,6 +113,11 @@ export class LiveSessions {
 
   get idleTtlMs(): number {
     return this.#ttl;
+  }
+
+  /** Whether sessions can be opened here (the model can grow a video, and the limit is not 0). */
+  get enabled(): boolean {
+    return this.#max > 0 && this.engine.live !== undefined && this.engine.canWatch !== false;
   }
 
   list(): LiveSession[] {
@@ -146,6 +175,7 @@ export class LiveSessions {
           idleTimeoutSec: req.idleTimeoutSec,
           signal: s.ctrl.signal,
         })) {
+          s.took(batch);
           await video.append(batch, { signal: s.ctrl.signal });
           if (s.state === 'starting') s.state = 'running';
           first();

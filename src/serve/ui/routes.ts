@@ -6,8 +6,10 @@
  *   POST /ui/api/uploads   a video as the raw body (x-filename header) → an `upload:<id>` URL
  *   POST /ui/api/encode    {url}: encodes (or finds cached) the video, streaming progress as server-sent events
  *   GET  /ui/media?url=…   the video's bytes, with range requests, for the player
- * A live-video source (the server's live sessions, serve/live/) will plug in beside the library and uploads;
- * `live` in /ui/api/info says whether the page offers one.
+ *   GET  /ui/api/live/:id/frame   a live session's newest frame (raw RGB), for the page's live view
+ *   GET  /ui/api/live/:id/thumbs?after=s   small copies of the frames taken after stream second s
+ * A live session (serve/live/, created through /v1/live/sessions) is the page's third source; `live` in
+ * /ui/api/info says whether the page offers it.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import { decodeReportJson } from '../../media/index.js';
 import { getBackend } from '../../runtime/device.js';
 import { packageRoot } from '../../util/package-root.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
+import type { LiveSessions } from '../live/sessions.js';
 import { localMediaPath, type MediaPolicy } from '../media.js';
 import type { RequestQueue } from '../queue.js';
 import type { MediaRef } from '../request.js';
@@ -34,6 +37,7 @@ export interface UiContext {
   queue: RequestQueue;
   cache: VideoCache;
   uploads: UploadStore;
+  live: LiveSessions;
   timeoutMs: number;
   /** The server's own path to an encoded video (the cache, keyed as chat requests key it). */
   leaseVideo(ref: MediaRef, signal: AbortSignal, progress: VideoProgress): Promise<Lease>;
@@ -92,9 +96,40 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
       queue: ui.queue.stats,
       library: ui.policy.allowedRoot !== undefined,
       upload_max_bytes: ui.uploads.maxBytes,
-      live: false,
+      live: ui.live.enabled,
     };
   });
+
+  // The newest frame as the source gave it: RGB24 rows, its size and stream time in headers (no image
+  // encoder needed; the page draws it on a canvas). 204 before the first frame.
+  app.get<{ Params: { id: string } }>('/ui/api/live/:id/frame', async (req, reply) => {
+    const frame = ui.live.get(req.params.id).latest;
+    if (!frame) return reply.status(204).send();
+    return reply
+      .header('content-type', 'application/octet-stream')
+      .header('cache-control', 'no-store')
+      .header('x-frame-width', frame.width)
+      .header('x-frame-height', frame.height)
+      .header('x-frame-time', frame.timestampSec)
+      .send(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength));
+  });
+
+  app.get<{ Params: { id: string }; Querystring: { after?: string } }>(
+    '/ui/api/live/:id/thumbs',
+    async (req) => {
+      const after = req.query.after === undefined ? Number.NEGATIVE_INFINITY : Number(req.query.after);
+      if (Number.isNaN(after)) throw badRequest('after: expected a number of seconds', 'after');
+      const thumbs = ui.live.get(req.params.id).thumbs.filter((f) => f.timestampSec > after);
+      return {
+        data: thumbs.map((f) => ({
+          time_sec: f.timestampSec,
+          width: f.width,
+          height: f.height,
+          rgb: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).toString('base64'),
+        })),
+      };
+    },
+  );
 
   app.get('/ui/api/videos', async () => {
     if (!ui.policy.allowedRoot)

@@ -22,6 +22,7 @@ def split_top(s):
 
 def to_host(src):
     src = re.sub(r"extern __shared__ __align__\(\d+\) unsigned char smem\[\];", "unsigned char *smem = emu::g_smem;", src)
+    src = re.sub(r"extern __shared__ (\w+) (\w+)\[\];", r"\1 *\2 = reinterpret_cast<\1 *>(emu::g_smem);", src)
     out, i = "", 0
     while (j := src.find("<<<", i)) >= 0:
         k = src.find(">>>", j)

@@ -1,0 +1,784 @@
+// Backward kernels, fused losses and AdamW (see grad.h). Reference semantics: src/backends/cpu/grad-*.ts.
+#include <algorithm>
+#include <cmath>
+
+#include "device_util.cuh"
+#include "grad.h"
+
+namespace {
+
+constexpr int kBlock = 256;  // conv_dw_kernel assumes 8 warps
+
+__device__ __forceinline__ float sigmoidf_(float v) { return 1.f / (1.f + expf(-v)); }
+__device__ __forceinline__ float siluf_(float v) { return v * sigmoidf_(v); }
+__device__ __forceinline__ float silu_grad(float v) {
+  const float s = sigmoidf_(v);
+  return s * (1.f + v * (1.f - s));
+}
+
+template <typename T>
+__device__ __forceinline__ float ld(const T *p, size_t i) {
+  return to_f32(p[i]);
+}
+
+// ---- SSD scan ----------------------------------------------------------------------------------------------
+
+struct SsdPlan {
+  int chunk, chunks;
+  int pTile, pBlocks;  // rows p of the state per block (pTile·dState ≤ 256 threads, one element each)
+  size_t bounds, states, acc;  // float counts
+};
+
+SsdPlan ssd_plan(const SsdDims &d) {
+  SsdPlan p;
+  p.chunk = d.len > 0 ? static_cast<int>(std::ceil(std::sqrt(static_cast<double>(d.len)))) : 1;
+  p.chunks = d.len > 0 ? (d.len + p.chunk - 1) / p.chunk : 0;
+  p.pTile = std::max(1, std::min(d.headDim, kBlock / std::max(d.dState, 1)));
+  p.pBlocks = (d.headDim + p.pTile - 1) / p.pTile;
+  const size_t bh = size_t(d.batch) * d.heads, pn = size_t(d.headDim) * d.dState;
+  p.bounds = bh * (p.chunks + 1) * pn;
+  p.states = bh * p.chunk * pn;
+  p.acc = size_t(d.batch) * d.len * d.groups * d.dState;
+  return p;
+}
+
+/**
+ * One block per (batch, head, tile of pTile state rows); each thread owns one state element e = p·N + n and
+ * keeps it and its gradient ds in registers (the recurrence is element-wise, so recomputing states needs no
+ * synchronisation). The state before each chunk and the states inside the chunk being reversed live in scratch
+ * (each thread reads back only what it wrote). Per token, the reductions over n (dx), over p (dB, dC) and over
+ * both (ddt, dA) go through shared-memory atomics between two barriers, then global atomics across tiles.
+ */
+template <typename T, typename TD>
+__global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt, float *__restrict__ dA,
+                                    float *__restrict__ dBacc, float *__restrict__ dCacc, float *__restrict__ dD,
+                                    float *__restrict__ dState, const T *__restrict__ dy,
+                                    const float *__restrict__ dStateOut, const T *__restrict__ x,
+                                    const float *__restrict__ dt, const float *__restrict__ A,
+                                    const T *__restrict__ B, const T *__restrict__ C, const TD *__restrict__ D,
+                                    const float *__restrict__ s0, SsdDims d, SsdPlan plan,
+                                    float *__restrict__ bounds, float *__restrict__ states) {
+  const int H = d.heads, P = d.headDim, N = d.dState, G = d.groups, len = d.len, chunk = plan.chunk;
+  const int bh = blockIdx.x / plan.pBlocks, p0 = (blockIdx.x % plan.pBlocks) * plan.pTile;
+  const int b = bh / H, h = bh % H, grp = h / (H / G);
+  const int PN = P * N, tid = threadIdx.x, lane = tid & 31;
+  const int p = p0 + tid / N, n = tid % N;
+  const bool owner = tid < plan.pTile * N && p < P;  // this thread holds state element e
+  const int e = p * N + n;
+  float *bnd = bounds + size_t(bh) * (plan.chunks + 1) * PN;
+  float *st = states + size_t(bh) * chunk * PN;
+  extern __shared__ float sh[];
+  const int rows = min(plan.pTile, P - p0);  // state rows of this tile
+  float *redP = sh, *redB = sh + plan.pTile, *redC = redB + N, *scal = redC + N;
+  const float Ah = A[h];
+  const float Dh = D ? to_f32(D[h]) : 0.f;
+  auto xAt = [&](int t) { return (size_t(b) * len + t) * H * P + size_t(h) * P; };
+  auto bcAt = [&](int t) { return ((size_t(b) * len + t) * G + grp) * N; };
+  auto dtAt = [&](int t) { return (size_t(b) * len + t) * H + h; };
+  auto advance = [&](float s, int t) {
+    const float dtv = dt[dtAt(t)];
+    return expf(dtv * Ah) * s + dtv * ld(x, xAt(t) + p) * ld(B, bcAt(t) + n);
+  };
+
+  float ds = 0.f;
+  if (owner) {  // forward: the state before each chunk
+    float s = s0 ? s0[size_t(bh) * PN + e] : 0.f;
+    bnd[e] = s;
+    for (int t = 0; t < len; t++) {
+      s = advance(s, t);
+      if ((t + 1) % chunk == 0 || t == len - 1) bnd[size_t(t / chunk + 1) * PN + e] = s;
+    }
+    ds = dStateOut ? dStateOut[size_t(bh) * PN + e] : 0.f;
+  }
+  float dAloc = 0.f, dDloc = 0.f;
+  for (int c = plan.chunks - 1; c >= 0; c--) {
+    const int t0 = c * chunk, t1 = min(len, t0 + chunk);
+    if (owner) {
+      float s = bnd[size_t(c) * PN + e];
+      for (int t = t0; t < t1; t++) {
+        s = advance(s, t);
+        st[size_t(t - t0) * PN + e] = s;
+      }
+    }
+    for (int t = t1 - 1; t >= t0; t--) {
+      for (int i = tid; i < plan.pTile + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
+      __syncthreads();
+      const float dtv = dt[dtAt(t)], a = expf(dtv * Ah);
+      const size_t xo = xAt(t), bo = bcAt(t);
+      float lp = 0.f, lxb = 0.f;
+      if (owner) {
+        const float dyp = ld(dy, xo + p), xp = ld(x, xo + p), Bn = ld(B, bo + n), Cn = ld(C, bo + n);
+        const float dse = ds + dyp * Cn;
+        const float sT = st[size_t(t - t0) * PN + e];
+        const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : bnd[size_t(c) * PN + e];
+        const float dsB = dse * Bn;
+        atomicAdd(&redC[n], dyp * sT);
+        atomicAdd(&redP[p - p0], dsB);
+        atomicAdd(&redB[n], dse * xp);
+        lp = dse * sPrev;
+        lxb = dsB * xp;
+        ds = a * dse;
+      }
+      lp = warp_sum(lp);
+      lxb = warp_sum(lxb);
+      if (lane == 0) {
+        atomicAdd(&scal[0], lp);
+        atomicAdd(&scal[1], lxb);
+      }
+      __syncthreads();
+      for (int i = tid; i < rows; i += blockDim.x) {
+        const float dyp = ld(dy, xo + p0 + i);
+        float g = dtv * redP[i];
+        if (D) {
+          g += Dh * dyp;
+          dDloc += dyp * ld(x, xo + p0 + i);
+        }
+        dx[xo + p0 + i] = from_f32<T>(g);
+      }
+      for (int i = tid; i < N; i += blockDim.x) {
+        atomicAdd(&dBacc[bo + i], dtv * redB[i]);
+        atomicAdd(&dCacc[bo + i], redC[i]);
+      }
+      if (tid == 0) {
+        atomicAdd(&ddt[dtAt(t)], scal[1] + Ah * a * scal[0]);
+        dAloc += dtv * a * scal[0];
+      }
+      __syncthreads();
+    }
+  }
+  if (dState && owner) dState[size_t(bh) * PN + e] = ds;
+  dDloc = block_sum(dDloc);
+  if (tid == 0) {
+    atomicAdd(&dA[h], dAloc);
+    if (dD) atomicAdd(&dD[h], dDloc);
+  }
+}
+
+// ---- conv1d --------------------------------------------------------------------------------------------------
+
+constexpr int kMaxConvWidth = 16;
+
+template <typename T, typename W>
+struct ConvView {
+  const T *x, *state, *dy;
+  const W *w, *bias;
+  int len, C, K, past;
+  bool silu;
+  /** [state; x] of batch b at padded row q, channel c. */
+  __device__ float padded(int b, int q, int c) const {
+    if (q < past) return state ? ld(state, (size_t(b) * past + q) * C + c) : 0.f;
+    return ld(x, (size_t(b) * len + q - past) * C + c);
+  }
+  /** The gradient of the pre-activation at (b, t, c). */
+  __device__ float dpre(int b, int t, int c) const {
+    float g = ld(dy, (size_t(b) * len + t) * C + c);
+    if (silu) {
+      float pre = bias ? ld(bias, c) : 0.f;
+      for (int j = 0; j < K; j++) pre += ld(w, size_t(c) * K + j) * padded(b, t + j, c);
+      g *= silu_grad(pre);
+    }
+    return g;
+  }
+};
+
+/** dP[b, q, c] = Σ_j w[c, j]·dpre[b, q − j, c] (+ dStateOut on the last rows); one thread per padded element. */
+template <typename T, typename W>
+__global__ void conv_dx_kernel(T *__restrict__ dx, T *__restrict__ dState, const T *__restrict__ dStateOut,
+                               ConvView<T, W> v, int batch) {
+  const size_t rows = size_t(v.past) + v.len, n = size_t(batch) * rows * v.C;
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const int c = static_cast<int>(i % v.C);
+    const int q = static_cast<int>((i / v.C) % rows);
+    const int b = static_cast<int>(i / (size_t(v.C) * rows));
+    float acc = q >= v.len && dStateOut ? ld(dStateOut, (size_t(b) * v.past + q - v.len) * v.C + c) : 0.f;
+    for (int j = 0; j < v.K; j++) {
+      const int t = q - j;
+      if (t >= 0 && t < v.len) acc += ld(v.w, size_t(c) * v.K + j) * v.dpre(b, t, c);
+    }
+    if (q < v.past) {
+      if (dState) dState[(size_t(b) * v.past + q) * v.C + c] = from_f32<T>(acc);
+    } else {
+      dx[(size_t(b) * v.len + q - v.past) * v.C + c] = from_f32<T>(acc);
+    }
+  }
+}
+
+/**
+ * dW[c, j] = Σ_{b,t} dpre·P[b, t + j, c] and dBias[c] = Σ dpre: a block of 256 threads covers 32 channels (the
+ * lane) × 8 row groups (the warp), summed through shared memory.
+ */
+template <typename T, typename W>
+__global__ void conv_dw_kernel(float *__restrict__ dW, float *__restrict__ dBias, ConvView<T, W> v, int batch) {
+  __shared__ float red[8][32][kMaxConvWidth + 1];
+  const int lane = threadIdx.x & 31, group = threadIdx.x >> 5;
+  const int c = blockIdx.x * 32 + lane;
+  float acc[kMaxConvWidth + 1];
+  for (int j = 0; j <= kMaxConvWidth; j++) acc[j] = 0.f;
+  if (c < v.C)
+    for (int r = group; r < batch * v.len; r += 8) {
+      const int b = r / v.len, t = r % v.len;
+      const float g = v.dpre(b, t, c);
+      for (int j = 0; j < v.K; j++) acc[j] += g * v.padded(b, t + j, c);
+      acc[kMaxConvWidth] += g;
+    }
+  for (int j = 0; j <= kMaxConvWidth; j++) red[group][lane][j] = acc[j];
+  __syncthreads();
+  if (group == 0 && c < v.C) {
+    for (int j = 0; j < v.K; j++) {
+      float s = 0.f;
+      for (int y = 0; y < 8; y++) s += red[y][lane][j];
+      dW[size_t(c) * v.K + j] = s;
+    }
+    if (dBias) {
+      float s = 0.f;
+      for (int y = 0; y < 8; y++) s += red[y][lane][kMaxConvWidth];
+      dBias[c] = s;
+    }
+  }
+}
+
+// ---- attention -----------------------------------------------------------------------------------------------
+
+constexpr int kMaxHeadDim = 256;
+constexpr int kPer = kMaxHeadDim / 32;  // values per lane
+
+struct AttnArgs {
+  AttnGradDims d;
+  const float *mask;
+  const int *ranges;   // per query: its keys [lo, hi)
+  const int *qranges;  // per key: the queries [lo, hi) that see it
+  float *lse, *delta;
+};
+
+/** Lane-distributed row of n values (lane + 32·i) as f32, zeros beyond n. */
+template <typename T>
+__device__ __forceinline__ void load_row(const T *p, int n, int lane, float (&r)[kPer]) {
+#pragma unroll
+  for (int i = 0; i < kPer; i++) r[i] = lane + 32 * i < n ? ld(p, lane + 32 * i) : 0.f;
+}
+template <typename T>
+__device__ __forceinline__ float dot_row(const float (&r)[kPer], const T *p, int n, int lane) {
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < kPer; i++)
+    if (lane + 32 * i < n) s += r[i] * ld(p, lane + 32 * i);
+  return warp_sum(s);
+}
+
+/** Logit of query row (b, i) with key j: scale·q·k + mask (every lane gets it). */
+template <typename T>
+__device__ __forceinline__ float attn_logit(const AttnArgs &a, const float (&qr)[kPer], const T *k, int b, int i,
+                                           int j, int kh, int lane) {
+  const AttnGradDims &d = a.d;
+  float s = dot_row(qr, k + ((size_t(b) * d.skv + j) * d.hkv + kh) * d.d, d.d, lane) * d.scale;
+  if (a.mask) s += a.mask[((size_t(d.maskBatch > 1 ? b : 0) * d.sq + i) * d.kvLength) + j];
+  return s;
+}
+
+/** One warp per query row ((b·sq + i)·hq + h): its log-sum-exp over its keys and δ = dO·O. */
+template <typename T>
+__global__ void attn_lse_kernel(AttnArgs a, const T *__restrict__ q, const T *__restrict__ k,
+                                const T *__restrict__ out, const T *__restrict__ dOut) {
+  const AttnGradDims &d = a.d;
+  const size_t row = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= size_t(d.batch) * d.sq * d.hq) return;
+  const int h = static_cast<int>(row % d.hq), i = static_cast<int>((row / d.hq) % d.sq);
+  const int b = static_cast<int>(row / (size_t(d.hq) * d.sq)), kh = h / (d.hq / d.hkv);
+  float qr[kPer];
+  load_row(q + row * d.d, d.d, lane, qr);
+  float m = -INFINITY, l = 0.f;
+  for (int j = a.ranges[2 * i]; j < a.ranges[2 * i + 1]; j++) {
+    const float s = attn_logit(a, qr, k, b, i, j, kh, lane);
+    if (s == -INFINITY) continue;
+    if (s > m) {
+      l = l * expf(m - s) + 1.f;
+      m = s;
+    } else {
+      l += expf(s - m);
+    }
+  }
+  float o[kPer];
+  load_row(out + row * d.dv, d.dv, lane, o);
+  const float delta = dot_row(o, dOut + row * d.dv, d.dv, lane);
+  if (lane == 0) {
+    a.lse[row] = m == -INFINITY ? -INFINITY : m + logf(l);
+    a.delta[row] = delta;
+  }
+}
+
+/** One warp per query row: dq = scale·Σ_j P_j·(dP_j − δ)·k_j. */
+template <typename T>
+__global__ void attn_dq_kernel(AttnArgs a, T *__restrict__ dq, const T *__restrict__ q, const T *__restrict__ k,
+                               const T *__restrict__ v, const T *__restrict__ dOut) {
+  const AttnGradDims &d = a.d;
+  const size_t row = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= size_t(d.batch) * d.sq * d.hq) return;
+  const int h = static_cast<int>(row % d.hq), i = static_cast<int>((row / d.hq) % d.sq);
+  const int b = static_cast<int>(row / (size_t(d.hq) * d.sq)), kh = h / (d.hq / d.hkv);
+  float qr[kPer], go[kPer], acc[kPer];
+  load_row(q + row * d.d, d.d, lane, qr);
+  load_row(dOut + row * d.dv, d.dv, lane, go);
+#pragma unroll
+  for (int t = 0; t < kPer; t++) acc[t] = 0.f;
+  const float lse = a.lse[row], delta = a.delta[row];
+  if (lse != -INFINITY)
+    for (int j = a.ranges[2 * i]; j < a.ranges[2 * i + 1]; j++) {
+      const float p = expf(attn_logit(a, qr, k, b, i, j, kh, lane) - lse);
+      const size_t kv = (size_t(b) * d.skv + j) * d.hkv + kh;
+      const float dp = dot_row(go, v + kv * d.dv, d.dv, lane);
+      const float ds = p * (dp - delta);
+#pragma unroll
+      for (int t = 0; t < kPer; t++)
+        if (lane + 32 * t < d.d) acc[t] += ds * ld(k, kv * d.d + lane + 32 * t);
+    }
+#pragma unroll
+  for (int t = 0; t < kPer; t++)
+    if (lane + 32 * t < d.d) dq[row * d.d + lane + 32 * t] = from_f32<T>(acc[t] * d.scale);
+}
+
+/**
+ * One warp per key row ((b·skv + j)·hkv + kh): dv = Σ P·dO and dk = scale·Σ P·(dP − δ)·q over the query rows that
+ * see it (its query range, then the query heads of its kv group).
+ */
+template <typename T>
+__global__ void attn_dkv_kernel(AttnArgs a, T *__restrict__ dk, T *__restrict__ dv, const T *__restrict__ q,
+                                const T *__restrict__ k, const T *__restrict__ v, const T *__restrict__ dOut) {
+  const AttnGradDims &d = a.d;
+  const size_t krow = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (krow >= size_t(d.batch) * d.skv * d.hkv) return;
+  const int kh = static_cast<int>(krow % d.hkv), j = static_cast<int>((krow / d.hkv) % d.skv);
+  const int b = static_cast<int>(krow / (size_t(d.hkv) * d.skv)), group = d.hq / d.hkv;
+  float kr[kPer], vr[kPer], gk[kPer], gv[kPer];
+  load_row(k + krow * d.d, d.d, lane, kr);
+  load_row(v + krow * d.dv, d.dv, lane, vr);
+#pragma unroll
+  for (int t = 0; t < kPer; t++) gk[t] = gv[t] = 0.f;
+  for (int i = a.qranges[2 * j]; i < a.qranges[2 * j + 1]; i++) {
+    for (int h = kh * group; h < (kh + 1) * group; h++) {
+      const size_t row = (size_t(b) * d.sq + i) * d.hq + h;
+      const float lse = a.lse[row];
+      if (lse == -INFINITY) continue;
+      const T *qrow = q + row * d.d, *gorow = dOut + row * d.dv;
+      float s = dot_row(kr, qrow, d.d, lane) * d.scale;
+      if (a.mask) s += a.mask[((size_t(d.maskBatch > 1 ? b : 0) * d.sq + i) * d.kvLength) + j];
+      const float p = expf(s - lse);
+      const float dp = dot_row(vr, gorow, d.dv, lane);
+      const float ds = p * (dp - a.delta[row]);
+#pragma unroll
+      for (int t = 0; t < kPer; t++) {
+        if (lane + 32 * t < d.dv) gv[t] += p * ld(gorow, lane + 32 * t);
+        if (lane + 32 * t < d.d) gk[t] += ds * ld(qrow, lane + 32 * t);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kPer; t++) {
+    if (lane + 32 * t < d.d) dk[krow * d.d + lane + 32 * t] = from_f32<T>(gk[t] * d.scale);
+    if (lane + 32 * t < d.dv) dv[krow * d.dv + lane + 32 * t] = from_f32<T>(gv[t]);
+  }
+}
+
+// ---- norms -----------------------------------------------------------------------------------------------------
+
+/** One block per (row, group). */
+template <typename T, typename W>
+__global__ void rms_backward_kernel(T *__restrict__ dx, float *__restrict__ dW, T *__restrict__ dGate,
+                                    const T *__restrict__ dy, const T *__restrict__ x, const W *__restrict__ w,
+                                    const T *__restrict__ gate, const T *__restrict__ dSum, int64_t dim,
+                                    int64_t G, float eps, bool normBeforeGate) {
+  const int64_t groups = dim / G;
+  const int64_t r = blockIdx.x / groups, g0 = (blockIdx.x % groups) * G;
+  const size_t base = size_t(r) * dim + g0;
+  const bool gateFirst = gate && !normBeforeGate, gateAfter = gate && normBeforeGate;
+  auto u_at = [&](int64_t i) { return gateFirst ? ld(x, base + i) * siluf_(ld(gate, base + i)) : ld(x, base + i); };
+  auto dn_at = [&](int64_t i) {
+    return ld(dy, base + i) * (w ? ld(w, g0 + i) : 1.f) * (gateAfter ? siluf_(ld(gate, base + i)) : 1.f);
+  };
+  float ss = 0.f, dot = 0.f;
+  for (int64_t i = threadIdx.x; i < G; i += blockDim.x) {
+    const float u = u_at(i);
+    ss += u * u;
+    dot += dn_at(i) * u;
+  }
+  ss = block_sum(ss);
+  dot = block_sum(dot);
+  const float rs = rsqrtf(ss / G + eps), kk = rs * rs * dot / G;
+  for (int64_t i = threadIdx.x; i < G; i += blockDim.x) {
+    const float u = u_at(i), dyi = ld(dy, base + i);
+    const float du = rs * (dn_at(i) - u * kk);
+    float gx = du;
+    if (gateFirst) {
+      const float gi = ld(gate, base + i);
+      gx = du * siluf_(gi);
+      dGate[base + i] = from_f32<T>(du * ld(x, base + i) * silu_grad(gi));
+    } else if (gateAfter) {
+      const float gi = ld(gate, base + i);
+      dGate[base + i] = from_f32<T>(dyi * u * rs * (w ? ld(w, g0 + i) : 1.f) * silu_grad(gi));
+    }
+    if (dSum) gx += ld(dSum, base + i);
+    dx[base + i] = from_f32<T>(gx);
+    if (dW) atomicAdd(&dW[g0 + i], dyi * u * rs * (gateAfter ? siluf_(ld(gate, base + i)) : 1.f));
+  }
+}
+
+/** One block per row. */
+template <typename T, typename W>
+__global__ void ln_backward_kernel(T *__restrict__ dx, float *__restrict__ dW, float *__restrict__ dB,
+                                   const T *__restrict__ dy, const T *__restrict__ x, const W *__restrict__ w,
+                                   const T *__restrict__ dSum, int64_t dim, float eps) {
+  const size_t base = size_t(blockIdx.x) * dim;
+  float sum = 0.f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) sum += ld(x, base + i);
+  const float mean = block_sum(sum) / dim;
+  float var = 0.f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float c = ld(x, base + i) - mean;
+    var += c * c;
+  }
+  const float rs = rsqrtf(block_sum(var) / dim + eps);
+  float m1 = 0.f, m2 = 0.f;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float g = ld(dy, base + i) * (w ? ld(w, i) : 1.f), xh = (ld(x, base + i) - mean) * rs;
+    m1 += g;
+    m2 += g * xh;
+  }
+  m1 = block_sum(m1) / dim;
+  m2 = block_sum(m2) / dim;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float dyi = ld(dy, base + i), g = dyi * (w ? ld(w, i) : 1.f), xh = (ld(x, base + i) - mean) * rs;
+    dx[base + i] = from_f32<T>(rs * (g - m1 - xh * m2) + (dSum ? ld(dSum, base + i) : 0.f));
+    if (dW) atomicAdd(&dW[i], dyi * xh);
+    if (dB) atomicAdd(&dB[i], dyi);
+  }
+}
+
+// ---- embedding, losses, AdamW ---------------------------------------------------------------------------------
+
+template <typename T>
+__global__ void embedding_backward_kernel(float *__restrict__ dTable, const T *__restrict__ dOut,
+                                          const int32_t *__restrict__ ids, size_t n, int64_t vocab, int64_t dim) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const int32_t id = ids[i / dim];
+    if (id >= 0 && id < vocab) atomicAdd(&dTable[size_t(id) * dim + i % dim], ld(dOut, i));
+  }
+}
+
+/** counter[0] = number of rows whose target ≠ ignore (as a float), one block. */
+__global__ void count_targets_kernel(float *counter, const int32_t *targets, int64_t rows, int ignore) {
+  float n = 0.f;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) n += targets[r] != ignore ? 1.f : 0.f;
+  n = block_sum(n);
+  if (threadIdx.x == 0) counter[0] = n;
+}
+
+/** One block per row: loss += (lse − logit[target]) / count; dLogits = gradScale·(softmax − onehot) / count. */
+template <typename T>
+__global__ void cross_entropy_kernel(float *__restrict__ loss, T *__restrict__ dl, const T *__restrict__ logits,
+                                     const int32_t *__restrict__ targets, const float *__restrict__ counter,
+                                     int64_t vocab, int ignore, float gradScale) {
+  const size_t base = size_t(blockIdx.x) * vocab;
+  const int32_t tg = targets[blockIdx.x];
+  if (tg == ignore) {
+    if (dl)
+      for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) dl[base + j] = from_f32<T>(0.f);
+    return;
+  }
+  float m = -INFINITY;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) m = fmaxf(m, ld(logits, base + j));
+  m = block_max(m);
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) s += expf(ld(logits, base + j) - m);
+  const float lse = m + logf(block_sum(s));
+  const float count = counter[0];
+  const bool valid = tg >= 0 && tg < vocab;
+  if (threadIdx.x == 0) atomicAdd(loss, valid ? (lse - ld(logits, base + tg)) / count : NAN);
+  if (dl) {
+    const float scale = gradScale / count;
+    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x)
+      dl[base + j] = from_f32<T>(expf(ld(logits, base + j) - lse) * scale - (j == tg ? scale : 0.f));
+  }
+}
+
+/** counter[0] = number of rows with at least one id ≥ 0. */
+__global__ void count_topk_rows_kernel(float *counter, const int32_t *ids, int64_t rows, int64_t k) {
+  float n = 0.f;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    bool any = false;
+    for (int64_t j = 0; j < k; j++) any = any || ids[r * k + j] >= 0;
+    n += any ? 1.f : 0.f;
+  }
+  n = block_sum(n);
+  if (threadIdx.x == 0) counter[0] = n;
+}
+
+/** One block per row (kl_top_k): the KL over the row's valid ids, its gradient scattered into a zeroed row. */
+template <typename T>
+__global__ void kl_top_k_kernel(float *__restrict__ loss, T *__restrict__ dl, const T *__restrict__ logits,
+                                const int32_t *__restrict__ ids, const float *__restrict__ teacher,
+                                const float *__restrict__ counter, int64_t vocab, int64_t k, float gradScale) {
+  const size_t base = size_t(blockIdx.x) * vocab, kb = size_t(blockIdx.x) * k;
+  auto valid = [&](int64_t j) { return ids[kb + j] >= 0 && ids[kb + j] < vocab; };
+  float ms = -INFINITY, mt = -INFINITY;
+  for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    if (valid(j)) {
+      ms = fmaxf(ms, ld(logits, base + ids[kb + j]));
+      mt = fmaxf(mt, teacher[kb + j]);
+    }
+  ms = block_max(ms);
+  mt = block_max(mt);
+  if (dl) {
+    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) dl[base + j] = from_f32<T>(0.f);
+    __syncthreads();  // the zeros land before the scatter below
+  }
+  if (ms == -INFINITY) return;  // no valid id: left out of the mean
+  float ss = 0.f, st = 0.f;
+  for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    if (valid(j)) {
+      ss += expf(ld(logits, base + ids[kb + j]) - ms);
+      st += expf(teacher[kb + j] - mt);
+    }
+  const float ls = ms + logf(block_sum(ss)), lt = mt + logf(block_sum(st));
+  const float count = counter[0];
+  float kl = 0.f;
+  for (int64_t j = threadIdx.x; j < k; j += blockDim.x)
+    if (valid(j)) {
+      const float lp = teacher[kb + j] - lt, lq = ld(logits, base + ids[kb + j]) - ls, p = expf(lp);
+      if (p > 0.f) kl += p * (lp - lq);
+      if (dl) dl[base + ids[kb + j]] = from_f32<T>(gradScale * (expf(lq) - p) / count);
+    }
+  kl = block_sum(kl);
+  if (threadIdx.x == 0) atomicAdd(loss, kl / count);
+}
+
+template <typename T>
+__global__ void adamw_kernel(float *__restrict__ p, float *__restrict__ m, float *__restrict__ v,
+                             const float *__restrict__ g, T *__restrict__ copy, size_t n, float lr, float beta1,
+                             float beta2, float eps, float decay, float stepSize, float sqrtBc2, float gradScale) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const float gi = g[i] * gradScale;
+    const float mi = beta1 * m[i] + (1.f - beta1) * gi;
+    const float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float pi = p[i] * decay - stepSize * mi / (sqrtf(vi) / sqrtBc2 + eps);
+    p[i] = pi;
+    if (copy) copy[i] = from_f32<T>(pi);
+  }
+}
+
+/** Runs `...` with TD bound to D's storage type (float when there is no D). */
+#define LS_DISPATCH_OPT(ptr, et, TD, ...)    \
+  do {                                       \
+    if (!(ptr)) {                            \
+      using TD = float;                      \
+      __VA_ARGS__                            \
+    } else {                                 \
+      LS_DISPATCH_FLOAT(et, TD, __VA_ARGS__); \
+    }                                        \
+  } while (0)
+
+}  // namespace
+
+size_t ssd_scan_backward_workspace_bytes(const SsdDims &d) {
+  const SsdPlan p = ssd_plan(d);
+  return sizeof(float) * (p.bounds + p.states + 2 * p.acc) + 256;
+}
+
+void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, float *dD, float *dState, const void *dy,
+                       const float *dStateOut, const void *x, const float *dt, const float *A, const void *B,
+                       const void *C, const void *D, ET dEt, const float *state, const SsdDims &d, ET et,
+                       void *workspace, size_t workspaceBytes, cudaStream_t s) {
+  LS_REQUIRE(d.groups > 0 && d.heads % d.groups == 0, "ssd_scan_backward: heads must be a multiple of groups");
+  LS_REQUIRE(d.dState >= 1 && d.dState <= kBlock, "ssd_scan_backward: dState must be in [1, 256]");
+  LS_REQUIRE(workspaceBytes >= ssd_scan_backward_workspace_bytes(d), "ssd_scan_backward: workspace too small");
+  const SsdPlan p = ssd_plan(d);
+  float *ws = static_cast<float *>(workspace);
+  float *bounds = ws, *states = bounds + p.bounds, *dBacc = states + p.states, *dCacc = dBacc + p.acc;
+  const size_t stateElems = size_t(d.batch) * d.heads * d.headDim * d.dState;
+  LS_CUDA_CHECK(cudaMemsetAsync(dA, 0, sizeof(float) * d.heads, s));
+  if (dD) LS_CUDA_CHECK(cudaMemsetAsync(dD, 0, sizeof(float) * d.heads, s));
+  LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
+  LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
+  const size_t shared = sizeof(float) * (p.pTile + 2 * d.dState + 2);
+  const unsigned blocks = static_cast<unsigned>(size_t(d.batch) * d.heads * p.pBlocks);
+  if (d.len > 0 && blocks > 0) {
+    LS_DISPATCH_FLOAT(et, T, {
+      LS_DISPATCH_OPT(D, dEt, TD, {
+        ssd_backward_kernel<T, TD><<<blocks, kBlock, shared, s>>>(
+            static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dState, static_cast<const T *>(dy), dStateOut,
+            static_cast<const T *>(x), dt, A, static_cast<const T *>(B), static_cast<const T *>(C),
+            static_cast<const TD *>(D), state, d, p, bounds, states);
+      });
+    });
+    LS_CHECK_LAUNCH();
+  } else if (dState && stateElems) {  // no tokens: the final state's gradient passes through
+    LS_CUDA_CHECK(dStateOut ? cudaMemcpyAsync(dState, dStateOut, sizeof(float) * stateElems, cudaMemcpyDeviceToDevice, s)
+                            : cudaMemsetAsync(dState, 0, sizeof(float) * stateElems, s));
+  }
+  launch_cast(dB, et, dBacc, ET::F32, p.acc, s);
+  launch_cast(dC, et, dCacc, ET::F32, p.acc, s);
+}
+
+void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const void *dy, const void *dStateOut,
+                     const void *x, const void *weight, const void *bias, const void *state, const Conv1dDims &d,
+                     ET et, ET wEt, cudaStream_t s) {
+  LS_REQUIRE(d.width >= 1 && d.width <= kMaxConvWidth, "conv1d_backward: width must be in [1, 16]");
+  const size_t padded = size_t(d.batch) * (d.width - 1 + d.len) * d.channels;
+  LS_DISPATCH_FLOAT(et, T, {
+    LS_DISPATCH_FLOAT(wEt, W, {
+      const ConvView<T, W> v{static_cast<const T *>(x), static_cast<const T *>(state), static_cast<const T *>(dy),
+                             static_cast<const W *>(weight), static_cast<const W *>(bias), d.len, d.channels,
+                             d.width, d.width - 1, d.silu};
+      if (padded) {
+        conv_dx_kernel<T, W><<<grid_for(padded, kBlock), kBlock, 0, s>>>(
+            static_cast<T *>(dx), static_cast<T *>(dState), static_cast<const T *>(dStateOut), v, d.batch);
+        LS_CHECK_LAUNCH();
+      }
+      if (d.channels) {
+        conv_dw_kernel<T, W><<<ceil_div(d.channels, 32), kBlock, 0, s>>>(dWeight, dBias, v, d.batch);
+        LS_CHECK_LAUNCH();
+      }
+    });
+  });
+}
+
+size_t attention_backward_workspace_bytes(const AttnGradDims &d) {
+  return sizeof(int32_t) * 2 * (size_t(d.sq) + d.skv) + sizeof(float) * 2 * size_t(d.batch) * d.sq * d.hq + 256;
+}
+
+void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const void *q, const void *k, const void *v,
+                        const void *out, const float *mask, const int32_t *rangesHost,
+                        const int32_t *queryRangesHost, const AttnGradDims &d, ET et, void *workspace,
+                        size_t workspaceBytes, cudaStream_t s) {
+  LS_REQUIRE(d.hkv > 0 && d.hq % d.hkv == 0, "attention_backward: hq must be a multiple of hkv");
+  LS_REQUIRE(d.d <= kMaxHeadDim && d.dv <= kMaxHeadDim, "attention_backward: head dims above 256");
+  LS_REQUIRE(workspaceBytes >= attention_backward_workspace_bytes(d), "attention_backward: workspace too small");
+  LS_REQUIRE((d.maskBatch == 0) == (mask == nullptr), "attention_backward: mask pointer does not match maskBatch");
+  int32_t *ranges = static_cast<int32_t *>(workspace);
+  int32_t *qranges = ranges + 2 * size_t(d.sq);
+  float *lse = reinterpret_cast<float *>(qranges + 2 * size_t(d.skv));
+  AttnArgs a{d, mask, ranges, qranges, lse, lse + size_t(d.batch) * d.sq * d.hq};
+  if (d.sq) LS_CUDA_CHECK(cudaMemcpyAsync(ranges, rangesHost, sizeof(int32_t) * 2 * d.sq, cudaMemcpyHostToDevice, s));
+  if (d.skv)
+    LS_CUDA_CHECK(
+        cudaMemcpyAsync(qranges, queryRangesHost, sizeof(int32_t) * 2 * d.skv, cudaMemcpyHostToDevice, s));
+  const size_t qRows = size_t(d.batch) * d.sq * d.hq, kRows = size_t(d.batch) * d.skv * d.hkv;
+  const unsigned warpsPerBlock = kBlock / 32;
+  LS_DISPATCH_FLOAT(et, T, {
+    if (qRows) {
+      const unsigned blocks = static_cast<unsigned>(ceil_div(qRows, size_t(warpsPerBlock)));
+      attn_lse_kernel<T><<<blocks, kBlock, 0, s>>>(a, static_cast<const T *>(q), static_cast<const T *>(k),
+                                                   static_cast<const T *>(out), static_cast<const T *>(dOut));
+      LS_CHECK_LAUNCH();
+      attn_dq_kernel<T><<<blocks, kBlock, 0, s>>>(a, static_cast<T *>(dq), static_cast<const T *>(q),
+                                                  static_cast<const T *>(k), static_cast<const T *>(v),
+                                                  static_cast<const T *>(dOut));
+      LS_CHECK_LAUNCH();
+    }
+    if (kRows) {
+      const unsigned blocks = static_cast<unsigned>(ceil_div(kRows, size_t(warpsPerBlock)));
+      attn_dkv_kernel<T><<<blocks, kBlock, 0, s>>>(a, static_cast<T *>(dk), static_cast<T *>(dv),
+                                                   static_cast<const T *>(q), static_cast<const T *>(k),
+                                                   static_cast<const T *>(v), static_cast<const T *>(dOut));
+      LS_CHECK_LAUNCH();
+    }
+  });
+}
+
+void rms_norm_backward(void *dx, float *dWeight, void *dGate, const void *dy, const void *x, const void *weight,
+                       ET wEt, const void *gate, const void *dSum, int64_t rows, int64_t dim, int64_t groupSize,
+                       float eps, bool normBeforeGate, ET et, cudaStream_t s) {
+  LS_REQUIRE(groupSize > 0 && dim % groupSize == 0, "rms_norm_backward: groupSize must divide dim");
+  if (dWeight) LS_CUDA_CHECK(cudaMemsetAsync(dWeight, 0, sizeof(float) * dim, s));
+  const int64_t blocks = rows * (dim / groupSize);
+  if (!blocks) return;
+  LS_REQUIRE(blocks < (int64_t(1) << 31), "rms_norm_backward: too many rows");
+  LS_DISPATCH_FLOAT(et, T, {
+    LS_DISPATCH_OPT(weight, wEt, W, {
+      rms_backward_kernel<T, W><<<static_cast<unsigned>(blocks), kBlock, 0, s>>>(
+          static_cast<T *>(dx), dWeight, static_cast<T *>(dGate), static_cast<const T *>(dy),
+          static_cast<const T *>(x), static_cast<const W *>(weight), static_cast<const T *>(gate),
+          static_cast<const T *>(dSum), dim, groupSize, eps, normBeforeGate);
+    });
+  });
+  LS_CHECK_LAUNCH();
+}
+
+void layer_norm_backward(void *dx, float *dWeight, float *dBias, const void *dy, const void *x, const void *weight,
+                         ET wEt, const void *dSum, int64_t rows, int64_t dim, float eps, ET et, cudaStream_t s) {
+  if (dWeight) LS_CUDA_CHECK(cudaMemsetAsync(dWeight, 0, sizeof(float) * dim, s));
+  if (dBias) LS_CUDA_CHECK(cudaMemsetAsync(dBias, 0, sizeof(float) * dim, s));
+  if (!rows || !dim) return;
+  LS_REQUIRE(rows < (int64_t(1) << 31), "layer_norm_backward: too many rows");
+  LS_DISPATCH_FLOAT(et, T, {
+    LS_DISPATCH_OPT(weight, wEt, W, {
+      ln_backward_kernel<T, W><<<static_cast<unsigned>(rows), kBlock, 0, s>>>(
+          static_cast<T *>(dx), dWeight, dBias, static_cast<const T *>(dy), static_cast<const T *>(x),
+          static_cast<const W *>(weight), static_cast<const T *>(dSum), dim, eps);
+    });
+  });
+  LS_CHECK_LAUNCH();
+}
+
+void embedding_backward(float *dTable, const void *dOut, ET et, const int32_t *ids, int64_t n, int64_t vocab,
+                        int64_t dim, cudaStream_t s) {
+  LS_CUDA_CHECK(cudaMemsetAsync(dTable, 0, sizeof(float) * vocab * dim, s));
+  const size_t total = size_t(n) * dim;
+  if (!total) return;
+  LS_DISPATCH_FLOAT(et, T, {
+    embedding_backward_kernel<T><<<grid_for(total, kBlock), kBlock, 0, s>>>(dTable, static_cast<const T *>(dOut),
+                                                                            ids, total, vocab, dim);
+  });
+  LS_CHECK_LAUNCH();
+}
+
+void cross_entropy(float *loss, void *dLogits, const void *logits, ET et, const int32_t *targets, int64_t rows,
+                   int64_t vocab, int ignoreIndex, float gradScale, void *workspace, cudaStream_t s) {
+  LS_CUDA_CHECK(cudaMemsetAsync(loss, 0, sizeof(float), s));
+  if (!rows) return;
+  LS_REQUIRE(rows < (int64_t(1) << 31), "cross_entropy: too many rows");
+  float *counter = static_cast<float *>(workspace);
+  count_targets_kernel<<<1, 1024, 0, s>>>(counter, targets, rows, ignoreIndex);
+  LS_CHECK_LAUNCH();
+  LS_DISPATCH_FLOAT(et, T, {
+    cross_entropy_kernel<T><<<static_cast<unsigned>(rows), kBlock, 0, s>>>(
+        loss, static_cast<T *>(dLogits), static_cast<const T *>(logits), targets, counter, vocab, ignoreIndex,
+        gradScale);
+  });
+  LS_CHECK_LAUNCH();
+}
+
+void kl_top_k(float *loss, void *dLogits, const void *logits, ET et, const int32_t *ids, const float *teacher,
+              int64_t rows, int64_t vocab, int64_t k, float gradScale, void *workspace, cudaStream_t s) {
+  LS_CUDA_CHECK(cudaMemsetAsync(loss, 0, sizeof(float), s));
+  if (!rows) return;
+  LS_REQUIRE(rows < (int64_t(1) << 31), "kl_top_k: too many rows");
+  float *counter = static_cast<float *>(workspace);
+  count_topk_rows_kernel<<<1, 1024, 0, s>>>(counter, ids, rows, k);
+  LS_CHECK_LAUNCH();
+  LS_DISPATCH_FLOAT(et, T, {
+    kl_top_k_kernel<T><<<static_cast<unsigned>(rows), kBlock, 0, s>>>(
+        loss, static_cast<T *>(dLogits), static_cast<const T *>(logits), ids, teacher, counter, vocab, k,
+        gradScale);
+  });
+  LS_CHECK_LAUNCH();
+}
+
+void adamw_step(float *param, float *m, float *v, const float *grad, void *copy, ET copyEt, int64_t n, float lr,
+                float beta1, float beta2, float eps, float weightDecay, int64_t step, float gradScale,
+                cudaStream_t s) {
+  if (!n) return;
+  const double bc1 = 1.0 - std::pow(double(beta1), double(step));
+  const double bc2 = 1.0 - std::pow(double(beta2), double(step));
+  const float decay = static_cast<float>(1.0 - double(lr) * weightDecay);
+  const float stepSize = static_cast<float>(lr / bc1), sqrtBc2 = static_cast<float>(std::sqrt(bc2));
+  LS_DISPATCH_OPT(copy, copyEt, T, {
+    adamw_kernel<T><<<grid_for(size_t(n), kBlock), kBlock, 0, s>>>(param, m, v, grad, static_cast<T *>(copy),
+                                                                   size_t(n), lr, beta1, beta2, eps, decay,
+                                                                   stepSize, sqrtBc2, gradScale);
+  });
+  LS_CHECK_LAUNCH();
+}

@@ -1,0 +1,78 @@
+// Backward kernels, fused losses and the AdamW step (the optional Backend methods of src/runtime/grad-ops.ts).
+// Layouts and semantics follow the TypeScript reference in src/backends/cpu/grad-*.ts, loss.ts and optim.ts;
+// activations have the element type `et` (f32, bf16, f16), parameter gradients are f32, math is f32.
+// Kernels favour clarity over speed: one warp per attention row, one block per SSD (batch, head).
+#pragma once
+
+#include "common.h"
+#include "conv1d.h"
+#include "kernels.h"
+#include "ssd.h"
+
+/** Scratch bytes for ssd_scan_backward (chunk-boundary and in-chunk states per (batch, head), f32 sums of dB/dC). */
+size_t ssd_scan_backward_workspace_bytes(const SsdDims &d);
+
+/**
+ * Gradients of ssd_scan given dy (x's layout) and dStateOut (f32 or null). dx, dB, dC have type `et`; ddt, dA,
+ * dD, dState are f32 (dD, dState may be null). D has type `dEt` (or is null).
+ */
+void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, float *dD, float *dState, const void *dy,
+                       const float *dStateOut, const void *x, const float *dt, const float *A, const void *B,
+                       const void *C, const void *D, ET dEt, const float *state, const SsdDims &d, ET et,
+                       void *workspace, size_t workspaceBytes, cudaStream_t s);
+
+/**
+ * Gradients of conv1d: dx and dState (may be null) of type `et`, dWeight [channels, width] and dBias (may be null)
+ * f32, from dy and dStateOut (type `et`, may be null). weight and bias have type `wEt`. width ≤ 16.
+ */
+void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const void *dy, const void *dStateOut,
+                     const void *x, const void *weight, const void *bias, const void *state, const Conv1dDims &d,
+                     ET et, ET wEt, cudaStream_t s);
+
+struct AttnGradDims {
+  int batch, sq, skv, kvLength, hq, hkv, d, dv;
+  float scale;
+  /** Leading dim of the f32 mask: 0 (none), 1 or batch. */
+  int maskBatch;
+};
+
+/** Scratch bytes for attention_backward (key and query ranges, per-row log-sum-exp and dO·O). */
+size_t attention_backward_workspace_bytes(const AttnGradDims &d);
+
+/**
+ * Attention backward (d, dv ≤ 256): rangesHost holds each query's key range [lo, hi) (2·sq ints: kvLength,
+ * causal offset and segments already applied), queryRangesHost each key's queries [lo, hi) that see it (2·skv
+ * ints). dq, dk, dv, dOut, q, k, v, out share type `et`.
+ */
+void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const void *q, const void *k, const void *v,
+                        const void *out, const float *mask, const int32_t *rangesHost,
+                        const int32_t *queryRangesHost, const AttnGradDims &d, ET et, void *workspace,
+                        size_t workspaceBytes, cudaStream_t s);
+
+/** RMSNorm backward; weight of type wEt (or null), gate and dGate of type et (or null); dWeight f32 (or null). */
+void rms_norm_backward(void *dx, float *dWeight, void *dGate, const void *dy, const void *x, const void *weight,
+                       ET wEt, const void *gate, const void *dSum, int64_t rows, int64_t dim, int64_t groupSize,
+                       float eps, bool normBeforeGate, ET et, cudaStream_t s);
+
+void layer_norm_backward(void *dx, float *dWeight, float *dBias, const void *dy, const void *x, const void *weight,
+                         ET wEt, const void *dSum, int64_t rows, int64_t dim, float eps, ET et, cudaStream_t s);
+
+/** dTable [vocab, dim] f32 = Σ_i dOut[i] at row ids[i]; ids outside the vocabulary are skipped. */
+void embedding_backward(float *dTable, const void *dOut, ET et, const int32_t *ids, int64_t n, int64_t vocab,
+                        int64_t dim, cudaStream_t s);
+
+/** Scratch bytes for cross_entropy and kl_top_k (one counter). */
+constexpr size_t kLossWorkspaceBytes = 256;
+
+/** Mean cross-entropy into loss (f32 scalar); dLogits (type et) may be null. A bad target gives a NaN loss. */
+void cross_entropy(float *loss, void *dLogits, const void *logits, ET et, const int32_t *targets, int64_t rows,
+                   int64_t vocab, int ignoreIndex, float gradScale, void *workspace, cudaStream_t s);
+
+/** Top-k KL(teacher ‖ student) renormalised over each row's ids ≥ 0 (grad-ops.klTopK). */
+void kl_top_k(float *loss, void *dLogits, const void *logits, ET et, const int32_t *ids, const float *teacher,
+              int64_t rows, int64_t vocab, int64_t k, float gradScale, void *workspace, cudaStream_t s);
+
+/** AdamW in place on f32 param/m/v with f32 grad; copy (type copyEt, may be null) receives the new param. */
+void adamw_step(float *param, float *m, float *v, const float *grad, void *copy, ET copyEt, int64_t n, float lr,
+                float beta1, float beta2, float eps, float weightDecay, int64_t step, float gradScale,
+                cudaStream_t s);

@@ -1,0 +1,221 @@
+// The cases of native/cuda/test/emu/grad.sh: each runs one grad.cu launch function under the CPU emulation
+// ($GRAD_TEST) and compares its outputs with the CPU backend's grad-ops on the same f32 values.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpuBackend } from '../../../../src/backends/cpu/index.js';
+import { attentionDesc, tensor } from '../../../../src/runtime/ops.js';
+import { attentionKeyRange, attentionQueryRanges } from '../../../../src/runtime/backend.js';
+import * as g from '../../../../src/runtime/grad-ops.js';
+import * as ops from '../../../../src/runtime/ops.js';
+import type { Tensor } from '../../../../src/runtime/tensor.js';
+import { randn, rng } from '../../../../test/helpers.js';
+
+const cpu = cpuBackend();
+const r = rng(7);
+const harness = process.env.GRAD_TEST ?? '/tmp/longshot-emu-grad/grad_test';
+const dir = mkdtempSync(join(tmpdir(), 'grad-emu-'));
+
+type Arr = Float32Array | Int32Array | Float64Array;
+const KIND = (a: Arr) => (a instanceof Float32Array ? 0 : a instanceof Int32Array ? 1 : 2);
+
+function encode(arrays: Record<string, Arr>): Buffer {
+  const parts: Buffer[] = [];
+  const u32 = (v: number) => Buffer.from(new Uint32Array([v]).buffer);
+  const entries = Object.entries(arrays);
+  parts.push(u32(entries.length));
+  for (const [name, a] of entries) {
+    parts.push(u32(name.length), Buffer.from(name), u32(KIND(a)), Buffer.from(new BigUint64Array([BigInt(a.length)]).buffer));
+    parts.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+  }
+  return Buffer.concat(parts);
+}
+
+function decode(buf: Buffer): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  let at = 0;
+  const u32 = () => {
+    const v = buf.readUInt32LE(at);
+    at += 4;
+    return v;
+  };
+  for (let n = u32(); n > 0; n--) {
+    const len = u32();
+    const name = buf.toString('utf8', at, at + len);
+    at += len;
+    u32();
+    const count = Number(buf.readBigUInt64LE(at));
+    at += 8;
+    out[name] = new Float32Array(buf.buffer.slice(buf.byteOffset + at, buf.byteOffset + at + count * 4));
+    at += count * 4;
+  }
+  return out;
+}
+
+let failures = 0;
+async function check(name: string, op: number, dims: number[], inputs: Record<string, Arr>, expected: Record<string, Tensor | null>, tol = 1e-4) {
+  const file = join(dir, 'in.bin');
+  writeFileSync(file, encode({ op: Int32Array.of(op), dims: Float64Array.from(dims), ...inputs }));
+  execFileSync(harness, [file, join(dir, 'out.bin')], { stdio: 'inherit' });
+  const got = decode(readFileSync(join(dir, 'out.bin')));
+  for (const [k, t] of Object.entries(expected)) {
+    if (!t) continue;
+    const want = (await t.data()) as Float32Array;
+    const have = got[k];
+    let scale = 0;
+    for (const v of want) scale = Math.max(scale, Math.abs(v));
+    let worst = 0;
+    let at = -1;
+    for (let i = 0; i < want.length; i++) {
+      const e = Math.abs(have[i] - want[i]) / (Math.abs(want[i]) + 1e-3 * scale + 1e-30);
+      if (!(e <= worst)) [worst, at] = [e, i];
+    }
+    const ok = have && have.length === want.length && worst <= tol;
+    if (!ok) failures++;
+    console.log(`${ok ? 'ok  ' : 'FAIL'} ${name} ${k}: max rel err ${worst.toExponential(2)}${ok ? '' : ` at ${at}: ${have?.[at]} vs ${want[at]}`}`);
+  }
+}
+
+const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'i32' = 'f32') => tensor(cpu, v, shape, dtype);
+
+// SSD: odd sizes, 2 groups, D, initial and final state gradients; tiles of state rows split over 2 blocks
+// (the last one partial) and idle threads (dState 100: 2 rows of 100 in 256 threads).
+for (const [batch, len, heads, headDim, groups, dState] of [
+  [2, 11, 4, 3, 2, 5],
+  [1, 6, 2, 7, 1, 64],
+  [1, 5, 2, 3, 2, 100],
+]) {
+  const h = {
+    x: randn(batch * len * heads * headDim, r),
+    dt: randn(batch * len * heads, r, 0.05, 0.8),
+    A: randn(heads, r, -1.5, -0.2),
+    B: randn(batch * len * groups * dState, r),
+    C: randn(batch * len * groups * dState, r),
+    D: randn(heads, r),
+    state: randn(batch * heads * headDim * dState, r),
+    dy: randn(batch * len * heads * headDim, r),
+    dStateOut: randn(batch * heads * headDim * dState, r),
+  };
+  const gr = g.ssdScanBackward(
+    {
+      x: t(h.x, [batch, len, heads, headDim]),
+      dt: t(h.dt, [batch, len, heads]),
+      A: t(h.A, [heads]),
+      B: t(h.B, [batch, len, groups, dState]),
+      C: t(h.C, [batch, len, groups, dState]),
+      D: t(h.D, [heads]),
+      state: t(h.state, [batch, heads, headDim, dState]),
+    },
+    t(h.dy, [batch, len, heads, headDim]),
+    t(h.dStateOut, [batch, heads, headDim, dState]),
+  );
+  await check(`ssd headDim ${headDim} dState ${dState}`, 0, [batch, len, heads, headDim, groups, dState], h, { ...gr });
+}
+
+// conv1d: silu, state, bias, dStateOut; 40 channels (a partial block of 32).
+for (const len of [9, 2]) {
+  const [batch, C, W] = [2, 40, 4];
+  const h = {
+    x: randn(batch * len * C, r),
+    weight: randn(C * W, r),
+    bias: randn(C, r),
+    state: randn(batch * (W - 1) * C, r),
+    dy: randn(batch * len * C, r),
+    dStateOut: randn(batch * (W - 1) * C, r),
+  };
+  const gr = g.conv1dCausalBackward(t(h.x, [batch, len, C]), t(h.weight, [C, W]), t(h.bias, [C]), t(h.dy, [batch, len, C]), {
+    state: t(h.state, [batch, W - 1, C]),
+    silu: true,
+    dStateOut: t(h.dStateOut, [batch, W - 1, C]),
+  });
+  await check(`conv1d len ${len}`, 1, [batch, len, C, W, 1], h, { ...gr });
+}
+
+// Attention: causal GQA with an offset, kvLength < skv and a batched mask; segments; head dim over 32 lanes.
+for (const c of [
+  { batch: 2, sq: 5, skv: 12, hq: 4, hkv: 2, d: 40, dv: 33, opts: { causal: true, queryOffset: 4, kvLength: 10 }, mask: 2 },
+  { batch: 1, sq: 9, skv: 9, hq: 2, hkv: 1, d: 16, dv: 16, opts: { segments: [0, 4, 9], scale: 0.5 }, mask: 0 },
+]) {
+  const { batch, sq, skv, hq, hkv, d, dv } = c;
+  const kvLength = c.opts.kvLength ?? skv;
+  const h: Record<string, Float32Array | Int32Array> = {
+    q: randn(batch * sq * hq * d, r),
+    k: randn(batch * skv * hkv * d, r),
+    v: randn(batch * skv * hkv * dv, r),
+    dOut: randn(batch * sq * hq * dv, r),
+  };
+  if (c.mask) h.mask = randn(c.mask * sq * kvLength, r);
+  const q = t(h.q as Float32Array, [batch, sq, hq, d]);
+  const k = t(h.k as Float32Array, [batch, skv, hkv, d]);
+  const v = t(h.v as Float32Array, [batch, skv, hkv, dv]);
+  const opts = { ...c.opts, mask: c.mask ? t(h.mask as Float32Array, [c.mask, sq, kvLength]) : null };
+  const { out } = ops.attention(q, k, v, opts);
+  h.out = (await out.data()) as Float32Array;
+  const desc = attentionDesc(q, k, v, opts, 'emu');
+  h.ranges = new Int32Array(2 * sq);
+  for (let i = 0; i < sq; i++) h.ranges.set(attentionKeyRange(desc, i), 2 * i);
+  h.qranges = attentionQueryRanges(desc);
+  const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
+  await check('attention', 2, [batch, sq, skv, kvLength, hq, hkv, d, dv, desc.scale, c.mask], h, { ...gr });
+}
+
+// Norms: gated both ways, grouped, dSum.
+for (const [gate, nbg, groupSize] of [
+  [true, false, 7],
+  [true, true, 21],
+  [false, false, 21],
+] as const) {
+  const [rows, dim] = [5, 21];
+  const h: Record<string, Float32Array> = { x: randn(rows * dim, r), weight: randn(dim, r), dy: randn(rows * dim, r), dSum: randn(rows * dim, r) };
+  if (gate) h.gate = randn(rows * dim, r);
+  const gr = g.rmsNormBackward(t(h.x, [rows, dim]), t(h.weight, [dim]), t(h.dy, [rows, dim]), {
+    eps: 1e-5,
+    gate: gate ? t(h.gate, [rows, dim]) : null,
+    normBeforeGate: nbg,
+    groupSize,
+    dSum: t(h.dSum, [rows, dim]),
+  });
+  await check(`rmsNorm gate ${gate} after ${nbg} group ${groupSize}`, 3, [rows, dim, groupSize, 1e-5, nbg ? 1 : 0], h, { ...gr });
+}
+{
+  const [rows, dim] = [4, 300];
+  const h = { x: randn(rows * dim, r, -2, 2), weight: randn(dim, r), dy: randn(rows * dim, r), dSum: randn(rows * dim, r) };
+  const gr = g.layerNormBackward(t(h.x, [rows, dim]), t(h.weight, [dim]), t(randn(dim, r), [dim]), 1e-5, t(h.dy, [rows, dim]), {
+    dSum: t(h.dSum, [rows, dim]),
+  });
+  await check('layerNorm', 4, [rows, dim, 1e-5], h, { ...gr });
+}
+
+// Embedding with repeated ids; cross-entropy with ignored rows; top-k KL with padding and an empty row; AdamW.
+{
+  const [n, vocab, dim] = [9, 6, 35];
+  const h = { dOut: randn(n * dim, r), ids: Int32Array.from([1, 5, 1, 0, 1, 3, 5, 2, 1]) };
+  await check('embedding', 5, [n, vocab, dim], h, { dTable: g.embeddingBackward(t(h.dOut, [n, dim]), t(h.ids, [n], 'i32'), vocab) });
+}
+{
+  const [rows, vocab] = [6, 300];
+  const h = { logits: randn(rows * vocab, r, -5, 5), targets: Int32Array.from([3, -100, 299, 0, -100, 17]) };
+  const res = g.crossEntropy(t(h.logits, [rows, vocab]), t(h.targets, [rows], 'i32'), { gradScale: 2 });
+  await check('crossEntropy', 6, [rows, vocab, -100, 2], h, { loss: res.loss, dLogits: res.dLogits });
+}
+{
+  const [rows, vocab, k] = [4, 50, 7];
+  const ids = Int32Array.from({ length: rows * k }, (_, i) => (i * 7 + 3) % vocab);
+  ids[k + 2] = -1;
+  ids.fill(-1, 2 * k, 3 * k);
+  const h = { logits: randn(rows * vocab, r, -3, 3), ids, teacher: randn(rows * k, r, -5, -0.5) };
+  const res = g.klTopK(t(h.logits, [rows, vocab]), t(ids, [rows, k], 'i32'), t(h.teacher, [rows, k]), { gradScale: 0.5 });
+  await check('klTopK', 7, [rows, vocab, k, 0.5], h, { loss: res.loss, dLogits: res.dLogits });
+}
+{
+  const n = 700;
+  const h = { param: randn(n, r), m: randn(n, r, -0.1, 0.1), v: randn(n, r, 0.01, 0.1), grad: randn(n, r) };
+  const [p, m, v] = [t(h.param, [n]), t(h.m, [n]), t(h.v, [n])];
+  const o = { lr: 1e-2, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 };
+  g.adamwStep(p, m, v, t(h.grad, [n]), o);
+  await check('adamw', 8, [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.step, o.gradScale], h, { param: p, m, v, copy: p });
+}
+
+console.log(failures ? `${failures} mismatches` : 'all grad.cu kernels match the CPU backend under the emulation');
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,300 @@
+// Parity of the backward kernels, fused losses and AdamW (native/cuda/grad.cu) with the CPU backend (itself
+// checked against float64 finite differences in test/runtime/grad-ops*.test.ts): the same host values on both
+// backends, in f32 and bf16, at odd sizes and in every mode the forward ops have.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { DType } from '../src/runtime/dtype.js';
+import * as g from '../src/runtime/grad-ops.js';
+import * as ops from '../src/runtime/ops.js';
+import type { Tensor } from '../src/runtime/tensor.js';
+import { assertParity, cpu, gpu, pair, random, values } from './helpers.js';
+
+/** Gradients: f32 against an f64-accumulating reference; bf16 adds the rounding of the stored result. */
+const TOL: Record<string, { tol: number; floor: number }> = {
+  f32: { tol: 2e-4, floor: 1e-2 },
+  bf16: { tol: 2e-2, floor: 5e-2 },
+};
+const DTYPES: DType[] = ['f32', 'bf16'];
+
+/** Compares each named tensor of two result objects (null on both sides where absent). */
+async function parity(
+  what: string,
+  a: Record<string, Tensor | null>,
+  b: Record<string, Tensor | null>,
+  dtype: DType,
+  f32Params = TOL.f32,
+): Promise<void> {
+  for (const key of Object.keys(b)) {
+    const [x, y] = [a[key], b[key]];
+    assert.equal(x === null, y === null, `${what}.${key}: present on one backend only`);
+    if (!x || !y) continue;
+    const t =
+      y.dtype === 'f32' && dtype !== 'f32'
+        ? { tol: 5e-3, floor: 5e-2 }
+        : y.dtype === 'f32'
+          ? f32Params
+          : TOL[dtype];
+    await assertParity(x, y, t.tol, `${what}.${key}`, t.floor);
+  }
+}
+
+// ---- SSD scan ------------------------------------------------------------------------------------
+
+const ssdShapes = [
+  { batch: 2, len: 37, heads: 4, headDim: 16, groups: 2, dState: 8, D: true, state: true },
+  { batch: 1, len: 300, heads: 2, headDim: 64, groups: 1, dState: 64, D: true, state: false },
+  { batch: 3, len: 5, heads: 3, headDim: 7, groups: 3, dState: 5, D: false, state: true },
+  // 2 state rows of 100 per block of 256 threads, 5 blocks per head (the last with one row).
+  { batch: 1, len: 70, heads: 2, headDim: 9, groups: 1, dState: 100, D: true, state: true },
+];
+
+for (const dtype of DTYPES)
+  for (const s of ssdShapes)
+    test(`ssdScanBackward matches the CPU (${dtype}, ${JSON.stringify(s)})`, async () => {
+      const { batch, len, heads, headDim, groups, dState } = s;
+      const mk = (n: number, shape: number[], dt: DType, lo = -1, hi = 1) =>
+        pair(values(n, lo, hi), shape, dt);
+      const x = mk(batch * len * heads * headDim, [batch, len, heads, headDim], dtype);
+      const dt = mk(batch * len * heads, [batch, len, heads], 'f32', 0.005, 0.3);
+      const A = mk(heads, [heads], 'f32', -4, -0.5);
+      const B = mk(batch * len * groups * dState, [batch, len, groups, dState], dtype);
+      const C = mk(batch * len * groups * dState, [batch, len, groups, dState], dtype);
+      const D = s.D ? mk(heads, [heads], 'f32', 0.5, 1.5) : [null, null];
+      const st = s.state
+        ? mk(batch * heads * headDim * dState, [batch, heads, headDim, dState], 'f32')
+        : [null, null];
+      const dy = mk(batch * len * heads * headDim, [batch, len, heads, headDim], dtype);
+      const dso = mk(batch * heads * headDim * dState, [batch, heads, headDim, dState], 'f32');
+      const run = (k: 0 | 1) =>
+        g.ssdScanBackward(
+          { x: x[k], dt: dt[k], A: A[k], B: B[k], C: C[k], D: D[k], state: st[k] },
+          dy[k],
+          dso[k],
+          64,
+        );
+      // Long sums (dA over every token and state element) carry f32 rounding on both sides.
+      await parity('ssd', { ...run(0) }, { ...run(1) }, dtype, { tol: 1e-3, floor: 1e-2 });
+    });
+
+// ---- conv1d --------------------------------------------------------------------------------------
+
+for (const dtype of DTYPES)
+  for (const [len, silu, withState, withBias] of [
+    [19, true, true, true],
+    [2, true, true, true],
+    [33, false, false, false],
+  ] as const)
+    test(`conv1dCausalBackward matches the CPU (${dtype}, len ${len}, silu ${silu}, state ${withState}, bias ${withBias})`, async () => {
+      const [batch, C, W] = [2, 70, 4];
+      const x = pair(values(batch * len * C), [batch, len, C], dtype);
+      const w = pair(values(C * W), [C, 1, W], dtype);
+      const b = withBias ? pair(values(C), [C], dtype) : [null, null];
+      const st = withState ? pair(values(batch * (W - 1) * C), [batch, W - 1, C], dtype) : [null, null];
+      const dy = pair(values(batch * len * C), [batch, len, C], dtype);
+      const dso = pair(values(batch * (W - 1) * C), [batch, W - 1, C], dtype);
+      const run = (k: 0 | 1) =>
+        g.conv1dCausalBackward(x[k], w[k], b[k], dy[k], { state: st[k], silu, dStateOut: dso[k] });
+      await parity('conv1d', { ...run(0) }, { ...run(1) }, dtype);
+    });
+
+// ---- attention -----------------------------------------------------------------------------------
+
+interface AttnCase {
+  name: string;
+  batch: number;
+  sq: number;
+  skv: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  opts: ops.AttentionOptions;
+  mask?: 'shared' | 'batched';
+}
+
+const attnCases: AttnCase[] = [
+  { name: 'causal GQA', batch: 2, sq: 129, skv: 129, hq: 4, hkv: 2, d: 64, dv: 64, opts: { causal: true } },
+  {
+    name: 'non-causal, scale',
+    batch: 1,
+    sq: 37,
+    skv: 37,
+    hq: 3,
+    hkv: 3,
+    d: 48,
+    dv: 48,
+    opts: { scale: 0.3 },
+  },
+  {
+    name: 'cross-attention, batched mask',
+    batch: 2,
+    sq: 13,
+    skv: 53,
+    hq: 4,
+    hkv: 1,
+    d: 128,
+    dv: 128,
+    opts: {},
+    mask: 'batched',
+  },
+  {
+    name: 'causal offset, kvLength < skv, shared mask',
+    batch: 1,
+    sq: 7,
+    skv: 40,
+    hq: 2,
+    hkv: 2,
+    d: 32,
+    dv: 16,
+    opts: { causal: true, queryOffset: 23, kvLength: 30 },
+    mask: 'shared',
+  },
+  {
+    name: 'segments',
+    batch: 1,
+    sq: 53,
+    skv: 53,
+    hq: 2,
+    hkv: 1,
+    d: 80,
+    dv: 80,
+    opts: { segments: [0, 20, 20, 41, 53] },
+  },
+  { name: 'head dim 256', batch: 1, sq: 5, skv: 9, hq: 2, hkv: 1, d: 256, dv: 256, opts: {} },
+];
+
+for (const dtype of DTYPES)
+  for (const c of attnCases)
+    test(`attentionBackward matches the CPU (${dtype}, ${c.name})`, async () => {
+      const { batch, sq, skv, hq, hkv, d, dv } = c;
+      const kvLength = c.opts.kvLength ?? skv;
+      const q = pair(values(batch * sq * hq * d, -1, 1), [batch, sq, hq, d], dtype);
+      const k = pair(values(batch * skv * hkv * d, -1, 1), [batch, skv, hkv, d], dtype);
+      const v = pair(values(batch * skv * hkv * dv), [batch, skv, hkv, dv], dtype);
+      const mb = c.mask === 'batched' ? batch : 1;
+      const mask = c.mask ? pair(values(mb * sq * kvLength), [mb, sq, kvLength]) : [null, null];
+      const dOut = pair(values(batch * sq * hq * dv), [batch, sq, hq, dv], dtype);
+      const outs = [0, 1].map((i) => ops.attention(q[i]!, k[i]!, v[i]!, { ...c.opts, mask: mask[i] }).out);
+      // The GPU's backward reads its own forward output (as training does); both must agree first.
+      await assertParity(outs[0], outs[1], TOL[dtype].tol, 'forward', TOL[dtype].floor);
+      const run = (i: 0 | 1) =>
+        g.attentionBackward(q[i]!, k[i]!, v[i]!, outs[i], dOut[i]!, { ...c.opts, mask: mask[i] });
+      await parity('attention', { ...run(0) }, { ...run(1) }, dtype);
+    });
+
+// ---- norms ---------------------------------------------------------------------------------------
+
+for (const dtype of DTYPES)
+  for (const c of [
+    { name: 'plain', gate: false, normBeforeGate: false, groupSize: undefined, wDtype: dtype },
+    { name: 'f32 weight', gate: false, normBeforeGate: false, groupSize: undefined, wDtype: 'f32' as DType },
+    { name: 'gate before, grouped', gate: true, normBeforeGate: false, groupSize: 100, wDtype: dtype },
+    { name: 'gate after', gate: true, normBeforeGate: true, groupSize: undefined, wDtype: dtype },
+  ])
+    test(`rmsNormBackward matches the CPU (${dtype}, ${c.name}, with dSum)`, async () => {
+      const [rows, dim] = [37, 400];
+      const x = pair(values(rows * dim), [rows, dim], dtype);
+      const w = pair(values(dim, 0.5, 1.5), [dim], c.wDtype);
+      const gate = c.gate ? pair(values(rows * dim), [rows, dim], dtype) : [null, null];
+      const dy = pair(values(rows * dim), [rows, dim], dtype);
+      const dSum = pair(values(rows * dim), [rows, dim], dtype);
+      const run = (i: 0 | 1) =>
+        g.rmsNormBackward(x[i], w[i], dy[i], {
+          eps: 1e-5,
+          gate: gate[i],
+          normBeforeGate: c.normBeforeGate,
+          groupSize: c.groupSize,
+          dSum: dSum[i],
+        });
+      await parity('rmsNorm', { ...run(0) }, { ...run(1) }, dtype);
+    });
+
+for (const dtype of DTYPES)
+  for (const affine of [true, false])
+    test(`layerNormBackward matches the CPU (${dtype}, ${affine ? 'weight and bias' : 'no parameters'})`, async () => {
+      const [rows, dim] = [29, 1000];
+      const x = pair(values(rows * dim, -3, 3), [rows, dim], dtype);
+      const w = affine ? pair(values(dim, 0.5, 1.5), [dim], dtype) : [null, null];
+      const b = affine ? pair(values(dim), [dim], dtype) : [null, null];
+      const dy = pair(values(rows * dim), [rows, dim], dtype);
+      const run = (i: 0 | 1) => g.layerNormBackward(x[i], w[i], b[i], 1e-5, dy[i]);
+      await parity('layerNorm', { ...run(0) }, { ...run(1) }, dtype);
+    });
+
+// ---- embedding, losses, AdamW --------------------------------------------------------------------
+
+for (const dtype of DTYPES)
+  test(`embeddingBackward matches the CPU (${dtype}, repeated ids)`, async () => {
+    const [vocab, dim, n] = [50, 33, 129];
+    const ids = Int32Array.from({ length: n }, () => Math.floor(random() * 10) * 5); // many repeats
+    const id = pair(ids, [n], 'i32');
+    const dOut = pair(values(n * dim), [n, dim], dtype);
+    await parity(
+      'embedding',
+      { dTable: g.embeddingBackward(dOut[0], id[0], vocab) },
+      { dTable: g.embeddingBackward(dOut[1], id[1], vocab) },
+      dtype,
+    );
+  });
+
+for (const dtype of DTYPES)
+  for (const [rows, vocab] of [
+    [13, 1000],
+    [3, 50021],
+  ])
+    test(`crossEntropy matches the CPU (${dtype}, ${rows} rows × ${vocab}, ignored rows)`, async () => {
+      const logits = pair(values(rows * vocab, -6, 6), [rows, vocab], dtype);
+      const tg = Int32Array.from({ length: rows }, (_, i) =>
+        i % 4 === 2 ? -100 : Math.floor(random() * vocab),
+      );
+      const targets = pair(tg, [rows], 'i32');
+      const run = (i: 0 | 1) => g.crossEntropy(logits[i], targets[i], { gradScale: 3 });
+      await parity('crossEntropy', { ...run(0) }, { ...run(1) }, dtype, { tol: 1e-4, floor: 1e-3 });
+      const none = g.crossEntropy(logits[0], pair(new Int32Array(rows).fill(-100), [rows], 'i32')[0]);
+      assert.equal(await none.loss.item(), 0);
+    });
+
+for (const dtype of DTYPES)
+  test(`klTopK matches the CPU (${dtype}, k 100, padding entries and an empty row)`, async () => {
+    const [rows, vocab, k] = [9, 500, 100];
+    const ids = new Int32Array(rows * k);
+    for (let r = 0; r < rows; r++) {
+      const perm = [...Array(vocab).keys()].sort(() => random() - 0.5);
+      for (let j = 0; j < k; j++) ids[r * k + j] = perm[j];
+    }
+    ids.fill(-1, 2 * k + 60, 3 * k);
+    ids.fill(-1, 5 * k, 6 * k);
+    const logits = pair(values(rows * vocab, -5, 5), [rows, vocab], dtype);
+    const tid = pair(ids, [rows, k], 'i32');
+    const tv = pair(values(rows * k, -9, -0.1), [rows, k]);
+    const run = (i: 0 | 1) => g.klTopK(logits[i], tid[i], tv[i], { gradScale: 0.7 });
+    await parity('klTopK', { ...run(0) }, { ...run(1) }, dtype, { tol: 1e-4, floor: 1e-3 });
+  });
+
+for (const copyDtype of ['bf16', 'f32', 'f16'] as DType[])
+  test(`adamwStep matches the CPU over 3 steps (copy ${copyDtype})`, async () => {
+    const n = 10007;
+    const p = pair(values(n), [n]);
+    const m = [ops.zeros(gpu, [n]), ops.zeros(cpu, [n])];
+    const v = [ops.zeros(gpu, [n]), ops.zeros(cpu, [n])];
+    const copy = [ops.zeros(gpu, [n], copyDtype), ops.zeros(cpu, [n], copyDtype)];
+    for (let step = 1; step <= 3; step++) {
+      const grad = pair(values(n, -3, 3), [n]);
+      for (const i of [0, 1])
+        g.adamwStep(p[i], m[i], v[i], grad[i], {
+          lr: 1e-2,
+          beta1: 0.9,
+          beta2: 0.99,
+          eps: 1e-8,
+          weightDecay: 0.05,
+          step,
+          gradScale: 0.5,
+          copy: copy[i],
+        });
+    }
+    // f32 on the GPU against f64 on the CPU: m = β₁m + (1−β₁)g may cancel, hence the floor.
+    await assertParity(p[0], p[1], 1e-5, 'param', 1e-2);
+    await assertParity(m[0], m[1], 1e-5, 'm', 1e-2);
+    await assertParity(v[0], v[1], 1e-5, 'v', 1e-2);
+    await assertParity(copy[0], copy[1], copyDtype === 'f32' ? 1e-5 : 1e-2, 'copy', 1e-2);
+  });
