@@ -10,8 +10,8 @@ import { isObject, type JsonObject } from '../io/json-fields.js';
 import { TASKS, type Task } from '../needle/tasks.js';
 
 /** The families a recipe may name; `longshot train` builds a training forward for TRAINABLE_FAMILIES. */
-export const RECIPE_FAMILIES = ['vamba', 'timeviper', 'mambamia'] as const;
-export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba'];
+export const RECIPE_FAMILIES = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
+export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba', 'qwen2vl'];
 export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
 
 export type DataSpec =
@@ -259,6 +259,8 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   if (!fromScratch && config !== undefined)
     throw m.err('config', 'is only for "from": "scratch" (a checkpoint brings its own config.json)');
   const tokenizer = fromScratch ? m.str('tokenizer', 'needle-v1') : '';
+  if (m.bool('initCrossAttentionFromSelfAttention', false) && family !== 'vamba')
+    throw m.err('initCrossAttentionFromSelfAttention', 'builds a Vamba: it needs "family": "vamba"');
   const d = r.sub('data')!;
   d.only(['train', 'eval']);
   const ev = d.sub('eval', false);

@@ -13,6 +13,7 @@ import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import type { ExtraFiles } from './checkpoint.js';
 import type { TrainModel } from './model.js';
+import { Qwen2VLTrainModel } from './qwen2vl.js';
 import { type Recipe, TRAINABLE_FAMILIES } from './recipe.js';
 import { VambaTrainModel, vambaFromQwen2VL } from './vamba.js';
 
@@ -137,7 +138,8 @@ export async function setupModel(
     throw new InputError(
       `${recipe.path}: model.config.vocab_size is ${config.vocab_size} but the tokenizer has ${vocab} tokens; make them equal`,
     );
-  const model = await VambaTrainModel.scratch(
+  const make = m.family === 'qwen2vl' ? Qwen2VLTrainModel.scratch : VambaTrainModel.scratch;
+  const model = await make(
     { ...config, vocab_size: vocab },
     backend,
     dtype,

@@ -72,7 +72,7 @@ test('bad recipes: each error names the file, the key and what is wrong', () => 
     [(j) => (j.batch = { videos: 2, accumulate: 4 }), 'batch.accumulate (4) cannot exceed batch.videos (2)'],
     [
       (j) => (j.model.family = 'llama'),
-      'model.family must be one of "vamba", "timeviper", "mambamia", got "llama"',
+      'model.family must be one of "vamba", "qwen2vl", "timeviper", "mambamia", got "llama"',
     ],
     [(j) => delete j.model.config, 'model.config is required when "from" is "scratch"'],
     [(j) => (j.model.from = 'some/dir'), 'model.config is only for "from": "scratch"'],
