@@ -3,7 +3,7 @@
  * ops) and the optimizer kernel (src/runtime/grad-ops), in one interface: `autogradEngine` binds it to them;
  * tests of the optimisation logic hand gradients in directly and bind only the optimizer.
  */
-import { crossEntropy, klTopK, noGrad, valueAndGrad } from '../autograd/index.js';
+import { checkpoint, crossEntropy, klTopK, noGrad, valueAndGrad } from '../autograd/index.js';
 import { adamwStep } from '../runtime/grad-ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
@@ -25,6 +25,8 @@ export interface GradEngine {
   /** The scalar fn() and its gradients with respect to `params` (f32, the params' shapes). */
   valueAndGrad(fn: () => Tensor, params: readonly Tensor[]): { value: number; grads: Tensor[] };
   noGrad<T>(fn: () => T): T;
+  /** Activation checkpointing: fn's intermediates are not kept but recomputed in backward. */
+  checkpoint<T extends Tensor>(fn: () => T): T;
   /** Mean softmax cross-entropy over the rows whose target ≠ ignoreIndex: a recorded f32 scalar. */
   crossEntropy(logits: Tensor, targets: Tensor, opts: { ignoreIndex?: number }): Tensor;
   /** Mean KL(teacher ‖ student) over the teacher's top-k ids per row (ids < 0: padding): a recorded scalar. */
@@ -37,6 +39,7 @@ export interface GradEngine {
 export const autogradEngine: GradEngine = {
   valueAndGrad,
   noGrad,
+  checkpoint,
   crossEntropy: (logits, targets, opts) => crossEntropy(logits, targets, opts),
   klTopK: (logits, ids, values) => klTopK(logits, ids, values),
   adamwStep,

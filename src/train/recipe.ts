@@ -60,8 +60,11 @@ export interface Recipe {
   freeze: string[];
   optimizer: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; clip: number };
   schedule: { steps: number; warmup: number; minRatio: number };
-  /** Videos per optimizer step (at `baseFrames` frames: fewer of longer ones), in `accumulate` micro-batches. */
-  batch: { videos: number; baseFrames: number | null; accumulate: number };
+  /**
+   * Videos per optimizer step (at `baseFrames` frames: fewer of longer ones), in `accumulate` micro-batches;
+   * `checkpoint`: keep no activations of a video's forward, recompute them in backward (memory for time).
+   */
+  batch: { videos: number; baseFrames: number | null; accumulate: number; checkpoint: boolean };
   precision: 'f32' | 'bf16';
   distill: DistillSpec | null;
   seed: number;
@@ -279,7 +282,7 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   const s = r.sub('schedule')!;
   s.only(['steps', 'warmup', 'minRatio']);
   const b = r.sub('batch')!;
-  b.only(['videos', 'baseFrames', 'accumulate']);
+  b.only(['videos', 'baseFrames', 'accumulate', 'checkpoint']);
   const videos = b.int('videos', undefined, 1);
   const accumulate = b.int('accumulate', 1, 1);
   if (accumulate > videos)
@@ -312,7 +315,12 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
       clip: o.num('clip', 1, { min: 0 }),
     },
     schedule: { steps, warmup: s.int('warmup', 0), minRatio: s.num('minRatio', 0, { min: 0, max: 1 }) },
-    batch: { videos, baseFrames: b.has('baseFrames') ? b.int('baseFrames', undefined, 1) : null, accumulate },
+    batch: {
+      videos,
+      baseFrames: b.has('baseFrames') ? b.int('baseFrames', undefined, 1) : null,
+      accumulate,
+      checkpoint: b.bool('checkpoint', false),
+    },
     precision: r.oneOf('precision', ['f32', 'bf16'] as const, 'bf16'),
     distill: dist
       ? {

@@ -198,7 +198,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
             using fwd = model.forward();
             let total: Tensor | null = null;
             for (const { ex, t } of group) {
-              const logits = fwd.logits(ex);
+              const logits = b.checkpoint ? engine.checkpoint(() => fwd.logits(ex)) : fwd.logits(ex);
               const obj = exampleObjective(engine, logits, teacherForced(ex).targets, t, values);
               total = total ? ops.add(total, obj) : obj;
             }

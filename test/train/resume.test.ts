@@ -57,18 +57,18 @@ test('resume refuses a directory without a checkpoint, and another recipe’s ch
   );
 });
 
-test('accumulation on the model: 2 micro-batches of 1 video = 1 batch of 2 videos', async () => {
-  const run = async (accumulate: number) => {
+test('accumulation on the model: 2 micro-batches of 1 video = 1 batch of 2 videos (also with checkpointing)', async () => {
+  const run = async (accumulate: number, checkpoint = false) => {
     const r = tinyRecipe((j) => {
       short(j);
       j.schedule.steps = 3;
-      j.batch = { videos: 2, accumulate };
+      j.batch = { videos: 2, accumulate, checkpoint };
     });
     const rep = await train({ recipe: r, backend, engine: autogradEngine });
     return { rep, weights: readFileSync(join(rep.checkpoint, 'model.safetensors')) };
   };
   const one = await run(1);
-  const two = await run(2);
+  const two = await run(2, true);
   const f32 = (b: Buffer) => {
     const n = Number(b.readBigUInt64LE(0));
     const body = b.subarray(8 + n);
