@@ -1,6 +1,7 @@
 // CPU backend throughput, per kernel set (the TypeScript reference, WebAssembly, the best native one): GEMM
 // GFLOP/s beside numpy's BLAS (else a plain C loop built with -O3 -march=native, as a floor), SSD scan and
-// attention tokens/s, on 1 thread and on all threads.
+// attention tokens/s, the causal conv1d, gated RMSNorm, LayerNorm and element-wise ops in M elements/s, on 1 thread
+// and on all threads (those last ones run on the calling thread only).
 // Run: npm run bench:cpu  (LONGSHOT_CPU_THREADS caps the pool; BENCH_SECONDS sets the time per case).
 // Prints a table and writes bench/results/cpu_ops.json.
 import { execFileSync } from 'node:child_process';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { cpuBackend } from '../src/backends/cpu/index.js';
 import { cpuKernels, nativeIsas, useCpuKernels } from '../src/backends/cpu/kernels.js';
 import { cpuThreads, warmUp } from '../src/backends/cpu/pool.js';
+import { wasmModule } from '../src/backends/cpu/wasm.js';
 import * as ops from '../src/runtime/ops.js';
 import type { Tensor } from '../src/runtime/tensor.js';
 
@@ -219,6 +221,30 @@ function measureKernels(threads: number): Row[] {
     const t1 = time(() => ops.attention(q1, kc, kc, { causal: true, queryOffset: cacheLen - 1 }).out);
     rows.push(row(`attention decode 1 query, ${cacheLen} cached keys`, threads, t1, 1, 'tokens/s'));
   }
+  {
+    // A Mamba-2 layer's shapes at 1024 tokens: conv1d over x‖B‖C, the gated grouped norm, SwiGLU, a LayerNorm.
+    const [L, C, W, D] = [1024, 2304, 4, 2048];
+    const x = ops.tensor(cpu, rand(L * C), [1, L, C]);
+    const w = ops.tensor(cpu, rand(C * W), [C, 1, W]);
+    const b = ops.tensor(cpu, rand(C), [C]);
+    const t = time(() => {
+      const { y, state } = ops.conv1dCausal(x, w, b, { silu: true });
+      return [y, state];
+    });
+    rows.push(row(`conv1d causal silu L${L} C${C} W${W}`, threads, t, (L * C) / 1e6, 'M elem/s'));
+    const h = ops.tensor(cpu, rand(L * D), [L, D]);
+    const z = ops.tensor(cpu, rand(L * D), [L, D]);
+    const nw = ops.tensor(cpu, rand(D), [D]);
+    const tn = time(() => ops.rmsNorm(h, nw, { eps: 1e-5, gate: z, groupSize: D / 8 }));
+    rows.push(row(`gated rmsnorm ${L}×${D}, 8 groups`, threads, tn, (L * D) / 1e6, 'M elem/s'));
+    const tl = time(() => ops.layerNorm(h, nw, nw, 1e-5));
+    rows.push(row(`layernorm ${L}×${D}`, threads, tl, (L * D) / 1e6, 'M elem/s'));
+    const ts = time(() => ops.siluMul(h, z));
+    rows.push(row(`silu_mul ${L}×${D}`, threads, ts, (L * D) / 1e6, 'M elem/s'));
+    const tg = time(() => ops.gelu(h));
+    rows.push(row(`gelu (erf) ${L}×${D}`, threads, tg, (L * D) / 1e6, 'M elem/s'));
+    for (const t of [x, w, b, h, z, nw]) t.dispose();
+  }
   return rows;
 }
 
@@ -242,7 +268,7 @@ if (process.argv.includes('--child')) {
   // Other work on the machine skews every number: the 1-minute load average is recorded with them.
   const load = loadavg()[0];
   console.log(
-    `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs, load ${load.toFixed(1)}), ${cpuThreads()} threads, Node ${process.version}\n`,
+    `CPU backend on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} CPUs, load ${load.toFixed(1)}), ${cpuThreads()} threads, Node ${process.version}, wasm module ${wasmModule()}\n`,
   );
   console.log(
     `${'case'.padEnd(48)} ${'kernels'.padEnd(10)} ${'threads'.padStart(7)} ${'ms/call'.padStart(10)} ${'value'.padStart(10)} ${'per CPU-s'.padStart(10)}  unit`,
@@ -255,6 +281,6 @@ if (process.argv.includes('--child')) {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     `${dir}cpu_ops.json`,
-    `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cpus: cpus().length, load, node: process.version, rows: all }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cpus: cpus().length, load, node: process.version, wasm: wasmModule(), rows: all }, null, 2)}\n`,
   );
 }

@@ -4,10 +4,11 @@
 //       compiler ($CC, else cc, gcc or clang); exit 1 if a compiler exists and compilation fails
 //   node scripts/build-cpu.mjs --optional  (npm install) the same, never failing: one line when skipped or broken
 //       (the checked-in WebAssembly kernels serve then)
-//   node scripts/build-cpu.mjs --wasm      native/cpu/gemm.wasm with clang and wasm-ld (checked in: users need no
-//       compiler); --wasm --check rebuilds it in a temporary folder and exits 1 if it differs from the checked-in one
-// x86-64 builds every kernel (base, AVX2+FMA, AVX-512), the addon picks one by CPUID at run time; other CPUs
-// build the base kernel (16-byte vectors: NEON on arm64). Objects are cached by a hash of sources and flags.
+//   node scripts/build-cpu.mjs --wasm      native/cpu/gemm.wasm (WebAssembly SIMD) and gemm-relaxed.wasm (relaxed
+//       SIMD: fused multiply-adds) with Debian's clang 16 and wasm-ld (checked in: users need no compiler); --wasm
+//       --check rebuilds them in a temporary folder and exits 1 if they differ from the checked-in ones
+// x86-64 builds every kernel (base, AVX2+FMA, AVX-512), the addon picks one by CPUID at run time; arm64 builds
+// the base kernel and the NEON one (a larger register tile); other CPUs the base kernel (16-byte vectors). Objects are cached by a hash of sources and flags.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -28,7 +29,11 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'native', 'cpu');
 const out = join(src, 'build');
 const target = join(out, 'longshot_cpu.node');
-const wasmTarget = join(src, 'gemm.wasm');
+// The modules, each with its extra flags; the loader takes the first this runtime validates (src/backends/cpu/wasm.ts).
+const WASM = [
+  { file: 'gemm.wasm', flags: [] },
+  { file: 'gemm-relaxed.wasm', flags: ['-mrelaxed-simd'] },
+];
 const args = process.argv.slice(2);
 const optional = args.includes('--optional');
 
@@ -38,14 +43,19 @@ const onPath = (name) =>
 // -ffp-contract=fast lets the compiler fuse a·b + c into FMA where the target has it.
 const COMMON = ['-O3', '-ffp-contract=fast', '-fno-math-errno', '-std=c11', `-I${src}`];
 
-function buildWasm(dest) {
-  const clang = ['clang-14', 'clang'].find(onPath);
-  if (!clang || !onPath('wasm-ld'))
-    throw new Error('clang and wasm-ld are needed (apt-get install clang lld)');
+// Clang 16: clang 14 encodes relaxed SIMD with the proposal's early opcodes, which runtimes reject now.
+function buildWasm(dir) {
+  if (!onPath('clang-16') || !onPath('wasm-ld-16'))
+    throw new Error('clang 16 and its wasm-ld are needed (apt-get install clang-16 lld-16)');
+  for (const w of WASM) buildWasmModule(join(dir, w.file), w.flags);
+}
+
+function buildWasmModule(dest, flags) {
   // No libc: the kernels need none; bulk memory turns the zero fills into memory.fill.
-  execFileSync(clang, [
+  execFileSync('clang-16', [
     '--target=wasm32',
     '-msimd128',
+    ...flags,
     '-mbulk-memory',
     '-nostdlib',
     '-fno-builtin',
@@ -86,6 +96,7 @@ async function buildNative(cc, nodeHeaders) {
   const units = [
     { file: 'addon.c', flags: [`-I${nodeHeaders}`] },
     { file: 'kernel_base.c', flags: [] },
+    ...(arch() === 'arm64' ? [{ file: 'kernel_neon.c', flags: [] }] : []),
     ...(x86
       ? [
           { file: 'kernel_avx2.c', flags: ['-mavx2', '-mfma'] },
@@ -151,20 +162,23 @@ if (args.includes('--wasm')) {
   if (args.includes('--check')) {
     const dir = mkdtempSync(join(tmpdir(), 'longshot-wasm-'));
     try {
-      buildWasm(join(dir, 'gemm.wasm'));
-      if (!readFileSync(join(dir, 'gemm.wasm')).equals(readFileSync(wasmTarget))) {
-        console.error(
-          'longshot: native/cpu/gemm.wasm differs from a fresh build of native/cpu; run "npm run build:wasm" and commit it.',
-        );
-        process.exit(1);
+      buildWasm(dir);
+      for (const { file } of WASM) {
+        const have = join(src, file);
+        if (!existsSync(have) || !readFileSync(join(dir, file)).equals(readFileSync(have))) {
+          console.error(
+            `longshot: native/cpu/${file} differs from a fresh build of native/cpu; run "npm run build:wasm" and commit it.`,
+          );
+          process.exit(1);
+        }
       }
-      console.log('longshot: native/cpu/gemm.wasm matches its sources');
+      console.log(`longshot: native/cpu/{${WASM.map((w) => w.file).join(',')}} match their sources`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   } else {
-    buildWasm(wasmTarget);
-    console.log(`longshot: built ${wasmTarget}`);
+    buildWasm(src);
+    console.log(`longshot: built ${WASM.map((w) => join(src, w.file)).join(' and ')}`);
   }
 } else {
   const cc = findCc();

@@ -3,9 +3,11 @@
  * k, alpha, bias, biasOff, accumulate) over typed arrays (shared or not; offsets in elements), computed on the
  * calling thread, and softmaxRows(isa, s, sOff, rows, ld, width, lo, hi) (ls_softmax_rows_* in kernel.inc; lo and
  * hi are Int32Arrays). The worker pool calls them from every thread. isas() lists the kernels this CPU can run, best
- * last: "base" (16-byte vectors) everywhere, then "avx2" and "avx512" where CPUID reports them.
+ * last: "base" (16-byte vectors) everywhere, then "avx2" and "avx512" where CPUID reports them, or "neon" on arm64
+ * (the kernel indices are fixed: base 0, avx2 1, avx512 2, neon 3).
  */
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,16 +26,29 @@ typedef struct {
   size_t (*pack_floats)(void);
   void (*gemm)(const ls_gemm_t *, float *);
   void (*softmax_rows)(float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const int32_t *, const int32_t *);
+  int (*unary)(int, const float *, float *, ptrdiff_t);
+  void (*binary)(int, const float *, const float *, float *, ptrdiff_t, const int32_t *);
+  void (*rms_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, int);
+  void (*layer_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, float);
+  void (*conv1d)(float *, const float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, ptrdiff_t, int);
+  size_t (*ssd_scratch_floats)(const ls_ssd_t *);
+  void (*ssd)(const ls_ssd_t *, ptrdiff_t, ptrdiff_t, float *, float *);
 } isa_t;
+
+#define ISA(S)                                                                                               \
+  {#S,          ls_pack_floats_##S, ls_gemm_##S,   ls_softmax_rows_##S,         ls_unary_##S, ls_binary_##S,   \
+   ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S}
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define X86 1
-static const isa_t ISAS[] = {{"base", ls_pack_floats_base, ls_gemm_base, ls_softmax_rows_base},
-                             {"avx2", ls_pack_floats_avx2, ls_gemm_avx2, ls_softmax_rows_avx2},
-                             {"avx512", ls_pack_floats_avx512, ls_gemm_avx512, ls_softmax_rows_avx512}};
+static const isa_t ISAS[] = {ISA(base), ISA(avx2), ISA(avx512), {"neon"}};
+#elif defined(__aarch64__)
+#define X86 0
+static const isa_t ISAS[] = {ISA(base), {"avx2"}, {"avx512"}, ISA(neon)};
 #else
 #define X86 0
-static const isa_t ISAS[] = {{"base", ls_pack_floats_base, ls_gemm_base, ls_softmax_rows_base}};
+static const isa_t ISAS[] = {ISA(base), {"avx2"}, {"avx512"}, {"neon"}};
 #endif
 enum { NISA = sizeof ISAS / sizeof ISAS[0] };
 
@@ -43,11 +58,24 @@ static int supported(int isa) {
   if (isa == 1) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (isa == 2) return __builtin_cpu_supports("avx512f");
 #endif
+#if defined(__aarch64__)
+  if (isa == 3) return 1; /* NEON is part of arm64 */
+#endif
   return isa == 0;
 }
 
 /* Each thread's packing buffer (the pool's threads call in concurrently), sized for the largest kernel. */
 static _Thread_local float *pack;
+
+static int ensure_pack(napi_env env) {
+  if (pack) return 1;
+  size_t floats = 0;
+  for (int i = 0; i < NISA; i++)
+    if (supported(i) && ISAS[i].pack_floats() > floats) floats = ISAS[i].pack_floats();
+  pack = malloc(floats * sizeof(float));
+  if (!pack) napi_throw_error(env, NULL, "longshot_cpu: out of memory for the packing buffers");
+  return pack != NULL;
+}
 
 /*
  * A typed array's elements; *elem = their size, 0 for a type the kernels do not take (f32, bf16/f16 bits and
@@ -92,16 +120,7 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "longshot_cpu: gemm got an unsupported kernel or array type");
     return NULL;
   }
-  if (!pack) {
-    size_t floats = 0;
-    for (int i = 0; i < NISA; i++)
-      if (ISAS[i].pack_floats() > floats) floats = ISAS[i].pack_floats();
-    pack = malloc(floats * sizeof(float));
-    if (!pack) {
-      napi_throw_error(env, NULL, "longshot_cpu: out of memory for the packing buffers");
-      return NULL;
-    }
-  }
+  if (!ensure_pack(env)) return NULL;
   const ls_gemm_t g = {a + i64[0], i64[1],          i64[2], (const char *)b + i64[3] * (int64_t)eb,
                        i64[4],     i64[5],          bType,  c + i64[6],
                        i64[7],     i64[8],          i64[9], i64[10],
@@ -136,6 +155,170 @@ static napi_value softmax_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The other kernels take their arrays as views (Float32Array, null where optional; offsets are the views')
+ * and numbers, after the kernel index: the argument lists of ops.inc's functions.
+ */
+typedef struct {
+  napi_env env;
+  napi_value *v;
+  size_t argc;
+  int ok;
+} args_t;
+
+static const float *f32_at(args_t *a, size_t i, int optional) {
+  napi_valuetype t;
+  if (!a->ok || i >= a->argc || napi_typeof(a->env, a->v[i], &t) != napi_ok) return (a->ok = 0), NULL;
+  if (t == napi_null && optional) return NULL;
+  size_t e;
+  const float *p = data_of(a->env, a->v[i], &e);
+  if (e != 4) a->ok = 0;
+  return p;
+}
+
+static int64_t int_at(args_t *a, size_t i) {
+  int64_t x = 0;
+  if (!a->ok || i >= a->argc || napi_get_value_int64(a->env, a->v[i], &x) != napi_ok) a->ok = 0;
+  return x;
+}
+
+static double num_at(args_t *a, size_t i) {
+  double x = 0;
+  if (!a->ok || i >= a->argc || napi_get_value_double(a->env, a->v[i], &x) != napi_ok) a->ok = 0;
+  return x;
+}
+
+/* Reads the call's arguments and its kernel (argument 0); NULL (with a JS error thrown) on bad input. */
+static const isa_t *begin(napi_env env, napi_callback_info info, args_t *a, napi_value *v, size_t want,
+                          const char *name) {
+  a->env = env;
+  a->v = v;
+  a->argc = want;
+  a->ok = napi_get_cb_info(env, info, &a->argc, v, NULL, NULL) == napi_ok && a->argc == want;
+  const int64_t isa = int_at(a, 0);
+  if (!a->ok || isa < 0 || isa >= NISA || !supported((int)isa)) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "longshot_cpu: %s takes %zu arguments, the first a kernel this CPU runs", name, want);
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  return &ISAS[isa];
+}
+
+static napi_value finish(args_t *a, const char *name) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "longshot_cpu: %s got an argument of the wrong type", name);
+  napi_throw_error(a->env, NULL, msg);
+  return NULL;
+}
+
+static napi_value boolean(napi_env env, int b) {
+  napi_value r;
+  napi_get_boolean(env, b, &r);
+  return r;
+}
+
+/* unary(isa, code, src, dst, n) → false when the kernels do not implement the op. */
+static napi_value unary(napi_env env, napi_callback_info info) {
+  napi_value v[5];
+  args_t a;
+  const isa_t *k = begin(env, info, &a, v, 5, "unary");
+  if (!k) return NULL;
+  const int code = (int)int_at(&a, 1);
+  const float *src = f32_at(&a, 2, 0), *dst = f32_at(&a, 3, 0);
+  const int64_t n = int_at(&a, 4);
+  if (!a.ok) return finish(&a, "unary");
+  return boolean(env, k->unary(code, src, (float *)dst, n));
+}
+
+/* binary(isa, code, a, b, dst, dims: Int32Array [shape, aStrides, bStrides], rank) */
+static napi_value binary(napi_env env, napi_callback_info info) {
+  napi_value v[7];
+  args_t a;
+  const isa_t *k = begin(env, info, &a, v, 7, "binary");
+  if (!k) return NULL;
+  const int code = (int)int_at(&a, 1);
+  const float *x = f32_at(&a, 2, 0), *y = f32_at(&a, 3, 0), *dst = f32_at(&a, 4, 0);
+  size_t e = 0;
+  const int32_t *dims = a.ok ? data_of(env, v[5], &e) : NULL;
+  const int64_t rank = int_at(&a, 6);
+  if (!a.ok || e != 8 || rank > 8) return finish(&a, "binary");
+  k->binary(code, x, y, (float *)dst, rank, dims);
+  return NULL;
+}
+
+/* rmsNorm(isa, out, x, w|null, gate|null, rows, dim, group, eps, normBeforeGate) */
+static napi_value rms_norm(napi_env env, napi_callback_info info) {
+  napi_value v[10];
+  args_t a;
+  const isa_t *k = begin(env, info, &a, v, 10, "rmsNorm");
+  if (!k) return NULL;
+  const float *out = f32_at(&a, 1, 0), *x = f32_at(&a, 2, 0), *w = f32_at(&a, 3, 1), *g = f32_at(&a, 4, 1);
+  const int64_t rows = int_at(&a, 5), dim = int_at(&a, 6), group = int_at(&a, 7);
+  const double eps = num_at(&a, 8);
+  const int64_t nbg = int_at(&a, 9);
+  if (!a.ok || group <= 0 || dim % group) return finish(&a, "rmsNorm");
+  k->rms_norm((float *)out, x, w, g, rows, dim, group, (float)eps, (int)nbg);
+  return NULL;
+}
+
+/* layerNorm(isa, out, x, w|null, b|null, rows, dim, eps) */
+static napi_value layer_norm(napi_env env, napi_callback_info info) {
+  napi_value v[8];
+  args_t a;
+  const isa_t *k = begin(env, info, &a, v, 8, "layerNorm");
+  if (!k) return NULL;
+  const float *out = f32_at(&a, 1, 0), *x = f32_at(&a, 2, 0), *w = f32_at(&a, 3, 1), *b = f32_at(&a, 4, 1);
+  const int64_t rows = int_at(&a, 5), dim = int_at(&a, 6);
+  const double eps = num_at(&a, 7);
+  if (!a.ok) return finish(&a, "layerNorm");
+  k->layer_norm((float *)out, x, w, b, rows, dim, (float)eps);
+  return NULL;
+}
+
+/* conv1d(isa, y, x, w, bias|null, state|null, batch, len, channels, width, silu) */
+static napi_value conv1d(napi_env env, napi_callback_info info) {
+  napi_value v[11];
+  args_t a;
+  const isa_t *k = begin(env, info, &a, v, 11, "conv1d");
+  if (!k) return NULL;
+  const float *y = f32_at(&a, 1, 0), *x = f32_at(&a, 2, 0), *w = f32_at(&a, 3, 0), *b = f32_at(&a, 4, 1),
+              *s = f32_at(&a, 5, 1);
+  const int64_t batch = int_at(&a, 6), len = int_at(&a, 7), C = int_at(&a, 8), W = int_at(&a, 9),
+                act = int_at(&a, 10);
+  if (!a.ok || W < 1 || W > 16) return finish(&a, "conv1d");
+  k->conv1d((float *)y, x, w, b, s, batch, len, C, W, (int)act);
+  return NULL;
+}
+
+/* ssd(isa, x, dt, A, B, C, D|null, s0|null, y, sOut|null, batch, len, heads, headDim, groups, dState, chunk, lo, hi) */
+static napi_value ssd(napi_env env, napi_callback_info info) {
+  napi_value v[19];
+  args_t a;
+  const isa_t *k = begin(env, info, &a, v, 19, "ssd");
+  if (!k) return NULL;
+  ls_ssd_t d = {f32_at(&a, 1, 0), f32_at(&a, 2, 0), f32_at(&a, 3, 0), f32_at(&a, 4, 0), f32_at(&a, 5, 0),
+                f32_at(&a, 6, 1), f32_at(&a, 7, 1), (float *)f32_at(&a, 8, 0), (float *)f32_at(&a, 9, 1)};
+  d.batch = int_at(&a, 10);
+  d.len = int_at(&a, 11);
+  d.heads = int_at(&a, 12);
+  d.headDim = int_at(&a, 13);
+  d.groups = int_at(&a, 14);
+  d.dState = int_at(&a, 15);
+  d.chunkSize = int_at(&a, 16);
+  const int64_t lo = int_at(&a, 17), hi = int_at(&a, 18);
+  if (!a.ok || d.groups <= 0 || d.heads % d.groups || d.chunkSize <= 0) return finish(&a, "ssd");
+  if (!ensure_pack(env)) return NULL;
+  float *scratch = malloc(k->ssd_scratch_floats(&d) * sizeof(float));
+  if (!scratch) {
+    napi_throw_error(env, NULL, "longshot_cpu: out of memory for the SSD scan's buffers");
+    return NULL;
+  }
+  k->ssd(&d, lo, hi, scratch, pack);
+  free(scratch);
+  return NULL;
+}
+
 static napi_value isas(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value list, name;
@@ -150,13 +333,17 @@ static napi_value isas(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  napi_value fn;
-  if (napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "gemm", fn) != napi_ok ||
-      napi_create_function(env, "softmaxRows", NAPI_AUTO_LENGTH, softmax_rows, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "softmaxRows", fn) != napi_ok ||
-      napi_create_function(env, "isas", NAPI_AUTO_LENGTH, isas, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "isas", fn) != napi_ok)
-    return NULL;
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } FNS[] = {{"gemm", gemm},       {"softmaxRows", softmax_rows}, {"unary", unary}, {"binary", binary},
+             {"rmsNorm", rms_norm}, {"layerNorm", layer_norm},     {"conv1d", conv1d}, {"ssd", ssd},
+             {"isas", isas}};
+  for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, FNS[i].name, NAPI_AUTO_LENGTH, FNS[i].fn, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, FNS[i].name, fn) != napi_ok)
+      return NULL;
+  }
   return exports;
 }

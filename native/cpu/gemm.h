@@ -40,14 +40,53 @@ static inline float f16_to_f32(uint16_t h) {
   return ls_bits_f32(sign | ((e + 112) << 23) | (m << 13));
 }
 
+/* The SSD scan's operands (SsdDesc in src/runtime/backend.ts; all f32, D, s0 and sOut may be NULL). */
+typedef struct {
+  const float *x, *dt, *A, *B, *C, *D, *s0;
+  float *y, *sOut;
+  ptrdiff_t batch, len, heads, headDim, groups, dState, chunkSize;
+} ls_ssd_t;
+
+/* e^x in double precision without libm (the wasm build has none): 2^n·e^r, |r| ≤ ln2/2, a degree-13 series. */
+static inline double ls_exp64(double x) {
+  if (x < -745.0) return 0.0;
+  if (x > 709.0) x = 709.0;
+  const double n = __builtin_floor(x * 1.4426950408889634 + 0.5);
+  const double r = (x - n * 0.693147180369123816490) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;
+  const double inv[] = {479001600.0, 39916800.0, 3628800.0, 362880.0, 40320.0, 5040.0, 720.0, 120.0, 24.0,
+                        6.0,         2.0,        1.0,       1.0};
+  for (int i = 0; i < 13; i++) p = p * r + 1.0 / inv[i];
+  int e = (int)n;
+  double scale = 1.0;
+  if (e < -1022) { /* subnormal results: scale in two steps */
+    scale = 2.2250738585072014e-308;
+    e += 1022;
+  }
+  union { uint64_t u; double d; } bits = {(uint64_t)(e + 1023) << 52};
+  return p * bits.d * scale;
+}
+
 /* One kernel set per instruction set (kernel.inc); `pack` holds ls_pack_floats_* floats. */
 #define LS_DECLARE(SUFFIX)                                                                                    \
   size_t ls_pack_floats_##SUFFIX(void);                                                                      \
   void ls_gemm_##SUFFIX(const ls_gemm_t *g, float *pack);                                                    \
   void ls_softmax_rows_##SUFFIX(float *s, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t width, const int32_t *lo,  \
-                                const int32_t *hi);
+                                const int32_t *hi);                                                         \
+  int ls_unary_##SUFFIX(int code, const float *src, float *dst, ptrdiff_t n);                                \
+  void ls_binary_##SUFFIX(int code, const float *a, const float *b, float *dst, ptrdiff_t rank,             \
+                          const int32_t *dims);                                                              \
+  void ls_rms_norm_##SUFFIX(float *out, const float *x, const float *w, const float *gate, ptrdiff_t rows,   \
+                            ptrdiff_t dim, ptrdiff_t group, float eps, int normBeforeGate);                  \
+  void ls_layer_norm_##SUFFIX(float *out, const float *x, const float *w, const float *b, ptrdiff_t rows,    \
+                              ptrdiff_t dim, float eps);                                                     \
+  void ls_conv1d_##SUFFIX(float *y, const float *x, const float *w, const float *bias, const float *state,   \
+                          ptrdiff_t batch, ptrdiff_t len, ptrdiff_t C, ptrdiff_t W, int silu);               \
+  size_t ls_ssd_scratch_floats_##SUFFIX(const ls_ssd_t *d);                                                  \
+  void ls_ssd_##SUFFIX(const ls_ssd_t *d, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);
 LS_DECLARE(base)
 LS_DECLARE(avx2)
 LS_DECLARE(avx512)
+LS_DECLARE(neon)
 
 #endif

@@ -63,10 +63,9 @@ export class Tape implements Recorder {
   #varOf(t: Tensor): Var | null {
     const v = this.#vars.get(t);
     if (v || !this.#leaves.size) return v ?? null;
-    const leaf = this.#leaves
-      .get(t.buffer)
-      ?.find((p) => t.offset >= p.offset && t.offset + t.size <= p.offset + p.size && t.dtype === p.dtype);
-    if (!leaf) return null;
+    const leaves = this.#leaves.get(t.buffer)?.filter((p) => p.dtype === t.dtype) ?? [];
+    const leaf = leaves.find((p) => t.offset >= p.offset && t.offset + t.size <= p.offset + p.size);
+    if (!leaf) return this.#spanOf(t, leaves);
     const view = new Var();
     this.#vars.set(t, view);
     this.#push(
@@ -79,6 +78,35 @@ export class Tape implements Recorder {
       [view],
     );
     return view;
+  }
+
+  /**
+   * For an untracked tensor whose elements are exactly several tracked leaves end to end (layers fused at load,
+   * e.g. q‖k‖v, whose parts are the parameters and views of it), a new Var fed by a 'leafSpan' node that hands
+   * each leaf its range of the gradient; null when the leaves do not tile it.
+   */
+  #spanOf(t: Tensor, leaves: readonly Tensor[]): Var | null {
+    const parts = leaves
+      .filter((p) => p.offset >= t.offset && p.offset + p.size <= t.offset + t.size)
+      .sort((a, b) => a.offset - b.offset);
+    let at = t.offset;
+    for (const p of parts) {
+      if (p.offset !== at) return null;
+      at += p.size;
+    }
+    if (!parts.length || at !== t.offset + t.size) return null;
+    const span = new Var();
+    this.#vars.set(t, span);
+    this.#push(
+      'leafSpan',
+      this.#rule('leafSpan'),
+      {},
+      parts,
+      parts.map((p) => this.#vars.get(p)!),
+      [t],
+      [span],
+    );
+    return span;
   }
 
   tracks(t: Tensor): boolean {

@@ -183,6 +183,57 @@ function valueNoise(x: number, y: number, cell: number, seed: number): number {
   return top * (1 - fy) + bottom * fy;
 }
 
+/**
+ * The blend weight of every pixel of frame t (row-major) for the backgrounds whose weight is a function of one
+ * or two small tables (the same arithmetic per pixel as written out, so the same bytes), else null.
+ */
+function blendWeights(s: Scene, width: number, height: number, t: number): Float64Array | null {
+  const shift = s.drift * t;
+  const w = new Float64Array(width * height);
+  switch (s.background) {
+    case 'gradient': {
+      // A function of x + y.
+      const n = width + height;
+      const bySum = Float64Array.from({ length: n }, (_, k) => wrap(k + shift * 4, n) / n);
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) w[y * width + x] = bySum[x + y];
+      return w;
+    }
+    case 'checker': {
+      const col = Float64Array.from({ length: width }, (_, x) => Math.floor(wrap(x + shift, 1e6) / s.period));
+      for (let y = 0; y < height; y++) {
+        const row = Math.floor(y / s.period);
+        for (let x = 0; x < width; x++) w[y * width + x] = (col[x] + row) % 2;
+      }
+      return w;
+    }
+    case 'stripes': {
+      // A function of x + y/2 = k/2 with k = 2x + y (exact halves).
+      const byK = Float64Array.from(
+        { length: 2 * width + height },
+        (_, k) => Math.floor(wrap(k * 0.5 + shift, 1e6) / s.period) % 2,
+      );
+      for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) w[y * width + x] = byK[2 * x + y];
+      return w;
+    }
+    case 'noise': {
+      // Constant over 4×4 blocks.
+      const bt = Math.floor(t / 3);
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++)
+          w[y * width + x] =
+            x % 4 === 0 ? hash(Math.floor(x / 4), Math.floor(y / 4), bt, s.noiseSeed) : w[y * width + x - 1];
+      return w;
+    }
+    case 'flat':
+      return w;
+    default:
+      return null;
+  }
+}
+
+/** Backgrounds drawn by ownColor rather than as a blend of the scene's two colours. */
+const OWN_COLOR = new Set<Background>(['bars', 'smpte', 'plasma', 'rgbnoise']);
+
 const setRgb = (out: number[], r: number, g: number, b: number): true => {
   out[0] = r;
   out[1] = g;
@@ -249,40 +300,26 @@ export function renderScene(s: Scene, width: number, height: number, t: number):
   const [a, b] = s.colors;
   const shift = s.drift * t;
   const own: number[] = [0, 0, 0];
+  const ownBackground = OWN_COLOR.has(s.background);
+  const table = ownBackground ? null : blendWeights(s, width, height, t);
   for (let y = 0; y < height; y++)
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 3;
       const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
-      if (ownColor(s, x, y, t, width, height, own)) {
+      if (ownBackground && ownColor(s, x, y, t, width, height, own)) {
         for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(own[k] + n)));
         continue;
       }
       let w: number;
-      switch (s.background) {
-        case 'gradient':
-          w = wrap(x + y + shift * 4, width + height) / (width + height);
-          break;
-        case 'checker':
-          w = (Math.floor(wrap(x + shift, 1e6) / s.period) + Math.floor(y / s.period)) % 2;
-          break;
-        case 'stripes':
-          w = Math.floor(wrap(x + y * 0.5 + shift, 1e6) / s.period) % 2;
-          break;
-        case 'noise':
-          w = hash(Math.floor(x / 4), Math.floor(y / 4), Math.floor(t / 3), s.noiseSeed);
-          break;
-        case 'flat':
-          w = 0;
-          break;
-        default: {
-          // 'texture': marble-like veins of three octaves of value noise, drifting.
-          const xs = x + shift;
-          const f =
-            valueNoise(xs, y, s.period * 4, s.noiseSeed) * 0.55 +
-            valueNoise(xs, y, s.period * 2, s.noiseSeed + 7) * 0.3 +
-            valueNoise(xs, y, s.period, s.noiseSeed + 13) * 0.15;
-          w = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
-        }
+      if (table) w = table[y * width + x];
+      else {
+        // 'texture': marble-like veins of three octaves of value noise, drifting.
+        const xs = x + shift;
+        const f =
+          valueNoise(xs, y, s.period * 4, s.noiseSeed) * 0.55 +
+          valueNoise(xs, y, s.period * 2, s.noiseSeed + 7) * 0.3 +
+          valueNoise(xs, y, s.period, s.noiseSeed + 13) * 0.15;
+        w = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
       }
       for (let k = 0; k < 3; k++)
         c.data[i + k] = Math.max(0, Math.min(255, Math.round(a[k] * (1 - w) + b[k] * w + n)));

@@ -1081,6 +1081,7 @@ export function embeddingBag(
     out.dispose();
     throw e;
   }
+  if (active) active.record('embeddingBag', [table, ids, offsets], [out], { mode });
   return out;
 }
 

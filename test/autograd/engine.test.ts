@@ -41,6 +41,17 @@ describe('autograd engine', () => {
     for (const t of [w, x, unused, ...grads]) t.dispose();
   });
 
+  it('parameters that are views of one tensor the forward reads whole (q‖k‖v fused at load) get their rows', async () => {
+    const fused = T([1, 2, 3, 4, 5, 6], [3, 2]);
+    const [a, b] = [fused.narrow(0, 1), fused.narrow(1, 3)]; // rows 0 and 1–2, made before recording
+    const x = T([1, -1], [1, 2]);
+    const { grads } = valueAndGrad(() => ops.sum(ops.sum(ops.linear(x, fused), -1), -1), [a, b]);
+    // loss = Σ_r W_r·x: each row's gradient is x.
+    assert.deepEqual(await grads[0].toArray(), [1, -1]);
+    assert.deepEqual(await grads[1].toArray(), [1, -1, 1, -1]);
+    for (const t of [fused, a, b, x, ...grads]) t.dispose();
+  });
+
   it('a bf16 parameter gets an f32 gradient', async () => {
     const w = ops.cast(T([0.5, -2], [2]), 'bf16');
     const { grads } = valueAndGrad(() => ops.cast(ops.sum(ops.mul(w, w), -1), 'f32'), [requiresGrad(w)]);

@@ -154,6 +154,41 @@ describe('autograd: embedding', () => {
     });
 });
 
+describe('autograd: embeddingBag', () => {
+  // Bags of 3, 1, 0 and 3 rows (an empty bag too), ids repeated within and across bags.
+  const ids = [4, 0, 4, 2, 6, 5, 4];
+  const offsets = [0, 3, 4, 4, 7];
+  const bags = (table: Float64Array, mean: boolean): Float64Array => {
+    const out = new Float64Array((offsets.length - 1) * 5);
+    for (let r = 0; r + 1 < offsets.length; r++) {
+      const n = offsets[r + 1] - offsets[r];
+      for (let j = offsets[r]; j < offsets[r + 1]; j++)
+        for (let d = 0; d < 5; d++) out[r * 5 + d] += table[ids[j] * 5 + d] / (mean && n ? n : 1);
+    }
+    return out;
+  };
+  for (const mode of ['sum', 'mean'] as const)
+    for (const kernel of [true, false])
+      it(`${mode} of each bag's rows (${kernel ? 'scatter-add kernel' : 'host-indexed fallback'})`, async () => {
+        useBackwardKernels(kernel);
+        try {
+          await gradCheck({
+            inputs: [{ shape: [7, 5] }],
+            run: ([t]) =>
+              ops.embeddingBag(
+                t,
+                ops.tensor(cpu, Int32Array.from(ids), [ids.length], 'i32'),
+                ops.tensor(cpu, Int32Array.from(offsets), [offsets.length], 'i32'),
+                mode,
+              ),
+            ref: ([t]) => bags(t, mode === 'mean'),
+          });
+        } finally {
+          useBackwardKernels(true);
+        }
+      });
+});
+
 describe('autograd: in-place writes through views', () => {
   it('a write into a view changes the tensor it views (MambaMia’s gated aggregation pattern)', () =>
     gradCheck({

@@ -1,6 +1,8 @@
 // The fast CPU kernels (WebAssembly and every native instruction set this CPU runs) against the TypeScript
 // reference kernels on the same inputs: GEMM (transposes, bias, alpha, bf16/f16 weights, odd sizes across
-// the cache blocks and the small-m path), attention (causal, GQA, mask, weights, segments) and the SSD scan.
+// the cache blocks and the small-m path), attention (causal, GQA, mask, weights, segments), the SSD scan
+// (carried state, both decay paths, split over threads), the element-wise ops (every unary op, broadcasting
+// binary ops), RMSNorm (gated both ways, grouped) and LayerNorm, and the causal conv1d with its state.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
@@ -9,7 +11,9 @@ import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { cpuKernels, nativeIsas, useCpuKernels } from '../../src/backends/cpu/kernels.js';
 import { parallelCalls, warmUp } from '../../src/backends/cpu/pool.js';
 import { UsageError } from '../../src/errors.js';
+import { UNARY_CODE, type UnaryOp } from '../../src/runtime/backend.js';
 import * as ops from '../../src/runtime/ops.js';
+import { tidy } from '../../src/runtime/scope.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { assertClose, randint, randn, seeded } from '../helpers.js';
 
@@ -62,6 +66,42 @@ test('cpu kernels: the native addon builds and loads wherever a C compiler is', 
     );
   assert.ok(FAST.includes('wasm'));
   assert.ok(cpuKernels() !== 'ts', 'a fast kernel set is the default');
+});
+
+test('cpu kernels: the relaxed-SIMD module runs where the runtime has relaxed SIMD, else the SIMD one', () => {
+  // A GEMM under the wasm kernels against the reference, in a child process with and without V8's flag (Node 20's
+  // V8 ships relaxed SIMD behind it; Node 22's has it on).
+  const script = `
+    const { cpuBackend } = await import(${JSON.stringify(new URL('../../src/backends/cpu/index.ts', import.meta.url).href)});
+    const { useCpuKernels } = await import(${JSON.stringify(new URL('../../src/backends/cpu/kernels.ts', import.meta.url).href)});
+    const { wasmModule } = await import(${JSON.stringify(new URL('../../src/backends/cpu/wasm.ts', import.meta.url).href)});
+    const ops = await import(${JSON.stringify(new URL('../../src/runtime/ops.ts', import.meta.url).href)});
+    const cpu = cpuBackend();
+    const v = (n, f) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * f));
+    const a = ops.tensor(cpu, v(67 * 391, 12.9898), [67, 391]);
+    const w = ops.tensor(cpu, v(45 * 391, 78.233), [45, 391]);
+    useCpuKernels('ts');
+    const ref = await ops.linear(a, w).toArray();
+    useCpuKernels('wasm');
+    const fast = await ops.linear(a, w).toArray();
+    let err = 0, scale = 0;
+    for (let i = 0; i < ref.length; i++) { err = Math.max(err, Math.abs(ref[i] - fast[i])); scale = Math.max(scale, Math.abs(ref[i])); }
+    console.log(JSON.stringify({ module: wasmModule(), err: err / scale }));`;
+  const run = (flags: string[]) =>
+    JSON.parse(
+      execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8',
+      }),
+    ) as { module: string; err: number };
+  const relaxed = run(['--experimental-wasm-relaxed-simd']);
+  assert.equal(relaxed.module, 'native/cpu/gemm-relaxed.wasm');
+  assert.ok(relaxed.err < 1e-5, `relaxed SIMD GEMM error ${relaxed.err}`);
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22) {
+    const plain = run(['--no-experimental-wasm-relaxed-simd']);
+    assert.equal(plain.module, 'native/cpu/gemm.wasm');
+    assert.ok(plain.err < 1e-5, `SIMD GEMM error ${plain.err}`);
+  }
 });
 
 test('cpu kernels: LONGSHOT_CPU_KERNELS values are checked', () => {
@@ -164,6 +204,125 @@ for (const kernels of FAST) {
         assertClose(fast, ref, 1e-5, `chunk ${chunk} y`, scaleOf(ref));
       }
       for (const t of Object.values(inputs)) t.dispose();
+    }),
+  );
+
+  test(
+    `cpu kernels ${kernels}: the SSD scan with a carried state, 2 batches, growing decays, over threads`,
+    seeded(async (r) => {
+      const threads = await warmUp();
+      const calls = parallelCalls();
+      const [Bt, L, H, P, G, N] = [2, randint(r, 150, 260), 6, randint(r, 17, 40), 3, randint(r, 9, 33)];
+      // Head 1's A is positive (decays above 1: the per-pair exp path) and head 4's cumulative sums pass −600.
+      const A = randn(H, r, -2, -0.1);
+      A[1] = 0.05;
+      A[4] = -40;
+      const inputs = {
+        x: ops.tensor(cpu, randn(Bt * L * H * P, r), [Bt, L, H, P]),
+        dt: ops.tensor(cpu, randn(Bt * L * H, r, 0.01, 0.3), [Bt, L, H]),
+        A: ops.tensor(cpu, A, [H]),
+        B: ops.tensor(cpu, randn(Bt * L * G * N, r), [Bt, L, G, N]),
+        C: ops.tensor(cpu, randn(Bt * L * G * N, r), [Bt, L, G, N]),
+        D: null,
+        state: ops.tensor(cpu, randn(Bt * H * P * N, r), [Bt, H, P, N]),
+      };
+      for (const chunk of [37, 128]) {
+        const [ref, fast] = await both(kernels, () =>
+          tidy(() => {
+            const { y, state } = ops.ssdScan(inputs, chunk);
+            return ops.concat([y.reshape([y.size]), state.reshape([state.size])], 0);
+          }),
+        );
+        assertClose(fast, ref, 1e-5, `chunk ${chunk} y and state`, scaleOf(ref));
+      }
+      if (threads > 1) assert.ok(parallelCalls() > calls, 'the scan was split over the pool');
+      for (const t of Object.values(inputs)) t?.dispose();
+    }),
+  );
+
+  test(
+    `cpu kernels ${kernels}: every unary op and broadcasting binary ops equal the reference`,
+    seeded(async (r) => {
+      const n = randint(r, 37, 300);
+      for (const op of Object.keys(UNARY_CODE) as UnaryOp[]) {
+        const positive = op === 'log' || op === 'sqrt' || op === 'rsqrt';
+        const x = ops.tensor(cpu, randn(n, r, positive ? 0.01 : -12, positive ? 30 : 25), [n]);
+        const [ref, fast] = await both(kernels, () => ops.unary(op, x));
+        assertClose(fast, ref, 2e-6, op, 0.1);
+        x.dispose();
+      }
+      const [d0, d1, d2] = [randint(r, 2, 5), randint(r, 3, 9), randint(r, 5, 41)];
+      const a = ops.tensor(cpu, randn(d0 * d1 * d2, r, -3, 3), [d0, d1, d2]);
+      const shapes = [[d0, d1, d2], [d2], [d0, 1, d2], [d1, 1], [1]];
+      for (const op of ['add', 'sub', 'mul', 'div', 'max', 'min', 'silu_mul'] as const)
+        for (const shape of shapes) {
+          const size = shape.reduce((p, q) => p * q, 1);
+          const b = ops.tensor(cpu, randn(size, r, 0.5, 2), shape);
+          for (const [x, y] of [
+            [a, b],
+            [b, a],
+          ]) {
+            const [ref, fast] = await both(kernels, () => ops.binary(op, x, y));
+            assertClose(fast, ref, 2e-6, `${op} [${x.shape}] [${y.shape}]`, 0.1);
+          }
+          b.dispose();
+        }
+      a.dispose();
+    }),
+  );
+
+  test(
+    `cpu kernels ${kernels}: RMSNorm (gated both ways, grouped) and LayerNorm equal the reference`,
+    seeded(async (r) => {
+      const [rows, groups, group] = [randint(r, 1, 9), randint(r, 1, 4), randint(r, 3, 70)];
+      const dim = groups * group;
+      const x = ops.tensor(cpu, randn(rows * dim, r, -3, 3), [rows, dim]);
+      const gate = ops.tensor(cpu, randn(rows * dim, r, -4, 4), [rows, dim]);
+      const w = ops.tensor(cpu, randn(dim, r, 0.5, 1.5), [dim]);
+      const b = ops.tensor(cpu, randn(dim, r), [dim]);
+      const cases = [
+        { w: null, opts: { eps: 1e-6 } },
+        { w, opts: { eps: 1e-5, groupSize: group } },
+        { w, opts: { eps: 1e-5, gate, groupSize: group } },
+        { w, opts: { eps: 1e-5, gate, normBeforeGate: true } },
+      ];
+      for (const [i, c] of cases.entries()) {
+        const [ref, fast] = await both(kernels, () => ops.rmsNorm(x, c.w, c.opts));
+        assertClose(fast, ref, 1e-5, `rmsNorm case ${i}`, scaleOf(ref));
+      }
+      for (const [wt, bt] of [
+        [w, b],
+        [null, null],
+      ]) {
+        const [ref, fast] = await both(kernels, () => ops.layerNorm(x, wt, bt, 1e-5));
+        assertClose(fast, ref, 1e-5, `layerNorm ${wt ? 'affine' : 'plain'}`, scaleOf(ref));
+      }
+      for (const t of [x, gate, w, b]) t.dispose();
+    }),
+  );
+
+  test(
+    `cpu kernels ${kernels}: the causal conv1d (state in and out, bias, silu) equals the reference`,
+    seeded(async (r) => {
+      const [batch, C, W] = [2, randint(r, 5, 70), randint(r, 2, 5)];
+      for (const len of [1, W - 1, randint(r, 6, 40)]) {
+        const x = ops.tensor(cpu, randn(batch * len * C, r, -2, 2), [batch, len, C]);
+        const w = ops.tensor(cpu, randn(C * W, r), [C, 1, W]);
+        const bias = ops.tensor(cpu, randn(C, r), [C]);
+        const state = ops.tensor(cpu, randn(batch * (W - 1) * C, r), [batch, W - 1, C]);
+        for (const opts of [{}, { state, silu: true }]) {
+          for (const bt of [null, bias]) {
+            const [ref, fast] = await both(kernels, () =>
+              tidy(() => {
+                const o = ops.conv1dCausal(x, w, bt, opts);
+                return ops.concat([o.y.reshape([o.y.size]), o.state.reshape([o.state.size])], 0);
+              }),
+            );
+            assertClose(fast, ref, 1e-5, `len ${len} conv1d and state`, scaleOf(ref));
+          }
+        }
+        for (const t of [x, w, bias, state]) t.dispose();
+      }
     }),
   );
 }

@@ -75,7 +75,9 @@ test('the npm package holds the sources the addons build from and no build outpu
     'scripts/build-cpu.mjs',
     'native/cpu/kernel.inc',
     'native/cpu/addon.c',
+    'native/cpu/ops.inc',
     'native/cpu/gemm.wasm',
+    'native/cpu/gemm-relaxed.wasm',
     'models/needle-vamba-tiny/model.safetensors',
   ])
     assert.ok(files.includes(needed), `${needed} is missing from the package`);

@@ -62,6 +62,19 @@ registerRule<{ start: number }>('leafView', {
   },
 });
 
+/** A tensor made of several leaves end to end (see Tape): each leaf gets its range of the gradient. */
+registerRule('leafSpan', {
+  backward: ({ shapes }, [g]) => {
+    const flat = g!.reshape([1, -1]);
+    let at = 0;
+    return shapes.map((shape) => {
+      const size = shape!.reduce((a, b) => a * b, 1);
+      at += size;
+      return ops.slice(flat, 1, at - size, at).reshape(shape!);
+    });
+  },
+});
+
 /**
  * A view overlapping the destination of an in-place write ([view, dst] → the view after it): elements
  * [viewStart, viewStart + n) of the view are elements [dstStart, …) of the new dst, the rest is the old view.

@@ -7,6 +7,7 @@ import {
 } from '../../runtime/backend.js';
 import { fromF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { fastOps } from './kernels.js';
 import { f32Of, f32Out, rawOf } from './memory.js';
 
 /** erf with |error| < 1.2e-7 (Numerical Recipes' Chebyshev fit of erfc). */
@@ -147,7 +148,9 @@ export function fill(out: Tensor, value: number): void {
 
 export function unary(out: Tensor, op: UnaryOp, x: Tensor): void {
   const o = f32Out(out);
-  applyUnary(UNARY_CODE[op], f32Of(x), o.data);
+  const code = UNARY_CODE[op];
+  const src = f32Of(x);
+  if (!fastOps()?.unary(code, src, o.data)) applyUnary(code, src, o.data);
   o.commit();
 }
 
@@ -166,7 +169,12 @@ export function binary(out: Tensor, op: BinaryOp, a: Tensor, b: Tensor, desc: Br
   const { outShape, aStrides, bStrides } = desc;
   const rank = outShape.length;
   const n = out.size;
-  if (a.size === n && b.size === n) applyBinary(code, av, 0, 1, bv, 0, 1, o.data, 0, n);
+  const fast = fastOps();
+  if (fast && rank <= 8) {
+    const same = a.size === n && b.size === n;
+    const dims = same ? Int32Array.of(n, 1, 1) : Int32Array.from([...outShape, ...aStrides, ...bStrides]);
+    fast.binary(code, av, bv, o.data, dims, same ? 1 : rank);
+  } else if (a.size === n && b.size === n) applyBinary(code, av, 0, 1, bv, 0, 1, o.data, 0, n);
   else if (rank === 0) applyBinary(code, av, 0, 0, bv, 0, 0, o.data, 0, 1);
   else {
     // Walk the output row by row along the last axis with an odometer over the leading axes.

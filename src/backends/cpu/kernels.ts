@@ -2,15 +2,16 @@ import { createRequire } from 'node:module';
 import { UsageError } from '../../errors.js';
 import { packageFile } from '../cuda/addon.js';
 import type { Gemm } from './gemm.js';
-import { wasmAvailable, wasmGemm, wasmSoftmaxRows } from './wasm.js';
+import type { SsdArgs } from './ssm.js';
+import { wasmAvailable, wasmGemm, wasmOps, wasmSoftmaxRows } from './wasm.js';
 
 /**
  * Which kernels (GEMM, attention softmax) the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
  * native/cpu ('wasm', always shipped), or the native addon built at install where a C compiler exists, by
- * instruction set ('base' = 16-byte vectors, 'avx2', 'avx512'; picked by CPUID). LONGSHOT_CPU_KERNELS chooses
- * (ts | wasm | native | base | avx2 | avx512); by default the best native kernel, else wasm.
+ * instruction set ('base' = 16-byte vectors, 'avx2', 'avx512' picked by CPUID; 'neon' on arm64). LONGSHOT_CPU_KERNELS chooses
+ * (ts | wasm | native | base | avx2 | avx512 | neon); by default the best native kernel, else wasm.
  */
-export type CpuKernels = 'ts' | 'wasm' | 'base' | 'avx2' | 'avx512';
+export type CpuKernels = 'ts' | 'wasm' | 'base' | 'avx2' | 'avx512' | 'neon';
 
 /** The fast GEMM entry: B as f32 or raw bf16/f16 (bType 0, 1, 2), every other operand f32. */
 export type FastGemm = (
@@ -32,13 +33,74 @@ export type FastSoftmaxRows = (
   hi: Int32Array,
 ) => void;
 
+/**
+ * The other fast kernels (native/cpu/ops.inc), on f32 views (null: an absent operand); the semantics of the
+ * TypeScript kernels they replace (elementwise.ts, norm.ts, ssm.ts).
+ */
+export interface FastOps {
+  /** dst = op(src) for a UNARY_CODE; false (nothing done) for an op the kernels lack (log). */
+  unary(code: number, src: Float32Array, dst: Float32Array): boolean;
+  /** dst = op(a, b) for a BINARY_CODE; dims = [shape, aStrides, bStrides] of `rank` ≤ 8 axes each. */
+  binary(
+    code: number,
+    a: Float32Array,
+    b: Float32Array,
+    dst: Float32Array,
+    dims: Int32Array,
+    rank: number,
+  ): void;
+  rmsNorm(
+    out: Float32Array,
+    x: Float32Array,
+    w: Float32Array | null,
+    gate: Float32Array | null,
+    rows: number,
+    dim: number,
+    group: number,
+    eps: number,
+    normBeforeGate: boolean,
+  ): void;
+  layerNorm(
+    out: Float32Array,
+    x: Float32Array,
+    w: Float32Array | null,
+    b: Float32Array | null,
+    rows: number,
+    dim: number,
+    eps: number,
+  ): void;
+  /** y only (the caller keeps the state); width ≤ 16. */
+  conv1d(
+    y: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    state: Float32Array | null,
+    batch: number,
+    len: number,
+    channels: number,
+    width: number,
+    silu: boolean,
+  ): void;
+  /** ssdTask's (batch, head) pairs [lo, hi). */
+  ssd(a: SsdArgs, lo: number, hi: number): void;
+}
+
+type Arg = number | boolean | Float32Array | Uint16Array | Int32Array | null;
+
 interface CpuAddon {
   gemm(isa: number, ...args: (number | Float32Array | Uint16Array | null)[]): void;
   softmaxRows(isa: number, s: Float32Array, sOff: number, ...args: (number | Int32Array)[]): void;
+  unary(isa: number, code: number, src: Float32Array, dst: Float32Array, n: number): boolean;
+  binary(isa: number, ...args: Arg[]): void;
+  rmsNorm(isa: number, ...args: Arg[]): void;
+  layerNorm(isa: number, ...args: Arg[]): void;
+  conv1d(isa: number, ...args: Arg[]): void;
+  ssd(isa: number, ...args: Arg[]): void;
   isas(): string[];
 }
 
-const ISAS = ['base', 'avx2', 'avx512'] as const;
+const ISAS = ['base', 'avx2', 'avx512', 'neon'] as const;
 const CHOICES = ['ts', 'wasm', 'native', ...ISAS];
 
 let addon: CpuAddon | null | undefined;
@@ -133,12 +195,63 @@ const nativeSoftmaxRows =
   (s, rows, ld, width, lo, hi) =>
     addon!.softmaxRows(isa, s, 0, rows, ld, width, lo, hi);
 
-const FAST: Record<Exclude<CpuKernels, 'ts'>, { gemm: FastGemm; softmaxRows: FastSoftmaxRows }> = {
-  wasm: { gemm: wasmGemm, softmaxRows: wasmSoftmaxRows },
-  base: { gemm: nativeGemm(0), softmaxRows: nativeSoftmaxRows(0) },
-  avx2: { gemm: nativeGemm(1), softmaxRows: nativeSoftmaxRows(1) },
-  avx512: { gemm: nativeGemm(2), softmaxRows: nativeSoftmaxRows(2) },
+const nativeOps = (isa: number): FastOps => ({
+  unary: (code, src, dst) => addon!.unary(isa, code, src, dst, src.length),
+  binary: (code, a, b, dst, dims, rank) => addon!.binary(isa, code, a, b, dst, dims, rank),
+  rmsNorm: (...args) => addon!.rmsNorm(isa, ...args.slice(0, 8), args[8] ? 1 : 0),
+  layerNorm: (...args) => addon!.layerNorm(isa, ...args),
+  conv1d: (...args) => addon!.conv1d(isa, ...args.slice(0, 9), args[9] ? 1 : 0),
+  ssd: (a, lo, hi) => {
+    const d = a.desc;
+    addon!.ssd(
+      isa,
+      a.x,
+      a.dt,
+      a.A,
+      a.B,
+      a.C,
+      a.D,
+      a.s0,
+      a.y,
+      a.sOut,
+      d.batch,
+      d.len,
+      d.heads,
+      d.headDim,
+      d.groups,
+      d.dState,
+      d.chunkSize,
+      lo,
+      hi,
+    );
+  },
+});
+
+interface KernelSet {
+  gemm: FastGemm;
+  softmaxRows: FastSoftmaxRows;
+  ops: FastOps;
+}
+
+const native = (isa: number): KernelSet => ({
+  gemm: nativeGemm(isa),
+  softmaxRows: nativeSoftmaxRows(isa),
+  ops: nativeOps(isa),
+});
+
+const FAST: Record<Exclude<CpuKernels, 'ts'>, KernelSet> = {
+  wasm: { gemm: wasmGemm, softmaxRows: wasmSoftmaxRows, ops: wasmOps },
+  base: native(0),
+  avx2: native(1),
+  avx512: native(2),
+  neon: native(3),
 };
+
+/** The fast element-wise, norm, conv1d and SSD kernels when fast kernels are in use, else null (the reference). */
+export function fastOps(): FastOps | null {
+  const k = cpuKernels();
+  return k === 'ts' ? null : FAST[k].ops;
+}
 
 /**
  * Runs g on the fast kernels when they are in use and its A and C are f32 (the TypeScript kernels keep f64

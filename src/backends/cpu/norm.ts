@@ -1,6 +1,7 @@
 import type { NormDesc, ResidualAdd, RotaryDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { binary } from './elementwise.js';
+import { fastOps } from './kernels.js';
 import { f32Of, f32Out, rawOf } from './memory.js';
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
@@ -24,6 +25,12 @@ export function rmsNorm(
   const g = gate ? f32Of(gate) : null;
   const o = f32Out(out);
   const { rows, dim, groupSize, eps } = d;
+  const fast = fastOps();
+  if (fast) {
+    fast.rmsNorm(o.data, xv, w, g, rows, dim, groupSize, eps, d.normBeforeGate);
+    o.commit();
+    return;
+  }
   const gateFirst = g && !d.normBeforeGate;
   const tmp = new Float32Array(groupSize);
   for (let r = 0; r < rows; r++) {
@@ -59,6 +66,12 @@ export function layerNorm(
   const b = bias ? f32Of(bias) : null;
   const o = f32Out(out);
   const { rows, dim, eps } = d;
+  const fast = fastOps();
+  if (fast) {
+    fast.layerNorm(o.data, xv, w, b, rows, dim, eps);
+    o.commit();
+    return;
+  }
   for (let r = 0; r < rows; r++) {
     const base = r * dim;
     let mean = 0;

@@ -2,6 +2,7 @@ import type { Conv1dDesc, SsdDesc } from '../../runtime/backend.js';
 import { fromF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { type Gemm, gemm } from './gemm.js';
+import { fastOps } from './kernels.js';
 import { f32Of, f32Out, rawOf, sharedF32Of, sharedF32Out } from './memory.js';
 import { parallelFor } from './pool.js';
 
@@ -24,6 +25,24 @@ export function conv1d(
   const sv = state ? f32Of(state) : null;
   const o = f32Out(y);
   const past = W - 1;
+  const fast = W <= 16 ? fastOps() : null;
+  if (fast) {
+    fast.conv1d(o.data, xv, w, bv, sv, batch, len, C, W, act);
+    o.commit();
+    if (stateOut) {
+      // The last W−1 rows of [state; x] per batch.
+      const tail = new Float32Array(batch * past * C);
+      for (let b = 0; b < batch; b++)
+        for (let r = 0; r < past; r++) {
+          const q = len + r; // row of [state; x]
+          const at = (b * past + r) * C;
+          if (q >= past) tail.set(xv.subarray((b * len + q - past) * C, (b * len + q - past + 1) * C), at);
+          else if (sv) tail.set(sv.subarray((b * past + q) * C, (b * past + q + 1) * C), at);
+        }
+      rawOf(stateOut).set(fromF32(stateOut.dtype, tail));
+    }
+    return;
+  }
   // Per batch, the input with the carried state in front: [past + len, C] (zeros when there is no state).
   const padded = new Float32Array((past + len) * C);
   const acc = new Float64Array(C);
@@ -109,6 +128,11 @@ const PARALLEL_WORK = 1 << 20;
  * with w_s = exp(a_last − a_s)·dt_s. Operands are f32 so the fast GEMM kernels run them; cumulative sums stay f64.
  */
 export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
+  const fast = fastOps();
+  if (fast) {
+    fast.ssd(a, lo, hi);
+    return;
+  }
   const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
   const { x, dt, A, B, C, D, y } = a;
   const perGroup = H / G;

@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { packageFile } from '../cuda/addon.js';
-import type { FastGemm, FastSoftmaxRows } from './kernels.js';
+import type { FastGemm, FastOps, FastSoftmaxRows } from './kernels.js';
+
+type Fn = (...args: number[]) => number;
 
 /**
- * The WebAssembly kernels (native/cpu/gemm.wasm, built from the same C as the native addon with 128-bit SIMD).
+ * The WebAssembly kernels (native/cpu/gemm-relaxed.wasm or gemm.wasm, built from the same C as the native addon with
+ * 128-bit SIMD).
  * Each thread has its own instance and memory: a call copies the parts of A, B (f32 or raw bf16/f16), the
  * bias and, when accumulating, C that it reads into that memory, runs, and copies C's rows back. The copies
  * are O(mk + kn + mn) against O(mnk) work.
@@ -12,6 +15,8 @@ interface Instance {
   memory: WebAssembly.Memory;
   gemm: (...args: number[]) => void;
   softmaxRows: (...args: number[]) => void;
+  /** ops.inc's kernels, by export name (unary, binary, rms_norm, layer_norm, conv1d, ssd_scratch_floats, ssd). */
+  fn: Record<string, Fn>;
   /** Byte offset of the packing buffers (after them, the operands). */
   pack: number;
   heap: number;
@@ -19,30 +24,47 @@ interface Instance {
 
 let instance: Instance | null = null;
 
-/** Compiles and instantiates the module on this thread (synchronously: it is ~10 KB); null without SIMD. */
+/**
+ * The modules, best first: relaxed SIMD (f32x4.relaxed_madd, fused on CPUs with FMA; V8 ships it from 11.4, so
+ * Node 22 runs it and Node 20 only with --experimental-wasm-relaxed-simd), then plain 128-bit SIMD.
+ */
+const MODULES = ['native/cpu/gemm-relaxed.wasm', 'native/cpu/gemm.wasm'] as const;
+
+let loaded: (typeof MODULES)[number] | null = null;
+
+/** Which module this thread runs (null before wasmAvailable() loaded one). */
+export const wasmModule = (): string | null => loaded;
+
+/** Compiles and instantiates the first module this runtime validates, on this thread (synchronously: ~40 KB). */
 export function wasmAvailable(): boolean {
   if (instance) return true;
-  const path = packageFile('native/cpu/gemm.wasm');
-  if (!path) return false;
-  try {
-    const e = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(path)), {}).exports as Record<
-      string,
-      unknown
-    >;
-    const base = (e.__heap_base as WebAssembly.Global).value as number;
-    const pack = align(base);
-    const packBytes = 4 * (e.pack_floats as () => number)();
-    instance = {
-      memory: e.memory as WebAssembly.Memory,
-      gemm: e.gemm as Instance['gemm'],
-      softmaxRows: e.softmax_rows as Instance['softmaxRows'],
-      pack,
-      heap: align(pack + packBytes),
-    };
-    return true;
-  } catch {
-    return false;
+  for (const file of MODULES) {
+    const path = packageFile(file);
+    if (!path) continue;
+    const bytes = new Uint8Array(readFileSync(path));
+    if (!WebAssembly.validate(bytes)) continue;
+    try {
+      instance = instantiate(bytes);
+      loaded = file;
+      return true;
+    } catch {}
   }
+  return false;
+}
+
+function instantiate(bytes: Uint8Array<ArrayBuffer>): Instance {
+  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as Record<string, unknown>;
+  const base = (e.__heap_base as WebAssembly.Global).value as number;
+  const pack = align(base);
+  const packBytes = 4 * (e.pack_floats as () => number)();
+  return {
+    memory: e.memory as WebAssembly.Memory,
+    gemm: e.gemm as Instance['gemm'],
+    softmaxRows: e.softmax_rows as Instance['softmaxRows'],
+    fn: e as Record<string, Fn>,
+    pack,
+    heap: align(pack + packBytes),
+  };
 }
 
 const align = (n: number) => Math.ceil(n / 64) * 64;
@@ -116,4 +138,95 @@ export const wasmGemm: FastGemm = (g, b, bType) => {
   );
   if (contiguous) g.c.set(c, g.cOff);
   else for (let i = 0; i < m; i++) g.c.set(c.subarray(i * g.ldc, i * g.ldc + n), g.cOff + i * g.ldc);
+};
+
+type Staged = Float32Array | Int32Array | null;
+
+/**
+ * Copies `inputs` into the heap (64-byte aligned; null → address 0), reserves room for `outputs` (f32 arrays the
+ * call writes) and `extra` bytes, runs `call` with their addresses, and copies the outputs back unless `copyOut`
+ * does it.
+ */
+function staged(
+  inputs: Staged[],
+  outputs: (Float32Array | null)[],
+  extra: number,
+  call: (inAt: number[], outAt: number[], extraAt: number) => number,
+  copyOut?: (out: Float32Array, i: number, from: Float32Array) => void,
+): number {
+  const w = instance!;
+  let end = w.heap;
+  const place = (a: Staged) => {
+    if (!a) return 0;
+    const at = end;
+    end = align(end + a.byteLength);
+    return at;
+  };
+  const inAt = inputs.map(place);
+  const outAt = outputs.map(place);
+  const extraAt = end;
+  const buf = reserve(w, end + extra);
+  inputs.forEach((a, i) => {
+    if (a instanceof Float32Array) new Float32Array(buf, inAt[i], a.length).set(a);
+    else if (a) new Int32Array(buf, inAt[i], a.length).set(a);
+  });
+  const r = call(inAt, outAt, extraAt);
+  outputs.forEach((a, i) => {
+    if (!a) return;
+    const from = new Float32Array(w.memory.buffer, outAt[i], a.length);
+    if (copyOut) copyOut(a, i, from);
+    else a.set(from);
+  });
+  return r;
+}
+
+export const wasmOps: FastOps = {
+  unary: (code, src, dst) =>
+    staged([src], [dst], 0, ([s], [d]) => instance!.fn.unary(code, s, d, src.length)) === 1,
+  binary: (code, a, b, dst, dims, rank) =>
+    void staged([a, b, dims], [dst], 0, ([pa, pb, pd], [o]) =>
+      instance!.fn.binary(code, pa, pb, o, rank, pd),
+    ),
+  rmsNorm: (out, x, w, gate, rows, dim, group, eps, normBeforeGate) =>
+    void staged([x, w, gate], [out], 0, ([px, pw, pg], [o]) =>
+      instance!.fn.rms_norm(o, px, pw, pg, rows, dim, group, eps, normBeforeGate ? 1 : 0),
+    ),
+  layerNorm: (out, x, w, b, rows, dim, eps) =>
+    void staged([x, w, b], [out], 0, ([px, pw, pb], [o]) =>
+      instance!.fn.layer_norm(o, px, pw, pb, rows, dim, eps),
+    ),
+  conv1d: (y, x, w, bias, state, batch, len, channels, width, silu) =>
+    void staged([x, w, bias, state], [y], 0, ([px, pw, pb, ps], [o]) =>
+      instance!.fn.conv1d(o, px, pw, pb, ps, batch, len, channels, width, silu ? 1 : 0),
+    ),
+  ssd: (a, lo, hi) => {
+    const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
+    const f = instance!.fn;
+    const scratch = 4 * f.ssd_scratch_floats(batch, len, H, P, G, N, chunkSize);
+    // Only the heads [lo, hi) are this call's: copy back their rows of y and their states, nothing else
+    // (other threads write the rest of the same arrays).
+    const copyOut = (out: Float32Array, i: number, from: Float32Array) => {
+      for (let b = 0; b < batch; b++) {
+        const h0 = Math.max(lo - b * H, 0);
+        const h1 = Math.min(hi - b * H, H);
+        if (h0 >= h1) continue;
+        if (i === 1) {
+          const at = (b * H + h0) * P * N;
+          out.set(from.subarray(at, at + (h1 - h0) * P * N), at);
+        } else
+          for (let t = 0; t < len; t++) {
+            const at = ((b * len + t) * H + h0) * P;
+            out.set(from.subarray(at, at + (h1 - h0) * P), at);
+          }
+      }
+    };
+    staged(
+      [a.x, a.dt, a.A, a.B, a.C, a.D, a.s0],
+      [a.y, a.sOut],
+      scratch,
+      ([x, dt, A, B, C, D, s0], [y, sOut], at) =>
+        f.ssd(x, dt, A, B, C, D, s0, y, sOut, batch, len, H, P, G, N, chunkSize, lo, hi, at, instance!.pack),
+      copyOut,
+    );
+  },
 };
