@@ -6,6 +6,11 @@ export class Random {
     this.#state = seed >>> 0;
   }
 
+  /** The whole state: `new Random(r.state)` continues exactly where r is (a resumed training run). */
+  get state(): number {
+    return this.#state;
+  }
+
   /** Uniform in [0, 1). */
   next(): number {
     this.#state = (this.#state + 0x6d2b79f5) >>> 0;

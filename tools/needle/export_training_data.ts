@@ -18,13 +18,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Tokenizer } from '../../src/io/index.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
 import { PHRASINGS } from '../../src/needle/phrasings.js';
-import { renderFrame } from '../../src/needle/render.js';
-import { resizeRgb } from '../../src/needle/resample.js';
-import { makeSample, mcqPrompt, type SampleOptions, TASKS, type Task } from '../../src/needle/tasks.js';
-import { needleTokenizerConfig, needleTokenizerJson, SYSTEM_PROMPT } from '../../src/needle/tokenizer.js';
+import { makeSample, type SampleOptions, TASKS, type Task } from '../../src/needle/tasks.js';
+import { needleAsking, needleFrames, needleTokenizer } from '../../src/needle/training.js';
 import { PLAIN_VARIETY, TRAINING_VARIETY, type Variety, varietyOptions } from '../../src/needle/variety.js';
 import { Random } from '../../src/util/random.js';
 
@@ -70,17 +67,9 @@ const count = Number(a.count);
 const lengths = a.frames!.split(',').map(Number);
 const side = Number(a.size);
 const perShard = Number(a['per-shard']);
-const tok = new Tokenizer(
-  needleTokenizerJson(tokenizerVersion as 1 | 2) as never,
-  needleTokenizerConfig() as never,
-);
-const IM_END = tok.tokenToId('<|im_end|>')!;
+const tok = needleTokenizer(tokenizerVersion as 1 | 2);
 const r = new Random(Number(a.seed));
 mkdirSync(a.out, { recursive: true });
-
-/** The official Vamba prompt shape (research/vamba.md §4.4) with our system prompt. */
-const prompt = (question: string) =>
-  `<|im_start|>system\n${SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n<|vision_start|><|vision_end|>${question}<|im_end|>\n<|im_start|>assistant\n`;
 
 const meta: object[] = [];
 for (let shard = 0; shard * perShard < count; shard++) {
@@ -93,9 +82,7 @@ for (let shard = 0; shard * perShard < count; shard++) {
       ? varietyOptions(r, variety, length, task, a.geometry === 'plain' ? 2 : r.pick([2, 5, 10, 25, 30]))
       : { frames: length, fps: 2, width: side, height: side, needleFrames: Number(a['needle-frames']), task };
     const s = makeSample(seed, `train-${i}`, options);
-    const frames = new Uint8Array(s.frames * side * side * 3);
-    for (let t = 0; t < s.frames; t++)
-      frames.set(resizeRgb(renderFrame(s, t).data, s.width, s.height, side, side), t * side * side * 3);
+    const frames = needleFrames(s, side);
     tensors[`${i}.frames`] = { dtype: 'U8', shape: [s.frames, side, side, 3], data: frames };
     // v1: half the samples ask for the short answer, half for the option letter. v2: every video is asked
     // several times (variants _1, _2, …), alternately short and multiple-choice, each worded anew.
@@ -104,12 +91,7 @@ for (let shard = 0; shard * perShard < count; shard++) {
     for (let j = 0; j < asks; j++) {
       const q = j ? makeSample(seed, s.id, { ...options, phrasingSeed: seed + 7919 * j }) : s;
       const letter = v2 ? j % 2 === 1 : mcq;
-      const ids = tok.encode(prompt(letter ? mcqPrompt(q) : q.question));
-      // Version 2 lower-cases its input, so the letter answers are the output-only upper-case tokens.
-      const answer =
-        letter && tokenizerVersion === 2
-          ? [tok.tokenToId(q.answerLetter)!, IM_END]
-          : tok.encode(`${letter ? q.answerLetter : q.answer}<|im_end|>`);
+      const { prompt: ids, answer } = needleAsking(tok, q, letter, tokenizerVersion as 1 | 2);
       const suffix = j ? `_${j}` : '';
       tensors[`${i}.input_ids${suffix}`] = { dtype: 'I32', shape: [ids.length], data: Int32Array.from(ids) };
       tensors[`${i}.answer_ids${suffix}`] = {

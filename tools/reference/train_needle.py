@@ -722,6 +722,8 @@ def train(kind, c, data, a, log):
     batches = Batches(data, per_batch, a.seed, a.long_weight)
     t0 = time.time()
     step, ema, skipped = 0, None, 0
+    # One JSON line per step (step, loss, lr, seconds): the loss curve bench/gpu/train.sh draws.
+    loss_log = open(a.loss_log, "w") if a.loss_log else None
     for step in range(1, a.steps + 1):
         # Cosine decay over the steps, or over --max-seconds when that runs out first.
         progress = min(1.0, max(step / a.steps, (time.time() - t0) / a.max_seconds))
@@ -740,6 +742,8 @@ def train(kind, c, data, a, log):
             skipped += 1
             continue
         opt.step()
+        if loss_log:
+            loss_log.write(json.dumps({"step": step, "loss": loss.item(), "lr": lr, "seconds": time.time() - t0}) + "\n")
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         if step % 100 == 0 or step == 1:
             log(f"[{kind}] step {step} loss {ema:.4f} lr {lr:.2e} {time.time() - t0:.0f}s")
@@ -881,6 +885,7 @@ def main():
     p.add_argument("--mamba-headdim", type=int, default=32)
     p.add_argument("--save-dtype", default="bfloat16")
     p.add_argument("--check", action="store_true")
+    p.add_argument("--loss-log", default="", help="write every step's loss as a JSON line to this file")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)

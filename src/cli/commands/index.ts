@@ -9,6 +9,7 @@ import * as info from './info.js';
 import * as needle from './needle.js';
 import * as probe from './probe.js';
 import * as serve from './serve.js';
+import * as train from './train.js';
 import * as watch from './watch.js';
 import * as worker from './worker.js';
 
@@ -24,6 +25,7 @@ export const commands: Array<(program: Command) => void> = [
   frames.register,
   needle.register,
   evaluate.register,
+  train.register,
   worker.register,
   batch.register,
 ];

@@ -35,11 +35,27 @@ export class VambaLanguageModel implements Disposable {
     config: Qwen2VLConfig,
     mixer: Mamba2Config | null,
   ): Promise<VambaLanguageModel> {
+    const alphas: (number | null)[] = [];
+    for (let i = 0; i < config.text.num_hidden_layers; i++) {
+      const a = config.use_alpha_balancing ? p.take(`model.layers.${i}.alpha`) : null;
+      alphas.push(a ? await a.item() : null);
+      a?.dispose();
+    }
+    return VambaLanguageModel.build(p, config, mixer, alphas);
+  }
+
+  /** The model with every layer's α already read (see VambaDecoderLayer.build): synchronous. */
+  static build(
+    p: ParamStore,
+    config: Qwen2VLConfig,
+    mixer: Mamba2Config | null,
+    alphas: readonly (number | null)[],
+  ): VambaLanguageModel {
     const t = config.text;
     const embed = p.take('model.embed_tokens.weight');
     const layers: VambaDecoderLayer[] = [];
     for (let i = 0; i < t.num_hidden_layers; i++)
-      layers.push(await VambaDecoderLayer.load(p, `model.layers.${i}`, config, mixer));
+      layers.push(VambaDecoderLayer.build(p, `model.layers.${i}`, config, mixer, alphas[i]));
     const norm = RMSNorm.load(p, 'model.norm', t.rms_norm_eps);
     const head = t.tie_word_embeddings ? new Linear(embed) : Linear.load(p, 'lm_head', false);
     return new VambaLanguageModel(config, embed, layers, norm, head);

@@ -70,15 +70,29 @@ export class VambaDecoderLayer implements Disposable {
   ) {}
 
   static async load(p: ParamStore, prefix: string, config: Qwen2VLConfig, mixer: Mamba2Config | null) {
-    const t = config.text;
-    const attn = textAttentionConfig(config);
-    const block = mixer ? Mamba2Block.load(p, `${prefix}.vision_mixer`, mixer, VIDEO_NORM_EPS) : null;
     let alpha: number | null = null;
     if (config.use_alpha_balancing) {
       const a = p.take(`${prefix}.alpha`);
       alpha = await a.item();
       a.dispose();
     }
+    return VambaDecoderLayer.build(p, prefix, config, mixer, alpha);
+  }
+
+  /**
+   * The layer from its parameters with α already read (`alpha`; the store's α is not taken): synchronous, so
+   * a training step can build the model inside the autograd recording (src/train/vamba.ts).
+   */
+  static build(
+    p: ParamStore,
+    prefix: string,
+    config: Qwen2VLConfig,
+    mixer: Mamba2Config | null,
+    alpha: number | null,
+  ): VambaDecoderLayer {
+    const t = config.text;
+    const attn = textAttentionConfig(config);
+    const block = mixer ? Mamba2Block.load(p, `${prefix}.vision_mixer`, mixer, VIDEO_NORM_EPS) : null;
     return new VambaDecoderLayer(
       switchesOf(config),
       RMSNorm.load(p, `${prefix}.input_layernorm`, t.rms_norm_eps),

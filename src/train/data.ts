@@ -1,0 +1,336 @@
+/**
+ * Training and evaluation examples: a video's RGB frames with one asking (prompt ids, answer ids). Three
+ * sources: the needle generator streamed (each video drawn from the trainer's seeded RNG, so the data
+ * position is the RNG's state), the needle shards written by tools/needle/export_training_data.ts, and a
+ * JSONL video-instruction file (`{video, conversations}`, LLaVA-Video style) decoded by the media pipeline.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { InputError } from '../errors.js';
+import { SafetensorsFile } from '../io/safetensors.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { decodeFrames } from '../media/video.js';
+import { makeSample } from '../needle/tasks.js';
+import { needleAsking, needleFrames, needleTokenizer } from '../needle/training.js';
+import { Random } from '../util/random.js';
+import type { DataSpec } from './recipe.js';
+
+export interface Example {
+  /** RGB24 frames [count, height, width, 3]. */
+  frames: Uint8Array;
+  count: number;
+  width: number;
+  height: number;
+  prompt: number[];
+  answer: number[];
+  /** What the evaluation tallies it under (needle: task/form). */
+  group: string;
+}
+
+export interface DataSource {
+  readonly description: string;
+  /** Frame counts of the videos with the share of draws each gets. */
+  readonly lengths: readonly { frames: number; weight: number }[];
+  /** A video of `frames` frames drawn with `rng` (the trainer's: its state is the data position). */
+  draw(rng: Random, frames: number): Promise<Example>;
+  /** The fixed set (evaluation): `count` examples, or all for a finite source when count is 0. */
+  fixed(count: number): Promise<Example[]>;
+  close(): Promise<void>;
+}
+
+/** Turns an example's prompt/answer into the text a model formats for the family (JSONL data). */
+export type PromptBuilder = (question: string) => string;
+
+export interface DataContext {
+  /** The model's tokenizer (JSONL); needle data brings its own. */
+  tokenizer: Tokenizer | null;
+  prompt: PromptBuilder;
+}
+
+export async function openSource(spec: DataSpec, ctx: DataContext): Promise<DataSource> {
+  if (spec.kind === 'needle') return new NeedleStream(spec);
+  if (spec.kind === 'shards') return ShardSource.open(spec.dirs);
+  return JsonlSource.open(spec, ctx);
+}
+
+/** Draws one length by weight. */
+export function drawLength(rng: Random, lengths: DataSource['lengths']): number {
+  const total = lengths.reduce((a, l) => a + l.weight, 0);
+  let u = rng.next() * total;
+  for (const l of lengths) {
+    u -= l.weight;
+    if (u < 0) return l.frames;
+  }
+  return lengths[lengths.length - 1].frames;
+}
+
+class NeedleStream implements DataSource {
+  readonly #tok;
+  readonly lengths;
+  /** The fixed pool a stream with `count` > 0 cycles, by frame count (rendered on first use). */
+  #pool: Map<number, Example[]> | null = null;
+
+  constructor(readonly spec: Extract<DataSpec, { kind: 'needle' }>) {
+    this.#tok = needleTokenizer(spec.tokenizer);
+    this.lengths = spec.frames.map((frames) => ({ frames, weight: 1 }));
+  }
+
+  get description(): string {
+    const pool = this.spec.count ? `, a pool of ${this.spec.count} videos` : '';
+    return `needle generator (${this.spec.frames.join('/')} frames, ${this.spec.size}px, tokenizer v${this.spec.tokenizer}${pool})`;
+  }
+
+  async draw(rng: Random, frames: number): Promise<Example> {
+    if (!this.spec.count) return this.#make(rng, frames, 'stream');
+    if (!this.#pool) {
+      this.#pool = new Map();
+      for (const ex of await this.fixed(this.spec.count)) {
+        const list = this.#pool.get(ex.count) ?? [];
+        list.push(ex);
+        this.#pool.set(ex.count, list);
+      }
+    }
+    const list = this.#pool.get(frames);
+    return list ? rng.pick(list) : rng.pick([...this.#pool.values()].flat());
+  }
+
+  /** As the exporter's v1 data: 2 fps, 2-frame needles, half short answers and half option letters. */
+  async #make(rng: Random, frames: number, id: string): Promise<Example> {
+    const side = this.spec.size;
+    const seed = rng.int(0, 2 ** 31);
+    const task = rng.pick(this.spec.tasks);
+    const s = makeSample(seed, id, { frames, fps: 2, width: side, height: side, needleFrames: 2, task });
+    const letter = rng.next() < 0.5;
+    const { prompt, answer } = needleAsking(this.#tok, s, letter, this.spec.tokenizer);
+    return {
+      frames: needleFrames(s, side),
+      count: s.frames,
+      width: side,
+      height: side,
+      prompt,
+      answer,
+      group: `${s.task}/${letter ? 'mcq' : 'short'}`,
+    };
+  }
+
+  async fixed(count: number): Promise<Example[]> {
+    const rng = new Random(this.spec.seed);
+    const out: Example[] = [];
+    for (let i = 0; i < (count || this.spec.count); i++)
+      out.push(await this.#make(rng, drawLength(rng, this.lengths), `item-${i}`));
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface ShardItem {
+  file: SafetensorsFile;
+  i: number;
+  frames: number;
+  forms: string[];
+  task: string;
+}
+
+/** Exported needle shards: every video of every directory, each with its askings (v2: several). */
+class ShardSource implements DataSource {
+  constructor(
+    readonly dirs: string[],
+    readonly byLength: Map<number, ShardItem[]>,
+    readonly files: SafetensorsFile[],
+  ) {}
+
+  static async open(dirs: string[]): Promise<ShardSource> {
+    const byLength = new Map<number, ShardItem[]>();
+    const files: SafetensorsFile[] = [];
+    for (const d of dirs) {
+      let index: {
+        samples: {
+          i: number;
+          shard: number;
+          frames: number;
+          task: string;
+          forms?: string[];
+          mcq?: boolean;
+        }[];
+      };
+      try {
+        index = JSON.parse(await readFile(join(d, 'index.json'), 'utf8'));
+      } catch (e) {
+        throw new InputError(
+          `${d}: no readable index.json (${(e as Error).message}); write the shards with tools/needle/export_training_data.ts`,
+        );
+      }
+      const open = new Map<number, SafetensorsFile>();
+      for (const m of index.samples) {
+        let f = open.get(m.shard);
+        if (!f) {
+          f = await SafetensorsFile.open(join(d, `shard-${String(m.shard).padStart(5, '0')}.safetensors`));
+          open.set(m.shard, f);
+          files.push(f);
+        }
+        const forms = m.forms ?? [m.mcq ? 'mcq' : 'short'];
+        const list = byLength.get(m.frames) ?? [];
+        list.push({ file: f, i: m.i, frames: m.frames, forms, task: m.task });
+        byLength.set(m.frames, list);
+      }
+    }
+    if (!byLength.size) throw new InputError(`${dirs.join(', ')}: the shards hold no samples`);
+    return new ShardSource(dirs, new Map([...byLength].sort((a, b) => a[0] - b[0])), files);
+  }
+
+  get description(): string {
+    const n = [...this.byLength.values()].reduce((a, l) => a + l.length, 0);
+    return `needle shards (${n} videos in ${this.dirs.length} director${this.dirs.length > 1 ? 'ies' : 'y'})`;
+  }
+
+  /** Lengths by their share of the videos (as train_needle.py draws them). */
+  get lengths() {
+    return [...this.byLength].map(([frames, l]) => ({ frames, weight: l.length }));
+  }
+
+  async #read(item: ShardItem, variant: number): Promise<Example> {
+    const sfx = variant ? `_${variant}` : '';
+    const fr = await item.file.read(`${item.i}.frames`);
+    const ids = async (k: string) =>
+      Array.from((await item.file.read(`${item.i}.${k}${sfx}`)).data as Int32Array);
+    const [, height, width] = fr.shape;
+    return {
+      frames: fr.data as Uint8Array,
+      count: fr.shape[0],
+      width,
+      height,
+      prompt: await ids('input_ids'),
+      answer: await ids('answer_ids'),
+      group: `${item.task}/${item.forms[variant]}`,
+    };
+  }
+
+  async draw(rng: Random, frames: number): Promise<Example> {
+    const items = this.byLength.get(frames);
+    if (!items) throw new RangeError(`no ${frames}-frame videos in ${this.description}`);
+    const item = rng.pick(items);
+    return this.#read(item, rng.int(0, item.forms.length - 1));
+  }
+
+  /** Every asking of every video (as train_needle.py evaluates), the first `count` when count > 0. */
+  async fixed(count: number): Promise<Example[]> {
+    const out: Example[] = [];
+    for (const items of this.byLength.values())
+      for (const item of items)
+        for (let v = 0; v < item.forms.length; v++) {
+          if (count && out.length >= count) return out;
+          out.push(await this.#read(item, v));
+        }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.files) await f.close();
+  }
+}
+
+interface JsonlItem {
+  video: string;
+  question: string;
+  answer: string;
+}
+
+/** `{video, conversations: [{from: human|user, value}, {from: gpt|assistant, value}, …]}` per line. */
+export function parseJsonlLine(line: string, where: string, base: string): JsonlItem {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new InputError(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+  const o = v as { video?: unknown; conversations?: unknown };
+  if (typeof o?.video !== 'string' || !Array.isArray(o.conversations))
+    throw new InputError(`${where}: needs "video" (a path) and "conversations" (a list of {from, value})`);
+  const turns = o.conversations as { from?: unknown; value?: unknown }[];
+  const q = turns.find((t) => t?.from === 'human' || t?.from === 'user');
+  const a = turns.find((t) => t?.from === 'gpt' || t?.from === 'assistant');
+  if (typeof q?.value !== 'string' || typeof a?.value !== 'string')
+    throw new InputError(
+      `${where}: "conversations" needs a human turn followed by a gpt turn, each with a "value" string`,
+    );
+  return {
+    video: isAbsolute(o.video) ? o.video : resolve(base, o.video),
+    // LLaVA-Video marks the video with <video> (or <image>) in the question: the model's prompt places it.
+    question: q.value.replace(/<(video|image)>\n?/g, '').trim(),
+    answer: a.value,
+  };
+}
+
+class JsonlSource implements DataSource {
+  readonly lengths;
+  constructor(
+    readonly spec: Extract<DataSpec, { kind: 'jsonl' }>,
+    readonly items: JsonlItem[],
+    readonly ctx: DataContext & { tokenizer: Tokenizer },
+  ) {
+    this.lengths = [{ frames: spec.frames, weight: 1 }];
+  }
+
+  static async open(spec: Extract<DataSpec, { kind: 'jsonl' }>, ctx: DataContext): Promise<JsonlSource> {
+    if (!ctx.tokenizer)
+      throw new InputError("JSONL data needs the model's tokenizer (train from a checkpoint)");
+    let text: string;
+    try {
+      text = await readFile(spec.path, 'utf8');
+    } catch (e) {
+      throw new InputError(
+        `${spec.path}: cannot read the JSONL file (${(e as NodeJS.ErrnoException).code ?? e})`,
+      );
+    }
+    const base = dirname(spec.path);
+    const items = text
+      .split('\n')
+      .map((l, i) => [l, i] as const)
+      .filter(([l]) => l.trim())
+      .map(([l, i]) => parseJsonlLine(l, `${spec.path}:${i + 1}`, base));
+    if (!items.length) throw new InputError(`${spec.path}: no examples`);
+    return new JsonlSource(spec, items, { ...ctx, tokenizer: ctx.tokenizer });
+  }
+
+  get description(): string {
+    return `${this.spec.path} (${this.items.length} videos, ${this.spec.frames} frames at ${this.spec.size}px)`;
+  }
+
+  async #load(item: JsonlItem): Promise<Example> {
+    const side = this.spec.size;
+    const n = this.spec.frames;
+    const frames = new Uint8Array(n * side * side * 3);
+    let count = 0;
+    for await (const batch of decodeFrames(
+      item.video,
+      { kind: 'uniform', numFrames: n },
+      { size: { width: side, height: side } },
+    ))
+      for (const f of batch) frames.set(f.data, count++ * side * side * 3);
+    if (count < 2) throw new InputError(`${item.video}: fewer than 2 frames could be decoded`);
+    const even = count - (count % 2);
+    const tok = this.ctx.tokenizer;
+    return {
+      frames: frames.subarray(0, even * side * side * 3),
+      count: even,
+      width: side,
+      height: side,
+      prompt: tok.encode(this.ctx.prompt(item.question), { addSpecialTokens: false }),
+      answer: tok.encode(`${item.answer}<|im_end|>`, { addSpecialTokens: false }),
+      group: 'all',
+    };
+  }
+
+  async draw(rng: Random): Promise<Example> {
+    return this.#load(rng.pick(this.items));
+  }
+
+  async fixed(count: number): Promise<Example[]> {
+    const out: Example[] = [];
+    for (const it of this.items.slice(0, count || this.items.length)) out.push(await this.#load(it));
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,53 @@
+/**
+ * Initial weights of a model trained from scratch, as PyTorch initialises the modules of
+ * tools/reference/train_needle.py: Linear and Conv weights and biases U(±1/√fan_in) (kaiming-uniform with
+ * a = √5), embeddings N(0, 1), norm weights 1 and biases 0; Vamba's Mamba blocks and α by MambaInit (the
+ * initialisation the Qwen2-VL → Vamba conversion uses).
+ */
+
+import type { Qwen2VLConfig } from '../models/qwen2vl/config.js';
+import { MambaInit } from '../models/vamba/convert.js';
+import type { ParamSpec } from '../nn/params.js';
+import { numelOf } from '../nn/params.js';
+import { Random } from '../util/random.js';
+
+const isNorm = (name: string) => /(norm\d*|ln_q|layernorm)\.(weight|bias)$/.test(name);
+
+/** Values (f32) for every spec, drawn from one seeded stream in spec order. */
+export function scratchWeights(
+  specs: readonly ParamSpec[],
+  config: Qwen2VLConfig,
+  seed: number,
+): Map<string, Float32Array> {
+  const rng = new Random(seed);
+  const mamba = new MambaInit(config, seed + 1, 0.5);
+  const out = new Map<string, Float32Array>();
+  // A bias takes the bound of its weight (the weight comes first in the specs).
+  const fanIn = new Map<string, number>();
+  for (const s of specs) {
+    const n = numelOf(s.shape);
+    const v = new Float32Array(n);
+    const module = s.name.slice(0, s.name.lastIndexOf('.'));
+    if (/\.(vision_mixer\.|alpha$)/.test(s.name)) {
+      out.set(s.name, mamba.make(s.name, s.shape, 'F32').data as Float32Array);
+      continue;
+    }
+    if (isNorm(s.name)) v.fill(s.name.endsWith('.weight') ? 1 : 0);
+    else if (s.name.includes('embed_tokens')) {
+      for (let i = 0; i < n; i += 2) {
+        // Box–Muller: two standard normals per two uniforms.
+        const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
+        const a = 2 * Math.PI * rng.next();
+        v[i] = r * Math.cos(a);
+        if (i + 1 < n) v[i + 1] = r * Math.sin(a);
+      }
+    } else {
+      const fan = s.name.endsWith('.bias') ? (fanIn.get(module) ?? 1) : numelOf(s.shape.slice(1));
+      if (s.name.endsWith('.weight')) fanIn.set(module, fan);
+      const bound = 1 / Math.sqrt(fan);
+      for (let i = 0; i < n; i++) v[i] = (2 * rng.next() - 1) * bound;
+    }
+    out.set(s.name, v);
+  }
+  return out;
+}

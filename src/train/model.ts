@@ -1,0 +1,37 @@
+/**
+ * What the trainer asks of a model family: its weights by Hugging Face name, a recorded forward to the logits
+ * of one example, greedy answers for the evaluation, and saving in the family's own checkpoint layout.
+ */
+import type { Tensor } from '../runtime/tensor.js';
+import type { Example } from './data.js';
+
+export interface TrainModel extends Disposable {
+  /** Every weight by its checkpoint name, in the checkpoint's shapes (the tensors the forward reads). */
+  readonly weights: ReadonlyMap<string, Tensor>;
+  /** Names whose weight the forward reads as a plain number (no gradient: they cannot train), with why. */
+  readonly untrainable: ReadonlyMap<string, string>;
+  /** The config.json the checkpoint is saved with. */
+  readonly configJson: Record<string, unknown>;
+  /**
+   * A forward over the current weights, built on the spot (inside valueAndGrad, so that everything the
+   * modules derive from the weights at construction is recorded too). `logits(ex)` gives
+   * [prompt + answer − 1, vocab] f32 with the answer fed in (row j predicts token j + 1).
+   */
+  forward(): TrainForward;
+  /** Greedy answers (at most maxNew tokens each, stopping at <|im_end|>, which is left out). */
+  answers(examples: readonly Example[], maxNew: number): Promise<number[][]>;
+}
+
+export interface TrainForward extends Disposable {
+  logits(ex: Example): Tensor;
+}
+
+/** Input ids of an example with its answer fed in, and the target of every row (−100: no loss there). */
+export function teacherForced(ex: Example): { ids: number[]; targets: Int32Array } {
+  const ids = [...ex.prompt, ...ex.answer.slice(0, -1)];
+  const targets = new Int32Array(ids.length).fill(IGNORE);
+  targets.set(ex.answer, ex.prompt.length - 1);
+  return { ids, targets };
+}
+
+export const IGNORE = -100;

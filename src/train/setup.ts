@@ -1,0 +1,184 @@
+/**
+ * From a recipe to what the loop needs: the backend, the model (from scratch, a checkpoint, a Qwen2-VL
+ * turned into a Vamba, or the last checkpoint of a resumed run), its tokenizer, the files every checkpoint
+ * carries besides the weights, and the teacher of a distillation.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError, ModelError } from '../errors.js';
+import { isObject } from '../io/json-fields.js';
+import { Tokenizer } from '../io/tokenizer.js';
+import { needleTokenizerConfig, needleTokenizerJson } from '../needle/tokenizer.js';
+import type { Backend } from '../runtime/backend.js';
+import type { DType } from '../runtime/dtype.js';
+import type { ExtraFiles } from './checkpoint.js';
+import type { TrainModel } from './model.js';
+import { Qwen2VLTrainModel } from './qwen2vl.js';
+import { type Recipe, TRAINABLE_FAMILIES } from './recipe.js';
+import { VambaTrainModel, vambaFromQwen2VL } from './vamba.js';
+
+/** Qwen2-VL's processor settings of the needle models (tools/reference/train_needle.py save_model). */
+const NEEDLE_PREPROCESSOR = {
+  image_processor_type: 'Qwen2VLImageProcessor',
+  processor_class: 'Qwen2VLProcessor',
+  do_resize: true,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  do_convert_rgb: true,
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+  min_pixels: 56 * 56,
+  max_pixels: 224 * 224,
+  patch_size: 14,
+  temporal_patch_size: 2,
+  merge_size: 2,
+};
+
+const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  let v: unknown;
+  try {
+    v = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new ModelError(`${path}: cannot read it (${(e as Error).message})`);
+  }
+  if (!isObject(v)) throw new ModelError(`${path}: expected a JSON object`);
+  return v;
+}
+
+/** A directory's text files that travel with the weights (tokenizer, processor, generation config). */
+async function companionFiles(dir: string): Promise<ExtraFiles> {
+  const out: ExtraFiles = {};
+  for (const f of [
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+    'preprocessor_config.json',
+    'video_preprocessor_config.json',
+    'special_tokens_map.json',
+    'vocab.json',
+    'merges.txt',
+    'chat_template.json',
+  ]) {
+    const text = await readFile(join(dir, f), 'utf8').catch(() => null);
+    if (text !== null) out[f] = text;
+  }
+  return out;
+}
+
+export interface Setup {
+  model: TrainModel;
+  tokenizer: Tokenizer;
+  /** Files of every checkpoint but config.json and the weights. */
+  files: ExtraFiles;
+}
+
+/**
+ * The model a run starts from. `resumeDir`: the checkpoint of a resumed run (its weights and files);
+ * otherwise the recipe's `model.from`.
+ */
+export async function setupModel(
+  recipe: Recipe,
+  backend: Backend,
+  dtype: DType,
+  resumeDir: string | null,
+): Promise<Setup> {
+  const m = recipe.model;
+  if (!TRAINABLE_FAMILIES.includes(m.family))
+    throw new ModelError(
+      `recipe ${recipe.path}: training ${m.family} is not implemented yet (longshot train builds a training forward for ${TRAINABLE_FAMILIES.join(', ')}); see docs/training.md`,
+    );
+  const load = async (dir: string): Promise<Setup> => {
+    const files = await companionFiles(dir);
+    if (!files['tokenizer.json'])
+      throw new ModelError(`${dir}: no tokenizer.json; a training run needs the model's tokenizer`);
+    const tokenizer = await Tokenizer.fromDir(dir);
+    const model = await VambaTrainModel.load(
+      dir,
+      await readJson(join(dir, 'config.json')),
+      backend,
+      dtype,
+      imEndOf(tokenizer, dir),
+    );
+    return { model, tokenizer, files };
+  };
+  if (resumeDir) return load(resumeDir);
+  if (m.from !== 'scratch') {
+    if (m.initCrossAttentionFromSelfAttention) return vambaFromQwen2VL(m.from, recipe.seed, load);
+    return load(m.from);
+  }
+  let files: ExtraFiles;
+  if (m.tokenizer === 'needle-v1' || m.tokenizer === 'needle-v2') {
+    const version = m.tokenizer === 'needle-v1' ? 1 : 2;
+    files = {
+      'tokenizer.json': json(needleTokenizerJson(version)),
+      'tokenizer_config.json': json(needleTokenizerConfig()),
+    };
+  } else {
+    files = await companionFiles(m.tokenizer);
+    if (!files['tokenizer.json'])
+      throw new InputError(`${recipe.path}: model.tokenizer ${m.tokenizer} holds no tokenizer.json`);
+  }
+  files['preprocessor_config.json'] ??= json(NEEDLE_PREPROCESSOR);
+  const config = m.config!;
+  files['generation_config.json'] ??= json({
+    bos_token_id: config.bos_token_id,
+    eos_token_id: [config.eos_token_id],
+    pad_token_id: config.pad_token_id,
+    do_sample: false,
+  });
+  const tokenizer = new Tokenizer(
+    JSON.parse(files['tokenizer.json']) as never,
+    JSON.parse(files['tokenizer_config.json'] ?? '{}') as never,
+  );
+  const vocab = tokenizer.vocabSize;
+  if (config.vocab_size !== undefined && config.vocab_size !== vocab)
+    throw new InputError(
+      `${recipe.path}: model.config.vocab_size is ${config.vocab_size} but the tokenizer has ${vocab} tokens; make them equal`,
+    );
+  const make = m.family === 'qwen2vl' ? Qwen2VLTrainModel.scratch : VambaTrainModel.scratch;
+  const model = await make(
+    { ...config, vocab_size: vocab },
+    backend,
+    dtype,
+    recipe.seed,
+    imEndOf(tokenizer, recipe.path),
+  );
+  return { model, tokenizer, files };
+}
+
+function imEndOf(tok: Tokenizer, where: string): number {
+  const id = tok.tokenToId('<|im_end|>');
+  if (id === undefined)
+    throw new ModelError(`${where}: the tokenizer has no <|im_end|> token (answers end with it)`);
+  return id;
+}
+
+/** The teacher of a distillation: any Vamba checkpoint with the student's tokenizer. */
+export async function setupTeacher(
+  dir: string,
+  backend: Backend,
+  dtype: DType,
+  student: Tokenizer,
+): Promise<TrainModel> {
+  const s = await load(dir);
+  if (s.tokenizer.vocabSize !== student.vocabSize)
+    throw new InputError(
+      `distill.teacher ${dir}: its tokenizer has ${s.tokenizer.vocabSize} tokens, the student's ${student.vocabSize}; the teacher must share the student's vocabulary`,
+    );
+  return s.model;
+
+  async function load(d: string) {
+    const tokenizer = await Tokenizer.fromDir(d);
+    const model = await VambaTrainModel.load(
+      d,
+      await readJson(join(d, 'config.json')),
+      backend,
+      dtype,
+      imEndOf(tokenizer, d),
+    );
+    return { model, tokenizer };
+  }
+}
