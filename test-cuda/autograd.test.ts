@@ -1,6 +1,7 @@
 // Autograd on the GPU against the CPU backend: whole-model gradients of a tiny random Nemotron-H (attention,
 // Mamba-2 with groups, MLP; f32 and bf16 weights) and of the tiny Vamba fixture (vision tower, video layers,
 // text layers), through the backward kernels where the backend has them and through the composites.
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { useBackwardKernels, valueAndGrad } from '../src/autograd/index.js';
@@ -13,7 +14,7 @@ import type { Backend } from '../src/runtime/backend.js';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
 import type { Tensor } from '../src/runtime/tensor.js';
-import { parametersOf } from '../test/autograd/params.js';
+import { parametersOf, tensorsOf } from '../test/autograd/params.js';
 import { rng } from '../test/helpers.js';
 import { randomWeights } from '../test/models/nemotron-h-reference.js';
 import { readReference, VAMBA_FIXTURES } from '../test/models/vamba-fixtures.js';
@@ -53,13 +54,26 @@ function nemotronGrads(backend: Backend, dtype: DType): Tensor[] {
     ops.tensor(backend, weights.get(s.name)!, s.shape, dtype),
   ]);
   using model = NemotronHForCausalLM.fromParams(config, new ParamStore(named));
+  // q/k/v are fused at load (the loaded tensors freed): the parameters are the tensors the model reads.
+  const live = new Map([...tensorsOf(model)].map(([t, path]) => [path, t]));
   const Rt = ops.tensor(backend, R, [ids.length, 40]);
   const { grads } = valueAndGrad(
     () => ops.sum(ops.sum(ops.mul(model.forward(ids), Rt), -1), -1),
-    named.map(([, t]) => t),
+    named.map(([n, t]) => (t.disposed ? live.get(n)! : t)),
   );
   Rt.dispose();
   return grads;
+}
+
+/** max |a − b| over max |b|: a gradient's error against a reference, relative to the reference's scale. */
+async function scaledError(a: Tensor, b: Tensor): Promise<number> {
+  const [x, y] = [await a.data(), await b.data()];
+  let [diff, scale] = [0, 0];
+  for (let i = 0; i < y.length; i++) {
+    diff = Math.max(diff, Math.abs(x[i] - y[i]));
+    scale = Math.max(scale, Math.abs(y[i]));
+  }
+  return diff / (scale || 1);
 }
 
 for (const kernels of [true, false])
@@ -70,7 +84,23 @@ for (const kernels of [true, false])
       test(`tiny Nemotron-H, ${dtype} weights: every parameter's gradient matches the CPU's`, async () => {
         const [g, c] = [nemotronGrads(gpu, dtype), nemotronGrads(cpu, dtype)];
         const specs = nemotronHSpecs(config);
-        for (let i = 0; i < g.length; i++) await assertParity(g[i], c[i], TOL[dtype], specs[i].name);
+        if (dtype === 'f32')
+          for (let i = 0; i < g.length; i++) await assertParity(g[i], c[i], TOL.f32, specs[i].name);
+        else {
+          // bf16 activations and their gradients round at every op, and through five random blocks the two
+          // backends' roundings part by more than any elementwise tolerance (a gradient that is a small sum of
+          // large bf16 terms). So both are scored against the f32 gradients: the GPU's bf16 gradients must be
+          // as close to them as the CPU's bf16 gradients are (within 2×, or within 5% of each tensor's scale).
+          const exact = nemotronGrads(cpu, 'f32');
+          for (let i = 0; i < g.length; i++) {
+            const [eg, ec] = [await scaledError(g[i], exact[i]), await scaledError(c[i], exact[i])];
+            assert.ok(
+              eg <= Math.max(0.05, 2 * ec),
+              `${specs[i].name}: GPU bf16 error ${eg}, CPU bf16 error ${ec}`,
+            );
+          }
+          for (const t of exact) t.dispose();
+        }
         for (const t of [...g, ...c]) t.dispose();
       });
 
@@ -102,8 +132,21 @@ for (const kernels of [true, false])
       };
       const g = await grads(gpu);
       const c = await grads(cpu);
-      for (let i = 0; i < g.grads.length; i++)
-        await assertParity(g.grads[i], c.grads[i], TOL.f32, g.names[i]);
+      // Gradients that are zero in exact arithmetic (a key bias: softmax ignores a shift shared by all keys)
+      // hold only rounding noise: each tensor's error is measured against the largest gradient of the model.
+      let largest = 0;
+      for (const t of c.grads) for (const v of await t.data()) largest = Math.max(largest, Math.abs(v));
+      for (let i = 0; i < g.grads.length; i++) {
+        let own = 0;
+        for (const v of await c.grads[i].data()) own = Math.max(own, Math.abs(v));
+        await assertParity(
+          g.grads[i],
+          c.grads[i],
+          TOL.f32,
+          g.names[i],
+          Math.max(1e-3, (1e-4 * largest) / (own || 1)),
+        );
+      }
       for (const t of [...g.grads, ...c.grads]) t.dispose();
     });
   });

@@ -175,10 +175,15 @@ for (const dtype of DTYPES)
       const mask = c.mask ? pair(values(mb * sq * kvLength), [mb, sq, kvLength]) : [null, null];
       const dOut = pair(values(batch * sq * hq * dv), [batch, sq, hq, dv], dtype);
       const outs = [0, 1].map((i) => ops.attention(q[i]!, k[i]!, v[i]!, { ...c.opts, mask: mask[i] }).out);
-      // The GPU's backward reads its own forward output (as training does); both must agree first.
-      await assertParity(outs[0], outs[1], TOL[dtype].tol, 'forward', TOL[dtype].floor);
+      // The forwards agree first. In bf16 the GPU rounds P to bf16 for its tensor-core P·V and the CPU does
+      // not, which moves O by up to ~2.3% of its scale: 3e-2 there.
+      const fwdTol = dtype === 'bf16' ? 3e-2 : TOL[dtype].tol;
+      await assertParity(outs[0], outs[1], fwdTol, 'forward', TOL[dtype].floor);
+      // Both backwards then read the CPU's forward output (δ = dO·O takes O), so that they differ only by
+      // the backward kernels themselves.
+      const out = [ops.tensor(gpu, await outs[1].data(), outs[1].shape, dtype), outs[1]];
       const run = (i: 0 | 1) =>
-        g.attentionBackward(q[i]!, k[i]!, v[i]!, outs[i], dOut[i]!, { ...c.opts, mask: mask[i] });
+        g.attentionBackward(q[i]!, k[i]!, v[i]!, out[i], dOut[i]!, { ...c.opts, mask: mask[i] });
       await parity('attention', { ...run(0) }, { ...run(1) }, dtype);
     });
 

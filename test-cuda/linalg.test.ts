@@ -103,13 +103,13 @@ test('rmsNorm: plain, f32 weight on bf16 input, gated both ways, grouped', async
 test('layerNorm with and without affine parameters, large mean', async () => {
   // Inputs in [3, 7]: the f32 mean and x − mean carry an ulp of x (the CPU works in f64), ~4.8e-7 at 7, so
   // outputs near zero are judged at 1e-2 of the output scale (~1.7), where one such ulp weighs ~2.4e-5: f32
-  // is allowed 4 of them.
+  // is allowed 8 of them (the CPU backend's C kernel accumulates in f32 too, no longer in f64).
   for (const dtype of ['f32', 'bf16'] as DType[])
     for (const dim of [37, 1280, 3584, 5000, 9000]) {
       const [gx, cx] = randomPair([7, dim], dtype, 3, 7);
       const [gw, cw] = randomPair([dim], dtype);
       const [gb, cb] = randomPair([dim], dtype);
-      const t = dtype === 'f32' ? 1e-4 : TOL[dtype] * 3;
+      const t = dtype === 'f32' ? 2e-4 : TOL[dtype] * 3;
       await assertParity(
         ops.layerNorm(gx, gw, gb, 1e-6),
         ops.layerNorm(cx, cw, cb, 1e-6),

@@ -97,15 +97,20 @@ for (const layout of ['hf', 'timm'] as const)
       const logits = await f32Rows(await session.prefill({ ids, video: compressed }));
       return { compressed: await f32Rows(compressed), logits };
     };
-    // Each dtype against the CPU backend in the same dtype (bf16 against f32 drifts by ~9e-2 through the 3 + 2
-    // + 10 random blocks: the model's own rounding, not the kernels').
-    for (const dtype of ['f32', 'bf16'] as const) {
-      const want = await run(cpu, dtype);
-      const got = await run(gpu, dtype);
-      for (const k of ['compressed', 'logits'] as const) {
-        const e = relErr(got[k], want[k]);
-        assert.ok(e <= TOL[dtype], `${dtype} ${k}: relative error ${e.toExponential(2)}`);
-      }
+    // f32 against the CPU backend. bf16 drifts by ~9e-2 from f32 through the 3 + 2 + 10 random blocks on
+    // either backend (the model's own rounding, not the kernels'), and the two backends' roundings part by
+    // as much: the GPU's bf16 must be as close to the f32 result as the CPU's bf16 is (within 2×, or TOL).
+    const exact = await run(cpu, 'f32');
+    const got32 = await run(gpu, 'f32');
+    const [cpu16, gpu16] = [await run(cpu, 'bf16'), await run(gpu, 'bf16')];
+    for (const k of ['compressed', 'logits'] as const) {
+      const e = relErr(got32[k], exact[k]);
+      assert.ok(e <= TOL.f32, `f32 ${k}: relative error ${e.toExponential(2)}`);
+      const [eg, ec] = [relErr(gpu16[k], exact[k]), relErr(cpu16[k], exact[k])];
+      assert.ok(
+        eg <= Math.max(TOL.bf16, 2 * ec),
+        `bf16 ${k}: GPU error ${eg.toExponential(2)}, CPU error ${ec.toExponential(2)} (against f32)`,
+      );
     }
   });
 
