@@ -5,10 +5,16 @@
  * initialisation the Qwen2-VL → Vamba conversion uses).
  */
 
+import { Checkpoint } from '../io/checkpoint.js';
 import type { Qwen2VLConfig } from '../models/qwen2vl/config.js';
+import { canonicalName } from '../models/qwen2vl/weights.js';
 import { MambaInit } from '../models/vamba/convert.js';
 import type { ParamSpec } from '../nn/params.js';
-import { numelOf } from '../nn/params.js';
+import { loadCheckedParams, numelOf } from '../nn/params.js';
+import type { Backend } from '../runtime/backend.js';
+import type { DType } from '../runtime/dtype.js';
+import * as ops from '../runtime/ops.js';
+import type { Tensor } from '../runtime/tensor.js';
 import { Random } from '../util/random.js';
 
 const isNorm = (name: string) => /(norm\d*|ln_q|layernorm)\.(weight|bias)$/.test(name);
@@ -50,4 +56,44 @@ export function scratchWeights(
     out.set(s.name, v);
   }
   return out;
+}
+
+/** scratchWeights as tensors on `backend` in `dtype`, by name. */
+export function scratchTensors(
+  specs: readonly ParamSpec[],
+  config: Qwen2VLConfig,
+  seed: number,
+  backend: Backend,
+  dtype: DType,
+): Map<string, Tensor> {
+  const values = scratchWeights(specs, config, seed);
+  return new Map(specs.map((s) => [s.name, ops.tensor(backend, values.get(s.name)!, s.shape, dtype)]));
+}
+
+/**
+ * The weights of a Qwen2-VL-family checkpoint directory (names in either transformers layout), checked against
+ * `specs`, by canonical name; a tied lm_head is not read. `what` names the config in errors.
+ */
+export async function checkpointTensors(
+  dir: string,
+  specs: readonly ParamSpec[],
+  config: Qwen2VLConfig,
+  backend: Backend,
+  dtype: DType,
+  what: string,
+): Promise<Map<string, Tensor>> {
+  const ckpt = await Checkpoint.open(dir);
+  try {
+    const store = await loadCheckedParams(ckpt, specs, {
+      backend,
+      dtype,
+      where: dir,
+      what,
+      rename: canonicalName,
+      skip: (n) => canonicalName(n) === 'lm_head.weight' && config.text.tie_word_embeddings,
+    });
+    return new Map(specs.map((s) => [s.name, store.take(s.name)]));
+  } finally {
+    await ckpt.close();
+  }
 }

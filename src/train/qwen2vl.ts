@@ -6,20 +6,19 @@
  * token j + 1 of the example's own prompt and answer.
  */
 import { join } from 'node:path';
-import { Checkpoint } from '../io/checkpoint.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../models/qwen2vl/config.js';
 import { Qwen2VL, type Qwen2VLInputs } from '../models/qwen2vl/model.js';
 import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
 import type { GridTHW } from '../models/qwen2vl/vision.js';
-import { canonicalName, PATCH_EMBED, qwen2vlSpecs } from '../models/qwen2vl/weights.js';
-import { loadCheckedParams, ParamStore } from '../nn/params.js';
+import { PATCH_EMBED, qwen2vlSpecs } from '../models/qwen2vl/weights.js';
+import { ParamStore } from '../nn/params.js';
 import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
-import { scratchWeights } from './init.js';
+import { checkpointTensors, scratchTensors } from './init.js';
 import { type TrainForward, type TrainModel, teacherForced } from './model.js';
 
 export class Qwen2VLTrainModel implements TrainModel {
@@ -52,11 +51,7 @@ export class Qwen2VLTrainModel implements TrainModel {
   ): Qwen2VLTrainModel {
     const config = parseQwen2VLConfig(configJson);
     const specs = qwen2vlSpecs(config);
-    const values = scratchWeights(specs, config, seed);
-    const weights = new Map(
-      specs.map((s) => [s.name, ops.tensor(backend, values.get(s.name)!, s.shape, dtype)]),
-    );
-    return Qwen2VLTrainModel.create(configJson, weights, imEnd);
+    return Qwen2VLTrainModel.create(configJson, scratchTensors(specs, config, seed, backend, dtype), imEnd);
   }
 
   static async load(
@@ -68,24 +63,11 @@ export class Qwen2VLTrainModel implements TrainModel {
   ): Promise<Qwen2VLTrainModel> {
     const config = parseQwen2VLConfig(configJson, join(dir, 'config.json'));
     const specs = qwen2vlSpecs(config);
-    const ckpt = await Checkpoint.open(dir);
-    try {
-      const store = await loadCheckedParams(ckpt, specs, {
-        backend,
-        dtype,
-        where: dir,
-        what: 'config.json (Qwen2-VL)',
-        rename: canonicalName,
-        skip: (n) => canonicalName(n) === 'lm_head.weight' && config.text.tie_word_embeddings,
-      });
-      return Qwen2VLTrainModel.create(
-        configJson,
-        new Map(specs.map((s) => [s.name, store.take(s.name)])),
-        imEnd,
-      );
-    } finally {
-      await ckpt.close();
-    }
+    return Qwen2VLTrainModel.create(
+      configJson,
+      await checkpointTensors(dir, specs, config, backend, dtype, 'config.json (Qwen2-VL)'),
+      imEnd,
+    );
   }
 
   #model(): Qwen2VL {

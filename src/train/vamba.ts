@@ -9,24 +9,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
-import { Checkpoint } from '../io/checkpoint.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../models/qwen2vl/config.js';
 import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
 import { type GridTHW, Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
-import { canonicalName, PATCH_EMBED } from '../models/qwen2vl/weights.js';
+import { PATCH_EMBED } from '../models/qwen2vl/weights.js';
 import { vambaMixerConfig } from '../models/vamba/config.js';
 import { convertQwen2VLToVamba } from '../models/vamba/convert.js';
 import { VambaLanguageModel } from '../models/vamba/language-model.js';
 import { Vamba } from '../models/vamba/model.js';
 import { vambaSpecs } from '../models/vamba/weights.js';
-import { loadCheckedParams, ParamStore } from '../nn/params.js';
+import { ParamStore } from '../nn/params.js';
 import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
-import { scratchWeights } from './init.js';
+import { checkpointTensors, scratchTensors } from './init.js';
 import { type TrainForward, type TrainModel, teacherForced } from './model.js';
 
 const ALPHA = /^model\.layers\.\d+\.alpha$/;
@@ -76,11 +75,7 @@ export class VambaTrainModel implements TrainModel {
   ): Promise<VambaTrainModel> {
     const config = parseQwen2VLConfig(configJson);
     const specs = vambaSpecs(config);
-    const values = scratchWeights(specs, config, seed);
-    const weights = new Map(
-      specs.map((s) => [s.name, ops.tensor(backend, values.get(s.name)!, s.shape, dtype)]),
-    );
-    return VambaTrainModel.create(configJson, weights, imEnd);
+    return VambaTrainModel.create(configJson, scratchTensors(specs, config, seed, backend, dtype), imEnd);
   }
 
   /** The weights of a Vamba checkpoint directory (names in either transformers layout). */
@@ -93,21 +88,11 @@ export class VambaTrainModel implements TrainModel {
   ): Promise<VambaTrainModel> {
     const config = parseQwen2VLConfig(configJson, join(dir, 'config.json'));
     const specs = vambaSpecs(config);
-    const ckpt = await Checkpoint.open(dir);
-    try {
-      const store = await loadCheckedParams(ckpt, specs, {
-        backend,
-        dtype,
-        where: dir,
-        what: 'config.json (Vamba)',
-        rename: canonicalName,
-        skip: (n) => canonicalName(n) === 'lm_head.weight' && config.text.tie_word_embeddings,
-      });
-      const weights = new Map(specs.map((s) => [s.name, store.take(s.name)]));
-      return VambaTrainModel.create(configJson, weights, imEnd);
-    } finally {
-      await ckpt.close();
-    }
+    return VambaTrainModel.create(
+      configJson,
+      await checkpointTensors(dir, specs, config, backend, dtype, 'config.json (Vamba)'),
+      imEnd,
+    );
   }
 
   /** Views of the weights as the modules take them (the patch embedding as a matrix); α left out. */
