@@ -21,34 +21,15 @@
     }                                                                                                        \
   } while (0)
 
-typedef struct {
-  const char *name;
-  size_t (*pack_floats)(void);
-  void (*gemm)(const ls_gemm_t *, float *);
-  void (*softmax_rows)(float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const int32_t *, const int32_t *);
-  int (*unary)(int, const float *, float *, ptrdiff_t);
-  void (*binary)(int, const float *, const float *, float *, ptrdiff_t, const int32_t *);
-  void (*rms_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, int);
-  void (*layer_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, float);
-  void (*conv1d)(float *, const float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t,
-                 ptrdiff_t, ptrdiff_t, int);
-  size_t (*ssd_scratch_floats)(const ls_ssd_t *);
-  void (*ssd)(const ls_ssd_t *, ptrdiff_t, ptrdiff_t, float *, float *);
-} isa_t;
-
-#define ISA(S)                                                                                               \
-  {#S,          ls_pack_floats_##S, ls_gemm_##S,   ls_softmax_rows_##S,         ls_unary_##S, ls_binary_##S,   \
-   ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S}
-
 #if defined(__x86_64__) || defined(_M_X64)
 #define X86 1
-static const isa_t ISAS[] = {ISA(base), ISA(avx2), ISA(avx512), {"neon"}};
+static const ls_kernels_t ISAS[] = {LS_KERNELS(base), LS_KERNELS(avx2), LS_KERNELS(avx512), {"neon"}};
 #elif defined(__aarch64__)
 #define X86 0
-static const isa_t ISAS[] = {ISA(base), {"avx2"}, {"avx512"}, ISA(neon)};
+static const ls_kernels_t ISAS[] = {LS_KERNELS(base), {"avx2"}, {"avx512"}, LS_KERNELS(neon)};
 #else
 #define X86 0
-static const isa_t ISAS[] = {ISA(base), {"avx2"}, {"avx512"}, {"neon"}};
+static const ls_kernels_t ISAS[] = {LS_KERNELS(base), {"avx2"}, {"avx512"}, {"neon"}};
 #endif
 enum { NISA = sizeof ISAS / sizeof ISAS[0] };
 
@@ -189,7 +170,7 @@ static double num_at(args_t *a, size_t i) {
 }
 
 /* Reads the call's arguments and its kernel (argument 0); NULL (with a JS error thrown) on bad input. */
-static const isa_t *begin(napi_env env, napi_callback_info info, args_t *a, napi_value *v, size_t want,
+static const ls_kernels_t *begin(napi_env env, napi_callback_info info, args_t *a, napi_value *v, size_t want,
                           const char *name) {
   a->env = env;
   a->v = v;
@@ -222,7 +203,7 @@ static napi_value boolean(napi_env env, int b) {
 static napi_value unary(napi_env env, napi_callback_info info) {
   napi_value v[5];
   args_t a;
-  const isa_t *k = begin(env, info, &a, v, 5, "unary");
+  const ls_kernels_t *k = begin(env, info, &a, v, 5, "unary");
   if (!k) return NULL;
   const int code = (int)int_at(&a, 1);
   const float *src = f32_at(&a, 2, 0), *dst = f32_at(&a, 3, 0);
@@ -235,7 +216,7 @@ static napi_value unary(napi_env env, napi_callback_info info) {
 static napi_value binary(napi_env env, napi_callback_info info) {
   napi_value v[7];
   args_t a;
-  const isa_t *k = begin(env, info, &a, v, 7, "binary");
+  const ls_kernels_t *k = begin(env, info, &a, v, 7, "binary");
   if (!k) return NULL;
   const int code = (int)int_at(&a, 1);
   const float *x = f32_at(&a, 2, 0), *y = f32_at(&a, 3, 0), *dst = f32_at(&a, 4, 0);
@@ -251,7 +232,7 @@ static napi_value binary(napi_env env, napi_callback_info info) {
 static napi_value rms_norm(napi_env env, napi_callback_info info) {
   napi_value v[10];
   args_t a;
-  const isa_t *k = begin(env, info, &a, v, 10, "rmsNorm");
+  const ls_kernels_t *k = begin(env, info, &a, v, 10, "rmsNorm");
   if (!k) return NULL;
   const float *out = f32_at(&a, 1, 0), *x = f32_at(&a, 2, 0), *w = f32_at(&a, 3, 1), *g = f32_at(&a, 4, 1);
   const int64_t rows = int_at(&a, 5), dim = int_at(&a, 6), group = int_at(&a, 7);
@@ -266,7 +247,7 @@ static napi_value rms_norm(napi_env env, napi_callback_info info) {
 static napi_value layer_norm(napi_env env, napi_callback_info info) {
   napi_value v[8];
   args_t a;
-  const isa_t *k = begin(env, info, &a, v, 8, "layerNorm");
+  const ls_kernels_t *k = begin(env, info, &a, v, 8, "layerNorm");
   if (!k) return NULL;
   const float *out = f32_at(&a, 1, 0), *x = f32_at(&a, 2, 0), *w = f32_at(&a, 3, 1), *b = f32_at(&a, 4, 1);
   const int64_t rows = int_at(&a, 5), dim = int_at(&a, 6);
@@ -280,7 +261,7 @@ static napi_value layer_norm(napi_env env, napi_callback_info info) {
 static napi_value conv1d(napi_env env, napi_callback_info info) {
   napi_value v[11];
   args_t a;
-  const isa_t *k = begin(env, info, &a, v, 11, "conv1d");
+  const ls_kernels_t *k = begin(env, info, &a, v, 11, "conv1d");
   if (!k) return NULL;
   const float *y = f32_at(&a, 1, 0), *x = f32_at(&a, 2, 0), *w = f32_at(&a, 3, 0), *b = f32_at(&a, 4, 1),
               *s = f32_at(&a, 5, 1);
@@ -295,7 +276,7 @@ static napi_value conv1d(napi_env env, napi_callback_info info) {
 static napi_value ssd(napi_env env, napi_callback_info info) {
   napi_value v[19];
   args_t a;
-  const isa_t *k = begin(env, info, &a, v, 19, "ssd");
+  const ls_kernels_t *k = begin(env, info, &a, v, 19, "ssd");
   if (!k) return NULL;
   ls_ssd_t d = {f32_at(&a, 1, 0), f32_at(&a, 2, 0), f32_at(&a, 3, 0), f32_at(&a, 4, 0), f32_at(&a, 5, 0),
                 f32_at(&a, 6, 1), f32_at(&a, 7, 1), (float *)f32_at(&a, 8, 0), (float *)f32_at(&a, 9, 1)};

@@ -12,32 +12,13 @@
 
 #include "gemm.h"
 
-typedef struct {
-  const char *name;
-  size_t (*pack_floats)(void);
-  void (*gemm)(const ls_gemm_t *, float *);
-  void (*softmax_rows)(float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const int32_t *, const int32_t *);
-  int (*unary)(int, const float *, float *, ptrdiff_t);
-  void (*binary)(int, const float *, const float *, float *, ptrdiff_t, const int32_t *);
-  void (*rms_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, int);
-  void (*layer_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, float);
-  void (*conv1d)(float *, const float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t,
-                 ptrdiff_t, ptrdiff_t, int);
-  size_t (*ssd_scratch_floats)(const ls_ssd_t *);
-  void (*ssd)(const ls_ssd_t *, ptrdiff_t, ptrdiff_t, float *, float *);
-} kernels_t;
-
-#define KERNELS(S)                                                                                           \
-  {#S,          ls_pack_floats_##S, ls_gemm_##S,   ls_softmax_rows_##S,         ls_unary_##S, ls_binary_##S,   \
-   ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S}
-
-static const kernels_t ALL[] = {
-    KERNELS(base),
+static const ls_kernels_t ALL[] = {
+    LS_KERNELS(base),
 #if defined(__x86_64__)
-    KERNELS(avx2),   KERNELS(avx512),
+    LS_KERNELS(avx2),   LS_KERNELS(avx512),
 #endif
 #if defined(__aarch64__)
-    KERNELS(neon),
+    LS_KERNELS(neon),
 #endif
 };
 
@@ -74,7 +55,7 @@ static uint16_t to_bf16(float f) {
   return (uint16_t)((x.u + 0x7fff + ((x.u >> 16) & 1)) >> 16);
 }
 
-static void check_gemm(const kernels_t *K, float *pack) {
+static void check_gemm(const ls_kernels_t *K, float *pack) {
   const int sizes[][3] = {{1, 7, 5}, {3, 33, 17}, {5, 9, 400}, {13, 37, 29}, {67, 101, 71}, {203, 45, 391}};
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
     for (int variant = 0; variant < 4; variant++) {
@@ -101,7 +82,7 @@ static void check_gemm(const kernels_t *K, float *pack) {
     }
 }
 
-static void check_softmax(const kernels_t *K) {
+static void check_softmax(const ls_kernels_t *K) {
   const ptrdiff_t rows = 5, width = 37, ld = 41;
   float *s = randv(rows * ld, -8, 8);
   int32_t lo[5] = {0, 3, 0, 10, 20}, hi[5] = {37, 30, 1, 10, 37};
@@ -120,7 +101,7 @@ static void check_softmax(const kernels_t *K) {
 
 static double sig(double v) { return 1 / (1 + exp(-v)); }
 
-static void check_elementwise(const kernels_t *K) {
+static void check_elementwise(const ls_kernels_t *K) {
   const ptrdiff_t n = 203;
   for (int code = 0; code <= 14; code++) {
     const int positive = code == 2 || code == 3 || code == 4;
@@ -175,7 +156,7 @@ static void check_elementwise(const kernels_t *K) {
   free(a), free(b), free(o);
 }
 
-static void check_norms(const kernels_t *K) {
+static void check_norms(const ls_kernels_t *K) {
   const ptrdiff_t rows = 3, group = 37, dim = 2 * group;
   float *x = randv(rows * dim, -3, 3), *g = randv(rows * dim, -4, 4), *w = randv(dim, 0.5f, 1.5f),
         *bb = randv(dim, -1, 1), *o = randv(rows * dim, 0, 0);
@@ -206,7 +187,7 @@ static void check_norms(const kernels_t *K) {
   free(x), free(g), free(w), free(bb), free(o);
 }
 
-static void check_conv1d(const kernels_t *K) {
+static void check_conv1d(const ls_kernels_t *K) {
   const ptrdiff_t batch = 2, len = 11, C = 23, W = 4;
   float *x = randv(batch * len * C, -2, 2), *w = randv(C * W, -1, 1), *bias = randv(C, -1, 1),
         *st = randv(batch * (W - 1) * C, -1, 1), *y = randv(batch * len * C, 0, 0);
@@ -227,7 +208,7 @@ static void check_conv1d(const kernels_t *K) {
 }
 
 /* The SSD scan against the recurrence s_t = exp(dt·A)·s + dt·x ⊗ B, y = s·C + D·x, one token at a time. */
-static void check_ssd(const kernels_t *K, float *pack) {
+static void check_ssd(const ls_kernels_t *K, float *pack) {
   const ptrdiff_t batch = 2, len = 45, H = 4, P = 7, G = 2, N = 5, chunk = 16;
   float *x = randv(batch * len * H * P, -1, 1), *dt = randv(batch * len * H, 0.01f, 0.3f), *A = randv(H, -2, -0.1f),
         *B = randv(batch * len * G * N, -1, 1), *C = randv(batch * len * G * N, -1, 1), *D = randv(H, -1, 1),
@@ -270,7 +251,7 @@ int main(int argc, char **argv) {
     int wanted = argc < 2;
     for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], ALL[i].name) == 0;
     if (!wanted) continue;
-    const kernels_t *K = &ALL[i];
+    const ls_kernels_t *K = &ALL[i];
     float *pack = malloc(K->pack_floats() * sizeof(float));
     const int before = failures;
     check_gemm(K, pack);

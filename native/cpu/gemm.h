@@ -89,4 +89,24 @@ LS_DECLARE(avx2)
 LS_DECLARE(avx512)
 LS_DECLARE(neon)
 
+/* One instruction set's kernels as a table (the addon picks one at load; native/cpu/check.c tests them all). */
+typedef struct {
+  const char *name;
+  size_t (*pack_floats)(void);
+  void (*gemm)(const ls_gemm_t *, float *);
+  void (*softmax_rows)(float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const int32_t *, const int32_t *);
+  int (*unary)(int, const float *, float *, ptrdiff_t);
+  void (*binary)(int, const float *, const float *, float *, ptrdiff_t, const int32_t *);
+  void (*rms_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, float, int);
+  void (*layer_norm)(float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t, float);
+  void (*conv1d)(float *, const float *, const float *, const float *, const float *, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, ptrdiff_t, int);
+  size_t (*ssd_scratch_floats)(const ls_ssd_t *);
+  void (*ssd)(const ls_ssd_t *, ptrdiff_t, ptrdiff_t, float *, float *);
+} ls_kernels_t;
+
+#define LS_KERNELS(S)                                                                                        \
+  {#S,          ls_pack_floats_##S, ls_gemm_##S,   ls_softmax_rows_##S,         ls_unary_##S, ls_binary_##S,   \
+   ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S}
+
 #endif
