@@ -92,8 +92,17 @@ describe('ToMe', () => {
       const plan = await tomePlan(x, keep);
       const metrics = await headMetric(x);
       const dim = channels / TOME_HEADS;
-      for (let f = 0; f < frames; f++)
-        assert.deepEqual(plan[f], referenceGroups(metrics[f], tokens, dim, keep).groups, `frame ${f}`);
+      // The device scores in f32 (as the official torch code), the reference in f64: a frame may differ only
+      // where a decision is a near tie in f64 (which kernels — TypeScript, C, wasm — then break by their
+      // rounding: metric dim 1 normalises to ±1 and ties every score).
+      for (let f = 0; f < frames; f++) {
+        const ref = referenceGroups(metrics[f], tokens, dim, keep);
+        if (JSON.stringify(plan[f]) !== JSON.stringify(ref.groups))
+          assert.ok(
+            ref.margin < 1e-6,
+            `frame ${f}: groups differ from f64's with a decision margin of ${ref.margin}`,
+          );
+      }
       // One frame per chunk gives the same plan; bf16 features match their f32 copy (the metric is f32).
       assert.deepEqual(await tomePlan(x, keep, TOME_HEADS, 1), plan);
       using h = ops.cast(x, 'bf16');
