@@ -3,11 +3,13 @@
  * unknown keys (a typo must not silently fall back to a default) — and names the file and the key at fault.
  * Relative paths in a recipe are relative to the recipe file.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { isObject, type JsonObject } from '../io/json-fields.js';
 import { TASKS, type Task } from '../needle/tasks.js';
+import { packageRoot } from '../util/package-root.js';
 
 /** The families a recipe may name; `longshot train` builds a training forward for TRAINABLE_FAMILIES. */
 export const RECIPE_FAMILIES = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
@@ -358,4 +360,20 @@ export async function readRecipe(path: string): Promise<Recipe> {
     throw new InputError(`recipe ${path}: not valid JSON (${(e as Error).message})`);
   }
   return parseRecipe(json, path, dirname(resolve(path)));
+}
+
+/** The recipes shipped in the package (recipes/*.json), by name. */
+export const SHIPPED_RECIPES = join(packageRoot(), 'recipes');
+
+/**
+ * Reads the recipe `arg` names: a file, or, where no such file exists, the name of a shipped recipe (`needle-vamba`,
+ * `vamba-stage1`, …). A shipped recipe's outputs go to `runs/<name>` under the working directory, not into the
+ * package.
+ */
+export async function openRecipe(arg: string): Promise<Recipe> {
+  const name = arg.replace(/\.json$/, '');
+  if (existsSync(arg) || !/^[\w-]+$/.test(name) || !existsSync(join(SHIPPED_RECIPES, `${name}.json`)))
+    return readRecipe(arg);
+  const recipe = await readRecipe(join(SHIPPED_RECIPES, `${name}.json`));
+  return { ...recipe, output: { ...recipe.output, dir: resolve('runs', recipe.name) } };
 }

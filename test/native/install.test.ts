@@ -79,6 +79,7 @@ test('the npm package holds the sources the addons build from and no build outpu
     'native/cpu/gemm.wasm',
     'native/cpu/gemm-relaxed.wasm',
     'models/needle-vamba-tiny/model.safetensors',
+    'recipes/needle-vamba.json', // what docs/training.md trains with
   ])
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   const junk = files.filter((f) =>

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
-import { parseRecipe, readRecipe } from '../../src/train/recipe.js';
+import { openRecipe, parseRecipe, readRecipe } from '../../src/train/recipe.js';
 import { type RecipeJson, TINY_PATH, tinyJson } from './tiny.js';
 
 const RECIPES = join(import.meta.dirname, '..', '..', 'recipes');
@@ -113,4 +113,15 @@ test('unreadable or non-JSON recipe files are InputErrors naming the file', asyn
     (e: Error) => e instanceof InputError && e.message.startsWith(`recipe ${bad}: not valid JSON`),
   );
   assert.equal((await readRecipe(TINY_PATH)).name, 'tiny-needle-vamba');
+});
+
+test('a shipped recipe opens by name from anywhere, its outputs under ./runs; a file path wins', async () => {
+  const byName = await openRecipe('needle-vamba');
+  assert.equal(byName.name, 'needle-vamba');
+  assert.equal(byName.output.dir, join(process.cwd(), 'runs', 'needle-vamba'));
+  assert.equal((await openRecipe(TINY_PATH)).name, 'tiny-needle-vamba');
+  await assert.rejects(
+    openRecipe('no-such-recipe'),
+    (e: Error) => e instanceof InputError && e.message.startsWith('recipe no-such-recipe: cannot read it'),
+  );
 });

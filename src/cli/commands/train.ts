@@ -6,7 +6,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { getBackend, resolveDevice } from '../../runtime/device.js';
 import { autogradEngine } from '../../train/engine.js';
-import { readRecipe } from '../../train/recipe.js';
+import { openRecipe } from '../../train/recipe.js';
 import { type StepInfo, train } from '../../train/trainer.js';
 import { positiveInt, printJson } from '../options.js';
 import { progressEnabled } from '../progress.js';
@@ -26,7 +26,10 @@ export function register(program: Command): void {
   program
     .command('train')
     .description('train a model (or its new layers) from a recipe: checkpoints, a JSONL log and a loss curve')
-    .argument('<recipe>', 'a recipe file (JSON; the shipped ones are in recipes/)')
+    .argument(
+      '<recipe>',
+      'a recipe file (JSON), or the name of a shipped one (needle-vamba, vamba-stage1, …; outputs to runs/<name>)',
+    )
     .option('--device <device>', 'auto, cpu or cuda', 'auto')
     .option('--out <dir>', "output directory (default: the recipe's output.dir)")
     .option('--steps <n>', "optimizer steps (default: the recipe's schedule.steps)", positiveInt('--steps'))
@@ -51,12 +54,13 @@ evaluation), loss.png and report.json. docs/training.md describes the recipe fie
 
 Examples:
   $ longshot train recipes/needle-vamba.json --device cuda
+  $ longshot train needle-vamba --steps 50          # a shipped recipe by name, from anywhere
   $ longshot train recipes/needle-vamba.json --steps 200 --out runs/quick
   $ longshot train recipes/needle-vamba.json --resume
   $ longshot train recipes/vamba-stage1.json --from ~/models/Qwen2-VL-7B-Instruct --init-cross-attention-from-self-attention`,
     )
     .action(async (path: string, o: TrainCliOptions) => {
-      let recipe = await readRecipe(path);
+      let recipe = await openRecipe(path);
       const abs = (p: string) => (isAbsolute(p) ? p : resolve(p));
       if (o.out) recipe = { ...recipe, output: { ...recipe.output, dir: abs(o.out) } };
       if (o.steps) recipe = { ...recipe, schedule: { ...recipe.schedule, steps: o.steps } };
