@@ -1,3 +1,4 @@
+import { active as recorder } from '../runtime/grad-hook.js';
 import * as ops from '../runtime/ops.js';
 import { keep } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -47,9 +48,12 @@ export class Linear implements Disposable {
    * Linears over one input as one: their weights (and biases) copied into one tensor, rows in order, so one
    * GEMM gives all their outputs (a decode step's q/k/v or gate/up: fewer launches, one longer weight read).
    * Returns the fused layer and views of it standing for the parts, which are disposed; null, leaving the
-   * parts as they are, when they cannot share a tensor (dtypes, input sizes or bias presence differ).
+   * parts as they are, when they cannot share a tensor (dtypes, input sizes or bias presence differ) or while
+   * autograd records (a model built for a training step: its full-sequence forward reads the parts, and the
+   * copy would be made and differentiated through at every step for nothing).
    */
   static fuse(parts: readonly Linear[]): { fused: Linear; parts: Linear[] } | null {
+    if (recorder) return null;
     const [first] = parts;
     const same = (l: Linear) =>
       l.weight.dtype === first.weight.dtype &&
