@@ -22,7 +22,7 @@ import { rng } from '../helpers.js';
 import { NaiveNemotronH, randomWeights } from '../models/nemotron-h-reference.js';
 import { readReference, VAMBA_FIXTURES } from '../models/vamba-fixtures.js';
 import { assertClose, cpu } from './gradcheck.js';
-import { assertFiniteGrads, parametersOf, projection, score, tensorsOf } from './params.js';
+import { assertFiniteGrads, parametersOf, projection, readTensors, score } from './params.js';
 
 describe('autograd on a tiny Nemotron-H', () => {
   const config = parseNemotronHConfig({
@@ -54,10 +54,7 @@ describe('autograd on a tiny Nemotron-H', () => {
   it('every parameter the forward reads gets a finite gradient; the value is the forward’s', async () => {
     const R = projection(ids.length, 32);
     const plain = await tidy(() => score(model.forward(ids), R)).item();
-    // The tensors the model reads, by name: q/k/v are fused at load (their loaded tensors are freed), and the
-    // model's q_proj/k_proj/v_proj are views of the fused weight; the others are the loaded tensors.
-    const live = new Map([...tensorsOf(model)].map(([t, path]) => [path, t]));
-    const params = named.map(([n, t]) => (t.disposed ? live.get(n)! : t));
+    const params = readTensors(model, named);
     const names = named.map(([n]) => n);
     const before = cpu.memory().current;
     const { value, grads } = valueAndGrad(() => score(model.forward(ids), R), params);

@@ -24,6 +24,15 @@ export function tensorsOf(root: unknown): Map<Tensor, string> {
   return out;
 }
 
+/**
+ * The tensors a model reads for named loaded weights: the loaded tensor, or, where loading replaced it (q/k/v
+ * fused at load free theirs), the model's tensor at that name's path (a view of the fused weight).
+ */
+export function readTensors(model: unknown, named: readonly (readonly [string, Tensor])[]): Tensor[] {
+  const live = new Map([...tensorsOf(model)].map(([t, path]) => [path, t]));
+  return named.map(([n, t]) => (t.disposed ? live.get(n)! : t));
+}
+
 /** The parameters among them: all but the views of a larger one (weights split at load share its memory). */
 export function parametersOf(root: unknown): { params: Tensor[]; names: string[] } {
   const found = tensorsOf(root);
