@@ -8,7 +8,7 @@ import './grads/index.js';
 import { toF32 } from '../runtime/dtype.js';
 import { active, type Recorder, setRecorder } from '../runtime/grad-hook.js';
 import * as ops from '../runtime/ops.js';
-import { tidy } from '../runtime/scope.js';
+import { tidy, tidyAsync } from '../runtime/scope.js';
 import { fmt } from '../runtime/shape.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { recordCheckpoint } from './checkpoint.js';
@@ -57,8 +57,8 @@ export function valueAndGrad(
 
 /**
  * valueAndGrad for a forward that awaits (host decisions between ops: ToMe's merge plan, TimeViper's token
- * drops). The tape records everything until fn settles, so run no other tensor work meanwhile; fn frees its
- * own temporaries (no `tidy` can span an await).
+ * drops). The tape records everything until fn settles, so run no other tensor work meanwhile; every tensor
+ * made meanwhile but the gradients is freed, as valueAndGrad does (`tidyAsync`).
  */
 export async function valueAndGradAsync(
   fn: () => Promise<Tensor>,
@@ -67,7 +67,7 @@ export async function valueAndGradAsync(
   const tape = startTape(params, 'valueAndGradAsync');
   let loss: Tensor;
   try {
-    loss = await fn();
+    loss = await tidyAsync(fn);
   } catch (e) {
     tape.dispose();
     throw e;

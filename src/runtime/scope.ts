@@ -25,25 +25,52 @@ export function keep<T extends Tensor>(t: T): T {
 
 export function tidy<T>(fn: () => T): T {
   if (typeof fn !== 'function') throw new TypeError('tidy expects a function');
-  const scope = new Set<Tensor>();
-  stack.push(scope);
+  const scope = open();
   let result: T;
   try {
     result = fn();
     if (result instanceof Promise)
       throw new TypeError('tidy: fn must be synchronous (it returned a Promise)');
   } catch (e) {
-    stack.pop();
-    for (const t of scope) t.dispose();
+    close(scope, undefined);
     throw e;
   }
-  stack.pop();
+  close(scope, result);
+  return result;
+}
+
+/**
+ * tidy for an async fn that runs alone: every tensor made until it settles — by fn or by anything else, as the
+ * scope spans its awaits — is disposed then but those it returns and those passed to `keep`. For work that owns
+ * the runtime meanwhile (an autograd recording that awaits host decisions); never with tensor work in parallel.
+ */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope = open();
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    close(scope, undefined);
+    throw e;
+  }
+  close(scope, result);
+  return result;
+}
+
+function open(): Set<Tensor> {
+  const scope = new Set<Tensor>();
+  stack.push(scope);
+  return scope;
+}
+
+/** Ends `scope`: what `result` holds moves to the enclosing scope, the rest is disposed. */
+function close(scope: Set<Tensor>, result: unknown): void {
+  stack.splice(stack.lastIndexOf(scope), 1);
   const survivors = new Set<Tensor>();
   collect(result, survivors, new Set());
   for (const t of scope) if (!survivors.has(t)) t.dispose();
   const parent = stack[stack.length - 1];
   if (parent) for (const t of survivors) if (scope.has(t)) parent.add(t);
-  return result;
 }
 
 function collect(v: unknown, out: Set<Tensor>, seen: Set<unknown>): void {

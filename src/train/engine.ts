@@ -3,7 +3,14 @@
  * ops) and the optimizer kernel (src/runtime/grad-ops), in one interface: `autogradEngine` binds it to them;
  * tests of the optimisation logic hand gradients in directly and bind only the optimizer.
  */
-import { checkpoint, crossEntropy, klTopK, noGrad, valueAndGrad } from '../autograd/index.js';
+import {
+  checkpoint,
+  crossEntropy,
+  klTopK,
+  noGrad,
+  valueAndGrad,
+  valueAndGradAsync,
+} from '../autograd/index.js';
 import { adamwStep } from '../runtime/grad-ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
@@ -24,6 +31,11 @@ export interface AdamwOptions {
 export interface GradEngine {
   /** The scalar fn() and its gradients with respect to `params` (f32, the params' shapes). */
   valueAndGrad(fn: () => Tensor, params: readonly Tensor[]): { value: number; grads: Tensor[] };
+  /** The same for a forward that awaits (TimeViper's ToMe plan and token drops); nothing else runs meanwhile. */
+  valueAndGradAsync(
+    fn: () => Promise<Tensor>,
+    params: readonly Tensor[],
+  ): Promise<{ value: number; grads: Tensor[] }>;
   noGrad<T>(fn: () => T): T;
   /** Activation checkpointing: fn's intermediates are not kept but recomputed in backward. */
   checkpoint<T extends Tensor>(fn: () => T): T;
@@ -38,6 +50,7 @@ export interface GradEngine {
 /** The engine of src/autograd and src/runtime/grad-ops. */
 export const autogradEngine: GradEngine = {
   valueAndGrad,
+  valueAndGradAsync,
   noGrad,
   checkpoint,
   crossEntropy: (logits, targets, opts) => crossEntropy(logits, targets, opts),

@@ -25,29 +25,38 @@ export function scratchWeights(
   config: Qwen2VLConfig,
   seed: number,
 ): Map<string, Float32Array> {
-  const rng = new Random(seed);
   const mamba = new MambaInit(config, seed + 1, 0.5);
+  return pytorchInit(specs, seed, (name, shape) =>
+    /\.(vision_mixer\.|alpha$)/.test(name) ? (mamba.make(name, shape, 'F32').data as Float32Array) : null,
+  );
+}
+
+/**
+ * PyTorch's default initialisation by name, from one seeded stream in spec order: norms 1 (weights) and 0
+ * (biases), `embed_tokens` N(0, 1), other tensors U(±1/√fan_in) (a bias takes its weight's fan_in).
+ * `special` gives the values of the tensors it knows (null: the default).
+ */
+export function pytorchInit(
+  specs: readonly ParamSpec[],
+  seed: number,
+  special: (name: string, shape: readonly number[], rng: Random) => Float32Array | null,
+): Map<string, Float32Array> {
+  const rng = new Random(seed);
   const out = new Map<string, Float32Array>();
   // A bias takes the bound of its weight (the weight comes first in the specs).
   const fanIn = new Map<string, number>();
   for (const s of specs) {
+    const own = special(s.name, s.shape, rng);
+    if (own) {
+      out.set(s.name, own);
+      continue;
+    }
     const n = numelOf(s.shape);
     const v = new Float32Array(n);
     const module = s.name.slice(0, s.name.lastIndexOf('.'));
-    if (/\.(vision_mixer\.|alpha$)/.test(s.name)) {
-      out.set(s.name, mamba.make(s.name, s.shape, 'F32').data as Float32Array);
-      continue;
-    }
     if (isNorm(s.name)) v.fill(s.name.endsWith('.weight') ? 1 : 0);
-    else if (s.name.includes('embed_tokens')) {
-      for (let i = 0; i < n; i += 2) {
-        // Box–Muller: two standard normals per two uniforms.
-        const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
-        const a = 2 * Math.PI * rng.next();
-        v[i] = r * Math.cos(a);
-        if (i + 1 < n) v[i + 1] = r * Math.sin(a);
-      }
-    } else {
+    else if (s.name.includes('embed_tokens')) normal(rng, v, 1);
+    else {
       const fan = s.name.endsWith('.bias') ? (fanIn.get(module) ?? 1) : numelOf(s.shape.slice(1));
       if (s.name.endsWith('.weight')) fanIn.set(module, fan);
       const bound = 1 / Math.sqrt(fan);
@@ -56,6 +65,17 @@ export function scratchWeights(
     out.set(s.name, v);
   }
   return out;
+}
+
+/** Fills v with N(0, std²) draws (Box–Muller: two standard normals per two uniforms); returns v. */
+export function normal(rng: Random, v: Float32Array, std: number): Float32Array {
+  for (let i = 0; i < v.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
+    const a = 2 * Math.PI * rng.next();
+    v[i] = std * r * Math.cos(a);
+    if (i + 1 < v.length) v[i + 1] = std * r * Math.sin(a);
+  }
+  return v;
 }
 
 /** scratchWeights as tensors on `backend` in `dtype`, by name. */

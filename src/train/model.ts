@@ -2,6 +2,7 @@
  * What the trainer asks of a model family: its weights by Hugging Face name, a recorded forward to the logits
  * of one example, greedy answers for the evaluation, and saving in the family's own checkpoint layout.
  */
+import { ModelError } from '../errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 
@@ -18,12 +19,28 @@ export interface TrainModel extends Disposable {
    * [prompt + answer − 1, vocab] f32 with the answer fed in (row j predicts token j + 1).
    */
   forward(): TrainForward;
+  /** The prompt text of a question from JSONL data, when the family's is not Vamba's. */
+  prompt?(question: string): string;
   /** Greedy answers (at most maxNew tokens each, stopping at <|im_end|>, which is left out). */
   answers(examples: readonly Example[], maxNew: number): Promise<number[][]>;
 }
 
 export interface TrainForward extends Disposable {
-  logits(ex: Example): Tensor;
+  /**
+   * A promise from a forward that awaits host decisions (TimeViper: ToMe's merge plan, the token drops); the
+   * trainer then records under valueAndGradAsync, and the forward cannot be checkpointed (recipe.ts refuses).
+   */
+  logits(ex: Example): Tensor | Promise<Tensor>;
+}
+
+/** The logits of a forward that must not await (activation checkpointing replays it synchronously). */
+export function syncLogits(fwd: TrainForward, ex: Example): Tensor {
+  const out = fwd.logits(ex);
+  if (out instanceof Promise) {
+    out.then((t) => t.dispose()).catch(() => {});
+    throw new ModelError('this training forward awaits host decisions: it cannot be checkpointed');
+  }
+  return out;
 }
 
 /** Input ids of an example with its answer fed in, and the target of every row (−100: no loss there). */

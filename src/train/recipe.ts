@@ -13,7 +13,7 @@ import { packageRoot } from '../util/package-root.js';
 
 /** The families a recipe may name; `longshot train` builds a training forward for TRAINABLE_FAMILIES. */
 export const RECIPE_FAMILIES = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
-export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba', 'qwen2vl'];
+export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba', 'qwen2vl', 'timeviper'];
 export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
 
 export type DataSpec =
@@ -289,6 +289,11 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   const accumulate = b.int('accumulate', 1, 1);
   if (accumulate > videos)
     throw b.err('accumulate', `(${accumulate}) cannot exceed batch.videos (${videos})`);
+  if (family === 'timeviper' && b.bool('checkpoint', false))
+    throw b.err(
+      'checkpoint',
+      "cannot be used with TimeViper: its forward awaits host decisions (ToMe's merge plan, the token drops), which a checkpoint's replay cannot; set it to false",
+    );
   const dist = r.sub('distill', false);
   dist?.only(['teacher', 'topK', 'weight', 'temperature']);
   const out = r.sub('output')!;

@@ -15,6 +15,7 @@ import type { ExtraFiles } from './checkpoint.js';
 import type { TrainModel } from './model.js';
 import { Qwen2VLTrainModel } from './qwen2vl.js';
 import { type Recipe, TRAINABLE_FAMILIES } from './recipe.js';
+import { TimeViperTrainModel, timeViperScratch } from './timeviper.js';
 import { VambaTrainModel, vambaFromQwen2VL } from './vamba.js';
 
 /** Qwen2-VL's processor settings of the needle models (tools/reference/train_needle.py save_model). */
@@ -95,13 +96,12 @@ export async function setupModel(
     if (!files['tokenizer.json'])
       throw new ModelError(`${dir}: no tokenizer.json; a training run needs the model's tokenizer`);
     const tokenizer = await Tokenizer.fromDir(dir);
-    const model = await VambaTrainModel.load(
-      dir,
-      await readJson(join(dir, 'config.json')),
-      backend,
-      dtype,
-      imEndOf(tokenizer, dir),
-    );
+    const config = await readJson(join(dir, 'config.json'));
+    const imEnd = imEndOf(tokenizer, dir);
+    const model =
+      m.family === 'timeviper'
+        ? await TimeViperTrainModel.load(dir, config, backend, dtype, tokenizer, imEnd)
+        : await VambaTrainModel.load(dir, config, backend, dtype, imEnd);
     return { model, tokenizer, files };
   };
   if (resumeDir) return load(resumeDir);
@@ -121,6 +121,8 @@ export async function setupModel(
     if (!files['tokenizer.json'])
       throw new InputError(`${recipe.path}: model.tokenizer ${m.tokenizer} holds no tokenizer.json`);
   }
+  if (m.family === 'timeviper')
+    return timeViperScratch(recipe, files, backend, dtype, (tok) => imEndOf(tok, recipe.path));
   files['preprocessor_config.json'] ??= json(NEEDLE_PREPROCESSOR);
   const config = m.config!;
   files['generation_config.json'] ??= json({

@@ -13,7 +13,7 @@ export interface MicroBatch {
   /** Answer tokens the loss sums over. */
   tokens: number;
   /** The gradients of its examples' Σ loss (f32, the optimizer's params in slot order). */
-  run(): { grads: Tensor[] };
+  run(): { grads: Tensor[] } | Promise<{ grads: Tensor[] }>;
 }
 
 export interface StepResult {
@@ -24,11 +24,11 @@ export interface StepResult {
 }
 
 /** Σ of the micro-batches' gradients (the first one's tensors reused as the sums). */
-export function accumulate(micro: readonly MicroBatch[]): { tokens: number; grads: Tensor[] } {
+export async function accumulate(micro: readonly MicroBatch[]): Promise<{ tokens: number; grads: Tensor[] }> {
   let tokens = 0;
   let sums: Tensor[] | null = null;
   for (const mb of micro) {
-    const r = mb.run();
+    const r = await mb.run();
     tokens += mb.tokens;
     if (!sums) sums = r.grads;
     else
@@ -50,7 +50,7 @@ export async function optimizerStep(
   lr: number,
   maxNorm: number,
 ): Promise<StepResult> {
-  const { tokens, grads } = accumulate(micro);
+  const { tokens, grads } = await accumulate(micro);
   try {
     const scale = 1 / Math.max(1, tokens);
     const norm = (await globalNorm(grads)) * scale;

@@ -20,7 +20,7 @@ import { drawLength, type Example, openSource } from './data.js';
 import type { GradEngine } from './engine.js';
 import { trainableNames } from './freeze.js';
 import { exampleObjective, type LossValue, readLosses, type TeacherTargets, topKTargets } from './loss.js';
-import { type TrainModel, teacherForced } from './model.js';
+import { syncLogits, type TrainModel, teacherForced } from './model.js';
 import { AdamW } from './optimizer.js';
 import type { Recipe } from './recipe.js';
 import { learningRate } from './schedule.js';
@@ -103,7 +103,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const teacher = recipe.distill
     ? await setupTeacher(recipe.distill.teacher, backend, dtype, tokenizer)
     : null;
-  const prompt = (q: string) => vambaPrompt([{ role: 'user', content: q }]);
+  const prompt = (q: string) => model.prompt?.(q) ?? vambaPrompt([{ role: 'user', content: q }]);
   const trainData = await openSource(recipe.data.train, { tokenizer, prompt });
   const evalData = recipe.data.eval ? await openSource(recipe.data.eval, { tokenizer, prompt }) : null;
   try {
@@ -194,11 +194,13 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       ).map((group) => ({
         tokens: group.reduce((a, g) => a + g.ex.answer.length, 0),
         run: () =>
-          engine.valueAndGrad(() => {
+          engine.valueAndGradAsync(async () => {
             using fwd = model.forward();
             let total: Tensor | null = null;
             for (const { ex, t } of group) {
-              const logits = b.checkpoint ? engine.checkpoint(() => fwd.logits(ex)) : fwd.logits(ex);
+              const logits = b.checkpoint
+                ? engine.checkpoint(() => syncLogits(fwd, ex))
+                : await fwd.logits(ex);
               const obj = exampleObjective(engine, logits, teacherForced(ex).targets, t, values);
               total = total ? ops.add(total, obj) : obj;
             }
@@ -299,7 +301,7 @@ async function teacherTargets(
   for (const ex of examples) {
     const logits = engine.noGrad(() => {
       using fwd = teacher.forward();
-      return fwd.logits(ex);
+      return syncLogits(fwd, ex);
     });
     try {
       out.push(await topKTargets(logits, teacherForced(ex).targets, d.topK, d.weight));

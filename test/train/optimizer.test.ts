@@ -16,6 +16,7 @@ const unused = () => {
 /** Only the optimizer kernel: these tests hand gradients in directly. */
 const engine: GradEngine = {
   valueAndGrad: unused,
+  valueAndGradAsync: unused,
   noGrad: (fn) => fn(),
   checkpoint: (fn) => fn(),
   crossEntropy: unused,

@@ -11,6 +11,9 @@
  *   3. rebuilds the sequence as [text before, kept vision tokens in order, instruction].
  * For an answer's relevance (relevance.ts) a prefill can also report, per TransV stage, where the last prompt
  * token's transfer looked: its cross-attention mass over the dropped tokens.
+ *
+ * The gate tanh(α_s) is a number read at load for inference; a training forward (src/train/timeviper.ts) loads
+ * with `alphaTensor`, keeping α's entries as tensors whose tanh is an op of the forward, so α gets a gradient.
  */
 import { InputError } from '../../errors.js';
 import { SelfAttention } from '../../nn/attention.js';
@@ -34,6 +37,17 @@ import { ALPHA, LLM_PREFIX, mergeModule } from './weights.js';
 export interface VisionSpan {
   start: number;
   count: number;
+}
+
+/** A TransV stage's gate: tanh(α_s) as a number, or α_s itself as a [1] tensor (tanh taken in the forward). */
+export type Gate = number | Tensor;
+
+/** What a prefill leaves: the residual stream after the last block, and what the stages did. */
+export interface LMRun {
+  /** [rows, hidden]: the text before the vision tokens, the vision tokens the stages kept, the rest. */
+  h: Tensor;
+  kept: number[][];
+  transfer: (Float32Array | null)[];
 }
 
 interface Segment {
@@ -64,8 +78,8 @@ export class TimeViperLM implements Disposable {
     readonly lm_head: Linear,
     /** Per stage: its cross-attention (TransV) or null (drop only). */
     readonly merges: (CrossAttention | null)[],
-    /** Per stage: tanh(α) (0 without transfer). */
-    readonly gates: number[],
+    /** Per stage: its gate (0 without transfer). */
+    readonly gates: Gate[],
   ) {
     const c = config.llm;
     const cuts = [0, ...config.stages.map((s) => s.layer), layers.length];
@@ -88,7 +102,8 @@ export class TimeViperLM implements Disposable {
     this.residualDtype = c.residual_in_fp32 ? 'f32' : embeddings.dtype;
   }
 
-  static async load(p: ParamStore, config: TimeViperConfig): Promise<TimeViperLM> {
+  /** `alphaTensor`: keep α as tensors (the gates of a training forward) rather than reading it. */
+  static async load(p: ParamStore, config: TimeViperConfig, alphaTensor = false): Promise<TimeViperLM> {
     const c = config.llm;
     const b = `${LLM_PREFIX}backbone`;
     const layers = [...c.hybrid_override_pattern].map((ch, i) =>
@@ -97,16 +112,22 @@ export class TimeViperLM implements Disposable {
     const merges = config.stages.map((s, j) =>
       s.transfer ? CrossAttention.load(p, mergeModule(j), attentionConfig(c)) : null,
     );
-    let alpha: number[] = [];
+    let gates: Gate[] = config.stages.map(() => 0);
     if (merges.some((m) => m)) {
       const t = p.take(ALPHA);
-      alpha = Array.from(await t.data());
+      // As the official code: α is indexed by stage number (its length counts only the stages with a module).
+      const need = config.stages.reduce((n, s, j) => (s.transfer ? j + 1 : n), 0);
+      if (t.shape[0] < need) {
+        t.dispose();
+        throw new InputError(`TimeViper: alpha has ${t.shape[0]} entries, too few for the TransV stages`);
+      }
+      if (alphaTensor) gates = config.stages.map((s, j) => (s.transfer ? t.narrow(j, j + 1) : 0));
+      else {
+        const alpha = await t.data();
+        gates = config.stages.map((s, j) => (s.transfer ? Math.tanh(alpha[j]) : 0));
+      }
       t.dispose();
     }
-    // As the official code: α is indexed by stage number (its length counts only the stages with a module).
-    const gates = config.stages.map((s, j) => (s.transfer ? Math.tanh(alpha[j] ?? Number.NaN) : 0));
-    if (gates.some(Number.isNaN))
-      throw new InputError(`TimeViper: alpha has ${alpha.length} entries, too few for the TransV stages`);
     return new TimeViperLM(
       config,
       p.take(`${b}.embeddings.weight`),
@@ -156,6 +177,27 @@ export class TimeViperLM implements Disposable {
     caches: HybridCache[] | null,
     traceTransfer = false,
   ): Promise<{ logits: Tensor; kept: number[][]; transfer: (Float32Array | null)[] }> {
+    const { h, kept, transfer } = await this.run(x, vision, caches, traceTransfer);
+    const n = h.shape[0];
+    const logits = tidy(() => this.head(h.narrow(n - 1, n)));
+    h.dispose();
+    return { logits, kept, transfer };
+  }
+
+  /** Logits [rows, vocab] (f32) of residual-stream rows: the final norm and the LM head. */
+  head(rows: Tensor): Tensor {
+    return tidy(() =>
+      cast(this.lm_head.forward(this.norm_f.forward(cast(rows, this.norm_f.weight.dtype))), 'f32'),
+    );
+  }
+
+  /** The blocks and stages over x (as forward), leaving every row of the stream. */
+  async run(
+    x: Tensor,
+    vision: VisionSpan | null,
+    caches: HybridCache[] | null,
+    traceTransfer = false,
+  ): Promise<LMRun> {
     if (!x.shape[0]) throw new InputError('TimeViper: no tokens to run');
     const stages = this.config.stages;
     const kept: number[][] = [];
@@ -204,13 +246,7 @@ export class TimeViperLM implements Disposable {
       );
       cache?.commit(n);
     }
-    const logits = tidy(() => {
-      const n = h.shape[0];
-      const last = this.norm_f.forward(cast(h.narrow(n - 1, n), this.norm_f.weight.dtype));
-      return cast(this.lm_head.forward(last), 'f32');
-    });
-    if (h !== x) h.dispose();
-    return { logits, kept, transfer };
+    return { h: h === x ? ops.clone(x) : h, kept, transfer };
   }
 
   /**
@@ -280,7 +316,11 @@ export class TimeViperLM implements Disposable {
         const source = ops.embedding(h, ops.tensor(h.backend, dropped, [dropped.length], 'i32'));
         const kv = merge.keysValues(cast(source, dtype), null);
         const moved = merge.forward(cast(instruction, dtype), kv, null, probe);
-        instruction = ops.add(instruction, ops.scale(cast(moved, instruction.dtype), this.gates[stage]));
+        const m = cast(moved, instruction.dtype);
+        const gate = this.gates[stage];
+        const gated =
+          typeof gate === 'number' ? ops.scale(m, gate) : ops.mul(m, cast(ops.unary('tanh', gate), m.dtype));
+        instruction = ops.add(instruction, gated);
       }
       return instruction.shape[0] ? ops.concat([front, instruction], 0) : front;
     });
@@ -289,6 +329,7 @@ export class TimeViperLM implements Disposable {
   [Symbol.dispose](): void {
     for (const l of this.layers) l[Symbol.dispose]();
     for (const m of this.merges) m?.[Symbol.dispose]();
+    for (const g of this.gates) if (typeof g !== 'number') g.dispose();
     this.norm_f[Symbol.dispose]();
     this.lm_head[Symbol.dispose]();
     this.embeddings.dispose();

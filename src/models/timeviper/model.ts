@@ -44,7 +44,12 @@ export class TimeViperModel implements Disposable {
     readonly lm: TimeViperLM,
   ) {}
 
-  static async fromParams(config: TimeViperConfig, p: ParamStore): Promise<TimeViperModel> {
+  /** `alphaTensor`: the TransV gates as ops of α (a training forward, src/train/timeviper.ts). */
+  static async fromParams(
+    config: TimeViperConfig,
+    p: ParamStore,
+    alphaTensor = false,
+  ): Promise<TimeViperModel> {
     const vision = SiglipVision.load(
       p,
       config.vision,
@@ -53,7 +58,7 @@ export class TimeViperModel implements Disposable {
       VISION_PREFIX,
     );
     const projector = MLP.load(p, PROJECTOR, config.projectorAct, ['0', '2']);
-    const lm = await TimeViperLM.load(p, config);
+    const lm = await TimeViperLM.load(p, config, alphaTensor);
     const left = p.remaining();
     if (left.length) throw new ModelError(`TimeViper: parameters loaded but not used: ${left.join(', ')}`);
     return new TimeViperModel(config, vision, projector, lm);

@@ -1,0 +1,325 @@
+/**
+ * TimeViper as a TrainModel: SigLIP → ToMe → projector → Nemotron-H with its drop stages and TransV, the model's
+ * own modules (src/models/timeviper) built over views of the trainer's weights inside the recording. The forward
+ * awaits host decisions (ToMe's merge plan, the drop stages' picks), so its logits are a promise and the trainer
+ * records under valueAndGradAsync. The TransV gates are built from the α tensor (tanh inside the forward), so α
+ * trains. Checkpoints are the official state-dict layout (src/models/timeviper/weights.ts) with our config.json.
+ *
+ * Prompts are TimeViper's nano_base with one `<image>` per frame. The trainer's examples carry the official
+ * Vamba prompt (needle data) — rewritten as tools/reference/needle_timeviper.py's NeedleTimeViper does: the
+ * question between `<|vision_end|>` and `<|im_end|>` into nano_base, the same answer — or already a nano_base
+ * prompt (JSONL data, `prompt` below), whose `<image>` run becomes one placeholder per frame. Only the answer
+ * rows' logits are the model's own: the prompt rows carry no loss and hold the first row's.
+ */
+import { join } from 'node:path';
+import { InputError, ModelError } from '../errors.js';
+import { isObject } from '../io/json-fields.js';
+import { Tokenizer } from '../io/tokenizer.js';
+import { siglipPixels } from '../models/siglip/preprocess.js';
+import { parseTimeViperConfig, type TimeViperConfig } from '../models/timeviper/config.js';
+import { openTimeViperWeights, TimeViperModel } from '../models/timeviper/model.js';
+import { IMAGE_TOKEN, nanoBasePrompt } from '../models/timeviper/prompt.js';
+import { ALPHA, loadTimeViperParams, timeViperSpecs } from '../models/timeviper/weights.js';
+import { type ParamSpec, ParamStore } from '../nn/params.js';
+import type { Backend } from '../runtime/backend.js';
+import type { DType } from '../runtime/dtype.js';
+import * as ops from '../runtime/ops.js';
+import { tidy } from '../runtime/scope.js';
+import type { Tensor } from '../runtime/tensor.js';
+import type { Random } from '../util/random.js';
+import type { ExtraFiles } from './checkpoint.js';
+import type { Example } from './data.js';
+import { normal, pytorchInit } from './init.js';
+import type { TrainForward, TrainModel } from './model.js';
+import type { Recipe } from './recipe.js';
+
+/** The specials the nano_base prompt needs, appended to a needle tokenizer (`<image>` last: never embedded). */
+const ADDED = ['<SPECIAL_10>', '<SPECIAL_11>', '<SPECIAL_12>', IMAGE_TOKEN];
+
+/** A needle tokenizer's files with the nano_base specials added, as needle_timeviper.py's write_tokenizer. */
+export function withNanoSpecials(files: ExtraFiles): ExtraFiles {
+  const tok = JSON.parse(files['tokenizer.json']!) as {
+    model: { vocab: Record<string, number> };
+    added_tokens?: object[];
+  };
+  const cfg = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+  const n = Object.keys(tok.model.vocab).length;
+  const entry = { single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+  tok.added_tokens = [
+    ...(tok.added_tokens ?? []),
+    ...ADDED.map((content, i) => ({ id: n + i, content, ...entry })),
+  ];
+  if (isObject(cfg.added_tokens_decoder))
+    ADDED.forEach((content, i) => {
+      (cfg.added_tokens_decoder as Record<string, unknown>)[String(n + i)] = { content, ...entry };
+    });
+  return {
+    ...files,
+    'tokenizer.json': `${JSON.stringify(tok)}\n`,
+    'tokenizer_config.json': `${JSON.stringify(cfg, null, 2)}\n`,
+  };
+}
+
+/**
+ * Initial weights as PyTorch initialises needle_timeviper.py's modules: the defaults of init.ts, SigLIP's
+ * position embedding N(0, 0.02²), the LLM's embeddings N(0, 1) and final norm 1, Mamba-2's dt_bias, A_log and
+ * D as train_needle.py's mixer, and α = 0 (the official init: the TransV gates start closed).
+ */
+function scratchValues(specs: readonly ParamSpec[], seed: number): Map<string, Float32Array> {
+  return pytorchInit(specs, seed, (name, shape, rng: Random) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(n);
+    if (name.endsWith('pos_embed') || name.endsWith('position_embedding.weight')) return normal(rng, v, 0.02);
+    if (name.endsWith('backbone.embeddings.weight')) return normal(rng, v, 1);
+    if (name.endsWith('norm_f.weight') || name.endsWith('.D') || name === ALPHA)
+      return v.fill(name === ALPHA ? 0 : 1);
+    if (name.endsWith('.A_log')) return v.map(() => Math.log(1 + 15 * rng.next()));
+    if (name.endsWith('.dt_bias'))
+      return v.map(() => {
+        const dt = Math.max(Math.exp(Math.log(1e-3) + rng.next() * (Math.log(0.1) - Math.log(1e-3))), 1e-4);
+        return dt + Math.log(-Math.expm1(-dt)); // softplus⁻¹(dt)
+      });
+    return null;
+  });
+}
+
+const newTokenizer = (files: ExtraFiles) =>
+  new Tokenizer(
+    JSON.parse(files['tokenizer.json']!) as never,
+    JSON.parse(files['tokenizer_config.json'] ?? '{}') as never,
+  );
+
+/**
+ * A TimeViper from scratch (the recipe's model.config), as needle_timeviper.py builds one: the nano_base specials
+ * added to a tokenizer without `<image>`; llm_config.vocab_size the embedded tokens (those below `<image>` when
+ * it is the last id, else all) and image_token_index `<image>`'s id, each checked when the config gives it.
+ */
+export function timeViperScratch(
+  recipe: Recipe,
+  base: ExtraFiles,
+  backend: Backend,
+  dtype: DType,
+  imEndOf: (tok: Tokenizer) => number,
+): { model: TimeViperTrainModel; tokenizer: Tokenizer; files: ExtraFiles } {
+  let files = base;
+  if (newTokenizer(files).tokenToId(IMAGE_TOKEN) === undefined) files = withNanoSpecials(files);
+  const tokenizer = newTokenizer(files);
+  const image = tokenizer.tokenToId(IMAGE_TOKEN)!;
+  const vocab = image === tokenizer.vocabSize - 1 ? image : tokenizer.vocabSize;
+  const config = recipe.model.config!;
+  const where = `${recipe.path}: model.config`;
+  if (!isObject(config.llm_config))
+    throw new InputError(`${where}.llm_config must be an object (the LLM's config)`);
+  const llm = config.llm_config;
+  for (const [key, have, want] of [
+    ['llm_config.vocab_size', llm.vocab_size, vocab],
+    ['image_token_index', config.image_token_index, image],
+  ] as const)
+    if (have !== undefined && have !== want)
+      throw new InputError(
+        `${where}.${key} is ${have}, but the tokenizer gives ${want}; leave it out or make them equal`,
+      );
+  const configJson = { ...config, llm_config: { ...llm, vocab_size: vocab }, image_token_index: image };
+  files = {
+    ...files,
+    'generation_config.json': `${JSON.stringify(
+      {
+        bos_token_id: llm.bos_token_id,
+        eos_token_id: [llm.eos_token_id],
+        pad_token_id: llm.pad_token_id,
+        do_sample: false,
+      },
+      null,
+      2,
+    )}\n`,
+  };
+  const model = TimeViperTrainModel.scratch(
+    configJson,
+    backend,
+    dtype,
+    recipe.seed,
+    tokenizer,
+    imEndOf(tokenizer),
+    where,
+  );
+  return { model, tokenizer, files };
+}
+
+export class TimeViperTrainModel implements TrainModel {
+  readonly untrainable = new Map<string, string>();
+  readonly config: TimeViperConfig;
+  /** The nano_base prompt around a question (needle prompts are rewritten into it). */
+  readonly #head: number[];
+  readonly #tail: number[];
+  readonly #visionEnd: number | undefined;
+
+  private constructor(
+    readonly configJson: Record<string, unknown>,
+    readonly weights: Map<string, Tensor>,
+    readonly tokenizer: Tokenizer,
+    /** The tokenizer's <|im_end|> id: answers end with it. */
+    readonly imEnd: number,
+    where: string,
+  ) {
+    const parsed = parseTimeViperConfig(configJson, where);
+    const image = tokenizer.tokenToId(IMAGE_TOKEN);
+    // An official checkpoint's config leaves the placeholder to the tokenizer (−1), as the runner reads it.
+    this.config =
+      parsed.imageTokenId < 0 && image !== undefined ? { ...parsed, imageTokenId: image } : parsed;
+    if (image !== this.config.imageTokenId)
+      throw new ModelError(
+        `${where}: the tokenizer's ${IMAGE_TOKEN} is ${image ?? 'missing'}, image_token_index ${this.config.imageTokenId}`,
+      );
+    const mark = 'QUESTION';
+    const { text } = nanoBasePrompt([{ role: 'user', content: mark }], 0);
+    const at = text.indexOf(mark);
+    const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
+    this.#head = encode(text.slice(0, at));
+    this.#tail = encode(text.slice(at + mark.length));
+    this.#visionEnd = tokenizer.tokenToId('<|vision_end|>');
+  }
+
+  /** A new model from `configJson` (llm_config.vocab_size and image_token_index set) with PyTorch-style weights. */
+  static scratch(
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    seed: number,
+    tokenizer: Tokenizer,
+    imEnd: number,
+    where: string,
+  ): TimeViperTrainModel {
+    const specs = timeViperSpecs(parseTimeViperConfig(configJson, where));
+    const values = scratchValues(specs, seed);
+    const weights = new Map(
+      specs.map((s) => [
+        s.name,
+        ops.tensor(backend, values.get(s.name)!, s.shape, s.name === ALPHA ? 'f32' : dtype),
+      ]),
+    );
+    return new TimeViperTrainModel(configJson, weights, tokenizer, imEnd, where);
+  }
+
+  /** The weights of a checkpoint directory in the official layout (model.safetensors or a torch.save file). */
+  static async load(
+    dir: string,
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    tokenizer: Tokenizer,
+    imEnd: number,
+  ): Promise<TimeViperTrainModel> {
+    const where = join(dir, 'config.json');
+    const config = parseTimeViperConfig(configJson, where);
+    const source = await openTimeViperWeights(dir);
+    let store: ParamStore;
+    try {
+      store = await loadTimeViperParams(source, config, backend, dtype, dir);
+    } finally {
+      await source.close();
+    }
+    const weights = new Map(timeViperSpecs(config).map((s) => [s.name, store.take(s.name)]));
+    return new TimeViperTrainModel(configJson, weights, tokenizer, imEnd, where);
+  }
+
+  /** The prompt text of a question (JSONL data): nano_base with one `<image>` (made one per frame later). */
+  prompt(question: string): string {
+    return nanoBasePrompt([{ role: 'user', content: question }], 1).text;
+  }
+
+  /** The model over views of the weights; `alphaTensor`: the gates as ops of α (a training forward). */
+  #model(alphaTensor: boolean): Promise<TimeViperModel> {
+    const views = new Map([...this.weights].map(([n, w]) => [n, w.reshape(w.shape)]));
+    return TimeViperModel.fromParams(this.config, new ParamStore(views), alphaTensor);
+  }
+
+  /** The example's prompt as nano_base ids with one `<image>` per frame. */
+  #prompt(ex: Example): number[] {
+    const p = ex.prompt;
+    const image = this.config.imageTokenId;
+    const frames = new Array<number>(ex.count).fill(image);
+    const first = p.indexOf(image);
+    if (first >= 0) {
+      let end = first;
+      while (p[end] === image) end++;
+      return [...p.slice(0, first), ...frames, ...p.slice(end)];
+    }
+    const ve = this.#visionEnd === undefined ? -1 : p.indexOf(this.#visionEnd);
+    const q = ve < 0 ? -1 : p.indexOf(this.imEnd, ve);
+    if (q < 0)
+      throw new InputError(
+        `TimeViper training: a prompt has neither ${IMAGE_TOKEN} placeholders nor the needle form (<|vision_end|> question <|im_end|>)`,
+      );
+    return [...this.#head, ...frames, ...p.slice(ve + 1, q), ...this.#tail];
+  }
+
+  #pixels(ex: Example, backend: Backend): Tensor {
+    const n = ex.width * ex.height * 3;
+    const frames = Array.from({ length: ex.count }, (_, t) => ({
+      width: ex.width,
+      height: ex.height,
+      data: ex.frames.subarray(t * n, (t + 1) * n),
+    }));
+    const size = this.config.vision.image_size;
+    return ops.tensor(backend, siglipPixels(frames, size), [ex.count, 3, size, size]);
+  }
+
+  forward(): TrainForward {
+    let model: TimeViperModel | null = null;
+    return {
+      logits: async (ex) => {
+        model ??= await this.#model(true);
+        const m = model;
+        const prompt = this.#prompt(ex);
+        const ids = [...prompt, ...ex.answer.slice(0, -1)];
+        const pixels = this.#pixels(ex, m.lm.embeddings.backend);
+        const visual = await m.encode(pixels);
+        pixels.dispose();
+        const { x, vision } = m.embedPrompt({ ids, visual });
+        visual.dispose();
+        const { h } = await m.lm.run(x, vision, null);
+        x.dispose();
+        // Row j of the example predicts its token j + 1: the answer rows are the last ones of both sequences.
+        const rows = ex.prompt.length + ex.answer.length - 1;
+        const answerRows = ex.answer.length;
+        const index = new Int32Array(rows);
+        for (let r = 0; r < answerRows; r++) index[rows - answerRows + r] = h.shape[0] - answerRows + r;
+        const logits = tidy(() => m.lm.head(ops.embedding(h, ops.tensor(h.backend, index, [rows], 'i32'))));
+        h.dispose();
+        return logits;
+      },
+      [Symbol.dispose]: () => {
+        model?.[Symbol.dispose]();
+      },
+    };
+  }
+
+  async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {
+    using m = await this.#model(false);
+    const out: number[][] = [];
+    for (const ex of examples) {
+      const ids = this.#prompt(ex);
+      using pixels = this.#pixels(ex, m.lm.embeddings.backend);
+      using visual = await m.encode(pixels);
+      using session = m.session(ids.length + ex.count * visual.shape[1] + maxNew);
+      const answer: number[] = [];
+      let logits = await session.prefill({ ids, visual });
+      for (;;) {
+        const next = ops.argmax(logits);
+        logits.dispose();
+        const tok = await next.item();
+        next.dispose();
+        if (tok === this.imEnd) break;
+        answer.push(tok);
+        if (answer.length >= maxNew) break;
+        logits = await session.step(tok);
+      }
+      out.push(answer);
+    }
+    return out;
+  }
+
+  [Symbol.dispose](): void {
+    for (const w of this.weights.values()) w.dispose();
+  }
+}
