@@ -277,7 +277,7 @@ export class TimeViperTrainModel implements TrainModel {
         pixels.dispose();
         const { x, vision } = m.embedPrompt({ ids, visual });
         visual.dispose();
-        const { h } = await m.lm.run(x, vision, null);
+        const { h } = await m.lm.run(x, vision, null, false, ex.answer.length - 1);
         x.dispose();
         // Row j of the example predicts its token j + 1: the answer rows are the last ones of both sequences.
         const rows = ex.prompt.length + ex.answer.length - 1;

@@ -191,12 +191,17 @@ export class TimeViperLM implements Disposable {
     );
   }
 
-  /** The blocks and stages over x (as forward), leaving every row of the stream. */
+  /**
+   * The blocks and stages over x (as forward), leaving every row of the stream. `answerRows`: x ends with that
+   * many teacher-forced answer tokens (training), so an attention-guided stage's query is the token before them,
+   * the last prompt token, as the official training has it.
+   */
   async run(
     x: Tensor,
     vision: VisionSpan | null,
     caches: HybridCache[] | null,
     traceTransfer = false,
+    answerRows = 0,
   ): Promise<LMRun> {
     if (!x.shape[0]) throw new InputError('TimeViper: no tokens to run');
     const stages = this.config.stages;
@@ -219,7 +224,7 @@ export class TimeViperLM implements Disposable {
         const picks =
           stage.kind === 'uni'
             ? uniformKeep(current, keep)
-            : await this.attentionKeep(stage.layer, h, vision.start, current, keep);
+            : await this.attentionKeep(stage.layer, h, vision.start, current, keep, answerRows);
         kept.push(picks);
         const moves =
           traceTransfer &&
@@ -250,9 +255,9 @@ export class TimeViperLM implements Disposable {
   }
 
   /**
-   * The `keep` vision tokens (of `current` from `start`) that the last token attends to most in block `layer`:
-   * its q_proj/k_proj on the stream as it is (no norm, no positions), softmax over the whole row in f32, cast to
-   * the weights' dtype, averaged over heads; the top `keep` in ascending order.
+   * The `keep` vision tokens (of `current` from `start`) that the last token (before `answerRows` answer tokens)
+   * attends to most in block `layer`: its q_proj/k_proj on the stream as it is (no norm, no positions), softmax
+   * over its causal row in f32, cast to the weights' dtype, averaged over heads; the top `keep` in ascending order.
    */
   private async attentionKeep(
     layer: number,
@@ -260,15 +265,16 @@ export class TimeViperLM implements Disposable {
     start: number,
     current: number,
     keep: number,
+    answerRows: number,
   ): Promise<number[]> {
     const attn = this.layers[layer].mixer;
     if (!(attn instanceof SelfAttention))
       throw new InputError(`TimeViper: block ${layer} is not an attention block`);
     const { numHeads, numKvHeads, headDim } = attn.config;
     const dtype = attn.q_proj.weight.dtype;
-    const n = h.shape[0];
+    const n = h.shape[0] - answerRows;
     const probs = tidy(() => {
-      const x = cast(h, dtype);
+      const x = cast(h.narrow(0, n), dtype);
       const q = attn.q_proj.forward(x.narrow(n - 1, n)).reshape([1, 1, numHeads, headDim]);
       const k = attn.k_proj.forward(x).reshape([1, n, numKvHeads, headDim]);
       return ops.attention(q, k, k, { returnWeights: true }).weights!;

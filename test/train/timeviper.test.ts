@@ -1,0 +1,212 @@
+/**
+ * TimeViper under `longshot train`: the training forward is the inference forward (the TransV fixture with its
+ * uniform and attention-guided stages), α's gradient matches finite differences, a tiny needle TimeViper with a
+ * TransV stage learns on CPU what only the video tells, and its checkpoint loads through the facade and answers.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { valueAndGradAsync } from '../../src/autograd/index.js';
+import '../../src/backends/cpu/index.js';
+import { inspectModel } from '../../src/facade/inspect.js';
+import { Tokenizer } from '../../src/io/tokenizer.js';
+import type { Frame } from '../../src/media/decode.js';
+import { tokenReductions } from '../../src/models/reduction.js';
+import { siglipPixels } from '../../src/models/siglip/preprocess.js';
+import { TimeViperModel } from '../../src/models/timeviper/model.js';
+import { ParamStore } from '../../src/nn/params.js';
+import '../../src/models/index.js';
+import { Checkpoint } from '../../src/io/checkpoint.js';
+import { getBackend } from '../../src/runtime/device.js';
+import * as ops from '../../src/runtime/ops.js';
+import { type Example, openSource } from '../../src/train/data.js';
+import { autogradEngine } from '../../src/train/engine.js';
+import { IGNORE, teacherForced } from '../../src/train/model.js';
+import { TimeViperTrainModel } from '../../src/train/timeviper.js';
+import { train } from '../../src/train/trainer.js';
+import { writeTinyTimeViper } from '../models/tiny-timeviper.js';
+import { blindBound, TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
+
+const cpu = await getBackend('cpu');
+
+/** The TransV fixture (9 blocks, stages uni_2 and attn_6 with TransV, 30×30 frames) as a TrainModel. */
+async function transvModel(): Promise<{ model: TimeViperTrainModel; tokenizer: Tokenizer }> {
+  const dir = mkdtempSync(join(tmpdir(), 'longshot-tv-'));
+  writeTinyTimeViper(dir, 'transv');
+  const tokenizer = await Tokenizer.fromDir(dir);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  // The fixture's tokenizer has no <|im_end|>: any id serves the forward (answers are not asked for here).
+  return { model: await TimeViperTrainModel.load(dir, config, cpu, 'f32', tokenizer, 2), tokenizer };
+}
+
+/** A nano_base example over 5 frames of 30×30 (its prompt ends the way the runner's does). */
+function transvExample(tokenizer: Tokenizer): Example {
+  const frames = 5;
+  const side = 30;
+  const image = tokenizer.tokenToId('<image>')!;
+  const head = tokenizer.encode('<SPECIAL_10>System\n<SPECIAL_12>\n<SPECIAL_11>User\n', {
+    addSpecialTokens: false,
+  });
+  const tail = tokenizer.encode('what is it ?\n<SPECIAL_12><SPECIAL_11>Assistant\n', {
+    addSpecialTokens: false,
+  });
+  return {
+    frames: Uint8Array.from({ length: frames * side * side * 3 }, (_, j) => (j * 37 + (j >> 7) * 11) % 256),
+    count: frames,
+    width: side,
+    height: side,
+    prompt: [...head, image, ...tail],
+    answer: [4, 5, 6, 2],
+    group: 'fixture',
+  };
+}
+
+describe('TimeViper training forward', () => {
+  it('its answer rows are the inference prefill’s logits (drops, TransV, gates as ops of α)', async () => {
+    const { model, tokenizer } = await transvModel();
+    using _ = model;
+    const ex = transvExample(tokenizer);
+    const fwd = model.forward();
+    const all = await fwd.logits(ex);
+    fwd[Symbol.dispose]();
+    assert.deepEqual(all.shape, [ex.prompt.length + ex.answer.length - 1, 320]);
+    // Row P − 1 predicts the first answer token: the prefill of the prompt alone (the runner's path, gates read
+    // as numbers) gives it — the attention-guided stage's query is the last prompt token in both, as in the
+    // official training, and the answer tokens after it change nothing before them.
+    const store = new Map([...model.weights].map(([n, w]) => [n, w.reshape(w.shape)]));
+    using m = await TimeViperModel.fromParams(model.config, new ParamStore(store));
+    const image = model.config.imageTokenId;
+    const prompt = ex.prompt.flatMap((t) => (t === image ? new Array(ex.count).fill(image) : [t]));
+    using pixels = ops.tensor(
+      cpu,
+      siglipPixels(
+        Array.from({ length: ex.count }, (_, t) => ({
+          width: 30,
+          height: 30,
+          data: ex.frames.subarray(t * 2700, (t + 1) * 2700),
+        })),
+        30,
+      ),
+      [ex.count, 3, 30, 30],
+    );
+    using visual = await m.encode(pixels);
+    const vocab = 320;
+    const rows = (await all.data()) as Float32Array;
+    using session = m.session(512);
+    using want = await session.prefill({ ids: prompt, visual });
+    assert.ok(session.kept.at(-1)!.length < ex.count * 16, 'the fixture’s stages drop tokens');
+    const r = ex.prompt.length - 1;
+    const got = rows.subarray(r * vocab, (r + 1) * vocab);
+    const w = (await want.data()) as Float32Array;
+    const scale = Math.max(...w.map(Math.abs));
+    const err = Math.max(...got.map((v, i) => Math.abs(v - w[i])));
+    assert.ok(err <= 1e-4 * scale, `row ${r}: ${err} vs scale ${scale}`);
+    all.dispose();
+  });
+
+  it('α’s gradient (through tanh(α) in the forward) matches central differences', async () => {
+    const { model, tokenizer } = await transvModel();
+    using _ = model;
+    const ex = transvExample(tokenizer);
+    const alpha = model.weights.get('llm_backbone.llm.backbone.alpha')!;
+    const { targets } = teacherForced(ex);
+    assert.ok(targets.some((t) => t !== IGNORE));
+    const loss = async () => {
+      using fwd = model.forward();
+      const logits = await fwd.logits(ex);
+      const t = ops.tensor(cpu, targets, [targets.length], 'i32');
+      return autogradEngine.crossEntropy(logits, t, { ignoreIndex: IGNORE });
+    };
+    const { value, grads } = await valueAndGradAsync(loss, [alpha]);
+    const g = Array.from(await grads[0].data());
+    grads[0].dispose();
+    const base = Float32Array.from(await alpha.data());
+    const at = async (i: number, h: number) => {
+      const v = Float32Array.from(base);
+      v[i] += h;
+      cpu.upload(alpha, v);
+      const l = await valueAndGradAsync(loss, []);
+      return l.value;
+    };
+    const fd: number[] = [];
+    for (let i = 0; i < base.length; i++) fd.push(((await at(i, 1e-3)) - (await at(i, -1e-3))) / 2e-3);
+    cpu.upload(alpha, base);
+    assert.equal((await valueAndGradAsync(loss, [])).value, value, 'α restored');
+    const scale = Math.max(...fd.map(Math.abs));
+    assert.ok(scale > 1e-3, `the loss depends on α: ${fd}`);
+    for (let i = 0; i < g.length; i++)
+      assert.ok(Math.abs(g[i] - fd[i]) <= 2e-2 * scale, `α[${i}]: ${g[i]} vs finite differences ${fd[i]}`);
+  });
+});
+
+describe('longshot train on a tiny needle TimeViper', () => {
+  it('learns what only the video tells, and its checkpoint loads through the facade and answers', async () => {
+    const recipe = tinyRecipe(() => {}, TINY_TIMEVIPER_PATH);
+    const pool = await openSource(recipe.data.train, { tokenizer: null, prompt: (q) => q });
+    const items = await pool.fixed(0);
+    const bound = blindBound(items);
+    assert.ok(bound > 0.1, `the pool must hold askings only the video answers (blind bound ${bound})`);
+    const losses: number[] = [];
+    const report = await train({
+      recipe,
+      backend: cpu,
+      engine: autogradEngine,
+      onStep: (s) => losses.push(s.loss),
+    });
+    const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
+    const last = losses.slice(-20).reduce((a, b) => a + b) / 20;
+    assert.ok(first > 3, `an untrained model starts near ln(vocab): ${first}`);
+    assert.ok(last < bound / 3, `final loss ${last} should be far below the blind bound ${bound}`);
+    assert.ok(report.eval && report.eval.accuracy >= 0.75, `pool accuracy ${report.eval?.accuracy}`);
+
+    // The checkpoint: the official layout with α, opened as `longshot ask --model <dir>` opens it.
+    const dir = report.checkpoint;
+    const ck = await Checkpoint.open(dir);
+    assert.ok(ck.names().includes('llm_backbone.llm.backbone.alpha'));
+    assert.ok(ck.names().includes('projector.projector.0.weight'));
+    await ck.close();
+    const summary = await inspectModel(dir);
+    assert.equal(summary.family.name, 'timeviper');
+    const runner = await summary.checkpoint.load(cpu, 'tiny');
+    const tok = await Tokenizer.fromDir(dir);
+    let right = 0;
+    try {
+      for (const ex of items) {
+        const side = ex.width;
+        const frames: Frame[] = Array.from({ length: ex.count }, (_, i) => ({
+          index: i,
+          timestampSec: i,
+          width: side,
+          height: side,
+          data: ex.frames.subarray(i * side * side * 3, (i + 1) * side * side * 3),
+        }));
+        async function* batches() {
+          yield frames;
+        }
+        // As `longshot ask --reduce transv`: the prefill runs the drop stage it was trained with.
+        const video = await runner.encode(batches(), {
+          kind: 'video',
+          timestampsSec: frames.map((f) => f.timestampSec),
+          sampling: { sampling: 'uniform', frames: 8, fps: 1, maxEdge: 56, minEdge: 56 },
+          reduction: { reduction: tokenReductions().find((r) => r.name === 'transv')!, keep: 0 },
+        });
+        // The question as text: the needle prompt's words between <|vision_end|> and <|im_end|>.
+        const ve = ex.prompt.indexOf(tok.tokenToId('<|vision_end|>')!);
+        const q = ex.prompt.indexOf(tok.tokenToId('<|im_end|>')!, ve);
+        const question = tok.decode(ex.prompt.slice(ve + 1, q), { skipSpecialTokens: false });
+        const gen = runner.generate([{ role: 'user', content: question }], video, { maxNewTokens: 6 });
+        const pieces: string[] = [];
+        let r = await gen.next();
+        for (; !r.done; r = await gen.next()) pieces.push(r.value);
+        video.dispose();
+        const want = tok.decode(ex.answer.slice(0, -1), { skipSpecialTokens: true });
+        if (pieces.join('').trim() === want.trim()) right++;
+      }
+    } finally {
+      runner.dispose();
+    }
+    assert.ok(right >= 6, `the loaded checkpoint answers ${right} of ${items.length} pool askings right`);
+  });
+});
