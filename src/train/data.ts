@@ -45,6 +45,8 @@ export interface DataContext {
   /** The model's tokenizer (JSONL); needle data brings its own. */
   tokenizer: Tokenizer | null;
   prompt: PromptBuilder;
+  /** What ends an answer (JSONL), `<|im_end|>` when absent (TimeViper's own tokenizer: a nano_base turn end). */
+  answerEnd?: string;
 }
 
 export async function openSource(spec: DataSpec, ctx: DataContext): Promise<DataSource> {
@@ -317,7 +319,7 @@ class JsonlSource implements DataSource {
       width: side,
       height: side,
       prompt: tok.encode(this.ctx.prompt(item.question), { addSpecialTokens: false }),
-      answer: tok.encode(`${item.answer}<|im_end|>`, { addSpecialTokens: false }),
+      answer: tok.encode(`${item.answer}${this.ctx.answerEnd ?? '<|im_end|>'}`, { addSpecialTokens: false }),
       group: 'all',
     };
   }

@@ -21,6 +21,8 @@ export interface TrainModel extends Disposable {
   forward(): TrainForward;
   /** The prompt text of a question from JSONL data, when the family's is not Vamba's. */
   prompt?(question: string): string;
+  /** What ends an answer from JSONL data, when not `<|im_end|>`. */
+  readonly answerEnd?: string;
   /** Greedy answers (at most maxNew tokens each, stopping at <|im_end|>, which is left out). */
   answers(examples: readonly Example[], maxNew: number): Promise<number[][]>;
 }

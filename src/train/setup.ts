@@ -97,11 +97,10 @@ export async function setupModel(
       throw new ModelError(`${dir}: no tokenizer.json; a training run needs the model's tokenizer`);
     const tokenizer = await Tokenizer.fromDir(dir);
     const config = await readJson(join(dir, 'config.json'));
-    const imEnd = imEndOf(tokenizer, dir);
     const model =
       m.family === 'timeviper'
-        ? await TimeViperTrainModel.load(dir, config, backend, dtype, tokenizer, imEnd)
-        : await VambaTrainModel.load(dir, config, backend, dtype, imEnd);
+        ? await TimeViperTrainModel.load(dir, config, backend, dtype, tokenizer)
+        : await VambaTrainModel.load(dir, config, backend, dtype, imEndOf(tokenizer, dir));
     return { model, tokenizer, files };
   };
   if (resumeDir) return load(resumeDir);
@@ -121,8 +120,7 @@ export async function setupModel(
     if (!files['tokenizer.json'])
       throw new InputError(`${recipe.path}: model.tokenizer ${m.tokenizer} holds no tokenizer.json`);
   }
-  if (m.family === 'timeviper')
-    return timeViperScratch(recipe, files, backend, dtype, (tok) => imEndOf(tok, recipe.path));
+  if (m.family === 'timeviper') return timeViperScratch(recipe, files, backend, dtype);
   files['preprocessor_config.json'] ??= json(NEEDLE_PREPROCESSOR);
   const config = m.config!;
   files['generation_config.json'] ??= json({

@@ -99,7 +99,6 @@ export function timeViperScratch(
   base: ExtraFiles,
   backend: Backend,
   dtype: DType,
-  imEndOf: (tok: Tokenizer) => number,
 ): { model: TimeViperTrainModel; tokenizer: Tokenizer; files: ExtraFiles } {
   let files = base;
   if (newTokenizer(files).tokenToId(IMAGE_TOKEN) === undefined) files = withNanoSpecials(files);
@@ -133,15 +132,7 @@ export function timeViperScratch(
       2,
     )}\n`,
   };
-  const model = TimeViperTrainModel.scratch(
-    configJson,
-    backend,
-    dtype,
-    recipe.seed,
-    tokenizer,
-    imEndOf(tokenizer),
-    where,
-  );
+  const model = TimeViperTrainModel.scratch(configJson, backend, dtype, recipe.seed, tokenizer, where);
   return { model, tokenizer, files };
 }
 
@@ -152,15 +143,25 @@ export class TimeViperTrainModel implements TrainModel {
   readonly #head: number[];
   readonly #tail: number[];
   readonly #visionEnd: number | undefined;
+  /** What ends an answer (JSONL data), and its last token: greedy answers stop there. */
+  readonly answerEnd: string;
+  readonly imEnd: number;
 
   private constructor(
     readonly configJson: Record<string, unknown>,
     readonly weights: Map<string, Tensor>,
     readonly tokenizer: Tokenizer,
-    /** The tokenizer's <|im_end|> id: answers end with it. */
-    readonly imEnd: number,
     where: string,
   ) {
+    // Needle tokenizers end answers with <|im_end|>; TimeViper's own ends a nano_base turn with <SPECIAL_12>.
+    const needle = tokenizer.tokenToId('<|im_end|>');
+    this.answerEnd = needle === undefined ? '\n<SPECIAL_12>' : '<|im_end|>';
+    const end = needle ?? tokenizer.tokenToId('<SPECIAL_12>');
+    if (end === undefined)
+      throw new ModelError(
+        `${where}: the tokenizer has neither <|im_end|> nor <SPECIAL_12> (answers end with one)`,
+      );
+    this.imEnd = end;
     const parsed = parseTimeViperConfig(configJson, where);
     const image = tokenizer.tokenToId(IMAGE_TOKEN);
     // An official checkpoint's config leaves the placeholder to the tokenizer (−1), as the runner reads it.
@@ -186,7 +187,6 @@ export class TimeViperTrainModel implements TrainModel {
     dtype: DType,
     seed: number,
     tokenizer: Tokenizer,
-    imEnd: number,
     where: string,
   ): TimeViperTrainModel {
     const specs = timeViperSpecs(parseTimeViperConfig(configJson, where));
@@ -197,7 +197,7 @@ export class TimeViperTrainModel implements TrainModel {
         ops.tensor(backend, values.get(s.name)!, s.shape, s.name === ALPHA ? 'f32' : dtype),
       ]),
     );
-    return new TimeViperTrainModel(configJson, weights, tokenizer, imEnd, where);
+    return new TimeViperTrainModel(configJson, weights, tokenizer, where);
   }
 
   /** The weights of a checkpoint directory in the official layout (model.safetensors or a torch.save file). */
@@ -207,7 +207,6 @@ export class TimeViperTrainModel implements TrainModel {
     backend: Backend,
     dtype: DType,
     tokenizer: Tokenizer,
-    imEnd: number,
   ): Promise<TimeViperTrainModel> {
     const where = join(dir, 'config.json');
     const config = parseTimeViperConfig(configJson, where);
@@ -219,7 +218,7 @@ export class TimeViperTrainModel implements TrainModel {
       await source.close();
     }
     const weights = new Map(timeViperSpecs(config).map((s) => [s.name, store.take(s.name)]));
-    return new TimeViperTrainModel(configJson, weights, tokenizer, imEnd, where);
+    return new TimeViperTrainModel(configJson, weights, tokenizer, where);
   }
 
   /** The prompt text of a question (JSONL data): nano_base with one `<image>` (made one per frame later). */
@@ -245,7 +244,7 @@ export class TimeViperTrainModel implements TrainModel {
       return [...p.slice(0, first), ...frames, ...p.slice(end)];
     }
     const ve = this.#visionEnd === undefined ? -1 : p.indexOf(this.#visionEnd);
-    const q = ve < 0 ? -1 : p.indexOf(this.imEnd, ve);
+    const q = ve < 0 || this.answerEnd !== '<|im_end|>' ? -1 : p.indexOf(this.imEnd, ve);
     if (q < 0)
       throw new InputError(
         `TimeViper training: a prompt has neither ${IMAGE_TOKEN} placeholders nor the needle form (<|vision_end|> question <|im_end|>)`,

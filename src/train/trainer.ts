@@ -104,8 +104,9 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     ? await setupTeacher(recipe.distill.teacher, backend, dtype, tokenizer)
     : null;
   const prompt = (q: string) => model.prompt?.(q) ?? vambaPrompt([{ role: 'user', content: q }]);
-  const trainData = await openSource(recipe.data.train, { tokenizer, prompt });
-  const evalData = recipe.data.eval ? await openSource(recipe.data.eval, { tokenizer, prompt }) : null;
+  const ctx = { tokenizer, prompt, answerEnd: model.answerEnd };
+  const trainData = await openSource(recipe.data.train, ctx);
+  const evalData = recipe.data.eval ? await openSource(recipe.data.eval, ctx) : null;
   try {
     // ---- what trains ----
     const names = [...model.weights.keys()];

@@ -4,7 +4,7 @@
  * TransV stage learns on CPU what only the video tells, and its checkpoint loads through the facade and answers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -26,6 +26,7 @@ import { autogradEngine } from '../../src/train/engine.js';
 import { IGNORE, teacherForced } from '../../src/train/model.js';
 import { TimeViperTrainModel } from '../../src/train/timeviper.js';
 import { train } from '../../src/train/trainer.js';
+import { H264, makeVideo } from '../media/fixtures.js';
 import { writeTinyTimeViper } from '../models/tiny-timeviper.js';
 import { blindBound, TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
@@ -37,8 +38,7 @@ async function transvModel(): Promise<{ model: TimeViperTrainModel; tokenizer: T
   writeTinyTimeViper(dir, 'transv');
   const tokenizer = await Tokenizer.fromDir(dir);
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  // The fixture's tokenizer has no <|im_end|>: any id serves the forward (answers are not asked for here).
-  return { model: await TimeViperTrainModel.load(dir, config, cpu, 'f32', tokenizer, 2), tokenizer };
+  return { model: await TimeViperTrainModel.load(dir, config, cpu, 'f32', tokenizer), tokenizer };
 }
 
 /** A nano_base example over 5 frames of 30×30 (its prompt ends the way the runner's does). */
@@ -208,5 +208,56 @@ describe('longshot train on a tiny needle TimeViper', () => {
       runner.dispose();
     }
     assert.ok(right >= 6, `the loaded checkpoint answers ${right} of ${items.length} pool askings right`);
+  });
+});
+
+describe('recipes/timeviper.json', () => {
+  it('trains the projector and the TransV gates α of a checkpoint on JSONL videos, nothing else', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'longshot-tv-'));
+    writeTinyTimeViper(dir, 'transv');
+    await makeVideo(join(dir, 'clip.mp4'), { width: 30, height: 30, frames: 8, fps: 4, encode: H264 });
+    const line = {
+      video: 'clip.mp4',
+      conversations: [
+        { from: 'human', value: '<video>\nwhat is it?' },
+        { from: 'gpt', value: 'it is' },
+      ],
+    };
+    writeFileSync(join(dir, 'train.jsonl'), `${JSON.stringify(line)}\n`);
+    const recipe = tinyRecipe(
+      (j) => {
+        j.model.from = dir;
+        j.data.train = { kind: 'jsonl', path: join(dir, 'train.jsonl'), frames: 4, size: 30 };
+        j.schedule = { steps: 2, warmup: 0 };
+        j.batch = { videos: 1 };
+        j.precision = 'f32';
+        j.optimizer.lr = 0.01;
+      },
+      join(import.meta.dirname, '..', '..', 'recipes', 'timeviper.json'),
+    );
+    const notes: string[] = [];
+    const report = await train({ recipe, backend: cpu, engine: autogradEngine, note: (l) => notes.push(l) });
+    assert.ok(Number.isFinite(report.finalLoss), `loss ${report.finalLoss}`);
+    assert.ok(!notes.some((l) => l.includes('stays fixed')), notes.join('\n'));
+    const before = await Checkpoint.open(dir);
+    const after = await Checkpoint.open(report.checkpoint);
+    const changed = async (name: string) => {
+      const a = (await before.read(name)).data as Float32Array;
+      const b = (await after.read(name)).data as Float32Array;
+      return a.some((v, i) => v !== b[i]);
+    };
+    try {
+      assert.ok(await changed('llm_backbone.llm.backbone.alpha'), 'α trains');
+      assert.ok(await changed('projector.projector.2.weight'), 'the projector trains');
+      for (const frozen of [
+        'llm_backbone.llm.lm_head.weight',
+        'llm_backbone.llm.backbone.merge_modules.0.q_proj.weight',
+        'vision_backbone.featurizer.blocks.0.attn.qkv.weight',
+      ])
+        assert.ok(!(await changed(frozen)), `${frozen} stays`);
+    } finally {
+      await before.close();
+      await after.close();
+    }
   });
 });
