@@ -14,6 +14,7 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
   assert.deepEqual(files.sort(), [
     'mambamia.json',
     'needle-qwen2vl.json',
+    'needle-timeviper.json',
     'needle-vamba.json',
     'timeviper.json',
     'vamba-stage1.json',
@@ -71,6 +72,13 @@ test('bad recipes: each error names the file, the key and what is wrong', () => 
     [(j) => (j.schedule.steps = 2.5), 'schedule.steps must be an integer, got 2.5'],
     [(j) => (j.schedule.minRatio = 2), 'schedule.minRatio must be at most 1, got 2'],
     [(j) => (j.batch = { videos: 2, accumulate: 4 }), 'batch.accumulate (4) cannot exceed batch.videos (2)'],
+    [
+      (j) => {
+        j.model.family = 'timeviper';
+        j.batch.checkpoint = true;
+      },
+      'batch.checkpoint cannot be used with TimeViper: its forward awaits host decisions',
+    ],
     [
       (j) => (j.model.family = 'llama'),
       'model.family must be one of "vamba", "qwen2vl", "timeviper", "mambamia", got "llama"',
