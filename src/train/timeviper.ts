@@ -5,10 +5,8 @@
  * records under valueAndGradAsync. The TransV gates are built from the α tensor (tanh inside the forward), so α
  * trains. Checkpoints are the official state-dict layout (src/models/timeviper/weights.ts) with our config.json.
  *
- * Prompts are TimeViper's nano_base with one `<image>` per frame. The trainer's examples carry the official
- * Vamba prompt (needle data) — rewritten as tools/reference/needle_timeviper.py's NeedleTimeViper does: the
- * question between `<|vision_end|>` and `<|im_end|>` into nano_base, the same answer — or already a nano_base
- * prompt (JSONL data, `prompt` below), whose `<image>` run becomes one placeholder per frame. Only the answer
+ * Prompts are TimeViper's nano_base with one `<image>` per frame (NanoPrompts: needle examples carry the official
+ * Vamba prompt and are rewritten as tools/reference/needle_timeviper.py's NeedleTimeViper does). Only the answer
  * rows' logits are the model's own: the prompt rows carry no loss and hold the first row's.
  */
 import { join } from 'node:path';
@@ -136,13 +134,54 @@ export function timeViperScratch(
   return { model, tokenizer, files };
 }
 
-export class TimeViperTrainModel implements TrainModel {
-  readonly untrainable = new Map<string, string>();
-  readonly config: TimeViperConfig;
-  /** The nano_base prompt around a question (needle prompts are rewritten into it). */
+/**
+ * Example prompts as nano_base ids with one `<image>` per frame: a nano_base prompt's `<image>` run (JSONL data)
+ * is made one per frame; a needle prompt (the official Vamba prompt) is rewritten as needle_timeviper.py's
+ * nano_base_ids does — the question between `<|vision_end|>` and the next `<|im_end|>` inside nano_base.
+ */
+export class NanoPrompts {
+  /** nano_base before and after the question. */
   readonly #head: number[];
   readonly #tail: number[];
   readonly #visionEnd: number | undefined;
+  readonly #imEnd: number | undefined;
+
+  constructor(
+    tokenizer: Tokenizer,
+    readonly image: number,
+  ) {
+    const mark = 'QUESTION';
+    const { text } = nanoBasePrompt([{ role: 'user', content: mark }], 0);
+    const at = text.indexOf(mark);
+    const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
+    this.#head = encode(text.slice(0, at));
+    this.#tail = encode(text.slice(at + mark.length));
+    this.#visionEnd = tokenizer.tokenToId('<|vision_end|>');
+    this.#imEnd = tokenizer.tokenToId('<|im_end|>');
+  }
+
+  ids(prompt: readonly number[], frames: number): number[] {
+    const images = new Array<number>(frames).fill(this.image);
+    const first = prompt.indexOf(this.image);
+    if (first >= 0) {
+      let end = first;
+      while (prompt[end] === this.image) end++;
+      return [...prompt.slice(0, first), ...images, ...prompt.slice(end)];
+    }
+    const ve = this.#visionEnd === undefined ? -1 : prompt.indexOf(this.#visionEnd);
+    const q = ve < 0 || this.#imEnd === undefined ? -1 : prompt.indexOf(this.#imEnd, ve);
+    if (q < 0)
+      throw new InputError(
+        `TimeViper training: a prompt has neither ${IMAGE_TOKEN} placeholders nor the needle form (<|vision_end|> question <|im_end|>)`,
+      );
+    return [...this.#head, ...images, ...prompt.slice(ve + 1, q), ...this.#tail];
+  }
+}
+
+export class TimeViperTrainModel implements TrainModel {
+  readonly untrainable = new Map<string, string>();
+  readonly config: TimeViperConfig;
+  readonly #prompts: NanoPrompts;
   /** What ends an answer (JSONL data), and its last token: greedy answers stop there. */
   readonly answerEnd: string;
   readonly imEnd: number;
@@ -150,7 +189,7 @@ export class TimeViperTrainModel implements TrainModel {
   private constructor(
     readonly configJson: Record<string, unknown>,
     readonly weights: Map<string, Tensor>,
-    readonly tokenizer: Tokenizer,
+    tokenizer: Tokenizer,
     where: string,
   ) {
     // Needle tokenizers end answers with <|im_end|>; TimeViper's own ends a nano_base turn with <SPECIAL_12>.
@@ -171,13 +210,7 @@ export class TimeViperTrainModel implements TrainModel {
       throw new ModelError(
         `${where}: the tokenizer's ${IMAGE_TOKEN} is ${image ?? 'missing'}, image_token_index ${this.config.imageTokenId}`,
       );
-    const mark = 'QUESTION';
-    const { text } = nanoBasePrompt([{ role: 'user', content: mark }], 0);
-    const at = text.indexOf(mark);
-    const encode = (s: string) => tokenizer.encode(s, { addSpecialTokens: false });
-    this.#head = encode(text.slice(0, at));
-    this.#tail = encode(text.slice(at + mark.length));
-    this.#visionEnd = tokenizer.tokenToId('<|vision_end|>');
+    this.#prompts = new NanoPrompts(tokenizer, this.config.imageTokenId);
   }
 
   /** A new model from `configJson` (llm_config.vocab_size and image_token_index set) with PyTorch-style weights. */
@@ -232,26 +265,6 @@ export class TimeViperTrainModel implements TrainModel {
     return TimeViperModel.fromParams(this.config, new ParamStore(views), alphaTensor);
   }
 
-  /** The example's prompt as nano_base ids with one `<image>` per frame. */
-  #prompt(ex: Example): number[] {
-    const p = ex.prompt;
-    const image = this.config.imageTokenId;
-    const frames = new Array<number>(ex.count).fill(image);
-    const first = p.indexOf(image);
-    if (first >= 0) {
-      let end = first;
-      while (p[end] === image) end++;
-      return [...p.slice(0, first), ...frames, ...p.slice(end)];
-    }
-    const ve = this.#visionEnd === undefined ? -1 : p.indexOf(this.#visionEnd);
-    const q = ve < 0 || this.answerEnd !== '<|im_end|>' ? -1 : p.indexOf(this.imEnd, ve);
-    if (q < 0)
-      throw new InputError(
-        `TimeViper training: a prompt has neither ${IMAGE_TOKEN} placeholders nor the needle form (<|vision_end|> question <|im_end|>)`,
-      );
-    return [...this.#head, ...frames, ...p.slice(ve + 1, q), ...this.#tail];
-  }
-
   #pixels(ex: Example, backend: Backend): Tensor {
     const n = ex.width * ex.height * 3;
     const frames = Array.from({ length: ex.count }, (_, t) => ({
@@ -269,7 +282,7 @@ export class TimeViperTrainModel implements TrainModel {
       logits: async (ex) => {
         model ??= await this.#model(true);
         const m = model;
-        const prompt = this.#prompt(ex);
+        const prompt = this.#prompts.ids(ex.prompt, ex.count);
         const ids = [...prompt, ...ex.answer.slice(0, -1)];
         const pixels = this.#pixels(ex, m.lm.embeddings.backend);
         const visual = await m.encode(pixels);
@@ -297,7 +310,7 @@ export class TimeViperTrainModel implements TrainModel {
     using m = await this.#model(false);
     const out: number[][] = [];
     for (const ex of examples) {
-      const ids = this.#prompt(ex);
+      const ids = this.#prompts.ids(ex.prompt, ex.count);
       using pixels = this.#pixels(ex, m.lm.embeddings.backend);
       using visual = await m.encode(pixels);
       using session = m.session(ids.length + ex.count * visual.shape[1] + maxNew);

@@ -19,12 +19,13 @@ import { TimeViperModel } from '../../src/models/timeviper/model.js';
 import { ParamStore } from '../../src/nn/params.js';
 import '../../src/models/index.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
+import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { getBackend } from '../../src/runtime/device.js';
 import * as ops from '../../src/runtime/ops.js';
 import { type Example, openSource } from '../../src/train/data.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { IGNORE, teacherForced } from '../../src/train/model.js';
-import { TimeViperTrainModel } from '../../src/train/timeviper.js';
+import { NanoPrompts, TimeViperTrainModel, withNanoSpecials } from '../../src/train/timeviper.js';
 import { train } from '../../src/train/trainer.js';
 import { H264, makeVideo } from '../media/fixtures.js';
 import { writeTinyTimeViper } from '../models/tiny-timeviper.js';
@@ -62,6 +63,40 @@ function transvExample(tokenizer: Tokenizer): Example {
     group: 'fixture',
   };
 }
+
+describe('TimeViper training prompts', () => {
+  it('a needle tokenizer gets needle_timeviper.py’s specials, and a needle prompt its nano_base rewrite', async () => {
+    // tools/reference/needle_timeviper.py wrote the fixture: the needle tokenizer with its specials added, and
+    // nano_base_ids of an exported prompt row (system, user with the vision markers and a question, assistant).
+    const dir = join(import.meta.dirname, '..', 'fixtures', 'timeviper', 'needle-tiny', 'tokenizer');
+    const want = JSON.parse(readFileSync(join(dir, 'prompt.json'), 'utf8'));
+    const files = withNanoSpecials({
+      'tokenizer.json': JSON.stringify(needleTokenizerJson(1)),
+      'tokenizer_config.json': JSON.stringify(needleTokenizerConfig()),
+    });
+    const ours = new Tokenizer(
+      JSON.parse(files['tokenizer.json']!),
+      JSON.parse(files['tokenizer_config.json']!),
+    );
+    const theirs = await Tokenizer.fromDir(dir);
+    for (const t of ['<SPECIAL_10>', '<SPECIAL_11>', '<SPECIAL_12>', '<image>', '<|im_end|>'])
+      assert.equal(ours.tokenToId(t), theirs.tokenToId(t), t);
+    const id = (t: string) => ours.tokenToId(t)!;
+    const [start, end, visionStart, visionEnd] = [
+      '<|im_start|>',
+      '<|im_end|>',
+      '<|vision_start|>',
+      '<|vision_end|>',
+    ].map(id);
+    const q = want.question_ids as number[];
+    const row = [start, 9, end, start, 9, visionStart, visionEnd, ...q, end, start, 9];
+    const prompts = new NanoPrompts(ours, id('<image>'));
+    assert.deepEqual(prompts.ids(row, want.frames), want.prompt_ids);
+    // A nano_base prompt with one placeholder (JSONL data) gets one per frame.
+    assert.deepEqual(prompts.ids(prompts.ids(row, 1), want.frames), want.prompt_ids);
+    assert.throws(() => prompts.ids([start, 9, end], 2), /neither <image> placeholders nor the needle form/);
+  });
+});
 
 describe('TimeViper training forward', () => {
   it('its answer rows are the inference prefill’s logits (drops, TransV, gates as ops of α)', async () => {
