@@ -4,7 +4,7 @@
  * TransV stage learns on CPU what only the video tells, and its checkpoint loads through the facade and answers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -19,6 +19,7 @@ import { TimeViperModel } from '../../src/models/timeviper/model.js';
 import { ParamStore } from '../../src/nn/params.js';
 import '../../src/models/index.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { getBackend } from '../../src/runtime/device.js';
 import * as ops from '../../src/runtime/ops.js';
@@ -27,8 +28,9 @@ import { autogradEngine } from '../../src/train/engine.js';
 import { IGNORE, teacherForced } from '../../src/train/model.js';
 import { NanoPrompts, TimeViperTrainModel, withNanoSpecials } from '../../src/train/timeviper.js';
 import { train } from '../../src/train/trainer.js';
+import { relErr } from '../helpers.js';
 import { H264, makeVideo } from '../media/fixtures.js';
-import { writeTinyTimeViper } from '../models/tiny-timeviper.js';
+import { writeTimeViperTokenizer, writeTinyTimeViper } from '../models/tiny-timeviper.js';
 import { blindBound, TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
 const cpu = await getBackend('cpu');
@@ -139,6 +141,42 @@ describe('TimeViper training forward', () => {
     const err = Math.max(...got.map((v, i) => Math.abs(v - w[i])));
     assert.ok(err <= 1e-4 * scale, `row ${r}: ${err} vs scale ${scale}`);
     all.dispose();
+  });
+
+  it('its answer rows are PyTorch’s (needle_timeviper.py’s model on the needle-tiny fixture)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'longshot-tv-'));
+    const fixture = join(import.meta.dirname, '..', 'fixtures', 'timeviper', 'needle-tiny');
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(fixture, f), join(dir, f));
+    writeTimeViperTokenizer(dir, 41);
+    const tokenizer = await Tokenizer.fromDir(dir);
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    using model = await TimeViperTrainModel.load(dir, config, cpu, 'f32', tokenizer);
+    await using ref = await SafetensorsFile.open(join(fixture, 'reference.safetensors'));
+    const raw = await ref.read('frames');
+    const ids = Array.from((await ref.read('input_ids')).data as BigInt64Array, Number);
+    const want = (await ref.read('logits')).data as Float32Array; // [ids, vocab], row j predicts ids[j + 1]
+    const [frames, height, width] = raw.shape;
+    // The fixture's prompt with one placeholder (made one per frame) and its last three ids as the answer.
+    const first = ids.indexOf(41);
+    const ex: Example = {
+      frames: raw.data as Uint8Array,
+      count: frames,
+      width,
+      height,
+      prompt: [...ids.slice(0, first + 1), ...ids.slice(first + frames, -3)],
+      answer: ids.slice(-3),
+      group: 'fixture',
+    };
+    const fwd = model.forward();
+    using logits = await fwd.logits(ex);
+    fwd[Symbol.dispose]();
+    const got = (await logits.data()) as Float32Array;
+    const vocab = 40;
+    for (let a = 0; a < 3; a++) {
+      const r = ex.prompt.length - 1 + a;
+      const w = want.subarray((ids.length - 4 + a) * vocab, (ids.length - 3 + a) * vocab);
+      assert.ok(relErr(got.subarray(r * vocab, (r + 1) * vocab), w) <= 1e-5, `answer row ${a}`);
+    }
   });
 
   it('α’s gradient (through tanh(α) in the forward) matches central differences', async () => {
