@@ -213,6 +213,16 @@ export class TimeViperTrainModel implements TrainModel {
     this.#prompts = new NanoPrompts(tokenizer, this.config.imageTokenId);
   }
 
+  /** The model of `configJson` over `weights` (every tensor of timeViperSpecs, by name). */
+  static create(
+    configJson: Record<string, unknown>,
+    weights: Map<string, Tensor>,
+    tokenizer: Tokenizer,
+    where = 'config.json',
+  ): TimeViperTrainModel {
+    return new TimeViperTrainModel(configJson, weights, tokenizer, where);
+  }
+
   /** A new model from `configJson` (llm_config.vocab_size and image_token_index set) with PyTorch-style weights. */
   static scratch(
     configJson: Record<string, unknown>,

@@ -8,6 +8,11 @@ gradients with these.
 
 Made with torch 1.13 on CPU (no safetensors module: train_needle.py's own writer). Tiny on purpose (hidden 16,
 2 layers, an 8-wide vision tower, vocabulary 32, one 2-frame 56×56 video): ≈ 200 KB.
+
+`--model timeviper` writes timeviper.safetensors instead: a tiny TimeViper of tools/reference/needle_timeviper.py
+(a 16-wide 1-block SigLIP at 112 px, ToMe to 16 tokens per frame, the projector, Nemotron-H blocks M*-M of width
+16; no drop stages: that PyTorch model has none), two frames computed from a formula (the test computes the same),
+checked by test/train/timeviper-grads.test.ts.
 """
 
 import argparse
@@ -28,10 +33,48 @@ def tiny_config():
     return c
 
 
+def timeviper_frames(frames, side):
+    """uint8 [frames, side, side, 3]: value (37·j + 101·f) mod 256 at element j of frame f."""
+    j = torch.arange(side * side * 3)
+    return torch.stack([(37 * j + 101 * f) % 256 for f in range(frames)]).to(torch.uint8).reshape(frames, side, side, 3)
+
+
+def timeviper(out):
+    import needle_timeviper as tv
+
+    a = argparse.Namespace(hidden=16, heads=2, pattern="M*-M", mamba_headdim=8, d_state=8, vision_dim=16, vision_heads=2, vision_depth=1)
+    vocab, image = 32, 32
+    c = tv.make_config(vocab, image, a)
+    torch.manual_seed(0)
+    model = tv.TimeViper(c).float()
+    frames = timeviper_frames(2, tv.SIDE)
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.cat([torch.randint(7, 32, (3,), generator=g), torch.tensor([image, image]), torch.randint(7, 32, (4,), generator=g)])
+    answer = torch.tensor([11, 17, tn.IM_END])
+    s = torch.cat([prompt, answer])[None]
+    tgt = torch.full_like(s, -100)
+    tgt[0, len(prompt) - 1 : s.shape[1] - 1] = answer
+    logits = model(frames[None], s)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+    loss.backward()
+    res = {"prompt": prompt.int(), "answer": answer.int(), "loss": loss.detach().reshape(1)}
+    for n, prm in model.named_parameters():
+        if prm.grad is None:  # the tower's last block and final norm: in the layout, not in the features
+            continue
+        res[f"weight.{n}"] = prm.detach().contiguous()
+        res[f"grad.{n}"] = prm.grad.detach().contiguous()
+    os.makedirs(out, exist_ok=True)
+    tn.save_file(res, os.path.join(out, "timeviper.safetensors"), metadata={"config": __import__("json").dumps(c), "torch": torch.__version__})
+    print(f"loss {loss.item():.6f}; {sum(p.numel() for p in model.parameters())} parameters")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
+    p.add_argument("--model", default="vamba", choices=["vamba", "timeviper"])
     a = p.parse_args()
+    if a.model == "timeviper":
+        return timeviper(a.out)
     torch.manual_seed(0)
     c = tiny_config()
     model = tn.Vamba(c).float()
