@@ -4,7 +4,11 @@ given targets; its weights, the tokens, the loss and every parameter's gradient 
 test/fixtures/grads/nemotron_h.safetensors. test/train/grad-fixtures.test.ts loads the weights into longshot's
 NemotronHForCausalLM and compares valueAndGrad's loss and gradients with these.
 
-    /usr/bin/python3 tools/reference/nemotron_h_grad_fixtures.py --out test/fixtures/grads
+    /usr/bin/python3 tools/reference/nemotron_h_grad_fixtures.py --out test/fixtures/grads \\
+        --check test/fixtures/nemotron_h
+
+`--check` first runs the model here on the transformers parity fixtures (tools/reference/nemotron_h_fixtures.py:
+transformers' NemotronHForCausalLM, its torch path) and asserts the same logits (within ~1e-6 of the largest).
 
 The model (per block: x + mixer(RMSNorm(x)), the residual kept in f32 as residual_in_fp32 asks):
   M  Mamba-2: in_proj → [z | xBC | dt]; depthwise causal conv1d (bias) + SiLU on xBC → x, B, C (n_groups groups,
@@ -33,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_needle import save_file  # noqa: E402
+from train_needle import load_file, save_file  # noqa: E402
 
 # config.json in the published spelling (parseNemotronHConfig reads it from the fixture's metadata).
 CONFIG = {
@@ -225,10 +229,35 @@ def run(model, ids, targets):
     return loss
 
 
+def check(root):
+    """This model against transformers: each case of the parity fixtures (tools/reference/nemotron_h_fixtures.py,
+    transformers' NemotronHForCausalLM) loaded here must give the logits transformers gave."""
+    worst = 0.0
+    for case in sorted(os.listdir(root)):
+        d = os.path.join(root, case)
+        if not os.path.isdir(d):
+            continue
+        with open(os.path.join(d, "config.json")) as f:
+            c = json.loads(f.read().replace("Infinity", "1e999"))
+        c.setdefault("time_step_limit", [0.0, float("inf")])
+        model = NemotronH(c).float()
+        model.load_state_dict(load_file(os.path.join(d, "model.safetensors")))
+        ref = load_file(os.path.join(d, "reference.safetensors"))
+        with torch.no_grad():
+            got = model(ref["full_ids"])
+        e = ((got - ref["logits"]).abs().max() / ref["logits"].abs().max()).item()
+        print(f"{case}: logits within {e:.1e} of transformers'")
+        worst = max(worst, e)
+    assert worst < 1e-4, "this model does not compute what transformers' NemotronH does"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
+    p.add_argument("--check", metavar="DIR", help="first compare the model with transformers' (test/fixtures/nemotron_h)")
     a = p.parse_args()
+    if a.check:
+        check(a.check)
     torch.manual_seed(0)
     c = CONFIG
     g = torch.Generator().manual_seed(7)
