@@ -95,10 +95,19 @@ export function estimateMemory(config: Qwen2VLConfig, opts: MemoryEstimateOption
   };
 }
 
-/** The cache one conversation holds while it decodes: the text decoder's K/V per token (Qwen2-VL, Vamba). */
+/**
+ * The memory one conversation holds while it decodes (Qwen2-VL, Vamba): the text decoder's K/V per token, a
+ * token's activations in a layer (as the prefill's in estimateMemory) and a row's f32 logits twice.
+ */
 export function decodeCacheOf(t: Qwen2VLTextConfig, dtype: DType): DecodeCacheSize {
   const layers = attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim);
-  return { bytesPerToken: kvBytesPerToken(layers, dtype), bytesPerSequence: 0 };
+  const mlpRows = t.hidden_act === 'silu' ? 3 : 4;
+  return {
+    bytesPerToken: kvBytesPerToken(layers, dtype),
+    bytesPerSequence: 0,
+    activationBytesPerToken: (8 * t.hidden_size + mlpRows * t.intermediate_size) * BYTES_PER_ELEMENT[dtype],
+    logitsBytes: 2 * t.vocab_size * 4,
+  };
 }
 
 /** A video's patch grid [t, h, w] from its frame count and decoded size, as the processor will make it. */
