@@ -328,12 +328,17 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         ? null
         : await untilAborted(engine.planEncode?.(file.path, encode) ?? nothing, signal);
       admission = await admit(plan?.peakBytes ?? 0);
-      const lease = await untilAborted(
-        cache.lease(key, () =>
-          engine.encodeVideo(file.path, { ...encode, progress: metrics.encoding(progress) }),
-        ),
-        signal,
+      const leasing = cache.lease(key, () =>
+        engine.encodeVideo(file.path, { ...encode, progress: metrics.encoding(progress) }),
       );
+      const lease = await untilAborted(leasing, signal).catch((e) => {
+        // Gone before the encode ended: let go of the video once it is there, so that it can be evicted.
+        leasing.then(
+          (l) => l.release(),
+          () => {},
+        );
+        throw e;
+      });
       admission.encoded(); // the video is in the cache now, measured
       const held = admission;
       const leased: Lease = {

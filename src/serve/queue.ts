@@ -70,7 +70,7 @@ export class RequestQueue {
         413,
         `this request needs ${this.ledger.describe(cost)}; ask for fewer max_tokens or a shorter conversation${cost.encode ? ', a video with fewer frames (the request\'s "frames", or smaller "max_edge")' : ''}, or serve with a larger --memory-budget or on a card with more memory`,
         'invalid_request_error',
-        cost.encode ? 'frames' : 'max_tokens',
+        cost.encode > cost.decode ? 'frames' : 'max_tokens',
         'request_too_large',
       );
     if (this.waiting.length || !this.fits(cost)) {
