@@ -8,8 +8,8 @@
 # beyond them (else it waits for the questions to end, or gets 413): it must be answered (status 200), never
 # fail out of memory. Results in $OUT/admit/:
 #   build_native.txt                             the addon build
-#   test_cuda_batch.txt                          test-cuda/batch.test.ts (continuations outgrowing a prefix's room
-#                                                keep it shared: nn/cache.ts)
+#   test_cuda_batch.txt                          test-cuda/batch.test.ts and decode.test.ts (continuations
+#                                                outgrowing a prefix's room keep it shared: nn/cache.ts)
 #   serve_load_<arch>_<frames>.json / .md / .log  the new video's status and time to first token, the questions'
 #                                                per-token latency before and during its encode, and the ledger
 #                                                (/metrics, GiB) before it arrived and after it was answered
@@ -24,8 +24,8 @@ step "build the addon (cached objects are reused)"
 # node directly: the GPU kit has no npm (bench/gpu/job.sh).
 timeout 240 node scripts/build-native.mjs >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
 
-step "test-cuda/batch.test.ts"
-timeout 150 node scripts/test-cuda.mjs batch >"$OUT/test_cuda_batch.txt" 2>&1
+step "test-cuda/batch.test.ts, decode.test.ts"
+timeout 200 node scripts/test-cuda.mjs batch.test decode.test >"$OUT/test_cuda_batch.txt" 2>&1
 echo "rc=$?"; grep -E '^ℹ (tests|pass|fail)|✖|^not ok' "$OUT/test_cuda_batch.txt" | head -20
 
 for run in qwen2vl:1024 qwen2vl:512 vamba:1024; do
