@@ -187,6 +187,8 @@ class SizedEngine implements ChatEngine {
   } as unknown as ModelInfo;
   encodes: string[] = [];
   readonly handles = new Map<string, VideoHandle & { freed: boolean }>();
+  /** When set, encodes wait for it. */
+  encodeGate: Promise<void> | null = null;
   /** Answers wait for `finish()`. */
   #gate!: () => void;
   #open = new Promise<void>((r) => {
@@ -210,6 +212,7 @@ class SizedEngine implements ChatEngine {
   async encodeVideo(path: unknown, _opts: EncodeOptions = {}): Promise<VideoHandle> {
     const name = String(path).split('/').at(-1)!;
     this.encodes.push(name);
+    await this.encodeGate;
     const h = handle(name, (this.#mib(path) / 2) * MiB);
     this.handles.set(name, h);
     return h;
@@ -321,6 +324,39 @@ describe('server: admission by the memory ledger', () => {
     engine.finish();
     assert.equal((await again).headers.get('x-longshot-video-cache'), 'hit');
     assert.equal(engine.encodes.length, 2);
+  });
+
+  it('a request gone while its video is encoded frees its reservations and lets go of the video', async () => {
+    const unused = server.cache.evictableBytes; // the videos the test before left
+    let open!: () => void;
+    engine.encodeGate = new Promise<void>((r) => {
+      open = r;
+    });
+    const client = new AbortController();
+    const gone = fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'sized',
+        messages: [{ role: 'user', content: [{ type: 'video_url', video_url: { url: '16.v' } }] }],
+      }),
+      signal: client.signal,
+    }).catch(() => null);
+    await until(async () => engine.encodes.includes('16.v'));
+    assert.equal((await gauges()).get('longshot_memory_encode_reserved_bytes'), 16 * MiB);
+    client.abort();
+    await gone;
+    await until(async () => (await gauges()).get('longshot_requests_running') === 0);
+    engine.encodeGate = null;
+    open();
+    // The encode ends after its request: the video is kept, used by nobody, so it can be evicted.
+    await until(async () => server.cache.evictableBytes === unused + 8 * MiB);
+    assert.equal(server.cache.evictableBytes, unused + 8 * MiB);
+    const m = await gauges();
+    assert.deepEqual(
+      [m.get('longshot_memory_decode_reserved_bytes'), m.get('longshot_memory_encode_reserved_bytes')],
+      [0, 0],
+    );
   });
 
   it('refuses a video that could never fit with 413 naming the sizes, before anything is encoded', async () => {
