@@ -51,8 +51,11 @@ async function both(kernels: string, out: () => Tensor): Promise<[Float32Array, 
 const OUT_TOL = { f32: 2e-6, bf16: 2 ** -7, f16: 2 ** -10 };
 
 // A loop, not Math.max(...v): a spread of a large output overflows the stack.
-const scaleOf = (v: ArrayLike<number>) =>
-  Array.prototype.reduce.call(v, (m: number, x) => Math.max(m, Math.abs(x as number)), 1e-30) as number;
+function scaleOf(v: ArrayLike<number>): number {
+  let m = 1e-30;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
+  return m;
+}
 
 test('cpu kernels: the native addon builds and loads wherever a C compiler is', () => {
   let cc = true;
