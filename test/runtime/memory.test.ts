@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import * as ops from '../../src/runtime/ops.js';
-import { keep, tidy } from '../../src/runtime/scope.js';
+import { keep, tidy, tidyAsync } from '../../src/runtime/scope.js';
 import { ShapeError } from '../../src/runtime/shape.js';
 
 const cpu = cpuBackend();
@@ -51,6 +51,32 @@ test('keep and nested tidy: survivors move to the enclosing scope', () => {
   assert.equal(live() - start, 5 * 4);
   assert.equal(kept.disposed, false);
   kept.dispose();
+  assert.equal(live(), start);
+});
+
+test('tidyAsync: its scope spans awaits, frees all but the result and kept tensors, and frees on errors', async () => {
+  const start = live();
+  let kept!: ReturnType<typeof ops.full>;
+  const out = await tidyAsync(async () => {
+    const x = ops.full(cpu, [4], 1);
+    await new Promise((r) => setTimeout(r, 1));
+    const y = tidy(() => ops.add(x, ops.full(cpu, [4], 2))); // survives into the async scope
+    await Promise.resolve();
+    kept = keep(ops.full(cpu, [3], 1));
+    return ops.mul(y, y);
+  });
+  assert.equal(live() - start, (4 + 3) * 4, 'the result and the kept tensor are left');
+  assert.deepEqual(await out.toArray(), [9, 9, 9, 9]);
+  out.dispose();
+  kept.dispose();
+  await assert.rejects(
+    tidyAsync(async () => {
+      ops.full(cpu, [6], 1);
+      await Promise.resolve();
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
   assert.equal(live(), start);
 });
 
