@@ -222,12 +222,18 @@ describe('longshot train on a tiny needle TimeViper', () => {
     const bound = blindBound(items);
     assert.ok(bound > 0.1, `the pool must hold askings only the video answers (blind bound ${bound})`);
     const losses: number[] = [];
+    const live: number[] = [];
     const report = await train({
       recipe,
       backend: cpu,
       engine: autogradEngine,
-      onStep: (s) => losses.push(s.loss),
+      onStep: (s) => {
+        losses.push(s.loss);
+        live.push(cpu.memory().current);
+      },
     });
+    // The awaiting forward leaves nothing behind from step to step (valueAndGradAsync frees what it made).
+    assert.equal(live.at(-1), live[0], 'memory held after a step');
     const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
     const last = losses.slice(-20).reduce((a, b) => a + b) / 20;
     assert.ok(first > 3, `an untrained model starts near ln(vocab): ${first}`);
