@@ -2,6 +2,7 @@
  * What the trainer asks of a model family: its weights by Hugging Face name, a recorded forward to the logits
  * of one example, greedy answers for the evaluation, and saving in the family's own checkpoint layout.
  */
+import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 
@@ -35,3 +36,28 @@ export function teacherForced(ex: Example): { ids: number[]; targets: Int32Array
 }
 
 export const IGNORE = -100;
+
+/**
+ * A greedy answer from the prompt's logits: argmax tokens fed back through `step` until <|im_end|> (left out)
+ * or `maxNew` tokens. Each logits tensor is freed once read.
+ */
+export async function greedyAnswer(
+  first: Tensor,
+  step: (token: number) => Tensor,
+  imEnd: number,
+  maxNew: number,
+): Promise<number[]> {
+  const answer: number[] = [];
+  let logits = first;
+  for (;;) {
+    const next = ops.argmax(logits);
+    logits.dispose();
+    const tok = await next.item();
+    next.dispose();
+    if (tok === imEnd) break;
+    answer.push(tok);
+    if (answer.length >= maxNew) break;
+    logits = step(tok);
+  }
+  return answer;
+}

@@ -166,6 +166,8 @@ function readText(
         text_config: { ...text, rope_scaling: rope },
         vision_config: vision,
         video_token_id,
+        // Where the video is marked in a prompt without its placeholder (training on the needle prompts).
+        vision_start_token_id: text.vision_start_token_id,
       },
       where,
     ),
