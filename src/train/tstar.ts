@@ -138,8 +138,12 @@ export class TstarTrainModel implements TrainModel {
     });
   }
 
-  /** `ids` with `count` video placeholders where the video goes, and where they start. */
-  #placed(ids: readonly number[], count: number): { ids: number[]; at: number } {
+  /**
+   * `ids` with `count` video placeholders where the video goes, where they start, and how many rows of the
+   * logits to drop there so that row j again predicts ids[j + 1]: all `count` after <|vision_start|>, all but the
+   * last (the placeholder's own row, which predicts the token after the video) at a placeholder.
+   */
+  #placed(ids: readonly number[], count: number): { ids: number[]; at: number; drop: number } {
     const pad = this.config.video_token_id;
     let at = ids.indexOf(pad);
     let rest = at + 1;
@@ -151,7 +155,11 @@ export class TstarTrainModel implements TrainModel {
           `TSTAR training: the prompt has neither the video placeholder (token ${pad}) nor <|vision_start|> (text_config.vision_start_token_id) to put the video after`,
         );
     }
-    return { ids: [...ids.slice(0, at), ...new Array<number>(count).fill(pad), ...ids.slice(rest)], at };
+    return {
+      ids: [...ids.slice(0, at), ...new Array<number>(count).fill(pad), ...ids.slice(rest)],
+      at,
+      drop: count - (rest - at),
+    };
   }
 
   forward(): TrainForward {
@@ -160,10 +168,10 @@ export class TstarTrainModel implements TrainModel {
       logits: (ex) =>
         tidy(() => {
           const video = this.#video(m, ex);
-          const n = video.shape[0];
-          const { ids, at } = this.#placed(teacherForced(ex).ids, n);
+          const { ids, at, drop } = this.#placed(teacherForced(ex).ids, video.shape[0]);
           const all = m.lm.sequence(m.embed({ ids, video }));
-          return ops.concat([ops.slice(all, 0, 0, at), ops.slice(all, 0, at + n, all.shape[0])], 0);
+          if (!drop) return all;
+          return ops.concat([ops.slice(all, 0, 0, at), ops.slice(all, 0, at + drop, all.shape[0])], 0);
         }),
       [Symbol.dispose]: () => m[Symbol.dispose](),
     };
