@@ -3,20 +3,21 @@
  * random checkpoints with either LLM (Qwen2; Nemotron-H through its whole-sequence path), the teacher-forced
  * logits rows equal the next-token logits of an inference prefill of the same prefix with the compressed video in
  * place — for a prompt holding the video placeholder and (Qwen2) for one that only marks the video with
- * <|vision_start|>, as the needle and Vamba prompts do.
+ * <|vision_start|>, as the needle and Vamba prompts do; and with a SigLIP tower.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { noGrad } from '../../src/autograd/index.js';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { defaultProcessor } from '../../src/models/qwen2vl/processor.js';
+import { siglipPixels } from '../../src/models/siglip/preprocess.js';
 import { parseTstarConfig } from '../../src/models/tstar/config.js';
 import { Tstar } from '../../src/models/tstar/model.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { relErr } from '../helpers.js';
-import { randomHost, storeOf, tinyTstarJson } from '../models/tiny-tstar.js';
+import { randomHost, storeOf, tinySiglip, tinyTstarJson } from '../models/tiny-tstar.js';
 
 const be = cpuBackend();
 
@@ -33,10 +34,12 @@ describe('TSTAR training forward = the family’s inference', () => {
     { text: 'qwen2' as const, marker: 'placeholder' as const },
     { text: 'qwen2' as const, marker: 'vision_start' as const },
     { text: 'nemotron_h' as const, marker: 'placeholder' as const },
+    { text: 'qwen2' as const, marker: 'placeholder' as const, siglip: true },
   ];
-  for (const { text, marker } of cases)
-    it(`${text}, video at its ${marker}`, async () => {
+  for (const { text, marker, siglip } of cases)
+    it(`${text}${siglip ? ' with a SigLIP tower' : ''}, video at its ${marker}`, async () => {
       const json = tinyTstarJson(text);
+      if (siglip) json.vision_config = tinySiglip('hf');
       if (text === 'qwen2') (json.text_config as Record<string, unknown>).vision_start_token_id = 3;
       const config = parseTstarConfig(json);
       const host = randomHost(config, 5);
@@ -56,20 +59,27 @@ describe('TSTAR training forward = the family’s inference', () => {
       assert.deepEqual(got.shape, [prompt.length + ex.answer.length - 1, vocab]);
       const all = await rows(got);
 
-      // Inference: the processed frames through the tower and compressor, the video where it goes, a prefill.
+      // Inference: the frames through the tower (Qwen2-VL's processor, or SigLIP's square resize) and compressor.
       const v = config.vision;
-      if (v.kind !== 'qwen2_vl') throw new Error('a Qwen2-VL tower');
-      const b = defaultProcessor(v.config).processVideos([
-        Array.from({ length: 4 }, (_, t) => ({
-          width: 56,
-          height: 56,
-          data: frames.subarray(t * size, (t + 1) * size),
-        })),
-      ]);
-      using tokens = infer.encodeVision(b.pixelValues, b.grids[0]);
-      using video = infer.compress(tokens, b.grids[0]);
+      const list = Array.from({ length: 4 }, (_, t) => ({
+        width: 56,
+        height: 56,
+        data: frames.subarray(t * size, (t + 1) * size),
+      }));
+      let video: Tensor;
+      if (v.kind === 'siglip') {
+        const s = v.config.image_size;
+        using px = ops.tensor(be, siglipPixels(list, s), [4, 3, s, s]);
+        using tokens = infer.encodeFrames(px);
+        video = infer.compressGroups(tokens);
+      } else {
+        const b = defaultProcessor(v.config).processVideos([list]);
+        using tokens = infer.encodeVision(b.pixelValues, b.grids[0]);
+        video = infer.compress(tokens, b.grids[0]);
+      }
       const n = video.shape[0];
-      assert.equal(n, (2 * 4) / 4, 'two groups of 4 merged tokens, k = 4');
+      // Qwen2-VL: 2 groups of 4 merged tokens; SigLIP: 4 frames of 16 patches; k = 4.
+      assert.equal(n, siglip ? 16 : 2);
       const ids = [...prompt, ...ex.answer.slice(0, -1)];
       const at = marker === 'placeholder' ? prompt.indexOf(pad) : prompt.indexOf(3) + 1;
       const rest = marker === 'placeholder' ? at + 1 : at;
@@ -82,5 +92,6 @@ describe('TSTAR training forward = the family’s inference', () => {
         const e = relErr(all.subarray(j * vocab, (j + 1) * vocab), want);
         assert.ok(e < 1e-5, `row ${j}: relative error ${e}`);
       }
+      video.dispose();
     });
 });
