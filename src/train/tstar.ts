@@ -148,8 +148,8 @@ export class TstarTrainModel implements TrainModel {
     let at = ids.indexOf(pad);
     let rest = at + 1;
     if (at < 0) {
-      const start = this.config.text.kind === 'qwen2' ? this.config.text.config.vision_start_token_id : -1;
-      at = rest = ids.indexOf(start) + 1;
+      const start = this.config.vision_start_token_id;
+      at = rest = start === null ? 0 : ids.indexOf(start) + 1;
       if (!at)
         throw new InputError(
           `TSTAR training: the prompt has neither the video placeholder (token ${pad}) nor <|vision_start|> (text_config.vision_start_token_id) to put the video after`,

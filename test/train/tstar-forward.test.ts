@@ -2,8 +2,8 @@
  * The TSTAR training forward (src/train/tstar.ts) computes what the TSTAR family's inference computes: on tiny
  * random checkpoints with either LLM (Qwen2; Nemotron-H through its whole-sequence path), the teacher-forced
  * logits rows equal the next-token logits of an inference prefill of the same prefix with the compressed video in
- * place — for a prompt holding the video placeholder and (Qwen2) for one that only marks the video with
- * <|vision_start|>, as the needle and Vamba prompts do; and with a SigLIP tower.
+ * place — for a prompt holding the video placeholder and for one that only marks the video with
+ * <|vision_start|> (text_config.vision_start_token_id), as the needle and Vamba prompts do; and with a SigLIP tower.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -34,13 +34,14 @@ describe('TSTAR training forward = the family’s inference', () => {
     { text: 'qwen2' as const, marker: 'placeholder' as const },
     { text: 'qwen2' as const, marker: 'vision_start' as const },
     { text: 'nemotron_h' as const, marker: 'placeholder' as const },
+    { text: 'nemotron_h' as const, marker: 'vision_start' as const },
     { text: 'qwen2' as const, marker: 'placeholder' as const, siglip: true },
   ];
   for (const { text, marker, siglip } of cases)
     it(`${text}${siglip ? ' with a SigLIP tower' : ''}, video at its ${marker}`, async () => {
       const json = tinyTstarJson(text);
       if (siglip) json.vision_config = tinySiglip('hf');
-      if (text === 'qwen2') (json.text_config as Record<string, unknown>).vision_start_token_id = 3;
+      (json.text_config as Record<string, unknown>).vision_start_token_id = 3;
       const config = parseTstarConfig(json);
       const host = randomHost(config, 5);
       const weights = new Map([...host].map(([n, h]) => [n, ops.tensor(be, h.values, h.shape)]));
