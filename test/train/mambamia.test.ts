@@ -4,10 +4,11 @@
  * aggregation, k = 2; lr 1.5e-3) from scratch on the pool of 8 generated 8-frame videos ends far below the loss any model
  * blind to the video could reach on those askings and answers the pool; its checkpoint is a TSTAR model directory
  * that the family registry opens and whose runner answers the pool's questions as the trainer's evaluation did.
- * recipes/mambamia.json, started from a TSTAR checkpoint, changes every compressor tensor and nothing else.
+ * recipes/mambamia.json, started from a TSTAR checkpoint, changes every compressor tensor and nothing else. A run
+ * resumed from its checkpoint (activation checkpointing replaying the TSTAR forward) ends bit-identical.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,7 +21,7 @@ import { openSource } from '../../src/train/data.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { readRecipe } from '../../src/train/recipe.js';
 import { train } from '../../src/train/trainer.js';
-import { blindBound, TINY_MAMBAMIA_PATH, tinyRecipe } from './tiny.js';
+import { blindBound, type RecipeJson, TINY_MAMBAMIA_PATH, tinyRecipe } from './tiny.js';
 
 test('a tiny TSTAR-MambaMia trained on CPU learns what only the video tells; its checkpoint loads and answers', async () => {
   const recipe = tinyRecipe(() => {}, TINY_MAMBAMIA_PATH);
@@ -142,4 +143,27 @@ test('recipes/mambamia.json trains the compressor of a TSTAR checkpoint and noth
   assert.equal(r2.trainable, compressor);
   assert.ok(r2.trainable < r2.parameters / 2);
   assert.deepEqual(unchanged, [], 'every compressor tensor trains');
+});
+
+test('a TSTAR-MambaMia run (activation checkpointing on) resumed from its checkpoint ends bit-identical', async () => {
+  const cpu = await getBackend('cpu');
+  const short = (j: RecipeJson) => {
+    j.schedule = { steps: 4, warmup: 1, minRatio: 0.1 };
+    j.batch = { videos: 2, accumulate: 2, checkpoint: true };
+    j.output = { dir: 'x', checkpointEvery: 2, logEvery: 1, evalEvery: 1000 };
+    j.data.train.count = 0; // the endless stream: the data position matters
+    delete j.data.eval;
+  };
+  const a = await train({
+    recipe: tinyRecipe(short, TINY_MAMBAMIA_PATH),
+    backend: cpu,
+    engine: autogradEngine,
+  });
+  const broken = tinyRecipe(short, TINY_MAMBAMIA_PATH);
+  await train({ recipe: broken, backend: cpu, engine: autogradEngine, stopAfter: 2 });
+  const b = await train({ recipe: broken, backend: cpu, engine: autogradEngine, resume: true });
+  assert.equal(b.startStep, 2);
+  for (const f of ['model.safetensors', 'trainer/optimizer.safetensors'])
+    assert.ok(readFileSync(join(a.checkpoint, f)).equals(readFileSync(join(b.checkpoint, f))), f);
+  assert.equal(b.finalLoss, a.finalLoss);
 });
