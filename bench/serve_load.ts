@@ -18,6 +18,7 @@
  *   node --import tsx bench/serve_load.ts --arch qwen2vl --tiny                                # CPU smoke test
  *   options: --frames 256 --big-frames 1024 --decode 128 --concurrency 8,32 --interfere 16 (0: no phase 3)
  *            --budget 150 --prefill-piece 1024 --scenarios single,concurrent,interfere
+ *            --memory-budget <GiB> (the server's; default 92% of the device's memory)
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -32,9 +33,11 @@ import type { ChatEngine, ChatOptions, EncodeOptions, VideoHandle } from '../src
 import { generateText } from '../src/facade/text-generation.js';
 import type { ChatTurn, ModelInfo } from '../src/facade/types.js';
 import type { Tokenizer } from '../src/io/tokenizer.js';
-import { deviceMemoryBytes } from '../src/models/fit.js';
+import type { EncodePlan } from '../src/models/family.js';
+import { defaultMemoryBudget } from '../src/models/fit.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../src/models/qwen2vl/config.js';
 import { Qwen2VL, type Qwen2VLPrefix } from '../src/models/qwen2vl/model.js';
+import { decodeCacheOf, qwen2vlEncodePlan } from '../src/models/qwen2vl/size.js';
 import {
   encodeVisionStream,
   encodeVisionStreamInPieces,
@@ -44,9 +47,9 @@ import {
 import { loadQwen2VLParams, qwen2vlSpecs } from '../src/models/qwen2vl/weights.js';
 import { MambaInit, vambaConfigJson } from '../src/models/vamba/convert.js';
 import { Vamba } from '../src/models/vamba/model.js';
+import { vambaEncodePlan } from '../src/models/vamba/size.js';
 import type { VambaVideoHandle } from '../src/models/vamba/video-handle.js';
 import { loadVambaParams, vambaSpecs } from '../src/models/vamba/weights.js';
-import { attentionLayers, kvBytesPerToken } from '../src/nn/cache.js';
 import type { Backend } from '../src/runtime/backend.js';
 import { getBackend } from '../src/runtime/device.js';
 import { createServer } from '../src/serve/app.js';
@@ -62,6 +65,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string' },
     interfere: { type: 'string' },
     budget: { type: 'string' },
+    'memory-budget': { type: 'string' },
     'prefill-piece': { type: 'string' },
     'interfere-tokens': { type: 'string' },
     scenarios: { type: 'string', default: 'single,concurrent,interfere' },
@@ -200,14 +204,19 @@ class BenchEngine implements ChatEngine {
       layers: t.num_hidden_layers,
       hiddenSize: t.hidden_size,
       videoRequired: ARCH === 'vamba',
-      decodeCache: {
-        bytesPerToken: kvBytesPerToken(
-          attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim),
-          dtype,
-        ),
-        bytesPerSequence: 0,
-      },
+      decodeCache: decodeCacheOf(t, dtype),
     };
+  }
+
+  /** The server's admission estimate of an encode (as the runners', for this engine's synthetic frames). */
+  async planEncode(path: string, opts: EncodeOptions = {}): Promise<EncodePlan> {
+    const frames = Number(/v(\d+)/.exec(basename(path))?.[1]);
+    const v = this.c.vision;
+    const grid: GridTHW = [frames / 2, HEIGHT / v.patch_size, WIDTH / v.patch_size];
+    const common = { grid, framesPerBatch: 16, pieceTokens: opts.pieces?.tokens, dtype: this.model.dtype };
+    return this.model instanceof Vamba
+      ? vambaEncodePlan(this.c, common)
+      : qwen2vlEncodePlan(this.c, { ...common, prefixTextTokens: PREFIX_TEXT + 2, room: PREFIX_ROOM });
   }
 
   /**
@@ -262,12 +271,12 @@ class BenchEngine implements ChatEngine {
       const handle = pieces
         ? await m.encodeVideoTokensInPieces(V, merged, key, { pieces })
         : m.encodeVideoTokens(V, merged, key);
-      video = new BenchVideo(path, frames, tokens, 0, () => handle[Symbol.dispose](), handle);
+      video = new BenchVideo(path, frames, tokens, handle.bytes, () => handle[Symbol.dispose](), handle);
     } else {
       const m = this.model;
       const embeds = await vision(m);
       const ids = [
-        ...textIds(12, 3),
+        ...textIds(PREFIX_TEXT, 3),
         this.c.vision_start_token_id,
         ...new Array(tokens).fill(this.c.video_token_id),
         this.c.vision_end_token_id,
@@ -275,8 +284,8 @@ class BenchEngine implements ChatEngine {
       const inputs = { inputIds: ids, videoGridThw: [g], videoEmbeds: embeds };
       if (pieces) await pieces.pause();
       const prefix = await (pieces
-        ? m.prefillPrefixInPieces(inputs, { room: 256, pieces })
-        : Promise.resolve().then(() => m.prefillPrefix(inputs, { room: 256 }))
+        ? m.prefillPrefixInPieces(inputs, { room: PREFIX_ROOM, pieces })
+        : Promise.resolve().then(() => m.prefillPrefix(inputs, { room: PREFIX_ROOM }))
       ).finally(() => embeds.dispose());
       video = new BenchVideo(path, frames, tokens, prefix.bytes, () => prefix[Symbol.dispose](), undefined, {
         prefix,
@@ -319,6 +328,10 @@ class BenchEngine implements ChatEngine {
     };
   }
 }
+
+/** Text tokens before a Qwen2-VL video in the prefix, and the room after it. */
+const PREFIX_TEXT = 12;
+const PREFIX_ROOM = 256;
 
 /** Ordinary text ids (below the tiny vocabulary's special tokens too). */
 const textIds = (n: number, seed: number) => {
@@ -482,12 +495,13 @@ async function main() {
   const engine = new BenchEngine(model, backend, c);
   const dir = mkdtempSync(join(tmpdir(), 'longshot-serve-load-'));
   for (const f of [FRAMES, BIG]) writeFileSync(join(dir, `v${f}.video`), `synthetic ${f} frames\n`);
-  const free = deviceMemoryBytes(backend) - backend.memory().reserved;
   const server = createServer(engine, {
     modelId: 'bench',
     concurrency: 64,
     maxQueue: 256,
-    cacheBudgetBytes: 0.85 * free,
+    memoryBudgetBytes: args['memory-budget']
+      ? Number(args['memory-budget']) * 2 ** 30
+      : defaultMemoryBudget(backend),
     cacheEntries: 2,
     media: { allowedRoot: dir },
     prefillPieceTokens: PIECE,
@@ -578,6 +592,7 @@ async function interfere(url: string, video: string, engine: BenchEngine) {
   for (const r of runs) void r.done.finally(() => ended.add(r.trace));
   while (runs.some((r) => !r.trace.tokens.length && !ended.has(r.trace))) await pause(10);
   await pause(TINY ? 300 : 3000);
+  const memoryAtArrival = await memoryGauges(url);
   const arrive = performance.now();
   const big = streamed(url, `v${BIG}.video`, 'big', 4);
   const scrapes: { encodes: number; progress: number }[] = [];
@@ -595,6 +610,7 @@ async function interfere(url: string, video: string, engine: BenchEngine) {
     await pause(TINY ? 20 : 250);
   }
   const bigTrace = await big.done;
+  const memoryAfter = await memoryGauges(url);
   const encoded = bigTrace.tokens[0] ?? performance.now();
   await pause(TINY ? 50 : 500);
   stop.abort();
@@ -617,6 +633,11 @@ async function interfere(url: string, video: string, engine: BenchEngine) {
     bigFrames: BIG,
     prefillPieceTokens: PIECE,
     bigAnswered: bigTrace.status === 200 && bigTrace.tokens.length > 0,
+    bigStatus: bigTrace.status,
+    ...(bigTrace.error ? { bigError: bigTrace.error } : {}),
+    /** The server's memory ledger and the device's count (GiB) before the video arrived and once it was answered. */
+    memoryAtArrival,
+    memoryAfter,
     bigTtftS: r3((encoded - arrive) / 1000),
     perTokenMsBefore: stats(before),
     perTokenMsDuring: stats(during),
@@ -634,6 +655,15 @@ async function interfere(url: string, video: string, engine: BenchEngine) {
       maxProgress: r3(Math.max(0, ...scrapes.map((x) => x.progress).filter(Number.isFinite))),
     },
   };
+}
+
+/** The /metrics memory gauges (ledger and device), in GiB. */
+async function memoryGauges(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^longshot_(memory_\w+|device_memory_bytes\{kind="(\w+)"\}) (\S+)$/gm))
+    out[m[2] ? `device_${m[2]}` : m[1].replace(/_bytes$/, '')] = r3(Number(m[3]) / 2 ** 30);
+  return out;
 }
 
 function markdown(r: Record<string, unknown>): string {

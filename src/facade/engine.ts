@@ -4,7 +4,7 @@
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
 import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
-import type { Pieces } from '../models/family.js';
+import type { EncodePlan, Pieces } from '../models/family.js';
 import type { ReductionRequest } from '../models/reduction.js';
 import type { Answer } from './answer.js';
 import type { LiveVideo, LiveVideoOptions } from './live.js';
@@ -54,6 +54,11 @@ export interface ChatOptions extends GenerationOptions {
 export interface ChatEngine {
   readonly info: ModelInfo;
   encodeVideo(input: MediaInput, opts?: EncodeOptions): Promise<VideoHandle>;
+  /**
+   * The device memory `encodeVideo(input, opts)` will take (the server's admission), from the video's probe and
+   * sampling, nothing decoded; null where the model has no estimate. Absent: never an estimate.
+   */
+  planEncode?(input: MediaInput, opts?: EncodeOptions): Promise<EncodePlan | null>;
   chat(turns: ChatTurn[], opts?: ChatOptions): Answer;
   /** A video that grows (facade/live.ts); an engine without it serves no live sessions. */
   live?(opts?: LiveVideoOptions): LiveVideo;

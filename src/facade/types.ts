@@ -96,6 +96,10 @@ export interface DecodeCacheSize {
    * cross-attention K/V, Qwen2-VL's prefix K/V) is shared by every question about it and not counted here.
    */
   bytesPerSequence: number;
+  /** Activations one token holds while it runs through a layer (a prompt's prefill; a row of a batched step). */
+  activationBytesPerToken?: number;
+  /** A row's logits in f32 and the sampler's copy of them. */
+  logitsBytes?: number;
 }
 
 export interface ModelLoadOptions {

@@ -23,7 +23,7 @@ import {
   openVideo,
   type SamplingPolicy,
 } from '../media/index.js';
-import type { EncodedVideo, ModelRunner, VideoPolicy } from '../models/family.js';
+import type { EncodedVideo, EncodePlan, ModelRunner, VideoPolicy } from '../models/family.js';
 import { resolveReduction } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
 import { Answer, type Generation } from './answer.js';
@@ -150,6 +150,28 @@ export class VideoLM implements ChatEngine, Disposable {
     } finally {
       progress?.finish?.();
     }
+  }
+
+  /**
+   * What `encodeVideo(input, opts)` will hold on the device, estimated by the family from the frames the
+   * policy samples and their size (the video is probed, nothing decoded); null for a family without an
+   * estimate or a text model.
+   */
+  async planEncode(input: MediaInput, opts: EncodeOptions = {}): Promise<EncodePlan | null> {
+    this.checkLive();
+    const policy = this.policy;
+    if (!policy || this.info.textOnly || !this.runner.planEncode) return null;
+    await using video = await openVideo(input, { signal: opts.signal });
+    const s = samplingFor(policy, clipDuration(video.info.durationSec, opts.clip), opts, this.videoDefaults);
+    const sample = await video.sample(policyOf(s), opts.clip);
+    const size = policy.frameSize({ width: video.info.width, height: video.info.height }, s);
+    return this.runner.planEncode({
+      kind: video.info.kind,
+      frames: sample.indices.length,
+      width: size.width,
+      height: size.height,
+      pieceTokens: opts.pieces?.tokens,
+    });
   }
 
   /**

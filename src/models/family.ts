@@ -157,6 +157,29 @@ export interface Pieces {
   pause(): Promise<void>;
 }
 
+/** The frames an encode is planned for (`ModelRunner.planEncode`): as sampled, at the size decoded. */
+export interface EncodeGeometry {
+  kind: 'video' | 'image';
+  frames: number;
+  /** Frame size handed to the runner (after the family's pre-resize). */
+  width: number;
+  height: number;
+  /** Chunked prefill's video tokens a piece (`Pieces.tokens`); absent: the encode runs at once. */
+  pieceTokens?: number;
+}
+
+/**
+ * What encoding a video will hold on the device, estimated from the config and the geometry before any frame
+ * is decoded (the server's admission, serve/ledger.ts).
+ */
+export interface EncodePlan {
+  videoTokens: number;
+  /** The encoded video's state once done (what the video cache then holds). */
+  stateBytes: number;
+  /** The encode's peak above what was held before it: its working set plus the state being built. */
+  peakBytes: number;
+}
+
 /** A loaded model behind the facade. */
 export interface ModelRunner {
   readonly info: ModelInfo;
@@ -164,6 +187,8 @@ export interface ModelRunner {
   readonly reductions?: readonly string[];
   /** Decoded frames (in batches, in sampled order) → per-video state. */
   encode(frames: AsyncIterable<Frame[]>, context: FrameBatchContext): Promise<EncodedVideo>;
+  /** The device memory `encode` will take for these frames; absent: the family has no estimate. */
+  planEncode?(geometry: EncodeGeometry): EncodePlan;
   /** A reply to the turns (text only; the video, if any, is given as encoded state). */
   generate(
     turns: ChatTurn[],

@@ -31,6 +31,11 @@ export interface SelfAttentionInputs {
   causal?: boolean;
   /** Records where the last query looked (with a cache: over the whole history). */
   probe?: AttentionProbe;
+  /**
+   * No cache: x holds `batch` sequences of equal length one after another ([batch·seq, hidden]), each
+   * attending only to itself (a training step's examples in one forward; rope is [seq, ·], shared).
+   */
+  batch?: number;
 }
 
 /**
@@ -83,8 +88,11 @@ export class SelfAttention implements Disposable {
     const { numHeads, numKvHeads, headDim } = this.config;
     return tidy(() => {
       const seq = x.shape[0];
+      const batch = inputs.batch ?? 1;
+      if (batch > 1 && (inputs.cache || inputs.rows || inputs.probe || seq % batch))
+        throw new RangeError(`SelfAttention: ${seq} rows in ${batch} sequences, with a cache or probe`);
       const { q, k, v } =
-        seq === 1 && this.qkv ? this.#projectOne(x, inputs.rope) : this.#project(x, seq, inputs.rope);
+        seq === 1 && this.qkv ? this.#projectOne(x, inputs.rope) : this.#project(x, batch, inputs.rope);
       const causal = inputs.causal ?? true;
       let out: Tensor;
       // A lone token over a segmented cache (a question continuing a prefix another one writes after) takes
@@ -119,11 +127,13 @@ export class SelfAttention implements Disposable {
     });
   }
 
-  #project(x: Tensor, seq: number, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor } {
+  /** q, k, v [batch, seq, heads, headDim] of x [batch·seq, hidden]. */
+  #project(x: Tensor, batch: number, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor } {
     const { numHeads, numKvHeads, headDim } = this.config;
-    let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
-    let k = this.k_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
-    const v = this.v_proj.forward(x).reshape([1, seq, numKvHeads, headDim]);
+    const seq = x.shape[0] / batch;
+    let q = this.q_proj.forward(x).reshape([batch, seq, numHeads, headDim]);
+    let k = this.k_proj.forward(x).reshape([batch, seq, numKvHeads, headDim]);
+    const v = this.v_proj.forward(x).reshape([batch, seq, numKvHeads, headDim]);
     if (rope) {
       q = ops.rotary(q, rope.cos, rope.sin);
       k = ops.rotary(k, rope.cos, rope.sin);

@@ -77,6 +77,8 @@ export class HybridCache implements Disposable {
   /** A segmented cache's prefix: the first `length` rows of buffers another continuation writes into. */
   #base: { buf: KVBuffers; length: number } | null = null;
   #states: (Mamba2State | null)[];
+  /** Whether `#buf` is a snapshot's, resumed (this cache writes after the snapshot's rows). */
+  #resumed = false;
   /** Tokens committed so far (the same for every layer). */
   length: number;
 
@@ -88,8 +90,10 @@ export class HybridCache implements Disposable {
   ) {
     this.length = from?.length ?? 0;
     this.#states = from ? from.states.map((s) => s && cloneState(s)) : options.layers.map(() => null);
-    if (from) this.#buf = from.buffers.acquire();
-    else {
+    if (from) {
+      this.#buf = from.buffers.acquire();
+      this.#resumed = true;
+    } else {
       this.#buf = this.#alloc(Math.max(1, options.capacity ?? 256));
       this.#buf.writer = this;
     }
@@ -121,8 +125,9 @@ export class HybridCache implements Disposable {
   /**
    * Makes room for `n` more tokens after `length`: in the current buffers when this cache may write there;
    * when another continuation writes into the buffers this one resumed, in buffers of its own for its tokens
-   * only, reading the prefix from the shared ones (segmented: no copy of the prefix); else (growing) in new
-   * buffers with the own rows copied, capacity doubled.
+   * only, reading the prefix from the shared ones (segmented: no copy of the prefix); likewise when this one
+   * writes after a snapshot's rows and outgrows the room there (its rows move, the snapshot's stay shared);
+   * else (growing) in new buffers with the own rows copied, capacity doubled.
    */
   reserve(n: number): void {
     const buf = this.#buf;
@@ -134,7 +139,21 @@ export class HybridCache implements Disposable {
       // Keep the reference to the shared buffers as the base.
       this.#base = { buf, length: this.length };
       this.#buf = this.#alloc(Math.max(1, n));
+      this.#resumed = false;
       this.#buf.writer = this;
+      return;
+    }
+    if (buf.writer === this && !this.#base && this.#resumed) {
+      // Copying a snapshot's long prefix to grow would hold it twice: keep it shared as the base, own rows
+      // apart. (A cache that took its own snapshots, e.g. a live video's, grows by copying: it stays whole.)
+      const own = this.length - buf.frozen;
+      const next = this.#alloc(Math.max(1, 2 * own, own + n));
+      copyRows(buf, next, own, 0, buf.frozen);
+      next.writer = this;
+      buf.writer = null; // its rows after the snapshot's are free for another continuation
+      this.#base = { buf, length: buf.frozen };
+      this.#buf = next;
+      this.#resumed = false;
       return;
     }
     let cap = Math.max(1, Math.min(need, buf.capacity));
@@ -144,6 +163,7 @@ export class HybridCache implements Disposable {
     next.writer = this;
     buf.release(this);
     this.#buf = next;
+    this.#resumed = false;
   }
 
   /**
@@ -196,6 +216,7 @@ export class HybridCache implements Disposable {
     b.buf.release(this);
     this.#buf.release(this);
     this.#buf = next;
+    this.#resumed = false;
     this.#base = null;
   }
 
@@ -240,17 +261,17 @@ export class HybridCache implements Disposable {
   }
 }
 
-/** Copies the first `rows` rows of every attention layer of `src` into `dst` from row `at`. */
-function copyRows(src: KVBuffers, dst: KVBuffers, rows: number, at = 0): void {
+/** Copies `rows` rows from row `from` of every attention layer of `src` into `dst` from row `at`. */
+function copyRows(src: KVBuffers, dst: KVBuffers, rows: number, at = 0, from = 0): void {
   if (!rows) return;
   for (const [i, t] of src.k.entries()) {
     if (!t) continue;
-    for (const [from, to] of [
+    for (const [a, b] of [
       [t, dst.k[i]!],
       [src.v[i]!, dst.v[i]!],
     ]) {
-      const used = ops.slice(from, 1, 0, rows);
-      ops.writeSlice(to, used, 1, at);
+      const used = ops.slice(a, 1, from, from + rows);
+      ops.writeSlice(b, used, 1, at);
       used.dispose();
     }
   }

@@ -14,7 +14,7 @@ import type { Linear } from './linear.js';
 import type { ParamSpec, ParamStore } from './params.js';
 import type { Rope } from './rotary.js';
 
-/** One layer's video keys/values, [1, videoTokens, kvHeads, headDim] each. */
+/** One layer's video keys/values, [1, videoTokens, kvHeads, headDim] each ([batch, …] for a training batch). */
 export interface CrossKV {
   k: Tensor;
   v: Tensor;
@@ -39,28 +39,32 @@ export class CrossAttention implements Disposable {
   /**
    * K/V of vision tokens V [n, hidden]. With `rope` (Vamba's cross_attn_use_position_embeddings) the keys are
    * rotated by the tokens' (t, h, w) grid positions; Vamba's official code caches keys before RoPE and
-   * rotates them on every step, which gives the same keys.
+   * rotates them on every step, which gives the same keys. `batch` videos of equal length one after another
+   * in V give K/V [batch, n / batch, …] (rope: one video's).
    */
-  keysValues(V: Tensor, rope: Rope | null): CrossKV {
+  keysValues(V: Tensor, rope: Rope | null, batch = 1): CrossKV {
     const { numKvHeads, headDim } = this.config;
     return tidy(() => {
-      const n = V.shape[0];
-      let k = this.k_proj.forward(V).reshape([1, n, numKvHeads, headDim]);
+      const n = V.shape[0] / batch;
+      let k = this.k_proj.forward(V).reshape([batch, n, numKvHeads, headDim]);
       if (rope) k = ops.rotary(k, rope.cos, rope.sin);
-      return { k, v: this.v_proj.forward(V).reshape([1, n, numKvHeads, headDim]) };
+      return { k, v: this.v_proj.forward(V).reshape([batch, n, numKvHeads, headDim]) };
     });
   }
 
   /**
    * x [seq, hidden] (already normalised) attends to `kv`; `rope` rotates the queries by text positions. With
    * one K/V per row (batched decoding over several videos), row i attends to kv[i] only. A `probe` records
-   * where the last query looked (one K/V only).
+   * where the last query looked (one K/V only). K/V of a training batch ([batch, …]): x is that many
+   * sequences of equal length one after another, each attending to its own video.
    */
   forward(x: Tensor, kv: CrossKV | readonly CrossKV[], rope: Rope | null, probe?: AttentionProbe): Tensor {
     const { numHeads, headDim } = this.config;
     return tidy(() => {
       const seq = x.shape[0];
-      let q = this.q_proj.forward(x).reshape([1, seq, numHeads, headDim]);
+      const batch = 'k' in kv ? kv.k.shape[0] : 1;
+      if (seq % batch) throw new RangeError(`CrossAttention: ${seq} rows do not split into ${batch} sequences`);
+      let q = this.q_proj.forward(x).reshape([batch, seq / batch, numHeads, headDim]);
       if (rope) q = ops.rotary(q, rope.cos, rope.sin);
       if ('k' in kv) probe?.record(q, kv.k);
       const out =

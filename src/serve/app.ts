@@ -3,9 +3,11 @@
  *   POST /v1/chat/completions   text + one video_url / image_url part; streaming (SSE) or not
  *   GET  /v1/models, /v1/models/:id, /health
  *   GET  /  and /ui/…             the web UI (serve/ui/)
- * A request is validated, admitted by the queue (429 when full), its media resolved and hashed, the
- * encoded video leased from the LRU (so asking again about the same video skips decoding and encoding),
- * and the answer generated under a per-request timeout that also fires when the client goes away.
+ * A request is validated, its media resolved and hashed, admitted by the queue against the server's device
+ * memory (ledger.ts: its decode cache, plus its video's encode when that is not cached; 429 when the line is
+ * full, 413 when it could never fit), the encoded video leased from the LRU (so asking again about the same
+ * video skips decoding and encoding), and the answer generated under a per-request timeout that also fires
+ * when the client goes away.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -17,11 +19,12 @@ import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '..
 import type { ReductionRequest } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
+import { MemoryLedger } from './ledger.js';
 import { registerLiveSessions } from './live/routes.js';
 import type { LiveSessionOptions, LiveSessions } from './live/sessions.js';
 import { checkAllowedRoot, type MediaPolicy, resolveMedia } from './media.js';
 import { type Outcome, ServerMetrics } from './metrics.js';
-import { RequestQueue } from './queue.js';
+import { type Admission, RequestQueue } from './queue.js';
 import { type ChatRequest, type MediaRef, parseChatRequest } from './request.js';
 import { uiRoutes } from './ui/routes.js';
 import { UploadStore } from './ui/uploads.js';
@@ -33,10 +36,14 @@ export interface ServeOptions {
   /** Requests running on the model at once, their decode steps batched together (default 8). */
   concurrency?: number;
   /**
-   * Cache memory the running requests may hold together, by the model's estimate (`ModelInfo.decodeCache`);
-   * a request that does not fit waits, one that never fits gets 413 (default: no limit).
+   * Device memory the server may use in all, the weights included (ledger.ts): a request is admitted when its
+   * decode cache (`ModelInfo.decodeCache`) and, for a video not cached, its encode (`ChatEngine.planEncode`)
+   * fit beside the weights, the encoded videos and the running requests; one that does not waits, one that
+   * never would gets 413 (default: no limit; `longshot serve` defaults to 92% of the device's memory).
    */
-  cacheBudgetBytes?: number;
+  memoryBudgetBytes?: number;
+  /** The weights' bytes in the budget (default: what the device holds when the server is created). */
+  weightsBytes?: number;
   /** Requests waiting beyond those (default 16); more get 429. */
   maxQueue?: number;
   /** Per-request limit, queueing included (default 10 min). */
@@ -76,9 +83,21 @@ export interface LongshotServer {
 
 export function createServer(engine: ChatEngine, opts: ServeOptions = {}): LongshotServer {
   const modelId = opts.modelId ?? engine.info.id;
-  const queue = new RequestQueue(opts.concurrency ?? 8, opts.maxQueue ?? 16, opts.cacheBudgetBytes);
   const metrics = new ServerMetrics();
   const cache = new VideoCache(opts.cacheEntries ?? 4, opts.cacheBytes);
+  const ledger = new MemoryLedger({
+    budgetBytes: opts.memoryBudgetBytes ?? Number.POSITIVE_INFINITY,
+    videoBytes: () => cache.heldBytes,
+    evictableBytes: () => cache.evictableBytes,
+    evict: (bytes) => cache.evictUnused(bytes),
+  });
+  const queue = new RequestQueue(opts.concurrency ?? 8, opts.maxQueue ?? 16, ledger);
+  cache.onFree = () => queue.poke();
+  // The device's live bytes: the weights now, and a floor under the ledger's sum from then on.
+  const measured = getBackend(engine.info.device).then(
+    (b) => ledger.measure(() => b.memory().current, opts.weightsBytes),
+    () => {},
+  );
   const uploads = new UploadStore(opts.maxUploadBytes ?? 2 ** 30);
   const policy: MediaPolicy = { allowRemote: false, maxBytes: 4 * 2 ** 30, uploads, ...opts.media };
   if (policy.allowedRoot !== undefined) checkAllowedRoot(policy.allowedRoot);
@@ -135,6 +154,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     model: modelId,
     architecture: engine.info.architecture,
     queue: queue.stats,
+    memory: ledger.snapshot,
     video_cache: { entries: cache.size, bytes: cache.bytes },
   }));
   app.get('/metrics', async (_req, reply) => {
@@ -144,8 +164,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     return metrics.render({
       running: q.running,
       queued: q.queued,
-      reservedBytes: q.reserved_bytes,
-      budgetBytes: q.budget_bytes,
+      ledger: ledger.snapshot,
       videoCache: { entries: cache.size, bytes: cache.bytes },
       memory: backend?.memory() ?? null,
       encodes: metrics.encodes,
@@ -197,27 +216,38 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       if (!reply.raw.writableFinished) ctrl.abort(new ApiError(499, 'the client closed the connection'));
     };
     reply.raw.on('close', onClose);
-    let release: (() => void) | undefined;
+    let admission: Admission | undefined;
     let lease: Lease | undefined;
     const arrived = performance.now();
     let outcome: Outcome = 'error';
     let completionTokens = 0;
-    try {
-      release = await queue.acquire(ctrl.signal, cacheCost(chat)).catch((e) => {
+    const decode = cacheCost(chat);
+    const admit = (encode: number) =>
+      queue.acquire(ctrl.signal, { decode, encode }).catch((e) => {
         if (e instanceof ApiError && e.status !== 499 && e.status !== 504) outcome = 'rejected';
         throw e;
       });
-      lease = chat.media
-        ? (live.lease(chat.media) ??
-          (await leaseVideo(
-            chat.media,
-            chat.sampling,
-            chat.loss,
-            chat.clip,
-            chat.reduce ?? opts.reduce,
-            ctrl.signal,
-          )))
-        : undefined;
+    try {
+      await measured;
+      try {
+        queue.assertRoom();
+      } catch (e) {
+        outcome = 'rejected';
+        throw e;
+      }
+      const snapshot = chat.media && live.lease(chat.media);
+      if (snapshot) lease = snapshot;
+      if (!chat.media || snapshot) admission = await admit(0);
+      else
+        lease = await leaseVideo(
+          chat.media,
+          chat.sampling,
+          chat.loss,
+          chat.clip,
+          chat.reduce ?? opts.reduce,
+          ctrl.signal,
+          admit,
+        );
       reply.header('x-longshot-video-cache', lease ? (lease.hit ? 'hit' : 'miss') : 'none');
       const answer = timed(
         engine.chat(chat.turns, {
@@ -247,24 +277,35 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       clearTimeout(timer);
       reply.raw.off('close', onClose);
       lease?.release();
-      release?.();
+      admission?.release();
       metrics.finished(outcome, completionTokens);
     }
   });
 
   /**
-   * A request's cache memory by the model's estimate: its tokens (the prompt, approximated from its length,
-   * plus max_tokens) and its fixed state; an encoded video's state is shared by every question about it.
+   * A request's decode memory by the model's estimate: its cache for its tokens (the prompt, approximated
+   * from its length, plus max_tokens) and its fixed state, the prompt's activations while it is prefilled and
+   * its row's scratch in a batched step; an encoded video's state is shared by every question about it.
    */
   function cacheCost(chat: ChatRequest): number {
     const c = engine.info.decodeCache;
     if (!c) return 0;
     const chars = chat.turns.reduce((n, t) => n + t.content.length, 0);
-    const tokens =
-      Math.ceil(chars / 2) + PROMPT_OVERHEAD + (chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS);
-    return c.bytesPerSequence + c.bytesPerToken * tokens;
+    const prompt = Math.ceil(chars / 2) + PROMPT_OVERHEAD;
+    const tokens = prompt + (chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS);
+    return (
+      c.bytesPerSequence +
+      c.bytesPerToken * tokens +
+      (c.activationBytesPerToken ?? 0) * prompt +
+      (c.logitsBytes ?? 0)
+    );
   }
 
+  /**
+   * The request's encoded video, leased once it is admitted (`admit` with the bytes its encode reserves: none
+   * when the video is cached or being encoded, which is then held so that it is not evicted while the request
+   * waits). The lease's release also ends the admission.
+   */
   async function leaseVideo(
     ref: MediaRef,
     sampling: SamplingOptions,
@@ -272,38 +313,54 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     clip: Clip | undefined,
     reduce: ReductionRequest | undefined,
     signal: AbortSignal,
+    admit: (encodeBytes: number) => Promise<Admission>,
     progress?: VideoProgress,
   ): Promise<Lease> {
     const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
       throw toApiError(e, { param: ref.param });
     });
+    let admission: Admission | undefined;
+    const key = cacheKey(file.sha256, sampling, clip, reduce);
+    const unpin = cache.pin(key);
     try {
-      return await untilAborted(
-        cache.lease(cacheKey(file.sha256, sampling, clip, reduce), () =>
-          engine.encodeVideo(file.path, {
-            ...sampling,
-            ...loss,
-            clip,
-            reduce,
-            signal,
-            progress: metrics.encoding(progress),
-            pieces: piecesFor(signal),
-          }),
-        ),
-        signal,
-      ).then((lease) => {
-        // An encoding made for a laxer request is held to this request's policy as well.
-        try {
-          checkFrameLoss(ref.url, lease.handle.decode, loss);
-        } catch (e) {
-          lease.release();
-          throw e;
-        }
-        return lease;
+      const encode = { ...sampling, ...loss, clip, reduce, signal, pieces: piecesFor(signal) };
+      const plan = unpin
+        ? null
+        : await untilAborted(engine.planEncode?.(file.path, encode) ?? nothing, signal);
+      admission = await admit(plan?.peakBytes ?? 0);
+      const leasing = cache.lease(key, () =>
+        engine.encodeVideo(file.path, { ...encode, progress: metrics.encoding(progress) }),
+      );
+      const lease = await untilAborted(leasing, signal).catch((e) => {
+        // Gone before the encode ended: let go of the video once it is there, so that it can be evicted.
+        leasing.then(
+          (l) => l.release(),
+          () => {},
+        );
+        throw e;
       });
+      admission.encoded(); // the video is in the cache now, measured
+      const held = admission;
+      const leased: Lease = {
+        ...lease,
+        release: () => {
+          lease.release();
+          held.release();
+        },
+      };
+      // An encoding made for a laxer request is held to this request's policy as well.
+      try {
+        checkFrameLoss(ref.url, lease.handle.decode, loss);
+      } catch (e) {
+        leased.release();
+        throw e;
+      }
+      return leased;
     } catch (e) {
+      admission?.release();
       throw toApiError(e, { param: ref.param, redact: file.redact });
     } finally {
+      unpin?.();
       await file.release();
     }
   }
@@ -401,7 +458,16 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       timeoutMs,
       // What the UI encodes is what a chat request without sampling fields asks for: the same cache entry.
       leaseVideo: (ref, signal, progress) =>
-        leaseVideo(ref, {}, {}, undefined, opts.reduce, signal, progress),
+        leaseVideo(
+          ref,
+          {},
+          {},
+          undefined,
+          opts.reduce,
+          signal,
+          (encode) => queue.acquire(signal, { decode: 0, encode }),
+          progress,
+        ),
     });
 
   return {
@@ -437,6 +503,8 @@ const DEFAULT_PIECE_TOKENS = 1024;
 /** The prompt's tokens beyond its text (the chat template), and the facade's default answer length. */
 const PROMPT_OVERHEAD = 64;
 const DEFAULT_MAX_TOKENS = 512;
+
+const nothing = Promise.resolve(null);
 
 type Streamed = AsyncIterable<string> & { result(): Promise<AskResult> };
 

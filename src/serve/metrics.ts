@@ -1,11 +1,12 @@
 /**
  * `/metrics` in the Prometheus text exposition format (version 0.0.4): requests running and queued, the
- * decode batch, tokens and tokens/s, time to first token as a histogram, the admission budget, the videos
- * being encoded and their progress, and the device's memory.
+ * decode batch, tokens and tokens/s, time to first token as a histogram, the memory ledger admission reads
+ * (ledger.ts), the videos being encoded and their progress, and the device's memory.
  */
 import type { VideoProgress } from '../facade/types.js';
 import { decodeTotals } from '../generate/batch.js';
 import type { MemoryStats } from '../runtime/backend.js';
+import type { LedgerSnapshot } from './ledger.js';
 
 /** Upper bounds (seconds) of the time-to-first-token histogram's buckets. */
 const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -17,8 +18,7 @@ export type Outcome = 'ok' | 'error' | 'rejected';
 export interface MetricsSnapshot {
   running: number;
   queued: number;
-  reservedBytes: number;
-  budgetBytes: number | null;
+  ledger: LedgerSnapshot;
   videoCache: { entries: number; bytes: number };
   memory: MemoryStats | null;
   /** Frames decoded and encoded, and sampled, of each video being encoded now. */
@@ -128,16 +128,33 @@ export class ServerMetrics {
       `longshot_time_to_first_token_seconds_sum ${fmt(this.#ttftSum)}`,
       `longshot_time_to_first_token_seconds_count ${this.#ttftCount}`,
     );
-    metric(
-      'longshot_cache_reserved_bytes',
-      'gauge',
-      'Cache memory the running requests are estimated to hold.',
-      [['', s.reservedBytes]],
+    const l = s.ledger;
+    const gauge = (name: string, help: string, v: number | null) => {
+      if (v !== null) metric(`longshot_memory_${name}_bytes`, 'gauge', help, [['', v]]);
+    };
+    gauge('budget', 'Device memory the server may use in all, the weights included.', l.budget_bytes);
+    gauge('weights', 'Device memory held when the server started (the weights).', l.weights_bytes);
+    gauge(
+      'videos',
+      'Device memory the encoded videos hold (kept, or still used by a request).',
+      l.videos_bytes,
     );
-    if (s.budgetBytes !== null)
-      metric('longshot_cache_budget_bytes', 'gauge', 'Cache memory admission lets requests hold together.', [
-        ['', s.budgetBytes],
-      ]);
+    gauge(
+      'decode_reserved',
+      "Device memory reserved for the running requests' decode caches (estimates).",
+      l.decode_reserved_bytes,
+    );
+    gauge(
+      'encode_reserved',
+      'Device memory reserved for the encodes in progress (estimates).',
+      l.encode_reserved_bytes,
+    );
+    gauge('free', 'The budget less what is held and reserved (what admission can give).', l.free_bytes);
+    gauge(
+      'unaccounted',
+      "Live device memory beyond the ledger's sum (memory no estimate covers; admission counts it).",
+      l.unaccounted_bytes,
+    );
     const total = s.encodes.reduce((n, e) => n + e.total, 0);
     const done = s.encodes.reduce((n, e) => n + Math.min(e.done, e.total), 0);
     metric('longshot_video_encodes_running', 'gauge', 'Videos being decoded and encoded now.', [

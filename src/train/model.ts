@@ -25,6 +25,11 @@ export interface TrainModel extends Disposable {
 
 export interface TrainForward extends Disposable {
   logits(ex: Example): Tensor;
+  /**
+   * Where the family can: examples whose videos have one shape in one forward, as `padded(exs)` lays them
+   * out — logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each).
+   */
+  batchLogits?(exs: readonly Example[]): Tensor;
 }
 
 /** Input ids of an example with its answer fed in, and the target of every row (−100: no loss there). */
@@ -36,6 +41,29 @@ export function teacherForced(ex: Example): { ids: number[]; targets: Int32Array
 }
 
 export const IGNORE = -100;
+
+/** Whether examples can share one batched forward: their videos have one frame count and size. */
+export const sameVideoShape = (exs: readonly Example[]): boolean =>
+  exs.every((e) => e.count === exs[0].count && e.width === exs[0].width && e.height === exs[0].height);
+
+/**
+ * The teacher-forced examples one after another, each padded at its end to the longest (`seq`) with `pad`:
+ * in a causal forward the padding changes no earlier row, and its rows have no target.
+ */
+export function padded(
+  exs: readonly Example[],
+  pad: number,
+): { ids: Int32Array; targets: Int32Array; seq: number } {
+  const forced = exs.map(teacherForced);
+  const seq = Math.max(...forced.map((f) => f.ids.length));
+  const ids = new Int32Array(exs.length * seq).fill(pad);
+  const targets = new Int32Array(exs.length * seq).fill(IGNORE);
+  forced.forEach((f, i) => {
+    ids.set(f.ids, i * seq);
+    targets.set(f.targets, i * seq);
+  });
+  return { ids, targets, seq };
+}
 
 /**
  * A greedy answer from the prompt's logits: argmax tokens fed back through `step` until <|im_end|> (left out)

@@ -20,7 +20,7 @@ import { drawLength, type Example, openSource } from './data.js';
 import type { GradEngine } from './engine.js';
 import { trainableNames } from './freeze.js';
 import { exampleObjective, type LossValue, readLosses, type TeacherTargets, topKTargets } from './loss.js';
-import { type TrainModel, teacherForced } from './model.js';
+import { padded, sameVideoShape, type TrainModel, teacherForced } from './model.js';
 import { AdamW } from './optimizer.js';
 import type { Recipe } from './recipe.js';
 import { learningRate } from './schedule.js';
@@ -196,6 +196,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         run: () =>
           engine.valueAndGrad(() => {
             using fwd = model.forward();
+            const exs = group.map((g) => g.ex);
+            // The group's videos in one forward where the family batches them (a distillation run goes
+            // example by example: the teacher's targets are per example).
+            if (fwd.batchLogits && !teacher && exs.length > 1 && sameVideoShape(exs)) {
+              const batch = fwd.batchLogits.bind(fwd);
+              const logits = b.checkpoint ? engine.checkpoint(() => batch(exs)) : batch(exs);
+              return exampleObjective(engine, logits, padded(exs, 0).targets, null, values);
+            }
             let total: Tensor | null = null;
             for (const { ex, t } of group) {
               const logits = b.checkpoint ? engine.checkpoint(() => fwd.logits(ex)) : fwd.logits(ex);

@@ -26,7 +26,7 @@ import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
-import { type TrainForward, type TrainModel, teacherForced } from './model.js';
+import { padded, type TrainForward, type TrainModel, teacherForced } from './model.js';
 
 const ALPHA = /^model\.layers\.\d+\.alpha$/;
 
@@ -104,13 +104,17 @@ export class VambaTrainModel implements TrainModel {
     return new ParamStore(views);
   }
 
-  #pixels(ex: Example): { pixels: Float32Array; grid: GridTHW } {
-    const frames: RgbImage[] = [];
-    const n = ex.width * ex.height * 3;
-    for (let t = 0; t < ex.count; t++)
-      frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
-    const b = this.processor.processVideos([frames]);
-    return { pixels: b.pixelValues, grid: b.grids[0] };
+  /** The patches of the examples' videos one after another, and each one's grid. */
+  #pixels(exs: readonly Example[]): { pixels: Float32Array; grids: GridTHW[] } {
+    const videos = exs.map((ex) => {
+      const frames: RgbImage[] = [];
+      const n = ex.width * ex.height * 3;
+      for (let t = 0; t < ex.count; t++)
+        frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
+      return frames;
+    });
+    const b = this.processor.processVideos(videos);
+    return { pixels: b.pixelValues, grids: b.grids };
   }
 
   forward(): TrainForward {
@@ -121,22 +125,37 @@ export class VambaTrainModel implements TrainModel {
     const lm = VambaLanguageModel.build(store, config, mixer, this.alphas);
     const dtype = this.weights.get(PATCH_EMBED)!.dtype;
     const ms = config.vision.spatial_merge_size;
+    /** Each layer's video K/V of the examples' videos (one grid), [exs.length, …]. */
+    const encode = (exs: readonly Example[]) => {
+      const { pixels, grids } = this.#pixels(exs);
+      const backend = visual.patch_embed.weight.backend;
+      const f32 = ops.tensor(backend, pixels, [pixels.length / visual.patchDim, visual.patchDim], 'f32');
+      const px = dtype === 'f32' ? f32 : ops.cast(f32, dtype);
+      const V = visual.forward(px, grids);
+      const [t, h, w] = grids[0];
+      const kvs = lm.encodeVideo(V, [t, h / ms, w / ms], { chunkLen: V.shape[0] / exs.length, batch: exs.length });
+      disposeAll([f32, px]);
+      return kvs;
+    };
     return {
       logits: (ex) => {
-        const { pixels, grid } = this.#pixels(ex);
         const { ids } = teacherForced(ex);
-        const backend = visual.patch_embed.weight.backend;
-        const f32 = ops.tensor(backend, pixels, [pixels.length / visual.patchDim, visual.patchDim], 'f32');
-        const px = dtype === 'f32' ? f32 : ops.cast(f32, dtype);
-        const V = visual.forward(px, [grid]);
-        const kvs = lm.encodeVideo(V, [grid[0], grid[1] / ms, grid[2] / ms], { chunkLen: V.shape[0] });
+        const kvs = encode([ex]);
         const cache = lm.newCache(ids.length);
         try {
           return lm.forward(ids, kvs, cache);
         } finally {
           // What backward needs of these the engine holds on to; the trainer's references end here.
           cache[Symbol.dispose]();
-          disposeAll([kvs, f32, px]);
+          disposeAll(kvs);
+        }
+      },
+      batchLogits: (exs) => {
+        const kvs = encode(exs);
+        try {
+          return lm.forwardBatch(padded(exs, config.pad_token_id ?? 0).ids, exs.length, kvs);
+        } finally {
+          disposeAll(kvs);
         }
       },
       [Symbol.dispose]: () => {
@@ -151,8 +170,8 @@ export class VambaTrainModel implements TrainModel {
     using m = await Vamba.fromParams(this.config, this.#store(true), first.backend, first.dtype, 'training');
     const out: number[][] = [];
     for (const ex of examples) {
-      const { pixels, grid } = this.#pixels(ex);
-      using video = m.encodeVideo(pixels, grid);
+      const { pixels, grids } = this.#pixels([ex]);
+      using video = m.encodeVideo(pixels, grids[0]);
       using session = m.session(video, { capacity: ex.prompt.length + maxNew });
       const answer: number[] = [];
       let logits = session.prefill(ex.prompt);

@@ -50,7 +50,9 @@ async function both(kernels: string, out: () => Tensor): Promise<[Float32Array, 
 /** GEMM tolerance by output dtype: f32 sums, or one ulp of a 16-bit rounding that may go the other way. */
 const OUT_TOL = { f32: 2e-6, bf16: 2 ** -7, f16: 2 ** -10 };
 
-const scaleOf = (v: ArrayLike<number>) => Math.max(...Array.from(v, Math.abs), 1e-30);
+// A loop, not Math.max(...v): a spread of a large output overflows the stack.
+const scaleOf = (v: ArrayLike<number>) =>
+  Array.prototype.reduce.call(v, (m: number, x) => Math.max(m, Math.abs(x as number)), 1e-30) as number;
 
 test('cpu kernels: the native addon builds and loads wherever a C compiler is', () => {
   let cc = true;

@@ -43,7 +43,8 @@ test(
           silu: act,
           state,
         });
-        assertClose(await full.y.toArray(), ref, 1e-5, `silu ${act} state ${withState}`);
+        // Sums of W terms cancel towards zero: judged against the largest output.
+        assertCloseScaled(await full.y.toArray(), ref, 1e-5, `silu ${act} state ${withState}`);
         // The returned state is the last W−1 inputs.
         const st = await full.state.toArray();
         for (let bi = 0; bi < batch; bi++)

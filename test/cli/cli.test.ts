@@ -104,6 +104,7 @@ describe('longshot CLI', () => {
       ],
       [['serve', '--port', 'http'], /--port must be an integer from 0 to 65535, got 'http'/],
       [['serve', '--port', '70000'], /--port must be an integer from 0 to 65535, got '70000'/],
+      [['serve', '--memory-budget', '0'], /--memory-budget must be a positive number of GiB, got '0'/],
       [
         ['chat', 'hello', '--reasoning-budget', '4'],
         /vamba does not think before answering: drop the reasoning budget/,

@@ -128,6 +128,23 @@ describe('hybrid cache: snapshots and continuations', () => {
     assertCloseScaled(await continueFrom(d, seqs[1], prefix, len), await full(seqs[1]), 1e-5, 'after growth');
   });
 
+  it('a continuation outgrowing the room after a long prefix keeps the prefix shared, not copied', async () => {
+    const P = 64;
+    const x = randn((P + 8) * H, rng(61));
+    using cache = new HybridCache(be, { layers, dtype: 'f32', capacity: P + 2 });
+    tidy(() => {
+      stack(x, 0, P, cache);
+    });
+    using s = cache.snapshot();
+    cache[Symbol.dispose]();
+    using c = s.resume(2);
+    const got = await continueFrom(c, x, P, P + 8);
+    assertCloseScaled(got, (await stack(x, 0, P + 8, null).data()).slice(P * H), 1e-5, 'continuation');
+    // Its own rows (8 tokens, 64 bytes each) and the Mamba states' copy: no second copy of the prefix's 64.
+    const row = 2 * 2 * 4 * 4;
+    assert.ok(c.bytes - s.bytes <= 2 * 8 * row, `${c.bytes - s.bytes} bytes beyond the snapshot's`);
+  });
+
   it('a snapshot taken after another keeps its rows when the earlier one is resumed', async () => {
     using c = snap.resume(len - prefix);
     stack(seqs[1], prefix, prefix + 3, c);

@@ -12,7 +12,7 @@ import * as g from '../../src/runtime/grad-ops.js';
 import * as ops from '../../src/runtime/ops.js';
 import { ShapeError } from '../../src/runtime/shape.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
-import { assertClose, randint, randn, seeded } from '../helpers.js';
+import { assertClose, assertCloseScaled, randint, randn, seeded } from '../helpers.js';
 import { checkGrads, dot } from './grad-check.js';
 
 const cpu = cpuBackend();
@@ -165,10 +165,11 @@ for (const affine of [true, false])
       const [w, b] = affine ? [t(wv, [dim]), t(bv, [dim])] : [null, null];
       const ref = (xs: Float64Array[]) => lnRef(xs, rows, dim, eps, affine);
       const raw = [xv, wv, bv];
-      assertClose(
+      assertCloseScaled(
         (await ops.layerNorm(x, w, b, eps).data()) as Float32Array,
         ref(raw.map((a) => Float64Array.from(a))),
         1e-5,
+        'forward (n·w + b cancels: against the largest output)',
       );
       const gr = g.layerNormBackward(x, w, b, eps, t(dyv, [rows, dim]), {
         dSum: affine ? t(dsv, [rows, dim]) : null,

@@ -1,6 +1,6 @@
 /**
  * Continuous batching in the server (tiny Nemotron-H, CPU): concurrent requests decode together and answer
- * exactly what they answer one at a time; admission by estimated cache memory (413 for a request that can
+ * exactly what they answer one at a time; admission by estimated memory (413 for a request that can
  * never fit, counted as rejected); `/metrics` in the Prometheus text format.
  */
 import assert from 'node:assert/strict';
@@ -50,7 +50,7 @@ describe('server: continuous batching, admission, /metrics', () => {
     server = createServer(await VideoLM.load(dir, { device: 'cpu' }), {
       modelId: MODEL,
       concurrency: 8,
-      cacheBudgetBytes: 64 * 2 ** 20,
+      memoryBudgetBytes: 64 * 2 ** 20,
     });
     await server.app.listen({ host: '127.0.0.1', port: 0 });
     url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
@@ -90,7 +90,7 @@ describe('server: continuous batching, admission, /metrics', () => {
     );
   });
 
-  it('refuses a request that can never fit the cache budget with 413, and /metrics counts it', async () => {
+  it('refuses a request that can never fit the memory budget with 413, and /metrics counts it', async () => {
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -99,7 +99,7 @@ describe('server: continuous batching, admission, /metrics', () => {
     assert.equal(res.status, 413);
     const body = await res.json();
     assert.equal(body.error.code, 'request_too_large');
-    assert.match(body.error.message, /cache memory.*max_tokens/);
+    assert.match(body.error.message, /decode cache .* but the server has .*max_tokens/);
     const { samples } = parseMetrics(await (await fetch(`${url}/metrics`)).text());
     assert.ok((samples.get('longshot_requests_total{outcome="rejected"}') ?? 0) >= 1);
   });
@@ -117,13 +117,14 @@ describe('server: continuous batching, admission, /metrics', () => {
       ['longshot_completion_tokens_total', 'counter'],
       ['longshot_time_to_first_token_seconds', 'histogram'],
       ['longshot_device_memory_bytes', 'gauge'],
-      ['longshot_cache_budget_bytes', 'gauge'],
+      ['longshot_memory_budget_bytes', 'gauge'],
+      ['longshot_memory_free_bytes', 'gauge'],
       ['longshot_video_encodes_running', 'gauge'],
       ['longshot_video_encode_progress', 'gauge'],
     ])
       assert.equal(types.get(name), type, name);
     assert.equal(samples.get('longshot_requests_running'), 0);
-    assert.equal(samples.get('longshot_cache_budget_bytes'), 64 * 2 ** 20);
+    assert.equal(samples.get('longshot_memory_budget_bytes'), 64 * 2 ** 20);
     const count = samples.get('longshot_time_to_first_token_seconds_count')!;
     assert.equal(samples.get('longshot_time_to_first_token_seconds_bucket{le="+Inf"}'), count);
     assert.ok(count >= 1 && count <= (samples.get('longshot_requests_total{outcome="ok"}') ?? 0));

@@ -104,9 +104,11 @@ describe('OpenAI-compatible server', () => {
       queued: 0,
       concurrency: 8,
       max_queue: 16,
-      reserved_bytes: 0,
-      budget_bytes: null,
     });
+    // No budget: the ledger counts, admission does not limit.
+    assert.equal(health.memory.budget_bytes, null);
+    assert.equal(health.memory.free_bytes, null);
+    assert.ok(health.memory.weights_bytes > 0);
   });
 
   it('answers a non-streaming request with usage, and reuses the encoded video for the next question', async () => {

@@ -1,9 +1,8 @@
 /** `longshot serve`: an OpenAI-compatible Chat Completions server for one model. */
 import { type Command, InvalidArgumentError } from 'commander';
 import { VideoLM } from '../../facade/video-lm.js';
-import { deviceMemoryBytes } from '../../models/fit.js';
+import { defaultMemoryBudget } from '../../models/fit.js';
 import type { ReductionRequest } from '../../models/reduction.js';
-import type { DeviceName } from '../../runtime/backend.js';
 import { getBackend } from '../../runtime/device.js';
 import { createServer } from '../../serve/app.js';
 import { checkListen, listenError } from '../../serve/listen.js';
@@ -21,7 +20,7 @@ interface ServeCliOptions {
   allowedRoot?: string;
   allowRemoteMedia?: boolean;
   concurrency: number;
-  cacheBudget?: number;
+  memoryBudget?: number;
   maxQueue: number;
   timeout: number;
   cacheVideos: number;
@@ -56,8 +55,8 @@ export function register(program: Command): void {
       8,
     )
     .option(
-      '--cache-budget <GiB>',
-      "cache memory running requests may hold together (default: 90% of the device's memory left after loading)",
+      '--memory-budget <GiB>',
+      "device memory the server may use in all, weights included: requests are admitted while their decode caches and new videos' encodes fit (default: 92% of the device's memory)",
       gibibytes,
     )
     .option(
@@ -128,7 +127,7 @@ Examples:
         // The embedded model is served under its directory's name, never a path of this machine.
         modelId: o.name ?? model.info.id,
         concurrency: o.concurrency,
-        cacheBudgetBytes: o.cacheBudget ?? (await defaultCacheBudget(model.info.device)),
+        memoryBudgetBytes: o.memoryBudget ?? defaultMemoryBudget(await getBackend(model.info.device)),
         maxQueue: o.maxQueue,
         timeoutMs: o.timeout * 1000,
         cacheEntries: o.cacheVideos,
@@ -160,14 +159,8 @@ Examples:
 function gibibytes(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !(n > 0))
-    throw new InvalidArgumentError(`--cache-budget must be a positive number of GiB, got '${v}'`);
+    throw new InvalidArgumentError(`--memory-budget must be a positive number of GiB, got '${v}'`);
   return n * 2 ** 30;
-}
-
-/** 90% of the device memory left once the model is loaded (the rest: video encoding, activations). */
-async function defaultCacheBudget(device: DeviceName): Promise<number> {
-  const backend = await getBackend(device);
-  return 0.9 * Math.max(0, deviceMemoryBytes(backend) - backend.memory().reserved);
 }
 
 /** A TCP port: 0 (any free one) to 65535. */

@@ -22,6 +22,8 @@ import type { Tensor } from '../../runtime/tensor.js';
 import {
   type CheckpointSource,
   type EncodedVideo,
+  type EncodeGeometry,
+  type EncodePlan,
   type FrameBatchContext,
   type LiveContext,
   type LiveEncoding,
@@ -42,7 +44,7 @@ import {
   tokenCount,
   type VisualBatch,
 } from './processor.js';
-import { decodeCacheOf } from './size.js';
+import { decodeCacheOf, qwen2vlEncodePlan, videoGrid } from './size.js';
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
@@ -124,6 +126,28 @@ export class Qwen2VLRunner implements ModelRunner {
       dispose: () => {},
     };
     return video;
+  }
+
+  /** A video's tokens and prefix as `encode` makes them (size.ts `qwen2vlEncodePlan`); an image's pixels only. */
+  planEncode(g: EncodeGeometry): EncodePlan {
+    const c = this.processor.video;
+    const grid = videoGrid(c, g.frames, g.width, g.height, this.processor.options.oddFrames ?? 'pad');
+    if (g.kind === 'image') {
+      const bytes = grid[1] * grid[2] * c.temporal_patch_size * 3 * c.patch_size ** 2 * 4;
+      return {
+        videoTokens: tokenCount([1, grid[1], grid[2]], c.merge_size),
+        stateBytes: bytes,
+        peakBytes: bytes,
+      };
+    }
+    return qwen2vlEncodePlan(this.model.config, {
+      grid,
+      prefixTextTokens: this.defaultPromptIds().length,
+      room: PREFIX_ROOM,
+      framesPerBatch: FRAMES_PER_BATCH,
+      pieceTokens: g.pieceTokens,
+      dtype: this.model.dtype,
+    });
   }
 
   /** A growing video whose questions are asked in the default prompt (see live.ts). */

@@ -8,7 +8,9 @@ import type { DecodeCacheSize } from '../../facade/types.js';
 import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import { countParams } from '../../nn/params.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
-import type { Qwen2VLConfig, Qwen2VLTextConfig } from './config.js';
+import type { EncodePlan } from '../family.js';
+import type { Qwen2VLConfig, Qwen2VLTextConfig, Qwen2VLVisionConfig } from './config.js';
+import type { PreprocessorConfig } from './preprocessor-config.js';
 import { smartResize } from './processor.js';
 import type { GridTHW } from './vision.js';
 import { qwen2vlSpecs } from './weights.js';
@@ -93,8 +95,115 @@ export function estimateMemory(config: Qwen2VLConfig, opts: MemoryEstimateOption
   };
 }
 
-/** The cache one conversation holds while it decodes: the text decoder's K/V per token (Qwen2-VL, Vamba). */
+/**
+ * The memory one conversation holds while it decodes (Qwen2-VL, Vamba): the text decoder's K/V per token, a
+ * token's activations in a layer (as the prefill's in estimateMemory) and a row's f32 logits twice.
+ */
 export function decodeCacheOf(t: Qwen2VLTextConfig, dtype: DType): DecodeCacheSize {
   const layers = attentionLayers(t.num_hidden_layers, t.num_key_value_heads, t.head_dim);
-  return { bytesPerToken: kvBytesPerToken(layers, dtype), bytesPerSequence: 0 };
+  const mlpRows = t.hidden_act === 'silu' ? 3 : 4;
+  return {
+    bytesPerToken: kvBytesPerToken(layers, dtype),
+    bytesPerSequence: 0,
+    activationBytesPerToken: (8 * t.hidden_size + mlpRows * t.intermediate_size) * BYTES_PER_ELEMENT[dtype],
+    logitsBytes: 2 * t.vocab_size * 4,
+  };
+}
+
+/** A video's patch grid [t, h, w] from its frame count and decoded size, as the processor will make it. */
+export function videoGrid(
+  c: PreprocessorConfig,
+  frames: number,
+  width: number,
+  height: number,
+  oddLast: 'pad' | 'drop',
+): GridTHW {
+  const factor = c.patch_size * c.merge_size;
+  const [h, w] = c.do_resize
+    ? smartResize(height, width, { factor, minPixels: c.min_pixels, maxPixels: c.max_pixels })
+    : [height, width];
+  const t = (oddLast === 'drop' ? Math.floor : Math.ceil)(frames / c.temporal_patch_size);
+  return [t, h / c.patch_size, w / c.patch_size];
+}
+
+/**
+ * Device bytes of one vision-tower call over `patches` patch rows (Qwen2-VL's tower, also Vamba's): the
+ * pixels uploaded in f32 and their narrowed copy, per block the residual, norm, q/k/v, rotated q/k, attention
+ * output, projection and the MLP hidden before and after its activation, the f32 rotary tables, and the
+ * merged output.
+ */
+export function visionCallBytes(v: Qwen2VLVisionConfig, patches: number, dtype: DType): number {
+  const b = BYTES_PER_ELEMENT[dtype];
+  const rowLen = v.in_channels * v.temporal_patch_size * v.patch_size ** 2;
+  const headDim = v.embed_dim / v.num_heads;
+  return (
+    patches * rowLen * (4 + (dtype === 'f32' ? 0 : b)) +
+    patches * v.embed_dim * (10 + 2 * v.mlp_ratio) * b +
+    2 * patches * headDim * 4 +
+    (patches / v.spatial_merge_size ** 2) * v.hidden_size * b
+  );
+}
+
+/**
+ * Patch rows of the largest vision call when a video streams through in batches of `framesPerBatch` frames
+ * (chunked prefill makes later batches smaller, never the first, which runs before the frame size is
+ * known), a batch cut into calls of at most `maxPatchesPerChunk` patches (a larger group runs alone).
+ */
+export function visionBatchPatches(
+  v: Qwen2VLVisionConfig,
+  grid: GridTHW,
+  framesPerBatch: number,
+  maxPatchesPerChunk = 16384,
+): number {
+  const perGroup = grid[1] * grid[2];
+  const groups = Math.min(
+    Math.max(1, Math.floor(framesPerBatch / v.temporal_patch_size)),
+    grid[0],
+    Math.max(1, Math.floor(maxPatchesPerChunk / perGroup)),
+  );
+  return groups * perGroup;
+}
+
+export interface Qwen2VLEncodePlanOptions {
+  grid: GridTHW;
+  /** Text tokens of the prefix around the video (the chat template up to the end of the video). */
+  prefixTextTokens: number;
+  /** Tokens reserved after the prefix for the questions (the runner's PREFIX_ROOM). */
+  room: number;
+  framesPerBatch: number;
+  /** Chunked prefill's video tokens a piece; absent: at once. */
+  pieceTokens?: number;
+  dtype: DType;
+}
+
+/**
+ * The device memory of encoding a video as the Qwen2-VL runner does it (the server's admission): the vision
+ * tower streams batches of frames into the whole video's tokens [T, hidden], then the prefix (template text
+ * + the video) is prefilled into a K/V cache of the prefix plus `room`, at once or in pieces. Its peak is the
+ * larger of the two phases:
+ *
+ *   vision:  the tokens + one vision call
+ *   prefill: the tokens + the prefix's embeddings + the K/V cache + one piece's activations
+ *
+ * and what stays (the video's state) is the tokens and the K/V cache.
+ */
+export function qwen2vlEncodePlan(config: Qwen2VLConfig, o: Qwen2VLEncodePlanOptions): EncodePlan {
+  const t = config.text;
+  const b = BYTES_PER_ELEMENT[o.dtype];
+  const [gt, gh, gw] = o.grid;
+  const videoTokens = (gt * gh * gw) / config.vision.spatial_merge_size ** 2;
+  const tokensBytes = videoTokens * t.hidden_size * b;
+  const vision =
+    tokensBytes +
+    visionCallBytes(config.vision, visionBatchPatches(config.vision, o.grid, o.framesPerBatch), o.dtype);
+  const n = videoTokens + o.prefixTextTokens;
+  const kv = (n + o.room) * decodeCacheOf(t, o.dtype).bytesPerToken;
+  const piece = Math.min(n, o.pieceTokens || n);
+  // One piece through a decoder layer (the prefill's activations as in estimateMemory), its f32 rotary
+  // tables (3 M-RoPE sections share one table a side) and the f32 logits of the last position.
+  const mlpRows = t.hidden_act === 'silu' ? 3 : 4;
+  const pieceBytes =
+    piece * (8 * t.hidden_size + mlpRows * t.intermediate_size) * b + 2 * piece * t.head_dim * 4;
+  const prefill = tokensBytes + 2 * n * t.hidden_size * b + kv + pieceBytes + t.vocab_size * 4;
+  return { videoTokens, stateBytes: tokensBytes + kv, peakBytes: Math.max(vision, prefill) };
 }

@@ -11,6 +11,7 @@ import { disposeState, type Mamba2Config, type Mamba2State } from '../../nn/mamb
 import { RMSNorm } from '../../nn/norm.js';
 import type { ParamStore } from '../../nn/params.js';
 import { mrope, type Rope, rope1d, rotaryTensors } from '../../nn/rotary.js';
+import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
 import { disposeAll, tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -68,7 +69,7 @@ export class VambaLanguageModel implements Disposable {
   encodeVideo(
     V: Tensor,
     grid: readonly [number, number, number],
-    opts: { chunkLen?: number } = {},
+    opts: { chunkLen?: number; batch?: number } = {},
   ): CrossKV[] {
     const r = this.appendVideo(V, grid, { ...opts, states: null });
     for (const s of r.states) if (s) disposeState(s);
@@ -129,16 +130,19 @@ export class VambaLanguageModel implements Disposable {
    * these tokens for every layer, and every layer's Mamba state after them. `states` are the states after
    * the earlier tokens (null: none came before); they are left untouched. Appending a video piece by piece
    * this way gives the K/V of encoding it at once (the video stream is causal: research/vamba.md §2.3).
+   * `batch`: V is that many videos of grid `grid` one after another (a training step's examples), each
+   * scanned on its own; K/V come as [batch, …].
    */
   appendVideo(
     V: Tensor,
     grid: readonly [number, number, number],
-    opts: { chunkLen?: number; states: readonly (Mamba2State | null)[] | null; tOffset?: number },
+    opts: { chunkLen?: number; states: readonly (Mamba2State | null)[] | null; tOffset?: number; batch?: number },
   ): { kvs: CrossKV[]; states: (Mamba2State | null)[] } {
     const t = this.config.text;
+    const batch = opts.batch ?? 1;
     const chunkLen = opts.chunkLen ?? DEFAULT_VIDEO_CHUNK;
     const rope = this.config.cross_attn_use_position_embeddings
-      ? videoRope(V, grid, this.config, opts.tOffset ?? 0)
+      ? videoRope(V.backend, V.shape[0] / batch, grid, this.config, opts.tOffset ?? 0)
       : null;
     const kvs: CrossKV[] = [];
     const states: (Mamba2State | null)[] = [];
@@ -150,6 +154,7 @@ export class VambaLanguageModel implements Disposable {
           last: i === t.num_hidden_layers - 1,
           chunkLen,
           state: opts.states?.[i] ?? null,
+          batch,
         });
         kvs.push(r.kv);
         states.push(r.state);
@@ -193,6 +198,17 @@ export class VambaLanguageModel implements Disposable {
   }
 
   /**
+   * A training forward without a cache: ids holds `batch` sequences of equal length one after another (pad
+   * the shorter ones at the end: attention is causal, so padding changes no earlier row), sequence i
+   * attending to its video's K/V (`kvs` from encodeVideo with the same batch). Logits [ids.length, vocab] f32.
+   */
+  forwardBatch(ids: ArrayLike<number>, batch: number, kvs: readonly CrossKV[]): Tensor {
+    if (ids.length % batch) throw new RangeError(`${ids.length} ids do not split into ${batch} sequences`);
+    const positions = Array.from({ length: ids.length / batch }, (_, i) => i);
+    return this.#run(ids, positions, null, (i) => kvs[i], false, undefined, batch);
+  }
+
+  /**
    * Batched decoding: token i joins caches[i]'s sequence, whose video is videos[i] (each layer's K/V); logits
    * [n, vocab] f32.
    */
@@ -219,6 +235,7 @@ export class VambaLanguageModel implements Disposable {
     kvOf: (layer: number) => CrossKV | readonly CrossKV[],
     lastOnly: boolean,
     probe?: AttentionProbe,
+    batch?: number,
   ): Tensor {
     const t = this.config.text;
     const backend = this.embed_tokens.backend;
@@ -228,7 +245,7 @@ export class VambaLanguageModel implements Disposable {
       const rope = rotaryTensors(backend, rope1d(positions, t.head_dim, t.rope_theta));
       let h = ops.embedding(this.embed_tokens, ops.tensor(backend, Int32Array.from(ids), [seq], 'i32'));
       for (let i = 0; i < this.layers.length; i++)
-        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvOf(i), probe });
+        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvOf(i), probe, batch });
       if (lastOnly) h = ops.slice(h, 0, seq - 1, seq);
       return ops.cast(this.lm_head.forward(this.norm.forward(h)), 'f32');
     });
@@ -247,14 +264,14 @@ export class VambaLanguageModel implements Disposable {
  * a piece of a growing video starts at temporal index `tOffset`.
  */
 function videoRope(
-  V: Tensor,
+  backend: Backend,
+  tokens: number,
   [gt, gh, gw]: readonly [number, number, number],
   config: Qwen2VLConfig,
   tOffset: number,
 ): Rope {
   const n = gt * gh * gw;
-  if (n !== V.shape[0])
-    throw new RangeError(`video grid ${gt}×${gh}×${gw} does not match ${V.shape[0]} video tokens`);
+  if (n !== tokens) throw new RangeError(`video grid ${gt}×${gh}×${gw} does not match ${tokens} video tokens`);
   const rows = [new Int32Array(n), new Int32Array(n), new Int32Array(n)] as const;
   for (let i = 0; i < n; i++) {
     rows[0][i] = tOffset + Math.floor(i / (gh * gw));
@@ -262,5 +279,5 @@ function videoRope(
     rows[2][i] = i % gw;
   }
   const t = config.text;
-  return rotaryTensors(V.backend, mrope(rows, t.head_dim, t.rope_theta, t.mrope_section));
+  return rotaryTensors(backend, mrope(rows, t.head_dim, t.rope_theta, t.mrope_section));
 }

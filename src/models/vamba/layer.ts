@@ -110,24 +110,26 @@ export class VambaDecoderLayer implements Disposable {
    * for the last layer, whose video update nothing reads). V is consumed: it may be updated in place and
    * returned, or disposed. The Mamba block runs `chunkLen` tokens at a time, continuing from `state` (the
    * scan after earlier video tokens, for a video that grows; zeros when null) and returning the state after
-   * these tokens (null when the block did not run).
+   * these tokens (null when the block did not run). `batch` videos of equal length, one after another in V
+   * (a training batch), are scanned as separate sequences.
    */
   advanceVideo(
     V: Tensor,
-    opts: { rope: Rope | null; last: boolean; chunkLen: number; state?: Mamba2State | null },
+    opts: { rope: Rope | null; last: boolean; chunkLen: number; state?: Mamba2State | null; batch?: number },
   ): { kv: CrossKV; V: Tensor | null; state: Mamba2State | null } {
+    const batch = opts.batch ?? 1;
     let v = V;
     if (this.switches.crossNorm) {
       v = this.input_layernorm.forward(V);
       V.dispose();
     }
-    const kv = this.cross_attn.keysValues(v, opts.rope);
+    const kv = this.cross_attn.keysValues(v, opts.rope, batch);
     if (opts.last || !this.vision_mixer) {
       if (opts.last) v.dispose();
       return { kv, V: opts.last ? null : v, state: null };
     }
     const n = v.shape[0];
-    const seq = v.reshape([1, n, v.shape[1]]);
+    const seq = v.reshape([batch, n / batch, v.shape[1]]);
     // In place, except while autograd records (the tape keeps the chunks it read for backward).
     const inPlace = !active;
     const r = this.vision_mixer.prefillChunked(seq, opts.chunkLen, opts.state ?? null, { inPlace });
@@ -152,11 +154,17 @@ export class VambaDecoderLayer implements Disposable {
       layer: number;
       kv: CrossKV | readonly CrossKV[];
       probe?: AttentionProbe;
+      /** No cache: H holds this many sequences of equal length (a training batch; kv is [batch, …]). */
+      batch?: number;
     },
   ): Tensor {
     return tidy(() => {
       const x = this.input_layernorm.forward(H);
-      const sa = this.self_attn.forward(x, { rope: inputs.rope, ...layerCaches(inputs.cache, inputs.layer) });
+      const sa = this.self_attn.forward(x, {
+        rope: inputs.rope,
+        batch: inputs.batch,
+        ...layerCaches(inputs.cache, inputs.layer),
+      });
       const ca = this.cross_attn.forward(
         x,
         inputs.kv,

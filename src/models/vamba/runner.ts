@@ -16,6 +16,8 @@ import type { Backend } from '../../runtime/backend.js';
 import {
   type CheckpointSource,
   type EncodedVideo,
+  type EncodeGeometry,
+  type EncodePlan,
   type FrameBatchContext,
   type LiveContext,
   type LiveEncoding,
@@ -24,11 +26,12 @@ import {
   type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
-import { decodeCacheOf } from '../qwen2vl/size.js';
+import { decodeCacheOf, videoGrid } from '../qwen2vl/size.js';
 import { VambaLiveVideo } from './live.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
-import { encodeVideoFrames } from './video.js';
+import { vambaEncodePlan } from './size.js';
+import { encodeVideoFrames, FRAMES_PER_BATCH } from './video.js';
 import { type VambaVideo, VambaVideoHandle, videoOf } from './video-handle.js';
 
 export async function loadVambaRunner(
@@ -71,6 +74,17 @@ class VambaRunner implements ModelRunner {
       pieces: c.pieces,
     });
     return videoOf(handle);
+  }
+
+  /** Every layer's K/V as `encode` makes them (size.ts `vambaEncodePlan`); a still picture is a pair of frames. */
+  planEncode(g: EncodeGeometry): EncodePlan {
+    const frames = g.kind === 'image' ? 2 : g.frames;
+    return vambaEncodePlan(this.model.config, {
+      grid: videoGrid(this.model.processor.video, frames, g.width, g.height, 'drop'),
+      framesPerBatch: FRAMES_PER_BATCH,
+      pieceTokens: g.pieceTokens,
+      dtype: this.model.dtype,
+    });
   }
 
   live(context: LiveContext): LiveEncoding {

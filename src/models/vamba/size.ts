@@ -10,8 +10,10 @@
  */
 
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
+import type { EncodePlan } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { smartResize } from '../qwen2vl/processor.js';
+import { visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
 import type { GridTHW } from '../qwen2vl/vision.js';
 import { vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK } from './language-model.js';
@@ -119,4 +121,44 @@ export function estimateVambaMemory(config: Qwen2VLConfig, o: VambaMemoryOptions
     phase,
     totalBytes: weightBytes + phases[phase],
   };
+}
+
+export interface VambaEncodePlanOptions {
+  grid: GridTHW;
+  framesPerBatch: number;
+  /** Chunked prefill's video tokens a piece; absent: at once. */
+  pieceTokens?: number;
+  /** Video tokens per Mamba chunk (default 4096). */
+  chunkLen?: number;
+  dtype: DType;
+}
+
+/**
+ * The device memory of encoding a video as the facade does it (the server's admission): the vision tower
+ * streams batches of frames into the video stream V [T, hidden], then every layer's Mamba block and
+ * cross-attention K/V run over V, at once (chunks of `chunkLen`) or in pieces of whole temporal groups, whose
+ * K/V are copied into buffers for the whole video. The peak is the larger phase:
+ *
+ *   vision: V + one vision call
+ *   LLM:    V + every layer's K/V + a piece's K/V (in pieces) + one Mamba chunk
+ *
+ * and what stays is every layer's K/V.
+ */
+export function vambaEncodePlan(config: Qwen2VLConfig, o: VambaEncodePlanOptions): EncodePlan {
+  const v = config.vision;
+  const perGroup = (o.grid[1] * o.grid[2]) / v.spatial_merge_size ** 2;
+  const step = o.pieceTokens ? Math.max(1, Math.floor(o.pieceTokens / perGroup)) : o.grid[0];
+  const pieces = step < o.grid[0];
+  const pieceTokens = Math.min(o.grid[0], step) * perGroup;
+  const e = estimateVambaMemory(config, {
+    frames: o.grid[0] * v.temporal_patch_size,
+    grid: o.grid,
+    chunkLen: Math.min(pieceTokens, o.chunkLen ?? DEFAULT_VIDEO_CHUNK),
+    dtype: o.dtype,
+  });
+  const vision =
+    e.videoStreamBytes + visionCallBytes(v, visionBatchPatches(v, o.grid, o.framesPerBatch), o.dtype);
+  const pieceKV = pieces ? (e.videoKVBytes * pieceTokens) / e.videoTokens : 0;
+  const llm = e.videoStreamBytes + e.videoKVBytes + pieceKV + e.mambaChunkBytes;
+  return { videoTokens: e.videoTokens, stateBytes: e.videoKVBytes, peakBytes: Math.max(vision, llm) };
 }

@@ -38,6 +38,9 @@ export interface VambaFramesOptions {
   onFrames?: (done: number, tokens?: number) => void;
 }
 
+/** Frames patched and encoded per batch unless told otherwise. */
+export const FRAMES_PER_BATCH = 16;
+
 /** sha256 of a local file's bytes, or null when the input is not a local file. */
 async function fileDigest(input: MediaInput | undefined): Promise<string | null> {
   if (typeof input !== 'string' || /^[a-z]+:/i.test(input)) return null;
@@ -58,7 +61,7 @@ export async function encodeVideoFrames(
   frames: AsyncIterable<Frame[]>,
   o: VambaFramesOptions,
 ): Promise<VambaVideoHandle> {
-  const perBatch = o.framesPerBatch ?? 16;
+  const perBatch = o.framesPerBatch ?? FRAMES_PER_BATCH;
   if (!Number.isInteger(perBatch) || perBatch < 2 || perBatch % 2)
     throw new InputError(`framesPerBatch must be an even integer ≥ 2 (got ${perBatch})`);
   const still = o.still ?? false;

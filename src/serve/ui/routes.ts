@@ -39,7 +39,10 @@ export interface UiContext {
   uploads: UploadStore;
   live: LiveSessions;
   timeoutMs: number;
-  /** The server's own path to an encoded video (the cache, keyed as chat requests key it). */
+  /**
+   * The server's own path to an encoded video (the cache, keyed as chat requests key it), admitted by the
+   * queue for its encode; the lease's release ends the admission.
+   */
   leaseVideo(ref: MediaRef, signal: AbortSignal, progress: VideoProgress): Promise<Lease>;
 }
 
@@ -91,6 +94,7 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
         device_reserved_bytes: mem.reserved,
         video_cache_bytes: ui.cache.bytes,
         video_cache_entries: ui.cache.size,
+        ledger: ui.queue.ledger.snapshot,
         process_rss_bytes: process.memoryUsage().rss,
       },
       queue: ui.queue.stats,
@@ -200,9 +204,7 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
         });
       },
     };
-    let release: (() => void) | undefined;
     try {
-      release = await ui.queue.acquire(ctrl.signal);
       const lease = await ui.leaseVideo(ref, ctrl.signal, progress);
       send('done', {
         ...describe(lease.handle),
@@ -214,7 +216,6 @@ export async function uiRoutes(app: FastifyInstance, ui: UiContext): Promise<voi
       send('error', toApiError(ctrl.signal.aborted ? ctrl.signal.reason : e, { param: 'url' }).body);
     } finally {
       clearTimeout(timer);
-      release?.();
       raw.end();
     }
   });

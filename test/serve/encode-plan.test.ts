@@ -1,0 +1,146 @@
+/**
+ * The encode plans the server admits by (`ModelRunner.planEncode`: models/qwen2vl/size.ts, models/vamba/size.ts)
+ * against what the CPU backend allocates (its live-byte count and peak) for tiny random-weight Qwen2-VL and
+ * Vamba: the planned peak covers the measured one and is not absurdly above it (≤ 3×), the planned state is the
+ * encoded video's bytes. Frames are synthetic and fed to the runner directly (112×112: one 4×4-token group per
+ * two frames), so a long video is cheap; 1024 frames make the prefill / LLM phase the peak, fewer the vision
+ * tower. Then a tiny Qwen2-VL server refuses a video it could never encode with 413 naming the sizes.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import '../../src/backends/index.js';
+import { inspectModel } from '../../src/facade/inspect.js';
+import { VideoLM } from '../../src/facade/video-lm.js';
+import type { Frame } from '../../src/media/index.js';
+import type { ModelRunner } from '../../src/models/family.js';
+import { getBackend } from '../../src/runtime/device.js';
+import { createServer } from '../../src/serve/index.js';
+import { writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-models.js';
+import { H264, makeVideo, scratch } from '../media/fixtures.js';
+
+const SIDE = 112;
+
+async function* framesOf(n: number): AsyncGenerator<Frame[]> {
+  const data = new Uint8Array(SIDE * SIDE * 3).map((_, i) => (i * 7) % 251);
+  for (let i = 0; i < n; i += 8)
+    yield Array.from({ length: Math.min(8, n - i) }, (_, j) => ({
+      index: i + j,
+      timestampSec: (i + j) / 2,
+      width: SIDE,
+      height: SIDE,
+      data,
+    }));
+}
+
+describe('encode plans against the CPU backend’s allocations', () => {
+  let dir: string;
+  const runners: ModelRunner[] = [];
+  before(() => {
+    dir = scratch();
+  });
+  after(() => {
+    for (const r of runners) r.dispose();
+  });
+
+  async function runner(arch: 'qwen2vl' | 'vamba'): Promise<ModelRunner> {
+    const m = join(dir, arch);
+    mkdirSync(m);
+    await (arch === 'vamba' ? writeTinyVamba(m) : writeTinyQwen2VL(m));
+    const r = await (await inspectModel(m)).checkpoint.load(await getBackend('cpu'), m);
+    runners.push(r);
+    return r;
+  }
+
+  for (const arch of ['qwen2vl', 'vamba'] as const)
+    it(`${arch}: the planned peak covers the measured one (≤ 3×), the planned state is the video's bytes`, async () => {
+      const r = await runner(arch);
+      const backend = await getBackend('cpu');
+      for (const [frames, pieceTokens] of [
+        [16, undefined],
+        [256, undefined],
+        [1024, 256],
+      ] as const) {
+        const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE, pieceTokens });
+        const before = backend.memory().current;
+        backend.resetPeak();
+        const video = await r.encode(framesOf(frames), {
+          kind: 'video',
+          timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
+          sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
+          pieces: pieceTokens ? { tokens: pieceTokens, pause: async () => {} } : undefined,
+        });
+        const peak = backend.memory().peak - before;
+        const held = backend.memory().current - before;
+        const what = `${arch}, ${frames} frames${pieceTokens ? `, pieces of ${pieceTokens}` : ''}: planned ${plan.peakBytes} B, measured ${peak} B`;
+        assert.equal(plan.videoTokens, video.tokens, what);
+        assert.equal(held, video.bytes, `${what}: the video's bytes are what it holds`);
+        // The state: the video's bytes exactly, or (Qwen2-VL) a few prompt tokens' K/V more.
+        assert.ok(
+          plan.stateBytes >= held && plan.stateBytes <= held * 1.01,
+          `${what}: state ${plan.stateBytes} vs ${held}`,
+        );
+        assert.ok(plan.peakBytes >= peak, `${what}: the plan is below the measured peak`);
+        assert.ok(plan.peakBytes <= 3 * peak, `${what}: the plan is over 3× the measured peak`);
+        video.dispose();
+      }
+    });
+
+  it('a server refuses a video it could never encode with 413 naming the sizes and what to do', async () => {
+    const m = join(dir, 'serve');
+    mkdirSync(m);
+    await writeTinyQwen2VL(m);
+    await makeVideo(join(m, 'clip.mp4'), { width: 96, height: 64, frames: 40, fps: 10, encode: H264 });
+    const model = await VideoLM.load(m, { device: 'cpu' });
+    const plan = (frames: number) => model.planEncode(join(m, 'clip.mp4'), { frames, sampling: 'uniform' });
+    const [small, large] = [(await plan(4))!, (await plan(40))!];
+    assert.ok(large.peakBytes > small.peakBytes);
+    // Room for the 4-frame encode and a decode cache, not for the 40-frame one.
+    const weights = (await getBackend('cpu')).memory().current;
+    const server = createServer(model, {
+      modelId: 'tiny',
+      media: { allowedRoot: m },
+      memoryBudgetBytes: weights + (small.peakBytes + large.peakBytes) / 2,
+      prefillPieceTokens: 0,
+    });
+    await server.app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const ask = (frames: number) =>
+        fetch(`http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'tiny',
+            max_tokens: 2,
+            frames,
+            sampling: 'uniform',
+            messages: [
+              {
+                role: 'user',
+                content: [
+                  { type: 'video_url', video_url: { url: 'clip.mp4' } },
+                  { type: 'text', text: 'what?' },
+                ],
+              },
+            ],
+          }),
+        });
+      const refused = await ask(40);
+      assert.equal(refused.status, 413);
+      const { error } = await refused.json();
+      assert.equal(error.code, 'request_too_large');
+      assert.match(
+        error.message,
+        /needs about \d+ MiB \(decode cache \d+ MiB, encoding its video \d+ MiB\) but the server has \d+ MiB for requests/,
+      );
+      assert.match(error.message, /fewer frames.*--memory-budget.*more memory/);
+      const ok = await ask(4);
+      assert.equal(ok.status, 200);
+    } finally {
+      await server.close();
+      model.dispose();
+    }
+  });
+});
