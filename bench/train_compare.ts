@@ -4,15 +4,15 @@
  * loss.jsonl; writes <dir>/summary.md, <dir>/summary.json and <dir>/pytorch-loss.png (the longshot curve is
  * <dir>/longshot/loss.png; both drawn by src/train/curve.ts).
  *
- *   node --import tsx bench/train_compare.ts <dir> [model: vamba (default) or timeviper]
+ *   node --import tsx bench/train_compare.ts <dir> [model]      # model: train_needle.py's --model (vamba)
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lossCurvePng } from '../src/train/curve.js';
 
 const dir = process.argv[2];
-const model = process.argv[3] ?? 'vamba';
 if (!dir) throw new Error('usage: train_compare.ts <dir> [model]');
+const model = process.argv[3] ?? 'vamba';
 const json = (p: string) => (existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : null);
 const lines = (p: string) =>
   existsSync(p)

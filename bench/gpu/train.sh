@@ -7,20 +7,21 @@
 # of training; each then answers the held-out set (every asking of 60 videos of 16/32/64 frames). Prints and
 # writes $OUT/train/summary.md (steps/s, final loss, held-out accuracy) and summary.json, and both loss curves
 # (longshot/loss.png, pytorch-loss.png). DEVICE=cpu with small TRAIN_* values runs the same job on a CPU.
-# TRAIN_MODEL=timeviper does the same for the tiny needle TimeViper (recipes/needle-timeviper.json against
-# train_needle.py --model timeviper, i.e. tools/reference/needle_timeviper.py).
+# TRAIN_MODEL=mambamia does the same for the tiny TSTAR-MambaMia (recipes/needle-mambamia.json against
+# train_needle.py --model mambamia), TRAIN_MODEL=timeviper for the tiny needle TimeViper
+# (recipes/needle-timeviper.json against train_needle.py --model timeviper, i.e. needle_timeviper.py).
 set -uo pipefail
 START=$(date +%s)
 R="$OUT/train"
 D=${TRAIN_DATA:-/dev/shm/train-bench}
 DEVICE=${DEVICE:-cuda}
+MODEL=${TRAIN_MODEL:-vamba}
 STEPS=${TRAIN_STEPS:-300}
 SECS=${TRAIN_SECONDS:-240}
 WARMUP=${TRAIN_WARMUP:-30}
 VIDEOS=${TRAIN_VIDEOS:-150}  # per exporter process, 8 processes
 HELDOUT=${TRAIN_HELDOUT:-60}
 PY=${PYTHON:-python3}
-MODEL=${TRAIN_MODEL:-vamba}
 mkdir -p "$R/longshot" "$R/pytorch" "$D"
 command -v node >/dev/null || source .device/setup.sh
 exec > >(tee -a "$R/run_log.txt") 2>&1

@@ -19,27 +19,20 @@ import { Random } from '../util/random.js';
 
 const isNorm = (name: string) => /(norm\d*|ln_q|layernorm)\.(weight|bias)$/.test(name);
 
-/** Values (f32) for every spec, drawn from one seeded stream in spec order. */
-export function scratchWeights(
-  specs: readonly ParamSpec[],
-  config: Qwen2VLConfig,
-  seed: number,
-): Map<string, Float32Array> {
-  const mamba = new MambaInit(config, seed + 1, 0.5);
-  return pytorchInit(specs, seed, (name, shape) =>
-    /\.(vision_mixer\.|alpha$)/.test(name) ? (mamba.make(name, shape, 'F32').data as Float32Array) : null,
-  );
-}
+/**
+ * A family's own initialisation of some tensors (values, or null for PyTorch's defaults); `rng` is the shared
+ * stream, drawn in spec order.
+ */
+export type SpecialInit = (name: string, shape: readonly number[], rng: Random) => Float32Array | null;
 
 /**
- * PyTorch's default initialisation by name, from one seeded stream in spec order: norms 1 (weights) and 0
- * (biases), `embed_tokens` N(0, 1), other tensors U(±1/√fan_in) (a bias takes its weight's fan_in).
- * `special` gives the values of the tensors it knows (null: the default).
+ * Values (f32) for every spec, drawn from one seeded stream in spec order: `special`'s where it gives them,
+ * PyTorch's defaults for the module otherwise.
  */
 export function pytorchInit(
   specs: readonly ParamSpec[],
   seed: number,
-  special: (name: string, shape: readonly number[], rng: Random) => Float32Array | null,
+  special: SpecialInit = () => null,
 ): Map<string, Float32Array> {
   const rng = new Random(seed);
   const out = new Map<string, Float32Array>();
@@ -59,15 +52,14 @@ export function pytorchInit(
     else {
       const fan = s.name.endsWith('.bias') ? (fanIn.get(module) ?? 1) : numelOf(s.shape.slice(1));
       if (s.name.endsWith('.weight')) fanIn.set(module, fan);
-      const bound = 1 / Math.sqrt(fan);
-      for (let i = 0; i < n; i++) v[i] = (2 * rng.next() - 1) * bound;
+      uniform(rng, v, 1 / Math.sqrt(fan));
     }
     out.set(s.name, v);
   }
   return out;
 }
 
-/** Fills v with N(0, std²) draws (Box–Muller: two standard normals per two uniforms); returns v. */
+/** v filled with N(0, std²) draws (Box–Muller: two standard normals per two uniforms). */
 export function normal(rng: Random, v: Float32Array, std: number): Float32Array {
   for (let i = 0; i < v.length; i += 2) {
     const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
@@ -78,6 +70,24 @@ export function normal(rng: Random, v: Float32Array, std: number): Float32Array 
   return v;
 }
 
+/** v filled with U(−bound, bound) draws. */
+export function uniform(rng: Random, v: Float32Array, bound: number): Float32Array {
+  for (let i = 0; i < v.length; i++) v[i] = (2 * rng.next() - 1) * bound;
+  return v;
+}
+
+/** Qwen2-VL and Vamba: PyTorch's defaults, Vamba's Mamba blocks and α by MambaInit. */
+export function scratchWeights(
+  specs: readonly ParamSpec[],
+  config: Qwen2VLConfig,
+  seed: number,
+): Map<string, Float32Array> {
+  const mamba = new MambaInit(config, seed + 1, 0.5);
+  return pytorchInit(specs, seed, (name, shape) =>
+    /\.(vision_mixer\.|alpha$)/.test(name) ? (mamba.make(name, shape, 'F32').data as Float32Array) : null,
+  );
+}
+
 /** scratchWeights as tensors on `backend` in `dtype`, by name. */
 export function scratchTensors(
   specs: readonly ParamSpec[],
@@ -86,7 +96,16 @@ export function scratchTensors(
   backend: Backend,
   dtype: DType,
 ): Map<string, Tensor> {
-  const values = scratchWeights(specs, config, seed);
+  return tensorsOf(specs, scratchWeights(specs, config, seed), backend, dtype);
+}
+
+/** Values by name as tensors of the specs' shapes on `backend` in `dtype`. */
+export function tensorsOf(
+  specs: readonly ParamSpec[],
+  values: ReadonlyMap<string, Float32Array>,
+  backend: Backend,
+  dtype: DType,
+): Map<string, Tensor> {
   return new Map(specs.map((s) => [s.name, ops.tensor(backend, values.get(s.name)!, s.shape, dtype)]));
 }
 

@@ -3,6 +3,7 @@
  * of one example, greedy answers for the evaluation, and saving in the family's own checkpoint layout.
  */
 import { ModelError } from '../errors.js';
+import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 
@@ -38,6 +39,11 @@ export interface TrainForward extends Disposable {
    * out — logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each).
    */
   batchLogits?(exs: readonly Example[]): Tensor;
+}
+
+/** A forward that never awaits (every family but TimeViper): its logits are a tensor. */
+export interface SyncTrainForward extends TrainForward {
+  logits(ex: Example): Tensor;
 }
 
 /** The logits of a forward that must not await (activation checkpointing replays it synchronously). */
@@ -81,4 +87,29 @@ export function padded(
     targets.set(f.targets, i * seq);
   });
   return { ids, targets, seq };
+}
+
+/**
+ * A greedy answer from the prompt's logits: argmax tokens fed back through `step` until <|im_end|> (left out)
+ * or `maxNew` tokens. Each logits tensor is freed once read. (TimeViper's decode step is async.)
+ */
+export async function greedyAnswer(
+  first: Tensor,
+  step: (token: number) => Tensor | Promise<Tensor>,
+  imEnd: number,
+  maxNew: number,
+): Promise<number[]> {
+  const answer: number[] = [];
+  let logits = first;
+  for (;;) {
+    const next = ops.argmax(logits);
+    logits.dispose();
+    const tok = await next.item();
+    next.dispose();
+    if (tok === imEnd) break;
+    answer.push(tok);
+    if (answer.length >= maxNew) break;
+    logits = await step(tok);
+  }
+  return answer;
 }

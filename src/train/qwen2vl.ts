@@ -19,7 +19,7 @@ import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
-import { type TrainForward, type TrainModel, teacherForced } from './model.js';
+import { type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
 
 export class Qwen2VLTrainModel implements TrainModel {
   readonly untrainable = new Map<string, string>();
@@ -96,7 +96,7 @@ export class Qwen2VLTrainModel implements TrainModel {
     return { inputs: { inputIds, pixelValuesVideos: b.pixelValues, videoGridThw: [grid] }, at, pads };
   }
 
-  forward(): TrainForward {
+  forward(): SyncTrainForward {
     const m = this.#model();
     return {
       logits: (ex) => {

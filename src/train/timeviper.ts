@@ -28,7 +28,7 @@ import type { Random } from '../util/random.js';
 import type { ExtraFiles } from './checkpoint.js';
 import type { Example } from './data.js';
 import { normal, pytorchInit } from './init.js';
-import type { TrainForward, TrainModel } from './model.js';
+import { greedyAnswer, type TrainForward, type TrainModel } from './model.js';
 import type { Recipe } from './recipe.js';
 
 /** The specials the nano_base prompt needs, appended to a needle tokenizer (`<image>` last: never embedded). */
@@ -324,18 +324,8 @@ export class TimeViperTrainModel implements TrainModel {
       using pixels = this.#pixels(ex, m.lm.embeddings.backend);
       using visual = await m.encode(pixels);
       using session = m.session(ids.length + ex.count * visual.shape[1] + maxNew);
-      const answer: number[] = [];
-      let logits = await session.prefill({ ids, visual });
-      for (;;) {
-        const next = ops.argmax(logits);
-        logits.dispose();
-        const tok = await next.item();
-        next.dispose();
-        if (tok === this.imEnd) break;
-        answer.push(tok);
-        if (answer.length >= maxNew) break;
-        logits = await session.step(tok);
-      }
+      const first = await session.prefill({ ids, visual });
+      const answer = await greedyAnswer(first, (tok) => session.step(tok), this.imEnd, maxNew);
       out.push(answer);
     }
     return out;

@@ -26,7 +26,7 @@ import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
-import { padded, type TrainForward, type TrainModel, teacherForced } from './model.js';
+import { padded, type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
 
 const ALPHA = /^model\.layers\.\d+\.alpha$/;
 
@@ -117,7 +117,7 @@ export class VambaTrainModel implements TrainModel {
     return { pixels: b.pixelValues, grids: b.grids };
   }
 
-  forward(): TrainForward {
+  forward(): SyncTrainForward {
     const config = this.config;
     const store = this.#store(false);
     const visual = Qwen2VisionTransformer.load(store, config.vision);

@@ -12,7 +12,7 @@ import { getBackend } from '../../src/runtime/device.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { type Example, openSource } from '../../src/train/data.js';
-import { IGNORE, padded, sameVideoShape, syncLogits, teacherForced } from '../../src/train/model.js';
+import { IGNORE, padded, sameVideoShape, teacherForced } from '../../src/train/model.js';
 import { VambaTrainModel } from '../../src/train/vamba.js';
 import { Random } from '../../src/util/random.js';
 import { assertCloseScaled } from '../helpers.js';
@@ -61,7 +61,7 @@ for (const crossRope of [false, true])
       assert.deepEqual(all.shape, [exs.length * seq, 100]);
       batched = (await all.data()) as Float32Array;
       for (const [i, ex] of exs.entries()) {
-        using one = syncLogits(fwd, ex);
+        using one = fwd.logits(ex);
         const rows = one.shape[0];
         assertCloseScaled(
           batched.subarray(i * seq * 100, (i * seq + rows) * 100),
@@ -81,7 +81,7 @@ for (const crossRope of [false, true])
       using fwd = model.forward();
       let total: Tensor | null = null;
       for (const ex of exs) {
-        const l = lossSum(syncLogits(fwd, ex), teacherForced(ex).targets);
+        const l = lossSum(fwd.logits(ex), teacherForced(ex).targets);
         total = total ? ops.add(total, l) : l;
       }
       return total!;

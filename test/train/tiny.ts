@@ -10,17 +10,15 @@ import { parseRecipe, type Recipe } from '../../src/train/recipe.js';
 export type RecipeJson = Record<string, any>;
 
 export const TINY_PATH = join(dirname(fileURLToPath(import.meta.url)), 'tiny-vamba.recipe.json');
-export const tinyJson = (): RecipeJson => JSON.parse(readFileSync(TINY_PATH, 'utf8'));
-
+/** The tiny needle TSTAR-MambaMia recipe (the same tower, LLM, data and optimizer around a MambaMia compressor). */
+export const TINY_MAMBAMIA_PATH = join(dirname(TINY_PATH), 'tiny-mambamia.recipe.json');
 /** The tiny needle TimeViper recipe (hidden 32, 3 blocks with a TransV stage, 8-frame 56×56 videos). */
 export const TINY_TIMEVIPER_PATH = join(dirname(TINY_PATH), 'tiny-timeviper.recipe.json');
+export const tinyJson = (path = TINY_PATH): RecipeJson => JSON.parse(readFileSync(path, 'utf8'));
 
-/**
- * The recipe (the tiny Vamba's, or the one at `path`) with its output in a fresh temporary directory and `edit`
- * applied to the JSON first.
- */
+/** The recipe with its output in a fresh temporary directory and `edit` applied to the JSON first. */
 export function tinyRecipe(edit: (j: RecipeJson) => void = () => {}, path = TINY_PATH): Recipe {
-  const j: RecipeJson = JSON.parse(readFileSync(path, 'utf8'));
+  const j = tinyJson(path);
   edit(j);
   const r = parseRecipe(j, path, dirname(path));
   return { ...r, output: { ...r.output, dir: mkdtempSync(join(tmpdir(), 'longshot-train-')) } };
