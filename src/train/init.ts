@@ -110,29 +110,36 @@ export function tensorsOf(
 }
 
 /**
- * The weights of a Qwen2-VL-family checkpoint directory (names in either transformers layout), checked against
- * `specs`, by canonical name; a tied lm_head is not read. `what` names the config in errors.
+ * The weights of a checkpoint directory, checked against `specs` and read as the family's loader reads them
+ * (`opts`: what names the config in errors, renames, skips), by spec name.
  */
-export async function checkpointTensors(
+export async function loadTensors(
+  dir: string,
+  specs: readonly ParamSpec[],
+  backend: Backend,
+  dtype: DType,
+  opts: { what: string; rename?: (name: string) => string; skip?: (name: string) => boolean },
+): Promise<Map<string, Tensor>> {
+  const ckpt = await Checkpoint.open(dir);
+  try {
+    const store = await loadCheckedParams(ckpt, specs, { backend, dtype, where: dir, ...opts });
+    return new Map(specs.map((s) => [s.name, store.take(s.name)]));
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** A Qwen2-VL-family checkpoint (names in either transformers layout); a tied lm_head is not read. */
+export const checkpointTensors = (
   dir: string,
   specs: readonly ParamSpec[],
   config: Qwen2VLConfig,
   backend: Backend,
   dtype: DType,
   what: string,
-): Promise<Map<string, Tensor>> {
-  const ckpt = await Checkpoint.open(dir);
-  try {
-    const store = await loadCheckedParams(ckpt, specs, {
-      backend,
-      dtype,
-      where: dir,
-      what,
-      rename: canonicalName,
-      skip: (n) => canonicalName(n) === 'lm_head.weight' && config.text.tie_word_embeddings,
-    });
-    return new Map(specs.map((s) => [s.name, store.take(s.name)]));
-  } finally {
-    await ckpt.close();
-  }
-}
+): Promise<Map<string, Tensor>> =>
+  loadTensors(dir, specs, backend, dtype, {
+    what,
+    rename: canonicalName,
+    skip: (n) => canonicalName(n) === 'lm_head.weight' && config.text.tie_word_embeddings,
+  });

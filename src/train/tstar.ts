@@ -8,7 +8,6 @@
  */
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { Checkpoint } from '../io/checkpoint.js';
 import { isObject } from '../io/json-fields.js';
 import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
 import type { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
@@ -16,7 +15,7 @@ import { PATCH_EMBED } from '../models/qwen2vl/weights.js';
 import { siglipPixels } from '../models/siglip/preprocess.js';
 import { parseTstarConfig, type TstarConfig } from '../models/tstar/config.js';
 import { PROJECTOR, Tstar, tstarLoadOptions, tstarSpecs } from '../models/tstar/model.js';
-import { loadCheckedParams, ParamStore } from '../nn/params.js';
+import { ParamStore } from '../nn/params.js';
 import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
@@ -24,7 +23,7 @@ import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Random } from '../util/random.js';
 import type { Example } from './data.js';
-import { normal, pytorchInit, type SpecialInit, tensorsOf, uniform } from './init.js';
+import { loadTensors, normal, pytorchInit, type SpecialInit, tensorsOf, uniform } from './init.js';
 import { greedyAnswer, type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
 
 export class TstarTrainModel implements TrainModel {
@@ -85,23 +84,12 @@ export class TstarTrainModel implements TrainModel {
   ): Promise<TstarTrainModel> {
     const config = parseTstarConfig(configJson, join(dir, 'config.json'));
     const specs = tstarSpecs(config);
-    const ckpt = await Checkpoint.open(dir);
-    try {
-      const store = await loadCheckedParams(ckpt, specs, {
-        backend,
-        dtype,
-        where: dir,
-        ...tstarLoadOptions(config),
-      });
-      return new TstarTrainModel(
-        config,
-        configJson,
-        new Map(specs.map((s) => [s.name, store.take(s.name)])),
-        imEnd,
-      );
-    } finally {
-      await ckpt.close();
-    }
+    return new TstarTrainModel(
+      config,
+      configJson,
+      await loadTensors(dir, specs, backend, dtype, tstarLoadOptions(config)),
+      imEnd,
+    );
   }
 
   /** The model over views of the weights (the Qwen2-VL patch embedding as a matrix, as Tstar.load adapts it). */
