@@ -49,10 +49,7 @@ export const sameVideoShape = (exs: readonly Example[]): boolean =>
  * The teacher-forced examples one after another, each padded at its end to the longest (`seq`) with `pad`:
  * in a causal forward the padding changes no earlier row, and its rows have no target.
  */
-export function padded(
-  exs: readonly Example[],
-  pad: number,
-): { ids: Int32Array; targets: Int32Array; seq: number } {
+export function padded(exs: readonly Example[], pad: number): { ids: Int32Array; targets: Int32Array; seq: number } {
   const forced = exs.map(teacherForced);
   const seq = Math.max(...forced.map((f) => f.ids.length));
   const ids = new Int32Array(exs.length * seq).fill(pad);
