@@ -4,14 +4,15 @@
  * loss.jsonl; writes <dir>/summary.md, <dir>/summary.json and <dir>/pytorch-loss.png (the longshot curve is
  * <dir>/longshot/loss.png; both drawn by src/train/curve.ts).
  *
- *   node --import tsx bench/train_compare.ts <dir>
+ *   node --import tsx bench/train_compare.ts <dir> [model]      # model: train_needle.py's --model (vamba)
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lossCurvePng } from '../src/train/curve.js';
 
 const dir = process.argv[2];
-if (!dir) throw new Error('usage: train_compare.ts <dir>');
+if (!dir) throw new Error('usage: train_compare.ts <dir> [model]');
+const model = process.argv[3] ?? 'vamba';
 const json = (p: string) => (existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : null);
 const lines = (p: string) =>
   existsSync(p)
@@ -25,7 +26,7 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
 
 const ours = json(join(dir, 'longshot', 'report.json'));
 const oursSteps = lines(join(dir, 'longshot', 'log.jsonl')).filter((l) => 'loss' in l);
-const pyReport = json(join(dir, 'pytorch', 'report.json'))?.vamba;
+const pyReport = json(join(dir, 'pytorch', 'report.json'))?.[model];
 const pySteps = lines(join(dir, 'pytorch', 'loss.jsonl'));
 const pyEval = pyReport
   ? (Object.values(pyReport.eval ?? {})[0] as

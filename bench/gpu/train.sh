@@ -7,11 +7,14 @@
 # of training; each then answers the held-out set (every asking of 60 videos of 16/32/64 frames). Prints and
 # writes $OUT/train/summary.md (steps/s, final loss, held-out accuracy) and summary.json, and both loss curves
 # (longshot/loss.png, pytorch-loss.png). DEVICE=cpu with small TRAIN_* values runs the same job on a CPU.
+# TRAIN_MODEL=mambamia does the same for the tiny TSTAR-MambaMia (recipes/needle-mambamia.json against
+# train_needle.py --model mambamia).
 set -uo pipefail
 START=$(date +%s)
 R="$OUT/train"
 D=${TRAIN_DATA:-/dev/shm/train-bench}
 DEVICE=${DEVICE:-cuda}
+MODEL=${TRAIN_MODEL:-vamba}
 STEPS=${TRAIN_STEPS:-300}
 SECS=${TRAIN_SECONDS:-240}
 WARMUP=${TRAIN_WARMUP:-30}
@@ -39,7 +42,7 @@ fi
 echo "[train] data ready in $(($(date +%s) - START)) s: $(du -sh "$D" | cut -f1)"
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
 
-# ---- longshot's recipe: needle-vamba.json with the shards, these steps and this output ----
+# ---- longshot's recipe: needle-$MODEL.json with the shards, these steps and this output ----
 node -e '
 const [src, out, train, heldout, steps, warmup] = process.argv.slice(1);
 const r = JSON.parse(require("fs").readFileSync(src, "utf8"));
@@ -47,20 +50,20 @@ r.data = { train: { kind: "shards", dirs: train.split(",") }, eval: { kind: "sha
 r.schedule = { ...r.schedule, steps: Number(steps), warmup: Number(warmup) };
 r.output = { ...r.output, dir: out, checkpointEvery: Number(steps), evalEvery: Number(steps), logEvery: 1 };
 require("fs").writeFileSync(out + "/recipe.json", JSON.stringify(r, null, 2));
-' recipes/needle-vamba.json "$R/longshot" "$TRAIN" "$D/heldout" "$STEPS" "$WARMUP"
+' "recipes/needle-$MODEL.json" "$R/longshot" "$TRAIN" "$D/heldout" "$STEPS" "$WARMUP"
 
 # ---- both trainers side by side; each evaluates its model on the held-out set at the end ----
 timeout $((SECS + 150)) node --import tsx src/cli/run.ts train "$R/longshot/recipe.json" --device "$DEVICE" \
   --max-seconds "$SECS" --json > "$R/longshot/stdout.json" 2> "$R/longshot/stderr.txt" &
 P1=$!
 PYTHONUNBUFFERED=1 timeout $((SECS + 150)) "$PY" tools/reference/train_needle.py --data "$TRAIN" --eval "$D/heldout" \
-  --out "$R/pytorch" --tokenizer-dir "$D/tok" --model vamba --steps "$STEPS" --max-seconds "$SECS" --batch 32 \
+  --out "$R/pytorch" --tokenizer-dir "$D/tok" --model "$MODEL" --steps "$STEPS" --max-seconds "$SECS" --batch 32 \
   --base-frames 32 --lr 1e-3 --warmup "$WARMUP" --seed 0 --device "$DEVICE" --loss-log "$R/pytorch/loss.jsonl" \
   > "$R/pytorch/stdout.txt" 2>&1 &
 P2=$!
 wait $P1; echo "[train] longshot train rc=$?"; tail -n 3 "$R/longshot/stderr.txt"
 wait $P2; echo "[train] train_needle.py rc=$?"; tail -n 3 "$R/pytorch/stdout.txt"
-rm -rf "$R"/longshot/checkpoint-*/ "$R"/pytorch/needle-vamba-tiny  # the weights need not come back
+rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"  # the weights need not come back
 
-node --import tsx bench/train_compare.ts "$R"
+node --import tsx bench/train_compare.ts "$R" "$MODEL"
 echo "[train] done in $(($(date +%s) - START)) s"

@@ -63,7 +63,8 @@ export class CrossAttention implements Disposable {
     return tidy(() => {
       const seq = x.shape[0];
       const batch = 'k' in kv ? kv.k.shape[0] : 1;
-      if (seq % batch) throw new RangeError(`CrossAttention: ${seq} rows do not split into ${batch} sequences`);
+      if (seq % batch)
+        throw new RangeError(`CrossAttention: ${seq} rows do not split into ${batch} sequences`);
       let q = this.q_proj.forward(x).reshape([batch, seq / batch, numHeads, headDim]);
       if (rope) q = ops.rotary(q, rope.cos, rope.sin);
       if ('k' in kv) probe?.record(q, kv.k);

@@ -19,43 +19,73 @@ import { Random } from '../util/random.js';
 
 const isNorm = (name: string) => /(norm\d*|ln_q|layernorm)\.(weight|bias)$/.test(name);
 
-/** Values (f32) for every spec, drawn from one seeded stream in spec order. */
+/**
+ * A family's own initialisation of some tensors (values, or null for PyTorch's defaults); `rng` is the shared
+ * stream, drawn in spec order.
+ */
+export type SpecialInit = (name: string, shape: readonly number[], rng: Random) => Float32Array | null;
+
+/**
+ * Values (f32) for every spec, drawn from one seeded stream in spec order: `special`'s where it gives them,
+ * PyTorch's defaults for the module otherwise.
+ */
+export function pytorchInit(
+  specs: readonly ParamSpec[],
+  seed: number,
+  special: SpecialInit = () => null,
+): Map<string, Float32Array> {
+  const rng = new Random(seed);
+  const out = new Map<string, Float32Array>();
+  // A bias takes the bound of its weight (the weight comes first in the specs).
+  const fanIn = new Map<string, number>();
+  for (const s of specs) {
+    const own = special(s.name, s.shape, rng);
+    if (own) {
+      out.set(s.name, own);
+      continue;
+    }
+    const n = numelOf(s.shape);
+    const v = new Float32Array(n);
+    const module = s.name.slice(0, s.name.lastIndexOf('.'));
+    if (isNorm(s.name)) v.fill(s.name.endsWith('.weight') ? 1 : 0);
+    else if (s.name.includes('embed_tokens')) normal(rng, v, 1);
+    else {
+      const fan = s.name.endsWith('.bias') ? (fanIn.get(module) ?? 1) : numelOf(s.shape.slice(1));
+      if (s.name.endsWith('.weight')) fanIn.set(module, fan);
+      uniform(rng, v, 1 / Math.sqrt(fan));
+    }
+    out.set(s.name, v);
+  }
+  return out;
+}
+
+/** v filled with N(0, std²) draws (Box–Muller: two standard normals per two uniforms). */
+export function normal(rng: Random, v: Float32Array, std: number): Float32Array {
+  for (let i = 0; i < v.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
+    const a = 2 * Math.PI * rng.next();
+    v[i] = std * r * Math.cos(a);
+    if (i + 1 < v.length) v[i + 1] = std * r * Math.sin(a);
+  }
+  return v;
+}
+
+/** v filled with U(−bound, bound) draws. */
+export function uniform(rng: Random, v: Float32Array, bound: number): Float32Array {
+  for (let i = 0; i < v.length; i++) v[i] = (2 * rng.next() - 1) * bound;
+  return v;
+}
+
+/** Qwen2-VL and Vamba: PyTorch's defaults, Vamba's Mamba blocks and α by MambaInit. */
 export function scratchWeights(
   specs: readonly ParamSpec[],
   config: Qwen2VLConfig,
   seed: number,
 ): Map<string, Float32Array> {
-  const rng = new Random(seed);
   const mamba = new MambaInit(config, seed + 1, 0.5);
-  const out = new Map<string, Float32Array>();
-  // A bias takes the bound of its weight (the weight comes first in the specs).
-  const fanIn = new Map<string, number>();
-  for (const s of specs) {
-    const n = numelOf(s.shape);
-    const v = new Float32Array(n);
-    const module = s.name.slice(0, s.name.lastIndexOf('.'));
-    if (/\.(vision_mixer\.|alpha$)/.test(s.name)) {
-      out.set(s.name, mamba.make(s.name, s.shape, 'F32').data as Float32Array);
-      continue;
-    }
-    if (isNorm(s.name)) v.fill(s.name.endsWith('.weight') ? 1 : 0);
-    else if (s.name.includes('embed_tokens')) {
-      for (let i = 0; i < n; i += 2) {
-        // Box–Muller: two standard normals per two uniforms.
-        const r = Math.sqrt(-2 * Math.log(1 - rng.next()));
-        const a = 2 * Math.PI * rng.next();
-        v[i] = r * Math.cos(a);
-        if (i + 1 < n) v[i + 1] = r * Math.sin(a);
-      }
-    } else {
-      const fan = s.name.endsWith('.bias') ? (fanIn.get(module) ?? 1) : numelOf(s.shape.slice(1));
-      if (s.name.endsWith('.weight')) fanIn.set(module, fan);
-      const bound = 1 / Math.sqrt(fan);
-      for (let i = 0; i < n; i++) v[i] = (2 * rng.next() - 1) * bound;
-    }
-    out.set(s.name, v);
-  }
-  return out;
+  return pytorchInit(specs, seed, (name, shape) =>
+    /\.(vision_mixer\.|alpha$)/.test(name) ? (mamba.make(name, shape, 'F32').data as Float32Array) : null,
+  );
 }
 
 /** scratchWeights as tensors on `backend` in `dtype`, by name. */
@@ -66,7 +96,16 @@ export function scratchTensors(
   backend: Backend,
   dtype: DType,
 ): Map<string, Tensor> {
-  const values = scratchWeights(specs, config, seed);
+  return tensorsOf(specs, scratchWeights(specs, config, seed), backend, dtype);
+}
+
+/** Values by name as tensors of the specs' shapes on `backend` in `dtype`. */
+export function tensorsOf(
+  specs: readonly ParamSpec[],
+  values: ReadonlyMap<string, Float32Array>,
+  backend: Backend,
+  dtype: DType,
+): Map<string, Tensor> {
   return new Map(specs.map((s) => [s.name, ops.tensor(backend, values.get(s.name)!, s.shape, dtype)]));
 }
 

@@ -2,6 +2,7 @@
  * What the trainer asks of a model family: its weights by Hugging Face name, a recorded forward to the logits
  * of one example, greedy answers for the evaluation, and saving in the family's own checkpoint layout.
  */
+import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 
@@ -49,7 +50,10 @@ export const sameVideoShape = (exs: readonly Example[]): boolean =>
  * The teacher-forced examples one after another, each padded at its end to the longest (`seq`) with `pad`:
  * in a causal forward the padding changes no earlier row, and its rows have no target.
  */
-export function padded(exs: readonly Example[], pad: number): { ids: Int32Array; targets: Int32Array; seq: number } {
+export function padded(
+  exs: readonly Example[],
+  pad: number,
+): { ids: Int32Array; targets: Int32Array; seq: number } {
   const forced = exs.map(teacherForced);
   const seq = Math.max(...forced.map((f) => f.ids.length));
   const ids = new Int32Array(exs.length * seq).fill(pad);
@@ -59,4 +63,29 @@ export function padded(exs: readonly Example[], pad: number): { ids: Int32Array;
     targets.set(f.targets, i * seq);
   });
   return { ids, targets, seq };
+}
+
+/**
+ * A greedy answer from the prompt's logits: argmax tokens fed back through `step` until <|im_end|> (left out)
+ * or `maxNew` tokens. Each logits tensor is freed once read.
+ */
+export async function greedyAnswer(
+  first: Tensor,
+  step: (token: number) => Tensor,
+  imEnd: number,
+  maxNew: number,
+): Promise<number[]> {
+  const answer: number[] = [];
+  let logits = first;
+  for (;;) {
+    const next = ops.argmax(logits);
+    logits.dispose();
+    const tok = await next.item();
+    next.dispose();
+    if (tok === imEnd) break;
+    answer.push(tok);
+    if (answer.length >= maxNew) break;
+    logits = step(tok);
+  }
+  return answer;
 }

@@ -13,7 +13,7 @@ import { packageRoot } from '../util/package-root.js';
 
 /** The families a recipe may name; `longshot train` builds a training forward for TRAINABLE_FAMILIES. */
 export const RECIPE_FAMILIES = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
-export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba', 'qwen2vl'];
+export const TRAINABLE_FAMILIES: readonly RecipeFamily[] = ['vamba', 'qwen2vl', 'mambamia'];
 export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
 
 export type DataSpec =

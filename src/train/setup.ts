@@ -14,8 +14,33 @@ import type { DType } from '../runtime/dtype.js';
 import type { ExtraFiles } from './checkpoint.js';
 import type { TrainModel } from './model.js';
 import { Qwen2VLTrainModel } from './qwen2vl.js';
-import { type Recipe, TRAINABLE_FAMILIES } from './recipe.js';
+import { type Recipe, type RecipeFamily, TRAINABLE_FAMILIES } from './recipe.js';
+import { TstarTrainModel } from './tstar.js';
 import { VambaTrainModel, vambaFromQwen2VL } from './vamba.js';
+
+/** How a trainable family's TrainModel is made: from a config (from scratch) or from a checkpoint directory. */
+interface TrainFamily {
+  scratch(
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    seed: number,
+    imEnd: number,
+  ): TrainModel | Promise<TrainModel>;
+  load(
+    dir: string,
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    imEnd: number,
+  ): Promise<TrainModel>;
+}
+
+const FAMILIES: Partial<Record<RecipeFamily, TrainFamily>> = {
+  vamba: VambaTrainModel,
+  qwen2vl: Qwen2VLTrainModel,
+  mambamia: TstarTrainModel,
+};
 
 /** Qwen2-VL's processor settings of the needle models (tools/reference/train_needle.py save_model). */
 const NEEDLE_PREPROCESSOR = {
@@ -86,7 +111,8 @@ export async function setupModel(
   resumeDir: string | null,
 ): Promise<Setup> {
   const m = recipe.model;
-  if (!TRAINABLE_FAMILIES.includes(m.family))
+  const family = FAMILIES[m.family];
+  if (!family || !TRAINABLE_FAMILIES.includes(m.family))
     throw new ModelError(
       `recipe ${recipe.path}: training ${m.family} is not implemented yet (longshot train builds a training forward for ${TRAINABLE_FAMILIES.join(', ')}); see docs/training.md`,
     );
@@ -95,7 +121,7 @@ export async function setupModel(
     if (!files['tokenizer.json'])
       throw new ModelError(`${dir}: no tokenizer.json; a training run needs the model's tokenizer`);
     const tokenizer = await Tokenizer.fromDir(dir);
-    const model = await VambaTrainModel.load(
+    const model = await family.load(
       dir,
       await readJson(join(dir, 'config.json')),
       backend,
@@ -123,10 +149,12 @@ export async function setupModel(
   }
   files['preprocessor_config.json'] ??= json(NEEDLE_PREPROCESSOR);
   const config = m.config!;
+  // A composite config (TSTAR) keeps the LLM's token ids in text_config.
+  const ids = { ...(isObject(config.text_config) ? config.text_config : {}), ...config };
   files['generation_config.json'] ??= json({
-    bos_token_id: config.bos_token_id,
-    eos_token_id: [config.eos_token_id],
-    pad_token_id: config.pad_token_id,
+    bos_token_id: ids.bos_token_id,
+    eos_token_id: [ids.eos_token_id],
+    pad_token_id: ids.pad_token_id,
     do_sample: false,
   });
   const tokenizer = new Tokenizer(
@@ -138,8 +166,7 @@ export async function setupModel(
     throw new InputError(
       `${recipe.path}: model.config.vocab_size is ${config.vocab_size} but the tokenizer has ${vocab} tokens; make them equal`,
     );
-  const make = m.family === 'qwen2vl' ? Qwen2VLTrainModel.scratch : VambaTrainModel.scratch;
-  const model = await make(
+  const model = await family.scratch(
     { ...config, vocab_size: vocab },
     backend,
     dtype,

@@ -133,7 +133,10 @@ export class VambaTrainModel implements TrainModel {
       const px = dtype === 'f32' ? f32 : ops.cast(f32, dtype);
       const V = visual.forward(px, grids);
       const [t, h, w] = grids[0];
-      const kvs = lm.encodeVideo(V, [t, h / ms, w / ms], { chunkLen: V.shape[0] / exs.length, batch: exs.length });
+      const kvs = lm.encodeVideo(V, [t, h / ms, w / ms], {
+        chunkLen: V.shape[0] / exs.length,
+        batch: exs.length,
+      });
       disposeAll([f32, px]);
       return kvs;
     };

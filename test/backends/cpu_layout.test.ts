@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import * as ops from '../../src/runtime/ops.js';
-import { assertClose, assertCloseScaled, randint, randn, seeded } from '../helpers.js';
+import { assertCloseScaled, randint, randn, seeded } from '../helpers.js';
 
 const cpu = cpuBackend();
 

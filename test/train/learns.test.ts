@@ -15,25 +15,7 @@ import { getBackend } from '../../src/runtime/device.js';
 import { openSource } from '../../src/train/data.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { train } from '../../src/train/trainer.js';
-import { tinyRecipe } from './tiny.js';
-
-/** Mean per-token loss of the best video-blind predictor: per prompt, the answers' empirical distribution. */
-function blindBound(items: { prompt: number[]; answer: number[] }[]): number {
-  const byPrompt = new Map<string, string[]>();
-  for (const it of items) {
-    const k = it.prompt.join(',');
-    byPrompt.set(k, [...(byPrompt.get(k) ?? []), it.answer.join(',')]);
-  }
-  let nats = 0;
-  let tokens = 0;
-  for (const answers of byPrompt.values()) {
-    const counts = new Map<string, number>();
-    for (const a of answers) counts.set(a, (counts.get(a) ?? 0) + 1);
-    for (const c of counts.values()) nats -= c * Math.log(c / answers.length);
-  }
-  for (const it of items) tokens += it.answer.length;
-  return nats / tokens;
-}
+import { blindBound, tinyRecipe } from './tiny.js';
 
 test('a tiny Vamba trained on CPU learns what only the video tells (loss below the blind bound)', async () => {
   const recipe = tinyRecipe();

@@ -13,6 +13,7 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
   const files = readdirSync(RECIPES).filter((f) => f.endsWith('.json'));
   assert.deepEqual(files.sort(), [
     'mambamia.json',
+    'needle-mambamia.json',
     'needle-qwen2vl.json',
     'needle-vamba.json',
     'timeviper.json',

@@ -10,6 +10,8 @@
  *                          and its output_size the LLM's width
  *   text_config            the LLM: `model_type` "qwen2" (Qwen2's keys, 1-D RoPE) or "nemotron_h" (Nemotron-H's)
  *   video_token_id         the placeholder the compressed tokens replace (one in the prompt, expanded to their count)
+ *   text_config.vision_start_token_id   optional: `<|vision_start|>`, after which training puts the video in prompts
+ *                          that only mark it (the needle and Vamba prompts); Qwen2's default is Qwen2-VL's id
  *
  * Tensor names: `visual.*` (Qwen2-VL's tower) or `vision_tower.vision_model.*` / `vision_tower.*` (SigLIP in
  * transformers' / timm's layout, LLaVA's prefix), `mm_projector.*` (the compressor), then the LLM's own
@@ -58,6 +60,8 @@ export interface TstarConfig {
   projector: MambaMiaConfig;
   text: TstarText;
   video_token_id: number;
+  /** `<|vision_start|>` (null: not known for this LLM). */
+  vision_start_token_id: number | null;
   /** Stop tokens of the LLM. */
   eos_token_id: number[];
   vocab_size: number;
@@ -112,6 +116,8 @@ export function parseTstarConfig(json: unknown, source = 'config.json'): TstarCo
     projector,
     text,
     video_token_id,
+    vision_start_token_id:
+      text.kind === 'qwen2' ? text.config.vision_start_token_id : (t.int('vision_start_token_id') ?? null),
     eos_token_id: c.eos,
     vocab_size: c.vocab,
     hidden_size: c.hidden,
@@ -166,6 +172,8 @@ function readText(
         text_config: { ...text, rope_scaling: rope },
         vision_config: vision,
         video_token_id,
+        // Where the video is marked in a prompt without its placeholder (training on the needle prompts).
+        vision_start_token_id: text.vision_start_token_id,
       },
       where,
     ),

@@ -21,20 +21,23 @@ export interface TstarLanguageModel extends Disposable {
   newCache(capacity: number): HybridCache;
   /** Embeddings x [n, hidden] after the cache's tokens (which they join) → logits [1, vocab] of the last one. */
   next(x: Tensor, cache: HybridCache): Tensor;
+  /** Embeddings x [n, hidden] of a whole sequence (no cache: training) → logits [n, vocab] f32 of every row. */
+  sequence(x: Tensor): Tensor;
 }
+
+const f32 = (t: Tensor): Tensor => (t.dtype === 'f32' ? t : ops.cast(t, 'f32'));
 
 /** The LLM `text` describes, from parameters under its own names (`model.*` / `backbone.*`, `lm_head`). */
 export function loadLanguageModel(p: ParamStore, text: TstarText): TstarLanguageModel {
   if (text.kind === 'nemotron_h') {
     const lm = NemotronHForCausalLM.fromParams(text.config, p);
+    const logits = (x: Tensor, cache: HybridCache | null, keep: number | null) =>
+      tidy(() => f32(lm.lm_head.forward(lm.backbone.forward(x, cache, keep))));
     return {
       embed: (ids) => lm.backbone.embed(ids),
       newCache: (capacity) => lm.newCache(capacity),
-      next: (x, cache) =>
-        tidy(() => {
-          const logits = lm.lm_head.forward(lm.backbone.forward(x, cache, 1));
-          return logits.dtype === 'f32' ? logits : ops.cast(logits, 'f32');
-        }),
+      next: (x, cache) => logits(x, cache, 1),
+      sequence: (x) => logits(x, null, null),
       [Symbol.dispose]: () => lm[Symbol.dispose](),
     };
   }
@@ -45,6 +48,15 @@ export function loadLanguageModel(p: ParamStore, text: TstarText): TstarLanguage
 export function qwen2LanguageModel(decoder: Qwen2Decoder, c: Qwen2VLConfig): TstarLanguageModel {
   const t = c.text;
   const backend = decoder.embed_tokens.backend;
+  /** Logits of the last `keep` rows (all when null) of x placed after the cache's tokens (none without one). */
+  const logits = (x: Tensor, cache: HybridCache | null, keep: number | null) => {
+    const from = cache?.length ?? 0;
+    const pos = Array.from({ length: x.shape[0] }, (_, j) => from + j);
+    return tidy(() => {
+      const rope = rotaryTensors(backend, mrope([pos, pos, pos], t.head_dim, t.rope_theta, t.mrope_section));
+      return decoder.logits(decoder.forward(x, rope, cache, keep));
+    });
+  };
   return {
     embed(ids) {
       for (let i = 0; i < ids.length; i++)
@@ -59,17 +71,10 @@ export function qwen2LanguageModel(decoder: Qwen2Decoder, c: Qwen2VLConfig): Tst
         capacity,
       }),
     next(x, cache) {
-      const n = x.shape[0];
-      cache.reserve(n);
-      const pos = Array.from({ length: n }, (_, j) => cache.length + j);
-      return tidy(() => {
-        const rope = rotaryTensors(
-          backend,
-          mrope([pos, pos, pos], t.head_dim, t.rope_theta, t.mrope_section),
-        );
-        return decoder.logits(decoder.forward(x, rope, cache, 1));
-      });
+      cache.reserve(x.shape[0]);
+      return logits(x, cache, 1);
     },
+    sequence: (x) => tidy(() => f32(logits(x, null, null))),
     [Symbol.dispose]: () => decoder[Symbol.dispose](),
   };
 }

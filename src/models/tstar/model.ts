@@ -26,7 +26,7 @@ import { loadLanguageModel, type TstarLanguageModel } from './language-model.js'
 import { loadTower, type TstarTower, towerSpecs, towerUnused } from './vision.js';
 
 /** Where the compressor's parameters live in a TSTAR checkpoint (LLaVA's projector name). */
-const PROJECTOR = 'mm_projector.';
+export const PROJECTOR = 'mm_projector.';
 
 /** Every parameter of a TSTAR model, by the names its checkpoint stores. */
 export function tstarSpecs(c: TstarConfig): ParamSpec[] {
@@ -35,6 +35,20 @@ export function tstarSpecs(c: TstarConfig): ParamSpec[] {
     ...MambaMiaCompressor.specs(PROJECTOR, c.projector),
     ...(c.text.kind === 'qwen2' ? textSpecs(c.text.config) : nemotronHSpecs(c.text.config)),
   ];
+}
+
+/**
+ * How a TSTAR checkpoint's names map to tstarSpecs: transformers' either layout of Qwen2 names, and the tensors
+ * not read (the compressor's empty embeddings, a tied lm_head, a SigLIP tower's unused tail).
+ */
+export function tstarLoadOptions(config: TstarConfig) {
+  const tied = config.text.kind === 'qwen2' && config.text.config.text.tie_word_embeddings;
+  return {
+    what: 'config.json (TSTAR)',
+    rename: canonicalName,
+    skip: (n: string) =>
+      isEmptyEmbeddings(PROJECTOR)(n) || (tied && n === 'lm_head.weight') || towerUnused(config.vision, n),
+  };
 }
 
 /** A prompt: its ids (one run of video_token_id where the video goes) and the compressed video, if any. */
@@ -59,17 +73,11 @@ export class Tstar implements Disposable {
     const generationConfig = await readGenerationConfig(dir);
     const checkpoint = await Checkpoint.open(dir);
     try {
-      const tied = config.text.kind === 'qwen2' && config.text.config.text.tie_word_embeddings;
       const params = await loadCheckedParams(checkpoint, tstarSpecs(config), {
         backend,
         dtype,
         where: dir,
-        what: 'config.json (TSTAR)',
-        rename: canonicalName,
-        skip: (n) =>
-          isEmptyEmbeddings(PROJECTOR)(n) ||
-          (tied && n === 'lm_head.weight') ||
-          towerUnused(config.vision, n),
+        ...tstarLoadOptions(config),
         // The Conv3d patch embedding is used as a Linear over its flattened kernel.
         adapt: (s, t) => {
           if (s.name !== PATCH_EMBED || config.vision.kind !== 'qwen2_vl') return t;

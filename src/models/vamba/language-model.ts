@@ -136,7 +136,12 @@ export class VambaLanguageModel implements Disposable {
   appendVideo(
     V: Tensor,
     grid: readonly [number, number, number],
-    opts: { chunkLen?: number; states: readonly (Mamba2State | null)[] | null; tOffset?: number; batch?: number },
+    opts: {
+      chunkLen?: number;
+      states: readonly (Mamba2State | null)[] | null;
+      tOffset?: number;
+      batch?: number;
+    },
   ): { kvs: CrossKV[]; states: (Mamba2State | null)[] } {
     const t = this.config.text;
     const batch = opts.batch ?? 1;
@@ -271,7 +276,8 @@ function videoRope(
   tOffset: number,
 ): Rope {
   const n = gt * gh * gw;
-  if (n !== tokens) throw new RangeError(`video grid ${gt}×${gh}×${gw} does not match ${tokens} video tokens`);
+  if (n !== tokens)
+    throw new RangeError(`video grid ${gt}×${gh}×${gw} does not match ${tokens} video tokens`);
   const rows = [new Int32Array(n), new Int32Array(n), new Int32Array(n)] as const;
   for (let i = 0; i < n; i++) {
     rows[0][i] = tOffset + Math.floor(i / (gh * gw));

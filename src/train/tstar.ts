@@ -1,0 +1,228 @@
+/**
+ * TSTAR-MambaMia as a TrainModel (recipe family `mambamia`): the TSTAR family's own model (src/models/tstar:
+ * vision tower → MambaMia compressor → LLM; Tstar.fromParams is synchronous) built over views of the trainer's
+ * weights inside the recording. The compressed video tokens go into the sequence where the prompt's video
+ * placeholder is — its one `video_token_id`, or right after `<|vision_start|>` for prompts that only mark the
+ * video (the needle and Vamba prompts, as needle_mambamia.py's expand_video_pads) — and their logits are dropped,
+ * so row j still predicts token j + 1 of the example's own prompt and answer.
+ */
+import { join } from 'node:path';
+import { InputError } from '../errors.js';
+import { Checkpoint } from '../io/checkpoint.js';
+import { isObject } from '../io/json-fields.js';
+import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
+import type { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
+import { PATCH_EMBED } from '../models/qwen2vl/weights.js';
+import { siglipPixels } from '../models/siglip/preprocess.js';
+import { parseTstarConfig, type TstarConfig } from '../models/tstar/config.js';
+import { PROJECTOR, Tstar, tstarLoadOptions, tstarSpecs } from '../models/tstar/model.js';
+import { loadCheckedParams, ParamStore } from '../nn/params.js';
+import type { Backend } from '../runtime/backend.js';
+import type { DType } from '../runtime/dtype.js';
+import * as ops from '../runtime/ops.js';
+import { tidy } from '../runtime/scope.js';
+import type { Tensor } from '../runtime/tensor.js';
+import type { Random } from '../util/random.js';
+import type { Example } from './data.js';
+import { normal, pytorchInit, type SpecialInit, tensorsOf, uniform } from './init.js';
+import { greedyAnswer, type TrainForward, type TrainModel, teacherForced } from './model.js';
+
+export class TstarTrainModel implements TrainModel {
+  readonly untrainable = new Map<string, string>();
+  /** Qwen2-VL's processor (null for a SigLIP tower, which squashes frames to its square input). */
+  readonly processor: Qwen2VLProcessor | null;
+
+  private constructor(
+    readonly config: TstarConfig,
+    readonly configJson: Record<string, unknown>,
+    readonly weights: Map<string, Tensor>,
+    /** The tokenizer's <|im_end|> id (greedy answers stop there). */
+    readonly imEnd: number,
+  ) {
+    const v = config.vision;
+    this.processor = v.kind === 'qwen2_vl' ? defaultProcessor(v.config) : null;
+  }
+
+  static create(
+    configJson: Record<string, unknown>,
+    weights: Map<string, Tensor>,
+    imEnd: number,
+  ): TstarTrainModel {
+    return new TstarTrainModel(parseTstarConfig(configJson), configJson, weights, imEnd);
+  }
+
+  /**
+   * A new model from `configJson` with the initial weights of needle_mambamia.py's modules (seeded); a top-level
+   * `vocab_size` (the tokenizer's, from setup) goes into text_config.
+   */
+  static scratch(
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    seed: number,
+    imEnd: number,
+  ): TstarTrainModel {
+    const { vocab_size, ...rest } = configJson;
+    const text = isObject(rest.text_config) ? rest.text_config : {};
+    if (text.vocab_size !== undefined && vocab_size !== undefined && text.vocab_size !== vocab_size)
+      throw new InputError(
+        `model.config.text_config.vocab_size is ${text.vocab_size} but the tokenizer has ${vocab_size} tokens; make them equal`,
+      );
+    const json = vocab_size === undefined ? rest : { ...rest, text_config: { ...text, vocab_size } };
+    const config = parseTstarConfig(json, 'model.config');
+    const specs = tstarSpecs(config);
+    const values = pytorchInit(specs, seed, tstarInit(config));
+    return new TstarTrainModel(config, json, tensorsOf(specs, values, backend, dtype), imEnd);
+  }
+
+  /** The weights of a TSTAR checkpoint directory, as the family's loader reads them (names, skips). */
+  static async load(
+    dir: string,
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    imEnd: number,
+  ): Promise<TstarTrainModel> {
+    const config = parseTstarConfig(configJson, join(dir, 'config.json'));
+    const specs = tstarSpecs(config);
+    const ckpt = await Checkpoint.open(dir);
+    try {
+      const store = await loadCheckedParams(ckpt, specs, {
+        backend,
+        dtype,
+        where: dir,
+        ...tstarLoadOptions(config),
+      });
+      return new TstarTrainModel(
+        config,
+        configJson,
+        new Map(specs.map((s) => [s.name, store.take(s.name)])),
+        imEnd,
+      );
+    } finally {
+      await ckpt.close();
+    }
+  }
+
+  /** The model over views of the weights (the Qwen2-VL patch embedding as a matrix, as Tstar.load adapts it). */
+  #model(): Tstar {
+    const views = new Map<string, Tensor>();
+    const flat = this.config.vision.kind === 'qwen2_vl';
+    for (const [name, w] of this.weights)
+      views.set(name, flat && name === PATCH_EMBED ? w.reshape([w.shape[0], -1]) : w.reshape(w.shape));
+    const first = this.weights.values().next().value!;
+    return Tstar.fromParams(this.config, new ParamStore(views), first.backend, first.dtype);
+  }
+
+  /** The example's frames through the tower and the compressor → the compressed tokens [n, LLM width]. */
+  #video(m: Tstar, ex: Example): Tensor {
+    const frames: RgbImage[] = [];
+    const n = ex.width * ex.height * 3;
+    for (let t = 0; t < ex.count; t++)
+      frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
+    return tidy(() => {
+      const v = this.config.vision;
+      const asModel = (t: Tensor) => (m.dtype === 'f32' ? t : ops.cast(t, m.dtype));
+      if (v.kind === 'siglip') {
+        const size = v.config.image_size;
+        const px = ops.tensor(m.backend, siglipPixels(frames, size), [frames.length, 3, size, size], 'f32');
+        return m.compressGroups(m.encodeFrames(asModel(px)));
+      }
+      const b = this.processor!.processVideos([frames]);
+      const visual = m.visual as Qwen2VisionTransformer;
+      const px = ops.tensor(m.backend, b.pixelValues, [
+        b.pixelValues.length / visual.patchDim,
+        visual.patchDim,
+      ]);
+      return m.compress(visual.forward(asModel(px), [b.grids[0]]), b.grids[0]);
+    });
+  }
+
+  /**
+   * `ids` with `count` video placeholders where the video goes, where they start, and how many rows of the
+   * logits to drop there so that row j again predicts ids[j + 1]: all `count` after <|vision_start|>, all but the
+   * last (the placeholder's own row, which predicts the token after the video) at a placeholder.
+   */
+  #placed(ids: readonly number[], count: number): { ids: number[]; at: number; drop: number } {
+    const pad = this.config.video_token_id;
+    let at = ids.indexOf(pad);
+    let rest = at + 1;
+    if (at < 0) {
+      const start = this.config.vision_start_token_id;
+      at = rest = start === null ? 0 : ids.indexOf(start) + 1;
+      if (!at)
+        throw new InputError(
+          `TSTAR training: the prompt has neither the video placeholder (token ${pad}) nor <|vision_start|> (text_config.vision_start_token_id) to put the video after`,
+        );
+    }
+    return {
+      ids: [...ids.slice(0, at), ...new Array<number>(count).fill(pad), ...ids.slice(rest)],
+      at,
+      drop: count - (rest - at),
+    };
+  }
+
+  forward(): TrainForward {
+    const m = this.#model();
+    return {
+      logits: (ex) =>
+        tidy(() => {
+          const video = this.#video(m, ex);
+          const { ids, at, drop } = this.#placed(teacherForced(ex).ids, video.shape[0]);
+          const all = m.lm.sequence(m.embed({ ids, video }));
+          if (!drop) return all;
+          return ops.concat([ops.slice(all, 0, 0, at), ops.slice(all, 0, at + drop, all.shape[0])], 0);
+        }),
+      [Symbol.dispose]: () => m[Symbol.dispose](),
+    };
+  }
+
+  async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {
+    using m = this.#model();
+    const out: number[][] = [];
+    for (const ex of examples) {
+      using video = this.#video(m, ex);
+      const { ids } = this.#placed(ex.prompt, video.shape[0]);
+      using session = m.session(ids.length + maxNew);
+      out.push(
+        await greedyAnswer(session.prefill({ ids, video }), (tok) => session.step(tok), this.imEnd, maxNew),
+      );
+    }
+    return out;
+  }
+
+  [Symbol.dispose](): void {
+    for (const w of this.weights.values()) w.dispose();
+  }
+}
+
+/**
+ * The initialisation of tools/reference/needle_mambamia.py's compressor (PyTorch's defaults elsewhere, as
+ * train_needle.py's tower and decoder): query_token N(0, 1/H); input_proj and output_proj Xavier-uniform with zero
+ * biases; weight_fc and gate_fc PyTorch's default × 1e-3 with zero biases (near-uniform pooling, gate near ½);
+ * Mamba's A_log = ln U(1, 16), dt_bias = softplus⁻¹(dt) for log-uniform dt in [1e-3, 0.1] (floored at 1e-4),
+ * D = 1, norms 1 — for both scan directions, and for a Nemotron-H LLM's Mamba layers too.
+ */
+function tstarInit(c: TstarConfig): SpecialInit {
+  const h = c.projector.hidden_size;
+  const zeros = (shape: readonly number[]) => new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const ones = (shape: readonly number[]) => zeros(shape).fill(1);
+  return (name: string, shape: readonly number[], rng: Random) => {
+    const proj = name.startsWith(PROJECTOR) ? name.slice(PROJECTOR.length) : null;
+    if (proj === 'query_token') return normal(rng, zeros(shape), 1 / Math.sqrt(h));
+    if (proj !== null && /^(input|output)_proj\.weight$/.test(proj))
+      return uniform(rng, zeros(shape), Math.sqrt(6 / (shape[0] + shape[1])));
+    if (proj !== null && /(^(input|output)_proj|\.(weight|gate)_fc)\.bias$/.test(proj)) return zeros(shape);
+    if (proj !== null && /\.(weight|gate)_fc\.weight$/.test(proj))
+      return uniform(rng, zeros(shape), 1e-3 / Math.sqrt(shape[1]));
+    if (/(^|\.)(A_log|A_b_log)$/.test(name)) return zeros(shape).map(() => Math.log(1 + 15 * rng.next()));
+    if (/(^|\.)dt_bias(_b)?$/.test(name))
+      return zeros(shape).map(() => {
+        const dt = Math.max(Math.exp(Math.log(1e-3) + rng.next() * (Math.log(0.1) - Math.log(1e-3))), 1e-4);
+        return dt + Math.log(-Math.expm1(-dt)); // softplus⁻¹(dt)
+      });
+    if (/(^|\.)(D|D_b|norm(_b|_f)?\.weight)$/.test(name)) return ones(shape);
+    if (name === 'backbone.embeddings.weight') return normal(rng, zeros(shape), 1);
+    return null;
+  };
+}
