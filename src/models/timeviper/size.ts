@@ -84,8 +84,10 @@ export function timeViperMemory(c: TimeViperConfig, o: TimeViperMemoryOptions): 
   let widest = 0;
   for (const [i, kind] of [...c.llm.hybrid_override_pattern].entries()) {
     const L = blocks[i];
-    // The segment's input and the block's input (the residual's dtype), the norm (and its input's cast).
-    const held = 2 * L * H * r + L * H * b * (r !== b ? 2 : 1);
+    // The segment's input and the block's input (the residual's dtype; one tensor at a segment's first block),
+    // the norm (and its input's cast).
+    const first = i === 0 || c.stages.some((s) => s.layer === i);
+    const held = (first ? 1 : 2) * L * H * r + L * H * b * (r !== b ? 2 : 1);
     widest = Math.max(widest, held + blockBytes(c, kind, L, o.dtype));
     const before = blocks[i - 1] ?? L;
     // A stage's rebuild: the old stream, the kept rows, the new stream; the dropped rows and their K/V.
