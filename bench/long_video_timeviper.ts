@@ -16,7 +16,9 @@ import { TimeViperModel } from '../src/models/timeviper/model.js';
 import { stageCounts } from '../src/models/timeviper/pdrop.js';
 import { timeViperMemory } from '../src/models/timeviper/size.js';
 import { ALPHA, loadTimeViperParams, timeViperSpecs } from '../src/models/timeviper/weights.js';
+import { countParams } from '../src/nn/params.js';
 import type { Backend } from '../src/runtime/backend.js';
+import { BYTES_PER_ELEMENT } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
 import { tidy } from '../src/runtime/scope.js';
 import type { Tensor } from '../src/runtime/tensor.js';
@@ -91,18 +93,20 @@ export async function runTimeViperSeries(
   await backend.synchronize();
   const visionPerFrame = (performance.now() - tv) / 1000 / visionFrames;
   pixels.dispose();
+  const weightBytes = countParams(timeViperSpecs(c)) * BYTES_PER_ELEMENT[dtype];
   const text = (n: number) => Array.from({ length: n }, () => rng.int(1, Math.floor(c.llm.vocab_size * 0.9)));
   const rows: Row[] = [];
   try {
     for (const frames of o.frames) {
       const videoTokens = frames * c.tokensPerFrame;
-      const m = timeViperMemory(c, frames, 36, dtype);
+      const m = timeViperMemory(c, { frames, textTokens: 36, newTokens: 8, dtype, drops: o.transv });
       const row: Row = {
         frames,
         videoTokens,
         status: 'ok',
         note: `vision timed on ${visionFrames} frames, scaled${afterStages(c, videoTokens)}`,
-        estimateGiB: r3((m.kv + m.videoState + m.working) / GiB),
+        // The weights, the pooled frames' tokens the prompt repeats, and the prefill (models/timeviper/size.ts).
+        estimateGiB: r3((weightBytes + pool.bytes + m.prefillBytes) / GiB),
       };
       rows.push(row);
       let x: Tensor | null = null;

@@ -2,13 +2,16 @@
  * Tiny random-weight Qwen2-VL and Vamba checkpoints written by the tests: the real model code runs on them
  * (vision tower, decoder, cross-attention and Mamba for Vamba, generation), with the needle task's small
  * WordPiece tokenizer, which has Qwen's chat and vision special tokens. Their answers are noise; their
- * shapes, token counts and determinism are real.
+ * shapes, token counts and determinism are real. Also a tiny TimeViper (the needle fixture's shapes and
+ * tokenizer, random weights).
  */
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
 import { parseQwen2VLConfig } from '../../src/models/qwen2vl/config.js';
 import { qwen2vlSpecs } from '../../src/models/qwen2vl/weights.js';
+import { parseTimeViperConfig } from '../../src/models/timeviper/config.js';
+import { timeViperSpecs } from '../../src/models/timeviper/weights.js';
 import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import {
   needleTokenizerConfig,
@@ -85,6 +88,22 @@ export function writeTinyVamba(dir: string, seed = 12): Promise<void> {
   return writeTinyModel(dir, 'vamba', seed);
 }
 
+const NEEDLE_TIMEVIPER = join(import.meta.dirname, '..', 'fixtures', 'timeviper', 'needle-tiny');
+
+/**
+ * TimeViper with the needle fixture's shapes (SigLIP 112 px, 8×8 patches, 32 wide; a 4-block Nemotron-H 48 wide)
+ * and its tokenizer, whose `<image>` is 103 (the LLM's vocabulary widened to hold it); no drop stages.
+ */
+export async function writeTinyTimeViper(dir: string, seed = 13): Promise<void> {
+  const json = JSON.parse(readFileSync(join(NEEDLE_TIMEVIPER, 'config.json'), 'utf8'));
+  json.llm_config.vocab_size = 112;
+  json.image_token_index = 103;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(join(NEEDLE_TIMEVIPER, 'tokenizer', f), join(dir, f));
+  await writeRandom(join(dir, 'model.safetensors'), timeViperSpecs(parseTimeViperConfig(json)), seed);
+}
+
 async function writeTinyModel(dir: string, architecture: 'qwen2_vl' | 'vamba', seed: number): Promise<void> {
   const json = architecture === 'vamba' ? TINY_VAMBA_CONFIG : TINY_QWEN2VL_CONFIG;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
@@ -95,11 +114,19 @@ async function writeTinyModel(dir: string, architecture: 'qwen2_vl' | 'vamba', s
     join(dir, 'tokenizer_config.json'),
     JSON.stringify({ ...needleTokenizerConfig(), chat_template: QWEN2VL_TEMPLATE }),
   );
-  const r = rng(seed);
   const config = parseQwen2VLConfig(json);
   const specs = architecture === 'vamba' ? vambaSpecs(config) : qwen2vlSpecs(config);
+  await writeRandom(join(dir, 'model.safetensors'), specs, seed);
+}
+
+async function writeRandom(
+  path: string,
+  specs: readonly { name: string; shape: readonly number[] }[],
+  seed: number,
+): Promise<void> {
+  const r = rng(seed);
   await saveSafetensors(
-    join(dir, 'model.safetensors'),
+    path,
     specs.map((s) => {
       const n = s.shape.reduce((a, b) => a * b, 1);
       // Norm weights near 1, everything else small: activations stay tame through the layers.

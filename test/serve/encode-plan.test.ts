@@ -1,10 +1,13 @@
 /**
- * The encode plans the server admits by (`ModelRunner.planEncode`: models/qwen2vl/size.ts, models/vamba/size.ts)
- * against what the CPU backend allocates (its live-byte count and peak) for tiny random-weight Qwen2-VL and
- * Vamba: the planned peak covers the measured one and is not absurdly above it (≤ 3×), the planned state is the
- * encoded video's bytes. Frames are synthetic and fed to the runner directly (112×112: one 4×4-token group per
- * two frames), so a long video is cheap; 1024 frames make the prefill / LLM phase the peak, fewer the vision
- * tower. Then a tiny Qwen2-VL server refuses a video it could never encode with 413 naming the sizes.
+ * The encode plans the server admits by (`ModelRunner.planEncode`: models/qwen2vl/size.ts, models/vamba/size.ts,
+ * models/timeviper/size.ts, models/tstar/size.ts) against what the CPU backend allocates (its live-byte count and
+ * peak) for tiny random-weight models: the planned peak covers the measured one and is not absurdly above it
+ * (≤ 3×), the planned state is the encoded video's bytes. Frames are synthetic and fed to the runner directly
+ * (112×112: one 4×4-token group per two frames for the Qwen2-VL towers), so a long video is cheap. The frame
+ * counts reach each phase: Qwen2-VL and Vamba's vision tower (few) and prefill / LLM (1024); TimeViper's tower
+ * batch (few) and the concatenation of the projected tokens (1600); TSTAR's tower (few) and its compressor
+ * (256), with the Qwen2-VL tower and with SigLIP's. Then a tiny Qwen2-VL server refuses a video it could never
+ * encode with 413 naming the sizes.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -18,8 +21,9 @@ import type { Frame } from '../../src/media/index.js';
 import type { ModelRunner } from '../../src/models/family.js';
 import { getBackend } from '../../src/runtime/device.js';
 import { createServer } from '../../src/serve/index.js';
-import { writeTinyQwen2VL, writeTinyVamba } from '../facade/tiny-models.js';
+import { writeTinyQwen2VL, writeTinyTimeViper, writeTinyVamba } from '../facade/tiny-models.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
+import { tinySiglip, tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
 
 const SIDE = 112;
 
@@ -45,24 +49,58 @@ describe('encode plans against the CPU backend’s allocations', () => {
     for (const r of runners) r.dispose();
   });
 
-  async function runner(arch: 'qwen2vl' | 'vamba'): Promise<ModelRunner> {
+  const writers = {
+    qwen2vl: writeTinyQwen2VL,
+    vamba: writeTinyVamba,
+    timeviper: writeTinyTimeViper,
+    tstar: (m: string) => writeTinyTstar(m),
+    'tstar-siglip': (m: string) =>
+      writeTinyTstar(m, 2, {
+        ...tinyTstarJson('nemotron_h'),
+        vision_config: tinySiglip('hf'),
+        video_token_id: 6,
+      }),
+  };
+
+  async function runner(arch: keyof typeof writers): Promise<ModelRunner> {
     const m = join(dir, arch);
     mkdirSync(m);
-    await (arch === 'vamba' ? writeTinyVamba(m) : writeTinyQwen2VL(m));
+    await writers[arch](m);
     const r = await (await inspectModel(m)).checkpoint.load(await getBackend('cpu'), m);
     runners.push(r);
     return r;
   }
 
-  for (const arch of ['qwen2vl', 'vamba'] as const)
+  const sizes: Record<keyof typeof writers, readonly (readonly [number, number | undefined])[]> = {
+    qwen2vl: [
+      [16, undefined],
+      [256, undefined],
+      [1024, 256],
+    ],
+    vamba: [
+      [16, undefined],
+      [256, undefined],
+      [1024, 256],
+    ],
+    timeviper: [
+      [4, undefined],
+      [1600, undefined],
+    ],
+    tstar: [
+      [4, undefined],
+      [256, undefined],
+    ],
+    'tstar-siglip': [
+      [4, undefined],
+      [64, undefined],
+    ],
+  };
+
+  for (const arch of Object.keys(writers) as (keyof typeof writers)[])
     it(`${arch}: the planned peak covers the measured one (≤ 3×), the planned state is the video's bytes`, async () => {
       const r = await runner(arch);
       const backend = await getBackend('cpu');
-      for (const [frames, pieceTokens] of [
-        [16, undefined],
-        [256, undefined],
-        [1024, 256],
-      ] as const) {
+      for (const [frames, pieceTokens] of sizes[arch]) {
         const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE, pieceTokens });
         const before = backend.memory().current;
         backend.resetPeak();

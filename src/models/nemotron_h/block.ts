@@ -22,7 +22,7 @@ import type { BlockChar, NemotronHConfig } from './config.js';
 const MLP_NAMES = ['up_proj', 'down_proj'];
 
 /** The Mamba-2 mixer: intermediate size heads × head_dim (not expand × hidden), norm groups of I / n_groups. */
-function mambaConfig(c: NemotronHConfig): Mamba2Config {
+export function mambaConfig(c: NemotronHConfig): Mamba2Config {
   const dInner = c.mamba_num_heads * c.mamba_head_dim;
   return mamba2Config(c.hidden_size, {
     dInner,

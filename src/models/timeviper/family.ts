@@ -40,11 +40,12 @@ export const timeViper: ModelFamily = {
       describe: () => description,
       estimateMemory({ frames, activationBytes }) {
         const dtype: DType = activationBytes === 4 ? 'f32' : 'bf16';
-        const m = timeViperMemory(config, frames, PROMPT_TOKENS, dtype);
+        const m = timeViperMemory(config, { frames, textTokens: PROMPT_TOKENS, dtype });
+        // The video's tokens stay; the larger phase comes on top: its encode, or a question's prefill.
         return memoryEstimate(weights, {
-          videoTokens: frames * config.tokensPerFrame,
-          videoState: m.videoState + m.kv,
-          working: m.working,
+          videoTokens: m.videoTokens,
+          videoState: m.stateBytes,
+          working: Math.max(m.encodeBytes - m.stateBytes, m.prefillBytes),
         });
       },
       load: async (backend, id) =>

@@ -20,6 +20,8 @@ import type { Tensor } from '../../runtime/tensor.js';
 import {
   type CheckpointSource,
   type EncodedVideo,
+  type EncodeGeometry,
+  type EncodePlan,
   type FrameBatchContext,
   type ModelRunner,
   runnerInfo,
@@ -30,6 +32,7 @@ import { TimeViperModel } from './model.js';
 import { stageCounts } from './pdrop.js';
 import { IMAGE_TOKEN, nanoBasePrompt } from './prompt.js';
 import { tokenWorth } from './relevance.js';
+import { ENCODE_BATCH_FRAMES, timeViperMemory } from './size.js';
 
 interface TimeViperVideo extends EncodedVideo {
   /** Projected tokens [frames, perFrame, hidden] (perFrame < 16 after a uniform / ToMe reduction). */
@@ -89,18 +92,21 @@ export class TimeViperRunner implements ModelRunner {
     const parts: Tensor[] = [];
     let done = 0;
     try {
-      for await (const batch of frames) {
+      for await (const decoded of frames) {
         c.signal?.throwIfAborted();
-        if (!batch.length) continue;
-        using pixels = ops.tensor(this.model.lm.embeddings.backend, siglipPixels(batch, size), [
-          batch.length,
-          3,
-          size,
-          size,
-        ]);
-        parts.push(await this.model.encode(pixels));
-        done += batch.length;
-        c.onFrames?.(done, done * this.model.config.tokensPerFrame);
+        // At most ENCODE_BATCH_FRAMES through the tower at a time, whatever the decoder's batches (size.ts).
+        for (let i = 0; i < decoded.length; i += ENCODE_BATCH_FRAMES) {
+          const batch = decoded.slice(i, i + ENCODE_BATCH_FRAMES);
+          using pixels = ops.tensor(this.model.lm.embeddings.backend, siglipPixels(batch, size), [
+            batch.length,
+            3,
+            size,
+            size,
+          ]);
+          parts.push(await this.model.encode(pixels));
+          done += batch.length;
+          c.onFrames?.(done, done * this.model.config.tokensPerFrame);
+        }
       }
       if (!parts.length) throw new UsageError('TimeViper: no frames to encode');
       let visual = parts.length === 1 ? parts.splice(0)[0] : ops.concat(parts, 0);
@@ -131,6 +137,16 @@ export class TimeViperRunner implements ModelRunner {
     } finally {
       for (const p of parts) p.dispose();
     }
+  }
+
+  /** The encode's memory (size.ts; frames are squashed to the tower's square, whatever their size). */
+  planEncode(g: EncodeGeometry): EncodePlan {
+    const m = timeViperMemory(this.model.config, {
+      frames: g.frames,
+      textTokens: 0,
+      dtype: this.model.lm.embeddings.dtype,
+    });
+    return { videoTokens: m.videoTokens, stateBytes: m.stateBytes, peakBytes: m.encodeBytes };
   }
 
   async *generate(

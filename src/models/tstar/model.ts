@@ -131,7 +131,9 @@ export class Tstar implements Disposable {
   compress(visionTokens: Tensor, grid: GridTHW): Tensor {
     if (this.config.vision.kind !== 'qwen2_vl') throw new InputError('TSTAR: compress takes Qwen2-VL tokens');
     const perGroup = (grid[1] * grid[2]) / this.config.vision.config.spatial_merge_size ** 2;
-    return this.compressGroups(visionTokens.reshape([grid[0], perGroup, visionTokens.shape[1]]));
+    // The view holds the tokens' memory: let go of it, or the caller's dispose would not free them.
+    using groups = visionTokens.reshape([grid[0], perGroup, visionTokens.shape[1]]);
+    return this.compressGroups(groups);
   }
 
   /** Tokens [groups, perGroup, width] of the whole clip → the compressed tokens [n, LLM width] the LLM reads. */

@@ -16,6 +16,8 @@ import type { Tensor } from '../../runtime/tensor.js';
 import {
   type CheckpointSource,
   type EncodedVideo,
+  type EncodeGeometry,
+  type EncodePlan,
   type FrameBatchContext,
   type ModelRunner,
   runnerInfo,
@@ -26,14 +28,12 @@ import { tokenReductions } from '../reduction.js';
 import { siglipPixels } from '../siglip/preprocess.js';
 import type { TstarConfig } from './config.js';
 import { Tstar } from './model.js';
+import { ENCODE_BATCH_FRAMES, tstarEncodePlan } from './size.js';
 
 interface TstarVideo extends EncodedVideo {
   /** The compressed tokens [n, LLM width]. */
   embeds: Tensor;
 }
-
-/** Frames preprocessed and encoded at a time (whole 2-frame groups). */
-const FRAMES_PER_BATCH = 16;
 
 export async function loadTstarRunner(
   src: CheckpointSource<TstarConfig>,
@@ -103,7 +103,7 @@ export class TstarRunner implements ModelRunner {
     const m = this.model;
     const r = await streamVisionTokens(frames, processor, {
       maxFrames: ctx.kind === 'image' ? 1 : ctx.timestampsSec.length,
-      framesPerBatch: FRAMES_PER_BATCH,
+      framesPerBatch: ENCODE_BATCH_FRAMES,
       oddLast: 'pad',
       encode: (pixels, g) => m.encodeVision(pixels, g),
       allocate: (g) => {
@@ -129,23 +129,40 @@ export class TstarRunner implements ModelRunner {
     const size = v.config.image_size;
     const parts: Tensor[] = [];
     let done = 0;
+    // ENCODE_BATCH_FRAMES frames a tower call, whatever the decoder's batches (size.ts plans by it).
+    const run = (some: RgbImage[]) => {
+      using pixels = ops.tensor(m.backend, siglipPixels(some, size), [some.length, 3, size, size]);
+      parts.push(m.encodeFrames(pixels));
+      done += some.length;
+      ctx.onFrames?.(done);
+    };
     try {
+      const pending: RgbImage[] = [];
       for await (const batch of frames) {
         ctx.signal?.throwIfAborted();
-        for (let i = 0; i < batch.length; i += FRAMES_PER_BATCH) {
-          const some = batch.slice(i, i + FRAMES_PER_BATCH);
-          using pixels = ops.tensor(m.backend, siglipPixels(some, size), [some.length, 3, size, size]);
-          parts.push(m.encodeFrames(pixels));
-          done += some.length;
-          ctx.onFrames?.(done);
-        }
+        pending.push(...batch);
+        while (pending.length >= ENCODE_BATCH_FRAMES) run(pending.splice(0, ENCODE_BATCH_FRAMES));
       }
+      if (pending.length) run(pending);
       if (!parts.length) throw new InputError('a video needs at least one frame');
       using all = parts.length === 1 ? parts.splice(0)[0] : ops.concat(parts, 0);
       return m.compressGroups(all);
     } finally {
       for (const p of parts) p.dispose();
     }
+  }
+
+  /** The encode's memory (size.ts); a token reduction's output is not counted. */
+  planEncode(g: EncodeGeometry): EncodePlan {
+    const bounds = this.processor?.video;
+    return tstarEncodePlan(this.model.config, {
+      frames: g.frames,
+      width: g.width,
+      height: g.height,
+      minPixels: bounds?.min_pixels ?? 0,
+      maxPixels: bounds?.max_pixels ?? Number.POSITIVE_INFINITY,
+      dtype: this.model.dtype,
+    });
   }
 
   async *generate(

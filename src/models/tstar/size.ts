@@ -1,18 +1,27 @@
 /**
  * TSTAR's tokens and memory for N frames of W×H without weights: the vision tower's tokens per frame group
  * (Qwen2-VL: the processor's grid, smart_resize within its pixel bounds, per 2 frames; SigLIP: its patches per
- * frame, whatever the frame size), the compressor's token count, the LLM's state for them (attention K/V per attention layer,
- * fixed Mamba states for Nemotron-H), and the working set while encoding (the clip's uncompressed vision tokens
- * are held until the compressor has run over them, plus the compressor's largest temporaries).
+ * frame, whatever the frame size), the compressor's token count, the LLM's state for them (attention K/V per
+ * attention layer, fixed Mamba states for Nemotron-H), and the encode's memory as the runner allocates it
+ * (`tstarEncodePlan`: the CLI's fit check and the server's admission).
  */
+import { mamba2ForwardBytes } from '../../nn/mamba2-size.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
+import type { EncodePlan } from '../family.js';
 import { MambaMiaCompressor } from '../mambamia/compressor.js';
+import { mixerConfig } from '../mambamia/config.js';
 import { nemotronHStateBytes } from '../nemotron_h/size.js';
 import { smartResize } from '../qwen2vl/processor.js';
+import { visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
+import type { GridTHW } from '../qwen2vl/vision.js';
 import { patchGrid } from '../siglip/config.js';
+import { siglipForwardBytes } from '../siglip/size.js';
 import type { TstarConfig } from './config.js';
 
-interface TstarGeometry {
+/** Frames the runner preprocesses and sends through the vision tower at a time (whole 2-frame groups). */
+export const ENCODE_BATCH_FRAMES = 16;
+
+export interface TstarGeometry {
   frames: number;
   width: number;
   height: number;
@@ -21,28 +30,33 @@ interface TstarGeometry {
   dtype: DType;
 }
 
-/** Frame groups and vision tokens per group for N frames of W×H. */
-function towerGrid(c: TstarConfig, g: TstarGeometry): { groups: number; perGroup: number } {
+/** Frame groups, vision tokens per group and (Qwen2-VL) the patch grid [t, h, w] for N frames of W×H. */
+function towerGrid(c: TstarConfig, g: TstarGeometry): { groups: number; perGroup: number; grid: GridTHW } {
   const v = c.vision;
-  if (v.kind === 'siglip') return { groups: g.frames, perGroup: patchGrid(v.config).tokens };
+  if (v.kind === 'siglip') {
+    const { side, tokens } = patchGrid(v.config);
+    return { groups: g.frames, perGroup: tokens, grid: [g.frames, side, side] };
+  }
   const q = v.config;
   const [h, w] = smartResize(g.height, g.width, {
     factor: q.patch_size * q.spatial_merge_size,
     minPixels: g.minPixels,
     maxPixels: g.maxPixels,
   });
+  const groups = Math.ceil(g.frames / q.temporal_patch_size);
   return {
-    groups: Math.ceil(g.frames / q.temporal_patch_size),
+    groups,
     perGroup: ((h / q.patch_size) * (w / q.patch_size)) / q.spatial_merge_size ** 2,
+    grid: [groups, h / q.patch_size, w / q.patch_size],
   };
 }
 
 export function estimateTstar(c: TstarConfig, g: TstarGeometry) {
-  const p = c.projector;
   const bytes = BYTES_PER_ELEMENT[g.dtype];
+  const plan = tstarEncodePlan(c, g);
   const { groups, perGroup } = towerGrid(c, g);
   const visionTokens = groups * perGroup;
-  const videoTokens = MambaMiaCompressor.tokenCount(p, groups, perGroup);
+  const videoTokens = plan.videoTokens;
   let videoState: number;
   if (c.text.kind === 'qwen2') {
     const t = c.text.config.text;
@@ -51,11 +65,62 @@ export function estimateTstar(c: TstarConfig, g: TstarGeometry) {
     const s = nemotronHStateBytes(c.text.config, videoTokens, g.dtype);
     videoState = s.kv + s.mamba;
   }
-  // The sequence of patches and queries, the mixer's in_proj output and the scan's y (f32) over it.
-  const seq = visionTokens + visionTokens / p.mambamia_chunk_size;
-  const inner = p.num_heads * p.head_dim;
-  const compressorWorking =
-    seq * (2 * p.hidden_size + 2 * inner + 2 * p.n_groups * p.state_size) * bytes + seq * inner * 4;
-  const working = visionTokens * c.vision.width * bytes + compressorWorking;
-  return { visionTokens, videoTokens, videoState, working };
+  // The LLM's state for the compressed tokens stays; the encode's peak comes on top of it.
+  return { visionTokens, videoTokens, videoState, working: plan.peakBytes };
+}
+
+/**
+ * The device memory of encoding a video as the runner does it (runner.ts), in two phases:
+ *
+ *   vision:   the vision tokens so far (Qwen2-VL: one buffer for the whole video, filled batch by batch; SigLIP:
+ *             the batches' outputs) + one tower call over ENCODE_BATCH_FRAMES frames
+ *   compress: the whole clip's vision tokens (SigLIP: the batches and their concatenation) + the compressor
+ *
+ * and what stays is the compressed tokens [n, LLM width].
+ */
+export function tstarEncodePlan(c: TstarConfig, g: TstarGeometry): EncodePlan {
+  const b = BYTES_PER_ELEMENT[g.dtype];
+  const p = c.projector;
+  const { groups, perGroup, grid } = towerGrid(c, g);
+  const vision = groups * perGroup * c.vision.width * b;
+  const videoTokens = MambaMiaCompressor.tokenCount(p, groups, perGroup);
+  const stateBytes = videoTokens * p.output_size * b;
+  const v = c.vision;
+  let tower: number;
+  let held: number;
+  if (v.kind === 'qwen2_vl') {
+    tower = visionCallBytes(v.config, visionBatchPatches(v.config, grid, ENCODE_BATCH_FRAMES), g.dtype);
+    held = vision;
+  } else {
+    const frames = Math.min(g.frames, ENCODE_BATCH_FRAMES);
+    tower =
+      frames * v.config.num_channels * v.config.image_size ** 2 * 4 +
+      siglipForwardBytes(v.config, frames, g.dtype);
+    held = g.frames > ENCODE_BATCH_FRAMES ? 2 * vision : vision;
+  }
+  return {
+    videoTokens,
+    stateBytes,
+    peakBytes: Math.max(vision + tower, held + compressorBytes(c, groups * perGroup, videoTokens, g.dtype)),
+  };
+}
+
+/**
+ * The compressor over `tokens` vision tokens (its input not counted): its scope keeps input_proj's output, the
+ * queries, the interleaved sequence and every block's output until it returns; the last block adds its norm, the
+ * aggregation's patch copy and per-group temporaries, and its mixer's working set (nn/mamba2-size.ts); then
+ * the final norm, the query slots, the sampled rows and output_proj's output.
+ */
+function compressorBytes(c: TstarConfig, tokens: number, out: number, dtype: DType): number {
+  const p = c.projector;
+  const b = BYTES_PER_ELEMENT[dtype];
+  const h = p.hidden_size;
+  const k = p.mambamia_chunk_size;
+  const n = tokens / k;
+  const seq = n * (k + 1);
+  const base = (p.input_size !== h ? tokens * h : 0) + 2 * n * h + seq * h;
+  const aggregate = p.mambamia_gated_aggregation ? n * k * h + n * (5 * h + 2 * k + 4) : 0;
+  const block = (seq * h + aggregate) * b + mamba2ForwardBytes(mixerConfig(p), seq, dtype);
+  const tail = (2 * seq * h + n * h + out * (h + p.output_size)) * b;
+  return (base + (p.num_hidden_layers - 1) * seq * h) * b + Math.max(block, tail);
 }
