@@ -44,7 +44,7 @@ import {
   tokenCount,
   type VisualBatch,
 } from './processor.js';
-import { decodeCacheOf, qwen2vlEncodePlan, videoGrid } from './size.js';
+import { decodeCacheOf, qwen2vlEncodePlan, qwen2vlQuestionCost, videoGrid } from './size.js';
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
@@ -226,6 +226,9 @@ export class Qwen2VLRunner implements ModelRunner {
       rows,
       tokens: tokens.shape[0],
       bytes: tokens.bytes + (prefix?.bytes ?? 0),
+      ...(prefix && {
+        questionBytes: qwen2vlQuestionCost(this.model.config.text, prefix.length, this.model.dtype),
+      }),
       dispose: () => {
         tokens.dispose();
         prefix?.[Symbol.dispose]();

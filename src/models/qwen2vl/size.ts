@@ -8,7 +8,7 @@ import type { DecodeCacheSize } from '../../facade/types.js';
 import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import { countParams } from '../../nn/params.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
-import type { EncodePlan } from '../family.js';
+import type { EncodePlan, QuestionCost } from '../family.js';
 import type { Qwen2VLConfig, Qwen2VLTextConfig, Qwen2VLVisionConfig } from './config.js';
 import type { PreprocessorConfig } from './preprocessor-config.js';
 import { smartResize } from './processor.js';
@@ -205,5 +205,21 @@ export function qwen2vlEncodePlan(config: Qwen2VLConfig, o: Qwen2VLEncodePlanOpt
   const pieceBytes =
     piece * (8 * t.hidden_size + mlpRows * t.intermediate_size) * b + 2 * piece * t.head_dim * 4;
   const prefill = tokensBytes + 2 * n * t.hidden_size * b + kv + pieceBytes + t.vocab_size * 4;
-  return { videoTokens, stateBytes: tokensBytes + kv, peakBytes: Math.max(vision, prefill) };
+  return {
+    videoTokens,
+    stateBytes: tokensBytes + kv,
+    peakBytes: Math.max(vision, prefill),
+    questionBytes: qwen2vlQuestionCost(t, n, o.dtype),
+  };
+}
+
+/**
+ * A question continuing a video's prefilled prefix of `prefixTokens` beyond its decode cache: while another
+ * question writes after the prefix, its prefill joins the prefix's K/V to its own, one layer at a time (a
+ * temporary copy of one layer's; nn/cache.ts `write`). Its own tokens' K/V and activations are the decode
+ * cache's (`decodeCacheOf`).
+ */
+export function qwen2vlQuestionCost(t: Qwen2VLTextConfig, prefixTokens: number, dtype: DType): QuestionCost {
+  const layer = decodeCacheOf(t, dtype).bytesPerToken / t.num_hidden_layers;
+  return () => prefixTokens * layer;
 }

@@ -1,0 +1,99 @@
+/**
+ * A question's cost over an encoded video (`EncodePlan.questionBytes`, `EncodedVideo.questionBytes`: the server
+ * reserves it for each question) against what the CPU backend allocates while the question is answered, for tiny
+ * random-weight TimeViper and TSTAR (Qwen2 and Nemotron-H LLMs), whose questions run the LLM over every video token
+ * again: the cost covers the measured peak above the encoded video and is not absurdly above it (≤ 3×); the plan
+ * made before the encode gives the encoded video's cost. Frames are synthetic and fed to the runner directly.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import '../../src/backends/index.js';
+import { inspectModel } from '../../src/facade/inspect.js';
+import type { Frame } from '../../src/media/index.js';
+import type { ModelRunner } from '../../src/models/family.js';
+import { getBackend } from '../../src/runtime/device.js';
+import { writeTinyTimeViper } from '../facade/tiny-models.js';
+import { scratch } from '../media/fixtures.js';
+import { tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
+
+const SIDE = 112;
+const NEW_TOKENS = 6;
+
+async function* framesOf(n: number): AsyncGenerator<Frame[]> {
+  const data = new Uint8Array(SIDE * SIDE * 3).map((_, i) => (i * 5) % 241);
+  for (let i = 0; i < n; i += 8)
+    yield Array.from({ length: Math.min(8, n - i) }, (_, j) => ({
+      index: i + j,
+      timestampSec: (i + j) / 2,
+      width: SIDE,
+      height: SIDE,
+      data,
+    }));
+}
+
+describe('a question’s planned cost against the CPU backend’s allocations', () => {
+  let dir: string;
+  const runners: ModelRunner[] = [];
+  before(() => {
+    dir = scratch();
+  });
+  after(() => {
+    for (const r of runners) r.dispose();
+  });
+
+  const writers = {
+    timeviper: (m: string) => writeTinyTimeViper(m),
+    'tstar-qwen2': (m: string) => writeTinyTstar(m),
+    'tstar-nemotron_h': (m: string) =>
+      writeTinyTstar(m, 3, { ...tinyTstarJson('nemotron_h'), video_token_id: 6 }),
+  };
+  const frameCounts: Record<keyof typeof writers, readonly number[]> = {
+    timeviper: [4, 96],
+    'tstar-qwen2': [4, 128],
+    'tstar-nemotron_h': [4, 128],
+  };
+
+  for (const arch of Object.keys(writers) as (keyof typeof writers)[])
+    it(`${arch}: the question's cost covers the measured peak of its prefill and decode (≤ 3×)`, async () => {
+      const m = join(dir, arch);
+      mkdirSync(m);
+      await writers[arch](m);
+      const backend = await getBackend('cpu');
+      const r = await (await inspectModel(m)).checkpoint.load(backend, m);
+      runners.push(r);
+      for (const frames of frameCounts[arch]) {
+        const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
+        const video = await r.encode(framesOf(frames), {
+          kind: 'video',
+          timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
+          sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
+        });
+        try {
+          const before = backend.memory().current;
+          backend.resetPeak();
+          const answer = r.generate(
+            [{ role: 'user', content: 'What happens in the video, and in what order?' }],
+            video,
+            { maxNewTokens: NEW_TOKENS },
+          );
+          let step = await answer.next();
+          while (!step.done) step = await answer.next();
+          const peak = backend.memory().peak - before;
+          assert.equal(backend.memory().current, before, `${arch}: the question frees what it took`);
+          const q = { textTokens: step.value.usage.promptTokens, newTokens: NEW_TOKENS };
+          assert.equal(step.value.usage.videoTokens, video.tokens);
+          const planned = plan.questionBytes!(q);
+          const what = `${arch}, ${frames} frames (${video.tokens} video tokens, ${q.textTokens} text): planned ${planned} B, measured ${peak} B`;
+          assert.equal(video.questionBytes!(q), planned, `${what}: the encoded video's cost is the plan's`);
+          assert.ok(planned >= peak, `${what}: the plan is below the measured peak`);
+          assert.ok(planned <= 3 * peak, `${what}: the plan is over 3× the measured peak`);
+          // More answer tokens, a larger cost (the caches are allocated for them).
+          assert.ok(plan.questionBytes!({ ...q, newTokens: 4096 }) > planned, what);
+        } finally {
+          video.dispose();
+        }
+      }
+    });
+});
