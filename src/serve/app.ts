@@ -39,8 +39,9 @@ export interface ServeOptions {
   /**
    * Device memory the server may use in all, the weights included (ledger.ts): a request is admitted when its
    * decode cache (`ModelInfo.decodeCache`), its question over its video (`VideoHandle.questionBytes`, or the
-   * plan's) and, for a video not cached, its encode (`ChatEngine.planEncode`) fit beside the weights, the encoded videos and the running requests; one that does not waits, one that
-   * never would gets 413 (default: no limit; `longshot serve` defaults to 92% of the device's memory).
+   * plan's) and, for a video not cached, its encode (`ChatEngine.planEncode`) fit beside the weights, the
+   * encoded videos and the running requests; one that does not waits, one that never would gets 413 (default:
+   * no limit; `longshot serve` defaults to 92% of the device's memory).
    */
   memoryBudgetBytes?: number;
   /** The weights' bytes in the budget (default: what the device holds when the server is created). */
