@@ -134,12 +134,15 @@ export interface QuestionBudget {
   textTokens: number;
   /** The answer's budget (max_tokens). */
   newTokens: number;
+  /** The conversation, where its form decides the cost (Qwen2-VL: whether it continues the video's prefix). */
+  turns?: readonly ChatTurn[];
 }
 
 /**
  * The device memory a question over an encoded video holds while it is answered, beyond the encoded video and
  * beyond what `ModelInfo.decodeCache` counts for its text: e.g. TimeViper's and TSTAR's prefill of the LLM over
- * every video token again, and the caches that prefill leaves. One formula per family (its size.ts), given with
+ * every video token again, and the caches that prefill leaves (Qwen2-VL's too, for a prompt that does not
+ * continue the video's prefilled prefix). One formula per family (its size.ts), given with
  * the plan (before the encode) and with the encoded video (a cached one), so that the server reserves it
  * for each question (serve/ledger.ts).
  */

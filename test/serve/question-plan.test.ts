@@ -3,7 +3,9 @@
  * reserves it for each question) against what the CPU backend allocates while the question is answered, for tiny
  * random-weight TimeViper and TSTAR (Qwen2 and Nemotron-H LLMs), whose questions run the LLM over every video token
  * again: the cost covers the measured peak above the encoded video and is not absurdly above it (≤ 3×); the plan
- * made before the encode gives the encoded video's cost. Frames are synthetic and fed to the runner directly.
+ * made before the encode gives the encoded video's cost. And tiny Qwen2-VL, whose question continuing the video's
+ * prefilled prefix costs little beyond its decode cache, while a prompt of its own (a system message) prefills
+ * the video again. Frames are synthetic and fed to the runner directly.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -14,7 +16,7 @@ import { inspectModel } from '../../src/facade/inspect.js';
 import type { Frame } from '../../src/media/index.js';
 import type { ModelRunner } from '../../src/models/family.js';
 import { getBackend } from '../../src/runtime/device.js';
-import { writeTinyTimeViper } from '../facade/tiny-models.js';
+import { writeTinyQwen2VL, writeTinyTimeViper } from '../facade/tiny-models.js';
 import { scratch } from '../media/fixtures.js';
 import { tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
 
@@ -96,4 +98,66 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
         }
       }
     });
+
+  it('qwen2vl: a question continuing the prefix joins a layer of it at a time, any other prompt prefills the video again; with the decode cache they cover the measured peaks (≤ 3×)', async () => {
+    const m = join(dir, 'qwen2vl');
+    mkdirSync(m);
+    await writeTinyQwen2VL(m);
+    const backend = await getBackend('cpu');
+    const r = await (await inspectModel(m)).checkpoint.load(backend, m);
+    runners.push(r);
+    const frames = 256;
+    const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
+    const video = await r.encode(framesOf(frames), {
+      kind: 'video',
+      timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
+      sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
+    });
+    const c = r.info.decodeCache!;
+    const asked = [
+      [{ role: 'user', content: 'What happens in the video?' }],
+      [
+        { role: 'system', content: 'Answer in one word.' },
+        { role: 'user', content: 'What happens in the video?' },
+      ],
+    ] as const;
+    const peaks: number[] = [];
+    const costs: number[] = [];
+    // Another question holds the room after the prefix (its prefill done, its answer not), as a running one does.
+    const other = r.generate([{ role: 'user', content: 'And then?' }], video, { maxNewTokens: 64 });
+    try {
+      await other.next();
+      for (const turns of asked) {
+        const before = backend.memory().current;
+        backend.resetPeak();
+        const answer = r.generate([...turns], video, { maxNewTokens: NEW_TOKENS });
+        let step = await answer.next();
+        while (!step.done) step = await answer.next();
+        const peak = backend.memory().peak - before;
+        const text = step.value.usage.promptTokens;
+        const q = { textTokens: text, newTokens: NEW_TOKENS, turns };
+        // The decode cache as the model states it, for this prompt's text and answer.
+        const decode =
+          c.bytesPerSequence +
+          c.bytesPerToken * (text + NEW_TOKENS) +
+          (c.activationBytesPerToken ?? 0) * text +
+          (c.logitsBytes ?? 0);
+        const cost = video.questionBytes!(q);
+        const what = `${turns.length} turns: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+        // The plan's prefix: the default prompt's text whole (a few tokens more than up to the video's end).
+        const planned = plan.questionBytes!(q);
+        assert.ok(planned >= cost && planned <= 1.01 * cost, `${what}: the plan's cost ${planned} B`);
+        assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+        assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+        peaks.push(peak);
+        costs.push(cost);
+      }
+    } finally {
+      await other.return(undefined as never);
+      video.dispose();
+    }
+    // The system message of its own does not continue the prefix: the video is prefilled again, and costs so.
+    assert.ok(peaks[1] > 4 * peaks[0], `measured ${peaks}`);
+    assert.ok(costs[1] > 4 * costs[0], `planned ${costs}`);
+  });
 });

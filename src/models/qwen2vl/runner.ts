@@ -13,7 +13,7 @@ import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.
 import { Checkpoint } from '../../io/checkpoint.js';
 import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
-import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
+import type { ChatMessage } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { AttentionProbe } from '../../nn/attention-probe.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -42,6 +42,7 @@ import {
   type Qwen2VLProcessor,
   type RgbImage,
   tokenCount,
+  VIDEO_PAD,
   type VisualBatch,
 } from './processor.js';
 import { decodeCacheOf, qwen2vlEncodePlan, qwen2vlQuestionCost, videoGrid } from './size.js';
@@ -58,6 +59,9 @@ export interface Qwen2VLVideo extends EncodedVideo {
   /** A reduced video: for each row of `embeds`, the grid token it stands for (models/reduction.ts); absent: none. */
   rows?: number[] | null;
 }
+
+/** The default prompt's conversation: one empty question (the video goes before it). */
+const DEFAULT_TURNS: readonly ChatTurn[] = [{ role: 'user', content: '' }];
 
 /** Tokens reserved after a video's prefix for a question and its answer, written without copying the prefix. */
 const PREFIX_ROOM = 2048;
@@ -146,6 +150,7 @@ export class Qwen2VLRunner implements ModelRunner {
       room: PREFIX_ROOM,
       framesPerBatch: FRAMES_PER_BATCH,
       pieceTokens: g.pieceTokens,
+      continues: (turns) => this.continuesPrefix(turns),
       dtype: this.model.dtype,
     });
   }
@@ -227,7 +232,12 @@ export class Qwen2VLRunner implements ModelRunner {
       tokens: tokens.shape[0],
       bytes: tokens.bytes + (prefix?.bytes ?? 0),
       ...(prefix && {
-        questionBytes: qwen2vlQuestionCost(this.model.config.text, prefix.length, this.model.dtype),
+        questionBytes: qwen2vlQuestionCost(
+          this.model.config.text,
+          { videoTokens: tokens.shape[0], prefixTokens: prefix.length },
+          (turns) => this.continuesPrefix(turns),
+          this.model.dtype,
+        ),
       }),
       dispose: () => {
         tokens.dispose();
@@ -305,11 +315,33 @@ export class Qwen2VLRunner implements ModelRunner {
 
   /** The default prompt's ids (the template's own system turn, a video, an empty question); pads expanded for `grid`. */
   private defaultPromptIds(grid?: GridTHW): number[] {
-    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
-    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
+    const text = this.promptText(DEFAULT_TURNS, 'video');
     return this.tokenizer.encode(grid ? this.processor.expandPads(text, { video: [grid] }) : text, {
       addSpecialTokens: false,
     });
+  }
+
+  /** The chat template's prompt for `turns`, the media (when given) first in the first user turn; pads not expanded. */
+  private promptText(turns: readonly ChatTurn[], media?: 'video' | 'image'): string {
+    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
+    if (media) {
+      const first = messages.findIndex((m) => m.role === 'user');
+      messages[first] = {
+        role: 'user',
+        content: [{ type: media }, { type: 'text', text: turns[first].content }],
+      };
+    }
+    return this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+  }
+
+  /**
+   * Whether a question about a video continues the video's prefilled prefix (the default prompt up to the
+   * video), compared as text before the pads are expanded (what `Qwen2VLPrefix.continues` then finds in ids).
+   */
+  private continuesPrefix(turns: readonly ChatTurn[]): boolean {
+    const reference = this.promptText(DEFAULT_TURNS, 'video');
+    const end = reference.indexOf(VIDEO_PAD) + VIDEO_PAD.length;
+    return end >= VIDEO_PAD.length && this.promptText(turns, 'video').startsWith(reference.slice(0, end));
   }
 
   async *generate(
@@ -318,13 +350,7 @@ export class Qwen2VLRunner implements ModelRunner {
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation {
     const video = encoded as Qwen2VLVideo | undefined;
-    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
-    if (video) {
-      const first = messages.findIndex((m) => m.role === 'user');
-      const media: ContentPart = { type: video.kind };
-      messages[first] = { role: 'user', content: [media, { type: 'text', text: turns[first].content }] };
-    }
-    let text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    let text = this.promptText(turns, video?.kind);
     if (video) text = this.processor.expandPads(text, { [video.kind]: video.batch.grids });
     const ids = shrinkPads(
       this.tokenizer.encode(text, { addSpecialTokens: false }),
