@@ -5,7 +5,8 @@
  * again: the cost covers the measured peak above the encoded video and is not absurdly above it (≤ 3×); the plan
  * made before the encode gives the encoded video's cost. And tiny Qwen2-VL, whose question continuing the video's
  * prefilled prefix costs little beyond its decode cache, while a prompt of its own (a system message) prefills
- * the video again. Frames are synthetic and fed to the runner directly.
+ * the video again, and a question about an image runs its tower again; tiny Vamba, whose question's peak does not
+ * grow with the video. Frames are synthetic and fed to the runner directly.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { inspectModel } from '../../src/facade/inspect.js';
 import type { Frame } from '../../src/media/index.js';
 import type { ModelRunner } from '../../src/models/family.js';
 import { getBackend } from '../../src/runtime/device.js';
-import { writeTinyQwen2VL, writeTinyTimeViper } from '../facade/tiny-models.js';
+import { writeTinyQwen2VL, writeTinyTimeViper, writeTinyVamba } from '../facade/tiny-models.js';
 import { scratch } from '../media/fixtures.js';
 import { tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
 
@@ -56,6 +57,18 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     'tstar-qwen2': [4, 128],
     'tstar-nemotron_h': [4, 128],
   };
+
+  let tinyQwen2VL: ModelRunner | undefined;
+  /** Tiny Qwen2-VL, loaded once for the tests that ask it. */
+  async function qwen2vl(): Promise<ModelRunner> {
+    if (tinyQwen2VL) return tinyQwen2VL;
+    const m = join(dir, 'qwen2vl');
+    mkdirSync(m);
+    await writeTinyQwen2VL(m);
+    tinyQwen2VL = await (await inspectModel(m)).checkpoint.load(await getBackend('cpu'), m);
+    runners.push(tinyQwen2VL);
+    return tinyQwen2VL;
+  }
 
   for (const arch of Object.keys(writers) as (keyof typeof writers)[])
     it(`${arch}: the question's cost covers the measured peak of its prefill and decode (≤ 3×)`, async () => {
@@ -100,12 +113,8 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     });
 
   it('qwen2vl: a question continuing the prefix joins a layer of it at a time, any other prompt prefills the video again; with the decode cache they cover the measured peaks (≤ 3×)', async () => {
-    const m = join(dir, 'qwen2vl');
-    mkdirSync(m);
-    await writeTinyQwen2VL(m);
     const backend = await getBackend('cpu');
-    const r = await (await inspectModel(m)).checkpoint.load(backend, m);
-    runners.push(r);
+    const r = await qwen2vl();
     const frames = 256;
     const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
     const video = await r.encode(framesOf(frames), {
@@ -159,5 +168,68 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     // The system message of its own does not continue the prefix: the video is prefilled again, and costs so.
     assert.ok(peaks[1] > 4 * peaks[0], `measured ${peaks}`);
     assert.ok(costs[1] > 4 * costs[0], `planned ${costs}`);
+  });
+
+  it('qwen2vl: a question about an image runs its tower and prefill again, and costs so (with the decode cache ≥ the measured peak, ≤ 3×)', async () => {
+    const r = await qwen2vl();
+    const backend = await getBackend('cpu');
+    const plan = r.planEncode!({ kind: 'image', frames: 1, width: SIDE, height: SIDE });
+    const image = await r.encode(framesOf(1), {
+      kind: 'image',
+      timestampsSec: [0],
+      sampling: { sampling: 'uniform', frames: 1, fps: 2, maxEdge: 640, minEdge: 28 },
+    });
+    const before = backend.memory().current;
+    backend.resetPeak();
+    const answer = r.generate([{ role: 'user', content: 'What is this?' }], image, {
+      maxNewTokens: NEW_TOKENS,
+    });
+    let step = await answer.next();
+    while (!step.done) step = await answer.next();
+    const peak = backend.memory().peak - before;
+    const c = r.info.decodeCache!;
+    const text = step.value.usage.promptTokens;
+    const decode =
+      c.bytesPerSequence +
+      c.bytesPerToken * (text + NEW_TOKENS) +
+      (c.activationBytesPerToken ?? 0) * text +
+      (c.logitsBytes ?? 0);
+    const q = { textTokens: text, newTokens: NEW_TOKENS };
+    const cost = image.questionBytes!(q);
+    const what = `image: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+    assert.equal(plan.questionBytes!(q), cost, `${what}: the plan's cost is the image's`);
+    assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+    assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+    image.dispose();
+  });
+
+  it('vamba: a question’s peak does not grow with the video (it cross-attends to the video’s K/V in place: no cost beyond the decode cache)', async () => {
+    const m = join(dir, 'vamba');
+    mkdirSync(m);
+    await writeTinyVamba(m);
+    const backend = await getBackend('cpu');
+    const r = await (await inspectModel(m)).checkpoint.load(backend, m);
+    runners.push(r);
+    const peaks: number[] = [];
+    for (const frames of [16, 256]) {
+      const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
+      const video = await r.encode(framesOf(frames), {
+        kind: 'video',
+        timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
+        sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
+      });
+      const before = backend.memory().current;
+      backend.resetPeak();
+      const answer = r.generate([{ role: 'user', content: 'What happens?' }], video, {
+        maxNewTokens: NEW_TOKENS,
+      });
+      let step = await answer.next();
+      while (!step.done) step = await answer.next();
+      peaks.push(backend.memory().peak - before);
+      assert.equal(plan.questionBytes, undefined);
+      assert.equal(video.questionBytes, undefined);
+      video.dispose();
+    }
+    assert.ok(peaks[1] <= 1.05 * peaks[0], `16 frames: ${peaks[0]} B, 256 frames: ${peaks[1]} B`);
   });
 });

@@ -127,9 +127,22 @@ export class Qwen2VLRunner implements ModelRunner {
       rows: null,
       tokens: tokenCount(batch.grids[0], this.model.config.vision.spatial_merge_size),
       bytes: batch.pixelValues.byteLength,
+      questionBytes: this.imageQuestionCost(batch.grids[0]),
       dispose: () => {},
     };
     return video;
+  }
+
+  /** A question about an image of this patch grid: its tower and prefill run again for every question (size.ts). */
+  private imageQuestionCost(grid: GridTHW) {
+    const videoTokens = tokenCount(grid, this.model.config.vision.spatial_merge_size);
+    const imagePatches = grid[0] * grid[1] * grid[2];
+    return qwen2vlQuestionCost(
+      this.model.config,
+      { videoTokens, prefixTokens: 0, imagePatches },
+      () => false,
+      this.model.dtype,
+    );
   }
 
   /** A video's tokens and prefix as `encode` makes them (size.ts `qwen2vlEncodePlan`); an image's pixels only. */
@@ -142,6 +155,7 @@ export class Qwen2VLRunner implements ModelRunner {
         videoTokens: tokenCount([1, grid[1], grid[2]], c.merge_size),
         stateBytes: bytes,
         peakBytes: bytes,
+        questionBytes: this.imageQuestionCost([1, grid[1], grid[2]]),
       };
     }
     return qwen2vlEncodePlan(this.model.config, {
@@ -233,7 +247,7 @@ export class Qwen2VLRunner implements ModelRunner {
       bytes: tokens.bytes + (prefix?.bytes ?? 0),
       ...(prefix && {
         questionBytes: qwen2vlQuestionCost(
-          this.model.config.text,
+          this.model.config,
           { videoTokens: tokens.shape[0], prefixTokens: prefix.length },
           (turns) => this.continuesPrefix(turns),
           this.model.dtype,

@@ -205,7 +205,7 @@ export function qwen2vlEncodePlan(config: Qwen2VLConfig, o: Qwen2VLEncodePlanOpt
     videoTokens,
     stateBytes: tokensBytes + kv,
     peakBytes: Math.max(vision, prefill),
-    questionBytes: qwen2vlQuestionCost(t, { videoTokens, prefixTokens: n }, o.continues, o.dtype),
+    questionBytes: qwen2vlQuestionCost(config, { videoTokens, prefixTokens: n }, o.continues, o.dtype),
   };
 }
 
@@ -229,18 +229,27 @@ function prefillBytes(t: Qwen2VLTextConfig, n: number, piece: number, dtype: DTy
  *     writes after the prefix, its prefill joins the prefix's K/V to its own one layer at a time (nn/cache.ts
  *     `write`: a copy of the prefix's rows, then their concatenation with its own, freed with the layer);
  *   any other prompt (a system message of its own, or no prefix): the whole prompt is prefilled again at once,
- *     so the video's tokens' K/V and their prefill.
+ *     so the video's tokens' K/V and their prefill;
+ *   an image (`imagePatches`, kept as pixels): every question runs the vision tower over it, then that prefill
+ *     with the image's tokens held.
  *
  * `continues` says whether a conversation continues the prefix (a budget without turns is taken to).
  */
 export function qwen2vlQuestionCost(
-  t: Qwen2VLTextConfig,
-  video: { videoTokens: number; prefixTokens: number },
+  config: Qwen2VLConfig,
+  video: { videoTokens: number; prefixTokens: number; imagePatches?: number },
   continues: (turns: readonly ChatTurn[]) => boolean,
   dtype: DType,
 ): QuestionCost {
+  const t = config.text;
   const kv = decodeCacheOf(t, dtype).bytesPerToken;
   const joined = (2 * video.prefixTokens * kv) / t.num_hidden_layers;
   const again = video.videoTokens * kv + prefillBytes(t, video.videoTokens, video.videoTokens, dtype);
+  if (video.imagePatches)
+    return () =>
+      Math.max(
+        visionCallBytes(config.vision, video.imagePatches!, dtype),
+        video.videoTokens * t.hidden_size * BYTES_PER_ELEMENT[dtype] + again,
+      );
   return (q) => (!q.turns || continues(q.turns) ? joined : again);
 }
