@@ -156,7 +156,7 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
         // The plan's prefix: the default prompt's text whole (a few tokens more than up to the video's end).
         const planned = plan.questionBytes!(q);
         assert.ok(planned >= cost && planned <= 1.01 * cost, `${what}: the plan's cost ${planned} B`);
-        assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+      assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
         assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
         peaks.push(peak);
         costs.push(cost);
@@ -201,6 +201,40 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
     assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
     image.dispose();
+  });
+
+  it('qwen2vl: a question about a live video joins its prefix a layer at a time, and costs so (with the decode cache ≥ the measured peak, ≤ 3×)', async () => {
+    const r = await qwen2vl();
+    const backend = await getBackend('cpu');
+    using live = r.live!({
+      sampling: { sampling: 'uniform', frames: 256, fps: 2, maxEdge: 640, minEdge: 28 },
+      label: 'live',
+    });
+    for await (const batch of framesOf(256)) await live.append(batch);
+    const video = live.snapshot();
+    try {
+      const before = backend.memory().current;
+      backend.resetPeak();
+      const answer = r.generate([{ role: 'user', content: 'What happens?' }], video, {
+        maxNewTokens: NEW_TOKENS,
+      });
+      let step = await answer.next();
+      while (!step.done) step = await answer.next();
+      const peak = backend.memory().peak - before;
+      const c = r.info.decodeCache!;
+      const text = step.value.usage.promptTokens;
+      const decode =
+        c.bytesPerSequence +
+        c.bytesPerToken * (text + NEW_TOKENS) +
+        (c.activationBytesPerToken ?? 0) * text +
+        (c.logitsBytes ?? 0);
+      const cost = video.questionBytes!({ textTokens: text, newTokens: NEW_TOKENS });
+      const what = `live: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+      assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+      assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+    } finally {
+      video.dispose();
+    }
   });
 
   it('vamba: a question’s peak does not grow with the video (it cross-attends to the video’s K/V in place: no cost beyond the decode cache)', async () => {
