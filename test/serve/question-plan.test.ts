@@ -156,7 +156,7 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
         // The plan's prefix: the default prompt's text whole (a few tokens more than up to the video's end).
         const planned = plan.questionBytes!(q);
         assert.ok(planned >= cost && planned <= 1.01 * cost, `${what}: the plan's cost ${planned} B`);
-      assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+        assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
         assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
         peaks.push(peak);
         costs.push(cost);
