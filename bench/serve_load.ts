@@ -216,7 +216,12 @@ class BenchEngine implements ChatEngine {
     const common = { grid, framesPerBatch: 16, pieceTokens: opts.pieces?.tokens, dtype: this.model.dtype };
     return this.model instanceof Vamba
       ? vambaEncodePlan(this.c, common)
-      : qwen2vlEncodePlan(this.c, { ...common, prefixTextTokens: PREFIX_TEXT + 2, room: PREFIX_ROOM });
+      : qwen2vlEncodePlan(this.c, {
+          ...common,
+          prefixTextTokens: PREFIX_TEXT + 2,
+          room: PREFIX_ROOM,
+          continues: () => true, // this engine's questions all continue the video's prefix
+        });
   }
 
   /**

@@ -4,7 +4,7 @@
  * (A family's side of the seam, `ModelRunner`, is in models/family.ts.)
  */
 import type { Clip, DecodeReport, LossPolicy, MediaInput } from '../media/index.js';
-import type { EncodePlan, Pieces } from '../models/family.js';
+import type { EncodePlan, Pieces, QuestionCost } from '../models/family.js';
 import type { ReductionRequest } from '../models/reduction.js';
 import type { Answer } from './answer.js';
 import type { LiveVideo, LiveVideoOptions } from './live.js';
@@ -22,6 +22,8 @@ export interface VideoHandle extends Disposable {
   readonly tokens: number;
   /** Memory the state holds (for cache budgets). */
   readonly bytes: number;
+  /** What a question over it holds beyond it (the family's estimate; the server's admission); absent: none. */
+  readonly questionBytes?: QuestionCost;
   readonly disposed: boolean;
   dispose(): void;
 }

@@ -409,6 +409,7 @@ function handleOf(e: Encoding): VideoHandle {
     decode,
     tokens: encoded.tokens,
     bytes: encoded.bytes,
+    questionBytes: encoded.questionBytes,
     get disposed() {
       return disposed;
     },

@@ -123,8 +123,30 @@ export interface EncodedVideo {
   readonly tokens: number;
   /** Memory the state holds (for cache budgets). */
   readonly bytes: number;
+  /** What a question over this video holds beyond it (`QuestionCost`); absent: nothing beyond the decode cache. */
+  readonly questionBytes?: QuestionCost;
   dispose(): void;
 }
+
+/** A question's size, as the server estimates it before the prompt is tokenized. */
+export interface QuestionBudget {
+  /** The prompt's text tokens (the chat template included), the video's not counted. */
+  textTokens: number;
+  /** The answer's budget (max_tokens). */
+  newTokens: number;
+  /** The conversation, where its form decides the cost (Qwen2-VL: whether it continues the video's prefix). */
+  turns?: readonly ChatTurn[];
+}
+
+/**
+ * The device memory a question over an encoded video holds while it is answered, beyond the encoded video and
+ * beyond what `ModelInfo.decodeCache` counts for its text: e.g. TimeViper's and TSTAR's prefill of the LLM over
+ * every video token again, and the caches that prefill leaves (Qwen2-VL's too, for a prompt that does not
+ * continue the video's prefilled prefix). One formula per family (its size.ts), given with
+ * the plan (before the encode) and with the encoded video (a cached one), so that the server reserves it
+ * for each question (serve/ledger.ts).
+ */
+export type QuestionCost = (q: QuestionBudget) => number;
 
 /** What the facade tells a runner about the frames it hands over. */
 export interface FrameBatchContext {
@@ -178,6 +200,8 @@ export interface EncodePlan {
   stateBytes: number;
   /** The encode's peak above what was held before it: its working set plus the state being built. */
   peakBytes: number;
+  /** What each question over the encoded video will hold beyond it (as `EncodedVideo.questionBytes`). */
+  questionBytes?: QuestionCost;
 }
 
 /** A loaded model behind the facade. */

@@ -4,8 +4,8 @@
  *   GET  /v1/models, /v1/models/:id, /health
  *   GET  /  and /ui/…             the web UI (serve/ui/)
  * A request is validated, its media resolved and hashed, admitted by the queue against the server's device
- * memory (ledger.ts: its decode cache, plus its video's encode when that is not cached; 429 when the line is
- * full, 413 when it could never fit), the encoded video leased from the LRU (so asking again about the same
+ * memory (ledger.ts: its decode cache and its question over its video, plus its video's encode when that is
+ * not cached; 429 when the line is full, 413 when it could never fit), the encoded video leased from the LRU (so asking again about the same
  * video skips decoding and encoding), and the answer generated under a per-request timeout that also fires
  * when the client goes away.
  */
@@ -16,6 +16,7 @@ import type { ChatEngine } from '../facade/engine.js';
 import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
 import { decodeTurn } from '../generate/batch.js';
 import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
+import type { QuestionBudget, QuestionCost } from '../models/family.js';
 import type { ReductionRequest } from '../models/reduction.js';
 import { getBackend } from '../runtime/device.js';
 import { ApiError, badRequest, toApiError } from './errors.js';
@@ -37,9 +38,10 @@ export interface ServeOptions {
   concurrency?: number;
   /**
    * Device memory the server may use in all, the weights included (ledger.ts): a request is admitted when its
-   * decode cache (`ModelInfo.decodeCache`) and, for a video not cached, its encode (`ChatEngine.planEncode`)
-   * fit beside the weights, the encoded videos and the running requests; one that does not waits, one that
-   * never would gets 413 (default: no limit; `longshot serve` defaults to 92% of the device's memory).
+   * decode cache (`ModelInfo.decodeCache`), its question over its video (`VideoHandle.questionBytes`, or the
+   * plan's) and, for a video not cached, its encode (`ChatEngine.planEncode`) fit beside the weights, the
+   * encoded videos and the running requests; one that does not waits, one that never would gets 413 (default:
+   * no limit; `longshot serve` defaults to 92% of the device's memory).
    */
   memoryBudgetBytes?: number;
   /** The weights' bytes in the budget (default: what the device holds when the server is created). */
@@ -221,12 +223,18 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     const arrived = performance.now();
     let outcome: Outcome = 'error';
     let completionTokens = 0;
-    const decode = cacheCost(chat);
-    const admit = (encode: number) =>
-      queue.acquire(ctrl.signal, { decode, encode }).catch((e) => {
-        if (e instanceof ApiError && e.status !== 499 && e.status !== 504) outcome = 'rejected';
-        throw e;
-      });
+    const { decode, question } = costOf(chat);
+    const admit = (video?: VideoCost) =>
+      queue
+        .acquire(ctrl.signal, {
+          decode,
+          question: video?.question?.(question) ?? 0,
+          encode: video?.encode ?? 0,
+        })
+        .catch((e) => {
+          if (e instanceof ApiError && e.status !== 499 && e.status !== 504) outcome = 'rejected';
+          throw e;
+        });
     try {
       await measured;
       try {
@@ -237,7 +245,10 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       }
       const snapshot = chat.media && live.lease(chat.media);
       if (snapshot) lease = snapshot;
-      if (!chat.media || snapshot) admission = await admit(0);
+      if (!chat.media || snapshot)
+        admission = await admit(
+          snapshot ? { encode: 0, question: snapshot.handle.questionBytes } : undefined,
+        );
       else
         lease = await leaseVideo(
           chat.media,
@@ -285,26 +296,30 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   /**
    * A request's decode memory by the model's estimate: its cache for its tokens (the prompt, approximated
    * from its length, plus max_tokens) and its fixed state, the prompt's activations while it is prefilled and
-   * its row's scratch in a batched step; an encoded video's state is shared by every question about it.
+   * its row's scratch in a batched step; an encoded video's state is shared by every question about it. And
+   * the question's size, for what its video's family says a question over it holds beyond that.
    */
-  function cacheCost(chat: ChatRequest): number {
-    const c = engine.info.decodeCache;
-    if (!c) return 0;
+  function costOf(chat: ChatRequest): { decode: number; question: QuestionBudget } {
     const chars = chat.turns.reduce((n, t) => n + t.content.length, 0);
-    const prompt = Math.ceil(chars / 2) + PROMPT_OVERHEAD;
-    const tokens = prompt + (chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS);
-    return (
+    const question = {
+      textTokens: Math.ceil(chars / 2) + PROMPT_OVERHEAD,
+      newTokens: chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS,
+    };
+    const c = engine.info.decodeCache;
+    if (!c) return { decode: 0, question };
+    const decode =
       c.bytesPerSequence +
-      c.bytesPerToken * tokens +
-      (c.activationBytesPerToken ?? 0) * prompt +
-      (c.logitsBytes ?? 0)
-    );
+      c.bytesPerToken * (question.textTokens + question.newTokens) +
+      (c.activationBytesPerToken ?? 0) * question.textTokens +
+      (c.logitsBytes ?? 0);
+    return { decode, question };
   }
 
   /**
    * The request's encoded video, leased once it is admitted (`admit` with the bytes its encode reserves: none
    * when the video is cached or being encoded, which is then held so that it is not evicted while the request
-   * waits). The lease's release also ends the admission.
+   * waits; and what a question over it costs: the plan's, or the kept video's). The lease's release also ends
+   * the admission.
    */
   async function leaseVideo(
     ref: MediaRef,
@@ -313,7 +328,7 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     clip: Clip | undefined,
     reduce: ReductionRequest | undefined,
     signal: AbortSignal,
-    admit: (encodeBytes: number) => Promise<Admission>,
+    admit: (video: VideoCost) => Promise<Admission>,
     progress?: VideoProgress,
   ): Promise<Lease> {
     const file = await untilAborted(resolveMedia(ref, policy, signal), signal).catch((e) => {
@@ -327,9 +342,14 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
       const plan = unpin
         ? null
         : await untilAborted(engine.planEncode?.(file.path, encode) ?? nothing, signal);
-      admission = await admit(plan?.peakBytes ?? 0);
-      const leasing = cache.lease(key, () =>
-        engine.encodeVideo(file.path, { ...encode, progress: metrics.encoding(progress) }),
+      admission = await admit({
+        encode: plan?.peakBytes ?? 0,
+        question: plan ? plan.questionBytes : cache.questionCost(key),
+      });
+      const leasing = cache.lease(
+        key,
+        () => engine.encodeVideo(file.path, { ...encode, progress: metrics.encoding(progress) }),
+        plan?.questionBytes,
       );
       const lease = await untilAborted(leasing, signal).catch((e) => {
         // Gone before the encode ended: let go of the video once it is there, so that it can be evicted.
@@ -465,7 +485,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
           undefined,
           opts.reduce,
           signal,
-          (encode) => queue.acquire(signal, { decode: 0, encode }),
+          // It only encodes: no question.
+          ({ encode }) => queue.acquire(signal, { decode: 0, question: 0, encode }),
           progress,
         ),
     });
@@ -495,6 +516,12 @@ function videoOf(r: AskResult) {
       relevance: { timestamps_sec: r.relevance.timestampsSec, scores: r.relevance.scores },
     }),
   };
+}
+
+/** What a request's video adds to its reservation: the encode's peak (0 when cached), a question's cost. */
+interface VideoCost {
+  encode: number;
+  question: QuestionCost | undefined;
 }
 
 /** Video tokens per piece of a chunked prefill (ServeOptions.prefillPieceTokens). */

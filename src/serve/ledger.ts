@@ -1,13 +1,15 @@
 /**
  * The server's device memory as one account, for admission (queue.ts):
  *
- *   budget − weights − encoded videos − running requests' decode caches − encodes in progress = free
+ *   budget − weights − encoded videos − running requests' decode caches and questions − encodes in progress = free
  *
  * The weights are what the device held when the server started (measured); the encoded videos are what the
  * video cache's handles hold now, kept or still used by a request (measured from their tensors); a running
- * request reserves its decode cache by the model's estimate (`ModelInfo.decodeCache`) and, while its video is
- * encoded, the encode's peak by the family's estimate (`ChatEngine.planEncode`), which ends once the video is
- * in the cache (then measured). Where the backend counts its live tensors, that count is a floor under the
+ * request reserves its decode cache by the model's estimate (`ModelInfo.decodeCache`), what its question over
+ * its video holds beyond that (`EncodePlan.questionBytes` / `VideoHandle.questionBytes`: TimeViper's and
+ * TSTAR's prefill over every video token) until it ends, and, while its video is encoded, the encode's peak
+ * by the family's estimate (`ChatEngine.planEncode`), which ends once the video is in the cache (then
+ * measured). Where the backend counts its live tensors, that count is a floor under the
  * sum: memory nobody accounted for still keeps requests out (and shows as `unaccounted` in /metrics).
  */
 import { gib } from '../models/fit.js';
@@ -27,17 +29,25 @@ export interface LedgerSources {
   evict(bytes: number): void;
 }
 
-/** What a request reserves: its decode cache, and the encode of its video when that is not cached. */
+/**
+ * What a request reserves: its decode cache, its question over its video (both until it ends), and the encode
+ * of its video when that is not cached (until it is).
+ */
 export interface Cost {
   decode: number;
+  question: number;
   encode: number;
 }
+
+/** The bytes of a cost. */
+export const total = (c: Cost): number => c.decode + c.question + c.encode;
 
 export interface LedgerSnapshot {
   budget_bytes: number | null;
   weights_bytes: number;
   videos_bytes: number;
   decode_reserved_bytes: number;
+  question_reserved_bytes: number;
   encode_reserved_bytes: number;
   /** The budget less the larger of the sum and the device's count (null without a budget). */
   free_bytes: number | null;
@@ -47,6 +57,7 @@ export interface LedgerSnapshot {
 
 export class MemoryLedger {
   decodeBytes = 0;
+  questionBytes = 0;
   encodeBytes = 0;
   weightsBytes = 0;
   #device: (() => number) | null = null;
@@ -68,7 +79,9 @@ export class MemoryLedger {
 
   /** The sum of the parts. */
   get accountedBytes(): number {
-    return this.weightsBytes + this.sources.videoBytes() + this.decodeBytes + this.encodeBytes;
+    return (
+      this.weightsBytes + this.sources.videoBytes() + this.decodeBytes + this.questionBytes + this.encodeBytes
+    );
   }
 
   get freeBytes(): number {
@@ -91,11 +104,13 @@ export class MemoryLedger {
 
   reserve(c: Cost): void {
     this.decodeBytes += c.decode;
+    this.questionBytes += c.question;
     this.encodeBytes += c.encode;
   }
 
   release(c: Cost): void {
     this.decodeBytes -= c.decode;
+    this.questionBytes -= c.question;
     this.encodeBytes -= c.encode;
   }
 
@@ -103,9 +118,10 @@ export class MemoryLedger {
   describe(c: Cost): string {
     const parts = [
       `decode cache ${size(c.decode)}`,
+      ...(c.question ? [`a question over its video ${size(c.question)}`] : []),
       ...(c.encode ? [`encoding its video ${size(c.encode)}`] : []),
     ];
-    return `about ${size(c.decode + c.encode)} (${parts.join(', ')}) but the server has ${size(this.roomBytes)} for requests (budget ${size(this.budgetBytes)} less ${size(this.weightsBytes)} of weights)`;
+    return `about ${size(total(c))} (${parts.join(', ')}) but the server has ${size(this.roomBytes)} for requests (budget ${size(this.budgetBytes)} less ${size(this.weightsBytes)} of weights)`;
   }
 
   get snapshot(): LedgerSnapshot {
@@ -117,6 +133,7 @@ export class MemoryLedger {
       weights_bytes: this.weightsBytes,
       videos_bytes: this.sources.videoBytes(),
       decode_reserved_bytes: this.decodeBytes,
+      question_reserved_bytes: this.questionBytes,
       encode_reserved_bytes: this.encodeBytes,
       free_bytes: limited ? this.freeBytes : null,
       unaccounted_bytes: device === undefined ? null : Math.max(0, device - accounted),

@@ -145,6 +145,11 @@ export class ServerMetrics {
       l.decode_reserved_bytes,
     );
     gauge(
+      'question_reserved',
+      "Device memory reserved for the running requests' questions over their videos beyond the decode caches (estimates: TimeViper's and TSTAR's prefill over every video token).",
+      l.question_reserved_bytes,
+    );
+    gauge(
       'encode_reserved',
       'Device memory reserved for the encodes in progress (estimates).',
       l.encode_reserved_bytes,

@@ -1,14 +1,14 @@
 /**
  * Admission control for continuous batching: at most `concurrency` requests run on the model at once (their
  * decode steps are batched together, generate/batch.ts), and what they reserve must fit the device memory the
- * ledger (ledger.ts) has free: a request's decode cache and, when its video is not cached, the encode of its
- * video, unused cached videos evicted first when that makes room. A request that fits neither now waits in
+ * ledger (ledger.ts) has free: a request's decode cache, its question over its video and, when its video is not
+ * cached, the encode of its video, unused cached videos evicted first when that makes room. A request that fits neither now waits in
  * line (at most `maxQueue` wait; admitted in arrival order); past that it is refused at once with 429 (retry
  * later), and a request that would not fit even on an idle server gets 413, since waiting would never help.
  * While the server shuts down, new requests get 503.
  */
 import { ApiError } from './errors.js';
-import { type Cost, MemoryLedger, size } from './ledger.js';
+import { type Cost, MemoryLedger, size, total } from './ledger.js';
 
 interface Waiter {
   cost: Cost;
@@ -22,8 +22,7 @@ export interface Admission {
   encoded(): void;
 }
 
-const NO_COST: Cost = { decode: 0, encode: 0 };
-const total = (c: Cost) => c.decode + c.encode;
+const NO_COST: Cost = { decode: 0, question: 0, encode: 0 };
 
 export class RequestQueue {
   private running = 0;
@@ -68,9 +67,9 @@ export class RequestQueue {
     if (total(cost) > this.ledger.roomBytes)
       throw new ApiError(
         413,
-        `this request needs ${this.ledger.describe(cost)}; ask for fewer max_tokens or a shorter conversation${cost.encode ? ', a video with fewer frames (the request\'s "frames", or smaller "max_edge")' : ''}, or serve with a larger --memory-budget or on a card with more memory`,
+        `this request needs ${this.ledger.describe(cost)}; ask for fewer max_tokens or a shorter conversation${cost.encode || cost.question ? ', a video with fewer frames (the request\'s "frames", or smaller "max_edge")' : ''}, or serve with a larger --memory-budget or on a card with more memory`,
         'invalid_request_error',
-        cost.encode > cost.decode ? 'frames' : 'max_tokens',
+        cost.encode + cost.question > cost.decode ? 'frames' : 'max_tokens',
         'request_too_large',
       );
     if (this.waiting.length || !this.fits(cost)) {
@@ -97,7 +96,7 @@ export class RequestQueue {
       encoded: () => {
         if (!encoding) return;
         encoding = false;
-        this.ledger.release({ decode: 0, encode: cost.encode });
+        this.ledger.release({ decode: 0, question: 0, encode: cost.encode });
         this.admit();
       },
       release: () => {
@@ -105,7 +104,7 @@ export class RequestQueue {
         admission.encoded();
         released = true;
         this.running--;
-        this.ledger.release({ decode: cost.decode, encode: 0 });
+        this.ledger.release({ ...cost, encode: 0 });
         this.admit();
       },
     };

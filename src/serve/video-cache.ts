@@ -4,14 +4,18 @@
  * differently are a different encoding). Least recently used entries are dropped past `maxEntries` or
  * `maxBytes`; a handle still in use by a request is freed only when that request lets go of it. Two
  * requests for the same video at once share one encoding. The server's memory ledger reads what the handles
- * hold (kept, or evicted and still in use) and evicts unused ones, least recently used first, to make room.
+ * hold (kept, or evicted and still in use) and evicts unused ones, least recently used first, to make room,
+ * and what a question over a kept video holds (`questionCost`), so that a cache hit is admitted with it.
  */
 import type { VideoHandle } from '../facade/engine.js';
+import type { QuestionCost } from '../models/family.js';
 
 interface Entry {
   key: string;
   handle?: VideoHandle;
   pending?: Promise<VideoHandle>;
+  /** A question's cost as planned before the encode (the handle's replaces it once encoded). */
+  question?: QuestionCost;
   users: number;
   evicted: boolean;
 }
@@ -88,14 +92,21 @@ export class VideoCache {
     }
   }
 
-  async lease(key: string, encode: () => Promise<VideoHandle>): Promise<Lease> {
+  /** What a question over the kept (or being encoded) video `key` holds; undefined when unknown. */
+  questionCost(key: string): QuestionCost | undefined {
+    const e = this.entries.get(key);
+    return e?.handle ? e.handle.questionBytes : e?.question;
+  }
+
+  /** The video `key`, encoded by `encode` when not kept (`question`: its plan's question cost meanwhile). */
+  async lease(key: string, encode: () => Promise<VideoHandle>, question?: QuestionCost): Promise<Lease> {
     let entry = this.entries.get(key);
     const hit = entry !== undefined;
     if (entry) {
       this.entries.delete(key);
       this.entries.set(key, entry); // most recent
     } else {
-      entry = { key, users: 0, evicted: false };
+      entry = { key, users: 0, evicted: false, question };
       const created = entry;
       created.pending = encode().then(
         (h) => {

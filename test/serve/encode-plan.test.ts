@@ -171,7 +171,7 @@ describe('encode plans against the CPU backend’s allocations', () => {
       assert.equal(error.code, 'request_too_large');
       assert.match(
         error.message,
-        /needs about \d+ MiB \(decode cache \d+ MiB, encoding its video \d+ MiB\) but the server has \d+ MiB for requests/,
+        /needs about \d+ MiB \(decode cache \d+ MiB, a question over its video \d+ MiB, encoding its video \d+ MiB\) but the server has \d+ MiB for requests/,
       );
       assert.match(error.message, /fewer frames.*--memory-budget.*more memory/);
       const ok = await ask(4);

@@ -1,6 +1,7 @@
 /**
  * Admission by the server's memory ledger (src/serve/ledger.ts): the budget less the weights, the encoded
- * videos (measured from their handles), the running requests' decode caches and the encodes in progress.
+ * videos (measured from their handles), the running requests' decode caches and questions, and the encodes in
+ * progress.
  * First the ledger and the queue alone, then over HTTP with an engine that stands in for a model (chosen
  * sizes, answers that wait for the test), so that who waits, who is admitted and what is evicted are exact.
  * The estimates of real encodes against the bytes the CPU backend allocates: encode-plan.test.ts.
@@ -63,37 +64,40 @@ function setup(budget: number, weights: number, maxQueue = 4, device?: () => num
 }
 
 describe('MemoryLedger and RequestQueue', () => {
-  it('adds up: budget − weights − videos − decode − encode = free, the device count a floor', async () => {
+  it('adds up: budget − weights − videos − decode − question − encode = free, the device count a floor', async () => {
     let device = 100;
     const { cache, ledger, queue } = setup(1000, 100, 4, () => device);
     const lease = await cache.lease('a', async () => handle('a', 50));
-    const a = await queue.acquire(undefined, { decode: 30, encode: 200 });
+    const a = await queue.acquire(undefined, { decode: 30, question: 70, encode: 200 });
     assert.deepEqual(ledger.snapshot, {
       budget_bytes: 1000,
       weights_bytes: 100,
       videos_bytes: 50,
       decode_reserved_bytes: 30,
+      question_reserved_bytes: 70,
       encode_reserved_bytes: 200,
-      free_bytes: 1000 - 100 - 50 - 30 - 200,
+      free_bytes: 1000 - 100 - 50 - 30 - 70 - 200,
       unaccounted_bytes: 0,
     });
-    a.encoded(); // the encode's reservation ends, its decode cache stays
+    a.encoded(); // the encode's reservation ends, its decode cache and question stay
     assert.equal(ledger.snapshot.encode_reserved_bytes, 0);
-    assert.equal(ledger.freeBytes, 1000 - 100 - 50 - 30);
+    assert.equal(ledger.snapshot.question_reserved_bytes, 70);
+    assert.equal(ledger.freeBytes, 1000 - 100 - 50 - 30 - 70);
     // Memory no estimate covers: the device holds more than the sum, and admission counts it.
-    device = 100 + 50 + 30 + 120;
+    device = 100 + 50 + 30 + 70 + 120;
     assert.equal(ledger.snapshot.unaccounted_bytes, 120);
-    assert.equal(ledger.freeBytes, 1000 - 300);
+    assert.equal(ledger.freeBytes, 1000 - 370);
     a.release();
     lease.release();
     assert.equal(ledger.snapshot.decode_reserved_bytes, 0);
+    assert.equal(ledger.snapshot.question_reserved_bytes, 0);
   });
 
   it('keeps a request that does not fit waiting, and admits it when memory frees', async () => {
     const { queue, ledger } = setup(1000, 100);
-    const a = await queue.acquire(undefined, { decode: 300, encode: 400 });
+    const a = await queue.acquire(undefined, { decode: 300, question: 0, encode: 400 });
     let admitted = false;
-    const b = queue.acquire(undefined, { decode: 100, encode: 300 }).then((x) => {
+    const b = queue.acquire(undefined, { decode: 100, question: 0, encode: 300 }).then((x) => {
       admitted = true;
       return x;
     });
@@ -117,12 +121,12 @@ describe('MemoryLedger and RequestQueue', () => {
     const held = await cache.lease('used', async () => used);
     assert.equal(ledger.freeBytes, 100);
     // 350 needs one video out: the least recently used unused one goes, the one in use never.
-    const a = await queue.acquire(undefined, { decode: 50, encode: 300 });
+    const a = await queue.acquire(undefined, { decode: 50, question: 0, encode: 300 });
     assert.deepEqual([old.freed, newer.freed, used.freed], [true, false, false]);
     assert.equal(cache.size, 2);
     // More than evicting every unused video could free: nothing is evicted, the request waits.
     let admitted = false;
-    const b = queue.acquire(undefined, { decode: 0, encode: 700 }).then((x) => {
+    const b = queue.acquire(undefined, { decode: 0, question: 0, encode: 700 }).then((x) => {
       admitted = true;
       return x;
     });
@@ -139,7 +143,7 @@ describe('MemoryLedger and RequestQueue', () => {
   it('refuses a request that could not fit on an idle server with 413 naming the sizes and what to do', async () => {
     const { queue } = setup(10 * 2 ** 30, 4 * 2 ** 30);
     await assert.rejects(
-      queue.acquire(undefined, { decode: 2 ** 30, encode: 6 * 2 ** 30 }),
+      queue.acquire(undefined, { decode: 2 ** 30, question: 0, encode: 6 * 2 ** 30 }),
       (e: ApiError) =>
         e.status === 413 &&
         e.code === 'request_too_large' &&
@@ -156,10 +160,10 @@ describe('MemoryLedger and RequestQueue', () => {
 
   it('answers 429 with a retry delay when the line is full, naming the memory it needs and has', async () => {
     const { queue } = setup(1000, 100, 1);
-    const a = await queue.acquire(undefined, { decode: 800, encode: 0 });
-    const b = queue.acquire(undefined, { decode: 200, encode: 0 });
+    const a = await queue.acquire(undefined, { decode: 800, question: 0, encode: 0 });
+    const b = queue.acquire(undefined, { decode: 200, question: 0, encode: 0 });
     await assert.rejects(
-      queue.acquire(undefined, { decode: 50, encode: 0 }),
+      queue.acquire(undefined, { decode: 50, question: 0, encode: 0 }),
       (e: ApiError) =>
         e.status === 429 &&
         e.code === 'queue_full' &&

@@ -17,6 +17,7 @@ import { FrameGroups, yieldToEventLoop } from './frame-groups.js';
 import { type Qwen2VL, Qwen2VLPrefix } from './model.js';
 import type { Qwen2VLProcessor, RgbImage } from './processor.js';
 import type { Qwen2VLVideo } from './runner.js';
+import { qwen2vlQuestionCost } from './size.js';
 
 /** Frame groups per vision-tower call (8 groups: 16 frames, as when encoding a whole video). */
 const GROUPS_PER_BATCH = 8;
@@ -122,6 +123,14 @@ export class Qwen2VLLiveVideo implements LiveEncoding {
       prefix,
       tokens: this.tokens,
       bytes: prefix.bytes,
+      // A question continues the prefix (it must: there are no embeddings to prefill again) while the live
+      // cache writes after it: it joins the prefix a layer at a time (size.ts).
+      questionBytes: qwen2vlQuestionCost(
+        this.model.config,
+        { videoTokens: this.tokens, prefixTokens: ids.length },
+        () => true,
+        this.model.dtype,
+      ),
       dispose: () => prefix[Symbol.dispose](),
     };
   }

@@ -13,7 +13,7 @@ import type { ChatTurn, GenerationOptions, ModelInfo } from '../../facade/types.
 import { Checkpoint } from '../../io/checkpoint.js';
 import { SafetensorsFile } from '../../io/safetensors.js';
 import { saveSafetensors } from '../../io/safetensors-write.js';
-import type { ChatMessage, ContentPart } from '../../io/tokenizer.js';
+import type { ChatMessage } from '../../io/tokenizer.js';
 import { Tokenizer } from '../../io/tokenizer.js';
 import { AttentionProbe } from '../../nn/attention-probe.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -42,9 +42,10 @@ import {
   type Qwen2VLProcessor,
   type RgbImage,
   tokenCount,
+  VIDEO_PAD,
   type VisualBatch,
 } from './processor.js';
-import { decodeCacheOf, qwen2vlEncodePlan, videoGrid } from './size.js';
+import { decodeCacheOf, qwen2vlEncodePlan, qwen2vlQuestionCost, videoGrid } from './size.js';
 import { streamVisionTokens } from './video-stream.js';
 import type { GridTHW } from './vision.js';
 
@@ -58,6 +59,9 @@ export interface Qwen2VLVideo extends EncodedVideo {
   /** A reduced video: for each row of `embeds`, the grid token it stands for (models/reduction.ts); absent: none. */
   rows?: number[] | null;
 }
+
+/** The default prompt's conversation: one empty question (the video goes before it). */
+const DEFAULT_TURNS: readonly ChatTurn[] = [{ role: 'user', content: '' }];
 
 /** Tokens reserved after a video's prefix for a question and its answer, written without copying the prefix. */
 const PREFIX_ROOM = 2048;
@@ -123,9 +127,22 @@ export class Qwen2VLRunner implements ModelRunner {
       rows: null,
       tokens: tokenCount(batch.grids[0], this.model.config.vision.spatial_merge_size),
       bytes: batch.pixelValues.byteLength,
+      questionBytes: this.imageQuestionCost(batch.grids[0]),
       dispose: () => {},
     };
     return video;
+  }
+
+  /** A question about an image of this patch grid: its tower and prefill run again for every question (size.ts). */
+  private imageQuestionCost(grid: GridTHW) {
+    const videoTokens = tokenCount(grid, this.model.config.vision.spatial_merge_size);
+    const imagePatches = grid[0] * grid[1] * grid[2];
+    return qwen2vlQuestionCost(
+      this.model.config,
+      { videoTokens, prefixTokens: 0, imagePatches },
+      () => false,
+      this.model.dtype,
+    );
   }
 
   /** A video's tokens and prefix as `encode` makes them (size.ts `qwen2vlEncodePlan`); an image's pixels only. */
@@ -138,6 +155,7 @@ export class Qwen2VLRunner implements ModelRunner {
         videoTokens: tokenCount([1, grid[1], grid[2]], c.merge_size),
         stateBytes: bytes,
         peakBytes: bytes,
+        questionBytes: this.imageQuestionCost([1, grid[1], grid[2]]),
       };
     }
     return qwen2vlEncodePlan(this.model.config, {
@@ -146,6 +164,7 @@ export class Qwen2VLRunner implements ModelRunner {
       room: PREFIX_ROOM,
       framesPerBatch: FRAMES_PER_BATCH,
       pieceTokens: g.pieceTokens,
+      continues: (turns) => this.continuesPrefix(turns),
       dtype: this.model.dtype,
     });
   }
@@ -226,6 +245,14 @@ export class Qwen2VLRunner implements ModelRunner {
       rows,
       tokens: tokens.shape[0],
       bytes: tokens.bytes + (prefix?.bytes ?? 0),
+      ...(prefix && {
+        questionBytes: qwen2vlQuestionCost(
+          this.model.config,
+          { videoTokens: tokens.shape[0], prefixTokens: prefix.length },
+          (turns) => this.continuesPrefix(turns),
+          this.model.dtype,
+        ),
+      }),
       dispose: () => {
         tokens.dispose();
         prefix?.[Symbol.dispose]();
@@ -302,11 +329,33 @@ export class Qwen2VLRunner implements ModelRunner {
 
   /** The default prompt's ids (the template's own system turn, a video, an empty question); pads expanded for `grid`. */
   private defaultPromptIds(grid?: GridTHW): number[] {
-    const user: ChatMessage = { role: 'user', content: [{ type: 'video' }, { type: 'text', text: '' }] };
-    const text = this.tokenizer.applyChatTemplate([user], { addGenerationPrompt: true });
+    const text = this.promptText(DEFAULT_TURNS, 'video');
     return this.tokenizer.encode(grid ? this.processor.expandPads(text, { video: [grid] }) : text, {
       addSpecialTokens: false,
     });
+  }
+
+  /** The chat template's prompt for `turns`, the media (when given) first in the first user turn; pads not expanded. */
+  private promptText(turns: readonly ChatTurn[], media?: 'video' | 'image'): string {
+    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
+    if (media) {
+      const first = messages.findIndex((m) => m.role === 'user');
+      messages[first] = {
+        role: 'user',
+        content: [{ type: media }, { type: 'text', text: turns[first].content }],
+      };
+    }
+    return this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+  }
+
+  /**
+   * Whether a question about a video continues the video's prefilled prefix (the default prompt up to the
+   * video), compared as text before the pads are expanded (what `Qwen2VLPrefix.continues` then finds in ids).
+   */
+  private continuesPrefix(turns: readonly ChatTurn[]): boolean {
+    const reference = this.promptText(DEFAULT_TURNS, 'video');
+    const end = reference.indexOf(VIDEO_PAD) + VIDEO_PAD.length;
+    return end >= VIDEO_PAD.length && this.promptText(turns, 'video').startsWith(reference.slice(0, end));
   }
 
   async *generate(
@@ -315,13 +364,7 @@ export class Qwen2VLRunner implements ModelRunner {
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation {
     const video = encoded as Qwen2VLVideo | undefined;
-    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
-    if (video) {
-      const first = messages.findIndex((m) => m.role === 'user');
-      const media: ContentPart = { type: video.kind };
-      messages[first] = { role: 'user', content: [media, { type: 'text', text: turns[first].content }] };
-    }
-    let text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    let text = this.promptText(turns, video?.kind);
     if (video) text = this.processor.expandPads(text, { [video.kind]: video.batch.grids });
     const ids = shrinkPads(
       this.tokenizer.encode(text, { addSpecialTokens: false }),

@@ -4,11 +4,11 @@
  * activation working set (vision encoder or decoder prefill), counted in the compute dtype.
  */
 
-import type { DecodeCacheSize } from '../../facade/types.js';
+import type { ChatTurn, DecodeCacheSize } from '../../facade/types.js';
 import { attentionLayers, kvBytesPerToken } from '../../nn/cache.js';
 import { countParams } from '../../nn/params.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
-import type { EncodePlan } from '../family.js';
+import type { EncodePlan, QuestionCost } from '../family.js';
 import type { Qwen2VLConfig, Qwen2VLTextConfig, Qwen2VLVisionConfig } from './config.js';
 import type { PreprocessorConfig } from './preprocessor-config.js';
 import { smartResize } from './processor.js';
@@ -173,6 +173,8 @@ export interface Qwen2VLEncodePlanOptions {
   framesPerBatch: number;
   /** Chunked prefill's video tokens a piece; absent: at once. */
   pieceTokens?: number;
+  /** Whether a conversation continues the prefix (for a question's cost). */
+  continues: (turns: readonly ChatTurn[]) => boolean;
   dtype: DType;
 }
 
@@ -198,12 +200,56 @@ export function qwen2vlEncodePlan(config: Qwen2VLConfig, o: Qwen2VLEncodePlanOpt
     visionCallBytes(config.vision, visionBatchPatches(config.vision, o.grid, o.framesPerBatch), o.dtype);
   const n = videoTokens + o.prefixTextTokens;
   const kv = (n + o.room) * decodeCacheOf(t, o.dtype).bytesPerToken;
-  const piece = Math.min(n, o.pieceTokens || n);
-  // One piece through a decoder layer (the prefill's activations as in estimateMemory), its f32 rotary
-  // tables (3 M-RoPE sections share one table a side) and the f32 logits of the last position.
+  const prefill = tokensBytes + prefillBytes(t, n, o.pieceTokens || n, o.dtype) + kv;
+  return {
+    videoTokens,
+    stateBytes: tokensBytes + kv,
+    peakBytes: Math.max(vision, prefill),
+    questionBytes: qwen2vlQuestionCost(config, { videoTokens, prefixTokens: n }, o.continues, o.dtype),
+  };
+}
+
+/**
+ * The decoder's prefill of `n` tokens in pieces of `piece` (its K/V cache not counted): the prompt's
+ * embeddings, one piece through a decoder layer (the prefill's activations as in estimateMemory), its f32 rotary
+ * tables (3 M-RoPE sections share one table a side) and the f32 logits of the last position.
+ */
+function prefillBytes(t: Qwen2VLTextConfig, n: number, piece: number, dtype: DType): number {
+  const b = BYTES_PER_ELEMENT[dtype];
+  const p = Math.min(n, piece);
   const mlpRows = t.hidden_act === 'silu' ? 3 : 4;
-  const pieceBytes =
-    piece * (8 * t.hidden_size + mlpRows * t.intermediate_size) * b + 2 * piece * t.head_dim * 4;
-  const prefill = tokensBytes + 2 * n * t.hidden_size * b + kv + pieceBytes + t.vocab_size * 4;
-  return { videoTokens, stateBytes: tokensBytes + kv, peakBytes: Math.max(vision, prefill) };
+  const pieceBytes = p * (8 * t.hidden_size + mlpRows * t.intermediate_size) * b + 2 * p * t.head_dim * 4;
+  return 2 * n * t.hidden_size * b + pieceBytes + t.vocab_size * 4;
+}
+
+/**
+ * A question over a video beyond its decode cache (which counts its own tokens' K/V and activations):
+ *
+ *   continuing the video's prefilled prefix of `prefixTokens` (the default prompt): while another question
+ *     writes after the prefix, its prefill joins the prefix's K/V to its own one layer at a time (nn/cache.ts
+ *     `write`: a copy of the prefix's rows, then their concatenation with its own, freed with the layer);
+ *   any other prompt (a system message of its own, or no prefix): the whole prompt is prefilled again at once,
+ *     so the video's tokens' K/V and their prefill;
+ *   an image (`imagePatches`, kept as pixels): every question runs the vision tower over it, then that prefill
+ *     with the image's tokens held.
+ *
+ * `continues` says whether a conversation continues the prefix (a budget without turns is taken to).
+ */
+export function qwen2vlQuestionCost(
+  config: Qwen2VLConfig,
+  video: { videoTokens: number; prefixTokens: number; imagePatches?: number },
+  continues: (turns: readonly ChatTurn[]) => boolean,
+  dtype: DType,
+): QuestionCost {
+  const t = config.text;
+  const kv = decodeCacheOf(t, dtype).bytesPerToken;
+  const joined = (2 * video.prefixTokens * kv) / t.num_hidden_layers;
+  const again = video.videoTokens * kv + prefillBytes(t, video.videoTokens, video.videoTokens, dtype);
+  if (video.imagePatches)
+    return () =>
+      Math.max(
+        visionCallBytes(config.vision, video.imagePatches!, dtype),
+        video.videoTokens * t.hidden_size * BYTES_PER_ELEMENT[dtype] + again,
+      );
+  return (q) => (!q.turns || continues(q.turns) ? joined : again);
 }

@@ -32,7 +32,7 @@ import { TimeViperModel } from './model.js';
 import { stageCounts } from './pdrop.js';
 import { IMAGE_TOKEN, nanoBasePrompt } from './prompt.js';
 import { tokenWorth } from './relevance.js';
-import { ENCODE_BATCH_FRAMES, timeViperMemory } from './size.js';
+import { ENCODE_BATCH_FRAMES, timeViperMemory, timeViperQuestionCost } from './size.js';
 
 interface TimeViperVideo extends EncodedVideo {
   /** Projected tokens [frames, perFrame, hidden] (perFrame < 16 after a uniform / ToMe reduction). */
@@ -131,6 +131,11 @@ export class TimeViperRunner implements ModelRunner {
         drops,
         tokens,
         bytes: visual.bytes,
+        questionBytes: timeViperQuestionCost(
+          this.model.config,
+          { frames: visual.shape[0], perFrame: visual.shape[1], drops },
+          visual.dtype,
+        ),
         dispose: () => visual.dispose(),
       };
       return video;
@@ -139,14 +144,19 @@ export class TimeViperRunner implements ModelRunner {
     }
   }
 
-  /** The encode's memory (size.ts; frames are squashed to the tower's square, whatever their size). */
+  /**
+   * The encode's memory and a question's (size.ts; frames are squashed to the tower's square, whatever their
+   * size); a token reduction is not counted (every token, no drop stage: the most a question can take).
+   */
   planEncode(g: EncodeGeometry): EncodePlan {
-    const m = timeViperMemory(this.model.config, {
-      frames: g.frames,
-      textTokens: 0,
-      dtype: this.model.lm.embeddings.dtype,
-    });
-    return { videoTokens: m.videoTokens, stateBytes: m.stateBytes, peakBytes: m.encodeBytes };
+    const dtype = this.model.lm.embeddings.dtype;
+    const m = timeViperMemory(this.model.config, { frames: g.frames, textTokens: 0, dtype });
+    return {
+      videoTokens: m.videoTokens,
+      stateBytes: m.stateBytes,
+      peakBytes: m.encodeBytes,
+      questionBytes: timeViperQuestionCost(this.model.config, { frames: g.frames }, dtype),
+    };
   }
 
   async *generate(

@@ -13,10 +13,9 @@
  *     (Mamba-2's in its scope: nn/mamba2-size.ts; attention's projections; the MLP's hidden twice); a drop
  *     stage rebuilds the stream and the later segments see fewer tokens.
  */
-import { mamba2ForwardBytes } from '../../nn/mamba2-size.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
-import { mambaConfig } from '../nemotron_h/block.js';
-import { nemotronHStateBytes } from '../nemotron_h/size.js';
+import type { QuestionCost } from '../family.js';
+import { blockPeakBytes, nemotronHStateBytes } from '../nemotron_h/size.js';
 import { patchGrid } from '../siglip/config.js';
 import { siglipForwardBytes } from '../siglip/size.js';
 import type { TimeViperConfig } from './config.js';
@@ -84,11 +83,9 @@ export function timeViperMemory(c: TimeViperConfig, o: TimeViperMemoryOptions): 
   let widest = 0;
   for (const [i, kind] of [...c.llm.hybrid_override_pattern].entries()) {
     const L = blocks[i];
-    // The segment's input and the block's input (the residual's dtype; one tensor at a segment's first block),
-    // the norm (and its input's cast).
+    // The segment's input beside the block's (one tensor at a segment's first block).
     const first = i === 0 || c.stages.some((s) => s.layer === i);
-    const held = (first ? 1 : 2) * L * H * r + L * H * b * (r !== b ? 2 : 1);
-    widest = Math.max(widest, held + blockBytes(c, kind, L, o.dtype));
+    widest = Math.max(widest, blockPeakBytes(c.llm, kind, L, first ? 1 : 2, o.dtype));
     const before = blocks[i - 1] ?? L;
     // A stage's rebuild: the old stream, the kept rows, the new stream; the dropped rows and their K/V.
     if (L < before) widest = Math.max(widest, (before + 2 * L) * H * r + (before - L) * (H * r + kv));
@@ -98,18 +95,24 @@ export function timeViperMemory(c: TimeViperConfig, o: TimeViperMemoryOptions): 
   return { videoTokens, stateBytes, encodeBytes, prefillBytes, cacheBytes };
 }
 
-/** A block's working set over L tokens (its input not counted, its output and the residual sum counted). */
-function blockBytes(c: TimeViperConfig, kind: string, L: number, dtype: DType): number {
-  const m = c.llm;
-  const b = BYTES_PER_ELEMENT[dtype];
-  const r = m.residual_in_fp32 ? 4 : b;
-  const tail = L * m.hidden_size * (b + (r !== b ? r : 0) + r);
-  if (kind === 'M') return Math.max(mamba2ForwardBytes(mambaConfig(m), L, dtype), tail);
-  if (kind === '*') {
-    const q = m.num_attention_heads * m.head_dim;
-    return Math.max(L * (2 * q + 2 * m.num_key_value_heads * m.head_dim + m.hidden_size) * b, tail);
-  }
-  return Math.max(L * (2 * m.intermediate_size + m.hidden_size) * b, tail);
+/**
+ * A question over an encoded video of `frames` frames (`perFrame` tokens each after a per-frame reduction;
+ * `drops`: TransV's stages): its prefill phase above, the caches it leaves included.
+ */
+export function timeViperQuestionCost(
+  c: TimeViperConfig,
+  video: { frames: number; perFrame?: number; drops?: boolean },
+  dtype: DType,
+): QuestionCost {
+  const config = { ...c, tokensPerFrame: video.perFrame ?? c.tokensPerFrame };
+  return (q) =>
+    timeViperMemory(config, {
+      frames: video.frames,
+      textTokens: q.textTokens,
+      newTokens: q.newTokens,
+      dtype,
+      drops: video.drops,
+    }).prefillBytes;
 }
 
 /**

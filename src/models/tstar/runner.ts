@@ -28,7 +28,7 @@ import { tokenReductions } from '../reduction.js';
 import { siglipPixels } from '../siglip/preprocess.js';
 import type { TstarConfig } from './config.js';
 import { Tstar } from './model.js';
-import { ENCODE_BATCH_FRAMES, tstarEncodePlan } from './size.js';
+import { ENCODE_BATCH_FRAMES, tstarEncodePlan, tstarQuestionCost } from './size.js';
 
 interface TstarVideo extends EncodedVideo {
   /** The compressed tokens [n, LLM width]. */
@@ -89,6 +89,7 @@ export class TstarRunner implements ModelRunner {
       embeds,
       tokens: embeds.shape[0],
       bytes: embeds.bytes,
+      questionBytes: tstarQuestionCost(this.model.config, embeds.shape[0], this.model.dtype),
       dispose: () => embeds.dispose(),
     };
     return video;
@@ -152,7 +153,7 @@ export class TstarRunner implements ModelRunner {
     }
   }
 
-  /** The encode's memory (size.ts); a token reduction's output is not counted. */
+  /** The encode's memory and a question's (size.ts); a token reduction is not counted. */
   planEncode(g: EncodeGeometry): EncodePlan {
     const bounds = this.processor?.video;
     return tstarEncodePlan(this.model.config, {

@@ -7,12 +7,12 @@
  */
 import { mamba2ForwardBytes } from '../../nn/mamba2-size.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
-import type { EncodePlan } from '../family.js';
+import type { EncodePlan, QuestionCost } from '../family.js';
 import { MambaMiaCompressor } from '../mambamia/compressor.js';
 import { mixerConfig } from '../mambamia/config.js';
-import { nemotronHStateBytes } from '../nemotron_h/size.js';
+import { blockPeakBytes, nemotronHStateBytes } from '../nemotron_h/size.js';
 import { smartResize } from '../qwen2vl/processor.js';
-import { visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
+import { decodeCacheOf, visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
 import type { GridTHW } from '../qwen2vl/vision.js';
 import { patchGrid } from '../siglip/config.js';
 import { siglipForwardBytes } from '../siglip/size.js';
@@ -102,6 +102,7 @@ export function tstarEncodePlan(c: TstarConfig, g: TstarGeometry): EncodePlan {
     videoTokens,
     stateBytes,
     peakBytes: Math.max(vision + tower, held + compressorBytes(c, groups * perGroup, videoTokens, g.dtype)),
+    questionBytes: tstarQuestionCost(c, videoTokens, g.dtype),
   };
 }
 
@@ -123,4 +124,36 @@ function compressorBytes(c: TstarConfig, tokens: number, out: number, dtype: DTy
   const block = (seq * h + aggregate) * b + mamba2ForwardBytes(mixerConfig(p), seq, dtype);
   const tail = (2 * seq * h + n * h + out * (h + p.output_size)) * b;
   return (base + (p.num_hidden_layers - 1) * seq * h) * b + Math.max(block, tail);
+}
+
+/**
+ * A question over `videoTokens` compressed tokens: the LLM's prefill over them and the prompt's text, at its
+ * peak, with the session's cache for the prompt and the answer (TSTAR gives no decode cache of its own):
+ *
+ *   Qwen2:      the K/V, a prefill's activations per token (qwen2vl/size.ts `decodeCacheOf`), the f32 rotary
+ *               tables and the last row's logits
+ *   Nemotron-H: the K/V and Mamba states, the prompt's embeddings, the widest block (nemotron_h/size.ts) and
+ *               the last row's logits
+ */
+export function tstarQuestionCost(c: TstarConfig, videoTokens: number, dtype: DType): QuestionCost {
+  const b = BYTES_PER_ELEMENT[dtype];
+  return ({ textTokens, newTokens }) => {
+    const prompt = textTokens + videoTokens;
+    if (c.text.kind === 'qwen2') {
+      const t = c.text.config.text;
+      const d = decodeCacheOf(t, dtype);
+      return (
+        d.bytesPerToken * (prompt + newTokens) +
+        (d.activationBytesPerToken ?? 0) * prompt +
+        2 * prompt * t.head_dim * 4 +
+        (d.logitsBytes ?? 0)
+      );
+    }
+    const m = c.text.config;
+    const state = nemotronHStateBytes(m, prompt + newTokens, dtype);
+    let widest = 0;
+    for (const kind of m.hybrid_override_pattern)
+      widest = Math.max(widest, blockPeakBytes(m, kind, prompt, 1, dtype));
+    return state.kv + state.mamba + prompt * m.hidden_size * b + widest + m.vocab_size * (b + 4);
+  };
 }
