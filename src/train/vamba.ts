@@ -26,7 +26,14 @@ import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
-import { padded, type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
+import {
+  assertBatchable,
+  padded,
+  type SyncTrainForward,
+  sameVideoShape,
+  type TrainModel,
+  teacherForced,
+} from './model.js';
 
 const ALPHA = /^model\.layers\.\d+\.alpha$/;
 
@@ -153,7 +160,9 @@ export class VambaTrainModel implements TrainModel {
           disposeAll(kvs);
         }
       },
-      batchLogits: (exs) => {
+      canBatch: sameVideoShape,
+      batchLogits(exs) {
+        assertBatchable(this, exs, 'Vamba');
         const kvs = encode(exs);
         try {
           return lm.forwardBatch(padded(exs, config.pad_token_id ?? 0).ids, exs.length, kvs);
