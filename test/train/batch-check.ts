@@ -8,13 +8,7 @@ import { crossEntropy, valueAndGrad } from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { type Example, openSource } from '../../src/train/data.js';
-import {
-  IGNORE,
-  padded,
-  type SyncTrainForward,
-  type TrainModel,
-  teacherForced,
-} from '../../src/train/model.js';
+import { IGNORE, padded, type SyncTrainForward, teacherForced } from '../../src/train/model.js';
 import { Random } from '../../src/util/random.js';
 import { assertCloseScaled } from '../helpers.js';
 import { tinyRecipe } from './tiny.js';
@@ -49,7 +43,7 @@ const maxAbs = (v: number[]) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
  * are zero in exact arithmetic); returns the names of the weights the loss does not reach.
  */
 export async function assertBatchMatches(
-  model: TrainModel & { forward(): SyncTrainForward },
+  model: { weights: ReadonlyMap<string, Tensor>; forward(): SyncTrainForward },
   exs: readonly Example[],
 ): Promise<string[]> {
   const params = [...model.weights.values()];

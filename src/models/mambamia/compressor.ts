@@ -68,10 +68,12 @@ export class MambaMiaCompressor implements Disposable {
     const c = this.config;
     const k = c.mambamia_chunk_size;
     const [rows, patches, width] = features.shape;
-    if (features.rank !== 3 || width !== c.input_size || rows % videos)
+    if (features.rank !== 3 || width !== c.input_size)
       throw new InputError(
-        `MambaMia: features must be [frames, patches, ${c.input_size}] of ${videos} clip(s) of one frame count, got [${features.shape.join(', ')}]`,
+        `MambaMia: features must be [frames, patches, ${c.input_size}], got [${features.shape.join(', ')}]`,
       );
+    if (rows % videos)
+      throw new InputError(`MambaMia: ${rows} frames do not split into ${videos} clips of one frame count`);
     const frames = rows / videos;
     const total = frames * patches;
     if (total % k)
