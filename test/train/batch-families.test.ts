@@ -12,37 +12,20 @@ import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { ModelError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/io/json-fields.js';
-import { parseTstarConfig } from '../../src/models/tstar/config.js';
-import * as ops from '../../src/runtime/ops.js';
-import type { Example } from '../../src/train/data.js';
 import { batches } from '../../src/train/model.js';
 import { Qwen2VLTrainModel } from '../../src/train/qwen2vl.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
-import { randomHost, tinySiglip, tinyTstarJson } from '../models/tiny-tstar.js';
-import { assertBatchMatches, needleExamples } from './batch-check.js';
+import { tinySiglip, tinyTstarJson } from '../models/tiny-tstar.js';
+import {
+  assertBatchMatches,
+  needleExamples,
+  randomTstar,
+  tinyQwen2VLJson,
+  videoExamples,
+} from './batch-check.js';
 import { TINY_MAMBAMIA_PATH, tinyRecipe } from './tiny.js';
 
 const be = cpuBackend();
-
-/** A TSTAR train model over random weights (randomHost's ranges) of `json`. */
-function randomTstar(json: JsonObject, seed: number): TstarTrainModel {
-  const host = randomHost(parseTstarConfig(json), seed);
-  return TstarTrainModel.create(
-    json,
-    new Map([...host].map(([n, h]) => [n, ops.tensor(be, h.values, h.shape)])),
-    2,
-  );
-}
-
-/** Examples of 4 frames of 56×56 (bytes from `seed`) with these prompts; answers of different lengths. */
-function examples(prompts: number[][], seed = 1, size = 56): Example[] {
-  return prompts.map((prompt, i) => {
-    const n = 4 * size * size * 3;
-    const frames = Uint8Array.from({ length: n }, (_, j) => (j * (29 + 2 * i) + (j >> 7) * 13 + seed) % 256);
-    const answer = [...[40, 41, 42].slice(0, i + 1), 2];
-    return { frames, count: 4, width: size, height: size, prompt, answer, group: '' };
-  });
-}
 
 describe('TSTAR-MambaMia: batched training forward = one forward per example', () => {
   it('the needle recipe (Qwen2-VL tower, Qwen2 LLM; video after <|vision_start|>)', async () => {
@@ -57,8 +40,8 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
   it('Nemotron-H LLM, video at its placeholder', async () => {
     const json = tinyTstarJson('nemotron_h');
     const pad = 310;
-    using model = randomTstar(json, 5);
-    const exs = examples([
+    using model = randomTstar(json, 5, be);
+    const exs = videoExamples([
       [1, 20, 21, pad, 30, 31],
       [1, 22, 23, pad, 32],
       [1, 24, 25, pad, 33, 34, 35, 36],
@@ -72,8 +55,8 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
     json.vision_config = tinySiglip('hf');
     (json.mm_projector_config as JsonObject).mambamia_frame_sampling = 0.5;
     const pad = 6;
-    using model = randomTstar(json, 6);
-    const exs = examples([
+    using model = randomTstar(json, 6, be);
+    const exs = videoExamples([
       [1, 20, pad, 30, 31],
       [1, 22, pad, 32, 33, 34],
     ]);
@@ -87,13 +70,13 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
 
   it('refuses examples whose videos differ in place or shape; the trainer then goes one by one', () => {
     const pad = 6;
-    using model = randomTstar(tinyTstarJson('qwen2'), 7);
+    using model = randomTstar(tinyTstarJson('qwen2'), 7, be);
     using fwd = model.forward();
-    const [a, b] = examples([
+    const [a, b] = videoExamples([
       [1, 20, pad, 30],
       [1, 20, 21, pad, 30],
     ]);
-    const [c] = examples([[1, 22, pad, 31]], 2, 28);
+    const [c] = videoExamples([[1, 22, pad, 31]], 2, 28);
     for (const exs of [
       [a, b],
       [a, c],
@@ -107,37 +90,22 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
 });
 
 describe('Qwen2-VL: batched training forward = one forward per example', () => {
-  /** The tiny recipe's model as a Qwen2-VL (as qwen2vl.test.ts trains it). */
-  function qwen2vlJson(): JsonObject {
-    const json = structuredClone(tinyRecipe().model.config!) as JsonObject;
-    for (const k of [
-      'use_alpha_balancing',
-      'cross_attn_use_position_embeddings',
-      'cross_attn_use_layer_norm',
-      'distill_coeff',
-      'vision_mamba_mixer_config',
-    ])
-      delete json[k];
-    json.vocab_size = 100;
-    return json;
-  }
-
   it('the needle recipe (video pads after <|vision_start|>)', async () => {
     const exs = await needleExamples();
-    using model = Qwen2VLTrainModel.scratch(qwen2vlJson(), be, 'f32', 3, 1);
+    using model = Qwen2VLTrainModel.scratch(tinyQwen2VLJson(), be, 'f32', 3, 1);
     const zero = await assertBatchMatches(model, exs);
     assert.deepEqual(zero, []); // the loss reaches every weight
   });
 
   it('refuses examples whose videos differ in place or shape', () => {
-    using model = Qwen2VLTrainModel.scratch(qwen2vlJson(), be, 'f32', 3, 1);
+    using model = Qwen2VLTrainModel.scratch(tinyQwen2VLJson(), be, 'f32', 3, 1);
     using fwd = model.forward();
     const start = model.config.vision_start_token_id;
-    const [a, b] = examples([
+    const [a, b] = videoExamples([
       [1, start, 30],
       [1, 20, start, 30],
     ]);
-    const [c] = examples([[1, start, 31]], 2, 28);
+    const [c] = videoExamples([[1, start, 31]], 2, 28);
     for (const exs of [
       [a, b],
       [a, c],
