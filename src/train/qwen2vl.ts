@@ -126,29 +126,29 @@ export class Qwen2VLTrainModel implements TrainModel {
 
   forward(): SyncTrainForward {
     const m = this.#model();
-    const pad = this.config.pad_token_id ?? 0;
-    const at = (ex: Example) => this.#at(teacherForced(ex).ids);
-    const videos = (exs: readonly Example[]) => this.#videos(exs);
-    const expand = (ids: ArrayLike<number>, at: number, pads: number) => this.#expanded(ids, at, pads);
-    return {
+    const siteOf = (ex: Example) => this.#at(teacherForced(ex).ids);
+    const fwd: SyncTrainForward = {
       logits: (ex) => {
         const { inputs, at, pads } = this.#inputs(ex, teacherForced(ex).ids);
         return dropRows(m.forward(inputs), 1, at, at ? pads : 0);
       },
       // Equal grids and one pad index: every example's M-RoPE positions are one function of its row, so
       // padding each at its end (after the video and text) is exact.
-      canBatch: (exs) => sameVideoShape(exs) && exs.every((ex) => at(ex) === at(exs[0])),
-      batchLogits(exs) {
-        assertBatchable(this, exs, 'Qwen2-VL');
-        const { ids, seq } = padded(exs, pad);
-        const { pixels, grids, pads } = videos(exs);
-        const first = at(exs[0]);
-        const inputIds = exs.flatMap((_, i) => expand(ids.subarray(i * seq, (i + 1) * seq), first, pads));
+      canBatch: (exs) => sameVideoShape(exs) && exs.every((ex) => siteOf(ex) === siteOf(exs[0])),
+      batchLogits: (exs) => {
+        assertBatchable(fwd, exs, 'Qwen2-VL');
+        const { ids, seq } = padded(exs, this.config.pad_token_id ?? 0);
+        const { pixels, grids, pads } = this.#videos(exs);
+        const at = siteOf(exs[0]);
+        const inputIds = exs.flatMap((_, i) =>
+          this.#expanded(ids.subarray(i * seq, (i + 1) * seq), at, pads),
+        );
         const all = m.forward({ inputIds, pixelValuesVideos: pixels, videoGridThw: grids }, exs.length);
-        return dropRows(all, exs.length, first, first ? pads : 0);
+        return dropRows(all, exs.length, at, at ? pads : 0);
       },
       [Symbol.dispose]: () => m[Symbol.dispose](),
     };
+    return fwd;
   }
 
   async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {

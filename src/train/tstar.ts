@@ -177,47 +177,46 @@ export class TstarTrainModel implements TrainModel {
 
   forward(): SyncTrainForward {
     const m = this.#model();
-    const site = (ex: Example) => this.#site(teacherForced(ex).ids);
-    const videos = (exs: readonly Example[]) => this.#videos(m, exs);
-    const placed = (ex: Example, count: number) => this.#placed(teacherForced(ex).ids, count);
-    return {
+    const siteOf = (ex: Example) => this.#site(teacherForced(ex).ids);
+    const fwd: SyncTrainForward = {
       logits: (ex) =>
         tidy(() => {
-          const video = videos([ex]);
-          const { ids, at, drop } = placed(ex, video.shape[0]);
+          const video = this.#videos(m, [ex]);
+          const { ids, at, drop } = this.#placed(teacherForced(ex).ids, video.shape[0]);
           return dropRows(m.lm.sequence(m.embed({ ids, video })), 1, at, drop);
         }),
       // One video shape and one site: the video tokens sit at one index of every sequence, whose positions
       // all start at 0, so padding each at its end is exact.
-      canBatch: (exs) =>
-        sameVideoShape(exs) &&
-        exs.every((ex) => {
-          const [a, b] = [site(ex), site(exs[0])];
-          return a.at === b.at && a.rest === b.rest;
-        }),
-      batchLogits(exs) {
-        assertBatchable(this, exs, 'TSTAR');
+      canBatch: (exs) => {
+        const first = siteOf(exs[0]);
+        return (
+          sameVideoShape(exs) &&
+          exs.every((ex) => {
+            const s = siteOf(ex);
+            return s.at === first.at && s.rest === first.rest;
+          })
+        );
+      },
+      batchLogits: (exs) => {
+        assertBatchable(fwd, exs, 'TSTAR');
         return tidy(() => {
-          const video = videos(exs);
+          const video = this.#videos(m, exs);
           const [rows, hidden] = video.shape;
           const count = rows / exs.length;
-          const seqs = exs.map((ex) => placed(ex, count));
+          const seqs = exs.map((ex) => this.#placed(teacherForced(ex).ids, count));
           const { at, drop } = seqs[0];
           const len = Math.max(...seqs.map((q) => q.ids.length));
           const ids = new Int32Array(exs.length * len); // each padded at its end (with token 0)
           for (const [i, q] of seqs.entries()) ids.set(q.ids, i * len);
           const x = m.lm.embed(ids);
-          ops.writeSlice(
-            x.reshape([exs.length, len, hidden]),
-            video.reshape([exs.length, count, hidden]),
-            1,
-            at,
-          );
+          const seqView = x.reshape([exs.length, len, hidden]);
+          ops.writeSlice(seqView, video.reshape([exs.length, count, hidden]), 1, at);
           return dropRows(m.lm.sequence(x, exs.length), exs.length, at, drop);
         });
       },
       [Symbol.dispose]: () => m[Symbol.dispose](),
     };
+    return fwd;
   }
 
   async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {

@@ -147,7 +147,7 @@ export class VambaTrainModel implements TrainModel {
       disposeAll([f32, px]);
       return kvs;
     };
-    return {
+    const fwd: SyncTrainForward = {
       logits: (ex) => {
         const { ids } = teacherForced(ex);
         const kvs = encode([ex]);
@@ -161,8 +161,8 @@ export class VambaTrainModel implements TrainModel {
         }
       },
       canBatch: sameVideoShape,
-      batchLogits(exs) {
-        assertBatchable(this, exs, 'Vamba');
+      batchLogits: (exs) => {
+        assertBatchable(fwd, exs, 'Vamba');
         const kvs = encode(exs);
         try {
           return lm.forwardBatch(padded(exs, config.pad_token_id ?? 0).ids, exs.length, kvs);
@@ -175,6 +175,7 @@ export class VambaTrainModel implements TrainModel {
         lm[Symbol.dispose]();
       },
     };
+    return fwd;
   }
 
   async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {
