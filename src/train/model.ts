@@ -4,6 +4,7 @@
  */
 import { ModelError } from '../errors.js';
 import * as ops from '../runtime/ops.js';
+import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 
@@ -35,10 +36,30 @@ export interface TrainForward extends Disposable {
    */
   logits(ex: Example): Tensor | Promise<Tensor>;
   /**
-   * Where the family can: examples whose videos have one shape in one forward, as `padded(exs)` lays them
-   * out — logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each).
+   * Where the family can: the examples `canBatch` accepts in one forward, as `padded(exs)` lays them out —
+   * logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each).
    */
   batchLogits?(exs: readonly Example[]): Tensor;
+  /**
+   * Whether `batchLogits` takes these examples exactly (one video shape; for families whose video tokens sit
+   * in the text, at one index): the trainer runs the others one by one. Present with `batchLogits`.
+   */
+  canBatch?(exs: readonly Example[]): boolean;
+}
+
+/** Whether `fwd` runs these examples in one batched forward (see TrainForward.canBatch). */
+export const batches = (
+  fwd: TrainForward,
+  exs: readonly Example[],
+): fwd is TrainForward & Required<Pick<TrainForward, 'batchLogits'>> =>
+  !!fwd.batchLogits && exs.length > 1 && !!fwd.canBatch?.(exs);
+
+/** The error of a batched forward given examples its `canBatch` refuses. */
+export function assertBatchable(fwd: TrainForward, exs: readonly Example[], family: string): void {
+  if (!fwd.canBatch?.(exs))
+    throw new ModelError(
+      `${family}: these examples cannot share one batched forward (their videos differ in shape or sit at different places in their prompts); run them one by one with logits()`,
+    );
 }
 
 /** A forward that never awaits (every family but TimeViper): its logits are a tensor. */
@@ -87,6 +108,24 @@ export function padded(
     targets.set(f.targets, i * seq);
   });
   return { ids, targets, seq };
+}
+
+/**
+ * Logits [batch·n, vocab] of `batch` sequences of n rows one after another → the same without rows
+ * [at, at + drop) of each (the video rows a family's logits leave out, so that row j again predicts token j + 1).
+ * Takes `all` over (disposed once copied).
+ */
+export function dropRows(all: Tensor, batch: number, at: number, drop: number): Tensor {
+  if (!drop) return all;
+  const [rows, vocab] = all.shape;
+  const n = rows / batch;
+  const out = tidy(() => {
+    const seqs = all.reshape([batch, n, vocab]);
+    const parts = [ops.slice(seqs, 1, 0, at), ops.slice(seqs, 1, at + drop, n)].filter((t) => t.shape[1]);
+    return (parts.length > 1 ? ops.concat(parts, 1) : parts[0]).reshape([batch * (n - drop), vocab]);
+  });
+  all.dispose();
+  return out;
 }
 
 /**

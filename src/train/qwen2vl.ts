@@ -15,11 +15,18 @@ import { ParamStore } from '../nn/params.js';
 import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
-import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
-import { type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
+import {
+  assertBatchable,
+  dropRows,
+  padded,
+  type SyncTrainForward,
+  sameVideoShape,
+  type TrainModel,
+  teacherForced,
+} from './model.js';
 
 export class Qwen2VLTrainModel implements TrainModel {
   readonly untrainable = new Map<string, string>();
@@ -78,39 +85,70 @@ export class Qwen2VLTrainModel implements TrainModel {
     return Qwen2VL.fromParams(this.config, new ParamStore(views), first.backend, first.dtype);
   }
 
-  /** The model's inputs for `ids` (the example's, without pads): pads inserted after <|vision_start|>. */
-  #inputs(ex: Example, ids: readonly number[]): { inputs: Qwen2VLInputs; at: number; pads: number } {
+  /** The example's frames as the processor takes them. */
+  #frames(ex: Example): RgbImage[] {
     const frames: RgbImage[] = [];
     const n = ex.width * ex.height * 3;
     for (let t = 0; t < ex.count; t++)
       frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
-    const b = this.processor.processVideos([frames]);
-    const grid: GridTHW = b.grids[0];
-    const pads = (grid[0] * grid[1] * grid[2]) / this.config.vision.spatial_merge_size ** 2;
-    const at = ids.indexOf(this.config.vision_start_token_id) + 1;
-    const inputIds = [
-      ...ids.slice(0, at),
-      ...new Array(pads).fill(this.config.video_token_id),
-      ...ids.slice(at),
-    ];
-    return { inputs: { inputIds, pixelValuesVideos: b.pixelValues, videoGridThw: [grid] }, at, pads };
+    return frames;
+  }
+
+  /** Where the video's pads go in `ids`: right after <|vision_start|> (0 without one). */
+  #at(ids: readonly number[]): number {
+    return ids.indexOf(this.config.vision_start_token_id) + 1;
+  }
+
+  /** `ids` with `pads` video pads inserted at `at`. */
+  #expanded(ids: ArrayLike<number>, at: number, pads: number): number[] {
+    const a = Array.from(ids);
+    return [...a.slice(0, at), ...new Array<number>(pads).fill(this.config.video_token_id), ...a.slice(at)];
+  }
+
+  /** The videos' patches (in order), their grids and the pads each video takes. */
+  #videos(exs: readonly Example[]): { pixels: Float32Array; grids: GridTHW[]; pads: number } {
+    const b = this.processor.processVideos(exs.map((ex) => this.#frames(ex)));
+    const [t, h, w] = b.grids[0];
+    return {
+      pixels: b.pixelValues,
+      grids: b.grids,
+      pads: (t * h * w) / this.config.vision.spatial_merge_size ** 2,
+    };
+  }
+
+  /** The model's inputs for `ids` (the example's, without pads): pads inserted after <|vision_start|>. */
+  #inputs(ex: Example, ids: readonly number[]): { inputs: Qwen2VLInputs; at: number; pads: number } {
+    const { pixels, grids, pads } = this.#videos([ex]);
+    const at = this.#at(ids);
+    const inputIds = this.#expanded(ids, at, pads);
+    return { inputs: { inputIds, pixelValuesVideos: pixels, videoGridThw: grids }, at, pads };
   }
 
   forward(): SyncTrainForward {
     const m = this.#model();
-    return {
+    const siteOf = (ex: Example) => this.#at(teacherForced(ex).ids);
+    const fwd: SyncTrainForward = {
       logits: (ex) => {
         const { inputs, at, pads } = this.#inputs(ex, teacherForced(ex).ids);
-        const all = m.forward(inputs);
-        if (!at) return all;
-        const out = tidy(() =>
-          ops.concat([ops.slice(all, 0, 0, at), ops.slice(all, 0, at + pads, all.shape[0])], 0),
+        return dropRows(m.forward(inputs), 1, at, at ? pads : 0);
+      },
+      // Equal grids and one pad index: every example's M-RoPE positions are one function of its row, so
+      // padding each at its end (after the video and text) is exact.
+      canBatch: (exs) => sameVideoShape(exs) && exs.every((ex) => siteOf(ex) === siteOf(exs[0])),
+      batchLogits: (exs) => {
+        assertBatchable(fwd, exs, 'Qwen2-VL');
+        const { ids, seq } = padded(exs, this.config.pad_token_id ?? 0);
+        const { pixels, grids, pads } = this.#videos(exs);
+        const at = siteOf(exs[0]);
+        const inputIds = exs.flatMap((_, i) =>
+          this.#expanded(ids.subarray(i * seq, (i + 1) * seq), at, pads),
         );
-        all.dispose();
-        return out;
+        const all = m.forward({ inputIds, pixelValuesVideos: pixels, videoGridThw: grids }, exs.length);
+        return dropRows(all, exs.length, at, at ? pads : 0);
       },
       [Symbol.dispose]: () => m[Symbol.dispose](),
     };
+    return fwd;
   }
 
   async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {

@@ -20,7 +20,7 @@ import { drawLength, type Example, openSource } from './data.js';
 import type { GradEngine } from './engine.js';
 import { trainableNames } from './freeze.js';
 import { exampleObjective, type LossValue, readLosses, type TeacherTargets, topKTargets } from './loss.js';
-import { padded, sameVideoShape, syncLogits, type TrainModel, teacherForced } from './model.js';
+import { batches, padded, syncLogits, type TrainModel, teacherForced } from './model.js';
 import { AdamW } from './optimizer.js';
 import type { Recipe } from './recipe.js';
 import { learningRate } from './schedule.js';
@@ -200,7 +200,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
             const exs = group.map((g) => g.ex);
             // The group's videos in one forward where the family batches them (a distillation run goes
             // example by example: the teacher's targets are per example).
-            if (fwd.batchLogits && !teacher && exs.length > 1 && sameVideoShape(exs)) {
+            if (!teacher && batches(fwd, exs)) {
               const batch = fwd.batchLogits.bind(fwd);
               const logits = b.checkpoint ? engine.checkpoint(() => batch(exs)) : batch(exs);
               return exampleObjective(engine, logits, padded(exs, 0).targets, null, values);

@@ -24,7 +24,15 @@ import type { Tensor } from '../runtime/tensor.js';
 import type { Random } from '../util/random.js';
 import type { Example } from './data.js';
 import { loadTensors, normal, pytorchInit, type SpecialInit, tensorsOf, uniform } from './init.js';
-import { greedyAnswer, type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
+import {
+  assertBatchable,
+  dropRows,
+  greedyAnswer,
+  type SyncTrainForward,
+  sameVideoShape,
+  type TrainModel,
+  teacherForced,
+} from './model.js';
 
 export class TstarTrainModel implements TrainModel {
   readonly untrainable = new Map<string, string>();
@@ -102,28 +110,51 @@ export class TstarTrainModel implements TrainModel {
     return Tstar.fromParams(this.config, new ParamStore(views), first.backend, first.dtype);
   }
 
-  /** The example's frames through the tower and the compressor → the compressed tokens [n, LLM width]. */
-  #video(m: Tstar, ex: Example): Tensor {
-    const frames: RgbImage[] = [];
-    const n = ex.width * ex.height * 3;
-    for (let t = 0; t < ex.count; t++)
-      frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
+  /**
+   * The examples' frames (one shape) through the tower and the compressor, all in one pass → the compressed
+   * tokens [exs.length · n, LLM width], each video's n after the previous one's.
+   */
+  #videos(m: Tstar, exs: readonly Example[]): Tensor {
+    const clips = exs.map((ex) => {
+      const frames: RgbImage[] = [];
+      const n = ex.width * ex.height * 3;
+      for (let t = 0; t < ex.count; t++)
+        frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
+      return frames;
+    });
     return tidy(() => {
       const v = this.config.vision;
       const asModel = (t: Tensor) => (m.dtype === 'f32' ? t : ops.cast(t, m.dtype));
       if (v.kind === 'siglip') {
         const size = v.config.image_size;
+        const frames = clips.flat();
         const px = ops.tensor(m.backend, siglipPixels(frames, size), [frames.length, 3, size, size], 'f32');
-        return m.compressGroups(m.encodeFrames(asModel(px)));
+        return m.compressGroups(m.encodeFrames(asModel(px)), clips.length);
       }
-      const b = this.processor!.processVideos([frames]);
+      const b = this.processor!.processVideos(clips);
       const visual = m.visual as Qwen2VisionTransformer;
       const px = ops.tensor(m.backend, b.pixelValues, [
         b.pixelValues.length / visual.patchDim,
         visual.patchDim,
       ]);
-      return m.compress(visual.forward(asModel(px), [b.grids[0]]), b.grids[0]);
+      return m.compress(visual.forward(asModel(px), b.grids), b.grids[0], clips.length);
     });
+  }
+
+  /**
+   * Where the video goes in `ids`: at its one placeholder (`at`, which `rest` − `at` = 1 token takes), or right
+   * after <|vision_start|> (`rest` = `at`).
+   */
+  #site(ids: readonly number[]): { at: number; rest: number } {
+    const at = ids.indexOf(this.config.video_token_id);
+    if (at >= 0) return { at, rest: at + 1 };
+    const start = this.config.vision_start_token_id;
+    const after = start === null ? 0 : ids.indexOf(start) + 1;
+    if (!after)
+      throw new InputError(
+        `TSTAR training: the prompt has neither the video placeholder (token ${this.config.video_token_id}) nor <|vision_start|> (text_config.vision_start_token_id) to put the video after`,
+      );
+    return { at: after, rest: after };
   }
 
   /**
@@ -132,19 +163,13 @@ export class TstarTrainModel implements TrainModel {
    * last (the placeholder's own row, which predicts the token after the video) at a placeholder.
    */
   #placed(ids: readonly number[], count: number): { ids: number[]; at: number; drop: number } {
-    const pad = this.config.video_token_id;
-    let at = ids.indexOf(pad);
-    let rest = at + 1;
-    if (at < 0) {
-      const start = this.config.vision_start_token_id;
-      at = rest = start === null ? 0 : ids.indexOf(start) + 1;
-      if (!at)
-        throw new InputError(
-          `TSTAR training: the prompt has neither the video placeholder (token ${pad}) nor <|vision_start|> (text_config.vision_start_token_id) to put the video after`,
-        );
-    }
+    const { at, rest } = this.#site(ids);
     return {
-      ids: [...ids.slice(0, at), ...new Array<number>(count).fill(pad), ...ids.slice(rest)],
+      ids: [
+        ...ids.slice(0, at),
+        ...new Array<number>(count).fill(this.config.video_token_id),
+        ...ids.slice(rest),
+      ],
       at,
       drop: count - (rest - at),
     };
@@ -152,24 +177,53 @@ export class TstarTrainModel implements TrainModel {
 
   forward(): SyncTrainForward {
     const m = this.#model();
-    return {
+    const siteOf = (ex: Example) => this.#site(teacherForced(ex).ids);
+    const fwd: SyncTrainForward = {
       logits: (ex) =>
         tidy(() => {
-          const video = this.#video(m, ex);
+          const video = this.#videos(m, [ex]);
           const { ids, at, drop } = this.#placed(teacherForced(ex).ids, video.shape[0]);
-          const all = m.lm.sequence(m.embed({ ids, video }));
-          if (!drop) return all;
-          return ops.concat([ops.slice(all, 0, 0, at), ops.slice(all, 0, at + drop, all.shape[0])], 0);
+          return dropRows(m.lm.sequence(m.embed({ ids, video })), 1, at, drop);
         }),
+      // One video shape and one site: the video tokens sit at one index of every sequence, whose positions
+      // all start at 0, so padding each at its end is exact.
+      canBatch: (exs) => {
+        const first = siteOf(exs[0]);
+        return (
+          sameVideoShape(exs) &&
+          exs.every((ex) => {
+            const s = siteOf(ex);
+            return s.at === first.at && s.rest === first.rest;
+          })
+        );
+      },
+      batchLogits: (exs) => {
+        assertBatchable(fwd, exs, 'TSTAR');
+        return tidy(() => {
+          const video = this.#videos(m, exs);
+          const [rows, hidden] = video.shape;
+          const count = rows / exs.length;
+          const seqs = exs.map((ex) => this.#placed(teacherForced(ex).ids, count));
+          const { at, drop } = seqs[0];
+          const len = Math.max(...seqs.map((q) => q.ids.length));
+          const ids = new Int32Array(exs.length * len); // each padded at its end (with token 0)
+          for (const [i, q] of seqs.entries()) ids.set(q.ids, i * len);
+          const x = m.lm.embed(ids);
+          const seqView = x.reshape([exs.length, len, hidden]);
+          ops.writeSlice(seqView, video.reshape([exs.length, count, hidden]), 1, at);
+          return dropRows(m.lm.sequence(x, exs.length), exs.length, at, drop);
+        });
+      },
       [Symbol.dispose]: () => m[Symbol.dispose](),
     };
+    return fwd;
   }
 
   async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {
     using m = this.#model();
     const out: number[][] = [];
     for (const ex of examples) {
-      using video = this.#video(m, ex);
+      using video = this.#videos(m, [ex]);
       const { ids } = this.#placed(ex.prompt, video.shape[0]);
       using session = m.session(ids.length + maxNew);
       out.push(

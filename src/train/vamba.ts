@@ -26,7 +26,14 @@ import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
-import { padded, type SyncTrainForward, type TrainModel, teacherForced } from './model.js';
+import {
+  assertBatchable,
+  padded,
+  type SyncTrainForward,
+  sameVideoShape,
+  type TrainModel,
+  teacherForced,
+} from './model.js';
 
 const ALPHA = /^model\.layers\.\d+\.alpha$/;
 
@@ -140,7 +147,7 @@ export class VambaTrainModel implements TrainModel {
       disposeAll([f32, px]);
       return kvs;
     };
-    return {
+    const fwd: SyncTrainForward = {
       logits: (ex) => {
         const { ids } = teacherForced(ex);
         const kvs = encode([ex]);
@@ -153,7 +160,9 @@ export class VambaTrainModel implements TrainModel {
           disposeAll(kvs);
         }
       },
+      canBatch: sameVideoShape,
       batchLogits: (exs) => {
+        assertBatchable(fwd, exs, 'Vamba');
         const kvs = encode(exs);
         try {
           return lm.forwardBatch(padded(exs, config.pad_token_id ?? 0).ids, exs.length, kvs);
@@ -166,6 +175,7 @@ export class VambaTrainModel implements TrainModel {
         lm[Symbol.dispose]();
       },
     };
+    return fwd;
   }
 
   async answers(examples: readonly Example[], maxNew: number): Promise<number[][]> {

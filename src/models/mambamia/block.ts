@@ -58,7 +58,7 @@ export class MambaMiaBlock implements Disposable {
     );
   }
 
-  /** x [1, n·(k+1), hidden] → the block's output, same shape. */
+  /** x [clips, n·(k+1), hidden] (each clip its own sequence) → the block's output, same shape. */
   forward(x: Tensor): Tensor {
     const group = this.config.mambamia_chunk_size + 1;
     if (x.shape[1] % group)
@@ -77,7 +77,7 @@ export class MambaMiaBlock implements Disposable {
     const { weight_fc, gate_fc } = this.aggregation!;
     const k = this.config.mambamia_chunk_size;
     const eps = this.config.mambamia_gate_epsilon;
-    const groups = h.reshape([h.shape[1] / (k + 1), k + 1, h.shape[2]]);
+    const groups = h.reshape([(h.shape[0] * h.shape[1]) / (k + 1), k + 1, h.shape[2]]);
     const patches = ops.slice(groups, 1, 0, k);
     const q = ops.slice(groups, 1, k, k + 1);
     const w = ops.softmax(weight_fc.forward(q));

@@ -60,15 +60,21 @@ export class MambaMiaCompressor implements Disposable {
     return kept * Math.floor(patches / c.mambamia_chunk_size);
   }
 
-  /** features [frames, patches, input_size] (one clip, in time order) → tokens [n, output_size]. */
-  forward(features: Tensor): Tensor {
+  /**
+   * features [frames, patches, input_size] (one clip, in time order) → tokens [n, output_size]; or `videos`
+   * clips of one frame count one after another ([videos·frames, …] → [videos·n, …]), each its own sequence.
+   */
+  forward(features: Tensor, videos = 1): Tensor {
     const c = this.config;
     const k = c.mambamia_chunk_size;
-    const [frames, patches, width] = features.shape;
+    const [rows, patches, width] = features.shape;
     if (features.rank !== 3 || width !== c.input_size)
       throw new InputError(
         `MambaMia: features must be [frames, patches, ${c.input_size}], got [${features.shape.join(', ')}]`,
       );
+    if (rows % videos)
+      throw new InputError(`MambaMia: ${rows} frames do not split into ${videos} clips of one frame count`);
+    const frames = rows / videos;
     const total = frames * patches;
     if (total % k)
       throw new InputError(
@@ -81,26 +87,29 @@ export class MambaMiaCompressor implements Disposable {
     const h = c.hidden_size;
     const n = total / k;
     return tidy(() => {
-      const flat = features.reshape([n, k, width]);
+      const flat = features.reshape([videos * n, k, width]);
       const patchesIn = this.input_proj ? this.input_proj.forward(flat) : flat;
       const queries = ops.add(
-        ops.zeros(features.backend, [n, 1, h], patchesIn.dtype),
+        ops.zeros(features.backend, [videos * n, 1, h], patchesIn.dtype),
         this.query_token.reshape([1, 1, h]),
       );
-      let x = ops.concat([patchesIn, queries], 1).reshape([1, n * (k + 1), h]);
+      let x = ops.concat([patchesIn, queries], 1).reshape([videos, n * (k + 1), h]);
       for (const layer of this.layers) x = layer.forward(x);
-      const out = ops.slice(this.norm_f.forward(x).reshape([n, k + 1, h]), 1, k, k + 1).reshape([n, h]);
-      const kept = c.mambamia_frame_sampling < 1 ? this.sample(out, frames, patches / k) : out;
+      const out = ops
+        .slice(this.norm_f.forward(x).reshape([videos * n, k + 1, h]), 1, k, k + 1)
+        .reshape([videos * n, h]);
+      const kept = c.mambamia_frame_sampling < 1 ? this.sample(out, videos, frames, patches / k) : out;
       return this.output_proj ? this.output_proj.forward(kept) : kept;
     });
   }
 
-  /** The query outputs [frames·perFrame, h] of the frames the secondary sampling keeps. */
-  private sample(out: Tensor, frames: number, perFrame: number): Tensor {
+  /** The query outputs [videos·kept·perFrame, h] of the frames the secondary sampling keeps in each clip. */
+  private sample(out: Tensor, videos: number, frames: number, perFrame: number): Tensor {
     const c = this.config;
-    const rows = keptFrames(frames, c.mambamia_frame_sampling, c.mambamia_frame_sampling_keep).flatMap((f) =>
-      Array.from({ length: perFrame }, (_, j) => f * perFrame + j),
-    );
+    const kept = keptFrames(frames, c.mambamia_frame_sampling, c.mambamia_frame_sampling_keep);
+    const rows = Array.from({ length: videos }, (_, v) =>
+      kept.flatMap((f) => Array.from({ length: perFrame }, (_, j) => (v * frames + f) * perFrame + j)),
+    ).flat();
     return ops.embedding(out, ops.tensor(out.backend, rows, [rows.length], 'i32'));
   }
 

@@ -98,24 +98,27 @@ export class NemotronHBlock implements Disposable {
   /**
    * x [seq, hidden] (the residual stream, in its dtype) → x + mixer(RMSNorm(x)). Mamba-2 and attention blocks
    * continue from their cache layer when given (`layer` indexes the cache's layers, not the blocks); with
-   * `rows`, row i of x is one token of the sequence cached in rows[i] (batched decoding).
+   * `rows`, row i of x is one token of the sequence cached in rows[i] (batched decoding). No cache: x may hold
+   * `batch` sequences of one length one after another, each mixed on its own (a training step's examples).
    */
-  forward(x: Tensor, cache: LayerCaches['cache'], rows: LayerCaches['rows'] = null): Tensor {
+  forward(x: Tensor, cache: LayerCaches['cache'], rows: LayerCaches['rows'] = null, batch = 1): Tensor {
     return tidy(() => {
       // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
       const h = this.norm.forward(cast(x, this.norm.weight.dtype));
-      return ops.add(x, cast(this.mix(h, { cache, rows }), x.dtype));
+      return ops.add(x, cast(this.mix(h, { cache, rows }, batch), x.dtype));
     });
   }
 
-  private mix(h: Tensor, { cache, rows }: LayerCaches): Tensor {
+  private mix(h: Tensor, { cache, rows }: LayerCaches, batch: number): Tensor {
     const m = this.mixer;
     if (m instanceof Mamba2 && rows) return m.stepRows(h, rows.map(mambaStateOf));
     if (m instanceof Mamba2) {
-      const [seq, hidden] = h.shape;
-      return m.forward(h.reshape([1, seq, hidden]), cache).reshape([seq, hidden]);
+      const [n, hidden] = h.shape;
+      if (batch > 1 && (cache || n % batch))
+        throw new RangeError(`Nemotron-H: ${n} rows in ${batch} sequences, or with a cache`);
+      return m.forward(h.reshape([batch, n / batch, hidden]), cache).reshape([n, hidden]);
     }
-    if (m instanceof SelfAttention) return m.forward(h, { rope: null, cache, rows, causal: true });
+    if (m instanceof SelfAttention) return m.forward(h, { rope: null, cache, rows, causal: true, batch });
     return m.forward(h);
   }
 

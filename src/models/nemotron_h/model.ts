@@ -93,9 +93,9 @@ export class NemotronHModel implements Disposable {
    * Runs the blocks over embeddings x [n, hidden] placed after the `cache.length` tokens already in `cache`
    * (which they join; no cache: a whole sequence; a list of caches: row i is one token of caches[i]'s
    * sequence). Returns the final-normed hidden states of the last `keep` rows (all when null), in the weights'
-   * dtype.
+   * dtype. No cache: x may hold `batch` sequences of one length one after another, each on its own.
    */
-  forward(x: Tensor, cache: Caches, keep: number | null = null): Tensor {
+  forward(x: Tensor, cache: Caches, keep: number | null = null, batch = 1): Tensor {
     const n = x.shape[0];
     if (!n) throw new InputError('Nemotron-H: no tokens to run');
     const out = tidy(() => {
@@ -103,7 +103,7 @@ export class NemotronHModel implements Disposable {
       this.layers.forEach((block, i) => {
         const layer = this.cacheIndex[i];
         const at = layerCaches(cache, layer);
-        const next = block.forward(h, at.cache, at.rows);
+        const next = block.forward(h, at.cache, at.rows, batch);
         if (h !== x) h.dispose();
         h = next;
       });

@@ -209,11 +209,36 @@ export class Qwen2VL implements Disposable {
     return rotaryTensors(this.backend, mrope(positions, t.head_dim, t.rope_theta, t.mrope_section));
   }
 
-  /** Logits [n, vocab] for every prompt position (one full forward pass, no cache). */
-  forward(inputs: Qwen2VLInputs): Tensor {
+  /**
+   * Logits [n, vocab] for every prompt position (one full forward pass, no cache). With `batch` > 1, the
+   * inputs hold that many prompts of one length one after another, each with one video (the videos in
+   * order), each attending to itself only, at the first one's M-RoPE positions: the caller lays them out so
+   * that these are every prompt's (training's right-padded examples, video at one index with one grid).
+   */
+  forward(inputs: Qwen2VLInputs, batch = 1): Tensor {
+    const seq = inputs.inputIds.length / batch;
+    const grids = inputs.videoGridThw ?? [];
+    if (
+      batch > 1 &&
+      (!Number.isInteger(seq) || grids.length !== batch || inputs.pixelValues || inputs.videoRows)
+    )
+      throw new InputError(
+        `Qwen2-VL: a batch of ${batch} prompts needs ${batch} prompts of one length, one video each and no image; got ${inputs.inputIds.length} ids and ${grids.length} videos`,
+      );
+    const first =
+      batch > 1
+        ? { inputIds: Array.from(inputs.inputIds).slice(0, seq), videoGridThw: grids.slice(0, 1) }
+        : inputs;
     return tidy(() => {
-      const { positions } = this.ropeIndex(inputs);
-      const hidden = this.model.forward(this.embed(inputs), this.rope(positions), null);
+      const { positions } = this.ropeIndex(first);
+      const hidden = this.model.forward(
+        this.embed(inputs),
+        this.rope(positions),
+        null,
+        null,
+        undefined,
+        batch,
+      );
       return this.model.logits(hidden);
     });
   }

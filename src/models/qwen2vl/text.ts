@@ -37,6 +37,7 @@ class Qwen2DecoderLayer implements Disposable {
     rope: Rope,
     caches: LayerCaches,
     probe?: AttentionProbe,
+    batch = 1,
   ): { x: Tensor; r: Tensor } {
     return tidy(() => {
       const a = this.input_layernorm.addForward(x, r);
@@ -44,7 +45,7 @@ class Qwen2DecoderLayer implements Disposable {
         x.dispose();
         r.dispose();
       }
-      const attn = this.self_attn.forward(a.out, { rope, ...caches, causal: true, probe });
+      const attn = this.self_attn.forward(a.out, { rope, ...caches, causal: true, probe, batch });
       const b = this.post_attention_layernorm.addForward(a.sum, attn);
       return { x: b.sum, r: this.mlp.forward(b.out) };
     });
@@ -95,14 +96,22 @@ export class Qwen2Decoder implements Disposable {
    * Runs the layers over embeddings x [n, hidden] at the rotary table's positions, appending to `cache` when
    * given (and committing the n tokens; a list of caches: row i is one token of caches[i]'s sequence). Returns
    * the final-normed hidden states of the last `keep` rows (all when null). A `probe` records every layer's
-   * attention of the last position.
+   * attention of the last position. No cache: x may hold `batch` sequences of one length one after another,
+   * each attending to itself only, all at the rotary table's positions (a training step's padded examples).
    */
-  forward(x: Tensor, rope: Rope, cache: Caches, keep: number | null = null, probe?: AttentionProbe): Tensor {
+  forward(
+    x: Tensor,
+    rope: Rope,
+    cache: Caches,
+    keep: number | null = null,
+    probe?: AttentionProbe,
+    batch = 1,
+  ): Tensor {
     return tidy(() => {
       let h = x;
       let r: Tensor | null = null;
       this.layers.forEach((layer, i) => {
-        ({ x: h, r } = layer.forward(h, r, rope, layerCaches(cache, i), probe));
+        ({ x: h, r } = layer.forward(h, r, rope, layerCaches(cache, i), probe, batch));
       });
       commitCaches(cache, x.shape[0]);
       const n = h.shape[0];

@@ -21,8 +21,11 @@ export interface TstarLanguageModel extends Disposable {
   newCache(capacity: number): HybridCache;
   /** Embeddings x [n, hidden] after the cache's tokens (which they join) → logits [1, vocab] of the last one. */
   next(x: Tensor, cache: HybridCache): Tensor;
-  /** Embeddings x [n, hidden] of a whole sequence (no cache: training) → logits [n, vocab] f32 of every row. */
-  sequence(x: Tensor): Tensor;
+  /**
+   * Embeddings x [n, hidden] of a whole sequence (no cache: training) → logits [n, vocab] f32 of every row; or of
+   * `batch` sequences of one length one after another, each on its own at positions from 0.
+   */
+  sequence(x: Tensor, batch?: number): Tensor;
 }
 
 const f32 = (t: Tensor): Tensor => (t.dtype === 'f32' ? t : ops.cast(t, 'f32'));
@@ -31,13 +34,13 @@ const f32 = (t: Tensor): Tensor => (t.dtype === 'f32' ? t : ops.cast(t, 'f32'));
 export function loadLanguageModel(p: ParamStore, text: TstarText): TstarLanguageModel {
   if (text.kind === 'nemotron_h') {
     const lm = NemotronHForCausalLM.fromParams(text.config, p);
-    const logits = (x: Tensor, cache: HybridCache | null, keep: number | null) =>
-      tidy(() => f32(lm.lm_head.forward(lm.backbone.forward(x, cache, keep))));
+    const logits = (x: Tensor, cache: HybridCache | null, keep: number | null, batch = 1) =>
+      tidy(() => f32(lm.lm_head.forward(lm.backbone.forward(x, cache, keep, batch))));
     return {
       embed: (ids) => lm.backbone.embed(ids),
       newCache: (capacity) => lm.newCache(capacity),
       next: (x, cache) => logits(x, cache, 1),
-      sequence: (x) => logits(x, null, null),
+      sequence: (x, batch) => logits(x, null, null, batch),
       [Symbol.dispose]: () => lm[Symbol.dispose](),
     };
   }
@@ -48,13 +51,16 @@ export function loadLanguageModel(p: ParamStore, text: TstarText): TstarLanguage
 export function qwen2LanguageModel(decoder: Qwen2Decoder, c: Qwen2VLConfig): TstarLanguageModel {
   const t = c.text;
   const backend = decoder.embed_tokens.backend;
-  /** Logits of the last `keep` rows (all when null) of x placed after the cache's tokens (none without one). */
-  const logits = (x: Tensor, cache: HybridCache | null, keep: number | null) => {
+  /**
+   * Logits of the last `keep` rows (all when null) of x placed after the cache's tokens (none without one);
+   * without a cache x may hold `batch` sequences, each from position 0.
+   */
+  const logits = (x: Tensor, cache: HybridCache | null, keep: number | null, batch = 1) => {
     const from = cache?.length ?? 0;
-    const pos = Array.from({ length: x.shape[0] }, (_, j) => from + j);
+    const pos = Array.from({ length: x.shape[0] / batch }, (_, j) => from + j);
     return tidy(() => {
       const rope = rotaryTensors(backend, mrope([pos, pos, pos], t.head_dim, t.rope_theta, t.mrope_section));
-      return decoder.logits(decoder.forward(x, rope, cache, keep));
+      return decoder.logits(decoder.forward(x, rope, cache, keep, undefined, batch));
     });
   };
   return {
@@ -74,7 +80,7 @@ export function qwen2LanguageModel(decoder: Qwen2Decoder, c: Qwen2VLConfig): Tst
       cache.reserve(x.shape[0]);
       return logits(x, cache, 1);
     },
-    sequence: (x) => tidy(() => f32(logits(x, null, null))),
+    sequence: (x, batch) => tidy(() => f32(logits(x, null, null, batch))),
     [Symbol.dispose]: () => decoder[Symbol.dispose](),
   };
 }

@@ -127,18 +127,24 @@ export class Tstar implements Disposable {
     return this.visual.forward(pixels);
   }
 
-  /** A clip's merged vision tokens and grid (Qwen2-VL's tower) → the compressed tokens [n, LLM width]. */
-  compress(visionTokens: Tensor, grid: GridTHW): Tensor {
+  /**
+   * A clip's merged vision tokens and grid (Qwen2-VL's tower) → the compressed tokens [n, LLM width]; or those of
+   * `videos` clips of this one grid one after another → [videos·n, LLM width].
+   */
+  compress(visionTokens: Tensor, grid: GridTHW, videos = 1): Tensor {
     if (this.config.vision.kind !== 'qwen2_vl') throw new InputError('TSTAR: compress takes Qwen2-VL tokens');
     const perGroup = (grid[1] * grid[2]) / this.config.vision.config.spatial_merge_size ** 2;
     // The view holds the tokens' memory: let go of it, or the caller's dispose would not free them.
-    using groups = visionTokens.reshape([grid[0], perGroup, visionTokens.shape[1]]);
-    return this.compressGroups(groups);
+    using groups = visionTokens.reshape([videos * grid[0], perGroup, visionTokens.shape[1]]);
+    return this.compressGroups(groups, videos);
   }
 
-  /** Tokens [groups, perGroup, width] of the whole clip → the compressed tokens [n, LLM width] the LLM reads. */
-  compressGroups(tokens: Tensor): Tensor {
-    return this.projector.forward(tokens);
+  /**
+   * Tokens [groups, perGroup, width] of the whole clip → the compressed tokens [n, LLM width] the LLM reads (of
+   * `videos` clips of one length one after another: [videos·n, LLM width], each compressed on its own).
+   */
+  compressGroups(tokens: Tensor, videos = 1): Tensor {
+    return this.projector.forward(tokens, videos);
   }
 
   /** Prompt embeddings with the video's tokens written over the run of video_token_id. */
