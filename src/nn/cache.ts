@@ -8,7 +8,9 @@
  * one prefix (system prompt + video). A snapshot shares the K/V buffers (rows below its length are never
  * written again) and copies the Mamba states (small, and updated in place by steps). `resume()` gives a cache
  * continuing from a snapshot: it writes its own tokens into the shared buffers' free rows when no other
- * continuation is writing there, and copies the prefix into buffers of its own otherwise.
+ * continuation is writing there, and otherwise into buffers of its own while the prefix stays shared
+ * (segmented): a one-token step reads the prefix in place, a longer write attends over a joined copy of one
+ * layer at a time.
  */
 import type { Backend } from '../runtime/backend.js';
 import { BYTES_PER_ELEMENT, type DType } from '../runtime/dtype.js';
