@@ -4,6 +4,7 @@ import '../../backends/cuda/index.js';
 import { isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
 import { getBackend, resolveDevice } from '../../runtime/device.js';
 import { autogradEngine } from '../../train/engine.js';
 import { openRecipe } from '../../train/recipe.js';
@@ -18,6 +19,7 @@ interface TrainCliOptions {
   from?: string;
   resume?: boolean;
   maxSeconds?: number;
+  timeSchedule?: boolean;
   initCrossAttentionFromSelfAttention?: boolean;
   json?: boolean;
 }
@@ -39,6 +41,10 @@ export function register(program: Command): void {
       '--max-seconds <s>',
       'stop (evaluate and save) after the step during which this many seconds of training passed',
       positiveInt('--max-seconds'),
+    )
+    .option(
+      '--time-schedule',
+      "with --max-seconds: the learning rate's cosine decay runs over those seconds (or the steps, if they end first)",
     )
     .option(
       '--init-cross-attention-from-self-attention',
@@ -75,6 +81,12 @@ Examples:
               o.initCrossAttentionFromSelfAttention ?? recipe.model.initCrossAttentionFromSelfAttention,
           },
         };
+      if (o.timeSchedule && !o.maxSeconds)
+        throw new UsageError('--time-schedule needs --max-seconds (the time the decay runs over)');
+      if (o.timeSchedule && o.resume)
+        throw new UsageError(
+          '--time-schedule cannot resume a run (its clock starts again); start a new run with --from the checkpoint',
+        );
       const backend = await getBackend(resolveDevice(o.device));
       const quiet = o.json;
       const bar = progressEnabled(o.json)
@@ -113,6 +125,7 @@ Examples:
         engine: autogradEngine,
         resume: o.resume,
         maxSeconds: o.maxSeconds,
+        timeSchedule: o.timeSchedule,
         onStep,
         onEval: (e) => {
           if (!bar)
