@@ -59,7 +59,8 @@ export interface DataContext {
 }
 
 export async function openSource(spec: DataSpec, ctx: DataContext): Promise<DataSource> {
-  if (spec.kind === 'needle') return spec.variety === 'v2' ? new NeedleV2Stream(spec) : new NeedleStream(spec);
+  if (spec.kind === 'needle')
+    return spec.variety === 'v2' ? new NeedleV2Stream(spec) : new NeedleStream(spec);
   if (spec.kind === 'shards') return ShardSource.open(spec.dirs);
   return JsonlSource.open(spec, ctx);
 }
@@ -182,7 +183,9 @@ class NeedleV2Stream implements DataSource {
     }
     const k = this.spec.askings;
     const seeds = Array.from({ length: Math.ceil(n / k) }, () => rng.int(0, 2 ** 31));
-    const videos = await Promise.all(seeds.map((seed, i) => this.#render(seed, frames, Math.min(k, n - i * k), 'stream')));
+    const videos = await Promise.all(
+      seeds.map((seed, i) => this.#render(seed, frames, Math.min(k, n - i * k), 'stream')),
+    );
     return videos.flat();
   }
 

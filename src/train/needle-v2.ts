@@ -42,8 +42,8 @@ export interface RenderedExample {
 
 const tokenizers = new Map<TokenizerVersion, Tokenizer>();
 const tokenizerOf = (v: TokenizerVersion): Tokenizer => {
-  let t = tokenizers.get(v);
-  if (!t) tokenizers.set(v, (t = needleTokenizer(v)));
+  const t = tokenizers.get(v) ?? needleTokenizer(v);
+  tokenizers.set(v, t);
   return t;
 };
 
@@ -53,6 +53,26 @@ export const varietyOf = (spec: NeedleSpec): Variety => ({
   unanswerable: spec.unanswerable,
   scenes: spec.scenes,
 });
+
+/** What a v2 video of `frames` frames drawn from `seed` is, before rendering: its sample and how it was drawn. */
+export function varietyPlan(spec: NeedleSpec, seed: number, frames: number, id: string) {
+  const r = new Random(seed);
+  const task = r.pick(spec.tasks);
+  const options = varietyOptions(r, varietyOf(spec), frames, task, r.pick(RATES));
+  const sampleSeed = r.int(0, 2 ** 31);
+  const letterFirst = r.next() < 0.5;
+  const s: NeedleSample = makeSample(sampleSeed, id, options);
+  const meta: NeedleMeta = {
+    task: s.task,
+    background: options.backgrounds ? s.scene.background : 'generator',
+    unanswerable: s.answer === NOT_SHOWN || (s.task === 'count' && s.answer === '0'),
+    width: s.width,
+    height: s.height,
+    needleFrames: options.needleFrames,
+    phrasing: options.phrasing ?? 'generator',
+  };
+  return { s, options, sampleSeed, letterFirst, meta };
+}
 
 /**
  * One v2 video of `frames` frames drawn from `seed`, rendered at spec.size, asked `askings` times: each asking
@@ -65,23 +85,9 @@ export function varietyExamples(
   askings: number,
   id: string,
 ): RenderedExample[] {
-  const r = new Random(seed);
-  const task = r.pick(spec.tasks);
-  const options = varietyOptions(r, varietyOf(spec), frames, task, r.pick(RATES));
-  const sampleSeed = r.int(0, 2 ** 31);
-  const letterFirst = r.next() < 0.5;
-  const s: NeedleSample = makeSample(sampleSeed, id, options);
+  const { s, options, sampleSeed, letterFirst, meta } = varietyPlan(spec, seed, frames, id);
   const pixels = needleFrames(s, spec.size);
   const tok = tokenizerOf(spec.tokenizer);
-  const meta: NeedleMeta = {
-    task: s.task,
-    background: options.backgrounds ? s.scene.background : 'generator',
-    unanswerable: s.answer === NOT_SHOWN || (s.task === 'count' && s.answer === '0'),
-    width: s.width,
-    height: s.height,
-    needleFrames: options.needleFrames,
-    phrasing: options.phrasing ?? 'generator',
-  };
   return Array.from({ length: askings }, (_, j) => {
     const q = j ? makeSample(sampleSeed, id, { ...options, phrasingSeed: sampleSeed + 7919 * j }) : s;
     const letter = letterFirst !== (j % 2 === 1);

@@ -239,9 +239,16 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
     const frames = r.list('frames', posInt);
     const odd = frames.find((f) => f % 2);
     if (odd !== undefined) throw r.err('frames', `must be even (frames pair up in time), got ${odd}`);
-    const weights = r.list('weights', nonNegative, frames.map(() => 1));
+    const weights = r.list(
+      'weights',
+      nonNegative,
+      frames.map(() => 1),
+    );
     if (weights.length !== frames.length)
-      throw r.err('weights', `must give one weight per entry of frames (${frames.length}), got ${weights.length}`);
+      throw r.err(
+        'weights',
+        `must give one weight per entry of frames (${frames.length}), got ${weights.length}`,
+      );
     if (!weights.some((w) => w > 0)) throw r.err('weights', 'must hold a weight above 0');
     const variety = r.oneOf('variety', ['v1', 'v2'] as const, 'v1');
     const v2 = variety === 'v2';
@@ -315,7 +322,11 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   if (!fromScratch && config !== undefined)
     throw m.err('config', 'is only for "from": "scratch" (a checkpoint brings its own config.json)');
   // From a checkpoint, a tokenizer is optional: the checkpoint's token rows move to its ids (src/train/vocab.ts).
-  const tokenizer = fromScratch ? m.str('tokenizer', 'needle-v1') : m.has('tokenizer') ? m.str('tokenizer') : '';
+  const tokenizer = fromScratch
+    ? m.str('tokenizer', 'needle-v1')
+    : m.has('tokenizer')
+      ? m.str('tokenizer')
+      : '';
   if (m.bool('initCrossAttentionFromSelfAttention', false) && family !== 'vamba')
     throw m.err('initCrossAttentionFromSelfAttention', 'builds a Vamba: it needs "family": "vamba"');
   const d = r.sub('data')!;

@@ -38,22 +38,27 @@ export function rowSources(old: Record<string, number>, next: Record<string, num
 /** A [rows, width] F32 or BF16 tensor with its rows picked by `src` (-1: the mean of the old rows). */
 export function remapRows(t: HostTensor, src: Int32Array): HostTensor {
   if (t.shape.length !== 2 || (t.dtype !== 'F32' && t.dtype !== 'BF16'))
-    throw new ModelError(`token rows must be a 2-D F32 or BF16 tensor, got ${t.dtype} [${t.shape.join(', ')}]`);
+    throw new ModelError(
+      `token rows must be a 2-D F32 or BF16 tensor, got ${t.dtype} [${t.shape.join(', ')}]`,
+    );
   const [rows, width] = t.shape;
-  const get = t.dtype === 'F32' ? (i: number) => t.data[i] as number : (i: number) => bf16ToF32(t.data[i] as number);
+  const get =
+    t.dtype === 'F32' ? (i: number) => t.data[i] as number : (i: number) => bf16ToF32(t.data[i] as number);
   const mean = new Float64Array(width);
   for (let r = 0; r < rows; r++) for (let c = 0; c < width; c++) mean[c] += get(r * width + c) / rows;
   const out = t.dtype === 'F32' ? new Float32Array(src.length * width) : new Uint16Array(src.length * width);
   const put =
-    t.dtype === 'F32' ? (i: number, x: number) => (out[i] = x) : (i: number, x: number) => (out[i] = f32ToBf16(x));
+    t.dtype === 'F32'
+      ? (i: number, x: number) => (out[i] = x)
+      : (i: number, x: number) => (out[i] = f32ToBf16(x));
   for (let r = 0; r < src.length; r++)
     for (let c = 0; c < width; c++) put(r * width + c, src[r] >= 0 ? get(src[r] * width + c) : mean[c]);
   return { dtype: t.dtype, shape: [src.length, width], data: out };
 }
 
 /**
- * `dir` (a checkpoint) with the tokenizer `files['tokenizer.json']`: `dir` itself when its tokenizer is the
- * same, else a copy under `out` with the token rows remapped, `vocab_size` set and the new tokenizer files.
+ * `dir` (a checkpoint) with the tokenizer `files['tokenizer.json']`: null when every token of it has the same
+ * id in the checkpoint's tokenizer (nothing to move), else a copy under `out` with the token rows remapped, `vocab_size` set and the new tokenizer files.
  * Returns the directory to load and how many tokens kept trained rows.
  */
 export async function withTokenizer(
@@ -62,10 +67,12 @@ export async function withTokenizer(
   out: string,
 ): Promise<{ dir: string; kept: number; tokens: number } | null> {
   const oldJson = await readFile(join(dir, 'tokenizer.json'), 'utf8').catch(() => null);
-  if (oldJson === null) throw new ModelError(`${dir}: no tokenizer.json, so its token rows cannot be remapped`);
+  if (oldJson === null)
+    throw new ModelError(`${dir}: no tokenizer.json, so its token rows cannot be remapped`);
   const old = vocabularyOf(oldJson, dir);
   const next = vocabularyOf(files['tokenizer.json'], 'model.tokenizer');
-  if (JSON.stringify(old) === JSON.stringify(next)) return null;
+  // The same ids (a TimeViper's tokenizer adds its specials after them): nothing moves.
+  if (Object.entries(next).every(([w, i]) => old[w] === i)) return null;
   const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
   if (!('vocab_size' in config))
     throw new InputError(
@@ -86,7 +93,10 @@ export async function withTokenizer(
   }
   await mkdir(out, { recursive: true });
   await saveSafetensors(join(out, 'model.safetensors'), tensors);
-  await writeFile(join(out, 'config.json'), `${JSON.stringify({ ...config, vocab_size: src.length }, null, 2)}\n`);
+  await writeFile(
+    join(out, 'config.json'),
+    `${JSON.stringify({ ...config, vocab_size: src.length }, null, 2)}\n`,
+  );
   for (const f of ['generation_config.json', 'preprocessor_config.json'])
     await copyFile(join(dir, f), join(out, f)).catch(() => {});
   for (const [f, text] of Object.entries(files)) await writeFile(join(out, f), text);

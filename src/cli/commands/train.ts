@@ -9,7 +9,7 @@ import { getBackend, resolveDevice } from '../../runtime/device.js';
 import { autogradEngine } from '../../train/engine.js';
 import { openRecipe } from '../../train/recipe.js';
 import { type StepInfo, train } from '../../train/trainer.js';
-import { positiveInt, printJson } from '../options.js';
+import { nonNegativeInt, positiveInt, printJson } from '../options.js';
 import { progressEnabled } from '../progress.js';
 
 interface TrainCliOptions {
@@ -20,6 +20,7 @@ interface TrainCliOptions {
   resume?: boolean;
   maxSeconds?: number;
   timeSchedule?: boolean;
+  seed?: number;
   initCrossAttentionFromSelfAttention?: boolean;
   json?: boolean;
 }
@@ -41,6 +42,11 @@ export function register(program: Command): void {
       '--max-seconds <s>',
       'stop (evaluate and save) after the step during which this many seconds of training passed',
       positiveInt('--max-seconds'),
+    )
+    .option(
+      '--seed <n>',
+      "the run's seed: data order and, from scratch, the initial weights (default: the recipe's seed)",
+      nonNegativeInt('--seed'),
     )
     .option(
       '--time-schedule',
@@ -70,6 +76,7 @@ Examples:
       const abs = (p: string) => (isAbsolute(p) ? p : resolve(p));
       if (o.out) recipe = { ...recipe, output: { ...recipe.output, dir: abs(o.out) } };
       if (o.steps) recipe = { ...recipe, schedule: { ...recipe.schedule, steps: o.steps } };
+      if (o.seed !== undefined) recipe = { ...recipe, seed: o.seed };
       if (o.from || o.initCrossAttentionFromSelfAttention)
         recipe = {
           ...recipe,
