@@ -21,8 +21,8 @@
 #
 # Knobs (a CPU dry run: SHIP_DEVICE=cpu SHIP_SECONDS=120 SHIP_STEPS=2 SHIP_TINY=1 SHIP_HELDOUT_DIV=20 OUT=/tmp/o
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
-# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer, 2; Vamba's SHIP_RENDER_THREADS_VAMBA,
-# 5: 4 main threads + 11 render threads on the GPU machine's 16 cores), SHIP_TINY=1 (16-frame videos, 2 per
+# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer; default Vamba 4, Qwen2-VL 3, the others
+# 2: 4 main threads + 11 render threads on the GPU machine's 16 cores), SHIP_TINY=1 (16-frame videos, 2 per
 # step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes).
 set -uo pipefail
 START=$(date +%s)
@@ -32,9 +32,9 @@ R="$OUT/ship-train"
 MODELS=${SHIP_MODELS:-vamba qwen2vl timeviper mambamia}
 DEVICE=${SHIP_DEVICE:-cuda}
 EVAL_SECONDS=${SHIP_EVAL_SECONDS:-110}
-# Render threads per trainer: the v2 frames are drawn on the CPU, and Vamba (issue 27's model) gets the most.
-THREADS=${SHIP_RENDER_THREADS:-2}
-THREADS_VAMBA=${SHIP_RENDER_THREADS_VAMBA:-${SHIP_RENDER_THREADS:-5}}
+# Render threads per trainer: the v2 frames are drawn on the CPU. Vamba (issue 27's model) and its baseline draw
+# frames of many sizes; TimeViper and TSTAR-MambaMia plain 112×112 ones (their recipes' geometry), far cheaper.
+declare -A THREADS=([vamba]=4 [qwen2vl]=3 [timeviper]=2 [mambamia]=2)
 DIV=${SHIP_HELDOUT_DIV:-1}
 SETS=/tmp/ship-heldout
 RUNS=/tmp/ship-runs
@@ -114,8 +114,7 @@ for m in $MODELS; do
     echo "$m: from $STATE/$m/model (call $((call + 1)))"
   fi
   rm -rf "${RUNS:?}/$m"
-  threads=$THREADS
-  [ "$m" = vamba ] && threads=$THREADS_VAMBA
+  threads=${SHIP_RENDER_THREADS:-${THREADS[$m]}}
   LONGSHOT_RENDER_THREADS=$threads LONGSHOT_CPU_THREADS=2 timeout -k 10 $((SECS + 90)) \
     "${LS[@]}" train "$(recipe "$m")" --device "$DEVICE" --out "$RUNS/$m" --max-seconds "$SECS" --time-schedule \
     --seed "$call" ${SHIP_STEPS:+--steps "$SHIP_STEPS"} "${from[@]}" --json > "$R/$m/train.json" 2> "$R/$m/train.err" &

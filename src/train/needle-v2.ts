@@ -9,7 +9,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { makeSample, type NeedleSample, NOT_SHOWN } from '../needle/tasks.js';
 import type { TokenizerVersion } from '../needle/tokenizer.js';
 import { needleAsking, needleFrames, needleTokenizer } from '../needle/training.js';
-import { TRAINING_VARIETY, type Variety, varietyOptions } from '../needle/variety.js';
+import { PLAIN_VARIETY, TRAINING_VARIETY, type Variety, varietyOptions } from '../needle/variety.js';
 import { Random } from '../util/random.js';
 import type { DataSpec } from './recipe.js';
 
@@ -48,7 +48,7 @@ const tokenizerOf = (v: TokenizerVersion): Tokenizer => {
 };
 
 export const varietyOf = (spec: NeedleSpec): Variety => ({
-  ...TRAINING_VARIETY,
+  ...(spec.geometry === 'plain' ? PLAIN_VARIETY : TRAINING_VARIETY),
   phrasing: spec.phrasing,
   unanswerable: spec.unanswerable,
   scenes: spec.scenes,
@@ -58,7 +58,13 @@ export const varietyOf = (spec: NeedleSpec): Variety => ({
 export function varietyPlan(spec: NeedleSpec, seed: number, frames: number, id: string) {
   const r = new Random(seed);
   const task = r.pick(spec.tasks);
-  const options = varietyOptions(r, varietyOf(spec), frames, task, r.pick(RATES));
+  const options = varietyOptions(
+    r,
+    varietyOf(spec),
+    frames,
+    task,
+    r.pick(spec.geometry === 'plain' ? [2] : RATES),
+  );
   const sampleSeed = r.int(0, 2 ** 31);
   const letterFirst = r.next() < 0.5;
   const s: NeedleSample = makeSample(sampleSeed, id, options);

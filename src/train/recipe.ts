@@ -40,6 +40,8 @@ export type DataSpec =
       phrasing: Variety['phrasing'];
       unanswerable: number;
       scenes: Variety['scenes'];
+      /** v2: 'varied' frame sizes, needle durations and rates, or 'plain' (112×112 frames, 2-frame needles, 2 fps: cheap to render). */
+      geometry: 'varied' | 'plain';
       /** v2: askings per rendered video (each worded anew, short answer and letter alternately) in one step. */
       askings: number;
     }
@@ -232,6 +234,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
       'phrasing',
       'unanswerable',
       'scenes',
+      'geometry',
       'askings',
     ]);
     const size = r.int('size', 112, 28);
@@ -252,7 +255,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
     if (!weights.some((w) => w > 0)) throw r.err('weights', 'must hold a weight above 0');
     const variety = r.oneOf('variety', ['v1', 'v2'] as const, 'v1');
     const v2 = variety === 'v2';
-    for (const k of ['phrasing', 'unanswerable', 'scenes', 'askings'])
+    for (const k of ['phrasing', 'unanswerable', 'scenes', 'geometry', 'askings'])
       if (!v2 && r.has(k)) throw r.err(k, 'is only for "variety": "v2"');
     return {
       kind,
@@ -263,6 +266,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
       phrasing: r.oneOf('phrasing', ['mix', ...PHRASINGS] as const, 'mix'),
       unanswerable: r.num('unanswerable', 0.2, { min: 0, max: 1 }),
       scenes: r.oneOf('scenes', ['generator', 'varied', 'patterns', 'mix'] as const, 'mix'),
+      geometry: r.oneOf('geometry', ['varied', 'plain'] as const, 'varied'),
       askings: r.int('askings', 1, 1),
       tasks: r.list(
         'tasks',

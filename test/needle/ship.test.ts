@@ -3,11 +3,11 @@
  * outputs, issue 27's aims marked, and the model card's block written (then replaced, not duplicated).
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { collect, table, updateCard } from '../../tools/needle/ship.js';
+import { collect, install, table, updateCard } from '../../tools/needle/ship.js';
 
 const report = (set: string, correct: number, total: number, unanswerable: [number, number]) => ({
   model: 'runs/ship/vamba/model',
@@ -87,5 +87,52 @@ test('results: sets by model, the aims met or not, the run; the card block is re
     );
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('install copies the model files (not the trainer state) into models/ and writes the card block', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ship-'));
+  try {
+    const ck = join(root, 'runs/ship/timeviper/model');
+    await mkdir(join(ck, 'trainer'), { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'generation_config.json'])
+      await writeFile(join(ck, f), `${f} of the run`);
+    await writeFile(join(ck, 'trainer', 'state.json'), '{}');
+    await mkdir(join(root, 'docs/models'), { recursive: true });
+    await mkdir(join(root, 'models/needle-timeviper-tiny'), { recursive: true });
+    await writeFile(join(root, 'models/needle-timeviper-tiny/old.bin'), 'old');
+    await writeFile(join(root, 'docs/models/needle-timeviper-tiny.md'), '# needle-timeviper-tiny\n\nText.\n');
+    const results = join(root, 'results.json');
+    const set = {
+      correct: 96,
+      total: 120,
+      short: {},
+      mcq: {},
+      unanswerable: { correct: 0, total: 0 },
+      byTask: {},
+    };
+    await writeFile(
+      results,
+      JSON.stringify({
+        written: '2027-01-01T00:00:00Z',
+        models: { timeviper: { train: null, sets: { '16-64': set } } },
+      }),
+    );
+    await assert.rejects(install('mambamia', ck, results, false, root), /holds no results for mambamia/);
+    await install('timeviper', ck, results, true, root);
+    assert.deepEqual(await readdir(join(root, 'models/needle-timeviper-tiny')), ['old.bin']);
+    await install('timeviper', ck, results, false, root);
+    const target = join(root, 'models/needle-timeviper-tiny');
+    assert.deepEqual((await readdir(target)).sort(), [
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+    ]);
+    assert.equal(await readFile(join(target, 'model.safetensors'), 'utf8'), 'model.safetensors of the run');
+    const card = await readFile(join(root, 'docs/models/needle-timeviper-tiny.md'), 'utf8');
+    assert.match(card, /\| 16-64 \| 80\.0% \(96\/120\) \|/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });

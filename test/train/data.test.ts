@@ -101,6 +101,7 @@ test('the needle stream: the trainer’s RNG is the data position; a pool repeat
     phrasing: 'mix' as const,
     unanswerable: 0,
     scenes: 'mix' as const,
+    geometry: 'varied' as const,
     askings: 1,
   };
   const src = await openSource(spec, ctx);

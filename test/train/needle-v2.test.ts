@@ -140,6 +140,12 @@ test('v2 keys are checked: weights per length, v2-only keys, tokenizer v2 by def
   assert.equal(spec.tokenizer, 2);
   assert.deepEqual(spec.weights, [1, 0.5]);
   assert.equal(spec.scenes, 'mix');
+  // Plain geometry (the TimeViper and MambaMia recipes): 112×112 frames, 2-frame needles, whatever else is drawn.
+  const plain = { ...spec, geometry: 'plain' as const };
+  for (let seed = 0; seed < 200; seed++) {
+    const { meta, s } = varietyPlan(plain, seed, 32, 'p');
+    assert.deepEqual([meta.width, meta.height, meta.needleFrames, s.fps], [112, 112, 2, 2]);
+  }
   const bad = (train: object, re: RegExp) =>
     assert.throws(() => parseRecipe({ ...base, data: { train } }, 'r.json', '/'), re);
   bad(

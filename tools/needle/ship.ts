@@ -212,13 +212,16 @@ export function updateCard(card: string, model: ShipModel, r: ShipResults): stri
   return `${card.trimEnd()}\n\n${heading}\n\n${block}\n`;
 }
 
-async function install(
+/** The repository root (models/ and docs/models/ are under it). */
+const REPO = join(import.meta.dirname, '../..');
+
+export async function install(
   model: ShipModel,
   checkpoint: string,
   resultsPath: string,
   dry: boolean,
+  root = REPO,
 ): Promise<void> {
-  const root = join(import.meta.dirname, '../..');
   const results = JSON.parse(await readFile(resultsPath, 'utf8')) as ShipResults;
   if (!results.models[model])
     throw new Error(`${resultsPath} holds no results for ${model}; run tools/needle/ship.ts results first`);
