@@ -408,6 +408,14 @@ class JsonlSource implements DataSource {
     return this.#load(rng.pick(this.items));
   }
 
+  /** The step's videos picked at once, decoded one after another (not n ffmpeg processes at a time). */
+  async drawBatch(rng: Random, _frames: number, n: number): Promise<Example[]> {
+    const items = Array.from({ length: n }, () => rng.pick(this.items));
+    const out: Example[] = [];
+    for (const it of items) out.push(await this.#load(it));
+    return out;
+  }
+
   async fixed(count: number): Promise<Example[]> {
     const out: Example[] = [];
     for (const it of this.items.slice(0, count || this.items.length)) out.push(await this.#load(it));
