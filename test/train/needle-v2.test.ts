@@ -4,6 +4,7 @@
  * Vamba's token rows remapped to tokenizer v2 and a step of the v2 recipe from it.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -243,4 +244,23 @@ test('a step of recipes/needle-vamba-v2.json from its model.from runs and saves 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('longshot train --time-schedule needs --max-seconds and refuses --resume', () => {
+  const run = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/run.ts', 'train', 'recipes/needle-vamba-v2.json', ...args],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+  const a = run('--time-schedule', '--device', 'cpu');
+  assert.notEqual(a.status, 0);
+  assert.match(a.stderr, /--time-schedule needs --max-seconds/);
+  const b = run('--time-schedule', '--max-seconds', '5', '--resume', '--device', 'cpu');
+  assert.notEqual(b.status, 0);
+  assert.match(b.stderr, /--time-schedule cannot resume a run/);
 });
