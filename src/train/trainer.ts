@@ -49,6 +49,8 @@ export interface StepInfo {
   frames: number;
   skipped: boolean;
   seconds: number;
+  /** Of those seconds, the time the loop waited for its data (rendering or reading that the step ahead did not hide). */
+  dataWait: number;
 }
 
 export interface TrainReport {
@@ -62,6 +64,8 @@ export interface TrainReport {
   /** Seconds of training steps (evaluations and checkpoints left out). */
   seconds: number;
   stepsPerSecond: number;
+  /** Of the seconds, those spent waiting for data. */
+  dataWait: number;
   finalLoss: number | null;
   skipped: number;
   eval: EvalResult | null;
@@ -199,11 +203,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     };
     const timeSpan = o.timeSchedule && o.maxSeconds ? o.maxSeconds : 0;
     let ahead = state.step < last ? drawStep() : null;
+    let waitMs = 0;
     for (let step = state.step + 1; step <= last; step++) {
       const elapsed = (performance.now() - t0 - asideMs) / 1000;
       const lr = learningRate({ ...s, lr: recipe.optimizer.lr }, step, timeSpan ? elapsed / timeSpan : 0);
       const { frames, n, examples: drawn, rng: rngAfter } = ahead!;
+      const waitStart = performance.now();
       const examples = await drawn;
+      waitMs += performance.now() - waitStart;
       ahead = step < last ? drawStep() : null;
       // The data position a checkpoint of this step records: after its own draws, before the next's.
       dataPosition = rngAfter;
@@ -266,12 +273,13 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         frames,
         skipped: r.skipped,
         seconds: (performance.now() - t0 - asideMs) / 1000,
+        dataWait: waitMs / 1000,
       };
       o.onStep?.(info);
       if (step % recipe.output.logEvery === 0 || step === 1 || step === s.steps)
         await appendFile(
           logPath,
-          `${JSON.stringify({ ...info, loss: round(loss), seconds: round(info.seconds) })}\n`,
+          `${JSON.stringify({ ...info, loss: round(loss), seconds: round(info.seconds), dataWait: round(info.dataWait) })}\n`,
         );
       const aside = performance.now();
       const timeUp = o.maxSeconds !== undefined && info.seconds >= o.maxSeconds;
@@ -299,6 +307,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       startStep,
       seconds: round(seconds),
       stepsPerSecond: round((state.step - startStep) / Math.max(seconds, 1e-9)),
+      dataWait: round(waitMs / 1000),
       finalLoss: lastLoss,
       skipped,
       eval: lastEval,

@@ -63,6 +63,7 @@ interface ModelResult {
     startStep: number;
     seconds: number;
     stepsPerSecond: number;
+    dataWait: number;
     finalLoss: number | null;
     device: string;
   } | null;
@@ -117,6 +118,7 @@ export async function collect(dir: string): Promise<ShipResults> {
             startStep: train.startStep as number,
             seconds: train.seconds as number,
             stepsPerSecond: train.stepsPerSecond as number,
+            dataWait: (train.dataWait as number | undefined) ?? 0,
             finalLoss: train.finalLoss as number | null,
             device: train.device as string,
           }
@@ -172,6 +174,7 @@ export function table(r: ShipResults, only?: ShipModel): string {
       .join(' | ')}${aimed ? ' | ' : ''} |`,
     `| steps (this run) | ${[...train((t) => `${t.startStep} → ${t.steps}`), ...pad].join(' | ')} |`,
     `| training seconds, steps/s | ${[...train((t) => `${t.seconds.toFixed(0)} s, ${t.stepsPerSecond.toFixed(2)}`), ...pad].join(' | ')} |`,
+    `| of which waiting for data | ${[...train((t) => `${t.dataWait.toFixed(0)} s`), ...pad].join(' | ')} |`,
     `| final loss | ${[...train((t) => t.finalLoss?.toFixed(4) ?? '–'), ...pad].join(' | ')} |`,
   ].join('\n');
 }
