@@ -20,6 +20,8 @@ function number(name: string, check: (v: number) => boolean, what: string) {
 
 export const positiveInt = (name: string) =>
   number(name, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+export const nonNegativeInt = (name: string) =>
+  number(name, (v) => Number.isSafeInteger(v) && v >= 0, 'an integer ≥ 0');
 /** Frames go in pairs (one temporal patch), so a video needs at least 2. */
 const frameCount = (name: string) =>
   number(name, (v) => Number.isInteger(v) && v >= 2, 'an integer ≥ 2 (frames go in pairs)');

@@ -34,6 +34,8 @@ export interface DatasetOptions {
   /** Frame sizes and rates each video draws one of (default: width×height at fps). */
   sizes?: readonly Size[];
   rates?: readonly number[];
+  /** Write the MP4s (default); false: the records alone, for evaluation on frames drawn again from them. */
+  video?: boolean;
   ffmpegPath: string;
   /** x264 constant rate factor: low keeps the needles' colours and strokes crisp. */
   crf?: number;
@@ -128,7 +130,10 @@ export async function generateDataset(o: DatasetOptions): Promise<string> {
     const video = `${id}.mp4`;
     const haystack = o.haystacks?.length ? v.pick(o.haystacks) : undefined;
     const path = join(o.out, video);
-    if (haystack) await encodeRgb(overHaystack(s, haystack, o.ffmpegPath), s, path, o.ffmpegPath, o.crf);
+    if (o.video === false) {
+      if (haystack) throw new InputError('a haystack video exists only as its MP4: it cannot be left out');
+    } else if (haystack)
+      await encodeRgb(overHaystack(s, haystack, o.ffmpegPath), s, path, o.ffmpegPath, o.crf);
     else await writeVideo(s, path, o.ffmpegPath, o.crf);
     if (!lines.write(`${JSON.stringify(record(s, video, haystack))}\n`)) await once(lines, 'drain');
     o.onProgress?.(i + 1, o.count);

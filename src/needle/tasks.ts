@@ -97,8 +97,9 @@ function otherItem(r: Random, avoid: (i: Item) => boolean): Item {
   return i;
 }
 
-/** The needles a video of these tasks must have room for: a count question's items, else one. */
-export const neededNeedles = (tasks: readonly Task[]): number => (tasks.includes('count') ? MAX_COUNT : 1);
+/** The needles a video of these tasks must have room for: a count question's items, an order question's two, else one. */
+export const neededNeedles = (tasks: readonly Task[]): number =>
+  tasks.includes('count') ? MAX_COUNT : tasks.includes('order') ? 2 : 1;
 
 /** Whether `frames` frames hold `n` needles of `len` frames, each followed by a gap frame. */
 export const fitsNeedles = (frames: number, n: number, len: number): boolean =>

@@ -13,7 +13,9 @@ import { decodeFrames } from '../media/video.js';
 import { makeSample } from '../needle/tasks.js';
 import { needleAsking, needleFrames, needleTokenizer } from '../needle/training.js';
 import { Random } from '../util/random.js';
+import { type NeedleMeta, type NeedleSpec, varietyExamples } from './needle-v2.js';
 import type { DataSpec } from './recipe.js';
+import { RenderPool, renderThreads } from './render-pool.js';
 
 export interface Example {
   /** RGB24 frames [count, height, width, 3]. */
@@ -25,14 +27,21 @@ export interface Example {
   answer: number[];
   /** What the evaluation tallies it under (needle: task/form). */
   group: string;
+  /** How a v2 needle video was drawn (its task, background, answerability, size). */
+  meta?: NeedleMeta;
 }
 
 export interface DataSource {
   readonly description: string;
   /** Frame counts of the videos with the share of draws each gets. */
   readonly lengths: readonly { frames: number; weight: number }[];
-  /** A video of `frames` frames drawn with `rng` (the trainer's: its state is the data position). */
+  /**
+   * A video of `frames` frames drawn with `rng` (the trainer's: its state is the data position). Every draw
+   * from `rng` happens before the first await, so the draws of a step may run at once in call order.
+   */
   draw(rng: Random, frames: number): Promise<Example>;
+  /** `n` examples of a step at once, where the source draws them otherwise than n × draw (v2: askings per video). */
+  drawBatch?(rng: Random, frames: number, n: number): Promise<Example[]>;
   /** The fixed set (evaluation): `count` examples, or all for a finite source when count is 0. */
   fixed(count: number): Promise<Example[]>;
   close(): Promise<void>;
@@ -50,7 +59,8 @@ export interface DataContext {
 }
 
 export async function openSource(spec: DataSpec, ctx: DataContext): Promise<DataSource> {
-  if (spec.kind === 'needle') return new NeedleStream(spec);
+  if (spec.kind === 'needle')
+    return spec.variety === 'v2' ? new NeedleV2Stream(spec) : new NeedleStream(spec);
   if (spec.kind === 'shards') return ShardSource.open(spec.dirs);
   return JsonlSource.open(spec, ctx);
 }
@@ -66,15 +76,30 @@ export function drawLength(rng: Random, lengths: DataSource['lengths']): number 
   return lengths[lengths.length - 1].frames;
 }
 
+const lengthsOf = (spec: NeedleSpec) => spec.frames.map((frames, i) => ({ frames, weight: spec.weights[i] }));
+
+/** A cycled pool's example of `frames` frames (any length when none has it), picked by `u` ∈ [0, 1). */
+function fromPool(pool: Map<number, Example[]>, frames: number, u: number): Example {
+  const list = pool.get(frames) ?? [...pool.values()].flat();
+  return list[Math.floor(u * list.length)];
+}
+
+/** A fixed set's examples by frame count. */
+function byCount(examples: readonly Example[]): Map<number, Example[]> {
+  const pool = new Map<number, Example[]>();
+  for (const ex of examples) pool.set(ex.count, [...(pool.get(ex.count) ?? []), ex]);
+  return pool;
+}
+
 class NeedleStream implements DataSource {
   readonly #tok;
   readonly lengths;
   /** The fixed pool a stream with `count` > 0 cycles, by frame count (rendered on first use). */
-  #pool: Map<number, Example[]> | null = null;
+  #pool: Promise<Map<number, Example[]>> | null = null;
 
-  constructor(readonly spec: Extract<DataSpec, { kind: 'needle' }>) {
+  constructor(readonly spec: NeedleSpec) {
     this.#tok = needleTokenizer(spec.tokenizer);
-    this.lengths = spec.frames.map((frames) => ({ frames, weight: 1 }));
+    this.lengths = lengthsOf(spec);
   }
 
   get description(): string {
@@ -84,16 +109,9 @@ class NeedleStream implements DataSource {
 
   async draw(rng: Random, frames: number): Promise<Example> {
     if (!this.spec.count) return this.#make(rng, frames, 'stream');
-    if (!this.#pool) {
-      this.#pool = new Map();
-      for (const ex of await this.fixed(this.spec.count)) {
-        const list = this.#pool.get(ex.count) ?? [];
-        list.push(ex);
-        this.#pool.set(ex.count, list);
-      }
-    }
-    const list = this.#pool.get(frames);
-    return list ? rng.pick(list) : rng.pick([...this.#pool.values()].flat());
+    const u = rng.next();
+    this.#pool ??= this.fixed(this.spec.count).then(byCount);
+    return fromPool(await this.#pool, frames, u);
   }
 
   /** As the exporter's v1 data: 2 fps, 2-frame needles, half short answers and half option letters. */
@@ -124,6 +142,68 @@ class NeedleStream implements DataSource {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The v2 mix (needle-v2.ts), rendered on LONGSHOT_RENDER_THREADS threads beside the trainer's. */
+class NeedleV2Stream implements DataSource {
+  readonly lengths;
+  readonly #threads = renderThreads();
+  #renderPool: RenderPool | null = null;
+  #pool: Promise<Map<number, Example[]>> | null = null;
+
+  constructor(readonly spec: NeedleSpec) {
+    this.lengths = lengthsOf(spec);
+  }
+
+  get description(): string {
+    const s = this.spec;
+    const pool = s.count ? `, a pool of ${s.count} videos` : '';
+    const threads = this.#threads ? `, rendered on ${this.#threads} threads` : '';
+    return `needle generator v2 (${s.frames.map((f, i) => `${f}×${s.weights[i]}`).join('/')} frames, ${s.size}px, phrasing ${s.phrasing}, ${s.unanswerable * 100}% unanswerable, scenes ${s.scenes}, ${s.askings} asking${s.askings > 1 ? 's' : ''} a video, tokenizer v${s.tokenizer}${pool}${threads})`;
+  }
+
+  #render(seed: number, frames: number, askings: number, id: string): Promise<Example[]> {
+    const job = { spec: this.spec, seed, frames, askings, id };
+    if (!this.#threads) return Promise.resolve(varietyExamples(job.spec, seed, frames, askings, id));
+    this.#renderPool ??= new RenderPool(this.#threads);
+    return this.#renderPool.run(job);
+  }
+
+  async draw(rng: Random, frames: number): Promise<Example> {
+    return (await this.drawBatch(rng, frames, 1))[0];
+  }
+
+  /** ⌈n / askings⌉ videos, each asked `askings` times (the last one fewer). */
+  async drawBatch(rng: Random, frames: number, n: number): Promise<Example[]> {
+    if (this.spec.count) {
+      const us = Array.from({ length: n }, () => rng.next());
+      this.#pool ??= this.fixed(this.spec.count).then(byCount);
+      const pool = await this.#pool;
+      return us.map((u) => fromPool(pool, frames, u));
+    }
+    const k = this.spec.askings;
+    const seeds = Array.from({ length: Math.ceil(n / k) }, () => rng.int(0, 2 ** 31));
+    const videos = await Promise.all(
+      seeds.map((seed, i) => this.#render(seed, frames, Math.min(k, n - i * k), 'stream')),
+    );
+    return videos.flat();
+  }
+
+  /** `count` videos (lengths by weight) from the spec's seed, one asking each. */
+  async fixed(count: number): Promise<Example[]> {
+    const rng = new Random(this.spec.seed);
+    const jobs: Promise<Example[]>[] = [];
+    for (let i = 0; i < (count || this.spec.count); i++) {
+      const frames = drawLength(rng, this.lengths);
+      jobs.push(this.#render(rng.int(0, 2 ** 31), frames, 1, `item-${i}`));
+    }
+    return (await Promise.all(jobs)).flat();
+  }
+
+  async close(): Promise<void> {
+    await this.#renderPool?.close();
+    this.#renderPool = null;
+  }
 }
 
 interface ShardItem {
@@ -326,6 +406,14 @@ class JsonlSource implements DataSource {
 
   async draw(rng: Random): Promise<Example> {
     return this.#load(rng.pick(this.items));
+  }
+
+  /** The step's videos picked at once, decoded one after another (not n ffmpeg processes at a time). */
+  async drawBatch(rng: Random, _frames: number, n: number): Promise<Example[]> {
+    const items = Array.from({ length: n }, () => rng.pick(this.items));
+    const out: Example[] = [];
+    for (const it of items) out.push(await this.#load(it));
+    return out;
   }
 
   async fixed(count: number): Promise<Example[]> {

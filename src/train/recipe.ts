@@ -8,7 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { isObject, type JsonObject } from '../io/json-fields.js';
+import { PHRASINGS } from '../needle/phrasings.js';
 import { TASKS, type Task } from '../needle/tasks.js';
+import type { Variety } from '../needle/variety.js';
 import { packageRoot } from '../util/package-root.js';
 
 /** The families a recipe may name; `longshot train` builds a training forward for TRAINABLE_FAMILIES. */
@@ -19,8 +21,9 @@ export type RecipeFamily = (typeof RECIPE_FAMILIES)[number];
 export type DataSpec =
   | {
       kind: 'needle';
-      /** Frame counts drawn per video. */
+      /** Frame counts drawn per step, each with its weight (the share of steps it gets). */
       frames: number[];
+      weights: number[];
       size: number;
       tasks: Task[];
       /** Needle tokenizer version (1: the shipped v1 models). */
@@ -29,6 +32,18 @@ export type DataSpec =
       seed: number;
       /** Videos in the set (evaluation), or the size of a fixed pool the training stream cycles (0: endless). */
       count: number;
+      /**
+       * 'v1': the generator's plain videos (the shipped v1 models' data). 'v2': src/needle/variety.ts's mix
+       * (tools/needle/export_training_data.ts --data v2), narrowed by `phrasing`, `unanswerable`, `scenes`.
+       */
+      variety: 'v1' | 'v2';
+      phrasing: Variety['phrasing'];
+      unanswerable: number;
+      scenes: Variety['scenes'];
+      /** v2: 'varied' frame sizes, needle durations and rates, or 'plain' (112×112 frames, 2-frame needles, 2 fps: cheap to render). */
+      geometry: 'varied' | 'plain';
+      /** v2: askings per rendered video (each worded anew, short answer and letter alternately) in one step. */
+      askings: number;
     }
   | { kind: 'shards'; dirs: string[]; count: number }
   | { kind: 'jsonl'; path: string; frames: number; size: number; count: number };
@@ -51,7 +66,11 @@ export interface Recipe {
     from: string;
     /** config.json of a model trained from scratch. */
     config: JsonObject | null;
-    /** Tokenizer of a model from scratch: 'needle-v1', 'needle-v2' or a directory with tokenizer.json. */
+    /**
+     * Tokenizer of a model from scratch: 'needle-v1', 'needle-v2' or a directory with tokenizer.json. With a
+     * checkpoint (optional, '' when absent): the tokenizer to train with instead of the checkpoint's own, its
+     * token rows remapped (`remapVocabulary`).
+     */
     tokenizer: string;
     /** Build Vamba from a Qwen2-VL checkpoint first, cross-attention copied from self-attention. */
     initCrossAttentionFromSelfAttention: boolean;
@@ -188,6 +207,11 @@ const posInt = (v: unknown, where: string): number => {
     throw new InputError(`${where} must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 };
+const nonNegative = (v: unknown, where: string): number => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+    throw new InputError(`${where} must be a number ≥ 0, got ${JSON.stringify(v)}`);
+  return v;
+};
 const nonEmpty = (v: unknown, where: string): string => {
   if (typeof v !== 'string' || !v)
     throw new InputError(`${where} must be a non-empty string, got ${JSON.stringify(v)}`);
@@ -197,16 +221,53 @@ const nonEmpty = (v: unknown, where: string): string => {
 function dataSpec(r: Reader, evalSet: boolean): DataSpec {
   const kind = r.oneOf('kind', ['needle', 'shards', 'jsonl'] as const);
   if (kind === 'needle') {
-    r.only(['kind', 'frames', 'size', 'tasks', 'tokenizer', 'seed', 'count']);
+    r.only([
+      'kind',
+      'frames',
+      'weights',
+      'size',
+      'tasks',
+      'tokenizer',
+      'seed',
+      'count',
+      'variety',
+      'phrasing',
+      'unanswerable',
+      'scenes',
+      'geometry',
+      'askings',
+    ]);
     const size = r.int('size', 112, 28);
     if (size % 28) throw r.err('size', `must be a multiple of 28 (two 14-pixel patches), got ${size}`);
     const frames = r.list('frames', posInt);
     const odd = frames.find((f) => f % 2);
     if (odd !== undefined) throw r.err('frames', `must be even (frames pair up in time), got ${odd}`);
+    const weights = r.list(
+      'weights',
+      nonNegative,
+      frames.map(() => 1),
+    );
+    if (weights.length !== frames.length)
+      throw r.err(
+        'weights',
+        `must give one weight per entry of frames (${frames.length}), got ${weights.length}`,
+      );
+    if (!weights.some((w) => w > 0)) throw r.err('weights', 'must hold a weight above 0');
+    const variety = r.oneOf('variety', ['v1', 'v2'] as const, 'v1');
+    const v2 = variety === 'v2';
+    for (const k of ['phrasing', 'unanswerable', 'scenes', 'geometry', 'askings'])
+      if (!v2 && r.has(k)) throw r.err(k, 'is only for "variety": "v2"');
     return {
       kind,
       frames,
+      weights,
       size,
+      variety,
+      phrasing: r.oneOf('phrasing', ['mix', ...PHRASINGS] as const, 'mix'),
+      unanswerable: r.num('unanswerable', 0.2, { min: 0, max: 1 }),
+      scenes: r.oneOf('scenes', ['generator', 'varied', 'patterns', 'mix'] as const, 'mix'),
+      geometry: r.oneOf('geometry', ['varied', 'plain'] as const, 'varied'),
+      askings: r.int('askings', 1, 1),
       tasks: r.list(
         'tasks',
         (v, w) => {
@@ -216,7 +277,8 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
         },
         [...TASKS],
       ),
-      tokenizer: r.oneOf('tokenizer', [1, 2] as const, 1),
+      // v2 questions use words only tokenizer version 2 holds.
+      tokenizer: r.oneOf('tokenizer', [1, 2] as const, v2 ? 2 : 1),
       seed: r.int('seed', evalSet ? 9001 : 1000),
       count: r.int('count', evalSet ? 50 : 0, evalSet ? 1 : 0),
     };
@@ -263,7 +325,12 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
     throw m.err('config', 'is required when "from" is "scratch": the config.json of the model to build');
   if (!fromScratch && config !== undefined)
     throw m.err('config', 'is only for "from": "scratch" (a checkpoint brings its own config.json)');
-  const tokenizer = fromScratch ? m.str('tokenizer', 'needle-v1') : '';
+  // From a checkpoint, a tokenizer is optional: the checkpoint's token rows move to its ids (src/train/vocab.ts).
+  const tokenizer = fromScratch
+    ? m.str('tokenizer', 'needle-v1')
+    : m.has('tokenizer')
+      ? m.str('tokenizer')
+      : '';
   if (m.bool('initCrossAttentionFromSelfAttention', false) && family !== 'vamba')
     throw m.err('initCrossAttentionFromSelfAttention', 'builds a Vamba: it needs "family": "vamba"');
   const d = r.sub('data')!;

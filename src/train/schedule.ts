@@ -13,10 +13,13 @@ export interface Schedule {
   minRatio: number;
 }
 
-/** Learning rate of optimizer step `step` (1-based, as the reference counts). */
-export function learningRate(s: Schedule, step: number): number {
+/**
+ * Learning rate of optimizer step `step` (1-based, as the reference counts). `timeProgress`: the fraction of
+ * a time budget spent, when the decay runs over time too (whichever is further along, as train_needle.py).
+ */
+export function learningRate(s: Schedule, step: number, timeProgress = 0): number {
   const warm = s.warmup > 0 ? Math.min(1, step / s.warmup) : 1;
-  const progress = Math.min(1, Math.max(0, step / s.steps));
+  const progress = Math.min(1, Math.max(0, step / s.steps, timeProgress));
   const cosine = 0.5 * (1 + Math.cos(Math.PI * progress));
   return s.lr * warm * (cosine * (1 - s.minRatio) + s.minRatio);
 }

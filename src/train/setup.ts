@@ -18,6 +18,7 @@ import { type Recipe, type RecipeFamily, TRAINABLE_FAMILIES } from './recipe.js'
 import { TimeViperTrainModel, timeViperScratch } from './timeviper.js';
 import { TstarTrainModel } from './tstar.js';
 import { VambaTrainModel, vambaFromQwen2VL } from './vamba.js';
+import { withTokenizer } from './vocab.js';
 
 /** How a trainable family's TrainModel is made: from a config (from scratch) or from a checkpoint directory. */
 interface TrainFamily {
@@ -110,6 +111,7 @@ export async function setupModel(
   backend: Backend,
   dtype: DType,
   resumeDir: string | null,
+  note?: (line: string) => void,
 ): Promise<Setup> {
   const m = recipe.model;
   // TimeViper is not in the table: its tokenizer shapes it (the answer end, the vocabulary, `<image>`).
@@ -132,20 +134,19 @@ export async function setupModel(
   if (resumeDir) return load(resumeDir);
   if (m.from !== 'scratch') {
     if (m.initCrossAttentionFromSelfAttention) return vambaFromQwen2VL(m.from, recipe.seed, load);
-    return load(m.from);
+    if (!m.tokenizer) return load(m.from);
+    const remapped = await withTokenizer(
+      m.from,
+      await tokenizerFiles(recipe),
+      join(recipe.output.dir, 'init-remapped'),
+    );
+    if (remapped)
+      note?.(
+        `${m.from}: token rows remapped to model.tokenizer (${remapped.kept} of ${remapped.tokens} tokens kept trained rows) in ${remapped.dir}`,
+      );
+    return load(remapped?.dir ?? m.from);
   }
-  let files: ExtraFiles;
-  if (m.tokenizer === 'needle-v1' || m.tokenizer === 'needle-v2') {
-    const version = m.tokenizer === 'needle-v1' ? 1 : 2;
-    files = {
-      'tokenizer.json': json(needleTokenizerJson(version)),
-      'tokenizer_config.json': json(needleTokenizerConfig()),
-    };
-  } else {
-    files = await companionFiles(m.tokenizer);
-    if (!files['tokenizer.json'])
-      throw new InputError(`${recipe.path}: model.tokenizer ${m.tokenizer} holds no tokenizer.json`);
-  }
+  const files = await tokenizerFiles(recipe);
   if (!family) return timeViperScratch(recipe, files, backend, dtype);
   files['preprocessor_config.json'] ??= json(NEEDLE_PREPROCESSOR);
   const config = m.config!;
@@ -174,6 +175,20 @@ export async function setupModel(
     imEndOf(tokenizer, recipe.path),
   );
   return { model, tokenizer, files };
+}
+
+/** The files of the recipe's `model.tokenizer` (a needle version, or a directory's tokenizer files). */
+async function tokenizerFiles(recipe: Recipe): Promise<ExtraFiles> {
+  const t = recipe.model.tokenizer;
+  if (t === 'needle-v1' || t === 'needle-v2')
+    return {
+      'tokenizer.json': json(needleTokenizerJson(t === 'needle-v1' ? 1 : 2)),
+      'tokenizer_config.json': json(needleTokenizerConfig()),
+    };
+  const files = await companionFiles(t);
+  if (!files['tokenizer.json'])
+    throw new InputError(`${recipe.path}: model.tokenizer ${t} holds no tokenizer.json`);
+  return files;
 }
 
 function imEndOf(tok: Tokenizer, where: string): number {

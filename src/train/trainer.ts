@@ -49,6 +49,8 @@ export interface StepInfo {
   frames: number;
   skipped: boolean;
   seconds: number;
+  /** Of those seconds, the time the loop waited for its data (rendering or reading that the step ahead did not hide). */
+  dataWait: number;
 }
 
 export interface TrainReport {
@@ -62,6 +64,8 @@ export interface TrainReport {
   /** Seconds of training steps (evaluations and checkpoints left out). */
   seconds: number;
   stepsPerSecond: number;
+  /** Of the seconds, those spent waiting for data. */
+  dataWait: number;
   finalLoss: number | null;
   skipped: number;
   eval: EvalResult | null;
@@ -80,6 +84,11 @@ export interface TrainOptions {
   stopAfter?: number;
   /** Stop after the step during which this many seconds of training passed (evaluated and saved there). */
   maxSeconds?: number;
+  /**
+   * With maxSeconds: the cosine decay runs over those seconds of training, or over the steps when they end
+   * first (train_needle.py --max-seconds), so a time-capped run still anneals. Not for resumed runs.
+   */
+  timeSchedule?: boolean;
   onStep?: (s: StepInfo) => void;
   onEval?: (e: EvalResult) => void;
   /** Human-readable notes (what was frozen, where checkpoints go). */
@@ -99,7 +108,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
   const resumeDir = o.resume ? await lastCheckpoint(out) : null;
   if (o.resume && !resumeDir)
     throw new InputError(`--resume: no checkpoint under ${out} yet (${out}/last-checkpoint.json is missing)`);
-  const { model, tokenizer, files } = await setupModel(recipe, backend, dtype, resumeDir);
+  const { model, tokenizer, files } = await setupModel(recipe, backend, dtype, resumeDir, note);
   const teacher = recipe.distill
     ? await setupTeacher(recipe.distill.teacher, backend, dtype, tokenizer)
     : null;
@@ -154,6 +163,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       note(`resumed from ${resumeDir} at step ${state.step}`);
     } else await writeFile(logPath, '');
     const rng = new Random(state.rng);
+    let dataPosition = state.rng;
     const evalSet = evalData ? await evalData.fixed(recipe.data.eval!.count) : null;
 
     // ---- the loop ----
@@ -174,18 +184,36 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           'config.json': `${JSON.stringify({ ...model.configJson, torch_dtype: dtype === 'bf16' ? 'bfloat16' : 'float32' }, null, 2)}\n`,
         },
         opt,
-        state: { ...state, rng: rng.state },
+        state: { ...state, rng: dataPosition },
       });
       await writeFile(join(out, 'loss.png'), lossCurvePng(state.losses, state.evals));
     };
     const last = Math.min(s.steps, o.stopAfter ?? s.steps);
-    for (let step = state.step + 1; step <= last; step++) {
-      const lr = learningRate({ ...s, lr: recipe.optimizer.lr }, step);
+    const b = recipe.batch;
+    /** A step's videos, drawn (rendering may still run) while the step before trains. */
+    const drawStep = (): PendingStep => {
       const frames = drawLength(rng, trainData.lengths);
-      const b = recipe.batch;
       const n = b.baseFrames ? Math.max(2, Math.floor((b.videos * b.baseFrames) / frames)) : b.videos;
-      const examples: Example[] = [];
-      for (let i = 0; i < n; i++) examples.push(await trainData.draw(rng, frames));
+      const examples = trainData.drawBatch
+        ? trainData.drawBatch(rng, frames, n)
+        : Promise.all(Array.from({ length: n }, () => trainData.draw(rng, frames)));
+      // A step drawn ahead and never trained (the time cap) must not fail the run when the source closes.
+      examples.catch(() => {});
+      return { frames, n, examples, rng: rng.state };
+    };
+    const timeSpan = o.timeSchedule && o.maxSeconds ? o.maxSeconds : 0;
+    let ahead = state.step < last ? drawStep() : null;
+    let waitMs = 0;
+    for (let step = state.step + 1; step <= last; step++) {
+      const elapsed = (performance.now() - t0 - asideMs) / 1000;
+      const lr = learningRate({ ...s, lr: recipe.optimizer.lr }, step, timeSpan ? elapsed / timeSpan : 0);
+      const { frames, n, examples: drawn, rng: rngAfter } = ahead!;
+      const waitStart = performance.now();
+      const examples = await drawn;
+      waitMs += performance.now() - waitStart;
+      ahead = step < last ? drawStep() : null;
+      // The data position a checkpoint of this step records: after its own draws, before the next's.
+      dataPosition = rngAfter;
       const teachers = teacher ? await teacherTargets(engine, teacher, examples, recipe) : null;
       const values: LossValue[] = [];
       const params = opt.params;
@@ -245,12 +273,13 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         frames,
         skipped: r.skipped,
         seconds: (performance.now() - t0 - asideMs) / 1000,
+        dataWait: waitMs / 1000,
       };
       o.onStep?.(info);
       if (step % recipe.output.logEvery === 0 || step === 1 || step === s.steps)
         await appendFile(
           logPath,
-          `${JSON.stringify({ ...info, loss: round(loss), seconds: round(info.seconds) })}\n`,
+          `${JSON.stringify({ ...info, loss: round(loss), seconds: round(info.seconds), dataWait: round(info.dataWait) })}\n`,
         );
       const aside = performance.now();
       const timeUp = o.maxSeconds !== undefined && info.seconds >= o.maxSeconds;
@@ -278,6 +307,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       startStep,
       seconds: round(seconds),
       stepsPerSecond: round((state.step - startStep) / Math.max(seconds, 1e-9)),
+      dataWait: round(waitMs / 1000),
       finalLoss: lastLoss,
       skipped,
       eval: lastEval,
@@ -294,6 +324,14 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     model[Symbol.dispose]();
     teacher?.[Symbol.dispose]();
   }
+}
+
+interface PendingStep {
+  frames: number;
+  n: number;
+  examples: Promise<Example[]>;
+  /** The data RNG's state once this step's videos are drawn. */
+  rng: number;
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;

@@ -139,3 +139,38 @@ test('needle eval takes the devices every command takes, auto by default', () =>
   const help = cli(['needle', 'eval', '--help']);
   assert.match(help.stdout, /--device <device>.*\(choices: "auto", "cpu", "cuda", default: "auto"\)/s);
 });
+
+test('needle generate --no-video writes the same records without MP4s; a haystack set refuses it', () => {
+  const a = mkdtempSync(join(tmpdir(), 'needle-'));
+  const b = mkdtempSync(join(tmpdir(), 'needle-'));
+  try {
+    const args = [
+      'needle',
+      'generate',
+      '--count',
+      '2',
+      '--frames',
+      '16',
+      '--seed',
+      '9',
+      '--not-shown',
+      '0',
+      '--json',
+    ];
+    assert.equal(cli([...args, '--out', a]).status, 0);
+    const r = cli([...args, '--out', b, '--no-video']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      readFileSync(join(b, 'questions.jsonl'), 'utf8'),
+      readFileSync(join(a, 'questions.jsonl'), 'utf8'),
+    );
+    assert.ok(existsSync(join(a, 'needle-00000.mp4')));
+    assert.ok(!existsSync(join(b, 'needle-00000.mp4')));
+    const h = cli([...args, '--out', b, '--no-video', '--haystack', 'grey']);
+    assert.notEqual(h.status, 0);
+    assert.match(h.stderr, /--haystack draws over ffmpeg test sources[\s\S]*leave out --no-video/);
+  } finally {
+    rmSync(a, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+  }
+});

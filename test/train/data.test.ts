@@ -96,6 +96,13 @@ test('the needle stream: the trainer’s RNG is the data position; a pool repeat
     tokenizer: 1 as const,
     seed: 5,
     count: 0,
+    weights: [1, 1],
+    variety: 'v1' as const,
+    phrasing: 'mix' as const,
+    unanswerable: 0,
+    scenes: 'mix' as const,
+    geometry: 'varied' as const,
+    askings: 1,
   };
   const src = await openSource(spec, ctx);
   const a = new Random(7);

@@ -13,9 +13,13 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
   const files = readdirSync(RECIPES).filter((f) => f.endsWith('.json'));
   assert.deepEqual(files.sort(), [
     'mambamia.json',
+    'needle-mambamia-v2.json',
     'needle-mambamia.json',
+    'needle-qwen2vl-v2.json',
     'needle-qwen2vl.json',
+    'needle-timeviper-v2.json',
     'needle-timeviper.json',
+    'needle-vamba-v2.json',
     'needle-vamba.json',
     'timeviper.json',
     'vamba-stage1.json',

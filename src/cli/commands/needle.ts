@@ -100,6 +100,10 @@ export function register(program: Command): void {
       'generator',
     )
     .option('--haystack <list>', `draw the needles over ffmpeg test sources instead: ${HAYSTACKS.join(', ')}`)
+    .option(
+      '--no-video',
+      "write questions.jsonl only, no MP4s (no ffmpeg needed): evaluate with 'needle eval --render'",
+    )
     .option('--json', 'print a JSON summary instead of progress')
     .addHelpText(
       'after',
@@ -115,6 +119,10 @@ export function register(program: Command): void {
       const rates = intList('--fps', o.fps);
       const [phrasing] = choices<Phrasing>('--phrasing', o.phrasing, PHRASINGS);
       const haystacks = o.haystack ? choices<Haystack>('--haystack', o.haystack, HAYSTACKS) : undefined;
+      if (haystacks && o.video === false)
+        throw new UsageError(
+          '--haystack draws over ffmpeg test sources, which only the MP4s hold: leave out --no-video',
+        );
       const lengths = intList('--frames', o.frames);
       const needleFrames = int('--needle-frames', o.needleFrames);
       const shortest = Math.min(...lengths);
@@ -138,7 +146,8 @@ export function register(program: Command): void {
         notShown: o.notShown === undefined ? undefined : fraction('--not-shown', o.notShown),
         backgrounds: scenesOf(String(o.scenes)),
         haystacks,
-        ffmpegPath: findTools().ffmpeg,
+        video: o.video !== false,
+        ffmpegPath: o.video === false ? '' : findTools().ffmpeg,
         onProgress:
           o.json || !process.stderr.isTTY
             ? undefined

@@ -4,11 +4,12 @@ import '../../backends/cuda/index.js';
 import { isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import { UsageError } from '../../errors.js';
 import { getBackend, resolveDevice } from '../../runtime/device.js';
 import { autogradEngine } from '../../train/engine.js';
 import { openRecipe } from '../../train/recipe.js';
 import { type StepInfo, train } from '../../train/trainer.js';
-import { positiveInt, printJson } from '../options.js';
+import { nonNegativeInt, positiveInt, printJson } from '../options.js';
 import { progressEnabled } from '../progress.js';
 
 interface TrainCliOptions {
@@ -18,6 +19,8 @@ interface TrainCliOptions {
   from?: string;
   resume?: boolean;
   maxSeconds?: number;
+  timeSchedule?: boolean;
+  seed?: number;
   initCrossAttentionFromSelfAttention?: boolean;
   json?: boolean;
 }
@@ -39,6 +42,15 @@ export function register(program: Command): void {
       '--max-seconds <s>',
       'stop (evaluate and save) after the step during which this many seconds of training passed',
       positiveInt('--max-seconds'),
+    )
+    .option(
+      '--seed <n>',
+      "the run's seed: data order and, from scratch, the initial weights (default: the recipe's seed)",
+      nonNegativeInt('--seed'),
+    )
+    .option(
+      '--time-schedule',
+      "with --max-seconds: the learning rate's cosine decay runs over those seconds (or the steps, if they end first)",
     )
     .option(
       '--init-cross-attention-from-self-attention',
@@ -64,6 +76,7 @@ Examples:
       const abs = (p: string) => (isAbsolute(p) ? p : resolve(p));
       if (o.out) recipe = { ...recipe, output: { ...recipe.output, dir: abs(o.out) } };
       if (o.steps) recipe = { ...recipe, schedule: { ...recipe.schedule, steps: o.steps } };
+      if (o.seed !== undefined) recipe = { ...recipe, seed: o.seed };
       if (o.from || o.initCrossAttentionFromSelfAttention)
         recipe = {
           ...recipe,
@@ -75,6 +88,12 @@ Examples:
               o.initCrossAttentionFromSelfAttention ?? recipe.model.initCrossAttentionFromSelfAttention,
           },
         };
+      if (o.timeSchedule && !o.maxSeconds)
+        throw new UsageError('--time-schedule needs --max-seconds (the time the decay runs over)');
+      if (o.timeSchedule && o.resume)
+        throw new UsageError(
+          '--time-schedule cannot resume a run (its clock starts again); start a new run with --from the checkpoint',
+        );
       const backend = await getBackend(resolveDevice(o.device));
       const quiet = o.json;
       const bar = progressEnabled(o.json)
@@ -113,6 +132,7 @@ Examples:
         engine: autogradEngine,
         resume: o.resume,
         maxSeconds: o.maxSeconds,
+        timeSchedule: o.timeSchedule,
         onStep,
         onEval: (e) => {
           if (!bar)

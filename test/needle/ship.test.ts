@@ -1,0 +1,138 @@
+/**
+ * tools/needle/ship.ts: the results table of bench/gpu/ship-train.sh from `needle eval --json` and `train --json`
+ * outputs, issue 27's aims marked, and the model card's block written (then replaced, not duplicated).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { collect, install, table, updateCard } from '../../tools/needle/ship.js';
+
+const report = (set: string, correct: number, total: number, unanswerable: [number, number]) => ({
+  model: 'runs/ship/vamba/model',
+  architecture: 'vamba',
+  data: `/tmp/ship-heldout/${set}/questions.jsonl`,
+  correct,
+  total,
+  accuracy: correct / total,
+  byTask: { color: { correct, total, accuracy: correct / total } },
+  byForm: { short: { correct: 1, total: total / 2 }, mcq: { correct: correct - 1, total: total / 2 } },
+  unanswerable: { correct: unanswerable[0], total: unanswerable[1] },
+  byLength: {},
+  items: [],
+});
+
+test('results: sets by model, the aims met or not, the run; the card block is replaced in place', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ship-'));
+  try {
+    await mkdir(join(dir, 'vamba'));
+    await mkdir(join(dir, 'timeviper'));
+    const lines = (...r: object[]) => r.map((x) => JSON.stringify(x)).join('\n');
+    await writeFile(
+      join(dir, 'vamba', 'eval.jsonl'),
+      lines(
+        report('1024', 17, 20, [0, 0]),
+        report('16-64', 110, 120, [3, 4]),
+        report('unanswerable', 60, 80, [60, 80]),
+      ),
+    );
+    await writeFile(
+      join(dir, 'vamba', 'train.json'),
+      JSON.stringify({
+        steps: 900,
+        startStep: 0,
+        seconds: 380.4,
+        stepsPerSecond: 2.366,
+        finalLoss: 0.0812,
+        device: 'cuda',
+      }),
+    );
+    await writeFile(
+      join(dir, 'timeviper', 'eval.jsonl'),
+      lines({ ...report('16-64', 30, 120, [0, 4]), architecture: 'timeviper' }),
+    );
+    const r = await collect(dir);
+    assert.deepEqual(Object.keys(r.models), ['vamba', 'timeviper']);
+    assert.equal(r.models.timeviper!.train, null);
+    assert.deepEqual(r.models.vamba!.sets['16-64'].mcq, { correct: 109, total: 60 });
+    const md = table(r);
+    const row = (name: string) => md.split('\n').find((l) => l.startsWith(`| ${name} |`));
+    // In the order of the sets, not of the file; 110/120 meets ≥ 90%, 17/20 meets ≥ 80%, 60/80 misses ≥ 80%.
+    assert.ok(md.indexOf('| 16-64 |') < md.indexOf('| 1024 |'));
+    assert.equal(row('16-64'), '| 16-64 | 91.7% (110/120) | 25.0% (30/120) | ≥ 90% ✓ |');
+    assert.equal(row('1024'), '| 1024 | 85.0% (17/20) | – | ≥ 80% ✓ |');
+    assert.equal(row('unanswerable'), '| unanswerable | 75.0% (60/80) | – | ≥ 80% ✗ |');
+    assert.equal(
+      row('unanswerable questions (all sets)'),
+      '| unanswerable questions (all sets) | 75.0% (63/84) | 0.0% (0/4) |  |',
+    );
+    assert.equal(row('steps (this run)'), '| steps (this run) | 0 → 900 | – |  |');
+
+    const card = '# needle-vamba-tiny\n\nText.\n\n## First run\n\nMore.\n';
+    const once = updateCard(card, 'vamba', r);
+    assert.ok(once.startsWith(card.trimEnd()));
+    assert.match(once, /## Trained by longshot train\n\n<!-- ship-results:vamba -->/);
+    assert.match(once, /\| 16-64 \| 91\.7% \(110\/120\) \| ≥ 90% ✓ \|/);
+    // The Vamba block has Vamba's column only.
+    assert.doesNotMatch(once, /needle-timeviper-tiny/);
+    const again = updateCard(once, 'vamba', { ...r, written: '2027-01-02T00:00:00Z' });
+    assert.equal(again.split('<!-- ship-results:vamba -->').length, 2);
+    assert.match(again, /results of 2027-01-02/);
+    const both = updateCard(again, 'timeviper', r);
+    assert.equal(both.split('## Trained by longshot train').length, 2);
+    assert.match(
+      both,
+      /<!-- ship-results:timeviper -->[\s\S]*25\.0% \(30\/120\)[\s\S]*<!-- \/ship-results:timeviper -->/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('install copies the model files (not the trainer state) into models/ and writes the card block', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ship-'));
+  try {
+    const ck = join(root, 'runs/ship/timeviper/model');
+    await mkdir(join(ck, 'trainer'), { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'generation_config.json'])
+      await writeFile(join(ck, f), `${f} of the run`);
+    await writeFile(join(ck, 'trainer', 'state.json'), '{}');
+    await mkdir(join(root, 'docs/models'), { recursive: true });
+    await mkdir(join(root, 'models/needle-timeviper-tiny'), { recursive: true });
+    await writeFile(join(root, 'models/needle-timeviper-tiny/old.bin'), 'old');
+    await writeFile(join(root, 'docs/models/needle-timeviper-tiny.md'), '# needle-timeviper-tiny\n\nText.\n');
+    const results = join(root, 'results.json');
+    const set = {
+      correct: 96,
+      total: 120,
+      short: {},
+      mcq: {},
+      unanswerable: { correct: 0, total: 0 },
+      byTask: {},
+    };
+    await writeFile(
+      results,
+      JSON.stringify({
+        written: '2027-01-01T00:00:00Z',
+        models: { timeviper: { train: null, sets: { '16-64': set } } },
+      }),
+    );
+    await assert.rejects(install('mambamia', ck, results, false, root), /holds no results for mambamia/);
+    await install('timeviper', ck, results, true, root);
+    assert.deepEqual(await readdir(join(root, 'models/needle-timeviper-tiny')), ['old.bin']);
+    await install('timeviper', ck, results, false, root);
+    const target = join(root, 'models/needle-timeviper-tiny');
+    assert.deepEqual((await readdir(target)).sort(), [
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+    ]);
+    assert.equal(await readFile(join(target, 'model.safetensors'), 'utf8'), 'model.safetensors of the run');
+    const card = await readFile(join(root, 'docs/models/needle-timeviper-tiny.md'), 'utf8');
+    assert.match(card, /\| 16-64 \| 80\.0% \(96\/120\) \|/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
