@@ -11,6 +11,7 @@ import type { TokenizerVersion } from '../needle/tokenizer.js';
 import { needleAsking, needleFrames, needleTokenizer } from '../needle/training.js';
 import { PLAIN_VARIETY, TRAINING_VARIETY, type Variety, varietyOptions } from '../needle/variety.js';
 import { Random } from '../util/random.js';
+import type { Example } from './data.js';
 import type { DataSpec } from './recipe.js';
 
 export type NeedleSpec = Extract<DataSpec, { kind: 'needle' }>;
@@ -29,16 +30,8 @@ export interface NeedleMeta {
   phrasing: string;
 }
 
-export interface RenderedExample {
-  frames: Uint8Array;
-  count: number;
-  width: number;
-  height: number;
-  prompt: number[];
-  answer: number[];
-  group: string;
-  meta: NeedleMeta;
-}
+/** A training example as a render worker hands it over: always with how it was drawn. */
+export type RenderedExample = Example & { meta: NeedleMeta };
 
 const tokenizers = new Map<TokenizerVersion, Tokenizer>();
 const tokenizerOf = (v: TokenizerVersion): Tokenizer => {

@@ -14,6 +14,7 @@
  */
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { TrainReport } from '../../src/train/trainer.js';
 
 export const MODELS = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
 export type ShipModel = (typeof MODELS)[number];
@@ -58,15 +59,10 @@ interface SetResult extends Tally {
   byTask: Record<string, Tally>;
 }
 interface ModelResult {
-  train: {
-    steps: number;
-    startStep: number;
-    seconds: number;
-    stepsPerSecond: number;
-    dataWait: number;
-    finalLoss: number | null;
-    device: string;
-  } | null;
+  train: Pick<
+    TrainReport,
+    'steps' | 'startStep' | 'seconds' | 'stepsPerSecond' | 'dataWait' | 'finalLoss' | 'device'
+  > | null;
   sets: Record<string, SetResult>;
 }
 export interface ShipResults {
