@@ -87,8 +87,8 @@ export async function measureQuestion(
   while (!step.done) step = await answer.next();
   return {
     peak: backend.memory().peak - before,
-    before,
-    after: backend.memory().current,
+    liveBefore: before,
+    liveAfter: backend.memory().current,
     usage: step.value.usage,
   };
 }
