@@ -10,7 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { ModelRunner } from '../../src/models/family.js';
+import type { ChatTurn } from '../../src/facade/types.js';
+import type { EncodedVideo, ModelRunner } from '../../src/models/family.js';
 import { writeTinyQwen2VL, writeTinyTimeViper, writeTinyVamba } from '../facade/tiny-models.js';
 import { tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
 import { decodeBytes, encodeFrames, framesOf, measureQuestion, SIDE, TinyRunners } from './tiny-runners.js';
@@ -38,6 +39,29 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
   let tinyQwen2VL: Promise<ModelRunner> | undefined;
   /** Tiny Qwen2-VL, loaded once for the tests that ask it. */
   const qwen2vl = (): Promise<ModelRunner> => (tinyQwen2VL ??= runners.load('qwen2vl', writeTinyQwen2VL));
+
+  /**
+   * Asks `turns` about `video` with `r` and asserts that the video's question cost (for these turns where
+   * `priced`, else for the default prompt) with the decode cache covers the measured peak, at most 3×.
+   */
+  async function assertCoversPeak(
+    r: ModelRunner,
+    label: string,
+    turns: readonly ChatTurn[],
+    video: EncodedVideo,
+    priced = false,
+  ) {
+    const { peak, usage } = await measureQuestion(r, [...turns], video, NEW_TOKENS);
+    const text = usage.promptTokens;
+    const q = { textTokens: text, newTokens: NEW_TOKENS, ...(priced ? { turns } : {}) };
+    // The decode cache as the model states it, for this prompt's text and answer.
+    const decode = decodeBytes(r, text, NEW_TOKENS);
+    const cost = video.questionBytes!(q);
+    const what = `${label}: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+    assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+    assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+    return { q, cost, peak, what };
+  }
 
   for (const arch of Object.keys(writers) as (keyof typeof writers)[])
     it(`${arch}: the question's cost covers the measured peak of its prefill and decode (≤ 3×)`, async () => {
@@ -87,18 +111,16 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     try {
       await other.next();
       for (const turns of asked) {
-        const { peak, usage } = await measureQuestion(r, [...turns], video, NEW_TOKENS);
-        const text = usage.promptTokens;
-        const q = { textTokens: text, newTokens: NEW_TOKENS, turns };
-        // The decode cache as the model states it, for this prompt's text and answer.
-        const decode = decodeBytes(r, text, NEW_TOKENS);
-        const cost = video.questionBytes!(q);
-        const what = `${turns.length} turns: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+        const { q, cost, peak, what } = await assertCoversPeak(
+          r,
+          `${turns.length} turns`,
+          turns,
+          video,
+          true,
+        );
         // The plan's prefix: the default prompt's text whole (a few tokens more than up to the video's end).
         const planned = plan.questionBytes!(q);
         assert.ok(planned >= cost && planned <= 1.01 * cost, `${what}: the plan's cost ${planned} B`);
-        assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
-        assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
         peaks.push(peak);
         costs.push(cost);
       }
@@ -119,20 +141,13 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
       timestampsSec: [0],
       sampling: { sampling: 'uniform', frames: 1, fps: 2, maxEdge: 640, minEdge: 28 },
     });
-    const { peak, usage } = await measureQuestion(
+    const { q, cost, what } = await assertCoversPeak(
       r,
+      'image',
       [{ role: 'user', content: 'What is this?' }],
       image,
-      NEW_TOKENS,
     );
-    const text = usage.promptTokens;
-    const decode = decodeBytes(r, text, NEW_TOKENS);
-    const q = { textTokens: text, newTokens: NEW_TOKENS };
-    const cost = image.questionBytes!(q);
-    const what = `image: question ${cost} B + decode ${decode} B, measured ${peak} B`;
     assert.equal(plan.questionBytes!(q), cost, `${what}: the plan's cost is the image's`);
-    assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
-    assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
     image.dispose();
   });
 
@@ -145,18 +160,7 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     for await (const batch of framesOf(256, pixel)) await live.append(batch);
     const video = live.snapshot();
     try {
-      const { peak, usage } = await measureQuestion(
-        r,
-        [{ role: 'user', content: 'What happens?' }],
-        video,
-        NEW_TOKENS,
-      );
-      const text = usage.promptTokens;
-      const decode = decodeBytes(r, text, NEW_TOKENS);
-      const cost = video.questionBytes!({ textTokens: text, newTokens: NEW_TOKENS });
-      const what = `live: question ${cost} B + decode ${decode} B, measured ${peak} B`;
-      assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
-      assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+      await assertCoversPeak(r, 'live', [{ role: 'user', content: 'What happens?' }], video);
     } finally {
       video.dispose();
     }

@@ -86,3 +86,26 @@ export async function assertLearns(
   await pool.close();
   return { report: { ...report, eval: evaluated }, items };
 }
+
+/**
+ * Trains the tiny recipe at `path` (with `edit`) on the CPU backend straight through, and again stopped after step 2
+ * and resumed from that checkpoint; asserts that the resumed run starts at step 2 and ends with weights and
+ * optimizer state bit-identical to the straight run's. Returns both reports.
+ */
+export async function assertResumesBitExact(
+  edit: (j: RecipeJson) => void,
+  path: string,
+): Promise<{ straight: TrainReport; resumed: TrainReport }> {
+  const backend = await getBackend('cpu');
+  const straight = await train({ recipe: tinyRecipe(edit, path), backend, engine: autogradEngine });
+  const broken = tinyRecipe(edit, path);
+  await train({ recipe: broken, backend, engine: autogradEngine, stopAfter: 2 });
+  const resumed = await train({ recipe: broken, backend, engine: autogradEngine, resume: true });
+  assert.equal(resumed.startStep, 2);
+  for (const f of ['model.safetensors', 'trainer/optimizer.safetensors'])
+    assert.ok(
+      readFileSync(join(straight.checkpoint, f)).equals(readFileSync(join(resumed.checkpoint, f))),
+      f,
+    );
+  return { straight, resumed };
+}
