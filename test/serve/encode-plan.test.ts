@@ -10,44 +10,20 @@
  * encode with 413 naming the sizes.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import '../../src/backends/index.js';
-import { inspectModel } from '../../src/facade/inspect.js';
 import { VideoLM } from '../../src/facade/video-lm.js';
-import type { Frame } from '../../src/media/index.js';
-import type { ModelRunner } from '../../src/models/family.js';
 import { getBackend } from '../../src/runtime/device.js';
 import { createServer } from '../../src/serve/index.js';
 import { writeTinyQwen2VL, writeTinyTimeViper, writeTinyVamba } from '../facade/tiny-models.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { tinySiglip, tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
-
-const SIDE = 112;
-
-async function* framesOf(n: number): AsyncGenerator<Frame[]> {
-  const data = new Uint8Array(SIDE * SIDE * 3).map((_, i) => (i * 7) % 251);
-  for (let i = 0; i < n; i += 8)
-    yield Array.from({ length: Math.min(8, n - i) }, (_, j) => ({
-      index: i + j,
-      timestampSec: (i + j) / 2,
-      width: SIDE,
-      height: SIDE,
-      data,
-    }));
-}
+import { askAboutClip, encodeFrames, SIDE, TinyRunners } from './tiny-runners.js';
 
 describe('encode plans against the CPU backend’s allocations', () => {
-  let dir: string;
-  const runners: ModelRunner[] = [];
-  before(() => {
-    dir = scratch();
-  });
-  after(() => {
-    for (const r of runners) r.dispose();
-  });
+  const runners = new TinyRunners();
+  after(() => runners.dispose());
 
   const writers = {
     qwen2vl: writeTinyQwen2VL,
@@ -61,15 +37,6 @@ describe('encode plans against the CPU backend’s allocations', () => {
         video_token_id: 6,
       }),
   };
-
-  async function runner(arch: keyof typeof writers): Promise<ModelRunner> {
-    const m = join(dir, arch);
-    mkdirSync(m);
-    await writers[arch](m);
-    const r = await (await inspectModel(m)).checkpoint.load(await getBackend('cpu'), m);
-    runners.push(r);
-    return r;
-  }
 
   const sizes: Record<keyof typeof writers, readonly (readonly [number, number | undefined])[]> = {
     qwen2vl: [
@@ -98,18 +65,13 @@ describe('encode plans against the CPU backend’s allocations', () => {
 
   for (const arch of Object.keys(writers) as (keyof typeof writers)[])
     it(`${arch}: the planned peak covers the measured one (≤ 3×), the planned state is the video's bytes`, async () => {
-      const r = await runner(arch);
+      const r = await runners.load(arch, writers[arch]);
       const backend = await getBackend('cpu');
       for (const [frames, pieceTokens] of sizes[arch]) {
         const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE, pieceTokens });
         const before = backend.memory().current;
         backend.resetPeak();
-        const video = await r.encode(framesOf(frames), {
-          kind: 'video',
-          timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
-          sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
-          pieces: pieceTokens ? { tokens: pieceTokens, pause: async () => {} } : undefined,
-        });
+        const video = await encodeFrames(r, frames, { pieceTokens });
         const peak = backend.memory().peak - before;
         const held = backend.memory().current - before;
         const what = `${arch}, ${frames} frames${pieceTokens ? `, pieces of ${pieceTokens}` : ''}: planned ${plan.peakBytes} B, measured ${peak} B`;
@@ -127,8 +89,7 @@ describe('encode plans against the CPU backend’s allocations', () => {
     });
 
   it('a server refuses a video it could never encode with 413 naming the sizes and what to do', async () => {
-    const m = join(dir, 'serve');
-    mkdirSync(m);
+    const m = scratch();
     await writeTinyQwen2VL(m);
     await makeVideo(join(m, 'clip.mp4'), { width: 96, height: 64, frames: 40, fps: 10, encode: H264 });
     const model = await VideoLM.load(m, { device: 'cpu' });
@@ -145,26 +106,7 @@ describe('encode plans against the CPU backend’s allocations', () => {
     });
     await server.app.listen({ host: '127.0.0.1', port: 0 });
     try {
-      const ask = (frames: number) =>
-        fetch(`http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}/v1/chat/completions`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            model: 'tiny',
-            max_tokens: 2,
-            frames,
-            sampling: 'uniform',
-            messages: [
-              {
-                role: 'user',
-                content: [
-                  { type: 'video_url', video_url: { url: 'clip.mp4' } },
-                  { type: 'text', text: 'what?' },
-                ],
-              },
-            ],
-          }),
-        });
+      const ask = (frames: number) => askAboutClip(server, frames, 2);
       const refused = await ask(40);
       assert.equal(refused.status, 413);
       const { error } = await refused.json();

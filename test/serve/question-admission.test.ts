@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import '../../src/backends/index.js';
@@ -22,6 +21,7 @@ import type { LedgerSnapshot } from '../../src/serve/ledger.js';
 import { writeTinyTimeViper } from '../facade/tiny-models.js';
 import { H264, makeVideo, scratch } from '../media/fixtures.js';
 import { parseMetrics } from './metrics-text.js';
+import { askAboutClip } from './tiny-runners.js';
 
 const FRAMES = 96;
 const MAX_TOKENS = 2;
@@ -104,26 +104,7 @@ describe('admission by a question’s cost over its video (tiny TimeViper)', () 
   }
 
   async function ask(server: LongshotServer) {
-    const port = (server.app.server.address() as AddressInfo).port;
-    const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'tiny',
-        max_tokens: MAX_TOKENS,
-        frames: FRAMES,
-        sampling: 'uniform',
-        messages: [
-          {
-            role: 'user',
-            content: [
-              { type: 'video_url', video_url: { url: 'clip.mp4' } },
-              { type: 'text', text: 'what?' },
-            ],
-          },
-        ],
-      }),
-    });
+    const res = await askAboutClip(server, FRAMES, MAX_TOKENS);
     return { status: res.status, cache: res.headers.get('x-longshot-video-cache'), body: await res.json() };
   }
 

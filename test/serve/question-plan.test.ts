@@ -9,42 +9,20 @@
  * grow with the video. Frames are synthetic and fed to the runner directly.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import '../../src/backends/index.js';
-import { inspectModel } from '../../src/facade/inspect.js';
-import type { Frame } from '../../src/media/index.js';
-import type { ModelRunner } from '../../src/models/family.js';
-import { getBackend } from '../../src/runtime/device.js';
+import { after, describe, it } from 'node:test';
+import type { ChatTurn } from '../../src/facade/types.js';
+import type { EncodedVideo, ModelRunner } from '../../src/models/family.js';
 import { writeTinyQwen2VL, writeTinyTimeViper, writeTinyVamba } from '../facade/tiny-models.js';
-import { scratch } from '../media/fixtures.js';
 import { tinyTstarJson, writeTinyTstar } from '../models/tiny-tstar.js';
+import { decodeBytes, encodeFrames, framesOf, measureQuestion, SIDE, TinyRunners } from './tiny-runners.js';
 
-const SIDE = 112;
 const NEW_TOKENS = 6;
-
-async function* framesOf(n: number): AsyncGenerator<Frame[]> {
-  const data = new Uint8Array(SIDE * SIDE * 3).map((_, i) => (i * 5) % 241);
-  for (let i = 0; i < n; i += 8)
-    yield Array.from({ length: Math.min(8, n - i) }, (_, j) => ({
-      index: i + j,
-      timestampSec: (i + j) / 2,
-      width: SIDE,
-      height: SIDE,
-      data,
-    }));
-}
+/** This file's frame bytes. */
+const pixel = (i: number) => (i * 5) % 241;
 
 describe('a question’s planned cost against the CPU backend’s allocations', () => {
-  let dir: string;
-  const runners: ModelRunner[] = [];
-  before(() => {
-    dir = scratch();
-  });
-  after(() => {
-    for (const r of runners) r.dispose();
-  });
+  const runners = new TinyRunners();
+  after(() => runners.dispose());
 
   const writers = {
     timeviper: (m: string) => writeTinyTimeViper(m),
@@ -58,47 +36,49 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     'tstar-nemotron_h': [4, 128],
   };
 
-  let tinyQwen2VL: ModelRunner | undefined;
+  let tinyQwen2VL: Promise<ModelRunner> | undefined;
   /** Tiny Qwen2-VL, loaded once for the tests that ask it. */
-  async function qwen2vl(): Promise<ModelRunner> {
-    if (tinyQwen2VL) return tinyQwen2VL;
-    const m = join(dir, 'qwen2vl');
-    mkdirSync(m);
-    await writeTinyQwen2VL(m);
-    tinyQwen2VL = await (await inspectModel(m)).checkpoint.load(await getBackend('cpu'), m);
-    runners.push(tinyQwen2VL);
-    return tinyQwen2VL;
+  const qwen2vl = (): Promise<ModelRunner> => (tinyQwen2VL ??= runners.load('qwen2vl', writeTinyQwen2VL));
+
+  /**
+   * Asks `turns` about `video` with `r` and asserts that the video's question cost (for these turns where
+   * `priced`, else for the default prompt) with the decode cache covers the measured peak, at most 3×.
+   */
+  async function assertCoversPeak(
+    r: ModelRunner,
+    label: string,
+    turns: readonly ChatTurn[],
+    video: EncodedVideo,
+    priced = false,
+  ) {
+    const { peak, usage } = await measureQuestion(r, [...turns], video, NEW_TOKENS);
+    const text = usage.promptTokens;
+    const q = { textTokens: text, newTokens: NEW_TOKENS, ...(priced ? { turns } : {}) };
+    // The decode cache as the model states it, for this prompt's text and answer.
+    const decode = decodeBytes(r, text, NEW_TOKENS);
+    const cost = video.questionBytes!(q);
+    const what = `${label}: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+    assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
+    assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+    return { q, cost, peak, what };
   }
 
   for (const arch of Object.keys(writers) as (keyof typeof writers)[])
     it(`${arch}: the question's cost covers the measured peak of its prefill and decode (≤ 3×)`, async () => {
-      const m = join(dir, arch);
-      mkdirSync(m);
-      await writers[arch](m);
-      const backend = await getBackend('cpu');
-      const r = await (await inspectModel(m)).checkpoint.load(backend, m);
-      runners.push(r);
+      const r = await runners.load(arch, writers[arch]);
       for (const frames of frameCounts[arch]) {
         const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
-        const video = await r.encode(framesOf(frames), {
-          kind: 'video',
-          timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
-          sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
-        });
+        const video = await encodeFrames(r, frames, { pixel });
         try {
-          const before = backend.memory().current;
-          backend.resetPeak();
-          const answer = r.generate(
+          const { peak, liveBefore, liveAfter, usage } = await measureQuestion(
+            r,
             [{ role: 'user', content: 'What happens in the video, and in what order?' }],
             video,
-            { maxNewTokens: NEW_TOKENS },
+            NEW_TOKENS,
           );
-          let step = await answer.next();
-          while (!step.done) step = await answer.next();
-          const peak = backend.memory().peak - before;
-          assert.equal(backend.memory().current, before, `${arch}: the question frees what it took`);
-          const q = { textTokens: step.value.usage.promptTokens, newTokens: NEW_TOKENS };
-          assert.equal(step.value.usage.videoTokens, video.tokens);
+          assert.equal(liveAfter, liveBefore, `${arch}: the question frees what it took`);
+          const q = { textTokens: usage.promptTokens, newTokens: NEW_TOKENS };
+          assert.equal(usage.videoTokens, video.tokens);
           const planned = plan.questionBytes!(q);
           const what = `${arch}, ${frames} frames (${video.tokens} video tokens, ${q.textTokens} text): planned ${planned} B, measured ${peak} B`;
           assert.equal(video.questionBytes!(q), planned, `${what}: the encoded video's cost is the plan's`);
@@ -113,16 +93,10 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     });
 
   it('qwen2vl: a question continuing the prefix joins a layer of it at a time, any other prompt prefills the video again; with the decode cache they cover the measured peaks (≤ 3×)', async () => {
-    const backend = await getBackend('cpu');
     const r = await qwen2vl();
     const frames = 256;
     const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
-    const video = await r.encode(framesOf(frames), {
-      kind: 'video',
-      timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
-      sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
-    });
-    const c = r.info.decodeCache!;
+    const video = await encodeFrames(r, frames, { pixel });
     const asked = [
       [{ role: 'user', content: 'What happens in the video?' }],
       [
@@ -137,27 +111,16 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     try {
       await other.next();
       for (const turns of asked) {
-        const before = backend.memory().current;
-        backend.resetPeak();
-        const answer = r.generate([...turns], video, { maxNewTokens: NEW_TOKENS });
-        let step = await answer.next();
-        while (!step.done) step = await answer.next();
-        const peak = backend.memory().peak - before;
-        const text = step.value.usage.promptTokens;
-        const q = { textTokens: text, newTokens: NEW_TOKENS, turns };
-        // The decode cache as the model states it, for this prompt's text and answer.
-        const decode =
-          c.bytesPerSequence +
-          c.bytesPerToken * (text + NEW_TOKENS) +
-          (c.activationBytesPerToken ?? 0) * text +
-          (c.logitsBytes ?? 0);
-        const cost = video.questionBytes!(q);
-        const what = `${turns.length} turns: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+        const { q, cost, peak, what } = await assertCoversPeak(
+          r,
+          `${turns.length} turns`,
+          turns,
+          video,
+          true,
+        );
         // The plan's prefix: the default prompt's text whole (a few tokens more than up to the video's end).
         const planned = plan.questionBytes!(q);
         assert.ok(planned >= cost && planned <= 1.01 * cost, `${what}: the plan's cost ${planned} B`);
-        assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
-        assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
         peaks.push(peak);
         costs.push(cost);
       }
@@ -172,94 +135,50 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
 
   it('qwen2vl: a question about an image runs its tower and prefill again, and costs so (with the decode cache ≥ the measured peak, ≤ 3×)', async () => {
     const r = await qwen2vl();
-    const backend = await getBackend('cpu');
     const plan = r.planEncode!({ kind: 'image', frames: 1, width: SIDE, height: SIDE });
-    const image = await r.encode(framesOf(1), {
+    const image = await r.encode(framesOf(1, pixel), {
       kind: 'image',
       timestampsSec: [0],
       sampling: { sampling: 'uniform', frames: 1, fps: 2, maxEdge: 640, minEdge: 28 },
     });
-    const before = backend.memory().current;
-    backend.resetPeak();
-    const answer = r.generate([{ role: 'user', content: 'What is this?' }], image, {
-      maxNewTokens: NEW_TOKENS,
-    });
-    let step = await answer.next();
-    while (!step.done) step = await answer.next();
-    const peak = backend.memory().peak - before;
-    const c = r.info.decodeCache!;
-    const text = step.value.usage.promptTokens;
-    const decode =
-      c.bytesPerSequence +
-      c.bytesPerToken * (text + NEW_TOKENS) +
-      (c.activationBytesPerToken ?? 0) * text +
-      (c.logitsBytes ?? 0);
-    const q = { textTokens: text, newTokens: NEW_TOKENS };
-    const cost = image.questionBytes!(q);
-    const what = `image: question ${cost} B + decode ${decode} B, measured ${peak} B`;
+    const { q, cost, what } = await assertCoversPeak(
+      r,
+      'image',
+      [{ role: 'user', content: 'What is this?' }],
+      image,
+    );
     assert.equal(plan.questionBytes!(q), cost, `${what}: the plan's cost is the image's`);
-    assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
-    assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
     image.dispose();
   });
 
   it('qwen2vl: a question about a live video joins its prefix a layer at a time, and costs so (with the decode cache ≥ the measured peak, ≤ 3×)', async () => {
     const r = await qwen2vl();
-    const backend = await getBackend('cpu');
     using live = r.live!({
       sampling: { sampling: 'uniform', frames: 256, fps: 2, maxEdge: 640, minEdge: 28 },
       label: 'live',
     });
-    for await (const batch of framesOf(256)) await live.append(batch);
+    for await (const batch of framesOf(256, pixel)) await live.append(batch);
     const video = live.snapshot();
     try {
-      const before = backend.memory().current;
-      backend.resetPeak();
-      const answer = r.generate([{ role: 'user', content: 'What happens?' }], video, {
-        maxNewTokens: NEW_TOKENS,
-      });
-      let step = await answer.next();
-      while (!step.done) step = await answer.next();
-      const peak = backend.memory().peak - before;
-      const c = r.info.decodeCache!;
-      const text = step.value.usage.promptTokens;
-      const decode =
-        c.bytesPerSequence +
-        c.bytesPerToken * (text + NEW_TOKENS) +
-        (c.activationBytesPerToken ?? 0) * text +
-        (c.logitsBytes ?? 0);
-      const cost = video.questionBytes!({ textTokens: text, newTokens: NEW_TOKENS });
-      const what = `live: question ${cost} B + decode ${decode} B, measured ${peak} B`;
-      assert.ok(cost + decode >= peak, `${what}: below the measured peak`);
-      assert.ok(cost + decode <= 3 * peak, `${what}: over 3× the measured peak`);
+      await assertCoversPeak(r, 'live', [{ role: 'user', content: 'What happens?' }], video);
     } finally {
       video.dispose();
     }
   });
 
   it('vamba: a question’s peak does not grow with the video (it cross-attends to the video’s K/V in place: no cost beyond the decode cache)', async () => {
-    const m = join(dir, 'vamba');
-    mkdirSync(m);
-    await writeTinyVamba(m);
-    const backend = await getBackend('cpu');
-    const r = await (await inspectModel(m)).checkpoint.load(backend, m);
-    runners.push(r);
+    const r = await runners.load('vamba', writeTinyVamba);
     const peaks: number[] = [];
     for (const frames of [16, 256]) {
       const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
-      const video = await r.encode(framesOf(frames), {
-        kind: 'video',
-        timestampsSec: Array.from({ length: frames }, (_, i) => i / 2),
-        sampling: { sampling: 'uniform', frames, fps: 2, maxEdge: 640, minEdge: 28 },
-      });
-      const before = backend.memory().current;
-      backend.resetPeak();
-      const answer = r.generate([{ role: 'user', content: 'What happens?' }], video, {
-        maxNewTokens: NEW_TOKENS,
-      });
-      let step = await answer.next();
-      while (!step.done) step = await answer.next();
-      peaks.push(backend.memory().peak - before);
+      const video = await encodeFrames(r, frames, { pixel });
+      const { peak } = await measureQuestion(
+        r,
+        [{ role: 'user', content: 'What happens?' }],
+        video,
+        NEW_TOKENS,
+      );
+      peaks.push(peak);
       assert.equal(plan.questionBytes, undefined);
       assert.equal(video.questionBytes, undefined);
       video.dispose();

@@ -5,13 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { crossEntropy, valueAndGrad } from '../../src/autograd/index.js';
+import { ModelError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/io/json-fields.js';
 import { parseTstarConfig } from '../../src/models/tstar/config.js';
 import type { Backend } from '../../src/runtime/backend.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { type Example, openSource } from '../../src/train/data.js';
-import { IGNORE, padded, type SyncTrainForward, teacherForced } from '../../src/train/model.js';
+import {
+  batches,
+  IGNORE,
+  padded,
+  type SyncTrainForward,
+  type TrainForward,
+  teacherForced,
+} from '../../src/train/model.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { Random } from '../../src/util/random.js';
 import { assertCloseScaled } from '../helpers.js';
@@ -41,6 +49,30 @@ export function videoExamples(prompts: number[][], seed = 1, size = 56): Example
     const answer = [...[40, 41, 42].slice(0, i + 1), 2];
     return { frames, count: 4, width: size, height: size, prompt, answer, group: '' };
   });
+}
+
+/**
+ * Asserts that `fwd` refuses to batch an example of prompt `a` with one whose video sits elsewhere in its prompt
+ * (`elsewhere`) or with one of smaller frames (`smaller`: 28×28) — `canBatch` says no, the trainer goes one by one,
+ * `batchLogits` throws — and batches `a` with itself.
+ */
+export function assertRefusesUnlikeVideos(
+  fwd: TrainForward,
+  a: number[],
+  elsewhere: number[],
+  smaller: number[],
+): void {
+  const [ea, eb] = videoExamples([a, elsewhere]);
+  const [ec] = videoExamples([smaller], 2, 28);
+  for (const exs of [
+    [ea, eb],
+    [ea, ec],
+  ]) {
+    assert.equal(fwd.canBatch!(exs), false);
+    assert.equal(batches(fwd, exs), false);
+    assert.throws(() => fwd.batchLogits!(exs), ModelError);
+  }
+  assert.equal(batches(fwd, [ea, ea]), true);
 }
 
 /** A TSTAR train model over random weights (randomHost's ranges) of `json` on `backend`. */

@@ -10,14 +10,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { ModelError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/io/json-fields.js';
-import { batches } from '../../src/train/model.js';
 import { Qwen2VLTrainModel } from '../../src/train/qwen2vl.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { tinySiglip, tinyTstarJson } from '../models/tiny-tstar.js';
 import {
   assertBatchMatches,
+  assertRefusesUnlikeVideos,
   needleExamples,
   randomTstar,
   tinyQwen2VLJson,
@@ -72,20 +71,7 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
     const pad = 6;
     using model = randomTstar(tinyTstarJson('qwen2'), 7, be);
     using fwd = model.forward();
-    const [a, b] = videoExamples([
-      [1, 20, pad, 30],
-      [1, 20, 21, pad, 30],
-    ]);
-    const [c] = videoExamples([[1, 22, pad, 31]], 2, 28);
-    for (const exs of [
-      [a, b],
-      [a, c],
-    ]) {
-      assert.equal(fwd.canBatch!(exs), false);
-      assert.equal(batches(fwd, exs), false);
-      assert.throws(() => fwd.batchLogits!(exs), ModelError);
-    }
-    assert.equal(batches(fwd, [a, a]), true);
+    assertRefusesUnlikeVideos(fwd, [1, 20, pad, 30], [1, 20, 21, pad, 30], [1, 22, pad, 31]);
   });
 });
 
@@ -101,19 +87,6 @@ describe('Qwen2-VL: batched training forward = one forward per example', () => {
     using model = Qwen2VLTrainModel.scratch(tinyQwen2VLJson(), be, 'f32', 3, 1);
     using fwd = model.forward();
     const start = model.config.vision_start_token_id;
-    const [a, b] = videoExamples([
-      [1, start, 30],
-      [1, 20, start, 30],
-    ]);
-    const [c] = videoExamples([[1, start, 31]], 2, 28);
-    for (const exs of [
-      [a, b],
-      [a, c],
-    ]) {
-      assert.equal(fwd.canBatch!(exs), false);
-      assert.equal(batches(fwd, exs), false);
-      assert.throws(() => fwd.batchLogits!(exs), ModelError);
-    }
-    assert.equal(batches(fwd, [a, a]), true);
+    assertRefusesUnlikeVideos(fwd, [1, start, 30], [1, 20, start, 30], [1, start, 31]);
   });
 });

@@ -11,29 +11,10 @@ import { test } from 'node:test';
 import '../../src/backends/cpu/index.js';
 import { Checkpoint } from '../../src/io/checkpoint.js';
 import { Vamba } from '../../src/models/vamba/model.js';
-import { getBackend } from '../../src/runtime/device.js';
-import { openSource } from '../../src/train/data.js';
-import { autogradEngine } from '../../src/train/engine.js';
-import { train } from '../../src/train/trainer.js';
-import { blindBound, tinyRecipe } from './tiny.js';
+import { assertLearns, tinyRecipe } from './tiny.js';
 
 test('a tiny Vamba trained on CPU learns what only the video tells (loss below the blind bound)', async () => {
-  const recipe = tinyRecipe();
-  const pool = await openSource(recipe.data.train, { tokenizer: null, prompt: (q) => q });
-  const bound = blindBound(await pool.fixed(0));
-  assert.ok(bound > 0.1, `the pool must hold askings only the video answers (blind bound ${bound})`);
-  const losses: number[] = [];
-  const report = await train({
-    recipe,
-    backend: await getBackend('cpu'),
-    engine: autogradEngine,
-    onStep: (s) => losses.push(s.loss),
-  });
-  const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
-  const last = losses.slice(-20).reduce((a, b) => a + b) / 20;
-  assert.ok(first > 3, `an untrained model starts near ln(vocab): ${first}`);
-  assert.ok(last < bound / 3, `final loss ${last} should be far below the blind bound ${bound}`);
-  assert.ok(report.eval && report.eval.accuracy >= 0.75, `pool accuracy ${report.eval?.accuracy}`);
+  const { report } = await assertLearns(tinyRecipe());
 
   // The checkpoint is a model directory the other commands load.
   const dir = report.checkpoint;

@@ -4,41 +4,17 @@
  * rules; PyTorch's defaults for the tower and the decoder), and the config it saves parses as TSTAR.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import '../../src/backends/cpu/index.js';
 import { parseTstarConfig } from '../../src/models/tstar/config.js';
-import { getBackend } from '../../src/runtime/device.js';
-import { readRecipe } from '../../src/train/recipe.js';
-import { setupModel } from '../../src/train/setup.js';
+import { fromScratch, stats } from './from-scratch.js';
 
-const RECIPE = join(import.meta.dirname, '..', '..', 'recipes', 'needle-mambamia.json');
-
-const stats = (v: Float32Array) => {
-  let sum = 0;
-  let sq = 0;
-  let min = Infinity;
-  let max = -Infinity;
-  for (const x of v) {
-    sum += x;
-    sq += x * x;
-    min = Math.min(min, x);
-    max = Math.max(max, x);
-  }
-  const mean = sum / v.length;
-  return { mean, std: Math.sqrt(sq / v.length - mean * mean), min, max };
-};
-
-test('the needle TSTAR-MambaMia from scratch: needle_mambamia.py’s initialisation', async () => {
-  const recipe = await readRecipe(RECIPE);
-  const { model, tokenizer, files } = await setupModel(recipe, await getBackend('cpu'), 'f32', null);
-  try {
+test('the needle TSTAR-MambaMia from scratch: needle_mambamia.py’s initialisation', () =>
+  fromScratch('needle-mambamia.json', async ({ model, tokenizer, files }, w) => {
     const c = parseTstarConfig(model.configJson);
     assert.equal(c.vocab_size, tokenizer.vocabSize);
     assert.equal(c.projector.mambamia_chunk_size, 8);
     assert.ok(c.projector.mambamia_bidirectional && c.projector.mambamia_gated_aggregation);
     assert.deepEqual(JSON.parse(files['generation_config.json']!).eos_token_id, [2]);
-    const w = async (n: string) => Float32Array.from(await model.weights.get(n)!.data());
     const P = 'mm_projector.';
     const H = 128;
     // query_token = randn(H)/√H.
@@ -84,7 +60,4 @@ test('the needle TSTAR-MambaMia from scratch: needle_mambamia.py’s initialisat
     const qp = stats(await w('model.layers.0.self_attn.q_proj.weight'));
     assert.ok(qp.max <= 1 / Math.sqrt(192) && qp.max > 0.9 / Math.sqrt(192));
     assert.equal(stats(await w(`${P}model.norm_f.weight`)).min, 1);
-  } finally {
-    model[Symbol.dispose]();
-  }
-});
+  }));

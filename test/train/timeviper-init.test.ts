@@ -4,35 +4,12 @@
  * as PyTorch initialises that script's modules.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import '../../src/backends/cpu/index.js';
 import { parseTimeViperConfig } from '../../src/models/timeviper/config.js';
-import { getBackend } from '../../src/runtime/device.js';
-import { readRecipe } from '../../src/train/recipe.js';
-import { setupModel } from '../../src/train/setup.js';
+import { fromScratch, stats } from './from-scratch.js';
 
-const RECIPE = join(import.meta.dirname, '..', '..', 'recipes', 'needle-timeviper.json');
-
-const stats = (v: Float32Array) => {
-  let sum = 0;
-  let sq = 0;
-  let min = Infinity;
-  let max = -Infinity;
-  for (const x of v) {
-    sum += x;
-    sq += x * x;
-    min = Math.min(min, x);
-    max = Math.max(max, x);
-  }
-  const mean = sum / v.length;
-  return { mean, std: Math.sqrt(sq / v.length - mean * mean), min, max };
-};
-
-test('the needle TimeViper from scratch: needle_timeviper.py’s model and initialisation', async () => {
-  const recipe = await readRecipe(RECIPE);
-  const { model, tokenizer, files } = await setupModel(recipe, await getBackend('cpu'), 'f32', null);
-  try {
+test('the needle TimeViper from scratch: needle_timeviper.py’s model and initialisation', () =>
+  fromScratch('needle-timeviper.json', async ({ model, tokenizer, files }, weight) => {
     const c = parseTimeViperConfig(model.configJson);
     const image = tokenizer.tokenToId('<image>')!;
     assert.equal(image, tokenizer.vocabSize - 1, '<image> is the last id');
@@ -43,7 +20,7 @@ test('the needle TimeViper from scratch: needle_timeviper.py’s model and initi
     assert.deepEqual(JSON.parse(files['generation_config.json']!).eos_token_id, [2]);
     assert.equal(c.tokensPerFrame, 16);
     assert.equal(c.featureBlock, 1, 'the second-to-last of 3 blocks');
-    const w = async (n: string) => stats(Float32Array.from(await model.weights.get(n)!.data()));
+    const w = async (n: string) => stats(await weight(n));
     const V = 'vision_backbone.featurizer.';
     const L = 'llm_backbone.llm.';
     // Linear / conv weights and biases U(±1/√fan_in): the patch conv (3·14·14), qkv (128), the LM head (192).
@@ -80,7 +57,4 @@ test('the needle TimeViper from scratch: needle_timeviper.py’s model and initi
     const dt = await w(`${L}backbone.layers.0.mixer.dt_bias`);
     const softplus = (x: number) => Math.log1p(Math.exp(x));
     assert.ok(softplus(dt.min) >= 1e-3 * 0.999 && softplus(dt.max) <= 0.1 * 1.001, `dt ${dt.min}..${dt.max}`);
-  } finally {
-    model[Symbol.dispose]();
-  }
-});
+  }));

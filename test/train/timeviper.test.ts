@@ -23,7 +23,7 @@ import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { getBackend } from '../../src/runtime/device.js';
 import * as ops from '../../src/runtime/ops.js';
-import { type Example, openSource } from '../../src/train/data.js';
+import type { Example } from '../../src/train/data.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { IGNORE, teacherForced } from '../../src/train/model.js';
 import { NanoPrompts, TimeViperTrainModel, withNanoSpecials } from '../../src/train/timeviper.js';
@@ -31,7 +31,7 @@ import { train } from '../../src/train/trainer.js';
 import { relErr } from '../helpers.js';
 import { H264, makeVideo } from '../media/fixtures.js';
 import { writeTimeViperTokenizer, writeTinyTimeViper } from '../models/tiny-timeviper.js';
-import { blindBound, type RecipeJson, TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
+import { assertLearns, assertResumesBitExact, TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
 const cpu = await getBackend('cpu');
 
@@ -216,29 +216,15 @@ describe('TimeViper training forward', () => {
 
 describe('longshot train on a tiny needle TimeViper', () => {
   it('learns what only the video tells, and its checkpoint loads through the facade and answers', async () => {
-    const recipe = tinyRecipe(() => {}, TINY_TIMEVIPER_PATH);
-    const pool = await openSource(recipe.data.train, { tokenizer: null, prompt: (q) => q });
-    const items = await pool.fixed(0);
-    const bound = blindBound(items);
-    assert.ok(bound > 0.1, `the pool must hold askings only the video answers (blind bound ${bound})`);
-    const losses: number[] = [];
     const live: number[] = [];
-    const report = await train({
-      recipe,
-      backend: cpu,
-      engine: autogradEngine,
-      onStep: (s) => {
-        losses.push(s.loss);
-        live.push(cpu.memory().current);
+    const { report, items } = await assertLearns(
+      tinyRecipe(() => {}, TINY_TIMEVIPER_PATH),
+      {
+        onStep: () => live.push(cpu.memory().current),
       },
-    });
+    );
     // The awaiting forward leaves nothing behind from step to step (valueAndGradAsync frees what it made).
     assert.equal(live.at(-1), live[0], 'memory held after a step');
-    const first = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
-    const last = losses.slice(-20).reduce((a, b) => a + b) / 20;
-    assert.ok(first > 3, `an untrained model starts near ln(vocab): ${first}`);
-    assert.ok(last < bound / 3, `final loss ${last} should be far below the blind bound ${bound}`);
-    assert.ok(report.eval && report.eval.accuracy >= 0.75, `pool accuracy ${report.eval?.accuracy}`);
 
     // The checkpoint: the official layout with α, opened as `longshot ask --model <dir>` opens it.
     const dir = report.checkpoint;
@@ -292,25 +278,11 @@ describe('longshot train on a tiny needle TimeViper', () => {
 
 describe('resuming a TimeViper run', () => {
   it('from its checkpoint (the official layout, the tokenizer with its specials) is bit-exact', async () => {
-    const short = (j: RecipeJson) => {
+    await assertResumesBitExact((j) => {
       j.schedule = { steps: 4, warmup: 1, minRatio: 0.1 };
       j.output = { dir: 'x', checkpointEvery: 2, logEvery: 1, evalEvery: 1000 };
       delete j.data.eval;
-    };
-    const straight = await train({
-      recipe: tinyRecipe(short, TINY_TIMEVIPER_PATH),
-      backend: cpu,
-      engine: autogradEngine,
-    });
-    const broken = tinyRecipe(short, TINY_TIMEVIPER_PATH);
-    await train({ recipe: broken, backend: cpu, engine: autogradEngine, stopAfter: 2 });
-    const resumed = await train({ recipe: broken, backend: cpu, engine: autogradEngine, resume: true });
-    assert.equal(resumed.startStep, 2);
-    for (const f of ['model.safetensors', 'trainer/optimizer.safetensors'])
-      assert.ok(
-        readFileSync(join(straight.checkpoint, f)).equals(readFileSync(join(resumed.checkpoint, f))),
-        f,
-      );
+    }, TINY_TIMEVIPER_PATH);
   });
 });
 
