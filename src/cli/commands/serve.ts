@@ -155,12 +155,12 @@ Examples:
     });
 }
 
-/** A positive number of GiB, in bytes. */
+/** A positive number of GiB, in whole bytes. */
 function gibibytes(v: string): number {
   const n = Number(v);
-  if (v.trim() === '' || !(n > 0))
+  if (v.trim() === '' || !(n > 0) || !Number.isFinite(n))
     throw new InvalidArgumentError(`--memory-budget must be a positive number of GiB, got '${v}'`);
-  return n * 2 ** 30;
+  return Math.max(1, Math.floor(n * 2 ** 30));
 }
 
 /** A TCP port: 0 (any free one) to 65535. */
