@@ -89,3 +89,16 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return num / den;
 }
+
+/** A Vamba config.json as the Qwen2-VL it extends: the fields Vamba adds (src/models/vamba/convert.ts) deleted in place. */
+export function dropVambaFields<T extends Record<string, unknown>>(json: T): T {
+  for (const k of [
+    'use_alpha_balancing',
+    'cross_attn_use_position_embeddings',
+    'cross_attn_use_layer_norm',
+    'distill_coeff',
+    'vision_mamba_mixer_config',
+  ])
+    delete json[k];
+  return json;
+}

@@ -17,7 +17,7 @@ import { convertQwen2VLToVamba } from '../../src/models/vamba/convert.js';
 import { Vamba } from '../../src/models/vamba/model.js';
 import { vambaSpecs } from '../../src/models/vamba/weights.js';
 import * as ops from '../../src/runtime/ops.js';
-import { randn, rng } from '../helpers.js';
+import { dropVambaFields, randn, rng } from '../helpers.js';
 import { relErr, VAMBA_FIXTURES } from './vamba-fixtures.js';
 
 const be = cpuBackend();
@@ -40,14 +40,7 @@ before(async () => {
   await cp(join(VAMBA_FIXTURES, 'tiny-a'), src, { recursive: true });
   await rm(join(src, 'reference.safetensors'));
   const cfg = JSON.parse(await readFile(join(src, 'config.json'), 'utf8'));
-  for (const k of [
-    'use_alpha_balancing',
-    'cross_attn_use_position_embeddings',
-    'cross_attn_use_layer_norm',
-    'distill_coeff',
-    'vision_mamba_mixer_config',
-  ])
-    delete cfg[k];
+  dropVambaFields(cfg);
   await writeFile(join(src, 'config.json'), JSON.stringify(cfg));
   await writeFile(join(src, 'tokenizer_config.json'), '{"model_max_length": 4096}');
   const ck = await Checkpoint.open(join(VAMBA_FIXTURES, 'tiny-a'));

@@ -22,7 +22,7 @@ import {
 } from '../../src/train/model.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { Random } from '../../src/util/random.js';
-import { assertCloseScaled } from '../helpers.js';
+import { assertCloseScaled, dropVambaFields } from '../helpers.js';
 import { randomHost } from '../models/tiny-tstar.js';
 import { tinyRecipe } from './tiny.js';
 
@@ -85,14 +85,7 @@ export function randomTstar(json: JsonObject, seed: number, backend: Backend): T
 /** The tiny recipe's model as a Qwen2-VL (as qwen2vl.test.ts trains it), with the needle tokenizer's vocabulary. */
 export function tinyQwen2VLJson(): JsonObject {
   const json = structuredClone(tinyRecipe().model.config!) as JsonObject;
-  for (const k of [
-    'use_alpha_balancing',
-    'cross_attn_use_position_embeddings',
-    'cross_attn_use_layer_norm',
-    'distill_coeff',
-    'vision_mamba_mixer_config',
-  ])
-    delete json[k];
+  dropVambaFields(json);
   json.vocab_size = 100;
   return json;
 }
