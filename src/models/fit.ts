@@ -20,7 +20,8 @@ export function deviceMemoryBytes(backend: Backend): number {
  * The device memory a server may use in all (serve/ledger.ts): 92% of the device's, the rest for the CUDA
  * context, cuBLASLt's workspace and the caching allocator's rounding and fragmentation.
  */
-export const defaultMemoryBudget = (backend: Backend): number => Math.floor(0.92 * deviceMemoryBytes(backend));
+export const defaultMemoryBudget = (backend: Backend): number =>
+  Math.floor(0.92 * deviceMemoryBytes(backend));
 
 export const gib = (bytes: number): string => `${(bytes / GiB).toFixed(1)} GiB`;
 
