@@ -11,22 +11,8 @@ import {
   valueAndGrad,
   valueAndGradAsync,
 } from '../autograd/index.js';
-import { adamwStep } from '../runtime/grad-ops.js';
+import { type AdamWOptions, adamwStep } from '../runtime/grad-ops.js';
 import type { Tensor } from '../runtime/tensor.js';
-
-export interface AdamwOptions {
-  lr: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  /** 1-based count of updates including this one. */
-  step: number;
-  /** Multiplies the gradient first (clipping, 1/tokens of accumulation). */
-  gradScale?: number;
-  /** Receives the updated parameter in its dtype (the model's bf16 weight). */
-  copy?: Tensor | null;
-}
 
 export interface GradEngine {
   /** The scalar fn() and its gradients with respect to `params` (f32, the params' shapes). */
@@ -44,7 +30,7 @@ export interface GradEngine {
   /** Mean KL(teacher ‖ student) over the teacher's top-k ids per row (ids < 0: padding): a recorded scalar. */
   klTopK(logits: Tensor, teacherIds: Tensor, teacherValues: Tensor): Tensor;
   /** One AdamW update of param (f32) and its moments, in place. */
-  adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, opts: AdamwOptions): void;
+  adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, opts: AdamWOptions): void;
 }
 
 /** The engine of src/autograd and src/runtime/grad-ops. */
