@@ -224,7 +224,7 @@ export interface SsdDesc {
 export interface SsdGrads {
   /** x's dtype. */
   dx: Tensor;
-  /** f32 [batch, len, heads]: w.r.t. dt as the scan takes it (after softplus). */
+  /** f32 [batch, len, heads]: w.r.t. dt as the scan takes it (after softplus and any clamp). */
   ddt: Tensor;
   /** f32 [heads], summed over batch and time. */
   dA: Tensor;

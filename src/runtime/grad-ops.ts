@@ -50,20 +50,6 @@ function allocating<T>(outs: (Tensor | null)[], fill: () => T): T {
 
 // ---- SSD scan ------------------------------------------------------------------------------------
 
-export interface SsdScanGrads {
-  dx: Tensor;
-  /** f32 [batch, len, heads], w.r.t. dt as ssdScan takes it (after softplus and any clamp). */
-  ddt: Tensor;
-  /** f32 [heads]. */
-  dA: Tensor;
-  dB: Tensor;
-  dC: Tensor;
-  /** f32 [heads], null when D was absent. */
-  dD: Tensor | null;
-  /** f32 [batch, heads, headDim, dState], null when the initial state was absent. */
-  dState: Tensor | null;
-}
-
 /**
  * Gradients of ops.ssdScan(i, chunkSize) given dy (y's shape and dtype) and optionally dStateOut (f32, the
  * gradient of the returned final state).
@@ -73,7 +59,7 @@ export function ssdScanBackward(
   dy: Tensor,
   dStateOut: Tensor | null = null,
   chunkSize = 256,
-): SsdScanGrads {
+): SsdGrads {
   const what = 'ssdScanBackward';
   for (const t of [i.x, i.dt, i.A, i.B, i.C]) t.assertLive(what);
   if (i.x.rank !== 4 || i.dt.rank !== 3 || i.B.rank !== 4)
