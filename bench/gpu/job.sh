@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU job of the session: build the CUDA addon, then run the named bench/gpu/<topic>.sh scripts in order
-# (each writes under $OUT/<topic>/), then pack every topic folder into one tarball per topic so the results
+# (each writes under $OUT/<topic>/; JOB_BACKGROUND names topics run niced beside them, e.g. a few CUDA tests beside
+# a training run), then pack every topic folder into one tarball per topic so the results
 # come back within the device tool's file limits. Usage: bash bench/gpu/job.sh topic1 topic2 ...
 set -uo pipefail
 OUT=${OUT:-.bench-out}
@@ -25,9 +26,20 @@ if [ ! -f native/cuda/build/longshot_cuda.node ]; then
   timeout 300 npm run build:native > "$OUT/build.log" 2>&1
   echo "[job] build:native rc=$? ($((SECONDS - T0)) s)"
 fi
+bg=()
+for topic in ${JOB_BACKGROUND:-}; do
+  echo "[job] === $topic, in the background"
+  mkdir -p "$OUT/$topic"
+  nice -n 10 bash "bench/gpu/$topic.sh" > "$OUT/$topic/job.log" 2>&1 &
+  bg+=($!)
+done
 for topic in "$@"; do
   echo "[job] === $topic ($((SECONDS - T0)) s)"
   bash "bench/gpu/$topic.sh" 2>&1 | tail -25
 done
+if [ ${#bg[@]} -gt 0 ]; then
+  wait "${bg[@]}"
+  for topic in ${JOB_BACKGROUND:-}; do echo "[job] === $topic (background)"; tail -25 "$OUT/$topic/job.log"; done
+fi
 cd "$OUT" && for d in */; do tar -czf "${d%/}.tgz" "${d%/}" && rm -rf "${d%/}"; done
 echo "[job] done in $((SECONDS - T0)) s"; ls -la
