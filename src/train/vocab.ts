@@ -14,7 +14,7 @@ import { saveSafetensors } from '../io/safetensors-write.js';
 import { bf16ToF32, f32ToBf16 } from '../runtime/dtype.js';
 
 /** The tensors whose rows are tokens, by checkpoint layout (Vamba and Qwen2-VL share the Qwen2 names). */
-const TOKEN_ROWS = ['model.embed_tokens.weight', 'lm_head.weight'];
+export const TOKEN_ROWS = ['model.embed_tokens.weight', 'lm_head.weight'];
 
 /** `tokenizer.json`'s vocabulary: token → id. */
 export function vocabularyOf(tokenizerJson: string, where: string): Record<string, number> {
