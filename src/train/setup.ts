@@ -1,7 +1,7 @@
 /**
  * From a recipe to what the loop needs: the backend, the model (from scratch, a checkpoint, a Qwen2-VL
- * turned into a Vamba, a TSTAR around a Qwen2-VL's tower and LLM, or the last checkpoint of a resumed run), its tokenizer, the files every checkpoint
- * carries besides the weights, and the teacher of a distillation.
+ * turned into a Vamba, a TSTAR around a Qwen2-VL's tower and LLM, or the last checkpoint of a resumed run), its
+ * tokenizer, the files every checkpoint carries besides the weights, and the teacher of a distillation.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

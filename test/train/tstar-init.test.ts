@@ -20,6 +20,7 @@ import { parseRecipe, type Recipe } from '../../src/train/recipe.js';
 import { setupModel } from '../../src/train/setup.js';
 import { train } from '../../src/train/trainer.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
+import { vocabularyOf } from '../../src/train/vocab.js';
 import { type RecipeJson, TINY_MAMBAMIA_PATH, tinyJson } from './tiny.js';
 
 const RECIPE = join(import.meta.dirname, '..', '..', 'recipes', 'needle-mambamia-v2.json');
@@ -100,6 +101,14 @@ test('the TSTAR holds the Qwen2-VL’s tower and LLM (token rows moved by word) 
     setup.model[Symbol.dispose]();
     scratch.model[Symbol.dispose]();
   }
+});
+
+test('the vocabulary a remap reads holds the added tokens (a Qwen2 tokenizer keeps its specials only there)', () => {
+  const json = JSON.stringify({
+    model: { vocab: { a: 0, b: 1 } },
+    added_tokens: [{ id: 2, content: '<|im_end|>', special: true }],
+  });
+  assert.deepEqual(vocabularyOf(json, 't'), { a: 0, b: 1, '<|im_end|>': 2 });
 });
 
 /** The error parseRecipe gives for the tiny TSTAR recipe with `edit` applied. */
