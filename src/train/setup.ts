@@ -178,12 +178,9 @@ export async function setupModel(
     ? await TstarTrainModel.fromQwen2VL(...args, {
         dir: m.initFromQwen2VL,
         tokenizerJson: files['tokenizer.json'],
+        note,
       })
     : await family.scratch(...args);
-  if (m.initFromQwen2VL)
-    note?.(
-      `${m.initFromQwen2VL}: vision tower and LLM loaded (token rows moved to model.tokenizer's ids); the compressor starts fresh`,
-    );
   return { model, tokenizer, files };
 }
 

@@ -95,11 +95,14 @@ export class TstarTrainModel implements TrainModel {
     dtype: DType,
     seed: number,
     imEnd: number,
-    qwen: { dir: string; tokenizerJson: string },
+    qwen: { dir: string; tokenizerJson: string; note?: (line: string) => void },
   ): Promise<TstarTrainModel> {
     const { json, config, specs, values } = seeded(configJson, seed);
-    for (const [name, v] of await qwen2vlValues(qwen.dir, config, qwen.tokenizerJson, backend))
-      values.set(name, v);
+    const got = await qwen2vlValues(qwen.dir, config, qwen.tokenizerJson, backend);
+    for (const [name, v] of got.values) values.set(name, v);
+    qwen.note?.(
+      `${qwen.dir}: vision tower and LLM loaded (${got.kept} of ${config.vocab_size} tokens kept trained rows); the compressor starts fresh`,
+    );
     return new TstarTrainModel(config, json, tensorsOf(specs, values, backend, dtype), imEnd);
   }
 
@@ -300,14 +303,15 @@ const SAME_TEXT = [
 
 /**
  * The vision tower's and the LLM's tensors (f32, by name: Qwen2-VL's and TSTAR's names are the same) of the
- * Qwen2-VL checkpoint `dir`, its token rows moved to `tokenizerJson`'s ids; checked against TSTAR config `c`.
+ * Qwen2-VL checkpoint `dir`, its token rows moved to `tokenizerJson`'s ids (`kept`: the tokens that found a
+ * trained row); checked against TSTAR config `c`.
  */
 async function qwen2vlValues(
   dir: string,
   c: TstarConfig,
   tokenizerJson: string,
   backend: Backend,
-): Promise<Map<string, Float32Array>> {
+): Promise<{ values: Map<string, Float32Array>; kept: number }> {
   const where = `model.initFromQwen2VL ${dir}`;
   if (c.vision.kind !== 'qwen2_vl' || c.text.kind !== 'qwen2')
     throw new InputError(
@@ -353,7 +357,7 @@ async function qwen2vlValues(
   } finally {
     for (const t of loaded.values()) t.dispose();
   }
-  return out;
+  return { values: out, kept: src.filter((i) => i >= 0).length };
 }
 
 /**
