@@ -180,16 +180,16 @@ test('initFromQwen2VL: bad uses are errors that name the problem', async () => {
   }
 });
 
-test('from the Qwen2-VL’s tower and LLM, 6 CPU steps on 16-frame videos reach a loss 6 from scratch do not', async () => {
+test('from the Qwen2-VL’s tower and LLM, 5 CPU steps on 16-frame videos reach a loss 5 from scratch do not', async () => {
   const cpu = await getBackend('cpu');
-  /** The per-step losses of 6 steps of 2 videos from a pool of 4 (the needle v1 data and tokenizer, which the Qwen2-VL learned). */
+  /** The per-step losses of 5 steps of 2 videos from a pool of 4 (the needle v1 data and tokenizer, which the Qwen2-VL learned). */
   const run = async (fromQwen: boolean): Promise<number[]> => {
     const recipe = await recipeWith((j) => {
       if (!fromQwen) delete j.model.initFromQwen2VL;
       j.model.tokenizer = 'needle-v1';
       j.data = { train: { kind: 'needle', frames: [16], size: 112, tokenizer: 1, seed: 1000, count: 4 } };
       j.batch = { videos: 2 };
-      j.schedule = { steps: 6, warmup: 0, minRatio: 1 };
+      j.schedule = { steps: 5, warmup: 0, minRatio: 1 };
       j.output = { dir: 'x', logEvery: 1, evalEvery: 1000, checkpointEvery: 1000 };
     });
     const dir = await mkdtemp(join(tmpdir(), 'longshot-tstar-init-'));
@@ -209,7 +209,7 @@ test('from the Qwen2-VL’s tower and LLM, 6 CPU steps on 16-frame videos reach 
   const qwen = await run(true);
   const scratch = await run(false);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
-  // Both runs see the same videos in the same order. At seed 0: best 0.06 against 1.2, mean 1.4 against 2.7.
+  // Both runs see the same videos in the same order. At seed 0: best 0.06 against 1.4, mean 1.3 against 3.0.
   assert.ok(
     Math.min(...qwen) < Math.min(...scratch) / 4,
     `best loss from the Qwen2-VL ${Math.min(...qwen)}, from scratch ${Math.min(...scratch)}`,
