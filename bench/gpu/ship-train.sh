@@ -7,7 +7,8 @@
 #
 # Each model starts from runs/ship/<model>/model/ when it is there (the previous call's weights: left on a warm
 # machine, or carried back), else from its recipe (Vamba and Qwen2-VL: the shipped v1 weights, token rows
-# remapped to tokenizer v2; TimeViper and TSTAR-MambaMia: from scratch). Every call is one run: warm-up, then
+# remapped to tokenizer v2; TSTAR-MambaMia: the shipped Qwen2-VL's tower and LLM around a new compressor;
+# TimeViper: from scratch). Every call is one run: warm-up, then
 # a cosine over its training seconds (--time-schedule), as train_needle.py's runs 1 and 2 were.
 #
 # Held-out sets (tools/needle/heldout_sets.sh's seeds, records only: evaluated with --render, no ffmpeg needed):
@@ -88,6 +89,7 @@ recipe() {
     const path = require("path");
     const r = JSON.parse(require("fs").readFileSync(src, "utf8"));
     if (r.model.from !== "scratch") r.model.from = path.resolve(path.dirname(src), r.model.from);
+    if (r.model.initFromQwen2VL) r.model.initFromQwen2VL = path.resolve(path.dirname(src), r.model.initFromQwen2VL);
     Object.assign(r.data.train, { frames: [16], weights: [1] });
     Object.assign(r.data.eval, { frames: [16], count: 4 });
     Object.assign(r.batch, { videos: 2, baseFrames: 16 });

@@ -74,6 +74,11 @@ export interface Recipe {
     tokenizer: string;
     /** Build Vamba from a Qwen2-VL checkpoint first, cross-attention copied from self-attention. */
     initCrossAttentionFromSelfAttention: boolean;
+    /**
+     * A TSTAR from scratch: the Qwen2-VL checkpoint directory whose vision tower and LLM it starts from (the
+     * compressor starts fresh), as the MambaMia paper builds TSTAR; '' when absent.
+     */
+    initFromQwen2VL: string;
   };
   data: { train: DataSpec; eval: DataSpec | null };
   /** Patterns of the names that train (all when null) and of those that stay fixed. */
@@ -317,7 +322,7 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
     'output',
   ]);
   const m = r.sub('model')!;
-  m.only(['family', 'from', 'config', 'tokenizer', 'initCrossAttentionFromSelfAttention']);
+  m.only(['family', 'from', 'config', 'tokenizer', 'initCrossAttentionFromSelfAttention', 'initFromQwen2VL']);
   const family = m.oneOf('family', RECIPE_FAMILIES);
   const fromScratch = m.str('from') === 'scratch';
   const config = m.obj.config;
@@ -333,6 +338,16 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
       : '';
   if (m.bool('initCrossAttentionFromSelfAttention', false) && family !== 'vamba')
     throw m.err('initCrossAttentionFromSelfAttention', 'builds a Vamba: it needs "family": "vamba"');
+  if (m.has('initFromQwen2VL') && family !== 'mambamia')
+    throw m.err(
+      'initFromQwen2VL',
+      `starts a TSTAR-MambaMia's vision tower and LLM from a Qwen2-VL checkpoint: it needs "family": "mambamia", got "${family}"`,
+    );
+  if (m.has('initFromQwen2VL') && !fromScratch)
+    throw m.err(
+      'initFromQwen2VL',
+      'is only for "from": "scratch" (it fills the new model\'s vision tower and LLM; a checkpoint in "from" brings its own); set "from" to "scratch" with a "config", or drop initFromQwen2VL',
+    );
   const d = r.sub('data')!;
   d.only(['train', 'eval']);
   const ev = d.sub('eval', false);
@@ -376,6 +391,7 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
       config: fromScratch ? (config as JsonObject) : null,
       tokenizer: tokenizer.startsWith('needle-') || !tokenizer ? tokenizer : m.path('tokenizer'),
       initCrossAttentionFromSelfAttention: m.bool('initCrossAttentionFromSelfAttention', false),
+      initFromQwen2VL: m.has('initFromQwen2VL') ? m.path('initFromQwen2VL') : '',
     },
     data: { train: dataSpec(d.sub('train')!, false), eval: ev ? dataSpec(ev, true) : null },
     train: patterns('train'),

@@ -1,7 +1,7 @@
 /**
  * From a recipe to what the loop needs: the backend, the model (from scratch, a checkpoint, a Qwen2-VL
- * turned into a Vamba, or the last checkpoint of a resumed run), its tokenizer, the files every checkpoint
- * carries besides the weights, and the teacher of a distillation.
+ * turned into a Vamba, a TSTAR around a Qwen2-VL's tower and LLM, or the last checkpoint of a resumed run), its
+ * tokenizer, the files every checkpoint carries besides the weights, and the teacher of a distillation.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -167,13 +167,20 @@ export async function setupModel(
     throw new InputError(
       `${recipe.path}: model.config.vocab_size is ${config.vocab_size} but the tokenizer has ${vocab} tokens; make them equal`,
     );
-  const model = await family.scratch(
+  const args = [
     { ...config, vocab_size: vocab },
     backend,
     dtype,
     recipe.seed,
     imEndOf(tokenizer, recipe.path),
-  );
+  ] as const;
+  const model = m.initFromQwen2VL
+    ? await TstarTrainModel.fromQwen2VL(...args, {
+        dir: m.initFromQwen2VL,
+        tokenizerJson: files['tokenizer.json'],
+        note,
+      })
+    : await family.scratch(...args);
   return { model, tokenizer, files };
 }
 

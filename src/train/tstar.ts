@@ -6,12 +6,14 @@
  * video (the needle and Vamba prompts, as needle_mambamia.py's expand_video_pads) — and their logits are dropped,
  * so row j still predicts token j + 1 of the example's own prompt and answer.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InputError } from '../errors.js';
-import { isObject } from '../io/json-fields.js';
+import { InputError, ModelError } from '../errors.js';
+import { fileExists, isObject, readJsonFile } from '../io/json-fields.js';
+import { parseQwen2VLConfig } from '../models/qwen2vl/config.js';
 import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
 import type { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
-import { PATCH_EMBED } from '../models/qwen2vl/weights.js';
+import { PATCH_EMBED, qwen2vlSpecs } from '../models/qwen2vl/weights.js';
 import { siglipPixels } from '../models/siglip/preprocess.js';
 import { parseTstarConfig, type TstarConfig } from '../models/tstar/config.js';
 import { PROJECTOR, Tstar, tstarLoadOptions, tstarSpecs } from '../models/tstar/model.js';
@@ -23,7 +25,15 @@ import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Random } from '../util/random.js';
 import type { Example } from './data.js';
-import { loadTensors, normal, pytorchInit, type SpecialInit, tensorsOf, uniform } from './init.js';
+import {
+  checkpointTensors,
+  loadTensors,
+  normal,
+  pytorchInit,
+  type SpecialInit,
+  tensorsOf,
+  uniform,
+} from './init.js';
 import {
   assertBatchable,
   dropRows,
@@ -33,6 +43,7 @@ import {
   type TrainModel,
   teacherForced,
 } from './model.js';
+import { remapRows, rowSources, TOKEN_ROWS, vocabularyOf } from './vocab.js';
 
 export class TstarTrainModel implements TrainModel {
   readonly untrainable = new Map<string, string>();
@@ -69,16 +80,29 @@ export class TstarTrainModel implements TrainModel {
     seed: number,
     imEnd: number,
   ): TstarTrainModel {
-    const { vocab_size, ...rest } = configJson;
-    const text = isObject(rest.text_config) ? rest.text_config : {};
-    if (text.vocab_size !== undefined && vocab_size !== undefined && text.vocab_size !== vocab_size)
-      throw new InputError(
-        `model.config.text_config.vocab_size is ${text.vocab_size} but the tokenizer has ${vocab_size} tokens; make them equal`,
-      );
-    const json = vocab_size === undefined ? rest : { ...rest, text_config: { ...text, vocab_size } };
-    const config = parseTstarConfig(json, 'model.config');
-    const specs = tstarSpecs(config);
-    const values = pytorchInit(specs, seed, tstarInit(config));
+    const { json, config, specs, values } = seeded(configJson, seed);
+    return new TstarTrainModel(config, json, tensorsOf(specs, values, backend, dtype), imEnd);
+  }
+
+  /**
+   * `scratch`'s model with its vision tower and LLM then taken from the Qwen2-VL checkpoint `qwen.dir`, as the
+   * MambaMia paper starts TSTAR from a trained tower and LLM: only the compressor keeps its seeded init. The token
+   * rows move from the checkpoint's tokenizer to the run's (`qwen.tokenizerJson`, src/train/vocab.ts).
+   */
+  static async fromQwen2VL(
+    configJson: Record<string, unknown>,
+    backend: Backend,
+    dtype: DType,
+    seed: number,
+    imEnd: number,
+    qwen: { dir: string; tokenizerJson: string; note?: (line: string) => void },
+  ): Promise<TstarTrainModel> {
+    const { json, config, specs, values } = seeded(configJson, seed);
+    const got = await qwen2vlValues(qwen.dir, config, qwen.tokenizerJson, backend);
+    for (const [name, v] of got.values) values.set(name, v);
+    qwen.note?.(
+      `${qwen.dir}: vision tower and LLM loaded (${got.kept} of ${config.vocab_size} tokens kept trained rows); the compressor starts fresh`,
+    );
     return new TstarTrainModel(config, json, tensorsOf(specs, values, backend, dtype), imEnd);
   }
 
@@ -236,6 +260,104 @@ export class TstarTrainModel implements TrainModel {
   [Symbol.dispose](): void {
     for (const w of this.weights.values()) w.dispose();
   }
+}
+
+/** `configJson` with the tokenizer's `vocab_size` moved into text_config, and its seeded initial values. */
+function seeded(configJson: Record<string, unknown>, seed: number) {
+  const { vocab_size, ...rest } = configJson;
+  const text = isObject(rest.text_config) ? rest.text_config : {};
+  if (text.vocab_size !== undefined && vocab_size !== undefined && text.vocab_size !== vocab_size)
+    throw new InputError(
+      `model.config.text_config.vocab_size is ${text.vocab_size} but the tokenizer has ${vocab_size} tokens; make them equal`,
+    );
+  const json = vocab_size === undefined ? rest : { ...rest, text_config: { ...text, vocab_size } };
+  const config = parseTstarConfig(json, 'model.config');
+  const specs = tstarSpecs(config);
+  return { json, config, specs, values: pytorchInit(specs, seed, tstarInit(config)) };
+}
+
+/** The Qwen2-VL settings that shape (or define) its tower and LLM, which the TSTAR's must equal to take them. */
+const SAME_VISION = [
+  'depth',
+  'embed_dim',
+  'num_heads',
+  'mlp_ratio',
+  'hidden_size',
+  'patch_size',
+  'temporal_patch_size',
+  'spatial_merge_size',
+  'in_channels',
+  'hidden_act',
+] as const;
+const SAME_TEXT = [
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'hidden_act',
+  'rms_norm_eps',
+  'rope_theta',
+  'tie_word_embeddings',
+] as const;
+
+/**
+ * The vision tower's and the LLM's tensors (f32, by name: Qwen2-VL's and TSTAR's names are the same) of the
+ * Qwen2-VL checkpoint `dir`, its token rows moved to `tokenizerJson`'s ids (`kept`: the tokens that found a
+ * trained row); checked against TSTAR config `c`.
+ */
+async function qwen2vlValues(
+  dir: string,
+  c: TstarConfig,
+  tokenizerJson: string,
+  backend: Backend,
+): Promise<{ values: Map<string, Float32Array>; kept: number }> {
+  const where = `model.initFromQwen2VL ${dir}`;
+  if (c.vision.kind !== 'qwen2_vl' || c.text.kind !== 'qwen2')
+    throw new InputError(
+      `${where}: a Qwen2-VL checkpoint gives a TSTAR with Qwen2-VL's tower and a Qwen2 LLM; model.config has a ${c.vision.kind} tower and a ${c.text.kind} LLM (set vision_config.model_type "qwen2_vl" and text_config.model_type "qwen2")`,
+    );
+  const file = join(dir, 'config.json');
+  if (!(await fileExists(file)))
+    throw new InputError(
+      `${where}: no config.json there; give the directory of a Qwen2-VL checkpoint (config.json, model.safetensors, tokenizer.json)`,
+    );
+  const json = await readJsonFile(file);
+  if (!isObject(json) || json.model_type !== 'qwen2_vl')
+    throw new InputError(
+      `${where}: config.json's model_type is ${JSON.stringify(isObject(json) ? json.model_type : json)}, not "qwen2_vl"; give a Qwen2-VL checkpoint`,
+    );
+  const q = parseQwen2VLConfig(json, file);
+  const differ = (part: string, key: string, theirs: unknown, ours: unknown) =>
+    new InputError(
+      `${where}: the checkpoint's ${part} ${key} is ${JSON.stringify(theirs)} but model.config.${part}.${key} is ${JSON.stringify(ours)}; the TSTAR's tower and LLM must be the checkpoint's to take its weights`,
+    );
+  for (const k of SAME_VISION)
+    if (q.vision[k] !== c.vision.config[k]) throw differ('vision_config', k, q.vision[k], c.vision.config[k]);
+  const text = c.text.config.text;
+  for (const k of SAME_TEXT) if (q.text[k] !== text[k]) throw differ('text_config', k, q.text[k], text[k]);
+  const tokenizer = await readFile(join(dir, 'tokenizer.json'), 'utf8').catch(() => null);
+  if (tokenizer === null)
+    throw new InputError(
+      `${where}: no tokenizer.json, so its token rows cannot move to model.tokenizer's ids`,
+    );
+  const src = rowSources(vocabularyOf(tokenizer, dir), vocabularyOf(tokenizerJson, 'model.tokenizer'));
+  if (src.length !== c.vocab_size)
+    throw new ModelError(
+      `${where}: model.tokenizer's vocabulary ends at id ${src.length - 1} but the model has ${c.vocab_size} token rows`,
+    );
+  const loaded = await checkpointTensors(dir, qwen2vlSpecs(q), q, backend, 'f32', 'config.json (Qwen2-VL)');
+  const out = new Map<string, Float32Array>();
+  try {
+    for (const [name, t] of loaded) {
+      const data = (await t.data()) as Float32Array;
+      const rows = TOKEN_ROWS.includes(name) && remapRows({ dtype: 'F32', shape: t.shape, data }, src);
+      out.set(name, rows ? (rows.data as Float32Array) : data);
+    }
+  } finally {
+    for (const t of loaded.values()) t.dispose();
+  }
+  return { values: out, kept: src.filter((i) => i >= 0).length };
 }
 
 /**

@@ -14,14 +14,23 @@ import { saveSafetensors } from '../io/safetensors-write.js';
 import { bf16ToF32, f32ToBf16 } from '../runtime/dtype.js';
 
 /** The tensors whose rows are tokens, by checkpoint layout (Vamba and Qwen2-VL share the Qwen2 names). */
-const TOKEN_ROWS = ['model.embed_tokens.weight', 'lm_head.weight'];
+export const TOKEN_ROWS = ['model.embed_tokens.weight', 'lm_head.weight'];
 
-/** `tokenizer.json`'s vocabulary: token → id. */
+/**
+ * `tokenizer.json`'s vocabulary: token → id, its added tokens included (a Qwen2 tokenizer keeps `<|im_end|>` and
+ * the other specials only there).
+ */
 export function vocabularyOf(tokenizerJson: string, where: string): Record<string, number> {
-  const v = (JSON.parse(tokenizerJson) as { model?: { vocab?: unknown } }).model?.vocab;
+  const t = JSON.parse(tokenizerJson) as { model?: { vocab?: unknown }; added_tokens?: unknown };
+  const v = t.model?.vocab;
   if (!v || typeof v !== 'object' || Array.isArray(v))
     throw new ModelError(`${where}: tokenizer.json has no model.vocab object (token → id) to remap`);
-  return v as Record<string, number>;
+  const added = Array.isArray(t.added_tokens)
+    ? (t.added_tokens as { id?: unknown; content?: unknown }[])
+    : [];
+  const out = { ...(v as Record<string, number>) };
+  for (const a of added) if (typeof a.content === 'string' && typeof a.id === 'number') out[a.content] = a.id;
+  return out;
 }
 
 /** For each new id, the old id whose row it takes (-1: the mean row). */

@@ -84,6 +84,8 @@ Examples:
             ...recipe.model,
             from: o.from ? abs(o.from) : recipe.model.from,
             config: o.from ? null : recipe.model.config,
+            // A checkpoint brings its own tower and LLM.
+            initFromQwen2VL: o.from ? '' : recipe.model.initFromQwen2VL,
             initCrossAttentionFromSelfAttention:
               o.initCrossAttentionFromSelfAttention ?? recipe.model.initCrossAttentionFromSelfAttention,
           },
