@@ -2,7 +2,7 @@
 # Finds which video length breaks `longshot train --device cuda` on the needle Vamba and which kernel faults
 # (CUDA_LAUNCH_BLOCKING=1: the failing launch names its source line; compute-sanitizer when the machine has it),
 # then profiles the host side of 40 steps at a length that works (node --cpu-prof, for the steps/s gap against
-# PyTorch). Writes $OUT/train-debug/. About 3 minutes.
+# PyTorch). Writes $OUT/train-debug/. About 4 minutes.
 set -uo pipefail
 R="$OUT/train-debug"
 mkdir -p "$R"
@@ -19,10 +19,20 @@ recipe() {  # frames videos out
     require("fs").writeFileSync(out, JSON.stringify(r));
   ' "$1" "$2" "$3"
 }
+# The bench's mix first (it failed at step 8 in session 9), with the GPU's memory sampled every second.
+recipe 16,24,32,48,64 32 /tmp/td-mix.json
+nvidia-smi --query-gpu=memory.used --format=csv,noheader -lms 1000 > "$R/mix-memory.txt" &
+SMI=$!
+CUDA_LAUNCH_BLOCKING=1 LONGSHOT_DEBUG=1 timeout 150 "${LS[@]}" train /tmp/td-mix.json --device cuda --steps 16 \
+  --out /tmp/td-mix --json > "$R/mix.json" 2> "$R/mix.err"
+echo "mixed lengths, 16 steps: rc=$?"; tail -n 25 "$R/mix.err"
+kill $SMI
+cp /tmp/td-mix/log.jsonl "$R/mix-log.jsonl" 2>/dev/null
+echo "memory (MiB, per second): $(tr -d ' MiB' < "$R/mix-memory.txt" | paste -sd' ' | cut -c1-600)"
 FAIL=""
 for f in 16 24 32 48 64; do
   recipe "$f" 32 "/tmp/td-$f.json"
-  CUDA_LAUNCH_BLOCKING=1 LONGSHOT_DEBUG=1 timeout 90 "${LS[@]}" train "/tmp/td-$f.json" --device cuda --steps 2 \
+  CUDA_LAUNCH_BLOCKING=1 LONGSHOT_DEBUG=1 timeout 90 "${LS[@]}" train "/tmp/td-$f.json" --device cuda --steps 4 \
     --out "/tmp/td-$f" --json > "$R/f$f.json" 2> "$R/f$f.err"
   rc=$?
   echo "frames $f (32 videos of 32-frame budget): rc=$rc"

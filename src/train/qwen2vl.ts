@@ -15,6 +15,7 @@ import { ParamStore } from '../nn/params.js';
 import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
+import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Example } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
@@ -105,23 +106,32 @@ export class Qwen2VLTrainModel implements TrainModel {
     return [...a.slice(0, at), ...new Array<number>(pads).fill(this.config.video_token_id), ...a.slice(at)];
   }
 
-  /** The videos' patches (in order), their grids and the pads each video takes. */
-  #videos(exs: readonly Example[]): { pixels: Float32Array; grids: GridTHW[]; pads: number } {
-    const b = this.processor.processVideos(exs.map((ex) => this.#frames(ex)));
-    const [t, h, w] = b.grids[0];
-    return {
-      pixels: b.pixelValues,
-      grids: b.grids,
-      pads: (t * h * w) / this.config.vision.spatial_merge_size ** 2,
-    };
+  /**
+   * The videos' merged tokens through the tower (patches made on the model's device), their grids and the pads
+   * each video takes. The caller disposes `embeds` (the model's inputs do not consume them).
+   */
+  #videos(m: Qwen2VL, exs: readonly Example[]): { embeds: Tensor; grids: GridTHW[]; pads: number } {
+    const { pixels, grids } = this.processor.videosOn(
+      m.backend,
+      exs.map((ex) => this.#frames(ex)),
+    );
+    const px = m.dtype === 'f32' ? pixels : ops.cast(pixels, m.dtype);
+    const embeds = m.visual.forward(px, grids);
+    disposeAll([pixels, px]);
+    const [t, h, w] = grids[0];
+    return { embeds, grids, pads: (t * h * w) / this.config.vision.spatial_merge_size ** 2 };
   }
 
   /** The model's inputs for `ids` (the example's, without pads): pads inserted after <|vision_start|>. */
-  #inputs(ex: Example, ids: readonly number[]): { inputs: Qwen2VLInputs; at: number; pads: number } {
-    const { pixels, grids, pads } = this.#videos([ex]);
+  #inputs(
+    m: Qwen2VL,
+    ex: Example,
+    ids: readonly number[],
+  ): { inputs: Qwen2VLInputs; at: number; pads: number } {
+    const { embeds, grids, pads } = this.#videos(m, [ex]);
     const at = this.#at(ids);
     const inputIds = this.#expanded(ids, at, pads);
-    return { inputs: { inputIds, pixelValuesVideos: pixels, videoGridThw: grids }, at, pads };
+    return { inputs: { inputIds, videoEmbeds: embeds, videoGridThw: grids }, at, pads };
   }
 
   forward(): SyncTrainForward {
@@ -129,8 +139,12 @@ export class Qwen2VLTrainModel implements TrainModel {
     const siteOf = (ex: Example) => this.#at(teacherForced(ex).ids);
     const fwd: SyncTrainForward = {
       logits: (ex) => {
-        const { inputs, at, pads } = this.#inputs(ex, teacherForced(ex).ids);
-        return dropRows(m.forward(inputs), 1, at, at ? pads : 0);
+        const { inputs, at, pads } = this.#inputs(m, ex, teacherForced(ex).ids);
+        try {
+          return dropRows(m.forward(inputs), 1, at, at ? pads : 0);
+        } finally {
+          inputs.videoEmbeds?.dispose();
+        }
       },
       // Equal grids and one pad index: every example's M-RoPE positions are one function of its row, so
       // padding each at its end (after the video and text) is exact.
@@ -138,13 +152,17 @@ export class Qwen2VLTrainModel implements TrainModel {
       batchLogits: (exs) => {
         assertBatchable(fwd, exs, 'Qwen2-VL');
         const { ids, seq } = padded(exs, this.config.pad_token_id ?? 0);
-        const { pixels, grids, pads } = this.#videos(exs);
+        const { embeds, grids, pads } = this.#videos(m, exs);
         const at = siteOf(exs[0]);
         const inputIds = exs.flatMap((_, i) =>
           this.#expanded(ids.subarray(i * seq, (i + 1) * seq), at, pads),
         );
-        const all = m.forward({ inputIds, pixelValuesVideos: pixels, videoGridThw: grids }, exs.length);
-        return dropRows(all, exs.length, at, at ? pads : 0);
+        try {
+          const all = m.forward({ inputIds, videoEmbeds: embeds, videoGridThw: grids }, exs.length);
+          return dropRows(all, exs.length, at, at ? pads : 0);
+        } finally {
+          embeds.dispose();
+        }
       },
       [Symbol.dispose]: () => m[Symbol.dispose](),
     };
@@ -155,10 +173,15 @@ export class Qwen2VLTrainModel implements TrainModel {
     using m = this.#model();
     const out: number[][] = [];
     for (const ex of examples) {
-      const { inputs } = this.#inputs(ex, ex.prompt);
+      const { inputs } = this.#inputs(m, ex, ex.prompt);
       using session = m.session({ capacity: inputs.inputIds.length + maxNew });
       const answer: number[] = [];
-      let logits = session.prefill(inputs);
+      let logits: Tensor;
+      try {
+        logits = session.prefill(inputs);
+      } finally {
+        inputs.videoEmbeds?.dispose();
+      }
       for (;;) {
         const next = ops.argmax(logits);
         logits.dispose();

@@ -155,13 +155,9 @@ export class TstarTrainModel implements TrainModel {
         const px = ops.tensor(m.backend, siglipPixels(frames, size), [frames.length, 3, size, size], 'f32');
         return m.compressGroups(m.encodeFrames(asModel(px)), clips.length);
       }
-      const b = this.processor!.processVideos(clips);
+      const { pixels, grids } = this.processor!.videosOn(m.backend, clips);
       const visual = m.visual as Qwen2VisionTransformer;
-      const px = ops.tensor(m.backend, b.pixelValues, [
-        b.pixelValues.length / visual.patchDim,
-        visual.patchDim,
-      ]);
-      return m.compress(visual.forward(asModel(px), b.grids), b.grids[0], clips.length);
+      return m.compress(visual.forward(asModel(pixels), grids), grids[0], clips.length);
     });
   }
 

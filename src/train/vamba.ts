@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ModelError } from '../errors.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../models/qwen2vl/config.js';
 import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
-import { type GridTHW, Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
+import { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
 import { PATCH_EMBED } from '../models/qwen2vl/weights.js';
 import { vambaMixerConfig } from '../models/vamba/config.js';
 import { convertQwen2VLToVamba } from '../models/vamba/convert.js';
@@ -111,17 +111,15 @@ export class VambaTrainModel implements TrainModel {
     return new ParamStore(views);
   }
 
-  /** The patches of the examples' videos one after another, and each one's grid. */
-  #pixels(exs: readonly Example[]): { pixels: Float32Array; grids: GridTHW[] } {
-    const videos = exs.map((ex) => {
+  /** The examples' videos as frames. */
+  #clips(exs: readonly Example[]): RgbImage[][] {
+    return exs.map((ex) => {
       const frames: RgbImage[] = [];
       const n = ex.width * ex.height * 3;
       for (let t = 0; t < ex.count; t++)
         frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
       return frames;
     });
-    const b = this.processor.processVideos(videos);
-    return { pixels: b.pixelValues, grids: b.grids };
   }
 
   forward(): SyncTrainForward {
@@ -134,9 +132,10 @@ export class VambaTrainModel implements TrainModel {
     const ms = config.vision.spatial_merge_size;
     /** Each layer's video K/V of the examples' videos (one grid), [exs.length, …]. */
     const encode = (exs: readonly Example[]) => {
-      const { pixels, grids } = this.#pixels(exs);
-      const backend = visual.patch_embed.weight.backend;
-      const f32 = ops.tensor(backend, pixels, [pixels.length / visual.patchDim, visual.patchDim], 'f32');
+      const { pixels: f32, grids } = this.processor.videosOn(
+        visual.patch_embed.weight.backend,
+        this.#clips(exs),
+      );
       const px = dtype === 'f32' ? f32 : ops.cast(f32, dtype);
       const V = visual.forward(px, grids);
       const [t, h, w] = grids[0];
@@ -183,8 +182,8 @@ export class VambaTrainModel implements TrainModel {
     using m = await Vamba.fromParams(this.config, this.#store(true), first.backend, first.dtype, 'training');
     const out: number[][] = [];
     for (const ex of examples) {
-      const { pixels, grids } = this.#pixels([ex]);
-      using video = m.encodeVideo(pixels, grids[0]);
+      const { pixelValues, grids } = this.processor.processVideos(this.#clips([ex]));
+      using video = m.encodeVideo(pixelValues, grids[0]);
       using session = m.session(video, { capacity: ex.prompt.length + maxNew });
       const answer: number[] = [];
       let logits = session.prefill(ex.prompt);

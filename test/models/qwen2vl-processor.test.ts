@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { InputError } from '../../src/errors.js';
 import { Tokenizer } from '../../src/io/tokenizer.js';
 import { resizeBicubic } from '../../src/media/bicubic.js';
@@ -14,6 +15,7 @@ import {
   smartResize,
   tokenCount,
 } from '../../src/models/qwen2vl/processor.js';
+import { Random } from '../../src/util/random.js';
 import { FIXTURES, grids, readArrays, readJson } from './qwen2vl-fixtures.js';
 
 const DIR = join(FIXTURES, 'processor');
@@ -76,6 +78,36 @@ test('processor: pixel values and grids equal the transformers processors (3 odd
   const dropped = new Qwen2VLProcessor(p.image, p.video, { oddFrames: 'drop' }).processVideos([frames]);
   assert.deepEqual(dropped.grids, [[1, 4, 6]]);
   assert.deepEqual(dropped.pixelValues, video.pixelValues.subarray(0, dropped.pixelValues.length));
+});
+
+test('videosOn: the patch rows made on a backend equal processVideos bit for bit (one shape, mixed, resized, odd)', async () => {
+  const { outputs, frames } = await fixture();
+  const p = await Qwen2VLProcessor.load(DIR);
+  const backend = cpuBackend();
+  const rng = new Random(7);
+  const clip = (n: number, w: number, h: number): RgbImage[] =>
+    Array.from({ length: n }, () => ({
+      width: w,
+      height: h,
+      data: Uint8Array.from({ length: w * h * 3 }, () => Math.floor(rng.next() * 256)),
+    }));
+  const same = async (videos: RgbImage[][], q = p) => {
+    const host = q.processVideos(videos);
+    const dev = q.videosOn(backend, videos);
+    assert.deepEqual(dev.grids, host.grids);
+    assert.deepEqual(dev.pixels.shape, [host.pixelValues.length / 1176, 1176]);
+    const got = await dev.pixels.data();
+    dev.pixels.dispose();
+    assert.deepEqual(got, host.pixelValues);
+  };
+  // The fixture's odd-sized frames (resized), and transformers' values through the device path.
+  const v = p.videosOn(backend, [frames]);
+  assert.ok(maxAbs(await v.pixels.data(), outputs.get('video.pixel_values_videos')!.data) <= 1e-6);
+  v.pixels.dispose();
+  await same([clip(4, 56, 84), clip(4, 56, 84), clip(4, 56, 84)]); // one shape: one upload
+  await same([clip(3, 56, 56), clip(2, 84, 56)]); // odd length (last frame repeated), two sizes
+  await same([clip(2, 60, 50)]); // resized on the host first
+  await same([clip(5, 56, 56)], new Qwen2VLProcessor(p.image, p.video, { oddFrames: 'drop' }));
 });
 
 test('bicubic: uint8 resizes equal torchvision (default) and PIL exactly, up- and downscaling', async () => {
