@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Qwen2VLVisionConfig } from '../src/models/qwen2vl/config.js';
+import { defaultProcessor, type RgbImage } from '../src/models/qwen2vl/processor.js';
 import type { DType } from '../src/runtime/dtype.js';
 import * as ops from '../src/runtime/ops.js';
 import { ShapeError } from '../src/runtime/shape.js';
-import { assertParity, pair, random, randomPair, TOL } from './helpers.js';
+import { assertParity, gpu, pair, random, randomPair, TOL } from './helpers.js';
 
 const DTYPES: DType[] = ['f32', 'bf16', 'i32'];
 
@@ -89,4 +91,28 @@ test('sum, mean and max over every axis; argmax with ties picks the first', asyn
   }
   const [g] = pair([1, 3, 3, 2, 3], [5], 'f32');
   assert.deepEqual(await ops.argmax(g).toArray(), [1]);
+});
+
+test('Qwen2-VL patch rows made on the GPU (videosOn) equal the host processor bit for bit', async () => {
+  const p = defaultProcessor({
+    patch_size: 14,
+    temporal_patch_size: 2,
+    spatial_merge_size: 2,
+  } as Qwen2VLVisionConfig);
+  const clip = (n: number, w: number, h: number): RgbImage[] =>
+    Array.from({ length: n }, () => ({
+      width: w,
+      height: h,
+      data: Uint8Array.from({ length: w * h * 3 }, () => Math.floor(random() * 256)),
+    }));
+  for (const videos of [
+    [clip(32, 112, 112), clip(32, 112, 112), clip(32, 112, 112)],
+    [clip(3, 56, 84), clip(4, 112, 56)],
+  ]) {
+    const host = p.processVideos(videos);
+    const dev = p.videosOn(gpu, videos);
+    assert.deepEqual(dev.grids, host.grids);
+    assert.deepEqual(await dev.pixels.data(), host.pixelValues);
+    dev.pixels.dispose();
+  }
 });
