@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Finds which video length breaks `longshot train --device cuda` on the needle Vamba and which kernel faults
 # (CUDA_LAUNCH_BLOCKING=1: the failing launch names its source line; compute-sanitizer when the machine has it),
-# then profiles the host side of 40 steps at a length that works (node --cpu-prof, for the steps/s gap against
-# PyTorch). Writes $OUT/train-debug/. About 4 minutes.
+# then profiles the host side of 30 steps at a length that works (node --cpu-prof, for the steps/s gap against
+# PyTorch). Writes $OUT/train-debug/. About 3 minutes (TD_SANITIZER=1 adds compute-sanitizer on a failure).
 set -uo pipefail
 R="$OUT/train-debug"
 mkdir -p "$R"
@@ -29,27 +29,30 @@ echo "mixed lengths, 16 steps: rc=$?"; tail -n 25 "$R/mix.err"
 kill $SMI
 cp /tmp/td-mix/log.jsonl "$R/mix-log.jsonl" 2>/dev/null
 echo "memory (MiB, per second): $(tr -d ' MiB' < "$R/mix-memory.txt" | paste -sd' ' | cut -c1-600)"
+# Lengths one by one only when the mix did not fail (a failure names its kernel's source line already).
 FAIL=""
-for f in 16 24 32 48 64; do
-  recipe "$f" 32 "/tmp/td-$f.json"
-  CUDA_LAUNCH_BLOCKING=1 LONGSHOT_DEBUG=1 timeout 90 "${LS[@]}" train "/tmp/td-$f.json" --device cuda --steps 4 \
-    --out "/tmp/td-$f" --json > "$R/f$f.json" 2> "$R/f$f.err"
-  rc=$?
-  echo "frames $f (32 videos of 32-frame budget): rc=$rc"
-  [ $rc -ne 0 ] && { tail -n 25 "$R/f$f.err"; [ -z "$FAIL" ] && FAIL=$f; }
-done
+if grep -q "Error\|error" "$R/mix.err"; then FAIL=mix; else
+  for f in 32 48 64; do
+    recipe "$f" 32 "/tmp/td-$f.json"
+    CUDA_LAUNCH_BLOCKING=1 LONGSHOT_DEBUG=1 timeout 60 "${LS[@]}" train "/tmp/td-$f.json" --device cuda --steps 3 \
+      --out "/tmp/td-$f" --json > "$R/f$f.json" 2> "$R/f$f.err"
+    rc=$?
+    echo "frames $f (32 videos of 32-frame budget): rc=$rc"
+    [ $rc -ne 0 ] && { tail -n 25 "$R/f$f.err"; FAIL=$f; break; }
+  done
+fi
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
-if [ -n "$FAIL" ] && [ -n "$CS" ]; then
-  echo "compute-sanitizer at $FAIL frames:"
-  timeout 150 "$CS" --print-limit 4 "${LS[@]}" train "/tmp/td-$FAIL.json" --device cuda --steps 1 --out /tmp/td-cs \
+if [ -n "$FAIL" ] && [ -n "$CS" ] && [ "${TD_SANITIZER:-0}" = 1 ]; then
+  echo "compute-sanitizer at $FAIL:"
+  timeout 150 "$CS" --print-limit 4 "${LS[@]}" train "/tmp/td-$FAIL.json" --device cuda --steps 16 --out /tmp/td-cs \
     --json > "$R/sanitizer.txt" 2>&1
   grep -E "Invalid|=========     at|by thread|Address|ERROR SUMMARY" "$R/sanitizer.txt" | head -30
-elif [ -n "$FAIL" ]; then echo "no compute-sanitizer here"; fi
-OK=32; [ "$FAIL" = 32 ] && OK=16
+fi
+OK=32; [ "$FAIL" = 32 ] && OK=16; [ "$FAIL" = mix ] && OK=24
 recipe "$OK" 32 /tmp/td-prof.json
 mkdir -p "$R/prof"
 timeout 150 node --cpu-prof --cpu-prof-dir "$R/prof" --import tsx src/cli/run.ts train /tmp/td-prof.json --device cuda \
-  --steps 40 --out /tmp/td-prof --json > "$R/prof.json" 2> "$R/prof.err"
+  --steps 30 --out /tmp/td-prof --json > "$R/prof.json" 2> "$R/prof.err"
 echo "profile at $OK frames: rc=$?"; tail -n 2 "$R/prof.err"
 node -e '
   const l = require("fs").readFileSync("/tmp/td-prof/log.jsonl", "utf8").trim().split("\n").map(JSON.parse).filter((r) => r.step);
