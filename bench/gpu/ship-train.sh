@@ -24,7 +24,8 @@
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
 # (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer; default Vamba 4, Qwen2-VL 3, the others
 # 2: 4 main threads + 11 render threads on the GPU machine's 16 cores), SHIP_TINY=1 (16-frame videos, 2 per
-# step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes).
+# step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes), SHIP_DEBUG (models
+# trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba").
 set -uo pipefail
 START=$(date +%s)
 END=${SHIP_END:-$((START + ${SHIP_SECONDS:-540}))}
@@ -117,7 +118,10 @@ for m in $MODELS; do
   fi
   rm -rf "${RUNS:?}/$m"
   threads=${SHIP_RENDER_THREADS:-${THREADS[$m]}}
-  LONGSHOT_RENDER_THREADS=$threads LONGSHOT_CPU_THREADS=2 timeout -k 10 $((SECS + 90)) \
+  # SHIP_DEBUG names models trained with synchronous launches (a device fault names its kernel's source line).
+  dbg=()
+  [[ " ${SHIP_DEBUG:-} " == *" $m "* ]] && dbg=(CUDA_LAUNCH_BLOCKING=1)
+  env "${dbg[@]}" LONGSHOT_DEBUG=1 LONGSHOT_RENDER_THREADS=$threads LONGSHOT_CPU_THREADS=2 timeout -k 10 $((SECS + 90)) \
     "${LS[@]}" train "$(recipe "$m")" --device "$DEVICE" --out "$RUNS/$m" --max-seconds "$SECS" --time-schedule \
     --seed "$call" ${SHIP_STEPS:+--steps "$SHIP_STEPS"} "${from[@]}" --json > "$R/$m/train.json" 2> "$R/$m/train.err" &
   pids+=($!)
