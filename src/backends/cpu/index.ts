@@ -15,7 +15,7 @@ import { type CpuStorage, rawOf } from './memory.js';
 import { layerNorm, rmsNorm, ropeTable, rotary, softmax } from './norm.js';
 import { adamwStep } from './optim.js';
 import { sample } from './sample.js';
-import { conv1d, ssdScan, ssmStep } from './ssm.js';
+import { conv1d, mambaStepRows, ssdScan, ssmStep } from './ssm.js';
 
 /** The reference backend: TypeScript over typed arrays, computing in f32 (and f64 where it is free). */
 export class CpuBackend implements Backend {
@@ -65,6 +65,7 @@ export class CpuBackend implements Backend {
   conv1d = conv1d;
   ssdScan = ssdScan;
   ssmStep = ssmStep;
+  mambaStepRows = mambaStepRows;
   embedding = embedding;
   embeddingBag = embeddingBag;
   writeSlice = writeSlice;
