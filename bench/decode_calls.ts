@@ -41,16 +41,17 @@ interface Stepper {
   step(token: number): Tensor;
 }
 
-/** Counts one step of `session` (after one warm-up step), attributing calls to `layers` by kind. */
+/** Counts one step of `session` (after one warm-up step), attributing calls to `layers`' `method` by kind. */
 async function measure(
   model: string,
   backend: Backend,
   session: Stepper,
   layers: readonly { kind: string; layer: object }[],
   tokens: readonly [number, number],
+  method = 'forward',
 ): Promise<DecodeCalls> {
   session.step(tokens[0]).dispose();
-  const parts: CallPart[] = layers.map((l) => ({ label: l.kind, target: l.layer, method: 'forward' }));
+  const parts: CallPart[] = layers.map((l) => ({ label: l.kind, target: l.layer, method }));
   const r = await countCalls(backend, () => session.step(tokens[1]), parts);
   const logits = Float32Array.from(await r.result.data());
   r.result.dispose();
@@ -73,7 +74,7 @@ export async function nemotronHCalls(backend: Backend = cpuBackend()): Promise<D
   using session = model.session({ capacity: 16 });
   session.prefill([301, 5, 17, 9, 40, 3, 11]).dispose();
   const layers = model.backbone.layers.map((b) => ({ kind: NEMOTRON_KINDS[b.kind], layer: b }));
-  return measure('nemotron-h (M-M*-M-MM-)', backend, session, layers, [12, 7]);
+  return measure('nemotron-h (M-M*-M-MM-)', backend, session, layers, [12, 7], 'forwardResidual');
 }
 
 export async function qwen2vlCalls(backend: Backend = cpuBackend()): Promise<DecodeCalls> {
