@@ -94,7 +94,7 @@ export async function vambaCalls(backend: Backend = cpuBackend()): Promise<Decod
   using session = model.session(video, { capacity: 16 });
   session.prefill([0, 20, 31, 42, 53, 11]).dispose();
   const layers = model.lm.layers.map((layer) => ({ kind: 'vamba', layer }));
-  return measure('vamba (4 layers)', backend, session, layers, [12, 7]);
+  return measure('vamba (4 layers)', backend, session, layers, [12, 7], 'forwardResidual');
 }
 
 function report(r: DecodeCalls): string {

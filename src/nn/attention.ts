@@ -36,6 +36,8 @@ export interface SelfAttentionInputs {
    * attending only to itself (a training step's examples in one forward; rope is [seq, ·], shared).
    */
   batch?: number;
+  /** The output times this (Vamba's α mixing), inside o_proj's GEMM. */
+  outScale?: number;
 }
 
 /**
@@ -123,7 +125,7 @@ export class SelfAttention implements Disposable {
         inputs.probe?.record(q, k);
         out = ops.attention(q, k, v, { causal }).out;
       }
-      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
+      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]), inputs.outScale);
     });
   }
 

@@ -56,9 +56,16 @@ export class CrossAttention implements Disposable {
    * x [seq, hidden] (already normalised) attends to `kv`; `rope` rotates the queries by text positions. With
    * one K/V per row (batched decoding over several videos), row i attends to kv[i] only. A `probe` records
    * where the last query looked (one K/V only). K/V of a training batch ([batch, …]): x is that many
-   * sequences of equal length one after another, each attending to its own video.
+   * sequences of equal length one after another, each attending to its own video. The output is times
+   * `outScale` (Vamba's α mixing), inside o_proj's GEMM.
    */
-  forward(x: Tensor, kv: CrossKV | readonly CrossKV[], rope: Rope | null, probe?: AttentionProbe): Tensor {
+  forward(
+    x: Tensor,
+    kv: CrossKV | readonly CrossKV[],
+    rope: Rope | null,
+    probe?: AttentionProbe,
+    outScale = 1,
+  ): Tensor {
     const { numHeads, headDim } = this.config;
     return tidy(() => {
       const seq = x.shape[0];
@@ -75,7 +82,7 @@ export class CrossAttention implements Disposable {
               q.reshape([seq, numHeads, headDim]),
               kv.map((r) => ({ k: r.k, v: r.v, length: r.k.shape[1] })),
             );
-      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
+      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]), outScale);
     });
   }
 

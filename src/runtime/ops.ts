@@ -324,8 +324,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return out;
 }
 
-/** x @ weightᵀ + bias, with weight [out, in] as stored by PyTorch's nn.Linear. */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+/** alpha·(x @ weightᵀ) + bias, with weight [out, in] as stored by PyTorch's nn.Linear. */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, alpha = 1): Tensor {
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1])
     throw new ShapeError(
       `linear: input ${fmt(x.shape)} does not match weight ${fmt(weight.shape)} ([out, in])`,
@@ -333,7 +333,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const lead = x.shape.slice(0, -1);
   const x2 = x.reshape([numel(lead), weight.shape[1]]);
   try {
-    const y = matmul(x2, weight, { transB: true, bias });
+    const y = matmul(x2, weight, { transB: true, bias, alpha });
     const out = y.reshape([...lead, weight.shape[0]]);
     y.dispose();
     return out;

@@ -56,6 +56,17 @@ export function vambaLayerSpecs(
   return specs;
 }
 
+/** What the text half of a layer reads besides the stream. */
+export interface VambaTextInputs {
+  rope: Rope;
+  cache: Caches;
+  layer: number;
+  kv: CrossKV | readonly CrossKV[];
+  probe?: AttentionProbe;
+  /** No cache: H holds this many sequences of equal length (a training batch; kv is [batch, …]). */
+  batch?: number;
+}
+
 export class VambaDecoderLayer implements Disposable {
   constructor(
     readonly switches: VambaSwitches,
@@ -146,40 +157,39 @@ export class VambaDecoderLayer implements Disposable {
    * batched decoding, row i one token of caches[i]'s sequence attending to its video's kv[i]. A `probe`
    * records the cross-attention of the last position over the video.
    */
-  forward(
-    H: Tensor,
-    inputs: {
-      rope: Rope;
-      cache: Caches;
-      layer: number;
-      kv: CrossKV | readonly CrossKV[];
-      probe?: AttentionProbe;
-      /** No cache: H holds this many sequences of equal length (a training batch; kv is [batch, …]). */
-      batch?: number;
-    },
-  ): Tensor {
+  forward(H: Tensor, inputs: VambaTextInputs): Tensor {
     return tidy(() => {
-      const x = this.input_layernorm.forward(H);
-      const sa = this.self_attn.forward(x, {
+      const o = this.forwardResidual(H, null, inputs);
+      return ops.add(o.x, o.r);
+    });
+  }
+
+  /**
+   * `forward` on the stream H + r, where r (the previous layer's MLP output) is still to be added: the add
+   * happens in this layer's input norm pass (one launch fewer per layer). Returns the stream after the
+   * attention (H + r + mixed attention) and this layer's MLP output, to be added by the next norm.
+   */
+  forwardResidual(H: Tensor, r: Tensor | null, inputs: VambaTextInputs): { x: Tensor; r: Tensor } {
+    return tidy(() => {
+      const a = this.input_layernorm.addForward(H, r);
+      // α·self + (1−α)·cross, each weight inside its o_proj's GEMM; without α both weights are 1.
+      const w = this.alpha === null ? null : Math.min(1, Math.max(0, this.alpha));
+      const sa = this.self_attn.forward(a.out, {
         rope: inputs.rope,
         batch: inputs.batch,
+        outScale: w ?? 1,
         ...layerCaches(inputs.cache, inputs.layer),
       });
       const ca = this.cross_attn.forward(
-        x,
+        a.out,
         inputs.kv,
         this.switches.crossRope ? inputs.rope : null,
         inputs.probe,
+        w === null ? 1 : 1 - w,
       );
-      let mixed: Tensor;
-      if (this.alpha === null) mixed = ops.add(sa, ca);
-      else {
-        const a = Math.min(1, Math.max(0, this.alpha));
-        mixed = ops.add(ops.scale(sa, a), ops.scale(ca, 1 - a));
-      }
       // The residual add and the post-attention norm in one pass.
-      const h = this.post_attention_layernorm.addForward(H, mixed);
-      return ops.add(h.sum, this.mlp.forward(h.out));
+      const h = this.post_attention_layernorm.addForward(a.sum, ops.add(sa, ca));
+      return { x: h.sum, r: this.mlp.forward(h.out) };
     });
   }
 
