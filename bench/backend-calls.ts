@@ -56,8 +56,8 @@ export async function countCalls<T>(
   const byPart: Record<string, number> = {};
   const opsByPart: Record<string, CallCounts> = {};
   const inside: string[] = [];
-  const bump = (k: string) => {
-    counts[k] = (counts[k] ?? 0) + 1;
+  const bump = (into: CallCounts, k: string) => {
+    into[k] = (into[k] ?? 0) + 1;
   };
   const restore: (() => void)[] = [];
   for (const p of parts) {
@@ -82,14 +82,15 @@ export async function countCalls<T>(
     own.set(name, Object.getOwnPropertyDescriptor(target, name));
     const original = target[name];
     target[name] = function (this: unknown, ...args: unknown[]) {
-      bump(name);
-      const part = inside.at(-1) ?? '';
-      if (part) byPart[part] = (byPart[part] ?? 0) + 1;
-      const mine = (opsByPart[part] ??= {});
-      const op = (name === 'unary' || name === 'binary') && typeof args[1] === 'string' ? `${name}:${args[1]}` : name;
-      mine[op] = (mine[op] ?? 0) + 1;
       // unary(out, op, x), binary(out, op, a, b, desc): the op is the second argument.
-      if ((name === 'unary' || name === 'binary') && typeof args[1] === 'string') bump(`${name}:${args[1]}`);
+      const op =
+        (name === 'unary' || name === 'binary') && typeof args[1] === 'string' ? `${name}:${args[1]}` : name;
+      bump(counts, name);
+      if (op !== name) bump(counts, op);
+      const part = inside.at(-1) ?? '';
+      if (part) bump(byPart, part);
+      opsByPart[part] ??= {};
+      bump(opsByPart[part], op);
       return original.apply(this, args);
     };
   }

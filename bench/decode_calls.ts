@@ -108,7 +108,10 @@ function report(r: DecodeCalls): string {
         .map(([k, n]) => `${k} ${n}`)
         .join(', ')}`,
   );
-  return [`${r.model}: ${r.total} calls per token (per layer: ${per}; outside the layers ${r.outside})`, ...ops].join('\n');
+  return [
+    `${r.model}: ${r.total} calls per token (per layer: ${per}; outside the layers ${r.outside})`,
+    ...ops,
+  ].join('\n');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

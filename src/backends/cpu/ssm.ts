@@ -1,8 +1,8 @@
 import { type Conv1dDesc, type MambaStepRowsDesc, type SsdDesc, UNARY_CODE } from '../../runtime/backend.js';
 import { fromF32, toF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { type Gemm, gemm } from './gemm.js';
 import { unaryValues } from './elementwise.js';
+import { type Gemm, gemm } from './gemm.js';
 import { fastOps } from './kernels.js';
 import { f32Of, f32Out, rawOf, sharedF32Of, sharedF32Out } from './memory.js';
 import { parallelFor } from './pool.js';
