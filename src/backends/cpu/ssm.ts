@@ -113,7 +113,7 @@ export function mambaStepRows(
   const [bias, Av, Dv] = [f32Of(dtBias), f32Of(A), D ? f32Of(D) : null];
   const o = f32Out(y);
   const inp = new Float32Array(convDim);
-  let xbc = new Float32Array(convDim);
+  const xbc = new Float32Array(convDim);
   const sum = new Float32Array(H);
   const dt = new Float32Array(H);
   for (let r = 0; r < rows; r++) {
@@ -123,7 +123,8 @@ export function mambaStepRows(
     const sv = f32Of(s.conv);
     convValues(xbc, inp, w, bv, sv, 1, 1, convDim, W, true);
     rawOf(s.conv).set(fromF32(s.conv.dtype, convTail(inp, sv, 1, 1, convDim, W - 1)));
-    if (x.dtype !== 'f32') xbc = toF32(x.dtype, fromF32(x.dtype, xbc));
+    // Rounded to x's dtype, as conv1d's output is.
+    if (x.dtype !== 'f32') xbc.set(toF32(x.dtype, fromF32(x.dtype, xbc)));
     for (let h = 0; h < H; h++) sum[h] = dtv[r * H + h] + bias[h];
     unaryValues(UNARY_CODE.softplus, sum, dt);
     const [lo, hi] = [Math.fround(d.dtMin), Math.fround(d.dtMax)];
