@@ -2,10 +2,10 @@
  * Backend calls (GPU kernel launches) per decoded token of the tiny models: a Nemotron-H (the nano-like
  * fixture, pattern M-M*-M-MM-), the shipped tiny Vamba and Qwen2-VL (models/). Each prefills a short prompt,
  * steps once to warm up, then counts one `session.step` (what `generate` runs per token for one sequence),
- * in total, per op and per layer kind. Runs on the CPU; the CUDA backend takes the same calls, except that
- * ops it fuses (e.g. `mambaStepRows`) the CPU backend has as well, so the counts are the GPU's.
+ * in total, per op and per layer kind. The CPU backend has the GPU's optional fused ops (`mambaStepRows`),
+ * so its counts are the GPU's; `--device cuda` counts on the GPU itself (bf16, as models load there).
  *
- *   npx tsx bench/decode_calls.ts [--json FILE]
+ *   npx tsx bench/decode_calls.ts [--device cpu|cuda] [--json FILE]
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -13,7 +13,8 @@ import { cpuBackend } from '../src/backends/cpu/index.js';
 import { NemotronHForCausalLM } from '../src/models/nemotron_h/model.js';
 import { Qwen2VL } from '../src/models/qwen2vl/model.js';
 import { Vamba } from '../src/models/vamba/model.js';
-import type { Backend } from '../src/runtime/backend.js';
+import type { Backend, DeviceName } from '../src/runtime/backend.js';
+import { getBackend } from '../src/runtime/device.js';
 import type { Tensor } from '../src/runtime/tensor.js';
 import { type CallPart, countCalls } from './backend-calls.js';
 
@@ -115,8 +116,12 @@ function report(r: DecodeCalls): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { json: { type: 'string' } } });
-  const all = [await nemotronHCalls(), await qwen2vlCalls(), await vambaCalls()];
+  const { values } = parseArgs({
+    options: { json: { type: 'string' }, device: { type: 'string', default: 'cpu' } },
+  });
+  if (values.device === 'cuda') await import('../src/backends/cuda/index.js');
+  const backend = await getBackend(values.device as DeviceName);
+  const all = [await nemotronHCalls(backend), await qwen2vlCalls(backend), await vambaCalls(backend)];
   for (const r of all) console.log(report(r));
   if (values.json)
     await writeFile(
