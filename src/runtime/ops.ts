@@ -495,7 +495,12 @@ export function softmax(x: Tensor): Tensor {
  * Rotate-half rotary embedding: x [batch, seq, heads, headDim] (or [seq, heads, headDim]); cos/sin f32
  * [seq, rotDim] or [batch, seq, rotDim]. The tables encode the variant (1-D, M-RoPE sections, 2-D vision).
  */
-export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+/**
+ * x rotated by the cos/sin tables. `out` (x's shape and dtype; x itself for in place) receives the result
+ * instead of a new tensor: a decode step rotates q‖k inside the row that holds v after them, so k‖v stay one
+ * block (not while autograd records).
+ */
+export function rotary(x: Tensor, cos: Tensor, sin: Tensor, opts: { out?: Tensor } = {}): Tensor {
   x.assertLive('rotary');
   const x4 = x.rank === 3 ? [1, ...x.shape] : [...x.shape];
   if (x4.length !== 4)
@@ -510,8 +515,17 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const tBatch = cos.rank === 3 ? cos.shape[0] : 1;
   if (tSeq !== seq || (tBatch !== 1 && tBatch !== batch) || rotaryDim > headDim || rotaryDim % 2)
     throw new ShapeError(`rotary: table ${fmt(cos.shape)} does not fit x ${fmt(x.shape)}`);
-  const out = empty(x.backend, x.shape, x.dtype);
+  if (opts.out) {
+    opts.out.assertLive('rotary');
+    if (!sameShape(opts.out.shape, x.shape) || opts.out.dtype !== x.dtype)
+      throw new ShapeError(
+        `rotary: out ${opts.out.dtype} ${fmt(opts.out.shape)} must be x's (${x.dtype} ${fmt(x.shape)})`,
+      );
+    if (active) throw new Error('rotary: an out tensor while autograd records (the tape would lose x)');
+  }
+  const out = opts.out ?? empty(x.backend, x.shape, x.dtype);
   x.backend.rotary(out, x, cos, sin, { batch, seq, heads, headDim, rotaryDim, tableShared: tBatch === 1 });
+  if (opts.out) return out;
   if (active) active.record('rotary', [x, cos, sin], [out], {});
   return out;
 }

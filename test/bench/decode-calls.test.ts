@@ -3,7 +3,8 @@
  * tiny Nemotron-H, Vamba and Qwen2-VL of bench/decode_calls.ts, per token and per layer kind, so a change that
  * adds launches to a decode step fails here. Then the fused paths that make these counts against what they
  * replace: the CPU's one-call Mamba-2 step against the op-by-op step (conv1d, dt, ssmStep) bit for bit, the
- * whole Nemotron-H decode with and without it, and one packed in_proj GEMV against its four parts.
+ * whole Nemotron-H decode with and without it, one packed in_proj GEMV against its four parts, rotary in place
+ * against rotary into a new tensor, and the CPU's scatterRows (one token's k‖v in one call) against writeSlice.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -22,9 +23,9 @@ const be = cpuBackend();
 
 /** The counts reached (docs/runtime.md, "Launches per decoded token"); before this work 136, 52 and 82. */
 const BOUNDS = {
-  nemotron: { total: 51, perLayer: { mamba2: 5, attention: 6, mlp: 4 } },
-  qwen2vl: { total: 52, perLayer: { qwen2: 11 } },
-  vamba: { total: 68, perLayer: { vamba: 15 } },
+  nemotron: { total: 50, perLayer: { mamba2: 5, attention: 5, mlp: 4 } },
+  qwen2vl: { total: 48, perLayer: { qwen2: 10 } },
+  vamba: { total: 64, perLayer: { vamba: 14 } },
 };
 
 describe('backend calls per decoded token', () => {
@@ -182,4 +183,29 @@ describe('the fused decode paths equal the ones they replace', () => {
       }
       assert.deepEqual(all, parts);
     });
+
+  for (const dtype of ['f32', 'bf16'] as const)
+    it(`rotary in place (${dtype}) equals rotary into a new tensor`, async () => {
+      const r = rng();
+      const x = ops.tensor(be, randn(2 * 5 * 8, r), [1, 2, 5, 8], dtype);
+      const cos = ops.tensor(be, randn(2 * 6, r), [2, 6], 'f32');
+      const sin = ops.tensor(be, randn(2 * 6, r), [2, 6], 'f32');
+      const want = await data(ops.rotary(x, cos, sin));
+      assert.equal(ops.rotary(x, cos, sin, { out: x }), x);
+      assert.deepEqual(await data(x), want);
+    });
+
+  it("the CPU's scatterRows writes each row where writeSlice does", async () => {
+    const r = rng();
+    const kv = ops.tensor(be, randn(2 * 6, r), [2, 6], 'bf16');
+    const cache = () => [0, 1].map(() => ops.tensor(be, randn(4 * 6, r), [1, 4, 3, 2], 'bf16'));
+    const [a, b] = [cache(), cache()];
+    for (const [i, t] of b.entries()) ops.writeSlice(a[i], t, 0, 0);
+    ops.scatterRows(kv, [
+      { dst: a[0], at: 2 },
+      { dst: a[1], at: 2 },
+    ]);
+    for (const [i, t] of b.entries()) ops.writeSlice(t, kv.narrow(i, i + 1).reshape([1, 1, 3, 2]), 1, 2);
+    for (let i = 0; i < 2; i++) assert.deepEqual(await data(a[i]), await data(b[i]));
+  });
 });

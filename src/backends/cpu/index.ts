@@ -8,7 +8,17 @@ import { attentionBackward } from './grad-attention.js';
 import { embeddingBackward } from './grad-embedding.js';
 import { layerNormBackward, rmsNormBackward } from './grad-norm.js';
 import { conv1dBackward, ssdScanBackward } from './grad-ssm.js';
-import { argmax, embedding, embeddingBag, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
+import {
+  argmax,
+  embedding,
+  embeddingBag,
+  flip,
+  permute,
+  readSlice,
+  reduce,
+  scatterRows,
+  writeSlice,
+} from './layout.js';
 import { crossEntropy, klTopK } from './loss.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
@@ -69,6 +79,7 @@ export class CpuBackend implements Backend {
   embedding = embedding;
   embeddingBag = embeddingBag;
   writeSlice = writeSlice;
+  scatterRows = scatterRows;
   readSlice = readSlice;
   permute = permute;
   flip = flip;
