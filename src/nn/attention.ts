@@ -38,6 +38,11 @@ export interface SelfAttentionInputs {
   batch?: number;
   /** The output times this (Vamba's α mixing), inside o_proj's GEMM. */
   outScale?: number;
+  /**
+   * One token's q‖k‖v already projected ([1, (heads + 2·kvHeads)·headDim]): Vamba projects its cross-attention
+   * query in the same GEMV.
+   */
+  qkv?: Tensor | null;
 }
 
 /**
@@ -94,8 +99,8 @@ export class SelfAttention implements Disposable {
       if (batch > 1 && (inputs.cache || inputs.rows || inputs.probe || seq % batch))
         throw new RangeError(`SelfAttention: ${seq} rows in ${batch} sequences, with a cache or probe`);
       const { q, k, v, kv } =
-        seq === 1 && this.qkv
-          ? this.#projectOne(x, inputs.rope)
+        seq === 1 && (this.qkv || inputs.qkv)
+          ? this.#projectOne(inputs.qkv ?? this.qkv!.forward(x), inputs.rope)
           : { ...this.#project(x, batch, inputs.rope), kv: null };
       const causal = inputs.causal ?? true;
       let out: Tensor;
@@ -157,13 +162,13 @@ export class SelfAttention implements Disposable {
   }
 
   /**
-   * One token: q‖k‖v from one GEMM over the fused weight, then q‖k rotated in place in one call (the heads of
-   * one token are rows of one tensor, so the parts are views): two launches where #project takes five. `kv` is
+   * One token's q‖k‖v (one GEMM over the fused weight), q‖k rotated in place in one call (the heads of one
+   * token are rows of one tensor, so the parts are views): two launches where #project takes five. `kv` is
    * k‖v as one block [2, hkv·headDim] (rows of that tensor), which the cache takes in one write.
    */
-  #projectOne(x: Tensor, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor; kv: Tensor } {
+  #projectOne(qkv: Tensor, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor; kv: Tensor } {
     const { numHeads: hq, numKvHeads: hkv, headDim } = this.config;
-    const y = this.qkv!.forward(x).reshape([hq + 2 * hkv, headDim]);
+    const y = qkv.reshape([hq + 2 * hkv, headDim]);
     if (rope) {
       const qk = y.narrow(0, hq + hkv).reshape([1, 1, hq + hkv, headDim]);
       ops.rotary(qk, rope.cos, rope.sin, { out: qk });
