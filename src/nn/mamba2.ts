@@ -405,7 +405,9 @@ export class Mamba2 implements Disposable {
     this.assertCausal('step');
     const batch = u.shape[0];
     return tidy(() =>
-      this.out_proj.forward(this.fwd.step(this.project(u.reshape([batch, 1, this.config.dModel])), state)),
+      this.out_proj.forward(
+        this.fwd.step(this.project(u.reshape([batch, 1, this.config.dModel]), true), state),
+      ),
     );
   }
 
@@ -417,7 +419,7 @@ export class Mamba2 implements Disposable {
     this.assertCausal('step');
     const n = u.shape[0];
     return tidy(() => {
-      const p = this.project(u.reshape([n, 1, this.config.dModel]));
+      const p = this.project(u.reshape([n, 1, this.config.dModel]), true);
       return this.out_proj.forward(this.fwd.stepRows(p, states));
     });
   }
@@ -436,12 +438,14 @@ export class Mamba2 implements Disposable {
   }
 
   /**
-   * in_proj's parts of u [batch, len, dModel]. One token: one GEMV over the whole weight and the parts are views
-   * of its output row (one launch instead of four); longer inputs: a GEMM per part (see `parts`).
+   * in_proj's parts of u [batch, len, dModel]. A decode step of one token on a backend with the fused step:
+   * one GEMV over the whole weight and the parts are views of its output row (one launch instead of four; the
+   * views go only to mambaStepRows and the gate, which read them element by element); otherwise a GEMM per
+   * part (see `parts`).
    */
-  private project(u: Tensor) {
+  private project(u: Tensor, step = false) {
     const { z, x, bc, dt } = this.parts;
-    if (u.size !== this.config.dModel)
+    if (!step || u.size !== this.config.dModel || !ops.hasMambaStepRows(u.backend))
       return { z: z.forward(u), x: x.forward(u), bc: bc.forward(u), dt: dt.forward(u) };
     const all = this.in_proj.forward(u).reshape([this.in_proj.outFeatures]);
     let at = 0;
