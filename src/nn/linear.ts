@@ -82,7 +82,14 @@ export class Linear implements Disposable {
    */
   forward(x: Tensor, scale = 1): Tensor {
     if (scale === 1) return ops.linear(x, this.weight, this.bias);
-    if (this.bias) return ops.scale(ops.linear(x, this.weight, this.bias), scale);
+    if (this.bias) {
+      const y = ops.linear(x, this.weight, this.bias);
+      try {
+        return ops.scale(y, scale);
+      } finally {
+        y.dispose();
+      }
+    }
     return ops.linear(x, this.weight, null, scale);
   }
 

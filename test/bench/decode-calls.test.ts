@@ -13,11 +13,13 @@ import { nemotronHCalls, qwen2vlCalls, vambaCalls } from '../../bench/decode_cal
 import { cpuBackend } from '../../src/backends/cpu/index.js';
 import { NemotronHForCausalLM } from '../../src/models/nemotron_h/model.js';
 import { Linear } from '../../src/nn/linear.js';
+import { mamba2Config } from '../../src/nn/mamba2.js';
 import type { Backend } from '../../src/runtime/backend.js';
 import type { DType } from '../../src/runtime/dtype.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { randn, rng } from '../helpers.js';
+import { build, randomParams } from '../nn/mamba2-cases.js';
 
 const be = cpuBackend();
 
@@ -183,6 +185,24 @@ describe('the fused decode paths equal the ones they replace', () => {
       }
       assert.deepEqual(all, parts);
     });
+
+  it('a Mamba-2 step of two sequences in one state (views of its rows) equals the op-by-op step', async () => {
+    const c = mamba2Config(16, { dInner: 24, dState: 6, headDim: 6, nGroups: 2, dtLimit: [0.01, 0.5] });
+    const host = randomParams(c, 7);
+    const u = randn(3 * 2 * 16, rng());
+    const run = async (backend: Backend) => {
+      using mixer = build(backend, c, host);
+      const state = mixer.initialState(2);
+      const out: number[] = [];
+      for (let t = 0; t < 3; t++)
+        out.push(
+          ...(await data(mixer.step(ops.tensor(backend, u.subarray(t * 32, (t + 1) * 32), [2, 16]), state))),
+        );
+      out.push(...(await data(state.conv)), ...(await data(state.ssm)));
+      return out;
+    };
+    assert.deepEqual(await run(be), await run(opByOp));
+  });
 
   for (const dtype of ['f32', 'bf16'] as const)
     it(`rotary in place (${dtype}) equals rotary into a new tensor`, async () => {
