@@ -36,6 +36,8 @@ for arch in vamba qwen2vl; do
   step "single stream at 256 frames: $arch"
   timeout 130 node --import tsx bench/serve_load.ts --arch $arch --frames 256 --decode 96 --scenarios single \
     --budget 75 --out "$OUT/serve_load_$arch" >"$OUT/serve_load_$arch.log" 2>&1
-  echo "rc=$?"; grep 'single stream' "$OUT/serve_load_$arch.log"
+  echo "rc=$?"
+  node -e 'const s = require(process.argv[1]).single; console.log(`${s.decodeTokS} tok/s, GPU busy ${s.gpuBusy}, ${s.launchesPerToken} launches/token`)' \
+    "$(cd "$OUT" && pwd)/serve_load_$arch.json" 2>&1 | tail -1
 done
 step done
