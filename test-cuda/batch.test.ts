@@ -1,5 +1,6 @@
 // Batched decoding on the GPU (native/cuda/decode.cu): attentionRows, scatterRows and the fused Mamba-2 step
-// of N sequences against the CPU backend's per-sequence loops, then whole models — a batched step of
+// of N sequences (and of one, as a lone sequence's step now runs it) against the CPU backend's per-sequence
+// loops (its own mambaStepRows and scatterRows, equal to those loops bit for bit), then whole models — a batched step of
 // Nemotron-H, Qwen2-VL and Vamba sessions on the GPU equal to the CPU's, and greedy tokens of generations
 // decoding together equal to each alone.
 import assert from 'node:assert/strict';
@@ -65,6 +66,67 @@ for (const dtype of ['f32', 'bf16'] as const)
       for (const [g, c] of dsts) await assertParity(g, c, 0, 'scatterRows');
     });
   });
+
+for (const dtype of ['f32', 'bf16'] as const)
+  for (const rows of [1, 3])
+    test(`mambaStepRows (${dtype}, ${rows} row${rows > 1 ? 's' : ''}, inputs as views of one packed row, dt clamped) equals the CPU's`, async () => {
+      // As a one-token step feeds it: x, B‖C and dt are views of in_proj's packed output row.
+      const [heads, headDim, groups, dState, width] = [8, 16, 2, 32, 4];
+      const dInner = heads * headDim;
+      const gn = groups * dState;
+      const convDim = dInner + 2 * gn;
+      const packed = pair(values(rows * (convDim + heads), -1, 1), [rows, convDim + heads], dtype);
+      const parts = packed.map((p) =>
+        rows === 1
+          ? [
+              p
+                .reshape([convDim + heads])
+                .narrow(0, dInner)
+                .reshape([1, dInner]),
+              p
+                .reshape([convDim + heads])
+                .narrow(dInner, convDim)
+                .reshape([1, 2 * gn]),
+              p
+                .reshape([convDim + heads])
+                .narrow(convDim, convDim + heads)
+                .reshape([1, heads]),
+            ]
+          : ops.split(p, -1, [dInner, 2 * gn, heads]),
+      );
+      const weight = pair(values(convDim * width, -0.5, 0.5), [convDim, 1, width], dtype);
+      const bias = pair(values(convDim, -0.5, 0.5), [convDim], dtype);
+      const dtBias = pair(values(heads, -1, 1), [heads], 'f32');
+      const A = pair(values(heads, -2, -0.1), [heads], 'f32');
+      const D = pair(values(heads), [heads], dtype);
+      const conv = Array.from({ length: rows }, () =>
+        pair(values((width - 1) * convDim, -1, 1), [1, width - 1, convDim], dtype),
+      );
+      const ssm = Array.from({ length: rows }, () =>
+        pair(values(heads * headDim * dState, -1, 1), [1, heads, headDim, dState], 'f32'),
+      );
+      const states = [0, 1].map((b) => conv.map((c, i) => ({ conv: c[b], ssm: ssm[i][b] })));
+      const run = (b: number) =>
+        ops.mambaStepRows({
+          x: parts[b][0],
+          bc: parts[b][1],
+          dt: parts[b][2],
+          conv: { weight: weight[b], bias: bias[b] },
+          dtBias: dtBias[b],
+          A: A[b],
+          D: D[b],
+          dtLimit: [0.05, 1.5],
+          headDim,
+          groups,
+          states: states[b],
+        });
+      const tol = dtype === 'f32' ? 1e-4 : 2 * TOL.bf16;
+      await assertParity(run(0), run(1), tol, 'mambaStepRows y');
+      for (let i = 0; i < rows; i++) {
+        await assertParity(states[0][i].conv, states[1][i].conv, 0, `conv state ${i}`);
+        await assertParity(states[0][i].ssm, states[1][i].ssm, tol, `ssm state ${i}`);
+      }
+    });
 
 async function rowsOf(t: Tensor): Promise<number[][]> {
   const v = Array.from(await t.data());

@@ -36,6 +36,13 @@ export interface SelfAttentionInputs {
    * attending only to itself (a training step's examples in one forward; rope is [seq, ·], shared).
    */
   batch?: number;
+  /** The output times this (Vamba's α mixing), inside o_proj's GEMM. */
+  outScale?: number;
+  /**
+   * One token's q‖k‖v already projected ([1, (heads + 2·kvHeads)·headDim]): Vamba projects its cross-attention
+   * query in the same GEMV.
+   */
+  qkv?: Tensor | null;
 }
 
 /**
@@ -91,8 +98,10 @@ export class SelfAttention implements Disposable {
       const batch = inputs.batch ?? 1;
       if (batch > 1 && (inputs.cache || inputs.rows || inputs.probe || seq % batch))
         throw new RangeError(`SelfAttention: ${seq} rows in ${batch} sequences, with a cache or probe`);
-      const { q, k, v } =
-        seq === 1 && this.qkv ? this.#projectOne(x, inputs.rope) : this.#project(x, batch, inputs.rope);
+      const { q, k, v, kv } =
+        seq === 1 && (this.qkv || inputs.qkv)
+          ? this.#projectOne(inputs.qkv ?? this.qkv!.forward(x), inputs.rope)
+          : { ...this.#project(x, batch, inputs.rope), kv: null };
       const causal = inputs.causal ?? true;
       let out: Tensor;
       // A lone token over a segmented cache (a question continuing a prefix another one writes after) takes
@@ -102,28 +111,39 @@ export class SelfAttention implements Disposable {
       if (rows) {
         // Each row's new K/V go into its own cache (one call for all rows), then each row attends to its history.
         const rooms = rows.map(({ cache, layer }) => cache.room(layer, 1));
-        ops.scatterRows(
-          k.reshape([seq, numKvHeads * headDim]),
-          rooms.map((r) => ({ dst: r.k, at: r.at })),
-        );
-        ops.scatterRows(
-          v.reshape([seq, numKvHeads * headDim]),
-          rooms.map((r) => ({ dst: r.v, at: r.at })),
-        );
+        if (kv)
+          ops.scatterRows(
+            kv,
+            [rooms[0].k, rooms[0].v].map((dst) => ({ dst, at: rooms[0].at })),
+          );
+        else {
+          ops.scatterRows(
+            k.reshape([seq, numKvHeads * headDim]),
+            rooms.map((r) => ({ dst: r.k, at: r.at })),
+          );
+          ops.scatterRows(
+            v.reshape([seq, numKvHeads * headDim]),
+            rooms.map((r) => ({ dst: r.v, at: r.at })),
+          );
+        }
         out = ops.attentionRows(
           q.reshape([seq, numHeads, headDim]),
           rooms.map((r) => ({ k: r.k, v: r.v, length: r.at + 1, prefix: r.prefix })),
         );
       } else if (inputs.cache) {
         const offset = inputs.cache.cache.length;
-        const kv = inputs.cache.cache.write(inputs.cache.layer, k, v);
-        inputs.probe?.record(q, kv.k, kv.kvLength);
-        out = ops.attention(q, kv.k, kv.v, { causal, queryOffset: offset, kvLength: kv.kvLength }).out;
+        const cached = inputs.cache.cache.write(inputs.cache.layer, k, v, kv);
+        inputs.probe?.record(q, cached.k, cached.kvLength);
+        out = ops.attention(q, cached.k, cached.v, {
+          causal,
+          queryOffset: offset,
+          kvLength: cached.kvLength,
+        }).out;
       } else {
         inputs.probe?.record(q, k);
         out = ops.attention(q, k, v, { causal }).out;
       }
-      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
+      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]), inputs.outScale);
     });
   }
 
@@ -142,18 +162,24 @@ export class SelfAttention implements Disposable {
   }
 
   /**
-   * One token: q‖k‖v from one GEMM over the fused weight, then q‖k rotated in one call (the heads of one
-   * token are rows of one tensor, so the parts are views): two launches where #project takes five.
+   * One token's q‖k‖v (one GEMM over the fused weight), q‖k rotated in place in one call (the heads of one
+   * token are rows of one tensor, so the parts are views): two launches where #project takes five. `kv` is
+   * k‖v as one block [2, hkv·headDim] (rows of that tensor), which the cache takes in one write.
    */
-  #projectOne(x: Tensor, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor } {
+  #projectOne(qkv: Tensor, rope: Rope | null): { q: Tensor; k: Tensor; v: Tensor; kv: Tensor } {
     const { numHeads: hq, numKvHeads: hkv, headDim } = this.config;
-    const y = this.qkv!.forward(x).reshape([hq + 2 * hkv, headDim]);
-    let qk = y.narrow(0, hq + hkv);
-    if (rope)
-      qk = ops.rotary(qk.reshape([1, 1, hq + hkv, headDim]), rope.cos, rope.sin).reshape([hq + hkv, headDim]);
-    const heads = (t: Tensor, from: number, to: number) =>
-      t.narrow(from, to).reshape([1, 1, to - from, headDim]);
-    return { q: heads(qk, 0, hq), k: heads(qk, hq, hq + hkv), v: heads(y, hq + hkv, hq + 2 * hkv) };
+    const y = qkv.reshape([hq + 2 * hkv, headDim]);
+    if (rope) {
+      const qk = y.narrow(0, hq + hkv).reshape([1, 1, hq + hkv, headDim]);
+      ops.rotary(qk, rope.cos, rope.sin, { out: qk });
+    }
+    const heads = (from: number, to: number) => y.narrow(from, to).reshape([1, 1, to - from, headDim]);
+    return {
+      q: heads(0, hq),
+      k: heads(hq, hq + hkv),
+      v: heads(hq + hkv, hq + 2 * hkv),
+      kv: y.narrow(hq, hq + 2 * hkv).reshape([2, hkv * headDim]),
+    };
   }
 
   [Symbol.dispose](): void {

@@ -173,11 +173,24 @@ export class HybridCache implements Disposable {
    * returns K/V to attend over with kvLength = length + n (a segmented cache gives a temporary joined copy,
    * freed with the caller's scope).
    */
-  write(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; kvLength: number } {
+  write(
+    layer: number,
+    k: Tensor,
+    v: Tensor,
+    /** One token's k‖v as one block [2, kvHeads·headDim]: both rows written in one call. */
+    kv: Tensor | null = null,
+  ): { k: Tensor; v: Tensor; kvLength: number } {
     const n = k.shape[1];
     const room = this.room(layer, n);
-    ops.writeSlice(room.k, k, 1, room.at);
-    ops.writeSlice(room.v, v, 1, room.at);
+    if (kv && n === 1)
+      ops.scatterRows(
+        kv,
+        [room.k, room.v].map((dst) => ({ dst, at: room.at })),
+      );
+    else {
+      ops.writeSlice(room.k, k, 1, room.at);
+      ops.writeSlice(room.v, v, 1, room.at);
+    }
     const kvLength = this.length + n;
     const p = room.prefix;
     if (!p) return { k: room.k, v: room.v, kvLength };

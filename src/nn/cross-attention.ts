@@ -56,16 +56,27 @@ export class CrossAttention implements Disposable {
    * x [seq, hidden] (already normalised) attends to `kv`; `rope` rotates the queries by text positions. With
    * one K/V per row (batched decoding over several videos), row i attends to kv[i] only. A `probe` records
    * where the last query looked (one K/V only). K/V of a training batch ([batch, …]): x is that many
-   * sequences of equal length one after another, each attending to its own video.
+   * sequences of equal length one after another, each attending to its own video. The output is times
+   * `opts.outScale` (Vamba's α mixing), inside o_proj's GEMM.
    */
-  forward(x: Tensor, kv: CrossKV | readonly CrossKV[], rope: Rope | null, probe?: AttentionProbe): Tensor {
+  forward(
+    x: Tensor,
+    kv: CrossKV | readonly CrossKV[],
+    rope: Rope | null,
+    probe?: AttentionProbe,
+    opts: {
+      outScale?: number;
+      /** q_proj(x) already computed (Vamba projects one token's query in its self-attention's GEMV). */
+      q?: Tensor | null;
+    } = {},
+  ): Tensor {
     const { numHeads, headDim } = this.config;
     return tidy(() => {
       const seq = x.shape[0];
       const batch = 'k' in kv ? kv.k.shape[0] : 1;
       if (seq % batch)
         throw new RangeError(`CrossAttention: ${seq} rows do not split into ${batch} sequences`);
-      let q = this.q_proj.forward(x).reshape([batch, seq / batch, numHeads, headDim]);
+      let q = (opts.q ?? this.q_proj.forward(x)).reshape([batch, seq / batch, numHeads, headDim]);
       if (rope) q = ops.rotary(q, rope.cos, rope.sin);
       if ('k' in kv) probe?.record(q, kv.k);
       const out =
@@ -75,7 +86,7 @@ export class CrossAttention implements Disposable {
               q.reshape([seq, numHeads, headDim]),
               kv.map((r) => ({ k: r.k, v: r.v, length: r.k.shape[1] })),
             );
-      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]));
+      return this.o_proj.forward(out.reshape([seq, numHeads * headDim]), opts.outScale);
     });
   }
 

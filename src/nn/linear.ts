@@ -76,8 +76,21 @@ export class Linear implements Disposable {
     return { fused, parts: views };
   }
 
-  forward(x: Tensor): Tensor {
-    return ops.linear(x, this.weight, this.bias);
+  /**
+   * scale·(x·Wᵀ + b): without a bias the scale rides in the GEMM (its alpha: no launch of its own), with one
+   * it is a separate op.
+   */
+  forward(x: Tensor, scale = 1): Tensor {
+    if (scale === 1) return ops.linear(x, this.weight, this.bias);
+    if (this.bias) {
+      const y = ops.linear(x, this.weight, this.bias);
+      try {
+        return ops.scale(y, scale);
+      } finally {
+        y.dispose();
+      }
+    }
+    return ops.linear(x, this.weight, null, scale);
   }
 
   [Symbol.dispose](): void {

@@ -194,10 +194,21 @@ class Scan implements Disposable {
     };
   }
 
-  /** One token (inputs [batch, 1, ·]) → gated y [batch, dInner]; `state` is advanced in place. */
+  /**
+   * One token (inputs [batch, 1, ·]) → gated y [batch, dInner]; `state` is advanced in place. The fused step
+   * (conv, dt and SSM update in one call) where the backend has it, each batch row through views of the state.
+   */
   step(p: { x: Tensor; bc: Tensor; dt: Tensor; z: Tensor }, state: Mamba2State): Tensor {
     const c = this.config;
     const batch = p.x.shape[0];
+    if (ops.hasMambaStepRows(p.x.backend)) {
+      const rows = (t: Tensor) => Array.from({ length: batch }, (_, i) => t.narrow(i, i + 1));
+      const [conv, ssm] = batch === 1 ? [[state.conv], [state.ssm]] : [rows(state.conv), rows(state.ssm)];
+      return this.fusedStep(
+        p,
+        conv.map((t, i) => ({ conv: t, ssm: ssm[i] })),
+      );
+    }
     const nHeads = c.dInner / c.headDim;
     const m = this.convolve(p, state.conv);
     ops.writeSlice(state.conv, m.conv, 1, 0);
@@ -218,16 +229,20 @@ class Scan implements Disposable {
    * advance in place. One fused call where the backend has it, else a step per sequence on views.
    */
   stepRows(p: { x: Tensor; bc: Tensor; dt: Tensor; z: Tensor }, states: readonly Mamba2State[]): Tensor {
+    const n = p.x.shape[0];
+    if (ops.hasMambaStepRows(p.x.backend)) return this.fusedStep(p, states);
+    const row = (t: Tensor, i: number) => t.narrow(i, i + 1);
+    const ys = states.map((s, i) =>
+      this.step({ x: row(p.x, i), bc: row(p.bc, i), dt: row(p.dt, i), z: row(p.z, i) }, s),
+    );
+    return n === 1 ? ys[0] : ops.concat(ys, 0);
+  }
+
+  /** `mambaStepRows` then the gate: inputs [n, 1, ·], row i advancing states[i]. */
+  private fusedStep(p: { x: Tensor; bc: Tensor; dt: Tensor; z: Tensor }, states: readonly Mamba2State[]) {
     const c = this.config;
     const n = p.x.shape[0];
     const flat = (t: Tensor) => t.reshape([n, t.shape[2]]);
-    if (!ops.hasMambaStepRows(p.x.backend)) {
-      const row = (t: Tensor, i: number) => t.narrow(i, i + 1);
-      const ys = states.map((s, i) =>
-        this.step({ x: row(p.x, i), bc: row(p.bc, i), dt: row(p.dt, i), z: row(p.z, i) }, s),
-      );
-      return n === 1 ? ys[0] : ops.concat(ys, 0);
-    }
     const y = ops.mambaStepRows({
       x: flat(p.x),
       bc: flat(p.bc),
@@ -390,7 +405,9 @@ export class Mamba2 implements Disposable {
     this.assertCausal('step');
     const batch = u.shape[0];
     return tidy(() =>
-      this.out_proj.forward(this.fwd.step(this.project(u.reshape([batch, 1, this.config.dModel])), state)),
+      this.out_proj.forward(
+        this.fwd.step(this.project(u.reshape([batch, 1, this.config.dModel]), true), state),
+      ),
     );
   }
 
@@ -402,7 +419,7 @@ export class Mamba2 implements Disposable {
     this.assertCausal('step');
     const n = u.shape[0];
     return tidy(() => {
-      const p = this.project(u.reshape([n, 1, this.config.dModel]));
+      const p = this.project(u.reshape([n, 1, this.config.dModel]), true);
       return this.out_proj.forward(this.fwd.stepRows(p, states));
     });
   }
@@ -420,9 +437,24 @@ export class Mamba2 implements Disposable {
     });
   }
 
-  private project(u: Tensor) {
+  /**
+   * in_proj's parts of u [batch, len, dModel]. A decode step of one token on a backend with the fused step:
+   * one GEMV over the whole weight and the parts are views of its output row (one launch instead of four; the
+   * views go only to mambaStepRows and the gate, which read them element by element); otherwise a GEMM per
+   * part (see `parts`).
+   */
+  private project(u: Tensor, step = false) {
     const { z, x, bc, dt } = this.parts;
-    return { z: z.forward(u), x: x.forward(u), bc: bc.forward(u), dt: dt.forward(u) };
+    if (!step || u.size !== this.config.dModel || !ops.hasMambaStepRows(u.backend))
+      return { z: z.forward(u), x: x.forward(u), bc: bc.forward(u), dt: dt.forward(u) };
+    const all = this.in_proj.forward(u).reshape([this.in_proj.outFeatures]);
+    let at = 0;
+    const next = (l: Linear) => {
+      const v = all.narrow(at, at + l.outFeatures).reshape([1, 1, l.outFeatures]);
+      at += l.outFeatures;
+      return v;
+    };
+    return { z: next(z), x: next(x), bc: next(bc), dt: next(dt) };
   }
 
   private assertCausal(what: string): void {

@@ -324,8 +324,8 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return out;
 }
 
-/** x @ weightᵀ + bias, with weight [out, in] as stored by PyTorch's nn.Linear. */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+/** alpha·(x @ weightᵀ) + bias, with weight [out, in] as stored by PyTorch's nn.Linear. */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, alpha = 1): Tensor {
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1])
     throw new ShapeError(
       `linear: input ${fmt(x.shape)} does not match weight ${fmt(weight.shape)} ([out, in])`,
@@ -333,7 +333,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const lead = x.shape.slice(0, -1);
   const x2 = x.reshape([numel(lead), weight.shape[1]]);
   try {
-    const y = matmul(x2, weight, { transB: true, bias });
+    const y = matmul(x2, weight, { transB: true, bias, alpha });
     const out = y.reshape([...lead, weight.shape[0]]);
     y.dispose();
     return out;
@@ -495,7 +495,12 @@ export function softmax(x: Tensor): Tensor {
  * Rotate-half rotary embedding: x [batch, seq, heads, headDim] (or [seq, heads, headDim]); cos/sin f32
  * [seq, rotDim] or [batch, seq, rotDim]. The tables encode the variant (1-D, M-RoPE sections, 2-D vision).
  */
-export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+/**
+ * x rotated by the cos/sin tables. `out` (x's shape and dtype; x itself for in place) receives the result
+ * instead of a new tensor: a decode step rotates q‖k inside the row that holds v after them, so k‖v stay one
+ * block (not while autograd records).
+ */
+export function rotary(x: Tensor, cos: Tensor, sin: Tensor, opts: { out?: Tensor } = {}): Tensor {
   x.assertLive('rotary');
   const x4 = x.rank === 3 ? [1, ...x.shape] : [...x.shape];
   if (x4.length !== 4)
@@ -510,8 +515,17 @@ export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const tBatch = cos.rank === 3 ? cos.shape[0] : 1;
   if (tSeq !== seq || (tBatch !== 1 && tBatch !== batch) || rotaryDim > headDim || rotaryDim % 2)
     throw new ShapeError(`rotary: table ${fmt(cos.shape)} does not fit x ${fmt(x.shape)}`);
-  const out = empty(x.backend, x.shape, x.dtype);
+  if (opts.out) {
+    opts.out.assertLive('rotary');
+    if (!sameShape(opts.out.shape, x.shape) || opts.out.dtype !== x.dtype)
+      throw new ShapeError(
+        `rotary: out ${opts.out.dtype} ${fmt(opts.out.shape)} must be x's (${x.dtype} ${fmt(x.shape)})`,
+      );
+    if (active) throw new Error('rotary: an out tensor while autograd records (the tape would lose x)');
+  }
+  const out = opts.out ?? empty(x.backend, x.shape, x.dtype);
   x.backend.rotary(out, x, cos, sin, { batch, seq, heads, headDim, rotaryDim, tableShared: tBatch === 1 });
+  if (opts.out) return out;
   if (active) active.record('rotary', [x, cos, sin], [out], {});
   return out;
 }

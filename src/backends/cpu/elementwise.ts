@@ -148,10 +148,13 @@ export function fill(out: Tensor, value: number): void {
 
 export function unary(out: Tensor, op: UnaryOp, x: Tensor): void {
   const o = f32Out(out);
-  const code = UNARY_CODE[op];
-  const src = f32Of(x);
-  if (!fastOps()?.unary(code, src, o.data)) applyUnary(code, src, o.data);
+  unaryValues(UNARY_CODE[op], f32Of(x), o.data);
   o.commit();
+}
+
+/** dst = op(src) for the op's code, by the fast kernel when there is one (as `unary` computes it). */
+export function unaryValues(code: number, src: Float32Array, dst: Float32Array): void {
+  if (!fastOps()?.unary(code, src, dst)) applyUnary(code, src, dst);
 }
 
 export function affine(out: Tensor, x: Tensor, scale: number, shift: number): void {

@@ -8,14 +8,24 @@ import { attentionBackward } from './grad-attention.js';
 import { embeddingBackward } from './grad-embedding.js';
 import { layerNormBackward, rmsNormBackward } from './grad-norm.js';
 import { conv1dBackward, ssdScanBackward } from './grad-ssm.js';
-import { argmax, embedding, embeddingBag, flip, permute, readSlice, reduce, writeSlice } from './layout.js';
+import {
+  argmax,
+  embedding,
+  embeddingBag,
+  flip,
+  permute,
+  readSlice,
+  reduce,
+  scatterRows,
+  writeSlice,
+} from './layout.js';
 import { crossEntropy, klTopK } from './loss.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
 import { layerNorm, rmsNorm, ropeTable, rotary, softmax } from './norm.js';
 import { adamwStep } from './optim.js';
 import { sample } from './sample.js';
-import { conv1d, ssdScan, ssmStep } from './ssm.js';
+import { conv1d, mambaStepRows, ssdScan, ssmStep } from './ssm.js';
 
 /** The reference backend: TypeScript over typed arrays, computing in f32 (and f64 where it is free). */
 export class CpuBackend implements Backend {
@@ -65,9 +75,11 @@ export class CpuBackend implements Backend {
   conv1d = conv1d;
   ssdScan = ssdScan;
   ssmStep = ssmStep;
+  mambaStepRows = mambaStepRows;
   embedding = embedding;
   embeddingBag = embeddingBag;
   writeSlice = writeSlice;
+  scatterRows = scatterRows;
   readSlice = readSlice;
   permute = permute;
   flip = flip;

@@ -21,6 +21,13 @@ export function readSlice(
   }
 }
 
+/** Row i of x [rows, rowElems] into dsts[i].dst at row dsts[i].at (Backend.scatterRows). */
+export function scatterRows(x: Tensor, dsts: readonly { dst: Tensor; at: number }[], rowElems: number): void {
+  const xv = rawOf(x);
+  for (const [i, { dst, at }] of dsts.entries())
+    rawOf(dst).set(xv.subarray(i * rowElems, (i + 1) * rowElems), at * rowElems);
+}
+
 export function writeSlice(
   out: Tensor,
   x: Tensor,

@@ -1,6 +1,7 @@
-import type { Conv1dDesc, SsdDesc } from '../../runtime/backend.js';
-import { fromF32 } from '../../runtime/dtype.js';
+import { type Conv1dDesc, type MambaStepRowsDesc, type SsdDesc, UNARY_CODE } from '../../runtime/backend.js';
+import { fromF32, toF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import { unaryValues } from './elementwise.js';
 import { type Gemm, gemm } from './gemm.js';
 import { fastOps } from './kernels.js';
 import { f32Of, f32Out, rawOf, sharedF32Of, sharedF32Out } from './memory.js';
@@ -20,29 +21,32 @@ export function conv1d(
 ): void {
   const { batch, len, channels: C, width: W, silu: act } = d;
   const xv = f32Of(x);
-  const w = f32Of(weight);
-  const bv = bias ? f32Of(bias) : null;
   const sv = state ? f32Of(state) : null;
   const o = f32Out(y);
-  const past = W - 1;
+  convValues(o.data, xv, f32Of(weight), bias ? f32Of(bias) : null, sv, batch, len, C, W, act);
+  o.commit();
+  if (stateOut) rawOf(stateOut).set(fromF32(stateOut.dtype, convTail(xv, sv, batch, len, C, W - 1)));
+}
+
+/** conv1d's outputs (the fast kernel for widths ≤ 16, else the reference loop; a channel's value is its own). */
+function convValues(
+  o: Float32Array,
+  xv: Float32Array,
+  w: Float32Array,
+  bv: Float32Array | null,
+  sv: Float32Array | null,
+  batch: number,
+  len: number,
+  C: number,
+  W: number,
+  act: boolean,
+): void {
   const fast = W <= 16 ? fastOps() : null;
   if (fast) {
-    fast.conv1d(o.data, xv, w, bv, sv, batch, len, C, W, act);
-    o.commit();
-    if (stateOut) {
-      // The last W−1 rows of [state; x] per batch.
-      const tail = new Float32Array(batch * past * C);
-      for (let b = 0; b < batch; b++)
-        for (let r = 0; r < past; r++) {
-          const q = len + r; // row of [state; x]
-          const at = (b * past + r) * C;
-          if (q >= past) tail.set(xv.subarray((b * len + q - past) * C, (b * len + q - past + 1) * C), at);
-          else if (sv) tail.set(sv.subarray((b * past + q) * C, (b * past + q + 1) * C), at);
-        }
-      rawOf(stateOut).set(fromF32(stateOut.dtype, tail));
-    }
+    fast.conv1d(o, xv, w, bv, sv, batch, len, C, W, act);
     return;
   }
+  const past = W - 1;
   // Per batch, the input with the carried state in front: [past + len, C] (zeros when there is no state).
   const padded = new Float32Array((past + len) * C);
   const acc = new Float64Array(C);
@@ -57,13 +61,90 @@ export function conv1d(
         for (let c = 0; c < C; c++) acc[c] += w[c * W + j] * padded[row + c];
       }
       const ob = (b * len + t) * C;
-      for (let c = 0; c < C; c++) o.data[ob + c] = act ? silu(acc[c]) : acc[c];
+      for (let c = 0; c < C; c++) o[ob + c] = act ? silu(acc[c]) : acc[c];
     }
-    if (stateOut) {
-      const so = rawOf(stateOut);
-      const last = fromF32(stateOut.dtype, padded.subarray(len * C, (len + past) * C));
-      so.set(last, b * past * C);
+  }
+}
+
+/** The last `past` rows of [state; x] per batch (the conv state after x; zeros where neither reaches). */
+function convTail(
+  xv: Float32Array,
+  sv: Float32Array | null,
+  batch: number,
+  len: number,
+  C: number,
+  past: number,
+): Float32Array {
+  const tail = new Float32Array(batch * past * C);
+  for (let b = 0; b < batch; b++)
+    for (let r = 0; r < past; r++) {
+      const q = len + r; // row of [state; x]
+      const at = (b * past + r) * C;
+      if (q >= past) tail.set(xv.subarray((b * len + q - past) * C, (b * len + q - past + 1) * C), at);
+      else if (sv) tail.set(sv.subarray((b * past + q) * C, (b * past + q + 1) * C), at);
     }
+  return tail;
+}
+
+/**
+ * One Mamba-2 decode step of `rows` sequences, each through its own state: per row, the conv over
+ * [state; x‖B‖C] (+ bias, SiLU) rounded to x's dtype, dt = softplus(dt + dtBias) clamped to [dtMin, dtMax]
+ * (each bound only when set), then the SSM update. The same kernels and roundings as conv1d, the element-wise
+ * ops and ssmStep called one by one, so the result equals that path exactly.
+ */
+export function mambaStepRows(
+  y: Tensor,
+  x: Tensor,
+  bc: Tensor,
+  dtRaw: Tensor,
+  conv: { weight: Tensor; bias: Tensor | null },
+  dtBias: Tensor,
+  A: Tensor,
+  D: Tensor | null,
+  states: readonly { conv: Tensor; ssm: Tensor }[],
+  d: MambaStepRowsDesc,
+): void {
+  const { rows, dInner, groups: G, dState: N, heads: H, headDim: P, width: W } = d;
+  const gn = G * N;
+  const convDim = dInner + 2 * gn;
+  const [xv, bcv, dtv] = [f32Of(x), f32Of(bc), f32Of(dtRaw)];
+  const w = f32Of(conv.weight);
+  const bv = conv.bias ? f32Of(conv.bias) : null;
+  const [bias, Av, Dv] = [f32Of(dtBias), f32Of(A), D ? f32Of(D) : null];
+  const o = f32Out(y);
+  const inp = new Float32Array(convDim);
+  const xbc = new Float32Array(convDim);
+  const sum = new Float32Array(H);
+  const dt = new Float32Array(H);
+  for (let r = 0; r < rows; r++) {
+    const s = states[r];
+    inp.set(xv.subarray(r * dInner, (r + 1) * dInner));
+    inp.set(bcv.subarray(r * 2 * gn, (r + 1) * 2 * gn), dInner);
+    const sv = f32Of(s.conv);
+    convValues(xbc, inp, w, bv, sv, 1, 1, convDim, W, true);
+    rawOf(s.conv).set(fromF32(s.conv.dtype, convTail(inp, sv, 1, 1, convDim, W - 1)));
+    // Rounded to x's dtype, as conv1d's output is.
+    if (x.dtype !== 'f32') xbc.set(toF32(x.dtype, fromF32(x.dtype, xbc)));
+    for (let h = 0; h < H; h++) sum[h] = dtv[r * H + h] + bias[h];
+    unaryValues(UNARY_CODE.softplus, sum, dt);
+    const [lo, hi] = [Math.fround(d.dtMin), Math.fround(d.dtMax)];
+    for (let h = 0; h < H; h++) {
+      if (d.dtMin > 0 && !(dt[h] > lo)) dt[h] = lo;
+      if (d.dtMax < Number.POSITIVE_INFINITY && !(dt[h] < hi)) dt[h] = hi;
+    }
+    const S = f32Of(s.ssm);
+    ssmUpdate(
+      o.data.subarray(r * dInner, (r + 1) * dInner),
+      S,
+      xbc.subarray(0, dInner),
+      dt,
+      Av,
+      xbc.subarray(dInner, dInner + gn),
+      xbc.subarray(dInner + gn),
+      Dv,
+      { batch: 1, heads: H, headDim: P, groups: G, dState: N },
+    );
+    if (s.ssm.dtype !== 'f32') rawOf(s.ssm).set(fromF32(s.ssm.dtype, S));
   }
   o.commit();
 }
@@ -277,15 +358,24 @@ export function ssmStep(
   D: Tensor | null,
   d: SsdDesc,
 ): void {
-  const { batch, heads: H, headDim: P, groups: G, dState: N } = d;
-  const xv = f32Of(x);
-  const dtv = f32Of(dt);
-  const Av = f32Of(A);
-  const Bv = f32Of(B);
-  const Cv = f32Of(C);
-  const Dv = D ? f32Of(D) : null;
-  const S = f32Of(state);
   const o = f32Out(y);
+  ssmUpdate(o.data, f32Of(state), f32Of(x), f32Of(dt), f32Of(A), f32Of(B), f32Of(C), D ? f32Of(D) : null, d);
+  o.commit();
+}
+
+/** s ← exp(dt·A)·s + dt·x ⊗ B, out = s·C + D·x for x [batch, H, P], dt [batch, H], B/C [batch, G, N]. */
+function ssmUpdate(
+  out: Float32Array,
+  S: Float32Array,
+  xv: Float32Array,
+  dtv: Float32Array,
+  Av: Float32Array,
+  Bv: Float32Array,
+  Cv: Float32Array,
+  Dv: Float32Array | null,
+  d: Pick<SsdDesc, 'batch' | 'heads' | 'headDim' | 'groups' | 'dState'>,
+): void {
+  const { batch, heads: H, headDim: P, groups: G, dState: N } = d;
   const perGroup = H / G;
   for (let b = 0; b < batch; b++)
     for (let h = 0; h < H; h++) {
@@ -302,8 +392,7 @@ export function ssmStep(
           S[sBase + n] = s;
           acc += s * Cv[bRow + n];
         }
-        o.data[(b * H + h) * P + p] = acc + (Dv ? Dv[h] * xi : 0);
+        out[(b * H + h) * P + p] = acc + (Dv ? Dv[h] * xi : 0);
       }
     }
-  o.commit();
 }

@@ -103,9 +103,34 @@ export class NemotronHBlock implements Disposable {
    */
   forward(x: Tensor, cache: LayerCaches['cache'], rows: LayerCaches['rows'] = null, batch = 1): Tensor {
     return tidy(() => {
-      // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
-      const h = this.norm.forward(cast(x, this.norm.weight.dtype));
-      return ops.add(x, cast(this.mix(h, { cache, rows }, batch), x.dtype));
+      const o = this.forwardResidual(x, null, cache, rows, batch);
+      return ops.add(o.x, o.r);
+    });
+  }
+
+  /**
+   * `forward` on the stream x + r, where r (the previous block's mixer output, in x's dtype) is still to be
+   * added: the add happens in this block's norm pass (one launch fewer per block) when the stream and the
+   * norm share a dtype. Returns the stream (x + r; x itself without r) and this block's mixer output.
+   */
+  forwardResidual(
+    x: Tensor,
+    r: Tensor | null,
+    cache: LayerCaches['cache'],
+    rows: LayerCaches['rows'] = null,
+    batch = 1,
+  ): { x: Tensor; r: Tensor } {
+    return tidy(() => {
+      const dtype = this.norm.weight.dtype;
+      let sum: Tensor;
+      let h: Tensor;
+      if (x.dtype === dtype) ({ sum, out: h } = this.norm.addForward(x, r));
+      else {
+        sum = r ? ops.add(x, r) : x;
+        // As transformers: the norm reads the stream in the weights' dtype (the CUDA norm needs them to agree).
+        h = this.norm.forward(cast(sum, dtype));
+      }
+      return { x: sum, r: cast(this.mix(h, { cache, rows }, batch), x.dtype) };
     });
   }
 

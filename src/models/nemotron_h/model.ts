@@ -99,16 +99,22 @@ export class NemotronHModel implements Disposable {
     const n = x.shape[0];
     if (!n) throw new InputError('Nemotron-H: no tokens to run');
     const out = tidy(() => {
+      // The stream is h + r: each block's output r is added inside the next norm's pass (forwardResidual).
       let h = cast(x, this.residualDtype);
+      let r: Tensor | null = null;
       this.layers.forEach((block, i) => {
         const layer = this.cacheIndex[i];
         const at = layerCaches(cache, layer);
-        const next = block.forward(h, at.cache, at.rows, batch);
-        if (h !== x) h.dispose();
-        h = next;
+        const next = block.forwardResidual(h, r, at.cache, at.rows, batch);
+        if (h !== x && h !== next.x) h.dispose();
+        r?.dispose();
+        h = next.x;
+        r = next.r;
       });
-      const rows = keep === null || keep >= n ? h : h.narrow(n - keep, n);
-      return this.norm_f.forward(cast(rows, this.norm_f.weight.dtype));
+      const last = (t: Tensor) => (keep === null || keep >= n ? t : t.narrow(n - keep, n));
+      const dtype = this.norm_f.weight.dtype;
+      if (r && h.dtype === dtype) return this.norm_f.addForward(last(h), last(r)).out;
+      return this.norm_f.forward(cast(r ? ops.add(last(h), last(r)) : last(h), dtype));
     });
     commitCaches(cache, n);
     return out;

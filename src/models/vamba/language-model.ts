@@ -249,10 +249,25 @@ export class VambaLanguageModel implements Disposable {
       // Text positions are equal on the three M-RoPE rows, where M-RoPE is plain 1-D RoPE.
       const rope = rotaryTensors(backend, rope1d(positions, t.head_dim, t.rope_theta));
       let h = ops.embedding(this.embed_tokens, ops.tensor(backend, Int32Array.from(ids), [seq], 'i32'));
-      for (let i = 0; i < this.layers.length; i++)
-        h = this.layers[i].forward(h, { rope, cache, layer: i, kv: kvOf(i), probe, batch });
-      if (lastOnly) h = ops.slice(h, 0, seq - 1, seq);
-      return ops.cast(this.lm_head.forward(this.norm.forward(h)), 'f32');
+      // The stream is h + r: each layer's MLP output r is added inside the next norm's pass.
+      let r: Tensor | null = null;
+      for (let i = 0; i < this.layers.length; i++) {
+        const next = this.layers[i].forwardResidual(h, r, {
+          rope,
+          cache,
+          layer: i,
+          kv: kvOf(i),
+          probe,
+          batch,
+        });
+        // Added into next.x: two fewer activations live through the later layers.
+        h.dispose();
+        r?.dispose();
+        ({ x: h, r } = next);
+      }
+      const last = (t: Tensor) => (lastOnly && seq > 1 ? t.narrow(seq - 1, seq) : t);
+      const logits = this.lm_head.forward(this.norm.addForward(last(h), r && last(r)).out);
+      return logits.dtype === 'f32' ? logits : ops.cast(logits, 'f32');
     });
   }
 

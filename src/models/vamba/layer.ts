@@ -15,6 +15,7 @@ import { SelfAttention } from '../../nn/attention.js';
 import type { AttentionProbe } from '../../nn/attention-probe.js';
 import { type Caches, layerCaches } from '../../nn/cache.js';
 import { CrossAttention, type CrossKV } from '../../nn/cross-attention.js';
+import { Linear } from '../../nn/linear.js';
 import { Mamba2Block, type Mamba2Config, type Mamba2State } from '../../nn/mamba2.js';
 import { GatedMLP } from '../../nn/mlp.js';
 import { RMSNorm } from '../../nn/norm.js';
@@ -22,7 +23,7 @@ import type { ParamSpec, ParamStore } from '../../nn/params.js';
 import type { Rope } from '../../nn/rotary.js';
 import { active } from '../../runtime/grad-hook.js';
 import * as ops from '../../runtime/ops.js';
-import { tidy } from '../../runtime/scope.js';
+import { keep, tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { textAttentionConfig } from '../qwen2vl/weights.js';
@@ -56,6 +57,17 @@ export function vambaLayerSpecs(
   return specs;
 }
 
+/** What the text half of a layer reads besides the stream. */
+export interface VambaTextInputs {
+  rope: Rope;
+  cache: Caches;
+  layer: number;
+  kv: CrossKV | readonly CrossKV[];
+  probe?: AttentionProbe;
+  /** No cache: H holds this many sequences of equal length (a training batch; kv is [batch, …]). */
+  batch?: number;
+}
+
 export class VambaDecoderLayer implements Disposable {
   constructor(
     readonly switches: VambaSwitches,
@@ -67,6 +79,11 @@ export class VambaDecoderLayer implements Disposable {
     readonly vision_mixer: Mamba2Block | null,
     /** The stored α (may lie slightly outside [0, 1]); null without α balancing. */
     readonly alpha: number | null,
+    /**
+     * Self-attention's q‖k‖v and the cross-attention's q_proj as one layer (they are views of it): a one-token
+     * step projects all four in one GEMV.
+     */
+    readonly projections: Linear | null = null,
   ) {}
 
   static async load(p: ParamStore, prefix: string, config: Qwen2VLConfig, mixer: Mamba2Config | null) {
@@ -93,15 +110,24 @@ export class VambaDecoderLayer implements Disposable {
     const t = config.text;
     const attn = textAttentionConfig(config);
     const block = mixer ? Mamba2Block.load(p, `${prefix}.vision_mixer`, mixer, VIDEO_NORM_EPS) : null;
+    const [q, k, v, o] = SelfAttention.projections(p, `${prefix}.self_attn`, attn);
+    const cross = SelfAttention.projections(p, `${prefix}.cross_attn`, attn);
+    // Both attentions read the same normed token: q, k, v and the cross query as one weight.
+    const f = Linear.fuse([q, k, v, cross[0]]);
+    const [sq, sk, sv, cq] = f ? f.parts : [q, k, v, cross[0]];
+    const qkv = f ? f.fused.rows(0, sq.outFeatures + sk.outFeatures + sv.outFeatures) : null;
+    if (qkv) keep(qkv.weight);
+    if (qkv?.bias) keep(qkv.bias);
     return new VambaDecoderLayer(
       switchesOf(config),
       RMSNorm.load(p, `${prefix}.input_layernorm`, t.rms_norm_eps),
-      SelfAttention.load(p, `${prefix}.self_attn`, attn),
-      CrossAttention.load(p, `${prefix}.cross_attn`, attn),
+      new SelfAttention(attn, sq, sk, sv, o, qkv),
+      new CrossAttention(attn, cq, cross[1], cross[2], cross[3]),
       RMSNorm.load(p, `${prefix}.post_attention_layernorm`, t.rms_norm_eps),
       GatedMLP.load(p, `${prefix}.mlp`, t.hidden_act),
       block,
       alpha,
+      f?.fused ?? null,
     );
   }
 
@@ -146,40 +172,48 @@ export class VambaDecoderLayer implements Disposable {
    * batched decoding, row i one token of caches[i]'s sequence attending to its video's kv[i]. A `probe`
    * records the cross-attention of the last position over the video.
    */
-  forward(
-    H: Tensor,
-    inputs: {
-      rope: Rope;
-      cache: Caches;
-      layer: number;
-      kv: CrossKV | readonly CrossKV[];
-      probe?: AttentionProbe;
-      /** No cache: H holds this many sequences of equal length (a training batch; kv is [batch, …]). */
-      batch?: number;
-    },
-  ): Tensor {
+  forward(H: Tensor, inputs: VambaTextInputs): Tensor {
     return tidy(() => {
-      const x = this.input_layernorm.forward(H);
-      const sa = this.self_attn.forward(x, {
+      const o = this.forwardResidual(H, null, inputs);
+      return ops.add(o.x, o.r);
+    });
+  }
+
+  /**
+   * `forward` on the stream H + r, where r (the previous layer's MLP output) is still to be added: the add
+   * happens in this layer's input norm pass (one launch fewer per layer). Returns the stream after the
+   * attention (H + r + mixed attention) and this layer's MLP output, to be added by the next norm.
+   */
+  forwardResidual(H: Tensor, r: Tensor | null, inputs: VambaTextInputs): { x: Tensor; r: Tensor } {
+    return tidy(() => {
+      const a = this.input_layernorm.addForward(H, r);
+      // One token: self q‖k‖v and the cross query from one GEMV, its row's parts are views.
+      const all = a.out.shape[0] === 1 && this.projections ? this.projections.forward(a.out) : null;
+      const part = (from: number, to: number) =>
+        all
+          ?.reshape([all.size])
+          .narrow(from, to)
+          .reshape([1, to - from]) ?? null;
+      const nSelf = this.self_attn.qkv?.outFeatures ?? 0;
+      // α·self + (1−α)·cross, each weight inside its o_proj's GEMM; without α both weights are 1.
+      const w = this.alpha === null ? null : Math.min(1, Math.max(0, this.alpha));
+      const sa = this.self_attn.forward(a.out, {
         rope: inputs.rope,
         batch: inputs.batch,
+        outScale: w ?? 1,
+        qkv: part(0, nSelf),
         ...layerCaches(inputs.cache, inputs.layer),
       });
       const ca = this.cross_attn.forward(
-        x,
+        a.out,
         inputs.kv,
         this.switches.crossRope ? inputs.rope : null,
         inputs.probe,
+        { outScale: w === null ? 1 : 1 - w, q: all && part(nSelf, all.size) },
       );
-      let mixed: Tensor;
-      if (this.alpha === null) mixed = ops.add(sa, ca);
-      else {
-        const a = Math.min(1, Math.max(0, this.alpha));
-        mixed = ops.add(ops.scale(sa, a), ops.scale(ca, 1 - a));
-      }
       // The residual add and the post-attention norm in one pass.
-      const h = this.post_attention_layernorm.addForward(H, mixed);
-      return ops.add(h.sum, this.mlp.forward(h.out));
+      const h = this.post_attention_layernorm.addForward(a.sum, ops.add(sa, ca));
+      return { x: h.sum, r: this.mlp.forward(h.out) };
     });
   }
 
@@ -193,5 +227,6 @@ export class VambaDecoderLayer implements Disposable {
     ])
       m[Symbol.dispose]();
     this.vision_mixer?.[Symbol.dispose]();
+    this.projections?.[Symbol.dispose]();
   }
 }
