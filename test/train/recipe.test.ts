@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
 import { openRecipe, parseRecipe, readRecipe } from '../../src/train/recipe.js';
-import { type RecipeJson, TINY_PATH, tinyJson } from './tiny.js';
+import { type RecipeJson, recipeError, TINY_PATH, tinyJson } from './tiny.js';
 
 const RECIPES = join(import.meta.dirname, '..', '..', 'recipes');
 
@@ -52,18 +52,7 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
   });
 });
 
-/** The error parseRecipe gives for the tiny recipe with `edit` applied. */
-function errorOf(edit: (j: RecipeJson) => void): string {
-  const j = tinyJson() as RecipeJson;
-  edit(j);
-  try {
-    parseRecipe(j, 'r.json', '/tmp');
-  } catch (e) {
-    assert.ok(e instanceof InputError, `an InputError, got ${e}`);
-    return e.message;
-  }
-  assert.fail('the recipe was accepted');
-}
+const errorOf = (edit: (j: RecipeJson) => void) => recipeError(edit);
 
 test('bad recipes: each error names the file, the key and what is wrong', () => {
   const cases: [(j: RecipeJson) => void, string][] = [

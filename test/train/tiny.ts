@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { InputError } from '../../src/errors.js';
 import { getBackend } from '../../src/runtime/device.js';
 import { type Example, openSource } from '../../src/train/data.js';
 import { autogradEngine } from '../../src/train/engine.js';
@@ -24,6 +25,18 @@ export const TINY_MAMBAMIA_PATH = join(dirname(TINY_PATH), 'tiny-mambamia.recipe
 export const TINY_TIMEVIPER_PATH = join(dirname(TINY_PATH), 'tiny-timeviper.recipe.json');
 export const tinyJson = (path = TINY_PATH): RecipeJson => JSON.parse(readFileSync(path, 'utf8'));
 
+/** The error parseRecipe gives for the tiny recipe at `path` with `edit` applied (fails if it is accepted). */
+export function recipeError(edit: (j: RecipeJson) => void, path = TINY_PATH): string {
+  const j = tinyJson(path);
+  edit(j);
+  try {
+    parseRecipe(j, 'r.json', '/tmp');
+  } catch (e) {
+    assert.ok(e instanceof InputError, `an InputError, got ${e}`);
+    return e.message;
+  }
+  assert.fail('the recipe was accepted');
+}
 /** The recipe with its output in a fresh temporary directory and `edit` applied to the JSON first. */
 export function tinyRecipe(edit: (j: RecipeJson) => void = () => {}, path = TINY_PATH): Recipe {
   const j = tinyJson(path);

@@ -21,7 +21,7 @@ import { setupModel } from '../../src/train/setup.js';
 import { train } from '../../src/train/trainer.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { vocabularyOf } from '../../src/train/vocab.js';
-import { type RecipeJson, TINY_MAMBAMIA_PATH, tinyJson } from './tiny.js';
+import { type RecipeJson, recipeError, TINY_MAMBAMIA_PATH, tinyJson } from './tiny.js';
 
 const RECIPE = join(import.meta.dirname, '..', '..', 'recipes', 'needle-mambamia-v2.json');
 const QWEN = join(import.meta.dirname, '..', '..', 'models', 'needle-qwen2vl-tiny');
@@ -111,18 +111,7 @@ test('the vocabulary a remap reads holds the added tokens (a Qwen2 tokenizer kee
   assert.deepEqual(vocabularyOf(json, 't'), { a: 0, b: 1, '<|im_end|>': 2 });
 });
 
-/** The error parseRecipe gives for the tiny TSTAR recipe with `edit` applied. */
-function parseError(edit: (j: RecipeJson) => void): string {
-  const j = tinyJson(TINY_MAMBAMIA_PATH);
-  edit(j);
-  try {
-    parseRecipe(j, 'r.json', '/tmp');
-  } catch (e) {
-    assert.ok(e instanceof InputError, `an InputError, got ${e}`);
-    return e.message;
-  }
-  assert.fail('the recipe was accepted');
-}
+const parseError = (edit: (j: RecipeJson) => void) => recipeError(edit, TINY_MAMBAMIA_PATH);
 
 test('initFromQwen2VL: bad uses are errors that name the problem', async () => {
   const withInit = (j: RecipeJson) => {
