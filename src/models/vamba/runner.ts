@@ -26,11 +26,11 @@ import {
   type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
-import { decodeCacheOf, videoGrid } from '../qwen2vl/size.js';
+import { videoGrid } from '../qwen2vl/size.js';
 import { VambaLiveVideo } from './live.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
-import { vambaEncodePlan } from './size.js';
+import { vambaDecodeCache, vambaEncodePlan } from './size.js';
 import { encodeVideoFrames, FRAMES_PER_BATCH } from './video.js';
 import { type VambaVideo, VambaVideoHandle, videoOf } from './video-handle.js';
 
@@ -48,7 +48,7 @@ export async function loadVambaRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
-    decodeCache: decodeCacheOf(t, model.dtype),
+    decodeCache: vambaDecodeCache(src.config, model.dtype),
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);
