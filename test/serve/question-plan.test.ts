@@ -51,9 +51,11 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     turns: readonly ChatTurn[],
     video: EncodedVideo,
     priced = false,
+    media: 'video' | 'image' = 'video',
   ) {
     const { peak, usage } = await measureQuestion(r, [...turns], video, NEW_TOKENS);
     const text = usage.promptTokens;
+    assert.equal(r.promptTokens!(turns, media), text, `${label}: the prompt's tokens counted before it ran`);
     const q = { textTokens: text, newTokens: NEW_TOKENS, ...(priced ? { turns } : {}) };
     // The decode cache as the model states it, for this prompt's text and answer.
     const decode = decodeBytes(r, text, NEW_TOKENS);
@@ -64,6 +66,7 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
     return { q, cost, peak, what };
   }
 
+  const asked: ChatTurn = { role: 'user', content: 'What happens in the video, and in what order?' };
   for (const arch of Object.keys(writers) as (keyof typeof writers)[])
     it(`${arch}: the question's cost covers the measured peak of its prefill and decode (≤ 3×)`, async () => {
       const r = await runners.load(arch, writers[arch]);
@@ -71,14 +74,11 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
         const plan = r.planEncode!({ kind: 'video', frames, width: SIDE, height: SIDE });
         const video = await encodeFrames(r, frames, { pixel });
         try {
-          const { peak, liveBefore, liveAfter, usage } = await measureQuestion(
-            r,
-            [{ role: 'user', content: 'What happens in the video, and in what order?' }],
-            video,
-            NEW_TOKENS,
-          );
+          const { peak, liveBefore, liveAfter, usage } = await measureQuestion(r, [asked], video, NEW_TOKENS);
           assert.equal(liveAfter, liveBefore, `${arch}: the question frees what it took`);
           const q = { textTokens: usage.promptTokens, newTokens: NEW_TOKENS };
+          // What the server reserves for: the prompt's tokens counted before it runs, as the answer counts them.
+          assert.equal(r.promptTokens!([asked], 'video'), usage.promptTokens, `${arch}: the prompt's tokens`);
           assert.equal(usage.videoTokens, video.tokens);
           const planned = plan.questionBytes!(q);
           const what = `${arch}, ${frames} frames (${video.tokens} video tokens, ${q.textTokens} text): planned ${planned} B, measured ${peak} B`;
@@ -147,6 +147,8 @@ describe('a question’s planned cost against the CPU backend’s allocations', 
       'image',
       [{ role: 'user', content: 'What is this?' }],
       image,
+      false,
+      'image',
     );
     assert.equal(plan.questionBytes!(q), cost, `${what}: the plan's cost is the image's`);
     image.dispose();

@@ -139,7 +139,12 @@ export class NemotronHRunner implements ModelRunner {
     );
   }
 
-  private promptIds(turns: ChatTurn[], addGenerationPrompt: boolean): number[] {
+  /** A text model: the chat template's prompt for the turns (the `media` is refused by `generate`). */
+  promptTokens(turns: readonly ChatTurn[]): number {
+    return this.promptIds(turns, true).length;
+  }
+
+  private promptIds(turns: readonly ChatTurn[], addGenerationPrompt: boolean): number[] {
     const text = this.tokenizer.applyChatTemplate(
       turns.map((t) => ({ role: t.role, content: t.content })),
       { addGenerationPrompt },

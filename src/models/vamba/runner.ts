@@ -105,6 +105,15 @@ class VambaRunner implements ModelRunner {
     return { video: videoOf(handle), metadata: handle.metadata };
   }
 
+  /** The video reaches the model through cross-attention: the prompt holds only its marker's two tokens. */
+  promptTokens(turns: readonly ChatTurn[]): number {
+    return this.promptIds(turns).length;
+  }
+
+  private promptIds(turns: readonly ChatTurn[]): number[] {
+    return this.tokenizer.encode(vambaPrompt(turns), { addSpecialTokens: false });
+  }
+
   async *generate(
     turns: ChatTurn[],
     encoded: EncodedVideo | undefined,
@@ -112,7 +121,7 @@ class VambaRunner implements ModelRunner {
   ): Generation {
     if (!encoded) throw new UsageError('Vamba answers questions about a video or an image: give one');
     const video = (encoded as VambaVideo).handle;
-    const ids = this.tokenizer.encode(vambaPrompt(turns), { addSpecialTokens: false });
+    const ids = this.promptIds(turns);
     // Where the answer looked: every layer's cross-attention over all the video tokens.
     using probe = opts.relevance ? new AttentionProbe(0, video.tokens) : undefined;
     using session = this.model.session(video, {
