@@ -45,6 +45,8 @@ describe('OpenAI-compatible server over Nemotron-H', () => {
     assert.equal(got.choices[0].finish_reason, want.finishReason);
     assert.equal(got.usage?.prompt_tokens, want.usage.promptTokens);
     assert.equal(got.usage?.completion_tokens, want.usage.completionTokens);
+    // The tokens the server's admission counts for the prompt before it runs are the ones it ran.
+    assert.equal(reference.promptTokens(TURNS), want.usage.promptTokens);
     // Asked again (the system prompt's cache is kept now): the same answer.
     const again = await client.chat.completions.create({ model: MODEL, messages: TURNS, max_tokens: 6 });
     assert.equal(again.choices[0].message.content, want.text);
