@@ -62,6 +62,12 @@ export interface ChatEngine {
    */
   planEncode?(input: MediaInput, opts?: EncodeOptions): Promise<EncodePlan | null>;
   chat(turns: ChatTurn[], opts?: ChatOptions): Answer;
+  /**
+   * The prompt tokens `chat(turns)` will run (about a video or an image when `media` is given), the video's own
+   * not counted: its usage's `promptTokens` (the server's admission). Null or absent: the model cannot count
+   * them before it runs.
+   */
+  promptTokens?(turns: readonly ChatTurn[], media?: 'video' | 'image'): number | null;
   /** A video that grows (facade/live.ts); an engine without it serves no live sessions. */
   live?(opts?: LiveVideoOptions): LiveVideo;
   /** False where `live` exists but this model refuses it (its family cannot grow an encoded video). */

@@ -92,8 +92,9 @@ export interface DecodeCacheSize {
   /** K/V bytes each token of the conversation adds. */
   bytesPerToken: number;
   /**
-   * Bytes of state a conversation holds whatever its length (Mamba states). A video's state (Vamba's
-   * cross-attention K/V, Qwen2-VL's prefix K/V) is shared by every question about it and not counted here.
+   * Bytes of state a conversation holds whatever its length (Mamba states; a prefill's part that does not grow
+   * with the prompt, e.g. a Mamba chunk's states). A video's state (Vamba's cross-attention K/V, Qwen2-VL's
+   * prefix K/V) is shared by every question about it and not counted here.
    */
   bytesPerSequence: number;
   /** Activations one token holds while it runs through a layer (a prompt's prefill; a row of a batched step). */

@@ -274,6 +274,12 @@ export class VideoLM implements ChatEngine, Disposable {
     return new Answer(this.generation(turns, opts));
   }
 
+  /** The prompt tokens `chat(turns)` will run, the video's not counted; null where the family cannot say. */
+  promptTokens(turns: readonly ChatTurn[], media?: 'video' | 'image'): number | null {
+    this.checkLive();
+    return this.runner.promptTokens?.(turns, media) ?? null;
+  }
+
   private generation(turns: ChatTurn[], opts: ChatOptions): Generation {
     const { video } = opts;
     if (opts.reasoningBudget !== undefined && !this.info.reasoningBudget)

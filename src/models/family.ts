@@ -128,7 +128,7 @@ export interface EncodedVideo {
   dispose(): void;
 }
 
-/** A question's size, as the server estimates it before the prompt is tokenized. */
+/** A question's size, as the server counts it before the question runs (`ModelRunner.promptTokens`). */
 export interface QuestionBudget {
   /** The prompt's text tokens (the chat template included), the video's not counted. */
   textTokens: number;
@@ -219,6 +219,12 @@ export interface ModelRunner {
     video: EncodedVideo | undefined,
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation;
+  /**
+   * The prompt tokens `generate` runs for `turns` (about a video or an image when `media` is given), the
+   * video's own not counted: what its usage's `promptTokens` will say, for the server's admission (cheap: the
+   * prompt is rendered and tokenized, nothing runs). Absent: the server estimates them from the characters.
+   */
+  promptTokens?(turns: readonly ChatTurn[], media?: 'video' | 'image'): number;
   /**
    * Writes an encoded video to `path` with the facade's `metadata` (strings) alongside; a family without it
    * cannot save encodings. The facade writes to a temporary path and renames it into place.

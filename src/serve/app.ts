@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { UsageError } from '../errors.js';
 import type { ChatEngine } from '../facade/engine.js';
-import type { AskResult, SamplingOptions, VideoProgress } from '../facade/types.js';
+import type { AskResult, ChatTurn, SamplingOptions, VideoProgress } from '../facade/types.js';
 import { decodeTurn } from '../generate/batch.js';
 import { type Clip, checkFrameLoss, decodeReportJson, type LossPolicy } from '../media/index.js';
 import type { QuestionBudget, QuestionCost } from '../models/family.js';
@@ -206,6 +206,8 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
         `this model (${engine.info.architecture}) is a text model: send messages without a video_url or image_url part`,
         chat.media.param,
       );
+    // Before the timer: a prompt the model's template refuses is an error like the checks above.
+    const { decode, question } = costOf(chat);
     const ctrl = new AbortController();
     const timer = setTimeout(
       () =>
@@ -223,7 +225,6 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
     const arrived = performance.now();
     let outcome: Outcome = 'error';
     let completionTokens = 0;
-    const { decode, question } = costOf(chat);
     const admit = (video?: VideoCost) =>
       queue
         .acquire(ctrl.signal, {
@@ -294,16 +295,16 @@ export function createServer(engine: ChatEngine, opts: ServeOptions = {}): Longs
   });
 
   /**
-   * A request's decode memory by the model's estimate: its cache for its tokens (the prompt, approximated
-   * from its length, plus max_tokens) and its fixed state, the prompt's activations while it is prefilled and
+   * A request's decode memory by the model's estimate: its cache for its tokens (the prompt as the model will
+   * tokenize it, plus max_tokens) and its fixed state, the prompt's activations while it is prefilled and
    * its row's scratch in a batched step; an encoded video's state is shared by every question about it. And
-   * the question's size, for what its video's family says a question over it holds beyond that.
+   * the question's size and turns, for what its video's family says a question over it holds beyond that.
    */
   function costOf(chat: ChatRequest): { decode: number; question: QuestionBudget } {
-    const chars = chat.turns.reduce((n, t) => n + t.content.length, 0);
     const question = {
-      textTokens: Math.ceil(chars / 2) + PROMPT_OVERHEAD,
+      textTokens: engine.promptTokens?.(chat.turns, chat.media?.kind) ?? estimatePromptTokens(chat.turns),
       newTokens: chat.generation.maxNewTokens ?? DEFAULT_MAX_TOKENS,
+      turns: chat.turns,
     };
     const c = engine.info.decodeCache;
     if (!c) return { decode: 0, question };
@@ -530,6 +531,13 @@ const DEFAULT_PIECE_TOKENS = 1024;
 /** The prompt's tokens beyond its text (the chat template), and the facade's default answer length. */
 const PROMPT_OVERHEAD = 64;
 const DEFAULT_MAX_TOKENS = 512;
+
+/**
+ * A prompt's tokens where the engine cannot count them (no `ChatEngine.promptTokens`, or null: a model
+ * without a tokenizer to render its prompt before it runs): about 2 characters a token, and the template's.
+ */
+const estimatePromptTokens = (turns: readonly ChatTurn[]): number =>
+  Math.ceil(turns.reduce((n, t) => n + t.content.length, 0) / 2) + PROMPT_OVERHEAD;
 
 const nothing = Promise.resolve(null);
 

@@ -5,12 +5,13 @@
  *
  * The weights are what the device held when the server started (measured); the encoded videos are what the
  * video cache's handles hold now, kept or still used by a request (measured from their tensors); a running
- * request reserves its decode cache by the model's estimate (`ModelInfo.decodeCache`), what its question over
- * its video holds beyond that (`EncodePlan.questionBytes` / `VideoHandle.questionBytes`: TimeViper's and
- * TSTAR's prefill over every video token) until it ends, and, while its video is encoded, the encode's peak
- * by the family's estimate (`ChatEngine.planEncode`), which ends once the video is in the cache (then
- * measured). Where the backend counts its live tensors, that count is a floor under the
- * sum: memory nobody accounted for still keeps requests out (and shows as `unaccounted` in /metrics).
+ * request reserves its decode cache by the model's estimate (`ModelInfo.decodeCache`, for its prompt's tokens
+ * as the model counts them, `ChatEngine.promptTokens`, and max_tokens), what its question over its video holds
+ * beyond that (`EncodePlan.questionBytes` / `VideoHandle.questionBytes`: TimeViper's and TSTAR's prefill over
+ * every video token) until it ends, and, while its video is encoded, the encode's peak by the family's
+ * estimate (`ChatEngine.planEncode`), which ends once the video is in the cache (then measured). Where the
+ * backend counts its live tensors, that count is a floor under the sum: memory nobody accounted for still
+ * keeps requests out (and shows as `unaccounted` in /metrics).
  */
 import { gib } from '../models/fit.js';
 

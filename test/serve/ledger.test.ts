@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Answer } from '../../src/facade/answer.js';
 import type { ChatEngine, EncodeOptions, VideoHandle } from '../../src/facade/engine.js';
-import type { ModelInfo } from '../../src/facade/types.js';
-import type { EncodePlan } from '../../src/models/family.js';
+import type { ChatTurn, ModelInfo } from '../../src/facade/types.js';
+import type { EncodePlan, QuestionBudget } from '../../src/models/family.js';
 import '../../src/backends/index.js';
 import { getBackend } from '../../src/runtime/device.js';
 import type { ApiError } from '../../src/serve/errors.js';
@@ -180,7 +180,10 @@ describe('MemoryLedger and RequestQueue', () => {
   });
 });
 
-/** Chosen sizes: a video named `<n>.v` plans an encode of n MiB and holds n/2 MiB once encoded. */
+/**
+ * Chosen sizes: a video named `<n>.v` plans an encode of n MiB and holds n/2 MiB once encoded; a prompt is
+ * `promptLength` tokens (null: the engine cannot count them).
+ */
 class SizedEngine implements ChatEngine {
   readonly info = {
     id: 'sized',
@@ -190,6 +193,9 @@ class SizedEngine implements ChatEngine {
     decodeCache: { bytesPerToken: 1024, bytesPerSequence: 0 },
   } as unknown as ModelInfo;
   encodes: string[] = [];
+  promptLength: number | null = 40;
+  /** What each prompt was counted for: its turns' texts and its media. */
+  counted: { texts: string[]; media?: string }[] = [];
   readonly handles = new Map<string, VideoHandle & { freed: boolean }>();
   /** When set, encodes wait for it. */
   encodeGate: Promise<void> | null = null;
@@ -206,11 +212,27 @@ class SizedEngine implements ChatEngine {
     });
   }
 
+  promptTokens(turns: readonly ChatTurn[], media?: 'video' | 'image'): number | null {
+    this.counted.push({ texts: turns.map((t) => t.content), media });
+    return this.promptLength;
+  }
+
   #mib = (path: unknown) => Number(/(\d+)\.v$/.exec(String(path))?.[1]);
+
+  /** The questions the server priced over a planned video (they cost nothing here). */
+  questions: QuestionBudget[] = [];
 
   async planEncode(path: unknown): Promise<EncodePlan> {
     const n = this.#mib(path);
-    return { videoTokens: 4, stateBytes: (n / 2) * MiB, peakBytes: n * MiB };
+    return {
+      videoTokens: 4,
+      stateBytes: (n / 2) * MiB,
+      peakBytes: n * MiB,
+      questionBytes: (q) => {
+        this.questions.push(q);
+        return 0;
+      },
+    };
   }
 
   async encodeVideo(path: unknown, _opts: EncodeOptions = {}): Promise<VideoHandle> {
@@ -294,8 +316,14 @@ describe('server: admission by the memory ledger', () => {
     let m = await gauges();
     assert.equal(m.get('longshot_memory_videos_bytes'), 20 * MiB);
     assert.equal(m.get('longshot_memory_encode_reserved_bytes'), 0);
+    // The decode cache for the prompt's tokens as the engine counted them (40) and max_tokens (16).
     const decode = m.get('longshot_memory_decode_reserved_bytes')!;
-    assert.ok(decode > 0 && decode < MiB, String(decode));
+    assert.equal(decode, 1024 * (40 + 16));
+    assert.deepEqual(engine.counted, [{ texts: ['what?'], media: 'video' }]);
+    // The question over its video priced for the same tokens and its turns (whose form may decide its cost).
+    assert.deepEqual(engine.questions, [
+      { textTokens: 40, newTokens: 16, turns: [{ role: 'user', content: 'what?' }] },
+    ]);
     assert.equal(
       m.get('longshot_memory_free_bytes'),
       m.get('longshot_memory_budget_bytes')! - m.get('longshot_memory_weights_bytes')! - 20 * MiB - decode,
@@ -361,6 +389,20 @@ describe('server: admission by the memory ledger', () => {
       [m.get('longshot_memory_decode_reserved_bytes'), m.get('longshot_memory_encode_reserved_bytes')],
       [0, 0],
     );
+  });
+
+  it('estimates the prompt’s tokens from its characters where the engine cannot count them', async () => {
+    engine.promptLength = null;
+    try {
+      const asked = ask('8.v', 10);
+      await until(async () => (await gauges()).get('longshot_requests_running') === 1);
+      // 'what?': ⌈5 / 2⌉ tokens and 64 for the chat template, and max_tokens.
+      assert.equal((await gauges()).get('longshot_memory_decode_reserved_bytes'), 1024 * (3 + 64 + 10));
+      engine.finish();
+      assert.equal((await asked).status, 200);
+    } finally {
+      engine.promptLength = 40;
+    }
   });
 
   it('refuses a video that could never fit with 413 naming the sizes, before anything is encoded', async () => {

@@ -8,8 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { ChatTurn } from '../../src/facade/types.js';
 import { VideoLM } from '../../src/facade/video-lm.js';
+import { getBackend } from '../../src/runtime/device.js';
 import { createServer, type LongshotServer } from '../../src/serve/index.js';
 import { writeTinyNemotronH } from '../models/tiny-nemotron-h.js';
+import { decodeBytes } from './tiny-runners.js';
 
 const MODEL = 'test/nemotron';
 const TURNS: ChatTurn[] = [
@@ -45,9 +47,28 @@ describe('OpenAI-compatible server over Nemotron-H', () => {
     assert.equal(got.choices[0].finish_reason, want.finishReason);
     assert.equal(got.usage?.prompt_tokens, want.usage.promptTokens);
     assert.equal(got.usage?.completion_tokens, want.usage.completionTokens);
+    // The tokens the server's admission counts for the prompt before it runs are the ones it ran.
+    assert.equal(reference.promptTokens(TURNS), want.usage.promptTokens);
     // Asked again (the system prompt's cache is kept now): the same answer.
     const again = await client.chat.completions.create({ model: MODEL, messages: TURNS, max_tokens: 6 });
     assert.equal(again.choices[0].message.content, want.text);
+  });
+
+  it('reserves a decode cache that covers the CPU backend’s peak of a question (its prefill included), ≤ 3×', async () => {
+    const backend = await getBackend('cpu');
+    for (const words of [1, 60, 400]) {
+      const turns: ChatTurn[] = [
+        { role: 'user', content: `what is the colour of the sea ?${' sea'.repeat(words)}` },
+      ];
+      const before = backend.memory().current;
+      backend.resetPeak();
+      const { usage } = await reference.chat(turns, { maxNewTokens: 6 }).result();
+      const peak = backend.memory().peak - before;
+      const reserved = decodeBytes(reference, usage.promptTokens, 6);
+      const what = `${usage.promptTokens} prompt tokens: reserved ${reserved} B, measured ${peak} B`;
+      assert.ok(reserved >= peak, `${what}: below the measured peak`);
+      assert.ok(reserved <= 3 * peak, `${what}: over 3× the measured peak`);
+    }
   });
 
   it('streams a text-only answer', async () => {

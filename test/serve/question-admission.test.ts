@@ -25,17 +25,17 @@ import { askAboutClip } from './tiny-runners.js';
 
 const FRAMES = 96;
 const MAX_TOKENS = 2;
-/**
- * The question's size as the server estimates it: 'what?' is 5 characters, ⌈5/2⌉ tokens plus 64 for the chat
- * template (app.ts), and max_tokens.
- */
-const QUESTION = { textTokens: 3 + 64, newTokens: MAX_TOKENS };
 
 describe('admission by a question’s cost over its video (tiny TimeViper)', () => {
   let dir: string;
   let model: VideoLM;
   let plan: EncodePlan;
   let weights: number;
+  /**
+   * The question's size as the server counts it (its prompt's tokens, the chat template included, and
+   * max_tokens): the prompt's tokens as the model counted them answering 'what?' about the clip.
+   */
+  let QUESTION: { textTokens: number; newTokens: number };
   before(async () => {
     dir = scratch();
     const m = join(dir, 'timeviper');
@@ -44,6 +44,10 @@ describe('admission by a question’s cost over its video (tiny TimeViper)', () 
     await makeVideo(join(dir, 'clip.mp4'), { width: 96, height: 64, frames: FRAMES, fps: 10, encode: H264 });
     model = await VideoLM.load(m, { device: 'cpu' });
     plan = (await model.planEncode(join(dir, 'clip.mp4'), { frames: FRAMES, sampling: 'uniform' }))!;
+    const answered = await model
+      .ask(join(dir, 'clip.mp4'), 'what?', { frames: FRAMES, sampling: 'uniform', maxNewTokens: MAX_TOKENS })
+      .result();
+    QUESTION = { textTokens: answered.usage.promptTokens, newTokens: MAX_TOKENS };
     weights = (await getBackend('cpu')).memory().current;
   });
   after(() => model.dispose());
@@ -63,6 +67,7 @@ describe('admission by a question’s cost over its video (tiny TimeViper)', () 
     const engine: ChatEngine = {
       info: model.info,
       planEncode: (input, o) => model.planEncode(input, o),
+      promptTokens: (turns, media) => model.promptTokens(turns, media),
       encodeVideo: (input, o) => {
         seen.encodes.push(server.queue.ledger.snapshot);
         return model.encodeVideo(input, o);
@@ -120,6 +125,8 @@ describe('admission by a question’s cost over its video (tiny TimeViper)', () 
       const miss = await ask(server);
       assert.equal(miss.status, 200, JSON.stringify(miss.body));
       assert.equal(miss.cache, 'miss');
+      const { prompt_tokens, prompt_tokens_details } = miss.body.usage;
+      assert.equal(prompt_tokens - prompt_tokens_details.video_tokens, QUESTION.textTokens);
       // While it encoded: the encode's peak and the question reserved; while it answered: the question alone.
       assert.equal(seen.encodes.length, 1);
       assert.equal(seen.encodes[0].encode_reserved_bytes, encode);

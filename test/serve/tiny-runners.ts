@@ -94,7 +94,7 @@ export async function measureQuestion(
 }
 
 /** The decode cache's bytes as `r` states them, for a prompt of `text` tokens and `newTokens` answer tokens. */
-export function decodeBytes(r: ModelRunner, text: number, newTokens: number): number {
+export function decodeBytes(r: Pick<ModelRunner, 'info'>, text: number, newTokens: number): number {
   const c = r.info.decodeCache!;
   return (
     c.bytesPerSequence +

@@ -16,6 +16,7 @@ import { BYTES_PER_ELEMENT } from '../../runtime/dtype.js';
 import { type CheckpointSource, type EncodedVideo, type ModelRunner, runnerInfo } from '../family.js';
 import type { NemotronHConfig } from './config.js';
 import { NemotronHForCausalLM, type NemotronHSession } from './model.js';
+import { blockPeakBytes } from './size.js';
 
 const TEXT_ONLY = 'Nemotron-H is a text model: ask without a video';
 
@@ -39,17 +40,28 @@ export async function loadNemotronHRunner(
   return new NemotronHRunner(info, model, tokenizer);
 }
 
-/** K/V of the attention blocks per token; conv + SSM state of the Mamba blocks per conversation. */
+/**
+ * K/V of the attention blocks per token; conv + SSM state of the Mamba blocks per conversation. A prompt's
+ * prefill: its embeddings and the widest block's working set with the stream beside it (`blockPeakBytes`,
+ * three rows: NemotronHModel.forward adds a block's output in the next block's norm pass), per token as over
+ * one Mamba chunk, plus one token's whole (a Mamba chunk's states: a prompt shorter than a chunk has one);
+ * the last row's logits.
+ */
 function decodeCacheOf(c: NemotronHConfig, model: NemotronHForCausalLM): DecodeCacheSize {
   const dtype = model.backbone.embeddings.dtype;
+  const b = BYTES_PER_ELEMENT[dtype];
   const layers = model.backbone.cacheLayers;
   const mamba = layers.filter((l) => l.kind === 'mamba').length;
   const dInner = c.mamba_num_heads * c.mamba_head_dim;
   const convDim = dInner + 2 * c.n_groups * c.ssm_state_size;
-  const state = (c.conv_kernel - 1) * convDim * BYTES_PER_ELEMENT[dtype] + dInner * c.ssm_state_size * 4;
+  const state = (c.conv_kernel - 1) * convDim * b + dInner * c.ssm_state_size * 4;
+  const widest = (tokens: number) =>
+    Math.max(...[...c.hybrid_override_pattern].map((kind) => blockPeakBytes(c, kind, tokens, 3, dtype)));
   return {
     bytesPerToken: kvBytesPerToken(layers, dtype),
-    bytesPerSequence: mamba * state,
+    bytesPerSequence: mamba * state + widest(1),
+    activationBytesPerToken: c.hidden_size * b + widest(c.chunk_size) / c.chunk_size,
+    logitsBytes: c.vocab_size * (b + 4),
   };
 }
 
@@ -139,7 +151,12 @@ export class NemotronHRunner implements ModelRunner {
     );
   }
 
-  private promptIds(turns: ChatTurn[], addGenerationPrompt: boolean): number[] {
+  /** A text model: the chat template's prompt for the turns (the `media` is refused by `generate`). */
+  promptTokens(turns: readonly ChatTurn[]): number {
+    return this.promptIds(turns, true).length;
+  }
+
+  private promptIds(turns: readonly ChatTurn[], addGenerationPrompt: boolean): number[] {
     const text = this.tokenizer.applyChatTemplate(
       turns.map((t) => ({ role: t.role, content: t.content })),
       { addGenerationPrompt },

@@ -358,6 +358,16 @@ export class Qwen2VLRunner implements ModelRunner {
     return end >= VIDEO_PAD.length && this.promptText(turns, 'video').startsWith(reference.slice(0, end));
   }
 
+  /**
+   * The prompt's tokens less the video's (or image's): its pads, one before they are expanded, are not
+   * counted, as the usage does not count the video's tokens.
+   */
+  promptTokens(turns: readonly ChatTurn[], media?: 'video' | 'image'): number {
+    const ids = this.tokenizer.encode(this.promptText(turns, media), { addSpecialTokens: false });
+    const { video_token_id: video, image_token_id: image } = this.model.config;
+    return ids.filter((id) => id !== video && id !== image).length;
+  }
+
   async *generate(
     turns: ChatTurn[],
     encoded: EncodedVideo | undefined,

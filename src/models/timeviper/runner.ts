@@ -159,6 +159,23 @@ export class TimeViperRunner implements ModelRunner {
     };
   }
 
+  /**
+   * The prompt's tokens less the video's: one frame's placeholder stands for the video (each placeholder is
+   * one `<image>` token, whatever the frames).
+   */
+  promptTokens(turns: readonly ChatTurn[], media?: 'video' | 'image'): number {
+    const frames = media ? 1 : 0;
+    return this.promptIds(turns, frames).length - frames;
+  }
+
+  /** The NanoBase prompt's ids for `turns` with `frames` frame placeholders, its answer prompt after. */
+  private promptIds(turns: readonly ChatTurn[], frames: number): number[] {
+    const { text, answerPrompt } = nanoBasePrompt(turns, frames);
+    const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
+    if (answerPrompt) ids.push(...this.tokenizer.encode(answerPrompt, { addSpecialTokens: false }));
+    return ids;
+  }
+
   async *generate(
     turns: ChatTurn[],
     encoded: EncodedVideo | undefined,
@@ -167,9 +184,7 @@ export class TimeViperRunner implements ModelRunner {
     const video = encoded as TimeViperVideo | undefined;
     const visual = video?.visual ?? null;
     const frames = visual?.shape[0] ?? 0;
-    const { text, answerPrompt } = nanoBasePrompt(turns, frames);
-    const ids = this.tokenizer.encode(text, { addSpecialTokens: false });
-    if (answerPrompt) ids.push(...this.tokenizer.encode(answerPrompt, { addSpecialTokens: false }));
+    const ids = this.promptIds(turns, frames);
     const perFrame = visual?.shape[1] ?? 0;
     const drops = video?.drops ?? false;
     // Where the answer looked: which video tokens the drop stages kept, and where TransV moved the others.

@@ -172,19 +172,7 @@ export class TstarRunner implements ModelRunner {
     opts: GenerationOptions & { signal?: AbortSignal },
   ): Generation {
     const video = encoded as TstarVideo | undefined;
-    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
-    if (video) {
-      const first = messages.findIndex((msg) => msg.role === 'user');
-      messages[first] = {
-        role: 'user',
-        content: [{ type: 'video' }, { type: 'text', text: turns[first].content }],
-      };
-    }
-    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
-    const ids = this.expandVideo(
-      this.tokenizer.encode(text, { addSpecialTokens: false }),
-      video?.tokens ?? 0,
-    );
+    const ids = this.expandVideo(this.promptIds(turns, Boolean(video)), video?.tokens ?? 0);
     using session = this.model.session(ids.length + (opts.maxNewTokens ?? 512));
     const { completionTokens, finishReason } = yield* generateText(
       {
@@ -201,6 +189,25 @@ export class TstarRunner implements ModelRunner {
       usage: inSequenceUsage(ids.length, video?.tokens ?? 0, completionTokens),
       finishReason,
     };
+  }
+
+  /** The prompt's tokens less the video's one placeholder (which `generate` repeats for every video token). */
+  promptTokens(turns: readonly ChatTurn[], media?: 'video' | 'image'): number {
+    return this.promptIds(turns, Boolean(media)).length - (media ? 1 : 0);
+  }
+
+  /** The chat template's prompt for `turns`, a video placeholder first in the first user turn `withVideo`. */
+  private promptIds(turns: readonly ChatTurn[], withVideo: boolean): number[] {
+    const messages: ChatMessage[] = turns.map((t) => ({ role: t.role, content: t.content }));
+    if (withVideo) {
+      const first = messages.findIndex((msg) => msg.role === 'user');
+      messages[first] = {
+        role: 'user',
+        content: [{ type: 'video' }, { type: 'text', text: turns[first].content }],
+      };
+    }
+    const text = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    return this.tokenizer.encode(text, { addSpecialTokens: false });
   }
 
   /** The prompt with its one video placeholder repeated `count` times (none without a video). */

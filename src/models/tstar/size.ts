@@ -132,8 +132,10 @@ function compressorBytes(c: TstarConfig, tokens: number, out: number, dtype: DTy
  *
  *   Qwen2:      the K/V, a prefill's activations per token (qwen2vl/size.ts `decodeCacheOf`), the f32 rotary
  *               tables and the last row's logits
- *   Nemotron-H: the K/V and Mamba states, the prompt's embeddings, the widest block (nemotron_h/size.ts) and
- *               the last row's logits
+ *   Nemotron-H: the K/V and Mamba states, the prompt's embeddings, the widest block (nemotron_h/size.ts) with
+ *               three rows of the stream beside it (NemotronHModel.forward adds a block's output in the next
+ *               block's norm pass: the stream, the previous block's output and their sum) and the last row's
+ *               logits
  */
 export function tstarQuestionCost(c: TstarConfig, videoTokens: number, dtype: DType): QuestionCost {
   const b = BYTES_PER_ELEMENT[dtype];
@@ -153,7 +155,7 @@ export function tstarQuestionCost(c: TstarConfig, videoTokens: number, dtype: DT
     const state = nemotronHStateBytes(m, prompt + newTokens, dtype);
     let widest = 0;
     for (const kind of m.hybrid_override_pattern)
-      widest = Math.max(widest, blockPeakBytes(m, kind, prompt, 1, dtype));
+      widest = Math.max(widest, blockPeakBytes(m, kind, prompt, 3, dtype));
     return state.kv + state.mamba + prompt * m.hidden_size * b + widest + m.vocab_size * (b + 4);
   };
 }

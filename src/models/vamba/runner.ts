@@ -26,11 +26,11 @@ import {
   type SavedVideo,
 } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
-import { decodeCacheOf, videoGrid } from '../qwen2vl/size.js';
+import { videoGrid } from '../qwen2vl/size.js';
 import { VambaLiveVideo } from './live.js';
 import { Vamba } from './model.js';
 import { vambaPrompt } from './prompt.js';
-import { vambaEncodePlan } from './size.js';
+import { vambaDecodeCache, vambaEncodePlan } from './size.js';
 import { encodeVideoFrames, FRAMES_PER_BATCH } from './video.js';
 import { type VambaVideo, VambaVideoHandle, videoOf } from './video-handle.js';
 
@@ -48,7 +48,7 @@ export async function loadVambaRunner(
       { layers: t.num_hidden_layers, hiddenSize: t.hidden_size },
       { dtype: model.dtype, device: backend.name },
     ),
-    decodeCache: decodeCacheOf(t, model.dtype),
+    decodeCache: vambaDecodeCache(src.config, model.dtype),
     videoRequired: true,
   };
   return new VambaRunner(info, model, tokenizer);
@@ -105,6 +105,15 @@ class VambaRunner implements ModelRunner {
     return { video: videoOf(handle), metadata: handle.metadata };
   }
 
+  /** The video reaches the model through cross-attention: the prompt holds only its marker's two tokens. */
+  promptTokens(turns: readonly ChatTurn[]): number {
+    return this.promptIds(turns).length;
+  }
+
+  private promptIds(turns: readonly ChatTurn[]): number[] {
+    return this.tokenizer.encode(vambaPrompt(turns), { addSpecialTokens: false });
+  }
+
   async *generate(
     turns: ChatTurn[],
     encoded: EncodedVideo | undefined,
@@ -112,7 +121,7 @@ class VambaRunner implements ModelRunner {
   ): Generation {
     if (!encoded) throw new UsageError('Vamba answers questions about a video or an image: give one');
     const video = (encoded as VambaVideo).handle;
-    const ids = this.tokenizer.encode(vambaPrompt(turns), { addSpecialTokens: false });
+    const ids = this.promptIds(turns);
     // Where the answer looked: every layer's cross-attention over all the video tokens.
     using probe = opts.relevance ? new AttentionProbe(0, video.tokens) : undefined;
     using session = this.model.session(video, {

@@ -9,11 +9,12 @@
  *   question phase:  K/V of every layer + the text KV cache + logits
  */
 
+import type { DecodeCacheSize } from '../../facade/types.js';
 import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
 import type { EncodePlan } from '../family.js';
 import type { Qwen2VLConfig } from '../qwen2vl/config.js';
 import { smartResize } from '../qwen2vl/processor.js';
-import { visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
+import { decodeCacheOf, visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
 import type { GridTHW } from '../qwen2vl/vision.js';
 import { vambaMixerConfig } from './config.js';
 import { DEFAULT_VIDEO_CHUNK } from './language-model.js';
@@ -121,6 +122,22 @@ export function estimateVambaMemory(config: Qwen2VLConfig, o: VambaMemoryOptions
     phase,
     totalBytes: weightBytes + phases[phase],
   };
+}
+
+/**
+ * The memory one conversation holds while it decodes (`ModelInfo.decodeCache`): Qwen2's (the text decoder's
+ * K/V, a token's activations in a layer, the logits) and, per prompt token, what the text half of a Vamba layer
+ * holds beyond it: the cross-attention's query (and its rotated copy with cross_attn_use_position_embeddings),
+ * its output and its projection, and the prompt's i32 ids. The attention's scores stay inside its kernel, so a
+ * question's peak does not grow with the video.
+ */
+export function vambaDecodeCache(config: Qwen2VLConfig, dtype: DType): DecodeCacheSize {
+  const t = config.text;
+  const qwen2 = decodeCacheOf(t, dtype);
+  const q = t.num_attention_heads * t.head_dim;
+  const cross =
+    (q * (config.cross_attn_use_position_embeddings ? 3 : 2) + t.hidden_size) * BYTES_PER_ELEMENT[dtype];
+  return { ...qwen2, activationBytesPerToken: (qwen2.activationBytesPerToken ?? 0) + cross + 4 };
 }
 
 export interface VambaEncodePlanOptions {
