@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/errors.js';
-import { openRecipe, parseRecipe, readRecipe } from '../../src/train/recipe.js';
-import { type RecipeJson, recipeError, TINY_PATH, tinyJson } from './tiny.js';
+import { openRecipe, readRecipe } from '../../src/train/recipe.js';
+import { type RecipeJson, recipeError, TINY_PATH } from './tiny.js';
 
 const RECIPES = join(import.meta.dirname, '..', '..', 'recipes');
 
