@@ -55,8 +55,12 @@ export function recordCheckpoint<T extends Tensor>(tape: Tape, fn: () => T): T {
   } finally {
     setRecorder(tape);
   }
-  const attrs: CheckpointAttrs = { fn, externals: probe.externals };
-  tape.record('checkpoint', probe.externals, [out], attrs);
+  // A tensor fn uploaded itself (ops.tensor records nothing, so the probe took it for an input) and disposed
+  // before returning has no memory left to keep: the replay makes it again. Retaining it would make a view of
+  // memory the backend already reuses (on a GPU's caching allocator, freed twice).
+  const externals = probe.externals.filter((t) => t.buffer.refs > 0);
+  const attrs: CheckpointAttrs = { fn, externals };
+  tape.record('checkpoint', externals, [out], attrs);
   return out;
 }
 

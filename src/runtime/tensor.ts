@@ -12,10 +12,14 @@ export class Buffer {
     readonly storage: Storage,
   ) {}
   retain(): this {
+    // A buffer at 0 has gone back to the backend: a new view of it would read memory that now belongs to
+    // another tensor (on a GPU's caching allocator, and release it a second time). Never a user error.
+    if (this.refs <= 0) throw new Error('internal: a view of a released buffer (use after free)');
     this.refs++;
     return this;
   }
   release(): void {
+    if (this.refs <= 0) throw new Error('internal: a buffer released twice');
     if (--this.refs === 0) this.backend.release(this.storage);
   }
 }
