@@ -566,28 +566,50 @@ export function attentionKeyRange(d: AttentionDesc, i: number): [number, number]
   let hi = d.kvLength;
   if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
   if (d.segments) {
-    let s = 0;
-    while (i >= d.segments[s + 1]) s++;
-    lo = d.segments[s];
-    hi = Math.min(hi, d.segments[s + 1]);
+    // The segment holding i: the last start ≤ i (binary search; a video's frames make thousands of them).
+    let a = 0;
+    let b = d.segments.length - 2;
+    while (a < b) {
+      const m = (a + b + 1) >> 1;
+      if (d.segments[m] <= i) a = m;
+      else b = m - 1;
+    }
+    lo = d.segments[a];
+    hi = Math.min(hi, d.segments[a + 1]);
   }
   return [lo, Math.max(lo, hi)];
+}
+
+/** attentionKeyRange of every query as [lo, hi]·sq, in one sweep over the segments. */
+export function attentionKeyRanges(d: AttentionDesc): Int32Array {
+  const out = new Int32Array(2 * d.sq);
+  let s = 0;
+  for (let i = 0; i < d.sq; i++) {
+    let lo = 0;
+    let hi = d.kvLength;
+    if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
+    if (d.segments) {
+      while (i >= d.segments[s + 1]) s++;
+      lo = d.segments[s];
+      hi = Math.min(hi, d.segments[s + 1]);
+    }
+    out[2 * i] = lo;
+    out[2 * i + 1] = Math.max(lo, hi);
+  }
+  return out;
 }
 
 /**
  * For each key j < skv, the queries [lo, hi) that see it (2·skv ints; lo = hi when none). Every query's key range
  * (attentionKeyRange) has non-decreasing ends in the query index, so these are intervals found in one sweep.
  */
-export function attentionQueryRanges(d: AttentionDesc): Int32Array {
-  const hiOf = new Int32Array(d.sq);
-  const loOf = new Int32Array(d.sq);
-  for (let i = 0; i < d.sq; i++) [loOf[i], hiOf[i]] = attentionKeyRange(d, i);
+export function attentionQueryRanges(d: AttentionDesc, keyRanges = attentionKeyRanges(d)): Int32Array {
   const out = new Int32Array(2 * d.skv);
   let first = 0; // the first query whose range ends after j
   let seen = 0; // how many queries' ranges start at or before j
   for (let j = 0; j < d.skv; j++) {
-    while (first < d.sq && hiOf[first] <= j) first++;
-    while (seen < d.sq && loOf[seen] <= j) seen++;
+    while (first < d.sq && keyRanges[2 * first + 1] <= j) first++;
+    while (seen < d.sq && keyRanges[2 * seen] <= j) seen++;
     out[2 * j] = first;
     out[2 * j + 1] = Math.max(first, seen);
   }

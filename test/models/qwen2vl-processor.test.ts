@@ -104,6 +104,17 @@ test('videosOn: the patch rows made on a backend equal processVideos bit for bit
   const v = p.videosOn(backend, [frames]);
   assert.ok(maxAbs(await v.pixels.data(), outputs.get('video.pixel_values_videos')!.data) <= 1e-6);
   v.pixels.dispose();
+  // Frames that are consecutive views of one buffer (a training example's) go up without a copy.
+  const packed = (n: number, w: number, h: number): RgbImage[] => {
+    const all = Uint8Array.from({ length: n * w * h * 3 }, () => Math.floor(rng.next() * 256));
+    return Array.from({ length: n }, (_, i) => ({
+      width: w,
+      height: h,
+      data: all.subarray(i * w * h * 3, (i + 1) * w * h * 3),
+    }));
+  };
+  await same([packed(4, 56, 84), clip(4, 56, 84), packed(4, 56, 84)]);
+  await same([packed(3, 56, 56)]); // the repeated last frame breaks the run: copied
   await same([clip(4, 56, 84), clip(4, 56, 84), clip(4, 56, 84)]); // one shape: one upload
   await same([clip(3, 56, 56), clip(2, 84, 56)]); // odd length (last frame repeated), two sizes
   await same([clip(2, 60, 50)]); // resized on the host first

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
-import { attentionKeyRange, attentionQueryRanges } from '../../src/runtime/backend.js';
+import { attentionKeyRange, attentionKeyRanges, attentionQueryRanges } from '../../src/runtime/backend.js';
 import * as g from '../../src/runtime/grad-ops.js';
 import * as ops from '../../src/runtime/ops.js';
 import { ShapeError } from '../../src/runtime/shape.js';
@@ -388,7 +388,7 @@ test(
 );
 
 test(
-  'attentionQueryRanges: each key’s interval of queries is exactly the queries whose key range holds it',
+  'attentionKeyRanges / attentionQueryRanges: each query’s keys as defined, and each key’s queries the ones whose range holds it',
   seeded(async (r) => {
     for (let trial = 0; trial < 300; trial++) {
       const sq = randint(r, 1, 12);
@@ -404,6 +404,20 @@ test(
       const d = { batch: 1, sq, skv, kvLength, hq: 1, hkv: 1, d: 1, dv: 1, scale: 1, causal, queryOffset };
       const desc = { ...d, segments: seg ? Int32Array.from(cuts) : null };
       const qr = attentionQueryRanges(desc);
+      // Every query's keys, by definition: j < kvLength, j ≤ queryOffset + i when causal, j in i's segment.
+      const kr = attentionKeyRanges(desc);
+      const segOf = (x: number) => cuts.findIndex((c, s) => s + 1 < cuts.length && c <= x && x < cuts[s + 1]);
+      for (let i = 0; i < sq; i++) {
+        const sees = (j: number) =>
+          j < kvLength && (!causal || j <= queryOffset + i) && (!seg || segOf(j) === segOf(i));
+        for (let j = 0; j < skv; j++)
+          assert.equal(
+            j >= kr[2 * i] && j < kr[2 * i + 1],
+            sees(j),
+            `query ${i}, key ${j}: ${JSON.stringify(d)}`,
+          );
+        assert.deepEqual(attentionKeyRange(desc, i), [kr[2 * i], kr[2 * i + 1]]);
+      }
       for (let j = 0; j < skv; j++)
         for (let i = 0; i < sq; i++) {
           const [lo, hi] = attentionKeyRange(desc, i);

@@ -1,4 +1,4 @@
-import { type AttentionDesc, attentionKeyRange } from '../../runtime/backend.js';
+import { type AttentionDesc, attentionKeyRanges } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { f32Of, writeF64 } from './memory.js';
 
@@ -34,11 +34,13 @@ export function attentionBackward(
   const group = hq / hkv;
   const p = new Float64Array(kvLength);
   const dp = new Float64Array(kvLength);
+  const ranges = attentionKeyRanges(d);
   for (let b = 0; b < batch; b++)
     for (let h = 0; h < hq; h++) {
       const kh = Math.floor(h / group);
       for (let i = 0; i < sq; i++) {
-        const [lo, hi] = attentionKeyRange(d, i);
+        const lo = ranges[2 * i];
+        const hi = ranges[2 * i + 1];
         const qo = ((b * sq + i) * hq + h) * dim;
         const oo = ((b * sq + i) * hq + h) * dimV;
         const mo = ((maskBatched ? b : 0) * sq + i) * kvLength;

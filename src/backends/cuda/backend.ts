@@ -1,7 +1,7 @@
 import {
   type AdamWDesc,
   type AttentionDesc,
-  attentionKeyRange,
+  attentionKeyRanges,
   attentionQueryRanges,
   type Backend,
   BINARY_CODE,
@@ -561,8 +561,7 @@ export class CudaBackend implements Backend {
   ): void {
     const f = this.addon.attentionBackward;
     if (!f) throw notBuilt('attentionBackward', 'grad.cu');
-    const ranges = new Int32Array(2 * d.sq);
-    for (let i = 0; i < d.sq; i++) ranges.set(attentionKeyRange(d, i), 2 * i);
+    const ranges = attentionKeyRanges(d);
     const maskBatch = mask ? (mask.rank === 3 ? mask.shape[0] : 1) : 0;
     f(
       ptr(dq),
@@ -578,7 +577,7 @@ export class CudaBackend implements Backend {
       code(q),
       d,
       ranges,
-      attentionQueryRanges(d),
+      attentionQueryRanges(d, ranges),
     );
   }
   rmsNormBackward(

@@ -299,19 +299,32 @@ function devicePatchify(
 ): Tensor {
   const { patch_size: p, temporal_patch_size: tp, merge_size: m } = c;
   const frame = gh * p * gw * p * 3;
-  const bytes = new Uint8Array(videos.length * gt * tp * frame);
-  let at = 0;
-  for (const v of videos)
-    for (const f of v) {
-      bytes.set(f, at);
-      at += frame;
-    }
-  const { mean, std } = normalizeConstants(c);
   const n = videos.length * gt;
-  const x = ops.cast(ops.tensor(backend, bytes, [n, tp, gh, p, gw, p, 3], 'u8'), 'f32');
+  const raw = ops.empty(backend, [n, tp, gh, p, gw, p, 3], 'u8');
+  // Each video goes up into its rows: straight from its bytes when its frames lie one after another in one
+  // buffer (a training example's do), else through one copy.
+  videos.forEach((frames, v) => {
+    const first = frames[0];
+    const span = frames.every(
+      (f, i) => f.buffer === first.buffer && f.byteOffset === first.byteOffset + i * frame,
+    )
+      ? new Uint8Array(first.buffer, first.byteOffset, frames.length * frame)
+      : joinFrames(frames, frame);
+    const rows = raw.narrow(v * gt, (v + 1) * gt);
+    backend.upload(rows, span);
+    rows.dispose();
+  });
+  const { mean, std } = normalizeConstants(c);
+  const x = ops.cast(raw, 'f32');
   const normed = ops.div(ops.sub(x, ops.tensor(backend, mean, [3])), ops.tensor(backend, std, [3]));
   const rows = ops.permute(normed, [0, 2, 4, 6, 1, 3, 5]).reshape([n, gh / m, m, gw / m, m, 3 * tp * p * p]);
   return ops.permute(rows, [0, 1, 3, 2, 4, 5]).reshape([n * gh * gw, 3 * tp * p * p]);
+}
+
+function joinFrames(frames: readonly Uint8Array[], frame: number): Uint8Array {
+  const out = new Uint8Array(frames.length * frame);
+  frames.forEach((f, i) => out.set(f, i * frame));
+  return out;
 }
 
 function concat(items: { pixelValues: Float32Array; grid: GridTHW }[]): VisualBatch {
