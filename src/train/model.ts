@@ -37,9 +37,10 @@ export interface TrainForward extends Disposable {
   logits(ex: Example): Tensor | Promise<Tensor>;
   /**
    * Where the family can: the examples `canBatch` accepts in one forward, as `padded(exs)` lays them out —
-   * logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each).
+   * logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each). A promise
+   * where `logits` is one (TimeViper).
    */
-  batchLogits?(exs: readonly Example[]): Tensor;
+  batchLogits?(exs: readonly Example[]): Tensor | Promise<Tensor>;
   /**
    * Whether `batchLogits` takes these examples exactly (one video shape; for families whose video tokens sit
    * in the text, at one index): the trainer runs the others one by one. Present with `batchLogits`.
@@ -65,11 +66,14 @@ export function assertBatchable(fwd: TrainForward, exs: readonly Example[], fami
 /** A forward that never awaits (every family but TimeViper): its logits are a tensor. */
 export interface SyncTrainForward extends TrainForward {
   logits(ex: Example): Tensor;
+  batchLogits?(exs: readonly Example[]): Tensor;
 }
 
-/** The logits of a forward that must not await (activation checkpointing replays it synchronously). */
-export function syncLogits(fwd: TrainForward, ex: Example): Tensor {
-  const out = fwd.logits(ex);
+/**
+ * The logits of a forward that must not await (activation checkpointing replays it synchronously): `out`, from
+ * `logits` or `batchLogits`.
+ */
+export function syncLogits(out: Tensor | Promise<Tensor>): Tensor {
   if (out instanceof Promise) {
     out.then((t) => t.dispose()).catch(() => {});
     throw new ModelError('this training forward awaits host decisions: it cannot be checkpointed');

@@ -4,7 +4,7 @@
  * per-example gradients.
  */
 import assert from 'node:assert/strict';
-import { crossEntropy, valueAndGrad } from '../../src/autograd/index.js';
+import { crossEntropy, valueAndGradAsync } from '../../src/autograd/index.js';
 import { ModelError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/io/json-fields.js';
 import { parseTstarConfig } from '../../src/models/tstar/config.js';
@@ -12,14 +12,7 @@ import type { Backend } from '../../src/runtime/backend.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { type Example, openSource } from '../../src/train/data.js';
-import {
-  batches,
-  IGNORE,
-  padded,
-  type SyncTrainForward,
-  type TrainForward,
-  teacherForced,
-} from '../../src/train/model.js';
+import { batches, IGNORE, padded, type TrainForward, teacherForced } from '../../src/train/model.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { Random } from '../../src/util/random.js';
 import { assertCloseScaled, dropVambaFields } from '../helpers.js';
@@ -100,12 +93,12 @@ function lossSum(logits: Tensor, targets: Int32Array): Tensor {
 const maxAbs = (v: number[]) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 /**
- * Asserts that `model`'s batched forward of `exs` matches its per-example forwards (logits to `tol.logits` of
+ * Asserts (for a forward that awaits too: TimeViper) that `model`'s batched forward of `exs` matches its per-example forwards (logits to `tol.logits` of
  * the largest, every gradient to `tol.grads` of its largest, or of a thousandth of the largest of all for
  * gradients that are zero in exact arithmetic); returns the names of the weights the loss does not reach.
  */
 export async function assertBatchMatches(
-  model: { weights: ReadonlyMap<string, Tensor>; forward(): SyncTrainForward },
+  model: { weights: ReadonlyMap<string, Tensor>; forward(): TrainForward },
   exs: readonly Example[],
   tol = { logits: 1e-5, grads: 1e-4 },
 ): Promise<string[]> {
@@ -115,12 +108,12 @@ export async function assertBatchMatches(
   {
     using fwd = model.forward();
     assert.ok(fwd.canBatch?.(exs), 'the examples batch');
-    using all = fwd.batchLogits!(exs);
+    using all = await fwd.batchLogits!(exs);
     const vocab = all.shape[1];
     assert.deepEqual(all.shape, [exs.length * seq, vocab]);
     const batched = (await all.data()) as Float32Array;
     for (const [i, ex] of exs.entries()) {
-      using one = fwd.logits(ex);
+      using one = await fwd.logits(ex);
       const rows = one.shape[0];
       assert.equal(rows, teacherForced(ex).ids.length);
       assertCloseScaled(
@@ -133,15 +126,15 @@ export async function assertBatchMatches(
   }
 
   // Gradients of the summed loss: one batched forward against the examples one by one.
-  const b = valueAndGrad(() => {
+  const b = await valueAndGradAsync(async () => {
     using fwd = model.forward();
-    return lossSum(fwd.batchLogits!(exs), targets);
+    return lossSum(await fwd.batchLogits!(exs), targets);
   }, params);
-  const s = valueAndGrad(() => {
+  const s = await valueAndGradAsync(async () => {
     using fwd = model.forward();
     let total: Tensor | null = null;
     for (const ex of exs) {
-      const l = lossSum(fwd.logits(ex), teacherForced(ex).targets);
+      const l = lossSum(await fwd.logits(ex), teacherForced(ex).targets);
       total = total ? ops.add(total, l) : l;
     }
     return total!;
