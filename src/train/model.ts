@@ -18,9 +18,10 @@ export interface TrainModel extends Disposable {
   /**
    * A forward over the current weights, built on the spot (inside valueAndGrad, so that everything the
    * modules derive from the weights at construction is recorded too). `logits(ex)` gives
-   * [prompt + answer − 1, vocab] f32 with the answer fed in (row j predicts token j + 1).
+   * [prompt + answer − 1, vocab] f32 with the answer fed in (row j predicts token j + 1). `checkpoint`
+   * (recipe batch.checkpoint): for a forward that checkpoints its synchronous parts itself (`checkpointsParts`).
    */
-  forward(): TrainForward;
+  forward(checkpoint?: Checkpoint): TrainForward;
   /** The prompt text of a question from JSONL data, when the family's is not Vamba's. */
   prompt?(question: string): string;
   /** What ends an answer from JSONL data, when not `<|im_end|>`. */
@@ -29,10 +30,19 @@ export interface TrainModel extends Disposable {
   answers(examples: readonly Example[], maxNew: number): Promise<number[][]>;
 }
 
+/** Activation checkpointing of a synchronous part of a forward (GradEngine.checkpoint). */
+export type Checkpoint = (fn: () => Tensor) => Tensor;
+
 export interface TrainForward extends Disposable {
   /**
+   * Whether the forward checkpoints its synchronous parts itself with forward()'s `checkpoint` (a forward that
+   * awaits, which a checkpoint cannot replay whole: TimeViper's vision half); else the trainer checkpoints each
+   * whole forward.
+   */
+  readonly checkpointsParts?: boolean;
+  /**
    * A promise from a forward that awaits host decisions (TimeViper: ToMe's merge plan, the token drops); the
-   * trainer then records under valueAndGradAsync, and the forward cannot be checkpointed (recipe.ts refuses).
+   * trainer then records under valueAndGradAsync, and the forward cannot be checkpointed whole.
    */
   logits(ex: Example): Tensor | Promise<Tensor>;
   /**

@@ -28,7 +28,7 @@ import type { Random } from '../util/random.js';
 import type { ExtraFiles } from './checkpoint.js';
 import type { Example } from './data.js';
 import { normal, pytorchInit } from './init.js';
-import { greedyAnswer, type TrainForward, type TrainModel } from './model.js';
+import { type Checkpoint, greedyAnswer, type TrainForward, type TrainModel } from './model.js';
 import type { Recipe } from './recipe.js';
 
 /** The specials the nano_base prompt needs, appended to a needle tokenizer (`<image>` last: never embedded). */
@@ -289,7 +289,8 @@ export class TimeViperTrainModel implements TrainModel {
     return ops.tensor(backend, siglipPixels(frames, size), [frames.length, 3, size, size]);
   }
 
-  forward(): TrainForward {
+  /** `checkpoint`: the vision half in checkpointed parts (the LLM awaits the drop stages' picks: not). */
+  forward(checkpoint?: Checkpoint): TrainForward {
     let model: TimeViperModel | null = null;
     /**
      * Logits of the examples as `padded` lays them out: the vision half (SigLIP, ToMe, the projector) over every
@@ -303,7 +304,7 @@ export class TimeViperTrainModel implements TrainModel {
       const pixels = this.#pixels(exs, m.lm.embeddings.backend);
       let visual: Tensor;
       try {
-        visual = await m.encode(pixels);
+        visual = await m.encode(pixels, checkpoint);
       } finally {
         pixels.dispose();
       }
@@ -342,6 +343,7 @@ export class TimeViperTrainModel implements TrainModel {
       }
     };
     return {
+      checkpointsParts: true,
       logits: (ex) => logits([ex]),
       // Any examples: frames of every size are resized to the tower's, and the LLM runs per example.
       canBatch: () => true,

@@ -7,17 +7,20 @@ import assert from 'node:assert/strict';
 import { crossEntropy, valueAndGradAsync } from '../../src/autograd/index.js';
 import { ModelError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/io/json-fields.js';
+import { ALPHA } from '../../src/models/timeviper/weights.js';
 import { parseTstarConfig } from '../../src/models/tstar/config.js';
+import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import type { Backend } from '../../src/runtime/backend.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { type Example, openSource } from '../../src/train/data.js';
 import { batches, IGNORE, padded, type TrainForward, teacherForced } from '../../src/train/model.js';
+import { type TimeViperTrainModel, timeViperScratch } from '../../src/train/timeviper.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { Random } from '../../src/util/random.js';
 import { assertCloseScaled, dropVambaFields } from '../helpers.js';
 import { randomHost } from '../models/tiny-tstar.js';
-import { tinyRecipe } from './tiny.js';
+import { TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
 /** Three examples of the tiny recipe at `path` of one frame count whose prompts are not all one length. */
 export async function needleExamples(path?: string): Promise<Example[]> {
@@ -156,4 +159,28 @@ export async function assertBatchMatches(
     assert.ok(err <= tol.grads, `${names[i]}: relative error ${err}`);
   }
   return zero;
+}
+
+/** The tiny needle TimeViper from scratch, its TransV gates α opened (at 0 they pass no gradient to TransV). */
+export function tinyTimeViper(backend: Backend, seed: number): TimeViperTrainModel {
+  const recipe = { ...tinyRecipe(undefined, TINY_TIMEVIPER_PATH), seed };
+  const files = {
+    'tokenizer.json': JSON.stringify(needleTokenizerJson(1)),
+    'tokenizer_config.json': JSON.stringify(needleTokenizerConfig()),
+  };
+  const { model } = timeViperScratch(recipe, files, backend, 'f32');
+  const alpha = model.weights.get(ALPHA)!;
+  backend.upload(alpha, new Float32Array(alpha.size).fill(0.5));
+  return model;
+}
+
+/** `ex` with its first `count` frames, each cut to its top-left side×side. */
+export function cut(ex: Example, count: number, side: number): Example {
+  const frames = new Uint8Array(count * side * side * 3);
+  for (let f = 0; f < count; f++)
+    for (let y = 0; y < side; y++) {
+      const from = (f * ex.height + y) * ex.width * 3;
+      frames.set(ex.frames.subarray(from, from + side * 3), (f * side + y) * side * 3);
+    }
+  return { ...ex, frames, count, width: side, height: side };
 }

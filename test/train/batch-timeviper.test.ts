@@ -7,51 +7,27 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { valueAndGradAsync } from '../../src/autograd/index.js';
 import '../../src/backends/cpu/index.js';
 import { siglipPixels } from '../../src/models/siglip/preprocess.js';
 import { TimeViperModel } from '../../src/models/timeviper/model.js';
-import { ALPHA } from '../../src/models/timeviper/weights.js';
-import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import { ParamStore } from '../../src/nn/params.js';
 import { tomePlan } from '../../src/nn/tome.js';
 import { getBackend } from '../../src/runtime/device.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Example } from '../../src/train/data.js';
-import { batches } from '../../src/train/model.js';
-import { timeViperScratch } from '../../src/train/timeviper.js';
+import { autogradEngine as engine } from '../../src/train/engine.js';
+import { batches, IGNORE, padded } from '../../src/train/model.js';
+import { train } from '../../src/train/trainer.js';
 import { assertCloseScaled } from '../helpers.js';
-import { assertBatchMatches, needleExamples } from './batch-check.js';
+import { assertBatchMatches, cut, needleExamples, tinyTimeViper } from './batch-check.js';
 import { TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
 const cpu = await getBackend('cpu');
 
-/** The tiny needle TimeViper from scratch, its TransV gates α opened (at 0 they pass no gradient to TransV). */
-function tinyTimeViper(seed = 0) {
-  const recipe = { ...tinyRecipe(undefined, TINY_TIMEVIPER_PATH), seed };
-  const files = {
-    'tokenizer.json': JSON.stringify(needleTokenizerJson(1)),
-    'tokenizer_config.json': JSON.stringify(needleTokenizerConfig()),
-  };
-  const { model } = timeViperScratch(recipe, files, cpu, 'f32');
-  const alpha = model.weights.get(ALPHA)!;
-  cpu.upload(alpha, new Float32Array(alpha.size).fill(0.5));
-  return model;
-}
-
-/** `ex` with its first `count` frames, each cut to its top-left side×side. */
-function cut(ex: Example, count: number, side: number): Example {
-  const frames = new Uint8Array(count * side * side * 3);
-  for (let f = 0; f < count; f++)
-    for (let y = 0; y < side; y++) {
-      const from = (f * ex.height + y) * ex.width * 3;
-      frames.set(ex.frames.subarray(from, from + side * 3), (f * side + y) * side * 3);
-    }
-  return { ...ex, frames, count, width: side, height: side };
-}
-
 describe('TimeViper: batched training forward = one forward per example', () => {
   it('a frame merges alike in a batch of several videos’ frames and alone (ToMe is per frame)', async () => {
-    using model = tinyTimeViper();
+    using model = tinyTimeViper(cpu, 0);
     const [a, b] = await needleExamples(TINY_TIMEVIPER_PATH);
     const size = model.config.vision.image_size;
     const views = new Map([...model.weights].map(([n, w]) => [n, w.reshape(w.shape)]));
@@ -86,7 +62,7 @@ describe('TimeViper: batched training forward = one forward per example', () => 
   });
 
   it('the needle recipe (videos of one shape; prompts of different lengths)', async () => {
-    using model = tinyTimeViper(3);
+    using model = tinyTimeViper(cpu, 3);
     const exs = await needleExamples(TINY_TIMEVIPER_PATH);
     using fwd = model.forward();
     assert.equal(batches(fwd, exs), true);
@@ -95,11 +71,58 @@ describe('TimeViper: batched training forward = one forward per example', () => 
   });
 
   it('videos of different frame counts and sizes', async () => {
-    using model = tinyTimeViper(4);
+    using model = tinyTimeViper(cpu, 4);
     const [a, b, c] = await needleExamples(TINY_TIMEVIPER_PATH);
     const exs = [a, cut(b, 5, 40), cut(c, 3, 56)];
     using fwd = model.forward();
     assert.equal(batches(fwd, exs), true);
     await assertBatchMatches(model, exs);
+  });
+});
+
+describe('TimeViper: activation checkpointing of the vision half', () => {
+  it('gives the same loss and gradients, holding less after the forward', async () => {
+    using model = tinyTimeViper(cpu, 5);
+    const exs = await needleExamples(TINY_TIMEVIPER_PATH);
+    const { targets } = padded(exs, 0);
+    const params = [...model.weights.values()];
+    const run = async (checkpoint: boolean) => {
+      const before = cpu.memory().current;
+      let held = 0;
+      const r = await valueAndGradAsync(async () => {
+        using fwd = model.forward(checkpoint ? engine.checkpoint : undefined);
+        assert.equal(fwd.checkpointsParts, true);
+        const logits = await fwd.batchLogits!(exs);
+        held = cpu.memory().current - before;
+        const t = ops.tensor(cpu, targets, [targets.length], 'i32');
+        return engine.crossEntropy(logits, t, { ignoreIndex: IGNORE });
+      }, params);
+      const grads = await Promise.all(r.grads.map((g) => g.toArray()));
+      for (const g of r.grads) g.dispose();
+      return { value: r.value, grads, held };
+    };
+    const plain = await run(false);
+    const ck = await run(true);
+    assert.equal(ck.value, plain.value);
+    // The replay recomputes the same ops on the same inputs: the gradients are the same.
+    for (const [i, name] of [...model.weights.keys()].entries())
+      assertCloseScaled(Float32Array.from(ck.grads[i]), Float32Array.from(plain.grads[i]), 1e-6, name);
+    // SigLIP's activations are not kept for backward (its output and the projector's input are).
+    assert.ok(ck.held < plain.held, `held ${ck.held} B checkpointed vs ${plain.held} B`);
+  });
+
+  it('longshot train with batch.checkpoint: the same losses step by step as without', async () => {
+    const losses = async (checkpoint: boolean) => {
+      const recipe = tinyRecipe((j) => {
+        j.schedule = { steps: 3, warmup: 1 };
+        j.batch = { videos: 2, checkpoint };
+      }, TINY_TIMEVIPER_PATH);
+      const out: number[] = [];
+      await train({ recipe, backend: cpu, engine, onStep: (i) => out.push(i.loss) });
+      return out;
+    };
+    const plain = await losses(false);
+    assert.equal(plain.length, 3);
+    assert.deepEqual(await losses(true), plain);
   });
 });
