@@ -3,7 +3,8 @@
  * own modules (src/models/timeviper) built over views of the trainer's weights inside the recording. The forward
  * awaits host decisions (ToMe's merge plan, the drop stages' picks), so its logits are a promise and the trainer
  * records under valueAndGradAsync. A micro-batch's videos share one vision pass (batchLogits); the LLM runs per
- * example. The TransV gates are built from the α tensor (tanh inside the forward), so α trains. Checkpoints are the official state-dict layout (src/models/timeviper/weights.ts) with our config.json.
+ * example. The TransV gates are built from the α tensor (tanh inside the forward), so α trains. Checkpoints are
+ * the official state-dict layout (src/models/timeviper/weights.ts) with our config.json.
  *
  * Prompts are TimeViper's nano_base with one `<image>` per frame (NanoPrompts: needle examples carry the official
  * Vamba prompt and are rewritten as tools/reference/needle_timeviper.py's NeedleTimeViper does). Only the answer
