@@ -4,7 +4,10 @@
  * same data, steps and weights: `videos` videos of `frames` frames per step (no baseFrames), f32 on the CPU
  * backend, no evaluation. The first step (warm-up) is left out; the time includes drawing the step's videos.
  *
- *   node --import tsx bench/train_batch_cpu.ts recipes/needle-mambamia.json [videos 8] [frames 32] [steps 4]
+ * With `rounds` > 1, the two run alternately that many times and the first round (warm-up: for a tiny model it
+ * is most of the time) is left out of the means.
+ *
+ *   node --import tsx bench/train_batch_cpu.ts recipes/needle-mambamia.json [videos 8] [frames 32] [steps 4] [rounds 1]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +18,10 @@ import { autogradEngine } from '../src/train/engine.js';
 import { parseRecipe } from '../src/train/recipe.js';
 import { train } from '../src/train/trainer.js';
 
-const [path, videos = 8, frames = 32, steps = 4] = process.argv
+const [path, videos = 8, frames = 32, steps = 4, rounds = 1] = process.argv
   .slice(2)
-  .map((a, i) => (i ? Number(a) : a)) as [string, number?, number?, number?];
-if (!path) throw new Error('usage: train_batch_cpu.ts <recipe.json> [videos] [frames] [steps]');
+  .map((a, i) => (i ? Number(a) : a)) as [string, number?, number?, number?, number?];
+if (!path) throw new Error('usage: train_batch_cpu.ts <recipe.json> [videos] [frames] [steps] [rounds]');
 const backend = await getBackend('cpu');
 
 async function cpuPerStep(accumulate: number): Promise<number> {
@@ -41,8 +44,14 @@ async function cpuPerStep(accumulate: number): Promise<number> {
   return (last.user + last.system - first.user - first.system) / 1e6 / (marks.length - 1);
 }
 
-const batched = await cpuPerStep(1);
-const single = await cpuPerStep(videos);
+let batched = 0;
+let single = 0;
+for (let r = 0; r < rounds; r++) {
+  const [b, s] = [await cpuPerStep(1), await cpuPerStep(videos)];
+  if (rounds > 1 && r === 0) continue;
+  batched += b / Math.max(1, rounds - 1);
+  single += s / Math.max(1, rounds - 1);
+}
 console.log(
-  `${path}: ${videos} videos × ${frames} frames, ${steps - 1} steps timed: ${batched.toFixed(2)} CPU-s/step batched, ${single.toFixed(2)} one video per forward (×${(single / batched).toFixed(2)})`,
+  `${path}: ${videos} videos × ${frames} frames, ${steps - 1} steps timed${rounds > 1 ? ` × ${rounds - 1} rounds` : ''}: ${batched.toFixed(2)} CPU-s/step batched, ${single.toFixed(2)} one video per forward (×${(single / batched).toFixed(2)})`,
 );

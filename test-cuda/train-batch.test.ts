@@ -2,8 +2,10 @@
  * The batched training forward on CUDA (f32): each family's batched logits and the gradients of its summed
  * loss equal its per-example ones on the GPU (test/train/batch-check.ts, at GPU tolerances: the batched GEMMs
  * and attention reduce in other orders) — Vamba, TSTAR-MambaMia with the Qwen2 LLM on the needle data and
- * with Nemotron-H (Mamba-2 over [videos, seq, …]), Qwen2-VL. The per-example CUDA forwards are held to the
- * CPU's by train.test.ts and train-mambamia.test.ts.
+ * with Nemotron-H (Mamba-2 over [videos, seq, …]), Qwen2-VL, TimeViper (one vision pass — SigLIP, ToMe's
+ * per-frame merge, the projector — over every frame; videos of one shape and of different counts and sizes).
+ * The per-example CUDA forwards are held to the CPU's by train.test.ts, train-mambamia.test.ts and
+ * train-timeviper.test.ts.
  */
 import { describe, it } from 'node:test';
 import { Qwen2VLTrainModel } from '../src/train/qwen2vl.js';
@@ -12,12 +14,14 @@ import { VambaTrainModel } from '../src/train/vamba.js';
 import { tinyTstarJson } from '../test/models/tiny-tstar.js';
 import {
   assertBatchMatches,
+  cut,
   needleExamples,
   randomTstar,
   tinyQwen2VLJson,
+  tinyTimeViper,
   videoExamples,
 } from '../test/train/batch-check.js';
-import { TINY_MAMBAMIA_PATH, tinyRecipe } from '../test/train/tiny.js';
+import { TINY_MAMBAMIA_PATH, TINY_TIMEVIPER_PATH, tinyRecipe } from '../test/train/tiny.js';
 import { gpu } from './helpers.js';
 
 const TOL = { logits: 1e-4, grads: 1e-3 };
@@ -52,5 +56,12 @@ describe('batched training forward on CUDA = one forward per example', () => {
   it('Qwen2-VL (the needle recipe)', async () => {
     using model = Qwen2VLTrainModel.scratch(tinyQwen2VLJson(), gpu, 'f32', 3, 1);
     await assertBatchMatches(model, await needleExamples(), TOL);
+  });
+
+  it('TimeViper (the needle recipe; then videos of different frame counts and sizes)', async () => {
+    using model = tinyTimeViper(gpu, 3);
+    const [a, b, c] = await needleExamples(TINY_TIMEVIPER_PATH);
+    await assertBatchMatches(model, [a, b, c], TOL);
+    await assertBatchMatches(model, [a, cut(b, 5, 40), cut(c, 3, 56)], TOL);
   });
 });

@@ -18,9 +18,10 @@ export interface TrainModel extends Disposable {
   /**
    * A forward over the current weights, built on the spot (inside valueAndGrad, so that everything the
    * modules derive from the weights at construction is recorded too). `logits(ex)` gives
-   * [prompt + answer − 1, vocab] f32 with the answer fed in (row j predicts token j + 1).
+   * [prompt + answer − 1, vocab] f32 with the answer fed in (row j predicts token j + 1). `checkpoint`
+   * (recipe batch.checkpoint): for a forward that checkpoints its synchronous parts itself (`checkpointsParts`).
    */
-  forward(): TrainForward;
+  forward(checkpoint?: Checkpoint): TrainForward;
   /** The prompt text of a question from JSONL data, when the family's is not Vamba's. */
   prompt?(question: string): string;
   /** What ends an answer from JSONL data, when not `<|im_end|>`. */
@@ -29,17 +30,27 @@ export interface TrainModel extends Disposable {
   answers(examples: readonly Example[], maxNew: number): Promise<number[][]>;
 }
 
+/** Activation checkpointing of a synchronous part of a forward (GradEngine.checkpoint). */
+export type Checkpoint = (fn: () => Tensor) => Tensor;
+
 export interface TrainForward extends Disposable {
   /**
+   * Whether the forward checkpoints its synchronous parts itself with forward()'s `checkpoint` (a forward that
+   * awaits, which a checkpoint cannot replay whole: TimeViper's vision half); else the trainer checkpoints each
+   * whole forward.
+   */
+  readonly checkpointsParts?: boolean;
+  /**
    * A promise from a forward that awaits host decisions (TimeViper: ToMe's merge plan, the token drops); the
-   * trainer then records under valueAndGradAsync, and the forward cannot be checkpointed (recipe.ts refuses).
+   * trainer then records under valueAndGradAsync, and the forward cannot be checkpointed whole.
    */
   logits(ex: Example): Tensor | Promise<Tensor>;
   /**
    * Where the family can: the examples `canBatch` accepts in one forward, as `padded(exs)` lays them out —
-   * logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each).
+   * logits [exs.length · seq, vocab] f32 (a step's videos in one pass instead of one pass each). A promise
+   * where `logits` is one (TimeViper).
    */
-  batchLogits?(exs: readonly Example[]): Tensor;
+  batchLogits?(exs: readonly Example[]): Tensor | Promise<Tensor>;
   /**
    * Whether `batchLogits` takes these examples exactly (one video shape; for families whose video tokens sit
    * in the text, at one index): the trainer runs the others one by one. Present with `batchLogits`.
@@ -65,11 +76,14 @@ export function assertBatchable(fwd: TrainForward, exs: readonly Example[], fami
 /** A forward that never awaits (every family but TimeViper): its logits are a tensor. */
 export interface SyncTrainForward extends TrainForward {
   logits(ex: Example): Tensor;
+  batchLogits?(exs: readonly Example[]): Tensor;
 }
 
-/** The logits of a forward that must not await (activation checkpointing replays it synchronously). */
-export function syncLogits(fwd: TrainForward, ex: Example): Tensor {
-  const out = fwd.logits(ex);
+/**
+ * The logits of a forward that must not await (activation checkpointing replays it synchronously): `out`, from
+ * `logits` or `batchLogits`.
+ */
+export function syncLogits(out: Tensor | Promise<Tensor>): Tensor {
   if (out instanceof Promise) {
     out.then((t) => t.dispose()).catch(() => {});
     throw new ModelError('this training forward awaits host decisions: it cannot be checkpointed');

@@ -371,11 +371,6 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   const accumulate = b.int('accumulate', 1, 1);
   if (accumulate > videos)
     throw b.err('accumulate', `(${accumulate}) cannot exceed batch.videos (${videos})`);
-  if (family === 'timeviper' && b.bool('checkpoint', false))
-    throw b.err(
-      'checkpoint',
-      "cannot be used with TimeViper: its forward awaits host decisions (ToMe's merge plan, the token drops), which a checkpoint's replay cannot; set it to false",
-    );
   const dist = r.sub('distill', false);
   dist?.only(['teacher', 'topK', 'weight', 'temperature']);
   const out = r.sub('output')!;

@@ -2,8 +2,9 @@
  * TimeViper as a TrainModel: SigLIP → ToMe → projector → Nemotron-H with its drop stages and TransV, the model's
  * own modules (src/models/timeviper) built over views of the trainer's weights inside the recording. The forward
  * awaits host decisions (ToMe's merge plan, the drop stages' picks), so its logits are a promise and the trainer
- * records under valueAndGradAsync. The TransV gates are built from the α tensor (tanh inside the forward), so α
- * trains. Checkpoints are the official state-dict layout (src/models/timeviper/weights.ts) with our config.json.
+ * records under valueAndGradAsync. A micro-batch's videos share one vision pass (batchLogits); the LLM runs per
+ * example. The TransV gates are built from the α tensor (tanh inside the forward), so α trains. Checkpoints are
+ * the official state-dict layout (src/models/timeviper/weights.ts) with our config.json.
  *
  * Prompts are TimeViper's nano_base with one `<image>` per frame (NanoPrompts: needle examples carry the official
  * Vamba prompt and are rewritten as tools/reference/needle_timeviper.py's NeedleTimeViper does). Only the answer
@@ -28,7 +29,7 @@ import type { Random } from '../util/random.js';
 import type { ExtraFiles } from './checkpoint.js';
 import type { Example } from './data.js';
 import { normal, pytorchInit } from './init.js';
-import { greedyAnswer, type TrainForward, type TrainModel } from './model.js';
+import { type Checkpoint, greedyAnswer, type TrainForward, type TrainModel } from './model.js';
 import type { Recipe } from './recipe.js';
 
 /** The specials the nano_base prompt needs, appended to a needle tokenizer (`<image>` last: never embedded). */
@@ -275,41 +276,79 @@ export class TimeViperTrainModel implements TrainModel {
     return TimeViperModel.fromParams(this.config, new ParamStore(views), alphaTensor);
   }
 
-  #pixels(ex: Example, backend: Backend): Tensor {
-    const n = ex.width * ex.height * 3;
-    const frames = Array.from({ length: ex.count }, (_, t) => ({
-      width: ex.width,
-      height: ex.height,
-      data: ex.frames.subarray(t * n, (t + 1) * n),
-    }));
+  /** Every frame of the examples, one example after another, as SigLIP's pixels [frames, 3, size, size]. */
+  #pixels(exs: readonly Example[], backend: Backend): Tensor {
+    const frames = exs.flatMap((ex) => {
+      const n = ex.width * ex.height * 3;
+      return Array.from({ length: ex.count }, (_, t) => ({
+        width: ex.width,
+        height: ex.height,
+        data: ex.frames.subarray(t * n, (t + 1) * n),
+      }));
+    });
     const size = this.config.vision.image_size;
-    return ops.tensor(backend, siglipPixels(frames, size), [ex.count, 3, size, size]);
+    return ops.tensor(backend, siglipPixels(frames, size), [frames.length, 3, size, size]);
   }
 
-  forward(): TrainForward {
+  /** `checkpoint`: the vision half in checkpointed parts (the LLM awaits the drop stages' picks: not). */
+  forward(checkpoint?: Checkpoint): TrainForward {
     let model: TimeViperModel | null = null;
-    return {
-      logits: async (ex) => {
-        model ??= await this.#model(true);
-        const m = model;
-        const prompt = this.#prompts.ids(ex.prompt, ex.count);
-        const ids = [...prompt, ...ex.answer.slice(0, -1)];
-        const pixels = this.#pixels(ex, m.lm.embeddings.backend);
-        const visual = await m.encode(pixels);
+    /**
+     * Logits of the examples as `padded` lays them out: the vision half (SigLIP, ToMe, the projector) over every
+     * frame of every example in one pass — each frame's tokens and merge are its own, so they are those of its
+     * video alone — then the LLM example by example (the drop stages and TransV pick per sequence, so the
+     * sequences differ in length), then the head over every example's rows at once.
+     */
+    const logits = async (exs: readonly Example[]): Promise<Tensor> => {
+      model ??= await this.#model(true);
+      const m = model;
+      const pixels = this.#pixels(exs, m.lm.embeddings.backend);
+      let visual: Tensor;
+      try {
+        visual = await m.encode(pixels, checkpoint);
+      } finally {
         pixels.dispose();
-        const { x, vision } = m.embedPrompt({ ids, visual });
+      }
+      const seq = Math.max(...exs.map((ex) => ex.prompt.length + ex.answer.length - 1));
+      const index = new Int32Array(exs.length * seq);
+      const hs: Tensor[] = [];
+      try {
+        let frame = 0;
+        let offset = 0;
+        for (const [i, ex] of exs.entries()) {
+          const prompt = this.#prompts.ids(ex.prompt, ex.count);
+          const ids = [...prompt, ...ex.answer.slice(0, -1)];
+          const own = visual.narrow(frame, frame + ex.count);
+          frame += ex.count;
+          const { x, vision } = m.embedPrompt({ ids, visual: own });
+          own.dispose();
+          const { h } = await m.lm.run(x, vision, null, false, ex.answer.length - 1);
+          x.dispose();
+          hs.push(h);
+          // Row j of an example predicts its token j + 1: the answer rows are the last ones of both sequences;
+          // its other rows (prompt, padding: no loss) hold its first row's.
+          const rows = ex.prompt.length + ex.answer.length - 1;
+          const answer = ex.answer.length;
+          index.fill(offset, i * seq, (i + 1) * seq);
+          for (let r = 0; r < answer; r++)
+            index[i * seq + rows - answer + r] = offset + h.shape[0] - answer + r;
+          offset += h.shape[0];
+        }
+        return tidy(() => {
+          const h = hs.length > 1 ? ops.concat(hs, 0) : hs[0];
+          return m.lm.head(ops.embedding(h, ops.tensor(h.backend, index, [index.length], 'i32')));
+        });
+      } finally {
         visual.dispose();
-        const { h } = await m.lm.run(x, vision, null, false, ex.answer.length - 1);
-        x.dispose();
-        // Row j of the example predicts its token j + 1: the answer rows are the last ones of both sequences.
-        const rows = ex.prompt.length + ex.answer.length - 1;
-        const answerRows = ex.answer.length;
-        const index = new Int32Array(rows);
-        for (let r = 0; r < answerRows; r++) index[rows - answerRows + r] = h.shape[0] - answerRows + r;
-        const logits = tidy(() => m.lm.head(ops.embedding(h, ops.tensor(h.backend, index, [rows], 'i32'))));
-        h.dispose();
-        return logits;
-      },
+        for (const h of hs) h.dispose();
+      }
+    };
+    return {
+      checkpointsParts: true,
+      logits: (ex) => logits([ex]),
+      // Any examples: frames of every size are resized to the tower's, and the LLM runs per example.
+      canBatch: () => true,
+      batchLogits: logits,
       [Symbol.dispose]: () => {
         model?.[Symbol.dispose]();
       },
@@ -321,7 +360,7 @@ export class TimeViperTrainModel implements TrainModel {
     const out: number[][] = [];
     for (const ex of examples) {
       const ids = this.#prompts.ids(ex.prompt, ex.count);
-      using pixels = this.#pixels(ex, m.lm.embeddings.backend);
+      using pixels = this.#pixels([ex], m.lm.embeddings.backend);
       using visual = await m.encode(pixels);
       using session = m.session(ids.length + ex.count * visual.shape[1] + maxNew);
       const first = await session.prefill({ ids, visual });

@@ -224,19 +224,21 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
         tokens: group.reduce((a, g) => a + g.ex.answer.length, 0),
         run: () =>
           engine.valueAndGradAsync(async () => {
-            using fwd = model.forward();
+            using fwd = model.forward(b.checkpoint ? engine.checkpoint : undefined);
+            const whole = b.checkpoint && !fwd.checkpointsParts;
             const exs = group.map((g) => g.ex);
             // The group's videos in one forward where the family batches them (a distillation run goes
             // example by example: the teacher's targets are per example).
             if (!teacher && batches(fwd, exs)) {
-              const batch = fwd.batchLogits.bind(fwd);
-              const logits = b.checkpoint ? engine.checkpoint(() => batch(exs)) : batch(exs);
+              const logits = whole
+                ? engine.checkpoint(() => syncLogits(fwd.batchLogits(exs)))
+                : await fwd.batchLogits(exs);
               return exampleObjective(engine, logits, padded(exs, 0).targets, null, values);
             }
             let total: Tensor | null = null;
             for (const { ex, t } of group) {
-              const logits = b.checkpoint
-                ? engine.checkpoint(() => syncLogits(fwd, ex))
+              const logits = whole
+                ? engine.checkpoint(() => syncLogits(fwd.logits(ex)))
                 : await fwd.logits(ex);
               const obj = exampleObjective(engine, logits, teacherForced(ex).targets, t, values);
               total = total ? ops.add(total, obj) : obj;
@@ -348,7 +350,7 @@ async function teacherTargets(
   for (const ex of examples) {
     const logits = engine.noGrad(() => {
       using fwd = teacher.forward();
-      return syncLogits(fwd, ex);
+      return syncLogits(fwd.logits(ex));
     });
     try {
       out.push(await topKTargets(logits, teacherForced(ex).targets, d.topK, d.weight));

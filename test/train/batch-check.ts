@@ -4,27 +4,23 @@
  * per-example gradients.
  */
 import assert from 'node:assert/strict';
-import { crossEntropy, valueAndGrad } from '../../src/autograd/index.js';
+import { crossEntropy, valueAndGradAsync } from '../../src/autograd/index.js';
 import { ModelError } from '../../src/errors.js';
 import type { JsonObject } from '../../src/io/json-fields.js';
+import { ALPHA } from '../../src/models/timeviper/weights.js';
 import { parseTstarConfig } from '../../src/models/tstar/config.js';
+import { needleTokenizerConfig, needleTokenizerJson } from '../../src/needle/tokenizer.js';
 import type { Backend } from '../../src/runtime/backend.js';
 import * as ops from '../../src/runtime/ops.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { type Example, openSource } from '../../src/train/data.js';
-import {
-  batches,
-  IGNORE,
-  padded,
-  type SyncTrainForward,
-  type TrainForward,
-  teacherForced,
-} from '../../src/train/model.js';
+import { batches, IGNORE, padded, type TrainForward, teacherForced } from '../../src/train/model.js';
+import { type TimeViperTrainModel, timeViperScratch } from '../../src/train/timeviper.js';
 import { TstarTrainModel } from '../../src/train/tstar.js';
 import { Random } from '../../src/util/random.js';
 import { assertCloseScaled, dropVambaFields } from '../helpers.js';
 import { randomHost } from '../models/tiny-tstar.js';
-import { tinyRecipe } from './tiny.js';
+import { TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
 /** Three examples of the tiny recipe at `path` of one frame count whose prompts are not all one length. */
 export async function needleExamples(path?: string): Promise<Example[]> {
@@ -100,12 +96,12 @@ function lossSum(logits: Tensor, targets: Int32Array): Tensor {
 const maxAbs = (v: number[]) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 /**
- * Asserts that `model`'s batched forward of `exs` matches its per-example forwards (logits to `tol.logits` of
+ * Asserts (for a forward that awaits too: TimeViper) that `model`'s batched forward of `exs` matches its per-example forwards (logits to `tol.logits` of
  * the largest, every gradient to `tol.grads` of its largest, or of a thousandth of the largest of all for
  * gradients that are zero in exact arithmetic); returns the names of the weights the loss does not reach.
  */
 export async function assertBatchMatches(
-  model: { weights: ReadonlyMap<string, Tensor>; forward(): SyncTrainForward },
+  model: { weights: ReadonlyMap<string, Tensor>; forward(): TrainForward },
   exs: readonly Example[],
   tol = { logits: 1e-5, grads: 1e-4 },
 ): Promise<string[]> {
@@ -115,12 +111,12 @@ export async function assertBatchMatches(
   {
     using fwd = model.forward();
     assert.ok(fwd.canBatch?.(exs), 'the examples batch');
-    using all = fwd.batchLogits!(exs);
+    using all = await fwd.batchLogits!(exs);
     const vocab = all.shape[1];
     assert.deepEqual(all.shape, [exs.length * seq, vocab]);
     const batched = (await all.data()) as Float32Array;
     for (const [i, ex] of exs.entries()) {
-      using one = fwd.logits(ex);
+      using one = await fwd.logits(ex);
       const rows = one.shape[0];
       assert.equal(rows, teacherForced(ex).ids.length);
       assertCloseScaled(
@@ -133,15 +129,15 @@ export async function assertBatchMatches(
   }
 
   // Gradients of the summed loss: one batched forward against the examples one by one.
-  const b = valueAndGrad(() => {
+  const b = await valueAndGradAsync(async () => {
     using fwd = model.forward();
-    return lossSum(fwd.batchLogits!(exs), targets);
+    return lossSum(await fwd.batchLogits!(exs), targets);
   }, params);
-  const s = valueAndGrad(() => {
+  const s = await valueAndGradAsync(async () => {
     using fwd = model.forward();
     let total: Tensor | null = null;
     for (const ex of exs) {
-      const l = lossSum(fwd.logits(ex), teacherForced(ex).targets);
+      const l = lossSum(await fwd.logits(ex), teacherForced(ex).targets);
       total = total ? ops.add(total, l) : l;
     }
     return total!;
@@ -163,4 +159,28 @@ export async function assertBatchMatches(
     assert.ok(err <= tol.grads, `${names[i]}: relative error ${err}`);
   }
   return zero;
+}
+
+/** The tiny needle TimeViper from scratch, its TransV gates α opened (at 0 they pass no gradient to TransV). */
+export function tinyTimeViper(backend: Backend, seed: number): TimeViperTrainModel {
+  const recipe = { ...tinyRecipe(undefined, TINY_TIMEVIPER_PATH), seed };
+  const files = {
+    'tokenizer.json': JSON.stringify(needleTokenizerJson(1)),
+    'tokenizer_config.json': JSON.stringify(needleTokenizerConfig()),
+  };
+  const { model } = timeViperScratch(recipe, files, backend, 'f32');
+  const alpha = model.weights.get(ALPHA)!;
+  backend.upload(alpha, new Float32Array(alpha.size).fill(0.5));
+  return model;
+}
+
+/** `ex` with its first `count` frames, each cut to its top-left side×side. */
+export function cut(ex: Example, count: number, side: number): Example {
+  const frames = new Uint8Array(count * side * side * 3);
+  for (let f = 0; f < count; f++)
+    for (let y = 0; y < side; y++) {
+      const from = (f * ex.height + y) * ex.width * 3;
+      frames.set(ex.frames.subarray(from, from + side * 3), (f * side + y) * side * 3);
+    }
+  return { ...ex, frames, count, width: side, height: side };
 }

@@ -67,13 +67,6 @@ test('bad recipes: each error names the file, the key and what is wrong', () => 
     [(j) => (j.schedule.minRatio = 2), 'schedule.minRatio must be at most 1, got 2'],
     [(j) => (j.batch = { videos: 2, accumulate: 4 }), 'batch.accumulate (4) cannot exceed batch.videos (2)'],
     [
-      (j) => {
-        j.model.family = 'timeviper';
-        j.batch.checkpoint = true;
-      },
-      'batch.checkpoint cannot be used with TimeViper: its forward awaits host decisions',
-    ],
-    [
       (j) => (j.model.family = 'llama'),
       'model.family must be one of "vamba", "qwen2vl", "timeviper", "mambamia", got "llama"',
     ],

@@ -11,7 +11,7 @@ import type { TensorSource } from '../../io/safetensors.js';
 import type { HybridCache } from '../../nn/cache.js';
 import { MLP } from '../../nn/mlp.js';
 import type { ParamStore } from '../../nn/params.js';
-import { tomeMerge } from '../../nn/tome.js';
+import { tomeApply, tomePlan } from '../../nn/tome.js';
 import type { Backend } from '../../runtime/backend.js';
 import type { DType } from '../../runtime/dtype.js';
 import * as ops from '../../runtime/ops.js';
@@ -86,18 +86,30 @@ export class TimeViperModel implements Disposable {
     }
   }
 
-  /** pixels [frames, 3, size, size] → projected tokens [frames, tokensPerFrame, hidden], in clips. */
-  async encode(pixels: Tensor): Promise<Tensor> {
+  /**
+   * pixels [frames, 3, size, size] → projected tokens [frames, tokensPerFrame, hidden], in clips. `checkpoint`
+   * (training): runs SigLIP, and ToMe's merge with the projector, each as one checkpointed part — ToMe's
+   * plan, which awaits, is made between them from SigLIP's features (a host decision: no gradient).
+   */
+  async encode(pixels: Tensor, checkpoint = (fn: () => Tensor) => fn()): Promise<Tensor> {
     const clips: Tensor[] = [];
     try {
       for (let f = 0; f < pixels.shape[0]; f += CLIP_FRAMES) {
         const clip = pixels.narrow(f, Math.min(f + CLIP_FRAMES, pixels.shape[0]));
-        const features = this.vision.forward(clip);
+        const features = checkpoint(() => this.vision.forward(clip));
         clip.dispose();
-        const merged = await tomeMerge(features, this.config.tokensPerFrame);
+        const plan = await tomePlan(features, this.config.tokensPerFrame);
+        clips.push(
+          checkpoint(() => {
+            const merged = tomeApply(features, plan);
+            try {
+              return this.projector.forward(merged);
+            } finally {
+              merged.dispose();
+            }
+          }),
+        );
         features.dispose();
-        clips.push(this.projector.forward(merged));
-        merged.dispose();
       }
       return clips.length === 1 ? clips[0] : ops.concat(clips, 0);
     } finally {
