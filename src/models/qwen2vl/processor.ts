@@ -323,7 +323,7 @@ function devicePatchify(
 
 function joinFrames(frames: readonly Uint8Array[], frame: number): Uint8Array {
   const out = new Uint8Array(frames.length * frame);
-  frames.forEach((f, i) => out.set(f, i * frame));
+  for (const [i, f] of frames.entries()) out.set(f, i * frame);
   return out;
 }
 
