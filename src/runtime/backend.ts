@@ -560,27 +560,10 @@ export interface Backend {
   adamwStep?(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, desc: AdamWDesc): void;
 }
 
-/** The keys [lo, hi) query i may see under `d` (kvLength, causal with the query offset, its segment). */
-export function attentionKeyRange(d: AttentionDesc, i: number): [number, number] {
-  let lo = 0;
-  let hi = d.kvLength;
-  if (d.causal) hi = Math.min(hi, d.queryOffset + i + 1);
-  if (d.segments) {
-    // The segment holding i: the last start ≤ i (binary search; a video's frames make thousands of them).
-    let a = 0;
-    let b = d.segments.length - 2;
-    while (a < b) {
-      const m = (a + b + 1) >> 1;
-      if (d.segments[m] <= i) a = m;
-      else b = m - 1;
-    }
-    lo = d.segments[a];
-    hi = Math.min(hi, d.segments[a + 1]);
-  }
-  return [lo, Math.max(lo, hi)];
-}
-
-/** attentionKeyRange of every query as [lo, hi]·sq, in one sweep over the segments. */
+/**
+ * For each query i, the keys [lo, hi) it may see under `d` (kvLength, causal with the query offset, its segment):
+ * [lo, hi]·sq, in one sweep over the segments (a video's frames make thousands of them).
+ */
 export function attentionKeyRanges(d: AttentionDesc): Int32Array {
   const out = new Int32Array(2 * d.sq);
   let s = 0;
@@ -601,7 +584,7 @@ export function attentionKeyRanges(d: AttentionDesc): Int32Array {
 
 /**
  * For each key j < skv, the queries [lo, hi) that see it (2·skv ints; lo = hi when none). Every query's key range
- * (attentionKeyRange) has non-decreasing ends in the query index, so these are intervals found in one sweep.
+ * (attentionKeyRanges) has non-decreasing ends in the query index, so these are intervals found in one sweep.
  */
 export function attentionQueryRanges(d: AttentionDesc, keyRanges = attentionKeyRanges(d)): Int32Array {
   const out = new Int32Array(2 * d.skv);
