@@ -10,6 +10,7 @@ import { InputError } from '../errors.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { decodeFrames } from '../media/video.js';
+import type { RgbImage } from '../models/qwen2vl/processor.js';
 import { makeSample } from '../needle/tasks.js';
 import { needleAsking, needleFrames, needleTokenizer } from '../needle/training.js';
 import { Random } from '../util/random.js';
@@ -29,6 +30,16 @@ export interface Example {
   group: string;
   /** How a v2 needle video was drawn (its task, background, answerability, size). */
   meta?: NeedleMeta;
+}
+
+/** An example's frames as images: views of its bytes, one after another (what the processors take). */
+export function frameImages(ex: Example): RgbImage[] {
+  const n = ex.width * ex.height * 3;
+  return Array.from({ length: ex.count }, (_, t) => ({
+    width: ex.width,
+    height: ex.height,
+    data: ex.frames.subarray(t * n, (t + 1) * n),
+  }));
 }
 
 export interface DataSource {

@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../models/qwen2vl/config.js';
 import { Qwen2VL, type Qwen2VLInputs } from '../models/qwen2vl/model.js';
-import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
+import { defaultProcessor, type Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
 import type { GridTHW } from '../models/qwen2vl/vision.js';
 import { PATCH_EMBED, qwen2vlSpecs } from '../models/qwen2vl/weights.js';
 import { ParamStore } from '../nn/params.js';
@@ -17,7 +17,7 @@ import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
-import type { Example } from './data.js';
+import { type Example, frameImages } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
 import {
   assertBatchable,
@@ -86,15 +86,6 @@ export class Qwen2VLTrainModel implements TrainModel {
     return Qwen2VL.fromParams(this.config, new ParamStore(views), first.backend, first.dtype);
   }
 
-  /** The example's frames as the processor takes them. */
-  #frames(ex: Example): RgbImage[] {
-    const frames: RgbImage[] = [];
-    const n = ex.width * ex.height * 3;
-    for (let t = 0; t < ex.count; t++)
-      frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
-    return frames;
-  }
-
   /** Where the video's pads go in `ids`: right after <|vision_start|> (0 without one). */
   #at(ids: readonly number[]): number {
     return ids.indexOf(this.config.vision_start_token_id) + 1;
@@ -111,10 +102,7 @@ export class Qwen2VLTrainModel implements TrainModel {
    * each video takes. The caller disposes `embeds` (the model's inputs do not consume them).
    */
   #videos(m: Qwen2VL, exs: readonly Example[]): { embeds: Tensor; grids: GridTHW[]; pads: number } {
-    const { pixels, grids } = this.processor.videosOn(
-      m.backend,
-      exs.map((ex) => this.#frames(ex)),
-    );
+    const { pixels, grids } = this.processor.videosOn(m.backend, exs.map(frameImages));
     const px = m.dtype === 'f32' ? pixels : ops.cast(pixels, m.dtype);
     const embeds = m.visual.forward(px, grids);
     disposeAll([pixels, px]);

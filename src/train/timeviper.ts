@@ -27,7 +27,7 @@ import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Random } from '../util/random.js';
 import type { ExtraFiles } from './checkpoint.js';
-import type { Example } from './data.js';
+import { type Example, frameImages } from './data.js';
 import { normal, pytorchInit } from './init.js';
 import { type Checkpoint, greedyAnswer, type TrainForward, type TrainModel } from './model.js';
 import type { Recipe } from './recipe.js';
@@ -278,14 +278,7 @@ export class TimeViperTrainModel implements TrainModel {
 
   /** Every frame of the examples, one example after another, as SigLIP's pixels [frames, 3, size, size]. */
   #pixels(exs: readonly Example[], backend: Backend): Tensor {
-    const frames = exs.flatMap((ex) => {
-      const n = ex.width * ex.height * 3;
-      return Array.from({ length: ex.count }, (_, t) => ({
-        width: ex.width,
-        height: ex.height,
-        data: ex.frames.subarray(t * n, (t + 1) * n),
-      }));
-    });
+    const frames = exs.flatMap(frameImages);
     const size = this.config.vision.image_size;
     return ops.tensor(backend, siglipPixels(frames, size), [frames.length, 3, size, size]);
   }

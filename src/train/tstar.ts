@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { InputError, ModelError } from '../errors.js';
 import { fileExists, isObject, readJsonFile } from '../io/json-fields.js';
 import { parseQwen2VLConfig } from '../models/qwen2vl/config.js';
-import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
+import { defaultProcessor, type Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
 import type { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
 import { PATCH_EMBED, qwen2vlSpecs } from '../models/qwen2vl/weights.js';
 import { siglipPixels } from '../models/siglip/preprocess.js';
@@ -24,7 +24,7 @@ import * as ops from '../runtime/ops.js';
 import { tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { Random } from '../util/random.js';
-import type { Example } from './data.js';
+import { type Example, frameImages } from './data.js';
 import {
   checkpointTensors,
   loadTensors,
@@ -139,13 +139,7 @@ export class TstarTrainModel implements TrainModel {
    * tokens [exs.length · n, LLM width], each video's n after the previous one's.
    */
   #videos(m: Tstar, exs: readonly Example[]): Tensor {
-    const clips = exs.map((ex) => {
-      const frames: RgbImage[] = [];
-      const n = ex.width * ex.height * 3;
-      for (let t = 0; t < ex.count; t++)
-        frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
-      return frames;
-    });
+    const clips = exs.map(frameImages);
     return tidy(() => {
       const v = this.config.vision;
       const asModel = (t: Tensor) => (m.dtype === 'f32' ? t : ops.cast(t, m.dtype));

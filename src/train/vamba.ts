@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelError } from '../errors.js';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../models/qwen2vl/config.js';
-import { defaultProcessor, type Qwen2VLProcessor, type RgbImage } from '../models/qwen2vl/processor.js';
+import { defaultProcessor, type Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
 import { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
 import { PATCH_EMBED } from '../models/qwen2vl/weights.js';
 import { vambaMixerConfig } from '../models/vamba/config.js';
@@ -24,7 +24,7 @@ import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import { disposeAll } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
-import type { Example } from './data.js';
+import { type Example, frameImages } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
 import {
   assertBatchable,
@@ -111,17 +111,6 @@ export class VambaTrainModel implements TrainModel {
     return new ParamStore(views);
   }
 
-  /** The examples' videos as frames. */
-  #clips(exs: readonly Example[]): RgbImage[][] {
-    return exs.map((ex) => {
-      const frames: RgbImage[] = [];
-      const n = ex.width * ex.height * 3;
-      for (let t = 0; t < ex.count; t++)
-        frames.push({ width: ex.width, height: ex.height, data: ex.frames.subarray(t * n, (t + 1) * n) });
-      return frames;
-    });
-  }
-
   forward(): SyncTrainForward {
     const config = this.config;
     const store = this.#store(false);
@@ -134,7 +123,7 @@ export class VambaTrainModel implements TrainModel {
     const encode = (exs: readonly Example[]) => {
       const { pixels: f32, grids } = this.processor.videosOn(
         visual.patch_embed.weight.backend,
-        this.#clips(exs),
+        exs.map(frameImages),
       );
       const px = dtype === 'f32' ? f32 : ops.cast(f32, dtype);
       const V = visual.forward(px, grids);
@@ -182,7 +171,7 @@ export class VambaTrainModel implements TrainModel {
     using m = await Vamba.fromParams(this.config, this.#store(true), first.backend, first.dtype, 'training');
     const out: number[][] = [];
     for (const ex of examples) {
-      const { pixelValues, grids } = this.processor.processVideos(this.#clips([ex]));
+      const { pixelValues, grids } = this.processor.processVideos([frameImages(ex)]);
       using video = m.encodeVideo(pixelValues, grids[0]);
       using session = m.session(video, { capacity: ex.prompt.length + maxNew });
       const answer: number[] = [];
