@@ -303,3 +303,47 @@ for (const copyDtype of ['bf16', 'f32', 'f16'] as DType[])
     await assertParity(v[0], v[1], 1e-5, 'v', 1e-2);
     await assertParity(copy[0], copy[1], copyDtype === 'f32' ? 1e-5 : 1e-2, 'copy', 1e-2);
   });
+
+test('adamwSteps over many parameters in one launch matches the CPU (chunk-crossing sizes, two copy dtypes)', async () => {
+  const sizes = [10007, 1, 2048, 4097, 3, 70000];
+  const copyTypes: (DType | null)[] = ['bf16', null, 'bf16', 'f16', null, 'bf16'];
+  const decay = [0.05, 0, 0.1, 0.05, 0, 0.01];
+  const p = sizes.map((n) => pair(values(n), [n]));
+  const mk = (n: number) => [ops.zeros(gpu, [n]), ops.zeros(cpu, [n])];
+  const m = sizes.map(mk);
+  const v = sizes.map(mk);
+  const copy = sizes.map((n, i) => {
+    const d = copyTypes[i];
+    return d ? [ops.zeros(gpu, [n], d), ops.zeros(cpu, [n], d)] : [null, null];
+  });
+  for (let step = 1; step <= 3; step++) {
+    const grad = sizes.map((n) => pair(values(n, -3, 3), [n]));
+    for (const b of [0, 1])
+      g.adamwSteps(
+        sizes.map((_, i) => ({
+          param: p[i][b],
+          m: m[i][b],
+          v: v[i][b],
+          grad: grad[i][b],
+          copy: copy[i][b],
+          weightDecay: decay[i],
+        })),
+        { lr: 1e-2, beta1: 0.9, beta2: 0.99, eps: 1e-8, step, gradScale: 0.5 },
+      );
+  }
+  for (const i of sizes.keys()) {
+    await assertParity(p[i][0], p[i][1], 1e-5, `param ${i}`, 1e-2);
+    await assertParity(m[i][0], m[i][1], 1e-5, `m ${i}`, 1e-2);
+    await assertParity(v[i][0], v[i][1], 1e-5, `v ${i}`, 1e-2);
+    const c = copy[i];
+    if (c[0] && c[1]) await assertParity(c[0], c[1], 1e-2, `copy ${i}`, 1e-2);
+  }
+});
+
+test('sumSquares over many tensors in one launch matches the CPU', async () => {
+  const sizes = [10007, 1, 2048, 4097, 3, 300001];
+  const xs = sizes.map((n) => pair(values(n, -2, 2), [n]));
+  const [a, b] = [0, 1].map((i) => g.sumSquares(xs.map((x) => x[i])));
+  const [ga, cb] = [await a.item(), await b.item()];
+  assert.ok(Math.abs(ga - cb) <= 1e-5 * cb, `${ga} vs ${cb}`);
+});

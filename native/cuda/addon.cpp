@@ -697,13 +697,54 @@ LS_FN(klTopK) {
              a.i64(7), a.i64(8), static_cast<float>(a.num(9)), ws.p, dev().stream);
   });
 }
-LS_FN(adamwStep) {
-  // adamwStep(param, m, v, grad, copy, copyEt, n, lr, beta1, beta2, eps, weightDecay, step, gradScale)
+/**
+ * The slot table of a multi-tensor call from a Float64Array of `width` numbers per slot (p, m, v, g, copy, n, wd:
+ * device addresses, element count, weight decay), uploaded to scratch memory; returns the total element count.
+ */
+int64_t upload_slots(const Args &a, size_t i, size_t width, float lr, std::unique_ptr<Scratch> &table, int *count) {
+  size_t bytes;
+  const double *d = static_cast<const double *>(a.bytes(i, &bytes));
+  const size_t n = bytes / sizeof(double) / width;
+  if (!d || n * width * sizeof(double) != bytes || !n)
+    throw std::invalid_argument("the slot table must hold " + std::to_string(width) + " numbers per slot");
+  std::vector<MultiSlot> slots(n);
+  int64_t total = 0;
+  for (size_t k = 0; k < n; k++) {
+    const double *r = d + k * width;
+    auto at = [&](size_t j) { return reinterpret_cast<void *>(static_cast<uintptr_t>(r[j])); };
+    const double wd = width > 6 ? r[6] : 0.0;
+    slots[k] = {static_cast<float *>(at(0)), static_cast<float *>(at(1)), static_cast<float *>(at(2)),
+                static_cast<const float *>(at(3)), at(4), total, static_cast<int64_t>(r[5]),
+                static_cast<float>(1.0 - double(lr) * wd)};
+    total += slots[k].n;
+  }
+  table = std::make_unique<Scratch>(n * sizeof(MultiSlot));
+  dev().staging->upload(static_cast<char *>(table->p), reinterpret_cast<const char *>(slots.data()),
+                        n * sizeof(MultiSlot), dev().stream);
+  *count = static_cast<int>(n);
+  return total;
+}
+LS_FN(adamwSteps) {
+  // adamwSteps(slots: Float64Array [p, m, v, g, copy, n, wd]·k, anyCopy, copyEt, lr, beta1, beta2, eps, step, gradScale)
   LS_BODY({
-    adamw_step(fptr(a, 0), fptr(a, 1), fptr(a, 2), fptr(a, 3), a.ptr(4), a.et(5), a.i64(6),
-               static_cast<float>(a.num(7)), static_cast<float>(a.num(8)), static_cast<float>(a.num(9)),
-               static_cast<float>(a.num(10)), static_cast<float>(a.num(11)), a.i64(12), static_cast<float>(a.num(13)),
-               dev().stream);
+    const float lr = static_cast<float>(a.num(3));
+    std::unique_ptr<Scratch> table;
+    int n;
+    const int64_t total = upload_slots(a, 0, 7, lr, table, &n);
+    adamw_multi(static_cast<const MultiSlot *>(table->p), n, total, a.ptr(1), a.et(2), lr,
+                static_cast<float>(a.num(4)), static_cast<float>(a.num(5)), static_cast<float>(a.num(6)), a.i64(7),
+                static_cast<float>(a.num(8)), dev().stream);
+  });
+}
+LS_FN(sumSquares) {
+  // sumSquares(out, slots: Float64Array [0, 0, 0, g, 0, n]·k)
+  LS_BODY({
+    std::unique_ptr<Scratch> table;
+    int n;
+    const int64_t total = upload_slots(a, 1, 6, 0.f, table, &n);
+    Scratch partials(sizeof(float) * static_cast<size_t>(total ? multi_blocks(total) : 1));
+    sum_squares_multi(fptr(a, 0), static_cast<const MultiSlot *>(table->p), n, total,
+                      static_cast<float *>(partials.p), dev().stream);
   });
 }
 #endif
@@ -735,7 +776,7 @@ NAPI_MODULE_INIT() {
 #ifdef LS_HAVE_GRAD
       LS_EXPORT(ssdScanBackward), LS_EXPORT(conv1dBackward), LS_EXPORT(attentionBackward),
       LS_EXPORT(rmsNormBackward), LS_EXPORT(layerNormBackward), LS_EXPORT(embeddingBackward),
-      LS_EXPORT(crossEntropy), LS_EXPORT(klTopK), LS_EXPORT(adamwStep),
+      LS_EXPORT(crossEntropy), LS_EXPORT(klTopK), LS_EXPORT(adamwSteps), LS_EXPORT(sumSquares),
 #endif
 #ifdef LS_HAVE_DECODE
       LS_EXPORT_AS(attentionRows), LS_EXPORT_AS(scatterRows), LS_EXPORT_AS(mambaStepRows),

@@ -553,20 +553,59 @@ __global__ void kl_top_k_kernel(float *__restrict__ loss, T *__restrict__ dl, co
   if (threadIdx.x == 0) atomicAdd(loss, kl / count);
 }
 
-template <typename T>
-__global__ void adamw_kernel(float *__restrict__ p, float *__restrict__ m, float *__restrict__ v,
-                             const float *__restrict__ g, T *__restrict__ copy, size_t n, float lr, float beta1,
-                             float beta2, float eps, float decay, float stepSize, float sqrtBc2, float gradScale) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    const float gi = g[i] * gradScale;
-    const float mi = beta1 * m[i] + (1.f - beta1) * gi;
-    const float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const float pi = p[i] * decay - stepSize * mi / (sqrtf(vi) / sqrtBc2 + eps);
-    p[i] = pi;
-    if (copy) copy[i] = from_f32<T>(pi);
+constexpr int64_t kMultiChunk = 8 * kBlock;  // elements per block of a multi-tensor launch
+
+/** The last slot starting at or before element `at` of the concatenation (slots ascending by start). */
+__device__ int slot_at(const MultiSlot *slots, int nSlots, int64_t at) {
+  int lo = 0, hi = nSlots - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (slots[mid].start <= at) lo = mid;
+    else hi = mid - 1;
   }
+  return lo;
+}
+
+/** Calls f(slot, i) for every element i of every slot that overlaps this block's chunk of the concatenation. */
+template <typename F>
+__device__ __forceinline__ void for_chunk(const MultiSlot *slots, int nSlots, F f) {
+  const int64_t begin = int64_t(blockIdx.x) * kMultiChunk, end = begin + kMultiChunk;
+  for (int k = slot_at(slots, nSlots, begin); k < nSlots && slots[k].start < end; k++) {
+    const MultiSlot &sl = slots[k];
+    const int64_t from = begin > sl.start ? begin - sl.start : 0;
+    const int64_t to = end < sl.start + sl.n ? end - sl.start : sl.n;
+    for (int64_t i = from + threadIdx.x; i < to; i += blockDim.x) f(sl, i);
+  }
+}
+
+template <typename T>
+__global__ void adamw_multi_kernel(const MultiSlot *__restrict__ slots, int nSlots, float beta1, float beta2,
+                                   float eps, float stepSize, float sqrtBc2, float gradScale) {
+  for_chunk(slots, nSlots, [=](const MultiSlot &sl, int64_t i) {
+    const float gi = sl.g[i] * gradScale;
+    const float mi = beta1 * sl.m[i] + (1.f - beta1) * gi;
+    const float vi = beta2 * sl.v[i] + (1.f - beta2) * gi * gi;
+    sl.m[i] = mi;
+    sl.v[i] = vi;
+    const float pi = sl.p[i] * sl.decay - stepSize * mi / (sqrtf(vi) / sqrtBc2 + eps);
+    sl.p[i] = pi;
+    if (sl.copy) static_cast<T *>(sl.copy)[i] = from_f32<T>(pi);
+  });
+}
+
+__global__ void sum_squares_blocks_kernel(const MultiSlot *__restrict__ slots, int nSlots, float *partials) {
+  float acc = 0.f;
+  for_chunk(slots, nSlots, [&](const MultiSlot &sl, int64_t i) { acc += sl.g[i] * sl.g[i]; });
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) partials[blockIdx.x] = acc;
+}
+
+/** out = Σ partials in a fixed order (one block), so the norm does not depend on scheduling. */
+__global__ void sum_partials_kernel(float *out, const float *partials, int64_t n) {
+  float acc = 0.f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += partials[i];
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) *out = acc;
 }
 
 /** Runs `...` with TD bound to D's storage type (float when there is no D). */
@@ -767,18 +806,28 @@ void kl_top_k(float *loss, void *dLogits, const void *logits, ET et, const int32
   LS_CHECK_LAUNCH();
 }
 
-void adamw_step(float *param, float *m, float *v, const float *grad, void *copy, ET copyEt, int64_t n, float lr,
-                float beta1, float beta2, float eps, float weightDecay, int64_t step, float gradScale,
-                cudaStream_t s) {
-  if (!n) return;
+int64_t multi_blocks(int64_t total) { return (total + kMultiChunk - 1) / kMultiChunk; }
+
+void adamw_multi(const MultiSlot *slots, int nSlots, int64_t total, void *anyCopy, ET copyEt, float lr, float beta1,
+                 float beta2, float eps, int64_t step, float gradScale, cudaStream_t s) {
+  if (!total) return;
   const double bc1 = 1.0 - std::pow(double(beta1), double(step));
   const double bc2 = 1.0 - std::pow(double(beta2), double(step));
-  const float decay = static_cast<float>(1.0 - double(lr) * weightDecay);
   const float stepSize = static_cast<float>(lr / bc1), sqrtBc2 = static_cast<float>(std::sqrt(bc2));
-  LS_DISPATCH_OPT(copy, copyEt, T, {
-    adamw_kernel<T><<<grid_for(size_t(n), kBlock), kBlock, 0, s>>>(param, m, v, grad, static_cast<T *>(copy),
-                                                                   size_t(n), lr, beta1, beta2, eps, decay,
-                                                                   stepSize, sqrtBc2, gradScale);
+  const unsigned blocks = static_cast<unsigned>(multi_blocks(total));
+  LS_DISPATCH_OPT(anyCopy, copyEt, T, {
+    adamw_multi_kernel<T><<<blocks, kBlock, 0, s>>>(slots, nSlots, beta1, beta2, eps, stepSize, sqrtBc2, gradScale);
   });
+  LS_CHECK_LAUNCH();
+}
+
+void sum_squares_multi(float *out, const MultiSlot *slots, int nSlots, int64_t total, float *partials,
+                       cudaStream_t s) {
+  const int64_t blocks = multi_blocks(total);
+  if (blocks) {
+    sum_squares_blocks_kernel<<<static_cast<unsigned>(blocks), kBlock, 0, s>>>(slots, nSlots, partials);
+    LS_CHECK_LAUNCH();
+  }
+  sum_partials_kernel<<<1, kBlock, 0, s>>>(out, partials, blocks);
   LS_CHECK_LAUNCH();
 }

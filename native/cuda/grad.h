@@ -72,7 +72,32 @@ void cross_entropy(float *loss, void *dLogits, const void *logits, ET et, const 
 void kl_top_k(float *loss, void *dLogits, const void *logits, ET et, const int32_t *ids, const float *teacher,
               int64_t rows, int64_t vocab, int64_t k, float gradScale, void *workspace, cudaStream_t s);
 
-/** AdamW in place on f32 param/m/v with f32 grad; copy (type copyEt, may be null) receives the new param. */
+/**
+ * One parameter of a multi-tensor AdamW step or sum of squares: f32 tensors of n elements (p, m, v only for
+ * AdamW; copy of the step's copy type, may be null), its element offset in the concatenation of all slots
+ * (`start`, filled in by the caller in slot order) and its decoupled decay factor 1 − lr·wd.
+ */
+struct MultiSlot {
+  float *p, *m, *v;
+  const float *g;
+  void *copy;
+  int64_t start, n;
+  float decay;
+};
+
+/** Blocks of a multi-tensor launch over `total` elements (the caller sizes its slot table and partials by it). */
+int64_t multi_blocks(int64_t total);
+
+/**
+ * AdamW in place over every slot in one launch: slots (device memory, nSlots entries, starts ascending and
+ * contiguous) hold f32 param/m/v/grad; each non-null copy (all of type copyEt) receives the new param.
+ */
+void adamw_multi(const MultiSlot *slots, int nSlots, int64_t total, void *anyCopy, ET copyEt, float lr, float beta1,
+                 float beta2, float eps, int64_t step, float gradScale, cudaStream_t s);
+
+/** out (f32, 1 element) = Σ g² over every slot's g; partials: multi_blocks(total) floats of scratch. */
+void sum_squares_multi(float *out, const MultiSlot *slots, int nSlots, int64_t total, float *partials,
+                       cudaStream_t s); copy (type copyEt, may be null) receives the new param. */
 void adamw_step(float *param, float *m, float *v, const float *grad, void *copy, ET copyEt, int64_t n, float lr,
                 float beta1, float beta2, float eps, float weightDecay, int64_t step, float gradScale,
                 cudaStream_t s);

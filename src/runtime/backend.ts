@@ -266,18 +266,27 @@ export interface KlTopKDesc {
   gradScale: number;
 }
 
-/** One fused AdamW update (PyTorch's torch.optim.AdamW semantics) over `size` f32 elements. */
+/** One fused AdamW update (PyTorch's torch.optim.AdamW semantics) shared by every slot of an `adamwSteps` call. */
 export interface AdamWDesc {
-  size: number;
   lr: number;
   beta1: number;
   beta2: number;
   eps: number;
-  weightDecay: number;
   /** 1-based step count (bias corrections 1 − βᵗ). */
   step: number;
   /** The gradient is multiplied by this first (gradient clipping, accumulation averaging). */
   gradScale: number;
+}
+
+/** One parameter of an `adamwSteps` call: f32 param, m, v and grad of one size; `copy` gets the new param. */
+export interface AdamWSlot {
+  param: Tensor;
+  m: Tensor;
+  v: Tensor;
+  grad: Tensor;
+  /** Null, or a float tensor of the param's size; every copy of one call has one dtype. */
+  copy: Tensor | null;
+  weightDecay: number;
 }
 
 export interface SampleDesc {
@@ -556,8 +565,10 @@ export interface Backend {
     teacherLogits: Tensor,
     desc: KlTopKDesc,
   ): void;
-  /** AdamW in place on f32 param, m, v with f32 grad; `copy` (any float dtype) receives the updated param. */
-  adamwStep?(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, desc: AdamWDesc): void;
+  /** AdamW in place over every slot (one launch on a GPU: an optimizer step is one call, not one per tensor). */
+  adamwSteps?(slots: readonly AdamWSlot[], desc: AdamWDesc): void;
+  /** out (f32, 1 element) = Σ x² over every element of every f32 tensor of xs (one launch: the gradient norm). */
+  sumSquares?(out: Tensor, xs: readonly Tensor[]): void;
 }
 
 /**

@@ -8,7 +8,7 @@
  * in f32 (DESIGN §4). Every function takes the saved forward inputs (and outputs where named) and returns the
  * gradients of all differentiable inputs.
  */
-import type { Backend, SsdGrads } from './backend.js';
+import type { AdamWSlot, Backend, SsdGrads } from './backend.js';
 import { isFloat } from './dtype.js';
 import {
   type AttentionOptions,
@@ -461,56 +461,101 @@ export interface AdamWOptions {
   beta1?: number;
   beta2?: number;
   eps?: number;
-  weightDecay?: number;
   /** 1-based count of updates including this one. */
   step: number;
   /** Multiplies the gradient first (clipping coefficient, 1/accumulation steps); default 1. */
   gradScale?: number;
+}
+
+/** One parameter of an AdamW step: f32 param, moments and gradient of one size on one backend. */
+export interface AdamWParam {
+  param: Tensor;
+  m: Tensor;
+  v: Tensor;
+  grad: Tensor;
   /** Receives the updated parameter in its dtype (the model's bf16/f16 weight), same size. */
   copy?: Tensor | null;
+  /** Decoupled weight decay (default 0). */
+  weightDecay?: number;
 }
 
 /**
- * One AdamW update in place (torch.optim.AdamW): param ← param·(1 − lr·wd); m ← β₁m + (1−β₁)g;
- * v ← β₂v + (1−β₂)g²; param ← param − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + eps). param, m, v, grad f32 of one size.
+ * One AdamW update in place (torch.optim.AdamW) of every parameter: param ← param·(1 − lr·wd);
+ * m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; param ← param − lr·(m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + eps).
+ * One backend call per dtype of the copies (one launch on a GPU for a whole model), not one per tensor.
  */
-export function adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, opts: AdamWOptions): void {
+export function adamwSteps(params: readonly AdamWParam[], opts: AdamWOptions): void {
   const what = 'adamwStep';
-  for (const t of [param, m, v, grad]) {
-    t.assertLive(what);
-    if (t.dtype !== 'f32' || t.size !== param.size || t.backend !== param.backend)
-      throw new ShapeError(
-        `${what}: param, m, v and grad must be f32 tensors of one size on one backend (got ${t.dtype} ${fmt(t.shape)} for param ${fmt(param.shape)})`,
-      );
-  }
-  const copy = opts.copy ?? null;
-  if (copy) {
-    copy.assertLive(what);
-    if (copy.size !== param.size || !isFloat(copy.dtype) || copy.backend !== param.backend)
-      throw new ShapeError(
-        `${what}: copy ${copy.dtype} ${fmt(copy.shape)} must be a float tensor of ${param.size} elements`,
-      );
+  if (!params.length) return;
+  const backend = params[0].param.backend;
+  for (const p of params) {
+    const { param } = p;
+    for (const t of [param, p.m, p.v, p.grad]) {
+      t.assertLive(what);
+      if (t.dtype !== 'f32' || t.size !== param.size || t.backend !== backend)
+        throw new ShapeError(
+          `${what}: param, m, v and grad must be f32 tensors of one size on one backend (got ${t.dtype} ${fmt(t.shape)} for param ${fmt(param.shape)})`,
+        );
+    }
+    const copy = p.copy ?? null;
+    if (copy) {
+      copy.assertLive(what);
+      if (copy.size !== param.size || !isFloat(copy.dtype) || copy.backend !== backend)
+        throw new ShapeError(
+          `${what}: copy ${copy.dtype} ${fmt(copy.shape)} must be a float tensor of ${param.size} elements`,
+        );
+    }
+    if (!((p.weightDecay ?? 0) >= 0))
+      throw new RangeError(`${what}: weight decay ${p.weightDecay} must be ≥ 0`);
   }
   const { lr, step } = opts;
   const beta1 = opts.beta1 ?? 0.9;
   const beta2 = opts.beta2 ?? 0.999;
   const eps = opts.eps ?? 1e-8;
-  const weightDecay = opts.weightDecay ?? 0;
   const gradScale = opts.gradScale ?? 1;
   if (!Number.isInteger(step) || step < 1)
     throw new RangeError(`${what}: step ${step} must be an integer ≥ 1`);
-  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0 && lr >= 0 && weightDecay >= 0))
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps > 0 && lr >= 0))
     throw new RangeError(
-      `${what}: need 0 ≤ β < 1, eps > 0, lr ≥ 0, weight decay ≥ 0 (got β ${beta1}/${beta2}, eps ${eps}, lr ${lr}, wd ${weightDecay})`,
+      `${what}: need 0 ≤ β < 1, eps > 0, lr ≥ 0 (got β ${beta1}/${beta2}, eps ${eps}, lr ${lr})`,
     );
-  kernelOf(param.backend, 'adamwStep')(param, m, v, grad, copy, {
-    size: param.size,
-    lr,
-    beta1,
-    beta2,
-    eps,
-    weightDecay,
-    step,
-    gradScale,
+  // A launch writes copies of one dtype: group the slots by it (a model's copies share one).
+  const groups = new Map<string, AdamWSlot[]>();
+  for (const p of params) {
+    const slot = { ...p, copy: p.copy ?? null, weightDecay: p.weightDecay ?? 0 };
+    const key = slot.copy?.dtype ?? 'none';
+    groups.set(key, [...(groups.get(key) ?? []), slot]);
+  }
+  const kernel = kernelOf(backend, 'adamwSteps');
+  for (const slots of groups.values()) kernel(slots, { lr, beta1, beta2, eps, step, gradScale });
+}
+
+/** adamwSteps for one parameter. */
+export function adamwStep(
+  param: Tensor,
+  m: Tensor,
+  v: Tensor,
+  grad: Tensor,
+  opts: AdamWOptions & { copy?: Tensor | null; weightDecay?: number },
+): void {
+  adamwSteps([{ param, m, v, grad, copy: opts.copy, weightDecay: opts.weightDecay }], opts);
+}
+
+/** Σ x² over every element of every tensor of xs (f32, one backend), as an f32 scalar: one backend call. */
+export function sumSquares(xs: readonly Tensor[]): Tensor {
+  if (!xs.length) throw new RangeError('sumSquares: needs at least one tensor');
+  const backend = xs[0].backend;
+  for (const x of xs) {
+    x.assertLive('sumSquares');
+    if (x.dtype !== 'f32' || x.backend !== backend)
+      throw new ShapeError(
+        `sumSquares: every tensor must be f32 on one backend (got ${x.dtype} ${fmt(x.shape)})`,
+      );
+  }
+  const kernel = kernelOf(backend, 'sumSquares');
+  const out = empty(backend, [], 'f32');
+  return allocating([out], () => {
+    kernel(out, xs);
+    return out;
   });
 }

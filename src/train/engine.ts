@@ -11,7 +11,7 @@ import {
   valueAndGrad,
   valueAndGradAsync,
 } from '../autograd/index.js';
-import { type AdamWOptions, adamwStep } from '../runtime/grad-ops.js';
+import { type AdamWOptions, type AdamWParam, adamwSteps, sumSquares } from '../runtime/grad-ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 
 export interface GradEngine {
@@ -29,8 +29,10 @@ export interface GradEngine {
   crossEntropy(logits: Tensor, targets: Tensor, opts: { ignoreIndex?: number }): Tensor;
   /** Mean KL(teacher ‖ student) over the teacher's top-k ids per row (ids < 0: padding): a recorded scalar. */
   klTopK(logits: Tensor, teacherIds: Tensor, teacherValues: Tensor): Tensor;
-  /** One AdamW update of param (f32) and its moments, in place. */
-  adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, opts: AdamWOptions): void;
+  /** One AdamW update of every param (f32) and its moments, in place. */
+  adamwSteps(params: readonly AdamWParam[], opts: AdamWOptions): void;
+  /** Σ x² over every element of every (f32) tensor, as an f32 scalar. */
+  sumSquares(xs: readonly Tensor[]): Tensor;
 }
 
 /** The engine of src/autograd and src/runtime/grad-ops. */
@@ -41,5 +43,6 @@ export const autogradEngine: GradEngine = {
   checkpoint,
   crossEntropy: (logits, targets, opts) => crossEntropy(logits, targets, opts),
   klTopK: (logits, ids, values) => klTopK(logits, ids, values),
-  adamwStep,
+  adamwSteps,
+  sumSquares,
 };

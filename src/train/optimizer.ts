@@ -63,18 +63,17 @@ export class AdamW implements Disposable {
   apply(engine: GradEngine, grads: readonly Tensor[], lr: number, gradScale: number): void {
     this.step++;
     const o = this.options;
-    this.slots.forEach((s, i) => {
-      engine.adamwStep(s.master, s.m, s.v, grads[i], {
-        lr,
-        beta1: o.beta1,
-        beta2: o.beta2,
-        eps: o.eps,
-        weightDecay: s.decay ? o.weightDecay : 0,
-        step: this.step,
-        gradScale,
+    engine.adamwSteps(
+      this.slots.map((s, i) => ({
+        param: s.master,
+        m: s.m,
+        v: s.v,
+        grad: grads[i],
         copy: s.copy,
-      });
-    });
+        weightDecay: s.decay ? o.weightDecay : 0,
+      })),
+      { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, step: this.step, gradScale },
+    );
   }
 
   /** Every tensor of the state by a stable name (for the checkpoint): master (bf16 runs), m and v. */
@@ -116,22 +115,13 @@ export class AdamW implements Disposable {
   }
 }
 
-/** √Σ‖g‖² over every gradient (f32), read back as a number (one read for all). */
-export async function globalNorm(grads: readonly Tensor[]): Promise<number> {
+/** √Σ‖g‖² over every gradient (f32), read back as a number (one kernel and one read for all). */
+export async function globalNorm(engine: GradEngine, grads: readonly Tensor[]): Promise<number> {
   if (!grads.length) return 0;
-  const sums = tidy(() =>
-    ops.concat(
-      grads.map((g) => {
-        const f = g.reshape([-1]);
-        return ops.sum(ops.mul(f, f), -1, true);
-      }),
-    ),
-  );
-  const v = await sums.data();
-  sums.dispose();
-  let total = 0;
-  for (const x of v) total += x;
-  return Math.sqrt(total);
+  const sum = engine.sumSquares(grads);
+  const [v] = await sum.data();
+  sum.dispose();
+  return Math.sqrt(v);
 }
 
 /** Copies `src` (same size, consumed) over `dst`'s elements in place: the model keeps holding `dst`. */

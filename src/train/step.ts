@@ -53,7 +53,7 @@ export async function optimizerStep(
   const { tokens, grads } = await accumulate(micro);
   try {
     const scale = 1 / Math.max(1, tokens);
-    const norm = (await globalNorm(grads)) * scale;
+    const norm = (await globalNorm(engine, grads)) * scale;
     if (!Number.isFinite(norm)) return { tokens, gradNorm: norm, skipped: true };
     opt.apply(engine, grads, lr, scale * clipFactor(norm, maxNorm));
     return { tokens, gradNorm: norm, skipped: false };

@@ -364,6 +364,33 @@ test(
 
 // ---- AdamW ---------------------------------------------------------------------------------------
 
+/** torch.optim.AdamW's update in float64, in place on P, M, V. */
+function adamwRef(
+  P: Float64Array,
+  M: Float64Array,
+  V: Float64Array,
+  gr: ArrayLike<number>,
+  o: {
+    lr: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    gradScale: number;
+    step: number;
+  },
+): void {
+  for (let i = 0; i < P.length; i++) {
+    const gi = gr[i] * o.gradScale;
+    P[i] *= 1 - o.lr * o.weightDecay;
+    M[i] = o.beta1 * M[i] + (1 - o.beta1) * gi;
+    V[i] = o.beta2 * V[i] + (1 - o.beta2) * gi * gi;
+    const mh = M[i] / (1 - o.beta1 ** o.step);
+    const vh = V[i] / (1 - o.beta2 ** o.step);
+    P[i] -= (o.lr * mh) / (Math.sqrt(vh) + o.eps);
+  }
+}
+
 test(
   'adamwStep matches a float64 loop of torch.optim.AdamW over 4 steps, writing a bf16 copy',
   seeded(async (r) => {
@@ -380,15 +407,7 @@ test(
     const V = new Float64Array(n);
     for (const [s, gr] of grads.entries()) {
       g.adamwStep(param, m, v, t(gr, [n]), { ...o, step: s + 1, copy });
-      for (let i = 0; i < n; i++) {
-        const gi = gr[i] * o.gradScale;
-        P[i] *= 1 - o.lr * o.weightDecay;
-        M[i] = o.beta1 * M[i] + (1 - o.beta1) * gi;
-        V[i] = o.beta2 * V[i] + (1 - o.beta2) * gi * gi;
-        const mh = M[i] / (1 - o.beta1 ** (s + 1));
-        const vh = V[i] / (1 - o.beta2 ** (s + 1));
-        P[i] -= (o.lr * mh) / (Math.sqrt(vh) + o.eps);
-      }
+      adamwRef(P, M, V, gr, { ...o, step: s + 1 });
     }
     assertClose((await param.data()) as Float32Array, P, 1e-5, 'param');
     assertClose((await m.data()) as Float32Array, M, 1e-5, 'm');
@@ -399,5 +418,66 @@ test(
       () => g.adamwStep(param, m, v, ops.zeros(cpu, [n], 'bf16'), { lr: 1e-3, step: 1 }),
       ShapeError,
     );
+  }),
+);
+
+test(
+  'adamwSteps updates several parameters in one call (each its own decay, copies of two dtypes) as float64 AdamW',
+  seeded(async (r) => {
+    const sizes = [37, 1, 64, 5];
+    const copyTypes = ['bf16', null, 'f16', 'f32'] as const;
+    const decay = [0.1, 0, 0.05, 0.2];
+    const o = { lr: 2e-3, beta1: 0.9, beta2: 0.98, eps: 1e-8, gradScale: 0.7 };
+    const p0 = sizes.map((n) => randn(n, r));
+    const slots = sizes.map((n, i) => ({
+      param: t(p0[i], [n]),
+      m: ops.zeros(cpu, [n]),
+      v: ops.zeros(cpu, [n]),
+      copy: copyTypes[i] ? ops.zeros(cpu, [n], copyTypes[i]) : null,
+      weightDecay: decay[i],
+    }));
+    const ref = sizes.map((n, i) => ({
+      P: Float64Array.from(p0[i]),
+      M: new Float64Array(n),
+      V: new Float64Array(n),
+    }));
+    for (let step = 1; step <= 3; step++) {
+      const grads = sizes.map((n) => randn(n, r, -2, 2));
+      g.adamwSteps(
+        slots.map((s, i) => ({ ...s, grad: t(grads[i], [sizes[i]]) })),
+        { ...o, step },
+      );
+      for (const [i, x] of ref.entries())
+        adamwRef(x.P, x.M, x.V, grads[i], { ...o, weightDecay: decay[i], step });
+    }
+    for (const [i, s] of slots.entries()) {
+      assertClose((await s.param.data()) as Float32Array, ref[i].P, 1e-5, `slot ${i} param`);
+      assertClose((await s.m.data()) as Float32Array, ref[i].M, 1e-5, `slot ${i} m`);
+      assertClose((await s.v.data()) as Float32Array, ref[i].V, 1e-5, `slot ${i} v`, 1e-6);
+      if (s.copy) assertClose((await s.copy.data()) as Float32Array, ref[i].P, 4e-3, `slot ${i} copy`);
+    }
+    assert.throws(
+      () => g.adamwSteps([{ ...slots[0], grad: t(randn(36, r), [36]) }], { ...o, step: 1 }),
+      ShapeError,
+    );
+    assert.throws(
+      () => g.adamwSteps([{ ...slots[0], grad: t(randn(37, r), [37]), weightDecay: -1 }], { ...o, step: 1 }),
+      /weight decay -1/,
+    );
+  }),
+);
+
+test(
+  'sumSquares is Σx² over every tensor (float64 reference), and refuses other dtypes',
+  seeded(async (r) => {
+    const xs = [randn(37, r), randn(1, r), randn(6 * 7, r, -3, 3)];
+    let ref = 0;
+    for (const x of xs) for (const v of x) ref += v * v;
+    const out = g.sumSquares(xs.map((x) => t(x, [x.length])));
+    assert.deepEqual(out.shape, []);
+    const got = await out.item();
+    assert.ok(Math.abs(got - ref) <= 1e-6 * ref, `${got} vs ${ref}`);
+    assert.throws(() => g.sumSquares([ops.zeros(cpu, [3], 'bf16')]), /f32/);
+    assert.throws(() => g.sumSquares([]), /at least one/);
   }),
 );

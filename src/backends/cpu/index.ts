@@ -23,7 +23,7 @@ import { crossEntropy, klTopK } from './loss.js';
 import { matmul } from './matmul.js';
 import { type CpuStorage, rawOf } from './memory.js';
 import { layerNorm, rmsNorm, ropeTable, rotary, softmax } from './norm.js';
-import { adamwStep } from './optim.js';
+import { adamwSteps, sumSquares } from './optim.js';
 import { sample } from './sample.js';
 import { conv1d, mambaStepRows, ssdScan, ssmStep } from './ssm.js';
 
@@ -95,7 +95,8 @@ export class CpuBackend implements Backend {
   embeddingBackward = embeddingBackward;
   crossEntropy = crossEntropy;
   klTopK = klTopK;
-  adamwStep = adamwStep;
+  adamwSteps = adamwSteps;
+  sumSquares = sumSquares;
 }
 
 let instance: CpuBackend | undefined;

@@ -323,22 +323,20 @@ export interface CudaAddon {
     k: number,
     gradScale: number,
   ): void;
-  adamwStep?(
-    param: Ptr,
-    m: Ptr,
-    v: Ptr,
-    grad: Ptr,
-    copy: Ptr,
+  /** slots: [param, m, v, grad, copy, n, weightDecay] per parameter; copy: any slot's copy (its dtype) or 0. */
+  adamwSteps?(
+    slots: Float64Array,
+    anyCopy: Ptr,
     copyDtype: number,
-    n: number,
     lr: number,
     beta1: number,
     beta2: number,
     eps: number,
-    weightDecay: number,
     step: number,
     gradScale: number,
   ): void;
+  /** slots: [0, 0, 0, x, 0, n] per tensor. */
+  sumSquares?(out: Ptr, slots: Float64Array): void;
   /** Present once native/cuda/decode.cu is part of the build: table holds [k, v, length, prefixK, prefixV, prefixLength] per row. */
   attentionRows?(out: Ptr, q: Ptr, table: Float64Array, dtype: number, desc: AttentionRowsDesc): void;
   scatterRows?(x: Ptr, dsts: Float64Array, rowBytes: number): void;

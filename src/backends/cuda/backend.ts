@@ -1,5 +1,6 @@
 import {
   type AdamWDesc,
+  type AdamWSlot,
   type AttentionDesc,
   attentionKeyRanges,
   attentionQueryRanges,
@@ -689,24 +690,26 @@ export class CudaBackend implements Backend {
       d.gradScale,
     );
   }
-  adamwStep(param: Tensor, m: Tensor, v: Tensor, grad: Tensor, copy: Tensor | null, d: AdamWDesc): void {
-    const f = this.addon.adamwStep;
-    if (!f) throw notBuilt('adamwStep', 'grad.cu');
-    f(
-      ptr(param),
-      ptr(m),
-      ptr(v),
-      ptr(grad),
-      ptrOr0(copy),
-      copy ? code(copy) : 0,
-      d.size,
-      d.lr,
-      d.beta1,
-      d.beta2,
-      d.eps,
-      d.weightDecay,
-      d.step,
-      d.gradScale,
-    );
+  adamwSteps(slots: readonly AdamWSlot[], d: AdamWDesc): void {
+    const f = this.addon.adamwSteps;
+    if (!f) throw notBuilt('adamwSteps', 'grad.cu');
+    const table = new Float64Array(slots.length * 7);
+    for (const [i, s] of slots.entries())
+      table.set(
+        [ptr(s.param), ptr(s.m), ptr(s.v), ptr(s.grad), ptrOr0(s.copy), s.param.size, s.weightDecay],
+        i * 7,
+      );
+    const copy = slots.find((s) => s.copy)?.copy ?? null;
+    f(table, ptrOr0(copy), copy ? code(copy) : 0, d.lr, d.beta1, d.beta2, d.eps, d.step, d.gradScale);
+  }
+  sumSquares(out: Tensor, xs: readonly Tensor[]): void {
+    const f = this.addon.sumSquares;
+    if (!f) throw notBuilt('sumSquares', 'grad.cu');
+    const table = new Float64Array(xs.length * 6);
+    xs.forEach((x, i) => {
+      table[i * 6 + 3] = ptr(x);
+      table[i * 6 + 5] = x.size;
+    });
+    f(ptr(out), table);
   }
 }
