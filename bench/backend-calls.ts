@@ -19,11 +19,14 @@ const NOT_KERNELS = new Set([
   'synchronize',
 ]);
 
-function kernelNames(backend: Backend): string[] {
+function kernelNames(backend: Backend, memory = false): string[] {
   const names = new Set<string>();
   for (let o: object | null = backend; o && o !== Object.prototype; o = Object.getPrototypeOf(o))
     for (const k of Object.getOwnPropertyNames(o))
-      if (!NOT_KERNELS.has(k) && typeof (backend as unknown as Record<string, unknown>)[k] === 'function')
+      if (
+        (!NOT_KERNELS.has(k) || (memory && (k === 'allocate' || k === 'release'))) &&
+        typeof (backend as unknown as Record<string, unknown>)[k] === 'function'
+      )
         names.add(k);
   return [...names];
 }
@@ -51,8 +54,6 @@ export async function countCalls<T>(
   /** Per label (`''`: outside every part), the calls per kernel. */
   opsByPart: Record<string, CallCounts>;
 }> {
-  const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const counts: CallCounts = {};
   const byPart: Record<string, number> = {};
   const opsByPart: Record<string, CallCounts> = {};
   const inside: string[] = [];
@@ -77,32 +78,69 @@ export async function countCalls<T>(
       else delete obj[p.method];
     });
   }
+  const watch = watchCalls(backend, (op) => {
+    const part = inside.at(-1) ?? '';
+    if (part) bump(byPart, part);
+    opsByPart[part] ??= {};
+    bump(opsByPart[part], op);
+  });
+  try {
+    const result = await fn();
+    const counts = watch.counts;
+    const total = Object.entries(counts).reduce((s, [k, n]) => (k.includes(':') ? s : s + n), 0);
+    return { result, counts, total, byPart, opsByPart };
+  } finally {
+    for (const r of restore) r();
+    watch.stop();
+  }
+}
+
+/** Calls per kernel and the host milliseconds spent inside them, until `stop` restores the backend. */
+export interface CallWatch {
+  readonly counts: CallCounts;
+  /** Host time inside each kernel's call (per kernel, and per op for unary/binary), ms. */
+  readonly ms: Record<string, number>;
+  stop(): void;
+}
+
+/**
+ * Wraps every kernel method of `backend` to count its calls and time them on the host (what a GPU backend's
+ * call costs the JavaScript thread: argument checks, the Node-API crossing, the launch, a wait when it syncs);
+ * `onCall` sees each call's op label first. `memory`: allocate and release are watched too.
+ */
+export function watchCalls(backend: Backend, onCall?: (op: string) => void, memory = false): CallWatch {
+  const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const counts: CallCounts = {};
+  const ms: Record<string, number> = {};
   const own = new Map<string, PropertyDescriptor | undefined>();
-  for (const name of kernelNames(backend)) {
+  for (const name of kernelNames(backend, memory)) {
     own.set(name, Object.getOwnPropertyDescriptor(target, name));
     const original = target[name];
     target[name] = function (this: unknown, ...args: unknown[]) {
       // unary(out, op, x), binary(out, op, a, b, desc): the op is the second argument.
       const op =
         (name === 'unary' || name === 'binary') && typeof args[1] === 'string' ? `${name}:${args[1]}` : name;
-      bump(counts, name);
-      if (op !== name) bump(counts, op);
-      const part = inside.at(-1) ?? '';
-      if (part) bump(byPart, part);
-      opsByPart[part] ??= {};
-      bump(opsByPart[part], op);
-      return original.apply(this, args);
+      counts[name] = (counts[name] ?? 0) + 1;
+      if (op !== name) counts[op] = (counts[op] ?? 0) + 1;
+      onCall?.(op);
+      const t0 = performance.now();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const dt = performance.now() - t0;
+        ms[name] = (ms[name] ?? 0) + dt;
+        if (op !== name) ms[op] = (ms[op] ?? 0) + dt;
+      }
     };
   }
-  try {
-    const result = await fn();
-    const total = Object.entries(counts).reduce((s, [k, n]) => (k.includes(':') ? s : s + n), 0);
-    return { result, counts, total, byPart, opsByPart };
-  } finally {
-    for (const r of restore) r();
-    for (const [name, d] of own) {
-      if (d) Object.defineProperty(target, name, d);
-      else delete target[name];
-    }
-  }
+  return {
+    counts,
+    ms,
+    stop() {
+      for (const [name, d] of own) {
+        if (d) Object.defineProperty(target, name, d);
+        else delete target[name];
+      }
+    },
+  };
 }

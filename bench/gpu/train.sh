@@ -10,6 +10,7 @@
 # TRAIN_MODEL=mambamia does the same for the tiny TSTAR-MambaMia (recipes/needle-mambamia.json against
 # train_needle.py --model mambamia), TRAIN_MODEL=timeviper for the tiny needle TimeViper
 # (recipes/needle-timeviper.json against train_needle.py --model timeviper, i.e. needle_timeviper.py).
+# Then bench/train_calls.ts profiles longshot's steps alone (backend calls per step and the host time in them).
 set -uo pipefail
 START=$(date +%s)
 R="$OUT/train"
@@ -67,4 +68,10 @@ wait $P2; echo "[train] train_needle.py rc=$?"; tail -n 3 "$R/pytorch/stdout.txt
 rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"  # the weights need not come back
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
+# Where longshot's step time goes: backend calls and the host time inside them (TRAIN_CALLS=0 skips; ~40 s).
+if [ "${TRAIN_CALLS:-1}" = 1 ]; then
+  timeout 120 node --import tsx bench/train_calls.ts "$R/longshot/recipe.json" --device "$DEVICE" --steps 14 \
+    --warmup 4 --json "$R/calls.json" > "$R/calls.md" 2>&1
+  echo "[train] train_calls rc=$?"; head -n 24 "$R/calls.md"
+fi
 echo "[train] done in $(($(date +%s) - START)) s"
