@@ -63,6 +63,18 @@ for (const dtype of ['bf16', 'f32'] as const) {
   test(`attention ${dtype}: 2 images of 729 patches, 16 heads of 72 (SigLIP so400m)`, () =>
     parity('siglip', dtype, { batch: 2, sq: 729, skv: 729, hq: 16, hkv: 16, d: 72, opts: {} }));
 
+  // A decode step at a head dim with no tensor-core kernel (the tiny needle models' 48): the row kernel, unpadded.
+  test(`attention ${dtype}: one query over a 300-row cache, kvLength 211, GQA 2 (d 48)`, () =>
+    parity('decode-48', dtype, {
+      batch: 1,
+      sq: 1,
+      skv: 300,
+      hq: 4,
+      hkv: 2,
+      d: 48,
+      opts: { causal: true, queryOffset: 210, kvLength: 211 },
+    }));
+
   test(`attention ${dtype}: causal GQA 7 with queryOffset and kvLength < skv (d 128)`, () =>
     parity('causal', dtype, {
       batch: 1,

@@ -309,9 +309,10 @@ export class CudaBackend implements Backend {
   ): void {
     if (!this.addon.attention) throw notBuilt('attention', 'attention.cu');
     // bf16 at another head dim (SigLIP so400m's 72) would take the f32 one-warp-per-row kernel: zero-pad the
-    // heads to the next tensor-core size instead (zero channels add nothing to Q·Kᵀ; the scale stays).
+    // heads to the next tensor-core size instead (zero channels add nothing to Q·Kᵀ; the scale stays). Not for
+    // one query row (a decode step): that kernel suits it, and padding would copy the whole cache per token.
     const padTo = FLASH_HEAD_DIMS.find((n) => n >= d.d);
-    if (q.dtype === 'bf16' && !weights && d.d === d.dv && padTo && padTo !== d.d) {
+    if (q.dtype === 'bf16' && !weights && d.d === d.dv && padTo && padTo !== d.d && d.sq > 1) {
       const pad = (t: Tensor) => {
         const p = full(this, [...t.shape.slice(0, -1), padTo], 0, t.dtype);
         this.writeSlice(p, t, t.size / d.d, padTo, 1, 0);
