@@ -118,6 +118,12 @@ export class Tape implements Recorder {
   }
 
   record(op: string, inputs: readonly (Tensor | null)[], outputs: readonly Tensor[], attrs: object): void {
+    // Views are noted even of untracked memory: a later in-place write of a tracked value through one view
+    // (a slice of a zeros buffer filled per example) must reach the others that read that memory.
+    for (const t of outputs) {
+      const base = isFloatTensor(t) ? inputs.find((x) => x?.buffer === t.buffer) : undefined;
+      if (base) this.#alias(base, t);
+    }
     const vars = inputs.map((t) => (t ? this.#varOf(t) : null));
     if (vars.every((v) => v === null)) return;
     const rule = this.#rule(op);
@@ -125,8 +131,6 @@ export class Tape implements Recorder {
       if (!isFloatTensor(t)) return null;
       const v = new Var();
       this.#vars.set(t, v);
-      const base = inputs.find((x) => x?.buffer === t.buffer);
-      if (base) this.#alias(base, t);
       return v;
     });
     this.#push(op, rule, attrs, inputs, vars, outputs, outVars);

@@ -16,6 +16,7 @@ import { isObject } from '../io/json-fields.js';
 import { Tokenizer } from '../io/tokenizer.js';
 import { siglipPixels } from '../models/siglip/preprocess.js';
 import { parseTimeViperConfig, type TimeViperConfig } from '../models/timeviper/config.js';
+import type { VisionSpan } from '../models/timeviper/language-model.js';
 import { openTimeViperWeights, TimeViperModel } from '../models/timeviper/model.js';
 import { IMAGE_TOKEN, nanoBasePrompt } from '../models/timeviper/prompt.js';
 import { ALPHA, loadTimeViperParams, timeViperSpecs } from '../models/timeviper/weights.js';
@@ -283,14 +284,18 @@ export class TimeViperTrainModel implements TrainModel {
     return ops.tensor(backend, siglipPixels(frames, size), [frames.length, 3, size, size]);
   }
 
-  /** `checkpoint`: the vision half in checkpointed parts (the LLM awaits the drop stages' picks: not). */
+  /**
+   * `checkpoint`: the vision half in checkpointed parts, and the LLM when it runs batched (with drop stages it
+   * awaits their picks: not checkpointed).
+   */
   forward(checkpoint?: Checkpoint): TrainForward {
     let model: TimeViperModel | null = null;
     /**
      * Logits of the examples as `padded` lays them out: the vision half (SigLIP, ToMe, the projector) over every
      * frame of every example in one pass — each frame's tokens and merge are its own, so they are those of its
-     * video alone — then the LLM example by example (the drop stages and TransV pick per sequence, so the
-     * sequences differ in length), then the head over every example's rows at once.
+     * video alone — then the LLM over every example at once when the model has no drop stages, else example by
+     * example (the drop stages and TransV pick per sequence, so the sequences differ in length), then the head
+     * over every example's rows at once.
      */
     const logits = async (exs: readonly Example[]): Promise<Tensor> => {
       model ??= await this.#model(true);
@@ -304,36 +309,59 @@ export class TimeViperTrainModel implements TrainModel {
       }
       const seq = Math.max(...exs.map((ex) => ex.prompt.length + ex.answer.length - 1));
       const index = new Int32Array(exs.length * seq);
+      /** Maps example i's rows of the `padded` layout to its rows of h (n of them, from `offset`). */
+      const place = (i: number, ex: Example, offset: number, n: number) => {
+        // Row j of an example predicts its token j + 1: the answer rows are the last ones of both sequences;
+        // its other rows (prompt, padding: no loss) hold its first row's.
+        const rows = ex.prompt.length + ex.answer.length - 1;
+        const answer = ex.answer.length;
+        index.fill(offset, i * seq, (i + 1) * seq);
+        for (let r = 0; r < answer; r++) index[i * seq + rows - answer + r] = offset + n - answer + r;
+      };
+      const head = (parts: Tensor[]) =>
+        tidy(() => {
+          const h = parts.length > 1 ? ops.concat(parts, 0) : parts[0];
+          return m.lm.head(ops.embedding(h, ops.tensor(h.backend, index, [index.length], 'i32')));
+        });
+      const xs: Tensor[] = [];
+      const spans: (VisionSpan | null)[] = [];
       const hs: Tensor[] = [];
       try {
         let frame = 0;
-        let offset = 0;
-        for (const [i, ex] of exs.entries()) {
+        for (const ex of exs) {
           const prompt = this.#prompts.ids(ex.prompt, ex.count);
-          const ids = [...prompt, ...ex.answer.slice(0, -1)];
           const own = visual.narrow(frame, frame + ex.count);
           frame += ex.count;
-          const { x, vision } = m.embedPrompt({ ids, visual: own });
+          const { x, vision } = m.embedPrompt({ ids: [...prompt, ...ex.answer.slice(0, -1)], visual: own });
           own.dispose();
-          const { h } = await m.lm.run(x, vision, null, false, ex.answer.length - 1);
-          x.dispose();
+          xs.push(x);
+          spans.push(vision);
+        }
+        if (!this.config.stages.length && exs.length > 1) {
+          // No drop stages: every sequence keeps its rows, so the examples run through the LLM as one batch,
+          // each padded at its end (the stack is causal and position-free: padding changes no earlier row).
+          const n = Math.max(...xs.map((x) => x.shape[0]));
+          const h = tidy(() => {
+            const x = ops.zeros(xs[0].backend, [exs.length * n, xs[0].shape[1]], xs[0].dtype);
+            for (const [i, xi] of xs.entries()) ops.writeSlice(x, xi, 0, i * n);
+            const run = () => m.lm.sequences(x, exs.length);
+            return checkpoint ? checkpoint(run) : run();
+          });
+          for (const [i, ex] of exs.entries()) place(i, ex, i * n, xs[i].shape[0]);
           hs.push(h);
-          // Row j of an example predicts its token j + 1: the answer rows are the last ones of both sequences;
-          // its other rows (prompt, padding: no loss) hold its first row's.
-          const rows = ex.prompt.length + ex.answer.length - 1;
-          const answer = ex.answer.length;
-          index.fill(offset, i * seq, (i + 1) * seq);
-          for (let r = 0; r < answer; r++)
-            index[i * seq + rows - answer + r] = offset + h.shape[0] - answer + r;
+          return head(hs);
+        }
+        let offset = 0;
+        for (const [i, ex] of exs.entries()) {
+          const { h } = await m.lm.run(xs[i], spans[i], null, false, ex.answer.length - 1);
+          hs.push(h);
+          place(i, ex, offset, h.shape[0]);
           offset += h.shape[0];
         }
-        return tidy(() => {
-          const h = hs.length > 1 ? ops.concat(hs, 0) : hs[0];
-          return m.lm.head(ops.embedding(h, ops.tensor(h.backend, index, [index.length], 'i32')));
-        });
+        return head(hs);
       } finally {
         visual.dispose();
-        for (const h of hs) h.dispose();
+        for (const t of [...xs, ...hs]) t.dispose();
       }
     };
     return {

@@ -160,6 +160,25 @@ describe('autograd engine', () => {
     for (const t of [x, cache, ...grads]) t.dispose();
   });
 
+  it('a write through a view of untracked memory reaches the base and its other views (zeros filled per part)', async () => {
+    const a = T([1, 2, 3, 4, 5, 6], [3, 2]);
+    for (const through of ['base', 'narrow', 'reshaped narrow'] as const) {
+      const { value, grads } = valueAndGrad(() => {
+        const x = ops.zeros(cpu, [2, 4, 2]);
+        const flat = x.reshape([8, 2]); // a view made before the write
+        if (through === 'base') ops.writeSlice(flat, a, 0, 1);
+        else if (through === 'narrow') ops.writeSlice(flat.narrow(1, 4), a, 0, 0);
+        else ops.writeSlice(x.narrow(0, 1).reshape([4, 2]).narrow(1, 4), a, 0, 0);
+        return ops.add(ops.sum(ops.mul(flat, flat).reshape([-1]), 0), ops.sum(x.reshape([-1]), 0));
+      }, [a]);
+      // Σx² + Σx over the written elements: 91 + 21, gradient 2a + 1.
+      assert.equal(value, 112, through);
+      assert.deepEqual(await grads[0].toArray(), [3, 5, 7, 9, 11, 13], through);
+      grads[0].dispose();
+    }
+    a.dispose();
+  });
+
   it('valueAndGradAsync records across awaits (a host decision between ops)', async () => {
     const x = T([0.5, -2, 1.5], [3]);
     const { value, grads } = await valueAndGradAsync(async () => {

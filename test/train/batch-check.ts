@@ -162,15 +162,21 @@ export async function assertBatchMatches(
 }
 
 /** The tiny needle TimeViper from scratch, its TransV gates α opened (at 0 they pass no gradient to TransV). */
-export function tinyTimeViper(backend: Backend, seed: number): TimeViperTrainModel {
-  const recipe = { ...tinyRecipe(undefined, TINY_TIMEVIPER_PATH), seed };
+export function tinyTimeViper(
+  backend: Backend,
+  seed: number,
+  /** Config keys over the tiny recipe's (e.g. no drop stages: use_pdrop false, merge_module no_merge). */
+  patch: Record<string, unknown> = {},
+): TimeViperTrainModel {
+  const base = tinyRecipe(undefined, TINY_TIMEVIPER_PATH);
+  const recipe = { ...base, seed, model: { ...base.model, config: { ...base.model.config, ...patch } } };
   const files = {
     'tokenizer.json': JSON.stringify(needleTokenizerJson(1)),
     'tokenizer_config.json': JSON.stringify(needleTokenizerConfig()),
   };
   const { model } = timeViperScratch(recipe, files, backend, 'f32');
-  const alpha = model.weights.get(ALPHA)!;
-  backend.upload(alpha, new Float32Array(alpha.size).fill(0.5));
+  const alpha = model.weights.get(ALPHA);
+  if (alpha) backend.upload(alpha, new Float32Array(alpha.size).fill(0.5));
   return model;
 }
 

@@ -1,9 +1,11 @@
 /**
  * TimeViper's batched training forward (TrainForward.batchLogits): the vision half — SigLIP, ToMe, the
- * projector — over every frame of the micro-batch in one pass, the LLM per example. A frame's ToMe merge in a
- * batch of several videos' frames is its merge alone; each example's rows of the batched logits equal its own
- * forward's and the gradients of the summed loss equal the per-example sum (batch-check.ts) — on the tiny needle
- * TimeViper (a uniform drop stage with TransV), with videos of one shape and of different frame counts and sizes.
+ * projector — over every frame of the micro-batch in one pass, the LLM per example with drop stages and over
+ * the whole batch without. A frame's ToMe merge in a batch of several videos' frames is its merge alone; each
+ * example's rows of the batched logits equal its own forward's and the gradients of the summed loss equal the
+ * per-example sum (batch-check.ts) — on the tiny needle TimeViper (a uniform drop stage with TransV) and the same
+ * without drop stages (the shipped needle recipe's), with videos of one shape and of different frame counts and
+ * sizes.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -77,6 +79,32 @@ describe('TimeViper: batched training forward = one forward per example', () => 
     using fwd = model.forward();
     assert.equal(batches(fwd, exs), true);
     await assertBatchMatches(model, exs);
+  });
+});
+
+const NO_DROPS = { use_pdrop: false, merge_module: 'no_merge' };
+
+describe('TimeViper without drop stages: the LLM over the whole batch = one LLM pass per example', () => {
+  it('the needle recipe (prompts of different lengths, padded at their ends)', async () => {
+    using model = tinyTimeViper(cpu, 6, NO_DROPS);
+    assert.equal(model.config.stages.length, 0);
+    const exs = await needleExamples(TINY_TIMEVIPER_PATH);
+    const zero = await assertBatchMatches(model, exs);
+    assert.deepEqual(zero, []);
+  });
+
+  it('videos of different frame counts (sequences of different lengths)', async () => {
+    using model = tinyTimeViper(cpu, 7, NO_DROPS);
+    const [a, b, c] = await needleExamples(TINY_TIMEVIPER_PATH);
+    await assertBatchMatches(model, [a, cut(b, 5, 40), cut(c, 3, 56)]);
+  });
+
+  it('a model with drop stages refuses sequences in one batch', async () => {
+    using model = tinyTimeViper(cpu, 8);
+    const views = new Map([...model.weights].map(([n, w]) => [n, w.reshape(w.shape)]));
+    using m = await TimeViperModel.fromParams(model.config, new ParamStore(views));
+    using x = ops.zeros(cpu, [6, model.config.llm.hidden_size]);
+    assert.throws(() => m.lm.sequences(x, 2), /without drop stages/);
   });
 });
 

@@ -255,6 +255,26 @@ export class TimeViperLM implements Disposable {
   }
 
   /**
+   * The blocks over x [batch·n, hidden]: `batch` sequences of n rows one after another, each mixed on its own
+   * (a training step's examples, padded at their ends). Only without drop stages, which pick per sequence.
+   */
+  sequences(x: Tensor, batch: number): Tensor {
+    if (this.config.stages.length)
+      throw new InputError(
+        'TimeViper: sequences in one batch need a model without drop stages (use_pdrop false)',
+      );
+    return tidy(() => {
+      let y = cast(x, this.residualDtype);
+      for (const layer of this.layers) {
+        const next = layer.forward(y, null, null, batch);
+        if (y !== x) y.dispose();
+        y = next;
+      }
+      return y === x ? ops.clone(x) : y;
+    });
+  }
+
+  /**
    * The `keep` vision tokens (of `current` from `start`) that the last token (before `answerRows` answer tokens)
    * attends to most in block `layer`: its q_proj/k_proj on the stream as it is (no norm, no positions), softmax
    * over its causal row in f32, cast to the weights' dtype, averaged over heads; the top `keep` in ascending order.
