@@ -97,7 +97,4 @@ void adamw_multi(const MultiSlot *slots, int nSlots, int64_t total, void *anyCop
 
 /** out (f32, 1 element) = Σ g² over every slot's g; partials: multi_blocks(total) floats of scratch. */
 void sum_squares_multi(float *out, const MultiSlot *slots, int nSlots, int64_t total, float *partials,
-                       cudaStream_t s); copy (type copyEt, may be null) receives the new param. */
-void adamw_step(float *param, float *m, float *v, const float *grad, void *copy, ET copyEt, int64_t n, float lr,
-                float beta1, float beta2, float eps, float weightDecay, int64_t step, float gradScale,
-                cudaStream_t s);
+                       cudaStream_t s);
