@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import '../src/backends/cpu/index.js';
+import '../src/backends/index.js';
 import type { DeviceName } from '../src/runtime/backend.js';
 import { getBackend } from '../src/runtime/device.js';
 import { autogradEngine } from '../src/train/engine.js';

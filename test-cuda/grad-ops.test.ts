@@ -23,6 +23,7 @@ async function parity(
   b: Record<string, Tensor | null>,
   dtype: DType,
   f32Params = TOL.f32,
+  bf16Params = TOL.bf16,
 ): Promise<void> {
   for (const key of Object.keys(b)) {
     const [x, y] = [a[key], b[key]];
@@ -33,7 +34,9 @@ async function parity(
         ? { tol: 5e-3, floor: 5e-2 }
         : y.dtype === 'f32'
           ? f32Params
-          : TOL[dtype];
+          : dtype === 'bf16'
+            ? bf16Params
+            : TOL[dtype];
     await assertParity(x, y, t.tol, `${what}.${key}`, t.floor);
   }
 }
@@ -184,7 +187,9 @@ for (const dtype of DTYPES)
       const out = [ops.tensor(gpu, await outs[1].data(), outs[1].shape, dtype), outs[1]];
       const run = (i: 0 | 1) =>
         g.attentionBackward(q[i]!, k[i]!, v[i]!, out[i], dOut[i]!, { ...c.opts, mask: mask[i] });
-      await parity('attention', { ...run(0) }, { ...run(1) }, dtype);
+      // The GPU's backward recomputes P rounded to bf16 for its tensor-core products, as its forward does (the
+      // forward's 3e-2 above): dq/dk/dv move by as much (2.9% of scale measured at one seed, session 10).
+      await parity('attention', { ...run(0) }, { ...run(1) }, dtype, TOL.f32, { tol: 3e-2, floor: 5e-2 });
     });
 
 // ---- norms ---------------------------------------------------------------------------------------

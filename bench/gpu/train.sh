@@ -44,15 +44,18 @@ fi
 echo "[train] data ready in $(($(date +%s) - START)) s: $(du -sh "$D" | cut -f1)"
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
 
-# ---- longshot's recipe: needle-$MODEL.json with the shards, these steps and this output ----
-node -e '
+# ---- longshot's recipe: needle-<model>.json with the shards, these steps and this output ----
+recipe_for() {  # model, output dir (the recipe is written there as recipe.json)
+  node -e '
 const [src, out, train, heldout, steps, warmup] = process.argv.slice(1);
 const r = JSON.parse(require("fs").readFileSync(src, "utf8"));
 r.data = { train: { kind: "shards", dirs: train.split(",") }, eval: { kind: "shards", dirs: [heldout] } };
 r.schedule = { ...r.schedule, steps: Number(steps), warmup: Number(warmup) };
 r.output = { ...r.output, dir: out, checkpointEvery: Number(steps), evalEvery: Number(steps), logEvery: 1 };
 require("fs").writeFileSync(out + "/recipe.json", JSON.stringify(r, null, 2));
-' "recipes/needle-$MODEL.json" "$R/longshot" "$TRAIN" "$D/heldout" "$STEPS" "$WARMUP"
+' "recipes/needle-$1.json" "$2" "$TRAIN" "$D/heldout" "$STEPS" "$WARMUP"
+}
+recipe_for "$MODEL" "$R/longshot"
 
 # ---- both trainers side by side; each evaluates its model on the held-out set at the end ----
 timeout $((SECS + 150)) node --import tsx src/cli/run.ts train "$R/longshot/recipe.json" --device "$DEVICE" \
@@ -68,10 +71,15 @@ wait $P2; echo "[train] train_needle.py rc=$?"; tail -n 3 "$R/pytorch/stdout.txt
 rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"  # the weights need not come back
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
-# Where longshot's step time goes: backend calls and the host time inside them (TRAIN_CALLS=0 skips; ~40 s).
+# Where longshot's step time goes: backend calls and the host time inside them, for $MODEL and the models in
+# TRAIN_CALLS_MODELS (TRAIN_CALLS=0 skips; ~40 s each).
 if [ "${TRAIN_CALLS:-1}" = 1 ]; then
-  timeout 120 node --import tsx bench/train_calls.ts "$R/longshot/recipe.json" --device "$DEVICE" --steps 14 \
-    --warmup 4 --json "$R/calls.json" > "$R/calls.md" 2>&1
-  echo "[train] train_calls rc=$?"; head -n 24 "$R/calls.md"
+  for m in $MODEL ${TRAIN_CALLS_MODELS:-}; do
+    mkdir -p "$R/calls-$m"
+    recipe_for "$m" "$R/calls-$m"
+    timeout 120 node --import tsx bench/train_calls.ts "$R/calls-$m/recipe.json" --device "$DEVICE" --steps 14 \
+      --warmup 4 --json "$R/calls-$m.json" > "$R/calls-$m.md" 2>&1
+    echo "[train] train_calls $m rc=$?"; head -n 24 "$R/calls-$m.md"
+  done
 fi
 echo "[train] done in $(($(date +%s) - START)) s"
