@@ -72,7 +72,7 @@ rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"  # the weight
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
 # Where longshot's step time goes: backend calls and the host time inside them, for $MODEL and the models in
-# TRAIN_CALLS_MODELS (TRAIN_CALLS=0 skips; ~40 s each).
+# TRAIN_CALLS_MODELS (TRAIN_CALLS=0 skips; ~40 s each), then again with synchronous launches (GPU time per kernel).
 if [ "${TRAIN_CALLS:-1}" = 1 ]; then
   for m in $MODEL ${TRAIN_CALLS_MODELS:-}; do
     mkdir -p "$R/calls-$m"
@@ -80,6 +80,10 @@ if [ "${TRAIN_CALLS:-1}" = 1 ]; then
     timeout 120 node --import tsx bench/train_calls.ts "$R/calls-$m/recipe.json" --device "$DEVICE" --steps 14 \
       --warmup 4 --json "$R/calls-$m.json" > "$R/calls-$m.md" 2>&1
     echo "[train] train_calls $m rc=$?"; head -n 24 "$R/calls-$m.md"
+    # With synchronous launches each call's host time is its kernel's GPU time too: where the GPU's time goes.
+    CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/calls-$m/recipe.json" \
+      --device "$DEVICE" --steps 10 --warmup 4 --json "$R/calls-$m-blocking.json" > "$R/calls-$m-blocking.md" 2>&1
+    echo "[train] train_calls $m, launches blocking: rc=$?"; head -n 18 "$R/calls-$m-blocking.md"
   done
 fi
 echo "[train] done in $(($(date +%s) - START)) s"
