@@ -75,6 +75,26 @@ test('permute and transpose, flips along each axis', async () => {
   }
 });
 
+// A long middle axis into few outputs (a bias gradient: rows × 192) takes the split two-pass kernel.
+test('sum, mean and max over a long middle axis into few outputs (split across blocks)', async () => {
+  for (const [shape, axis] of [
+    [[30001, 192], 0],
+    [[3, 5003, 70], 1],
+    [[2, 1000, 7], 1],
+  ] as [number[], number][])
+    for (const dtype of ['f32', 'bf16'] as DType[]) {
+      const [g, c] = randomPair(shape, dtype);
+      for (const op of ['sum', 'mean', 'max'] as const)
+        await assertParity(
+          ops.reduce(op, g, axis),
+          ops.reduce(op, c, axis),
+          TOL[dtype] * 10,
+          `${op} over ${shape.join('×')} axis ${axis} (${dtype})`,
+          op === 'max' ? undefined : 0.05,
+        );
+    }
+});
+
 test('sum, mean and max over every axis; argmax with ties picks the first', async () => {
   for (const dtype of ['f32', 'bf16'] as DType[]) {
     const [g, c] = randomPair([5, 37, 13], dtype);

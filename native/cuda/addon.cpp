@@ -433,7 +433,9 @@ LS_FN(permute) {
 LS_FN(flip) { LS_BODY({ launch_flip(a.ptr(0), a.ptr(1), a.i64(2), a.i64(3), a.i64(4), a.i64(5), dev().stream); }); }
 LS_FN(reduce) {
   LS_BODY({
-    launch_reduce(a.ptr(0), a.ptr(1), a.et(2), static_cast<ReduceOp>(a.i64(3)), a.i64(4), a.i64(5), a.i64(6),
+    const size_t wsBytes = reduce_workspace_bytes(a.i64(4), a.i64(5), a.i64(6));
+    Scratch ws(wsBytes);
+    launch_reduce(a.ptr(0), a.ptr(1), a.et(2), static_cast<ReduceOp>(a.i64(3)), a.i64(4), a.i64(5), a.i64(6), ws.p,
                   dev().stream);
   });
 }

@@ -66,8 +66,13 @@ void launch_permute(void *out, const void *x, size_t elementBytes, int rank, con
                     const int *perm, cudaStream_t s);
 void launch_flip(void *out, const void *x, size_t elementBytes, int64_t outer, int64_t dim, int64_t inner,
                  cudaStream_t s);
+/**
+ * Scratch bytes launch_reduce needs for [outer, dim, inner] (0 when it needs none): a reduction over a long middle
+ * axis into few outputs (a bias gradient: the sum of 30k rows of 192) is split along that axis across blocks.
+ */
+size_t reduce_workspace_bytes(int64_t outer, int64_t dim, int64_t inner);
 void launch_reduce(void *out, const void *x, ET t, ReduceOp op, int64_t outer, int64_t dim, int64_t inner,
-                   cudaStream_t s);
+                   void *workspace, cudaStream_t s);
 void launch_argmax(int32_t *out, const void *x, ET t, int64_t rows, int64_t dim, cudaStream_t s);
 
 // sample.cu

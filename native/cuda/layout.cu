@@ -1,4 +1,5 @@
 // Data-movement and row-reduction kernels: rotary, embedding gather, slices, permute, flip, reduce, argmax.
+#include <algorithm>
 #include <climits>
 
 #include "device_util.cuh"
@@ -210,6 +211,48 @@ __global__ void reduce_middle_kernel(T *__restrict__ out, const T *__restrict__ 
   }
 }
 
+/**
+ * First pass of a split middle-axis reduction: partial[s, o, j] over rows [s·chunk, (s+1)·chunk) of dim, in f32,
+ * one thread per partial (coalesced on j). The second pass combines the splits in order: the result does not
+ * depend on scheduling.
+ */
+template <typename T>
+__global__ void reduce_split_kernel(float *__restrict__ partial, const T *__restrict__ x, int64_t outer, int64_t dim,
+                                    int64_t inner, int64_t chunk, int64_t splits, ReduceOp op) {
+  const int64_t outputs = outer * inner, n = splits * outputs;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t sp = i / outputs, r = i % outputs, o = r / inner, j = r % inner;
+    const int64_t from = sp * chunk, to = min(dim, from + chunk);
+    const T *p = x + o * dim * inner + j;
+    float acc = op == ReduceOp::Max ? -INFINITY : 0.f;
+    for (int64_t d = from; d < to; d++) {
+      const float v = to_f32(p[d * inner]);
+      acc = op == ReduceOp::Max ? fmaxf(acc, v) : acc + v;
+    }
+    partial[i] = acc;
+  }
+}
+
+template <typename T>
+__global__ void reduce_splits_kernel(T *__restrict__ out, const float *__restrict__ partial, int64_t outputs,
+                                     int64_t splits, int64_t dim, ReduceOp op) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < outputs; i += int64_t(gridDim.x) * blockDim.x) {
+    float acc = op == ReduceOp::Max ? -INFINITY : 0.f;
+    for (int64_t sp = 0; sp < splits; sp++) {
+      const float v = partial[sp * outputs + i];
+      acc = op == ReduceOp::Max ? fmaxf(acc, v) : acc + v;
+    }
+    out[i] = from_f32<T>(op == ReduceOp::Mean ? acc / static_cast<float>(dim) : acc);
+  }
+}
+
+/** Splits of the middle axis for [outer, dim, inner] (1: the one-pass kernel has threads enough). */
+int64_t reduce_splits(int64_t outer, int64_t dim, int64_t inner) {
+  const int64_t outputs = outer * inner, target = int64_t(1) << 17;  // threads to keep an H100 busy
+  if (inner == 1 || outputs >= target || dim < 64) return 1;
+  return std::min((dim + 31) / 32, (target + outputs - 1) / outputs);
+}
+
 template <typename T>
 __global__ void argmax_kernel(int32_t *__restrict__ out, const T *__restrict__ x, int64_t dim) {
   const T *row = x + int64_t(blockIdx.x) * dim;
@@ -395,11 +438,24 @@ void launch_flip(void *out, const void *x, size_t elementBytes, int64_t outer, i
   run_gather(out, static_cast<const char *>(x) + (dim - 1) * inner * elementBytes, elementBytes, g, true, s);
 }
 
+size_t reduce_workspace_bytes(int64_t outer, int64_t dim, int64_t inner) {
+  const int64_t splits = reduce_splits(outer, dim, inner);
+  return splits > 1 ? sizeof(float) * size_t(splits * outer * inner) : 0;
+}
+
 void launch_reduce(void *out, const void *x, ET t, ReduceOp op, int64_t outer, int64_t dim, int64_t inner,
-                   cudaStream_t s) {
+                   void *workspace, cudaStream_t s) {
   if (outer * inner == 0) return;
+  const int64_t splits = reduce_splits(outer, dim, inner);
   LS_DISPATCH_FLOAT(t, T, {
-    if (inner == 1)
+    if (splits > 1) {
+      float *partial = static_cast<float *>(workspace);
+      const int64_t chunk = (dim + splits - 1) / splits;
+      reduce_split_kernel<T><<<grid_for(size_t(splits * outer * inner), kBlock), kBlock, 0, s>>>(
+          partial, static_cast<const T *>(x), outer, dim, inner, chunk, splits, op);
+      reduce_splits_kernel<T><<<grid_for(size_t(outer * inner), kBlock), kBlock, 0, s>>>(
+          static_cast<T *>(out), partial, outer * inner, splits, dim, op);
+    } else if (inner == 1)
       reduce_rows_kernel<T><<<static_cast<unsigned>(outer), 256, 0, s>>>(static_cast<T *>(out),
                                                                          static_cast<const T *>(x), dim, op);
     else

@@ -133,25 +133,25 @@ export class TimeViperModel implements Disposable {
     const perFrame = visual.shape[1];
     const first = ids.indexOf(image);
     return tidy(() => {
+      // Text runs and runs of consecutive placeholders alternate; a run of frames is one block of `visual`
+      // (one view, one cast: a video's thousand frames are not a thousand parts to join and split in backward).
       const parts: Tensor[] = [];
-      let run: number[] = [];
       let frame = 0;
-      const flush = () => {
-        if (run.length) parts.push(this.lm.embed(run));
-        run = [];
-      };
-      for (const t of ids) {
-        if (t !== image) {
-          run.push(t);
-          continue;
-        }
-        flush();
-        const tokens = visual.narrow(frame, frame + 1);
-        parts.push(ops.cast(tokens.reshape([perFrame, visual.shape[2]]), this.lm.embeddings.dtype));
-        frame++;
+      for (let i = 0; i < ids.length; ) {
+        const isImage = ids[i] === image;
+        let end = i;
+        while (end < ids.length && (ids[end] === image) === isImage) end++;
+        if (isImage) {
+          const block = visual
+            .narrow(frame, frame + end - i)
+            .reshape([(end - i) * perFrame, visual.shape[2]]);
+          parts.push(ops.cast(block, this.lm.embeddings.dtype));
+          frame += end - i;
+        } else parts.push(this.lm.embed(ids.slice(i, end)));
+        i = end;
       }
-      flush();
-      return { x: ops.concat(parts, 0), vision: { start: first, count: frames * perFrame } };
+      const x = parts.length > 1 ? ops.concat(parts, 0) : ops.clone(parts[0]);
+      return { x, vision: { start: first, count: frames * perFrame } };
     });
   }
 
