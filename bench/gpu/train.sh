@@ -10,7 +10,7 @@
 # TRAIN_MODEL=mambamia does the same for the tiny TSTAR-MambaMia (recipes/needle-mambamia.json against
 # train_needle.py --model mambamia), TRAIN_MODEL=timeviper for the tiny needle TimeViper
 # (recipes/needle-timeviper.json against train_needle.py --model timeviper, i.e. needle_timeviper.py).
-# Then bench/train_calls.ts profiles longshot's steps alone (backend calls per step and the host time in them).
+# Then bench/gpu/train-calls.sh profiles longshot's steps alone (backend calls per step, host and GPU time in them).
 set -uo pipefail
 START=$(date +%s)
 R="$OUT/train"
@@ -44,18 +44,8 @@ fi
 echo "[train] data ready in $(($(date +%s) - START)) s: $(du -sh "$D" | cut -f1)"
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
 
-# ---- longshot's recipe: needle-<model>.json with the shards, these steps and this output ----
-recipe_for() {  # model, output dir (the recipe is written there as recipe.json)
-  node -e '
-const [src, out, train, heldout, steps, warmup] = process.argv.slice(1);
-const r = JSON.parse(require("fs").readFileSync(src, "utf8"));
-r.data = { train: { kind: "shards", dirs: train.split(",") }, eval: { kind: "shards", dirs: [heldout] } };
-r.schedule = { ...r.schedule, steps: Number(steps), warmup: Number(warmup) };
-r.output = { ...r.output, dir: out, checkpointEvery: Number(steps), evalEvery: Number(steps), logEvery: 1 };
-require("fs").writeFileSync(out + "/recipe.json", JSON.stringify(r, null, 2));
-' "recipes/needle-$1.json" "$2" "$TRAIN" "$D/heldout" "$STEPS" "$WARMUP"
-}
-recipe_for "$MODEL" "$R/longshot"
+# ---- longshot's recipe: needle-$MODEL.json with the shards, these steps and this output ----
+node --import tsx tools/needle/shard_recipe.ts "$MODEL" "$R/longshot" "$TRAIN" "$D/heldout" "$STEPS" "$WARMUP"
 
 # ---- both trainers side by side; each evaluates its model on the held-out set at the end ----
 timeout $((SECS + 150)) node --import tsx src/cli/run.ts train "$R/longshot/recipe.json" --device "$DEVICE" \
@@ -71,19 +61,7 @@ wait $P2; echo "[train] train_needle.py rc=$?"; tail -n 3 "$R/pytorch/stdout.txt
 rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"  # the weights need not come back
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
-# Where longshot's step time goes: backend calls and the host time inside them, for $MODEL and the models in
-# TRAIN_CALLS_MODELS (TRAIN_CALLS=0 skips; ~40 s each), then again with synchronous launches (GPU time per kernel).
-if [ "${TRAIN_CALLS:-1}" = 1 ]; then
-  for m in $MODEL ${TRAIN_CALLS_MODELS:-}; do
-    mkdir -p "$R/calls-$m"
-    recipe_for "$m" "$R/calls-$m"
-    timeout 120 node --import tsx bench/train_calls.ts "$R/calls-$m/recipe.json" --device "$DEVICE" --steps 14 \
-      --warmup 4 --json "$R/calls-$m.json" > "$R/calls-$m.md" 2>&1
-    echo "[train] train_calls $m rc=$?"; head -n 24 "$R/calls-$m.md"
-    # With synchronous launches each call's host time is its kernel's GPU time too: where the GPU's time goes.
-    CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/calls-$m/recipe.json" \
-      --device "$DEVICE" --steps 10 --warmup 4 --json "$R/calls-$m-blocking.json" > "$R/calls-$m-blocking.md" 2>&1
-    echo "[train] train_calls $m, launches blocking: rc=$?"; head -n 18 "$R/calls-$m-blocking.md"
-  done
-fi
+# Where longshot's step time goes (bench/gpu/train-calls.sh on these shards; TRAIN_CALLS=0 skips, ~1 min a model).
+[ "${TRAIN_CALLS:-1}" = 1 ] && TRAIN_DATA="$D" TRAIN_CALLS_MODELS="$MODEL ${TRAIN_CALLS_MODELS:-}" \
+  bash bench/gpu/train-calls.sh
 echo "[train] done in $(($(date +%s) - START)) s"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Where a `longshot train` step's time goes on the GPU (about 2 minutes): bench/train_calls.ts on the needle
+# recipes of TRAIN_CALLS_MODELS (default "vamba timeviper") over exported shards (TRAIN_DATA's train*/ when they
+# are there, else 4 × 64 videos rendered here), once as it runs (host time inside each kind of backend call) and
+# once with CUDA_LAUNCH_BLOCKING=1 (each call's host time is then its kernel's GPU time). Writes $OUT/train-calls/.
+set -uo pipefail
+R="$OUT/train-calls"
+D=${TRAIN_DATA:-/dev/shm/train-calls}
+mkdir -p "$R"
+command -v node >/dev/null || source .device/setup.sh
+if ! ls -d "$D"/train* >/dev/null 2>&1; then
+  for i in 0 1 2 3; do
+    node --import tsx tools/needle/export_training_data.ts --out "$D/train$i" --count 64 --frames 16,24,32,48,64 \
+      --seed $((1000 + i)) > /dev/null 2>&1 &
+  done
+  wait
+fi
+TRAIN=$(ls -d "$D"/train* | paste -sd,)
+for m in ${TRAIN_CALLS_MODELS:-vamba timeviper}; do
+  mkdir -p "$R/$m"
+  node --import tsx tools/needle/shard_recipe.ts "$m" "$R/$m" "$TRAIN" - 14 4
+  timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda --steps 14 --warmup 4 \
+    --json "$R/$m.json" > "$R/$m.md" 2>&1
+  echo "[train-calls] $m rc=$?"; head -n 16 "$R/$m.md"
+  CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda \
+    --steps 10 --warmup 4 --json "$R/$m-blocking.json" > "$R/$m-blocking.md" 2>&1
+  echo "[train-calls] $m, launches blocking: rc=$?"; head -n 14 "$R/$m-blocking.md"
+done
