@@ -636,8 +636,9 @@ LS_FN(conv1dBackward) {
     const Conv1dDims d{static_cast<int>(a.field(12, "batch")), static_cast<int>(a.field(12, "len")),
                        static_cast<int>(a.field(12, "channels")), static_cast<int>(a.field(12, "width")),
                        a.fieldFlag(12, "silu")};
+    Scratch ws(conv1d_backward_workspace_bytes(d));
     conv1d_backward(a.ptr(0), fptr(a, 1), fptr(a, 2), a.ptr(3), a.ptr(4), a.ptr(5), a.ptr(6), a.ptr(7), a.ptr(8),
-                    a.ptr(9), d, a.et(10), a.et(11), dev().stream);
+                    a.ptr(9), d, a.et(10), a.et(11), ws.p, dev().stream);
   });
 }
 LS_FN(attentionBackward) {

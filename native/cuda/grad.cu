@@ -203,19 +203,28 @@ __global__ void conv_dx_kernel(T *__restrict__ dx, T *__restrict__ dState, const
   }
 }
 
+/** Row splits of the dW pass: enough blocks to fill the GPU, at least 256 rows each. */
+inline int conv_dw_splits(const Conv1dDims &d) {
+  const int64_t rows = int64_t(d.batch) * d.len, blocks = ceil_div(d.channels, 32);
+  const int64_t want = std::max<int64_t>(1, 512 / std::max<int64_t>(1, blocks));
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, rows / 256)));
+}
+
 /**
- * dW[c, j] = Σ_{b,t} dpre·P[b, t + j, c] and dBias[c] = Σ dpre: a block of 256 threads covers 32 channels (the
- * lane) × 8 row groups (the warp), summed through shared memory.
+ * Partial dW[c, j] = Σ dpre·P[b, t + j, c] and dBias[c] = Σ dpre over split blockIdx.y's rows: a block of 256
+ * threads covers 32 channels (the lane) × 8 row groups (the warp), summed through shared memory into
+ * partial[split][c][0..K] (K: the bias).
  */
 template <typename T, typename W>
-__global__ void conv_dw_kernel(float *__restrict__ dW, float *__restrict__ dBias, ConvView<T, W> v, int batch) {
+__global__ void conv_dw_kernel(float *__restrict__ partial, ConvView<T, W> v, int batch, int chunk) {
   __shared__ float red[8][32][kMaxConvWidth + 1];
   const int lane = threadIdx.x & 31, group = threadIdx.x >> 5;
   const int c = blockIdx.x * 32 + lane;
+  const int from = blockIdx.y * chunk, to = min(batch * v.len, from + chunk);
   float acc[kMaxConvWidth + 1];
   for (int j = 0; j <= kMaxConvWidth; j++) acc[j] = 0.f;
   if (c < v.C)
-    for (int r = group; r < batch * v.len; r += 8) {
+    for (int r = from + group; r < to; r += 8) {
       const int b = r / v.len, t = r % v.len;
       const float g = v.dpre(b, t, c);
       for (int j = 0; j < v.K; j++) acc[j] += g * v.padded(b, t + j, c);
@@ -224,16 +233,26 @@ __global__ void conv_dw_kernel(float *__restrict__ dW, float *__restrict__ dBias
   for (int j = 0; j <= kMaxConvWidth; j++) red[group][lane][j] = acc[j];
   __syncthreads();
   if (group == 0 && c < v.C) {
-    for (int j = 0; j < v.K; j++) {
+    float *out = partial + (size_t(blockIdx.y) * v.C + c) * (v.K + 1);
+    for (int j = 0; j <= v.K; j++) {
+      const int at = j == v.K ? kMaxConvWidth : j;
       float s = 0.f;
-      for (int y = 0; y < 8; y++) s += red[y][lane][j];
-      dW[size_t(c) * v.K + j] = s;
+      for (int y = 0; y < 8; y++) s += red[y][lane][at];
+      out[j] = s;
     }
-    if (dBias) {
-      float s = 0.f;
-      for (int y = 0; y < 8; y++) s += red[y][lane][kMaxConvWidth];
-      dBias[c] = s;
-    }
+  }
+}
+
+/** dW and dBias from the splits' partial sums, in split order (the result does not depend on scheduling). */
+__global__ void conv_dw_sum_kernel(float *__restrict__ dW, float *__restrict__ dBias, const float *__restrict__ partial,
+                                   int C, int K, int splits) {
+  const int n = C * (K + 1);
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    float s = 0.f;
+    for (int sp = 0; sp < splits; sp++) s += partial[size_t(sp) * n + i];
+    const int c = i / (K + 1), j = i % (K + 1);
+    if (j < K) dW[size_t(c) * K + j] = s;
+    else if (dBias) dBias[c] = s;
   }
 }
 
@@ -661,9 +680,13 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
   launch_cast(dC, et, dCacc, ET::F32, p.acc, s);
 }
 
+size_t conv1d_backward_workspace_bytes(const Conv1dDims &d) {
+  return sizeof(float) * size_t(conv_dw_splits(d)) * d.channels * (d.width + 1) + 256;
+}
+
 void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const void *dy, const void *dStateOut,
                      const void *x, const void *weight, const void *bias, const void *state, const Conv1dDims &d,
-                     ET et, ET wEt, cudaStream_t s) {
+                     ET et, ET wEt, void *workspace, cudaStream_t s) {
   LS_REQUIRE(d.width >= 1 && d.width <= kMaxConvWidth, "conv1d_backward: width must be in [1, 16]");
   const size_t padded = size_t(d.batch) * (d.width - 1 + d.len) * d.channels;
   LS_DISPATCH_FLOAT(et, T, {
@@ -677,7 +700,13 @@ void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const
         LS_CHECK_LAUNCH();
       }
       if (d.channels) {
-        conv_dw_kernel<T, W><<<ceil_div(d.channels, 32), kBlock, 0, s>>>(dWeight, dBias, v, d.batch);
+        const int splits = conv_dw_splits(d), rows = d.batch * d.len;
+        float *partial = static_cast<float *>(workspace);
+        conv_dw_kernel<T, W><<<dim3(ceil_div(d.channels, 32), splits), kBlock, 0, s>>>(
+            partial, v, d.batch, static_cast<int>(ceil_div(rows, splits)));
+        LS_CHECK_LAUNCH();
+        conv_dw_sum_kernel<<<grid_for(size_t(d.channels) * (d.width + 1), kBlock), kBlock, 0, s>>>(
+            dWeight, dBias, partial, d.channels, d.width, splits);
         LS_CHECK_LAUNCH();
       }
     });

@@ -21,13 +21,16 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
                        const void *C, const void *D, ET dEt, const float *state, const SsdDims &d, ET et,
                        void *workspace, size_t workspaceBytes, cudaStream_t s);
 
+/** Scratch bytes for conv1d_backward: dW's per-split partial sums over the rows. */
+size_t conv1d_backward_workspace_bytes(const Conv1dDims &d);
+
 /**
  * Gradients of conv1d: dx and dState (may be null) of type `et`, dWeight [channels, width] and dBias (may be null)
  * f32, from dy and dStateOut (type `et`, may be null). weight and bias have type `wEt`. width ≤ 16.
  */
 void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const void *dy, const void *dStateOut,
                      const void *x, const void *weight, const void *bias, const void *state, const Conv1dDims &d,
-                     ET et, ET wEt, cudaStream_t s);
+                     ET et, ET wEt, void *workspace, cudaStream_t s);
 
 struct AttnGradDims {
   int batch, sq, skv, kvLength, hq, hkv, d, dv;

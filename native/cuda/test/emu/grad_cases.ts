@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuBackend } from '../../../../src/backends/cpu/index.js';
 import { attentionDesc, tensor } from '../../../../src/runtime/ops.js';
-import { attentionKeyRange, attentionQueryRanges } from '../../../../src/runtime/backend.js';
+import { attentionKeyRanges, attentionQueryRanges } from '../../../../src/runtime/backend.js';
 import * as g from '../../../../src/runtime/grad-ops.js';
 import * as ops from '../../../../src/runtime/ops.js';
 import type { Tensor } from '../../../../src/runtime/tensor.js';
@@ -113,8 +113,8 @@ for (const [batch, len, heads, headDim, groups, dState] of [
   await check(`ssd headDim ${headDim} dState ${dState}`, 0, [batch, len, heads, headDim, groups, dState], h, { ...gr });
 }
 
-// conv1d: silu, state, bias, dStateOut; 40 channels (a partial block of 32).
-for (const len of [9, 2]) {
+// conv1d: silu, state, bias, dStateOut; 40 channels (a partial block of 32); 2 × 700 rows split dW's sums.
+for (const len of [9, 2, 700]) {
   const [batch, C, W] = [2, 40, 4];
   const h = {
     x: randn(batch * len * C, r),
@@ -153,8 +153,7 @@ for (const c of [
   const { out } = ops.attention(q, k, v, opts);
   h.out = (await out.data()) as Float32Array;
   const desc = attentionDesc(q, k, v, opts, 'emu');
-  h.ranges = new Int32Array(2 * sq);
-  for (let i = 0; i < sq; i++) h.ranges.set(attentionKeyRange(desc, i), 2 * i);
+  h.ranges = attentionKeyRanges(desc);
   h.qranges = attentionQueryRanges(desc);
   const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
   await check('attention', 2, [batch, sq, skv, kvLength, hq, hkv, d, dv, desc.scale, c.mask], h, { ...gr });
@@ -215,6 +214,12 @@ for (const [gate, nbg, groupSize] of [
   const o = { lr: 1e-2, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5 };
   g.adamwStep(p, m, v, t(h.grad, [n]), o);
   await check('adamw', 8, [o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.step, o.gradScale], h, { param: p, m, v, copy: p });
+}
+
+{
+  const n = 5000; // three blocks of the multi-tensor launch
+  const h = { x: randn(n, r, -2, 2) };
+  await check('sumSquares', 9, [], h, { sum: g.sumSquares([t(h.x, [n])]) });
 }
 
 console.log(failures ? `${failures} mismatches` : 'all grad.cu kernels match the CPU backend under the emulation');

@@ -103,10 +103,11 @@ int main(int argc, char **argv) {
       }
       case 1: {  // conv1d
         const Conv1dDims d{I(0), I(1), I(2), I(3), dim(4) != 0};
+        std::vector<unsigned char> w(conv1d_backward_workspace_bytes(d), 0xff);
         conv1d_backward(output("dx", count("x")), output("dWeight", count("weight")),
                         opt("bias") ? output("dBias", count("bias")) : nullptr,
                         opt("state") ? output("dState", count("state")) : nullptr, fin("dy"), fin("dStateOut"),
-                        fin("x"), fin("weight"), fin("bias"), fin("state"), d, ET::F32, ET::F32, nullptr);
+                        fin("x"), fin("weight"), fin("bias"), fin("state"), d, ET::F32, ET::F32, w.data(), nullptr);
         break;
       }
       case 2: {  // attention
@@ -152,13 +153,26 @@ int main(int argc, char **argv) {
                    I(1), I(2), static_cast<float>(dim(3)), w.data(), nullptr);
         break;
       }
-      case 8: {  // adamw (in place on copies of the inputs)
-        const size_t n = count("param");
+      case 8: {  // adamw over two slots (a third and the rest of the arrays), in place on copies of the inputs
+        const int64_t n = static_cast<int64_t>(count("param")), a = n / 3;
         for (const char *k : {"param", "m", "v"}) out[k] = in[k];
-        adamw_step(reinterpret_cast<float *>(out["param"].ptr()), reinterpret_cast<float *>(out["m"].ptr()),
-                   reinterpret_cast<float *>(out["v"].ptr()), fin("grad"), output("copy", n), ET::F32, n,
-                   static_cast<float>(dim(0)), static_cast<float>(dim(1)), static_cast<float>(dim(2)),
-                   static_cast<float>(dim(3)), static_cast<float>(dim(4)), I(5), static_cast<float>(dim(6)), nullptr);
+        float *p = reinterpret_cast<float *>(out["param"].ptr()), *m = reinterpret_cast<float *>(out["m"].ptr());
+        float *v = reinterpret_cast<float *>(out["v"].ptr()), *copy = output("copy", size_t(n));
+        const float *g = fin("grad");
+        const float lr = static_cast<float>(dim(0));
+        const float decay = static_cast<float>(1.0 - double(lr) * dim(4));
+        const MultiSlot slots[2] = {{p, m, v, g, copy, 0, a, decay},
+                                    {p + a, m + a, v + a, g + a, copy + a, a, n - a, decay}};
+        adamw_multi(slots, 2, n, copy, ET::F32, lr, static_cast<float>(dim(1)), static_cast<float>(dim(2)),
+                    static_cast<float>(dim(3)), I(5), static_cast<float>(dim(6)), nullptr);
+        break;
+      }
+      case 9: {  // Σx² over two slots
+        const int64_t n = static_cast<int64_t>(count("x")), a = n / 2;
+        const MultiSlot slots[2] = {{nullptr, nullptr, nullptr, fin("x"), nullptr, 0, a, 1.f},
+                                    {nullptr, nullptr, nullptr, fin("x") + a, nullptr, a, n - a, 1.f}};
+        std::vector<float> partials(size_t(std::max<int64_t>(1, multi_blocks(n))));
+        sum_squares_multi(output("sum", 1), slots, 2, n, partials.data(), nullptr);
         break;
       }
       default:
