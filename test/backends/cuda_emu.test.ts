@@ -1,6 +1,6 @@
-// native/cuda/grad.cu's launch functions (backward kernels, losses, the multi-tensor AdamW and sum of squares) run
-// under the CPU emulation of native/cuda/test/emu against the CPU backend: indexing, barriers, warp collectives
-// and split reductions checked without a GPU. Needs g++ and the CUDA headers (present where the addon builds:
+// native/cuda/grad.cu's launch functions (backward kernels, losses, the multi-tensor AdamW and sum of squares) and
+// layout.cu's reduction run under the CPU emulation of native/cuda/test/emu against the CPU backend and float64
+// loops: indexing, barriers, warp collectives and split reductions checked without a GPU. Needs g++ and the CUDA headers (present where the addon builds:
 // CI has nvcc); the GPU itself runs test-cuda/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const script = fileURLToPath(new URL('../../native/cuda/test/emu/grad.sh', import.meta.url));
+const emu = (name: string) => fileURLToPath(new URL(`../../native/cuda/test/emu/${name}`, import.meta.url));
 const headers = join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'include', 'cuda_runtime.h');
 let gxx = true;
 try {
@@ -18,10 +18,21 @@ try {
   gxx = false;
 }
 
-if (gxx && existsSync(headers))
+const run = (script: string) =>
+  execFileSync('bash', [emu(script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+if (gxx && existsSync(headers)) {
   test('grad.cu kernels under the CPU emulation match the CPU backend', () => {
-    const out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = run('grad.sh');
     assert.doesNotMatch(out, /^FAIL/m, out);
     assert.match(out, /all grad\.cu kernels match the CPU backend under the emulation/, out);
     assert.match(out, /^ok {3}sumSquares sum/m, out);
   });
+
+  test('layout.cu reductions (rows, per output, split over a long axis) match float64 under the emulation', () => {
+    const out = run('layout.sh');
+    assert.doesNotMatch(out, /^FAIL/m, out);
+    assert.match(out, /launch_reduce matches float64 under the emulation/, out);
+    assert.match(out, /^ok {3}reduce sum \[1, 4001, 48\].*workspace [1-9]/m, out);
+  });
+}
