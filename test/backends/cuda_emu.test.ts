@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const emu = (name: string) => fileURLToPath(new URL(`../../native/cuda/test/emu/${name}`, import.meta.url));
+const script = fileURLToPath(new URL('../../native/cuda/test/emu/check.sh', import.meta.url));
 const headers = join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'include', 'cuda_runtime.h');
 let gxx = true;
 try {
@@ -18,19 +18,19 @@ try {
   gxx = false;
 }
 
-const run = (script: string) =>
-  execFileSync('bash', [emu(script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const run = (unit: 'grad' | 'layout') =>
+  execFileSync('bash', [script, unit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 if (gxx && existsSync(headers)) {
   test('grad.cu kernels under the CPU emulation match the CPU backend', () => {
-    const out = run('grad.sh');
+    const out = run('grad');
     assert.doesNotMatch(out, /^FAIL/m, out);
     assert.match(out, /all grad\.cu kernels match the CPU backend under the emulation/, out);
     assert.match(out, /^ok {3}sumSquares sum/m, out);
   });
 
   test('layout.cu reductions (rows, per output, split over a long axis) match float64 under the emulation', () => {
-    const out = run('layout.sh');
+    const out = run('layout');
     assert.doesNotMatch(out, /^FAIL/m, out);
     assert.match(out, /launch_reduce matches float64 under the emulation/, out);
     assert.match(out, /^ok {3}reduce sum \[1, 4001, 48\].*workspace [1-9]/m, out);

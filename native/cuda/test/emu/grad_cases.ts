@@ -1,4 +1,4 @@
-// The cases of native/cuda/test/emu/grad.sh: each runs one grad.cu launch function under the CPU emulation
+// The cases of native/cuda/test/emu/check.sh grad: each runs one grad.cu launch function under the CPU emulation
 // ($GRAD_TEST) and compares its outputs with the CPU backend's grad-ops on the same f32 values.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // Runs one launch function of grad.cu under the CPU emulation on the arrays of a case file and writes its outputs
-// (native/cuda/test/emu/grad.sh; the cases and their CPU-backend references come from grad_cases.ts).
+// (native/cuda/test/emu/check.sh grad; the cases and their CPU-backend references come from grad_cases.ts).
 //   grad_test in.bin out.bin
 // File format (little endian): u32 count, then per array: u32 name length, name, u32 kind (0 f32, 1 i32, 2 f64),
 // u64 length, the values. `op` (i32) names the function, `dims` (f64) its sizes; absent optional inputs are

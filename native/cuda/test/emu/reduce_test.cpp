@@ -1,7 +1,7 @@
 // launch_reduce (layout.cu) under the CPU emulation against a float64 loop: sum, mean and max over the middle axis
 // of [outer, dim, inner] shapes that take each path — rows (inner 1), one thread per output, and the split
 // two-pass kernel for a long axis into few outputs (a bias gradient). Prints one line per case and exits 1 on a
-// mismatch. Built and run by layout.sh.
+// mismatch. Built and run by check.sh layout.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
