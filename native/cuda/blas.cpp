@@ -96,6 +96,10 @@ Blas::Plan &Blas::plan(const MatmulArgs &g) {
     key += std::to_string(v) + ",";
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
+  if (plans_.size() >= kMaxPlans) {  // descriptors are read when a matmul is enqueued, not after
+    for (auto &[k, p] : plans_) destroy(p);
+    plans_.clear();
+  }
 
   // Row-major C[m,n] = A[m,k]·B[k,n] is column-major Cᵀ[n,m] = Bᵀ·Aᵀ: cuBLASLt's A is our B and vice versa.
   const cudaDataType_t type = data_type(g.t);
@@ -138,15 +142,19 @@ Blas::Plan &Blas::plan(const MatmulArgs &g) {
   const cublasStatus_t st = api_.algoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
   api_.preferenceDestroy(pref);
   if (st != 0 || found == 0) {
-    api_.matrixLayoutDestroy(p.a);
-    api_.matrixLayoutDestroy(p.b);
-    api_.matrixLayoutDestroy(p.c);
-    api_.matmulDescDestroy(p.desc);
+    destroy(p);
     throw std::runtime_error("cuBLASLt has no algorithm for matmul " + key + " (status " + std::to_string(st) + ")");
   }
   p.algo = result.algo;
   p.workspace = result.workspaceSize;
   return plans_.emplace(key, p).first->second;
+}
+
+void Blas::destroy(Plan &p) {
+  api_.matrixLayoutDestroy(p.a);
+  api_.matrixLayoutDestroy(p.b);
+  api_.matrixLayoutDestroy(p.c);
+  api_.matmulDescDestroy(p.desc);
 }
 
 void Blas::matmul(const MatmulArgs &args, cudaStream_t stream) {

@@ -36,10 +36,14 @@ class Blas {
     size_t workspace;
   };
   Plan &plan(const MatmulArgs &g);
+  void destroy(Plan &p);
 
   CublasLtApi api_{};
   cublasLtHandle_t handle_ = nullptr;
   void *workspace_ = nullptr;
   std::string library_;
-  std::unordered_map<std::string, Plan> plans_;  // keyed by shape, dtype, transposes and pointer alignment
+  // Keyed by shape, dtype, transposes and pointer alignment. Training on data of varied lengths meets new shapes
+  // all the time: past kMaxPlans the cache starts over rather than growing without bound.
+  std::unordered_map<std::string, Plan> plans_;
+  static constexpr size_t kMaxPlans = 4096;
 };
