@@ -467,17 +467,12 @@ export interface AdamWOptions {
   gradScale?: number;
 }
 
-/** One parameter of an AdamW step: f32 param, moments and gradient of one size on one backend. */
-export interface AdamWParam {
-  param: Tensor;
-  m: Tensor;
-  v: Tensor;
-  grad: Tensor;
-  /** Receives the updated parameter in its dtype (the model's bf16/f16 weight), same size. */
-  copy?: Tensor | null;
-  /** Decoupled weight decay (default 0). */
-  weightDecay?: number;
-}
+/**
+ * One parameter of an AdamW step: f32 param, moments and gradient of one size on one backend; `copy` receives
+ * the updated parameter in its dtype (the model's bf16/f16 weight); decoupled weight decay, default 0.
+ */
+export type AdamWParam = Omit<AdamWSlot, 'copy' | 'weightDecay'> &
+  Partial<Pick<AdamWSlot, 'copy' | 'weightDecay'>>;
 
 /**
  * One AdamW update in place (torch.optim.AdamW) of every parameter: param ← param·(1 − lr·wd);
@@ -524,7 +519,9 @@ export function adamwSteps(params: readonly AdamWParam[], opts: AdamWOptions): v
   for (const p of params) {
     const slot = { ...p, copy: p.copy ?? null, weightDecay: p.weightDecay ?? 0 };
     const key = slot.copy?.dtype ?? 'none';
-    groups.set(key, [...(groups.get(key) ?? []), slot]);
+    const group = groups.get(key);
+    if (group) group.push(slot);
+    else groups.set(key, [slot]);
   }
   const kernel = kernelOf(backend, 'adamwSteps');
   for (const slots of groups.values()) kernel(slots, { lr, beta1, beta2, eps, step, gradScale });

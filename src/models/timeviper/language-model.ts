@@ -237,18 +237,7 @@ export class TimeViperLM implements Disposable {
       }
       const cache = caches?.[s] ?? null;
       const n = h.shape[0];
-      own(
-        tidy(() => {
-          let y = h;
-          for (let i = seg.start; i < seg.end; i++) {
-            const layer = seg.cacheIndex[i - seg.start];
-            const next = this.layers[i].forward(y, cache && layer !== null ? { cache, layer } : null);
-            if (y !== h) y.dispose();
-            y = next;
-          }
-          return y === h ? ops.clone(h) : y;
-        }),
-      );
+      own(this.blocks(h, seg, cache));
       cache?.commit(n);
     }
     return { h: h === x ? ops.clone(x) : h, kept, transfer };
@@ -263,14 +252,33 @@ export class TimeViperLM implements Disposable {
       throw new InputError(
         'TimeViper: sequences in one batch need a model without drop stages (use_pdrop false)',
       );
+    const h = cast(x, this.residualDtype);
+    try {
+      return this.blocks(h, this.segments[0], null, batch);
+    } finally {
+      if (h !== x) h.dispose();
+    }
+  }
+
+  /**
+   * Segment `seg`'s blocks over the stream h (a new tensor), writing their K/V and states into `cache` when given;
+   * without one h may hold `batch` sequences of one length, each mixed on its own.
+   */
+  private blocks(h: Tensor, seg: Segment, cache: HybridCache | null, batch = 1): Tensor {
     return tidy(() => {
-      let y = cast(x, this.residualDtype);
-      for (const layer of this.layers) {
-        const next = layer.forward(y, null, null, batch);
-        if (y !== x) y.dispose();
+      let y = h;
+      for (let i = seg.start; i < seg.end; i++) {
+        const layer = seg.cacheIndex[i - seg.start];
+        const next = this.layers[i].forward(
+          y,
+          cache && layer !== null ? { cache, layer } : null,
+          null,
+          batch,
+        );
+        if (y !== h) y.dispose();
         y = next;
       }
-      return y === x ? ops.clone(x) : y;
+      return y === h ? ops.clone(h) : y;
     });
   }
 
