@@ -1,5 +1,6 @@
 // Backward kernels, fused losses and AdamW (see grad.h). Reference semantics: src/backends/cpu/grad-*.ts.
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "device_util.cuh"
@@ -257,9 +258,17 @@ __global__ void conv_dw_sum_kernel(float *__restrict__ dW, float *__restrict__ d
 }
 
 // ---- attention -----------------------------------------------------------------------------------------------
+//
+// FlashAttention-2's backward order in two tiled kernels, f32 math on any float type and head dims ≤ 256 (no tensor
+// cores): the query side (each row's log-sum-exp, δ = dO·O and dq) then the key side (dk, dv). A block's warps own
+// one row each, rows of one batch and kv head that read the same rows of the other side; those stream through
+// shared memory kTile at a time, one per lane, so a lane computes whole dot products (no shuffle per key) and each
+// tile is read by every row of the block.
 
 constexpr int kMaxHeadDim = 256;
-constexpr int kPer = kMaxHeadDim / 32;  // values per lane
+constexpr int kPer = kMaxHeadDim / 32;  // accumulator values per lane
+constexpr int kAttnWarps = 8;           // rows per block
+constexpr int kTile = 32;               // rows of the streamed side per tile: one per lane
 
 struct AttnArgs {
   AttnGradDims d;
@@ -267,48 +276,117 @@ struct AttnArgs {
   const int *ranges;   // per query: its keys [lo, hi)
   const int *qranges;  // per key: the queries [lo, hi) that see it
   float *lse, *delta;
+  int group;  // query heads per kv head
 };
 
-/** Lane-distributed row of n values (lane + 32·i) as f32, zeros beyond n. */
+/** Row stride of a tile in shared memory: odd, so that 32 lanes reading one column of 32 rows hit 32 banks. */
+__host__ __device__ constexpr int tile_stride(int n) { return n | 1; }
+
+/** Rows [r0, r0 + kTile) of a sequence (rows rowStride apart, n values each) into a tile; rows from `end` on as 0. */
 template <typename T>
-__device__ __forceinline__ void load_row(const T *p, int n, int lane, float (&r)[kPer]) {
-#pragma unroll
-  for (int i = 0; i < kPer; i++) r[i] = lane + 32 * i < n ? ld(p, lane + 32 * i) : 0.f;
-}
-template <typename T>
-__device__ __forceinline__ float dot_row(const float (&r)[kPer], const T *p, int n, int lane) {
-  float s = 0.f;
-#pragma unroll
-  for (int i = 0; i < kPer; i++)
-    if (lane + 32 * i < n) s += r[i] * ld(p, lane + 32 * i);
-  return warp_sum(s);
+__device__ void load_tile(float *tile, const T *src, size_t rowStride, int r0, int end, int n) {
+  const int sn = tile_stride(n);
+  for (int idx = threadIdx.x; idx < kTile * n; idx += blockDim.x) {
+    const int r = idx / n, e = idx % n;
+    tile[r * sn + e] = r0 + r < end ? ld(src, size_t(r0 + r) * rowStride + e) : 0.f;
+  }
 }
 
-/** Logit of query row (b, i) with key j: scale·q·k + mask (every lane gets it). */
-template <typename T>
-__device__ __forceinline__ float attn_logit(const AttnArgs &a, const float (&qr)[kPer], const T *k, int b, int i,
-                                           int j, int kh, int lane) {
-  const AttnGradDims &d = a.d;
-  float s = dot_row(qr, k + ((size_t(b) * d.skv + j) * d.hkv + kh) * d.d, d.d, lane) * d.scale;
-  if (a.mask) s += a.mask[((size_t(d.maskBatch > 1 ? b : 0) * d.sq + i) * d.kvLength) + j];
+/** Σ_e row[e]·tile[lane][e]: the warp's row (broadcast reads) with this lane's tile row. */
+__device__ __forceinline__ float dot_tile(const float *row, const float *tile, int n) {
+  const float *t = tile + (threadIdx.x & 31) * tile_stride(n);
+  float s = 0.f;
+  for (int e = 0; e < n; e++) s += row[e] * t[e];
   return s;
 }
 
-/** One warp per query row ((b·sq + i)·hq + h): its log-sum-exp over its keys and δ = dO·O. */
+/** acc[t] += Σ_c w[c]·tile[c][lane + 32t]: the warp's per-tile-row weights times the tile. */
+__device__ __forceinline__ void accumulate_tile(float (&acc)[kPer], const float *w, const float *tile, int n) {
+  const int lane = threadIdx.x & 31, sn = tile_stride(n);
+  for (int c = 0; c < kTile; c++) {
+    const float wc = w[c];
+    if (wc == 0.f) continue;  // the same for every lane: masked and out-of-range rows cost nothing
+#pragma unroll
+    for (int t = 0; t < kPer; t++)
+      if (lane + 32 * t < n) acc[t] += wc * tile[c * sn + lane + 32 * t];
+  }
+}
+
+/** [lo, hi) over the block's warps (each gives its row's range; an empty one gives lo ≥ hi and is left out). */
+__device__ void block_range(int lo, int hi, int &first, int &last) {
+  __shared__ int wlo[kAttnWarps], whi[kAttnWarps];
+  const int warp = threadIdx.x >> 5;
+  if ((threadIdx.x & 31) == 0) {
+    wlo[warp] = lo < hi ? lo : INT_MAX;
+    whi[warp] = lo < hi ? hi : 0;
+  }
+  __syncthreads();
+  first = INT_MAX;
+  last = 0;
+  for (int w = 0; w < kAttnWarps; w++) {
+    first = min(first, wlo[w]);
+    last = max(last, whi[w]);
+  }
+}
+
+/** Shared floats of attn_query_kernel: K and V tiles, then per warp its q and dO rows and dS over a tile. */
+size_t attn_query_smem(const AttnGradDims &d) {
+  return sizeof(float) * (kTile * (tile_stride(d.d) + tile_stride(d.dv)) + kAttnWarps * (d.d + d.dv + kTile));
+}
+/** Shared floats of attn_key_kernel: Q and dO tiles with their rows' lse and δ, then per warp k, v, P and dS. */
+size_t attn_key_smem(const AttnGradDims &d) {
+  return sizeof(float) * (kTile * (tile_stride(d.d) + tile_stride(d.dv) + 2) + kAttnWarps * (d.d + d.dv + 2 * kTile));
+}
+
+/**
+ * Query side. A block's rows are consecutive (query i, head-in-group) pairs of one batch b and kv head kh. Pass 1
+ * streams the union of their key ranges for each row's log-sum-exp (a running max and sum per lane, merged at the
+ * end); pass 2 streams it again for dq = scale·Σ_j P_j·(dP_j − δ)·k_j. Writes lse and δ for the key side.
+ */
 template <typename T>
-__global__ void attn_lse_kernel(AttnArgs a, const T *__restrict__ q, const T *__restrict__ k,
-                                const T *__restrict__ out, const T *__restrict__ dOut) {
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attn_query_kernel(AttnArgs a, T *__restrict__ dq, const T *__restrict__ q, const T *__restrict__ k,
+                      const T *__restrict__ v, const T *__restrict__ out, const T *__restrict__ dOut) {
   const AttnGradDims &d = a.d;
-  const size_t row = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (row >= size_t(d.batch) * d.sq * d.hq) return;
-  const int h = static_cast<int>(row % d.hq), i = static_cast<int>((row / d.hq) % d.sq);
-  const int b = static_cast<int>(row / (size_t(d.hq) * d.sq)), kh = h / (d.hq / d.hkv);
-  float qr[kPer];
-  load_row(q + row * d.d, d.d, lane, qr);
+  extern __shared__ float sh[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int blocksPerHead = (d.sq * a.group + kAttnWarps - 1) / kAttnWarps;
+  const int b = blockIdx.x / blocksPerHead / d.hkv, kh = blockIdx.x / blocksPerHead % d.hkv;
+  const int pair = blockIdx.x % blocksPerHead * kAttnWarps + warp;
+  const bool active = pair < d.sq * a.group;
+  const int i = pair / a.group, h = kh * a.group + pair % a.group;
+  const size_t row = (size_t(b) * d.sq + i) * d.hq + h;
+  float *kt = sh, *vt = kt + kTile * tile_stride(d.d);
+  float *qrow = vt + kTile * tile_stride(d.dv) + warp * (d.d + d.dv + kTile), *grow = qrow + d.d, *w = grow + d.dv;
+  const int lo = active ? a.ranges[2 * i] : 0, hi = active ? a.ranges[2 * i + 1] : 0;
+  int j0, j1;
+  block_range(lo, hi, j0, j1);
+  const T *kSeq = k + size_t(b) * d.skv * d.hkv * d.d + size_t(kh) * d.d;
+  const T *vSeq = v + size_t(b) * d.skv * d.hkv * d.dv + size_t(kh) * d.dv;
+  const size_t kStride = size_t(d.hkv) * d.d, vStride = size_t(d.hkv) * d.dv;
+  float delta = 0.f;
+  if (active) {
+    for (int e = lane; e < d.d; e += 32) qrow[e] = ld(q, row * d.d + e);
+    for (int e = lane; e < d.dv; e += 32) {
+      grow[e] = ld(dOut, row * d.dv + e);
+      delta += grow[e] * ld(out, row * d.dv + e);
+    }
+  }
+  delta = warp_sum(delta);
+  __syncwarp();
+  const float *mrow = a.mask && active ? a.mask + (size_t(d.maskBatch > 1 ? b : 0) * d.sq + i) * d.kvLength : nullptr;
+  auto logit = [&](int j) {  // this lane's key of the tile; −∞ outside the row's range
+    if (j < lo || j >= hi) return -INFINITY;
+    const float s = dot_tile(qrow, kt, d.d) * d.scale;
+    return mrow ? s + mrow[j] : s;
+  };
+
   float m = -INFINITY, l = 0.f;
-  for (int j = a.ranges[2 * i]; j < a.ranges[2 * i + 1]; j++) {
-    const float s = attn_logit(a, qr, k, b, i, j, kh, lane);
+  for (int t0 = j0; t0 < j1; t0 += kTile) {
+    __syncthreads();  // every warp is done with the previous tile
+    load_tile(kt, kSeq, kStride, t0, j1, d.d);
+    __syncthreads();
+    const float s = logit(t0 + lane);
     if (s == -INFINITY) continue;
     if (s > m) {
       l = l * expf(m - s) + 1.f;
@@ -317,82 +395,94 @@ __global__ void attn_lse_kernel(AttnArgs a, const T *__restrict__ q, const T *__
       l += expf(s - m);
     }
   }
-  float o[kPer];
-  load_row(out + row * d.dv, d.dv, lane, o);
-  const float delta = dot_row(o, dOut + row * d.dv, d.dv, lane);
-  if (lane == 0) {
-    a.lse[row] = m == -INFINITY ? -INFINITY : m + logf(l);
-    a.delta[row] = delta;
-  }
-}
+  const float mMax = warp_max(m);
+  const float lSum = warp_sum(m == -INFINITY ? 0.f : l * expf(m - mMax));
+  const float lse = mMax == -INFINITY ? -INFINITY : mMax + logf(lSum);
 
-/** One warp per query row: dq = scale·Σ_j P_j·(dP_j − δ)·k_j. */
-template <typename T>
-__global__ void attn_dq_kernel(AttnArgs a, T *__restrict__ dq, const T *__restrict__ q, const T *__restrict__ k,
-                               const T *__restrict__ v, const T *__restrict__ dOut) {
-  const AttnGradDims &d = a.d;
-  const size_t row = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (row >= size_t(d.batch) * d.sq * d.hq) return;
-  const int h = static_cast<int>(row % d.hq), i = static_cast<int>((row / d.hq) % d.sq);
-  const int b = static_cast<int>(row / (size_t(d.hq) * d.sq)), kh = h / (d.hq / d.hkv);
-  float qr[kPer], go[kPer], acc[kPer];
-  load_row(q + row * d.d, d.d, lane, qr);
-  load_row(dOut + row * d.dv, d.dv, lane, go);
+  float acc[kPer];
 #pragma unroll
   for (int t = 0; t < kPer; t++) acc[t] = 0.f;
-  const float lse = a.lse[row], delta = a.delta[row];
-  if (lse != -INFINITY)
-    for (int j = a.ranges[2 * i]; j < a.ranges[2 * i + 1]; j++) {
-      const float p = expf(attn_logit(a, qr, k, b, i, j, kh, lane) - lse);
-      const size_t kv = (size_t(b) * d.skv + j) * d.hkv + kh;
-      const float dp = dot_row(go, v + kv * d.dv, d.dv, lane);
-      const float ds = p * (dp - delta);
-#pragma unroll
-      for (int t = 0; t < kPer; t++)
-        if (lane + 32 * t < d.d) acc[t] += ds * ld(k, kv * d.d + lane + 32 * t);
-    }
+  for (int t0 = j0; t0 < j1; t0 += kTile) {
+    __syncthreads();
+    load_tile(kt, kSeq, kStride, t0, j1, d.d);
+    load_tile(vt, vSeq, vStride, t0, j1, d.dv);
+    __syncthreads();
+    const float s = logit(t0 + lane);
+    w[lane] = s == -INFINITY ? 0.f : expf(s - lse) * (dot_tile(grow, vt, d.dv) - delta);
+    __syncwarp();
+    accumulate_tile(acc, w, kt, d.d);
+    __syncwarp();  // w is rewritten by the next tile
+  }
+  if (!active) return;
+  if (lane == 0) {
+    a.lse[row] = lse;
+    a.delta[row] = delta;
+  }
 #pragma unroll
   for (int t = 0; t < kPer; t++)
     if (lane + 32 * t < d.d) dq[row * d.d + lane + 32 * t] = from_f32<T>(acc[t] * d.scale);
 }
 
 /**
- * One warp per key row ((b·skv + j)·hkv + kh): dv = Σ P·dO and dk = scale·Σ P·(dP − δ)·q over the query rows that
- * see it (its query range, then the query heads of its kv group).
+ * Key side. A block's rows are consecutive keys j of one batch and kv head; for each query head of the group, the
+ * union of the queries that see them streams through: dv = Σ_i P_i·dO_i and dk = scale·Σ_i P_i·(dP_i − δ_i)·q_i.
  */
 template <typename T>
-__global__ void attn_dkv_kernel(AttnArgs a, T *__restrict__ dk, T *__restrict__ dv, const T *__restrict__ q,
-                                const T *__restrict__ k, const T *__restrict__ v, const T *__restrict__ dOut) {
+__global__ void __launch_bounds__(kAttnWarps * 32)
+    attn_key_kernel(AttnArgs a, T *__restrict__ dk, T *__restrict__ dv, const T *__restrict__ q,
+                    const T *__restrict__ k, const T *__restrict__ v, const T *__restrict__ dOut) {
   const AttnGradDims &d = a.d;
-  const size_t krow = (size_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (krow >= size_t(d.batch) * d.skv * d.hkv) return;
-  const int kh = static_cast<int>(krow % d.hkv), j = static_cast<int>((krow / d.hkv) % d.skv);
-  const int b = static_cast<int>(krow / (size_t(d.hkv) * d.skv)), group = d.hq / d.hkv;
-  float kr[kPer], vr[kPer], gk[kPer], gv[kPer];
-  load_row(k + krow * d.d, d.d, lane, kr);
-  load_row(v + krow * d.dv, d.dv, lane, vr);
+  extern __shared__ float sh[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int blocksPerHead = (d.skv + kAttnWarps - 1) / kAttnWarps;
+  const int b = blockIdx.x / blocksPerHead / d.hkv, kh = blockIdx.x / blocksPerHead % d.hkv;
+  const int j = blockIdx.x % blocksPerHead * kAttnWarps + warp;
+  const bool active = j < d.skv;
+  const size_t krow = (size_t(b) * d.skv + j) * d.hkv + kh;
+  float *qt = sh, *gt = qt + kTile * tile_stride(d.d), *tLse = gt + kTile * tile_stride(d.dv), *tDelta = tLse + kTile;
+  float *kr = tDelta + kTile + warp * (d.d + d.dv + 2 * kTile), *vr = kr + d.d, *pw = vr + d.dv, *dsw = pw + kTile;
+  const int lo = active ? a.qranges[2 * j] : 0, hi = active ? a.qranges[2 * j + 1] : 0;
+  int i0, i1;
+  block_range(lo, hi, i0, i1);
+  if (active) {
+    for (int e = lane; e < d.d; e += 32) kr[e] = ld(k, krow * d.d + e);
+    for (int e = lane; e < d.dv; e += 32) vr[e] = ld(v, krow * d.dv + e);
+  }
+  __syncwarp();
+  const float *mcol = a.mask && active ? a.mask + size_t(d.maskBatch > 1 ? b : 0) * d.sq * d.kvLength + j : nullptr;
+  float gk[kPer], gv[kPer];
 #pragma unroll
   for (int t = 0; t < kPer; t++) gk[t] = gv[t] = 0.f;
-  for (int i = a.qranges[2 * j]; i < a.qranges[2 * j + 1]; i++) {
-    for (int h = kh * group; h < (kh + 1) * group; h++) {
-      const size_t row = (size_t(b) * d.sq + i) * d.hq + h;
-      const float lse = a.lse[row];
-      if (lse == -INFINITY) continue;
-      const T *qrow = q + row * d.d, *gorow = dOut + row * d.dv;
-      float s = dot_row(kr, qrow, d.d, lane) * d.scale;
-      if (a.mask) s += a.mask[((size_t(d.maskBatch > 1 ? b : 0) * d.sq + i) * d.kvLength) + j];
-      const float p = expf(s - lse);
-      const float dp = dot_row(vr, gorow, d.dv, lane);
-      const float ds = p * (dp - a.delta[row]);
-#pragma unroll
-      for (int t = 0; t < kPer; t++) {
-        if (lane + 32 * t < d.dv) gv[t] += p * ld(gorow, lane + 32 * t);
-        if (lane + 32 * t < d.d) gk[t] += ds * ld(qrow, lane + 32 * t);
+  for (int h = kh * a.group; h < (kh + 1) * a.group; h++) {
+    const T *qSeq = q + size_t(b) * d.sq * d.hq * d.d + size_t(h) * d.d;
+    const T *gSeq = dOut + size_t(b) * d.sq * d.hq * d.dv + size_t(h) * d.dv;
+    for (int t0 = i0; t0 < i1; t0 += kTile) {
+      __syncthreads();
+      load_tile(qt, qSeq, size_t(d.hq) * d.d, t0, i1, d.d);
+      load_tile(gt, gSeq, size_t(d.hq) * d.dv, t0, i1, d.dv);
+      for (int c = threadIdx.x; c < kTile; c += blockDim.x) {
+        const size_t row = (size_t(b) * d.sq + t0 + c) * d.hq + h;
+        tLse[c] = t0 + c < i1 ? a.lse[row] : -INFINITY;
+        tDelta[c] = t0 + c < i1 ? a.delta[row] : 0.f;
       }
+      __syncthreads();
+      const int i = t0 + lane;
+      float p = 0.f, ds = 0.f;
+      if (i >= lo && i < hi && tLse[lane] != -INFINITY) {
+        float s = dot_tile(kr, qt, d.d) * d.scale;
+        if (mcol) s += mcol[size_t(i) * d.kvLength];
+        p = expf(s - tLse[lane]);
+        ds = p * (dot_tile(vr, gt, d.dv) - tDelta[lane]);
+      }
+      pw[lane] = p;
+      dsw[lane] = ds;
+      __syncwarp();
+      accumulate_tile(gv, pw, gt, d.dv);
+      accumulate_tile(gk, dsw, qt, d.d);
+      __syncwarp();
     }
   }
+  if (!active) return;
 #pragma unroll
   for (int t = 0; t < kPer; t++) {
     if (lane + 32 * t < d.d) dk[krow * d.d + lane + 32 * t] = from_f32<T>(gk[t] * d.scale);
@@ -728,29 +818,36 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const vo
   int32_t *ranges = static_cast<int32_t *>(workspace);
   int32_t *qranges = ranges + 2 * size_t(d.sq);
   float *lse = reinterpret_cast<float *>(qranges + 2 * size_t(d.skv));
-  AttnArgs a{d, mask, ranges, qranges, lse, lse + size_t(d.batch) * d.sq * d.hq};
+  AttnArgs a{d, mask, ranges, qranges, lse, lse + size_t(d.batch) * d.sq * d.hq, d.hq / d.hkv};
   if (d.sq) LS_CUDA_CHECK(cudaMemcpyAsync(ranges, rangesHost, sizeof(int32_t) * 2 * d.sq, cudaMemcpyHostToDevice, s));
   if (d.skv)
     LS_CUDA_CHECK(
         cudaMemcpyAsync(qranges, queryRangesHost, sizeof(int32_t) * 2 * d.skv, cudaMemcpyHostToDevice, s));
-  const size_t qRows = size_t(d.batch) * d.sq * d.hq, kRows = size_t(d.batch) * d.skv * d.hkv;
-  const unsigned warpsPerBlock = kBlock / 32;
+  const size_t heads = size_t(d.batch) * d.hkv;
+  const size_t qBlocks = heads * ceil_div(size_t(d.sq) * a.group, size_t(kAttnWarps));
+  const size_t kBlocks = heads * ceil_div(size_t(d.skv), size_t(kAttnWarps));
+  LS_REQUIRE(qBlocks < (size_t(1) << 31) && kBlocks < (size_t(1) << 31), "attention_backward: too many rows");
+  const size_t qSmem = attn_query_smem(d), kSmem = attn_key_smem(d);
   LS_DISPATCH_FLOAT(et, T, {
-    if (qRows) {
-      const unsigned blocks = static_cast<unsigned>(ceil_div(qRows, size_t(warpsPerBlock)));
-      attn_lse_kernel<T><<<blocks, kBlock, 0, s>>>(a, static_cast<const T *>(q), static_cast<const T *>(k),
-                                                   static_cast<const T *>(out), static_cast<const T *>(dOut));
-      LS_CHECK_LAUNCH();
-      attn_dq_kernel<T><<<blocks, kBlock, 0, s>>>(a, static_cast<T *>(dq), static_cast<const T *>(q),
-                                                  static_cast<const T *>(k), static_cast<const T *>(v),
-                                                  static_cast<const T *>(dOut));
+    if (qBlocks) {
+      // Head dims above 128 need more than the default 48 KB of shared memory.
+      if (qSmem > 48 * 1024)
+        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_query_kernel<T>),
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(qSmem)));
+      attn_query_kernel<T><<<static_cast<unsigned>(qBlocks), kAttnWarps * 32, qSmem, s>>>(
+          a, static_cast<T *>(dq), static_cast<const T *>(q), static_cast<const T *>(k), static_cast<const T *>(v),
+          static_cast<const T *>(out), static_cast<const T *>(dOut));
       LS_CHECK_LAUNCH();
     }
-    if (kRows) {
-      const unsigned blocks = static_cast<unsigned>(ceil_div(kRows, size_t(warpsPerBlock)));
-      attn_dkv_kernel<T><<<blocks, kBlock, 0, s>>>(a, static_cast<T *>(dk), static_cast<T *>(dv),
-                                                   static_cast<const T *>(q), static_cast<const T *>(k),
-                                                   static_cast<const T *>(v), static_cast<const T *>(dOut));
+    if (kBlocks) {
+      if (kSmem > 48 * 1024)
+        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_key_kernel<T>),
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(kSmem)));
+      attn_key_kernel<T><<<static_cast<unsigned>(kBlocks), kAttnWarps * 32, kSmem, s>>>(
+          a, static_cast<T *>(dk), static_cast<T *>(dv), static_cast<const T *>(q), static_cast<const T *>(k),
+          static_cast<const T *>(v), static_cast<const T *>(dOut));
       LS_CHECK_LAUNCH();
     }
   });

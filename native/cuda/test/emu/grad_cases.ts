@@ -133,9 +133,15 @@ for (const len of [9, 2, 700]) {
 }
 
 // Attention: causal GQA with an offset, kvLength < skv and a batched mask; segments; head dim over 32 lanes.
+// Then sizes over several tiles of 32 rows and blocks of 8: a group of 3 (query-head pairs not a multiple of 8) with
+// −∞ mask entries and a fully masked query row; segments of 37, 3 and 60 rows that straddle tiles; head dims above
+// 128 (shared memory over 48 KB) with keys past kvLength (no query sees them: zero dk, dv).
 for (const c of [
   { batch: 2, sq: 5, skv: 12, hq: 4, hkv: 2, d: 40, dv: 33, opts: { causal: true, queryOffset: 4, kvLength: 10 }, mask: 2 },
   { batch: 1, sq: 9, skv: 9, hq: 2, hkv: 1, d: 16, dv: 16, opts: { segments: [0, 4, 9], scale: 0.5 }, mask: 0 },
+  { batch: 2, sq: 45, skv: 70, hq: 6, hkv: 2, d: 24, dv: 20, opts: { causal: true, queryOffset: 25 }, mask: 2 },
+  { batch: 1, sq: 100, skv: 100, hq: 2, hkv: 2, d: 12, dv: 12, opts: { segments: [0, 37, 40, 100], scale: 0.3 }, mask: 0 },
+  { batch: 1, sq: 9, skv: 40, hq: 1, hkv: 1, d: 200, dv: 160, opts: { kvLength: 33 }, mask: 0 },
 ]) {
   const { batch, sq, skv, hq, hkv, d, dv } = c;
   const kvLength = c.opts.kvLength ?? skv;
@@ -145,7 +151,12 @@ for (const c of [
     v: randn(batch * skv * hkv * dv, r),
     dOut: randn(batch * sq * hq * dv, r),
   };
-  if (c.mask) h.mask = randn(c.mask * sq * kvLength, r);
+  if (c.mask) {
+    const mask = randn(c.mask * sq * kvLength, r);
+    for (let e = 0; e < mask.length; e += 7) mask[e] = -Infinity;
+    if (sq > 20) mask.fill(-Infinity, 20 * kvLength, 21 * kvLength); // query 20 of batch 0 sees nothing
+    h.mask = mask;
+  }
   const q = t(h.q as Float32Array, [batch, sq, hq, d]);
   const k = t(h.k as Float32Array, [batch, skv, hkv, d]);
   const v = t(h.v as Float32Array, [batch, skv, hkv, dv]);
@@ -156,7 +167,7 @@ for (const c of [
   h.ranges = attentionKeyRanges(desc);
   h.qranges = attentionQueryRanges(desc);
   const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
-  await check('attention', 2, [batch, sq, skv, kvLength, hq, hkv, d, dv, desc.scale, c.mask], h, { ...gr });
+  await check(`attention sq ${sq} skv ${skv} d ${d}`, 2, [batch, sq, skv, kvLength, hq, hkv, d, dv, desc.scale, c.mask], h, { ...gr });
 }
 
 // Norms: gated both ways, grouped, dSum.
