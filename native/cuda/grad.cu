@@ -42,6 +42,7 @@ constexpr size_t kSsdBudget = size_t(256) << 20;  // bytes of in-chunk states (l
 struct SsdPlan {
   int chunk, chunks;   // tokens per chunk (the last one may be shorter), chunks per sequence
   int pTile, pBlocks;  // rows p of the state per block (pTile·dState ≤ 256 threads, one element each)
+  int threads;         // per block: pTile·dState rounded up to whole warps (small states leave no idle warps)
   int slots;           // ssd_backward_kernel blocks per (batch, head, tile); slot k reverses chunks k, k + slots, …
   size_t bounds, decay, states, acc;  // float counts (bounds: of the states, and again of the gradients)
   size_t bytes() const { return sizeof(float) * (2 * bounds + decay + states + 2 * acc); }
@@ -57,6 +58,7 @@ SsdPlan ssd_plan(const SsdDims &d, size_t room) {
   SsdPlan p{};
   p.pTile = std::max(1, std::min(d.headDim, kBlock / std::max(d.dState, 1)));
   p.pBlocks = ceil_div(d.headDim, p.pTile);
+  p.threads = std::min(kBlock, ceil_div(p.pTile * d.dState, 32) * 32);
   if (d.len <= 0) return p;  // nothing to reverse (the host copies dStateOut to dState)
   const int root = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(d.len))));
   p.chunk = std::min(d.len, std::max(kSsdMinChunk, root));
@@ -777,14 +779,14 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
     LS_DISPATCH_FLOAT(et, T, {
       const T *xT = static_cast<const T *>(x), *dyT = static_cast<const T *>(dy);
       const T *BT = static_cast<const T *>(B), *CT = static_cast<const T *>(C);
-      ssd_chunk_local_kernel<T><<<static_cast<unsigned>(tiles * p.chunks), kBlock, 0, s>>>(
+      ssd_chunk_local_kernel<T><<<static_cast<unsigned>(tiles * p.chunks), p.threads, 0, s>>>(
           bounds, grads, decay, dyT, xT, dt, A, BT, CT, d, p);
       LS_CHECK_LAUNCH();
       ssd_chunk_carry_kernel<<<static_cast<unsigned>(ceil_div<size_t>(stateElems, kBlock)), kBlock, 0, s>>>(
           bounds, grads, dState, decay, state, dStateOut, stateElems, PN, p.chunks);
       LS_CHECK_LAUNCH();
       LS_DISPATCH_OPT(D, dEt, TD, {
-        ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.slots), kBlock, shared, s>>>(
+        ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.slots), p.threads, shared, s>>>(
             static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
             bounds, grads, d, p, states);
       });
