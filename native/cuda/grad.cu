@@ -36,8 +36,8 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 // A long sequential walk of one block per head left the GPU idle; now the longest chain is one chunk (or, where
 // memory runs short, a slot's chunks) plus ⌈len/chunk⌉ multiply-adds in launch 2.
 
-constexpr int kSsdMinChunk = 64;
-constexpr size_t kSsdBudget = size_t(256) << 20;  // bytes of in-chunk states (launch 3's scratch) at most
+constexpr int kSsdChunk = 64;
+constexpr size_t kSsdBudget = size_t(256) << 20;  // bytes of the boundary arrays, and of in-chunk states, at most
 
 struct SsdPlan {
   int chunk, chunks;   // tokens per chunk (the last one may be shorter), chunks per sequence
@@ -48,20 +48,13 @@ struct SsdPlan {
   size_t bytes() const { return sizeof(float) * (2 * bounds + decay + states + 2 * acc); }
 };
 
-/**
- * Chunks of max(64, ⌈√len⌉) tokens: 64 makes short chains and many blocks at the lengths of small models; past
- * 4,096 tokens √len keeps the states and gradients before every chunk (2·(len/chunk + 1) states per (batch,
- * head)) about as small as a slot's in-chunk states (chunk states), as the sequential version's scratch was.
- * Slots: one per chunk, fewer where their in-chunk states would pass kSsdBudget or the `room` bytes given.
- */
-SsdPlan ssd_plan(const SsdDims &d, size_t room) {
+SsdPlan ssd_plan_with(const SsdDims &d, int chunk, size_t room) {
   SsdPlan p{};
   p.pTile = std::max(1, std::min(d.headDim, kBlock / std::max(d.dState, 1)));
   p.pBlocks = ceil_div(d.headDim, p.pTile);
   p.threads = std::min(kBlock, ceil_div(p.pTile * d.dState, 32) * 32);
   if (d.len <= 0) return p;  // nothing to reverse (the host copies dStateOut to dState)
-  const int root = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(d.len))));
-  p.chunk = std::min(d.len, std::max(kSsdMinChunk, root));
+  p.chunk = std::min(d.len, chunk);
   p.chunks = ceil_div(d.len, p.chunk);
   const size_t bh = size_t(d.batch) * d.heads, state = bh * d.headDim * d.dState;  // floats of one state per head
   p.bounds = (p.chunks + 1) * state;
@@ -72,6 +65,20 @@ SsdPlan ssd_plan(const SsdDims &d, size_t room) {
   p.slots = static_cast<int>(std::clamp<size_t>(std::min(fit, kSsdBudget / slotBytes), 1, p.chunks));
   p.states = size_t(p.slots) * p.chunk * state;
   return p;
+}
+
+/**
+ * The plan for a workspace of `room` bytes. Chunks of 64 tokens make short chains and many blocks (small models
+ * fill no GPU with their heads), unless the boundary arrays (2·(len/64 + 1) states per (batch, head)) would pass
+ * kSsdBudget or one slot would not fit in `room`: then chunks of max(64, ⌈√len⌉) tokens, the least memory with
+ * one slot (about 3√len states per head, as the sequential version's scratch was). Slots: one per chunk, fewer
+ * where their in-chunk states would pass kSsdBudget or `room`.
+ */
+SsdPlan ssd_plan(const SsdDims &d, size_t room) {
+  const SsdPlan p = ssd_plan_with(d, kSsdChunk, room);
+  if (sizeof(float) * 2 * p.bounds <= kSsdBudget && p.bytes() <= room) return p;
+  const int root = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(std::max(d.len, 1)))));
+  return ssd_plan_with(d, std::max(kSsdChunk, root), room);
 }
 
 /** A thread's place in a block of one (batch, head, tile of pTile state rows): it owns state element e = p·N + n. */
@@ -173,12 +180,18 @@ __global__ void ssd_chunk_carry_kernel(float *__restrict__ bounds, float *__rest
   if (dState) dState[i] = g;
 }
 
+/** One token's inputs at a thread's state element: dt, dy[p], x[p], B[n], C[n]. */
+struct SsdToken {
+  float dt, dy, x, B, C;
+};
+
 /**
  * One block per (batch, head, tile of pTile state rows, slot); each thread owns one state element e = p·N + n.
  * For chunks c = slot, slot + slots, …: recompute the chunk's states from its true start (bounds[c]) into scratch
  * (each thread reads back only what it wrote), then walk back token by token from the gradient after it
  * (grads[c + 1]). Per token, the reductions over n (dx), over p (dB, dC) and over both (ddt, dA) go through
- * shared-memory atomics between two barriers, then global atomics across tiles, slots and the heads of a group.
+ * shared-memory atomics between two barriers, then global atomics across tiles, chunks and the heads of a group.
+ * A token's inputs are loaded while the previous one's reductions run, so the walk does not wait on memory.
  */
 template <typename T, typename TD>
 __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt, float *__restrict__ dA,
@@ -191,19 +204,23 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
   const int slot = blockIdx.x % plan.slots;
   const SsdThread th(d, plan, blockIdx.x / plan.slots);
   const int N = d.dState, PN = d.headDim * N, tid = threadIdx.x, lane = tid & 31;
-  const int p = th.p, n = th.n, p0 = th.p0, e = th.e;
+  const int p = th.p, n = th.n, e = th.e;
   const bool owner = th.owner;
   float *st = states + (size_t(th.bh) * plan.slots + slot) * plan.chunk * PN;
   extern __shared__ float sh[];
-  const int rows = min(plan.pTile, d.headDim - p0);  // state rows of this tile
   float *redP = sh, *redB = sh + plan.pTile, *redC = redB + N, *scal = redC + N;
   const float Ah = A[th.h];
   const float Dh = D ? to_f32(D[th.h]) : 0.f;
+  auto load = [&](int t) {
+    const size_t xo = th.xAt(t) + p, bo = th.bcAt(t) + n;
+    return SsdToken{dt[th.dtAt(t)], ld(dy, xo), ld(x, xo), ld(B, bo), ld(C, bo)};
+  };
   float dAloc = 0.f, dDloc = 0.f;
   for (int c = slot; c < plan.chunks; c += plan.slots) {
     const int t0 = c * plan.chunk, t1 = min(d.len, t0 + plan.chunk);
     const float start = owner ? bounds[th.bound(plan, c)] : 0.f;
     float ds = owner ? grads[th.bound(plan, c + 1)] : 0.f;
+    SsdToken next{};
     if (owner) {
       float s = start;
       for (int t = t0; t < t1; t++) {
@@ -211,24 +228,25 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
         s = expf(dtv * Ah) * s + dtv * ld(x, th.xAt(t) + p) * ld(B, th.bcAt(t) + n);
         st[size_t(t - t0) * PN + e] = s;
       }
+      next = load(t1 - 1);
     }
     for (int t = t1 - 1; t >= t0; t--) {
+      const SsdToken u = next;
+      if (owner && t > t0) next = load(t - 1);
       for (int i = tid; i < plan.pTile + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
       __syncthreads();
-      const float dtv = dt[th.dtAt(t)], a = expf(dtv * Ah);
-      const size_t xo = th.xAt(t), bo = th.bcAt(t);
+      const float a = expf(u.dt * Ah);
       float lp = 0.f, lxb = 0.f;
       if (owner) {
-        const float dyp = ld(dy, xo + p), xp = ld(x, xo + p), Bn = ld(B, bo + n), Cn = ld(C, bo + n);
-        const float dse = ds + dyp * Cn;
+        const float dse = ds + u.dy * u.C;
         const float sT = st[size_t(t - t0) * PN + e];
         const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : start;
-        const float dsB = dse * Bn;
-        atomicAdd(&redC[n], dyp * sT);
-        atomicAdd(&redP[p - p0], dsB);
-        atomicAdd(&redB[n], dse * xp);
+        const float dsB = dse * u.B;
+        atomicAdd(&redC[n], u.dy * sT);
+        atomicAdd(&redP[p - th.p0], dsB);
+        atomicAdd(&redB[n], dse * u.x);
         lp = dse * sPrev;
-        lxb = dsB * xp;
+        lxb = dsB * u.x;
         ds = a * dse;
       }
       lp = warp_sum(lp);
@@ -238,22 +256,23 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
         atomicAdd(&scal[1], lxb);
       }
       __syncthreads();
-      for (int i = tid; i < rows; i += blockDim.x) {
-        const float dyp = ld(dy, xo + p0 + i);
-        float g = dtv * redP[i];
+      // The owners of n = 0 write their row's dx; those of row p0 (threads n) add their n's dB, dC.
+      const size_t xo = th.xAt(t) + p, bo = th.bcAt(t) + n;
+      if (owner && n == 0) {
+        float g = u.dt * redP[p - th.p0];
         if (D) {
-          g += Dh * dyp;
-          dDloc += dyp * ld(x, xo + p0 + i);
+          g += Dh * u.dy;
+          dDloc += u.dy * u.x;
         }
-        dx[xo + p0 + i] = from_f32<T>(g);
+        dx[xo] = from_f32<T>(g);
       }
-      for (int i = tid; i < N; i += blockDim.x) {
-        atomicAdd(&dBacc[bo + i], dtv * redB[i]);
-        atomicAdd(&dCacc[bo + i], redC[i]);
+      if (owner && p == th.p0) {
+        atomicAdd(&dBacc[bo], u.dt * redB[n]);
+        atomicAdd(&dCacc[bo], redC[n]);
       }
       if (tid == 0) {
         atomicAdd(&ddt[th.dtAt(t)], scal[1] + Ah * a * scal[0]);
-        dAloc += dtv * a * scal[0];
+        dAloc += u.dt * a * scal[0];
       }
       __syncthreads();
     }
