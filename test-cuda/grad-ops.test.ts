@@ -49,6 +49,9 @@ const ssdShapes = [
   { batch: 3, len: 5, heads: 3, headDim: 7, groups: 3, dState: 5, D: false, state: true },
   // 2 state rows of 100 per block of 256 threads, 5 blocks per head (the last with one row).
   { batch: 1, len: 70, heads: 2, headDim: 9, groups: 1, dState: 100, D: true, state: true },
+  // Many chunks of 64 tokens reversed in parallel: 16 (the last one 40 tokens), then 79 (the last one 8).
+  { batch: 2, len: 1000, heads: 6, headDim: 16, groups: 2, dState: 8, D: true, state: true },
+  { batch: 1, len: 5000, heads: 2, headDim: 32, groups: 1, dState: 16, D: true, state: true },
 ];
 
 for (const dtype of DTYPES)

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 
 #include "device_util.cuh"
 #include "grad.h"
@@ -23,101 +24,232 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 }
 
 // ---- SSD scan ----------------------------------------------------------------------------------------------
+//
+// Both recurrences of the scan are linear in the state, with one scalar decay a_t = exp(dt_t·A_h) per (batch,
+// token, head):  forward s_t = a_t·s_{t−1} + dt_t·x_t[p]·B_t[n],  backward ds_{t−1} = a_t·(ds_t + dy_t[p]·C_t[n]).
+// So the sequence is cut into chunks worked on in parallel, in three launches:
+//   1. ssd_chunk_local_kernel, per (batch, head, tile of state rows, chunk): the chunk's end state from a zero
+//      start, the gradient reaching its start from a zero gradient at its end, and its decay Π a_t;
+//   2. ssd_chunk_carry_kernel, per state element: the true state before and gradient after every chunk, by the
+//      short recurrences over chunks (from s0 and from dStateOut; the gradient before chunk 0 is dState);
+//   3. ssd_backward_kernel, per (batch, head, tile, slot): the reverse pass of each chunk from its true start
+//      state and end gradient, adding up dx, dB, dC, ddt, dA and dD.
+// A long sequential walk of one block per head left the GPU idle; now the longest chain is one chunk (or, where
+// memory runs short, a slot's chunks) plus ⌈len/chunk⌉ multiply-adds in launch 2.
+
+constexpr int kSsdChunk = 64;
+constexpr size_t kSsdBudget = size_t(256) << 20;  // in-chunk states stay within it; boundary arrays past it get √len chunks
 
 struct SsdPlan {
-  int chunk, chunks;
+  int chunk, chunks;   // tokens per chunk (the last one may be shorter), chunks per sequence
   int pTile, pBlocks;  // rows p of the state per block (pTile·dState ≤ 256 threads, one element each)
-  size_t bounds, states, acc;  // float counts
+  int threads;         // per block: pTile·dState rounded up to whole warps (small states leave no idle warps)
+  int slots;           // ssd_backward_kernel blocks per (batch, head, tile); slot k reverses chunks k, k + slots, …
+  size_t bounds, decay, states, acc;  // float counts (bounds: of the states, and again of the gradients)
+  size_t bytes() const { return sizeof(float) * (2 * bounds + decay + states + 2 * acc); }
 };
 
-SsdPlan ssd_plan(const SsdDims &d) {
-  SsdPlan p;
-  p.chunk = d.len > 0 ? static_cast<int>(std::ceil(std::sqrt(static_cast<double>(d.len)))) : 1;
-  p.chunks = d.len > 0 ? (d.len + p.chunk - 1) / p.chunk : 0;
+SsdPlan ssd_plan_with(const SsdDims &d, int chunk, size_t room) {
+  SsdPlan p{};
   p.pTile = std::max(1, std::min(d.headDim, kBlock / std::max(d.dState, 1)));
-  p.pBlocks = (d.headDim + p.pTile - 1) / p.pTile;
-  const size_t bh = size_t(d.batch) * d.heads, pn = size_t(d.headDim) * d.dState;
-  p.bounds = bh * (p.chunks + 1) * pn;
-  p.states = bh * p.chunk * pn;
+  p.pBlocks = ceil_div(d.headDim, p.pTile);
+  p.threads = std::min(kBlock, ceil_div(p.pTile * d.dState, 32) * 32);
+  if (d.len <= 0) return p;  // nothing to reverse (the host copies dStateOut to dState)
+  p.chunk = std::min(d.len, chunk);
+  p.chunks = ceil_div(d.len, p.chunk);
+  const size_t bh = size_t(d.batch) * d.heads, state = bh * d.headDim * d.dState;  // floats of one state per head
+  p.bounds = (p.chunks + 1) * state;
+  p.decay = bh * p.chunks;
   p.acc = size_t(d.batch) * d.len * d.groups * d.dState;
+  const size_t fixed = p.bytes(), slotBytes = std::max<size_t>(1, sizeof(float) * p.chunk * state);
+  const size_t fit = room > fixed ? (room - fixed) / slotBytes : 0;
+  p.slots = static_cast<int>(std::clamp<size_t>(std::min(fit, kSsdBudget / slotBytes), 1, p.chunks));
+  p.states = size_t(p.slots) * p.chunk * state;
   return p;
 }
 
 /**
- * One block per (batch, head, tile of pTile state rows); each thread owns one state element e = p·N + n and
- * keeps it and its gradient ds in registers (the recurrence is element-wise, so recomputing states needs no
- * synchronisation). The state before each chunk and the states inside the chunk being reversed live in scratch
- * (each thread reads back only what it wrote). Per token, the reductions over n (dx), over p (dB, dC) and over
- * both (ddt, dA) go through shared-memory atomics between two barriers, then global atomics across tiles.
+ * The plan for a workspace of `room` bytes. Chunks of 64 tokens make short chains and many blocks (small models
+ * fill no GPU with their heads), unless the boundary arrays (2·(len/64 + 1) states per (batch, head)) would pass
+ * kSsdBudget or one slot would not fit in `room`: then chunks of max(64, ⌈√len⌉) tokens, the least memory with
+ * one slot (about 3√len states per head, as the sequential version's scratch was). Slots: one per chunk, fewer
+ * where their in-chunk states would pass kSsdBudget or `room`.
+ */
+SsdPlan ssd_plan(const SsdDims &d, size_t room) {
+  const SsdPlan p = ssd_plan_with(d, kSsdChunk, room);
+  if (sizeof(float) * 2 * p.bounds <= kSsdBudget && p.bytes() <= room) return p;
+  const int root = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(std::max(d.len, 1)))));
+  return ssd_plan_with(d, std::max(kSsdChunk, root), room);
+}
+
+/** A thread's place in a block of one (batch, head, tile of pTile state rows): it owns state element e = p·N + n. */
+struct SsdThread {
+  SsdDims d;
+  int bh, b, h, grp, p0, p, n, e;
+  bool owner;  // false for the idle threads past pTile·N and for rows past headDim
+  __device__ SsdThread(const SsdDims &dims, const SsdPlan &plan, int tile) : d(dims) {
+    bh = tile / plan.pBlocks;
+    p0 = (tile % plan.pBlocks) * plan.pTile;
+    b = bh / d.heads;
+    h = bh % d.heads;
+    grp = h / (d.heads / d.groups);
+    p = p0 + static_cast<int>(threadIdx.x) / d.dState;
+    n = static_cast<int>(threadIdx.x) % d.dState;
+    owner = static_cast<int>(threadIdx.x) < plan.pTile * d.dState && p < d.headDim;
+    e = p * d.dState + n;
+  }
+  /** Offsets of token t's head in x/dy/dx, its group in B/C, its head in dt/ddt. */
+  __device__ size_t xAt(int t) const { return (size_t(b) * d.len + t) * d.heads * d.headDim + size_t(h) * d.headDim; }
+  __device__ size_t bcAt(int t) const { return ((size_t(b) * d.len + t) * d.groups + grp) * d.dState; }
+  __device__ size_t dtAt(int t) const { return (size_t(b) * d.len + t) * d.heads + h; }
+  /** This head's state (or gradient) before chunk c in a boundary array of chunks + 1 states per head. */
+  __device__ size_t bound(const SsdPlan &plan, int c) const {
+    return (size_t(bh) * (plan.chunks + 1) + c) * d.headDim * d.dState + e;
+  }
+};
+
+/**
+ * Per (batch, head, tile, chunk c), one state element per thread: the chunk's end state from a zero start into
+ * bounds[c + 1], the gradient at its start from a zero gradient at its end into grads[c], and (tile 0) its decay.
+ */
+template <typename T>
+__global__ void ssd_chunk_local_kernel(float *__restrict__ bounds, float *__restrict__ grads,
+                                       float *__restrict__ decay, const T *__restrict__ dy,
+                                       const T *__restrict__ x, const float *__restrict__ dt,
+                                       const float *__restrict__ A, const T *__restrict__ B,
+                                       const T *__restrict__ C, SsdDims d, SsdPlan plan) {
+  const int c = blockIdx.x % plan.chunks;
+  const SsdThread th(d, plan, blockIdx.x / plan.chunks);
+  if (!th.owner) return;
+  const int t0 = c * plan.chunk, t1 = min(d.len, t0 + plan.chunk);
+  const float Ah = A[th.h];
+  float s = 0.f, g = 0.f, dec = 1.f;
+  for (int t = t0; t < t1; t++) {
+    const float dtv = dt[th.dtAt(t)], a = expf(dtv * Ah);
+    s = a * s + dtv * ld(x, th.xAt(t) + th.p) * ld(B, th.bcAt(t) + th.n);
+    dec *= a;
+  }
+  for (int t = t1 - 1; t >= t0; t--)
+    g = expf(dt[th.dtAt(t)] * Ah) * (g + ld(dy, th.xAt(t) + th.p) * ld(C, th.bcAt(t) + th.n));
+  bounds[th.bound(plan, c + 1)] = s;
+  grads[th.bound(plan, c)] = g;
+  if (th.p0 == 0 && threadIdx.x == 0) decay[size_t(th.bh) * plan.chunks + c] = dec;
+}
+
+/**
+ * v ← decay_c·v + own_c over the chunks (forward: c = 0, 1, … with own_c at base[c + 1]; else c = chunks − 1, …,
+ * 0 with own_c at base[c]), each result replacing its own_c in `base`, one element's boundary array (stride
+ * `stride`). Returns the last v.
+ * Loads come kRun chunks at a time ahead of the dependent multiply-adds, so the chain rarely waits on memory
+ * (a 16k-token sequence has 256 chunks: 8 waits per direction).
+ */
+__device__ float ssd_carry(float v, float *base, size_t stride, const float *decay, int chunks, bool forward) {
+  constexpr int kRun = 32;
+  for (int k0 = 0; k0 < chunks; k0 += kRun) {
+    float own[kRun], dk[kRun];
+#pragma unroll
+    for (int j = 0; j < kRun; j++) {
+      const int k = k0 + j, c = forward ? k : chunks - 1 - k;
+      own[j] = k < chunks ? base[size_t(c + forward) * stride] : 0.f;
+      dk[j] = k < chunks ? decay[c] : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < kRun; j++) {
+      const int k = k0 + j, c = forward ? k : chunks - 1 - k;
+      if (k < chunks) base[size_t(c + forward) * stride] = v = dk[j] * v + own[j];
+    }
+  }
+  return v;
+}
+
+/**
+ * One thread per state element of every (batch, head): turns the chunks' own end states into the true state
+ * before each chunk (bounds[0] = s0) and their own start gradients into the true gradient before each chunk
+ * (grads[chunks] = dStateOut); grads[0] is dState.
+ */
+__global__ void ssd_chunk_carry_kernel(float *__restrict__ bounds, float *__restrict__ grads,
+                                       float *__restrict__ dState, const float *__restrict__ decay,
+                                       const float *__restrict__ s0, const float *__restrict__ dStateOut,
+                                       size_t elems, int PN, int chunks) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= elems) return;
+  const size_t bh = i / PN, at = bh * (chunks + 1) * PN + i % PN;
+  const float *dec = decay + bh * chunks;
+  const float s = s0 ? s0[i] : 0.f, gOut = dStateOut ? dStateOut[i] : 0.f;
+  bounds[at] = s;
+  ssd_carry(s, bounds + at, PN, dec, chunks, true);
+  grads[at + size_t(chunks) * PN] = gOut;
+  const float g = ssd_carry(gOut, grads + at, PN, dec, chunks, false);
+  if (dState) dState[i] = g;
+}
+
+/** One token's inputs at a thread's state element: dt, dy[p], x[p], B[n], C[n]. */
+struct SsdToken {
+  float dt, dy, x, B, C;
+};
+
+/**
+ * One block per (batch, head, tile of pTile state rows, slot); each thread owns one state element e = p·N + n.
+ * For chunks c = slot, slot + slots, …: recompute the chunk's states from its true start (bounds[c]) into scratch
+ * (each thread reads back only what it wrote), then walk back token by token from the gradient after it
+ * (grads[c + 1]). Per token, the reductions over n (dx), over p (dB, dC) and over both (ddt, dA) go through
+ * shared-memory atomics between two barriers, then global atomics across tiles, chunks and the heads of a group.
+ * A token's inputs are loaded while the previous one's reductions run, so the walk does not wait on memory.
  */
 template <typename T, typename TD>
 __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt, float *__restrict__ dA,
                                     float *__restrict__ dBacc, float *__restrict__ dCacc, float *__restrict__ dD,
-                                    float *__restrict__ dState, const T *__restrict__ dy,
-                                    const float *__restrict__ dStateOut, const T *__restrict__ x,
-                                    const float *__restrict__ dt, const float *__restrict__ A,
-                                    const T *__restrict__ B, const T *__restrict__ C, const TD *__restrict__ D,
-                                    const float *__restrict__ s0, SsdDims d, SsdPlan plan,
-                                    float *__restrict__ bounds, float *__restrict__ states) {
-  const int H = d.heads, P = d.headDim, N = d.dState, G = d.groups, len = d.len, chunk = plan.chunk;
-  const int bh = blockIdx.x / plan.pBlocks, p0 = (blockIdx.x % plan.pBlocks) * plan.pTile;
-  const int b = bh / H, h = bh % H, grp = h / (H / G);
-  const int PN = P * N, tid = threadIdx.x, lane = tid & 31;
-  const int p = p0 + tid / N, n = tid % N;
-  const bool owner = tid < plan.pTile * N && p < P;  // this thread holds state element e
-  const int e = p * N + n;
-  float *bnd = bounds + size_t(bh) * (plan.chunks + 1) * PN;
-  float *st = states + size_t(bh) * chunk * PN;
+                                    const T *__restrict__ dy, const T *__restrict__ x, const float *__restrict__ dt,
+                                    const float *__restrict__ A, const T *__restrict__ B, const T *__restrict__ C,
+                                    const TD *__restrict__ D, const float *__restrict__ bounds,
+                                    const float *__restrict__ grads, SsdDims d, SsdPlan plan,
+                                    float *__restrict__ states) {
+  const int slot = blockIdx.x % plan.slots;
+  const SsdThread th(d, plan, blockIdx.x / plan.slots);
+  const int N = d.dState, PN = d.headDim * N, tid = threadIdx.x, lane = tid & 31;
+  const int p = th.p, n = th.n, e = th.e;
+  const bool owner = th.owner;
+  float *st = states + (size_t(th.bh) * plan.slots + slot) * plan.chunk * PN;
   extern __shared__ float sh[];
-  const int rows = min(plan.pTile, P - p0);  // state rows of this tile
   float *redP = sh, *redB = sh + plan.pTile, *redC = redB + N, *scal = redC + N;
-  const float Ah = A[h];
-  const float Dh = D ? to_f32(D[h]) : 0.f;
-  auto xAt = [&](int t) { return (size_t(b) * len + t) * H * P + size_t(h) * P; };
-  auto bcAt = [&](int t) { return ((size_t(b) * len + t) * G + grp) * N; };
-  auto dtAt = [&](int t) { return (size_t(b) * len + t) * H + h; };
-  auto advance = [&](float s, int t) {
-    const float dtv = dt[dtAt(t)];
-    return expf(dtv * Ah) * s + dtv * ld(x, xAt(t) + p) * ld(B, bcAt(t) + n);
+  const float Ah = A[th.h];
+  const float Dh = D ? to_f32(D[th.h]) : 0.f;
+  auto load = [&](int t) {
+    const size_t xo = th.xAt(t) + p, bo = th.bcAt(t) + n;
+    return SsdToken{dt[th.dtAt(t)], ld(dy, xo), ld(x, xo), ld(B, bo), ld(C, bo)};
   };
-
-  float ds = 0.f;
-  if (owner) {  // forward: the state before each chunk
-    float s = s0 ? s0[size_t(bh) * PN + e] : 0.f;
-    bnd[e] = s;
-    for (int t = 0; t < len; t++) {
-      s = advance(s, t);
-      if ((t + 1) % chunk == 0 || t == len - 1) bnd[size_t(t / chunk + 1) * PN + e] = s;
-    }
-    ds = dStateOut ? dStateOut[size_t(bh) * PN + e] : 0.f;
-  }
   float dAloc = 0.f, dDloc = 0.f;
-  for (int c = plan.chunks - 1; c >= 0; c--) {
-    const int t0 = c * chunk, t1 = min(len, t0 + chunk);
+  for (int c = slot; c < plan.chunks; c += plan.slots) {
+    const int t0 = c * plan.chunk, t1 = min(d.len, t0 + plan.chunk);
+    const float start = owner ? bounds[th.bound(plan, c)] : 0.f;
+    float ds = owner ? grads[th.bound(plan, c + 1)] : 0.f;
+    SsdToken next{};
     if (owner) {
-      float s = bnd[size_t(c) * PN + e];
+      float s = start;
       for (int t = t0; t < t1; t++) {
-        s = advance(s, t);
+        const float dtv = dt[th.dtAt(t)];
+        s = expf(dtv * Ah) * s + dtv * ld(x, th.xAt(t) + p) * ld(B, th.bcAt(t) + n);
         st[size_t(t - t0) * PN + e] = s;
       }
+      next = load(t1 - 1);
     }
     for (int t = t1 - 1; t >= t0; t--) {
+      const SsdToken u = next;
+      if (owner && t > t0) next = load(t - 1);
       for (int i = tid; i < plan.pTile + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
       __syncthreads();
-      const float dtv = dt[dtAt(t)], a = expf(dtv * Ah);
-      const size_t xo = xAt(t), bo = bcAt(t);
+      const float a = expf(u.dt * Ah);
       float lp = 0.f, lxb = 0.f;
       if (owner) {
-        const float dyp = ld(dy, xo + p), xp = ld(x, xo + p), Bn = ld(B, bo + n), Cn = ld(C, bo + n);
-        const float dse = ds + dyp * Cn;
+        const float dse = ds + u.dy * u.C;
         const float sT = st[size_t(t - t0) * PN + e];
-        const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : bnd[size_t(c) * PN + e];
-        const float dsB = dse * Bn;
-        atomicAdd(&redC[n], dyp * sT);
-        atomicAdd(&redP[p - p0], dsB);
-        atomicAdd(&redB[n], dse * xp);
+        const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : start;
+        const float dsB = dse * u.B;
+        atomicAdd(&redC[n], u.dy * sT);
+        atomicAdd(&redP[p - th.p0], dsB);
+        atomicAdd(&redB[n], dse * u.x);
         lp = dse * sPrev;
-        lxb = dsB * xp;
+        lxb = dsB * u.x;
         ds = a * dse;
       }
       lp = warp_sum(lp);
@@ -127,31 +259,31 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
         atomicAdd(&scal[1], lxb);
       }
       __syncthreads();
-      for (int i = tid; i < rows; i += blockDim.x) {
-        const float dyp = ld(dy, xo + p0 + i);
-        float g = dtv * redP[i];
+      // The owners of n = 0 write their row's dx; those of row p0 (threads n) add their n's dB, dC.
+      const size_t xo = th.xAt(t) + p, bo = th.bcAt(t) + n;
+      if (owner && n == 0) {
+        float g = u.dt * redP[p - th.p0];
         if (D) {
-          g += Dh * dyp;
-          dDloc += dyp * ld(x, xo + p0 + i);
+          g += Dh * u.dy;
+          dDloc += u.dy * u.x;
         }
-        dx[xo + p0 + i] = from_f32<T>(g);
+        dx[xo] = from_f32<T>(g);
       }
-      for (int i = tid; i < N; i += blockDim.x) {
-        atomicAdd(&dBacc[bo + i], dtv * redB[i]);
-        atomicAdd(&dCacc[bo + i], redC[i]);
+      if (owner && p == th.p0) {
+        atomicAdd(&dBacc[bo], u.dt * redB[n]);
+        atomicAdd(&dCacc[bo], redC[n]);
       }
       if (tid == 0) {
-        atomicAdd(&ddt[dtAt(t)], scal[1] + Ah * a * scal[0]);
-        dAloc += dtv * a * scal[0];
+        atomicAdd(&ddt[th.dtAt(t)], scal[1] + Ah * a * scal[0]);
+        dAloc += u.dt * a * scal[0];
       }
       __syncthreads();
     }
   }
-  if (dState && owner) dState[size_t(bh) * PN + e] = ds;
   dDloc = block_sum(dDloc);
   if (tid == 0) {
-    atomicAdd(&dA[h], dAloc);
-    if (dD) atomicAdd(&dD[h], dDloc);
+    atomicAdd(&dA[th.h], dAloc);
+    if (dD) atomicAdd(&dD[th.h], dDloc);
   }
 }
 
@@ -730,9 +862,8 @@ __global__ void sum_partials_kernel(float *out, const float *partials, int64_t n
 
 }  // namespace
 
-size_t ssd_scan_backward_workspace_bytes(const SsdDims &d) {
-  const SsdPlan p = ssd_plan(d);
-  return sizeof(float) * (p.bounds + p.states + 2 * p.acc) + 256;
+size_t ssd_scan_backward_workspace_bytes(const SsdDims &d, bool least) {
+  return ssd_plan(d, least ? 0 : SIZE_MAX).bytes();
 }
 
 void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, float *dD, float *dState, const void *dy,
@@ -741,27 +872,37 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
                        void *workspace, size_t workspaceBytes, cudaStream_t s) {
   LS_REQUIRE(d.groups > 0 && d.heads % d.groups == 0, "ssd_scan_backward: heads must be a multiple of groups");
   LS_REQUIRE(d.dState >= 1 && d.dState <= kBlock, "ssd_scan_backward: dState must be in [1, 256]");
-  LS_REQUIRE(workspaceBytes >= ssd_scan_backward_workspace_bytes(d), "ssd_scan_backward: workspace too small");
-  const SsdPlan p = ssd_plan(d);
-  float *ws = static_cast<float *>(workspace);
-  float *bounds = ws, *states = bounds + p.bounds, *dBacc = states + p.states, *dCacc = dBacc + p.acc;
+  // A workspace below the preferred size only leaves fewer slots (down to one per head and tile).
+  const SsdPlan p = ssd_plan(d, workspaceBytes);
+  LS_REQUIRE(workspaceBytes >= p.bytes(),
+             "ssd_scan_backward: workspace smaller than ssd_scan_backward_workspace_bytes(dims, true)");
+  float *bounds = static_cast<float *>(workspace), *grads = bounds + p.bounds, *decay = grads + p.bounds;
+  float *states = decay + p.decay, *dBacc = states + p.states, *dCacc = dBacc + p.acc;
   const size_t stateElems = size_t(d.batch) * d.heads * d.headDim * d.dState;
+  const size_t tiles = size_t(d.batch) * d.heads * p.pBlocks;
   LS_CUDA_CHECK(cudaMemsetAsync(dA, 0, sizeof(float) * d.heads, s));
   if (dD) LS_CUDA_CHECK(cudaMemsetAsync(dD, 0, sizeof(float) * d.heads, s));
   LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
   LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
-  const size_t shared = sizeof(float) * (p.pTile + 2 * d.dState + 2);
-  const unsigned blocks = static_cast<unsigned>(size_t(d.batch) * d.heads * p.pBlocks);
-  if (d.len > 0 && blocks > 0) {
+  if (d.len > 0 && tiles > 0) {
+    const size_t shared = sizeof(float) * (p.pTile + 2 * d.dState + 2);
+    const int PN = d.headDim * d.dState;
     LS_DISPATCH_FLOAT(et, T, {
+      const T *xT = static_cast<const T *>(x), *dyT = static_cast<const T *>(dy);
+      const T *BT = static_cast<const T *>(B), *CT = static_cast<const T *>(C);
+      ssd_chunk_local_kernel<T><<<static_cast<unsigned>(tiles * p.chunks), p.threads, 0, s>>>(
+          bounds, grads, decay, dyT, xT, dt, A, BT, CT, d, p);
+      LS_CHECK_LAUNCH();
+      ssd_chunk_carry_kernel<<<static_cast<unsigned>(ceil_div<size_t>(stateElems, kBlock)), kBlock, 0, s>>>(
+          bounds, grads, dState, decay, state, dStateOut, stateElems, PN, p.chunks);
+      LS_CHECK_LAUNCH();
       LS_DISPATCH_OPT(D, dEt, TD, {
-        ssd_backward_kernel<T, TD><<<blocks, kBlock, shared, s>>>(
-            static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dState, static_cast<const T *>(dy), dStateOut,
-            static_cast<const T *>(x), dt, A, static_cast<const T *>(B), static_cast<const T *>(C),
-            static_cast<const TD *>(D), state, d, p, bounds, states);
+        ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.slots), p.threads, shared, s>>>(
+            static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
+            bounds, grads, d, p, states);
       });
+      LS_CHECK_LAUNCH();
     });
-    LS_CHECK_LAUNCH();
   } else if (dState && stateElems) {  // no tokens: the final state's gradient passes through
     LS_CUDA_CHECK(dStateOut ? cudaMemcpyAsync(dState, dStateOut, sizeof(float) * stateElems, cudaMemcpyDeviceToDevice, s)
                             : cudaMemsetAsync(dState, 0, sizeof(float) * stateElems, s));

@@ -1,7 +1,8 @@
 // Backward kernels, fused losses and the AdamW step (the optional Backend methods of src/runtime/grad-ops.ts).
 // Layouts and semantics follow the TypeScript reference in src/backends/cpu/grad-*.ts, loss.ts and optim.ts;
 // activations have the element type `et` (f32, bf16, f16), parameter gradients are f32, math is f32.
-// Kernels favour clarity over speed: one warp per attention row, one block per SSD (batch, head).
+// Kernels favour clarity over speed: one warp per attention row; the SSD backward cuts the sequence into chunks
+// (their boundary states and gradients by a short pass over chunks, then every chunk reversed in parallel).
 #pragma once
 
 #include "common.h"
@@ -9,8 +10,12 @@
 #include "kernels.h"
 #include "ssd.h"
 
-/** Scratch bytes for ssd_scan_backward (chunk-boundary and in-chunk states per (batch, head), f32 sums of dB/dC). */
-size_t ssd_scan_backward_workspace_bytes(const SsdDims &d);
+/**
+ * Scratch bytes for ssd_scan_backward: the state and its gradient before every chunk, in-chunk states for the
+ * chunks reversed at once (≤ 256 MiB), f32 sums of dB/dC. `least`: the smallest workspace that works (chunks of
+ * max(64, ⌈√len⌉) tokens reversed one at a time per head: less parallel, same results); any size between works.
+ */
+size_t ssd_scan_backward_workspace_bytes(const SsdDims &d, bool least = false);
 
 /**
  * Gradients of ssd_scan given dy (x's layout) and dStateOut (f32 or null). dx, dB, dC have type `et`; ddt, dA,

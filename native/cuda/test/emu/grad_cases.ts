@@ -80,23 +80,36 @@ async function check(name: string, op: number, dims: number[], inputs: Record<st
 const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'i32' = 'f32') => tensor(cpu, v, shape, dtype);
 
 // SSD: odd sizes, 2 groups, D, initial and final state gradients; tiles of state rows split over 2 blocks
-// (the last one partial) and idle threads (dState 100: 2 rows of 100 in 256 threads).
-for (const [batch, len, heads, headDim, groups, dState] of [
-  [2, 11, 4, 3, 2, 5],
-  [1, 6, 2, 7, 1, 64],
-  [1, 5, 2, 3, 2, 100],
+// (the last one partial) and idle threads (dState 100: 2 rows of 100 in 256 threads). Chunks of 64 tokens: one
+// partial chunk (len < 64, len 1), several (300: the last one 44 tokens; 130 with dState 100) and 16 (1000), each
+// reversed by its own block; with the least workspace a head's chunks are reversed by one block in turn, and past
+// 4,096 tokens they have ⌈√len⌉ tokens (4500: 67 chunks of 68, the last 12). `bare` leaves out D, the initial
+// state and dStateOut.
+for (const [batch, len, heads, headDim, groups, dState, least, bare] of [
+  [2, 11, 4, 3, 2, 5, 0, 0],
+  [1, 6, 2, 7, 1, 64, 0, 0],
+  [1, 5, 2, 3, 2, 100, 0, 0],
+  [2, 1, 2, 3, 2, 5, 0, 0],
+  [2, 300, 4, 3, 2, 5, 0, 0],
+  [1, 130, 2, 3, 1, 100, 0, 0],
+  [2, 1000, 2, 4, 2, 4, 0, 0],
+  [1, 300, 2, 5, 1, 6, 1, 1],
+  [1, 4500, 1, 2, 1, 3, 1, 0],
 ]) {
-  const h = {
+  const h: Record<string, Float32Array> = {
     x: randn(batch * len * heads * headDim, r),
     dt: randn(batch * len * heads, r, 0.05, 0.8),
     A: randn(heads, r, -1.5, -0.2),
     B: randn(batch * len * groups * dState, r),
     C: randn(batch * len * groups * dState, r),
-    D: randn(heads, r),
-    state: randn(batch * heads * headDim * dState, r),
     dy: randn(batch * len * heads * headDim, r),
-    dStateOut: randn(batch * heads * headDim * dState, r),
   };
+  if (!bare) {
+    h.D = randn(heads, r);
+    h.state = randn(batch * heads * headDim * dState, r);
+    h.dStateOut = randn(batch * heads * headDim * dState, r);
+  }
+  const opt = (k: string, shape: number[]) => (h[k] ? t(h[k], shape) : null);
   const gr = g.ssdScanBackward(
     {
       x: t(h.x, [batch, len, heads, headDim]),
@@ -104,13 +117,14 @@ for (const [batch, len, heads, headDim, groups, dState] of [
       A: t(h.A, [heads]),
       B: t(h.B, [batch, len, groups, dState]),
       C: t(h.C, [batch, len, groups, dState]),
-      D: t(h.D, [heads]),
-      state: t(h.state, [batch, heads, headDim, dState]),
+      D: opt('D', [heads]),
+      state: opt('state', [batch, heads, headDim, dState]),
     },
     t(h.dy, [batch, len, heads, headDim]),
-    t(h.dStateOut, [batch, heads, headDim, dState]),
+    opt('dStateOut', [batch, heads, headDim, dState]),
   );
-  await check(`ssd headDim ${headDim} dState ${dState}`, 0, [batch, len, heads, headDim, groups, dState], h, { ...gr });
+  const name = `ssd len ${len} headDim ${headDim} dState ${dState}${least ? ' least workspace' : ''}${bare ? ' bare' : ''}`;
+  await check(name, 0, [batch, len, heads, headDim, groups, dState, least], h, { ...gr });
 }
 
 // conv1d: silu, state, bias, dStateOut; 40 channels (a partial block of 32); 2 × 700 rows split dW's sums.

@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
     switch (op) {
       case 0: {  // ssd
         const SsdDims d{I(0), I(1), I(2), I(3), I(4), I(5), 64};
-        const size_t ws = ssd_scan_backward_workspace_bytes(d);
+        // dims[6] ≠ 0: the least workspace (one slot: each block reverses every chunk of its head in turn).
+        const size_t ws = ssd_scan_backward_workspace_bytes(d, in.at("dims").bytes.size() > 6 * 8 && dim(6) != 0);
         std::vector<unsigned char> w(ws, 0xff);
         ssd_scan_backward(output("dx", count("x")), output("ddt", count("dt")), output("dA", count("A")),
                           output("dB", count("B")), output("dC", count("C")),
