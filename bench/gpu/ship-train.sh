@@ -22,8 +22,8 @@
 #
 # Knobs (a CPU dry run: SHIP_DEVICE=cpu SHIP_SECONDS=120 SHIP_STEPS=2 SHIP_TINY=1 SHIP_HELDOUT_DIV=20 OUT=/tmp/o
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
-# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer; default Vamba 4, Qwen2-VL 3, the others
-# 2: 4 main threads + 11 render threads on the GPU machine's 16 cores), SHIP_TINY=1 (16-frame videos, 2 per
+# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer; default Vamba 6, Qwen2-VL 4, the others
+# 2: 4 main threads + 14 render threads on the GPU machine's 16 cores, slightly over: the main threads mostly wait on the GPU), SHIP_TINY=1 (16-frame videos, 2 per
 # step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes), SHIP_DEBUG (models
 # trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba").
 set -uo pipefail
@@ -36,7 +36,7 @@ DEVICE=${SHIP_DEVICE:-cuda}
 EVAL_SECONDS=${SHIP_EVAL_SECONDS:-110}
 # Render threads per trainer: the v2 frames are drawn on the CPU. Vamba (issue 27's model) and its baseline draw
 # frames of many sizes; TimeViper and TSTAR-MambaMia plain 112×112 ones (their recipes' geometry), far cheaper.
-declare -A THREADS=([vamba]=4 [qwen2vl]=3 [timeviper]=2 [mambamia]=2)
+declare -A THREADS=([vamba]=6 [qwen2vl]=4 [timeviper]=2 [mambamia]=2)
 DIV=${SHIP_HELDOUT_DIV:-1}
 SETS=/tmp/ship-heldout
 RUNS=/tmp/ship-runs

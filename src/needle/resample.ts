@@ -5,11 +5,11 @@
  * bicubic: the training data then sees frames downsampled from other resolutions without ffmpeg.
  */
 
-/** Per output index: the first source index and its normalised weights. */
-function weights(src: number, dst: number): { start: number; w: Float32Array }[] {
+/** Per output index: its first source index and its normalised weights (flattened: `taps` weights each). */
+function weights(src: number, dst: number): { start: Int32Array; taps: number; w: Float64Array } {
   const scale = src / dst;
   const support = Math.max(1, scale);
-  return Array.from({ length: dst }, (_, i) => {
+  const rows = Array.from({ length: dst }, (_, i) => {
     const centre = (i + 0.5) * scale;
     const start = Math.max(0, Math.floor(centre - support));
     const end = Math.min(src, Math.ceil(centre + support));
@@ -23,6 +23,15 @@ function weights(src: number, dst: number): { start: number; w: Float32Array }[]
     for (let k = 0; k < w.length; k++) w[k] /= sum;
     return { start, w };
   });
+  // Padded to the longest row with zero weights at in-range indices (adding w·x = 0 changes no sum).
+  const taps = Math.max(...rows.map((r) => r.w.length));
+  const start = new Int32Array(dst);
+  const w = new Float64Array(dst * taps);
+  rows.forEach((r, i) => {
+    start[i] = Math.min(r.start, src - taps);
+    w.set(r.w, i * taps + r.start - start[i]);
+  });
+  return { start, taps, w };
 }
 
 export function resizeRgb(
@@ -38,22 +47,37 @@ export function resizeRgb(
   const rows = new Float32Array(height * toW * 3);
   for (let y = 0; y < height; y++)
     for (let x = 0; x < toW; x++) {
-      const { start, w } = wx[x];
-      for (let k = 0; k < 3; k++) {
-        let v = 0;
-        for (let j = 0; j < w.length; j++) v += w[j] * data[(y * width + start + j) * 3 + k];
-        rows[(y * toW + x) * 3 + k] = v;
+      let p = (y * width + wx.start[x]) * 3;
+      let [r, g, b] = [0, 0, 0];
+      for (let j = x * wx.taps; j < (x + 1) * wx.taps; j++, p += 3) {
+        const wj = wx.w[j];
+        r += wj * data[p];
+        g += wj * data[p + 1];
+        b += wj * data[p + 2];
       }
+      const o = (y * toW + x) * 3;
+      rows[o] = r;
+      rows[o + 1] = g;
+      rows[o + 2] = b;
     }
   const out = new Uint8Array(toW * toH * 3);
-  for (let y = 0; y < toH; y++) {
-    const { start, w } = wy[y];
-    for (let x = 0; x < toW; x++)
-      for (let k = 0; k < 3; k++) {
-        let v = 0;
-        for (let j = 0; j < w.length; j++) v += w[j] * rows[((start + j) * toW + x) * 3 + k];
-        out[(y * toW + x) * 3 + k] = Math.max(0, Math.min(255, Math.round(v)));
+  const stride = toW * 3;
+  for (let y = 0; y < toH; y++)
+    for (let x = 0; x < toW; x++) {
+      let p = wy.start[y] * stride + x * 3;
+      let [r, g, b] = [0, 0, 0];
+      for (let j = y * wy.taps; j < (y + 1) * wy.taps; j++, p += stride) {
+        const wj = wy.w[j];
+        r += wj * rows[p];
+        g += wj * rows[p + 1];
+        b += wj * rows[p + 2];
       }
-  }
+      const o = (y * toW + x) * 3;
+      out[o] = clampRound(r);
+      out[o + 1] = clampRound(g);
+      out[o + 2] = clampRound(b);
+    }
   return out;
 }
+
+const clampRound = (v: number) => Math.max(0, Math.min(255, Math.round(v)));

@@ -169,25 +169,59 @@ const SMPTE_LOW: readonly RGB[] = [
   [19, 19, 19],
 ];
 
-/** Smooth value noise in [0, 1): hash noise on a lattice of `cell` pixels, bilinearly interpolated. */
-function valueNoise(x: number, y: number, cell: number, seed: number): number {
-  const gx = x / cell;
-  const gy = y / cell;
-  const x0 = Math.floor(gx);
-  const y0 = Math.floor(gy);
-  const fx = gx - x0;
-  const fy = gy - y0;
-  // No closures here: this runs three times per pixel, and a closure per call costs more than the maths.
-  const top = hash(x0, y0, 0, seed) * (1 - fx) + hash(x0 + 1, y0, 0, seed) * fx;
-  const bottom = hash(x0, y0 + 1, 0, seed) * (1 - fx) + hash(x0 + 1, y0 + 1, 0, seed) * fx;
-  return top * (1 - fy) + bottom * fy;
+/**
+ * Smooth value noise in [0, 1) over a frame: hash noise on a lattice of `cell` pixels, bilinearly interpolated.
+ * The lattice points' hashes and each column's and row's cell and fraction are computed once per frame.
+ */
+class ValueNoise {
+  readonly #x0: Int32Array;
+  readonly #fx: Float64Array;
+  readonly #y0: Int32Array;
+  readonly #fy: Float64Array;
+  readonly #lattice: Float64Array;
+  readonly #nx: number;
+  readonly #xMin: number;
+  readonly #yMin: number;
+
+  /** For pixels (x + shift, y), x in [0, width), y in [0, height). */
+  constructor(width: number, height: number, shift: number, cell: number, seed: number) {
+    this.#x0 = new Int32Array(width);
+    this.#fx = new Float64Array(width);
+    for (let x = 0; x < width; x++) {
+      const gx = (x + shift) / cell;
+      this.#x0[x] = Math.floor(gx);
+      this.#fx[x] = gx - this.#x0[x];
+    }
+    this.#y0 = new Int32Array(height);
+    this.#fy = new Float64Array(height);
+    for (let y = 0; y < height; y++) {
+      const gy = y / cell;
+      this.#y0[y] = Math.floor(gy);
+      this.#fy[y] = gy - this.#y0[y];
+    }
+    this.#xMin = this.#x0[0];
+    this.#yMin = this.#y0[0];
+    this.#nx = this.#x0[width - 1] - this.#xMin + 2;
+    const ny = this.#y0[height - 1] - this.#yMin + 2;
+    this.#lattice = new Float64Array(this.#nx * ny);
+    for (let j = 0; j < ny; j++)
+      for (let i = 0; i < this.#nx; i++)
+        this.#lattice[j * this.#nx + i] = hash(this.#xMin + i, this.#yMin + j, 0, seed);
+  }
+
+  at(x: number, y: number): number {
+    const fx = this.#fx[x];
+    const fy = this.#fy[y];
+    const i = (this.#y0[y] - this.#yMin) * this.#nx + this.#x0[x] - this.#xMin;
+    const l = this.#lattice;
+    const top = l[i] * (1 - fx) + l[i + 1] * fx;
+    const bottom = l[i + this.#nx] * (1 - fx) + l[i + this.#nx + 1] * fx;
+    return top * (1 - fy) + bottom * fy;
+  }
 }
 
-/**
- * The blend weight of every pixel of frame t (row-major) for the backgrounds whose weight is a function of one
- * or two small tables (the same arithmetic per pixel as written out, so the same bytes), else null.
- */
-function blendWeights(s: Scene, width: number, height: number, t: number): Float64Array | null {
+/** The blend weight between the scene's two colours of every pixel of frame t (row-major). */
+function blendWeights(s: Scene, width: number, height: number, t: number): Float64Array {
   const shift = s.drift * t;
   const w = new Float64Array(width * height);
   switch (s.background) {
@@ -224,106 +258,128 @@ function blendWeights(s: Scene, width: number, height: number, t: number): Float
             x % 4 === 0 ? hash(Math.floor(x / 4), Math.floor(y / 4), bt, s.noiseSeed) : w[y * width + x - 1];
       return w;
     }
-    case 'flat':
+    case 'texture': {
+      // Marble-like veins of three octaves of value noise, drifting.
+      const [o1, o2, o3] = [
+        new ValueNoise(width, height, shift, s.period * 4, s.noiseSeed),
+        new ValueNoise(width, height, shift, s.period * 2, s.noiseSeed + 7),
+        new ValueNoise(width, height, shift, s.period, s.noiseSeed + 13),
+      ];
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++) {
+          const f = o1.at(x, y) * 0.55 + o2.at(x, y) * 0.3 + o3.at(x, y) * 0.15;
+          w[y * width + x] = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
+        }
       return w;
-    default:
-      return null;
+    }
+    default: // 'flat'
+      return w;
   }
 }
 
-/** Backgrounds drawn by ownColor rather than as a blend of the scene's two colours. */
-const OWN_COLOR = new Set<Background>(['bars', 'smpte', 'plasma', 'rgbnoise']);
-
-const setRgb = (out: number[], r: number, g: number, b: number): true => {
-  out[0] = r;
-  out[1] = g;
-  out[2] = b;
-  return true;
-};
+/** An RGB row of `width` pixels. */
+function row(width: number, colour: (x: number) => RGB): Uint8Array {
+  const out = new Uint8Array(width * 3);
+  for (let x = 0; x < width; x++) out.set(colour(x), 3 * x);
+  return out;
+}
 
 /**
- * A pixel of the backgrounds that are not a blend of the scene's two colours, written into `out` (true), or
- * false for those that are. Writes into a caller's array: it runs once per pixel of every frame.
+ * Draws the backgrounds that are not a blend of the scene's two colours into `data` (true), or returns false
+ * for those that are. Bars and SMPTE are a few distinct rows; plasma's terms of one coordinate are tables.
  */
-function ownColor(
-  s: Scene,
-  x: number,
-  y: number,
-  t: number,
-  width: number,
-  height: number,
-  out: number[],
-): boolean {
-  const shift = s.drift * t;
+function drawOwnColors(s: Scene, width: number, height: number, t: number, data: Uint8Array): boolean {
   switch (s.background) {
     case 'bars': {
       // testsrc2-like: eight bars, a band of moving grey ramp below them.
-      if (y > height * 0.7) {
+      const shift = s.drift * t;
+      const bars = row(width, (x) => BARS[Math.min(7, Math.floor((x / width) * 8))]);
+      const ramp = row(width, (x) => {
         const v = Math.round(wrap((x + shift * 4) / width, 1) * 255);
-        return setRgb(out, v, v, v);
-      }
-      const c = BARS[Math.min(7, Math.floor((x / width) * 8))];
-      return setRgb(out, c[0], c[1], c[2]);
+        return [v, v, v];
+      });
+      for (let y = 0; y < height; y++) data.set(y > height * 0.7 ? ramp : bars, y * width * 3);
+      return true;
     }
     case 'smpte': {
-      const i = Math.min(6, Math.floor((x / width) * 7));
-      const c = y < height * 0.67 ? SMPTE_TOP[i] : y < height * 0.75 ? SMPTE_MID[i] : SMPTE_LOW[i];
-      return setRgb(out, c[0], c[1], c[2]);
+      const band = (colours: readonly RGB[]) => row(width, (x) => colours[Math.min(6, Math.floor((x / width) * 7))]);
+      const [top, mid, low] = [band(SMPTE_TOP), band(SMPTE_MID), band(SMPTE_LOW)];
+      for (let y = 0; y < height; y++)
+        data.set(y < height * 0.67 ? top : y < height * 0.75 ? mid : low, y * width * 3);
+      return true;
     }
     case 'plasma': {
-      const u = x / s.period;
-      const v = y / s.period;
+      // sin(w + 2.1) and sin(w + 4.2) by rotating (sin w, cos w): two sines a pixel fewer (the bytes of the
+      // three-sine form but where a value lands within ~1e-13 of a rounding edge).
       const k = t * 0.15 * Math.sign(s.drift || 1);
-      const w =
-        Math.sin(u + k) + Math.sin(v - k) + Math.sin((u + v) * 0.7 + k) + Math.sin(Math.hypot(u, v) * 0.8);
-      return setRgb(
-        out,
-        Math.round(127.5 + 127.5 * Math.sin(w)),
-        Math.round(127.5 + 127.5 * Math.sin(w + 2.1)),
-        Math.round(127.5 + 127.5 * Math.sin(w + 4.2)),
-      );
+      const u = Float64Array.from({ length: width }, (_, x) => x / s.period);
+      const v = Float64Array.from({ length: height }, (_, y) => y / s.period);
+      const sinU = u.map((ux) => Math.sin(ux + k));
+      const sinV = v.map((vy) => Math.sin(vy - k));
+      const [c1, s1, c2, s2] = [Math.cos(2.1), Math.sin(2.1), Math.cos(4.2), Math.sin(4.2)];
+      for (let y = 0; y < height; y++) {
+        const vy = v[y];
+        for (let x = 0; x < width; x++) {
+          const ux = u[x];
+          const w = sinU[x] + sinV[y] + Math.sin((ux + vy) * 0.7 + k) + Math.sin(Math.sqrt(ux * ux + vy * vy) * 0.8);
+          const sw = Math.sin(w);
+          const cw = Math.cos(w);
+          const i = (y * width + x) * 3;
+          data[i] = Math.round(127.5 + 127.5 * sw);
+          data[i + 1] = Math.round(127.5 + 127.5 * (sw * c1 + cw * s1));
+          data[i + 2] = Math.round(127.5 + 127.5 * (sw * c2 + cw * s2));
+        }
+      }
+      return true;
     }
     case 'rgbnoise':
-      return setRgb(
-        out,
-        Math.floor(hash(x, y, t, s.noiseSeed) * 256),
-        Math.floor(hash(x, y, t, s.noiseSeed + 1) * 256),
-        Math.floor(hash(x, y, t, s.noiseSeed + 2) * 256),
-      );
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++) {
+          const i = (y * width + x) * 3;
+          data[i] = Math.floor(hash(x, y, t, s.noiseSeed) * 256);
+          data[i + 1] = Math.floor(hash(x, y, t, s.noiseSeed + 1) * 256);
+          data[i + 2] = Math.floor(hash(x, y, t, s.noiseSeed + 2) * 256);
+        }
+      return true;
     default:
       return false;
   }
 }
 
+const toByte = (v: number) => {
+  const r = Math.round(v);
+  return r < 0 ? 0 : r > 255 ? 255 : r;
+};
+
 export function renderScene(s: Scene, width: number, height: number, t: number): Canvas {
   const c = new Canvas(width, height);
-  const [a, b] = s.colors;
-  const shift = s.drift * t;
-  const own: number[] = [0, 0, 0];
-  const ownBackground = OWN_COLOR.has(s.background);
-  const table = ownBackground ? null : blendWeights(s, width, height, t);
-  for (let y = 0; y < height; y++)
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      const n = s.noise ? (hash(x, y, t, s.noiseSeed) - 0.5) * 2 * s.noise : 0;
-      if (ownBackground && ownColor(s, x, y, t, width, height, own)) {
-        for (let k = 0; k < 3; k++) c.data[i + k] = Math.max(0, Math.min(255, Math.round(own[k] + n)));
-        continue;
+  const d = c.data;
+  const { noise, noiseSeed } = s;
+  // Per-pixel noise n is added to the background before rounding.
+  if (drawOwnColors(s, width, height, t, d)) {
+    if (noise)
+      for (let y = 0; y < height; y++)
+        for (let x = 0; x < width; x++) {
+          const i = (y * width + x) * 3;
+          const n = (hash(x, y, t, noiseSeed) - 0.5) * 2 * noise;
+          d[i] = toByte(d[i] + n);
+          d[i + 1] = toByte(d[i + 1] + n);
+          d[i + 2] = toByte(d[i + 2] + n);
+        }
+  } else {
+    const [[a0, a1, a2], [b0, b1, b2]] = s.colors;
+    const w = blendWeights(s, width, height, t);
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) {
+        const p = y * width + x;
+        const n = noise ? (hash(x, y, t, noiseSeed) - 0.5) * 2 * noise : 0;
+        const wp = w[p];
+        const vp = 1 - wp;
+        d[3 * p] = toByte(a0 * vp + b0 * wp + n);
+        d[3 * p + 1] = toByte(a1 * vp + b1 * wp + n);
+        d[3 * p + 2] = toByte(a2 * vp + b2 * wp + n);
       }
-      let w: number;
-      if (table) w = table[y * width + x];
-      else {
-        // 'texture': marble-like veins of three octaves of value noise, drifting.
-        const xs = x + shift;
-        const f =
-          valueNoise(xs, y, s.period * 4, s.noiseSeed) * 0.55 +
-          valueNoise(xs, y, s.period * 2, s.noiseSeed + 7) * 0.3 +
-          valueNoise(xs, y, s.period, s.noiseSeed + 13) * 0.15;
-        w = 0.5 + 0.5 * Math.sin((x + y) / (s.period * 2) + f * 12);
-      }
-      for (let k = 0; k < 3; k++)
-        c.data[i + k] = Math.max(0, Math.min(255, Math.round(a[k] * (1 - w) + b[k] * w + n)));
-    }
+  }
   for (const blob of s.blobs) {
     const x = wrap(blob.x + blob.vx * t, width);
     const y = wrap(blob.y + blob.vy * t, height);
