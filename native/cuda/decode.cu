@@ -452,16 +452,10 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
   const size_t rh = static_cast<size_t>(a.rows) * a.hq, n = rh * a.dv;
   LS_DISPATCH_DT(dt, T, {
     const size_t smem = rows_smem_bytes<T>(p.dp, p.dvp);
-    if (smem > 48 * 1024) {
-      static size_t allowed = 48 * 1024;  // per T: raised once to the largest size asked for
+    if (smem > 48 * 1024)
       LS_REQUIRE(smem <= static_cast<size_t>(device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin)),
                  "attention_rows: head dims too large for this GPU's shared memory in f32 (use bf16)");
-      if (smem > allowed) {
-        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_rows_kernel<T>),
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-        allowed = smem;
-      }
-    }
+    allow_smem<&attn_rows_kernel<T>>(smem);
     attn_rows_kernel<T><<<grid, kThreads, smem, stream>>>(p);
     LS_CHECK_LAUNCH();
     attn_rows_combine<T><<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(

@@ -129,3 +129,16 @@ inline unsigned grid_for(size_t n, unsigned block) {
   const size_t g = (n + block - 1) / block;
   return static_cast<unsigned>(g < 65535u * 16 ? (g ? g : 1) : 65535u * 16);
 }
+
+/**
+ * Lets kernel K launch with `bytes` of dynamic shared memory: past the default 48 KB a kernel must opt in, here
+ * once for each new largest size asked (per kernel and process).
+ */
+template <auto K>
+void allow_smem(size_t bytes) {
+  static size_t allowed = 48 * 1024;
+  if (bytes <= allowed) return;
+  LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(K), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     static_cast<int>(bytes)));
+  allowed = bytes;
+}

@@ -971,21 +971,14 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const vo
   const size_t qSmem = attn_query_smem(d), kSmem = attn_key_smem(d);
   LS_DISPATCH_FLOAT(et, T, {
     if (qBlocks) {
-      // Head dims above 128 need more than the default 48 KB of shared memory.
-      if (qSmem > 48 * 1024)
-        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_query_kernel<T>),
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(qSmem)));
+      allow_smem<&attn_query_kernel<T>>(qSmem);  // head dims above 128 take more than 48 KB
       attn_query_kernel<T><<<static_cast<unsigned>(qBlocks), kAttnWarps * 32, qSmem, s>>>(
           a, static_cast<T *>(dq), static_cast<const T *>(q), static_cast<const T *>(k), static_cast<const T *>(v),
           static_cast<const T *>(out), static_cast<const T *>(dOut));
       LS_CHECK_LAUNCH();
     }
     if (kBlocks) {
-      if (kSmem > 48 * 1024)
-        LS_CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void *>(&attn_key_kernel<T>),
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(kSmem)));
+      allow_smem<&attn_key_kernel<T>>(kSmem);
       attn_key_kernel<T><<<static_cast<unsigned>(kBlocks), kAttnWarps * 32, kSmem, s>>>(
           a, static_cast<T *>(dk), static_cast<T *>(dv), static_cast<const T *>(q), static_cast<const T *>(k),
           static_cast<const T *>(v), static_cast<const T *>(dOut));
