@@ -42,15 +42,17 @@ export function resizeRgb(
   toH: number,
 ): Uint8Array {
   if (width === toW && height === toH) return data;
-  const wx = weights(width, toW);
-  const wy = weights(height, toH);
+  const { start: xStart, taps: xTaps, w: xw } = weights(width, toW);
+  const { start: yStart, taps: yTaps, w: yw } = weights(height, toH);
   const rows = new Float32Array(height * toW * 3);
   for (let y = 0; y < height; y++)
     for (let x = 0; x < toW; x++) {
-      let p = (y * width + wx.start[x]) * 3;
-      let [r, g, b] = [0, 0, 0];
-      for (let j = x * wx.taps; j < (x + 1) * wx.taps; j++, p += 3) {
-        const wj = wx.w[j];
+      let p = (y * width + xStart[x]) * 3;
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let j = x * xTaps; j < (x + 1) * xTaps; j++, p += 3) {
+        const wj = xw[j];
         r += wj * data[p];
         g += wj * data[p + 1];
         b += wj * data[p + 2];
@@ -64,10 +66,12 @@ export function resizeRgb(
   const stride = toW * 3;
   for (let y = 0; y < toH; y++)
     for (let x = 0; x < toW; x++) {
-      let p = wy.start[y] * stride + x * 3;
-      let [r, g, b] = [0, 0, 0];
-      for (let j = y * wy.taps; j < (y + 1) * wy.taps; j++, p += stride) {
-        const wj = wy.w[j];
+      let p = yStart[y] * stride + x * 3;
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let j = y * yTaps; j < (y + 1) * yTaps; j++, p += stride) {
+        const wj = yw[j];
         r += wj * rows[p];
         g += wj * rows[p + 1];
         b += wj * rows[p + 2];

@@ -369,15 +369,15 @@ export function renderScene(s: Scene, width: number, height: number, t: number):
   } else {
     const [[a0, a1, a2], [b0, b1, b2]] = s.colors;
     const w = blendWeights(s, width, height, t);
-    for (let y = 0; y < height; y++)
-      for (let x = 0; x < width; x++) {
-        const p = y * width + x;
+    for (let y = 0, p = 0; y < height; y++)
+      for (let x = 0; x < width; x++, p++) {
         const n = noise ? (hash(x, y, t, noiseSeed) - 0.5) * 2 * noise : 0;
         const wp = w[p];
         const vp = 1 - wp;
-        d[3 * p] = toByte(a0 * vp + b0 * wp + n);
-        d[3 * p + 1] = toByte(a1 * vp + b1 * wp + n);
-        d[3 * p + 2] = toByte(a2 * vp + b2 * wp + n);
+        const i = 3 * p;
+        d[i] = toByte(a0 * vp + b0 * wp + n);
+        d[i + 1] = toByte(a1 * vp + b1 * wp + n);
+        d[i + 2] = toByte(a2 * vp + b2 * wp + n);
       }
   }
   for (const blob of s.blobs) {
