@@ -302,7 +302,8 @@ function drawOwnColors(s: Scene, width: number, height: number, t: number, data:
       return true;
     }
     case 'smpte': {
-      const band = (colours: readonly RGB[]) => row(width, (x) => colours[Math.min(6, Math.floor((x / width) * 7))]);
+      const band = (colours: readonly RGB[]) =>
+        row(width, (x) => colours[Math.min(6, Math.floor((x / width) * 7))]);
       const [top, mid, low] = [band(SMPTE_TOP), band(SMPTE_MID), band(SMPTE_LOW)];
       for (let y = 0; y < height; y++)
         data.set(y < height * 0.67 ? top : y < height * 0.75 ? mid : low, y * width * 3);
@@ -321,7 +322,8 @@ function drawOwnColors(s: Scene, width: number, height: number, t: number, data:
         const vy = v[y];
         for (let x = 0; x < width; x++) {
           const ux = u[x];
-          const w = sinU[x] + sinV[y] + Math.sin((ux + vy) * 0.7 + k) + Math.sin(Math.sqrt(ux * ux + vy * vy) * 0.8);
+          const w =
+            sinU[x] + sinV[y] + Math.sin((ux + vy) * 0.7 + k) + Math.sin(Math.sqrt(ux * ux + vy * vy) * 0.8);
           const sw = Math.sin(w);
           const cw = Math.cos(w);
           const i = (y * width + x) * 3;
