@@ -956,6 +956,9 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const vo
   LS_REQUIRE(d.d <= kMaxHeadDim && d.dv <= kMaxHeadDim, "attention_backward: head dims above 256");
   LS_REQUIRE(workspaceBytes >= attention_backward_workspace_bytes(d), "attention_backward: workspace too small");
   LS_REQUIRE((d.maskBatch == 0) == (mask == nullptr), "attention_backward: mask pointer does not match maskBatch");
+  LS_REQUIRE(d.maskBatch <= 1 || d.maskBatch == d.batch, "attention_backward: mask batch must be 1 or batch");
+  LS_REQUIRE(d.kvLength >= 0 && d.kvLength <= d.skv, "attention_backward: kvLength must be within [0, skv]");
+  LS_REQUIRE(size_t(d.sq) * (d.hq / d.hkv) < INT_MAX, "attention_backward: too many query rows per kv head");
   int32_t *ranges = static_cast<int32_t *>(workspace);
   int32_t *qranges = ranges + 2 * size_t(d.sq);
   float *lse = reinterpret_cast<float *>(qranges + 2 * size_t(d.skv));
