@@ -102,6 +102,13 @@ struct SsdThread {
   __device__ size_t xAt(int t) const { return (size_t(b) * d.len + t) * d.heads * d.headDim + size_t(h) * d.headDim; }
   __device__ size_t bcAt(int t) const { return ((size_t(b) * d.len + t) * d.groups + grp) * d.dState; }
   __device__ size_t dtAt(int t) const { return (size_t(b) * d.len + t) * d.heads + h; }
+  /** Token t's decay a_t = exp(dt_t·A_h). */
+  __device__ float decay(const float *dt, float Ah, int t) const { return expf(dt[dtAt(t)] * Ah); }
+  /** The state after token t from the state s before it: a_t·s + dt_t·x_t[p]·B_t[n]. */
+  template <typename T>
+  __device__ float advance(float s, float a, int t, const float *dt, const T *x, const T *B) const {
+    return a * s + dt[dtAt(t)] * ld(x, xAt(t) + p) * ld(B, bcAt(t) + n);
+  }
   /** This head's state (or gradient) before chunk c in a boundary array of chunks + 1 states per head. */
   __device__ size_t bound(const SsdPlan &plan, int c) const {
     return (size_t(bh) * (plan.chunks + 1) + c) * d.headDim * d.dState + e;
@@ -125,12 +132,12 @@ __global__ void ssd_chunk_local_kernel(float *__restrict__ bounds, float *__rest
   const float Ah = A[th.h];
   float s = 0.f, g = 0.f, dec = 1.f;
   for (int t = t0; t < t1; t++) {
-    const float dtv = dt[th.dtAt(t)], a = expf(dtv * Ah);
-    s = a * s + dtv * ld(x, th.xAt(t) + th.p) * ld(B, th.bcAt(t) + th.n);
+    const float a = th.decay(dt, Ah, t);
+    s = th.advance(s, a, t, dt, x, B);
     dec *= a;
   }
   for (int t = t1 - 1; t >= t0; t--)
-    g = expf(dt[th.dtAt(t)] * Ah) * (g + ld(dy, th.xAt(t) + th.p) * ld(C, th.bcAt(t) + th.n));
+    g = th.decay(dt, Ah, t) * (g + ld(dy, th.xAt(t) + th.p) * ld(C, th.bcAt(t) + th.n));
   bounds[th.bound(plan, c + 1)] = s;
   grads[th.bound(plan, c)] = g;
   if (th.p0 == 0 && threadIdx.x == 0) decay[size_t(th.bh) * plan.chunks + c] = dec;
@@ -227,8 +234,7 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
     if (owner) {
       float s = start;
       for (int t = t0; t < t1; t++) {
-        const float dtv = dt[th.dtAt(t)];
-        s = expf(dtv * Ah) * s + dtv * ld(x, th.xAt(t) + p) * ld(B, th.bcAt(t) + n);
+        s = th.advance(s, th.decay(dt, Ah, t), t, dt, x, B);
         st[size_t(t - t0) * PN + e] = s;
       }
       next = load(t1 - 1);

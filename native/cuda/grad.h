@@ -1,8 +1,9 @@
 // Backward kernels, fused losses and the AdamW step (the optional Backend methods of src/runtime/grad-ops.ts).
 // Layouts and semantics follow the TypeScript reference in src/backends/cpu/grad-*.ts, loss.ts and optim.ts;
 // activations have the element type `et` (f32, bf16, f16), parameter gradients are f32, math is f32.
-// Kernels favour clarity over speed: one warp per attention row; the SSD backward cuts the sequence into chunks
-// (their boundary states and gradients by a short pass over chunks, then every chunk reversed in parallel).
+// The attention backward streams tiles of the other side past blocks of 8 rows (f32 SIMT, no tensor cores); the SSD
+// backward cuts the sequence into chunks (their boundary states and gradients by a short pass over chunks, then
+// every chunk reversed in parallel).
 #pragma once
 
 #include "common.h"

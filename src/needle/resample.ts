@@ -5,8 +5,23 @@
  * bicubic: the training data then sees frames downsampled from other resolutions without ffmpeg.
  */
 
+interface Taps {
+  start: Int32Array;
+  taps: number;
+  w: Float64Array;
+}
+/** The filters made so far, by "src→dst": a video resizes every frame with the same two. */
+const made = new Map<string, Taps>();
+
 /** Per output index: its first source index and its normalised weights (flattened: `taps` weights each). */
-function weights(src: number, dst: number): { start: Int32Array; taps: number; w: Float64Array } {
+function weights(src: number, dst: number): Taps {
+  const key = `${src}→${dst}`;
+  const t = made.get(key) ?? makeWeights(src, dst);
+  made.set(key, t);
+  return t;
+}
+
+function makeWeights(src: number, dst: number): Taps {
   const scale = src / dst;
   const support = Math.max(1, scale);
   const rows = Array.from({ length: dst }, (_, i) => {
