@@ -182,8 +182,8 @@ for (const dtype of DTYPES)
       const dOut = pair(values(batch * sq * hq * dv), [batch, sq, hq, dv], dtype);
       const outs = [0, 1].map((i) => ops.attention(q[i]!, k[i]!, v[i]!, { ...c.opts, mask: mask[i] }).out);
       // The forwards agree first. In bf16 the GPU rounds P to bf16 for its tensor-core P·V and the CPU does
-      // not, which moves O by up to ~2.3% of its scale: 3e-2 there.
-      const fwdTol = dtype === 'bf16' ? 3e-2 : TOL[dtype].tol;
+      // not, which moves an O near zero by up to ~3.1% of (|O| + floor·scale) (an H100, session 12): 5e-2 there.
+      const fwdTol = dtype === 'bf16' ? 5e-2 : TOL[dtype].tol;
       await assertParity(outs[0], outs[1], fwdTol, 'forward', TOL[dtype].floor);
       // Both backwards then get the CPU's forward output (the GPU's δ = dO·O reads it), so that they differ only
       // by the backward kernels themselves.

@@ -10,6 +10,7 @@
 # TRAIN_MODEL=mambamia does the same for the tiny TSTAR-MambaMia (recipes/needle-mambamia.json against
 # train_needle.py --model mambamia), TRAIN_MODEL=timeviper for the tiny needle TimeViper
 # (recipes/needle-timeviper.json against train_needle.py --model timeviper, i.e. needle_timeviper.py).
+# TRAIN_KEEP=1 brings longshot's trained model back ($OUT/train-model.tgz: the last checkpoint's model files).
 # Then bench/gpu/train-calls.sh profiles longshot's steps alone (backend calls per step, host and GPU time in them).
 set -uo pipefail
 START=$(date +%s)
@@ -58,7 +59,11 @@ PYTHONUNBUFFERED=1 timeout $((SECS + 150)) "$PY" tools/reference/train_needle.py
 P2=$!
 wait $P1; echo "[train] longshot train rc=$?"; tail -n 3 "$R/longshot/stderr.txt"
 wait $P2; echo "[train] train_needle.py rc=$?"; tail -n 3 "$R/pytorch/stdout.txt"
-rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"  # the weights need not come back
+# The weights need not come back, except longshot's last model files with TRAIN_KEEP=1 ($OUT/train-model.tgz).
+if [ "${TRAIN_KEEP:-0}" = 1 ] && LAST=$(node -p "require(require('path').resolve('$R/longshot/last-checkpoint.json')).checkpoint" 2>/dev/null); then
+  tar -czf "$OUT/train-model.tgz" -C "$R/longshot/$LAST" --exclude=./trainer .
+fi
+rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny"
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
 # Where longshot's step time goes (bench/gpu/train-calls.sh on these shards; TRAIN_CALLS=0 skips, ~1 min a model).
