@@ -22,8 +22,7 @@ SH
   export PATH=/tmp/nodebin:$PATH
 fi
 echo "[job] $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
-# An addon built on the workstation (same flags; carry native/cuda/build/longshot_cuda.node) saves the ~100 s build
-# when it loads here.
+# An addon left by an earlier call on a warm machine is reused (~100 s saved) when it loads.
 ADDON=native/cuda/build/longshot_cuda.node
 if [ ! -f $ADDON ] || ! node -e "require('./$ADDON')" 2>> "$OUT/build.log"; then
   rm -f $ADDON
