@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { InputError, ModelError } from '../errors.js';
 import { isObject } from '../io/json-fields.js';
 import { Tokenizer } from '../io/tokenizer.js';
-import { siglipPixels } from '../models/siglip/preprocess.js';
+import { siglipPixelsOn } from '../models/siglip/preprocess.js';
 import { parseTimeViperConfig, type TimeViperConfig } from '../models/timeviper/config.js';
 import type { VisionSpan } from '../models/timeviper/language-model.js';
 import { openTimeViperWeights, TimeViperModel } from '../models/timeviper/model.js';
@@ -281,7 +281,7 @@ export class TimeViperTrainModel implements TrainModel {
   #pixels(exs: readonly Example[], backend: Backend): Tensor {
     const frames = exs.flatMap(frameImages);
     const size = this.config.vision.image_size;
-    return ops.tensor(backend, siglipPixels(frames, size), [frames.length, 3, size, size]);
+    return siglipPixelsOn(backend, frames, size);
   }
 
   /**

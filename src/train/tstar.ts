@@ -14,7 +14,7 @@ import { parseQwen2VLConfig } from '../models/qwen2vl/config.js';
 import { defaultProcessor, type Qwen2VLProcessor } from '../models/qwen2vl/processor.js';
 import type { Qwen2VisionTransformer } from '../models/qwen2vl/vision.js';
 import { PATCH_EMBED, qwen2vlSpecs } from '../models/qwen2vl/weights.js';
-import { siglipPixels } from '../models/siglip/preprocess.js';
+import { siglipPixelsOn } from '../models/siglip/preprocess.js';
 import { parseTstarConfig, type TstarConfig } from '../models/tstar/config.js';
 import { PROJECTOR, Tstar, tstarLoadOptions, tstarSpecs } from '../models/tstar/model.js';
 import { ParamStore } from '../nn/params.js';
@@ -146,7 +146,7 @@ export class TstarTrainModel implements TrainModel {
       if (v.kind === 'siglip') {
         const size = v.config.image_size;
         const frames = clips.flat();
-        const px = ops.tensor(m.backend, siglipPixels(frames, size), [frames.length, 3, size, size], 'f32');
+        const px = siglipPixelsOn(m.backend, frames, size);
         return m.compressGroups(m.encodeFrames(asModel(px)), clips.length);
       }
       const { pixels, grids } = this.processor!.videosOn(m.backend, clips);

@@ -17,6 +17,8 @@ import {
   type SiglipLayout,
   SiglipVision,
   siglipLayoutOf,
+  siglipPixels,
+  siglipPixelsOn,
   siglipSpecs,
   siglipUnused,
   so400m,
@@ -81,5 +83,39 @@ describe('SigLIP vision tower', () => {
     using model = await tower('timm');
     using pixels = await file.loadTensor(be, 'pixels', { dtype: 'f32' });
     assert.throws(() => model.forward(pixels.reshape([2, 3, 900])), /pixel values \[2, 3, 900\]/);
+  });
+});
+
+describe('SigLIP pixels on a backend', () => {
+  const size = 6;
+  const frameBytes = size * size * 3;
+  /** `n` frames at size×size lying one after another in one buffer, every byte value among them. */
+  const joined = (n: number) => {
+    const all = Uint8Array.from({ length: n * frameBytes }, (_, i) => (i * 37 + 11) & 255);
+    return Array.from({ length: n }, (_, t) => ({
+      width: size,
+      height: size,
+      data: all.subarray(t * frameBytes, (t + 1) * frameBytes),
+    }));
+  };
+
+  it('equals the host values bit for bit: runs of joined frames, frames of other sizes, every byte value', async () => {
+    const other = {
+      width: 9,
+      height: 4,
+      data: Uint8Array.from({ length: 9 * 4 * 3 }, (_, i) => (i * 53) & 255),
+    };
+    const every = { width: 16, height: 16, data: Uint8Array.from({ length: 768 }, (_, i) => i & 255) };
+    const lone = { width: size, height: size, data: joined(1)[0].data.slice() };
+    for (const frames of [joined(3), [...joined(2), other, lone, ...joined(2)], [every]]) {
+      using px = siglipPixelsOn(be, frames, size);
+      assert.deepEqual(px.shape, [frames.length, 3, size, size]);
+      assert.deepEqual(await px.data(), siglipPixels(frames, size));
+    }
+  });
+
+  it('refuses a frame with fewer bytes than its size says', () => {
+    const short = { width: size, height: size, data: new Uint8Array(frameBytes - 1) };
+    assert.throws(() => siglipPixelsOn(be, [short], size), /frame 0: 107 bytes for 6×6 RGB \(needs 108\)/);
   });
 });

@@ -6,4 +6,4 @@ export {
   so400m,
 } from './config.js';
 export { resolveBlock, SiglipVision, siglipLayoutOf, siglipSpecs, siglipUnused } from './model.js';
-export { siglipPixels } from './preprocess.js';
+export { siglipPixels, siglipPixelsOn } from './preprocess.js';

@@ -26,7 +26,7 @@ import {
   type ModelRunner,
   runnerInfo,
 } from '../family.js';
-import { siglipPixels } from '../siglip/preprocess.js';
+import { siglipPixelsOn } from '../siglip/preprocess.js';
 import type { TimeViperConfig } from './config.js';
 import { TimeViperModel } from './model.js';
 import { stageCounts } from './pdrop.js';
@@ -97,12 +97,7 @@ export class TimeViperRunner implements ModelRunner {
         // At most ENCODE_BATCH_FRAMES through the tower at a time, whatever the decoder's batches (size.ts).
         for (let i = 0; i < decoded.length; i += ENCODE_BATCH_FRAMES) {
           const batch = decoded.slice(i, i + ENCODE_BATCH_FRAMES);
-          using pixels = ops.tensor(this.model.lm.embeddings.backend, siglipPixels(batch, size), [
-            batch.length,
-            3,
-            size,
-            size,
-          ]);
+          using pixels = siglipPixelsOn(this.model.lm.embeddings.backend, batch, size);
           parts.push(await this.model.encode(pixels));
           done += batch.length;
           c.onFrames?.(done, done * this.model.config.tokensPerFrame);

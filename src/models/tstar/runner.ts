@@ -25,7 +25,7 @@ import {
 import { checkpointProcessor, type Qwen2VLProcessor, type RgbImage } from '../qwen2vl/processor.js';
 import { streamVisionTokens } from '../qwen2vl/video-stream.js';
 import { tokenReductions } from '../reduction.js';
-import { siglipPixels } from '../siglip/preprocess.js';
+import { siglipPixelsOn } from '../siglip/preprocess.js';
 import type { TstarConfig } from './config.js';
 import { Tstar } from './model.js';
 import { ENCODE_BATCH_FRAMES, tstarEncodePlan, tstarQuestionCost } from './size.js';
@@ -132,7 +132,7 @@ export class TstarRunner implements ModelRunner {
     let done = 0;
     // ENCODE_BATCH_FRAMES frames a tower call, whatever the decoder's batches (size.ts plans by it).
     const run = (some: RgbImage[]) => {
-      using pixels = ops.tensor(m.backend, siglipPixels(some, size), [some.length, 3, size, size]);
+      using pixels = siglipPixelsOn(m.backend, some, size);
       parts.push(m.encodeFrames(pixels));
       done += some.length;
       ctx.onFrames?.(done);
