@@ -106,6 +106,51 @@ export const sameVideoShape = (exs: readonly Example[]): boolean =>
   exs.every((e) => e.count === exs[0].count && e.width === exs[0].width && e.height === exs[0].height);
 
 /**
+ * The distinct videos of a batch and each example's among them: the askings of one rendered video (v2 data) share
+ * its frame bytes, so a family's video side (tower, compressor, Vamba's video path) runs once per video and its
+ * outputs go to each asking by `perExample`; the gradients of a shared video's rows add up over its askings, as
+ * they would over separate passes.
+ */
+export interface BatchVideos {
+  videos: Example[];
+  /** Example i's video is videos[of[i]]. */
+  of: Int32Array;
+}
+
+export function batchVideos(exs: readonly Example[]): BatchVideos {
+  const videos: Example[] = [];
+  const of = new Int32Array(exs.length);
+  exs.forEach((ex, i) => {
+    const j = videos.findIndex((v) => sameFrames(v, ex));
+    of[i] = j >= 0 ? j : videos.push(ex) - 1;
+  });
+  return { videos, of };
+}
+
+const sameFrames = (a: Example, b: Example): boolean =>
+  a.count === b.count &&
+  a.width === b.width &&
+  a.height === b.height &&
+  a.frames.buffer === b.frames.buffer &&
+  a.frames.byteOffset === b.frames.byteOffset &&
+  a.frames.length === b.frames.length;
+
+/**
+ * x holding each video's rows one video after another ([videos · n, …]) → each example's video rows one example
+ * after another ([examples · n, …]): a view of x when every example has its own video, else a gather.
+ */
+export function perExample(x: Tensor, b: BatchVideos): Tensor {
+  const { videos, of } = b;
+  if (videos.length === of.length && of.every((j, i) => j === i)) return x.reshape(x.shape);
+  const [rows, ...rest] = x.shape;
+  const n = rows / videos.length;
+  return tidy(() => {
+    const ids = ops.tensor(x.backend, of, [of.length], 'i32');
+    return ops.embedding(x.reshape([videos.length, -1]), ids).reshape([of.length * n, ...rest]);
+  });
+}
+
+/**
  * The teacher-forced examples one after another, each padded at its end to the longest (`seq`) with `pad`:
  * in a causal forward the padding changes no earlier row, and its rows have no target.
  */

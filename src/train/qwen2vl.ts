@@ -21,8 +21,10 @@ import { type Example, frameImages } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
 import {
   assertBatchable,
+  batchVideos,
   dropRows,
   padded,
+  perExample,
   type SyncTrainForward,
   sameVideoShape,
   type TrainModel,
@@ -102,12 +104,18 @@ export class Qwen2VLTrainModel implements TrainModel {
    * each video takes. The caller disposes `embeds` (the model's inputs do not consume them).
    */
   #videos(m: Qwen2VL, exs: readonly Example[]): { embeds: Tensor; grids: GridTHW[]; pads: number } {
-    const { pixels, grids } = this.processor.videosOn(m.backend, exs.map(frameImages));
+    const b = batchVideos(exs);
+    const { pixels, grids } = this.processor.videosOn(m.backend, b.videos.map(frameImages));
     const px = m.dtype === 'f32' ? pixels : ops.cast(pixels, m.dtype);
-    const embeds = m.visual.forward(px, grids);
-    disposeAll([pixels, px]);
+    const own = m.visual.forward(px, grids);
+    const embeds = perExample(own, b);
+    disposeAll([pixels, px, own]);
     const [t, h, w] = grids[0];
-    return { embeds, grids, pads: (t * h * w) / this.config.vision.spatial_merge_size ** 2 };
+    return {
+      embeds,
+      grids: Array.from(b.of, (j) => grids[j]),
+      pads: (t * h * w) / this.config.vision.spatial_merge_size ** 2,
+    };
   }
 
   /** The model's inputs for `ids` (the example's, without pads): pads inserted after <|vision_start|>. */

@@ -30,7 +30,7 @@ import type { Random } from '../util/random.js';
 import type { ExtraFiles } from './checkpoint.js';
 import { type Example, frameImages } from './data.js';
 import { normal, pytorchInit } from './init.js';
-import { type Checkpoint, greedyAnswer, type TrainForward, type TrainModel } from './model.js';
+import { batchVideos, type Checkpoint, greedyAnswer, type TrainForward, type TrainModel } from './model.js';
 import type { Recipe } from './recipe.js';
 
 /** The specials the nano_base prompt needs, appended to a needle tokenizer (`<image>` last: never embedded). */
@@ -277,9 +277,9 @@ export class TimeViperTrainModel implements TrainModel {
     return TimeViperModel.fromParams(this.config, new ParamStore(views), alphaTensor);
   }
 
-  /** Every frame of the examples, one example after another, as SigLIP's pixels [frames, 3, size, size]. */
-  #pixels(exs: readonly Example[], backend: Backend): Tensor {
-    const frames = exs.flatMap(frameImages);
+  /** Every frame of the videos, one video after another, as SigLIP's pixels [frames, 3, size, size]. */
+  #pixels(videos: readonly Example[], backend: Backend): Tensor {
+    const frames = videos.flatMap(frameImages);
     const size = this.config.vision.image_size;
     return siglipPixelsOn(backend, frames, size);
   }
@@ -292,7 +292,7 @@ export class TimeViperTrainModel implements TrainModel {
     let model: TimeViperModel | null = null;
     /**
      * Logits of the examples as `padded` lays them out: the vision half (SigLIP, ToMe, the projector) over every
-     * frame of every example in one pass — each frame's tokens and merge are its own, so they are those of its
+     * frame of every video in one pass (the askings of one video share it) — each frame's tokens and merge are its own, so they are those of its
      * video alone — then the LLM over every example at once when the model has no drop stages, else example by
      * example (the drop stages and TransV pick per sequence, so the sequences differ in length), then the head
      * over every example's rows at once.
@@ -300,7 +300,8 @@ export class TimeViperTrainModel implements TrainModel {
     const logits = async (exs: readonly Example[]): Promise<Tensor> => {
       model ??= await this.#model(true);
       const m = model;
-      const pixels = this.#pixels(exs, m.lm.embeddings.backend);
+      const b = batchVideos(exs);
+      const pixels = this.#pixels(b.videos, m.lm.embeddings.backend);
       let visual: Tensor;
       try {
         visual = await m.encode(pixels, checkpoint);
@@ -327,11 +328,11 @@ export class TimeViperTrainModel implements TrainModel {
       const spans: (VisionSpan | null)[] = [];
       const hs: Tensor[] = [];
       try {
-        let frame = 0;
-        for (const ex of exs) {
+        // Each video's frames start after those of the videos before it; its askings all read them.
+        const first = b.videos.map((_, j) => b.videos.slice(0, j).reduce((n, v) => n + v.count, 0));
+        for (const [i, ex] of exs.entries()) {
           const prompt = this.#prompts.ids(ex.prompt, ex.count);
-          const own = visual.narrow(frame, frame + ex.count);
-          frame += ex.count;
+          const own = visual.narrow(first[b.of[i]], first[b.of[i]] + ex.count);
           const { x, vision } = m.embedPrompt({ ids: [...prompt, ...ex.answer.slice(0, -1)], visual: own });
           own.dispose();
           xs.push(x);

@@ -36,8 +36,10 @@ import {
 } from './init.js';
 import {
   assertBatchable,
+  batchVideos,
   dropRows,
   greedyAnswer,
+  perExample,
   type SyncTrainForward,
   sameVideoShape,
   type TrainModel,
@@ -135,11 +137,12 @@ export class TstarTrainModel implements TrainModel {
   }
 
   /**
-   * The examples' frames (one shape) through the tower and the compressor, all in one pass → the compressed
-   * tokens [exs.length · n, LLM width], each video's n after the previous one's.
+   * The examples' frames (one shape) through the tower and the compressor, all in one pass (each video once) →
+   * the compressed tokens [exs.length · n, LLM width], each example's video's n after the previous one's.
    */
   #videos(m: Tstar, exs: readonly Example[]): Tensor {
-    const clips = exs.map(frameImages);
+    const b = batchVideos(exs);
+    const clips = b.videos.map(frameImages);
     return tidy(() => {
       const v = this.config.vision;
       const asModel = (t: Tensor) => (m.dtype === 'f32' ? t : ops.cast(t, m.dtype));
@@ -147,11 +150,11 @@ export class TstarTrainModel implements TrainModel {
         const size = v.config.image_size;
         const frames = clips.flat();
         const px = siglipPixelsOn(m.backend, frames, size);
-        return m.compressGroups(m.encodeFrames(asModel(px)), clips.length);
+        return perExample(m.compressGroups(m.encodeFrames(asModel(px)), clips.length), b);
       }
       const { pixels, grids } = this.processor!.videosOn(m.backend, clips);
       const visual = m.visual as Qwen2VisionTransformer;
-      return m.compress(visual.forward(asModel(pixels), grids), grids[0], clips.length);
+      return perExample(m.compress(visual.forward(asModel(pixels), grids), grids[0], clips.length), b);
     });
   }
 

@@ -28,7 +28,9 @@ import { type Example, frameImages } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
 import {
   assertBatchable,
+  batchVideos,
   padded,
+  perExample,
   type SyncTrainForward,
   sameVideoShape,
   type TrainModel,
@@ -119,21 +121,26 @@ export class VambaTrainModel implements TrainModel {
     const lm = VambaLanguageModel.build(store, config, mixer, this.alphas);
     const dtype = this.weights.get(PATCH_EMBED)!.dtype;
     const ms = config.vision.spatial_merge_size;
-    /** Each layer's video K/V of the examples' videos (one grid), [exs.length, …]. */
+    /** Each layer's video K/V of the examples' videos (one grid, each video encoded once), [exs.length, …]. */
     const encode = (exs: readonly Example[]) => {
+      const b = batchVideos(exs);
       const { pixels: f32, grids } = this.processor.videosOn(
         visual.patch_embed.weight.backend,
-        exs.map(frameImages),
+        b.videos.map(frameImages),
       );
       const px = dtype === 'f32' ? f32 : ops.cast(f32, dtype);
       const V = visual.forward(px, grids);
       const [t, h, w] = grids[0];
       const kvs = lm.encodeVideo(V, [t, h / ms, w / ms], {
-        chunkLen: V.shape[0] / exs.length,
-        batch: exs.length,
+        chunkLen: V.shape[0] / b.videos.length,
+        batch: b.videos.length,
       });
       disposeAll([f32, px]);
-      return kvs;
+      try {
+        return kvs.map((kv) => ({ k: perExample(kv.k, b), v: perExample(kv.v, b) }));
+      } finally {
+        disposeAll(kvs);
+      }
     };
     const fwd: SyncTrainForward = {
       logits: (ex) => {

@@ -48,6 +48,15 @@ export function videoExamples(prompts: number[][], seed = 1, size = 56): Example
 }
 
 /**
+ * `exs` and one more example: exs[q]'s question and answer over exs[v]'s video, its very bytes, as the askings of
+ * one v2 video share them (the batched forward encodes that video once and gives it to both).
+ */
+export const withAsking = (exs: readonly Example[], v: number, q: number): Example[] => [
+  ...exs,
+  { ...exs[q], frames: exs[v].frames, count: exs[v].count, width: exs[v].width, height: exs[v].height },
+];
+
+/**
  * Asserts that `fwd` refuses to batch an example of prompt `a` with one whose video sits elsewhere in its prompt
  * (`elsewhere`) or with one of smaller frames (`smaller`: 28×28) — `canBatch` says no, the trainer goes one by one,
  * `batchLogits` throws — and batches `a` with itself.

@@ -21,14 +21,15 @@ import {
   randomTstar,
   tinyQwen2VLJson,
   videoExamples,
+  withAsking,
 } from './batch-check.js';
 import { TINY_MAMBAMIA_PATH, tinyRecipe } from './tiny.js';
 
 const be = cpuBackend();
 
 describe('TSTAR-MambaMia: batched training forward = one forward per example', () => {
-  it('the needle recipe (Qwen2-VL tower, Qwen2 LLM; video after <|vision_start|>)', async () => {
-    const exs = await needleExamples(TINY_MAMBAMIA_PATH);
+  it('the needle recipe (Qwen2-VL tower, Qwen2 LLM; video after <|vision_start|>; two askings of one video)', async () => {
+    const exs = withAsking(await needleExamples(TINY_MAMBAMIA_PATH), 0, 1);
     const json = structuredClone(tinyRecipe(undefined, TINY_MAMBAMIA_PATH).model.config!) as JsonObject;
     json.vocab_size = 100; // the needle tokenizer's (setup.ts sets it from the tokenizer)
     using model = TstarTrainModel.scratch(json, be, 'f32', 3, 1);
@@ -49,16 +50,20 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
     assert.deepEqual(zero, []); // the loss reaches every weight
   });
 
-  it('SigLIP tower and frame sampling ½, video at its placeholder', async () => {
+  it('SigLIP tower and frame sampling ½, video at its placeholder, two askings of one video', async () => {
     const json = tinyTstarJson('qwen2');
     json.vision_config = tinySiglip('hf');
     (json.mm_projector_config as JsonObject).mambamia_frame_sampling = 0.5;
     const pad = 6;
     using model = randomTstar(json, 6, be);
-    const exs = videoExamples([
-      [1, 20, pad, 30, 31],
-      [1, 22, pad, 32, 33, 34],
-    ]);
+    const exs = withAsking(
+      videoExamples([
+        [1, 20, pad, 30, 31],
+        [1, 22, pad, 32, 33, 34],
+      ]),
+      0,
+      1,
+    );
     const zero = await assertBatchMatches(model, exs);
     // Every weight but SigLIP's key biases (no rotary: a constant added to every score of a query).
     assert.deepEqual(
@@ -76,8 +81,8 @@ describe('TSTAR-MambaMia: batched training forward = one forward per example', (
 });
 
 describe('Qwen2-VL: batched training forward = one forward per example', () => {
-  it('the needle recipe (video pads after <|vision_start|>)', async () => {
-    const exs = await needleExamples();
+  it('the needle recipe (video pads after <|vision_start|>; two askings of one video)', async () => {
+    const exs = withAsking(await needleExamples(), 0, 1);
     using model = Qwen2VLTrainModel.scratch(tinyQwen2VLJson(), be, 'f32', 3, 1);
     const zero = await assertBatchMatches(model, exs);
     assert.deepEqual(zero, []); // the loss reaches every weight

@@ -22,7 +22,7 @@ import { autogradEngine as engine } from '../../src/train/engine.js';
 import { batches, IGNORE, padded } from '../../src/train/model.js';
 import { train } from '../../src/train/trainer.js';
 import { assertCloseScaled } from '../helpers.js';
-import { assertBatchMatches, cut, needleExamples, tinyTimeViper } from './batch-check.js';
+import { assertBatchMatches, cut, needleExamples, tinyTimeViper, withAsking } from './batch-check.js';
 import { TINY_TIMEVIPER_PATH, tinyRecipe } from './tiny.js';
 
 const cpu = await getBackend('cpu');
@@ -63,9 +63,9 @@ describe('TimeViper: batched training forward = one forward per example', () => 
     );
   });
 
-  it('the needle recipe (videos of one shape; prompts of different lengths)', async () => {
+  it('the needle recipe (videos of one shape; prompts of different lengths; two askings of one video)', async () => {
     using model = tinyTimeViper(cpu, 3);
-    const exs = await needleExamples(TINY_TIMEVIPER_PATH);
+    const exs = withAsking(await needleExamples(TINY_TIMEVIPER_PATH), 0, 1);
     using fwd = model.forward();
     assert.equal(batches(fwd, exs), true);
     const zero = await assertBatchMatches(model, exs);
@@ -93,10 +93,10 @@ describe('TimeViper without drop stages: the LLM over the whole batch = one LLM 
     assert.deepEqual(zero, []);
   });
 
-  it('videos of different frame counts (sequences of different lengths)', async () => {
+  it('videos of different frame counts (sequences of different lengths), the middle one asked twice', async () => {
     using model = tinyTimeViper(cpu, 7, NO_DROPS);
     const [a, b, c] = await needleExamples(TINY_TIMEVIPER_PATH);
-    await assertBatchMatches(model, [a, cut(b, 5, 40), cut(c, 3, 56)]);
+    await assertBatchMatches(model, withAsking([a, cut(b, 5, 40), cut(c, 3, 56)], 1, 0));
   });
 
   it('a model with drop stages refuses sequences in one batch', async () => {

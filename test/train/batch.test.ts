@@ -8,16 +8,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import '../../src/backends/cpu/index.js';
 import { getBackend } from '../../src/runtime/device.js';
-import { sameVideoShape } from '../../src/train/model.js';
+import * as ops from '../../src/runtime/ops.js';
+import { batchVideos, perExample, sameVideoShape } from '../../src/train/model.js';
 import { VambaTrainModel } from '../../src/train/vamba.js';
-import { assertBatchMatches, needleExamples } from './batch-check.js';
+import { assertBatchMatches, needleExamples, videoExamples, withAsking } from './batch-check.js';
 import { tinyRecipe } from './tiny.js';
 
 const backend = await getBackend('cpu');
 
 for (const crossRope of [false, true])
   test(`batched training forward = one forward per example (cross-attention rope ${crossRope})`, async () => {
-    const exs = await needleExamples();
+    const exs = withAsking(await needleExamples(), 0, 1); // the first video asked twice
     assert.ok(sameVideoShape(exs));
     const json = structuredClone(tinyRecipe().model.config!) as Record<string, unknown>;
     json.cross_attn_use_position_embeddings = crossRope;
@@ -34,3 +35,21 @@ for (const crossRope of [false, true])
       [...model.weights.keys()].filter((n) => blind.test(n)),
     );
   });
+
+test('a batch encodes each video once: askings of one video (its very bytes) share it, equal copies do not', async () => {
+  const [a, b] = videoExamples([
+    [1, 20],
+    [1, 21],
+  ]);
+  const copy = { ...a, frames: a.frames.slice() };
+  const exs = withAsking([a, b, copy], 0, 1); // a, b, a copy of a, then b's question over a's bytes
+  const shared = batchVideos(exs);
+  assert.deepEqual(shared.videos, [a, b, copy]);
+  assert.deepEqual([...shared.of], [0, 1, 2, 0]);
+  // Each video's 2 rows, given to each example in its order; a batch of distinct videos keeps x as it is.
+  using x = ops.tensor(backend, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [6, 2]);
+  using rows = perExample(x, shared);
+  assert.deepEqual([...(await rows.data())], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3, 4]);
+  using same = perExample(x, batchVideos([a, b, copy]));
+  assert.deepEqual([...(await same.data())], [...(await x.data())]);
+});
