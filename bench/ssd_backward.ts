@@ -17,7 +17,10 @@ const dtype = (at >= 0 ? process.argv[at + 1] : 'f32') as DType;
 const shapes: Array<[string, Omit<SsdDesc, 'chunkSize'>]> = [
   ['Vamba tiny (32 × 256 tokens)', { batch: 32, len: 256, heads: 12, headDim: 32, groups: 1, dState: 32 }],
   // The tiny needle TimeViper's training step (v1 data, 32 videos of 32 frames): 42 sequences padded to 434 rows.
-  ['TimeViper tiny step (42 × 434 tokens)', { batch: 42, len: 434, heads: 12, headDim: 32, groups: 1, dState: 32 }],
+  [
+    'TimeViper tiny step (42 × 434 tokens)',
+    { batch: 42, len: 434, heads: 12, headDim: 32, groups: 1, dState: 32 },
+  ],
   ['Nemotron-H layer (8k tokens)', { batch: 1, len: 8192, heads: 128, headDim: 64, groups: 8, dState: 128 }],
 ];
 
