@@ -8,7 +8,6 @@ import { resizeBicubic } from '../../media/bicubic.js';
 import type { Frame } from '../../media/decode.js';
 import type { Backend } from '../../runtime/backend.js';
 import * as ops from '../../runtime/ops.js';
-import { tidy } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 
 /** Frames → pixel values [frames, 3, size, size] (channels first), f32, computed on the host. */
@@ -62,13 +61,26 @@ export function siglipPixelsOn(
       put(i, j, new Uint8Array(f.data.buffer, f.data.byteOffset, (j - i) * bytes));
       i = j;
     }
-    return tidy(() => {
-      const half = ops.tensor(backend, [127.5], [1]);
-      return ops.permute(ops.div(ops.sub(ops.cast(raw, 'f32'), half), half), [0, 3, 1, 2]);
-    });
-  } finally {
+  } catch (e) {
     raw.dispose();
+    throw e;
   }
+  // Each step's input goes as soon as its output is made: at most the bytes and one f32 copy, or two f32 copies,
+  // at a time (siglipPixelsBytes' peak).
+  using half = ops.tensor(backend, [127.5], [1]);
+  const steps = [
+    (x: Tensor) => ops.cast(x, 'f32'),
+    (x: Tensor) => ops.sub(x, half),
+    (x: Tensor) => ops.div(x, half),
+    (x: Tensor) => ops.permute(x, [0, 3, 1, 2]),
+  ];
+  return steps.reduce((x, step) => {
+    try {
+      return step(x);
+    } finally {
+      x.dispose();
+    }
+  }, raw);
 }
 
 /** Whether frame g is at size×size and its bytes start where the size×size frame `prev` ends, in one buffer. */

@@ -21,3 +21,12 @@ export function siglipForwardBytes(c: SiglipVisionConfig, images: number, dtype:
   const block = (7 * D + 2 * c.intermediate_size) * b;
   return images * (crops + rows + tokens * (D * b + block));
 }
+
+/**
+ * Device bytes of siglipPixelsOn for `images` frames: its f32 output (`held` through the tower) and its peak while
+ * made (the bytes and the first f32 copy, then two f32 copies at a time).
+ */
+export function siglipPixelsBytes(c: SiglipVisionConfig, images: number): { held: number; peak: number } {
+  const values = images * 3 * c.image_size ** 2;
+  return { held: 4 * values, peak: 8 * values };
+}

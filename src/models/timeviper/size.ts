@@ -17,7 +17,7 @@ import { BYTES_PER_ELEMENT, type DType } from '../../runtime/dtype.js';
 import type { QuestionCost } from '../family.js';
 import { blockPeakBytes, nemotronHStateBytes } from '../nemotron_h/size.js';
 import { patchGrid } from '../siglip/config.js';
-import { siglipForwardBytes } from '../siglip/size.js';
+import { siglipForwardBytes, siglipPixelsBytes } from '../siglip/size.js';
 import type { TimeViperConfig } from './config.js';
 import { stageCounts } from './pdrop.js';
 
@@ -116,7 +116,7 @@ export function timeViperQuestionCost(
 }
 
 /**
- * One encode batch of `frames` frames: the f32 pixels, then the largest of the tower (its output included),
+ * One encode batch of `frames` frames: the f32 pixels (more while they are made), then the largest of the tower (its output included),
  * ToMe's step (the features, the f32 metric table, a matching round's bags, sums, norms and scores; or the
  * features' f32 copy) and the projector (ToMe's output, fc1, its activation, fc2).
  */
@@ -137,8 +137,9 @@ function batchBytes(c: TimeViperConfig, frames: number, dtype: DType): number {
   const features = frames * T * D * b;
   const merged = frames * c.tokensPerFrame * D * b;
   const projector = merged + 3 * frames * c.tokensPerFrame * H * b;
-  return (
-    frames * 3 * v.image_size ** 2 * 4 +
-    Math.max(siglipForwardBytes(v, frames, dtype), features + table + tome, projector)
+  const pixels = siglipPixelsBytes(v, frames);
+  return Math.max(
+    pixels.peak,
+    pixels.held + Math.max(siglipForwardBytes(v, frames, dtype), features + table + tome, projector),
   );
 }

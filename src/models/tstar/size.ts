@@ -15,7 +15,7 @@ import { smartResize } from '../qwen2vl/processor.js';
 import { decodeCacheOf, visionBatchPatches, visionCallBytes } from '../qwen2vl/size.js';
 import type { GridTHW } from '../qwen2vl/vision.js';
 import { patchGrid } from '../siglip/config.js';
-import { siglipForwardBytes } from '../siglip/size.js';
+import { siglipForwardBytes, siglipPixelsBytes } from '../siglip/size.js';
 import type { TstarConfig } from './config.js';
 
 /** Frames the runner preprocesses and sends through the vision tower at a time (whole 2-frame groups). */
@@ -93,9 +93,8 @@ export function tstarEncodePlan(c: TstarConfig, g: TstarGeometry): EncodePlan {
     held = vision;
   } else {
     const frames = Math.min(g.frames, ENCODE_BATCH_FRAMES);
-    tower =
-      frames * v.config.num_channels * v.config.image_size ** 2 * 4 +
-      siglipForwardBytes(v.config, frames, g.dtype);
+    const pixels = siglipPixelsBytes(v.config, frames);
+    tower = Math.max(pixels.peak, pixels.held + siglipForwardBytes(v.config, frames, g.dtype));
     held = g.frames > ENCODE_BATCH_FRAMES ? 2 * vision : vision;
   }
   return {
