@@ -51,48 +51,169 @@ export function tomeSchedule(tokens: number, keep: number): number[] {
 /** Bytes of f32 scratch per chunk of frames (the [frames, nA, nB] scores, the f32 copy of the features). */
 const CHUNK_BYTES = 256 * 2 ** 20;
 
-/** Bags of original tokens as embeddingBag's ids and offsets: the groups of each frame, frame f's rows at f·tokens. */
-function bags(
+/** embeddingBag's ids and offsets on `backend`. */
+function bagTensors(
   backend: Backend,
-  frames: readonly (readonly (readonly number[])[])[],
-  tokens: number,
+  ids: Int32Array,
+  offsets: Int32Array,
 ): { ids: Tensor; offsets: Tensor } {
-  const nnz = frames.reduce((n, groups) => n + groups.reduce((m, g) => m + g.length, 0), 0);
-  const ids = new Int32Array(nnz);
-  const offsets = new Int32Array(frames.reduce((n, groups) => n + groups.length, 0) + 1);
-  let j = 0;
-  let r = 0;
-  frames.forEach((groups, f) => {
-    for (const g of groups) {
-      for (const i of g) ids[j++] = f * tokens + i;
-      offsets[++r] = j;
-    }
-  });
   return {
-    ids: ops.tensor(backend, ids, [nnz], 'i32'),
-    offsets: ops.tensor(backend, offsets, [r + 1], 'i32'),
+    ids: ops.tensor(backend, ids, [ids.length], 'i32'),
+    offsets: ops.tensor(backend, offsets, [offsets.length], 'i32'),
   };
 }
 
 /**
- * One matching round for each frame's groups (all frames the same count): each A token's best score and its
- * partner (a B index), computed on the device from the original tokens' metrics `table` [frames·tokens, dim].
+ * The groups of `frames` frames, each frame its `count` groups (the same for all) of original token indices, in
+ * flat arrays: frame f's members are members[f·tokens, (f + 1)·tokens) in group order, its group g spans
+ * [starts[f·(count + 1) + g], starts[f·(count + 1) + g + 1]) of them. Rounds over a thousand frames update these
+ * arrays in place of a thousand nested arrays each.
+ */
+class Groups {
+  private constructor(
+    readonly frames: number,
+    readonly tokens: number,
+    public count: number,
+    public members: Int32Array,
+    public starts: Int32Array,
+  ) {}
+
+  /** Every token its own group. */
+  static singletons(frames: number, tokens: number): Groups {
+    const members = new Int32Array(frames * tokens);
+    const starts = new Int32Array(frames * (tokens + 1));
+    for (let f = 0; f < frames; f++)
+      for (let i = 0; i <= tokens; i++) {
+        if (i < tokens) members[f * tokens + i] = i;
+        starts[f * (tokens + 1) + i] = i;
+      }
+    return new Groups(frames, tokens, tokens, members, starts);
+  }
+
+  /** Nested groups (each frame the same count; members < tokens) in the flat form. */
+  static of(nested: readonly (readonly (readonly number[])[])[], tokens: number): Groups {
+    const count = nested[0]?.length ?? 0;
+    const members = new Int32Array(nested.length * tokens);
+    const starts = new Int32Array(nested.length * (count + 1));
+    nested.forEach((frame, f) => {
+      let w = 0;
+      frame.forEach((group, k) => {
+        for (const i of group) members[f * tokens + w++] = i;
+        starts[f * (count + 1) + k + 1] = w;
+      });
+    });
+    return new Groups(nested.length, tokens, count, members, starts);
+  }
+
+  /**
+   * Bags of original tokens as embeddingBag's ids and offsets, frame f's rows at f·tokens: every group, or those
+   * at even (parity 0) or odd (1) positions.
+   */
+  bags(parity: 0 | 1 | null): { ids: Int32Array; offsets: Int32Array } {
+    const { frames, tokens, count, members, starts } = this;
+    const first = parity ?? 0;
+    const step = parity === null ? 1 : 2;
+    const offsets = new Int32Array(frames * Math.ceil((count - first) / step) + 1);
+    let nnz = 0;
+    for (let f = 0, r = 0; f < frames; f++)
+      for (let g = f * (count + 1) + first; g < (f + 1) * (count + 1) - 1; g += step)
+        offsets[++r] = nnz += starts[g + 1] - starts[g];
+    const ids = new Int32Array(nnz);
+    for (let f = 0, j = 0; f < frames; f++) {
+      const base = f * tokens;
+      for (let g = f * (count + 1) + first; g < (f + 1) * (count + 1) - 1; g += step)
+        for (let k = base + starts[g]; k < base + starts[g + 1]; k++) ids[j++] = base + members[k];
+    }
+    return { ids, offsets };
+  }
+
+  /**
+   * One round merging r A groups (even positions) of every frame into their partners (B groups, odd positions),
+   * given each A group's best score and partner (a B index), [frames, nA] each: per frame, the unmerged A groups
+   * by descending score (ties by position), then each B group followed by the A groups merged into it, in the
+   * order of their scores.
+   */
+  merge(best: Float32Array, partner: Int32Array, r: number): void {
+    const { frames, tokens, count, members, starts } = this;
+    const nA = Math.ceil(count / 2);
+    const nB = count - nA;
+    const next = count - r;
+    const out = new Int32Array(members.length);
+    const outStarts = new Int32Array(frames * (next + 1));
+    const order = new Int32Array(nA);
+    const head = new Int32Array(nB);
+    const tail = new Int32Array(nB);
+    const link = new Int32Array(nA);
+    for (let f = 0; f < frames; f++) {
+      const o = f * nA;
+      for (let a = 0; a < nA; a++) order[a] = a;
+      order.sort((x, y) => best[o + y] - best[o + x] || x - y);
+      // The merged A groups of each B group, as linked lists kept in score order.
+      head.fill(-1);
+      for (let k = 0; k < r; k++) {
+        const a = order[k];
+        const b = partner[o + a];
+        link[a] = -1;
+        if (head[b] < 0) head[b] = a;
+        else link[tail[b]] = a;
+        tail[b] = a;
+      }
+      const base = f * tokens;
+      const from = f * (count + 1);
+      const to = f * (next + 1);
+      let w = base;
+      let g = to;
+      for (let k = r; k < nA; k++) {
+        const a = from + 2 * order[k];
+        for (let m = base + starts[a]; m < base + starts[a + 1]; m++) out[w++] = members[m];
+        outStarts[++g] = w - base;
+      }
+      for (let b = 0; b < nB; b++) {
+        const own = from + 2 * b + 1;
+        for (let m = base + starts[own]; m < base + starts[own + 1]; m++) out[w++] = members[m];
+        for (let a = head[b]; a >= 0; a = link[a])
+          for (let m = base + starts[from + 2 * a]; m < base + starts[from + 2 * a + 1]; m++)
+            out[w++] = members[m];
+        outStarts[++g] = w - base;
+      }
+    }
+    this.members = out;
+    this.starts = outStarts;
+    this.count = next;
+  }
+
+  /** Each frame's groups as nested arrays. */
+  nested(): number[][][] {
+    const { frames, tokens, count, members, starts } = this;
+    const out: number[][][] = [];
+    for (let f = 0; f < frames; f++) {
+      const frame: number[][] = [];
+      for (let g = f * (count + 1); g < (f + 1) * (count + 1) - 1; g++) {
+        const group: number[] = [];
+        for (let k = f * tokens + starts[g]; k < f * tokens + starts[g + 1]; k++) group.push(members[k]);
+        frame.push(group);
+      }
+      out.push(frame);
+    }
+    return out;
+  }
+}
+
+/**
+ * One matching round for each frame's groups: each A group's best score and its partner (a B index), computed on
+ * the device from the original tokens' metrics `table` [frames·tokens, dim].
  */
 async function matchRound(
   table: Tensor,
-  groups: readonly (readonly number[])[][],
-  tokens: number,
+  groups: Groups,
 ): Promise<{ best: Float32Array; partner: Int32Array }> {
-  const t = groups[0].length;
+  const t = groups.count;
   const [nA, nB] = [Math.ceil(t / 2), Math.floor(t / 2)];
   const [best, partner] = tidy(() => {
-    const unit = (parity: number, n: number) => {
-      const { ids, offsets } = bags(
-        table.backend,
-        groups.map((g) => g.filter((_, i) => i % 2 === parity)),
-        tokens,
-      );
-      const sums = ops.embeddingBag(table, ids, offsets).reshape([groups.length, n, table.shape[1]]);
+    const unit = (parity: 0 | 1, n: number) => {
+      const { ids, offsets } = groups.bags(parity);
+      const bag = bagTensors(table.backend, ids, offsets);
+      const sums = ops.embeddingBag(table, bag.ids, bag.offsets).reshape([groups.frames, n, table.shape[1]]);
       return ops.rmsNorm(sums, null, { eps: 0 }); // √dim · the unit vector: a constant scale of every score
     };
     const scores = ops.matmul(unit(0, nA), unit(1, nB), { transB: true }); // [frames, nA, nB]
@@ -107,24 +228,6 @@ async function matchRound(
     best.dispose();
     partner.dispose();
   }
-}
-
-/**
- * A frame's groups after a round merging r of its A tokens, given each A token's best score and partner: the
- * unmerged A groups by descending score (ties by position), then the B groups with their merged A groups.
- */
-function mergeRound(
-  groups: readonly (readonly number[])[],
-  best: Float32Array,
-  partner: Int32Array,
-  r: number,
-): number[][] {
-  const nA = best.length;
-  const nB = groups.length - nA;
-  const edges = Array.from({ length: nA }, (_, a) => a).sort((x, y) => best[y] - best[x] || x - y);
-  const b = Array.from({ length: nB }, (_, k) => [...groups[2 * k + 1]]);
-  for (const a of edges.slice(0, r)) b[partner[a]].push(...groups[2 * a]);
-  return [...edges.slice(r).map((a) => [...groups[2 * a]]), ...b];
 }
 
 /**
@@ -155,15 +258,12 @@ export async function tomePlan(
       const x32 = x.dtype === 'f32' ? xc : ops.cast(xc, 'f32');
       return ops.mean(x32.reshape([n * tokens, heads, dim]), 1); // [n·tokens, dim]
     });
-    let groups = Array.from({ length: n }, () => Array.from({ length: tokens }, (_, i) => [i]));
+    const groups = Groups.singletons(n, tokens);
     for (const r of schedule) {
-      const nA = Math.ceil(groups[0].length / 2);
-      const { best, partner } = await matchRound(table, groups, tokens);
-      groups = groups.map((g, f) =>
-        mergeRound(g, best.subarray(f * nA, (f + 1) * nA), partner.subarray(f * nA, (f + 1) * nA), r),
-      );
+      const { best, partner } = await matchRound(table, groups);
+      groups.merge(best, partner, r);
     }
-    plan.push(...groups);
+    plan.push(...groups.nested());
   }
   return plan;
 }
@@ -176,7 +276,8 @@ export function tomeApply(x: Tensor, groups: readonly (readonly (readonly number
   const [frames, tokens, channels] = x.shape;
   const keep = groups[0]?.length ?? 0;
   return tidy(() => {
-    const { ids, offsets } = bags(x.backend, groups, tokens);
+    const flat = Groups.of(groups, tokens).bags(null);
+    const { ids, offsets } = bagTensors(x.backend, flat.ids, flat.offsets);
     return ops
       .embeddingBag(x.reshape([frames * tokens, channels]), ids, offsets, 'mean')
       .reshape([frames, keep, channels]);
