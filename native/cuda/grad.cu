@@ -216,6 +216,7 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
   const int N = d.dState, PN = d.headDim * N, tid = threadIdx.x, lane = tid & 31;
   const int p = th.p, n = th.n, e = th.e;
   const bool owner = th.owner;
+  const bool rowsInWarp = N <= 32 && (32 % N) == 0;  // a warp holds 32 / N whole rows (threads p·N + n)
   float *st = states + (size_t(th.bh) * plan.slots + slot) * plan.chunk * PN;
   extern __shared__ float sh[];
   float *redP = sh, *redB = sh + plan.pTile, *redC = redB + N, *scal = redC + N;
@@ -245,18 +246,37 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
       for (int i = tid; i < plan.pTile + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
       __syncthreads();
       const float a = expf(u.dt * Ah);
-      float lp = 0.f, lxb = 0.f;
+      float lp = 0.f, lxb = 0.f, row = 0.f, colC = 0.f, colB = 0.f;
       if (owner) {
         const float dse = ds + u.dy * u.C;
         const float sT = st[size_t(t - t0) * PN + e];
         const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : start;
         const float dsB = dse * u.B;
-        atomicAdd(&redC[n], u.dy * sT);
-        atomicAdd(&redP[p - th.p0], dsB);
-        atomicAdd(&redB[n], dse * u.x);
+        row = dsB;
+        colC = u.dy * sT;
+        colB = dse * u.x;
         lp = dse * sPrev;
         lxb = dsB * u.x;
         ds = a * dse;
+      }
+      // Sums over n (row: dx) and over p (colC, colB: dC, dB). Where whole rows lie in a warp (N a power of two
+      // ≤ 32), the row sum is a shuffle within its lanes and the warp's rows are summed before the shared
+      // atomics; else the atomics take every thread's value. (Same-address shared atomics serialise: 32 of them
+      // per warp and token for the row sums at N = 32.)
+      if (rowsInWarp) {
+        for (int o = N >> 1; o > 0; o >>= 1) row += __shfl_xor_sync(0xffffffffu, row, o);
+        for (int o = N; o < 32; o <<= 1) {
+          colC += __shfl_xor_sync(0xffffffffu, colC, o);
+          colB += __shfl_xor_sync(0xffffffffu, colB, o);
+        }
+        if (owner && lane < N) {
+          atomicAdd(&redC[n], colC);
+          atomicAdd(&redB[n], colB);
+        }
+      } else if (owner) {
+        atomicAdd(&redC[n], colC);
+        atomicAdd(&redP[p - th.p0], row);
+        atomicAdd(&redB[n], colB);
       }
       lp = warp_sum(lp);
       lxb = warp_sum(lxb);
@@ -268,7 +288,7 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
       // The owners of n = 0 write their row's dx; those of row p0 (threads n) add their n's dB, dC.
       const size_t xo = th.xAt(t) + p, bo = th.bcAt(t) + n;
       if (owner && n == 0) {
-        float g = u.dt * redP[p - th.p0];
+        float g = u.dt * (rowsInWarp ? row : redP[p - th.p0]);
         if (D) {
           g += Dh * u.dy;
           dDloc += u.dy * u.x;

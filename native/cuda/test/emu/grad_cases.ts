@@ -84,7 +84,8 @@ const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'i32' =
 // partial chunk (len < 64, len 1), several (300: the last one 44 tokens; 130 with dState 100) and 16 (1000), each
 // reversed by its own block; with the least workspace a head's chunks are reversed by one block in turn, and past
 // 4,096 tokens they have ⌈√len⌉ tokens (4500: 67 chunks of 68, the last 12). `bare` leaves out D, the initial
-// state and dStateOut.
+// state and dStateOut. dState 32, 8 and 1 (and 4): whole rows in a warp, summed by shuffles (32 with a second,
+// partial tile of one row and idle warps).
 for (const [batch, len, heads, headDim, groups, dState, least, bare] of [
   [2, 11, 4, 3, 2, 5, 0, 0],
   [1, 6, 2, 7, 1, 64, 0, 0],
@@ -95,6 +96,9 @@ for (const [batch, len, heads, headDim, groups, dState, least, bare] of [
   [2, 1000, 2, 4, 2, 4, 0, 0],
   [1, 300, 2, 5, 1, 6, 1, 1],
   [1, 4500, 1, 2, 1, 3, 1, 0],
+  [2, 70, 3, 9, 1, 32, 0, 0],
+  [1, 40, 2, 5, 2, 8, 0, 1],
+  [1, 33, 2, 3, 1, 1, 0, 0],
 ]) {
   const h: Record<string, Float32Array> = {
     x: randn(batch * len * heads * headDim, r),
