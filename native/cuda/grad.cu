@@ -200,7 +200,8 @@ struct SsdToken {
  * For chunks c = slot, slot + slots, …: recompute the chunk's states from its true start (bounds[c]) into scratch
  * (each thread reads back only what it wrote), then walk back token by token from the gradient after it
  * (grads[c + 1]). Per token, the reductions over n (dx), over p (dB, dC) and over both (ddt, dA) go through
- * shared-memory atomics between two barriers, then global atomics across tiles, chunks and the heads of a group.
+ * shared-memory atomics (one barrier a token: three rotating sets), then global atomics across tiles, chunks and
+ * the heads of a group.
  * A token's inputs are loaded while the previous one's reductions run, so the walk does not wait on memory.
  */
 template <typename T, typename TD>
@@ -218,8 +219,14 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
   const bool owner = th.owner;
   const bool rowsInWarp = N <= 32 && (32 % N) == 0;  // a warp holds 32 / N whole rows (threads p·N + n)
   float *st = states + (size_t(th.bh) * plan.slots + slot) * plan.chunk * PN;
+  // Per-token sums in three rotating sets (row sums, column sums of B and C, two scalars): token k adds into set
+  // k % 3 and, after its one barrier, reads it and zeroes set (k + 2) % 3 — read at token k − 1, before that
+  // barrier, and written at token k + 2, after the next one.
   extern __shared__ float sh[];
-  float *redP = sh, *redB = sh + plan.pTile, *redC = redB + N, *scal = redC + N;
+  const int set = plan.pTile + 2 * N + 2;
+  for (int i = tid; i < 2 * set; i += blockDim.x) sh[i] = 0.f;
+  __syncthreads();
+  int k = 0;
   const float Ah = A[th.h];
   const float Dh = D ? to_f32(D[th.h]) : 0.f;
   auto load = [&](int t) {
@@ -243,8 +250,7 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
     for (int t = t1 - 1; t >= t0; t--) {
       const SsdToken u = next;
       if (owner && t > t0) next = load(t - 1);
-      for (int i = tid; i < plan.pTile + 2 * N + 2; i += blockDim.x) sh[i] = 0.f;
-      __syncthreads();
+      float *redP = sh + (k % 3) * set, *redB = redP + plan.pTile, *redC = redB + N, *scal = redC + N;
       const float a = expf(u.dt * Ah);
       float lp = 0.f, lxb = 0.f, row = 0.f, colC = 0.f, colB = 0.f;
       if (owner) {
@@ -303,7 +309,9 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
         atomicAdd(&ddt[th.dtAt(t)], scal[1] + Ah * a * scal[0]);
         dAloc += u.dt * a * scal[0];
       }
-      __syncthreads();
+      float *later = sh + ((k + 2) % 3) * set;
+      for (int i = tid; i < set; i += blockDim.x) later[i] = 0.f;
+      k++;
     }
   }
   dDloc = block_sum(dDloc);
@@ -911,7 +919,7 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
   LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
   LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
   if (d.len > 0 && tiles > 0) {
-    const size_t shared = sizeof(float) * (p.pTile + 2 * d.dState + 2);
+    const size_t shared = sizeof(float) * 3 * (p.pTile + 2 * d.dState + 2);
     const int PN = d.headDim * d.dState;
     LS_DISPATCH_FLOAT(et, T, {
       const T *xT = static_cast<const T *>(x), *dyT = static_cast<const T *>(dy);

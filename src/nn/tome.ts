@@ -96,6 +96,11 @@ class Groups {
     const members = new Int32Array(nested.length * tokens);
     const starts = new Int32Array(nested.length * (count + 1));
     nested.forEach((frame, f) => {
+      const size = frame.reduce((n, g) => n + g.length, 0);
+      if (frame.length !== count || size > tokens)
+        throw new ShapeError(
+          `ToMe: frame ${f} has ${frame.length} groups of ${size} tokens (frame 0: ${count} groups; at most ${tokens} tokens)`,
+        );
       let w = 0;
       frame.forEach((group, k) => {
         for (const i of group) members[f * tokens + w++] = i;

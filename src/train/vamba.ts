@@ -22,7 +22,7 @@ import { ParamStore } from '../nn/params.js';
 import type { Backend } from '../runtime/backend.js';
 import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
-import { disposeAll } from '../runtime/scope.js';
+import { disposeAll, tidy } from '../runtime/scope.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { type Example, frameImages } from './data.js';
 import { checkpointTensors, scratchTensors } from './init.js';
@@ -137,7 +137,7 @@ export class VambaTrainModel implements TrainModel {
       });
       disposeAll([f32, px]);
       try {
-        return kvs.map((kv) => ({ k: perExample(kv.k, b), v: perExample(kv.v, b) }));
+        return tidy(() => kvs.map((kv) => ({ k: perExample(kv.k, b), v: perExample(kv.v, b) })));
       } finally {
         disposeAll(kvs);
       }

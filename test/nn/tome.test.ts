@@ -154,6 +154,19 @@ describe('ToMe', () => {
     }
   });
 
+  it('refuses groups that do not fit the features: unequal counts, more members than tokens', () => {
+    using x = ops.zeros(be, [2, 3, 16]);
+    assert.throws(
+      () =>
+        tomeApply(x, [
+          [[0, 1], [2]],
+          [[0], [1], [2]],
+        ]),
+      /frame 1 has 3 groups of 3 tokens \(frame 0: 2 groups; at most 3 tokens\)/,
+    );
+    assert.throws(() => tomeApply(x, [[[0, 1, 1, 2]], [[0, 1, 2]]]), /frame 0 has 1 groups of 4 tokens/);
+  });
+
   it('refuses features whose channels do not split into the metric heads', async () => {
     using x = ops.zeros(be, [1, 20, 30]);
     await assert.rejects(tomeMerge(x, 4), /30 channels do not split into 16 metric heads/);
