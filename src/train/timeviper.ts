@@ -330,27 +330,26 @@ export class TimeViperTrainModel implements TrainModel {
       try {
         // Each video's frames start after those of the videos before it; its askings all read them.
         const first = b.videos.map((_, j) => b.videos.slice(0, j).reduce((n, v) => n + v.count, 0));
-        for (const [i, ex] of exs.entries()) {
-          const prompt = this.#prompts.ids(ex.prompt, ex.count);
-          const own = visual.narrow(first[b.of[i]], first[b.of[i]] + ex.count);
-          const { x, vision } = m.embedPrompt({ ids: [...prompt, ...ex.answer.slice(0, -1)], visual: own });
-          own.dispose();
-          xs.push(x);
-          spans.push(vision);
-        }
+        const ids = exs.map((ex) => [...this.#prompts.ids(ex.prompt, ex.count), ...ex.answer.slice(0, -1)]);
         if (!this.config.stages.length && exs.length > 1) {
           // No drop stages: every sequence keeps its rows, so the examples run through the LLM as one batch,
           // each padded at its end (the stack is causal and position-free: padding changes no earlier row).
-          const n = Math.max(...xs.map((x) => x.shape[0]));
+          const { x, rows, n } = batchInput(m, ids, (i) => [first[b.of[i]], exs[i].count], visual);
           const h = tidy(() => {
-            const x = ops.zeros(xs[0].backend, [exs.length * n, xs[0].shape[1]], xs[0].dtype);
-            for (const [i, xi] of xs.entries()) ops.writeSlice(x, xi, 0, i * n);
             const run = () => m.lm.sequences(x, exs.length);
             return checkpoint ? checkpoint(run) : run();
           });
-          for (const [i, ex] of exs.entries()) place(i, ex, i * n, xs[i].shape[0]);
+          x.dispose();
+          for (const [i, ex] of exs.entries()) place(i, ex, i * n, rows[i]);
           hs.push(h);
           return head(hs);
+        }
+        for (const [i, ex] of exs.entries()) {
+          const own = visual.narrow(first[b.of[i]], first[b.of[i]] + ex.count);
+          const { x, vision } = m.embedPrompt({ ids: ids[i], visual: own });
+          own.dispose();
+          xs.push(x);
+          spans.push(vision);
         }
         let offset = 0;
         for (const [i, ex] of exs.entries()) {
@@ -395,4 +394,58 @@ export class TimeViperTrainModel implements TrainModel {
   [Symbol.dispose](): void {
     for (const w of this.weights.values()) w.dispose();
   }
+}
+
+/**
+ * The LLM input of sequences of token ids whose image placeholders each stand for one frame of `visual` ([frames,
+ * tokens per frame, hidden]; sequence i's frames(i) = [first, count]: its k-th of `count` placeholders is frame
+ * first + k): [sequences · n, hidden],
+ * sequence i's rows (embedPrompt's: text embeddings, each frame's tokens in its placeholder's place) from row i·n and
+ * zeros after, n the longest. One gather from [every text token's embedding; every frame's tokens; a zero row]: a
+ * few calls for the batch where embedPrompt takes a dozen a sequence (forward and backward).
+ */
+function batchInput(
+  m: TimeViperModel,
+  ids: readonly (readonly number[])[],
+  framesOf: (i: number) => [number, number],
+  visual: Tensor,
+): { x: Tensor; rows: number[]; n: number } {
+  const image = m.config.imageTokenId;
+  const [frames, perFrame, hidden] = visual.shape;
+  const text = ids.flatMap((seq) => seq.filter((t) => t !== image));
+  const rows = ids.map((seq) => seq.length + seq.filter((t) => t === image).length * (perFrame - 1));
+  const n = Math.max(...rows);
+  const zero = text.length + frames * perFrame;
+  const index = new Int32Array(ids.length * n).fill(zero);
+  let t = 0;
+  ids.forEach((seq, i) => {
+    const [first, count] = framesOf(i);
+    const placeholders = seq.filter((tok) => tok === image).length;
+    if (placeholders !== count || first + count > frames)
+      throw new InputError(
+        `TimeViper: sequence ${i} has ${placeholders} <image> placeholders for ${count} frames`,
+      );
+    let r = i * n;
+    let frame = first;
+    for (const tok of seq)
+      if (tok !== image) index[r++] = t++;
+      else {
+        for (let j = 0; j < perFrame; j++) index[r++] = text.length + frame * perFrame + j;
+        frame++;
+      }
+  });
+  const dtype = m.lm.embeddings.dtype;
+  const x = tidy(() => {
+    const flat = visual.reshape([frames * perFrame, hidden]);
+    const table = ops.concat(
+      [
+        m.lm.embed(text),
+        flat.dtype === dtype ? flat : ops.cast(flat, dtype),
+        ops.zeros(visual.backend, [1, hidden], dtype),
+      ],
+      0,
+    );
+    return ops.embedding(table, ops.tensor(visual.backend, index, [index.length], 'i32'));
+  });
+  return { x, rows, n };
 }
