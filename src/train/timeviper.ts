@@ -14,10 +14,11 @@ import { join } from 'node:path';
 import { InputError, ModelError } from '../errors.js';
 import { isObject } from '../io/json-fields.js';
 import { Tokenizer } from '../io/tokenizer.js';
+import { patchGrid, type SiglipVisionConfig } from '../models/siglip/config.js';
 import { siglipPixelsOn } from '../models/siglip/preprocess.js';
 import { parseTimeViperConfig, type TimeViperConfig } from '../models/timeviper/config.js';
 import type { VisionSpan } from '../models/timeviper/language-model.js';
-import { openTimeViperWeights, TimeViperModel } from '../models/timeviper/model.js';
+import { CLIP_FRAMES, openTimeViperWeights, TimeViperModel } from '../models/timeviper/model.js';
 import { IMAGE_TOKEN, nanoBasePrompt } from '../models/timeviper/prompt.js';
 import { ALPHA, loadTimeViperParams, timeViperSpecs } from '../models/timeviper/weights.js';
 import { type ParamSpec, ParamStore } from '../nn/params.js';
@@ -304,7 +305,7 @@ export class TimeViperTrainModel implements TrainModel {
       const pixels = this.#pixels(b.videos, m.lm.embeddings.backend);
       let visual: Tensor;
       try {
-        visual = await m.encode(pixels, checkpoint);
+        visual = await m.encode(pixels, checkpoint, clipFramesFor(this.config.vision));
       } finally {
         pixels.dispose();
       }
@@ -448,4 +449,13 @@ function batchInput(
     return ops.embedding(table, ops.tensor(visual.backend, index, [index.length], 'i32'));
   });
   return { x, rows, n };
+}
+
+/**
+ * Frames per vision pass in training: the official 256, or more while a pass's largest activation (the MLP's hidden
+ * rows, counted in f32) stays within 1 GiB — a tiny tower's whole step, whose ToMe plan then waits on the GPU twice
+ * a round once instead of once per 256 frames. SigLIP so400m stays at 256 (12.5 MB a frame).
+ */
+function clipFramesFor(v: SiglipVisionConfig): number {
+  return Math.max(CLIP_FRAMES, Math.floor(2 ** 30 / (patchGrid(v).tokens * v.intermediate_size * 4)));
 }

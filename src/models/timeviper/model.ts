@@ -87,15 +87,20 @@ export class TimeViperModel implements Disposable {
   }
 
   /**
-   * pixels [frames, 3, size, size] → projected tokens [frames, tokensPerFrame, hidden], in clips. `checkpoint`
-   * (training): runs SigLIP, and ToMe's merge with the projector, each as one checkpointed part — ToMe's
-   * plan, which awaits, is made between them from SigLIP's features (a host decision: no gradient).
+   * pixels [frames, 3, size, size] → projected tokens [frames, tokensPerFrame, hidden], in clips of `clipFrames`
+   * (each frame's tokens are its own: the clip size changes no value). `checkpoint` (training): runs SigLIP, and
+   * ToMe's merge with the projector, each as one checkpointed part — ToMe's plan, which awaits, is made between
+   * them from SigLIP's features (a host decision: no gradient).
    */
-  async encode(pixels: Tensor, checkpoint = (fn: () => Tensor) => fn()): Promise<Tensor> {
+  async encode(
+    pixels: Tensor,
+    checkpoint = (fn: () => Tensor) => fn(),
+    clipFrames = CLIP_FRAMES,
+  ): Promise<Tensor> {
     const clips: Tensor[] = [];
     try {
-      for (let f = 0; f < pixels.shape[0]; f += CLIP_FRAMES) {
-        const clip = pixels.narrow(f, Math.min(f + CLIP_FRAMES, pixels.shape[0]));
+      for (let f = 0; f < pixels.shape[0]; f += clipFrames) {
+        const clip = pixels.narrow(f, Math.min(f + clipFrames, pixels.shape[0]));
         const features = checkpoint(() => this.vision.forward(clip));
         clip.dispose();
         const plan = await tomePlan(features, this.config.tokensPerFrame);
