@@ -54,7 +54,11 @@ function decode(buf: Buffer): Record<string, Float32Array> {
 }
 
 let failures = 0;
-async function check(name: string, op: number, dims: number[], inputs: Record<string, Arr>, expected: Record<string, Tensor | null>, tol = 1e-4) {
+/**
+ * Each output against the CPU backend's: |got − want| / (|want| + floor·max|want|) ≤ tol. `floor` lifts entries near
+ * zero, whose relative error is the summation order's (float atomics add in any order, run to run).
+ */
+async function check(name: string, op: number, dims: number[], inputs: Record<string, Arr>, expected: Record<string, Tensor | null>, tol = 1e-4, floor = 1e-3) {
   const file = join(dir, 'in.bin');
   writeFileSync(file, encode({ op: Int32Array.of(op), dims: Float64Array.from(dims), ...inputs }));
   execFileSync(harness, [file, join(dir, 'out.bin')], { stdio: 'inherit' });
@@ -68,7 +72,7 @@ async function check(name: string, op: number, dims: number[], inputs: Record<st
     let worst = 0;
     let at = -1;
     for (let i = 0; i < want.length; i++) {
-      const e = Math.abs(have[i] - want[i]) / (Math.abs(want[i]) + 1e-3 * scale + 1e-30);
+      const e = Math.abs(have[i] - want[i]) / (Math.abs(want[i]) + floor * scale + 1e-30);
       if (!(e <= worst)) [worst, at] = [e, i];
     }
     const ok = have && have.length === want.length && worst <= tol;
@@ -128,7 +132,9 @@ for (const [batch, len, heads, headDim, groups, dState, least, bare] of [
     opt('dStateOut', [batch, heads, headDim, dState]),
   );
   const name = `ssd len ${len} headDim ${headDim} dState ${dState}${least ? ' least workspace' : ''}${bare ? ' bare' : ''}`;
-  await check(name, 0, [batch, len, heads, headDim, groups, dState, least], h, { ...gr });
+  // dx sums dState terms, dB/dC the heads and row tiles of a group, by float atomics in any order: an entry near
+  // zero moved 2.4e-7 of the scale (1.3e-4 with a floor of 1e-3) at dState 100 in one CI run.
+  await check(name, 0, [batch, len, heads, headDim, groups, dState, least], h, { ...gr }, 1e-4, 1e-2);
 }
 
 // conv1d: silu, state, bias, dStateOut; 40 channels (a partial block of 32); 2 × 700 rows split dW's sums.
