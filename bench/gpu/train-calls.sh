@@ -23,7 +23,7 @@ for m in ${TRAIN_CALLS_MODELS:-vamba timeviper}; do
   # TRAIN_CALLS_PROF=1: V8 CPU profiles of this run (the main thread's JavaScript outside the calls) in $R/$m-prof/.
   PROF=()
   [ "${TRAIN_CALLS_PROF:-0}" = 1 ] && PROF=(--cpu-prof --cpu-prof-dir="$R/$m-prof")
-  timeout 120 node "${PROF[@]}" --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda --steps 14 --warmup 4 \
+  timeout 120 node ${PROF[@]+"${PROF[@]}"} --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda --steps 14 --warmup 4 \
     --json "$R/$m.json" > "$R/$m.md" 2>&1
   echo "[train-calls] $m rc=$?"; head -n 16 "$R/$m.md"
   CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda \
