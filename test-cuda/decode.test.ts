@@ -1,5 +1,6 @@
 // The decode step on the GPU against the CPU backend. attention_rows' planning (native/cuda/decode.cu): rows
-// continuing one prefix read it together (two rows of a GQA-7 group to a CTA), rows with no keys of their own
+// continuing one prefix read it together (in bf16 at head dims 64/80/96/128 on flash_fwd's tensor-core tiles, else
+// two rows of a GQA-7 group to a CTA), rows sharing their own keys (Vamba's video), rows with no keys of their own
 // yet, GQA groups wider than one CTA's 16 query vectors, head dims that take scalar loads, a long prefix split
 // across many CTAs. The fused one-token step (q‖k‖v and gate‖up in one GEMM, q‖k in one rotary; a lone token
 // over a segmented cache through attention_rows) against the CPU's separate projections.
@@ -27,6 +28,8 @@ interface Case {
   prefixOf: number[];
   /** Prefix lengths (each its own buffer; two entries may name one buffer with different lengths). */
   prefixes: { buffer: number; length: number }[];
+  /** Every row's own keys are row 0's buffer (Vamba's video K/V in cross-attention). */
+  ownShared?: boolean;
 }
 
 const CASES: Case[] = [
@@ -66,6 +69,17 @@ const CASES: Case[] = [
     prefixOf: [-1, 0, 0],
     prefixes: [{ buffer: 0, length: 260 }],
   },
+  {
+    name: "own keys of three rows in one buffer (Vamba's cross-attention over one video)",
+    hq: 28,
+    hkv: 4,
+    d: 128,
+    dv: 128,
+    lengths: [1400, 1400, 1400],
+    prefixOf: [-1, -1, -1],
+    prefixes: [],
+    ownShared: true,
+  },
 ];
 
 for (const dtype of ['f32', 'bf16'] as const)
@@ -74,6 +88,7 @@ for (const dtype of ['f32', 'bf16'] as const)
       test(c.name, async () => {
         const bufs = [0, 1].map(() => kvPair(1600, c.hkv, c.d, c.dv, dtype));
         const own = c.lengths.map((n) => kvPair(Math.max(n, 1) + 2, c.hkv, c.d, c.dv, dtype));
+        if (c.ownShared) own.fill(own[0]);
         const [qg, qc] = pair(values(c.lengths.length * c.hq * c.d), [c.lengths.length, c.hq, c.d], dtype);
         const kvs = (side: 0 | 1) =>
           c.lengths.map((length, i) => {
@@ -90,8 +105,8 @@ for (const dtype of ['f32', 'bf16'] as const)
         // Split-key sums round differently from one pass (as test-cuda/attention.test.ts judges decode).
         if (dtype === 'f32') await assertParity(got, want, 1e-4, 'attentionRows', 1e-2);
         else await assertParity(got, want, TOL[dtype], 'attentionRows');
-        for (const t of [qg, qc, got, want, ...[...bufs, ...own].flatMap((b) => [...b.k, ...b.v])])
-          t.dispose();
+        for (const t of [qg, qc, got, want]) t.dispose();
+        for (const b of new Set([...bufs, ...own])) for (const t of [...b.k, ...b.v]) t.dispose();
       });
   });
 

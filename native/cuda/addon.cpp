@@ -569,7 +569,7 @@ LS_FN(attentionRows_) {
                               static_cast<int>(a.field(4, "d")),
                               static_cast<int>(a.field(4, "dv")),
                               static_cast<float>(a.field(4, "scale"))};
-    const size_t wsBytes = attention_rows_workspace_bytes(d, kvs.data());
+    const size_t wsBytes = attention_rows_workspace_bytes(d, kvs.data(), a.ptr(1), dt_of(a.et(3)));
     Scratch ws(wsBytes);
     attention_rows(a.ptr(0), a.ptr(1), kvs.data(), d, dt_of(a.et(3)), ws.p, wsBytes, dev().stream);
   });

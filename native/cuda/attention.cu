@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kGenWarps * 32) attn_generic(GenericParams p) 
 
 struct FlashParams {
   const __nv_bfloat16 *q, *k, *v;
-  __nv_bfloat16 *out;
+  __nv_bfloat16 *out;  // null: the partials even at one split (attention_partials)
   float *opart, *lse;  // split-K partials [splits, batch·sq·hq, d] and their log2-sum-exp
   const float *mask;
   size_t maskBStride;
@@ -297,7 +297,7 @@ __global__ void __launch_bounds__(W * 32) flash_fwd(FlashParams p) {
     if (myRow[h] >= rows) continue;
     const size_t r = (static_cast<size_t>(b) * p.sq + myRow[h] / p.G) * p.hq + hk * p.G + myRow[h] % p.G;
     const float inv = l[h] > 0.f ? 1.f / l[h] : 0.f;
-    if (p.splits == 1) {
+    if (p.splits == 1 && p.out) {
       __nv_bfloat16 *dst = p.out + r * D + 2 * t4;
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) store_bf16x2(dst + 8 * n, o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
@@ -365,35 +365,44 @@ int flash_blocks_per_sm(int d) {
   }
 }
 
+/** CTAs along the query axis: 64-row tiles of (query, head-in-group) pairs. */
+int flash_q_tiles(const AttentionDims &a) {
+  return static_cast<int>(ceil_div<long long>(static_cast<long long>(a.sq) * (a.hq / a.hkv), 16LL * kWarps));
+}
+
+/**
+ * Key splits for flash_fwd: enough that the grid covers ≥ `waves` waves with the least idle tail. A single
+ * query tile (decode) streams K/V and nothing else: one wave of longer CTAs fills each pipeline once (on an
+ * H200, 0.082 ms at 64 splits against 0.097 at 132 for 131k keys); more query tiles balance better over two.
+ */
+int flash_splits(const AttentionDims &a, int qTiles) {
+  const long long ctas = static_cast<long long>(qTiles) * a.batch * a.hkv;
+  const long long slots = static_cast<long long>(current_sm_count()) * flash_blocks_per_sm<kWarps>(a.d);
+  const int keyTiles = ceil_div(a.kvLength, kBc);
+  const long long waves = qTiles == 1 ? 1 : 2;
+  int splits = 1;
+  if (ctas < waves * slots && keyTiles >= 16) {
+    const long long lo = ceil_div(waves * slots, ctas), hi = std::min<long long>({2 * lo, keyTiles / 8, 256});
+    double bestEff = 0;
+    for (long long s = std::min(lo, hi); s <= hi; ++s) {
+      const double w = static_cast<double>(ctas * s) / slots, eff = w / std::ceil(w);
+      if (eff > bestEff + 1e-9) {
+        bestEff = eff;
+        splits = static_cast<int>(s);
+      }
+    }
+  }
+  return splits < 2 ? 1 : splits;
+}
+
 Plan make_plan(const AttentionDims &a, DT dt) {
   Plan p{};
   p.segBytes = a.numSegments > 0 ? align256(sizeof(int32_t) * (a.numSegments + 1)) : 0;
   p.flash = flash_eligible(a, dt);
   p.splits = 1;
   if (!p.flash) return p;
-  const long long rows = static_cast<long long>(a.sq) * (a.hq / a.hkv);
-  const int sms = current_sm_count();
-  p.qTiles = static_cast<int>(ceil_div<long long>(rows, 16LL * kWarps));
-  const long long ctas = static_cast<long long>(p.qTiles) * a.batch * a.hkv;
-  const long long slots = static_cast<long long>(sms) *
-                          flash_blocks_per_sm<kWarps>(a.d);
-  const int keyTiles = ceil_div(a.kvLength, kBc);
-  // Split the keys so that the grid covers ≥ `waves` waves with the least idle tail. A single query tile
-  // (decode) streams K/V and nothing else: one wave of longer CTAs fills each pipeline once (on an H200, 0.082
-  // ms at 64 splits against 0.097 at 132 for 131k keys); more query tiles balance better over two waves.
-  const long long waves = p.qTiles == 1 ? 1 : 2;
-  if (a.numSegments == 0 && ctas < waves * slots && keyTiles >= 16) {
-    const long long lo = ceil_div(waves * slots, ctas), hi = std::min<long long>({2 * lo, keyTiles / 8, 256});
-    double bestEff = 0;
-    for (long long s = std::min(lo, hi); s <= hi; ++s) {
-      const double waves = static_cast<double>(ctas * s) / slots, eff = waves / std::ceil(waves);
-      if (eff > bestEff + 1e-9) {
-        bestEff = eff;
-        p.splits = static_cast<int>(s);
-      }
-    }
-    if (p.splits < 2) p.splits = 1;
-  }
+  p.qTiles = flash_q_tiles(a);
+  if (a.numSegments == 0) p.splits = flash_splits(a, p.qTiles);
   p.sm90 = p.splits == 1 && attention_sm90_supported(a, dt);
   if (p.sm90) p.sm90Bytes = attention_sm90_workspace_bytes(a);
   if (p.splits > 1) {
@@ -405,12 +414,42 @@ Plan make_plan(const AttentionDims &a, DT dt) {
 }
 
 template <int D, int W>
-void launch_flash(const FlashParams &fp, const Plan &plan, cudaStream_t stream) {
+void launch_flash(const FlashParams &fp, int qTiles, cudaStream_t stream) {
   constexpr size_t smem = flash_smem_bytes<D, W>();
   allow_smem_once<flash_fwd<D, W>>(smem);
-  const dim3 grid(plan.qTiles, fp.batch * fp.hkv, plan.splits);
+  const dim3 grid(qTiles, fp.batch * fp.hkv, fp.splits);
   flash_fwd<D, W><<<grid, W * 32, smem, stream>>>(fp);
   LS_CHECK_LAUNCH();
+}
+
+/** flash_fwd over `splits` key ranges: into out when it is given and splits is 1, else into opart/lse. */
+void run_flash(void *out, float *opart, float *lse, const void *q, const void *k, const void *v, const float *mask,
+               size_t maskBStride, const RowRule &rule, const AttentionDims &a, int qTiles, int splits,
+               cudaStream_t stream) {
+  FlashParams fp{};
+  fp.q = static_cast<const __nv_bfloat16 *>(q);
+  fp.k = static_cast<const __nv_bfloat16 *>(k);
+  fp.v = static_cast<const __nv_bfloat16 *>(v);
+  fp.out = static_cast<__nv_bfloat16 *>(out);
+  fp.opart = opart;
+  fp.lse = lse;
+  fp.mask = mask;
+  fp.maskBStride = maskBStride;
+  fp.rule = rule;
+  fp.batch = a.batch;
+  fp.sq = a.sq;
+  fp.skv = a.skv;
+  fp.hq = a.hq;
+  fp.hkv = a.hkv;
+  fp.G = a.hq / a.hkv;
+  fp.splits = splits;
+  fp.scaleLog2 = a.scale * kLog2e;
+  switch (a.d) {
+    case 64: launch_flash<64, kWarps>(fp, qTiles, stream); break;
+    case 80: launch_flash<80, kWarps>(fp, qTiles, stream); break;
+    case 96: launch_flash<96, kWarps>(fp, qTiles, stream); break;
+    default: launch_flash<128, kWarps>(fp, qTiles, stream); break;
+  }
 }
 
 bool aligned16(const void *p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -451,34 +490,13 @@ void attention(void *out, const void *q, const void *k, const void *v, const flo
     return;
   }
   if (plan.flash && aligned) {
-    FlashParams fp{};
-    fp.q = static_cast<const __nv_bfloat16 *>(q);
-    fp.k = static_cast<const __nv_bfloat16 *>(k);
-    fp.v = static_cast<const __nv_bfloat16 *>(v);
-    fp.out = static_cast<__nv_bfloat16 *>(out);
-    fp.opart = reinterpret_cast<float *>(ws + plan.segBytes);
-    fp.lse = reinterpret_cast<float *>(ws + plan.segBytes + plan.opartBytes);
-    fp.mask = mask;
-    fp.maskBStride = maskBStride;
-    fp.rule = rule;
-    fp.batch = a.batch;
-    fp.sq = a.sq;
-    fp.skv = a.skv;
-    fp.hq = a.hq;
-    fp.hkv = a.hkv;
-    fp.G = a.hq / a.hkv;
-    fp.splits = plan.splits;
-    fp.scaleLog2 = a.scale * kLog2e;
-    switch (a.d) {
-      case 64: launch_flash<64, kWarps>(fp, plan, stream); break;
-      case 80: launch_flash<80, kWarps>(fp, plan, stream); break;
-      case 96: launch_flash<96, kWarps>(fp, plan, stream); break;
-      default: launch_flash<128, kWarps>(fp, plan, stream); break;
-    }
+    float *opart = reinterpret_cast<float *>(ws + plan.segBytes);
+    float *lse = reinterpret_cast<float *>(ws + plan.segBytes + plan.opartBytes);
+    run_flash(out, opart, lse, q, k, v, mask, maskBStride, rule, a, plan.qTiles, plan.splits, stream);
     if (plan.splits > 1) {
       const size_t nRows = static_cast<size_t>(a.batch) * a.sq * a.hq, n = nRows * a.d;
       flash_combine<<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(
-          fp.opart, fp.lse, fp.out, plan.splits, nRows, a.d);
+          opart, lse, static_cast<__nv_bfloat16 *>(out), plan.splits, nRows, a.d);
       LS_CHECK_LAUNCH();
     }
     return;
@@ -493,4 +511,22 @@ void attention(void *out, const void *q, const void *k, const void *v, const flo
     attn_generic<T><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
     LS_CHECK_LAUNCH();
   });
+}
+
+bool attention_partials_supported(const AttentionDims &a, DT dt, const void *q, const void *k, const void *v) {
+  return flash_eligible(a, dt) && a.maskBatch == 0 && a.numSegments == 0 && !a.causal && aligned16(q) &&
+         aligned16(k) && aligned16(v);
+}
+
+int attention_partials_splits(const AttentionDims &a) { return flash_splits(a, flash_q_tiles(a)); }
+
+void attention_partials(float *opart, float *lse, int splits, const void *q, const void *k, const void *v,
+                        const AttentionDims &a, cudaStream_t stream) {
+  LS_REQUIRE(a.hkv > 0 && a.hq % a.hkv == 0 && a.kvLength >= 0 && a.kvLength <= a.skv && splits >= 1,
+             "attention_partials: inconsistent dims");
+  LS_REQUIRE(attention_partials_supported(a, DT::BF16, q, k, v),
+             "attention_partials: needs bf16, d == dv in {64, 80, 96, 128}, no mask, 16-byte aligned buffers");
+  if (static_cast<size_t>(a.batch) * a.sq * a.hq == 0) return;
+  const RowRule rule{a.kvLength, 0, a.queryOffset, 0, nullptr};
+  run_flash(nullptr, opart, lse, q, k, v, nullptr, 0, rule, a, flash_q_tiles(a), splits, stream);
 }

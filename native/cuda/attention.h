@@ -30,3 +30,18 @@ size_t attention_workspace_bytes(const AttentionDims &dims, DT dt);
 void attention(void *out, const void *q, const void *k, const void *v, const float *mask, float *weights,
                const int32_t *segmentsHost, const AttentionDims &dims, DT dt, void *workspace,
                size_t workspaceBytes, cudaStream_t stream);
+
+/**
+ * Split-K partials of the attention above for callers that merge them with other keys' partials (attention_rows:
+ * rows sharing keys): opart [splits, batch·sq·hq, d] (each normalised over its key range), lse [splits,
+ * batch·sq·hq] in log2 units of the scaled scores (−inf where a range holds no key). Supported: bf16, d == dv in
+ * {64, 80, 96, 128}, neither mask nor segments nor causal rule, 16-byte aligned q/k/v (tensor-core tiles).
+ */
+bool attention_partials_supported(const AttentionDims &dims, DT dt, const void *q, const void *k, const void *v);
+
+/** The key splits attention_partials should take to fill the GPU. */
+int attention_partials_splits(const AttentionDims &dims);
+
+void attention_partials(float *opart, float *lse, int splits, const void *q, const void *k, const void *v,
+                        const AttentionDims &dims, cudaStream_t stream);
+

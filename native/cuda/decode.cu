@@ -18,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "attention.h"
 #include "device_util.cuh"
 #include "mma_util.cuh"
 
@@ -256,16 +257,40 @@ int sm_count() {
   return n;
 }
 
+/**
+ * Keys several rows read (a shared prefix, or own keys that are the same buffer: Vamba's video K/V) taken by
+ * flash_fwd's tensor-core tiles, the rows as its queries: split-K partials in its layout, then merged into the
+ * rows' slot of that part.
+ */
+struct FlashGroup {
+  const void *k, *v;
+  int len, part, n, splits;
+  size_t rowsAt;           // offset of the group's row indices in the uploaded int table
+  size_t q, opart, lse;    // workspace offsets: the rows' queries gathered (when not q itself), partials
+  bool gather;
+};
+
 /** The CTAs of one call: tasks, which rows have a prefix, keys per split, and the workspace they take. */
 struct RowsPlan {
   std::vector<RowsTask> tasks;
-  std::vector<int> parts;  // per row: 1, or 2 with a prefix
+  std::vector<FlashGroup> flash;
+  std::vector<int> ints;   // per row: 1, or 2 with a prefix; then the flash groups' row indices
   int splits = 1, per = kTK;
-  size_t table = 0, partsBytes = 0, opart = 0, lse = 0;
-  size_t total() const { return table + partsBytes + opart + lse; }
+  size_t table = 0, intsBytes = 0, opart = 0, lse = 0, flashBytes = 0;
+  size_t total() const { return table + intsBytes + opart + lse + flashBytes; }
 };
 
-RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs) {
+/** The attention_partials dims of n rows over len shared keys. */
+AttentionDims flash_dims(const AttentionRowsDims &a, int n, int len) {
+  return {1, n, len, len, a.hq, a.hkv, a.d, a.dv, a.scale, false, 0, 0, 0, false};
+}
+
+/**
+ * Groups the rows' key parts (own keys, prefix) by buffer and length; a group of several rows goes to flash_fwd
+ * where it can (bf16, head dims it has tiles for, aligned buffers: `q` aligned too), else to tasks of up to
+ * kMaxQ query vectors that read each tile once.
+ */
+RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs, const void *q, DT dt) {
   RowsPlan pl;
   const int G = a.hq / a.hkv, nh = std::min(G, kMaxQ), perTask = std::max(1, kMaxQ / nh);
   auto add = [&](const void *k, const void *v, int len, int part, const std::vector<int> &rows) {
@@ -276,21 +301,54 @@ RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs) {
         pl.tasks.push_back(t);
       }
   };
-  pl.parts.assign(a.rows, 1);
-  std::vector<bool> grouped(a.rows, false);
-  for (int i = 0; i < a.rows; ++i) {
-    add(kvs[i].k, kvs[i].v, kvs[i].length, 0, {i});
-    if (!kvs[i].prefixLength || grouped[i]) continue;
-    // Rows continuing the same prefix read its tiles together.
-    std::vector<int> same;
-    for (int j = i; j < a.rows; ++j)
-      if (kvs[j].prefixLength == kvs[i].prefixLength && kvs[j].pk == kvs[i].pk && kvs[j].pv == kvs[i].pv) {
-        same.push_back(j);
-        grouped[j] = true;
-        pl.parts[j] = 2;
+  pl.ints.assign(a.rows, 1);
+  for (int i = 0; i < a.rows; ++i)
+    if (kvs[i].prefixLength) pl.ints[i] = 2;
+  struct Keys {
+    const void *k, *v;
+    int len;
+  };
+  auto keys = [&](int i, int part) {
+    const RowKV &r = kvs[i];
+    return part ? Keys{r.pk, r.pv, r.prefixLength} : Keys{r.k, r.v, r.length};
+  };
+  size_t ws = 0;
+  std::vector<FlashGroup> flash;
+  for (int part = 0; part < 2; ++part) {
+    std::vector<bool> grouped(a.rows, false);
+    for (int i = 0; i < a.rows; ++i) {
+      const Keys ki = keys(i, part);
+      if (grouped[i] || (part == 1 && !ki.len)) continue;
+      std::vector<int> same;
+      for (int j = i; j < a.rows; ++j) {
+        const Keys kj = keys(j, part);
+        if (!grouped[j] && kj.k == ki.k && kj.v == ki.v && kj.len == ki.len && (part == 0 || kj.len)) {
+          same.push_back(j);
+          grouped[j] = true;
+        }
       }
-    add(kvs[i].pk, kvs[i].pv, kvs[i].prefixLength, 1, same);
+      const int n = static_cast<int>(same.size());
+      const AttentionDims fd = flash_dims(a, n, ki.len);
+      const bool identity = n == a.rows;  // then same is 0, 1, …, rows − 1: q as it is
+      if (n < 2 || !ki.len || !attention_partials_supported(fd, dt, identity ? q : ki.k, ki.k, ki.v)) {
+        add(ki.k, ki.v, ki.len, part, same);
+        continue;
+      }
+      FlashGroup g{ki.k, ki.v, ki.len, part, n, attention_partials_splits(fd), pl.ints.size(), 0, 0, 0, !identity};
+      pl.ints.insert(pl.ints.end(), same.begin(), same.end());
+      const size_t qv = static_cast<size_t>(n) * a.hq;
+      if (g.gather) {
+        g.q = ws;
+        ws += align256(dt_bytes(dt) * qv * a.d);
+      }
+      g.opart = ws;
+      ws += align256(sizeof(float) * g.splits * qv * a.dv);
+      g.lse = ws;
+      ws += align256(sizeof(float) * g.splits * qv);
+      pl.flash.push_back(g);
+    }
   }
+  pl.flashBytes = ws;
   // Keys per split: the whole key work spread over about two waves of CTAs, at least 4 tiles each.
   long long work = 0;
   int longest = 0;
@@ -298,15 +356,52 @@ RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs) {
     work += static_cast<long long>(t.len) * a.hkv;
     longest = std::max(longest, t.len);
   }
-  const long long perCta = ceil_div<long long>(work, 8LL * sm_count());
+  const long long perCta = ceil_div<long long>(std::max(work, 1LL), 8LL * sm_count());
   pl.per = static_cast<int>(std::max<long long>(4 * kTK, ceil_div<long long>(perCta, kTK) * kTK));
   pl.splits = std::max(1, ceil_div(longest, pl.per));
   const size_t rh = static_cast<size_t>(a.rows) * a.hq;
-  pl.table = align256(sizeof(RowsTask) * pl.tasks.size());
-  pl.partsBytes = align256(sizeof(int) * a.rows);
+  pl.table = align256(sizeof(RowsTask) * std::max<size_t>(1, pl.tasks.size()));
+  pl.intsBytes = align256(sizeof(int) * pl.ints.size());
   pl.opart = align256(sizeof(float) * 2 * pl.splits * rh * a.dv);
   pl.lse = align256(sizeof(float) * 2 * pl.splits * rh);
   return pl;
+}
+
+/** q rows rowsOf[0..n) of q [rows, words] into dst [n, words] (32-bit words). */
+__global__ void gather_rows_kernel(uint32_t *dst, const uint32_t *q, const int *rowsOf, size_t words, int n) {
+  const size_t total = static_cast<size_t>(n) * words;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    dst[i] = q[static_cast<size_t>(rowsOf[i / words]) * words + i % words];
+}
+
+/**
+ * A flash group's partials (fo [S, n·hq, dv], fl [S, n·hq] in log2 units) merged per (row, head) into the rows'
+ * slot (part, split 0) with a natural-log lse, as attn_rows_kernel writes its own; the part's other splits of
+ * those rows say "empty" (−inf) for attn_rows_combine.
+ */
+__global__ void rows_from_flash(float *opart, float *lse, const float *fo, const float *fl, const int *rowsOf,
+                                int n, int S, int part, int splits, int hq, size_t rowHeads, int dv) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x, nq = static_cast<size_t>(n) * hq;
+  if (i >= nq * dv) return;
+  const size_t gq = i / dv;
+  const int c = static_cast<int>(i % dv);
+  const size_t rh = static_cast<size_t>(rowsOf[gq / hq]) * hq + gq % hq;
+  float mx = -INFINITY;
+  for (int s = 0; s < S; ++s) mx = fmaxf(mx, fl[s * nq + gq]);
+  float num = 0.f, den = 0.f;
+  if (mx != -INFINITY)
+    for (int s = 0; s < S; ++s) {
+      const float w = exp2f(fl[s * nq + gq] - mx);
+      num += w * fo[(s * nq + gq) * dv + c];
+      den += w;
+    }
+  const size_t base = static_cast<size_t>(part) * splits;
+  opart[(base * rowHeads + rh) * dv + c] = den > 0.f ? num / den : 0.f;
+  if (c == 0) {
+    lse[base * rowHeads + rh] = den > 0.f ? (mx + log2f(den)) * 0.69314718f : -INFINITY;
+    for (int s = 1; s < splits; ++s) lse[(base + s) * rowHeads + rh] = -INFINITY;
+  }
 }
 
 // ---- scatter ---------------------------------------------------------------------------------------------
@@ -407,27 +502,28 @@ MambaLayout mamba_layout(const MambaStepDims &d, DT dt) {
 
 }  // namespace
 
-size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, const RowKV *kvsHost) {
-  return plan_rows(a, kvsHost).total();
+size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, const RowKV *kvsHost, const void *q, DT dt) {
+  return plan_rows(a, kvsHost, q, dt).total();
 }
 
 void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, DT dt,
                     void *workspace, size_t workspaceBytes, cudaStream_t stream) {
   LS_REQUIRE(a.rows > 0 && a.hkv > 0 && a.hq % a.hkv == 0, "attention_rows: hq must be a multiple of hkv");
   LS_REQUIRE(a.d <= kMaxDim && a.dv <= kMaxDim, "attention_rows: head dims above 256 are not supported");
-  const RowsPlan pl = plan_rows(a, kvsHost);
+  const RowsPlan pl = plan_rows(a, kvsHost, q, dt);
   LS_REQUIRE(workspaceBytes >= pl.total(), "attention_rows: workspace too small");
   auto *ws = static_cast<unsigned char *>(workspace);
-  // The task table and the rows' part counts go up in one copy.
-  std::vector<unsigned char> host(pl.table + pl.partsBytes);
+  // The task table, the rows' part counts and the flash groups' rows go up in one copy.
+  std::vector<unsigned char> host(pl.table + pl.intsBytes);
   std::memcpy(host.data(), pl.tasks.data(), sizeof(RowsTask) * pl.tasks.size());
-  std::memcpy(host.data() + pl.table, pl.parts.data(), sizeof(int) * a.rows);
+  std::memcpy(host.data() + pl.table, pl.ints.data(), sizeof(int) * pl.ints.size());
   LS_CUDA_CHECK(cudaMemcpyAsync(ws, host.data(), host.size(), cudaMemcpyHostToDevice, stream));
+  const int *ints = reinterpret_cast<const int *>(ws + pl.table);
   RowsParams p{};
   p.q = q;
   p.tasks = reinterpret_cast<const RowsTask *>(ws);
-  p.opart = reinterpret_cast<float *>(ws + pl.table + pl.partsBytes);
-  p.lse = reinterpret_cast<float *>(ws + pl.table + pl.partsBytes + pl.opart);
+  p.opart = reinterpret_cast<float *>(ws + pl.table + pl.intsBytes);
+  p.lse = reinterpret_cast<float *>(ws + pl.table + pl.intsBytes + pl.opart);
   p.rows = a.rows;
   p.hq = a.hq;
   p.hkv = a.hkv;
@@ -441,26 +537,41 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
   p.scale = a.scale;
   const int V = static_cast<int>(16 / dt_bytes(dt));
   p.vec = a.d % V == 0 && a.dv % V == 0;
-  for (int i = 0; i < a.rows && p.vec; ++i) {
-    const RowKV &r = kvsHost[i];
-    p.vec = aligned_to(r.k, 16) && aligned_to(r.v, 16) &&
-            (!r.prefixLength || (aligned_to(r.pk, 16) && aligned_to(r.pv, 16)));
-  }
-  // Tasks (× kv heads) vary fastest: the tasks of one shared prefix read each split's tiles at about the same
-  // time, so all but the first find them in L2.
-  const dim3 grid(static_cast<unsigned>(pl.tasks.size() * a.hkv), pl.splits);
+  for (const RowsTask &t : pl.tasks) p.vec = p.vec && aligned_to(t.k, 16) && aligned_to(t.v, 16);
   const size_t rh = static_cast<size_t>(a.rows) * a.hq, n = rh * a.dv;
-  LS_DISPATCH_DT(dt, T, {
-    const size_t smem = rows_smem_bytes<T>(p.dp, p.dvp);
-    if (smem > 48 * 1024)
-      LS_REQUIRE(smem <= static_cast<size_t>(device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin)),
-                 "attention_rows: head dims too large for this GPU's shared memory in f32 (use bf16)");
-    allow_smem<&attn_rows_kernel<T>>(smem);
-    attn_rows_kernel<T><<<grid, kThreads, smem, stream>>>(p);
+  unsigned char *fws = ws + pl.table + pl.intsBytes + pl.opart + pl.lse;
+  for (const FlashGroup &g : pl.flash) {
+    const void *gq = q;
+    const size_t words = static_cast<size_t>(a.hq) * a.d * dt_bytes(dt) / 4;
+    if (g.gather) {
+      gq = fws + g.q;
+      gather_rows_kernel<<<static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(g.n * words, 256), 1024)), 256, 0,
+                           stream>>>(reinterpret_cast<uint32_t *>(fws + g.q), static_cast<const uint32_t *>(q),
+                                     ints + g.rowsAt, words, g.n);
+      LS_CHECK_LAUNCH();
+    }
+    float *fo = reinterpret_cast<float *>(fws + g.opart), *fl = reinterpret_cast<float *>(fws + g.lse);
+    attention_partials(fo, fl, g.splits, gq, g.k, g.v, flash_dims(a, g.n, g.len), stream);
+    const size_t m = static_cast<size_t>(g.n) * a.hq * a.dv;
+    rows_from_flash<<<static_cast<unsigned>(ceil_div<size_t>(m, 256)), 256, 0, stream>>>(
+        p.opart, p.lse, fo, fl, ints + g.rowsAt, g.n, g.splits, g.part, pl.splits, a.hq, rh, a.dv);
     LS_CHECK_LAUNCH();
+  }
+  LS_DISPATCH_DT(dt, T, {
+    if (!pl.tasks.empty()) {
+      // Tasks (× kv heads) vary fastest: the tasks of one shared prefix read each split's tiles at about the
+      // same time, so all but the first find them in L2.
+      const dim3 grid(static_cast<unsigned>(pl.tasks.size() * a.hkv), pl.splits);
+      const size_t smem = rows_smem_bytes<T>(p.dp, p.dvp);
+      if (smem > 48 * 1024)
+        LS_REQUIRE(smem <= static_cast<size_t>(device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin)),
+                   "attention_rows: head dims too large for this GPU's shared memory in f32 (use bf16)");
+      allow_smem<&attn_rows_kernel<T>>(smem);
+      attn_rows_kernel<T><<<grid, kThreads, smem, stream>>>(p);
+      LS_CHECK_LAUNCH();
+    }
     attn_rows_combine<T><<<static_cast<unsigned>(ceil_div<size_t>(n, 256)), 256, 0, stream>>>(
-        p.opart, p.lse, reinterpret_cast<const int *>(ws + pl.table), static_cast<T *>(out), pl.splits, a.hq, rh,
-        a.dv);
+        p.opart, p.lse, ints, static_cast<T *>(out), pl.splits, a.hq, rh, a.dv);
     LS_CHECK_LAUNCH();
   });
 }

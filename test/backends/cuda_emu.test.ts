@@ -1,6 +1,7 @@
-// native/cuda/grad.cu's launch functions (backward kernels, losses, the multi-tensor AdamW and sum of squares) and
-// layout.cu's reduction run under the CPU emulation of native/cuda/test/emu against the CPU backend and float64
-// loops: indexing, barriers, warp collectives and split reductions checked without a GPU. Needs g++ and the CUDA headers (present where the addon builds:
+// native/cuda/grad.cu's launch functions (backward kernels, losses, the multi-tensor AdamW and sum of squares),
+// layout.cu's reduction and decode.cu's batched attention (with attention.cu's tensor-core tiles for keys that
+// several rows read) run under the CPU emulation of native/cuda/test/emu against the CPU backend and float64
+// loops: indexing, barriers, warp collectives, MMA fragments and split reductions checked without a GPU. Needs g++ and the CUDA headers (present where the addon builds:
 // CI has nvcc); the GPU itself runs test-cuda/.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ try {
   gxx = false;
 }
 
+const kernelsTest = fileURLToPath(new URL('../../native/cuda/test/emu/run.sh', import.meta.url));
 const run = (unit: 'grad' | 'layout') =>
   execFileSync('bash', [script, unit], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -34,5 +36,24 @@ if (gxx && existsSync(headers)) {
     assert.doesNotMatch(out, /^FAIL/m, out);
     assert.match(out, /launch_reduce matches float64 under the emulation/, out);
     assert.match(out, /^ok {3}reduce sum \[1, 4001, 48\].*workspace [1-9]/m, out);
+  });
+
+  test('decode.cu batched attention (shared keys on tensor-core tiles) matches float64 under the emulation', () => {
+    const out = execFileSync('bash', [kernelsTest, 'decode'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    assert.doesNotMatch(out, /^FAIL/m, out);
+    assert.match(
+      out,
+      /^ok {3}bf16 {3}attention_rows GQA7 d128, all rows on one prefix \(tensor cores, splits\)/m,
+      out,
+    );
+    assert.match(
+      out,
+      /^ok {3}bf16 {3}attention_rows GQA7 d128, own keys shared \(Vamba's cross-attention\)/m,
+      out,
+    );
+    assert.match(out, /PASSED: 0 failure\(s\)/, out);
   });
 }

@@ -280,6 +280,7 @@ struct RowsCase {
   int hq, hkv, d, dv;
   std::vector<int> lengths;  // own keys per row
   std::vector<int> prefix;   // prefix keys per row (0: none); all prefixes are the first rows of one buffer
+  bool ownShared = false;    // every row's own keys are row 0's buffer (Vamba's video K/V; lengths all equal)
 };
 
 /** attention_rows against float64 loops; buffers hold NaN past each length (never read). */
@@ -299,16 +300,19 @@ void run_rows_case(const RowsCase &c) {
   std::vector<std::unique_ptr<Dev>> dk, dv;
   std::vector<RowKV> kvs(rows);
   for (int r = 0; r < rows; ++r) {
-    k[r] = with_tail(c.lengths[r], kRow);
-    v[r] = with_tail(c.lengths[r], vRow);
-    dk.push_back(std::make_unique<Dev>(k[r], c.dt));
-    dv.push_back(std::make_unique<Dev>(v[r], c.dt));
-    kvs[r] = {dk[r]->ptr, dv[r]->ptr, c.lengths[r], c.prefix[r] ? dpk.ptr : nullptr, c.prefix[r] ? dpv.ptr : nullptr,
-              c.prefix[r]};
+    const bool own = !c.ownShared || r == 0;
+    k[r] = own ? with_tail(c.lengths[r], kRow) : k[0];
+    v[r] = own ? with_tail(c.lengths[r], vRow) : v[0];
+    if (own) {
+      dk.push_back(std::make_unique<Dev>(k[r], c.dt));
+      dv.push_back(std::make_unique<Dev>(v[r], c.dt));
+    }
+    kvs[r] = {dk.back()->ptr, dv.back()->ptr, c.lengths[r], c.prefix[r] ? dpk.ptr : nullptr,
+              c.prefix[r] ? dpv.ptr : nullptr, c.prefix[r]};
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
   const AttentionRowsDims a{rows, c.hq, c.hkv, c.d, c.dv, static_cast<float>(scale)};
-  const size_t wsb = attention_rows_workspace_bytes(a, kvs.data());
+  const size_t wsb = attention_rows_workspace_bytes(a, kvs.data(), dq.ptr, c.dt);
   Dev ws(wsb);
   attention_rows(dout.ptr, dq.ptr, kvs.data(), a, c.dt, ws.ptr, wsb, nullptr);
   LS_CUDA_CHECK(cudaDeviceSynchronize());
@@ -347,6 +351,18 @@ void test_decode() {
       {"d36 dv20 (scalar loads), prefix", DT::BF16, 4, 2, 36, 20, {33, 7}, {65, 65}},
       {"GQA7 d128, prefix", DT::F32, 14, 2, 128, 128, {10, 300, 1}, {300, 300, 0}},
       {"d60 dv44 GQA1", DT::F32, 3, 3, 60, 44, {77, 2}, {0, 5}},
+      // Keys read by several rows in bf16 at d 64/80/96/128 take flash_fwd's tiles (attention_partials), the
+      // rows as its queries: all rows (q as it is), some rows (q gathered), own keys in one buffer.
+      {"GQA7 d128, all rows on one prefix (tensor cores, splits)", DT::BF16, 28, 4, 128, 128, {1, 0, 40, 3},
+       {1500, 1500, 1500, 1500}},
+      {"GQA7 d128, 12 rows on one prefix (two query tiles)", DT::BF16, 14, 2, 128, 128,
+       {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, std::vector<int>(12, 200)},
+      {"GQA2 d96, two prefixes of two rows, one lone", DT::BF16, 4, 2, 96, 96, {5, 0, 9, 1, 64},
+       {130, 130, 77, 77, 130}},
+      {"GQA1 d80, own keys shared by three rows", DT::BF16, 2, 2, 80, 80, {333, 333, 333}, {0, 0, 0}, true},
+      {"GQA7 d128, own keys shared (Vamba's cross-attention)", DT::BF16, 28, 4, 128, 128, {2000, 2000},
+       {0, 0}, true},
+      {"f32 d64, own keys shared (scalar tasks)", DT::F32, 4, 1, 64, 64, {150, 150, 150}, {0, 0, 0}, true},
   };
   for (const auto &c : cases) run_rows_case(c);
 }

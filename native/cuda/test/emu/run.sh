@@ -23,7 +23,7 @@ g++ -std=c++20 -O2 -I"${CUDA_HOME:-/usr/local/cuda}/include" -c "$here/runtime.c
 stubbed=
 if ! g++ "${flags[@]}" -c "$out/src/attention.cpp" -o "$out/attention.o" 2> "$out/attention.log"; then
   echo "emu: attention.cu does not build under the emulation (see $out/attention.log); its family is skipped" >&2
-  printf '#include "attention.h"\n#include <stdexcept>\nsize_t attention_workspace_bytes(const AttentionDims &, DT) { throw std::runtime_error("attention is not emulated"); }\nvoid attention(void *, const void *, const void *, const void *, const float *, float *, const int *, const AttentionDims &, DT, void *, size_t, cudaStream_t) { throw std::runtime_error("attention is not emulated"); }\n' > "$out/src/attention_stub.cpp"
+  printf '#include "attention.h"\n#include <stdexcept>\nsize_t attention_workspace_bytes(const AttentionDims &, DT) { throw std::runtime_error("attention is not emulated"); }\nvoid attention(void *, const void *, const void *, const void *, const float *, float *, const int *, const AttentionDims &, DT, void *, size_t, cudaStream_t) { throw std::runtime_error("attention is not emulated"); }\nbool attention_partials_supported(const AttentionDims &, DT, const void *, const void *, const void *) { return false; }\nint attention_partials_splits(const AttentionDims &) { return 1; }\nvoid attention_partials(float *, float *, int, const void *, const void *, const void *, const AttentionDims &, cudaStream_t) { throw std::runtime_error("attention is not emulated"); }\n' > "$out/src/attention_stub.cpp"
   g++ "${flags[@]}" -c "$out/src/attention_stub.cpp" -o "$out/attention.o"
   stubbed=1
 fi
