@@ -29,6 +29,9 @@ test('serve_load --tiny: all scenarios report, and decodes continue while a new 
     assert.equal(r.concurrent.length, 1);
     assert.equal(r.concurrent[0].ok, r.concurrent[0].requests);
     for (const k of ['ttftMs', 'perTokenMs']) assert.ok(r.concurrent[0][k].p50 > 0, k);
+    // The steady state (all four decoding) counts only tokens between the last first and the first last token.
+    const c = r.concurrent[0];
+    assert.ok(c.fullBatchTokS > 0 && c.fullBatchSpeedup > 0, 'full-batch rate');
 
     const i = r.interference;
     assert.equal(i.questions, 4);
