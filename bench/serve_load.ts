@@ -436,7 +436,10 @@ function summarise(traces: Trace[]) {
   const decodeTokens = ok.reduce((n, t) => n + t.tokens.filter((x) => x > firstAll).length, 0);
   // While every request decodes: from the last first token to the first last token (the batch is full).
   const firstDone = Math.min(...ok.map((t) => t.tokens.at(-1)!));
-  const fullTokens = ok.reduce((n, t) => n + t.tokens.filter((x) => x > firstAll && x <= firstDone).length, 0);
+  const fullTokens = ok.reduce(
+    (n, t) => n + t.tokens.filter((x) => x > firstAll && x <= firstDone).length,
+    0,
+  );
   return {
     requests: traces.length,
     ok: ok.length,
