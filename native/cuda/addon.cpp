@@ -366,7 +366,7 @@ LS_FN(affine) {
 LS_FN(matmul) {
   LS_BODY({
     MatmulArgs g{a.ptr(0), a.ptr(1), a.ptr(2), a.ptr(3), a.et(4), a.i64(5), a.i64(6), a.i64(7), a.i64(8),
-                 a.flag(9), a.flag(10), a.flag(11), static_cast<float>(a.num(12))};
+                 a.flag(9), a.flag(10), a.flag(11), static_cast<float>(a.num(12)), a.et(13)};
     dev().blas->matmul(g, dev().stream);
   });
 }

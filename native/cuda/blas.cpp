@@ -91,7 +91,7 @@ Blas::Blas() {
 Blas::Plan &Blas::plan(const MatmulArgs &g) {
   const uint32_t alA = alignment(g.b), alB = alignment(g.a), alC = alignment(g.out);
   std::string key;
-  for (int64_t v : {int64_t(g.t), g.batch, g.m, g.n, g.k, int64_t(g.transA), int64_t(g.transB),
+  for (int64_t v : {int64_t(g.t), int64_t(g.outT), g.batch, g.m, g.n, g.k, int64_t(g.transA), int64_t(g.transB),
                     int64_t(g.bBatched), int64_t(g.bias != nullptr), int64_t(alA), int64_t(alB), int64_t(alC)})
     key += std::to_string(v) + ",";
   auto it = plans_.find(key);
@@ -117,7 +117,7 @@ Blas::Plan &Blas::plan(const MatmulArgs &g) {
         "layout A");
   check(api_, g.transA ? api_.matrixLayoutCreate(&p.b, type, m, k, m) : api_.matrixLayoutCreate(&p.b, type, k, m, k),
         "layout B");
-  check(api_, api_.matrixLayoutCreate(&p.c, type, n, m, n), "layout C");
+  check(api_, api_.matrixLayoutCreate(&p.c, data_type(g.outT), n, m, n), "layout C");
   if (g.batch > 1) {
     const int32_t count = static_cast<int32_t>(g.batch);
     const int64_t strideA = g.bBatched ? g.k * g.n : 0, strideB = g.m * g.k, strideC = g.m * g.n;

@@ -18,6 +18,7 @@ struct MatmulArgs {
   int64_t batch, m, n, k;
   bool transA, transB, bBatched;
   float alpha;
+  ET outT;  // the result's type: t, or F32 for bf16/f16 operands (f32 accumulation either way)
 };
 
 class Blas {

@@ -286,16 +286,19 @@ export interface MatmulOptions {
   transB?: boolean;
   bias?: Tensor | null;
   alpha?: number;
+  /** 'f32': bf16/f16 operands give an f32 result (f32 accumulation either way); no bias then. */
+  outDtype?: 'f32';
 }
 
 /**
  * Batched matrix product. a [...batch, m, k] (or [...batch, k, m] with transA), b [...batch, k, n] or [k, n]
- * shared by all batches (or the transposes with transB). Result [...batch, m, n] in a's dtype.
+ * shared by all batches (or the transposes with transB). Result [...batch, m, n] in a's dtype, or in f32 with
+ * `outDtype` (what backward passes take from bf16 operands: the tensor-core product, not widened copies).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   a.assertLive('matmul');
   b.assertLive('matmul');
-  const { transA = false, transB = false, bias = null, alpha = 1 } = opts;
+  const { transA = false, transB = false, bias = null, alpha = 1, outDtype = a.dtype } = opts;
   const bad = (why: string) =>
     new ShapeError(
       `matmul: ${why} (a ${fmt(a.shape)}${transA ? 'ᵀ' : ''}, b ${fmt(b.shape)}${transB ? 'ᵀ' : ''})`,
@@ -313,12 +316,13 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batchB = b.shape.slice(0, -2);
   const bBatched = batchB.length > 0;
   if (bBatched && !sameShape(batchA, batchB)) throw bad('batch dimensions differ');
+  if (outDtype !== a.dtype && bias) throw bad(`an ${outDtype} result of ${a.dtype} operands takes no bias`);
   if (bias) {
     bias.assertLive('matmul bias');
     if (bias.size !== n || bias.dtype !== a.dtype)
       throw bad(`bias ${bias.dtype} ${fmt(bias.shape)} does not match n = ${n}`);
   }
-  const out = empty(a.backend, [...batchA, m, n], a.dtype);
+  const out = empty(a.backend, [...batchA, m, n], outDtype);
   a.backend.matmul(out, a, b, bias, { batch: numel(batchA), m, n, k, transA, transB, bBatched, alpha });
   if (active) active.record('matmul', [a, b, bias], [out], { transA, transB, alpha });
   return out;

@@ -1,8 +1,9 @@
 /** Gradient checks of matmul/linear, the views and layout ops, reductions, softmax and embedding. */
 import { describe, it } from 'node:test';
-import { useBackwardKernels } from '../../src/autograd/index.js';
+import { useBackwardKernels, valueAndGrad } from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
-import { cpu, gradCheck } from './gradcheck.js';
+import type { Tensor } from '../../src/runtime/tensor.js';
+import { assertClose, cpu, gradCheck } from './gradcheck.js';
 import * as ref from './reference.js';
 
 describe('autograd: matmul and linear', () => {
@@ -35,6 +36,39 @@ describe('autograd: matmul and linear', () => {
       }),
     );
   }
+  // bf16 operands (GPU training): each product takes the upstream gradient rounded to bf16 once and returns
+  // f32, so the gradients equal the f32 rule's on the rounded operands and the rounded upstream gradient.
+  for (const c of cases.filter((c) => !c.bias))
+    it(`bf16 operands: ${JSON.stringify(c)}`, async () => {
+      const n = c.b[c.b.length - (c.transB ? 2 : 1)];
+      const outShape = [...c.a.slice(0, -2), c.a[c.a.length - (c.transA ? 1 : 2)], n];
+      const rand = (shape: number[], seed: number) =>
+        ops.tensor(
+          cpu,
+          Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, (_, i) =>
+            Math.sin(seed * 97 + i * 1.37),
+          ),
+          shape,
+        );
+      using a32 = rand(c.a, 1);
+      using b32 = rand(c.b, 2);
+      using r32 = rand(outShape, 3);
+      const round = (t: Tensor) => ops.cast(ops.cast(t, 'bf16'), 'f32');
+      using a = ops.cast(a32, 'bf16');
+      using b = ops.cast(b32, 'bf16');
+      using aR = round(a32);
+      using bR = round(b32);
+      using rR = round(r32);
+      const opts = { transA: c.transA, transB: c.transB, alpha: c.alpha };
+      const total = (t: Tensor) => ops.sum(t.reshape([-1]), 0);
+      const low = valueAndGrad(() => total(ops.mul(ops.cast(ops.matmul(a, b, opts), 'f32'), r32)), [a, b]);
+      const want = valueAndGrad(() => total(ops.mul(ops.matmul(aR, bR, opts), rR)), [aR, bR]);
+      for (const [i, g] of low.grads.entries()) {
+        if (g.dtype !== 'f32') throw new Error(`gradient ${i} is ${g.dtype}`);
+        assertClose(await g.data(), await want.grads[i].data(), 1e-6, `d${'ab'[i]}`);
+      }
+      for (const g of [...low.grads, ...want.grads]) g.dispose();
+    });
   it('linear on [2, 3, 5] with weight [7, 5] and bias', () =>
     gradCheck({
       inputs: [{ shape: [2, 3, 5] }, { shape: [7, 5] }, { shape: [7] }],

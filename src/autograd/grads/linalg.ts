@@ -2,7 +2,6 @@
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { registerRule } from '../rule.js';
-import { f32 } from './util.js';
 
 interface MatmulAttrs {
   transA: boolean;
@@ -16,26 +15,36 @@ registerRule<MatmulAttrs>('matmul', {
   backward: ({ attrs, inputs, shapes, needs }, [g]) => {
     const { transA, transB, alpha } = attrs;
     const n = g!.shape[g!.rank - 1];
+    // Each product takes g in its saved operand's dtype: bf16/f16 operands multiply on the tensor cores
+    // into an f32 gradient (g rounded once, as PyTorch's autocast backward does) rather than widened copies.
+    const low = new Map<string, Tensor>();
+    const gLike = (x: Tensor) => {
+      if (x.dtype === 'f32') return g!;
+      const have = low.get(x.dtype) ?? ops.cast(g!, x.dtype);
+      low.set(x.dtype, have);
+      return have;
+    };
+    const mm = (x: Tensor, y: Tensor, o: ops.MatmulOptions) =>
+      ops.matmul(x, y, { ...o, alpha, outDtype: 'f32' });
     // dA: dop(A) = α·g·op(B)ᵀ, transposed back when A is stored transposed.
     let ga: Tensor | null = null;
     if (needs[0]) {
-      ga = ops.matmul(g!, f32(inputs[1]!), { transB: !transB, alpha });
+      ga = mm(gLike(inputs[1]!), inputs[1]!, { transB: !transB });
       if (transA) ga = ops.transpose(ga);
     }
     // dB: op(B)ᵀ-shaped products of A and g; a weight shared by the batch sums over it.
     let gb: Tensor | null = null;
     if (needs[1]) {
-      const a = f32(inputs[0]!);
+      const a = inputs[0]!;
+      const gOfA = gLike(a);
       const shared = shapes[1]!.length === 2 && a.rank > 2;
       const product = (x: Tensor, y: Tensor) =>
-        transB
-          ? ops.matmul(y, x, { transA: true, transB: transA, alpha })
-          : ops.matmul(x, y, { transA: !transA, alpha });
+        transB ? mm(y, x, { transA: true, transB: transA }) : mm(x, y, { transA: !transA });
       if (shared && !transA) {
         const k = a.shape[a.rank - 1];
-        gb = product(a.reshape([-1, k]), g!.reshape([-1, n]));
+        gb = product(a.reshape([-1, k]), gOfA.reshape([-1, n]));
       } else {
-        gb = product(a, g!);
+        gb = product(a, gOfA);
         if (shared) gb = ops.sum(gb.reshape([-1, ...shapes[1]!]), 0);
       }
     }

@@ -58,6 +58,7 @@ export interface CudaAddon {
     transB: boolean,
     bBatched: boolean,
     alpha: number,
+    outDtype: number,
   ): void;
   rmsNorm(
     out: Ptr,

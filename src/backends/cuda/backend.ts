@@ -216,6 +216,7 @@ export class CudaBackend implements Backend {
       d.transB,
       d.bBatched,
       d.alpha,
+      code(out),
     );
   }
   rmsNorm(
