@@ -311,22 +311,12 @@ __global__ void __launch_bounds__(W * 32) flash_fwd(FlashParams p) {
   }
 }
 
-/** out[row] = Σ_s 2^(lse_s − max)·O_s / Σ_s 2^(lse_s − max): merges normalised split-K partials. */
+/** out[row] = the normalised split-K partials merged by their log2-sum-exp. */
 __global__ void flash_combine(const float *opart, const float *lse, __nv_bfloat16 *out, int splits,
                               size_t nRows, int d) {
   const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= nRows * d) return;
-  const size_t r = idx / d;
-  float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, lse[s * nRows + r]);
-  float num = 0.f, den = 0.f;
-  if (mx != -INFINITY)
-    for (int s = 0; s < splits; ++s) {
-      const float w = exp2f(lse[s * nRows + r] - mx);
-      num += w * opart[s * nRows * d + idx];
-      den += w;
-    }
-  out[idx] = __float2bfloat16_rn(den > 0.f ? num / den : 0.f);
+  out[idx] = __float2bfloat16_rn(merge_log2_partials(opart, lse, splits, nRows, idx / d, d, idx % d));
 }
 
 // 64-row CTAs (4 warps): on an H200 they beat 128-row ones on every benchmarked shape, since the

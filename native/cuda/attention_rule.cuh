@@ -27,3 +27,25 @@ struct RowRule {
     }
   }
 };
+
+/**
+ * Split-K partials of one output element merged by their log2-sum-exp: opart [splits, rows, d] holds each
+ * split's normalised value at row r, column c, and lse [splits, rows] its log2-sum-exp (−inf: the split saw no
+ * key). Returns Σ_s 2^(lse_s − max)·O_s / Σ_s 2^(lse_s − max) (0 when no split saw a key) and, through lseOut
+ * when given, the merged log2-sum-exp.
+ */
+__device__ __forceinline__ float merge_log2_partials(const float *opart, const float *lse, int splits, size_t rows,
+                                                     size_t r, int d, int c, float *lseOut = nullptr) {
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, lse[s * rows + r]);
+  float num = 0.f, den = 0.f;
+  if (mx != -INFINITY)
+    for (int s = 0; s < splits; ++s) {
+      const float w = exp2f(lse[s * rows + r] - mx);
+      num += w * opart[(s * rows + r) * d + c];
+      den += w;
+    }
+  if (lseOut) *lseOut = den > 0.f ? mx + log2f(den) : -INFINITY;
+  return den > 0.f ? num / den : 0.f;
+}
+

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_rule.cuh"
 #include "device_util.cuh"
 #include "mma_util.cuh"
 
@@ -387,19 +388,11 @@ __global__ void rows_from_flash(float *opart, float *lse, const float *fo, const
   const size_t gq = i / dv;
   const int c = static_cast<int>(i % dv);
   const size_t rh = static_cast<size_t>(rowsOf[gq / hq]) * hq + gq % hq;
-  float mx = -INFINITY;
-  for (int s = 0; s < S; ++s) mx = fmaxf(mx, fl[s * nq + gq]);
-  float num = 0.f, den = 0.f;
-  if (mx != -INFINITY)
-    for (int s = 0; s < S; ++s) {
-      const float w = exp2f(fl[s * nq + gq] - mx);
-      num += w * fo[(s * nq + gq) * dv + c];
-      den += w;
-    }
   const size_t base = static_cast<size_t>(part) * splits;
-  opart[(base * rowHeads + rh) * dv + c] = den > 0.f ? num / den : 0.f;
+  float l2;
+  opart[(base * rowHeads + rh) * dv + c] = merge_log2_partials(fo, fl, S, nq, gq, dv, c, &l2);
   if (c == 0) {
-    lse[base * rowHeads + rh] = den > 0.f ? (mx + log2f(den)) * 0.69314718f : -INFINITY;
+    lse[base * rowHeads + rh] = l2 * 0.69314718f;  // natural log, as attn_rows_kernel writes (−inf stays)
     for (int s = 1; s < splits; ++s) lse[(base + s) * rowHeads + rh] = -INFINITY;
   }
 }
