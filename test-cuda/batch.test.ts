@@ -46,7 +46,9 @@ for (const dtype of ['f32', 'bf16'] as const)
         const want = ops.attentionRows(qc, kvs(1));
         // Judged as test-cuda/attention.test.ts judges attention: split-key sums over 3000 keys round differently.
         if (dtype === 'f32') await assertParity(got, want, 1e-4, 'attentionRows', 1e-2);
-        else await assertParity(got, want, TOL[dtype], 'attentionRows');
+        // bf16: keys several rows read run on flash_fwd's tiles, whose bf16 probabilities feed P·V, so outputs
+        // that cancel carry a few 1e-3 of the data's scale: judged as test-cuda/attention.test.ts judges bf16.
+        else await assertParity(got, want, 2e-2, 'attentionRows', 0.5);
       });
 
     test('scatterRows: each row lands in its own buffer at its own row', async () => {

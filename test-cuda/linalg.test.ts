@@ -225,7 +225,8 @@ test('rmsNorm and layerNorm with a fused residual add: the stored sum exactly, t
       const cl = ops.addLayerNorm(cx, cr, cw, cb, 1e-6);
       await assertParity(gl.sum, cl.sum, 0, `layer sum ${dtype} ${dim}`);
       // w·x̂ + b cancels terms of the data's size where the output is near zero: their rounding sets the floor.
-      await assertParity(gl.out, cl.out, t, `layer ${dtype} ${dim}`, 1e-2);
+      // f32 over 20,000 elements: one such element (1.6e-4 of a scale ~1) carried 2.2e-5 (session 13).
+      await assertParity(gl.out, cl.out, dtype === 'f32' ? 5e-5 : t, `layer ${dtype} ${dim}`, 1e-2);
     }
   }
 });
