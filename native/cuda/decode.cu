@@ -314,7 +314,6 @@ RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs, const void *q, 
     return part ? Keys{r.pk, r.pv, r.prefixLength} : Keys{r.k, r.v, r.length};
   };
   size_t ws = 0;
-  std::vector<FlashGroup> flash;
   for (int part = 0; part < 2; ++part) {
     std::vector<bool> grouped(a.rows, false);
     for (int i = 0; i < a.rows; ++i) {
@@ -323,7 +322,7 @@ RowsPlan plan_rows(const AttentionRowsDims &a, const RowKV *kvs, const void *q, 
       std::vector<int> same;
       for (int j = i; j < a.rows; ++j) {
         const Keys kj = keys(j, part);
-        if (!grouped[j] && kj.k == ki.k && kj.v == ki.v && kj.len == ki.len && (part == 0 || kj.len)) {
+        if (!grouped[j] && kj.k == ki.k && kj.v == ki.v && kj.len == ki.len) {
           same.push_back(j);
           grouped[j] = true;
         }
@@ -533,9 +532,9 @@ void attention_rows(void *out, const void *q, const RowKV *kvsHost, const Attent
   for (const RowsTask &t : pl.tasks) p.vec = p.vec && aligned_to(t.k, 16) && aligned_to(t.v, 16);
   const size_t rh = static_cast<size_t>(a.rows) * a.hq, n = rh * a.dv;
   unsigned char *fws = ws + pl.table + pl.intsBytes + pl.opart + pl.lse;
+  const size_t words = static_cast<size_t>(a.hq) * a.d * dt_bytes(dt) / 4;  // one query row, 32-bit words
   for (const FlashGroup &g : pl.flash) {
     const void *gq = q;
-    const size_t words = static_cast<size_t>(a.hq) * a.d * dt_bytes(dt) / 4;
     if (g.gather) {
       gq = fws + g.q;
       gather_rows_kernel<<<static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(g.n * words, 256), 1024)), 256, 0,

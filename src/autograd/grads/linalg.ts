@@ -15,14 +15,14 @@ registerRule<MatmulAttrs>('matmul', {
   backward: ({ attrs, inputs, shapes, needs }, [g]) => {
     const { transA, transB, alpha } = attrs;
     const n = g!.shape[g!.rank - 1];
-    // Each product takes g in its saved operand's dtype: bf16/f16 operands multiply on the tensor cores
-    // into an f32 gradient (g rounded once, as PyTorch's autocast backward does) rather than widened copies.
-    const low = new Map<string, Tensor>();
+    // Each product takes g in the operands' dtype (matmul's operands share one): bf16/f16 operands multiply on
+    // the tensor cores into an f32 gradient (g rounded once, as PyTorch's autocast backward does) rather than
+    // widened copies.
+    let gLow: Tensor | null = null;
     const gLike = (x: Tensor) => {
       if (x.dtype === 'f32') return g!;
-      const have = low.get(x.dtype) ?? ops.cast(g!, x.dtype);
-      low.set(x.dtype, have);
-      return have;
+      gLow ??= ops.cast(g!, x.dtype);
+      return gLow;
     };
     const mm = (x: Tensor, y: Tensor, o: ops.MatmulOptions) =>
       ops.matmul(x, y, { ...o, alpha, outDtype: 'f32' });
