@@ -33,11 +33,29 @@ function findNodeHeaders() {
   return dirs.find((d) => existsSync(join(d, 'node_api.h')));
 }
 
-const GENCODE = [
-  '-gencode=arch=compute_80,code=sm_80',
-  '-gencode=arch=compute_90,code=sm_90',
-  '-gencode=arch=compute_90,code=compute_90', // PTX: newer GPUs JIT-compile it
-];
+/**
+ * Machine code for sm_80 and sm_90, and sm_90's PTX that newer GPUs JIT-compile. LONGSHOT_CUDA_ARCHS (compute
+ * capabilities, e.g. `90` or `80,90`) builds for those alone, the highest one's PTX included: a build for the
+ * one GPU at hand is about twice as fast (bench/gpu/job.sh sets it from nvidia-smi).
+ */
+function gencodes(archs) {
+  const list = archs.split(',').map((a) => a.trim());
+  if (!list.every((a) => /^\d{2,3}$/.test(a))) {
+    console.error(
+      `longshot: LONGSHOT_CUDA_ARCHS=${archs}: expected compute capabilities such as 90 or 80,90`,
+    );
+    process.exit(optional ? 0 : 1); // npm install never fails on it
+  }
+  const top = list
+    .map(Number)
+    .sort((a, b) => a - b)
+    .at(-1);
+  return [
+    ...list.map((a) => `-gencode=arch=compute_${a},code=sm_${a}`),
+    `-gencode=arch=compute_${top},code=compute_${top}`,
+  ];
+}
+const GENCODE = gencodes(process.env.LONGSHOT_CUDA_ARCHS || '80,90');
 // Files named *_sm90.cu hold Hopper-only code (wgmma, TMA): compiled for the arch-specific sm_90a target
 // alone. Their host code checks the device before launching, so other GPUs never reach them.
 const GENCODE_SM90A = ['-gencode=arch=compute_90a,code=sm_90a'];

@@ -31,8 +31,9 @@ void launch_binary(void *out, const void *a, const void *b, ET t, BinaryOp op, i
                    const int64_t *aStrides, const int64_t *bStrides, cudaStream_t s);
 void launch_affine(void *out, const void *x, ET t, size_t n, float scale, float shift, cudaStream_t s);
 
-// norm.cu — weight/bias/gate have dtype `wt` (the input's dtype or f32). With a `residual` (x's dtype and
-// size), `sumOut` receives x + residual rounded to that dtype and the norm is taken of it (null: plain norm).
+// rms_norm.cu, layer_norm.cu — weight/bias/gate have dtype `wt` (the input's dtype or f32). With a `residual`
+// (x's dtype and size), `sumOut` receives x + residual rounded to that dtype and the norm is taken of it (null:
+// plain norm).
 void launch_rms_norm(void *out, const void *x, ET t, const void *weight, ET wt, const void *gate, int64_t rows,
                      int64_t dim, int64_t groupSize, float eps, bool normBeforeGate, const void *residual,
                      void *sumOut, cudaStream_t s);

@@ -11,11 +11,11 @@ cuda=$(cd "$here/.." && cd .. && pwd)
 out=${EMU_BUILD:-/tmp/longshot-emu}
 mkdir -p "$out/src"
 cp "$here/mma_util.cuh" "$out/src/"  # found before native/cuda's own (same directory as the sources)
-for f in attention attention_mass ssd conv1d norm decode; do python3 "$here/to_host.py" "$cuda/$f.cu" "$out/src/$f.cpp"; done
+for f in attention attention_mass ssd conv1d rms_norm layer_norm decode; do python3 "$here/to_host.py" "$cuda/$f.cu" "$out/src/$f.cpp"; done
 cp "$cuda/test/kernels_test.cu" "$out/src/kernels_test.cpp"
 flags=(-std=c++20 -O2 -pthread -w -include "$here/emu.h" -I"$out/src" -I"$cuda" -I"${CUDA_HOME:-/usr/local/cuda}/include")
 pids=()
-for f in attention_mass ssd conv1d norm decode kernels_test; do
+for f in attention_mass ssd conv1d rms_norm layer_norm decode kernels_test; do
   g++ "${flags[@]}" -c "$out/src/$f.cpp" -o "$out/$f.o" & pids+=($!)
 done
 g++ -std=c++20 -O2 -I"${CUDA_HOME:-/usr/local/cuda}/include" -c "$here/runtime.cpp" -o "$out/runtime.o" & pids+=($!)
@@ -33,7 +33,7 @@ printf '#include "attention_sm90.h"\n#include <stdexcept>\nbool attention_sm90_s
 g++ "${flags[@]}" -c "$out/src/attention_sm90_stub.cpp" -o "$out/attention_sm90.o" & pids+=($!)
 g++ "${flags[@]}" -c "$here/binary_stub.cpp" -o "$out/binary_stub.o" & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
-g++ -pthread "$out"/{attention,attention_mass,attention_sm90,ssd,conv1d,norm,decode,binary_stub,kernels_test,runtime}.o -o "$out/kernels_test"
+g++ -pthread "$out"/{attention,attention_mass,attention_sm90,ssd,conv1d,rms_norm,layer_norm,decode,binary_stub,kernels_test,runtime}.o -o "$out/kernels_test"
 if [ -n "${1:-}" ] || [ -z "$stubbed" ]; then
   "$out/kernels_test" test "${1:-}"
 else
