@@ -7,7 +7,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { collect, install, table, updateCard } from '../../tools/needle/ship.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { saveSafetensors } from '../../src/io/safetensors-write.js';
+import { bf16Copy, collect, install, table, updateCard } from '../../tools/needle/ship.js';
 
 const report = (set: string, correct: number, total: number, unanswerable: [number, number]) => ({
   model: 'runs/ship/vamba/model',
@@ -95,8 +97,10 @@ test('install copies the model files (not the trainer state) into models/ and wr
   try {
     const ck = join(root, 'runs/ship/timeviper/model');
     await mkdir(join(ck, 'trainer'), { recursive: true });
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'generation_config.json'])
+    for (const f of ['config.json', 'tokenizer.json', 'generation_config.json'])
       await writeFile(join(ck, f), `${f} of the run`);
+    const bf16 = { dtype: 'BF16', shape: [2], data: Uint16Array.of(0x3f80, 0xc000) } as const;
+    await saveSafetensors(join(ck, 'model.safetensors'), { w: bf16 });
     await writeFile(join(ck, 'trainer', 'state.json'), '{}');
     await mkdir(join(root, 'docs/models'), { recursive: true });
     await mkdir(join(root, 'models/needle-timeviper-tiny'), { recursive: true });
@@ -129,9 +133,67 @@ test('install copies the model files (not the trainer state) into models/ and wr
       'model.safetensors',
       'tokenizer.json',
     ]);
-    assert.equal(await readFile(join(target, 'model.safetensors'), 'utf8'), 'model.safetensors of the run');
+    assert.deepEqual(
+      await readFile(join(target, 'model.safetensors')),
+      await readFile(join(ck, 'model.safetensors')),
+    );
     const card = await readFile(join(root, 'docs/models/needle-timeviper-tiny.md'), 'utf8');
     assert.match(card, /\| 16-64 \| 80\.0% \(96\/120\) \|/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('bf16: f32 weights (a CPU run) rounded to bf16, ties to even, other dtypes kept; install refuses f32', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ship-'));
+  try {
+    const ck = join(root, 'run');
+    await mkdir(ck);
+    // 1 + 2⁻⁸ is halfway between bf16's 1 and 1 + 2⁻⁷: to even (1); 1 + 3·2⁻⁸ halfway to 1 + 2⁻⁶: up.
+    const w = Float32Array.of(1.5, -2, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3e-39);
+    await saveSafetensors(
+      join(ck, 'model.safetensors'),
+      {
+        w: { dtype: 'F32', shape: [5], data: w },
+        ids: { dtype: 'I32', shape: [2], data: Int32Array.of(7, -1) },
+      },
+      { metadata: { format: 'pt' } },
+    );
+    await writeFile(
+      join(ck, 'config.json'),
+      JSON.stringify({
+        model_type: 'vamba',
+        torch_dtype: 'float32',
+        text_config: { torch_dtype: 'float32', n: 2 },
+      }),
+    );
+    await writeFile(join(ck, 'tokenizer.json'), '{"t":1}');
+    await writeFile(
+      join(root, 'results.json'),
+      JSON.stringify({ written: 'x', models: { vamba: { train: null, sets: {} } } }),
+    );
+    await assert.rejects(
+      install('vamba', ck, join(root, 'results.json'), true, root),
+      /1 f32 tensors \(w, …\); the shipped models are bf16: run `ship.ts bf16/,
+    );
+    const out = join(root, 'bf16');
+    await bf16Copy(ck, out);
+    await using file = await SafetensorsFile.open(join(out, 'model.safetensors'));
+    const got = await file.read('w');
+    assert.equal(got.dtype, 'BF16');
+    // bf16 bits by hand: 1.5 = 0x3fc0, −2 = 0xc000, 1 = 0x3f80, 1 + 2⁻⁶ = 0x3f82, 3e-39 (subnormal) = 0x0021.
+    assert.deepEqual([...(got.data as Uint16Array)], [0x3fc0, 0xc000, 0x3f80, 0x3f82, 0x0021]);
+    const ids = await file.read('ids');
+    assert.equal(ids.dtype, 'I32');
+    assert.deepEqual([...(ids.data as Int32Array)], [7, -1]);
+    assert.deepEqual(file.metadata, { format: 'pt' });
+    assert.deepEqual(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')), {
+      model_type: 'vamba',
+      torch_dtype: 'bfloat16',
+      text_config: { torch_dtype: 'bfloat16', n: 2 },
+    });
+    assert.equal(await readFile(join(out, 'tokenizer.json'), 'utf8'), '{"t":1}');
+    await install('vamba', out, join(root, 'results.json'), true, root);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

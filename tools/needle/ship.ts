@@ -4,16 +4,24 @@
  *   node --import tsx tools/needle/ship.ts results <dir>
  *       <dir>/<model>/eval.jsonl (`longshot needle eval --json`, one report per held-out set) and
  *       <dir>/<model>/train.json (`longshot train --json`) → <dir>/results.json and <dir>/results.md (the table)
+ *   node --import tsx tools/needle/ship.ts bf16 <checkpoint dir> <out dir>
+ *       the model files of a checkpoint with its f32 weights rounded to bf16, the shipped models' dtype (a CPU
+ *       run trains and saves in f32: twice the bytes in the repository); evaluate this copy, then install it
  *   node --import tsx tools/needle/ship.ts install <model> <checkpoint dir> <results.json> [--dry-run]
  *       copies the checkpoint's model files into models/needle-<model>-tiny/ (replacing them) and writes the
  *       model's results into its model card (docs/models/…), between `<!-- ship-results:<model> -->` markers
  *       (added under "## Trained by longshot train" the first time). --dry-run prints what it would do.
+ *       A checkpoint with f32 weights is refused (make its bf16 copy first).
  *
  * <model>: vamba, qwen2vl, timeviper or mambamia. Issue 27's aims are Vamba's (held-out sets of
  * tools/needle/heldout_sets.sh): the table marks each set that meets its aim.
  */
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { HostTensor } from '../../src/io/convert.js';
+import { SafetensorsFile } from '../../src/io/safetensors.js';
+import { saveSafetensors } from '../../src/io/safetensors-write.js';
+import { f32ToBf16 } from '../../src/runtime/dtype.js';
 import type { TrainReport } from '../../src/train/trainer.js';
 
 export const MODELS = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
@@ -211,6 +219,46 @@ export function updateCard(card: string, model: ShipModel, r: ShipResults): stri
   return `${card.trimEnd()}\n\n${heading}\n\n${block}\n`;
 }
 
+/** The names of a safetensors file's f32 tensors. */
+async function f32Tensors(path: string): Promise<string[]> {
+  await using file = await SafetensorsFile.open(path);
+  return file.names().filter((n) => file.info(n).dtype === 'F32');
+}
+
+/** `torch_dtype` set to bfloat16 wherever a config (or a sub-config) states one. */
+function bf16Config(c: unknown): unknown {
+  if (Array.isArray(c) || c === null || typeof c !== 'object') return c;
+  return Object.fromEntries(
+    Object.entries(c).map(([k, v]) => [k, k === 'torch_dtype' ? 'bfloat16' : bf16Config(v)]),
+  );
+}
+
+/** The checkpoint's model files in `out`, its f32 weights rounded to bf16 (other dtypes as they are). */
+export async function bf16Copy(checkpoint: string, out: string): Promise<void> {
+  const have = new Set(await readdir(checkpoint));
+  if (!have.has('model.safetensors')) throw new Error(`${checkpoint}: no model.safetensors`);
+  await mkdir(out, { recursive: true });
+  await using file = await SafetensorsFile.open(join(checkpoint, 'model.safetensors'));
+  const tensors: [string, HostTensor][] = [];
+  for (const name of file.names()) {
+    const t = await file.read(name);
+    if (t.dtype !== 'F32') tensors.push([name, t]);
+    else
+      tensors.push([
+        name,
+        { dtype: 'BF16', shape: t.shape, data: Uint16Array.from(t.data as Float32Array, f32ToBf16) },
+      ]);
+  }
+  await saveSafetensors(join(out, 'model.safetensors'), tensors, { metadata: { ...file.metadata } });
+  for (const f of MODEL_FILES.filter((f) => f !== 'model.safetensors' && have.has(f))) {
+    if (f !== 'config.json') await copyFile(join(checkpoint, f), join(out, f));
+    else {
+      const config = bf16Config(JSON.parse(await readFile(join(checkpoint, f), 'utf8')));
+      await writeFile(join(out, f), `${JSON.stringify(config, null, 2)}\n`);
+    }
+  }
+}
+
 /** The repository root (models/ and docs/models/ are under it). */
 const REPO = join(import.meta.dirname, '../..');
 
@@ -228,6 +276,11 @@ export async function install(
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json'])
     if (!have.has(f))
       throw new Error(`${checkpoint}: no ${f}; pass a model directory (runs/ship/${model}/model)`);
+  const f32 = await f32Tensors(join(checkpoint, 'model.safetensors'));
+  if (f32.length)
+    throw new Error(
+      `${checkpoint}: ${f32.length} f32 tensors (${f32[0]}, …); the shipped models are bf16: run \`ship.ts bf16 ${checkpoint} <out>\`, evaluate that copy and install it`,
+    );
   const target = join(root, 'models', `needle-${model}-tiny`);
   const card = join(root, CARDS[model]);
   const files = MODEL_FILES.filter((f) => have.has(f));
@@ -257,12 +310,17 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${md}\n`);
     return;
   }
+  if (cmd === 'bf16' && rest.length === 2) {
+    await bf16Copy(rest[0], rest[1]);
+    process.stdout.write(`wrote ${rest[1]}: the model files of ${rest[0]} in bf16\n`);
+    return;
+  }
   const dry = rest.includes('--dry-run');
   const args = rest.filter((a) => a !== '--dry-run');
   if (cmd === 'install' && args.length === 3 && isModel(args[0]))
     return install(args[0], args[1], args[2], dry);
   throw new Error(
-    `usage: ship.ts results <dir> | ship.ts install <${MODELS.join('|')}> <model dir> <results.json> [--dry-run]`,
+    `usage: ship.ts results <dir> | ship.ts bf16 <model dir> <out dir> | ship.ts install <${MODELS.join('|')}> <model dir> <results.json> [--dry-run]`,
   );
 }
 
