@@ -10,7 +10,10 @@
 #   serve_load_{vamba,qwen2vl}.json / .md   single stream at 256 frames (tok/s untraced, then GPU busy and
 #                                launches/token traced), 8 and 32 concurrent questions
 #   summary.md                   the table of all of it against session 6 and the issue's targets
+# DECODE_PARTS picks and orders the parts (default "tests rows load"; e.g. "load tests" when device time is short:
+# the load test first, each part's files written as it ends).
 set -u
+PARTS=${DECODE_PARTS:-tests rows load}
 OUT=${OUT:-gpu-out}/decode
 mkdir -p "$OUT"
 T0=$SECONDS
@@ -20,23 +23,26 @@ step "build the addon"
 # node directly: the GPU kit has no npm (bench/gpu/job.sh).
 timeout 240 node scripts/build-native.mjs >"$OUT/build_native.txt" 2>&1 || { tail -20 "$OUT/build_native.txt"; exit 1; }
 
-step "test-cuda: decode, batch, models"
-timeout 180 node scripts/test-cuda.mjs test-cuda/decode test-cuda/batch test-cuda/models \
-  >"$OUT/test_cuda_decode.txt" 2>&1
-echo "rc=$?"; grep -E '^(# |ℹ )(tests|pass|fail)|✖|not ok|NOT RUN' "$OUT/test_cuda_decode.txt" | head -12
-
-step "attentionRows micro-benchmark"
-timeout 90 node --import tsx bench/attention_rows.ts --out "$OUT" >"$OUT/attention_rows.txt" 2>&1
-echo "rc=$?"; tail -8 "$OUT/attention_rows.txt"
-
-for arch in vamba qwen2vl; do
-  step "server load test: $arch"
-  timeout 130 node --import tsx bench/serve_load.ts --arch $arch --frames 256 --decode 96 --concurrency 8,32 \
-    --interfere 0 --budget 75 --out "$OUT/serve_load_$arch" >"$OUT/serve_load_$arch.log" 2>&1
-  echo "rc=$?"; grep -v '^ ' "$OUT/serve_load_$arch.log" | grep -iE 'fail|error' | head -5
-done
-
-step "summary"
+tests() {
+  step "test-cuda: decode, batch, models"
+  timeout 180 node scripts/test-cuda.mjs test-cuda/decode test-cuda/batch test-cuda/models \
+    >"$OUT/test_cuda_decode.txt" 2>&1
+  echo "rc=$?"; grep -E '^(# |ℹ )(tests|pass|fail)|✖|not ok|NOT RUN' "$OUT/test_cuda_decode.txt" | head -12
+}
+rows() {
+  step "attentionRows micro-benchmark"
+  timeout 90 node --import tsx bench/attention_rows.ts --out "$OUT" >"$OUT/attention_rows.txt" 2>&1
+  echo "rc=$?"; tail -8 "$OUT/attention_rows.txt"
+}
+load() {
+  for arch in vamba qwen2vl; do
+    step "server load test: $arch"
+    timeout 130 node --import tsx bench/serve_load.ts --arch $arch --frames 256 --decode 96 --concurrency 8,32 \
+      --interfere 0 --budget 75 --out "$OUT/serve_load_$arch" >"$OUT/serve_load_$arch.log" 2>&1
+    echo "rc=$?"; grep -v '^ ' "$OUT/serve_load_$arch.log" | grep -iE 'fail|error' | head -5
+  done
+}
+summary() {
 node - "$OUT" >"$OUT/summary.md" <<'EOF'
 const { existsSync, readFileSync } = require('node:fs');
 const dir = process.argv[2];
@@ -70,5 +76,13 @@ if (a) {
 }
 console.log(out.join('\n'));
 EOF
+}
+for part in $PARTS; do
+  case $part in
+    tests | rows | load) "$part"; summary ;;  # after each part: a call cut short still has its table
+    *) echo "DECODE_PARTS: unknown part $part (tests, rows, load)"; exit 2 ;;
+  esac
+done
+
 cat "$OUT/summary.md"
 step done

@@ -36,9 +36,14 @@ for topic in ${JOB_BACKGROUND:-}; do
   nice -n 10 bash "bench/gpu/$topic.sh" > "$OUT/$topic/job.log" 2>&1 &
   bg+=($!)
 done
+# JOB_SECONDS (optional) caps the topics run in order, so that a call's limit never cuts off the packing below:
+# a topic still running then is stopped, and what it wrote comes back.
 for topic in "$@"; do
   echo "[job] === $topic ($((SECONDS - T0)) s)"
-  bash "bench/gpu/$topic.sh" 2>&1 | tail -25
+  cap=()
+  left=$((${JOB_SECONDS:-0} - (SECONDS - T0)))
+  [ -n "${JOB_SECONDS:-}" ] && cap=(timeout -k 5 $((left > 1 ? left : 1)))
+  "${cap[@]}" bash "bench/gpu/$topic.sh" 2>&1 | tail -25
 done
 if [ ${#bg[@]} -gt 0 ]; then
   wait "${bg[@]}"
