@@ -25,6 +25,13 @@ export const random = rng(seed);
 /** Relative tolerances by dtype (DESIGN §4): f32 ~1e-5, bf16/f16 ~1e-2. */
 export const TOL: Record<DType, number> = { f32: 1e-5, bf16: 1e-2, f16: 5e-3, i32: 0, u8: 0 };
 
+/**
+ * How bf16 attention on flash tiles is judged: bf16 probabilities feed the P·V product (as in every flash kernel),
+ * so outputs that cancel carry an absolute error of a few 1e-3 of the data's scale: relative 2e-2 at a floor of
+ * half the scale (assertParity's tol and floor).
+ */
+export const FLASH_BF16 = { tol: 2e-2, floor: 0.5 } as const;
+
 /** Fresh values in [lo, hi) (never zero). */
 export const values = (n: number, lo = -2, hi = 2): Float32Array => randn(n, random, lo, hi);
 

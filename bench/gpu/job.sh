@@ -41,8 +41,10 @@ done
 for topic in "$@"; do
   echo "[job] === $topic ($((SECONDS - T0)) s)"
   cap=()
-  left=$((${JOB_SECONDS:-0} - (SECONDS - T0)))
-  [ -n "${JOB_SECONDS:-}" ] && cap=(timeout -k 5 $((left > 1 ? left : 1)))
+  if [ -n "${JOB_SECONDS:-}" ]; then
+    left=$((JOB_SECONDS - (SECONDS - T0)))
+    cap=(timeout -k 5 $((left > 1 ? left : 1)))
+  fi
   "${cap[@]}" bash "bench/gpu/$topic.sh" 2>&1 | tail -25
 done
 if [ ${#bg[@]} -gt 0 ]; then
