@@ -82,7 +82,7 @@ if [ -f "$R/vamba/needle-vamba-tiny/model.safetensors" ] && [ -f "$R/qwen2vl/nee
   ln -sfn "$(realpath "$R/vamba/needle-vamba-tiny")" "$D/fx-models/needle-vamba-tiny"
   ln -sfn "$(realpath "$R/qwen2vl/needle-qwen2vl-tiny")" "$D/fx-models/needle-qwen2vl-tiny"
   node --import tsx tools/needle/export_training_data.ts --out "$D/fx" --count 4 --frames 16 --seed 4242 --tokenizer 2 2>/dev/null &&
-    timeout 60 "$PY" tools/reference/needle_fixtures.py --data "$D/fx" --models "$D/fx-models" --out "$R/parity.json" ||
+    timeout 60 "$PY" tools/reference/needle_fixtures.py --data vamba="$D/fx" qwen2vl="$D/fx" --models "$D/fx-models" --out "$R/parity.json" ||
     echo "parity fixture failed"
 fi
 

@@ -18,7 +18,9 @@ interface FixtureSample {
   id: string;
   task: Task;
   frames: number;
-  input_ids: number[];
+  /** Each model's prompt in its own tokenizer (the shipped Vamba: tokenizer v2; Qwen2-VL: v1). */
+  vamba_input_ids: number[];
+  qwen2vl_input_ids: number[];
   vamba_logits: number[];
   qwen2vl_logits: number[];
 }
@@ -59,8 +61,8 @@ test('the shipped tiny Vamba reproduces its PyTorch logits on rendered needle vi
   for (const s of fixture.samples) {
     const { pixelValues, grid } = m.processor.preprocess(frames(s), m.processor.video);
     using video = m.encodeVideo(pixelValues, grid);
-    using session = m.session(video, { capacity: s.input_ids.length });
-    using logits = session.prefill(s.input_ids);
+    using session = m.session(video, { capacity: s.vamba_input_ids.length });
+    using logits = session.prefill(s.vamba_input_ids);
     assertClose(await logits.toArray(), s.vamba_logits, `vamba ${s.id}`);
   }
 });
@@ -70,13 +72,10 @@ test('the shipped tiny Qwen2-VL reproduces its PyTorch logits with the video pad
   const processor = await Qwen2VLProcessor.load('models/needle-qwen2vl-tiny');
   for (const s of fixture.samples) {
     const { pixelValues, grid } = processor.preprocess(frames(s), processor.video);
-    const at = s.input_ids.indexOf(m.config.vision_start_token_id) + 1;
+    const ids = s.qwen2vl_input_ids;
+    const at = ids.indexOf(m.config.vision_start_token_id) + 1;
     const pads = (grid[0] * grid[1] * grid[2]) / 4;
-    const inputIds = [
-      ...s.input_ids.slice(0, at),
-      ...Array(pads).fill(m.config.video_token_id),
-      ...s.input_ids.slice(at),
-    ];
+    const inputIds = [...ids.slice(0, at), ...Array(pads).fill(m.config.video_token_id), ...ids.slice(at)];
     using session = m.session({ capacity: inputIds.length });
     using logits = session.prefill({ inputIds, pixelValuesVideos: pixelValues, videoGridThw: [grid] });
     assertClose(await logits.toArray(), s.qwen2vl_logits, `qwen2vl ${s.id}`);
