@@ -55,6 +55,8 @@ export interface DataSource {
   drawBatch?(rng: Random, frames: number, n: number): Promise<Example[]>;
   /** The fixed set (evaluation): `count` examples, or all for a finite source when count is 0. */
   fixed(count: number): Promise<Example[]>;
+  /** How many steps the trainer draws ahead (1 when absent): a source that renders on threads keeps them busy. */
+  readonly prefetch?: number;
   close(): Promise<void>;
 }
 
@@ -164,6 +166,11 @@ class NeedleV2Stream implements DataSource {
 
   constructor(readonly spec: NeedleSpec) {
     this.lengths = lengthsOf(spec);
+  }
+
+  /** Two steps a thread: a step of long videos is a few videos, each one thread's work for up to seconds. */
+  get prefetch(): number {
+    return this.spec.count ? 1 : Math.max(1, 2 * this.#threads);
   }
 
   get description(): string {

@@ -202,16 +202,25 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       return { frames, n, examples, rng: rng.state };
     };
     const timeSpan = o.timeSchedule && o.maxSeconds ? o.maxSeconds : 0;
-    let ahead = state.step < last ? drawStep() : null;
+    // Steps drawn ahead: one for a source that reads or renders inline, more where render threads work beside the
+    // trainer (each step's videos are few and a long one is one thread's work, so one step ahead leaves threads idle).
+    // The data RNG is drawn in step order either way: the same examples, the same checkpoints' data positions.
+    const depth = Math.max(1, trainData.prefetch ?? 1);
+    const ahead: PendingStep[] = [];
+    let drawnTo = state.step;
+    const refill = () => {
+      for (; ahead.length < depth && drawnTo < last; drawnTo++) ahead.push(drawStep());
+    };
+    refill();
     let waitMs = 0;
     for (let step = state.step + 1; step <= last; step++) {
       const elapsed = (performance.now() - t0 - asideMs) / 1000;
       const lr = learningRate({ ...s, lr: recipe.optimizer.lr }, step, timeSpan ? elapsed / timeSpan : 0);
-      const { frames, n, examples: drawn, rng: rngAfter } = ahead!;
+      const { frames, n, examples: drawn, rng: rngAfter } = ahead.shift()!;
       const waitStart = performance.now();
       const examples = await drawn;
       waitMs += performance.now() - waitStart;
-      ahead = step < last ? drawStep() : null;
+      refill();
       // The data position a checkpoint of this step records: after its own draws, before the next's.
       dataPosition = rngAfter;
       const teachers = teacher ? await teacherTargets(engine, teacher, examples, recipe) : null;

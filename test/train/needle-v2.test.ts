@@ -104,6 +104,7 @@ test('each video is asked `askings` times, worded anew and alternating the form;
   assert.deepEqual(ex[0].meta, ex[1].meta);
   assert.notEqual(ex[0].group.split('/')[1], ex[1].group.split('/')[1]);
   assert.equal(ex[0].frames.length, 16 * 56 * 56 * 3);
+  assert.equal(src.prefetch, 1, 'rendered inline: one step ahead');
   const stateAfter = rng.state;
   await src.close();
 
@@ -111,6 +112,7 @@ test('each video is asked `askings` times, worded anew and alternating the form;
   try {
     const threaded = await openSource(spec, ctx);
     assert.match(threaded.description, /rendered on 2 threads/);
+    assert.equal(threaded.prefetch, 4, 'two steps ahead a thread');
     const r2 = new Random(3);
     const ex2 = await threaded.drawBatch!(r2, 16, 5);
     assert.equal(r2.state, stateAfter);

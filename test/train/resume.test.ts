@@ -86,3 +86,26 @@ test('accumulation on the model: 2 micro-batches of 1 video = 1 batch of 2 video
     losses(two.rep.log).map(([, l]) => Number(l.toFixed(4))),
   );
 });
+
+test('steps drawn ahead on render threads train on the same examples: the same losses and weights', async () => {
+  const run = async (threads: number) => {
+    const r = tinyRecipe((j) => {
+      short(j);
+      j.model.tokenizer = 'needle-v2';
+      j.data.train = { kind: 'needle', variety: 'v2', geometry: 'plain', frames: [8, 16], weights: [1, 1] };
+      Object.assign(j.data.train, { size: 56, askings: 2, seed: 3 });
+    });
+    process.env.LONGSHOT_RENDER_THREADS = String(threads);
+    try {
+      const rep = await train({ recipe: r, backend, engine: autogradEngine });
+      return { rep, weights: readFileSync(join(rep.checkpoint, 'model.safetensors')) };
+    } finally {
+      delete process.env.LONGSHOT_RENDER_THREADS;
+    }
+  };
+  const inline = await run(0);
+  const threaded = await run(2); // 4 steps drawn ahead (NeedleV2Stream.prefetch), not 1
+  assert.equal(threaded.rep.steps, 6);
+  assert.deepEqual(losses(threaded.rep.log), losses(inline.rep.log));
+  assert.ok(threaded.weights.equals(inline.weights));
+});
