@@ -131,7 +131,7 @@ class NeedleStream implements DataSource {
   async #make(rng: Random, frames: number, id: string): Promise<Example> {
     const side = this.spec.size;
     const seed = rng.int(0, 2 ** 31);
-    const task = rng.pick(this.spec.tasks);
+    const task = rng.pickWeighted(this.spec.tasks, this.spec.taskWeights);
     const s = makeSample(seed, id, { frames, fps: 2, width: side, height: side, needleFrames: 2, task });
     const letter = rng.next() < 0.5;
     const { prompt, answer } = needleAsking(this.#tok, s, letter, this.spec.tokenizer);

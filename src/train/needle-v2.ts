@@ -50,7 +50,7 @@ export const varietyOf = (spec: NeedleSpec): Variety => ({
 /** What a v2 video of `frames` frames drawn from `seed` is, before rendering: its sample and how it was drawn. */
 export function varietyPlan(spec: NeedleSpec, seed: number, frames: number, id: string) {
   const r = new Random(seed);
-  const task = r.pick(spec.tasks);
+  const task = r.pickWeighted(spec.tasks, spec.taskWeights);
   const options = varietyOptions(
     r,
     varietyOf(spec),

@@ -26,6 +26,8 @@ export type DataSpec =
       weights: number[];
       size: number;
       tasks: Task[];
+      /** The share of draws each task gets, one weight per entry of tasks (all 1 by default). */
+      taskWeights: number[];
       /** Needle tokenizer version (1: the shipped v1 models). */
       tokenizer: 1 | 2;
       /** Seed of the stream (the evaluation set uses its own). */
@@ -232,6 +234,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
       'weights',
       'size',
       'tasks',
+      'taskWeights',
       'tokenizer',
       'seed',
       'count',
@@ -258,6 +261,26 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
         `must give one weight per entry of frames (${frames.length}), got ${weights.length}`,
       );
     if (!weights.some((w) => w > 0)) throw r.err('weights', 'must hold a weight above 0');
+    const tasks = r.list(
+      'tasks',
+      (v, w) => {
+        if (!TASKS.includes(v as Task))
+          throw new InputError(`${w} must be one of ${TASKS.join(', ')}, got ${JSON.stringify(v)}`);
+        return v as Task;
+      },
+      [...TASKS],
+    );
+    const taskWeights = r.list(
+      'taskWeights',
+      nonNegative,
+      tasks.map(() => 1),
+    );
+    if (taskWeights.length !== tasks.length)
+      throw r.err(
+        'taskWeights',
+        `must give one weight per entry of tasks (${tasks.length}), got ${taskWeights.length}`,
+      );
+    if (!taskWeights.some((w) => w > 0)) throw r.err('taskWeights', 'must hold a weight above 0');
     const variety = r.oneOf('variety', ['v1', 'v2'] as const, 'v1');
     const v2 = variety === 'v2';
     for (const k of ['phrasing', 'unanswerable', 'scenes', 'geometry', 'askings'])
@@ -273,15 +296,8 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
       scenes: r.oneOf('scenes', ['generator', 'varied', 'patterns', 'mix'] as const, 'mix'),
       geometry: r.oneOf('geometry', ['varied', 'plain'] as const, 'varied'),
       askings: r.int('askings', 1, 1),
-      tasks: r.list(
-        'tasks',
-        (v, w) => {
-          if (!TASKS.includes(v as Task))
-            throw new InputError(`${w} must be one of ${TASKS.join(', ')}, got ${JSON.stringify(v)}`);
-          return v as Task;
-        },
-        [...TASKS],
-      ),
+      tasks,
+      taskWeights,
       // v2 questions use words only tokenizer version 2 holds.
       tokenizer: r.oneOf('tokenizer', [1, 2] as const, v2 ? 2 : 1),
       seed: r.int('seed', evalSet ? 9001 : 1000),

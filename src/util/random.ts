@@ -33,6 +33,18 @@ export class Random {
     return items[Math.floor(this.next() * items.length)];
   }
 
+  /** One of `items`, each as likely as its weight; with equal weights the same draw as pick. */
+  pickWeighted<T>(items: readonly T[], weights: readonly number[]): T {
+    const total = weights.reduce((a, w) => a + w, 0);
+    const u = this.next() * total;
+    let upTo = 0;
+    for (let i = 0; i < items.length; i++) {
+      upTo += weights[i];
+      if (u < upTo) return items[i];
+    }
+    return items[items.length - 1];
+  }
+
   /** A shuffled copy (Fisher–Yates). */
   shuffle<T>(items: readonly T[]): T[] {
     const a = [...items];

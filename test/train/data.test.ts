@@ -93,6 +93,7 @@ test('the needle stream: the trainer’s RNG is the data position; a pool repeat
     frames: [8, 16],
     size: 56,
     tasks: ['digit' as const],
+    taskWeights: [1],
     tokenizer: 1 as const,
     seed: 5,
     count: 0,
@@ -175,4 +176,25 @@ test('JSONL video instructions: LLaVA-Video lines parse, bad ones are errors nam
     openSource({ kind: 'jsonl', path: file, frames: 8, size: 112, count: 0 }, ctx),
     /JSONL data needs the model's tokenizer/,
   );
+});
+
+test('pickWeighted: equal weights draw as pick does (recipes without taskWeights keep their data); weights set the shares', () => {
+  const items = ['a', 'b', 'c', 'd', 'e'];
+  const a = new Random(21);
+  const b = new Random(21);
+  for (let i = 0; i < 2000; i++) assert.equal(a.pickWeighted(items, [1, 1, 1, 1, 1]), b.pick(items));
+  const r = new Random(4);
+  const n = 20000;
+  const seen = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const x = r.pickWeighted(items, [1, 0, 1, 2, 1]);
+    seen.set(x, (seen.get(x) ?? 0) + 1);
+  }
+  assert.equal(seen.get('b'), undefined, 'weight 0: never');
+  for (const [x, want] of [
+    ['a', 0.2],
+    ['d', 0.4],
+    ['e', 0.2],
+  ] as const)
+    assert.ok(Math.abs((seen.get(x) ?? 0) / n - want) < 0.015, `${x}: ${(seen.get(x) ?? 0) / n}`);
 });

@@ -64,7 +64,11 @@ test('the v2 recipes stream the v2 mix: tasks, unanswerable, backgrounds, wordin
   await src.close();
   const near = (got: number, want: number, tol: number, what: string) =>
     assert.ok(Math.abs(got - want) < tol, `${what}: ${got.toFixed(3)}, expected ${want} ± ${tol}`);
-  for (const t of ['color', 'word', 'digit', 'count', 'order']) near(share(`task:${t}`), 0.2, 0.025, t);
+  // Tasks by the recipe's task weights (counting twice as often as each other task).
+  assert.deepEqual(spec.taskWeights, [1, 1, 1, 2, 1]);
+  const tasksTotal = spec.taskWeights.reduce((a, w) => a + w, 0);
+  for (const [i, t] of spec.tasks.entries())
+    near(share(`task:${t}`), spec.taskWeights[i] / tasksTotal, 0.025, t);
   // 20% of the questions other than 'order' ask about something never shown.
   near((count.get('unanswerable') ?? 0) / nonOrder, 0.2, 0.025, 'unanswerable');
   // 80% of videos over one of the ten varied backgrounds (8% each), the rest the generator's scenes.
@@ -156,6 +160,15 @@ test('v2 keys are checked: weights per length, v2-only keys, tokenizer v2 by def
     /data\.train\.weights must give one weight per entry/,
   );
   bad({ kind: 'needle', frames: [16], askings: 2 }, /data\.train\.askings is only for "variety": "v2"/);
+  bad(
+    { kind: 'needle', frames: [16], tasks: ['color', 'count'], taskWeights: [1] },
+    /data\.train\.taskWeights must give one weight per entry of tasks \(2\), got 1/,
+  );
+  bad(
+    { kind: 'needle', frames: [16], tasks: ['count'], taskWeights: [0] },
+    /taskWeights must hold a weight above 0/,
+  );
+  assert.deepEqual(spec.taskWeights, [1, 1, 1, 1, 1], 'all tasks alike by default');
   bad({ kind: 'needle', frames: [16], variety: 'v2', scenes: 'tv' }, /data\.train\.scenes must be one of/);
 });
 
