@@ -225,6 +225,18 @@ const nonEmpty = (v: unknown, where: string): string => {
   return v;
 };
 
+/** `key`: one non-negative weight per entry of the list `of` (n entries; all 1 when absent), one above 0. */
+function sharesOf(r: Reader, key: string, of: string, n: number): number[] {
+  const w = r.list(
+    key,
+    nonNegative,
+    Array.from({ length: n }, () => 1),
+  );
+  if (w.length !== n) throw r.err(key, `must give one weight per entry of ${of} (${n}), got ${w.length}`);
+  if (!w.some((x) => x > 0)) throw r.err(key, 'must hold a weight above 0');
+  return w;
+}
+
 function dataSpec(r: Reader, evalSet: boolean): DataSpec {
   const kind = r.oneOf('kind', ['needle', 'shards', 'jsonl'] as const);
   if (kind === 'needle') {
@@ -250,17 +262,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
     const frames = r.list('frames', posInt);
     const odd = frames.find((f) => f % 2);
     if (odd !== undefined) throw r.err('frames', `must be even (frames pair up in time), got ${odd}`);
-    const weights = r.list(
-      'weights',
-      nonNegative,
-      frames.map(() => 1),
-    );
-    if (weights.length !== frames.length)
-      throw r.err(
-        'weights',
-        `must give one weight per entry of frames (${frames.length}), got ${weights.length}`,
-      );
-    if (!weights.some((w) => w > 0)) throw r.err('weights', 'must hold a weight above 0');
+    const weights = sharesOf(r, 'weights', 'frames', frames.length);
     const tasks = r.list(
       'tasks',
       (v, w) => {
@@ -270,17 +272,7 @@ function dataSpec(r: Reader, evalSet: boolean): DataSpec {
       },
       [...TASKS],
     );
-    const taskWeights = r.list(
-      'taskWeights',
-      nonNegative,
-      tasks.map(() => 1),
-    );
-    if (taskWeights.length !== tasks.length)
-      throw r.err(
-        'taskWeights',
-        `must give one weight per entry of tasks (${tasks.length}), got ${taskWeights.length}`,
-      );
-    if (!taskWeights.some((w) => w > 0)) throw r.err('taskWeights', 'must hold a weight above 0');
+    const taskWeights = sharesOf(r, 'taskWeights', 'tasks', tasks.length);
     const variety = r.oneOf('variety', ['v1', 'v2'] as const, 'v1');
     const v2 = variety === 'v2';
     for (const k of ['phrasing', 'unanswerable', 'scenes', 'geometry', 'askings'])
