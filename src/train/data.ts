@@ -80,13 +80,10 @@ export async function openSource(spec: DataSpec, ctx: DataContext): Promise<Data
 
 /** Draws one length by weight. */
 export function drawLength(rng: Random, lengths: DataSource['lengths']): number {
-  const total = lengths.reduce((a, l) => a + l.weight, 0);
-  let u = rng.next() * total;
-  for (const l of lengths) {
-    u -= l.weight;
-    if (u < 0) return l.frames;
-  }
-  return lengths[lengths.length - 1].frames;
+  return rng.pickWeighted(
+    lengths.map((l) => l.frames),
+    lengths.map((l) => l.weight),
+  );
 }
 
 const lengthsOf = (spec: NeedleSpec) => spec.frames.map((frames, i) => ({ frames, weight: spec.weights[i] }));
