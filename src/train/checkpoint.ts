@@ -18,12 +18,17 @@ export interface TrainState {
   step: number;
   /** The trainer's RNG (Random.state): the next draw of data. */
   rng: number;
+  /** Steps of the echo group drawn from `rng` already trained (batch.echo; 0 or absent: none). */
+  echoOffset?: number;
   tokens: number;
   examples: number;
   /** (step, loss) of every logged step, and (step, accuracy) of every evaluation: the curve. */
   losses: [number, number][];
   evals: [number, number][];
 }
+
+/** Where the data stream is: the RNG's state and the steps of its echo group already trained. */
+export type DataPosition = Pick<TrainState, 'rng' | 'echoOffset'>;
 
 /** Files a checkpoint directory gets besides the weights: name → contents. */
 export type ExtraFiles = Record<string, string>;

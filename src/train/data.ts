@@ -53,6 +53,11 @@ export interface DataSource {
   draw(rng: Random, frames: number): Promise<Example>;
   /** `n` examples of a step at once, where the source draws them otherwise than n × draw (v2: askings per video). */
   drawBatch?(rng: Random, frames: number, n: number): Promise<Example[]>;
+  /**
+   * The `n` examples of each of `echo` steps from one draw of videos, each step asking them anew (the v2 stream:
+   * a video's askings spread over the steps). Where a source has none, the trainer repeats one draw's examples.
+   */
+  drawEchoed?(rng: Random, frames: number, n: number, echo: number): Promise<Example[][]>;
   /** The fixed set (evaluation): `count` examples, or all for a finite source when count is 0. */
   fixed(count: number): Promise<Example[]>;
   /** How many steps the trainer draws ahead (1 when absent): a source that renders on threads keeps them busy. */
@@ -190,18 +195,31 @@ class NeedleV2Stream implements DataSource {
 
   /** ⌈n / askings⌉ videos, each asked `askings` times (the last one fewer). */
   async drawBatch(rng: Random, frames: number, n: number): Promise<Example[]> {
+    return (await this.drawEchoed(rng, frames, n, 1))[0];
+  }
+
+  /** As drawBatch, each video asked `askings` times in each of `echo` steps: rendered once, worded anew each time. */
+  async drawEchoed(rng: Random, frames: number, n: number, echo: number): Promise<Example[][]> {
+    const steps = (pick: (e: number) => Example[]) => Array.from({ length: echo }, (_, e) => pick(e));
     if (this.spec.count) {
-      const us = Array.from({ length: n }, () => rng.next());
+      // A fixed pool renders nothing per step: each step picks anew.
+      const us = Array.from({ length: n * echo }, () => rng.next());
       this.#pool ??= this.fixed(this.spec.count).then(byCount);
       const pool = await this.#pool;
-      return us.map((u) => fromPool(pool, frames, u));
+      return steps((e) => us.slice(e * n, (e + 1) * n).map((u) => fromPool(pool, frames, u)));
     }
     const k = this.spec.askings;
     const seeds = Array.from({ length: Math.ceil(n / k) }, () => rng.int(0, 2 ** 31));
     const videos = await Promise.all(
-      seeds.map((seed, i) => this.#render(seed, frames, Math.min(k, n - i * k), 'stream')),
+      seeds.map((seed, i) => this.#render(seed, frames, Math.min(k, n - i * k) * echo, 'stream')),
     );
-    return videos.flat();
+    // Step e takes each video's askings e·a … (e+1)·a − 1 (a video's forms alternate from one asking to the next).
+    return steps((e) =>
+      videos.flatMap((v) => {
+        const a = v.length / echo;
+        return v.slice(e * a, (e + 1) * a);
+      }),
+    );
   }
 
   /** `count` videos (lengths by weight) from the spec's seed, one asking each. */

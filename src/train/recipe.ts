@@ -90,9 +90,10 @@ export interface Recipe {
   schedule: { steps: number; warmup: number; minRatio: number };
   /**
    * Videos per optimizer step (at `baseFrames` frames: fewer of longer ones), in `accumulate` micro-batches;
-   * `checkpoint`: keep no activations of a video's forward, recompute them in backward (memory for time).
+   * `checkpoint`: keep no activations of a video's forward, recompute them in backward (memory for time);
+   * `echo`: steps that share one draw of videos, each asking them anew (data echoing, where data bounds the rate).
    */
-  batch: { videos: number; baseFrames: number | null; accumulate: number; checkpoint: boolean };
+  batch: { videos: number; baseFrames: number | null; accumulate: number; checkpoint: boolean; echo: number };
   precision: 'f32' | 'bf16';
   distill: DistillSpec | null;
   seed: number;
@@ -374,7 +375,7 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
   const s = r.sub('schedule')!;
   s.only(['steps', 'warmup', 'minRatio']);
   const b = r.sub('batch')!;
-  b.only(['videos', 'baseFrames', 'accumulate', 'checkpoint']);
+  b.only(['videos', 'baseFrames', 'accumulate', 'checkpoint', 'echo']);
   const videos = b.int('videos', undefined, 1);
   const accumulate = b.int('accumulate', 1, 1);
   if (accumulate > videos)
@@ -413,6 +414,7 @@ export function parseRecipe(json: unknown, where: string, base: string): Recipe 
       baseFrames: b.has('baseFrames') ? b.int('baseFrames', undefined, 1) : null,
       accumulate,
       checkpoint: b.bool('checkpoint', false),
+      echo: b.int('echo', 1, 1),
     },
     precision: r.oneOf('precision', ['f32', 'bf16'] as const, 'bf16'),
     distill: dist

@@ -14,7 +14,13 @@ import type { DType } from '../runtime/dtype.js';
 import * as ops from '../runtime/ops.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Random } from '../util/random.js';
-import { lastCheckpoint, readTrainState, saveCheckpoint, type TrainState } from './checkpoint.js';
+import {
+  type DataPosition,
+  lastCheckpoint,
+  readTrainState,
+  saveCheckpoint,
+  type TrainState,
+} from './checkpoint.js';
 import { lossCurvePng } from './curve.js';
 import { drawLength, type Example, openSource } from './data.js';
 import type { GradEngine } from './engine.js';
@@ -163,7 +169,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       note(`resumed from ${resumeDir} at step ${state.step}`);
     } else await writeFile(logPath, '');
     const rng = new Random(state.rng);
-    let dataPosition = state.rng;
+    let dataPosition: DataPosition = { rng: state.rng, echoOffset: state.echoOffset ?? 0 };
     const evalSet = evalData ? await evalData.fixed(recipe.data.eval!.count) : null;
 
     // ---- the loop ----
@@ -184,45 +190,66 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
           'config.json': `${JSON.stringify({ ...model.configJson, torch_dtype: dtype === 'bf16' ? 'bfloat16' : 'float32' }, null, 2)}\n`,
         },
         opt,
-        state: { ...state, rng: dataPosition },
+        state: { ...state, ...dataPosition },
       });
       await writeFile(join(out, 'loss.png'), lossCurvePng(state.losses, state.evals));
     };
     const last = Math.min(s.steps, o.stopAfter ?? s.steps);
     const b = recipe.batch;
-    /** A step's videos, drawn (rendering may still run) while the step before trains. */
-    const drawStep = (): PendingStep => {
+    /**
+     * The videos of a group of `b.echo` steps (one step without echo), drawn (rendering may still run) while the
+     * steps before train; `skip` drops the group's first steps (a resumed run's data position inside a group).
+     */
+    const drawGroup = (skip: number): PendingStep[] => {
+      const before = rng.state;
       const frames = drawLength(rng, trainData.lengths);
       const n = b.baseFrames ? Math.max(2, Math.floor((b.videos * b.baseFrames) / frames)) : b.videos;
-      const examples = trainData.drawBatch
-        ? trainData.drawBatch(rng, frames, n)
-        : Promise.all(Array.from({ length: n }, () => trainData.draw(rng, frames)));
-      // A step drawn ahead and never trained (the time cap) must not fail the run when the source closes.
-      examples.catch(() => {});
-      return { frames, n, examples, rng: rng.state };
+      const once = () =>
+        trainData.drawBatch
+          ? trainData.drawBatch(rng, frames, n)
+          : Promise.all(Array.from({ length: n }, () => trainData.draw(rng, frames)));
+      const all: Promise<Example[][]> =
+        b.echo > 1 && trainData.drawEchoed
+          ? trainData.drawEchoed(rng, frames, n, b.echo)
+          : once().then((ex) => Array<Example[]>(b.echo).fill(ex));
+      const after = rng.state;
+      return Array.from({ length: b.echo }, (_, e) => {
+        const examples = all.then((steps) => steps[e]);
+        // A step drawn ahead and never trained (the time cap) must not fail the run when the source closes.
+        examples.catch(() => {});
+        const end = e === b.echo - 1;
+        return { frames, n, examples, position: { rng: end ? after : before, echoOffset: end ? 0 : e + 1 } };
+      }).slice(skip);
     };
     const timeSpan = o.timeSchedule && o.maxSeconds ? o.maxSeconds : 0;
     // Steps drawn ahead: one for a source that reads or renders inline, more where render threads work beside the
-    // trainer (each step's videos are few and a long one is one thread's work, so one step ahead leaves threads idle).
-    // The data RNG is drawn in step order either way: the same examples, the same checkpoints' data positions.
-    const depth = Math.max(1, trainData.prefetch ?? 1);
+    // trainer (each step's videos are few and a long one is one thread's work, so one step ahead leaves threads idle);
+    // with echo, as many groups ahead. The data RNG is drawn in step order either way: the same examples, the same
+    // checkpoints' data positions.
+    const depth = Math.max(1, trainData.prefetch ?? 1) * b.echo;
     const ahead: PendingStep[] = [];
     let drawnTo = state.step;
+    let skip = (state.echoOffset ?? 0) < b.echo ? (state.echoOffset ?? 0) : 0;
     const refill = () => {
-      for (; ahead.length < depth && drawnTo < last; drawnTo++) ahead.push(drawStep());
+      while (ahead.length < depth && drawnTo < last) {
+        const group = drawGroup(skip);
+        skip = 0;
+        ahead.push(...group);
+        drawnTo += group.length;
+      }
     };
     refill();
     let waitMs = 0;
     for (let step = state.step + 1; step <= last; step++) {
       const elapsed = (performance.now() - t0 - asideMs) / 1000;
       const lr = learningRate({ ...s, lr: recipe.optimizer.lr }, step, timeSpan ? elapsed / timeSpan : 0);
-      const { frames, n, examples: drawn, rng: rngAfter } = ahead.shift()!;
+      const { frames, n, examples: drawn, position } = ahead.shift()!;
       const waitStart = performance.now();
       const examples = await drawn;
       waitMs += performance.now() - waitStart;
       refill();
       // The data position a checkpoint of this step records: after its own draws, before the next's.
-      dataPosition = rngAfter;
+      dataPosition = position;
       const teachers = teacher ? await teacherTargets(engine, teacher, examples, recipe) : null;
       const values: LossValue[] = [];
       const params = opt.params;
@@ -341,8 +368,8 @@ interface PendingStep {
   frames: number;
   n: number;
   examples: Promise<Example[]>;
-  /** The data RNG's state once this step's videos are drawn. */
-  rng: number;
+  /** Where the data is once this step's videos are drawn. */
+  position: DataPosition;
 }
 
 const round = (x: number) => Math.round(x * 1e6) / 1e6;

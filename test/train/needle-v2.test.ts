@@ -16,7 +16,7 @@ import { NOT_SHOWN } from '../../src/needle/tasks.js';
 import { needleTokenizerJson, needleVocabulary } from '../../src/needle/tokenizer.js';
 import { getBackend } from '../../src/runtime/device.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/runtime/dtype.js';
-import { drawLength, openSource } from '../../src/train/data.js';
+import { drawLength, type Example, openSource } from '../../src/train/data.js';
 import { autogradEngine } from '../../src/train/engine.js';
 import { type NeedleSpec, varietyPlan } from '../../src/train/needle-v2.js';
 import { parseRecipe, readRecipe } from '../../src/train/recipe.js';
@@ -278,4 +278,31 @@ test('longshot train --time-schedule needs --max-seconds and refuses --resume', 
   const b = run('--time-schedule', '--max-seconds', '5', '--resume', '--device', 'cpu');
   assert.notEqual(b.status, 0);
   assert.match(b.stderr, /--time-schedule cannot resume a run/);
+});
+
+test('echo: one draw of videos for several steps, each step asking them anew; its first step is the step without echo', async () => {
+  const spec: NeedleSpec = { ...(await recipeSpec('needle-vamba-v2')), size: 56, askings: 2 };
+  const src = await openSource(spec, ctx);
+  const once = await src.drawBatch!(new Random(5), 16, 3);
+  const rng = new Random(5);
+  const steps = await src.drawEchoed!(rng, 16, 3, 3);
+  assert.equal(steps.length, 3);
+  for (const s of steps) assert.equal(s.length, 3);
+  const asked = (ex: Example[]) => ex.map((e) => [e.prompt, e.answer, e.group, e.meta]);
+  assert.deepEqual(asked(steps[0]), asked(once));
+  // The same two videos (askings 0–1 of the first, the one asking of the second) in every step …
+  for (const s of steps) {
+    assert.equal(s[0].frames, steps[0][0].frames);
+    assert.equal(s[1].frames, steps[0][0].frames);
+    assert.equal(s[2].frames, steps[0][2].frames);
+    assert.deepEqual(s[2].meta, steps[0][2].meta);
+  }
+  // … worded anew: six askings of the first video, no two prompts the same.
+  const prompts = steps.flatMap((s) => s.slice(0, 2)).map((e) => e.prompt.join(','));
+  assert.equal(new Set(prompts).size, 6);
+  // The RNG moved as for one step: the data position counts videos drawn, not steps.
+  const r1 = new Random(5);
+  await src.drawBatch!(r1, 16, 3);
+  assert.equal(rng.state, r1.state);
+  await src.close();
 });

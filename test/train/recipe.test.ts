@@ -39,7 +39,7 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
     clip: 1,
   });
   assert.deepEqual(needle.schedule, { steps: 3000, warmup: 150, minRatio: 0.05 });
-  assert.deepEqual(needle.batch, { videos: 32, baseFrames: 32, accumulate: 1, checkpoint: false });
+  assert.deepEqual(needle.batch, { videos: 32, baseFrames: 32, accumulate: 1, checkpoint: false, echo: 1 });
   assert.equal(needle.output.dir, join(RECIPES, '..', 'runs', 'needle-vamba'));
   const s1 = await readRecipe(join(RECIPES, 'vamba-stage1.json'));
   assert.ok(s1.model.initCrossAttentionFromSelfAttention);

@@ -109,3 +109,32 @@ test('steps drawn ahead on render threads train on the same examples: the same l
   assert.deepEqual(losses(threaded.rep.log), losses(inline.rep.log));
   assert.ok(threaded.weights.equals(inline.weights));
 });
+
+test('echo: the steps of a group train on one draw of videos; a run stopped inside a group resumes bit-identically', async () => {
+  const echoed = () =>
+    tinyRecipe((j) => {
+      short(j);
+      j.model.tokenizer = 'needle-v2';
+      j.data.train = { kind: 'needle', variety: 'v2', geometry: 'plain', frames: [8, 16], weights: [1, 1] };
+      Object.assign(j.data.train, { size: 56, askings: 2, seed: 3 });
+      j.batch = { videos: 2, echo: 2 };
+    });
+  const a = await train({ recipe: echoed(), backend, engine: autogradEngine });
+  const log = readFileSync(a.log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  // Steps 1–2, 3–4 and 5–6 are groups: one frame count each.
+  for (const g of [0, 2, 4]) assert.equal(log[g].frames, log[g + 1].frames, `steps ${g + 1}–${g + 2}`);
+  const broken = echoed();
+  await train({ recipe: broken, backend, engine: autogradEngine, stopAfter: 3 });
+  const mid = JSON.parse(readFileSync(join(broken.output.dir, 'checkpoint-3/trainer/state.json'), 'utf8'));
+  assert.equal(mid.echoOffset, 1, 'step 3 is the first of its group');
+  const b = await train({ recipe: broken, backend, engine: autogradEngine, resume: true });
+  assert.deepEqual(losses(b.log), losses(a.log));
+  assert.ok(
+    readFileSync(join(a.checkpoint, 'model.safetensors')).equals(
+      readFileSync(join(b.checkpoint, 'model.safetensors')),
+    ),
+  );
+});
