@@ -25,7 +25,9 @@
 # (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer; default Vamba 6, Qwen2-VL 4, the others
 # 2: 4 main threads + 14 render threads on the GPU machine's 16 cores, slightly over: the main threads mostly wait on the GPU), SHIP_TINY=1 (16-frame videos, 2 per
 # step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes), SHIP_DEBUG (models
-# trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba").
+# trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba"), SHIP_LR (per model, "vamba=1e-4 mambamia=3e-4": each call is
+# a new warm-up and cosine, so a short call going on from trained weights should not climb to the recipe's rate:
+# session 16's fourth call, 120 s at Vamba's 2e-4, undid part of the third's gains).
 set -uo pipefail
 START=$(date +%s)
 END=${SHIP_END:-$((START + ${SHIP_SECONDS:-540}))}
@@ -118,12 +120,15 @@ for m in $MODELS; do
   fi
   rm -rf "${RUNS:?}/$m"
   threads=${SHIP_RENDER_THREADS:-${THREADS[$m]}}
+  # SHIP_LR ("vamba=1e-4 mambamia=3e-4"): a model's peak rate for this call instead of its recipe's.
+  lr=()
+  for kv in ${SHIP_LR:-}; do [ "${kv%%=*}" = "$m" ] && lr=(--lr "${kv#*=}"); done
   # SHIP_DEBUG names models trained with synchronous launches (a device fault names its kernel's source line).
   dbg=()
   [[ " ${SHIP_DEBUG:-} " == *" $m "* ]] && dbg=(CUDA_LAUNCH_BLOCKING=1)
   env "${dbg[@]}" LONGSHOT_DEBUG=1 LONGSHOT_RENDER_THREADS=$threads LONGSHOT_CPU_THREADS=2 timeout -k 10 $((SECS + 90)) \
     "${LS[@]}" train "$(recipe "$m")" --device "$DEVICE" --out "$RUNS/$m" --max-seconds "$SECS" --time-schedule \
-    --seed "$call" ${SHIP_STEPS:+--steps "$SHIP_STEPS"} "${from[@]}" --json > "$R/$m/train.json" 2> "$R/$m/train.err" &
+    --seed "$call" ${SHIP_STEPS:+--steps "$SHIP_STEPS"} "${from[@]}" "${lr[@]}" --json > "$R/$m/train.json" 2> "$R/$m/train.err" &
   pids+=($!)
   names+=("$m")
 done

@@ -26,7 +26,7 @@ export const nonNegativeInt = (name: string) =>
 const frameCount = (name: string) =>
   number(name, (v) => Number.isInteger(v) && v >= 2, 'an integer ≥ 2 (frames go in pairs)');
 const nonNegative = (name: string) => number(name, (v) => v >= 0, 'a number ≥ 0');
-const positive = (name: string) => number(name, (v) => v > 0, 'a number > 0');
+export const positive = (name: string) => number(name, (v) => v > 0, 'a number > 0');
 const unitInterval = (name: string) => number(name, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
 
 export interface ModelOptions {

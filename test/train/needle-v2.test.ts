@@ -306,3 +306,36 @@ test('echo: one draw of videos for several steps, each step asking them anew; it
   assert.equal(rng.state, r1.state);
   await src.close();
 });
+
+test('longshot train --lr replaces the recipe’s peak rate; a rate that is not > 0 is a usage error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'longshot-lr-'));
+  const run = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/run.ts',
+        'train',
+        'test/train/tiny-vamba.recipe.json',
+        '--device',
+        'cpu',
+        ...args,
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 120_000 },
+    );
+  try {
+    const firstLr = async (out: string) =>
+      JSON.parse((await readFile(join(out, 'log.jsonl'), 'utf8')).split('\n')[0]).lr as number;
+    const recipe = JSON.parse(await readFile(join(root, 'test/train/tiny-vamba.recipe.json'), 'utf8'));
+    assert.equal(run('--steps', '1', '--out', join(dir, 'a'), '--json').status, 0);
+    assert.equal(run('--steps', '1', '--out', join(dir, 'b'), '--lr', '0.5', '--json').status, 0);
+    const [a, b] = [await firstLr(join(dir, 'a')), await firstLr(join(dir, 'b'))];
+    assert.ok(Math.abs(b / a - 0.5 / recipe.optimizer.lr) < 1e-6, `step-1 rates ${a} and ${b}`);
+    const bad = run('--lr', '0');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--lr must be a number > 0, got '0'/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

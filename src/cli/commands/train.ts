@@ -9,13 +9,14 @@ import { getBackend, resolveDevice } from '../../runtime/device.js';
 import { autogradEngine } from '../../train/engine.js';
 import { openRecipe } from '../../train/recipe.js';
 import { type StepInfo, train } from '../../train/trainer.js';
-import { nonNegativeInt, positiveInt, printJson } from '../options.js';
+import { nonNegativeInt, positive, positiveInt, printJson } from '../options.js';
 import { progressEnabled } from '../progress.js';
 
 interface TrainCliOptions {
   device: 'auto' | 'cpu' | 'cuda';
   out?: string;
   steps?: number;
+  lr?: number;
   from?: string;
   resume?: boolean;
   maxSeconds?: number;
@@ -36,6 +37,11 @@ export function register(program: Command): void {
     .option('--device <device>', 'auto, cpu or cuda', 'auto')
     .option('--out <dir>', "output directory (default: the recipe's output.dir)")
     .option('--steps <n>', "optimizer steps (default: the recipe's schedule.steps)", positiveInt('--steps'))
+    .option(
+      '--lr <rate>',
+      "peak learning rate (default: the recipe's optimizer.lr), e.g. lower for a short run going on from trained weights",
+      positive('--lr'),
+    )
     .option('--from <dir>', "start from this checkpoint (default: the recipe's model.from)")
     .option('--resume', 'continue from the last checkpoint in the output directory')
     .option(
@@ -77,6 +83,7 @@ Examples:
       if (o.out) recipe = { ...recipe, output: { ...recipe.output, dir: abs(o.out) } };
       if (o.steps) recipe = { ...recipe, schedule: { ...recipe.schedule, steps: o.steps } };
       if (o.seed !== undefined) recipe = { ...recipe, seed: o.seed };
+      if (o.lr) recipe = { ...recipe, optimizer: { ...recipe.optimizer, lr: o.lr } };
       if (o.from || o.initCrossAttentionFromSelfAttention)
         recipe = {
           ...recipe,
