@@ -18,7 +18,11 @@
 #
 # Returns: $OUT/ship-train/ (job.sh packs it: results.md, results.json, logs) and one $OUT/ship-ckpt-<model>.tgz
 # per model holding runs/ship/<model>/model/ (bf16 weights, config, tokenizer): `tar -xzf ship-ckpt-<model>.tgz`
-# in the repository root puts it where the next call reads it (carry runs/ship).
+# in the repository root puts it where the next call reads it. To carry one to a fresh machine, repack it smaller
+# (`tar -xzf ship-ckpt-<m>.tgz -C /tmp/c && tar -cf - -C /tmp/c runs/ship/<m> | xz -9e > .ckpt/<m>.tar.xz`, with
+# .ckpt/ in .git/info/exclude) and carry .ckpt: each .ckpt*/*.tar.xz is unpacked here once. The carried tree's
+# 64 MiB count disk blocks (the tracked files take ~38.4 MB of them, the kit 25.5 MB): a Vamba checkpoint (5.0 MB)
+# does not fit beside the kit; carry it in a second call on the warm machine, without .device (kept there).
 #
 # Knobs (a CPU dry run: SHIP_DEVICE=cpu SHIP_SECONDS=120 SHIP_STEPS=2 SHIP_TINY=1 SHIP_HELDOUT_DIV=20 OUT=/tmp/o
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
@@ -44,6 +48,13 @@ SETS=/tmp/ship-heldout
 RUNS=/tmp/ship-runs
 STATE=runs/ship
 mkdir -p "$R" "$SETS" "$RUNS" "$STATE"
+# Carried checkpoints, each unpacked once: a warm machine keeps both the archive and the newer weights trained from it.
+for f in .ckpt*/*.tar.xz; do
+  [ -f "$f" ] || continue
+  sum=$(sha1sum < "$f") stamp="$STATE/.unpacked-${f//\//_}"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && continue
+  tar -xJf "$f" && echo "$sum" > "$stamp" && echo "unpacked $f"
+done
 command -v node >/dev/null || source .device/setup.sh
 exec > >(tee -a "$R/log.txt") 2>&1
 LS=(node --import tsx src/cli/run.ts)
