@@ -31,7 +31,8 @@
 # step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes), SHIP_DEBUG (models
 # trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba"), SHIP_LR (per model, "vamba=1e-4 mambamia=3e-4": each call is
 # a new warm-up and cosine, so a short call going on from trained weights should not climb to the recipe's rate:
-# session 16's fourth call, 120 s at Vamba's 2e-4, undid part of the third's gains).
+# session 16's fourth call, 120 s at Vamba's 2e-4, undid part of the third's gains), SHIP_RECIPE (per model,
+# "timeviper=recipes/my-easy-stage.json": its recipe for this call instead of recipes/needle-<model>-v2.json).
 set -uo pipefail
 START=$(date +%s)
 END=${SHIP_END:-$((START + ${SHIP_SECONDS:-540}))}
@@ -95,7 +96,9 @@ GEN=$!
 
 # ---- recipes: as shipped, or shrunk for a dry run (SHIP_TINY=1) ----
 recipe() {
-  local src="recipes/needle-$1-v2.json"
+  local src="recipes/needle-$1-v2.json" kv
+  # SHIP_RECIPE ("timeviper=recipes/x.json"): another recipe for a model this call (e.g. an easier first stage).
+  for kv in ${SHIP_RECIPE:-}; do [ "${kv%%=*}" = "$1" ] && src=${kv#*=}; done
   if [ "${SHIP_TINY:-0}" != 1 ]; then echo "$src"; return; fi
   mkdir -p /tmp/ship-recipes
   node -e '
