@@ -26,7 +26,7 @@
 #
 # Knobs (a CPU dry run: SHIP_DEVICE=cpu SHIP_SECONDS=120 SHIP_STEPS=2 SHIP_TINY=1 SHIP_HELDOUT_DIV=20 OUT=/tmp/o
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
-# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer; default Vamba 6, Qwen2-VL 4, the others
+# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer, or "vamba=10 mambamia=4"; default Vamba 6, Qwen2-VL 4, the others
 # 2: 4 main threads + 14 render threads on the GPU machine's 16 cores, slightly over: the main threads mostly wait on the GPU), SHIP_TINY=1 (16-frame videos, 2 per
 # step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes), SHIP_DEBUG (models
 # trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba"), SHIP_LR (per model, "vamba=1e-4 mambamia=3e-4": each call is
@@ -133,7 +133,11 @@ for m in $MODELS; do
     echo "$m: from $STATE/$m/model (call $((call + 1)))"
   fi
   rm -rf "${RUNS:?}/$m"
-  threads=${SHIP_RENDER_THREADS:-${THREADS[$m]}}
+  # SHIP_RENDER_THREADS: one number for every trainer, or per model ("vamba=10 mambamia=4"; the others keep THREADS').
+  threads=${THREADS[$m]}
+  for kv in ${SHIP_RENDER_THREADS:-}; do
+    if [[ $kv == *=* ]]; then [ "${kv%%=*}" = "$m" ] && threads=${kv#*=}; else threads=$kv; fi
+  done
   # SHIP_LR ("vamba=1e-4 mambamia=3e-4"): a model's peak rate for this call instead of its recipe's.
   lr=()
   for kv in ${SHIP_LR:-}; do [ "${kv%%=*}" = "$m" ] && lr=(--lr "${kv#*=}"); done
