@@ -26,7 +26,8 @@
 #
 # Knobs (a CPU dry run: SHIP_DEVICE=cpu SHIP_SECONDS=120 SHIP_STEPS=2 SHIP_TINY=1 SHIP_HELDOUT_DIV=20 OUT=/tmp/o
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
-# (kept for evaluation and packing, 110), SHIP_RENDER_THREADS (per trainer, or "vamba=10 mambamia=4"; default Vamba 6, Qwen2-VL 4, the others
+# (kept for evaluation and packing, 110); SHIP_RENDER_THREADS, SHIP_LR and SHIP_RECIPE take one value for every
+# model or "model=value" entries. SHIP_RENDER_THREADS (e.g. "vamba=10 mambamia=4"; default Vamba 6, Qwen2-VL 4, the others
 # 2: 4 main threads + 14 render threads on the GPU machine's 16 cores, slightly over: the main threads mostly wait on the GPU), SHIP_TINY=1 (16-frame videos, 2 per
 # step, a 4-video in-run evaluation), SHIP_HELDOUT_DIV (divides the held-out sets' sizes), SHIP_DEBUG (models
 # trained with CUDA_LAUNCH_BLOCKING=1, e.g. "vamba"), SHIP_LR (per model, "vamba=1e-4 mambamia=3e-4": each call is
@@ -49,6 +50,8 @@ SETS=/tmp/ship-heldout
 RUNS=/tmp/ship-runs
 STATE=runs/ship
 mkdir -p "$R" "$SETS" "$RUNS" "$STATE"
+command -v node >/dev/null || source .device/setup.sh
+exec > >(tee -a "$R/log.txt") 2>&1
 # Carried checkpoints, each unpacked once: a warm machine keeps both the archive and the newer weights trained from it.
 for f in .ckpt*/*.tar.xz; do
   [ -f "$f" ] || continue
@@ -56,9 +59,15 @@ for f in .ckpt*/*.tar.xz; do
   [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && continue
   tar -xJf "$f" && echo "$sum" > "$stamp" && echo "unpacked $f"
 done
-command -v node >/dev/null || source .device/setup.sh
-exec > >(tee -a "$R/log.txt") 2>&1
 LS=(node --import tsx src/cli/run.ts)
+# A per-model knob's value: VAR holds one value for every model or "model=value" entries (the last that applies wins).
+knob() {  # VAR default model
+  local v=$2 kv
+  for kv in ${!1:-}; do
+    if [[ $kv == *=* ]]; then [ "${kv%%=*}" = "$3" ] && v=${kv#*=}; else v=$kv; fi
+  done
+  echo "$v"
+}
 left() { echo $((END - $(date +%s))); }
 n() { echo $((($1 + DIV - 1) / DIV)); }
 echo "ship-train: $MODELS on $DEVICE, $(left) s left"
@@ -96,9 +105,8 @@ GEN=$!
 
 # ---- recipes: as shipped, or shrunk for a dry run (SHIP_TINY=1) ----
 recipe() {
-  local src="recipes/needle-$1-v2.json" kv
-  # SHIP_RECIPE ("timeviper=recipes/x.json"): another recipe for a model this call (e.g. an easier first stage).
-  for kv in ${SHIP_RECIPE:-}; do [ "${kv%%=*}" = "$1" ] && src=${kv#*=}; done
+  local src
+  src=$(knob SHIP_RECIPE "recipes/needle-$1-v2.json" "$1")
   if [ "${SHIP_TINY:-0}" != 1 ]; then echo "$src"; return; fi
   mkdir -p /tmp/ship-recipes
   node -e '
@@ -133,14 +141,10 @@ for m in $MODELS; do
     echo "$m: from $STATE/$m/model (call $((call + 1)))"
   fi
   rm -rf "${RUNS:?}/$m"
-  # SHIP_RENDER_THREADS: one number for every trainer, or per model ("vamba=10 mambamia=4"; the others keep THREADS').
-  threads=${THREADS[$m]}
-  for kv in ${SHIP_RENDER_THREADS:-}; do
-    if [[ $kv == *=* ]]; then [ "${kv%%=*}" = "$m" ] && threads=${kv#*=}; else threads=$kv; fi
-  done
-  # SHIP_LR ("vamba=1e-4 mambamia=3e-4"): a model's peak rate for this call instead of its recipe's.
+  threads=$(knob SHIP_RENDER_THREADS "${THREADS[$m]}" "$m")
   lr=()
-  for kv in ${SHIP_LR:-}; do [ "${kv%%=*}" = "$m" ] && lr=(--lr "${kv#*=}"); done
+  rate=$(knob SHIP_LR "" "$m")
+  [ -n "$rate" ] && lr=(--lr "$rate")
   # SHIP_DEBUG names models trained with synchronous launches (a device fault names its kernel's source line).
   dbg=()
   [[ " ${SHIP_DEBUG:-} " == *" $m "* ]] && dbg=(CUDA_LAUNCH_BLOCKING=1)

@@ -28,7 +28,7 @@ export interface TrainState {
 }
 
 /** Where the data stream is: the RNG's state and the steps of its echo group already trained. */
-export type DataPosition = Pick<TrainState, 'rng' | 'echoOffset'>;
+export type DataPosition = Required<Pick<TrainState, 'rng' | 'echoOffset'>>;
 
 /** Files a checkpoint directory gets besides the weights: name → contents. */
 export type ExtraFiles = Record<string, string>;

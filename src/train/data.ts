@@ -83,6 +83,24 @@ export async function openSource(spec: DataSpec, ctx: DataContext): Promise<Data
   return JsonlSource.open(spec, ctx);
 }
 
+/**
+ * The `n` examples of each of `echo` consecutive steps from one draw of `frames`-frame videos: the source's own
+ * echo (drawEchoed), else one draw's examples repeated.
+ */
+export async function drawSteps(
+  src: DataSource,
+  rng: Random,
+  frames: number,
+  n: number,
+  echo: number,
+): Promise<Example[][]> {
+  if (src.drawEchoed) return src.drawEchoed(rng, frames, n, echo);
+  const once = src.drawBatch
+    ? await src.drawBatch(rng, frames, n)
+    : await Promise.all(Array.from({ length: n }, () => src.draw(rng, frames)));
+  return Array<Example[]>(echo).fill(once);
+}
+
 /** Draws one length by weight. */
 export function drawLength(rng: Random, lengths: DataSource['lengths']): number {
   return rng.pickWeighted(

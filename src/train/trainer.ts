@@ -22,7 +22,7 @@ import {
   type TrainState,
 } from './checkpoint.js';
 import { lossCurvePng } from './curve.js';
-import { drawLength, type Example, openSource } from './data.js';
+import { drawLength, drawSteps, type Example, openSource } from './data.js';
 import type { GradEngine } from './engine.js';
 import { trainableNames } from './freeze.js';
 import { exampleObjective, type LossValue, readLosses, type TeacherTargets, topKTargets } from './loss.js';
@@ -204,14 +204,7 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
       const before = rng.state;
       const frames = drawLength(rng, trainData.lengths);
       const n = b.baseFrames ? Math.max(2, Math.floor((b.videos * b.baseFrames) / frames)) : b.videos;
-      const once = () =>
-        trainData.drawBatch
-          ? trainData.drawBatch(rng, frames, n)
-          : Promise.all(Array.from({ length: n }, () => trainData.draw(rng, frames)));
-      const all: Promise<Example[][]> =
-        b.echo > 1 && trainData.drawEchoed
-          ? trainData.drawEchoed(rng, frames, n, b.echo)
-          : once().then((ex) => Array<Example[]>(b.echo).fill(ex));
+      const all = drawSteps(trainData, rng, frames, n, b.echo);
       const after = rng.state;
       return Array.from({ length: b.echo }, (_, e) => {
         const examples = all.then((steps) => steps[e]);
@@ -229,7 +222,8 @@ export async function train(o: TrainOptions): Promise<TrainReport> {
     const depth = Math.max(1, trainData.prefetch ?? 1) * b.echo;
     const ahead: PendingStep[] = [];
     let drawnTo = state.step;
-    let skip = (state.echoOffset ?? 0) < b.echo ? (state.echoOffset ?? 0) : 0;
+    // A checkpoint inside a group (a recipe whose echo has since shrunk below its offset starts a new group).
+    let skip = dataPosition.echoOffset < b.echo ? dataPosition.echoOffset : 0;
     const refill = () => {
       while (ahead.length < depth && drawnTo < last) {
         const group = drawGroup(skip);
