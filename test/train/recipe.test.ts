@@ -20,6 +20,7 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
     'needle-timeviper-easy.json',
     'needle-timeviper-v2.json',
     'needle-timeviper.json',
+    'needle-vamba-count.json',
     'needle-vamba-v2.json',
     'needle-vamba.json',
     'timeviper.json',
