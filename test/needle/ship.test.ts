@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
-import { bf16Copy, collect, install, table, updateCard } from '../../tools/needle/ship.js';
+import { average, bf16Copy, collect, install, table, updateCard } from '../../tools/needle/ship.js';
 
 const report = (set: string, correct: number, total: number, unanswerable: [number, number]) => ({
   model: 'runs/ship/vamba/model',
@@ -194,6 +194,87 @@ test('bf16: f32 weights (a CPU run) rounded to bf16, ties to even, other dtypes 
     });
     assert.equal(await readFile(join(out, 'tokenizer.json'), 'utf8'), '{"t":1}');
     await install('vamba', out, join(root, 'results.json'), true, root);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test("average: (1 − w)·a + w·b in bf16 with b's files; a's token rows follow b's tokenizer; other models refused", async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ship-'));
+  try {
+    const tokenizer = (vocab: Record<string, number>) => JSON.stringify({ model: { vocab } });
+    const checkpoint = async (
+      dir: string,
+      vocab: Record<string, number>,
+      tensors: Record<string, [number[], number[]]>,
+    ) => {
+      await mkdir(dir);
+      await writeFile(join(dir, 'tokenizer.json'), tokenizer(vocab));
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ vocab_size: 3, torch_dtype: 'float32' }));
+      const t = Object.fromEntries(
+        Object.entries(tensors).map(([n, [shape, v]]) => [
+          n,
+          { dtype: 'F32' as const, shape, data: Float32Array.from(v) },
+        ]),
+      );
+      await saveSafetensors(join(dir, 'model.safetensors'), t);
+    };
+    // a knows x and y at ids 0 and 1; b has y, x, z at 0, 1, 2: a's rows move to y ← 1, x ← 0, z ← their mean.
+    const a = join(root, 'a');
+    const b = join(root, 'b');
+    await checkpoint(
+      a,
+      { x: 0, y: 1 },
+      {
+        'model.embed_tokens.weight': [
+          [2, 2],
+          [1, 2, 3, 4],
+        ],
+        w: [[2], [1, -2]],
+      },
+    );
+    await checkpoint(
+      b,
+      { y: 0, x: 1, z: 2 },
+      {
+        'model.embed_tokens.weight': [
+          [3, 2],
+          [5, 5, 5, 5, 5, 5],
+        ],
+        w: [[2], [3, 2]],
+      },
+    );
+    const out = join(root, 'avg');
+    await average(a, b, 0.25, out);
+    await using file = await SafetensorsFile.open(join(out, 'model.safetensors'));
+    const got = async (n: string) => {
+      const t = await file.read(n);
+      assert.equal(t.dtype, 'BF16');
+      return [...new Float32Array(new Uint32Array([...(t.data as Uint16Array)].map((h) => h << 16)).buffer)];
+    };
+    // a's rows in b's order (y, x, z): [3, 4], [1, 2] and their mean [2, 3]; then 0.75·a + 0.25·5.
+    assert.deepEqual(await got('model.embed_tokens.weight'), [3.5, 4.25, 2, 2.75, 2.75, 3.5]);
+    assert.deepEqual(await got('w'), [0.75 * 1 + 0.25 * 3, 0.75 * -2 + 0.25 * 2]);
+    assert.equal(await readFile(join(out, 'tokenizer.json'), 'utf8'), tokenizer({ y: 0, x: 1, z: 2 }));
+    assert.equal(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
+    assert.deepEqual((await readdir(out)).sort(), ['config.json', 'model.safetensors', 'tokenizer.json']);
+    const c = join(root, 'c');
+    await checkpoint(
+      c,
+      { y: 0, x: 1, z: 2 },
+      {
+        'model.embed_tokens.weight': [
+          [3, 2],
+          [5, 5, 5, 5, 5, 5],
+        ],
+        w: [[1], [0]],
+      },
+    );
+    await assert.rejects(
+      average(c, b, 0.5, join(root, 'bad')),
+      /w: \[1\] in .*c, \[2\] in .*b: not one model/,
+    );
+    await assert.rejects(average(a, b, 1.5, join(root, 'bad')), /between 0 and 1, got 1.5/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

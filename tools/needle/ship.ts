@@ -12,6 +12,10 @@
  *       model's results into its model card (docs/models/…), between `<!-- ship-results:<model> -->` markers
  *       (added under "## Trained by longshot train" the first time). --dry-run prints what it would do.
  *       A checkpoint with f32 weights is refused (make its bf16 copy first).
+ *   node --import tsx tools/needle/ship.ts average <a dir> <b dir> <w> <out dir>
+ *       the weighted average (1 − w)·a + w·b of two checkpoints of one model, in bf16, with b's config and
+ *       tokenizer; a's token rows first move to b's tokenizer when their tokenizers differ (the shipped Vamba is
+ *       0.8·v2 + 0.2·v1: session 16's v2 run and the v1 model it started from).
  *
  * <model>: vamba, qwen2vl, timeviper or mambamia. Issue 27's aims are Vamba's (held-out sets of
  * tools/needle/heldout_sets.sh): the table marks each set that meets its aim.
@@ -21,8 +25,9 @@ import { basename, dirname, join } from 'node:path';
 import type { HostTensor } from '../../src/io/convert.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
-import { f32ToBf16 } from '../../src/runtime/dtype.js';
+import { bf16ToF32, f32ToBf16 } from '../../src/runtime/dtype.js';
 import type { TrainReport } from '../../src/train/trainer.js';
+import { withTokenizer } from '../../src/train/vocab.js';
 
 export const MODELS = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
 export type ShipModel = (typeof MODELS)[number];
@@ -250,13 +255,59 @@ export async function bf16Copy(checkpoint: string, out: string): Promise<void> {
       ]);
   }
   await saveSafetensors(join(out, 'model.safetensors'), tensors, { metadata: { ...file.metadata } });
+  await copyModelFiles(checkpoint, have, out);
+}
+
+/** The model files of `dir` but its weights into `out`, config.json's torch_dtype set to bfloat16. */
+async function copyModelFiles(dir: string, have: Set<string>, out: string): Promise<void> {
   for (const f of MODEL_FILES.filter((f) => f !== 'model.safetensors' && have.has(f))) {
-    if (f !== 'config.json') await copyFile(join(checkpoint, f), join(out, f));
+    if (f !== 'config.json') await copyFile(join(dir, f), join(out, f));
     else {
-      const config = bf16Config(JSON.parse(await readFile(join(checkpoint, f), 'utf8')));
+      const config = bf16Config(JSON.parse(await readFile(join(dir, f), 'utf8')));
       await writeFile(join(out, f), `${JSON.stringify(config, null, 2)}\n`);
     }
   }
+}
+
+/** A tensor's values as f32, whatever its float dtype. */
+function floats(t: HostTensor, where: string): Float32Array {
+  if (t.dtype === 'F32') return t.data as Float32Array;
+  if (t.dtype === 'BF16') return Float32Array.from(t.data as Uint16Array, bf16ToF32);
+  throw new Error(`${where}: ${t.dtype} tensors cannot be averaged (F32 or BF16 only)`);
+}
+
+/**
+ * (1 − w)·a + w·b for every tensor, in bf16, with b's model files beside it. a's token rows first move to b's
+ * tokenizer when the tokenizers differ (as a recipe's model.tokenizer does); every other tensor must have the same
+ * name and shape in both.
+ */
+export async function average(a: string, b: string, w: number, out: string): Promise<void> {
+  if (!(w >= 0 && w <= 1)) throw new Error(`the weight of ${b} must be between 0 and 1, got ${w}`);
+  const have = new Set(await readdir(b));
+  const tokenizer: Record<string, string> = {};
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    if (have.has(f)) tokenizer[f] = await readFile(join(b, f), 'utf8');
+  if (!tokenizer['tokenizer.json']) throw new Error(`${b}: no tokenizer.json`);
+  const remapped = await withTokenizer(a, tokenizer, join(out, '.a-remapped'));
+  await using fa = await SafetensorsFile.open(join(remapped?.dir ?? a, 'model.safetensors'));
+  await using fb = await SafetensorsFile.open(join(b, 'model.safetensors'));
+  const extra = fa.names().filter((n) => !fb.has(n));
+  if (extra.length) throw new Error(`${a} has tensors that ${b} lacks (${extra[0]}, …): not one model`);
+  const tensors: [string, HostTensor][] = [];
+  for (const name of fb.names()) {
+    if (!fa.has(name)) throw new Error(`${b} has ${name}, ${a} does not: not one model`);
+    const [ta, tb] = [await fa.read(name), await fb.read(name)];
+    if (ta.shape.join() !== tb.shape.join())
+      throw new Error(`${name}: [${ta.shape}] in ${a}, [${tb.shape}] in ${b}: not one model`);
+    const [x, y] = [floats(ta, `${a}: ${name}`), floats(tb, `${b}: ${name}`)];
+    const avg = new Uint16Array(y.length);
+    for (let i = 0; i < y.length; i++) avg[i] = f32ToBf16((1 - w) * x[i] + w * y[i]);
+    tensors.push([name, { dtype: 'BF16', shape: tb.shape, data: avg }]);
+  }
+  await mkdir(out, { recursive: true });
+  await saveSafetensors(join(out, 'model.safetensors'), tensors);
+  await rm(join(out, '.a-remapped'), { recursive: true, force: true });
+  await copyModelFiles(b, have, out);
 }
 
 /** The repository root (models/ and docs/models/ are under it). */
@@ -315,12 +366,19 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`wrote ${rest[1]}: the model files of ${rest[0]} in bf16\n`);
     return;
   }
+  if (cmd === 'average' && rest.length === 4) {
+    await average(rest[0], rest[1], Number(rest[2]), rest[3]);
+    process.stdout.write(
+      `wrote ${rest[3]}: ${+(1 - Number(rest[2])).toFixed(6)}·${rest[0]} + ${rest[2]}·${rest[1]} in bf16\n`,
+    );
+    return;
+  }
   const dry = rest.includes('--dry-run');
   const args = rest.filter((a) => a !== '--dry-run');
   if (cmd === 'install' && args.length === 3 && isModel(args[0]))
     return install(args[0], args[1], args[2], dry);
   throw new Error(
-    `usage: ship.ts results <dir> | ship.ts bf16 <model dir> <out dir> | ship.ts install <${MODELS.join('|')}> <model dir> <results.json> [--dry-run]`,
+    `usage: ship.ts results <dir> | ship.ts bf16 <model dir> <out dir> | ship.ts average <a dir> <b dir> <weight of b> <out dir> | ship.ts install <${MODELS.join('|')}> <model dir> <results.json> [--dry-run]`,
   );
 }
 
