@@ -257,18 +257,18 @@ describe('longshot CLI', () => {
     assert.equal('embedded_demo' in JSON.parse(chosen.stdout), false);
   });
 
-  it('ask with the shipped Qwen2-VL baseline answers the example videos (its chat template writes the video pad)', async () => {
-    const questions = examples();
-    const runs = await Promise.all(
-      questions.map((q) =>
-        cli(['ask', join('examples/needle', q.video), q.question, '--model', 'models/needle-qwen2vl-tiny']),
-      ),
-    );
-    for (const [i, r] of runs.entries()) {
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
-    }
-  });
+  // The Qwen2-VL baseline's chat template writes the video pad; TSTAR-MambaMia's family loads from its config.json.
+  for (const model of ['models/needle-qwen2vl-tiny', 'models/needle-mambamia-tiny'])
+    it(`ask --model ${model} (shipped) answers the example videos`, async () => {
+      const questions = examples();
+      const runs = await Promise.all(
+        questions.map((q) => cli(['ask', join('examples/needle', q.video), q.question, '--model', model])),
+      );
+      for (const [i, r] of runs.entries()) {
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout, `${questions[i].answer}\n`, questions[i].question);
+      }
+    });
 
   it('ask answers about a video with a real (tiny, random) model: --json, --stream, caption', async () => {
     const common = ['--model', qwen, '--frames', '4', '--sampling', 'uniform', '--max-new-tokens', '5'];

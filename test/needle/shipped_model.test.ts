@@ -7,6 +7,7 @@ import { evaluateNeedle, readAllFrames, readQuestions, renderedFrames } from '..
 
 const VAMBA = 'models/needle-vamba-tiny';
 const QWEN = 'models/needle-qwen2vl-tiny';
+const MAMBAMIA = 'models/needle-mambamia-tiny';
 const EXAMPLES = 'examples/needle';
 const FILES = [
   'config.json',
@@ -19,7 +20,7 @@ const FILES = [
 
 test('the shipped models are ordinary Hugging Face model directories within the size budget', () => {
   let bytes = 0;
-  for (const dir of [VAMBA, QWEN]) {
+  for (const dir of [VAMBA, QWEN, MAMBAMIA]) {
     assert.deepEqual(readdirSync(dir).sort(), [...FILES].sort());
     for (const f of FILES) bytes += statSync(join(dir, f)).size;
   }
@@ -31,25 +32,35 @@ test('the shipped models are ordinary Hugging Face model directories within the 
     JSON.parse(readFileSync(join(QWEN, 'config.json'), 'utf8')).vision_mamba_mixer_config,
     undefined,
   );
+  const tstar = JSON.parse(readFileSync(join(MAMBAMIA, 'config.json'), 'utf8'));
+  assert.equal(tstar.model_type, 'tstar');
+  assert.equal(tstar.mm_projector_config.mambamia_gated_aggregation, true);
 });
 
-test('the shipped tiny Vamba answers the example videos correctly through the TypeScript stack', async () => {
-  // Expected answers come from the generator (questions.jsonl), not from the model.
-  const questions = await readQuestions(join(EXAMPLES, 'questions.jsonl'));
-  const report = await evaluateNeedle({ model: VAMBA, data: EXAMPLES });
-  assert.equal(report.architecture, 'vamba');
-  assert.equal(report.total, 2 * questions.length);
-  for (const item of report.items)
-    assert.ok(
-      item.correct,
-      `${item.id} (${item.task}, ${item.form}): expected ${item.expected}, got '${item.output}'`,
+for (const [model, architecture, tokensPerFrame] of [
+  [VAMBA, 'vamba', 8],
+  [MAMBAMIA, 'tstar', 1],
+] as const)
+  test(`the shipped ${model} answers the example videos correctly through the TypeScript stack`, async () => {
+    // Expected answers come from the generator (questions.jsonl), not from the model.
+    const questions = await readQuestions(join(EXAMPLES, 'questions.jsonl'));
+    const report = await evaluateNeedle({ model, data: EXAMPLES });
+    assert.equal(report.architecture, architecture);
+    assert.equal(report.total, 2 * questions.length);
+    for (const item of report.items)
+      assert.ok(
+        item.correct,
+        `${item.id} (${item.task}, ${item.form}): expected ${item.expected}, got '${item.output}'`,
+      );
+    const short = report.items.filter((i) => i.form === 'short').map((i) => i.output.trim());
+    assert.deepEqual(
+      short,
+      questions.map((q) => q.answer),
     );
-  const short = report.items.filter((i) => i.form === 'short').map((i) => i.output.trim());
-  assert.deepEqual(
-    short,
-    questions.map((q) => q.answer),
-  );
-});
+    // The examples are 32-frame videos: Vamba keeps 8 tokens a frame, MambaMia's compressor one.
+    for (const length of Object.values(report.byLength))
+      assert.equal(length.videoTokens, 32 * tokensPerFrame);
+  });
 
 test('--render draws the MP4s again: the same frames up to compression, the same answers', async () => {
   const questions = await readQuestions(join(EXAMPLES, 'questions.jsonl'));
