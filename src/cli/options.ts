@@ -4,9 +4,11 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
+import { DEFAULT_MODEL_ID } from '../facade/default-model.js';
 import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
 import type { Clip, LossPolicy } from '../media/index.js';
 import { parseReduction, tokenReductions } from '../models/reduction.js';
+import { shippedModels } from '../hub/shipped.js';
 import type { DeviceName } from '../runtime/backend.js';
 
 function number(name: string, check: (v: number) => boolean, what: string) {
@@ -35,12 +37,12 @@ export interface ModelOptions {
   device: DeviceName | 'auto';
 }
 
+/** --model's help: the shipped models are listed as the package holds them. */
+export const MODEL_HELP = `checkpoint directory, shipped model (${shippedModels().join(', ')}) or Hugging Face id (default: the embedded ${DEFAULT_MODEL_ID})`;
+
 export function addModelOptions(cmd: Command): Command {
   return cmd
-    .option(
-      '-m, --model <dir|org/name>',
-      'checkpoint directory or Hugging Face id (default: the embedded model)',
-    )
+    .option('-m, --model <dir|name|org/name>', MODEL_HELP)
     .option('--revision <rev>', 'hub branch, tag or commit (with a hub id)', 'main')
     .addOption(
       new Option('--device <device>', 'where to run; auto: cuda where an NVIDIA driver is present, else cpu')

@@ -214,7 +214,10 @@ describe('longshot CLI', () => {
     writeFileSync(video, 'x');
     r = await cli(['caption', video, '--model', join(tmp, 'no-such-model')]);
     assert.equal(r.code, 4);
-    assert.match(r.stderr, /neither a directory nor a Hugging Face id/);
+    assert.match(
+      r.stderr,
+      /neither a directory, a shipped model \(.*needle-vamba-tiny\) nor a Hugging Face id/,
+    );
     r = await cli(['ask', video, 'what?', '--model', tiny]);
     assert.equal(r.code, 4);
     assert.match(r.stderr, /no tokenizer\.json/);
@@ -257,8 +260,9 @@ describe('longshot CLI', () => {
     assert.equal('embedded_demo' in JSON.parse(chosen.stdout), false);
   });
 
-  // The Qwen2-VL baseline's chat template writes the video pad; TSTAR-MambaMia's family loads from its config.json.
-  for (const model of ['models/needle-qwen2vl-tiny', 'models/needle-mambamia-tiny'])
+  // The Qwen2-VL baseline's chat template writes the video pad; TSTAR-MambaMia's family loads from its config.json,
+  // found by its shipped name.
+  for (const model of ['models/needle-qwen2vl-tiny', 'needle-mambamia-tiny'])
     it(`ask --model ${model} (shipped) answers the example videos`, async () => {
       const questions = examples();
       const runs = await Promise.all(

@@ -260,7 +260,21 @@ describe('hub cache', () => {
     assert.equal(await cachedSnapshot('Qwen/Qwen2-VL-2B-Instruct', { cacheDir }), undefined);
   });
 
-  it('rejects names that are neither a directory nor an org/name id', async () => {
-    await assert.rejects(resolveModel('not a model'), /neither a directory nor a Hugging Face id/);
+  it('rejects names that are neither a directory, a shipped model nor an org/name id, naming the shipped ones', async () => {
+    await assert.rejects(
+      resolveModel('not a model'),
+      /neither a directory, a shipped model \(needle-mambamia-tiny, needle-qwen2vl-tiny, needle-vamba-tiny\) nor a Hugging Face id/,
+    );
+  });
+
+  it('finds a shipped model by its name from any working directory', async () => {
+    const here = process.cwd();
+    process.chdir(tmpdir());
+    try {
+      const dir = await resolveModel('needle-mambamia-tiny');
+      assert.equal(dir, join(here, 'models', 'needle-mambamia-tiny'));
+    } finally {
+      process.chdir(here);
+    }
   });
 });

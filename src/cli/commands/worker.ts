@@ -2,7 +2,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { DeviceName } from '../../runtime/backend.js';
 import { DEFAULT_QUEUE } from '../../worker/defaults.js';
-import { positiveInt } from '../options.js';
+import { MODEL_HELP, positiveInt } from '../options.js';
 
 /** cpu, cuda, auto, or cuda:N (one worker per GPU: N is made the only visible device). */
 function device(raw: string): DeviceName | 'auto' {
@@ -21,10 +21,7 @@ export function register(program: Command): void {
     .description('answer batch jobs from a Redis queue (one worker per GPU, on any number of machines)')
     .requiredOption('--redis <url>', 'Redis server, redis://host:port[/db]')
     .option('--queue <name>', 'queue to serve (one model per queue)', DEFAULT_QUEUE)
-    .option(
-      '-m, --model <dir|org/name>',
-      'checkpoint directory or Hugging Face id (default: the embedded model)',
-    )
+    .option('-m, --model <dir|name|org/name>', MODEL_HELP)
     .option('--device <device>', 'cpu, cuda, cuda:N or auto', device, 'auto')
     .option('--id <name>', 'worker name, unique in the queue (default: host-pid)')
     .option(
