@@ -21,8 +21,10 @@
 # in the repository root puts it where the next call reads it. To carry one to a fresh machine, repack it smaller
 # (`tar -xzf ship-ckpt-<m>.tgz -C /tmp/c && tar -cf - -C /tmp/c runs/ship/<m> | xz -9e > .ckpt/<m>.tar.xz`, with
 # .ckpt/ in .git/info/exclude) and carry .ckpt: each .ckpt*/*.tar.xz is unpacked here once. The carried tree's
-# 64 MiB count disk blocks (the tracked files take ~38.4 MB of them, the kit 25.5 MB): a Vamba checkpoint (5.0 MB)
-# does not fit beside the kit; carry it in a second call on the warm machine, without .device (kept there).
+# 64 MiB count disk blocks: run `bash scripts/device-slim.sh .device .ckpt…` before a call that carries the kit (it
+# removes what no GPU job reads and prints the total; `--restore` after): ≈ 3.7 MB is left beside the kit, one
+# TimeViper or MambaMia checkpoint; a Vamba one (5.0 MB) goes in a second call on the warm machine, without
+# .device (kept there).
 #
 # Knobs (a CPU dry run: SHIP_DEVICE=cpu SHIP_SECONDS=120 SHIP_STEPS=2 SHIP_TINY=1 SHIP_HELDOUT_DIV=20 OUT=/tmp/o
 # bash bench/gpu/ship-train.sh): SHIP_MODELS (default all four), SHIP_STEPS (a step cap), SHIP_EVAL_SECONDS
