@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The tree a GPU call carries (tracked and untracked-not-ignored files, plus the paths named in `carry`) must stay
-# under the device tool's 64 MiB, counted in disk blocks. With the kit (.device, ~25 MB) and the shipped tiny models
+# under the device tool's 64 MiB, counted in disk blocks. With the kit (.device, ~24 MiB) and the shipped tiny models
 # the tracked files no longer fit beside it, so before a call that carries .device:
 #
 #   bash scripts/device-slim.sh .device [.ckpt3 …]   # removes from the working tree what no GPU job reads, then
 #                                                     # prints what would travel with those paths against the limit
 #   bash scripts/device-slim.sh --restore             # puts the removed files back (git checkout), right after the call
 #
-# Removed: models/needle-mambamia-tiny/ (5 MB: no GPU job or test-cuda file loads it) and the docs' screenshots.
+# Removed: models/needle-mambamia-tiny/ (4.8 MiB: no GPU job or test-cuda file loads it) and the docs' screenshots.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 SLIM=(models/needle-mambamia-tiny docs/web-ui-live.png docs/web-ui-mandelbrot.png docs/web-ui-needle.png docs/web-ui-timeviper.png)

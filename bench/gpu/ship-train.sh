@@ -22,7 +22,7 @@
 # (`tar -xzf ship-ckpt-<m>.tgz -C /tmp/c && tar -cf - -C /tmp/c runs/ship/<m> | xz -9e > .ckpt/<m>.tar.xz`, with
 # .ckpt/ in .git/info/exclude) and carry .ckpt: each .ckpt*/*.tar.xz is unpacked here once. The carried tree's
 # 64 MiB count disk blocks: run `bash scripts/device-slim.sh .device .ckpt…` before a call that carries the kit (it
-# removes what no GPU job reads and prints the total; `--restore` after): ≈ 3.7 MB is left beside the kit, one
+# removes what no GPU job reads and prints the total; `--restore` after): ≈ 3.8 MiB is left beside the kit, one
 # TimeViper or MambaMia checkpoint; a Vamba one (5.0 MB) goes in a second call on the warm machine, without
 # .device (kept there).
 #
