@@ -6,9 +6,9 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { DEFAULT_MODEL_ID } from '../facade/default-model.js';
 import type { GenerationOptions, SamplingOptions } from '../facade/types.js';
+import { shippedModels } from '../hub/shipped.js';
 import type { Clip, LossPolicy } from '../media/index.js';
 import { parseReduction, tokenReductions } from '../models/reduction.js';
-import { shippedModels } from '../hub/shipped.js';
 import type { DeviceName } from '../runtime/backend.js';
 
 function number(name: string, check: (v: number) => boolean, what: string) {
