@@ -39,13 +39,13 @@ done
 node -e '
 const fs = require("node:fs");
 const rows = ["| arch, piece tokens | per-token before p50 / p99 ms | during the encode p50 / p99 ms | ratio p50 / p99 | tokens during the encode | encode s | target (p50 ≤ ×2) |", "|---|---|---|---|---|---|---|"];
-for (const arch of process.argv.slice(2)) {
-  const f = `${process.argv[1]}/serve_load_${arch}.json`;
-  if (!fs.existsSync(f)) { rows.push(`| ${arch} | no result (see serve_load_${arch}.log) | | | | | |`); continue; }
+for (const run of process.argv.slice(2)) {
+  const f = `${process.argv[1]}/serve_load_${run}.json`;
+  if (!fs.existsSync(f)) { rows.push(`| ${run} | no result (see serve_load_${run}.log) | | | | | |`); continue; }
   const r = JSON.parse(fs.readFileSync(f, "utf8"));
   const i = r.interference;
-  if (!i || i.skipped) { rows.push(`| ${arch} | skipped | | | | | |`); continue; }
-  rows.push(`| ${arch} (${r.device}) | ${i.perTokenMsBefore.p50} / ${i.perTokenMsBefore.p99} | ${i.perTokenMsDuring.p50} / ${i.perTokenMsDuring.p99} | ×${i.ratioP50} / ×${i.ratioP99} | ${i.tokensDuringEncode} | ${i.encodeS} | ${i.withinTarget ? "met" : "missed"} |`);
+  if (!i || i.skipped) { rows.push(`| ${run} | skipped | | | | | |`); continue; }
+  rows.push(`| ${run} (${r.device}) | ${i.perTokenMsBefore.p50} / ${i.perTokenMsBefore.p99} | ${i.perTokenMsDuring.p50} / ${i.perTokenMsDuring.p99} | ×${i.ratioP50} / ×${i.ratioP99} | ${i.tokensDuringEncode} | ${i.encodeS} | ${i.withinTarget ? "met" : "missed"} |`);
 }
 const table = `${rows.join("\n")}\n`;
 fs.writeFileSync(`${process.argv[1]}/table.md`, table);

@@ -7,7 +7,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
 
-const MODELS_DIR = join(packageRoot(), 'models');
+/** Where the shipped models are: the package's models/. */
+export const MODELS_DIR = join(packageRoot(), 'models');
 
 /** The names of the shipped models (directories of models/ with a config.json), sorted. */
 export function shippedModels(): string[] {

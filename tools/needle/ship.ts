@@ -22,12 +22,12 @@
  */
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { HostTensor } from '../../src/io/convert.js';
+import { type HostTensor, toRuntime } from '../../src/io/convert.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { saveSafetensors } from '../../src/io/safetensors-write.js';
-import { bf16ToF32, f32ToBf16 } from '../../src/runtime/dtype.js';
+import { f32ToBf16 } from '../../src/runtime/dtype.js';
 import type { TrainReport } from '../../src/train/trainer.js';
-import { withTokenizer } from '../../src/train/vocab.js';
+import { remapRows, rowSources, TOKEN_ROWS, vocabularyOf } from '../../src/train/vocab.js';
 
 export const MODELS = ['vamba', 'qwen2vl', 'timeviper', 'mambamia'] as const;
 export type ShipModel = (typeof MODELS)[number];
@@ -269,44 +269,40 @@ async function copyModelFiles(dir: string, have: Set<string>, out: string): Prom
   }
 }
 
-/** A tensor's values as f32, whatever its float dtype. */
-function floats(t: HostTensor, where: string): Float32Array {
-  if (t.dtype === 'F32') return t.data as Float32Array;
-  if (t.dtype === 'BF16') return Float32Array.from(t.data as Uint16Array, bf16ToF32);
-  throw new Error(`${where}: ${t.dtype} tensors cannot be averaged (F32 or BF16 only)`);
-}
-
 /**
  * (1 − w)·a + w·b for every tensor, in bf16, with b's model files beside it. a's token rows first move to b's
- * tokenizer when the tokenizers differ (as a recipe's model.tokenizer does); every other tensor must have the same
- * name and shape in both.
+ * tokenizer's ids (src/train/vocab.ts, as a recipe's model.tokenizer does; the same ids when the tokenizers agree);
+ * every other tensor must have the same name and shape in both.
  */
 export async function average(a: string, b: string, w: number, out: string): Promise<void> {
   if (!(w >= 0 && w <= 1)) throw new Error(`the weight of ${b} must be between 0 and 1, got ${w}`);
   const have = new Set(await readdir(b));
-  const tokenizer: Record<string, string> = {};
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    if (have.has(f)) tokenizer[f] = await readFile(join(b, f), 'utf8');
-  if (!tokenizer['tokenizer.json']) throw new Error(`${b}: no tokenizer.json`);
-  const remapped = await withTokenizer(a, tokenizer, join(out, '.a-remapped'));
-  await using fa = await SafetensorsFile.open(join(remapped?.dir ?? a, 'model.safetensors'));
+  const vocab = async (dir: string) => {
+    const json = await readFile(join(dir, 'tokenizer.json'), 'utf8').catch(() => null);
+    if (json === null) throw new Error(`${dir}: no tokenizer.json`);
+    return vocabularyOf(json, dir);
+  };
+  const rows = rowSources(await vocab(a), await vocab(b));
+  await using fa = await SafetensorsFile.open(join(a, 'model.safetensors'));
   await using fb = await SafetensorsFile.open(join(b, 'model.safetensors'));
   const extra = fa.names().filter((n) => !fb.has(n));
   if (extra.length) throw new Error(`${a} has tensors that ${b} lacks (${extra[0]}, …): not one model`);
   const tensors: [string, HostTensor][] = [];
   for (const name of fb.names()) {
     if (!fa.has(name)) throw new Error(`${b} has ${name}, ${a} does not: not one model`);
-    const [ta, tb] = [await fa.read(name), await fb.read(name)];
+    const tb = await fb.read(name);
+    let ta = await fa.read(name);
+    if (TOKEN_ROWS.includes(name)) ta = remapRows(ta, rows);
     if (ta.shape.join() !== tb.shape.join())
       throw new Error(`${name}: [${ta.shape}] in ${a}, [${tb.shape}] in ${b}: not one model`);
-    const [x, y] = [floats(ta, `${a}: ${name}`), floats(tb, `${b}: ${name}`)];
+    const x = toRuntime(ta, 'f32', `${a}: ${name}`) as Float32Array;
+    const y = toRuntime(tb, 'f32', `${b}: ${name}`) as Float32Array;
     const avg = new Uint16Array(y.length);
     for (let i = 0; i < y.length; i++) avg[i] = f32ToBf16((1 - w) * x[i] + w * y[i]);
     tensors.push([name, { dtype: 'BF16', shape: tb.shape, data: avg }]);
   }
   await mkdir(out, { recursive: true });
   await saveSafetensors(join(out, 'model.safetensors'), tensors);
-  await rm(join(out, '.a-remapped'), { recursive: true, force: true });
   await copyModelFiles(b, have, out);
 }
 
