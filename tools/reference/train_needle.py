@@ -647,9 +647,11 @@ class Batches:
     then rows, then an asking per row) and prepared in pinned host memory by a background thread, a few ahead
     of the training step."""
 
-    def __init__(self, data, per_batch, seed, long_weight=1.0, ahead=3):
+    def __init__(self, data, per_batch, seed, long_weight=1.0, ahead=3, rng_state=None):
         self.data, self.per_batch, self.long_weight = data, per_batch, long_weight
         self.rng = random.Random(seed)
+        if rng_state is not None:  # a paused run goes on where its draws were (the few prepared ahead are skipped)
+            self.rng.setstate(rng_state)
         self.q = queue.Queue(maxsize=ahead)
         threading.Thread(target=self.fill, daemon=True).start()
 
@@ -717,14 +719,22 @@ def train(kind, c, data, a, log):
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
+    # A paused run (--state) goes on from its weights, optimizer state, step and data draws.
+    first, skipped, rng_state = 1, 0, None
+    if a.state and os.path.exists(a.state):
+        st = torch.load(a.state, map_location=a.device, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        first, skipped, rng_state = st["step"] + 1, st["skipped"], st["rng"]
+        log(f"[{kind}] resumed from {a.state} at step {first}")
     # Equal tokens per step: fewer videos in a batch of long ones.
     per_batch = {T: max(2, int(a.batch * a.base_frames / T)) for T in data.sizes()}
-    batches = Batches(data, per_batch, a.seed, a.long_weight)
+    batches = Batches(data, per_batch, a.seed, a.long_weight, rng_state=rng_state)
     t0 = time.time()
-    step, ema, skipped = 0, None, 0
-    # One JSON line per step (step, loss, lr, seconds): the loss curve bench/gpu/train.sh draws.
-    loss_log = open(a.loss_log, "w") if a.loss_log else None
-    for step in range(1, a.steps + 1):
+    step, ema = first - 1, None
+    # One JSON line per step (step, loss, lr, seconds of this call): the loss curve bench/gpu/train.sh draws.
+    loss_log = open(a.loss_log, "a" if first > 1 else "w") if a.loss_log else None
+    for step in range(first, a.steps + 1):
         # Cosine decay over the steps, or over --max-seconds when that runs out first.
         progress = min(1.0, max(step / a.steps, (time.time() - t0) / a.max_seconds))
         lr = a.lr * min(1.0, step / a.warmup) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
@@ -750,8 +760,12 @@ def train(kind, c, data, a, log):
         if time.time() - t0 > a.max_seconds:
             log(f"[{kind}] time cap reached at step {step}")
             break
+        if a.state and step < a.steps and time.time() - t0 > a.stop_seconds:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "skipped": skipped, "rng": batches.rng.getstate()}, a.state)
+            log(f"[{kind}] paused at step {step} after {time.time() - t0:.1f}s: {a.state}")
+            return model, {"paused": step, "steps": step, "first": first, "seconds": round(time.time() - t0, 1), "params": n_params}
     log(f"[{kind}] trained {step} steps in {time.time() - t0:.1f}s ({skipped} skipped: non-finite gradients)")
-    return model, {"steps": step, "seconds": round(time.time() - t0, 1), "params": n_params}
+    return model, {"steps": step, "first": first, "seconds": round(time.time() - t0, 1), "params": n_params}
 
 
 @torch.no_grad()
@@ -868,6 +882,8 @@ def main():
     p.add_argument("--model", default="vamba,qwen2vl", help="vamba, qwen2vl and/or timeviper, comma-separated")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--max-seconds", type=float, default=1e9)
+    p.add_argument("--state", default="", help="pause/resume file: a run paused by --stop-seconds goes on from it")
+    p.add_argument("--stop-seconds", type=float, default=1e9, help="with --state: pause after this many seconds of this call (the schedule is the steps')")
     p.add_argument("--batch", type=int, default=32, help="videos per batch at --base-frames frames")
     p.add_argument("--base-frames", type=int, default=32)
     p.add_argument("--long-weight", type=float, default=1.0, help="how much more often a video over 128 frames is drawn")
@@ -918,6 +934,10 @@ def main():
     dtype = torch.bfloat16 if a.save_dtype == "bfloat16" else torch.float32
     for kind in a.model.split(","):
         model, info = train(kind, configs[kind], data, a, log)
+        if "paused" in info:  # to be resumed with the same --state: no model, no evaluation yet
+            report[kind] = info
+            json.dump(report, open(os.path.join(a.out, "report.json"), "w"), indent=1)
+            continue
         out = os.path.join(a.out, f"needle-{kind}-tiny")
         if kind == "timeviper":
             timeviper().save_needle(model, out, a.tokenizer_dir, dtype)
