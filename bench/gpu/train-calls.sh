@@ -3,7 +3,7 @@
 # recipes of TRAIN_CALLS_MODELS (default "vamba timeviper") over exported shards (TRAIN_DATA's train*/ when they
 # are there, else 4 × 64 videos rendered here), once as it runs (host time inside each kind of backend call) and
 # once with CUDA_LAUNCH_BLOCKING=1 (each call's host time is then its kernel's GPU time). Writes $OUT/train-calls/.
-# TRAIN_CALLS_PROF=1 adds V8 CPU profiles of the first run (summarise: npx tsx bench/cpuprofile_top.ts <file>).
+# TRAIN_CALLS_BATCH sets the videos per step (the recipe's 32 by default). TRAIN_CALLS_PROF=1 adds V8 CPU profiles of the first run (summarise: npx tsx bench/cpuprofile_top.ts <file>).
 set -uo pipefail
 R="$OUT/train-calls"
 D=${TRAIN_DATA:-/dev/shm/train-calls}
@@ -19,7 +19,7 @@ fi
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
 for m in ${TRAIN_CALLS_MODELS:-vamba timeviper}; do
   mkdir -p "$R/$m"
-  node --import tsx tools/needle/shard_recipe.ts "$m" "$R/$m" "$TRAIN" - 14 4
+  node --import tsx tools/needle/shard_recipe.ts "$m" "$R/$m" "$TRAIN" - 14 4 ${TRAIN_CALLS_BATCH:-}
   # TRAIN_CALLS_PROF=1: V8 CPU profiles of this run (the main thread's JavaScript outside the calls) in $R/$m-prof/.
   PROF=()
   [ "${TRAIN_CALLS_PROF:-0}" = 1 ] && PROF=(--cpu-prof --cpu-prof-dir="$R/$m-prof")

@@ -113,6 +113,7 @@ fi
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
 [ "$R" != "$OUT/train" ] && cp "$R"/summary.* "$R"/*.png "$R"/eval-*.json "$OUT/train/" 2>/dev/null \
+  && cp "$R/longshot/loss.png" "$OUT/train/longshot-loss.png" \
   && cp "$R/longshot/log.jsonl" "$OUT/train/longshot-log.jsonl" && cp "$R/pytorch/loss.jsonl" "$OUT/train/pytorch-loss.jsonl"
 # Where longshot's step time goes (bench/gpu/train-calls.sh on these shards; TRAIN_CALLS=0 skips, ~1 min a model).
 [ "${TRAIN_CALLS:-1}" = 1 ] && TRAIN_DATA="$D" TRAIN_CALLS_MODELS="$MODEL ${TRAIN_CALLS_MODELS:-}" \
