@@ -33,18 +33,12 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 //   2. ssd_chunk_carry_kernel, per state element: the true state before and gradient after every chunk, by the
 //      short recurrences over chunks (from s0 and from dStateOut; the gradient before chunk 0 is dState);
 //   3. ssd_backward_kernel, per (batch, head, tile, slot): the reverse pass of each chunk from its true start
-//      state and end gradient, adding up dx, dB, dC, ddt, dA and dD;
-//   4. ssd_parts_reduce_kernel (where the workspace holds them): the per-(head, tile) token sums of dB, dC and
-//      ddt that launch 3 stored, summed over the group's heads and the tiles.
+//      state and end gradient, adding up dx, dB, dC, ddt, dA and dD.
 // A long sequential walk of one block per head left the GPU idle; now the longest chain is one chunk (or, where
-// memory runs short, a slot's chunks) plus ⌈len/chunk⌉ multiply-adds in launch 2. Launch 3 once added every
-// token's dB, dC and ddt into global memory with atomics, heads × tiles of them on each address (48 at the tiny
-// needle Vamba's 12 heads and 4 tiles): 8.8 ms of a 164 ms training step at 128 videos. Stored apart and summed
-// in launch 4, in a fixed order, they cost a write and a read, and the gradient no longer depends on scheduling.
+// memory runs short, a slot's chunks) plus ⌈len/chunk⌉ multiply-adds in launch 2.
 
 constexpr int kSsdChunk = 64;
 constexpr size_t kSsdBudget = size_t(256) << 20;  // in-chunk states stay within it; boundary arrays past it get √len chunks
-constexpr size_t kSsdPartsBudget = size_t(1) << 30;  // per-(head, tile) token sums past it: atomics instead
 
 struct SsdPlan {
   int chunk, chunks;   // tokens per chunk (the last one may be shorter), chunks per sequence
@@ -52,10 +46,7 @@ struct SsdPlan {
   int threads;         // per block: pTile·dState rounded up to whole warps (small states leave no idle warps)
   int slots;           // ssd_backward_kernel blocks per (batch, head, tile); slot k reverses chunks k, k + slots, …
   size_t bounds, decay, states, acc;  // float counts (bounds: of the states, and again of the gradients)
-  size_t parts;        // float count of the per-(batch, token, head, tile) records of dB, dC, ddt (0: atomics)
-  size_t bytes() const { return sizeof(float) * (2 * bounds + decay + states + 2 * acc + parts); }
-  /** Floats of one record: dB[N], dC[N], ddt. */
-  __host__ __device__ static int record(int N) { return 2 * N + 1; }
+  size_t bytes() const { return sizeof(float) * (2 * bounds + decay + states + 2 * acc); }
 };
 
 SsdPlan ssd_plan_with(const SsdDims &d, int chunk, size_t room) {
@@ -70,11 +61,7 @@ SsdPlan ssd_plan_with(const SsdDims &d, int chunk, size_t room) {
   p.bounds = (p.chunks + 1) * state;
   p.decay = bh * p.chunks;
   p.acc = size_t(d.batch) * d.len * d.groups * d.dState;
-  // The token sums apart (no atomics) where they fit the budget and the room beside one slot.
-  const size_t parts = size_t(d.batch) * d.len * d.heads * p.pBlocks * SsdPlan::record(d.dState);
-  const size_t oneSlot = sizeof(float) * p.chunk * state;
-  if (sizeof(float) * parts <= kSsdPartsBudget && p.bytes() + oneSlot + sizeof(float) * parts <= room) p.parts = parts;
-  const size_t fixed = p.bytes(), slotBytes = std::max<size_t>(1, oneSlot);
+  const size_t fixed = p.bytes(), slotBytes = std::max<size_t>(1, sizeof(float) * p.chunk * state);
   const size_t fit = room > fixed ? (room - fixed) / slotBytes : 0;
   p.slots = static_cast<int>(std::clamp<size_t>(std::min(fit, kSsdBudget / slotBytes), 1, p.chunks));
   p.states = size_t(p.slots) * p.chunk * state;
@@ -98,12 +85,11 @@ SsdPlan ssd_plan(const SsdDims &d, size_t room) {
 /** A thread's place in a block of one (batch, head, tile of pTile state rows): it owns state element e = p·N + n. */
 struct SsdThread {
   SsdDims d;
-  int bh, b, h, grp, tile, p0, p, n, e;
+  int bh, b, h, grp, p0, p, n, e;
   bool owner;  // false for the idle threads past pTile·N and for rows past headDim
-  __device__ SsdThread(const SsdDims &dims, const SsdPlan &plan, int blockTile) : d(dims) {
-    bh = blockTile / plan.pBlocks;
-    tile = blockTile % plan.pBlocks;
-    p0 = tile * plan.pTile;
+  __device__ SsdThread(const SsdDims &dims, const SsdPlan &plan, int tile) : d(dims) {
+    bh = tile / plan.pBlocks;
+    p0 = (tile % plan.pBlocks) * plan.pTile;
     b = bh / d.heads;
     h = bh % d.heads;
     grp = h / (d.heads / d.groups);
@@ -116,10 +102,6 @@ struct SsdThread {
   __device__ size_t xAt(int t) const { return (size_t(b) * d.len + t) * d.heads * d.headDim + size_t(h) * d.headDim; }
   __device__ size_t bcAt(int t) const { return ((size_t(b) * d.len + t) * d.groups + grp) * d.dState; }
   __device__ size_t dtAt(int t) const { return (size_t(b) * d.len + t) * d.heads + h; }
-  /** Token t's record of this head and tile in the parts array (SsdPlan::parts). */
-  __device__ size_t partAt(const SsdPlan &plan, int t) const {
-    return (((size_t(b) * d.len + t) * d.heads + h) * plan.pBlocks + tile) * SsdPlan::record(d.dState);
-  }
   /** Token t's decay a_t = exp(dt_t·A_h). */
   __device__ float decay(const float *dt, float Ah, int t) const { return expf(dt[dtAt(t)] * Ah); }
   /** The state after token t from the state s before it: a_t·s + dt_t·x_t[p]·B_t[n]. */
@@ -218,9 +200,8 @@ struct SsdToken {
  * For chunks c = slot, slot + slots, …: recompute the chunk's states from its true start (bounds[c]) into scratch
  * (each thread reads back only what it wrote), then walk back token by token from the gradient after it
  * (grads[c + 1]). Per token, the reductions over n (dx), over p (dB, dC) and over both (ddt, dA) go through
- * shared-memory atomics (one barrier a token: three rotating sets), then either into the token's record in
- * `parts` (summed by ssd_parts_reduce_kernel) or, without parts, by global atomics across tiles and the heads
- * of a group.
+ * shared-memory atomics (one barrier a token: three rotating sets), then global atomics across tiles, chunks and
+ * the heads of a group.
  * A token's inputs are loaded while the previous one's reductions run, so the walk does not wait on memory.
  */
 template <typename T, typename TD>
@@ -230,7 +211,7 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
                                     const float *__restrict__ A, const T *__restrict__ B, const T *__restrict__ C,
                                     const TD *__restrict__ D, const float *__restrict__ bounds,
                                     const float *__restrict__ grads, SsdDims d, SsdPlan plan,
-                                    float *__restrict__ states, float *__restrict__ parts) {
+                                    float *__restrict__ states) {
   const int slot = blockIdx.x % plan.slots;
   const SsdThread th(d, plan, blockIdx.x / plan.slots);
   const int N = d.dState, PN = d.headDim * N, tid = threadIdx.x, lane = tid & 31;
@@ -320,22 +301,12 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
         }
         dx[xo] = from_f32<T>(g);
       }
-      float *rec = parts ? parts + th.partAt(plan, t) : nullptr;
       if (owner && p == th.p0) {
-        if (rec) {
-          rec[n] = u.dt * redB[n];
-          rec[N + n] = redC[n];
-        } else {
-          atomicAdd(&dBacc[bo], u.dt * redB[n]);
-          atomicAdd(&dCacc[bo], redC[n]);
-        }
+        atomicAdd(&dBacc[bo], u.dt * redB[n]);
+        atomicAdd(&dCacc[bo], redC[n]);
       }
       if (tid == 0) {
-        const float g = scal[1] + Ah * a * scal[0];
-        if (rec)
-          rec[2 * N] = g;
-        else
-          atomicAdd(&ddt[th.dtAt(t)], g);
+        atomicAdd(&ddt[th.dtAt(t)], scal[1] + Ah * a * scal[0]);
         dAloc += u.dt * a * scal[0];
       }
       float *later = sh + ((k + 2) % 3) * set;
@@ -347,33 +318,6 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
   if (tid == 0) {
     atomicAdd(&dA[th.h], dAloc);
     if (dD) atomicAdd(&dD[th.h], dDloc);
-  }
-}
-
-/**
- * dB and dC (per batch, token, group: the sums over the group's heads and their tiles) and ddt (per batch, token,
- * head: over its tiles) from the records ssd_backward_kernel stored; one thread per output, consecutive threads
- * on consecutive n, so the records' reads coalesce.
- */
-__global__ void ssd_parts_reduce_kernel(float *__restrict__ dBacc, float *__restrict__ dCacc, float *__restrict__ ddt,
-                                        const float *__restrict__ parts, SsdDims d, int tiles) {
-  const int N = d.dState, R = SsdPlan::record(N), perGroup = d.heads / d.groups, bc = d.groups * 2 * N;
-  const size_t per = size_t(bc) + d.heads, total = size_t(d.batch) * d.len * per;
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    const size_t bt = i / per;
-    const int o = static_cast<int>(i % per);
-    const float *rows = parts + bt * d.heads * tiles * R;
-    float sum = 0.f;
-    if (o < bc) {
-      const int g = o / (2 * N), j = o % (2 * N);
-      for (int h = g * perGroup; h < (g + 1) * perGroup; h++)
-        for (int k = 0; k < tiles; k++) sum += rows[(size_t(h) * tiles + k) * R + j];
-      (j < N ? dBacc : dCacc)[(bt * d.groups + g) * N + j % N] = sum;
-    } else {
-      const int h = o - bc;
-      for (int k = 0; k < tiles; k++) sum += rows[(size_t(h) * tiles + k) * R + 2 * N];
-      ddt[bt * d.heads + h] = sum;
-    }
   }
 }
 
@@ -968,15 +912,12 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
              "ssd_scan_backward: workspace smaller than ssd_scan_backward_workspace_bytes(dims, true)");
   float *bounds = static_cast<float *>(workspace), *grads = bounds + p.bounds, *decay = grads + p.bounds;
   float *states = decay + p.decay, *dBacc = states + p.states, *dCacc = dBacc + p.acc;
-  float *parts = p.parts ? dCacc + p.acc : nullptr;  // then launch 4 writes every ddt, dB and dC
   const size_t stateElems = size_t(d.batch) * d.heads * d.headDim * d.dState;
   const size_t tiles = size_t(d.batch) * d.heads * p.pBlocks;
   LS_CUDA_CHECK(cudaMemsetAsync(dA, 0, sizeof(float) * d.heads, s));
   if (dD) LS_CUDA_CHECK(cudaMemsetAsync(dD, 0, sizeof(float) * d.heads, s));
-  if (!parts || d.len <= 0 || tiles == 0) {
-    LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
-    LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
-  }
+  LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
+  LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
   if (d.len > 0 && tiles > 0) {
     const size_t shared = sizeof(float) * 3 * (p.pTile + 2 * d.dState + 2);
     const int PN = d.headDim * d.dState;
@@ -992,15 +933,9 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
       LS_DISPATCH_OPT(D, dEt, TD, {
         ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.slots), p.threads, shared, s>>>(
             static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
-            bounds, grads, d, p, states, parts);
+            bounds, grads, d, p, states);
       });
       LS_CHECK_LAUNCH();
-      if (parts) {
-        const size_t outputs = size_t(d.batch) * d.len * (size_t(d.groups) * 2 * d.dState + d.heads);
-        ssd_parts_reduce_kernel<<<static_cast<unsigned>(std::min<size_t>(ceil_div<size_t>(outputs, kBlock), 65535)),
-                                  kBlock, 0, s>>>(dBacc, dCacc, ddt, parts, d, p.pBlocks);
-        LS_CHECK_LAUNCH();
-      }
     });
   } else if (dState && stateElems) {  // no tokens: the final state's gradient passes through
     LS_CUDA_CHECK(dStateOut ? cudaMemcpyAsync(dState, dStateOut, sizeof(float) * stateElems, cudaMemcpyDeviceToDevice, s)
