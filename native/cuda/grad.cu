@@ -32,24 +32,30 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 //      start, the gradient reaching its start from a zero gradient at its end, and its decay Π a_t;
 //   2. ssd_chunk_carry_kernel, per state element: the true state before and gradient after every chunk, by the
 //      short recurrences over chunks (from s0 and from dStateOut; the gradient before chunk 0 is dState);
-//   3. ssd_backward_kernel, per (batch, head, tile, slot): the reverse pass of each chunk from its true start
+//   3. ssd_backward_kernel, per (batch, head, tile, chunk): the reverse pass of the chunk from its true start
 //      state and end gradient, adding up dx, dB, dC, ddt, dA and dD.
-// A long sequential walk of one block per head left the GPU idle; now the longest chain is one chunk (or, where
-// memory runs short, a slot's chunks) plus ⌈len/chunk⌉ multiply-adds in launch 2.
+// A long sequential walk of one block per head left the GPU idle; now the longest chain is one chunk plus
+// ⌈len/chunk⌉ multiply-adds in launch 2. Launch 3 needs the chunk's states in reverse order: it keeps one every
+// kSsdSub tokens and recomputes the kSsdSub states of each stretch into registers before walking it back. (It
+// once kept every in-chunk state in a global scratch, 4·len·heads·headDim·dState bytes written and read again,
+// which a 256 MB budget held to one block walking all chunks per head: 8.8 ms a call at the tiny needle
+// Vamba's 128 videos of 512 tokens.)
 
 constexpr int kSsdChunk = 64;
-constexpr size_t kSsdBudget = size_t(256) << 20;  // in-chunk states stay within it; boundary arrays past it get √len chunks
+constexpr size_t kSsdBudget = size_t(256) << 20;  // boundary arrays past it get √len chunks
+constexpr int kSsdSub = 16;    // tokens whose states a thread holds in registers while walking them back
+constexpr int kSsdMarks = 32;  // states a thread keeps per chunk, evenly spaced: the stretches start from them
 
 struct SsdPlan {
   int chunk, chunks;   // tokens per chunk (the last one may be shorter), chunks per sequence
   int pTile, pBlocks;  // rows p of the state per block (pTile·dState ≤ 256 threads, one element each)
   int threads;         // per block: pTile·dState rounded up to whole warps (small states leave no idle warps)
-  int slots;           // ssd_backward_kernel blocks per (batch, head, tile); slot k reverses chunks k, k + slots, …
-  size_t bounds, decay, states, acc;  // float counts (bounds: of the states, and again of the gradients)
-  size_t bytes() const { return sizeof(float) * (2 * bounds + decay + states + 2 * acc); }
+  int every;           // tokens between the states a thread keeps (a multiple of kSsdSub; ≤ kSsdMarks of them)
+  size_t bounds, decay, acc;  // float counts (bounds: of the states, and again of the gradients)
+  size_t bytes() const { return sizeof(float) * (2 * bounds + decay + 2 * acc); }
 };
 
-SsdPlan ssd_plan_with(const SsdDims &d, int chunk, size_t room) {
+SsdPlan ssd_plan_with(const SsdDims &d, int chunk) {
   SsdPlan p{};
   p.pTile = std::max(1, std::min(d.headDim, kBlock / std::max(d.dState, 1)));
   p.pBlocks = ceil_div(d.headDim, p.pTile);
@@ -57,29 +63,24 @@ SsdPlan ssd_plan_with(const SsdDims &d, int chunk, size_t room) {
   if (d.len <= 0) return p;  // nothing to reverse (the host copies dStateOut to dState)
   p.chunk = std::min(d.len, chunk);
   p.chunks = ceil_div(d.len, p.chunk);
+  p.every = kSsdSub * ceil_div(p.chunk, kSsdSub * kSsdMarks);
   const size_t bh = size_t(d.batch) * d.heads, state = bh * d.headDim * d.dState;  // floats of one state per head
   p.bounds = (p.chunks + 1) * state;
   p.decay = bh * p.chunks;
   p.acc = size_t(d.batch) * d.len * d.groups * d.dState;
-  const size_t fixed = p.bytes(), slotBytes = std::max<size_t>(1, sizeof(float) * p.chunk * state);
-  const size_t fit = room > fixed ? (room - fixed) / slotBytes : 0;
-  p.slots = static_cast<int>(std::clamp<size_t>(std::min(fit, kSsdBudget / slotBytes), 1, p.chunks));
-  p.states = size_t(p.slots) * p.chunk * state;
   return p;
 }
 
 /**
  * The plan for a workspace of `room` bytes. Chunks of 64 tokens make short chains and many blocks (small models
  * fill no GPU with their heads), unless the boundary arrays (2·(len/64 + 1) states per (batch, head)) would pass
- * kSsdBudget or one slot would not fit in `room`: then chunks of max(64, ⌈√len⌉) tokens, the least memory with
- * one slot (about 3√len states per head, as the sequential version's scratch was). Slots: one per chunk, fewer
- * where their in-chunk states would pass kSsdBudget or `room`.
+ * kSsdBudget or `room`: then chunks of max(64, ⌈√len⌉) tokens, about 2√len states per head.
  */
 SsdPlan ssd_plan(const SsdDims &d, size_t room) {
-  const SsdPlan p = ssd_plan_with(d, kSsdChunk, room);
+  const SsdPlan p = ssd_plan_with(d, kSsdChunk);
   if (sizeof(float) * 2 * p.bounds <= kSsdBudget && p.bytes() <= room) return p;
   const int root = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(std::max(d.len, 1)))));
-  return ssd_plan_with(d, std::max(kSsdChunk, root), room);
+  return ssd_plan_with(d, std::max(kSsdChunk, root));
 }
 
 /** A thread's place in a block of one (batch, head, tile of pTile state rows): it owns state element e = p·N + n. */
@@ -196,12 +197,12 @@ struct SsdToken {
 };
 
 /**
- * One block per (batch, head, tile of pTile state rows, slot); each thread owns one state element e = p·N + n.
- * For chunks c = slot, slot + slots, …: recompute the chunk's states from its true start (bounds[c]) into scratch
- * (each thread reads back only what it wrote), then walk back token by token from the gradient after it
- * (grads[c + 1]). Per token, the reductions over n (dx), over p (dB, dC) and over both (ddt, dA) go through
- * shared-memory atomics (one barrier a token: three rotating sets), then global atomics across tiles, chunks and
- * the heads of a group.
+ * One block per (batch, head, tile of pTile state rows, chunk c); each thread owns one state element e = p·N + n.
+ * A forward pass from the chunk's true start (bounds[c]) keeps the state every plan.every tokens; then the chunk
+ * is walked back token by token from the gradient after it (grads[c + 1]), one stretch of kSsdSub tokens at a
+ * time, whose states are first recomputed into registers from the kept state before it. Per token, the
+ * reductions over n (dx), over p (dB, dC) and over both (ddt, dA) go through shared-memory atomics (one barrier a
+ * token: three rotating sets), then global atomics across tiles, chunks and the heads of a group.
  * A token's inputs are loaded while the previous one's reductions run, so the walk does not wait on memory.
  */
 template <typename T, typename TD>
@@ -210,15 +211,13 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
                                     const T *__restrict__ dy, const T *__restrict__ x, const float *__restrict__ dt,
                                     const float *__restrict__ A, const T *__restrict__ B, const T *__restrict__ C,
                                     const TD *__restrict__ D, const float *__restrict__ bounds,
-                                    const float *__restrict__ grads, SsdDims d, SsdPlan plan,
-                                    float *__restrict__ states) {
-  const int slot = blockIdx.x % plan.slots;
-  const SsdThread th(d, plan, blockIdx.x / plan.slots);
-  const int N = d.dState, PN = d.headDim * N, tid = threadIdx.x, lane = tid & 31;
-  const int p = th.p, n = th.n, e = th.e;
+                                    const float *__restrict__ grads, SsdDims d, SsdPlan plan) {
+  const int c = blockIdx.x % plan.chunks;
+  const SsdThread th(d, plan, blockIdx.x / plan.chunks);
+  const int N = d.dState, tid = threadIdx.x, lane = tid & 31;
+  const int p = th.p, n = th.n;
   const bool owner = th.owner;
   const bool rowsInWarp = N <= 32 && (32 % N) == 0;  // a warp holds 32 / N whole rows (threads p·N + n)
-  float *st = states + (size_t(th.bh) * plan.slots + slot) * plan.chunk * PN;
   // Per-token sums in three rotating sets (row sums, column sums of B and C, two scalars): token k adds into set
   // k % 3 and, after its one barrier, reads it and zeroes set (k + 2) % 3 — read at token k − 1, before that
   // barrier, and written at token k + 2, after the next one.
@@ -233,21 +232,36 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
     const size_t xo = th.xAt(t) + p, bo = th.bcAt(t) + n;
     return SsdToken{dt[th.dtAt(t)], ld(dy, xo), ld(x, xo), ld(B, bo), ld(C, bo)};
   };
-  float dAloc = 0.f, dDloc = 0.f;
-  for (int c = slot; c < plan.chunks; c += plan.slots) {
-    const int t0 = c * plan.chunk, t1 = min(d.len, t0 + plan.chunk);
-    const float start = owner ? bounds[th.bound(plan, c)] : 0.f;
-    float ds = owner ? grads[th.bound(plan, c + 1)] : 0.f;
-    SsdToken next{};
-    if (owner) {
-      float s = start;
-      for (int t = t0; t < t1; t++) {
-        s = th.advance(s, th.decay(dt, Ah, t), t, dt, x, B);
-        st[size_t(t - t0) * PN + e] = s;
-      }
-      next = load(t1 - 1);
+  const int t0 = c * plan.chunk, t1 = min(d.len, t0 + plan.chunk);
+  float marks[kSsdMarks];  // the state before token t0 + m·every
+  if (owner) {
+    float s = bounds[th.bound(plan, c)];
+    for (int t = t0; t < t1; t++) {
+      if ((t - t0) % plan.every == 0) marks[(t - t0) / plan.every] = s;
+      s = th.advance(s, th.decay(dt, Ah, t), t, dt, x, B);
     }
-    for (int t = t1 - 1; t >= t0; t--) {
+  }
+  float ds = owner ? grads[th.bound(plan, c + 1)] : 0.f;
+  float dAloc = 0.f, dDloc = 0.f;
+  SsdToken next = owner ? load(t1 - 1) : SsdToken{};
+  for (int u0 = t0 + (t1 - 1 - t0) / kSsdSub * kSsdSub; u0 >= t0; u0 -= kSsdSub) {
+    // The stretch u0 … u0 + kSsdSub − 1: its states into registers (hist[j]: after token u0 + j; before: start).
+    float hist[kSsdSub], start = 0.f;
+    if (owner) {
+      const int m = (u0 - t0) / plan.every;
+      float s = marks[m];
+      for (int t = t0 + m * plan.every; t < u0; t++) s = th.advance(s, th.decay(dt, Ah, t), t, dt, x, B);
+      start = s;
+#pragma unroll
+      for (int j = 0; j < kSsdSub; j++) {
+        if (u0 + j < t1) s = th.advance(s, th.decay(dt, Ah, u0 + j), u0 + j, dt, x, B);
+        hist[j] = s;
+      }
+    }
+#pragma unroll
+    for (int j = kSsdSub - 1; j >= 0; j--) {
+      const int t = u0 + j;
+      if (t >= t1) continue;  // the same for the whole block
       const SsdToken u = next;
       if (owner && t > t0) next = load(t - 1);
       float *redP = sh + (k % 3) * set, *redB = redP + plan.pTile, *redC = redB + N, *scal = redC + N;
@@ -255,8 +269,8 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
       float lp = 0.f, lxb = 0.f, row = 0.f, colC = 0.f, colB = 0.f;
       if (owner) {
         const float dse = ds + u.dy * u.C;
-        const float sT = st[size_t(t - t0) * PN + e];
-        const float sPrev = t > t0 ? st[size_t(t - t0 - 1) * PN + e] : start;
+        const float sT = hist[j];
+        const float sPrev = j > 0 ? hist[j - 1] : start;
         const float dsB = dse * u.B;
         row = dsB;
         colC = u.dy * sT;
@@ -906,12 +920,12 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
                        void *workspace, size_t workspaceBytes, cudaStream_t s) {
   LS_REQUIRE(d.groups > 0 && d.heads % d.groups == 0, "ssd_scan_backward: heads must be a multiple of groups");
   LS_REQUIRE(d.dState >= 1 && d.dState <= kBlock, "ssd_scan_backward: dState must be in [1, 256]");
-  // A workspace below the preferred size only leaves fewer slots (down to one per head and tile).
+  // A workspace below the preferred size takes longer chunks (down to the least one's).
   const SsdPlan p = ssd_plan(d, workspaceBytes);
   LS_REQUIRE(workspaceBytes >= p.bytes(),
              "ssd_scan_backward: workspace smaller than ssd_scan_backward_workspace_bytes(dims, true)");
   float *bounds = static_cast<float *>(workspace), *grads = bounds + p.bounds, *decay = grads + p.bounds;
-  float *states = decay + p.decay, *dBacc = states + p.states, *dCacc = dBacc + p.acc;
+  float *dBacc = decay + p.decay, *dCacc = dBacc + p.acc;
   const size_t stateElems = size_t(d.batch) * d.heads * d.headDim * d.dState;
   const size_t tiles = size_t(d.batch) * d.heads * p.pBlocks;
   LS_CUDA_CHECK(cudaMemsetAsync(dA, 0, sizeof(float) * d.heads, s));
@@ -931,9 +945,9 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
           bounds, grads, dState, decay, state, dStateOut, stateElems, PN, p.chunks);
       LS_CHECK_LAUNCH();
       LS_DISPATCH_OPT(D, dEt, TD, {
-        ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.slots), p.threads, shared, s>>>(
+        ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.chunks), p.threads, shared, s>>>(
             static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
-            bounds, grads, d, p, states);
+            bounds, grads, d, p);
       });
       LS_CHECK_LAUNCH();
     });

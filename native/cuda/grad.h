@@ -12,9 +12,9 @@
 #include "ssd.h"
 
 /**
- * Scratch bytes for ssd_scan_backward: the state and its gradient before every chunk, in-chunk states for the
- * chunks reversed at once (≤ 256 MiB), f32 sums of dB/dC. `least`: the smallest workspace that works (chunks of
- * max(64, ⌈√len⌉) tokens reversed one at a time per head: less parallel, same results); any size between works.
+ * Scratch bytes for ssd_scan_backward: the state and its gradient before every chunk, f32 sums of dB/dC.
+ * `least`: the smallest workspace that works (chunks of max(64, ⌈√len⌉) tokens: longer chains, same results);
+ * any size between works.
  */
 size_t ssd_scan_backward_workspace_bytes(const SsdDims &d, bool least = false);
 
