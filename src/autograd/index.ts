@@ -16,6 +16,7 @@ import { AutogradError } from './rule.js';
 import { Tape } from './tape.js';
 
 export { useBackwardKernels } from './grads/composite.js';
+export { attentionSegmentsAsBatch } from './grads/fused.js';
 export { crossEntropy, klTopK } from './losses.js';
 export { AutogradError, coveredOps, type GradContext, type Rule, registerRule } from './rule.js';
 

@@ -5,7 +5,7 @@
  * the backend's backward kernel and through the composite fallback.
  */
 import { after, before, describe, it } from 'node:test';
-import { useBackwardKernels } from '../../src/autograd/index.js';
+import { attentionSegmentsAsBatch, useBackwardKernels } from '../../src/autograd/index.js';
 import * as ops from '../../src/runtime/ops.js';
 import { gradCheck } from './gradcheck.js';
 import * as ref from './reference.js';
@@ -129,24 +129,33 @@ for (const mode of ['backward kernels', 'composites'] as const)
           mask: true,
         },
         { name: 'segments', sq: 5, skv: 5, hq: 2, hkv: 2, o: { segments: [0, 2, 5] } },
+        // Segments of one length: the composite runs them as a batch of sequences (segmentsAsBatch).
+        { name: 'segments of one length, GQA', sq: 6, skv: 6, hq: 2, hkv: 1, o: { segments: [0, 3, 6] } },
       ];
-      for (const c of cases) {
+      const check = (c: (typeof cases)[number]) => {
         const [b, d, dv] = [c.o.segments ? 1 : 2, 4, 3];
         const L = c.o.kvLength ?? c.skv;
-        it(c.name, () =>
-          gradCheck({
-            inputs: [
-              { shape: [b, c.sq, c.hq, d] },
-              { shape: [b, c.skv, c.hkv, d] },
-              { shape: [b, c.skv, c.hkv, dv] },
-              ...(c.mask ? [{ shape: [1, c.sq, L], lo: -2, hi: 0 }] : []),
-            ],
-            run: ([q, k, v, mask]) => ops.attention(q, k, v, { ...c.o, mask }).out,
-            ref: ([q, k, v, mask]) =>
-              ref.attention(q, [b, c.sq, c.hq, d], k, [b, c.skv, c.hkv, d], v, dv, { ...c.o, mask }),
-          }),
-        );
-      }
+        return gradCheck({
+          inputs: [
+            { shape: [b, c.sq, c.hq, d] },
+            { shape: [b, c.skv, c.hkv, d] },
+            { shape: [b, c.skv, c.hkv, dv] },
+            ...(c.mask ? [{ shape: [1, c.sq, L], lo: -2, hi: 0 }] : []),
+          ],
+          run: ([q, k, v, mask]) => ops.attention(q, k, v, { ...c.o, mask }).out,
+          ref: ([q, k, v, mask]) =>
+            ref.attention(q, [b, c.sq, c.hq, d], k, [b, c.skv, c.hkv, d], v, dv, { ...c.o, mask }),
+        });
+      };
+      for (const c of cases) it(c.name, () => check(c));
+      it('segments of one length through the batched composite instead of the kernel (the A/B switch)', async () => {
+        attentionSegmentsAsBatch(true);
+        try {
+          await check(cases[cases.length - 1]);
+        } finally {
+          attentionSegmentsAsBatch(false);
+        }
+      });
     });
 
     describe(`autograd (${mode}): causal conv1d`, () => {

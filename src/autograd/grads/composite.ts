@@ -50,22 +50,23 @@ export function useBackwardKernels(on: boolean): void {
 }
 export const kernelsEnabled = (): boolean => kernelsOn;
 
+type Grads<A> = (ctx: GradContext<A>, grads: readonly (Tensor | null)[]) => readonly (Tensor | null)[] | null;
+
 /**
- * A fused op's rule: `kernel` (a dedicated backward kernel; it returns null where the backend lacks it or the
- * case is outside it) else the composite through `decompose`. Saves all inputs and the outputs in `outputs`.
+ * A fused op's rule: `kernel.grads` (a dedicated backward kernel; it returns null where the backend lacks it or
+ * the case is outside it), else `kernel.special` (a cheaper composite for a case it recognises; null otherwise),
+ * else the composite through `decompose`. Saves all inputs and the outputs in `kernel.outputs`.
  */
 export function registerComposite<A>(
   op: string,
   decompose: Decomposition<A>,
-  kernel?: {
-    outputs: readonly number[];
-    grads: (ctx: GradContext<A>, grads: readonly (Tensor | null)[]) => readonly (Tensor | null)[] | null;
-  },
+  kernel?: { outputs: readonly number[]; grads: Grads<A>; special?: Grads<A> },
 ): void {
   registerRule<A>(op, {
     save: () => ({ inputs: 'all', outputs: kernel?.outputs ?? [] }),
     backward: (ctx, grads) =>
       (kernelsOn && kernel?.grads(ctx, grads)) ||
+      kernel?.special?.(ctx, grads) ||
       replayGrads(decompose, ctx.inputs, ctx.attrs, ctx.needs, grads),
   });
 }

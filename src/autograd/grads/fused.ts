@@ -6,7 +6,7 @@ import type { AttentionDesc } from '../../runtime/backend.js';
 import * as gradOps from '../../runtime/grad-ops.js';
 import * as ops from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { registerComposite } from './composite.js';
+import { registerComposite, replayGrads } from './composite.js';
 import { f32 } from './util.js';
 
 /** g in t's dtype (the kernels take activation gradients in the activation's dtype); zeros for no gradient. */
@@ -101,46 +101,97 @@ function structuralMask(backend: Tensor['backend'], desc: AttentionDesc): Tensor
 }
 
 /** [q, k, v, mask]: softmax(q·kᵀ·scale + masks)·v per head, GQA by repeating kv heads; also the weights. */
-registerComposite<AttentionDesc>(
-  'attention',
-  ([q, k, v, mask], desc) => {
-    const { batch, sq, skv, kvLength, hq, hkv, d, dv } = desc;
-    // [batch, s, heads, dim] → [batch, heads, s, dim]; keys and values cut to kvLength and repeated to hq heads.
-    const qh = ops.permute(f32(q!).reshape([batch, sq, hq, d]), [0, 2, 1, 3]);
-    const kv = (t: Tensor, dim: number) => {
-      let r = f32(t).reshape([batch, skv, hkv, dim]);
-      if (kvLength < skv) r = ops.slice(r, 1, 0, kvLength);
-      return ops.permute(repeatHeads(r, hq / hkv), [0, 2, 1, 3]);
-    };
-    const [kh, vh] = [kv(k!, d), kv(v!, dv)];
-    let scores = ops.matmul(qh, kh, { transB: true, alpha: desc.scale });
-    const structural = structuralMask(q!.backend, desc);
-    if (structural) scores = add(scores, structural);
-    if (mask) scores = add(scores, mask.reshape([-1, 1, sq, kvLength]));
-    const p = ops.softmax(scores);
-    const out = ops
-      .permute(ops.matmul(p, vh), [0, 2, 1, 3])
-      .reshape(q!.rank === 3 ? [sq, hq, dv] : [batch, sq, hq, dv]);
-    return [out, p];
+function attentionComposite([q, k, v, mask]: readonly (Tensor | null)[], desc: AttentionDesc): Tensor[] {
+  const { batch, sq, skv, kvLength, hq, hkv, d, dv } = desc;
+  // [batch, s, heads, dim] → [batch, heads, s, dim]; keys and values cut to kvLength and repeated to hq heads.
+  const qh = ops.permute(f32(q!).reshape([batch, sq, hq, d]), [0, 2, 1, 3]);
+  const kv = (t: Tensor, dim: number) => {
+    let r = f32(t).reshape([batch, skv, hkv, dim]);
+    if (kvLength < skv) r = ops.slice(r, 1, 0, kvLength);
+    return ops.permute(repeatHeads(r, hq / hkv), [0, 2, 1, 3]);
+  };
+  const [kh, vh] = [kv(k!, d), kv(v!, dv)];
+  let scores = ops.matmul(qh, kh, { transB: true, alpha: desc.scale });
+  const structural = structuralMask(q!.backend, desc);
+  if (structural) scores = add(scores, structural);
+  if (mask) scores = add(scores, mask.reshape([-1, 1, sq, kvLength]));
+  const p = ops.softmax(scores);
+  const out = ops
+    .permute(ops.matmul(p, vh), [0, 2, 1, 3])
+    .reshape(q!.rank === 3 ? [sq, hq, dv] : [batch, sq, hq, dv]);
+  return [out, p];
+}
+
+/**
+ * The length of every segment where self-attention runs over segments of one length (a vision tower's frames):
+ * no causal mask, no offset, keys = queries; else 0.
+ */
+function uniformSegment(desc: AttentionDesc): number {
+  const { segments: s, sq, skv, kvLength, causal, queryOffset } = desc;
+  if (!s || causal || queryOffset !== 0 || skv !== sq || kvLength !== sq || s.length < 2) return 0;
+  const L = s[1] - s[0];
+  if (s[0] !== 0 || L <= 0 || s[s.length - 1] !== sq) return 0;
+  for (let i = 1; i < s.length; i++) if (s[i] - s[i - 1] !== L) return 0;
+  return L;
+}
+
+/**
+ * Segments of one length L run as a batch of ⌈sq/L⌉ sequences: the composite's scores are then L×L blocks
+ * instead of an sq×sq matrix that is −∞ off the blocks (the output only: the weights keep their full shape).
+ */
+const segmentsAsBatch =
+  (L: number) =>
+  ([q, k, v]: readonly (Tensor | null)[], desc: AttentionDesc): Tensor[] => {
+    const n = (desc.batch * desc.sq) / L;
+    const [out] = attentionComposite(
+      [
+        q!.reshape([n, L, desc.hq, desc.d]),
+        k!.reshape([n, L, desc.hkv, desc.d]),
+        v!.reshape([n, L, desc.hkv, desc.dv]),
+        null,
+      ],
+      { ...desc, batch: n, sq: L, skv: L, kvLength: L, segments: null },
+    );
+    return [
+      out.reshape(q!.rank === 3 ? [desc.sq, desc.hq, desc.dv] : [desc.batch, desc.sq, desc.hq, desc.dv]),
+    ];
+  };
+
+let segmentsThroughComposite = process.env.LONGSHOT_ATTENTION_GRAD === 'segments-as-batch';
+
+/**
+ * Whether attention's backward over segments of one length (a vision tower's frames) runs them as a batch
+ * through the composite (a few batched f32 GEMMs, softmax and their backward ops) instead of the backward
+ * kernel (which reloads a short segment's keys and values for every 8 of its rows). An A/B switch for the
+ * training benchmarks until one is measured faster (also LONGSHOT_ATTENTION_GRAD=segments-as-batch); off by
+ * default.
+ */
+export function attentionSegmentsAsBatch(on: boolean): void {
+  segmentsThroughComposite = on;
+}
+
+registerComposite<AttentionDesc>('attention', attentionComposite, {
+  outputs: [0],
+  // The kernel covers the output only: a gradient through the returned weights or into the mask takes the composite.
+  grads: ({ inputs: [q, k, v, mask], outputs: [out], attrs, needs }, [g, gWeights]) => {
+    if (!q!.backend.attentionBackward || gWeights || needs[3]) return null;
+    if (segmentsThroughComposite && !mask && uniformSegment(attrs)) return null;
+    const { causal, queryOffset, kvLength, scale, segments } = attrs;
+    const r = gradOps.attentionBackward(q!, k!, v!, out!, like(g, out!), {
+      causal,
+      queryOffset,
+      kvLength,
+      scale,
+      segments,
+      mask,
+    });
+    return [r.dq, r.dk, r.dv, null];
   },
-  {
-    outputs: [0],
-    // The kernel covers the output only: a gradient through the returned weights or into the mask takes the composite.
-    grads: ({ inputs: [q, k, v, mask], outputs: [out], attrs, needs }, [g, gWeights]) => {
-      if (!q!.backend.attentionBackward || gWeights || needs[3]) return null;
-      const { causal, queryOffset, kvLength, scale, segments } = attrs;
-      const r = gradOps.attentionBackward(q!, k!, v!, out!, like(g, out!), {
-        causal,
-        queryOffset,
-        kvLength,
-        scale,
-        segments,
-        mask,
-      });
-      return [r.dq, r.dk, r.dv, null];
-    },
+  special: ({ inputs, attrs, needs }, [g, gWeights]) => {
+    const L = inputs[3] || gWeights ? 0 : uniformSegment(attrs);
+    return L ? replayGrads(segmentsAsBatch(L), inputs, attrs, needs, [g]) : null;
   },
-);
+});
 
 /** [x, weight [C, W], bias, state]: y_t = Σ_j w_j·[state; x]_{t+j} (+ bias, then SiLU); the last W−1 inputs. */
 registerComposite<{ silu: boolean }>(
