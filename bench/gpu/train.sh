@@ -93,12 +93,14 @@ fi
 [ -n "$P2" ] && { wait $P2; echo "[train] train_needle.py rc=$?"; tail -n 3 "$R/pytorch/stdout.txt"; \
   cp "$R/pytorch/report.json" "$R/pytorch/report-$n.json"; }
 LAST=$(node -p "require(require('path').resolve('$R/longshot/last-checkpoint.json')).checkpoint" 2>/dev/null)
-# Finished when both trainers have their last step (a paused PyTorch run reports "paused").
-if [ -n "$LAST" ] && oursDone && theirsDone && [ ! -f "$R/done" ]; then
-  mkdir -p "$R/final"
-  rm -rf "$R/final/longshot" "$R/final/pytorch"
+# A run in one call is over now (its time cap may have come first); a paused one when both trainers have taken
+# their last step (a paused PyTorch run saves no model).
+finished() { [ -z "${TRAIN_PAUSE:-}" ] || { oursDone && theirsDone; }; }
+if [ -n "$LAST" ] && finished && [ ! -f "$R/done" ]; then
+  mkdir -p "$R/final/pytorch"
+  rm -rf "$R/final/longshot" "$R/final/pytorch/needle-$MODEL-tiny"
   cp -r "$R/longshot/$LAST" "$R/final/longshot" && rm -rf "$R/final/longshot/trainer"
-  mkdir -p "$R/final/pytorch" && cp -r "$R/pytorch/needle-$MODEL-tiny" "$R/final/pytorch/"
+  [ -d "$R/pytorch/needle-$MODEL-tiny" ] && cp -r "$R/pytorch/needle-$MODEL-tiny" "$R/final/pytorch/"
   touch "$R/done"
   # One evaluator for both: `longshot needle eval` on TRAIN_EVAL's sets.
   for who in longshot pytorch; do
@@ -108,8 +110,10 @@ if [ -n "$LAST" ] && oursDone && theirsDone && [ ! -f "$R/done" ]; then
   done
   # The weights need not come back, except longshot's last model files with TRAIN_KEEP=1 ($OUT/train-model.tgz).
   [ "${TRAIN_KEEP:-0}" = 1 ] && tar -czf "$OUT/train-model.tgz" -C "$R/final/longshot" .
-  [ -z "${TRAIN_DIR:-}" ] && rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny" "$R/final"
 fi
+# Under $OUT (no TRAIN_DIR) the weights would travel back: only the tables, logs and curves do.
+[ -z "${TRAIN_DIR:-}" ] && rm -rf "$R"/longshot/checkpoint-*/ "$R/pytorch/needle-$MODEL-tiny" "$R/final" \
+  "$R/pytorch/state.pt"
 
 node --import tsx bench/train_compare.ts "$R" "$MODEL"
 [ "$R" != "$OUT/train" ] && cp "$R"/summary.* "$R"/*.png "$R"/eval-*.json "$OUT/train/" 2>/dev/null \
