@@ -3,7 +3,8 @@
 # recipes of TRAIN_CALLS_MODELS (default "vamba timeviper") over exported shards (TRAIN_DATA's train*/ when they
 # are there, else 4 × 64 videos rendered here), once as it runs (host time inside each kind of backend call) and
 # once with CUDA_LAUNCH_BLOCKING=1 (each call's host time is then its kernel's GPU time). Writes $OUT/train-calls/.
-# TRAIN_CALLS_BATCH sets the videos per step (the recipe's 32 by default). TRAIN_CALLS_PROF=1 adds V8 CPU profiles of the first run (summarise: npx tsx bench/cpuprofile_top.ts <file>).
+# TRAIN_CALLS_BATCH sets the videos per step (the recipe's 32 by default); TRAIN_CALLS_AB runs each model again
+# with some environment variables set (below). TRAIN_CALLS_PROF=1 adds V8 CPU profiles of the first run (summarise: npx tsx bench/cpuprofile_top.ts <file>).
 set -uo pipefail
 R="$OUT/train-calls"
 D=${TRAIN_DATA:-/dev/shm/train-calls}
@@ -29,4 +30,13 @@ for m in ${TRAIN_CALLS_MODELS:-vamba timeviper}; do
   CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda \
     --steps 10 --warmup 4 --json "$R/$m-blocking.json" > "$R/$m-blocking.md" 2>&1
   echo "[train-calls] $m, launches blocking: rc=$?"; head -n 14 "$R/$m-blocking.md"
+  # TRAIN_CALLS_AB="NAME=value …": the same two runs again with those variables set (an A/B on the same shards
+  # and machine, e.g. LONGSHOT_ATTENTION_GRAD=segments-as-batch), into $R/$m-ab*.
+  [ -n "${TRAIN_CALLS_AB:-}" ] || continue
+  env $TRAIN_CALLS_AB timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda --steps 14 \
+    --warmup 4 --json "$R/$m-ab.json" > "$R/$m-ab.md" 2>&1
+  echo "[train-calls] $m with $TRAIN_CALLS_AB: rc=$?"; head -n 16 "$R/$m-ab.md"
+  env $TRAIN_CALLS_AB CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" \
+    --device cuda --steps 10 --warmup 4 --json "$R/$m-ab-blocking.json" > "$R/$m-ab-blocking.md" 2>&1
+  echo "[train-calls] $m with $TRAIN_CALLS_AB, launches blocking: rc=$?"; head -n 14 "$R/$m-ab-blocking.md"
 done
