@@ -18,25 +18,27 @@ if ! ls -d "$D"/train* >/dev/null 2>&1; then
   wait
 fi
 TRAIN=$(ls -d "$D"/train* | paste -sd,)
+# Model $m's two runs into $R/$m<suffix>{,-blocking}.{json,md}: as it runs (with $PROF), then with blocking
+# launches; the arguments after the suffix are variables set for both (env NAME=value …).
+calls() {
+  local sfx=$1
+  shift
+  env "$@" timeout 120 node ${PROF[@]+"${PROF[@]}"} --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda \
+    --steps 14 --warmup 4 --json "$R/$m$sfx.json" > "$R/$m$sfx.md" 2>&1
+  echo "[train-calls] $m $* rc=$?"; head -n 16 "$R/$m$sfx.md"
+  env "$@" CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda \
+    --steps 10 --warmup 4 --json "$R/$m$sfx-blocking.json" > "$R/$m$sfx-blocking.md" 2>&1
+  echo "[train-calls] $m $*, launches blocking: rc=$?"; head -n 14 "$R/$m$sfx-blocking.md"
+}
 for m in ${TRAIN_CALLS_MODELS:-vamba timeviper}; do
   mkdir -p "$R/$m"
   node --import tsx tools/needle/shard_recipe.ts "$m" "$R/$m" "$TRAIN" - 14 4 ${TRAIN_CALLS_BATCH:-}
   # TRAIN_CALLS_PROF=1: V8 CPU profiles of this run (the main thread's JavaScript outside the calls) in $R/$m-prof/.
   PROF=()
   [ "${TRAIN_CALLS_PROF:-0}" = 1 ] && PROF=(--cpu-prof --cpu-prof-dir="$R/$m-prof")
-  timeout 120 node ${PROF[@]+"${PROF[@]}"} --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda --steps 14 --warmup 4 \
-    --json "$R/$m.json" > "$R/$m.md" 2>&1
-  echo "[train-calls] $m rc=$?"; head -n 16 "$R/$m.md"
-  CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda \
-    --steps 10 --warmup 4 --json "$R/$m-blocking.json" > "$R/$m-blocking.md" 2>&1
-  echo "[train-calls] $m, launches blocking: rc=$?"; head -n 14 "$R/$m-blocking.md"
+  calls ""
   # TRAIN_CALLS_AB="NAME=value …": the same two runs again with those variables set (an A/B on the same shards
   # and machine, e.g. LONGSHOT_ATTENTION_GRAD=segments-as-batch), into $R/$m-ab*.
-  [ -n "${TRAIN_CALLS_AB:-}" ] || continue
-  env $TRAIN_CALLS_AB timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" --device cuda --steps 14 \
-    --warmup 4 --json "$R/$m-ab.json" > "$R/$m-ab.md" 2>&1
-  echo "[train-calls] $m with $TRAIN_CALLS_AB: rc=$?"; head -n 16 "$R/$m-ab.md"
-  env $TRAIN_CALLS_AB CUDA_LAUNCH_BLOCKING=1 timeout 120 node --import tsx bench/train_calls.ts "$R/$m/recipe.json" \
-    --device cuda --steps 10 --warmup 4 --json "$R/$m-ab-blocking.json" > "$R/$m-ab-blocking.md" 2>&1
-  echo "[train-calls] $m with $TRAIN_CALLS_AB, launches blocking: rc=$?"; head -n 14 "$R/$m-ab-blocking.md"
+  PROF=()
+  [ -n "${TRAIN_CALLS_AB:-}" ] && calls -ab $TRAIN_CALLS_AB
 done
