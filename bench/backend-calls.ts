@@ -95,7 +95,7 @@ export async function countCalls<T>(
   }
 }
 
-/** Calls per kernel and the host milliseconds spent inside them, until `stop` restores the backend. */
+/** Calls per kernel (and per op or shape, labels with a colon) and the host milliseconds spent inside them, until `stop` restores the backend. */
 export interface CallWatch {
   readonly counts: CallCounts;
   /** Host time inside each kernel's call (per kernel, and per op for unary/binary), ms. */
@@ -108,6 +108,23 @@ export interface CallWatch {
  * call costs the JavaScript thread: argument checks, the Node-API crossing, the launch, a wait when it syncs);
  * `onCall` sees each call's op label first. `memory`: allocate and release are watched too.
  */
+/**
+ * Kernels whose calls are also counted by shape (`attentionBackward:q=…,k=…`), where one step calls one kernel on
+ * very different sizes (the vision tower's 64-token frames against the LLM's cross-attention): which arguments.
+ */
+const BY_SHAPE: Record<string, (args: unknown[]) => unknown[]> = {
+  attention: (a) => [a[1], a[2]],
+  attentionBackward: (a) => [a[4], a[5]],
+  ssdScanBackward: (a) => [(a[3] as { x: unknown }).x, (a[3] as { B: unknown }).B],
+};
+
+function shapeLabel(name: string, args: unknown[]): string | null {
+  const pick = BY_SHAPE[name];
+  if (!pick) return null;
+  const dims = pick(args).map((t) => (t as { shape?: readonly number[] })?.shape?.join('x') ?? '-');
+  return `${name}:${dims.join(',')}`;
+}
+
 export function watchCalls(backend: Backend, onCall?: (op: string) => void, memory = false): CallWatch {
   const target = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
   const counts: CallCounts = {};
@@ -120,8 +137,10 @@ export function watchCalls(backend: Backend, onCall?: (op: string) => void, memo
       // unary(out, op, x), binary(out, op, a, b, desc): the op is the second argument.
       const op =
         (name === 'unary' || name === 'binary') && typeof args[1] === 'string' ? `${name}:${args[1]}` : name;
+      const shaped = shapeLabel(name, args);
       counts[name] = (counts[name] ?? 0) + 1;
       if (op !== name) counts[op] = (counts[op] ?? 0) + 1;
+      if (shaped) counts[shaped] = (counts[shaped] ?? 0) + 1;
       onCall?.(op);
       const t0 = performance.now();
       try {
@@ -130,6 +149,7 @@ export function watchCalls(backend: Backend, onCall?: (op: string) => void, memo
         const dt = performance.now() - t0;
         ms[name] = (ms[name] ?? 0) + dt;
         if (op !== name) ms[op] = (ms[op] ?? 0) + dt;
+        if (shaped) ms[shaped] = (ms[shaped] ?? 0) + dt;
       }
     };
   }
