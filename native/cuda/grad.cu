@@ -445,8 +445,7 @@ __global__ void conv_dw_sum_kernel(float *__restrict__ dW, float *__restrict__ d
 // shared memory kTile at a time, one per lane, so a lane computes whole dot products (no shuffle per key) and each
 // tile is read by every row of the block.
 
-constexpr int kMaxHeadDim = 256;
-constexpr int kPer = kMaxHeadDim / 32;  // accumulator values per lane
+constexpr int kMaxHeadDim = 256;  // accumulator values per lane: P = 1, 2, 4 or 8 (head dims up to 32·P), a kernel each
 constexpr int kAttnWarps = 8;           // rows per block
 constexpr int kTile = 32;               // rows of the streamed side per tile: one per lane
 
@@ -481,13 +480,14 @@ __device__ __forceinline__ float dot_tile(const float *row, const float *tile, i
 }
 
 /** acc[t] += Σ_c w[c]·tile[c][lane + 32t]: the warp's per-tile-row weights times the tile. */
-__device__ __forceinline__ void accumulate_tile(float (&acc)[kPer], const float *w, const float *tile, int n) {
+template <int P>
+__device__ __forceinline__ void accumulate_tile(float (&acc)[P], const float *w, const float *tile, int n) {
   const int lane = threadIdx.x & 31, sn = tile_stride(n);
   for (int c = 0; c < kTile; c++) {
     const float wc = w[c];
     if (wc == 0.f) continue;  // the same for every lane: masked and out-of-range rows cost nothing
 #pragma unroll
-    for (int t = 0; t < kPer; t++)
+    for (int t = 0; t < P; t++)
       if (lane + 32 * t < n) acc[t] += wc * tile[c * sn + lane + 32 * t];
   }
 }
@@ -523,7 +523,7 @@ size_t attn_key_smem(const AttnGradDims &d) {
  * streams the union of their key ranges for each row's log-sum-exp (a running max and sum per lane, merged at the
  * end); pass 2 streams it again for dq = scale·Σ_j P_j·(dP_j − δ)·k_j. Writes lse and δ for the key side.
  */
-template <typename T>
+template <typename T, int P>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attn_query_kernel(AttnArgs a, T *__restrict__ dq, const T *__restrict__ q, const T *__restrict__ k,
                       const T *__restrict__ v, const T *__restrict__ out, const T *__restrict__ dOut) {
@@ -579,9 +579,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   const float lSum = warp_sum(m == -INFINITY ? 0.f : l * expf(m - mMax));
   const float lse = mMax == -INFINITY ? -INFINITY : mMax + logf(lSum);
 
-  float acc[kPer];
+  float acc[P];
 #pragma unroll
-  for (int t = 0; t < kPer; t++) acc[t] = 0.f;
+  for (int t = 0; t < P; t++) acc[t] = 0.f;
   for (int t0 = j0; t0 < j1; t0 += kTile) {
     __syncthreads();
     load_tile(kt, kSeq, kStride, t0, j1, d.d);
@@ -599,7 +599,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     a.delta[row] = delta;
   }
 #pragma unroll
-  for (int t = 0; t < kPer; t++)
+  for (int t = 0; t < P; t++)
     if (lane + 32 * t < d.d) dq[row * d.d + lane + 32 * t] = from_f32<T>(acc[t] * d.scale);
 }
 
@@ -607,7 +607,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
  * Key side. A block's rows are consecutive keys j of one batch and kv head; for each query head of the group, the
  * union of the queries that see them streams through: dv = Σ_i P_i·dO_i and dk = scale·Σ_i P_i·(dP_i − δ_i)·q_i.
  */
-template <typename T>
+template <typename T, int P>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     attn_key_kernel(AttnArgs a, T *__restrict__ dk, T *__restrict__ dv, const T *__restrict__ q,
                     const T *__restrict__ k, const T *__restrict__ v, const T *__restrict__ dOut) {
@@ -630,9 +630,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   }
   __syncwarp();
   const float *mcol = a.mask && active ? a.mask + size_t(d.maskBatch > 1 ? b : 0) * d.sq * d.kvLength + j : nullptr;
-  float gk[kPer], gv[kPer];
+  float gk[P], gv[P];
 #pragma unroll
-  for (int t = 0; t < kPer; t++) gk[t] = gv[t] = 0.f;
+  for (int t = 0; t < P; t++) gk[t] = gv[t] = 0.f;
   for (int h = kh * a.group; h < (kh + 1) * a.group; h++) {
     const T *qSeq = q + size_t(b) * d.sq * d.hq * d.d + size_t(h) * d.d;
     const T *gSeq = dOut + size_t(b) * d.sq * d.hq * d.dv + size_t(h) * d.dv;
@@ -664,7 +664,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   }
   if (!active) return;
 #pragma unroll
-  for (int t = 0; t < kPer; t++) {
+  for (int t = 0; t < P; t++) {
     if (lane + 32 * t < d.d) dk[krow * d.d + lane + 32 * t] = from_f32<T>(gk[t] * d.scale);
     if (lane + 32 * t < d.dv) dv[krow * d.dv + lane + 32 * t] = from_f32<T>(gv[t]);
   }
@@ -992,6 +992,29 @@ void conv1d_backward(void *dx, float *dWeight, float *dBias, void *dState, const
   });
 }
 
+/** Both kernels of one element type and accumulator width P (a lane's share of the widest head dim, padded to 2^n). */
+template <typename T, int P>
+void launch_attention_backward(const AttnArgs &a, void *dq, void *dk, void *dv, const void *dOut, const void *q,
+                               const void *k, const void *v, const void *out, size_t qBlocks, size_t kBlocks,
+                               cudaStream_t s) {
+  if (qBlocks) {
+    const size_t smem = attn_query_smem(a.d);
+    allow_smem<&attn_query_kernel<T, P>>(smem);  // head dims above 128 take more than 48 KB
+    attn_query_kernel<T, P><<<static_cast<unsigned>(qBlocks), kAttnWarps * 32, smem, s>>>(
+        a, static_cast<T *>(dq), static_cast<const T *>(q), static_cast<const T *>(k), static_cast<const T *>(v),
+        static_cast<const T *>(out), static_cast<const T *>(dOut));
+    LS_CHECK_LAUNCH();
+  }
+  if (kBlocks) {
+    const size_t smem = attn_key_smem(a.d);
+    allow_smem<&attn_key_kernel<T, P>>(smem);
+    attn_key_kernel<T, P><<<static_cast<unsigned>(kBlocks), kAttnWarps * 32, smem, s>>>(
+        a, static_cast<T *>(dk), static_cast<T *>(dv), static_cast<const T *>(q), static_cast<const T *>(k),
+        static_cast<const T *>(v), static_cast<const T *>(dOut));
+    LS_CHECK_LAUNCH();
+  }
+}
+
 size_t attention_backward_workspace_bytes(const AttnGradDims &d) {
   return sizeof(int32_t) * 2 * (size_t(d.sq) + d.skv) + sizeof(float) * 2 * size_t(d.batch) * d.sq * d.hq + 256;
 }
@@ -1019,22 +1042,12 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const vo
   const size_t qBlocks = heads * ceil_div(size_t(d.sq) * a.group, size_t(kAttnWarps));
   const size_t kBlocks = heads * ceil_div(size_t(d.skv), size_t(kAttnWarps));
   LS_REQUIRE(qBlocks < (size_t(1) << 31) && kBlocks < (size_t(1) << 31), "attention_backward: too many rows");
-  const size_t qSmem = attn_query_smem(d), kSmem = attn_key_smem(d);
+  const int dims = std::max(d.d, d.dv);
   LS_DISPATCH_FLOAT(et, T, {
-    if (qBlocks) {
-      allow_smem<&attn_query_kernel<T>>(qSmem);  // head dims above 128 take more than 48 KB
-      attn_query_kernel<T><<<static_cast<unsigned>(qBlocks), kAttnWarps * 32, qSmem, s>>>(
-          a, static_cast<T *>(dq), static_cast<const T *>(q), static_cast<const T *>(k), static_cast<const T *>(v),
-          static_cast<const T *>(out), static_cast<const T *>(dOut));
-      LS_CHECK_LAUNCH();
-    }
-    if (kBlocks) {
-      allow_smem<&attn_key_kernel<T>>(kSmem);
-      attn_key_kernel<T><<<static_cast<unsigned>(kBlocks), kAttnWarps * 32, kSmem, s>>>(
-          a, static_cast<T *>(dk), static_cast<T *>(dv), static_cast<const T *>(q), static_cast<const T *>(k),
-          static_cast<const T *>(v), static_cast<const T *>(dOut));
-      LS_CHECK_LAUNCH();
-    }
+    if (dims <= 32) launch_attention_backward<T, 1>(a, dq, dk, dv, dOut, q, k, v, out, qBlocks, kBlocks, s);
+    else if (dims <= 64) launch_attention_backward<T, 2>(a, dq, dk, dv, dOut, q, k, v, out, qBlocks, kBlocks, s);
+    else if (dims <= 128) launch_attention_backward<T, 4>(a, dq, dk, dv, dOut, q, k, v, out, qBlocks, kBlocks, s);
+    else launch_attention_backward<T, 8>(a, dq, dk, dv, dOut, q, k, v, out, qBlocks, kBlocks, s);
   });
 }
 

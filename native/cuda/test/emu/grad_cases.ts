@@ -166,6 +166,9 @@ for (const c of [
   { batch: 2, sq: 45, skv: 70, hq: 6, hkv: 2, d: 24, dv: 20, opts: { causal: true, queryOffset: 25 }, mask: 2 },
   { batch: 1, sq: 100, skv: 100, hq: 2, hkv: 2, d: 12, dv: 12, opts: { segments: [0, 37, 40, 100], scale: 0.3 }, mask: 0 },
   { batch: 1, sq: 9, skv: 40, hq: 1, hkv: 1, d: 200, dv: 160, opts: { kvLength: 33 }, mask: 0 },
+  // The other accumulator widths (a kernel per 32·2^n of the wider head dim): 128, and 64 set by dv alone.
+  { batch: 1, sq: 20, skv: 30, hq: 2, hkv: 1, d: 72, dv: 96, opts: { causal: true, queryOffset: 10 }, mask: 0 },
+  { batch: 1, sq: 7, skv: 7, hq: 1, hkv: 1, d: 20, dv: 50, opts: {}, mask: 1 },
 ]) {
   const { batch, sq, skv, hq, hkv, d, dv } = c;
   const kvLength = c.opts.kvLength ?? skv;
