@@ -40,30 +40,36 @@ namespace {
 
 /**
  * Host↔device copies go through a ring of pinned buffers so that pageable JS memory never blocks a DMA. An
- * upload's DMA is queued on the compute stream behind the work already there; with a ring larger than one
- * upload (a 16-frame batch of 644×364 patches is 45 MB) the host copies the next batch in without waiting for
- * that work to finish, so the GPU does not idle while the host fills buffers.
+ * upload's DMA is queued on the compute stream behind the work already there; with a ring larger than what the
+ * host uploads while that work runs (a 16-frame batch of 644×364 patches is 45 MB, a 128-video training batch of
+ * needle frames 230 MB), the host copies the next batch in without waiting for that work to finish, so the GPU
+ * does not idle while the host fills buffers. The ring starts at 128 MiB and grows, up to 1 GiB, whenever the
+ * buffer due next still has its DMA queued.
  */
 class Staging {
  public:
   static constexpr size_t kBytes = size_t(8) << 20;
-  static constexpr int kCount = 16;  // 128 MiB pinned
+  static constexpr size_t kStart = 16, kMax = 128;
   Staging() {
-    for (int i = 0; i < kCount; i++) {
-      LS_CUDA_CHECK(cudaHostAlloc(&buf_[i], kBytes, cudaHostAllocDefault));
-      LS_CUDA_CHECK(cudaEventCreateWithFlags(&done_[i], cudaEventDisableTiming));
+    for (size_t i = 0; i < kStart; i++) grow(ring_.size());
+  }
+  ~Staging() {
+    for (Slot &b : ring_) {
+      cudaEventDestroy(b.done);
+      cudaFreeHost(b.buf);
     }
   }
   /** Copies host bytes into pinned memory and enqueues the DMA; returns before the DMA finishes. */
   void upload(char *dst, const char *src, size_t bytes, cudaStream_t s) {
     for (size_t off = 0; off < bytes; off += kBytes) {
       const size_t n = bytes - off < kBytes ? bytes - off : kBytes;
-      const int i = next_;
-      next_ = (next_ + 1) % kCount;
-      LS_CUDA_CHECK(cudaEventSynchronize(done_[i]));  // the previous DMA out of this buffer has finished
-      std::memcpy(buf_[i], src + off, n);
-      LS_CUDA_CHECK(cudaMemcpyAsync(dst + off, buf_[i], n, cudaMemcpyHostToDevice, s));
-      LS_CUDA_CHECK(cudaEventRecord(done_[i], s));
+      if (ring_.size() < kMax && busy(ring_[next_].done)) grow(next_);  // a fresh buffer instead of a wait
+      Slot &b = ring_[next_];
+      next_ = (next_ + 1) % ring_.size();
+      LS_CUDA_CHECK(cudaEventSynchronize(b.done));  // the previous DMA out of this buffer has finished
+      std::memcpy(b.buf, src + off, n);
+      LS_CUDA_CHECK(cudaMemcpyAsync(dst + off, b.buf, n, cudaMemcpyHostToDevice, s));
+      LS_CUDA_CHECK(cudaEventRecord(b.done, s));
     }
   }
   /** Waits for queued work, then copies device bytes to the host, overlapping DMA and memcpy (two buffers). */
@@ -71,23 +77,44 @@ class Staging {
     const size_t chunks = ceil_div(bytes, kBytes);
     auto enqueue = [&](size_t c) {
       const size_t off = c * kBytes, n = bytes - off < kBytes ? bytes - off : kBytes;
-      LS_CUDA_CHECK(cudaEventSynchronize(done_[c & 1]));
-      LS_CUDA_CHECK(cudaMemcpyAsync(buf_[c & 1], src + off, n, cudaMemcpyDeviceToHost, s));
-      LS_CUDA_CHECK(cudaEventRecord(done_[c & 1], s));
+      Slot &b = ring_[c & 1];
+      LS_CUDA_CHECK(cudaEventSynchronize(b.done));
+      LS_CUDA_CHECK(cudaMemcpyAsync(b.buf, src + off, n, cudaMemcpyDeviceToHost, s));
+      LS_CUDA_CHECK(cudaEventRecord(b.done, s));
     };
     if (chunks) enqueue(0);
     for (size_t c = 0; c < chunks; c++) {
       if (c + 1 < chunks) enqueue(c + 1);
-      LS_CUDA_CHECK(cudaEventSynchronize(done_[c & 1]));
+      LS_CUDA_CHECK(cudaEventSynchronize(ring_[c & 1].done));
       const size_t off = c * kBytes, n = bytes - off < kBytes ? bytes - off : kBytes;
-      std::memcpy(dst + off, buf_[c & 1], n);
+      std::memcpy(dst + off, ring_[c & 1].buf, n);
     }
   }
 
  private:
-  void *buf_[kCount];
-  cudaEvent_t done_[kCount];
-  int next_ = 0;
+  struct Slot {
+    void *buf;
+    cudaEvent_t done;
+  };
+  /** A new buffer at position i of the ring: the oldest stays next (the new one is used first, as unused). */
+  void grow(size_t i) {
+    Slot b{};
+    LS_CUDA_CHECK(cudaHostAlloc(&b.buf, kBytes, cudaHostAllocDefault));
+    LS_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
+    ring_.insert(ring_.begin() + static_cast<std::ptrdiff_t>(i), b);
+  }
+  /** Whether a DMA recorded on `e` is still queued (clears the not-ready status so no later check sees it). */
+  static bool busy(cudaEvent_t e) {
+    const cudaError_t r = cudaEventQuery(e);
+    if (r == cudaErrorNotReady) {
+      if (cudaPeekAtLastError() == cudaErrorNotReady) (void)cudaGetLastError();
+      return true;
+    }
+    LS_CUDA_CHECK(r);
+    return false;
+  }
+  std::vector<Slot> ring_;
+  size_t next_ = 0;
 };
 
 struct Device {
