@@ -37,7 +37,8 @@ struct GenericParams {
 constexpr int kGenWarps = 4;
 constexpr int kGenMaxDim = 256;
 
-template <typename T>
+/** P: accumulator values per lane (dv ≤ 32·P), a kernel each so a narrow head runs no predicated-off lanes. */
+template <typename T, int P>
 __global__ void __launch_bounds__(kGenWarps * 32) attn_generic(GenericParams p) {
   __shared__ float sq[kGenWarps][kGenMaxDim];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(kGenWarps * 32) attn_generic(GenericParams p) 
     return mrow ? s + mrow[j] : s;
   };
 
-  constexpr int kPer = kGenMaxDim / 32;
+  constexpr int kPer = P;
   float acc[kPer];
 #pragma unroll
   for (int e = 0; e < kPer; ++e) acc[e] = 0.f;
@@ -498,7 +499,10 @@ void attention(void *out, const void *q, const void *k, const void *v, const flo
   const size_t rows = static_cast<size_t>(a.batch) * a.hq * a.sq;
   const unsigned blocks = static_cast<unsigned>(ceil_div<size_t>(rows, kGenWarps));
   LS_DISPATCH_DT(dt, T, {
-    attn_generic<T><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
+    if (a.dv <= 32) attn_generic<T, 1><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
+    else if (a.dv <= 64) attn_generic<T, 2><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
+    else if (a.dv <= 128) attn_generic<T, 4><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
+    else attn_generic<T, 8><<<blocks, kGenWarps * 32, 0, stream>>>(gp);
     LS_CHECK_LAUNCH();
   });
 }
