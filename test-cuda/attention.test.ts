@@ -64,7 +64,22 @@ for (const dtype of ['bf16', 'f32'] as const) {
   test(`attention ${dtype}: 2 images of 729 patches, 16 heads of 72 (SigLIP so400m)`, () =>
     parity('siglip', dtype, { batch: 2, sq: 729, skv: 729, hq: 16, hkv: 16, d: 72, opts: {} }));
 
-  // A decode step at a head dim with no tensor-core kernel (the tiny needle models' 48): the row kernel, unpadded.
+  // The tiny needle models' head dims, which have their own tensor-core kernels in bf16 (flash_fwd at 32 and 48):
+  // the vision tower's frames as segments of 64 tokens, and a cross-attention of text rows over video keys.
+  test(`attention ${dtype}: 6 frames of 64 tokens as segments, 4 heads of 32 (tiny vision tower)`, () =>
+    parity('frames-32', dtype, {
+      batch: 1,
+      sq: 384,
+      skv: 384,
+      hq: 4,
+      hkv: 4,
+      d: 32,
+      opts: { segments: [0, 64, 128, 192, 256, 320, 384] },
+    }));
+  test(`attention ${dtype}: 2 × 58 text rows over 384 video keys, GQA 2 (d 48)`, () =>
+    parity('cross-48', dtype, { batch: 2, sq: 58, skv: 384, hq: 4, hkv: 2, d: 48, opts: {} }));
+
+  // A decode step at the tiny needle models' 48 (bf16: flash_fwd with one query row).
   test(`attention ${dtype}: one query over a 300-row cache, kvLength 211, GQA 2 (d 48)`, () =>
     parity('decode-48', dtype, {
       batch: 1,

@@ -1,7 +1,7 @@
 // Attention kernels. Three paths:
 //  - attention_sm90 (attention_sm90.cu): on sm_90 GPUs the bf16 prefill cases without mask or weights run a
 //    wgmma/TMA kernel; everything else comes here.
-//  - flash_fwd: bf16, head dim 64/80/96/128 (d == dv). FlashAttention-2 style: each warp owns 16 query rows
+//  - flash_fwd: bf16, head dim 32/48/64/80/96/128 (d == dv; the tiny needle models' vision and LLM heads are 32, 48). FlashAttention-2 style: each warp owns 16 query rows
 //    whose Q fragments stay in registers; K/V tiles of 64 keys stream through shared memory with cp.async
 //    double buffering; S = Q·Kᵀ and O += P·V run on mma.sync m16n8k16 with an online softmax in f32 (exp2
 //    domain). GQA rows are packed: a CTA's rows are (query, head-in-group) pairs of one kv head, so the
@@ -331,7 +331,8 @@ struct Plan {
 };
 
 bool flash_eligible(const AttentionDims &a, DT dt) {
-  return dt == DT::BF16 && a.d == a.dv && (a.d == 64 || a.d == 80 || a.d == 96 || a.d == 128) && !a.weights;
+  return dt == DT::BF16 && a.d == a.dv && (a.d == 32 || a.d == 48 || a.d == 64 || a.d == 80 || a.d == 96 || a.d == 128) &&
+         !a.weights;
 }
 
 template <int D, int W>
@@ -436,6 +437,8 @@ void run_flash(void *out, float *opart, float *lse, const void *q, const void *k
   fp.splits = splits;
   fp.scaleLog2 = a.scale * kLog2e;
   switch (a.d) {
+    case 32: launch_flash<32, kWarps>(fp, qTiles, stream); break;
+    case 48: launch_flash<48, kWarps>(fp, qTiles, stream); break;
     case 64: launch_flash<64, kWarps>(fp, qTiles, stream); break;
     case 80: launch_flash<80, kWarps>(fp, qTiles, stream); break;
     case 96: launch_flash<96, kWarps>(fp, qTiles, stream); break;

@@ -35,7 +35,7 @@ void attention(void *out, const void *q, const void *k, const void *v, const flo
  * Split-K partials of the attention above for callers that merge them with other keys' partials (attention_rows:
  * rows sharing keys): opart [splits, batch·sq·hq, d] (each normalised over its key range), lse [splits,
  * batch·sq·hq] in log2 units of the scaled scores (−inf where a range holds no key). Supported: bf16, d == dv in
- * {64, 80, 96, 128}, neither mask nor segments nor causal rule, 16-byte aligned q/k/v (tensor-core tiles).
+ * {32, 48, 64, 80, 96, 128}, neither mask nor segments nor causal rule, 16-byte aligned q/k/v (tensor-core tiles).
  */
 bool attention_partials_supported(const AttentionDims &dims, DT dt, const void *q, const void *k, const void *v);
 

@@ -28,7 +28,7 @@ size_t attention_rows_workspace_bytes(const AttentionRowsDims &a, const RowKV *k
  * out [rows, hq, dv] = softmax(q·kᵀ·scale)·v with query row i (q [rows, hq, d]) over its own keys (prefix, then
  * own rows). `kvsHost` is a host table; the work planned from it is copied into the workspace on `stream`.
  * Rows reading the same keys (a prefix, or own keys in one buffer: pointers and length) read each tile once
- * for all of them; in bf16 with head dims 64/80/96/128 such keys go through flash_fwd's tensor-core tiles with
+ * for all of them; in bf16 with head dims 32/48/64/80/96/128 such keys go through flash_fwd's tensor-core tiles with
  * the rows as its queries (a step of many questions on one video is then not bound by scalar f32 math).
  */
 void attention_rows(void *out, const void *q, const RowKV *kvsHost, const AttentionRowsDims &a, DT dt,

@@ -29,8 +29,8 @@ import { empty, full } from '../../runtime/ops.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { CudaAddon, Ptr } from './addon.js';
 
-/** The head dims of the tensor-core attention kernels (native/cuda/attention.cu: flash_fwd, attention_sm90). */
-const FLASH_HEAD_DIMS = [64, 80, 96, 128];
+/** The head dims of the tensor-core attention kernels (native/cuda/attention.cu: flash_fwd; attention_sm90 from 64). */
+const FLASH_HEAD_DIMS = [32, 48, 64, 80, 96, 128];
 
 /** Dtype numbering shared with native/cuda/kernels.h (enum class ET). */
 const DTYPE_CODE: Record<DType, number> = { f32: 0, bf16: 1, f16: 2, i32: 3, u8: 4 };
