@@ -3,9 +3,13 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
 
 #include "device_util.cuh"
 #include "grad.h"
+#include "mma_util.cuh"
 
 namespace {
 
@@ -492,9 +496,13 @@ __device__ __forceinline__ void accumulate_tile(float (&acc)[P], const float *w,
   }
 }
 
-/** [lo, hi) over the block's warps (each gives its row's range; an empty one gives lo ≥ hi and is left out). */
+/**
+ * [lo, hi) over the block's W warps (lane 0 of each gives its warp's range; an empty one gives lo ≥ hi and is
+ * left out).
+ */
+template <int W = kAttnWarps>
 __device__ void block_range(int lo, int hi, int &first, int &last) {
-  __shared__ int wlo[kAttnWarps], whi[kAttnWarps];
+  __shared__ int wlo[W], whi[W];
   const int warp = threadIdx.x >> 5;
   if ((threadIdx.x & 31) == 0) {
     wlo[warp] = lo < hi ? lo : INT_MAX;
@@ -503,7 +511,7 @@ __device__ void block_range(int lo, int hi, int &first, int &last) {
   __syncthreads();
   first = INT_MAX;
   last = 0;
-  for (int w = 0; w < kAttnWarps; w++) {
+  for (int w = 0; w < W; w++) {
     first = min(first, wlo[w]);
     last = max(last, whi[w]);
   }
@@ -668,6 +676,356 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     if (lane + 32 * t < d.d) dk[krow * d.d + lane + 32 * t] = from_f32<T>(gk[t] * d.scale);
     if (lane + 32 * t < d.dv) dv[krow * d.dv + lane + 32 * t] = from_f32<T>(gv[t]);
   }
+}
+
+// ---- attention on tensor cores ----------------------------------------------------------------------------
+//
+// The same two kernels for bf16 with d == dv ∈ {32, 48, 64} and no mask (the tiny models' vision frames, text
+// self- and cross-attention), as FlashAttention-2's backward: each warp owns 16 rows whose operands stay in
+// registers as mma.sync m16n8k16 fragments, and tiles of 64 rows of the other side stream through shared memory.
+// Query side: S = Q·Kᵀ twice (the log-sum-exp, then P), dP = dO·Vᵀ, dS = P∘(dP − δ), dQ += dS·K. Key side, from
+// the keys' view: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q. P and dS go into their products as bf16 (as
+// FlashAttention's do); every sum is f32. The score accumulator's layout is the next product's A operand, so
+// P and dS never leave registers.
+
+constexpr int kMmaWarps = 4;
+constexpr int kMmaRows = 16 * kMmaWarps;  // rows per block, and rows per streamed tile
+
+/** The first and last row a block's 16-row warps hold, combined over the block: [first, last). */
+__device__ void mma_block_range(const int (&lo)[2], const int (&hi)[2], int &first, int &last) {
+  int l = INT_MAX, h = 0;
+  for (int r = 0; r < 2; r++)
+    if (lo[r] < hi[r]) {
+      l = min(l, lo[r]);
+      h = max(h, hi[r]);
+    }
+  for (int o = 16; o; o >>= 1) {
+    l = min(l, __shfl_xor_sync(0xffffffffu, l, o));
+    h = max(h, __shfl_xor_sync(0xffffffffu, h, o));
+  }
+  block_range<kMmaWarps>(l, h, first, last);
+}
+
+/** 64 rows of a bf16 sequence into a tile (row stride LDS): row r0 + r from `at(r0 + r)`, zero from `end` on. */
+template <int D, typename At>
+__device__ void mma_load_rows(__nv_bfloat16 *tile, int r0, int end, At at) {
+  constexpr int CH = D / 8, LDS = D + 8;
+  for (int c = threadIdx.x; c < kMmaRows * CH; c += kMmaWarps * 32) {
+    const int r = c / CH, col = (c % CH) * 8, row = r0 + r;
+    cp_async16(tile + r * LDS + col, row < end ? at(row) + col : at(r0), row < end ? 16 : 0);
+  }
+}
+
+/** A operand of rows [16w, 16w + 16) of a tile, 16 columns at a time. */
+template <int D>
+__device__ void mma_a_fragments(uint32_t (&f)[D / 16][4], const __nv_bfloat16 *tile) {
+  constexpr int LDS = D + 8;
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const __nv_bfloat16 *row = tile + ((threadIdx.x >> 5) * 16 + g) * LDS + 2 * t4;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    f[kk][0] = *reinterpret_cast<const uint32_t *>(row + kk * 16);
+    f[kk][1] = *reinterpret_cast<const uint32_t *>(row + 8 * LDS + kk * 16);
+    f[kk][2] = *reinterpret_cast<const uint32_t *>(row + kk * 16 + 8);
+    f[kk][3] = *reinterpret_cast<const uint32_t *>(row + 8 * LDS + kk * 16 + 8);
+  }
+}
+
+/** s[n] = A·tileᵀ over the tile's 64 rows (8 columns each n): the warp's 16 rows against every tile row. */
+template <int D>
+__device__ void mma_rows_by_tile(float (&s)[kMmaRows / 8][4], const uint32_t (&a)[D / 16][4],
+                                 const __nv_bfloat16 *tile) {
+  constexpr int LDS = D + 8;
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int n = 0; n < kMmaRows / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+    for (int n = 0; n < kMmaRows / 8; n += 2) {
+      uint32_t r[4];
+      ldmatrix_x4(r, tile + (8 * n + (lane >> 4) * 8 + (lane & 7)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+      mma_bf16_16816(s[n], a[kk], r[0], r[1]);
+      mma_bf16_16816(s[n + 1], a[kk], r[2], r[3]);
+    }
+}
+
+/** acc += W·tile: W the warp's 16 × 64 weights (score layout, rounded to bf16), tile 64 rows of D values. */
+template <int D>
+__device__ void mma_weights_by_tile(float (&acc)[D / 8][4], const float (&w)[kMmaRows / 8][4],
+                                    const __nv_bfloat16 *tile) {
+  constexpr int LDS = D + 8;
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kb = 0; kb < kMmaRows / 16; kb++) {
+    const uint32_t a[4] = {pack_bf16x2(w[2 * kb][0], w[2 * kb][1]), pack_bf16x2(w[2 * kb][2], w[2 * kb][3]),
+                           pack_bf16x2(w[2 * kb + 1][0], w[2 * kb + 1][1]),
+                           pack_bf16x2(w[2 * kb + 1][2], w[2 * kb + 1][3])};
+#pragma unroll
+    for (int n = 0; n < D / 8; n += 2) {
+      uint32_t r[4];
+      ldmatrix_x4_trans(r, tile + (16 * kb + (lane & 15)) * LDS + 8 * n + (lane >> 4) * 8);
+      mma_bf16_16816(acc[n], a, r[0], r[1]);
+      mma_bf16_16816(acc[n + 1], a, r[2], r[3]);
+    }
+  }
+}
+
+/** Writes the warp's 16 rows of acc·scale as bf16: row r's values to `at(r)` (null: past the end). */
+template <int D, typename At>
+__device__ void mma_store_rows(const float (&acc)[D / 8][4], float scale, At at) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3, r0 = (threadIdx.x >> 5) * 16 + g;
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    __nv_bfloat16 *row = at(r0 + 8 * h);
+    if (!row) continue;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+      *reinterpret_cast<__nv_bfloat162 *>(row + 8 * n + 2 * t4) =
+          __floats2bfloat162_rn(acc[n][2 * h] * scale, acc[n][2 * h + 1] * scale);
+  }
+}
+
+template <int D>
+constexpr size_t attn_mma_smem() {
+  return sizeof(__nv_bfloat16) * 4 * kMmaRows * (D + 8);
+}
+
+/**
+ * Query side: a block holds 64 consecutive (query, head-in-group) pairs of one batch and kv head, as
+ * attn_query_kernel's rows; the union of their key ranges streams through twice (log-sum-exp, then dq).
+ */
+template <int D>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    attn_query_mma(AttnArgs a, __nv_bfloat16 *__restrict__ dq, const __nv_bfloat16 *__restrict__ q,
+                   const __nv_bfloat16 *__restrict__ k, const __nv_bfloat16 *__restrict__ v,
+                   const __nv_bfloat16 *__restrict__ out, const __nv_bfloat16 *__restrict__ dOut) {
+  constexpr int LDS = D + 8, NS = kMmaRows / 8;
+  const AttnGradDims &d = a.d;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __nv_bfloat16 *sQ = reinterpret_cast<__nv_bfloat16 *>(smem), *sG = sQ + kMmaRows * LDS;
+  __nv_bfloat16 *sK = sG + kMmaRows * LDS, *sV = sK + kMmaRows * LDS;
+  __shared__ float sDelta[kMmaRows];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int pairs = d.sq * a.group, tiles = (pairs + kMmaRows - 1) / kMmaRows;
+  const int b = blockIdx.x / tiles / d.hkv, kh = blockIdx.x / tiles % d.hkv, p0 = blockIdx.x % tiles * kMmaRows;
+  auto rowOf = [&](int p) { return (size_t(b) * d.sq + p / a.group) * d.hq + kh * a.group + p % a.group; };
+  mma_load_rows<D>(sQ, p0, pairs, [&](int p) { return q + rowOf(p) * D; });
+  mma_load_rows<D>(sG, p0, pairs, [&](int p) { return dOut + rowOf(p) * D; });
+  cp_async_commit();
+  for (int r = warp; r < kMmaRows; r += kMmaWarps) {  // δ = dO·O, a warp per row
+    float s = 0.f;
+    if (p0 + r < pairs)
+      for (int e = lane; e < D; e += 32) s += ld(dOut, rowOf(p0 + r) * D + e) * ld(out, rowOf(p0 + r) * D + e);
+    s = warp_sum(s);
+    if (lane == 0) sDelta[r] = s;
+  }
+  int lo[2], hi[2];
+  for (int h = 0; h < 2; h++) {
+    const int p = p0 + warp * 16 + g + 8 * h;
+    lo[h] = p < pairs ? a.ranges[2 * (p / a.group)] : 0;
+    hi[h] = p < pairs ? a.ranges[2 * (p / a.group) + 1] : 0;
+  }
+  int j0, j1;
+  mma_block_range(lo, hi, j0, j1);
+  cp_async_wait<0>();
+  __syncthreads();
+  uint32_t qa[D / 16][4], ga[D / 16][4];
+  mma_a_fragments<D>(qa, sQ);
+  mma_a_fragments<D>(ga, sG);
+  const float delta[2] = {sDelta[warp * 16 + g], sDelta[warp * 16 + g + 8]};
+  // Scaled scores of a tile, −∞ outside each row's range.
+  auto scores = [&](float (&s)[NS][4], int t0) {
+    mma_rows_by_tile<D>(s, qa, sK);
+#pragma unroll
+    for (int n = 0; n < NS; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int h = e >> 1, j = t0 + 8 * n + 2 * t4 + (e & 1);
+        s[n][e] = j >= lo[h] && j < hi[h] ? s[n][e] * d.scale : -INFINITY;
+      }
+  };
+  auto loadKeys = [&](__nv_bfloat16 *tile, const __nv_bfloat16 *base, int t0) {
+    const size_t stride = size_t(d.hkv) * D;
+    mma_load_rows<D>(tile, t0, j1, [&](int j) { return base + (size_t(b) * d.skv * d.hkv + kh) * D + j * stride; });
+  };
+
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  for (int t0 = j0; t0 < j1; t0 += kMmaRows) {
+    __syncthreads();  // every warp is done with the previous tile
+    loadKeys(sK, k, t0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    float s[NS][4];
+    scores(s, t0);
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < NS; n++) mx = fmaxf(mx, fmaxf(s[n][2 * h], s[n][2 * h + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      if (mx == -INFINITY) continue;
+      const float mnew = fmaxf(m[h], mx);
+      l[h] *= expf(m[h] - mnew);
+#pragma unroll
+      for (int n = 0; n < NS; n++) l[h] += expf(s[n][2 * h] - mnew) + expf(s[n][2 * h + 1] - mnew);
+      m[h] = mnew;
+    }
+  }
+  float lse[2];
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    lse[h] = m[h] == -INFINITY ? -INFINITY : m[h] + logf(l[h]);
+  }
+
+  float acc[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  for (int t0 = j0; t0 < j1; t0 += kMmaRows) {
+    __syncthreads();
+    loadKeys(sK, k, t0);
+    loadKeys(sV, v, t0);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    float s[NS][4], dp[NS][4];
+    scores(s, t0);
+    mma_rows_by_tile<D>(dp, ga, sV);
+#pragma unroll
+    for (int n = 0; n < NS; n++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int h = e >> 1;
+        const float p = s[n][e] == -INFINITY ? 0.f : expf(s[n][e] - lse[h]);
+        s[n][e] = p * (dp[n][e] - delta[h]);  // dS
+      }
+    mma_weights_by_tile<D>(acc, s, sK);
+  }
+  const int r0 = warp * 16 + g;
+  if (t4 == 0)
+    for (int h = 0; h < 2; h++)
+      if (p0 + r0 + 8 * h < pairs) {
+        a.lse[rowOf(p0 + r0 + 8 * h)] = lse[h];
+        a.delta[rowOf(p0 + r0 + 8 * h)] = delta[h];
+      }
+  mma_store_rows<D>(acc, d.scale, [&](int r) { return p0 + r < pairs ? dq + rowOf(p0 + r) * D : nullptr; });
+}
+
+/**
+ * Key side: a block holds 64 keys of one batch and kv head; for each query head of the group, the union of
+ * the queries that see them streams through with their log-sum-exp and δ.
+ */
+template <int D>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    attn_key_mma(AttnArgs a, __nv_bfloat16 *__restrict__ dk, __nv_bfloat16 *__restrict__ dv,
+                 const __nv_bfloat16 *__restrict__ q, const __nv_bfloat16 *__restrict__ k,
+                 const __nv_bfloat16 *__restrict__ v, const __nv_bfloat16 *__restrict__ dOut) {
+  constexpr int LDS = D + 8, NS = kMmaRows / 8;
+  const AttnGradDims &d = a.d;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __nv_bfloat16 *sK = reinterpret_cast<__nv_bfloat16 *>(smem), *sV = sK + kMmaRows * LDS;
+  __nv_bfloat16 *sQ = sV + kMmaRows * LDS, *sG = sQ + kMmaRows * LDS;
+  __shared__ float sLse[kMmaRows], sDelta[kMmaRows];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+  const int tiles = (d.skv + kMmaRows - 1) / kMmaRows;
+  const int b = blockIdx.x / tiles / d.hkv, kh = blockIdx.x / tiles % d.hkv, j0 = blockIdx.x % tiles * kMmaRows;
+  auto keyRow = [&](int j) { return (size_t(b) * d.skv + j) * d.hkv + kh; };
+  mma_load_rows<D>(sK, j0, d.skv, [&](int j) { return k + keyRow(j) * D; });
+  mma_load_rows<D>(sV, j0, d.skv, [&](int j) { return v + keyRow(j) * D; });
+  cp_async_commit();
+  int lo[2], hi[2];
+  for (int h = 0; h < 2; h++) {
+    const int j = j0 + warp * 16 + g + 8 * h;
+    lo[h] = j < d.skv ? a.qranges[2 * j] : 0;
+    hi[h] = j < d.skv ? a.qranges[2 * j + 1] : 0;
+  }
+  int i0, i1;
+  mma_block_range(lo, hi, i0, i1);
+  cp_async_wait<0>();
+  __syncthreads();
+  uint32_t ka[D / 16][4], va[D / 16][4];
+  mma_a_fragments<D>(ka, sK);
+  mma_a_fragments<D>(va, sV);
+  float gk[D / 8][4], gv[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; n++) gk[n][0] = gk[n][1] = gk[n][2] = gk[n][3] = gv[n][0] = gv[n][1] = gv[n][2] =
+      gv[n][3] = 0.f;
+  for (int h = kh * a.group; h < (kh + 1) * a.group; h++) {
+    auto rowOf = [&](int i) { return (size_t(b) * d.sq + i) * d.hq + h; };
+    for (int t0 = i0; t0 < i1; t0 += kMmaRows) {
+      __syncthreads();  // every warp is done with the previous tile
+      mma_load_rows<D>(sQ, t0, i1, [&](int i) { return q + rowOf(i) * D; });
+      mma_load_rows<D>(sG, t0, i1, [&](int i) { return dOut + rowOf(i) * D; });
+      cp_async_commit();
+      for (int c = threadIdx.x; c < kMmaRows; c += kMmaWarps * 32) {
+        sLse[c] = t0 + c < i1 ? a.lse[rowOf(t0 + c)] : -INFINITY;
+        sDelta[c] = t0 + c < i1 ? a.delta[rowOf(t0 + c)] : 0.f;
+      }
+      cp_async_wait<0>();
+      __syncthreads();
+      float s[NS][4], dp[NS][4];
+      mma_rows_by_tile<D>(s, ka, sQ);  // Sᵀ: the warp's 16 keys against the tile's 64 queries
+      mma_rows_by_tile<D>(dp, va, sG);
+#pragma unroll
+      for (int n = 0; n < NS; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          const int r = e >> 1, c = 8 * n + 2 * t4 + (e & 1), i = t0 + c;
+          const float p = i >= lo[r] && i < hi[r] && sLse[c] != -INFINITY ? expf(s[n][e] * d.scale - sLse[c]) : 0.f;
+          s[n][e] = p;
+          dp[n][e] = p * (dp[n][e] - sDelta[c]);  // dSᵀ
+        }
+      mma_weights_by_tile<D>(gv, s, sG);
+      mma_weights_by_tile<D>(gk, dp, sQ);
+    }
+  }
+  mma_store_rows<D>(gk, d.scale, [&](int r) { return j0 + r < d.skv ? dk + keyRow(j0 + r) * D : nullptr; });
+  mma_store_rows<D>(gv, 1.f, [&](int r) { return j0 + r < d.skv ? dv + keyRow(j0 + r) * D : nullptr; });
+}
+
+template <int D>
+void launch_attention_backward_mma(const AttnArgs &a, void *dq, void *dk, void *dv, const void *dOut, const void *q,
+                                   const void *k, const void *v, const void *out, cudaStream_t s) {
+  using B = __nv_bfloat16;
+  const AttnGradDims &d = a.d;
+  const size_t heads = size_t(d.batch) * d.hkv;
+  const size_t qBlocks = heads * ceil_div(size_t(d.sq) * a.group, size_t(kMmaRows));
+  const size_t kBlocks = heads * ceil_div(size_t(d.skv), size_t(kMmaRows));
+  LS_REQUIRE(qBlocks < (size_t(1) << 31) && kBlocks < (size_t(1) << 31), "attention_backward: too many rows");
+  constexpr size_t smem = attn_mma_smem<D>();
+  if (qBlocks) {
+    allow_smem<&attn_query_mma<D>>(smem);
+    attn_query_mma<D><<<static_cast<unsigned>(qBlocks), kMmaWarps * 32, smem, s>>>(
+        a, static_cast<B *>(dq), static_cast<const B *>(q), static_cast<const B *>(k), static_cast<const B *>(v),
+        static_cast<const B *>(out), static_cast<const B *>(dOut));
+    LS_CHECK_LAUNCH();
+  }
+  if (kBlocks) {
+    allow_smem<&attn_key_mma<D>>(smem);
+    attn_key_mma<D><<<static_cast<unsigned>(kBlocks), kMmaWarps * 32, smem, s>>>(
+        a, static_cast<B *>(dk), static_cast<B *>(dv), static_cast<const B *>(q), static_cast<const B *>(k),
+        static_cast<const B *>(v), static_cast<const B *>(dOut));
+    LS_CHECK_LAUNCH();
+  }
+}
+
+/**
+ * Whether the tensor-core kernels take a call: bf16, d == dv ∈ {32, 48, 64}, no mask, 16-byte aligned rows.
+ * LONGSHOT_ATTENTION_GRAD_MMA=0 turns them off (an A/B against the f32 kernels above).
+ */
+bool attention_backward_mma(const AttnGradDims &d, ET et, std::initializer_list<const void *> ptrs) {
+  static const bool off = [] {
+    const char *e = std::getenv("LONGSHOT_ATTENTION_GRAD_MMA");
+    return e && std::string(e) == "0";
+  }();
+  if (off || et != ET::BF16 || d.maskBatch || d.d != d.dv || !(d.d == 32 || d.d == 48 || d.d == 64)) return false;
+  for (const void *p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) & 15) return false;
+  return true;
 }
 
 // ---- norms -----------------------------------------------------------------------------------------------------
@@ -1042,6 +1400,12 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const vo
   const size_t qBlocks = heads * ceil_div(size_t(d.sq) * a.group, size_t(kAttnWarps));
   const size_t kBlocks = heads * ceil_div(size_t(d.skv), size_t(kAttnWarps));
   LS_REQUIRE(qBlocks < (size_t(1) << 31) && kBlocks < (size_t(1) << 31), "attention_backward: too many rows");
+  if (attention_backward_mma(d, et, {dq, dk, dv, dOut, q, k, v, out})) {
+    if (d.d == 32) launch_attention_backward_mma<32>(a, dq, dk, dv, dOut, q, k, v, out, s);
+    else if (d.d == 48) launch_attention_backward_mma<48>(a, dq, dk, dv, dOut, q, k, v, out, s);
+    else launch_attention_backward_mma<64>(a, dq, dk, dv, dOut, q, k, v, out, s);
+    return;
+  }
   const int dims = std::max(d.d, d.dv);
   LS_DISPATCH_FLOAT(et, T, {
     if (dims <= 32) launch_attention_backward<T, 1>(a, dq, dk, dv, dOut, q, k, v, out, qBlocks, kBlocks, s);

@@ -253,6 +253,11 @@ void test_attention() {
       {"cross-attn GQA4 d128 split-K", DT::BF16, 1, 37, 5003, 5003, 8, 2, 128, 128, false, 0, {}, 0, false, false},
       {"mask [batch] d64 + fully masked row", DT::BF16, 2, 33, 70, 70, 4, 4, 64, 64, false, 0, {}, 2, false, true},
       {"d96 causal mask [1]", DT::BF16, 1, 50, 50, 50, 4, 2, 96, 96, true, 0, {}, 1, false, false},
+      // The tiny needle models' heads: vision frames of 64 tokens at d32, text over video keys at d48 (GQA 2).
+      {"frames d32 segments of 64", DT::BF16, 1, 192, 192, 192, 4, 4, 32, 32, false, 0, {0, 64, 128, 192}, 0, false,
+       false},
+      {"cross-attn GQA2 d48 batch2", DT::BF16, 2, 58, 131, 131, 4, 2, 48, 48, false, 0, {}, 0, false, false},
+      {"causal d48 GQA2 offset", DT::BF16, 1, 30, 70, 70, 4, 2, 48, 48, true, 40, {}, 0, false, false},
       // ≥ 128 (query, head) rows, bf16, no mask: the sm_90 wgmma kernel on Hopper, flash_fwd elsewhere.
       {"sm90 causal GQA4 d128 batch2, 7 key tiles", DT::BF16, 2, 777, 777, 777, 8, 2, 128, 128, true, 0, {}, 0, false, false},
       {"sm90 vision d80 segments 1/129/0/570/496/304", DT::BF16, 1, 1500, 1500, 1500, 2, 2, 80, 80, false, 0,

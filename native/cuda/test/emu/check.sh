@@ -15,6 +15,7 @@ case $unit in
   *) echo "check.sh: unknown unit '$unit' (grad or layout)" >&2; exit 2 ;;
 esac
 mkdir -p "$out/src"
+cp "$here/mma_util.cuh" "$out/src/"  # the PTX stand-ins, found before native/cuda's own (grad.cu's tensor-core kernels)
 python3 "$here/to_host.py" "$cuda/$unit.cu" "$out/src/$unit.cpp"
 flags=(-std=c++20 -O2 -pthread -w -include "$here/emu.h" -include "$here/grad_atomic.h" "${extra[@]}" -I"$out/src"
   -I"$cuda" -I"${CUDA_HOME:-/usr/local/cuda}/include")

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { cpuBackend } from '../../../../src/backends/cpu/index.js';
 import { attentionDesc, tensor } from '../../../../src/runtime/ops.js';
 import { attentionKeyRanges, attentionQueryRanges } from '../../../../src/runtime/backend.js';
+import { bf16ToF32, f32ToBf16 } from '../../../../src/runtime/dtype.js';
 import * as g from '../../../../src/runtime/grad-ops.js';
 import * as ops from '../../../../src/runtime/ops.js';
 import type { Tensor } from '../../../../src/runtime/tensor.js';
@@ -196,6 +197,39 @@ for (const c of [
   const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
   // 1e-3: both sides sum in f32 in different orders, and dS = P·(dP − δ) cancels (errors ~1e-7 of the scale).
   await check(`attention sq ${sq} skv ${skv} d ${d}`, 2, [batch, sq, skv, kvLength, hq, hkv, d, dv, desc.scale, c.mask], h, { ...gr }, 1e-3);
+}
+
+// bf16 at head dims 32, 48 and 64 without a mask: the tensor-core kernels. Inputs are bf16 values; the reference
+// is the CPU backend in f32 on them (with the rounded output, whose δ = dO·O the kernels use). The outputs are bf16
+// (half an ulp is 0.2% of the largest) and P and dS go into their products as bf16: 5e-2 of |want| + 5e-2·max, as
+// test-cuda/grad-ops allows the GPU (a float64 reference rounding P and dS as the kernels do is met to half an ulp). Frames as segments of 64 with a
+// short last one; text over video keys with GQA, two batches; causal GQA 3 with an offset and keys past kvLength
+// (zero dk, dv); more than one 64-row tile on both sides.
+const bf16 = (a: Float32Array) => a.map((x) => bf16ToF32(f32ToBf16(x)));
+for (const c of [
+  { batch: 1, sq: 200, skv: 200, hq: 2, hkv: 2, d: 32, opts: { segments: [0, 64, 128, 192, 200], scale: 0.2 } },
+  { batch: 2, sq: 58, skv: 131, hq: 4, hkv: 2, d: 48, opts: {} },
+  { batch: 1, sq: 70, skv: 150, hq: 3, hkv: 1, d: 64, opts: { causal: true, queryOffset: 70, kvLength: 140 } },
+]) {
+  const { batch, sq, skv, hq, hkv, d } = c;
+  const h: Record<string, Float32Array | Int32Array> = {
+    q: bf16(randn(batch * sq * hq * d, r)),
+    k: bf16(randn(batch * skv * hkv * d, r)),
+    v: bf16(randn(batch * skv * hkv * d, r)),
+    dOut: bf16(randn(batch * sq * hq * d, r)),
+  };
+  const q = t(h.q as Float32Array, [batch, sq, hq, d]);
+  const k = t(h.k as Float32Array, [batch, skv, hkv, d]);
+  const v = t(h.v as Float32Array, [batch, skv, hkv, d]);
+  const opts = { ...c.opts, mask: null };
+  h.out = bf16((await ops.attention(q, k, v, opts).out.data()) as Float32Array);
+  const desc = attentionDesc(q, k, v, opts, 'emu');
+  h.ranges = attentionKeyRanges(desc);
+  h.qranges = attentionQueryRanges(desc);
+  const out = t(h.out as Float32Array, [batch, sq, hq, d]);
+  const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
+  const dims = [batch, sq, skv, desc.kvLength, hq, hkv, d, d, desc.scale, 0, 1];
+  await check(`attention bf16 sq ${sq} skv ${skv} d ${d}`, 2, dims, h, { ...gr }, 5e-2, 5e-2);
 }
 
 // Norms: gated both ways, grouped, dSum.

@@ -115,9 +115,31 @@ int main(int argc, char **argv) {
         const AttnGradDims d{I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), static_cast<float>(dim(8)), I(9)};
         const size_t ws = attention_backward_workspace_bytes(d);
         std::vector<unsigned char> w(ws, 0xff);
+        const auto *ranges = static_cast<const int32_t *>(opt("ranges"));
+        const auto *qranges = static_cast<const int32_t *>(opt("qranges"));
+        if (in.at("dims").bytes.size() > 10 * 8 && dim(10) != 0) {
+          // bf16 (inputs already bf16 values): the tensor-core kernels' path; outputs widened back to f32.
+          using B = std::vector<__nv_bfloat16>;
+          auto narrow = [](const char *name) {
+            B b(count(name));
+            for (size_t i = 0; i < b.size(); i++) b[i] = __float2bfloat16(fin(name)[i]);
+            return b;
+          };
+          B q = narrow("q"), k = narrow("k"), v = narrow("v"), o = narrow("out"), g = narrow("dOut");
+          B dq(q.size(), __float2bfloat16(NAN)), dk(k.size(), __float2bfloat16(NAN)), dv(v.size(), __float2bfloat16(NAN));
+          attention_backward(dq.data(), dk.data(), dv.data(), g.data(), q.data(), k.data(), v.data(), o.data(),
+                             fin("mask"), ranges, qranges, d, ET::BF16, w.data(), ws, nullptr);
+          auto widen = [](const char *name, const B &b) {
+            float *f = output(name, b.size());
+            for (size_t i = 0; i < b.size(); i++) f[i] = __bfloat162float(b[i]);
+          };
+          widen("dq", dq);
+          widen("dk", dk);
+          widen("dv", dv);
+          break;
+        }
         attention_backward(output("dq", count("q")), output("dk", count("k")), output("dv", count("v")),
-                           fin("dOut"), fin("q"), fin("k"), fin("v"), fin("out"), fin("mask"),
-                           static_cast<const int32_t *>(opt("ranges")), static_cast<const int32_t *>(opt("qranges")), d,
+                           fin("dOut"), fin("q"), fin("k"), fin("v"), fin("out"), fin("mask"), ranges, qranges, d,
                            ET::F32, w.data(), ws, nullptr);
         break;
       }
