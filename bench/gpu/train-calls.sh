@@ -4,7 +4,7 @@
 # are there, else 4 × 64 videos rendered here), once as it runs (host time inside each kind of backend call) and
 # once with CUDA_LAUNCH_BLOCKING=1 (each call's host time is then its kernel's GPU time). Writes $OUT/train-calls/.
 # TRAIN_CALLS_BATCH sets the videos per step (the recipe's 32 by default); TRAIN_CALLS_AB runs each model again
-# with some environment variables set (below). TRAIN_CALLS_PROF=1 adds V8 CPU profiles of the first run (summarise: npx tsx bench/cpuprofile_top.ts <file>).
+# with some environment variables set, once per ';'-separated variant (below). TRAIN_CALLS_PROF=1 adds V8 CPU profiles of the first run (summarise: npx tsx bench/cpuprofile_top.ts <file>).
 set -uo pipefail
 R="$OUT/train-calls"
 D=${TRAIN_DATA:-/dev/shm/train-calls}
@@ -37,8 +37,15 @@ for m in ${TRAIN_CALLS_MODELS:-vamba timeviper}; do
   PROF=()
   [ "${TRAIN_CALLS_PROF:-0}" = 1 ] && PROF=(--cpu-prof --cpu-prof-dir="$R/$m-prof")
   calls ""
-  # TRAIN_CALLS_AB="NAME=value …": the same two runs again with those variables set (an A/B on the same shards
-  # and machine, e.g. LONGSHOT_ATTENTION_GRAD=segments-as-batch), into $R/$m-ab*.
+  # TRAIN_CALLS_AB="NAME=value …[; NAME=value …]": the same two runs again with those variables set, once per
+  # ';'-separated variant (an A/B on the same shards and machine, e.g. LONGSHOT_ATTENTION_GRAD_MMA=0), into
+  # $R/$m-ab1*, $R/$m-ab2*, …
   PROF=()
-  [ -n "${TRAIN_CALLS_AB:-}" ] && calls -ab $TRAIN_CALLS_AB
+  n=0
+  IFS=';' read -ra variants <<< "${TRAIN_CALLS_AB:-}"
+  for variant in "${variants[@]}"; do
+    [ -n "${variant// /}" ] || continue
+    n=$((n + 1))
+    calls "-ab$n" $variant
+  done
 done
