@@ -17,7 +17,7 @@
 
 #include "attention_rule.cuh"
 #include "attention_sm90.h"
-#include "mma_util.cuh"
+#include "mma_tiles.cuh"
 
 namespace {
 
@@ -220,18 +220,7 @@ __global__ void __launch_bounds__(W * 32) flash_fwd(FlashParams p) {
     const __nv_bfloat16 *cK = sK + buf * kBc * LDS, *cV = sV + buf * kBc * LDS;
 
     float s[kBc / 8][4];
-#pragma unroll
-    for (int n = 0; n < kBc / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-      for (int n = 0; n < kBc / 8; n += 2) {
-        uint32_t r[4];
-        ldmatrix_x4(r, cK + (8 * n + (lane >> 4) * 8 + (lane & 7)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma_bf16_16816(s[n], qa[kk], r[0], r[1]);
-        mma_bf16_16816(s[n + 1], qa[kk], r[2], r[3]);
-      }
-    }
+    mma_scores<D, kBc>(s, qa, cK);
 
     const int j0 = kBeg + tile * kBc;
     const bool full = !p.mask && j0 >= loLast && j0 + kBc <= hiFirst;
@@ -274,19 +263,7 @@ __global__ void __launch_bounds__(W * 32) flash_fwd(FlashParams p) {
       }
     }
 
-#pragma unroll
-    for (int kb = 0; kb < kBc / 16; ++kb) {
-      const uint32_t pa[4] = {pack_bf16x2(s[2 * kb][0], s[2 * kb][1]), pack_bf16x2(s[2 * kb][2], s[2 * kb][3]),
-                              pack_bf16x2(s[2 * kb + 1][0], s[2 * kb + 1][1]),
-                              pack_bf16x2(s[2 * kb + 1][2], s[2 * kb + 1][3])};
-#pragma unroll
-      for (int n = 0; n < D / 8; n += 2) {
-        uint32_t r[4];
-        ldmatrix_x4_trans(r, cV + (16 * kb + (lane & 15)) * LDS + 8 * n + (lane >> 4) * 8);
-        mma_bf16_16816(o[n], pa, r[0], r[1]);
-        mma_bf16_16816(o[n + 1], pa, r[2], r[3]);
-      }
-    }
+    mma_weights<D, kBc>(o, s, cV);
     __syncthreads();
   }
 

@@ -9,7 +9,7 @@
 
 #include "device_util.cuh"
 #include "grad.h"
-#include "mma_util.cuh"
+#include "mma_tiles.cuh"
 
 namespace {
 
@@ -731,46 +731,6 @@ __device__ void mma_a_fragments(uint32_t (&f)[D / 16][4], const __nv_bfloat16 *t
   }
 }
 
-/** s[n] = A·tileᵀ over the tile's 64 rows (8 columns each n): the warp's 16 rows against every tile row. */
-template <int D>
-__device__ void mma_rows_by_tile(float (&s)[kMmaRows / 8][4], const uint32_t (&a)[D / 16][4],
-                                 const __nv_bfloat16 *tile) {
-  constexpr int LDS = D + 8;
-  const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int n = 0; n < kMmaRows / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-  for (int kk = 0; kk < D / 16; kk++)
-#pragma unroll
-    for (int n = 0; n < kMmaRows / 8; n += 2) {
-      uint32_t r[4];
-      ldmatrix_x4(r, tile + (8 * n + (lane >> 4) * 8 + (lane & 7)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-      mma_bf16_16816(s[n], a[kk], r[0], r[1]);
-      mma_bf16_16816(s[n + 1], a[kk], r[2], r[3]);
-    }
-}
-
-/** acc += W·tile: W the warp's 16 × 64 weights (score layout, rounded to bf16), tile 64 rows of D values. */
-template <int D>
-__device__ void mma_weights_by_tile(float (&acc)[D / 8][4], const float (&w)[kMmaRows / 8][4],
-                                    const __nv_bfloat16 *tile) {
-  constexpr int LDS = D + 8;
-  const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int kb = 0; kb < kMmaRows / 16; kb++) {
-    const uint32_t a[4] = {pack_bf16x2(w[2 * kb][0], w[2 * kb][1]), pack_bf16x2(w[2 * kb][2], w[2 * kb][3]),
-                           pack_bf16x2(w[2 * kb + 1][0], w[2 * kb + 1][1]),
-                           pack_bf16x2(w[2 * kb + 1][2], w[2 * kb + 1][3])};
-#pragma unroll
-    for (int n = 0; n < D / 8; n += 2) {
-      uint32_t r[4];
-      ldmatrix_x4_trans(r, tile + (16 * kb + (lane & 15)) * LDS + 8 * n + (lane >> 4) * 8);
-      mma_bf16_16816(acc[n], a, r[0], r[1]);
-      mma_bf16_16816(acc[n + 1], a, r[2], r[3]);
-    }
-  }
-}
-
 /** Writes the warp's 16 rows of acc·scale as bf16: row r's values to `at(r)` (null: past the end). */
 template <int D, typename At>
 __device__ void mma_store_rows(const float (&acc)[D / 8][4], float scale, At at) {
@@ -836,7 +796,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
   const float delta[2] = {sDelta[warp * 16 + g], sDelta[warp * 16 + g + 8]};
   // Scaled scores of a tile, −∞ outside each row's range.
   auto scores = [&](float (&s)[NS][4], int t0) {
-    mma_rows_by_tile<D>(s, qa, sK);
+    mma_scores<D, kMmaRows>(s, qa, sK);
 #pragma unroll
     for (int n = 0; n < NS; n++)
 #pragma unroll
@@ -894,7 +854,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     __syncthreads();
     float s[NS][4], dp[NS][4];
     scores(s, t0);
-    mma_rows_by_tile<D>(dp, ga, sV);
+    mma_scores<D, kMmaRows>(dp, ga, sV);
 #pragma unroll
     for (int n = 0; n < NS; n++)
 #pragma unroll
@@ -903,7 +863,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
         const float p = s[n][e] == -INFINITY ? 0.f : expf(s[n][e] - lse[h]);
         s[n][e] = p * (dp[n][e] - delta[h]);  // dS
       }
-    mma_weights_by_tile<D>(acc, s, sK);
+    mma_weights<D, kMmaRows>(acc, s, sK);
   }
   const int r0 = warp * 16 + g;
   if (t4 == 0)
@@ -968,8 +928,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
       cp_async_wait<0>();
       __syncthreads();
       float s[NS][4], dp[NS][4];
-      mma_rows_by_tile<D>(s, ka, sQ);  // Sᵀ: the warp's 16 keys against the tile's 64 queries
-      mma_rows_by_tile<D>(dp, va, sG);
+      mma_scores<D, kMmaRows>(s, ka, sQ);  // Sᵀ: the warp's 16 keys against the tile's 64 queries
+      mma_scores<D, kMmaRows>(dp, va, sG);
 #pragma unroll
       for (int n = 0; n < NS; n++)
 #pragma unroll
@@ -979,8 +939,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
           s[n][e] = p;
           dp[n][e] = p * (dp[n][e] - sDelta[c]);  // dSᵀ
         }
-      mma_weights_by_tile<D>(gv, s, sG);
-      mma_weights_by_tile<D>(gk, dp, sQ);
+      mma_weights<D, kMmaRows>(gv, s, sG);
+      mma_weights<D, kMmaRows>(gk, dp, sQ);
     }
   }
   mma_store_rows<D>(gk, d.scale, [&](int r) { return j0 + r < d.skv ? dk + keyRow(j0 + r) * D : nullptr; });

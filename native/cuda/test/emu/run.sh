@@ -11,6 +11,7 @@ cuda=$(cd "$here/.." && cd .. && pwd)
 out=${EMU_BUILD:-/tmp/longshot-emu}
 mkdir -p "$out/src"
 cp "$here/mma_util.cuh" "$out/src/"  # found before native/cuda's own (same directory as the sources)
+cp "$cuda/mma_tiles.cuh" "$out/src/"  # beside them, so that its own include of mma_util.cuh finds the stand-ins
 for f in attention attention_mass ssd conv1d rms_norm layer_norm decode; do python3 "$here/to_host.py" "$cuda/$f.cu" "$out/src/$f.cpp"; done
 cp "$cuda/test/kernels_test.cu" "$out/src/kernels_test.cpp"
 flags=(-std=c++20 -O2 -pthread -w -include "$here/emu.h" -I"$out/src" -I"$cuda" -I"${CUDA_HOME:-/usr/local/cuda}/include")
