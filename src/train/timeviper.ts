@@ -63,15 +63,19 @@ export function withNanoSpecials(files: ExtraFiles): ExtraFiles {
 
 /**
  * Initial weights as PyTorch initialises needle_timeviper.py's modules: the defaults of init.ts, SigLIP's
- * position embedding N(0, 0.02²), the LLM's embeddings N(0, 1) and final norm 1, Mamba-2's dt_bias, A_log and
- * D as train_needle.py's mixer, and α = 0 (the official init: the TransV gates start closed).
+ * position embedding N(0, 0.02²), the LLM's embeddings N(0, embeddingStd²) and final norm 1, Mamba-2's dt_bias,
+ * A_log and D as train_needle.py's mixer, and α = 0 (the official init: the TransV gates start closed).
  */
-function scratchValues(specs: readonly ParamSpec[], seed: number): Map<string, Float32Array> {
+function scratchValues(
+  specs: readonly ParamSpec[],
+  seed: number,
+  embeddingStd: number,
+): Map<string, Float32Array> {
   return pytorchInit(specs, seed, (name, shape, rng: Random) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const v = new Float32Array(n);
     if (name.endsWith('pos_embed') || name.endsWith('position_embedding.weight')) return normal(rng, v, 0.02);
-    if (name.endsWith('backbone.embeddings.weight')) return normal(rng, v, 1);
+    if (name.endsWith('backbone.embeddings.weight')) return normal(rng, v, embeddingStd);
     if (name.endsWith('norm_f.weight') || name.endsWith('.D') || name === ALPHA)
       return v.fill(name === ALPHA ? 0 : 1);
     if (name.endsWith('.A_log')) return v.map(() => Math.log(1 + 15 * rng.next()));
@@ -82,6 +86,23 @@ function scratchValues(specs: readonly ParamSpec[], seed: number): Map<string, F
       });
     return null;
   });
+}
+
+/**
+ * The std of the LLM's token embeddings from scratch: llm_config.initializer_range where the config gives it (as
+ * Hugging Face's `_init_weights` draws embeddings; NemotronHConfig's default is 0.02), else 1 (PyTorch's
+ * nn.Embedding, as needle_timeviper.py builds them). A tiny TimeViper from scratch with text embeddings of std 1
+ * and projected video tokens of std ≈ 0.09 learned to answer blind first (docs/models/needle-timeviper-tiny.md).
+ */
+function embeddingStd(configJson: Record<string, unknown>, where: string): number {
+  const llm = configJson.llm_config as Record<string, unknown> | undefined;
+  const std = llm?.initializer_range;
+  if (std === undefined) return 1;
+  if (typeof std !== 'number' || !(std > 0) || !Number.isFinite(std))
+    throw new InputError(
+      `${where}: llm_config.initializer_range must be a positive number (got ${JSON.stringify(std)})`,
+    );
+  return std;
 }
 
 const newTokenizer = (files: ExtraFiles) =>
@@ -236,7 +257,7 @@ export class TimeViperTrainModel implements TrainModel {
     where: string,
   ): TimeViperTrainModel {
     const specs = timeViperSpecs(parseTimeViperConfig(configJson, where));
-    const values = scratchValues(specs, seed);
+    const values = scratchValues(specs, seed, embeddingStd(configJson, where));
     const weights = new Map(
       specs.map((s) => [
         s.name,

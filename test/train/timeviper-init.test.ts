@@ -4,8 +4,13 @@
  * as PyTorch initialises that script's modules.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { InputError } from '../../src/errors.js';
 import { parseTimeViperConfig } from '../../src/models/timeviper/config.js';
+import { getBackend } from '../../src/runtime/device.js';
+import { readRecipe } from '../../src/train/recipe.js';
+import { setupModel } from '../../src/train/setup.js';
 import { fromScratch, stats } from './from-scratch.js';
 
 test('the needle TimeViper from scratch: needle_timeviper.py’s model and initialisation', () =>
@@ -58,3 +63,36 @@ test('the needle TimeViper from scratch: needle_timeviper.py’s model and initi
     const softplus = (x: number) => Math.log1p(Math.exp(x));
     assert.ok(softplus(dt.min) >= 1e-3 * 0.999 && softplus(dt.max) <= 0.1 * 1.001, `dt ${dt.min}..${dt.max}`);
   }));
+
+// llm_config.initializer_range sets the embeddings' std (the easy stage's 0.02, as Hugging Face initialises them);
+// the rest of the initialisation is the script's.
+test('the needle TimeViper easy stage from scratch: text embeddings N(0, initializer_range²)', () =>
+  fromScratch('needle-timeviper-easy.json', async ({ model }, weight) => {
+    const llm = (model.configJson as { llm_config: { initializer_range?: number } }).llm_config;
+    assert.equal(llm.initializer_range, 0.02, 'the recipe sets it, and the saved config keeps it');
+    const e = stats(await weight('llm_backbone.llm.backbone.embeddings.weight'));
+    assert.ok(
+      Math.abs(e.std - 0.02) < 0.002 && Math.abs(e.mean) < 0.002,
+      `embeddings std ${e.std}, mean ${e.mean}`,
+    );
+    const head = stats(await weight('llm_backbone.llm.lm_head.weight'));
+    assert.ok(
+      head.max <= 1 / Math.sqrt(192) && head.max > 0.8 / Math.sqrt(192),
+      `lm_head ${head.min}..${head.max}`,
+    );
+  }));
+
+test('a TimeViper from scratch with an initializer_range that is not a positive number is refused by name', async () => {
+  const recipe = await readRecipe(
+    join(import.meta.dirname, '..', '..', 'recipes', 'needle-timeviper-easy.json'),
+  );
+  const config = recipe.model.config as { llm_config: Record<string, unknown> };
+  for (const bad of [0, -0.02]) {
+    config.llm_config.initializer_range = bad;
+    await assert.rejects(
+      setupModel(recipe, await getBackend('cpu'), 'f32', null),
+      (e: Error) =>
+        e instanceof InputError && /llm_config\.initializer_range must be a positive number/.test(e.message),
+    );
+  }
+});
