@@ -227,6 +227,8 @@ class Backbone(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.embeddings = nn.Embedding(c["vocab_size"], c["hidden_size"])
+        if "initializer_range" in c:  # as Hugging Face draws embeddings (longshot's TimeViper from scratch too)
+            nn.init.normal_(self.embeddings.weight, std=c["initializer_range"])
         self.layers = nn.ModuleList([NemotronBlock(c, k) for k in c["hybrid_override_pattern"]])
         self.norm_f = tn.RMSNorm(c["hidden_size"], c["layer_norm_epsilon"])
 
