@@ -51,7 +51,8 @@ class Staging {
   static constexpr size_t kBytes = size_t(8) << 20;
   static constexpr size_t kStart = 16, kMax = 128;
   Staging() {
-    for (size_t i = 0; i < kStart; i++) grow(ring_.size());
+    for (size_t i = 0; i < kStart; i++)
+      if (!grow(ring_.size())) LS_CUDA_CHECK(cudaErrorMemoryAllocation);
   }
   ~Staging() {
     for (Slot &b : ring_) {
@@ -63,7 +64,7 @@ class Staging {
   void upload(char *dst, const char *src, size_t bytes, cudaStream_t s) {
     for (size_t off = 0; off < bytes; off += kBytes) {
       const size_t n = bytes - off < kBytes ? bytes - off : kBytes;
-      if (ring_.size() < kMax && busy(ring_[next_].done)) grow(next_);  // a fresh buffer instead of a wait
+      if (ring_.size() < kMax && busy(ring_[next_].done)) grow(next_);  // a fresh buffer instead of a wait, if any
       Slot &b = ring_[next_];
       next_ = (next_ + 1) % ring_.size();
       LS_CUDA_CHECK(cudaEventSynchronize(b.done));  // the previous DMA out of this buffer has finished
@@ -96,12 +97,19 @@ class Staging {
     void *buf;
     cudaEvent_t done;
   };
-  /** A new buffer at position i of the ring: the oldest stays next (the new one is used first, as unused). */
-  void grow(size_t i) {
+  /**
+   * A new buffer at position i of the ring: the oldest stays next (the new one is used first, as unused). False
+   * when no pinned memory is left: the upload then waits for the buffer due next, as a full ring does.
+   */
+  bool grow(size_t i) {
     Slot b{};
-    LS_CUDA_CHECK(cudaHostAlloc(&b.buf, kBytes, cudaHostAllocDefault));
+    if (cudaHostAlloc(&b.buf, kBytes, cudaHostAllocDefault) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
     LS_CUDA_CHECK(cudaEventCreateWithFlags(&b.done, cudaEventDisableTiming));
     ring_.insert(ring_.begin() + static_cast<std::ptrdiff_t>(i), b);
+    return true;
   }
   /** Whether a DMA recorded on `e` is still queued (clears the not-ready status so no later check sees it). */
   static bool busy(cudaEvent_t e) {
