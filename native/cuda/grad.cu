@@ -684,8 +684,9 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 // self- and cross-attention), as FlashAttention-2's backward: each warp owns 16 rows whose operands stay in
 // registers as mma.sync m16n8k16 fragments, and tiles of 64 rows of the other side stream through shared memory.
 // Query side: S = Q·Kᵀ twice (the log-sum-exp, then P), dP = dO·Vᵀ, dS = P∘(dP − δ), dQ += dS·K. Key side, from
-// the keys' view: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q. P and dS go into their products as bf16 (as
-// FlashAttention's do); every sum is f32. The score accumulator's layout is the next product's A operand, so
+// the keys' view: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q. P and dS go into their products as two bf16
+// parts each (hi + lo: one part alone, as FlashAttention rounds them, moved dq by 0.4% of its largest entry on an
+// H100); every sum is f32. The score accumulator's layout is the next product's A operand, so
 // P and dS never leave registers.
 
 constexpr int kMmaWarps = 4;
@@ -863,7 +864,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
         const float p = s[n][e] == -INFINITY ? 0.f : expf(s[n][e] - lse[h]);
         s[n][e] = p * (dp[n][e] - delta[h]);  // dS
       }
-    mma_weights<D, kMmaRows>(acc, s, sK);
+    mma_weights<D, kMmaRows, true>(acc, s, sK);
   }
   const int r0 = warp * 16 + g;
   if (t4 == 0)
@@ -939,8 +940,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
           s[n][e] = p;
           dp[n][e] = p * (dp[n][e] - sDelta[c]);  // dSᵀ
         }
-      mma_weights<D, kMmaRows>(gv, s, sG);
-      mma_weights<D, kMmaRows>(gk, dp, sQ);
+      mma_weights<D, kMmaRows, true>(gv, s, sG);
+      mma_weights<D, kMmaRows, true>(gk, dp, sQ);
     }
   }
   mma_store_rows<D>(gk, d.scale, [&](int r) { return j0 + r < d.skv ? dk + keyRow(j0 + r) * D : nullptr; });

@@ -201,8 +201,8 @@ for (const c of [
 
 // bf16 at head dims 32, 48 and 64 without a mask: the tensor-core kernels. Inputs are bf16 values; the reference
 // is the CPU backend in f32 on them (with the rounded output, whose δ = dO·O the kernels use). The outputs are bf16
-// (half an ulp is 0.2% of the largest) and P and dS go into their products as bf16: 5e-2 of |want| + 5e-2·max, as
-// test-cuda/grad-ops allows the GPU (a float64 reference rounding P and dS as the kernels do is met to half an ulp). Frames as segments of 64 with a
+// (half an ulp is 0.2% of the largest); P and dS enter their products as two bf16 parts each (rounded once, as
+// FlashAttention does, they moved dq by up to 2.9e-2 of |want| + 5e-2·max here): 1.5e-2 of |want| + 5e-2·max. Frames as segments of 64 with a
 // short last one; text over video keys with GQA, two batches; causal GQA 3 with an offset and keys past kvLength
 // (zero dk, dv); more than one 64-row tile on both sides.
 const bf16 = (a: Float32Array) => a.map((x) => bf16ToF32(f32ToBf16(x)));
@@ -229,7 +229,7 @@ for (const c of [
   const out = t(h.out as Float32Array, [batch, sq, hq, d]);
   const gr = g.attentionBackward(q, k, v, out, t(h.dOut as Float32Array, out.shape as number[]), opts);
   const dims = [batch, sq, skv, desc.kvLength, hq, hkv, d, d, desc.scale, 0, 1];
-  await check(`attention bf16 sq ${sq} skv ${skv} d ${d}`, 2, dims, h, { ...gr }, 5e-2, 5e-2);
+  await check(`attention bf16 sq ${sq} skv ${skv} d ${d}`, 2, dims, h, { ...gr }, 1.5e-2, 5e-2);
 }
 
 // Norms: gated both ways, grouped, dSum.
