@@ -49,9 +49,13 @@ const ssdShapes = [
   { batch: 3, len: 5, heads: 3, headDim: 7, groups: 3, dState: 5, D: false, state: true },
   // 2 state rows of 100 per block of 256 threads, 5 blocks per head (the last with one row).
   { batch: 1, len: 70, heads: 2, headDim: 9, groups: 1, dState: 100, D: true, state: true },
-  // Many chunks of 64 tokens reversed in parallel: 16 (the last one 40 tokens), then 79 (the last one 8).
+  // Many chunks of 32 tokens reversed in parallel (the matrix kernel): 32 (the last one 8 tokens), then 157.
   { batch: 2, len: 1000, heads: 6, headDim: 16, groups: 2, dState: 8, D: true, state: true },
   { batch: 1, len: 5000, heads: 2, headDim: 32, groups: 1, dState: 16, D: true, state: true },
+  // The tiny needle models' Mamba (12 heads of 32 × 32 in one group) on 4 videos of 256 tokens.
+  { batch: 4, len: 256, heads: 12, headDim: 32, groups: 1, dState: 32, D: true, state: false },
+  // Head dim 80: the token-by-token kernel, chunks of 64.
+  { batch: 1, len: 150, heads: 2, headDim: 80, groups: 1, dState: 16, D: true, state: true },
 ];
 
 for (const dtype of DTYPES)
@@ -204,9 +208,11 @@ for (const dtype of DTYPES)
     { name: 'f32 weight', gate: false, normBeforeGate: false, groupSize: undefined, wDtype: 'f32' as DType },
     { name: 'gate before, grouped', gate: true, normBeforeGate: false, groupSize: 100, wDtype: dtype },
     { name: 'gate after', gate: true, normBeforeGate: true, groupSize: undefined, wDtype: dtype },
+    // 10,000 groups: more than the kernel's 1,024 blocks of 8 warps, so its warps take several each.
+    { name: 'gate after, grouped, 5,000 rows', gate: true, normBeforeGate: true, groupSize: 48, wDtype: dtype, rows: 5000, dim: 96 },
   ])
     test(`rmsNormBackward matches the CPU (${dtype}, ${c.name}, with dSum)`, async () => {
-      const [rows, dim] = [37, 400];
+      const [rows, dim] = [c.rows ?? 37, c.dim ?? 400];
       const x = pair(values(rows * dim), [rows, dim], dtype);
       const w = pair(values(dim, 0.5, 1.5), [dim], c.wDtype);
       const gate = c.gate ? pair(values(rows * dim), [rows, dim], dtype) : [null, null];
@@ -224,9 +230,12 @@ for (const dtype of DTYPES)
     });
 
 for (const dtype of DTYPES)
-  for (const affine of [true, false])
-    test(`layerNormBackward matches the CPU (${dtype}, ${affine ? 'weight and bias' : 'no parameters'})`, async () => {
-      const [rows, dim] = [29, 1000];
+  for (const [affine, rows, dim] of [
+    [true, 29, 1000],
+    [false, 29, 1000],
+    [true, 9000, 128], // more rows than the kernel's 1,024 blocks of 8 warps (the tiny vision tower's width)
+  ] as const)
+    test(`layerNormBackward matches the CPU (${dtype}, ${affine ? 'weight and bias' : 'no parameters'}, ${rows} rows)`, async () => {
       const x = pair(values(rows * dim, -3, 3), [rows, dim], dtype);
       const w = affine ? pair(values(dim, 0.5, 1.5), [dim], dtype) : [null, null];
       const b = affine ? pair(values(dim), [dim], dtype) : [null, null];

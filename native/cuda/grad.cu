@@ -36,8 +36,10 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 //      start, the gradient reaching its start from a zero gradient at its end, and its decay Π a_t;
 //   2. ssd_chunk_carry_kernel, per state element: the true state before and gradient after every chunk, by the
 //      short recurrences over chunks (from s0 and from dStateOut; the gradient before chunk 0 is dState);
-//   3. ssd_backward_kernel, per (batch, head, tile, chunk): the reverse pass of the chunk from its true start
-//      state and end gradient, adding up dx, dB, dC, ddt, dA and dD.
+//   3. per chunk, from its true start state and end gradient, dx, dB, dC, ddt, dA and dD: where head and state
+//      dims are ≤ 64, ssd_chunk_matrix_kernel, per (batch, head, chunk of 32), as products of the chunk's
+//      token × token matrices (below); else ssd_backward_kernel, per (batch, head, tile, chunk), the reverse
+//      recurrence token by token.
 // A long sequential walk of one block per head left the GPU idle; now the longest chain is one chunk plus
 // ⌈len/chunk⌉ multiply-adds in launch 2. Launch 3 needs the chunk's states in reverse order: it keeps one every
 // kSsdSub tokens and recomputes the kSsdSub states of each stretch into registers before walking it back. (It
@@ -46,6 +48,8 @@ __device__ __forceinline__ float ld(const T *p, size_t i) {
 // Vamba's 128 videos of 512 tokens.)
 
 constexpr int kSsdChunk = 64;
+constexpr int kSsdMatChunk = 32;  // tokens per chunk of ssd_chunk_matrix_kernel
+constexpr int kSsdMatDims = 64;   // the largest head and state dims it takes (shared memory ~92 KB at 64 and 64)
 constexpr size_t kSsdBudget = size_t(256) << 20;  // boundary arrays past it get √len chunks
 constexpr int kSsdSub = 16;    // tokens whose states a thread holds in registers while walking them back
 constexpr int kSsdMarks = 32;  // states a thread keeps per chunk, evenly spaced: the stretches start from them
@@ -55,6 +59,7 @@ struct SsdPlan {
   int pTile, pBlocks;  // rows p of the state per block (pTile·dState ≤ 256 threads, one element each)
   int threads;         // per block: pTile·dState rounded up to whole warps (small states leave no idle warps)
   int every;           // tokens between the states a thread keeps (a multiple of kSsdSub; ≤ kSsdMarks of them)
+  bool matrix;         // launch 3 is ssd_chunk_matrix_kernel (chunks of kSsdMatChunk)
   size_t bounds, decay, acc;  // float counts (bounds: of the states, and again of the gradients)
   size_t bytes() const { return sizeof(float) * (2 * bounds + decay + 2 * acc); }
 };
@@ -76,11 +81,17 @@ SsdPlan ssd_plan_with(const SsdDims &d, int chunk) {
 }
 
 /**
- * The plan for a workspace of `room` bytes. Chunks of 64 tokens make short chains and many blocks (small models
- * fill no GPU with their heads), unless the boundary arrays (2·(len/64 + 1) states per (batch, head)) would pass
- * kSsdBudget or `room`: then chunks of max(64, ⌈√len⌉) tokens, about 2√len states per head.
+ * The plan for a workspace of `room` bytes. Chunks of 32 tokens for the matrix kernel where the dims allow it,
+ * else 64 tokens: short chains and many blocks (small models fill no GPU with their heads), unless the boundary
+ * arrays (2·(len/chunk + 1) states per (batch, head)) would pass kSsdBudget or `room`: then chunks of
+ * max(64, ⌈√len⌉) tokens for the token-by-token kernel, about 2√len states per head.
  */
 SsdPlan ssd_plan(const SsdDims &d, size_t room) {
+  if (d.headDim <= kSsdMatDims && d.dState <= kSsdMatDims) {
+    SsdPlan m = ssd_plan_with(d, kSsdMatChunk);
+    m.matrix = true;
+    if (sizeof(float) * 2 * m.bounds <= kSsdBudget && m.bytes() <= room) return m;
+  }
   const SsdPlan p = ssd_plan_with(d, kSsdChunk);
   if (sizeof(float) * 2 * p.bounds <= kSsdBudget && p.bytes() <= room) return p;
   const int root = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(std::max(d.len, 1)))));
@@ -336,6 +347,185 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
   if (tid == 0) {
     atomicAdd(&dA[th.h], dAloc);
     if (dD) atomicAdd(&dD[th.h], dDloc);
+  }
+}
+
+/**
+ * Where ssd_chunk_matrix_kernel keeps things in shared memory (float offsets; rows padded to P + 1, N + 1, L + 1
+ * floats so that lanes walking down a column hit distinct banks). g and s (the chunk's end gradient and start
+ * state) are read before the token × token matrices M1, M2 are formed, which then take their place.
+ */
+struct SsdMatLayout {
+  int L, P1, N1, L1;
+  int x, dy, B, C, gs, m, XG, DS, BG, dt, l, rowR, colR, dl, v, total;
+  __host__ __device__ SsdMatLayout(int chunk, int P, int N) : L(chunk), P1(P + 1), N1(N + 1), L1(chunk + 1) {
+    x = 0;
+    dy = x + L * P1;
+    B = dy + L * P1;
+    C = B + L * N1;
+    gs = C + L * N1;
+    m = gs;
+    XG = gs + (2 * P * N1 > 2 * L * L1 ? 2 * P * N1 : 2 * L * L1);
+    DS = XG + L * N1;
+    BG = DS + L * N1;
+    dt = BG + L * P1;
+    l = dt + L;
+    rowR = l + L;
+    colR = rowR + L;
+    dl = colR + L;
+    v = dl + L;
+    total = v + L;
+  }
+};
+
+/**
+ * One block per (batch, head, chunk of L ≤ 32 tokens) with the chunk's true start state s and end gradient g, in
+ * the chunk's own log-decays l_t = Σ_{k≤t} dt_k·A (so the state after τ reaches t scaled by e(t, τ) = exp(l_t − l_τ)):
+ *   M1[t', τ] = e(t', τ)·C_t'·B_τ,  M2[t', τ] = e(t', τ)·dy_t'·x_τ  (t' ≥ τ),
+ *   dx_t   = dt_t·r_t + D·dy_t,     r_t = Σ_{t'≥t} M1[t', t]·dy_t' + e(L−1, t)·g·B_t  (= Σ_n dS_t[·, n]·B_t[n])
+ *   dB_t   = dt_t·(Σ_{t'≥t} M2[t', t]·C_t' + e(L−1, t)·x_tᵀg)
+ *   dC_t   = Σ_{τ≤t} M2[t, τ]·dt_τ·B_τ + e^{l_t}·dy_tᵀs
+ *   ddt_t  = x_t·r_t + A·q_t,  dA = Σ_t dt_t·q_t,  q_t = Σ_{k≥t} dl_k  (the gradient of log a_t)
+ * where dl_k, the gradient of l_k, gathers y's pair terms R[t', τ] = M1[t', τ]·W[t', τ]·dt_τ (W = dy_t'·x_τ: + at t',
+ * − at τ), the start state's e^{l_k}·C_kᵀ(sᵀdy_k), and the end state's −v_k, v_k = e(L−1, k)·dt_k·x_kᵀgB_k (all of
+ * them, and e^{l_{L−1}}·⟨g, s⟩, + at L − 1). All f32 from shared memory; dB, dC add into f32 sums over the group's
+ * heads by atomics. (The token-by-token walk of ssd_backward_kernel took 8.2 ms a call at the tiny needle Vamba's
+ * 128 videos of 256 tokens on an H100: a barrier and row atomics per token.)
+ */
+template <typename T, typename TD>
+__global__ void __launch_bounds__(kBlock)
+    ssd_chunk_matrix_kernel(T *__restrict__ dx, float *__restrict__ ddt, float *__restrict__ dA,
+                            float *__restrict__ dBacc, float *__restrict__ dCacc, float *__restrict__ dD,
+                            const T *__restrict__ dy, const T *__restrict__ x, const float *__restrict__ dt,
+                            const float *__restrict__ A, const T *__restrict__ B, const T *__restrict__ C,
+                            const TD *__restrict__ D, const float *__restrict__ bounds,
+                            const float *__restrict__ grads, SsdDims d, SsdPlan plan) {
+  const int c = blockIdx.x % plan.chunks, bh = blockIdx.x / plan.chunks;
+  const int b = bh / d.heads, h = bh % d.heads, grp = h / (d.heads / d.groups);
+  const int P = d.headDim, N = d.dState, t0 = c * plan.chunk, L = min(d.len - t0, plan.chunk);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nt = blockDim.x;
+  const SsdMatLayout o(plan.chunk, P, N);
+  extern __shared__ float sh[];
+  float *sx = sh + o.x, *sdy = sh + o.dy, *sB = sh + o.B, *sC = sh + o.C, *sg = sh + o.gs, *ss = sg + P * o.N1;
+  float *M1 = sh + o.m, *M2 = M1 + o.L * o.L1, *XG = sh + o.XG, *DS = sh + o.DS, *BG = sh + o.BG;
+  float *sdt = sh + o.dt, *sl = sh + o.l, *rowR = sh + o.rowR, *colR = sh + o.colR, *dl = sh + o.dl, *sv = sh + o.v;
+  const float Ah = A[h], Dh = D ? to_f32(D[h]) : 0.f;
+  const size_t state = size_t(P) * N;
+  const float *g = grads + (size_t(bh) * (plan.chunks + 1) + c + 1) * state;
+  const float *s = bounds + (size_t(bh) * (plan.chunks + 1) + c) * state;
+  auto xAt = [&](int t, int p) { return ((size_t(b) * d.len + t0 + t) * d.heads + h) * P + p; };
+  auto bcAt = [&](int t, int n) { return ((size_t(b) * d.len + t0 + t) * d.groups + grp) * N + n; };
+  auto dtAt = [&](int t) { return (size_t(b) * d.len + t0 + t) * d.heads + h; };
+  for (int i = tid; i < L * P; i += nt) {
+    const int t = i / P, p = i % P;
+    sx[t * o.P1 + p] = ld(x, xAt(t, p));
+    sdy[t * o.P1 + p] = ld(dy, xAt(t, p));
+  }
+  for (int i = tid; i < L * N; i += nt) {
+    const int t = i / N, n = i % N;
+    sB[t * o.N1 + n] = ld(B, bcAt(t, n));
+    sC[t * o.N1 + n] = ld(C, bcAt(t, n));
+  }
+  float gsLocal = 0.f;
+  for (int i = tid; i < P * N; i += nt) {
+    const int p = i / N, n = i % N;
+    sg[p * o.N1 + n] = g[i];
+    ss[p * o.N1 + n] = s[i];
+    gsLocal += g[i] * s[i];
+  }
+  for (int t = tid; t < L; t += nt) {
+    sdt[t] = dt[dtAt(t)];
+    colR[t] = 0.f;
+  }
+  const float gs = block_sum(gsLocal);  // ⟨g, s⟩ (its barriers also publish the loads)
+  if (tid == 0) {
+    float acc = 0.f;
+    for (int t = 0; t < L; t++) sl[t] = acc += sdt[t] * Ah;
+  }
+  // The rank-N and rank-P parts: XG = x·g, DS = dy·s (L × N), BG = B·gᵀ (L × P).
+  for (int i = tid; i < L * N; i += nt) {
+    const int t = i / N, n = i % N;
+    float xg = 0.f, ds = 0.f;
+    for (int p = 0; p < P; p++) {
+      xg += sx[t * o.P1 + p] * sg[p * o.N1 + n];
+      ds += sdy[t * o.P1 + p] * ss[p * o.N1 + n];
+    }
+    XG[t * o.N1 + n] = xg;
+    DS[t * o.N1 + n] = ds;
+  }
+  for (int i = tid; i < L * P; i += nt) {
+    const int t = i / P, p = i % P;
+    float bg = 0.f;
+    for (int n = 0; n < N; n++) bg += sB[t * o.N1 + n] * sg[p * o.N1 + n];
+    BG[t * o.P1 + p] = bg;
+  }
+  __syncthreads();  // g, s give way to M1, M2; sl is ready
+  // M1, M2 (their lower triangles) a row t' per warp, τ across lanes; R's row sums by shuffles, column sums by
+  // shared atomics.
+  const int warps = nt >> 5;
+  for (int tp = warp; tp < L; tp += warps) {
+    float row = 0.f;
+    for (int tau = lane; tau <= tp; tau += 32) {
+      float cb = 0.f, w = 0.f;
+      for (int n = 0; n < N; n++) cb += sC[tp * o.N1 + n] * sB[tau * o.N1 + n];
+      for (int p = 0; p < P; p++) w += sdy[tp * o.P1 + p] * sx[tau * o.P1 + p];
+      const float e = expf(sl[tp] - sl[tau]);
+      M1[tp * o.L1 + tau] = e * cb;
+      M2[tp * o.L1 + tau] = e * w;
+      const float r = e * cb * w * sdt[tau];
+      row += r;
+      atomicAdd(&colR[tau], r);
+    }
+    row = warp_sum(row);
+    if (lane == 0) rowR[tp] = row;
+  }
+  __syncthreads();
+  const float lEnd = sl[L - 1];
+  float dDlocal = 0.f;
+  for (int i = tid; i < L * P; i += nt) {
+    const int t = i / P, p = i % P;
+    float r = expf(lEnd - sl[t]) * BG[t * o.P1 + p];
+    for (int tp = t; tp < L; tp++) r += M1[tp * o.L1 + t] * sdy[tp * o.P1 + p];
+    BG[t * o.P1 + p] = r;
+    const float yv = sdy[t * o.P1 + p];
+    dx[xAt(t, p)] = from_f32<T>(sdt[t] * r + Dh * yv);
+    dDlocal += yv * sx[t * o.P1 + p];
+  }
+  for (int i = tid; i < L * N; i += nt) {
+    const int t = i / N, n = i % N;
+    float db = expf(lEnd - sl[t]) * XG[t * o.N1 + n], dc = expf(sl[t]) * DS[t * o.N1 + n];
+    for (int tp = t; tp < L; tp++) db += M2[tp * o.L1 + t] * sC[tp * o.N1 + n];
+    for (int tau = 0; tau <= t; tau++) dc += M2[t * o.L1 + tau] * sdt[tau] * sB[tau * o.N1 + n];
+    atomicAdd(&dBacc[bcAt(t, n)], sdt[t] * db);
+    atomicAdd(&dCacc[bcAt(t, n)], dc);
+  }
+  __syncthreads();  // r in BG
+  for (int t = tid; t < L; t += nt) {
+    float xr = 0.f, u = 0.f, v = 0.f;
+    for (int p = 0; p < P; p++) xr += sx[t * o.P1 + p] * BG[t * o.P1 + p];
+    for (int n = 0; n < N; n++) {
+      u += sC[t * o.N1 + n] * DS[t * o.N1 + n];
+      v += sB[t * o.N1 + n] * XG[t * o.N1 + n];
+    }
+    v *= expf(lEnd - sl[t]) * sdt[t];
+    sv[t] = v;
+    dl[t] = rowR[t] - colR[t] + expf(sl[t]) * u - v;
+    ddt[dtAt(t)] = xr;  // A·q_t is added below
+  }
+  if (dD) dDlocal = block_sum(dDlocal);
+  else __syncthreads();
+  if (tid == 0) {
+    float vs = 0.f;
+    for (int t = 0; t < L; t++) vs += sv[t];
+    dl[L - 1] += expf(lEnd) * gs + vs;
+    float q = 0.f, dAloc = 0.f;
+    for (int t = L - 1; t >= 0; t--) {
+      q += dl[t];
+      ddt[dtAt(t)] += Ah * q;
+      dAloc += sdt[t] * q;
+    }
+    atomicAdd(&dA[h], dAloc);
+    if (dD) atomicAdd(&dD[h], dDlocal);
   }
 }
 
@@ -991,76 +1181,111 @@ bool attention_backward_mma(const AttnGradDims &d, ET et, std::initializer_list<
 
 // ---- norms -----------------------------------------------------------------------------------------------------
 
-/** One block per (row, group). */
+// Norm backwards: a warp per row (or group of a row) at a time, lanes striding it; the weight (and bias)
+// gradients are summed per block in shared memory over its rows, then added to the global sums once per block.
+// (A block per row with an atomic per element into dW took 665 µs a call for the tiny Vamba's vision tower,
+// 131,072 rows of 128, on an H100: every row's atomics met at the same 128 addresses.)
+#ifndef LS_NORM_BLOCKS
+#define LS_NORM_BLOCKS 1024  // 8 blocks of 256 threads per SM of an H100: full occupancy
+#endif
+constexpr int kNormBlocks = LS_NORM_BLOCKS;  // blocks at most; their warps take the rows in turn
+
+/** Zeroes the block's partial sums (`n` floats of shared memory) and returns them. */
+__device__ float *norm_partials(int64_t n) {
+  extern __shared__ float part[];
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) part[i] = 0.f;
+  __syncthreads();
+  return part;
+}
+
+/** Adds the block's partial sums into `sum` (n floats), if any. */
+__device__ void norm_flush(float *sum, const float *part, int64_t n) {
+  __syncthreads();
+  if (sum)
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(&sum[i], part[i]);
+}
+
 template <typename T, typename W>
 __global__ void rms_backward_kernel(T *__restrict__ dx, float *__restrict__ dW, T *__restrict__ dGate,
                                     const T *__restrict__ dy, const T *__restrict__ x, const W *__restrict__ w,
-                                    const T *__restrict__ gate, const T *__restrict__ dSum, int64_t dim,
-                                    int64_t G, float eps, bool normBeforeGate) {
-  const int64_t groups = dim / G;
-  const int64_t r = blockIdx.x / groups, g0 = (blockIdx.x % groups) * G;
-  const size_t base = size_t(r) * dim + g0;
+                                    const T *__restrict__ gate, const T *__restrict__ dSum, int64_t rows,
+                                    int64_t dim, int64_t G, float eps, bool normBeforeGate) {
+  float *part = norm_partials(dim);
+  const int64_t groups = dim / G, segments = rows * groups, warps = blockDim.x >> 5;
+  const int lane = threadIdx.x & 31;
   const bool gateFirst = gate && !normBeforeGate, gateAfter = gate && normBeforeGate;
-  auto u_at = [&](int64_t i) { return gateFirst ? ld(x, base + i) * siluf_(ld(gate, base + i)) : ld(x, base + i); };
-  auto dn_at = [&](int64_t i) {
-    return ld(dy, base + i) * (w ? ld(w, g0 + i) : 1.f) * (gateAfter ? siluf_(ld(gate, base + i)) : 1.f);
-  };
-  float ss = 0.f, dot = 0.f;
-  for (int64_t i = threadIdx.x; i < G; i += blockDim.x) {
-    const float u = u_at(i);
-    ss += u * u;
-    dot += dn_at(i) * u;
-  }
-  ss = block_sum(ss);
-  dot = block_sum(dot);
-  const float rs = rsqrtf(ss / G + eps), kk = rs * rs * dot / G;
-  for (int64_t i = threadIdx.x; i < G; i += blockDim.x) {
-    const float u = u_at(i), dyi = ld(dy, base + i);
-    const float du = rs * (dn_at(i) - u * kk);
-    float gx = du;
-    if (gateFirst) {
-      const float gi = ld(gate, base + i);
-      gx = du * siluf_(gi);
-      dGate[base + i] = from_f32<T>(du * ld(x, base + i) * silu_grad(gi));
-    } else if (gateAfter) {
-      const float gi = ld(gate, base + i);
-      dGate[base + i] = from_f32<T>(dyi * u * rs * (w ? ld(w, g0 + i) : 1.f) * silu_grad(gi));
+  for (int64_t seg = blockIdx.x * warps + (threadIdx.x >> 5); seg < segments; seg += gridDim.x * warps) {
+    const int64_t g0 = (seg % groups) * G;
+    const size_t base = size_t(seg / groups) * dim + g0;
+    auto u_at = [&](int64_t i) { return gateFirst ? ld(x, base + i) * siluf_(ld(gate, base + i)) : ld(x, base + i); };
+    auto dn_at = [&](int64_t i) {
+      return ld(dy, base + i) * (w ? ld(w, g0 + i) : 1.f) * (gateAfter ? siluf_(ld(gate, base + i)) : 1.f);
+    };
+    float ss = 0.f, dot = 0.f;
+    for (int64_t i = lane; i < G; i += 32) {
+      const float u = u_at(i);
+      ss += u * u;
+      dot += dn_at(i) * u;
     }
-    if (dSum) gx += ld(dSum, base + i);
-    dx[base + i] = from_f32<T>(gx);
-    if (dW) atomicAdd(&dW[g0 + i], dyi * u * rs * (gateAfter ? siluf_(ld(gate, base + i)) : 1.f));
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    const float rs = rsqrtf(ss / G + eps), kk = rs * rs * dot / G;
+    for (int64_t i = lane; i < G; i += 32) {
+      const float u = u_at(i), dyi = ld(dy, base + i);
+      const float du = rs * (dn_at(i) - u * kk);
+      float gx = du;
+      if (gateFirst) {
+        const float gi = ld(gate, base + i);
+        gx = du * siluf_(gi);
+        dGate[base + i] = from_f32<T>(du * ld(x, base + i) * silu_grad(gi));
+      } else if (gateAfter) {
+        const float gi = ld(gate, base + i);
+        dGate[base + i] = from_f32<T>(dyi * u * rs * (w ? ld(w, g0 + i) : 1.f) * silu_grad(gi));
+      }
+      if (dSum) gx += ld(dSum, base + i);
+      dx[base + i] = from_f32<T>(gx);
+      if (dW) atomicAdd(&part[g0 + i], dyi * u * rs * (gateAfter ? siluf_(ld(gate, base + i)) : 1.f));
+    }
   }
+  norm_flush(dW, part, dim);
 }
 
-/** One block per row. */
+/** Partial sums: dW in part[0, dim), dB in part[dim, 2·dim). */
 template <typename T, typename W>
 __global__ void ln_backward_kernel(T *__restrict__ dx, float *__restrict__ dW, float *__restrict__ dB,
                                    const T *__restrict__ dy, const T *__restrict__ x, const W *__restrict__ w,
-                                   const T *__restrict__ dSum, int64_t dim, float eps) {
-  const size_t base = size_t(blockIdx.x) * dim;
-  float sum = 0.f;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) sum += ld(x, base + i);
-  const float mean = block_sum(sum) / dim;
-  float var = 0.f;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-    const float c = ld(x, base + i) - mean;
-    var += c * c;
+                                   const T *__restrict__ dSum, int64_t rows, int64_t dim, float eps) {
+  float *part = norm_partials(2 * dim);
+  const int64_t warps = blockDim.x >> 5;
+  const int lane = threadIdx.x & 31;
+  for (int64_t r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+    const size_t base = size_t(r) * dim;
+    float sum = 0.f;
+    for (int64_t i = lane; i < dim; i += 32) sum += ld(x, base + i);
+    const float mean = warp_sum(sum) / dim;
+    float var = 0.f;
+    for (int64_t i = lane; i < dim; i += 32) {
+      const float c = ld(x, base + i) - mean;
+      var += c * c;
+    }
+    const float rs = rsqrtf(warp_sum(var) / dim + eps);
+    float m1 = 0.f, m2 = 0.f;
+    for (int64_t i = lane; i < dim; i += 32) {
+      const float g = ld(dy, base + i) * (w ? ld(w, i) : 1.f), xh = (ld(x, base + i) - mean) * rs;
+      m1 += g;
+      m2 += g * xh;
+    }
+    m1 = warp_sum(m1) / dim;
+    m2 = warp_sum(m2) / dim;
+    for (int64_t i = lane; i < dim; i += 32) {
+      const float dyi = ld(dy, base + i), g = dyi * (w ? ld(w, i) : 1.f), xh = (ld(x, base + i) - mean) * rs;
+      dx[base + i] = from_f32<T>(rs * (g - m1 - xh * m2) + (dSum ? ld(dSum, base + i) : 0.f));
+      if (dW) atomicAdd(&part[i], dyi * xh);
+      if (dB) atomicAdd(&part[dim + i], dyi);
+    }
   }
-  const float rs = rsqrtf(block_sum(var) / dim + eps);
-  float m1 = 0.f, m2 = 0.f;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-    const float g = ld(dy, base + i) * (w ? ld(w, i) : 1.f), xh = (ld(x, base + i) - mean) * rs;
-    m1 += g;
-    m2 += g * xh;
-  }
-  m1 = block_sum(m1) / dim;
-  m2 = block_sum(m2) / dim;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-    const float dyi = ld(dy, base + i), g = dyi * (w ? ld(w, i) : 1.f), xh = (ld(x, base + i) - mean) * rs;
-    dx[base + i] = from_f32<T>(rs * (g - m1 - xh * m2) + (dSum ? ld(dSum, base + i) : 0.f));
-    if (dW) atomicAdd(&dW[i], dyi * xh);
-    if (dB) atomicAdd(&dB[i], dyi);
-  }
+  norm_flush(dW, part, dim);
+  norm_flush(dB, part + dim, dim);
 }
 
 // ---- embedding, losses, AdamW ---------------------------------------------------------------------------------
@@ -1264,9 +1489,17 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
           bounds, grads, dState, decay, state, dStateOut, stateElems, PN, p.chunks);
       LS_CHECK_LAUNCH();
       LS_DISPATCH_OPT(D, dEt, TD, {
-        ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.chunks), p.threads, shared, s>>>(
-            static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
-            bounds, grads, d, p);
+        if (p.matrix) {
+          const size_t bytes = sizeof(float) * SsdMatLayout(p.chunk, d.headDim, d.dState).total;
+          allow_smem<ssd_chunk_matrix_kernel<T, TD>>(bytes);
+          ssd_chunk_matrix_kernel<T, TD><<<static_cast<unsigned>(size_t(d.batch) * d.heads * p.chunks), kBlock,
+                                           bytes, s>>>(static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt,
+                                                       A, BT, CT, static_cast<const TD *>(D), bounds, grads, d, p);
+        } else {
+          ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.chunks), p.threads, shared, s>>>(
+              static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
+              bounds, grads, d, p);
+        }
       });
       LS_CHECK_LAUNCH();
     });
@@ -1381,15 +1614,17 @@ void rms_norm_backward(void *dx, float *dWeight, void *dGate, const void *dy, co
                        float eps, bool normBeforeGate, ET et, cudaStream_t s) {
   LS_REQUIRE(groupSize > 0 && dim % groupSize == 0, "rms_norm_backward: groupSize must divide dim");
   if (dWeight) LS_CUDA_CHECK(cudaMemsetAsync(dWeight, 0, sizeof(float) * dim, s));
-  const int64_t blocks = rows * (dim / groupSize);
-  if (!blocks) return;
-  LS_REQUIRE(blocks < (int64_t(1) << 31), "rms_norm_backward: too many rows");
+  const int64_t segments = rows * (dim / groupSize);
+  if (!segments) return;
+  const size_t bytes = sizeof(float) * dim;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(kNormBlocks, ceil_div<int64_t>(segments, kBlock / 32)));
   LS_DISPATCH_FLOAT(et, T, {
     LS_DISPATCH_OPT(weight, wEt, W, {
-      rms_backward_kernel<T, W><<<static_cast<unsigned>(blocks), kBlock, 0, s>>>(
+      allow_smem<rms_backward_kernel<T, W>>(bytes);
+      rms_backward_kernel<T, W><<<blocks, kBlock, bytes, s>>>(
           static_cast<T *>(dx), dWeight, static_cast<T *>(dGate), static_cast<const T *>(dy),
           static_cast<const T *>(x), static_cast<const W *>(weight), static_cast<const T *>(gate),
-          static_cast<const T *>(dSum), dim, groupSize, eps, normBeforeGate);
+          static_cast<const T *>(dSum), rows, dim, groupSize, eps, normBeforeGate);
     });
   });
   LS_CHECK_LAUNCH();
@@ -1400,12 +1635,14 @@ void layer_norm_backward(void *dx, float *dWeight, float *dBias, const void *dy,
   if (dWeight) LS_CUDA_CHECK(cudaMemsetAsync(dWeight, 0, sizeof(float) * dim, s));
   if (dBias) LS_CUDA_CHECK(cudaMemsetAsync(dBias, 0, sizeof(float) * dim, s));
   if (!rows || !dim) return;
-  LS_REQUIRE(rows < (int64_t(1) << 31), "layer_norm_backward: too many rows");
+  const size_t bytes = sizeof(float) * 2 * dim;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(kNormBlocks, ceil_div<int64_t>(rows, kBlock / 32)));
   LS_DISPATCH_FLOAT(et, T, {
     LS_DISPATCH_OPT(weight, wEt, W, {
-      ln_backward_kernel<T, W><<<static_cast<unsigned>(rows), kBlock, 0, s>>>(
+      allow_smem<ln_backward_kernel<T, W>>(bytes);
+      ln_backward_kernel<T, W><<<blocks, kBlock, bytes, s>>>(
           static_cast<T *>(dx), dWeight, dBias, static_cast<const T *>(dy), static_cast<const T *>(x),
-          static_cast<const W *>(weight), static_cast<const T *>(dSum), dim, eps);
+          static_cast<const W *>(weight), static_cast<const T *>(dSum), rows, dim, eps);
     });
   });
   LS_CHECK_LAUNCH();

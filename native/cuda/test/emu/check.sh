@@ -18,7 +18,8 @@ mkdir -p "$out/src"
 cp "$here/mma_util.cuh" "$out/src/"  # the PTX stand-ins, found before native/cuda's own (grad.cu's tensor-core kernels)
 cp "$cuda/mma_tiles.cuh" "$out/src/"  # beside them, so that its own include of mma_util.cuh finds the stand-ins
 python3 "$here/to_host.py" "$cuda/$unit.cu" "$out/src/$unit.cpp"
-flags=(-std=c++20 -O2 -pthread -w -include "$here/emu.h" -include "$here/grad_atomic.h" "${extra[@]}" -I"$out/src"
+# LS_NORM_BLOCKS: few blocks, so that small cases give the norm backwards' warps several rows each.
+flags=(-std=c++20 -O2 -pthread -w -DLS_NORM_BLOCKS=4 -include "$here/emu.h" -include "$here/grad_atomic.h" "${extra[@]}" -I"$out/src"
   -I"$cuda" -I"${CUDA_HOME:-/usr/local/cuda}/include")
 g++ "${flags[@]}" -c "$out/src/$unit.cpp" -o "$out/$unit.o"
 g++ "${flags[@]}" -c "$here/$test.cpp" -o "$out/$test.o"

@@ -84,13 +84,14 @@ async function check(name: string, op: number, dims: number[], inputs: Record<st
 
 const t = (v: Float32Array | Int32Array, shape: number[], dtype: 'f32' | 'i32' = 'f32') => tensor(cpu, v, shape, dtype);
 
-// SSD: odd sizes, 2 groups, D, initial and final state gradients; tiles of state rows split over 2 blocks
-// (the last one partial) and idle threads (dState 100: 2 rows of 100 in 256 threads). Chunks of 64 tokens: one
-// partial chunk (len < 64, len 1), several (300: the last one 44 tokens; 130 with dState 100) and 16 (1000), each
-// reversed by its own block; with the least workspace a head's chunks are reversed by one block in turn, and past
-// 4,096 tokens they have ⌈√len⌉ tokens (4500: 67 chunks of 68, the last 12). `bare` leaves out D, the initial
-// state and dStateOut. dState 32, 8 and 1 (and 4): whole rows in a warp, summed by shuffles (32 with a second,
-// partial tile of one row and idle warps).
+// SSD: odd sizes, 2 groups, D, initial and final state gradients. Head and state dims ≤ 64 go to the matrix
+// kernel in chunks of 32 tokens: one partial chunk (len < 32, len 1), several (300: the last one 12 tokens) and 32
+// (1000); the tiny needle models' 32 × 32 (100 tokens, 3 heads of a group); 64 × 64 (shared memory past 48 KB).
+// The token-by-token kernel takes dState 100 (tiles of state rows split over 2 blocks, the last one partial, and
+// idle threads: 2 rows of 100 in 256 threads), head dim 65, and the least workspace (a head's chunks reversed by
+// one block in turn; past 4,096 tokens chunks of ⌈√len⌉ tokens: 4500 in 67 chunks of 68, the last 12), where
+// dState 32 and 8 put whole rows in a warp, summed by shuffles (32 with a second, partial tile of one row and idle
+// warps). `bare` leaves out D, the initial state and dStateOut.
 for (const [batch, len, heads, headDim, groups, dState, least, bare] of [
   [2, 11, 4, 3, 2, 5, 0, 0],
   [1, 6, 2, 7, 1, 64, 0, 0],
@@ -104,6 +105,11 @@ for (const [batch, len, heads, headDim, groups, dState, least, bare] of [
   [2, 70, 3, 9, 1, 32, 0, 0],
   [1, 40, 2, 5, 2, 8, 0, 1],
   [1, 33, 2, 3, 1, 1, 0, 0],
+  [2, 70, 3, 9, 1, 32, 1, 0],
+  [1, 40, 2, 5, 2, 8, 1, 1],
+  [1, 100, 3, 32, 1, 32, 0, 0],
+  [1, 45, 2, 64, 1, 64, 0, 1],
+  [1, 40, 2, 65, 1, 8, 0, 0],
 ]) {
   const h: Record<string, Float32Array> = {
     x: randn(batch * len * heads * headDim, r),
@@ -232,13 +238,14 @@ for (const c of [
   await check(`attention bf16 sq ${sq} skv ${skv} d ${d}`, 2, dims, h, { ...gr }, 1.5e-2, 5e-2);
 }
 
-// Norms: gated both ways, grouped, dSum.
-for (const [gate, nbg, groupSize] of [
-  [true, false, 7],
-  [true, true, 21],
-  [false, false, 21],
+// Norms: gated both ways, grouped, dSum; more rows than the kernels' warps (check.sh builds them with 4 blocks of
+// 8 at most, LS_NORM_BLOCKS), which then take several rows each into their block's weight-gradient sums.
+for (const [gate, nbg, groupSize, rows, dim] of [
+  [true, false, 7, 5, 21],
+  [true, true, 21, 5, 21],
+  [false, false, 21, 5, 21],
+  [true, true, 3, 40, 6],
 ] as const) {
-  const [rows, dim] = [5, 21];
   const h: Record<string, Float32Array> = { x: randn(rows * dim, r), weight: randn(dim, r), dy: randn(rows * dim, r), dSum: randn(rows * dim, r) };
   if (gate) h.gate = randn(rows * dim, r);
   const gr = g.rmsNormBackward(t(h.x, [rows, dim]), t(h.weight, [dim]), t(h.dy, [rows, dim]), {
@@ -248,15 +255,17 @@ for (const [gate, nbg, groupSize] of [
     groupSize,
     dSum: t(h.dSum, [rows, dim]),
   });
-  await check(`rmsNorm gate ${gate} after ${nbg} group ${groupSize}`, 3, [rows, dim, groupSize, 1e-5, nbg ? 1 : 0], h, { ...gr });
+  await check(`rmsNorm ${rows} rows gate ${gate} after ${nbg} group ${groupSize}`, 3, [rows, dim, groupSize, 1e-5, nbg ? 1 : 0], h, { ...gr });
 }
-{
-  const [rows, dim] = [4, 300];
+for (const [rows, dim] of [
+  [4, 300],
+  [70, 5],
+]) {
   const h = { x: randn(rows * dim, r, -2, 2), weight: randn(dim, r), dy: randn(rows * dim, r), dSum: randn(rows * dim, r) };
   const gr = g.layerNormBackward(t(h.x, [rows, dim]), t(h.weight, [dim]), t(randn(dim, r), [dim]), 1e-5, t(h.dy, [rows, dim]), {
     dSum: t(h.dSum, [rows, dim]),
   });
-  await check('layerNorm', 4, [rows, dim, 1e-5], h, { ...gr });
+  await check(`layerNorm ${rows} rows`, 4, [rows, dim, 1e-5], h, { ...gr });
 }
 
 // Embedding with repeated ids; cross-entropy with ignored rows; top-k KL with padding and an empty row; AdamW.
