@@ -209,7 +209,15 @@ for (const dtype of DTYPES)
     { name: 'gate before, grouped', gate: true, normBeforeGate: false, groupSize: 100, wDtype: dtype },
     { name: 'gate after', gate: true, normBeforeGate: true, groupSize: undefined, wDtype: dtype },
     // 10,000 groups: more than the kernel's 1,024 blocks of 8 warps, so its warps take several each.
-    { name: 'gate after, grouped, 5,000 rows', gate: true, normBeforeGate: true, groupSize: 48, wDtype: dtype, rows: 5000, dim: 96 },
+    {
+      name: 'gate after, grouped, 5,000 rows',
+      gate: true,
+      normBeforeGate: true,
+      groupSize: 48,
+      wDtype: dtype,
+      rows: 5000,
+      dim: 96,
+    },
   ])
     test(`rmsNormBackward matches the CPU (${dtype}, ${c.name}, with dSum)`, async () => {
       const [rows, dim] = [c.rows ?? 37, c.dim ?? 400];
