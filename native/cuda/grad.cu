@@ -1572,8 +1572,7 @@ size_t attention_backward_workspace_bytes(const AttnGradDims &d) {
 }
 
 void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const void *q, const void *k, const void *v,
-                        const void *out, const float *mask, const int32_t *rangesHost,
-                        const int32_t *queryRangesHost, const AttnGradDims &d, ET et, void *workspace,
+                        const void *out, const float *mask, const AttnGradDims &d, ET et, void *workspace,
                         size_t workspaceBytes, cudaStream_t s) {
   LS_REQUIRE(d.hkv > 0 && d.hq % d.hkv == 0, "attention_backward: hq must be a multiple of hkv");
   LS_REQUIRE(d.d <= kMaxHeadDim && d.dv <= kMaxHeadDim, "attention_backward: head dims above 256");
@@ -1586,10 +1585,6 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const vo
   int32_t *qranges = ranges + 2 * size_t(d.sq);
   float *lse = reinterpret_cast<float *>(qranges + 2 * size_t(d.skv));
   AttnArgs a{d, mask, ranges, qranges, lse, lse + size_t(d.batch) * d.sq * d.hq, d.hq / d.hkv};
-  if (d.sq) LS_CUDA_CHECK(cudaMemcpyAsync(ranges, rangesHost, sizeof(int32_t) * 2 * d.sq, cudaMemcpyHostToDevice, s));
-  if (d.skv)
-    LS_CUDA_CHECK(
-        cudaMemcpyAsync(qranges, queryRangesHost, sizeof(int32_t) * 2 * d.skv, cudaMemcpyHostToDevice, s));
   const size_t heads = size_t(d.batch) * d.hkv;
   const size_t qBlocks = heads * ceil_div(size_t(d.sq) * a.group, size_t(kAttnWarps));
   const size_t kBlocks = heads * ceil_div(size_t(d.skv), size_t(kAttnWarps));

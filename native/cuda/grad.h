@@ -49,13 +49,13 @@ struct AttnGradDims {
 size_t attention_backward_workspace_bytes(const AttnGradDims &d);
 
 /**
- * Attention backward (d, dv ≤ 256): rangesHost holds each query's key range [lo, hi) (2·sq ints: kvLength,
- * causal offset and segments already applied), queryRangesHost each key's queries [lo, hi) that see it (2·skv
- * ints). dq, dk, dv, dOut, q, k, v, out share type `et`.
+ * Attention backward (d, dv ≤ 256). The workspace starts with the ranges, already on the device (the caller copies
+ * them in, through pinned memory: a pageable copy would wait for the stream): each query's key range [lo, hi)
+ * (2·sq ints: kvLength, causal offset and segments already applied), then each key's queries [lo, hi) that see it
+ * (2·skv ints). dq, dk, dv, dOut, q, k, v, out share type `et`.
  */
 void attention_backward(void *dq, void *dk, void *dv, const void *dOut, const void *q, const void *k, const void *v,
-                        const void *out, const float *mask, const int32_t *rangesHost,
-                        const int32_t *queryRangesHost, const AttnGradDims &d, ET et, void *workspace,
+                        const void *out, const float *mask, const AttnGradDims &d, ET et, void *workspace,
                         size_t workspaceBytes, cudaStream_t s);
 
 /** RMSNorm backward; weight of type wEt (or null), gate and dGate of type et (or null); dWeight f32 (or null). */

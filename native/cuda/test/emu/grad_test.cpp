@@ -115,8 +115,9 @@ int main(int argc, char **argv) {
         const AttnGradDims d{I(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), static_cast<float>(dim(8)), I(9)};
         const size_t ws = attention_backward_workspace_bytes(d);
         std::vector<unsigned char> w(ws, 0xff);
-        const auto *ranges = static_cast<const int32_t *>(opt("ranges"));
-        const auto *qranges = static_cast<const int32_t *>(opt("qranges"));
+        // The ranges lead the workspace, as the addon copies them in.
+        std::memcpy(w.data(), opt("ranges"), sizeof(int32_t) * 2 * d.sq);
+        std::memcpy(w.data() + sizeof(int32_t) * 2 * d.sq, opt("qranges"), sizeof(int32_t) * 2 * d.skv);
         if (in.at("dims").bytes.size() > 10 * 8 && dim(10) != 0) {
           // bf16 (inputs already bf16 values): the tensor-core kernels' path; outputs widened back to f32.
           using B = std::vector<__nv_bfloat16>;
@@ -128,7 +129,7 @@ int main(int argc, char **argv) {
           B q = narrow("q"), k = narrow("k"), v = narrow("v"), o = narrow("out"), g = narrow("dOut");
           B dq(q.size(), __float2bfloat16(NAN)), dk(k.size(), __float2bfloat16(NAN)), dv(v.size(), __float2bfloat16(NAN));
           attention_backward(dq.data(), dk.data(), dv.data(), g.data(), q.data(), k.data(), v.data(), o.data(),
-                             fin("mask"), ranges, qranges, d, ET::BF16, w.data(), ws, nullptr);
+                             fin("mask"), d, ET::BF16, w.data(), ws, nullptr);
           auto widen = [](const char *name, const B &b) {
             float *f = output(name, b.size());
             for (size_t i = 0; i < b.size(); i++) f[i] = __bfloat162float(b[i]);
@@ -139,8 +140,8 @@ int main(int argc, char **argv) {
           break;
         }
         attention_backward(output("dq", count("q")), output("dk", count("k")), output("dv", count("v")),
-                           fin("dOut"), fin("q"), fin("k"), fin("v"), fin("out"), fin("mask"), ranges, qranges, d,
-                           ET::F32, w.data(), ws, nullptr);
+                           fin("dOut"), fin("q"), fin("k"), fin("v"), fin("out"), fin("mask"), d, ET::F32, w.data(),
+                           ws, nullptr);
         break;
       }
       case 3: {  // rmsNorm
