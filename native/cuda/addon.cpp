@@ -5,18 +5,15 @@
 // embedding id outside the vocabulary), ERR_LONGSHOT_CUDA otherwise.
 #include <node_api.h>
 
-#include <algorithm>
-#include <condition_variable>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "allocator.h"
 #include "attention_mass.h"
 #include "blas.h"
+#include "copy_pool.h"
 #include "kernels.h"
 
 #if __has_include("attention.h")
@@ -41,76 +38,6 @@
 #endif
 
 namespace {
-
-/**
- * A memcpy split over a few threads: the host copy of a large upload holds the JS thread (a 128-video training
- * batch of needle frames, 124 uploads of 1.2 MB, took 24 ms of a step's host time copied by one thread).
- */
-class CopyPool {
- public:
-  static constexpr size_t kMinBytes = size_t(256) << 10;  // smaller copies stay on the caller's thread
-  CopyPool() {
-    const unsigned hw = std::thread::hardware_concurrency();
-    const unsigned workers = std::min(4u, hw > 1 ? hw - 1 : 0u);
-    for (unsigned i = 0; i < workers; i++) threads_.emplace_back([this, i] { work(i + 1); });
-  }
-  ~CopyPool() {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      stop_ = true;
-      gen_++;
-    }
-    go_.notify_all();
-    for (std::thread &t : threads_) t.join();
-  }
-  void copy(char *dst, const char *src, size_t n) {
-    if (n < kMinBytes || threads_.empty()) {
-      std::memcpy(dst, src, n);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      job_ = {dst, src, n, (n / (threads_.size() + 1) + 4095) & ~size_t(4095)};
-      pending_ = threads_.size();
-      gen_++;
-    }
-    go_.notify_all();
-    part(job_, 0);  // the caller copies the first part
-    std::unique_lock<std::mutex> lk(m_);
-    done_.wait(lk, [this] { return pending_ == 0; });
-  }
-
- private:
-  struct Job {
-    char *dst;
-    const char *src;
-    size_t n, slice;
-  };
-  static void part(const Job &j, size_t i) {
-    const size_t off = i * j.slice;
-    if (off < j.n) std::memcpy(j.dst + off, j.src + off, std::min(j.slice, j.n - off));
-  }
-  void work(size_t i) {
-    size_t seen = 0;
-    for (;;) {
-      std::unique_lock<std::mutex> lk(m_);
-      go_.wait(lk, [&] { return gen_ != seen; });
-      seen = gen_;
-      if (stop_) return;
-      const Job j = job_;
-      lk.unlock();
-      part(j, i);
-      lk.lock();
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-  std::vector<std::thread> threads_;
-  std::mutex m_;
-  std::condition_variable go_, done_;
-  Job job_{};
-  size_t gen_ = 0, pending_ = 0;
-  bool stop_ = false;
-};
 
 /**
  * Host↔device copies go through a ring of pinned buffers so that pageable JS memory never blocks a DMA. An

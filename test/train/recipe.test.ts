@@ -17,6 +17,7 @@ test('every shipped recipe parses; paths resolve against the recipe file', async
     'needle-mambamia.json',
     'needle-qwen2vl-v2.json',
     'needle-qwen2vl.json',
+    'needle-timeviper-colour.json',
     'needle-timeviper-easy.json',
     'needle-timeviper-v2.json',
     'needle-timeviper.json',
