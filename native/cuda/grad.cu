@@ -98,26 +98,30 @@ SsdPlan ssd_plan(const SsdDims &d, size_t room) {
   return ssd_plan_with(d, std::max(kSsdChunk, root));
 }
 
-/** A thread's place in a block of one (batch, head, tile of pTile state rows): it owns state element e = p·N + n. */
-struct SsdThread {
+/** One (batch, head) of the scan (bh = b·heads + h) and where its tokens' values lie. */
+struct SsdHead {
   SsdDims d;
-  int bh, b, h, grp, p0, p, n, e;
+  int bh, b, h, grp;
+  __device__ SsdHead(const SsdDims &dims, int bhIndex)
+      : d(dims), bh(bhIndex), b(bhIndex / dims.heads), h(bhIndex % dims.heads),
+        grp(h / (dims.heads / dims.groups)) {}
+  /** Offsets of token t's head in x/dy/dx, its group in B/C, its head in dt/ddt. */
+  __device__ size_t xAt(int t) const { return (size_t(b) * d.len + t) * d.heads * d.headDim + size_t(h) * d.headDim; }
+  __device__ size_t bcAt(int t) const { return ((size_t(b) * d.len + t) * d.groups + grp) * d.dState; }
+  __device__ size_t dtAt(int t) const { return (size_t(b) * d.len + t) * d.heads + h; }
+};
+
+/** A thread's place in a block of one (batch, head, tile of pTile state rows): it owns state element e = p·N + n. */
+struct SsdThread : SsdHead {
+  int p0, p, n, e;
   bool owner;  // false for the idle threads past pTile·N and for rows past headDim
-  __device__ SsdThread(const SsdDims &dims, const SsdPlan &plan, int tile) : d(dims) {
-    bh = tile / plan.pBlocks;
+  __device__ SsdThread(const SsdDims &dims, const SsdPlan &plan, int tile) : SsdHead(dims, tile / plan.pBlocks) {
     p0 = (tile % plan.pBlocks) * plan.pTile;
-    b = bh / d.heads;
-    h = bh % d.heads;
-    grp = h / (d.heads / d.groups);
     p = p0 + static_cast<int>(threadIdx.x) / d.dState;
     n = static_cast<int>(threadIdx.x) % d.dState;
     owner = static_cast<int>(threadIdx.x) < plan.pTile * d.dState && p < d.headDim;
     e = p * d.dState + n;
   }
-  /** Offsets of token t's head in x/dy/dx, its group in B/C, its head in dt/ddt. */
-  __device__ size_t xAt(int t) const { return (size_t(b) * d.len + t) * d.heads * d.headDim + size_t(h) * d.headDim; }
-  __device__ size_t bcAt(int t) const { return ((size_t(b) * d.len + t) * d.groups + grp) * d.dState; }
-  __device__ size_t dtAt(int t) const { return (size_t(b) * d.len + t) * d.heads + h; }
   /** Token t's decay a_t = exp(dt_t·A_h). */
   __device__ float decay(const float *dt, float Ah, int t) const { return expf(dt[dtAt(t)] * Ah); }
   /** The state after token t from the state s before it: a_t·s + dt_t·x_t[p]·B_t[n]. */
@@ -357,14 +361,13 @@ __global__ void ssd_backward_kernel(T *__restrict__ dx, float *__restrict__ ddt,
  */
 struct SsdMatLayout {
   int L, P1, N1, L1;
-  int x, dy, B, C, gs, m, XG, DS, BG, dt, l, rowR, colR, dl, v, total;
+  int x, dy, B, C, gs, XG, DS, BG, dt, l, rowR, colR, dl, v, total;  // gs: g and s, then M1 and M2
   __host__ __device__ SsdMatLayout(int chunk, int P, int N) : L(chunk), P1(P + 1), N1(N + 1), L1(chunk + 1) {
     x = 0;
     dy = x + L * P1;
     B = dy + L * P1;
     C = B + L * N1;
     gs = C + L * N1;
-    m = gs;
     XG = gs + (2 * P * N1 > 2 * L * L1 ? 2 * P * N1 : 2 * L * L1);
     DS = XG + L * N1;
     BG = DS + L * N1;
@@ -400,22 +403,23 @@ __global__ void __launch_bounds__(kBlock)
                             const float *__restrict__ A, const T *__restrict__ B, const T *__restrict__ C,
                             const TD *__restrict__ D, const float *__restrict__ bounds,
                             const float *__restrict__ grads, SsdDims d, SsdPlan plan) {
-  const int c = blockIdx.x % plan.chunks, bh = blockIdx.x / plan.chunks;
-  const int b = bh / d.heads, h = bh % d.heads, grp = h / (d.heads / d.groups);
+  const int c = blockIdx.x % plan.chunks;
+  const SsdHead hd(d, blockIdx.x / plan.chunks);
   const int P = d.headDim, N = d.dState, t0 = c * plan.chunk, L = min(d.len - t0, plan.chunk);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nt = blockDim.x;
   const SsdMatLayout o(plan.chunk, P, N);
   extern __shared__ float sh[];
   float *sx = sh + o.x, *sdy = sh + o.dy, *sB = sh + o.B, *sC = sh + o.C, *sg = sh + o.gs, *ss = sg + P * o.N1;
-  float *M1 = sh + o.m, *M2 = M1 + o.L * o.L1, *XG = sh + o.XG, *DS = sh + o.DS, *BG = sh + o.BG;
+  float *M1 = sh + o.gs, *M2 = M1 + o.L * o.L1, *XG = sh + o.XG, *DS = sh + o.DS, *BG = sh + o.BG;
   float *sdt = sh + o.dt, *sl = sh + o.l, *rowR = sh + o.rowR, *colR = sh + o.colR, *dl = sh + o.dl, *sv = sh + o.v;
-  const float Ah = A[h], Dh = D ? to_f32(D[h]) : 0.f;
+  const float Ah = A[hd.h], Dh = D ? to_f32(D[hd.h]) : 0.f;
   const size_t state = size_t(P) * N;
-  const float *g = grads + (size_t(bh) * (plan.chunks + 1) + c + 1) * state;
-  const float *s = bounds + (size_t(bh) * (plan.chunks + 1) + c) * state;
-  auto xAt = [&](int t, int p) { return ((size_t(b) * d.len + t0 + t) * d.heads + h) * P + p; };
-  auto bcAt = [&](int t, int n) { return ((size_t(b) * d.len + t0 + t) * d.groups + grp) * N + n; };
-  auto dtAt = [&](int t) { return (size_t(b) * d.len + t0 + t) * d.heads + h; };
+  const float *g = grads + (size_t(hd.bh) * (plan.chunks + 1) + c + 1) * state;
+  const float *s = bounds + (size_t(hd.bh) * (plan.chunks + 1) + c) * state;
+  // The chunk's token t (from t0).
+  auto xAt = [&](int t, int p) { return hd.xAt(t0 + t) + p; };
+  auto bcAt = [&](int t, int n) { return hd.bcAt(t0 + t) + n; };
+  auto dtAt = [&](int t) { return hd.dtAt(t0 + t); };
   for (int i = tid; i < L * P; i += nt) {
     const int t = i / P, p = i % P;
     sx[t * o.P1 + p] = ld(x, xAt(t, p));
@@ -524,8 +528,8 @@ __global__ void __launch_bounds__(kBlock)
       ddt[dtAt(t)] += Ah * q;
       dAloc += sdt[t] * q;
     }
-    atomicAdd(&dA[h], dAloc);
-    if (dD) atomicAdd(&dD[h], dDlocal);
+    atomicAdd(&dA[hd.h], dAloc);
+    if (dD) atomicAdd(&dD[hd.h], dDlocal);
   }
 }
 
@@ -1474,10 +1478,10 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
   const size_t tiles = size_t(d.batch) * d.heads * p.pBlocks;
   LS_CUDA_CHECK(cudaMemsetAsync(dA, 0, sizeof(float) * d.heads, s));
   if (dD) LS_CUDA_CHECK(cudaMemsetAsync(dD, 0, sizeof(float) * d.heads, s));
-  LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
+  // The matrix kernel writes every ddt; the token-by-token one adds into it across tiles.
+  if (!p.matrix) LS_CUDA_CHECK(cudaMemsetAsync(ddt, 0, sizeof(float) * d.batch * d.len * d.heads, s));
   LS_CUDA_CHECK(cudaMemsetAsync(dBacc, 0, sizeof(float) * 2 * p.acc, s));
   if (d.len > 0 && tiles > 0) {
-    const size_t shared = sizeof(float) * 3 * (p.pTile + 2 * d.dState + 2);
     const int PN = d.headDim * d.dState;
     LS_DISPATCH_FLOAT(et, T, {
       const T *xT = static_cast<const T *>(x), *dyT = static_cast<const T *>(dy);
@@ -1496,6 +1500,7 @@ void ssd_scan_backward(void *dx, float *ddt, float *dA, void *dB, void *dC, floa
                                            bytes, s>>>(static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt,
                                                        A, BT, CT, static_cast<const TD *>(D), bounds, grads, d, p);
         } else {
+          const size_t shared = sizeof(float) * 3 * (p.pTile + 2 * d.dState + 2);  // three rotating sets of sums
           ssd_backward_kernel<T, TD><<<static_cast<unsigned>(tiles * p.chunks), p.threads, shared, s>>>(
               static_cast<T *>(dx), ddt, dA, dBacc, dCacc, dD, dyT, xT, dt, A, BT, CT, static_cast<const TD *>(D),
               bounds, grads, d, p);
