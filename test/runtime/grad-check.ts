@@ -1,5 +1,6 @@
 /** Float64 central finite differences of a scalar function of several inputs, for the backward-kernel tests. */
-import { assertClose } from '../helpers.js';
+import assert from 'node:assert/strict';
+import { assertClose, randn } from '../helpers.js';
 
 /**
  * Checks each `grads[k]` (null: not checked) against the central difference of f at `inputs` (f64 copies
@@ -37,3 +38,36 @@ export const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 };
+
+/**
+ * The directional derivative of f along a random direction v of each input, by float64 central differences,
+ * against ⟨gradient, v⟩, within 1e-4·‖gradient‖ (‖v‖² ≈ n, so an error e in the gradient shows as about ‖e‖).
+ */
+export function checkDirections(
+  what: string,
+  f: (xs: Float64Array[]) => number,
+  inputs: Float32Array[],
+  grads: (Float32Array | null)[],
+  r: () => number,
+): void {
+  const xs = inputs.map((a) => Float64Array.from(a));
+  const h = 1e-6;
+  for (const [k, gk] of grads.entries()) {
+    if (!gk) continue;
+    const v = randn(xs[k].length, r);
+    const x = xs[k];
+    const x0 = Float64Array.from(x);
+    const at = (s: number) => {
+      for (let i = 0; i < x.length; i++) x[i] = x0[i] + s * v[i];
+      return f(xs);
+    };
+    const fd = (at(h) - at(-h)) / (2 * h);
+    x.set(x0);
+    const norm = Math.sqrt(dot(gk, gk));
+    const got = dot(gk, v);
+    assert.ok(
+      Math.abs(got - fd) <= 1e-4 * norm,
+      `${what} d/d input ${k}: ⟨g, v⟩ ${got} vs ${fd} (‖g‖ ${norm})`,
+    );
+  }
+}

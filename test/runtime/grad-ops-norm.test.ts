@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { parallelCalls, warmUp } from '../../src/backends/cpu/pool.js';
 import { bf16ToF32, f32ToBf16 } from '../../src/runtime/dtype.js';
 
 /** Values exactly representable in bf16. */
@@ -13,7 +14,7 @@ import * as ops from '../../src/runtime/ops.js';
 import { ShapeError } from '../../src/runtime/shape.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { assertClose, assertCloseScaled, randint, randn, seeded } from '../helpers.js';
-import { checkGrads, dot } from './grad-check.js';
+import { checkDirections, checkGrads, dot } from './grad-check.js';
 
 const cpu = cpuBackend();
 const t = (v: Float32Array | Int32Array, shape: readonly number[], dtype: 'f32' | 'bf16' | 'i32' = 'f32') =>
@@ -479,5 +480,39 @@ test(
     assert.ok(Math.abs(got - ref) <= 1e-6 * ref, `${got} vs ${ref}`);
     assert.throws(() => g.sumSquares([ops.zeros(cpu, [3], 'bf16')]), /f32/);
     assert.throws(() => g.sumSquares([]), /at least one/);
+  }),
+);
+
+test(
+  'rmsNormBackward and layerNormBackward at sizes split across worker threads: directional derivatives match float64 differences',
+  seeded(async (r) => {
+    const threads = await warmUp();
+    const before = parallelCalls();
+    const [rows, dim, eps] = [701, 96, 1e-5];
+    const c: RmsCase = { name: '', gate: 'before', weight: true, groupSize: 32 };
+    const raw = [randn(rows * dim, r, -2, 2), randn(dim, r, 0.5, 1.5), randn(rows * dim, r, -2, 2)];
+    const dyv = randn(rows * dim, r);
+    const [x, w, gate] = [t(raw[0], [rows, dim]), t(raw[1], [dim]), t(raw[2], [rows, dim])];
+    const gr = g.rmsNormBackward(x, w, t(dyv, [rows, dim]), { eps, gate, groupSize: 32 });
+    checkDirections(
+      'rmsNorm',
+      (xs) => dot(rmsRef(xs, rows, dim, c, eps), dyv),
+      raw,
+      [await f32(gr.dx), await f32(gr.dWeight), await f32(gr.dGate)],
+      r,
+    );
+    const lraw = [raw[0], raw[1], randn(dim, r)];
+    const dsv = randn(rows * dim, r);
+    const lg = g.layerNormBackward(x, w, t(lraw[2], [dim]), eps, t(dyv, [rows, dim]), {
+      dSum: t(dsv, [rows, dim]),
+    });
+    checkDirections(
+      'layerNorm',
+      (xs) => dot(lnRef(xs, rows, dim, eps, true), dyv) + dot(xs[0], dsv),
+      lraw,
+      [await f32(lg.dx), await f32(lg.dWeight), await f32(lg.dBias)],
+      r,
+    );
+    if (threads > 1) assert.ok(parallelCalls() >= before + 2, 'both ran on the worker pool');
   }),
 );

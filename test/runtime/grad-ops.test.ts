@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
+import { parallelCalls, warmUp } from '../../src/backends/cpu/pool.js';
 import { attentionKeyRanges, attentionQueryRanges } from '../../src/runtime/backend.js';
 import * as g from '../../src/runtime/grad-ops.js';
 import * as ops from '../../src/runtime/ops.js';
 import { ShapeError } from '../../src/runtime/shape.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import { assertClose, assertCloseScaled, randint, randn, seeded } from '../helpers.js';
-import { checkGrads, dot } from './grad-check.js';
+import { checkDirections, checkGrads, dot } from './grad-check.js';
 
 const cpu = cpuBackend();
 const t = (v: Float32Array, shape: readonly number[], dtype: 'f32' | 'bf16' = 'f32') =>
@@ -427,5 +428,77 @@ test(
           );
         }
     }
+  }),
+);
+
+// ---- sizes the CPU backend splits across its worker threads ---------------------------------------
+
+test(
+  'ssdScanBackward, attentionBackward and conv1dCausalBackward at sizes split across worker threads: directional derivatives match float64 differences',
+  seeded(async (r) => {
+    const threads = await warmUp();
+    const before = parallelCalls();
+    // SSD: 3 × 150 tokens, 4 heads of 16 in 2 groups, state 16, chunks of 64 (the last one short), D and a state.
+    const dims = { batch: 3, len: 150, heads: 4, headDim: 16, groups: 2, dState: 16 };
+    const { batch, len, heads, headDim, groups, dState } = dims;
+    const raw = [
+      randn(batch * len * heads * headDim, r),
+      randn(batch * len * heads, r, 0.01, 0.3),
+      randn(heads, r, -1.5, -0.2),
+      randn(batch * len * groups * dState, r),
+      randn(batch * len * groups * dState, r),
+      randn(heads, r),
+      randn(batch * heads * headDim * dState, r),
+    ];
+    const [xv, dtv, Av, Bv, Cv, Dv, s0v] = raw;
+    const wy = randn(xv.length, r);
+    const ws = randn(s0v.length, r);
+    const inputs = {
+      x: t(xv, [batch, len, heads, headDim]),
+      dt: t(dtv, [batch, len, heads]),
+      A: t(Av, [heads]),
+      B: t(Bv, [batch, len, groups, dState]),
+      C: t(Cv, [batch, len, groups, dState]),
+      D: t(Dv, [heads]),
+      state: t(s0v, [batch, heads, headDim, dState]),
+    };
+    const fwd = ops.ssdScan(inputs, 64);
+    const gr = g.ssdScanBackward(inputs, t(wy, fwd.y.shape), t(ws, fwd.state.shape), 64);
+    checkDirections(
+      'ssd',
+      (xs) => {
+        const o = ssdRef(xs, dims);
+        return dot(o.y, wy) + dot(o.s, ws);
+      },
+      raw,
+      await Promise.all([gr.dx, gr.ddt, gr.dA, gr.dB, gr.dC, gr.dD, gr.dState].map(f32)),
+      r,
+    );
+    // Attention: causal GQA, 2 × 80 queries, 4 query heads on 2 kv heads of 16.
+    const c: AttnCase = {
+      name: '',
+      batch: 2,
+      sq: 80,
+      skv: 80,
+      hq: 4,
+      hkv: 2,
+      d: 16,
+      dv: 16,
+      opts: { causal: true },
+    };
+    const araw = [randn(2 * 80 * 4 * 16, r), randn(2 * 80 * 2 * 16, r), randn(2 * 80 * 2 * 16, r)];
+    const [q, k, v] = araw.map((a, i) => t(a, [2, 80, i ? 2 : 4, 16]));
+    const wo = randn(2 * 80 * 4 * 16, r);
+    const { out } = ops.attention(q, k, v, { causal: true });
+    const ag = g.attentionBackward(q, k, v, out, t(wo, out.shape), { causal: true });
+    checkDirections(
+      'attention',
+      (xs) => dot(attnRef(xs, c), wo),
+      araw,
+      [await f32(ag.dq), await f32(ag.dk), await f32(ag.dv)],
+      r,
+    );
+    if (threads > 1)
+      assert.ok(parallelCalls() >= before + 4, 'both backwards (and forwards) ran on the worker pool');
   }),
 );

@@ -79,8 +79,9 @@ test('accumulation on the model: 2 micro-batches of 1 video = 1 batch of 2 video
   assert.equal(x.length, y.length);
   let worst = 0;
   for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  // Adam's first steps move each weight by about lr: equal up to f32 summation order, far below a step.
-  assert.ok(worst < 1e-5, `largest difference ${worst}`);
+  // Adam's first steps move each weight by about lr (3e-3 here): equal up to f32 summation order, far below a
+  // step. (Adam divides by |g|, so the rounding of a gradient near 0 shows as a few hundredths of a step.)
+  assert.ok(worst < 1e-4, `largest difference ${worst}`);
   assert.deepEqual(
     losses(one.rep.log).map(([, l]) => Number(l.toFixed(4))),
     losses(two.rep.log).map(([, l]) => Number(l.toFixed(4))),

@@ -1,4 +1,4 @@
-import type { AttentionDesc } from '../../runtime/backend.js';
+import { type AttentionDesc, attentionKeyRanges } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { gemm } from './gemm.js';
 import { fastSoftmaxRows } from './kernels.js';
@@ -10,23 +10,43 @@ import { parallelFor } from './pool.js';
  * each key and value row is read once for the whole group.
  */
 const ROWS = 64;
-const PARALLEL_WORK = 1 << 18;
+export const PARALLEL_WORK = 1 << 18;
 
-export interface AttentionArgs {
+/** The operands of attention and its backward (grad-attention.ts), as worker threads receive them. */
+export interface AttentionInputs {
   q: Float32Array;
   k: Float32Array;
   v: Float32Array;
-  out: Float32Array;
   mask: Float32Array | null;
   maskBatched: boolean;
-  weights: Float32Array | null;
   desc: AttentionDesc;
-  /** For each query, the index of the segment holding it (block-diagonal attention), or null. */
-  segOf: Int32Array | null;
+  /** attentionKeyRanges(desc): each query's keys [lo, hi). */
+  ranges: Int32Array;
 }
 
+export interface AttentionArgs extends AttentionInputs {
+  out: Float32Array;
+  weights: Float32Array | null;
+}
+
+export const attentionInputs = (
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  d: AttentionDesc,
+): AttentionInputs => ({
+  q: sharedF32Of(q),
+  k: sharedF32Of(k),
+  v: sharedF32Of(v),
+  mask: mask ? sharedF32Of(mask) : null,
+  maskBatched: mask !== null && d.batch > 1 && mask.size === d.batch * d.sq * d.kvLength,
+  desc: d,
+  ranges: attentionKeyRanges(d),
+});
+
 /** Queries per block: as many as fit in ROWS rows with all `group` heads of a kv head (at least one). */
-const queriesPerBlock = (d: AttentionDesc) => Math.max(1, Math.floor(ROWS / (d.hq / d.hkv)));
+export const queriesPerBlock = (d: AttentionDesc) => Math.max(1, Math.floor(ROWS / (d.hq / d.hkv)));
 
 /**
  * Attention per block of (queries × heads of one kv group), as two GEMMs around an exact softmax (see
@@ -44,15 +64,9 @@ export function attention(
 ): void {
   const o = sharedF32Out(out);
   const args: AttentionArgs = {
-    q: sharedF32Of(q),
-    k: sharedF32Of(k),
-    v: sharedF32Of(v),
+    ...attentionInputs(q, k, v, mask, d),
     out: o.data,
-    mask: mask ? sharedF32Of(mask) : null,
-    maskBatched: mask !== null && d.batch > 1 && mask.size === d.batch * d.sq * d.kvLength,
     weights: weights ? sharedF32Of(weights) : null,
-    desc: d,
-    segOf: d.segments ? segmentIndex(d.segments, d.sq) : null,
   };
   const units = d.batch * d.hkv * Math.ceil(d.sq / queriesPerBlock(d));
   const work = d.batch * d.hq * d.sq * d.kvLength * (d.d + d.dv);
@@ -66,87 +80,101 @@ export function attention(
 let qs = new Float32Array(0);
 let scores = new Float32Array(0);
 let os = new Float32Array(0);
-let lo = new Int32Array(0);
-let hi = new Int32Array(0);
 /** Each block row's key range, relative to the block's first key j0. */
 let rowLo = new Int32Array(0);
 let rowHi = new Int32Array(0);
 
+/** A block's packed query rows and their probabilities over keys [j0, j0 + span) (views of per-thread scratch). */
+export interface BlockProbabilities {
+  /** [rows, d]: row r is query i0 + ⌊r/group⌋ of head kh·group + r mod group. */
+  qs: Float32Array;
+  /** [rows, span]: 0 outside each row's keys. */
+  p: Float32Array;
+  rows: number;
+  j0: number;
+  span: number;
+}
+
 /**
- * Blocks [unitLo, unitHi) in (batch, kv head, query block) order. Row r of a block is query i0 + ⌊r/group⌋ of
- * head kh·group + r mod group. With those rows packed: S = scale·Q·Kᵀ over the union of the keys they may
- * see, a softmax per row with every key outside that row's range at probability 0, then O = P·V.
+ * The probabilities of the block of `nq` queries from i0 × the heads of kv head kh in batch b: S = scale·Q·Kᵀ
+ * over the union of the keys they may see, plus the mask, then a softmax per row with every key outside that
+ * row's range at probability 0 (a row that sees nothing: all 0). Shared by the forward and the backward.
  */
+export function blockProbabilities(
+  a: AttentionInputs,
+  b: number,
+  kh: number,
+  i0: number,
+  nq: number,
+): BlockProbabilities {
+  const { sq, skv, kvLength, hq, hkv, d: dim, scale } = a.desc;
+  const group = hq / hkv;
+  const rows = nq * group;
+  if (qs.length < rows * dim) qs = new Float32Array(rows * dim);
+  if (rowLo.length < rows) [rowLo, rowHi] = [new Int32Array(rows), new Int32Array(rows)];
+  let j0 = kvLength;
+  let j1 = 0;
+  for (let qi = 0; qi < nq; qi++) {
+    const i = i0 + qi;
+    j0 = Math.min(j0, a.ranges[2 * i]);
+    j1 = Math.max(j1, a.ranges[2 * i + 1]);
+    // The group's heads are contiguous for one query.
+    const src = ((b * sq + i) * hq + kh * group) * dim;
+    for (let t = 0; t < group * dim; t++) qs[qi * group * dim + t] = a.q[src + t];
+  }
+  const span = Math.max(j1 - j0, 0);
+  if (scores.length < rows * span) scores = new Float32Array(rows * span);
+  if (span > 0) {
+    gemm({
+      a: qs,
+      aOff: 0,
+      aRow: dim,
+      aCol: 1,
+      b: a.k,
+      bOff: ((b * skv + j0) * hkv + kh) * dim,
+      bRow: 1,
+      bCol: hkv * dim,
+      c: scores,
+      cOff: 0,
+      ldc: span,
+      m: rows,
+      n: span,
+      k: dim,
+      alpha: scale,
+      bias: null,
+      biasOff: 0,
+      accumulate: false,
+    });
+    for (let r = 0; r < rows; r++) {
+      const i = i0 + Math.floor(r / group);
+      rowLo[r] = a.ranges[2 * i] - j0;
+      rowHi[r] = a.ranges[2 * i + 1] - j0;
+      if (a.mask) addMask(a, r, b, i, j0, span);
+    }
+    if (!fastSoftmaxRows(scores, rows, span, span, rowLo, rowHi))
+      for (let r = 0; r < rows; r++) softmaxRow(r, span);
+  }
+  return { qs, p: scores, rows, j0, span };
+}
+
+/** Blocks [unitLo, unitHi) in (batch, kv head, query block) order: the block's probabilities, then O = P·V. */
 export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number): void {
-  const { sq, skv, kvLength, hq, hkv, d: dim, dv, scale, causal, queryOffset, segments } = a.desc;
-  const { weights, segOf } = a;
+  const { sq, skv, kvLength, hq, hkv, dv } = a.desc;
+  const { weights } = a;
   const group = hq / hkv;
   const qpb = queriesPerBlock(a.desc);
   const blocks = Math.ceil(sq / qpb);
-  const maxRows = qpb * group;
-  if (qs.length < maxRows * dim) qs = new Float32Array(maxRows * dim);
-  if (scores.length < maxRows * kvLength) scores = new Float32Array(maxRows * kvLength);
-  if (os.length < maxRows * dv) os = new Float32Array(maxRows * dv);
-  if (lo.length < qpb) [lo, hi] = [new Int32Array(qpb), new Int32Array(qpb)];
-  if (rowLo.length < maxRows) [rowLo, rowHi] = [new Int32Array(maxRows), new Int32Array(maxRows)];
+  if (os.length < qpb * group * dv) os = new Float32Array(qpb * group * dv);
   for (let u = unitLo; u < unitHi; u++) {
     const b = Math.floor(u / (hkv * blocks));
     const kh = Math.floor(u / blocks) % hkv;
     const i0 = (u % blocks) * qpb;
     const nq = Math.min(qpb, sq - i0);
-    const rows = nq * group;
-    // Each query's key range [lo, hi), their union [j0, j1), and the block's query rows (group heads are
-    // contiguous for one query).
-    let j0 = kvLength;
-    let j1 = 0;
-    for (let qi = 0; qi < nq; qi++) {
-      const i = i0 + qi;
-      let l = 0;
-      let e = kvLength;
-      if (causal) e = Math.min(e, queryOffset + i + 1);
-      if (segOf) {
-        l = segments![segOf[i]];
-        e = Math.min(e, segments![segOf[i] + 1]);
-      }
-      lo[qi] = l;
-      hi[qi] = Math.max(e, l);
-      j0 = Math.min(j0, l);
-      j1 = Math.max(j1, e);
-      const src = ((b * sq + i) * hq + kh * group) * dim;
-      for (let t = 0; t < group * dim; t++) qs[qi * group * dim + t] = a.q[src + t];
-    }
-    const span = Math.max(j1 - j0, 0);
+    const { p, rows, j0, span } = blockProbabilities(a, b, kh, i0, nq);
     if (span > 0) {
-      gemm({
-        a: qs,
-        aOff: 0,
-        aRow: dim,
-        aCol: 1,
-        b: a.k,
-        bOff: ((b * skv + j0) * hkv + kh) * dim,
-        bRow: 1,
-        bCol: hkv * dim,
-        c: scores,
-        cOff: 0,
-        ldc: span,
-        m: rows,
-        n: span,
-        k: dim,
-        alpha: scale,
-        bias: null,
-        biasOff: 0,
-        accumulate: false,
-      });
-      for (let r = 0; r < rows; r++) {
-        rowLo[r] = lo[Math.floor(r / group)] - j0;
-        rowHi[r] = hi[Math.floor(r / group)] - j0;
-        if (a.mask) addMask(a, r, b, i0, j0, span);
-      }
-      if (!fastSoftmaxRows(scores, rows, span, span, rowLo, rowHi))
-        for (let r = 0; r < rows; r++) softmaxRow(r, span);
       if (weights) for (let r = 0; r < rows; r++) writeWeights(a, r, b, kh, i0, j0, span);
       gemm({
-        a: scores,
+        a: p,
         aOff: 0,
         aRow: span,
         aCol: 1,
@@ -180,13 +208,12 @@ export function attentionTask(a: AttentionArgs, unitLo: number, unitHi: number):
   }
 }
 
-/** Adds the mask to block row r over its keys (scores[r·span + j − j0] is key j). */
-function addMask(a: AttentionArgs, r: number, b: number, i0: number, j0: number, span: number): void {
-  const { sq, kvLength, hq, hkv } = a.desc;
-  const qi = Math.floor(r / (hq / hkv));
+/** Adds query i's mask row to block row r over its keys (scores[r·span + j − j0] is key j). */
+function addMask(a: AttentionInputs, r: number, b: number, i: number, j0: number, span: number): void {
+  const { sq, kvLength } = a.desc;
   const sr = r * span - j0;
-  const mb = ((a.maskBatched ? b : 0) * sq + i0 + qi) * kvLength;
-  for (let j = lo[qi]; j < hi[qi]; j++) scores[sr + j] += a.mask![mb + j];
+  const mb = ((a.maskBatched ? b : 0) * sq + i) * kvLength;
+  for (let j = a.ranges[2 * i]; j < a.ranges[2 * i + 1]; j++) scores[sr + j] += a.mask![mb + j];
 }
 
 /** The reference softmax of block row r in place over its columns [rowLo[r], rowHi[r]), 0 elsewhere. */
@@ -229,14 +256,3 @@ function writeWeights(
 /** Offset of the weights row [batch, hq, sq, kvLength] of head h, query i. */
 const weightRow = (a: AttentionArgs, b: number, h: number, i: number) =>
   ((b * a.desc.hq + h) * a.desc.sq + i) * a.desc.kvLength;
-
-/** For each position, the index of the segment [seg[s], seg[s+1]) holding it. */
-function segmentIndex(seg: Int32Array, n: number): Int32Array {
-  const out = new Int32Array(n);
-  let s = 0;
-  for (let i = 0; i < n; i++) {
-    while (i >= seg[s + 1]) s++;
-    out[i] = s;
-  }
-  return out;
-}

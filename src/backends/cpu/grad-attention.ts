@@ -1,13 +1,29 @@
-import { type AttentionDesc, attentionKeyRanges } from '../../runtime/backend.js';
+import type { AttentionDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { f32Of, writeF64 } from './memory.js';
+import {
+  type AttentionInputs,
+  attentionInputs,
+  blockProbabilities,
+  PARALLEL_WORK,
+  queriesPerBlock,
+} from './attention.js';
+import { gemm } from './gemm.js';
+import { sharedF32Of, sharedF32Out } from './memory.js';
+import { parallelFor } from './pool.js';
+
+export interface AttentionGradArgs extends AttentionInputs {
+  dOut: Float32Array;
+  dq: Float32Array;
+  dk: Float32Array;
+  dv: Float32Array;
+}
 
 /**
- * Exact attention backward per (batch, query head, query), in f64: recomputes the probabilities P of the
- * query's row (logits scale·q·k + mask over its key range, as the forward), then with dP_j = dO·v_j and
- * δ = Σ_j P_j·dP_j (= dO·O):  dS_j = P_j·(dP_j − δ);  dq = scale·Σ_j dS_j·k_j;  dk_j += scale·dS_j·q;
- * dv_j += P_j·dO. GQA heads add into their kv head's dk/dv. A row that sees no key (or only −∞) has zero
- * gradients, as its output is zero.
+ * Exact attention backward, FlashAttention's way: per block of queries × the heads of one kv head, the
+ * probabilities P again (blockProbabilities, as the forward), then with dP = dO·Vᵀ and δ = rowsum(P ∘ dP):
+ *   dS = scale·P ∘ (dP − δ);  dQ = dS·K;  dK += dSᵀ·Q;  dV += Pᵀ·dO.
+ * GQA heads add into their kv head's dK/dV. A row that sees no key (or only −∞) has zero gradients, as its output
+ * is zero. Parallel over (batch, kv head), the owners of dK/dV rows; f32 products on the fast GEMM kernels.
  */
 export function attentionBackward(
   dq: Tensor,
@@ -21,68 +37,134 @@ export function attentionBackward(
   mask: Tensor | null,
   d: AttentionDesc,
 ): void {
-  const { batch, sq, skv, kvLength, hq, hkv, d: dim, dv: dimV, scale } = d;
-  const qv = f32Of(q);
-  const kv = f32Of(k);
-  const vv = f32Of(v);
-  const go = f32Of(dOut);
-  const mv = mask ? f32Of(mask) : null;
-  const maskBatched = mask !== null && batch > 1 && mask.size === batch * sq * kvLength;
-  const gq = new Float64Array(q.size);
-  const gk = new Float64Array(k.size);
-  const gv = new Float64Array(v.size);
+  const outs = [dq, dk, dv].map(sharedF32Out);
+  const args: AttentionGradArgs = {
+    ...attentionInputs(q, k, v, mask, d),
+    dOut: sharedF32Of(dOut),
+    dq: outs[0].data,
+    dk: outs[1].data.fill(0),
+    dv: outs[2].data.fill(0),
+  };
+  const units = d.batch * d.hkv;
+  const work = d.batch * d.hq * d.sq * d.kvLength * (d.d + d.dv);
+  if (work < PARALLEL_WORK) attentionBackwardTask(args, 0, units);
+  else parallelFor('attentionBackward', args, units, 1, attentionBackwardTask);
+  for (const o of outs) o.commit();
+}
+
+// Per-thread scratch: the block's rows of dO, dP then dS, and dQ rows.
+let gradOut = new Float32Array(0);
+let ds = new Float32Array(0);
+let dqs = new Float32Array(0);
+
+/** The (batch, kv head) pairs [unitLo, unitHi), each over all its query blocks. */
+export function attentionBackwardTask(a: AttentionGradArgs, unitLo: number, unitHi: number): void {
+  const { sq, skv, hq, hkv, d: dim, dv: dimV, scale } = a.desc;
   const group = hq / hkv;
-  const p = new Float64Array(kvLength);
-  const dp = new Float64Array(kvLength);
-  const ranges = attentionKeyRanges(d);
-  for (let b = 0; b < batch; b++)
-    for (let h = 0; h < hq; h++) {
-      const kh = Math.floor(h / group);
-      for (let i = 0; i < sq; i++) {
-        const lo = ranges[2 * i];
-        const hi = ranges[2 * i + 1];
-        const qo = ((b * sq + i) * hq + h) * dim;
-        const oo = ((b * sq + i) * hq + h) * dimV;
-        const mo = ((maskBatched ? b : 0) * sq + i) * kvLength;
-        let max = Number.NEGATIVE_INFINITY;
-        for (let j = lo; j < hi; j++) {
-          const ko = ((b * skv + j) * hkv + kh) * dim;
-          let s = 0;
-          for (let t = 0; t < dim; t++) s += qv[qo + t] * kv[ko + t];
-          s = s * scale + (mv ? mv[mo + j] : 0);
-          p[j] = s;
-          if (s > max) max = s;
-        }
-        if (max === Number.NEGATIVE_INFINITY) continue;
-        let sum = 0;
-        for (let j = lo; j < hi; j++) {
-          p[j] = Math.exp(p[j] - max);
-          sum += p[j];
-        }
-        let delta = 0;
-        for (let j = lo; j < hi; j++) {
-          p[j] /= sum;
-          const vo = ((b * skv + j) * hkv + kh) * dimV;
-          let g = 0;
-          for (let t = 0; t < dimV; t++) {
-            g += go[oo + t] * vv[vo + t];
-            gv[vo + t] += p[j] * go[oo + t];
-          }
-          dp[j] = g;
-          delta += p[j] * g;
-        }
-        for (let j = lo; j < hi; j++) {
-          const ds = p[j] * (dp[j] - delta) * scale;
-          if (ds === 0) continue;
-          const ko = ((b * skv + j) * hkv + kh) * dim;
-          for (let t = 0; t < dim; t++) {
-            gq[qo + t] += ds * kv[ko + t];
-            gk[ko + t] += ds * qv[qo + t];
-          }
-        }
+  const qpb = queriesPerBlock(a.desc);
+  const maxRows = qpb * group;
+  if (gradOut.length < maxRows * dimV) gradOut = new Float32Array(maxRows * dimV);
+  if (dqs.length < maxRows * dim) dqs = new Float32Array(maxRows * dim);
+  for (let u = unitLo; u < unitHi; u++) {
+    const b = Math.floor(u / hkv);
+    const kh = u % hkv;
+    const kOff = (j0: number) => ((b * skv + j0) * hkv + kh) * dim;
+    const vOff = (j0: number) => ((b * skv + j0) * hkv + kh) * dimV;
+    for (let i0 = 0; i0 < sq; i0 += qpb) {
+      const nq = Math.min(qpb, sq - i0);
+      const { qs, p, rows, j0, span } = blockProbabilities(a, b, kh, i0, nq);
+      const dqDst = (qi: number) => ((b * sq + i0 + qi) * hq + kh * group) * dim;
+      if (span === 0) {
+        for (let qi = 0; qi < nq; qi++) a.dq.fill(0, dqDst(qi), dqDst(qi) + group * dim);
+        continue;
       }
+      for (let qi = 0; qi < nq; qi++) {
+        const src = ((b * sq + i0 + qi) * hq + kh * group) * dimV;
+        for (let t = 0; t < group * dimV; t++) gradOut[qi * group * dimV + t] = a.dOut[src + t];
+      }
+      if (ds.length < rows * span) ds = new Float32Array(rows * span);
+      const common = { aOff: 0, bias: null, biasOff: 0, cOff: 0 };
+      // dP = dO·Vᵀ
+      gemm({
+        ...common,
+        a: gradOut,
+        aRow: dimV,
+        aCol: 1,
+        b: a.v,
+        bOff: vOff(j0),
+        bRow: 1,
+        bCol: hkv * dimV,
+        c: ds,
+        ldc: span,
+        m: rows,
+        n: span,
+        k: dimV,
+        alpha: 1,
+        accumulate: false,
+      });
+      for (let r = 0; r < rows; r++) {
+        const o = r * span;
+        let delta = 0;
+        for (let j = 0; j < span; j++) delta += p[o + j] * ds[o + j];
+        for (let j = 0; j < span; j++) ds[o + j] = scale * p[o + j] * (ds[o + j] - delta);
+      }
+      // dQ = dS·K
+      gemm({
+        ...common,
+        a: ds,
+        aRow: span,
+        aCol: 1,
+        b: a.k,
+        bOff: kOff(j0),
+        bRow: hkv * dim,
+        bCol: 1,
+        c: dqs,
+        ldc: dim,
+        m: rows,
+        n: dim,
+        k: span,
+        alpha: 1,
+        accumulate: false,
+      });
+      for (let qi = 0; qi < nq; qi++)
+        a.dq.set(dqs.subarray(qi * group * dim, (qi + 1) * group * dim), dqDst(qi));
+      // dK += dSᵀ·Q, dV += Pᵀ·dO, into the kv head's rows (stride hkv·d)
+      gemm({
+        ...common,
+        a: ds,
+        aRow: 1,
+        aCol: span,
+        b: qs,
+        bOff: 0,
+        bRow: dim,
+        bCol: 1,
+        c: a.dk,
+        cOff: kOff(j0),
+        ldc: hkv * dim,
+        m: span,
+        n: dim,
+        k: rows,
+        alpha: 1,
+        accumulate: true,
+      });
+      gemm({
+        ...common,
+        a: p,
+        aRow: 1,
+        aCol: span,
+        b: gradOut,
+        bOff: 0,
+        bRow: dimV,
+        bCol: 1,
+        c: a.dv,
+        cOff: vOff(j0),
+        ldc: hkv * dimV,
+        m: span,
+        n: dimV,
+        k: rows,
+        alpha: 1,
+        accumulate: true,
+      });
     }
-  writeF64(dq, gq);
-  writeF64(dk, gk);
-  writeF64(dv, gv);
+  }
 }
