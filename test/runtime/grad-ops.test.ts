@@ -60,6 +60,20 @@ function ssdRef(
   return { y, s };
 }
 
+/** The scan's input tensors from their values (x, dt, A, B, C, D, state; D and state may be null). */
+const ssdInputs = (
+  [x, dt, A, B, C, D, s0]: (Float32Array | null)[],
+  { batch, len, heads, headDim, groups, dState }: SsdDims,
+) => ({
+  x: t(x!, [batch, len, heads, headDim]),
+  dt: t(dt!, [batch, len, heads]),
+  A: t(A!, [heads]),
+  B: t(B!, [batch, len, groups, dState]),
+  C: t(C!, [batch, len, groups, dState]),
+  D: D ? t(D, [heads]) : null,
+  state: s0 ? t(s0, [batch, heads, headDim, dState]) : null,
+});
+
 for (const withD of [true, false])
   test(
     `ssdScanBackward matches float64 finite differences (odd sizes, groups, chunk not dividing len${withD ? ', D and an initial state' : ''})`,
@@ -75,16 +89,8 @@ for (const withD of [true, false])
       const s0v = withD ? randn(batch * heads * headDim * dState, r) : null;
       const wy = randn(xv.length, r);
       const ws = randn(batch * heads * headDim * dState, r);
-      const inputs = {
-        x: t(xv, [batch, len, heads, headDim]),
-        dt: t(dtv, [batch, len, heads]),
-        A: t(Av, [heads]),
-        B: t(Bv, [batch, len, groups, dState]),
-        C: t(Cv, [batch, len, groups, dState]),
-        D: Dv ? t(Dv, [heads]) : null,
-        state: s0v ? t(s0v, [batch, heads, headDim, dState]) : null,
-      };
       const raw = [xv, dtv, Av, Bv, Cv, Dv, s0v];
+      const inputs = ssdInputs(raw, dims);
       const ref = ssdRef(
         raw.map((a) => (a ? Float64Array.from(a) : null)),
         dims,
@@ -453,15 +459,7 @@ test(
     const [xv, dtv, Av, Bv, Cv, Dv, s0v] = raw;
     const wy = randn(xv.length, r);
     const ws = randn(s0v.length, r);
-    const inputs = {
-      x: t(xv, [batch, len, heads, headDim]),
-      dt: t(dtv, [batch, len, heads]),
-      A: t(Av, [heads]),
-      B: t(Bv, [batch, len, groups, dState]),
-      C: t(Cv, [batch, len, groups, dState]),
-      D: t(Dv, [heads]),
-      state: t(s0v, [batch, heads, headDim, dState]),
-    };
+    const inputs = ssdInputs(raw, dims);
     const fwd = ops.ssdScan(inputs, 64);
     const gr = g.ssdScanBackward(inputs, t(wy, fwd.y.shape), t(ws, fwd.state.shape), 64);
     checkDirections(

@@ -1,6 +1,6 @@
 import type { NormDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { sharedF32Of, sharedF32Out, writeF64 } from './memory.js';
+import { sharedF32Of, sharedF32Out, sharedPartials, writeSummed } from './memory.js';
 import { parallelFor } from './pool.js';
 
 /** Rows per unit of work: each unit sums its own weight (and bias) gradient, added up at the end. */
@@ -34,18 +34,16 @@ function normBackward(
 ): void {
   const { rows, dim } = args.desc;
   const units = Math.ceil(rows / ROWS);
-  const partial = (on: boolean) => new Float64Array(new SharedArrayBuffer(on ? 8 * units * dim : 0));
-  const a: NormGradArgs = { ...args, dw: partial(dWeight !== null), db: partial(dBias !== null) };
+  const a: NormGradArgs = {
+    ...args,
+    dw: sharedPartials(dWeight ? units : 0, dim),
+    db: sharedPartials(dBias ? units : 0, dim),
+  };
   if (rows * dim < PARALLEL_WORK) normBackwardTask(a, 0, units);
   else parallelFor('normBackward', a, units, 1, normBackwardTask);
   commit();
-  const total = (p: Float64Array) => {
-    const out = new Float64Array(dim);
-    for (let k = 0; k < p.length; k++) out[k % dim] += p[k];
-    return out;
-  };
-  if (dWeight) writeF64(dWeight, total(a.dw));
-  if (dBias) writeF64(dBias, total(a.db));
+  if (dWeight) writeSummed(dWeight, a.dw, dim);
+  if (dBias) writeSummed(dBias, a.db, dim);
 }
 
 /**

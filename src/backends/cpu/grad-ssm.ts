@@ -1,17 +1,11 @@
 import type { Conv1dDesc, SsdDesc, SsdGrads, SsdTensors } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { type Gemm, gemm } from './gemm.js';
-import { sharedF32Of, sharedF32Out, writeF64 } from './memory.js';
+import { sharedF32Of, sharedF32Out, sharedPartials, writeSummed } from './memory.js';
 import { parallelFor } from './pool.js';
+import { chunkDecays, type SsdOperands, ssdOperands } from './ssm.js';
 
-export interface SsdGradArgs {
-  x: Float32Array;
-  dt: Float32Array;
-  A: Float32Array;
-  B: Float32Array;
-  C: Float32Array;
-  D: Float32Array | null;
-  s0: Float32Array | null;
+export interface SsdGradArgs extends SsdOperands {
   dy: Float32Array;
   dStateOut: Float32Array | null;
   dx: Float32Array;
@@ -22,7 +16,6 @@ export interface SsdGradArgs {
   dA: Float64Array;
   dD: Float64Array;
   dState: Float32Array | null;
-  desc: SsdDesc;
 }
 
 const PARALLEL_WORK = 1 << 20;
@@ -49,25 +42,17 @@ export function ssdScanBackward(
 ): void {
   const outs = [g.dx, g.ddt, g.dB, g.dC].map(sharedF32Out);
   const dState = g.dState ? sharedF32Out(g.dState) : null;
-  const partial = () => new Float64Array(new SharedArrayBuffer(8 * d.batch * d.heads));
   const args: SsdGradArgs = {
-    x: sharedF32Of(i.x),
-    dt: sharedF32Of(i.dt),
-    A: sharedF32Of(i.A),
-    B: sharedF32Of(i.B),
-    C: sharedF32Of(i.C),
-    D: i.D ? sharedF32Of(i.D) : null,
-    s0: i.state ? sharedF32Of(i.state) : null,
+    ...ssdOperands(i, d),
     dy: sharedF32Of(dy),
     dStateOut: dStateOut ? sharedF32Of(dStateOut) : null,
     dx: outs[0].data.fill(0),
     ddt: outs[1].data,
     dB: outs[2].data.fill(0),
     dC: outs[3].data.fill(0),
-    dA: partial(),
-    dD: partial(),
+    dA: sharedPartials(d.batch, d.heads),
+    dD: sharedPartials(d.batch, d.heads),
     dState: dState ? dState.data : null,
-    desc: d,
   };
   const units = d.batch * d.groups;
   const work = d.batch * d.len * d.heads * d.headDim * (d.dState + Math.min(d.chunkSize, d.len));
@@ -75,13 +60,8 @@ export function ssdScanBackward(
   else parallelFor('ssdBackward', args, units, 1, ssdBackwardTask);
   for (const o of outs) o.commit();
   dState?.commit();
-  const sumBatch = (v: Float64Array) => {
-    const out = new Float64Array(d.heads);
-    for (let k = 0; k < v.length; k++) out[k % d.heads] += v[k];
-    return out;
-  };
-  writeF64(g.dA, sumBatch(args.dA));
-  if (g.dD) writeF64(g.dD, sumBatch(args.dD));
+  writeSummed(g.dA, args.dA, d.heads);
+  if (g.dD) writeSummed(g.dD, args.dD, d.heads);
 }
 
 // Per-thread scratch, grown on demand.
@@ -125,23 +105,8 @@ export function ssdBackwardTask(a: SsdGradArgs, lo: number, hi: number): void {
     const grp = u % G;
     for (let h = grp * perGroup; h < (grp + 1) * perGroup; h++) {
       const sBase = (b * H + h) * PN;
-      /** Fills a, dt, exp(a), exp(−a) of the chunk from t0; whether exp(a_t − a_s) = exp(a_t)·exp(−a_s) is safe. */
-      const decays = (t0: number, T: number): boolean => {
-        let cum = 0;
-        let safe = true;
-        for (let t = 0; t < T; t++) {
-          dts[t] = dt[(b * len + t0 + t) * H + h];
-          const inc = dts[t] * A[h];
-          cum += inc;
-          cs[t] = cum;
-          if (inc > 0 || Math.abs(cum) >= 600) safe = false;
-        }
-        for (let t = 0; t < T; t++) {
-          ecs[t] = Math.exp(cs[t]);
-          emcs[t] = Math.exp(-cs[t]);
-        }
-        return safe;
-      };
+      const decays = (t0: number, T: number) =>
+        chunkDecays(dt, A[h], (b * len + t0) * H + h, H, T, cs, dts, ecs, emcs);
       // The state entering each chunk: S ← exp(a_last)·S + (w ∘ X)ᵀ·B.
       states.fill(0, 0, PN);
       if (a.s0) states.set(a.s0.subarray(sBase, sBase + PN));
@@ -245,38 +210,26 @@ export function ssdBackwardTask(a: SsdGradArgs, lo: number, hi: number): void {
           k: T,
           accumulate: true,
         });
-        product({
-          a: dCB,
-          aRow: T,
-          aCol: 1,
-          b: B,
-          bOff: bc,
-          bRow: G * N,
-          bCol: 1,
-          c: a.dC,
-          cOff: bc,
-          ldc: G * N,
-          m: T,
-          n: N,
-          k: T,
-          accumulate: true,
-        });
-        product({
-          a: dCB,
-          aRow: 1,
-          aCol: T,
-          b: C,
-          bOff: bc,
-          bRow: G * N,
-          bCol: 1,
-          c: a.dB,
-          cOff: bc,
-          ldc: G * N,
-          m: T,
-          n: N,
-          k: T,
-          accumulate: true,
-        });
+        for (const [aRow, aCol, factor, into] of [
+          [T, 1, B, a.dC],
+          [1, T, C, a.dB],
+        ] as const)
+          product({
+            a: dCB,
+            aRow,
+            aCol,
+            b: factor,
+            bOff: bc,
+            bRow: G * N,
+            bCol: 1,
+            c: into,
+            cOff: bc,
+            ldc: G * N,
+            m: T,
+            n: N,
+            k: T,
+            accumulate: true,
+          });
         // The entering state's term: Z = G·S₀, dC_t += exp(a_t)·Z_t, da_t += exp(a_t)·Z_t·C_t
         product({ a: dy, aOff: xo, aRow: H * P, aCol: 1, b: S0, bRow: N, bCol: 1, c: Z, m: T, n: N, k: P });
         for (let t = 0; t < T; t++) {
@@ -407,7 +360,6 @@ export function conv1dBackward(
   const { batch, len, channels: C, width: W } = d;
   const gx = sharedF32Out(dx);
   const gs = dState ? sharedF32Out(dState) : null;
-  const partial = (n: number) => new Float64Array(new SharedArrayBuffer(8 * n));
   const args: ConvGradArgs = {
     x: sharedF32Of(x),
     w: sharedF32Of(weight),
@@ -417,21 +369,16 @@ export function conv1dBackward(
     dStateOut: dStateOut ? sharedF32Of(dStateOut) : null,
     dx: gx.data,
     dState: gs ? gs.data : null,
-    dw: partial(batch * C * W),
-    db: partial(batch * C),
+    dw: sharedPartials(batch, C * W),
+    db: sharedPartials(batch, C),
     desc: d,
   };
   if (batch * len * C * W < PARALLEL_WORK) conv1dBackwardTask(args, 0, batch);
   else parallelFor('conv1dBackward', args, batch, 1, conv1dBackwardTask);
   gx.commit();
   gs?.commit();
-  const total = (p: Float64Array, n: number) => {
-    const out = new Float64Array(n);
-    for (let k = 0; k < p.length; k++) out[k % n] += p[k];
-    return out;
-  };
-  writeF64(dWeight, total(args.dw, C * W));
-  if (dBias) writeF64(dBias, total(args.db, C));
+  writeSummed(dWeight, args.dw, C * W);
+  if (dBias) writeSummed(dBias, args.db, C);
 }
 
 // Per-thread scratch: dP [width−1+len, C], and per channel: pre, dpre, the weights and their gradient as [width][C].

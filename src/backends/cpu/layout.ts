@@ -46,18 +46,36 @@ export function permute(out: Tensor, x: Tensor, perm: readonly number[]): void {
   const src = rawOf(x);
   const dst = rawOf(out);
   const inStrides = stridesOf(x.shape);
-  const outShape = out.shape;
-  const rank = outShape.length;
-  const step = perm.map((p) => inStrides[p]);
+  // Output axes with their input strides; neighbours that stay neighbours in the input merge into one, so the
+  // innermost axis is as long as possible (a whole contiguous run where the permutation keeps one).
+  const shape: number[] = [];
+  const step: number[] = [];
+  for (const [ax, n] of out.shape.entries()) {
+    const s = inStrides[perm[ax]];
+    if (n === 1) continue;
+    const last = shape.length - 1;
+    if (last >= 0 && step[last] === s * n) {
+      shape[last] *= n;
+      step[last] = s;
+    } else {
+      shape.push(n);
+      step.push(s);
+    }
+  }
+  const rank = shape.length;
+  const n = rank ? shape[rank - 1] : 1;
+  const inner = rank ? step[rank - 1] : 1;
   const idx = new Array<number>(rank).fill(0);
   let from = 0;
-  for (let i = 0; i < out.size; i++) {
-    dst[i] = src[from];
-    for (let ax = rank - 1; ax >= 0; ax--) {
+  for (let i = 0; i < out.size; i += n) {
+    if (inner === 1) for (let k = 0; k < n; k++) dst[i + k] = src[from + k];
+    else for (let k = 0; k < n; k++) dst[i + k] = src[from + k * inner];
+    // The next run: carry over the outer axes.
+    for (let ax = rank - 2; ax >= 0; ax--) {
       idx[ax]++;
       from += step[ax];
-      if (idx[ax] < outShape[ax]) break;
-      from -= step[ax] * outShape[ax];
+      if (idx[ax] < shape[ax]) break;
+      from -= step[ax] * shape[ax];
       idx[ax] = 0;
     }
   }

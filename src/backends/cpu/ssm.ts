@@ -1,4 +1,10 @@
-import { type Conv1dDesc, type MambaStepRowsDesc, type SsdDesc, UNARY_CODE } from '../../runtime/backend.js';
+import {
+  type Conv1dDesc,
+  type MambaStepRowsDesc,
+  type SsdDesc,
+  type SsdTensors,
+  UNARY_CODE,
+} from '../../runtime/backend.js';
 import { fromF32, toF32 } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { unaryValues } from './elementwise.js';
@@ -149,17 +155,32 @@ export function mambaStepRows(
   o.commit();
 }
 
-export interface SsdArgs {
+/** The scan's operands as worker threads receive them (f32 views in shared memory). */
+export interface SsdOperands {
   x: Float32Array;
   dt: Float32Array;
   A: Float32Array;
   B: Float32Array;
   C: Float32Array;
   D: Float32Array | null;
-  y: Float32Array;
   s0: Float32Array | null;
-  sOut: Float32Array | null;
   desc: SsdDesc;
+}
+
+export const ssdOperands = (i: SsdTensors, desc: SsdDesc): SsdOperands => ({
+  x: sharedF32Of(i.x),
+  dt: sharedF32Of(i.dt),
+  A: sharedF32Of(i.A),
+  B: sharedF32Of(i.B),
+  C: sharedF32Of(i.C),
+  D: i.D ? sharedF32Of(i.D) : null,
+  s0: i.state ? sharedF32Of(i.state) : null,
+  desc,
+});
+
+export interface SsdArgs extends SsdOperands {
+  y: Float32Array;
+  sOut: Float32Array | null;
 }
 
 /**
@@ -182,16 +203,9 @@ export function ssdScan(
 ): void {
   const o = sharedF32Out(y);
   const args: SsdArgs = {
-    x: sharedF32Of(x),
-    dt: sharedF32Of(dt),
-    A: sharedF32Of(A),
-    B: sharedF32Of(B),
-    C: sharedF32Of(C),
-    D: D ? sharedF32Of(D) : null,
+    ...ssdOperands({ x, dt, A, B, C, D, state }, d),
     y: o.data,
-    s0: state ? sharedF32Of(state) : null,
     sOut: stateOut ? sharedF32Of(stateOut) : null,
-    desc: d,
   };
   const units = d.batch * d.heads;
   const work = d.batch * d.len * d.heads * d.headDim * (d.dState + Math.min(d.chunkSize, d.len));
@@ -201,6 +215,38 @@ export function ssdScan(
 }
 
 const PARALLEL_WORK = 1 << 20;
+
+/**
+ * A chunk's decays for one head: dt_t (read with `stride` from `at`), a_t = Σ_{u≤t} dt_u·A (f64), exp(a_t) and
+ * exp(−a_t). Returns whether exp(a_t − a_s) = exp(a_t)·exp(−a_s) is exact enough to use: with a non-increasing
+ * and |a| < 600 it is (≤ 1, no overflow), which saves an exp per (t, s) pair.
+ */
+export function chunkDecays(
+  dt: Float32Array,
+  A: number,
+  at: number,
+  stride: number,
+  T: number,
+  a: Float64Array,
+  dts: Float64Array,
+  ea: Float64Array,
+  ema: Float64Array,
+): boolean {
+  let cum = 0;
+  let safe = true;
+  for (let t = 0; t < T; t++) {
+    dts[t] = dt[at + t * stride];
+    const inc = dts[t] * A;
+    cum += inc;
+    a[t] = cum;
+    if (inc > 0 || Math.abs(cum) >= 600) safe = false;
+  }
+  for (let t = 0; t < T; t++) {
+    ea[t] = Math.exp(a[t]);
+    ema[t] = Math.exp(-a[t]);
+  }
+  return safe;
+}
 
 /**
  * Runs the (batch, head) pairs [lo, hi). Per chunk of T tokens and head, with L[t, s] = (C_t·B_s)·exp(a_t − a_s)·dt_s
@@ -226,7 +272,7 @@ export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
   const cs = new Float64Array(Lc);
   const dts = new Float64Array(Lc);
   const ecs = new Float64Array(Lc); // exp(a_t)
-  const wdt = new Float64Array(Lc); // exp(−a_s)·dt_s
+  const wdt = new Float64Array(Lc); // exp(−a_s), then exp(−a_s)·dt_s
   const step = (g: Partial<Gemm> & Pick<Gemm, 'a' | 'b' | 'c' | 'm' | 'n' | 'k'>) =>
     gemm({
       aOff: 0,
@@ -272,21 +318,8 @@ export function ssdTask(a: SsdArgs, lo: number, hi: number): void {
         for (let h = Math.max(h0, g * perGroup); h < Math.min(h1, (g + 1) * perGroup); h++) {
           const sOff = (h - h0) * P * N;
           const xOff = (row0 * H + h) * P; // x_t / y_t rows of this head, stride H·P
-          // With a non-increasing and |a| < 600, exp(a_t − a_s) = exp(a_t)·exp(−a_s) exactly enough (≤ 1, no
-          // overflow), which saves an exp per (t, s) pair.
-          let cum = 0;
-          let product = true;
-          for (let t = 0; t < T; t++) {
-            dts[t] = dt[(row0 + t) * H + h];
-            const inc = dts[t] * A[h];
-            cum += inc;
-            cs[t] = cum;
-            if (inc > 0 || Math.abs(cum) >= 600) product = false;
-          }
-          for (let t = 0; t < T; t++) {
-            ecs[t] = Math.exp(cs[t]);
-            wdt[t] = Math.exp(-cs[t]) * dts[t];
-          }
+          const product = chunkDecays(dt, A[h], row0 * H + h, H, T, cs, dts, ecs, wdt);
+          for (let t = 0; t < T; t++) wdt[t] *= dts[t];
           for (let t = 0; t < T; t++) {
             const e = ecs[t];
             const row = t * T;
