@@ -456,9 +456,8 @@ test(
       randn(heads, r),
       randn(batch * heads * headDim * dState, r),
     ];
-    const [xv, dtv, Av, Bv, Cv, Dv, s0v] = raw;
-    const wy = randn(xv.length, r);
-    const ws = randn(s0v.length, r);
+    const wy = randn(raw[0].length, r);
+    const ws = randn(raw[6].length, r);
     const inputs = ssdInputs(raw, dims);
     const fwd = ops.ssdScan(inputs, 64);
     const gr = g.ssdScanBackward(inputs, t(wy, fwd.y.shape), t(ws, fwd.state.shape), 64);
