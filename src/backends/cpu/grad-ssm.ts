@@ -470,8 +470,7 @@ function convStep(a: ConvGradArgs, b: number, t: number): void {
   const o = (b * len + t) * C;
   if (silu) {
     for (let c = 0; c < C; c++) pre[c] = bias ? bias[c] : 0;
-    for (let j = 0; j < W; j++)
-      for (let c = 0; c < C; c++) pre[c] += wT[j * C + c] * P[(t + j) * C + c];
+    for (let j = 0; j < W; j++) for (let c = 0; c < C; c++) pre[c] += wT[j * C + c] * P[(t + j) * C + c];
     for (let c = 0; c < C; c++) {
       const s = 1 / (1 + Math.exp(-pre[c]));
       dpre[c] = dy[o + c] * s * (1 + pre[c] * (1 - s));
