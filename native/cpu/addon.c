@@ -272,6 +272,28 @@ static napi_value conv1d(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The SSD dims from 7 integer arguments starting at i; 0 (a.ok cleared) when they are not a scan's. */
+static int ssd_dims(args_t *a, ls_ssd_t *d, size_t i) {
+  d->batch = int_at(a, i);
+  d->len = int_at(a, i + 1);
+  d->heads = int_at(a, i + 2);
+  d->headDim = int_at(a, i + 3);
+  d->groups = int_at(a, i + 4);
+  d->dState = int_at(a, i + 5);
+  d->chunkSize = int_at(a, i + 6);
+  if (d->groups <= 0 || d->heads % d->groups || d->chunkSize <= 0) a->ok = 0;
+  return a->ok;
+}
+
+/* A scan kernel's scratch (free it after the call), with the packing buffer ready; NULL (a JS error thrown) when
+ * memory runs out. */
+static float *scan_scratch(napi_env env, size_t floats) {
+  if (!ensure_pack(env)) return NULL;
+  float *scratch = malloc(floats * sizeof(float));
+  if (!scratch) napi_throw_error(env, NULL, "longshot_cpu: out of memory for the SSD scan's buffers");
+  return scratch;
+}
+
 /* ssd(isa, x, dt, A, B, C, D|null, s0|null, y, sOut|null, batch, len, heads, headDim, groups, dState, chunk, lo, hi) */
 static napi_value ssd(napi_env env, napi_callback_info info) {
   napi_value v[19];
@@ -280,22 +302,33 @@ static napi_value ssd(napi_env env, napi_callback_info info) {
   if (!k) return NULL;
   ls_ssd_t d = {f32_at(&a, 1, 0), f32_at(&a, 2, 0), f32_at(&a, 3, 0), f32_at(&a, 4, 0), f32_at(&a, 5, 0),
                 f32_at(&a, 6, 1), f32_at(&a, 7, 1), (float *)f32_at(&a, 8, 0), (float *)f32_at(&a, 9, 1)};
-  d.batch = int_at(&a, 10);
-  d.len = int_at(&a, 11);
-  d.heads = int_at(&a, 12);
-  d.headDim = int_at(&a, 13);
-  d.groups = int_at(&a, 14);
-  d.dState = int_at(&a, 15);
-  d.chunkSize = int_at(&a, 16);
   const int64_t lo = int_at(&a, 17), hi = int_at(&a, 18);
-  if (!a.ok || d.groups <= 0 || d.heads % d.groups || d.chunkSize <= 0) return finish(&a, "ssd");
-  if (!ensure_pack(env)) return NULL;
-  float *scratch = malloc(k->ssd_scratch_floats(&d) * sizeof(float));
-  if (!scratch) {
-    napi_throw_error(env, NULL, "longshot_cpu: out of memory for the SSD scan's buffers");
-    return NULL;
-  }
-  k->ssd(&d, lo, hi, scratch, pack);
+  if (!ssd_dims(&a, &d, 10)) return finish(&a, "ssd");
+  float *scratch = scan_scratch(env, k->ssd_scratch_floats(&d));
+  if (scratch) k->ssd(&d, lo, hi, scratch, pack);
+  free(scratch);
+  return NULL;
+}
+
+/*
+ * ssdGrad(isa, x, dt, A, B, C, D|null, s0|null, dy, dStateOut|null, dx, ddt, dB, dC, dA, dD, dState|null, batch,
+ * len, heads, headDim, groups, dState, chunk, lo, hi)
+ */
+static napi_value ssd_grad(napi_env env, napi_callback_info info) {
+  napi_value v[26];
+  args_t a;
+  const ls_kernels_t *k = begin(env, info, &a, v, 26, "ssdGrad");
+  if (!k) return NULL;
+  ls_ssd_grad_t g = {{f32_at(&a, 1, 0), f32_at(&a, 2, 0), f32_at(&a, 3, 0), f32_at(&a, 4, 0), f32_at(&a, 5, 0),
+                      f32_at(&a, 6, 1), f32_at(&a, 7, 1), NULL, NULL},
+                     f32_at(&a, 8, 0),
+                     f32_at(&a, 9, 1)};
+  float **outs[] = {&g.dx, &g.ddt, &g.dB, &g.dC, &g.dA, &g.dD, &g.dState};
+  for (size_t i = 0; i < 7; i++) *outs[i] = (float *)f32_at(&a, 10 + i, i == 6);
+  const int64_t lo = int_at(&a, 24), hi = int_at(&a, 25);
+  if (!ssd_dims(&a, &g.s, 17)) return finish(&a, "ssdGrad");
+  float *scratch = scan_scratch(env, k->ssd_grad_scratch_floats(&g));
+  if (scratch) k->ssd_grad(&g, lo, hi, scratch, pack);
   free(scratch);
   return NULL;
 }
@@ -319,7 +352,7 @@ NAPI_MODULE_INIT() {
     napi_callback fn;
   } FNS[] = {{"gemm", gemm},       {"softmaxRows", softmax_rows}, {"unary", unary}, {"binary", binary},
              {"rmsNorm", rms_norm}, {"layerNorm", layer_norm},     {"conv1d", conv1d}, {"ssd", ssd},
-             {"isas", isas}};
+             {"ssdGrad", ssd_grad}, {"isas", isas}};
   for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, FNS[i].name, NAPI_AUTO_LENGTH, FNS[i].fn, NULL, &fn) != napi_ok ||

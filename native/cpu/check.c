@@ -2,7 +2,7 @@
  * A stand-alone check of the C kernels against plain scalar references (double precision, libm), on odd sizes:
  * GEMM (strided/transposed operands, bias, alpha, accumulate, bf16/f16 B, the small-m path), softmax rows, the
  * unary and binary ops, RMSNorm (gated both ways, grouped), LayerNorm, the causal conv1d and the SSD scan (against
- * the token-by-token recurrence). scripts/check-arm64.sh builds it for aarch64 and runs it under qemu; built for
+ * the token-by-token recurrence) and its backward (directional derivatives of that recurrence). scripts/check-arm64.sh builds it for aarch64 and runs it under qemu; built for
  * the host it checks the host's kernels. Usage: check <kernel>... (base, avx2, avx512, neon); exit 1 on a mismatch.
  */
 #include <math.h>
@@ -207,42 +207,110 @@ static void check_conv1d(const ls_kernels_t *K) {
   free(x), free(w), free(bias), free(st), free(y);
 }
 
-/* The SSD scan against the recurrence s_t = exp(dt·A)·s + dt·x ⊗ B, y = s·C + D·x, one token at a time. */
-static void check_ssd(const ls_kernels_t *K, float *pack) {
-  const ptrdiff_t batch = 2, len = 45, H = 4, P = 7, G = 2, N = 5, chunk = 16;
-  float *x = randv(batch * len * H * P, -1, 1), *dt = randv(batch * len * H, 0.01f, 0.3f), *A = randv(H, -2, -0.1f),
-        *B = randv(batch * len * G * N, -1, 1), *C = randv(batch * len * G * N, -1, 1), *D = randv(H, -1, 1),
-        *s0 = randv(batch * H * P * N, -1, 1), *y = randv(batch * len * H * P, 0, 0),
-        *sOut = randv(batch * H * P * N, 0, 0);
-  const size_t ny = batch * len * H * P, ns = batch * H * P * N;
-  double *want = malloc((ny + ns) * sizeof(double));
-  for (ptrdiff_t b = 0; b < batch; b++)
-    for (ptrdiff_t h = 0; h < H; h++) {
-      const ptrdiff_t g = h / (H / G);
-      double s[7 * 5];
-      for (int i = 0; i < P * N; i++) s[i] = s0[(b * H + h) * P * N + i];
-      for (ptrdiff_t t = 0; t < len; t++) {
-        const double d = dt[(b * len + t) * H + h], decay = exp(d * A[h]);
-        const float *bt = B + ((b * len + t) * G + g) * N, *ct = C + ((b * len + t) * G + g) * N;
-        for (ptrdiff_t p = 0; p < P; p++) {
-          const double xv = x[((b * len + t) * H + h) * P + p];
+/* The scan's sizes in both SSD checks: chunks of 16 over 45 tokens (the last one short), 4 heads in 2 groups. */
+enum { SB = 2, SL = 45, SH = 4, SP = 7, SG = 2, SN = 5, SCHUNK = 16 };
+enum { NX = SB * SL * SH * SP, NDT = SB * SL * SH, NBC = SB * SL * SG * SN, NS = SB * SH * SP * SN };
+
+/* The recurrence s_t = exp(dt·A)·s + dt·x ⊗ B, y = s·C + D·x, one token at a time, in double: y [NX], s [NS]. */
+static void ssd_recurrence(const double *x, const double *dt, const double *A, const double *B, const double *C,
+                           const double *D, const double *s0, double *y, double *s) {
+  for (ptrdiff_t b = 0; b < SB; b++)
+    for (ptrdiff_t h = 0; h < SH; h++) {
+      const ptrdiff_t g = h / (SH / SG);
+      double *st = s + (b * SH + h) * SP * SN;
+      for (int i = 0; i < SP * SN; i++) st[i] = s0[(b * SH + h) * SP * SN + i];
+      for (ptrdiff_t t = 0; t < SL; t++) {
+        const double d = dt[(b * SL + t) * SH + h], decay = exp(d * A[h]);
+        const double *bt = B + ((b * SL + t) * SG + g) * SN, *ct = C + ((b * SL + t) * SG + g) * SN;
+        for (ptrdiff_t p = 0; p < SP; p++) {
+          const double xv = x[((b * SL + t) * SH + h) * SP + p];
           double acc = 0;
-          for (ptrdiff_t q = 0; q < N; q++) {
-            s[p * N + q] = s[p * N + q] * decay + d * xv * bt[q];
-            acc += s[p * N + q] * ct[q];
+          for (ptrdiff_t q = 0; q < SN; q++) {
+            st[p * SN + q] = st[p * SN + q] * decay + d * xv * bt[q];
+            acc += st[p * SN + q] * ct[q];
           }
-          want[((b * len + t) * H + h) * P + p] = acc + D[h] * xv;
+          y[((b * SL + t) * SH + h) * SP + p] = acc + D[h] * xv;
         }
       }
-      for (int i = 0; i < P * N; i++) want[ny + (b * H + h) * P * N + i] = s[i];
     }
-  const ls_ssd_t d = {x, dt, A, B, C, D, s0, y, sOut, batch, len, H, P, G, N, chunk};
+}
+
+/* The scan's inputs (x, dt, A, B, C, D, s0) as floats, and their sizes. */
+static const size_t SSD_SIZES[7] = {NX, NDT, SH, NBC, NBC, SH, NS};
+static float **ssd_inputs(void) {
+  static const float lo[7] = {-1, 0.01f, -2, -1, -1, -1, -1}, hi[7] = {1, 0.3f, -0.1f, 1, 1, 1, 1};
+  float **in = malloc(7 * sizeof(float *));
+  for (int i = 0; i < 7; i++) in[i] = randv(SSD_SIZES[i], lo[i], hi[i]);
+  return in;
+}
+static double *to_double(const float *v, size_t n) {
+  double *out = malloc(n * sizeof(double));
+  for (size_t i = 0; i < n; i++) out[i] = v[i];
+  return out;
+}
+
+/* The SSD scan against the recurrence. */
+static void check_ssd(const ls_kernels_t *K, float *pack) {
+  float **in = ssd_inputs();
+  double *din[7];
+  for (int i = 0; i < 7; i++) din[i] = to_double(in[i], SSD_SIZES[i]);
+  double *want = malloc((NX + NS) * sizeof(double));
+  ssd_recurrence(din[0], din[1], din[2], din[3], din[4], din[5], din[6], want, want + NX);
+  float *y = randv(NX, 0, 0), *sOut = randv(NS, 0, 0);
+  const ls_ssd_t d = {in[0], in[1], in[2], in[3], in[4], in[5], in[6], y, sOut, SB, SL, SH, SP, SG, SN, SCHUNK};
   float *scratch = malloc(K->ssd_scratch_floats(&d) * sizeof(float));
   K->ssd(&d, 0, 3, scratch, pack); /* two calls, as two threads split the (batch, head) pairs */
-  K->ssd(&d, 3, batch * H, scratch, pack);
-  expect(K->name, "ssd y", y, want, ny, 1e-5, 1);
-  expect(K->name, "ssd state", sOut, want + ny, ns, 1e-5, 1);
-  free(x), free(dt), free(A), free(B), free(C), free(D), free(s0), free(y), free(sOut), free(want), free(scratch);
+  K->ssd(&d, 3, SB * SH, scratch, pack);
+  expect(K->name, "ssd y", y, want, NX, 1e-5, 1);
+  expect(K->name, "ssd state", sOut, want + NX, NS, 1e-5, 1);
+  for (int i = 0; i < 7; i++) free(in[i]), free(din[i]);
+  free(in), free(y), free(sOut), free(want), free(scratch);
+}
+
+/*
+ * The SSD scan's backward: for L = ⟨wy, y⟩ + ⟨ws, s_end⟩ and a random direction v of each input, ⟨gradient, v⟩
+ * against the recurrence's central difference (L(in + εv) − L(in − εv)) / 2ε, within 1e-4·‖gradient‖.
+ */
+static void check_ssd_grad(const ls_kernels_t *K, float *pack) {
+  float **in = ssd_inputs();
+  float *wy = randv(NX, -1, 1), *ws = randv(NS, -1, 1);
+  float *grad[7];
+  for (int i = 0; i < 7; i++) grad[i] = randv(i == 2 || i == 5 ? SB * SH : SSD_SIZES[i], 0, 0);
+  const ls_ssd_grad_t g = {{in[0], in[1], in[2], in[3], in[4], in[5], in[6], NULL, NULL, SB, SL, SH, SP, SG, SN, SCHUNK},
+                           wy, ws, grad[0], grad[1], grad[3], grad[4], grad[2], grad[5], grad[6]};
+  float *scratch = malloc(K->ssd_grad_scratch_floats(&g) * sizeof(float));
+  K->ssd_grad(&g, 0, 1, scratch, pack); /* two calls, as two threads split the (batch, group) pairs */
+  K->ssd_grad(&g, 1, SB * SG, scratch, pack);
+  /* dA and dD come per (batch, head): sum them over the batch */
+  for (int i = 2; i <= 5; i += 3)
+    for (ptrdiff_t h = 0; h < SH; h++) grad[i][h] += grad[i][SH + h];
+  double *y = malloc(NX * sizeof(double)), *s = malloc(NS * sizeof(double));
+  const char *names[7] = {"dx", "ddt", "dA", "dB", "dC", "dD", "dState"};
+  for (int k = 0; k < 7; k++) {
+    double *din[7];
+    for (int i = 0; i < 7; i++) din[i] = to_double(in[i], SSD_SIZES[i]);
+    const size_t n = SSD_SIZES[k];
+    const float *v = randv(n, -1, 1);
+    double loss[2], got = 0, norm = 0;
+    for (int side = 0; side < 2; side++) {
+      const double eps = side ? -1e-5 : 1e-5;
+      for (size_t i = 0; i < n; i++) din[k][i] = in[k][i] + eps * v[i];
+      ssd_recurrence(din[0], din[1], din[2], din[3], din[4], din[5], din[6], y, s);
+      loss[side] = 0;
+      for (size_t i = 0; i < NX; i++) loss[side] += wy[i] * y[i];
+      for (size_t i = 0; i < NS; i++) loss[side] += ws[i] * s[i];
+    }
+    for (size_t i = 0; i < n; i++) got += (double)grad[k][i] * v[i], norm += (double)grad[k][i] * grad[k][i];
+    const double fd = (loss[0] - loss[1]) / 2e-5, tol = 1e-4 * sqrt(norm) + 1e-6;
+    if (fabs(got - fd) > tol) {
+      printf("FAIL %s ssd_grad %s: <g, v> %g, central difference %g\n", K->name, names[k], got, fd);
+      failures++;
+    }
+    for (int i = 0; i < 7; i++) free(din[i]);
+    free((void *)v);
+  }
+  for (int i = 0; i < 7; i++) free(in[i]), free(grad[i]);
+  free(in), free(wy), free(ws), free(y), free(s), free(scratch);
 }
 
 int main(int argc, char **argv) {
@@ -260,6 +328,7 @@ int main(int argc, char **argv) {
     check_norms(K);
     check_conv1d(K);
     check_ssd(K, pack);
+    check_ssd_grad(K, pack);
     printf("%s %s\n", failures == before ? "ok" : "FAILED", K->name);
     free(pack);
     ran++;

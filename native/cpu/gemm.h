@@ -47,6 +47,14 @@ typedef struct {
   ptrdiff_t batch, len, heads, headDim, groups, dState, chunkSize;
 } ls_ssd_t;
 
+/* The SSD scan's backward: the forward's operands (y, sOut unused), dy and dStateOut (may be NULL), and the
+ * gradients (dA, dD: [batch, heads] sums per pair; dState may be NULL). All f32. */
+typedef struct {
+  ls_ssd_t s;
+  const float *dy, *dStateOut;
+  float *dx, *ddt, *dB, *dC, *dA, *dD, *dState;
+} ls_ssd_grad_t;
+
 /* e^x in double precision without libm (the wasm build has none): 2^n·e^r, |r| ≤ ln2/2, a degree-13 series. */
 static inline double ls_exp64(double x) {
   if (x < -745.0) return 0.0;
@@ -83,7 +91,9 @@ static inline double ls_exp64(double x) {
   void ls_conv1d_##SUFFIX(float *y, const float *x, const float *w, const float *bias, const float *state,   \
                           ptrdiff_t batch, ptrdiff_t len, ptrdiff_t C, ptrdiff_t W, int silu);               \
   size_t ls_ssd_scratch_floats_##SUFFIX(const ls_ssd_t *d);                                                  \
-  void ls_ssd_##SUFFIX(const ls_ssd_t *d, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);
+  void ls_ssd_##SUFFIX(const ls_ssd_t *d, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);        \
+  size_t ls_ssd_grad_scratch_floats_##SUFFIX(const ls_ssd_grad_t *g);                                        \
+  void ls_ssd_grad_##SUFFIX(const ls_ssd_grad_t *g, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);
 LS_DECLARE(base)
 LS_DECLARE(avx2)
 LS_DECLARE(avx512)
@@ -103,10 +113,13 @@ typedef struct {
                  ptrdiff_t, ptrdiff_t, int);
   size_t (*ssd_scratch_floats)(const ls_ssd_t *);
   void (*ssd)(const ls_ssd_t *, ptrdiff_t, ptrdiff_t, float *, float *);
+  size_t (*ssd_grad_scratch_floats)(const ls_ssd_grad_t *);
+  void (*ssd_grad)(const ls_ssd_grad_t *, ptrdiff_t, ptrdiff_t, float *, float *);
 } ls_kernels_t;
 
 #define LS_KERNELS(S)                                                                                        \
   {#S,          ls_pack_floats_##S, ls_gemm_##S,   ls_softmax_rows_##S,         ls_unary_##S, ls_binary_##S,   \
-   ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S}
+   ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S,                 \
+   ls_ssd_grad_scratch_floats_##S, ls_ssd_grad_##S}
 
 #endif

@@ -58,3 +58,22 @@ EXPORT(ssd) void ssd(const float *x, const float *dt, const float *A, const floa
   const ls_ssd_t d = {x, dt, A, B, C, D, s0, y, sOut, batch, len, heads, headDim, groups, dState, chunkSize};
   ls_ssd_base(&d, lo, hi, scratch, pack);
 }
+
+/* The SSD scan's backward over the (batch, group) pairs [lo, hi); scratch holds ssd_grad_scratch_floats(…) floats. */
+EXPORT(ssd_grad_scratch_floats) size_t ssd_grad_scratch_floats(ptrdiff_t batch, ptrdiff_t len, ptrdiff_t heads,
+                                                               ptrdiff_t headDim, ptrdiff_t groups, ptrdiff_t dState,
+                                                               ptrdiff_t chunkSize) {
+  const ls_ssd_grad_t g = {.s = {.batch = batch, .len = len, .heads = heads, .headDim = headDim, .groups = groups,
+                                 .dState = dState, .chunkSize = chunkSize}};
+  return ls_ssd_grad_scratch_floats_base(&g);
+}
+
+EXPORT(ssd_grad) void ssd_grad(const float *x, const float *dt, const float *A, const float *B, const float *C,
+                               const float *D, const float *s0, const float *dy, const float *dStateOut, float *dx,
+                               float *ddt, float *dB, float *dC, float *dA, float *dD, float *dState, ptrdiff_t batch,
+                               ptrdiff_t len, ptrdiff_t heads, ptrdiff_t headDim, ptrdiff_t groups, ptrdiff_t dState_,
+                               ptrdiff_t chunkSize, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack) {
+  const ls_ssd_grad_t g = {{x, dt, A, B, C, D, s0, NULL, NULL, batch, len, heads, headDim, groups, dState_, chunkSize},
+                           dy, dStateOut, dx, ddt, dB, dC, dA, dD, dState};
+  ls_ssd_grad_base(&g, lo, hi, scratch, pack);
+}

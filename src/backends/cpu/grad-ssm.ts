@@ -1,7 +1,8 @@
 import type { Conv1dDesc, SsdDesc, SsdGrads, SsdTensors } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { type Gemm, gemm } from './gemm.js';
-import { sharedF32Of, sharedF32Out, sharedPartials, writeSummed } from './memory.js';
+import { fastOps } from './kernels.js';
+import { sharedF32, sharedF32Of, sharedF32Out, sharedPartials, writeSummed } from './memory.js';
 import { parallelFor } from './pool.js';
 import { chunkDecays, type SsdOperands, ssdOperands } from './ssm.js';
 
@@ -12,9 +13,9 @@ export interface SsdGradArgs extends SsdOperands {
   ddt: Float32Array;
   dB: Float32Array;
   dC: Float32Array;
-  /** [batch, heads] partial sums of dA and dD, added over the batch at the end. */
-  dA: Float64Array;
-  dD: Float64Array;
+  /** [batch, heads]: each pair's dA and dD, added over the batch at the end. */
+  dA: Float32Array;
+  dD: Float32Array;
   dState: Float32Array | null;
 }
 
@@ -50,8 +51,8 @@ export function ssdScanBackward(
     ddt: outs[1].data,
     dB: outs[2].data.fill(0),
     dC: outs[3].data.fill(0),
-    dA: sharedPartials(d.batch, d.heads),
-    dD: sharedPartials(d.batch, d.heads),
+    dA: sharedF32(d.batch * d.heads),
+    dD: sharedF32(d.batch * d.heads),
     dState: dState ? dState.data : null,
   };
   const units = d.batch * d.groups;
@@ -72,6 +73,8 @@ let mats = new Float32Array(0);
 let rows = new Float32Array(0);
 let dS = new Float32Array(0);
 let decay = new Float64Array(0);
+/** The head's dA and dD, summed over its chunks. */
+const headSums = new Float64Array(2);
 
 const product = (
   g: Partial<Gemm> & Pick<Gemm, 'a' | 'b' | 'c' | 'm' | 'n' | 'k' | 'aRow' | 'aCol' | 'bRow' | 'bCol'>,
@@ -82,6 +85,11 @@ const product = (
  * chunk is in small functions, called once per head and chunk, so the JIT optimises them within a first call.)
  */
 export function ssdBackwardTask(a: SsdGradArgs, lo: number, hi: number): void {
+  const fast = fastOps();
+  if (fast) {
+    fast.ssdGrad(a, lo, hi);
+    return;
+  }
   const { len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
   const T0 = Math.max(1, Math.min(chunkSize, len));
   const chunks = Math.ceil(len / T0);
@@ -117,7 +125,9 @@ export function ssdBackwardTask(a: SsdGradArgs, lo: number, hi: number): void {
       const dSend = dS.subarray(0, PN);
       if (a.dStateOut) dSend.set(a.dStateOut.subarray(sBase, sBase + PN));
       else dSend.fill(0);
+      headSums.fill(0);
       for (let c = chunks - 1; c >= 0; c--) chunkBackward(a, at(c), c, T0);
+      [a.dA[b * H + h], a.dD[b * H + h]] = headSums;
       if (a.dState) a.dState.set(dSend, sBase);
     }
   }
@@ -346,7 +356,7 @@ function chunkBackward(a: SsdGradArgs, chunk: Chunk, c: number, T0: number): voi
         dd += dy[k] * x[k];
         a.dx[k] += D[h] * dy[k];
       }
-    a.dD[b * H + h] += dd;
+    headSums[1] += dd;
   }
   // a_t = A·Σ_{u≤t} dt_u
   let rc = 0;
@@ -356,7 +366,7 @@ function chunkBackward(a: SsdGradArgs, chunk: Chunk, c: number, T0: number): voi
     a.ddt[(b * len + t0 + t) * H + h] = gdt[t] + A[h] * rc;
     dA += dts[t] * rc;
   }
-  a.dA[b * H + h] += dA;
+  headSums[0] += dA;
   dS.copyWithin(0, PN, 2 * PN);
 }
 

@@ -2,8 +2,9 @@ import { createRequire } from 'node:module';
 import { UsageError } from '../../errors.js';
 import { packageFile } from '../cuda/addon.js';
 import type { Gemm } from './gemm.js';
+import type { SsdGradArgs } from './grad-ssm.js';
 import type { SsdArgs } from './ssm.js';
-import { wasmAvailable, wasmGemm, wasmOps, wasmSoftmaxRows } from './wasm.js';
+import { ssdDims, wasmAvailable, wasmGemm, wasmOps, wasmSoftmaxRows } from './wasm.js';
 
 /**
  * Which kernels (GEMM, attention softmax) the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
@@ -84,6 +85,8 @@ export interface FastOps {
   ): void;
   /** ssdTask's (batch, head) pairs [lo, hi). */
   ssd(a: SsdArgs, lo: number, hi: number): void;
+  /** ssdBackwardTask's (batch, group) pairs [lo, hi). */
+  ssdGrad(a: SsdGradArgs, lo: number, hi: number): void;
 }
 
 type Arg = number | boolean | Float32Array | Uint16Array | Int32Array | null;
@@ -97,6 +100,7 @@ interface CpuAddon {
   layerNorm(isa: number, ...args: Arg[]): void;
   conv1d(isa: number, ...args: Arg[]): void;
   ssd(isa: number, ...args: Arg[]): void;
+  ssdGrad(isa: number, ...args: Arg[]): void;
   isas(): string[];
 }
 
@@ -203,24 +207,15 @@ const nativeOps = (isa: number): FastOps => ({
   conv1d: (...args) => addon!.conv1d(isa, ...args.slice(0, 9), args[9] ? 1 : 0),
   ssd: (a, lo, hi) => {
     const d = a.desc;
-    addon!.ssd(
+    addon!.ssd(isa, a.x, a.dt, a.A, a.B, a.C, a.D, a.s0, a.y, a.sOut, ...ssdDims(d), lo, hi);
+  },
+  ssdGrad: (a, lo, hi) => {
+    const d = a.desc;
+    addon!.ssdGrad(
       isa,
-      a.x,
-      a.dt,
-      a.A,
-      a.B,
-      a.C,
-      a.D,
-      a.s0,
-      a.y,
-      a.sOut,
-      d.batch,
-      d.len,
-      d.heads,
-      d.headDim,
-      d.groups,
-      d.dState,
-      d.chunkSize,
+      ...[a.x, a.dt, a.A, a.B, a.C, a.D, a.s0, a.dy, a.dStateOut],
+      ...[a.dx, a.ddt, a.dB, a.dC, a.dA, a.dD, a.dState],
+      ...ssdDims(d),
       lo,
       hi,
     );

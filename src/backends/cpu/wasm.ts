@@ -1,8 +1,20 @@
 import { readFileSync } from 'node:fs';
+import type { SsdDesc } from '../../runtime/backend.js';
 import { packageFile } from '../cuda/addon.js';
 import type { FastGemm, FastOps, FastSoftmaxRows } from './kernels.js';
 
 type Fn = (...args: number[]) => number;
+
+/** An SsdDesc as the scan kernels' seven integer arguments. */
+export const ssdDims = (d: SsdDesc): number[] => [
+  d.batch,
+  d.len,
+  d.heads,
+  d.headDim,
+  d.groups,
+  d.dState,
+  d.chunkSize,
+];
 
 /**
  * The WebAssembly kernels (native/cpu/gemm-relaxed.wasm or gemm.wasm, built from the same C as the native addon with
@@ -15,7 +27,8 @@ interface Instance {
   memory: WebAssembly.Memory;
   gemm: (...args: number[]) => void;
   softmaxRows: (...args: number[]) => void;
-  /** ops.inc's kernels, by export name (unary, binary, rms_norm, layer_norm, conv1d, ssd_scratch_floats, ssd). */
+  /** ops.inc's kernels, by export name (unary, binary, rms_norm, layer_norm, conv1d, ssd_scratch_floats, ssd,
+   * ssd_grad_scratch_floats, ssd_grad). */
   fn: Record<string, Fn>;
   /** Byte offset of the packing buffers (after them, the operands). */
   pack: number;
@@ -200,9 +213,9 @@ export const wasmOps: FastOps = {
       instance!.fn.conv1d(o, px, pw, pb, ps, batch, len, channels, width, silu ? 1 : 0),
     ),
   ssd: (a, lo, hi) => {
-    const { batch, len, heads: H, headDim: P, groups: G, dState: N, chunkSize } = a.desc;
+    const { batch, len, heads: H, headDim: P, dState: N } = a.desc;
     const f = instance!.fn;
-    const scratch = 4 * f.ssd_scratch_floats(batch, len, H, P, G, N, chunkSize);
+    const scratch = 4 * f.ssd_scratch_floats(...ssdDims(a.desc));
     // Only the heads [lo, hi) are this call's: copy back their rows of y and their states, nothing else
     // (other threads write the rest of the same arrays).
     const copyOut = (out: Float32Array, i: number, from: Float32Array) => {
@@ -210,14 +223,8 @@ export const wasmOps: FastOps = {
         const h0 = Math.max(lo - b * H, 0);
         const h1 = Math.min(hi - b * H, H);
         if (h0 >= h1) continue;
-        if (i === 1) {
-          const at = (b * H + h0) * P * N;
-          out.set(from.subarray(at, at + (h1 - h0) * P * N), at);
-        } else
-          for (let t = 0; t < len; t++) {
-            const at = ((b * len + t) * H + h0) * P;
-            out.set(from.subarray(at, at + (h1 - h0) * P), at);
-          }
+        if (i === 1) copyRange(out, from, (b * H + h0) * P * N, (h1 - h0) * P * N);
+        else for (let t = 0; t < len; t++) copyRange(out, from, ((b * len + t) * H + h0) * P, (h1 - h0) * P);
       }
     };
     staged(
@@ -225,8 +232,45 @@ export const wasmOps: FastOps = {
       [a.y, a.sOut],
       scratch,
       ([x, dt, A, B, C, D, s0], [y, sOut], at) =>
-        f.ssd(x, dt, A, B, C, D, s0, y, sOut, batch, len, H, P, G, N, chunkSize, lo, hi, at, instance!.pack),
+        f.ssd(x, dt, A, B, C, D, s0, y, sOut, ...ssdDims(a.desc), lo, hi, at, instance!.pack),
+      copyOut,
+    );
+  },
+  ssdGrad: (a, lo, hi) => {
+    const { batch, len, heads: H, headDim: P, groups: G, dState: N } = a.desc;
+    const f = instance!.fn;
+    const scratch = 4 * f.ssd_grad_scratch_floats(...ssdDims(a.desc));
+    // Only the (batch, group) pairs [lo, hi) are this call's: copy back their rows and heads alone.
+    const copyOut = (out: Float32Array, i: number, from: Float32Array) => {
+      for (let b = 0; b < batch; b++) {
+        const g0 = Math.max(lo - b * G, 0);
+        const g1 = Math.min(hi - b * G, G);
+        if (g0 >= g1) continue;
+        const [h0, h1] = [(g0 * H) / G, (g1 * H) / G];
+        if (i >= 4) {
+          // dA, dD per (batch, head); dState per (batch, head) state
+          const per = i === 6 ? P * N : 1;
+          copyRange(out, from, (b * H + h0) * per, (h1 - h0) * per);
+          continue;
+        }
+        for (let t = 0; t < len; t++) {
+          const bt = b * len + t;
+          if (i === 0) copyRange(out, from, (bt * H + h0) * P, (h1 - h0) * P);
+          else if (i === 1) copyRange(out, from, bt * H + h0, h1 - h0);
+          else copyRange(out, from, (bt * G + g0) * N, (g1 - g0) * N);
+        }
+      }
+    };
+    staged(
+      [a.x, a.dt, a.A, a.B, a.C, a.D, a.s0, a.dy, a.dStateOut],
+      [a.dx, a.ddt, a.dB, a.dC, a.dA, a.dD, a.dState],
+      scratch,
+      (ins, outs, at) => f.ssd_grad(...ins, ...outs, ...ssdDims(a.desc), lo, hi, at, instance!.pack),
       copyOut,
     );
   },
 };
+
+/** out[at, at + n) = from[at, at + n). */
+const copyRange = (out: Float32Array, from: Float32Array, at: number, n: number) =>
+  out.set(from.subarray(at, at + n), at);
