@@ -7,6 +7,7 @@
  * checkpoint loads to the same logits.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cpuBackend } from '../../src/backends/cpu/index.js';
@@ -14,7 +15,7 @@ import { Checkpoint } from '../../src/io/checkpoint.js';
 import { PthFile } from '../../src/io/pth.js';
 import type { TensorSource } from '../../src/io/safetensors.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { readTimeViperConfig } from '../../src/models/timeviper/config.js';
+import { parseTimeViperConfig, readTimeViperConfig } from '../../src/models/timeviper/config.js';
 import { TimeViperModel } from '../../src/models/timeviper/model.js';
 import { loadTimeViperParams } from '../../src/models/timeviper/weights.js';
 import { relErr } from '../helpers.js';
@@ -100,5 +101,24 @@ describe('TimeViper parity with the official modules', () => {
     ref.pixels.dispose();
     assert.deepEqual(out.tokens, ref.tokens);
     assert.ok(relErr(out.steps[0], ref.prefill) <= 1e-5);
+  });
+
+  it('num_compressed_tokens equal to the patches of a frame keeps them all (no ToMe round); more is refused', async () => {
+    const dir = join(DIR, 'plain');
+    const ref = await reference(dir);
+    await using st = await SafetensorsFile.open(join(dir, 'model.safetensors'));
+    const config = { ...(await readTimeViperConfig(dir)), tokensPerFrame: 49 }; // 30 px in patches of 4: 7 × 7
+    using m = await TimeViperModel.fromParams(config, await loadTimeViperParams(st, config, be, 'f32', dir));
+    using visual = await m.encode(ref.pixels);
+    using features = m.vision.forward(ref.pixels);
+    using want = m.projector.forward(features);
+    ref.pixels.dispose();
+    assert.deepEqual(visual.shape, [ref.pixels.shape[0], 49, want.shape[2]]);
+    assert.deepEqual(await visual.data(), await want.data());
+    const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    assert.throws(
+      () => parseTimeViperConfig({ ...raw, num_compressed_tokens: 50 }),
+      /num_compressed_tokens.*is 50, more than the 49 patches a frame has/,
+    );
   });
 });

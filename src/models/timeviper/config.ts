@@ -10,6 +10,7 @@ import { Fields, isObject, readJsonFile } from '../../io/json-fields.js';
 import { type NemotronHConfig, parseNemotronHConfig } from '../nemotron_h/config.js';
 import {
   parseSiglipVisionConfig,
+  patchGrid,
   type SiglipLayout,
   type SiglipVisionConfig,
   so400m,
@@ -92,6 +93,12 @@ export function parseTimeViperConfig(json: unknown, source = 'config.json'): Tim
   if (imageTokenId === undefined || !Number.isInteger(imageTokenId))
     throw f.error('image_token_index', 'is missing (the <image> placeholder id)');
   if (!(tokensPerFrame > 0)) throw f.error('num_compressed_tokens', 'must be a positive integer');
+  const patches = patchGrid(vision).tokens;
+  if (tokensPerFrame > patches)
+    throw f.error(
+      'num_compressed_tokens',
+      `is ${tokensPerFrame}, more than the ${patches} patches a frame has (ToMe only merges; ${patches} keeps them all)`,
+    );
   const block = f.num('vision_feature_block', -2);
   const featureBlock = resolveBlock(vision, block);
   return {

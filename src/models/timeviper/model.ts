@@ -103,9 +103,14 @@ export class TimeViperModel implements Disposable {
         const clip = pixels.narrow(f, Math.min(f + clipFrames, pixels.shape[0]));
         const features = checkpoint(() => this.vision.forward(clip));
         clip.dispose();
-        const plan = await tomePlan(features, this.config.tokensPerFrame);
+        // As many tokens kept as the frame has: no merging round (the official schedule is then empty).
+        const plan =
+          features.shape[1] > this.config.tokensPerFrame
+            ? await tomePlan(features, this.config.tokensPerFrame)
+            : null;
         clips.push(
           checkpoint(() => {
+            if (!plan) return this.projector.forward(features);
             const merged = tomeApply(features, plan);
             try {
               return this.projector.forward(merged);
