@@ -333,6 +333,26 @@ static napi_value ssd_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * conv1dGrad(isa, x, w, bias|null, state|null, dy, dStateOut|null, dx, dState|null, dw, db, batch, len, channels,
+ * width, silu, lo, hi)
+ */
+static napi_value conv1d_grad(napi_env env, napi_callback_info info) {
+  napi_value v[18];
+  args_t a;
+  const ls_kernels_t *k = begin(env, info, &a, v, 18, "conv1dGrad");
+  if (!k) return NULL;
+  const ls_conv_grad_t g = {f32_at(&a, 1, 0),          f32_at(&a, 2, 0),          f32_at(&a, 3, 1),
+                            f32_at(&a, 4, 1),          f32_at(&a, 5, 0),          f32_at(&a, 6, 1),
+                            (float *)f32_at(&a, 7, 0), (float *)f32_at(&a, 8, 1), (float *)f32_at(&a, 9, 0),
+                            (float *)f32_at(&a, 10, 0), int_at(&a, 11),           int_at(&a, 12),
+                            int_at(&a, 13),            int_at(&a, 14),            (int)int_at(&a, 15)};
+  const int64_t lo = int_at(&a, 16), hi = int_at(&a, 17);
+  if (!a.ok || g.W < 1 || g.W > 16) return finish(&a, "conv1dGrad");
+  k->conv1d_grad(&g, lo, hi);
+  return NULL;
+}
+
 static napi_value isas(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value list, name;
@@ -352,7 +372,7 @@ NAPI_MODULE_INIT() {
     napi_callback fn;
   } FNS[] = {{"gemm", gemm},       {"softmaxRows", softmax_rows}, {"unary", unary}, {"binary", binary},
              {"rmsNorm", rms_norm}, {"layerNorm", layer_norm},     {"conv1d", conv1d}, {"ssd", ssd},
-             {"ssdGrad", ssd_grad}, {"isas", isas}};
+             {"ssdGrad", ssd_grad}, {"conv1dGrad", conv1d_grad}, {"isas", isas}};
   for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++) {
     napi_value fn;
     if (napi_create_function(env, FNS[i].name, NAPI_AUTO_LENGTH, FNS[i].fn, NULL, &fn) != napi_ok ||

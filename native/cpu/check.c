@@ -2,7 +2,7 @@
  * A stand-alone check of the C kernels against plain scalar references (double precision, libm), on odd sizes:
  * GEMM (strided/transposed operands, bias, alpha, accumulate, bf16/f16 B, the small-m path), softmax rows, the
  * unary and binary ops, RMSNorm (gated both ways, grouped), LayerNorm, the causal conv1d and the SSD scan (against
- * the token-by-token recurrence) and its backward (directional derivatives of that recurrence). scripts/check-arm64.sh builds it for aarch64 and runs it under qemu; built for
+ * the token-by-token recurrence), and the backwards of those two (directional derivatives of double recurrences). scripts/check-arm64.sh builds it for aarch64 and runs it under qemu; built for
  * the host it checks the host's kernels. Usage: check <kernel>... (base, avx2, avx512, neon); exit 1 on a mismatch.
  */
 #include <math.h>
@@ -313,6 +313,69 @@ static void check_ssd_grad(const ls_kernels_t *K, float *pack) {
   free(in), free(wy), free(ws), free(y), free(s), free(scratch);
 }
 
+/* conv1d with SiLU in double over [state; x] (batch 2, C 23, W 4): y [2, len, 23] and the state out [2, 3, 23]. */
+static void conv_recurrence(const double *x, const double *w, const double *bias, const double *st, ptrdiff_t len,
+                            double *y, double *sOut) {
+  const ptrdiff_t C = 23, W = 4, past = 3;
+  for (ptrdiff_t b = 0; b < 2; b++) {
+    /* Row q of [state; x]. */
+#define IN(q, c) ((q) < past ? st[(b * past + (q)) * C + (c)] : x[(b * len + (q) - past) * C + (c)])
+    for (ptrdiff_t t = 0; t < len; t++)
+      for (ptrdiff_t c = 0; c < C; c++) {
+        double acc = bias[c];
+        for (ptrdiff_t j = 0; j < W; j++) acc += w[c * W + j] * IN(t + j, c);
+        y[(b * len + t) * C + c] = acc / (1 + exp(-acc));
+      }
+    for (ptrdiff_t r = 0; r < past; r++)
+      for (ptrdiff_t c = 0; c < C; c++) sOut[(b * past + r) * C + c] = IN(len + r, c);
+#undef IN
+  }
+}
+
+/*
+ * The causal conv1d's backward (SiLU, a state in and out; 23 channels leave a partial vector; len 2 is shorter
+ * than the kernel): directional derivatives of conv_recurrence, as check_ssd_grad does.
+ */
+static void check_conv1d_grad(const ls_kernels_t *K) {
+  for (ptrdiff_t len = 2; len <= 11; len += 9) {
+    const ptrdiff_t C = 23, W = 4, past = 3, ny = 2 * len * C, ns = 2 * past * C;
+    const size_t sizes[4] = {ny, C * W, C, ns};
+    float *in[4] = {randv(ny, -2, 2), randv(C * W, -1, 1), randv(C, -1, 1), randv(ns, -1, 1)};
+    float *wy = randv(ny, -1, 1), *ws = randv(ns, -1, 1);
+    float *grad[4] = {randv(ny, 0, 0), randv(2 * C * W, 0, 0), randv(2 * C, 0, 0), randv(ns, 0, 0)};
+    const ls_conv_grad_t g = {in[0], in[1], in[2], in[3], wy, ws, grad[0], grad[3], grad[1], grad[2], 2, len, C, W, 1};
+    K->conv1d_grad(&g, 0, 1); /* two calls, as two threads split the batch */
+    K->conv1d_grad(&g, 1, 2);
+    for (int i = 1; i <= 2; i++) /* dw, db come per batch row */
+      for (size_t k = 0; k < sizes[i]; k++) grad[i][k] += grad[i][sizes[i] + k];
+    double *y = malloc(ny * sizeof(double)), *so = malloc(ns * sizeof(double));
+    const char *names[4] = {"dx", "dw", "dbias", "dState"};
+    for (int k = 0; k < 4; k++) {
+      double *din[4];
+      for (int i = 0; i < 4; i++) din[i] = to_double(in[i], sizes[i]);
+      float *v = randv(sizes[k], -1, 1);
+      double loss[2], got = 0, norm = 0;
+      for (int side = 0; side < 2; side++) {
+        for (size_t i = 0; i < sizes[k]; i++) din[k][i] = in[k][i] + (side ? -1e-5 : 1e-5) * v[i];
+        conv_recurrence(din[0], din[1], din[2], din[3], len, y, so);
+        loss[side] = 0;
+        for (ptrdiff_t i = 0; i < ny; i++) loss[side] += wy[i] * y[i];
+        for (ptrdiff_t i = 0; i < ns; i++) loss[side] += ws[i] * so[i];
+      }
+      for (size_t i = 0; i < sizes[k]; i++) got += (double)grad[k][i] * v[i], norm += (double)grad[k][i] * grad[k][i];
+      const double fd = (loss[0] - loss[1]) / 2e-5;
+      if (fabs(got - fd) > 1e-4 * sqrt(norm) + 1e-6) {
+        printf("FAIL %s conv1d_grad len %td %s: <g, v> %g, central difference %g\n", K->name, len, names[k], got, fd);
+        failures++;
+      }
+      for (int i = 0; i < 4; i++) free(din[i]);
+      free(v);
+    }
+    for (int i = 0; i < 4; i++) free(in[i]), free(grad[i]);
+    free(wy), free(ws), free(y), free(so);
+  }
+}
+
 int main(int argc, char **argv) {
   int ran = 0;
   for (size_t i = 0; i < sizeof ALL / sizeof ALL[0]; i++) {
@@ -329,6 +392,7 @@ int main(int argc, char **argv) {
     check_conv1d(K);
     check_ssd(K, pack);
     check_ssd_grad(K, pack);
+    check_conv1d_grad(K);
     printf("%s %s\n", failures == before ? "ok" : "FAILED", K->name);
     free(pack);
     ran++;

@@ -55,6 +55,15 @@ typedef struct {
   float *dx, *ddt, *dB, *dC, *dA, *dD, *dState;
 } ls_ssd_grad_t;
 
+/* The causal conv1d's backward over batch rows: inputs as the forward's, dy and dStateOut (may be NULL); dx and
+ * dState (may be NULL), and per batch row the weight and bias gradients dw [batch, C, W], db [batch, C]. W ≤ 16. */
+typedef struct {
+  const float *x, *w, *bias, *state, *dy, *dStateOut;
+  float *dx, *dState, *dw, *db;
+  ptrdiff_t batch, len, C, W;
+  int silu;
+} ls_conv_grad_t;
+
 /* e^x in double precision without libm (the wasm build has none): 2^n·e^r, |r| ≤ ln2/2, a degree-13 series. */
 static inline double ls_exp64(double x) {
   if (x < -745.0) return 0.0;
@@ -93,7 +102,8 @@ static inline double ls_exp64(double x) {
   size_t ls_ssd_scratch_floats_##SUFFIX(const ls_ssd_t *d);                                                  \
   void ls_ssd_##SUFFIX(const ls_ssd_t *d, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);        \
   size_t ls_ssd_grad_scratch_floats_##SUFFIX(const ls_ssd_grad_t *g);                                        \
-  void ls_ssd_grad_##SUFFIX(const ls_ssd_grad_t *g, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);
+  void ls_ssd_grad_##SUFFIX(const ls_ssd_grad_t *g, ptrdiff_t lo, ptrdiff_t hi, float *scratch, float *pack);  \
+  void ls_conv1d_grad_##SUFFIX(const ls_conv_grad_t *g, ptrdiff_t lo, ptrdiff_t hi);
 LS_DECLARE(base)
 LS_DECLARE(avx2)
 LS_DECLARE(avx512)
@@ -115,11 +125,12 @@ typedef struct {
   void (*ssd)(const ls_ssd_t *, ptrdiff_t, ptrdiff_t, float *, float *);
   size_t (*ssd_grad_scratch_floats)(const ls_ssd_grad_t *);
   void (*ssd_grad)(const ls_ssd_grad_t *, ptrdiff_t, ptrdiff_t, float *, float *);
+  void (*conv1d_grad)(const ls_conv_grad_t *, ptrdiff_t, ptrdiff_t);
 } ls_kernels_t;
 
 #define LS_KERNELS(S)                                                                                        \
   {#S,          ls_pack_floats_##S, ls_gemm_##S,   ls_softmax_rows_##S,         ls_unary_##S, ls_binary_##S,   \
    ls_rms_norm_##S, ls_layer_norm_##S, ls_conv1d_##S, ls_ssd_scratch_floats_##S, ls_ssd_##S,                 \
-   ls_ssd_grad_scratch_floats_##S, ls_ssd_grad_##S}
+   ls_ssd_grad_scratch_floats_##S, ls_ssd_grad_##S, ls_conv1d_grad_##S}
 
 #endif

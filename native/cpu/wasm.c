@@ -77,3 +77,12 @@ EXPORT(ssd_grad) void ssd_grad(const float *x, const float *dt, const float *A, 
                            dy, dStateOut, dx, ddt, dB, dC, dA, dD, dState};
   ls_ssd_grad_base(&g, lo, hi, scratch, pack);
 }
+
+/* The causal conv1d's backward over batch rows [lo, hi). */
+EXPORT(conv1d_grad) void conv1d_grad(const float *x, const float *w, const float *bias, const float *state,
+                                     const float *dy, const float *dStateOut, float *dx, float *dState, float *dw,
+                                     float *db, ptrdiff_t batch, ptrdiff_t len, ptrdiff_t C, ptrdiff_t W, int silu,
+                                     ptrdiff_t lo, ptrdiff_t hi) {
+  const ls_conv_grad_t g = {x, w, bias, state, dy, dStateOut, dx, dState, dw, db, batch, len, C, W, silu};
+  ls_conv1d_grad_base(&g, lo, hi);
+}

@@ -2,7 +2,7 @@ import type { Conv1dDesc, SsdDesc, SsdGrads, SsdTensors } from '../../runtime/ba
 import type { Tensor } from '../../runtime/tensor.js';
 import { type Gemm, gemm } from './gemm.js';
 import { fastOps } from './kernels.js';
-import { sharedF32, sharedF32Of, sharedF32Out, sharedPartials, writeSummed } from './memory.js';
+import { sharedF32, sharedF32Of, sharedF32Out, writeSummed } from './memory.js';
 import { parallelFor } from './pool.js';
 import { chunkDecays, type SsdOperands, ssdOperands } from './ssm.js';
 
@@ -379,9 +379,9 @@ export interface ConvGradArgs {
   dStateOut: Float32Array | null;
   dx: Float32Array;
   dState: Float32Array | null;
-  /** [batch, channels, width] and [batch, channels] partial sums, added over the batch at the end. */
-  dw: Float64Array;
-  db: Float64Array;
+  /** [batch, channels, width] and [batch, channels]: each batch row's sums, added over the batch at the end. */
+  dw: Float32Array;
+  db: Float32Array;
   desc: Conv1dDesc;
 }
 
@@ -417,8 +417,8 @@ export function conv1dBackward(
     dStateOut: dStateOut ? sharedF32Of(dStateOut) : null,
     dx: gx.data,
     dState: gs ? gs.data : null,
-    dw: sharedPartials(batch, C * W),
-    db: sharedPartials(batch, C),
+    dw: sharedF32(batch * C * W),
+    db: sharedF32(batch * C),
     desc: d,
   };
   if (batch * len * C * W < PARALLEL_WORK) conv1dBackwardTask(args, 0, batch);
@@ -437,6 +437,11 @@ let weightT = new Float32Array(0);
 
 /** Batch rows [lo, hi). */
 export function conv1dBackwardTask(a: ConvGradArgs, lo: number, hi: number): void {
+  const fast = a.desc.width <= 16 ? fastOps() : null;
+  if (fast) {
+    fast.conv1dGrad(a, lo, hi);
+    return;
+  }
   const { len, channels: C, width: W } = a.desc;
   const past = W - 1;
   const rowsP = (len + past) * C;

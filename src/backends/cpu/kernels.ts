@@ -2,9 +2,9 @@ import { createRequire } from 'node:module';
 import { UsageError } from '../../errors.js';
 import { packageFile } from '../cuda/addon.js';
 import type { Gemm } from './gemm.js';
-import type { SsdGradArgs } from './grad-ssm.js';
+import type { ConvGradArgs, SsdGradArgs } from './grad-ssm.js';
 import type { SsdArgs } from './ssm.js';
-import { ssdDims, wasmAvailable, wasmGemm, wasmOps, wasmSoftmaxRows } from './wasm.js';
+import { convGradArgs, ssdDims, wasmAvailable, wasmGemm, wasmOps, wasmSoftmaxRows } from './wasm.js';
 
 /**
  * Which kernels (GEMM, attention softmax) the CPU backend runs: the TypeScript reference ('ts'), the WebAssembly SIMD build of
@@ -87,6 +87,8 @@ export interface FastOps {
   ssd(a: SsdArgs, lo: number, hi: number): void;
   /** ssdBackwardTask's (batch, group) pairs [lo, hi). */
   ssdGrad(a: SsdGradArgs, lo: number, hi: number): void;
+  /** conv1dBackwardTask's batch rows [lo, hi); width ≤ 16. */
+  conv1dGrad(a: ConvGradArgs, lo: number, hi: number): void;
 }
 
 type Arg = number | boolean | Float32Array | Uint16Array | Int32Array | null;
@@ -101,6 +103,7 @@ interface CpuAddon {
   conv1d(isa: number, ...args: Arg[]): void;
   ssd(isa: number, ...args: Arg[]): void;
   ssdGrad(isa: number, ...args: Arg[]): void;
+  conv1dGrad(isa: number, ...args: Arg[]): void;
   isas(): string[];
 }
 
@@ -220,6 +223,7 @@ const nativeOps = (isa: number): FastOps => ({
       hi,
     );
   },
+  conv1dGrad: (a, lo, hi) => addon!.conv1dGrad(isa, ...convGradArgs(a), lo, hi),
 });
 
 interface KernelSet {

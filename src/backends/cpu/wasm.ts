@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { SsdDesc } from '../../runtime/backend.js';
 import { packageFile } from '../cuda/addon.js';
+import type { ConvGradArgs } from './grad-ssm.js';
 import type { FastGemm, FastOps, FastSoftmaxRows } from './kernels.js';
 
 type Fn = (...args: number[]) => number;
@@ -269,6 +270,44 @@ export const wasmOps: FastOps = {
       copyOut,
     );
   },
+  conv1dGrad: (a, lo, hi) => {
+    const { len, channels: C, width: W } = a.desc;
+    // Only the batch rows [lo, hi) are this call's.
+    const per = [len * C, (W - 1) * C, C * W, C];
+    staged(
+      [a.x, a.w, a.bias, a.state, a.dy, a.dStateOut],
+      [a.dx, a.dState, a.dw, a.db],
+      0,
+      (ins, outs) => {
+        const sizes = convGradArgs(a).slice(10) as number[];
+        instance!.fn.conv1d_grad(...ins, ...outs, ...sizes, lo, hi);
+        return 0;
+      },
+      (out, i, from) => copyRange(out, from, lo * per[i], (hi - lo) * per[i]),
+    );
+  },
+};
+
+/** A conv1d backward's arrays and sizes in the kernels' argument order (before lo, hi). */
+export const convGradArgs = (a: ConvGradArgs): (Float32Array | number | null)[] => {
+  const d = a.desc;
+  return [
+    a.x,
+    a.w,
+    a.bias,
+    a.state,
+    a.dy,
+    a.dStateOut,
+    a.dx,
+    a.dState,
+    a.dw,
+    a.db,
+    d.batch,
+    d.len,
+    d.channels,
+    d.width,
+    d.silu ? 1 : 0,
+  ];
 };
 
 /** out[at, at + n) = from[at, at + n). */
