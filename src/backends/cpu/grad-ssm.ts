@@ -31,8 +31,8 @@ const PARALLEL_WORK = 1 << 20;
  *   dC += diag(exp a)·G·S₀;  dB += diag(w)·X·dS_end;  dS₀ = exp(a_last)·dS_end + (diag(exp a)·G)ᵀ·C,
  * and the decays' gradients da_t (through L, exp(a_t) and w) reach dt and A through the cumulative sum:
  * ddt_u += A·Σ_{t≥u} da_t, dA += Σ_u dt_u·Σ_{t≥u} da_t. The chunk-entry states are recomputed forward first.
- * f32 products on the fast GEMM kernels, decays and their sums in f64. Parallel over (batch, group), the
- * owners of dB/dC rows.
+ * f32 products, decays and their sums in f64. Parallel over (batch, group), the owners of dB/dC rows; the fast
+ * kernels run it in C (ls_ssd_grad_ in native/cpu/ops.inc), this TypeScript task is their reference.
  */
 export function ssdScanBackward(
   g: SsdGrads,
@@ -390,7 +390,8 @@ export interface ConvGradArgs {
  * pre[t, c] = bias[c] + Σ_j w[c, j]·P[t+j, c], y = pre (or silu(pre)), stateOut = P's last width−1 rows:
  *   dpre = dy (· silu'(pre)),  dw[c, j] = Σ_t dpre[t, c]·P[t+j, c],  dbias = Σ_t dpre,
  *   dP[t+j, c] += w[c, j]·dpre[t, c] (+ dStateOut on the last rows); dx and dState are dP's parts.
- * Sums in f64; parallel over the batch.
+ * Parallel over the batch; the fast kernels run it in C (ls_conv1d_grad_, widths ≤ 16), this TypeScript task
+ * (sums in f64) is their reference.
  */
 export function conv1dBackward(
   dx: Tensor,
