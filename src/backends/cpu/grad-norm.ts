@@ -1,6 +1,6 @@
 import type { NormDesc } from '../../runtime/backend.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { sharedF32Of, sharedF32Out, sharedPartials, writeSummed } from './memory.js';
+import { sharedF32, sharedF32Of, sharedF32Out, writeSummed } from './memory.js';
 import { parallelFor } from './pool.js';
 
 /** Rows per unit of work: each unit sums its own weight (and bias) gradient, added up at the end. */
@@ -17,8 +17,8 @@ export interface NormGradArgs {
   dx: Float32Array;
   dGate: Float32Array | null;
   /** [units, dim] partial sums of the weight and bias gradients. */
-  dw: Float64Array;
-  db: Float64Array;
+  dw: Float32Array;
+  db: Float32Array;
   desc: NormDesc;
 }
 
@@ -36,8 +36,8 @@ function normBackward(
   const units = Math.ceil(rows / ROWS);
   const a: NormGradArgs = {
     ...args,
-    dw: sharedPartials(dWeight ? units : 0, dim),
-    db: sharedPartials(dBias ? units : 0, dim),
+    dw: sharedF32(dWeight ? units * dim : 0),
+    db: sharedF32(dBias ? units * dim : 0),
   };
   if (rows * dim < PARALLEL_WORK) normBackwardTask(a, 0, units);
   else parallelFor('normBackward', a, units, 1, normBackwardTask);

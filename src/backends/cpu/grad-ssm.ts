@@ -47,10 +47,10 @@ export function ssdScanBackward(
     ...ssdOperands(i, d),
     dy: sharedF32Of(dy),
     dStateOut: dStateOut ? sharedF32Of(dStateOut) : null,
-    dx: outs[0].data.fill(0),
+    dx: outs[0].data,
     ddt: outs[1].data,
-    dB: outs[2].data.fill(0),
-    dC: outs[3].data.fill(0),
+    dB: outs[2].data,
+    dC: outs[3].data,
     dA: sharedF32(d.batch * d.heads),
     dD: sharedF32(d.batch * d.heads),
     dState: dState ? dState.data : null,
@@ -102,6 +102,14 @@ export function ssdBackwardTask(a: SsdGradArgs, lo: number, hi: number): void {
   for (let u = lo; u < hi; u++) {
     const b = Math.floor(u / G);
     const grp = u % G;
+    // The pair's rows of dx, dB and dC, which the chunks add into.
+    for (let t = 0; t < len; t++) {
+      const x0 = ((b * len + t) * H + grp * (H / G)) * P;
+      a.dx.fill(0, x0, x0 + (H / G) * P);
+      const bc = ((b * len + t) * G + grp) * N;
+      a.dB.fill(0, bc, bc + N);
+      a.dC.fill(0, bc, bc + N);
+    }
     for (let h = grp * (H / G); h < (grp + 1) * (H / G); h++) {
       const sBase = (b * H + h) * PN;
       const at = (c: number): Chunk => {

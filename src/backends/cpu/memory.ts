@@ -50,15 +50,11 @@ export function writeF64(t: Tensor, v: Float64Array): void {
   rawOf(t).set(t.dtype === 'f32' ? v : fromF32(t.dtype, Float32Array.from(v)));
 }
 
-/** Zeroed f64 partial sums in shared memory: `parts` rows of `width`, one per unit of parallel work. */
-export const sharedPartials = (parts: number, width: number): Float64Array =>
-  new Float64Array(new SharedArrayBuffer(8 * parts * width));
-
 /** Zeroed f32 values in shared memory. */
 export const sharedF32 = (n: number): Float32Array => new Float32Array(new SharedArrayBuffer(4 * n));
 
 /** Writes the sum of the partials' rows (each `width` long) into t. */
-export function writeSummed(t: Tensor, partials: Float32Array | Float64Array, width: number): void {
+export function writeSummed(t: Tensor, partials: Float32Array, width: number): void {
   const out = new Float64Array(width);
   for (let k = 0; k < partials.length; k++) out[k % width] += partials[k];
   writeF64(t, out);
